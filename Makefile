@@ -1,0 +1,40 @@
+# MarketPulse task runner: `make help` lists the targets. CI calls these too.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install run test test-unit lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install MarketPulse with its test tools
+
+run: $(STAMP) ## run the embedded pipeline on a simulated market with the live view (ARGS="--duration 30")
+	$(BIN)/marketpulse run $(ARGS)
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/python -m pytest $(ARGS)
+
+test-unit: $(STAMP) ## run the unit tests only
+	$(BIN)/python -m pytest tests/unit $(ARGS)
+
+lint: $(STAMP) ## ruff over the package and tests
+	$(BIN)/ruff check src tests bench
+
+bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md
+	$(BIN)/python bench/run_all.py
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,37 @@
+"""Alerts: rules loaded from files, evaluated on closed bars, sent to notifiers.
+
+>>> from marketpulse.alerts import AlertEngine, default_rules
+>>> engine = AlertEngine(default_rules())
+>>> alerts = engine.evaluate(columns)  # doctest: +SKIP
+"""
+
+from marketpulse.alerts.engine import AlertEngine
+from marketpulse.alerts.notifiers import JsonLinesNotifier, Notifier
+from marketpulse.alerts.rules import (
+    RULE_TYPES,
+    BollingerRule,
+    MacdCrossRule,
+    PctChangeRule,
+    PriceCrossRule,
+    RsiRule,
+    Rule,
+    VolumeSpikeRule,
+    default_rules,
+    load_rules,
+)
+
+__all__ = [
+    "RULE_TYPES",
+    "AlertEngine",
+    "BollingerRule",
+    "JsonLinesNotifier",
+    "MacdCrossRule",
+    "Notifier",
+    "PctChangeRule",
+    "PriceCrossRule",
+    "RsiRule",
+    "Rule",
+    "VolumeSpikeRule",
+    "default_rules",
+    "load_rules",
+]

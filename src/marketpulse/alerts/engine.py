@@ -1,0 +1,463 @@
+"""Vectorized evaluation of alert rules over closed bars and their indicators.
+
+Conditions are computed on whole columns with numpy; only the rows where a
+condition holds go through Python, for the cooldown and to build the
+:class:`~marketpulse.models.Alert`. Values of earlier bars (previous close,
+close ``window`` bars ago, ...) come from per-(symbol, interval) rings that
+carry the last values across calls, so splitting the rows into any batches
+gives the same alerts as one call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+
+import msgspec
+import numpy as np
+
+from marketpulse.alerts.rules import (
+    BollingerRule,
+    MacdCrossRule,
+    PctChangeRule,
+    PriceCrossRule,
+    RsiRule,
+    Rule,
+    VolumeSpikeRule,
+)
+from marketpulse.exceptions import RulesError
+from marketpulse.models import Alert
+
+__all__ = ["AlertEngine"]
+
+logger = logging.getLogger(__name__)
+
+_NEVER = np.iinfo(np.int64).min
+
+
+class _KeyState(msgspec.Struct, frozen=True):
+    interval: str
+    history: dict[str, list[float | None]]
+    last_fire: dict[str, int]
+
+
+class _SymbolState(msgspec.Struct, frozen=True):
+    symbol: str
+    keys: list[_KeyState]
+    version: int = 1
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(_SymbolState)
+
+
+class _Groups:
+    """Rows grouped by key: a stable sort, so each group stays in time order."""
+
+    def __init__(self, key: np.ndarray, n_keys: int) -> None:
+        n = key.size
+        self.order = np.argsort(key.astype(np.uint16) if n_keys <= 65535 else key, kind="stable")
+        self.skey = key[self.order]
+        self.starts = np.concatenate(([0], np.flatnonzero(self.skey[1:] != self.skey[:-1]) + 1))
+        self.lengths = np.diff(np.append(self.starts, n))
+        self.gkeys = self.skey[self.starts]
+        self.pos = np.arange(n) - np.repeat(self.starts, self.lengths)
+
+
+class AlertEngine:
+    """Evaluate rules on batches of closed bars, keeping state between batches.
+
+    Args:
+        rules: the rules to evaluate (see :mod:`marketpulse.alerts.rules`).
+
+    Raises:
+        RulesError: a rule is invalid or two rules share a name.
+    """
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = list(rules)
+        names = [r.name for r in self._rules]
+        for rule in self._rules:
+            rule.validate()
+            if names.count(rule.name) > 1:
+                raise RulesError(f"duplicate rule name {rule.name!r}")
+        self._rule_index = {name: i for i, name in enumerate(names)}
+        self._cooldown_ns = [round(r.cooldown * 1e9) for r in self._rules]
+        self._needs: dict[str, set[int]] = {}
+        for rule in self._rules:
+            for col, lags in _needs(rule).items():
+                self._needs.setdefault(col, set()).update(lags)
+        # Ring length per column: the largest lag any rule asks for.
+        self._depth = {c: max(lags) for c, lags in self._needs.items() if max(lags) > 0}
+        self.reset()
+
+    @property
+    def rules(self) -> list[Rule]:
+        """Return the rules, in evaluation order."""
+        return list(self._rules)
+
+    def reset(self) -> None:
+        """Forget all state (previous bars and cooldowns)."""
+        self._sym_ids: dict[str, int] = {}
+        self._iv_ids: dict[str, int] = {}
+        self._table = np.full((0, 0), -1, dtype=np.int32)
+        self._keys: list[tuple[str, str]] = []
+        self._slots_by_symbol: dict[str, list[int]] = {}
+        self._rings = {c: np.full((0, m), np.nan) for c, m in self._depth.items()}
+        self._last_fire = np.full((0, len(self._rules)), _NEVER, dtype=np.int64)
+        self._applies: list[np.ndarray] = []
+
+    def evaluate(self, rows: Mapping[str, np.ndarray]) -> list[Alert]:
+        """Evaluate the rules on closed bars, in time order per (symbol, interval).
+
+        Args:
+            rows: columns of equal length: ``symbol``, ``interval`` (object
+                arrays of str), ``ts`` (int64 ns, bar end), ``close``, ``volume``
+                and the indicator columns the rules read (float64, NaN when not
+                warmed up).
+
+        Returns:
+            The alerts raised, in row order (then rule order within a row).
+        """
+        n = len(rows["ts"])
+        needed = ("symbol", "interval", "ts", *self._needs)
+        for name in needed:
+            if name not in rows:
+                raise ValueError(f"evaluate(): missing column {name!r}")
+            if len(rows[name]) != n:
+                raise ValueError(f"evaluate(): column {name!r} has {len(rows[name])} rows, not {n}")
+        if n == 0:
+            return []
+        key = self._key_index(rows["symbol"], rows["interval"])
+        groups = _Groups(key, len(self._keys))
+        columns = {c: np.asarray(rows[c], dtype=np.float64) for c in self._needs}
+        lagged: dict[tuple[str, int], np.ndarray] = {}
+        for col in self._depth:
+            sorted_values = columns[col][groups.order]
+            for lag in self._needs[col] - {0}:
+                lagged[col, lag] = self._lag(sorted_values, lag, self._rings[col], groups)
+            self._push(sorted_values, self._rings[col], groups)
+        batch = _Batch(columns, lagged)
+
+        found_rows, found_rules, found_values = [], [], []
+        for ri, rule in enumerate(self._rules):
+            mask, values = _condition(rule, batch)
+            applies = self._applies[ri][: len(self._keys)]
+            hits = np.flatnonzero(mask if applies.all() else mask & applies[key])
+            if hits.size:
+                found_rows.append(hits)
+                found_rules.append(np.full(hits.size, ri))
+            found_values.append(values)
+        if not found_rows:
+            return []
+        cand_rows = np.concatenate(found_rows)
+        cand_rules = np.concatenate(found_rules)
+        order = np.lexsort((cand_rules, cand_rows))
+        return self._fire(rows, key, cand_rows[order], cand_rules[order], found_values)
+
+    def _fire(self, rows, key, cand_rows, cand_rules, found_values) -> list[Alert]:
+        """Apply the cooldown to the candidate rows and build their alerts."""
+        alerts = []
+        ts_all, symbols, intervals = rows["ts"], rows["symbol"], rows["interval"]
+        for row, ri, k, ts in zip(
+            cand_rows.tolist(),
+            cand_rules.tolist(),
+            key[cand_rows].tolist(),
+            np.asarray(ts_all)[cand_rows].tolist(),
+            strict=True,
+        ):
+            last = int(self._last_fire[k, ri])
+            if last != _NEVER and ts < last + self._cooldown_ns[ri]:
+                continue
+            self._last_fire[k, ri] = ts
+            rule = self._rules[ri]
+            values = {
+                name: _float(v[row] if isinstance(v, np.ndarray) else v)
+                for name, v in found_values[ri].items()
+            }
+            symbol, interval = str(symbols[row]), str(intervals[row])
+            ident = hashlib.sha1(f"{rule.name}|{symbol}|{interval}|{ts}".encode()).hexdigest()[:16]
+            message = _message(rule, symbol, interval, values)
+            alerts.append(
+                Alert(ident, rule.name, symbol, interval, ts, rule.severity, message, values)
+            )
+        logger.debug("%d alerts from %d candidate rows", len(alerts), len(cand_rows))
+        return alerts
+
+    @staticmethod
+    def _lag(sorted_values: np.ndarray, lag: int, ring: np.ndarray, g: _Groups) -> np.ndarray:
+        """Return, for each row, the value ``lag`` bars earlier in its group."""
+        depth = ring.shape[1]
+        shifted = np.empty_like(sorted_values)
+        shifted[lag:] = sorted_values[:-lag]
+        head = np.flatnonzero(g.pos < lag)  # rows whose earlier bar came in a past batch
+        shifted[head] = ring[g.skey[head], depth - lag + g.pos[head]]
+        out = np.empty_like(sorted_values)
+        out[g.order] = shifted
+        return out
+
+    @staticmethod
+    def _push(sorted_values: np.ndarray, ring: np.ndarray, g: _Groups) -> None:
+        """Keep the last ``depth`` values of each group in its ring (oldest first)."""
+        depth = ring.shape[1]
+        p = g.lengths[:, None] - depth + np.arange(depth)  # position in group, < 0: old ring
+        from_batch = sorted_values[np.clip(g.starts[:, None] + p, 0, sorted_values.size - 1)]
+        from_ring = ring[g.gkeys[:, None], np.clip(p + depth, 0, depth - 1)]
+        ring[g.gkeys] = np.where(p >= 0, from_batch, from_ring)
+
+    def _key_index(self, symbols: np.ndarray, intervals: np.ndarray) -> np.ndarray:
+        """Map each row to the slot of its (symbol, interval), creating new slots."""
+        sid = _ids(symbols, self._sym_ids)
+        iid = _ids(intervals, self._iv_ids)
+        self._grow_table()
+        slot = self._table[sid, iid]
+        missing = slot < 0
+        if missing.any():
+            sym_names, iv_names = list(self._sym_ids), list(self._iv_ids)
+            n_iv = len(iv_names)
+            for code in np.unique(sid[missing] * n_iv + iid[missing]).tolist():
+                self._slot(sym_names[code // n_iv], iv_names[code % n_iv])
+            slot = self._table[sid, iid]
+        return slot
+
+    def _grow_table(self) -> None:
+        shape = (len(self._sym_ids), len(self._iv_ids))
+        if shape != self._table.shape:
+            table = np.full(shape, -1, dtype=np.int32)
+            table[: self._table.shape[0], : self._table.shape[1]] = self._table
+            self._table = table
+
+    def _slot(self, symbol: str, interval: str) -> int:
+        """Return the slot of (symbol, interval), creating it if new."""
+        sid = self._sym_ids.setdefault(symbol, len(self._sym_ids))
+        iid = self._iv_ids.setdefault(interval, len(self._iv_ids))
+        self._grow_table()
+        if self._table[sid, iid] >= 0:
+            return int(self._table[sid, iid])
+        slot = len(self._keys)
+        self._table[sid, iid] = slot
+        self._keys.append((symbol, interval))
+        self._slots_by_symbol.setdefault(symbol, []).append(slot)
+        if slot >= self._last_fire.shape[0]:  # grow state arrays by doubling
+            extra = max(slot, 16)
+            self._last_fire = np.vstack(
+                [self._last_fire, np.full((extra, len(self._rules)), _NEVER, dtype=np.int64)]
+            )
+            for col, ring in self._rings.items():
+                self._rings[col] = np.vstack([ring, np.full((extra, ring.shape[1]), np.nan)])
+        for ri, rule in enumerate(self._rules):
+            if ri == len(self._applies):
+                self._applies.append(np.zeros(0, dtype=bool))
+            if self._applies[ri].size <= slot:
+                grown = np.zeros(self._last_fire.shape[0], dtype=bool)
+                grown[: self._applies[ri].size] = self._applies[ri]
+                self._applies[ri] = grown
+            self._applies[ri][slot] = _applies(rule, symbol, interval)
+        return slot
+
+    def snapshot(self, symbol: str) -> bytes:
+        """Return all state for ``symbol`` as JSON bytes (for the ``state`` topic)."""
+        keys = []
+        for slot in self._slots_by_symbol.get(symbol, []):
+            history = {
+                c: [None if v != v else v for v in r[slot].tolist()] for c, r in self._rings.items()
+            }
+            fired = {
+                rule.name: int(self._last_fire[slot, ri])
+                for ri, rule in enumerate(self._rules)
+                if self._last_fire[slot, ri] != _NEVER
+            }
+            keys.append(_KeyState(self._keys[slot][1], history, fired))
+        return _encoder.encode(_SymbolState(symbol, keys))
+
+    def restore(self, symbol: str, data: bytes) -> None:
+        """Replace the state of ``symbol`` with a :meth:`snapshot` of it.
+
+        Raises:
+            ValueError: ``data`` is not a snapshot of ``symbol``.
+        """
+        try:
+            state = _decoder.decode(data)
+        except msgspec.MsgspecError as exc:
+            raise ValueError(f"invalid alert state for {symbol!r}: {exc}") from exc
+        if state.symbol != symbol:
+            raise ValueError(f"alert state is for {state.symbol!r}, not {symbol!r}")
+        for slot in self._slots_by_symbol.get(symbol, []):
+            self._last_fire[slot] = _NEVER
+            for ring in self._rings.values():
+                ring[slot] = np.nan
+        for ks in state.keys:
+            slot = self._slot(symbol, ks.interval)
+            for col, ring in self._rings.items():
+                kept = [np.nan if v is None else v for v in ks.history.get(col, [])]
+                kept = kept[-ring.shape[1] :]
+                if kept:
+                    ring[slot, ring.shape[1] - len(kept) :] = kept
+            for name, ts in ks.last_fire.items():
+                if name in self._rule_index:  # a rule removed since is ignored
+                    self._last_fire[slot, self._rule_index[name]] = ts
+
+
+def _ids(values: np.ndarray, ids: dict[str, int]) -> np.ndarray:
+    """Map strings to dense ids, adding unseen strings to ``ids``."""
+    try:
+        return np.fromiter(map(ids.__getitem__, values), dtype=np.int64, count=len(values))
+    except KeyError:
+        for value in dict.fromkeys(np.asarray(values).tolist()):  # first-seen order
+            ids.setdefault(value, len(ids))
+        return np.fromiter(map(ids.__getitem__, values), dtype=np.int64, count=len(values))
+
+
+def _float(value: float) -> float | None:
+    value = float(value)
+    return None if value != value else value
+
+
+# Conditions of each rule type. Comparisons with NaN are false, so a NaN input
+# (an indicator not yet warmed up, no earlier bar) never fires.
+
+
+class _Batch:
+    """Current and earlier-bar columns of one :meth:`AlertEngine.evaluate` call."""
+
+    def __init__(self, columns: dict[str, np.ndarray], lagged: dict[tuple[str, int], np.ndarray]):
+        self.cur = columns.__getitem__
+        self._lagged = lagged
+
+    def lag(self, name: str, bars: int) -> np.ndarray:
+        return self._lagged[name, bars]
+
+
+def _needs(rule: Rule) -> dict[str, set[int]]:
+    """Return the columns a rule reads, each with the lags (in bars) it needs."""
+    match rule:
+        case PriceCrossRule():
+            return {"close": {0, 1}}
+        case PctChangeRule():
+            return {"close": {0, rule.window}}
+        case RsiRule():
+            return {"rsi_14": {0, 1}}
+        case MacdCrossRule():
+            return {"macd": {0, 1}, "macd_signal": {0, 1}}
+        case BollingerRule():
+            return {"close": {0, 1}, "bb_upper": {0, 1}, "bb_lower": {0, 1}}
+        case VolumeSpikeRule():
+            return {"volume": {0}, "volume_sma_20": {0}}
+    raise RulesError(f"rule {rule.name!r}: unsupported rule type {type(rule).__name__}")
+
+
+def _pick(direction: str, up: np.ndarray, down: np.ndarray) -> np.ndarray:
+    return up if direction == "up" else down if direction == "down" else up | down
+
+
+def _condition(rule: Rule, b: _Batch) -> tuple[np.ndarray, dict[str, np.ndarray | float]]:
+    """Return the rows where the rule's condition holds, and the values it read."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        match rule:
+            case PriceCrossRule(level=level):
+                c, p = b.cur("close"), b.lag("close", 1)
+                up, down = (p < level) & (c >= level), (p >= level) & (c < level)
+                return _pick(rule.direction, up, down), {
+                    "close": c,
+                    "prev_close": p,
+                    "level": float(level),
+                }
+            case PctChangeRule(window=n, threshold=t):
+                c, ref = b.cur("close"), b.lag("close", n)
+                pct = np.where(ref > 0, (c / ref - 1.0) * 100.0, np.nan)
+                return _pick(rule.direction, pct >= t, pct <= -t), {
+                    "close": c,
+                    "ref_close": ref,
+                    "pct_change": pct,
+                    "threshold": float(t),
+                }
+            case RsiRule(above=above, below=below):
+                c, p = b.cur("rsi_14"), b.lag("rsi_14", 1)
+                mask = np.zeros(c.size, dtype=bool)
+                values: dict[str, np.ndarray | float] = {"rsi_14": c, "prev_rsi_14": p}
+                if above is not None:
+                    mask |= (p < above) & (c >= above)
+                    values["above"] = float(above)
+                if below is not None:
+                    mask |= (p > below) & (c <= below)
+                    values["below"] = float(below)
+                return mask, values
+            case MacdCrossRule():
+                m, s = b.cur("macd"), b.cur("macd_signal")
+                pm, ps = b.lag("macd", 1), b.lag("macd_signal", 1)
+                d, pd = m - s, pm - ps
+                return _pick(rule.direction, (pd < 0) & (d >= 0), (pd >= 0) & (d < 0)), {
+                    "macd": m,
+                    "macd_signal": s,
+                    "prev_macd": pm,
+                    "prev_macd_signal": ps,
+                }
+            case BollingerRule():
+                c, u, lo = b.cur("close"), b.cur("bb_upper"), b.cur("bb_lower")
+                pc, pu, pl = b.lag("close", 1), b.lag("bb_upper", 1), b.lag("bb_lower", 1)
+                up, down = (pc <= pu) & (c > u), (pc >= pl) & (c < lo)
+                return _pick(rule.direction, up, down), {
+                    "close": c,
+                    "bb_upper": u,
+                    "bb_lower": lo,
+                    "prev_close": pc,
+                    "prev_bb_upper": pu,
+                    "prev_bb_lower": pl,
+                }
+            case VolumeSpikeRule(k=k):
+                v, avg = b.cur("volume"), b.cur("volume_sma_20")
+                return v > k * avg, {"volume": v, "volume_sma_20": avg, "k": float(k)}
+    raise RulesError(f"rule {rule.name!r}: unsupported rule type {type(rule).__name__}")
+
+
+def _num(x: float | None) -> str:
+    """Format a price or indicator value for a message."""
+    if x is None:
+        return "nan"
+    return f"{x:,.2f}" if abs(x) >= 1 else f"{x:.4g}"
+
+
+def _message(rule: Rule, symbol: str, interval: str, v: dict[str, float | None]) -> str:
+    """Return the human-readable text of an alert."""
+    head = f"{symbol} {interval}"
+    match rule:
+        case PriceCrossRule(level=level):
+            side = "above" if (v["close"] or 0.0) >= level else "below"
+            return f"{head} close {_num(v['close'])} crossed {side} {level:g}"
+        case PctChangeRule(window=n):
+            pct = v["pct_change"] or 0.0
+            return (
+                f"{head} close {'up' if pct > 0 else 'down'} {abs(pct):.2f}% over {n} bars "
+                f"({_num(v['ref_close'])} -> {_num(v['close'])})"
+            )
+        case RsiRule(above=above, below=below):
+            rsi = v["rsi_14"] or 0.0
+            side, level = (
+                ("above", above) if above is not None and rsi >= above else ("below", below)
+            )
+            return f"{head} RSI {rsi:.1f} crossed {side} {level:g}"
+        case MacdCrossRule():
+            bull = (v["macd"] or 0.0) >= (v["macd_signal"] or 0.0)
+            return (
+                f"{head} MACD {'bullish' if bull else 'bearish'} cross: MACD "
+                f"{_num(v['macd'])} crossed {'above' if bull else 'below'} signal "
+                f"{_num(v['macd_signal'])}"
+            )
+        case BollingerRule():
+            up = (v["close"] or 0.0) > (v["bb_upper"] or 0.0)
+            band = _num(v["bb_upper"] if up else v["bb_lower"])
+            side = "above the upper" if up else "below the lower"
+            return f"{head} close {_num(v['close'])} broke {side} Bollinger band {band}"
+        case VolumeSpikeRule():
+            vol, avg = v["volume"] or 0.0, v["volume_sma_20"] or 0.0
+            ratio = f"{vol / avg:.1f}x" if avg > 0 else "far above"
+            return f"{head} volume {vol:,.0f} is {ratio} its 20-bar average {avg:,.0f}"
+    return f"{head} {rule.name}"
+
+
+def _applies(rule: Rule, symbol: str, interval: str) -> bool:
+    """Return whether the rule watches this symbol and interval."""
+    return (rule.intervals is None or interval in rule.intervals) and (
+        rule.symbols is None or symbol in rule.symbols
+    )

@@ -1,0 +1,286 @@
+"""SQL over the Parquet lake with DuckDB, and writers for query results.
+
+Each table of the lake (``trades``, ``bars``, ``indicators``, ``alerts``,
+``dlq``) is a view over its files, read with Hive partitioning, so it has the
+table's columns plus ``date`` (DATE, from the path); ``WHERE date = ...``
+skips other days' files. A table without files is an empty view with the same
+columns. Files appear atomically (see :mod:`marketpulse.sinks.lake`), so the
+lake can be queried while a sink writes to it.
+
+Example::
+
+    from marketpulse.analytics import query
+
+    counts = query("data/lake", "SELECT symbol, count(*) AS n FROM trades GROUP BY symbol")
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TextIO
+
+import duckdb
+import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from marketpulse.analytics.exceptions import AnalyticsError, OutputError, SQLError
+from marketpulse.sinks.lake import LAKE_SCHEMAS, PARTITION_COLUMN
+
+__all__ = ["FORMATS", "Lake", "format_table", "open_lake", "query"]
+
+#: The formats :func:`format_table` writes.
+FORMATS: tuple[str, ...] = ("table", "csv", "json", "parquet")
+
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.binary(): "BLOB",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+}
+
+
+def open_lake(
+    root: str | Path, connection: duckdb.DuckDBPyConnection | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Return a DuckDB connection with a view per lake table.
+
+    Views of tables that have no files yet stay empty on this connection until
+    :func:`open_lake` is called again with it (:class:`Lake` does this itself).
+
+    Args:
+        root: the lake's root directory.
+        connection: a connection to add the views to; a new in-memory one if omitted.
+
+    Raises:
+        AnalyticsError: ``root`` is not a directory.
+    """
+    con = duckdb.connect() if connection is None else connection
+    _create_views(con, Path(root))
+    return con
+
+
+class Lake:
+    """A lake opened for queries; a context manager that closes its connection.
+
+    The connection is made on first use. Tables whose files appear after that
+    are picked up by the next :meth:`query`.
+
+    Args:
+        root: the lake's root directory.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._empty: set[str] = set()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection holding the views (opened on first use)."""
+        if self._con is None:
+            con = duckdb.connect()
+            try:
+                self._empty = _create_views(con, self.root)
+            except BaseException:
+                con.close()
+                raise
+            self._con = con
+        return self._con
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run ``sql`` (with ``$1``/``?`` parameters from ``params``) and return its result.
+
+        Raises:
+            SQLError: DuckDB rejected the query; the message is DuckDB's.
+        """
+        con = self.connection
+        for table in [t for t in self._empty if _has_files(self.root, t)]:
+            _create_view(con, self.root, table)
+            self._empty.discard(table)
+        try:
+            relation = con.sql(sql, params=params)
+            return pa.table({}) if relation is None else relation.to_arrow_table()
+        except duckdb.Error as exc:
+            raise SQLError(str(exc)) from exc
+
+    def close(self) -> None:
+        """Close the connection; closing twice is allowed."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def query(root: str | Path, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+    """Run one query over the lake at ``root`` and return its result.
+
+    Raises:
+        AnalyticsError: ``root`` is not a directory.
+        SQLError: DuckDB rejected the query.
+    """
+    with Lake(root) as lake:
+        return lake.query(sql, params)
+
+
+def format_table(
+    table: pa.Table, fmt: str = "table", out: str | Path | TextIO | None = None
+) -> None:
+    r"""Write a query result as an aligned text table, CSV, JSON or Parquet.
+
+    JSON is an array of objects: numbers stay numbers (NaN and infinities
+    become null), dates and timestamps ISO 8601 text, bytes base64. In the
+    text formats, bytes are shown as UTF-8 with ``\xNN`` for other bytes;
+    a null is ``null`` in the table and an empty field in CSV.
+
+    Args:
+        table: the result to write.
+        fmt: one of :data:`FORMATS`.
+        out: a file path, or a text stream (standard output if omitted);
+            Parquet needs a path.
+
+    Raises:
+        OutputError: unknown format, or Parquet without a path.
+    """
+    if fmt not in FORMATS:
+        raise OutputError(f"unknown output format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt == "parquet":
+        if not isinstance(out, str | Path):
+            raise OutputError("parquet output needs a file path")
+        pq.write_table(table, out, compression="zstd")
+        return
+    if isinstance(out, str | Path):
+        with open(out, "w", encoding="utf-8", newline="") as stream:
+            _WRITERS[fmt](table, stream)
+    else:
+        _WRITERS[fmt](table, sys.stdout if out is None else out)
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, root: Path) -> set[str]:
+    """Create the view of every table; return the tables that have no files yet."""
+    root = root.resolve()
+    if not root.is_dir():
+        raise AnalyticsError(f"no lake at {root}: not a directory")
+    return {table for table in LAKE_SCHEMAS if not _create_view(con, root, table)}
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, root: Path, table: str) -> bool:
+    """Create (or replace) the view of ``table``; return whether it has files."""
+    # The typed empty side first fixes the columns and their order even for a
+    # table without files, or files written before a column was added.
+    columns = [
+        f"CAST(NULL AS {_SQL_TYPES[f.type]}) AS {_ident(f.name)}" for f in LAKE_SCHEMAS[table]
+    ]
+    columns.append(f"CAST(NULL AS DATE) AS {_ident(PARTITION_COLUMN)}")
+    sql = f"SELECT {', '.join(columns)} WHERE false"
+    found = _has_files(root, table)
+    if found:
+        glob = _literal(str(root / table / "*" / "*.parquet"))
+        sql += (
+            f" UNION ALL BY NAME SELECT * FROM read_parquet({glob}, hive_partitioning = true,"
+            f" union_by_name = true, hive_types = {{{_literal(PARTITION_COLUMN)}: 'DATE'}})"
+        )
+    con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")
+    return found
+
+
+def _has_files(root: Path, table: str) -> bool:
+    return next((root / table).glob("*/*.parquet"), None) is not None
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _rows(table: pa.Table) -> Iterator[list[Any]]:
+    for batch in table.to_batches():
+        columns = [column.to_pylist() for column in batch.columns]
+        yield from (list(row) for row in zip(*columns, strict=True))
+
+
+def _text(value: Any, null: str) -> str:
+    if value is None:
+        return null
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    if isinstance(value, date | datetime | time):
+        return value.isoformat()
+    if isinstance(value, int | float | str | Decimal | timedelta):
+        return str(value)
+    return _json.encode(value).decode()
+
+
+def _write_text_table(table: pa.Table, out: TextIO) -> None:
+    header = table.column_names
+    cells = [[_text(v, "null") for v in row] for row in _rows(table)]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
+    right = [
+        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+        for t in table.schema.types
+    ]
+
+    def line(values: list[str]) -> str:
+        parts = (
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        )
+        return "  ".join(parts).rstrip() + "\n"
+
+    out.write(line(header))
+    out.write(line(["-" * w for w in widths]))
+    for row in cells:
+        out.write(line(row))
+
+
+def _write_csv(table: pa.Table, out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.column_names)
+    for row in _rows(table):
+        writer.writerow([_text(v, "") for v in row])
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+_json = msgspec.json.Encoder(enc_hook=_json_default, decimal_format="number")
+
+
+def _write_json(table: pa.Table, out: TextIO) -> None:
+    names = table.column_names
+    buffer = io.StringIO()
+    buffer.write("[")
+    for n, row in enumerate(_rows(table)):
+        buffer.write(",\n" if n else "\n")
+        buffer.write(_json.encode(dict(zip(names, row, strict=True))).decode())
+        if buffer.tell() > 1 << 20:
+            out.write(buffer.getvalue())
+            buffer = io.StringIO()
+    buffer.write("\n]\n" if table.num_rows else "]\n")
+    out.write(buffer.getvalue())
+
+
+_WRITERS = {"table": _write_text_table, "csv": _write_csv, "json": _write_json}

@@ -1,0 +1,185 @@
+"""The ``marketpulse`` command line: parses options, builds settings, calls the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from marketpulse.cli import sql_command
+from marketpulse.cli.common import (
+    CONFIG_OPTION,
+    LAKE_OPTION,
+    console,
+    err_console,
+    parse_columns,
+    processor_settings,
+    rules_from,
+    settings_from,
+)
+from marketpulse.cli.live import run_in_foreground
+from marketpulse.config import masked
+from marketpulse.exceptions import InputError, MarketPulseError
+
+__all__ = ["app", "main"]
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="marketpulse",
+    help="Real-time stock market analytics: trades in; candles, indicators, alerts, a Parquet lake and SQL out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.command("sql")(sql_command.sql)
+app.command("backfill")(sql_command.backfill)
+
+
+class FileFormat(str, Enum):
+    """Kinds of replay file."""
+
+    trades = "trades"
+    bars = "bars"
+
+
+RULES_OPTION = typer.Option(None, "--rules", help="Alert rules file (YAML or TOML); default: the built-in rules.")
+INTERVALS_OPTION = typer.Option(None, "--intervals", help="Bar intervals built from trades, comma-separated [default: 1s,1m,5m].")
+LATENESS_OPTION = typer.Option(None, "--lateness", help="Allowed lateness of ticks, seconds [default: 0.5].")
+ALERTS_FILE_OPTION = typer.Option(None, "--alerts-file", help="JSON-lines file alerts are appended to [default: ./data/alerts.jsonl].")
+
+
+def _intervals(value: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+
+@app.command()
+def run(
+    symbols: int = typer.Option(None, "--symbols", help="Number of simulated symbols [default: 50]."),
+    rate: float = typer.Option(None, "--rate", help="Simulated trades per second, all symbols together [default: 5000]."),
+    seed: int = typer.Option(None, "--seed", help="Random seed: the same seed gives the same market [default: 0]."),
+    duration: float = typer.Option(None, "--duration", help="Stop by itself after this many seconds [default: run until Ctrl-C]."),
+    rules: str = RULES_OPTION,
+    lake: str = LAKE_OPTION,
+    intervals: str = INTERVALS_OPTION,
+    lateness: float = LATENESS_OPTION,
+    alerts_file: str = ALERTS_FILE_OPTION,
+    view_interval: str = typer.Option(None, "--view-interval", help="Interval whose indicators the live table shows [default: the smallest]."),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Run the whole pipeline on a simulated market, with a live view.
+
+    Trades of a simulated market stream through the embedded bus; the processor
+    builds bars, computes indicators and raises alerts; everything is written to
+    the Parquet lake. Ctrl-C stops cleanly and flushes what was accepted.
+    """
+    from marketpulse.feeds import Simulator
+    from marketpulse.pipeline import EmbeddedPipeline, MarketView, Metrics, PipelineOptions
+
+    settings = settings_from(
+        config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
+        intervals=_intervals(intervals), **{"simulator.symbols": symbols, "simulator.rate": rate,
+        "simulator.seed": seed},
+    )  # fmt: skip
+    proc = processor_settings(settings)
+    sim = settings.simulator
+    feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
+    view = MarketView(view_interval or proc.intervals[0])
+    metrics = Metrics()
+    options = PipelineOptions(
+        lake=settings.lake, rules=rules_from(settings), processor=proc,
+        alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
+    )  # fmt: skip
+    logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate, sim.seed)
+    run_in_foreground(
+        lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress), view, metrics, False
+    )
+
+
+@app.command()
+def replay(
+    file: Path = typer.Argument(..., help="Trades or OHLCV bars: CSV (optionally .gz) or Parquet."),
+    speed: str = typer.Option("max", "--speed", help="'max' (as fast as possible) or N times real time."),
+    format: FileFormat = typer.Option(None, "--format", help="Override detection: trades or bars."),
+    symbol: str = typer.Option(None, "--symbol", help="Symbol of a single-symbol bar file (Yahoo layout)."),
+    columns: str = typer.Option(None, "--columns", help="Map file columns to fields: 'px=price,qty=size,ticker=symbol'."),
+    include_suspicious: bool = typer.Option(False, "--include-suspicious", help="Keep trades flagged suspicious."),
+    rules: str = RULES_OPTION,
+    lake: str = LAKE_OPTION,
+    intervals: str = INTERVALS_OPTION,
+    lateness: float = LATENESS_OPTION,
+    alerts_file: str = ALERTS_FILE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Push a historical file through the pipeline, with a progress bar.
+
+    Malformed rows go to the DLQ with file, line and reason; the replay goes on
+    and its summary says how many rows were rejected.
+    """
+    from marketpulse.feeds import FileReplay
+    from marketpulse.pipeline import EmbeddedPipeline, Metrics, PipelineOptions
+
+    pace = _speed(speed)
+    settings = settings_from(
+        config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
+        intervals=_intervals(intervals),
+    )  # fmt: skip
+    feed = FileReplay(
+        file, format=format.value if format else None, symbol=symbol,
+        columns=parse_columns(columns), include_suspicious=include_suspicious,
+    )  # fmt: skip
+    options = PipelineOptions(
+        lake=settings.lake, rules=rules_from(settings), processor=processor_settings(settings),
+        alerts_file=settings.alerts_file, partitions=settings.partitions, speed=pace,
+    )  # fmt: skip
+    metrics = Metrics()
+    run_in_foreground(
+        lambda progress: EmbeddedPipeline(feed, options, metrics, None, progress), None, metrics, True
+    )
+
+
+def _speed(value: str) -> float | None:
+    if value.strip().lower() == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        speed = -1.0
+    if not speed > 0:
+        raise InputError(f"--speed: expected 'max' or a positive number, got {value!r}")
+    return speed
+
+
+@config_app.command("show")
+def config_show(config: Path = CONFIG_OPTION) -> None:
+    """Print the effective settings (file, environment, defaults), secrets masked."""
+    settings = settings_from(config)
+    console.print_json(json.dumps(masked(settings)))
+
+
+def main() -> None:
+    """Entry point: run the app; report MarketPulse errors as one line, exit 2."""
+    try:
+        app(standalone_mode=False)
+    except MarketPulseError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

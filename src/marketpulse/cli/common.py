@@ -1,0 +1,92 @@
+"""Helpers shared by the commands: settings, logging, error reporting."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from marketpulse.alerts import Rule, default_rules, load_rules
+from marketpulse.config import Settings, load_settings
+from marketpulse.exceptions import InputError
+from marketpulse.stream import ProcessorSettings
+
+__all__ = [
+    "CONFIG_OPTION",
+    "LAKE_OPTION",
+    "configure_logging",
+    "console",
+    "parse_columns",
+    "processor_settings",
+    "rules_from",
+    "settings_from",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+CONFIG_OPTION = typer.Option(
+    None, "--config", help="TOML config file (default: ./marketpulse.toml when present).",
+    dir_okay=False,
+)  # fmt: skip
+LAKE_OPTION = typer.Option(
+    None, "--lake", help="Root of the Parquet lake [default: ./data/lake, or MARKETPULSE_LAKE].",
+)  # fmt: skip
+
+
+def configure_logging(level: str) -> None:
+    """Send log records to standard error, readable on a terminal and in files."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    if err_console.is_terminal:
+        handler: logging.Handler = RichHandler(console=err_console, show_path=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def settings_from(config: Path | None, **overrides: object) -> Settings:
+    """Load settings (file, environment) and apply command-line overrides."""
+    settings = load_settings(config).replace(**overrides)
+    configure_logging(settings.log_level)
+    return settings
+
+
+def processor_settings(settings: Settings) -> ProcessorSettings:
+    """Build the processor's settings from the global ones."""
+    try:
+        return ProcessorSettings(
+            intervals=settings.intervals,
+            lateness=settings.lateness,
+            idle_timeout=settings.idle_timeout,
+            session_tz=settings.session_tz,
+        )
+    except ValueError as exc:
+        from marketpulse.exceptions import ConfigError
+
+        raise ConfigError(str(exc)) from None
+
+
+def rules_from(settings: Settings) -> list[Rule]:
+    """Load the alert rules file of the settings, or the default rules."""
+    return load_rules(settings.rules) if settings.rules else default_rules()
+
+
+def parse_columns(spec: str | None) -> dict[str, str] | None:
+    """Parse ``--columns "px=price,qty=size"`` into a mapping."""
+    if not spec:
+        return None
+    mapping = {}
+    for item in spec.split(","):
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip() or not target.strip():
+            raise InputError(f"--columns: expected FILE_COLUMN=FIELD pairs, got {item!r}")
+        mapping[name.strip()] = target.strip()
+    return mapping

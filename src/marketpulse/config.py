@@ -1,0 +1,237 @@
+"""Typed settings, read from a TOML file and ``MARKETPULSE_*`` environment variables.
+
+Precedence, lowest first: defaults, the TOML file (``--config``, else
+``./marketpulse.toml`` when present), environment variables, command-line
+options. Only entry points (the CLI, services) call :func:`load_settings`.
+
+A variable is named after its key: ``lake`` → ``MARKETPULSE_LAKE``,
+``[kafka] bootstrap`` → ``MARKETPULSE_KAFKA_BOOTSTRAP``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from marketpulse.exceptions import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "KafkaSettings",
+    "Secret",
+    "Settings",
+    "SimulatorSettings",
+    "load_settings",
+    "masked",
+]
+
+DEFAULT_CONFIG = Path("marketpulse.toml")
+_PREFIX = "MARKETPULSE_"
+
+
+class Secret:
+    """A string that never shows itself when printed or logged."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret value, for the one place that must use it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSettings:
+    """The simulated market."""
+
+    symbols: int = 50
+    rate: float = 5000.0
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Connection to a Kafka cluster."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "marketpulse."
+    client_id: str = "marketpulse"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: Secret = field(default_factory=lambda: Secret(""))
+    ssl_ca: str = ""
+    ssl_certificate: str = ""
+    ssl_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything MarketPulse can be configured with."""
+
+    lake: str = "./data/lake"
+    rules: str = ""
+    alerts_file: str = "./data/alerts.jsonl"
+    intervals: tuple[str, ...] = ("1s", "1m", "5m")
+    lateness: float = 0.5
+    idle_timeout: float = 2.0
+    session_tz: str = "America/New_York"
+    partitions: int = 1
+    log_level: str = "INFO"
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes``; ``None`` values are ignored (unset options)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        nested = {}
+        for name in ("simulator", "kafka"):
+            sub = {k.split(".", 1)[1]: v for k, v in changes.items() if k.startswith(name + ".")}
+            if sub:
+                nested[name] = dataclasses.replace(getattr(self, name), **sub)
+        flat = {k: v for k, v in changes.items() if "." not in k}
+        return dataclasses.replace(self, **flat, **nested)
+
+
+def _convert(value: Any, kind: Any, where: str) -> Any:
+    origin = getattr(kind, "__origin__", None)
+    try:
+        if kind is Secret:
+            return value if isinstance(value, Secret) else Secret(str(value))
+        if origin is tuple:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list | tuple):
+                raise TypeError
+            return tuple(str(v) for v in value)
+        if kind is bool:
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind in (int, float):
+            if isinstance(value, bool):
+                raise TypeError
+            return kind(value)
+        if kind is str:
+            if not isinstance(value, str | int | float):
+                raise TypeError
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {getattr(kind, '__name__', kind)}, got {value!r}") from None
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})")
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: [{name}] must be a table")
+            values[name] = _build(kind, value, f"{where} [{name}]")
+        else:
+            values[name] = _convert(value, kind, f"{where}: {name}")
+    return cls(**values)
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name in ("simulator", "kafka"):
+            sub_cls = SimulatorSettings if f.name == "simulator" else KafkaSettings
+            for sub in fields(sub_cls):
+                name = f"{_PREFIX}{f.name}_{sub.name}".upper()
+                if name in environ:
+                    out.setdefault(f.name, {})[sub.name] = environ[name]
+        else:
+            name = f"{_PREFIX}{f.name}".upper()
+            if name in environ:
+                out[f.name] = environ[name]
+    return out
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the TOML file and the environment.
+
+    Args:
+        path: the config file; ``None`` reads ``./marketpulse.toml`` when it exists.
+        environ: the environment (default ``os.environ``).
+
+    Raises:
+        ConfigError: the file is missing (when named), malformed, or a value is invalid.
+    """
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    where = "defaults"
+    file = Path(path) if path else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
+        where = str(file)
+    settings = _build(Settings, data, where)
+    env = _from_env(environ)
+    if env:
+        settings = _build(Settings, _merge(_as_dict(settings), env), "environment")
+    return settings
+
+
+def _as_dict(settings: Any) -> dict[str, Any]:
+    return {
+        f.name: _as_dict(v) if dataclasses.is_dataclass(v := getattr(settings, f.name)) else v
+        for f in fields(settings)
+    }
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """Return the settings as plain data with every secret masked."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return "********" if value else ""
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, tuple):
+            return list(value)
+        return value
+
+    return plain(_as_dict(settings))

@@ -1,0 +1,246 @@
+"""Turn file columns (text or typed) into the columns of TRADE_SCHEMA and BAR_SCHEMA.
+
+A column converts in one vectorised call. When that call fails, the column is
+bisected to find the rows whose values do not convert; those rows are reported
+(row index → message) and set to null, so one bad cell costs a few extra calls
+on its batch and never the rest of the file. Timestamps are read by
+:class:`~marketpulse.feeds.timestamps.TimestampParser`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from marketpulse.feeds.timestamps import CONVERT_ERRORS as _ERRORS
+from marketpulse.feeds.timestamps import TimestampParser, is_text, text
+from marketpulse.models import interval_ns
+
+__all__ = ["Converted", "Options", "convert_bars", "convert_trades"]
+
+logger = logging.getLogger(__name__)
+
+_SYMBOL = pa.dictionary(pa.int32(), pa.string())
+_TRUE = pa.array(["1", "1.0", "true", "True", "TRUE", "t", "T", "yes", "Yes", "YES", "y", "Y"])
+
+Convert = Callable[[pa.Array], pa.Array]
+
+
+@dataclass(slots=True)
+class Options:
+    """How rows of one file are converted.
+
+    Attributes:
+        symbol: the instrument for files without a symbol column; for files with
+            one, only that symbol's rows are kept. ``None``: every row.
+        include_suspicious: keep trades flagged ``suspicious``.
+        shift_ns: added to every timestamp.
+        interval: interval of bars.
+    """
+
+    symbol: str | None = None
+    include_suspicious: bool = False
+    shift_ns: int = 0
+    interval: str = "1d"
+    timestamps: TimestampParser = field(default_factory=TimestampParser)
+
+
+@dataclass(slots=True)
+class Converted:
+    """One batch converted: columns in schema order, and what went wrong.
+
+    Attributes:
+        columns: the schema's columns (bad rows null).
+        errors: row index → messages, for rows that cannot be used.
+        keep: rows to keep among the good ones (filters), ``None`` for all.
+        suspicious: how many good rows ``keep`` drops as suspicious.
+    """
+
+    columns: list[pa.Array]
+    errors: dict[int, list[str]]
+    keep: pa.Array | None = None
+    suspicious: int = 0
+
+
+def _to_float(arr: pa.Array) -> pa.Array:
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), pa.float64())
+    if is_text(arr):
+        arr = text(arr)
+    return pc.cast(arr, pa.float64(), safe=not pa.types.is_integer(arr.type))
+
+
+def _convert_pieces(arr: pa.Array, convert: Convert) -> tuple[pa.Array, list[int]]:
+    """Convert ``arr`` by bisection: the rows that fail become null and are returned."""
+    pieces: list[pa.Array] = []
+    bad: list[int] = []
+    stack = [(0, len(arr))]
+    while stack:
+        offset, length = stack.pop()
+        try:
+            pieces.append(convert(arr.slice(offset, length)))
+            continue
+        except _ERRORS:
+            pass
+        if length == 1:
+            bad.append(offset)
+            pieces.append(convert(pa.nulls(1, arr.type)))
+        else:
+            half = length // 2
+            stack += [(offset + half, length - half), (offset, half)]
+    return pa.concat_arrays(pieces), bad
+
+
+def _describe(value: object, what: str) -> str:
+    if value is None:
+        return "missing"
+    if value == "":
+        return "empty"
+    text = repr(value)
+    return f"{text[:60]}... is not {what}" if len(text) > 60 else f"{text} is not {what}"
+
+
+def _convert(
+    arr: pa.Array,
+    convert: Convert,
+    name: str,
+    what: str,
+    errors: dict[int, list[str]],
+    *,
+    required: bool = True,
+) -> pa.Array:
+    """Convert ``arr``; record rows that fail (and nulls, if ``required``) in ``errors``."""
+    if not required and is_text(arr):
+        arr = text(arr)
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    try:
+        result = convert(arr)
+    except _ERRORS:
+        result, bad = _convert_pieces(arr, convert)
+        for row in bad:
+            errors.setdefault(row, []).append(f"{name}: {_describe(arr[row].as_py(), what)}")
+        if not required:
+            return result
+        mask = np.zeros(len(arr), dtype=bool)
+        mask[bad] = True
+        for row in np.flatnonzero(~mask & arr.is_null().to_numpy(zero_copy_only=False)):
+            errors.setdefault(int(row), []).append(f"{name}: missing")
+        return result
+    if required and result.null_count:
+        for row in np.flatnonzero(result.is_null().to_numpy(zero_copy_only=False)):
+            errors.setdefault(int(row), []).append(f"{name}: missing")
+    return result
+
+
+def _symbols(fields: dict[str, pa.Array], n: int, opts: Options, dictionary: bool) -> pa.Array:
+    if "symbol" not in fields:
+        if dictionary:
+            return pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n, dtype=np.int32)), pa.array([opts.symbol], pa.string())
+            )
+        return pa.repeat(pa.scalar(opts.symbol, pa.string()), n)
+    arr = fields["symbol"]
+    if dictionary:
+        if arr.type != _SYMBOL:
+            arr = text(arr).dictionary_encode() if not pa.types.is_dictionary(arr.type) else arr
+            arr = arr.cast(_SYMBOL)
+        return arr
+    return text(arr)
+
+
+def _symbol_filter(symbols: pa.Array, opts: Options, from_file: bool) -> pa.Array | None:
+    if opts.symbol is None or not from_file:
+        return None
+    if pa.types.is_dictionary(symbols.type):
+        symbols = symbols.dictionary_decode()
+    return pc.fill_null(pc.equal(symbols, opts.symbol), False)
+
+
+def _text_or_null(arr: pa.Array | None, n: int) -> pa.Array:
+    if arr is None:
+        return pa.nulls(n, pa.string())
+    arr = text(arr)
+    empty = pc.equal(arr, "")
+    if not pc.any(empty).as_py():
+        return arr
+    return pc.if_else(empty, pa.scalar(None, pa.string()), arr)
+
+
+def _flag(arr: pa.Array) -> pa.Array:
+    if pa.types.is_boolean(arr.type):
+        return pc.fill_null(arr, False)
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+        return pc.fill_null(pc.not_equal(arr, 0), False)
+    return pc.fill_null(pc.is_in(text(arr), _TRUE), False)
+
+
+def _and(a: pa.Array | None, b: pa.Array | None) -> pa.Array | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return pc.and_(a, b)
+
+
+def convert_trades(fields: dict[str, pa.Array], n: int, opts: Options) -> Converted:
+    """Convert a batch's file columns (our name → array) to TRADE_SCHEMA columns."""
+    errors: dict[int, list[str]] = {}
+    ts = _convert(fields["timestamp"], opts.timestamps, "timestamp", "a timestamp", errors)
+    if opts.shift_ns:
+        ts = pc.add(ts, opts.shift_ns)
+    price = _convert(fields["price"], _to_float, "price", "a number", errors)
+    size = _convert(fields["size"], _to_float, "size", "a number", errors)
+    symbols = _symbols(fields, n, opts, dictionary=True)
+    keep = _symbol_filter(symbols, opts, "symbol" in fields)
+    suspicious = 0
+    if "suspicious" in fields and not opts.include_suspicious:
+        flagged = _flag(fields["suspicious"])
+        suspicious = pc.sum(flagged if keep is None else pc.and_(flagged, keep)).as_py() or 0
+        keep = _and(keep, pc.invert(flagged)) if suspicious else keep
+    columns = [
+        symbols,
+        ts,
+        price,
+        size,
+        _text_or_null(fields.get("exchange"), n),
+        _text_or_null(fields.get("condition"), n),
+    ]
+    return Converted(columns, errors, keep, suspicious)
+
+
+def convert_bars(fields: dict[str, pa.Array], n: int, opts: Options) -> Converted:
+    """Convert a batch's file columns (our name → array) to BAR_SCHEMA columns."""
+    errors: dict[int, list[str]] = {}
+    start = _convert(
+        fields["timestamp"], opts.timestamps, "timestamp", "a date or timestamp", errors
+    )
+    if opts.shift_ns:
+        start = pc.add(start, opts.shift_ns)
+    end = pc.add(start, interval_ns(opts.interval))
+    prices = [
+        _convert(fields[name], _to_float, name, "a number", errors)
+        for name in ("open", "high", "low", "close")
+    ]
+    if "volume" in fields:
+        volume = _convert(fields["volume"], _to_float, "volume", "a number", errors)
+    else:
+        volume = pa.repeat(pa.scalar(0.0), n)
+    if "vwap" in fields:
+        vwap = _convert(fields["vwap"], _to_float, "vwap", "a number", errors, required=False)
+        vwap = pc.if_else(pc.is_nan(vwap), pa.scalar(None, pa.float64()), vwap)
+    else:
+        vwap = pa.nulls(n, pa.float64())
+    if "trades" in fields:
+        trades = _convert(fields["trades"], _to_float, "trades", "a number", errors, required=False)
+        trades = pc.if_else(pc.is_finite(trades), trades, pa.scalar(None, pa.float64()))
+        trades = pc.fill_null(pc.cast(trades, pa.int64(), safe=False), 0)
+    else:
+        trades = pa.repeat(pa.scalar(0, pa.int64()), n)
+    symbols = _symbols(fields, n, opts, dictionary=False)
+    keep = _symbol_filter(symbols, opts, "symbol" in fields)
+    interval = pa.repeat(pa.scalar(opts.interval, pa.string()), n)
+    columns = [symbols, interval, start, end, *prices, volume, vwap, trades]
+    return Converted(columns, errors, keep)

@@ -1,0 +1,296 @@
+"""Replay a file of trades or OHLCV bars (CSV, gzip CSV or Parquet) as a feed.
+
+CSV is streamed with ``pyarrow.csv`` in serial mode, the only mode in which
+pyarrow reports the line of a row with a wrong number of fields; every cell is
+read as text (the symbol straight into a dictionary) and converted column by
+column, so a bad cell costs its row, never its block. Rows that cannot be read
+become ``DeadLetter(reason="parse")`` with their line; the others carry their
+line in an extra ``line`` column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from marketpulse.exceptions import InputError
+from marketpulse.feeds.base import FeedBatch
+from marketpulse.feeds.columns import Converted, Options, convert_bars, convert_trades
+from marketpulse.feeds.formats import Source, resolve_layout, sniff
+from marketpulse.models import BAR_SCHEMA, INTERVALS, TRADE_SCHEMA, DeadLetter
+
+__all__ = ["FileReplay", "detect_format"]
+
+logger = logging.getLogger(__name__)
+
+_LINE = pa.field("line", pa.int64())
+_SCHEMAS = {"trades": TRADE_SCHEMA.append(_LINE), "bars": BAR_SCHEMA.append(_LINE)}
+_MAX_BLOCK = 1 << 20  # larger CSV blocks parse slower (cache) and delay the first batch
+_MIN_BLOCK = 64 << 10
+
+# A raw batch as read from the file: cells, the line of each row, dead letters
+# for rows the reader itself rejected, bytes of the file consumed.
+_Raw = tuple[pa.RecordBatch, np.ndarray, list[DeadLetter], int]
+
+
+def detect_format(
+    path: str | Path, columns: dict[str, str] | None = None
+) -> Literal["trades", "bars"]:
+    """Tell whether ``path`` holds trades or bars, from its columns.
+
+    Raises:
+        InputError: the file cannot be read or its columns fit neither layout.
+    """
+    return resolve_layout(sniff(path), None, columns, symbol="").kind
+
+
+class FileReplay:
+    """A feed that reads a trades or bars file from start to end.
+
+    Trades follow ``models.TRADE_SCHEMA``, bars ``models.BAR_SCHEMA`` (``start``
+    is the time in the file, ``end = start + interval``, ``vwap`` null unless
+    the file has one, ``trades`` 0 unless the file has one, ``volume`` 0.0 when
+    the file has none); both get an int64 ``line`` column (CSV: line in the file,
+    header = 1; Parquet: 1-based row number).
+
+    The file is identified when the feed is made, so a bad path or layout fails
+    early; it is opened by :meth:`batches`, once per call.
+
+    Args:
+        path: a CSV (plain, gzip, bz2 or zstd, detected by content) or Parquet file.
+        format: ``"trades"`` or ``"bars"``; ``None`` detects it from the columns.
+        symbol: the instrument of a file without a symbol column (Yahoo layout);
+            for a file with one, only the rows of this symbol are replayed.
+        columns: file column name → our column name (``{"px": "price"}``) for
+            names not recognised (matching of standard names ignores case).
+        batch_size: most rows per batch.
+        interval: interval of bars (``"1d"``, ``"1m"``, ...).
+        include_suspicious: keep trades whose ``suspicious`` column is set
+            (dropped and counted by default, as Lean does for its bars).
+        shift_days: add this many days to every timestamp.
+
+    Raises:
+        InputError: the file is missing, unreadable, of unknown format, or its
+            columns do not fit (the message names the file and the columns).
+
+    Attributes:
+        rows: rows yielded so far; ``dead``: rows sent to the dead letters;
+        ``suspicious``: trades dropped as suspicious.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        format: Literal["trades", "bars"] | None = None,  # noqa: A002 - public option name
+        symbol: str | None = None,
+        columns: dict[str, str] | None = None,
+        batch_size: int = 65536,
+        interval: str = "1d",
+        include_suspicious: bool = False,
+        shift_days: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
+        self.path = Path(path)
+        self.name = str(path)
+        if interval not in INTERVALS:
+            known = ", ".join(INTERVALS)
+            raise InputError(f"{self.name}: unknown bar interval {interval!r} (known: {known})")
+        self._source: Source = sniff(self.path)
+        self._layout = resolve_layout(self._source, format, columns, symbol)
+        self.format: Literal["trades", "bars"] = self._layout.kind
+        self.kind: Literal["trade", "bar"] = "trade" if self.format == "trades" else "bar"
+        self.batch_size = batch_size
+        self._symbol, self._interval = symbol, interval
+        self._include_suspicious, self._shift_days = include_suspicious, shift_days
+        self._open: list[Any] = []
+        self.rows = self.dead = self.suspicious = 0
+
+    def __repr__(self) -> str:
+        return f"FileReplay({self.name!r}, format={self.format!r})"
+
+    def batches(self) -> Iterator[FeedBatch]:
+        """Yield the file's rows in file order, with dead letters and progress in bytes."""
+        opts = Options(
+            self._symbol,
+            self._include_suspicious,
+            self._shift_days * 86_400 * 1_000_000_000,
+            self._interval,
+        )
+        raw = self._parquet() if self._source.container == "parquet" else self._csv()
+        convert = convert_trades if self.format == "trades" else convert_bars
+        try:
+            for cells, lines, dead, done in raw:
+                yield from self._emit(
+                    cells,
+                    lines,
+                    dead,
+                    done,
+                    convert(
+                        {name: cells.column(i) for name, i in self._layout.fields.items()},
+                        cells.num_rows,
+                        opts,
+                    ),
+                )
+        finally:
+            self.close()
+        logger.info(
+            "%s: %d rows replayed, %d to dead letters, %d suspicious left out",
+            self.name,
+            self.rows,
+            self.dead,
+            self.suspicious,
+        )
+
+    def close(self) -> None:
+        """Close the file if a replay is in progress."""
+        while self._open:
+            self._open.pop().close()
+
+    def __enter__(self) -> FileReplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _emit(
+        self,
+        cells: pa.RecordBatch,
+        lines: np.ndarray,
+        dead: list[DeadLetter],
+        done: int,
+        conv: Converted,
+    ) -> Iterator[FeedBatch]:
+        keep = conv.keep
+        if conv.errors:
+            good = np.ones(cells.num_rows, dtype=bool)
+            for row in sorted(conv.errors):
+                good[row] = False
+                values = [cells.column(i)[row].as_py() for i in range(cells.num_columns)]
+                if self._source.container == "csv" and not any(values):
+                    continue  # a blank line
+                dead.append(
+                    DeadLetter(
+                        reason="parse",
+                        error="; ".join(conv.errors[row]),
+                        value=self._rejoin(values),
+                        file=self.name,
+                        line=int(lines[row]),
+                    )
+                )
+            keep = pa.array(good) if keep is None else pc.and_(keep, pa.array(good))
+        data = pa.RecordBatch.from_arrays(
+            [*conv.columns, pa.array(lines, pa.int64())], schema=_SCHEMAS[self.format]
+        )
+        if keep is not None:
+            data = data.filter(keep)
+        self.rows += data.num_rows
+        self.dead += len(dead)
+        self.suspicious += conv.suspicious
+        if not data.num_rows and not dead:
+            return
+        for offset in range(0, max(data.num_rows, 1), self.batch_size):
+            yield FeedBatch(
+                self.kind,
+                data.slice(offset, self.batch_size),
+                dead if offset == 0 else [],
+                done,
+                self._source.size,
+            )
+
+    def _rejoin(self, values: list[Any]) -> bytes:
+        if self._source.container == "parquet":
+            return msgspec.json.encode(dict(zip(self._source.header, values, strict=True)))
+        out = io.StringIO()
+        csv.writer(out, delimiter=self._source.delimiter, lineterminator="").writerow(values)
+        return out.getvalue().encode()
+
+    def _csv(self) -> Iterator[_Raw]:
+        src = self._source
+        names = [f"f{i}" for i in range(len(src.header))]
+        types = dict.fromkeys(names, pa.string())
+        if self.format == "trades" and "symbol" in self._layout.fields:
+            types[names[self._layout.fields["symbol"]]] = TRADE_SCHEMA.field("symbol").type
+        invalid: list[pa_csv.InvalidRow] = []
+
+        def skip(row: pa_csv.InvalidRow) -> str:
+            invalid.append(row)
+            return "skip"
+
+        block = int(min(_MAX_BLOCK, max(_MIN_BLOCK, self.batch_size * src.row_bytes * 1.05)))
+        try:
+            raw = pa.OSFile(str(src.path))
+            self._open.append(raw)
+            stream = pa.CompressedInputStream(raw, src.compression) if src.compression else raw
+            reader = pa_csv.open_csv(
+                stream,
+                read_options=pa_csv.ReadOptions(
+                    use_threads=False, block_size=block, column_names=names, skip_rows=1
+                ),
+                parse_options=pa_csv.ParseOptions(
+                    delimiter=src.delimiter, invalid_row_handler=skip, ignore_empty_lines=False
+                ),
+                convert_options=pa_csv.ConvertOptions(column_types=types),
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{self.name}: cannot read as CSV ({_first_line(exc)})") from None
+        seen = reported = 0
+        skipped = np.empty(0, dtype=np.int64)  # lines the reader left out, minus those before
+        while True:
+            try:
+                cells = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (OSError, pa.ArrowException) as exc:
+                raise InputError(
+                    f"{self.name}: cannot read past line {seen + 1 + len(invalid)}"
+                    f" ({_first_line(exc)})"
+                ) from None
+            dead = [self._invalid(row) for row in invalid[reported:]]
+            if len(invalid) > reported:
+                reported = len(invalid)
+                numbers = np.array(sorted(r.number for r in invalid if r.number is not None))
+                skipped = numbers - 2 - np.arange(len(numbers))
+            ordinal = np.arange(seen, seen + cells.num_rows, dtype=np.int64)
+            lines = ordinal + 2 + np.searchsorted(skipped, ordinal, side="right")
+            seen += cells.num_rows
+            yield cells, lines, dead, min(raw.tell(), src.size)
+
+    def _invalid(self, row: pa_csv.InvalidRow) -> DeadLetter:
+        if row.number is None:
+            logger.warning("%s: pyarrow gave no line number for a malformed row", self.name)
+        error = f"expected {row.expected_columns} fields, found {row.actual_columns}"
+        return DeadLetter(
+            reason="parse", error=error, value=row.text.encode(), file=self.name, line=row.number
+        )
+
+    def _parquet(self) -> Iterator[_Raw]:
+        try:
+            parquet = pq.ParquetFile(self._source.path)
+            self._open.append(parquet)
+            total = max(parquet.metadata.num_rows, 1)
+            seen = 0
+            for cells in parquet.iter_batches(batch_size=self.batch_size):
+                lines = np.arange(seen + 1, seen + 1 + cells.num_rows, dtype=np.int64)
+                seen += cells.num_rows
+                yield cells, lines, [], self._source.size * seen // total
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(
+                f"{self.name}: cannot read Parquet data ({_first_line(exc)})"
+            ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,281 @@
+"""Message types of MarketPulse and their wire codecs.
+
+Every timestamp is an integer count of nanoseconds since the Unix epoch, UTC:
+``ts`` is event time (from the exchange), ``ts_ingest`` the time MarketPulse
+first saw the event. Prices are float64 and never rounded.
+
+The ``ticks`` topic carries one tagged union, :data:`Tick`, of :class:`Trade`,
+:class:`Quote` and :class:`Bar` (feeds that deliver bars, such as daily OHLCV
+files). The tag lives in the ``type`` field of the JSON object.
+
+Besides the per-message structs, the hot path moves columns: Arrow schemas for
+each table are defined here too (``TRADE_SCHEMA``, ``BAR_SCHEMA``, ...), so a
+feed, the processor and the sinks agree on column names and types.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+__all__ = [
+    "ALERT_SCHEMA",
+    "BAR_SCHEMA",
+    "DLQ_SCHEMA",
+    "INDICATOR_COLUMNS",
+    "INDICATOR_SCHEMA",
+    "INTERVALS",
+    "TRADE_SCHEMA",
+    "Alert",
+    "Bar",
+    "DeadLetter",
+    "Indicators",
+    "Quote",
+    "Tick",
+    "Trade",
+    "decode_tick",
+    "decode_ticks",
+    "encode",
+    "interval_ns",
+]
+
+NS_PER_S = 1_000_000_000
+
+#: Bar intervals MarketPulse knows, with their length in nanoseconds. ``1d`` is
+#: the exchange session date, not 24 hours of UTC, and is never built from
+#: ticks by fixed windows; it is listed for bars that feeds deliver.
+INTERVALS: dict[str, int] = {
+    "1s": NS_PER_S,
+    "5s": 5 * NS_PER_S,
+    "15s": 15 * NS_PER_S,
+    "1m": 60 * NS_PER_S,
+    "5m": 300 * NS_PER_S,
+    "15m": 900 * NS_PER_S,
+    "1h": 3600 * NS_PER_S,
+    "1d": 86400 * NS_PER_S,
+}
+
+#: The indicator columns, in the order they appear everywhere.
+INDICATOR_COLUMNS: tuple[str, ...] = (
+    "sma_20",
+    "ema_12",
+    "ema_26",
+    "rsi_14",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+    "atr_14",
+    "vwap",
+    "volume_sma_20",
+)
+
+
+def interval_ns(interval: str) -> int:
+    """Return the length of ``interval`` (such as ``"1m"``) in nanoseconds.
+
+    Raises:
+        ValueError: if the interval is not one of :data:`INTERVALS`.
+    """
+    try:
+        return INTERVALS[interval]
+    except KeyError:
+        known = ", ".join(INTERVALS)
+        raise ValueError(f"unknown interval {interval!r} (known: {known})") from None
+
+
+class Trade(msgspec.Struct, frozen=True, tag="trade", tag_field="type"):
+    """One trade print."""
+
+    symbol: str
+    ts: int
+    price: float
+    size: float
+    exchange: str | None = None
+    condition: str | None = None
+    ts_ingest: int | None = None
+    extra: dict[str, Any] | None = None
+
+
+class Quote(msgspec.Struct, frozen=True, tag="quote", tag_field="type"):
+    """A top-of-book quote."""
+
+    symbol: str
+    ts: int
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    ts_ingest: int | None = None
+    extra: dict[str, Any] | None = None
+
+
+class Bar(msgspec.Struct, frozen=True, tag="bar", tag_field="type"):
+    """An OHLCV bar covering ``[start, end)``."""
+
+    symbol: str
+    interval: str
+    start: int
+    end: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    vwap: float | None = None
+    trades: int = 0
+
+
+#: What the ``ticks`` topic carries.
+Tick = Trade | Quote | Bar
+
+
+class Indicators(msgspec.Struct, frozen=True):
+    """Indicator values on one closed bar; ``None`` until warmed up."""
+
+    symbol: str
+    interval: str
+    ts: int
+    close: float
+    sma_20: float | None = None
+    ema_12: float | None = None
+    ema_26: float | None = None
+    rsi_14: float | None = None
+    macd: float | None = None
+    macd_signal: float | None = None
+    macd_hist: float | None = None
+    bb_upper: float | None = None
+    bb_middle: float | None = None
+    bb_lower: float | None = None
+    atr_14: float | None = None
+    vwap: float | None = None
+    volume_sma_20: float | None = None
+
+
+class Alert(msgspec.Struct, frozen=True):
+    """An alert raised by a rule on one closed bar."""
+
+    id: str
+    rule: str
+    symbol: str
+    interval: str
+    ts: int
+    severity: str
+    message: str
+    values: dict[str, float | None] = {}
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """A record that could not be processed, with where it came from and why.
+
+    ``reason`` is a short machine-readable code (``schema``, ``nan``,
+    ``price``, ``size``, ``symbol``, ``late``, ``parse``); ``error`` is the
+    human-readable message. File sources fill ``file`` and ``line``; topic
+    sources fill ``topic``, ``partition`` and ``offset``.
+    """
+
+    reason: str
+    error: str
+    value: bytes
+    key: str | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    file: str | None = None
+    line: int | None = None
+    ts: int | None = None
+
+
+_json_encoder = msgspec.json.Encoder()
+_tick_decoder = msgspec.json.Decoder(Tick)
+_ticks_decoder = msgspec.json.Decoder(list[Tick])
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """Encode a message as JSON bytes."""
+    return _json_encoder.encode(message)
+
+
+def decode_tick(data: bytes) -> Trade | Quote | Bar:
+    """Decode one ``ticks`` record from JSON.
+
+    Raises:
+        msgspec.ValidationError: the JSON is well formed but not a tick.
+        msgspec.DecodeError: the bytes are not JSON.
+    """
+    return _tick_decoder.decode(data)
+
+
+def decode_ticks(data: bytes) -> list[Trade | Quote | Bar]:
+    """Decode a JSON array of ticks."""
+    return _ticks_decoder.decode(data)
+
+
+# Columnar schemas: the tables that flow between stages and into the lake.
+
+_SYMBOL = pa.dictionary(pa.int32(), pa.string())
+
+#: Trades as columns. ``line`` is the source line for file replays (else null).
+TRADE_SCHEMA = pa.schema(
+    [
+        ("symbol", _SYMBOL),
+        ("ts", pa.int64()),
+        ("price", pa.float64()),
+        ("size", pa.float64()),
+        ("exchange", pa.string()),
+        ("condition", pa.string()),
+    ]
+)
+
+BAR_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("interval", pa.string()),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+        ("vwap", pa.float64()),
+        ("trades", pa.int64()),
+    ]
+)
+
+INDICATOR_SCHEMA = pa.schema(
+    [("symbol", pa.string()), ("interval", pa.string()), ("ts", pa.int64()), ("close", pa.float64())]
+    + [(name, pa.float64()) for name in INDICATOR_COLUMNS]
+)
+
+ALERT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("rule", pa.string()),
+        ("symbol", pa.string()),
+        ("interval", pa.string()),
+        ("ts", pa.int64()),
+        ("severity", pa.string()),
+        ("message", pa.string()),
+        ("values", pa.string()),  # JSON object of the values the rule looked at
+    ]
+)
+
+DLQ_SCHEMA = pa.schema(
+    [
+        ("ts", pa.int64()),
+        ("reason", pa.string()),
+        ("error", pa.string()),
+        ("key", pa.string()),
+        ("value", pa.binary()),
+        ("topic", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("file", pa.string()),
+        ("line", pa.int64()),
+    ]
+)

@@ -1,0 +1,233 @@
+"""The whole pipeline in one process, on the embedded bus.
+
+feed → ``ticks`` → processor → ``bars``/``indicators``/``alerts``/``dlq`` →
+lake sink, each stage a consumer group of the embedded bus, exactly as the
+services are on Kafka; here one thread drives them in turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from marketpulse.alerts import JsonLinesNotifier, Rule
+from marketpulse.bus import Batch, MemoryBus, TopicPartition
+from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.models import TRADE_SCHEMA
+from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
+from marketpulse.pipeline.view import MarketView
+from marketpulse.sinks import LakeSink
+from marketpulse.stream import Output, Processor, ProcessorSettings
+from marketpulse.stream.output import alerts_table, dlq_table
+from marketpulse.stream.validate import check_trades
+
+__all__ = ["EmbeddedPipeline", "PipelineOptions", "TOPICS"]
+
+logger = logging.getLogger(__name__)
+
+#: Topic names (without prefix) and the lake table each one fills.
+TOPICS = {"ticks": "trades", "bars": "bars", "indicators": "indicators", "alerts": "alerts", "dlq": "dlq"}
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    """How the embedded pipeline runs.
+
+    Attributes:
+        lake: root of the Parquet lake.
+        rules: alert rules.
+        processor: bar windowing settings.
+        alerts_file: JSON-lines file alerts are appended to ("" for none).
+        partitions: partitions of each embedded topic.
+        topic_prefix: prefix of the topic names.
+        speed: replay speed as a multiple of real time; ``None`` is as fast as possible.
+        duration: stop after this many seconds; ``None`` runs until the feed ends.
+        write_trades: also store trades in the lake.
+    """
+
+    lake: str
+    rules: list[Rule] = field(default_factory=list)
+    processor: ProcessorSettings = field(default_factory=ProcessorSettings)
+    alerts_file: str = ""
+    partitions: int = 1
+    topic_prefix: str = "marketpulse."
+    speed: float | None = None
+    duration: float | None = None
+    write_trades: bool = True
+
+
+class EmbeddedPipeline:
+    """Runs a feed through the processor into the lake, in this process.
+
+    Args:
+        feed: where ticks come from.
+        options: how to run.
+        metrics: counters to update (a new set by default).
+        view: per-symbol view to update for live displays (optional).
+        progress: called with (done, total) after each feed batch.
+    """
+
+    def __init__(
+        self,
+        feed: Feed,
+        options: PipelineOptions,
+        metrics: Metrics | None = None,
+        view: MarketView | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> None:
+        self.feed = feed
+        self.options = options
+        self.metrics = metrics or Metrics()
+        self.view = view
+        self._progress = progress
+        self._topic = {name: options.topic_prefix + name for name in TOPICS}
+        self._table = {topic: TOPICS[name] for name, topic in self._topic.items()}
+
+    def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
+        """Run until the feed ends, ``duration`` passes or ``stop`` is set; flush; return figures."""
+        stop = stop or threading.Event()
+        options = self.options
+        bus = MemoryBus()
+        bus.create_topics(list(self._topic.values()), options.partitions)
+        self._producer = bus.producer()
+        self._processing = bus.consumer("processor", [self._topic["ticks"]])
+        self._sinking = bus.consumer("sink-lake", list(self._topic.values()))
+        self._processor = Processor(options.processor, options.rules)
+        self._lake = LakeSink(options.lake)
+        self._notifier = JsonLinesNotifier(options.alerts_file) if options.alerts_file else None
+        logger.info(
+            "embedded pipeline starting: feed %s, lake %s, intervals %s, %d alert rules",
+            self.feed.name, options.lake, ",".join(options.processor.intervals), len(options.rules),
+        )  # fmt: skip
+        deadline = None if options.duration is None else time.monotonic() + options.duration
+        exhausted = False
+        try:
+            batches = _paced(self.feed.batches(), options.speed, stop)
+            for batch in batches:
+                received = time.perf_counter()
+                self._ingest(batch)
+                self._process(received)
+                self._sink()
+                if self._progress:
+                    self._progress(batch.done, batch.total)
+                if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                    break
+            else:
+                exhausted = not stop.is_set()
+        finally:
+            self._shutdown(exhausted)
+        return self.metrics.snapshot()
+
+    def _shutdown(self, exhausted: bool) -> None:
+        logger.info("embedded pipeline stopping: flushing what was accepted")
+        try:
+            self._process(time.perf_counter())
+            if exhausted:
+                self._publish(self._processor.finish(), time.perf_counter())
+            self._sink(force=True)
+        finally:
+            self._lake.close()
+            if self._notifier is not None:
+                self._notifier.close()
+            self.feed.close()
+        logger.info("embedded pipeline stopped: %s", self.metrics.snapshot().summary())
+
+    def _ingest(self, batch: FeedBatch) -> None:
+        data = batch.data.replace_schema_metadata({"source": self.feed.name})
+        if batch.dead:
+            self._producer.send_columns(self._topic["dlq"], "dlq", dlq_table(batch.dead, time.time_ns()))
+            self.metrics.add(dlq=len(batch.dead), rejected=len(batch.dead))
+        self._producer.send_columns(self._topic["ticks"], batch.kind, data)
+        self.metrics.add(ticks=data.num_rows)
+        if self.view is not None and batch.kind == "trade":
+            self.view.trades(data)
+
+    def _process(self, received: float) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for batch in self._processing.poll(max_records=1 << 30):
+            self._publish(self._processor.process(batch), received)
+            offsets[batch.tp] = batch.last_offset + 1
+        self._publish(self._processor.idle(), received)
+        if offsets:
+            self._processing.commit(offsets)
+
+    def _publish(self, out: Output, received: float) -> None:
+        topic, send = self._topic, self._producer.send_columns
+        if out.bars.num_rows:
+            send(topic["bars"], "bars", out.bars)
+        if out.indicators.num_rows:
+            send(topic["indicators"], "indicators", out.indicators)
+            self.metrics.latency(time.perf_counter() - received)
+        if out.alerts:
+            send(topic["alerts"], "alerts", alerts_table(out.alerts))
+            if self._notifier is not None:
+                self._notifier.notify(out.alerts)
+        if out.dead:
+            send(topic["dlq"], "dlq", dlq_table(out.dead, time.time_ns()))
+        rejected = sum(1 for d in out.dead if d.reason != "late")
+        self.metrics.add(
+            bars=out.bars.num_rows, indicators=out.indicators.num_rows, alerts=len(out.alerts),
+            dlq=len(out.dead), rejected=rejected,
+        )  # fmt: skip
+        if self.view is not None:
+            self.view.indicators(out.indicators)
+            self.view.alerts(out.alerts)
+
+    def _sink(self, force: bool = False) -> None:
+        for batch in self._sinking.poll(max_records=1 << 30):
+            table, data = self._table[batch.topic], batch.columns
+            if table == "trades":
+                if batch.kind != "trade" or not self.options.write_trades:
+                    continue
+                data = _valid_trades(data)
+            if data is not None and data.num_rows:
+                # embedded offsets restart at 0 each run: no offset-named files here
+                self._lake.write(table, data)
+        if not (force or self._lake.due()):
+            return
+        self._lake.flush()  # every table: what was polled is now durable
+        self._sinking.commit(self._sinking.position())
+
+
+def _valid_trades(data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table | None:
+    codes = check_trades(data if isinstance(data, pa.RecordBatch) else data.combine_chunks().to_batches()[0])
+    if codes.any():
+        data = data.filter(pa.array(codes == 0))
+    return data.select(TRADE_SCHEMA.names)
+
+
+def _paced(batches: Iterator[FeedBatch], speed: float | None, stop: threading.Event) -> Iterator[FeedBatch]:
+    """Yield feed batches at ``speed`` times the pace of their event times."""
+    if speed is None:
+        yield from batches
+        return
+    origin: tuple[float, int] | None = None
+    for batch in batches:
+        column = "ts" if batch.kind == "trade" else "start"
+        ts = batch.data.column(column).to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(ts) == 0:
+            yield batch
+            continue
+        if origin is None:
+            origin = (time.monotonic(), int(ts[0]))
+        due = origin[0] + (ts - origin[1]) / 1e9 / speed
+        # slices of at most 50 ms of wall time each
+        cuts = np.flatnonzero(np.diff(np.floor((due - due[0]) / 0.05)) > 0) + 1
+        bounds = [0, *cuts.tolist(), len(ts)]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            wait = due[lo] - time.monotonic()
+            if wait > 0 and stop.wait(wait):
+                return
+            yield FeedBatch(
+                batch.kind,
+                batch.data.slice(lo, hi - lo),
+                batch.dead if lo == 0 else [],
+                batch.done,
+                batch.total,
+            )

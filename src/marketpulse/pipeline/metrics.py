@@ -1,0 +1,117 @@
+"""Pipeline figures: counters, rates and tick-to-indicator latency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Metrics", "MetricsSnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """The pipeline's figures at one moment."""
+
+    elapsed: float
+    ticks_in: int
+    rejected: int
+    bars: int
+    indicator_rows: int
+    alerts: int
+    dlq: int
+    ticks_per_s: float
+    bars_per_s: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+
+    def line(self) -> str:
+        """Render as one log line."""
+        latency = (
+            f"latency p50 {self.latency_p50_ms:.1f} ms p99 {self.latency_p99_ms:.1f} ms"
+            if self.latency_p50_ms is not None
+            else "latency -"
+        )
+        return (
+            f"ticks {self.ticks_in:,} ({self.ticks_per_s:,.0f}/s) | bars {self.bars:,} "
+            f"({self.bars_per_s:,.0f}/s) | indicators {self.indicator_rows:,} | "
+            f"alerts {self.alerts:,} | dlq {self.dlq:,} | {latency}"
+        )
+
+    def summary(self) -> str:
+        """Render as the final summary line."""
+        rate = self.ticks_in / self.elapsed if self.elapsed > 0 else 0.0
+        return (
+            f"done: ticks in {self.ticks_in:,}, bars {self.bars:,}, indicator rows "
+            f"{self.indicator_rows:,}, alerts {self.alerts:,}, DLQ rows {self.dlq:,} "
+            f"(rejected input rows {self.rejected:,}), {rate:,.0f} ticks/s over {self.elapsed:.2f} s"
+        )
+
+
+class Metrics:
+    """Thread-safe counters updated by the pipeline, read by views."""
+
+    def __init__(self, window: float = 2.0) -> None:
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._window = window
+        self._ticks = 0
+        self._rejected = 0
+        self._bars = 0
+        self._indicators = 0
+        self._alerts = 0
+        self._dlq = 0
+        self._history: deque[tuple[float, int, int]] = deque()
+        self._latency: deque[float] = deque(maxlen=4096)
+
+    def add(
+        self,
+        ticks: int = 0,
+        bars: int = 0,
+        indicators: int = 0,
+        alerts: int = 0,
+        dlq: int = 0,
+        rejected: int = 0,
+    ) -> None:
+        """Add to the counters."""
+        with self._lock:
+            self._ticks += ticks
+            self._bars += bars
+            self._indicators += indicators
+            self._alerts += alerts
+            self._dlq += dlq
+            self._rejected += rejected
+
+    def latency(self, seconds: float) -> None:
+        """Record one tick-to-indicator latency sample."""
+        with self._lock:
+            self._latency.append(seconds)
+
+    def snapshot(self) -> MetricsSnapshot:
+        """Return the current figures; rates over the last ``window`` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            self._history.append((now, self._ticks, self._bars))
+            while len(self._history) > 2 and now - self._history[0][0] > self._window:
+                self._history.popleft()
+            t0, ticks0, bars0 = self._history[0]
+            span = now - t0
+            ticks_rate = (self._ticks - ticks0) / span if span > 0 else 0.0
+            bars_rate = (self._bars - bars0) / span if span > 0 else 0.0
+            samples = np.fromiter(self._latency, float) if self._latency else None
+            return MetricsSnapshot(
+                elapsed=now - self._start,
+                ticks_in=self._ticks,
+                rejected=self._rejected,
+                bars=self._bars,
+                indicator_rows=self._indicators,
+                alerts=self._alerts,
+                dlq=self._dlq,
+                ticks_per_s=ticks_rate,
+                bars_per_s=bars_rate,
+                latency_p50_ms=None if samples is None else float(np.percentile(samples, 50) * 1e3),
+                latency_p99_ms=None if samples is None else float(np.percentile(samples, 99) * 1e3),
+            )

@@ -1,0 +1,119 @@
+"""The latest state of the market per symbol, for live views."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from marketpulse.models import Alert
+
+__all__ = ["MarketView", "SymbolRow"]
+
+
+@dataclass(slots=True)
+class SymbolRow:
+    """One line of the watchlist."""
+
+    symbol: str
+    last: float = float("nan")
+    first: float = float("nan")
+    volume: float = 0.0
+    rsi: float = float("nan")
+    macd_hist: float = float("nan")
+    vwap: float = float("nan")
+    alert: str = ""
+
+    @property
+    def change_pct(self) -> float:
+        """Change since the first trade seen, in percent."""
+        return (self.last / self.first - 1.0) * 100.0
+
+    @property
+    def vwap_distance_pct(self) -> float:
+        """Distance of the last price from the session VWAP, in percent."""
+        return (self.last / self.vwap - 1.0) * 100.0
+
+
+class MarketView:
+    """Per-symbol latest values, updated from batches, read from another thread.
+
+    Args:
+        interval: the bar interval whose indicators are shown.
+    """
+
+    def __init__(self, interval: str) -> None:
+        self.interval = interval
+        self._rows: dict[str, SymbolRow] = {}
+        self._lock = threading.Lock()
+        self.recent_alerts: list[Alert] = []
+
+    def rows(self) -> list[SymbolRow]:
+        """Return a copy of every symbol's row, by symbol."""
+        with self._lock:
+            return [SymbolRow(**{k: getattr(r, k) for k in SymbolRow.__slots__}) for r in
+                    sorted(self._rows.values(), key=lambda r: r.symbol)]  # fmt: skip
+
+    def _row(self, symbol: str) -> SymbolRow:
+        row = self._rows.get(symbol)
+        if row is None:
+            row = self._rows[symbol] = SymbolRow(symbol)
+        return row
+
+    def trades(self, data: pa.RecordBatch) -> None:
+        """Take the last price and the volume of each symbol in a trade batch."""
+        column = data.column("symbol")
+        if not pa.types.is_dictionary(column.type):
+            column = column.dictionary_encode()
+        codes = column.indices.to_numpy(zero_copy_only=False)
+        if len(codes) == 0:
+            return
+        price = data.column("price").to_numpy(zero_copy_only=False)
+        size = data.column("size").to_numpy(zero_copy_only=False)
+        names = column.dictionary.to_pylist()
+        with np.errstate(invalid="ignore"):
+            ok = (price > 0) & (size >= 0)
+        codes, price, size = codes[ok], price[ok], size[ok]
+        volume = np.bincount(codes, weights=size, minlength=len(names))
+        present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+        last_at = np.full(len(names), -1)
+        last_at[codes] = np.arange(len(codes))  # later rows win
+        first_at = np.full(len(names), -1)
+        first_at[codes[::-1]] = np.arange(len(codes))[::-1]
+        with self._lock:
+            for code in present:
+                row = self._row(names[code])
+                if row.first != row.first:
+                    row.first = float(price[first_at[code]])
+                row.last = float(price[last_at[code]])
+                row.volume += float(volume[code])
+
+    def indicators(self, table: pa.Table) -> None:
+        """Take the latest indicators of the view's interval."""
+        if table.num_rows == 0:
+            return
+        rows = table.filter(pc.equal(table.column("interval"), self.interval))
+        if rows.num_rows == 0:
+            return
+        latest: dict[str, dict] = {}
+        for row in rows.select(["symbol", "rsi_14", "macd_hist", "vwap"]).to_pylist():
+            latest[row["symbol"]] = row
+        nan = float("nan")
+        with self._lock:
+            for symbol, row in latest.items():
+                target = self._row(symbol)
+                target.rsi = nan if row["rsi_14"] is None else row["rsi_14"]
+                target.macd_hist = nan if row["macd_hist"] is None else row["macd_hist"]
+                target.vwap = nan if row["vwap"] is None else row["vwap"]
+
+    def alerts(self, alerts: list[Alert]) -> None:
+        """Remember the latest alert of each symbol."""
+        if not alerts:
+            return
+        with self._lock:
+            for alert in alerts:
+                self._row(alert.symbol).alert = f"{alert.rule}: {alert.message}"
+            self.recent_alerts = (self.recent_alerts + alerts)[-20:]

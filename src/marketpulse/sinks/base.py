@@ -1,0 +1,142 @@
+"""The sink interface: writers of the pipeline's output tables to storage.
+
+A sink receives columnar batches of one of the output tables (:data:`TABLES`),
+buffers them, and makes them durable on :meth:`Sink.flush`. The pipeline calls
+:meth:`Sink.maybe_flush` often; the sink decides by size or age whether to
+write. Writes are idempotent when the caller says where the rows came from on
+the bus (:class:`SourceRange`): re-writing the same offsets leaves the same
+result, so offsets may be committed after the flush and replayed after a crash.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Self
+
+import pyarrow as pa
+
+from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, DLQ_SCHEMA, INDICATOR_SCHEMA, TRADE_SCHEMA
+
+__all__ = ["TABLES", "TIME_COLUMNS", "Sink", "SinkStats", "SourceRange"]
+
+#: The tables a sink accepts, with the schema of their rows.
+TABLES: Mapping[str, pa.Schema] = MappingProxyType(
+    {
+        "trades": TRADE_SCHEMA,
+        "bars": BAR_SCHEMA,
+        "indicators": INDICATOR_SCHEMA,
+        "alerts": ALERT_SCHEMA,
+        "dlq": DLQ_SCHEMA,
+    }
+)
+
+#: The event-time column of each table (int64 UTC nanoseconds).
+TIME_COLUMNS: Mapping[str, str] = MappingProxyType(
+    {"trades": "ts", "bars": "start", "indicators": "ts", "alerts": "ts", "dlq": "ts"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRange:
+    """Where a batch of rows came from on the bus.
+
+    Attributes:
+        partition: the topic partition the rows were consumed from.
+        first_offset: offset of the first record of the batch.
+        last_offset: offset of the last record of the batch (inclusive).
+    """
+
+    partition: int
+    first_offset: int
+    last_offset: int
+
+    def __post_init__(self) -> None:
+        if self.partition < 0 or self.first_offset < 0 or self.last_offset < self.first_offset:
+            raise ValueError(f"invalid source range {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStats:
+    """Counters of a sink since it was created.
+
+    Attributes:
+        rows: rows made durable, per table.
+        buffered: rows written but not yet flushed, per table.
+        files: files (or write requests) completed.
+        bytes: bytes written to storage.
+        flushes: buffers flushed.
+    """
+
+    rows: Mapping[str, int] = field(default_factory=dict)
+    buffered: Mapping[str, int] = field(default_factory=dict)
+    files: int = 0
+    bytes: int = 0
+    flushes: int = 0
+
+
+class Sink(ABC):
+    """A writer of output tables to one storage system.
+
+    Sinks are context managers: leaving the block closes the sink, which
+    flushes what is buffered. A sink is used from one thread.
+    """
+
+    #: Short name used in logs and metrics (``lake``, ``postgres``, ...).
+    name: str
+
+    @abstractmethod
+    def write(
+        self, table: str, data: pa.Table | pa.RecordBatch, source: SourceRange | None = None
+    ) -> None:
+        """Buffer rows of one table.
+
+        Args:
+            table: one of :data:`TABLES`.
+            data: rows with (at least) the columns of the table's schema;
+                other columns are ignored.
+            source: where the rows came from on the bus, for idempotent writes.
+
+        Raises:
+            ValueError: the table is unknown, or columns are missing or of
+                a type that cannot be cast to the schema.
+        """
+
+    @abstractmethod
+    def due(self, now: float | None = None) -> bool:
+        """Return whether a buffer is full or old enough to be flushed."""
+
+    @abstractmethod
+    def maybe_flush(self, now: float | None = None) -> bool:
+        """Flush the buffers that are full or old enough; return whether any was.
+
+        Args:
+            now: the current time of the sink's clock (``time.monotonic``
+                unless the sink was given another); read from it if omitted.
+        """
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Make every row written so far durable."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release what the sink holds; closing twice is allowed."""
+
+    @property
+    @abstractmethod
+    def stats(self) -> SinkStats:
+        """A snapshot of the sink's counters."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,326 @@
+"""The Parquet lake: one directory per table, Hive-partitioned by UTC date.
+
+Layout::
+
+    <root>/<table>/date=YYYY-MM-DD/<file>.parquet
+
+The date comes from the row's event time (:data:`~marketpulse.sinks.base.TIME_COLUMNS`)
+in UTC and lives only in the path: files hold the table's columns
+(:data:`LAKE_SCHEMAS`), and readers such as DuckDB add ``date`` from the path.
+Rows with a null event time go to the partition of the wall-clock date at flush.
+
+Files are written whole under a hidden temporary name (``.<name>.tmp``, which
+no ``*.parquet`` glob matches), fsynced, then renamed into place, so a reader
+never sees a partial file. Names are deterministic when the caller gives the
+bus offsets of the rows (``part-p{partition:03d}-{first:012d}-{last:012d}.parquet``),
+so a replay after a crash rewrites the same file instead of adding one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from marketpulse.sinks.base import TABLES, TIME_COLUMNS, Sink, SinkStats, SourceRange
+
+__all__ = ["LAKE_SCHEMAS", "PARTITION_COLUMN", "LakeSink"]
+
+logger = logging.getLogger(__name__)
+
+#: The Hive partition column, present in paths and in query results, not in files.
+PARTITION_COLUMN = "date"
+
+#: The columns of each table as stored: the models' schemas with dictionary
+#: columns (``trades.symbol``) stored as their plain value type, which DuckDB
+#: and pyarrow read alike and which sorts natively.
+LAKE_SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
+    {
+        name: pa.schema(
+            [
+                f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                for f in schema
+            ]
+        )
+        for name, schema in TABLES.items()
+    }
+)
+
+# Rows of a file are grouped by these columns (stable sort: arrival order is kept
+# within a group) so that row-group statistics prune ``WHERE symbol = ...``.
+_SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "trades": ("symbol",),
+        "bars": ("symbol", "interval"),
+        "indicators": ("symbol", "interval"),
+        "alerts": ("symbol",),
+        "dlq": (),
+    }
+)
+
+_NS_PER_DAY = 86_400 * 1_000_000_000
+_EPOCH = date(1970, 1, 1)
+_SOURCE_NAME = re.compile(r"part-p(\d{3,})-(\d{12,})-(\d{12,})\.parquet")
+_instances = itertools.count()
+
+
+@dataclass(slots=True)
+class _Buffer:
+    """Rows of one table (and one source partition) waiting for a flush."""
+
+    since: float
+    chunks: list[pa.Table] = field(default_factory=list)
+    rows: int = 0
+    first_offset: int | None = None
+    last_offset: int | None = None
+    names: dict[date, str] = field(default_factory=dict)  # kept across failed flushes
+
+
+class LakeSink(Sink):
+    """Write output tables as Parquet files of a Hive-partitioned lake.
+
+    Rows are buffered per table and per source partition, and written as one
+    file per date when a buffer holds ``max_rows`` rows, when its oldest row
+    has waited ``max_age_s`` seconds (checked by :meth:`maybe_flush`), and on
+    :meth:`flush` and :meth:`close`. Files are zstd-compressed.
+
+    Pass ``source`` to :meth:`write` only when bus offsets are stable across
+    runs (Kafka): a rewrite of the same offsets replaces the earlier file.
+
+    Args:
+        root: the lake's root directory (created if missing).
+        max_rows: buffered rows of one table that trigger a flush.
+        max_age_s: age of the oldest buffered row that triggers a flush.
+        clock: monotonic clock in seconds, replaceable in tests.
+    """
+
+    name = "lake"
+
+    def __init__(
+        self,
+        root: str | Path,
+        max_rows: int = 1_000_000,
+        max_age_s: float = 5.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_rows < 1 or max_age_s < 0:
+            raise ValueError("max_rows must be >= 1 and max_age_s >= 0")
+        self.root = Path(root)
+        self.max_rows = max_rows
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._buffers: dict[tuple[str, int | None], _Buffer] = {}
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self._run_id = f"{stamp}-{os.getpid()}-{next(_instances)}"
+        self._seq = itertools.count(1)
+        self._dirs: set[Path] = set()
+        self._rows = dict.fromkeys(TABLES, 0)
+        self._files = self._bytes = self._flushes = 0
+        self._closed = False
+
+    def write(
+        self, table: str, data: pa.Table | pa.RecordBatch, source: SourceRange | None = None
+    ) -> None:
+        """Buffer rows of one table; flush its buffer if it reaches ``max_rows``."""
+        if self._closed:
+            raise ValueError("write to a closed LakeSink")
+        rows = _conform(table, data)
+        if rows.num_rows == 0:
+            return
+        key = (table, source.partition if source else None)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = _Buffer(since=self._clock())
+        buf.chunks.append(rows)
+        buf.rows += rows.num_rows
+        if source is not None:
+            first, last = source.first_offset, source.last_offset
+            buf.first_offset = first if buf.first_offset is None else min(buf.first_offset, first)
+            buf.last_offset = last if buf.last_offset is None else max(buf.last_offset, last)
+        if buf.rows >= self.max_rows:
+            self._flush_buffer(key)
+
+    def due(self, now: float | None = None) -> bool:
+        """Return whether a buffer is full or older than ``max_age_s``."""
+        return bool(self._due_keys(now))
+
+    def maybe_flush(self, now: float | None = None) -> bool:
+        """Flush the buffers that are full or older than ``max_age_s``."""
+        keys = self._due_keys(now)
+        for key in keys:
+            self._flush_buffer(key)
+        return bool(keys)
+
+    def flush(self) -> None:
+        """Write every buffered row to the lake."""
+        for key in list(self._buffers):
+            self._flush_buffer(key)
+
+    def close(self) -> None:
+        """Flush; later writes raise."""
+        if not self._closed:
+            self.flush()
+            self._closed = True
+
+    @property
+    def stats(self) -> SinkStats:
+        """Rows, files and bytes written so far, and rows still buffered."""
+        buffered = dict.fromkeys(TABLES, 0)
+        for (table, _), buf in self._buffers.items():
+            buffered[table] += buf.rows
+        return SinkStats(dict(self._rows), buffered, self._files, self._bytes, self._flushes)
+
+    def _due_keys(self, now: float | None) -> list[tuple[str, int | None]]:
+        now = self._clock() if now is None else now
+        return [
+            key
+            for key, buf in self._buffers.items()
+            if buf.rows >= self.max_rows or now - buf.since >= self.max_age_s
+        ]
+
+    def _flush_buffer(self, key: tuple[str, int | None]) -> None:
+        table, partition = key
+        buf = self._buffers[key]
+        rows = pa.concat_tables(buf.chunks)
+        if sort_keys := _SORT_KEYS[table]:
+            rows = rows.take(pc.sort_indices(rows, [(k, "ascending") for k in sort_keys]))
+        for day, part in _split_by_day(rows, TIME_COLUMNS[table]):
+            directory = self.root / table / f"{PARTITION_COLUMN}={day.isoformat()}"
+            if partition is not None or day not in buf.names:
+                buf.names[day] = self._file_name(partition, buf)
+            self._write_file(directory, buf.names[day], part)
+        # Dropped only once every file is in place: after a failure the rows stay
+        # buffered, and a retry rewrites the same names instead of adding files.
+        del self._buffers[key]
+        self._rows[table] += rows.num_rows
+        self._flushes += 1
+
+    def _file_name(self, partition: int | None, buf: _Buffer) -> str:
+        if partition is None or buf.first_offset is None or buf.last_offset is None:
+            return f"part-{self._run_id}-{next(self._seq):06d}.parquet"
+        return f"part-p{partition:03d}-{buf.first_offset:012d}-{buf.last_offset:012d}.parquet"
+
+    def _write_file(self, directory: Path, name: str, rows: pa.Table) -> None:
+        self._ensure_dir(directory)
+        match = _SOURCE_NAME.fullmatch(name)
+        if match and _covered(directory, match):
+            logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
+            return
+        tmp = directory / f".{name}.{os.getpid()}.tmp"
+        try:
+            pq.write_table(rows, tmp, compression="zstd")
+            _fsync(tmp)
+            size = tmp.stat().st_size
+            os.replace(tmp, directory / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if match:
+            _remove_superseded(directory, match)
+        _fsync(directory)
+        self._files += 1
+        self._bytes += size
+        logger.debug("wrote %s/%s (%d rows, %d bytes)", directory, name, rows.num_rows, size)
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory in self._dirs:
+            return
+        created = not directory.exists()
+        directory.mkdir(parents=True, exist_ok=True)
+        if created:
+            _fsync(directory.parent)
+        self._dirs.add(directory)
+
+
+def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Return ``data`` as a table of exactly the lake columns of ``table``."""
+    schema = LAKE_SCHEMAS.get(table)
+    if schema is None:
+        raise ValueError(f"unknown table {table!r} (known: {', '.join(TABLES)})")
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    missing = [name for name in schema.names if name not in data.column_names]
+    if missing:
+        raise ValueError(f"{table}: missing columns {', '.join(missing)}")
+    try:
+        return data.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ValueError(f"{table}: columns do not match the schema: {exc}") from exc
+
+
+def _split_by_day(rows: pa.Table, time_column: str) -> list[tuple[date, pa.Table]]:
+    """Split rows by the UTC date of ``time_column``, keeping their order."""
+    ts = rows[time_column]
+    if ts.null_count:
+        ts = pc.fill_null(ts, time.time_ns())
+    days = np.floor_divide(ts.to_numpy(), _NS_PER_DAY)  # integer floor, exact near midnight
+    low, high = int(days.min()), int(days.max())
+    if low == high:
+        return [(_EPOCH + timedelta(days=low), rows)]
+    return [
+        (_EPOCH + timedelta(days=int(day)), rows.filter(pa.array(days == day)))
+        for day in np.unique(days)
+    ]
+
+
+def _covered(directory: Path, match: re.Match[str]) -> bool:
+    """Return whether a file of ``directory`` already holds the offsets of ``match``."""
+    partition, first, last = (int(g) for g in match.groups())
+    for other in _source_files(directory, partition):
+        if other[0] != match.string and other[1] <= first and last <= other[2]:
+            return True
+    return False
+
+
+def _remove_superseded(directory: Path, match: re.Match[str]) -> None:
+    """Delete files whose offsets lie within the file just written.
+
+    They are left by a flush that failed (or crashed) before its offsets were
+    committed; the replay that wrote ``match`` holds their rows.
+    """
+    partition, first, last = (int(g) for g in match.groups())
+    for name, other_first, other_last in _source_files(directory, partition):
+        if name == match.string:
+            continue
+        if first <= other_first and other_last <= last:
+            logger.info("remove %s/%s: superseded by %s", directory, name, match.string)
+            (directory / name).unlink(missing_ok=True)
+        elif other_first <= last and first <= other_last:
+            logger.warning(
+                "%s/%s overlaps %s: rows of offsets %d-%d may be duplicated",
+                directory,
+                name,
+                match.string,
+                max(first, other_first),
+                min(last, other_last),
+            )
+
+
+def _source_files(directory: Path, partition: int) -> list[tuple[str, int, int]]:
+    found = []
+    for entry in os.scandir(directory):
+        m = _SOURCE_NAME.fullmatch(entry.name)
+        if m and int(m.group(1)) == partition:
+            found.append((entry.name, int(m.group(2)), int(m.group(3))))
+    return found
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

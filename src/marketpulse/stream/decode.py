@@ -1,0 +1,73 @@
+"""Decoding raw ``ticks`` messages (Kafka) into the processor's columns."""
+
+from __future__ import annotations
+
+import msgspec
+import pyarrow as pa
+
+from marketpulse.bus.base import Batch, Message
+from marketpulse.models import BAR_SCHEMA, TRADE_SCHEMA, Bar, DeadLetter, Quote, Trade, decode_tick
+
+__all__ = ["decode_messages"]
+
+
+def decode_messages(
+    batch: Batch,
+) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[DeadLetter]]:
+    """Decode a batch of JSON messages into trade and bar columns.
+
+    Malformed bytes and JSON that is not a tick become dead letters with
+    reason ``schema``, naming the topic, partition and offset. Quotes are not
+    aggregated into bars and are skipped here.
+    """
+    trades: list[Trade] = []
+    bars: list[Bar] = []
+    dead: list[DeadLetter] = []
+    for message in batch.messages:
+        try:
+            tick = decode_tick(message.value or b"")
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            dead.append(_dead(batch, message, str(exc)))
+            continue
+        if isinstance(tick, Trade):
+            trades.append(tick)
+        elif isinstance(tick, Bar):
+            bars.append(tick)
+        elif not isinstance(tick, Quote):  # pragma: no cover - the union has three members
+            dead.append(_dead(batch, message, f"unexpected tick type {type(tick).__name__}"))
+    return _trade_columns(trades), _bar_columns(bars), dead
+
+
+def _dead(batch: Batch, message: Message, error: str) -> DeadLetter:
+    key = message.key.decode(errors="replace") if message.key else None
+    return DeadLetter(
+        reason="schema",
+        error=f"{batch.topic}[{batch.partition}]@{message.offset}: {error}",
+        value=message.value or b"",
+        key=key,
+        topic=batch.topic,
+        partition=batch.partition,
+        offset=message.offset,
+    )
+
+
+def _trade_columns(trades: list[Trade]) -> pa.RecordBatch | None:
+    if not trades:
+        return None
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([t.symbol for t in trades]).dictionary_encode(),
+            pa.array([t.ts for t in trades], pa.int64()),
+            pa.array([t.price for t in trades], pa.float64()),
+            pa.array([t.size for t in trades], pa.float64()),
+            pa.array([t.exchange for t in trades], pa.string()),
+            pa.array([t.condition for t in trades], pa.string()),
+        ],
+        schema=TRADE_SCHEMA,
+    )
+
+
+def _bar_columns(bars: list[Bar]) -> pa.RecordBatch | None:
+    if not bars:
+        return None
+    return pa.RecordBatch.from_pylist([msgspec.structs.asdict(b) for b in bars], schema=BAR_SCHEMA)

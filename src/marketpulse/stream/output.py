@@ -1,0 +1,119 @@
+"""What the processor emits for one input batch, as columns per output topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from marketpulse.models import (
+    ALERT_SCHEMA,
+    BAR_SCHEMA,
+    DLQ_SCHEMA,
+    INDICATOR_COLUMNS,
+    INDICATOR_SCHEMA,
+    Alert,
+    DeadLetter,
+)
+
+__all__ = ["Output", "alerts_table", "bars_table", "dlq_table", "indicators_table"]
+
+
+@dataclass(slots=True)
+class Output:
+    """Rows produced by the processor, per output topic, in order."""
+
+    bars: pa.Table = field(default_factory=BAR_SCHEMA.empty_table)
+    indicators: pa.Table = field(default_factory=INDICATOR_SCHEMA.empty_table)
+    alerts: list[Alert] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    #: trades accepted into windows / bars accepted as input
+    accepted: int = 0
+
+    def extend(self, other: Output) -> None:
+        """Append ``other``'s rows after this output's rows."""
+        if other.bars.num_rows:
+            self.bars = pa.concat_tables([self.bars, other.bars]) if self.bars.num_rows else other.bars
+        if other.indicators.num_rows:
+            self.indicators = (
+                pa.concat_tables([self.indicators, other.indicators])
+                if self.indicators.num_rows
+                else other.indicators
+            )
+        self.alerts.extend(other.alerts)
+        self.dead.extend(other.dead)
+        self.accepted += other.accepted
+
+
+def _floats(values: np.ndarray) -> pa.Array:
+    """Float64 column with NaN as null (not warmed up, no volume)."""
+    return pa.array(values, pa.float64(), from_pandas=True)
+
+
+def bars_table(
+    symbol: np.ndarray,
+    interval: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    volume: np.ndarray,
+    vwap: np.ndarray,
+    trades: np.ndarray,
+) -> pa.Table:
+    """Build a ``bars`` table from columns (symbol and interval as str object arrays)."""
+    return pa.Table.from_arrays(
+        [
+            pa.array(symbol, pa.string()),
+            pa.array(interval, pa.string()),
+            pa.array(start, pa.int64()),
+            pa.array(end, pa.int64()),
+            *(pa.array(values, pa.float64()) for values in ohlc),
+            pa.array(volume, pa.float64()),
+            _floats(vwap),
+            pa.array(trades, pa.int64()),
+        ],
+        schema=BAR_SCHEMA,
+    )
+
+
+def indicators_table(
+    symbol: np.ndarray, interval: np.ndarray, ts: np.ndarray, close: np.ndarray, values: np.ndarray
+) -> pa.Table:
+    """Build an ``indicators`` table; ``values`` is (n, 13) in INDICATOR_COLUMNS order."""
+    arrays = [
+        pa.array(symbol, pa.string()),
+        pa.array(interval, pa.string()),
+        pa.array(ts, pa.int64()),
+        pa.array(close, pa.float64()),
+    ]
+    arrays += [_floats(values[:, i]) for i in range(len(INDICATOR_COLUMNS))]
+    return pa.Table.from_arrays(arrays, schema=INDICATOR_SCHEMA)
+
+
+_json = msgspec.json.Encoder()
+
+
+def alerts_table(alerts: list[Alert]) -> pa.Table:
+    """Build an ``alerts`` table."""
+    if not alerts:
+        return ALERT_SCHEMA.empty_table()
+    columns: dict[str, list] = {name: [] for name in ALERT_SCHEMA.names}
+    for alert in alerts:
+        for name in ALERT_SCHEMA.names:
+            value = getattr(alert, name)
+            columns[name].append(_json.encode(value).decode() if name == "values" else value)
+    return pa.Table.from_pydict(columns, schema=ALERT_SCHEMA)
+
+
+def dlq_table(dead: list[DeadLetter], now_ns: int) -> pa.Table:
+    """Build a ``dlq`` table; rows without an event time get ``now_ns``."""
+    if not dead:
+        return DLQ_SCHEMA.empty_table()
+    columns: dict[str, list] = {name: [] for name in DLQ_SCHEMA.names}
+    for letter in dead:
+        for name in DLQ_SCHEMA.names:
+            value = getattr(letter, name)
+            columns[name].append(now_ns if name == "ts" and value is None else value)
+    return pa.Table.from_pydict(columns, schema=DLQ_SCHEMA)

@@ -1,0 +1,312 @@
+"""The processor: ticks in; bars, indicators, alerts and dead letters out.
+
+It is driven batch by batch (one topic partition per batch) and keeps its
+state per partition, so the same code runs on the embedded bus and on Kafka,
+where a partition's state moves with the partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from marketpulse.alerts import AlertEngine, Rule
+from marketpulse.bus.base import Batch
+from marketpulse.indicators import IndicatorState, update_indicators
+from marketpulse.models import BAR_SCHEMA, INDICATOR_COLUMNS, INTERVALS, DeadLetter, interval_ns
+from marketpulse.stream.decode import decode_messages
+from marketpulse.stream.output import Output, bars_table, indicators_table
+from marketpulse.stream.sessions import session_ids
+from marketpulse.stream.validate import REASONS, check_bars, check_trades
+from marketpulse.stream.windows import ClosedBars, WindowState
+
+__all__ = ["Processor", "ProcessorSettings"]
+
+logger = logging.getLogger(__name__)
+
+_INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
+_N_INTERVALS = len(INTERVALS)
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    """How the processor builds bars.
+
+    Attributes:
+        intervals: bar intervals built from trades, each a multiple of the smallest.
+        lateness: allowed lateness in seconds: a window closes when the
+            watermark (max event time minus this) passes its end.
+        idle_timeout: seconds without input after which a partition's
+            watermark advances by processing time.
+        session_tz: exchange time zone; the session VWAP resets at each local date.
+    """
+
+    intervals: tuple[str, ...] = ("1s", "1m", "5m")
+    lateness: float = 0.5
+    idle_timeout: float = 2.0
+    session_tz: str = "America/New_York"
+
+    def __post_init__(self) -> None:
+        lengths = [interval_ns(name) for name in self.intervals]
+        if "1d" in self.intervals:
+            raise ValueError("1d bars follow exchange sessions and are not built by fixed windows")
+        if lengths != sorted(lengths) or any(n % lengths[0] for n in lengths):
+            raise ValueError(
+                f"intervals {', '.join(self.intervals)} must be ascending multiples of the first"
+            )
+        if self.lateness < 0:
+            raise ValueError("lateness must not be negative")
+
+
+@dataclass
+class _PartitionState:
+    windows: WindowState
+    indicators: IndicatorState
+    alerts: AlertEngine
+    sids: dict[str, int] = field(default_factory=dict)
+    names: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+    last_input: float = 0.0
+
+    def lookup(self, dictionary: list[str | None]) -> np.ndarray:
+        """Map a batch's symbol dictionary to this partition's symbol ids."""
+        out = np.empty(len(dictionary), np.int64)
+        added = []
+        for i, name in enumerate(dictionary):
+            sid = self.sids.get(name)  # type: ignore[arg-type]
+            if sid is None:
+                sid = self.sids[name] = len(self.sids)  # type: ignore[index]
+                added.append(name)
+            out[i] = sid
+        if added:
+            self.names = np.concatenate([self.names, np.array(added, object)])
+            self.windows.ensure(len(self.sids))
+        return out
+
+
+class Processor:
+    """Turns batches of ticks into bars, indicators, alerts and dead letters.
+
+    Args:
+        settings: windowing settings.
+        rules: alert rules (none: no alerts).
+    """
+
+    def __init__(self, settings: ProcessorSettings | None = None, rules: list[Rule] | None = None):
+        self.settings = settings or ProcessorSettings()
+        self._rules = list(rules or [])
+        self._lengths = [interval_ns(name) for name in self.settings.intervals]
+        self._labels = np.array(self.settings.intervals, object)
+        self._keys = np.array([_INTERVAL_INDEX[name] for name in self.settings.intervals], np.int64)
+        self._lateness = int(self.settings.lateness * 1e9)
+        self._states: dict[tuple[str, int], _PartitionState] = {}
+
+    def state(self, topic: str, partition: int) -> _PartitionState:
+        """Return (creating it) the state of one input partition."""
+        key = (topic, partition)
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = _PartitionState(
+                windows=WindowState(self._lengths, self._lateness),
+                indicators=IndicatorState(),
+                alerts=AlertEngine(self._rules),
+            )
+        return state
+
+    def drop(self, topic: str, partition: int) -> None:
+        """Forget a partition's state (it was revoked)."""
+        self._states.pop((topic, partition), None)
+
+    def process(self, batch: Batch) -> Output:
+        """Process one batch of the ticks topic."""
+        state = self.state(batch.topic, batch.partition)
+        state.last_input = time.monotonic()
+        out = Output()
+        if batch.columns is None:
+            trades, bars, dead = decode_messages(batch)
+            out.dead.extend(dead)
+            parts = [("trade", trades), ("bar", bars)]
+        else:
+            data = batch.columns
+            if isinstance(data, pa.Table):
+                data = data.combine_chunks().to_batches()[0] if data.num_rows else None
+            parts = [(batch.kind, data)]
+        for kind, data in parts:
+            if data is None or data.num_rows == 0:
+                continue
+            if kind == "trade":
+                out.extend(self._trades(state, batch, data))
+            elif kind == "bar":
+                out.extend(self._bars(state, batch, data))
+        return out
+
+    def idle(self, now: float | None = None) -> Output:
+        """Advance the watermark of partitions idle for longer than the idle timeout."""
+        now = time.monotonic() if now is None else now
+        out = Output()
+        for state in self._states.values():
+            quiet = now - state.last_input
+            if state.windows.max_ts > -(2**61) and quiet > self.settings.idle_timeout:
+                floor = state.windows.max_ts - self._lateness + int(quiet * 1e9)
+                out.extend(self._emit(state, state.windows.advance(floor)))
+        return out
+
+    def finish(self) -> Output:
+        """Close every open window: the input is exhausted."""
+        out = Output()
+        for state in self._states.values():
+            out.extend(self._emit(state, state.windows.close_all()))
+        return out
+
+    def _trades(self, state: _PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
+        out = Output()
+        codes = check_trades(data)
+        if codes.any():
+            bad = np.flatnonzero(codes)
+            out.dead.extend(_dead_letters(data, bad, [REASONS[c] for c in codes[bad]], batch))
+            good = np.flatnonzero(codes == 0)
+            data = data.take(pa.array(good))
+            offsets = good
+        else:
+            offsets = None
+        if data.num_rows == 0:
+            return out
+        symbol = data.column("symbol")
+        sid = state.lookup(symbol.dictionary.to_pylist())[symbol.indices.to_numpy()]
+        ts = data.column("ts").to_numpy()
+        price = data.column("price").to_numpy()
+        size = data.column("size").to_numpy()
+        late, closed = state.windows.add(sid, ts, price, size)
+        if late.any():
+            rows = np.flatnonzero(late)
+            where = rows if offsets is None else offsets[rows]
+            letters = _dead_letters(data, rows, ["late"] * len(rows), batch, where)
+            watermark = state.windows.watermark
+            out.dead.extend(
+                msgspec.structs.replace(d, error=f"{d.error} (watermark {watermark})")
+                for d in letters
+            )
+        out.accepted = len(ts) - int(late.sum())
+        out.extend(self._emit(state, closed))
+        return out
+
+    def _bars(self, state: _PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
+        out = Output()
+        codes = check_bars(data)
+        if codes.any():
+            bad = np.flatnonzero(codes)
+            out.dead.extend(_dead_letters(data, bad, [REASONS[c] for c in codes[bad]], batch))
+            data = data.take(pa.array(np.flatnonzero(codes == 0)))
+        if data.num_rows == 0:
+            return out
+        table = pa.Table.from_batches([data]).select(BAR_SCHEMA.names).cast(BAR_SCHEMA)
+        names = table.column("symbol").to_pylist()
+        sid = state.lookup(names)
+        intervals = table.column("interval").to_pylist()
+        keys = sid * _N_INTERVALS + np.array([_INTERVAL_INDEX[i] for i in intervals], np.int64)
+        start = table.column("start").to_numpy()
+        high, low, close, volume = (
+            table.column(n).to_numpy() for n in ("high", "low", "close", "volume")
+        )
+        vwap = table.column("vwap").to_numpy(zero_copy_only=False)
+        typical = (high + low + close) / 3.0
+        pv = np.where(np.isnan(vwap), typical, vwap) * volume
+        daily = np.array([i == "1d" for i in intervals])
+        session = np.where(daily, start // interval_ns("1d"), session_ids(start, self.settings.session_tz))
+        values = update_indicators(state.indicators, keys, high, low, close, volume, pv, session)
+        ts = table.column("end").to_numpy()
+        symbols = np.array(names, object)
+        labels = np.array(intervals, object)
+        out.bars = table
+        out.indicators = indicators_table(symbols, labels, ts, close, values)
+        out.alerts = state.alerts.evaluate(_alert_rows(symbols, labels, ts, table, values))
+        out.accepted = table.num_rows
+        return out
+
+    def _emit(self, state: _PartitionState, closed: ClosedBars) -> Output:
+        out = Output()
+        if len(closed) == 0:
+            return out
+        lengths = np.asarray(self._lengths, np.int64)
+        symbols = state.names[closed.sid]
+        labels = self._labels[closed.interval]
+        end = closed.start + lengths[closed.interval]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vwap = np.where(closed.volume > 0, closed.pv / closed.volume, np.nan)
+        keys = closed.sid * _N_INTERVALS + self._keys[closed.interval]
+        session = session_ids(closed.start, self.settings.session_tz)
+        values = update_indicators(
+            state.indicators, keys, closed.high, closed.low, closed.close, closed.volume,
+            closed.pv, session,
+        )  # fmt: skip
+        ohlc = (closed.open, closed.high, closed.low, closed.close)
+        out.bars = bars_table(symbols, labels, closed.start, end, ohlc, closed.volume, vwap, closed.count)
+        out.indicators = indicators_table(symbols, labels, end, closed.close, values)
+        out.alerts = state.alerts.evaluate(_alert_rows(symbols, labels, end, out.bars, values))
+        return out
+
+
+def _alert_rows(
+    symbols: np.ndarray, labels: np.ndarray, ts: np.ndarray, bars: pa.Table, values: np.ndarray
+) -> dict[str, np.ndarray]:
+    rows: dict[str, np.ndarray] = {"symbol": symbols, "interval": labels, "ts": ts}
+    for name in ("open", "high", "low", "close", "volume"):
+        rows[name] = bars.column(name).to_numpy()
+    for i, name in enumerate(INDICATOR_COLUMNS):
+        rows[name] = values[:, i]
+    return rows
+
+
+def _dead_letters(
+    data: pa.RecordBatch,
+    rows: np.ndarray,
+    reasons: list[str],
+    batch: Batch,
+    offsets: np.ndarray | None = None,
+) -> list[DeadLetter]:
+    """Describe rejected rows as dead letters, with where they came from."""
+    offsets = rows if offsets is None else offsets
+    picked = data.take(pa.array(rows)).to_pylist()
+    metadata = data.schema.metadata or {}
+    source = metadata.get(b"source", b"").decode() or None
+    letters = []
+    for row, reason, offset in zip(picked, reasons, offsets, strict=True):
+        line = row.pop("line", None)
+        if line is not None:
+            row = dict(row)
+        letters.append(
+            DeadLetter(
+                reason=reason,
+                error=_describe(reason, row),
+                value=_json.encode({"type": "trade" if "price" in row else "bar", **row}),
+                key=row.get("symbol"),
+                topic=batch.topic,
+                partition=batch.partition,
+                offset=batch.first_offset + int(offset),
+                file=source,
+                line=line,
+                ts=row.get("ts", row.get("start")),
+            )
+        )
+    return letters
+
+
+def _describe(reason: str, row: dict) -> str:
+    if reason == "late":
+        return f"late tick: {row.get('symbol')} at ts {row.get('ts')} is behind the watermark"
+    if reason == "symbol":
+        return f"field symbol: invalid symbol {row.get('symbol')!r}"
+    if reason == "nan":
+        fields = [k for k, v in row.items() if isinstance(v, float) and v != v or v in (None,)]
+        return f"field {', '.join(fields) or 'value'}: missing or not a number"
+    if reason == "price":
+        return f"field price: must be > 0, got {row.get('price', row.get('close'))}"
+    if reason == "size":
+        return f"field size: must be >= 0, got {row.get('size', row.get('volume'))}"
+    return f"schema: {row}"
+

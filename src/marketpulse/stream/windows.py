@@ -1,0 +1,223 @@
+"""Event-time bar windows: the numba kernel and its per-partition state.
+
+Windows are aligned to the epoch. For every symbol and interval a small ring
+of ``slots`` open windows is kept, enough for the allowed lateness. The
+partition's watermark is ``max(max event time - lateness, floor)``, where
+``floor`` is raised by processing time when the partition is idle. A window
+closes when the watermark reaches its end, whichever symbol's tick moved it,
+so a quiet symbol's bar still closes. A tick whose smallest-interval window
+has closed is late: the kernel flags it and leaves the state untouched.
+
+Closed bars come out in a deterministic order that depends only on the
+sequence of ticks (interval, then end, then symbol), never on how the ticks
+were split into batches: streaming equals batch.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["ClosedBars", "WindowState"]
+
+_EMPTY = np.int64(-1)
+_NEVER = np.int64(-(2**62))
+_CLOCK_MAX_TS, _CLOCK_FLOOR = 0, 1
+
+
+class ClosedBars:
+    """Columns of the bars closed by one kernel call."""
+
+    __slots__ = ("sid", "interval", "start", "open", "high", "low", "close", "volume", "pv", "count")
+
+    def __init__(self, n: int) -> None:
+        self.sid = np.empty(n, np.int64)
+        self.interval = np.empty(n, np.int64)
+        self.start = np.empty(n, np.int64)
+        self.open = np.empty(n, np.float64)
+        self.high = np.empty(n, np.float64)
+        self.low = np.empty(n, np.float64)
+        self.close = np.empty(n, np.float64)
+        self.volume = np.empty(n, np.float64)
+        self.pv = np.empty(n, np.float64)
+        self.count = np.empty(n, np.int64)
+
+    def truncate(self, n: int) -> ClosedBars:
+        """Keep the first ``n`` rows."""
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name)[:n])
+        return self
+
+    def __len__(self) -> int:
+        return len(self.sid)
+
+
+class WindowState:
+    """Open windows of one partition, for every symbol and interval.
+
+    Args:
+        lengths: the intervals' lengths in nanoseconds, ascending.
+        lateness: allowed lateness in nanoseconds.
+        capacity: initial number of symbols; grows as needed.
+    """
+
+    def __init__(self, lengths: list[int], lateness: int, capacity: int = 64) -> None:
+        if not lengths or sorted(lengths) != list(lengths):
+            raise ValueError("interval lengths must be ascending and not empty")
+        if any(length % lengths[0] for length in lengths):
+            raise ValueError("every interval must be a multiple of the smallest")
+        self.lengths = np.asarray(lengths, np.int64)
+        self.lateness = int(lateness)
+        self.slots = int(lateness // lengths[0] + 2)
+        self.clock = np.array([_NEVER, _NEVER], np.int64)
+        self.closed = np.full(len(lengths), _NEVER, np.int64)
+        self._alloc(capacity)
+
+    def _alloc(self, capacity: int) -> None:
+        shape = (len(self.lengths), capacity, self.slots)
+        self.start = np.full(shape, _EMPTY, np.int64)
+        self.ohlc = np.zeros(shape + (4,), np.float64)
+        self.vol = np.zeros(shape + (2,), np.float64)
+        self.count = np.zeros(shape, np.int64)
+
+    @property
+    def capacity(self) -> int:
+        """Number of symbols the arrays hold."""
+        return self.start.shape[1]
+
+    def ensure(self, n_symbols: int) -> None:
+        """Grow the arrays to hold at least ``n_symbols`` symbols."""
+        if n_symbols <= self.capacity:
+            return
+        old = (self.start, self.ohlc, self.vol, self.count)
+        size = self.capacity
+        self._alloc(max(n_symbols, 2 * size))
+        for new, previous in zip((self.start, self.ohlc, self.vol, self.count), old, strict=True):
+            new[:, :size] = previous
+
+    @property
+    def watermark(self) -> int:
+        """The current watermark (ns), or a very negative number before any tick."""
+        return int(max(self.clock[_CLOCK_MAX_TS] - self.lateness, self.clock[_CLOCK_FLOOR]))
+
+    @property
+    def max_ts(self) -> int:
+        """The largest event time accepted so far."""
+        return int(self.clock[_CLOCK_MAX_TS])
+
+    def add(
+        self, sid: np.ndarray, ts: np.ndarray, price: np.ndarray, size: np.ndarray
+    ) -> tuple[np.ndarray, ClosedBars]:
+        """Add ticks in order; return the late-tick mask and the bars they closed."""
+        n = len(ts)
+        late = np.zeros(n, np.bool_)
+        out = ClosedBars(len(self.lengths) * (n + self.capacity * self.slots))
+        count = _add_ticks(
+            sid, ts, price, size, self.lengths, self.lateness, self.clock, self.closed,
+            self.start, self.ohlc, self.vol, self.count, late, *_out_arrays(out),
+        )  # fmt: skip
+        return late, out.truncate(count)
+
+    def advance(self, floor: int) -> ClosedBars:
+        """Raise the watermark to at least ``floor`` (idle partitions, end of stream)."""
+        self.clock[_CLOCK_FLOOR] = max(self.clock[_CLOCK_FLOOR], floor)
+        out = ClosedBars(len(self.lengths) * self.capacity * self.slots)
+        count = _close_due(
+            self.watermark, self.lengths, self.closed, self.start, self.ohlc, self.vol,
+            self.count, 0, *_out_arrays(out),
+        )  # fmt: skip
+        return out.truncate(count)
+
+    def close_all(self) -> ClosedBars:
+        """Close every open window (end of a finite stream)."""
+        return self.advance(2**62)
+
+
+def _out_arrays(out: ClosedBars) -> tuple[np.ndarray, ...]:
+    return tuple(getattr(out, name) for name in ClosedBars.__slots__)
+
+
+@nb.njit(cache=True)
+def _close_due(wm, lengths, closed, start, ohlc, vol, count, k,
+               o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv, o_count):  # fmt: skip
+    n_int, n_sym, n_slot = start.shape
+    for j in range(n_int):
+        length = lengths[j]
+        if wm // length == closed[j] // length and closed[j] != -(2**62):
+            continue
+        closed[j] = wm
+        first = k
+        for s in range(n_sym):
+            for q in range(n_slot):
+                b = start[j, s, q]
+                if b != -1 and b + length <= wm:
+                    o_sid[k] = s
+                    o_int[k] = j
+                    o_start[k] = b
+                    o_open[k] = ohlc[j, s, q, 0]
+                    o_high[k] = ohlc[j, s, q, 1]
+                    o_low[k] = ohlc[j, s, q, 2]
+                    o_close[k] = ohlc[j, s, q, 3]
+                    o_vol[k] = vol[j, s, q, 0]
+                    o_pv[k] = vol[j, s, q, 1]
+                    o_count[k] = count[j, s, q]
+                    start[j, s, q] = -1
+                    k += 1
+        if k - first > 1:
+            # order this interval's closed bars by (start, symbol)
+            order = np.argsort(o_start[first:k] * n_sym + o_sid[first:k], kind="mergesort")
+            for arr in (o_sid, o_int, o_start, o_count):
+                tmp = arr[first:k][order].copy()
+                arr[first:k] = tmp
+            for arrf in (o_open, o_high, o_low, o_close, o_vol, o_pv):
+                tmpf = arrf[first:k][order].copy()
+                arrf[first:k] = tmpf
+    return k
+
+
+@nb.njit(cache=True)
+def _add_ticks(sid, ts, price, size, lengths, lateness, clock, closed, start, ohlc, vol, count,
+               late, o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
+               o_count):  # fmt: skip
+    n_int, _, n_slot = start.shape
+    k = 0
+    for i in range(len(ts)):
+        t = ts[i]
+        wm = max(clock[0] - lateness, clock[1])
+        base = lengths[0]
+        if t - t % base + base <= wm:
+            late[i] = True
+            continue
+        if t > clock[0]:
+            # advance the watermark first, so that windows it closes leave their slots
+            clock[0] = t
+            new_wm = max(t - lateness, clock[1])
+            if new_wm // base != wm // base:
+                k = _close_due(new_wm, lengths, closed, start, ohlc, vol, count, k,
+                               o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol,
+                               o_pv, o_count)  # fmt: skip
+        s = sid[i]
+        p = price[i]
+        z = size[i]
+        for j in range(n_int):
+            length = lengths[j]
+            b = t - t % length
+            q = (b // length) % n_slot
+            if start[j, s, q] != b:
+                start[j, s, q] = b
+                ohlc[j, s, q, 0] = p
+                ohlc[j, s, q, 1] = p
+                ohlc[j, s, q, 2] = p
+                vol[j, s, q, 0] = 0.0
+                vol[j, s, q, 1] = 0.0
+                count[j, s, q] = 0
+            else:
+                if p > ohlc[j, s, q, 1]:
+                    ohlc[j, s, q, 1] = p
+                if p < ohlc[j, s, q, 2]:
+                    ohlc[j, s, q, 2] = p
+            ohlc[j, s, q, 3] = p
+            vol[j, s, q, 0] += z
+            vol[j, s, q, 1] += p * z
+            count[j, s, q] += 1
+    return k

@@ -1,0 +1,58 @@
+import pyarrow as pa
+
+from marketpulse.bus import MemoryBus, TopicPartition, partition_for
+
+
+def _batch(symbols):
+    return pa.record_batch({"symbol": symbols, "x": list(range(len(symbols)))})
+
+
+def test_offsets_poll_commit_and_resume():
+    bus = MemoryBus(retain=True)
+    bus.create_topics(["t"], partitions=1)
+    producer = bus.producer()
+    producer.send_columns("t", "trade", _batch(["A", "B", "C"]))
+    producer.send_columns("t", "trade", _batch(["D"]))
+    consumer = bus.consumer("g", ["t"])
+    batches = consumer.poll(max_records=2)
+    assert [(b.first_offset, b.last_offset) for b in batches] == [(0, 1)]
+    consumer.commit({TopicPartition("t", 0): 2})
+    again = bus.consumer("g", ["t"]).poll()
+    assert [(b.first_offset, b.last_offset) for b in again] == [(2, 2), (3, 3)]
+    assert again[0].columns.column("symbol").to_pylist() == ["C"]
+
+
+def test_rows_go_to_the_partition_of_their_key():
+    bus = MemoryBus(retain=True)
+    bus.create_topics(["t"], partitions=4)
+    symbols = ["AAPL", "MSFT", "SPY", "IBM", "AAPL", "BAC"]
+    bus.producer().send_columns("t", "trade", _batch(symbols))
+    seen = {}
+    for batch in bus.read_all("t"):
+        for symbol in batch.columns.column("symbol").to_pylist():
+            seen.setdefault(symbol, set()).add(batch.partition)
+    assert all(parts == {partition_for(s, 4)} for s, parts in seen.items())
+    assert sum(bus.end_offsets("t")) == len(symbols)
+
+
+def test_murmur2_matches_the_java_client():
+    # values of org.apache.kafka.common.utils.Utils.murmur2 for these keys, as
+    # published in the Kafka client's own tests (UtilsTest.testMurmur2)
+    from marketpulse.bus.base import _murmur2
+
+    cases = {b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536,
+             b"a-little-bit-longer-string": -1486304829,
+             b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, b"abc": 479470107}
+    for key, expected in cases.items():
+        assert _murmur2(key) == expected & 0xFFFFFFFF
+
+
+def test_committed_segments_are_dropped():
+    bus = MemoryBus()
+    bus.create_topics(["t"])
+    bus.producer().send_columns("t", "trade", _batch(["A"] * 10))
+    consumer = bus.consumer("g", ["t"])
+    consumer.poll()
+    consumer.commit(consumer.position())
+    assert bus.read_all("t") == []
+    assert consumer.lag() == {TopicPartition("t", 0): 0}

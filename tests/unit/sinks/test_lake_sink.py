@@ -1,0 +1,315 @@
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from marketpulse.models import TRADE_SCHEMA
+from marketpulse.sinks import TABLES, LakeSink, Sink, SourceRange
+from marketpulse.sinks import lake as lake_module
+from marketpulse.sinks.lake import LAKE_SCHEMAS
+
+MIDNIGHT = 1_699_920_000 * 1_000_000_000  # 2023-11-14 00:00:00 UTC
+NS_PER_S = 1_000_000_000
+
+
+def files(root: Path, table: str) -> list[Path]:
+    return sorted((root / table).glob("*/*.parquet"))
+
+
+def read(root: Path, table: str) -> pa.Table:
+    return pa.concat_tables([pq.read_table(f) for f in files(root, table)])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_is_a_sink(tmp_path: Path) -> None:
+    assert isinstance(LakeSink(tmp_path), Sink)
+    assert LakeSink.name == "lake"
+
+
+def test_unknown_table_is_an_error(make_rows, tmp_path: Path) -> None:
+    with LakeSink(tmp_path) as sink, pytest.raises(ValueError, match="unknown table 'quotes'"):
+        sink.write("quotes", make_rows("trades", 3))
+
+
+def test_missing_columns_are_an_error(make_rows, tmp_path: Path) -> None:
+    with LakeSink(tmp_path) as sink, pytest.raises(ValueError, match="missing columns price"):
+        sink.write("trades", make_rows("trades", 3).drop_columns(["price"]))
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+def test_files_hold_the_lake_schema_without_date(make_rows, tmp_path: Path, table: str):
+    rows = make_rows(table, 10)
+    with LakeSink(tmp_path) as sink:
+        sink.write(table, rows)
+    [path] = files(tmp_path, table)
+    assert path.parent.name == "date=2023-11-14"
+    stored = pq.read_table(path)
+    assert stored.schema.remove_metadata() == LAKE_SCHEMAS[table]
+    assert "date" not in stored.column_names
+    assert stored.num_rows == 10
+
+
+def test_trades_extra_columns_dropped_and_symbol_stored_as_string(make_rows, tmp_path: Path):
+    rows = make_rows("trades", 4).append_column("line", pa.array([2, 3, 4, 5], pa.int64()))
+    assert rows.schema.field("symbol").type == TRADE_SCHEMA.field("symbol").type
+    with LakeSink(tmp_path) as sink:
+        sink.write("trades", rows.to_batches()[0])  # a RecordBatch is accepted too
+    stored = read(tmp_path, "trades")
+    assert stored.column_names == TRADE_SCHEMA.names
+    assert stored.schema.field("symbol").type == pa.string()
+    assert sorted(stored["symbol"].to_pylist()) == ["AAPL", "AAPL", "MSFT", "MSFT"]
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [("trades", "ts"), ("bars", "start"), ("indicators", "ts"), ("alerts", "ts"), ("dlq", "ts")],
+)
+def test_rows_straddling_midnight_go_to_two_utc_dates(
+    make_rows, tmp_path: Path, table: str, column: str
+) -> None:
+    # Four rows, one nanosecond apart, around midnight: two on each side.
+    rows = make_rows(table, 4, start=MIDNIGHT - 2, step=1)
+    if table == "bars":  # the partition follows `start`, not `end`
+        rows = rows.set_column(
+            rows.schema.get_field_index("end"), "end", pa.array([MIDNIGHT + 60 * NS_PER_S] * 4)
+        )
+    with LakeSink(tmp_path) as sink:
+        sink.write(table, rows)
+    found = {p.parent.name: pq.read_table(p)[column].to_pylist() for p in files(tmp_path, table)}
+    assert found == {
+        "date=2023-11-13": [MIDNIGHT - 2, MIDNIGHT - 1],
+        "date=2023-11-14": [MIDNIGHT, MIDNIGHT + 1],
+    }
+
+
+def test_null_time_goes_to_the_current_date(make_rows, tmp_path: Path) -> None:
+    rows = make_rows("dlq", 2)
+    rows = rows.set_column(0, "ts", pa.array([None, MIDNIGHT], pa.int64()))
+    with LakeSink(tmp_path) as sink:
+        sink.write("dlq", rows)
+    dates = {p.parent.name for p in files(tmp_path, "dlq")}
+    assert "date=2023-11-14" in dates
+    assert len(dates) == 2
+
+
+def test_flush_by_size(make_rows, tmp_path: Path) -> None:
+    sink = LakeSink(tmp_path, max_rows=100, max_age_s=3600)
+    sink.write("bars", make_rows("bars", 60))
+    assert files(tmp_path, "bars") == []
+    assert sink.stats.buffered["bars"] == 60
+    sink.write("bars", make_rows("bars", 60, start=MIDNIGHT + 7200 * NS_PER_S))
+    assert len(files(tmp_path, "bars")) == 1
+    assert read(tmp_path, "bars").num_rows == 120
+    assert sink.stats.buffered["bars"] == 0
+    sink.close()
+
+
+def test_flush_by_age(make_rows, tmp_path: Path) -> None:
+    clock = FakeClock()
+    sink = LakeSink(tmp_path, max_rows=1_000_000, max_age_s=5.0, clock=clock)
+    clock.now = 100.0
+    sink.write("trades", make_rows("trades", 5))
+    clock.now = 103.0
+    sink.write("alerts", make_rows("alerts", 5))
+    assert not sink.due(104.9)
+    assert not sink.maybe_flush(104.9)
+    assert files(tmp_path, "trades") == []
+    clock.now = 105.0
+    assert sink.due()
+    assert sink.maybe_flush()
+    assert len(files(tmp_path, "trades")) == 1
+    assert files(tmp_path, "alerts") == []  # younger: still buffered
+    assert sink.maybe_flush(108.0)
+    assert len(files(tmp_path, "alerts")) == 1
+    assert not sink.due(1000.0)
+
+
+def test_one_file_per_date_per_flush(make_rows, tmp_path: Path) -> None:
+    with LakeSink(tmp_path) as sink:
+        for i in range(10):  # ten writes, the last five after midnight
+            start = MIDNIGHT + (i - 5) * 60 * NS_PER_S
+            sink.write("trades", make_rows("trades", 100, start=start, step=1000))
+    by_date = {p.parent.name: pq.read_metadata(p).num_rows for p in files(tmp_path, "trades")}
+    assert by_date == {"date=2023-11-13": 500, "date=2023-11-14": 500}
+
+
+def test_rows_grouped_by_symbol_in_arrival_order(make_rows, tmp_path: Path) -> None:
+    ts = [5, 1, 4, 2, 3, 0]
+    rows = make_rows("trades", 6, symbols=("MSFT", "AAPL"))
+    rows = rows.set_column(1, "ts", pa.array([MIDNIGHT + t for t in ts], pa.int64()))
+    with LakeSink(tmp_path) as sink:
+        sink.write("trades", rows)
+    stored = read(tmp_path, "trades")
+    assert stored["symbol"].to_pylist() == ["AAPL"] * 3 + ["MSFT"] * 3
+    assert [t - MIDNIGHT for t in stored["ts"].to_pylist()] == [1, 2, 0, 5, 4, 3]
+
+
+def test_deterministic_names_per_source_partition(make_rows, tmp_path: Path) -> None:
+    with LakeSink(tmp_path) as sink:
+        sink.write("bars", make_rows("bars", 10), SourceRange(3, 10, 19))
+        sink.write("bars", make_rows("bars", 10), SourceRange(3, 20, 29))
+        sink.write("bars", make_rows("bars", 4), SourceRange(12, 0, 3))
+    names = [p.name for p in files(tmp_path, "bars")]
+    assert names == [
+        "part-p003-000000000010-000000000029.parquet",
+        "part-p012-000000000000-000000000003.parquet",
+    ]
+
+
+def test_names_without_source_are_unique(make_rows, tmp_path: Path) -> None:
+    with LakeSink(tmp_path) as first, LakeSink(tmp_path) as second:
+        for sink in (first, second):
+            sink.write("bars", make_rows("bars", 2))
+            sink.flush()
+            sink.write("bars", make_rows("bars", 2))
+            sink.flush()
+    names = [p.name for p in files(tmp_path, "bars")]
+    assert len(set(names)) == 4
+    assert all(re.fullmatch(r"part-\d{8}T\d{6}Z-\d+-\d+-00000[12]\.parquet", n) for n in names)
+
+
+def test_rewriting_the_same_offsets_is_idempotent(make_rows, tmp_path: Path) -> None:
+    rows = make_rows("indicators", 50)
+    for _ in range(2):  # a replay after a crash: same offsets, new sink
+        with LakeSink(tmp_path) as sink:
+            sink.write("indicators", rows.slice(0, 20), SourceRange(0, 100, 119))
+            sink.write("indicators", rows.slice(20), SourceRange(0, 120, 149))
+    assert [p.name for p in files(tmp_path, "indicators")] == [
+        "part-p000-000000000100-000000000149.parquet"
+    ]
+    assert read(tmp_path, "indicators").num_rows == 50
+
+
+def test_replay_with_other_flush_boundaries_leaves_no_duplicates(make_rows, tmp_path: Path):
+    rows = make_rows("bars", 30)
+    with LakeSink(tmp_path) as sink:  # flushed 0-9, crashed before committing
+        sink.write("bars", rows.slice(0, 10), SourceRange(1, 0, 9))
+    with LakeSink(tmp_path) as sink:  # the replay buffers more before its flush
+        sink.write("bars", rows.slice(0, 10), SourceRange(1, 0, 9))
+        sink.write("bars", rows.slice(10, 10), SourceRange(1, 10, 19))
+    assert [p.name for p in files(tmp_path, "bars")] == [
+        "part-p001-000000000000-000000000019.parquet"
+    ]
+    with LakeSink(tmp_path) as sink:  # a replay that flushes less: already there
+        sink.write("bars", rows.slice(0, 5), SourceRange(1, 0, 4))
+    assert read(tmp_path, "bars").num_rows == 20
+
+
+def test_temporary_file_is_hidden_from_parquet_globs(
+    make_rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[list[str], list[str]]] = []
+    real_replace = os.replace
+
+    def inspecting_replace(src: str | Path, dst: str | Path) -> None:
+        directory = Path(src).parent
+        seen.append(
+            (
+                sorted(p.name for p in directory.glob("*.parquet")),
+                sorted(os.listdir(directory)),
+            )
+        )
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", inspecting_replace)
+    with LakeSink(tmp_path) as sink:
+        sink.write("trades", make_rows("trades", 10), SourceRange(0, 0, 9))
+    [(globbed, listed)] = seen
+    assert globbed == []
+    [tmp_name] = listed
+    assert tmp_name.startswith(".") and not tmp_name.endswith(".parquet")
+    assert [p.name for p in files(tmp_path, "trades")] == [
+        "part-p000-000000000000-000000000009.parquet"
+    ]
+    assert [p.name for p in (tmp_path / "trades").glob("*/.*")] == []
+
+
+def test_failed_write_keeps_rows_buffered_and_no_temporary_file(
+    make_rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
+        Path(args[1]).write_bytes(b"PAR1 partial")
+        raise OSError(28, "No space left on device")
+
+    sink = LakeSink(tmp_path)
+    sink.write("alerts", make_rows("alerts", 7), SourceRange(0, 0, 6))
+    with monkeypatch.context() as patch:
+        patch.setattr(lake_module.pq, "write_table", disk_full)
+        with pytest.raises(OSError, match="No space"):
+            sink.flush()
+    assert list((tmp_path / "alerts").glob("*/*")) == []
+    assert sink.stats.buffered["alerts"] == 7
+    sink.close()
+    assert read(tmp_path, "alerts").num_rows == 7
+
+
+def test_retry_after_a_partial_flush_rewrites_the_same_files(
+    make_rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = lake_module.pq.write_table
+    calls = []
+
+    def fail_second(*args: object, **kwargs: object) -> None:
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise OSError(5, "I/O error")
+        real_write(*args, **kwargs)
+
+    sink = LakeSink(tmp_path)  # no source: names from the run id
+    sink.write("trades", make_rows("trades", 4, start=MIDNIGHT - 2, step=1))
+    with monkeypatch.context() as patch:
+        patch.setattr(lake_module.pq, "write_table", fail_second)
+        with pytest.raises(OSError):
+            sink.flush()
+    assert len(files(tmp_path, "trades")) == 1  # the first date made it
+    sink.close()
+    assert len(files(tmp_path, "trades")) == 2
+    assert read(tmp_path, "trades").num_rows == 4
+
+
+def test_stats(make_rows, tmp_path: Path) -> None:
+    sink = LakeSink(tmp_path)
+    sink.write("trades", make_rows("trades", 4, start=MIDNIGHT - 2, step=1))
+    sink.write("bars", make_rows("bars", 3))
+    assert sink.stats.rows["trades"] == 0
+    assert sink.stats.buffered == {"trades": 4, "bars": 3, "indicators": 0, "alerts": 0, "dlq": 0}
+    sink.close()
+    stats = sink.stats
+    assert stats.rows == {"trades": 4, "bars": 3, "indicators": 0, "alerts": 0, "dlq": 0}
+    assert stats.files == 3
+    assert stats.flushes == 2
+    written = files(tmp_path, "trades") + files(tmp_path, "bars")
+    assert stats.bytes == sum(p.stat().st_size for p in written)
+
+
+def test_close_flushes_and_later_writes_fail(make_rows, tmp_path: Path) -> None:
+    sink = LakeSink(tmp_path)
+    sink.write("dlq", make_rows("dlq", 2))
+    sink.close()
+    sink.close()
+    assert read(tmp_path, "dlq").num_rows == 2
+    with pytest.raises(ValueError, match="closed"):
+        sink.write("dlq", make_rows("dlq", 2))
+
+
+def test_empty_writes_make_no_files(make_rows, tmp_path: Path) -> None:
+    with LakeSink(tmp_path) as sink:
+        sink.write("bars", make_rows("bars", 0))
+    assert not (tmp_path / "bars").exists()
+
+
+def test_source_range_is_validated() -> None:
+    with pytest.raises(ValueError):
+        SourceRange(0, 10, 9)

@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+from marketpulse.stream.windows import WindowState
+
+S = 1_000_000_000
+
+
+def _add(state, rows):
+    sid = np.array([r[0] for r in rows], np.int64)
+    ts = np.array([r[1] for r in rows], np.int64)
+    price = np.array([r[2] for r in rows], np.float64)
+    size = np.array([r[3] for r in rows], np.float64)
+    return state.add(sid, ts, price, size)
+
+
+def test_bar_closes_when_watermark_passes_its_end():
+    state = WindowState([S], lateness=0)
+    late, closed = _add(state, [(0, 10 * S + 1, 5.0, 1), (0, 10 * S + 5, 7.0, 2), (0, 10 * S + 9, 4.0, 1)])
+    assert not late.any()
+    assert len(closed) == 0  # the 10 s window is still open
+    _, closed = _add(state, [(0, 11 * S, 6.0, 3)])
+    assert len(closed) == 1
+    assert closed.start[0] == 10 * S
+    assert (closed.open[0], closed.high[0], closed.low[0], closed.close[0]) == (5.0, 7.0, 4.0, 4.0)
+    assert closed.volume[0] == 4.0
+    assert closed.pv[0] == 5.0 + 14.0 + 4.0
+    assert closed.count[0] == 3
+
+
+def test_quiet_symbol_bar_closes_on_other_symbols_ticks():
+    state = WindowState([S], lateness=0)
+    _add(state, [(0, 10 * S, 5.0, 1)])
+    _, closed = _add(state, [(1, 12 * S, 9.0, 1)])
+    assert list(closed.sid) == [0]
+    assert closed.start[0] == 10 * S
+
+
+def test_late_tick_is_flagged_and_does_not_change_state():
+    state = WindowState([S], lateness=S // 2)
+    _add(state, [(0, 10 * S, 5.0, 1), (0, 11 * S + S // 2, 6.0, 1)])  # watermark 11 s: window 10 closed
+    late, closed = _add(state, [(0, 10 * S + 100, 99.0, 1), (0, 11 * S + 1, 7.0, 1)])
+    assert list(late) == [True, False]
+    assert len(closed) == 0
+    closed = state.close_all()
+    assert closed.high[0] == 7.0 and closed.low[0] == 6.0
+
+
+def test_tick_within_lateness_joins_its_window():
+    state = WindowState([S], lateness=2 * S)
+    _add(state, [(0, 10 * S, 5.0, 1), (0, 11 * S, 6.0, 1)])
+    late, _ = _add(state, [(0, 10 * S + 5, 8.0, 1)])  # out of order but within lateness
+    assert not late.any()
+    closed = state.close_all()
+    first = closed.start == 10 * S
+    assert closed.high[first][0] == 8.0 and closed.close[first][0] == 8.0
+
+
+def test_several_intervals_and_jump_in_time_keep_every_window():
+    state = WindowState([S, 60 * S], lateness=S // 2)
+    rows = [(0, t * S, float(t), 1) for t in (0, 1, 2, 59, 61, 3600)]
+    _, closed = _add(state, rows)
+    rest = state.close_all()
+    starts_1s = sorted(list(closed.start[closed.interval == 0]) + list(rest.start[rest.interval == 0]))
+    starts_1m = sorted(list(closed.start[closed.interval == 1]) + list(rest.start[rest.interval == 1]))
+    assert starts_1s == [0, S, 2 * S, 59 * S, 61 * S, 3600 * S]
+    assert starts_1m == [0, 60 * S, 3600 * S]
+
+
+def test_batching_does_not_change_output():
+    rng = np.random.default_rng(1)
+    n = 20_000
+    ts = np.sort(rng.integers(0, 600 * S, n))
+    ts[rng.random(n) < 0.05] -= S  # some out of order, some late
+    sid = rng.integers(0, 7, n)
+    price = rng.uniform(10, 20, n)
+    size = rng.integers(1, 500, n).astype(float)
+
+    def run(chunks):
+        state = WindowState([S, 60 * S, 300 * S], lateness=S // 2)
+        lates, outs = [], []
+        for part in np.array_split(np.arange(n), chunks):
+            late, closed = state.add(sid[part], ts[part], price[part], size[part])
+            lates.append(late)
+            outs.append(closed)
+        outs.append(state.close_all())
+        cat = {name: np.concatenate([getattr(o, name) for o in outs]) for name in ("sid", "start", "interval", "close", "volume")}
+        return np.concatenate(lates), cat
+
+    late1, one = run(1)
+    late2, many = run(37)
+    assert late1.any()
+    np.testing.assert_array_equal(late1, late2)
+    for name in one:
+        np.testing.assert_array_equal(one[name], many[name])
+
+
+def test_intervals_must_be_multiples():
+    with pytest.raises(ValueError):
+        WindowState([2 * S, 3 * S], lateness=0)
