@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from marketpulse.alerts import Rule
 from marketpulse.bus import Batch
@@ -52,10 +53,10 @@ def lake_trades(root: str | Path, batch_rows: int = 1 << 20) -> Iterator[tuple[s
         "hive_partitioning = true, filename = true, file_row_number = true) "
         "ORDER BY ts, filename, file_row_number",
         [pattern],
-    ).fetch_record_batch(batch_rows)
+    ).to_arrow_reader(batch_rows)
     for batch in reader:
         table = pa.Table.from_batches([batch])
-        symbol = pa.compute.dictionary_encode(table.column("symbol")).combine_chunks()
+        symbol = pc.dictionary_encode(table.column("symbol").combine_chunks())
         table = table.set_column(0, "symbol", symbol)
         yield "trade", table.cast(TRADE_SCHEMA).combine_chunks().to_batches()[0]
 

@@ -164,22 +164,9 @@ def config_show(config: Path = CONFIG_OPTION) -> None:
 
 
 def main() -> None:
-    """Entry point: run the app; report MarketPulse errors as one line, exit 2."""
+    """Entry point: run the app; report MarketPulse errors as one line and exit 2."""
     try:
-        app(standalone_mode=False)
+        app()
     except MarketPulseError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

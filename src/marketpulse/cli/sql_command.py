@@ -67,7 +67,7 @@ def backfill(
     The result replaces the lake's bars, indicators and alerts for the dates it
     covers; it equals what the live pipeline computes from the same input.
     """
-    from marketpulse.analytics import backfill as run_backfill
+    from marketpulse.analytics.backfill import backfill as run_backfill
     from marketpulse.feeds import FileReplay
 
     parsed = tuple(v.strip() for v in intervals.split(",")) if intervals else None

@@ -13,7 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ from marketpulse.feeds.columns import Converted, Options, convert_bars, convert_
 from marketpulse.feeds.formats import Source, resolve_layout, sniff
 from marketpulse.models import BAR_SCHEMA, INTERVALS, TRADE_SCHEMA, DeadLetter
 
-__all__ = ["FileReplay", "detect_format"]
+__all__ = ["CONDITION_PRESETS", "FileReplay", "detect_format", "lean_excludes_price"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,29 +80,46 @@ class FileReplay:
         include_suspicious: keep trades whose ``suspicious`` column is set
             (dropped and counted by default, as Lean does for its bars).
         shift_days: add this many days to every timestamp.
+        exclude_conditions: leave out trades by their ``condition`` column
+            (trades files only; the file needs a condition column). ``None``
+            (default): keep every trade. A collection of codes: drop the trades
+            whose condition is exactly one of them. ``"lean"``: drop the trades
+            whose price QuantConnect Lean leaves out of its bars (see
+            :func:`lean_excludes_price`): on AlgoSeek/Lean US equity data,
+            intermarket sweep and trade-through-exempt prints without a regular,
+            extended-hours, cash, next-day or auction flag. Lean still adds their
+            volume to its bars; a dropped trade loses its volume too, so bars
+            built from this feed get Lean's open, high, low and close but less
+            volume (about 40% of a regular session's volume on the sample day).
 
     Raises:
         InputError: the file is missing, unreadable, of unknown format, or its
             columns do not fit (the message names the file and the columns).
 
     Attributes:
-        rows: rows yielded so far; ``dead``: rows sent to the dead letters;
-        ``suspicious``: trades dropped as suspicious.
+        name: the path as given, for logs and dead letters.
+        format: ``"trades"`` or ``"bars"``; ``kind`` is the matching FeedBatch kind.
+        rows: rows yielded by the current (or last) replay.
+        dead: rows of it sent to the dead letters.
+        suspicious: trades of it left out as suspicious.
+        excluded: trades of it left out by ``exclude_conditions``.
     """
 
     def __init__(
         self,
         path: str | Path,
-        format: Literal["trades", "bars"] | None = None,  # noqa: A002 - public option name
+        format: Literal["trades", "bars"] | None = None,
         symbol: str | None = None,
         columns: dict[str, str] | None = None,
         batch_size: int = 65536,
         interval: str = "1d",
         include_suspicious: bool = False,
         shift_days: int = 0,
+        exclude_conditions: Iterable[str] | str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
+        exclude = _condition_rule(exclude_conditions)
         self.path = Path(path)
         self.name = str(path)
         if interval not in INTERVALS:
@@ -114,8 +132,17 @@ class FileReplay:
         self.batch_size = batch_size
         self._symbol, self._interval = symbol, interval
         self._include_suspicious, self._shift_days = include_suspicious, shift_days
+        if exclude is not None and self.format != "trades":
+            raise ValueError(f"{self.name}: exclude_conditions applies to trades, not bars")
+        if exclude is not None and "condition" not in self._layout.fields:
+            found = ", ".join(self._source.header)
+            raise InputError(
+                f"{self.name}: exclude_conditions needs a condition column (columns found: "
+                f"{found}); map another name with columns="
+            )
+        self._exclude = exclude
         self._open: list[Any] = []
-        self.rows = self.dead = self.suspicious = 0
+        self.rows = self.dead = self.suspicious = self.excluded = 0
 
     def __repr__(self) -> str:
         return f"FileReplay({self.name!r}, format={self.format!r})"
@@ -128,6 +155,7 @@ class FileReplay:
             self._shift_days * 86_400 * 1_000_000_000,
             self._interval,
         )
+        self.rows = self.dead = self.suspicious = self.excluded = 0
         raw = self._parquet() if self._source.container == "parquet" else self._csv()
         convert = convert_trades if self.format == "trades" else convert_bars
         try:
@@ -146,11 +174,13 @@ class FileReplay:
         finally:
             self.close()
         logger.info(
-            "%s: %d rows replayed, %d to dead letters, %d suspicious left out",
+            "%s: %d rows replayed, %d to dead letters, %d suspicious left out, "
+            "%d left out by condition",
             self.name,
             self.rows,
             self.dead,
             self.suspicious,
+            self.excluded,
         )
 
     def close(self) -> None:
@@ -190,6 +220,13 @@ class FileReplay:
                     )
                 )
             keep = pa.array(good) if keep is None else pc.and_(keep, pa.array(good))
+            dead.sort(key=lambda letter: letter.line or 0)
+        if self._exclude is not None:
+            drop = _excluded(conv.columns[_CONDITION], self._exclude)
+            if drop is not None:
+                wanted = drop if keep is None else drop & keep.to_numpy(zero_copy_only=False)
+                self.excluded += int(wanted.sum())
+                keep = pa.array(~drop) if keep is None else pc.and_(keep, pa.array(~drop))
         data = pa.RecordBatch.from_arrays(
             [*conv.columns, pa.array(lines, pa.int64())], schema=_SCHEMAS[self.format]
         )
@@ -289,6 +326,81 @@ class FileReplay:
             raise InputError(
                 f"{self.name}: cannot read Parquet data ({_first_line(exc)})"
             ) from None
+
+
+# Trade filters on the sale condition (``exclude_conditions=``) ------------------------
+
+_CONDITION = TRADE_SCHEMA.get_field_index("condition")
+
+#: Named filters accepted by ``FileReplay(exclude_conditions=...)``.
+CONDITION_PRESETS = ("lean",)
+
+# Lean's TradeConditionFlags (QuantConnect/Lean, Common/Data/Auxiliary/
+# TradeConditionFlags.cs): the bits of the hexadecimal sale condition of its US
+# equity ticks (Tick.ParsedSaleCondition). "Bar Building" in Lean's US equity
+# "Data Preparation" documentation: a trade's price stays out of the bars when
+# it has none of the included flags and at least one of the excluded ones.
+_LEAN_INCLUDED = (
+    1 << 0  # Regular
+    | 1 << 1  # Cash
+    | 1 << 2  # NextDay
+    | 1 << 6  # OpeningPrints
+    | 1 << 7  # ClosingPrints
+    | 1 << 10  # FormT
+    | 1 << 13  # ExtendedHours
+    | 1 << 24  # OfficialClose
+    | 1 << 26  # OfficialOpen
+)
+_LEAN_EXCLUDED = (
+    1 << 5  # IntermarketSweep
+    | 1 << 29  # TradeThroughExempt
+    | 1 << 31  # OddLot
+)
+_HEX_UINT = re.compile(r"[0-9A-Fa-f]{1,8}")
+
+
+def lean_excludes_price(condition: str | None) -> bool:
+    """Tell whether Lean leaves a trade with this sale condition out of its bar prices.
+
+    ``condition`` is Lean's hexadecimal TradeConditionFlags mask (``"20000020"``
+    is IntermarketSweep | TradeThroughExempt). A trade is left out when it has
+    no Regular, Cash, NextDay, FormT, ExtendedHours, OpeningPrints,
+    ClosingPrints, OfficialOpen or OfficialClose flag and has an
+    IntermarketSweep, TradeThroughExempt or OddLot flag. A missing condition,
+    or one that is not a 32-bit hexadecimal mask, is kept.
+    """
+    text = (condition or "").strip()
+    if not _HEX_UINT.fullmatch(text):
+        return False
+    flags = int(text, 16)
+    return not flags & _LEAN_INCLUDED and bool(flags & _LEAN_EXCLUDED)
+
+
+def _condition_rule(exclude: Iterable[str] | str | None) -> Callable[[str], bool] | None:
+    """The test that drops a trade by its condition, from ``exclude_conditions=``."""
+    if exclude is None:
+        return None
+    if isinstance(exclude, str):
+        if exclude == "lean":
+            return lean_excludes_price
+        raise ValueError(
+            f"unknown exclude_conditions preset {exclude!r} (known: "
+            f"{', '.join(CONDITION_PRESETS)}); pass a collection of codes to drop"
+        )
+    codes = frozenset(exclude)
+    if not all(isinstance(code, str) for code in codes):
+        raise TypeError("exclude_conditions codes must be strings, as in the condition column")
+    return codes.__contains__ if codes else None
+
+
+def _excluded(conditions: pa.Array, rule: Callable[[str], bool]) -> np.ndarray | None:
+    """Rows whose condition ``rule`` rejects (null conditions are kept); None if none."""
+    encoded = pc.dictionary_encode(conditions)
+    verdicts = np.array([bool(rule(c)) for c in encoded.dictionary.to_pylist()] + [False])
+    if not verdicts.any():
+        return None
+    indices = encoded.indices.fill_null(len(verdicts) - 1).to_numpy(zero_copy_only=False)
+    return verdicts[indices]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -39,7 +39,7 @@ TICKERS = (
 #: Venue codes (FINRA TRF, Nasdaq, NYSE Arca, NYSE, Cboe BZX/BYX/EDGX/EDGA, IEX, ...)
 #: with rough shares of consolidated volume.
 _VENUES = ("D", "Q", "P", "N", "Z", "K", "Y", "J", "V", "B", "X", "A", "M")
-_VENUE_SHARE = np.array([34, 16, 10, 9, 7, 7, 3, 3, 3, 2, 2, 2, 2], dtype=float)
+_VENUE_SHARE = np.array([34, 16, 10, 9, 7, 7, 3, 3, 3, 2, 2, 2, 2]) / 100
 _CONDITIONS = pa.array(["I", "F"])  # odd lot; intermarket sweep
 
 _SESSION_NS = 23_400 * NS_PER_S  # 09:30-16:00
@@ -114,8 +114,15 @@ class Simulator:
             raise ValueError("symbols, rate and batch_size must be positive")
         self.rate, self.realtime, self.intraday = float(rate), realtime, intraday
         self.batch_size, self.max_events = batch_size, max_events
-        self.start_ts = start_ts
-        self._rng = rng = np.random.default_rng(seed)
+        self.start_ts, self.seed = start_ts, seed
+        self._symbols = symbols
+        self._closed = False
+        self._reset()
+
+    def _reset(self) -> None:
+        """Draw the symbols and their starting state afresh from the seed."""
+        symbols = self._symbols
+        self._rng = rng = np.random.default_rng(self.seed)
         self.tickers = _tickers(symbols, rng)
         self._dictionary = pa.array(self.tickers, pa.string())
         weight = (np.arange(symbols) + 1.0) ** -0.7 * rng.lognormal(0.0, 0.3, symbols)
@@ -123,10 +130,8 @@ class Simulator:
         self._log_price = np.log(np.clip(rng.lognormal(np.log(60.0), 1.0, symbols), 5.0, 800.0))
         annual = np.clip(rng.lognormal(np.log(0.3), 0.35, symbols), 0.1, 1.2)
         self._sigma = annual / np.sqrt(_SECONDS_PER_YEAR)  # per second
-        self._venue_p = _VENUE_SHARE / _VENUE_SHARE.sum()
         self._burst_until = np.zeros(symbols, dtype=np.int64)
         self._burst_speed = np.ones(symbols)
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"Simulator(symbols={len(self.tickers)}, rate={self.rate}, realtime={self.realtime})"
@@ -138,11 +143,12 @@ class Simulator:
     def batches(self) -> Iterator[FeedBatch]:
         """Yield batches of trades (``models.TRADE_SCHEMA``) until closed or ``max_events``."""
         self._closed = False
+        self._reset()
         if self.realtime:
             start = self.start_ts if self.start_ts is not None else time.time_ns()
         else:
             start = self.start_ts if self.start_ts is not None else _session_open(time.time_ns())
-        self._open = _session_open(start)
+        self._open_ns = _session_open(start)
         self._last_ts = np.full(len(self.tickers), start, dtype=np.int64)
         self._clock = start
         stamps = self._realtime_stamps(start) if self.realtime else self._virtual_stamps(start)
@@ -161,7 +167,7 @@ class Simulator:
     def _activity(self, ts: int) -> float:
         if not self.intraday:
             return 1.0
-        phase = ((ts - self._open) % _SESSION_NS) / _SESSION_NS
+        phase = ((ts - self._open_ns) % _SESSION_NS) / _SESSION_NS
         return float(np.interp(phase, _PHASE, _ACTIVITY))
 
     def _virtual_stamps(self, start: int) -> Iterator[np.ndarray]:
@@ -170,7 +176,7 @@ class Simulator:
         cycle = start
         phase0 = 0.0
         if self.intraday:
-            phase0 = ((start - self._open) % _SESSION_NS) / _SESSION_NS
+            phase0 = ((start - self._open_ns) % _SESSION_NS) / _SESSION_NS
             cycle = start - int(phase0 * _SESSION_NS)
         op = int(round(float(np.interp(phase0, _PHASE, _CUMULATIVE)) * _SESSION_NS))
         last = start
@@ -213,7 +219,7 @@ class Simulator:
         symbol = rng.choice(len(self.tickers), size=n, p=self._symbol_share(ts)).astype(np.int32)
         price = self._prices(symbol, ts)
         size = self._sizes(n)
-        venue = rng.choice(len(_VENUES), size=n, p=self._venue_p).astype(np.int8)
+        venue = rng.choice(len(_VENUES), size=n, p=_VENUE_SHARE).astype(np.int8)
         sweep = rng.random(n) < 0.1
         condition = np.where(size < 100, 0, 1).astype(np.int8)
         columns = [

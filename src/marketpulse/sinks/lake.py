@@ -24,6 +24,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -39,6 +40,10 @@ from marketpulse.sinks.base import TABLES, TIME_COLUMNS, Sink, SinkStats, Source
 __all__ = ["LAKE_SCHEMAS", "PARTITION_COLUMN", "LakeSink"]
 
 logger = logging.getLogger(__name__)
+
+#: Up to this many files per flush are fsynced one by one; beyond, one os.sync().
+_SYNC_EACH_UP_TO = 16
+_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="lake")
 
 #: The Hive partition column, present in paths and in query results, not in files.
 PARTITION_COLUMN = "date"
@@ -127,6 +132,7 @@ class LakeSink(Sink):
         self._run_id = f"{stamp}-{os.getpid()}-{next(_instances)}"
         self._seq = itertools.count(1)
         self._dirs: set[Path] = set()
+        self._new_dirs: set[Path] = set()
         self._rows = dict.fromkeys(TABLES, 0)
         self._files = self._bytes = self._flushes = 0
         self._closed = False
@@ -197,11 +203,42 @@ class LakeSink(Sink):
         rows = pa.concat_tables(buf.chunks)
         if sort_keys := _SORT_KEYS[table]:
             rows = rows.take(pc.sort_indices(rows, [(k, "ascending") for k in sort_keys]))
-        for day, part in _split_by_day(rows, TIME_COLUMNS[table]):
-            directory = self.root / table / f"{PARTITION_COLUMN}={day.isoformat()}"
-            if partition is not None or day not in buf.names:
-                buf.names[day] = self._file_name(partition, buf)
-            self._write_file(directory, buf.names[day], part)
+        staged: list[tuple[Path, str, Path, int, int]] = []
+        jobs: list[tuple[Path, str, pa.Table]] = []
+        try:
+            for day, part in _split_by_day(rows, TIME_COLUMNS[table]):
+                directory = self.root / table / f"{PARTITION_COLUMN}={day.isoformat()}"
+                if partition is not None or day not in buf.names:
+                    buf.names[day] = self._file_name(partition, buf)
+                self._ensure_dir(directory)
+                jobs.append((directory, buf.names[day], part))
+            # pyarrow writes without the GIL: many small partitions go faster in threads
+            results = (
+                list(_POOL.map(lambda job: self._stage_file(*job), jobs))
+                if len(jobs) > 1
+                else [self._stage_file(*job) for job in jobs]
+            )
+            for (directory, name, part), tmp in zip(jobs, results, strict=True):
+                if tmp is not None:
+                    staged.append((directory, name, tmp, part.num_rows, tmp.stat().st_size))
+            # one sync for many files: daily data touches thousands of partitions
+            if len(staged) > _SYNC_EACH_UP_TO:
+                os.sync()
+            else:
+                for _, _, tmp, _, _ in staged:
+                    _fsync(tmp)
+        except BaseException:
+            for directory, name, _ in jobs:
+                _tmp_path(directory, name).unlink(missing_ok=True)
+            raise
+        for directory, name, tmp, count, size in staged:
+            self._publish(directory, name, tmp, count, size)
+        if len(staged) > _SYNC_EACH_UP_TO:
+            os.sync()
+        else:
+            for directory in {d for d, *_ in staged} | self._new_dirs:
+                _fsync(directory)
+        self._new_dirs.clear()
         # Dropped only once every file is in place: after a failure the rows stay
         # buffered, and a retry rewrites the same names instead of adding files.
         del self._buffers[key]
@@ -213,27 +250,29 @@ class LakeSink(Sink):
             return f"part-{self._run_id}-{next(self._seq):06d}.parquet"
         return f"part-p{partition:03d}-{buf.first_offset:012d}-{buf.last_offset:012d}.parquet"
 
-    def _write_file(self, directory: Path, name: str, rows: pa.Table) -> None:
-        self._ensure_dir(directory)
+    def _stage_file(self, directory: Path, name: str, rows: pa.Table) -> Path | None:
+        """Write ``rows`` under a temporary name; ``None`` if the file exists already."""
         match = _SOURCE_NAME.fullmatch(name)
         if match and _covered(directory, match):
             logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
-            return
-        tmp = directory / f".{name}.{os.getpid()}.tmp"
+            return None
+        tmp = _tmp_path(directory, name)
         try:
             pq.write_table(rows, tmp, compression="zstd")
-            _fsync(tmp)
-            size = tmp.stat().st_size
-            os.replace(tmp, directory / name)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        return tmp
+
+    def _publish(self, directory: Path, name: str, tmp: Path, rows: int, size: int) -> None:
+        """Rename a durable temporary file to its final name."""
+        os.replace(tmp, directory / name)
+        match = _SOURCE_NAME.fullmatch(name)
         if match:
             _remove_superseded(directory, match)
-        _fsync(directory)
         self._files += 1
         self._bytes += size
-        logger.debug("wrote %s/%s (%d rows, %d bytes)", directory, name, rows.num_rows, size)
+        logger.debug("wrote %s/%s (%d rows, %d bytes)", directory, name, rows, size)
 
     def _ensure_dir(self, directory: Path) -> None:
         if directory in self._dirs:
@@ -241,7 +280,7 @@ class LakeSink(Sink):
         created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         if created:
-            _fsync(directory.parent)
+            self._new_dirs.add(directory.parent)
         self._dirs.add(directory)
 
 
@@ -261,8 +300,13 @@ def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
         raise ValueError(f"{table}: columns do not match the schema: {exc}") from exc
 
 
+def _tmp_path(directory: Path, name: str) -> Path:
+    """The temporary name of a file being written: hidden, and not ``*.parquet``."""
+    return directory / f".{name}.{os.getpid()}.tmp"
+
+
 def _split_by_day(rows: pa.Table, time_column: str) -> list[tuple[date, pa.Table]]:
-    """Split rows by the UTC date of ``time_column``, keeping their order."""
+    """Split rows by the UTC date of ``time_column``, keeping their order within a day."""
     ts = rows[time_column]
     if ts.null_count:
         ts = pc.fill_null(ts, time.time_ns())
@@ -270,9 +314,14 @@ def _split_by_day(rows: pa.Table, time_column: str) -> list[tuple[date, pa.Table
     low, high = int(days.min()), int(days.max())
     if low == high:
         return [(_EPOCH + timedelta(days=low), rows)]
+    order = np.argsort(days, kind="stable")
+    rows = rows.take(pa.array(order))
+    days = days[order]
+    cuts = np.flatnonzero(np.diff(days)) + 1
+    bounds = [0, *cuts.tolist(), len(days)]
     return [
-        (_EPOCH + timedelta(days=int(day)), rows.filter(pa.array(days == day)))
-        for day in np.unique(days)
+        (_EPOCH + timedelta(days=int(days[lo])), rows.slice(lo, hi - lo))
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
     ]
 
 

@@ -34,10 +34,10 @@ def test_malformed_rows_become_dead_letters(write_file):
     assert [r["line"] for r in rows] == [2, 3, 5, 7, 8]
     assert [r["ts"] % 10**11 // 10**9 for r in rows] == [1, 2, 4, 6, 7]
     assert [(d.reason, d.line, d.file) for d in dead] == [
-        ("parse", 6, str(path)),
         ("parse", 4, str(path)),
+        ("parse", 6, str(path)),
     ]
-    short, price = dead
+    price, short = dead
     assert short.value == b"2013-10-07T08:00:05.000Z,SPY,10.5"
     assert "expected 7 fields, found 3" in short.error
     assert price.error == "price: 'abc' is not a number"

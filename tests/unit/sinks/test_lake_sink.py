@@ -273,7 +273,9 @@ def test_retry_after_a_partial_flush_rewrites_the_same_files(
         patch.setattr(lake_module.pq, "write_table", fail_second)
         with pytest.raises(OSError):
             sink.flush()
-    assert len(files(tmp_path, "trades")) == 1  # the first date made it
+    # a flush publishes all of its files or none, and leaves no temporary file behind
+    assert len(files(tmp_path, "trades")) == 0
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
     sink.close()
     assert len(files(tmp_path, "trades")) == 2
     assert read(tmp_path, "trades").num_rows == 4

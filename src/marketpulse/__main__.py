@@ -1,0 +1,5 @@
+"""``python -m marketpulse``."""
+
+from marketpulse.cli import main
+
+main()

@@ -1,0 +1,46 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+LEAN_TRADES = DATA / "lean-2013-10-07" / "trades.csv.gz"
+LEAN_BARS = DATA / "lean-2013-10-07" / "minute_bars.csv.gz"
+KAGGLE = DATA / "kaggle-stock-exchange" / "indexProcessed.csv"
+
+
+def marketpulse(*args, cwd=None, timeout=600, env=None):
+    """Run the marketpulse command as a user would; return the completed process."""
+    command = [sys.executable, "-m", "marketpulse", *map(str, args)]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    environ.update(env or {})
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environ
+    )
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run marketpulse in a fresh working directory; fail on a non-zero exit unless told."""
+
+    def run(*args, ok=True, **kwargs):
+        result = marketpulse(*args, cwd=kwargs.pop("cwd", tmp_path), **kwargs)
+        if ok:
+            assert result.returncode == 0, result.stderr + result.stdout
+        return result
+
+    return run
+
+
+@pytest.fixture
+def sql(cli):
+    """Query a lake through `marketpulse sql --format json`."""
+    import json
+
+    def query(lake, text):
+        return json.loads(cli("sql", text, "--lake", lake, "--format", "json").stdout)
+
+    return query
