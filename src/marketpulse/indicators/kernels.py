@@ -145,7 +145,7 @@ def _rebuild_variance(ring, key, count):
     return shift, sum1, sum2, variance
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def update_rows(
     keys, high, low, close, volume, pv, session, fs, ints, close_ring, volume_ring, out
 ):

@@ -17,15 +17,14 @@ import numpy as np
 import pyarrow as pa
 
 from marketpulse.alerts import JsonLinesNotifier, Rule
-from marketpulse.bus import Batch, MemoryBus, TopicPartition
+from marketpulse.bus import MemoryBus, TopicPartition
 from marketpulse.feeds.base import Feed, FeedBatch
-from marketpulse.models import TRADE_SCHEMA
 from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
+from marketpulse.pipeline.threads import SinkWorker, prefetch
 from marketpulse.pipeline.view import MarketView
 from marketpulse.sinks import LakeSink
 from marketpulse.stream import Output, Processor, ProcessorSettings
 from marketpulse.stream.output import alerts_table, dlq_table
-from marketpulse.stream.validate import check_trades
 
 __all__ = ["EmbeddedPipeline", "PipelineOptions", "TOPICS"]
 
@@ -97,9 +96,11 @@ class EmbeddedPipeline:
         bus.create_topics(list(self._topic.values()), options.partitions)
         self._producer = bus.producer()
         self._processing = bus.consumer("processor", [self._topic["ticks"]])
-        self._sinking = bus.consumer("sink-lake", list(self._topic.values()))
         self._processor = Processor(options.processor, options.rules)
-        self._lake = LakeSink(options.lake)
+        self._sink_worker = SinkWorker(
+            bus.consumer("sink-lake", list(self._topic.values())), LakeSink(options.lake),
+            self._table, options.write_trades,
+        )  # fmt: skip
         self._notifier = JsonLinesNotifier(options.alerts_file) if options.alerts_file else None
         logger.info(
             "embedded pipeline starting: feed %s, lake %s, intervals %s, %d alert rules",
@@ -107,13 +108,13 @@ class EmbeddedPipeline:
         )  # fmt: skip
         deadline = None if options.duration is None else time.monotonic() + options.duration
         exhausted = False
+        self._sink_worker.start()
         try:
-            batches = _paced(self.feed.batches(), options.speed, stop)
+            batches = _paced(prefetch(self.feed.batches()), options.speed, stop)
             for batch in batches:
                 received = time.perf_counter()
                 self._ingest(batch)
                 self._process(received)
-                self._sink()
                 if self._progress:
                     self._progress(batch.done, batch.total)
                 if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
@@ -130,9 +131,8 @@ class EmbeddedPipeline:
             self._process(time.perf_counter())
             if exhausted:
                 self._publish(self._processor.finish(), time.perf_counter())
-            self._sink(force=True)
         finally:
-            self._lake.close()
+            self._sink_worker.drain_and_stop()
             if self._notifier is not None:
                 self._notifier.close()
             self.feed.close()
@@ -178,28 +178,6 @@ class EmbeddedPipeline:
         if self.view is not None:
             self.view.indicators(out.indicators)
             self.view.alerts(out.alerts)
-
-    def _sink(self, force: bool = False) -> None:
-        for batch in self._sinking.poll(max_records=1 << 30):
-            table, data = self._table[batch.topic], batch.columns
-            if table == "trades":
-                if batch.kind != "trade" or not self.options.write_trades:
-                    continue
-                data = _valid_trades(data)
-            if data is not None and data.num_rows:
-                # embedded offsets restart at 0 each run: no offset-named files here
-                self._lake.write(table, data)
-        if not (force or self._lake.due()):
-            return
-        self._lake.flush()  # every table: what was polled is now durable
-        self._sinking.commit(self._sinking.position())
-
-
-def _valid_trades(data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table | None:
-    codes = check_trades(data if isinstance(data, pa.RecordBatch) else data.combine_chunks().to_batches()[0])
-    if codes.any():
-        data = data.filter(pa.array(codes == 0))
-    return data.select(TRADE_SCHEMA.names)
 
 
 def _paced(batches: Iterator[FeedBatch], speed: float | None, stop: threading.Event) -> Iterator[FeedBatch]:

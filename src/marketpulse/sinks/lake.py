@@ -67,7 +67,7 @@ LAKE_SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
 # within a group) so that row-group statistics prune ``WHERE symbol = ...``.
 _SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
-        "trades": ("symbol",),
+        "trades": (),  # arrival (time) order: the cheapest to write, and ts ranges prune
         "bars": ("symbol", "interval"),
         "indicators": ("symbol", "interval"),
         "alerts": ("symbol",),

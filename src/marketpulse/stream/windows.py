@@ -137,7 +137,7 @@ def _out_arrays(out: ClosedBars) -> tuple[np.ndarray, ...]:
     return tuple(getattr(out, name) for name in ClosedBars.__slots__)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _close_due(wm, lengths, closed, start, ohlc, vol, count, k,
                o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv, o_count):  # fmt: skip
     n_int, n_sym, n_slot = start.shape
@@ -175,7 +175,7 @@ def _close_due(wm, lengths, closed, start, ohlc, vol, count, k,
     return k
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _add_ticks(sid, ts, price, size, lengths, lateness, clock, closed, start, ohlc, vol, count,
                late, o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
                o_count):  # fmt: skip

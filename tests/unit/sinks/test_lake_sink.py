@@ -145,15 +145,23 @@ def test_one_file_per_date_per_flush(make_rows, tmp_path: Path) -> None:
     assert by_date == {"date=2023-11-13": 500, "date=2023-11-14": 500}
 
 
-def test_rows_grouped_by_symbol_in_arrival_order(make_rows, tmp_path: Path) -> None:
+def test_bars_grouped_by_symbol_in_arrival_order_and_trades_kept_in_arrival_order(
+    make_rows, tmp_path: Path
+) -> None:
     ts = [5, 1, 4, 2, 3, 0]
-    rows = make_rows("trades", 6, symbols=("MSFT", "AAPL"))
-    rows = rows.set_column(1, "ts", pa.array([MIDNIGHT + t for t in ts], pa.int64()))
+    trades = make_rows("trades", 6, symbols=("MSFT", "AAPL"))
+    trades = trades.set_column(1, "ts", pa.array([MIDNIGHT + t for t in ts], pa.int64()))
+    bars = make_rows("bars", 6, symbols=("MSFT", "AAPL"))
+    bars = bars.set_column(2, "start", pa.array([MIDNIGHT + t for t in ts], pa.int64()))
     with LakeSink(tmp_path) as sink:
-        sink.write("trades", rows)
+        sink.write("trades", trades)
+        sink.write("bars", bars)
     stored = read(tmp_path, "trades")
+    assert stored["symbol"].to_pylist() == trades["symbol"].to_pylist()
+    assert [t - MIDNIGHT for t in stored["ts"].to_pylist()] == ts
+    stored = read(tmp_path, "bars")
     assert stored["symbol"].to_pylist() == ["AAPL"] * 3 + ["MSFT"] * 3
-    assert [t - MIDNIGHT for t in stored["ts"].to_pylist()] == [1, 2, 0, 5, 4, 3]
+    assert [t - MIDNIGHT for t in stored["start"].to_pylist()] == [1, 2, 0, 5, 4, 3]
 
 
 def test_deterministic_names_per_source_partition(make_rows, tmp_path: Path) -> None:

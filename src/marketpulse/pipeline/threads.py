@@ -1,0 +1,137 @@
+"""The embedded pipeline's helper threads: feed prefetch and the sink worker.
+
+On two cores the stages overlap: a feed thread reads and decodes the next
+batches (pyarrow releases the GIL), the pipeline thread runs the processor,
+and the sink worker, a consumer of the output topics like the Kafka sink
+service, writes the lake (Parquet encoding releases the GIL too).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from marketpulse.bus import Consumer
+from marketpulse.models import TRADE_SCHEMA
+from marketpulse.sinks import Sink
+from marketpulse.stream.validate import check_trades
+
+__all__ = ["SinkWorker", "prefetch"]
+
+logger = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+def prefetch(items: Iterator, depth: int = 4) -> Iterator:
+    """Yield ``items`` produced ahead of time by a thread; exceptions are re-raised here."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    quit_ = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not quit_.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if quit_.is_set():
+                    return
+            slots.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer
+            slots.put((_DONE, exc))
+
+    thread = threading.Thread(target=produce, name="feed", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        quit_.set()
+        thread.join(timeout=5)
+
+
+class SinkWorker:
+    """Drains output topics into a sink, on its own thread.
+
+    Args:
+        consumer: a consumer of the topics to store.
+        sink: where rows go.
+        tables: topic name → table name.
+        write_trades: store the ticks topic's trades as ``trades``.
+    """
+
+    def __init__(self, consumer: Consumer, sink: Sink, tables: dict[str, str], write_trades: bool) -> None:
+        self._consumer = consumer
+        self._sink = sink
+        self._tables = tables
+        self._write_trades = write_trades
+        self._stopping = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
+
+    def start(self) -> None:
+        """Start draining."""
+        self._thread.start()
+
+    def drain_and_stop(self) -> None:
+        """Write everything published so far, close the sink, and stop.
+
+        Raises:
+            Exception: whatever made the worker fail.
+        """
+        self._stopping.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                if not self._step(force=False):
+                    self._stopping.wait(0.05)
+            self._step(force=True)
+        except BaseException as exc:  # reported by drain_and_stop
+            logger.error("sink %s failed: %s", self._sink.name, exc)
+            self._error = exc
+        finally:
+            try:
+                self._sink.close()
+            except BaseException as exc:
+                self._error = self._error or exc
+
+    def _step(self, force: bool) -> bool:
+        batches = self._consumer.poll(max_records=1 << 30, timeout=0)
+        for batch in batches:
+            table, data = self._tables[batch.topic], batch.columns
+            if table == "trades":
+                if batch.kind != "trade" or not self._write_trades:
+                    continue
+                data = valid_trades(data)
+            if data is not None and data.num_rows:
+                # embedded offsets restart at 0 each run: no offset-named files here
+                self._sink.write(table, data)
+        if force or self._sink.due():
+            self._sink.flush()  # every table: what was polled is now durable
+            self._consumer.commit(self._consumer.position())
+        return bool(batches)
+
+
+def valid_trades(data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+    """Keep the trades that pass validation, in the trades table's columns."""
+    batch = data if isinstance(data, pa.RecordBatch) else data.combine_chunks().to_batches()[0]
+    codes = check_trades(batch)
+    if codes.any():
+        data = data.filter(pa.array(codes == 0))
+    return data.select(TRADE_SCHEMA.names)
