@@ -110,6 +110,8 @@ class WindowState:
     ) -> tuple[np.ndarray, ClosedBars]:
         """Add ticks in order; return the late-tick mask and the bars they closed."""
         n = len(ts)
+        if n and int(sid.max()) >= self.capacity:
+            self.ensure(int(sid.max()) + 1)  # the kernel does not check bounds
         late = np.zeros(n, np.bool_)
         out = ClosedBars(len(self.lengths) * (n + self.capacity * self.slots))
         count = _add_ticks(
@@ -146,32 +148,34 @@ def _close_due(wm, lengths, closed, start, ohlc, vol, count, k,
         if wm // length == closed[j] // length and closed[j] != -(2**62):
             continue
         closed[j] = wm
-        first = k
-        for s in range(n_sym):
-            for q in range(n_slot):
-                b = start[j, s, q]
-                if b != -1 and b + length <= wm:
-                    o_sid[k] = s
-                    o_int[k] = j
-                    o_start[k] = b
-                    o_open[k] = ohlc[j, s, q, 0]
-                    o_high[k] = ohlc[j, s, q, 1]
-                    o_low[k] = ohlc[j, s, q, 2]
-                    o_close[k] = ohlc[j, s, q, 3]
-                    o_vol[k] = vol[j, s, q, 0]
-                    o_pv[k] = vol[j, s, q, 1]
-                    o_count[k] = count[j, s, q]
-                    start[j, s, q] = -1
-                    k += 1
-        if k - first > 1:
-            # order this interval's closed bars by (start, symbol)
-            order = np.argsort(o_start[first:k] * n_sym + o_sid[first:k], kind="mergesort")
-            for arr in (o_sid, o_int, o_start, o_count):
-                tmp = arr[first:k][order].copy()
-                arr[first:k] = tmp
-            for arrf in (o_open, o_high, o_low, o_close, o_vol, o_pv):
-                tmpf = arrf[first:k][order].copy()
-                arrf[first:k] = tmpf
+        # emit by (start, symbol) without sorting: one pass per distinct start,
+        # and a symbol holds at most n_slot open windows
+        current = -1
+        while True:
+            b_next = -1
+            for s in range(n_sym):
+                for q in range(n_slot):
+                    b = start[j, s, q]
+                    if b != -1 and b > current and b + length <= wm and (b_next == -1 or b < b_next):
+                        b_next = b
+            if b_next == -1:
+                break
+            for s in range(n_sym):
+                for q in range(n_slot):
+                    if start[j, s, q] == b_next:
+                        o_sid[k] = s
+                        o_int[k] = j
+                        o_start[k] = b_next
+                        o_open[k] = ohlc[j, s, q, 0]
+                        o_high[k] = ohlc[j, s, q, 1]
+                        o_low[k] = ohlc[j, s, q, 2]
+                        o_close[k] = ohlc[j, s, q, 3]
+                        o_vol[k] = vol[j, s, q, 0]
+                        o_pv[k] = vol[j, s, q, 1]
+                        o_count[k] = count[j, s, q]
+                        start[j, s, q] = -1
+                        k += 1
+            current = b_next
     return k
 
 

@@ -98,3 +98,23 @@ def test_batching_does_not_change_output():
 def test_intervals_must_be_multiples():
     with pytest.raises(ValueError):
         WindowState([2 * S, 3 * S], lateness=0)
+
+
+def test_symbol_ids_beyond_capacity_grow_the_state():
+    state = WindowState([S], lateness=0, capacity=2)
+    _add(state, [(40, 10 * S, 5.0, 1)])
+    assert state.capacity > 40
+    closed = state.close_all()
+    assert list(closed.sid) == [40]
+
+
+def test_bars_closing_together_come_out_by_start_then_symbol():
+    # real epoch timestamps: the sort key must not overflow
+    base = 1_700_000_000 * S
+    state = WindowState([S], lateness=3 * S, capacity=100)
+    rows = [(sid, base + k * S, 1.0, 1) for k in range(3) for sid in (90, 7, 55)]
+    _add(state, rows)
+    closed = state.close_all()
+    assert [(int(s), int(b - base) // S) for s, b in zip(closed.sid, closed.start, strict=True)] == [
+        (7, 0), (55, 0), (90, 0), (7, 1), (55, 1), (90, 1), (7, 2), (55, 2), (90, 2)
+    ]
