@@ -28,6 +28,7 @@ __all__ = [
     "INDICATOR_SCHEMA",
     "INTERVALS",
     "TRADE_SCHEMA",
+    "WIRE_FORMATS",
     "Alert",
     "Bar",
     "DeadLetter",
@@ -193,20 +194,29 @@ class DeadLetter(msgspec.Struct, frozen=True):
 _json_encoder = msgspec.json.Encoder()
 _tick_decoder = msgspec.json.Decoder(Tick)
 _ticks_decoder = msgspec.json.Decoder(list[Tick])
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_msgpack_tick_decoder = msgspec.msgpack.Decoder(Tick)
+
+#: Wire formats: JSON (the default, readable by any Kafka tool) and msgpack.
+WIRE_FORMATS = ("json", "msgpack")
 
 
-def encode(message: msgspec.Struct) -> bytes:
-    """Encode a message as JSON bytes."""
+def encode(message: msgspec.Struct, wire: str = "json") -> bytes:
+    """Encode a message as JSON (default) or msgpack bytes."""
+    if wire == "msgpack":
+        return _msgpack_encoder.encode(message)
     return _json_encoder.encode(message)
 
 
-def decode_tick(data: bytes) -> Trade | Quote | Bar:
-    """Decode one ``ticks`` record from JSON.
+def decode_tick(data: bytes, wire: str = "json") -> Trade | Quote | Bar:
+    """Decode one ``ticks`` record from JSON (default) or msgpack.
 
     Raises:
-        msgspec.ValidationError: the JSON is well formed but not a tick.
-        msgspec.DecodeError: the bytes are not JSON.
+        msgspec.ValidationError: well formed, but not a tick.
+        msgspec.DecodeError: the bytes are not JSON (or msgpack).
     """
+    if wire == "msgpack":
+        return _msgpack_tick_decoder.decode(data)
     return _tick_decoder.decode(data)
 
 

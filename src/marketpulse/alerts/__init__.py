@@ -6,6 +6,7 @@
 """
 
 from marketpulse.alerts.engine import AlertEngine
+from marketpulse.alerts.loading import default_rules, load_rules
 from marketpulse.alerts.notifiers import JsonLinesNotifier, Notifier
 from marketpulse.alerts.rules import (
     RULE_TYPES,
@@ -16,8 +17,6 @@ from marketpulse.alerts.rules import (
     RsiRule,
     Rule,
     VolumeSpikeRule,
-    default_rules,
-    load_rules,
 )
 
 __all__ = [

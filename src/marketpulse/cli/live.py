@@ -104,6 +104,7 @@ def run_in_foreground(
 
     pipeline: EmbeddedPipeline = make_pipeline(on_progress if show_progress else None)
     stop = threading.Event()
+    done = threading.Event()  # Thread.join() can return early after a KeyboardInterrupt
     result: list[MetricsSnapshot] = []
     failure: list[BaseException] = []
 
@@ -112,18 +113,20 @@ def run_in_foreground(
             result.append(pipeline.run(stop))
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
+        finally:
+            done.set()
 
     worker = threading.Thread(target=work, name="pipeline", daemon=True)
     worker.start()
     try:
         if interactive:
-            _show_live(worker, view, metrics, progress if show_progress else None)
+            _show_live(done, view, metrics, progress if show_progress else None)
         else:
-            _show_lines(worker, metrics)
+            _show_lines(done, metrics)
     except KeyboardInterrupt:
         logger.info("interrupted: stopping and flushing")
         stop.set()
-        worker.join()
+        done.wait()
     if failure:
         raise failure[0]
     snapshot = result[0] if result else metrics.snapshot()
@@ -131,7 +134,7 @@ def run_in_foreground(
     return snapshot
 
 
-def _show_live(worker: threading.Thread, view: MarketView | None, metrics: Metrics, progress: Progress | None) -> None:
+def _show_live(done: threading.Event, view: MarketView | None, metrics: Metrics, progress: Progress | None) -> None:
     def render() -> Group:
         parts: list = []
         if view is not None:
@@ -142,15 +145,14 @@ def _show_live(worker: threading.Thread, view: MarketView | None, metrics: Metri
         return Group(*parts)
 
     with Live(render(), console=console, refresh_per_second=_REFRESH, transient=False) as live:
-        while worker.is_alive():
-            worker.join(1.0 / _REFRESH)
+        while not done.wait(1.0 / _REFRESH):
             live.update(render())
+        live.update(render())
 
 
-def _show_lines(worker: threading.Thread, metrics: Metrics) -> None:
+def _show_lines(done: threading.Event, metrics: Metrics) -> None:
     next_line = time.monotonic() + _LINE_EVERY
-    while worker.is_alive():
-        worker.join(0.2)
-        if time.monotonic() >= next_line and worker.is_alive():
+    while not done.wait(0.2):
+        if time.monotonic() >= next_line:
             print(metrics.snapshot().line(), flush=True)
             next_line += _LINE_EVERY

@@ -13,8 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +27,12 @@ import pyarrow.parquet as pq
 from marketpulse.exceptions import InputError
 from marketpulse.feeds.base import FeedBatch
 from marketpulse.feeds.columns import Converted, Options, convert_bars, convert_trades
+from marketpulse.feeds.conditions import (
+    CONDITION_PRESETS,
+    condition_rule,
+    excluded_rows,
+    lean_excludes_price,
+)
 from marketpulse.feeds.formats import Source, resolve_layout, sniff
 from marketpulse.models import BAR_SCHEMA, INTERVALS, TRADE_SCHEMA, DeadLetter
 
@@ -37,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 _LINE = pa.field("line", pa.int64())
 _SCHEMAS = {"trades": TRADE_SCHEMA.append(_LINE), "bars": BAR_SCHEMA.append(_LINE)}
+_CONDITION = TRADE_SCHEMA.get_field_index("condition")
 _MAX_BLOCK = 1 << 20  # larger CSV blocks parse slower (cache) and delay the first batch
 _MIN_BLOCK = 64 << 10
 
@@ -119,7 +125,7 @@ class FileReplay:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
-        exclude = _condition_rule(exclude_conditions)
+        exclude = condition_rule(exclude_conditions)
         self.path = Path(path)
         self.name = str(path)
         if interval not in INTERVALS:
@@ -222,7 +228,7 @@ class FileReplay:
             keep = pa.array(good) if keep is None else pc.and_(keep, pa.array(good))
             dead.sort(key=lambda letter: letter.line or 0)
         if self._exclude is not None:
-            drop = _excluded(conv.columns[_CONDITION], self._exclude)
+            drop = excluded_rows(conv.columns[_CONDITION], self._exclude)
             if drop is not None:
                 wanted = drop if keep is None else drop & keep.to_numpy(zero_copy_only=False)
                 self.excluded += int(wanted.sum())
@@ -326,81 +332,6 @@ class FileReplay:
             raise InputError(
                 f"{self.name}: cannot read Parquet data ({_first_line(exc)})"
             ) from None
-
-
-# Trade filters on the sale condition (``exclude_conditions=``) ------------------------
-
-_CONDITION = TRADE_SCHEMA.get_field_index("condition")
-
-#: Named filters accepted by ``FileReplay(exclude_conditions=...)``.
-CONDITION_PRESETS = ("lean",)
-
-# Lean's TradeConditionFlags (QuantConnect/Lean, Common/Data/Auxiliary/
-# TradeConditionFlags.cs): the bits of the hexadecimal sale condition of its US
-# equity ticks (Tick.ParsedSaleCondition). "Bar Building" in Lean's US equity
-# "Data Preparation" documentation: a trade's price stays out of the bars when
-# it has none of the included flags and at least one of the excluded ones.
-_LEAN_INCLUDED = (
-    1 << 0  # Regular
-    | 1 << 1  # Cash
-    | 1 << 2  # NextDay
-    | 1 << 6  # OpeningPrints
-    | 1 << 7  # ClosingPrints
-    | 1 << 10  # FormT
-    | 1 << 13  # ExtendedHours
-    | 1 << 24  # OfficialClose
-    | 1 << 26  # OfficialOpen
-)
-_LEAN_EXCLUDED = (
-    1 << 5  # IntermarketSweep
-    | 1 << 29  # TradeThroughExempt
-    | 1 << 31  # OddLot
-)
-_HEX_UINT = re.compile(r"[0-9A-Fa-f]{1,8}")
-
-
-def lean_excludes_price(condition: str | None) -> bool:
-    """Tell whether Lean leaves a trade with this sale condition out of its bar prices.
-
-    ``condition`` is Lean's hexadecimal TradeConditionFlags mask (``"20000020"``
-    is IntermarketSweep | TradeThroughExempt). A trade is left out when it has
-    no Regular, Cash, NextDay, FormT, ExtendedHours, OpeningPrints,
-    ClosingPrints, OfficialOpen or OfficialClose flag and has an
-    IntermarketSweep, TradeThroughExempt or OddLot flag. A missing condition,
-    or one that is not a 32-bit hexadecimal mask, is kept.
-    """
-    text = (condition or "").strip()
-    if not _HEX_UINT.fullmatch(text):
-        return False
-    flags = int(text, 16)
-    return not flags & _LEAN_INCLUDED and bool(flags & _LEAN_EXCLUDED)
-
-
-def _condition_rule(exclude: Iterable[str] | str | None) -> Callable[[str], bool] | None:
-    """The test that drops a trade by its condition, from ``exclude_conditions=``."""
-    if exclude is None:
-        return None
-    if isinstance(exclude, str):
-        if exclude == "lean":
-            return lean_excludes_price
-        raise ValueError(
-            f"unknown exclude_conditions preset {exclude!r} (known: "
-            f"{', '.join(CONDITION_PRESETS)}); pass a collection of codes to drop"
-        )
-    codes = frozenset(exclude)
-    if not all(isinstance(code, str) for code in codes):
-        raise TypeError("exclude_conditions codes must be strings, as in the condition column")
-    return codes.__contains__ if codes else None
-
-
-def _excluded(conditions: pa.Array, rule: Callable[[str], bool]) -> np.ndarray | None:
-    """Rows whose condition ``rule`` rejects (null conditions are kept); None if none."""
-    encoded = pc.dictionary_encode(conditions)
-    verdicts = np.array([bool(rule(c)) for c in encoded.dictionary.to_pylist()] + [False])
-    if not verdicts.any():
-        return None
-    indices = encoded.indices.fill_null(len(verdicts) - 1).to_numpy(zero_copy_only=False)
-    return verdicts[indices]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -64,7 +64,7 @@ class Metrics:
         self._indicators = 0
         self._alerts = 0
         self._dlq = 0
-        self._history: deque[tuple[float, int, int]] = deque()
+        self._history: deque[tuple[float, int, int]] = deque([(self._start, 0, 0)])
         self._latency: deque[float] = deque(maxlen=4096)
 
     def add(

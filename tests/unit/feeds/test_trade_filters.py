@@ -6,7 +6,7 @@ import pytest
 
 from marketpulse.exceptions import InputError
 from marketpulse.feeds import FileReplay, open_feed
-from marketpulse.feeds.replay import CONDITION_PRESETS, lean_excludes_price
+from marketpulse.feeds.conditions import CONDITION_PRESETS, lean_excludes_price
 
 HEADER = "timestamp,symbol,price,size,exchange,condition,suspicious\n"
 

@@ -1,0 +1,56 @@
+import msgspec
+import pytest
+
+import marketpulse
+from marketpulse.models import (
+    INDICATOR_COLUMNS,
+    INDICATOR_SCHEMA,
+    Bar,
+    Indicators,
+    Quote,
+    Trade,
+    decode_tick,
+    encode,
+)
+
+
+def test_root_exports_stay_as_documented():
+    assert sorted(marketpulse.__all__) == sorted(
+        ["Alert", "Bar", "Indicators", "MarketPulseError", "Quote", "Trade", "__version__"]
+    )
+    for name in marketpulse.__all__:
+        assert hasattr(marketpulse, name)
+
+
+@pytest.mark.parametrize("wire", ["json", "msgpack"])
+@pytest.mark.parametrize(
+    "tick",
+    [
+        Trade("SPY", 1_381_132_800_464_000_000, 167.41, 100.0, exchange="P", condition="1"),
+        Quote("SPY", 1_381_132_800_464_000_001, 167.40, 300.0, 167.42, 100.0),
+        Bar("HSI", "1d", 0, 86_400_000_000_000, 1.0, 2.0, 0.5, 1.5, 10.0),
+    ],
+)
+def test_ticks_round_trip_with_their_tag(tick, wire):
+    data = encode(tick, wire)
+    assert decode_tick(data, wire) == tick
+
+
+def test_json_carries_the_type_tag_and_integer_nanoseconds():
+    data = encode(Trade("IBM", 1_381_132_800_000_000_123, 181.52, 100.0))
+    as_dict = msgspec.json.decode(data)
+    assert as_dict["type"] == "trade"
+    assert as_dict["ts"] == 1_381_132_800_000_000_123
+
+
+def test_wrong_fields_are_rejected():
+    with pytest.raises(msgspec.ValidationError):
+        decode_tick(b'{"type": "trade", "symbol": "IBM", "ts": 1, "price": "high", "size": 1}')
+    with pytest.raises(msgspec.ValidationError):
+        decode_tick(b'{"type": "order", "symbol": "IBM"}')
+
+
+def test_indicator_columns_are_the_same_everywhere():
+    fields = [f for f in Indicators.__struct_fields__ if f not in ("symbol", "interval", "ts", "close")]
+    assert tuple(fields) == INDICATOR_COLUMNS
+    assert INDICATOR_SCHEMA.names[4:] == list(INDICATOR_COLUMNS)
