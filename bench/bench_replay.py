@@ -45,7 +45,9 @@ def make_five_days(target: Path, days: int = 5) -> int:
     parts = []
     for shift in range(days):
         part = frame.copy()
-        part["timestamp"] = (stamps + pd.Timedelta(days=shift)).dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+        part["timestamp"] = (stamps + pd.Timedelta(days=shift)).dt.strftime(
+            "%Y-%m-%dT%H:%M:%S.%f"
+        ).str[:-3] + "Z"
         parts.append(part)
     whole = pd.concat(parts, ignore_index=True)
     with gzip.open(target, "wt", compresslevel=6) as out:
@@ -55,17 +57,34 @@ def make_five_days(target: Path, days: int = 5) -> int:
 
 def run_pipeline(path: Path, lake: Path) -> dict:
     feed = FileReplay(path)
-    options = PipelineOptions(lake=str(lake), rules=default_rules(), alerts_file=str(lake / "alerts.jsonl"))
+    options = PipelineOptions(
+        lake=str(lake), rules=default_rules(), alerts_file=str(lake / "alerts.jsonl")
+    )
     start = time.perf_counter()
     snap = EmbeddedPipeline(feed, options).run()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "ticks": snap.ticks_in, "bars": snap.bars, "indicator_rows": snap.indicator_rows,
-            "alerts": snap.alerts, "ticks_per_s": snap.ticks_in / seconds}
+    return {
+        "seconds": seconds,
+        "ticks": snap.ticks_in,
+        "bars": snap.bars,
+        "indicator_rows": snap.indicator_rows,
+        "alerts": snap.alerts,
+        "ticks_per_s": snap.ticks_in / seconds,
+    }
 
 
 def run_cli(path: Path, lake: Path) -> dict:
-    command = [sys.executable, "-m", "marketpulse", "replay", str(path), "--lake", str(lake),
-               "--alerts-file", str(lake / "alerts.jsonl")]
+    command = [
+        sys.executable,
+        "-m",
+        "marketpulse",
+        "replay",
+        str(path),
+        "--lake",
+        str(lake),
+        "--alerts-file",
+        str(lake / "alerts.jsonl"),
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return {"seconds": time.perf_counter() - start}
@@ -82,10 +101,15 @@ def run_pandas_talib(path: Path) -> dict:
         bars["volume"] = series["size"].resample("1min").sum()
         bars["pv"] = (series["price"] * series["size"]).resample("1min").sum()
         bars = bars.dropna(subset=["open"])
-        close, high, low, volume = (bars[c].to_numpy(float) for c in ("close", "high", "low", "volume"))
+        close, high, low, volume = (
+            bars[c].to_numpy(float) for c in ("close", "high", "low", "volume")
+        )
         out = {
-            "sma_20": talib.SMA(close, 20), "ema_12": talib.EMA(close, 12), "ema_26": talib.EMA(close, 26),
-            "rsi_14": talib.RSI(close, 14), "atr_14": talib.ATR(high, low, close, 14),
+            "sma_20": talib.SMA(close, 20),
+            "ema_12": talib.EMA(close, 12),
+            "ema_26": talib.EMA(close, 26),
+            "rsi_14": talib.RSI(close, 14),
+            "atr_14": talib.ATR(high, low, close, 14),
             "volume_sma_20": talib.SMA(volume, 20),
         }
         out["macd"], out["macd_signal"], out["macd_hist"] = talib.MACD(close, 12, 26, 9)
@@ -108,11 +132,21 @@ def main() -> None:
         path = work / "lean-5days.csv.gz"
         trades = make_five_days(path, args.days)
         run_pipeline(path, work / "warm")  # numba's cache and the OS file cache
-        pipeline = min((run_pipeline(path, work / f"lake{i}") for i in range(args.repeat)), key=lambda r: r["seconds"])
-        cli = min((run_cli(path, work / f"cli{i}") for i in range(args.repeat)), key=lambda r: r["seconds"])
-        batch = min((run_pandas_talib(path) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+        pipeline = min(
+            (run_pipeline(path, work / f"lake{i}") for i in range(args.repeat)),
+            key=lambda r: r["seconds"],
+        )
+        cli = min(
+            (run_cli(path, work / f"cli{i}") for i in range(args.repeat)),
+            key=lambda r: r["seconds"],
+        )
+        batch = min(
+            (run_pandas_talib(path) for _ in range(args.repeat)), key=lambda r: r["seconds"]
+        )
         cli["ticks_per_s"] = trades / cli["seconds"]
-        print(json.dumps({"trades": trades, "pipeline": pipeline, "cli": cli, "pandas_talib": batch}))
+        print(
+            json.dumps({"trades": trades, "pipeline": pipeline, "cli": cli, "pandas_talib": batch})
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,7 +15,9 @@ DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def run(*args: str) -> str:
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return result.stdout.strip()
 
 
@@ -34,8 +36,10 @@ def machine() -> str:
         memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, ValueError):
         pass
-    return (f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}"
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -57,22 +61,22 @@ Every figure below is printed by the script named beside it; rerun it to check.
 ## End-to-end replay (`bench/bench_replay.py`)
 
 Five days of the Lean trades (`../shared/data/lean-2013-10-07/trades.csv.gz`
-written five times, shifted by 0 to 4 days: {replay['trades']:,} trades, one
+written five times, shifted by 0 to 4 days: {replay["trades"]:,} trades, one
 gzip CSV). Best of 3 runs after a warm-up run.
 
 | route | what it does | seconds | ticks/s |
 |---|---|---:|---:|
-| MarketPulse, whole pipeline run in-process | read, decode, validate, 1s/1m/5m bars, 13 indicators, default alerts, lake writes (trades, bars, indicators, alerts) | {p['seconds']:.3f} | {p['ticks_per_s']:,.0f} |
-| `marketpulse replay FILE` as a command | the same, plus process start-up (imports, numba cache load) | {c['seconds']:.3f} | {c['ticks_per_s']:,.0f} |
-| pandas + TA-Lib batch route | `read_csv`, resample each symbol to 1-minute OHLCV, TA-Lib indicators and VWAP; nothing written | {b['seconds']:.3f} | {b['ticks_per_s']:,.0f} |
+| MarketPulse, whole pipeline run in-process | read, decode, validate, 1s/1m/5m bars, 13 indicators, default alerts, lake writes (trades, bars, indicators, alerts) | {p["seconds"]:.3f} | {p["ticks_per_s"]:,.0f} |
+| `marketpulse replay FILE` as a command | the same, plus process start-up (imports, numba cache load) | {c["seconds"]:.3f} | {c["ticks_per_s"]:,.0f} |
+| pandas + TA-Lib batch route | `read_csv`, resample each symbol to 1-minute OHLCV, TA-Lib indicators and VWAP; nothing written | {b["seconds"]:.3f} | {b["ticks_per_s"]:,.0f} |
 
-The pipeline produced {p['bars']:,} bars, {p['indicator_rows']:,} indicator rows and {p['alerts']:,} alerts;
-the batch route {b['bars_1m']:,} one-minute bars.
+The pipeline produced {p["bars"]:,} bars, {p["indicator_rows"]:,} indicator rows and {p["alerts"]:,} alerts;
+the batch route {b["bars_1m"]:,} one-minute bars.
 
 Against the targets of issue 2: at least 1,000,000 ticks/s:
-{verdict(p['ticks_per_s'] >= 1e6)} in-process, {verdict(c['ticks_per_s'] >= 1e6)} as a command;
-no slower than the batch route: {verdict(p['seconds'] <= b['seconds'])} in-process
-({p['seconds'] / b['seconds']:.2f}x its time). The batch route does a fifth of the
+{verdict(p["ticks_per_s"] >= 1e6)} in-process, {verdict(c["ticks_per_s"] >= 1e6)} as a command;
+no slower than the batch route: {verdict(p["seconds"] <= b["seconds"])} in-process
+({p["seconds"] / b["seconds"]:.2f}x its time). The batch route does a fifth of the
 work (one interval, no alerts, no storage); on two cores the pipeline's feed,
 processor and lake writer run on three threads and contend for the cores, and
 writing the 1.94 million trades to Parquet alone costs about a quarter of a

@@ -138,7 +138,9 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
                 raise TypeError
             return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected {getattr(kind, '__name__', kind)}, got {value!r}") from None
+        raise ConfigError(
+            f"{where}: expected {getattr(kind, '__name__', kind)}, got {value!r}"
+        ) from None
     return value
 
 
@@ -147,7 +149,9 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:
-        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})")
+        raise ConfigError(
+            f"{where}: unknown setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})"
+        )
     values = {}
     for name, value in data.items():
         kind = hints[name]
@@ -186,7 +190,9 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Read settings from the TOML file and the environment.
 
     Args:

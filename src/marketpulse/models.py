@@ -258,7 +258,12 @@ BAR_SCHEMA = pa.schema(
 )
 
 INDICATOR_SCHEMA = pa.schema(
-    [("symbol", pa.string()), ("interval", pa.string()), ("ts", pa.int64()), ("close", pa.float64())]
+    [
+        ("symbol", pa.string()),
+        ("interval", pa.string()),
+        ("ts", pa.int64()),
+        ("close", pa.float64()),
+    ]
     + [(name, pa.float64()) for name in INDICATOR_COLUMNS]
 )
 

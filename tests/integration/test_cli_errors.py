@@ -39,7 +39,8 @@ def test_csv_with_columns_of_neither_layout(cli, tmp_path):
 def test_unmapped_column(cli, tmp_path):
     _refused(
         cli("replay", LEAN_TRADES, "--columns", "px=price", "--lake", tmp_path / "lake", ok=False),
-        LEAN_TRADES, "px",
+        LEAN_TRADES,
+        "px",
     )
 
 
@@ -68,9 +69,14 @@ def test_malformed_rows_go_to_the_dlq_and_the_replay_continues(cli, sql, tmp_pat
 @pytest.mark.parametrize(
     ("name", "text", "line", "reason"),
     [
-        ("rules.yaml", "rules:\n  - name: a\n    type: rsi\n    above: 70\n  - name: b\n    type: nonsense\n", 6, "nonsense"),
+        (
+            "rules.yaml",
+            "rules:\n  - name: a\n    type: rsi\n    above: 70\n  - name: b\n    type: nonsense\n",
+            6,
+            "nonsense",
+        ),
         ("rules.yaml", "rules:\n  - name: a\n    type: price_cross\n    levle: 10\n", 4, "levle"),
-        ("rules.toml", "[[rules]]\nname = \"a\"\ntype = \"rsi\"\nabove = \"high\"\n", 4, "above"),
+        ("rules.toml", '[[rules]]\nname = "a"\ntype = "rsi"\nabove = "high"\n', 4, "above"),
         # YAML reports where it noticed the problem: the end of the file
         ("rules.yaml", "rules:\n  - name: a\n    type: [unclosed\n", 4, "invalid YAML"),
     ],

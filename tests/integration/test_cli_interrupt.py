@@ -39,6 +39,8 @@ def test_ctrl_c_stops_cleanly_and_flushes(tmp_path):
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("done: ticks in ")
     ticks_in = int(re.search(r"ticks in ([\d,]+), bars", summary).group(1).replace(",", ""))
-    result = marketpulse("sql", "SELECT count(*) AS n FROM trades", "--lake", lake, "--format", "csv")
+    result = marketpulse(
+        "sql", "SELECT count(*) AS n FROM trades", "--lake", lake, "--format", "csv"
+    )
     stored = int(result.stdout.splitlines()[1])
     assert stored == ticks_in > 0  # every accepted tick reached the lake

@@ -18,10 +18,13 @@ def test_run_simulated_market_for_a_duration(cli, sql, tmp_path):
     # not a terminal: periodic figure lines, then the final summary
     assert any(line.startswith("ticks ") for line in lines[:-1])
     assert lines[-1].startswith("done: ticks in ")
-    counts = sql(lake, "SELECT (SELECT count(*) FROM trades) AS trades, "
-                       "(SELECT count(DISTINCT symbol) FROM trades) AS symbols, "
-                       "(SELECT count(*) FROM bars WHERE interval = '1s') AS bars_1s, "
-                       "(SELECT count(*) FROM indicators WHERE rsi_14 IS NOT NULL) AS rsi")[0]  # fmt: skip
+    counts = sql(
+        lake,
+        "SELECT (SELECT count(*) FROM trades) AS trades, "
+        "(SELECT count(DISTINCT symbol) FROM trades) AS symbols, "
+        "(SELECT count(*) FROM bars WHERE interval = '1s') AS bars_1s, "
+        "(SELECT count(*) FROM indicators WHERE rsi_14 IS NOT NULL) AS rsi",
+    )[0]
     assert 3000 * 12 < counts["trades"] < 3000 * 30
     assert counts["symbols"] == 12
     assert counts["bars_1s"] > 12 * 4
@@ -34,14 +37,21 @@ def test_replay_lean_trades_fills_the_lake(cli, sql, tmp_path):
     lake = tmp_path / "lake"
     result = cli("replay", LEAN_TRADES, "--lake", lake, "--alerts-file", tmp_path / "a.jsonl")
     assert "ticks in 388,417" in result.stdout
-    rows = sql(lake, "SELECT symbol, count(*) AS n, sum(size) AS volume FROM trades GROUP BY 1 ORDER BY 1")
+    rows = sql(
+        lake, "SELECT symbol, count(*) AS n, sum(size) AS volume FROM trades GROUP BY 1 ORDER BY 1"
+    )
     assert [r["symbol"] for r in rows] == ["AIG", "BAC", "IBM", "SPY"]
     assert sum(r["n"] for r in rows) == 388_417
-    bars = sql(lake, "SELECT interval, count(*) AS n, sum(volume) AS volume FROM bars GROUP BY 1 ORDER BY 1")
+    bars = sql(
+        lake,
+        "SELECT interval, count(*) AS n, sum(volume) AS volume FROM bars GROUP BY 1 ORDER BY 1",
+    )
     volumes = {b["interval"]: b["volume"] for b in bars}
     # every trade lands in exactly one bar of each interval
     assert volumes["1s"] == volumes["1m"] == volumes["5m"] == sum(r["volume"] for r in rows)
-    ind = sql(lake, "SELECT count(*) AS n, count(macd) AS macd FROM indicators WHERE interval = '1m'")[0]
+    ind = sql(
+        lake, "SELECT count(*) AS n, count(macd) AS macd FROM indicators WHERE interval = '1m'"
+    )[0]
     assert ind["n"] == next(b["n"] for b in bars if b["interval"] == "1m")
     assert 0 < ind["macd"] < ind["n"]  # warm-up rows are null
     assert sql(lake, "SELECT count(*) AS n FROM dlq")[0]["n"] == 0
@@ -53,9 +63,14 @@ def test_replay_lean_trades_fills_the_lake(cli, sql, tmp_path):
 def test_replay_kaggle_daily_bars(cli, sql, tmp_path):
     lake = tmp_path / "lake"
     cli("replay", KAGGLE, "--lake", lake, timeout=900)
-    rows = sql(lake, "SELECT count(*) AS n, count(DISTINCT symbol) AS symbols FROM bars WHERE interval = '1d'")
+    rows = sql(
+        lake,
+        "SELECT count(*) AS n, count(DISTINCT symbol) AS symbols FROM bars WHERE interval = '1d'",
+    )
     assert rows[0] == {"n": 104_224, "symbols": 13}
-    hsi = sql(lake, "SELECT ts, close, sma_20 FROM indicators WHERE symbol = 'HSI' ORDER BY ts LIMIT 21")
+    hsi = sql(
+        lake, "SELECT ts, close, sma_20 FROM indicators WHERE symbol = 'HSI' ORDER BY ts LIMIT 21"
+    )
     assert hsi[18]["sma_20"] is None
     assert hsi[19]["sma_20"] == pytest.approx(sum(r["close"] for r in hsi[:20]) / 20, rel=1e-12)
 

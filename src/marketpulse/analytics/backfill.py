@@ -42,7 +42,9 @@ class BackfillResult:
     rejected: int
 
 
-def lake_trades(root: str | Path, batch_rows: int = 1 << 20) -> Iterator[tuple[str, pa.RecordBatch]]:
+def lake_trades(
+    root: str | Path, batch_rows: int = 1 << 20
+) -> Iterator[tuple[str, pa.RecordBatch]]:
     """Yield the lake's trades in arrival order (time, then file, then row)."""
     pattern = str(Path(root) / "trades" / "*" / "*.parquet")
     if not list(Path(root, "trades").glob("*/*.parquet")):
@@ -102,7 +104,9 @@ def backfill(
     rejected += sum(1 for d in out.dead if d.reason != "late")
     _replace(lake, out)
     logger.info("backfill of %s: %d ticks → %d bars", name, ticks, out.bars.num_rows)
-    return BackfillResult(ticks, out.bars.num_rows, out.indicators.num_rows, len(out.alerts), rejected)
+    return BackfillResult(
+        ticks, out.bars.num_rows, out.indicators.num_rows, len(out.alerts), rejected
+    )
 
 
 def _feed_batches(
@@ -125,7 +129,11 @@ def _replace(lake: str | Path, out: Output) -> None:
     before = {table: set((root / table).glob("date=*/*.parquet")) for table in _TABLES}
     sink = LakeSink(root)
     try:
-        for table, data in (("bars", out.bars), ("indicators", out.indicators), ("alerts", alerts_table(out.alerts))):
+        for table, data in (
+            ("bars", out.bars),
+            ("indicators", out.indicators),
+            ("alerts", alerts_table(out.alerts)),
+        ):
             if data.num_rows:
                 sink.write(table, data)
     finally:

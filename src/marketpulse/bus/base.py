@@ -117,7 +117,7 @@ class Consumer(ABC):
     def lag(self) -> dict[TopicPartition, int]:
         """Return the records not yet read, per assigned partition."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional for consumers holding nothing
         """Leave the group and release resources."""
 
     def __enter__(self) -> Consumer:

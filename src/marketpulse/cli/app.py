@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="marketpulse",
-    help="Real-time stock market analytics: trades in; candles, indicators, alerts, a Parquet lake and SQL out.",
+    help="Real-time stock market analytics: trades in; candles, indicators, alerts,"
+    " a Parquet lake and SQL out.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -42,17 +43,29 @@ app.command("sql")(sql_command.sql)
 app.command("backfill")(sql_command.backfill)
 
 
-class FileFormat(str, Enum):
+class FileFormat(StrEnum):
     """Kinds of replay file."""
 
     trades = "trades"
     bars = "bars"
 
 
-RULES_OPTION = typer.Option(None, "--rules", help="Alert rules file (YAML or TOML); default: the built-in rules.")
-INTERVALS_OPTION = typer.Option(None, "--intervals", help="Bar intervals built from trades, comma-separated [default: 1s,1m,5m].")
-LATENESS_OPTION = typer.Option(None, "--lateness", help="Allowed lateness of ticks, seconds [default: 0.5].")
-ALERTS_FILE_OPTION = typer.Option(None, "--alerts-file", help="JSON-lines file alerts are appended to [default: ./data/alerts.jsonl].")
+RULES_OPTION = typer.Option(
+    None, "--rules", help="Alert rules file (YAML or TOML); default: the built-in rules."
+)
+INTERVALS_OPTION = typer.Option(
+    None,
+    "--intervals",
+    help="Bar intervals built from trades, comma-separated [default: 1s,1m,5m].",
+)
+LATENESS_OPTION = typer.Option(
+    None, "--lateness", help="Allowed lateness of ticks, seconds [default: 0.5]."
+)
+ALERTS_FILE_OPTION = typer.Option(
+    None,
+    "--alerts-file",
+    help="JSON-lines file alerts are appended to [default: ./data/alerts.jsonl].",
+)
 
 
 def _intervals(value: str | None) -> tuple[str, ...] | None:
@@ -61,16 +74,30 @@ def _intervals(value: str | None) -> tuple[str, ...] | None:
 
 @app.command()
 def run(
-    symbols: int = typer.Option(None, "--symbols", help="Number of simulated symbols [default: 50]."),
-    rate: float = typer.Option(None, "--rate", help="Simulated trades per second, all symbols together [default: 5000]."),
-    seed: int = typer.Option(None, "--seed", help="Random seed: the same seed gives the same market [default: 0]."),
-    duration: float = typer.Option(None, "--duration", help="Stop by itself after this many seconds [default: run until Ctrl-C]."),
+    symbols: int = typer.Option(
+        None, "--symbols", help="Number of simulated symbols [default: 50]."
+    ),
+    rate: float = typer.Option(
+        None, "--rate", help="Simulated trades per second, all symbols together [default: 5000]."
+    ),
+    seed: int = typer.Option(
+        None, "--seed", help="Random seed: the same seed gives the same market [default: 0]."
+    ),
+    duration: float = typer.Option(
+        None,
+        "--duration",
+        help="Stop by itself after this many seconds [default: run until Ctrl-C].",
+    ),
     rules: str = RULES_OPTION,
     lake: str = LAKE_OPTION,
     intervals: str = INTERVALS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
-    view_interval: str = typer.Option(None, "--view-interval", help="Interval whose indicators the live table shows [default: the smallest]."),
+    view_interval: str = typer.Option(
+        None,
+        "--view-interval",
+        help="Interval whose indicators the live table shows [default: the smallest].",
+    ),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Run the whole pipeline on a simulated market, with a live view.
@@ -98,18 +125,29 @@ def run(
     )  # fmt: skip
     logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate, sim.seed)
     run_in_foreground(
-        lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress), view, metrics, False
+        lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress),
+        view,
+        metrics,
+        False,
     )
 
 
 @app.command()
 def replay(
     file: Path = typer.Argument(..., help="Trades or OHLCV bars: CSV (optionally .gz) or Parquet."),
-    speed: str = typer.Option("max", "--speed", help="'max' (as fast as possible) or N times real time."),
+    speed: str = typer.Option(
+        "max", "--speed", help="'max' (as fast as possible) or N times real time."
+    ),
     format: FileFormat = typer.Option(None, "--format", help="Override detection: trades or bars."),
-    symbol: str = typer.Option(None, "--symbol", help="Symbol of a single-symbol bar file (Yahoo layout)."),
-    columns: str = typer.Option(None, "--columns", help="Map file columns to fields: 'px=price,qty=size,ticker=symbol'."),
-    include_suspicious: bool = typer.Option(False, "--include-suspicious", help="Keep trades flagged suspicious."),
+    symbol: str = typer.Option(
+        None, "--symbol", help="Symbol of a single-symbol bar file (Yahoo layout)."
+    ),
+    columns: str = typer.Option(
+        None, "--columns", help="Map file columns to fields: 'px=price,qty=size,ticker=symbol'."
+    ),
+    include_suspicious: bool = typer.Option(
+        False, "--include-suspicious", help="Keep trades flagged suspicious."
+    ),
     rules: str = RULES_OPTION,
     lake: str = LAKE_OPTION,
     intervals: str = INTERVALS_OPTION,
@@ -140,7 +178,10 @@ def replay(
     )  # fmt: skip
     metrics = Metrics()
     run_in_foreground(
-        lambda progress: EmbeddedPipeline(feed, options, metrics, None, progress), None, metrics, True
+        lambda progress: EmbeddedPipeline(feed, options, metrics, None, progress),
+        None,
+        metrics,
+        True,
     )
 
 
@@ -168,5 +209,7 @@ def main() -> None:
     try:
         app()
     except MarketPulseError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        err_console.print(
+            f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True
+        )
         sys.exit(2)

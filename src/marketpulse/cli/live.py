@@ -134,7 +134,9 @@ def run_in_foreground(
     return snapshot
 
 
-def _show_live(done: threading.Event, view: MarketView | None, metrics: Metrics, progress: Progress | None) -> None:
+def _show_live(
+    done: threading.Event, view: MarketView | None, metrics: Metrics, progress: Progress | None
+) -> None:
     def render() -> Group:
         parts: list = []
         if view is not None:

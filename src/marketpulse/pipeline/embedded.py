@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow as pa
 
 from marketpulse.alerts import JsonLinesNotifier, Rule
 from marketpulse.bus import MemoryBus, TopicPartition
@@ -31,7 +30,13 @@ __all__ = ["EmbeddedPipeline", "PipelineOptions", "TOPICS"]
 logger = logging.getLogger(__name__)
 
 #: Topic names (without prefix) and the lake table each one fills.
-TOPICS = {"ticks": "trades", "bars": "bars", "indicators": "indicators", "alerts": "alerts", "dlq": "dlq"}
+TOPICS = {
+    "ticks": "trades",
+    "bars": "bars",
+    "indicators": "indicators",
+    "alerts": "alerts",
+    "dlq": "dlq",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +94,7 @@ class EmbeddedPipeline:
         self._table = {topic: TOPICS[name] for name, topic in self._topic.items()}
 
     def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
-        """Run until the feed ends, ``duration`` passes or ``stop`` is set; flush; return figures."""
+        """Run until the feed ends, ``duration`` passes or ``stop`` is set; flush; report."""
         stop = stop or threading.Event()
         options = self.options
         bus = MemoryBus()
@@ -141,7 +146,9 @@ class EmbeddedPipeline:
     def _ingest(self, batch: FeedBatch) -> None:
         data = batch.data.replace_schema_metadata({"source": self.feed.name})
         if batch.dead:
-            self._producer.send_columns(self._topic["dlq"], "dlq", dlq_table(batch.dead, time.time_ns()))
+            self._producer.send_columns(
+                self._topic["dlq"], "dlq", dlq_table(batch.dead, time.time_ns())
+            )
             self.metrics.add(dlq=len(batch.dead), rejected=len(batch.dead))
         self._producer.send_columns(self._topic["ticks"], batch.kind, data)
         self.metrics.add(ticks=data.num_rows)
@@ -180,7 +187,9 @@ class EmbeddedPipeline:
             self.view.alerts(out.alerts)
 
 
-def _paced(batches: Iterator[FeedBatch], speed: float | None, stop: threading.Event) -> Iterator[FeedBatch]:
+def _paced(
+    batches: Iterator[FeedBatch], speed: float | None, stop: threading.Event
+) -> Iterator[FeedBatch]:
     """Yield feed batches at ``speed`` times the pace of their event times."""
     if speed is None:
         yield from batches

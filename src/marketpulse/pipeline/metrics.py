@@ -47,7 +47,8 @@ class MetricsSnapshot:
         return (
             f"done: ticks in {self.ticks_in:,}, bars {self.bars:,}, indicator rows "
             f"{self.indicator_rows:,}, alerts {self.alerts:,}, DLQ rows {self.dlq:,} "
-            f"(rejected input rows {self.rejected:,}), {rate:,.0f} ticks/s over {self.elapsed:.2f} s"
+            f"(rejected input rows {self.rejected:,}), "
+            f"{rate:,.0f} ticks/s over {self.elapsed:.2f} s"
         )
 
 

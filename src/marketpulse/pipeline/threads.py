@@ -72,7 +72,9 @@ class SinkWorker:
         write_trades: store the ticks topic's trades as ``trades``.
     """
 
-    def __init__(self, consumer: Consumer, sink: Sink, tables: dict[str, str], write_trades: bool) -> None:
+    def __init__(
+        self, consumer: Consumer, sink: Sink, tables: dict[str, str], write_trades: bool
+    ) -> None:
         self._consumer = consumer
         self._sink = sink
         self._tables = tables

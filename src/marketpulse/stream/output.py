@@ -35,7 +35,9 @@ class Output:
     def extend(self, other: Output) -> None:
         """Append ``other``'s rows after this output's rows."""
         if other.bars.num_rows:
-            self.bars = pa.concat_tables([self.bars, other.bars]) if self.bars.num_rows else other.bars
+            self.bars = (
+                pa.concat_tables([self.bars, other.bars]) if self.bars.num_rows else other.bars
+            )
         if other.indicators.num_rows:
             self.indicators = (
                 pa.concat_tables([self.indicators, other.indicators])

@@ -217,7 +217,9 @@ class Processor:
         typical = (high + low + close) / 3.0
         pv = np.where(np.isnan(vwap), typical, vwap) * volume
         daily = np.array([i == "1d" for i in intervals])
-        session = np.where(daily, start // interval_ns("1d"), session_ids(start, self.settings.session_tz))
+        session = np.where(
+            daily, start // interval_ns("1d"), session_ids(start, self.settings.session_tz)
+        )
         values = update_indicators(state.indicators, keys, high, low, close, volume, pv, session)
         ts = table.column("end").to_numpy()
         symbols = np.array(names, object)
@@ -245,7 +247,9 @@ class Processor:
             closed.pv, session,
         )  # fmt: skip
         ohlc = (closed.open, closed.high, closed.low, closed.close)
-        out.bars = bars_table(symbols, labels, closed.start, end, ohlc, closed.volume, vwap, closed.count)
+        out.bars = bars_table(
+            symbols, labels, closed.start, end, ohlc, closed.volume, vwap, closed.count
+        )
         out.indicators = indicators_table(symbols, labels, end, closed.close, values)
         out.alerts = state.alerts.evaluate(_alert_rows(symbols, labels, end, out.bars, values))
         return out
@@ -309,4 +313,3 @@ def _describe(reason: str, row: dict) -> str:
     if reason == "size":
         return f"field size: must be >= 0, got {row.get('size', row.get('volume'))}"
     return f"schema: {row}"
-

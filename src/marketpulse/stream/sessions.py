@@ -26,8 +26,10 @@ def session_ids(ts: np.ndarray, tz: str) -> np.ndarray:
     if len(ts) == 0:
         return np.empty(0, np.int64)
     zone = _check_zone(tz)
-    stamps = pa.array(ts, pa.int64()).cast(pa.timestamp("ns", tz="UTC")).cast(
-        pa.timestamp("ns", tz=zone)
+    stamps = (
+        pa.array(ts, pa.int64())
+        .cast(pa.timestamp("ns", tz="UTC"))
+        .cast(pa.timestamp("ns", tz=zone))
     )
     local = pc.local_timestamp(stamps).cast(pa.int64()).to_numpy()
     return local // _DAY_NS

@@ -24,7 +24,10 @@ def _symbol_codes(column: pa.Array) -> np.ndarray:
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
     good = np.array(
-        [_SYMBOL if not s or not SYMBOL_PATTERN.match(s) else 0 for s in column.dictionary.to_pylist()]
+        [
+            _SYMBOL if not s or not SYMBOL_PATTERN.match(s) else 0
+            for s in column.dictionary.to_pylist()
+        ]
         + [_SYMBOL],
         np.int8,
     )

@@ -28,7 +28,18 @@ _CLOCK_MAX_TS, _CLOCK_FLOOR = 0, 1
 class ClosedBars:
     """Columns of the bars closed by one kernel call."""
 
-    __slots__ = ("sid", "interval", "start", "open", "high", "low", "close", "volume", "pv", "count")
+    __slots__ = (
+        "sid",
+        "interval",
+        "start",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "pv",
+        "count",
+    )
 
     def __init__(self, n: int) -> None:
         self.sid = np.empty(n, np.int64)
@@ -141,7 +152,8 @@ def _out_arrays(out: ClosedBars) -> tuple[np.ndarray, ...]:
 
 @nb.njit(cache=True, nogil=True)
 def _close_due(wm, lengths, closed, start, ohlc, vol, count, k,
-               o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv, o_count):  # fmt: skip
+               o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
+               o_count):  # fmt: skip
     n_int, n_sym, n_slot = start.shape
     for j in range(n_int):
         length = lengths[j]
@@ -156,7 +168,12 @@ def _close_due(wm, lengths, closed, start, ohlc, vol, count, k,
             for s in range(n_sym):
                 for q in range(n_slot):
                     b = start[j, s, q]
-                    if b != -1 and b > current and b + length <= wm and (b_next == -1 or b < b_next):
+                    if (
+                        b != -1
+                        and b > current
+                        and b + length <= wm
+                        and (b_next == -1 or b < b_next)
+                    ):
                         b_next = b
             if b_next == -1:
                 break

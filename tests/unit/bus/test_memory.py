@@ -40,9 +40,14 @@ def test_murmur2_matches_the_java_client():
     # published in the Kafka client's own tests (UtilsTest.testMurmur2)
     from marketpulse.bus.base import _murmur2
 
-    cases = {b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536,
-             b"a-little-bit-longer-string": -1486304829,
-             b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, b"abc": 479470107}
+    cases = {
+        b"21": -973932308,
+        b"foobar": -790332482,
+        b"a-little-bit-long-string": -985981536,
+        b"a-little-bit-longer-string": -1486304829,
+        b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+        b"abc": 479470107,
+    }
     for key, expected in cases.items():
         assert _murmur2(key) == expected & 0xFFFFFFFF
 

@@ -59,7 +59,12 @@ def test_bad_trades_go_to_the_dlq_with_their_reason_and_good_ones_are_kept():
     assert out.accepted == 2
     bars = proc.finish().bars.to_pylist()
     assert len(bars) == 1
-    assert (bars[0]["open"], bars[0]["close"], bars[0]["volume"], bars[0]["trades"]) == (10.0, 12.0, 6.0, 2)
+    assert (bars[0]["open"], bars[0]["close"], bars[0]["volume"], bars[0]["trades"]) == (
+        10.0,
+        12.0,
+        6.0,
+        2,
+    )
 
 
 def test_late_tick_goes_to_the_dlq_with_reason_late():
@@ -69,13 +74,17 @@ def test_late_tick_goes_to_the_dlq_with_reason_late():
     assert [(d.reason, d.offset, d.key) for d in out.dead] == [("late", 2, "AAPL")]
     assert "watermark" in out.dead[0].error
     bars = proc.finish().bars.to_pylist()
-    assert [b["high"] for b in bars if b["start"] == T0] == []  # the T0 bar closed before, without the late tick
+    assert [
+        b["high"] for b in bars if b["start"] == T0
+    ] == []  # the T0 bar closed before, without the late tick
 
 
 def test_quiet_symbol_bar_closes_when_others_trade():
     proc = Processor(ProcessorSettings(intervals=("1s",), lateness=0))
     out = proc.process(batch_of(trades([("IBM", T0, 180.0, 1), ("SPY", T0 + 3 * S, 167.0, 1)])))
-    assert [(b["symbol"], b["start"], b["end"]) for b in out.bars.to_pylist()] == [("IBM", T0, T0 + S)]
+    assert [(b["symbol"], b["start"], b["end"]) for b in out.bars.to_pylist()] == [
+        ("IBM", T0, T0 + S)
+    ]
     assert out.indicators.num_rows == 1
     assert out.indicators.column("sma_20").null_count == 1  # not warmed up: null, never 0
 
@@ -100,8 +109,13 @@ def test_bars_from_a_feed_get_indicators_and_pass_through():
             "interval": ["1d"] * n,
             "start": [T0 - T0 % day + i * day for i in range(n)],
             "end": [T0 - T0 % day + (i + 1) * day for i in range(n)],
-            "open": closes, "high": closes + 1, "low": closes - 1, "close": closes,
-            "volume": [0.0] * n, "vwap": [None] * n, "trades": [0] * n,
+            "open": closes,
+            "high": closes + 1,
+            "low": closes - 1,
+            "close": closes,
+            "volume": [0.0] * n,
+            "vwap": [None] * n,
+            "trades": [0] * n,
         },
         schema=BAR_SCHEMA,
     )
@@ -122,9 +136,15 @@ def test_raw_messages_are_decoded_and_bad_ones_reported_with_offsets():
         Message(b"HSI", encode(Bar("HSI", "1d", 0, 86_400 * S, 1, 2, 0.5, 1.5, 10)), 11),
     ]
     out = proc.process(Batch("ticks", 3, 7, 11, messages=messages))
-    assert [(d.reason, d.partition, d.offset) for d in out.dead] == [("schema", 3, 8), ("schema", 3, 9)]
+    assert [(d.reason, d.partition, d.offset) for d in out.dead] == [
+        ("schema", 3, 8),
+        ("schema", 3, 9),
+    ]
     assert out.dead[0].value == b"\x00\xffnot json"
-    assert sorted((b["symbol"], b["interval"]) for b in out.bars.to_pylist()) == [("AAPL", "1s"), ("HSI", "1d")]
+    assert sorted((b["symbol"], b["interval"]) for b in out.bars.to_pylist()) == [
+        ("AAPL", "1s"),
+        ("HSI", "1d"),
+    ]
 
 
 def test_output_does_not_depend_on_batch_boundaries():
@@ -134,7 +154,9 @@ def test_output_does_not_depend_on_batch_boundaries():
     ts = T0 + np.sort(rng.integers(0, 900 * S, n))
     price = 50 + np.cumsum(rng.normal(0, 0.02, n))
     size = rng.integers(1, 10, n) * 100.0
-    data = trades(list(zip(symbols.tolist(), ts.tolist(), price.tolist(), size.tolist(), strict=True)))
+    data = trades(
+        list(zip(symbols.tolist(), ts.tolist(), price.tolist(), size.tolist(), strict=True))
+    )
 
     def run(step):
         proc = Processor()

@@ -16,7 +16,9 @@ def _add(state, rows):
 
 def test_bar_closes_when_watermark_passes_its_end():
     state = WindowState([S], lateness=0)
-    late, closed = _add(state, [(0, 10 * S + 1, 5.0, 1), (0, 10 * S + 5, 7.0, 2), (0, 10 * S + 9, 4.0, 1)])
+    late, closed = _add(
+        state, [(0, 10 * S + 1, 5.0, 1), (0, 10 * S + 5, 7.0, 2), (0, 10 * S + 9, 4.0, 1)]
+    )
     assert not late.any()
     assert len(closed) == 0  # the 10 s window is still open
     _, closed = _add(state, [(0, 11 * S, 6.0, 3)])
@@ -38,7 +40,9 @@ def test_quiet_symbol_bar_closes_on_other_symbols_ticks():
 
 def test_late_tick_is_flagged_and_does_not_change_state():
     state = WindowState([S], lateness=S // 2)
-    _add(state, [(0, 10 * S, 5.0, 1), (0, 11 * S + S // 2, 6.0, 1)])  # watermark 11 s: window 10 closed
+    _add(
+        state, [(0, 10 * S, 5.0, 1), (0, 11 * S + S // 2, 6.0, 1)]
+    )  # watermark 11 s: window 10 closed
     late, closed = _add(state, [(0, 10 * S + 100, 99.0, 1), (0, 11 * S + 1, 7.0, 1)])
     assert list(late) == [True, False]
     assert len(closed) == 0
@@ -61,8 +65,12 @@ def test_several_intervals_and_jump_in_time_keep_every_window():
     rows = [(0, t * S, float(t), 1) for t in (0, 1, 2, 59, 61, 3600)]
     _, closed = _add(state, rows)
     rest = state.close_all()
-    starts_1s = sorted(list(closed.start[closed.interval == 0]) + list(rest.start[rest.interval == 0]))
-    starts_1m = sorted(list(closed.start[closed.interval == 1]) + list(rest.start[rest.interval == 1]))
+    starts_1s = sorted(
+        list(closed.start[closed.interval == 0]) + list(rest.start[rest.interval == 0])
+    )
+    starts_1m = sorted(
+        list(closed.start[closed.interval == 1]) + list(rest.start[rest.interval == 1])
+    )
     assert starts_1s == [0, S, 2 * S, 59 * S, 61 * S, 3600 * S]
     assert starts_1m == [0, 60 * S, 3600 * S]
 
@@ -84,7 +92,10 @@ def test_batching_does_not_change_output():
             lates.append(late)
             outs.append(closed)
         outs.append(state.close_all())
-        cat = {name: np.concatenate([getattr(o, name) for o in outs]) for name in ("sid", "start", "interval", "close", "volume")}
+        cat = {
+            name: np.concatenate([getattr(o, name) for o in outs])
+            for name in ("sid", "start", "interval", "close", "volume")
+        }
         return np.concatenate(lates), cat
 
     late1, one = run(1)
@@ -115,6 +126,6 @@ def test_bars_closing_together_come_out_by_start_then_symbol():
     rows = [(sid, base + k * S, 1.0, 1) for k in range(3) for sid in (90, 7, 55)]
     _add(state, rows)
     closed = state.close_all()
-    assert [(int(s), int(b - base) // S) for s, b in zip(closed.sid, closed.start, strict=True)] == [
-        (7, 0), (55, 0), (90, 0), (7, 1), (55, 1), (90, 1), (7, 2), (55, 2), (90, 2)
-    ]
+    assert [
+        (int(s), int(b - base) // S) for s, b in zip(closed.sid, closed.start, strict=True)
+    ] == [(7, 0), (55, 0), (90, 0), (7, 1), (55, 1), (90, 1), (7, 2), (55, 2), (90, 2)]
