@@ -195,6 +195,7 @@ def _paced(
         yield from batches
         return
     origin: tuple[float, int] | None = None
+    done_before = 0
     for batch in batches:
         column = "ts" if batch.kind == "trade" else "start"
         ts = batch.data.column(column).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -211,10 +212,10 @@ def _paced(
             wait = due[lo] - time.monotonic()
             if wait > 0 and stop.wait(wait):
                 return
+            # progress moves through the batch with the rows actually replayed
+            done = done_before + (batch.done - done_before) * hi // len(ts)
             yield FeedBatch(
-                batch.kind,
-                batch.data.slice(lo, hi - lo),
-                batch.dead if lo == 0 else [],
-                batch.done,
+                batch.kind, batch.data.slice(lo, hi - lo), batch.dead if lo == 0 else [], done,
                 batch.total,
-            )
+            )  # fmt: skip
+        done_before = batch.done
