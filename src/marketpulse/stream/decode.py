@@ -18,10 +18,13 @@ def decode_messages(
 
     Malformed bytes and JSON that is not a tick become dead letters with
     reason ``schema``, naming the topic, partition and offset. Quotes are not
-    aggregated into bars and are skipped here.
+    aggregated into bars and are skipped here. Each returned batch has an extra
+    ``offset`` column: the offset of the message every row came from.
     """
     trades: list[Trade] = []
     bars: list[Bar] = []
+    trade_offsets: list[int] = []
+    bar_offsets: list[int] = []
     dead: list[DeadLetter] = []
     for message in batch.messages:
         try:
@@ -31,11 +34,24 @@ def decode_messages(
             continue
         if isinstance(tick, Trade):
             trades.append(tick)
+            trade_offsets.append(message.offset)
         elif isinstance(tick, Bar):
             bars.append(tick)
+            bar_offsets.append(message.offset)
         elif not isinstance(tick, Quote):  # pragma: no cover - the union has three members
             dead.append(_dead(batch, message, f"unexpected tick type {type(tick).__name__}"))
-    return _trade_columns(trades), _bar_columns(bars), dead
+    return (
+        _with_offsets(_trade_columns(trades), trade_offsets),
+        _with_offsets(_bar_columns(bars), bar_offsets),
+        dead,
+    )
+
+
+def _with_offsets(data: pa.RecordBatch | None, offsets: list[int]) -> pa.RecordBatch | None:
+    """Append each record's own offset, so that rejections name it exactly."""
+    if data is None:
+        return None
+    return data.append_column("offset", pa.array(offsets, pa.int64()))
 
 
 def _dead(batch: Batch, message: Message, error: str) -> DeadLetter:

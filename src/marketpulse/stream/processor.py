@@ -280,9 +280,8 @@ def _dead_letters(
     source = metadata.get(b"source", b"").decode() or None
     letters = []
     for row, reason, offset in zip(picked, reasons, offsets, strict=True):
-        line = row.pop("line", None)
-        if line is not None:
-            row = dict(row)
+        line = row.pop("line", None)  # file replays: the source line
+        absolute = row.pop("offset", None)  # decoded messages: their own offset
         letters.append(
             DeadLetter(
                 reason=reason,
@@ -291,7 +290,7 @@ def _dead_letters(
                 key=row.get("symbol"),
                 topic=batch.topic,
                 partition=batch.partition,
-                offset=batch.first_offset + int(offset),
+                offset=int(absolute) if absolute is not None else batch.first_offset + int(offset),
                 file=source,
                 line=line,
                 ts=row.get("ts", row.get("start")),
@@ -306,8 +305,10 @@ def _describe(reason: str, row: dict) -> str:
     if reason == "symbol":
         return f"field symbol: invalid symbol {row.get('symbol')!r}"
     if reason == "nan":
-        fields = [k for k, v in row.items() if isinstance(v, float) and v != v or v in (None,)]
-        return f"field {', '.join(fields) or 'value'}: missing or not a number"
+        numeric = ("price", "size", "open", "high", "low", "close", "volume")
+        fields = [k for k in numeric if k in row and (row[k] is None or row[k] != row[k])]
+        fields += [k for k in numeric if k in row and row[k] in (float("inf"), float("-inf"))]
+        return f"field {', '.join(fields) or 'value'}: missing, infinite or not a number"
     if reason == "price":
         return f"field price: must be > 0, got {row.get('price', row.get('close'))}"
     if reason == "size":

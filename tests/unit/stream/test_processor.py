@@ -134,11 +134,13 @@ def test_raw_messages_are_decoded_and_bad_ones_reported_with_offsets():
         Message(b"AAPL", b'{"type": "trade", "symbol": "AAPL", "price": "x"}', 9),
         Message(b"AAPL", encode(Trade("AAPL", T0 + 2 * S, 11.0, 1.0)), 10),
         Message(b"HSI", encode(Bar("HSI", "1d", 0, 86_400 * S, 1, 2, 0.5, 1.5, 10)), 11),
+        Message(b"AAPL", encode(Trade("AAPL", T0 + 3 * S, -1.0, 1.0)), 12),
     ]
-    out = proc.process(Batch("ticks", 3, 7, 11, messages=messages))
+    out = proc.process(Batch("ticks", 3, 7, 12, messages=messages))
     assert [(d.reason, d.partition, d.offset) for d in out.dead] == [
         ("schema", 3, 8),
         ("schema", 3, 9),
+        ("price", 3, 12),  # validated after decoding: still its own offset
     ]
     assert out.dead[0].value == b"\x00\xffnot json"
     assert sorted((b["symbol"], b["interval"]) for b in out.bars.to_pylist()) == [
