@@ -5,18 +5,27 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 from marketpulse.cli import sql_command
 from marketpulse.cli.common import (
+    ALERTS_FILE_OPTION,
+    COLUMNS_OPTION,
     CONFIG_OPTION,
+    FORMAT_OPTION,
+    INTERVALS_OPTION,
     LAKE_OPTION,
+    LATENESS_OPTION,
+    RULES_OPTION,
+    SUSPICIOUS_OPTION,
+    SYMBOL_OPTION,
+    FileFormat,
     console,
     err_console,
-    parse_columns,
+    file_feed,
+    parse_intervals,
     processor_settings,
     rules_from,
     settings_from,
@@ -41,35 +50,6 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 app.add_typer(config_app, name="config")
 app.command("sql")(sql_command.sql)
 app.command("backfill")(sql_command.backfill)
-
-
-class FileFormat(StrEnum):
-    """Kinds of replay file."""
-
-    trades = "trades"
-    bars = "bars"
-
-
-RULES_OPTION = typer.Option(
-    None, "--rules", help="Alert rules file (YAML or TOML); default: the built-in rules."
-)
-INTERVALS_OPTION = typer.Option(
-    None,
-    "--intervals",
-    help="Bar intervals built from trades, comma-separated [default: 1s,1m,5m].",
-)
-LATENESS_OPTION = typer.Option(
-    None, "--lateness", help="Allowed lateness of ticks, seconds [default: 0.5]."
-)
-ALERTS_FILE_OPTION = typer.Option(
-    None,
-    "--alerts-file",
-    help="JSON-lines file alerts are appended to [default: ./data/alerts.jsonl].",
-)
-
-
-def _intervals(value: str | None) -> tuple[str, ...] | None:
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
 
 @app.command()
@@ -111,8 +91,8 @@ def run(
 
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=_intervals(intervals), **{"simulator.symbols": symbols, "simulator.rate": rate,
-        "simulator.seed": seed},
+        intervals=parse_intervals(intervals),
+        **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed},
     )  # fmt: skip
     proc = processor_settings(settings)
     sim = settings.simulator
@@ -138,16 +118,10 @@ def replay(
     speed: str = typer.Option(
         "max", "--speed", help="'max' (as fast as possible) or N times real time."
     ),
-    format: FileFormat = typer.Option(None, "--format", help="Override detection: trades or bars."),
-    symbol: str = typer.Option(
-        None, "--symbol", help="Symbol of a single-symbol bar file (Yahoo layout)."
-    ),
-    columns: str = typer.Option(
-        None, "--columns", help="Map file columns to fields: 'px=price,qty=size,ticker=symbol'."
-    ),
-    include_suspicious: bool = typer.Option(
-        False, "--include-suspicious", help="Keep trades flagged suspicious."
-    ),
+    format: FileFormat = FORMAT_OPTION,
+    symbol: str = SYMBOL_OPTION,
+    columns: str = COLUMNS_OPTION,
+    include_suspicious: bool = SUSPICIOUS_OPTION,
     rules: str = RULES_OPTION,
     lake: str = LAKE_OPTION,
     intervals: str = INTERVALS_OPTION,
@@ -160,18 +134,14 @@ def replay(
     Malformed rows go to the DLQ with file, line and reason; the replay goes on
     and its summary says how many rows were rejected.
     """
-    from marketpulse.feeds import FileReplay
     from marketpulse.pipeline import EmbeddedPipeline, Metrics, PipelineOptions
 
     pace = _speed(speed)
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=_intervals(intervals),
+        intervals=parse_intervals(intervals),
     )  # fmt: skip
-    feed = FileReplay(
-        file, format=format.value if format else None, symbol=symbol,
-        columns=parse_columns(columns), include_suspicious=include_suspicious,
-    )  # fmt: skip
+    feed = file_feed(file, format, symbol, columns, include_suspicious)
     options = PipelineOptions(
         lake=settings.lake, rules=rules_from(settings), processor=processor_settings(settings),
         alerts_file=settings.alerts_file, partitions=settings.partitions, speed=pace,

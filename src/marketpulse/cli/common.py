@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,6 +16,9 @@ from marketpulse.alerts import Rule, default_rules, load_rules
 from marketpulse.config import Settings, load_settings
 from marketpulse.exceptions import InputError
 from marketpulse.stream import ProcessorSettings
+
+if TYPE_CHECKING:
+    from marketpulse.feeds import FileReplay
 
 __all__ = [
     "CONFIG_OPTION",
@@ -90,3 +95,61 @@ def parse_columns(spec: str | None) -> dict[str, str] | None:
             raise InputError(f"--columns: expected FILE_COLUMN=FIELD pairs, got {item!r}")
         mapping[name.strip()] = target.strip()
     return mapping
+
+
+class FileFormat(StrEnum):
+    """Kinds of replay file."""
+
+    trades = "trades"
+    bars = "bars"
+
+
+RULES_OPTION = typer.Option(
+    None, "--rules", help="Alert rules file (YAML or TOML); default: the built-in rules."
+)
+INTERVALS_OPTION = typer.Option(
+    None,
+    "--intervals",
+    help="Bar intervals built from trades, comma-separated [default: 1s,1m,5m].",
+)
+LATENESS_OPTION = typer.Option(
+    None, "--lateness", help="Allowed lateness of ticks, seconds [default: 0.5]."
+)
+ALERTS_FILE_OPTION = typer.Option(
+    None,
+    "--alerts-file",
+    help="JSON-lines file alerts are appended to [default: ./data/alerts.jsonl].",
+)
+
+
+FORMAT_OPTION = typer.Option(None, "--format", help="Override detection: trades or bars.")
+SYMBOL_OPTION = typer.Option(
+    None, "--symbol", help="Symbol of a single-symbol bar file (Yahoo layout)."
+)
+COLUMNS_OPTION = typer.Option(
+    None, "--columns", help="Map file columns to fields: 'px=price,qty=size,ticker=symbol'."
+)
+SUSPICIOUS_OPTION = typer.Option(
+    False, "--include-suspicious", help="Keep trades flagged suspicious."
+)
+
+
+def parse_intervals(value: str | None) -> tuple[str, ...] | None:
+    """Parse ``--intervals "1s,1m"``."""
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+
+def file_feed(
+    file: Path,
+    format: FileFormat | None,
+    symbol: str | None,
+    columns: str | None,
+    include_suspicious: bool,
+) -> FileReplay:
+    """Open a replay file with the file options shared by ``replay`` and ``backfill``."""
+    from marketpulse.feeds import FileReplay
+
+    return FileReplay(
+        file, format=format.value if format else None, symbol=symbol,
+        columns=parse_columns(columns), include_suspicious=include_suspicious,
+    )  # fmt: skip

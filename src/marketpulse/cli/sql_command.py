@@ -8,10 +8,19 @@ from pathlib import Path
 import typer
 
 from marketpulse.cli.common import (
+    COLUMNS_OPTION,
     CONFIG_OPTION,
+    FORMAT_OPTION,
+    INTERVALS_OPTION,
     LAKE_OPTION,
+    LATENESS_OPTION,
+    RULES_OPTION,
+    SUSPICIOUS_OPTION,
+    SYMBOL_OPTION,
+    FileFormat,
     console,
-    parse_columns,
+    file_feed,
+    parse_intervals,
     processor_settings,
     rules_from,
     settings_from,
@@ -61,26 +70,14 @@ def backfill(
     file: Path = typer.Option(
         None, "--file", help="Recompute from this file (else from the lake's trades)."
     ),
-    format: str = typer.Option(
-        None, "--format", help="File kind: trades or bars (default: detected)."
-    ),
-    symbol: str = typer.Option(None, "--symbol", help="Symbol of a single-symbol bar file."),
-    columns: str = typer.Option(
-        None, "--columns", help="Map file columns to fields: 'px=price,qty=size'."
-    ),
-    include_suspicious: bool = typer.Option(
-        False, "--include-suspicious", help="Keep trades flagged suspicious."
-    ),
+    format: FileFormat = FORMAT_OPTION,
+    symbol: str = SYMBOL_OPTION,
+    columns: str = COLUMNS_OPTION,
+    include_suspicious: bool = SUSPICIOUS_OPTION,
     lake: str = LAKE_OPTION,
-    rules: str = typer.Option(
-        None, "--rules", help="Alert rules file (default: the built-in rules)."
-    ),
-    intervals: str = typer.Option(
-        None, "--intervals", help="Bar intervals, comma-separated [default: 1s,1m,5m]."
-    ),
-    lateness: float = typer.Option(
-        None, "--lateness", help="Allowed lateness, seconds [default: 0.5]."
-    ),
+    rules: str = RULES_OPTION,
+    intervals: str = INTERVALS_OPTION,
+    lateness: float = LATENESS_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Recompute bars, indicators and alerts in batch, through the live kernels.
@@ -89,21 +86,11 @@ def backfill(
     covers; it equals what the live pipeline computes from the same input.
     """
     from marketpulse.analytics.backfill import backfill as run_backfill
-    from marketpulse.feeds import FileReplay
 
-    parsed = tuple(v.strip() for v in intervals.split(",")) if intervals else None
-    settings = settings_from(config, lake=lake, rules=rules, intervals=parsed, lateness=lateness)
-    source = (
-        FileReplay(
-            file,
-            format=format,
-            symbol=symbol,
-            columns=parse_columns(columns),
-            include_suspicious=include_suspicious,
-        )  # fmt: skip
-        if file
-        else settings.lake
+    settings = settings_from(
+        config, lake=lake, rules=rules, intervals=parse_intervals(intervals), lateness=lateness
     )
+    source = file_feed(file, format, symbol, columns, include_suspicious) if file else settings.lake
     result = run_backfill(source, settings.lake, processor_settings(settings), rules_from(settings))
     console.print(
         f"backfill done: ticks {result.ticks:,}, bars {result.bars:,}, indicator rows "
