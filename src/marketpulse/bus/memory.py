@@ -115,6 +115,10 @@ def _batch(topic: str, partition: int, first: int, kind: str, data: pa.RecordBat
     return Batch(topic, partition, first, first + data.num_rows - 1, kind=kind, columns=data)
 
 
+def _table(data: pa.RecordBatch | pa.Table) -> pa.Table:
+    return data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+
+
 class _MemoryProducer(Producer):
     def __init__(self, bus: MemoryBus) -> None:
         self._bus = bus
@@ -176,7 +180,13 @@ class _MemoryConsumer(Consumer):
                 start = position - first
                 take = min(data.num_rows - start, budget)
                 piece = data.slice(start, take) if (start or take < data.num_rows) else data
-                out.append(_batch(tp.topic, tp.partition, position, kind, piece))
+                previous = out[-1] if out else None
+                if previous is not None and previous.tp == tp and previous.kind == kind:
+                    # consecutive records of one kind: one batch, as Kafka would return
+                    merged = pa.concat_tables([_table(previous.columns), _table(piece)])
+                    out[-1] = _batch(tp.topic, tp.partition, previous.first_offset, kind, merged)
+                else:
+                    out.append(_batch(tp.topic, tp.partition, position, kind, piece))
                 position += take
                 budget -= take
             self._position[tp] = position

@@ -20,46 +20,58 @@ from marketpulse.models import TRADE_SCHEMA
 from marketpulse.sinks import Sink
 from marketpulse.stream.validate import check_trades
 
-__all__ = ["SinkWorker", "prefetch"]
+__all__ = ["Prefetch", "SinkWorker"]
 
 logger = logging.getLogger(__name__)
 
 _DONE = object()
 
 
-def prefetch(items: Iterator, depth: int = 4) -> Iterator:
-    """Yield ``items`` produced ahead of time by a thread; exceptions are re-raised here."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    quit_ = threading.Event()
+class Prefetch:
+    """Items produced ahead of time by a thread; iterate to get them in order.
 
-    def produce() -> None:
+    Exceptions raised while producing are re-raised by the iteration.
+    """
+
+    def __init__(self, items: Iterator, depth: int = 4) -> None:
+        self._items = items
+        self._slots: queue.Queue = queue.Queue(maxsize=depth)
+        self._quit = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="feed", daemon=True)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the next item is already waiting."""
+        return not self._slots.empty()
+
+    def _produce(self) -> None:
         try:
-            for item in items:
-                while not quit_.is_set():
+            for item in self._items:
+                while not self._quit.is_set():
                     try:
-                        slots.put((item, None), timeout=0.1)
+                        self._slots.put((item, None), timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if quit_.is_set():
+                if self._quit.is_set():
                     return
-            slots.put((_DONE, None))
+            self._slots.put((_DONE, None))
         except BaseException as exc:  # handed to the consumer
-            slots.put((_DONE, exc))
+            self._slots.put((_DONE, exc))
 
-    thread = threading.Thread(target=produce, name="feed", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = slots.get()
-            if item is _DONE:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        quit_.set()
-        thread.join(timeout=5)
+    def __iter__(self) -> Iterator:
+        self._thread.start()
+        try:
+            while True:
+                item, error = self._slots.get()
+                if item is _DONE:
+                    if error is not None:
+                        raise error
+                    return
+                yield item
+        finally:
+            self._quit.set()
+            self._thread.join(timeout=5)
 
 
 class SinkWorker:

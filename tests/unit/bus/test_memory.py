@@ -18,8 +18,9 @@ def test_offsets_poll_commit_and_resume():
     assert [(b.first_offset, b.last_offset) for b in batches] == [(0, 1)]
     consumer.commit({TopicPartition("t", 0): 2})
     again = bus.consumer("g", ["t"]).poll()
-    assert [(b.first_offset, b.last_offset) for b in again] == [(2, 2), (3, 3)]
-    assert again[0].columns.column("symbol").to_pylist() == ["C"]
+    # consecutive appends of one kind come back as one batch
+    assert [(b.first_offset, b.last_offset) for b in again] == [(2, 3)]
+    assert again[0].columns.column("symbol").to_pylist() == ["C", "D"]
 
 
 def test_rows_go_to_the_partition_of_their_key():
@@ -61,3 +62,18 @@ def test_committed_segments_are_dropped():
     consumer.commit(consumer.position())
     assert bus.read_all("t") == []
     assert consumer.lag() == {TopicPartition("t", 0): 0}
+
+
+def test_batches_of_different_kinds_stay_apart():
+    bus = MemoryBus(retain=True)
+    bus.create_topics(["t"])
+    producer = bus.producer()
+    producer.send_columns("t", "trade", _batch(["A"]))
+    producer.send_columns("t", "bar", _batch(["B"]))
+    producer.send_columns("t", "trade", _batch(["C", "D"]))
+    batches = bus.consumer("g", ["t"]).poll()
+    assert [(b.kind, b.first_offset, b.last_offset) for b in batches] == [
+        ("trade", 0, 0),
+        ("bar", 1, 1),
+        ("trade", 2, 3),
+    ]
