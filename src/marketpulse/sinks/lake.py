@@ -202,7 +202,7 @@ class LakeSink(Sink):
         buf = self._buffers[key]
         rows = pa.concat_tables(buf.chunks)
         if sort_keys := _SORT_KEYS[table]:
-            rows = rows.take(pc.sort_indices(rows, [(k, "ascending") for k in sort_keys]))
+            rows = rows.take(_stable_order(rows, sort_keys))
         staged: list[tuple[Path, str, Path, int, int]] = []
         jobs: list[tuple[Path, str, pa.Table]] = []
         try:
@@ -258,7 +258,9 @@ class LakeSink(Sink):
             return None
         tmp = _tmp_path(directory, name)
         try:
-            pq.write_table(rows, tmp, compression="zstd")
+            strings = [f.name for f in rows.schema if pa.types.is_string(f.type)]
+            # dictionary pages for the repetitive text columns only: numbers rarely repeat
+            pq.write_table(rows, tmp, compression="zstd", use_dictionary=strings)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -298,6 +300,24 @@ def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
         return data.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ValueError(f"{table}: columns do not match the schema: {exc}") from exc
+
+
+def _stable_order(rows: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
+    """Row order sorted by ``keys`` (text columns), stable: arrival order within a key.
+
+    Sorts small integer ranks instead of strings: a few distinct symbols and
+    intervals over many rows.
+    """
+    combined = np.zeros(rows.num_rows, np.int64)
+    for key in keys:
+        encoded = pc.dictionary_encode(rows.column(key)).combine_chunks()
+        values = encoded.dictionary.to_pylist()
+        rank = np.empty(len(values) + 1, np.int64)
+        rank[np.argsort(np.array(values, dtype=object), kind="stable")] = np.arange(len(values))
+        rank[-1] = len(values)  # nulls last
+        codes = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+        combined = combined * (len(values) + 1) + rank[codes]
+    return np.argsort(combined, kind="stable")
 
 
 def _tmp_path(directory: Path, name: str) -> Path:
