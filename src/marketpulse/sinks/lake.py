@@ -334,9 +334,10 @@ def _split_by_day(rows: pa.Table, time_column: str) -> list[tuple[date, pa.Table
     low, high = int(days.min()), int(days.max())
     if low == high:
         return [(_EPOCH + timedelta(days=low), rows)]
-    order = np.argsort(days, kind="stable")
-    rows = rows.take(pa.array(order))
-    days = days[order]
+    if (np.diff(days) < 0).any():  # time-ordered rows (the usual case) need no copy
+        order = np.argsort(days, kind="stable")
+        rows = rows.take(pa.array(order))
+        days = days[order]
     cuts = np.flatnonzero(np.diff(days)) + 1
     bounds = [0, *cuts.tolist(), len(days)]
     return [

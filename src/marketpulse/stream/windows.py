@@ -22,7 +22,7 @@ __all__ = ["ClosedBars", "WindowState"]
 
 _EMPTY = np.int64(-1)
 _NEVER = np.int64(-(2**62))
-_CLOCK_MAX_TS, _CLOCK_FLOOR = 0, 1
+_CLOCK_MAX_TS, _CLOCK_FLOOR, _CLOCK_NEXT = 0, 1, 2
 
 
 class ClosedBars:
@@ -80,7 +80,8 @@ class WindowState:
         self.lengths = np.asarray(lengths, np.int64)
         self.lateness = int(lateness)
         self.slots = int(lateness // lengths[0] + 2)
-        self.clock = np.array([_NEVER, _NEVER], np.int64)
+        # max event time, watermark floor, next boundary of the smallest interval
+        self.clock = np.array([_NEVER, _NEVER, _NEVER], np.int64)
         self.closed = np.full(len(lengths), _NEVER, np.int64)
         self._alloc(capacity)
 
@@ -90,6 +91,9 @@ class WindowState:
         self.ohlc = np.zeros(shape + (4,), np.float64)
         self.vol = np.zeros(shape + (2,), np.float64)
         self.count = np.zeros(shape, np.int64)
+        # per interval and symbol: start and slot of the newest window (a cache)
+        self.cur = np.zeros((len(self.lengths), capacity, 2), np.int64)
+        self.cur[:, :, 0] = _NEVER
 
     @property
     def capacity(self) -> int:
@@ -100,10 +104,11 @@ class WindowState:
         """Grow the arrays to hold at least ``n_symbols`` symbols."""
         if n_symbols <= self.capacity:
             return
-        old = (self.start, self.ohlc, self.vol, self.count)
+        old = (self.start, self.ohlc, self.vol, self.count, self.cur)
         size = self.capacity
         self._alloc(max(n_symbols, 2 * size))
-        for new, previous in zip((self.start, self.ohlc, self.vol, self.count), old, strict=True):
+        arrays = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        for new, previous in zip(arrays, old, strict=True):
             new[:, :size] = previous
 
     @property
@@ -127,7 +132,7 @@ class WindowState:
         out = ClosedBars(len(self.lengths) * (n + self.capacity * self.slots))
         count = _add_ticks(
             sid, ts, price, size, self.lengths, self.lateness, self.clock, self.closed,
-            self.start, self.ohlc, self.vol, self.count, late, *_out_arrays(out),
+            self.start, self.ohlc, self.vol, self.count, self.cur, late, *_out_arrays(out),
         )  # fmt: skip
         return late, out.truncate(count)
 
@@ -135,10 +140,13 @@ class WindowState:
         """Raise the watermark to at least ``floor`` (idle partitions, end of stream)."""
         self.clock[_CLOCK_FLOOR] = max(self.clock[_CLOCK_FLOOR], floor)
         out = ClosedBars(len(self.lengths) * self.capacity * self.slots)
+        watermark = self.watermark
         count = _close_due(
-            self.watermark, self.lengths, self.closed, self.start, self.ohlc, self.vol,
+            watermark, self.lengths, self.closed, self.start, self.ohlc, self.vol,
             self.count, 0, *_out_arrays(out),
         )  # fmt: skip
+        base = int(self.lengths[0])
+        self.clock[_CLOCK_NEXT] = watermark - watermark % base + base
         return out.truncate(count)
 
     def close_all(self) -> ClosedBars:
@@ -160,70 +168,78 @@ def _close_due(wm, lengths, closed, start, ohlc, vol, count, k,
         if wm // length == closed[j] // length and closed[j] != -(2**62):
             continue
         closed[j] = wm
-        # emit by (start, symbol) without sorting: one pass per distinct start,
-        # and a symbol holds at most n_slot open windows
-        current = -1
-        while True:
+        # emit by (start, symbol) without sorting: one pass per distinct start
+        # (a symbol holds at most n_slot open windows); each pass also finds the
+        # next start to emit
+        b_next = -1
+        for s in range(n_sym):
+            for q in range(n_slot):
+                b = start[j, s, q]
+                if b != -1 and b + length <= wm and (b_next == -1 or b < b_next):
+                    b_next = b
+        while b_next != -1:
+            current = b_next
             b_next = -1
             for s in range(n_sym):
                 for q in range(n_slot):
                     b = start[j, s, q]
-                    if (
-                        b != -1
-                        and b > current
-                        and b + length <= wm
-                        and (b_next == -1 or b < b_next)
-                    ):
-                        b_next = b
-            if b_next == -1:
-                break
-            for s in range(n_sym):
-                for q in range(n_slot):
-                    if start[j, s, q] == b_next:
-                        o_sid[k] = s
-                        o_int[k] = j
-                        o_start[k] = b_next
-                        o_open[k] = ohlc[j, s, q, 0]
-                        o_high[k] = ohlc[j, s, q, 1]
-                        o_low[k] = ohlc[j, s, q, 2]
-                        o_close[k] = ohlc[j, s, q, 3]
-                        o_vol[k] = vol[j, s, q, 0]
-                        o_pv[k] = vol[j, s, q, 1]
-                        o_count[k] = count[j, s, q]
-                        start[j, s, q] = -1
-                        k += 1
-            current = b_next
+                    if b != current:
+                        if b != -1 and b + length <= wm and (b_next == -1 or b < b_next):
+                            b_next = b
+                        continue
+                    o_sid[k] = s
+                    o_int[k] = j
+                    o_start[k] = b
+                    o_open[k] = ohlc[j, s, q, 0]
+                    o_high[k] = ohlc[j, s, q, 1]
+                    o_low[k] = ohlc[j, s, q, 2]
+                    o_close[k] = ohlc[j, s, q, 3]
+                    o_vol[k] = vol[j, s, q, 0]
+                    o_pv[k] = vol[j, s, q, 1]
+                    o_count[k] = count[j, s, q]
+                    start[j, s, q] = -1
+                    k += 1
     return k
 
 
 @nb.njit(cache=True, nogil=True)
 def _add_ticks(sid, ts, price, size, lengths, lateness, clock, closed, start, ohlc, vol, count,
-               late, o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
+               cur, late, o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
                o_count):  # fmt: skip
     n_int, _, n_slot = start.shape
+    base = lengths[0]
     k = 0
     for i in range(len(ts)):
         t = ts[i]
+        s = sid[i]
         wm = max(clock[0] - lateness, clock[1])
-        base = lengths[0]
-        if t - t % base + base <= wm:
+        # the symbol's current smallest window, without a division when t is still in it
+        b0 = cur[0, s, 0]
+        if not (b0 <= t < b0 + base):
+            b0 = t - t % base
+        if b0 + base <= wm:
             late[i] = True
             continue
         if t > clock[0]:
             # advance the watermark first, so that windows it closes leave their slots
             clock[0] = t
             new_wm = max(t - lateness, clock[1])
-            if new_wm // base != wm // base:
+            if new_wm >= clock[2]:
                 k = _close_due(new_wm, lengths, closed, start, ohlc, vol, count, k,
                                o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol,
                                o_pv, o_count)  # fmt: skip
-        s = sid[i]
+                clock[2] = new_wm - new_wm % base + base
         p = price[i]
         z = size[i]
         for j in range(n_int):
             length = lengths[j]
-            b = t - t % length
-            q = (b // length) % n_slot
+            b = cur[j, s, 0]
+            q = cur[j, s, 1]
+            if not (b <= t < b + length):
+                b = t - t % length
+                q = (b // length) % n_slot
+                cur[j, s, 0] = b
+                cur[j, s, 1] = q
             if start[j, s, q] != b:
                 start[j, s, q] = b
                 ohlc[j, s, q, 0] = p
