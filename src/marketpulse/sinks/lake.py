@@ -41,6 +41,9 @@ __all__ = ["LAKE_SCHEMAS", "PARTITION_COLUMN", "LakeSink"]
 
 logger = logging.getLogger(__name__)
 
+#: Parquet codecs DuckDB, Spark and Athena all read.
+_COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "none")
+
 #: Up to this many files per flush are fsynced one by one; beyond, one os.sync().
 _SYNC_EACH_UP_TO = 16
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="lake")
@@ -108,6 +111,7 @@ class LakeSink(Sink):
         root: the lake's root directory (created if missing).
         max_rows: buffered rows of one table that trigger a flush.
         max_age_s: age of the oldest buffered row that triggers a flush.
+        compression: Parquet codec of the files (zstd by default: small and fast).
         clock: monotonic clock in seconds, replaceable in tests.
     """
 
@@ -119,10 +123,14 @@ class LakeSink(Sink):
         max_rows: int = 1_000_000,
         max_age_s: float = 5.0,
         *,
+        compression: str = "zstd",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_rows < 1 or max_age_s < 0:
             raise ValueError("max_rows must be >= 1 and max_age_s >= 0")
+        if compression not in _COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(_COMPRESSIONS)}")
+        self.compression = compression
         self.root = Path(root)
         self.max_rows = max_rows
         self.max_age_s = max_age_s
@@ -260,7 +268,7 @@ class LakeSink(Sink):
         try:
             strings = [f.name for f in rows.schema if pa.types.is_string(f.type)]
             # dictionary pages for the repetitive text columns only: numbers rarely repeat
-            pq.write_table(rows, tmp, compression="zstd", use_dictionary=strings)
+            pq.write_table(rows, tmp, compression=self.compression, use_dictionary=strings)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -323,3 +323,14 @@ def test_empty_writes_make_no_files(make_rows, tmp_path: Path) -> None:
 def test_source_range_is_validated() -> None:
     with pytest.raises(ValueError):
         SourceRange(0, 10, 9)
+
+
+def test_compression_is_a_choice(make_rows, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    with LakeSink(tmp_path, compression="lz4") as sink:
+        sink.write("bars", make_rows("bars", 3))
+    (path,) = files(tmp_path, "bars")
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "LZ4"
+    with pytest.raises(ValueError, match="compression"):
+        LakeSink(tmp_path, compression="brotli-ish")
