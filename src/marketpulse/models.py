@@ -89,7 +89,7 @@ def interval_ns(interval: str) -> int:
         raise ValueError(f"unknown interval {interval!r} (known: {known})") from None
 
 
-class Trade(msgspec.Struct, frozen=True, tag="trade", tag_field="type"):
+class Trade(msgspec.Struct, frozen=True, omit_defaults=True, tag="trade", tag_field="type"):
     """One trade print."""
 
     symbol: str
@@ -102,7 +102,7 @@ class Trade(msgspec.Struct, frozen=True, tag="trade", tag_field="type"):
     extra: dict[str, Any] | None = None
 
 
-class Quote(msgspec.Struct, frozen=True, tag="quote", tag_field="type"):
+class Quote(msgspec.Struct, frozen=True, omit_defaults=True, tag="quote", tag_field="type"):
     """A top-of-book quote."""
 
     symbol: str

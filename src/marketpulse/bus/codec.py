@@ -1,0 +1,142 @@
+"""Rows of the pipeline's tables as Kafka records, and back.
+
+Every topic carries one JSON object per record (msgspec structs of
+:mod:`marketpulse.models`), keyed by symbol. Encoding and decoding work on
+whole batches: columns in, one ``bytes`` per row out, and the reverse with a
+single decoder call per batch, falling back to record by record only when a
+batch holds a malformed record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import msgspec
+import pyarrow as pa
+
+from marketpulse.models import (
+    ALERT_SCHEMA,
+    BAR_SCHEMA,
+    DLQ_SCHEMA,
+    INDICATOR_COLUMNS,
+    INDICATOR_SCHEMA,
+    Alert,
+    Bar,
+    DeadLetter,
+    Indicators,
+    Trade,
+)
+
+__all__ = [
+    "DLQ_HEADERS",
+    "decode_rows",
+    "dead_letter_headers",
+    "decode_dead_letters",
+    "encode_alerts",
+    "encode_rows",
+]
+
+_encoder = msgspec.json.Encoder()
+_ROW_TYPES: dict[str, type[msgspec.Struct]] = {
+    "bars": Bar,
+    "indicators": Indicators,
+    "alerts": Alert,
+}
+_LIST_DECODERS = {kind: msgspec.json.Decoder(list[t]) for kind, t in _ROW_TYPES.items()}
+_ONE_DECODERS = {kind: msgspec.json.Decoder(t) for kind, t in _ROW_TYPES.items()}
+_SCHEMAS = {"bars": BAR_SCHEMA, "indicators": INDICATOR_SCHEMA, "alerts": ALERT_SCHEMA}
+
+#: Header names of a dead letter, in the order they are written.
+DLQ_HEADERS = ("error", "reason", "topic", "partition", "offset", "file", "line")
+
+
+def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], list[bytes]]:
+    """Encode rows of ``trade``, ``bars`` or ``indicators`` columns as JSON records.
+
+    Returns:
+        the key (symbol) and the JSON value of each row, in row order.
+    """
+    columns = {name: data.column(name).to_pylist() for name in data.column_names}
+    symbols = columns["symbol"]
+    if kind == "trade":
+        exchange = columns.get("exchange") or [None] * len(symbols)
+        condition = columns.get("condition") or [None] * len(symbols)
+        rows = map(Trade, symbols, columns["ts"], columns["price"], columns["size"], exchange,
+                   condition)  # fmt: skip
+    elif kind == "bars":
+        rows = map(Bar, *(columns[name] for name in BAR_SCHEMA.names))
+    elif kind == "indicators":
+        rows = map(Indicators, *(columns[name] for name in INDICATOR_SCHEMA.names))
+    else:
+        raise ValueError(f"cannot encode rows of kind {kind!r}")
+    return symbols, [_encoder.encode(row) for row in rows]
+
+
+def encode_alerts(alerts: Iterable[Alert]) -> tuple[list[str], list[bytes]]:
+    """Encode alerts as JSON records keyed by symbol."""
+    alerts = list(alerts)
+    return [a.symbol for a in alerts], [_encoder.encode(a) for a in alerts]
+
+
+def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """The headers of a dead letter: what went wrong and where the record came from."""
+    values = (letter.error, letter.reason, letter.topic, letter.partition, letter.offset,
+              letter.file, letter.line)  # fmt: skip
+    return [
+        (name, str(value).encode())
+        for name, value in zip(DLQ_HEADERS, values, strict=True)
+        if value is not None
+    ]
+
+
+def decode_rows(
+    kind: str, values: Sequence[bytes]
+) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """Decode JSON records of ``bars``, ``indicators`` or ``alerts`` into a table.
+
+    Returns:
+        the table, and the index and error of every record that failed to decode
+        (left out of the table).
+    """
+    schema = _SCHEMAS[kind]
+    errors: list[tuple[int, str]] = []
+    try:
+        rows = _LIST_DECODERS[kind].decode(b"[" + b",".join(values) + b"]")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        rows = []
+        one = _ONE_DECODERS[kind]
+        for i, value in enumerate(values):
+            try:
+                rows.append(one.decode(value))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                errors.append((i, str(exc)))
+    if not rows:
+        return schema.empty_table(), errors
+    columns = {name: [getattr(row, name) for row in rows] for name in schema.names}
+    if kind == "alerts":
+        columns["values"] = [_encoder.encode(v).decode() for v in columns["values"]]
+    return pa.Table.from_pydict(columns, schema=schema), errors
+
+
+def decode_dead_letters(
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    headers: Sequence[Sequence[tuple[str, bytes]] | None],
+    timestamps: Sequence[int],
+) -> pa.Table:
+    """Build ``dlq`` table rows from dead-letter records and their headers."""
+    columns: dict[str, list] = {name: [] for name in DLQ_SCHEMA.names}
+    for key, value, header, ts in zip(keys, values, headers, timestamps, strict=True):
+        fields = {name: raw.decode(errors="replace") for name, raw in header or ()}
+        columns["ts"].append(ts)
+        columns["reason"].append(fields.get("reason", "unknown"))
+        columns["error"].append(fields.get("error", ""))
+        columns["key"].append(key.decode(errors="replace") if key is not None else None)
+        columns["value"].append(value or b"")
+        columns["topic"].append(fields.get("topic"))
+        for name in ("partition", "offset", "line"):
+            text = fields.get(name)
+            columns[name].append(int(text) if text and text.lstrip("-").isdigit() else None)
+        columns["file"].append(fields.get("file"))
+    return pa.Table.from_pydict(columns, schema=DLQ_SCHEMA)
+

@@ -1,0 +1,54 @@
+"""Options every Kafka command shares, and the bus they build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from marketpulse.bus.kafka import KafkaBus
+from marketpulse.bus.topics import Topics
+from marketpulse.cli.common import settings_from
+from marketpulse.config import Settings
+
+__all__ = [
+    "BOOTSTRAP_OPTION",
+    "EXIT_WHEN_IDLE_OPTION",
+    "GROUP_OPTION",
+    "PREFIX_OPTION",
+    "kafka_settings",
+    "open_bus",
+]
+
+BOOTSTRAP_OPTION = typer.Option(
+    None,
+    "--bootstrap-servers",
+    help="Kafka bootstrap servers, host:port[,host:port] "
+    "[default: MARKETPULSE_KAFKA_BOOTSTRAP, else 127.0.0.1:9092].",
+)
+PREFIX_OPTION = typer.Option(
+    None, "--topic-prefix", help="Prefix of every topic name [default: marketpulse.]."
+)
+GROUP_OPTION = typer.Option(None, "--group", help="Consumer group of this service.")
+EXIT_WHEN_IDLE_OPTION = typer.Option(
+    None,
+    "--exit-when-idle",
+    help="Exit cleanly, offsets committed, once no input arrived for this many seconds.",
+    min=0.0,
+)
+
+
+def kafka_settings(
+    config: Path | None, bootstrap: str | None, prefix: str | None, **overrides: object
+) -> Settings:
+    """Load settings with the Kafka options applied."""
+    return settings_from(
+        config, **{"kafka.bootstrap": bootstrap, "kafka.topic_prefix": prefix}, **overrides
+    )
+
+
+def open_bus(settings: Settings) -> tuple[KafkaBus, Topics]:
+    """Return the Kafka bus of the settings, checked reachable, and its topic names."""
+    bus = KafkaBus(settings.kafka)
+    bus.check()
+    return bus, Topics(settings.kafka.topic_prefix)

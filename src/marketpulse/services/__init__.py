@@ -1,0 +1,1 @@
+"""The pipeline's stages as Kafka services: produce, process, sink."""
