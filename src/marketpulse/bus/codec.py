@@ -18,7 +18,6 @@ from marketpulse.models import (
     ALERT_SCHEMA,
     BAR_SCHEMA,
     DLQ_SCHEMA,
-    INDICATOR_COLUMNS,
     INDICATOR_SCHEMA,
     Alert,
     Bar,

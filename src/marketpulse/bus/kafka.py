@@ -544,7 +544,8 @@ class KafkaConsumer(Consumer):
         try:
             found = self._consumer.committed(asked, timeout=timeout)
         except ck.KafkaException as exc:
-            raise BusError(f"fetch committed offsets of {self.group}: {exc.args[0].str()}") from None
+            error = exc.args[0].str()
+            raise BusError(f"fetch committed offsets of {self.group}: {error}") from None
         return {_tp(p): (p.offset if p.offset >= 0 else -1) for p in found}
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
