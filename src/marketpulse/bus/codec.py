@@ -88,9 +88,7 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     ]
 
 
-def decode_rows(
-    kind: str, values: Sequence[bytes]
-) -> tuple[pa.Table, list[tuple[int, str]]]:
+def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Decode JSON records of ``bars``, ``indicators`` or ``alerts`` into a table.
 
     Returns:
@@ -138,4 +136,3 @@ def decode_dead_letters(
             columns[name].append(int(text) if text and text.lstrip("-").isdigit() else None)
         columns["file"].append(fields.get("file"))
     return pa.Table.from_pydict(columns, schema=DLQ_SCHEMA)
-
