@@ -19,6 +19,7 @@ from marketpulse.alerts import AlertEngine, Rule
 from marketpulse.bus.base import Batch
 from marketpulse.indicators import IndicatorState, update_indicators
 from marketpulse.models import BAR_SCHEMA, INDICATOR_COLUMNS, INTERVALS, DeadLetter, interval_ns
+from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.decode import decode_messages
 from marketpulse.stream.output import Output, bars_table, indicators_table
 from marketpulse.stream.sessions import session_ids
@@ -72,6 +73,8 @@ class _PartitionState:
     sids: dict[str, int] = field(default_factory=dict)
     names: np.ndarray = field(default_factory=lambda: np.empty(0, object))
     last_input: float = 0.0
+    #: symbols whose state changed since the last checkpoint
+    dirty: set[int] = field(default_factory=set)
 
     def lookup(self, dictionary: list[str | None]) -> np.ndarray:
         """Map a batch's symbol dictionary to this partition's symbol ids."""
@@ -111,16 +114,48 @@ class Processor:
         key = (topic, partition)
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = _PartitionState(
-                windows=WindowState(self._lengths, self._lateness),
-                indicators=IndicatorState(),
-                alerts=AlertEngine(self._rules),
-            )
+            state = self._states[key] = self._new_state()
         return state
+
+    def _new_state(self) -> _PartitionState:
+        return _PartitionState(
+            windows=WindowState(self._lengths, self._lateness),
+            indicators=IndicatorState(),
+            alerts=AlertEngine(self._rules),
+            last_input=time.monotonic(),
+        )
 
     def drop(self, topic: str, partition: int) -> None:
         """Forget a partition's state (it was revoked)."""
         self._states.pop((topic, partition), None)
+
+    def checkpoint(self, topic: str, partition: int) -> list[tuple[bytes, bytes]]:
+        """Return the ``state`` records of what changed in a partition since the last call.
+
+        The records are the partition's clock and symbol order, and each symbol
+        whose windows, indicators or alerts changed; the next call returns only
+        later changes.
+        """
+        state = self._states.get((topic, partition))
+        if state is None:
+            return []
+        records = snapshot_partition(state, self.settings.intervals, state.dirty)
+        state.dirty.clear()
+        return records
+
+    def restore(self, topic: str, partition: int, records: dict[bytes, bytes]) -> int:
+        """Replace a partition's state by the latest ``state`` records of each key.
+
+        Returns:
+            the number of symbols restored.
+
+        Raises:
+            CheckpointError: a record is corrupt or was written with other settings.
+        """
+        state = self._new_state()
+        restored = restore_partition(state, self.settings.intervals, records)
+        self._states[(topic, partition)] = state
+        return restored
 
     def process(self, batch: Batch) -> Output:
         """Process one batch of the ticks topic."""
@@ -147,14 +182,23 @@ class Processor:
 
     def idle(self, now: float | None = None) -> Output:
         """Advance the watermark of partitions idle for longer than the idle timeout."""
-        now = time.monotonic() if now is None else now
         out = Output()
-        for state in self._states.values():
+        for each in self.idle_each(now).values():
+            out.extend(each)
+        return out
+
+    def idle_each(self, now: float | None = None) -> dict[tuple[str, int], Output]:
+        """Like :meth:`idle`, with the output of each (topic, partition) apart."""
+        now = time.monotonic() if now is None else now
+        outputs = {}
+        for key, state in self._states.items():
             quiet = now - state.last_input
             if state.windows.max_ts > -(2**61) and quiet > self.settings.idle_timeout:
                 floor = state.windows.max_ts - self._lateness + int(quiet * 1e9)
-                out.extend(self._emit(state, state.windows.advance(floor)))
-        return out
+                out = self._emit(state, state.windows.advance(floor))
+                if out.bars.num_rows:
+                    outputs[key] = out
+        return outputs
 
     def finish(self) -> Output:
         """Close every open window: the input is exhausted."""
@@ -178,6 +222,7 @@ class Processor:
             return out
         symbol = data.column("symbol")
         sid = state.lookup(symbol.dictionary.to_pylist())[symbol.indices.to_numpy()]
+        state.dirty.update(np.unique(sid).tolist())
         ts = data.column("ts").to_numpy()
         price = data.column("price").to_numpy()
         size = data.column("size").to_numpy()
@@ -207,6 +252,7 @@ class Processor:
         table = pa.Table.from_batches([data]).select(BAR_SCHEMA.names).cast(BAR_SCHEMA)
         names = table.column("symbol").to_pylist()
         sid = state.lookup(names)
+        state.dirty.update(sid.tolist())
         intervals = table.column("interval").to_pylist()
         keys = sid * _N_INTERVALS + np.array([_INTERVAL_INDEX[i] for i in intervals], np.int64)
         start = table.column("start").to_numpy()
@@ -234,6 +280,7 @@ class Processor:
         out = Output()
         if len(closed) == 0:
             return out
+        state.dirty.update(np.unique(closed.sid).tolist())
         lengths = np.asarray(self._lengths, np.int64)
         symbols = state.names[closed.sid]
         labels = self._labels[closed.interval]

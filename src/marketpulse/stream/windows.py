@@ -149,6 +149,40 @@ class WindowState:
         self.clock[_CLOCK_NEXT] = watermark - watermark % base + base
         return out.truncate(count)
 
+    def snapshot_symbol(self, sid: int) -> bytes:
+        """Return the open windows of symbol ``sid`` as bytes (for the ``state`` topic)."""
+        if sid >= self.capacity:
+            self.ensure(sid + 1)
+        parts = (
+            self.start[:, sid].astype("<i8"),
+            self.ohlc[:, sid].astype("<f8"),
+            self.vol[:, sid].astype("<f8"),
+            self.count[:, sid].astype("<i8"),
+            self.cur[:, sid].astype("<i8"),
+        )
+        return b"".join(part.tobytes() for part in parts)
+
+    def restore_symbol(self, sid: int, data: bytes) -> None:
+        """Set the open windows of symbol ``sid`` from :meth:`snapshot_symbol` bytes.
+
+        Raises:
+            ValueError: the bytes were written with other intervals or lateness.
+        """
+        self.ensure(sid + 1)
+        targets = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        sizes = [t[:, sid].size for t in targets]
+        if len(data) != 8 * sum(sizes):
+            raise ValueError(
+                f"window state of {len(data)} bytes does not fit {len(self.lengths)} "
+                f"intervals of {self.slots} slots (were the intervals or lateness changed?)"
+            )
+        offset = 0
+        for target, size in zip(targets, sizes, strict=True):
+            dtype = "<i8" if target.dtype == np.int64 else "<f8"
+            values = np.frombuffer(data, dtype=dtype, count=size, offset=offset)
+            target[:, sid] = values.reshape(target[:, sid].shape)
+            offset += 8 * size
+
     def close_all(self) -> ClosedBars:
         """Close every open window (end of a finite stream)."""
         return self.advance(2**62)

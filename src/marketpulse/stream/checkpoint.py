@@ -1,0 +1,128 @@
+"""The processor's state of one partition as records of the compacted ``state`` topic.
+
+One record per symbol (key: the symbol) holds its open windows, the
+indicator state of each of its intervals and its alert state; one record per
+partition (key :data:`META_KEY`) holds the partition's clock (watermark) and
+its symbols in the order they were first seen, which fixes the order of bars
+closed together. Only the symbols a batch changed are written again, in the
+same transaction as the outputs and the consumed offsets, so the latest
+record of every key is always the state at the committed offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import msgspec
+import numpy as np
+
+from marketpulse.models import INTERVALS
+
+if TYPE_CHECKING:
+    from marketpulse.stream.processor import _PartitionState
+
+__all__ = ["META_KEY", "CheckpointError", "restore_partition", "snapshot_partition"]
+
+#: Key of the partition record; never a valid symbol (symbols are upper case).
+META_KEY = b"__partition__"
+_VERSION = 1
+_N_INTERVAL_KEYS = len(INTERVALS)  # indicator keys of a symbol: sid * n + interval index
+
+
+class _PartitionMeta(msgspec.Struct, frozen=True):
+    version: int
+    intervals: list[str]
+    lateness: int
+    clock: list[int]
+    closed: list[int]
+    names: list[str]
+
+
+class _SymbolState(msgspec.Struct, frozen=True):
+    version: int
+    symbol: str
+    sid: int
+    windows: bytes
+    indicators: dict[int, bytes]
+    alerts: bytes
+
+
+_encoder = msgspec.msgpack.Encoder()
+_meta_decoder = msgspec.msgpack.Decoder(_PartitionMeta)
+_symbol_decoder = msgspec.msgpack.Decoder(_SymbolState)
+
+
+class CheckpointError(ValueError):
+    """A state record cannot be restored (corrupt, or written with other settings)."""
+
+
+def snapshot_partition(
+    state: _PartitionState, intervals: Iterable[str], sids: Iterable[int]
+) -> list[tuple[bytes, bytes]]:
+    """Return the partition record and the records of symbols ``sids``."""
+    windows = state.windows
+    meta = _PartitionMeta(
+        _VERSION, list(intervals), windows.lateness, windows.clock.tolist(),
+        windows.closed.tolist(), state.names.tolist(),
+    )  # fmt: skip
+    records = [(META_KEY, _encoder.encode(meta))]
+    for sid in sorted(sids):
+        symbol = str(state.names[sid])
+        indicators = {}
+        for index in range(_N_INTERVAL_KEYS):
+            key = sid * _N_INTERVAL_KEYS + index
+            if state.indicators.bars(key):
+                indicators[index] = state.indicators.snapshot(key)
+        value = _SymbolState(
+            _VERSION, symbol, sid, windows.snapshot_symbol(sid), indicators,
+            state.alerts.snapshot(symbol),
+        )  # fmt: skip
+        records.append((symbol.encode(), _encoder.encode(value)))
+    return records
+
+
+def restore_partition(
+    state: _PartitionState, intervals: Iterable[str], records: Mapping[bytes, bytes]
+) -> int:
+    """Set a fresh partition state from its records; return the symbols restored.
+
+    Raises:
+        CheckpointError: a record is corrupt or the state was built with other
+            intervals or lateness.
+    """
+    raw = records.get(META_KEY)
+    if raw is None:
+        if records:
+            raise CheckpointError("state records without a partition record")
+        return 0
+    try:
+        meta = _meta_decoder.decode(raw)
+    except msgspec.MsgspecError as exc:
+        raise CheckpointError(f"corrupt partition record: {exc}") from None
+    windows = state.windows
+    if meta.intervals != list(intervals) or meta.lateness != windows.lateness:
+        raise CheckpointError(
+            f"state was written with intervals {','.join(meta.intervals)} and lateness "
+            f"{meta.lateness / 1e9:g} s, not {','.join(intervals)} and "
+            f"{windows.lateness / 1e9:g} s: keep the settings, or start over on new topics"
+        )
+    state.lookup(meta.names)
+    windows.clock[:] = np.asarray(meta.clock, np.int64)
+    windows.closed[:] = np.asarray(meta.closed, np.int64)
+    restored = 0
+    for key, value in records.items():
+        if key == META_KEY:
+            continue
+        try:
+            symbol = _symbol_decoder.decode(value)
+            if state.sids.get(symbol.symbol) != symbol.sid:
+                raise CheckpointError(f"symbol {symbol.symbol} has no id {symbol.sid}")
+            windows.restore_symbol(symbol.sid, symbol.windows)
+            for index, data in symbol.indicators.items():
+                state.indicators.restore(symbol.sid * _N_INTERVAL_KEYS + index, data)
+            state.alerts.restore(symbol.symbol, symbol.alerts)
+        except (msgspec.MsgspecError, ValueError) as exc:
+            raise CheckpointError(f"state of {key.decode(errors='replace')}: {exc}") from None
+        restored += 1
+    return restored

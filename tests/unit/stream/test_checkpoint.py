@@ -1,0 +1,76 @@
+"""A partition's state, saved as ``state`` records and restored, continues exactly."""
+
+import pyarrow as pa
+import pytest
+
+from marketpulse.alerts import default_rules
+from marketpulse.bus import Batch
+from marketpulse.feeds import Simulator
+from marketpulse.stream import Processor, ProcessorSettings
+from marketpulse.stream.checkpoint import META_KEY, CheckpointError
+
+SETTINGS = ProcessorSettings(intervals=("1s", "1m", "5m"), lateness=0.5)
+
+
+def simulated(n_events=80_000, batch_size=2_000, rate=40):
+    feed = Simulator(symbols=40, rate=rate, seed=7, realtime=False, batch_size=batch_size,
+                     max_events=n_events)  # fmt: skip
+    batches, offset = [], 0
+    for item in feed.batches():
+        data = item.data
+        batches.append(Batch("ticks", 3, offset, offset + data.num_rows - 1, "trade", data))
+        offset += data.num_rows
+    return batches
+
+
+def rows(outputs):
+    bars = pa.concat_tables([o.bars for o in outputs]).to_pylist()
+    indicators = pa.concat_tables([o.indicators for o in outputs]).to_pylist()
+    alerts = [a for o in outputs for a in o.alerts]
+    return bars, indicators, alerts
+
+
+def test_restored_state_continues_exactly_like_an_uninterrupted_run():
+    batches = simulated()
+    reference = Processor(SETTINGS, default_rules())
+    expected = [reference.process(b) for b in batches]
+
+    first = Processor(SETTINGS, default_rules())
+    compacted: dict[bytes, bytes] = {}  # what a compacted state topic keeps: the latest per key
+    outputs = []
+    split = len(batches) * 2 // 3
+    for batch in batches[:split]:
+        outputs.append(first.process(batch))
+        compacted.update(first.checkpoint("ticks", 3))
+    second = Processor(SETTINGS, default_rules())
+    restored = second.restore("ticks", 3, compacted)
+    outputs += [second.process(b) for b in batches[split:]]
+
+    assert restored == 40
+    want_bars, want_indicators, want_alerts = rows(expected)
+    got_bars, got_indicators, got_alerts = rows(outputs)
+    assert len(want_bars) > 1_000 and want_alerts
+    assert got_bars == want_bars
+    assert got_indicators == want_indicators
+    assert got_alerts == want_alerts
+
+
+def test_a_checkpoint_holds_only_the_symbols_changed_since_the_last_one():
+    proc = Processor(SETTINGS)
+    batches = simulated(n_events=4_000, batch_size=1_000)
+    proc.process(batches[0])
+    assert len(proc.checkpoint("ticks", 3)) == 1 + 40
+    assert [k for k, _ in proc.checkpoint("ticks", 3)] == [META_KEY]
+    one = batches[1].columns.filter(pa.compute.equal(batches[1].columns["symbol"], "SPY"))
+    proc.process(Batch("ticks", 3, 1_000, 1_000 + one.num_rows - 1, "trade", one))
+    keys = [k for k, _ in proc.checkpoint("ticks", 3)]
+    assert keys[0] == META_KEY and b"SPY" in keys
+
+
+def test_state_written_with_other_intervals_is_refused_with_the_reason():
+    proc = Processor(SETTINGS)
+    proc.process(simulated(n_events=1_000, batch_size=1_000)[0])
+    records = dict(proc.checkpoint("ticks", 3))
+    other = Processor(ProcessorSettings(intervals=("1s", "1m"), lateness=0.5))
+    with pytest.raises(CheckpointError, match="intervals 1s,1m,5m"):
+        other.restore("ticks", 3, records)
