@@ -215,6 +215,7 @@ class KafkaBus(Bus):
         read_committed: bool = True,
         on_assign: Rebalance | None = None,
         on_revoke: Rebalance | None = None,
+        on_lost: Rebalance | None = None,
         **overrides: Any,
     ) -> KafkaConsumer:
         """Return a consumer of ``topics`` in group ``group`` (offsets committed by hand)."""
@@ -233,7 +234,7 @@ class KafkaBus(Bus):
             "heartbeat.interval.ms": 1_000,
             **overrides,
         }
-        return KafkaConsumer(config, list(topics), on_assign, on_revoke)
+        return KafkaConsumer(config, list(topics), on_assign, on_revoke, on_lost)
 
     def reader(self, **overrides: Any) -> ck.Consumer:
         """Return a group-less read_committed consumer for :func:`read_partition`."""
@@ -464,7 +465,10 @@ class KafkaConsumer(Consumer):
 
     Offsets are committed by hand (:meth:`commit`, or inside a producer's
     transaction). ``on_assign`` and ``on_revoke`` receive the partitions that
-    join or leave this member (cooperative rebalancing).
+    join or leave this member (cooperative rebalancing); ``on_lost`` those
+    taken away without a revoke (the member was too slow or cut off), whose
+    uncommitted work must be discarded. Without ``on_lost``, ``on_revoke``
+    gets them.
     """
 
     def __init__(
@@ -473,14 +477,16 @@ class KafkaConsumer(Consumer):
         topics: list[str],
         on_assign: Rebalance | None = None,
         on_revoke: Rebalance | None = None,
+        on_lost: Rebalance | None = None,
     ) -> None:
         self._consumer = ck.Consumer(config)
         self._on_assign = on_assign
         self._on_revoke = on_revoke
+        self._on_lost = on_lost or on_revoke
         self.topics = topics
         self.group = config["group.id"]
         self._consumer.subscribe(
-            topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+            topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )
 
     def _assigned(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
@@ -490,6 +496,10 @@ class KafkaConsumer(Consumer):
     def _revoked(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         if self._on_revoke is not None and partitions:
             self._on_revoke([_tp(p) for p in partitions])
+
+    def _lost(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        if self._on_lost is not None and partitions:
+            self._on_lost([_tp(p) for p in partitions])
 
     def poll(self, max_records: int = 65536, timeout: float = 0.1) -> list[Batch]:
         """Return the next records as one batch per partition (in offset order)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from marketpulse.cli import sql_command
+from marketpulse.cli import services_command, sql_command
 from marketpulse.cli.common import (
     ALERTS_FILE_OPTION,
     COLUMNS_OPTION,
@@ -45,11 +45,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts show "[default: ...]" literally
 )
-config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Inspect the effective configuration.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(config_app, name="config")
 app.command("sql")(sql_command.sql)
 app.command("backfill")(sql_command.backfill)
+app.command("process")(services_command.process)
+app.add_typer(services_command.sink_app, name="sink")
 
 
 @app.command()

@@ -1,0 +1,390 @@
+"""The processor as a Kafka service: ticks in; bars, indicators, alerts, dead letters out.
+
+Exactly once: the outputs of a stretch of input, the changed symbols' state
+(``state`` topic, co-partitioned with ``ticks``) and the consumed offsets are
+committed in one Kafka transaction. A partition that joins this instance gets
+its state back from ``state`` and continues from the committed offset; when a
+transaction fails, the work since the last commit is redone from there. Read
+with ``read_committed``, the output topics hold exactly the records of a run
+without the crash.
+
+Each output record goes to the partition number of the ticks partition it
+came from (keyed by symbol, as the producer's partitioner would place it when
+the topics have as many partitions), so the order of a partition's outputs is
+the order the processor made them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from marketpulse.bus.base import Batch, TopicPartition
+from marketpulse.bus.codec import encode_rows
+from marketpulse.bus.kafka import (
+    KafkaBus,
+    KafkaConsumer,
+    TransactionAborted,
+    TransactionalProducer,
+    read_partition,
+)
+from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
+from marketpulse.exceptions import BusError
+from marketpulse.models import DeadLetter
+from marketpulse.stream import Processor
+from marketpulse.stream.checkpoint import CheckpointError
+from marketpulse.stream.output import Output
+
+__all__ = ["ProcessOptions", "ProcessService", "ProcessStats"]
+
+logger = logging.getLogger(__name__)
+
+_OFFSET_BEGINNING = -2
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOptions:
+    """How the process service runs.
+
+    Attributes:
+        group: consumer group of the processors (instances share its partitions).
+        instance: this instance's name, stable across restarts: it names the
+            transactional id (a restart fences the crashed instance at once) and
+            the static group membership (a restart takes its partitions back
+            without a rebalance). ``None``: a random name, so a restart waits for
+            the transaction timeout and the session timeout instead.
+        commit_interval: seconds between transaction commits (latency of the
+            outputs for ``read_committed`` readers, against commit overhead).
+        max_batch: records consumed per poll at most.
+        exit_when_idle: exit, committed, once no record arrived for this long.
+        transaction_timeout: seconds after which the broker aborts a transaction
+            of a crashed instance (when another instance takes over its partitions).
+        compression: codec of the output records.
+    """
+
+    group: str = "marketpulse-process"
+    instance: str | None = None
+    commit_interval: float = 0.1
+    max_batch: int = 20_000
+    exit_when_idle: float | None = None
+    transaction_timeout: float = 10.0
+    compression: str = "lz4"
+
+
+@dataclass(slots=True)
+class ProcessStats:
+    """What the service has done since it started."""
+
+    records: int = 0
+    ticks: int = 0
+    bars: int = 0
+    indicators: int = 0
+    alerts: int = 0
+    dead: int = 0
+    transactions: int = 0
+    aborted: int = 0
+    restored: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return time.monotonic() - self.started
+
+    def line(self) -> str:
+        """One line of figures for logs and the terminal."""
+        rate = self.records / self.elapsed if self.elapsed > 0 else 0.0
+        return (
+            f"{self.records:,} records in ({rate:,.0f}/s), {self.bars:,} bars, "
+            f"{self.indicators:,} indicator rows, {self.alerts:,} alerts, {self.dead:,} dead "
+            f"letters, {self.transactions:,} transactions ({self.aborted} aborted)"
+        )
+
+
+class ProcessService:
+    """Run a :class:`Processor` as a member of a consumer group on Kafka.
+
+    Args:
+        bus: the Kafka cluster.
+        topics: topic names.
+        processor: the processor (its state is managed per assigned partition).
+        options: group, instance, commit interval.
+        stop: set it to stop; the service commits what it processed and leaves.
+        on_output: called with each output (in the service's thread), for live views.
+    """
+
+    def __init__(
+        self,
+        bus: KafkaBus,
+        topics: Topics,
+        processor: Processor,
+        options: ProcessOptions | None = None,
+        stop: threading.Event | None = None,
+        on_output: Callable[[Output], None] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.processor = processor
+        self.options = options or ProcessOptions()
+        self.stop = stop or threading.Event()
+        self.on_output = on_output
+        self.stats = ProcessStats()
+        self._owned: set[TopicPartition] = set()
+        self._next: dict[TopicPartition, int] = {}
+        self._touched: set[TopicPartition] = set()
+        self._txn_started = 0.0
+        self._producer: TransactionalProducer | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._reader = None
+        self._partitions = 0
+
+    def run(self) -> ProcessStats:
+        """Consume until stopped (or idle for ``exit_when_idle``); return the figures."""
+        self._partitions = self._check_topics()
+        opts = self.options
+        instance = opts.instance or _random_instance()
+        transactional_id = f"{self.topics.prefix}process.{opts.group}.{instance}"
+        logger.info(
+            "process: group %s, instance %s, input %s (%d partitions), bootstrap %s",
+            opts.group, instance, self.topics.ticks, self._partitions, self.bus.settings.bootstrap,
+        )  # fmt: skip
+        self._producer = self.bus.transactional_producer(
+            transactional_id,
+            compression=opts.compression,
+            transaction_timeout_s=opts.transaction_timeout,
+        )
+        self._producer.init()
+        self._reader = self.bus.reader()
+        extra = {"group.instance.id": f"{opts.group}.{instance}"} if opts.instance else {}
+        self._consumer = self.bus.consumer(
+            opts.group,
+            [self.topics.ticks],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._lost,
+            **extra,
+        )
+        try:
+            self._loop()
+            self._commit()
+        finally:
+            self._shutdown()
+        logger.info("process: stopped after %s", self.stats.line())
+        return self.stats
+
+    def _loop(self) -> None:
+        assert self._consumer is not None and self._producer is not None
+        opts = self.options
+        last_data = last_report = last_idle = time.monotonic()
+        while not self.stop.is_set():
+            batches = self._consumer.poll(opts.max_batch, 0.05)
+            now = time.monotonic()
+            try:
+                for batch in batches:
+                    if self._handle(batch):
+                        last_data = now
+                if now - last_idle >= 0.25:
+                    last_idle = now
+                    self._idle(now)
+                due = now - self._txn_started >= opts.commit_interval
+                if self._producer.in_transaction and due:
+                    self._commit()
+            except TransactionAborted as exc:
+                self.stats.aborted += 1
+                logger.warning("process: %s; redoing the work since the last commit", exc)
+                self._rewind(sorted(self._owned))
+            if now - last_report >= 5.0:
+                last_report = now
+                logger.info("process: %s", self.stats.line())
+            if opts.exit_when_idle is not None and now - last_data >= opts.exit_when_idle:
+                logger.info("process: no input for %.1f s, exiting", opts.exit_when_idle)
+                break
+
+    def _handle(self, batch: Batch) -> bool:
+        tp = batch.tp
+        if tp not in self._owned:
+            return False  # fetched before the partition was revoked
+        expected = self._next.get(tp)
+        if expected is not None and batch.first_offset < expected:
+            kept = [m for m in batch.messages if m.offset >= expected]
+            if not kept:
+                return False
+            batch = Batch(batch.topic, batch.partition, kept[0].offset, kept[-1].offset,
+                          messages=kept)  # fmt: skip
+        self._begin()
+        out = self.processor.process(batch)
+        if out.dead:
+            out.dead = _originals(out.dead, batch)
+        self._send(out, batch.partition)
+        self._next[tp] = batch.last_offset + 1
+        self._touched.add(tp)
+        self.stats.records += len(batch.messages)
+        self.stats.ticks += out.accepted
+        return True
+
+    def _idle(self, now: float) -> None:
+        for (topic, partition), out in self.processor.idle_each(now).items():
+            tp = TopicPartition(topic, partition)
+            if tp in self._owned:
+                self._begin()
+                self._send(out, partition)
+                self._touched.add(tp)
+
+    def _begin(self) -> None:
+        assert self._producer is not None
+        if not self._producer.in_transaction:
+            self._producer.begin()
+            self._txn_started = time.monotonic()
+
+    def _send(self, out: Output, partition: int) -> None:
+        assert self._producer is not None
+        producer, names = self._producer, self.topics
+        for kind, rows in (("bars", out.bars), ("indicators", out.indicators)):
+            if rows.num_rows:
+                keys, values = encode_rows(kind, rows)
+                producer.send_many(names.name(kind), keys, values, partition)
+        if out.alerts:
+            producer.send_alerts(names.name("alerts"), out.alerts, partition)
+        if out.dead:
+            producer.send_dead(names.name("dlq"), out.dead, partition)
+        self.stats.bars += out.bars.num_rows
+        self.stats.indicators += out.indicators.num_rows
+        self.stats.alerts += len(out.alerts)
+        self.stats.dead += len(out.dead)
+        if self.on_output is not None:
+            self.on_output(out)
+
+    def _commit(self) -> None:
+        """Commit the open transaction: outputs, changed state, next offsets."""
+        producer, consumer = self._producer, self._consumer
+        if producer is None or consumer is None or not producer.in_transaction:
+            return
+        for tp in sorted(self._touched):
+            for key, value in self.processor.checkpoint(tp.topic, tp.partition):
+                producer.send(self.topics.state, key, value, tp.partition)
+        offsets = {tp: off for tp, off in self._next.items() if tp in self._touched}
+        producer.commit(offsets, consumer)
+        self._touched.clear()
+        self.stats.transactions += 1
+
+    def _assigned(self, partitions: list[TopicPartition]) -> None:
+        """Partitions joined this instance: restore their state before reading them."""
+        assert self._consumer is not None
+        started = time.monotonic()
+        committed = self._consumer.committed(partitions)
+        for tp in partitions:
+            self._restore(tp, committed.get(tp, -1))
+            self._owned.add(tp)
+        logger.info(
+            "process: assigned %s in %.2f s",
+            ", ".join(f"{tp.partition}@{committed.get(tp, -1)}" for tp in sorted(partitions)),
+            time.monotonic() - started,
+        )
+
+    def _revoked(self, partitions: list[TopicPartition]) -> None:
+        """Partitions leave this instance: commit their work, then forget them."""
+        try:
+            self._commit()
+        except TransactionAborted as exc:
+            logger.warning("process: commit before a rebalance failed: %s", exc)
+            self._forget(partitions)
+            self._rewind(sorted(self._owned))
+            return
+        self._forget(partitions)
+        logger.info("process: revoked %s", ", ".join(str(tp.partition) for tp in partitions))
+
+    def _lost(self, partitions: list[TopicPartition]) -> None:
+        """Partitions were taken away: what this instance did since its commit is void."""
+        logger.warning(
+            "process: lost partitions %s; discarding uncommitted work",
+            ", ".join(str(tp.partition) for tp in partitions),
+        )
+        if self._producer is not None:
+            self._producer.abort()
+        self._forget(partitions)
+        self._rewind(sorted(self._owned))
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.processor.drop(tp.topic, tp.partition)
+            self._owned.discard(tp)
+            self._next.pop(tp, None)
+            self._touched.discard(tp)
+
+    def _rewind(self, partitions: list[TopicPartition]) -> None:
+        """Go back to the last commit: state from ``state``, reading from the committed offset."""
+        assert self._consumer is not None
+        if not partitions:
+            return
+        committed = self._consumer.committed(partitions)
+        for tp in partitions:
+            offset = committed.get(tp, -1)
+            self._restore(tp, offset)
+            self._consumer.seek(tp, offset if offset >= 0 else _OFFSET_BEGINNING)
+        self._touched.difference_update(partitions)
+
+    def _restore(self, tp: TopicPartition, committed: int) -> None:
+        records = read_partition(self._reader, self.topics.state, tp.partition)
+        try:
+            symbols = self.processor.restore(tp.topic, tp.partition, records)
+        except CheckpointError as exc:
+            raise BusError(f"{self.topics.state}[{tp.partition}]: {exc}") from None
+        if committed >= 0:
+            self._next[tp] = committed
+        else:
+            self._next.pop(tp, None)
+        self.stats.restored += 1
+        logger.debug("process: partition %d restored, %d symbols", tp.partition, symbols)
+
+    def _check_topics(self) -> int:
+        """Return the ticks partitions; every output and ``state`` must have as many."""
+        partitions = self.bus.partitions(self.topics.ticks)
+        for short in (*OUTPUT_TOPICS, "state"):
+            name = self.topics.name(short)
+            count = self.bus.partitions(name)
+            if count < partitions:
+                raise BusError(
+                    f"topic {name} has {count} partitions, fewer than the {partitions} of "
+                    f"{self.topics.ticks}: outputs and state go to the partition of their input"
+                )
+        return partitions
+
+    def _shutdown(self) -> None:
+        if self._producer is not None and self._producer.in_transaction:
+            self._producer.abort()  # left by a failure: leaving must not commit half the work
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:  # noqa: BLE001 - closing after a failure must not hide it
+                logger.exception("process: closing the consumer failed")
+        if self._producer is not None:
+            self._producer.close()
+        if self._reader is not None:
+            self._reader.close()
+
+
+def _originals(letters: list[DeadLetter], batch: Batch) -> list[DeadLetter]:
+    """Give dead letters of consumed records their original key and bytes."""
+    by_offset = {m.offset: m for m in batch.messages}
+    out = []
+    for letter in letters:
+        message = by_offset.get(letter.offset) if letter.topic == batch.topic else None
+        if message is not None and message.value is not None:
+            key = message.key.decode(errors="replace") if message.key else letter.key
+            letter = DeadLetter(
+                reason=letter.reason, error=letter.error, value=message.value, key=key,
+                topic=letter.topic, partition=letter.partition, offset=letter.offset,
+                file=letter.file, line=letter.line, ts=letter.ts,
+            )  # fmt: skip
+        out.append(letter)
+    return out
+
+
+def _random_instance() -> str:
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,193 @@
+"""A sink as a Kafka service: output topics in, storage out, offsets committed after.
+
+The service is a consumer group on the processor's output topics, read with
+``read_committed`` (only the records of committed transactions). Rows go to a
+:class:`~marketpulse.sinks.base.Sink` with the offsets they came from, so the
+sink's writes are idempotent (deterministic lake file names, upserts); the
+offsets are committed only once the sink has made the rows durable. After a
+crash the records since the last commit are written again, to the same place.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from marketpulse.bus.base import Batch, TopicPartition
+from marketpulse.bus.codec import decode_dead_letters, decode_rows
+from marketpulse.bus.kafka import KafkaBus, KafkaConsumer
+from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
+from marketpulse.models import DLQ_SCHEMA
+from marketpulse.sinks.base import Sink, SourceRange
+
+__all__ = ["SinkOptions", "SinkService", "SinkServiceStats"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkOptions:
+    """How a sink service runs.
+
+    Attributes:
+        group: consumer group (each kind of sink has its own).
+        tables: the output topics to store (their tables have the same names).
+        exit_when_idle: exit, flushed and committed, once no record arrived for this long.
+        max_batch: records consumed per poll at most.
+    """
+
+    group: str = "marketpulse-sink-lake"
+    tables: tuple[str, ...] = OUTPUT_TOPICS
+    exit_when_idle: float | None = None
+    max_batch: int = 50_000
+
+
+@dataclass(slots=True)
+class SinkServiceStats:
+    """What the service has stored since it started."""
+
+    records: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    undecodable: int = 0
+    commits: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        """One line of figures."""
+        elapsed = time.monotonic() - self.started
+        rate = self.records / elapsed if elapsed > 0 else 0.0
+        tables = ", ".join(f"{n:,} {t}" for t, n in sorted(self.rows.items())) or "no rows"
+        return (
+            f"{self.records:,} records ({rate:,.0f}/s): {tables}; "
+            f"{self.undecodable} undecodable; {self.commits} commits"
+        )
+
+
+class SinkService:
+    """Consume output topics into a sink.
+
+    Args:
+        bus: the Kafka cluster.
+        topics: topic names.
+        sink: where rows go; closed when the service stops.
+        options: group, tables, idle exit.
+        stop: set it to stop; the service flushes, commits and leaves.
+    """
+
+    def __init__(
+        self,
+        bus: KafkaBus,
+        topics: Topics,
+        sink: Sink,
+        options: SinkOptions | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.sink = sink
+        self.options = options or SinkOptions()
+        self.stop = stop or threading.Event()
+        self.stats = SinkServiceStats()
+        self._pending: dict[TopicPartition, int] = {}
+        self._consumer: KafkaConsumer | None = None
+
+    def run(self) -> SinkServiceStats:
+        """Store records until stopped (or idle); return the figures."""
+        names = [self.topics.name(t) for t in self.options.tables]
+        for name in names:
+            self.bus.partitions(name)  # a clear error when a topic is missing
+        logger.info(
+            "sink %s: group %s, topics %s, bootstrap %s",
+            self.sink.name, self.options.group, ", ".join(names), self.bus.settings.bootstrap,
+        )  # fmt: skip
+        self._consumer = self.bus.consumer(
+            self.options.group, names, read_committed=True, on_revoke=self._revoked
+        )
+        try:
+            self._loop()
+            self._flush()
+        finally:
+            try:
+                self._consumer.close()
+            finally:
+                self.sink.close()
+        logger.info("sink %s: stopped after %s", self.sink.name, self.stats.line())
+        return self.stats
+
+    def _loop(self) -> None:
+        assert self._consumer is not None
+        last_data = last_report = time.monotonic()
+        while not self.stop.is_set():
+            batches = self._consumer.poll(self.options.max_batch, 0.1)
+            now = time.monotonic()
+            for batch in batches:
+                self._write(batch)
+                last_data = now
+            if self.sink.due():
+                self._flush()
+            if now - last_report >= 5.0:
+                last_report = now
+                logger.info("sink %s: %s", self.sink.name, self.stats.line())
+            idle = self.options.exit_when_idle
+            if idle is not None and now - last_data >= idle:
+                logger.info("sink %s: no input for %.1f s, exiting", self.sink.name, idle)
+                break
+
+    def _write(self, batch: Batch) -> None:
+        table = self.topics.table(batch.topic)
+        messages = batch.messages
+        if table == "dlq":
+            rows = decode_dead_letters(
+                [m.key for m in messages], [m.value for m in messages],
+                [m.headers for m in messages], [m.timestamp * 1_000_000 for m in messages],
+            )  # fmt: skip
+        else:
+            rows, errors = decode_rows(table, [m.value or b"" for m in messages])
+            if errors:
+                self._undecodable(batch, errors)
+        source = SourceRange(batch.partition, batch.first_offset, batch.last_offset)
+        self.sink.write(table, rows, source)
+        self._pending[batch.tp] = batch.last_offset + 1
+        self.stats.records += len(messages)
+        self.stats.rows[table] = self.stats.rows.get(table, 0) + rows.num_rows
+
+    def _undecodable(self, batch: Batch, errors: Sequence[tuple[int, str]]) -> None:
+        """Keep records that are not what their topic should hold, as dead letters."""
+        self.stats.undecodable += len(errors)
+        rows = []
+        for index, error in errors:
+            message = batch.messages[index]
+            where = f"{batch.topic}[{batch.partition}]@{message.offset}"
+            logger.error("sink %s: %s: %s", self.sink.name, where, error)
+            rows.append(
+                {
+                    "ts": message.timestamp * 1_000_000, "reason": "schema",
+                    "error": f"{where}: {error}",
+                    "key": message.key.decode(errors="replace") if message.key else None,
+                    "value": message.value or b"", "topic": batch.topic,
+                    "partition": batch.partition, "offset": message.offset,
+                    "file": None, "line": None,
+                }
+            )  # fmt: skip
+        self.sink.write("dlq", pa.Table.from_pylist(rows, schema=DLQ_SCHEMA))
+
+    def _flush(self) -> None:
+        """Make every buffered row durable, then commit the offsets after them."""
+        assert self._consumer is not None
+        self.sink.flush()
+        if self._pending:
+            self._consumer.commit(self._pending)
+            self._pending = {}
+            self.stats.commits += 1
+
+    def _revoked(self, partitions: list[TopicPartition]) -> None:
+        self._flush()
+        logger.info(
+            "sink %s: revoked %s", self.sink.name, ", ".join(f"{p.topic}[{p.partition}]"
+                                                             for p in partitions)
+        )  # fmt: skip
