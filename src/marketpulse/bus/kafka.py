@@ -54,7 +54,7 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
         config["sasl.mechanisms"] = settings.sasl_mechanism
     if settings.sasl_username:
         config["sasl.username"] = settings.sasl_username
-    password = settings.sasl_password.get()
+    password = settings.sasl_password.reveal()
     if password:
         config["sasl.password"] = password
     for key, value in (

@@ -1,0 +1,142 @@
+"""Exactly once on a real broker: crashes and rebalances neither lose nor duplicate outputs."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import LEAN_TRADES, marketpulse
+from .kafka_tools import bus_for, create_topics, end_offsets, load_file, read_committed
+
+pytestmark = pytest.mark.integration
+
+OUTPUTS = ("bars", "indicators", "alerts")
+
+
+def process_command(bootstrap, prefix, instance, *extra):
+    return [
+        sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers", bootstrap,
+        "--topic-prefix", prefix, "--group", f"{prefix}process", "--instance-id", instance,
+        "--idle-timeout", "0", "--commit-interval", "0.05", *extra,
+    ]  # fmt: skip
+
+
+def start(command):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def run_to_end(bootstrap, prefix, instance="ref"):
+    result = marketpulse(*process_command(bootstrap, prefix, instance, "--exit-when-idle", "4")[3:])
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def outputs(bootstrap, prefix):
+    return {t: read_committed(bootstrap, f"{prefix}{t}") for t in OUTPUTS}
+
+
+def records(topic_records):
+    """Keys and values per partition (headers are not part of the comparison)."""
+    return {p: [(k, v) for k, v, _ in rows] for p, rows in topic_records.items()}
+
+
+def wait_for_output(bootstrap, topic, at_least, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(end_offsets(bootstrap, topic)) >= at_least:
+            return
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.02)
+    raise AssertionError(f"{topic} did not reach {at_least} records")
+
+
+@pytest.fixture(scope="module")
+def reference(kafka_bootstrap):
+    """The outputs of an uninterrupted run over the Lean day."""
+    prefix = f"ref{os.getpid()}{random.randrange(10**6)}."
+    create_topics(kafka_bootstrap, prefix)
+    sent = load_file(kafka_bootstrap, prefix, LEAN_TRADES)
+    run_to_end(kafka_bootstrap, prefix)
+    return sent, outputs(kafka_bootstrap, prefix)
+
+
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
+    kafka_bootstrap, topic_prefix, reference
+):
+    sent, expected = reference
+    create_topics(kafka_bootstrap, topic_prefix)
+    assert load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES) == sent
+    total_bars = sum(len(rows) for rows in expected["bars"].values())
+    rng = random.Random(20131007)
+    kills = 0
+    # each kill comes once the bars topic (committed or not) has grown past a random mark
+    for mark in sorted(rng.uniform(0.1, 0.9) for _ in range(3)):
+        proc = start(process_command(kafka_bootstrap, topic_prefix, "crashy"))
+        wait_for_output(kafka_bootstrap, f"{topic_prefix}bars", int(mark * total_bars), proc)
+        time.sleep(rng.uniform(0.0, 0.2))
+        assert proc.poll() is None, "the process finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    run_to_end(kafka_bootstrap, topic_prefix, "crashy")
+
+    got = outputs(kafka_bootstrap, topic_prefix)
+    assert kills == 3
+    assert total_bars > 40_000 and sum(map(len, expected["alerts"].values())) > 100
+    for topic in OUTPUTS:
+        assert records(got[topic]) == records(expected[topic]), topic
+    # the killed transactions were really there, and aborted: the log holds more than was read
+    written = sum(end_offsets(kafka_bootstrap, f"{topic_prefix}bars"))
+    assert written > sum(map(len, got["bars"].values()))
+
+
+def group_members(bootstrap, group):
+    """Member id -> assigned partitions of a consumer group."""
+    admin = bus_for(bootstrap).admin()
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return {
+        m.group_instance_id or m.member_id: sorted(
+            tp.partition for tp in m.assignment.topic_partitions
+        )
+        for m in description.members
+    }
+
+
+def test_two_instances_share_partitions_and_survive_losing_one(
+    kafka_bootstrap, topic_prefix, reference
+):
+    sent, expected = reference
+    create_topics(kafka_bootstrap, topic_prefix)
+    group = f"{topic_prefix}process"
+    # idle long enough for the lost member's session and transaction to time out
+    first = start(process_command(kafka_bootstrap, topic_prefix, "one", "--exit-when-idle", "30"))
+    second = start(process_command(kafka_bootstrap, topic_prefix, "two", "--exit-when-idle", "30"))
+    deadline = time.monotonic() + 60
+    members = {}
+    while time.monotonic() < deadline:
+        members = group_members(kafka_bootstrap, group)
+        if len(members) == 2 and all(members.values()):
+            break
+        time.sleep(0.2)
+    assert sorted(p for parts in members.values() for p in parts) == list(range(6)), members
+    assert all(members.values()), members  # both instances own partitions
+
+    load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES)
+    total_bars = sum(len(rows) for rows in expected["bars"].values())
+    wait_for_output(kafka_bootstrap, f"{topic_prefix}bars", total_bars // 3, second)
+    second.send_signal(signal.SIGKILL)
+    second.wait()
+    log, _ = first.communicate(timeout=240)
+    assert first.returncode == 0, log
+
+    got = outputs(kafka_bootstrap, topic_prefix)
+    assert log.count("process: assigned") >= 2, log  # the lost member's partitions came over
+    for topic in OUTPUTS:
+        assert records(got[topic]) == records(expected[topic]), topic
