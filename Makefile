@@ -5,10 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+KAFKA_PORT ?= 9092
+KAFKA_HOME ?= .kafka
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test test-unit lint bench clean
+.PHONY: help install run test test-unit lint bench clean kafka-up kafka-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +37,12 @@ lint: $(STAMP) ## ruff over the package and tests
 
 bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
+
+kafka-up: ## start a local Kafka broker (KAFKA_PORT=9092, data in KAFKA_HOME=.kafka)
+	$(PYTHON) scripts/kafka_broker.py up --port $(KAFKA_PORT) --home $(KAFKA_HOME)
+
+kafka-down: ## stop the local Kafka broker started by kafka-up
+	$(PYTHON) scripts/kafka_broker.py down --home $(KAFKA_HOME)
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 logger = logging.getLogger("marketpulse.kafka_broker")
@@ -405,8 +405,11 @@ class Broker:
             )
             staging = self.cache_dir / "libs.partial"
             shutil.rmtree(staging, ignore_errors=True)
-            logger.info("installing Kafka %s jars from Maven Central into %s ...",
-                        self.version, self.libs_dir)
+            logger.info(
+                "installing Kafka %s jars from Maven Central into %s ...",
+                self.version,
+                self.libs_dir,
+            )
             began = time.monotonic()
             command = [
                 mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
@@ -449,6 +452,8 @@ class Broker:
             "share.coordinator.state.topic.replication.factor": 1,
             "share.coordinator.state.topic.min.isr": 1,
             "group.initial.rebalance.delay.ms": 0,
+            # abort a crashed producer's transaction soon after its timeout (default: 10 s later)
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000,
         }
         settings.update(self.properties)
         return {key: str(value) for key, value in settings.items()}
@@ -551,8 +556,9 @@ class Broker:
         self.install()
         self.write_config()
         self.format_storage()
-        logger.info("starting Kafka %s at %s (home %s) ...", self.version, self.bootstrap,
-                    self.home)
+        logger.info(
+            "starting Kafka %s at %s (home %s) ...", self.version, self.bootstrap, self.home
+        )
         began = time.monotonic()
         with open(self.console_log, "ab") as console:
             self._process = subprocess.Popen(
@@ -632,14 +638,22 @@ def _signal_group(pid: int, signum: int) -> None:
 
 
 def _die_with_parent(parent: int):
-    """Return a ``preexec_fn`` asking Linux to SIGTERM the child when ``parent`` exits."""
+    """Return a ``preexec_fn`` asking Linux to SIGTERM the child when ``parent`` exits.
+
+    The C function is looked up here, in the parent: after a fork in a threaded process the
+    child should only make system calls, not import modules.
+    """
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None  # not Linux: the broker simply outlives a parent that dies
+    pr_set_pdeathsig = 1
+    sigterm = int(signal.SIGTERM)
 
     def preexec() -> None:
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            pr_set_pdeathsig = 1
-            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        prctl(pr_set_pdeathsig, sigterm)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
@@ -683,9 +697,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--home", type=Path, default=Path(os.environ.get("KAFKA_HOME_DIR") or ".kafka"),
         help="directory for config, data and logs (default: $KAFKA_HOME_DIR or .kafka)",
     )  # fmt: skip
-    parser.add_argument(
-        "--kafka-version", default=KAFKA_VERSION, help=f"default: {KAFKA_VERSION}"
-    )
+    parser.add_argument("--kafka-version", default=KAFKA_VERSION, help=f"default: {KAFKA_VERSION}")
     parser.add_argument(
         "--timeout", type=float, default=60, help="seconds to wait for start or stop"
     )
@@ -701,13 +713,14 @@ def main(argv: list[str] | None = None) -> int:
         version=args.kafka_version,
     )  # fmt: skip
     pid = broker.pid()
-    actual = Broker(args.home, port=_configured_port(broker.home) or args.port)
+    if pid is not None:  # report the port it runs on, whatever --port says
+        broker.port = _configured_port(broker.home) or broker.port
     if args.action == "status":
         if pid is None:
             print(f"kafka: not running (home {broker.home})")
             return 1
-        state = "ready" if probe(actual.port) is None else "not answering"
-        print(f"kafka: running at {actual.bootstrap} (pid {pid}, {state}, home {broker.home})")
+        state = "ready" if probe(broker.port) is None else "not answering"
+        print(f"kafka: running at {broker.bootstrap} (pid {pid}, {state}, home {broker.home})")
         return 0
     if args.action == "down":
         if pid is None:
@@ -717,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop(timeout=args.timeout)
         return 0
     if pid is not None:
-        print(f"kafka: already running at {actual.bootstrap} (pid {pid})")
+        print(f"kafka: already running at {broker.bootstrap} (pid {pid})")
         return 0
     try:
         broker.start(timeout=args.timeout)

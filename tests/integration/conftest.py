@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import subprocess
 import sys
@@ -10,6 +11,23 @@ DATA = ROOT.parent / "shared" / "data"
 LEAN_TRADES = DATA / "lean-2013-10-07" / "trades.csv.gz"
 LEAN_BARS = DATA / "lean-2013-10-07" / "minute_bars.csv.gz"
 KAGGLE = DATA / "kaggle-stock-exchange" / "indexProcessed.csv"
+
+
+def _load_kafka_fixtures():
+    """Load kafka_fixtures.py beside this file (pytest runs with --import-mode=importlib)."""
+    path = Path(__file__).with_name("kafka_fixtures.py")
+    spec = importlib.util.spec_from_file_location("marketpulse_kafka_fixtures", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# Kafka broker fixtures: pytest collects fixtures found in a conftest's namespace.
+_kafka_fixtures = _load_kafka_fixtures()
+kafka_bootstrap = _kafka_fixtures.kafka_bootstrap
+topic_prefix = _kafka_fixtures.topic_prefix
+private_broker = _kafka_fixtures.private_broker
 
 
 def marketpulse(*args, cwd=None, timeout=600, env=None):
