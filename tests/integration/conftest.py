@@ -62,3 +62,11 @@ def sql(cli):
         return json.loads(cli("sql", text, "--lake", lake, "--format", "json").stdout)
 
     return query
+
+
+@pytest.fixture(scope="session")
+def lean_reference(kafka_bootstrap):
+    """Records sent and outputs of one uninterrupted `process` run over the Lean day."""
+    from .kafka_tools import lean_reference_outputs
+
+    return lean_reference_outputs(kafka_bootstrap, LEAN_TRADES)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import confluent_kafka as ck
@@ -10,6 +13,9 @@ from marketpulse.bus.kafka import KafkaBus
 from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.config import KafkaSettings
 from marketpulse.feeds import FileReplay
+
+#: The processor's output topics the exactly-once tests compare.
+OUTPUTS = ("bars", "indicators", "alerts")
 
 
 def bus_for(bootstrap: str) -> KafkaBus:
@@ -88,3 +94,53 @@ def read_committed(bootstrap: str, topic: str, timeout: float = 60.0):
         return out
     finally:
         consumer.close()
+
+
+def process_command(bootstrap, prefix, instance, *extra):
+    return [
+        sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers", bootstrap,
+        "--topic-prefix", prefix, "--group", f"{prefix}process", "--instance-id", instance,
+        "--idle-timeout", "0", "--commit-interval", "0.05", *extra,
+    ]  # fmt: skip
+
+
+def start(command):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def run_to_end(bootstrap, prefix, instance="ref"):
+    proc = start(process_command(bootstrap, prefix, instance, "--exit-when-idle", "4"))
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, log
+    return log
+
+
+def outputs(bootstrap, prefix):
+    return {t: read_committed(bootstrap, f"{prefix}{t}") for t in OUTPUTS}
+
+
+def records(topic_records):
+    """Keys and values per partition (headers are not part of the comparison)."""
+    return {p: [(k, v) for k, v, _ in rows] for p, rows in topic_records.items()}
+
+
+def wait_for_output(bootstrap, topic, at_least, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(end_offsets(bootstrap, topic)) >= at_least:
+            return
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.02)
+    raise AssertionError(f"{topic} did not reach {at_least} records")
+
+
+def lean_reference_outputs(bootstrap, path):
+    """Load a trades file under a fresh prefix and run the processor over it once."""
+    prefix = f"ref{os.getpid()}x{time.monotonic_ns() % 10**6}."
+    create_topics(bootstrap, prefix)
+    sent = load_file(bootstrap, prefix, path)
+    run_to_end(bootstrap, prefix)
+    return sent, outputs(bootstrap, prefix)

@@ -1,76 +1,33 @@
 """Exactly once on a real broker: crashes and rebalances neither lose nor duplicate outputs."""
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from .conftest import LEAN_TRADES, marketpulse
-from .kafka_tools import bus_for, create_topics, end_offsets, load_file, read_committed
+from .conftest import LEAN_TRADES
+from .kafka_tools import (
+    OUTPUTS,
+    bus_for,
+    create_topics,
+    end_offsets,
+    load_file,
+    outputs,
+    process_command,
+    records,
+    run_to_end,
+    start,
+    wait_for_output,
+)
 
 pytestmark = pytest.mark.integration
 
-OUTPUTS = ("bars", "indicators", "alerts")
-
-
-def process_command(bootstrap, prefix, instance, *extra):
-    return [
-        sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers", bootstrap,
-        "--topic-prefix", prefix, "--group", f"{prefix}process", "--instance-id", instance,
-        "--idle-timeout", "0", "--commit-interval", "0.05", *extra,
-    ]  # fmt: skip
-
-
-def start(command):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-
-
-def run_to_end(bootstrap, prefix, instance="ref"):
-    result = marketpulse(*process_command(bootstrap, prefix, instance, "--exit-when-idle", "4")[3:])
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def outputs(bootstrap, prefix):
-    return {t: read_committed(bootstrap, f"{prefix}{t}") for t in OUTPUTS}
-
-
-def records(topic_records):
-    """Keys and values per partition (headers are not part of the comparison)."""
-    return {p: [(k, v) for k, v, _ in rows] for p, rows in topic_records.items()}
-
-
-def wait_for_output(bootstrap, topic, at_least, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(end_offsets(bootstrap, topic)) >= at_least:
-            return
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.02)
-    raise AssertionError(f"{topic} did not reach {at_least} records")
-
-
-@pytest.fixture(scope="module")
-def reference(kafka_bootstrap):
-    """The outputs of an uninterrupted run over the Lean day."""
-    prefix = f"ref{os.getpid()}{random.randrange(10**6)}."
-    create_topics(kafka_bootstrap, prefix)
-    sent = load_file(kafka_bootstrap, prefix, LEAN_TRADES)
-    run_to_end(kafka_bootstrap, prefix)
-    return sent, outputs(kafka_bootstrap, prefix)
-
 
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
-    kafka_bootstrap, topic_prefix, reference
+    kafka_bootstrap, topic_prefix, lean_reference
 ):
-    sent, expected = reference
+    sent, expected = lean_reference
     create_topics(kafka_bootstrap, topic_prefix)
     assert load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES) == sent
     total_bars = sum(len(rows) for rows in expected["bars"].values())
@@ -110,9 +67,9 @@ def group_members(bootstrap, group):
 
 
 def test_two_instances_share_partitions_and_survive_losing_one(
-    kafka_bootstrap, topic_prefix, reference
+    kafka_bootstrap, topic_prefix, lean_reference
 ):
-    sent, expected = reference
+    sent, expected = lean_reference
     create_topics(kafka_bootstrap, topic_prefix)
     group = f"{topic_prefix}process"
     # idle long enough for the lost member's session and transaction to time out

@@ -10,6 +10,7 @@ as the Java client does, so every tool agrees on where a symbol lives.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -26,9 +27,13 @@ from marketpulse.models import Alert, DeadLetter
 
 __all__ = [
     "COMPRESSIONS",
+    "ConsumerFatal",
     "KafkaBus",
     "KafkaConsumer",
     "KafkaProducer",
+    "ProducerFenced",
+    "ProducerStuck",
+    "TransactionAborted",
     "TransactionalProducer",
     "client_config",
 ]
@@ -385,10 +390,11 @@ class TransactionalProducer(KafkaProducer):
         super().__init__(config)
         self.transactional_id = config["transactional.id"]
         self.in_transaction = False
+        self.stuck = False
 
     def init(self, timeout: float = 30.0) -> None:
         """Register the transactional id with the cluster (fencing older instances)."""
-        self._call("init transactions", self._producer.init_transactions, timeout)
+        self._call("init transactions", self._producer.init_transactions, timeout=timeout)
 
     def begin(self) -> None:
         """Start a transaction."""
@@ -401,47 +407,87 @@ class TransactionalProducer(KafkaProducer):
         """Commit the open transaction with the consumer's next offsets.
 
         Raises:
-            BusError: the commit failed; the transaction is aborted first when
-                it can be (``retriable`` is then set on the error).
+            TransactionAborted: the commit failed and the transaction was aborted:
+                redo the work since the last commit.
+            ProducerStuck: the client did not answer within ``timeout``; replace
+                this producer.
+            BusError: the commit failed otherwise.
         """
         positions = [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
-        try:
-            if positions:
-                self._producer.send_offsets_to_transaction(
-                    positions, consumer.group_metadata(), timeout
-                )
-            self._producer.commit_transaction(timeout)
-        except ck.KafkaException as exc:
-            self._fail("commit the transaction", exc)
+        if positions:
+            self._call(
+                "send the offsets to the transaction",
+                self._producer.send_offsets_to_transaction,
+                positions, consumer.group_metadata(), timeout=timeout,
+            )  # fmt: skip
+        self._call("commit the transaction", self._producer.commit_transaction, timeout=timeout)
         self.in_transaction = False
 
     def abort(self, timeout: float = 60.0) -> None:
         """Abort the open transaction: its records are never read as committed."""
         if self.in_transaction:
             self.in_transaction = False
-            self._call("abort the transaction", self._producer.abort_transaction, timeout)
+            self._call("abort the transaction", self._producer.abort_transaction, timeout=timeout)
 
     def close(self) -> None:
-        """Abort any open transaction, then flush."""
+        """Abort any open transaction, then flush; a stuck producer is left alone."""
+        if self.stuck:
+            return
         try:
             self.abort(10.0)
         except BusError as exc:
             logger.warning("%s", exc)
         self._producer.flush(10.0)
 
-    def _call(self, what: str, call: Callable[..., Any], *args: Any) -> None:
-        try:
-            call(*args)
-        except ck.KafkaException as exc:
-            self._fail(what, exc)
+    def _call(
+        self, what: str, call: Callable[..., Any], *args: Any, timeout: float | None = None
+    ) -> None:
+        """Run a transaction step; with ``timeout``, bounded in time even where the client is not.
+
+        A timed step gets the time left as its last argument and is retried
+        while the client calls its error retriable (a coordinator moving, a
+        broker restarting). librdkafka can also block in
+        ``send_offsets_to_transaction`` past its timeout when the group
+        coordinator went away (librdkafka issues 5456 and 5511; a broker
+        restart is enough), so each attempt runs on a helper thread (the client
+        releases the GIL) and is given up after the time left and a grace
+        period. Either way, a step still not done in time marks the producer
+        stuck: a new producer with the same transactional id must take over.
+        """
+        if timeout is None:
+            outcome = _attempt(call, args)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                left = max(deadline - time.monotonic(), 0.0)
+                outcome = _attempt_within(call, (*args, left), left + _STUCK_GRACE_S)
+                retry = (
+                    isinstance(outcome, ck.KafkaException)
+                    and outcome.args[0].retriable()
+                    and not outcome.args[0].txn_requires_abort()
+                )
+                if outcome is _TIMED_OUT or (retry and time.monotonic() >= deadline):
+                    self.stuck = True
+                    raise ProducerStuck(
+                        f"cannot {what} ({self.transactional_id}): not done within "
+                        f"{timeout:.0f} s" + (f" ({outcome.args[0].str()})" if retry else "")
+                    )
+                if not retry:
+                    break
+                logger.info("%s: %s; retrying", what, outcome.args[0].str())
+                time.sleep(min(0.2, left))
+        if isinstance(outcome, ck.KafkaException):
+            self._fail(what, outcome)
 
     def _fail(self, what: str, exc: ck.KafkaException) -> None:
         error: ck.KafkaError = exc.args[0]
         if error.txn_requires_abort():
-            try:
-                self._producer.abort_transaction(30.0)
-            except ck.KafkaException:
-                logger.exception("abort after a failed transaction step failed too")
+            abort = self._producer.abort_transaction
+            outcome = _attempt_within(abort, (30.0,), 30.0 + _STUCK_GRACE_S)
+            if outcome is _TIMED_OUT:
+                self.stuck = True
+            elif outcome is not None:
+                logger.error("abort after a failed transaction step failed too: %s", outcome)
             self.in_transaction = False
             raise TransactionAborted(f"cannot {what} ({self.transactional_id}): {error.str()}")
         if error.fatal():
@@ -452,12 +498,55 @@ class TransactionalProducer(KafkaProducer):
         raise BusError(f"cannot {what} ({self.transactional_id}): {error.str()}")
 
 
+#: Seconds a transaction step may overrun its own timeout before it counts as stuck.
+_STUCK_GRACE_S = 5.0
+
+_TIMED_OUT = object()
+
+
+def _attempt(call: Callable[..., Any], args: tuple[Any, ...]) -> ck.KafkaException | None:
+    try:
+        call(*args)
+    except ck.KafkaException as exc:
+        return exc
+    return None
+
+
+def _attempt_within(call: Callable[..., Any], args: tuple[Any, ...], seconds: float) -> Any:
+    """Run ``call`` on a daemon thread; return its error, ``None``, or ``_TIMED_OUT``."""
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append(_attempt(call, args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, name="kafka-transaction-step", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        return _TIMED_OUT
+    result = outcome[0]
+    if isinstance(result, BaseException) and not isinstance(result, ck.KafkaException):
+        raise result
+    return result
+
+
 class TransactionAborted(BusError):
     """A transaction failed and was aborted; redo the work since the last commit."""
 
 
 class ProducerFenced(BusError):
     """The producer can no longer commit: a newer instance owns its transactional id."""
+
+
+class ProducerStuck(BusError):
+    """The client did not answer a transaction step in time; make a new producer."""
+
+
+class ConsumerFatal(BusError):
+    """The consumer cannot go on (fenced, for one); make a new one."""
 
 
 class KafkaConsumer(Consumer):
@@ -515,8 +604,8 @@ class KafkaConsumer(Consumer):
             if error is not None:
                 if error.code() == ck.KafkaError._PARTITION_EOF:
                     continue
-                if error.fatal():
-                    raise BusError(f"consumer of {', '.join(self.topics)}: {error.str()}")
+                if error.fatal() or error.code() == ck.KafkaError._FATAL:
+                    raise ConsumerFatal(f"consumer of {', '.join(self.topics)}: {error.str()}")
                 logger.warning(
                     "consumer of %s: %s", record.topic() or ", ".join(self.topics), error.str()
                 )

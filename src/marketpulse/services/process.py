@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from marketpulse.bus.base import Batch, TopicPartition
 from marketpulse.bus.codec import encode_rows
 from marketpulse.bus.kafka import (
+    ConsumerFatal,
     KafkaBus,
     KafkaConsumer,
+    ProducerStuck,
     TransactionAborted,
     TransactionalProducer,
     read_partition,
@@ -63,6 +65,8 @@ class ProcessOptions:
         transaction_timeout: seconds after which the broker aborts a transaction
             of a crashed instance (when another instance takes over its partitions).
         compression: codec of the output records.
+        step_timeout: seconds a transaction step (offsets, commit) may take
+            before the producer counts as stuck and is replaced, its work redone.
     """
 
     group: str = "marketpulse-process"
@@ -72,6 +76,7 @@ class ProcessOptions:
     exit_when_idle: float | None = None
     transaction_timeout: float = 10.0
     compression: str = "lz4"
+    step_timeout: float = 15.0
 
 
 @dataclass(slots=True)
@@ -86,6 +91,7 @@ class ProcessStats:
     dead: int = 0
     transactions: int = 0
     aborted: int = 0
+    replaced: int = 0
     restored: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -101,6 +107,7 @@ class ProcessStats:
             f"{self.records:,} records in ({rate:,.0f}/s), {self.bars:,} bars, "
             f"{self.indicators:,} indicator rows, {self.alerts:,} alerts, {self.dead:,} dead "
             f"letters, {self.transactions:,} transactions ({self.aborted} aborted)"
+            + (f", Kafka clients replaced {self.replaced}x" if self.replaced else "")
         )
 
 
@@ -140,33 +147,22 @@ class ProcessService:
         self._consumer: KafkaConsumer | None = None
         self._reader = None
         self._partitions = 0
+        self._transactional_id = ""
+        self._abandoned: list[TransactionalProducer] = []
 
     def run(self) -> ProcessStats:
         """Consume until stopped (or idle for ``exit_when_idle``); return the figures."""
         self._partitions = self._check_topics()
         opts = self.options
         instance = opts.instance or _random_instance()
-        transactional_id = f"{self.topics.prefix}process.{opts.group}.{instance}"
+        self._transactional_id = f"{self.topics.prefix}process.{opts.group}.{instance}"
         logger.info(
             "process: group %s, instance %s, input %s (%d partitions), bootstrap %s",
             opts.group, instance, self.topics.ticks, self._partitions, self.bus.settings.bootstrap,
         )  # fmt: skip
-        self._producer = self.bus.transactional_producer(
-            transactional_id,
-            compression=opts.compression,
-            transaction_timeout_s=opts.transaction_timeout,
-        )
-        self._producer.init()
+        self._producer = self._new_producer()
         self._reader = self.bus.reader()
-        extra = {"group.instance.id": f"{opts.group}.{instance}"} if opts.instance else {}
-        self._consumer = self.bus.consumer(
-            opts.group,
-            [self.topics.ticks],
-            on_assign=self._assigned,
-            on_revoke=self._revoked,
-            on_lost=self._lost,
-            **extra,
-        )
+        self._consumer = self._new_consumer()
         try:
             self._loop()
             self._commit()
@@ -175,14 +171,70 @@ class ProcessService:
         logger.info("process: stopped after %s", self.stats.line())
         return self.stats
 
+    def _new_producer(self) -> TransactionalProducer:
+        producer = self.bus.transactional_producer(
+            self._transactional_id,
+            compression=self.options.compression,
+            transaction_timeout_s=self.options.transaction_timeout,
+        )
+        producer.init()
+        return producer
+
+    def _new_consumer(self) -> KafkaConsumer:
+        opts = self.options
+        extra = {"group.instance.id": f"{opts.group}.{opts.instance}"} if opts.instance else {}
+        return self.bus.consumer(
+            opts.group,
+            [self.topics.ticks],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._lost,
+            **extra,
+        )
+
+    def _replace_consumer(self, exc: ConsumerFatal) -> None:
+        """Drop the uncommitted work and every partition; a new member gets them back."""
+        self.stats.replaced += 1
+        logger.warning("process: %s; joining the group again with a new consumer", exc)
+        assert self._producer is not None and self._consumer is not None
+        self._forget(sorted(self._owned))
+        try:
+            self._producer.abort(self.options.step_timeout)
+        except ProducerStuck as stuck:
+            self._replace_producer(stuck)
+        old, self._consumer = self._consumer, None
+        try:
+            old.close()
+        except Exception:  # noqa: BLE001 - a fenced consumer may fail to leave; it is gone anyway
+            logger.debug("process: closing the old consumer failed", exc_info=True)
+        self._consumer = self._new_consumer()
+
+    def _replace_producer(self, exc: ProducerStuck) -> None:
+        """Leave a stuck producer behind; a new one with its id fences it, then redo."""
+        self.stats.replaced += 1
+        logger.warning("process: %s; replacing the producer, redoing the work since the "
+                       "last commit", exc)  # fmt: skip
+        assert self._producer is not None
+        self._abandoned.append(self._producer)  # its stuck call still holds it
+        self._producer = None
+        while self._producer is None:
+            try:
+                self._producer = self._new_producer()
+            except BusError as error:
+                if self.stop.is_set():
+                    raise
+                logger.warning("process: %s; trying again", error)
+        self._rewind(sorted(self._owned))
+
     def _loop(self) -> None:
-        assert self._consumer is not None and self._producer is not None
         opts = self.options
         last_data = last_report = last_idle = time.monotonic()
         while not self.stop.is_set():
-            batches = self._consumer.poll(opts.max_batch, 0.05)
             now = time.monotonic()
+            assert self._consumer is not None and self._producer is not None
             try:
+                batches = self._consumer.poll(opts.max_batch, 0.05)
+                now = time.monotonic()
                 for batch in batches:
                     if self._handle(batch):
                         last_data = now
@@ -196,6 +248,12 @@ class ProcessService:
                 self.stats.aborted += 1
                 logger.warning("process: %s; redoing the work since the last commit", exc)
                 self._rewind(sorted(self._owned))
+            except ProducerStuck as exc:
+                self._replace_producer(exc)
+                last_data = time.monotonic()
+            except ConsumerFatal as exc:
+                self._replace_consumer(exc)
+                last_data = time.monotonic()
             if now - last_report >= 5.0:
                 last_report = now
                 logger.info("process: %s", self.stats.line())
@@ -266,7 +324,7 @@ class ProcessService:
             for key, value in self.processor.checkpoint(tp.topic, tp.partition):
                 producer.send(self.topics.state, key, value, tp.partition)
         offsets = {tp: off for tp, off in self._next.items() if tp in self._touched}
-        producer.commit(offsets, consumer)
+        producer.commit(offsets, consumer, self.options.step_timeout)
         self._touched.clear()
         self.stats.transactions += 1
 
@@ -293,6 +351,10 @@ class ProcessService:
             self._forget(partitions)
             self._rewind(sorted(self._owned))
             return
+        except ProducerStuck as exc:
+            self._forget(partitions)
+            self._replace_producer(exc)
+            return
         self._forget(partitions)
         logger.info("process: revoked %s", ", ".join(str(tp.partition) for tp in partitions))
 
@@ -303,7 +365,7 @@ class ProcessService:
             ", ".join(str(tp.partition) for tp in partitions),
         )
         if self._producer is not None:
-            self._producer.abort()
+            self._producer.abort(self.options.step_timeout)
         self._forget(partitions)
         self._rewind(sorted(self._owned))
 
@@ -353,8 +415,12 @@ class ProcessService:
         return partitions
 
     def _shutdown(self) -> None:
-        if self._producer is not None and self._producer.in_transaction:
-            self._producer.abort()  # left by a failure: leaving must not commit half the work
+        producer = self._producer
+        if producer is not None and producer.in_transaction and not producer.stuck:
+            try:  # left by a failure: leaving must not commit half the work
+                producer.abort(self.options.step_timeout)
+            except BusError as exc:
+                logger.warning("process: %s", exc)
         if self._consumer is not None:
             try:
                 self._consumer.close()

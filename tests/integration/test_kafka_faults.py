@@ -1,0 +1,76 @@
+"""Faults: no broker at start is a clear error in bounded time; a broker restart loses nothing."""
+
+import socket
+import time
+
+import pytest
+
+from .conftest import LEAN_TRADES, marketpulse
+from .kafka_tools import (
+    OUTPUTS,
+    create_topics,
+    end_offsets,
+    load_file,
+    outputs,
+    process_command,
+    records,
+    start,
+    wait_for_output,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", [["process"], ["sink", "lake"], ["topics", "create"]])
+def test_no_broker_at_start_is_a_clear_error_after_a_bounded_wait(command, tmp_path):
+    bootstrap = f"127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    result = marketpulse(*command, "--bootstrap-servers", bootstrap, cwd=tmp_path, timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2
+    assert f"error: cannot reach Kafka at {bootstrap}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert elapsed < 60
+
+
+def test_broker_restarted_mid_run_services_reconnect_and_lose_nothing(
+    private_broker, topic_prefix, lean_reference, tmp_path, sql
+):
+    sent, expected = lean_reference
+    bootstrap = private_broker.bootstrap
+    create_topics(bootstrap, topic_prefix)
+    assert load_file(bootstrap, topic_prefix, LEAN_TRADES) == sent
+    total_bars = sum(len(rows) for rows in expected["bars"].values())
+    lake = tmp_path / "lake"
+    process = start(process_command(bootstrap, topic_prefix, "p", "--exit-when-idle", "25"))
+    # the sink sees no committed output while the broker is away and the processor
+    # replaces a client the restart left stuck (up to 20 s): it must outwait that
+    sink = start(
+        [*process_command(bootstrap, topic_prefix, "s")[:3], "sink", "lake",
+         "--bootstrap-servers", bootstrap, "--topic-prefix", topic_prefix,
+         "--exit-when-idle", "50", "--lake", str(lake), "--max-age", "0.5",
+         "--group", f"{topic_prefix}sink"]
+    )  # fmt: skip
+    wait_for_output(bootstrap, f"{topic_prefix}bars", total_bars // 3, process)
+    private_broker.stop()
+    time.sleep(3)
+    private_broker.start(timeout=120)
+    process_log, _ = process.communicate(timeout=300)
+    sink_log, _ = sink.communicate(timeout=300)
+    assert process.returncode == 0, process_log
+    assert sink.returncode == 0, sink_log
+
+    got = outputs(bootstrap, topic_prefix)
+    for topic in OUTPUTS:
+        assert records(got[topic]) == records(expected[topic]), topic
+    assert sum(end_offsets(bootstrap, f"{topic_prefix}bars")) >= total_bars
+    # the lake holds every committed bar exactly once
+    counts = sql(lake, "SELECT count(*) AS n, count(DISTINCT (symbol, interval, start)) AS d "
+                       "FROM bars")  # fmt: skip
+    assert counts == [{"n": total_bars, "d": total_bars}]
