@@ -72,7 +72,12 @@ class SimulatorSettings:
 
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
-    """Connection to a Kafka cluster."""
+    """Connection to a Kafka cluster, and how topics are made and written.
+
+    ``partitions``, ``replication`` and ``retention_hours`` (``-1``: keep
+    forever) apply to topics ``marketpulse topics create`` makes;
+    ``compression`` is the producers' codec.
+    """
 
     bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "marketpulse."
@@ -84,6 +89,10 @@ class KafkaSettings:
     ssl_ca: str = ""
     ssl_certificate: str = ""
     ssl_key: str = ""
+    partitions: int = 6
+    replication: int = 1
+    retention_hours: float = 168.0
+    compression: str = "lz4"
 
 
 @dataclass(frozen=True, slots=True)

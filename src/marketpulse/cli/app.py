@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from marketpulse.cli import services_command, sql_command
+from marketpulse.cli import produce_command, services_command, sql_command, topics_command
 from marketpulse.cli.common import (
     ALERTS_FILE_OPTION,
     COLUMNS_OPTION,
@@ -55,6 +55,8 @@ app.command("sql")(sql_command.sql)
 app.command("backfill")(sql_command.backfill)
 app.command("process")(services_command.process)
 app.add_typer(services_command.sink_app, name="sink")
+app.add_typer(topics_command.topics_app, name="topics")
+app.command("produce")(produce_command.produce)
 
 
 @app.command()

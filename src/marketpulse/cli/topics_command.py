@@ -1,0 +1,258 @@
+"""``marketpulse topics create|describe|delete``: the topics of a deployment on Kafka."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import confluent_kafka as ck
+import typer
+from confluent_kafka.admin import ConfigResource, OffsetSpec, ResourceType
+
+from marketpulse.bus.kafka import KafkaBus
+from marketpulse.bus.topics import Topics, topic_specs
+from marketpulse.cli.common import CONFIG_OPTION, console, err_console
+from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
+from marketpulse.config import Settings
+from marketpulse.exceptions import BusError, ConfigError
+
+__all__ = ["topics_app"]
+
+logger = logging.getLogger(__name__)
+
+topics_app = typer.Typer(
+    help="Create, describe and delete the MarketPulse topics on a Kafka cluster.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+#: Topic settings `describe` shows.
+_SHOWN_CONFIGS = ("cleanup.policy", "retention.ms", "min.insync.replicas")
+
+
+@topics_app.command("create")
+def topics_create(
+    bootstrap_servers: str = BOOTSTRAP_OPTION,
+    topic_prefix: str = PREFIX_OPTION,
+    partitions: int = typer.Option(
+        None, "--partitions", min=1, help="Partitions of each topic [default: 6]."
+    ),
+    replication_factor: int = typer.Option(
+        None,
+        "--replication-factor",
+        min=1,
+        help="Replicas of each partition; at most the number of brokers [default: 1].",
+    ),  # fmt: skip
+    retention_hours: float = typer.Option(
+        None,
+        "--retention-hours",
+        help="Hours the data topics keep records, -1 for ever [default: 168]; "
+        "the state topic is compacted (the latest state of each symbol stays).",
+    ),  # fmt: skip
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Create every MarketPulse topic that does not exist yet.
+
+    ticks, bars, indicators, alerts and dlq delete records after the retention;
+    state is compacted. Topics that already exist are reported and left as they
+    are, so running it again is harmless.
+    """
+    settings = kafka_settings(
+        config, bootstrap_servers, topic_prefix,
+        **{"kafka.partitions": partitions, "kafka.replication": replication_factor,
+           "kafka.retention_hours": retention_hours},
+    )  # fmt: skip
+    kafka = _checked(settings).kafka
+    bus, topics = open_bus(settings)
+    specs = topic_specs(topics, kafka.retention_hours)
+    names = [spec.name for spec in specs]
+    logger.info(
+        "topics create: %s on %s (%d partitions, replication %d)",
+        ", ".join(names), kafka.bootstrap, kafka.partitions, kafka.replication,
+    )  # fmt: skip
+    created = set(
+        bus.create_topics(
+            names, kafka.partitions, kafka.replication, {s.name: s.config for s in specs}
+        )
+    )
+    _wait_for(bus, names, present=True)
+    for spec in specs:
+        if spec.name in created:
+            console.print(
+                f"created  {spec.name}  ({kafka.partitions} partitions, {_policy(spec.config)})",
+                highlight=False,
+            )
+        else:
+            count = bus.partitions(spec.name)
+            console.print(
+                f"exists   {spec.name}  ({count} partitions; left unchanged)", highlight=False
+            )
+    console.print(
+        f"{len(created)} created, {len(names) - len(created)} already existed", highlight=False
+    )
+
+
+@topics_app.command("describe")
+def topics_describe(
+    bootstrap_servers: str = BOOTSTRAP_OPTION,
+    topic_prefix: str = PREFIX_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Show each topic: partitions, replication, cleanup and retention, end offsets.
+
+    Exits non-zero when a topic is missing.
+    """
+    settings = kafka_settings(config, bootstrap_servers, topic_prefix)
+    bus, topics = open_bus(settings)
+    names = [spec.name for spec in topic_specs(topics)]
+    described = _describe(bus, names)
+    for name in names:
+        info = described.get(name)
+        if info is None:
+            console.print(f"{name}: missing", highlight=False)
+            continue
+        configs = ", ".join(f"{k}={v}" for k, v in info.configs.items())
+        total = sum(info.end_offsets)
+        offsets = " ".join(f"{p}:{o:,}" for p, o in enumerate(info.end_offsets))
+        console.print(
+            f"{name}: {len(info.end_offsets)} partitions, replication factor "
+            f"{info.replication}, {configs}\n  end offsets ({total:,} in all): {offsets}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    missing = [name for name in names if name not in described]
+    if missing:
+        raise BusError(
+            f"{len(missing)} of {len(names)} topics missing under prefix {topics.prefix!r}: "
+            "create them with `marketpulse topics create`"
+        )
+
+
+@topics_app.command("delete")
+def topics_delete(
+    bootstrap_servers: str = BOOTSTRAP_OPTION,
+    topic_prefix: str = PREFIX_OPTION,
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Delete without asking (needed when not on a terminal)."
+    ),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Delete every MarketPulse topic under the prefix, with all its records.
+
+    Asks first on a terminal; elsewhere it refuses unless --yes is given.
+    """
+    settings = kafka_settings(config, bootstrap_servers, topic_prefix)
+    names = [spec.name for spec in topic_specs(Topics(settings.kafka.topic_prefix))]
+    if not yes:
+        if not sys.stdin.isatty():
+            err_console.print(
+                "[bold red]error:[/] refusing to delete topics without --yes "
+                f"(this deletes {', '.join(names)} on {settings.kafka.bootstrap} "
+                "and every record in them)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2)
+        question = f"Delete {', '.join(names)} on {settings.kafka.bootstrap}, records and all?"
+        if not typer.confirm(question, default=False):
+            err_console.print("nothing deleted")
+            raise typer.Exit(1)
+    bus, _ = open_bus(settings)
+    logger.info("topics delete: %s on %s", ", ".join(names), settings.kafka.bootstrap)
+    deleted = set(bus.delete_topics(names))
+    _wait_for(bus, sorted(deleted), present=False)
+    for name in names:
+        word = "deleted" if name in deleted else "absent "
+        console.print(f"{word}  {name}", highlight=False)
+    console.print(f"{len(deleted)} deleted", highlight=False)
+
+
+def _checked(settings: Settings) -> Settings:
+    """Refuse topic settings Kafka would refuse, with the name of the setting."""
+    kafka = settings.kafka
+    if kafka.partitions < 1 or kafka.replication < 1:
+        raise ConfigError("kafka partitions and replication must be at least 1")
+    if not (kafka.retention_hours > 0 or kafka.retention_hours == -1):
+        raise ConfigError(
+            f"retention: expected a positive number of hours or -1 (for ever), "
+            f"got {kafka.retention_hours:g}"
+        )
+    return settings
+
+
+def _policy(config: dict[str, str]) -> str:
+    if config.get("cleanup.policy") == "compact":
+        return "compacted"
+    ms = int(config["retention.ms"])
+    return "kept for ever" if ms < 0 else f"retention {_duration(ms)}"
+
+
+def _duration(ms: int) -> str:
+    hours = ms / 3_600_000
+    if hours >= 24 and hours % 24 == 0:
+        return f"{hours / 24:g} d"
+    return f"{hours:g} h"
+
+
+# Admin look-ups `topics` needs beyond KafkaBus; candidates for KafkaBus itself.
+
+
+@dataclass(frozen=True, slots=True)
+class _TopicInfo:
+    replication: int
+    configs: dict[str, str] = field(default_factory=dict)
+    end_offsets: list[int] = field(default_factory=list)
+
+
+def _describe(bus: KafkaBus, names: list[str]) -> dict[str, _TopicInfo]:
+    """Return partitions, key settings and end offsets of the topics that exist."""
+    admin, timeout = bus.admin(), bus.connect_timeout
+    metadata = admin.list_topics(timeout=timeout).topics
+    present = [n for n in names if n in metadata and metadata[n].error is None]
+    if not present:
+        return {}
+    try:
+        resources = [ConfigResource(ResourceType.TOPIC, name) for name in present]
+        configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
+        wanted = {
+            ck.TopicPartition(name, p): OffsetSpec.latest()
+            for name in present
+            for p in metadata[name].partitions
+        }
+        ends = {
+            (tp.topic, tp.partition): f.result().offset
+            for tp, f in admin.list_offsets(wanted, request_timeout=timeout).items()
+        }
+    except ck.KafkaException as exc:
+        raise BusError(f"cannot describe topics on {bus.settings.bootstrap}: {exc}") from None
+    out = {}
+    for name in present:
+        parts = metadata[name].partitions
+        shown = {k: configs[name][k].value for k in _SHOWN_CONFIGS if k in configs[name]}
+        if "retention.ms" in shown and shown.get("cleanup.policy") != "compact":
+            ms = int(shown["retention.ms"])
+            shown["retention.ms"] += " (for ever)" if ms < 0 else f" ({_duration(ms)})"
+        elif shown.get("cleanup.policy") == "compact":
+            shown.pop("retention.ms", None)
+        out[name] = _TopicInfo(
+            replication=len(parts[min(parts)].replicas) if parts else 0,
+            configs=shown,
+            end_offsets=[ends[(name, p)] for p in sorted(parts)],
+        )
+    return out
+
+
+def _wait_for(bus: KafkaBus, names: list[str], present: bool) -> None:
+    """Wait until the cluster's metadata shows ``names`` created (or deleted)."""
+    deadline = time.monotonic() + bus.connect_timeout
+    while names:
+        topics = bus.admin().list_topics(timeout=bus.connect_timeout).topics
+        if all((name in topics) == present for name in names):
+            return
+        if time.monotonic() > deadline:
+            logger.warning("topics: metadata does not show the change yet; it will shortly")
+            return
+        time.sleep(0.1)
