@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -30,9 +31,14 @@ from marketpulse.cli.common import (
     rules_from,
     settings_from,
 )
+from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
-from marketpulse.config import masked
+from marketpulse.config import Settings, masked
 from marketpulse.exceptions import InputError, MarketPulseError
+
+if TYPE_CHECKING:
+    from marketpulse.feeds.base import Feed
+    from marketpulse.pipeline import MarketView, Metrics
 
 __all__ = ["app", "main"]
 
@@ -85,13 +91,23 @@ def run(
         "--view-interval",
         help="Interval whose indicators the live table shows [default: the smallest].",
     ),
+    kafka: str = typer.Option(
+        None,
+        "--kafka",
+        metavar="BOOTSTRAP",
+        help="Run every stage on this Kafka cluster (host:port[,host:port]) instead of the "
+        "embedded bus: produce, process and the lake sink as threads of this process, "
+        "topics created when missing.",
+    ),
+    topic_prefix: str = PREFIX_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Run the whole pipeline on a simulated market, with a live view.
 
-    Trades of a simulated market stream through the embedded bus; the processor
-    builds bars, computes indicators and raises alerts; everything is written to
-    the Parquet lake. Ctrl-C stops cleanly and flushes what was accepted.
+    Trades of a simulated market stream through the embedded bus (or, with
+    --kafka, through a Kafka cluster); the processor builds bars, computes
+    indicators and raises alerts; everything is written to the Parquet lake.
+    Ctrl-C stops cleanly and flushes what was accepted.
     """
     from marketpulse.feeds import Simulator
     from marketpulse.pipeline import EmbeddedPipeline, MarketView, Metrics, PipelineOptions
@@ -99,20 +115,45 @@ def run(
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
         intervals=parse_intervals(intervals),
-        **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed},
+        **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
+           "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
     )  # fmt: skip
     proc = processor_settings(settings)
     sim = settings.simulator
     feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
     view = MarketView(view_interval or proc.intervals[0])
     metrics = Metrics()
+    logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate, sim.seed)
+    if kafka is not None:
+        _run_on_kafka(settings, feed, duration, metrics, view)
+        return
     options = PipelineOptions(
         lake=settings.lake, rules=rules_from(settings), processor=proc,
         alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
     )  # fmt: skip
-    logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate, sim.seed)
     run_in_foreground(
         lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress),
+        view,
+        metrics,
+        False,
+    )
+
+
+def _run_on_kafka(
+    settings: Settings, feed: Feed, duration: float | None, metrics: Metrics, view: MarketView
+) -> None:
+    from marketpulse.cli.kafka_options import open_bus
+    from marketpulse.services.all_in_one import KafkaPipeline, KafkaPipelineOptions
+
+    bus, topics = open_bus(settings)
+    k = settings.kafka
+    options = KafkaPipelineOptions(
+        lake=settings.lake, rules=rules_from(settings), processor=processor_settings(settings),
+        alerts_file=settings.alerts_file, duration=duration, partitions=k.partitions,
+        replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
+    )  # fmt: skip
+    run_in_foreground(
+        lambda progress: KafkaPipeline(bus, topics, feed, options, metrics, view),
         view,
         metrics,
         False,

@@ -120,7 +120,8 @@ class ProcessService:
         processor: the processor (its state is managed per assigned partition).
         options: group, instance, commit interval.
         stop: set it to stop; the service commits what it processed and leaves.
-        on_output: called with each output (in the service's thread), for live views.
+        on_output: called with each output and the batch it came from (``None`` for
+            bars closed by processing time), in the service's thread, for live views.
     """
 
     def __init__(
@@ -130,7 +131,7 @@ class ProcessService:
         processor: Processor,
         options: ProcessOptions | None = None,
         stop: threading.Event | None = None,
-        on_output: Callable[[Output], None] | None = None,
+        on_output: Callable[[Output, Batch | None], None] | None = None,
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -139,6 +140,8 @@ class ProcessService:
         self.stop = stop or threading.Event()
         self.on_output = on_output
         self.stats = ProcessStats()
+        #: When input last arrived (``time.monotonic()``): how long the service has been idle.
+        self.last_input = time.monotonic()
         self._owned: set[TopicPartition] = set()
         self._next: dict[TopicPartition, int] = {}
         self._touched: set[TopicPartition] = set()
@@ -228,7 +231,7 @@ class ProcessService:
 
     def _loop(self) -> None:
         opts = self.options
-        last_data = last_report = last_idle = time.monotonic()
+        self.last_input = last_report = last_idle = time.monotonic()
         while not self.stop.is_set():
             now = time.monotonic()
             assert self._consumer is not None and self._producer is not None
@@ -237,7 +240,7 @@ class ProcessService:
                 now = time.monotonic()
                 for batch in batches:
                     if self._handle(batch):
-                        last_data = now
+                        self.last_input = now
                 if now - last_idle >= 0.25:
                     last_idle = now
                     self._idle(now)
@@ -250,14 +253,14 @@ class ProcessService:
                 self._rewind(sorted(self._owned))
             except ProducerStuck as exc:
                 self._replace_producer(exc)
-                last_data = time.monotonic()
+                self.last_input = time.monotonic()
             except ConsumerFatal as exc:
                 self._replace_consumer(exc)
-                last_data = time.monotonic()
+                self.last_input = time.monotonic()
             if now - last_report >= 5.0:
                 last_report = now
                 logger.info("process: %s", self.stats.line())
-            if opts.exit_when_idle is not None and now - last_data >= opts.exit_when_idle:
+            if opts.exit_when_idle is not None and now - self.last_input >= opts.exit_when_idle:
                 logger.info("process: no input for %.1f s, exiting", opts.exit_when_idle)
                 break
 
@@ -276,7 +279,7 @@ class ProcessService:
         out = self.processor.process(batch)
         if out.dead:
             out.dead = _originals(out.dead, batch)
-        self._send(out, batch.partition)
+        self._send(out, batch.partition, batch)
         self._next[tp] = batch.last_offset + 1
         self._touched.add(tp)
         self.stats.records += len(batch.messages)
@@ -288,7 +291,7 @@ class ProcessService:
             tp = TopicPartition(topic, partition)
             if tp in self._owned:
                 self._begin()
-                self._send(out, partition)
+                self._send(out, partition, None)
                 self._touched.add(tp)
 
     def _begin(self) -> None:
@@ -297,7 +300,7 @@ class ProcessService:
             self._producer.begin()
             self._txn_started = time.monotonic()
 
-    def _send(self, out: Output, partition: int) -> None:
+    def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
         assert self._producer is not None
         producer, names = self._producer, self.topics
         for kind, rows in (("bars", out.bars), ("indicators", out.indicators)):
@@ -313,7 +316,7 @@ class ProcessService:
         self.stats.alerts += len(out.alerts)
         self.stats.dead += len(out.dead)
         if self.on_output is not None:
-            self.on_output(out)
+            self.on_output(out, batch)
 
     def _commit(self) -> None:
         """Commit the open transaction: outputs, changed state, next offsets."""

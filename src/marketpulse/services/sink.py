@@ -93,6 +93,8 @@ class SinkService:
         self.options = options or SinkOptions()
         self.stop = stop or threading.Event()
         self.stats = SinkServiceStats()
+        #: When input last arrived (``time.monotonic()``): how long the service has been idle.
+        self.last_input = time.monotonic()
         self._pending: dict[TopicPartition, int] = {}
         self._consumer: KafkaConsumer | None = None
 
@@ -121,20 +123,20 @@ class SinkService:
 
     def _loop(self) -> None:
         assert self._consumer is not None
-        last_data = last_report = time.monotonic()
+        self.last_input = last_report = time.monotonic()
         while not self.stop.is_set():
             batches = self._consumer.poll(self.options.max_batch, 0.1)
             now = time.monotonic()
             for batch in batches:
                 self._write(batch)
-                last_data = now
+                self.last_input = now
             if self.sink.due():
                 self._flush()
             if now - last_report >= 5.0:
                 last_report = now
                 logger.info("sink %s: %s", self.sink.name, self.stats.line())
             idle = self.options.exit_when_idle
-            if idle is not None and now - last_data >= idle:
+            if idle is not None and now - self.last_input >= idle:
                 logger.info("sink %s: no input for %.1f s, exiting", self.sink.name, idle)
                 break
 

@@ -1,0 +1,247 @@
+"""Every stage in one process on a Kafka cluster: ``marketpulse run --kafka``.
+
+The produce, process and lake-sink services run on their own threads, exactly
+as they do as separate commands (the same classes, the same consumer groups
+semantics, the same transactions); this module only starts them, feeds the
+live view and metrics, and stops them in order so that everything accepted
+is flushed: the feed first (the producer flushes), then the processor once it
+has had no input for a moment (it commits), then the sink once it has caught
+up with the committed outputs (it writes its files and commits).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from marketpulse.alerts import JsonLinesNotifier, Rule
+from marketpulse.bus.base import Batch
+from marketpulse.bus.kafka import KafkaBus
+from marketpulse.bus.topics import Topics, topic_specs
+from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
+from marketpulse.pipeline.view import MarketView
+from marketpulse.services.process import ProcessOptions, ProcessService
+from marketpulse.services.produce import ProduceOptions, ProduceService, ProduceStats
+from marketpulse.services.sink import SinkOptions, SinkService
+from marketpulse.sinks import LakeSink
+from marketpulse.stream import Output, Processor, ProcessorSettings
+
+__all__ = ["KafkaPipeline", "KafkaPipelineOptions"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds without input after which a draining stage counts as caught up.
+_DRAINED_AFTER = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaPipelineOptions:
+    """How ``run --kafka`` runs.
+
+    Attributes:
+        lake: root of the Parquet lake the sink writes.
+        rules: alert rules.
+        processor: bar windowing settings.
+        alerts_file: JSON-lines file alerts are appended to ("" for none).
+        duration: stop after this many seconds; ``None`` runs until stopped.
+        partitions: partitions of topics this run creates (existing ones are kept).
+        replication: replication factor of topics this run creates.
+        retention_hours: retention of the data topics this run creates.
+        compression: codec of the produced records.
+        group_prefix: prefix of the consumer groups (``<prefix>process``, ``<prefix>sink-lake``).
+        drain_timeout: seconds each stage may take to catch up when stopping.
+    """
+
+    lake: str
+    rules: list[Rule] = field(default_factory=list)
+    processor: ProcessorSettings = field(default_factory=ProcessorSettings)
+    alerts_file: str = ""
+    duration: float | None = None
+    partitions: int = 6
+    replication: int = 1
+    retention_hours: float = 168.0
+    compression: str = "lz4"
+    group_prefix: str = "marketpulse-run-"
+    drain_timeout: float = 60.0
+
+
+class KafkaPipeline:
+    """Run a feed through Kafka into the lake, with every stage in this process.
+
+    Args:
+        bus: the Kafka cluster (checked reachable).
+        topics: topic names; missing topics are created.
+        feed: where ticks come from.
+        options: how to run.
+        metrics: counters to update (a new set by default).
+        view: per-symbol view to update for live displays (optional).
+        progress: called with (done, total) after each feed batch.
+    """
+
+    def __init__(
+        self,
+        bus: KafkaBus,
+        topics: Topics,
+        feed: Feed,
+        options: KafkaPipelineOptions,
+        metrics: Metrics | None = None,
+        view: MarketView | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.feed = _Tapped(feed, view)
+        self.options = options
+        self.metrics = metrics or Metrics()
+        self.view = view
+        self._progress = progress
+        self._produced = 0
+        self._dead_in = 0
+        self._lock = threading.Lock()
+        self._notifier: JsonLinesNotifier | None = None
+
+    def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
+        """Run until the feed ends, ``duration`` passes or ``stop`` is set; drain; report."""
+        stop = stop or threading.Event()
+        opts = self.options
+        self._create_topics()
+        feed_stop, process_stop, sink_stop = threading.Event(), threading.Event(), threading.Event()
+        producer = ProduceService(
+            self.bus, self.topics, self.feed,
+            ProduceOptions(compression=opts.compression, duration=opts.duration),
+            feed_stop, self._produced_some,
+        )  # fmt: skip
+        processor = ProcessService(
+            self.bus, self.topics, Processor(opts.processor, opts.rules),
+            ProcessOptions(group=f"{opts.group_prefix}process", compression=opts.compression),
+            process_stop, self._processed,
+        )  # fmt: skip
+        sink = SinkService(
+            self.bus, self.topics, LakeSink(opts.lake),
+            SinkOptions(group=f"{opts.group_prefix}sink-lake"), sink_stop,
+        )  # fmt: skip
+        if opts.alerts_file:
+            self._notifier = JsonLinesNotifier(opts.alerts_file)
+        logger.info(
+            "kafka pipeline starting: feed %s, bootstrap %s, topics %s*, lake %s",
+            self.feed.name, self.bus.settings.bootstrap, self.topics.prefix, opts.lake,
+        )  # fmt: skip
+        stages = [_Stage("sink", sink.run), _Stage("process", processor.run)]
+        for stage in stages:
+            stage.start()
+        feed = _Stage("produce", producer.run)
+        feed.start()
+        try:
+            while not feed.done.wait(0.1):
+                if stop.is_set() or any(s.done.is_set() for s in stages):
+                    break
+        finally:
+            logger.info("kafka pipeline stopping: flushing what was accepted")
+            feed_stop.set()
+            feed.join()
+            self._drain(processor, process_stop, stages[1])
+            self._drain(sink, sink_stop, stages[0])
+            if self._notifier is not None:
+                self._notifier.close()
+        for stage in (feed, *stages):
+            stage.raise_failure()
+        snapshot = self.metrics.snapshot()
+        logger.info("kafka pipeline stopped: %s", snapshot.summary())
+        return snapshot
+
+    def _create_topics(self) -> None:
+        opts = self.options
+        specs = topic_specs(self.topics, opts.retention_hours)
+        created = self.bus.create_topics(
+            [s.name for s in specs], opts.partitions, opts.replication,
+            {s.name: s.config for s in specs},
+        )  # fmt: skip
+        if created:
+            logger.info("created topics %s", ", ".join(created))
+
+    def _drain(self, service: ProcessService | SinkService, stop: threading.Event,
+               stage: _Stage) -> None:  # fmt: skip
+        """Let a stage run until it has had no input for a moment, then stop it."""
+        deadline = time.monotonic() + self.options.drain_timeout
+        while not stage.done.is_set() and time.monotonic() < deadline:
+            if time.monotonic() - service.last_input >= _DRAINED_AFTER:
+                break
+            time.sleep(0.05)
+        stop.set()
+        stage.join()
+
+    def _produced_some(self, stats: ProduceStats) -> None:
+        with self._lock:
+            ticks, self._produced = stats.ticks - self._produced, stats.ticks
+            dead, self._dead_in = stats.dead - self._dead_in, stats.dead
+        self.metrics.add(ticks=ticks, dlq=dead, rejected=dead)
+        if self._progress is not None:
+            self._progress(stats.done, stats.total)
+
+    def _processed(self, out: Output, batch: Batch | None) -> None:
+        rejected = sum(1 for d in out.dead if d.reason != "late")
+        self.metrics.add(
+            bars=out.bars.num_rows, indicators=out.indicators.num_rows, alerts=len(out.alerts),
+            dlq=len(out.dead), rejected=rejected,
+        )  # fmt: skip
+        if out.indicators.num_rows and batch is not None and batch.messages:
+            # from the newest tick's produce time (its record timestamp, ms) to now
+            newest = max(m.timestamp for m in batch.messages)
+            self.metrics.latency(max(time.time() - newest / 1e3, 0.0))
+        if out.alerts and self._notifier is not None:
+            self._notifier.notify(out.alerts)
+        if self.view is not None:
+            self.view.indicators(out.indicators)
+            self.view.alerts(out.alerts)
+
+
+class _Tapped:
+    """A feed that also shows its trades in the live view as they are read."""
+
+    def __init__(self, feed: Feed, view: MarketView | None) -> None:
+        self._feed = feed
+        self._view = view
+        self.name = feed.name
+
+    def batches(self) -> Iterator[FeedBatch]:
+        for batch in self._feed.batches():
+            if self._view is not None and batch.kind == "trade":
+                self._view.trades(batch.data)
+            yield batch
+
+    def close(self) -> None:
+        self._feed.close()
+
+
+class _Stage:
+    """A service's ``run`` on a thread of its own, its failure kept for the caller."""
+
+    def __init__(self, name: str, target: Callable[[], object]) -> None:
+        self.name = name
+        self.done = threading.Event()
+        self._failure: BaseException | None = None
+        self._target = target
+        self._thread = threading.Thread(target=self._run, name=f"kafka-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self.done.wait()
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        try:
+            self._target()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
+            logger.error("%s stage failed: %s", self.name, exc)
+            self._failure = exc
+        finally:
+            self.done.set()
