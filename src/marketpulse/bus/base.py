@@ -23,7 +23,17 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-__all__ = ["Batch", "Bus", "Consumer", "Message", "Producer", "TopicPartition", "partition_for"]
+__all__ = [
+    "Batch",
+    "Bus",
+    "Consumer",
+    "Message",
+    "Producer",
+    "TopicPartition",
+    "offsets_of",
+    "partition_for",
+    "values_of",
+]
 
 
 class TopicPartition(NamedTuple):
@@ -41,6 +51,22 @@ class Message(NamedTuple):
     offset: int
     timestamp: int = 0
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def values_of(messages: Sequence[Message]) -> list[bytes | None]:
+    """Return the values of ``messages``, without building each message where possible.
+
+    A Kafka batch holds the client's records and makes a :class:`Message` of
+    one only when asked; this reads the one field directly from all of them.
+    """
+    direct = getattr(messages, "values", None)
+    return direct() if direct is not None else [m.value for m in messages]
+
+
+def offsets_of(messages: Sequence[Message]) -> list[int]:
+    """Return the offsets of ``messages`` (see :func:`values_of`)."""
+    direct = getattr(messages, "offsets", None)
+    return direct() if direct is not None else [m.offset for m in messages]
 
 
 @dataclass(frozen=True, slots=True)

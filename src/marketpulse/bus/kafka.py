@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import confluent_kafka as ck
@@ -80,6 +80,46 @@ def _error_cb(error: ck.KafkaError) -> None:
 
 def _tp(tp: ck.TopicPartition) -> TopicPartition:
     return TopicPartition(tp.topic, tp.partition)
+
+
+def _message(record: ck.Message) -> Message:
+    return Message(
+        record.key(), record.value(), record.offset(), record.timestamp()[1],
+        tuple(record.headers() or ()),
+    )  # fmt: skip
+
+
+class _Records(Sequence[Message]):
+    """The client's records of one partition, made :class:`Message` only when read.
+
+    Building a message costs more than decoding its JSON; the processor needs
+    values and offsets only, which :meth:`values` and :meth:`offsets` read
+    directly (see :func:`marketpulse.bus.base.values_of`).
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[ck.Message]) -> None:
+        self._raw = raw
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        if isinstance(index, slice):
+            return [_message(r) for r in self._raw[index]]
+        return _message(self._raw[index])
+
+    def __iter__(self) -> Iterator[Message]:
+        return map(_message, self._raw)
+
+    def values(self) -> list[bytes | None]:
+        """Every record's value."""
+        return [r.value() for r in self._raw]
+
+    def offsets(self) -> list[int]:
+        """Every record's offset."""
+        return [r.offset() for r in self._raw]
 
 
 class KafkaBus(Bus):
@@ -235,6 +275,9 @@ class KafkaBus(Bus):
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
             "queued.max.messages.kbytes": 256 * 1024,
+            # librdkafka's default (100,000) pauses a partition's fetches for
+            # fetch.queue.backoff.ms whenever that many records wait locally
+            "queued.min.messages": 1_000_000,
             "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 1_000,
             **overrides,
@@ -598,7 +641,7 @@ class KafkaConsumer(Consumer):
             raise BusError(f"consume from {', '.join(self.topics)}: {exc.args[0].str()}") from None
         if not records:
             return []
-        groups: dict[tuple[str, int], list[Message]] = {}
+        groups: dict[tuple[str, int], list[ck.Message]] = {}
         for record in records:
             error = record.error()
             if error is not None:
@@ -611,18 +654,14 @@ class KafkaConsumer(Consumer):
                 )
                 continue
             key = (record.topic(), record.partition())
-            message = Message(
-                record.key(), record.value(), record.offset(), record.timestamp()[1],
-                tuple(record.headers() or ()),
-            )  # fmt: skip
             group = groups.get(key)
             if group is None:
-                groups[key] = [message]
+                groups[key] = [record]
             else:
-                group.append(message)
+                group.append(record)
         return [
-            Batch(topic, partition, msgs[0].offset, msgs[-1].offset, messages=msgs)
-            for (topic, partition), msgs in groups.items()
+            Batch(topic, partition, raw[0].offset(), raw[-1].offset(), messages=_Records(raw))
+            for (topic, partition), raw in groups.items()
         ]
 
     def commit(self, offsets: dict[TopicPartition, int]) -> None:

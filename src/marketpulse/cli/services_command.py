@@ -67,7 +67,9 @@ def process(
         "name takes its partitions and transactions back at once [default: random].",
     ),
     commit_interval: float = typer.Option(
-        0.1, "--commit-interval", min=0.001,
+        0.1,
+        "--commit-interval",
+        min=0.001,
         help="Seconds between transaction commits: outputs become visible to "
         "read_committed readers at each commit.",
     ),  # fmt: skip
@@ -76,7 +78,8 @@ def process(
     intervals: str = INTERVALS_OPTION,
     lateness: float = LATENESS_OPTION,
     idle_timeout: float = typer.Option(
-        None, "--idle-timeout",
+        None,
+        "--idle-timeout",
         help="Seconds without input after which a partition's bars close by processing "
         "time [default: 2]; 0 never closes them so (outputs then depend on input alone).",
     ),  # fmt: skip

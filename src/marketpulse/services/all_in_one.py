@@ -189,8 +189,8 @@ class KafkaPipeline:
             dlq=len(out.dead), rejected=rejected,
         )  # fmt: skip
         if out.indicators.num_rows and batch is not None and batch.messages:
-            # from the newest tick's produce time (its record timestamp, ms) to now
-            newest = max(m.timestamp for m in batch.messages)
+            # from the batch's last tick's produce time (record timestamp, ms) to now
+            newest = batch.messages[-1].timestamp
             self.metrics.latency(max(time.time() - newest / 1e3, 0.0))
         if out.alerts and self._notifier is not None:
             self._notifier.notify(out.alerts)

@@ -16,13 +16,14 @@ the order the processor made them.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from marketpulse.bus.base import Batch, TopicPartition
+from marketpulse.bus.base import Batch, TopicPartition, offsets_of
 from marketpulse.bus.codec import encode_rows
 from marketpulse.bus.kafka import (
     ConsumerFatal,
@@ -437,17 +438,19 @@ class ProcessService:
 
 def _originals(letters: list[DeadLetter], batch: Batch) -> list[DeadLetter]:
     """Give dead letters of consumed records their original key and bytes."""
-    by_offset = {m.offset: m for m in batch.messages}
+    offsets = offsets_of(batch.messages)
     out = []
     for letter in letters:
-        message = by_offset.get(letter.offset) if letter.topic == batch.topic else None
-        if message is not None and message.value is not None:
-            key = message.key.decode(errors="replace") if message.key else letter.key
-            letter = DeadLetter(
-                reason=letter.reason, error=letter.error, value=message.value, key=key,
-                topic=letter.topic, partition=letter.partition, offset=letter.offset,
-                file=letter.file, line=letter.line, ts=letter.ts,
-            )  # fmt: skip
+        index = bisect.bisect_left(offsets, letter.offset) if letter.topic == batch.topic else -1
+        if 0 <= index < len(offsets) and offsets[index] == letter.offset:
+            message = batch.messages[index]
+            if message.value is not None:
+                key = message.key.decode(errors="replace") if message.key else letter.key
+                letter = DeadLetter(
+                    reason=letter.reason, error=letter.error, value=message.value, key=key,
+                    topic=letter.topic, partition=letter.partition, offset=letter.offset,
+                    file=letter.file, line=letter.line, ts=letter.ts,
+                )  # fmt: skip
         out.append(letter)
     return out
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from marketpulse.bus.base import Batch, TopicPartition
+from marketpulse.bus.base import Batch, TopicPartition, values_of
 from marketpulse.bus.codec import decode_dead_letters, decode_rows
 from marketpulse.bus.kafka import KafkaBus, KafkaConsumer
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
@@ -144,12 +144,13 @@ class SinkService:
         table = self.topics.table(batch.topic)
         messages = batch.messages
         if table == "dlq":
+            messages = list(messages)  # each made once
             rows = decode_dead_letters(
                 [m.key for m in messages], [m.value for m in messages],
                 [m.headers for m in messages], [m.timestamp * 1_000_000 for m in messages],
             )  # fmt: skip
         else:
-            rows, errors = decode_rows(table, [m.value or b"" for m in messages])
+            rows, errors = decode_rows(table, [v or b"" for v in values_of(messages)])
             if errors:
                 self._undecodable(batch, errors)
         source = SourceRange(batch.partition, batch.first_offset, batch.last_offset)
