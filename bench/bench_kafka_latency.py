@@ -1,0 +1,310 @@
+"""Kafka end-to-end latency: a trade produced at a fixed rate -> its indicator row committed.
+
+For each rate (10k, 50k and 100k trades/s by default), on fresh topics
+(6 partitions):
+
+* ``marketpulse process`` runs as a command (its own interpreter, as deployed)
+  with ``--lateness 0`` and ``--commit-interval 0.02``; other settings are the
+  defaults (1s/1m/5m bars, the default alert rules, idle timeout 2 s).
+* A producer thread of this script sends simulated trades of 50 symbols
+  (random walk prices) with the project's producer (idempotent, acks=all, lz4,
+  linger 5 ms): every 5 ms, the trades due at the rate so far, all stamped
+  with the wall clock (``time.time_ns()``) just before ``send_columns``.
+* A ``read_committed`` consumer thread on ``indicators`` notes the wall clock
+  at which each row arrives.
+
+Latency of an indicator row: with lateness 0 a bar ``[S, E)`` closes when
+its partition's watermark (the largest event time seen) reaches ``E``, so the
+first trade of that ticks partition stamped ``>= E`` closes it (the processor
+routes the row to the same partition number). Since trades are stamped with
+the clock at which they are produced, the latency of a row is its arrival
+time minus the stamp of that closing trade: produce call -> producer linger ->
+broker -> service consume, bars, indicators, transaction commit -> reader.
+Rows of every interval (1s, 1m, 5m) count; the first 5 s after the first row
+arrives are warm-up and not counted, then 25 s are measured.
+
+A broker of its own is started in a temporary directory unless
+``MARKETPULSE_KAFKA_BOOTSTRAP`` names one. Prints one JSON object (last line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import confluent_kafka as ck
+import msgspec
+import numpy as np
+import pyarrow as pa
+from kafka_common import (
+    PARTITIONS,
+    bus_for,
+    cluster,
+    create_topics,
+    new_prefix,
+    process_cpu_seconds,
+)
+
+from marketpulse.bus.base import partition_for
+from marketpulse.bus.topics import Topics
+from marketpulse.models import TRADE_SCHEMA
+
+SYMBOLS = 50
+PERIOD_S = 0.005
+COMMIT_INTERVAL = 0.02
+
+
+class _Row(msgspec.Struct):
+    symbol: str
+    interval: str
+    ts: int
+
+
+_decode_row = msgspec.json.Decoder(_Row).decode
+
+
+class TradeProducer(threading.Thread):
+    """Sends trades at ``rate`` per second, stamped with the wall clock at each send."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: float, linger_ms: float) -> None:
+        super().__init__(name="trade-producer", daemon=True)
+        self.bootstrap, self.topic, self.rate, self.linger_ms = bootstrap, topic, rate, linger_ms
+        self.stop = threading.Event()
+        self.names = [f"SYM{i:02d}" for i in range(SYMBOLS)]
+        self.dictionary = pa.array(self.names, pa.string())
+        self.partition_of = np.array([partition_for(s, PARTITIONS) for s in self.names])
+        self.stamps: list[int] = []  # one per send
+        self.hits: list[np.ndarray] = []  # the partitions each send reached
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            self.error = exc
+
+    def _run(self) -> None:
+        rng = np.random.default_rng(7)
+        prices = rng.uniform(20.0, 500.0, SYMBOLS)
+        bus = bus_for(self.bootstrap)
+        with bus.producer(linger_ms=self.linger_ms) as producer:
+            start = beat = time.monotonic()
+            while not self.stop.is_set():
+                beat += PERIOD_S
+                pause = beat - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                n = int(self.rate * (time.monotonic() - start)) - self.sent
+                if n <= 0:
+                    continue
+                symbol = rng.integers(0, SYMBOLS, n).astype(np.int32)
+                prices *= np.exp(rng.normal(0.0, 2e-4, SYMBOLS))
+                stamp = time.time_ns()
+                data = pa.RecordBatch.from_arrays(
+                    [
+                        pa.DictionaryArray.from_arrays(pa.array(symbol), self.dictionary),
+                        pa.array(np.full(n, stamp, np.int64)),
+                        pa.array(np.round(prices[symbol], 2)),
+                        pa.array(np.full(n, 100.0)),
+                        pa.nulls(n, pa.string()),
+                        pa.nulls(n, pa.string()),
+                    ],
+                    schema=TRADE_SCHEMA,
+                )
+                producer.send_columns(self.topic, "trade", data)
+                self.stamps.append(stamp)
+                self.hits.append(np.unique(self.partition_of[symbol]))
+                self.sent += n
+        if producer.failed:
+            raise RuntimeError(f"{producer.failed} trades not delivered: {producer.errors}")
+
+    def closing_stamps(self) -> dict[int, np.ndarray]:
+        """Per ticks partition, the ascending stamps of the sends that reached it."""
+        stamps = np.asarray(self.stamps, np.int64)
+        out = {}
+        for p in range(PARTITIONS):
+            reached = np.array([p in hit for hit in self.hits], bool)
+            out[p] = stamps[reached]
+        return out
+
+
+class RowReader(threading.Thread):
+    """A read_committed consumer of a topic noting each record's arrival (wall clock)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(name="row-reader", daemon=True)
+        self.consumer = ck.Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": new_prefix("reader"),
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        self.consumer.assign(
+            [ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in range(PARTITIONS)]
+        )
+        self.stop = threading.Event()
+        self.first = threading.Event()
+        # arrival (ns), partition, value, record timestamp (ms: when the service produced it)
+        self.rows: list[tuple[int, int, bytes, int]] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                message = self.consumer.poll(0.05)
+                if message is None:
+                    continue
+                arrival = time.time_ns()
+                if message.error() is not None:
+                    raise RuntimeError(message.error().str())
+                self.rows.append(
+                    (arrival, message.partition(), message.value(), message.timestamp()[1])
+                )
+                self.first.set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            self.error = exc
+        finally:
+            self.consumer.close()
+
+
+def start_service(
+    bootstrap: str, prefix: str, log: Path, commit_interval: float = COMMIT_INTERVAL
+) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers", bootstrap,
+        "--topic-prefix", prefix, "--group", f"{prefix}process", "--instance-id", "latency",
+        "--lateness", "0", "--commit-interval", str(commit_interval),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_ms: float,
+            work: Path, commit_interval: float = COMMIT_INTERVAL) -> dict:  # fmt: skip
+    """Run the service, the producer and the reader at one rate; return the latency figures."""
+    topics = Topics(new_prefix(f"latency{int(rate)}"))
+    create_topics(bus_for(bootstrap), topics)
+    log = work / f"process-{int(rate)}.log"
+    service = start_service(bootstrap, topics.prefix, log, commit_interval)
+    reader = RowReader(bootstrap, topics.name("indicators"))
+    producer = TradeProducer(bootstrap, topics.ticks, rate, linger_ms)
+    try:
+        reader.start()
+        producer.start()
+        if not reader.first.wait(90):
+            raise RuntimeError(f"no indicator row within 90 s:\n{log.read_text()[-3000:]}")
+        time.sleep(warmup)
+        begin_ns, sent0, cpu0 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
+        time.sleep(duration)
+        end_ns, sent1, cpu1 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
+        producer.stop.set()
+        producer.join()
+        time.sleep(1.0)  # rows of the last bars closed in the window
+    finally:
+        producer.stop.set()
+        reader.stop.set()
+        reader.join()
+        service.send_signal(signal.SIGTERM)
+        try:
+            service.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+    for thread in (producer, reader):
+        if thread.error is not None:
+            raise thread.error
+    if service.returncode != 0:
+        raise RuntimeError(f"marketpulse process failed:\n{log.read_text()[-3000:]}")
+    closing = producer.closing_stamps()
+    latencies, produced, closes, mismatched = [], [], set(), 0
+    for arrival, partition, value, created_ms in reader.rows:
+        row = _decode_row(value)
+        if partition_for(row.symbol, PARTITIONS) != partition:
+            mismatched += 1  # the producer's partitioner disagrees with ours: not measurable
+            continue
+        stamps = closing[partition]
+        i = np.searchsorted(stamps, row.ts)  # first send stamped >= E (+ lateness 0)
+        if i == len(stamps) or not begin_ns <= stamps[i] < end_ns:
+            continue
+        latencies.append(arrival - int(stamps[i]))
+        produced.append(created_ms * 1_000_000 - int(stamps[i]))
+        closes.add((partition, row.ts))
+    if mismatched:
+        raise RuntimeError(f"{mismatched} rows on a partition other than their symbol's")
+    ms = np.asarray(latencies, np.float64) / 1e6
+    # the part until the service produced the row (record timestamps have ms resolution)
+    part = np.asarray(produced, np.float64) / 1e6
+    window = (end_ns - begin_ns) / 1e9
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99]) if len(ms) else (np.nan,) * 3
+    return {
+        "rate": rate,
+        "produced_per_s": (sent1 - sent0) / window,
+        "seconds": window,
+        "samples": len(ms),
+        "bar_closes": len(closes),
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "max_ms": float(ms.max()) if len(ms) else np.nan,
+        "to_service_produce_p50_ms": float(np.median(part)) if len(part) else np.nan,
+        "to_service_produce_p99_ms": float(np.percentile(part, 99)) if len(part) else np.nan,
+        "service_cpu_share": (cpu1 - cpu0) / window,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="10000,50000,100000", help="trades/s, comma-separated")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds not counted")
+    parser.add_argument("--duration", type=float, default=25.0, help="seconds measured per rate")
+    parser.add_argument("--linger-ms", type=float, default=5.0, help="producer linger.ms")
+    parser.add_argument(
+        "--commit-interval", type=float, default=COMMIT_INTERVAL,
+        help=f"the service's --commit-interval (default {COMMIT_INTERVAL})",
+    )  # fmt: skip
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    results = []
+    with cluster() as kafka, tempfile.TemporaryDirectory(prefix="mp-bench-latency-") as work:
+        for rate in rates:
+            result = measure(kafka.bootstrap, rate, args.warmup, args.duration, args.linger_ms,
+                             Path(work), args.commit_interval)  # fmt: skip
+            print(
+                f"{rate:,.0f}/s: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+                f"max {result['max_ms']:.1f} ms ({result['samples']} rows)",
+                file=sys.stderr,
+            )
+            results.append(result)
+        broker = kafka.describe()
+    print(
+        json.dumps(
+            {
+                "broker": broker,
+                "partitions": PARTITIONS,
+                "symbols": SYMBOLS,
+                "commit_interval_s": args.commit_interval,
+                "lateness_s": 0.0,
+                "linger_ms": args.linger_ms,
+                "send_period_ms": PERIOD_S * 1000,
+                "warmup_s": args.warmup,
+                "rates": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
