@@ -37,6 +37,7 @@ from marketpulse.config import Settings, masked
 from marketpulse.exceptions import InputError, MarketPulseError
 
 if TYPE_CHECKING:
+    from marketpulse.alerts import Rule
     from marketpulse.feeds.base import Feed
     from marketpulse.pipeline import MarketView, Metrics
 
@@ -119,16 +120,17 @@ def run(
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
     )  # fmt: skip
     proc = processor_settings(settings)
+    alert_rules = rules_from(settings)  # a bad rules file is refused before anything starts
     sim = settings.simulator
     feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
     view = MarketView(view_interval or proc.intervals[0])
     metrics = Metrics()
     logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate, sim.seed)
     if kafka is not None:
-        _run_on_kafka(settings, feed, duration, metrics, view)
+        _run_on_kafka(settings, alert_rules, feed, duration, metrics, view)
         return
     options = PipelineOptions(
-        lake=settings.lake, rules=rules_from(settings), processor=proc,
+        lake=settings.lake, rules=alert_rules, processor=proc,
         alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
     )  # fmt: skip
     run_in_foreground(
@@ -140,7 +142,12 @@ def run(
 
 
 def _run_on_kafka(
-    settings: Settings, feed: Feed, duration: float | None, metrics: Metrics, view: MarketView
+    settings: Settings,
+    alert_rules: list[Rule],
+    feed: Feed,
+    duration: float | None,
+    metrics: Metrics,
+    view: MarketView,
 ) -> None:
     from marketpulse.cli.kafka_options import open_bus
     from marketpulse.services.all_in_one import KafkaPipeline, KafkaPipelineOptions
@@ -148,7 +155,7 @@ def _run_on_kafka(
     bus, topics = open_bus(settings)
     k = settings.kafka
     options = KafkaPipelineOptions(
-        lake=settings.lake, rules=rules_from(settings), processor=processor_settings(settings),
+        lake=settings.lake, rules=alert_rules, processor=processor_settings(settings),
         alerts_file=settings.alerts_file, duration=duration, partitions=k.partitions,
         replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
     )  # fmt: skip
