@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from marketpulse.cli import produce_command, services_command, sql_command, topics_command
+from marketpulse.cli import (
+    dashboard_command,
+    produce_command,
+    services_command,
+    sql_command,
+    topics_command,
+)
 from marketpulse.cli.common import (
     ALERTS_FILE_OPTION,
     COLUMNS_OPTION,
@@ -30,6 +36,13 @@ from marketpulse.cli.common import (
     processor_settings,
     rules_from,
     settings_from,
+)
+from marketpulse.cli.dashboard_command import (
+    HOST_OPTION,
+    PORT_OPTION,
+    TOKEN_OPTION,
+    UPDATES_OPTION,
+    serve_settings,
 )
 from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
@@ -64,6 +77,7 @@ app.command("process")(services_command.process)
 app.add_typer(services_command.sink_app, name="sink")
 app.add_typer(topics_command.topics_app, name="topics")
 app.command("produce")(produce_command.produce)
+app.command("dashboard")(dashboard_command.dashboard)
 
 
 @app.command()
@@ -101,17 +115,26 @@ def run(
         "topics created when missing.",
     ),
     topic_prefix: str = PREFIX_OPTION,
+    host: str = HOST_OPTION,
+    port: int = PORT_OPTION,
+    token: str = TOKEN_OPTION,
+    updates_per_s: float = UPDATES_OPTION,
+    no_dashboard: bool = typer.Option(
+        False, "--no-dashboard", help="Do not serve the web dashboard."
+    ),
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Run the whole pipeline on a simulated market, with a live view.
+    """Run the whole pipeline on a simulated market, with a live view and web dashboard.
 
     Trades of a simulated market stream through the embedded bus (or, with
     --kafka, through a Kafka cluster); the processor builds bars, computes
     indicators and raises alerts; everything is written to the Parquet lake.
+    The web dashboard is served while the pipeline runs (its URL is printed).
     Ctrl-C stops cleanly and flushes what was accepted.
     """
     from marketpulse.feeds import Simulator
-    from marketpulse.pipeline import EmbeddedPipeline, MarketView, Metrics, PipelineOptions
+    from marketpulse.pipeline import Metrics
+    from marketpulse.serve import Dashboard, LiveMarket, ServeError
 
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
@@ -120,17 +143,45 @@ def run(
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
     )  # fmt: skip
     proc = processor_settings(settings)
-    alert_rules = rules_from(settings)  # a bad rules file is refused before anything starts
     sim = settings.simulator
     feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
-    view = MarketView(view_interval or proc.intervals[0])
+    serve = None if no_dashboard else serve_settings(host, port, token, updates_per_s)
+    alert_rules = rules_from(settings)  # a bad rules file stops the command before anything starts
     metrics = Metrics()
+    view = LiveMarket(view_interval or proc.intervals[0], metrics)
     logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate, sim.seed)
-    if kafka is not None:
-        _run_on_kafka(settings, alert_rules, feed, duration, metrics, view)
+    board = None if serve is None else Dashboard.for_pipeline(settings.lake, view, serve)
+    if board is not None:
+        try:
+            board.start()
+            console.print(f"dashboard: {board.url}", soft_wrap=True)
+        except ServeError as exc:  # the pipeline is worth running without its dashboard
+            logger.warning("%s; running without the dashboard", exc)
+            board.stop()
+            board = None
+    try:
+        _run_pipeline(settings, alert_rules, feed, duration, metrics, view, kafka is not None)
+    finally:
+        if board is not None:
+            board.stop()
+
+
+def _run_pipeline(
+    settings: Settings,
+    rules: list[Rule],
+    feed: Feed,
+    duration: float | None,
+    metrics: Metrics,
+    view: MarketView,
+    on_kafka: bool,
+) -> None:
+    from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
+
+    if on_kafka:
+        _run_on_kafka(settings, rules, feed, duration, metrics, view)
         return
     options = PipelineOptions(
-        lake=settings.lake, rules=alert_rules, processor=proc,
+        lake=settings.lake, rules=rules, processor=processor_settings(settings),
         alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
     )  # fmt: skip
     run_in_foreground(
@@ -143,7 +194,7 @@ def run(
 
 def _run_on_kafka(
     settings: Settings,
-    alert_rules: list[Rule],
+    rules: list[Rule],
     feed: Feed,
     duration: float | None,
     metrics: Metrics,
@@ -155,7 +206,7 @@ def _run_on_kafka(
     bus, topics = open_bus(settings)
     k = settings.kafka
     options = KafkaPipelineOptions(
-        lake=settings.lake, rules=alert_rules, processor=processor_settings(settings),
+        lake=settings.lake, rules=rules, processor=processor_settings(settings),
         alerts_file=settings.alerts_file, duration=duration, partitions=k.partitions,
         replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
     )  # fmt: skip

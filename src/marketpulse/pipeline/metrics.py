@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
@@ -9,7 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Metrics", "MetricsSnapshot"]
+__all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsSnapshot"]
+
+#: Upper bounds (seconds) of the tick-to-indicator latency histogram.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,8 @@ class Metrics:
         self._dlq = 0
         self._history: deque[tuple[float, int, int]] = deque([(self._start, 0, 0)])
         self._latency: deque[float] = deque(maxlen=4096)
+        self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: above every bound
+        self._latency_sum = 0.0
 
     def add(
         self,
@@ -90,6 +98,16 @@ class Metrics:
         """Record one tick-to-indicator latency sample."""
         with self._lock:
             self._latency.append(seconds)
+            self._buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            self._latency_sum += seconds
+
+    def latency_histogram(self) -> tuple[list[int], float]:
+        """Return the samples per bucket of :data:`LATENCY_BUCKETS` (plus one above), and their sum.
+
+        Unlike the percentiles of :meth:`snapshot`, these count every sample since the start.
+        """
+        with self._lock:
+            return list(self._buckets), self._latency_sum
 
     def snapshot(self) -> MetricsSnapshot:
         """Return the current figures; rates over the last ``window`` seconds."""

@@ -1,0 +1,213 @@
+"""The FastAPI application: pages, REST API, metrics and the WebSocket.
+
+OpenAPI is at ``/docs``. History comes from the lake; live state from a
+:class:`~marketpulse.serve.market.MarketSource`.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from marketpulse.pipeline import Metrics
+from marketpulse.serve import prometheus
+from marketpulse.serve.auth import TokenGuard
+from marketpulse.serve.lake_data import LakeData
+from marketpulse.serve.market import MarketSource
+from marketpulse.serve.params import check_interval, check_symbol, parse_time
+from marketpulse.serve.push import Clients, stream_to
+from marketpulse.serve.settings import ServeSettings
+
+__all__ = ["create_app", "plotly_js"]
+
+logger = logging.getLogger(__name__)
+
+_STATIC = Path(str(files("marketpulse.serve") / "static"))
+_PAGES = {"/": "watchlist.html", "/symbol": "symbol.html", "/alerts": "alerts.html",
+          "/pipeline": "pipeline.html"}  # fmt: skip
+
+_TIME_HELP = "UTC nanoseconds since the epoch, or ISO 8601 (UTC unless an offset is given)."
+
+
+def plotly_js() -> Path:
+    """Return the path of ``plotly.min.js`` inside the installed ``plotly`` package."""
+    return Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def create_app(
+    settings: ServeSettings,
+    lake: LakeData,
+    source: MarketSource,
+    metrics: Metrics | None = None,
+) -> Any:
+    """Build the dashboard application (wrapped in the token check when there is a token).
+
+    Args:
+        settings: how to serve (token, update rate).
+        lake: history queries.
+        source: live watchlist, alerts and figures.
+        metrics: the running pipeline's metrics, for ``/metrics`` (``None``: none).
+    """
+    app = FastAPI(
+        title="MarketPulse",
+        summary="Live market view, history from the lake and the pipeline's health.",
+        version="0.1.0",
+        docs_url=None,  # served below from the swagger-ui-bundle package, not a CDN
+        redoc_url=None,
+    )
+    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
+    app.mount("/assets/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
+    app.add_exception_handler(RequestValidationError, _name_the_parameter)
+    clients = Clients()
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="MarketPulse API",
+            swagger_js_url="/assets/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/assets/swagger/swagger-ui.css",
+            swagger_favicon_url="/assets/swagger/favicon-32x32.png",
+        )
+
+    for route, page in _PAGES.items():
+        app.add_api_route(route, _page(_STATIC / page), methods=["GET"], include_in_schema=False)
+
+    @app.get("/assets/plotly.min.js", include_in_schema=False)
+    def plotly_asset() -> FileResponse:
+        return FileResponse(plotly_js(), media_type="text/javascript")
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Answer while the server is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Answer 200 once the lake can be queried, else 503."""
+        try:
+            ready = lake.ready()
+        except Exception as exc:  # any failure means "not ready"; the reason is returned
+            logger.warning("lake not ready: %s", exc)
+            return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
+        if not ready:
+            return JSONResponse(
+                {"status": "not ready", "reason": f"no lake at {lake.root}"}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["health"])
+    def metrics_text() -> Response:
+        """Return the pipeline's counters and latency histogram in Prometheus text format."""
+        return Response(prometheus.render(metrics, clients), media_type=prometheus.CONTENT_TYPE)
+
+    @app.get("/api/symbols", tags=["history"])
+    def symbols() -> list[dict[str, Any]]:
+        """List the lake's symbols, with their intervals, bar counts and time ranges."""
+        return lake.symbols()
+
+    @app.get("/api/intervals", tags=["history"])
+    def intervals() -> list[str]:
+        """List the bar intervals present in the lake, shortest first."""
+        return lake.intervals()
+
+    @app.get("/api/bars", tags=["history"])
+    def bars(
+        symbol: str = Query(..., description="Ticker symbol."),
+        interval: str = Query("1m", description="Bar interval: 1s, 5s, 15s, 1m, 5m, 15m, 1h, 1d."),
+        start: str | None = Query(None, description="Bars starting at or after. " + _TIME_HELP),
+        end: str | None = Query(None, description="Bars starting before. " + _TIME_HELP),
+        limit: int = Query(1000, ge=1, le=100_000, description="Most bars (the latest)."),
+    ) -> list[dict[str, Any]]:
+        """Return one symbol's bars of one interval, oldest first."""
+        args = _series_args(symbol, interval, start, end)
+        return lake.bars(*args, limit)
+
+    @app.get("/api/indicators", tags=["history"])
+    def indicators(
+        symbol: str = Query(..., description="Ticker symbol."),
+        interval: str = Query("1m", description="Bar interval: 1s, 5s, 15s, 1m, 5m, 15m, 1h, 1d."),
+        start: str | None = Query(None, description="Rows at or after. " + _TIME_HELP),
+        end: str | None = Query(None, description="Rows before. " + _TIME_HELP),
+        limit: int = Query(1000, ge=1, le=100_000, description="Most rows (the latest)."),
+    ) -> list[dict[str, Any]]:
+        """Return one symbol's indicator rows of one interval, oldest first (null: warming up)."""
+        args = _series_args(symbol, interval, start, end)
+        return lake.indicators(*args, limit)
+
+    @app.get("/api/alerts", tags=["history"])
+    def alerts(
+        symbol: str | None = Query(None, description="Only this symbol."),
+        rule: str | None = Query(None, description="Only this rule."),
+        severity: str | None = Query(None, description="Only this severity."),
+        start: str | None = Query(None, description="Alerts at or after. " + _TIME_HELP),
+        end: str | None = Query(None, description="Alerts before. " + _TIME_HELP),
+        limit: int = Query(200, ge=1, le=100_000, description="Most alerts (the latest)."),
+    ) -> list[dict[str, Any]]:
+        """Return the latest alerts of the lake, newest first."""
+        check_symbol(symbol)
+        return lake.alerts(
+            symbol, rule, severity, parse_time(start, "start"), parse_time(end, "end"), limit
+        )
+
+    @app.get("/api/watchlist", tags=["live"])
+    def watchlist() -> list[dict[str, Any]]:
+        """Return every symbol's live row (last, change %, volume, RSI, MACD hist, VWAP)."""
+        return source.watchlist()
+
+    @app.get("/api/pipeline", tags=["live"])
+    def pipeline(
+        dead_letters: int = Query(10, ge=0, le=1000, description="Latest dead letters to show."),
+    ) -> dict[str, Any]:
+        """Return the pipeline's figures and the latest dead letters with their reasons."""
+        return {
+            "figures": source.figures(),
+            "dead_letters": lake.dead_letters(dead_letters) if dead_letters else [],
+            "sink": {"kind": "lake", "root": str(lake.root), "ready": lake.root.is_dir()},
+            "clients": {"connected": clients.connected, "dropped": clients.dropped},
+        }
+
+    @app.websocket("/ws")
+    async def live(websocket: WebSocket) -> None:
+        """Push watchlist changes, new alerts and figures, conflated per client."""
+        await websocket.accept()
+        await stream_to(websocket, source, settings.updates_per_s, settings.send_timeout_s, clients)
+
+    if settings.token:
+        return TokenGuard(app, settings.token.reveal())
+    return app
+
+
+async def _name_the_parameter(request: Request, exc: Exception) -> JSONResponse:
+    """Answer 422 with messages that start with the parameter's name."""
+    errors = []
+    for error in exc.errors() if isinstance(exc, RequestValidationError) else []:
+        name = str(error["loc"][-1]) if error.get("loc") else "request"
+        errors.append({"loc": list(error.get("loc", [])), "msg": f"{name}: {error['msg']}",
+                       "type": error.get("type", "value_error")})  # fmt: skip
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def _series_args(
+    symbol: str, interval: str, start: str | None, end: str | None
+) -> tuple[str, str, int | None, int | None]:
+    check_symbol(symbol)
+    check_interval(interval)
+    return symbol, interval, parse_time(start, "start"), parse_time(end, "end")
+
+
+def _page(path: Path) -> Any:
+    async def page() -> FileResponse:
+        return FileResponse(path, media_type="text/html")
+
+    page.__name__ = f"page_{path.stem}"
+    return page

@@ -1,0 +1,90 @@
+"""The dashboard put together: lake queries, a live source, the app and its server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from marketpulse.models import INTERVALS
+from marketpulse.pipeline import Metrics
+from marketpulse.serve.app import create_app
+from marketpulse.serve.exceptions import ServeError
+from marketpulse.serve.lake_data import LakeData
+from marketpulse.serve.market import LakeMarket, LiveMarket, MarketSource
+from marketpulse.serve.server import DashboardServer
+from marketpulse.serve.settings import ServeSettings
+
+__all__ = ["Dashboard"]
+
+
+class Dashboard:
+    """A served dashboard; a context manager that starts and stops it.
+
+    Args:
+        lake: the lake the history pages read (closed by :meth:`stop`).
+        source: the live watchlist, alerts and figures.
+        settings: how to serve.
+        metrics: the running pipeline's metrics, for ``/metrics``.
+    """
+
+    def __init__(
+        self,
+        lake: LakeData,
+        source: MarketSource,
+        settings: ServeSettings,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.lake = lake
+        self.server = DashboardServer(create_app(settings, lake, source, metrics), settings)
+
+    @classmethod
+    def for_pipeline(
+        cls, lake_root: str | Path, market: LiveMarket, settings: ServeSettings
+    ) -> Dashboard:
+        """Return the dashboard of a running pipeline that updates ``market``."""
+        return cls(LakeData(lake_root), market, settings, market.metrics)
+
+    @classmethod
+    def from_lake(
+        cls, lake_root: str | Path, settings: ServeSettings, interval: str | None = None
+    ) -> Dashboard:
+        """Return a dashboard whose live pages are read from the lake too.
+
+        Raises:
+            ServeError: ``interval`` is not a bar interval.
+        """
+        if interval is not None and interval not in INTERVALS:
+            raise ServeError(
+                f"--interval: unknown interval {interval!r} (known: {', '.join(INTERVALS)})"
+            )
+        lake = LakeData(lake_root)
+        return cls(lake, LakeMarket(lake, interval), settings)
+
+    @property
+    def url(self) -> str:
+        """The dashboard's address (with the actual port once started)."""
+        return self.server.url
+
+    def start(self) -> None:
+        """Start serving (see :meth:`DashboardServer.start`)."""
+        self.server.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the lake connection."""
+        try:
+            self.server.stop()
+        finally:
+            self.lake.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,190 @@
+"""What the live pages show: watchlist rows, new alerts and pipeline figures.
+
+Two sources give the same three things: :class:`LiveMarket`, fed by a running
+pipeline (it is the pipeline's :class:`~marketpulse.pipeline.MarketView`), and
+:class:`LakeMarket`, which reads them from the lake for ``marketpulse dashboard``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections import deque
+from typing import Any, Protocol
+
+from marketpulse.models import Alert
+from marketpulse.pipeline import MarketView, Metrics, SymbolRow
+from marketpulse.serve.lake_data import LakeData
+
+__all__ = ["LakeMarket", "LiveMarket", "MarketSource", "alert_record", "row_record"]
+
+#: Alerts kept for clients that connect later.
+_KEEP_ALERTS = 1000
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def row_record(row: SymbolRow) -> dict[str, Any]:
+    """Return one watchlist row as JSON-ready values (``None`` where unknown)."""
+    return {
+        "symbol": row.symbol,
+        "last": _num(row.last),
+        "change_pct": _num(row.change_pct),
+        "volume": row.volume,
+        "rsi": _num(row.rsi),
+        "macd_hist": _num(row.macd_hist),
+        "vwap_dist_pct": _num(row.vwap_distance_pct),
+        "alert": row.alert,
+    }
+
+
+def alert_record(alert: Alert) -> dict[str, Any]:
+    """Return an alert as JSON-ready values."""
+    return {
+        "id": alert.id,
+        "rule": alert.rule,
+        "symbol": alert.symbol,
+        "interval": alert.interval,
+        "ts": alert.ts,
+        "severity": alert.severity,
+        "message": alert.message,
+        "values": {k: _num(v) for k, v in alert.values.items()},
+    }
+
+
+class MarketSource(Protocol):
+    """What the WebSocket pushes and the live endpoints return."""
+
+    def watchlist(self) -> list[dict[str, Any]]:
+        """Return every symbol's row."""
+
+    def alerts_after(self, seq: int) -> tuple[int, list[dict[str, Any]]]:
+        """Return the newest sequence number and the alerts after ``seq``, oldest first."""
+
+    def figures(self) -> dict[str, Any]:
+        """Return the pipeline's figures."""
+
+
+class LiveMarket(MarketView):
+    """The market view of a running pipeline, which also keeps its recent alerts.
+
+    Args:
+        interval: the bar interval whose indicators the watchlist shows.
+        metrics: the running pipeline's metrics.
+    """
+
+    def __init__(self, interval: str, metrics: Metrics) -> None:
+        super().__init__(interval)
+        self.metrics = metrics
+        self._alert_log: deque[tuple[int, dict[str, Any]]] = deque(maxlen=_KEEP_ALERTS)
+        self._seq = itertools.count(1)
+        self._last_seq = 0
+        self._log_lock = threading.Lock()
+
+    def alerts(self, alerts: list[Alert]) -> None:
+        """Remember the latest alert of each symbol, and log every alert."""
+        super().alerts(alerts)
+        with self._log_lock:
+            for alert in alerts:
+                self._last_seq = next(self._seq)
+                self._alert_log.append((self._last_seq, alert_record(alert)))
+
+    def watchlist(self) -> list[dict[str, Any]]:
+        """Return every symbol's row."""
+        return [row_record(row) for row in self.rows()]
+
+    def alerts_after(self, seq: int) -> tuple[int, list[dict[str, Any]]]:
+        """Return the newest sequence number and the alerts after ``seq``, oldest first."""
+        with self._log_lock:
+            return self._last_seq, [record for n, record in self._alert_log if n > seq]
+
+    def figures(self) -> dict[str, Any]:
+        """Return the pipeline's figures."""
+        snap = self.metrics.snapshot()
+        return {
+            "source": "pipeline",
+            "elapsed_s": snap.elapsed,
+            "ticks_in": snap.ticks_in,
+            "ticks_per_s": snap.ticks_per_s,
+            "bars": snap.bars,
+            "bars_per_s": snap.bars_per_s,
+            "indicator_rows": snap.indicator_rows,
+            "alerts": snap.alerts,
+            "dlq": snap.dlq,
+            "rejected": snap.rejected,
+            "latency_p50_ms": snap.latency_p50_ms,
+            "latency_p99_ms": snap.latency_p99_ms,
+        }
+
+
+class LakeMarket:
+    """The market as the lake last recorded it, re-read at most every ``refresh_s``.
+
+    Args:
+        lake: the lake's queries.
+        interval: the bar interval to show (default: the shortest in the lake).
+        refresh_s: how old the cached answer may get.
+    """
+
+    def __init__(self, lake: LakeData, interval: str | None = None, refresh_s: float = 2.0) -> None:
+        self.lake = lake
+        self._interval = interval
+        self._refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._at = -math.inf
+        self._rows: list[dict[str, Any]] = []
+        self._dlq = 0
+        self._alerts: list[tuple[int, dict[str, Any]]] = []
+        self._known: dict[str, int] = {}
+        self._seq = itertools.count(1)
+        self._last_seq = 0
+
+    def _refresh(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._at < self._refresh_s:
+                return
+            self._at = now
+            interval = self._interval or next(iter(self.lake.intervals()), None)
+            if interval is None:
+                return
+            rows = self.lake.latest_rows(interval)
+            for row in rows:
+                view = SymbolRow(
+                    row["symbol"], *(
+                        math.nan if row[k] is None else row[k]
+                        for k in ("last", "first", "volume", "rsi", "macd_hist", "vwap")
+                    ), row["alert"],
+                )  # fmt: skip
+                row.clear()
+                row.update(row_record(view))
+            self._rows = rows
+            for alert in reversed(self.lake.alerts(None, None, None, None, None, 200)):
+                if alert["id"] not in self._known:
+                    self._last_seq = self._known[alert["id"]] = next(self._seq)
+                    self._alerts.append((self._last_seq, alert))
+            self._alerts = self._alerts[-_KEEP_ALERTS:]
+            if len(self._known) > 4 * _KEEP_ALERTS:  # forget ids too old to be read again
+                kept = {record["id"] for _, record in self._alerts}
+                self._known = {k: n for k, n in self._known.items() if k in kept}
+            self._dlq = self.lake.dead_letter_count()
+
+    def watchlist(self) -> list[dict[str, Any]]:
+        """Return every symbol's row."""
+        self._refresh()
+        return self._rows
+
+    def alerts_after(self, seq: int) -> tuple[int, list[dict[str, Any]]]:
+        """Return the newest sequence number and the alerts after ``seq``, oldest first."""
+        self._refresh()
+        with self._lock:
+            return self._last_seq, [record for n, record in self._alerts if n > seq]
+
+    def figures(self) -> dict[str, Any]:
+        """Return what the lake knows of the pipeline (no live rates)."""
+        self._refresh()
+        return {"source": "lake", "dlq": self._dlq}

@@ -1,0 +1,114 @@
+// Watchlist: one row per symbol, cells updated in place and flashed on change.
+"use strict";
+MP.nav();
+const body = document.querySelector("#watchlist tbody");
+const filterBox = document.getElementById("filter");
+const rows = new Map();  // symbol -> {tr, cells, data}
+const pending = new Map();  // symbol -> latest row not drawn yet
+let sortKey = "symbol", sortDir = 1, needsOrder = true, lastOrder = 0, frame = 0;
+
+const COLUMNS = [
+  ["symbol", (r) => r.symbol],
+  ["last", (r) => MP.fmt(r.last, 2)],
+  ["change_pct", (r) => MP.signed(r.change_pct, 2, "%")],
+  ["volume", (r) => MP.fmt(r.volume, 0)],
+  ["rsi", (r) => MP.fmt(r.rsi, 1)],
+  ["macd_hist", (r) => MP.signed(r.macd_hist, 4)],
+  ["vwap_dist_pct", (r) => MP.signed(r.vwap_dist_pct, 2, "%")],
+  ["alert", (r) => r.alert || ""],
+];
+
+function makeRow(symbol) {
+  const tr = document.createElement("tr");
+  tr.dataset.symbol = symbol;
+  const cells = {};
+  for (const [key] of COLUMNS) {
+    const td = document.createElement("td");
+    td.className = key === "symbol" || key === "alert" ? key : "num " + key;
+    if (key === "symbol") {
+      const a = document.createElement("a");
+      a.href = "/symbol?symbol=" + encodeURIComponent(symbol);
+      a.textContent = symbol;
+      td.appendChild(a);
+    }
+    tr.appendChild(td);
+    cells[key] = td;
+  }
+  const entry = { tr, cells, data: {} };
+  rows.set(symbol, entry);
+  needsOrder = true;
+  return entry;
+}
+
+function draw(entry, row) {
+  for (const [key, text] of COLUMNS) {
+    if (key === "symbol" || entry.data[key] === row[key]) continue;
+    const td = entry.cells[key];
+    const before = entry.data[key];
+    td.textContent = text(row);
+    if (key === "change_pct" || key === "macd_hist" || key === "vwap_dist_pct") {
+      td.classList.toggle("pos", row[key] > 0);
+      td.classList.toggle("neg", row[key] < 0);
+    }
+    if (key === "rsi") td.classList.toggle("hot", row.rsi !== null && (row.rsi >= 70 || row.rsi <= 30));
+    if (key === "alert") td.title = row.alert || "";
+    if (before !== undefined && typeof row[key] === "number" && typeof before === "number") {
+      const color = row[key] > before ? "rgba(47,191,113,.45)" : "rgba(229,83,75,.45)";
+      td.animate([{ backgroundColor: color }, { backgroundColor: "transparent" }], { duration: 700 });
+    }
+  }
+  entry.data = row;
+  if (sortKey !== "symbol") needsOrder = true;
+}
+
+function visible(entry) {
+  const text = filterBox.value.trim().toUpperCase();
+  if (!text) return true;
+  return entry.data.symbol.toUpperCase().includes(text) || (entry.data.alert || "").toUpperCase().includes(text);
+}
+
+function order() {
+  const entries = [...rows.values()].filter(visible);
+  entries.sort((a, b) => {
+    const x = a.data[sortKey], y = b.data[sortKey];
+    if (x === y) return a.data.symbol < b.data.symbol ? -1 : 1;
+    if (x === null || x === undefined) return 1;
+    if (y === null || y === undefined) return -1;
+    return (x < y ? -1 : 1) * sortDir;
+  });
+  const fragment = document.createDocumentFragment();
+  for (const entry of entries) fragment.appendChild(entry.tr);
+  body.replaceChildren(fragment);
+  document.getElementById("count").textContent = entries.length + " of " + rows.size + " symbols";
+  needsOrder = false;
+  lastOrder = performance.now();
+}
+
+function render() {
+  frame = 0;
+  for (const [symbol, row] of pending) draw(rows.get(symbol) || makeRow(symbol), row);
+  pending.clear();
+  // live values re-sort at most once a second, so rows do not jump under the pointer
+  if (needsOrder && (sortKey === "symbol" || performance.now() - lastOrder > 1000)) order();
+}
+
+function schedule() {
+  if (!frame) frame = requestAnimationFrame(render);
+}
+
+for (const th of document.querySelectorAll("#watchlist th")) {
+  th.addEventListener("click", () => {
+    sortDir = sortKey === th.dataset.key ? -sortDir : 1;
+    sortKey = th.dataset.key;
+    for (const other of document.querySelectorAll("#watchlist th")) other.className = other.className.replace(/ ?sorted-\w+/, "");
+    th.classList.add(sortDir > 0 ? "sorted-asc" : "sorted-desc");
+    lastOrder = 0;
+    order();
+  });
+}
+filterBox.addEventListener("input", () => order());
+
+MP.live((message) => {
+  for (const row of message.rows) pending.set(row.symbol, row);
+  if (message.rows.length) schedule();
+});

@@ -1,0 +1,150 @@
+"""`marketpulse dashboard` and `marketpulse run` serving the API, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(tmp_path, *args, env=None):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    environ.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "marketpulse", *map(str, args)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
+    )  # fmt: skip
+    line = process.stdout.readline()
+    match = re.match(r"dashboard: (http://\S+/)", line)
+    if not match:
+        process.kill()
+        pytest.fail(f"no URL printed: {line!r} {process.stderr.read()}")
+    return process, match.group(1)
+
+
+def _stop(process):
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    return out
+
+
+def _poll(check, what, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """A lake written by `marketpulse run` for a few seconds."""
+    work = tmp_path_factory.mktemp("run")
+    lake = work / "lake"
+    result = subprocess.run(
+        [sys.executable, "-m", "marketpulse", "run", "--symbols", "8", "--rate", "2000",
+         "--duration", "7", "--intervals", "1s,1m", "--lake", str(lake), "--alerts-file",
+         str(work / "a.jsonl"), "--port", "0"],
+        cwd=work, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("dashboard: http://127.0.0.1:")
+    assert lines[-1].startswith("done: ticks in ")
+    return lake
+
+
+def test_dashboard_command_serves_the_lake(tmp_path, lake):
+    process, url = _start(tmp_path, "dashboard", "--lake", lake, "--port", _free_port())
+    try:
+        symbols = httpx.get(url + "api/symbols").json()
+        assert len(symbols) == 8
+        symbol = symbols[0]["symbol"]
+        bars = httpx.get(url + "api/bars", params={"symbol": symbol, "interval": "1s"}).json()
+        assert len(bars) >= 3 and all(b["symbol"] == symbol for b in bars)
+        bad = httpx.get(url + "api/bars", params={"symbol": symbol, "interval": "2s"})
+        assert bad.status_code == 422 and "interval" in bad.json()["detail"][0]["msg"]
+        assert httpx.get(url + "readyz").status_code == 200
+        with connect(url.replace("http", "ws") + "ws") as ws:
+            snapshot = json.loads(ws.recv(timeout=30))
+        assert snapshot["type"] == "snapshot"
+        assert {r["symbol"] for r in snapshot["rows"]} == {s["symbol"] for s in symbols}
+        assert all(r["last"] > 0 for r in snapshot["rows"])
+    finally:
+        out = _stop(process)
+    assert "dashboard stopped" in out
+
+
+def test_dashboard_beyond_loopback_needs_a_token(tmp_path, lake):
+    refused = subprocess.run(
+        [sys.executable, "-m", "marketpulse", "dashboard", "--lake", str(lake), "--host",
+         "0.0.0.0", "--port", str(_free_port()), "--duration", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")},
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "--host 0.0.0.0" in refused.stderr and "token" in refused.stderr
+    process, url = _start(
+        tmp_path, "dashboard", "--lake", lake, "--host", "0.0.0.0", "--port", _free_port(),
+        env={"MARKETPULSE_DASHBOARD_TOKEN": "t0ken"},
+    )  # fmt: skip
+    try:
+        assert url.startswith("http://0.0.0.0:")
+        local = url.replace("0.0.0.0", "127.0.0.1")
+        assert httpx.get(local + "api/symbols").status_code == 401
+        ok = httpx.get(local + "api/symbols", headers={"Authorization": "Bearer t0ken"})
+        assert ok.status_code == 200 and len(ok.json()) == 8
+        with pytest.raises(Exception, match="403"):
+            with connect(local.replace("http", "ws") + "ws") as ws:
+                ws.recv(timeout=10)
+        with connect(local.replace("http", "ws") + "ws?token=t0ken") as ws:
+            assert '"snapshot"' in ws.recv(timeout=30)
+    finally:
+        _stop(process)
+
+
+def test_run_serves_live_metrics_until_stopped(tmp_path):
+    process, url = _start(
+        tmp_path, "run", "--symbols", "5", "--rate", "1000", "--lake", tmp_path / "lake",
+        "--alerts-file", tmp_path / "a.jsonl", "--port", _free_port(),
+    )  # fmt: skip
+    try:
+
+        def ticks():
+            text = httpx.get(url + "metrics").text
+            found = re.search(r"^marketpulse_ticks_total (\S+)$", text, re.M)
+            return found and float(found.group(1)) > 0
+
+        _poll(ticks, "ticks counted in /metrics")
+        rows = _poll(lambda: httpx.get(url + "api/watchlist").json(), "live rows")
+        assert len(rows) == 5 and all(r["last"] > 0 for r in rows)
+    finally:
+        out = _stop(process)
+    assert out.strip().splitlines()[-1].startswith("done: ticks in ")
+    with pytest.raises(httpx.ConnectError):  # the dashboard stops with the pipeline
+        httpx.get(url + "healthz")

@@ -1,0 +1,266 @@
+"""The dashboard in a real headless Chromium, served by `marketpulse run`.
+
+The lake first gets ten minutes of history (the real pipeline over a simulated
+market, as fast as it goes); then `marketpulse run` streams a live market into
+the same lake and serves the dashboard, which the browser opens page by page.
+Screenshots go to test-output/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SHOTS = ROOT / "test-output"
+SYMBOLS = 20
+
+RULES = """
+rules:
+  - name: jump
+    type: pct_change
+    window: 1
+    threshold: 0.01
+    severity: critical
+    intervals: [1s]
+    cooldown: 5
+  - name: macd_turn
+    type: macd_cross
+    intervals: [1s]
+    cooldown: 1
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _fill_history(lake: Path, rules: Path) -> None:
+    """Write ten minutes of bars, indicators and alerts that end about now.
+
+    The symbols and seed are those of the live run, so prices start at the same levels.
+    """
+    from marketpulse.alerts import load_rules
+    from marketpulse.feeds import Simulator
+    from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
+    from marketpulse.stream import ProcessorSettings
+
+    start = (time.time_ns() - 11 * 60 * 1_000_000_000) // 1_000_000_000 * 1_000_000_000
+    feed = Simulator(
+        symbols=SYMBOLS, rate=200.0, seed=0, start_ts=start, realtime=False,
+        max_events=120_000,
+    )  # fmt: skip
+    options = PipelineOptions(
+        lake=str(lake), rules=load_rules(rules), processor=ProcessorSettings(intervals=("1s", "1m"))
+    )
+    EmbeddedPipeline(feed, options).run()
+
+
+@contextlib.contextmanager
+def _run(work: Path, *args: str):
+    """Run `marketpulse run ARGS` serving the dashboard on a free port; yield its URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "marketpulse", "run", *args, "--lake", str(work / "lake"),
+         "--alerts-file", str(work / "alerts.jsonl"), "--port", str(_free_port()),
+         "--duration", "600"],
+        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        first = process.stdout.readline()
+        match = re.match(r"dashboard: (http://\S+)", first)
+        assert match, first + process.stderr.read() if process.poll() is not None else first
+        yield match.group(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            out, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 0, err
+    assert out.strip().splitlines()[-1].startswith("done: ticks in ")
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    """`marketpulse run` serving the dashboard over a lake with history; yields its URL."""
+    work = tmp_path_factory.mktemp("dashboard")
+    rules = work / "rules.yaml"
+    rules.write_text(RULES)
+    _fill_history(work / "lake", rules)
+    with _run(
+        work, "--symbols", str(SYMBOLS), "--rate", "2000", "--intervals", "1s,1m",
+        "--rules", str(rules), "--updates-per-s", "10",
+    ) as url:  # fmt: skip
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: apt-get install -y chromium (.ci/run does it)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    page.close()
+    assert errors == [], errors
+
+
+def _poll(check, what: str, timeout: float = 60.0):
+    """Return check()'s first truthy result, polling until ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"dashboard-{name}.png"), full_page=False)
+
+
+def _prices(page) -> dict[str, str]:
+    return page.eval_on_selector_all(
+        "#watchlist tbody tr",
+        "rows => Object.fromEntries(rows.map("
+        "r => [r.dataset.symbol, r.querySelector('td.last').textContent]))",
+    )
+
+
+def test_watchlist_shows_prices_that_change_while_we_watch(dashboard, page):
+    page.goto(dashboard)
+    first = _poll(
+        lambda: (
+            (p := _prices(page)) and len(p) == SYMBOLS and all(v != "—" for v in p.values()) and p
+        ),
+        "every live symbol with a price",
+    )
+    changed = _poll(
+        lambda: [s for s, v in _prices(page).items() if v != first[s]], "a price to change"
+    )
+    assert set(changed) <= set(first)
+    for price in _prices(page).values():
+        assert float(price.replace(",", "")) > 0
+    # the filter box narrows the table; sorting by a column reorders it
+    symbol = sorted(first)[0]
+    page.fill("#filter", symbol)
+    _poll(lambda: symbol in _prices(page) and len(_prices(page)) < SYMBOLS, "the filter")
+    page.fill("#filter", "")
+    page.click("th[data-key=symbol]")  # again: descending
+    _poll(lambda: list(_prices(page)) == sorted(first, reverse=True), "symbols sorted descending")
+    _shot(page, "watchlist")
+
+
+def test_symbol_page_draws_candles_rsi_and_macd(dashboard, page):
+    symbols = page.request.get(dashboard + "api/symbols").json()
+    symbol = next(s["symbol"] for s in symbols if s["bars"] > 500)  # one with history
+    page.goto(f"{dashboard}symbol?symbol={symbol}&interval=1s")
+    chart = page.locator("#chart")
+    _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "candles")
+    assert int(chart.get_attribute("data-rsi")) > 50
+    assert int(chart.get_attribute("data-macd")) > 50
+    traces = page.evaluate(
+        """() => document.getElementById('chart').data.map(t => ({
+            type: t.type, name: t.name, axis: t.yaxis || 'y',
+            points: (t.close || t.y || []).filter(v => v !== null && v !== undefined).length}))"""
+    )
+    by_name = {t["name"]: t for t in traces}
+    assert by_name["price"]["type"] == "candlestick" and by_name["price"]["points"] > 100
+    assert by_name["RSI 14"]["axis"] == "y3" and by_name["RSI 14"]["points"] > 50
+    assert by_name["MACD"]["axis"] == "y4" and by_name["MACD"]["points"] > 50
+    assert by_name["MACD hist"]["points"] > 50 and by_name["volume"]["points"] > 100
+    # drawn, not only given: SVG paths of the candles and lines in each pane
+    assert page.locator("#chart g.trace.boxes path").count() > 100
+    assert page.locator("#chart .yaxislayer-above .y3tick").count() > 0
+    assert page.locator("#chart .yaxislayer-above .y4tick").count() > 0
+    # the interval switch reloads the chart with minute bars
+    page.click("#intervals button[data-interval='1m']")
+    _poll(lambda: 0 < int(chart.get_attribute("data-bars") or 0) <= 20, "minute bars")
+    page.click("#intervals button[data-interval='1s']")
+    _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "second bars again")
+    _shot(page, "symbol")
+
+
+def test_alerts_page_shows_an_alert_raised_during_the_test(dashboard, page):
+    started = time.time_ns()
+    page.goto(dashboard + "alerts")
+    fresh = _poll(
+        lambda: [
+            ts
+            for ts in page.eval_on_selector_all(
+                "#alerts tbody tr", "rows => rows.map(r => Number(r.dataset.ts))"
+            )
+            if ts >= started
+        ],
+        "an alert raised after the test started",
+    )
+    assert fresh
+    page.select_option("#rule", "jump")
+    rules = page.eval_on_selector_all("#alerts tbody tr", "rows => rows.map(r => r.dataset.rule)")
+    assert rules and set(rules) == {"jump"}
+    page.select_option("#rule", "")
+    _shot(page, "alerts")
+
+
+def test_pipeline_page_shows_a_tick_rate(dashboard, page):
+    page.goto(dashboard + "pipeline")
+    rate = _poll(
+        lambda: (
+            (text := page.text_content("#ticks_per_s")) != "—"
+            and float(text.replace(",", "")) > 0
+            and text
+        ),
+        "a non-zero tick rate",
+    )
+    assert float(rate.replace(",", "")) > 0
+    assert page.text_content("#latency_p50_ms").endswith("ms")
+    _shot(page, "pipeline")
+
+
+def test_watchlist_keeps_up_with_a_thousand_symbols(page, tmp_path):
+    with _run(tmp_path, "--symbols", "1000", "--rate", "5000", "--intervals", "1s") as url:
+        page.goto(url)
+        first = _poll(
+            lambda: (p := _prices(page)) and len(p) == 1000 and p, "1,000 rows", timeout=120
+        )
+        _poll(
+            lambda: sum(v != first[s] for s, v in _prices(page).items()) >= 100,
+            "a hundred prices to change",
+            timeout=120,
+        )
+        page.fill("#filter", "AAPL")
+        _poll(lambda: "AAPL" in _prices(page) and len(_prices(page)) < 10, "the filter")
+        page.fill("#filter", "")
+        _shot(page, "watchlist-1000")

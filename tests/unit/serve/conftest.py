@@ -1,0 +1,55 @@
+"""A lake filled by the real embedded pipeline, and clients of the dashboard over it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from marketpulse.alerts import load_rules
+from marketpulse.feeds import Simulator
+from marketpulse.pipeline import EmbeddedPipeline, Metrics, PipelineOptions
+from marketpulse.stream import ProcessorSettings
+
+#: Rules that fire often on a simulated market.
+RULES = """
+rules:
+  - name: jump
+    type: pct_change
+    window: 1
+    threshold: 0.02
+    severity: critical
+    intervals: [1s]
+    cooldown: 20
+  - name: macd_turn
+    type: macd_cross
+    intervals: [1s]
+    cooldown: 1
+"""
+
+SYMBOLS = 6
+START_NS = (int(time.time()) - 3600) // 60 * 60 * 1_000_000_000
+
+
+@pytest.fixture(scope="session")
+def rules_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rules") / "rules.yaml"
+    path.write_text(RULES)
+    return path
+
+
+@pytest.fixture(scope="session")
+def filled_lake(tmp_path_factory, rules_file):
+    """Ten simulated minutes of 6 symbols through the pipeline into a fresh lake."""
+    root = tmp_path_factory.mktemp("lake")
+    feed = Simulator(
+        symbols=SYMBOLS, rate=60.0, seed=11, start_ts=START_NS, realtime=False, max_events=36_000
+    )
+    options = PipelineOptions(
+        lake=str(root),
+        rules=load_rules(rules_file),
+        processor=ProcessorSettings(intervals=("1s", "1m")),
+    )
+    metrics = Metrics()
+    EmbeddedPipeline(feed, options, metrics).run()
+    return root, metrics.snapshot()

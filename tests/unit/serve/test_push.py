@@ -1,0 +1,143 @@
+"""WebSocket push: conflation per client, and clients that cannot keep up."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from websockets.sync.client import connect
+
+from marketpulse.feeds import Simulator
+from marketpulse.models import Alert
+from marketpulse.pipeline import Metrics
+from marketpulse.serve import DashboardServer, LakeData, LiveMarket, ServeSettings, create_app
+from marketpulse.serve.push import Conflator
+
+
+def _market(symbols: int) -> tuple[LiveMarket, object]:
+    """A live market and an endless source of its simulated trade batches."""
+    feed = Simulator(symbols=symbols, rate=50_000.0, seed=5, realtime=False, batch_size=4096)
+    return LiveMarket("1s", Metrics()), iter(feed.batches())
+
+
+def test_conflator_sends_changed_rows_only_and_the_latest_value_wins():
+    conflator = Conflator()
+    first = [{"symbol": "A", "last": 1.0}, {"symbol": "B", "last": 2.0}]
+    assert conflator.changes(first) == first
+    assert conflator.changes(first) == []
+    # many updates between two sends: the client gets the last one, once
+    for price in (1.1, 1.2, 1.3):
+        latest = [{"symbol": "A", "last": price}, {"symbol": "B", "last": 2.0}]
+    assert conflator.changes(latest) == [{"symbol": "A", "last": 1.3}]
+    assert conflator.changes(latest) == []
+
+
+def _receive_until(ws, predicate, messages=200):
+    for _ in range(messages):
+        message = ws.receive_json()
+        if predicate(message):
+            return message
+    pytest.fail(f"no matching message in {messages}")
+
+
+def test_websocket_pushes_a_snapshot_then_changed_prices_and_new_alerts(tmp_path):
+    market, batches = _market(20)
+    for _ in range(3):
+        market.trades(next(batches).data)
+    lake = LakeData(tmp_path)
+    app = create_app(ServeSettings(updates_per_s=50), lake, market)
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        snapshot = ws.receive_json()
+        assert snapshot["type"] == "snapshot"
+        assert {r["symbol"] for r in snapshot["rows"]} == {r.symbol for r in market.rows()}
+        assert snapshot["figures"]["source"] == "pipeline"
+        for _ in range(5):
+            market.trades(next(batches).data)
+        latest = {r.symbol: r.last for r in market.rows()}
+        seen: dict[str, float] = {r["symbol"]: r["last"] for r in snapshot["rows"]}
+
+        def caught_up(message):
+            seen.update({r["symbol"]: r["last"] for r in message["rows"]})
+            return seen == latest
+
+        _receive_until(ws, caught_up)
+        # once caught up, unchanged rows are not sent again
+        quiet = ws.receive_json()
+        assert quiet["type"] == "update" and quiet["rows"] == []
+        alert = Alert("a-1", "jump", "AAPL", "1s", 1_700_000_000 * 10**9, "critical", "up 3%")
+        market.alerts([alert])
+        message = _receive_until(ws, lambda m: m["alerts"])
+        assert [a["id"] for a in message["alerts"]] == ["a-1"]
+        assert message["alerts"][0]["severity"] == "critical"
+        assert any(r["symbol"] == "AAPL" and r["alert"].startswith("jump") for r in message["rows"])
+    lake.close()
+
+
+def _stalled_client(port: int) -> socket.socket:
+    """Open a WebSocket that never reads what it is sent."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def test_a_stalled_client_neither_slows_the_pipeline_nor_other_clients_and_is_dropped(tmp_path):
+    market, batches = _market(1000)
+    market.trades(next(batches).data)
+    settings = ServeSettings(port=0, updates_per_s=50, send_timeout_s=0.5)
+    lake = LakeData(tmp_path)
+    with DashboardServer(create_app(settings, lake, market), settings) as server:
+        stalled = _stalled_client(server.port)
+        stop = threading.Event()
+        applied = [0]
+
+        def pipeline() -> None:  # keeps every symbol's price moving
+            while not stop.is_set():
+                market.trades(next(batches).data)
+                applied[0] += 1
+
+        feeder = threading.Thread(target=pipeline, daemon=True)
+        feeder.start()
+        try:
+            with connect(f"ws://127.0.0.1:{server.port}/ws", max_size=None) as reader:
+                # the reading client keeps getting fresh prices while the other one stalls
+                seen_at = [applied[0]]
+                for _ in range(20):
+                    message = json.loads(reader.recv(timeout=30))
+                    if message["rows"]:
+                        seen_at.append(applied[0])
+                assert seen_at[-1] > seen_at[0]
+            # the server gives up on the stalled client and counts it
+            url = f"http://127.0.0.1:{server.port}/api/pipeline?dead_letters=0"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                clients = httpx.get(url).json()["clients"]
+                if clients == {"connected": 0, "dropped": 1}:
+                    break
+                time.sleep(0.05)
+            assert clients == {"connected": 0, "dropped": 1}
+            metrics = httpx.get(f"http://127.0.0.1:{server.port}/metrics").text
+            assert "marketpulse_dashboard_clients_dropped_total 1.0" in metrics
+        finally:
+            stop.set()
+            feeder.join(10)
+            stalled.close()
+    lake.close()
+    assert not feeder.is_alive()
