@@ -623,21 +623,36 @@ class KafkaConsumer(Consumer):
         self._on_lost = on_lost or on_revoke
         self.topics = topics
         self.group = config["group.id"]
+        self._callback_error: Exception | None = None
         self._consumer.subscribe(
             topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )
 
+    # An exception must not leave a rebalance callback: the client would raise
+    # it mangled (not as an exception) from the consume() that ran the callback.
+    # It is kept and raised from poll() instead.
+
     def _assigned(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
-        if self._on_assign is not None and partitions:
-            self._on_assign([_tp(p) for p in partitions])
+        self._call_back(self._on_assign, partitions)
 
     def _revoked(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
-        if self._on_revoke is not None and partitions:
-            self._on_revoke([_tp(p) for p in partitions])
+        self._call_back(self._on_revoke, partitions)
 
     def _lost(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
-        if self._on_lost is not None and partitions:
-            self._on_lost([_tp(p) for p in partitions])
+        self._call_back(self._on_lost, partitions)
+
+    def _call_back(self, callback: Rebalance | None, partitions: list[ck.TopicPartition]) -> None:
+        if callback is None or not partitions or self._callback_error is not None:
+            return
+        try:
+            callback([_tp(p) for p in partitions])
+        except Exception as exc:  # noqa: BLE001 - raised again by poll()
+            self._callback_error = exc
+
+    def _raise_callback_error(self) -> None:
+        error, self._callback_error = self._callback_error, None
+        if error is not None:
+            raise error
 
     def poll(self, max_records: int = 65536, timeout: float = 0.1) -> list[Batch]:
         """Return the next records as one batch per partition (in offset order)."""
@@ -652,6 +667,7 @@ class KafkaConsumer(Consumer):
                     records += consume(max_records - 1, 0)
         except ck.KafkaException as exc:
             raise BusError(f"consume from {', '.join(self.topics)}: {exc.args[0].str()}") from None
+        self._raise_callback_error()
         if not records:
             return []
         groups: dict[tuple[str, int], list[ck.Message]] = {}
@@ -727,8 +743,9 @@ class KafkaConsumer(Consumer):
         return self._consumer.consumer_group_metadata()
 
     def close(self) -> None:
-        """Leave the group."""
+        """Leave the group (a failure of the last revoke callback is raised here)."""
         self._consumer.close()
+        self._raise_callback_error()
 
 
 def read_partition(
@@ -742,12 +759,21 @@ def read_partition(
         BusError: the end was not reached within ``timeout`` seconds.
     """
     tp = ck.TopicPartition(topic, partition)
-    low, high = reader.get_watermark_offsets(tp, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:  # a topic created a moment ago may have no leader yet
+        try:
+            low, high = reader.get_watermark_offsets(tp, timeout=timeout)
+            break
+        except ck.KafkaException as exc:
+            error = exc.args[0]
+            if not error.retriable() or time.monotonic() >= deadline:
+                message = f"{topic}[{partition}]: cannot read offsets: {error.str()}"
+                raise BusError(message) from None
+            time.sleep(0.1)
     values: dict[bytes, bytes] = {}
     if high <= low:
         return values
     reader.assign([ck.TopicPartition(topic, partition, low)])
-    deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             done = False

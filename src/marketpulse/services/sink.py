@@ -22,6 +22,7 @@ from marketpulse.bus.base import Batch, TopicPartition, values_of
 from marketpulse.bus.codec import decode_dead_letters, decode_rows
 from marketpulse.bus.kafka import KafkaBus, KafkaConsumer
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
+from marketpulse.exceptions import BusError
 from marketpulse.models import DLQ_SCHEMA
 from marketpulse.sinks.base import Sink, SourceRange
 
@@ -55,6 +56,7 @@ class SinkServiceStats:
     rows: dict[str, int] = field(default_factory=dict)
     undecodable: int = 0
     commits: int = 0
+    failed_commits: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
@@ -65,6 +67,7 @@ class SinkServiceStats:
         return (
             f"{self.records:,} records ({rate:,.0f}/s): {tables}; "
             f"{self.undecodable} undecodable; {self.commits} commits"
+            + (f" ({self.failed_commits} failed)" if self.failed_commits else "")
         )
 
 
@@ -184,9 +187,17 @@ class SinkService:
         assert self._consumer is not None
         self.sink.flush()
         if self._pending:
-            self._consumer.commit(self._pending)
-            self._pending = {}
-            self.stats.commits += 1
+            pending, self._pending = self._pending, {}
+            try:
+                self._consumer.commit(pending)
+            except BusError as exc:
+                # e.g. the member was dropped while the broker was away; the rows are
+                # durable, and reading them again rewrites the same files
+                logger.warning("sink %s: %s; records since the last commit will be written "
+                               "again, to the same files", self.sink.name, exc)  # fmt: skip
+                self.stats.failed_commits += 1
+            else:
+                self.stats.commits += 1
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         self._flush()
