@@ -205,6 +205,10 @@ def test_symbol_page_draws_candles_rsi_and_macd(dashboard, page):
     assert page.locator("#chart g.trace.boxes path").count() > 100
     assert page.locator("#chart .yaxislayer-above .y3tick").count() > 0
     assert page.locator("#chart .yaxislayer-above .y4tick").count() > 0
+    # then extended live: bars pushed by the WebSocket as they close
+    newest = int(chart.get_attribute("data-newest"))
+    _poll(lambda: int(chart.get_attribute("data-live") or 0) >= 2, "bars pushed live")
+    _poll(lambda: int(chart.get_attribute("data-newest")) > newest, "a newer candle")
     # the interval switch reloads the chart with minute bars
     page.click("#intervals button[data-interval='1m']")
     _poll(lambda: 0 < int(chart.get_attribute("data-bars") or 0) <= 20, "minute bars")
@@ -227,10 +231,24 @@ def test_alerts_page_shows_an_alert_raised_during_the_test(dashboard, page):
         "an alert raised after the test started",
     )
     assert fresh
+
+    def shown(column: int) -> list[str]:
+        return page.eval_on_selector_all(
+            "#alerts tbody tr", f"rows => rows.map(r => r.cells[{column}].textContent)"
+        )
+
     page.select_option("#rule", "jump")
-    rules = page.eval_on_selector_all("#alerts tbody tr", "rows => rows.map(r => r.dataset.rule)")
-    assert rules and set(rules) == {"jump"}
+    assert set(shown(3)) == {"jump"}
     page.select_option("#rule", "")
+    page.select_option("#severity", "info")
+    assert set(shown(4)) == {"info"}  # macd_turn alerts are info
+    page.select_option("#severity", "")
+    symbol = max(shown(1), key=len)  # the box matches parts of symbols
+    everything = len(shown(1))
+    page.fill("#symbol", symbol)
+    assert symbol in shown(1) and all(symbol in s for s in shown(1))
+    assert len(shown(1)) < everything
+    page.fill("#symbol", "")
     _shot(page, "alerts")
 
 

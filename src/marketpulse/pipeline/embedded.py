@@ -200,6 +200,7 @@ class EmbeddedPipeline:
             dlq=len(out.dead), rejected=rejected,
         )  # fmt: skip
         if self.view is not None:
+            self.view.bars(out.bars)
             self.view.indicators(out.indicators)
             self.view.alerts(out.alerts)
 

@@ -91,6 +91,9 @@ class MarketView:
                 row.last = float(price[last_at[code]])
                 row.volume += float(volume[code])
 
+    def bars(self, table: pa.Table) -> None:
+        """Take closed bars; this view shows none (views that chart them override this)."""
+
     def indicators(self, table: pa.Table) -> None:
         """Take the latest indicators of the view's interval."""
         if table.num_rows == 0:

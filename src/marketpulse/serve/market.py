@@ -14,14 +14,21 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from marketpulse.models import Alert
 from marketpulse.pipeline import MarketView, Metrics, SymbolRow
-from marketpulse.serve.lake_data import LakeData
+from marketpulse.serve.lake_data import LakeData, to_records
 
 __all__ = ["LakeMarket", "LiveMarket", "MarketSource", "alert_record", "row_record"]
 
 #: Alerts kept for clients that connect later.
 _KEEP_ALERTS = 1000
+
+#: Newest output tables (bars, indicators) kept for clients charting a symbol live;
+#: tables are kept as the pipeline made them, and filtered only when a client asks.
+_KEEP_TABLES = 256
 
 
 def _num(value: float | None) -> float | None:
@@ -68,6 +75,9 @@ class MarketSource(Protocol):
     def figures(self) -> dict[str, Any]:
         """Return the pipeline's figures."""
 
+    def series_after(self, symbol: str, seq: int) -> tuple[int, list[dict], list[dict]]:
+        """Return the newest sequence number and the bars and indicator rows after ``seq``."""
+
 
 class LiveMarket(MarketView):
     """The market view of a running pipeline, which also keeps its recent alerts.
@@ -84,6 +94,40 @@ class LiveMarket(MarketView):
         self._seq = itertools.count(1)
         self._last_seq = 0
         self._log_lock = threading.Lock()
+        self._tables: deque[tuple[int, bool, pa.Table]] = deque(maxlen=_KEEP_TABLES)
+        self._series_seq = 0
+
+    def bars(self, table: pa.Table) -> None:
+        """Keep the newest closed bars of each symbol."""
+        self._remember(table, is_bar=True)
+
+    def indicators(self, table: pa.Table) -> None:
+        """Take the latest indicators for the watchlist; keep each symbol's newest rows."""
+        super().indicators(table)
+        self._remember(table, is_bar=False)
+
+    def _remember(self, table: pa.Table, is_bar: bool) -> None:
+        if table.num_rows == 0:
+            return
+        with self._log_lock:  # the pipeline's thread only appends a reference
+            self._series_seq += 1
+            self._tables.append((self._series_seq, is_bar, table))
+
+    def series_after(self, symbol: str, seq: int) -> tuple[int, list[dict], list[dict]]:
+        """Return the newest sequence number and the bars and indicator rows after ``seq``.
+
+        Only the newest tables are kept: a client reads older rows from the lake.
+        """
+        with self._log_lock:
+            newer = [(is_bar, table) for n, is_bar, table in self._tables if n > seq]
+            last = self._series_seq
+        bars: list[dict] = []
+        rows: list[dict] = []
+        for is_bar, table in newer:
+            picked = table.filter(pc.equal(table.column("symbol"), symbol))
+            if picked.num_rows:
+                (bars if is_bar else rows).extend(to_records(picked))
+        return last, bars, rows
 
     def alerts(self, alerts: list[Alert]) -> None:
         """Remember the latest alert of each symbol, and log every alert."""
@@ -183,6 +227,10 @@ class LakeMarket:
         self._refresh()
         with self._lock:
             return self._last_seq, [record for n, record in self._alerts if n > seq]
+
+    def series_after(self, symbol: str, seq: int) -> tuple[int, list[dict], list[dict]]:
+        """Return nothing: charts read bars from the lake itself."""
+        return seq, [], []
 
     def figures(self) -> dict[str, Any]:
         """Return what the lake knows of the pipeline (no live rates)."""

@@ -8,13 +8,16 @@ client that does not take an update within ``send_timeout_s`` is dropped.
 
 Messages (JSON): first ``{"type": "snapshot", "rows": [...], "alerts": [...],
 "figures": {...}}``, then ``{"type": "update", ...}`` with the changed rows,
-the new alerts and the figures.
+the new alerts and the figures. A client that sends ``{"symbol": "AAPL"}``
+also gets that symbol's newly closed ``bars`` and ``indicators`` rows (every
+interval), starting with the few the server keeps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import Any
@@ -79,7 +82,9 @@ async def stream_to(
     """
     period = 1.0 / updates_per_s
     conflator = Conflator()
-    receiver = asyncio.create_task(_drain(websocket))
+    watch: dict[str, Any] = {"symbol": None}
+    receiver = asyncio.create_task(_drain(websocket, watch))
+    watching, series_seq = None, 0
     clients.connected += 1
     try:
         seq, alerts = await run_in_threadpool(source.alerts_after, 0)
@@ -104,6 +109,13 @@ async def stream_to(
                 "alerts": alerts,
                 "figures": await run_in_threadpool(source.figures),
             }
+            if watch["symbol"] != watching:
+                watching, series_seq = watch["symbol"], 0
+            if watching is not None:
+                series_seq, bars, indicators = await run_in_threadpool(
+                    source.series_after, watching, series_seq
+                )
+                message.update(symbol=watching, bars=bars, indicators=indicators)
     except TimeoutError:
         logger.warning("dropping a WebSocket client that took over %.1f s to take an update",
                        send_timeout_s)  # fmt: skip
@@ -117,12 +129,19 @@ async def stream_to(
         receiver.cancel()
 
 
-async def _drain(websocket: WebSocket) -> None:
-    """Read (and ignore) what the client sends, so that its close is noticed."""
+async def _drain(websocket: WebSocket, watch: dict[str, Any]) -> None:
+    """Read what the client sends: the symbol it charts, and its close."""
     try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
+            try:
+                asked = json.loads(message.get("text") or "{}")
+            except ValueError:
+                continue  # not ours to judge: keep serving the client
+            symbol = asked.get("symbol") if isinstance(asked, dict) else None
+            if symbol is None or isinstance(symbol, str):
+                watch["symbol"] = symbol
     except (WebSocketDisconnect, RuntimeError):
         return

@@ -16,9 +16,10 @@ from websockets.sync.client import connect
 
 from marketpulse.feeds import Simulator
 from marketpulse.models import Alert
-from marketpulse.pipeline import Metrics
+from marketpulse.pipeline import EmbeddedPipeline, Metrics, PipelineOptions
 from marketpulse.serve import DashboardServer, LakeData, LiveMarket, ServeSettings, create_app
 from marketpulse.serve.push import Conflator
+from marketpulse.stream import ProcessorSettings
 
 
 def _market(symbols: int) -> tuple[LiveMarket, object]:
@@ -141,3 +142,33 @@ def test_a_stalled_client_neither_slows_the_pipeline_nor_other_clients_and_is_dr
             stalled.close()
     lake.close()
     assert not feeder.is_alive()
+
+
+def test_a_client_charting_a_symbol_gets_its_bars_as_they_close(tmp_path):
+    market = LiveMarket("1s", Metrics())
+    feed = Simulator(symbols=4, rate=400.0, seed=2, realtime=False, max_events=8_000)
+    options = PipelineOptions(lake=str(tmp_path / "lake"), processor=ProcessorSettings(("1s",)))
+    lake = LakeData(tmp_path / "lake")
+    app = create_app(ServeSettings(updates_per_s=50), lake, market)
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["type"] == "snapshot"
+        assert "bars" not in ws.receive_json()  # nothing asked yet
+        EmbeddedPipeline(feed, options, market.metrics, market).run()
+        symbol = market.rows()[0].symbol
+        ws.send_json({"symbol": symbol})
+        message = _receive_until(ws, lambda m: m.get("bars"))
+        assert message["symbol"] == symbol
+        bars, rows = message["bars"], message["indicators"]
+        assert {b["symbol"] for b in bars} == {symbol} and {r["symbol"] for r in rows} == {symbol}
+        starts = [b["start"] for b in bars]
+        assert starts == sorted(starts) and len(set(starts)) == len(starts)
+        assert rows and max(r["ts"] for r in rows) == starts[-1] + 1_000_000_000 == bars[-1]["end"]
+        assert all(r["rsi_14"] is None or 0 <= r["rsi_14"] <= 100 for r in rows)
+        # what was sent is not sent again; another symbol's series comes on request
+        later = ws.receive_json()
+        assert later["symbol"] == symbol and later["bars"] == []
+        other = market.rows()[1].symbol
+        ws.send_json({"symbol": other})
+        message = _receive_until(ws, lambda m: m.get("symbol") == other and m["bars"])
+        assert {b["symbol"] for b in message["bars"]} == {other}
+    lake.close()

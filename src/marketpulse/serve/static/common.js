@@ -36,12 +36,17 @@ const MP = (() => {
   }
 
   // Connects to /ws and calls onMessage with each message; reconnects after a drop.
-  function live(onMessage) {
+  // onOpen(socket), if given, is called on each (re)connection, e.g. to subscribe.
+  function live(onMessage, onOpen) {
     const status = document.getElementById("status");
     let messages = 0;
     function open() {
       const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
-      ws.onopen = () => { status.textContent = "live"; status.className = "status live"; };
+      ws.onopen = () => {
+        status.textContent = "live";
+        status.className = "status live";
+        if (onOpen) onOpen(ws);
+      };
       ws.onmessage = (event) => {
         messages += 1;
         document.body.dataset.messages = messages;

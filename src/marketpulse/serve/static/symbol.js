@@ -1,13 +1,14 @@
 // Symbol page: candles with overlays, volume, RSI and MACD panes and alert markers.
-// History comes from the lake (/api/bars, /api/indicators, /api/alerts) and is
-// re-read every few seconds as the sink writes new bars; the last price is live.
+// History comes from the lake (/api/bars, /api/indicators, /api/alerts), then the
+// WebSocket pushes each bar and indicator row as it closes; the lake is re-read
+// every few seconds to fill gaps.
 "use strict";
 MP.nav();
 const params = new URLSearchParams(location.search);
 let symbol = params.get("symbol");
 let interval = params.get("interval");
 const chart = document.getElementById("chart");
-const REFRESH_MS = 3000;
+const REFRESH_MS = 5000;
 const BARS = 600;
 
 const when = (ns) => new Date(ns / 1e6);
@@ -65,22 +66,81 @@ function traces(bars, rows, alerts) {
 const UNITS = { s: 1e9, m: 60e9, h: 3600e9, d: 86400e9 };
 function intervalNs(name) { return Number(name.slice(0, -1)) * UNITS[name.slice(-1)]; }
 
-async function draw() {
+// The chart's data: bars by start, indicator rows by ts, alerts by id; filled from the
+// lake, then extended by the bars the WebSocket pushes as they close.
+let barsByStart = new Map(), rowsByTs = new Map(), alertsById = new Map();
+let socket = null, liveBars = 0, frame = 0;
+
+function keepLatest(map) {
+  if (map.size <= BARS) return map;
+  return new Map([...map.entries()].sort((a, b) => a[0] - b[0]).slice(-BARS));
+}
+
+function reset() {
+  barsByStart = new Map();
+  rowsByTs = new Map();
+  alertsById = new Map();
+  liveBars = 0;
+  chart.dataset.live = 0;
+}
+
+function subscribe() {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ symbol }));
+}
+
+async function load() {
   if (!symbol || !interval) return;
+  const asked = symbol + interval;
   const q = "symbol=" + encodeURIComponent(symbol) + "&interval=" + encodeURIComponent(interval);
   const [bars, rows, alerts] = await Promise.all([
     MP.getJSON("/api/bars?" + q + "&limit=" + BARS),
     MP.getJSON("/api/indicators?" + q + "&limit=" + BARS),
     MP.getJSON("/api/alerts?symbol=" + encodeURIComponent(symbol) + "&limit=500"),
   ]);
+  if (asked !== symbol + interval) return;  // switched meanwhile
+  for (const b of bars) barsByStart.set(b.start, b);
+  for (const r of rows) rowsByTs.set(r.ts, r);
+  for (const a of alerts) alertsById.set(a.id, a);
+  await draw();
+}
+
+async function draw() {
+  frame = 0;
+  barsByStart = keepLatest(barsByStart);
+  rowsByTs = keepLatest(rowsByTs);
+  const bars = [...barsByStart.values()].sort((a, b) => a.start - b.start);
+  const rows = [...rowsByTs.values()].sort((a, b) => a.ts - b.ts);
   const first = bars.length ? bars[0].start : 0;
-  const shown = alerts.filter((a) => a.interval === interval && a.ts > first);
+  const shown = [...alertsById.values()].filter((a) => a.interval === interval && a.ts > first);
   const maxVolume = bars.reduce((m, b) => Math.max(m, b.volume), 0);
   await Plotly.react(chart, traces(bars, rows, shown), layout(maxVolume), { responsive: true, displaylogo: false });
   chart.dataset.bars = bars.length;
   chart.dataset.rsi = rows.filter((r) => r.rsi_14 !== null).length;
   chart.dataset.macd = rows.filter((r) => r.macd !== null).length;
+  chart.dataset.newest = bars.length ? bars[bars.length - 1].start : 0;
   document.getElementById("info").textContent = bars.length + " bars, " + shown.length + " alerts";
+}
+
+function live(message) {
+  const row = message.rows.find((r) => r.symbol === symbol);
+  if (row) document.getElementById("last").textContent = "last " + MP.fmt(row.last, 2) + " (" + MP.signed(row.change_pct, 2, "%") + ")";
+  let changed = false;
+  for (const a of message.alerts) {
+    if (a.symbol === symbol) { alertsById.set(a.id, a); changed = true; }
+  }
+  if (message.symbol === symbol) {
+    for (const b of message.bars) {
+      if (b.interval !== interval) continue;
+      if (!barsByStart.has(b.start)) liveBars += 1;
+      barsByStart.set(b.start, b);
+      changed = true;
+    }
+    for (const r of message.indicators) {
+      if (r.interval === interval) { rowsByTs.set(r.ts, r); changed = true; }
+    }
+    chart.dataset.live = liveBars;
+  }
+  if (changed && !frame && barsByStart.size) frame = requestAnimationFrame(() => draw());
 }
 
 async function setup() {
@@ -89,10 +149,19 @@ async function setup() {
   for (const s of symbols) select.add(new Option(s.symbol, s.symbol));
   if (!symbol && symbols.length) symbol = symbols[0].symbol;
   select.value = symbol;
-  select.addEventListener("change", () => { symbol = select.value; history.replaceState(null, "", "?symbol=" + symbol); setIntervals(symbols); draw(); });
+  select.addEventListener("change", () => {
+    symbol = select.value;
+    history.replaceState(null, "", "?symbol=" + symbol);
+    setIntervals(symbols);
+    reset();
+    subscribe();
+    load();
+  });
   setIntervals(symbols);
-  await draw();
-  setInterval(() => draw().catch((e) => console.error(e)), REFRESH_MS);
+  subscribe();
+  await load();
+  // the lake fills gaps (and is the only source when no pipeline runs here)
+  setInterval(() => load().catch((e) => console.error(e)), REFRESH_MS);
 }
 
 function setIntervals(symbols) {
@@ -110,14 +179,12 @@ function setIntervals(symbols) {
       interval = name;
       for (const other of box.children) other.className = other === button ? "active" : "";
       history.replaceState(null, "", "?symbol=" + symbol + "&interval=" + interval);
-      draw();
+      reset();
+      load();
     });
     box.appendChild(button);
   }
 }
 
-MP.live((message) => {
-  const row = message.rows.find((r) => r.symbol === symbol);
-  if (row) document.getElementById("last").textContent = "last " + MP.fmt(row.last, 2) + " (" + MP.signed(row.change_pct, 2, "%") + ")";
-});
+MP.live(live, (ws) => { socket = ws; subscribe(); });
 setup().catch((e) => { document.getElementById("info").textContent = String(e); });
