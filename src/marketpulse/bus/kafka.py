@@ -748,6 +748,17 @@ class KafkaConsumer(Consumer):
         self._raise_callback_error()
 
 
+#: Errors of a partition whose leader is not known yet (a topic created a moment ago).
+_LEADER_MOVING = frozenset(
+    {
+        ck.KafkaError.NOT_LEADER_FOR_PARTITION,
+        ck.KafkaError.LEADER_NOT_AVAILABLE,
+        ck.KafkaError.UNKNOWN_TOPIC_OR_PART,
+        ck.KafkaError._UNKNOWN_PARTITION,
+    }
+)
+
+
 def read_partition(
     reader: ck.Consumer, topic: str, partition: int, timeout: float = 60.0
 ) -> dict[bytes, bytes]:
@@ -766,7 +777,8 @@ def read_partition(
             break
         except ck.KafkaException as exc:
             error = exc.args[0]
-            if not error.retriable() or time.monotonic() >= deadline:
+            waiting = error.retriable() or error.code() in _LEADER_MOVING
+            if not waiting or time.monotonic() >= deadline:
                 message = f"{topic}[{partition}]: cannot read offsets: {error.str()}"
                 raise BusError(message) from None
             time.sleep(0.1)
