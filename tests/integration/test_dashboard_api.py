@@ -148,3 +148,75 @@ def test_run_serves_live_metrics_until_stopped(tmp_path):
     assert out.strip().splitlines()[-1].startswith("done: ticks in ")
     with pytest.raises(httpx.ConnectError):  # the dashboard stops with the pipeline
         httpx.get(url + "healthz")
+
+
+def test_run_beyond_loopback_needs_a_token_and_a_busy_port_only_warns(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    base = [
+        sys.executable, "-m", "marketpulse", "run", "--symbols", "3", "--rate", "500",
+        "--lake", str(tmp_path / "lake"), "--alerts-file", str(tmp_path / "a.jsonl"),
+    ]  # fmt: skip
+    refused = subprocess.run(
+        [*base, "--host", "0.0.0.0", "--duration", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: --host 0.0.0.0: serving beyond this machine requires a token "
+        "(--token or MARKETPULSE_DASHBOARD_TOKEN)"
+    ]
+    assert not (tmp_path / "lake").exists()  # refused before anything ran
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = subprocess.run(
+            [*base, "--port", str(taken.getsockname()[1]), "--duration", "2"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+    assert busy.returncode == 0, busy.stderr
+    assert "running without the dashboard" in busy.stderr
+    assert "dashboard:" not in busy.stdout
+    assert busy.stdout.strip().splitlines()[-1].startswith("done: ticks in ")
+
+
+def test_dashboard_follows_the_output_topics_of_a_pipeline_on_kafka(
+    tmp_path, kafka_bootstrap, topic_prefix
+):
+    lake = tmp_path / "lake"
+    pipeline, _ = _start(
+        tmp_path, "run", "--kafka", kafka_bootstrap, "--topic-prefix", topic_prefix,
+        "--symbols", "6", "--rate", "2000", "--intervals", "1s,1m", "--lake", lake,
+        "--alerts-file", tmp_path / "a.jsonl", "--port", "0", "--duration", "120",
+    )  # fmt: skip
+    try:
+        process, url = _start(
+            tmp_path, "dashboard", "--kafka", kafka_bootstrap, "--topic-prefix", topic_prefix,
+            "--lake", lake, "--port", _free_port(), "--interval", "1s",
+        )  # fmt: skip
+        try:
+            rows = _poll(
+                lambda: (r := httpx.get(url + "api/watchlist").json()) and len(r) == 6 and r,
+                "a row per symbol from the bars topic",
+            )
+            assert all(r["last"] > 0 and r["volume"] > 0 for r in rows)
+            figures = _poll(
+                lambda: (
+                    (f := httpx.get(url + "api/pipeline").json()["figures"]).get("lag")
+                    and f["ticks_in"] > 0
+                    and f
+                ),
+                "lag and a tick count",
+            )
+            assert {name.split("[")[0] for name in figures["lag"]} == {
+                f"{topic_prefix}{t}" for t in ("bars", "indicators", "alerts", "dlq")
+            }
+            assert figures["bars"] > 0 and figures["undecodable"] == 0
+            _poll(
+                lambda: any(r["rsi"] is not None for r in httpx.get(url + "api/watchlist").json()),
+                "RSI from the indicators topic",
+            )
+        finally:
+            out = _stop(process)
+        assert "dashboard stopped" in out
+    finally:
+        _stop(pipeline)

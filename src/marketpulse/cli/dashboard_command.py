@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,10 +10,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, console, settings_from
-from marketpulse.config import Secret
+from marketpulse.cli.kafka_options import PREFIX_OPTION
+from marketpulse.config import Secret, Settings
 
 if TYPE_CHECKING:
-    from marketpulse.serve import ServeSettings
+    from marketpulse.serve import Dashboard, ServeSettings
 
 __all__ = [
     "HOST_OPTION",
@@ -63,23 +65,55 @@ def dashboard(
     duration: float = typer.Option(
         None, "--duration", help="Stop after this many seconds [default: run until Ctrl-C]."
     ),
+    kafka: str = typer.Option(
+        None,
+        "--kafka",
+        metavar="BOOTSTRAP",
+        help="Follow the output topics of a pipeline on this Kafka cluster (host:port[,...]) "
+        "for the live pages; history still comes from the lake.",
+    ),
+    topic_prefix: str = PREFIX_OPTION,
     lake: str = LAKE_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Serve the web dashboard and REST API over the lake, until Ctrl-C.
 
     Pages: watchlist, symbol charts with indicators, alerts, pipeline; the API
-    is described at /docs. Everything is read from the lake, so the pages
-    follow a pipeline that writes to it (marketpulse run, or the lake sink).
+    is described at /docs. History is read from the lake; the live pages follow
+    the lake too, or with --kafka the output topics of a pipeline on Kafka
+    (with the consumer's lag per partition on the pipeline page).
     """
     from marketpulse.serve import Dashboard
 
-    settings = settings_from(config, lake=lake)
+    settings = settings_from(
+        config, lake=lake, **{"kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix}
+    )
     serve = serve_settings(host, port, token, updates_per_s)
-    with Dashboard.from_lake(settings.lake, serve, interval) as board:
-        console.print(f"dashboard: {board.url} (lake {settings.lake}; Ctrl-C to stop)")
+    with contextlib.ExitStack() as stack:
+        if kafka is None:
+            board = Dashboard.from_lake(settings.lake, serve, interval)
+        else:
+            board = _following_topics(settings, serve, interval, stack)
+        stack.enter_context(board)
+        source = f"topics {settings.kafka.bootstrap}" if kafka else f"lake {settings.lake}"
+        console.print(f"dashboard: {board.url} ({source}; Ctrl-C to stop)")
         try:
             threading.Event().wait(duration)
         except KeyboardInterrupt:
             pass
     console.print("dashboard stopped")
+
+
+def _following_topics(
+    settings: Settings, serve: ServeSettings, interval: str | None, stack: contextlib.ExitStack
+) -> Dashboard:
+    from marketpulse.cli.kafka_options import open_bus
+    from marketpulse.pipeline import Metrics
+    from marketpulse.serve import Dashboard, LiveMarket, TopicsFeed
+
+    if interval is not None:
+        Dashboard.check_interval(interval)
+    bus, topics = open_bus(settings)
+    market = LiveMarket(interval or settings.intervals[0], Metrics())
+    stack.enter_context(TopicsFeed(bus, topics, market))
+    return Dashboard.for_pipeline(settings.lake, market, serve)

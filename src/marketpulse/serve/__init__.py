@@ -15,6 +15,7 @@ from marketpulse.serve.lake_data import LakeData
 from marketpulse.serve.market import LakeMarket, LiveMarket
 from marketpulse.serve.server import DashboardServer
 from marketpulse.serve.settings import ServeSettings
+from marketpulse.serve.topics_feed import TopicsFeed
 
 __all__ = [
     "Dashboard",
@@ -24,5 +25,6 @@ __all__ = [
     "LiveMarket",
     "ServeError",
     "ServeSettings",
+    "TopicsFeed",
     "create_app",
 ]

@@ -45,6 +45,13 @@ class Dashboard:
         """Return the dashboard of a running pipeline that updates ``market``."""
         return cls(LakeData(lake_root), market, settings, market.metrics)
 
+    @staticmethod
+    def check_interval(interval: str) -> None:
+        """Raise :class:`ServeError` unless ``interval`` is a bar interval."""
+        if interval not in INTERVALS:
+            known = ", ".join(INTERVALS)
+            raise ServeError(f"--interval: unknown interval {interval!r} (known: {known})")
+
     @classmethod
     def from_lake(
         cls, lake_root: str | Path, settings: ServeSettings, interval: str | None = None

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -90,6 +91,8 @@ class LiveMarket(MarketView):
     def __init__(self, interval: str, metrics: Metrics) -> None:
         super().__init__(interval)
         self.metrics = metrics
+        #: More figures for the pipeline page (e.g. consumer lag), merged into :meth:`figures`.
+        self.extra_figures: Callable[[], dict[str, Any]] | None = None
         self._alert_log: deque[tuple[int, dict[str, Any]]] = deque(maxlen=_KEEP_ALERTS)
         self._seq = itertools.count(1)
         self._last_seq = 0
@@ -162,6 +165,7 @@ class LiveMarket(MarketView):
             "rejected": snap.rejected,
             "latency_p50_ms": snap.latency_p50_ms,
             "latency_p99_ms": snap.latency_p99_ms,
+            **(self.extra_figures() if self.extra_figures is not None else {}),
         }
 
 

@@ -8,7 +8,10 @@ function set(id, text) { document.getElementById(id).textContent = text; }
 
 function show(f) {
   if (f.source === "lake") {
-    set("source", "Reading the lake: live rates appear when the dashboard runs with the pipeline (marketpulse run).");
+    set("source", "Reading the lake: live rates appear when the dashboard runs with the pipeline "
+      + "(marketpulse run) or follows its topics (marketpulse dashboard --kafka).");
+  } else if (f.lag) {
+    set("source", "Following the output topics: ticks/s counts the trades of closed bars.");
   }
   if ("ticks_per_s" in f) {
     set("ticks_per_s", MP.fmt(f.ticks_per_s, 0));
@@ -20,12 +23,26 @@ function show(f) {
     times.push(new Date());
     rates.push(f.ticks_per_s);
     if (times.length > KEEP) { times.shift(); rates.shift(); }
-    Plotly.react("rate", [{ type: "scatter", mode: "lines", x: times, y: rates, line: { color: "#4aa3ff" } }], {
+    Plotly.react("rate", [{ type: "scatter", mode: "lines+markers", x: times, y: rates, line: { color: "#4aa3ff" }, marker: { size: 3 } }], {
       paper_bgcolor: "#0f1419", plot_bgcolor: "#0f1419", font: { color: "#d8dee6", size: 11 },
       margin: { l: 60, r: 20, t: 10, b: 30 }, xaxis: { gridcolor: "#26303b" }, yaxis: { gridcolor: "#26303b", rangemode: "tozero" },
     }, { displaylogo: false, responsive: true });
   }
   set("dlq", MP.fmt(f.dlq, 0));
+  if (f.lag) showLag(f.lag);
+}
+
+function showLag(lag) {
+  document.getElementById("lag-box").hidden = false;
+  const fragment = document.createDocumentFragment();
+  for (const [partition, behind] of Object.entries(lag)) {
+    const tr = document.createElement("tr");
+    tr.innerHTML = '<td></td><td class="num"></td>';
+    tr.cells[0].textContent = partition;
+    tr.cells[1].textContent = MP.fmt(behind, 0);
+    fragment.appendChild(tr);
+  }
+  document.querySelector("#lag tbody").replaceChildren(fragment);
 }
 
 async function deadLetters() {
