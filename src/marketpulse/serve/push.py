@@ -8,9 +8,16 @@ client that does not take an update within ``send_timeout_s`` is dropped.
 
 Messages (JSON): first ``{"type": "snapshot", "rows": [...], "alerts": [...],
 "figures": {...}}``, then ``{"type": "update", ...}`` with the changed rows,
-the new alerts and the figures. A client that sends ``{"symbol": "AAPL"}``
-also gets that symbol's newly closed ``bars`` and ``indicators`` rows (every
-interval), starting with the few the server keeps.
+the new alerts and the figures; each message has a number ``n``. A client
+that sends ``{"symbol": "AAPL"}`` also gets that symbol's newly closed
+``bars`` and ``indicators`` rows (every interval), starting with the few the
+server keeps.
+
+A client that acknowledges messages (``{"ack": n}`` once it has handled
+message ``n``; the pages do) has at most one update in flight: the next one is
+composed only once the previous one was handled, so socket buffers never hold
+a queue of stale updates for a client slower than the update rate. A client
+that stops acknowledging for ``send_timeout_s`` is dropped.
 """
 
 from __future__ import annotations
@@ -82,15 +89,17 @@ async def stream_to(
     """
     period = 1.0 / updates_per_s
     conflator = Conflator()
-    watch: dict[str, Any] = {"symbol": None}
+    watch: dict[str, Any] = {"symbol": None, "acked": 0, "acks": False, "ack": asyncio.Event()}
     receiver = asyncio.create_task(_drain(websocket, watch))
     watching, series_seq = None, 0
     clients.connected += 1
     try:
         seq, alerts = await run_in_threadpool(source.alerts_after, 0)
         rows = await run_in_threadpool(source.watchlist)
+        sent = 0
         message = {
             "type": "snapshot",
+            "n": 1,
             "rows": conflator.changes(rows),
             "alerts": alerts[-_BACKLOG_ALERTS:],
             "figures": await run_in_threadpool(source.figures),
@@ -98,13 +107,18 @@ async def stream_to(
         while True:
             started = time.monotonic()
             await asyncio.wait_for(websocket.send_json(message), send_timeout_s)
+            sent += 1
             await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+            while watch["acks"] and watch["acked"] < sent and not receiver.done():
+                watch["ack"].clear()
+                await asyncio.wait_for(watch["ack"].wait(), send_timeout_s)
             if receiver.done():
                 return
             seq, alerts = await run_in_threadpool(source.alerts_after, seq)
             rows = conflator.changes(await run_in_threadpool(source.watchlist))
             message = {
                 "type": "update",
+                "n": sent + 1,
                 "rows": rows,
                 "alerts": alerts,
                 "figures": await run_in_threadpool(source.figures),
@@ -130,7 +144,7 @@ async def stream_to(
 
 
 async def _drain(websocket: WebSocket, watch: dict[str, Any]) -> None:
-    """Read what the client sends: the symbol it charts, and its close."""
+    """Read what the client sends: acknowledgements, the symbol it charts, and its close."""
     try:
         while True:
             message = await websocket.receive()
@@ -140,8 +154,15 @@ async def _drain(websocket: WebSocket, watch: dict[str, Any]) -> None:
                 asked = json.loads(message.get("text") or "{}")
             except ValueError:
                 continue  # not ours to judge: keep serving the client
-            symbol = asked.get("symbol") if isinstance(asked, dict) else None
-            if symbol is None or isinstance(symbol, str):
-                watch["symbol"] = symbol
+            if not isinstance(asked, dict):
+                continue
+            if isinstance(asked.get("ack"), int):
+                watch["acks"] = True
+                watch["acked"] = max(watch["acked"], asked["ack"])
+                watch["ack"].set()
+            if "symbol" in asked and (asked["symbol"] is None or isinstance(asked["symbol"], str)):
+                watch["symbol"] = asked["symbol"]
     except (WebSocketDisconnect, RuntimeError):
         return
+    finally:
+        watch["ack"].set()  # a sender waiting for an acknowledgement sees the client gone

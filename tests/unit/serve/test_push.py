@@ -172,3 +172,25 @@ def test_a_client_charting_a_symbol_gets_its_bars_as_they_close(tmp_path):
         message = _receive_until(ws, lambda m: m.get("symbol") == other and m["bars"])
         assert {b["symbol"] for b in message["bars"]} == {other}
     lake.close()
+
+
+def test_a_client_that_acknowledges_has_one_update_in_flight_composed_after_its_ack(tmp_path):
+    market, batches = _market(20)
+    market.trades(next(batches).data)
+    lake = LakeData(tmp_path)
+    app = create_app(ServeSettings(updates_per_s=100), lake, market)
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["n"] == 1
+        ws.send_json({"ack": 1})
+        assert ws.receive_json()["n"] == 2
+        # while update 2 is not acknowledged, prices move; no update is composed meanwhile
+        for _ in range(5):
+            market.trades(next(batches).data)
+        latest = {r.symbol: r.last for r in market.rows()}
+        ws.send_json({"ack": 2})
+        third = ws.receive_json()
+        assert third["n"] == 3
+        assert {r["symbol"]: r["last"] for r in third["rows"]}.items() <= latest.items()
+        assert {r["symbol"] for r in third["rows"]}  # it carries the moves since update 2
+        assert all(third_row["last"] == latest[third_row["symbol"]] for third_row in third["rows"])
+    lake.close()

@@ -50,7 +50,11 @@ const MP = (() => {
       ws.onmessage = (event) => {
         messages += 1;
         document.body.dataset.messages = messages;
-        onMessage(JSON.parse(event.data));
+        const message = JSON.parse(event.data);
+        onMessage(message);
+        // acknowledged once this page is free again: the server sends the next update
+        // only then, so a busy page gets fewer, fresher updates instead of a backlog
+        setTimeout(() => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ ack: message.n })); }, 0);
       };
       ws.onclose = () => {
         status.textContent = "disconnected, retrying";
