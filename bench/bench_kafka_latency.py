@@ -10,8 +10,8 @@ For each rate (10k, 50k and 100k trades/s by default), on fresh topics
   (random walk prices) with the project's producer (idempotent, acks=all, lz4,
   linger 5 ms): every 5 ms, the trades due at the rate so far, all stamped
   with the wall clock (``time.time_ns()``) just before ``send_columns``.
-* A ``read_committed`` consumer thread on ``indicators`` notes the wall clock
-  at which each row arrives.
+* A ``read_committed`` consumer on ``indicators``, in a process of its own,
+  notes the wall clock at which each row arrives.
 
 Latency of an indicator row: with lateness 0 a bar ``[S, E)`` closes when
 its partition's watermark (the largest event time seen) reaches ``E``, so the
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -137,46 +138,69 @@ class TradeProducer(threading.Thread):
         return out
 
 
-class RowReader(threading.Thread):
-    """A read_committed consumer of a topic noting each record's arrival (wall clock)."""
+def _read_rows(bootstrap: str, topic: str, first, stop, out) -> None:
+    """Body of the reader process: note each record's arrival; send the rows back at the end."""
+    consumer = ck.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": new_prefix("reader"),
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    # arrival (ns), partition, value, record timestamp (ms: when the service produced it)
+    rows: list[tuple[int, int, bytes, int]] = []
+    error = None
+    try:
+        while not stop.is_set():
+            message = consumer.poll(0.05)
+            if message is None:
+                continue
+            arrival = time.time_ns()
+            if message.error() is not None:
+                raise RuntimeError(message.error().str())
+            rows.append((arrival, message.partition(), message.value(), message.timestamp()[1]))
+            first.set()
+    except Exception as exc:  # noqa: BLE001 - reported by the main process
+        error = repr(exc)
+    finally:
+        consumer.close()
+        out.send((rows, error))
+
+
+class RowReader:
+    """A read_committed consumer of a topic, in a process of its own, noting each arrival.
+
+    Its own process, so that the producer thread of this script never delays
+    it (both would share one interpreter lock otherwise).
+    """
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(name="row-reader", daemon=True)
-        self.consumer = ck.Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": new_prefix("reader"),
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "fetch.wait.max.ms": 5,
-            }
-        )
-        self.consumer.assign(
-            [ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in range(PARTITIONS)]
-        )
-        self.stop = threading.Event()
-        self.first = threading.Event()
-        # arrival (ns), partition, value, record timestamp (ms: when the service produced it)
+        context = multiprocessing.get_context("spawn")
+        self.first = context.Event()
+        self.stop = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_read_rows, args=(bootstrap, topic, self.first, self.stop, send),
+            name="row-reader", daemon=True,
+        )  # fmt: skip
         self.rows: list[tuple[int, int, bytes, int]] = []
         self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                message = self.consumer.poll(0.05)
-                if message is None:
-                    continue
-                arrival = time.time_ns()
-                if message.error() is not None:
-                    raise RuntimeError(message.error().str())
-                self.rows.append(
-                    (arrival, message.partition(), message.value(), message.timestamp()[1])
-                )
-                self.first.set()
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            self.error = exc
-        finally:
-            self.consumer.close()
+    def start(self) -> None:
+        self._process.start()
+
+    def join(self) -> None:
+        """Collect the rows (call after ``stop.set()``)."""
+        if self._receive.poll(60):
+            self.rows, error = self._receive.recv()
+            if error is not None:
+                self.error = RuntimeError(f"row reader: {error}")
+        else:
+            self.error = RuntimeError("row reader: no rows sent back within 60 s")
+        self._process.join(10)
 
 
 def start_service(

@@ -242,7 +242,8 @@ rate: every {latency["send_period_ms"]:.0f} ms the trades due so far, all stampe
 clock just before `send_columns` (the project's producer, linger {latency["linger_ms"]:g} ms).
 `marketpulse process` runs as a command with `--lateness {latency["lateness_s"]:g}` and
 `--commit-interval {latency["commit_interval_s"]:g}` (other settings default: 1s/1m/5m
-bars, default alerts, idle timeout 2 s). A `read_committed` consumer notes
+bars, default alerts, idle timeout 2 s). A `read_committed` consumer in a process
+of its own (not slowed by the producer thread) notes
 when each indicator row arrives. Each rate runs on fresh topics for
 {latency["rates"][0]["seconds"] if latency["rates"] else 0:.0f} s after a {latency["warmup_s"]:g} s warm-up.
 
