@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from marketpulse.alerts import load_rules
@@ -28,7 +26,8 @@ rules:
 """
 
 SYMBOLS = 6
-START_NS = (int(time.time()) - 3600) // 60 * 60 * 1_000_000_000
+#: 2024-03-05 15:00 UTC: a fixed time, so the ten minutes never straddle two dates.
+START_NS = 1_709_650_800 * 1_000_000_000
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from .conftest import SYMBOLS
 
 
 def test_lake_market_rows_are_the_newest_bars_and_indicators(filled_lake):
+    """Last price, and volume of the lake's newest date, per symbol."""
     root, _ = filled_lake
     lake = LakeData(root)
     market = LakeMarket(lake)
@@ -21,7 +22,7 @@ def test_lake_market_rows_are_the_newest_bars_and_indicators(filled_lake):
     newest = query(
         root,
         "SELECT symbol, arg_max(close, start) AS last, sum(volume) AS volume FROM bars "
-        "WHERE interval = '1s' GROUP BY symbol",
+        "WHERE interval = '1s' AND date = (SELECT max(date) FROM bars) GROUP BY symbol",
     ).to_pylist()
     for expected in newest:
         row = rows[expected["symbol"]]
