@@ -195,6 +195,7 @@ class KafkaPipeline:
         if out.alerts and self._notifier is not None:
             self._notifier.notify(out.alerts)
         if self.view is not None:
+            self.view.bars(out.bars)
             self.view.indicators(out.indicators)
             self.view.alerts(out.alerts)
 
