@@ -268,11 +268,40 @@ Against the target of issue 3: {lat_verdict}
 """
 
 
+def dashboard_section() -> str:
+    result = last_json(run("bench/bench_dashboard.py"))
+    return render_dashboard(result, dt.date.today().isoformat())
+
+
+def render_dashboard(result: dict, today: str) -> str:
+    """The dashboard section from the JSON of bench_dashboard.py."""
+    rows = "\n".join(
+        f"| {r['symbols']:,} | {r['ticks_per_s']:,.0f} | {r['updates_per_s']:g} | "
+        f"{r['samples']:,} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
+        for r in result["dashboard"]
+    )
+    return f"""## Dashboard (`bench/bench_dashboard.py`)
+
+Measured on {today}. Tick-to-screen latency: the simulator (each trade stamped
+with the wall clock) feeds the embedded pipeline, whose dashboard headless
+Chromium (Debian's) shows; for each watchlist row of each WebSocket update the
+page receives, the time since the trade that set that row's price. It
+includes the server's conflation period (an update waits up to one period) and
+not the rendering after receipt. Pipeline, server and browser share the two
+cores.
+
+| symbols | ticks/s | updates/s per client | rows received | p50 ms | p99 ms |
+|---:|---:|---:|---:|---:|---:|
+{rows}
+"""
+
+
 SECTIONS = {
     "replay": replay_section,
     "kernels": kernels_section,
     "lake": lake_section,
     "kafka": kafka_section,
+    "dashboard": dashboard_section,
 }
 
 
