@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 KAFKA_PORT ?= 9092
 KAFKA_HOME ?= .kafka
+CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test test-unit lint bench clean kafka-up kafka-down
+.PHONY: help install browser run test test-unit lint bench clean kafka-up kafka-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,10 +24,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install MarketPulse with its test tools
 
+# Debian's Chromium for the dashboard's browser tests (needs root, or install it yourself).
+$(CHROMIUM):
+	apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+browser: $(CHROMIUM) ## install Debian's Chromium for the browser tests
+
 run: $(STAMP) ## run the embedded pipeline on a simulated market with the live view (ARGS="--duration 30")
 	$(BIN)/marketpulse run $(ARGS)
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) $(CHROMIUM) ## run the whole test suite (installs Chromium when missing)
 	$(BIN)/python -m pytest $(ARGS)
 
 test-unit: $(STAMP) ## run the unit tests only
