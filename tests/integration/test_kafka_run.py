@@ -1,21 +1,51 @@
 """`marketpulse run --kafka`: every stage in one process on a real broker."""
 
+import json
+import sys
+import time
+import urllib.request
+
 import pytest
 
-from .kafka_tools import end_offsets, read_committed
+from .kafka_tools import end_offsets, read_committed, start
 
 pytestmark = pytest.mark.integration
 
 
-def test_run_on_kafka_fills_the_topics_and_the_lake_alike(
-    cli, sql, tmp_path, kafka_bootstrap, topic_prefix
-):
+def _pipeline_figures(url):
+    with urllib.request.urlopen(f"{url}api/pipeline?dead_letters=0", timeout=5) as response:
+        return json.loads(response.read())["figures"]
+
+
+def test_run_on_kafka_fills_the_topics_and_the_lake_alike(sql, tmp_path, kafka_bootstrap,
+                                                          topic_prefix):  # fmt: skip
     lake = tmp_path / "lake"
-    result = cli("run", "--kafka", kafka_bootstrap, "--topic-prefix", topic_prefix,
-                 "--duration", "16", "--symbols", "6", "--rate", "2000", "--seed", "3",
-                 "--lake", lake, "--alerts-file", tmp_path / "alerts.jsonl")  # fmt: skip
-    lines = result.stdout.strip().splitlines()
-    assert lines[-1].startswith("done: ticks in ")
+    proc = start([sys.executable, "-m", "marketpulse", "run", "--kafka", kafka_bootstrap,
+                  "--topic-prefix", topic_prefix, "--duration", "16", "--symbols", "6",
+                  "--rate", "2000", "--seed", "3", "--lake", str(lake), "--port", "0",
+                  "--alerts-file", str(tmp_path / "alerts.jsonl")])  # fmt: skip
+    try:
+        seen = []  # log lines (stderr is merged) come before the dashboard's URL
+        while not (seen and seen[-1].startswith("dashboard: ")) and len(seen) < 50:
+            line = proc.stdout.readline()
+            assert line, "".join(seen)
+            seen.append(line)
+        assert seen[-1].startswith("dashboard: http://127.0.0.1:"), "".join(seen)
+        url = seen[-1].split()[-1]
+        # the pipeline page shows the processor's lag on every ticks partition
+        deadline, lag = time.monotonic() + 30, {}
+        while time.monotonic() < deadline and len(lag) < 6:
+            lag = _pipeline_figures(url).get("lag", {})
+            time.sleep(0.2)
+        assert sorted(lag) == [f"{topic_prefix}ticks[{p}]" for p in range(6)]
+        assert all(isinstance(n, int) and n >= 0 for n in lag.values())
+        rest, _ = proc.communicate(timeout=120)
+    except BaseException:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, "".join(seen) + rest
+    lines = rest.strip().splitlines()
+    assert lines[-1].startswith("done: ticks in "), rest
 
     # every topic was created and the produced ticks are all in `ticks`
     ticks = sum(end_offsets(kafka_bootstrap, f"{topic_prefix}ticks"))

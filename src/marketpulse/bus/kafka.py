@@ -728,12 +728,16 @@ class KafkaConsumer(Consumer):
         positions = self._consumer.position(self._consumer.assignment())
         return {_tp(p): p.offset for p in positions}
 
-    def lag(self) -> dict[TopicPartition, int]:
-        """Return the records left to read per assigned partition."""
+    def lag(self, cached: bool = False) -> dict[TopicPartition, int]:
+        """Return the records left to read per assigned partition.
+
+        ``cached``: use the end offsets the last fetches brought (no request to
+        the cluster, so it can be called on the hot path).
+        """
         lags = {}
         for tp, pos in self.position().items():
             low, high = self._consumer.get_watermark_offsets(
-                ck.TopicPartition(tp.topic, tp.partition), timeout=5.0
+                ck.TopicPartition(tp.topic, tp.partition), timeout=5.0, cached=cached
             )
             lags[tp] = high - (pos if pos >= 0 else low)
         return lags

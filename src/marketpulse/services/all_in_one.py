@@ -130,6 +130,10 @@ class KafkaPipeline:
             "kafka pipeline starting: feed %s, bootstrap %s, topics %s*, lake %s",
             self.feed.name, self.bus.settings.bootstrap, self.topics.prefix, opts.lake,
         )  # fmt: skip
+        if hasattr(self.view, "extra_figures"):  # the dashboard's pipeline page
+            self.view.extra_figures = lambda: {  # type: ignore[union-attr]
+                "lag": {f"{self.topics.ticks}[{p}]": n for p, n in processor.lag.items()}
+            }
         stages = [_Stage("sink", sink.run), _Stage("process", processor.run)]
         for stage in stages:
             stage.start()

@@ -143,6 +143,8 @@ class ProcessService:
         self.stats = ProcessStats()
         #: When input last arrived (``time.monotonic()``): how long the service has been idle.
         self.last_input = time.monotonic()
+        #: Records left to read per assigned ticks partition, refreshed every second.
+        self.lag: dict[int, int] = {}
         self._owned: set[TopicPartition] = set()
         self._next: dict[TopicPartition, int] = {}
         self._touched: set[TopicPartition] = set()
@@ -232,7 +234,7 @@ class ProcessService:
 
     def _loop(self) -> None:
         opts = self.options
-        self.last_input = last_report = last_idle = time.monotonic()
+        self.last_input = last_report = last_idle = last_lag = time.monotonic()
         while not self.stop.is_set():
             now = time.monotonic()
             assert self._consumer is not None and self._producer is not None
@@ -258,12 +260,24 @@ class ProcessService:
             except ConsumerFatal as exc:
                 self._replace_consumer(exc)
                 self.last_input = time.monotonic()
+            if now - last_lag >= 1.0:
+                last_lag = now
+                self._read_lag()
             if now - last_report >= 5.0:
                 last_report = now
                 logger.info("process: %s", self.stats.line())
             if opts.exit_when_idle is not None and now - self.last_input >= opts.exit_when_idle:
                 logger.info("process: no input for %.1f s, exiting", opts.exit_when_idle)
                 break
+
+    def _read_lag(self) -> None:
+        assert self._consumer is not None
+        try:
+            lag = self._consumer.lag(cached=True)
+        except Exception as exc:  # noqa: BLE001 - a figure for views; never stops processing
+            logger.debug("process: lag not read: %s", exc)
+            return
+        self.lag = {tp.partition: max(n, 0) for tp, n in sorted(lag.items())}
 
     def _handle(self, batch: Batch) -> bool:
         tp = batch.tp
