@@ -37,9 +37,32 @@ def decode_messages(
         ticks = list(map(decode_tick_json, values))
     except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
         return _decode_each(batch)
-    offsets = offsets_of(batch.messages)
+    return (*_columns(ticks, offsets_of(batch.messages)), [])
+
+
+def _decode_each(
+    batch: Batch,
+) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[DeadLetter]]:
+    """Decode record by record, each bad one a dead letter."""
+    ticks: list[Trade | Quote | Bar] = []
+    offsets: list[int] = []
+    dead: list[DeadLetter] = []
+    for message in batch.messages:
+        try:
+            ticks.append(decode_tick(message.value or b""))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            dead.append(_dead(batch, message, str(exc)))
+            continue
+        offsets.append(message.offset)
+    return (*_columns(ticks, offsets), dead)
+
+
+def _columns(
+    ticks: list[Trade | Quote | Bar], offsets: list[int]
+) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None]:
+    """Split decoded ticks into trade and bar columns with their offsets (quotes skipped)."""
     if all(type(t) is Trade for t in ticks):
-        return _with_offsets(_trade_columns(ticks), offsets), None, []  # type: ignore[arg-type]
+        return _with_offsets(_trade_columns(ticks), offsets), None  # type: ignore[arg-type]
     trades: list[Trade] = []
     bars: list[Bar] = []
     trade_offsets: list[int] = []
@@ -54,37 +77,6 @@ def decode_messages(
     return (
         _with_offsets(_trade_columns(trades), trade_offsets),
         _with_offsets(_bar_columns(bars), bar_offsets),
-        [],
-    )
-
-
-def _decode_each(
-    batch: Batch,
-) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[DeadLetter]]:
-    """Decode record by record, each bad one a dead letter."""
-    trades: list[Trade] = []
-    bars: list[Bar] = []
-    trade_offsets: list[int] = []
-    bar_offsets: list[int] = []
-    dead: list[DeadLetter] = []
-    for message in batch.messages:
-        try:
-            tick = decode_tick(message.value or b"")
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            dead.append(_dead(batch, message, str(exc)))
-            continue
-        if isinstance(tick, Trade):
-            trades.append(tick)
-            trade_offsets.append(message.offset)
-        elif isinstance(tick, Bar):
-            bars.append(tick)
-            bar_offsets.append(message.offset)
-        elif not isinstance(tick, Quote):  # pragma: no cover - the union has three members
-            dead.append(_dead(batch, message, f"unexpected tick type {type(tick).__name__}"))
-    return (
-        _with_offsets(_trade_columns(trades), trade_offsets),
-        _with_offsets(_bar_columns(bars), bar_offsets),
-        dead,
     )
 
 
