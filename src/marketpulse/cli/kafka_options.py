@@ -33,8 +33,7 @@ GROUP_OPTION = typer.Option(None, "--group", help="Consumer group of this servic
 EXIT_WHEN_IDLE_OPTION = typer.Option(
     None,
     "--exit-when-idle",
-    help="Exit cleanly, offsets committed, once no input arrived for this many seconds "
-    "(counted from the partitions' assignment).",
+    help="Exit cleanly, offsets committed, once no input arrived for this many seconds.",
     min=0.0,
 )
 

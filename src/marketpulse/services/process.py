@@ -143,7 +143,6 @@ class ProcessService:
         self.stats = ProcessStats()
         #: When input last arrived (``time.monotonic()``): how long the service has been idle.
         self.last_input = time.monotonic()
-        self._joined = False  # idle time counts once partitions were first assigned
         #: Records left to read per assigned ticks partition, refreshed every second.
         self.lag: dict[int, int] = {}
         self._owned: set[TopicPartition] = set()
@@ -267,9 +266,8 @@ class ProcessService:
             if now - last_report >= 5.0:
                 last_report = now
                 logger.info("process: %s", self.stats.line())
-            idle = opts.exit_when_idle
-            if idle is not None and self._joined and now - self.last_input >= idle:
-                logger.info("process: no input for %.1f s, exiting", idle)
+            if opts.exit_when_idle is not None and now - self.last_input >= opts.exit_when_idle:
+                logger.info("process: no input for %.1f s, exiting", opts.exit_when_idle)
                 break
 
     def _read_lag(self) -> None:
@@ -351,8 +349,6 @@ class ProcessService:
     def _assigned(self, partitions: list[TopicPartition]) -> None:
         """Partitions joined this instance: restore their state before reading them."""
         assert self._consumer is not None
-        self.last_input = time.monotonic()  # idle time counts from having input to read
-        self._joined = True
         started = time.monotonic()
         committed = self._consumer.committed(partitions)
         for tp in partitions:

@@ -98,7 +98,6 @@ class SinkService:
         self.stats = SinkServiceStats()
         #: When input last arrived (``time.monotonic()``): how long the service has been idle.
         self.last_input = time.monotonic()
-        self._joined = False  # idle time counts once partitions were first assigned
         self._pending: dict[TopicPartition, int] = {}
         self._consumer: KafkaConsumer | None = None
 
@@ -112,9 +111,8 @@ class SinkService:
             self.sink.name, self.options.group, ", ".join(names), self.bus.settings.bootstrap,
         )  # fmt: skip
         self._consumer = self.bus.consumer(
-            self.options.group, names, read_committed=True, on_assign=self._assigned,
-            on_revoke=self._revoked,
-        )  # fmt: skip
+            self.options.group, names, read_committed=True, on_revoke=self._revoked
+        )
         try:
             self._loop()
             self._flush()
@@ -141,7 +139,7 @@ class SinkService:
                 last_report = now
                 logger.info("sink %s: %s", self.sink.name, self.stats.line())
             idle = self.options.exit_when_idle
-            if idle is not None and self._joined and now - self.last_input >= idle:
+            if idle is not None and now - self.last_input >= idle:
                 logger.info("sink %s: no input for %.1f s, exiting", self.sink.name, idle)
                 break
 
@@ -200,10 +198,6 @@ class SinkService:
                 self.stats.failed_commits += 1
             else:
                 self.stats.commits += 1
-
-    def _assigned(self, partitions: list[TopicPartition]) -> None:
-        self.last_input = time.monotonic()  # idle time counts from having input to read
-        self._joined = True
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         self._flush()
