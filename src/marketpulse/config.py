@@ -23,11 +23,13 @@ from marketpulse.exceptions import ConfigError
 __all__ = [
     "DEFAULT_CONFIG",
     "KafkaSettings",
+    "S3Settings",
     "Secret",
     "Settings",
     "SimulatorSettings",
     "load_settings",
     "masked",
+    "redact_url",
 ]
 
 DEFAULT_CONFIG = Path("marketpulse.toml")
@@ -96,6 +98,20 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class S3Settings:
+    """An S3-compatible object store, for a lake at ``s3://bucket/prefix``.
+
+    Empty values fall back to the AWS SDK's own lookup (``AWS_*`` variables,
+    ``~/.aws``); ``endpoint`` names a non-AWS store (``http://127.0.0.1:9000``).
+    """
+
+    endpoint: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_access_key: Secret = field(default_factory=lambda: Secret(""))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything MarketPulse can be configured with."""
 
@@ -108,19 +124,45 @@ class Settings:
     session_tz: str = "America/New_York"
     partitions: int = 1
     log_level: str = "INFO"
+    postgres_url: Secret = field(default_factory=lambda: Secret(""))
+    influx_url: Secret = field(default_factory=lambda: Secret(""))
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes``; ``None`` values are ignored (unset options)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         nested = {}
-        for name in ("simulator", "kafka"):
+        for name in _SECTIONS:
             sub = {k.split(".", 1)[1]: v for k, v in changes.items() if k.startswith(name + ".")}
             if sub:
                 nested[name] = dataclasses.replace(getattr(self, name), **sub)
         flat = {k: v for k, v in changes.items() if "." not in k}
         return dataclasses.replace(self, **flat, **nested)
+
+
+_SECTIONS: dict[str, type] = {
+    "simulator": SimulatorSettings,
+    "kafka": KafkaSettings,
+    "s3": S3Settings,
+}
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with the password of its user part masked.
+
+    ``postgresql://app:s3cret@db:5432/market`` → ``postgresql://app:********@db:5432/market``.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if not at or ":" not in user:
+        return url
+    name = user.split(":", 1)[0]
+    return f"{scheme}://{name}:********@{host}{slash}{tail}"
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:
@@ -176,9 +218,8 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(Settings):
-        if f.name in ("simulator", "kafka"):
-            sub_cls = SimulatorSettings if f.name == "simulator" else KafkaSettings
-            for sub in fields(sub_cls):
+        if f.name in _SECTIONS:
+            for sub in fields(_SECTIONS[f.name]):
                 name = f"{_PREFIX}{f.name}_{sub.name}".upper()
                 if name in environ:
                     out.setdefault(f.name, {})[sub.name] = environ[name]
@@ -242,7 +283,9 @@ def masked(settings: Settings) -> dict[str, Any]:
 
     def plain(value: Any) -> Any:
         if isinstance(value, Secret):
-            return "********" if value else ""
+            # URLs keep everything but their password: where they point matters
+            text = value.reveal()
+            return redact_url(text) if "://" in text else ("********" if text else "")
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
         if isinstance(value, tuple):

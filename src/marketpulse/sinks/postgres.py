@@ -1,0 +1,310 @@
+"""The PostgreSQL sink: binary COPY into staging tables, then upserts on natural keys.
+
+Rows are buffered per table and written when a table's buffer holds
+``max_rows`` rows, when the oldest buffered row has waited ``max_age_s``, and
+on :meth:`PostgresSink.flush`. A flush is one transaction: each table's rows go
+by ``COPY ... (FORMAT BINARY)`` into a temporary staging table, then
+``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE`` moves them into the
+table. Rewriting rows (a replay after a crash) leaves the same table, so the
+Kafka sink service commits its offsets after the flush and may write again.
+
+If the connection breaks (the server restarted), the sink reconnects with
+backoff for up to ``retry_s`` seconds and redoes the whole transaction; rows
+stay buffered until a commit succeeds, so none is lost or written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+
+from marketpulse.config import Secret, redact_url
+from marketpulse.sinks.base import TABLES, Sink, SinkStats, SourceRange
+from marketpulse.sinks.exceptions import SinkError
+from marketpulse.sinks.pgcopy import encode
+from marketpulse.sinks.postgres_schema import PG_TABLES, PgTable, check_tables, migrate
+from marketpulse.sinks.retry import with_retries
+
+__all__ = ["DEFAULT_TABLES", "PostgresSink"]
+
+logger = logging.getLogger(__name__)
+
+#: What the sink stores unless told otherwise (trades are many: opt in).
+DEFAULT_TABLES = ("bars", "indicators", "alerts")
+
+_TRANSIENT = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="postgres")
+
+
+class PostgresSink(Sink):
+    """Write output tables to PostgreSQL, idempotently.
+
+    :meth:`open` connects (retrying for ``connect_timeout_s``), migrates the
+    schema and checks the tables' columns; the first write opens the sink if
+    the caller has not.
+
+    Args:
+        url: ``postgresql://user:password@host:port/database``; the password
+            is never printed or logged.
+        tables: the tables to store; writes to other tables are ignored.
+        max_rows: buffered rows of one table that trigger a flush.
+        max_age_s: age of the oldest buffered row that triggers a flush.
+        connect_timeout_s: how long :meth:`open` retries an unreachable server.
+        retry_s: how long a flush retries after the connection broke.
+        clock: monotonic clock in seconds, replaceable in tests.
+    """
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        url: str | Secret,
+        tables: Sequence[str] = DEFAULT_TABLES,
+        max_rows: int = 500_000,
+        max_age_s: float = 2.0,
+        *,
+        connect_timeout_s: float = 15.0,
+        retry_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        unknown = [t for t in tables if t not in PG_TABLES]
+        if unknown:
+            raise ValueError(f"postgres sink: unknown table {unknown[0]!r} "
+                             f"(known: {', '.join(PG_TABLES)})")  # fmt: skip
+        if max_rows < 1 or max_age_s < 0:
+            raise ValueError("max_rows must be >= 1 and max_age_s >= 0")
+        self._url = url if isinstance(url, Secret) else Secret(url)
+        self.where = redact_url(self._url.reveal())
+        self.tables = tuple(tables)
+        self.max_rows = max_rows
+        self.max_age_s = max_age_s
+        self.connect_timeout_s = connect_timeout_s
+        self.retry_s = retry_s
+        self._clock = clock
+        self._conns: dict[str, psycopg.Connection] = {}  # one per table, flushed in parallel
+        self._opened = False
+        self._buffers: dict[str, list[pa.Table]] = {}
+        self._counts: dict[str, int] = {}
+        self._since: float | None = None
+        self._last_trade: dict[str, tuple[int, int]] = {}  # symbol -> (ts, trades at ts)
+        self._rows = dict.fromkeys(TABLES, 0)
+        self._bytes = self._flushes = 0
+        self._closed = False
+
+    def open(self) -> PostgresSink:
+        """Connect, migrate and check the tables; return the sink.
+
+        Raises:
+            SinkUnavailableError: the server could not be reached in ``connect_timeout_s``.
+            SchemaMismatchError: a table's columns are not what the sink writes.
+        """
+        if not self._opened:
+            conn = self._connect(self.tables[0], self.connect_timeout_s)
+            try:
+                migrate(conn)
+                check_tables(conn, list(self.tables))
+            except psycopg.Error as exc:
+                raise SinkError(f"PostgreSQL at {self.where}: {exc}") from exc
+            self._opened = True
+            logger.info("postgres sink: %s, tables %s", self.where, ", ".join(self.tables))
+        return self
+
+    def write(
+        self, table: str, data: pa.Table | pa.RecordBatch, source: SourceRange | None = None
+    ) -> None:
+        """Buffer rows of a stored table; flush when ``max_rows`` are buffered."""
+        if self._closed:
+            raise ValueError("write to a closed PostgresSink")
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r} (known: {', '.join(TABLES)})")
+        if table not in self.tables or data.num_rows == 0:
+            return
+        rows = _conform(PG_TABLES[table], data)
+        if table == "trades":
+            rows = self._numbered_trades(rows)
+        self._buffers.setdefault(table, []).append(rows)
+        self._counts[table] = self._counts.get(table, 0) + rows.num_rows
+        if self._since is None:
+            self._since = self._clock()
+        if self._counts[table] >= self.max_rows:
+            self.flush()
+
+    def due(self, now: float | None = None) -> bool:
+        """Return whether a buffer is full or older than ``max_age_s``."""
+        if self._since is None:
+            return False
+        now = self._clock() if now is None else now
+        return now - self._since >= self.max_age_s or any(
+            n >= self.max_rows for n in self._counts.values()
+        )
+
+    def maybe_flush(self, now: float | None = None) -> bool:
+        """Flush if :meth:`due`."""
+        if not self.due(now):
+            return False
+        self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Upsert every buffered row, one transaction per table, retrying broken connections.
+
+        Tables are written on their own connections at the same time: the
+        server spends most of a flush maintaining each table's key index, and
+        does so on as many cores as there are tables.
+        """
+        if not self._buffers:
+            return
+        self.open()
+        tables = list(self._buffers)
+        if len(tables) == 1:
+            self._flush_table(tables[0])
+        else:
+            for future in [_POOL.submit(self._flush_table, t) for t in tables]:
+                future.result()
+        self._flushes += 1
+        self._since = None if not self._buffers else self._since
+
+    def close(self) -> None:
+        """Flush and disconnect; later writes raise."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            for conn in self._conns.values():
+                conn.close()
+            self._conns.clear()
+
+    @property
+    def stats(self) -> SinkStats:
+        """Rows upserted so far, rows buffered, bytes sent."""
+        buffered = dict.fromkeys(TABLES, 0) | self._counts
+        return SinkStats(dict(self._rows), buffered, self._flushes, self._bytes, self._flushes)
+
+    def _flush_table(self, table: str) -> None:
+        rows = pa.concat_tables(self._buffers[table])
+        payload = encode(rows, [kind for _, kind in PG_TABLES[table].columns])
+        with_retries(
+            lambda: self._upsert(table, payload), f"write {table} to PostgreSQL at {self.where}",
+            _TRANSIENT, self.retry_s,
+        )  # fmt: skip
+        # dropped only after the commit: a failure keeps the rows for the next flush
+        del self._buffers[table]
+        del self._counts[table]
+        self._rows[table] += rows.num_rows
+        self._bytes += len(payload)
+
+    def _connect(self, table: str, budget_s: float) -> psycopg.Connection:
+        def attempt() -> psycopg.Connection:
+            return psycopg.connect(self._url.reveal(), connect_timeout=5, autocommit=True)
+
+        conn = with_retries(attempt, f"connect to PostgreSQL at {self.where}", _TRANSIENT,
+                            budget_s)  # fmt: skip
+        self._conns[table] = conn
+        return conn
+
+    def _upsert(self, table: str, payload: bytes) -> None:
+        conn = self._conns.get(table)
+        if conn is None or conn.closed or conn.broken:
+            if conn is not None:
+                conn.close()
+            conn = self._connect(table, 0)  # one attempt: with_retries around us paces them
+        try:
+            with conn.transaction():
+                _copy_and_upsert(conn, PG_TABLES[table], payload)
+        except _TRANSIENT:
+            conn.close()
+            del self._conns[table]
+            raise
+
+    def _numbered_trades(self, rows: pa.Table) -> pa.Table:
+        """Add ``seq``: the trade's rank among the symbol's trades at the same time.
+
+        Counts carry across batches for the newest time of each symbol (trades
+        of a symbol arrive in time order), so a replay numbers them the same.
+        """
+        symbols = rows.column("symbol").to_numpy(zero_copy_only=False).astype(object)
+        ts = rows.column("ts").to_numpy(zero_copy_only=False).astype(np.int64)
+        order = np.lexsort((ts, symbols.astype(str)))
+        s, t = symbols[order], ts[order]
+        new_group = np.ones(len(order), np.bool_)
+        new_group[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
+        starts = np.flatnonzero(new_group)
+        group_of = np.cumsum(new_group) - 1
+        seq_sorted = np.arange(len(order)) - starts[group_of]
+        first_of_symbol = np.ones(len(order), np.bool_)
+        first_of_symbol[1:] = s[1:] != s[:-1]
+        bounds = np.append(starts, len(order))
+        for start in np.flatnonzero(first_of_symbol):  # a symbol's first time may continue
+            last = self._last_trade.get(s[start])
+            if last is not None and last[0] == t[start]:
+                g = group_of[start]
+                seq_sorted[bounds[g] : bounds[g + 1]] += last[1]
+        for end in np.flatnonzero(np.append(first_of_symbol[1:], True)):
+            self._last_trade[s[end]] = (int(t[end]), int(seq_sorted[end]) + 1)
+        seq = np.empty(len(order), np.int32)
+        seq[order] = seq_sorted
+        return rows.add_column(2, "seq", pa.array(seq, pa.int32()))
+
+
+def _conform(table: PgTable, data: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Return the columns of ``table`` (but ``seq``) from ``data``, checked."""
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    names = [n for n in table.names if n != "seq"]
+    missing = [n for n in names if n not in data.column_names]
+    if missing:
+        raise ValueError(f"{table.name}: missing columns {', '.join(missing)}")
+    rows = data.select(names)
+    if table.name == "trades":
+        rows = rows.set_column(0, "symbol", pc.cast(rows.column("symbol"), pa.string()))
+    return rows
+
+
+def _stage(table: str) -> sql.Identifier:
+    return sql.Identifier(f"marketpulse_stage_{table}")
+
+
+def _copy_and_upsert(conn: psycopg.Connection, table: PgTable, payload: bytes) -> None:
+    columns = sql.SQL(", ").join(map(sql.Identifier, table.names))
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS")
+            .format(_stage(table.name), sql.Identifier(table.name))
+        )  # fmt: skip
+        stage = _stage(table.name)
+        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, columns)
+        with cur.copy(copy) as stream:
+            stream.write(payload)
+        key = sql.SQL(", ").join(map(sql.Identifier, table.key))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+            for c in table.names
+            if c not in table.key
+        )
+        insert = sql.SQL(
+            "INSERT INTO {table} ({columns}) SELECT {distinct}{columns} FROM {stage}{order}"
+            " ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        target = {"table": sql.Identifier(table.name), "columns": columns, "stage": stage,
+                  "key": key, "updates": updates}  # fmt: skip
+        try:
+            with conn.transaction():  # a savepoint: a key twice in one batch retries below
+                cur.execute(insert.format(distinct=sql.SQL(""), order=sql.SQL(""), **target))
+        except psycopg.errors.CardinalityViolation:
+            # the same key twice in one flush (a record read again): the later row wins
+            cur.execute(
+                insert.format(
+                    distinct=sql.SQL("DISTINCT ON ({}) ").format(key),
+                    order=sql.SQL(" ORDER BY {}, ctid DESC").format(key), **target,
+                )
+            )  # fmt: skip
