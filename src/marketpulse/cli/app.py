@@ -13,8 +13,10 @@ import typer
 from marketpulse.cli import (
     dashboard_command,
     produce_command,
+    report_command,
     services_command,
     sql_command,
+    storage_command,
     topics_command,
 )
 from marketpulse.cli.common import (
@@ -46,8 +48,16 @@ from marketpulse.cli.dashboard_command import (
 )
 from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
+from marketpulse.cli.sink_options import (
+    INFLUX_URL_OPTION,
+    POSTGRES_URL_OPTION,
+    SINK_OPTION,
+    SinkKind,
+    build_sinks,
+    url_overrides,
+)
 from marketpulse.config import Settings, masked
-from marketpulse.exceptions import InputError, MarketPulseError
+from marketpulse.exceptions import ConfigError, InputError, MarketPulseError
 
 if TYPE_CHECKING:
     from marketpulse.alerts import Rule
@@ -78,6 +88,9 @@ app.add_typer(services_command.sink_app, name="sink")
 app.add_typer(topics_command.topics_app, name="topics")
 app.command("produce")(produce_command.produce)
 app.command("dashboard")(dashboard_command.dashboard)
+app.add_typer(storage_command.db_app, name="db")
+app.add_typer(storage_command.lake_app, name="lake")
+app.add_typer(report_command.report_app, name="report")
 
 
 @app.command()
@@ -98,6 +111,9 @@ def run(
     ),
     rules: str = RULES_OPTION,
     lake: str = LAKE_OPTION,
+    sink: list[SinkKind] = SINK_OPTION,
+    postgres_url: str = POSTGRES_URL_OPTION,
+    influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
@@ -141,7 +157,11 @@ def run(
         intervals=parse_intervals(intervals),
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
+        **url_overrides(postgres_url, influx_url),
     )  # fmt: skip
+    if kafka is not None and set(sink or []) - {SinkKind.lake}:
+        raise ConfigError("run --kafka stores to the lake; run `marketpulse sink postgres` "
+                          "(or influx) beside it for the databases")  # fmt: skip
     proc = processor_settings(settings)
     sim = settings.simulator
     feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
@@ -160,7 +180,7 @@ def run(
             board.stop()
             board = None
     try:
-        _run_pipeline(settings, alert_rules, feed, duration, metrics, view, kafka is not None)
+        _run_pipeline(settings, alert_rules, feed, duration, metrics, view, kafka, sink)
     finally:
         if board is not None:
             board.stop()
@@ -173,16 +193,18 @@ def _run_pipeline(
     duration: float | None,
     metrics: Metrics,
     view: MarketView,
-    on_kafka: bool,
+    kafka: str | None,
+    sinks: list[SinkKind] | None,
 ) -> None:
-    from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
+    from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
 
-    if on_kafka:
+    if kafka is not None:
         _run_on_kafka(settings, rules, feed, duration, metrics, view)
         return
     options = PipelineOptions(
         lake=settings.lake, rules=rules, processor=processor_settings(settings),
         alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
+        sinks=build_sinks(sinks, settings, LAKE_FILE_ROWS),
     )  # fmt: skip
     run_in_foreground(
         lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress),
@@ -230,6 +252,9 @@ def replay(
     include_suspicious: bool = SUSPICIOUS_OPTION,
     rules: str = RULES_OPTION,
     lake: str = LAKE_OPTION,
+    sink: list[SinkKind] = SINK_OPTION,
+    postgres_url: str = POSTGRES_URL_OPTION,
+    influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
@@ -240,17 +265,19 @@ def replay(
     Malformed rows go to the DLQ with file, line and reason; the replay goes on
     and its summary says how many rows were rejected.
     """
-    from marketpulse.pipeline import EmbeddedPipeline, Metrics, PipelineOptions
+    from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, Metrics, PipelineOptions
 
     pace = _speed(speed)
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals),
+        intervals=parse_intervals(intervals), **url_overrides(postgres_url, influx_url),
     )  # fmt: skip
     feed = file_feed(file, format, symbol, columns, include_suspicious)
+    alert_rules, proc = rules_from(settings), processor_settings(settings)
     options = PipelineOptions(
-        lake=settings.lake, rules=rules_from(settings), processor=processor_settings(settings),
-        alerts_file=settings.alerts_file, partitions=settings.partitions, speed=pace,
+        lake=settings.lake, rules=alert_rules, processor=proc, alerts_file=settings.alerts_file,
+        partitions=settings.partitions, speed=pace,
+        sinks=build_sinks(sink, settings, LAKE_FILE_ROWS),
     )  # fmt: skip
     metrics = Metrics()
     run_in_foreground(

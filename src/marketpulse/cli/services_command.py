@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from marketpulse.bus.topics import OUTPUT_TOPICS
 from marketpulse.cli.common import (
     CONFIG_OPTION,
     INTERVALS_OPTION,
@@ -29,6 +30,14 @@ from marketpulse.cli.kafka_options import (
     kafka_settings,
     open_bus,
 )
+from marketpulse.cli.sink_options import (
+    INFLUX_URL_OPTION,
+    POSTGRES_URL_OPTION,
+    SinkKind,
+    build_sink,
+    url_overrides,
+)
+from marketpulse.config import Settings
 
 __all__ = ["process", "sink_app", "stop_on_signals"]
 
@@ -111,6 +120,12 @@ def process(
     console.print(f"process: {stats.line()}", highlight=False)
 
 
+MAX_AGE_OPTION = typer.Option(
+    None, "--max-age", min=0.0, help="Seconds rows wait at most before they are written "
+    "[default: 5 for the lake, 2 for databases].",
+)  # fmt: skip
+
+
 @sink_app.command("lake")
 def sink_lake(
     bootstrap_servers: str = BOOTSTRAP_OPTION,
@@ -118,9 +133,7 @@ def sink_lake(
     group: str = GROUP_OPTION,
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     lake: str = LAKE_OPTION,
-    max_age: float = typer.Option(
-        5.0, "--max-age", min=0.0, help="Seconds rows wait at most before they are written."
-    ),
+    max_age: float = MAX_AGE_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Write the output topics to the Parquet lake, idempotently.
@@ -129,13 +142,70 @@ def sink_lake(
     after the offsets they hold, so rows written again after a crash replace
     their earlier file; offsets are committed once the files are durable.
     """
-    from marketpulse.services.sink import SinkOptions, SinkService
-    from marketpulse.sinks import LakeSink
-
     settings = kafka_settings(config, bootstrap_servers, topic_prefix, lake=lake)
+    _serve_sink(SinkKind.lake, settings, group, exit_when_idle, max_age, OUTPUT_TOPICS)
+
+
+@sink_app.command("postgres")
+def sink_postgres(
+    bootstrap_servers: str = BOOTSTRAP_OPTION,
+    topic_prefix: str = PREFIX_OPTION,
+    group: str = GROUP_OPTION,
+    exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
+    postgres_url: str = POSTGRES_URL_OPTION,
+    max_age: float = MAX_AGE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Upsert bars, indicators and alerts into PostgreSQL, idempotently.
+
+    Migrates the schema first (as `marketpulse db migrate`); rows go by binary
+    COPY into staging tables, then INSERT ... ON CONFLICT DO UPDATE on their
+    natural keys; offsets are committed once the transaction has committed.
+    """
+    settings = kafka_settings(config, bootstrap_servers, topic_prefix,
+                              **url_overrides(postgres_url, None))  # fmt: skip
+    _serve_sink(SinkKind.postgres, settings, group, exit_when_idle, max_age,
+                ("bars", "indicators", "alerts"))  # fmt: skip
+
+
+@sink_app.command("influx")
+def sink_influx(
+    bootstrap_servers: str = BOOTSTRAP_OPTION,
+    topic_prefix: str = PREFIX_OPTION,
+    group: str = GROUP_OPTION,
+    exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
+    influx_url: str = INFLUX_URL_OPTION,
+    max_age: float = MAX_AGE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Write bars, indicators and alerts to InfluxDB as line protocol, idempotently.
+
+    A point is keyed by measurement, tags (symbol, interval) and time, so
+    points written again after a crash replace themselves; offsets are
+    committed once InfluxDB has accepted the writes.
+    """
+    settings = kafka_settings(config, bootstrap_servers, topic_prefix,
+                              **url_overrides(None, influx_url))  # fmt: skip
+    _serve_sink(SinkKind.influx, settings, group, exit_when_idle, max_age,
+                ("bars", "indicators", "alerts"))  # fmt: skip
+
+
+def _serve_sink(
+    kind: SinkKind,
+    settings: Settings,
+    group: str | None,
+    exit_when_idle: float | None,
+    max_age: float | None,
+    tables: tuple[str, ...],
+) -> None:
+    from marketpulse.services.sink import SinkOptions, SinkService
+
     bus, topics = open_bus(settings)
-    sink = LakeSink(settings.lake, max_age_s=max_age)
-    options = SinkOptions(group=group or "marketpulse-sink-lake", exit_when_idle=exit_when_idle)
+    sink = build_sink(kind, settings, max_age_s=max_age)
+    options = SinkOptions(
+        group=group or f"marketpulse-sink-{kind.value}", tables=tables,
+        exit_when_idle=exit_when_idle,
+    )  # fmt: skip
     with stop_on_signals() as stop:
         stats = SinkService(bus, topics, sink, options, stop).run()
-    console.print(f"sink lake: {stats.line()}", highlight=False)
+    console.print(f"sink {kind.value}: {stats.line()}", highlight=False)

@@ -21,11 +21,11 @@ from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
 from marketpulse.pipeline.threads import Prefetch, SinkWorker
 from marketpulse.pipeline.view import MarketView
-from marketpulse.sinks import LakeSink
+from marketpulse.sinks import LakeSink, Sink
 from marketpulse.stream import Output, Processor, ProcessorSettings
 from marketpulse.stream.output import alerts_table, dlq_table
 
-__all__ = ["EmbeddedPipeline", "PipelineOptions", "TOPICS"]
+__all__ = ["LAKE_FILE_ROWS", "TOPICS", "EmbeddedPipeline", "PipelineOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _COALESCE_ROWS = 131_072
 
 #: Rows per lake file before a flush: writes then overlap with processing
 #: instead of piling up at the end of a replay (about 3 MB of trades a file).
-_LAKE_FILE_ROWS = 262_144
+LAKE_FILE_ROWS = 262_144
 
 #: Topic names (without prefix) and the lake table each one fills.
 TOPICS = {
@@ -60,6 +60,8 @@ class PipelineOptions:
         speed: replay speed as a multiple of real time; ``None`` is as fast as possible.
         duration: stop after this many seconds; ``None`` runs until the feed ends.
         write_trades: also store trades in the lake.
+        sinks: where the tables go, each drained by its own thread and consumer
+            group; empty: the Parquet lake at ``lake``. The pipeline closes them.
     """
 
     lake: str
@@ -71,6 +73,7 @@ class PipelineOptions:
     speed: float | None = None
     duration: float | None = None
     write_trades: bool = True
+    sinks: tuple[Sink, ...] = ()
 
 
 class EmbeddedPipeline:
@@ -109,20 +112,26 @@ class EmbeddedPipeline:
         self._producer = bus.producer()
         self._processing = bus.consumer("processor", [self._topic["ticks"]])
         self._processor = Processor(options.processor, options.rules)
-        self._sink_worker = SinkWorker(
-            bus.consumer("sink-lake", list(self._topic.values())),
-            LakeSink(options.lake, max_rows=_LAKE_FILE_ROWS),
-            self._table,
-            options.write_trades,
-        )
+        sinks = options.sinks or (LakeSink(options.lake, max_rows=LAKE_FILE_ROWS),)
+        self._sink_workers = [
+            SinkWorker(
+                bus.consumer(f"sink-{sink.name}", list(self._topic.values())),
+                sink,
+                self._table,
+                options.write_trades,
+            )
+            for sink in sinks
+        ]
         self._notifier = JsonLinesNotifier(options.alerts_file) if options.alerts_file else None
         logger.info(
-            "embedded pipeline starting: feed %s, lake %s, intervals %s, %d alert rules",
-            self.feed.name, options.lake, ",".join(options.processor.intervals), len(options.rules),
+            "embedded pipeline starting: feed %s, sinks %s, intervals %s, %d alert rules",
+            self.feed.name, ", ".join(w.sink.name for w in self._sink_workers),
+            ",".join(options.processor.intervals), len(options.rules),
         )  # fmt: skip
         deadline = None if options.duration is None else time.monotonic() + options.duration
         exhausted = False
-        self._sink_worker.start()
+        for worker in self._sink_workers:
+            worker.start()
         try:
             ahead = Prefetch(self.feed.batches())
             batches = _paced(iter(ahead), options.speed, stop)
@@ -154,7 +163,7 @@ class EmbeddedPipeline:
             if exhausted:
                 self._publish(self._processor.finish(), time.perf_counter())
         finally:
-            self._sink_worker.drain_and_stop()
+            _drain_all(self._sink_workers)
             if self._notifier is not None:
                 self._notifier.close()
             self.feed.close()
@@ -203,6 +212,18 @@ class EmbeddedPipeline:
             self.view.bars(out.bars)
             self.view.indicators(out.indicators)
             self.view.alerts(out.alerts)
+
+
+def _drain_all(workers: list[SinkWorker]) -> None:
+    """Drain and stop every sink worker, then raise the first one's failure."""
+    errors = []
+    for worker in workers:
+        try:
+            worker.drain_and_stop()
+        except Exception as exc:  # the other sinks still get what was accepted
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def _paced(

@@ -88,7 +88,7 @@ class SinkWorker:
         self, consumer: Consumer, sink: Sink, tables: dict[str, str], write_trades: bool
     ) -> None:
         self._consumer = consumer
-        self._sink = sink
+        self.sink = sink
         self._tables = tables
         self._write_trades = write_trades
         self._stopping = threading.Event()
@@ -117,11 +117,11 @@ class SinkWorker:
                     self._stopping.wait(0.05)
             self._step(force=True)
         except BaseException as exc:  # reported by drain_and_stop
-            logger.error("sink %s failed: %s", self._sink.name, exc)
+            logger.error("sink %s failed: %s", self.sink.name, exc)
             self._error = exc
         finally:
             try:
-                self._sink.close()
+                self.sink.close()
             except BaseException as exc:
                 self._error = self._error or exc
 
@@ -135,9 +135,9 @@ class SinkWorker:
                 data = valid_trades(data)
             if data is not None and data.num_rows:
                 # embedded offsets restart at 0 each run: no offset-named files here
-                self._sink.write(table, data)
-        if force or self._sink.due():
-            self._sink.flush()  # every table: what was polled is now durable
+                self.sink.write(table, data)
+        if force or self.sink.due():
+            self.sink.flush()  # every table: what was polled is now durable
             self._consumer.commit(self._consumer.position())
         return bool(batches)
 

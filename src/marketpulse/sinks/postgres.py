@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_TABLES = ("bars", "indicators", "alerts")
 
 _TRANSIENT = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
+#: Connection failures that retrying cannot cure.
+_PERMANENT = ("does not exist", "authentication failed", "no pg_hba.conf entry")
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="postgres")
 
 
@@ -91,6 +93,8 @@ class PostgresSink(Sink):
         self._clock = clock
         self._conns: dict[str, psycopg.Connection] = {}  # one per table, flushed in parallel
         self._opened = False
+        #: Migrations :meth:`open` applied.
+        self.applied: list[int] = []
         self._buffers: dict[str, list[pa.Table]] = {}
         self._counts: dict[str, int] = {}
         self._since: float | None = None
@@ -109,7 +113,7 @@ class PostgresSink(Sink):
         if not self._opened:
             conn = self._connect(self.tables[0], self.connect_timeout_s)
             try:
-                migrate(conn)
+                self.applied = migrate(conn)
                 check_tables(conn, list(self.tables))
             except psycopg.Error as exc:
                 raise SinkError(f"PostgreSQL at {self.where}: {exc}") from exc
@@ -205,7 +209,12 @@ class PostgresSink(Sink):
 
     def _connect(self, table: str, budget_s: float) -> psycopg.Connection:
         def attempt() -> psycopg.Connection:
-            return psycopg.connect(self._url.reveal(), connect_timeout=5, autocommit=True)
+            try:
+                return psycopg.connect(self._url.reveal(), connect_timeout=5, autocommit=True)
+            except psycopg.OperationalError as exc:
+                if any(text in str(exc) for text in _PERMANENT):  # waiting will not help
+                    raise SinkError(f"PostgreSQL at {self.where}: {exc}") from None
+                raise
 
         conn = with_retries(attempt, f"connect to PostgreSQL at {self.where}", _TRANSIENT,
                             budget_s)  # fmt: skip
