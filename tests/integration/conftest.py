@@ -30,6 +30,25 @@ topic_prefix = _kafka_fixtures.topic_prefix
 private_broker = _kafka_fixtures.private_broker
 
 
+def _load_db_fixtures():
+    path = Path(__file__).with_name("db_fixtures.py")
+    spec = importlib.util.spec_from_file_location("marketpulse_db_fixtures", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# PostgreSQL, InfluxDB and S3 API servers (Debian packages, moto)
+_db_fixtures = _load_db_fixtures()
+postgres_admin_url = _db_fixtures.postgres_admin_url
+postgres_url = _db_fixtures.postgres_url
+private_postgres = _db_fixtures.private_postgres
+influx_base_url = _db_fixtures.influx_base_url
+influx_url = _db_fixtures.influx_url
+s3_endpoint = _db_fixtures.s3_endpoint
+
+
 def marketpulse(*args, cwd=None, timeout=600, env=None):
     """Run the marketpulse command as a user would; return the completed process."""
     command = [sys.executable, "-m", "marketpulse", *map(str, args)]

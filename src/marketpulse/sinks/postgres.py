@@ -208,16 +208,16 @@ class PostgresSink(Sink):
         self._bytes += len(payload)
 
     def _connect(self, table: str, budget_s: float) -> psycopg.Connection:
-        def attempt() -> psycopg.Connection:
-            try:
-                return psycopg.connect(self._url.reveal(), connect_timeout=5, autocommit=True)
-            except psycopg.OperationalError as exc:
-                if any(text in str(exc) for text in _PERMANENT):  # waiting will not help
-                    raise SinkError(f"PostgreSQL at {self.where}: {exc}") from None
-                raise
+        what = f"connect to PostgreSQL at {self.where}"
+        return with_retries(lambda: self._connect_once(table), what, _TRANSIENT, budget_s)
 
-        conn = with_retries(attempt, f"connect to PostgreSQL at {self.where}", _TRANSIENT,
-                            budget_s)  # fmt: skip
+    def _connect_once(self, table: str) -> psycopg.Connection:
+        try:
+            conn = psycopg.connect(self._url.reveal(), connect_timeout=5, autocommit=True)
+        except psycopg.OperationalError as exc:
+            if any(text in str(exc) for text in _PERMANENT):  # waiting will not help
+                raise SinkError(f"PostgreSQL at {self.where}: {exc}") from None
+            raise
         self._conns[table] = conn
         return conn
 
@@ -226,7 +226,7 @@ class PostgresSink(Sink):
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
                 conn.close()
-            conn = self._connect(table, 0)  # one attempt: with_retries around us paces them
+            conn = self._connect_once(table)  # with_retries around us paces the attempts
         try:
             with conn.transaction():
                 _copy_and_upsert(conn, PG_TABLES[table], payload)
