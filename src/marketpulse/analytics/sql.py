@@ -29,10 +29,14 @@ from typing import Any, Self, TextIO
 import duckdb
 import msgspec
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import AnalyticsError, OutputError, SQLError
+from marketpulse.config import S3Settings
 from marketpulse.sinks.lake import LAKE_SCHEMAS, PARTITION_COLUMN
+from marketpulse.sinks.lake_store import LocalStore, Store, open_store
 
 __all__ = ["FORMATS", "Lake", "format_table", "open_lake", "query"]
 
@@ -49,7 +53,9 @@ _SQL_TYPES = {
 
 
 def open_lake(
-    root: str | Path, connection: duckdb.DuckDBPyConnection | None = None
+    root: str | Path,
+    connection: duckdb.DuckDBPyConnection | None = None,
+    s3: S3Settings | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Return a DuckDB connection with a view per lake table.
 
@@ -57,14 +63,15 @@ def open_lake(
     :func:`open_lake` is called again with it (:class:`Lake` does this itself).
 
     Args:
-        root: the lake's root directory.
+        root: the lake's root directory, or ``s3://bucket/prefix``.
         connection: a connection to add the views to; a new in-memory one if omitted.
+        s3: endpoint and credentials of an S3 lake.
 
     Raises:
         AnalyticsError: ``root`` is not a directory.
     """
     con = duckdb.connect() if connection is None else connection
-    _create_views(con, Path(root))
+    _create_views(con, open_store(root, s3))
     return con
 
 
@@ -75,11 +82,13 @@ class Lake:
     are picked up by the next :meth:`query`.
 
     Args:
-        root: the lake's root directory.
+        root: the lake's root directory, or ``s3://bucket/prefix``.
+        s3: endpoint and credentials of an S3 lake.
     """
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).resolve()
+    def __init__(self, root: str | Path, s3: S3Settings | None = None) -> None:
+        self.store = open_store(root, s3)
+        self.root = Path(self.store.base) if isinstance(self.store, LocalStore) else root
         self._con: duckdb.DuckDBPyConnection | None = None
         self._empty: set[str] = set()
 
@@ -89,7 +98,7 @@ class Lake:
         if self._con is None:
             con = duckdb.connect()
             try:
-                self._empty = _create_views(con, self.root)
+                self._empty = _create_views(con, self.store)
             except BaseException:
                 con.close()
                 raise
@@ -103,8 +112,8 @@ class Lake:
             SQLError: DuckDB rejected the query; the message is DuckDB's.
         """
         con = self.connection
-        for table in [t for t in self._empty if _has_files(self.root, t)]:
-            _create_view(con, self.root, table)
+        for table in [t for t in self._empty if _has_files(self.store, t)]:
+            _create_view(con, self.store, table)
             self._empty.discard(table)
         try:
             relation = con.sql(sql, params=params)
@@ -130,14 +139,19 @@ class Lake:
         self.close()
 
 
-def query(root: str | Path, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-    """Run one query over the lake at ``root`` and return its result.
+def query(
+    root: str | Path,
+    sql: str,
+    params: Sequence[Any] | None = None,
+    s3: S3Settings | None = None,
+) -> pa.Table:
+    """Run one query over the lake at ``root`` (a directory or ``s3://...``); return its result.
 
     Raises:
         AnalyticsError: ``root`` is not a directory.
         SQLError: DuckDB rejected the query.
     """
-    with Lake(root) as lake:
+    with Lake(root, s3) as lake:
         return lake.query(sql, params)
 
 
@@ -174,15 +188,14 @@ def format_table(
         _WRITERS[fmt](table, sys.stdout if out is None else out)
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, root: Path) -> set[str]:
+def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> set[str]:
     """Create the view of every table; return the tables that have no files yet."""
-    root = root.resolve()
-    if not root.is_dir():
-        raise AnalyticsError(f"no lake at {root}: not a directory")
-    return {table for table in LAKE_SCHEMAS if not _create_view(con, root, table)}
+    if isinstance(store, LocalStore) and not Path(store.base).is_dir():
+        raise AnalyticsError(f"no lake at {store.base}: not a directory")
+    return {table for table in LAKE_SCHEMAS if not _create_view(con, store, table)}
 
 
-def _create_view(con: duckdb.DuckDBPyConnection, root: Path, table: str) -> bool:
+def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bool:
     """Create (or replace) the view of ``table``; return whether it has files."""
     # The typed empty side first fixes the columns and their order even for a
     # table without files, or files written before a column was added.
@@ -191,19 +204,50 @@ def _create_view(con: duckdb.DuckDBPyConnection, root: Path, table: str) -> bool
     ]
     columns.append(f"CAST(NULL AS DATE) AS {_ident(PARTITION_COLUMN)}")
     sql = f"SELECT {', '.join(columns)} WHERE false"
-    found = _has_files(root, table)
-    if found:
-        glob = _literal(str(root / table / "*" / "*.parquet"))
+    found = _has_files(store, table)
+    if found and isinstance(store, LocalStore):
+        glob = _literal(str(Path(store.base) / table / "*" / "*.parquet"))
         sql += (
             f" UNION ALL BY NAME SELECT * FROM read_parquet({glob}, hive_partitioning = true,"
             f" union_by_name = true, hive_types = {{{_literal(PARTITION_COLUMN)}: 'DATE'}})"
         )
+    elif found:
+        # DuckDB's httpfs extension is not bundled (and cannot be fetched offline):
+        # pyarrow reads the objects, DuckDB scans the dataset with filters pushed down
+        name = f"__lake_{table}"
+        con.register(name, _s3_dataset(store, table))
+        sql += f" UNION ALL BY NAME SELECT * FROM {_ident(name)}"
     con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")
     return found
 
 
-def _has_files(root: Path, table: str) -> bool:
-    return next((root / table).glob("*/*.parquet"), None) is not None
+def _s3_dataset(store: Store, table: str) -> ds.Dataset:
+    partitioning = ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
+    return ds.dataset(
+        _table_files(store, table), filesystem=store.filesystem, format="parquet",
+        partitioning=partitioning, partition_base_dir=store.path(table),
+        schema=LAKE_SCHEMAS[table].append(pa.field(PARTITION_COLUMN, pa.date32())),
+    )  # fmt: skip
+
+
+def _table_files(store: Store, table: str) -> list[str]:
+    selector = pafs.FileSelector(store.path(table), recursive=True, allow_not_found=True)
+    try:
+        infos = store.filesystem.get_file_info(selector)
+    except OSError as exc:
+        raise AnalyticsError(f"cannot list the lake at {store.uri}: {exc}") from exc
+    return sorted(
+        info.path
+        for info in infos
+        if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+        and not info.base_name.startswith(".")
+    )  # fmt: skip
+
+
+def _has_files(store: Store, table: str) -> bool:
+    if isinstance(store, LocalStore):
+        return next((Path(store.base) / table).glob("*/*.parquet"), None) is not None
+    return bool(_table_files(store, table))
 
 
 def _ident(name: str) -> str:

@@ -39,7 +39,8 @@ CONFIG_OPTION = typer.Option(
     dir_okay=False,
 )  # fmt: skip
 LAKE_OPTION = typer.Option(
-    None, "--lake", help="Root of the Parquet lake [default: ./data/lake, or MARKETPULSE_LAKE].",
+    None, "--lake", help="Root of the Parquet lake, a directory or s3://bucket/prefix "
+    "[default: ./data/lake, or MARKETPULSE_LAKE].",
 )  # fmt: skip
 
 

@@ -86,7 +86,8 @@ def build_sink(
 
     age = {} if max_age_s is None else {"max_age_s": max_age_s}
     if kind == SinkKind.lake:
-        return LakeSink(settings.lake, **({"max_rows": lake_rows} if lake_rows else {}), **age)
+        rows = {"max_rows": lake_rows} if lake_rows else {}
+        return LakeSink(settings.lake, **rows, **age, s3=settings.s3)
     if kind == SinkKind.postgres:
         if not settings.postgres_url:
             raise ConfigError("--sink postgres needs --postgres-url (or MARKETPULSE_POSTGRES_URL)")

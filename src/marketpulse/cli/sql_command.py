@@ -62,7 +62,7 @@ def sql(
     from marketpulse.analytics import query as run_query
 
     settings = settings_from(config, lake=lake)
-    result = run_query(settings.lake, query)
+    result = run_query(settings.lake, query, s3=settings.s3)
     format_table(result, format.value, output)
 
 

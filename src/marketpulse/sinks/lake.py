@@ -11,9 +11,11 @@ Rows with a null event time go to the partition of the wall-clock date at flush.
 
 Files are written whole under a hidden temporary name (``.<name>.tmp``, which
 no ``*.parquet`` glob matches), fsynced, then renamed into place, so a reader
-never sees a partial file. Names are deterministic when the caller gives the
-bus offsets of the rows (``part-p{partition:03d}-{first:012d}-{last:012d}.parquet``),
-so a replay after a crash rewrites the same file instead of adding one.
+never sees a partial file; on S3 (``s3://bucket/prefix``) each file is one PUT
+of its final key, which is visible only once complete (:mod:`.lake_store`).
+Names are deterministic when the caller gives the bus offsets of the rows
+(``part-p{partition:03d}-{first:012d}-{last:012d}.parquet``), so a replay after
+a crash rewrites the same file instead of adding one.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from types import MappingProxyType
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from marketpulse.config import S3Settings
 from marketpulse.sinks.base import TABLES, TIME_COLUMNS, Sink, SinkStats, SourceRange
+from marketpulse.sinks.lake_store import Staged, Store, is_s3, open_store
 
 __all__ = ["LAKE_SCHEMAS", "PARTITION_COLUMN", "LakeSink"]
 
@@ -44,8 +47,6 @@ logger = logging.getLogger(__name__)
 #: Parquet codecs DuckDB, Spark and Athena all read.
 _COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "none")
 
-#: Up to this many files per flush are fsynced one by one; beyond, one os.sync().
-_SYNC_EACH_UP_TO = 16
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="lake")
 
 #: The Hive partition column, present in paths and in query results, not in files.
@@ -113,6 +114,7 @@ class LakeSink(Sink):
         max_age_s: age of the oldest buffered row that triggers a flush.
         compression: Parquet codec of the files (zstd by default: small and fast).
         clock: monotonic clock in seconds, replaceable in tests.
+        s3: endpoint and credentials when ``root`` is ``s3://bucket/prefix``.
     """
 
     name = "lake"
@@ -125,13 +127,15 @@ class LakeSink(Sink):
         *,
         compression: str = "zstd",
         clock: Callable[[], float] = time.monotonic,
+        s3: S3Settings | None = None,
     ) -> None:
         if max_rows < 1 or max_age_s < 0:
             raise ValueError("max_rows must be >= 1 and max_age_s >= 0")
         if compression not in _COMPRESSIONS:
             raise ValueError(f"compression must be one of {', '.join(_COMPRESSIONS)}")
         self.compression = compression
-        self.root = Path(root)
+        self.store = open_store(root, s3)
+        self.root = root if is_s3(root) else Path(root)
         self.max_rows = max_rows
         self.max_age_s = max_age_s
         self._clock = clock
@@ -139,8 +143,6 @@ class LakeSink(Sink):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self._run_id = f"{stamp}-{os.getpid()}-{next(_instances)}"
         self._seq = itertools.count(1)
-        self._dirs: set[Path] = set()
-        self._new_dirs: set[Path] = set()
         self._rows = dict.fromkeys(TABLES, 0)
         self._files = self._bytes = self._flushes = 0
         self._closed = False
@@ -211,42 +213,31 @@ class LakeSink(Sink):
         rows = pa.concat_tables(buf.chunks)
         if sort_keys := _SORT_KEYS[table]:
             rows = rows.take(_stable_order(rows, sort_keys))
-        staged: list[tuple[Path, str, Path, int, int]] = []
-        jobs: list[tuple[Path, str, pa.Table]] = []
+        store = self.store
+        jobs: list[tuple[str, str, pa.Table]] = []
+        for day, part in _split_by_day(rows, TIME_COLUMNS[table]):
+            directory = f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
+            if partition is not None or day not in buf.names:
+                buf.names[day] = self._file_name(partition, buf)
+            store.ensure_dir(directory)
+            jobs.append((directory, buf.names[day], part))
+        staged: list[Staged] = []
         try:
-            for day, part in _split_by_day(rows, TIME_COLUMNS[table]):
-                directory = self.root / table / f"{PARTITION_COLUMN}={day.isoformat()}"
-                if partition is not None or day not in buf.names:
-                    buf.names[day] = self._file_name(partition, buf)
-                self._ensure_dir(directory)
-                jobs.append((directory, buf.names[day], part))
             # pyarrow writes without the GIL: many small partitions go faster in threads
             results = (
                 list(_POOL.map(lambda job: self._stage_file(*job), jobs))
                 if len(jobs) > 1
                 else [self._stage_file(*job) for job in jobs]
             )
-            for (directory, name, part), tmp in zip(jobs, results, strict=True):
-                if tmp is not None:
-                    staged.append((directory, name, tmp, part.num_rows, tmp.stat().st_size))
-            # one sync for many files: daily data touches thousands of partitions
-            if len(staged) > _SYNC_EACH_UP_TO:
-                os.sync()
-            else:
-                for _, _, tmp, _, _ in staged:
-                    _fsync(tmp)
+            staged = [s for s in results if s is not None]
+            store.make_durable(staged)
         except BaseException:
             for directory, name, _ in jobs:
-                _tmp_path(directory, name).unlink(missing_ok=True)
+                store.abandon(directory, name)
             raise
-        for directory, name, tmp, count, size in staged:
-            self._publish(directory, name, tmp, count, size)
-        if len(staged) > _SYNC_EACH_UP_TO:
-            os.sync()
-        else:
-            for directory in {d for d, *_ in staged} | self._new_dirs:
-                _fsync(directory)
-        self._new_dirs.clear()
+        for file in staged:
+            self._publish(file)
+        store.finish(staged)
         # Dropped only once every file is in place: after a failure the rows stay
         # buffered, and a retry rewrites the same names instead of adding files.
         del self._buffers[key]
@@ -258,40 +249,23 @@ class LakeSink(Sink):
             return f"part-{self._run_id}-{next(self._seq):06d}.parquet"
         return f"part-p{partition:03d}-{buf.first_offset:012d}-{buf.last_offset:012d}.parquet"
 
-    def _stage_file(self, directory: Path, name: str, rows: pa.Table) -> Path | None:
-        """Write ``rows`` under a temporary name; ``None`` if the file exists already."""
+    def _stage_file(self, directory: str, name: str, rows: pa.Table) -> Staged | None:
+        """Write ``rows`` where no reader sees them yet; ``None`` if the file exists already."""
         match = _SOURCE_NAME.fullmatch(name)
-        if match and _covered(directory, match):
+        if match and _covered(self.store, directory, match):
             logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
             return None
-        tmp = _tmp_path(directory, name)
-        try:
-            strings = [f.name for f in rows.schema if pa.types.is_string(f.type)]
-            # dictionary pages for the repetitive text columns only: numbers rarely repeat
-            pq.write_table(rows, tmp, compression=self.compression, use_dictionary=strings)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp
+        return self.store.stage(directory, name, rows, self.compression)
 
-    def _publish(self, directory: Path, name: str, tmp: Path, rows: int, size: int) -> None:
-        """Rename a durable temporary file to its final name."""
-        os.replace(tmp, directory / name)
-        match = _SOURCE_NAME.fullmatch(name)
+    def _publish(self, file: Staged) -> None:
+        """Make a durable staged file visible under its final name."""
+        self.store.publish(file)
+        match = _SOURCE_NAME.fullmatch(file.name)
         if match:
-            _remove_superseded(directory, match)
+            _remove_superseded(self.store, file.directory, match)
         self._files += 1
-        self._bytes += size
-        logger.debug("wrote %s/%s (%d rows, %d bytes)", directory, name, rows, size)
-
-    def _ensure_dir(self, directory: Path) -> None:
-        if directory in self._dirs:
-            return
-        created = not directory.exists()
-        directory.mkdir(parents=True, exist_ok=True)
-        if created:
-            self._new_dirs.add(directory.parent)
-        self._dirs.add(directory)
+        self._bytes += file.size
+        logger.debug("wrote %s/%s (%d bytes)", file.directory, file.name, file.size)
 
 
 def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
@@ -328,11 +302,6 @@ def _stable_order(rows: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
     return np.argsort(combined, kind="stable")
 
 
-def _tmp_path(directory: Path, name: str) -> Path:
-    """The temporary name of a file being written: hidden, and not ``*.parquet``."""
-    return directory / f".{name}.{os.getpid()}.tmp"
-
-
 def _split_by_day(rows: pa.Table, time_column: str) -> list[tuple[date, pa.Table]]:
     """Split rows by the UTC date of ``time_column``, keeping their order within a day."""
     ts = rows[time_column]
@@ -354,28 +323,28 @@ def _split_by_day(rows: pa.Table, time_column: str) -> list[tuple[date, pa.Table
     ]
 
 
-def _covered(directory: Path, match: re.Match[str]) -> bool:
+def _covered(store: Store, directory: str, match: re.Match[str]) -> bool:
     """Return whether a file of ``directory`` already holds the offsets of ``match``."""
     partition, first, last = (int(g) for g in match.groups())
-    for other in _source_files(directory, partition):
+    for other in _source_files(store, directory, partition):
         if other[0] != match.string and other[1] <= first and last <= other[2]:
             return True
     return False
 
 
-def _remove_superseded(directory: Path, match: re.Match[str]) -> None:
+def _remove_superseded(store: Store, directory: str, match: re.Match[str]) -> None:
     """Delete files whose offsets lie within the file just written.
 
     They are left by a flush that failed (or crashed) before its offsets were
     committed; the replay that wrote ``match`` holds their rows.
     """
     partition, first, last = (int(g) for g in match.groups())
-    for name, other_first, other_last in _source_files(directory, partition):
+    for name, other_first, other_last in _source_files(store, directory, partition):
         if name == match.string:
             continue
         if first <= other_first and other_last <= last:
             logger.info("remove %s/%s: superseded by %s", directory, name, match.string)
-            (directory / name).unlink(missing_ok=True)
+            store.remove(directory, name)
         elif other_first <= last and first <= other_last:
             logger.warning(
                 "%s/%s overlaps %s: rows of offsets %d-%d may be duplicated",
@@ -387,18 +356,10 @@ def _remove_superseded(directory: Path, match: re.Match[str]) -> None:
             )
 
 
-def _source_files(directory: Path, partition: int) -> list[tuple[str, int, int]]:
+def _source_files(store: Store, directory: str, partition: int) -> list[tuple[str, int, int]]:
     found = []
-    for entry in os.scandir(directory):
-        m = _SOURCE_NAME.fullmatch(entry.name)
+    for name in store.names(directory):
+        m = _SOURCE_NAME.fullmatch(name)
         if m and int(m.group(1)) == partition:
-            found.append((entry.name, int(m.group(2)), int(m.group(3))))
+            found.append((name, int(m.group(2)), int(m.group(3))))
     return found
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,7 +10,7 @@ import pytest
 
 from marketpulse.models import TRADE_SCHEMA
 from marketpulse.sinks import TABLES, LakeSink, Sink, SourceRange
-from marketpulse.sinks import lake as lake_module
+from marketpulse.sinks import lake_store as lake_module
 from marketpulse.sinks.lake import LAKE_SCHEMAS
 
 MIDNIGHT = 1_699_920_000 * 1_000_000_000  # 2023-11-14 00:00:00 UTC

@@ -1,0 +1,248 @@
+"""Where lake files live: a local directory or an S3-compatible bucket.
+
+Both stores give the lake the same commit rule, a file appears whole or not
+at all, by their own means:
+
+- local: written under a hidden temporary name (``.<name>.<pid>.tmp``, which
+  no ``*.parquet`` glob matches), fsynced, renamed into place, the directory
+  fsynced;
+- S3: uploaded under its final key in one PUT (an object becomes visible only
+  once complete; multipart uploads only at their completion).
+
+Paths inside a store are relative to the lake's root, with ``/`` separators:
+``bars/date=2013-10-07/part-....parquet``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from marketpulse.config import S3Settings
+from marketpulse.sinks.exceptions import SinkError
+
+__all__ = ["LocalStore", "S3Store", "Staged", "Store", "is_s3", "open_store"]
+
+#: Up to this many files per commit are fsynced one by one; beyond, one os.sync().
+_SYNC_EACH_UP_TO = 16
+
+
+def is_s3(root: str | Path) -> bool:
+    """Return whether a lake root is an ``s3://`` URI."""
+    return str(root).startswith("s3://")
+
+
+@dataclass(slots=True)
+class Staged:
+    """A file written but not yet visible: its place, size and pending content."""
+
+    directory: str
+    name: str
+    size: int
+    pending: Path | bytes
+
+
+class Store:
+    """Files of a lake: stage, make durable, publish, list, remove."""
+
+    #: The lake's root as users name it (a directory, or ``s3://bucket/prefix``).
+    uri: str
+    #: The pyarrow filesystem and the root's path in it, for readers.
+    filesystem: pafs.FileSystem
+    base: str
+
+    def ensure_dir(self, directory: str) -> None:
+        """Make ``directory`` exist (a no-op where directories are implicit)."""
+
+    def stage(self, directory: str, name: str, rows: pa.Table, compression: str) -> Staged:
+        """Write ``rows`` as Parquet, not yet visible under ``name``."""
+        raise NotImplementedError
+
+    def make_durable(self, staged: list[Staged]) -> None:
+        """Make staged files survive a crash (before they are published)."""
+
+    def publish(self, staged: Staged) -> None:
+        """Make a staged file visible under its name, whole."""
+        raise NotImplementedError
+
+    def finish(self, staged: list[Staged]) -> None:
+        """Make the publications durable."""
+
+    def abandon(self, directory: str, name: str) -> None:
+        """Drop whatever a failed :meth:`stage` of ``name`` may have left."""
+
+    def names(self, directory: str) -> list[str]:
+        """The file names in ``directory`` (none if it does not exist)."""
+        selector = pafs.FileSelector(self.path(directory), allow_not_found=True)
+        return [info.base_name for info in self.filesystem.get_file_info(selector)
+                if info.type == pafs.FileType.File]  # fmt: skip
+
+    def directories(self, directory: str) -> list[str]:
+        """The subdirectory names of ``directory``."""
+        selector = pafs.FileSelector(self.path(directory), allow_not_found=True)
+        return [info.base_name for info in self.filesystem.get_file_info(selector)
+                if info.type == pafs.FileType.Directory]  # fmt: skip
+
+    def sizes(self, directory: str) -> dict[str, int]:
+        """File name → size in bytes, for the ``*.parquet`` files of ``directory``."""
+        selector = pafs.FileSelector(self.path(directory), allow_not_found=True)
+        infos = self.filesystem.get_file_info(selector)
+        files = [i for i in infos if i.type == pafs.FileType.File]
+        return {i.base_name: int(i.size or 0) for i in files if i.base_name.endswith(".parquet")}
+
+    def remove(self, directory: str, name: str) -> None:
+        """Delete a file; a missing one is fine."""
+        try:
+            self.filesystem.delete_file(self.path(f"{directory}/{name}"))
+        except FileNotFoundError:
+            pass
+
+    def path(self, relative: str) -> str:
+        """The path of ``relative`` in :attr:`filesystem`."""
+        return f"{self.base}/{relative}".rstrip("/") if relative else self.base
+
+
+class LocalStore(Store):
+    """A lake in a local directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.uri = str(root)
+        self.filesystem = pafs.LocalFileSystem()
+        self.base = str(self.root.resolve())
+        self._dirs: set[str] = set()
+        self._new_dirs: set[Path] = set()
+
+    def ensure_dir(self, directory: str) -> None:
+        """Create ``directory``; remember new ones, whose parents need an fsync."""
+        if directory in self._dirs:
+            return
+        path = self.root / directory
+        if not path.exists():
+            path.mkdir(parents=True, exist_ok=True)
+            self._new_dirs.add(path.parent)
+        self._dirs.add(directory)
+
+    def stage(self, directory: str, name: str, rows: pa.Table, compression: str) -> Staged:
+        """Write a hidden temporary file beside the final name."""
+        tmp = self._tmp(directory, name)
+        try:
+            _write_parquet(rows, tmp, compression)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return Staged(directory, name, tmp.stat().st_size, tmp)
+
+    def make_durable(self, staged: list[Staged]) -> None:
+        """Fsync the temporary files (one ``sync`` for many: daily data touches thousands)."""
+        if len(staged) > _SYNC_EACH_UP_TO:
+            os.sync()
+        else:
+            for file in staged:
+                assert isinstance(file.pending, Path)
+                _fsync(file.pending)
+
+    def publish(self, staged: Staged) -> None:
+        """Rename the temporary file to its name."""
+        assert isinstance(staged.pending, Path)
+        os.replace(staged.pending, self.root / staged.directory / staged.name)
+
+    def finish(self, staged: list[Staged]) -> None:
+        """Fsync the directories that got new entries."""
+        if len(staged) > _SYNC_EACH_UP_TO:
+            os.sync()
+        else:
+            for directory in {self.root / s.directory for s in staged} | self._new_dirs:
+                _fsync(directory)
+        self._new_dirs.clear()
+
+    def abandon(self, directory: str, name: str) -> None:
+        """Delete the temporary file."""
+        self._tmp(directory, name).unlink(missing_ok=True)
+
+    def _tmp(self, directory: str, name: str) -> Path:
+        return self.root / directory / f".{name}.{os.getpid()}.tmp"
+
+    def names(self, directory: str) -> list[str]:
+        """The entries of ``directory`` (faster than pyarrow's listing for big directories)."""
+        try:
+            return [entry.name for entry in os.scandir(self.root / directory) if entry.is_file()]
+        except FileNotFoundError:
+            return []
+
+
+class S3Store(Store):
+    """A lake under ``s3://bucket/prefix`` of an S3-compatible object store.
+
+    Args:
+        uri: ``s3://bucket/prefix``.
+        settings: endpoint, region and credentials; empty ones are left to the
+            AWS SDK's own lookup (``AWS_*`` variables, ``~/.aws``).
+    """
+
+    def __init__(self, uri: str, settings: S3Settings | None = None) -> None:
+        parts = urllib.parse.urlsplit(uri)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"lake {uri!r}: expected s3://bucket/prefix")
+        self.uri = uri.rstrip("/")
+        self.base = f"{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
+        self.filesystem = s3_filesystem(settings or S3Settings())
+
+    def stage(self, directory: str, name: str, rows: pa.Table, compression: str) -> Staged:
+        """Encode the file in memory."""
+        buffer = io.BytesIO()
+        _write_parquet(rows, buffer, compression)
+        data = buffer.getvalue()
+        return Staged(directory, name, len(data), data)
+
+    def publish(self, staged: Staged) -> None:
+        """Upload under the final key: the object appears whole once the PUT completes."""
+        assert isinstance(staged.pending, bytes)
+        key = f"{staged.directory}/{staged.name}"
+        try:
+            with self.filesystem.open_output_stream(self.path(key)) as out:
+                out.write(staged.pending)
+        except OSError as exc:
+            raise SinkError(f"lake {self.uri}: cannot write {key}: {exc}") from exc
+
+
+def s3_filesystem(settings: S3Settings) -> pafs.S3FileSystem:
+    """A pyarrow S3 filesystem for the settings (path-style addressing for custom endpoints)."""
+    options: dict[str, object] = {}
+    if settings.endpoint:
+        endpoint = urllib.parse.urlsplit(settings.endpoint)
+        options["endpoint_override"] = endpoint.netloc or settings.endpoint
+        options["scheme"] = endpoint.scheme or "https"
+        options["force_virtual_addressing"] = False
+    if settings.region:
+        options["region"] = settings.region
+    if settings.access_key_id:
+        options["access_key"] = settings.access_key_id
+        options["secret_key"] = settings.secret_access_key.reveal()
+    return pafs.S3FileSystem(**options)
+
+
+def open_store(root: str | Path, s3: S3Settings | None = None) -> Store:
+    """The store of a lake root: S3 for ``s3://...``, else a local directory."""
+    return S3Store(str(root), s3) if is_s3(root) else LocalStore(root)
+
+
+def _write_parquet(rows: pa.Table, where: Path | io.BytesIO, compression: str) -> None:
+    strings = [f.name for f in rows.schema if pa.types.is_string(f.type)]
+    # dictionary pages for the repetitive text columns only: numbers rarely repeat
+    pq.write_table(rows, where, compression=compression, use_dictionary=strings)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
