@@ -1,8 +1,14 @@
-"""``marketpulse report``: historical reports over the lake."""
+"""``marketpulse report``: historical reports over the lake's bars."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, settings_from
+from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat
+from marketpulse.cli.storage_command import date_option
 
 __all__ = ["report_app"]
 
@@ -11,3 +17,67 @@ report_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+
+START_OPTION = typer.Option(..., "--start", help="First date, YYYY-MM-DD (UTC), inclusive.")
+END_OPTION = typer.Option(..., "--end", help="Last date, YYYY-MM-DD (UTC), inclusive.")
+SYMBOLS_OPTION = typer.Option(None, "--symbols", help="Comma-separated symbols [default: all].")
+INTERVAL_OPTION = typer.Option(
+    None, "--interval", help="Bars to build days from [default: 1d if present, else the smallest]."
+)
+OUTPUT_OPTION = typer.Option(None, "--output", "-o", help="Write to this file.")
+
+
+def _run(name: str, start: str, end: str, symbols: str | None, interval: str | None,
+         format: OutputFormat, output: Path | None, lake: str | None, config: Path | None,
+         top: int = 10) -> None:  # fmt: skip
+    from marketpulse.analytics import Lake, format_table
+    from marketpulse.analytics.reports import ReportRange, report
+
+    settings = settings_from(config, lake=lake)
+    scope = ReportRange(
+        date_option(start, "--start"), date_option(end, "--end"),
+        tuple(s.strip() for s in (symbols or "").split(",") if s.strip()), interval, top,
+    )  # fmt: skip
+    with Lake(settings.lake, settings.s3) as opened:
+        format_table(report(opened, name, scope), format.value, output)
+
+
+@report_app.command("daily")
+def daily(
+    start: str = START_OPTION, end: str = END_OPTION, symbols: str = SYMBOLS_OPTION,
+    interval: str = INTERVAL_OPTION, format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
+) -> None:  # fmt: skip
+    """Daily open, high, low, close, volume and average price per symbol."""
+    _run("daily", start, end, symbols, interval, format, output, lake, config)
+
+
+@report_app.command("movers")
+def movers(
+    start: str = START_OPTION, end: str = END_OPTION, symbols: str = SYMBOLS_OPTION,
+    top: int = typer.Option(10, "--top", min=1, help="Gainers and losers to show."),
+    interval: str = INTERVAL_OPTION, format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
+) -> None:  # fmt: skip
+    """Top gainers and losers: return from the first close to the last close of the period."""
+    _run("movers", start, end, symbols, interval, format, output, lake, config, top)
+
+
+@report_app.command("volatility")
+def volatility(
+    start: str = START_OPTION, end: str = END_OPTION, symbols: str = SYMBOLS_OPTION,
+    interval: str = INTERVAL_OPTION, format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
+) -> None:  # fmt: skip
+    """Annualised volatility: sample standard deviation of daily log returns x sqrt(252)."""
+    _run("volatility", start, end, symbols, interval, format, output, lake, config)
+
+
+@report_app.command("correlation")
+def correlation(
+    start: str = START_OPTION, end: str = END_OPTION, symbols: str = SYMBOLS_OPTION,
+    interval: str = INTERVAL_OPTION, format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
+) -> None:  # fmt: skip
+    """Pearson correlation of daily log returns for each pair of symbols."""
+    _run("correlation", start, end, symbols, interval, format, output, lake, config)

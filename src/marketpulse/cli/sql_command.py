@@ -26,7 +26,7 @@ from marketpulse.cli.common import (
     settings_from,
 )
 
-__all__ = ["backfill", "sql"]
+__all__ = ["FORMAT_OUTPUT_OPTION", "OutputFormat", "backfill", "sql"]
 
 
 class OutputFormat(StrEnum):
@@ -38,14 +38,16 @@ class OutputFormat(StrEnum):
     parquet = "parquet"
 
 
+FORMAT_OUTPUT_OPTION = typer.Option(
+    OutputFormat.table, "--format", help="Output: table, csv, json or parquet."
+)
+
 def sql(
     query: str = typer.Argument(
         ..., help="DuckDB SQL over the views trades, bars, indicators, alerts, dlq."
     ),
     lake: str = LAKE_OPTION,
-    format: OutputFormat = typer.Option(
-        OutputFormat.table, "--format", help="Output: table, csv, json or parquet."
-    ),
+    format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = typer.Option(
         None, "--output", "-o", help="Write to this file (required for parquet)."
     ),

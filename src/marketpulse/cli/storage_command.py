@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import typer
 
-from marketpulse.cli.common import CONFIG_OPTION, console, settings_from
+from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, console, settings_from
 from marketpulse.cli.sink_options import POSTGRES_URL_OPTION, url_overrides
+from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat
 from marketpulse.exceptions import ConfigError
 
-__all__ = ["db_app", "lake_app"]
+__all__ = ["date_option", "db_app", "lake_app"]
 
 db_app = typer.Typer(help="The PostgreSQL schema.", no_args_is_help=True, rich_markup_mode=None)
 lake_app = typer.Typer(
@@ -43,3 +45,79 @@ def db_migrate(
     done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to do"
     console.print(f"{sink.where}: schema version {latest} ({done})", highlight=False,
                   soft_wrap=True)  # fmt: skip
+
+
+def _store(lake: str | None, config: Path | None):  # noqa: ANN202 - a sinks.lake_store.Store
+    from marketpulse.sinks.lake_store import LocalStore, open_store
+
+    settings = settings_from(config, lake=lake)
+    store = open_store(settings.lake, settings.s3)
+    if isinstance(store, LocalStore) and not store.root.is_dir():
+        raise ConfigError(f"no lake at {store.root}: not a directory")
+    return store
+
+
+@lake_app.command("ls")
+def lake_ls(
+    table: str = typer.Argument(None, help="List this table's date partitions."),
+    lake: str = LAKE_OPTION,
+    format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Tables with their partitions, files, rows and bytes; or one table's partitions."""
+    from marketpulse.analytics import format_table
+    from marketpulse.analytics.lake_admin import list_lake
+
+    format_table(list_lake(_store(lake, config), table), format.value)
+
+
+@lake_app.command("compact")
+def lake_compact(
+    table: list[str] = typer.Option(None, "--table", help="Compact this table (repeatable) "
+                                    "[default: all]."),
+    before: str = typer.Option(None, "--before", help="Compact dates before this one "
+                               "(YYYY-MM-DD) [default: today, UTC: only closed dates]."),
+    min_files: int = typer.Option(2, "--min-files", min=2,
+                                  help="Compact partitions with at least this many files."),
+    lake: str = LAKE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Merge the small files of closed dates, atomically, losing and duplicating no row.
+
+    Each partition becomes one file per Kafka source partition (named after the
+    offsets it holds) plus one for rows written without offsets.
+    """
+    from marketpulse.analytics.lake_admin import compact
+
+    until = date_option(before, "--before") if before else None
+    result = compact(_store(lake, config), list(table) or None, until, min_files)
+    console.print(
+        f"compacted {result.partitions:,} partitions: {result.files_before:,} files -> "
+        f"{result.files_after:,} ({result.rows:,} rows)", highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+@lake_app.command("ddl")
+def lake_ddl(
+    location: str = typer.Option(None, "--location", help="Where the lake is for the engine "
+                                 "(s3://bucket/prefix) [default: the lake]."),
+    database: str = typer.Option("marketpulse", "--database", help="Athena/Glue database."),
+    lake: str = LAKE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Print CREATE EXTERNAL TABLE statements (Athena, Glue, Hive) matching the layout."""
+    from marketpulse.analytics.lake_admin import external_table_ddl
+
+    settings = settings_from(config, lake=lake)
+    where = location or settings.lake
+    if not where.startswith("s3://"):
+        where = Path(where).resolve().as_uri()
+    print(external_table_ddl(where, database), end="")
+
+
+def date_option(text: str, option: str) -> date:
+    """Parse a YYYY-MM-DD option value."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option}: expected a date YYYY-MM-DD, got {text!r}") from None

@@ -40,7 +40,14 @@ from marketpulse.config import S3Settings
 from marketpulse.sinks.base import TABLES, TIME_COLUMNS, Sink, SinkStats, SourceRange
 from marketpulse.sinks.lake_store import Staged, Store, is_s3, open_store
 
-__all__ = ["LAKE_SCHEMAS", "PARTITION_COLUMN", "LakeSink"]
+__all__ = [
+    "LAKE_SCHEMAS",
+    "PARTITION_COLUMN",
+    "SORT_KEYS",
+    "SOURCE_NAME",
+    "LakeSink",
+    "stable_order",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ LAKE_SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
 
 # Rows of a file are grouped by these columns (stable sort: arrival order is kept
 # within a group) so that row-group statistics prune ``WHERE symbol = ...``.
-_SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "trades": (),  # arrival (time) order: the cheapest to write, and ts ranges prune
         "bars": ("symbol", "interval"),
@@ -81,7 +88,7 @@ _SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _EPOCH = date(1970, 1, 1)
-_SOURCE_NAME = re.compile(r"part-p(\d{3,})-(\d{12,})-(\d{12,})\.parquet")
+SOURCE_NAME = re.compile(r"part-p(\d{3,})-(\d{12,})-(\d{12,})\.parquet")
 _instances = itertools.count()
 
 
@@ -211,8 +218,8 @@ class LakeSink(Sink):
         table, partition = key
         buf = self._buffers[key]
         rows = pa.concat_tables(buf.chunks)
-        if sort_keys := _SORT_KEYS[table]:
-            rows = rows.take(_stable_order(rows, sort_keys))
+        if sort_keys := SORT_KEYS[table]:
+            rows = rows.take(stable_order(rows, sort_keys))
         store = self.store
         jobs: list[tuple[str, str, pa.Table]] = []
         for day, part in _split_by_day(rows, TIME_COLUMNS[table]):
@@ -251,7 +258,7 @@ class LakeSink(Sink):
 
     def _stage_file(self, directory: str, name: str, rows: pa.Table) -> Staged | None:
         """Write ``rows`` where no reader sees them yet; ``None`` if the file exists already."""
-        match = _SOURCE_NAME.fullmatch(name)
+        match = SOURCE_NAME.fullmatch(name)
         if match and _covered(self.store, directory, match):
             logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
             return None
@@ -260,7 +267,7 @@ class LakeSink(Sink):
     def _publish(self, file: Staged) -> None:
         """Make a durable staged file visible under its final name."""
         self.store.publish(file)
-        match = _SOURCE_NAME.fullmatch(file.name)
+        match = SOURCE_NAME.fullmatch(file.name)
         if match:
             _remove_superseded(self.store, file.directory, match)
         self._files += 1
@@ -284,7 +291,7 @@ def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
         raise ValueError(f"{table}: columns do not match the schema: {exc}") from exc
 
 
-def _stable_order(rows: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
+def stable_order(rows: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
     """Row order sorted by ``keys`` (text columns), stable: arrival order within a key.
 
     Sorts small integer ranks instead of strings: a few distinct symbols and
@@ -359,7 +366,7 @@ def _remove_superseded(store: Store, directory: str, match: re.Match[str]) -> No
 def _source_files(store: Store, directory: str, partition: int) -> list[tuple[str, int, int]]:
     found = []
     for name in store.names(directory):
-        m = _SOURCE_NAME.fullmatch(name)
+        m = SOURCE_NAME.fullmatch(name)
         if m and int(m.group(1)) == partition:
             found.append((name, int(m.group(2)), int(m.group(3))))
     return found
