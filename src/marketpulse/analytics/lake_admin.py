@@ -6,7 +6,9 @@ bus (named after the offset range it covers, so the Kafka sink still
 recognises rows it wrote) plus one for rows written without offsets. On a
 local lake the new partition is built beside the table and swapped in with
 one atomic ``renameat2(RENAME_EXCHANGE)``: a reader lists either the old
-files or the new ones, never both, never neither. On S3, where no such swap
+files or the new ones, never both, never neither (a query that listed the old
+files just before the swap and opens one after it fails; :class:`~.sql.Lake`
+runs such a query again). On S3, where no such swap
 exists, the new files are uploaded first and the old ones deleted after, so a
 reader in between may see rows twice; compact S3 lakes when nobody reads.
 """

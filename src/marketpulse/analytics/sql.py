@@ -43,6 +43,9 @@ __all__ = ["FORMATS", "Lake", "format_table", "open_lake", "query"]
 #: The formats :func:`format_table` writes.
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "parquet")
 
+#: Runs of a query whose files were replaced between listing and opening them.
+_ATTEMPTS = 5
+
 _SQL_TYPES = {
     pa.string(): "VARCHAR",
     pa.binary(): "BLOB",
@@ -115,11 +118,18 @@ class Lake:
         for table in [t for t in self._empty if _has_files(self.store, t)]:
             _create_view(con, self.store, table)
             self._empty.discard(table)
-        try:
-            relation = con.sql(sql, params=params)
-            return pa.table({}) if relation is None else relation.to_arrow_table()
-        except duckdb.Error as exc:
-            raise SQLError(str(exc)) from exc
+        for attempt in range(_ATTEMPTS):
+            try:
+                relation = con.sql(sql, params=params)
+                return pa.table({}) if relation is None else relation.to_arrow_table()
+            except duckdb.IOException as exc:
+                # a file listed by the query was replaced by a compaction (or a sink's
+                # rewrite) before it was opened: the listing of a new attempt is current
+                if "No such file" not in str(exc) or attempt == _ATTEMPTS - 1:
+                    raise SQLError(str(exc)) from exc
+            except duckdb.Error as exc:
+                raise SQLError(str(exc)) from exc
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Close the connection; closing twice is allowed."""

@@ -1,0 +1,113 @@
+import threading
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+from marketpulse.analytics import Lake
+from marketpulse.analytics.exceptions import AnalyticsError
+from marketpulse.analytics.lake_admin import compact, external_table_ddl, list_lake
+from marketpulse.sinks import LakeSink, SourceRange
+from marketpulse.sinks.lake_store import LocalStore
+
+from ..conftest import MIDNIGHT, NS_PER_S, build_rows
+
+
+def _small_files(root):
+    """Bars over two days in many small files: 2 source partitions by offsets, and unnamed."""
+    sink = LakeSink(root, max_rows=10**9)
+    offset = 0
+    for n in range(12):
+        rows = build_rows("bars", 50, start=MIDNIGHT + n * 8_000 * NS_PER_S, step=60 * NS_PER_S)
+        if n % 3 == 2:
+            sink.write("bars", rows)  # embedded: no offsets
+        else:
+            sink.write("bars", rows, SourceRange(n % 2, offset, offset + 49))
+            offset += 50
+        sink.flush()
+    sink.close()
+
+
+def _all_rows(root):
+    with Lake(root) as lake:
+        return lake.query("SELECT * FROM bars ORDER BY ALL")
+
+
+def test_compaction_keeps_every_row_in_fewer_files(tmp_path):
+    _small_files(tmp_path)
+    store = LocalStore(tmp_path)
+    before = list_lake(store, "bars")
+    assert before.num_rows == 2 and sum(before.column("files").to_pylist()) >= 12
+    expected = _all_rows(tmp_path)
+    result = compact(store, ["bars"], before=date(2100, 1, 1))
+    after = list_lake(store, "bars")
+    assert result.files_after < result.files_before <= sum(before.column("files").to_pylist())
+    assert sum(after.column("files").to_pylist()) < sum(before.column("files").to_pylist())
+    assert after.column("rows").to_pylist() == before.column("rows").to_pylist()
+    assert _all_rows(tmp_path).equals(expected)
+    names = sorted(p.name for p in (tmp_path / "bars").glob("*/*.parquet"))
+    assert any(n.startswith("part-p000-") for n in names)
+    assert any(n.startswith("part-compact-") for n in names)
+    assert not (tmp_path / ".compact" / "bars").exists() or not any(
+        (tmp_path / ".compact" / "bars").rglob("*.parquet")
+    )
+    # a Kafka sink that writes offsets again finds them in the compacted file
+    again = LakeSink(tmp_path)
+    again.write("bars", build_rows("bars", 50, start=MIDNIGHT, step=60 * NS_PER_S),
+                SourceRange(0, 0, 49))  # fmt: skip
+    again.close()
+    assert _all_rows(tmp_path).equals(expected)
+
+
+def test_open_dates_are_left_alone(tmp_path):
+    _small_files(tmp_path)
+    result = compact(LocalStore(tmp_path), ["bars"], before=date(2023, 11, 14))
+    assert result.partitions == 0
+
+
+def test_readers_never_see_a_partition_half_compacted(tmp_path):
+    _small_files(tmp_path)
+    total = _all_rows(tmp_path).num_rows
+    seen, errors, stop = [], [], threading.Event()
+
+    def read():
+        with Lake(tmp_path) as lake:
+            while not stop.is_set():
+                try:
+                    seen.append(lake.query("SELECT count(*) AS n FROM bars")["n"][0].as_py())
+                except Exception as exc:  # reported below
+                    errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(3):
+            _small_files(tmp_path / "x")  # unrelated work between compactions
+            compact(LocalStore(tmp_path), ["bars"], before=date(2100, 1, 1), min_files=2)
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors
+    assert seen and set(seen) == {total}
+
+
+def test_ddl_matches_the_layout():
+    ddl = external_table_ddl("s3://bucket/lake/", "md")
+    assert ddl.count("CREATE EXTERNAL TABLE") == 5
+    assert "CREATE EXTERNAL TABLE IF NOT EXISTS `md`.`bars` (\n  `symbol` string," in ddl
+    assert "  `start` bigint," in ddl and "  `trades` bigint\n)" in ddl
+    assert "LOCATION 's3://bucket/lake/bars/'" in ddl
+    assert "'storage.location.template' = 's3://bucket/lake/bars/date=${date}/'" in ddl
+
+
+def test_unknown_table_is_named(tmp_path):
+    with pytest.raises(AnalyticsError, match="unknown table 'quotes'"):
+        list_lake(LocalStore(tmp_path), "quotes")
+
+
+def test_listing_counts_rows_and_files(tmp_path):
+    _small_files(tmp_path)
+    listing = list_lake(LocalStore(tmp_path))
+    bars = listing.filter(pa.compute.equal(listing["table"], "bars")).to_pylist()[0]
+    assert bars["rows"] == 600 and bars["files"] >= 12 and bars["partitions"] == 2
+    assert bars["bytes"] == sum(p.stat().st_size for p in (tmp_path / "bars").glob("*/*.parquet"))
