@@ -11,7 +11,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser run test test-unit lint bench clean kafka-up kafka-down
+.PHONY: help install browser db-servers run test test-unit lint bench clean kafka-up kafka-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,10 +31,17 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM) ## install Debian's Chromium for the browser tests
 
+# Debian's PostgreSQL and InfluxDB for the storage tests (the fixtures start private servers).
+db-servers: ## install Debian's PostgreSQL and InfluxDB when missing (needs root)
+	@missing=""; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="postgresql"; \
+	command -v influxd >/dev/null || missing="$$missing influxdb"; \
+	if [ -n "$$missing" ]; then apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
 run: $(STAMP) ## run the embedded pipeline on a simulated market with the live view (ARGS="--duration 30")
 	$(BIN)/marketpulse run $(ARGS)
 
-test: $(STAMP) $(CHROMIUM) ## run the whole test suite (installs Chromium when missing)
+test: $(STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chromium, PostgreSQL, InfluxDB when missing)
 	$(BIN)/python -m pytest $(ARGS)
 
 test-unit: $(STAMP) ## run the unit tests only

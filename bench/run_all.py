@@ -124,6 +124,41 @@ def lake_section() -> str:
 """
 
 
+def storage_section() -> str:
+    output = run("bench/bench_storage.py")
+    result = last_json(output)
+    pg, lake, lean = result["postgres"], result["s3_lake"], result["sql"]
+    rows = "\n".join(
+        f"| {label} | {r['rows']:,} | {r['seconds']:.2f} | {r['rows_per_s']:,.0f} |"
+        for label, r in pg.items()
+    )
+    target = verdict(pg["insert"]["rows_per_s"] >= 200_000)
+    return f"""## Storage (`bench/bench_storage.py`)
+
+PostgreSQL sink (`PostgresSink`, binary COPY into a staging table, then
+`INSERT ... ON CONFLICT DO UPDATE`, bars and indicators flushed on two
+connections at once) into Debian's PostgreSQL started by the script with its
+default settings (fsync and synchronous commit on), on the same cores. Rows
+are 1-minute bars of 500 symbols plus one indicator row per bar, written in
+batches of 20,000 and flushed every 200,000 rows per table. `insert` writes new
+keys, `upsert` the same keys again (a replay). Target 200,000 rows/s: {target}.
+
+| PostgreSQL | rows (bars + indicators) | seconds | rows/s |
+|---|---:|---:|---:|
+{rows}
+
+Lake on S3 (moto's S3 server on loopback): {lake["rows"]:,} bars in
+{lake["seconds"]:.2f} s = {lake["rows_per_s"]:,.0f} rows/s, {lake["files"]} objects,
+{lake["bytes"] / 1e6:.1f} MB (local-disk lake writes: "Lake writes" above).
+
+`marketpulse sql` over a day of the Lean trades ({lean["trades"]:,} trades replayed
+into a local lake; per-symbol count, VWAP, min and max with `WHERE date =
+'2013-10-07'`): {lean["cli_s"]:.2f} s for the whole command (process start,
+imports, views, query, output; best of 3), {lean["query_s"] * 1000:.0f} ms for the
+query in-process (best of 5).
+"""
+
+
 def kafka_section() -> str:
     catchup = last_json(run("bench/bench_kafka_catchup.py"))
     latency = last_json(run("bench/bench_kafka_latency.py"))
@@ -300,6 +335,7 @@ SECTIONS = {
     "replay": replay_section,
     "kernels": kernels_section,
     "lake": lake_section,
+    "storage": storage_section,
     "kafka": kafka_section,
     "dashboard": dashboard_section,
 }

@@ -218,6 +218,8 @@ class PostgresSink(Sink):
             if any(text in str(exc) for text in _PERMANENT):  # waiting will not help
                 raise SinkError(f"PostgreSQL at {self.where}: {exc}") from None
             raise
+        # staging tables are session-local: keep a flush's rows in memory, not in temp files
+        conn.execute("SET temp_buffers = '256MB'")
         self._conns[table] = conn
         return conn
 
