@@ -34,7 +34,12 @@ def _same(a, b):
 def test_replay_into_postgres_equals_the_lake(cli, sql, tmp_path, postgres_url):
     lake = tmp_path / "lake"
     cli("replay", LEAN_TRADES, "--sink", "postgres", "--sink", "lake", "--lake", lake,
-        "--postgres-url", postgres_url)  # fmt: skip
+        "--postgres-url", postgres_url,
+        "--postgres-tables", "bars,indicators,alerts,trades")  # fmt: skip
+    # every trade, those of one symbol at one time told apart by seq
+    (trades,) = sql(lake, "SELECT count(*) AS n, sum(price * size) AS notional FROM trades")
+    assert _rows(postgres_url, "SELECT count(*), sum(price * size) FROM trades") == [
+        (trades["n"], pytest.approx(trades["notional"], rel=1e-12))]  # fmt: skip
     for table, key, time_column in (
         ("bars", "symbol, interval, start", "start"),
         ("indicators", "symbol, interval, ts", "ts"),

@@ -50,6 +50,7 @@ from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
 from marketpulse.cli.sink_options import (
     INFLUX_URL_OPTION,
+    POSTGRES_TABLES_OPTION,
     POSTGRES_URL_OPTION,
     SINK_OPTION,
     SinkKind,
@@ -113,6 +114,7 @@ def run(
     lake: str = LAKE_OPTION,
     sink: list[SinkKind] = SINK_OPTION,
     postgres_url: str = POSTGRES_URL_OPTION,
+    postgres_tables: str = POSTGRES_TABLES_OPTION,
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
     lateness: float = LATENESS_OPTION,
@@ -180,7 +182,8 @@ def run(
             board.stop()
             board = None
     try:
-        _run_pipeline(settings, alert_rules, feed, duration, metrics, view, kafka, sink)
+        _run_pipeline(settings, alert_rules, feed, duration, metrics, view, kafka,
+                      (sink, postgres_tables))  # fmt: skip
     finally:
         if board is not None:
             board.stop()
@@ -194,7 +197,7 @@ def _run_pipeline(
     metrics: Metrics,
     view: MarketView,
     kafka: str | None,
-    sinks: list[SinkKind] | None,
+    sinks: tuple[list[SinkKind] | None, str | None],
 ) -> None:
     from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
 
@@ -204,7 +207,7 @@ def _run_pipeline(
     options = PipelineOptions(
         lake=settings.lake, rules=rules, processor=processor_settings(settings),
         alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
-        sinks=build_sinks(sinks, settings, LAKE_FILE_ROWS),
+        sinks=build_sinks(sinks[0], settings, LAKE_FILE_ROWS, sinks[1]),
     )  # fmt: skip
     run_in_foreground(
         lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress),
@@ -254,6 +257,7 @@ def replay(
     lake: str = LAKE_OPTION,
     sink: list[SinkKind] = SINK_OPTION,
     postgres_url: str = POSTGRES_URL_OPTION,
+    postgres_tables: str = POSTGRES_TABLES_OPTION,
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
     lateness: float = LATENESS_OPTION,
@@ -277,7 +281,7 @@ def replay(
     options = PipelineOptions(
         lake=settings.lake, rules=alert_rules, processor=proc, alerts_file=settings.alerts_file,
         partitions=settings.partitions, speed=pace,
-        sinks=build_sinks(sink, settings, LAKE_FILE_ROWS),
+        sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables),
     )  # fmt: skip
     metrics = Metrics()
     run_in_foreground(

@@ -119,7 +119,10 @@ def _tables(spec: str | None) -> dict[str, tuple[str, ...]]:
 
 
 def build_sinks(
-    kinds: list[SinkKind] | None, settings: Settings, lake_rows: int
+    kinds: list[SinkKind] | None,
+    settings: Settings,
+    lake_rows: int,
+    postgres_tables: str | None = None,
 ) -> tuple[Sink, ...]:
     """Build the sinks of a repeated ``--sink`` option (the lake when none is given).
 
@@ -129,7 +132,8 @@ def build_sinks(
     built: list[Sink] = []
     try:
         for kind in dict.fromkeys(kinds or [SinkKind.lake]):  # each once, in order
-            built.append(build_sink(kind, settings, lake_rows=lake_rows))
+            built.append(build_sink(kind, settings, lake_rows=lake_rows,
+                                    postgres_tables=postgres_tables))  # fmt: skip
     except BaseException:
         for sink in built:
             sink.close()
