@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20_000)
     args = parser.parse_args()
     servers = _servers()
+    load_before = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory() as tmp:
         pg_server = None
@@ -137,7 +138,9 @@ def main() -> None:
           f" rows/s; {lake['files']} objects, {lake['bytes'] / 1e6:.1f} MB")  # fmt: skip
     print(f"marketpulse sql over {lean['trades']:,} Lean trades: {lean['cli_s']:.2f} s command,"
           f" {lean['query_s'] * 1000:.0f} ms query")  # fmt: skip
-    print(json.dumps({"postgres": pg, "s3_lake": lake, "sql": lean}))
+    load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    print(f"load average (1 min) at start and end: {load[0]}, {load[1]}")
+    print(json.dumps({"postgres": pg, "s3_lake": lake, "sql": lean, "load": load}))
 
 
 if __name__ == "__main__":

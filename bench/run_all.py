@@ -133,7 +133,13 @@ def storage_section() -> str:
         for label, r in pg.items()
     )
     target = verdict(pg["insert"]["rows_per_s"] >= 200_000)
+    today = dt.date.today().isoformat()
+    load = result["load"]
     return f"""## Storage (`bench/bench_storage.py`)
+
+Measured on {today}; load average (1 min) {load[0]} at the start and {load[1]} at
+the end of the script: other work shared the two cores, so these figures are
+lower bounds for the machine. This section alone: `bench/run_all.py --only storage`.
 
 PostgreSQL sink (`PostgresSink`, binary COPY into a staging table, then
 `INSERT ... ON CONFLICT DO UPDATE`, bars and indicators flushed on two

@@ -13,10 +13,10 @@ LEAN_BARS = DATA / "lean-2013-10-07" / "minute_bars.csv.gz"
 KAGGLE = DATA / "kaggle-stock-exchange" / "indexProcessed.csv"
 
 
-def _load_kafka_fixtures():
-    """Load kafka_fixtures.py beside this file (pytest runs with --import-mode=importlib)."""
-    path = Path(__file__).with_name("kafka_fixtures.py")
-    spec = importlib.util.spec_from_file_location("marketpulse_kafka_fixtures", path)
+def _load_beside(name):
+    """Load a module beside this file (pytest runs with --import-mode=importlib)."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"marketpulse_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -24,23 +24,14 @@ def _load_kafka_fixtures():
 
 
 # Kafka broker fixtures: pytest collects fixtures found in a conftest's namespace.
-_kafka_fixtures = _load_kafka_fixtures()
+_kafka_fixtures = _load_beside("kafka_fixtures")
 kafka_bootstrap = _kafka_fixtures.kafka_bootstrap
 topic_prefix = _kafka_fixtures.topic_prefix
 private_broker = _kafka_fixtures.private_broker
 
 
-def _load_db_fixtures():
-    path = Path(__file__).with_name("db_fixtures.py")
-    spec = importlib.util.spec_from_file_location("marketpulse_db_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # PostgreSQL, InfluxDB and S3 API servers (Debian packages, moto)
-_db_fixtures = _load_db_fixtures()
+_db_fixtures = _load_beside("db_fixtures")
 postgres_admin_url = _db_fixtures.postgres_admin_url
 postgres_url = _db_fixtures.postgres_url
 private_postgres = _db_fixtures.private_postgres

@@ -31,7 +31,8 @@ import pyarrow as pa
 
 from marketpulse.config import Secret, redact_url
 from marketpulse.models import INDICATOR_COLUMNS
-from marketpulse.sinks.base import TABLES, TIME_COLUMNS, Sink, SinkStats, SourceRange
+from marketpulse.sinks.base import TABLES, TIME_COLUMNS, SinkStats, SourceRange
+from marketpulse.sinks.batching import BatchingSink
 from marketpulse.sinks.exceptions import SinkError
 from marketpulse.sinks.retry import with_retries
 
@@ -57,7 +58,7 @@ class _Transient(Exception):
 _TRANSIENT = (_Transient, urllib.error.URLError, ConnectionError, TimeoutError)
 
 
-class InfluxSink(Sink):
+class InfluxSink(BatchingSink):
     """Write output tables to InfluxDB as line protocol.
 
     Args:
@@ -110,16 +111,14 @@ class InfluxSink(Sink):
         self._write_url = f"{self._base}/write?" + urllib.parse.urlencode(
             {"db": database, "precision": "ns", **{k: v for k, v in query.items() if k == "rp"}}
         )
-        self.tables = tuple(tables)
-        self.max_rows, self.max_age_s, self.batch_lines = max_rows, max_age_s, batch_lines
+        super().__init__(tuple(tables), max_rows, max_age_s, clock)
+        self.batch_lines = batch_lines
         self.connect_timeout_s, self.retry_s = connect_timeout_s, retry_s
-        self._clock = clock
         self._lines: list[str] = []
         self._pending: dict[str, int] = {}
-        self._since: float | None = None
         self._rows = dict.fromkeys(TABLES, 0)
         self._requests = self._bytes = self._flushes = 0
-        self._opened = self._closed = False
+        self._opened = False
 
     def open(self) -> InfluxSink:
         """Check the server answers (retrying for ``connect_timeout_s``); create a 1.x database.
@@ -143,32 +142,14 @@ class InfluxSink(Sink):
         self, table: str, data: pa.Table | pa.RecordBatch, source: SourceRange | None = None
     ) -> None:
         """Encode rows of a stored table as points; flush when ``max_rows`` are buffered."""
-        if self._closed:
-            raise ValueError("write to a closed InfluxSink")
-        if table not in TABLES:
-            raise ValueError(f"unknown table {table!r} (known: {', '.join(TABLES)})")
-        if table not in self.tables or data.num_rows == 0:
+        if not self._stores(table, data):
             return
         self._lines.extend(line_protocol(table, data))
         self._pending[table] = self._pending.get(table, 0) + data.num_rows
-        if self._since is None:
-            self._since = self._clock()
-        if len(self._lines) >= self.max_rows:
-            self.flush()
+        self._buffered()
 
-    def due(self, now: float | None = None) -> bool:
-        """Return whether the buffer is full or older than ``max_age_s``."""
-        if self._since is None:
-            return False
-        now = self._clock() if now is None else now
-        return len(self._lines) >= self.max_rows or now - self._since >= self.max_age_s
-
-    def maybe_flush(self, now: float | None = None) -> bool:
-        """Flush if :meth:`due`."""
-        if not self.due(now):
-            return False
-        self.flush()
-        return True
+    def _largest(self) -> int:
+        return len(self._lines)
 
     def flush(self) -> None:
         """Send every buffered point, ``batch_lines`` per request, retrying failures."""

@@ -31,6 +31,14 @@ _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
 
 
 @numba.njit(cache=True)
+def _put_null(buf, p):  # pragma: no cover - numba
+    """Write a null field (length -1) at ``p``; return the next position."""
+    for b in range(4):
+        buf[p + b] = 255
+    return p + 4
+
+
+@numba.njit(cache=True)
 def _put_fixed(buf, pos, values, valid, width):  # pragma: no cover - numba
     for i in range(pos.size):
         p = pos[i]
@@ -43,11 +51,7 @@ def _put_fixed(buf, pos, values, valid, width):  # pragma: no cover - numba
                 buf[p + 4 + b] = values[i, b]
             pos[i] = p + 4 + width
         else:
-            buf[p] = 255
-            buf[p + 1] = 255
-            buf[p + 2] = 255
-            buf[p + 3] = 255
-            pos[i] = p + 4
+            pos[i] = _put_null(buf, p)
 
 
 @numba.njit(cache=True)
@@ -65,11 +69,7 @@ def _put_text(buf, pos, offsets, data, valid):  # pragma: no cover - numba
                 buf[p + 4 + b] = data[lo + b]
             pos[i] = p + 4 + n
         else:
-            buf[p] = 255
-            buf[p + 1] = 255
-            buf[p + 2] = 255
-            buf[p + 3] = 255
-            pos[i] = p + 4
+            pos[i] = _put_null(buf, p)
 
 
 def encode(table: pa.Table, kinds: Sequence[str]) -> bytes:

@@ -27,7 +27,8 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from marketpulse.config import Secret, redact_url
-from marketpulse.sinks.base import TABLES, Sink, SinkStats, SourceRange
+from marketpulse.sinks.base import TABLES, SinkStats, SourceRange
+from marketpulse.sinks.batching import BatchingSink
 from marketpulse.sinks.exceptions import SinkError
 from marketpulse.sinks.pgcopy import encode
 from marketpulse.sinks.postgres_schema import PG_TABLES, PgTable, check_tables, migrate
@@ -46,7 +47,7 @@ _PERMANENT = ("does not exist", "authentication failed", "no pg_hba.conf entry")
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="postgres")
 
 
-class PostgresSink(Sink):
+class PostgresSink(BatchingSink):
     """Write output tables to PostgreSQL, idempotently.
 
     :meth:`open` connects (retrying for ``connect_timeout_s``), migrates the
@@ -81,27 +82,20 @@ class PostgresSink(Sink):
         if unknown:
             raise ValueError(f"postgres sink: unknown table {unknown[0]!r} "
                              f"(known: {', '.join(PG_TABLES)})")  # fmt: skip
-        if max_rows < 1 or max_age_s < 0:
-            raise ValueError("max_rows must be >= 1 and max_age_s >= 0")
+        super().__init__(tuple(tables), max_rows, max_age_s, clock)
         self._url = url if isinstance(url, Secret) else Secret(url)
         self.where = redact_url(self._url.reveal())
-        self.tables = tuple(tables)
-        self.max_rows = max_rows
-        self.max_age_s = max_age_s
         self.connect_timeout_s = connect_timeout_s
         self.retry_s = retry_s
-        self._clock = clock
         self._conns: dict[str, psycopg.Connection] = {}  # one per table, flushed in parallel
         self._opened = False
         #: Migrations :meth:`open` applied.
         self.applied: list[int] = []
         self._buffers: dict[str, list[pa.Table]] = {}
         self._counts: dict[str, int] = {}
-        self._since: float | None = None
         self._last_trade: dict[str, tuple[int, int]] = {}  # symbol -> (ts, trades at ts)
         self._rows = dict.fromkeys(TABLES, 0)
         self._bytes = self._flushes = 0
-        self._closed = False
 
     def open(self) -> PostgresSink:
         """Connect, migrate and check the tables; return the sink.
@@ -125,37 +119,14 @@ class PostgresSink(Sink):
         self, table: str, data: pa.Table | pa.RecordBatch, source: SourceRange | None = None
     ) -> None:
         """Buffer rows of a stored table; flush when ``max_rows`` are buffered."""
-        if self._closed:
-            raise ValueError("write to a closed PostgresSink")
-        if table not in TABLES:
-            raise ValueError(f"unknown table {table!r} (known: {', '.join(TABLES)})")
-        if table not in self.tables or data.num_rows == 0:
+        if not self._stores(table, data):
             return
         rows = _conform(PG_TABLES[table], data)
         if table == "trades":
             rows = self._numbered_trades(rows)
         self._buffers.setdefault(table, []).append(rows)
         self._counts[table] = self._counts.get(table, 0) + rows.num_rows
-        if self._since is None:
-            self._since = self._clock()
-        if self._counts[table] >= self.max_rows:
-            self.flush()
-
-    def due(self, now: float | None = None) -> bool:
-        """Return whether a buffer is full or older than ``max_age_s``."""
-        if self._since is None:
-            return False
-        now = self._clock() if now is None else now
-        return now - self._since >= self.max_age_s or any(
-            n >= self.max_rows for n in self._counts.values()
-        )
-
-    def maybe_flush(self, now: float | None = None) -> bool:
-        """Flush if :meth:`due`."""
-        if not self.due(now):
-            return False
-        self.flush()
-        return True
+        self._buffered()
 
     def flush(self) -> None:
         """Upsert every buffered row, one transaction per table, retrying broken connections.
@@ -187,6 +158,9 @@ class PostgresSink(Sink):
             for conn in self._conns.values():
                 conn.close()
             self._conns.clear()
+
+    def _largest(self) -> int:
+        return max(self._counts.values(), default=0)
 
     @property
     def stats(self) -> SinkStats:
