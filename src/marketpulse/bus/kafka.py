@@ -486,7 +486,10 @@ class TransactionalProducer(KafkaProducer):
             self.abort(10.0)
         except BusError as exc:
             logger.warning("%s", exc)
-        self._producer.flush(10.0)
+        try:
+            self._producer.flush(10.0)
+        except ck.KafkaException as exc:  # fenced or fatal: nothing left to flush is ours
+            logger.warning("%s: %s", self.transactional_id, exc.args[0].str())
 
     def _call(
         self, what: str, call: Callable[..., Any], *args: Any, timeout: float | None = None

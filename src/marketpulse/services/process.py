@@ -29,6 +29,7 @@ from marketpulse.bus.kafka import (
     ConsumerFatal,
     KafkaBus,
     KafkaConsumer,
+    ProducerFenced,
     ProducerStuck,
     TransactionAborted,
     TransactionalProducer,
@@ -215,8 +216,8 @@ class ProcessService:
             logger.debug("process: closing the old consumer failed", exc_info=True)
         self._consumer = self._new_consumer()
 
-    def _replace_producer(self, exc: ProducerStuck) -> None:
-        """Leave a stuck producer behind; a new one with its id fences it, then redo."""
+    def _replace_producer(self, exc: ProducerStuck | ProducerFenced) -> None:
+        """Leave a stuck or timed-out producer behind; a new one with its id fences it; redo."""
         self.stats.replaced += 1
         logger.warning("process: %s; replacing the producer, redoing the work since the "
                        "last commit", exc)  # fmt: skip
@@ -255,6 +256,13 @@ class ProcessService:
                 logger.warning("process: %s; redoing the work since the last commit", exc)
                 self._rewind(sorted(self._owned))
             except ProducerStuck as exc:
+                self._replace_producer(exc)
+                self.last_input = time.monotonic()
+            except ProducerFenced as exc:
+                # the broker fences a producer whose transaction outlived the
+                # transaction timeout; anything else is a newer instance: give way
+                if time.monotonic() - self._txn_started < opts.transaction_timeout:
+                    raise
                 self._replace_producer(exc)
                 self.last_input = time.monotonic()
             except ConsumerFatal as exc:
@@ -347,8 +355,14 @@ class ProcessService:
         self.stats.transactions += 1
 
     def _assigned(self, partitions: list[TopicPartition]) -> None:
-        """Partitions joined this instance: restore their state before reading them."""
+        """Partitions joined this instance: restore their state before reading them.
+
+        Restoring can take a while, so the open transaction is committed first:
+        left open past the transaction timeout, the broker would abort it and
+        fence the producer.
+        """
         assert self._consumer is not None
+        self._settle([])
         started = time.monotonic()
         committed = self._consumer.committed(partitions)
         for tp in partitions:
@@ -362,19 +376,23 @@ class ProcessService:
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         """Partitions leave this instance: commit their work, then forget them."""
+        self._settle(partitions)
+        logger.info("process: revoked %s", ", ".join(str(tp.partition) for tp in partitions))
+
+    def _settle(self, leaving: list[TopicPartition]) -> None:
+        """Commit before a rebalance, then forget ``leaving``; on failure, redo the rest."""
         try:
             self._commit()
         except TransactionAborted as exc:
             logger.warning("process: commit before a rebalance failed: %s", exc)
-            self._forget(partitions)
+            self._forget(leaving)
             self._rewind(sorted(self._owned))
             return
         except ProducerStuck as exc:
-            self._forget(partitions)
+            self._forget(leaving)
             self._replace_producer(exc)
             return
-        self._forget(partitions)
-        logger.info("process: revoked %s", ", ".join(str(tp.partition) for tp in partitions))
+        self._forget(leaving)
 
     def _lost(self, partitions: list[TopicPartition]) -> None:
         """Partitions were taken away: what this instance did since its commit is void."""
