@@ -215,7 +215,27 @@ class KafkaBus(Bus):
                 error = exc.args[0]
                 if error.code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
                     raise BusError(f"cannot create topic {name}: {error.str()}") from None
+        self._await_metadata(created)
         return created
+
+    def _await_metadata(self, names: Sequence[str]) -> None:
+        """Wait until new topics show in the metadata with leaders (the broker lags a moment)."""
+        deadline = time.monotonic() + self.connect_timeout
+        pending = set(names)
+        while pending:
+            topics = self.admin().list_topics(timeout=self.connect_timeout).topics
+            pending = {
+                name for name in pending
+                if name not in topics or topics[name].error is not None
+                or any(p.leader < 0 for p in topics[name].partitions.values())
+            }  # fmt: skip
+            if pending and time.monotonic() >= deadline:
+                raise BusError(
+                    f"topics {', '.join(sorted(pending))} were created but have no leader "
+                    f"after {self.connect_timeout:.0f} s"
+                )
+            if pending:
+                time.sleep(0.1)
 
     def delete_topics(self, names: Sequence[str]) -> list[str]:
         """Delete the topics that exist; return the names deleted."""
