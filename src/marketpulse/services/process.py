@@ -38,6 +38,7 @@ from marketpulse.bus.kafka import (
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.models import DeadLetter
+from marketpulse.services.idle import idle_expired
 from marketpulse.stream import Processor
 from marketpulse.stream.checkpoint import CheckpointError
 from marketpulse.stream.output import Output
@@ -156,6 +157,7 @@ class ProcessService:
         self._partitions = 0
         self._transactional_id = ""
         self._abandoned: list[TransactionalProducer] = []
+        self._assigned_once = False
 
     def run(self) -> ProcessStats:
         """Consume until stopped (or idle for ``exit_when_idle``); return the figures."""
@@ -274,8 +276,8 @@ class ProcessService:
             if now - last_report >= 5.0:
                 last_report = now
                 logger.info("process: %s", self.stats.line())
-            if opts.exit_when_idle is not None and now - self.last_input >= opts.exit_when_idle:
-                logger.info("process: no input for %.1f s, exiting", opts.exit_when_idle)
+            if idle_expired(opts.exit_when_idle, now - self.last_input, self._assigned_once):
+                logger.info("process: no input for %.1f s, exiting", now - self.last_input)
                 break
 
     def _read_lag(self) -> None:
@@ -363,7 +365,8 @@ class ProcessService:
         """
         assert self._consumer is not None
         self._settle([])
-        started = time.monotonic()
+        started = self.last_input = time.monotonic()  # idle time counts from here
+        self._assigned_once = True
         committed = self._consumer.committed(partitions)
         for tp in partitions:
             self._restore(tp, committed.get(tp, -1))

@@ -24,6 +24,7 @@ from marketpulse.bus.kafka import ConsumerFatal, KafkaBus, KafkaConsumer
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.models import DLQ_SCHEMA
+from marketpulse.services.idle import idle_expired
 from marketpulse.sinks.base import Sink, SourceRange
 
 __all__ = ["SinkOptions", "SinkService", "SinkServiceStats"]
@@ -109,14 +110,16 @@ class SinkService:
         self._pending: dict[TopicPartition, int] = {}
         self._consumer: KafkaConsumer | None = None
         self._names: list[str] = []
+        self._assigned_once = False
         # stall checks in this quiet spell: how many, whether records waited at the last one,
         # whether the member rejoined
         self._checks, self._waited, self._rejoined = 0, False, False
 
     def _new_consumer(self) -> KafkaConsumer:
         return self.bus.consumer(
-            self.options.group, self._names, read_committed=True, on_revoke=self._revoked
-        )
+            self.options.group, self._names, read_committed=True, on_assign=self._assigned,
+            on_revoke=self._revoked,
+        )  # fmt: skip
 
     def run(self) -> SinkServiceStats:
         """Store records until stopped (or idle); return the figures."""
@@ -160,9 +163,9 @@ class SinkService:
             if now - last_report >= 5.0:
                 last_report = now
                 logger.info("sink %s: %s", self.sink.name, self.stats.line())
-            idle = self.options.exit_when_idle
-            if idle is not None and now - self.last_input >= idle:
-                logger.info("sink %s: no input for %.1f s, exiting", self.sink.name, idle)
+            quiet = now - self.last_input
+            if idle_expired(self.options.exit_when_idle, quiet, self._assigned_once):
+                logger.info("sink %s: no input for %.1f s, exiting", self.sink.name, quiet)
                 break
 
     def _check_stall(self, now: float) -> None:
@@ -265,6 +268,10 @@ class SinkService:
                 self.stats.failed_commits += 1
             else:
                 self.stats.commits += 1
+
+    def _assigned(self, partitions: list[TopicPartition]) -> None:
+        self.last_input = time.monotonic()  # idle time counts from here
+        self._assigned_once = True
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         self._flush()
