@@ -222,7 +222,7 @@ class Processor:
             return out
         symbol = data.column("symbol")
         sid = state.lookup(symbol.dictionary.to_pylist())[symbol.indices.to_numpy()]
-        state.dirty.update(np.unique(sid).tolist())
+        state.dirty.update(np.flatnonzero(np.bincount(sid)).tolist())
         ts = data.column("ts").to_numpy()
         price = data.column("price").to_numpy()
         size = data.column("size").to_numpy()
@@ -280,7 +280,7 @@ class Processor:
         out = Output()
         if len(closed) == 0:
             return out
-        state.dirty.update(np.unique(closed.sid).tolist())
+        state.dirty.update(np.flatnonzero(np.bincount(closed.sid)).tolist())
         lengths = np.asarray(self._lengths, np.int64)
         symbols = state.names[closed.sid]
         labels = self._labels[closed.interval]
