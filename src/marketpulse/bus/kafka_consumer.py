@@ -17,7 +17,7 @@ from marketpulse.exceptions import BusError
 
 __all__ = ["ConsumerFatal", "KafkaConsumer", "Rebalance", "read_partition"]
 
-logger = logging.getLogger("marketpulse.bus.kafka")
+logger = logging.getLogger(__name__)
 
 Rebalance = Callable[[list[TopicPartition]], None]
 

@@ -33,7 +33,7 @@ __all__ = [
     "TransactionalProducer",
 ]
 
-logger = logging.getLogger("marketpulse.bus.kafka")
+logger = logging.getLogger(__name__)
 
 
 class KafkaProducer(Producer):
