@@ -27,6 +27,7 @@ __all__ = [
     "INDICATOR_COLUMNS",
     "INDICATOR_SCHEMA",
     "INTERVALS",
+    "QUOTE_SCHEMA",
     "TRADE_SCHEMA",
     "WIRE_FORMATS",
     "Alert",
@@ -243,6 +244,18 @@ TRADE_SCHEMA = pa.schema(
         ("size", pa.float64()),
         ("exchange", pa.string()),
         ("condition", pa.string()),
+    ]
+)
+
+#: Quotes as columns (live vendor feeds; the processor does not aggregate them).
+QUOTE_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("ts", pa.int64()),
+        ("bid", pa.float64()),
+        ("bid_size", pa.float64()),
+        ("ask", pa.float64()),
+        ("ask_size", pa.float64()),
     ]
 )
 
