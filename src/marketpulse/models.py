@@ -178,7 +178,8 @@ class DeadLetter(msgspec.Struct, frozen=True):
     ``reason`` is a short machine-readable code (``schema``, ``nan``,
     ``price``, ``size``, ``symbol``, ``late``, ``parse``); ``error`` is the
     human-readable message. File sources fill ``file`` and ``line``; topic
-    sources fill ``topic``, ``partition`` and ``offset``.
+    sources fill ``topic``, ``partition`` and ``offset``; live feeds fill
+    ``vendor`` (``value`` is then the vendor's own message).
     """
 
     reason: str
@@ -191,6 +192,7 @@ class DeadLetter(msgspec.Struct, frozen=True):
     file: str | None = None
     line: int | None = None
     ts: int | None = None
+    vendor: str | None = None
 
 
 _json_encoder = msgspec.json.Encoder()

@@ -48,7 +48,7 @@ _ONE_DECODERS = {kind: msgspec.json.Decoder(t) for kind, t in _ROW_TYPES.items()
 _SCHEMAS = {"bars": BAR_SCHEMA, "indicators": INDICATOR_SCHEMA, "alerts": ALERT_SCHEMA}
 
 #: Header names of a dead letter, in the order they are written.
-DLQ_HEADERS = ("error", "reason", "topic", "partition", "offset", "file", "line")
+DLQ_HEADERS = ("error", "reason", "topic", "partition", "offset", "file", "line", "vendor")
 
 
 def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], list[bytes]]:
@@ -96,7 +96,7 @@ def encode_alerts(alerts: Iterable[Alert]) -> tuple[list[str], list[bytes]]:
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     """The headers of a dead letter: what went wrong and where the record came from."""
     values = (letter.error, letter.reason, letter.topic, letter.partition, letter.offset,
-              letter.file, letter.line)  # fmt: skip
+              letter.file, letter.line, letter.vendor)  # fmt: skip
     return [
         (name, str(value).encode())
         for name, value in zip(DLQ_HEADERS, values, strict=True)

@@ -44,6 +44,24 @@ from marketpulse.cli.dashboard_command import (
     UPDATES_OPTION,
     serve_settings,
 )
+from marketpulse.cli.feed_options import (
+    BAR_INTERVAL_OPTION,
+    CALENDAR_OPTION,
+    DATA_FEED_OPTION,
+    ENV_FILE_OPTION,
+    FEED_HELP,
+    HISTORY_OPTION,
+    QUOTES_OPTION,
+    RATE_LIMIT_OPTION,
+    REST_URL_OPTION,
+    TICKERS_OPTION,
+    URL_OPTION,
+    WATCHLIST_OPTION,
+    FeedName,
+    LiveOptions,
+    check_live_options,
+    live_feed,
+)
 from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
 from marketpulse.config import Settings, masked
@@ -82,6 +100,18 @@ app.command("dashboard")(dashboard_command.dashboard)
 
 @app.command()
 def run(
+    feed_name: FeedName = typer.Option(FeedName.simulator, "--feed", help=FEED_HELP),
+    url: str = URL_OPTION,
+    rest_url: str = REST_URL_OPTION,
+    tickers: str = TICKERS_OPTION,
+    watchlist: Path = WATCHLIST_OPTION,
+    data_feed: str = DATA_FEED_OPTION,
+    bar_interval: str = BAR_INTERVAL_OPTION,
+    quotes: bool = QUOTES_OPTION,
+    history: str = HISTORY_OPTION,
+    calendar: str = CALENDAR_OPTION,
+    rate_limit: str = RATE_LIMIT_OPTION,
+    env_file: Path = ENV_FILE_OPTION,
     symbols: int = typer.Option(
         None, "--symbols", help="Number of simulated symbols [default: 50]."
     ),
@@ -124,10 +154,11 @@ def run(
     ),
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Run the whole pipeline on a simulated market, with a live view and web dashboard.
+    """Run the whole pipeline on a simulated or live market, with a live view and web dashboard.
 
-    Trades of a simulated market stream through the embedded bus (or, with
-    --kafka, through a Kafka cluster); the processor builds bars, computes
+    Trades of a simulated market (or of a live vendor feed: --feed binance, ...)
+    stream through the embedded bus (or, with --kafka, through a Kafka
+    cluster); the processor builds bars, computes
     indicators and raises alerts; everything is written to the Parquet lake.
     The web dashboard is served while the pipeline runs (its URL is printed).
     Ctrl-C stops cleanly and flushes what was accepted.
@@ -143,13 +174,22 @@ def run(
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
     )  # fmt: skip
     proc = processor_settings(settings)
+    live = LiveOptions(url, rest_url, tickers, watchlist, data_feed, bar_interval, quotes, history,
+                       calendar, rate_limit, env_file)  # fmt: skip
+    check_live_options(feed_name, live)
     sim = settings.simulator
-    feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
+    if feed_name == FeedName.simulator:
+        feed: Feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
+        logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate,
+                    sim.seed)  # fmt: skip
+    elif any(v is not None for v in (symbols, rate, seed)):
+        raise InputError("run: --symbols, --rate, --seed apply to --feed simulator only")
+    else:
+        feed = live_feed(feed_name, live)
     serve = None if no_dashboard else serve_settings(host, port, token, updates_per_s)
     alert_rules = rules_from(settings)  # a bad rules file stops the command before anything starts
     metrics = Metrics()
     view = LiveMarket(view_interval or proc.intervals[0], metrics)
-    logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate, sim.seed)
     board = None if serve is None else Dashboard.for_pipeline(settings.lake, view, serve)
     if board is not None:
         try:

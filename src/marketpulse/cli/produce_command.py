@@ -24,6 +24,24 @@ from marketpulse.cli.common import (
     err_console,
     file_feed,
 )
+from marketpulse.cli.feed_options import (
+    BAR_INTERVAL_OPTION,
+    CALENDAR_OPTION,
+    DATA_FEED_OPTION,
+    ENV_FILE_OPTION,
+    FEED_HELP,
+    HISTORY_OPTION,
+    QUOTES_OPTION,
+    RATE_LIMIT_OPTION,
+    REST_URL_OPTION,
+    TICKERS_OPTION,
+    URL_OPTION,
+    WATCHLIST_OPTION,
+    FeedName,
+    LiveOptions,
+    check_live_options,
+    live_feed,
+)
 from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
 from marketpulse.cli.services_command import stop_on_signals
 from marketpulse.exceptions import ConfigError
@@ -39,16 +57,8 @@ _LINE_EVERY = 5.0
 Compression = StrEnum("Compression", {name: name for name in COMPRESSIONS})  # type: ignore[misc]
 
 
-class FeedName(StrEnum):
-    """Built-in feeds."""
-
-    simulator = "simulator"
-
-
 def produce(
-    feed: FeedName = typer.Option(
-        None, "--feed", help="Publish a built-in feed: simulator (give this or --file)."
-    ),
+    feed: FeedName = typer.Option(None, "--feed", help=FEED_HELP + " Give this or --file."),
     file: Path = typer.Option(
         None,
         "--file",
@@ -77,6 +87,17 @@ def produce(
         "--speed",
         help="File: 'max' (as fast as possible) or N times real time [default: max].",
     ),  # fmt: skip
+    url: str = URL_OPTION,
+    rest_url: str = REST_URL_OPTION,
+    tickers: str = TICKERS_OPTION,
+    watchlist: Path = WATCHLIST_OPTION,
+    data_feed: str = DATA_FEED_OPTION,
+    bar_interval: str = BAR_INTERVAL_OPTION,
+    quotes: bool = QUOTES_OPTION,
+    history: str = HISTORY_OPTION,
+    calendar: str = CALENDAR_OPTION,
+    rate_limit: str = RATE_LIMIT_OPTION,
+    env_file: Path = ENV_FILE_OPTION,
     compression: Compression = typer.Option(
         None, "--compression", help="Codec of the records [default: lz4]."
     ),
@@ -84,7 +105,11 @@ def produce(
     topic_prefix: str = PREFIX_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Publish ticks to the ticks topic, keyed by symbol, from the simulator or a file.
+    """Publish ticks to the ticks topic, keyed by symbol, from the simulator, a file or a vendor.
+
+    Live vendor feeds (binance, finnhub, alpaca, polygon, alphavantage) run until
+    Ctrl-C or --duration, reconnecting as needed; malformed vendor messages go
+    to the dlq topic with the vendor and the reason.
 
     The producer is idempotent with acks=all; records are JSON, compressed,
     batched for throughput. Malformed rows of a file go to the dlq topic with
@@ -100,6 +125,11 @@ def produce(
         file_only={"--format": format, "--symbol": symbol, "--columns": columns,
                    "--include-suspicious": include_suspicious or None, "--speed": speed},
     )  # fmt: skip
+    live = LiveOptions(url, rest_url, tickers, watchlist, data_feed, bar_interval, quotes, history,
+                       calendar, rate_limit, env_file)  # fmt: skip
+    check_live_options(feed if file is None else None, live)
+    if feed not in (None, FeedName.simulator) and any(v is not None for v in (symbols, rate, seed)):
+        raise ConfigError("produce: --symbols, --rate, --seed apply to --feed simulator only")
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix,
         **{"kafka.compression": compression.value if compression else None,
@@ -110,6 +140,8 @@ def produce(
     )
     if file is not None:
         source = file_feed(file, format, symbol, columns, include_suspicious)
+    elif feed != FeedName.simulator:
+        source = live_feed(feed, live)
     else:
         sim = settings.simulator
         source = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
@@ -132,7 +164,7 @@ def _check_sources(
     """Refuse a missing or double source, and options of the other source."""
     if (feed is None) == (file is None):
         raise ConfigError(
-            "produce: give one source, --feed simulator or --file FILE"
+            "produce: give one source, --feed NAME or --file FILE"
             + (" (not both)" if feed is not None else "")
         )
     if file is not None:
@@ -142,7 +174,7 @@ def _check_sources(
     else:
         wrong = [name for name, value in file_only.items() if value is not None]
         if wrong:
-            raise ConfigError(f"produce: {_list(wrong)} to --file, not --feed simulator")
+            raise ConfigError(f"produce: {_list(wrong)} to --file, not --feed")
 
 
 def _list(options: list[str]) -> str:

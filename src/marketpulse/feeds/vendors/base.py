@@ -119,7 +119,7 @@ class Events:
         logger.warning("%s: malformed message (%s): %s", self.vendor, reason, error)
         self.queue.put(
             DeadLetter(reason=reason, error=f"{self.vendor}: {error}", value=value, key=key,
-                       topic=f"vendor:{self.vendor}", ts=self.clock())
+                       vendor=self.vendor, ts=self.clock())
         )  # fmt: skip
 
     def connected(self) -> None:

@@ -43,12 +43,18 @@ def put_each(
         try:
             event = parse(item)
         except PARSE_ERRORS as exc:
-            key = item.get("S") or item.get("s") or item.get("sym") if isinstance(item, dict) else None
-            out.dead("parse", f"{type(exc).__name__}: {exc}", _json.encode(item),
-                     key if isinstance(key, str) else None)  # fmt: skip
+            out.dead("parse", f"{type(exc).__name__}: {exc}", _json.encode(item), _symbol(item))
             continue
         if event is not None:
             out.put(event)
+
+
+def _symbol(item: Any) -> str | None:
+    """The symbol of a vendor item, when it names one (the dead letter's key)."""
+    if not isinstance(item, dict):
+        return None
+    key = item.get("S") or item.get("s") or item.get("sym")
+    return key if isinstance(key, str) else None
 
 
 def number(value: Any) -> float:

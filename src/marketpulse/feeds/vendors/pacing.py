@@ -6,6 +6,7 @@ exact schedule without waiting for it.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import deque
@@ -13,12 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
-__all__ = ["Backoff", "RateLimit", "retry_after_seconds"]
+__all__ = ["Backoff", "RateLimit", "retry_after_seconds", "wait"]
+
+
+async def wait(seconds: float) -> None:
+    """Sleep on the event loop (the default of every injectable ``sleep``)."""
+    await asyncio.sleep(seconds)
 
 
 @dataclass(slots=True)
 class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And Jitter").
+    """Exponential backoff with full jitter ("Exponential Backoff And Jitter", AWS blog).
 
     The n-th retry after a failure waits ``uniform(0, min(cap, base * 2**n))``
     seconds, no less than ``floor``; a connection that stayed up for

@@ -21,7 +21,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from marketpulse.feeds.vendors.base import Events, VendorError
-from marketpulse.feeds.vendors.pacing import Backoff, retry_after_seconds
+from marketpulse.feeds.vendors.pacing import Backoff, retry_after_seconds, wait
 from marketpulse.feeds.vendors.symbols import Symbols
 
 __all__ = ["Connection", "Reconnect", "WsVendor", "stream"]
@@ -61,10 +61,6 @@ class WsVendor(Protocol):
         ...
 
 
-async def _sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)
-
-
 @dataclass(slots=True)
 class Connection:
     """How a WebSocket feed connects and reconnects.
@@ -88,7 +84,7 @@ class Connection:
     idle_timeout: float | None = None
     open_timeout: float = 10.0
     watch_every: float = 2.0
-    sleep: Callable[[float], Awaitable[None]] = _sleep
+    sleep: Callable[[float], Awaitable[None]] = wait
     monotonic: Callable[[], float] = time.monotonic
 
 
@@ -162,9 +158,3 @@ async def stream(vendor: WsVendor, conn: Connection, symbols: Symbols, out: Even
         out.status.delays.append(delay)
         logger.info("%s: reconnecting in %.2f s (attempt %d)", vendor.name, delay, backoff.attempts)
         await conn.sleep(delay)
-
-
-def check_symbols(symbols: tuple[str, ...], vendor: str) -> None:
-    """Refuse an empty subscription early."""
-    if not symbols:
-        raise VendorError(f"{vendor}: no symbols to subscribe")
