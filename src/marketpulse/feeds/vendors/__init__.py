@@ -95,6 +95,7 @@ class VendorOptions:
         backoff: reconnect and retry waits.
         sleep: the waiting coroutine (tests inject one).
         now_ns: the clock, UTC ns (tests inject one).
+        monotonic: the clock of rate limits, seconds (tests inject one).
     """
 
     symbols: Symbols
@@ -112,11 +113,12 @@ class VendorOptions:
     backoff: Backoff = field(default_factory=Backoff)
     sleep: Callable[[float], Any] = wait
     now_ns: Callable[[], int] = time.time_ns
+    monotonic: Callable[[], float] = time.monotonic
 
 
 def _limits(options: VendorOptions, free: tuple[tuple[int, float], ...]) -> tuple[RateLimit, ...]:
     chosen = (options.rate_limit,) if options.rate_limit else free
-    return tuple(RateLimit(n, per) for n, per in chosen)
+    return tuple(RateLimit(n, per, options.monotonic) for n, per in chosen)
 
 
 def _poller(vendor: str, client: Any, options: VendorOptions, out: Events,
@@ -195,7 +197,10 @@ async def _alphavantage(options: VendorOptions, hours: MarketHours, out: Events)
 
 
 async def _together(*coroutines: Any) -> None:
-    """Run coroutines until the first fails (the others are cancelled)."""
-    async with asyncio.TaskGroup() as group:
-        for coroutine in coroutines:
-            group.create_task(coroutine)
+    """Run coroutines until the first fails (the others are cancelled); raise its error."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coroutine in coroutines:
+                group.create_task(coroutine)
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None

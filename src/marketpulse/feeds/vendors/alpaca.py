@@ -85,6 +85,13 @@ def _bar(item: dict[str, Any]) -> Bar:
 _PARSERS = {"t": _trade, "q": _quote, "b": _bar}
 
 
+def _event(item: dict[str, Any]) -> Trade | Quote | Bar:
+    parse = _PARSERS.get(item["T"])
+    if parse is None:
+        raise ValueError(f"unknown message type {item['T']!r}")
+    return parse(item)
+
+
 def _control(item: Any) -> None:
     """Act on a control message: raise for errors, log the rest."""
     kind = item.get("T")
@@ -153,14 +160,8 @@ class Alpaca:
         data = decode(message, out)
         if data is None:
             return
-        items = data if isinstance(data, list) else [data]
-        data_items = []
-        for item in items:
-            kind = item.get("T") if isinstance(item, dict) else None
-            if kind in _PARSERS:
-                data_items.append(item)
-            elif kind in ("error", "subscription", "success"):
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, dict) and item.get("T") in ("error", "subscription", "success"):
                 _control(item)
             else:
-                put_each(out, [item], lambda i: _PARSERS[i["T"]](i))
-        put_each(out, data_items, lambda i: _PARSERS[i["T"]](i))
+                put_each(out, [item], _event)

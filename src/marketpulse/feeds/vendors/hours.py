@@ -7,6 +7,7 @@ open and close of a daily bar's session (13:00 on an early close, not 16:00).
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 from functools import cached_property
 
@@ -39,15 +40,21 @@ class MarketHours:
         import exchange_calendars as xcals
 
         try:
-            cal = xcals.get_calendar(self.name)
+            with warnings.catch_warnings():
+                # exchange_calendars 4.13 reads Series.values, deprecated by pandas 3.1
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", FutureWarning)
+                cal = xcals.get_calendar(self.name)
         except xcals.errors.InvalidCalendarName:
             known = ", ".join(sorted(xcals.get_calendar_names(include_aliases=False))[:12])
             raise ConfigError(
                 f"unknown exchange calendar {self.name!r} (such as {known}, ...)"
             ) from None
         sessions = cal.schedule.index.values.astype("datetime64[D]")
-        opens = cal.opens.values.astype("datetime64[ns]").astype(np.int64)
-        closes = cal.closes.values.astype("datetime64[ns]").astype(np.int64)
+        opens, closes = (
+            times.dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype(np.int64)
+            for times in (cal.opens, cal.closes)
+        )
         return sessions, opens, closes
 
     @property

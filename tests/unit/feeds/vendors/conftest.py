@@ -76,6 +76,7 @@ class WsServer:
     def __exit__(self, *exc: object) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+        self._loop.close()
 
     @property
     def url(self) -> str:
@@ -94,6 +95,7 @@ class HttpServer:
 
     route: Callable[[str, dict[str, str], int], tuple[int, dict[str, str], Any]]
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
 
     def __enter__(self) -> HttpServer:
         server = self
@@ -104,6 +106,7 @@ class HttpServer:
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 n = len(server.requests)
                 server.requests.append((parts.path, query))
+                server.headers.append(dict(self.headers.items()))
                 status, headers, body = server.route(parts.path, query, n)
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
@@ -198,3 +201,28 @@ def schedule() -> Schedule:
 def helpers():
     """The helper classes, for tests that import nothing from this file."""
     return SimpleNamespace(WsServer=WsServer, HttpServer=HttpServer, collect=collect, Rand=Rand)
+
+
+class FakeClock:
+    """A clock that only moves when the feed sleeps: ``now_ns`` and an injected ``sleep``."""
+
+    def __init__(self, start_ns: int) -> None:
+        self.ns = start_ns
+        self.waits: list[float] = []
+
+    def now_ns(self) -> int:
+        return self.ns
+
+    def monotonic(self) -> float:
+        return self.ns / 1e9
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.ns += int(seconds * 1e9)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def fake_clock():
+    """A FakeClock factory: ``fake_clock(start_ns)``."""
+    return FakeClock
