@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -77,13 +77,14 @@ class AlphaVantage:
     interval: str
     hours: MarketHours
     now_ns: Callable[[], int] = time.time_ns
+    #: symbol → the time stamp of its last row read (sent or dead-lettered)
+    _done: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.interval not in INTERVALS:
             raise VendorError(
                 f"alphavantage: interval {self.interval!r} (choose {', '.join(INTERVALS)})"
             )
-        self._last: dict[str, int] = {}
 
     def _params(self, symbol: str) -> dict[str, str]:
         av = INTERVALS[self.interval]
@@ -101,8 +102,8 @@ class AlphaVantage:
         else:
             start = epoch_ns(stamp, tz)
             end = start + interval_ns(self.interval)
-        if end > self.now_ns() or start <= self._last.get(symbol, -1):
-            return None  # not closed yet, or sent before
+        if end > self.now_ns():
+            return None  # not closed yet
         return Bar(symbol=symbol, interval=self.interval, start=start, end=end,
                    open=number(values["1. open"]), high=number(values["2. high"]),
                    low=number(values["3. low"]), close=number(values["4. close"]),
@@ -117,21 +118,21 @@ class AlphaVantage:
             return
         meta = data.get("Meta Data") or {}
         tz = next((v for k, v in meta.items() if k.endswith("Time Zone")), "US/Eastern")
-        rows = sorted(data[series_key].items())
-        bars: list[Bar] = []
-        for stamp, values in rows:
+        done = self._done.get(symbol, "")
+        for stamp, values in sorted(data[series_key].items()):  # ISO stamps sort in time
+            if stamp <= done:
+                continue
             try:
                 bar = self._bar(symbol, stamp, values, tz)
             except PARSE_ERRORS as exc:
                 raw = msgspec.json.encode({stamp: values})
                 out.dead("parse", f"{symbol} {stamp}: {type(exc).__name__}: {exc}", raw, symbol)
+                self._done[symbol] = stamp
                 continue
-            if bar is not None:
-                bars.append(bar)
-        for bar in bars:
+            if bar is None:
+                break  # this bar and the later ones are still open
             out.put(bar)
-        if bars:
-            self._last[symbol] = bars[-1].start
+            self._done[symbol] = stamp
 
     async def run(self, symbols: Symbols) -> None:
         """Poll every symbol once per bar interval while the market is open, forever."""

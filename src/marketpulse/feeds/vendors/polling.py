@@ -71,8 +71,10 @@ class Poller:
         await self.sleep(delay)
 
     def _limited(self, retry_after: float | None) -> None:
+        # without a Retry-After, wait out the shortest window: a longer one (a day)
+        # is kept by its own limit, and pausing for it would stall the feed for nothing
         self.out.status.rate_limited += 1
-        pause = max(limit.limited(retry_after) for limit in self.limits)
+        pause = min(self.limits, key=lambda limit: limit.per).limited(retry_after)
         self.out.status.delays.append(pause)
         logger.warning("%s: rate limit hit; requests wait %.1f s", self.vendor, pause)
 

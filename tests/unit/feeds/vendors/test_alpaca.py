@@ -12,20 +12,51 @@ from marketpulse.feeds.vendors.websocket import Connection, stream
 # Messages as Alpaca's market data v2 stream documentation shows them.
 CONNECTED = [{"T": "success", "msg": "connected"}]
 AUTHENTICATED = [{"T": "success", "msg": "authenticated"}]
-TRADE = {"T": "t", "S": "AAPL", "i": 52983525029461, "x": "V", "p": 189.5, "s": 100,
-         "t": "2024-01-05T15:51:44.208123456Z", "c": ["@"], "z": "C"}
-QUOTE = {"T": "q", "S": "AAPL", "bx": "V", "bp": 189.49, "bs": 3, "ax": "V", "ap": 189.51,
-         "as": 2, "t": "2024-01-05T15:51:45.335689322Z", "c": ["R"], "z": "C"}
-BAR = {"T": "b", "S": "AAPL", "o": 189.4, "h": 189.6, "l": 189.3, "c": 189.5, "v": 5231,
-       "t": "2024-01-05T15:51:00Z", "n": 61, "vw": 189.47}
+TRADE = {
+    "T": "t",
+    "S": "AAPL",
+    "i": 52983525029461,
+    "x": "V",
+    "p": 189.5,
+    "s": 100,
+    "t": "2024-01-05T15:51:44.208123456Z",
+    "c": ["@"],
+    "z": "C",
+}
+QUOTE = {
+    "T": "q",
+    "S": "AAPL",
+    "bx": "V",
+    "bp": 189.49,
+    "bs": 3,
+    "ax": "V",
+    "ap": 189.51,
+    "as": 2,
+    "t": "2024-01-05T15:51:45.335689322Z",
+    "c": ["R"],
+    "z": "C",
+}
+BAR = {
+    "T": "b",
+    "S": "AAPL",
+    "o": 189.4,
+    "h": 189.6,
+    "l": 189.3,
+    "c": 189.5,
+    "v": 5231,
+    "t": "2024-01-05T15:51:00Z",
+    "n": 61,
+    "vw": 189.47,
+}
 SUBSCRIBED = [{"T": "subscription", "trades": ["AAPL"], "quotes": ["AAPL"], "bars": ["AAPL"]}]
 T0 = 1704469904 * 10**9  # 2024-01-05T15:51:44Z
 
 
 def alpaca_feed(url, schedule, rand, feed="iex"):
     vendor = Alpaca(Secret("key-id"), Secret("secret-key"), feed)
-    conn = Connection(url, backoff=Backoff(base=1.0, cap=30.0, floor=0.0, rand=rand),
-                      sleep=schedule)
+    conn = Connection(
+        url, backoff=Backoff(base=1.0, cap=30.0, floor=0.0, rand=rand), sleep=schedule
+    )
     return VendorFeed("alpaca", lambda out: stream(vendor, conn, Symbols(("AAPL",)), out))
 
 
@@ -44,8 +75,9 @@ def test_trades_quotes_bars_with_nanosecond_times(helpers, schedule):
         if n == 0:
             await ws.send(json.dumps([TRADE, QUOTE]))
             # connection limit exceeded: Alpaca closes; the feed reconnects
-            await ws.send(json.dumps([{"T": "error", "code": 406,
-                                       "msg": "connection limit exceeded"}]))
+            await ws.send(
+                json.dumps([{"T": "error", "code": 406, "msg": "connection limit exceeded"}])
+            )
             await ws.wait_closed()
             return
         await ws.send(json.dumps([BAR, {**TRADE, "p": None}, {"T": "x", "S": "AAPL"}]))
@@ -56,20 +88,31 @@ def test_trades_quotes_bars_with_nanosecond_times(helpers, schedule):
         got = helpers.collect(feed, lambda g: g.rows["bar"] and len(g.dead) >= 2)
     assert got.error is None
     assert server.paths == ["/v2/iex", "/v2/iex"]
-    assert server.received[1] == {"action": "subscribe", "trades": ["AAPL"],
-                                  "quotes": ["AAPL"], "bars": ["AAPL"]}
+    assert server.received[1] == {
+        "action": "subscribe",
+        "trades": ["AAPL"],
+        "quotes": ["AAPL"],
+        "bars": ["AAPL"],
+    }
     [trade] = got.rows["trade"]
     assert trade["ts"] == T0 + 208_123_456
     assert (trade["price"], trade["size"], trade["exchange"], trade["condition"]) == (
-        189.5, 100.0, "V", "@")
+        189.5,
+        100.0,
+        "V",
+        "@",
+    )
     assert json.loads(trade["extra"]) == {"id": 52983525029461, "tape": "C"}
     [quote] = got.rows["quote"]
     assert quote["ts"] == T0 + 1_335_689_322
     assert (quote["bid"], quote["bid_size"], quote["ask"], quote["ask_size"]) == (
-        189.49, 3.0, 189.51, 2.0)
+        189.49,
+        3.0,
+        189.51,
+        2.0,
+    )
     [bar] = got.rows["bar"]
-    assert (bar["interval"], bar["start"], bar["end"]) == ("1m", T0 - 44 * 10**9,
-                                                         T0 + 16 * 10**9)
+    assert (bar["interval"], bar["start"], bar["end"]) == ("1m", T0 - 44 * 10**9, T0 + 16 * 10**9)
     assert (bar["vwap"], bar["trades"], bar["volume"]) == (189.47, 61, 5231.0)
     assert schedule.waits == [0.5]
     assert feed.status.reconnects == 1

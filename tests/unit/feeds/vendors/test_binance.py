@@ -1,4 +1,3 @@
-import asyncio
 import json
 
 from marketpulse.feeds.vendors.base import VendorError, VendorFeed
@@ -8,8 +7,17 @@ from marketpulse.feeds.vendors.symbols import Symbols
 from marketpulse.feeds.vendors.websocket import Connection, stream
 
 # Binance spot "Trade Streams" payloads, combined-stream envelope.
-TRADE = {"e": "trade", "E": 1672515782136, "s": "BTCUSDT", "t": 12345, "p": "16500.10",
-         "q": "0.002", "T": 1672515782134, "m": True, "M": True}
+TRADE = {
+    "e": "trade",
+    "E": 1672515782136,
+    "s": "BTCUSDT",
+    "t": 12345,
+    "p": "16500.10",
+    "q": "0.002",
+    "T": 1672515782134,
+    "m": True,
+    "M": True,
+}
 
 
 def envelope(**changes):
@@ -17,8 +25,9 @@ def envelope(**changes):
 
 
 def binance_feed(url, schedule, rand, symbols=("BTCUSDT", "ETHUSDT"), watchlist=None):
-    conn = Connection(url + "/stream", backoff=Backoff(base=1.0, cap=8.0, floor=0.0, rand=rand),
-                      sleep=schedule)
+    conn = Connection(
+        url + "/stream", backoff=Backoff(base=1.0, cap=8.0, floor=0.0, rand=rand), sleep=schedule
+    )
     syms = Symbols(symbols, watchlist)
     return VendorFeed("binance", lambda out: stream(Binance(), conn, syms, out))
 
@@ -42,8 +51,11 @@ def test_trades_reconnects_and_backoff(helpers, schedule):
     assert [t["symbol"] for t in trades] == ["BTCUSDT"] * 4 + ["ETHUSDT"]
     assert trades[0]["ts"] == 1672515782134 * 1_000_000
     assert trades[4]["price"] == 1200.5 and trades[4]["size"] == 1.0
-    assert json.loads(trades[4]["extra"]) == {"trade_id": 99, "buyer_is_maker": True,
-                                              "event_ts": 1672515782136 * 1_000_000}
+    assert json.loads(trades[4]["extra"]) == {
+        "trade_id": 99,
+        "buyer_is_maker": True,
+        "event_ts": 1672515782136 * 1_000_000,
+    }
     # three drops: waits of uniform * min(cap, base * 2**n) with the injected uniforms
     assert schedule.waits == [0.5 * 1.0, 0.25 * 2.0, 1.0 * 4.0]
     assert feed.status.reconnects == 3 and len(feed.status.gaps) == 3
@@ -62,8 +74,9 @@ def test_watchlist_change_subscribes_on_the_live_connection(helpers, schedule, t
         await ws.send(envelope())
         request = await server.expect(ws)  # sent once the file changed
         await ws.send(json.dumps({"result": None, "id": request["id"]}))
-        await ws.send(json.dumps({"stream": "ethusdt@trade",
-                                  "data": {**TRADE, "s": "ETHUSDT", "p": "1200"}}))
+        await ws.send(
+            json.dumps({"stream": "ethusdt@trade", "data": {**TRADE, "s": "ETHUSDT", "p": "1200"}})
+        )
         await ws.wait_closed()
 
     with helpers.WsServer(handler) as server:

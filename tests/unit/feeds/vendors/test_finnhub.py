@@ -5,21 +5,35 @@ from marketpulse.config import Secret
 from marketpulse.feeds.vendors import Symbols, VendorOptions, open_vendor
 
 # Finnhub's documented messages: trades in batches (ms times), pings, errors.
-TRADES = {"type": "trade", "data": [
-    {"s": "AAPL", "p": 185.5, "t": 1704470400123, "v": 100, "c": ["1", "12"]},
-    {"s": "MSFT", "p": "bad", "t": 1704470400124, "v": 5},
-    {"s": "MSFT", "p": 370.25, "t": 1704470400125, "v": 5, "c": None},
-]}
+TRADES = {
+    "type": "trade",
+    "data": [
+        {"s": "AAPL", "p": 185.5, "t": 1704470400123, "v": 100, "c": ["1", "12"]},
+        {"s": "MSFT", "p": "bad", "t": 1704470400124, "v": 5},
+        {"s": "MSFT", "p": 370.25, "t": 1704470400125, "v": 5, "c": None},
+    ],
+}
 BIDASK = {"a": 185.52, "av": 3, "b": 185.49, "bv": 7, "t": 1704470400456}
 FRIDAY_10AM = int(datetime(2024, 1, 5, 15, 0, tzinfo=UTC).timestamp()) * 10**9
 SATURDAY_NOON = int(datetime(2024, 1, 6, 12, 0, tzinfo=UTC).timestamp()) * 10**9
 
 
 def finnhub_feed(ws_url, rest_url, clock, **options):
-    return open_vendor("finnhub", VendorOptions(
-        symbols=Symbols(("AAPL", "MSFT")), key=Secret("fh-key"), url=ws_url, rest_url=rest_url,
-        quotes=True, quote_every=5.0, sleep=clock.sleep, now_ns=clock.now_ns,
-        monotonic=clock.monotonic, **options))
+    return open_vendor(
+        "finnhub",
+        VendorOptions(
+            symbols=Symbols(("AAPL", "MSFT")),
+            key=Secret("fh-key"),
+            url=ws_url,
+            rest_url=rest_url,
+            quotes=True,
+            quote_every=5.0,
+            sleep=clock.sleep,
+            now_ns=clock.now_ns,
+            monotonic=clock.monotonic,
+            **options,
+        ),
+    )
 
 
 async def trades_handler(ws, n, server):
@@ -41,11 +55,14 @@ def test_trades_and_quotes_within_the_rate_limit_and_429(helpers, fake_clock):
 
     with helpers.WsServer(trades_handler) as ws, helpers.HttpServer(route) as http:
         feed = finnhub_feed(ws.url, http.url + "/api/v1", clock, rate_limit=(2, 60.0))
-        got = helpers.collect(feed, lambda g: len(g.rows["quote"]) >= 3
-                              and len(g.rows["trade"]) >= 2)
+        got = helpers.collect(
+            feed, lambda g: len(g.rows["quote"]) >= 3 and len(g.rows["trade"]) >= 2
+        )
     assert got.error is None
-    assert ws.received == [{"type": "subscribe", "symbol": "AAPL"},
-                           {"type": "subscribe", "symbol": "MSFT"}]
+    assert ws.received == [
+        {"type": "subscribe", "symbol": "AAPL"},
+        {"type": "subscribe", "symbol": "MSFT"},
+    ]
     assert ws.paths == ["/?token=fh-key"]
     trades = got.rows["trade"]
     assert [(t["symbol"], t["ts"], t["price"], t["condition"]) for t in trades] == [
@@ -68,9 +85,10 @@ def test_trades_and_quotes_within_the_rate_limit_and_429(helpers, fake_clock):
 
 def test_quotes_idle_until_the_market_opens(helpers, fake_clock):
     clock = fake_clock(SATURDAY_NOON)
-    with helpers.WsServer(trades_handler) as ws, helpers.HttpServer(
-        lambda path, query, n: (200, {}, BIDASK)
-    ) as http:
+    with (
+        helpers.WsServer(trades_handler) as ws,
+        helpers.HttpServer(lambda path, query, n: (200, {}, BIDASK)) as http,
+    ):
         feed = finnhub_feed(ws.url, http.url + "/api/v1", clock)
         got = helpers.collect(feed, lambda g: len(g.rows["quote"]) >= 1)
     # Saturday noon UTC to Monday 9:30 New York (14:30 UTC): 50.5 hours, not one request
