@@ -109,6 +109,7 @@ class Settings:
     lateness: float = 0.5
     idle_timeout: float = 2.0
     session_tz: str = "America/New_York"
+    session_calendar: str = ""
     partitions: int = 1
     log_level: str = "INFO"
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)

@@ -164,6 +164,7 @@ def run(
     Ctrl-C stops cleanly and flushes what was accepted.
     """
     from marketpulse.feeds import Simulator
+    from marketpulse.feeds.vendors import VENDORS
     from marketpulse.pipeline import Metrics
     from marketpulse.serve import Dashboard, LiveMarket, ServeError
 
@@ -173,10 +174,13 @@ def run(
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
     )  # fmt: skip
-    proc = processor_settings(settings)
     live = LiveOptions(url, rest_url, tickers, watchlist, data_feed, bar_interval, quotes, history,
                        calendar, rate_limit, env_file)  # fmt: skip
     check_live_options(feed_name, live)
+    if feed_name != FeedName.simulator and not settings.session_calendar:
+        # a live market's session VWAP follows its exchange's sessions (UTC days for crypto)
+        settings = settings.replace(session_calendar=calendar or VENDORS[feed_name].calendar)
+    proc = processor_settings(settings)
     sim = settings.simulator
     if feed_name == FeedName.simulator:
         feed: Feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)

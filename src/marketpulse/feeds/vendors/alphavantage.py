@@ -26,8 +26,8 @@ from typing import Any
 
 import msgspec
 
+from marketpulse.feeds.hours import MarketHours
 from marketpulse.feeds.vendors.base import Events, VendorError
-from marketpulse.feeds.vendors.hours import MarketHours
 from marketpulse.feeds.vendors.messages import PARSE_ERRORS, number
 from marketpulse.feeds.vendors.polling import Poller, RateLimited
 from marketpulse.feeds.vendors.symbols import Symbols

@@ -27,8 +27,8 @@ import msgspec
 from websockets.asyncio.client import ClientConnection
 
 from marketpulse.config import Secret
+from marketpulse.feeds.hours import MarketHours
 from marketpulse.feeds.vendors.base import Events
-from marketpulse.feeds.vendors.hours import MarketHours
 from marketpulse.feeds.vendors.messages import decode, number, put_each, text
 from marketpulse.feeds.vendors.polling import Poller
 from marketpulse.feeds.vendors.symbols import Symbols

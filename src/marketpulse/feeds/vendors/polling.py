@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
+from marketpulse.feeds.hours import MarketHours
 from marketpulse.feeds.vendors.base import Events, VendorError
-from marketpulse.feeds.vendors.hours import MarketHours
 from marketpulse.feeds.vendors.messages import decode
 from marketpulse.feeds.vendors.pacing import Backoff, RateLimit, retry_after_seconds, wait
 
