@@ -123,3 +123,40 @@ def test_run_binance_feed_for_a_duration(cli, sql, tmp_path):
     assert f"ticks in {counts['trades']:,}," in summary  # every trade taken reached the lake
     assert counts["bars_1s"] >= 1
     assert counts["dead"] == 1  # the message that was not JSON
+
+
+def _refused(result, *words):
+    assert result.returncode == 2, result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error:"), message
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_missing_keys_and_misplaced_options_are_one_clear_line(cli, tmp_path):
+    _refused(cli("run", "--feed", "finnhub", "--tickers", "AAPL", "--no-dashboard", ok=False),
+             "MARKETPULSE_FINNHUB_KEY")  # fmt: skip
+    (tmp_path / ".env").write_text("MARKETPULSE_ALPACA_KEY=abc\n")
+    _refused(cli("run", "--feed", "alpaca", "--tickers", "AAPL", "--no-dashboard", ok=False),
+             "MARKETPULSE_ALPACA_SECRET")  # fmt: skip
+    _refused(cli("run", "--url", "ws://127.0.0.1:9/", "--no-dashboard", ok=False), "--url")
+    _refused(cli("run", "--feed", "binance", "--no-dashboard", ok=False), "--tickers")
+
+
+def test_a_refused_key_stops_the_feed_with_a_clear_error(cli, tmp_path):
+    async def refuse(ws) -> None:
+        await ws.send(json.dumps([{"T": "success", "msg": "connected"}]))
+        await ws.recv()
+        await ws.send(json.dumps([{"T": "error", "code": 402, "msg": "auth failed"}]))
+        await ws.wait_closed()
+
+    server = BinanceServer()
+    server._serve = refuse  # an Alpaca server that refuses the key
+    env = {"MARKETPULSE_ALPACA_KEY": "my-key-id", "MARKETPULSE_ALPACA_SECRET": "my-secret"}
+    with server:
+        result = cli("run", "--feed", "alpaca", "--tickers", "AAPL", "--no-dashboard",
+                     "--url", f"ws://127.0.0.1:{server.port}/v2", "--duration", "20",
+                     "--lake", tmp_path / "lake", ok=False, env=env)  # fmt: skip
+    _refused(result, "402", "refused")
+    assert "my-secret" not in result.stderr + result.stdout
