@@ -116,6 +116,9 @@ async def _session(vendor: WsVendor, conn: Connection, symbols: Symbols, out: Ev
                 watcher.cancel()
         except (websockets.ConnectionClosed, Reconnect, TimeoutError) as exc:
             logger.warning("%s: connection lost: %s", vendor.name, _why(exc))
+        except asyncio.CancelledError:  # the feed is closing: say goodbye with 1000, not 1011
+            await ws.close()
+            raise
         return conn.monotonic() - opened
 
 

@@ -148,3 +148,24 @@ def test_unreachable_server_is_retried_with_growing_waits(helpers, schedule):
     assert got.error is None
     assert schedule.waits[:5] == [1.0, 2.0, 4.0, 8.0, 8.0]  # capped at 8
     assert feed.status.connects == 0
+
+
+def test_a_silent_connection_is_dropped_and_made_again(helpers, schedule):
+    async def handler(ws, n, server):
+        if n == 1:
+            await ws.send(envelope())
+        await ws.wait_closed()  # the first connection says nothing at all
+
+    with helpers.WsServer(handler) as server:
+        conn = Connection(
+            server.url + "/stream",
+            sleep=schedule,
+            idle_timeout=0.2,
+            backoff=Backoff(base=1.0, floor=0.0, rand=helpers.Rand(0.5)),
+        )
+        syms = Symbols(("BTCUSDT",))
+        feed = VendorFeed("binance", lambda out: stream(Binance(), conn, syms, out))
+        got = helpers.collect(feed, lambda g: g.rows["trade"])
+    assert server.connections == 2
+    assert schedule.waits == [0.5]
+    assert len(got.rows["trade"]) == 1 and feed.status.gaps[0].last_event is None
