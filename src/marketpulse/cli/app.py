@@ -17,6 +17,7 @@ from marketpulse.cli import (
     sql_command,
     topics_command,
 )
+from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
     ALERTS_FILE_OPTION,
     COLUMNS_OPTION,
@@ -44,24 +45,7 @@ from marketpulse.cli.dashboard_command import (
     UPDATES_OPTION,
     serve_settings,
 )
-from marketpulse.cli.feed_options import (
-    BAR_INTERVAL_OPTION,
-    CALENDAR_OPTION,
-    DATA_FEED_OPTION,
-    ENV_FILE_OPTION,
-    FEED_HELP,
-    HISTORY_OPTION,
-    QUOTES_OPTION,
-    RATE_LIMIT_OPTION,
-    REST_URL_OPTION,
-    TICKERS_OPTION,
-    URL_OPTION,
-    WATCHLIST_OPTION,
-    FeedName,
-    LiveOptions,
-    check_live_options,
-    live_feed,
-)
+from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
 from marketpulse.config import Settings, masked
@@ -100,18 +84,18 @@ app.command("dashboard")(dashboard_command.dashboard)
 
 @app.command()
 def run(
-    feed_name: FeedName = typer.Option(FeedName.simulator, "--feed", help=FEED_HELP),
-    url: str = URL_OPTION,
-    rest_url: str = REST_URL_OPTION,
-    tickers: str = TICKERS_OPTION,
-    watchlist: Path = WATCHLIST_OPTION,
-    data_feed: str = DATA_FEED_OPTION,
-    bar_interval: str = BAR_INTERVAL_OPTION,
-    quotes: bool = QUOTES_OPTION,
-    history: str = HISTORY_OPTION,
-    calendar: str = CALENDAR_OPTION,
-    rate_limit: str = RATE_LIMIT_OPTION,
-    env_file: Path = ENV_FILE_OPTION,
+    feed_name: FeedName = typer.Option(FeedName.simulator, "--feed", help=live_options.FEED_HELP),
+    url: str = live_options.URL_OPTION,
+    rest_url: str = live_options.REST_URL_OPTION,
+    tickers: str = live_options.TICKERS_OPTION,
+    watchlist: Path = live_options.WATCHLIST_OPTION,
+    data_feed: str = live_options.DATA_FEED_OPTION,
+    bar_interval: str = live_options.BAR_INTERVAL_OPTION,
+    quotes: bool = live_options.QUOTES_OPTION,
+    history: str = live_options.HISTORY_OPTION,
+    calendar: str = live_options.CALENDAR_OPTION,
+    rate_limit: str = live_options.RATE_LIMIT_OPTION,
+    env_file: Path = live_options.ENV_FILE_OPTION,
     symbols: int = typer.Option(
         None, "--symbols", help="Number of simulated symbols [default: 50]."
     ),

@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from marketpulse.bus.kafka import COMPRESSIONS
+from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
     COLUMNS_OPTION,
     CONFIG_OPTION,
@@ -24,24 +25,7 @@ from marketpulse.cli.common import (
     err_console,
     file_feed,
 )
-from marketpulse.cli.feed_options import (
-    BAR_INTERVAL_OPTION,
-    CALENDAR_OPTION,
-    DATA_FEED_OPTION,
-    ENV_FILE_OPTION,
-    FEED_HELP,
-    HISTORY_OPTION,
-    QUOTES_OPTION,
-    RATE_LIMIT_OPTION,
-    REST_URL_OPTION,
-    TICKERS_OPTION,
-    URL_OPTION,
-    WATCHLIST_OPTION,
-    FeedName,
-    LiveOptions,
-    check_live_options,
-    live_feed,
-)
+from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
 from marketpulse.cli.services_command import stop_on_signals
 from marketpulse.exceptions import ConfigError
@@ -58,7 +42,9 @@ Compression = StrEnum("Compression", {name: name for name in COMPRESSIONS})  # t
 
 
 def produce(
-    feed: FeedName = typer.Option(None, "--feed", help=FEED_HELP + " Give this or --file."),
+    feed: FeedName = typer.Option(
+        None, "--feed", help=live_options.FEED_HELP + " Give this or --file."
+    ),
     file: Path = typer.Option(
         None,
         "--file",
@@ -87,17 +73,17 @@ def produce(
         "--speed",
         help="File: 'max' (as fast as possible) or N times real time [default: max].",
     ),  # fmt: skip
-    url: str = URL_OPTION,
-    rest_url: str = REST_URL_OPTION,
-    tickers: str = TICKERS_OPTION,
-    watchlist: Path = WATCHLIST_OPTION,
-    data_feed: str = DATA_FEED_OPTION,
-    bar_interval: str = BAR_INTERVAL_OPTION,
-    quotes: bool = QUOTES_OPTION,
-    history: str = HISTORY_OPTION,
-    calendar: str = CALENDAR_OPTION,
-    rate_limit: str = RATE_LIMIT_OPTION,
-    env_file: Path = ENV_FILE_OPTION,
+    url: str = live_options.URL_OPTION,
+    rest_url: str = live_options.REST_URL_OPTION,
+    tickers: str = live_options.TICKERS_OPTION,
+    watchlist: Path = live_options.WATCHLIST_OPTION,
+    data_feed: str = live_options.DATA_FEED_OPTION,
+    bar_interval: str = live_options.BAR_INTERVAL_OPTION,
+    quotes: bool = live_options.QUOTES_OPTION,
+    history: str = live_options.HISTORY_OPTION,
+    calendar: str = live_options.CALENDAR_OPTION,
+    rate_limit: str = live_options.RATE_LIMIT_OPTION,
+    env_file: Path = live_options.ENV_FILE_OPTION,
     compression: Compression = typer.Option(
         None, "--compression", help="Codec of the records [default: lz4]."
     ),
