@@ -9,6 +9,7 @@ entry point (``config.vendor_credentials``) and never logged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,7 +124,9 @@ def _limits(options: VendorOptions, free: tuple[tuple[int, float], ...]) -> tupl
 
 def _poller(vendor: str, client: Any, options: VendorOptions, out: Events,
             free: tuple[tuple[int, float], ...], **kwargs: Any) -> Poller:  # fmt: skip
-    return Poller(vendor, client, _limits(options, free), out, options.backoff, options.sleep,
+    # a backoff of its own: REST failures do not lengthen the stream's reconnect waits
+    backoff = dataclasses.replace(options.backoff, attempts=0)
+    return Poller(vendor, client, _limits(options, free), out, backoff, options.sleep,
                   **kwargs)  # fmt: skip
 
 

@@ -223,6 +223,8 @@ class VendorFeed:
         self._loop = loop
         try:
             self._task = loop.create_task(self._client(self.events))
+            if self._closed.is_set():  # closed before the task existed for close() to cancel
+                self._task.cancel()
             loop.run_until_complete(self._task)
         except asyncio.CancelledError:
             pass

@@ -27,6 +27,10 @@ from marketpulse.feeds.vendors.symbols import Symbols
 __all__ = ["Connection", "Reconnect", "WsVendor", "stream"]
 
 logger = logging.getLogger(__name__)
+# websockets' own logger: its debug lines show the handshake's URL, and some
+# vendors (Finnhub) take the key in it; INFO and above hold no URL
+_protocol_logger = logging.getLogger(f"{__name__}.protocol")
+_protocol_logger.setLevel(logging.INFO)
 
 #: HTTP answers to the WebSocket handshake that no retry cures.
 _REFUSED = {401: "the key was refused", 403: "the plan has no access to this stream",
@@ -101,7 +105,7 @@ async def _session(vendor: WsVendor, conn: Connection, symbols: Symbols, out: Ev
     url = vendor.url(conn.url, symbols.current)
     async with websockets.connect(
         url, ping_interval=conn.ping_interval, ping_timeout=conn.ping_timeout,
-        open_timeout=conn.open_timeout, close_timeout=2, max_size=2**23,
+        open_timeout=conn.open_timeout, close_timeout=2, max_size=2**23, logger=_protocol_logger,
     ) as ws:  # fmt: skip
         opened = conn.monotonic()
         try:

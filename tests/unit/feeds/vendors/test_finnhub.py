@@ -1,4 +1,5 @@
 import json
+import logging
 from datetime import UTC, datetime
 
 from marketpulse.config import Secret
@@ -83,7 +84,8 @@ def test_trades_and_quotes_within_the_rate_limit_and_429(helpers, fake_clock):
     assert feed.status.rate_limited == 1
 
 
-def test_quotes_idle_until_the_market_opens(helpers, fake_clock):
+def test_quotes_idle_until_the_market_opens(helpers, fake_clock, caplog):
+    caplog.set_level(logging.DEBUG)
     clock = fake_clock(SATURDAY_NOON)
     with (
         helpers.WsServer(trades_handler) as ws,
@@ -94,3 +96,7 @@ def test_quotes_idle_until_the_market_opens(helpers, fake_clock):
     # Saturday noon UTC to Monday 9:30 New York (14:30 UTC): 50.5 hours, not one request
     assert clock.waits[0] == 50.5 * 3600
     assert got.rows["quote"][0]["symbol"] == "AAPL"
+    # the key is in the stream's URL and the REST header: neither reaches the feed's logs
+    # (the test server's own log shows what it received)
+    ours = [r for r in caplog.records if not r.name.startswith("websockets.server")]
+    assert ours and not any("fh-key" in r.getMessage() for r in ours)
