@@ -168,14 +168,15 @@ def run(
     sim = settings.simulator
     if feed_name == FeedName.simulator:
         feed: Feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
-        logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate,
-                    sim.seed)  # fmt: skip
     elif any(v is not None for v in (symbols, rate, seed)):
         raise InputError("run: --symbols, --rate, --seed apply to --feed simulator only")
     else:
         feed = live_feed(feed_name, live)
     serve = None if no_dashboard else serve_settings(host, port, token, updates_per_s)
     alert_rules = rules_from(settings)  # a bad rules file stops the command before anything starts
+    if feed_name == FeedName.simulator:
+        logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate,
+                    sim.seed)  # fmt: skip
     metrics = Metrics()
     view = LiveMarket(view_interval or proc.intervals[0], metrics)
     board = None if serve is None else Dashboard.for_pipeline(settings.lake, view, serve)
