@@ -160,3 +160,37 @@ def test_auth_failed_stops_the_feed(helpers, fake_clock):
     assert isinstance(got.error, VendorError) and "refused" in str(got.error)
     assert "pg-key" not in str(got.error)
     assert clock.waits == []
+
+
+def test_max_connections_then_a_drop_reconnects(helpers, fake_clock):
+    async def handler(ws, n, server):
+        await ws.send(json.dumps(CONNECTED))
+        await server.expect(ws)
+        await ws.send(json.dumps(AUTHED))
+        await server.expect(ws)
+        if n == 0:
+            await ws.send(
+                json.dumps(
+                    [
+                        {
+                            "ev": "status",
+                            "status": "max_connections",
+                            "message": "Maximum number of websocket connections "
+                            "exceeded. You have 1 allowed connection(s).",
+                        }
+                    ]
+                )
+            )
+            await ws.close()
+            return
+        await ws.send(json.dumps([TRADE]))
+        await ws.wait_closed()
+
+    clock = fake_clock(NOW)
+    with helpers.WsServer(handler) as ws:
+        feed = polygon_feed(ws.url, clock)
+        got = helpers.collect(feed, lambda g: g.rows["trade"])
+    assert ws.connections == 2
+    assert len(clock.waits) == 1 and 0.1 <= clock.waits[0] <= 0.5  # first backoff: up to 0.5 s
+    assert feed.status.reconnects == 1 and len(feed.status.gaps) == 1
+    assert got.dead == []  # a status message is not a malformed one
