@@ -150,7 +150,8 @@ def _check_sources(
     """Refuse a missing or double source, and options of the other source."""
     if (feed is None) == (file is None):
         raise ConfigError(
-            "produce: give one source, --feed NAME or --file FILE"
+            "produce: give one source, --feed simulator (or a live vendor: --feed binance, ...) "
+            "or --file FILE"
             + (" (not both)" if feed is not None else "")
         )
     if file is not None:
