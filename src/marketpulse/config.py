@@ -29,10 +29,13 @@ __all__ = [
     "SimulatorSettings",
     "load_settings",
     "masked",
+    "read_env_file",
     "redact_url",
+    "vendor_credentials",
 ]
 
 DEFAULT_CONFIG = Path("marketpulse.toml")
+DEFAULT_ENV_FILE = Path(".env")
 _PREFIX = "MARKETPULSE_"
 
 
@@ -122,6 +125,7 @@ class Settings:
     lateness: float = 0.5
     idle_timeout: float = 2.0
     session_tz: str = "America/New_York"
+    session_calendar: str = ""
     partitions: int = 1
     log_level: str = "INFO"
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
@@ -293,3 +297,56 @@ def masked(settings: Settings) -> dict[str, Any]:
         return value
 
     return plain(_as_dict(settings))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read ``NAME=value`` lines of a ``.env`` file (``export``, quotes and ``#`` comments allowed).
+
+    A missing file reads as empty.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].strip()
+        values[name.strip()] = value
+    return values
+
+
+def vendor_credentials(
+    vendor: str,
+    needs_secret: bool = False,
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = DEFAULT_ENV_FILE,
+) -> tuple[Secret, Secret]:
+    """Return a vendor's API key (and secret) from the environment or a ``.env`` file.
+
+    The variables are ``MARKETPULSE_<VENDOR>_KEY`` and, for vendors that need
+    one, ``MARKETPULSE_<VENDOR>_SECRET``; the environment wins over the file.
+
+    Raises:
+        ConfigError: a variable is missing or empty (the message names it).
+    """
+    environ = os.environ if environ is None else environ
+    from_file = read_env_file(env_file) if env_file is not None else {}
+    names = [f"{_PREFIX}{vendor.upper()}_KEY"]
+    if needs_secret:
+        names.append(f"{_PREFIX}{vendor.upper()}_SECRET")
+    values = []
+    for name in names:
+        value = environ.get(name) or from_file.get(name, "")
+        if not value:
+            where = f" or {env_file}" if env_file is not None else ""
+            raise ConfigError(f"{vendor}: set {name} in the environment{where}")
+        values.append(Secret(value))
+    return values[0], values[1] if needs_secret else Secret("")

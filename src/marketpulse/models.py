@@ -27,6 +27,7 @@ __all__ = [
     "INDICATOR_COLUMNS",
     "INDICATOR_SCHEMA",
     "INTERVALS",
+    "QUOTE_SCHEMA",
     "TRADE_SCHEMA",
     "WIRE_FORMATS",
     "Alert",
@@ -177,7 +178,8 @@ class DeadLetter(msgspec.Struct, frozen=True):
     ``reason`` is a short machine-readable code (``schema``, ``nan``,
     ``price``, ``size``, ``symbol``, ``late``, ``parse``); ``error`` is the
     human-readable message. File sources fill ``file`` and ``line``; topic
-    sources fill ``topic``, ``partition`` and ``offset``.
+    sources fill ``topic``, ``partition`` and ``offset``; live feeds fill
+    ``vendor`` (``value`` is then the vendor's own message).
     """
 
     reason: str
@@ -190,6 +192,7 @@ class DeadLetter(msgspec.Struct, frozen=True):
     file: str | None = None
     line: int | None = None
     ts: int | None = None
+    vendor: str | None = None
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -243,6 +246,18 @@ TRADE_SCHEMA = pa.schema(
         ("size", pa.float64()),
         ("exchange", pa.string()),
         ("condition", pa.string()),
+    ]
+)
+
+#: Quotes as columns (live vendor feeds; the processor does not aggregate them).
+QUOTE_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("ts", pa.int64()),
+        ("bid", pa.float64()),
+        ("bid_size", pa.float64()),
+        ("ask", pa.float64()),
+        ("ask_size", pa.float64()),
     ]
 )
 

@@ -23,6 +23,7 @@ from marketpulse.models import (
     Bar,
     DeadLetter,
     Indicators,
+    Quote,
     Trade,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 _encoder = msgspec.json.Encoder()
+_extra_decoder = msgspec.json.Decoder(dict)
 _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
     "bars": Bar,
     "indicators": Indicators,
@@ -46,11 +48,14 @@ _ONE_DECODERS = {kind: msgspec.json.Decoder(t) for kind, t in _ROW_TYPES.items()
 _SCHEMAS = {"bars": BAR_SCHEMA, "indicators": INDICATOR_SCHEMA, "alerts": ALERT_SCHEMA}
 
 #: Header names of a dead letter, in the order they are written.
-DLQ_HEADERS = ("error", "reason", "topic", "partition", "offset", "file", "line")
+DLQ_HEADERS = ("error", "reason", "topic", "partition", "offset", "file", "line", "vendor")
 
 
 def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], list[bytes]]:
-    """Encode rows of ``trade``, ``bars`` or ``indicators`` columns as JSON records.
+    """Encode rows of ``trade``, ``quote``, ``bars`` or ``indicators`` columns as JSON records.
+
+    Trades and quotes may have an ``extra`` column: vendor fields as a JSON
+    object in text (or null), written as the message's ``extra``.
 
     Returns:
         the key (symbol) and the JSON value of each row, in row order.
@@ -61,7 +66,11 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
         exchange = columns.get("exchange") or [None] * len(symbols)
         condition = columns.get("condition") or [None] * len(symbols)
         rows = map(Trade, symbols, columns["ts"], columns["price"], columns["size"], exchange,
-                   condition)  # fmt: skip
+                   condition, [None] * len(symbols), _extras(columns, len(symbols)))  # fmt: skip
+    elif kind == "quote":
+        rows = map(Quote, symbols, columns["ts"], columns["bid"], columns["bid_size"],
+                   columns["ask"], columns["ask_size"], [None] * len(symbols),
+                   _extras(columns, len(symbols)))  # fmt: skip
     elif kind == "bars":
         rows = map(Bar, *(columns[name] for name in BAR_SCHEMA.names))
     elif kind == "indicators":
@@ -69,6 +78,13 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
     else:
         raise ValueError(f"cannot encode rows of kind {kind!r}")
     return symbols, [_encoder.encode(row) for row in rows]
+
+
+def _extras(columns: dict[str, list], n: int) -> list[dict | None]:
+    texts = columns.get("extra")
+    if texts is None:
+        return [None] * n
+    return [None if text is None else _extra_decoder.decode(text) for text in texts]
 
 
 def encode_alerts(alerts: Iterable[Alert]) -> tuple[list[str], list[bytes]]:
@@ -80,7 +96,7 @@ def encode_alerts(alerts: Iterable[Alert]) -> tuple[list[str], list[bytes]]:
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     """The headers of a dead letter: what went wrong and where the record came from."""
     values = (letter.error, letter.reason, letter.topic, letter.partition, letter.offset,
-              letter.file, letter.line)  # fmt: skip
+              letter.file, letter.line, letter.vendor)  # fmt: skip
     return [
         (name, str(value).encode())
         for name, value in zip(DLQ_HEADERS, values, strict=True)

@@ -19,6 +19,7 @@ from marketpulse.cli import (
     storage_command,
     topics_command,
 )
+from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
     ALERTS_FILE_OPTION,
     COLUMNS_OPTION,
@@ -46,6 +47,7 @@ from marketpulse.cli.dashboard_command import (
     UPDATES_OPTION,
     serve_settings,
 )
+from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
 from marketpulse.cli.sink_options import (
@@ -96,6 +98,18 @@ app.add_typer(report_command.report_app, name="report")
 
 @app.command()
 def run(
+    feed_name: FeedName = typer.Option(FeedName.simulator, "--feed", help=live_options.FEED_HELP),
+    url: str = live_options.URL_OPTION,
+    rest_url: str = live_options.REST_URL_OPTION,
+    tickers: str = live_options.TICKERS_OPTION,
+    watchlist: Path = live_options.WATCHLIST_OPTION,
+    data_feed: str = live_options.DATA_FEED_OPTION,
+    bar_interval: str = live_options.BAR_INTERVAL_OPTION,
+    quotes: bool = live_options.QUOTES_OPTION,
+    history: str = live_options.HISTORY_OPTION,
+    calendar: str = live_options.CALENDAR_OPTION,
+    rate_limit: str = live_options.RATE_LIMIT_OPTION,
+    env_file: Path = live_options.ENV_FILE_OPTION,
     symbols: int = typer.Option(
         None, "--symbols", help="Number of simulated symbols [default: 50]."
     ),
@@ -142,15 +156,17 @@ def run(
     ),
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Run the whole pipeline on a simulated market, with a live view and web dashboard.
+    """Run the whole pipeline on a simulated or live market, with a live view and web dashboard.
 
-    Trades of a simulated market stream through the embedded bus (or, with
-    --kafka, through a Kafka cluster); the processor builds bars, computes
+    Trades of a simulated market (or of a live vendor feed: --feed binance, ...)
+    stream through the embedded bus (or, with --kafka, through a Kafka
+    cluster); the processor builds bars, computes
     indicators and raises alerts; everything is written to the Parquet lake.
     The web dashboard is served while the pipeline runs (its URL is printed).
     Ctrl-C stops cleanly and flushes what was accepted.
     """
     from marketpulse.feeds import Simulator
+    from marketpulse.feeds.vendors import VENDORS
     from marketpulse.pipeline import Metrics
     from marketpulse.serve import Dashboard, LiveMarket, ServeError
 
@@ -164,14 +180,27 @@ def run(
     if kafka is not None and set(sink or []) - {SinkKind.lake}:
         raise ConfigError("run --kafka stores to the lake; run `marketpulse sink postgres` "
                           "(or influx) beside it for the databases")  # fmt: skip
+    live = LiveOptions(url, rest_url, tickers, watchlist, data_feed, bar_interval, quotes, history,
+                       calendar, rate_limit, env_file)  # fmt: skip
+    check_live_options(feed_name, live)
+    if feed_name != FeedName.simulator and not settings.session_calendar:
+        # a live market's session VWAP follows its exchange's sessions (UTC days for crypto)
+        settings = settings.replace(session_calendar=calendar or VENDORS[feed_name].calendar)
     proc = processor_settings(settings)
     sim = settings.simulator
-    feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
+    if feed_name == FeedName.simulator:
+        feed: Feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
+    elif any(v is not None for v in (symbols, rate, seed)):
+        raise InputError("run: --symbols, --rate, --seed apply to --feed simulator only")
+    else:
+        feed = live_feed(feed_name, live)
     serve = None if no_dashboard else serve_settings(host, port, token, updates_per_s)
     alert_rules = rules_from(settings)  # a bad rules file stops the command before anything starts
+    if feed_name == FeedName.simulator:
+        logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate,
+                    sim.seed)  # fmt: skip
     metrics = Metrics()
     view = LiveMarket(view_interval or proc.intervals[0], metrics)
-    logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate, sim.seed)
     board = None if serve is None else Dashboard.for_pipeline(settings.lake, view, serve)
     if board is not None:
         try:

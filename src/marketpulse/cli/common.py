@@ -73,6 +73,7 @@ def processor_settings(settings: Settings) -> ProcessorSettings:
             lateness=settings.lateness,
             idle_timeout=settings.idle_timeout,
             session_tz=settings.session_tz,
+            session_calendar=settings.session_calendar,
         )
     except ValueError as exc:
         from marketpulse.exceptions import ConfigError

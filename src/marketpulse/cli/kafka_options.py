@@ -33,7 +33,8 @@ GROUP_OPTION = typer.Option(None, "--group", help="Consumer group of this servic
 EXIT_WHEN_IDLE_OPTION = typer.Option(
     None,
     "--exit-when-idle",
-    help="Exit cleanly, offsets committed, once no input arrived for this many seconds.",
+    help="Exit cleanly, offsets committed, once no input arrived for this many seconds "
+    "(counted from the partitions' assignment; before it, at least 30 s to join the group).",
     min=0.0,
 )
 

@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from marketpulse.bus.kafka import COMPRESSIONS
+from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
     COLUMNS_OPTION,
     CONFIG_OPTION,
@@ -24,6 +25,7 @@ from marketpulse.cli.common import (
     err_console,
     file_feed,
 )
+from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
 from marketpulse.cli.services_command import stop_on_signals
 from marketpulse.exceptions import ConfigError
@@ -39,15 +41,9 @@ _LINE_EVERY = 5.0
 Compression = StrEnum("Compression", {name: name for name in COMPRESSIONS})  # type: ignore[misc]
 
 
-class FeedName(StrEnum):
-    """Built-in feeds."""
-
-    simulator = "simulator"
-
-
 def produce(
     feed: FeedName = typer.Option(
-        None, "--feed", help="Publish a built-in feed: simulator (give this or --file)."
+        None, "--feed", help=live_options.FEED_HELP + " Give this or --file."
     ),
     file: Path = typer.Option(
         None,
@@ -77,6 +73,17 @@ def produce(
         "--speed",
         help="File: 'max' (as fast as possible) or N times real time [default: max].",
     ),  # fmt: skip
+    url: str = live_options.URL_OPTION,
+    rest_url: str = live_options.REST_URL_OPTION,
+    tickers: str = live_options.TICKERS_OPTION,
+    watchlist: Path = live_options.WATCHLIST_OPTION,
+    data_feed: str = live_options.DATA_FEED_OPTION,
+    bar_interval: str = live_options.BAR_INTERVAL_OPTION,
+    quotes: bool = live_options.QUOTES_OPTION,
+    history: str = live_options.HISTORY_OPTION,
+    calendar: str = live_options.CALENDAR_OPTION,
+    rate_limit: str = live_options.RATE_LIMIT_OPTION,
+    env_file: Path = live_options.ENV_FILE_OPTION,
     compression: Compression = typer.Option(
         None, "--compression", help="Codec of the records [default: lz4]."
     ),
@@ -84,7 +91,11 @@ def produce(
     topic_prefix: str = PREFIX_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Publish ticks to the ticks topic, keyed by symbol, from the simulator or a file.
+    """Publish ticks to the ticks topic, keyed by symbol, from the simulator, a file or a vendor.
+
+    Live vendor feeds (binance, finnhub, alpaca, polygon, alphavantage) run until
+    Ctrl-C or --duration, reconnecting as needed; malformed vendor messages go
+    to the dlq topic with the vendor and the reason.
 
     The producer is idempotent with acks=all; records are JSON, compressed,
     batched for throughput. Malformed rows of a file go to the dlq topic with
@@ -100,6 +111,11 @@ def produce(
         file_only={"--format": format, "--symbol": symbol, "--columns": columns,
                    "--include-suspicious": include_suspicious or None, "--speed": speed},
     )  # fmt: skip
+    live = LiveOptions(url, rest_url, tickers, watchlist, data_feed, bar_interval, quotes, history,
+                       calendar, rate_limit, env_file)  # fmt: skip
+    check_live_options(feed if file is None else None, live)
+    if feed not in (None, FeedName.simulator) and any(v is not None for v in (symbols, rate, seed)):
+        raise ConfigError("produce: --symbols, --rate, --seed apply to --feed simulator only")
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix,
         **{"kafka.compression": compression.value if compression else None,
@@ -110,6 +126,8 @@ def produce(
     )
     if file is not None:
         source = file_feed(file, format, symbol, columns, include_suspicious)
+    elif feed != FeedName.simulator:
+        source = live_feed(feed, live)
     else:
         sim = settings.simulator
         source = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
@@ -132,7 +150,8 @@ def _check_sources(
     """Refuse a missing or double source, and options of the other source."""
     if (feed is None) == (file is None):
         raise ConfigError(
-            "produce: give one source, --feed simulator or --file FILE"
+            "produce: give one source, --feed simulator (or a live vendor: --feed binance, ...) "
+            "or --file FILE"
             + (" (not both)" if feed is not None else "")
         )
     if file is not None:
@@ -142,7 +161,7 @@ def _check_sources(
     else:
         wrong = [name for name, value in file_only.items() if value is not None]
         if wrong:
-            raise ConfigError(f"produce: {_list(wrong)} to --file, not --feed simulator")
+            raise ConfigError(f"produce: {_list(wrong)} to --file, not --feed")
 
 
 def _list(options: list[str]) -> str:

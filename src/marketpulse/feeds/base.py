@@ -18,17 +18,19 @@ class FeedBatch:
     """One batch of events from a feed.
 
     Attributes:
-        kind: ``"trade"`` (``data`` follows ``models.TRADE_SCHEMA``) or ``"bar"``
-            (``data`` follows ``models.BAR_SCHEMA``).
+        kind: ``"trade"`` (``data`` follows ``models.TRADE_SCHEMA``), ``"bar"``
+            (``models.BAR_SCHEMA``) or ``"quote"`` (``models.QUOTE_SCHEMA``; live
+            feeds only, published but not aggregated).
         data: the events, in the order the source gave them. File feeds add an
-            int64 ``line`` column (1-based line of the source file, header = 1).
+            int64 ``line`` column (1-based line of the source file, header = 1);
+            live feeds a string ``extra`` column (vendor fields as JSON, or null).
         dead: records the feed could not read (malformed rows), for the DLQ.
         done: how far through the source the feed is, in ``unit``s (bytes of a
             file, events of a simulator run), for progress bars.
         total: the size of the source in the same unit, when known.
     """
 
-    kind: Literal["trade", "bar"]
+    kind: Literal["trade", "bar", "quote"]
     data: pa.RecordBatch
     dead: list[DeadLetter] = field(default_factory=list)
     done: int = 0

@@ -236,7 +236,7 @@ def _paced(
     origin: tuple[float, int] | None = None
     done_before = 0
     for batch in batches:
-        column = "ts" if batch.kind == "trade" else "start"
+        column = "start" if batch.kind == "bar" else "ts"
         ts = batch.data.column(column).to_numpy(zero_copy_only=False).astype(np.int64)
         if len(ts) == 0:
             yield batch

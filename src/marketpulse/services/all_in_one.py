@@ -21,7 +21,6 @@ from marketpulse.alerts import JsonLinesNotifier, Rule
 from marketpulse.bus.base import Batch
 from marketpulse.bus.kafka import KafkaBus
 from marketpulse.bus.topics import Topics, topic_specs
-from marketpulse.exceptions import BusError
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
 from marketpulse.pipeline.view import MarketView
@@ -167,17 +166,6 @@ class KafkaPipeline:
         )  # fmt: skip
         if created:
             logger.info("created topics %s", ", ".join(created))
-        # a topic created a moment ago may not be in every client's metadata yet
-        deadline = time.monotonic() + self.bus.connect_timeout
-        for spec in specs:
-            while True:
-                try:
-                    self.bus.partitions(spec.name, timeout=1.0)
-                    break
-                except BusError:
-                    if time.monotonic() >= deadline:
-                        raise
-                    time.sleep(0.1)
 
     def _drain(self, service: ProcessService | SinkService, stop: threading.Event,
                stage: _Stage) -> None:  # fmt: skip

@@ -29,6 +29,7 @@ from marketpulse.bus.kafka import (
     ConsumerFatal,
     KafkaBus,
     KafkaConsumer,
+    ProducerFenced,
     ProducerStuck,
     TransactionAborted,
     TransactionalProducer,
@@ -37,6 +38,7 @@ from marketpulse.bus.kafka import (
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.models import DeadLetter
+from marketpulse.services.idle import idle_expired
 from marketpulse.stream import Processor
 from marketpulse.stream.checkpoint import CheckpointError
 from marketpulse.stream.output import Output
@@ -155,6 +157,7 @@ class ProcessService:
         self._partitions = 0
         self._transactional_id = ""
         self._abandoned: list[TransactionalProducer] = []
+        self._assigned_once = False
 
     def run(self) -> ProcessStats:
         """Consume until stopped (or idle for ``exit_when_idle``); return the figures."""
@@ -215,8 +218,8 @@ class ProcessService:
             logger.debug("process: closing the old consumer failed", exc_info=True)
         self._consumer = self._new_consumer()
 
-    def _replace_producer(self, exc: ProducerStuck) -> None:
-        """Leave a stuck producer behind; a new one with its id fences it, then redo."""
+    def _replace_producer(self, exc: ProducerStuck | ProducerFenced) -> None:
+        """Leave a stuck or timed-out producer behind; a new one with its id fences it; redo."""
         self.stats.replaced += 1
         logger.warning("process: %s; replacing the producer, redoing the work since the "
                        "last commit", exc)  # fmt: skip
@@ -257,6 +260,13 @@ class ProcessService:
             except ProducerStuck as exc:
                 self._replace_producer(exc)
                 self.last_input = time.monotonic()
+            except ProducerFenced as exc:
+                # the broker fences a producer whose transaction outlived the
+                # transaction timeout; anything else is a newer instance: give way
+                if time.monotonic() - self._txn_started < opts.transaction_timeout:
+                    raise
+                self._replace_producer(exc)
+                self.last_input = time.monotonic()
             except ConsumerFatal as exc:
                 self._replace_consumer(exc)
                 self.last_input = time.monotonic()
@@ -266,8 +276,8 @@ class ProcessService:
             if now - last_report >= 5.0:
                 last_report = now
                 logger.info("process: %s", self.stats.line())
-            if opts.exit_when_idle is not None and now - self.last_input >= opts.exit_when_idle:
-                logger.info("process: no input for %.1f s, exiting", opts.exit_when_idle)
+            if idle_expired(opts.exit_when_idle, now - self.last_input, self._assigned_once):
+                logger.info("process: no input for %.1f s, exiting", now - self.last_input)
                 break
 
     def _read_lag(self) -> None:
@@ -347,9 +357,16 @@ class ProcessService:
         self.stats.transactions += 1
 
     def _assigned(self, partitions: list[TopicPartition]) -> None:
-        """Partitions joined this instance: restore their state before reading them."""
+        """Partitions joined this instance: restore their state before reading them.
+
+        Restoring can take a while, so the open transaction is committed first:
+        left open past the transaction timeout, the broker would abort it and
+        fence the producer.
+        """
         assert self._consumer is not None
-        started = time.monotonic()
+        self._settle([])
+        started = self.last_input = time.monotonic()  # idle time counts from here
+        self._assigned_once = True
         committed = self._consumer.committed(partitions)
         for tp in partitions:
             self._restore(tp, committed.get(tp, -1))
@@ -362,19 +379,23 @@ class ProcessService:
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         """Partitions leave this instance: commit their work, then forget them."""
+        self._settle(partitions)
+        logger.info("process: revoked %s", ", ".join(str(tp.partition) for tp in partitions))
+
+    def _settle(self, leaving: list[TopicPartition]) -> None:
+        """Commit before a rebalance, then forget ``leaving``; on failure, redo the rest."""
         try:
             self._commit()
         except TransactionAborted as exc:
             logger.warning("process: commit before a rebalance failed: %s", exc)
-            self._forget(partitions)
+            self._forget(leaving)
             self._rewind(sorted(self._owned))
             return
         except ProducerStuck as exc:
-            self._forget(partitions)
+            self._forget(leaving)
             self._replace_producer(exc)
             return
-        self._forget(partitions)
-        logger.info("process: revoked %s", ", ".join(str(tp.partition) for tp in partitions))
+        self._forget(leaving)
 
     def _lost(self, partitions: list[TopicPartition]) -> None:
         """Partitions were taken away: what this instance did since its commit is void."""

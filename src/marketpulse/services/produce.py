@@ -35,7 +35,7 @@ __all__ = ["ProduceOptions", "ProduceService", "ProduceStats"]
 logger = logging.getLogger(__name__)
 
 #: Feed batch kind -> row kind of :func:`~marketpulse.bus.codec.encode_rows`.
-_ROW_KINDS = {"trade": "trade", "bar": "bars"}
+_ROW_KINDS = {"trade": "trade", "bar": "bars", "quote": "quote"}
 
 
 @dataclass(frozen=True, slots=True)

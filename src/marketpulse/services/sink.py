@@ -20,10 +20,11 @@ import pyarrow as pa
 
 from marketpulse.bus.base import Batch, TopicPartition, values_of
 from marketpulse.bus.codec import decode_dead_letters, decode_rows
-from marketpulse.bus.kafka import KafkaBus, KafkaConsumer
+from marketpulse.bus.kafka import ConsumerFatal, KafkaBus, KafkaConsumer
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.models import DLQ_SCHEMA
+from marketpulse.services.idle import idle_expired
 from marketpulse.sinks.base import Sink, SourceRange
 
 __all__ = ["SinkOptions", "SinkService", "SinkServiceStats"]
@@ -40,12 +41,18 @@ class SinkOptions:
         tables: the output topics to store (their tables have the same names).
         exit_when_idle: exit, flushed and committed, once no record arrived for this long.
         max_batch: records consumed per poll at most.
+        stall_after: with no record for this long, and again this long later, the
+            service asks the cluster whether committed records wait past this
+            member's positions; if they do both times, it rejoins the group with a
+            new consumer (once per quiet spell): a client left stuck by a broker
+            restart then recovers.
     """
 
     group: str = "marketpulse-sink-lake"
     tables: tuple[str, ...] = OUTPUT_TOPICS
     exit_when_idle: float | None = None
     max_batch: int = 50_000
+    stall_after: float = 15.0
 
 
 @dataclass(slots=True)
@@ -57,6 +64,7 @@ class SinkServiceStats:
     undecodable: int = 0
     commits: int = 0
     failed_commits: int = 0
+    rejoins: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
@@ -68,6 +76,7 @@ class SinkServiceStats:
             f"{self.records:,} records ({rate:,.0f}/s): {tables}; "
             f"{self.undecodable} undecodable; {self.commits} commits"
             + (f" ({self.failed_commits} failed)" if self.failed_commits else "")
+            + (f"; {self.rejoins} rejoins" if self.rejoins else "")
         )
 
 
@@ -100,6 +109,17 @@ class SinkService:
         self.last_input = time.monotonic()
         self._pending: dict[TopicPartition, int] = {}
         self._consumer: KafkaConsumer | None = None
+        self._names: list[str] = []
+        self._assigned_once = False
+        # stall checks in this quiet spell: how many, whether records waited at the last one,
+        # whether the member rejoined
+        self._checks, self._waited, self._rejoined = 0, False, False
+
+    def _new_consumer(self) -> KafkaConsumer:
+        return self.bus.consumer(
+            self.options.group, self._names, read_committed=True, on_assign=self._assigned,
+            on_revoke=self._revoked,
+        )  # fmt: skip
 
     def run(self) -> SinkServiceStats:
         """Store records until stopped (or idle); return the figures."""
@@ -110,9 +130,8 @@ class SinkService:
             "sink %s: group %s, topics %s, bootstrap %s",
             self.sink.name, self.options.group, ", ".join(names), self.bus.settings.bootstrap,
         )  # fmt: skip
-        self._consumer = self.bus.consumer(
-            self.options.group, names, read_committed=True, on_revoke=self._revoked
-        )
+        self._names = names
+        self._consumer = self._new_consumer()
         try:
             self._loop()
             self._flush()
@@ -128,20 +147,71 @@ class SinkService:
         assert self._consumer is not None
         self.last_input = last_report = time.monotonic()
         while not self.stop.is_set():
-            batches = self._consumer.poll(self.options.max_batch, 0.1)
+            try:
+                batches = self._consumer.poll(self.options.max_batch, 0.1)
+            except ConsumerFatal as exc:
+                self._rejoin(str(exc))
+                continue
             now = time.monotonic()
             for batch in batches:
                 self._write(batch)
                 self.last_input = now
+                self._checks, self._waited, self._rejoined = 0, False, False
+            self._check_stall(now)
             if self.sink.due():
                 self._flush()
             if now - last_report >= 5.0:
                 last_report = now
                 logger.info("sink %s: %s", self.sink.name, self.stats.line())
-            idle = self.options.exit_when_idle
-            if idle is not None and now - self.last_input >= idle:
-                logger.info("sink %s: no input for %.1f s, exiting", self.sink.name, idle)
+            quiet = now - self.last_input
+            if idle_expired(self.options.exit_when_idle, quiet, self._assigned_once):
+                logger.info("sink %s: no input for %.1f s, exiting", self.sink.name, quiet)
                 break
+
+    def _check_stall(self, now: float) -> None:
+        """Every ``stall_after`` of quiet, ask whether committed records wait unread.
+
+        Waiting at two checks in a row (not just committed, then) means the
+        member is stuck: it rejoins, once per quiet spell.
+        """
+        step = self.options.stall_after
+        if self._rejoined or now - self.last_input < step * (self._checks + 1):
+            return
+        self._checks += 1
+        waiting = self._unread()
+        if not waiting:
+            self._waited = False
+        elif not self._waited:
+            self._waited = True
+        else:
+            self._rejoined = True
+            quiet = now - self.last_input
+            self._rejoin(f"no record for {quiet:.0f} s while {waiting:,} committed records wait")
+
+    def _unread(self) -> int:
+        """Committed records the cluster holds past this member's positions (0 if unknown).
+
+        A partition read to its end still counts one: the transaction marker.
+        """
+        assert self._consumer is not None
+        try:
+            lag = self._consumer.lag()
+        except Exception as exc:  # noqa: BLE001 - a check only; the loop goes on
+            logger.debug("sink %s: lag not read: %s", self.sink.name, exc)
+            return 0
+        return sum(n for n in lag.values() if n > 1)
+
+    def _rejoin(self, why: str) -> None:
+        """Flush and commit, then leave the group and join again with a new consumer."""
+        assert self._consumer is not None
+        logger.warning("sink %s: %s; rejoining the group with a new consumer", self.sink.name, why)
+        self.stats.rejoins += 1
+        self._flush()
+        try:
+            self._consumer.close()  # its revoke callback finds nothing left to flush
+        except Exception:  # noqa: BLE001 - a broken member may fail to leave; it is replaced
+            logger.debug("sink %s: closing the old consumer failed", self.sink.name, exc_info=True)
+        self._consumer = self._new_consumer()
 
     def _write(self, batch: Batch) -> None:
         table = self.topics.table(batch.topic)
@@ -198,6 +268,10 @@ class SinkService:
                 self.stats.failed_commits += 1
             else:
                 self.stats.commits += 1
+
+    def _assigned(self, partitions: list[TopicPartition]) -> None:
+        self.last_input = time.monotonic()  # idle time counts from here
+        self._assigned_once = True
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         self._flush()

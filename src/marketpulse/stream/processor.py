@@ -46,12 +46,15 @@ class ProcessorSettings:
         idle_timeout: seconds without input after which a partition's
             watermark advances by processing time.
         session_tz: exchange time zone; the session VWAP resets at each local date.
+        session_calendar: exchange calendar (``XNYS``, ``24/7``, ...): when set, the
+            session VWAP resets with the calendar's sessions instead.
     """
 
     intervals: tuple[str, ...] = ("1s", "1m", "5m")
     lateness: float = 0.5
     idle_timeout: float = 2.0
     session_tz: str = "America/New_York"
+    session_calendar: str = ""
 
     def __post_init__(self) -> None:
         lengths = [interval_ns(name) for name in self.intervals]
@@ -222,7 +225,7 @@ class Processor:
             return out
         symbol = data.column("symbol")
         sid = state.lookup(symbol.dictionary.to_pylist())[symbol.indices.to_numpy()]
-        state.dirty.update(np.unique(sid).tolist())
+        state.dirty.update(np.flatnonzero(np.bincount(sid)).tolist())
         ts = data.column("ts").to_numpy()
         price = data.column("price").to_numpy()
         size = data.column("size").to_numpy()
@@ -264,7 +267,7 @@ class Processor:
         pv = np.where(np.isnan(vwap), typical, vwap) * volume
         daily = np.array([i == "1d" for i in intervals])
         session = np.where(
-            daily, start // interval_ns("1d"), session_ids(start, self.settings.session_tz)
+            daily, start // interval_ns("1d"), self._sessions(start)
         )
         values = update_indicators(state.indicators, keys, high, low, close, volume, pv, session)
         ts = table.column("end").to_numpy()
@@ -276,11 +279,15 @@ class Processor:
         out.accepted = table.num_rows
         return out
 
+    def _sessions(self, start: np.ndarray) -> np.ndarray:
+        settings = self.settings
+        return session_ids(start, settings.session_tz, settings.session_calendar or None)
+
     def _emit(self, state: _PartitionState, closed: ClosedBars) -> Output:
         out = Output()
         if len(closed) == 0:
             return out
-        state.dirty.update(np.unique(closed.sid).tolist())
+        state.dirty.update(np.flatnonzero(np.bincount(closed.sid)).tolist())
         lengths = np.asarray(self._lengths, np.int64)
         symbols = state.names[closed.sid]
         labels = self._labels[closed.interval]
@@ -288,7 +295,7 @@ class Processor:
         with np.errstate(invalid="ignore", divide="ignore"):
             vwap = np.where(closed.volume > 0, closed.pv / closed.volume, np.nan)
         keys = closed.sid * _N_INTERVALS + self._keys[closed.interval]
-        session = session_ids(closed.start, self.settings.session_tz)
+        session = self._sessions(closed.start)
         values = update_indicators(
             state.indicators, keys, closed.high, closed.low, closed.close, closed.volume,
             closed.pv, session,

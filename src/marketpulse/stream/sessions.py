@@ -5,12 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from marketpulse.feeds.hours import local_days, market_hours
 
 __all__ = ["session_ids"]
-
-_DAY_NS = 86_400 * 1_000_000_000
 
 
 @lru_cache(maxsize=16)
@@ -21,15 +19,16 @@ def _check_zone(tz: str) -> str:
     return tz
 
 
-def session_ids(ts: np.ndarray, tz: str) -> np.ndarray:
-    """Return, per UTC-ns timestamp, the local date in ``tz`` as days since the epoch."""
+def session_ids(ts: np.ndarray, tz: str, calendar: str | None = None) -> np.ndarray:
+    """Return, per UTC-ns timestamp, its session as days since the epoch.
+
+    Without a calendar the session is the local date in ``tz``. With an
+    exchange calendar (``XNYS``; ``24/7`` for UTC days) it is the calendar's
+    session for times within one (sessions that start the evening before
+    included), the local date in the exchange's zone otherwise.
+    """
     if len(ts) == 0:
         return np.empty(0, np.int64)
-    zone = _check_zone(tz)
-    stamps = (
-        pa.array(ts, pa.int64())
-        .cast(pa.timestamp("ns", tz="UTC"))
-        .cast(pa.timestamp("ns", tz=zone))
-    )
-    local = pc.local_timestamp(stamps).cast(pa.int64()).to_numpy()
-    return local // _DAY_NS
+    if calendar:
+        return market_hours(calendar).session_days(ts)
+    return local_days(ts, _check_zone(tz))

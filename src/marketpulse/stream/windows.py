@@ -83,6 +83,8 @@ class WindowState:
         # max event time, watermark floor, next boundary of the smallest interval
         self.clock = np.array([_NEVER, _NEVER, _NEVER], np.int64)
         self.closed = np.full(len(lengths), _NEVER, np.int64)
+        #: Symbols ids below this have been seen; the scans for closed windows stop there.
+        self.used = 0
         self._alloc(capacity)
 
     def _alloc(self, capacity: int) -> None:
@@ -126,12 +128,14 @@ class WindowState:
     ) -> tuple[np.ndarray, ClosedBars]:
         """Add ticks in order; return the late-tick mask and the bars they closed."""
         n = len(ts)
-        if n and int(sid.max()) >= self.capacity:
-            self.ensure(int(sid.max()) + 1)  # the kernel does not check bounds
+        if n:
+            top = int(sid.max()) + 1
+            self.ensure(top)  # the kernel does not check bounds
+            self.used = max(self.used, top)
         late = np.zeros(n, np.bool_)
-        out = ClosedBars(len(self.lengths) * (n + self.capacity * self.slots))
+        out = ClosedBars(len(self.lengths) * (n + self.used * self.slots))
         count = _add_ticks(
-            sid, ts, price, size, self.lengths, self.lateness, self.clock, self.closed,
+            sid, ts, price, size, self.lengths, self.lateness, self.clock, self.closed, self.used,
             self.start, self.ohlc, self.vol, self.count, self.cur, late, *_out_arrays(out),
         )  # fmt: skip
         return late, out.truncate(count)
@@ -139,10 +143,10 @@ class WindowState:
     def advance(self, floor: int) -> ClosedBars:
         """Raise the watermark to at least ``floor`` (idle partitions, end of stream)."""
         self.clock[_CLOCK_FLOOR] = max(self.clock[_CLOCK_FLOOR], floor)
-        out = ClosedBars(len(self.lengths) * self.capacity * self.slots)
+        out = ClosedBars(len(self.lengths) * self.used * self.slots)
         watermark = self.watermark
         count = _close_due(
-            watermark, self.lengths, self.closed, self.start, self.ohlc, self.vol,
+            watermark, self.lengths, self.closed, self.used, self.start, self.ohlc, self.vol,
             self.count, 0, *_out_arrays(out),
         )  # fmt: skip
         base = int(self.lengths[0])
@@ -169,6 +173,7 @@ class WindowState:
             ValueError: the bytes were written with other intervals or lateness.
         """
         self.ensure(sid + 1)
+        self.used = max(self.used, sid + 1)
         targets = (self.start, self.ohlc, self.vol, self.count, self.cur)
         sizes = [t[:, sid].size for t in targets]
         if len(data) != 8 * sum(sizes):
@@ -193,10 +198,10 @@ def _out_arrays(out: ClosedBars) -> tuple[np.ndarray, ...]:
 
 
 @nb.njit(cache=True, nogil=True)
-def _close_due(wm, lengths, closed, start, ohlc, vol, count, k,
+def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
                o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
                o_count):  # fmt: skip
-    n_int, n_sym, n_slot = start.shape
+    n_int, _, n_slot = start.shape  # symbols from n_sym on hold no window
     for j in range(n_int):
         length = lengths[j]
         if wm // length == closed[j] // length and closed[j] != -(2**62):
@@ -237,8 +242,8 @@ def _close_due(wm, lengths, closed, start, ohlc, vol, count, k,
 
 
 @nb.njit(cache=True, nogil=True)
-def _add_ticks(sid, ts, price, size, lengths, lateness, clock, closed, start, ohlc, vol, count,
-               cur, late, o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
+def _add_ticks(sid, ts, price, size, lengths, lateness, clock, closed, n_sym, start, ohlc, vol,
+               count, cur, late, o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
                o_count):  # fmt: skip
     n_int, _, n_slot = start.shape
     base = lengths[0]
@@ -259,7 +264,7 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, clock, closed, start, oh
             clock[0] = t
             new_wm = max(t - lateness, clock[1])
             if new_wm >= clock[2]:
-                k = _close_due(new_wm, lengths, closed, start, ohlc, vol, count, k,
+                k = _close_due(new_wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
                                o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol,
                                o_pv, o_count)  # fmt: skip
                 clock[2] = new_wm - new_wm % base + base

@@ -1,0 +1,286 @@
+"""Kafka consumers: group members that return batches per partition.
+
+Also :func:`read_partition`, which reads a compacted partition to its end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import confluent_kafka as ck
+
+from marketpulse.bus.base import Batch, Consumer, Message, TopicPartition
+from marketpulse.exceptions import BusError
+
+__all__ = ["ConsumerFatal", "KafkaConsumer", "Rebalance", "read_partition"]
+
+logger = logging.getLogger(__name__)
+
+Rebalance = Callable[[list[TopicPartition]], None]
+
+
+def _tp(tp: ck.TopicPartition) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition)
+
+
+def _message(record: ck.Message) -> Message:
+    return Message(
+        record.key(), record.value(), record.offset(), record.timestamp()[1],
+        tuple(record.headers() or ()),
+    )  # fmt: skip
+
+
+class _Records(Sequence[Message]):
+    """The client's records of one partition, made :class:`Message` only when read.
+
+    Building a message costs more than decoding its JSON; the processor needs
+    values and offsets only, which :meth:`values` and :meth:`offsets` read
+    directly (see :func:`marketpulse.bus.base.values_of`).
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[ck.Message]) -> None:
+        self._raw = raw
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        if isinstance(index, slice):
+            return [_message(r) for r in self._raw[index]]
+        return _message(self._raw[index])
+
+    def __iter__(self) -> Iterator[Message]:
+        return map(_message, self._raw)
+
+    def values(self) -> list[bytes | None]:
+        """Every record's value."""
+        return [r.value() for r in self._raw]
+
+    def offsets(self) -> list[int]:
+        """Every record's offset."""
+        return [r.offset() for r in self._raw]
+
+
+class ConsumerFatal(BusError):
+    """The consumer cannot go on (fenced, for one); make a new one."""
+
+
+class KafkaConsumer(Consumer):
+    """A consumer-group member that returns batches per partition.
+
+    Offsets are committed by hand (:meth:`commit`, or inside a producer's
+    transaction). ``on_assign`` and ``on_revoke`` receive the partitions that
+    join or leave this member (cooperative rebalancing); ``on_lost`` those
+    taken away without a revoke (the member was too slow or cut off), whose
+    uncommitted work must be discarded. Without ``on_lost``, ``on_revoke``
+    gets them.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: list[str],
+        on_assign: Rebalance | None = None,
+        on_revoke: Rebalance | None = None,
+        on_lost: Rebalance | None = None,
+    ) -> None:
+        self._consumer = ck.Consumer(config)
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._on_lost = on_lost or on_revoke
+        self.topics = topics
+        self.group = config["group.id"]
+        self._callback_error: Exception | None = None
+        self._consumer.subscribe(
+            topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+        )
+
+    # An exception must not leave a rebalance callback: the client would raise
+    # it mangled (not as an exception) from the consume() that ran the callback.
+    # It is kept and raised from poll() instead.
+
+    def _assigned(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        self._call_back(self._on_assign, partitions)
+
+    def _revoked(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        self._call_back(self._on_revoke, partitions)
+
+    def _lost(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        self._call_back(self._on_lost, partitions)
+
+    def _call_back(self, callback: Rebalance | None, partitions: list[ck.TopicPartition]) -> None:
+        if callback is None or not partitions or self._callback_error is not None:
+            return
+        try:
+            callback([_tp(p) for p in partitions])
+        except Exception as exc:  # noqa: BLE001 - raised again by poll()
+            self._callback_error = exc
+
+    def _raise_callback_error(self) -> None:
+        error, self._callback_error = self._callback_error, None
+        if error is not None:
+            raise error
+
+    def poll(self, max_records: int = 65536, timeout: float = 0.1) -> list[Batch]:
+        """Return the next records as one batch per partition (in offset order)."""
+        consume = self._consumer.consume
+        try:
+            # what is already fetched, at once; else wait for the first record only:
+            # consume(n, timeout) would wait for n records, however long the timeout
+            records = consume(max_records, 0)
+            if not records and timeout > 0:
+                records = consume(1, timeout)
+                if records and max_records > 1:
+                    records += consume(max_records - 1, 0)
+        except ck.KafkaException as exc:
+            raise BusError(f"consume from {', '.join(self.topics)}: {exc.args[0].str()}") from None
+        self._raise_callback_error()
+        if not records:
+            return []
+        groups: dict[tuple[str, int], list[ck.Message]] = {}
+        for record in records:
+            error = record.error()
+            if error is not None:
+                if error.code() == ck.KafkaError._PARTITION_EOF:
+                    continue
+                if error.fatal() or error.code() == ck.KafkaError._FATAL:
+                    raise ConsumerFatal(f"consumer of {', '.join(self.topics)}: {error.str()}")
+                logger.warning(
+                    "consumer of %s: %s", record.topic() or ", ".join(self.topics), error.str()
+                )
+                continue
+            key = (record.topic(), record.partition())
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [record]
+            else:
+                group.append(record)
+        return [
+            Batch(topic, partition, raw[0].offset(), raw[-1].offset(), messages=_Records(raw))
+            for (topic, partition), raw in groups.items()
+        ]
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit, synchronously, the next offset to read per partition."""
+        if not offsets:
+            return
+        positions = [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
+        try:
+            self._consumer.commit(offsets=positions, asynchronous=False)
+        except ck.KafkaException as exc:
+            raise BusError(f"commit offsets of group {self.group}: {exc.args[0].str()}") from None
+
+    def committed(
+        self, partitions: Sequence[TopicPartition], timeout: float = 60.0
+    ) -> dict[TopicPartition, int]:
+        """Return the group's committed offsets (``-1`` where none), waiting for stable ones."""
+        asked = [ck.TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        try:
+            found = self._consumer.committed(asked, timeout=timeout)
+        except ck.KafkaException as exc:
+            error = exc.args[0].str()
+            raise BusError(f"fetch committed offsets of {self.group}: {error}") from None
+        return {_tp(p): (p.offset if p.offset >= 0 else -1) for p in found}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Read ``tp`` from ``offset`` next."""
+        self._consumer.seek(ck.TopicPartition(tp.topic, tp.partition, offset))
+
+    def assignment(self) -> list[TopicPartition]:
+        """Return the partitions assigned to this member."""
+        return [_tp(p) for p in self._consumer.assignment()]
+
+    def position(self) -> dict[TopicPartition, int]:
+        """Return the next offset to read per assigned partition (``-1`` if unknown)."""
+        positions = self._consumer.position(self._consumer.assignment())
+        return {_tp(p): p.offset for p in positions}
+
+    def lag(self, cached: bool = False) -> dict[TopicPartition, int]:
+        """Return the records left to read per assigned partition.
+
+        ``cached``: use the end offsets the last fetches brought (no request to
+        the cluster, so it can be called on the hot path).
+        """
+        lags = {}
+        for tp, pos in self.position().items():
+            low, high = self._consumer.get_watermark_offsets(
+                ck.TopicPartition(tp.topic, tp.partition), timeout=5.0, cached=cached
+            )
+            lags[tp] = high - (pos if pos >= 0 else low)
+        return lags
+
+    def group_metadata(self) -> Any:
+        """The member's group metadata, for a producer's transaction."""
+        return self._consumer.consumer_group_metadata()
+
+    def close(self) -> None:
+        """Leave the group (a failure of the last revoke callback is raised here)."""
+        self._consumer.close()
+        self._raise_callback_error()
+
+
+#: Errors of a partition whose leader is not known yet (a topic created a moment ago).
+_LEADER_MOVING = frozenset(
+    {
+        ck.KafkaError.NOT_LEADER_FOR_PARTITION,
+        ck.KafkaError.LEADER_NOT_AVAILABLE,
+        ck.KafkaError.UNKNOWN_TOPIC_OR_PART,
+        ck.KafkaError._UNKNOWN_PARTITION,
+    }
+)
+
+
+def read_partition(
+    reader: ck.Consumer, topic: str, partition: int, timeout: float = 60.0
+) -> dict[bytes, bytes]:
+    """Read one partition of a compacted topic to its end; return the last value per key.
+
+    Records with a null value (tombstones) delete their key.
+
+    Raises:
+        BusError: the end was not reached within ``timeout`` seconds.
+    """
+    tp = ck.TopicPartition(topic, partition)
+    deadline = time.monotonic() + timeout
+    while True:  # a topic created a moment ago may have no leader yet
+        try:
+            low, high = reader.get_watermark_offsets(tp, timeout=timeout)
+            break
+        except ck.KafkaException as exc:
+            error = exc.args[0]
+            waiting = error.retriable() or error.code() in _LEADER_MOVING
+            if not waiting or time.monotonic() >= deadline:
+                message = f"{topic}[{partition}]: cannot read offsets: {error.str()}"
+                raise BusError(message) from None
+            time.sleep(0.1)
+    values: dict[bytes, bytes] = {}
+    if high <= low:
+        return values
+    reader.assign([ck.TopicPartition(topic, partition, low)])
+    try:
+        while time.monotonic() < deadline:
+            done = False
+            for record in reader.consume(10_000, 0.5):
+                error = record.error()
+                if error is not None:
+                    if error.code() == ck.KafkaError._PARTITION_EOF:
+                        done = True
+                        continue
+                    raise BusError(f"read {topic}[{partition}]: {error.str()}")
+                key = record.key()
+                if record.value() is None:
+                    values.pop(key, None)
+                else:
+                    values[key] = record.value()
+                if record.offset() >= high - 1:
+                    done = True
+            if done:
+                return values
+        raise BusError(f"read {topic}[{partition}]: end not reached within {timeout:.0f} s")
+    finally:
+        reader.unassign()

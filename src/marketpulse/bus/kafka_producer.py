@@ -1,0 +1,309 @@
+"""Kafka producers: idempotent (:class:`KafkaProducer`) and transactional.
+
+A transaction step is bounded in time even where librdkafka is not (see
+:meth:`TransactionalProducer._call`); a producer that cannot go on says why
+with :class:`TransactionAborted`, :class:`ProducerFenced` or
+:class:`ProducerStuck`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import confluent_kafka as ck
+import pyarrow as pa
+
+from marketpulse.bus.base import Producer, TopicPartition
+from marketpulse.bus.codec import dead_letter_headers, encode_alerts, encode_rows
+from marketpulse.exceptions import BusError
+from marketpulse.models import Alert, DeadLetter
+
+if TYPE_CHECKING:
+    from marketpulse.bus.kafka_consumer import KafkaConsumer
+
+__all__ = [
+    "KafkaProducer",
+    "ProducerFenced",
+    "ProducerStuck",
+    "TransactionAborted",
+    "TransactionalProducer",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaProducer(Producer):
+    """An idempotent producer that counts what it sent and what failed.
+
+    When the client's queue is full, :meth:`send` serves delivery reports
+    until there is room: backpressure, not loss.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = config
+        self._producer = ck.Producer({**config, "on_delivery": self._on_delivery})
+        self.sent = 0
+        self.failed = 0
+        self.errors: list[str] = []
+
+    def _on_delivery(self, error: ck.KafkaError | None, message: ck.Message) -> None:
+        if error is None:
+            return
+        self.failed += 1
+        text = f"{message.topic()}[{message.partition()}]: {error.str()}"
+        if len(self.errors) < 10:
+            self.errors.append(text)
+        logger.error("delivery failed: %s", text)
+
+    @property
+    def delivered(self) -> int:
+        """Records acknowledged so far (sent, minus failed, minus in flight)."""
+        return self.sent - self.failed - len(self._producer)
+
+    def send(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes,
+        partition: int = -1,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Append one record; blocks while the client's queue is full."""
+        produce = self._producer.produce
+        while True:
+            try:
+                if headers:
+                    produce(topic, value, key, partition, headers=headers)
+                else:
+                    produce(topic, value, key, partition)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+            except ck.KafkaException as exc:
+                raise BusError(f"cannot produce to {topic}: {exc.args[0].str()}") from None
+        self.sent += 1
+
+    def send_many(
+        self, topic: str, keys: Sequence[str], values: Sequence[bytes], partition: int = -1
+    ) -> None:
+        """Append records keyed by ``keys``, in order."""
+        produce = self._producer.produce
+        poll = self._producer.poll
+        for key, value in zip(keys, values, strict=True):
+            try:
+                produce(topic, value, key, partition)
+            except BufferError:
+                poll(0.05)
+                self.send(topic, key, value, partition)
+                continue
+            except ck.KafkaException as exc:
+                raise BusError(f"cannot produce to {topic}: {exc.args[0].str()}") from None
+            self.sent += 1
+        poll(0)
+
+    def send_columns(self, topic: str, kind: str, data: pa.RecordBatch | pa.Table) -> None:
+        """Append rows as JSON records keyed by their ``symbol`` column."""
+        keys, values = encode_rows(kind, data)
+        self.send_many(topic, keys, values)
+
+    def send_alerts(self, topic: str, alerts: Iterable[Alert], partition: int = -1) -> None:
+        """Append alerts keyed by symbol."""
+        keys, values = encode_alerts(alerts)
+        self.send_many(topic, keys, values, partition)
+
+    def send_dead(self, topic: str, letters: Iterable[DeadLetter], partition: int = -1) -> None:
+        """Append dead letters: the original key and bytes, what went wrong in headers."""
+        for letter in letters:
+            self.send(topic, letter.key, letter.value, partition, dead_letter_headers(letter))
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Serve delivery reports."""
+        self._producer.poll(timeout)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every record is acknowledged.
+
+        Raises:
+            BusError: records are still unacknowledged after ``timeout`` seconds.
+        """
+        left = self._producer.flush(-1 if timeout is None else timeout)
+        if left:
+            raise BusError(f"{left} records not acknowledged within {timeout} s")
+
+    def close(self) -> None:
+        """Flush (waiting up to 30 s)."""
+        self.flush(30.0)
+
+
+class TransactionalProducer(KafkaProducer):
+    """A producer whose records, and the consumer offsets, commit atomically.
+
+    A transactional id names one logical producer across restarts: starting a
+    producer with the id of a crashed one fences the old one and aborts its
+    open transaction.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.transactional_id = config["transactional.id"]
+        self.in_transaction = False
+        self.stuck = False
+
+    def init(self, timeout: float = 30.0) -> None:
+        """Register the transactional id with the cluster (fencing older instances)."""
+        self._call("init transactions", self._producer.init_transactions, timeout=timeout)
+
+    def begin(self) -> None:
+        """Start a transaction."""
+        self._call("begin a transaction", self._producer.begin_transaction)
+        self.in_transaction = True
+
+    def commit(
+        self, offsets: dict[TopicPartition, int], consumer: KafkaConsumer, timeout: float = 60.0
+    ) -> None:
+        """Commit the open transaction with the consumer's next offsets.
+
+        Raises:
+            TransactionAborted: the commit failed and the transaction was aborted:
+                redo the work since the last commit.
+            ProducerStuck: the client did not answer within ``timeout``; replace
+                this producer.
+            BusError: the commit failed otherwise.
+        """
+        positions = [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
+        if positions:
+            self._call(
+                "send the offsets to the transaction",
+                self._producer.send_offsets_to_transaction,
+                positions, consumer.group_metadata(), timeout=timeout,
+            )  # fmt: skip
+        self._call("commit the transaction", self._producer.commit_transaction, timeout=timeout)
+        self.in_transaction = False
+
+    def abort(self, timeout: float = 60.0) -> None:
+        """Abort the open transaction: its records are never read as committed."""
+        if self.in_transaction:
+            self.in_transaction = False
+            self._call("abort the transaction", self._producer.abort_transaction, timeout=timeout)
+
+    def close(self) -> None:
+        """Abort any open transaction, then flush; a stuck producer is left alone."""
+        if self.stuck:
+            return
+        try:
+            self.abort(10.0)
+        except BusError as exc:
+            logger.warning("%s", exc)
+        try:
+            self._producer.flush(10.0)
+        except ck.KafkaException as exc:  # fenced or fatal: nothing left to flush is ours
+            logger.warning("%s: %s", self.transactional_id, exc.args[0].str())
+
+    def _call(
+        self, what: str, call: Callable[..., Any], *args: Any, timeout: float | None = None
+    ) -> None:
+        """Run a transaction step; with ``timeout``, bounded in time even where the client is not.
+
+        A timed step gets the time left as its last argument and is retried
+        while the client calls its error retriable (a coordinator moving, a
+        broker restarting). librdkafka can also block in
+        ``send_offsets_to_transaction`` past its timeout when the group
+        coordinator went away (librdkafka issues 5456 and 5511; a broker
+        restart is enough), so each attempt runs on a helper thread (the client
+        releases the GIL) and is given up after the time left and a grace
+        period. Either way, a step still not done in time marks the producer
+        stuck: a new producer with the same transactional id must take over.
+        """
+        if timeout is None:
+            outcome = _attempt(call, args)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                left = max(deadline - time.monotonic(), 0.0)
+                outcome = _attempt_within(call, (*args, left), left + _STUCK_GRACE_S)
+                retry = (
+                    isinstance(outcome, ck.KafkaException)
+                    and outcome.args[0].retriable()
+                    and not outcome.args[0].txn_requires_abort()
+                )
+                if outcome is _TIMED_OUT or (retry and time.monotonic() >= deadline):
+                    self.stuck = True
+                    raise ProducerStuck(
+                        f"cannot {what} ({self.transactional_id}): not done within "
+                        f"{timeout:.0f} s" + (f" ({outcome.args[0].str()})" if retry else "")
+                    )
+                if not retry:
+                    break
+                logger.info("%s: %s; retrying", what, outcome.args[0].str())
+                time.sleep(min(0.2, left))
+        if isinstance(outcome, ck.KafkaException):
+            self._fail(what, outcome)
+
+    def _fail(self, what: str, exc: ck.KafkaException) -> None:
+        error: ck.KafkaError = exc.args[0]
+        if error.txn_requires_abort():
+            abort = self._producer.abort_transaction
+            outcome = _attempt_within(abort, (30.0,), 30.0 + _STUCK_GRACE_S)
+            if outcome is _TIMED_OUT:
+                self.stuck = True
+            elif outcome is not None:
+                logger.error("abort after a failed transaction step failed too: %s", outcome)
+            self.in_transaction = False
+            raise TransactionAborted(f"cannot {what} ({self.transactional_id}): {error.str()}")
+        if error.fatal():
+            raise ProducerFenced(
+                f"cannot {what} ({self.transactional_id}): {error.str()}; another instance "
+                "with this transactional id took over, or the producer hit a fatal error"
+            )
+        raise BusError(f"cannot {what} ({self.transactional_id}): {error.str()}")
+
+
+#: Seconds a transaction step may overrun its own timeout before it counts as stuck.
+_STUCK_GRACE_S = 5.0
+
+_TIMED_OUT = object()
+
+
+def _attempt(call: Callable[..., Any], args: tuple[Any, ...]) -> ck.KafkaException | None:
+    try:
+        call(*args)
+    except ck.KafkaException as exc:
+        return exc
+    return None
+
+
+def _attempt_within(call: Callable[..., Any], args: tuple[Any, ...], seconds: float) -> Any:
+    """Run ``call`` on a daemon thread; return its error, ``None``, or ``_TIMED_OUT``."""
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append(_attempt(call, args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, name="kafka-transaction-step", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        return _TIMED_OUT
+    result = outcome[0]
+    if isinstance(result, BaseException) and not isinstance(result, ck.KafkaException):
+        raise result
+    return result
+
+
+class TransactionAborted(BusError):
+    """A transaction failed and was aborted; redo the work since the last commit."""
+
+
+class ProducerFenced(BusError):
+    """The producer can no longer commit: a newer instance owns its transactional id."""
+
+
+class ProducerStuck(BusError):
+    """The client did not answer a transaction step in time; make a new producer."""

@@ -1,0 +1,155 @@
+"""Options of the live vendor feeds, shared by ``produce`` and ``run``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from marketpulse.config import DEFAULT_ENV_FILE, vendor_credentials
+from marketpulse.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from marketpulse.feeds.vendors import VendorFeed
+
+__all__ = ["FeedName", "LiveOptions", "live_feed"]
+
+
+class FeedName(StrEnum):
+    """Built-in feeds: the simulator and the live vendors."""
+
+    simulator = "simulator"
+    binance = "binance"
+    finnhub = "finnhub"
+    alpaca = "alpaca"
+    polygon = "polygon"
+    alphavantage = "alphavantage"
+
+
+FEED_HELP = (
+    "Built-in feed: simulator, or a live vendor: binance (crypto, no key), finnhub, alpaca, "
+    "polygon, alphavantage (keys from MARKETPULSE_<VENDOR>_KEY or .env)."
+)
+URL_OPTION = typer.Option(
+    None, "--url", help="Live feed: endpoint instead of the vendor's (a proxy, a test server)."
+)
+REST_URL_OPTION = typer.Option(
+    None, "--rest-url", help="Finnhub, Polygon: REST endpoint instead of the vendor's."
+)
+TICKERS_OPTION = typer.Option(
+    None, "--tickers", help="Live feed: symbols to follow, comma-separated (AAPL,MSFT; BTCUSDT)."
+)
+WATCHLIST_OPTION = typer.Option(
+    None, "--watchlist", dir_okay=False,
+    help="Live feed: file of symbols, one a line; edits change the subscription live.",
+)  # fmt: skip
+DATA_FEED_OPTION = typer.Option(
+    None, "--data-feed", help="Alpaca: iex (free plan) or sip (paid) [default: iex]."
+)
+BAR_INTERVAL_OPTION = typer.Option(
+    None, "--bar-interval", help="Alpha Vantage: bars of 1m, 5m, 15m, 1h or 1d [default: 1m]."
+)
+QUOTES_OPTION = typer.Option(
+    False, "--quotes", help="Finnhub: also poll the last bid and ask over REST."
+)
+HISTORY_OPTION = typer.Option(
+    None, "--history", help="Polygon: first fetch minute aggregates from this date (YYYY-MM-DD)."
+)
+CALENDAR_OPTION = typer.Option(
+    None, "--calendar",
+    help="Live feed: exchange calendar of the market hours [default: XNYS; binance 24/7].",
+)  # fmt: skip
+RATE_LIMIT_OPTION = typer.Option(
+    None, "--rate-limit",
+    help="Live feed: REST requests allowed, as N/s, N/min, N/h or N/day "
+    "[default: the vendor's free plan].",
+)  # fmt: skip
+ENV_FILE_OPTION = typer.Option(
+    None, "--env-file", dir_okay=False,
+    help="Live feed: file of MARKETPULSE_<VENDOR>_KEY=... lines [default: ./.env].",
+)  # fmt: skip
+
+_PERIODS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0,
+            "d": 86400.0, "day": 86400.0}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    """The live-feed options as given on the command line (``None``: not given)."""
+
+    url: str | None = None
+    rest_url: str | None = None
+    tickers: str | None = None
+    watchlist: Path | None = None
+    data_feed: str | None = None
+    bar_interval: str | None = None
+    quotes: bool = False
+    history: str | None = None
+    calendar: str | None = None
+    rate_limit: str | None = None
+    env_file: Path | None = None
+
+    def given(self) -> list[str]:
+        """The options given, as ``--name``."""
+        return [
+            "--" + f.name.replace("_", "-")
+            for f in fields(self)
+            if getattr(self, f.name) not in (None, False)
+        ]
+
+
+def _rate_limit(value: str | None) -> tuple[int, float] | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*([a-z]+)\s*", value.lower())
+    if match is None or match[2] not in _PERIODS or int(match[1]) < 1:
+        raise ConfigError(f"--rate-limit: expected N/s, N/min, N/h or N/day, got {value!r}")
+    return int(match[1]), _PERIODS[match[2]]
+
+
+def _history(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--history: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def check_live_options(feed: str | None, live: LiveOptions) -> None:
+    """Refuse live-feed options for the simulator or a file."""
+    if feed in (None, FeedName.simulator) and live.given():
+        raise ConfigError(f"{', '.join(live.given())}: only for a live vendor --feed")
+
+
+def live_feed(feed: str, live: LiveOptions) -> VendorFeed:
+    """Open the live feed of vendor ``feed``, its key from the environment or ``.env``.
+
+    Raises:
+        ConfigError: a key is missing (the variable is named), or an option is invalid.
+    """
+    from marketpulse.feeds.vendors import VENDORS, Symbols, VendorOptions, open_vendor
+
+    spec = VENDORS[feed]
+    key = secret = None
+    if spec.needs_key:
+        env_file = live.env_file or DEFAULT_ENV_FILE
+        key, secret = vendor_credentials(feed, spec.needs_secret, env_file=env_file)
+    tickers = tuple(t.strip() for t in (live.tickers or "").split(",") if t.strip())
+    options = VendorOptions(
+        symbols=Symbols(tickers, live.watchlist),
+        url=live.url, rest_url=live.rest_url, data_feed=live.data_feed or "iex",
+        interval=live.bar_interval or "1m",
+        quotes=live.quotes, history=_history(live.history), calendar=live.calendar,
+        rate_limit=_rate_limit(live.rate_limit),
+    )  # fmt: skip
+    if key is not None:
+        options.key = key
+    if secret is not None:
+        options.secret = secret
+    return open_vendor(feed, options)
