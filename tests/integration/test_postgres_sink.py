@@ -48,7 +48,7 @@ def test_replay_into_postgres_equals_the_lake(cli, sql, tmp_path, postgres_url):
         expected = sql(lake, f"SELECT * EXCLUDE (date) FROM {table} ORDER BY {key}")
         with psycopg.connect(postgres_url) as conn:
             cur = conn.execute(
-                f'SELECT *, (extract(epoch FROM {time_column}) * 1e6)::bigint AS us'
+                f"SELECT *, (extract(epoch FROM {time_column}) * 1e6)::bigint AS us"
                 f" FROM {table} ORDER BY {key}"
             )
             names = [d.name for d in cur.description]

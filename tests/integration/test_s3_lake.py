@@ -56,10 +56,16 @@ def test_replay_into_an_s3_lake_and_query_it(cli, sql, s3_lake):
     # reports read S3 too: a day's open and close are its first and last trade
     daily = cli("report", "daily", "--start", "2013-10-07", "--end", "2013-10-07", "--lake", uri,
                 "--interval", "1s", "--format", "json", env=env).stdout  # fmt: skip
-    first_last = sql_s3(cli, uri, env, "SELECT symbol, arg_min(price, ts) AS open,"
-                        " arg_max(price, ts) AS close FROM trades GROUP BY 1 ORDER BY 1")
+    first_last = sql_s3(
+        cli,
+        uri,
+        env,
+        "SELECT symbol, arg_min(price, ts) AS open,"
+        " arg_max(price, ts) AS close FROM trades GROUP BY 1 ORDER BY 1",
+    )
     assert [(r["symbol"], r["open"], r["close"]) for r in json.loads(daily)] == [
-        (r["symbol"], r["open"], r["close"]) for r in first_last]
+        (r["symbol"], r["open"], r["close"]) for r in first_last
+    ]
 
 
 def sql_s3(cli, uri, env, text):

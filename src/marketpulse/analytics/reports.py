@@ -82,11 +82,15 @@ def report(lake: Lake, name: str, scope: ReportRange) -> pa.Table:
 
 
 def _pick_interval(lake: Lake, scope: ReportRange) -> str:
-    rows = lake.query(
-        "SELECT DISTINCT interval FROM bars WHERE date BETWEEN $1 AND $2"
-        + _symbols_filter(scope.symbols, first=3),
-        [scope.start, scope.end, *scope.symbols],
-    ).column("interval").to_pylist()
+    rows = (
+        lake.query(
+            "SELECT DISTINCT interval FROM bars WHERE date BETWEEN $1 AND $2"
+            + _symbols_filter(scope.symbols, first=3),
+            [scope.start, scope.end, *scope.symbols],
+        )
+        .column("interval")
+        .to_pylist()
+    )
     if not rows:
         where = f" for {', '.join(scope.symbols)}" if scope.symbols else ""
         raise AnalyticsError(f"no bars between {scope.start} and {scope.end}{where}")

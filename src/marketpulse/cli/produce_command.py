@@ -151,8 +151,7 @@ def _check_sources(
     if (feed is None) == (file is None):
         raise ConfigError(
             "produce: give one source, --feed simulator (or a live vendor: --feed binance, ...) "
-            "or --file FILE"
-            + (" (not both)" if feed is not None else "")
+            "or --file FILE" + (" (not both)" if feed is not None else "")
         )
     if file is not None:
         wrong = [name for name, value in simulator.items() if value is not None]

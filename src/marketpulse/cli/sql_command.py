@@ -42,6 +42,7 @@ FORMAT_OUTPUT_OPTION = typer.Option(
     OutputFormat.table, "--format", help="Output: table, csv, json or parquet."
 )
 
+
 def sql(
     query: str = typer.Argument(
         ..., help="DuckDB SQL over the views trades, bars, indicators, alerts, dlq."

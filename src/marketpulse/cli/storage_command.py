@@ -73,12 +73,17 @@ def lake_ls(
 
 @lake_app.command("compact")
 def lake_compact(
-    table: list[str] = typer.Option(None, "--table", help="Compact this table (repeatable) "
-                                    "[default: all]."),
-    before: str = typer.Option(None, "--before", help="Compact dates before this one "
-                               "(YYYY-MM-DD) [default: today, UTC: only closed dates]."),
-    min_files: int = typer.Option(2, "--min-files", min=2,
-                                  help="Compact partitions with at least this many files."),
+    table: list[str] = typer.Option(
+        None, "--table", help="Compact this table (repeatable) [default: all]."
+    ),
+    before: str = typer.Option(
+        None,
+        "--before",
+        help="Compact dates before this one (YYYY-MM-DD) [default: today, UTC: only closed dates].",
+    ),
+    min_files: int = typer.Option(
+        2, "--min-files", min=2, help="Compact partitions with at least this many files."
+    ),
     lake: str = LAKE_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -99,8 +104,11 @@ def lake_compact(
 
 @lake_app.command("ddl")
 def lake_ddl(
-    location: str = typer.Option(None, "--location", help="Where the lake is for the engine "
-                                 "(s3://bucket/prefix) [default: the lake]."),
+    location: str = typer.Option(
+        None,
+        "--location",
+        help="Where the lake is for the engine (s3://bucket/prefix) [default: the lake].",
+    ),
     database: str = typer.Option("marketpulse", "--database", help="Athena/Glue database."),
     lake: str = LAKE_OPTION,
     config: Path = CONFIG_OPTION,

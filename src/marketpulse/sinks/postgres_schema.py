@@ -62,29 +62,54 @@ PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
     {
         "bars": PgTable(
             "bars",
-            (("symbol", "text"), ("interval", "text"), ("start", "timestamptz"),
-             ("end", "timestamptz"), *_BAR_VALUES),
+            (
+                ("symbol", "text"),
+                ("interval", "text"),
+                ("start", "timestamptz"),
+                ("end", "timestamptz"),
+                *_BAR_VALUES,
+            ),
             ("symbol", "interval", "start"),
             "start",
         ),  # fmt: skip
         "indicators": PgTable(
             "indicators",
-            (("symbol", "text"), ("interval", "text"), ("ts", "timestamptz"), ("close", "float8"),
-             *((name, "float8") for name in INDICATOR_COLUMNS)),
+            (
+                ("symbol", "text"),
+                ("interval", "text"),
+                ("ts", "timestamptz"),
+                ("close", "float8"),
+                *((name, "float8") for name in INDICATOR_COLUMNS),
+            ),
             ("symbol", "interval", "ts"),
             "ts",
         ),  # fmt: skip
         "alerts": PgTable(
             "alerts",
-            (("id", "text"), ("rule", "text"), ("symbol", "text"), ("interval", "text"),
-             ("ts", "timestamptz"), ("severity", "text"), ("message", "text"), ("values", "text")),
+            (
+                ("id", "text"),
+                ("rule", "text"),
+                ("symbol", "text"),
+                ("interval", "text"),
+                ("ts", "timestamptz"),
+                ("severity", "text"),
+                ("message", "text"),
+                ("values", "text"),
+            ),
             ("id", "ts"),  # a hypertable's keys include its time column
             "ts",
         ),  # fmt: skip
         "trades": PgTable(
             "trades",
-            (("symbol", "text"), ("ts", "timestamptz"), ("seq", "int4"), ("price", "float8"),
-             ("size", "float8"), ("exchange", "text"), ("condition", "text")),
+            (
+                ("symbol", "text"),
+                ("ts", "timestamptz"),
+                ("seq", "int4"),
+                ("price", "float8"),
+                ("size", "float8"),
+                ("exchange", "text"),
+                ("condition", "text"),
+            ),
             ("symbol", "ts", "seq"),  # seq tells apart trades of one symbol at one time
             "ts",
         ),  # fmt: skip
@@ -99,9 +124,13 @@ def _create(table: PgTable) -> list[sql.Composable]:
     # keys compare bytewise ("C"): several times faster to index than a locale's rules
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}{}").format(
-            sql.Identifier(name), sql.SQL(_SQL_TYPES[kind]),
-            sql.SQL((' COLLATE "C"' if kind == "text" else "") + " NOT NULL"
-                    if name in table.key else ""),
+            sql.Identifier(name),
+            sql.SQL(_SQL_TYPES[kind]),
+            sql.SQL(
+                (' COLLATE "C"' if kind == "text" else "") + " NOT NULL"
+                if name in table.key
+                else ""
+            ),
         )  # fmt: skip
         for name, kind in table.columns
     )
@@ -115,7 +144,7 @@ def _create(table: PgTable) -> list[sql.Composable]:
 
 def _v1() -> list[sql.Composable]:
     alerts_index = sql.SQL(
-        'CREATE INDEX IF NOT EXISTS alerts_symbol_interval_ts ON alerts'
+        "CREATE INDEX IF NOT EXISTS alerts_symbol_interval_ts ON alerts"
         ' (symbol COLLATE "C", "interval" COLLATE "C", ts)'
     )
     return [*_create(PG_TABLES["bars"]), *_create(PG_TABLES["indicators"]),

@@ -266,9 +266,7 @@ class Processor:
         typical = (high + low + close) / 3.0
         pv = np.where(np.isnan(vwap), typical, vwap) * volume
         daily = np.array([i == "1d" for i in intervals])
-        session = np.where(
-            daily, start // interval_ns("1d"), self._sessions(start)
-        )
+        session = np.where(daily, start // interval_ns("1d"), self._sessions(start))
         values = update_indicators(state.indicators, keys, high, low, close, volume, pv, session)
         ts = table.column("end").to_numpy()
         symbols = np.array(names, object)
