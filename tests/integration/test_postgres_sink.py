@@ -170,6 +170,26 @@ def test_database_restarted_mid_stream_loses_and_duplicates_nothing(private_post
     assert _rows(interrupted, "SELECT count(*) FROM bars") == [(80_000,)]
 
 
+def test_new_stored_and_repeated_keys_each_end_as_one_row_with_the_latest_values(postgres_url):
+    first, second = _bars(2, 100)
+    changed = first.set_column(first.column_names.index("close"), "close",
+                               pa.array(np.arange(100.0) + 1000))  # fmt: skip
+    with PostgresSink(postgres_url, max_rows=10**9) as sink:
+        sink.write("bars", first)
+        sink.flush()  # new keys only: the plain insert
+        sink.write("bars", changed.slice(0, 50))  # stored keys, new values: the upsert
+        sink.write("bars", second)
+        sink.flush()
+        sink.write("bars", first.slice(60, 10))  # one key twice in one flush: the later wins
+        sink.write("bars", changed.slice(60, 10))
+    rows = _rows(postgres_url, "SELECT trades, close FROM bars ORDER BY trades")
+    expected = [1000.0 + i for i in range(50)] + first["close"].to_pylist()[50:60]
+    expected += [1000.0 + i for i in range(60, 70)] + first["close"].to_pylist()[70:]
+    expected += second["close"].to_pylist()
+    assert [t for t, _ in rows] == list(range(200))
+    assert [c for _, c in rows] == expected
+
+
 def test_trades_are_numbered_within_one_time(postgres_url):
     ts = np.array([5, 5, 5, 6, 6, 7], np.int64) * _NS
     trades = pa.table({"symbol": pa.array(["A"] * 6).dictionary_encode(), "ts": ts,

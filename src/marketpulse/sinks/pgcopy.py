@@ -30,7 +30,7 @@ _TRAILER = b"\xff\xff"
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _put_null(buf, p):  # pragma: no cover - numba
     """Write a null field (length -1) at ``p``; return the next position."""
     for b in range(4):
@@ -38,7 +38,7 @@ def _put_null(buf, p):  # pragma: no cover - numba
     return p + 4
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _put_fixed(buf, pos, values, valid, width):  # pragma: no cover - numba
     for i in range(pos.size):
         p = pos[i]
@@ -54,7 +54,7 @@ def _put_fixed(buf, pos, values, valid, width):  # pragma: no cover - numba
             pos[i] = _put_null(buf, p)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _put_text(buf, pos, offsets, data, valid):  # pragma: no cover - numba
     for i in range(pos.size):
         p = pos[i]
