@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from isal import igzip
 
 from marketpulse.exceptions import InputError
 from marketpulse.feeds.base import FeedBatch
@@ -275,7 +276,9 @@ class FileReplay:
         try:
             raw = pa.OSFile(str(src.path))
             self._open.append(raw)
-            stream = pa.CompressedInputStream(raw, src.compression) if src.compression else raw
+            stream = _decompressed(raw, src.compression)
+            if stream is not raw:
+                self._open.append(stream)
             reader = pa_csv.open_csv(
                 stream,
                 read_options=pa_csv.ReadOptions(
@@ -286,7 +289,7 @@ class FileReplay:
                 ),
                 convert_options=pa_csv.ConvertOptions(column_types=types),
             )
-        except (OSError, pa.ArrowException) as exc:
+        except (OSError, EOFError, pa.ArrowException) as exc:
             raise InputError(f"{self.name}: cannot read as CSV ({_first_line(exc)})") from None
         seen = reported = 0
         skipped = np.empty(0, dtype=np.int64)  # lines the reader left out, minus those before
@@ -295,7 +298,7 @@ class FileReplay:
                 cells = reader.read_next_batch()
             except StopIteration:
                 return
-            except (OSError, pa.ArrowException) as exc:
+            except (OSError, EOFError, pa.ArrowException) as exc:
                 raise InputError(
                     f"{self.name}: cannot read past line {seen + 1 + len(invalid)}"
                     f" ({_first_line(exc)})"
@@ -332,6 +335,15 @@ class FileReplay:
             raise InputError(
                 f"{self.name}: cannot read Parquet data ({_first_line(exc)})"
             ) from None
+
+
+def _decompressed(raw: pa.NativeFile, compression: str | None) -> pa.NativeFile:
+    """The text of a CSV file: gzip by ISA-L (three times zlib's speed), other codecs by Arrow."""
+    if compression is None:
+        return raw
+    if compression == "gzip":
+        return pa.PythonFile(igzip.open(raw, "rb"), mode="r")
+    return pa.CompressedInputStream(raw, compression)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,11 +7,12 @@ Layout::
 The date comes from the row's event time (:data:`~marketpulse.sinks.base.TIME_COLUMNS`)
 in UTC and lives only in the path: files hold the table's columns
 (:data:`LAKE_SCHEMAS`), and readers such as DuckDB add ``date`` from the path.
-Rows with a null event time go to the partition of the wall-clock date at flush.
+Rows with a null event time go to the partition of the wall-clock date when written.
 
-Files are written whole under a hidden temporary name (``.<name>.tmp``, which
-no ``*.parquet`` glob matches), fsynced, then renamed into place, so a reader
-never sees a partial file; on S3 (``s3://bucket/prefix``) each file is one PUT
+Files are written under a hidden temporary name (``.part-<pid>-<n>.tmp``,
+which no ``*.parquet`` glob matches), one row group at a time as rows arrive,
+then fsynced and renamed into place at a flush, so a reader never sees a
+partial file; on S3 (``s3://bucket/prefix``) each file is one PUT
 of its final key, which is visible only once complete (:mod:`.lake_store`).
 Names are deterministic when the caller gives the bus offsets of the rows
 (``part-p{partition:03d}-{first:012d}-{last:012d}.parquet``), so a replay after
@@ -38,7 +39,7 @@ import pyarrow.compute as pc
 
 from marketpulse.config import S3Settings
 from marketpulse.sinks.base import TABLES, TIME_COLUMNS, Sink, SinkStats, SourceRange
-from marketpulse.sinks.lake_store import Staged, Store, is_s3, open_store
+from marketpulse.sinks.lake_store import OpenFile, Staged, Store, is_s3, open_store
 
 __all__ = [
     "LAKE_SCHEMAS",
@@ -92,9 +93,19 @@ SOURCE_NAME = re.compile(r"part-p(\d{3,})-(\d{12,})-(\d{12,})\.parquet")
 _instances = itertools.count()
 
 
+#: Rows of a buffer written out as a row group once this many wait (DuckDB's own
+#: row groups hold 122,880): a flush then has little left to write.
+ROW_GROUP_ROWS = 131_072
+
+
 @dataclass(slots=True)
 class _Buffer:
-    """Rows of one table (and one source partition) waiting for a flush."""
+    """Rows of one table (and one source partition) waiting for a flush.
+
+    ``chunks[:written]`` are in ``files`` already, as row groups of unpublished
+    files; every chunk stays until the flush publishes, so that a failed flush
+    can start its files again.
+    """
 
     since: float
     chunks: list[pa.Table] = field(default_factory=list)
@@ -102,15 +113,21 @@ class _Buffer:
     first_offset: int | None = None
     last_offset: int | None = None
     names: dict[date, str] = field(default_factory=dict)  # kept across failed flushes
+    written: int = 0
+    unwritten_rows: int = 0
+    files: dict[date, OpenFile] = field(default_factory=dict)
 
 
 class LakeSink(Sink):
     """Write output tables as Parquet files of a Hive-partitioned lake.
 
-    Rows are buffered per table and per source partition, and written as one
-    file per date when a buffer holds ``max_rows`` rows, when its oldest row
-    has waited ``max_age_s`` seconds (checked by :meth:`maybe_flush`), and on
-    :meth:`flush` and :meth:`close`. Files are zstd-compressed.
+    Rows are buffered per table and per source partition, and published as
+    one file per date when a buffer holds ``max_rows`` rows, when its oldest
+    row has waited ``max_age_s`` seconds (checked by :meth:`maybe_flush`), and
+    on :meth:`flush` and :meth:`close`. Meanwhile every ``row_group_rows``
+    buffered rows are written to the hidden files as a row group, so that a
+    flush (the end of a run above all) has little left to do. Files are
+    zstd-compressed.
 
     Pass ``source`` to :meth:`write` only when bus offsets are stable across
     runs (Kafka): a rewrite of the same offsets replaces the earlier file.
@@ -119,6 +136,7 @@ class LakeSink(Sink):
         root: the lake's root directory (created if missing).
         max_rows: buffered rows of one table that trigger a flush.
         max_age_s: age of the oldest buffered row that triggers a flush.
+        row_group_rows: buffered rows written ahead of a flush as one row group.
         compression: Parquet codec of the files (zstd by default: small and fast).
         clock: monotonic clock in seconds, replaceable in tests.
         s3: endpoint and credentials when ``root`` is ``s3://bucket/prefix``.
@@ -132,6 +150,7 @@ class LakeSink(Sink):
         max_rows: int = 1_000_000,
         max_age_s: float = 5.0,
         *,
+        row_group_rows: int = ROW_GROUP_ROWS,
         compression: str = "zstd",
         clock: Callable[[], float] = time.monotonic,
         s3: S3Settings | None = None,
@@ -145,6 +164,7 @@ class LakeSink(Sink):
         self.root = root if is_s3(root) else Path(root)
         self.max_rows = max_rows
         self.max_age_s = max_age_s
+        self.row_group_rows = max(1, row_group_rows)
         self._clock = clock
         self._buffers: dict[tuple[str, int | None], _Buffer] = {}
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -169,12 +189,19 @@ class LakeSink(Sink):
             buf = self._buffers[key] = _Buffer(since=self._clock())
         buf.chunks.append(rows)
         buf.rows += rows.num_rows
+        buf.unwritten_rows += rows.num_rows
         if source is not None:
             first, last = source.first_offset, source.last_offset
             buf.first_offset = first if buf.first_offset is None else min(buf.first_offset, first)
             buf.last_offset = last if buf.last_offset is None else max(buf.last_offset, last)
         if buf.rows >= self.max_rows:
             self._flush_buffer(key)
+        elif buf.unwritten_rows >= self.row_group_rows:
+            try:
+                self._write_ahead(table, buf)
+            except BaseException:
+                _start_over(buf)
+                raise
 
     def due(self, now: float | None = None) -> bool:
         """Return whether a buffer is full or older than ``max_age_s``."""
@@ -214,33 +241,55 @@ class LakeSink(Sink):
             if buf.rows >= self.max_rows or now - buf.since >= self.max_age_s
         ]
 
+    def _write_ahead(self, table: str, buf: _Buffer) -> None:
+        """Write the buffer's unwritten chunks as a row group of each date's file."""
+        rows = pa.concat_tables(buf.chunks[buf.written :])
+        if sort_keys := SORT_KEYS[table]:
+            rows = rows.take(stable_order(rows, sort_keys))
+        jobs: list[tuple[OpenFile, pa.Table]] = []
+        for day, part in _split_by_day(rows, TIME_COLUMNS[table]):
+            file = buf.files.get(day)
+            if file is None:
+                directory = f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
+                self.store.ensure_dir(directory)
+                file = buf.files[day] = self.store.open_file(
+                    directory, LAKE_SCHEMAS[table], self.compression
+                )
+            jobs.append((file, part))
+        if len(jobs) > 1:  # pyarrow writes without the GIL: many dates go faster in threads
+            list(_POOL.map(lambda job: job[0].write(job[1]), jobs))
+        else:
+            for file, part in jobs:
+                file.write(part)
+        buf.written = len(buf.chunks)
+        buf.unwritten_rows = 0
+
     def _flush_buffer(self, key: tuple[str, int | None]) -> None:
         table, partition = key
         buf = self._buffers[key]
-        rows = pa.concat_tables(buf.chunks)
-        if sort_keys := SORT_KEYS[table]:
-            rows = rows.take(stable_order(rows, sort_keys))
         store = self.store
-        jobs: list[tuple[str, str, pa.Table]] = []
-        for day, part in _split_by_day(rows, TIME_COLUMNS[table]):
-            directory = f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
-            if partition is not None or day not in buf.names:
-                buf.names[day] = self._file_name(partition, buf)
-            store.ensure_dir(directory)
-            jobs.append((directory, buf.names[day], part))
         staged: list[Staged] = []
         try:
-            # pyarrow writes without the GIL: many small partitions go faster in threads
-            results = (
-                list(_POOL.map(lambda job: self._stage_file(*job), jobs))
-                if len(jobs) > 1
-                else [self._stage_file(*job) for job in jobs]
-            )
-            staged = [s for s in results if s is not None]
+            if buf.unwritten_rows:
+                self._write_ahead(table, buf)
+            for day, file in sorted(buf.files.items()):
+                if partition is not None or day not in buf.names:
+                    buf.names[day] = self._file_name(partition, buf)
+                name = buf.names[day]
+                match = SOURCE_NAME.fullmatch(name)
+                if match and _covered(store, file.directory, match):
+                    logger.debug("skip %s/%s: its offsets are in an existing file",
+                                 file.directory, name)  # fmt: skip
+                    file.discard()
+                    continue
+                staged.append(file.close(name))
+            buf.files.clear()
             store.make_durable(staged)
         except BaseException:
-            for directory, name, _ in jobs:
-                store.abandon(directory, name)
+            _start_over(buf)
+            for file in staged:
+                if isinstance(file.pending, Path):
+                    file.pending.unlink(missing_ok=True)
             raise
         for file in staged:
             self._publish(file)
@@ -248,21 +297,13 @@ class LakeSink(Sink):
         # Dropped only once every file is in place: after a failure the rows stay
         # buffered, and a retry rewrites the same names instead of adding files.
         del self._buffers[key]
-        self._rows[table] += rows.num_rows
+        self._rows[table] += buf.rows
         self._flushes += 1
 
     def _file_name(self, partition: int | None, buf: _Buffer) -> str:
         if partition is None or buf.first_offset is None or buf.last_offset is None:
             return f"part-{self._run_id}-{next(self._seq):06d}.parquet"
         return f"part-p{partition:03d}-{buf.first_offset:012d}-{buf.last_offset:012d}.parquet"
-
-    def _stage_file(self, directory: str, name: str, rows: pa.Table) -> Staged | None:
-        """Write ``rows`` where no reader sees them yet; ``None`` if the file exists already."""
-        match = SOURCE_NAME.fullmatch(name)
-        if match and _covered(self.store, directory, match):
-            logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
-            return None
-        return self.store.stage(directory, name, rows, self.compression)
 
     def _publish(self, file: Staged) -> None:
         """Make a durable staged file visible under its final name."""
@@ -273,6 +314,15 @@ class LakeSink(Sink):
         self._files += 1
         self._bytes += file.size
         logger.debug("wrote %s/%s (%d bytes)", file.directory, file.name, file.size)
+
+
+def _start_over(buf: _Buffer) -> None:
+    """Drop a buffer's unpublished files: its next flush writes every chunk again."""
+    for file in buf.files.values():
+        file.discard()
+    buf.files.clear()
+    buf.written = 0
+    buf.unwritten_rows = buf.rows
 
 
 def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:

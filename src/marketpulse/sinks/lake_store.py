@@ -16,6 +16,7 @@ Paths inside a store are relative to the lake's root, with ``/`` separators:
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import urllib.parse
 from dataclasses import dataclass
@@ -28,10 +29,11 @@ import pyarrow.parquet as pq
 from marketpulse.config import S3Settings
 from marketpulse.sinks.exceptions import SinkError
 
-__all__ = ["LocalStore", "S3Store", "Staged", "Store", "is_s3", "open_store"]
+__all__ = ["LocalStore", "OpenFile", "S3Store", "Staged", "Store", "is_s3", "open_store"]
 
 #: Up to this many files per commit are fsynced one by one; beyond, one os.sync().
 _SYNC_EACH_UP_TO = 16
+_open_files = itertools.count()
 
 
 def is_s3(root: str | Path) -> bool:
@@ -49,6 +51,49 @@ class Staged:
     pending: Path | bytes
 
 
+class OpenFile:
+    """A Parquet file being written, one row group per :meth:`write`, where no reader sees it.
+
+    Args:
+        directory: the file's directory in the store.
+        where: the hidden temporary path (local) or an in-memory buffer (S3).
+        schema: the file's columns.
+        compression: the Parquet codec.
+    """
+
+    def __init__(
+        self, directory: str, where: Path | io.BytesIO, schema: pa.Schema, compression: str
+    ) -> None:
+        self.directory = directory
+        self._where = where
+        self._writer = pq.ParquetWriter(
+            where, schema, compression=compression, use_dictionary=_dictionary_columns(schema)
+        )
+        self.rows = 0
+
+    def write(self, rows: pa.Table) -> None:
+        """Append ``rows`` as one row group."""
+        self._writer.write_table(rows, row_group_size=max(rows.num_rows, 1))
+        self.rows += rows.num_rows
+
+    def close(self, name: str) -> Staged:
+        """Finish the file (its footer); it is to be published as ``name``."""
+        self._writer.close()
+        if isinstance(self._where, Path):
+            return Staged(self.directory, name, self._where.stat().st_size, self._where)
+        data = self._where.getvalue()
+        return Staged(self.directory, name, len(data), data)
+
+    def discard(self) -> None:
+        """Drop the file and whatever it holds."""
+        try:
+            self._writer.close()
+        except Exception:  # noqa: BLE001 - the file goes anyway; the first error was raised
+            pass
+        if isinstance(self._where, Path):
+            self._where.unlink(missing_ok=True)
+
+
 class Store:
     """Files of a lake: stage, make durable, publish, list, remove."""
 
@@ -64,6 +109,10 @@ class Store:
     def stage(self, directory: str, name: str, rows: pa.Table, compression: str) -> Staged:
         """Write ``rows`` as Parquet, not yet visible under ``name``."""
         raise NotImplementedError
+
+    def open_file(self, directory: str, schema: pa.Schema, compression: str) -> OpenFile:
+        """Start a Parquet file in ``directory`` that no reader sees until published."""
+        return OpenFile(directory, io.BytesIO(), schema, compression)
 
     def make_durable(self, staged: list[Staged]) -> None:
         """Make staged files survive a crash (before they are published)."""
@@ -163,6 +212,15 @@ class LocalStore(Store):
                 _fsync(directory)
         self._new_dirs.clear()
 
+    def open_file(self, directory: str, schema: pa.Schema, compression: str) -> OpenFile:
+        """Start a hidden temporary file in ``directory``."""
+        tmp = self.root / directory / f".part-{os.getpid()}-{next(_open_files)}.tmp"
+        try:
+            return OpenFile(directory, tmp, schema, compression)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
     def abandon(self, directory: str, name: str) -> None:
         """Delete the temporary file."""
         self._tmp(directory, name).unlink(missing_ok=True)
@@ -234,10 +292,15 @@ def open_store(root: str | Path, s3: S3Settings | None = None) -> Store:
     return S3Store(str(root), s3) if is_s3(root) else LocalStore(root)
 
 
-def _write_parquet(rows: pa.Table, where: Path | io.BytesIO, compression: str) -> None:
-    strings = [f.name for f in rows.schema if pa.types.is_string(f.type)]
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
     # dictionary pages for the repetitive text columns only: numbers rarely repeat
-    pq.write_table(rows, where, compression=compression, use_dictionary=strings)
+    return [f.name for f in schema if pa.types.is_string(f.type)]
+
+
+def _write_parquet(rows: pa.Table, where: Path | io.BytesIO, compression: str) -> None:
+    pq.write_table(
+        rows, where, compression=compression, use_dictionary=_dictionary_columns(rows.schema)
+    )
 
 
 def _fsync(path: Path) -> None:

@@ -248,13 +248,12 @@ def test_failed_write_keeps_rows_buffered_and_no_temporary_file(
     make_rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def disk_full(*args: object, **kwargs: object) -> None:
-        Path(args[1]).write_bytes(b"PAR1 partial")
         raise OSError(28, "No space left on device")
 
     sink = LakeSink(tmp_path)
     sink.write("alerts", make_rows("alerts", 7), SourceRange(0, 0, 6))
     with monkeypatch.context() as patch:
-        patch.setattr(lake_module.pq, "write_table", disk_full)
+        patch.setattr(lake_module.pq.ParquetWriter, "write_table", disk_full)
         with pytest.raises(OSError, match="No space"):
             sink.flush()
     assert list((tmp_path / "alerts").glob("*/*")) == []
@@ -266,7 +265,7 @@ def test_failed_write_keeps_rows_buffered_and_no_temporary_file(
 def test_retry_after_a_partial_flush_rewrites_the_same_files(
     make_rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = lake_module.pq.write_table
+    real_write = lake_module.pq.ParquetWriter.write_table
     calls = []
 
     def fail_second(*args: object, **kwargs: object) -> None:
@@ -278,7 +277,7 @@ def test_retry_after_a_partial_flush_rewrites_the_same_files(
     sink = LakeSink(tmp_path)  # no source: names from the run id
     sink.write("trades", make_rows("trades", 4, start=MIDNIGHT - 2, step=1))
     with monkeypatch.context() as patch:
-        patch.setattr(lake_module.pq, "write_table", fail_second)
+        patch.setattr(lake_module.pq.ParquetWriter, "write_table", fail_second)
         with pytest.raises(OSError):
             sink.flush()
     # a flush publishes all of its files or none, and leaves no temporary file behind
@@ -287,6 +286,41 @@ def test_retry_after_a_partial_flush_rewrites_the_same_files(
     sink.close()
     assert len(files(tmp_path, "trades")) == 2
     assert read(tmp_path, "trades").num_rows == 4
+
+
+def test_rows_are_written_ahead_as_row_groups_and_published_only_by_a_flush(
+    make_rows, tmp_path: Path
+) -> None:
+    sink = LakeSink(tmp_path, max_rows=1_000, row_group_rows=10)
+    for n in range(3):
+        sink.write("bars", make_rows("bars", 6, start=MIDNIGHT + n * 60 * NS_PER_S))
+    # 18 rows: the first 12 are in a row group already, under a hidden name only
+    hidden = [p for p in (tmp_path / "bars").rglob(".*") if p.is_file()]
+    assert len(hidden) == 1 and hidden[0].stat().st_size > 100  # a row group, no footer yet
+    assert files(tmp_path, "bars") == []
+    assert sink.stats.buffered["bars"] == 18
+    sink.flush()
+    [published] = files(tmp_path, "bars")
+    assert pq.ParquetFile(published).metadata.num_row_groups == 2  # 12 rows, then the last 6
+    assert read(tmp_path, "bars").num_rows == 18
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
+
+
+def test_a_failed_write_ahead_leaves_no_file_and_the_flush_writes_every_row(
+    make_rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def io_error(*args: object, **kwargs: object) -> None:
+        raise OSError(5, "I/O error")
+
+    sink = LakeSink(tmp_path, max_rows=1_000, row_group_rows=10)
+    sink.write("trades", make_rows("trades", 12))  # written ahead
+    with monkeypatch.context() as patch:
+        patch.setattr(lake_module.pq.ParquetWriter, "write_table", io_error)
+        with pytest.raises(OSError):
+            sink.write("trades", make_rows("trades", 12, start=MIDNIGHT + 100 * NS_PER_S))
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    sink.close()
+    assert read(tmp_path, "trades").num_rows == 24
 
 
 def test_stats(make_rows, tmp_path: Path) -> None:
