@@ -59,16 +59,23 @@ class OpenFile:
         where: the hidden temporary path (local) or an in-memory buffer (S3).
         schema: the file's columns.
         compression: the Parquet codec.
+        statistics: the columns whose min/max each row group records.
     """
 
     def __init__(
-        self, directory: str, where: Path | io.BytesIO, schema: pa.Schema, compression: str
+        self,
+        directory: str,
+        where: Path | io.BytesIO,
+        schema: pa.Schema,
+        compression: str,
+        statistics: list[str],
     ) -> None:
         self.directory = directory
         self._where = where
         self._writer = pq.ParquetWriter(
-            where, schema, compression=compression, use_dictionary=_dictionary_columns(schema)
-        )
+            where, schema, compression=compression, use_dictionary=_dictionary_columns(schema),
+            write_statistics=statistics,
+        )  # fmt: skip
         self.rows = 0
 
     def write(self, rows: pa.Table) -> None:
@@ -110,9 +117,11 @@ class Store:
         """Write ``rows`` as Parquet, not yet visible under ``name``."""
         raise NotImplementedError
 
-    def open_file(self, directory: str, schema: pa.Schema, compression: str) -> OpenFile:
+    def open_file(
+        self, directory: str, schema: pa.Schema, compression: str, statistics: list[str]
+    ) -> OpenFile:
         """Start a Parquet file in ``directory`` that no reader sees until published."""
-        return OpenFile(directory, io.BytesIO(), schema, compression)
+        return OpenFile(directory, io.BytesIO(), schema, compression, statistics)
 
     def make_durable(self, staged: list[Staged]) -> None:
         """Make staged files survive a crash (before they are published)."""
@@ -212,11 +221,13 @@ class LocalStore(Store):
                 _fsync(directory)
         self._new_dirs.clear()
 
-    def open_file(self, directory: str, schema: pa.Schema, compression: str) -> OpenFile:
+    def open_file(
+        self, directory: str, schema: pa.Schema, compression: str, statistics: list[str]
+    ) -> OpenFile:
         """Start a hidden temporary file in ``directory``."""
         tmp = self.root / directory / f".part-{os.getpid()}-{next(_open_files)}.tmp"
         try:
-            return OpenFile(directory, tmp, schema, compression)
+            return OpenFile(directory, tmp, schema, compression, statistics)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -323,6 +323,22 @@ def test_a_failed_write_ahead_leaves_no_file_and_the_flush_writes_every_row(
     assert read(tmp_path, "trades").num_rows == 24
 
 
+def test_row_groups_record_min_max_of_the_columns_that_prune(make_rows, tmp_path: Path):
+    with LakeSink(tmp_path) as sink:
+        sink.write("trades", make_rows("trades", 10, start=MIDNIGHT + 5 * NS_PER_S))
+        sink.write("bars", make_rows("bars", 10))
+    trades = pq.ParquetFile(files(tmp_path, "trades")[0]).metadata.row_group(0)
+    by_name = {trades.column(i).path_in_schema: trades.column(i) for i in range(6)}
+    ts = by_name["ts"].statistics
+    assert (ts.min, ts.max) == (MIDNIGHT + 5 * NS_PER_S, MIDNIGHT + 14 * NS_PER_S)
+    assert by_name["price"].statistics is None and by_name["exchange"].statistics is None
+    bars = pq.ParquetFile(files(tmp_path, "bars")[0]).metadata.row_group(0)
+    names = [bars.column(i).path_in_schema for i in range(bars.num_columns)]
+    symbol = bars.column(names.index("symbol")).statistics
+    assert (symbol.min, symbol.max) == ("AAPL", "MSFT")
+    assert bars.column(names.index("close")).statistics is None
+
+
 def test_stats(make_rows, tmp_path: Path) -> None:
     sink = LakeSink(tmp_path)
     sink.write("trades", make_rows("trades", 4, start=MIDNIGHT - 2, step=1))
