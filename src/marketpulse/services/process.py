@@ -89,7 +89,7 @@ class ProcessOptions:
     instance: str | None = None
     commit_interval: float = 0.1
     quiet_commit_interval: float = 2.5
-    output_grace: float = 0.002
+    output_grace: float = 0.005
     max_batch: int = 20_000
     exit_when_idle: float | None = None
     transaction_timeout: float = 10.0
@@ -316,7 +316,8 @@ class ProcessService:
             return True
         age = now - self._txn_started
         if self._txn_outputs:
-            return after_grace or age >= opts.commit_interval
+            backlog = records >= opts.max_batch
+            return after_grace or (backlog and age >= opts.commit_interval)
         return age >= max(opts.commit_interval, opts.quiet_commit_interval)
 
     def _read_lag(self) -> None:
