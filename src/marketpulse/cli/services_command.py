@@ -79,8 +79,9 @@ def process(
         0.1,
         "--commit-interval",
         min=0.001,
-        help="Seconds between transaction commits: outputs become visible to "
-        "read_committed readers at each commit.",
+        help="Seconds a transaction with outputs may stay open while catching up on a "
+        "backlog; otherwise outputs are committed (visible to read_committed readers) as "
+        "soon as the input at hand is handled.",
     ),  # fmt: skip
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     rules: str = RULES_OPTION,

@@ -61,8 +61,21 @@ class ProcessOptions:
             the static group membership (a restart takes its partitions back
             without a rebalance). ``None``: a random name, so a restart waits for
             the transaction timeout and the session timeout instead.
-        commit_interval: seconds between transaction commits (latency of the
-            outputs for ``read_committed`` readers, against commit overhead).
+        commit_interval: seconds a transaction holding outputs may stay open
+            while input keeps coming faster than it is handled (catching up).
+            Otherwise outputs do not wait for it: they are committed as soon as
+            the input at hand is handled (``read_committed`` readers see them
+            then).
+        quiet_commit_interval: seconds a transaction holding no outputs (only
+            consumed offsets and changed state) may stay open while input keeps
+            arriving; its work is otherwise committed with the next outputs, or
+            when input pauses. Each commit makes the next transaction wait until
+            the broker has written its markers (librdkafka retries the refused
+            AddPartitionsToTxn after a fixed 20 ms) and costs the broker a marker
+            per partition, so committing offsets alone often delays the outputs.
+        output_grace: seconds to wait for more input before committing outputs:
+            the partitions of one produced request reach the consumer one by one,
+            and the outputs they close then share one commit.
         max_batch: records consumed per poll at most.
         exit_when_idle: exit, committed, once no record arrived for this long.
         transaction_timeout: seconds after which the broker aborts a transaction
@@ -75,6 +88,8 @@ class ProcessOptions:
     group: str = "marketpulse-process"
     instance: str | None = None
     commit_interval: float = 0.1
+    quiet_commit_interval: float = 2.5
+    output_grace: float = 0.005
     max_batch: int = 20_000
     exit_when_idle: float | None = None
     transaction_timeout: float = 10.0
@@ -151,6 +166,8 @@ class ProcessService:
         self._next: dict[TopicPartition, int] = {}
         self._touched: set[TopicPartition] = set()
         self._txn_started = 0.0
+        #: whether the open transaction holds outputs (not only offsets and state)
+        self._txn_outputs = False
         self._producer: TransactionalProducer | None = None
         self._consumer: KafkaConsumer | None = None
         self._reader = None
@@ -238,20 +255,25 @@ class ProcessService:
     def _loop(self) -> None:
         opts = self.options
         self.last_input = last_report = last_idle = last_lag = time.monotonic()
+        backlog = False
         while not self.stop.is_set():
             now = time.monotonic()
             assert self._consumer is not None and self._producer is not None
             try:
-                batches = self._consumer.poll(opts.max_batch, 0.05)
+                # outputs wait to be committed: only a short look for more input first
+                grace = self._producer.in_transaction and self._txn_outputs and not backlog
+                batches = self._consumer.poll(opts.max_batch, opts.output_grace if grace else 0.05)
                 now = time.monotonic()
+                records = 0
                 for batch in batches:
+                    records += len(batch.messages)
                     if self._handle(batch):
                         self.last_input = now
+                backlog = records >= opts.max_batch
                 if now - last_idle >= 0.25:
                     last_idle = now
                     self._idle(now)
-                due = now - self._txn_started >= opts.commit_interval
-                if self._producer.in_transaction and due:
+                if self._producer.in_transaction and self._commit_due(now, records, grace):
                     self._commit()
             except TransactionAborted as exc:
                 self.stats.aborted += 1
@@ -279,6 +301,24 @@ class ProcessService:
             if idle_expired(opts.exit_when_idle, now - self.last_input, self._assigned_once):
                 logger.info("process: no input for %.1f s, exiting", now - self.last_input)
                 break
+
+    def _commit_due(self, now: float, records: int, after_grace: bool) -> bool:
+        """Whether to commit the open transaction after a poll that returned ``records``.
+
+        Outputs are committed once the input at hand is handled (after the
+        grace poll, ``after_grace``), unless polls come back full (a backlog:
+        then every ``commit_interval``, for throughput); offsets and state alone
+        after ``quiet_commit_interval``. Whatever is open is committed when
+        input pauses.
+        """
+        opts = self.options
+        if records == 0:
+            return True
+        age = now - self._txn_started
+        if self._txn_outputs:
+            backlog = records >= opts.max_batch
+            return after_grace or (backlog and age >= opts.commit_interval)
+        return age >= max(opts.commit_interval, opts.quiet_commit_interval)
 
     def _read_lag(self) -> None:
         assert self._consumer is not None
@@ -324,6 +364,7 @@ class ProcessService:
         if not self._producer.in_transaction:
             self._producer.begin()
             self._txn_started = time.monotonic()
+            self._txn_outputs = False
 
     def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
         assert self._producer is not None
@@ -336,6 +377,8 @@ class ProcessService:
             producer.send_alerts(names.name("alerts"), out.alerts, partition)
         if out.dead:
             producer.send_dead(names.name("dlq"), out.dead, partition)
+        if out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead:
+            self._txn_outputs = True
         self.stats.bars += out.bars.num_rows
         self.stats.indicators += out.indicators.num_rows
         self.stats.alerts += len(out.alerts)
