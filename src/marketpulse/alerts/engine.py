@@ -101,8 +101,11 @@ class AlertEngine:
         self._rings = {c: np.full((0, m), np.nan) for c, m in self._depth.items()}
         self._last_fire = np.full((0, len(self._rules)), _NEVER, dtype=np.int64)
         self._applies: list[np.ndarray] = []
+        self._code_slots = np.full(0, -1, np.int64)  # evaluate(codes=...): code -> slot
 
-    def evaluate(self, rows: Mapping[str, np.ndarray]) -> list[Alert]:
+    def evaluate(
+        self, rows: Mapping[str, np.ndarray], codes: np.ndarray | None = None
+    ) -> list[Alert]:
         """Evaluate the rules on closed bars, in time order per (symbol, interval).
 
         Args:
@@ -110,6 +113,10 @@ class AlertEngine:
                 arrays of str), ``ts`` (int64 ns, bar end), ``close``, ``volume``
                 and the indicator columns the rules read (float64, NaN when not
                 warmed up).
+            codes: optionally, a small non-negative integer per row naming its
+                (symbol, interval), the same pair for the same code in every
+                call to this engine: rows are then matched to their state
+                without a string lookup per row.
 
         Returns:
             The alerts raised, in row order (then rule order within a row).
@@ -123,7 +130,10 @@ class AlertEngine:
                 raise ValueError(f"evaluate(): column {name!r} has {len(rows[name])} rows, not {n}")
         if n == 0:
             return []
-        key = self._key_index(rows["symbol"], rows["interval"])
+        if codes is None:
+            key = self._key_index(rows["symbol"], rows["interval"])
+        else:
+            key = self._coded_index(np.asarray(codes, np.int64), rows["symbol"], rows["interval"])
         groups = _Groups(key, len(self._keys))
         columns = {c: np.asarray(rows[c], dtype=np.float64) for c in self._needs}
         lagged: dict[tuple[str, int], np.ndarray] = {}
@@ -213,6 +223,24 @@ class AlertEngine:
             for code in np.unique(sid[missing] * n_iv + iid[missing]).tolist():
                 self._slot(sym_names[code // n_iv], iv_names[code % n_iv])
             slot = self._table[sid, iid]
+        return slot
+
+    def _coded_index(
+        self, codes: np.ndarray, symbols: np.ndarray, intervals: np.ndarray
+    ) -> np.ndarray:
+        """Map each row to its slot through its code, learning the codes not seen before."""
+        top = int(codes.max()) + 1
+        if top > len(self._code_slots):
+            grown = np.full(max(top, 2 * len(self._code_slots)), -1, np.int64)
+            grown[: len(self._code_slots)] = self._code_slots
+            self._code_slots = grown
+        slot = self._code_slots[codes]
+        new = np.flatnonzero(slot < 0)
+        if new.size:
+            _, first = np.unique(codes[new], return_index=True)
+            rows = new[first]
+            self._code_slots[codes[rows]] = self._key_index(symbols[rows], intervals[rows])
+            slot = self._code_slots[codes]
         return slot
 
     def _grow_table(self) -> None:

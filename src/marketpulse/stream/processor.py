@@ -21,7 +21,7 @@ from marketpulse.indicators import IndicatorState, update_indicators
 from marketpulse.models import BAR_SCHEMA, INDICATOR_COLUMNS, INTERVALS, DeadLetter, interval_ns
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.decode import decode_messages
-from marketpulse.stream.output import Output, bars_table, indicators_table
+from marketpulse.stream.output import Output, bars_table, indicators_table, text_column
 from marketpulse.stream.sessions import session_ids
 from marketpulse.stream.validate import REASONS, check_bars, check_trades
 from marketpulse.stream.windows import ClosedBars, WindowState
@@ -299,11 +299,15 @@ class Processor:
             closed.pv, session,
         )  # fmt: skip
         ohlc = (closed.open, closed.high, closed.low, closed.close)
+        symbol_column = text_column(closed.sid, state.names)
+        label_column = text_column(closed.interval, self._labels)
         out.bars = bars_table(
-            symbols, labels, closed.start, end, ohlc, closed.volume, vwap, closed.count
+            symbol_column, label_column, closed.start, end, ohlc, closed.volume, vwap, closed.count
         )
-        out.indicators = indicators_table(symbols, labels, end, closed.close, values)
-        out.alerts = state.alerts.evaluate(_alert_rows(symbols, labels, end, out.bars, values))
+        out.indicators = indicators_table(symbol_column, label_column, end, closed.close, values)
+        out.alerts = state.alerts.evaluate(
+            _alert_rows(symbols, labels, end, out.bars, values), codes=keys
+        )
         return out
 
 

@@ -88,3 +88,17 @@ def test_snapshot_restore_midstream_equals_batch():
         second.restore(symbol, first.snapshot(symbol))
     out += chunked(second, {k: v[n // 2 :] for k, v in rows.items()}, [n // 3])
     assert out == expected
+
+
+def test_rows_named_by_codes_give_the_alerts_of_rows_named_by_strings():
+    rows = random_rows(n_bars=300, symbols=12, seed=4)
+    pairs = list(zip(rows["symbol"].tolist(), rows["interval"].tolist(), strict=True))
+    numbering = {pair: 3 * n + 7 for n, pair in enumerate(dict.fromkeys(reversed(pairs)))}
+    codes = np.array([numbering[pair] for pair in pairs], np.int64)
+    expected = chunked(AlertEngine(rules()), rows, [997, 2500, 4001])
+    assert len(expected) > 100
+    engine, got, start = AlertEngine(rules()), [], 0
+    for stop in [997, 2500, 4001, len(codes)]:
+        got += engine.evaluate({k: v[start:stop] for k, v in rows.items()}, codes[start:stop])
+        start = stop
+    assert got == expected
