@@ -42,6 +42,11 @@ class Feed(Protocol):
 
     #: Short name used in logs and the DLQ (``simulator``, a file path, ...).
     name: str
+    #: Whether batches arrive paced by the wall clock (live and simulated
+    #: markets). A file replayed as fast as it can be read is not: the embedded
+    #: pipeline then closes no window by the clock, only by event time. Feeds
+    #: without the attribute count as paced.
+    realtime: bool
 
     def batches(self) -> Iterator[FeedBatch]:
         """Yield batches until the source is exhausted (or forever, for live feeds)."""

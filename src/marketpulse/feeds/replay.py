@@ -112,6 +112,8 @@ class FileReplay:
         excluded: trades of it left out by ``exclude_conditions``.
     """
 
+    realtime = False  # as fast as it is read; `--speed N` paces it in the pipeline
+
     def __init__(
         self,
         path: str | Path,
