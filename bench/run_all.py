@@ -91,7 +91,10 @@ no slower than the batch route: {verdict(p["seconds"] <= b["seconds"])} in-proce
 ({p["seconds"] / b["seconds"]:.2f}x its time). The batch route does less work
 (one interval, no alerts, nothing stored). The pipeline's feed, processor and
 lake writer run on their own threads: {p["cpu_seconds"]:.2f} s of CPU time in
-{p["seconds"]:.2f} s of wall time on the two cores.
+{p["seconds"]:.2f} s of wall time on the two cores. The command adds
+{c["seconds"] - p["seconds"]:.2f} s that do not grow with the input: interpreter start-up,
+imports (numpy, numba, pyarrow, and pandas, which pyarrow loads), numba's cache loads
+and interpreter exit.
 """
 
 
@@ -138,11 +141,12 @@ def storage_section() -> str:
     return f"""## Storage (`bench/bench_storage.py`)
 
 Measured on {today}; load average (1 min) {load[0]} at the start and {load[1]} at
-the end of the script: other work shared the two cores, so these figures are
-lower bounds for the machine. This section alone: `bench/run_all.py --only storage`.
+the end of the script (above 1: other work shared the two cores, and the figures
+are lower bounds for the machine). This section alone: `bench/run_all.py --only storage`.
 
-PostgreSQL sink (`PostgresSink`, binary COPY into a staging table, then
-`INSERT ... ON CONFLICT DO UPDATE`, bars and indicators flushed on two
+PostgreSQL sink (`PostgresSink`, binary COPY into a staging table, then a
+plain `INSERT` of new keys, `INSERT ... ON CONFLICT DO UPDATE` when keys are
+already stored; bars and indicators flushed on two
 connections at once) into Debian's PostgreSQL started by the script with its
 default settings (fsync and synchronous commit on), on the same cores. Rows
 are 1-minute bars of 500 symbols plus one indicator row per bar, written in
@@ -283,8 +287,11 @@ rate: every {latency["send_period_ms"]:.0f} ms the trades due so far, all stampe
 clock just before `send_columns` (the project's producer, linger {latency["linger_ms"]:g} ms).
 `marketpulse process` runs as a command with `--lateness {latency["lateness_s"]:g}` and
 `--commit-interval {latency["commit_interval_s"]:g}` (other settings default: 1s/1m/5m
-bars, default alerts, idle timeout 2 s). A `read_committed` consumer in a process
-of its own (not slowed by the producer thread) notes
+bars, default alerts, idle timeout 2 s); it commits a transaction holding
+outputs as soon as the input at hand is handled (after a 5 ms look for more),
+the commit interval applying only while it catches up on a backlog. A
+`read_committed` consumer in a process of its own (not slowed by the producer
+thread) notes
 when each indicator row arrives. Each rate runs on fresh topics for
 {latency["rates"][0]["seconds"] if latency["rates"] else 0:.0f} s after a {latency["warmup_s"]:g} s warm-up.
 
