@@ -27,11 +27,12 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -107,6 +108,8 @@ _instances = itertools.count()
 #: then has little left to write (row groups of 32k to 1M rows cost the same to
 #: write, and DuckDB reads them in parallel).
 ROW_GROUP_ROWS = 65_536
+#: Files a sink keeps open for rows written ahead, at most.
+MAX_OPEN_FILES = 64
 
 
 @dataclass(slots=True)
@@ -127,6 +130,7 @@ class _Buffer:
     written: int = 0
     unwritten_rows: int = 0
     files: dict[date, OpenFile] = field(default_factory=dict)
+    ahead: bool = True  # False: too many dates to keep files open, all wait for the flush
 
 
 class LakeSink(Sink):
@@ -176,6 +180,7 @@ class LakeSink(Sink):
         self.max_rows = max_rows
         self.max_age_s = max_age_s
         self.row_group_rows = max(1, row_group_rows)
+        self._open_files = 0
         self._clock = clock
         self._buffers: dict[tuple[str, int | None], _Buffer] = {}
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -207,11 +212,11 @@ class LakeSink(Sink):
             buf.last_offset = last if buf.last_offset is None else max(buf.last_offset, last)
         if buf.rows >= self.max_rows:
             self._flush_buffer(key)
-        elif buf.unwritten_rows >= self.row_group_rows:
+        elif buf.ahead and buf.unwritten_rows >= self.row_group_rows:
             try:
                 self._write_ahead(table, buf)
             except BaseException:
-                _start_over(buf)
+                self._start_over(buf)
                 raise
 
     def due(self, now: float | None = None) -> bool:
@@ -252,26 +257,43 @@ class LakeSink(Sink):
             if buf.rows >= self.max_rows or now - buf.since >= self.max_age_s
         ]
 
-    def _write_ahead(self, table: str, buf: _Buffer) -> None:
-        """Write the buffer's unwritten chunks as a row group of each date's file."""
+    def _start_over(self, buf: _Buffer) -> None:
+        """Drop a buffer's unpublished files: its next flush writes every chunk again."""
+        for file in buf.files.values():
+            file.discard()
+        self._open_files -= len(buf.files)
+        buf.files.clear()
+        buf.written = 0
+        buf.unwritten_rows = buf.rows
+        buf.ahead = True
+
+    def _rows_by_day(self, table: str, buf: _Buffer) -> list[tuple[date, pa.Table]]:
+        """The buffer's unwritten rows, in file order, by date."""
         rows = pa.concat_tables(buf.chunks[buf.written :])
         if sort_keys := SORT_KEYS[table]:
             rows = rows.take(stable_order(rows, sort_keys))
-        jobs: list[tuple[OpenFile, pa.Table]] = []
-        for day, part in _split_by_day(rows, TIME_COLUMNS[table]):
-            file = buf.files.get(day)
-            if file is None:
-                directory = f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
-                self.store.ensure_dir(directory)
-                file = buf.files[day] = self.store.open_file(
-                    directory, LAKE_SCHEMAS[table], self.compression, STATISTICS[table]
-                )
-            jobs.append((file, part))
-        if len(jobs) > 1:  # pyarrow writes without the GIL: many dates go faster in threads
-            list(_POOL.map(lambda job: job[0].write(job[1]), jobs))
-        else:
-            for file, part in jobs:
-                file.write(part)
+        return _split_by_day(rows, TIME_COLUMNS[table])
+
+    def _write_ahead(self, table: str, buf: _Buffer) -> None:
+        """Write the buffer's unwritten chunks as a row group of each date's file.
+
+        Files written ahead stay open until the flush; rows spanning more
+        dates than :data:`MAX_OPEN_FILES` allows (a replay of daily bars)
+        wait for the flush instead, which writes each file whole.
+        """
+        parts = self._rows_by_day(table, buf)
+        new = [day for day, _ in parts if day not in buf.files]
+        if self._open_files + len(new) > MAX_OPEN_FILES:
+            buf.ahead = False
+            return
+        for day in new:
+            directory = f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
+            self.store.ensure_dir(directory)
+            buf.files[day] = self.store.open_file(
+                directory, LAKE_SCHEMAS[table], self.compression, STATISTICS[table]
+            )
+            self._open_files += 1
+        _each(lambda job: buf.files[job[0]].write(job[1]), parts)
         buf.written = len(buf.chunks)
         buf.unwritten_rows = 0
 
@@ -279,28 +301,44 @@ class LakeSink(Sink):
         table, partition = key
         buf = self._buffers[key]
         store = self.store
+        parts = dict(self._rows_by_day(table, buf)) if buf.unwritten_rows else {}
+        days = sorted(set(buf.files) | set(parts))
+        for day in days:
+            if partition is not None or day not in buf.names:
+                buf.names[day] = self._file_name(partition, buf)
+        files = buf.files
+        buf.files = {}
+        self._open_files -= len(files)
+        involved: list[OpenFile] = []
+
+        def finish(day: date) -> Staged | None:
+            """Write the date's last rows and close its file (a whole file if none is open)."""
+            directory = f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
+            name, file = buf.names[day], files.get(day)
+            match = SOURCE_NAME.fullmatch(name)
+            if match and _covered(store, directory, match):
+                logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
+                if file is not None:
+                    file.discard()
+                return None
+            if file is None:
+                store.ensure_dir(directory)
+                file = store.open_file(
+                    directory, LAKE_SCHEMAS[table], self.compression, STATISTICS[table]
+                )
+            involved.append(file)
+            if day in parts:
+                file.write(parts[day])
+            return file.close(name)
+
         staged: list[Staged] = []
         try:
-            if buf.unwritten_rows:
-                self._write_ahead(table, buf)
-            for day, file in sorted(buf.files.items()):
-                if partition is not None or day not in buf.names:
-                    buf.names[day] = self._file_name(partition, buf)
-                name = buf.names[day]
-                match = SOURCE_NAME.fullmatch(name)
-                if match and _covered(store, file.directory, match):
-                    logger.debug("skip %s/%s: its offsets are in an existing file",
-                                 file.directory, name)  # fmt: skip
-                    file.discard()
-                    continue
-                staged.append(file.close(name))
-            buf.files.clear()
+            staged = [s for s in _each(finish, days) if s is not None]
             store.make_durable(staged)
         except BaseException:
-            _start_over(buf)
-            for file in staged:
-                if isinstance(file.pending, Path):
-                    file.pending.unlink(missing_ok=True)
+            for file in [*involved, *files.values()]:
+                file.discard()
+            self._start_over(buf)
             raise
         for file in staged:
             self._publish(file)
@@ -327,13 +365,17 @@ class LakeSink(Sink):
         logger.debug("wrote %s/%s (%d bytes)", file.directory, file.name, file.size)
 
 
-def _start_over(buf: _Buffer) -> None:
-    """Drop a buffer's unpublished files: its next flush writes every chunk again."""
-    for file in buf.files.values():
-        file.discard()
-    buf.files.clear()
-    buf.written = 0
-    buf.unwritten_rows = buf.rows
+def _each(work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """``work`` on every item, in threads when several (pyarrow writes without the GIL).
+
+    Every call has ended when this returns or raises (the first error): a
+    failed flush may then discard the files safely.
+    """
+    if len(items) < 2:
+        return [work(item) for item in items]
+    futures = [_POOL.submit(work, item) for item in items]
+    wait(futures)
+    return [future.result() for future in futures]
 
 
 def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:

@@ -10,6 +10,7 @@ import pytest
 
 from marketpulse.models import TRADE_SCHEMA
 from marketpulse.sinks import TABLES, LakeSink, Sink, SourceRange
+from marketpulse.sinks import lake as sink_module
 from marketpulse.sinks import lake_store as lake_module
 from marketpulse.sinks.lake import LAKE_SCHEMAS
 
@@ -321,6 +322,26 @@ def test_a_failed_write_ahead_leaves_no_file_and_the_flush_writes_every_row(
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
     sink.close()
     assert read(tmp_path, "trades").num_rows == 24
+
+
+def test_rows_of_many_dates_keep_few_files_open_and_each_date_gets_its_file(
+    make_rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sink_module, "MAX_OPEN_FILES", 4)
+    day = 86_400 * NS_PER_S
+    sink = LakeSink(tmp_path, max_rows=10_000, row_group_rows=5)
+    open_most = 0
+    for n in range(14):  # 4 writes of one date, then one date per write: 11 dates
+        start = MIDNIGHT + max(0, n - 3) * day
+        sink.write("bars", make_rows("bars", 6, start=start, step=60 * NS_PER_S))
+        hidden = [p for p in tmp_path.rglob(".*") if p.is_file()]
+        open_most = max(open_most, len(hidden))
+    assert open_most == 4  # written ahead until the limit, the other dates at the flush
+    sink.close()
+    dates = sorted(p.parent.name for p in files(tmp_path, "bars"))
+    assert len(dates) == len(set(dates)) == 11
+    assert read(tmp_path, "bars").num_rows == 84
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
 
 
 def test_row_groups_record_min_max_of_the_columns_that_prune(make_rows, tmp_path: Path):
