@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -40,7 +39,8 @@ import pyarrow.compute as pc
 
 from marketpulse.config import S3Settings
 from marketpulse.sinks.base import TABLES, TIME_COLUMNS, Sink, SinkStats, SourceRange
-from marketpulse.sinks.lake_store import OpenFile, Staged, Store, is_s3, open_store
+from marketpulse.sinks.lake_offsets import SOURCE_NAME, covered, remove_superseded
+from marketpulse.sinks.lake_store import OpenFile, Staged, is_s3, open_store
 
 __all__ = [
     "LAKE_SCHEMAS",
@@ -100,7 +100,6 @@ STATISTICS: Mapping[str, list[str]] = MappingProxyType(
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _EPOCH = date(1970, 1, 1)
-SOURCE_NAME = re.compile(r"part-p(\d{3,})-(\d{12,})-(\d{12,})\.parquet")
 _instances = itertools.count()
 
 
@@ -287,11 +286,7 @@ class LakeSink(Sink):
             buf.ahead = False
             return
         for day in new:
-            directory = f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
-            self.store.ensure_dir(directory)
-            buf.files[day] = self.store.open_file(
-                directory, LAKE_SCHEMAS[table], self.compression, STATISTICS[table]
-            )
+            buf.files[day] = self._open(table, day)
             self._open_files += 1
         _each(lambda job: buf.files[job[0]].write(job[1]), parts)
         buf.written = len(buf.chunks)
@@ -313,19 +308,16 @@ class LakeSink(Sink):
 
         def finish(day: date) -> Staged | None:
             """Write the date's last rows and close its file (a whole file if none is open)."""
-            directory = f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
+            directory = _directory(table, day)
             name, file = buf.names[day], files.get(day)
             match = SOURCE_NAME.fullmatch(name)
-            if match and _covered(store, directory, match):
+            if match and covered(store, directory, match):
                 logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
                 if file is not None:
                     file.discard()
                 return None
             if file is None:
-                store.ensure_dir(directory)
-                file = store.open_file(
-                    directory, LAKE_SCHEMAS[table], self.compression, STATISTICS[table]
-                )
+                file = self._open(table, day)
             involved.append(file)
             if day in parts:
                 file.write(parts[day])
@@ -349,6 +341,14 @@ class LakeSink(Sink):
         self._rows[table] += buf.rows
         self._flushes += 1
 
+    def _open(self, table: str, day: date) -> OpenFile:
+        """Start the hidden file of one date of ``table``."""
+        directory = _directory(table, day)
+        self.store.ensure_dir(directory)
+        return self.store.open_file(
+            directory, LAKE_SCHEMAS[table], self.compression, STATISTICS[table]
+        )
+
     def _file_name(self, partition: int | None, buf: _Buffer) -> str:
         if partition is None or buf.first_offset is None or buf.last_offset is None:
             return f"part-{self._run_id}-{next(self._seq):06d}.parquet"
@@ -359,10 +359,14 @@ class LakeSink(Sink):
         self.store.publish(file)
         match = SOURCE_NAME.fullmatch(file.name)
         if match:
-            _remove_superseded(self.store, file.directory, match)
+            remove_superseded(self.store, file.directory, match)
         self._files += 1
         self._bytes += file.size
         logger.debug("wrote %s/%s (%d bytes)", file.directory, file.name, file.size)
+
+
+def _directory(table: str, day: date) -> str:
+    return f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
 
 
 def _each(work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
@@ -431,45 +435,3 @@ def _split_by_day(rows: pa.Table, time_column: str) -> list[tuple[date, pa.Table
         (_EPOCH + timedelta(days=int(days[lo])), rows.slice(lo, hi - lo))
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
     ]
-
-
-def _covered(store: Store, directory: str, match: re.Match[str]) -> bool:
-    """Return whether a file of ``directory`` already holds the offsets of ``match``."""
-    partition, first, last = (int(g) for g in match.groups())
-    for other in _source_files(store, directory, partition):
-        if other[0] != match.string and other[1] <= first and last <= other[2]:
-            return True
-    return False
-
-
-def _remove_superseded(store: Store, directory: str, match: re.Match[str]) -> None:
-    """Delete files whose offsets lie within the file just written.
-
-    They are left by a flush that failed (or crashed) before its offsets were
-    committed; the replay that wrote ``match`` holds their rows.
-    """
-    partition, first, last = (int(g) for g in match.groups())
-    for name, other_first, other_last in _source_files(store, directory, partition):
-        if name == match.string:
-            continue
-        if first <= other_first and other_last <= last:
-            logger.info("remove %s/%s: superseded by %s", directory, name, match.string)
-            store.remove(directory, name)
-        elif other_first <= last and first <= other_last:
-            logger.warning(
-                "%s/%s overlaps %s: rows of offsets %d-%d may be duplicated",
-                directory,
-                name,
-                match.string,
-                max(first, other_first),
-                min(last, other_last),
-            )
-
-
-def _source_files(store: Store, directory: str, partition: int) -> list[tuple[str, int, int]]:
-    found = []
-    for name in store.names(directory):
-        m = SOURCE_NAME.fullmatch(name)
-        if m and int(m.group(1)) == partition:
-            found.append((name, int(m.group(2)), int(m.group(3))))
-    return found
