@@ -5,8 +5,8 @@ Rows are buffered per table and written when a table's buffer holds
 on :meth:`PostgresSink.flush`. A flush is one transaction: each table's rows go
 by ``COPY ... (FORMAT BINARY)`` into a temporary staging table, then
 ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE`` moves them into the
-table. New keys, the usual case, first try a plain ``INSERT ... SELECT`` (a
-third faster: no speculative insertion per row); a key already stored makes
+table. New keys, the usual case, first try a plain ``INSERT ... SELECT``
+(faster: no speculative insertion per row); a key already stored makes
 it roll back to its savepoint and upsert. Rewriting rows (a replay after a
 crash) leaves the same table, so the Kafka sink service commits its offsets
 after the flush and may write again.
