@@ -59,11 +59,34 @@ class _Records(Sequence[Message]):
 
     def values(self) -> list[bytes | None]:
         """Every record's value."""
-        return [r.value() for r in self._raw]
+        return list(map(ck.Message.value, self._raw))
 
     def offsets(self) -> list[int]:
         """Every record's offset."""
-        return [r.offset() for r in self._raw]
+        return list(map(ck.Message.offset, self._raw))
+
+
+def _batches(records: list[ck.Message]) -> list[Batch]:
+    """Group records into one batch per partition, in offset order, partitions in order seen."""
+    if not records:
+        return []
+    topics = list(map(ck.Message.topic, records))
+    partitions = list(map(ck.Message.partition, records))
+    first = (topics[0], partitions[0])
+    if topics.count(first[0]) == len(topics) and partitions.count(first[1]) == len(partitions):
+        groups = {first: records}  # the common case: one partition
+    else:
+        groups = {}
+        for key, record in zip(zip(topics, partitions, strict=True), records, strict=True):
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [record]
+            else:
+                group.append(record)
+    return [
+        Batch(topic, partition, raw[0].offset(), raw[-1].offset(), messages=_Records(raw))
+        for (topic, partition), raw in groups.items()
+    ]
 
 
 class ConsumerFatal(BusError):
@@ -142,28 +165,29 @@ class KafkaConsumer(Consumer):
         self._raise_callback_error()
         if not records:
             return []
-        groups: dict[tuple[str, int], list[ck.Message]] = {}
-        for record in records:
-            error = record.error()
-            if error is not None:
-                if error.code() == ck.KafkaError._PARTITION_EOF:
-                    continue
-                if error.fatal() or error.code() == ck.KafkaError._FATAL:
-                    raise ConsumerFatal(f"consumer of {', '.join(self.topics)}: {error.str()}")
+        # each field of every record at C speed (map over the method), no loop per record
+        errors = list(map(ck.Message.error, records))
+        if errors.count(None) != len(errors):
+            records = self._without_errors(records, errors)
+        return _batches(records)
+
+    def _without_errors(
+        self, records: list[ck.Message], errors: list[ck.KafkaError | None]
+    ) -> list[ck.Message]:
+        """Drop end-of-partition events and errors; raise the fatal ones."""
+        kept = []
+        for record, error in zip(records, errors, strict=True):
+            if error is None:
+                kept.append(record)
+            elif error.code() == ck.KafkaError._PARTITION_EOF:
+                continue
+            elif error.fatal() or error.code() == ck.KafkaError._FATAL:
+                raise ConsumerFatal(f"consumer of {', '.join(self.topics)}: {error.str()}")
+            else:
                 logger.warning(
                     "consumer of %s: %s", record.topic() or ", ".join(self.topics), error.str()
                 )
-                continue
-            key = (record.topic(), record.partition())
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [record]
-            else:
-                group.append(record)
-        return [
-            Batch(topic, partition, raw[0].offset(), raw[-1].offset(), messages=_Records(raw))
-            for (topic, partition), raw in groups.items()
-        ]
+        return kept
 
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit, synchronously, the next offset to read per partition."""

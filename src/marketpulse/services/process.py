@@ -352,12 +352,22 @@ class ProcessService:
         return True
 
     def _idle(self, now: float) -> None:
-        for (topic, partition), out in self.processor.idle_each(now).items():
+        for (topic, partition), out in self.processor.idle_each(now, self._behind()).items():
             tp = TopicPartition(topic, partition)
             if tp in self._owned:
                 self._begin()
                 self._send(out, partition, None)
                 self._touched.add(tp)
+
+    def _behind(self) -> set[tuple[str, int]]:
+        """Owned partitions with records left to read (by the end offsets last fetched)."""
+        assert self._consumer is not None
+        try:
+            lag = self._consumer.lag(cached=True)
+        except Exception as exc:  # noqa: BLE001 - then no partition counts as behind
+            logger.debug("process: lag not read: %s", exc)
+            return set()
+        return {(tp.topic, tp.partition) for tp, n in lag.items() if n > 0}
 
     def _begin(self) -> None:
         assert self._producer is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import msgspec
@@ -190,11 +191,22 @@ class Processor:
             out.extend(each)
         return out
 
-    def idle_each(self, now: float | None = None) -> dict[tuple[str, int], Output]:
-        """Like :meth:`idle`, with the output of each (topic, partition) apart."""
+    def idle_each(
+        self, now: float | None = None, behind: Collection[tuple[str, int]] = ()
+    ) -> dict[tuple[str, int], Output]:
+        """Like :meth:`idle`, with the output of each (topic, partition) apart.
+
+        Args:
+            now: the processing time (``time.monotonic()``).
+            behind: partitions with records still to read: not idle, however
+                long since their last batch (a consumer catching up on another
+                partition's backlog must not close their windows by the clock).
+        """
         now = time.monotonic() if now is None else now
         outputs = {}
         for key, state in self._states.items():
+            if key in behind:
+                continue
             quiet = now - state.last_input
             if state.windows.max_ts > -(2**61) and quiet > self.settings.idle_timeout:
                 floor = state.windows.max_ts - self._lateness + int(quiet * 1e9)

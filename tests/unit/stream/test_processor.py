@@ -98,6 +98,19 @@ def test_idle_partition_advances_by_processing_time():
     assert out.bars.column("start").to_pylist() == [T0]
 
 
+def test_partition_with_records_left_to_read_is_not_idle():
+    proc = Processor(ProcessorSettings(intervals=("1s",), lateness=0, idle_timeout=1.0))
+    proc.process(batch_of(trades([("IBM", T0, 180.0, 1)])))
+    state = proc.state("ticks", 0)
+    later = state.last_input + 5.0
+    assert proc.idle_each(now=later, behind={("ticks", 0)}) == {}
+    # its backlog read, a tick in the open window is on time, not late
+    out = proc.process(batch_of(trades([("IBM", T0 + S // 2, 181.0, 1)]), first=1))
+    assert out.dead == [] and out.accepted == 1
+    closed = proc.idle_each(now=state.last_input + 5.0)
+    assert closed[("ticks", 0)].bars.column("high").to_pylist() == [181.0]
+
+
 def test_bars_from_a_feed_get_indicators_and_pass_through():
     proc = Processor()
     n = 40

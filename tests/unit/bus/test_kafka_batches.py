@@ -1,0 +1,39 @@
+"""Grouping of the client's records into batches, without a broker."""
+
+import confluent_kafka as ck
+
+from marketpulse.bus.base import offsets_of, values_of
+from marketpulse.bus.kafka_consumer import _batches
+
+
+def record(topic, partition, offset):
+    return ck.Message(topic=topic, partition=partition, offset=offset,
+                      key=b"k", value=f"{topic}/{partition}/{offset}".encode())  # fmt: skip
+
+
+def test_one_partition_is_one_batch_in_offset_order():
+    batches = _batches([record("t", 3, o) for o in range(10, 15)])
+    assert [(b.topic, b.partition, b.first_offset, b.last_offset) for b in batches] == [
+        ("t", 3, 10, 14)
+    ]
+    assert offsets_of(batches[0].messages) == [10, 11, 12, 13, 14]
+    assert values_of(batches[0].messages)[0] == b"t/3/10"
+    assert batches[0].messages[1].offset == 11
+
+
+def test_interleaved_partitions_and_topics_are_split_each_in_its_order():
+    records = [
+        record("a", 0, 1), record("a", 1, 7), record("b", 0, 4),
+        record("a", 0, 2), record("a", 1, 8), record("a", 0, 3),
+    ]  # fmt: skip
+    batches = _batches(records)
+    assert [(b.topic, b.partition, offsets_of(b.messages)) for b in batches] == [
+        ("a", 0, [1, 2, 3]),
+        ("a", 1, [7, 8]),
+        ("b", 0, [4]),
+    ]
+    assert [(b.first_offset, b.last_offset) for b in batches] == [(1, 3), (7, 8), (4, 4)]
+
+
+def test_no_records_no_batches():
+    assert _batches([]) == []
