@@ -19,6 +19,7 @@ import msgspec
 import numpy as np
 
 from marketpulse.alerts.conditions import Batch, condition, message, needs
+from marketpulse.alerts.rings import lag_and_push
 from marketpulse.alerts.rules import Rule
 from marketpulse.exceptions import RulesError
 from marketpulse.models import Alert
@@ -44,19 +45,6 @@ class _SymbolState(msgspec.Struct, frozen=True):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(_SymbolState)
-
-
-class _Groups:
-    """Rows grouped by key: a stable sort, so each group stays in time order."""
-
-    def __init__(self, key: np.ndarray, n_keys: int) -> None:
-        n = key.size
-        self.order = np.argsort(key.astype(np.uint16) if n_keys <= 65535 else key, kind="stable")
-        self.skey = key[self.order]
-        self.starts = np.concatenate(([0], np.flatnonzero(self.skey[1:] != self.skey[:-1]) + 1))
-        self.lengths = np.diff(np.append(self.starts, n))
-        self.gkeys = self.skey[self.starts]
-        self.pos = np.arange(n) - np.repeat(self.starts, self.lengths)
 
 
 class AlertEngine:
@@ -134,14 +122,12 @@ class AlertEngine:
             key = self._key_index(rows["symbol"], rows["interval"])
         else:
             key = self._coded_index(np.asarray(codes, np.int64), rows["symbol"], rows["interval"])
-        groups = _Groups(key, len(self._keys))
         columns = {c: np.asarray(rows[c], dtype=np.float64) for c in self._needs}
         lagged: dict[tuple[str, int], np.ndarray] = {}
         for col in self._depth:
-            sorted_values = columns[col][groups.order]
-            for lag in self._needs[col] - {0}:
-                lagged[col, lag] = self._lag(sorted_values, lag, self._rings[col], groups)
-            self._push(sorted_values, self._rings[col], groups)
+            lags = sorted(self._needs[col] - {0})
+            for lag, values in lag_and_push(columns[col], key, self._rings[col], lags).items():
+                lagged[col, lag] = values
         batch = Batch(columns, lagged)
 
         found_rows, found_rules, found_values = [], [], []
@@ -188,27 +174,6 @@ class AlertEngine:
             )
         logger.debug("%d alerts from %d candidate rows", len(alerts), len(cand_rows))
         return alerts
-
-    @staticmethod
-    def _lag(sorted_values: np.ndarray, lag: int, ring: np.ndarray, g: _Groups) -> np.ndarray:
-        """Return, for each row, the value ``lag`` bars earlier in its group."""
-        depth = ring.shape[1]
-        shifted = np.empty_like(sorted_values)
-        shifted[lag:] = sorted_values[:-lag]
-        head = np.flatnonzero(g.pos < lag)  # rows whose earlier bar came in a past batch
-        shifted[head] = ring[g.skey[head], depth - lag + g.pos[head]]
-        out = np.empty_like(sorted_values)
-        out[g.order] = shifted
-        return out
-
-    @staticmethod
-    def _push(sorted_values: np.ndarray, ring: np.ndarray, g: _Groups) -> None:
-        """Keep the last ``depth`` values of each group in its ring (oldest first)."""
-        depth = ring.shape[1]
-        p = g.lengths[:, None] - depth + np.arange(depth)  # position in group, < 0: old ring
-        from_batch = sorted_values[np.clip(g.starts[:, None] + p, 0, sorted_values.size - 1)]
-        from_ring = ring[g.gkeys[:, None], np.clip(p + depth, 0, depth - 1)]
-        ring[g.gkeys] = np.where(p >= 0, from_batch, from_ring)
 
     def _key_index(self, symbols: np.ndarray, intervals: np.ndarray) -> np.ndarray:
         """Map each row to the slot of its (symbol, interval), creating new slots."""

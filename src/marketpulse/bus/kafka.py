@@ -57,6 +57,8 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol,
         "logger": _client_logger,
+        # requests are small and latency-bound (transaction steps above all): send at once
+        "socket.nagle.disable": True,
     }
     if settings.sasl_mechanism:
         config["sasl.mechanisms"] = settings.sasl_mechanism

@@ -23,16 +23,25 @@ def _symbol_codes(column: pa.Array) -> np.ndarray:
     """Return per row: 0 when the symbol is well formed, else the reason."""
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
-    good = np.array(
-        [
-            _SYMBOL if not s or not SYMBOL_PATTERN.match(s) else 0
-            for s in column.dictionary.to_pylist()
-        ]
-        + [_SYMBOL],
-        np.int8,
-    )
+    names = column.dictionary.to_pylist()
+    known = _symbol_code_cache
+    if len(known) > _SYMBOL_CACHE_SIZE:
+        known.clear()
+    good = np.array([_symbol_code(s, known) for s in names] + [_SYMBOL], np.int8)
     indices = column.indices.fill_null(len(good) - 1).to_numpy(zero_copy_only=False)
     return good[indices]
+
+
+#: Symbols checked so far and their codes: a stream repeats the same few thousand.
+_symbol_code_cache: dict[str | None, int] = {}
+_SYMBOL_CACHE_SIZE = 100_000
+
+
+def _symbol_code(symbol: str | None, known: dict[str | None, int]) -> int:
+    code = known.get(symbol)
+    if code is None:
+        code = known[symbol] = _SYMBOL if not symbol or not SYMBOL_PATTERN.match(symbol) else 0
+    return code
 
 
 def _values(column: pa.Array) -> np.ndarray:
