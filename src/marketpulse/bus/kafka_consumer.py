@@ -66,11 +66,14 @@ class _Records(Sequence[Message]):
         return list(map(ck.Message.offset, self._raw))
 
 
-def _batches(records: list[ck.Message]) -> list[Batch]:
-    """Group records into one batch per partition, in offset order, partitions in order seen."""
+def _batches(records: list[ck.Message], topic: str | None = None) -> list[Batch]:
+    """Group records into one batch per partition, in offset order, partitions in order seen.
+
+    ``topic``: the one topic all records come from, when the consumer reads only one.
+    """
     if not records:
         return []
-    topics = list(map(ck.Message.topic, records))
+    topics = [topic] * len(records) if topic else list(map(ck.Message.topic, records))
     partitions = list(map(ck.Message.partition, records))
     first = (topics[0], partitions[0])
     if topics.count(first[0]) == len(topics) and partitions.count(first[1]) == len(partitions):
@@ -169,7 +172,8 @@ class KafkaConsumer(Consumer):
         errors = list(map(ck.Message.error, records))
         if errors.count(None) != len(errors):
             records = self._without_errors(records, errors)
-        return _batches(records)
+        single = len(self.topics) == 1 and not self.topics[0].startswith("^")  # no pattern
+        return _batches(records, self.topics[0] if single else None)
 
     def _without_errors(
         self, records: list[ck.Message], errors: list[ck.KafkaError | None]

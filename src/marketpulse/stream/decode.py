@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from marketpulse.bus.base import Batch, Message, offsets_of, values_of
@@ -40,7 +41,7 @@ def decode_messages(
     values = values_of(batch.messages)
     trades, accepted = scan_trades(values)
     if trades is not None and accepted.all():
-        return _with_offsets(trades, offsets_of(batch.messages)), None, []
+        return _with_offsets(trades, _offsets(batch)), None, []
     try:  # the whole batch at C speed; any bad record sends it down the careful path
         ticks = list(map(decode_tick_json, values))
         return (*_columns(ticks, offsets_of(batch.messages)), [])
@@ -104,7 +105,21 @@ def _columns(
     )
 
 
-def _with_offsets(data: pa.RecordBatch | None, offsets: list[int]) -> pa.RecordBatch | None:
+def _offsets(batch: Batch) -> np.ndarray:
+    """Each record's offset; read from the records only when the batch has gaps.
+
+    Offsets increase within a partition, so a batch holding as many records as
+    its offset range spans holds every offset of the range (on a transactional
+    topic, markers and aborted records leave gaps).
+    """
+    if len(batch) == len(batch.messages):
+        return np.arange(batch.first_offset, batch.last_offset + 1, dtype=np.int64)
+    return np.asarray(offsets_of(batch.messages), np.int64)
+
+
+def _with_offsets(
+    data: pa.RecordBatch | None, offsets: list[int] | np.ndarray
+) -> pa.RecordBatch | None:
     """Append each record's own offset, so that rejections name it exactly."""
     if data is None:
         return None

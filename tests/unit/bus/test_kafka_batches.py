@@ -37,3 +37,8 @@ def test_interleaved_partitions_and_topics_are_split_each_in_its_order():
 
 def test_no_records_no_batches():
     assert _batches([]) == []
+
+
+def test_the_one_topic_read_names_every_batch():
+    batches = _batches([record("t", 1, 5), record("t", 2, 9)], topic="t")
+    assert [(b.topic, b.partition, b.first_offset) for b in batches] == [("t", 1, 5), ("t", 2, 9)]

@@ -25,3 +25,11 @@ def test_a_timestamp_beyond_64_bits_is_a_dead_letter_not_a_crash():
     assert trades.column("ts").to_pylist() == [1381152600000000000]
     assert [(d.offset, d.reason) for d in dead] == [(10, "schema")]
     assert "64 bits" in dead[0].error and "ticks[2]@10" in dead[0].error
+
+
+def test_offsets_of_a_batch_with_gaps_are_read_from_its_records():
+    messages = [Message(b"SPY", GOOD, 10), Message(b"SPY", GOOD, 12), Message(b"SPY", GOOD, 15)]
+    trades, _, _ = decode_messages(Batch("ticks", 0, 10, 15, messages=messages))
+    assert trades.column("offset").to_pylist() == [10, 12, 15]
+    contiguous = decode_messages(batch_of([GOOD, GOOD, GOOD]))[0]
+    assert contiguous.column("offset").to_pylist() == [10, 11, 12]
