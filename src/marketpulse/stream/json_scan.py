@@ -159,6 +159,8 @@ def _symbols(buf: np.ndarray, starts: np.ndarray, spans: np.ndarray) -> pa.Dicti
 
 def _strings(buf: np.ndarray, starts: np.ndarray, spans: np.ndarray) -> pa.StringArray:
     """Build a string column from byte spans of ``buf`` (a span of -1 is null)."""
+    if spans.size and spans.max() < 0:
+        return pa.nulls(spans.size, pa.string())  # no exchange or condition: most feeds
     offsets, data = _gather(buf, starts, spans)
     valid = spans >= 0
     nulls = valid.size - int(np.count_nonzero(valid))

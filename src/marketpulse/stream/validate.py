@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numba as nb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,8 +29,10 @@ def _symbol_codes(column: pa.Array) -> np.ndarray:
     if len(known) > _SYMBOL_CACHE_SIZE:
         known.clear()
     good = np.array([_symbol_code(s, known) for s in names] + [_SYMBOL], np.int8)
-    indices = column.indices.fill_null(len(good) - 1).to_numpy(zero_copy_only=False)
-    return good[indices]
+    indices = column.indices
+    if indices.null_count:
+        indices = indices.fill_null(len(good) - 1)
+    return good[indices.to_numpy()]
 
 
 #: Symbols checked so far and their codes: a stream repeats the same few thousand.
@@ -54,14 +57,25 @@ def check_trades(batch: pa.RecordBatch) -> np.ndarray:
     ts = batch.column("ts")
     if ts.null_count:
         codes[np.asarray(ts.is_null())] = _SCHEMA
-    price = _values(batch.column("price"))
-    size = _values(batch.column("size"))
-    with np.errstate(invalid="ignore"):
-        codes[(codes == 0) & (np.isnan(price) | np.isnan(size))] = _NAN
-        codes[(codes == 0) & ~(price > 0) & ~np.isnan(price)] = _PRICE
-        codes[(codes == 0) & ~(size >= 0) & ~np.isnan(size)] = _SIZE
-        codes[(codes == 0) & (np.isinf(price) | np.isinf(size))] = _NAN
+    _check_numbers(codes, _values(batch.column("price")), _values(batch.column("size")))
     return codes
+
+
+@nb.njit(cache=True, nogil=True)
+def _check_numbers(codes: np.ndarray, price: np.ndarray, size: np.ndarray) -> None:
+    """Give rows valid so far the reason of a NaN, a price <= 0, a size < 0 or an infinity."""
+    for i in range(codes.shape[0]):
+        if codes[i] != 0:
+            continue
+        p, s = price[i], size[i]
+        if np.isnan(p) or np.isnan(s):
+            codes[i] = _NAN
+        elif not p > 0:
+            codes[i] = _PRICE
+        elif not s >= 0:
+            codes[i] = _SIZE
+        elif np.isinf(p) or np.isinf(s):
+            codes[i] = _NAN
 
 
 def check_bars(batch: pa.RecordBatch) -> np.ndarray:
