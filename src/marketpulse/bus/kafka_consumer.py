@@ -5,7 +5,9 @@ Also :func:`read_partition`, which reads a compacted partition to its end.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -170,7 +172,9 @@ class KafkaConsumer(Consumer):
             return []
         # each field of every record at C speed (map over the method), no loop per record
         errors = list(map(ck.Message.error, records))
-        if errors.count(None) != len(errors):
+        # by identity: comparing a KafkaError with None leaves a TypeError pending in the
+        # client (confluent-kafka 2.16), which surfaces later as a SystemError
+        if any(map(operator.is_not, errors, itertools.repeat(None))):
             records = self._without_errors(records, errors)
         single = len(self.topics) == 1 and not self.topics[0].startswith("^")  # no pattern
         return _batches(records, self.topics[0] if single else None)
