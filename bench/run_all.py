@@ -293,7 +293,9 @@ the commit interval applying only while it catches up on a backlog. A
 `read_committed` consumer in a process of its own (not slowed by the producer
 thread) notes
 when each indicator row arrives. Each rate runs on fresh topics for
-{latency["rates"][0]["seconds"] if latency["rates"] else 0:.0f} s after a {latency["warmup_s"]:g} s warm-up.
+{latency["rates"][0]["seconds"] if latency["rates"] else 0:.0f} s after a {latency["warmup_s"]:g} s warm-up; before the first rate, an unmeasured run of
+{latency.get("broker_warmup_s", 0):g} s warms the broker started by the script up (against a broker just
+started, p50 and p99 came out about twice as high: its JVM had not compiled its hot paths yet).
 
 Latency of an indicator row: with lateness 0 a bar `[S, E)` closes when the
 largest event time seen on its `ticks` partition reaches `E`, that is when the
