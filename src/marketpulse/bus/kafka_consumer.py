@@ -210,13 +210,18 @@ class KafkaConsumer(Consumer):
     def committed(
         self, partitions: Sequence[TopicPartition], timeout: float = 60.0
     ) -> dict[TopicPartition, int]:
-        """Return the group's committed offsets (``-1`` where none), waiting for stable ones."""
+        """Return the group's committed offsets (``-1`` where none), waiting for stable ones.
+
+        Raises:
+            ConsumerFatal: the offsets could not be fetched (the coordinator still
+                away after a broker restart, for one): rejoin with a new member.
+        """
         asked = [ck.TopicPartition(tp.topic, tp.partition) for tp in partitions]
         try:
             found = self._consumer.committed(asked, timeout=timeout)
         except ck.KafkaException as exc:
             error = exc.args[0].str()
-            raise BusError(f"fetch committed offsets of {self.group}: {error}") from None
+            raise ConsumerFatal(f"fetch committed offsets of {self.group}: {error}") from None
         return {_tp(p): (p.offset if p.offset >= 0 else -1) for p in found}
 
     def seek(self, tp: TopicPartition, offset: int) -> None:

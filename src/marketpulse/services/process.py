@@ -250,7 +250,7 @@ class ProcessService:
                 if self.stop.is_set():
                     raise
                 logger.warning("process: %s; trying again", error)
-        self._rewind(sorted(self._owned))
+        self._rewind_or_rejoin()
 
     def _loop(self) -> None:
         opts = self.options
@@ -278,7 +278,7 @@ class ProcessService:
             except TransactionAborted as exc:
                 self.stats.aborted += 1
                 logger.warning("process: %s; redoing the work since the last commit", exc)
-                self._rewind(sorted(self._owned))
+                self._rewind_or_rejoin()
             except ProducerStuck as exc:
                 self._replace_producer(exc)
                 self.last_input = time.monotonic()
@@ -467,6 +467,13 @@ class ProcessService:
             self._owned.discard(tp)
             self._next.pop(tp, None)
             self._touched.discard(tp)
+
+    def _rewind_or_rejoin(self) -> None:
+        """Rewind every owned partition; if the group's offsets cannot be read, rejoin."""
+        try:
+            self._rewind(sorted(self._owned))
+        except ConsumerFatal as exc:
+            self._replace_consumer(exc)
 
     def _rewind(self, partitions: list[TopicPartition]) -> None:
         """Go back to the last commit: state from ``state``, reading from the committed offset."""
