@@ -170,8 +170,15 @@ def port_is_free(port: int) -> bool:
 
 
 def new_cluster_id() -> str:
-    """Return a random KRaft cluster id (a UUID in URL-safe base64 without padding)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """Return a random KRaft cluster id (a UUID in URL-safe base64 without padding).
+
+    Never one that starts with ``-`` (as Kafka's own ``Uuid.randomUuid``): the storage
+    tool would read it as an option ("--cluster-id: expected one argument").
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def tail(path: Path, lines: int = 40) -> str:
