@@ -320,14 +320,19 @@ class ProcessService:
             return after_grace or (backlog and age >= opts.commit_interval)
         return age >= max(opts.commit_interval, opts.quiet_commit_interval)
 
-    def _read_lag(self) -> None:
+    def _cached_lag(self) -> dict[TopicPartition, int] | None:
+        """Records left per assigned partition, by the end offsets last fetched (no request)."""
         assert self._consumer is not None
         try:
-            lag = self._consumer.lag(cached=True)
-        except Exception as exc:  # noqa: BLE001 - a figure for views; never stops processing
+            return self._consumer.lag(cached=True)
+        except Exception as exc:  # noqa: BLE001 - a figure; never stops processing
             logger.debug("process: lag not read: %s", exc)
-            return
-        self.lag = {tp.partition: max(n, 0) for tp, n in sorted(lag.items())}
+            return None
+
+    def _read_lag(self) -> None:
+        lag = self._cached_lag()
+        if lag is not None:
+            self.lag = {tp.partition: max(n, 0) for tp, n in sorted(lag.items())}
 
     def _handle(self, batch: Batch) -> bool:
         tp = batch.tp
@@ -360,13 +365,8 @@ class ProcessService:
                 self._touched.add(tp)
 
     def _behind(self) -> set[tuple[str, int]]:
-        """Owned partitions with records left to read (by the end offsets last fetched)."""
-        assert self._consumer is not None
-        try:
-            lag = self._consumer.lag(cached=True)
-        except Exception as exc:  # noqa: BLE001 - then no partition counts as behind
-            logger.debug("process: lag not read: %s", exc)
-            return set()
+        """Owned partitions with records left to read (none when the lag cannot be read)."""
+        lag = self._cached_lag() or {}
         return {(tp.topic, tp.partition) for tp, n in lag.items() if n > 0}
 
     def _begin(self) -> None:
