@@ -163,9 +163,22 @@ class TransactionalProducer(KafkaProducer):
         self.in_transaction = True
 
     def commit(
-        self, offsets: dict[TopicPartition, int], consumer: KafkaConsumer, timeout: float = 60.0
+        self,
+        offsets: dict[TopicPartition, int],
+        consumer: KafkaConsumer,
+        timeout: float = 60.0,
+        meanwhile: Callable[[], None] | None = None,
     ) -> None:
         """Commit the open transaction with the consumer's next offsets.
+
+        Args:
+            offsets: the next offset of each partition consumed in this transaction.
+            consumer: the consumer whose group commits them.
+            timeout: seconds each step may take.
+            meanwhile: called in this thread while the offsets travel to the
+                group coordinator (two round trips in which the client holds no
+                interpreter lock): the last records of the transaction can be
+                made and sent then.
 
         Raises:
             TransactionAborted: the commit failed and the transaction was aborted:
@@ -179,8 +192,10 @@ class TransactionalProducer(KafkaProducer):
             self._call(
                 "send the offsets to the transaction",
                 self._producer.send_offsets_to_transaction,
-                positions, consumer.group_metadata(), timeout=timeout,
+                positions, consumer.group_metadata(), timeout=timeout, meanwhile=meanwhile,
             )  # fmt: skip
+        elif meanwhile is not None:
+            meanwhile()
         self._call("commit the transaction", self._producer.commit_transaction, timeout=timeout)
         self.in_transaction = False
 
@@ -204,7 +219,12 @@ class TransactionalProducer(KafkaProducer):
             logger.warning("%s: %s", self.transactional_id, exc.args[0].str())
 
     def _call(
-        self, what: str, call: Callable[..., Any], *args: Any, timeout: float | None = None
+        self,
+        what: str,
+        call: Callable[..., Any],
+        *args: Any,
+        timeout: float | None = None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> None:
         """Run a transaction step; with ``timeout``, bounded in time even where the client is not.
 
@@ -217,6 +237,7 @@ class TransactionalProducer(KafkaProducer):
         releases the GIL) and is given up after the time left and a grace
         period. Either way, a step still not done in time marks the producer
         stuck: a new producer with the same transactional id must take over.
+        ``meanwhile`` runs in this thread during the first attempt (timed steps only).
         """
         if timeout is None:
             outcome = _attempt(call, args)
@@ -224,7 +245,8 @@ class TransactionalProducer(KafkaProducer):
             deadline = time.monotonic() + timeout
             while True:
                 left = max(deadline - time.monotonic(), 0.0)
-                outcome = _attempt_within(call, (*args, left), left + _STUCK_GRACE_S)
+                outcome = _attempt_within(call, (*args, left), left + _STUCK_GRACE_S, meanwhile)
+                meanwhile = None
                 retry = (
                     isinstance(outcome, ck.KafkaException)
                     and outcome.args[0].retriable()
@@ -276,8 +298,17 @@ def _attempt(call: Callable[..., Any], args: tuple[Any, ...]) -> ck.KafkaExcepti
     return None
 
 
-def _attempt_within(call: Callable[..., Any], args: tuple[Any, ...], seconds: float) -> Any:
-    """Run ``call`` on a daemon thread; return its error, ``None``, or ``_TIMED_OUT``."""
+def _attempt_within(
+    call: Callable[..., Any],
+    args: tuple[Any, ...],
+    seconds: float,
+    meanwhile: Callable[[], None] | None = None,
+) -> Any:
+    """Run ``call`` on a daemon thread; return its error, ``None``, or ``_TIMED_OUT``.
+
+    ``meanwhile`` runs in the calling thread while ``call`` runs; ``seconds``
+    count from its end. What it raises is raised once ``call`` is done.
+    """
     outcome: list[Any] = []
 
     def target() -> None:
@@ -288,6 +319,12 @@ def _attempt_within(call: Callable[..., Any], args: tuple[Any, ...], seconds: fl
 
     thread = threading.Thread(target=target, name="kafka-transaction-step", daemon=True)
     thread.start()
+    if meanwhile is not None:
+        try:
+            meanwhile()
+        except BaseException:
+            thread.join(seconds)
+            raise
     thread.join(seconds)
     if thread.is_alive():
         return _TIMED_OUT

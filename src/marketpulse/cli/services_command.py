@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import threading
 from collections.abc import Iterator
@@ -116,6 +117,12 @@ def process(
         group=group or "marketpulse-process", instance=instance_id,
         commit_interval=commit_interval, exit_when_idle=exit_when_idle,
     )  # fmt: skip
+    processor.warm_up()
+    # what start-up made (modules, kernels) lives as long as the service: kept
+    # out of the collector's full passes, which would otherwise pause it for
+    # tens of milliseconds now and then
+    gc.collect()
+    gc.freeze()
     with stop_on_signals() as stop:
         stats = ProcessService(bus, topics, processor, options, stop).run()
     console.print(f"process: {stats.line()}", highlight=False)

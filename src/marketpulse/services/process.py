@@ -186,6 +186,9 @@ class ProcessService:
             "process: group %s, instance %s, input %s (%d partitions), bootstrap %s",
             opts.group, instance, self.topics.ticks, self._partitions, self.bus.settings.bootstrap,
         )  # fmt: skip
+        started = time.monotonic()
+        self.processor.warm_up()
+        logger.info("process: kernels ready in %.2f s", time.monotonic() - started)
         self._producer = self._new_producer()
         self._reader = self.bus.reader()
         self._consumer = self._new_consumer()
@@ -264,11 +267,9 @@ class ProcessService:
                 grace = self._producer.in_transaction and self._txn_outputs and not backlog
                 batches = self._consumer.poll(opts.max_batch, opts.output_grace if grace else 0.05)
                 now = time.monotonic()
-                records = 0
-                for batch in batches:
-                    records += len(batch.messages)
-                    if self._handle(batch):
-                        self.last_input = now
+                records = sum(len(batch.messages) for batch in batches)
+                if self._handle(batches):
+                    self.last_input = now
                 backlog = records >= opts.max_batch
                 if now - last_idle >= 0.25:
                     last_idle = now
@@ -334,27 +335,35 @@ class ProcessService:
         if lag is not None:
             self.lag = {tp.partition: max(n, 0) for tp, n in sorted(lag.items())}
 
-    def _handle(self, batch: Batch) -> bool:
+    def _handle(self, batches: list[Batch]) -> bool:
+        """Process the batches of a poll (one per partition); whether any was new input."""
+        fresh = [batch for batch in map(self._unseen, batches) if batch is not None]
+        if not fresh:
+            return False
+        self._begin()
+        for batch, out in zip(fresh, self.processor.process_each(fresh), strict=True):
+            if out.dead:
+                out.dead = _originals(out.dead, batch)
+            self._send(out, batch.partition, batch)
+            self._next[batch.tp] = batch.last_offset + 1
+            self._touched.add(batch.tp)
+            self.stats.records += len(batch.messages)
+            self.stats.ticks += out.accepted
+        return True
+
+    def _unseen(self, batch: Batch) -> Batch | None:
+        """The records of ``batch`` not yet processed (``None``: none, or not ours)."""
         tp = batch.tp
         if tp not in self._owned:
-            return False  # fetched before the partition was revoked
+            return None  # fetched before the partition was revoked
         expected = self._next.get(tp)
         if expected is not None and batch.first_offset < expected:
             kept = [m for m in batch.messages if m.offset >= expected]
             if not kept:
-                return False
+                return None
             batch = Batch(batch.topic, batch.partition, kept[0].offset, kept[-1].offset,
                           messages=kept)  # fmt: skip
-        self._begin()
-        out = self.processor.process(batch)
-        if out.dead:
-            out.dead = _originals(out.dead, batch)
-        self._send(out, batch.partition, batch)
-        self._next[tp] = batch.last_offset + 1
-        self._touched.add(tp)
-        self.stats.records += len(batch.messages)
-        self.stats.ticks += out.accepted
-        return True
+        return batch
 
     def _idle(self, now: float) -> None:
         for (topic, partition), out in self.processor.idle_each(now, self._behind()).items():
@@ -401,11 +410,17 @@ class ProcessService:
         producer, consumer = self._producer, self._consumer
         if producer is None or consumer is None or not producer.in_transaction:
             return
-        for tp in sorted(self._touched):
-            for key, value in self.processor.checkpoint(tp.topic, tp.partition):
-                producer.send(self.topics.state, key, value, tp.partition)
+        touched = sorted(self._touched)
+
+        def send_state() -> None:
+            for tp in touched:
+                for key, value in self.processor.checkpoint(tp.topic, tp.partition):
+                    producer.send(self.topics.state, key, value, tp.partition)
+
         offsets = {tp: off for tp, off in self._next.items() if tp in self._touched}
-        producer.commit(offsets, consumer, self.options.step_timeout)
+        # the state is snapshot while the offsets travel: both only need to be in
+        # the transaction before it commits
+        producer.commit(offsets, consumer, self.options.step_timeout, meanwhile=send_state)
         self._touched.clear()
         self.stats.transactions += 1
 

@@ -21,7 +21,7 @@ from marketpulse.models import (
 )
 from marketpulse.stream.json_scan import scan_trades
 
-__all__ = ["decode_messages"]
+__all__ = ["decode_messages", "message_offsets"]
 
 
 def decode_messages(
@@ -41,7 +41,7 @@ def decode_messages(
     values = values_of(batch.messages)
     trades, accepted = scan_trades(values)
     if trades is not None and accepted.all():
-        return _with_offsets(trades, _offsets(batch)), None, []
+        return _with_offsets(trades, message_offsets(batch)), None, []
     try:  # the whole batch at C speed; any bad record sends it down the careful path
         ticks = list(map(decode_tick_json, values))
         return (*_columns(ticks, offsets_of(batch.messages)), [])
@@ -105,7 +105,7 @@ def _columns(
     )
 
 
-def _offsets(batch: Batch) -> np.ndarray:
+def message_offsets(batch: Batch) -> np.ndarray:
     """Each record's offset; read from the records only when the batch has gaps.
 
     Offsets increase within a partition, so a batch holding as many records as
