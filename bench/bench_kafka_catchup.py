@@ -13,8 +13,10 @@ project's producer (idempotent, acks=all, lz4). Then, on that topic:
   group's committed offsets reach the end of ``ticks`` (polled every 50 ms
   with the admin client), so the ``--exit-when-idle`` wait is not counted.
   Routes: in-process (the service in a thread of this script, numba kernels
-  warmed up first) and ``marketpulse process --exit-when-idle 2`` as a
-  command (interpreter start, imports and numba cache load included).
+  warmed up first, with the collector settings of the service commands:
+  ``marketpulse.services.heap.settle_heap``) and ``marketpulse process
+  --exit-when-idle 2`` as a command (interpreter start, imports and numba
+  cache load included).
 * the ceilings: ``kcat -C -e -o beginning -q`` to /dev/null, and a plain
   ``confluent_kafka.Consumer`` assigned all 6 partitions reading to EOF with
   ``consume(num_messages=10000)`` batches, checking each record's error and
@@ -69,6 +71,7 @@ from marketpulse.bus.base import Batch, Message
 from marketpulse.bus.codec import encode_rows
 from marketpulse.bus.topics import Topics
 from marketpulse.feeds import FileReplay
+from marketpulse.services.heap import settle_heap
 from marketpulse.services.process import ProcessOptions, ProcessService
 from marketpulse.stream import Processor, ProcessorSettings
 
@@ -257,6 +260,7 @@ def service_run(
             if profiler is not None:
                 profiler.disable()
 
+    settle_heap()  # the collector settings the service commands use
     watch = CommitWatch(cluster_.bootstrap, group, topics.ticks, ends)
     spy = PySpy(Path(path)) if kind == "py-spy" else None
     thread = threading.Thread(target=target, name="process-service")

@@ -193,7 +193,8 @@ def render_kafka(catchup: dict, latency: dict, today: str) -> str:
     routes = {r["route"]: r for r in catchup["process"]}
     rows = []
     what = {
-        "in-process": "the process service in a thread of the benchmark (kernels warmed up): "
+        "in-process": "the process service in a thread of the benchmark (kernels warmed up, "
+        "the commands' collector settings): "
         "consume, decode, validate, 1s/1m/5m bars, 13 indicators, default alerts, produce "
         "bars/indicators/alerts/state in transactions with the offsets (commit interval 0.1 s)",
         "command": "`marketpulse process --exit-when-idle 2` as a command: the same, plus "

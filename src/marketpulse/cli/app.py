@@ -229,7 +229,9 @@ def _run_pipeline(
     sinks: tuple[list[SinkKind] | None, str | None],
 ) -> None:
     from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
+    from marketpulse.services.heap import settle_heap
 
+    settle_heap()
     if kafka is not None:
         _run_on_kafka(settings, rules, feed, duration, metrics, view)
         return

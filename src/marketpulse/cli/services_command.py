@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import signal
 import threading
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from marketpulse.cli.sink_options import (
     url_overrides,
 )
 from marketpulse.config import Settings
+from marketpulse.services.heap import settle_heap
 
 __all__ = ["process", "sink_app", "stop_on_signals"]
 
@@ -118,11 +118,7 @@ def process(
         commit_interval=commit_interval, exit_when_idle=exit_when_idle,
     )  # fmt: skip
     processor.warm_up()
-    # what start-up made (modules, kernels) lives as long as the service: kept
-    # out of the collector's full passes, which would otherwise pause it for
-    # tens of milliseconds now and then
-    gc.collect()
-    gc.freeze()
+    settle_heap()
     with stop_on_signals() as stop:
         stats = ProcessService(bus, topics, processor, options, stop).run()
     console.print(f"process: {stats.line()}", highlight=False)
@@ -214,6 +210,7 @@ def _serve_sink(
         group=group or f"marketpulse-sink-{kind.value}", tables=tables,
         exit_when_idle=exit_when_idle,
     )  # fmt: skip
+    settle_heap()
     with stop_on_signals() as stop:
         stats = SinkService(bus, topics, sink, options, stop).run()
     console.print(f"sink {kind.value}: {stats.line()}", highlight=False)
