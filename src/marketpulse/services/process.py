@@ -187,6 +187,7 @@ class ProcessService:
             opts.group, instance, self.topics.ticks, self._partitions, self.bus.settings.bootstrap,
         )  # fmt: skip
         started = time.monotonic()
+        logger.info("process: loading the kernels (compiled on a first run, then cached)")
         self.processor.warm_up()
         logger.info("process: kernels ready in %.2f s", time.monotonic() - started)
         self._producer = self._new_producer()
