@@ -112,10 +112,7 @@ class EmbeddedPipeline:
         self._producer = bus.producer()
         self._processing = bus.consumer("processor", [self._topic["ticks"]])
         self._processor = Processor(options.processor, options.rules)
-        started = time.monotonic()  # before the feed's clock starts:
-        logger.info("embedded pipeline: loading the kernels (compiled on a first run, then cached)")
-        self._processor.warm_up()
-        logger.info("embedded pipeline: kernels ready in %.1f s", time.monotonic() - started)
+        self._processor.warm_up()  # before the feed's clock starts
         # partitions quiet by the clock close their windows only when the feed
         # keeps to the clock: a replay at full speed that stalls (a loaded
         # machine) must give the bars of one that does not

@@ -186,10 +186,7 @@ class ProcessService:
             "process: group %s, instance %s, input %s (%d partitions), bootstrap %s",
             opts.group, instance, self.topics.ticks, self._partitions, self.bus.settings.bootstrap,
         )  # fmt: skip
-        started = time.monotonic()
-        logger.info("process: loading the kernels (compiled on a first run, then cached)")
         self.processor.warm_up()
-        logger.info("process: kernels ready in %.2f s", time.monotonic() - started)
         self._producer = self._new_producer()
         self._reader = self.bus.reader()
         self._consumer = self._new_consumer()

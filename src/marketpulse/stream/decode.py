@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 
 import msgspec
 import numpy as np
@@ -21,7 +22,7 @@ from marketpulse.models import (
 )
 from marketpulse.stream.json_scan import scan_trades
 
-__all__ = ["decode_messages", "message_offsets"]
+__all__ = ["decode_messages", "decode_plain_trades"]
 
 
 def decode_messages(
@@ -38,15 +39,29 @@ def decode_messages(
     into columns by :func:`~marketpulse.stream.json_scan.scan_trades`; any
     other batch by msgspec.
     """
+    trades = decode_plain_trades([batch])
+    if trades is not None:
+        return trades, None, []
     values = values_of(batch.messages)
-    trades, accepted = scan_trades(values)
-    if trades is not None and accepted.all():
-        return _with_offsets(trades, message_offsets(batch)), None, []
     try:  # the whole batch at C speed; any bad record sends it down the careful path
         ticks = list(map(decode_tick_json, values))
         return (*_columns(ticks, offsets_of(batch.messages)), [])
     except (*_DECODE_ERRORS, TypeError, OverflowError):
         return _decode_each(batch)
+
+
+def decode_plain_trades(batches: Sequence[Batch]) -> pa.RecordBatch | None:
+    """Decode the records of ``batches`` together, when all are plain trades; else ``None``.
+
+    Plain trades, as our producer writes them, are what
+    :func:`~marketpulse.stream.json_scan.scan_trades` takes; the rows follow
+    the batches in order, each with its record's ``offset``.
+    """
+    values = [value for batch in batches for value in values_of(batch.messages)]
+    trades, accepted = scan_trades(values)
+    if trades is None or not accepted.all():
+        return None
+    return _with_offsets(trades, np.concatenate([_offsets(batch) for batch in batches]))
 
 
 def _decode_each(
@@ -105,7 +120,7 @@ def _columns(
     )
 
 
-def message_offsets(batch: Batch) -> np.ndarray:
+def _offsets(batch: Batch) -> np.ndarray:
     """Each record's offset; read from the records only when the batch has gaps.
 
     Offsets increase within a partition, so a batch holding as many records as

@@ -17,19 +17,18 @@ import numpy as np
 import pyarrow as pa
 
 from marketpulse.alerts import AlertEngine, Rule
-from marketpulse.bus.base import Batch, Message, values_of
+from marketpulse.bus.base import Batch, Message
 from marketpulse.indicators import IndicatorState, update_indicators
 from marketpulse.models import (
     BAR_SCHEMA,
     INDICATOR_COLUMNS,
     INTERVALS,
-    DeadLetter,
     Trade,
     interval_ns,
 )
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
-from marketpulse.stream.decode import decode_messages, message_offsets
-from marketpulse.stream.json_scan import scan_trades
+from marketpulse.stream.dead_letters import dead_letters
+from marketpulse.stream.decode import decode_messages, decode_plain_trades
 from marketpulse.stream.output import Output, bars_table, indicators_table, text_column
 from marketpulse.stream.sessions import session_ids
 from marketpulse.stream.validate import REASONS, check_bars, check_trades
@@ -41,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 _INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
 _N_INTERVALS = len(INTERVALS)
-_json = msgspec.json.Encoder()
 #: Records of one poll decoded together at most: beyond, the fixed cost per
 #: batch is small, and joining more bytes at once costs more than it saves.
 _MERGED_RECORDS = 4096
@@ -198,6 +196,8 @@ class Processor:
         if self._warm:
             return
         self._warm = True
+        started = time.monotonic()
+        logger.info("processor: loading the kernels (compiled on a first run, then cached)")
         scratch = Processor(self.settings, self._rules)
         step = 20 * 10**9  # 20 s between trades: bars of every interval close
         start = _WARM_UP_START - _WARM_UP_START % self._lengths[-1]
@@ -209,6 +209,7 @@ class Processor:
         scratch.process(Batch("warm-up", 0, 0, len(messages) - 1, messages=messages))
         scratch.finish()
         scratch.checkpoint("warm-up", 0)
+        logger.info("processor: kernels ready in %.1f s", time.monotonic() - started)
 
     def process(self, batch: Batch) -> Output:
         """Process one batch of the ticks topic."""
@@ -249,12 +250,9 @@ class Processor:
             or sum(len(b.messages) for b in batches) > _MERGED_RECORDS
         ):
             return [self.process(b) for b in batches]
-        values = [value for b in batches for value in values_of(b.messages)]
-        trades, accepted = scan_trades(values)
-        if trades is None or not accepted.all() or check_trades(trades).any():
+        trades = decode_plain_trades(batches)
+        if trades is None or check_trades(trades).any():
             return [self.process(b) for b in batches]
-        offsets = np.concatenate([message_offsets(b) for b in batches])
-        trades = trades.append_column("offset", pa.array(offsets, pa.int64()))
         symbol = trades.column("symbol")
         names, codes = symbol.dictionary.to_pylist(), symbol.indices.to_numpy()
         ts, price, size = (trades.column(name).to_numpy() for name in ("ts", "price", "size"))
@@ -313,7 +311,7 @@ class Processor:
         codes = check_trades(data)
         if codes.any():
             bad = np.flatnonzero(codes)
-            out.dead.extend(_dead_letters(data, bad, [REASONS[c] for c in codes[bad]], batch))
+            out.dead.extend(dead_letters(data, bad, [REASONS[c] for c in codes[bad]], batch))
             good = np.flatnonzero(codes == 0)
             data = data.take(pa.array(good))
             offsets = good
@@ -345,7 +343,7 @@ class Processor:
         if late.any():
             rows = np.flatnonzero(late)
             where = rows if offsets is None else offsets[rows]
-            letters = _dead_letters(data, rows, ["late"] * len(rows), batch, where)
+            letters = dead_letters(data, rows, ["late"] * len(rows), batch, where)
             watermark = state.windows.watermark
             out.dead.extend(
                 msgspec.structs.replace(d, error=f"{d.error} (watermark {watermark})")
@@ -360,7 +358,7 @@ class Processor:
         codes = check_bars(data)
         if codes.any():
             bad = np.flatnonzero(codes)
-            out.dead.extend(_dead_letters(data, bad, [REASONS[c] for c in codes[bad]], batch))
+            out.dead.extend(dead_letters(data, bad, [REASONS[c] for c in codes[bad]], batch))
             data = data.take(pa.array(np.flatnonzero(codes == 0)))
         if data.num_rows == 0:
             return out
@@ -432,53 +430,3 @@ def _alert_rows(
     for i, name in enumerate(INDICATOR_COLUMNS):
         rows[name] = values[:, i]
     return rows
-
-
-def _dead_letters(
-    data: pa.RecordBatch,
-    rows: np.ndarray,
-    reasons: list[str],
-    batch: Batch,
-    offsets: np.ndarray | None = None,
-) -> list[DeadLetter]:
-    """Describe rejected rows as dead letters, with where they came from."""
-    offsets = rows if offsets is None else offsets
-    picked = data.take(pa.array(rows)).to_pylist()
-    metadata = data.schema.metadata or {}
-    source = metadata.get(b"source", b"").decode() or None
-    letters = []
-    for row, reason, offset in zip(picked, reasons, offsets, strict=True):
-        line = row.pop("line", None)  # file replays: the source line
-        absolute = row.pop("offset", None)  # decoded messages: their own offset
-        letters.append(
-            DeadLetter(
-                reason=reason,
-                error=_describe(reason, row),
-                value=_json.encode({"type": "trade" if "price" in row else "bar", **row}),
-                key=row.get("symbol"),
-                topic=batch.topic,
-                partition=batch.partition,
-                offset=int(absolute) if absolute is not None else batch.first_offset + int(offset),
-                file=source,
-                line=line,
-                ts=row.get("ts", row.get("start")),
-            )
-        )
-    return letters
-
-
-def _describe(reason: str, row: dict) -> str:
-    if reason == "late":
-        return f"late tick: {row.get('symbol')} at ts {row.get('ts')} is behind the watermark"
-    if reason == "symbol":
-        return f"field symbol: invalid symbol {row.get('symbol')!r}"
-    if reason == "nan":
-        numeric = ("price", "size", "open", "high", "low", "close", "volume")
-        fields = [k for k in numeric if k in row and (row[k] is None or row[k] != row[k])]
-        fields += [k for k in numeric if k in row and row[k] in (float("inf"), float("-inf"))]
-        return f"field {', '.join(fields) or 'value'}: missing, infinite or not a number"
-    if reason == "price":
-        return f"field price: must be > 0, got {row.get('price', row.get('close'))}"
-    if reason == "size":
-        return f"field size: must be >= 0, got {row.get('size', row.get('volume'))}"
-    return f"schema: {row}"
