@@ -72,6 +72,7 @@ def test_stalled_consumer_rejoins_and_the_lake_gets_every_row(
         # restart does (patched on the object: its replacement is a new object)
         stuck = service._consumer
         stuck.poll = lambda *args, **kwargs: []
+        time.sleep(1)  # a poll already under way when patched returns before the records exist
         publish(kafka_bootstrap, topics.name("bars"), bars(500, 700), f"{topic_prefix}w2")
         assert wait_until(lambda: service.stats.rows.get("bars", 0) == 1200), service.stats
         assert service.stats.rejoins == 1
