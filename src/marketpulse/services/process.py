@@ -73,9 +73,11 @@ class ProcessOptions:
             the broker has written its markers (librdkafka retries the refused
             AddPartitionsToTxn after a fixed 20 ms) and costs the broker a marker
             per partition, so committing offsets alone often delays the outputs.
-        output_grace: seconds to wait for more input before committing outputs:
-            the partitions of one produced request reach the consumer one by one,
-            and the outputs they close then share one commit.
+        output_grace: seconds outputs may wait, from the first output of a
+            transaction, for more input before they are committed: the partitions
+            of one produced request reach the consumer one by one, and the outputs
+            they close then share one commit. Input that keeps arriving within
+            it is handled; a poll that finds none commits at once.
         max_batch: records consumed per poll at most.
         exit_when_idle: exit, committed, once no record arrived for this long.
         transaction_timeout: seconds after which the broker aborts a transaction
@@ -168,6 +170,8 @@ class ProcessService:
         self._txn_started = 0.0
         #: whether the open transaction holds outputs (not only offsets and state)
         self._txn_outputs = False
+        #: when its first output was sent (``time.monotonic()``)
+        self._outputs_at = 0.0
         self._producer: TransactionalProducer | None = None
         self._consumer: KafkaConsumer | None = None
         self._reader = None
@@ -261,9 +265,11 @@ class ProcessService:
             now = time.monotonic()
             assert self._consumer is not None and self._producer is not None
             try:
-                # outputs wait to be committed: only a short look for more input first
+                # outputs wait to be committed: only what is left of their grace
+                # for more input (the other partitions of the same moment)
                 grace = self._producer.in_transaction and self._txn_outputs and not backlog
-                batches = self._consumer.poll(opts.max_batch, opts.output_grace if grace else 0.05)
+                wait = max(self._outputs_at + opts.output_grace - now, 0.0) if grace else 0.05
+                batches = self._consumer.poll(opts.max_batch, wait)
                 now = time.monotonic()
                 records = sum(len(batch.messages) for batch in batches)
                 if self._handle(batches):
@@ -272,7 +278,8 @@ class ProcessService:
                 if now - last_idle >= 0.25:
                     last_idle = now
                     self._idle(now)
-                if self._producer.in_transaction and self._commit_due(now, records, grace):
+                graced = grace and now >= self._outputs_at + opts.output_grace
+                if self._producer.in_transaction and self._commit_due(now, records, graced):
                     self._commit()
             except TransactionAborted as exc:
                 self.stats.aborted += 1
@@ -304,8 +311,8 @@ class ProcessService:
     def _commit_due(self, now: float, records: int, after_grace: bool) -> bool:
         """Whether to commit the open transaction after a poll that returned ``records``.
 
-        Outputs are committed once the input at hand is handled (after the
-        grace poll, ``after_grace``), unless polls come back full (a backlog:
+        Outputs are committed once the input at hand is handled (their grace
+        is over, ``after_grace``, or a poll found nothing), unless polls come back full (a backlog:
         then every ``commit_interval``, for throughput); offsets and state alone
         after ``quiet_commit_interval``. Whatever is open is committed when
         input pauses.
@@ -394,8 +401,11 @@ class ProcessService:
             producer.send_alerts(names.name("alerts"), out.alerts, partition)
         if out.dead:
             producer.send_dead(names.name("dlq"), out.dead, partition)
-        if out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead:
+        if not self._txn_outputs and (
+            out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead
+        ):
             self._txn_outputs = True
+            self._outputs_at = time.monotonic()
         self.stats.bars += out.bars.num_rows
         self.stats.indicators += out.indicators.num_rows
         self.stats.alerts += len(out.alerts)

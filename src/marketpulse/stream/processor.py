@@ -19,18 +19,12 @@ import pyarrow as pa
 from marketpulse.alerts import AlertEngine, Rule
 from marketpulse.bus.base import Batch, Message
 from marketpulse.indicators import IndicatorState, update_indicators
-from marketpulse.models import (
-    BAR_SCHEMA,
-    INDICATOR_COLUMNS,
-    INTERVALS,
-    Trade,
-    interval_ns,
-)
+from marketpulse.models import BAR_SCHEMA, INTERVALS, Trade, interval_ns
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters
 from marketpulse.stream.decode import decode_messages, decode_plain_trades
-from marketpulse.stream.output import Output, bars_table, indicators_table, text_column
-from marketpulse.stream.sessions import session_ids
+from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
+from marketpulse.stream.output import Output, indicators_table
 from marketpulse.stream.validate import REASONS, check_bars, check_trades
 from marketpulse.stream.windows import ClosedBars, WindowState
 
@@ -39,7 +33,6 @@ __all__ = ["Processor", "ProcessorSettings"]
 logger = logging.getLogger(__name__)
 
 _INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
-_N_INTERVALS = len(INTERVALS)
 #: Records of one poll decoded together at most: beyond, the fixed cost per
 #: batch is small, and joining more bytes at once costs more than it saves.
 _MERGED_RECORDS = 4096
@@ -97,6 +90,10 @@ class _PartitionState:
         New symbols get ids in the order the rows first name them, as
         :meth:`lookup` gives with a dictionary built from these rows alone.
         """
+        sids = self.sids
+        known = np.array([sids.get(name, -1) for name in dictionary], np.int64)[codes]  # type: ignore[arg-type]
+        if len(known) and known.min() >= 0:
+            return known  # the common case: no new symbol
         used, first = np.unique(codes, return_index=True)
         used = used[np.argsort(first)]
         table = np.zeros(len(dictionary), np.int64)
@@ -131,8 +128,7 @@ class Processor:
         self.settings = settings or ProcessorSettings()
         self._rules = list(rules or [])
         self._lengths = [interval_ns(name) for name in self.settings.intervals]
-        self._labels = np.array(self.settings.intervals, object)
-        self._keys = np.array([_INTERVAL_INDEX[name] for name in self.settings.intervals], np.int64)
+        self._emitter = Emitter(self.settings)
         self._lateness = int(self.settings.lateness * 1e9)
         self._states: dict[tuple[str, int], _PartitionState] = {}
         self._warm = False
@@ -256,16 +252,20 @@ class Processor:
         symbol = trades.column("symbol")
         names, codes = symbol.dictionary.to_pylist(), symbol.indices.to_numpy()
         ts, price, size = (trades.column(name).to_numpy() for name in ("ts", "price", "size"))
-        outputs, lo, now = [], 0, time.monotonic()
+        outputs, closes, lo, now = [], [], 0, time.monotonic()
         for batch in batches:
             hi = lo + len(batch.messages)
             state = self.state(batch.topic, batch.partition)
             state.last_input = now
             sid = state.lookup_codes(names, codes[lo:hi])
-            out = self._window(state, batch, trades.slice(lo, hi - lo), None, sid,
-                               ts[lo:hi], price[lo:hi], size[lo:hi])  # fmt: skip
+            out, closed = self._add(state, batch, trades.slice(lo, hi - lo), None, sid,
+                                    ts[lo:hi], price[lo:hi], size[lo:hi])  # fmt: skip
             outputs.append(out)
+            closes.append((state, closed))
             lo = hi
+        # the closes of all the partitions are turned into rows together
+        for out, emitted in zip(outputs, self._emitter.emit(closes), strict=True):
+            out.extend(emitted)
         return outputs
 
     def idle(self, now: float | None = None) -> Output:
@@ -337,6 +337,22 @@ class Processor:
         size: np.ndarray,
     ) -> Output:
         """Add valid trades (rows of ``data``, at ``offsets`` of the batch) to the windows."""
+        out, closed = self._add(state, batch, data, offsets, sid, ts, price, size)
+        out.extend(self._emit(state, closed))
+        return out
+
+    def _add(
+        self,
+        state: _PartitionState,
+        batch: Batch,
+        data: pa.RecordBatch,
+        offsets: np.ndarray | None,
+        sid: np.ndarray,
+        ts: np.ndarray,
+        price: np.ndarray,
+        size: np.ndarray,
+    ) -> tuple[Output, ClosedBars]:
+        """Like :meth:`_window`; the bars it closes are returned, not yet made into rows."""
         out = Output()
         state.dirty.update(np.flatnonzero(np.bincount(sid)).tolist())
         late, closed = state.windows.add(sid, ts, price, size)
@@ -350,8 +366,7 @@ class Processor:
                 for d in letters
             )
         out.accepted = len(ts) - int(late.sum())
-        out.extend(self._emit(state, closed))
-        return out
+        return out, closed
 
     def _bars(self, state: _PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
         out = Output()
@@ -367,7 +382,7 @@ class Processor:
         sid = state.lookup(names)
         state.dirty.update(sid.tolist())
         intervals = table.column("interval").to_pylist()
-        keys = sid * _N_INTERVALS + np.array([_INTERVAL_INDEX[i] for i in intervals], np.int64)
+        keys = sid * N_INTERVALS + np.array([_INTERVAL_INDEX[i] for i in intervals], np.int64)
         start = table.column("start").to_numpy()
         high, low, close, volume = (
             table.column(n).to_numpy() for n in ("high", "low", "close", "volume")
@@ -376,57 +391,17 @@ class Processor:
         typical = (high + low + close) / 3.0
         pv = np.where(np.isnan(vwap), typical, vwap) * volume
         daily = np.array([i == "1d" for i in intervals])
-        session = np.where(daily, start // interval_ns("1d"), self._sessions(start))
+        session = np.where(daily, start // interval_ns("1d"), self._emitter.sessions(start))
         values = update_indicators(state.indicators, keys, high, low, close, volume, pv, session)
         ts = table.column("end").to_numpy()
         symbols = np.array(names, object)
         labels = np.array(intervals, object)
         out.bars = table
         out.indicators = indicators_table(symbols, labels, ts, close, values)
-        out.alerts = state.alerts.evaluate(_alert_rows(symbols, labels, ts, table, values))
+        prices = {n: table.column(n).to_numpy() for n in ("open", "high", "low", "close", "volume")}
+        out.alerts = state.alerts.evaluate(alert_rows(symbols, labels, ts, prices, values))
         out.accepted = table.num_rows
         return out
 
-    def _sessions(self, start: np.ndarray) -> np.ndarray:
-        settings = self.settings
-        return session_ids(start, settings.session_tz, settings.session_calendar or None)
-
     def _emit(self, state: _PartitionState, closed: ClosedBars) -> Output:
-        out = Output()
-        if len(closed) == 0:
-            return out
-        state.dirty.update(np.flatnonzero(np.bincount(closed.sid)).tolist())
-        lengths = np.asarray(self._lengths, np.int64)
-        symbols = state.names[closed.sid]
-        labels = self._labels[closed.interval]
-        end = closed.start + lengths[closed.interval]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            vwap = np.where(closed.volume > 0, closed.pv / closed.volume, np.nan)
-        keys = closed.sid * _N_INTERVALS + self._keys[closed.interval]
-        session = self._sessions(closed.start)
-        values = update_indicators(
-            state.indicators, keys, closed.high, closed.low, closed.close, closed.volume,
-            closed.pv, session,
-        )  # fmt: skip
-        ohlc = (closed.open, closed.high, closed.low, closed.close)
-        symbol_column = text_column(closed.sid, state.names)
-        label_column = text_column(closed.interval, self._labels)
-        out.bars = bars_table(
-            symbol_column, label_column, closed.start, end, ohlc, closed.volume, vwap, closed.count
-        )
-        out.indicators = indicators_table(symbol_column, label_column, end, closed.close, values)
-        out.alerts = state.alerts.evaluate(
-            _alert_rows(symbols, labels, end, out.bars, values), codes=keys
-        )
-        return out
-
-
-def _alert_rows(
-    symbols: np.ndarray, labels: np.ndarray, ts: np.ndarray, bars: pa.Table, values: np.ndarray
-) -> dict[str, np.ndarray]:
-    rows: dict[str, np.ndarray] = {"symbol": symbols, "interval": labels, "ts": ts}
-    for name in ("open", "high", "low", "close", "volume"):
-        rows[name] = bars.column(name).to_numpy()
-    for i, name in enumerate(INDICATOR_COLUMNS):
-        rows[name] = values[:, i]
-    return rows
+        return self._emitter.emit([(state, closed)])[0]

@@ -1,0 +1,138 @@
+"""Closed bars -> the bars, indicators and alerts rows of each partition.
+
+The bars one moment closes in several partitions (a poll that carries a
+boundary for all of them) are turned into rows in one pass: the sessions,
+the text columns and the tables are made once for all of them and sliced
+per partition, while each partition's indicator and alert state advances on
+its own rows. The fixed cost of those steps is most of a small close
+(about 1 ms per partition, paid by every partition at every boundary before).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from marketpulse.indicators import update_indicators
+from marketpulse.models import INDICATOR_COLUMNS, INTERVALS, interval_ns
+from marketpulse.stream.output import Output, bars_table, indicators_table, text_column
+from marketpulse.stream.sessions import session_ids
+from marketpulse.stream.windows import ClosedBars
+
+if TYPE_CHECKING:
+    from marketpulse.stream.processor import ProcessorSettings, _PartitionState
+
+__all__ = ["Emitter", "N_INTERVALS", "alert_rows"]
+
+#: Indicator keys of a symbol: ``sid * N_INTERVALS + index in INTERVALS``.
+N_INTERVALS = len(INTERVALS)
+_INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
+#: Bar starts whose session is remembered at most (then the memory starts afresh).
+_SESSION_MEMORY = 65_536
+#: The bar fields the alert rules may read.
+_PRICES = ("open", "high", "low", "close", "volume")
+
+
+class Emitter:
+    """Makes the output rows of closed bars, for the intervals of ``settings``."""
+
+    def __init__(self, settings: ProcessorSettings) -> None:
+        self.settings = settings
+        self._lengths = np.array([interval_ns(name) for name in settings.intervals], np.int64)
+        self._labels = np.array(settings.intervals, object)
+        self._keys = np.array([_INTERVAL_INDEX[name] for name in settings.intervals], np.int64)
+        self._sessions: dict[int, int] = {}
+
+    def emit(self, closes: Sequence[tuple[_PartitionState, ClosedBars]]) -> list[Output]:
+        """Return the output of each (partition state, closed bars), in order.
+
+        Each state's indicators and alerts advance on its rows, and its
+        symbols are marked changed for the next checkpoint.
+        """
+        outputs = [Output() for _ in closes]
+        live = [(out, state, closed) for out, (state, closed) in zip(outputs, closes, strict=True)
+                if len(closed)]  # fmt: skip
+        if not live:
+            return outputs
+        if len(live) == 1:
+            closed = live[0][2]
+            codes, names = closed.sid, live[0][1].names
+        else:
+            closed = _concatenate([c for _, _, c in live])
+            shift = np.cumsum([0] + [len(state.names) for _, state, _ in live[:-1]])
+            codes = np.concatenate([c.sid + k for (_, _, c), k in zip(live, shift, strict=True)])
+            names = np.concatenate([state.names for _, state, _ in live])
+        end = closed.start + self._lengths[closed.interval]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vwap = np.where(closed.volume > 0, closed.pv / closed.volume, np.nan)
+        session = self.sessions(closed.start)
+        values = np.empty((len(end), len(INDICATOR_COLUMNS)), np.float64)
+        keys = np.empty(len(end), np.int64)
+        lo = 0
+        for _, state, part in live:
+            hi = lo + len(part)
+            state.dirty.update(np.flatnonzero(np.bincount(part.sid)).tolist())
+            keys[lo:hi] = part.sid * N_INTERVALS + self._keys[part.interval]
+            values[lo:hi] = update_indicators(
+                state.indicators, keys[lo:hi], part.high, part.low, part.close, part.volume,
+                part.pv, session[lo:hi],
+            )  # fmt: skip
+            lo = hi
+        symbol_column = text_column(codes, names)
+        label_column = text_column(closed.interval, self._labels)
+        ohlc = (closed.open, closed.high, closed.low, closed.close)
+        bars = bars_table(
+            symbol_column, label_column, closed.start, end, ohlc, closed.volume, vwap, closed.count
+        )
+        indicators = indicators_table(symbol_column, label_column, end, closed.close, values)
+        symbols, labels = names[codes], self._labels[closed.interval]
+        lo = 0
+        for out, state, part in live:
+            hi = lo + len(part)
+            out.bars, out.indicators = bars.slice(lo, hi - lo), indicators.slice(lo, hi - lo)
+            prices = {name: getattr(closed, name)[lo:hi] for name in _PRICES}
+            rows = alert_rows(symbols[lo:hi], labels[lo:hi], end[lo:hi], prices, values[lo:hi])
+            out.alerts = state.alerts.evaluate(rows, codes=keys[lo:hi])
+            lo = hi
+        return outputs
+
+    def sessions(self, start: np.ndarray) -> np.ndarray:
+        """The session of each bar start, remembered per distinct start.
+
+        The bars of one moment share few starts (one per interval), across
+        partitions too; computing a session costs a fixed ~0.2 ms per call.
+        """
+        known = self._sessions
+        distinct, where = np.unique(start, return_inverse=True)
+        keys = distinct.tolist()
+        missing = [k for k in keys if k not in known]
+        if missing:
+            if len(known) + len(missing) > _SESSION_MEMORY:
+                known.clear()
+            found = session_ids(np.array(missing, np.int64), self.settings.session_tz,
+                                self.settings.session_calendar or None)  # fmt: skip
+            known.update(zip(missing, found.tolist(), strict=True))
+        return np.array([known[k] for k in keys], np.int64)[where]
+
+
+def alert_rows(
+    symbols: np.ndarray,
+    labels: np.ndarray,
+    ts: np.ndarray,
+    prices: dict[str, np.ndarray],
+    values: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The columns the alert engine reads: bar fields (``prices``) and indicator values."""
+    rows: dict[str, np.ndarray] = {"symbol": symbols, "interval": labels, "ts": ts, **prices}
+    for i, name in enumerate(INDICATOR_COLUMNS):
+        rows[name] = values[:, i]
+    return rows
+
+
+def _concatenate(parts: list[ClosedBars]) -> ClosedBars:
+    joined = ClosedBars(0)
+    for name in ClosedBars.__slots__:
+        setattr(joined, name, np.concatenate([getattr(part, name) for part in parts]))
+    return joined
