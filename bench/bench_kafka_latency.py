@@ -27,7 +27,11 @@ compiles its hot paths: against a broker just started, p50 and p99 came out
 about twice as high).
 
 A broker of its own is started in a temporary directory unless
-``MARKETPULSE_KAFKA_BOOTSTRAP`` names one. Prints one JSON object (last line).
+``MARKETPULSE_KAFKA_BOOTSTRAP`` names one. That broker's threads run at nice
+-10 (``--broker-nice``; root only): in production the broker has machines of
+its own, while here it shares two cores with the service, this script's
+producer and the reader, and all of them wake at every bar boundary. Prints
+one JSON object (last line).
 """
 
 from __future__ import annotations
@@ -307,10 +311,17 @@ def main() -> None:
         help="seconds of a first, unmeasured run at the first rate (the broker's JVM compiles "
         "its hot paths then; a cold broker doubled p50 and p99 in the measured runs)",
     )  # fmt: skip
+    parser.add_argument(
+        "--broker-nice", type=int, default=-10,
+        help="nice value of the broker this script starts (0: the default priority)",
+    )  # fmt: skip
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     results = []
-    with cluster() as kafka, tempfile.TemporaryDirectory(prefix="mp-bench-latency-") as work:
+    with (
+        cluster(args.broker_nice) as kafka,
+        tempfile.TemporaryDirectory(prefix="mp-bench-latency-") as work,
+    ):
         if args.broker_warmup > 0:
             warm = measure(kafka.bootstrap, rates[0], args.warmup, args.broker_warmup,
                            args.linger_ms, Path(work), args.commit_interval)  # fmt: skip
@@ -330,6 +341,7 @@ def main() -> None:
         json.dumps(
             {
                 "broker": broker,
+                "broker_nice": kafka.broker_nice or 0,
                 "partitions": PARTITIONS,
                 "symbols": SYMBOLS,
                 "commit_interval_s": args.commit_interval,

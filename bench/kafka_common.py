@@ -50,6 +50,8 @@ class Cluster:
 
     bootstrap: str
     broker_pid: int | None = None
+    #: the broker's scheduling priority (nice value), when we set one
+    broker_nice: int | None = None
 
     @property
     def own(self) -> bool:
@@ -64,13 +66,19 @@ class Cluster:
         """A line for the report."""
         if self.own:
             kafka = _kafka_broker_module()
-            return f"a single-node Kafka {kafka.KAFKA_VERSION} broker (KRaft) started by the script"
+            line = f"a single-node Kafka {kafka.KAFKA_VERSION} broker (KRaft) started by the script"
+            return line + (f", at nice {self.broker_nice}" if self.broker_nice else "")
         return f"the broker at {self.bootstrap} (${BOOTSTRAP_ENV})"
 
 
 @contextlib.contextmanager
-def cluster() -> Iterator[Cluster]:
-    """Yield ``$MARKETPULSE_KAFKA_BOOTSTRAP``, or a broker of our own, stopped afterwards."""
+def cluster(nice: int = 0) -> Iterator[Cluster]:
+    """Yield ``$MARKETPULSE_KAFKA_BOOTSTRAP``, or a broker of our own, stopped afterwards.
+
+    ``nice``: the scheduling priority our broker's threads get (negative: ahead
+    of the clients on the shared cores; needs root, else the broker keeps the
+    default and a warning says so).
+    """
     existing = os.environ.get(BOOTSTRAP_ENV, "").strip()
     if existing:
         yield Cluster(existing)
@@ -81,10 +89,26 @@ def cluster() -> Iterator[Cluster]:
     broker = kafka.Broker(home, port=port, controller_port=controller, die_with_parent=True)
     try:
         broker.start(timeout=120)
-        yield Cluster(broker.bootstrap, broker.pid())
+        pid = broker.pid()
+        applied = renice(pid, nice) if nice and pid else False
+        yield Cluster(broker.bootstrap, pid, nice if applied else None)
     finally:
         broker.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def renice(pid: int, nice: int) -> bool:
+    """Set the nice value of every thread of process ``pid``; whether it could.
+
+    Linux keeps a nice value per thread, and a new thread takes its creator's.
+    """
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+    except OSError as exc:
+        print(f"warning: the broker keeps the default priority: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def bus_for(bootstrap: str) -> KafkaBus:

@@ -84,6 +84,30 @@ class IndicatorState:
         )
         return _MAGIC + b"".join(part.tobytes() for part in parts)
 
+    def bar_counts(self, keys: np.ndarray) -> np.ndarray:
+        """:meth:`bars` of each of ``keys`` (non-negative)."""
+        keys = np.asarray(keys, np.int64)
+        inside = keys < self.capacity
+        return np.where(inside, self.ints[np.where(inside, keys, 0), 0], 0)
+
+    def snapshots(self, keys: np.ndarray) -> list[bytes]:
+        """:meth:`snapshot` of each of ``keys`` (non-negative), made in one pass."""
+        keys = np.asarray(keys, np.int64)
+        if len(keys) == 0:
+            return []
+        inside = keys < self.capacity
+        rows = np.where(inside, keys, 0)
+        parts = [
+            array[rows].astype(dtype).view(np.uint8)
+            for array, dtype in (
+                (self.floats, "<f8"), (self.ints, "<i8"),
+                (self.close_ring, "<f8"), (self.volume_ring, "<f8"),
+            )
+        ]  # fmt: skip
+        data = np.concatenate(parts, axis=1)
+        data[~inside] = 0  # never seen: the state of an empty series
+        return [_MAGIC + row.tobytes() for row in data]
+
     def restore(self, key: int, data: bytes) -> None:
         """Set ``key``'s state from bytes made by :meth:`snapshot`.
 

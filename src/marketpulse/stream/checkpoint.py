@@ -67,17 +67,20 @@ def snapshot_partition(
         windows.closed.tolist(), state.names.tolist(),
     )  # fmt: skip
     records = [(META_KEY, _encoder.encode(meta))]
-    for sid in sorted(sids):
+    order = np.array(sorted(sids), np.int64)
+    if not len(order):
+        return records
+    # the arrays of all the symbols are cut into bytes together, then shared out
+    keys = order[:, None] * _N_INTERVAL_KEYS + np.arange(_N_INTERVAL_KEYS)
+    used = state.indicators.bar_counts(keys) > 0
+    snapshots = iter(state.indicators.snapshots(keys[used]))
+    for sid, window, seen in zip(order.tolist(), windows.snapshot_symbols(order), used,
+                                 strict=True):  # fmt: skip
         symbol = str(state.names[sid])
-        indicators = {}
-        for index in range(_N_INTERVAL_KEYS):
-            key = sid * _N_INTERVAL_KEYS + index
-            if state.indicators.bars(key):
-                indicators[index] = state.indicators.snapshot(key)
+        indicators = {index: next(snapshots) for index in np.flatnonzero(seen).tolist()}
         value = _SymbolState(
-            _VERSION, symbol, sid, windows.snapshot_symbol(sid), indicators,
-            state.alerts.snapshot(symbol),
-        )  # fmt: skip
+            _VERSION, symbol, sid, window, indicators, state.alerts.snapshot(symbol)
+        )
         records.append((symbol.encode(), _encoder.encode(value)))
     return records
 

@@ -153,6 +153,23 @@ class WindowState:
         self.clock[_CLOCK_NEXT] = watermark - watermark % base + base
         return out.truncate(count)
 
+    def snapshot_symbols(self, sids: np.ndarray) -> list[bytes]:
+        """:meth:`snapshot_symbol` of each of ``sids``, made in one pass."""
+        sids = np.asarray(sids, np.int64)
+        if len(sids) == 0:
+            return []
+        if int(sids.max()) >= self.capacity:
+            self.ensure(int(sids.max()) + 1)
+        n = len(sids)
+        parts = [
+            np.ascontiguousarray(array[:, sids].swapaxes(0, 1), dtype).reshape(n, -1).view(np.uint8)
+            for array, dtype in (
+                (self.start, "<i8"), (self.ohlc, "<f8"), (self.vol, "<f8"),
+                (self.count, "<i8"), (self.cur, "<i8"),
+            )
+        ]  # fmt: skip
+        return [row.tobytes() for row in np.concatenate(parts, axis=1)]
+
     def snapshot_symbol(self, sid: int) -> bytes:
         """Return the open windows of symbol ``sid`` as bytes (for the ``state`` topic)."""
         if sid >= self.capacity:

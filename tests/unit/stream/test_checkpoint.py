@@ -1,5 +1,6 @@
 """A partition's state, saved as ``state`` records and restored, continues exactly."""
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -74,3 +75,18 @@ def test_state_written_with_other_intervals_is_refused_with_the_reason():
     other = Processor(ProcessorSettings(intervals=("1s", "1m"), lateness=0.5))
     with pytest.raises(CheckpointError, match="intervals 1s,1m,5m"):
         other.restore("ticks", 3, records)
+
+
+def test_symbols_cut_into_bytes_together_give_each_symbol_s_own_bytes():
+    proc = Processor(SETTINGS, default_rules())
+    for batch in simulated(n_events=20_000)[:7]:
+        proc.process(batch)
+    state = proc.state("ticks", 3)
+    sids = np.array([5, 0, 39, 17, 17, 60])  # unordered, repeated, one never seen
+    windows = state.windows.snapshot_symbols(sids)
+    assert windows == [state.windows.snapshot_symbol(int(s)) for s in sids]
+    keys = np.array([0, 3, 41, 8 * 39 + 2, 10**6])  # the last: beyond the arrays
+    counts = state.indicators.bar_counts(keys)
+    assert counts.tolist() == [state.indicators.bars(int(k)) for k in keys]
+    assert counts[0] > 0 and counts[-1] == 0
+    assert state.indicators.snapshots(keys) == [state.indicators.snapshot(int(k)) for k in keys]
