@@ -77,7 +77,9 @@ class ProcessOptions:
             transaction, for more input before they are committed: the partitions
             of one produced request reach the consumer one by one, and the outputs
             they close then share one commit. Input that keeps arriving within
-            it is handled; a poll that finds none commits at once.
+            it is handled; a poll that finds none commits at once, and so does
+            the first poll after every partition with recent input has closed
+            the bars the transaction holds.
         max_batch: records consumed per poll at most.
         exit_when_idle: exit, committed, once no record arrived for this long.
         transaction_timeout: seconds after which the broker aborts a transaction
@@ -172,6 +174,8 @@ class ProcessService:
         self._txn_outputs = False
         #: when its first output was sent (``time.monotonic()``)
         self._outputs_at = 0.0
+        #: the latest end (ns) of the bars it holds
+        self._closes_to = 0
         self._producer: TransactionalProducer | None = None
         self._consumer: KafkaConsumer | None = None
         self._reader = None
@@ -269,6 +273,8 @@ class ProcessService:
                 # for more input (the other partitions of the same moment)
                 grace = self._producer.in_transaction and self._txn_outputs and not backlog
                 wait = max(self._outputs_at + opts.output_grace - now, 0.0) if grace else 0.05
+                if grace and wait and not self.processor.closing(self._closes_to, now):
+                    wait = 0.0  # no partition is yet to close these bars
                 batches = self._consumer.poll(opts.max_batch, wait)
                 now = time.monotonic()
                 records = sum(len(batch.messages) for batch in batches)
@@ -278,7 +284,7 @@ class ProcessService:
                 if now - last_idle >= 0.25:
                     last_idle = now
                     self._idle(now)
-                graced = grace and now >= self._outputs_at + opts.output_grace
+                graced = grace and (wait == 0.0 or now >= self._outputs_at + opts.output_grace)
                 if self._producer.in_transaction and self._commit_due(now, records, graced):
                     self._commit()
             except TransactionAborted as exc:
@@ -389,6 +395,7 @@ class ProcessService:
             self._producer.begin()
             self._txn_started = time.monotonic()
             self._txn_outputs = False
+            self._closes_to = 0
 
     def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
         assert self._producer is not None
@@ -401,6 +408,8 @@ class ProcessService:
             producer.send_alerts(names.name("alerts"), out.alerts, partition)
         if out.dead:
             producer.send_dead(names.name("dlq"), out.dead, partition)
+        if out.bars.num_rows:
+            self._closes_to = max(self._closes_to, int(out.bars.column("end").to_numpy().max()))
         if not self._txn_outputs and (
             out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead
         ):

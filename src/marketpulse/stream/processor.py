@@ -299,6 +299,18 @@ class Processor:
                     outputs[key] = out
         return outputs
 
+    def closing(self, end: int, now: float, recent: float = 1.0) -> bool:
+        """Whether a partition with input in the last ``recent`` s has bars ending at ``end`` open.
+
+        Such a partition's watermark has not reached ``end`` (ns). The partitions
+        of one market cross a bar boundary within milliseconds of each other;
+        once all of them have, no more bars of that moment are due.
+        """
+        return any(
+            now - state.last_input < recent and state.windows.watermark < end
+            for state in self._states.values()
+        )
+
     def finish(self) -> Output:
         """Close every open window: the input is exhausted."""
         out = Output()

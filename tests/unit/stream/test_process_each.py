@@ -95,3 +95,23 @@ def test_late_and_malformed_records_of_a_poll_become_dead_letters_naming_their_o
     outs = proc.process_each([late, again])
     assert [(d.reason, d.partition, d.offset) for d in outs[0].dead] == [("late", 0, 13)]
     assert [(d.reason, d.partition, d.offset) for d in outs[1].dead] == [("schema", 1, 7)]
+
+
+def test_closing_says_whether_an_active_partition_has_yet_to_close_a_boundary():
+    proc = Processor(ProcessorSettings(intervals=("1s",), lateness=0))
+
+    def trade(partition, symbol, ts, offset):
+        value = msgspec.json.encode(Trade(symbol, ts, 100.0, 1.0))
+        return Batch("ticks", partition, offset, offset, messages=[Message(None, value, offset)])
+
+    proc.process_each([trade(0, "A", T0 + S // 2, 0), trade(1, "B", T0 + S // 3, 0)])
+    boundary = T0 + S
+    out = proc.process(trade(0, "A", T0 + S + 1, 1))  # partition 0 crosses: its bar closes
+    assert out.bars.column("end").to_pylist() == [boundary]
+    now = proc.state("ticks", 0).last_input
+    assert proc.closing(boundary, now)  # partition 1 has not crossed yet
+    proc.process(trade(1, "B", T0 + S + 2, 1))
+    now = proc.state("ticks", 1).last_input
+    assert not proc.closing(boundary, now)
+    assert proc.closing(boundary + S, now)  # the next boundary is open everywhere
+    assert not proc.closing(boundary + S, now + 5.0)  # ... unless the partitions went quiet
