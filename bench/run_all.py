@@ -288,9 +288,11 @@ rate: every {latency["send_period_ms"]:.0f} ms the trades due so far, all stampe
 clock just before `send_columns` (the project's producer, linger {latency["linger_ms"]:g} ms).
 `marketpulse process` runs as a command with `--lateness {latency["lateness_s"]:g}` and
 `--commit-interval {latency["commit_interval_s"]:g}` (other settings default: 1s/1m/5m
-bars, default alerts, idle timeout 2 s); it commits a transaction holding
-outputs as soon as the input at hand is handled (after a 5 ms look for more),
-the commit interval applying only while it catches up on a backlog. A
+bars, default alerts, idle timeout 2 s). Outputs wait at most 5 ms from the
+first for the other partitions' closes of the same moment, and are committed
+as soon as every partition with recent input has closed the bars they hold;
+the commit interval applies only while the service catches up on a backlog.
+{_priority(latency)}A
 `read_committed` consumer in a process of its own (not slowed by the producer
 thread) notes
 when each indicator row arrives. Each rate runs on fresh topics for
@@ -317,6 +319,17 @@ the rest is the transaction commit and the reader's fetch.
 
 Against the target of issue 3: {lat_verdict}
 """
+
+
+def _priority(latency: dict) -> str:
+    """The sentence on the broker's scheduling priority, when the script set one."""
+    nice = latency.get("broker_nice", 0)
+    if not nice:
+        return ""
+    return (
+        f"The broker the script starts runs at nice {nice}, ahead of the service and the\n"
+        "clients on the two shared cores (in production it has machines of its own).\n"
+    )
 
 
 def dashboard_section() -> str:

@@ -110,7 +110,8 @@ class Emitter:
         missing = [k for k in keys if k not in known]
         if missing:
             if len(known) + len(missing) > _SESSION_MEMORY:
-                known.clear()
+                known.clear()  # including this call's known starts: all are computed
+                missing = keys
             found = session_ids(np.array(missing, np.int64), self.settings.session_tz,
                                 self.settings.session_calendar or None)  # fmt: skip
             known.update(zip(missing, found.tolist(), strict=True))

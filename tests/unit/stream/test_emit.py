@@ -24,3 +24,15 @@ def test_remembered_sessions_are_the_computed_ones_across_a_dst_change_and_midni
     again = np.array([around - 4 * 3600 * S, around + 20 * 3600 * S], np.int64)
     assert np.array_equal(emitter.sessions(again), session_ids(again, "America/New_York"))
     assert len(set(session_ids(again, "America/New_York").tolist())) == 2
+
+
+def test_sessions_stay_right_when_the_memory_starts_afresh(monkeypatch):
+    import marketpulse.stream.emit as emit
+
+    monkeypatch.setattr(emit, "_SESSION_MEMORY", 8)
+    emitter = Emitter(ProcessorSettings())
+    start = (1_772_953_200 + np.arange(0, 12 * 3600, 3600)) * S
+    for lo in range(0, 12, 3):  # overlapping calls: some starts known, some new
+        part = start[lo : lo + 5]
+        assert np.array_equal(emitter.sessions(part), session_ids(part, "America/New_York"))
+    assert len(emitter._sessions) <= 8
