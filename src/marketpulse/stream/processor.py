@@ -334,22 +334,8 @@ class Processor:
         symbol = data.column("symbol")
         sid = state.lookup(symbol.dictionary.to_pylist())[symbol.indices.to_numpy()]
         columns = (data.column(name).to_numpy() for name in ("ts", "price", "size"))
-        out.extend(self._window(state, batch, data, offsets, sid, *columns))
-        return out
-
-    def _window(
-        self,
-        state: _PartitionState,
-        batch: Batch,
-        data: pa.RecordBatch,
-        offsets: np.ndarray | None,
-        sid: np.ndarray,
-        ts: np.ndarray,
-        price: np.ndarray,
-        size: np.ndarray,
-    ) -> Output:
-        """Add valid trades (rows of ``data``, at ``offsets`` of the batch) to the windows."""
-        out, closed = self._add(state, batch, data, offsets, sid, ts, price, size)
+        added, closed = self._add(state, batch, data, offsets, sid, *columns)
+        out.extend(added)
         out.extend(self._emit(state, closed))
         return out
 
@@ -364,7 +350,11 @@ class Processor:
         price: np.ndarray,
         size: np.ndarray,
     ) -> tuple[Output, ClosedBars]:
-        """Like :meth:`_window`; the bars it closes are returned, not yet made into rows."""
+        """Add valid trades (rows of ``data``, at ``offsets`` of the batch) to the windows.
+
+        Returns the output so far (dead letters, the count accepted) and the bars
+        the trades closed, not yet made into rows.
+        """
         out = Output()
         state.dirty.update(np.flatnonzero(np.bincount(sid)).tolist())
         late, closed = state.windows.add(sid, ts, price, size)
