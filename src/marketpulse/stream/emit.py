@@ -31,6 +31,9 @@ N_INTERVALS = len(INTERVALS)
 _INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
 #: Bar starts whose session is remembered at most (then the memory starts afresh).
 _SESSION_MEMORY = 65_536
+#: Bars of one call at most for the memory to be used: beyond, a single computation
+#: over them all costs less than looking each start up.
+_REMEMBERED_CALL = 256
 #: The bar fields the alert rules may read.
 _PRICES = ("open", "high", "low", "close", "volume")
 
@@ -104,6 +107,9 @@ class Emitter:
         The bars of one moment share few starts (one per interval), across
         partitions too; computing a session costs a fixed ~0.2 ms per call.
         """
+        if len(start) > _REMEMBERED_CALL:  # catching up: one call over many starts is cheaper
+            return session_ids(start, self.settings.session_tz,
+                               self.settings.session_calendar or None)  # fmt: skip
         known = self._sessions
         distinct, where = np.unique(start, return_inverse=True)
         keys = distinct.tolist()

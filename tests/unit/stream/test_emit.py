@@ -36,3 +36,10 @@ def test_sessions_stay_right_when_the_memory_starts_afresh(monkeypatch):
         part = start[lo : lo + 5]
         assert np.array_equal(emitter.sessions(part), session_ids(part, "America/New_York"))
     assert len(emitter._sessions) <= 8
+
+
+def test_a_call_over_many_starts_gives_the_computed_sessions():
+    emitter = Emitter(ProcessorSettings())
+    start = (1_772_953_200 + np.arange(-20_000, 20_000, 37)) * S  # over a day, DST change
+    assert len(start) > 256
+    assert np.array_equal(emitter.sessions(start), session_ids(start, "America/New_York"))
