@@ -74,15 +74,7 @@ class IndicatorState:
     def snapshot(self, key: int) -> bytes:
         """Return ``key``'s state as bytes, for :meth:`restore` here or elsewhere."""
         self._check_key(key)
-        if key >= self.capacity:  # never seen: the state of an empty series
-            return _MAGIC + bytes(_SNAPSHOT_SIZE - len(_MAGIC))
-        parts = (
-            self.floats[key].astype("<f8"),
-            self.ints[key].astype("<i8"),
-            self.close_ring[key].astype("<f8"),
-            self.volume_ring[key].astype("<f8"),
-        )
-        return _MAGIC + b"".join(part.tobytes() for part in parts)
+        return self.snapshots(np.array([key], np.int64))[0]
 
     def bar_counts(self, keys: np.ndarray) -> np.ndarray:
         """:meth:`bars` of each of ``keys`` (non-negative)."""

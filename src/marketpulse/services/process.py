@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pyarrow.compute as pc
+
 from marketpulse.bus.base import Batch, TopicPartition, offsets_of
 from marketpulse.bus.codec import encode_rows
 from marketpulse.bus.kafka import (
@@ -318,10 +320,10 @@ class ProcessService:
         """Whether to commit the open transaction after a poll that returned ``records``.
 
         Outputs are committed once the input at hand is handled (their grace
-        is over, ``after_grace``, or a poll found nothing), unless polls come back full (a backlog:
-        then every ``commit_interval``, for throughput); offsets and state alone
-        after ``quiet_commit_interval``. Whatever is open is committed when
-        input pauses.
+        is over, ``after_grace``, or a poll found nothing), unless polls come
+        back full (a backlog: then every ``commit_interval``, for throughput);
+        offsets and state alone after ``quiet_commit_interval``. Whatever is
+        open is committed when input pauses.
         """
         opts = self.options
         if records == 0:
@@ -409,7 +411,7 @@ class ProcessService:
         if out.dead:
             producer.send_dead(names.name("dlq"), out.dead, partition)
         if out.bars.num_rows:
-            self._closes_to = max(self._closes_to, int(out.bars.column("end").to_numpy().max()))
+            self._closes_to = max(self._closes_to, pc.max(out.bars.column("end")).as_py())
         if not self._txn_outputs and (
             out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead
         ):

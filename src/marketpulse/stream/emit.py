@@ -108,8 +108,7 @@ class Emitter:
         partitions too; computing a session costs a fixed ~0.2 ms per call.
         """
         if len(start) > _REMEMBERED_CALL:  # catching up: one call over many starts is cheaper
-            return session_ids(start, self.settings.session_tz,
-                               self.settings.session_calendar or None)  # fmt: skip
+            return self._compute_sessions(start)
         known = self._sessions
         distinct, where = np.unique(start, return_inverse=True)
         keys = distinct.tolist()
@@ -118,10 +117,12 @@ class Emitter:
             if len(known) + len(missing) > _SESSION_MEMORY:
                 known.clear()  # including this call's known starts: all are computed
                 missing = keys
-            found = session_ids(np.array(missing, np.int64), self.settings.session_tz,
-                                self.settings.session_calendar or None)  # fmt: skip
+            found = self._compute_sessions(np.array(missing, np.int64))
             known.update(zip(missing, found.tolist(), strict=True))
         return np.array([known[k] for k in keys], np.int64)[where]
+
+    def _compute_sessions(self, start: np.ndarray) -> np.ndarray:
+        return session_ids(start, self.settings.session_tz, self.settings.session_calendar or None)
 
 
 def alert_rows(

@@ -172,16 +172,7 @@ class WindowState:
 
     def snapshot_symbol(self, sid: int) -> bytes:
         """Return the open windows of symbol ``sid`` as bytes (for the ``state`` topic)."""
-        if sid >= self.capacity:
-            self.ensure(sid + 1)
-        parts = (
-            self.start[:, sid].astype("<i8"),
-            self.ohlc[:, sid].astype("<f8"),
-            self.vol[:, sid].astype("<f8"),
-            self.count[:, sid].astype("<i8"),
-            self.cur[:, sid].astype("<i8"),
-        )
-        return b"".join(part.tobytes() for part in parts)
+        return self.snapshot_symbols(np.array([sid], np.int64))[0]
 
     def restore_symbol(self, sid: int, data: bytes) -> None:
         """Set the open windows of symbol ``sid`` from :meth:`snapshot_symbol` bytes.
