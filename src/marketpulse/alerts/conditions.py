@@ -60,61 +60,61 @@ def _pick(direction: str, up: np.ndarray, down: np.ndarray) -> np.ndarray:
 
 def condition(rule: Rule, b: Batch) -> tuple[np.ndarray, dict[str, np.ndarray | float]]:
     """Return the rows where the rule's condition holds, and the values it read."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        match rule:
-            case PriceCrossRule(level=level):
-                c, p = b.cur("close"), b.lag("close", 1)
-                up, down = (p < level) & (c >= level), (p >= level) & (c < level)
-                return _pick(rule.direction, up, down), {
-                    "close": c,
-                    "prev_close": p,
-                    "level": float(level),
-                }
-            case PctChangeRule(window=n, threshold=t):
-                c, ref = b.cur("close"), b.lag("close", n)
-                pct = np.where(ref > 0, (c / ref - 1.0) * 100.0, np.nan)
-                return _pick(rule.direction, pct >= t, pct <= -t), {
-                    "close": c,
-                    "ref_close": ref,
-                    "pct_change": pct,
-                    "threshold": float(t),
-                }
-            case RsiRule(above=above, below=below):
-                c, p = b.cur("rsi_14"), b.lag("rsi_14", 1)
-                mask = np.zeros(c.size, dtype=bool)
-                values: dict[str, np.ndarray | float] = {"rsi_14": c, "prev_rsi_14": p}
-                if above is not None:
-                    mask |= (p < above) & (c >= above)
-                    values["above"] = float(above)
-                if below is not None:
-                    mask |= (p > below) & (c <= below)
-                    values["below"] = float(below)
-                return mask, values
-            case MacdCrossRule():
-                m, s = b.cur("macd"), b.cur("macd_signal")
-                pm, ps = b.lag("macd", 1), b.lag("macd_signal", 1)
-                d, pd = m - s, pm - ps
-                return _pick(rule.direction, (pd < 0) & (d >= 0), (pd >= 0) & (d < 0)), {
-                    "macd": m,
-                    "macd_signal": s,
-                    "prev_macd": pm,
-                    "prev_macd_signal": ps,
-                }
-            case BollingerRule():
-                c, u, lo = b.cur("close"), b.cur("bb_upper"), b.cur("bb_lower")
-                pc, pu, pl = b.lag("close", 1), b.lag("bb_upper", 1), b.lag("bb_lower", 1)
-                up, down = (pc <= pu) & (c > u), (pc >= pl) & (c < lo)
-                return _pick(rule.direction, up, down), {
-                    "close": c,
-                    "bb_upper": u,
-                    "bb_lower": lo,
-                    "prev_close": pc,
-                    "prev_bb_upper": pu,
-                    "prev_bb_lower": pl,
-                }
-            case VolumeSpikeRule(k=k):
-                v, avg = b.cur("volume"), b.cur("volume_sma_20")
-                return v > k * avg, {"volume": v, "volume_sma_20": avg, "k": float(k)}
+    match rule:
+        case PriceCrossRule(level=level):
+            c, p = b.cur("close"), b.lag("close", 1)
+            up, down = (p < level) & (c >= level), (p >= level) & (c < level)
+            return _pick(rule.direction, up, down), {
+                "close": c,
+                "prev_close": p,
+                "level": float(level),
+            }
+        case PctChangeRule(window=n, threshold=t):
+            c, ref = b.cur("close"), b.lag("close", n)
+            ratio = np.divide(c, ref, out=np.full(c.shape, np.nan), where=ref > 0)
+            pct = (ratio - 1.0) * 100.0
+            return _pick(rule.direction, pct >= t, pct <= -t), {
+                "close": c,
+                "ref_close": ref,
+                "pct_change": pct,
+                "threshold": float(t),
+            }
+        case RsiRule(above=above, below=below):
+            c, p = b.cur("rsi_14"), b.lag("rsi_14", 1)
+            mask = np.zeros(c.size, dtype=bool)
+            values: dict[str, np.ndarray | float] = {"rsi_14": c, "prev_rsi_14": p}
+            if above is not None:
+                mask |= (p < above) & (c >= above)
+                values["above"] = float(above)
+            if below is not None:
+                mask |= (p > below) & (c <= below)
+                values["below"] = float(below)
+            return mask, values
+        case MacdCrossRule():
+            m, s = b.cur("macd"), b.cur("macd_signal")
+            pm, ps = b.lag("macd", 1), b.lag("macd_signal", 1)
+            d, pd = m - s, pm - ps
+            return _pick(rule.direction, (pd < 0) & (d >= 0), (pd >= 0) & (d < 0)), {
+                "macd": m,
+                "macd_signal": s,
+                "prev_macd": pm,
+                "prev_macd_signal": ps,
+            }
+        case BollingerRule():
+            c, u, lo = b.cur("close"), b.cur("bb_upper"), b.cur("bb_lower")
+            pc, pu, pl = b.lag("close", 1), b.lag("bb_upper", 1), b.lag("bb_lower", 1)
+            up, down = (pc <= pu) & (c > u), (pc >= pl) & (c < lo)
+            return _pick(rule.direction, up, down), {
+                "close": c,
+                "bb_upper": u,
+                "bb_lower": lo,
+                "prev_close": pc,
+                "prev_bb_upper": pu,
+                "prev_bb_lower": pl,
+            }
+        case VolumeSpikeRule(k=k):
+            v, avg = b.cur("volume"), b.cur("volume_sma_20")
+            return v > k * avg, {"volume": v, "volume_sma_20": avg, "k": float(k)}
     raise RulesError(f"rule {rule.name!r}: unsupported rule type {type(rule).__name__}")
 
 

@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 
 from marketpulse.alerts.conditions import Batch, condition, message, needs
-from marketpulse.alerts.rings import lag_and_push
+from marketpulse.alerts.rings import Rings
 from marketpulse.alerts.rules import Rule
 from marketpulse.exceptions import RulesError
 from marketpulse.models import Alert
@@ -65,6 +65,7 @@ class AlertEngine:
             if names.count(rule.name) > 1:
                 raise RulesError(f"duplicate rule name {rule.name!r}")
         self._rule_index = {name: i for i, name in enumerate(names)}
+        self._rule_names = names
         self._cooldown_ns = [round(r.cooldown * 1e9) for r in self._rules]
         self._needs: dict[str, set[int]] = {}
         for rule in self._rules:
@@ -86,9 +87,11 @@ class AlertEngine:
         self._table = np.full((0, 0), -1, dtype=np.int32)
         self._keys: list[tuple[str, str]] = []
         self._slots_by_symbol: dict[str, list[int]] = {}
-        self._rings = {c: np.full((0, m), np.nan) for c, m in self._depth.items()}
+        self._rings = Rings({c: self._needs[c] - {0} for c in self._depth})
         self._last_fire = np.full((0, len(self._rules)), _NEVER, dtype=np.int64)
         self._applies: list[np.ndarray] = []
+        #: per rule, whether it watches every (symbol, interval) seen so far
+        self._applies_all = [True] * len(self._rules)
         self._code_slots = np.full(0, -1, np.int64)  # evaluate(codes=...): code -> slot
 
     def evaluate(
@@ -123,28 +126,18 @@ class AlertEngine:
         else:
             key = self._coded_index(np.asarray(codes, np.int64), rows["symbol"], rows["interval"])
         columns = {c: np.asarray(rows[c], dtype=np.float64) for c in self._needs}
-        lagged: dict[tuple[str, int], np.ndarray] = {}
-        for col in self._depth:
-            lags = sorted(self._needs[col] - {0})
-            for lag, values in lag_and_push(columns[col], key, self._rings[col], lags).items():
-                lagged[col, lag] = values
-        batch = Batch(columns, lagged)
+        batch = Batch(columns, self._rings.lag_and_push(columns, key))
 
-        found_rows, found_rules, found_values = [], [], []
+        found = np.empty((n, len(self._rules)), bool)  # row by rule
+        found_values = []
         for ri, rule in enumerate(self._rules):
             mask, values = condition(rule, batch)
-            applies = self._applies[ri][: len(self._keys)]
-            hits = np.flatnonzero(mask if applies.all() else mask & applies[key])
-            if hits.size:
-                found_rows.append(hits)
-                found_rules.append(np.full(hits.size, ri))
+            found[:, ri] = mask if self._applies_all[ri] else mask & self._applies[ri][key]
             found_values.append(values)
-        if not found_rows:
+        if not found.any():
             return []
-        cand_rows = np.concatenate(found_rows)
-        cand_rules = np.concatenate(found_rules)
-        order = np.lexsort((cand_rules, cand_rows))
-        return self._fire(rows, key, cand_rows[order], cand_rules[order], found_values)
+        cand_rows, cand_rules = np.nonzero(found)  # in row order, then rule order
+        return self._fire(rows, key, cand_rows, cand_rules, found_values)
 
     def _fire(self, rows, key, cand_rows, cand_rules, found_values) -> list[Alert]:
         """Apply the cooldown to the candidate rows and build their alerts."""
@@ -231,8 +224,7 @@ class AlertEngine:
             self._last_fire = np.vstack(
                 [self._last_fire, np.full((extra, len(self._rules)), _NEVER, dtype=np.int64)]
             )
-            for col, ring in self._rings.items():
-                self._rings[col] = np.vstack([ring, np.full((extra, ring.shape[1]), np.nan)])
+            self._rings.grow(extra)
         for ri, rule in enumerate(self._rules):
             if ri == len(self._applies):
                 self._applies.append(np.zeros(0, dtype=bool))
@@ -240,21 +232,20 @@ class AlertEngine:
                 grown = np.zeros(self._last_fire.shape[0], dtype=bool)
                 grown[: self._applies[ri].size] = self._applies[ri]
                 self._applies[ri] = grown
-            self._applies[ri][slot] = _applies(rule, symbol, interval)
+            self._applies[ri][slot] = watched = _applies(rule, symbol, interval)
+            self._applies_all[ri] = self._applies_all[ri] and watched
         return slot
 
     def snapshot(self, symbol: str) -> bytes:
         """Return all state for ``symbol`` as JSON bytes (for the ``state`` topic)."""
-        keys = []
+        keys, names = [], self._rule_names
         for slot in self._slots_by_symbol.get(symbol, []):
-            history = {
-                c: [None if v != v else v for v in r[slot].tolist()] for c, r in self._rings.items()
-            }
             fired = {
-                rule.name: int(self._last_fire[slot, ri])
-                for ri, rule in enumerate(self._rules)
-                if self._last_fire[slot, ri] != _NEVER
+                names[ri]: when
+                for ri, when in enumerate(self._last_fire[slot].tolist())
+                if when != _NEVER
             }
+            history = self._rings.history(slot)  # NaN (no bar yet) is written as null
             keys.append(_KeyState(self._keys[slot][1], history, fired))
         return _encoder.encode(_SymbolState(symbol, keys))
 
@@ -272,11 +263,11 @@ class AlertEngine:
             raise ValueError(f"alert state is for {state.symbol!r}, not {symbol!r}")
         for slot in self._slots_by_symbol.get(symbol, []):
             self._last_fire[slot] = _NEVER
-            for ring in self._rings.values():
+            for ring in self._rings.views.values():
                 ring[slot] = np.nan
         for ks in state.keys:
             slot = self._slot(symbol, ks.interval)
-            for col, ring in self._rings.items():
+            for col, ring in self._rings.views.items():
                 kept = [np.nan if v is None else v for v in ks.history.get(col, [])]
                 kept = kept[-ring.shape[1] :]
                 if kept:

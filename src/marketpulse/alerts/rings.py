@@ -5,38 +5,94 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["lag_and_push"]
+__all__ = ["Rings"]
 
 
 @nb.njit(cache=True, nogil=True)
 def _lag_and_push(
-    values: np.ndarray, key: np.ndarray, ring: np.ndarray, lags: np.ndarray, out: np.ndarray
+    values: np.ndarray,
+    key: np.ndarray,
+    ring: np.ndarray,
+    pair_column: np.ndarray,
+    pair_lag: np.ndarray,
+    out: np.ndarray,
 ) -> None:
-    depth = ring.shape[1]
-    for i in range(values.shape[0]):
+    depth = ring.shape[2]
+    for i in range(values.shape[1]):
         k = key[i]
-        for j in range(lags.shape[0]):
-            out[j, i] = ring[k, depth - lags[j]]
-        for d in range(depth - 1):
-            ring[k, d] = ring[k, d + 1]
-        ring[k, depth - 1] = values[i]
+        for j in range(pair_column.shape[0]):
+            out[j, i] = ring[k, pair_column[j], depth - pair_lag[j]]
+        for c in range(values.shape[0]):
+            for d in range(depth - 1):
+                ring[k, c, d] = ring[k, c, d + 1]
+            ring[k, c, depth - 1] = values[c, i]
 
 
-def lag_and_push(
-    values: np.ndarray, key: np.ndarray, ring: np.ndarray, lags: list[int]
-) -> dict[int, np.ndarray]:
-    """Return, per lag, each row's value that many bars earlier; keep the rows in ``ring``.
+class Rings:
+    """The last values of some columns per key (a (symbol, interval) slot), oldest first.
+
+    All columns live in one array, each right-aligned in the depth of the
+    deepest, so one call reads the lags of every column and pushes the rows.
+    :attr:`views` gives each column's own ring, ``depth`` values per key.
 
     Args:
-        values: one value per row, rows in time order within each key.
-        key: each row's ring index.
-        ring: per key, its last ``depth`` values, oldest first (NaN: none yet);
-            updated in place with the rows' values.
-        lags: the lags asked for, each from 1 to ``depth``.
+        lags: per column, the lags (in bars, from 1) that are read; its
+            ring is as deep as the largest.
     """
-    out = np.empty((len(lags), values.shape[0]), np.float64)
-    _lag_and_push(
-        np.ascontiguousarray(values, np.float64), np.ascontiguousarray(key, np.int64), ring,
-        np.asarray(lags, np.int64), out,
-    )  # fmt: skip
-    return {lag: out[j] for j, lag in enumerate(lags)}
+
+    def __init__(self, lags: dict[str, set[int]]) -> None:
+        self.columns = list(lags)
+        self._depths = [max(lags[c]) for c in self.columns]
+        self._pairs = [(j, lag) for j, c in enumerate(self.columns) for lag in sorted(lags[c])]
+        self._pair_column = np.array([j for j, _ in self._pairs], np.int64)
+        self._pair_lag = np.array([lag for _, lag in self._pairs], np.int64)
+        self._ring = np.full((0, len(self.columns), max(self._depths, default=0)), np.nan)
+        self.views: dict[str, np.ndarray] = {}
+        self._view()
+
+    def __len__(self) -> int:
+        return self._ring.shape[0]
+
+    def grow(self, extra: int) -> None:
+        """Add ``extra`` keys with no values yet (NaN)."""
+        more = np.full((extra, *self._ring.shape[1:]), np.nan)
+        self._ring = np.concatenate([self._ring, more])
+        self._view()
+
+    def _view(self) -> None:
+        width = self._ring.shape[2]
+        self.views = {
+            c: self._ring[:, j, width - depth :]
+            for j, (c, depth) in enumerate(zip(self.columns, self._depths, strict=True))
+        }
+
+    def history(self, slot: int) -> dict[str, list[float]]:
+        """Each column's ring of one key, oldest first, as lists."""
+        rows = self._ring[slot].tolist()
+        return {
+            c: row[len(row) - depth :]
+            for c, depth, row in zip(self.columns, self._depths, rows, strict=True)
+        }
+
+    def lag_and_push(
+        self, columns: dict[str, np.ndarray], key: np.ndarray
+    ) -> dict[tuple[str, int], np.ndarray]:
+        """Return each row's earlier values per (column, lag); keep the rows' values.
+
+        Args:
+            columns: one float64 value per row for each column; rows in time
+                order within each key.
+            key: each row's key.
+        """
+        n = len(key)
+        if not self.columns:
+            return {}
+        values = np.empty((len(self.columns), n), np.float64)
+        for j, c in enumerate(self.columns):
+            values[j] = columns[c]
+        out = np.empty((len(self._pairs), n), np.float64)
+        _lag_and_push(
+            values, np.ascontiguousarray(key, np.int64), self._ring,
+            self._pair_column, self._pair_lag, out,
+        )  # fmt: skip
+        return {(self.columns[j], lag): out[i] for i, (j, lag) in enumerate(self._pairs)}
