@@ -71,8 +71,8 @@ class AlertEngine:
         for rule in self._rules:
             for col, lags in needs(rule).items():
                 self._needs.setdefault(col, set()).update(lags)
-        # Ring length per column: the largest lag any rule asks for.
-        self._depth = {c: max(lags) for c, lags in self._needs.items() if max(lags) > 0}
+        # the earlier bars each column is read at (its ring is as deep as the largest)
+        self._lags = {c: lags - {0} for c, lags in self._needs.items() if lags - {0}}
         self.reset()
 
     @property
@@ -87,7 +87,7 @@ class AlertEngine:
         self._table = np.full((0, 0), -1, dtype=np.int32)
         self._keys: list[tuple[str, str]] = []
         self._slots_by_symbol: dict[str, list[int]] = {}
-        self._rings = Rings({c: self._needs[c] - {0} for c in self._depth})
+        self._rings = Rings(self._lags)
         self._last_fire = np.full((0, len(self._rules)), _NEVER, dtype=np.int64)
         self._applies: list[np.ndarray] = []
         #: per rule, whether it watches every (symbol, interval) seen so far

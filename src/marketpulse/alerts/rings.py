@@ -84,9 +84,9 @@ class Rings:
                 order within each key.
             key: each row's key.
         """
-        n = len(key)
         if not self.columns:
             return {}
+        n = len(key)
         values = np.empty((len(self.columns), n), np.float64)
         for j, c in enumerate(self.columns):
             values[j] = columns[c]

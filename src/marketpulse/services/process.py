@@ -82,9 +82,9 @@ class ProcessOptions:
             it is handled; a poll that finds none commits at once, and so does
             the first poll after every partition with recent input has closed
             the bars the transaction holds. 20 ms: a producer's linger spreads
-            the partitions of one moment over several fetches (up to 10 ms
-            apart, measured), and a partition that misses the commit waits a
-            whole commit longer (10 to 30 ms).
+            the partitions of one moment over several fetches, several
+            milliseconds apart, and a partition that misses the commit waits
+            a whole commit longer (10 to 30 ms).
         max_batch: records consumed per poll at most.
         exit_when_idle: exit, committed, once no record arrived for this long.
         transaction_timeout: seconds after which the broker aborts a transaction
