@@ -20,11 +20,16 @@ routes the row to the same partition number). Since trades are stamped with
 the clock at which they are produced, the latency of a row is its arrival
 time minus the stamp of that closing trade: produce call -> producer linger ->
 broker -> service consume, bars, indicators, transaction commit -> reader.
-Rows of every interval (1s, 1m, 5m) count; the first 5 s after the first row
-arrives are warm-up and not counted, then 25 s are measured. Before the first
-rate, one unmeasured run of 20 s at that rate warms the broker up (its JVM
-compiles its hot paths: against a broker just started, p50 and p99 came out
-about twice as high).
+Rows of every interval (1s, 1m, 5m) count; the first 10 s after the first row
+arrives are warm-up, then 25 s are measured. The warm-up's figures are
+reported apart (``start_up_*``): on topics just created, the broker's first
+writes into each partition's index files fault in pages of new sparse files
+(about 2 ms each on this machine's disk, against 0.02 ms on tmpfs), and the
+commit markers, written to some 20 partitions at once, took up to 160 ms in
+the first 6 to 7 s (the broker's request log), 1 to 3 ms afterwards. Before
+the first rate, one unmeasured run of 20 s at that rate warms the broker up
+(its JVM compiles its hot paths: against a broker just started, p50 and p99
+came out about twice as high).
 
 A broker of its own is started in a temporary directory unless
 ``MARKETPULSE_KAFKA_BOOTSTRAP`` names one. That broker's threads run at nice
@@ -224,8 +229,14 @@ def start_service(
 
 
 def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_ms: float,
-            work: Path, commit_interval: float = COMMIT_INTERVAL) -> dict:  # fmt: skip
-    """Run the service, the producer and the reader at one rate; return the latency figures."""
+            work: Path, commit_interval: float = COMMIT_INTERVAL,
+            closes_csv: Path | None = None) -> dict:  # fmt: skip
+    """Run the service, the producer and the reader at one rate; return the latency figures.
+
+    ``closes_csv``: also write one line per bar close (partition, bar end,
+    closing stamp, rows, latency of its first and last row, until produced),
+    to see which closes make the tail.
+    """
     topics = Topics(new_prefix(f"latency{int(rate)}"))
     create_topics(bus_for(bootstrap), topics)
     log = work / f"process-{int(rate)}.log"
@@ -237,6 +248,7 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
         producer.start()
         if not reader.first.wait(90):
             raise RuntimeError(f"no indicator row within 90 s:\n{log.read_text()[-3000:]}")
+        first_ns = time.time_ns()
         time.sleep(warmup)
         begin_ns, sent0, cpu0 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
         time.sleep(duration)
@@ -260,21 +272,10 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     if service.returncode != 0:
         raise RuntimeError(f"marketpulse process failed:\n{log.read_text()[-3000:]}")
     closing = producer.closing_stamps()
-    latencies, produced, closes, mismatched = [], [], set(), 0
-    for arrival, partition, value, created_ms in reader.rows:
-        row = _decode_row(value)
-        if partition_for(row.symbol, PARTITIONS) != partition:
-            mismatched += 1  # the producer's partitioner disagrees with ours: not measurable
-            continue
-        stamps = closing[partition]
-        i = np.searchsorted(stamps, row.ts)  # first send stamped >= E (+ lateness 0)
-        if i == len(stamps) or not begin_ns <= stamps[i] < end_ns:
-            continue
-        latencies.append(arrival - int(stamps[i]))
-        produced.append(created_ms * 1_000_000 - int(stamps[i]))
-        closes.add((partition, row.ts))
-    if mismatched:
-        raise RuntimeError(f"{mismatched} rows on a partition other than their symbol's")
+    latencies, produced, closes = _latencies(reader.rows, closing, begin_ns, end_ns)
+    if closes_csv is not None:
+        _write_closes(closes_csv, closes)
+    start_up = np.asarray(_latencies(reader.rows, closing, first_ns, begin_ns)[0]) / 1e6
     ms = np.asarray(latencies, np.float64) / 1e6
     # the part until the service produced the row (record timestamps have ms resolution)
     part = np.asarray(produced, np.float64) / 1e6
@@ -293,13 +294,56 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
         "to_service_produce_p50_ms": float(np.median(part)) if len(part) else np.nan,
         "to_service_produce_p99_ms": float(np.percentile(part, 99)) if len(part) else np.nan,
         "service_cpu_share": (cpu1 - cpu0) / window,
+        # the warm-up, from the first row on (fresh topics): not in the figures above
+        "start_up_samples": len(start_up),
+        "start_up_p99_ms": float(np.percentile(start_up, 99)) if len(start_up) else np.nan,
+        "start_up_max_ms": float(start_up.max()) if len(start_up) else np.nan,
     }
+
+
+def _latencies(rows: list, closing: dict[int, np.ndarray], lo: int, hi: int) -> tuple:
+    """Latency and part until produced (ns) of each row whose closing trade was sent in [lo, hi).
+
+    Also the rows of each bar close, keyed by (partition, bar end, closing stamp).
+    """
+    latencies, produced, closes, mismatched = [], [], {}, 0
+    for arrival, partition, value, created_ms in rows:
+        row = _decode_row(value)
+        if partition_for(row.symbol, PARTITIONS) != partition:
+            mismatched += 1  # the producer's partitioner disagrees with ours: not measurable
+            continue
+        stamps = closing[partition]
+        i = np.searchsorted(stamps, row.ts)  # first send stamped >= E (+ lateness 0)
+        if i == len(stamps) or not lo <= stamps[i] < hi:
+            continue
+        latencies.append(arrival - int(stamps[i]))
+        produced.append(created_ms * 1_000_000 - int(stamps[i]))
+        closes.setdefault((partition, row.ts, int(stamps[i])), []).append(
+            (latencies[-1], produced[-1])
+        )
+    if mismatched:
+        raise RuntimeError(f"{mismatched} rows on a partition other than their symbol's")
+    return latencies, produced, closes
+
+
+def _write_closes(path: Path, closes: dict) -> None:
+    lines = ["partition,bar_end_ns,closing_stamp_ns,rows,first_ms,last_ms,produced_max_ms"]
+    for (partition, end, stamp), rows in sorted(closes.items(), key=lambda item: item[0][2]):
+        arrived = [latency for latency, _ in rows]
+        lines.append(
+            f"{partition},{end},{stamp},{len(rows)},{min(arrived) / 1e6:.2f},"
+            f"{max(arrived) / 1e6:.2f},{max(p for _, p in rows) / 1e6:.2f}"
+        )
+    path.write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="10000,50000,100000", help="trades/s, comma-separated")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds not counted")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0,
+        help="seconds from the first row not counted (reported apart as start-up)",
+    )  # fmt: skip
     parser.add_argument("--duration", type=float, default=25.0, help="seconds measured per rate")
     parser.add_argument("--linger-ms", type=float, default=5.0, help="producer linger.ms")
     parser.add_argument(
@@ -315,6 +359,10 @@ def main() -> None:
         "--broker-nice", type=int, default=-10,
         help="nice value of the broker this script starts (0: the default priority)",
     )  # fmt: skip
+    parser.add_argument(
+        "--closes", type=Path, metavar="DIR",
+        help="write closes-RATE.csv here: one line per bar close, to see which make the tail",
+    )  # fmt: skip
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     results = []
@@ -328,11 +376,13 @@ def main() -> None:
             print(f"broker warm-up at {rates[0]:,.0f}/s (not counted): p50 "
                   f"{warm['p50_ms']:.1f} ms, p99 {warm['p99_ms']:.1f} ms", file=sys.stderr)  # fmt: skip
         for rate in rates:
+            csv = args.closes / f"closes-{int(rate)}.csv" if args.closes else None
             result = measure(kafka.bootstrap, rate, args.warmup, args.duration, args.linger_ms,
-                             Path(work), args.commit_interval)  # fmt: skip
+                             Path(work), args.commit_interval, csv)  # fmt: skip
             print(
                 f"{rate:,.0f}/s: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
-                f"max {result['max_ms']:.1f} ms ({result['samples']} rows)",
+                f"max {result['max_ms']:.1f} ms ({result['samples']} rows); start-up p99 "
+                f"{result['start_up_p99_ms']:.1f} ms, max {result['start_up_max_ms']:.1f} ms",
                 file=sys.stderr,
             )
             results.append(result)

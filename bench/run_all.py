@@ -244,7 +244,8 @@ def render_kafka(catchup: dict, latency: dict, today: str) -> str:
         f"| {r['rate']:,.0f} | {r['produced_per_s']:,.0f} | {r['samples']:,} "
         f"({r['bar_closes']:,}) | {_ms(r['p50_ms'])} | {_ms(r['p95_ms'])} | "
         f"{_ms(r['p99_ms'])} | {_ms(r['max_ms'])} | {_ms(r['to_service_produce_p50_ms'])} / "
-        f"{_ms(r['to_service_produce_p99_ms'])} | {r['service_cpu_share']:.2f} |"
+        f"{_ms(r['to_service_produce_p99_ms'])} | {r['service_cpu_share']:.2f} | "
+        f"{_ms(r.get('start_up_p99_ms', float('nan')))} / {_ms(r.get('start_up_max_ms', float('nan')))} |"
         for r in latency["rates"]
     )
     at_10k = [r for r in latency["rates"] if r["rate"] == 10_000]
@@ -301,9 +302,20 @@ the commit interval applies only while the service catches up on a backlog.
 `read_committed` consumer in a process of its own (not slowed by the producer
 thread) notes
 when each indicator row arrives. Each rate runs on fresh topics for
-{latency["rates"][0]["seconds"] if latency["rates"] else 0:.0f} s after a {latency["warmup_s"]:g} s warm-up; before the first rate, an unmeasured run of
+{latency["rates"][0]["seconds"] if latency["rates"] else 0:.0f} s after a warm-up of {latency["warmup_s"]:g} s from the first row; before the first rate, an unmeasured run of
 {latency.get("broker_warmup_s", 0):g} s warms the broker started by the script up (against a broker just
 started, p50 and p99 came out about twice as high: its JVM had not compiled its hot paths yet).
+
+The warm-up on fresh topics is slower, and its p99 and max are given apart
+("start-up"): the broker's first writes into each new partition's index files
+fault in pages of new sparse files, about 2 ms each on this machine's disk
+(0.02 ms on tmpfs), and a commit writes its markers to some 20 partitions at
+once. In the broker's request log, `WriteTxnMarkers` took up to 160 ms in the
+first 6 to 7 s after the first commit with outputs, and 1 to 3 ms after that;
+the slow closes seen in earlier runs were all the first of their measured window,
+which started 5 s after the first row then. On topics already in use the
+same faults come one page at a time as the indexes grow (a few milliseconds
+now and then), and all at once again when a partition rolls a new segment.
 
 Latency of an indicator row: with lateness 0 a bar `[S, E)` closes when the
 largest event time seen on its `ticks` partition reaches `E`, that is when the
@@ -318,8 +330,8 @@ so the number of closes is given too. "Until produced" is the part until the
 service produced the row (the Kafka record timestamp, millisecond resolution);
 the rest is the transaction commit and the reader's fetch.
 
-| trades/s | produced/s | rows (bar closes) | p50 ms | p95 ms | p99 ms | max ms | until produced p50 / p99 ms | service CPU (cores) |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| trades/s | produced/s | rows (bar closes) | p50 ms | p95 ms | p99 ms | max ms | until produced p50 / p99 ms | service CPU (cores) | start-up p99 / max ms |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {lat_rows}
 
 Against the target of issue 3: {lat_verdict}

@@ -483,8 +483,11 @@ class Broker:
         java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
         if not java or not Path(java).exists():
             raise BrokerError("java (17 or newer) is needed to run Kafka; none found")
+        # the GC log Kafka's own start scripts keep: pauses show in the latency
+        gc_log = f"-Xlog:gc*:file={self.logs_dir}/kafkaServer-gc.log:time,tags:filecount=10,filesize=100M"
         return [
             java, *JVM_HEAP, *JVM_OPTIONS,
+            *((gc_log,) if main_class == MAIN_CLASS else ()),
             f"-Dlog4j2.configurationFile={self.log4j_file}",
             f"-Dkafka.logs.dir={self.logs_dir}",
             "-cp", f"{self.libs_dir}/*",
