@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from marketpulse.alerts import JsonLinesNotifier, Rule
 from marketpulse.bus import MemoryBus, TopicPartition
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
+from marketpulse.pipeline.pacing import paced
 from marketpulse.pipeline.threads import Prefetch, SinkWorker
 from marketpulse.pipeline.view import MarketView
 from marketpulse.sinks import LakeSink, Sink
@@ -139,7 +138,7 @@ class EmbeddedPipeline:
             worker.start()
         try:
             ahead = Prefetch(self.feed.batches())
-            batches = _paced(iter(ahead), options.speed, stop)
+            batches = paced(iter(ahead), options.speed, stop)
             pending, received = 0, 0.0
             for batch in batches:
                 received = received or time.perf_counter()
@@ -230,37 +229,3 @@ def _drain_all(workers: list[SinkWorker]) -> None:
             errors.append(exc)
     if errors:
         raise errors[0]
-
-
-def _paced(
-    batches: Iterator[FeedBatch], speed: float | None, stop: threading.Event
-) -> Iterator[FeedBatch]:
-    """Yield feed batches at ``speed`` times the pace of their event times."""
-    if speed is None:
-        yield from batches
-        return
-    origin: tuple[float, int] | None = None
-    done_before = 0
-    for batch in batches:
-        column = "start" if batch.kind == "bar" else "ts"
-        ts = batch.data.column(column).to_numpy(zero_copy_only=False).astype(np.int64)
-        if len(ts) == 0:
-            yield batch
-            continue
-        if origin is None:
-            origin = (time.monotonic(), int(ts[0]))
-        due = origin[0] + (ts - origin[1]) / 1e9 / speed
-        # slices of at most 50 ms of wall time each
-        cuts = np.flatnonzero(np.diff(np.floor((due - due[0]) / 0.05)) > 0) + 1
-        bounds = [0, *cuts.tolist(), len(ts)]
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-            wait = due[lo] - time.monotonic()
-            if wait > 0 and stop.wait(wait):
-                return
-            # progress moves through the batch with the rows actually replayed
-            done = done_before + (batch.done - done_before) * hi // len(ts)
-            yield FeedBatch(
-                batch.kind, batch.data.slice(lo, hi - lo), batch.dead if lo == 0 else [], done,
-                batch.total,
-            )  # fmt: skip
-        done_before = batch.done

@@ -27,7 +27,7 @@ from marketpulse.bus.kafka import COMPRESSIONS, KafkaBus, KafkaProducer
 from marketpulse.bus.topics import Topics
 from marketpulse.exceptions import BusError, ConfigError
 from marketpulse.feeds.base import Feed, FeedBatch
-from marketpulse.pipeline.embedded import _paced
+from marketpulse.pipeline.pacing import paced
 from marketpulse.pipeline.threads import Prefetch
 
 __all__ = ["ProduceOptions", "ProduceService", "ProduceStats"]
@@ -185,7 +185,7 @@ class ProduceService:
 
     def _loop(self, producer: KafkaProducer) -> None:
         ahead = iter(Prefetch(self.feed.batches()))
-        batches = _paced(ahead, self.options.speed, self.stop)
+        batches = paced(ahead, self.options.speed, self.stop)
         try:
             for batch in batches:
                 self._send(producer, batch)
