@@ -222,9 +222,14 @@ def render_kafka(catchup: dict, latency: dict, today: str) -> str:
         f"{fast['ticks_per_s']:,.0f} | {fast['cpu_seconds']:.1f} |"
     )
     if kcat:
+        plain, quick = kcat["defaults"], kcat["no_fetch_backoff"]
         rows.append(
             f"| kcat | `kcat -C -b BOOT -t TOPIC -e -o beginning -q > /dev/null` | "
-            f"{kcat['seconds']:.2f} | {kcat['ticks_per_s']:,.0f} | |"
+            f"{plain['seconds']:.2f} | {plain['ticks_per_s']:,.0f} | {plain['cpu_seconds']:.1f} |"
+        )
+        rows.append(
+            f"| kcat, no fetch back-off | the same with `-X queued.min.messages=1000000` | "
+            f"{quick['seconds']:.2f} | {quick['ticks_per_s']:,.0f} | {quick['cpu_seconds']:.1f} |"
         )
     table = "\n".join(rows)
     main_route = routes.get("in-process") or next(iter(routes.values()))
@@ -286,6 +291,14 @@ at least half the raw confluent-kafka rate (the faster raw row, {ceiling:,.0f} t
 {half}. Repeated runs on this shared two-core machine vary widely: on 2026-11-23 the
 raw ceiling alone moved between 357,000 and 699,000 ticks/s from run to run, and the
 process service in-process between 276,000 and 471,000.
+
+kcat links Debian's librdkafka 2.0.2, which stops fetching a partition for a
+fixed second whenever 100,000 of its records wait in the local queue; with its
+defaults its time depends on where those pauses fall (on 2026-11-25 four runs
+in a row took 4.2 to 11.7 s, and earlier runs of this script gave between 666,000
+and 1,620,000 ticks/s). The row with `queued.min.messages=1000000` is the C
+client's ceiling; the target compares with the raw confluent-kafka consumer, the
+ceiling of a Python consumer.
 
 ### Latency
 
