@@ -47,8 +47,9 @@ test: $(STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chro
 test-unit: $(STAMP) ## run the unit tests only
 	$(BIN)/python -m pytest tests/unit $(ARGS)
 
-lint: $(STAMP) ## ruff over the package and tests
-	$(BIN)/ruff check src tests bench
+lint: $(STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md
 	$(BIN)/python bench/run_all.py

@@ -484,7 +484,8 @@ class Broker:
         if not java or not Path(java).exists():
             raise BrokerError("java (17 or newer) is needed to run Kafka; none found")
         # the GC log Kafka's own start scripts keep: pauses show in the latency
-        gc_log = f"-Xlog:gc*:file={self.logs_dir}/kafkaServer-gc.log:time,tags:filecount=10,filesize=100M"
+        gc_file = self.logs_dir / "kafkaServer-gc.log"
+        gc_log = f"-Xlog:gc*:file={gc_file}:time,tags:filecount=10,filesize=100M"
         return [
             java, *JVM_HEAP, *JVM_OPTIONS,
             *((gc_log,) if main_class == MAIN_CLASS else ()),
