@@ -9,7 +9,7 @@ uses topics under its own fresh prefix, so runs never see each other's data.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import os
 import shutil
 import sys
@@ -34,14 +34,11 @@ PARTITIONS = 6
 
 
 def _kafka_broker_module():
-    """Import scripts/kafka_broker.py (not a package) by its path, once."""
-    name = "marketpulse_scripts_kafka_broker"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "kafka_broker.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """Import scripts/kafka_broker.py (not a package; its siblings beside it) once."""
+    scripts = str(ROOT / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    return importlib.import_module("kafka_broker")
 
 
 @dataclass

@@ -13,7 +13,7 @@ tests/integration can ask for them:
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import sys
 import uuid
@@ -27,14 +27,11 @@ BOOTSTRAP_ENV = "MARKETPULSE_KAFKA_BOOTSTRAP"
 
 
 def _load_kafka_broker():
-    """Import scripts/kafka_broker.py (not a package) by its path, once."""
-    name = "marketpulse_scripts_kafka_broker"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "kafka_broker.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # registered before it runs, as a normal import is
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """Import scripts/kafka_broker.py (not a package; its siblings beside it) once."""
+    scripts = str(ROOT / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    return importlib.import_module("kafka_broker")
 
 
 kafka_broker = _load_kafka_broker()

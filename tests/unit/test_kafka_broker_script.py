@@ -1,20 +1,16 @@
 """scripts/kafka_broker.py pieces that need no broker."""
 
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kafka_broker.py"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def load_script():
-    name = "marketpulse_scripts_kafka_broker"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))  # the script imports its siblings
+    return importlib.import_module("kafka_broker")
 
 
 def test_cluster_ids_never_start_with_a_dash_the_storage_tool_would_take_for_an_option():
