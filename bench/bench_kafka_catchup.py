@@ -35,15 +35,11 @@ prints the hotspots to standard error. Prints one JSON object (last line).
 from __future__ import annotations
 
 import argparse
-import collections
 import cProfile
-import io
 import json
 import os
-import pstats
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -66,6 +62,7 @@ from kafka_common import (
     process_cpu_seconds,
     recreate_topics,
 )
+from profiling import PySpy, print_cprofile, print_py_spy
 
 from marketpulse.alerts import default_rules
 from marketpulse.bus.base import Batch, Message
@@ -135,9 +132,14 @@ SERVICE_FETCH = {
 }
 #: librdkafka postpones a partition's next fetch by fetch.queue.backoff.ms (1 s) whenever its
 #: local queue holds more than queued.min.messages (100,000): a fast reader then starves.
-NO_FETCH_BACKOFF = {**SERVICE_FETCH, "queued.min.messages": 1_000_000}
 #: kcat's librdkafka (Debian's 2.0.2) backs a partition off for a fixed second in that case.
-KCAT_NO_FETCH_BACKOFF = {"queued.min.messages": 1_000_000}
+NO_BACKOFF = {"queued.min.messages": 1_000_000}
+NO_FETCH_BACKOFF = {**SERVICE_FETCH, **NO_BACKOFF}
+
+
+def best(runs: list[dict]) -> dict:
+    """The fastest of ``runs``, with every run's seconds beside it (``runs_seconds``)."""
+    return {**min(runs, key=lambda r: r["seconds"]), "runs_seconds": [r["seconds"] for r in runs]}
 
 
 def run_raw_consumer(
@@ -217,26 +219,6 @@ class CommitWatch:
                 raise RuntimeError("the process service stopped before catching up")
             time.sleep(interval)
         raise TimeoutError("the process service did not catch up in time")
-
-
-class PySpy:
-    """``py-spy record`` attached to this process until stopped (raw collapsed stacks)."""
-
-    def __init__(self, path: Path, rate: int = 200) -> None:
-        exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-        if not Path(exe).exists():
-            raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
-        self.path = path
-        self.proc = subprocess.Popen(
-            [exe, "record", "--pid", str(os.getpid()), "--rate", str(rate), "--format", "raw",
-             "--threads", "--nonblocking", "--full-filenames", "--output", str(path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        time.sleep(1.0)  # let it attach
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=60)
 
 
 def service_run(
@@ -348,51 +330,12 @@ def cli_run(cluster_: Cluster, topics: Topics, ends: dict[int, int]) -> dict:
     return result
 
 
-def print_cprofile(path: str, top: int = 30) -> None:
-    """Print the hotspots of a cProfile dump (self time, then cumulative) to stderr."""
-    for order in ("tottime", "cumulative"):
-        out = io.StringIO()
-        pstats.Stats(path, stream=out).sort_stats(order).print_stats(top)
-        print(out.getvalue(), file=sys.stderr)
-
-
-def print_py_spy(path: Path, thread: str, top: int = 30) -> None:
-    """Summarise py-spy raw stacks of one thread: self and inclusive share per function."""
-    own: collections.Counter[str] = collections.Counter()
-    inclusive: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
-        if not frames or thread not in frames[0]:
-            continue
-        n = int(count)
-        total += n
-        names = [_frame(f) for f in frames[1:]]
-        if names:
-            own[names[-1]] += n
-        for name in set(names):
-            inclusive[name] += n
-    print(f"py-spy: {total} samples of thread {thread}", file=sys.stderr)
-    for title, counter in (("self", own), ("inclusive", inclusive)):
-        print(f"--- top {top} by {title} time", file=sys.stderr)
-        for name, n in counter.most_common(top):
-            print(f"{100 * n / max(total, 1):6.1f}%  {name}", file=sys.stderr)
-
-
-def _frame(frame: str) -> str:
-    """``func (path/to/file.py:12)`` -> ``func (file.py)``: group a function's lines."""
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")").rsplit(":", 1)[0]
-    parts = Path(where).parts
-    short = "/".join(parts[-2:]) if parts else where
-    return f"{name} ({short})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=13, help="Lean days written (default 13)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each ceiling; best kept")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each ceiling; best kept, all recorded"
+    )
     parser.add_argument(
         "--routes", default="in-process,command",
         help="process service routes to time: in-process, command (comma-separated)",
@@ -418,7 +361,6 @@ def main() -> None:
             raise RuntimeError(f"ticks holds {sum(ends.values())} records, not {loaded['trades']}")
         print(f"preloaded {loaded['trades']:,} trades: {loaded['ticks_per_s']:,.0f}/s; "
               f"per partition {ends}", file=sys.stderr)  # fmt: skip
-        best = lambda runs: min(runs, key=lambda r: r["seconds"])  # noqa: E731
         raw = {}
         for name, settings in (("service_fetch", SERVICE_FETCH),
                                ("no_fetch_backoff", NO_FETCH_BACKOFF)):  # fmt: skip
@@ -429,7 +371,7 @@ def main() -> None:
         kcat = None
         if not args.no_kcat:
             kcat = {}
-            for name, settings in (("defaults", {}), ("no_fetch_backoff", KCAT_NO_FETCH_BACKOFF)):
+            for name, settings in (("defaults", {}), ("no_fetch_backoff", NO_BACKOFF)):
                 kcat[name] = best([run_kcat(kafka.bootstrap, topics.ticks, loaded["trades"],
                                             settings) for _ in range(args.repeat)])  # fmt: skip
                 print(f"kcat ({name}): {kcat[name]['ticks_per_s']:,.0f}/s", file=sys.stderr)

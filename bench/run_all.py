@@ -292,14 +292,7 @@ at least half the raw confluent-kafka rate (the faster raw row, {ceiling:,.0f} t
 raw ceiling alone moved between 357,000 and 699,000 ticks/s from run to run, and the
 process service in-process between 276,000 and 471,000.
 
-kcat links Debian's librdkafka 2.0.2, which stops fetching a partition for a
-fixed second whenever 100,000 of its records wait in the local queue; with its
-defaults its time depends on where those pauses fall (on 2026-11-25 four runs
-in a row took 4.2 to 11.7 s, and earlier runs of this script gave between 666,000
-and 1,620,000 ticks/s). The row with `queued.min.messages=1000000` is the C
-client's ceiling; the target compares with the raw confluent-kafka consumer, the
-ceiling of a Python consumer.
-
+{_kcat_note(kcat)}
 ### Latency
 
 A producer thread sends simulated trades of {latency["symbols"]} symbols at a fixed
@@ -348,6 +341,21 @@ the rest is the transaction commit and the reader's fetch.
 {lat_rows}
 
 Against the target of issue 3: {lat_verdict}
+"""
+
+
+def _kcat_note(kcat: dict | None) -> str:
+    """Why kcat has two rows, with the spread of its runs with the defaults."""
+    if not kcat:
+        return ""
+    runs = kcat["defaults"].get("runs_seconds") or [kcat["defaults"]["seconds"]]
+    return f"""kcat links Debian's librdkafka 2.0.2, which stops fetching a partition for a
+fixed second whenever 100,000 of its records wait in the local queue; with its
+defaults its time depends on where those pauses fall (this run's {len(runs)} took
+{min(runs):.1f} to {max(runs):.1f} s; earlier runs of this script, in this file's history, gave
+between 666,000 and 1,620,000 ticks/s). The row with `queued.min.messages=1000000`
+is the C client's ceiling; the target compares with the raw confluent-kafka
+consumer, the ceiling of a Python consumer.
 """
 
 
