@@ -22,11 +22,8 @@ time minus the stamp of that closing trade: produce call -> producer linger ->
 broker -> service consume, bars, indicators, transaction commit -> reader.
 Rows of every interval (1s, 1m, 5m) count; the first 10 s after the first row
 arrives are warm-up, then 25 s are measured. The warm-up's figures are
-reported apart (``start_up_*``): on topics just created, the broker's first
-writes into each partition's index files fault in pages of new sparse files
-(about 2 ms each on this machine's disk, against 0.02 ms on tmpfs), and the
-commit markers, written to some 20 partitions at once, took up to 160 ms in
-the first 6 to 7 s (the broker's request log), 1 to 3 ms afterwards. Before
+reported apart (``start_up_*``): on topics just created the first seconds
+are slower, for reasons not settled (docs/benchmarks.md says what is known). Before
 the first rate, one unmeasured run of 20 s at that rate warms the broker up
 (its JVM compiles its hot paths: against a broker just started, p50 and p99
 came out about twice as high).

@@ -174,15 +174,16 @@ query in-process (best of 5).
 def kafka_section() -> str:
     catchup = last_json(run("bench/bench_kafka_catchup.py"))
     latency = last_json(run("bench/bench_kafka_latency.py"))
-    return render_kafka(catchup, latency, dt.date.today().isoformat())
+    touch = last_json(run("bench/bench_page_touch.py"))
+    return render_kafka(catchup, latency, touch, dt.date.today().isoformat())
 
 
 def _ms(value: float) -> str:
     return "n/a" if value != value else f"{value:.1f}"  # NaN: no sample
 
 
-def render_kafka(catchup: dict, latency: dict, today: str) -> str:
-    """The Kafka section from the JSON of bench_kafka_catchup.py and bench_kafka_latency.py."""
+def render_kafka(catchup: dict, latency: dict, touch: dict, today: str) -> str:
+    """The Kafka section from the JSON of the catch-up, latency and page-touch scripts."""
     load = catchup["preload"]
     used = {p: n for p, n in catchup["partition_records"].items() if n}
     spread = ", ".join(f"{n:,} in partition {p}" for p, n in used.items())
@@ -260,7 +261,7 @@ def render_kafka(catchup: dict, latency: dict, today: str) -> str:
         if at_10k
         else "(the 10,000 ticks/s rate was not run)"
     )
-    return f"""## Kafka (`bench/bench_kafka_catchup.py`, `bench/bench_kafka_latency.py`)
+    return f"""## Kafka (`bench/bench_kafka_catchup.py`, `bench/bench_kafka_latency.py`, `bench/bench_page_touch.py`)
 
 Measured on {today} against {catchup["broker"]}, on the same two
 cores as the service and the clients (the broker's CPU time is shown when the
@@ -310,18 +311,22 @@ thread) notes
 when each indicator row arrives. Each rate runs on fresh topics for
 {latency["rates"][0]["seconds"] if latency["rates"] else 0:.0f} s after a warm-up of {latency["warmup_s"]:g} s from the first row; before the first rate, an unmeasured run of
 {latency.get("broker_warmup_s", 0):g} s warms the broker started by the script up (against a broker just
-started, p50 and p99 came out about twice as high: its JVM had not compiled its hot paths yet).
+started, `--broker-warmup 0`, p50 and p99 came out about twice as high: its JVM had not compiled its hot paths yet).
 
 The warm-up on fresh topics is slower, and its p99 and max are given apart
-("start-up"): the broker's first writes into each new partition's index files
-fault in pages of new sparse files, about 2 ms each on this machine's disk
-(0.02 ms on tmpfs), and a commit writes its markers to some 20 partitions at
-once. In the broker's request log, `WriteTxnMarkers` took up to 160 ms in the
-first 6 to 7 s after the first commit with outputs, and 1 to 3 ms after that;
-the slow closes seen in earlier runs were all the first of their measured window,
-which started 5 s after the first row then. On topics already in use the
-same faults come one page at a time as the indexes grow (a few milliseconds
-now and then), and all at once again when a partition rolls a new segment.
+("start-up"); the slow closes seen in earlier runs were all the first of their
+measured window, which started 5 s after the first row then. Why is not settled.
+An investigation on 2026-11-24 (the broker's request log at DEBUG, not a script
+of this repository) saw the broker's `WriteTxnMarkers` requests, which write a
+commit's markers to some 20 partitions at once, slow in the first seconds after
+the first commit with outputs and fast after that, and took the cause for the
+broker's first writes into the new partitions' index files (sparse files,
+memory-mapped). `bench/bench_page_touch.py` times such first writes directly
+and does not bear that out: on this machine's disk
+a first write into a page of a new sparse mapped file took {touch["disk"]["median_ms"] * 1000:.1f} us
+(median; p99 {touch["disk"]["p99_ms"] * 1000:.1f} us, max {touch["disk"]["max_ms"]:.1f} ms
+over {touch["disk"]["pages"]:,} pages), against {touch["tmpfs"]["median_ms"] * 1000:.1f} us on tmpfs
+(max {touch["tmpfs"]["max_ms"]:.1f} ms).
 
 Latency of an indicator row: with lateness 0 a bar `[S, E)` closes when the
 largest event time seen on its `ticks` partition reaches `E`, that is when the
