@@ -51,7 +51,7 @@ lint: $(STAMP) ## ruff (lint and format check) over the package, tests, benchmar
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 
-bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md
+bench: $(STAMP) ## run the benchmarks, save the runs in bench/results/ and regenerate docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
 
 kafka-up: ## start a local Kafka broker (KAFKA_PORT=9092, data in KAFKA_HOME=.kafka)
