@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from marketpulse.exceptions import ConfigError
+from marketpulse.redaction import redact_url
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -153,22 +154,6 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` with the password of its user part masked.
-
-    ``postgresql://app:s3cret@db:5432/market`` → ``postgresql://app:********@db:5432/market``.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, tail = rest.partition("/")
-    user, at, host = authority.rpartition("@")
-    if not at or ":" not in user:
-        return url
-    name = user.split(":", 1)[0]
-    return f"{scheme}://{name}:********@{host}{slash}{tail}"
-
-
 def _convert(value: Any, kind: Any, where: str) -> Any:
     origin = getattr(kind, "__origin__", None)
     try:
@@ -285,13 +270,13 @@ def _as_dict(settings: Any) -> dict[str, Any]:
 def masked(settings: Settings) -> dict[str, Any]:
     """Return the settings as plain data with every secret masked."""
 
-    def plain(value: Any) -> Any:
+    def plain(value: Any, name: str = "") -> Any:
         if isinstance(value, Secret):
-            # URLs keep everything but their password: where they point matters
+            # connection strings keep everything but their secrets: where they point matters
             text = value.reveal()
-            return redact_url(text) if "://" in text else ("********" if text else "")
+            return redact_url(text) if name.endswith("_url") else ("********" if text else "")
         if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
+            return {k: plain(v, k) for k, v in value.items()}
         if isinstance(value, tuple):
             return list(value)
         return value

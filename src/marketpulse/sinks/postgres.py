@@ -28,8 +28,11 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
-from marketpulse.config import Secret, redact_url
+from marketpulse.config import Secret
+from marketpulse.exceptions import ConfigError
+from marketpulse.redaction import redact_text, redact_url, secret_values
 from marketpulse.sinks.base import TABLES, SinkStats, SourceRange
 from marketpulse.sinks.batching import BatchingSink
 from marketpulse.sinks.exceptions import SinkError
@@ -58,14 +61,17 @@ class PostgresSink(BatchingSink):
     the caller has not.
 
     Args:
-        url: ``postgresql://user:password@host:port/database``; the password
-            is never printed or logged.
+        url: ``postgresql://user:password@host:port/database`` or libpq's
+            ``host=... password=...``; its secrets are never printed or logged.
         tables: the tables to store; writes to other tables are ignored.
         max_rows: buffered rows of one table that trigger a flush.
         max_age_s: age of the oldest buffered row that triggers a flush.
         connect_timeout_s: how long :meth:`open` retries an unreachable server.
         retry_s: how long a flush retries after the connection broke.
         clock: monotonic clock in seconds, replaceable in tests.
+
+    Raises:
+        ConfigError: ``url`` is not a valid connection string (the message masks its secrets).
     """
 
     name = "postgres"
@@ -88,6 +94,11 @@ class PostgresSink(BatchingSink):
         super().__init__(tuple(tables), max_rows, max_age_s, clock)
         self._url = url if isinstance(url, Secret) else Secret(url)
         self.where = redact_url(self._url.reveal())
+        self._secrets = secret_values(self._url.reveal())
+        try:
+            conninfo_to_dict(self._url.reveal())
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"PostgreSQL URL {self.where}: {self._redact(exc)}") from None
         self.connect_timeout_s = connect_timeout_s
         self.retry_s = retry_s
         self._conns: dict[str, psycopg.Connection] = {}  # one per table, flushed in parallel
@@ -113,7 +124,7 @@ class PostgresSink(BatchingSink):
                 self.applied = migrate(conn)
                 check_tables(conn, list(self.tables))
             except psycopg.Error as exc:
-                raise SinkError(f"PostgreSQL at {self.where}: {exc}") from exc
+                raise SinkError(f"PostgreSQL at {self.where}: {self._redact(exc)}") from None
             self._opened = True
             logger.info("postgres sink: %s, tables %s", self.where, ", ".join(self.tables))
         return self
@@ -193,12 +204,17 @@ class PostgresSink(BatchingSink):
             conn = psycopg.connect(self._url.reveal(), connect_timeout=5, autocommit=True)
         except psycopg.OperationalError as exc:
             if any(text in str(exc) for text in _PERMANENT):  # waiting will not help
-                raise SinkError(f"PostgreSQL at {self.where}: {exc}") from None
-            raise
+                raise SinkError(f"PostgreSQL at {self.where}: {self._redact(exc)}") from None
+            # retried and logged by with_retries: libpq's text may quote the connection string
+            raise type(exc)(self._redact(exc)) from None
         # staging tables are session-local: keep a flush's rows in memory, not in temp files
         conn.execute("SET temp_buffers = '256MB'")
         self._conns[table] = conn
         return conn
+
+    def _redact(self, exc: BaseException) -> str:
+        """Return the text of ``exc`` without the URL's secrets."""
+        return redact_text(str(exc), self._secrets)
 
     def _upsert(self, table: str, payload: bytes) -> None:
         conn = self._conns.get(table)
