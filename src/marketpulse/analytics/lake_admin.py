@@ -3,7 +3,9 @@
 Compaction rewrites the files of one date partition of a closed date (before
 today, UTC, unless told otherwise) as one file per source partition of the
 bus (named after the offset range it covers, so the Kafka sink still
-recognises rows it wrote) plus one for rows written without offsets. On a
+recognises rows it wrote), one per replayed input (named after the input and
+the lines it covers, so a rerun of the replay still replaces them) plus one
+for the other rows. It also deletes the hidden files of killed writers. On a
 local lake the new partition is built beside the table and swapped in with
 one atomic ``renameat2(RENAME_EXCHANGE)``: a reader lists either the old
 files or the new ones, never both, never neither (a query that listed the old
@@ -36,6 +38,7 @@ from marketpulse.sinks.lake import (
     SOURCE_NAME,
     stable_order,
 )
+from marketpulse.sinks.lake_segments import FILE_NAME
 from marketpulse.sinks.lake_store import LocalStore, Staged, Store
 
 __all__ = ["CompactionResult", "compact", "external_table_ddl", "list_lake"]
@@ -121,9 +124,11 @@ def compact(
     """
     before = before or datetime.now(UTC).date()
     result = CompactionResult()
-    for table in tables or list(LAKE_SCHEMAS):
+    for table in tables or []:
         if table not in LAKE_SCHEMAS:
             raise AnalyticsError(f"unknown table {table!r} (known: {', '.join(LAKE_SCHEMAS)})")
+    store.remove_stale_temporaries()
+    for table in tables or list(LAKE_SCHEMAS):
         for day, directory in _partitions(store, table):
             files = sorted(_parquet_names(store, directory))
             if day >= before or len(files) < min_files:
@@ -141,15 +146,22 @@ def compact(
 
 def _groups(files: list[str]) -> dict[str, list[str]]:
     """Files by the name of the file that replaces them."""
-    by_source: dict[int | None, list[str]] = {}
+    by_source: dict[int | str | None, list[str]] = {}
     for name in files:
         match = SOURCE_NAME.fullmatch(name)
-        by_source.setdefault(int(match.group(1)) if match else None, []).append(name)
+        replayed = FILE_NAME.fullmatch(name)
+        source = int(match.group(1)) if match else replayed.group(1) if replayed else None
+        by_source.setdefault(source, []).append(name)
     groups = {}
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for source, names in by_source.items():
         if source is None:
             target = f"part-compact-{stamp}-{os.getpid()}.parquet"
+        elif isinstance(source, str):
+            ranges = [FILE_NAME.fullmatch(n).groups() for n in names]  # type: ignore[union-attr]
+            first = min(int(r[1]) for r in ranges)
+            last = max(int(r[2]) for r in ranges)
+            target = f"part-f{source}-{first:012d}-{last:012d}.parquet"
         else:
             ranges = [SOURCE_NAME.fullmatch(n).groups() for n in names]  # type: ignore[union-attr]
             first = min(int(r[1]) for r in ranges)

@@ -90,12 +90,13 @@ def lake_compact(
     """Merge the small files of closed dates, atomically, losing and duplicating no row.
 
     Each partition becomes one file per Kafka source partition (named after the
-    offsets it holds) plus one for rows written without offsets.
+    offsets it holds), one per replayed input (named after the input and its
+    lines) plus one for the other rows. Hidden files of killed writers go too.
     """
     from marketpulse.analytics.lake_admin import compact
 
     until = date_option(before, "--before") if before else None
-    result = compact(_store(lake, config), list(table) or None, until, min_files)
+    result = compact(_store(lake, config), list(table or []) or None, until, min_files)
     console.print(
         f"compacted {result.partitions:,} partitions: {result.files_before:,} files -> "
         f"{result.files_after:,} ({result.rows:,} rows)", highlight=False, soft_wrap=True,
@@ -118,6 +119,9 @@ def lake_ddl(
 
     settings = settings_from(config, lake=lake)
     where = location or settings.lake
+    scheme, _, rest = where.partition("://")
+    if rest and scheme != "s3" or scheme == "s3" and not rest.strip("/"):
+        raise ConfigError(f"--location: expected s3://bucket/prefix or a directory, got {where!r}")
     if not where.startswith("s3://"):
         where = Path(where).resolve().as_uri()
     print(external_table_ddl(where, database), end="")

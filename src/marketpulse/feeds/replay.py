@@ -11,6 +11,7 @@ line in an extra ``line`` column.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 from collections.abc import Iterable, Iterator
@@ -150,11 +151,32 @@ class FileReplay:
                 f"{found}); map another name with columns="
             )
         self._exclude = exclude
+        self._excluded = (
+            exclude_conditions
+            if exclude_conditions is None or isinstance(exclude_conditions, str)
+            else sorted(exclude_conditions)
+        )
         self._open: list[Any] = []
         self.rows = self.dead = self.suspicious = self.excluded = 0
 
     def __repr__(self) -> str:
         return f"FileReplay({self.name!r}, format={self.format!r})"
+
+    def identity(self) -> str:
+        """What the rows of a replay depend on: the file's content and the options.
+
+        A digest of the whole file (not of its name, size or time, which a
+        copy or a touch changes) and of every option that shapes the rows;
+        two replays of the same identity yield the same rows.
+        """
+        try:
+            with self.path.open("rb") as file:
+                content = hashlib.file_digest(file, "blake2b").hexdigest()
+        except OSError as exc:
+            raise InputError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
+        options = (self.format, self._symbol, sorted(self._layout.fields.items()), self._interval,
+                   self._include_suspicious, self._shift_days, self._excluded)  # fmt: skip
+        return f"{content}:{options!r}"
 
     def batches(self) -> Iterator[FeedBatch]:
         """Yield the file's rows in file order, with dead letters and progress in bytes."""

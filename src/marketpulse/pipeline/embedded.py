@@ -3,6 +3,10 @@
 feed → ``ticks`` → processor → ``bars``/``indicators``/``alerts``/``dlq`` →
 lake sink, each stage a consumer group of the embedded bus, exactly as the
 services are on Kafka; here one thread drives them in turn.
+
+A replayed file is processed segment by segment (:mod:`.segments`), so that
+a rerun of the same input writes the same lake files, replacing the earlier
+run's, whether it finished or was killed.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from marketpulse.alerts import JsonLinesNotifier, Rule
 from marketpulse.bus import MemoryBus, TopicPartition
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
 from marketpulse.pipeline.pacing import paced
+from marketpulse.pipeline.segments import Segments, input_origin, tagged
 from marketpulse.pipeline.threads import Prefetch, SinkWorker
 from marketpulse.pipeline.view import MarketView
 from marketpulse.sinks import LakeSink, Sink
@@ -34,6 +41,9 @@ _COALESCE_ROWS = 131_072
 #: Rows per lake file before a flush: writes then overlap with processing
 #: instead of piling up at the end of a replay (about 3 MB of trades a file).
 LAKE_FILE_ROWS = 262_144
+
+#: A paced replay ends a segment after this many seconds too, so the lake follows it.
+_PACED_SEGMENT_S = 5.0
 
 #: Topic names (without prefix) and the lake table each one fills.
 TOPICS = {
@@ -101,6 +111,9 @@ class EmbeddedPipeline:
         self._progress = progress
         self._topic = {name: options.topic_prefix + name for name in TOPICS}
         self._table = {topic: TOPICS[name] for name, topic in self._topic.items()}
+        self._origin: str | None = None
+        self._segments: Segments | None = None
+        self._tag: int | None = None  # the first line of the segment being processed
 
     def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
         """Run until the feed ends, ``duration`` passes or ``stop`` is set; flush; report."""
@@ -116,6 +129,12 @@ class EmbeddedPipeline:
         # keeps to the clock: a replay at full speed that stalls (a loaded
         # machine) must give the bars of one that does not
         self._clocked = options.speed is not None or getattr(self.feed, "realtime", True)
+        self._origin = input_origin(
+            self.feed, options.processor, options.rules, options.write_trades
+        )
+        if self._origin is not None:
+            paced_s = None if options.speed is None else _PACED_SEGMENT_S
+            self._segments = Segments(max_age_s=paced_s)
         sinks = options.sinks or (LakeSink(options.lake, max_rows=LAKE_FILE_ROWS),)
         self._sink_workers = [
             SinkWorker(
@@ -123,6 +142,7 @@ class EmbeddedPipeline:
                 sink,
                 self._table,
                 options.write_trades,
+                self._origin,
             )
             for sink in sinks
         ]
@@ -142,8 +162,15 @@ class EmbeddedPipeline:
             pending, received = 0, 0.0
             for batch in batches:
                 received = received or time.perf_counter()
-                self._ingest(batch)
-                pending += batch.data.num_rows
+                for first, item in self._segments.split(batch) if self._segments else [(0, batch)]:
+                    if isinstance(item, FeedBatch):
+                        self._tag = first if self._segments else None
+                        self._ingest(item)
+                        pending += item.data.num_rows
+                    else:  # every tick of the segment goes through before it ends
+                        self._process(received)
+                        pending = 0
+                        self._end_segment(first, item)
                 if self._progress:
                     self._progress(batch.done, batch.total)
                 if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
@@ -166,6 +193,13 @@ class EmbeddedPipeline:
             self._process(time.perf_counter())
             if exhausted:
                 self._publish(self._processor.finish(), time.perf_counter())
+            if self._segments is not None:
+                ended = self._segments.end()
+                if ended is not None:
+                    self._end_segment(*ended)
+                if exhausted:
+                    for worker in self._sink_workers:
+                        worker.end_source()
         finally:
             _drain_all(self._sink_workers)
             if self._notifier is not None:
@@ -173,11 +207,15 @@ class EmbeddedPipeline:
             self.feed.close()
         logger.info("embedded pipeline stopped: %s", self.metrics.snapshot().summary())
 
+    def _end_segment(self, first: int, last: int) -> None:
+        for worker in self._sink_workers:
+            worker.end_segment(first, last)
+
     def _ingest(self, batch: FeedBatch) -> None:
-        data = batch.data.replace_schema_metadata({"source": self.feed.name})
+        data = tagged(batch.data.replace_schema_metadata({"source": self.feed.name}), self._tag)
         if batch.dead:
             self._producer.send_columns(
-                self._topic["dlq"], "dlq", dlq_table(batch.dead, time.time_ns())
+                self._topic["dlq"], "dlq", tagged(dlq_table(batch.dead, time.time_ns()), self._tag)
             )
             self.metrics.add(dlq=len(batch.dead), rejected=len(batch.dead))
         self._producer.send_columns(self._topic["ticks"], batch.kind, data)
@@ -196,18 +234,22 @@ class EmbeddedPipeline:
             self._processing.commit(offsets)
 
     def _publish(self, out: Output, received: float) -> None:
-        topic, send = self._topic, self._producer.send_columns
+        topic, tag = self._topic, self._tag
+
+        def send(name: str, data: pa.Table) -> None:
+            self._producer.send_columns(topic[name], name, tagged(data, tag))
+
         if out.bars.num_rows:
-            send(topic["bars"], "bars", out.bars)
+            send("bars", out.bars)
         if out.indicators.num_rows:
-            send(topic["indicators"], "indicators", out.indicators)
+            send("indicators", out.indicators)
             self.metrics.latency(time.perf_counter() - received)
         if out.alerts:
-            send(topic["alerts"], "alerts", alerts_table(out.alerts))
+            send("alerts", alerts_table(out.alerts))
             if self._notifier is not None:
                 self._notifier.notify(out.alerts)
         if out.dead:
-            send(topic["dlq"], "dlq", dlq_table(out.dead, time.time_ns()))
+            send("dlq", dlq_table(out.dead, time.time_ns()))
         rejected = sum(1 for d in out.dead if d.reason != "late")
         self.metrics.add(
             bars=out.bars.num_rows, indicators=out.indicators.num_rows, alerts=len(out.alerts),

@@ -13,11 +13,13 @@ import queue
 import threading
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 
 from marketpulse.bus import Consumer
 from marketpulse.models import TRADE_SCHEMA
-from marketpulse.sinks import Sink
+from marketpulse.pipeline.segments import SEGMENT_COLUMN
+from marketpulse.sinks import InputSegment, Sink
 from marketpulse.stream.validate import check_trades
 
 __all__ = ["Prefetch", "SinkWorker"]
@@ -82,15 +84,24 @@ class SinkWorker:
         sink: where rows go.
         tables: topic name → table name.
         write_trades: store the ticks topic's trades as ``trades``.
+        origin: the identity of a replayed input whose rows carry their
+            segment (:mod:`.segments`), or ``None``.
     """
 
     def __init__(
-        self, consumer: Consumer, sink: Sink, tables: dict[str, str], write_trades: bool
+        self,
+        consumer: Consumer,
+        sink: Sink,
+        tables: dict[str, str],
+        write_trades: bool,
+        origin: str | None = None,
     ) -> None:
         self._consumer = consumer
         self.sink = sink
         self._tables = tables
         self._write_trades = write_trades
+        self._origin = origin
+        self._marks: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
@@ -98,6 +109,14 @@ class SinkWorker:
     def start(self) -> None:
         """Start draining."""
         self._thread.start()
+
+    def end_segment(self, first: int, last: int) -> None:
+        """Tell the sink that the segment of lines first-last is published whole."""
+        self._marks.put((first, last))
+
+    def end_source(self) -> None:
+        """Tell the sink that every segment of the input was (after those already ended)."""
+        self._marks.put(None)
 
     def drain_and_stop(self) -> None:
         """Write everything published so far, close the sink, and stop.
@@ -126,20 +145,50 @@ class SinkWorker:
                 self._error = self._error or exc
 
     def _step(self, force: bool) -> bool:
+        marks = []  # taken before the poll: it then holds every row of the segments ended
+        while not self._marks.empty():
+            marks.append(self._marks.get())
         batches = self._consumer.poll(max_records=1 << 30, timeout=0)
         for batch in batches:
-            table, data = self._tables[batch.topic], batch.columns
-            if table == "trades":
-                if batch.kind != "trade" or not self._write_trades:
-                    continue
-                data = valid_trades(data)
-            if data is not None and data.num_rows:
-                # embedded offsets restart at 0 each run: no offset-named files here
-                self.sink.write(table, data)
+            table = self._tables[batch.topic]
+            if table == "trades" and (batch.kind != "trade" or not self._write_trades):
+                continue
+            for first, data in _by_segment(batch.columns):
+                if table == "trades":
+                    data = valid_trades(data)
+                if data.num_rows:
+                    # embedded offsets restart at 0 each run: no offset-named files here,
+                    # but a replayed input's segments are the same on every run
+                    where = None if first is None else InputSegment(self._origin or "", first)
+                    self.sink.write(table, data, where)
+        for mark in marks:
+            if self._origin is None:
+                continue
+            if mark is None:
+                self.sink.end_source(self._origin)
+            else:
+                self.sink.end_segment(self._origin, *mark)
         if force or self.sink.due():
             self.sink.flush()  # every table: what was polled is now durable
             self._consumer.commit(self._consumer.position())
         return bool(batches)
+
+
+def _by_segment(
+    data: pa.RecordBatch | pa.Table,
+) -> list[tuple[int | None, pa.RecordBatch | pa.Table]]:
+    """``data`` cut into runs of one segment, without the segment column (``None``: untagged)."""
+    names = data.schema.names
+    if SEGMENT_COLUMN not in names:
+        return [(None, data)]
+    values = data.column(SEGMENT_COLUMN).to_numpy()
+    data = data.select([name for name in names if name != SEGMENT_COLUMN])
+    bounds = [0, *(np.flatnonzero(np.diff(values)) + 1).tolist(), len(values)]
+    return [
+        (int(values[lo]), data.slice(lo, hi - lo))
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        if hi > lo
+    ]
 
 
 def valid_trades(data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:

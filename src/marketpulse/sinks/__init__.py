@@ -6,7 +6,7 @@ named, so that commands which do not use them start faster.
 
 from typing import TYPE_CHECKING, Any
 
-from marketpulse.sinks.base import TABLES, Sink, SinkStats, SourceRange
+from marketpulse.sinks.base import TABLES, InputSegment, Sink, SinkStats, SourceRange
 from marketpulse.sinks.exceptions import SchemaMismatchError, SinkError, SinkUnavailableError
 from marketpulse.sinks.lake import LakeSink
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TABLES",
     "InfluxSink",
+    "InputSegment",
     "LakeSink",
     "PostgresSink",
     "SchemaMismatchError",

@@ -10,6 +10,7 @@ result, so offsets may be committed after the flush and replayed after a crash.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import pyarrow as pa
 
 from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, DLQ_SCHEMA, INDICATOR_SCHEMA, TRADE_SCHEMA
 
-__all__ = ["TABLES", "TIME_COLUMNS", "Sink", "SinkStats", "SourceRange"]
+__all__ = ["TABLES", "TIME_COLUMNS", "InputSegment", "Sink", "SinkStats", "SourceRange"]
 
 #: The tables a sink accepts, with the schema of their rows.
 TABLES: Mapping[str, pa.Schema] = MappingProxyType(
@@ -59,6 +60,29 @@ class SourceRange:
 
 
 @dataclass(frozen=True, slots=True)
+class InputSegment:
+    """The segment of a replayed input that rows were computed from.
+
+    A file replay cuts its input into segments of consecutive lines
+    (deterministic for a given input) and tells the sinks when one ends
+    (:meth:`Sink.end_segment`): a rerun of the same input then gives the same
+    segments, whose files replace the earlier run's.
+
+    Attributes:
+        origin: identity of the input and of the options that shape the output
+            (16 hex digits).
+        first: the segment's first input line.
+    """
+
+    origin: str
+    first: int
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{16}", self.origin) or self.first < 0:
+            raise ValueError(f"invalid input segment {self}")
+
+
+@dataclass(frozen=True, slots=True)
 class SinkStats:
     """Counters of a sink since it was created.
 
@@ -89,7 +113,10 @@ class Sink(ABC):
 
     @abstractmethod
     def write(
-        self, table: str, data: pa.Table | pa.RecordBatch, source: SourceRange | None = None
+        self,
+        table: str,
+        data: pa.Table | pa.RecordBatch,
+        source: SourceRange | InputSegment | None = None,
     ) -> None:
         """Buffer rows of one table.
 
@@ -97,7 +124,8 @@ class Sink(ABC):
             table: one of :data:`TABLES`.
             data: rows with (at least) the columns of the table's schema;
                 other columns are ignored.
-            source: where the rows came from on the bus, for idempotent writes.
+            source: where the rows came from (bus offsets, or a segment of a
+                replayed input), for idempotent writes.
 
         Raises:
             ValueError: the table is unknown, or columns are missing or of
@@ -124,6 +152,22 @@ class Sink(ABC):
     @abstractmethod
     def close(self) -> None:
         """Flush and release what the sink holds; closing twice is allowed."""
+
+    def end_segment(self, origin: str, first: int, last: int) -> None:
+        """Store the rows written with ``InputSegment(origin, first)``: input lines first-last.
+
+        Sinks whose writes are idempotent by themselves (keyed upserts) just
+        keep their own schedule; the lake writes the segment's files.
+        """
+        return None
+
+    def end_source(self, origin: str) -> None:
+        """Note that every segment of ``origin`` was written (a replay that ran to its end).
+
+        The lake then removes whatever an earlier run of the same input left
+        that this run did not write again.
+        """
+        return None
 
     @property
     @abstractmethod

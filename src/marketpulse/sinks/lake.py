@@ -16,7 +16,10 @@ partial file; on S3 (``s3://bucket/prefix``) each file is one PUT
 of its final key, which is visible only once complete (:mod:`.lake_store`).
 Names are deterministic when the caller gives the bus offsets of the rows
 (``part-p{partition:03d}-{first:012d}-{last:012d}.parquet``), so a replay after
-a crash rewrites the same file instead of adding one.
+a crash rewrites the same file instead of adding one; likewise for the segment
+of a replayed input file the rows came from
+(``part-f{origin}-{first:012d}-{last:012d}.parquet``, :mod:`.lake_segments`).
+A new sink deletes the hidden files of writers that were killed.
 """
 
 from __future__ import annotations
@@ -38,8 +41,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketpulse.config import S3Settings
-from marketpulse.sinks.base import TABLES, TIME_COLUMNS, Sink, SinkStats, SourceRange
+from marketpulse.sinks.base import (
+    TABLES,
+    TIME_COLUMNS,
+    InputSegment,
+    Sink,
+    SinkStats,
+    SourceRange,
+)
 from marketpulse.sinks.lake_offsets import SOURCE_NAME, covered, remove_superseded
+from marketpulse.sinks.lake_segments import EarlierFiles, segment_name
 from marketpulse.sinks.lake_store import OpenFile, Staged, is_s3, open_store
 
 __all__ = [
@@ -111,6 +122,10 @@ ROW_GROUP_ROWS = 65_536
 MAX_OPEN_FILES = 64
 
 
+#: What a buffer holds rows of: a bus partition (``None``: none given), or an input segment.
+_Key = int | InputSegment | None
+
+
 @dataclass(slots=True)
 class _Buffer:
     """Rows of one table (and one source partition) waiting for a flush.
@@ -144,7 +159,10 @@ class LakeSink(Sink):
     zstd-compressed.
 
     Pass ``source`` to :meth:`write` only when bus offsets are stable across
-    runs (Kafka): a rewrite of the same offsets replaces the earlier file.
+    runs (Kafka): a rewrite of the same offsets replaces the earlier file. Rows
+    written with an :class:`~.base.InputSegment` wait for
+    :meth:`end_segment`, not for size or age, and their files replace those
+    of an earlier replay of the same input (:mod:`.lake_segments`).
 
     Args:
         root: the lake's root directory (created if missing).
@@ -181,7 +199,10 @@ class LakeSink(Sink):
         self.row_group_rows = max(1, row_group_rows)
         self._open_files = 0
         self._clock = clock
-        self._buffers: dict[tuple[str, int | None], _Buffer] = {}
+        self._buffers: dict[tuple[str, _Key], _Buffer] = {}
+        self._earlier: dict[str, EarlierFiles] = {}
+        if self.store.remove_stale_temporaries():
+            logger.info("lake %s: removed hidden files of writers that were killed", root)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self._run_id = f"{stamp}-{os.getpid()}-{next(_instances)}"
         self._seq = itertools.count(1)
@@ -190,26 +211,38 @@ class LakeSink(Sink):
         self._closed = False
 
     def write(
-        self, table: str, data: pa.Table | pa.RecordBatch, source: SourceRange | None = None
+        self,
+        table: str,
+        data: pa.Table | pa.RecordBatch,
+        source: SourceRange | InputSegment | None = None,
     ) -> None:
-        """Buffer rows of one table; flush its buffer if it reaches ``max_rows``."""
+        """Buffer rows of one table; flush its buffer if it reaches ``max_rows``.
+
+        Rows of an input segment wait for :meth:`end_segment` instead.
+        """
         if self._closed:
             raise ValueError("write to a closed LakeSink")
         rows = _conform(table, data)
         if rows.num_rows == 0:
             return
-        key = (table, source.partition if source else None)
+        segment = isinstance(source, InputSegment)
+        if isinstance(source, InputSegment):
+            key: tuple[str, _Key] = (table, source)
+            if source.origin not in self._earlier:
+                self._earlier[source.origin] = EarlierFiles(self.store, source.origin, list(TABLES))
+        else:
+            key = (table, source.partition if source else None)
         buf = self._buffers.get(key)
         if buf is None:
             buf = self._buffers[key] = _Buffer(since=self._clock())
         buf.chunks.append(rows)
         buf.rows += rows.num_rows
         buf.unwritten_rows += rows.num_rows
-        if source is not None:
+        if isinstance(source, SourceRange):
             first, last = source.first_offset, source.last_offset
             buf.first_offset = first if buf.first_offset is None else min(buf.first_offset, first)
             buf.last_offset = last if buf.last_offset is None else max(buf.last_offset, last)
-        if buf.rows >= self.max_rows:
+        if buf.rows >= self.max_rows and not segment:
             self._flush_buffer(key)
         elif buf.ahead and buf.unwritten_rows >= self.row_group_rows:
             try:
@@ -230,14 +263,37 @@ class LakeSink(Sink):
         return bool(keys)
 
     def flush(self) -> None:
-        """Write every buffered row to the lake."""
+        """Write every buffered row to the lake, but those of input segments not yet ended."""
         for key in list(self._buffers):
-            self._flush_buffer(key)
+            if not isinstance(key[1], InputSegment):
+                self._flush_buffer(key)
+
+    def end_segment(self, origin: str, first: int, last: int) -> None:
+        """Write the rows of input lines ``first``-``last`` of ``origin``, one file per date.
+
+        Each file replaces the file of the same name that an earlier replay of
+        the same input wrote, and the earlier files of its table that hold
+        some of the same lines.
+        """
+        segment = InputSegment(origin, first)
+        for key in [k for k in self._buffers if k[1] == segment]:
+            self._flush_buffer(key, last)
+
+    def end_source(self, origin: str) -> None:
+        """Remove what earlier replays of ``origin`` left that this one did not write again."""
+        earlier = self._earlier.get(origin) or EarlierFiles(self.store, origin, list(TABLES))
+        if any(isinstance(k[1], InputSegment) and k[1].origin == origin for k in self._buffers):
+            raise ValueError(f"input {origin}: a segment was not ended")
+        removed = earlier.sweep()
+        if removed:
+            logger.info("lake: removed %d files of an earlier replay of input %s", removed, origin)
 
     def close(self) -> None:
-        """Flush; later writes raise."""
+        """Flush, segments not ended too (named after their first line); later writes raise."""
         if not self._closed:
             self.flush()
+            for key in list(self._buffers):
+                self._flush_buffer(key, key[1].first)  # type: ignore[union-attr]
             self._closed = True
 
     @property
@@ -248,12 +304,13 @@ class LakeSink(Sink):
             buffered[table] += buf.rows
         return SinkStats(dict(self._rows), buffered, self._files, self._bytes, self._flushes)
 
-    def _due_keys(self, now: float | None) -> list[tuple[str, int | None]]:
+    def _due_keys(self, now: float | None) -> list[tuple[str, _Key]]:
         now = self._clock() if now is None else now
         return [
             key
             for key, buf in self._buffers.items()
-            if buf.rows >= self.max_rows or now - buf.since >= self.max_age_s
+            if not isinstance(key[1], InputSegment)
+            and (buf.rows >= self.max_rows or now - buf.since >= self.max_age_s)
         ]
 
     def _start_over(self, buf: _Buffer) -> None:
@@ -292,14 +349,17 @@ class LakeSink(Sink):
         buf.written = len(buf.chunks)
         buf.unwritten_rows = 0
 
-    def _flush_buffer(self, key: tuple[str, int | None]) -> None:
+    def _flush_buffer(self, key: tuple[str, _Key], last_line: int | None = None) -> None:
         table, partition = key
         buf = self._buffers[key]
         store = self.store
         parts = dict(self._rows_by_day(table, buf)) if buf.unwritten_rows else {}
         days = sorted(set(buf.files) | set(parts))
         for day in days:
-            if partition is not None or day not in buf.names:
+            if isinstance(partition, InputSegment):
+                last = partition.first if last_line is None else last_line
+                buf.names[day] = segment_name(partition.origin, partition.first, last)
+            elif partition is not None or day not in buf.names:
                 buf.names[day] = self._file_name(partition, buf)
         files = buf.files
         buf.files = {}
@@ -334,6 +394,11 @@ class LakeSink(Sink):
             raise
         for file in staged:
             self._publish(file)
+            if isinstance(partition, InputSegment):
+                last = partition.first if last_line is None else last_line
+                self._earlier[partition.origin].replaced(
+                    table, file.directory, file.name, partition.first, last
+                )
         store.finish(staged)
         # Dropped only once every file is in place: after a failure the rows stay
         # buffered, and a retry rewrites the same names instead of adding files.

@@ -9,6 +9,10 @@ at all, by their own means:
 - S3: uploaded under its final key in one PUT (an object becomes visible only
   once complete; multipart uploads only at their completion).
 
+A writer killed mid-write leaves its hidden files behind; the next writer
+(:class:`~.lake.LakeSink`) and ``lake compact`` delete those whose process is
+gone (:meth:`Store.remove_stale_temporaries`).
+
 Paths inside a store are relative to the lake's root, with ``/`` separators:
 ``bars/date=2013-10-07/part-....parquet``.
 """
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +35,22 @@ import pyarrow.parquet as pq
 from marketpulse.config import S3Settings
 from marketpulse.sinks.exceptions import SinkError
 
-__all__ = ["LocalStore", "OpenFile", "S3Store", "Staged", "Store", "is_s3", "open_store"]
+__all__ = [
+    "TEMPORARY_NAME",
+    "LocalStore",
+    "OpenFile",
+    "S3Store",
+    "Staged",
+    "Store",
+    "is_s3",
+    "open_store",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The hidden files of a writer, named after its process: ``.part-<pid>-<n>.tmp``
+#: (a file written row group by row group) and ``.<name>.<pid>.tmp`` (a staged file).
+TEMPORARY_NAME = re.compile(r"\.(?:part-(\d+)-\d+|.+\.(\d+))\.tmp")
 
 #: Up to this many files per commit are fsynced one by one; beyond, one os.sync().
 _SYNC_EACH_UP_TO = 16
@@ -136,6 +157,13 @@ class Store:
     def abandon(self, directory: str, name: str) -> None:
         """Drop whatever a failed :meth:`stage` of ``name`` may have left."""
 
+    def remove_stale_temporaries(self) -> int:
+        """Delete hidden files that writers no longer running left behind; return how many.
+
+        Only local lakes have them (an S3 file is one PUT).
+        """
+        return 0
+
     def names(self, directory: str) -> list[str]:
         """The file names in ``directory`` (none if it does not exist)."""
         selector = pafs.FileSelector(self.path(directory), allow_not_found=True)
@@ -236,6 +264,29 @@ class LocalStore(Store):
         """Delete the temporary file."""
         self._tmp(directory, name).unlink(missing_ok=True)
 
+    def remove_stale_temporaries(self) -> int:
+        """Delete the hidden ``*.tmp`` files of ``<table>/<partition>/`` whose writer is gone.
+
+        A temporary file names its writer's process; one that no longer
+        exists (killed mid-write) will never publish it. Files of a live
+        process, this one included, are left alone.
+        """
+        removed = 0
+        for table in _subdirectories(self.root):
+            for partition in _subdirectories(table):
+                try:
+                    entries = list(os.scandir(partition))
+                except OSError:
+                    continue
+                for entry in entries:
+                    match = TEMPORARY_NAME.fullmatch(entry.name)
+                    if match and not _alive(int(match.group(1) or match.group(2))):
+                        Path(entry.path).unlink(missing_ok=True)
+                        logger.info("removed %s: its writer (pid %s) is gone", entry.path,
+                                    match.group(1) or match.group(2))  # fmt: skip
+                        removed += 1
+        return removed
+
     def _tmp(self, directory: str, name: str) -> Path:
         return self.root / directory / f".{name}.{os.getpid()}.tmp"
 
@@ -312,6 +363,28 @@ def _write_parquet(rows: pa.Table, where: Path | io.BytesIO, compression: str) -
     pq.write_table(
         rows, where, compression=compression, use_dictionary=_dictionary_columns(rows.schema)
     )
+
+
+def _subdirectories(path: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(path) if e.is_dir() and not e.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    """Return whether process ``pid`` exists (on this machine)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OverflowError:
+        return False
+    return True
 
 
 def _fsync(path: Path) -> None:

@@ -1,0 +1,136 @@
+"""Segments of a replayed file: what makes a rerun of the same input rewrite, not add.
+
+A file replay cuts its input into segments of consecutive lines, lines
+``k * SEGMENT_LINES + 1`` to ``(k + 1) * SEGMENT_LINES``, the same on every
+run of the input. The pipeline processes every tick of a segment before it
+takes the next one's, tags every row it publishes with its segment (the
+column :data:`SEGMENT_COLUMN`, the segment's first line) and tells the sinks
+when a segment ends; the lake then writes the segment's files under names
+made of the input's identity (:func:`input_origin`) and the segment's lines.
+A paced replay (``--speed``) also ends a segment once it is ``max_age_s``
+old, so that the lake follows it; such segments differ from run to run, and
+the lake replaces their files by the lines they overlap instead of by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from marketpulse.alerts import Rule
+from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.stream import ProcessorSettings
+
+__all__ = ["SEGMENT_COLUMN", "SEGMENT_LINES", "Segments", "input_origin", "tagged"]
+
+#: Input lines per segment (about one lake file of trades).
+SEGMENT_LINES = 262_144
+#: The column carrying a row's segment (its first line) on the embedded bus.
+SEGMENT_COLUMN = "_input_segment"
+
+
+def input_origin(
+    feed: Feed, processor: ProcessorSettings, rules: list[Rule], write_trades: bool
+) -> str | None:
+    """The identity of a replay's input and of the options that shape its rows (16 hex digits).
+
+    ``None`` for a feed without one (a simulated or live market: no two runs
+    read the same input).
+    """
+    identity = getattr(feed, "identity", None)
+    if identity is None:
+        return None
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(identity().encode())
+    digest.update(repr(processor).encode())
+    digest.update(msgspec.json.encode(rules))
+    digest.update(b"trades" if write_trades else b"")
+    return digest.hexdigest()
+
+
+class Segments:
+    """Cuts a file feed's batches at segment boundaries.
+
+    Args:
+        lines: input lines per segment.
+        max_age_s: also end a segment this many seconds after it began (paced
+            replays); ``None``: by lines only.
+        clock: monotonic clock in seconds.
+    """
+
+    def __init__(
+        self,
+        lines: int = SEGMENT_LINES,
+        max_age_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.lines = lines
+        self.max_age_s = max_age_s
+        self._clock = clock
+        #: The open segment's first line; the last line seen in it.
+        self.first = 1
+        self.last = 0
+        self._since: float | None = None
+
+    def split(self, batch: FeedBatch) -> list[tuple[int, int | FeedBatch]]:
+        """Cut ``batch`` at segment boundaries.
+
+        Returns:
+            in input order, ``(first, piece)`` for each piece of ``batch``
+            (within the segment beginning at line ``first``) and, between
+            them, ``(first, last)`` for each segment that ends there.
+        """
+        out: list[tuple[int, int | FeedBatch]] = []
+        if self._since is None:
+            self._since = self._clock()
+        elif (
+            self.max_age_s is not None
+            and self.last >= self.first
+            and self._clock() - self._since >= self.max_age_s
+        ):
+            out.append(self._end(self.last + 1))
+        rows = batch.data
+        lines = rows.column("line").to_numpy() if rows.num_rows else np.empty(0, np.int64)
+        dead = batch.dead
+        while rows.num_rows or dead:
+            known = [int(lines[0])] if len(lines) else []
+            known += [d.line for d in dead if d.line is not None]
+            if known and self.last < self.first:  # nothing in the open segment yet
+                self.first = max(self.first, (min(known) - 1) // self.lines * self.lines + 1)
+            stop = (self.first - 1) // self.lines * self.lines + self.lines
+            cut = int(np.searchsorted(lines, stop, side="right"))
+            mine = [d for d in dead if d.line is None or d.line <= stop]
+            dead = [d for d in dead if d.line is not None and d.line > stop]
+            if cut or mine:
+                seen = [int(lines[cut - 1])] if cut else []
+                self.last = max(self.last, *seen, *(d.line or 0 for d in mine))
+                out.append((self.first, replace(batch, data=rows.slice(0, cut), dead=mine)))
+            rows, lines = rows.slice(cut), lines[cut:]
+            if rows.num_rows or dead:
+                out.append(self._end(stop + 1))
+        return out
+
+    def end(self) -> tuple[int, int] | None:
+        """End the open segment (the input ended or the replay stops): its lines, if any."""
+        if self.last < self.first:
+            return None
+        return self._end(self.last + 1)
+
+    def _end(self, next_first: int) -> tuple[int, int]:
+        ended = (self.first, next_first - 1)
+        self.first, self._since = next_first, self._clock()
+        return ended
+
+
+def tagged(data: pa.Table | pa.RecordBatch, first: int | None) -> pa.Table | pa.RecordBatch:
+    """``data`` with the column :data:`SEGMENT_COLUMN` set to ``first`` (unchanged if ``None``)."""
+    if first is None:
+        return data
+    column = pa.array(np.full(data.num_rows, first, np.int64))
+    return data.append_column(SEGMENT_COLUMN, column)
