@@ -127,6 +127,7 @@ class Settings:
     idle_timeout: float = 2.0
     session_tz: str = "America/New_York"
     session_calendar: str = ""
+    max_time_jump: float = 1_209_600.0
     partitions: int = 1
     log_level: str = "INFO"
     postgres_url: Secret = field(default_factory=lambda: Secret(""))

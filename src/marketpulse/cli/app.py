@@ -186,7 +186,7 @@ def run(
     if feed_name != FeedName.simulator and not settings.session_calendar:
         # a live market's session VWAP follows its exchange's sessions (UTC days for crypto)
         settings = settings.replace(session_calendar=calendar or VENDORS[feed_name].calendar)
-    proc = processor_settings(settings)
+    proc = processor_settings(settings, wall_clock=True)  # a live market, or one simulated on it
     sim = settings.simulator
     if feed_name == FeedName.simulator:
         feed: Feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)

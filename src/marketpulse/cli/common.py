@@ -65,8 +65,11 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     return settings
 
 
-def processor_settings(settings: Settings) -> ProcessorSettings:
-    """Build the processor's settings from the global ones."""
+def processor_settings(settings: Settings, wall_clock: bool = False) -> ProcessorSettings:
+    """Build the processor's settings from the global ones.
+
+    ``wall_clock``: the input is live (times are checked against the wall clock).
+    """
     try:
         return ProcessorSettings(
             intervals=settings.intervals,
@@ -74,6 +77,8 @@ def processor_settings(settings: Settings) -> ProcessorSettings:
             idle_timeout=settings.idle_timeout,
             session_tz=settings.session_tz,
             session_calendar=settings.session_calendar,
+            max_time_jump=settings.max_time_jump,
+            wall_clock=wall_clock,
         )
     except ValueError as exc:
         from marketpulse.exceptions import ConfigError

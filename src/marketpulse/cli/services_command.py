@@ -111,7 +111,7 @@ def process(
         intervals=parse_intervals(intervals),
         idle_timeout=None if idle_timeout is None else (idle_timeout or 1e12),
     )  # fmt: skip
-    processor = Processor(processor_settings(settings), rules_from(settings))
+    processor = Processor(processor_settings(settings, wall_clock=True), rules_from(settings))
     bus, topics = open_bus(settings)
     options = ProcessOptions(
         group=group or "marketpulse-process", instance=instance_id,

@@ -22,7 +22,7 @@ __all__ = ["CONVERT_ERRORS", "TimestampParser", "is_text", "text"]
 #: What a failed column conversion raises.
 CONVERT_ERRORS = (pa.ArrowException, ValueError, OverflowError)
 
-_MAX_EPOCH_S = 9_223_372_035  # the last second that fits in int64 nanoseconds
+_INT64_MAX = 2**63 - 1
 
 Convert = Callable[[pa.Array], pa.Array]
 
@@ -41,12 +41,17 @@ def is_text(arr: pa.Array) -> bool:
 
 
 def _epoch_factor(whole: np.ndarray) -> np.ndarray:
-    """Nanoseconds per unit of epoch numbers, told by magnitude (s, ms, us or ns)."""
-    size = np.abs(whole)
+    """Nanoseconds per unit of epoch numbers, told by magnitude (s, ms, us or ns).
+
+    Raises:
+        ValueError: a number, with a fraction of its unit, does not fit in int64
+            nanoseconds (a wrapped product would be a wrong time, not an error).
+    """
+    size = np.abs(whole.astype(np.float64))
     factor = np.where(
         size < 10**10, NS_PER_S, np.where(size < 10**13, 10**6, np.where(size < 10**16, 10**3, 1))
     )
-    if ((factor == NS_PER_S) & (size > _MAX_EPOCH_S)).any():
+    if (size > _INT64_MAX // factor - 1).any():
         raise ValueError("out of range")
     return factor
 
@@ -56,8 +61,8 @@ def _epoch_ns(arr: pa.Array) -> pa.Array:
     mask = arr.is_null().to_numpy(zero_copy_only=False)
     if pa.types.is_floating(arr.type):
         values = pc.fill_null(arr, 0.0).to_numpy(zero_copy_only=False)
-        if not np.isfinite(values).all():
-            raise ValueError("not a finite number")
+        if not (np.abs(values) < 2.0**63).all():
+            raise ValueError("not a finite number in range")
         whole = np.floor(values).astype(np.int64)
         factor = _epoch_factor(whole)
         # float64 holds no more than ~0.25 us of an epoch: round the fraction to 1 us
@@ -116,7 +121,7 @@ class TimestampParser:
         if pa.types.is_timestamp(t):
             return pc.cast(arr, pa.timestamp("ns", tz=t.tz)).cast(pa.int64())
         if pa.types.is_date(t):
-            return pc.multiply(pc.cast(arr, pa.date64()).cast(pa.int64()), 10**6)
+            return pc.multiply_checked(pc.cast(arr, pa.date64()).cast(pa.int64()), 10**6)
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             return _epoch_ns(arr)
         if pa.types.is_null(t):

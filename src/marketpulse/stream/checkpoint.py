@@ -111,7 +111,7 @@ def restore_partition(
             f"{windows.lateness / 1e9:g} s: keep the settings, or start over on new topics"
         )
     state.lookup(meta.names)
-    windows.clock[:] = np.asarray(meta.clock, np.int64)
+    windows.clock[: len(meta.clock)] = np.asarray(meta.clock, np.int64)  # older: 3 values
     windows.closed[:] = np.asarray(meta.closed, np.int64)
     restored = 0
     for key, value in records.items():

@@ -19,14 +19,14 @@ import pyarrow as pa
 from marketpulse.alerts import AlertEngine, Rule
 from marketpulse.bus.base import Batch, Message
 from marketpulse.indicators import IndicatorState, update_indicators
-from marketpulse.models import BAR_SCHEMA, INTERVALS, Trade, interval_ns
+from marketpulse.models import BAR_SCHEMA, INTERVALS, DeadLetter, Trade, interval_ns
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
-from marketpulse.stream.dead_letters import dead_letters
+from marketpulse.stream.dead_letters import dead_letters, iso_time
 from marketpulse.stream.decode import decode_messages, decode_plain_trades
 from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
 from marketpulse.stream.output import Output, indicators_table
 from marketpulse.stream.validate import REASONS, check_bars, check_trades
-from marketpulse.stream.windows import ClosedBars, WindowState
+from marketpulse.stream.windows import FUTURE, LATE, ClosedBars, WindowState
 
 __all__ = ["Processor", "ProcessorSettings"]
 
@@ -53,6 +53,12 @@ class ProcessorSettings:
         session_tz: exchange time zone; the session VWAP resets at each local date.
         session_calendar: exchange calendar (``XNYS``, ``24/7``, ...): when set, the
             session VWAP resets with the calendar's sessions instead.
+        max_time_jump: seconds a trade may be ahead of the newest event time of
+            its partition; further ahead it goes to the DLQ as ``future`` and
+            moves no watermark, unless the partition's next trade confirms the
+            jump (see :mod:`marketpulse.stream.windows`). 0: no limit.
+        wall_clock: the source is live: trades and bars more than
+            ``validate.MAX_CLOCK_SKEW`` ahead of the wall clock are ``future``.
     """
 
     intervals: tuple[str, ...] = ("1s", "1m", "5m")
@@ -60,6 +66,8 @@ class ProcessorSettings:
     idle_timeout: float = 2.0
     session_tz: str = "America/New_York"
     session_calendar: str = ""
+    max_time_jump: float = 14 * 86_400.0
+    wall_clock: bool = False
 
     def __post_init__(self) -> None:
         lengths = [interval_ns(name) for name in self.intervals]
@@ -71,6 +79,8 @@ class ProcessorSettings:
             )
         if self.lateness < 0:
             raise ValueError("lateness must not be negative")
+        if not self.max_time_jump >= 0:
+            raise ValueError("max_time_jump must not be negative")
 
 
 @dataclass
@@ -130,6 +140,7 @@ class Processor:
         self._lengths = [interval_ns(name) for name in self.settings.intervals]
         self._emitter = Emitter(self.settings)
         self._lateness = int(self.settings.lateness * 1e9)
+        self._max_jump = int(min(self.settings.max_time_jump, 2e9) * 1e9)
         self._states: dict[tuple[str, int], _PartitionState] = {}
         self._warm = False
 
@@ -143,7 +154,7 @@ class Processor:
 
     def _new_state(self) -> _PartitionState:
         return _PartitionState(
-            windows=WindowState(self._lengths, self._lateness),
+            windows=WindowState(self._lengths, self._lateness, max_jump=self._max_jump),
             indicators=IndicatorState(),
             alerts=AlertEngine(self._rules),
             last_input=time.monotonic(),
@@ -247,7 +258,7 @@ class Processor:
         ):
             return [self.process(b) for b in batches]
         trades = decode_plain_trades(batches)
-        if trades is None or check_trades(trades).any():
+        if trades is None or check_trades(trades, self._now()).any():
             return [self.process(b) for b in batches]
         symbol = trades.column("symbol")
         names, codes = symbol.dictionary.to_pylist(), symbol.indices.to_numpy()
@@ -318,9 +329,13 @@ class Processor:
             out.extend(self._emit(state, state.windows.close_all()))
         return out
 
+    def _now(self) -> int | None:
+        """The wall clock (ns) that times are checked against, for a live source."""
+        return time.time_ns() if self.settings.wall_clock else None
+
     def _trades(self, state: _PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
         out = Output()
-        codes = check_trades(data)
+        codes = check_trades(data, self._now())
         if codes.any():
             bad = np.flatnonzero(codes)
             out.dead.extend(dead_letters(data, bad, [REASONS[c] for c in codes[bad]], batch))
@@ -357,22 +372,43 @@ class Processor:
         """
         out = Output()
         state.dirty.update(np.flatnonzero(np.bincount(sid)).tolist())
-        late, closed = state.windows.add(sid, ts, price, size)
-        if late.any():
-            rows = np.flatnonzero(late)
+        newest = state.windows.max_ts
+        flags, closed = state.windows.add(sid, ts, price, size)
+        if flags.any():
+            rows = np.flatnonzero(flags)
             where = rows if offsets is None else offsets[rows]
-            letters = dead_letters(data, rows, ["late"] * len(rows), batch, where)
+            reasons = ["late" if f == LATE else "future" for f in flags[rows].tolist()]
+            letters = dead_letters(data, rows, reasons, batch, where)
             watermark = state.windows.watermark
+            if (flags == FUTURE).any():
+                # the newest trade before each row: what a future one was measured against
+                accepted = np.where(flags == 0, ts, newest)
+                before = np.maximum.accumulate(np.concatenate([[newest], accepted[:-1]]))
+                newest_before = before[rows].tolist()
+            else:
+                newest_before = [newest] * len(rows)
             out.dead.extend(
-                msgspec.structs.replace(d, error=f"{d.error} (watermark {watermark})")
-                for d in letters
+                self._explain(d, watermark, reference)
+                for d, reference in zip(letters, newest_before, strict=True)
             )
-        out.accepted = len(ts) - int(late.sum())
+        out.accepted = int(np.count_nonzero(flags == 0))
         return out, closed
+
+    def _explain(self, letter: DeadLetter, watermark: int, newest: int) -> DeadLetter:
+        """Say what a late or future trade was measured against."""
+        if letter.reason == "late":
+            error = f"{letter.error} (watermark {watermark})"
+        else:
+            jump = _seconds(self.settings.max_time_jump)
+            error = (
+                f"field ts: {iso_time(letter.ts)} is more than {jump} s (max_time_jump) "
+                f"ahead of its partition's newest trade, {iso_time(newest)}"
+            )
+        return msgspec.structs.replace(letter, error=error)
 
     def _bars(self, state: _PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
         out = Output()
-        codes = check_bars(data)
+        codes = check_bars(data, self._now())
         if codes.any():
             bad = np.flatnonzero(codes)
             out.dead.extend(dead_letters(data, bad, [REASONS[c] for c in codes[bad]], batch))
@@ -407,3 +443,8 @@ class Processor:
 
     def _emit(self, state: _PartitionState, closed: ClosedBars) -> Output:
         return self._emitter.emit([(state, closed)])[0]
+
+
+def _seconds(value: float) -> str:
+    """Seconds as text: whole ones with thousands separators (``1,209,600``)."""
+    return f"{value:,.0f}" if value == int(value) else f"{value:g}"

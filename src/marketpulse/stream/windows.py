@@ -8,6 +8,14 @@ closes when the watermark reaches its end, whichever symbol's tick moved it,
 so a quiet symbol's bar still closes. A tick whose smallest-interval window
 has closed is late: the kernel flags it and leaves the state untouched.
 
+A tick more than ``max_jump`` ahead of the partition's max event time is
+flagged ``future`` and moves nothing, so one bad time cannot push the
+watermark years ahead and turn the rest of the stream late. The partition's
+next tick confirms a real jump (the market was closed, the file has a gap):
+when it too is that far ahead, within ``max_jump`` of the flagged one, it is
+accepted and the watermark moves. The first tick of a partition has no
+reference and is never ``future``.
+
 Closed bars come out in a deterministic order that depends only on the
 sequence of ticks (interval, then end, then symbol), never on how the ticks
 were split into batches: streaming equals batch.
@@ -18,11 +26,16 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["ClosedBars", "WindowState"]
+__all__ = ["FUTURE", "LATE", "ClosedBars", "WindowState"]
+
+#: Flags of :meth:`WindowState.add`, per tick (0: accepted).
+LATE, FUTURE = 1, 2
 
 _EMPTY = np.int64(-1)
 _NEVER = np.int64(-(2**62))
-_CLOCK_MAX_TS, _CLOCK_FLOOR, _CLOCK_NEXT = 0, 1, 2
+# max event time, watermark floor, next boundary of the smallest interval,
+# and the time of a tick just flagged future (a jump waiting for confirmation)
+_CLOCK_MAX_TS, _CLOCK_FLOOR, _CLOCK_NEXT, _CLOCK_JUMP = 0, 1, 2, 3
 
 
 class ClosedBars:
@@ -70,9 +83,13 @@ class WindowState:
         lengths: the intervals' lengths in nanoseconds, ascending.
         lateness: allowed lateness in nanoseconds.
         capacity: initial number of symbols; grows as needed.
+        max_jump: how far (ns) a tick may be ahead of the max event time
+            before it needs confirmation (0: any distance).
     """
 
-    def __init__(self, lengths: list[int], lateness: int, capacity: int = 64) -> None:
+    def __init__(
+        self, lengths: list[int], lateness: int, capacity: int = 64, max_jump: int = 0
+    ) -> None:
         if not lengths or sorted(lengths) != list(lengths):
             raise ValueError("interval lengths must be ascending and not empty")
         if any(length % lengths[0] for length in lengths):
@@ -80,8 +97,10 @@ class WindowState:
         self.lengths = np.asarray(lengths, np.int64)
         self.lateness = int(lateness)
         self.slots = int(lateness // lengths[0] + 2)
-        # max event time, watermark floor, next boundary of the smallest interval
-        self.clock = np.array([_NEVER, _NEVER, _NEVER], np.int64)
+        if max_jump < 0:
+            raise ValueError("max_jump must not be negative")
+        self.max_jump = min(int(max_jump), 2**62)
+        self.clock = np.array([_NEVER, _NEVER, _NEVER, _NEVER], np.int64)
         self.closed = np.full(len(lengths), _NEVER, np.int64)
         #: Symbols ids below this have been seen; the scans for closed windows stop there.
         self.used = 0
@@ -126,19 +145,23 @@ class WindowState:
     def add(
         self, sid: np.ndarray, ts: np.ndarray, price: np.ndarray, size: np.ndarray
     ) -> tuple[np.ndarray, ClosedBars]:
-        """Add ticks in order; return the late-tick mask and the bars they closed."""
+        """Add ticks in order; return their flags and the bars they closed.
+
+        A tick's flag is 0 (accepted), :data:`LATE` or :data:`FUTURE`.
+        """
         n = len(ts)
         if n:
             top = int(sid.max()) + 1
             self.ensure(top)  # the kernel does not check bounds
             self.used = max(self.used, top)
-        late = np.zeros(n, np.bool_)
+        flags = np.zeros(n, np.int8)
         out = ClosedBars(len(self.lengths) * (n + self.used * self.slots))
         count = _add_ticks(
-            sid, ts, price, size, self.lengths, self.lateness, self.clock, self.closed, self.used,
-            self.start, self.ohlc, self.vol, self.count, self.cur, late, *_out_arrays(out),
+            sid, ts, price, size, self.lengths, self.lateness, self.max_jump, self.clock,
+            self.closed, self.used, self.start, self.ohlc, self.vol, self.count, self.cur, flags,
+            *_out_arrays(out),
         )  # fmt: skip
-        return late, out.truncate(count)
+        return flags, out.truncate(count)
 
     def advance(self, floor: int) -> ClosedBars:
         """Raise the watermark to at least ``floor`` (idle partitions, end of stream)."""
@@ -250,22 +273,29 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
 
 
 @nb.njit(cache=True, nogil=True)
-def _add_ticks(sid, ts, price, size, lengths, lateness, clock, closed, n_sym, start, ohlc, vol,
-               count, cur, late, o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
-               o_count):  # fmt: skip
+def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed, n_sym, start,
+               ohlc, vol, count, cur, flags, o_sid, o_int, o_start, o_open, o_high, o_low, o_close,
+               o_vol, o_pv, o_count):  # fmt: skip
     n_int, _, n_slot = start.shape
     base = lengths[0]
     k = 0
     for i in range(len(ts)):
         t = ts[i]
         s = sid[i]
+        if max_jump > 0 and clock[0] != -(2**62) and t - clock[0] > max_jump:
+            pending = clock[3]
+            if pending == -(2**62) or abs(t - pending) > max_jump:
+                clock[3] = t  # a jump; the partition's next tick may confirm it
+                flags[i] = 2
+                continue
+        clock[3] = -(2**62)
         wm = max(clock[0] - lateness, clock[1])
         # the symbol's current smallest window, without a division when t is still in it
         b0 = cur[0, s, 0]
         if not (b0 <= t < b0 + base):
             b0 = t - t % base
         if b0 + base <= wm:
-            late[i] = True
+            flags[i] = 1
             continue
         if t > clock[0]:
             # advance the watermark first, so that windows it closes leave their slots

@@ -1,8 +1,10 @@
 import math
+import time
 
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from marketpulse.bus import Batch, Message
 from marketpulse.models import BAR_SCHEMA, TRADE_SCHEMA, Bar, Trade, encode
@@ -188,3 +190,87 @@ def test_output_does_not_depend_on_batch_boundaries():
     assert bars_one.num_rows > 1000
     assert bars_one.equals(bars_many)
     assert ind_one.equals(ind_many)
+
+
+DAY = 86_400 * S
+YEAR_2030 = 1_893_456_000 * S
+
+
+def test_a_far_future_trade_goes_to_the_dlq_as_future_and_the_stream_carries_on():
+    """One bad time must not push the watermark ahead and turn the rest of the stream late."""
+    settings = ProcessorSettings(intervals=("1s",), lateness=0)
+    rows = [("SPY", T0 + i * S // 4, 100.0 + i, 10) for i in range(12)]
+    clean = Processor(settings)
+    expected = clean.process(batch_of(trades(rows))).bars.to_pylist()
+    expected += clean.finish().bars.to_pylist()
+    assert len(expected) == 3
+    proc = Processor(settings)
+    poisoned = rows[:5] + [("SPY", YEAR_2030, 167.41, 100)] + rows[5:]
+    out = proc.process(batch_of(trades(poisoned, line=True), first=40))
+    assert [(d.reason, d.offset, d.line, d.ts) for d in out.dead] == [("future", 45, 7, YEAR_2030)]
+    assert out.dead[0].error == (
+        "field ts: 2030-01-01T00:00:00Z is more than 1,209,600 s (max_time_jump) ahead of its "
+        "partition's newest trade, 2013-10-07T13:30:01Z"
+    )
+    assert out.accepted == len(rows)
+    assert out.bars.to_pylist() + proc.finish().bars.to_pylist() == expected
+
+
+def test_max_time_jump_is_the_bound_and_zero_lifts_it():
+    rows = [
+        ("SPY", T0, 10.0, 1),
+        ("SPY", T0 + 3 * DAY, 11.0, 1),
+        ("SPY", T0 + 3 * DAY + S, 12.0, 1),
+    ]
+    for jump, reasons in ((86_400.0, ["future"]), (4 * 86_400.0, []), (0.0, [])):
+        proc = Processor(ProcessorSettings(intervals=("1s",), lateness=0, max_time_jump=jump))
+        out = proc.process(batch_of(trades(rows)))
+        assert [d.reason for d in out.dead] == reasons, jump
+    with pytest.raises(ValueError, match="max_time_jump must not be negative"):
+        ProcessorSettings(max_time_jump=-1.0)
+
+
+def test_a_live_source_refuses_trades_and_bars_ahead_of_the_wall_clock():
+    now = time.time_ns()
+    hour = 3600 * S
+    rows = [("SPY", now - S, 10.0, 1), ("SPY", now + hour, 11.0, 1)]
+    live = Processor(ProcessorSettings(intervals=("1s",), lateness=0, wall_clock=True))
+    out = live.process(batch_of(trades(rows)))
+    assert [(d.reason, d.offset) for d in out.dead] == [("future", 1)]
+    assert out.dead[0].error.endswith("is more than 300 s ahead of the wall clock")
+    replayed = Processor(ProcessorSettings(intervals=("1s",), lateness=0))
+    assert replayed.process(batch_of(trades(rows))).dead == []  # no wall clock: accepted
+    bar = Bar("SPY", "1m", now + hour, now + hour + 60 * S, 10.0, 10.0, 10.0, 10.0, 5.0)
+    out = live.process(Batch("ticks", 1, 0, 0, messages=[Message(b"SPY", encode(bar), 0)]))
+    assert [d.reason for d in out.dead] == ["future"] and out.bars.num_rows == 0
+
+
+def test_implausible_values_in_messages_go_to_the_dlq_and_nothing_infinite_is_stored():
+    """The Kafka path: raw records, polled together, checked by the same validation."""
+    values = [
+        Trade("SPY", T0, 1e308, 100.0),
+        Trade("SPY", T0 + 1, 1e-320, 100.0),
+        Trade("SPY", T0 + 2, 167.4, 1e30),
+        Trade("SPY", -2_208_988_800 * S, 167.4, 100.0),  # 1900
+        Trade("SPY", T0 + 3, 167.4, 100.0),
+        Trade("SPY", YEAR_2030, 167.4, 100.0),
+        Trade("SPY", T0 + 4, 167.5, 100.0),
+        Bar("SPY", "1m", T0, T0 + 60 * S, 167.0, 1e308, 167.0, 167.0, 5.0),
+        Bar("SPY", "1m", T0, T0 + 60 * S, 167.0, 168.0, 166.0, 167.0, 5.0, vwap=1e300),
+    ]
+    messages = [Message(b"SPY", encode(v), 100 + i) for i, v in enumerate(values)]
+    other = Trade("IBM", T0, 180.0, 1.0)
+    batches = [Batch("ticks", 0, 100, 108, messages=messages),
+               Batch("ticks", 1, 7, 7, messages=[Message(b"IBM", encode(other), 7)])]  # fmt: skip
+    proc = Processor(ProcessorSettings(intervals=("1s",), lateness=0))
+    outs = proc.process_each(batches)
+    dead = sorted((d.offset, d.reason) for d in outs[0].dead)
+    assert dead == [(100, "price"), (101, "price"), (102, "size"), (103, "time"),
+                    (105, "future"), (107, "price"), (108, "price")]  # fmt: skip
+    assert outs[0].accepted == 2 and outs[1].accepted == 1
+    bars = pa.concat_tables([o.bars for o in outs] + [proc.finish().bars])
+    for name in ("open", "high", "low", "close", "volume", "vwap"):
+        column = bars.column(name).to_numpy(zero_copy_only=False)
+        assert np.isfinite(column).all(), name
+    spy = [b for b in bars.to_pylist() if b["symbol"] == "SPY"]
+    assert [(b["high"], b["low"], b["volume"]) for b in spy] == [(167.5, 167.4, 200.0)]

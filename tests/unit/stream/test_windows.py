@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from marketpulse.stream.windows import WindowState
+from marketpulse.stream.windows import FUTURE, LATE, WindowState
 
 S = 1_000_000_000
 
@@ -129,3 +129,51 @@ def test_bars_closing_together_come_out_by_start_then_symbol():
     assert [
         (int(s), int(b - base) // S) for s, b in zip(closed.sid, closed.start, strict=True)
     ] == [(7, 0), (55, 0), (90, 0), (7, 1), (55, 1), (90, 1), (7, 2), (55, 2), (90, 2)]
+
+
+DAY = 86_400 * S
+
+
+def test_a_tick_far_ahead_is_flagged_future_and_moves_nothing():
+    state = WindowState([S], lateness=0, max_jump=DAY)
+    _add(state, [(0, 10 * S, 5.0, 1)])
+    flags, closed = _add(state, [(0, 10 * S + 3650 * DAY, 9.0, 1), (0, 10 * S + 1, 6.0, 1)])
+    assert flags.tolist() == [FUTURE, 0]  # the next tick is not late
+    assert state.max_ts == 10 * S + 1 and len(closed) == 0
+    bar = state.close_all()
+    assert (bar.high[0], bar.close[0], bar.count[0]) == (6.0, 6.0, 2)
+
+
+def test_a_jump_confirmed_by_the_next_tick_moves_the_watermark():
+    """A market closed for longer than max_jump: its first tick waits for the next one."""
+    state = WindowState([S], lateness=0, max_jump=DAY)
+    _add(state, [(0, 10 * S, 5.0, 1)])
+    later = 10 * S + 9 * DAY
+    flags, closed = _add(state, [(0, later, 7.0, 1), (1, later + S // 2, 8.0, 1)])
+    assert flags.tolist() == [FUTURE, 0]
+    assert state.max_ts == later + S // 2
+    assert closed.start.tolist() == [10 * S]  # the old bar closed by the confirmed jump
+    # an outlier followed by an ordinary tick is forgotten: the next jump starts afresh
+    flags, _ = _add(state, [(0, later + 30 * DAY, 1.0, 1), (0, later + S, 8.0, 1),
+                            (0, later + 30 * DAY + 1, 1.0, 1)])  # fmt: skip
+    assert flags.tolist() == [FUTURE, 0, FUTURE]
+
+
+def test_future_flags_do_not_depend_on_batch_boundaries():
+    jump = 10 * S + 40 * DAY
+    rows = [(0, 10 * S, 5.0, 1), (0, jump, 7.0, 1), (0, jump + 1, 8.0, 1), (0, 11 * S, 6.0, 1),
+            (0, 10 * S + 90 * DAY, 1.0, 1), (0, jump + 2, 8.0, 1)]  # fmt: skip
+    whole = WindowState([S], lateness=0, max_jump=DAY)
+    expected, _ = _add(whole, rows)
+    assert expected.tolist() == [0, FUTURE, 0, LATE, FUTURE, 0]
+    for cut in range(1, len(rows)):
+        split = WindowState([S], lateness=0, max_jump=DAY)
+        flags = np.concatenate([_add(split, rows[:cut])[0], _add(split, rows[cut:])[0]])
+        assert flags.tolist() == expected.tolist(), cut
+
+
+def test_without_max_jump_any_distance_is_accepted():
+    state = WindowState([S], lateness=0)
+    _add(state, [(0, 10 * S, 5.0, 1)])
+    flags, _ = _add(state, [(0, 10 * S + 3650 * DAY, 9.0, 1), (0, 10 * S + 1, 6.0, 1)])
+    assert flags.tolist() == [0, LATE]
