@@ -52,3 +52,24 @@ def test_close_is_idempotent(tmp_path):
     notifier.close()
     notifier.close()
     assert (tmp_path / "a.jsonl").read_text().count("\n") == 1
+
+
+def test_an_alert_already_in_the_file_is_not_written_again(tmp_path):
+    path = tmp_path / "alerts.jsonl"
+    with JsonLinesNotifier(path) as first:
+        first.notify([alert(1), alert(2)])
+    with JsonLinesNotifier(path) as rerun:  # a replay run again raises the same alerts
+        rerun.notify([alert(1), alert(2), alert(3)])
+        rerun.notify([alert(3), alert(4)])
+    ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    assert ids == [alert(i).id for i in (1, 2, 3, 4)]
+
+
+def test_a_last_line_cut_short_by_a_crash_is_replaced(tmp_path):
+    path = tmp_path / "alerts.jsonl"
+    whole = msgspec.json.encode(alert(1)) + b"\n"
+    path.write_bytes(whole + msgspec.json.encode(alert(2))[:25])  # killed mid-write
+    with JsonLinesNotifier(path) as rerun:
+        rerun.notify([alert(1), alert(2)])
+    lines = path.read_bytes().splitlines()
+    assert [msgspec.json.decode(line, type=Alert) for line in lines] == [alert(1), alert(2)]
