@@ -510,7 +510,7 @@ SECTIONS: dict[str, Section] = {
                 ),
                 Script(
                     "bench_kafka_latency",
-                    ("bench/bench_kafka_latency.py",),
+                    ("bench/bench_kafka_latency.py", "--duration", "160"),  # >= 1,000 closes at 6/s
                     (
                         "--rates",
                         "10000",
