@@ -1,5 +1,6 @@
 """A partition's state, saved as ``state`` records and restored, continues exactly."""
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -90,3 +91,19 @@ def test_symbols_cut_into_bytes_together_give_each_symbol_s_own_bytes():
     assert counts.tolist() == [state.indicators.bars(int(k)) for k in keys]
     assert counts[0] > 0 and counts[-1] == 0
     assert state.indicators.snapshots(keys) == [state.indicators.snapshot(int(k)) for k in keys]
+
+
+def test_state_written_before_the_pending_jump_was_kept_restores():
+    """Partition records of older versions hold three clock values, not four."""
+    proc = Processor(SETTINGS)
+    proc.process(simulated(n_events=1_000, batch_size=1_000)[0])
+    records = dict(proc.checkpoint("ticks", 3))
+    meta = msgspec.msgpack.decode(records[META_KEY])
+    assert len(meta["clock"]) == 4
+    meta["clock"] = meta["clock"][:3]
+    records[META_KEY] = msgspec.msgpack.encode(meta)
+    other = Processor(SETTINGS)
+    assert other.restore("ticks", 3, records) == 40
+    state, original = other.state("ticks", 3), proc.state("ticks", 3)
+    assert state.windows.max_ts == original.windows.max_ts
+    assert state.windows.watermark == original.windows.watermark
