@@ -13,6 +13,7 @@ import time
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 pytestmark = pytest.mark.integration
@@ -98,6 +99,32 @@ def test_dashboard_command_serves_the_lake(tmp_path, lake):
     finally:
         out = _stop(process)
     assert "dashboard stopped" in out
+
+
+def test_dashboard_serves_only_its_own_names_and_origin(tmp_path, lake):
+    process, url = _start(tmp_path, "dashboard", "--lake", lake, "--port", _free_port())
+    try:
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        rebound = httpx.get(url + "api/symbols", headers={"Host": f"evil.example:{port}"})
+        assert rebound.status_code == 421
+        local = httpx.get(url + "api/symbols", headers={"Host": f"localhost:{port}"})
+        assert local.status_code == 200 and len(local.json()) == 8
+        for header in ("content-security-policy", "x-content-type-options", "x-frame-options",
+                       "referrer-policy"):  # fmt: skip
+            assert header in local.headers and header in rebound.headers
+        socket_url = url.replace("http", "ws") + "ws"
+        with pytest.raises(InvalidStatus) as refused:
+            with connect(socket_url, origin="http://evil.example", open_timeout=30) as ws:
+                ws.recv(timeout=10)
+        assert refused.value.response.status_code == 403
+        with connect(socket_url, origin=url.rstrip("/"), open_timeout=30) as ws:
+            assert json.loads(ws.recv(timeout=30))["type"] == "snapshot"
+        ready = httpx.get(url + "readyz")
+        assert ready.status_code == 200 and str(lake) not in ready.text
+        too_far = httpx.get(url + "api/bars", params={"symbol": "AAPL", "start": "9" * 40})
+        assert too_far.status_code == 422 and too_far.json()["detail"][0]["loc"][-1] == "start"
+    finally:
+        _stop(process)
 
 
 def test_dashboard_beyond_loopback_needs_a_token(tmp_path, lake):

@@ -138,9 +138,17 @@ def page(browser):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # anything the Content-Security-Policy blocks (a script, a style, the WebSocket) is an error
+    page.add_init_script(
+        "window.cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation', e =>"
+        " window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
     yield page
+    blocked = page.evaluate("window.cspViolations || []") if page.url.startswith("http") else []
     page.close()
     assert errors == [], errors
+    assert blocked == [], blocked
 
 
 def _poll(check, what: str, timeout: float = 60.0):

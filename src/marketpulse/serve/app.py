@@ -6,7 +6,10 @@ OpenAPI is at ``/docs``. History comes from the lake; live state from a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ from marketpulse.serve.lake_data import LakeData
 from marketpulse.serve.market import MarketSource
 from marketpulse.serve.params import check_interval, check_symbol, parse_time
 from marketpulse.serve.push import Clients, stream_to
+from marketpulse.serve.refusals import RefusalLog
+from marketpulse.serve.security import SecurityGuard, content_security_policy
 from marketpulse.serve.settings import ServeSettings
 
 __all__ = ["create_app", "plotly_js"]
@@ -49,7 +54,10 @@ def create_app(
     source: MarketSource,
     metrics: Metrics | None = None,
 ) -> Any:
-    """Build the dashboard application (wrapped in the token check when there is a token).
+    """Build the dashboard application, wrapped in its Host and Origin checks and token check.
+
+    See :mod:`marketpulse.serve.security` for what is checked; the token check
+    is there when ``settings`` has a token.
 
     Args:
         settings: how to serve (token, update rate).
@@ -69,15 +77,19 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _name_the_parameter)
     clients = Clients()
 
+    docs_page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="MarketPulse API",
+        swagger_js_url="/assets/swagger/swagger-ui-bundle.js",
+        swagger_css_url="/assets/swagger/swagger-ui.css",
+        swagger_favicon_url="/assets/swagger/favicon-32x32.png",
+    )
+    # the page starts Swagger UI with an inline script: allow that one script, by its hash
+    docs_policy = content_security_policy(script_hashes=_inline_script_hashes(docs_page.body))
+
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="MarketPulse API",
-            swagger_js_url="/assets/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/assets/swagger/swagger-ui.css",
-            swagger_favicon_url="/assets/swagger/favicon-32x32.png",
-        )
+        return HTMLResponse(docs_page.body, headers={"Content-Security-Policy": docs_policy})
 
     for route, page in _PAGES.items():
         app.add_api_route(route, _page(_STATIC / page), methods=["GET"], include_in_schema=False)
@@ -91,19 +103,22 @@ def create_app(
         """Answer while the server is up."""
         return {"status": "ok"}
 
+    not_ready_because = [""]  # the last reason logged: a probe polls, the log hears it once
+
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
-        """Answer 200 once the lake can be queried, else 503."""
+        """Answer 200 once the lake can be queried, else 503; why is logged, not answered."""
         try:
             ready = lake.ready()
-        except Exception as exc:  # any failure means "not ready"; the reason is returned
-            logger.warning("lake not ready: %s", exc)
-            return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
-        if not ready:
-            return JSONResponse(
-                {"status": "not ready", "reason": f"no lake at {lake.root}"}, status_code=503
-            )
-        return JSONResponse({"status": "ready"})
+            reason = "" if ready else f"no lake at {lake.root}"
+        except Exception as exc:  # any failure means "not ready"
+            ready, reason = False, str(exc) or type(exc).__name__
+        if reason != not_ready_because[0]:
+            if reason:
+                logger.warning("dashboard not ready: %s", reason)
+            not_ready_because[0] = reason
+        body = {"status": "ready" if ready else "not ready", "checks": {"lake": ready}}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"])
     def metrics_text() -> Response:
@@ -182,9 +197,9 @@ def create_app(
         await websocket.accept()
         await stream_to(websocket, source, settings.updates_per_s, settings.send_timeout_s, clients)
 
-    if settings.token:
-        return TokenGuard(app, settings.token.reveal())
-    return app
+    refusals = RefusalLog()
+    guarded = TokenGuard(app, settings.token.reveal(), refusals) if settings.token else app
+    return SecurityGuard(guarded, settings.host, bool(settings.token), refusals)
 
 
 async def _name_the_parameter(request: Request, exc: Exception) -> JSONResponse:
@@ -203,6 +218,12 @@ def _series_args(
     check_symbol(symbol)
     check_interval(interval)
     return symbol, interval, parse_time(start, "start"), parse_time(end, "end")
+
+
+def _inline_script_hashes(html: bytes) -> list[str]:
+    """Return the CSP hashes (``sha256-...``) of the inline scripts of a page."""
+    scripts = re.findall(rb"<script>(.*?)</script>", html, re.S)
+    return ["sha256-" + base64.b64encode(hashlib.sha256(s).digest()).decode() for s in scripts]
 
 
 def _page(path: Path) -> Any:

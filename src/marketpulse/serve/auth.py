@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["COOKIE", "TokenGuard"]
+from marketpulse.serve.refusals import RefusalLog
 
-logger = logging.getLogger(__name__)
+__all__ = ["COOKIE", "TokenGuard"]
 
 COOKIE = "marketpulse_token"
 _OPEN_PATHS = frozenset({"/healthz", "/readyz"})
@@ -36,11 +35,13 @@ class TokenGuard:
     Args:
         app: the ASGI application to guard.
         token: the shared secret.
+        refusals: where refused requests are logged.
     """
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, refusals: RefusalLog | None = None) -> None:
         self.app = app
         self._token = token.encode()
+        self.refusals = refusals or RefusalLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on if it shows the token; else refuse it (401, or 403 for a socket)."""
@@ -49,7 +50,9 @@ class TokenGuard:
             return
         from_query, shown = self._shown(scope)
         if shown is None or not hmac.compare_digest(shown.encode(), self._token):
-            logger.warning("refused %s %s: missing or wrong token", scope["type"], scope["path"])
+            client = scope.get("client") or ("?", 0)
+            what = f"{scope['type']} {scope['path']}"
+            self.refusals.refused(str(client[0]), "missing or wrong token", what)
             await _refuse(scope, send)
             return
         if from_query and scope["type"] == "http":

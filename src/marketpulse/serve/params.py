@@ -12,6 +12,8 @@ from marketpulse.models import INTERVALS
 __all__ = ["check_interval", "check_symbol", "parse_time"]
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_^=/:]{0,31}$")
+#: Times are int64 nanoseconds: 1677-09-21 to 2262-04-11.
+_NS_MIN, _NS_MAX = -(2**63), 2**63 - 1
 
 
 def bad(name: str, message: str) -> HTTPException:
@@ -40,18 +42,24 @@ def parse_time(value: str | None, name: str) -> int | None:
     """Parse UTC nanoseconds since the epoch, or an ISO 8601 time (UTC unless it says).
 
     Raises:
-        HTTPException: 422 naming ``name`` when ``value`` is neither.
+        HTTPException: 422 naming ``name`` when ``value`` is neither, or is
+            beyond the times nanoseconds can hold (1677 to 2262).
     """
     if value is None or value == "":
         return None
     text = value.strip()
     if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad(name, f"expected nanoseconds or an ISO 8601 time, got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+        digits = text.lstrip("-").lstrip("0")
+        ns = int(text) if len(digits) <= 19 else _NS_MAX + 1  # longer: out of range anyway
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise bad(name, f"expected nanoseconds or an ISO 8601 time, got {value!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    if not _NS_MIN <= ns <= _NS_MAX:
+        raise bad(name, f"out of range: {value[:40]!r} is not between 1677-09-21 and 2262-04-11")
+    return ns

@@ -26,6 +26,9 @@ rules:
 """
 
 SYMBOLS = 6
+#: Where test clients say they are: a name the dashboard serves (not TestClient's "testserver").
+BASE_URL = "http://localhost:8050"
+WS_URL = "ws://localhost:8050/ws"
 #: 2024-03-05 15:00 UTC: a fixed time, so the ten minutes never straddle two dates.
 START_NS = 1_709_650_800 * 1_000_000_000
 

@@ -13,14 +13,16 @@ from marketpulse.pipeline import Metrics
 from marketpulse.serve import Dashboard, LakeData, LakeMarket, ServeError, ServeSettings, create_app
 from marketpulse.serve.app import plotly_js
 
-from .conftest import SYMBOLS
+from .conftest import BASE_URL, SYMBOLS
 
 
 @pytest.fixture(scope="module")
 def client(filled_lake):
     root, _ = filled_lake
     lake = LakeData(root)
-    with TestClient(create_app(ServeSettings(), lake, LakeMarket(lake))) as client:
+    with TestClient(
+        create_app(ServeSettings(), lake, LakeMarket(lake)), base_url=BASE_URL
+    ) as client:
         yield client
     lake.close()
 
@@ -127,10 +129,11 @@ def test_health_and_readiness(client, tmp_path):
     assert client.get("/readyz").status_code == 200
     missing = LakeData(tmp_path / "nowhere")
     app = create_app(ServeSettings(), missing, LakeMarket(missing))
-    with TestClient(app) as other:
+    with TestClient(app, base_url=BASE_URL) as other:
         assert other.get("/healthz").status_code == 200
         response = other.get("/readyz")
-        assert response.status_code == 503 and "nowhere" in response.json()["reason"]
+        assert response.status_code == 503 and response.json()["checks"] == {"lake": False}
+        assert "nowhere" not in response.text and str(tmp_path) not in response.text
 
 
 def test_metrics_are_prometheus_text_with_counters_and_a_latency_histogram(filled_lake):
@@ -140,7 +143,9 @@ def test_metrics_are_prometheus_text_with_counters_and_a_latency_histogram(fille
     for seconds in (0.0005, 0.003, 0.003, 0.2, 30.0):
         metrics.latency(seconds)
     lake = LakeData(root)
-    with TestClient(create_app(ServeSettings(), lake, LakeMarket(lake), metrics)) as client:
+    with TestClient(
+        create_app(ServeSettings(), lake, LakeMarket(lake), metrics), base_url=BASE_URL
+    ) as client:
         response = client.get("/metrics")
     lake.close()
     assert response.status_code == 200

@@ -21,6 +21,8 @@ from marketpulse.serve import DashboardServer, LakeData, LiveMarket, ServeSettin
 from marketpulse.serve.push import Conflator
 from marketpulse.stream import ProcessorSettings
 
+from .conftest import BASE_URL, WS_URL
+
 
 def _market(symbols: int) -> tuple[LiveMarket, object]:
     """A live market and an endless source of its simulated trade batches."""
@@ -54,7 +56,7 @@ def test_websocket_pushes_a_snapshot_then_changed_prices_and_new_alerts(tmp_path
         market.trades(next(batches).data)
     lake = LakeData(tmp_path)
     app = create_app(ServeSettings(updates_per_s=50), lake, market)
-    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(app, base_url=BASE_URL) as client, client.websocket_connect(WS_URL) as ws:
         snapshot = ws.receive_json()
         assert snapshot["type"] == "snapshot"
         assert {r["symbol"] for r in snapshot["rows"]} == {r.symbol for r in market.rows()}
@@ -150,7 +152,7 @@ def test_a_client_charting_a_symbol_gets_its_bars_as_they_close(tmp_path):
     options = PipelineOptions(lake=str(tmp_path / "lake"), processor=ProcessorSettings(("1s",)))
     lake = LakeData(tmp_path / "lake")
     app = create_app(ServeSettings(updates_per_s=50), lake, market)
-    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(app, base_url=BASE_URL) as client, client.websocket_connect(WS_URL) as ws:
         assert ws.receive_json()["type"] == "snapshot"
         assert "bars" not in ws.receive_json()  # nothing asked yet
         EmbeddedPipeline(feed, options, market.metrics, market).run()
@@ -179,7 +181,7 @@ def test_a_client_that_acknowledges_has_one_update_in_flight_composed_after_its_
     market.trades(next(batches).data)
     lake = LakeData(tmp_path)
     app = create_app(ServeSettings(updates_per_s=100), lake, market)
-    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+    with TestClient(app, base_url=BASE_URL) as client, client.websocket_connect(WS_URL) as ws:
         assert ws.receive_json()["n"] == 1
         ws.send_json({"ack": 1})
         assert ws.receive_json()["n"] == 2
