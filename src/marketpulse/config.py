@@ -11,6 +11,7 @@ A variable is named after its key: ``lake`` → ``MARKETPULSE_LAKE``,
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -71,9 +72,9 @@ class Secret:
 class SimulatorSettings:
     """The simulated market."""
 
-    symbols: int = 50
-    rate: float = 5000.0
-    seed: int = 0
+    symbols: int = field(default=50, metadata={"min": 1})
+    rate: float = field(default=5000.0, metadata={"above": 0})
+    seed: int = field(default=0, metadata={"min": 0})
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +96,8 @@ class KafkaSettings:
     ssl_ca: str = ""
     ssl_certificate: str = ""
     ssl_key: str = ""
-    partitions: int = 6
-    replication: int = 1
+    partitions: int = field(default=6, metadata={"min": 1})
+    replication: int = field(default=1, metadata={"min": 1})
     retention_hours: float = 168.0
     compression: str = "lz4"
 
@@ -123,12 +124,12 @@ class Settings:
     rules: str = ""
     alerts_file: str = "./data/alerts.jsonl"
     intervals: tuple[str, ...] = ("1s", "1m", "5m")
-    lateness: float = 0.5
-    idle_timeout: float = 2.0
+    lateness: float = field(default=0.5, metadata={"min": 0})
+    idle_timeout: float = field(default=2.0, metadata={"above": 0})
     session_tz: str = "America/New_York"
     session_calendar: str = ""
     max_time_jump: float = 1_209_600.0
-    partitions: int = 1
+    partitions: int = field(default=1, metadata={"min": 1})
     log_level: str = "INFO"
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
     influx_url: Secret = field(default_factory=lambda: Secret(""))
@@ -194,6 +195,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
             f"{where}: unknown setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})"
         )
     values = {}
+    limits = {f.name: f.metadata for f in fields(cls)}
     for name, value in data.items():
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
@@ -202,7 +204,16 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
             values[name] = _build(kind, value, f"{where} [{name}]")
         else:
             values[name] = _convert(value, kind, f"{where}: {name}")
+            _check_limits(values[name], limits[name], f"{where}: {name}")
     return cls(**values)
+
+
+def _check_limits(value: Any, limits: Mapping[str, Any], where: str) -> None:
+    """Refuse a number outside its field's ``min`` / ``above`` bound (or not finite)."""
+    if "min" in limits and not (math.isfinite(value) and value >= limits["min"]):
+        raise ConfigError(f"{where}: expected a number at least {limits['min']}, got {value!r}")
+    if "above" in limits and not (math.isfinite(value) and value > limits["above"]):
+        raise ConfigError(f"{where}: expected a number above {limits['above']}, got {value!r}")
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:

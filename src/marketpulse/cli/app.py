@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -32,6 +32,7 @@ from marketpulse.cli.common import (
     SUSPICIOUS_OPTION,
     SYMBOL_OPTION,
     FileFormat,
+    bounded,
     console,
     err_console,
     file_feed,
@@ -111,17 +112,24 @@ def run(
     rate_limit: str = live_options.RATE_LIMIT_OPTION,
     env_file: Path = live_options.ENV_FILE_OPTION,
     symbols: int = typer.Option(
-        None, "--symbols", help="Number of simulated symbols [default: 50]."
+        None, "--symbols", min=1, help="Number of simulated symbols [default: 50]."
     ),
     rate: float = typer.Option(
-        None, "--rate", help="Simulated trades per second, all symbols together [default: 5000]."
+        None,
+        "--rate",
+        callback=bounded(0, above=True),
+        help="Simulated trades per second, all symbols together [default: 5000].",
     ),
     seed: int = typer.Option(
-        None, "--seed", help="Random seed: the same seed gives the same market [default: 0]."
+        None,
+        "--seed",
+        min=0,
+        help="Random seed: the same seed gives the same market [default: 0].",
     ),
     duration: float = typer.Option(
         None,
         "--duration",
+        callback=bounded(0, above=True),
         help="Stop by itself after this many seconds [default: run until Ctrl-C].",
     ),
     rules: str = RULES_OPTION,
@@ -342,12 +350,57 @@ def config_show(config: Path = CONFIG_OPTION) -> None:
     console.print_json(json.dumps(masked(settings)))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"marketpulse {version('marketpulse')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print the installed version and exit.",
+    ),
+) -> None:
+    pass
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    from rich.markup import escape
+
+    err_console.print(  # escaped: messages hold [sections] and [defaults]
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True
+    )
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: run the app; report MarketPulse errors as one line and exit 2."""
+    """Entry point: run the app; report bad usage and MarketPulse errors as one line.
+
+    Exit codes: 2 for bad usage (an unknown option, a value out of range) and
+    for MarketPulse errors that stop the command, 130 after Ctrl-C, 1 for a
+    record not delivered and an aborted prompt.
+    """
+    from typer._click.exceptions import NoArgsIsHelpError
+
     try:
-        app()
+        code = app(prog_name="marketpulse", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # the help of a command given without its arguments
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage: parsing failed before the command ran
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        _fail(f"{where}{exc.format_message()}", exc.exit_code)
+    except typer.Abort:
+        _fail("aborted", 1)
     except MarketPulseError as exc:
-        err_console.print(
-            f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True
-        )
-        sys.exit(2)
+        _fail(str(exc), 2)
+    if isinstance(code, int) and code:
+        sys.exit(code)

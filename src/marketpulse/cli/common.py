@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_OPTION",
     "LAKE_OPTION",
+    "bounded",
     "configure_logging",
     "console",
     "parse_columns",
@@ -42,6 +45,34 @@ LAKE_OPTION = typer.Option(
     None, "--lake", help="Root of the Parquet lake, a directory or s3://bucket/prefix "
     "[default: ./data/lake, or MARKETPULSE_LAKE].",
 )  # fmt: skip
+
+
+def bounded(
+    low: float, *, above: bool = False, high: float | None = None
+) -> Callable[[float | None], float | None]:
+    """Return an option callback refusing a number out of range at parse time.
+
+    The command then stops before it starts with one line naming the option
+    (``error: marketpulse run: Invalid value for '--rate': ...``) and exit code 2.
+
+    Args:
+        low: the smallest value allowed (``above``: the value must exceed it).
+        above: refuse ``low`` itself.
+        high: the largest value allowed (``None``: no upper bound).
+    """
+    wanted = f"{'above' if above else 'at least'} {low:g}"
+    if high is not None:
+        wanted += f" and at most {high:g}"
+
+    def check(value: float | None) -> float | None:
+        if value is None:  # not given
+            return value
+        if (not math.isfinite(value) or value < low or (above and value == low)
+                or (high is not None and value > high)):  # fmt: skip
+            raise typer.BadParameter(f"expected a number {wanted}, got {value:g}")
+        return value
+
+    return check
 
 
 def configure_logging(level: str) -> None:
@@ -120,8 +151,9 @@ INTERVALS_OPTION = typer.Option(
     help="Bar intervals built from trades, comma-separated [default: 1s,1m,5m].",
 )
 LATENESS_OPTION = typer.Option(
-    None, "--lateness", help="Allowed lateness of ticks, seconds [default: 0.5]."
-)
+    None, "--lateness", help="Allowed lateness of ticks, seconds [default: 0.5].",
+    callback=bounded(0),
+)  # fmt: skip
 ALERTS_FILE_OPTION = typer.Option(
     None,
     "--alerts-file",

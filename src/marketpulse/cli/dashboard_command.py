@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, console, settings_from
+from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, bounded, console, settings_from
 from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.config import Secret, Settings
 
@@ -31,7 +31,9 @@ HOST_OPTION = typer.Option(
     help="Address the dashboard listens on; any address but 127.0.0.1, localhost or ::1 "
     "requires a token.",
 )
-PORT_OPTION = typer.Option(8050, "--port", help="TCP port of the dashboard (0: a free one).")
+PORT_OPTION = typer.Option(
+    8050, "--port", min=0, max=65535, help="TCP port of the dashboard (0: a free one)."
+)
 TOKEN_OPTION = typer.Option(
     None,
     "--token",
@@ -41,8 +43,9 @@ TOKEN_OPTION = typer.Option(
     "in the browser).",
 )
 UPDATES_OPTION = typer.Option(
-    4.0, "--updates-per-s", help="Most live updates each browser receives per second."
-)
+    4.0, "--updates-per-s", callback=bounded(0, above=True),
+    help="Most live updates each browser receives per second.",
+)  # fmt: skip
 
 
 def serve_settings(host: str, port: int, token: str | None, updates_per_s: float) -> ServeSettings:
@@ -63,7 +66,10 @@ def dashboard(
         None, "--interval", help="Bar interval the watchlist shows [default: the shortest]."
     ),
     duration: float = typer.Option(
-        None, "--duration", help="Stop after this many seconds [default: run until Ctrl-C]."
+        None,
+        "--duration",
+        callback=bounded(0, above=True),
+        help="Stop after this many seconds [default: run until Ctrl-C].",
     ),
     kafka: str = typer.Option(
         None,

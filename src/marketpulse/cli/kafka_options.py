@@ -8,7 +8,7 @@ import typer
 
 from marketpulse.bus.kafka import KafkaBus
 from marketpulse.bus.topics import Topics
-from marketpulse.cli.common import settings_from
+from marketpulse.cli.common import bounded, settings_from
 from marketpulse.config import Settings
 
 __all__ = [
@@ -35,7 +35,7 @@ EXIT_WHEN_IDLE_OPTION = typer.Option(
     "--exit-when-idle",
     help="Exit cleanly, offsets committed, once no input arrived for this many seconds "
     "(counted from the partitions' assignment; before it, at least 30 s to join the group).",
-    min=0.0,
+    callback=bounded(0),
 )
 
 

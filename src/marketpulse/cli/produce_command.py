@@ -21,6 +21,7 @@ from marketpulse.cli.common import (
     SUSPICIOUS_OPTION,
     SYMBOL_OPTION,
     FileFormat,
+    bounded,
     console,
     err_console,
     file_feed,
@@ -52,15 +53,19 @@ def produce(
         help="Publish a trades or OHLCV bars file: CSV (optionally .gz) or Parquet.",
     ),  # fmt: skip
     symbols: int = typer.Option(
-        None, "--symbols", help="Simulator: number of symbols [default: 50]."
+        None, "--symbols", min=1, help="Simulator: number of symbols [default: 50]."
     ),
     rate: float = typer.Option(
-        None, "--rate", help="Simulator: trades per second, all symbols together [default: 5000]."
+        None,
+        "--rate",
+        callback=bounded(0, above=True),
+        help="Simulator: trades per second, all symbols together [default: 5000].",
     ),
-    seed: int = typer.Option(None, "--seed", help="Simulator: random seed [default: 0]."),
+    seed: int = typer.Option(None, "--seed", min=0, help="Simulator: random seed [default: 0]."),
     duration: float = typer.Option(
         None,
         "--duration",
+        callback=bounded(0, above=True),
         help="Stop by itself after this many seconds [default: at the end of the file; "
         "the simulator runs until Ctrl-C].",
     ),  # fmt: skip

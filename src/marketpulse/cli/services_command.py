@@ -17,6 +17,7 @@ from marketpulse.cli.common import (
     LAKE_OPTION,
     LATENESS_OPTION,
     RULES_OPTION,
+    bounded,
     console,
     parse_intervals,
     processor_settings,
@@ -79,7 +80,7 @@ def process(
     commit_interval: float = typer.Option(
         0.1,
         "--commit-interval",
-        min=0.001,
+        callback=bounded(0.001),
         help="Seconds a transaction with outputs may stay open while catching up on a "
         "backlog; otherwise outputs are committed (visible to read_committed readers) as "
         "soon as the input at hand is handled.",
@@ -91,6 +92,7 @@ def process(
     idle_timeout: float = typer.Option(
         None,
         "--idle-timeout",
+        callback=bounded(0),
         help="Seconds without input after which a partition's bars close by processing "
         "time [default: 2]; 0 never closes them so (outputs then depend on input alone).",
     ),  # fmt: skip
@@ -125,7 +127,8 @@ def process(
 
 
 MAX_AGE_OPTION = typer.Option(
-    None, "--max-age", min=0.0, help="Seconds rows wait at most before they are written "
+    None, "--max-age", callback=bounded(0),
+    help="Seconds rows wait at most before they are written "
     "[default: 5 for the lake, 2 for databases].",
 )  # fmt: skip
 

@@ -14,7 +14,7 @@ from confluent_kafka.admin import ConfigResource, OffsetSpec, ResourceType
 
 from marketpulse.bus.kafka import KafkaBus
 from marketpulse.bus.topics import Topics, topic_specs
-from marketpulse.cli.common import CONFIG_OPTION, console, err_console
+from marketpulse.cli.common import CONFIG_OPTION, bounded, console, err_console
 from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
 from marketpulse.config import Settings
 from marketpulse.exceptions import BusError, ConfigError
@@ -49,6 +49,7 @@ def topics_create(
     retention_hours: float = typer.Option(
         None,
         "--retention-hours",
+        callback=bounded(-1),
         help="Hours the data topics keep records, -1 for ever [default: 168]; "
         "the state topic is compacted (the latest state of each symbol stays).",
     ),  # fmt: skip
