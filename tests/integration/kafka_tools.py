@@ -56,13 +56,40 @@ def end_offsets(bootstrap: str, topic: str) -> list[int]:
         consumer.close()
 
 
+def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
+    """The offsets ``group`` has committed on ``topic``, summed over its partitions.
+
+    Offsets of a transaction still open (a killed producer's, until it times out) are
+    not counted: read_uncommitted asks for them without waiting for them to settle.
+    """
+    consumer = ck.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+         "isolation.level": "read_uncommitted"}
+    )  # fmt: skip
+    try:
+        parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        done = consumer.committed([ck.TopicPartition(topic, p) for p in parts], timeout=10)
+        return sum(max(tp.offset, 0) for tp in done)  # no commit yet: a negative sentinel
+    finally:
+        consumer.close()
+
+
 def read_committed(bootstrap: str, topic: str, timeout: float = 60.0):
     """Every committed record of ``topic``: {partition: [(key, value, headers), ...]}."""
+    return read_records(bootstrap, topic, "read_committed", timeout)
+
+
+def read_records(bootstrap: str, topic: str, isolation: str, timeout: float = 60.0):
+    """Every record of ``topic`` a reader of ``isolation`` level sees, per partition.
+
+    ``read_uncommitted`` also returns the records of aborted transactions;
+    neither level returns the transaction markers, which take offsets too.
+    """
     consumer = ck.Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": "reader",
-            "isolation.level": "read_committed",
+            "isolation.level": isolation,
             "enable.partition.eof": True,
             "enable.auto.commit": False,
         }

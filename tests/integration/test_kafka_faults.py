@@ -1,15 +1,14 @@
 """Faults: no broker at start is a clear error in bounded time; a broker restart loses nothing."""
 
 import socket
-import time
 
 import pytest
 
 from .conftest import LEAN_TRADES, marketpulse
 from .kafka_tools import (
     OUTPUTS,
+    committed_offsets,
     create_topics,
-    end_offsets,
     load_file,
     outputs,
     process_command,
@@ -30,13 +29,11 @@ def closed_port():
 @pytest.mark.parametrize("command", [["process"], ["sink", "lake"], ["topics", "create"]])
 def test_no_broker_at_start_is_a_clear_error_after_a_bounded_wait(command, tmp_path):
     bootstrap = f"127.0.0.1:{closed_port()}"
-    started = time.monotonic()
+    # the bound: the command gives up by itself (a TimeoutExpired here fails the test)
     result = marketpulse(*command, "--bootstrap-servers", bootstrap, cwd=tmp_path, timeout=120)
-    elapsed = time.monotonic() - started
     assert result.returncode == 2
     assert f"error: cannot reach Kafka at {bootstrap}" in result.stderr
     assert "Traceback" not in result.stderr
-    assert elapsed < 60
 
 
 def test_broker_restarted_mid_run_services_reconnect_and_lose_nothing(
@@ -59,9 +56,14 @@ def test_broker_restarted_mid_run_services_reconnect_and_lose_nothing(
          "--group", f"{topic_prefix}sink"]
     )  # fmt: skip
     wait_for_output(bootstrap, f"{topic_prefix}bars", total_bars // 3, process)
+    # the fault hits the processor mid-work: input is left, and the broker is really gone
+    assert committed_offsets(bootstrap, f"{topic_prefix}process", f"{topic_prefix}ticks") < sent
     private_broker.stop()
-    time.sleep(3)
+    assert not private_broker.running()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", private_broker.port), timeout=5).close()
     private_broker.start(timeout=120)
+    assert process.poll() is None and sink.poll() is None  # both outlived the outage
     process_log, _ = process.communicate(timeout=300)
     sink_log, _ = sink.communicate(timeout=300)
     assert process.returncode == 0, process_log
@@ -70,7 +72,6 @@ def test_broker_restarted_mid_run_services_reconnect_and_lose_nothing(
     got = outputs(bootstrap, topic_prefix)
     for topic in OUTPUTS:
         assert records(got[topic]) == records(expected[topic]), topic
-    assert sum(end_offsets(bootstrap, f"{topic_prefix}bars")) >= total_bars
     # the lake holds every committed bar exactly once
     counts = sql(lake, "SELECT count(*) AS n, count(DISTINCT (symbol, interval, start)) AS d "
                        "FROM bars")  # fmt: skip
