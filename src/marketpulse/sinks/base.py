@@ -92,6 +92,8 @@ class SinkStats:
         files: files (or write requests) completed.
         bytes: bytes written to storage.
         flushes: buffers flushed.
+        retries: failed attempts to reach the storage that were retried
+            (a connection broke, the server restarted).
     """
 
     rows: Mapping[str, int] = field(default_factory=dict)
@@ -99,6 +101,7 @@ class SinkStats:
     files: int = 0
     bytes: int = 0
     flushes: int = 0
+    retries: int = 0
 
 
 class Sink(ABC):

@@ -117,7 +117,7 @@ class InfluxSink(BatchingSink):
         self._lines: list[str] = []
         self._pending: dict[str, int] = {}
         self._rows = dict.fromkeys(TABLES, 0)
-        self._requests = self._bytes = self._flushes = 0
+        self._requests = self._bytes = self._flushes = self._retries = 0
         self._opened = False
 
     def open(self) -> InfluxSink:
@@ -129,7 +129,7 @@ class InfluxSink(BatchingSink):
         if self._opened:
             return self
         version = with_retries(self._ping, f"reach InfluxDB at {self.where}", _TRANSIENT,
-                               self.connect_timeout_s)  # fmt: skip
+                               self.connect_timeout_s, on_retry=self._count_retry)  # fmt: skip
         if version.startswith("1."):
             statement = f'CREATE DATABASE "{self.database}"'  # idempotent in 1.x
             self._request(f"{self._base}/query", urllib.parse.urlencode({"q": statement}).encode(),
@@ -163,6 +163,7 @@ class InfluxSink(BatchingSink):
             with_retries(
                 lambda body=body: self._request(self._write_url, body, headers),
                 f"write to InfluxDB at {self.where}", _TRANSIENT, self.retry_s,
+                on_retry=self._count_retry,
             )  # fmt: skip
             del self._lines[: len(chunk)]  # sent: a later failure resends only the rest
             self._requests += 1
@@ -183,9 +184,13 @@ class InfluxSink(BatchingSink):
 
     @property
     def stats(self) -> SinkStats:
-        """Rows sent, rows buffered, requests and (compressed) bytes."""
+        """Rows sent, rows buffered, requests, (compressed) bytes and attempts retried."""
         buffered = dict.fromkeys(TABLES, 0) | self._pending
-        return SinkStats(dict(self._rows), buffered, self._requests, self._bytes, self._flushes)
+        return SinkStats(dict(self._rows), buffered, self._requests, self._bytes, self._flushes,
+                         self._retries)  # fmt: skip
+
+    def _count_retry(self, exc: BaseException) -> None:
+        self._retries += 1
 
     def _ping(self) -> str:
         request = urllib.request.Request(f"{self._base}/ping", method="GET")

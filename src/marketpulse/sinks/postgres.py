@@ -109,7 +109,7 @@ class PostgresSink(BatchingSink):
         self._counts: dict[str, int] = {}
         self._last_trade: dict[str, tuple[int, int]] = {}  # symbol -> (ts, trades at ts)
         self._rows = dict.fromkeys(TABLES, 0)
-        self._bytes = self._flushes = 0
+        self._bytes = self._flushes = self._retries = 0
 
     def open(self) -> PostgresSink:
         """Connect, migrate and check the tables; return the sink.
@@ -178,16 +178,20 @@ class PostgresSink(BatchingSink):
 
     @property
     def stats(self) -> SinkStats:
-        """Rows upserted so far, rows buffered, bytes sent."""
+        """Rows upserted so far, rows buffered, bytes sent, attempts retried."""
         buffered = dict.fromkeys(TABLES, 0) | self._counts
-        return SinkStats(dict(self._rows), buffered, self._flushes, self._bytes, self._flushes)
+        return SinkStats(dict(self._rows), buffered, self._flushes, self._bytes, self._flushes,
+                         self._retries)  # fmt: skip
+
+    def _count_retry(self, exc: BaseException) -> None:
+        self._retries += 1
 
     def _flush_table(self, table: str) -> None:
         rows = pa.concat_tables(self._buffers[table])
         payload = encode(rows, [kind for _, kind in PG_TABLES[table].columns])
         with_retries(
             lambda: self._upsert(table, payload), f"write {table} to PostgreSQL at {self.where}",
-            _TRANSIENT, self.retry_s,
+            _TRANSIENT, self.retry_s, on_retry=self._count_retry,
         )  # fmt: skip
         # dropped only after the commit: a failure keeps the rows for the next flush
         del self._buffers[table]
@@ -197,7 +201,8 @@ class PostgresSink(BatchingSink):
 
     def _connect(self, table: str, budget_s: float) -> psycopg.Connection:
         what = f"connect to PostgreSQL at {self.where}"
-        return with_retries(lambda: self._connect_once(table), what, _TRANSIENT, budget_s)
+        return with_retries(lambda: self._connect_once(table), what, _TRANSIENT, budget_s,
+                            on_retry=self._count_retry)  # fmt: skip
 
     def _connect_once(self, table: str) -> psycopg.Connection:
         try:

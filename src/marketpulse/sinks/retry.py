@@ -26,11 +26,13 @@ def with_retries(
     max_delay: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
     """Call ``action`` until it succeeds, retrying ``transient`` errors for ``budget_s`` seconds.
 
     Delays double from ``first_delay`` up to ``max_delay``; the last attempt
-    starts before the budget runs out.
+    starts before the budget runs out. ``on_retry`` is called with the error of
+    each failed attempt that is retried (sinks count them in their statistics).
 
     Raises:
         SinkUnavailableError: every attempt failed with a transient error; the
@@ -52,6 +54,8 @@ def with_retries(
                 ) from exc
             logger.warning("%s failed (attempt %d), retrying in %.1f s: %s",
                            what, attempt, min(delay, remaining), _one_line(exc))  # fmt: skip
+            if on_retry is not None:
+                on_retry(exc)
             sleep(min(delay, remaining))
             delay = min(delay * 2, max_delay)
 

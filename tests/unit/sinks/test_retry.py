@@ -1,0 +1,56 @@
+"""Bounded retries: each retried failure is reported, the budget ends them."""
+
+import pytest
+
+from marketpulse.sinks.exceptions import SinkUnavailableError
+from marketpulse.sinks.retry import with_retries
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.slept = []
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_each_retried_failure_is_reported_and_the_result_returned():
+    clock, retried = FakeClock(), []
+    failures = [ConnectionError("down"), ConnectionError("still down")]
+
+    def action():
+        if failures:
+            raise failures.pop(0)
+        return "written"
+
+    result = with_retries(action, "write", (ConnectionError,), 60, sleep=clock.sleep,
+                          clock=lambda: clock.now, on_retry=retried.append)  # fmt: skip
+    assert result == "written"
+    assert [str(e) for e in retried] == ["down", "still down"]
+    assert clock.slept == [0.2, 0.4]
+
+
+def test_the_failure_after_the_budget_is_not_retried():
+    clock, retried = FakeClock(), []
+
+    def action():
+        raise ConnectionError("down")
+
+    with pytest.raises(SinkUnavailableError, match=r"write: failed 4 time\(s\) over 1 s"):
+        with_retries(action, "write", (ConnectionError,), 1, sleep=clock.sleep,
+                     clock=lambda: clock.now, on_retry=retried.append)  # fmt: skip
+    assert len(retried) == 3  # the fourth failure ended the budget: raised, not retried
+    assert sum(clock.slept) == pytest.approx(1.0)
+
+
+def test_other_errors_are_not_retried():
+    retried = []
+
+    def action():
+        raise ValueError("bad row")
+
+    with pytest.raises(ValueError):
+        with_retries(action, "write", (ConnectionError,), 60, on_retry=retried.append)
+    assert retried == []
