@@ -266,7 +266,7 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     for thread in (producer, reader):
         if thread.error is not None:
             raise thread.error
-    if service.returncode != 0:
+    if service.returncode not in (0, 143):  # 143: stopped cleanly by the SIGTERM above
         raise RuntimeError(f"marketpulse process failed:\n{log.read_text()[-3000:]}")
     closing = producer.closing_stamps()
     latencies, produced, closes = _latencies(reader.rows, closing, begin_ns, end_ns)

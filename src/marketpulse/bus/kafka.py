@@ -46,6 +46,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 _client_logger = logging.getLogger("marketpulse.bus.librdkafka")
 
+
+def _not_reported_by_error_cb(record: logging.LogRecord) -> bool:
+    # librdkafka logs a failed broker connection ("FAIL") and hands the same error to
+    # error_cb (_error_cb below), once per attempt while a broker is away: log it once
+    return not (record.args and isinstance(record.args, tuple) and record.args[0] == "FAIL")
+
+
+_client_logger.addFilter(_not_reported_by_error_cb)
+
 #: Producer compression codecs offered by the CLI.
 COMPRESSIONS = ("lz4", "zstd", "snappy", "gzip", "none")
 

@@ -17,6 +17,7 @@ from rich.logging import RichHandler
 from marketpulse.alerts import Rule, default_rules, load_rules
 from marketpulse.config import Settings, load_settings
 from marketpulse.exceptions import InputError
+from marketpulse.log_repeats import limit_repeats
 from marketpulse.stream import ProcessorSettings
 
 if TYPE_CHECKING:
@@ -76,7 +77,10 @@ def bounded(
 
 
 def configure_logging(level: str) -> None:
-    """Send log records to standard error, readable on a terminal and in files."""
+    """Send log records to standard error, readable on a terminal and in files.
+
+    Repeated warnings are rate-limited (:mod:`marketpulse.log_repeats`).
+    """
     root = logging.getLogger()
     root.handlers.clear()
     if err_console.is_terminal:
@@ -85,6 +89,7 @@ def configure_logging(level: str) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    limit_repeats(handler)
     root.addHandler(handler)
     root.setLevel(level.upper())
 

@@ -7,6 +7,7 @@ import math
 import threading
 import time
 
+import typer
 from rich.console import Group
 from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from marketpulse.cli.common import console
+from marketpulse.cli.signals import stop_on_signals
 from marketpulse.pipeline import EmbeddedPipeline, MarketView, Metrics, MetricsSnapshot
 
 __all__ = ["run_in_foreground"]
@@ -84,7 +86,11 @@ def run_in_foreground(
     metrics: Metrics,
     show_progress: bool,
 ) -> MetricsSnapshot:
-    """Run a pipeline in a worker thread and show it; Ctrl-C stops it cleanly.
+    """Run a pipeline in a worker thread and show it; Ctrl-C or SIGTERM stops it cleanly.
+
+    After such a stop (everything accepted flushed, the summary printed) the
+    command exits with 130 (Ctrl-C) or 143 (SIGTERM); a second signal exits at
+    once (:mod:`marketpulse.cli.signals`).
 
     Args:
         make_pipeline: called with a progress callback; returns the pipeline.
@@ -103,34 +109,31 @@ def run_in_foreground(
         progress.update(task, completed=done, total=total)
 
     pipeline: EmbeddedPipeline = make_pipeline(on_progress if show_progress else None)
-    stop = threading.Event()
-    done = threading.Event()  # Thread.join() can return early after a KeyboardInterrupt
+    done = threading.Event()
     result: list[MetricsSnapshot] = []
     failure: list[BaseException] = []
+    with stop_on_signals() as stop:
 
-    def work() -> None:
-        try:
-            result.append(pipeline.run(stop))
-        except BaseException as exc:  # reported by the main thread
-            failure.append(exc)
-        finally:
-            done.set()
+        def work() -> None:
+            try:
+                result.append(pipeline.run(stop))
+            except BaseException as exc:  # reported by the main thread
+                failure.append(exc)
+            finally:
+                done.set()
 
-    worker = threading.Thread(target=work, name="pipeline", daemon=True)
-    worker.start()
-    try:
+        worker = threading.Thread(target=work, name="pipeline", daemon=True)
+        worker.start()
         if interactive:
             _show_live(done, view, metrics, progress if show_progress else None)
         else:
             _show_lines(done, metrics)
-    except KeyboardInterrupt:
-        logger.info("interrupted: stopping and flushing")
-        stop.set()
-        done.wait()
     if failure:
         raise failure[0]
     snapshot = result[0] if result else metrics.snapshot()
     console.print(snapshot.summary(), soft_wrap=True)
+    if stop.signum is not None:  # stopped cleanly by Ctrl-C or SIGTERM: 130 or 143
+        raise typer.Exit(stop.exit_code)
     return snapshot
 
 

@@ -28,7 +28,7 @@ from marketpulse.cli.common import (
 )
 from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
-from marketpulse.cli.services_command import stop_on_signals
+from marketpulse.cli.signals import stop_on_signals
 from marketpulse.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -144,6 +144,8 @@ def produce(
         for error in stats.errors:
             err_console.print(f"delivery failed: {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+    if stop.signum is not None:  # stopped cleanly by Ctrl-C or SIGTERM
+        raise typer.Exit(stop.exit_code)
 
 
 def _check_sources(

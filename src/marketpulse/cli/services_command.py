@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -31,6 +27,7 @@ from marketpulse.cli.kafka_options import (
     kafka_settings,
     open_bus,
 )
+from marketpulse.cli.signals import stop_on_signals
 from marketpulse.cli.sink_options import (
     INFLUX_URL_OPTION,
     POSTGRES_URL_OPTION,
@@ -41,29 +38,13 @@ from marketpulse.cli.sink_options import (
 from marketpulse.config import Settings
 from marketpulse.services.heap import settle_heap
 
-__all__ = ["process", "sink_app", "stop_on_signals"]
+__all__ = ["process", "sink_app"]
 
 sink_app = typer.Typer(
     help="Store the processor's output topics (a consumer group per sink).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """Yield an event that SIGINT (Ctrl-C) and SIGTERM set, for a clean stop."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 def process(
@@ -124,6 +105,8 @@ def process(
     with stop_on_signals() as stop:
         stats = ProcessService(bus, topics, processor, options, stop).run()
     console.print(f"process: {stats.line()}", highlight=False)
+    if stop.signum is not None:  # stopped cleanly by Ctrl-C or SIGTERM
+        raise typer.Exit(stop.exit_code)
 
 
 MAX_AGE_OPTION = typer.Option(
@@ -217,3 +200,5 @@ def _serve_sink(
     with stop_on_signals() as stop:
         stats = SinkService(bus, topics, sink, options, stop).run()
     console.print(f"sink {kind.value}: {stats.line()}", highlight=False)
+    if stop.signum is not None:
+        raise typer.Exit(stop.exit_code)

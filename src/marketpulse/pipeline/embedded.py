@@ -25,7 +25,7 @@ from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
 from marketpulse.pipeline.pacing import paced
 from marketpulse.pipeline.segments import Segments, input_origin, tagged
-from marketpulse.pipeline.threads import Prefetch, SinkWorker
+from marketpulse.pipeline.threads import Prefetch, SinkWorker, interrupter
 from marketpulse.pipeline.view import MarketView
 from marketpulse.sinks import LakeSink, Sink
 from marketpulse.stream import Output, Processor, ProcessorSettings
@@ -116,7 +116,11 @@ class EmbeddedPipeline:
         self._tag: int | None = None  # the first line of the segment being processed
 
     def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
-        """Run until the feed ends, ``duration`` passes or ``stop`` is set; flush; report."""
+        """Run until the feed ends, ``duration`` passes or ``stop`` is set; flush; report.
+
+        ``duration`` passing sets ``stop``. Either ends the run within a fraction
+        of a second, whether or not the feed is delivering batches.
+        """
         stop = stop or threading.Event()
         options = self.options
         bus = MemoryBus()
@@ -152,12 +156,18 @@ class EmbeddedPipeline:
             self.feed.name, ", ".join(w.sink.name for w in self._sink_workers),
             ",".join(options.processor.intervals), len(options.rules),
         )  # fmt: skip
-        deadline = None if options.duration is None else time.monotonic() + options.duration
+        # the deadline sets ``stop``: the wait for a feed's next batch ends at once
+        # even when none comes (a live feed that cannot connect)
+        timer = None
+        if options.duration is not None:
+            timer = threading.Timer(options.duration, stop.set)
+            timer.daemon = True
+            timer.start()
         exhausted = False
         for worker in self._sink_workers:
             worker.start()
         try:
-            ahead = Prefetch(self.feed.batches())
+            ahead = Prefetch(self.feed.batches(), stop=stop, interrupt=interrupter(self.feed))
             batches = paced(iter(ahead), options.speed, stop)
             pending, received = 0, 0.0
             for batch in batches:
@@ -173,7 +183,7 @@ class EmbeddedPipeline:
                         self._end_segment(first, item)
                 if self._progress:
                     self._progress(batch.done, batch.total)
-                if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                if stop.is_set():
                     break
                 # when the processor is behind the feed, process more ticks per step:
                 # per-step costs (alerts, output tables) then weigh less
@@ -184,6 +194,8 @@ class EmbeddedPipeline:
             else:
                 exhausted = not stop.is_set()
         finally:
+            if timer is not None:
+                timer.cancel()
             self._shutdown(exhausted)
         return self.metrics.snapshot()
 

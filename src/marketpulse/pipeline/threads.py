@@ -11,33 +11,55 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
 
 from marketpulse.bus import Consumer
+from marketpulse.feeds.base import Feed
 from marketpulse.models import TRADE_SCHEMA
 from marketpulse.pipeline.segments import SEGMENT_COLUMN
 from marketpulse.sinks import InputSegment, Sink
 from marketpulse.stream.validate import check_trades
 
-__all__ = ["Prefetch", "SinkWorker"]
+__all__ = ["Prefetch", "SinkWorker", "interrupter"]
 
 logger = logging.getLogger(__name__)
 
 _DONE = object()
+#: Seconds between looks at the stop event while waiting.
+_POLL = 0.1
 
 
 class Prefetch:
     """Items produced ahead of time by a thread; iterate to get them in order.
 
-    Exceptions raised while producing are re-raised by the iteration.
+    Exceptions raised while producing are re-raised by the iteration. The
+    iteration also ends, within ``_POLL`` seconds, when ``stop`` is set, even
+    while the source is blocked waiting for its next item (a live feed that
+    cannot connect yields nothing for as long as that lasts): ``interrupt``
+    is then called to end that wait (a live feed's ``close``).
+
+    Args:
+        items: the source.
+        depth: items produced ahead at most.
+        stop: ends the iteration when set (``None``: only the source's end does).
+        interrupt: called when the iteration ends before the source did, to
+            unblock the producing thread (it must be safe from another thread).
     """
 
-    def __init__(self, items: Iterator, depth: int = 4) -> None:
+    def __init__(
+        self,
+        items: Iterator,
+        depth: int = 4,
+        stop: threading.Event | None = None,
+        interrupt: Callable[[], None] | None = None,
+    ) -> None:
         self._items = items
         self._slots: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = stop or threading.Event()
+        self._interrupt = interrupt
         self._quit = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="feed", daemon=True)
 
@@ -46,34 +68,53 @@ class Prefetch:
         """Whether the next item is already waiting."""
         return not self._slots.empty()
 
+    def _offer(self, item: object, error: BaseException | None = None) -> bool:
+        """Put an item in a slot unless the consumer quit; return whether it went in."""
+        while not self._quit.is_set():
+            try:
+                self._slots.put((item, error), timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _produce(self) -> None:
         try:
             for item in self._items:
-                while not self._quit.is_set():
-                    try:
-                        self._slots.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._quit.is_set():
+                if not self._offer(item):
                     return
-            self._slots.put((_DONE, None))
+            self._offer(_DONE)
         except BaseException as exc:  # handed to the consumer
-            self._slots.put((_DONE, exc))
+            self._offer(_DONE, exc)
 
     def __iter__(self) -> Iterator:
         self._thread.start()
+        finished = False
         try:
-            while True:
-                item, error = self._slots.get()
+            while not self._stop.is_set():
+                try:
+                    item, error = self._slots.get(timeout=_POLL)
+                except queue.Empty:
+                    continue
                 if item is _DONE:
+                    finished = True
                     if error is not None:
                         raise error
                     return
                 yield item
         finally:
             self._quit.set()
+            if not finished and self._interrupt is not None and self._thread.is_alive():
+                self._interrupt()
             self._thread.join(timeout=5)
+
+
+def interrupter(feed: Feed) -> Callable[[], None] | None:
+    """Return what ends a wait of ``feed`` for data from another thread: a live feed's ``close``.
+
+    A file replay is never blocked for long; its ``close`` must not race its reads.
+    """
+    return feed.close if getattr(feed, "realtime", True) else None
 
 
 class SinkWorker:

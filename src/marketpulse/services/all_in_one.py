@@ -211,6 +211,7 @@ class _Tapped:
         self._feed = feed
         self._view = view
         self.name = feed.name
+        self.realtime = getattr(feed, "realtime", True)
 
     def batches(self) -> Iterator[FeedBatch]:
         for batch in self._feed.batches():

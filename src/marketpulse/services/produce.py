@@ -28,7 +28,7 @@ from marketpulse.bus.topics import Topics
 from marketpulse.exceptions import BusError, ConfigError
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.pipeline.pacing import paced
-from marketpulse.pipeline.threads import Prefetch
+from marketpulse.pipeline.threads import Prefetch, interrupter
 
 __all__ = ["ProduceOptions", "ProduceService", "ProduceStats"]
 
@@ -184,7 +184,10 @@ class ProduceService:
         return self.stats
 
     def _loop(self, producer: KafkaProducer) -> None:
-        ahead = iter(Prefetch(self.feed.batches()))
+        # ``stop`` ends the wait for the next batch too: a live feed that cannot
+        # connect yields none, and the deadline or Ctrl-C must not wait for one
+        ahead = iter(Prefetch(self.feed.batches(), stop=self.stop,
+                              interrupt=interrupter(self.feed)))  # fmt: skip
         batches = paced(ahead, self.options.speed, self.stop)
         try:
             for batch in batches:
