@@ -66,13 +66,18 @@ def test_stalled_consumer_rejoins_and_the_lake_gets_every_row(
         publish(kafka_bootstrap, topics.name("bars"), bars(0, 500), f"{topic_prefix}w1")
         assert wait_until(lambda: service.stats.rows.get("bars", 0) == 500)
         assert service.stats.rejoins == 0  # read to the end: quiet, yet nothing waits
-        time.sleep(4)
+        # three stall checks of this quiet spell done (two in a row with records waiting
+        # would rejoin; the third begins after the second's decision): no rejoin
+        assert wait_until(lambda: service._checks >= 3), service._checks
         assert service.stats.rejoins == 0
         # the member stops delivering records, as a client left stuck by a broker
         # restart does (patched on the object: its replacement is a new object)
         stuck = service._consumer
-        stuck.poll = lambda *args, **kwargs: []
-        time.sleep(1)  # a poll already under way when patched returns before the records exist
+        polls = []
+        stuck.poll = lambda *args, **kwargs: polls.append(1) or []
+        # once the loop called the patched poll, no real poll is under way that could
+        # still deliver the records published next
+        assert wait_until(lambda: polls)
         publish(kafka_bootstrap, topics.name("bars"), bars(500, 700), f"{topic_prefix}w2")
         assert wait_until(lambda: service.stats.rows.get("bars", 0) == 1200), service.stats
         assert service.stats.rejoins == 1

@@ -184,12 +184,11 @@ def test_produce_malformed_rows_go_to_dlq_with_file_and_line(
 
 def test_produce_simulator_for_a_duration(kafka_bootstrap, topic_prefix):
     topics = create_topics(kafka_bootstrap, topic_prefix)
-    started = time.monotonic()
+    # the simulator is endless: only --duration ends the command (else the timeout fails it)
     result = _ok(
         run(kafka_bootstrap, topic_prefix, "produce", "--feed", "simulator", "--duration", 3,
             "--rate", 2000, "--compression", "zstd", timeout=120)
     )  # fmt: skip
-    assert time.monotonic() - started < 60
     written = sum(end_offsets(kafka_bootstrap, topics.ticks))
     assert written > 0
     assert f"produced {written:,} ticks" in result.stdout  # everything sent was flushed

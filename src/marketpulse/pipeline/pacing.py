@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -14,9 +14,16 @@ __all__ = ["paced"]
 
 
 def paced(
-    batches: Iterator[FeedBatch], speed: float | None, stop: threading.Event
+    batches: Iterator[FeedBatch],
+    speed: float | None,
+    stop: threading.Event,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[FeedBatch]:
-    """Yield feed batches at ``speed`` times the pace of their event times."""
+    """Yield feed batches at ``speed`` times the pace of their event times.
+
+    Waits are ``stop.wait(seconds)``, so setting ``stop`` ends them at once;
+    ``clock`` is the wall clock the pace follows (tests pass a fake one).
+    """
     if speed is None:
         yield from batches
         return
@@ -29,13 +36,13 @@ def paced(
             yield batch
             continue
         if origin is None:
-            origin = (time.monotonic(), int(ts[0]))
+            origin = (clock(), int(ts[0]))
         due = origin[0] + (ts - origin[1]) / 1e9 / speed
         # slices of at most 50 ms of wall time each
         cuts = np.flatnonzero(np.diff(np.floor((due - due[0]) / 0.05)) > 0) + 1
         bounds = [0, *cuts.tolist(), len(ts)]
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-            wait = due[lo] - time.monotonic()
+            wait = due[lo] - clock()
             if wait > 0 and stop.wait(wait):
                 return
             # progress moves through the batch with the rows actually replayed
