@@ -27,9 +27,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Partition:
+    """One partition's log: the segments still held, oldest first.
+
+    Readers iterate ``segments`` without the bus lock: a trim therefore never
+    changes a list in place but replaces it with a shorter one, so that a
+    reader keeps a consistent (if slightly stale) list; appends only extend.
+    """
+
     segments: list[tuple[int, str, pa.RecordBatch | pa.Table]] = field(default_factory=list)
     end_offset: int = 0
-    base: int = 0  # index into segments of the first segment still held
 
 
 class MemoryBus(Bus):
@@ -65,7 +71,7 @@ class MemoryBus(Bus):
         """Return every retained batch of ``topic`` (for tests and tools)."""
         out = []
         for number, part in enumerate(self._partitions(topic)):
-            for first, kind, data in part.segments[part.base :]:
+            for first, kind, data in part.segments:
                 out.append(_batch(topic, number, first, kind, data))
         return out
 
@@ -100,15 +106,31 @@ class MemoryBus(Bus):
                     self._trim(tp)
 
     def _trim(self, tp: TopicPartition) -> None:
+        """Drop the segments every reading group has committed past.
+
+        They are dropped, not replaced by empty slices: a zero-row slice of an
+        Arrow batch still holds its parent's buffers, and a list entry per
+        segment ever published grows with the run.
+        """
         groups = self._readers.get(tp.topic, set())
         low = min((self._committed.get(g, {}).get(tp, 0) for g in groups), default=0)
         part = self._topics[tp.topic][tp.partition]
-        while part.base < len(part.segments):
-            first, _, data = part.segments[part.base]
+        done = 0
+        for first, _, data in part.segments:
             if first + data.num_rows > low:
                 break
-            part.segments[part.base] = (first, "", data.slice(0, 0))
-            part.base += 1
+            done += 1
+        if done:
+            part.segments = part.segments[done:]  # a new list: readers iterate the old one
+
+    def retained(self, topic: str) -> tuple[int, int]:
+        """Return the segments and Arrow bytes still held for ``topic``, all partitions."""
+        segments = nbytes = 0
+        for part in self._partitions(topic):
+            held = part.segments
+            segments += len(held)
+            nbytes += sum(data.get_total_buffer_size() for _, _, data in held)
+        return segments, nbytes
 
 
 def _batch(topic: str, partition: int, first: int, kind: str, data: pa.RecordBatch) -> Batch:
@@ -171,7 +193,7 @@ class _MemoryConsumer(Consumer):
         budget = max_records
         for tp, position in self._position.items():
             part = self._bus._topics[tp.topic][tp.partition]
-            for first, kind, data in part.segments[part.base :]:
+            for first, kind, data in part.segments:
                 if budget <= 0:
                     break
                 end = first + data.num_rows
