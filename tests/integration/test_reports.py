@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import re
 import shutil
 from datetime import date
 
@@ -139,3 +140,79 @@ def test_lake_ls_counts_the_replayed_rows(period_lake, kaggle):
     assert [p["date"] for p in partitions] == sorted(
         d.date().isoformat() for d in kaggle.Date.unique())  # fmt: skip
     assert all(p["files"] == 1 and p["bytes"] > 0 for p in partitions)
+
+
+def _table_rows(text):
+    """Rows of the command's table output (columns apart by two spaces or more)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    header = lines[0].split()
+    assert set(lines[1]) <= {"-", " "}
+    return [dict(zip(header, re.split(r"\s{2,}", line.strip()), strict=True)) for line in lines[2:]]
+
+
+def test_report_movers_command_as_documented(period_lake, kaggle):
+    result = marketpulse("report", "movers", "--start", "2020-01-01", "--end", "2020-12-31",
+                         "--top", "5", "--format", "json", "--lake", period_lake)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    year = kaggle[kaggle.Date >= "2020-01-01"].sort_values("Date").groupby("Index").Close
+    change = (year.last() / year.first() - 1).sort_values()
+    assert [r["symbol"] for r in rows if r["side"] == "gainer"] == list(change.index[::-1][:5])
+    assert [r["symbol"] for r in rows if r["side"] == "loser"] == list(change.index[:5])
+    for row in rows:
+        assert math.isclose(row["return"], change[row["symbol"]], rel_tol=1e-12)
+
+
+def test_report_correlation_command_as_documented(period_lake, kaggle):
+    result = marketpulse("report", "correlation", "--start", START, "--end", END,
+                         "--symbols", "NYA,IXIC,GDAXI", "--lake", period_lake)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = _table_rows(result.stdout)
+    assert [(r["symbol_a"], r["symbol_b"]) for r in rows] == [
+        ("GDAXI", "IXIC"), ("GDAXI", "NYA"), ("IXIC", "NYA")]  # fmt: skip
+    for row in rows:
+        pair = [_log_returns(kaggle, row["symbol_a"]), _log_returns(kaggle, row["symbol_b"])]
+        joined = pd.concat(pair, axis=1, join="inner")
+        assert int(row["days"]) == len(joined)
+        assert math.isclose(float(row["correlation"]), joined.corr().iloc[0, 1], rel_tol=1e-9)
+
+
+def test_report_daily_command_as_documented(period_lake, kaggle):
+    result = marketpulse("report", "daily", "--start", "2020-01-01", "--end", "2020-12-31",
+                         "--symbols", "NYA,IXIC", "--lake", period_lake)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = _table_rows(result.stdout)
+    year = kaggle[(kaggle.Date >= "2020-01-01") & kaggle.Index.isin(["NYA", "IXIC"])]
+    assert len(rows) == len(year) > 400
+    expected = year.sort_values(["Index", "Date"]).iloc[0]
+    assert (rows[0]["symbol"], rows[0]["date"]) == (expected.Index, "2020-01-02")
+    assert math.isclose(float(rows[0]["close"]), expected.Close, rel_tol=1e-6)
+
+
+def test_report_volatility_to_a_file_as_documented(period_lake, opened, tmp_path):
+    result = marketpulse("report", "volatility", "--start", START, "--end", END, "--format",
+                         "csv", "-o", "vol.csv", "--lake", period_lake, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "vol.csv").open()))
+    expected = {r["symbol"]: r["annualised_volatility"] for r in _report(opened, "volatility")}
+    assert {r["symbol"]: float(r["annualised_volatility"]) for r in rows} == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["correlation", "--symbols", "NYA"], "--symbols: correlation needs two symbols or more"),
+        (
+            ["correlation", "--symbols", "NYA,NOPE"],
+            f"--symbols: no 1d bars of NOPE between {START}",
+        ),
+        (["movers", "--symbols", "XX,IXIC"], "--symbols: no 1d bars of XX between"),
+        (["daily", "--interval", "1m"], f"no 1m bars between {START} and {END}"),
+    ],
+)
+def test_report_bad_use_is_one_line(period_lake, args, message):
+    result = marketpulse("report", *args, "--start", START, "--end", END, "--lake", period_lake)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {message}"), line

@@ -62,13 +62,30 @@ def report(lake: Lake, name: str, scope: ReportRange) -> pa.Table:
     """Run one of :data:`REPORTS` over the lake.
 
     Raises:
-        AnalyticsError: unknown report, or no bars in the range.
+        AnalyticsError: unknown report, no bars in the range, a symbol named
+            without bars in it, or one symbol for ``correlation``.
     """
     if name not in REPORTS:
         raise AnalyticsError(f"unknown report {name!r} (known: {', '.join(REPORTS)})")
+    if name == "correlation" and len(set(scope.symbols)) == 1:
+        raise AnalyticsError("--symbols: correlation needs two symbols or more (none: all)")
     interval = scope.interval or _pick_interval(lake, scope)
     days = _DAILY.format(symbols=_symbols_filter(scope.symbols))
     params = [interval, scope.start, scope.end, *scope.symbols]
+    # an empty or silently shorter report would hide a misspelt symbol or interval
+    found = lake.query(
+        "SELECT DISTINCT symbol FROM bars WHERE interval = $1 AND date BETWEEN $2 AND $3"
+        + _symbols_filter(scope.symbols),
+        params,
+    ).column("symbol")
+    if len(found) == 0:
+        raise AnalyticsError(f"no {interval} bars between {scope.start} and {scope.end}")
+    missing = sorted(set(scope.symbols) - set(found.to_pylist()))
+    if missing:
+        raise AnalyticsError(
+            f"--symbols: no {interval} bars of {', '.join(missing)} "
+            f"between {scope.start} and {scope.end}"
+        )
     sql = {
         "daily": "SELECT * FROM days ORDER BY symbol, date",
         "movers": _MOVERS,
