@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -385,7 +386,8 @@ def main() -> None:
 
     Exit codes: 2 for bad usage (an unknown option, a value out of range) and
     for MarketPulse errors that stop the command, 130 after Ctrl-C, 1 for a
-    record not delivered and an aborted prompt.
+    record not delivered, an aborted prompt and an internal error (a bug: one line,
+    the traceback only with ``MARKETPULSE_TRACEBACK=1``).
     """
     from typer._click.exceptions import NoArgsIsHelpError
 
@@ -402,5 +404,13 @@ def main() -> None:
         _fail("aborted", 1)
     except MarketPulseError as exc:
         _fail(str(exc), 2)
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("MARKETPULSE_TRACEBACK"):
+            raise
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (set MARKETPULSE_TRACEBACK=1 to see "
+            "where, and please report it)",
+            1,
+        )
     if isinstance(code, int) and code:
         sys.exit(code)
