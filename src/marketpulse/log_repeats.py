@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["RepeatFilter", "limit_repeats"]
+__all__ = ["RepeatFilter", "flush_repeats", "limit_repeats"]
 
 _NUMBER = re.compile(r"\d+")
 #: Most kinds remembered; the oldest quiet ones are forgotten beyond it.
@@ -155,6 +155,10 @@ def limit_repeats(handler: logging.Handler) -> RepeatFilter:
     return repeats
 
 
-def _flush_installed() -> None:
+def flush_repeats() -> None:
+    """Emit the summaries still held, e.g. before a command's closing error line."""
     for repeats in _installed:
         repeats.flush()
+
+
+_flush_installed = flush_repeats

@@ -63,6 +63,7 @@ from marketpulse.cli.sink_options import (
 )
 from marketpulse.config import Settings, masked
 from marketpulse.exceptions import ConfigError, InputError, MarketPulseError
+from marketpulse.log_repeats import flush_repeats
 
 if TYPE_CHECKING:
     from marketpulse.alerts import Rule
@@ -374,6 +375,8 @@ def _global_options(
 
 def _fail(message: str, code: int) -> NoReturn:
     from rich.markup import escape
+
+    flush_repeats()  # held-back warnings come before the error line, which stays the last
 
     err_console.print(  # escaped: messages hold [sections] and [defaults]
         f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True
