@@ -67,9 +67,19 @@ class ClosedBars:
         self.count = np.empty(n, np.int64)
 
     def truncate(self, n: int) -> ClosedBars:
-        """Keep the first ``n`` rows."""
+        """Keep the first ``n`` rows.
+
+        The columns are allocated for the most bars a kernel call can close
+        (every open window, plus one per tick), and few are: when most of that
+        room went unused the rows are copied out, so that the output tables
+        made from them (Arrow wraps these arrays without copying) do not keep
+        the whole allocation alive for as long as they are held downstream
+        (sink buffers, the live view's recent tables).
+        """
+        compact = n < len(self.sid) // 2
         for name in self.__slots__:
-            setattr(self, name, getattr(self, name)[:n])
+            column = getattr(self, name)[:n]
+            setattr(self, name, column.copy() if compact else column)
         return self
 
     def __len__(self) -> int:

@@ -177,3 +177,23 @@ def test_without_max_jump_any_distance_is_accepted():
     _add(state, [(0, 10 * S, 5.0, 1)])
     flags, _ = _add(state, [(0, 10 * S + 3650 * DAY, 9.0, 1), (0, 10 * S + 1, 6.0, 1)])
     assert flags.tolist() == [0, LATE]
+
+
+def _held_bytes(array):
+    """Bytes of the allocation a numpy array keeps alive (its own, or its root base's)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array.nbytes
+
+
+def test_closed_bars_hold_only_their_rows_not_the_room_for_every_tick():
+    # a kernel call over many ticks that closes a single bar: its columns are
+    # allocated for one bar per tick; what comes out must not keep that alive
+    state = WindowState([S], lateness=0)
+    n = 50_000
+    ts = np.concatenate([10 * S + np.arange(n - 1, dtype=np.int64), [11 * S]])
+    _, closed = state.add(np.zeros(n, np.int64), ts, np.full(n, 5.0), np.ones(n, np.float64))
+    assert len(closed) == 1 and closed.count[0] == n - 1
+    for name in closed.__slots__:
+        column = getattr(closed, name)
+        assert _held_bytes(column) <= 2 * column.itemsize, name
