@@ -308,7 +308,9 @@ def replay(
     """Push a historical file through the pipeline, with a progress bar.
 
     Malformed rows go to the DLQ with file, line and reason; the replay goes on
-    and its summary says how many rows were rejected.
+    and its summary says how many rows were rejected. A damaged file (truncated
+    or corrupt gzip) keeps every row before the damage, then ends with one line
+    naming where it is and exit code 1.
     """
     from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, Metrics, PipelineOptions
 
@@ -331,6 +333,8 @@ def replay(
         metrics,
         True,
     )
+    if feed.damage:  # the rows before it are stored; the file itself was not whole
+        _fail("; ".join(str(damage) for damage in feed.damage), 1)
 
 
 def _speed(value: str) -> float | None:

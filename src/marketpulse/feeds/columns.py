@@ -179,6 +179,20 @@ def _flag(arr: pa.Array) -> pa.Array:
     return pc.fill_null(pc.is_in(text(arr), _TRUE), False)
 
 
+def _utf8(arr: pa.Array) -> pa.Array:
+    return arr.cast(pa.string())
+
+
+def _decoded(fields: dict[str, pa.Array], errors: dict[int, list[str]]) -> dict[str, pa.Array]:
+    """Binary columns (Parquet) as text; a value that is not UTF-8 costs its row."""
+    out = dict(fields)
+    for name, arr in fields.items():
+        t = arr.type
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+            out[name] = _convert(arr, _utf8, name, "UTF-8 text", errors, required=False)
+    return out
+
+
 def _and(a: pa.Array | None, b: pa.Array | None) -> pa.Array | None:
     if a is None or b is None:
         return a if b is None else b
@@ -188,6 +202,7 @@ def _and(a: pa.Array | None, b: pa.Array | None) -> pa.Array | None:
 def convert_trades(fields: dict[str, pa.Array], n: int, opts: Options) -> Converted:
     """Convert a batch's file columns (our name → array) to TRADE_SCHEMA columns."""
     errors: dict[int, list[str]] = {}
+    fields = _decoded(fields, errors)
     ts = _convert(fields["timestamp"], opts.timestamps, "timestamp", "a timestamp", errors)
     if opts.shift_ns:
         ts = pc.add(ts, opts.shift_ns)
@@ -214,6 +229,7 @@ def convert_trades(fields: dict[str, pa.Array], n: int, opts: Options) -> Conver
 def convert_bars(fields: dict[str, pa.Array], n: int, opts: Options) -> Converted:
     """Convert a batch's file columns (our name → array) to BAR_SCHEMA columns."""
     errors: dict[int, list[str]] = {}
+    fields = _decoded(fields, errors)
     start = _convert(
         fields["timestamp"], opts.timestamps, "timestamp", "a date or timestamp", errors
     )

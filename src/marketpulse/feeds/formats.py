@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marketpulse.exceptions import InputError
+from marketpulse.feeds.decompress import Decompressed
+from marketpulse.feeds.sanitise import MAX_LINE, line_problem
 
 __all__ = ["Layout", "Source", "resolve_layout", "sniff"]
 
@@ -73,6 +75,7 @@ class Source:
         header: the column names, as written in the file.
         row_bytes: average length of a data row in the sample (CSV), for block sizing.
         size: size of the file in bytes.
+        types: the Arrow type of each column (Parquet; empty for CSV).
     """
 
     path: Path
@@ -82,6 +85,7 @@ class Source:
     header: tuple[str, ...]
     row_bytes: float
     size: int
+    types: tuple[pa.DataType, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,32 +137,48 @@ def _sniff_parquet(path: Path, size: int) -> Source:
         schema = pq.ParquetFile(path).schema_arrow
     except (OSError, pa.ArrowException) as exc:
         raise _fail(path, f"not a readable Parquet file ({exc})") from None
-    return Source(path, "parquet", None, ",", tuple(schema.names), 0.0, size)
+    return Source(path, "parquet", None, ",", tuple(schema.names), 0.0, size, tuple(schema.types))
 
 
 def _sniff_csv(path: Path, size: int, compression: str | None) -> Source:
+    """Read the header line; the rest of the file is rows, judged one by one later."""
     try:
-        with pa.input_stream(str(path), compression=compression) as stream:
-            sample = stream.read(_SAMPLE_BYTES)
-    except (OSError, pa.ArrowException) as exc:
-        raise _fail(path, f"cannot read {compression or 'file'} data ({exc})") from None
+        source = Decompressed(str(path), compression)
+    except OSError as exc:
+        raise _fail(path, f"cannot read file ({exc.strerror or exc})") from None
+    parts: list[bytes] = []
+    try:
+        for piece in source.pieces():
+            parts.append(piece)
+            if sum(map(len, parts)) >= _SAMPLE_BYTES:
+                break
+    finally:
+        source.close()
+    sample = b"".join(parts)
+    if not sample and source.broken is not None:
+        raise _fail(path, f"cannot read {compression or 'file'} data ({source.broken.what})")
     if not sample.strip():
         raise _fail(path, "file is empty (expected a CSV header or Parquet data)")
-    complete = sample[: sample.rfind(b"\n") + 1] or sample
-    if b"\x00" in complete:
+    ends = [i for i in (sample.find(b"\n"), sample.find(b"\r")) if i >= 0]
+    if not ends and len(sample) > MAX_LINE:
+        raise _fail(path, f"unknown format: no line break in the first {len(sample):,} bytes")
+    head = sample[: min(ends)] if ends else sample
+    if b"\x00" in head:
         raise _fail(path, "unknown format: binary data, expected CSV (optionally gzip) or Parquet")
     try:
-        text = complete.decode("utf-8-sig")
+        first = head.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _fail(path, "unknown format: not UTF-8 text, expected CSV or Parquet") from None
-    lines = text.splitlines()
-    first = lines[0]
     delimiter = max(",\t;|", key=first.count)
     if first.count(delimiter) == 0:
         delimiter = ","
+    problem = line_problem(head, delimiter)
+    if problem is not None:
+        raise _fail(path, f"cannot read the header line: {problem}")
     header = tuple(next(csv.reader([first], delimiter=delimiter)))
-    rows = max(len(lines) - 1, 1)
-    row_bytes = max((len(complete) - len(first.encode()) - 1) / rows, 8.0)
+    complete = sample[: sample.rfind(b"\n") + 1] or sample
+    rows = max(complete.count(b"\n") - 1, 1)
+    row_bytes = max((len(complete) - len(head) - 1) / rows, 8.0)
     return Source(path, "csv", compression, delimiter, header, row_bytes, size)
 
 

@@ -3,9 +3,15 @@
 CSV is streamed with ``pyarrow.csv`` in serial mode, the only mode in which
 pyarrow reports the line of a row with a wrong number of fields; every cell is
 read as text (the symbol straight into a dictionary) and converted column by
-column, so a bad cell costs its row, never its block. Rows that cannot be read
-become ``DeadLetter(reason="parse")`` with their line; the others carry their
-line in an extra ``line`` column.
+column, so a bad cell costs its row, never its block. Before pyarrow sees the
+bytes, :mod:`~marketpulse.feeds.decompress` decodes them up to any damage and
+:mod:`~marketpulse.feeds.sanitise` empties the lines pyarrow cannot read
+(invalid UTF-8, NUL, over-long, unbalanced quote), so a bad line costs only
+itself. Rows that cannot be read become ``DeadLetter(reason="parse")`` with
+their line (``"truncated"`` for a last line cut off by damage); the others
+carry their line in an extra ``line`` column. Damage that ends the reading
+early (a truncated or corrupt gzip, an unreadable Parquet row group) is kept
+in :attr:`FileReplay.damage`.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from isal import igzip
 
 from marketpulse.exceptions import InputError
 from marketpulse.feeds.base import FeedBatch
@@ -35,7 +40,11 @@ from marketpulse.feeds.conditions import (
     excluded_rows,
     lean_excludes_price,
 )
+from marketpulse.feeds.damage import Damage
+from marketpulse.feeds.decompress import Broken, Decompressed
 from marketpulse.feeds.formats import Source, resolve_layout, sniff
+from marketpulse.feeds.sanitise import MAX_LINE, CleanLines
+from marketpulse.feeds.timestamps import CONVERT_ERRORS
 from marketpulse.models import BAR_SCHEMA, INTERVALS, TRADE_SCHEMA, DeadLetter
 
 __all__ = ["CONDITION_PRESETS", "FileReplay", "detect_format", "lean_excludes_price"]
@@ -47,6 +56,7 @@ _SCHEMAS = {"trades": TRADE_SCHEMA.append(_LINE), "bars": BAR_SCHEMA.append(_LIN
 _CONDITION = TRADE_SCHEMA.get_field_index("condition")
 _MAX_BLOCK = 1 << 20  # larger CSV blocks parse slower (cache) and delay the first batch
 _MIN_BLOCK = 64 << 10
+assert _MIN_BLOCK >= 4 * MAX_LINE  # a line always fits in a block
 
 # A raw batch as read from the file: cells, the line of each row, dead letters
 # for rows the reader itself rejected, bytes of the file consumed.
@@ -72,6 +82,13 @@ class FileReplay:
     the file has one, ``trades`` 0 unless the file has one, ``volume`` 0.0 when
     the file has none); both get an int64 ``line`` column (CSV: line in the file,
     header = 1; Parquet: 1-based row number).
+
+    Every row that can be read is yielded; a line that cannot (invalid UTF-8,
+    a NUL byte, longer than 16 KiB, an unbalanced quote, a wrong number of
+    fields, a bad value) goes to the dead letters with its line number, and
+    the reading goes on at the next line. A truncated or corrupt compressed
+    file gives every row before the damage, and :attr:`damage` says where it
+    is; so does an unreadable Parquet row group, whose rows are then skipped.
 
     The file is identified when the feed is made, so a bad path or layout fails
     early; it is opened by :meth:`batches`, once per call.
@@ -111,6 +128,8 @@ class FileReplay:
         dead: rows of it sent to the dead letters.
         suspicious: trades of it left out as suspicious.
         excluded: trades of it left out by ``exclude_conditions``.
+        damage: :class:`~marketpulse.feeds.damage.Damage` found by it (empty
+            for a sound file); ``str()`` of each is one line for a person.
     """
 
     realtime = False  # as fast as it is read; `--speed N` paces it in the pipeline
@@ -156,8 +175,13 @@ class FileReplay:
             if exclude_conditions is None or isinstance(exclude_conditions, str)
             else sorted(exclude_conditions)
         )
+        self._fields = dict(self._layout.fields)  # our name -> column of the batches read
+        self._cells = self._source.header  # names of the columns of the batches read
+        if self._source.container == "parquet":
+            self._parquet_columns()
         self._open: list[Any] = []
         self.rows = self.dead = self.suspicious = self.excluded = 0
+        self.damage: list[Damage] = []
 
     def __repr__(self) -> str:
         return f"FileReplay({self.name!r}, format={self.format!r})"
@@ -187,23 +211,25 @@ class FileReplay:
             self._interval,
         )
         self.rows = self.dead = self.suspicious = self.excluded = 0
+        self.damage = []
         raw = self._parquet() if self._source.container == "parquet" else self._csv()
         convert = convert_trades if self.format == "trades" else convert_bars
         try:
             for cells, lines, dead, done in raw:
-                yield from self._emit(
-                    cells,
-                    lines,
-                    dead,
-                    done,
-                    convert(
-                        {name: cells.column(i) for name, i in self._layout.fields.items()},
-                        cells.num_rows,
-                        opts,
-                    ),
-                )
+                fields = {name: cells.column(i) for name, i in self._fields.items()}
+                try:
+                    converted = convert(fields, cells.num_rows, opts)
+                except CONVERT_ERRORS as exc:  # a column of a type no converter takes
+                    self._lost_rows(lines, _first_line(exc))
+                    if dead:
+                        self.dead += len(dead)
+                        yield FeedBatch(self.kind, self._empty(), dead, done, self._source.size)
+                    continue
+                yield from self._emit(cells, lines, dead, done, converted)
         finally:
             self.close()
+        for damage in self.damage:
+            logger.warning("%s", damage)
         logger.info(
             "%s: %d rows replayed, %d to dead letters, %d suspicious left out, "
             "%d left out by condition",
@@ -279,7 +305,7 @@ class FileReplay:
 
     def _rejoin(self, values: list[Any]) -> bytes:
         if self._source.container == "parquet":
-            return msgspec.json.encode(dict(zip(self._source.header, values, strict=True)))
+            return msgspec.json.encode(dict(zip(self._cells, values, strict=True)))
         out = io.StringIO()
         csv.writer(out, delimiter=self._source.delimiter, lineterminator="").writerow(values)
         return out.getvalue().encode()
@@ -298,13 +324,14 @@ class FileReplay:
 
         block = int(min(_MAX_BLOCK, max(_MIN_BLOCK, self.batch_size * src.row_bytes * 1.05)))
         try:
-            raw = pa.OSFile(str(src.path))
-            self._open.append(raw)
-            stream = _decompressed(raw, src.compression)
-            if stream is not raw:
-                self._open.append(stream)
+            source = Decompressed(str(src.path), src.compression)
+        except OSError as exc:
+            raise InputError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
+        self._open.append(source)
+        clean = CleanLines(source, self.name, src.delimiter)
+        try:
             reader = pa_csv.open_csv(
-                stream,
+                pa.PythonFile(clean, mode="r"),
                 read_options=pa_csv.ReadOptions(
                     use_threads=False, block_size=block, column_names=names, skip_rows=1
                 ),
@@ -315,18 +342,17 @@ class FileReplay:
             )
         except (OSError, EOFError, pa.ArrowException) as exc:
             raise InputError(f"{self.name}: cannot read as CSV ({_first_line(exc)})") from None
-        seen = reported = 0
+        seen = reported = told = 0
         skipped = np.empty(0, dtype=np.int64)  # lines the reader left out, minus those before
+        failure: str | None = None
         while True:
             try:
                 cells = reader.read_next_batch()
             except StopIteration:
-                return
-            except (OSError, EOFError, pa.ArrowException) as exc:
-                raise InputError(
-                    f"{self.name}: cannot read past line {seen + 1 + len(invalid)}"
-                    f" ({_first_line(exc)})"
-                ) from None
+                break
+            except (OSError, EOFError, pa.ArrowException) as exc:  # not expected: clean input
+                failure = _first_line(exc)
+                break
             dead = [self._invalid(row) for row in invalid[reported:]]
             if len(invalid) > reported:
                 reported = len(invalid)
@@ -335,7 +361,61 @@ class FileReplay:
             ordinal = np.arange(seen, seen + cells.num_rows, dtype=np.int64)
             lines = ordinal + 2 + np.searchsorted(skipped, ordinal, side="right")
             seen += cells.num_rows
-            yield cells, lines, dead, min(raw.tell(), src.size)
+            # lines the cleaner emptied, up to this batch's last line: it reads ahead
+            upto = int(lines[-1]) if len(lines) else 0
+            while told < len(clean.dead) and (clean.dead[told].line or 0) <= upto:
+                dead.append(clean.dead[told])
+                told += 1
+            dead.sort(key=lambda letter: letter.line or 0)
+            yield cells, lines, dead, min(source.position, src.size)
+        rest = [self._invalid(row) for row in invalid[reported:]] + clean.dead[told:]
+        if rest:
+            rest.sort(key=lambda letter: letter.line or 0)
+            yield self._empty_cells(names, types), np.empty(0, np.int64), rest, source.position
+        if source.broken is not None:
+            self.damage.append(self._csv_damage(source.broken, clean.lines))
+        elif failure is not None:
+            self.damage.append(
+                Damage(
+                    self.name,
+                    f"{self.name}: cannot read past line {clean.lines:,} ({failure})",
+                    None,
+                    clean.lines,
+                )
+            )
+
+    def _csv_damage(self, broken: Broken, lines: int) -> Damage:
+        if broken.start is not None:
+            kept = (
+                f"its rows were read, but those from the gzip member at byte "
+                f"{broken.start:,} on may hold wrong values"
+            )
+        else:
+            kept = f"rows up to line {lines:,} read, the rest of the file lost"
+        message = f"{self.name}: damaged at byte {broken.offset:,}: {broken.what}; {kept}"
+        return Damage(self.name, message, broken.offset, lines)
+
+    @staticmethod
+    def _empty_cells(names: list[str], types: dict[str, pa.DataType]) -> pa.RecordBatch:
+        return pa.RecordBatch.from_arrays([pa.array([], types[n]) for n in names], names=names)
+
+    def _empty(self) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pylist([], schema=_SCHEMAS[self.format])
+
+    def _lost_rows(self, lines: np.ndarray, why: str) -> None:
+        if not len(lines):
+            return
+        first, last = int(lines[0]), int(lines[-1])
+        where = "rows" if self._source.container == "parquet" else "lines"
+        self.damage.append(
+            Damage(
+                self.name,
+                f"{self.name}: {where} {first:,}-{last:,} cannot be converted ({why})",
+                None,
+                first,
+                len(lines),
+            )
+        )
 
     def _invalid(self, row: pa_csv.InvalidRow) -> DeadLetter:
         if row.number is None:
@@ -345,29 +425,56 @@ class FileReplay:
             reason="parse", error=error, value=row.text.encode(), file=self.name, line=row.number
         )
 
+    def _parquet_columns(self) -> None:
+        """Read only the mapped columns; refuse a mapped column of nested values."""
+        header, types = self._source.header, self._source.types
+        for ours, index in self._layout.fields.items():
+            kind = types[index] if index < len(types) else None
+            if kind is not None and pa.types.is_nested(kind):
+                raise InputError(
+                    f"{self.name}: column {header[index]!r} (for {ours}) holds nested values "
+                    f"({kind}); expected text, numbers or times"
+                )
+        if len(set(header)) < len(header):
+            return  # duplicate names: select by position after reading
+        wanted = sorted(set(self._layout.fields.values()))
+        self._cells = tuple(header[i] for i in wanted)
+        self._fields = {ours: wanted.index(i) for ours, i in self._layout.fields.items()}
+
     def _parquet(self) -> Iterator[_Raw]:
         try:
             parquet = pq.ParquetFile(self._source.path)
             self._open.append(parquet)
-            total = max(parquet.metadata.num_rows, 1)
-            seen = 0
-            for cells in parquet.iter_batches(batch_size=self.batch_size):
-                lines = np.arange(seen + 1, seen + 1 + cells.num_rows, dtype=np.int64)
-                seen += cells.num_rows
-                yield cells, lines, [], self._source.size * seen // total
+            meta = parquet.metadata
+            sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         except (OSError, pa.ArrowException) as exc:
             raise InputError(
                 f"{self.name}: cannot read Parquet data ({_first_line(exc)})"
             ) from None
-
-
-def _decompressed(raw: pa.NativeFile, compression: str | None) -> pa.NativeFile:
-    """The text of a CSV file: gzip by ISA-L (three times zlib's speed), other codecs by Arrow."""
-    if compression is None:
-        return raw
-    if compression == "gzip":
-        return pa.PythonFile(igzip.open(raw, "rb"), mode="r")
-    return pa.CompressedInputStream(raw, compression)
+        total = max(sum(sizes), 1)
+        columns = list(self._cells) if self._cells != self._source.header else None
+        first = 0  # rows before the row group
+        for group, size in enumerate(sizes):
+            seen = first
+            try:
+                for cells in parquet.iter_batches(
+                    batch_size=self.batch_size, row_groups=[group], columns=columns
+                ):
+                    lines = np.arange(seen + 1, seen + 1 + cells.num_rows, dtype=np.int64)
+                    seen += cells.num_rows
+                    yield cells, lines, [], self._source.size * seen // total
+            except (OSError, pa.ArrowException) as exc:
+                self.damage.append(
+                    Damage(
+                        self.name,
+                        f"{self.name}: rows {seen + 1:,}-{first + size:,} unreadable (row group "
+                        f"{group}: {_first_line(exc)}); the other row groups were read",
+                        None,
+                        seen + 1,
+                        first + size - seen,
+                    )
+                )
+            first += size
 
 
 def _first_line(exc: BaseException) -> str:

@@ -160,12 +160,3 @@ def test_unknown_interval(write_file):
     )
     with pytest.raises(InputError, match=f"{path}: unknown bar interval '7x'"):
         FileReplay(path, symbol="X", interval="7x")
-
-
-def test_truncated_gzip(lean_trades, tmp_path):
-    path = tmp_path / "cut.csv.gz"
-    path.write_bytes(lean_trades.read_bytes()[:200_000])
-    feed = FileReplay(path)
-    with pytest.raises(InputError, match=str(path)):
-        for _ in feed.batches():
-            pass

@@ -1,0 +1,174 @@
+"""Damaged inputs lose no readable row: bad lines go to dead letters, damage is reported.
+
+Expected rows are computed independently of the reader: with zlib's
+decompressobj and the csv module.
+"""
+
+import csv
+import gzip
+import io
+import random
+import zlib
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from marketpulse.exceptions import InputError
+from marketpulse.feeds import FileReplay
+
+HEADER = "timestamp,symbol,price,size,exchange,condition\n"
+
+
+def good_line(n: int) -> str:
+    return f"2013-10-07T08:{n // 6000 % 60:02d}:{n // 100 % 60:02d}.{n % 100:03d}Z,SPY,{n},1,P,\n"
+
+
+def replay(path, **options):
+    feed = FileReplay(path, **options)
+    batches = list(feed.batches())
+    lines = [line for b in batches for line in b.data.column("line").to_pylist()]
+    dead = [d for b in batches for d in b.dead]
+    return feed, lines, dead
+
+
+def decodable_lines(data: bytes) -> list[bytes]:
+    """Complete lines zlib can decode from a possibly truncated gzip, header included."""
+    inflate = zlib.decompressobj(31)
+    text = inflate.decompress(data) + inflate.flush()
+    assert not inflate.eof  # the cut really is inside the data
+    return text[: text.rfind(b"\n") + 1].splitlines()
+
+
+def test_truncated_gzip_keeps_every_decodable_row(lean_trades, tmp_path):
+    cut = lean_trades.read_bytes()[:800_000]
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(cut)
+    complete = decodable_lines(cut)
+    expected = len(list(csv.reader(io.StringIO(b"\n".join(complete).decode())))) - 1
+    assert expected > 150_000
+    feed, lines, dead = replay(path, include_suspicious=True)
+    assert len(lines) == expected
+    assert lines == list(range(2, expected + 2))
+    assert [(d.reason, d.line) for d in dead] == [("truncated", expected + 2)]
+    [damage] = feed.damage
+    assert damage.offset == len(cut) and damage.line == expected + 1
+    assert str(path) in str(damage) and "800,000" in str(damage)
+
+
+def test_corrupt_gzip_in_the_middle_keeps_the_rows_before(tmp_path):
+    text = HEADER + "".join(good_line(n) for n in range(1, 60_001))
+    packed = bytearray(gzip.compress(text.encode()))
+    middle = len(packed) // 2
+    packed[middle : middle + 64] = b"\xff" * 64  # not valid deflate codes
+    path = tmp_path / "corrupt.csv.gz"
+    path.write_bytes(bytes(packed))
+    inflate = zlib.decompressobj(31)
+    with pytest.raises(zlib.error):  # the fault is there
+        inflate.decompress(bytes(packed))
+    feed, lines, dead = replay(path)
+    [damage] = feed.damage
+    assert damage.offset is not None and damage.offset >= middle
+    assert len(lines) > 10_000
+    # the rows before the damage are the file's rows, in order, none lost
+    prefix = [n for n in lines if n <= 10_001]
+    assert prefix == list(range(2, 10_002))
+    assert set(lines).isdisjoint(d.line for d in dead)
+
+
+def test_invalid_utf8_costs_only_its_line(tmp_path):
+    rows = [good_line(n).encode() for n in range(1, 60_000)]
+    rows[40_000] = rows[40_000].replace(b"SPY", b"S\xffY")  # line 40,002
+    path = tmp_path / "latin.csv"
+    path.write_bytes(HEADER.encode() + b"".join(rows))
+    feed, lines, dead = replay(path)
+    assert [(d.reason, d.line) for d in dead] == [("parse", 40_002)]
+    assert "UTF-8" in dead[0].error and dead[0].value == rows[40_000].rstrip(b"\n")
+    assert lines == [n for n in range(2, 60_001) if n != 40_002]
+    assert feed.damage == []
+
+
+def test_random_bytes_after_good_rows(tmp_path):
+    rng = random.Random(7)
+    good = HEADER + "".join(good_line(n) for n in range(1, 5_001))
+    path = tmp_path / "tail.csv"
+    path.write_bytes(good.encode() + b"\n" + rng.randbytes(200_000))
+    feed, lines, dead = replay(path)
+    assert lines[:5_000] == list(range(2, 5_002))
+    assert all(n > 5_002 for n in lines[5_000:])  # anything else is from the noise
+    assert all(d.line > 5_001 for d in dead) and dead
+
+
+def test_a_50_mb_field_is_skipped_without_losing_the_next_lines(tmp_path):
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as out:
+        out.write(HEADER.encode())
+        out.writelines(good_line(n).encode() for n in range(1, 101))
+        out.write(b"2013-10-07T09:00:00.000Z,SPY," + b"9" * 50_000_000 + b",1,P,\n")  # line 102
+        out.writelines(good_line(n).encode() for n in range(102, 301))
+    feed, lines, dead = replay(path)
+    assert [(d.reason, d.line) for d in dead] == [("parse", 102)]
+    assert "longer than" in dead[0].error and len(dead[0].value) <= 4096
+    assert lines == [n for n in range(2, 302) if n != 102]
+
+
+def test_unbalanced_quote_does_not_swallow_the_next_lines(tmp_path):
+    rows = [good_line(n) for n in range(1, 11)]
+    rows[3] = rows[3].replace(",SPY,", ',"SPY,')  # line 5
+    path = tmp_path / "quote.csv"
+    path.write_text(HEADER + "".join(rows))
+    _, lines, dead = replay(path)
+    assert [(d.reason, d.line) for d in dead] == [("parse", 5)]
+    assert lines == [n for n in range(2, 12) if n != 5]
+
+
+def test_nul_byte_and_crlf_lines(tmp_path):
+    rows = [good_line(n).replace("\n", "\r\n") for n in range(1, 11)]
+    rows[6] = rows[6].replace("SPY", "S\0Y")  # line 8
+    path = tmp_path / "nul.csv"
+    path.write_bytes((HEADER.replace("\n", "\r\n") + "".join(rows)).encode())
+    _, lines, dead = replay(path)
+    assert [(d.line, "NUL" in d.error) for d in dead] == [(8, True)]
+    assert lines == [n for n in range(2, 12) if n != 8]
+
+
+def parquet_trades(path, symbols, price=None):
+    n = len(symbols)
+    columns = {
+        "timestamp": pa.array([1381132800000 + i for i in range(n)], pa.int64()),
+        "symbol": pa.array(symbols, pa.binary()),
+        "price": price if price is not None else pa.array([10.0 + i for i in range(n)]),
+        "size": pa.array([1.0] * n),
+        "tags": pa.array([[i, i + 1] for i in range(n)], pa.list_(pa.int64())),
+        "extra": pa.array([{"a": i} for i in range(n)]),
+    }
+    pq.write_table(pa.table(columns), path, row_group_size=50_000)
+
+
+def test_parquet_invalid_utf8_symbol_goes_to_dead_letters(tmp_path):
+    symbols = [b"SPY"] * 200_000
+    symbols[150_000] = b"S\xffY"
+    path = tmp_path / "bin.parquet"
+    parquet_trades(path, symbols)
+    with pytest.raises(pa.ArrowInvalid):  # the fault is there
+        pa.array(symbols, pa.binary()).cast(pa.string())
+    feed, lines, dead = replay(path)
+    assert [(d.reason, d.line) for d in dead] == [("parse", 150_001)]
+    assert "symbol" in dead[0].error
+    assert lines == [n for n in range(1, 200_001) if n != 150_001]
+    assert feed.damage == []
+
+
+def test_parquet_nested_columns_not_mapped_are_ignored(tmp_path):
+    path = tmp_path / "nested.parquet"
+    parquet_trades(path, [b"SPY"] * 10)
+    _, lines, dead = replay(path)
+    assert lines == list(range(1, 11)) and dead == []
+
+
+def test_parquet_nested_column_mapped_is_one_clear_error(tmp_path):
+    path = tmp_path / "nested.parquet"
+    parquet_trades(path, [b"SPY"] * 10, price=pa.array([[1.0]] * 10))
+    with pytest.raises(InputError) as err:
+        FileReplay(path)
+    assert str(err.value).startswith(f"{path}: column 'price'") and "nested" in str(err.value)
