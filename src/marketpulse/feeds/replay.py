@@ -328,7 +328,7 @@ class FileReplay:
         except OSError as exc:
             raise InputError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
         self._open.append(source)
-        clean = CleanLines(source, self.name, src.delimiter)
+        clean = CleanLines(source, self.name, src.delimiter, fields=len(names))
         try:
             reader = pa_csv.open_csv(
                 pa.PythonFile(clean, mode="r"),
@@ -341,7 +341,14 @@ class FileReplay:
                 convert_options=pa_csv.ConvertOptions(column_types=types),
             )
         except (OSError, EOFError, pa.ArrowException) as exc:
-            raise InputError(f"{self.name}: cannot read as CSV ({_first_line(exc)})") from None
+            if clean.lines > 1:
+                raise InputError(f"{self.name}: cannot read as CSV ({_first_line(exc)})") from None
+            # a header and no row (a header without line break, or cut off after it)
+            if clean.dead:
+                yield self._empty_cells(names, types), np.empty(0, np.int64), clean.dead, 0
+            if source.broken is not None:
+                self.damage.append(self._csv_damage(source.broken, clean.lines))
+            return
         seen = reported = told = 0
         skipped = np.empty(0, dtype=np.int64)  # lines the reader left out, minus those before
         failure: str | None = None

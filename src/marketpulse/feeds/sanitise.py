@@ -3,9 +3,12 @@
 pyarrow's CSV reader fails a whole block on one invalid UTF-8 byte, runs an
 unbalanced quote on across the following lines, and stops at a line longer
 than its block. :class:`CleanLines` stands between the decompressed bytes and
-the reader: each such line is replaced by an empty line (so the reader's line
-numbers stay those of the file) and becomes a dead letter with its line
-number. An over-long line is skipped as it streams past, never held whole.
+the reader: each such line is replaced by a row of empty fields (the
+delimiters alone, then the line's own line break, so the reader's line
+numbers stay those of the file and a lone CR before it cannot join it into
+one CRLF) and becomes a dead letter with its line number; pyarrow reads the
+replacement as a blank row. An over-long line is skipped as it streams past,
+never held whole.
 
 Chunks of about 1 MiB that are valid UTF-8 with no NUL byte, no quote and no
 over-long line pass through untouched after a few C-speed scans; only other
@@ -103,6 +106,7 @@ class CleanLines:
         name: the file's name, for dead letters.
         delimiter: the CSV field separator (quotes are checked with it).
         limit: longest line accepted, in bytes.
+        fields: fields of a row (a rejected line becomes a row of empty fields).
 
     Attributes:
         dead: dead letters for the lines emptied so far, in line order.
@@ -111,11 +115,17 @@ class CleanLines:
     """
 
     def __init__(
-        self, source: Decompressed, name: str, delimiter: str = ",", limit: int = MAX_LINE
+        self,
+        source: Decompressed,
+        name: str,
+        delimiter: str = ",",
+        limit: int = MAX_LINE,
+        fields: int = 2,
     ) -> None:
         self._source = source
         self._pieces = source.pieces()
         self._name, self._delimiter, self._limit = name, delimiter, limit
+        self._blank = delimiter.encode() * max(fields - 1, 1)
         self._window = max(limit // 2, 1)  # a longer line holds a window with no "\n"
         self.dead: list[DeadLetter] = []
         self.lines = 0
@@ -232,7 +242,7 @@ class CleanLines:
         step = 2 if piece[at : at + 2] == b"\r\n" else 1
         if piece[at] == ord("\r") and at == len(piece) - 1:
             self._eat_lf = True
-        return b"\n", piece[at + step :]
+        return self._blank + b"\n", piece[at + step :]
 
     def _clean(self, chunk: bytes) -> bytes:
         """Pass ``chunk`` (whole lines) on, its unreadable lines emptied."""
@@ -248,7 +258,7 @@ class CleanLines:
                 out.append(line)
             else:
                 self._reject(self.lines, content[:_VALUE_CAP], problem)
-                out.append(b"\n")
+                out.append(self._blank + line[len(content) :])
         return b"".join(out)
 
     def _fast(self, chunk: bytes) -> bool:
