@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ import typer
 
 from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, bounded, console, settings_from
 from marketpulse.cli.kafka_options import PREFIX_OPTION
+from marketpulse.cli.signals import stop_on_signals
 from marketpulse.config import Secret, Settings
 
 if TYPE_CHECKING:
@@ -103,11 +103,11 @@ def dashboard(
         stack.enter_context(board)
         source = f"topics {settings.kafka.bootstrap}" if kafka else f"lake {settings.lake}"
         console.print(f"dashboard: {board.url} ({source}; Ctrl-C to stop)")
-        try:
-            threading.Event().wait(duration)
-        except KeyboardInterrupt:
-            pass
+        with stop_on_signals() as stop:
+            stop.wait(duration)
     console.print("dashboard stopped")
+    if stop.signum is not None:  # stopped by Ctrl-C or SIGTERM: 130 or 143, as every command
+        raise typer.Exit(stop.exit_code)
 
 
 def _following_topics(
