@@ -9,7 +9,7 @@ import itertools
 import logging
 import operator
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import confluent_kafka as ck
@@ -237,17 +237,28 @@ class KafkaConsumer(Consumer):
         positions = self._consumer.position(self._consumer.assignment())
         return {_tp(p): p.offset for p in positions}
 
-    def lag(self, cached: bool = False) -> dict[TopicPartition, int]:
+    def lag(
+        self, cached: bool = False, resumed: Mapping[TopicPartition, int] | None = None
+    ) -> dict[TopicPartition, int]:
         """Return the records left to read per assigned partition.
 
-        ``cached``: use the end offsets the last fetches brought (no request to
-        the cluster, so it can be called on the hot path).
+        Args:
+            cached: use the end offsets the last fetches brought (no request to
+                the cluster, so it can be called on the hot path).
+            resumed: the offset reading resumed from, per partition where the
+                caller knows it (the committed offset). The client knows a
+                partition's position only once it has handed out a record of
+                it: a partition assigned at its end, with nothing to read,
+                would otherwise count as behind by its whole length.
         """
+        resumed = resumed or {}
         lags = {}
         for tp, pos in self.position().items():
             low, high = self._consumer.get_watermark_offsets(
                 ck.TopicPartition(tp.topic, tp.partition), timeout=5.0, cached=cached
             )
+            if pos < 0:
+                pos = resumed.get(tp, -1)
             lags[tp] = high - (pos if pos >= 0 else low)
         return lags
 

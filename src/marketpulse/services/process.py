@@ -316,6 +316,8 @@ class ProcessService:
                 last_report = now
                 logger.info("process: %s", self.stats.line())
             if idle_expired(opts.exit_when_idle, now - self.last_input, self._assigned_once):
+                # the bars the idle rule closes by now leave with the last commit
+                self._idle(now)
                 logger.info("process: no input for %.1f s, exiting", now - self.last_input)
                 break
 
@@ -341,7 +343,9 @@ class ProcessService:
         """Records left per assigned partition, by the end offsets last fetched (no request)."""
         assert self._consumer is not None
         try:
-            return self._consumer.lag(cached=True)
+            # a partition restored at its end has no position until a record comes:
+            # it counts from the offset this instance resumed it at
+            return self._consumer.lag(cached=True, resumed=self._next)
         except Exception as exc:  # noqa: BLE001 - a figure; never stops processing
             logger.debug("process: lag not read: %s", exc)
             return None
@@ -459,7 +463,7 @@ class ProcessService:
         self._assigned_once = True
         committed = self._consumer.committed(partitions)
         for tp in partitions:
-            self._restore(tp, committed.get(tp, -1))
+            self._restore(tp, committed.get(tp, -1), quiet_since=started)
             self._owned.add(tp)
         logger.info(
             "process: assigned %s in %.2f s",
@@ -524,10 +528,18 @@ class ProcessService:
             self._consumer.seek(tp, offset if offset >= 0 else _OFFSET_BEGINNING)
         self._touched.difference_update(partitions)
 
-    def _restore(self, tp: TopicPartition, committed: int) -> None:
+    def _restore(
+        self, tp: TopicPartition, committed: int, quiet_since: float | None = None
+    ) -> None:
+        """Set a partition's state from ``state``; it resumes at offset ``committed``.
+
+        Its open windows then close by the same rules as windows built in this
+        run: by the watermark, or by processing time once the partition has
+        been idle (since ``quiet_since``, default now) for the idle timeout.
+        """
         records = read_partition(self._reader, self.topics.state, tp.partition)
         try:
-            symbols = self.processor.restore(tp.topic, tp.partition, records)
+            symbols = self.processor.restore(tp.topic, tp.partition, records, quiet_since)
         except CheckpointError as exc:
             raise BusError(f"{self.topics.state}[{tp.partition}]: {exc}") from None
         if committed >= 0:

@@ -178,8 +178,21 @@ class Processor:
         state.dirty.clear()
         return records
 
-    def restore(self, topic: str, partition: int, records: dict[bytes, bytes]) -> int:
+    def restore(
+        self,
+        topic: str,
+        partition: int,
+        records: dict[bytes, bytes],
+        quiet_since: float | None = None,
+    ) -> int:
         """Replace a partition's state by the latest ``state`` records of each key.
+
+        Args:
+            topic: the input topic.
+            partition: the input partition.
+            records: the latest value of each key of its ``state`` partition.
+            quiet_since: processing time (``time.monotonic()``) the partition
+                counts as idle from, for :meth:`idle_each` (default: now).
 
         Returns:
             the number of symbols restored.
@@ -189,6 +202,8 @@ class Processor:
         """
         state = self._new_state()
         restored = restore_partition(state, self.settings.intervals, records)
+        if quiet_since is not None:
+            state.last_input = quiet_since
         self._states[(topic, partition)] = state
         return restored
 
