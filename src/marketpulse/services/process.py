@@ -86,7 +86,8 @@ class ProcessOptions:
             milliseconds apart, and a partition that misses the commit waits
             a whole commit longer (10 to 30 ms).
         max_batch: records consumed per poll at most.
-        exit_when_idle: exit, committed, once no record arrived for this long.
+        exit_when_idle: exit, committed, once no record arrived for this long
+            (the bars the idle timeout closes by then are committed first).
         transaction_timeout: seconds after which the broker aborts a transaction
             of a crashed instance (when another instance takes over its partitions).
         compression: codec of the output records.
