@@ -21,7 +21,7 @@ from marketpulse.feeds.timestamps import CONVERT_ERRORS as _ERRORS
 from marketpulse.feeds.timestamps import TimestampParser, is_text, text
 from marketpulse.models import interval_ns
 
-__all__ = ["Converted", "Options", "convert_bars", "convert_trades"]
+__all__ = ["Converted", "Options", "checked_text", "convert_bars", "convert_trades", "value_at"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,22 @@ def _convert_pieces(arr: pa.Array, convert: Convert) -> tuple[pa.Array, list[int
     return pa.concat_arrays(pieces), bad
 
 
+def value_at(arr: pa.Array, row: int) -> object:
+    """The Python value of ``arr[row]``; for a time Python cannot hold, its stored number.
+
+    A Parquet timestamp in seconds can lie far past year 9999, where
+    ``datetime`` ends: such a value must still be described, never raise.
+    """
+    try:
+        return arr[row].as_py()
+    except (ValueError, OverflowError):
+        kind = arr.type
+        if pa.types.is_temporal(kind) and kind.bit_width in (32, 64):
+            raw = pa.int64() if kind.bit_width == 64 else pa.int32()
+            return arr.slice(row, 1).view(raw)[0].as_py()
+        return f"<{kind} value>"
+
+
 def _describe(value: object, what: str) -> str:
     if value is None:
         return "missing"
@@ -123,7 +139,7 @@ def _convert(
     except _ERRORS:
         result, bad = _convert_pieces(arr, convert)
         for row in bad:
-            errors.setdefault(row, []).append(f"{name}: {_describe(arr[row].as_py(), what)}")
+            errors.setdefault(row, []).append(f"{name}: {_describe(value_at(arr, row), what)}")
         if not required:
             return result
         mask = np.zeros(len(arr), dtype=bool)
@@ -181,6 +197,26 @@ def _flag(arr: pa.Array) -> pa.Array:
 
 def _utf8(arr: pa.Array) -> pa.Array:
     return arr.cast(pa.string())
+
+
+def checked_text(arr: pa.Array) -> pa.Array:
+    """A text column read without a UTF-8 check (Parquet): as is, or as binary if it fails one.
+
+    Parquet readers take a string column's bytes as they are; one value that
+    is not UTF-8 would fail every later step that reads the text (the lake
+    sink, JSON). As binary, the column is converted value by value, and such a
+    value costs only its row (a dead letter).
+    """
+    kind = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return arr
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        return arr.view(pa.large_binary() if pa.types.is_large_string(kind) else pa.binary())
+    return arr
 
 
 def _decoded(fields: dict[str, pa.Array], errors: dict[int, list[str]]) -> dict[str, pa.Array]:

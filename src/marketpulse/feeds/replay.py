@@ -33,7 +33,14 @@ import pyarrow.parquet as pq
 
 from marketpulse.exceptions import InputError
 from marketpulse.feeds.base import FeedBatch
-from marketpulse.feeds.columns import Converted, Options, convert_bars, convert_trades
+from marketpulse.feeds.columns import (
+    Converted,
+    Options,
+    checked_text,
+    convert_bars,
+    convert_trades,
+    value_at,
+)
 from marketpulse.feeds.conditions import (
     CONDITION_PRESETS,
     condition_rule,
@@ -264,7 +271,7 @@ class FileReplay:
             good = np.ones(cells.num_rows, dtype=bool)
             for row in sorted(conv.errors):
                 good[row] = False
-                values = [cells.column(i)[row].as_py() for i in range(cells.num_columns)]
+                values = [value_at(cells.column(i), row) for i in range(cells.num_columns)]
                 if self._source.container == "csv" and not any(values):
                     continue  # a blank line
                 dead.append(
@@ -305,6 +312,7 @@ class FileReplay:
 
     def _rejoin(self, values: list[Any]) -> bytes:
         if self._source.container == "parquet":
+            values = [_readable(value) for value in values]
             return msgspec.json.encode(dict(zip(self._cells, values, strict=True)))
         out = io.StringIO()
         csv.writer(out, delimiter=self._source.delimiter, lineterminator="").writerow(values)
@@ -463,25 +471,44 @@ class FileReplay:
         first = 0  # rows before the row group
         for group, size in enumerate(sizes):
             seen = first
+            why = None
             try:
                 for cells in parquet.iter_batches(
                     batch_size=self.batch_size, row_groups=[group], columns=columns
                 ):
                     lines = np.arange(seen + 1, seen + 1 + cells.num_rows, dtype=np.int64)
                     seen += cells.num_rows
-                    yield cells, lines, [], self._source.size * seen // total
+                    yield _checked(cells), lines, [], self._source.size * seen // total
             except (OSError, pa.ArrowException) as exc:
+                why = _first_line(exc)
+            if why is None and seen < first + size:  # a column shorter than its row group
+                why = f"it ended after {seen - first:,} of its {size:,} rows"
+            if why is not None:
                 self.damage.append(
                     Damage(
                         self.name,
                         f"{self.name}: rows {seen + 1:,}-{first + size:,} unreadable (row group "
-                        f"{group}: {_first_line(exc)}); the other row groups were read",
+                        f"{group}: {why}); the other row groups were read",
                         None,
                         seen + 1,
                         first + size - seen,
                     )
                 )
             first += size
+
+
+def _readable(value: Any) -> Any:
+    """A Parquet value for a dead letter: bytes as text (bad bytes escaped), not base64."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+def _checked(cells: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with each text column that is not valid UTF-8 as binary (see checked_text)."""
+    given = cells.columns
+    columns = [checked_text(column) for column in given]
+    if all(new is old for new, old in zip(columns, given, strict=True)):
+        return cells
+    return pa.RecordBatch.from_arrays(columns, names=cells.schema.names)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -172,3 +172,79 @@ def test_parquet_nested_column_mapped_is_one_clear_error(tmp_path):
     with pytest.raises(InputError) as err:
         FileReplay(path)
     assert str(err.value).startswith(f"{path}: column 'price'") and "nested" in str(err.value)
+
+
+def unchecked_strings(values: list[bytes]) -> pa.Array:
+    """A string array holding ``values`` as they are, valid UTF-8 or not (as a Parquet reader)."""
+    offsets = [0]
+    for value in values:
+        offsets.append(offsets[-1] + len(value))
+    buffers = [None, pa.py_buffer(pa.array(offsets, pa.int32()).buffers()[1]), b"".join(values)]
+    return pa.Array.from_buffers(
+        pa.string(), len(values), [buffers[0], buffers[1], pa.py_buffer(buffers[2])]
+    )
+
+
+def test_parquet_invalid_utf8_in_a_string_column_goes_to_dead_letters(tmp_path):
+    symbols = [b"SPY"] * 200_000
+    symbols[150_000] = b"S\xffY"
+    path = tmp_path / "str.parquet"
+    parquet_trades(path, [b"SPY"] * 200_000)
+    table = pq.read_table(path).set_column(1, "symbol", unchecked_strings(symbols))
+    pq.write_table(table, path, row_group_size=50_000)
+    assert pq.read_schema(path).field("symbol").type == pa.string()
+    with pytest.raises(pa.ArrowInvalid, match="UTF8"):  # the fault is there
+        pq.read_table(path).column("symbol").validate(full=True)
+    feed, lines, dead = replay(path)
+    assert [(d.reason, d.line) for d in dead] == [("parse", 150_001)]
+    assert "symbol" in dead[0].error and b'"symbol":"S\\\\xffY"' in dead[0].value
+    assert lines == [n for n in range(1, 200_001) if n != 150_001]
+    assert feed.damage == []
+
+
+def test_parquet_invalid_utf8_in_a_dictionary_column_costs_its_rows(tmp_path):
+    path = tmp_path / "dict.parquet"
+    parquet_trades(path, [b"SPY"] * 6)
+    codes = pa.array([0, 1, 0, 1, 0, 0], pa.int32())
+    symbols = pa.DictionaryArray.from_arrays(codes, unchecked_strings([b"SPY", b"Q\xffQ"]))
+    pq.write_table(pq.read_table(path).set_column(1, "symbol", symbols), path)
+    assert pa.types.is_dictionary(pq.read_schema(path).field("symbol").type)
+    _, lines, dead = replay(path)
+    assert [(d.reason, d.line) for d in dead] == [("parse", 2), ("parse", 4)]
+    assert lines == [1, 3, 5, 6]
+
+
+def test_parquet_time_past_year_9999_costs_its_row(tmp_path):
+    path = tmp_path / "far.parquet"
+    stamps = pa.array([1_381_132_800, 10**13, 1_381_132_801], pa.timestamp("s"))
+    table = pa.table(
+        {"timestamp": stamps, "symbol": ["SPY"] * 3, "price": [1.0] * 3, "size": [1.0] * 3}
+    )
+    pq.write_table(table, path, coerce_timestamps=None, allow_truncated_timestamps=False)
+    with pytest.raises(OverflowError):  # the fault is there: Python cannot hold it
+        pq.read_table(path).column("timestamp")[1].as_py()
+    feed, lines, dead = replay(path)
+    assert [(d.reason, d.line) for d in dead] == [("parse", 2)]
+    assert lines == [1, 3] and feed.damage == []
+
+
+def test_parquet_row_group_shorter_than_its_metadata_is_damage(tmp_path, monkeypatch):
+    path = tmp_path / "short.parquet"
+    parquet_trades(path, [b"SPY"] * 150_000)  # row groups of 50,000
+    read = pq.ParquetFile.iter_batches
+
+    def short(self, *args, row_groups=None, **kwargs):  # row group 1 gives 10 rows, no error
+        for n, batch in enumerate(read(self, *args, row_groups=row_groups, **kwargs)):
+            if row_groups != [1]:
+                yield batch
+            elif n == 0:
+                yield batch.slice(0, 10)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", short)
+    groups = [pq.ParquetFile(path).iter_batches(row_groups=[g]) for g in range(3)]
+    assert [sum(b.num_rows for b in group) for group in groups] == [50_000, 10, 50_000]
+    feed, lines, dead = replay(path)
+    assert lines == [*range(1, 50_011), *range(100_001, 150_001)] and dead == []
+    [damage] = feed.damage
+    assert (damage.line, damage.lost) == (50_011, 49_990)
+    assert str(path) in str(damage) and "50,011-100,000" in str(damage)
