@@ -1,7 +1,14 @@
-"""A damaged replay file: the good rows land, one line names the damage, exit code 1."""
+"""A damaged replay file: the good rows land, one line names the damage, exit code 1.
+
+Bad values in an intact file cost their rows (dlq, exit 0); a nested column
+that is mapped stops the command in one line (exit 2).
+"""
 
 import zlib
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from .conftest import LEAN_TRADES
@@ -28,3 +35,55 @@ def test_replay_of_a_truncated_gzip(cli, sql, tmp_path):
     assert stored == rows
     dead = sql(lake, "SELECT reason, line FROM dlq")
     assert dead == [{"reason": "truncated", "line": rows + 2}]
+
+
+def parquet_with_bad_symbol(path, rows: int, bad: int) -> None:
+    """A trades Parquet file whose string symbol column holds one value that is not UTF-8."""
+    symbols = [b"SPY"] * rows
+    symbols[bad] = b"S\xffY"
+    offsets = pa.array(np.cumsum([0] + [len(s) for s in symbols]), pa.int32()).buffers()[1]
+    column = pa.Array.from_buffers(
+        pa.string(), rows, [None, offsets, pa.py_buffer(b"".join(symbols))]
+    )
+    table = pa.table(
+        {
+            "timestamp": pa.array(1_381_152_600_000 + 10 * np.arange(rows), pa.timestamp("ms")),
+            "symbol": column,
+            "price": np.linspace(100.0, 101.0, rows),
+            "size": np.ones(rows),
+        }
+    )
+    pq.write_table(table, path, row_group_size=rows)
+
+
+def test_replay_of_parquet_with_a_symbol_that_is_not_utf8(cli, sql, tmp_path):
+    path = tmp_path / "bad-symbol.parquet"
+    parquet_with_bad_symbol(path, 2_000, 1_500)
+    with pytest.raises(pa.ArrowInvalid):  # the fault is there
+        pq.read_table(path).column("symbol").validate(full=True)
+    lake = tmp_path / "lake"
+    result = cli("replay", path, "--lake", lake, ok=False)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    [[stored]] = [list(r.values()) for r in sql(lake, "SELECT count(*) AS n FROM trades")]
+    assert stored == 1_999
+    dead = sql(lake, "SELECT reason, line FROM dlq")
+    assert dead == [{"reason": "parse", "line": 1_501}]
+
+
+def test_replay_of_parquet_with_a_nested_price_column(cli, tmp_path):
+    path = tmp_path / "nested.parquet"
+    table = pa.table(
+        {
+            "timestamp": pa.array([1_381_152_600_000, 1_381_152_600_001], pa.timestamp("ms")),
+            "symbol": ["SPY", "SPY"],
+            "price": pa.array([[100.0], [100.5]], pa.list_(pa.float64())),
+            "size": [1.0, 1.0],
+        }
+    )
+    pq.write_table(table, path)
+    result = cli("replay", path, "--lake", tmp_path / "lake", ok=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: column 'price'") and "nested" in line
