@@ -13,6 +13,7 @@ import typer
 
 from marketpulse.config import DEFAULT_ENV_FILE, vendor_credentials
 from marketpulse.exceptions import ConfigError
+from marketpulse.feeds.hours import ALWAYS_OPEN
 
 if TYPE_CHECKING:
     from marketpulse.feeds.vendors import VendorFeed
@@ -121,10 +122,54 @@ def _history(value: str | None) -> date | None:
         raise ConfigError(f"--history: expected a date YYYY-MM-DD, got {value!r}") from None
 
 
+#: Options that only one or two vendors read (the others would ignore them).
+_VENDOR_ONLY: dict[str, tuple[str, ...]] = {
+    "--rest-url": ("finnhub", "polygon"),
+    "--data-feed": ("alpaca",),
+    "--bar-interval": ("alphavantage",),
+    "--quotes": ("finnhub",),
+    "--history": ("polygon",),
+}
+
+
+def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise ConfigError(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_calendar(name: str | None) -> None:
+    if name is None or name == ALWAYS_OPEN:
+        return
+    import exchange_calendars as xcals
+
+    if name not in xcals.get_calendar_names(include_aliases=True):
+        known = ", ".join(sorted(xcals.get_calendar_names(include_aliases=False))[:8])
+        raise ConfigError(
+            f"--calendar: unknown exchange calendar {name!r} (such as {known}, ...)"
+        )
+
+
 def check_live_options(feed: str | None, live: LiveOptions) -> None:
-    """Refuse live-feed options for the simulator or a file."""
+    """Refuse, before anything starts, live-feed options that would be ignored or are invalid.
+
+    Raises:
+        ConfigError: an option given for the simulator, a file or a vendor that does
+            not read it, or a value out of its choices (the option is named).
+    """
     if feed in (None, FeedName.simulator) and live.given():
         raise ConfigError(f"{', '.join(live.given())}: only for a live vendor --feed")
+    for option in live.given():
+        vendors = _VENDOR_ONLY.get(option, (feed,))
+        if feed not in vendors:
+            raise ConfigError(f"{option}: only for --feed {' or '.join(vendors)}, not {feed}")
+    from marketpulse.feeds.vendors.alpaca import DATA_FEEDS
+    from marketpulse.feeds.vendors.alphavantage import INTERVALS
+
+    _check_choice("--data-feed", live.data_feed, DATA_FEEDS)
+    _check_choice("--bar-interval", live.bar_interval, tuple(INTERVALS))
+    _rate_limit(live.rate_limit)
+    _history(live.history)
+    _check_calendar(live.calendar)
 
 
 def live_feed(feed: str, live: LiveOptions) -> VendorFeed:
