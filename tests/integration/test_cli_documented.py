@@ -1,5 +1,6 @@
 """README commands without a test elsewhere: their documented use and a bad use."""
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -71,4 +72,40 @@ def test_sql_parquet_without_a_file_is_refused(cli, tmp_path):
 def test_live_feed_options_misused_are_one_line(cli, tmp_path, args, env, words):
     result = cli("run", *args, "--no-dashboard", "--lake", "lake", ok=False, env=env)
     _one_line(result, *words)
+    assert not (tmp_path / "lake").exists()
+
+
+def _renamed_ticks(path):
+    table = pa.table({
+        "time": pa.array([1_381_152_600_000, 1_381_152_601_000, 1_381_152_602_500],
+                         pa.timestamp("ms")),
+        "ticker": ["SPY", "AIG", "SPY"], "px": [168.9, 50.25, 169.0], "qty": [100.0, 200.0, 300.0],
+    })  # fmt: skip
+    pq.write_table(table, path)
+    return table
+
+
+def test_replay_parquet_with_columns(cli, sql, tmp_path):
+    # marketpulse replay ticks.parquet --columns "px=price,qty=size,ticker=symbol,time=timestamp"
+    table = _renamed_ticks(tmp_path / "ticks.parquet")
+    mapping = "px=price,qty=size,ticker=symbol,time=timestamp"
+    cli("replay", "ticks.parquet", "--columns", mapping, "--lake", "lake")
+    rows = sql(tmp_path / "lake", "SELECT symbol, ts, price, size FROM trades ORDER BY ts")
+    assert [(r["symbol"], r["price"], r["size"]) for r in rows] == list(
+        zip(*(table.column(c).to_pylist() for c in ("ticker", "px", "qty")), strict=True)
+    )
+    assert [r["ts"] for r in rows] == [t.value * 10**6 for t in table.column("time")]
+
+
+@pytest.mark.parametrize(
+    ("mapping", "words"),
+    [
+        ("px:price", ["--columns", "'px:price'"]),
+        ("px=cost,qty=size", ["ticks.parquet", "unknown column 'cost'"]),
+    ],
+)  # fmt: skip
+def test_replay_parquet_with_bad_columns(cli, tmp_path, mapping, words):
+    _renamed_ticks(tmp_path / "ticks.parquet")
+    _one_line(cli("replay", "ticks.parquet", "--columns", mapping, "--lake", "lake", ok=False),
+              *words)  # fmt: skip
     assert not (tmp_path / "lake").exists()
