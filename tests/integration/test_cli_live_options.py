@@ -1,13 +1,14 @@
 """README's live-feed and config options end to end: their documented use and a bad use.
 
-A local Alpha Vantage server stands in for the vendor (``--url``); ``--calendar 24/7``
-lets it be polled at any hour.
+Local servers stand in for Alpha Vantage and Finnhub (``--url``, ``--rest-url``);
+``--calendar 24/7`` lets them be polled at any hour.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -15,13 +16,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from .test_live_feeds import BinanceServer
+
 pytestmark = pytest.mark.integration
 
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-class AlphaVantageServer:
-    """Answers TIME_SERIES_INTRADAY with three closed 5-minute bars per symbol."""
+class RestServer:
+    """Alpha Vantage's TIME_SERIES_INTRADAY (three closed 5-minute bars per symbol) and
+    Finnhub's last bid/ask, on 127.0.0.1; records each request's query, path and token."""
 
     def __init__(self) -> None:
         self.queries: list[dict[str, str]] = []
@@ -30,8 +34,13 @@ class AlphaVantageServer:
         self.starts = [last - timedelta(minutes=5 * i) for i in (2, 1, 0)]
         self.closes = {"IBM": 160.75, "MSFT": 410.25}
 
-    def answer(self, query: dict[str, str]) -> dict:
+    def answer(self, path: str, query: dict[str, str]) -> dict:
+        """The answer to one request: Finnhub's last bid/ask, or Alpha Vantage's bars."""
         symbol = query.get("symbol", "")
+        if path.endswith("/stock/bidask"):
+            close = self.closes[symbol]
+            now_ms = time.time_ns() // 10**6
+            return {"a": close + 0.02, "av": 3, "b": close - 0.02, "bv": 7, "t": now_ms}
         if symbol not in self.closes:
             return {"Error Message": "Invalid API call."}
         series = {
@@ -45,14 +54,16 @@ class AlphaVantageServer:
         meta = {"2. Symbol": symbol, "4. Interval": "5min", "6. Time Zone": "US/Eastern"}
         return {"Meta Data": meta, "Time Series (5min)": series}
 
-    def __enter__(self) -> AlphaVantageServer:
+    def __enter__(self) -> RestServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
-                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-                server.queries.append(query)
-                data = json.dumps(server.answer(query)).encode()
+                parts = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                server.queries.append({**query, "path": parts.path,
+                                       "token": self.headers.get("X-Finnhub-Token")})  # fmt: skip
+                data = json.dumps(server.answer(parts.path, query)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -80,7 +91,7 @@ def test_alphavantage_bars_with_watchlist_env_file_and_calendar(cli, sql, tmp_pa
     # the symbols from --watchlist, the key from --env-file, polled at any hour (--calendar 24/7)
     (tmp_path / "watch.txt").write_text("# my list\nIBM MSFT\n")
     (tmp_path / "keys.env").write_text("MARKETPULSE_ALPHAVANTAGE_KEY=key-from-file\n")
-    with AlphaVantageServer() as server:
+    with RestServer() as server:
         result = cli("run", "--feed", "alphavantage", "--watchlist", "watch.txt",
                      "--env-file", "keys.env", "--bar-interval", "5m", "--intervals", "5m",
                      "--calendar", "24/7", "--rate-limit", "600/min", "--url", server.url,
@@ -154,3 +165,37 @@ def test_live_feed_option_misused_stops_before_anything_runs(cli, tmp_path, args
     assert not (tmp_path / "lake").exists()
     result = cli("produce", *args, "--bootstrap-servers", "127.0.0.1:9", ok=False, env=env)
     _one_line(result, *words)
+
+
+def test_finnhub_trades_with_quotes_from_rest_url(cli, sql, tmp_path):
+    # marketpulse run --feed finnhub --tickers AAPL,MSFT --quotes, REST side at --rest-url
+    sent, paths = [], []
+
+    async def trades(ws) -> None:
+        paths.append(ws.request.path)
+        subscribed = [json.loads(await ws.recv()) for _ in range(2)]
+        assert {m["symbol"] for m in subscribed} == {"IBM", "MSFT"}
+        now_ms = time.time_ns() // 10**6
+        batch = [{"s": "IBM", "p": 160.5, "t": now_ms, "v": 100, "c": ["1"]},
+                 {"s": "MSFT", "p": 410.0, "t": now_ms + 1, "v": 5, "c": None}]  # fmt: skip
+        sent.extend(batch)
+        await ws.send(json.dumps({"type": "trade", "data": batch}))
+        await ws.wait_closed()
+
+    websocket = BinanceServer()
+    websocket._serve = trades  # a Finnhub trade stream
+    with websocket, RestServer() as rest:
+        result = cli("run", "--feed", "finnhub", "--tickers", "IBM,MSFT", "--quotes",
+                     "--calendar", "24/7", "--url", f"ws://127.0.0.1:{websocket.port}/",
+                     "--rest-url", rest.url.removesuffix("/query") + "/api/v1",
+                     "--duration", "6", "--no-dashboard", "--lake", "lake",
+                     "--alerts-file", "alerts.jsonl",
+                     env={"MARKETPULSE_FINNHUB_KEY": "fh-key"})  # fmt: skip
+    assert result.stdout.strip().splitlines()[-1].startswith("done: ticks in "), result.stderr
+    assert paths == ["/?token=fh-key"]
+    polled = {(q["path"], q["symbol"], q["token"]) for q in rest.queries}
+    assert polled == {("/api/v1/stock/bidask", s, "fh-key") for s in ("IBM", "MSFT")}
+    rows = sql(tmp_path / "lake", "SELECT symbol, ts, price, size FROM trades ORDER BY ts")
+    assert [(r["symbol"], r["ts"], r["price"], r["size"]) for r in rows] == [
+        (t["s"], t["t"] * 10**6, t["p"], t["v"]) for t in sent
+    ]
