@@ -10,6 +10,7 @@ pytestmark = pytest.mark.integration
 
 FAR_FUTURE = "2030-01-01T00:00:00.000Z,SPY,167.41,100,P,20002000,0\n"
 BARS = "SELECT * EXCLUDE (date) FROM bars ORDER BY symbol, interval, start"
+LATER_THAN_2020 = "SELECT count(*) AS n FROM trades WHERE ts > epoch_ns(TIMESTAMP '2020-01-01')"
 VOLUME = "SELECT sum(trades) AS n, sum(volume) AS volume FROM bars WHERE interval = '1s'"
 
 
@@ -31,10 +32,13 @@ def test_one_far_future_trade_in_the_lean_day_changes_no_bar(cli, sql, tmp_path)
             "ahead of its partition's newest trade, 2013-10-07T11:59:02.678Z",
         }
     ]
-    # the trades table keeps every valid input trade (late and future ones too: dlq says why
-    # they are in no bar); all of the day's are there
+    # the trades table holds what the processor kept: every trade of the day, not the
+    # refused one; each input row is in exactly one of trades and dlq
+    assert sql(lake, LATER_THAN_2020) == [{"n": 0}]
     day = sql(lake, "SELECT count(*) AS n FROM trades WHERE date = '2013-10-07'")[0]["n"]
     assert day == len(lines) - 1
+    stored = sql(lake, "SELECT count(*) AS n FROM trades")[0]["n"]
+    assert stored + len(dead) == len(lines)  # the header is not a row, the inserted line is
     expected = sql(clean_lake, BARS)
     assert len(expected) > 40_000
     assert sql(lake, BARS) == expected
@@ -94,6 +98,8 @@ def test_max_time_jump_setting_bounds_the_jump_a_trade_may_make(cli, sql, tmp_pa
     dead = sql(lake, "SELECT line, reason FROM dlq")
     assert dead == [{"line": 5, "reason": "future"}]
     assert sql(lake, VOLUME)[0] == {"n": 5, "volume": 500.0}  # in the bars: all but it
+    prices = sql(lake, "SELECT price FROM trades ORDER BY ts")  # in trades too: all but it
+    assert [p["price"] for p in prices] == [167.0, 167.1, 167.2, 168.1, 168.2]
     default = tmp_path / "default"
     cli("replay", path, "--lake", default)  # 14 days by default: a weekend passes
     assert sql(default, "SELECT count(*) AS n FROM dlq")[0]["n"] == 0

@@ -99,7 +99,9 @@ def backfill(
         batch = Batch("backfill", 0, offset, offset + data.num_rows - 1, kind=kind, columns=data)
         offset += data.num_rows
         ticks += data.num_rows
-        out.extend(processor.process(batch))
+        each = processor.process(batch)
+        each.trades = []  # the input is the trades: one Output must not hold all of them
+        out.extend(each)
     out.extend(processor.finish())
     rejected += sum(1 for d in out.dead if d.reason != "late")
     _replace(lake, out)

@@ -1,8 +1,10 @@
 """The whole pipeline in one process, on the embedded bus.
 
-feed → ``ticks`` → processor → ``bars``/``indicators``/``alerts``/``dlq`` →
-lake sink, each stage a consumer group of the embedded bus, exactly as the
-services are on Kafka; here one thread drives them in turn.
+feed → ``ticks`` → processor → ``trades``/``bars``/``indicators``/``alerts``/``dlq``
+→ lake sink, each stage a consumer group of the embedded bus, exactly as the
+services are on Kafka; here one thread drives them in turn. ``trades`` holds
+the trades the processor kept (:attr:`.Output.trades`): the lake stores its
+decision, never a trade it refused.
 
 A replayed file is processed segment by segment (:mod:`.segments`), so that
 a rerun of the same input writes the same lake files, replacing the earlier
@@ -45,9 +47,11 @@ LAKE_FILE_ROWS = 262_144
 #: A paced replay ends a segment after this many seconds too, so the lake follows it.
 _PACED_SEGMENT_S = 5.0
 
-#: Topic names (without prefix) and the lake table each one fills.
-TOPICS = {
-    "ticks": "trades",
+#: Topic names (without prefix) and the lake table each one fills (the feed's
+#: ``ticks``, the processor's input, fills none).
+TOPICS: dict[str, str | None] = {
+    "ticks": None,
+    "trades": "trades",
     "bars": "bars",
     "indicators": "indicators",
     "alerts": "alerts",
@@ -110,7 +114,7 @@ class EmbeddedPipeline:
         self.view = view
         self._progress = progress
         self._topic = {name: options.topic_prefix + name for name in TOPICS}
-        self._table = {topic: TOPICS[name] for name, topic in self._topic.items()}
+        self._table = {topic: TOPICS[name] for name, topic in self._topic.items() if TOPICS[name]}
         self._origin: str | None = None
         self._segments: Segments | None = None
         self._tag: int | None = None  # the first line of the segment being processed
@@ -142,7 +146,7 @@ class EmbeddedPipeline:
         sinks = options.sinks or (LakeSink(options.lake, max_rows=LAKE_FILE_ROWS),)
         self._sink_workers = [
             SinkWorker(
-                bus.consumer(f"sink-{sink.name}", list(self._topic.values())),
+                bus.consumer(f"sink-{sink.name}", list(self._table)),
                 sink,
                 self._table,
                 options.write_trades,
@@ -262,6 +266,10 @@ class EmbeddedPipeline:
                 self._notifier.notify(out.alerts)
         if out.dead:
             send("dlq", dlq_table(out.dead, time.time_ns()))
+        if self.options.write_trades:
+            for trades in out.trades:  # tagged with their segment when ingested
+                if trades.num_rows:
+                    self._producer.send_columns(topic["trades"], "trade", trades)
         rejected = sum(1 for d in out.dead if d.reason != "late")
         self.metrics.add(
             bars=out.bars.num_rows, indicators=out.indicators.num_rows, alerts=len(out.alerts),

@@ -21,7 +21,6 @@ from marketpulse.feeds.base import Feed
 from marketpulse.models import TRADE_SCHEMA
 from marketpulse.pipeline.segments import SEGMENT_COLUMN
 from marketpulse.sinks import InputSegment, Sink
-from marketpulse.stream.validate import check_trades
 
 __all__ = ["Prefetch", "SinkWorker", "interrupter"]
 
@@ -124,7 +123,8 @@ class SinkWorker:
         consumer: a consumer of the topics to store.
         sink: where rows go.
         tables: topic name → table name.
-        write_trades: store the ticks topic's trades as ``trades``.
+        write_trades: store the rows of the topic of table ``trades`` (the
+            trades the processor kept).
         origin: the identity of a replayed input whose rows carry their
             segment (:mod:`.segments`), or ``None``.
     """
@@ -192,11 +192,11 @@ class SinkWorker:
         batches = self._consumer.poll(max_records=1 << 30, timeout=0)
         for batch in batches:
             table = self._tables[batch.topic]
-            if table == "trades" and (batch.kind != "trade" or not self._write_trades):
+            if table == "trades" and not self._write_trades:
                 continue
             for first, data in _by_segment(batch.columns):
-                if table == "trades":
-                    data = valid_trades(data)
+                if table == "trades":  # the feed's columns, as the processor kept them
+                    data = data.select(TRADE_SCHEMA.names)
                 if data.num_rows:
                     # embedded offsets restart at 0 each run: no offset-named files here,
                     # but a replayed input's segments are the same on every run
@@ -230,12 +230,3 @@ def _by_segment(
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
         if hi > lo
     ]
-
-
-def valid_trades(data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
-    """Keep the trades that pass validation, in the trades table's columns."""
-    batch = data if isinstance(data, pa.RecordBatch) else data.combine_chunks().to_batches()[0]
-    codes = check_trades(batch)
-    if codes.any():
-        data = data.filter(pa.array(codes == 0))
-    return data.select(TRADE_SCHEMA.names)

@@ -36,6 +36,10 @@ class Output:
     dead: list[DeadLetter] = field(default_factory=list)
     #: trades accepted into windows / bars accepted as input
     accepted: int = 0
+    #: the input trades kept, in input order, with all the input's columns: those
+    #: valid and not ``future``, late ones included (real trades, in no bar: the
+    #: dlq says why); what the embedded pipeline stores as ``trades``
+    trades: list[pa.RecordBatch] = field(default_factory=list)
 
     def extend(self, other: Output) -> None:
         """Append ``other``'s rows after this output's rows."""
@@ -52,6 +56,7 @@ class Output:
         self.alerts.extend(other.alerts)
         self.dead.extend(other.dead)
         self.accepted += other.accepted
+        self.trades.extend(other.trades)
 
 
 def _floats(values: np.ndarray) -> pa.Array:

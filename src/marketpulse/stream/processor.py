@@ -382,8 +382,8 @@ class Processor:
     ) -> tuple[Output, ClosedBars]:
         """Add valid trades (rows of ``data``, at ``offsets`` of the batch) to the windows.
 
-        Returns the output so far (dead letters, the count accepted) and the bars
-        the trades closed, not yet made into rows.
+        Returns the output so far (dead letters, the count accepted, the trades
+        kept) and the bars the trades closed, not yet made into rows.
         """
         out = Output()
         state.dirty.update(np.flatnonzero(np.bincount(sid)).tolist())
@@ -407,6 +407,8 @@ class Processor:
                 for d, reference in zip(letters, newest_before, strict=True)
             )
         out.accepted = int(np.count_nonzero(flags == 0))
+        refused = flags == FUTURE
+        out.trades.append(data.filter(pa.array(~refused)) if refused.any() else data)
         return out, closed
 
     def _explain(self, letter: DeadLetter, watermark: int, newest: int) -> DeadLetter:

@@ -274,3 +274,37 @@ def test_implausible_values_in_messages_go_to_the_dlq_and_nothing_infinite_is_st
         assert np.isfinite(column).all(), name
     spy = [b for b in bars.to_pylist() if b["symbol"] == "SPY"]
     assert [(b["high"], b["low"], b["volume"]) for b in spy] == [(167.5, 167.4, 200.0)]
+
+
+def test_output_trades_are_the_input_trades_kept_late_ones_included_refused_ones_not():
+    """What the embedded pipeline stores as ``trades``: the processor's own decision."""
+    proc = Processor(ProcessorSettings(intervals=("1s",), lateness=0))
+    first = trades([("SPY", T0, 10.0, 1), ("SPY", T0 + 2 * S, 11.0, 1)], line=True)
+    second = trades(
+        [
+            ("SPY", T0 + 100, 12.0, 1),  # late: its bar closed
+            ("SPY", T0 + 2 * S + 1, -1.0, 1),  # not a price
+            ("SPY", YEAR_2030, 13.0, 1),  # too far ahead
+            ("SPY", T0 + 3 * S, 14.0, 1),
+        ],
+        line=True,
+    )
+    assert proc.process(batch_of(first)).trades == [first]  # all kept: the batch itself
+    out = proc.process(batch_of(second, first=2))
+    assert sorted(d.reason for d in out.dead) == ["future", "late", "price"]
+    kept = pa.Table.from_batches(out.trades)
+    assert kept.column("price").to_pylist() == [12.0, 14.0]
+    assert kept.column("line").to_pylist() == [2, 5]  # the input's columns, all of them
+    assert proc.finish().trades == []
+
+
+def test_output_trades_of_raw_messages_polled_together_are_each_partitions_kept_trades():
+    values = [Trade("SPY", T0, 10.0, 1.0), Trade("SPY", YEAR_2030, 11.0, 1.0),
+              Trade("SPY", T0 + S, 12.0, 1.0)]  # fmt: skip
+    messages = [Message(b"SPY", encode(v), i) for i, v in enumerate(values)]
+    ibm = [Message(b"IBM", encode(Trade("IBM", T0, 9.0, 1.0)), 0)]
+    batches = [Batch("ticks", 0, 0, 2, messages=messages), Batch("ticks", 1, 0, 0, messages=ibm)]
+    outs = Processor(ProcessorSettings(intervals=("1s",), lateness=0)).process_each(batches)
+    assert [d.reason for d in outs[0].dead] == ["future"]
+    kept = [pa.Table.from_batches(o.trades).column("price").to_pylist() for o in outs]
+    assert kept == [[10.0, 12.0], [9.0]]
