@@ -1,6 +1,8 @@
 """The FastAPI application: pages, REST API, metrics and the WebSocket.
 
-OpenAPI is at ``/docs``. History comes from the lake; live state from a
+The API is described at ``/docs`` by the bundled Swagger UI, which reads
+``/openapi.json`` (OpenAPI 3.1) rewritten as 3.0 at ``/openapi-3.0.json``.
+History comes from the lake; live state from a
 :class:`~marketpulse.serve.market.MarketSource`.
 """
 
@@ -26,6 +28,7 @@ from marketpulse.serve import prometheus
 from marketpulse.serve.auth import TokenGuard
 from marketpulse.serve.lake_data import LakeData
 from marketpulse.serve.market import MarketSource
+from marketpulse.serve.openapi30 import as_openapi_30
 from marketpulse.serve.params import check_interval, check_symbol, parse_time
 from marketpulse.serve.push import Clients, stream_to
 from marketpulse.serve.refusals import RefusalLog
@@ -40,6 +43,7 @@ _STATIC = Path(str(files("marketpulse.serve") / "static"))
 _PAGES = {"/": "watchlist.html", "/symbol": "symbol.html", "/alerts": "alerts.html",
           "/pipeline": "pipeline.html"}  # fmt: skip
 
+_OPENAPI_30_URL = "/openapi-3.0.json"
 _TIME_HELP = "UTC nanoseconds since the epoch, or ISO 8601 (UTC unless an offset is given)."
 
 
@@ -77,8 +81,9 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _name_the_parameter)
     clients = Clients()
 
+    # the bundled Swagger UI (4.x) renders OpenAPI 3.0 only: /docs reads a 3.0 rewrite
     docs_page = get_swagger_ui_html(
-        openapi_url="/openapi.json",
+        openapi_url=_OPENAPI_30_URL,
         title="MarketPulse API",
         swagger_js_url="/assets/swagger/swagger-ui-bundle.js",
         swagger_css_url="/assets/swagger/swagger-ui.css",
@@ -90,6 +95,10 @@ def create_app(
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return HTMLResponse(docs_page.body, headers={"Content-Security-Policy": docs_policy})
+
+    @app.get(_OPENAPI_30_URL, include_in_schema=False)
+    def openapi_30() -> JSONResponse:
+        return JSONResponse(as_openapi_30(app.openapi()))
 
     for route, page in _PAGES.items():
         app.add_api_route(route, _page(_STATIC / page), methods=["GET"], include_in_schema=False)
