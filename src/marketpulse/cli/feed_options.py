@@ -144,9 +144,7 @@ def _check_calendar(name: str | None) -> None:
 
     if name not in xcals.get_calendar_names(include_aliases=True):
         known = ", ".join(sorted(xcals.get_calendar_names(include_aliases=False))[:8])
-        raise ConfigError(
-            f"--calendar: unknown exchange calendar {name!r} (such as {known}, ...)"
-        )
+        raise ConfigError(f"--calendar: unknown exchange calendar {name!r} (such as {known}, ...)")
 
 
 def check_live_options(feed: str | None, live: LiveOptions) -> None:
