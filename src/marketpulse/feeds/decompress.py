@@ -84,9 +84,9 @@ class Decompressed:
             return self._plain()
         return self._arrow(self._compression)
 
-    def _read(self, size: int = _PIECE) -> bytes:
+    def _read(self, size: int | None = None) -> bytes:
         try:
-            data = self._file.read(size)
+            data = self._file.read(_PIECE if size is None else size)
         except OSError as exc:
             self.broken = Broken(self.position, f"cannot read the file ({exc.strerror or exc})")
             return b""
@@ -142,12 +142,12 @@ class Decompressed:
     def _gzip_recover(self, member: int, skip: int, fed: int, why: str) -> Iterator[bytes]:
         """Decode the current member again with zlib, giving the bytes past ``skip``.
 
-        Bytes before ``fed`` decoded without error; from there, one byte at a
-        time, up to the byte zlib rejects.
+        Bytes before ``fed`` decoded without error by ISA-L, so zlib takes them
+        in pieces; where it does not (a checksum ISA-L read but had not yet
+        checked), it starts again and stops before that piece. From there, one
+        byte at a time, up to the byte zlib rejects.
         """
         logger.debug("%s: gzip error near byte %d (%s); decoding again", self._path, fed, why)
-        inflate = zlib.decompressobj(_GZIP)
-        self._file.seek(member)
         done = 0  # bytes of output of this member already passed on or discarded
 
         def fresh(out: bytes) -> bytes:
@@ -156,18 +156,25 @@ class Decompressed:
             done += len(out)
             return out[start:]
 
-        offset = member
-        while offset < fed:
-            data = self._file.read(min(_PIECE, fed - offset))
-            if not data:
+        while True:
+            inflate = zlib.decompressobj(_GZIP)
+            self._file.seek(member)
+            offset, done, failed = member, 0, False
+            while offset < fed:
+                data = self._file.read(min(_PIECE, fed - offset))
+                if not data:
+                    break
+                try:
+                    out = fresh(inflate.decompress(data))
+                except zlib.error:
+                    failed = True
+                    break
+                offset += len(data)
+                if out:
+                    yield out
+            if not failed:
                 break
-            offset += len(data)
-            try:
-                out = fresh(inflate.decompress(data))
-            except zlib.error:  # ISA-L accepted it: should not happen
-                break
-            if out:
-                yield out
+            skip, fed = max(skip, done), offset  # again, short of the piece zlib rejected
         self._file.seek(offset)
         while True:
             data = self._file.read(_PIECE)

@@ -10,9 +10,9 @@ one CRLF) and becomes a dead letter with its line number; pyarrow reads the
 replacement as a blank row. An over-long line is skipped as it streams past,
 never held whole.
 
-Chunks of about 1 MiB that are valid UTF-8 with no NUL byte, no quote and no
-over-long line pass through untouched after a few C-speed scans; only other
-chunks are examined line by line.
+Chunks of about 1 MiB that are valid UTF-8 with no NUL byte, no over-long line
+and no quote other than around whole fields pass through untouched after a
+few C-speed scans; only other chunks are examined line by line.
 """
 
 from __future__ import annotations
@@ -88,6 +88,31 @@ def _lines_in(chunk: bytes) -> int:
         pairs = np.logical_and(ret[:-1], newline[1:], out=ret[: size - 1])
         lines += returns - int(np.count_nonzero(pairs))
     return lines
+
+
+def _simply_quoted(chunk: bytes, delimiter: str) -> bool:
+    """Say whether every quote of ``chunk`` (whole lines) is in a simple quoted field.
+
+    Quotes taken in pairs in order: the first of a pair opens a field (at the
+    start of a line or after a delimiter), the second closes it (before a
+    delimiter or a line break), and no line break lies between them (an even
+    number of quotes before each). Then no quoted field runs past its line.
+    Other quoting (an escaped ``""``, a quote inside a field) is left to the
+    line-by-line check.
+    """
+    codes = np.frombuffer(chunk, np.uint8)
+    quotes = np.flatnonzero(codes == _QUOTE)
+    if len(quotes) % 2 or quotes[-1] + 1 >= len(codes):
+        return False  # a chunk of whole lines ends with a line break
+    mark = ord(delimiter)
+    opens, closes = quotes[0::2], quotes[1::2]
+    before = codes[opens - 1]  # opens[0] == 0 reads the last byte: a line break
+    after = codes[closes + 1]
+    for side in (before, after):
+        if not np.all((side == mark) | (side == 10) | (side == 13)):
+            return False
+    breaks = np.flatnonzero((codes == 10) | (codes == 13))
+    return not np.any(np.searchsorted(quotes, breaks) % 2)
 
 
 def _strip_break(line: bytes) -> bytes:
@@ -193,7 +218,7 @@ class CleanLines:
         size = len(self._pending)
         lead = b""
         end = False
-        while size < _CHUNK:
+        while True:  # at least one piece a call: a pending tail must meet its line break
             piece = next(self._pieces, None)
             if piece is None:
                 end = True
@@ -208,16 +233,15 @@ class CleanLines:
                 piece = piece[1:] if piece.startswith(b"\n") else piece
             parts.append(piece)
             size += len(piece)
-            if lead:
+            if lead or size >= _CHUNK:
                 break
         buf = parts[0] if len(parts) == 1 else b"".join(parts)
         self._pending = b""
         if end:
             self._ended = True
             return lead + self._finish(buf)
-        cut = buf.rfind(b"\n") + 1
-        if cut == 0 and len(buf) > 1:
-            cut = buf.rfind(b"\r", 0, len(buf) - 1) + 1  # a final "\r" may precede a "\n"
+        # after the last line break; a final "\r" may precede a "\n" still to come
+        cut = max(buf.rfind(b"\n"), buf.rfind(b"\r", 0, len(buf) - 1)) + 1
         complete, rest = buf[:cut], buf[cut:]
         out = lead + self._clean(complete) if complete else lead
         if len(rest) > self._limit:
@@ -262,7 +286,9 @@ class CleanLines:
         return b"".join(out)
 
     def _fast(self, chunk: bytes) -> bool:
-        if b"\0" in chunk or b'"' in chunk:
+        if b"\0" in chunk:
+            return False
+        if b'"' in chunk and not _simply_quoted(chunk, self._delimiter):
             return False
         if not chunk.isascii():
             try:
@@ -286,7 +312,7 @@ class CleanLines:
             else:
                 self._reject(number, head, f"line longer than {self._limit:,} bytes ({size:,})")
             return b""
-        cut = tail.rfind(b"\n") + 1 or tail.rfind(b"\r") + 1
+        cut = max(tail.rfind(b"\n"), tail.rfind(b"\r")) + 1
         out = self._clean(tail[:cut]) if cut else b""
         last = tail[cut:]
         if not last:

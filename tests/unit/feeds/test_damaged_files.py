@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import random
+import struct
 import zlib
 
 import pyarrow as pa
@@ -248,3 +249,76 @@ def test_parquet_row_group_shorter_than_its_metadata_is_damage(tmp_path, monkeyp
     [damage] = feed.damage
     assert (damage.line, damage.lost) == (50_011, 49_990)
     assert str(path) in str(damage) and "50,011-100,000" in str(damage)
+
+
+def test_gzip_checksum_across_a_read_boundary_is_placed_exactly(tmp_path):
+    """A checksum split across two 64 KiB reads: the damage is where zlib finds it."""
+    text = (HEADER + "".join(good_line(n) for n in range(1, 60_001))).encode()
+    pack = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = pack.compress(text) + pack.flush()
+    extra = -(12 + len(body) + 4) % 65536  # 4 bytes of the trailer before a 64 KiB boundary
+    head = b"\x1f\x8b\x08\x04\0\0\0\0\0\xff" + struct.pack("<H", extra) + b"x" * extra
+    crc = zlib.crc32(text) ^ 1  # wrong
+    data = head + body + struct.pack("<II", crc, len(text))
+    assert (len(data) - 4) % 65536 == 0
+    path = tmp_path / "crc.csv.gz"
+    path.write_bytes(data)
+    inflate = zlib.decompressobj(31)
+    for at in range(len(data)):  # the byte zlib rejects
+        try:
+            inflate.decompress(data[at : at + 1])
+        except zlib.error as exc:
+            assert "incorrect data check" in str(exc)
+            break
+    feed, lines, dead = replay(path)
+    assert lines == list(range(2, 60_002)) and dead == []
+    [damage] = feed.damage
+    assert damage.offset == at and "checksum" in str(damage)
+
+
+def test_lone_cr_lines_after_the_header_each_count(tmp_path):
+    """Lines ended by a lone CR (old Mac files) after an LF header, the last without a break."""
+    rows = [good_line(n).rstrip("\n") for n in range(1, 6)]
+    rows[2] = rows[2].replace(",SPY,", ',"SPY,')  # line 4: unbalanced quote
+    path = tmp_path / "cr.csv"
+    path.write_bytes((HEADER + "\r".join(rows)).encode())
+    _, lines, dead = replay(path)
+    assert [(d.reason, d.line) for d in dead] == [("parse", 4)]
+    assert "quote" in dead[0].error and dead[0].value == rows[2].encode()
+    assert lines == [2, 3, 5, 6]
+
+
+def test_quoted_fields_read_as_their_values(tmp_path):
+    """Every field quoted, a delimiter inside quotes, an escaped quote: each row whole."""
+    rows = [
+        '"2013-10-07T08:00:0{n}.000Z","SPY","{p}","1","{x}",""\n'.format(n=n, p=100 + n, x="P")
+        for n in range(1, 8)
+    ]
+    rows[2] = rows[2].replace('"P"', '"P,Q"')  # line 4: a delimiter inside a quoted field
+    rows[4] = rows[4].replace('"P"', '"P""Q"')  # line 6: an escaped quote
+    path = tmp_path / "quoted.csv"
+    path.write_text(HEADER + "".join(rows))
+    feed = FileReplay(path)
+    stored = [row for b in feed.batches() for row in b.data.to_pylist()]
+    assert [r["line"] for r in stored] == list(range(2, 9))
+    assert [r["price"] for r in stored] == [100.0 + n for n in range(1, 8)]
+    assert [r["exchange"] for r in stored] == ["P", "P", "P,Q", "P", 'P"Q', "P", "P"]
+
+
+def test_simply_quoted_lines_are_not_checked_one_by_one(tmp_path, monkeypatch):
+    """Quotes around whole fields take the fast path; an escaped quote the line-by-line one."""
+    from marketpulse.feeds import sanitise
+
+    checked = []
+    real = sanitise.line_problem
+    monkeypatch.setattr(
+        sanitise, "line_problem", lambda line, *a: checked.append(line) or real(line, *a)
+    )
+    rows = [f'"2013-10-07T08:00:00.000Z","SPY","{n}","1","P,Q",""\n' for n in range(1000)]
+    path = tmp_path / "quoted.csv"
+    path.write_text(HEADER + "".join(rows))
+    assert sum(b.data.num_rows for b in FileReplay(path).batches()) == 1000
+    assert checked == []
+    path.write_text(HEADER + "".join(rows) + rows[0].replace('"P,Q"', '"P""Q"'))
+    assert sum(b.data.num_rows for b in FileReplay(path).batches()) == 1001
+    assert len(checked) >= 1001
