@@ -31,6 +31,10 @@ __all__ = ["SinkOptions", "SinkService", "SinkServiceStats"]
 
 logger = logging.getLogger(__name__)
 
+#: Seconds an assignment waits at most for the group's committed offsets (a figure
+#: for the stall check only: without them the assignment goes on).
+_COMMITTED_TIMEOUT_S = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class SinkOptions:
@@ -108,6 +112,9 @@ class SinkService:
         #: When input last arrived (``time.monotonic()``): how long the service has been idle.
         self.last_input = time.monotonic()
         self._pending: dict[TopicPartition, int] = {}
+        #: The group's committed offset of each assigned partition when it was assigned:
+        #: where reading resumed (see :meth:`_unread`).
+        self._resumed: dict[TopicPartition, int] = {}
         self._consumer: KafkaConsumer | None = None
         self._names: list[str] = []
         self._assigned_once = False
@@ -192,10 +199,13 @@ class SinkService:
         """Committed records the cluster holds past this member's positions (0 if unknown).
 
         A partition read to its end still counts one: the transaction marker.
+        One the client has handed out no record of since its assignment has no
+        position: it counts from the offset reading resumed at (else from the
+        log start), so a restart with everything stored finds nothing waiting.
         """
         assert self._consumer is not None
         try:
-            lag = self._consumer.lag()
+            lag = self._consumer.lag(resumed=self._resumed)
         except Exception as exc:  # noqa: BLE001 - a check only; the loop goes on
             logger.debug("sink %s: lag not read: %s", self.sink.name, exc)
             return 0
@@ -211,6 +221,7 @@ class SinkService:
             self._consumer.close()  # its revoke callback finds nothing left to flush
         except Exception:  # noqa: BLE001 - a broken member may fail to leave; it is replaced
             logger.debug("sink %s: closing the old consumer failed", self.sink.name, exc_info=True)
+        self._resumed.clear()  # the new member's assignment fetches them again
         self._consumer = self._new_consumer()
 
     def _write(self, batch: Batch) -> None:
@@ -272,9 +283,18 @@ class SinkService:
     def _assigned(self, partitions: list[TopicPartition]) -> None:
         self.last_input = time.monotonic()  # idle time counts from here
         self._assigned_once = True
+        assert self._consumer is not None
+        try:
+            committed = self._consumer.committed(partitions, timeout=_COMMITTED_TIMEOUT_S)
+        except BusError as exc:  # the stall check then counts from the log start
+            logger.debug("sink %s: committed offsets not read: %s", self.sink.name, exc)
+            return
+        self._resumed.update({tp: offset for tp, offset in committed.items() if offset >= 0})
 
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         self._flush()
+        for tp in partitions:
+            self._resumed.pop(tp, None)
         logger.info(
             "sink %s: revoked %s", self.sink.name, ", ".join(f"{p.topic}[{p.partition}]"
                                                              for p in partitions)
