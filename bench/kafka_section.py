@@ -1,0 +1,245 @@
+"""The Kafka section of docs/benchmarks.md: catch-up, latency and page-touch runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from section_text import arg, measured, out, spread, verdict
+
+from marketpulse.services.process import ProcessOptions
+
+
+def _ms(value: float) -> str:
+    return "n/a" if value != value else f"{value:.1f}"  # NaN: no sample
+
+
+#: Fewest bar closes over which a p99 is judged against a target.
+MIN_CLOSES_FOR_P99 = 1_000
+
+
+def _latency_verdict(latency: dict[str, Any]) -> str:
+    """Issue 3's target, judged on what it names: p99 with start-up, over enough closes."""
+    at_10k = [r for r in latency["rates"] if r["rate"] == 10_000]
+    if not at_10k:
+        return "(the 10,000 ticks/s rate was not run)"
+    whole = at_10k[0].get("with_start_up")
+    if whole is None:
+        return "not judged: this run did not record the figures with start-up included."
+    figure = f"p99 {_ms(whole['p99_ms'])} ms with start-up included, over {whole['bar_closes']:,} bar closes"
+    if whole["bar_closes"] < MIN_CLOSES_FOR_P99:
+        return (
+            f"p99 at most 50 ms at 10,000 ticks/s: not judged ({figure}; a p99 needs at "
+            f"least {MIN_CLOSES_FOR_P99:,} closes)."
+        )
+    return f"p99 at most 50 ms at 10,000 ticks/s: {verdict(whole['p99_ms'] <= 50)} ({figure})."
+
+
+def render_kafka(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """The Kafka section from the catch-up, latency and page-touch scripts' JSON."""
+    catchup = out(run, "bench_kafka_catchup")
+    latency = out(run, "bench_kafka_latency")
+    touch = out(run, "bench_page_touch")
+    copies = int(arg(run, "bench_kafka_catchup", "--copies", "13"))
+    load = catchup["preload"]
+    used = {p: n for p, n in catchup["partition_records"].items() if n}
+    placed = ", ".join(f"{n:,} in partition {p}" for p, n in used.items())
+    raw, fast = (
+        catchup["raw_consumer"]["service_fetch"],
+        catchup["raw_consumer"]["no_fetch_backoff"],
+    )
+    ceiling = max(raw["ticks_per_s"], fast["ticks_per_s"])
+    grace_ms = ProcessOptions().output_grace * 1000  # the service runs with the default
+    kcat = catchup.get("kcat")
+    routes = {r["route"]: r for r in catchup["process"]}
+    what = {
+        "in-process": "the process service in a thread of the benchmark (kernels warmed up, "
+        "the commands' collector settings): consume, decode, validate, 1s/1m/5m bars, 13 "
+        "indicators, default alerts, produce bars/indicators/alerts/state in transactions "
+        "with the offsets (commit interval 0.1 s)",
+        "command": "`marketpulse process --exit-when-idle 2` as a command: the same, plus "
+        "interpreter start-up, imports and numba cache load",
+    }
+    rows = []
+    for name, route in routes.items():
+        cpu = f"{route['cpu_seconds']:.1f}"
+        if "broker_cpu_seconds" in route:
+            cpu += f" (+ broker {route['broker_cpu_seconds']:.1f})"
+        rows.append(
+            f"| process service, {name} | {what[name]} | {route['seconds']:.2f} | "
+            f"{route['ticks_per_s']:,.0f} | {cpu} |"
+        )
+    rows.append(
+        f"| raw confluent-kafka consumer | `Consumer.consume(num_messages=10000)` over all "
+        f"partitions to EOF, error check only, the service consumer's fetch settings | "
+        f"{raw['seconds']:.2f} | {raw['ticks_per_s']:,.0f} | {raw['cpu_seconds']:.1f} |"
+    )
+    rows.append(
+        f"| raw confluent-kafka consumer, no fetch back-off | the same with "
+        f"`queued.min.messages=1000000` | {fast['seconds']:.2f} | "
+        f"{fast['ticks_per_s']:,.0f} | {fast['cpu_seconds']:.1f} |"
+    )
+    if kcat:
+        plain, quick = kcat["defaults"], kcat["no_fetch_backoff"]
+        rows.append(
+            f"| kcat | `kcat -C -b BOOT -t TOPIC -e -o beginning -q > /dev/null` | "
+            f"{plain['seconds']:.2f} | {plain['ticks_per_s']:,.0f} | {plain['cpu_seconds']:.1f} |"
+        )
+        rows.append(
+            f"| kcat, no fetch back-off | the same with `-X queued.min.messages=1000000` | "
+            f"{quick['seconds']:.2f} | {quick['ticks_per_s']:,.0f} | {quick['cpu_seconds']:.1f} |"
+        )
+    table = "\n".join(rows)
+    main_route = routes.get("in-process") or next(iter(routes.values()))
+    label = {"in-process": "in-process", "command": "as a command"}
+    fast_enough = ", ".join(
+        f"{verdict(r['ticks_per_s'] >= 300_000)} {label[name]} ({r['ticks_per_s']:,.0f})"
+        for name, r in routes.items()
+    )
+    half = ", ".join(
+        f"{verdict(r['ticks_per_s'] >= ceiling / 2)} {label[name]} "
+        f"({r['ticks_per_s'] / ceiling:.2f}x)"
+        for name, r in routes.items()
+    )
+    dead = main_route.get("dead_reasons") or {}
+    dead_text = ", ".join(f"{n:,} {reason}" for reason, n in dead.items()) if dead else "none"
+
+    def catchup_of(r: dict) -> dict:
+        return out(r, "bench_kafka_catchup")
+
+    spreads = " ".join(
+        s
+        for s in (
+            spread(
+                history,
+                "the faster raw consumer's ticks/s",
+                lambda r: max(v["ticks_per_s"] for v in catchup_of(r)["raw_consumer"].values()),
+            ),
+            spread(
+                history,
+                "the process service in-process",
+                lambda r: next(
+                    p["ticks_per_s"] for p in catchup_of(r)["process"] if p["route"] == "in-process"
+                ),
+            ),
+        )
+        if s
+    )
+    lat_rows = "\n".join(
+        f"| {r['rate']:,.0f} | {r['produced_per_s']:,.0f} | {r['samples']:,} "
+        f"({r['bar_closes']:,}) | {_ms(r['p50_ms'])} | {_ms(r['p95_ms'])} | "
+        f"{_ms(r['p99_ms'])} | {_ms(r['max_ms'])} | {_ms(r['to_service_produce_p50_ms'])} / "
+        f"{_ms(r['to_service_produce_p99_ms'])} | {r['service_cpu_share']:.2f} | "
+        + (
+            f"{r['with_start_up']['bar_closes']:,} | {_ms(r['with_start_up']['p99_ms'])} / "
+            f"{_ms(r['with_start_up']['max_ms'])} |"
+            if "with_start_up" in r
+            else "n/a | n/a |"
+        )
+        for r in latency["rates"]
+    )
+    measured_s = latency["rates"][0]["seconds"] if latency["rates"] else 0
+    return f"""## Kafka (`bench/bench_kafka_catchup.py`, `bench/bench_kafka_latency.py`, `bench/bench_page_touch.py`)
+
+{measured(run)} Against {catchup["broker"]}, on the same two cores as the
+service and the clients (the broker's CPU time is shown when the script started
+the broker). This section alone: `bench/run_all.py --only kafka`.
+
+### Catch-up
+
+`ticks` ({catchup["partitions"]} partitions) preloaded with the Lean day written {copies}
+times, shifted by 0 to {copies - 1} days so event time keeps increasing per symbol:
+{load["trades"]:,} trades, JSON keyed by symbol. The day has four symbols, so
+only {len(used)} partitions hold data ({placed}).
+Preloading with the project's producer (idempotent, `acks=all`, lz4) took
+{load["seconds"]:.1f} s: {load["ticks_per_s"]:,.0f} ticks/s ({load["cpu_seconds"]:.1f} s of CPU).
+
+The process service is timed from its start to the moment its group's
+committed offsets reach the end of `ticks`, so the idle wait before it exits
+is not counted. The ceilings are the best of
+{arg(run, "bench_kafka_catchup", "--repeat", "3")} runs.
+
+| route | what it does | seconds | ticks/s | CPU s |
+|---|---|---:|---:|---:|
+{table}
+
+The in-process run produced {main_route.get("bars", 0):,} bars, {main_route.get("indicator_rows", 0):,} indicator rows
+and {main_route.get("alerts", 0):,} alerts in {main_route.get("transactions", 0):,} transactions; dead letters: {dead_text}.
+
+Against the targets of issue 3: at least 300,000 ticks/s: {fast_enough};
+at least half the raw confluent-kafka rate (the faster raw row, {ceiling:,.0f} ticks/s):
+{half}. {spreads}
+
+{_kcat_note(kcat, history)}
+### Latency
+
+A producer thread sends simulated trades of {latency["symbols"]} symbols at a fixed
+rate: every {latency["send_period_ms"]:.0f} ms the trades due so far, all stamped with the wall
+clock just before `send_columns` (the project's producer, linger {latency["linger_ms"]:g} ms).
+`marketpulse process` runs as a command with `--lateness {latency["lateness_s"]:g}` and
+`--commit-interval {latency["commit_interval_s"]:g}` (other settings default: 1s/1m/5m
+bars, default alerts, idle timeout 2 s). Outputs wait at most {grace_ms:g} ms from the
+first for the other partitions' closes of the same moment, and are committed
+as soon as every partition with recent input has closed the bars they hold.
+{_priority(latency)}A `read_committed` consumer in a process of its own notes
+when each indicator row arrives. Each rate runs on fresh topics for
+{measured_s:.0f} s after a warm-up of {latency["warmup_s"]:g} s from the first row; before the
+first rate, an unmeasured run of {latency.get("broker_warmup_s", 0):g} s warms the broker up
+(its JVM compiles its hot paths).
+
+Latency of an indicator row: with lateness 0 a bar `[S, E)` closes when the
+largest event time seen on its `ticks` partition reaches `E`, that is when the
+first trade of that partition stamped at or after `E` is processed. Trades are
+stamped with the clock at which they are produced, so latency = arrival of the
+row at the reader - stamp of that closing trade: producer linger, broker, the
+service's consume, bars, indicators and transaction commit, and the reader's
+fetch. Every row counts (1s, 1m and 5m bars); rows of one bar close share most
+of their path, so the number of closes is given too. "Until produced" is the
+part until the service produced the row (the Kafka record timestamp,
+millisecond resolution). The columns "with start-up" count every row from the
+first one on, warm-up included.
+
+| trades/s | produced/s | rows (bar closes) | p50 ms | p95 ms | p99 ms | max ms | until produced p50 / p99 ms | service CPU (cores) | closes with start-up | p99 / max ms with start-up |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+{lat_rows}
+
+Against the target of issue 3: {_latency_verdict(latency)}
+
+The first seconds on fresh topics are slower; why is not settled. One
+suspected cause, the broker's first writes into the new partitions' index files
+(sparse, memory-mapped), is timed directly by `bench/bench_page_touch.py`: on
+this machine's disk a first write into a page of a new sparse mapped file took
+{touch["disk"]["median_ms"] * 1000:.1f} us (median; p99 {touch["disk"]["p99_ms"] * 1000:.1f} us,
+max {touch["disk"]["max_ms"]:.1f} ms over {touch["disk"]["pages"]:,} pages), against
+{touch["tmpfs"]["median_ms"] * 1000:.1f} us on tmpfs (max {touch["tmpfs"]["max_ms"]:.1f} ms):
+too little to explain it.
+"""
+
+
+def _kcat_note(kcat: dict | None, history: list[dict[str, Any]]) -> str:
+    """Why kcat has two rows, with the spread of its runs with the defaults."""
+    if not kcat:
+        return ""
+    runs = kcat["defaults"].get("runs_seconds") or [kcat["defaults"]["seconds"]]
+    earlier = spread(
+        history,
+        "kcat's ticks/s with its defaults",
+        lambda r: out(r, "bench_kafka_catchup")["kcat"]["defaults"]["ticks_per_s"],
+    )
+    return f"""kcat links Debian's librdkafka, which stops fetching a partition for a
+fixed second whenever 100,000 of its records wait in the local queue; with its
+defaults its time depends on where those pauses fall (this run's {len(runs)} took
+{min(runs):.1f} to {max(runs):.1f} s). {earlier} The row with `queued.min.messages=1000000`
+is the C client's ceiling; the target compares with the raw confluent-kafka
+consumer, the ceiling of a Python consumer.
+"""
+
+
+def _priority(latency: dict[str, Any]) -> str:
+    """The sentence on the broker's scheduling priority, when the script set one."""
+    nice = latency.get("broker_nice", 0)
+    if not nice:
+        return ""
+    return (
+        f"The broker the script starts runs at nice {nice}, ahead of the service and the\n"
+        "clients on the two shared cores (in production it has machines of its own).\n"
+    )
