@@ -1,8 +1,18 @@
 """Message types of MarketPulse and their wire codecs.
 
-Every timestamp is an integer count of nanoseconds since the Unix epoch, UTC:
+In flight (these structs, the Arrow tables between stages, the Kafka wire)
+every timestamp is an integer count of nanoseconds since the Unix epoch, UTC:
 ``ts`` is event time (from the exchange), ``ts_ingest`` the time MarketPulse
-first saw the event. Prices are float64 and never rounded.
+first saw the event, ``bar_start`` and ``bar_end`` bound a bar. Where people
+and their tools read them (the lake, SQL, PostgreSQL, JSON/CSV output, the
+REST API) they are real timestamp types: :data:`STORED_TIME` in Arrow and
+Parquet. Prices are float64 and never rounded.
+
+Bars, indicators and alerts share one key: (dataset, symbol, timeframe,
+bar_start). Column names need no quoting in DuckDB, PostgreSQL or Trino
+(``timeframe``, not ``interval``; ``bar_start``/``bar_end``, not
+``start``/``end``; an alert's ``details``, not ``values``). Every output
+carries the ``dataset`` its input came from.
 
 The ``ticks`` topic carries one tagged union, :data:`Tick`, of :class:`Trade`,
 :class:`Quote` and :class:`Bar` (feeds that deliver bars, such as daily OHLCV
@@ -28,6 +38,7 @@ __all__ = [
     "INDICATOR_SCHEMA",
     "INTERVALS",
     "QUOTE_SCHEMA",
+    "STORED_TIME",
     "TRADE_SCHEMA",
     "WIRE_FORMATS",
     "Alert",
@@ -118,12 +129,16 @@ class Quote(msgspec.Struct, frozen=True, omit_defaults=True, tag="quote", tag_fi
 
 
 class Bar(msgspec.Struct, frozen=True, tag="bar", tag_field="type"):
-    """An OHLCV bar covering ``[start, end)``."""
+    """An OHLCV bar covering ``[bar_start, bar_end)``.
+
+    ``dataset`` is set on the processor's output; bars a feed delivers on the
+    ``ticks`` topic leave it out.
+    """
 
     symbol: str
-    interval: str
-    start: int
-    end: int
+    timeframe: str
+    bar_start: int
+    bar_end: int
     open: float
     high: float
     low: float
@@ -131,6 +146,7 @@ class Bar(msgspec.Struct, frozen=True, tag="bar", tag_field="type"):
     volume: float
     vwap: float | None = None
     trades: int = 0
+    dataset: str | None = None
 
 
 #: What the ``ticks`` topic carries.
@@ -138,11 +154,15 @@ Tick = Trade | Quote | Bar
 
 
 class Indicators(msgspec.Struct, frozen=True):
-    """Indicator values on one closed bar; ``None`` until warmed up."""
+    """Indicator values on one closed bar; ``None`` until warmed up.
+
+    Keyed like the bar: (dataset, symbol, timeframe, bar_start).
+    """
 
     symbol: str
-    interval: str
-    ts: int
+    timeframe: str
+    bar_start: int
+    bar_end: int
     close: float
     sma_20: float | None = None
     ema_12: float | None = None
@@ -157,19 +177,25 @@ class Indicators(msgspec.Struct, frozen=True):
     atr_14: float | None = None
     vwap: float | None = None
     volume_sma_20: float | None = None
+    dataset: str | None = None
 
 
 class Alert(msgspec.Struct, frozen=True):
-    """An alert raised by a rule on one closed bar."""
+    """An alert raised by a rule on one closed bar (the bar's key, its end).
+
+    ``details`` holds the values the rule looked at.
+    """
 
     id: str
     rule: str
     symbol: str
-    interval: str
-    ts: int
+    timeframe: str
+    bar_start: int
+    bar_end: int
     severity: str
     message: str
-    values: dict[str, float | None] = {}
+    details: dict[str, float | None] = {}
+    dataset: str | None = None
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -237,7 +263,12 @@ def decode_ticks(data: bytes) -> list[Trade | Quote | Bar]:
 
 _SYMBOL = pa.dictionary(pa.int32(), pa.string())
 
-#: Trades as columns. ``line`` is the source line for file replays (else null).
+#: The type of every time column where people and tools read it (lake, SQL):
+#: UTC timestamps with nanosecond precision. In flight, times are int64 of
+#: the same unit, so a cast between the two copies nothing.
+STORED_TIME = pa.timestamp("ns", tz="UTC")
+
+#: Trades as columns. ``dataset`` is filled where trades are stored.
 TRADE_SCHEMA = pa.schema(
     [
         ("symbol", _SYMBOL),
@@ -246,10 +277,11 @@ TRADE_SCHEMA = pa.schema(
         ("size", pa.float64()),
         ("exchange", pa.string()),
         ("condition", pa.string()),
+        ("dataset", pa.string()),
     ]
 )
 
-#: Quotes as columns (live vendor feeds; the processor does not aggregate them).
+#: Quotes as columns (the processor does not aggregate them).
 QUOTE_SCHEMA = pa.schema(
     [
         ("symbol", pa.string()),
@@ -258,15 +290,16 @@ QUOTE_SCHEMA = pa.schema(
         ("bid_size", pa.float64()),
         ("ask", pa.float64()),
         ("ask_size", pa.float64()),
+        ("dataset", pa.string()),
     ]
 )
 
 BAR_SCHEMA = pa.schema(
     [
         ("symbol", pa.string()),
-        ("interval", pa.string()),
-        ("start", pa.int64()),
-        ("end", pa.int64()),
+        ("timeframe", pa.string()),
+        ("bar_start", pa.int64()),
+        ("bar_end", pa.int64()),
         ("open", pa.float64()),
         ("high", pa.float64()),
         ("low", pa.float64()),
@@ -274,17 +307,20 @@ BAR_SCHEMA = pa.schema(
         ("volume", pa.float64()),
         ("vwap", pa.float64()),
         ("trades", pa.int64()),
+        ("dataset", pa.string()),
     ]
 )
 
 INDICATOR_SCHEMA = pa.schema(
     [
         ("symbol", pa.string()),
-        ("interval", pa.string()),
-        ("ts", pa.int64()),
+        ("timeframe", pa.string()),
+        ("bar_start", pa.int64()),
+        ("bar_end", pa.int64()),
         ("close", pa.float64()),
     ]
     + [(name, pa.float64()) for name in INDICATOR_COLUMNS]
+    + [("dataset", pa.string())]
 )
 
 ALERT_SCHEMA = pa.schema(
@@ -292,14 +328,17 @@ ALERT_SCHEMA = pa.schema(
         ("id", pa.string()),
         ("rule", pa.string()),
         ("symbol", pa.string()),
-        ("interval", pa.string()),
-        ("ts", pa.int64()),
+        ("timeframe", pa.string()),
+        ("bar_start", pa.int64()),
+        ("bar_end", pa.int64()),
         ("severity", pa.string()),
         ("message", pa.string()),
-        ("values", pa.string()),  # JSON object of the values the rule looked at
+        ("details", pa.map_(pa.string(), pa.float64())),  # the values the rule looked at
+        ("dataset", pa.string()),
     ]
 )
 
+#: Dead letters as stored: where the record came from in ``source_*`` columns.
 DLQ_SCHEMA = pa.schema(
     [
         ("ts", pa.int64()),
@@ -307,10 +346,11 @@ DLQ_SCHEMA = pa.schema(
         ("error", pa.string()),
         ("key", pa.string()),
         ("value", pa.binary()),
-        ("topic", pa.string()),
-        ("partition", pa.int32()),
-        ("offset", pa.int64()),
-        ("file", pa.string()),
-        ("line", pa.int64()),
+        ("source_topic", pa.string()),
+        ("source_partition", pa.int32()),
+        ("source_offset", pa.int64()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+        ("dataset", pa.string()),
     ]
 )
