@@ -13,6 +13,7 @@ from typing import Any
 
 from kafka_section import render_kafka
 from section_text import arg, measured, out, spread, verdict
+from wire_section import render_wire
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,17 @@ SECTIONS: dict[str, Section] = {
             "soak",
             (Script("bench_soak", ("bench/bench_soak.py",), ("--minutes", "0.3", "--every", "1")),),
             render_soak,
+        ),
+        Section(
+            "wire",
+            (
+                Script(
+                    "bench_wire_times",
+                    ("bench/bench_wire_times.py",),
+                    ("--trades", "20000", "--repeat", "1"),
+                ),
+            ),  # fmt: skip
+            render_wire,
         ),
     )
 }
