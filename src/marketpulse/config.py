@@ -118,9 +118,15 @@ class S3Settings:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything MarketPulse can be configured with."""
+    """Everything MarketPulse can be configured with.
+
+    ``dataset`` names what a run's rows are filed under; empty: the source's
+    own name (``simulator``, the replayed file's name, the vendor; ``live``
+    for ``process``), see :mod:`marketpulse.feeds.dataset`.
+    """
 
     lake: str = "./data/lake"
+    dataset: str = ""
     rules: str = ""
     alerts_file: str = "./data/alerts.jsonl"
     intervals: tuple[str, ...] = ("1s", "1m", "5m")

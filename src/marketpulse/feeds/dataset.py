@@ -1,0 +1,91 @@
+"""Dataset names: what the rows of one run or stream are filed under.
+
+Every stored row carries the ``dataset`` its input came from, so that the
+simulator, a replayed file and a live vendor never mix in one chart, and one
+of them can be dropped. ``--dataset NAME`` names it; without it the name
+follows the source: ``simulator``, the vendor's name (``polygon``), or a
+file's name without its directory and its format and compression extensions
+(``indexProcessed.csv`` → ``indexProcessed``), led by the name of the file's
+folder when the file's own name says nothing (``lean-2013-10-07/trades.csv.gz``
+→ ``lean-2013-10-07-trades``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from marketpulse.exceptions import InputError
+
+__all__ = [
+    "GENERIC_STEMS",
+    "LIVE",
+    "SIMULATOR",
+    "check_dataset",
+    "file_dataset",
+    "is_dataset_name",
+]
+
+#: The dataset of simulated markets.
+SIMULATOR = "simulator"
+#: The dataset of a Kafka ``ticks`` topic processed without a name given.
+LIVE = "live"
+
+#: File names that say what a file holds but not which data it is.
+GENERIC_STEMS = frozenset({"trades", "quotes", "bars", "data", "minute_bars"})
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_MAX = 64
+#: Extensions a file's dataset name leaves out (format, then compression).
+_EXTENSIONS = frozenset(
+    {".csv", ".tsv", ".txt", ".parquet", ".pq", ".gz", ".gzip", ".bz2", ".zst", ".zstd", ".xz"}
+)
+
+
+def is_dataset_name(name: str) -> bool:
+    """Tell whether ``name`` is a valid dataset name.
+
+    A letter or digit, then up to 63 letters, digits, ``.``, ``_`` or ``-``:
+    safe in a folder name (``dataset=NAME``), a URL and SQL literals.
+    """
+    return _NAME.fullmatch(name) is not None
+
+
+def check_dataset(name: str, option: str = "--dataset") -> str:
+    """Return ``name`` if it is a valid dataset name.
+
+    Raises:
+        InputError: it is not (one line naming ``option`` and the rule).
+    """
+    if not is_dataset_name(name):
+        raise InputError(
+            f"{option}: {name!r} is not a dataset name (1 to 64 letters, digits, '.', '_' or "
+            "'-', beginning with a letter or digit)"
+        )
+    return name
+
+
+def file_dataset(path: str | Path) -> str:
+    """The default dataset name of a replayed file.
+
+    The file's name without its directory and its format and compression
+    extensions; when that is generic (:data:`GENERIC_STEMS`), the name of
+    its folder, a hyphen, then the stem. Characters a dataset name cannot
+    hold become ``-``; the result is always a valid name.
+    """
+    path = Path(path)
+    stem = path.name
+    while Path(stem).suffix.lower() in _EXTENSIONS and Path(stem).stem:
+        stem = Path(stem).stem
+    if stem.lower() in GENERIC_STEMS:
+        parent = path.absolute().parent.name
+        if parent:
+            stem = f"{parent}-{stem}"
+    return _valid(stem)
+
+
+def _valid(name: str) -> str:
+    """``name`` made a valid dataset name: other characters → ``-``, ends trimmed."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+    name = re.sub(r"^[^A-Za-z0-9]+", "", name)[:_MAX].rstrip("-.")
+    return name or "file"
