@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
@@ -28,6 +29,7 @@ from typing import Any, Self, TextIO
 
 import duckdb
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -170,10 +172,17 @@ def format_table(
 ) -> None:
     r"""Write a query result as an aligned text table, CSV, JSON or Parquet.
 
-    JSON is an array of objects: numbers stay numbers (NaN and infinities
-    become null), dates and timestamps ISO 8601 text, bytes base64. In the
-    text formats, bytes are shown as UTF-8 with ``\xNN`` for other bytes;
-    a null is ``null`` in the table and an empty field in CSV.
+    Timestamps are ISO 8601 text in UTC (``2013-10-07T13:31:00Z``, a fraction
+    of a second only when it is not zero: :func:`iso_times`), dates
+    ``YYYY-MM-DD``. JSON is an array of objects: numbers stay numbers (NaN and
+    infinities become null), maps and structs JSON objects, lists arrays,
+    bytes base64. CSV and JSON keep every digit, as Parquet does; the text
+    table is for people: floats to 7 significant digits
+    (:func:`human_number`), integers with thousands separators, byte counts
+    (columns ``bytes`` or ``*_bytes``) as ``12.3 MB``, one line per row
+    however wide. In the text formats, nested values are JSON text and bytes
+    are shown as UTF-8 with ``\xNN`` for other bytes; a null is ``null`` in
+    the table and an empty field in CSV.
 
     Args:
         table: the result to write.
@@ -268,29 +277,112 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _rows(table: pa.Table) -> Iterator[list[Any]]:
+def _rows(table: pa.Table, human: bool = False) -> Iterator[list[Any]]:
+    """Rows as Python values: times as ISO 8601 text, maps as dicts (sizes in words if human)."""
     for batch in table.to_batches():
-        columns = [column.to_pylist() for column in batch.columns]
+        columns = [
+            _column(column, field, human)
+            for column, field in zip(batch.columns, batch.schema, strict=True)
+        ]
         yield from (list(row) for row in zip(*columns, strict=True))
+
+
+def _column(array: pa.Array, field: pa.Field, human: bool) -> list[Any]:
+    kind = field.type
+    if pa.types.is_timestamp(kind):
+        return iso_times(array)
+    if human and pa.types.is_integer(kind) and _is_byte_count(field.name):
+        return [None if v is None else human_bytes(v) for v in array.to_pylist()]
+    if human and pa.types.is_floating(kind):
+        return [None if v is None else human_number(v) for v in array.to_pylist()]
+    if human and pa.types.is_integer(kind):
+        return [None if v is None else f"{v:,}" for v in array.to_pylist()]
+    return array.to_pylist(maps_as_pydicts="lossy")
+
+
+#: Significant digits of a float in a text table (prices to the cent up to 99,999.99).
+_SIGNIFICANT = 7
+_BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+_FRACTION_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
+
+
+def iso_times(array: pa.Array | pa.ChunkedArray) -> list[str | None]:
+    """ISO 8601 text of a timestamp array: ``2013-10-07T13:31:00Z``.
+
+    Times with a time zone are written in UTC with ``Z``; times without one as
+    they are, without ``Z``. The fraction of a second is written only when it
+    is not zero, in as many groups of three digits as it needs
+    (``...:00.5`` is ``...:00.500Z``; nanoseconds are kept).
+    """
+    unit = array.type.unit
+    digits = _FRACTION_DIGITS[unit]
+    per_second = 10**digits
+    zone = "Z" if array.type.tz is not None else ""
+    values = np.asarray(array.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False))
+    seconds, fraction = np.divmod(values, per_second)
+    whole = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    out: list[str | None] = [w + zone if ok else None for w, ok in zip(whole, valid, strict=True)]
+    for i in np.flatnonzero(fraction * valid):
+        text = f"{int(fraction[i]):0{digits}d}"
+        while text.endswith("000"):
+            text = text[:-3]
+        out[i] = f"{whole[i]}.{text}{zone}"
+    return out
+
+
+def human_number(value: float) -> str:
+    """A float for people: 7 significant digits, thousands separators, no trailing zeros.
+
+    ``189.125``, ``1,234,568``, ``0.01234568``; very small or very large
+    magnitudes in scientific notation (``1.235e+15``); ``nan``, ``inf``.
+    """
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    size = abs(value)
+    if size >= 1e15 or size < 1e-4:
+        return f"{value:.4g}"
+    decimals = max(0, _SIGNIFICANT - (math.floor(math.log10(size)) + 1))
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def human_bytes(count: int) -> str:
+    """A byte count for people, in powers of 1000: ``512 B``, ``12.3 MB``."""
+    size = float(count)
+    for unit in _BYTE_UNITS:
+        if abs(size) < 999.95 or unit == _BYTE_UNITS[-1]:
+            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def _is_byte_count(name: str) -> bool:
+    return name == "bytes" or name.endswith("_bytes")
 
 
 def _text(value: Any, null: str) -> str:
     if value is None:
         return null
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
     if isinstance(value, date | datetime | time):
         return value.isoformat()
-    if isinstance(value, int | float | str | Decimal | timedelta):
+    if isinstance(value, int | float | Decimal | timedelta):
         return str(value)
-    return _json.encode(value).decode()
+    return _json.encode(value).decode()  # lists, structs and maps as JSON text
 
 
 def _write_text_table(table: pa.Table, out: TextIO) -> None:
+    """An aligned table for people, never wrapped (one line per row however wide)."""
     header = table.column_names
-    cells = [[_text(v, "null") for v in row] for row in _rows(table)]
+    cells = [[_text(v, "null") for v in row] for row in _rows(table, human=True)]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
     right = [
         pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)

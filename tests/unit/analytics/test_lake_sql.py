@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 import threading
 from datetime import date
 from pathlib import Path
@@ -15,9 +11,7 @@ import pytest
 from marketpulse.analytics import (
     AnalyticsError,
     Lake,
-    OutputError,
     SQLError,
-    format_table,
     open_lake,
     query,
 )
@@ -140,89 +134,3 @@ def test_read_while_the_sink_writes(make_rows, tmp_path: Path) -> None:
     assert all(n % per_batch == 0 for n in counts)  # whole files only
     assert counts == sorted(counts)
     assert counts[-1] == batches * per_batch
-
-
-@pytest.fixture
-def result() -> pa.Table:
-    return pa.table(
-        {
-            "symbol": ["AAPL", None],
-            "ts": pa.array([MIDNIGHT, MIDNIGHT + 1], pa.int64()),
-            "close": [189.125, float("nan")],
-            "n": pa.array([3, 12345], pa.int64()),
-            "date": pa.array([date(2023, 11, 14)] * 2, pa.date32()),
-            "value": pa.array([b'{"a": 1}', b"\xff"], pa.binary()),
-        }
-    )
-
-
-def test_format_json(result: pa.Table) -> None:
-    out = io.StringIO()
-    format_table(result, "json", out)
-    assert json.loads(out.getvalue()) == [
-        {
-            "symbol": "AAPL",
-            "ts": MIDNIGHT,
-            "close": 189.125,
-            "n": 3,
-            "date": "2023-11-14",
-            "value": "eyJhIjogMX0=",
-        },
-        {"symbol": None, "ts": MIDNIGHT + 1, "close": None, "n": 12345, "date": "2023-11-14",
-         "value": "/w=="},
-    ]  # fmt: skip
-    empty = io.StringIO()
-    format_table(result.slice(0, 0), "json", empty)
-    assert json.loads(empty.getvalue()) == []
-
-
-def test_format_csv_to_a_file(result: pa.Table, tmp_path: Path) -> None:
-    path = tmp_path / "out.csv"
-    format_table(result, "csv", path)
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    assert rows == [
-        ["symbol", "ts", "close", "n", "date", "value"],
-        ["AAPL", str(MIDNIGHT), "189.125", "3", "2023-11-14", '{"a": 1}'],
-        ["", str(MIDNIGHT + 1), "nan", "12345", "2023-11-14", "\\xff"],
-    ]
-
-
-def test_format_text_table(result: pa.Table) -> None:
-    out = io.StringIO()
-    format_table(result.select(["symbol", "close", "n"]), "table", out)
-    assert out.getvalue().splitlines() == [
-        "symbol    close      n",
-        "------  -------  -----",
-        "AAPL    189.125      3",
-        "null        nan  12345",
-    ]
-
-
-def test_format_parquet(result: pa.Table, tmp_path: Path) -> None:
-    path = tmp_path / "out.parquet"
-    format_table(result, "parquet", path)
-    back = pq.read_table(path)
-    assert back.schema == result.schema
-    assert back.drop_columns(["close"]).equals(result.drop_columns(["close"]))
-    assert back["close"][0].as_py() == 189.125 and math.isnan(back["close"][1].as_py())
-    with pytest.raises(OutputError, match="path"):
-        format_table(result, "parquet", io.StringIO())
-    with pytest.raises(OutputError, match="path"):
-        format_table(result, "parquet")
-
-
-def test_format_unknown(result: pa.Table) -> None:
-    with pytest.raises(OutputError, match="unknown output format 'xml'"):
-        format_table(result, "xml")
-
-
-def test_query_result_written_as_json(make_rows, tmp_path: Path) -> None:
-    with LakeSink(tmp_path) as sink:
-        sink.write("bars", make_rows("bars", 2))
-    out = io.StringIO()
-    format_table(query(tmp_path, "SELECT symbol, start, close, sum(trades) AS t FROM bars "
-                                 "GROUP BY ALL ORDER BY start"), "json", out)  # fmt: skip
-    rows = json.loads(out.getvalue())
-    assert [r["t"] for r in rows] == [0, 1]  # HUGEINT sums stay numbers
-    assert all(isinstance(r["start"], int) for r in rows)
