@@ -75,7 +75,7 @@ def _bar(item: dict[str, Any]) -> Bar:
     start = epoch_ns(item["t"])
     vwap = item.get("vw")
     return Bar(
-        symbol=text(item["S"]), interval="1m", start=start, end=start + _MINUTE,
+        symbol=text(item["S"]), timeframe="1m", bar_start=start, bar_end=start + _MINUTE,
         open=number(item["o"]), high=number(item["h"]), low=number(item["l"]),
         close=number(item["c"]), volume=number(item["v"]),
         vwap=None if vwap is None else number(vwap), trades=int(item.get("n") or 0),

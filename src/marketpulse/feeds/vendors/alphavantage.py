@@ -104,7 +104,7 @@ class AlphaVantage:
             end = start + interval_ns(self.interval)
         if end > self.now_ns():
             return None  # not closed yet
-        return Bar(symbol=symbol, interval=self.interval, start=start, end=end,
+        return Bar(symbol=symbol, timeframe=self.interval, bar_start=start, bar_end=end,
                    open=number(values["1. open"]), high=number(values["2. high"]),
                    low=number(values["3. low"]), close=number(values["4. close"]),
                    volume=number(values["5. volume"]))  # fmt: skip

@@ -109,7 +109,7 @@ class Events:
     def put(self, event: Trade | Quote | Bar) -> None:
         """Hand over one event."""
         self.status.events += 1
-        self._last_event = event.start if isinstance(event, Bar) else event.ts
+        self._last_event = event.bar_start if isinstance(event, Bar) else event.ts
         self.queue.put(event)
 
     def dead(self, reason: str, error: str, raw: bytes | str, key: str | None = None) -> None:
@@ -155,6 +155,7 @@ def _trades(events: list[Trade]) -> pa.RecordBatch:
         pa.array([e.size for e in events], pa.float64()),
         pa.array([e.exchange for e in events], pa.string()),
         pa.array([e.condition for e in events], pa.string()),
+        pa.nulls(len(events), pa.string()),  # dataset: the processor's to set
         _extra(events),
     ]
     schema = TRADE_SCHEMA.append(pa.field("extra", pa.string()))
@@ -162,7 +163,7 @@ def _trades(events: list[Trade]) -> pa.RecordBatch:
 
 
 def _quotes(events: list[Quote]) -> pa.RecordBatch:
-    columns = {name: [getattr(e, name) for e in events] for name in QUOTE_SCHEMA.names}
+    columns = {name: [getattr(e, name, None) for e in events] for name in QUOTE_SCHEMA.names}
     schema = QUOTE_SCHEMA.append(pa.field("extra", pa.string()))
     arrays = [pa.array(columns[name], QUOTE_SCHEMA.field(name).type) for name in QUOTE_SCHEMA.names]
     return pa.RecordBatch.from_arrays([*arrays, _extra(events)], schema=schema)

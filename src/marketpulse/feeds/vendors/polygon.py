@@ -62,8 +62,8 @@ def _aggregate(item: dict[str, Any], interval: str, symbol: str | None = None) -
     start = epoch_ns(item["s"] if "s" in item else item["t"])
     vwap = item.get("vw")
     return Bar(
-        symbol=text(symbol or item["sym"]), interval=interval, start=start,
-        end=epoch_ns(item["e"]) if "e" in item else start + interval_ns(interval),
+        symbol=text(symbol or item["sym"]), timeframe=interval, bar_start=start,
+        bar_end=epoch_ns(item["e"]) if "e" in item else start + interval_ns(interval),
         open=number(item["o"]), high=number(item["h"]), low=number(item["l"]),
         close=number(item["c"]), volume=number(item["v"]),
         vwap=None if vwap is None else number(vwap), trades=int(item.get("n") or 0),

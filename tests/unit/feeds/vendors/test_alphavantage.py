@@ -87,12 +87,12 @@ def test_intraday_bars_rate_limit_note_and_no_repeats(helpers, fake_clock):
     assert clock.waits[:2] == [60.0, 240.0]
     bars = got.rows["bar"]
     # New York times (EST, UTC-5) to UTC; 11:00 is sent once it closed, each bar once
-    assert [b["start"] for b in bars] == [
+    assert [b["bar_start"] for b in bars] == [
         utc_ns(2024, 1, 5, 15, 50),
         utc_ns(2024, 1, 5, 15, 55),
         utc_ns(2024, 1, 5, 16, 0),
     ]
-    assert {(b["interval"], b["end"] - b["start"]) for b in bars} == {("5m", 300 * 10**9)}
+    assert {(b["timeframe"], b["bar_end"] - b["bar_start"]) for b in bars} == {("5m", 300 * 10**9)}
     assert (bars[0]["open"], bars[0]["close"], bars[0]["volume"]) == (160.5, 160.75, 1200.0)
     assert [(d.reason, d.key) for d in got.dead[:3]] == [
         ("parse", "IBM"),
@@ -119,7 +119,7 @@ def test_daily_bars_span_the_exchange_session(helpers, fake_clock):
         got = helpers.collect(feed, lambda g: len(g.rows["bar"]) >= 3)
     assert http.requests[0][1]["function"] == "TIME_SERIES_DAILY"
     bars = got.rows["bar"]
-    assert [(b["start"], b["end"]) for b in bars] == [
+    assert [(b["bar_start"], b["bar_end"]) for b in bars] == [
         (utc_ns(2024, 11, 27, 14, 30), utc_ns(2024, 11, 27, 21, 0)),
         (utc_ns(2024, 11, 29, 14, 30), utc_ns(2024, 11, 29, 18, 0)),
         (utc_ns(2024, 12, 2, 14, 30), utc_ns(2024, 12, 2, 21, 0)),
@@ -139,7 +139,7 @@ def test_polling_idles_outside_market_hours(helpers, fake_clock):
     # closed from 13:00 on the 24th through Christmas Day: next open 26 Dec 9:30 (14:30 UTC)
     assert clock.waits[0] == (utc_ns(2024, 12, 26, 14, 30) - utc_ns(2024, 12, 24, 18, 30)) / 1e9
     assert len(http.requests) >= 1
-    assert got.rows["bar"][0]["start"] == utc_ns(2024, 12, 26, 14, 30)
+    assert got.rows["bar"][0]["bar_start"] == utc_ns(2024, 12, 26, 14, 30)
 
 
 def test_refused_key_stops_the_feed(helpers, fake_clock):

@@ -127,12 +127,12 @@ def test_history_then_stream(helpers, fake_clock):
     # a 429 without Retry-After waits out the free plan's whole window (5 a minute)
     assert clock.waits == [60.0]
     bars = got.rows["bar"]
-    assert [(b["start"], b["trades"]) for b in bars] == [
+    assert [(b["bar_start"], b["trades"]) for b in bars] == [
         (1536036660000 * 10**6, 12),
         (1536036720000 * 10**6, 9),
         (1536036780000 * 10**6, 0),
     ]
-    assert bars[2]["end"] == 1536036840000 * 10**6 and bars[2]["vwap"] == 114.1
+    assert bars[2]["bar_end"] == 1536036840000 * 10**6 and bars[2]["vwap"] == 114.1
     [trade] = got.rows["trade"]
     assert (trade["ts"], trade["price"], trade["exchange"], trade["condition"]) == (
         1536036818784 * 10**6,
