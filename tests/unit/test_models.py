@@ -51,8 +51,8 @@ def test_wrong_fields_are_rejected():
 
 
 def test_indicator_columns_are_the_same_everywhere():
-    fields = [
-        f for f in Indicators.__struct_fields__ if f not in ("symbol", "interval", "ts", "close")
-    ]
+    key = ("symbol", "timeframe", "bar_start", "bar_end", "close")
+    fields = [f for f in Indicators.__struct_fields__ if f not in (*key, "dataset")]
     assert tuple(fields) == INDICATOR_COLUMNS
-    assert INDICATOR_SCHEMA.names[4:] == list(INDICATOR_COLUMNS)
+    assert INDICATOR_SCHEMA.names == [*key, *INDICATOR_COLUMNS, "dataset"]
+    assert list(Indicators.__struct_fields__) == INDICATOR_SCHEMA.names

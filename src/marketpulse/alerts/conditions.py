@@ -125,9 +125,9 @@ def _num(x: float | None) -> str:
     return f"{x:,.2f}" if abs(x) >= 1 else f"{x:.4g}"
 
 
-def message(rule: Rule, symbol: str, interval: str, v: dict[str, float | None]) -> str:
+def message(rule: Rule, symbol: str, timeframe: str, v: dict[str, float | None]) -> str:
     """Return the human-readable text of an alert."""
-    head = f"{symbol} {interval}"
+    head = f"{symbol} {timeframe}"
     match rule:
         case PriceCrossRule(level=level):
             side = "above" if (v["close"] or 0.0) >= level else "below"

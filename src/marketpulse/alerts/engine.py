@@ -2,8 +2,10 @@
 
 Conditions are computed on whole columns with numpy; only the rows where a
 condition holds go through Python, for the cooldown and to build the
-:class:`~marketpulse.models.Alert`. Values of earlier bars (previous close,
-close ``window`` bars ago, ...) come from per-(symbol, interval) rings that
+:class:`~marketpulse.models.Alert` (keyed by its bar: symbol, timeframe,
+bar_start; its ``details`` are the values the rule looked at). Values of
+earlier bars (previous close, close ``window`` bars ago, ...) come from
+per-(symbol, timeframe) rings that
 carry the last values across calls, so splitting the rows into any batches
 gives the same alerts as one call. The condition and message of each rule type
 are in :mod:`marketpulse.alerts.conditions`.
@@ -32,7 +34,7 @@ _NEVER = np.iinfo(np.int64).min
 
 
 class _KeyState(msgspec.Struct, frozen=True):
-    interval: str
+    interval: str  # the timeframe (the name of the state records written so far)
     history: dict[str, list[float | None]]
     last_fire: dict[str, int]
 
@@ -52,13 +54,16 @@ class AlertEngine:
 
     Args:
         rules: the rules to evaluate (see :mod:`marketpulse.alerts.rules`).
+        dataset: the dataset of the bars, stamped on every alert (and part of
+            its id, so that the same moment of two datasets gives two alerts).
 
     Raises:
         RulesError: a rule is invalid or two rules share a name.
     """
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], dataset: str | None = None) -> None:
         self._rules = list(rules)
+        self.dataset = dataset
         names = [r.name for r in self._rules]
         for rule in self._rules:
             rule.validate()
@@ -97,23 +102,23 @@ class AlertEngine:
     def evaluate(
         self, rows: Mapping[str, np.ndarray], codes: np.ndarray | None = None
     ) -> list[Alert]:
-        """Evaluate the rules on closed bars, in time order per (symbol, interval).
+        """Evaluate the rules on closed bars, in time order per (symbol, timeframe).
 
         Args:
-            rows: columns of equal length: ``symbol``, ``interval`` (object
-                arrays of str), ``ts`` (int64 ns, bar end), ``close``, ``volume``
-                and the indicator columns the rules read (float64, NaN when not
-                warmed up).
+            rows: columns of equal length: ``symbol``, ``timeframe`` (object
+                arrays of str), ``bar_start`` and ``bar_end`` (int64 ns),
+                ``close``, ``volume`` and the indicator columns the rules read
+                (float64, NaN when not warmed up).
             codes: optionally, a small non-negative integer per row naming its
-                (symbol, interval), the same pair for the same code in every
+                (symbol, timeframe), the same pair for the same code in every
                 call to this engine: rows are then matched to their state
                 without a string lookup per row.
 
         Returns:
             The alerts raised, in row order (then rule order within a row).
         """
-        n = len(rows["ts"])
-        needed = ("symbol", "interval", "ts", *self._needs)
+        n = len(rows["bar_end"])
+        needed = ("symbol", "timeframe", "bar_start", "bar_end", *self._needs)
         for name in needed:
             if name not in rows:
                 raise ValueError(f"evaluate(): missing column {name!r}")
@@ -122,9 +127,9 @@ class AlertEngine:
         if n == 0:
             return []
         if codes is None:
-            key = self._key_index(rows["symbol"], rows["interval"])
+            key = self._key_index(rows["symbol"], rows["timeframe"])
         else:
-            key = self._coded_index(np.asarray(codes, np.int64), rows["symbol"], rows["interval"])
+            key = self._coded_index(np.asarray(codes, np.int64), rows["symbol"], rows["timeframe"])
         columns = {c: np.asarray(rows[c], dtype=np.float64) for c in self._needs}
         batch = Batch(columns, self._rings.lag_and_push(columns, key))
 
@@ -142,12 +147,14 @@ class AlertEngine:
     def _fire(self, rows, key, cand_rows, cand_rules, found_values) -> list[Alert]:
         """Apply the cooldown to the candidate rows and build their alerts."""
         alerts = []
-        ts_all, symbols, intervals = rows["ts"], rows["symbol"], rows["interval"]
-        for row, ri, k, ts in zip(
+        symbols, timeframes, dataset = rows["symbol"], rows["timeframe"], self.dataset
+        starts = np.asarray(rows["bar_start"])[cand_rows].tolist()
+        for row, ri, k, ts, start in zip(
             cand_rows.tolist(),
             cand_rules.tolist(),
             key[cand_rows].tolist(),
-            np.asarray(ts_all)[cand_rows].tolist(),
+            np.asarray(rows["bar_end"])[cand_rows].tolist(),
+            starts,
             strict=True,
         ):
             last = int(self._last_fire[k, ri])
@@ -155,16 +162,20 @@ class AlertEngine:
                 continue
             self._last_fire[k, ri] = ts
             rule = self._rules[ri]
-            values = {
+            details = {
                 name: _float(v[row] if isinstance(v, np.ndarray) else v)
                 for name, v in found_values[ri].items()
             }
-            symbol, interval = str(symbols[row]), str(intervals[row])
-            ident = hashlib.sha1(f"{rule.name}|{symbol}|{interval}|{ts}".encode()).hexdigest()[:16]
-            text = message(rule, symbol, interval, values)
+            symbol, timeframe = str(symbols[row]), str(timeframes[row])
+            key_text = f"{rule.name}|{symbol}|{timeframe}|{ts}"
+            if dataset is not None:
+                key_text += f"|{dataset}"
+            ident = hashlib.sha1(key_text.encode()).hexdigest()[:16]
+            text = message(rule, symbol, timeframe, details)
             alerts.append(
-                Alert(ident, rule.name, symbol, interval, ts, rule.severity, text, values)
-            )
+                Alert(ident, rule.name, symbol, timeframe, start, ts, rule.severity, text,
+                      details, dataset)
+            )  # fmt: skip
         logger.debug("%d alerts from %d candidate rows", len(alerts), len(cand_rows))
         return alerts
 

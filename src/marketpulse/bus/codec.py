@@ -1,7 +1,10 @@
 """Rows of the pipeline's tables as Kafka records, and back.
 
 Every topic carries one JSON object per record (msgspec structs of
-:mod:`marketpulse.models`), keyed by symbol. Encoding and decoding work on
+:mod:`marketpulse.models`), keyed by symbol: times as integer epoch
+nanoseconds, an alert's ``details`` as a JSON object, the ``dataset`` of
+every output. Dead letters keep their original bytes; what went wrong, where
+the record came from and its dataset travel in headers. Encoding and decoding work on
 whole batches: columns in, one ``bytes`` per row out, and the reverse with a
 single decoder call per batch, falling back to record by record only when a
 batch holds a malformed record.
@@ -13,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from marketpulse.models import (
     ALERT_SCHEMA,
@@ -34,6 +38,7 @@ __all__ = [
     "decode_dead_letters",
     "encode_alerts",
     "encode_rows",
+    "record_dataset",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -48,20 +53,25 @@ _ONE_DECODERS = {kind: msgspec.json.Decoder(t) for kind, t in _ROW_TYPES.items()
 _SCHEMAS = {"bars": BAR_SCHEMA, "indicators": INDICATOR_SCHEMA, "alerts": ALERT_SCHEMA}
 
 #: Header names of a dead letter, in the order they are written.
-DLQ_HEADERS = ("error", "reason", "topic", "partition", "offset", "file", "line", "vendor")
+DLQ_HEADERS = (
+    "error", "reason", "topic", "partition", "offset", "file", "line", "vendor", "dataset"
+)  # fmt: skip
 
 
 def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], list[bytes]]:
     """Encode rows of ``trade``, ``quote``, ``bars`` or ``indicators`` columns as JSON records.
 
     Trades and quotes may have an ``extra`` column: vendor fields as a JSON
-    object in text (or null), written as the message's ``extra``.
+    object in text (or null), written as the message's ``extra``. Bars without
+    a ``dataset`` column (a feed's, for the ``ticks`` topic) have a null one.
 
     Returns:
         the key (symbol) and the JSON value of each row, in row order.
     """
-    columns = {name: data.column(name).to_pylist() for name in data.column_names}
+    columns = {name: _pylist(name, data.column(name)) for name in data.column_names}
     symbols = columns["symbol"]
+    if kind in ("bars", "indicators") and "dataset" not in columns:
+        columns["dataset"] = [None] * len(symbols)
     if kind == "trade":
         exchange = columns.get("exchange") or [None] * len(symbols)
         condition = columns.get("condition") or [None] * len(symbols)
@@ -80,6 +90,15 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
     return symbols, [_encoder.encode(row) for row in rows]
 
 
+def _pylist(name: str, column: pa.Array | pa.ChunkedArray) -> list:
+    """A column as a Python list; a ``dataset`` column of one value without a lookup per row."""
+    if name == "dataset" and len(column) and column.null_count == 0:
+        bounds = pc.min_max(column)
+        if bounds["min"] == bounds["max"]:
+            return [bounds["min"].as_py()] * len(column)
+    return column.to_pylist()
+
+
 def _extras(columns: dict[str, list], n: int) -> list[dict | None]:
     texts = columns.get("extra")
     if texts is None:
@@ -93,10 +112,10 @@ def encode_alerts(alerts: Iterable[Alert]) -> tuple[list[str], list[bytes]]:
     return [a.symbol for a in alerts], [_encoder.encode(a) for a in alerts]
 
 
-def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
-    """The headers of a dead letter: what went wrong and where the record came from."""
+def dead_letter_headers(letter: DeadLetter, dataset: str | None = None) -> list[tuple[str, bytes]]:
+    """The headers of a dead letter: what went wrong, where the record came from, its dataset."""
     values = (letter.error, letter.reason, letter.topic, letter.partition, letter.offset,
-              letter.file, letter.line, letter.vendor)  # fmt: skip
+              letter.file, letter.line, letter.vendor, dataset)  # fmt: skip
     return [
         (name, str(value).encode())
         for name, value in zip(DLQ_HEADERS, values, strict=True)
@@ -106,6 +125,8 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
 
 def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Decode JSON records of ``bars``, ``indicators`` or ``alerts`` into a table.
+
+    An alert's ``details`` object becomes a map column.
 
     Returns:
         the table, and the index and error of every record that failed to decode
@@ -126,8 +147,6 @@ def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tupl
     if not rows:
         return schema.empty_table(), errors
     columns = {name: [getattr(row, name) for row in rows] for name in schema.names}
-    if kind == "alerts":
-        columns["values"] = [_encoder.encode(v).decode() for v in columns["values"]]
     return pa.Table.from_pydict(columns, schema=schema), errors
 
 
@@ -137,7 +156,12 @@ def decode_dead_letters(
     headers: Sequence[Sequence[tuple[str, bytes]] | None],
     timestamps: Sequence[int],
 ) -> pa.Table:
-    """Build ``dlq`` table rows from dead-letter records and their headers."""
+    """Build ``dlq`` table rows from dead-letter records and their headers.
+
+    Where the record came from goes to the ``source_*`` columns; the
+    ``dataset`` header (the processor's) to ``dataset``, else the record's
+    own ``dataset`` field when it is a JSON object that has one.
+    """
     columns: dict[str, list] = {name: [] for name in DLQ_SCHEMA.names}
     for key, value, header, ts in zip(keys, values, headers, timestamps, strict=True):
         fields = {name: raw.decode(errors="replace") for name, raw in header or ()}
@@ -146,9 +170,28 @@ def decode_dead_letters(
         columns["error"].append(fields.get("error", ""))
         columns["key"].append(key.decode(errors="replace") if key is not None else None)
         columns["value"].append(value or b"")
-        columns["topic"].append(fields.get("topic"))
+        columns["source_topic"].append(fields.get("topic"))
         for name in ("partition", "offset", "line"):
             text = fields.get(name)
-            columns[name].append(int(text) if text and text.lstrip("-").isdigit() else None)
-        columns["file"].append(fields.get("file"))
+            number = int(text) if text and text.lstrip("-").isdigit() else None
+            columns[f"source_{name}"].append(number)
+        columns["source_file"].append(fields.get("file"))
+        columns["dataset"].append(fields.get("dataset") or record_dataset(value))
     return pa.Table.from_pydict(columns, schema=DLQ_SCHEMA)
+
+
+class _Dataset(msgspec.Struct):
+    dataset: str | None = None
+
+
+_dataset_decoder = msgspec.json.Decoder(_Dataset)
+
+
+def record_dataset(value: bytes | None) -> str | None:
+    """The ``dataset`` field of a JSON object record (``None``: none, or not such a record)."""
+    if not value:
+        return None
+    try:
+        return _dataset_decoder.decode(value).dataset
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return None

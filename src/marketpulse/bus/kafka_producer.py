@@ -115,10 +115,20 @@ class KafkaProducer(Producer):
         keys, values = encode_alerts(alerts)
         self.send_many(topic, keys, values, partition)
 
-    def send_dead(self, topic: str, letters: Iterable[DeadLetter], partition: int = -1) -> None:
-        """Append dead letters: the original key and bytes, what went wrong in headers."""
+    def send_dead(
+        self,
+        topic: str,
+        letters: Iterable[DeadLetter],
+        partition: int = -1,
+        dataset: str | None = None,
+    ) -> None:
+        """Append dead letters: the original key and bytes, what went wrong in headers.
+
+        ``dataset``, when given, is a header too: the dataset the letters belong to.
+        """
         for letter in letters:
-            self.send(topic, letter.key, letter.value, partition, dead_letter_headers(letter))
+            headers = dead_letter_headers(letter, dataset)
+            self.send(topic, letter.key, letter.value, partition, headers)
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports."""

@@ -77,6 +77,13 @@ def process(
         help="Seconds without input after which a partition's bars close by processing "
         "time [default: 2]; 0 never closes them so (outputs then depend on input alone).",
     ),  # fmt: skip
+    dataset: str = typer.Option(
+        "live",
+        "--dataset",
+        envvar="MARKETPULSE_DATASET",
+        help="Dataset name stamped on every output (bars, indicators, alerts, dead letters): "
+        "one ticks topic carries one dataset (use a topic prefix per dataset).",
+    ),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Run the processor as a consumer-group member: ticks in, bars/indicators/alerts out.
@@ -86,15 +93,20 @@ def process(
     changed symbols' state, so a crash or a rebalance loses and duplicates
     nothing. Start more instances with the same --group to share the partitions.
     """
+    import dataclasses
+
+    from marketpulse.feeds.dataset import check_dataset
     from marketpulse.services.process import ProcessOptions, ProcessService
     from marketpulse.stream import Processor
 
+    check_dataset(dataset)
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
         intervals=parse_intervals(intervals),
         idle_timeout=None if idle_timeout is None else (idle_timeout or 1e12),
     )  # fmt: skip
-    processor = Processor(processor_settings(settings, wall_clock=True), rules_from(settings))
+    stream = dataclasses.replace(processor_settings(settings, wall_clock=True), dataset=dataset)
+    processor = Processor(stream, rules_from(settings))
     bus, topics = open_bus(settings)
     options = ProcessOptions(
         group=group or "marketpulse-process", instance=instance_id,

@@ -417,9 +417,10 @@ class ProcessService:
         if out.alerts:
             producer.send_alerts(names.name("alerts"), out.alerts, partition)
         if out.dead:
-            producer.send_dead(names.name("dlq"), out.dead, partition)
+            dataset = self.processor.settings.dataset
+            producer.send_dead(names.name("dlq"), out.dead, partition, dataset)
         if out.bars.num_rows:
-            self._closes_to = max(self._closes_to, pc.max(out.bars.column("end")).as_py())
+            self._closes_to = max(self._closes_to, pc.max(out.bars.column("bar_end")).as_py())
         if not self._txn_outputs and (
             out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead
         ):

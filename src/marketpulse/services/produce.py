@@ -202,8 +202,9 @@ class ProduceService:
 
     def _send(self, producer: KafkaProducer, batch: FeedBatch) -> None:
         stats = self.stats
-        if batch.dead:
-            producer.send_dead(self.topics.name("dlq"), batch.dead)
+        if batch.dead:  # the feed's dataset, where it names one
+            dataset = getattr(self.feed, "dataset", None)
+            producer.send_dead(self.topics.name("dlq"), batch.dead, dataset=dataset)
             stats.dead += len(batch.dead)
         if batch.data.num_rows:
             producer.send_columns(self.topics.ticks, _ROW_KINDS[batch.kind], _fields(batch.data))
@@ -229,13 +230,15 @@ class ProduceService:
 def _fields(data: pa.RecordBatch) -> pa.RecordBatch:
     """Return the message's columns, dictionaries decoded, for the encoder.
 
-    The file's ``line`` column is not part of the message. Dictionary columns
+    The file's ``line`` column is not part of the message, nor is a ``dataset``
+    column (the processor names the dataset of what it reads). Dictionary columns
     (the symbol) are decoded here in one vectorised cast: the encoder reads
     columns as Python lists, and a dictionary array converts to one about 40
     times slower than a plain string array.
     """
-    if "line" in data.schema.names:
-        data = data.drop_columns(["line"])
+    dropped = [name for name in ("line", "dataset") if name in data.schema.names]
+    if dropped:
+        data = data.drop_columns(dropped)
     for index, column in enumerate(data.columns):
         if pa.types.is_dictionary(column.type):
             name = data.schema.field(index).name

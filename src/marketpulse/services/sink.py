@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from marketpulse.bus.base import Batch, TopicPartition, values_of
-from marketpulse.bus.codec import decode_dead_letters, decode_rows
+from marketpulse.bus.codec import decode_dead_letters, decode_rows, record_dataset
 from marketpulse.bus.kafka import ConsumerFatal, KafkaBus, KafkaConsumer
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
@@ -256,9 +256,10 @@ class SinkService:
                     "ts": message.timestamp * 1_000_000, "reason": "schema",
                     "error": f"{where}: {error}",
                     "key": message.key.decode(errors="replace") if message.key else None,
-                    "value": message.value or b"", "topic": batch.topic,
-                    "partition": batch.partition, "offset": message.offset,
-                    "file": None, "line": None,
+                    "value": message.value or b"", "source_topic": batch.topic,
+                    "source_partition": batch.partition, "source_offset": message.offset,
+                    "source_file": None, "source_line": None,
+                    "dataset": record_dataset(message.value),
                 }
             )  # fmt: skip
         self.sink.write("dlq", pa.Table.from_pylist(rows, schema=DLQ_SCHEMA))

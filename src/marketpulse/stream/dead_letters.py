@@ -39,6 +39,7 @@ def dead_letters(
     for row, reason, offset in zip(picked, reasons, offsets, strict=True):
         line = row.pop("line", None)  # file replays: the source line
         absolute = row.pop("offset", None)  # decoded messages: their own offset
+        row.pop("dataset", None)  # the run's, not the record's
         letters.append(
             DeadLetter(
                 reason=reason,
@@ -50,7 +51,7 @@ def dead_letters(
                 offset=int(absolute) if absolute is not None else batch.first_offset + int(offset),
                 file=source,
                 line=line,
-                ts=row.get("ts", row.get("start")),
+                ts=row.get("ts", row.get("bar_start")),
             )
         )
     return letters
@@ -90,7 +91,7 @@ def _describe(reason: str, row: dict) -> str:
     if reason == "time":
         return _describe_time(row)
     if reason == "future":
-        name = "ts" if "ts" in row else "start"
+        name = "ts" if "ts" in row else "bar_start"
         value = row.get(name)
         limit = (
             f"after {iso_time(LATEST)}"
@@ -119,10 +120,10 @@ def _describe_time(row: dict) -> str:
             f"field ts: {iso_time(row['ts'])} is before {iso_time(EARLIEST_TRADE)}, "
             "the earliest a trade may be"
         )
-    start, end = row.get("start"), row.get("end")
+    start, end = row.get("bar_start"), row.get("bar_end")
     if start is not None and start < EARLIEST_BAR:
         return (
-            f"field start: {iso_time(start)} is before {iso_time(EARLIEST_BAR)}, "
+            f"field bar_start: {iso_time(start)} is before {iso_time(EARLIEST_BAR)}, "
             "the earliest a bar may start"
         )
-    return f"field end: {iso_time(end)} is not after start {iso_time(start)}"
+    return f"field bar_end: {iso_time(end)} is not after bar_start {iso_time(start)}"

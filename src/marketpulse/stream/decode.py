@@ -93,7 +93,7 @@ _INT64 = range(-(2**63), 2**63)
 def _in_int64(tick: Trade | Quote | Bar) -> bool:
     """Whether the tick's integer times fit the int64 columns (msgspec's ints do not stop there)."""
     if isinstance(tick, Bar):
-        return tick.start in _INT64 and tick.end in _INT64 and tick.trades in _INT64
+        return tick.bar_start in _INT64 and tick.bar_end in _INT64 and tick.trades in _INT64
     return tick.ts in _INT64 and (tick.ts_ingest is None or tick.ts_ingest in _INT64)
 
 
@@ -165,6 +165,7 @@ def _trade_columns(trades: list[Trade]) -> pa.RecordBatch | None:
             pa.array(list(map(_SIZE, trades)), pa.float64()),
             pa.array(list(map(_EXCHANGE, trades)), pa.string()),
             pa.array(list(map(_CONDITION, trades)), pa.string()),
+            pa.nulls(len(trades), pa.string()),  # the dataset: the processor's
         ],
         schema=TRADE_SCHEMA,
     )

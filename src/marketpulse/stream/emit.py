@@ -17,7 +17,7 @@ import numpy as np
 
 from marketpulse.indicators import update_indicators
 from marketpulse.models import INDICATOR_COLUMNS, INTERVALS, interval_ns
-from marketpulse.stream.output import Output, bars_table, indicators_table, text_column
+from marketpulse.stream.output import Constant, Output, bars_table, indicators_table, text_column
 from marketpulse.stream.sessions import session_ids
 from marketpulse.stream.windows import ClosedBars
 
@@ -39,10 +39,14 @@ _PRICES = ("open", "high", "low", "close", "volume")
 
 
 class Emitter:
-    """Makes the output rows of closed bars, for the intervals of ``settings``."""
+    """Makes the output rows of closed bars, for the intervals of ``settings``.
+
+    Every row carries ``settings.dataset``.
+    """
 
     def __init__(self, settings: ProcessorSettings) -> None:
         self.settings = settings
+        self.dataset = Constant(settings.dataset)
         self._lengths = np.array([interval_ns(name) for name in settings.intervals], np.int64)
         self._labels = np.array(settings.intervals, object)
         self._keys = np.array([_INTERVAL_INDEX[name] for name in settings.intervals], np.int64)
@@ -87,16 +91,20 @@ class Emitter:
         label_column = text_column(closed.interval, self._labels)
         ohlc = (closed.open, closed.high, closed.low, closed.close)
         bars = bars_table(
-            symbol_column, label_column, closed.start, end, ohlc, closed.volume, vwap, closed.count
+            symbol_column, label_column, closed.start, end, ohlc, closed.volume, vwap,
+            closed.count, self.dataset,
+        )  # fmt: skip
+        indicators = indicators_table(
+            symbol_column, label_column, closed.start, end, closed.close, values, self.dataset
         )
-        indicators = indicators_table(symbol_column, label_column, end, closed.close, values)
         symbols, labels = names[codes], self._labels[closed.interval]
         lo = 0
         for out, state, part in live:
             hi = lo + len(part)
             out.bars, out.indicators = bars.slice(lo, hi - lo), indicators.slice(lo, hi - lo)
             prices = {name: getattr(closed, name)[lo:hi] for name in _PRICES}
-            rows = alert_rows(symbols[lo:hi], labels[lo:hi], end[lo:hi], prices, values[lo:hi])
+            rows = alert_rows(symbols[lo:hi], labels[lo:hi], closed.start[lo:hi], end[lo:hi],
+                              prices, values[lo:hi])  # fmt: skip
             out.alerts = state.alerts.evaluate(rows, codes=keys[lo:hi])
             lo = hi
         return outputs
@@ -127,13 +135,17 @@ class Emitter:
 
 def alert_rows(
     symbols: np.ndarray,
-    labels: np.ndarray,
-    ts: np.ndarray,
+    timeframes: np.ndarray,
+    bar_start: np.ndarray,
+    bar_end: np.ndarray,
     prices: dict[str, np.ndarray],
     values: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """The columns the alert engine reads: bar fields (``prices``) and indicator values."""
-    rows: dict[str, np.ndarray] = {"symbol": symbols, "interval": labels, "ts": ts, **prices}
+    """The columns the alert engine reads: the bar's key, its fields (``prices``), indicators."""
+    rows: dict[str, np.ndarray] = {
+        "symbol": symbols, "timeframe": timeframes, "bar_start": bar_start, "bar_end": bar_end,
+        **prices,
+    }  # fmt: skip
     for i, name in enumerate(INDICATOR_COLUMNS):
         rows[name] = values[:, i]
     return rows

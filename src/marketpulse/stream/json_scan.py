@@ -141,6 +141,7 @@ def scan_trades(values: Sequence[bytes | None]) -> tuple[pa.RecordBatch | None, 
             pa.array(size[:count]),
             _strings(buf, starts[1, :count], spans[1, :count]),
             _strings(buf, starts[2, :count], spans[2, :count]),
+            pa.nulls(count, pa.string()),  # the dataset: the processor's
         ],
         schema=TRADE_SCHEMA,
     )

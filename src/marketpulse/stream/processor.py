@@ -24,7 +24,7 @@ from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
 from marketpulse.stream.decode import decode_messages, decode_plain_trades
 from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
-from marketpulse.stream.output import Output, indicators_table
+from marketpulse.stream.output import Output, indicators_table, stamp
 from marketpulse.stream.validate import REASONS, check_bars, check_trades
 from marketpulse.stream.windows import FUTURE, LATE, ClosedBars, WindowState
 
@@ -33,6 +33,8 @@ __all__ = ["Processor", "ProcessorSettings"]
 logger = logging.getLogger(__name__)
 
 _INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
+#: The columns of input bars the processor reads (their dataset is the processor's).
+_BAR_INPUT = [name for name in BAR_SCHEMA.names if name != "dataset"]
 #: Records of one poll decoded together at most: beyond, the fixed cost per
 #: batch is small, and joining more bytes at once costs more than it saves.
 _MERGED_RECORDS = 4096
@@ -59,6 +61,8 @@ class ProcessorSettings:
             jump (see :mod:`marketpulse.stream.windows`). 0: no limit.
         wall_clock: the source is live: trades and bars more than
             ``validate.MAX_CLOCK_SKEW`` ahead of the wall clock are ``future``.
+        dataset: the dataset stamped on every output: bars, indicators, alerts,
+            the trades kept (and, where they are stored, dead letters).
     """
 
     intervals: tuple[str, ...] = ("1s", "1m", "5m")
@@ -68,8 +72,13 @@ class ProcessorSettings:
     session_calendar: str = ""
     max_time_jump: float = 14 * 86_400.0
     wall_clock: bool = False
+    dataset: str = "live"
 
     def __post_init__(self) -> None:
+        from marketpulse.feeds.dataset import is_dataset_name
+
+        if not is_dataset_name(self.dataset):
+            raise ValueError(f"{self.dataset!r} is not a dataset name")
         lengths = [interval_ns(name) for name in self.intervals]
         if "1d" in self.intervals:
             raise ValueError("1d bars follow exchange sessions and are not built by fixed windows")
@@ -156,7 +165,7 @@ class Processor:
         return _PartitionState(
             windows=WindowState(self._lengths, self._lateness, max_jump=self._max_jump),
             indicators=IndicatorState(),
-            alerts=AlertEngine(self._rules),
+            alerts=AlertEngine(self._rules, dataset=self.settings.dataset),
             last_input=time.monotonic(),
         )
 
@@ -408,7 +417,8 @@ class Processor:
             )
         out.accepted = int(np.count_nonzero(flags == 0))
         refused = flags == FUTURE
-        out.trades.append(data.filter(pa.array(~refused)) if refused.any() else data)
+        kept = data.filter(pa.array(~refused)) if refused.any() else data
+        out.trades.append(stamp(kept, self._emitter.dataset))
         return out, closed
 
     def _explain(self, letter: DeadLetter, watermark: int, newest: int) -> DeadLetter:
@@ -432,29 +442,32 @@ class Processor:
             data = data.take(pa.array(np.flatnonzero(codes == 0)))
         if data.num_rows == 0:
             return out
-        table = pa.Table.from_batches([data]).select(BAR_SCHEMA.names).cast(BAR_SCHEMA)
+        table = pa.Table.from_batches([data]).select(_BAR_INPUT)
+        table = stamp(table, self._emitter.dataset).cast(BAR_SCHEMA)
         names = table.column("symbol").to_pylist()
         sid = state.lookup(names)
         state.dirty.update(sid.tolist())
-        intervals = table.column("interval").to_pylist()
-        keys = sid * N_INTERVALS + np.array([_INTERVAL_INDEX[i] for i in intervals], np.int64)
-        start = table.column("start").to_numpy()
+        timeframes = table.column("timeframe").to_pylist()
+        keys = sid * N_INTERVALS + np.array([_INTERVAL_INDEX[i] for i in timeframes], np.int64)
+        start = table.column("bar_start").to_numpy()
         high, low, close, volume = (
             table.column(n).to_numpy() for n in ("high", "low", "close", "volume")
         )
         vwap = table.column("vwap").to_numpy(zero_copy_only=False)
         typical = (high + low + close) / 3.0
         pv = np.where(np.isnan(vwap), typical, vwap) * volume
-        daily = np.array([i == "1d" for i in intervals])
+        daily = np.array([i == "1d" for i in timeframes])
         session = np.where(daily, start // interval_ns("1d"), self._emitter.sessions(start))
         values = update_indicators(state.indicators, keys, high, low, close, volume, pv, session)
-        ts = table.column("end").to_numpy()
+        end = table.column("bar_end").to_numpy()
         symbols = np.array(names, object)
-        labels = np.array(intervals, object)
+        labels = np.array(timeframes, object)
         out.bars = table
-        out.indicators = indicators_table(symbols, labels, ts, close, values)
+        out.indicators = indicators_table(
+            symbols, labels, start, end, close, values, self._emitter.dataset
+        )
         prices = {n: table.column(n).to_numpy() for n in ("open", "high", "low", "close", "volume")}
-        out.alerts = state.alerts.evaluate(alert_rows(symbols, labels, ts, prices, values))
+        out.alerts = state.alerts.evaluate(alert_rows(symbols, labels, start, end, prices, values))
         out.accepted = table.num_rows
         return out
 

@@ -155,13 +155,13 @@ def check_bars(batch: pa.RecordBatch, now: int | None = None) -> np.ndarray:
     """Return an int8 reason code per bar (0 = valid); ``now`` as in :func:`check_trades`.
 
     Besides the checks of trades (on open, high, low, close, vwap and volume;
-    the bar's ``start`` is its time), ``end`` must follow ``start`` (``time``)
+    the bar's ``bar_start`` is its time), ``bar_end`` must follow ``bar_start`` (``time``)
     and high, low, open and close must agree (``ohlc``). A missing or NaN
     vwap is allowed: it is not known.
     """
     codes = _symbol_codes(batch.column("symbol"))
-    start = _times(batch.column("start"), codes)
-    end = _times(batch.column("end"), codes)
+    start = _times(batch.column("bar_start"), codes)
+    end = _times(batch.column("bar_end"), codes)
     o, h, lo, c = (_values(batch.column(name)) for name in ("open", "high", "low", "close"))
     volume = _values(batch.column("volume"))
     names = batch.schema.names

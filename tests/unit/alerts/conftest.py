@@ -10,26 +10,28 @@ from marketpulse.models import INDICATOR_COLUMNS
 
 T0 = 1_700_000_040_000_000_000  # a minute boundary, ns
 MINUTE = 60_000_000_000
-COLUMNS = ("symbol", "interval", "ts", "open", "high", "low", "close", "volume", *INDICATOR_COLUMNS)
+KEY = ("symbol", "timeframe", "bar_start", "bar_end")
+COLUMNS = (*KEY, "open", "high", "low", "close", "volume", *INDICATOR_COLUMNS)
 
 
 def _bars(
     symbol: str = "AAPL",
-    interval: str = "1m",
+    timeframe: str = "1m",
     n: int | None = None,
     step: int = MINUTE,
     start: int = T0,
     **columns,
 ) -> dict[str, np.ndarray]:
-    """Return ``n`` bars of one symbol; unspecified indicators are NaN, close 100."""
+    """Return ``n`` bars of one symbol, ``step`` long; unspecified indicators are NaN, close 100."""
     if n is None:
         n = len(next(iter(columns.values())))
     rows = {
         "symbol": np.array([symbol] * n, dtype=object),
-        "interval": np.array([interval] * n, dtype=object),
-        "ts": start + step * np.arange(1, n + 1, dtype=np.int64),
+        "timeframe": np.array([timeframe] * n, dtype=object),
+        "bar_start": start + step * np.arange(n, dtype=np.int64),
+        "bar_end": start + step * np.arange(1, n + 1, dtype=np.int64),
     }
-    for name in COLUMNS[3:]:
+    for name in COLUMNS[len(KEY) :]:
         default = 100.0 if name in ("open", "high", "low", "close") else np.nan
         if name == "volume":
             default = 1000.0
@@ -39,9 +41,9 @@ def _bars(
 
 
 def _merge(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Interleave row sets by ts (stable: ties keep argument order)."""
+    """Interleave row sets by bar end (stable: ties keep argument order)."""
     rows = {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS}
-    order = np.argsort(rows["ts"], kind="stable")
+    order = np.argsort(rows["bar_end"], kind="stable")
     return {k: v[order] for k, v in rows.items()}
 
 
@@ -50,14 +52,14 @@ def _take(rows: dict[str, np.ndarray], sl: slice) -> dict[str, np.ndarray]:
 
 
 def _fired_at(alerts, rows) -> list[int]:
-    """Return the row positions (by ts and symbol) where alerts fired."""
+    """Return the row positions (by bar key) where alerts fired."""
     index = {
         (s, i, t): n
         for n, (s, i, t) in enumerate(
-            zip(rows["symbol"], rows["interval"], rows["ts"].tolist(), strict=True)
+            zip(rows["symbol"], rows["timeframe"], rows["bar_start"].tolist(), strict=True)
         )
     }
-    return [index[(a.symbol, a.interval, a.ts)] for a in alerts]
+    return [index[(a.symbol, a.timeframe, a.bar_start)] for a in alerts]
 
 
 def _run(rules, rows, chunks=None):
@@ -66,7 +68,7 @@ def _run(rules, rows, chunks=None):
     if chunks is None:
         return engine.evaluate(rows)
     out, start = [], 0
-    for stop in [*chunks, len(rows["ts"])]:
+    for stop in [*chunks, len(rows["bar_end"])]:
         out += engine.evaluate(_take(rows, slice(start, stop)))
         start = stop
     return out

@@ -51,10 +51,13 @@ def test_price_cross_alert_fields(bars, run):
     rows = bars(close=PRICE)
     alerts = run(PriceCrossRule(name="p100", level=100.0, cooldown=0), rows)
     a = alerts[0]
-    ts = int(rows["ts"][1])
-    assert (a.rule, a.symbol, a.interval, a.ts) == ("p100", "AAPL", "1m", ts)
-    assert a.id == hashlib.sha1(f"p100|AAPL|1m|{ts}".encode()).hexdigest()[:16]
-    assert a.values == {"close": 101.0, "prev_close": 99.0, "level": 100.0}
+    start, end = int(rows["bar_start"][1]), int(rows["bar_end"][1])
+    assert (a.rule, a.symbol, a.timeframe, a.bar_start, a.bar_end) == (
+        "p100", "AAPL", "1m", start, end
+    )  # fmt: skip
+    assert a.dataset is None  # an engine given no dataset
+    assert a.id == hashlib.sha1(f"p100|AAPL|1m|{end}".encode()).hexdigest()[:16]
+    assert a.details == {"close": 101.0, "prev_close": 99.0, "level": 100.0}
     assert a.message == "AAPL 1m close 101.00 crossed above 100"
     assert alerts[1].message == "AAPL 1m close 99.00 crossed below 100"
     # A replay through a fresh engine gives the same ids.
@@ -81,8 +84,8 @@ def test_pct_change(direction, expected, bars, fired_at, run):
 def test_pct_change_values_and_message(bars, run):
     rows = bars(close=PCT)
     [up, down] = run(PctChangeRule(name="move", window=3, threshold=5.0, cooldown=0), rows)
-    assert up.values["ref_close"] == 102.0 and up.values["close"] == 110.0
-    assert up.values["pct_change"] == pytest.approx(100 * (110 / 102 - 1))
+    assert up.details["ref_close"] == 102.0 and up.details["close"] == 110.0
+    assert up.details["pct_change"] == pytest.approx(100 * (110 / 102 - 1))
     assert up.message == "AAPL 1m close up 7.84% over 3 bars (102.00 -> 110.00)"
     assert down.message.startswith("AAPL 1m close down 9.09% over 3 bars")
 
@@ -174,7 +177,7 @@ def test_volume_spike_level_triggered(bars, fired_at, run):
         ]
     [a, *_] = run(VolumeSpikeRule(name="vol", cooldown=0), rows)
     assert a.message == "AAPL 1m volume 301 is 3.0x its 20-bar average 100"
-    assert a.values == {"volume": 301.0, "volume_sma_20": 100.0, "k": 3.0}
+    assert a.details == {"volume": 301.0, "volume_sma_20": 100.0, "k": 3.0}
 
 
 @pytest.mark.parametrize(
@@ -202,12 +205,12 @@ def test_per_symbol_and_interval_independence(bars, merge, run):
     aapl5 = bars("AAPL", "5m", close=[101, 99, 101])  # down at 1, up at 2
     rows = merge(aapl, msft, aapl5)
     rule = PriceCrossRule(name="p100", level=100, cooldown=3600)  # cooldown per symbol+interval
-    for chunks in all_splits(len(rows["ts"])):
-        got = [(a.symbol, a.interval, a.ts) for a in run(rule, rows, chunks)]
+    for chunks in all_splits(len(rows["bar_end"])):
+        got = [(a.symbol, a.timeframe, a.bar_end) for a in run(rule, rows, chunks)]
         assert got == [
-            ("AAPL", "1m", int(aapl["ts"][1])),
-            ("MSFT", "1m", int(msft["ts"][1])),
-            ("AAPL", "5m", int(aapl5["ts"][1])),
+            ("AAPL", "1m", int(aapl["bar_end"][1])),
+            ("MSFT", "1m", int(msft["bar_end"][1])),
+            ("AAPL", "5m", int(aapl5["bar_end"][1])),
         ], chunks
 
 
@@ -218,7 +221,7 @@ def test_symbols_and_intervals_filters(bars, merge, run):
         bars("MSFT", "5m", close=[99, 101]),
     )
     only_msft_5m = PriceCrossRule(name="p", level=100, symbols=("MSFT",), intervals=("5m",))
-    assert [(a.symbol, a.interval) for a in run(only_msft_5m, rows)] == [("MSFT", "5m")]
+    assert [(a.symbol, a.timeframe) for a in run(only_msft_5m, rows)] == [("MSFT", "5m")]
 
 
 def test_nan_never_fires(bars, run):
@@ -291,8 +294,10 @@ def test_snapshot_restore_and_reset(bars, merge, take):
     # rest = AAPL 101, MSFT 99, AAPL 99, MSFT 101. After reset, no bar before AAPL 101
     # and no cooldown: AAPL fires on its cross down at 99 instead, MSFT as before.
     b.reset()
-    got = [(x.symbol, x.ts, x.message.split()[-2]) for x in b.evaluate(rest)]
-    assert got == [("AAPL", int(rest["ts"][2]), "below"), ("MSFT", int(rest["ts"][3]), "above")]
+    got = [(x.symbol, x.bar_end, x.message.split()[-2]) for x in b.evaluate(rest)]
+    assert got == [
+        ("AAPL", int(rest["bar_end"][2]), "below"), ("MSFT", int(rest["bar_end"][3]), "above")
+    ]  # fmt: skip
     assert AlertEngine([rule]).snapshot("NOPE").startswith(b"{")
     with pytest.raises(ValueError):
         b.restore("AAPL", a.snapshot("MSFT"))

@@ -15,11 +15,13 @@ def alert(i: int) -> Alert:
         id=f"{i:016x}",
         rule="rsi_overbought",
         symbol="AAPL",
-        interval="1m",
-        ts=1_700_000_000_000_000_000 + i,
+        timeframe="1m",
+        bar_start=1_700_000_000_000_000_000 + i - 60_000_000_000,
+        bar_end=1_700_000_000_000_000_000 + i,
         severity="info",
         message=f"AAPL 1m RSI 7{i}.0 crossed above 70",
-        values={"rsi_14": 70.0 + i, "prev_rsi_14": 69.0, "above": 70.0},
+        details={"rsi_14": 70.0 + i, "prev_rsi_14": 69.0, "above": 70.0},
+        dataset="simulator",
     )
 
 
@@ -42,7 +44,8 @@ def test_writes_json_lines_and_appends(tmp_path):
         alert(i) for i in (1, 2, 3, 4)
     ]
     first = json.loads(lines[0])
-    assert first["rule"] == "rsi_overbought" and first["values"]["rsi_14"] == 71.0
+    assert first["rule"] == "rsi_overbought" and first["details"]["rsi_14"] == 71.0
+    assert first["dataset"] == "simulator"
 
 
 def test_close_is_idempotent(tmp_path):

@@ -19,9 +19,10 @@ def random_rows(n_bars: int, symbols: int, seed: int) -> dict[str, np.ndarray]:
     which = np.tile(np.arange(len(keys)), n_bars)
     rows = {
         "symbol": np.array([keys[k][0] for k in which], dtype=object),
-        "interval": np.array([keys[k][1] for k in which], dtype=object),
-        "ts": (np.repeat(np.arange(n_bars), len(keys)) + 1).astype(np.int64) * MINUTE,
+        "timeframe": np.array([keys[k][1] for k in which], dtype=object),
+        "bar_start": np.repeat(np.arange(n_bars), len(keys)).astype(np.int64) * MINUTE,
     }
+    rows["bar_end"] = rows["bar_start"] + MINUTE
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     rows |= {"open": close, "high": close, "low": close, "close": close}
     rows["volume"] = rng.lognormal(7, 0.7, n)
@@ -49,7 +50,7 @@ def rules():
 
 def chunked(engine, rows, cuts):
     out, start = [], 0
-    for stop in [*cuts, len(rows["ts"])]:
+    for stop in [*cuts, len(rows["bar_end"])]:
         out += engine.evaluate({k: v[start:stop] for k, v in rows.items()})
         start = stop
     return out
@@ -58,7 +59,7 @@ def chunked(engine, rows, cuts):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_streaming_equals_batch(seed):
     rows = random_rows(n_bars=600, symbols=12, seed=seed)
-    n = len(rows["ts"])
+    n = len(rows["bar_end"])
     expected = AlertEngine(rules()).evaluate(rows)
     assert len(expected) > 500
     assert {a.rule for a in expected} == {r.name for r in rules()}
@@ -70,7 +71,7 @@ def test_streaming_equals_batch(seed):
 
 def test_one_row_batches_equal_batch():
     rows = random_rows(n_bars=60, symbols=3, seed=7)
-    n = len(rows["ts"])
+    n = len(rows["bar_end"])
     expected = AlertEngine(rules()).evaluate(rows)
     assert expected
     assert chunked(AlertEngine(rules()), rows, list(range(1, n))) == expected
@@ -78,7 +79,7 @@ def test_one_row_batches_equal_batch():
 
 def test_snapshot_restore_midstream_equals_batch():
     rows = random_rows(n_bars=300, symbols=8, seed=11)
-    n = len(rows["ts"])
+    n = len(rows["bar_end"])
     expected = AlertEngine(rules()).evaluate(rows)
     first = AlertEngine(rules())
     out = chunked(first, {k: v[: n // 2] for k, v in rows.items()}, [n // 5])
@@ -92,7 +93,7 @@ def test_snapshot_restore_midstream_equals_batch():
 
 def test_rows_named_by_codes_give_the_alerts_of_rows_named_by_strings():
     rows = random_rows(n_bars=300, symbols=12, seed=4)
-    pairs = list(zip(rows["symbol"].tolist(), rows["interval"].tolist(), strict=True))
+    pairs = list(zip(rows["symbol"].tolist(), rows["timeframe"].tolist(), strict=True))
     numbering = {pair: 3 * n + 7 for n, pair in enumerate(dict.fromkeys(reversed(pairs)))}
     codes = np.array([numbering[pair] for pair in pairs], np.int64)
     expected = chunked(AlertEngine(rules()), rows, [997, 2500, 4001])

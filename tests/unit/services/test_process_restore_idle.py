@@ -179,7 +179,9 @@ def state_topic(monkeypatch):
 
 
 def last_bars(rows):
-    return sorted((r["symbol"], r["interval"], r["start"], r["end"], r["trades"]) for r in rows)
+    return sorted(
+        (r["symbol"], r["timeframe"], r["bar_start"], r["bar_end"], r["trades"]) for r in rows
+    )
 
 
 def expected_last_bars():

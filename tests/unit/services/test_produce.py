@@ -52,7 +52,7 @@ class RecordingProducer:
         )
         self.sent += len(values)
 
-    def send_dead(self, topic, letters):
+    def send_dead(self, topic, letters, partition=-1, dataset=None):
         for letter in letters:
             self.records.setdefault(topic, []).append((letter.key, letter.value, letter))
             self.sent += 1
@@ -137,7 +137,7 @@ def test_bar_files_go_out_as_bars_of_the_tick_union(tmp_path):
     stats = ProduceService(bus, TOPICS, FileReplay(path, symbol="SPY")).run()
     bars = [decode_tick(v) for _, v, _ in bus.made[0].records["t.ticks"]]
     assert stats.ticks == 2 and all(isinstance(b, Bar) for b in bars)
-    assert [(b.symbol, b.interval, b.close) for b in bars] == [
+    assert [(b.symbol, b.timeframe, b.close) for b in bars] == [
         ("SPY", "1d", 419.670013), ("SPY", "1d", 420.329987)
     ]  # fmt: skip
 

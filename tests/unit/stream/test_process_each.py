@@ -107,7 +107,7 @@ def test_closing_says_whether_an_active_partition_has_yet_to_close_a_boundary():
     proc.process_each([trade(0, "A", T0 + S // 2, 0), trade(1, "B", T0 + S // 3, 0)])
     boundary = T0 + S
     out = proc.process(trade(0, "A", T0 + S + 1, 1))  # partition 0 crosses: its bar closes
-    assert out.bars.column("end").to_pylist() == [boundary]
+    assert out.bars.column("bar_end").to_pylist() == [boundary]
     now = proc.state("ticks", 0).last_input
     assert proc.closing(boundary, now)  # partition 1 has not crossed yet
     proc.process(trade(1, "B", T0 + S + 2, 1))

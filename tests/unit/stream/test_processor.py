@@ -22,6 +22,7 @@ def trades(rows, line=False):
         "size": pa.array([r[3] for r in rows], pa.float64()),
         "exchange": pa.nulls(len(rows), pa.string()),
         "condition": pa.nulls(len(rows), pa.string()),
+        "dataset": pa.nulls(len(rows), pa.string()),
     }
     batch = pa.RecordBatch.from_pydict(columns, schema=TRADE_SCHEMA)
     if line:
@@ -77,14 +78,14 @@ def test_late_tick_goes_to_the_dlq_with_reason_late():
     assert "watermark" in out.dead[0].error
     bars = proc.finish().bars.to_pylist()
     assert [
-        b["high"] for b in bars if b["start"] == T0
+        b["high"] for b in bars if b["bar_start"] == T0
     ] == []  # the T0 bar closed before, without the late tick
 
 
 def test_quiet_symbol_bar_closes_when_others_trade():
     proc = Processor(ProcessorSettings(intervals=("1s",), lateness=0))
     out = proc.process(batch_of(trades([("IBM", T0, 180.0, 1), ("SPY", T0 + 3 * S, 167.0, 1)])))
-    assert [(b["symbol"], b["start"], b["end"]) for b in out.bars.to_pylist()] == [
+    assert [(b["symbol"], b["bar_start"], b["bar_end"]) for b in out.bars.to_pylist()] == [
         ("IBM", T0, T0 + S)
     ]
     assert out.indicators.num_rows == 1
@@ -97,7 +98,7 @@ def test_idle_partition_advances_by_processing_time():
     state = proc.state("ticks", 0)
     assert proc.idle(now=state.last_input + 0.5).bars.num_rows == 0
     out = proc.idle(now=state.last_input + 2.0)
-    assert out.bars.column("start").to_pylist() == [T0]
+    assert out.bars.column("bar_start").to_pylist() == [T0]
 
 
 def test_partition_with_records_left_to_read_is_not_idle():
@@ -121,9 +122,9 @@ def test_bars_from_a_feed_get_indicators_and_pass_through():
     data = pa.RecordBatch.from_pydict(
         {
             "symbol": ["HSI"] * n,
-            "interval": ["1d"] * n,
-            "start": [T0 - T0 % day + i * day for i in range(n)],
-            "end": [T0 - T0 % day + (i + 1) * day for i in range(n)],
+            "timeframe": ["1d"] * n,
+            "bar_start": [T0 - T0 % day + i * day for i in range(n)],
+            "bar_end": [T0 - T0 % day + (i + 1) * day for i in range(n)],
             "open": closes,
             "high": closes + 1,
             "low": closes - 1,
@@ -131,6 +132,7 @@ def test_bars_from_a_feed_get_indicators_and_pass_through():
             "volume": [0.0] * n,
             "vwap": [None] * n,
             "trades": [0] * n,
+            "dataset": ["feed-name"] * n,  # the processor's dataset replaces a feed's
         },
         schema=BAR_SCHEMA,
     )
@@ -139,6 +141,9 @@ def test_bars_from_a_feed_get_indicators_and_pass_through():
     sma = out.indicators.column("sma_20").to_pylist()
     assert sma[18] is None and math.isclose(sma[19], closes[:20].mean(), rel_tol=1e-12)
     assert out.indicators.column("vwap").null_count == n  # no volume: no VWAP
+    key = ("symbol", "timeframe", "bar_start", "bar_end", "dataset")
+    assert out.indicators.select(key).equals(out.bars.select(key))  # keyed alike
+    assert set(out.bars.column("dataset").to_pylist()) == {"live"}
 
 
 def test_raw_messages_are_decoded_and_bad_ones_reported_with_offsets():
@@ -158,7 +163,7 @@ def test_raw_messages_are_decoded_and_bad_ones_reported_with_offsets():
         ("price", 3, 12),  # validated after decoding: still its own offset
     ]
     assert out.dead[0].value == b"\x00\xffnot json"
-    assert sorted((b["symbol"], b["interval"]) for b in out.bars.to_pylist()) == [
+    assert sorted((b["symbol"], b["timeframe"]) for b in out.bars.to_pylist()) == [
         ("AAPL", "1s"),
         ("HSI", "1d"),
     ]
@@ -289,7 +294,9 @@ def test_output_trades_are_the_input_trades_kept_late_ones_included_refused_ones
         ],
         line=True,
     )
-    assert proc.process(batch_of(first)).trades == [first]  # all kept: the batch itself
+    (all_kept,) = proc.process(batch_of(first)).trades  # the batch itself, its dataset set
+    assert all_kept.drop_columns(["dataset"]).equals(first.drop_columns(["dataset"]))
+    assert all_kept.column("dataset").to_pylist() == ["live", "live"]
     out = proc.process(batch_of(second, first=2))
     assert sorted(d.reason for d in out.dead) == ["future", "late", "price"]
     kept = pa.Table.from_batches(out.trades)
@@ -308,3 +315,54 @@ def test_output_trades_of_raw_messages_polled_together_are_each_partitions_kept_
     assert [d.reason for d in outs[0].dead] == ["future"]
     kept = [pa.Table.from_batches(o.trades).column("price").to_pylist() for o in outs]
     assert kept == [[10.0, 12.0], [9.0]]
+
+
+def test_every_output_carries_the_processor_s_dataset_and_alerts_the_bar_s_key():
+    from marketpulse.alerts import PriceCrossRule
+    from marketpulse.stream.output import alerts_table, dlq_table
+
+    settings = ProcessorSettings(intervals=("1s",), lateness=0, dataset="lean-2013-10-07-trades")
+    proc = Processor(settings, [PriceCrossRule(name="p100", level=100.0, cooldown=0)])
+    rows = [("SPY", T0, 99.0, 1), ("SPY", T0 + S, 101.0, 1), ("SPY", T0 + 2 * S, -1.0, 1),
+            ("SPY", T0 + 3 * S, 102.0, 1)]  # fmt: skip
+    out = proc.process(batch_of(trades(rows)))
+    out.extend(proc.finish())
+    assert out.bars.num_rows == 3 and out.indicators.num_rows == 3
+    for table in (out.bars, out.indicators, pa.Table.from_batches(out.trades)):
+        assert set(table.column("dataset").to_pylist()) == {"lean-2013-10-07-trades"}
+    assert out.indicators.column("bar_start").to_pylist() == [T0, T0 + S, T0 + 3 * S]
+    assert out.indicators.column("bar_end").to_pylist() == [T0 + S, T0 + 2 * S, T0 + 4 * S]
+    (alert,) = out.alerts  # 99 -> 101 crosses 100
+    assert (alert.timeframe, alert.bar_start, alert.bar_end, alert.dataset) == (
+        "1s", T0 + S, T0 + 2 * S, "lean-2013-10-07-trades"
+    )  # fmt: skip
+    assert alert.details == {"close": 101.0, "prev_close": 99.0, "level": 100.0}
+    stored = alerts_table(out.alerts)
+    assert stored.column("details").to_pylist() == [
+        [("close", 101.0), ("prev_close", 99.0), ("level", 100.0)]
+    ]
+    assert stored.column("dataset").to_pylist() == ["lean-2013-10-07-trades"]
+    dlq = dlq_table(out.dead, 0, settings.dataset)
+    assert dlq.column("reason").to_pylist() == ["price"]
+    assert dlq.column("dataset").to_pylist() == ["lean-2013-10-07-trades"]
+    assert dlq.column("source_topic").to_pylist() == ["ticks"]
+    assert dlq.column("source_offset").to_pylist() == [2]
+
+
+def test_the_same_alert_of_two_datasets_has_two_ids():
+    from marketpulse.alerts import PriceCrossRule
+
+    rule = PriceCrossRule(name="p100", level=100.0, cooldown=0)
+    rows = [("SPY", T0, 99.0, 1), ("SPY", T0 + S, 101.0, 1), ("SPY", T0 + 2 * S, 101.0, 1)]
+    ids = []
+    for dataset in ("simulator", "polygon"):
+        settings = ProcessorSettings(intervals=("1s",), lateness=0, dataset=dataset)
+        proc = Processor(settings, [rule])
+        ids += [a.id for a in proc.process(batch_of(trades(rows))).alerts]
+    assert len(ids) == 2 and ids[0] != ids[1]
+
+
+@pytest.mark.parametrize("name", ["", "-x", "a b", "x" * 65, "a/b"])
+def test_a_bad_dataset_name_is_refused(name):
+    with pytest.raises(ValueError, match="dataset"):
+        ProcessorSettings(dataset=name)

@@ -48,6 +48,7 @@ def test_each_bad_trade_gets_its_reason_and_good_ones_none():
             pa.array([r[3] for r in rows], pa.float64()),
             pa.nulls(len(rows), pa.string()),
             pa.nulls(len(rows), pa.string()),
+            pa.nulls(len(rows), pa.string()),
         ],
         schema=TRADE_SCHEMA,
     )
@@ -67,6 +68,7 @@ def _trades(rows):
             pa.array([r[1] for r in rows], pa.int64()),
             pa.array([r[2] for r in rows], pa.float64()),
             pa.array([r[3] for r in rows], pa.float64()),
+            pa.nulls(len(rows), pa.string()),
             pa.nulls(len(rows), pa.string()),
             pa.nulls(len(rows), pa.string()),
         ],
@@ -108,9 +110,10 @@ def test_live_trades_ahead_of_the_wall_clock_are_future():
 
 
 def _bars(rows):
-    names = ("symbol", "interval", "start", "end", "open", "high", "low", "close", "volume",
-             "vwap", "trades")  # fmt: skip
+    names = ("symbol", "timeframe", "bar_start", "bar_end", "open", "high", "low", "close",
+             "volume", "vwap", "trades")  # fmt: skip
     columns = {name: [r[i] for r in rows] for i, name in enumerate(names)}
+    columns["dataset"] = [None] * len(rows)
     return pa.RecordBatch.from_pydict(columns, schema=BAR_SCHEMA)
 
 
