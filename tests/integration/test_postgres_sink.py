@@ -1,5 +1,7 @@
 """The PostgreSQL sink against a real server (Debian's PostgreSQL, started by the fixtures)."""
 
+import datetime as dt
+import json
 import math
 import threading
 import time
@@ -9,8 +11,9 @@ import psycopg
 import pyarrow as pa
 import pytest
 
+from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_COLUMNS, TRADE_SCHEMA
 from marketpulse.sinks import PostgresSink, SchemaMismatchError, SinkUnavailableError
-from marketpulse.sinks.postgres_schema import MIGRATIONS
+from marketpulse.sinks.postgres_schema import MIGRATIONS, PG_TABLES
 
 from .conftest import LEAN_TRADES
 from .db_fixtures import create_database, free_port
@@ -18,11 +21,13 @@ from .db_fixtures import create_database, free_port
 pytestmark = pytest.mark.integration
 
 _NS = 1_000_000_000
+_UTC = dt.UTC
+_LEAN_DATASET = "lean-2013-10-07-trades"
 
 
-def _rows(url, sql):
+def _rows(url, sql, params=None):
     with psycopg.connect(url) as conn:
-        return conn.execute(sql).fetchall()
+        return conn.execute(sql, params).fetchall()
 
 
 def _same(a, b):
@@ -31,40 +36,109 @@ def _same(a, b):
     return a == b
 
 
+def _selects(table):
+    """The table's columns as (DuckDB, PostgreSQL) select lists, times as microseconds."""
+    lake, pg = [], []
+    for name, kind in PG_TABLES[table].columns:
+        if kind == "timestamptz":
+            lake.append(f"epoch_us({name}) AS {name}")
+            pg.append(f"(extract(epoch FROM {name}) * 1000000)::bigint AS {name}")
+        elif kind == "jsonb":
+            lake.append(f"to_json({name})::VARCHAR AS {name}")
+            pg.append(f"{name}::text AS {name}")
+        elif name != "seq":
+            lake.append(name)
+            pg.append(name)
+    return ", ".join(lake), ", ".join(pg)
+
+
 def test_replay_into_postgres_equals_the_lake(cli, sql, tmp_path, postgres_url):
     lake = tmp_path / "lake"
     cli("replay", LEAN_TRADES, "--sink", "postgres", "--sink", "lake", "--lake", lake,
         "--postgres-url", postgres_url,
         "--postgres-tables", "bars,indicators,alerts,trades")  # fmt: skip
-    # every trade, those of one symbol at one time told apart by seq
+    # every trade, those of one symbol in one microsecond told apart by seq
     (trades,) = sql(lake, "SELECT count(*) AS n, sum(price * size) AS notional FROM trades")
     assert _rows(postgres_url, "SELECT count(*), sum(price * size) FROM trades") == [
         (trades["n"], pytest.approx(trades["notional"], rel=1e-12))]  # fmt: skip
-    for table, key, time_column in (
-        ("bars", "symbol, interval, start", "start"),
-        ("indicators", "symbol, interval, ts", "ts"),
-        ("alerts", "id, ts", "ts"),
-    ):
-        expected = sql(lake, f"SELECT * EXCLUDE (date) FROM {table} ORDER BY {key}")
+    for table in ("bars", "indicators", "alerts"):
+        key = ", ".join(PG_TABLES[table].key)
+        lake_columns, pg_columns = _selects(table)
+        expected = sql(lake, f"SELECT {lake_columns} FROM {table} ORDER BY {key}")
         with psycopg.connect(postgres_url) as conn:
-            cur = conn.execute(
-                f"SELECT *, (extract(epoch FROM {time_column}) * 1e6)::bigint AS us"
-                f" FROM {table} ORDER BY {key}"
-            )
+            cur = conn.execute(f"SELECT {pg_columns} FROM {table} ORDER BY {key}")
             names = [d.name for d in cur.description]
             got = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         assert len(got) == len(expected) > 0, table
+        assert {row["dataset"] for row in got} == {_LEAN_DATASET}
         for lake_row, pg_row in zip(expected, got, strict=True):
-            assert pg_row["us"] * 1000 == lake_row[time_column]
+            assert lake_row.keys() == pg_row.keys()
             for column, value in lake_row.items():
-                if column in ("start", "end", "ts"):
-                    continue  # compared as microseconds above (start) or by key (end)
-                assert _same(pg_row[column], value), (table, column, lake_row, pg_row)
+                if column == "details":  # both JSON objects
+                    assert json.loads(pg_row[column]) == json.loads(value), (lake_row, pg_row)
+                else:
+                    assert _same(pg_row[column], value), (table, column, lake_row, pg_row)
+
+
+def test_bars_with_indicators_joins_each_bar_to_its_own_indicators(cli, tmp_path, postgres_url):
+    cli("replay", LEAN_TRADES, "--sink", "postgres", "--lake", tmp_path / "lake",
+        "--postgres-url", postgres_url)  # fmt: skip
+    ((bars, indicators, joined),) = _rows(postgres_url, """
+        SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM indicators),
+               (SELECT count(*) FROM bars_with_indicators)""")  # fmt: skip
+    assert bars == indicators == joined > 1000
+    # each bar with the indicators computed on it: same end, same close, same symbol row
+    (mismatched,) = _rows(
+        postgres_url,
+        """
+        SELECT count(*) FROM bars_with_indicators v
+        JOIN indicators i USING (dataset, symbol, timeframe, bar_start)
+        WHERE v.bar_end <> i.bar_end OR v.close <> i.close
+           OR v.session_vwap IS DISTINCT FROM i.vwap OR v.rsi_14 IS DISTINCT FROM i.rsi_14""",
+    )
+    assert mismatched == (0,)
+    # the join the issue reported misaligned: every bar of the lean day finds its indicators
+    (spy,) = _rows(postgres_url, """
+        SELECT count(*) FROM bars b JOIN indicators i USING (dataset, symbol, timeframe, bar_start)
+        WHERE symbol = 'SPY' AND timeframe = '1m'""")  # fmt: skip
+    (spy_bars,) = _rows(postgres_url, "SELECT count(*) FROM bars"
+                                      " WHERE symbol = 'SPY' AND timeframe = '1m'")  # fmt: skip
+    assert spy == spy_bars and spy[0] > 300
+
+
+def test_columns_have_the_contract_names_and_types(postgres_url):
+    PostgresSink(postgres_url, tables=tuple(PG_TABLES)).open()
+    rows = _rows(postgres_url, """
+        SELECT table_name, column_name, data_type FROM information_schema.columns
+        WHERE table_schema = current_schema()
+          AND table_name IN ('bars', 'indicators', 'alerts', 'trades')""")  # fmt: skip
+    types = {(t, c): d for t, c, d in rows}
+    for table in ("bars", "indicators", "alerts"):
+        assert types[(table, "timeframe")] == "text"
+        assert (
+            types[(table, "bar_start")] == types[(table, "bar_end")] == "timestamp with time zone"
+        )
+        assert not {(table, old) for old in ("interval", "start", "end", "ts")} & types.keys()
+    assert types[("trades", "ts")] == "timestamp with time zone"
+    assert types[("alerts", "details")] == "jsonb"
+    assert ("alerts", "values") not in types
+    for table in ("bars", "indicators", "alerts", "trades"):
+        assert types[(table, "dataset")] == "text"
+    view = _rows(
+        postgres_url,
+        """
+        SELECT column_name FROM information_schema.columns
+        WHERE table_name = 'bars_with_indicators' ORDER BY ordinal_position""",
+    )
+    names = [n for (n,) in view]
+    assert names[:4] == ["symbol", "timeframe", "bar_start", "bar_end"]
+    assert names[-1] == "dataset" and "session_vwap" in names and "rsi_14" in names
 
 
 def test_migrate_is_versioned_and_idempotent(cli, postgres_url):
     first = cli("db", "migrate", "--postgres-url", postgres_url)
-    assert "applied 1, 2" in first.stdout
+    assert "applied 1, 2, 3" in first.stdout
+    assert "converted" not in first.stdout  # a new database has nothing to convert
     assert "secret-pw" not in first.stdout + first.stderr  # the password is never printed
     second = cli("db", "migrate", "--postgres-url", postgres_url)
     assert "nothing to do" in second.stdout
@@ -78,11 +152,107 @@ def test_migrate_is_versioned_and_idempotent(cli, postgres_url):
         WHERE i.indisprimary AND t.relname IN ('bars', 'indicators', 'alerts', 'trades')
         GROUP BY t.relname"""))  # fmt: skip
     assert keys == {
-        "bars": "symbol,interval,start",
-        "indicators": "symbol,interval,ts",
-        "alerts": "id,ts",
-        "trades": "symbol,ts,seq",
+        "bars": "dataset,symbol,timeframe,bar_start",
+        "indicators": "dataset,symbol,timeframe,bar_start",
+        "alerts": "dataset,symbol,timeframe,bar_start,rule",
+        "trades": "dataset,symbol,ts,seq",
     }
+
+
+def test_migrate_refuses_a_bad_dataset_name_before_touching_the_database(cli, postgres_url):
+    result = cli("db", "migrate", "--postgres-url", postgres_url, "--dataset", "no way",
+                 ok=False)  # fmt: skip
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: --dataset: 'no way' is not a dataset name")
+    assert _rows(postgres_url, "SELECT to_regclass('marketpulse_schema')") == [(None,)]
+
+
+def _earlier_marketpulse(url):
+    """A database as MarketPulse wrote it before the issue-19 contract (migrations 1 and 2)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE marketpulse_schema (version integer PRIMARY KEY,"
+            " description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, description, apply in MIGRATIONS[:2]:
+            apply(conn, "unused")
+            conn.execute("INSERT INTO marketpulse_schema (version, description) VALUES (%s, %s)",
+                         (version, description))  # fmt: skip
+        conn.execute("""INSERT INTO bars VALUES
+            ('SPY', '1m', '2013-10-07 13:31:00+00', '2013-10-07 13:32:00+00',
+             167.0, 167.5, 166.5, 167.25, 1000, 167.1, 12)""")
+        indicators = ", ".join(INDICATOR_COLUMNS)
+        conn.execute(f"""INSERT INTO indicators (symbol, "interval", ts, close, {indicators})
+            VALUES ('SPY', '1m', '2013-10-07 13:32:00+00', 167.25, {", ".join(["1.5"] * 13)}),
+                   ('SPY', '5m', '2013-10-07 14:00:00+00', 168.0, {", ".join(["NULL"] * 13)})""")
+        conn.execute("""INSERT INTO alerts VALUES ('a1', 'rsi-high', 'SPY', '1m',
+            '2013-10-07 13:32:00+00', 'warning', 'RSI 81.5', '{"rsi_14": 81.5}')""")
+        conn.execute("INSERT INTO trades VALUES ('SPY', '2013-10-07 13:31:05.25+00', 0, 167.0,"
+                     " 100, 'Q', NULL)")  # fmt: skip
+
+
+def test_an_earlier_schema_stops_the_sink_with_one_line_and_migrate_converts_it(
+    cli, tmp_path, postgres_url
+):
+    _earlier_marketpulse(postgres_url)
+    with pytest.raises(SchemaMismatchError, match=r"earlier MarketPulse.*marketpulse db migrate"):
+        PostgresSink(postgres_url).open()
+    result = cli("replay", LEAN_TRADES, "--sink", "postgres", "--lake", tmp_path / "lake",
+                 "--postgres-url", postgres_url, ok=False)  # fmt: skip
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: postgres table 'bars' has the columns of an earlier")
+    assert "convert the tables with: marketpulse db migrate" in line
+    assert "Traceback" not in result.stderr
+    # nothing was changed or written
+    assert _rows(postgres_url, "SELECT max(version) FROM marketpulse_schema") == [(2,)]
+    assert _rows(postgres_url, "SELECT count(*) FROM bars WHERE \"interval\" = '1m'") == [(1,)]
+
+    done = cli("db", "migrate", "--postgres-url", postgres_url, "--dataset", "before-19")
+    assert "applied 3" in done.stdout and "under dataset before-19" in done.stdout
+    t = dt.datetime
+    assert _rows(postgres_url, "SELECT * FROM bars") == [
+        ("SPY", "1m", t(2013, 10, 7, 13, 31, tzinfo=_UTC), t(2013, 10, 7, 13, 32, tzinfo=_UTC),
+         167.0, 167.5, 166.5, 167.25, 1000.0, 167.1, 12, "before-19")]  # fmt: skip
+    # the bar's start: from the stored bar ending then, else the end minus the timeframe
+    assert _rows(postgres_url, "SELECT timeframe, bar_start, bar_end, rsi_14, dataset"
+                               " FROM indicators ORDER BY timeframe") == [  # fmt: skip
+        ("1m", t(2013, 10, 7, 13, 31, tzinfo=_UTC), t(2013, 10, 7, 13, 32, tzinfo=_UTC), 1.5,
+         "before-19"),
+        ("5m", t(2013, 10, 7, 13, 55, tzinfo=_UTC), t(2013, 10, 7, 14, 0, tzinfo=_UTC), None,
+         "before-19"),
+    ]  # fmt: skip
+    assert _rows(postgres_url, "SELECT id, timeframe, bar_start, details, dataset FROM alerts") == [
+        ("a1", "1m", t(2013, 10, 7, 13, 31, tzinfo=_UTC), {"rsi_14": 81.5}, "before-19")
+    ]
+    assert _rows(postgres_url, "SELECT ts, seq, dataset FROM trades") == [
+        (t(2013, 10, 7, 13, 31, 5, 250000, tzinfo=_UTC), 0, "before-19")
+    ]
+    # the converted old bar joins its converted indicators
+    assert _rows(postgres_url, "SELECT symbol, timeframe, rsi_14 FROM bars_with_indicators") == [
+        ("SPY", "1m", 1.5)
+    ]
+    PostgresSink(postgres_url, tables=tuple(PG_TABLES)).open()  # the sink takes the tables now
+
+
+def test_hand_made_tables_with_integer_nanoseconds_are_converted_exactly(cli, postgres_url):
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute('CREATE TABLE bars (symbol text, "interval" text, start bigint, "end" bigint,'
+                     " open float8, high float8, low float8, close float8, volume float8,"
+                     " vwap float8, trades bigint)")  # fmt: skip
+        # a nanosecond time and one before 1970: floored to the microsecond
+        conn.execute(
+            "INSERT INTO bars VALUES ('A', '1s', 1381152660123456789, 1381152661123456789,"
+            " 1, 1, 1, 1, 1, 1, 1), ('B', '1s', -1500, -500, 2, 2, 2, 2, 2, 2, 2)"
+        )
+    with pytest.raises(SchemaMismatchError, match="'bars' has the columns of an earlier"):
+        PostgresSink(postgres_url).open()
+    cli("db", "migrate", "--postgres-url", postgres_url)
+    rows = _rows(postgres_url, "SELECT symbol, (extract(epoch FROM bar_start) * 1000000)::bigint,"
+                               " (extract(epoch FROM bar_end) * 1000000)::bigint, dataset"
+                               " FROM bars ORDER BY symbol")  # fmt: skip
+    assert rows == [("A", 1381152660123456, 1381152661123456, "legacy"), ("B", -2, -1, "legacy")]
 
 
 @pytest.mark.parametrize(
@@ -96,6 +266,7 @@ def test_migrate_is_versioned_and_idempotent(cli, postgres_url):
 def test_a_table_with_other_columns_is_named(cli, tmp_path, postgres_url, ddl, words):
     cli("db", "migrate", "--postgres-url", postgres_url)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP VIEW bars_with_indicators")
         conn.execute(ddl)
     result = cli("replay", LEAN_TRADES, "--sink", "postgres", "--lake", tmp_path / "lake",
                  "--postgres-url", postgres_url, ok=False)  # fmt: skip
@@ -119,7 +290,7 @@ def test_database_down_at_start_is_a_clear_error(cli, tmp_path):
     assert not (tmp_path / "data" / "lake" / "bars").exists()  # nothing ran
 
 
-def _bars(n_batches, per_batch):
+def _bars(n_batches, per_batch, dataset="bench"):
     """Batches of distinct 1-minute bars of 50 symbols, with some nulls."""
     rng = np.random.default_rng(5)
     for b in range(n_batches):
@@ -127,12 +298,12 @@ def _bars(n_batches, per_batch):
         start = (1_381_150_000 + (index // 50) * 60) * _NS
         close = rng.random(per_batch)
         yield pa.table({
-            "symbol": [f"S{i % 50:02d}" for i in index], "interval": ["1m"] * per_batch,
-            "start": start, "end": start + 60 * _NS, "open": close, "high": close + 1,
+            "symbol": [f"S{i % 50:02d}" for i in index], "timeframe": ["1m"] * per_batch,
+            "bar_start": start, "bar_end": start + 60 * _NS, "open": close, "high": close + 1,
             "low": close - 1, "close": close, "volume": rng.random(per_batch),
             "vwap": pa.array([None if i % 7 == 0 else float(i) for i in index], pa.float64()),
-            "trades": index,
-        })  # fmt: skip
+            "trades": index, "dataset": [dataset] * per_batch,
+        }, schema=BAR_SCHEMA)  # fmt: skip
 
 
 def test_database_restarted_mid_stream_loses_and_duplicates_nothing(private_postgres):
@@ -169,7 +340,7 @@ def test_database_restarted_mid_stream_loses_and_duplicates_nothing(private_post
                 sink.write("bars", batch)
     assert restarted.is_set()
     assert sink.stats.retries > 0  # the fault hit a flush, which was retried
-    query = "SELECT * FROM bars ORDER BY symbol, interval, start"
+    query = "SELECT * FROM bars ORDER BY symbol, timeframe, bar_start"
     assert _rows(interrupted, query) == _rows(reference, query)
     assert _rows(interrupted, "SELECT count(*) FROM bars") == [(80_000,)]
 
@@ -194,16 +365,65 @@ def test_new_stored_and_repeated_keys_each_end_as_one_row_with_the_latest_values
     assert [c for _, c in rows] == expected
 
 
-def test_trades_are_numbered_within_one_time(postgres_url):
+def test_datasets_are_rows_of_their_own_and_writing_again_changes_nothing(postgres_url):
+    (sim,) = _bars(1, 500, "simulator")
+    (lean,) = _bars(1, 500, "lean")  # the same keys but the dataset
+    lean = lean.set_column(lean.column_names.index("close"), "close", pa.array(np.full(500, 7.0)))
+    with PostgresSink(postgres_url) as sink:
+        sink.write("bars", sim)
+        sink.write("bars", lean)
+    query = "SELECT dataset, count(*), sum(close) FROM bars GROUP BY 1 ORDER BY 1"
+    stored = _rows(postgres_url, query)
+    assert stored == [("lean", 500, 3500.0),
+                      ("simulator", 500, pytest.approx(sum(sim["close"].to_pylist())))]  # fmt: skip
+    with PostgresSink(postgres_url) as sink:  # a second run of the same data
+        sink.write("bars", lean)
+        sink.write("bars", sim)
+    assert _rows(postgres_url, query) == stored
+
+
+def test_alert_details_are_a_json_object(postgres_url):
+    details = pa.array([[("rsi_14", 81.5), ("limit", 70.0)], [("change", float("nan"))], None],
+                       pa.map_(pa.string(), pa.float64()))  # fmt: skip
+    alerts = pa.table({"id": ["a", "b", "c"], "rule": ["rsi", "drop", "gap"], "symbol": ["A"] * 3,
+                       "timeframe": ["1m"] * 3, "bar_start": [60 * _NS] * 3,
+                       "bar_end": [120 * _NS] * 3, "severity": ["warning"] * 3,
+                       "message": ["m"] * 3, "details": details, "dataset": ["d"] * 3},
+                      schema=ALERT_SCHEMA)  # fmt: skip
+    with PostgresSink(postgres_url) as sink:
+        sink.write("alerts", alerts)
+    rows = _rows(postgres_url, "SELECT id, details, jsonb_typeof(details),"
+                               " details ->> 'rsi_14' FROM alerts ORDER BY id")  # fmt: skip
+    assert rows == [
+        ("a", {"rsi_14": 81.5, "limit": 70.0}, "object", "81.5"),
+        ("b", {"change": None}, "object", None),  # NaN: JSON has no such number
+        ("c", None, None, None),
+    ]
+
+
+def _trades(ts, dataset="d"):
+    n = len(ts)
+    return pa.table({"symbol": pa.array(["A"] * n).dictionary_encode(),
+                     "ts": np.asarray(ts, np.int64), "price": np.arange(float(n)),
+                     "size": np.ones(n), "exchange": ["Q"] * n, "condition": [None] * n,
+                     "dataset": [dataset] * n}, schema=TRADE_SCHEMA)  # fmt: skip
+
+
+def test_trades_are_numbered_within_one_microsecond(postgres_url):
     ts = np.array([5, 5, 5, 6, 6, 7], np.int64) * _NS
-    trades = pa.table({"symbol": pa.array(["A"] * 6).dictionary_encode(), "ts": ts,
-                       "price": np.arange(6.0), "size": np.ones(6), "exchange": ["Q"] * 6,
-                       "condition": [None] * 6})  # fmt: skip
+    ts[1] += 999  # a nanosecond time: the same microsecond as ts[0] in PostgreSQL
+    ts[4] += 1000  # the next microsecond: a key of its own
+    trades = _trades(ts)
     with PostgresSink(postgres_url, tables=("trades",)) as sink:
         sink.write("trades", trades.slice(0, 2))
-        sink.write("trades", trades.slice(2, 4))  # the third trade at ts 5 follows the others
-    rows = _rows(postgres_url, "SELECT seq, price FROM trades ORDER BY price")
-    assert rows == [(0, 0.0), (1, 1.0), (2, 2.0), (0, 3.0), (1, 4.0), (0, 5.0)]
+        sink.write("trades", trades.slice(2, 4))  # the third trade at 5 s follows the others
+        sink.write("trades", _trades(ts[:2], "other"))  # another dataset counts on its own
+    rows = _rows(postgres_url, "SELECT dataset, seq, price,"
+                               " (extract(epoch FROM ts) * 1000000)::bigint FROM trades"
+                               " ORDER BY dataset, price")  # fmt: skip
+    assert rows == [("d", 0, 0.0, 5_000_000), ("d", 1, 1.0, 5_000_000), ("d", 2, 2.0, 5_000_000),
+                    ("d", 0, 3.0, 6_000_000), ("d", 0, 4.0, 6_000_001), ("d", 0, 5.0, 7_000_000),
+                    ("other", 0, 0.0, 5_000_000), ("other", 1, 1.0, 5_000_000)]  # fmt: skip
 
 
 def test_unreachable_server_raises_after_its_budget():
@@ -216,6 +436,7 @@ def test_missing_table_says_to_migrate(postgres_url):
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE marketpulse_schema (version integer PRIMARY KEY,"
                      " description text NOT NULL, applied_at timestamptz)")  # fmt: skip
-        conn.execute("INSERT INTO marketpulse_schema VALUES (1, 'x', now()), (2, 'y', now())")
+        conn.execute("INSERT INTO marketpulse_schema VALUES (1, 'x', now()), (2, 'y', now()),"
+                     " (3, 'z', now())")  # fmt: skip
     with pytest.raises(SchemaMismatchError, match="'bars' does not exist: run `marketpulse db"):
         PostgresSink(postgres_url).open()

@@ -25,24 +25,35 @@ lake_app = typer.Typer(
 @db_app.command("migrate")
 def db_migrate(
     postgres_url: str = POSTGRES_URL_OPTION,
+    dataset: str = typer.Option(
+        "legacy",
+        "--dataset",
+        help="Dataset of the rows of an earlier MarketPulse's tables, which this converts.",
+    ),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Create or upgrade the PostgreSQL schema (versioned; running it again changes nothing).
 
     Tables bars, indicators, alerts and trades with primary keys on their
-    natural keys; TimescaleDB hypertables where that extension is installed.
+    natural keys, the view bars_with_indicators; TimescaleDB hypertables where
+    that extension is installed. Tables of an earlier MarketPulse (columns
+    interval, start, end, ts) are converted, their rows filed under --dataset.
     """
+    from marketpulse.feeds.dataset import check_dataset
     from marketpulse.sinks import PostgresSink
-    from marketpulse.sinks.postgres_schema import MIGRATIONS
+    from marketpulse.sinks.postgres_schema import CONVERTS, MIGRATIONS, PG_TABLES
 
+    check_dataset(dataset)
     settings = settings_from(config, **url_overrides(postgres_url, None))
     if not settings.postgres_url:
         raise ConfigError("db migrate needs --postgres-url (or MARKETPULSE_POSTGRES_URL)")
-    sink = PostgresSink(settings.postgres_url, tables=("bars", "indicators", "alerts", "trades"))
+    sink = PostgresSink(settings.postgres_url, tables=tuple(PG_TABLES), convert=dataset)
     with sink:
         applied = sink.open().applied
     latest = MIGRATIONS[-1][0]
     done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to do"
+    if applied and applied[0] > 1 and CONVERTS in applied:  # tables an earlier version made
+        done += f"; the tables' rows were converted, under dataset {dataset}"
     console.print(f"{sink.where}: schema version {latest} ({done})", highlight=False,
                   soft_wrap=True)  # fmt: skip
 

@@ -7,8 +7,10 @@ out by numba kernels, one column at a time, so a million rows take tens of
 milliseconds instead of the seconds a ``write_row`` loop takes.
 
 Column kinds: ``int8``/``float8`` (int64/float64 columns), ``int4`` (int32),
-``text`` (strings) and ``timestamptz`` (int64 UTC nanoseconds, stored as
-PostgreSQL's microseconds since 2000-01-01, floored).
+``text`` (strings), ``jsonb`` (strings holding JSON: sent as a version byte
+and the text) and ``timestamptz`` (int64 UTC nanoseconds or Arrow timestamps,
+stored as PostgreSQL's microseconds since 2000-01-01, floored: PostgreSQL has
+no finer time, so the last three digits of a nanosecond time are lost).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pyarrow.compute as pc
 __all__ = ["KINDS", "encode"]
 
 #: The PostgreSQL types this encoder writes, by kind name.
-KINDS = ("int8", "int4", "float8", "text", "timestamptz")
+KINDS = ("int8", "int4", "float8", "text", "jsonb", "timestamptz")
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
@@ -122,14 +124,20 @@ def _field(column: pa.ChunkedArray, kind: str) -> tuple[object, np.ndarray, obje
         if column.null_count == 0
         else column.is_valid().to_numpy(zero_copy_only=False)
     )
-    if kind == "text":
+    if kind in ("text", "jsonb"):
         column = column.cast(pa.large_string())
+        if kind == "jsonb":  # jsonb's binary form: version 1, then the JSON text
+            text = pa.large_string()
+            column = pc.binary_join_element_wise(pa.scalar("\x01", text), column,
+                                                 pa.scalar("", text))  # fmt: skip
         _, offsets, data = column.buffers()
         offs = np.frombuffer(offsets, np.int64)[column.offset : column.offset + len(column) + 1]
         raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
         widths = (offs[1:] - offs[:-1]).astype(np.int64)
         return (offs.astype(np.int64), raw), valid, widths
     if kind == "timestamptz":
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp("ns", tz=column.type.tz))
         ns = pc.fill_null(column.cast(pa.int64()), 0).to_numpy()
         values = (np.floor_divide(ns, 1000) - _PG_EPOCH_US).astype(">i8")
         width = 8

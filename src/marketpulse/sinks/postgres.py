@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import msgspec
 import numpy as np
 import psycopg
 import pyarrow as pa
@@ -51,6 +52,7 @@ _TRANSIENT = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
 #: Connection failures that retrying cannot cure.
 _PERMANENT = ("does not exist", "authentication failed", "no pg_hba.conf entry")
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="postgres")
+_JSON = msgspec.json.Encoder()  # NaN and infinities as null
 
 
 class PostgresSink(BatchingSink):
@@ -69,6 +71,9 @@ class PostgresSink(BatchingSink):
         connect_timeout_s: how long :meth:`open` retries an unreachable server.
         retry_s: how long a flush retries after the connection broke.
         clock: monotonic clock in seconds, replaceable in tests.
+        convert: convert the tables of an earlier MarketPulse, giving their
+            rows this dataset (``marketpulse db migrate``); without it,
+            :meth:`open` refuses such tables.
 
     Raises:
         ConfigError: ``url`` is not a valid connection string (the message masks its secrets).
@@ -86,6 +91,7 @@ class PostgresSink(BatchingSink):
         connect_timeout_s: float = 15.0,
         retry_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        convert: str | None = None,
     ) -> None:
         unknown = [t for t in tables if t not in PG_TABLES]
         if unknown:
@@ -101,13 +107,15 @@ class PostgresSink(BatchingSink):
             raise ConfigError(f"PostgreSQL URL {self.where}: {self._redact(exc)}") from None
         self.connect_timeout_s = connect_timeout_s
         self.retry_s = retry_s
+        self._convert = convert
         self._conns: dict[str, psycopg.Connection] = {}  # one per table, flushed in parallel
         self._opened = False
         #: Migrations :meth:`open` applied.
         self.applied: list[int] = []
         self._buffers: dict[str, list[pa.Table]] = {}
         self._counts: dict[str, int] = {}
-        self._last_trade: dict[str, tuple[int, int]] = {}  # symbol -> (ts, trades at ts)
+        # (dataset, symbol) -> (newest microsecond, trades in it)
+        self._last_trade: dict[tuple[str, str], tuple[int, int]] = {}
         self._rows = dict.fromkeys(TABLES, 0)
         self._bytes = self._flushes = self._retries = 0
 
@@ -116,12 +124,16 @@ class PostgresSink(BatchingSink):
 
         Raises:
             SinkUnavailableError: the server could not be reached in ``connect_timeout_s``.
-            SchemaMismatchError: a table's columns are not what the sink writes.
+            SchemaMismatchError: a table's columns are not what the sink writes,
+                or the tables are an earlier MarketPulse's and ``convert`` is not set.
         """
         if not self._opened:
             conn = self._connect(self.tables[0], self.connect_timeout_s)
             try:
-                self.applied = migrate(conn)
+                if self._convert is None:
+                    self.applied = migrate(conn)
+                else:
+                    self.applied = migrate(conn, convert=True, dataset=self._convert)
                 check_tables(conn, list(self.tables))
             except psycopg.Error as exc:
                 raise SinkError(f"PostgreSQL at {self.where}: {self._redact(exc)}") from None
@@ -236,30 +248,35 @@ class PostgresSink(BatchingSink):
             raise
 
     def _numbered_trades(self, rows: pa.Table) -> pa.Table:
-        """Add ``seq``: the trade's rank among the symbol's trades at the same time.
+        """Add ``seq``: the trade's rank among the symbol's trades in the same microsecond.
 
-        Counts carry across batches for the newest time of each symbol (trades
-        of a symbol arrive in time order), so a replay numbers them the same.
+        Microseconds, not the pipeline's nanoseconds: PostgreSQL stores those,
+        and trades apart by less must still get keys of their own. Counts
+        carry across batches for the newest time of each dataset and symbol
+        (trades of a symbol arrive in time order), so a replay numbers them
+        the same.
         """
-        symbols = rows.column("symbol").to_numpy(zero_copy_only=False).astype(object)
-        ts = rows.column("ts").to_numpy(zero_copy_only=False).astype(np.int64)
-        order = np.lexsort((ts, symbols.astype(str)))
-        s, t = symbols[order], ts[order]
-        new_group = np.ones(len(order), np.bool_)
-        new_group[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
+        datasets = rows.column("dataset").to_numpy(zero_copy_only=False).astype(str)
+        symbols = rows.column("symbol").to_numpy(zero_copy_only=False).astype(str)
+        ts = rows.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
+        us = np.floor_divide(ts, 1000)
+        order = np.lexsort((us, symbols, datasets))
+        d, s, t = datasets[order], symbols[order], us[order]
+        new_key = np.ones(len(order), np.bool_)
+        new_key[1:] = (s[1:] != s[:-1]) | (d[1:] != d[:-1])
+        new_group = new_key.copy()
+        new_group[1:] |= t[1:] != t[:-1]
         starts = np.flatnonzero(new_group)
         group_of = np.cumsum(new_group) - 1
         seq_sorted = np.arange(len(order)) - starts[group_of]
-        first_of_symbol = np.ones(len(order), np.bool_)
-        first_of_symbol[1:] = s[1:] != s[:-1]
         bounds = np.append(starts, len(order))
-        for start in np.flatnonzero(first_of_symbol):  # a symbol's first time may continue
-            last = self._last_trade.get(s[start])
+        for start in np.flatnonzero(new_key):  # a symbol's first time may continue
+            last = self._last_trade.get((d[start], s[start]))
             if last is not None and last[0] == t[start]:
                 g = group_of[start]
                 seq_sorted[bounds[g] : bounds[g + 1]] += last[1]
-        for end in np.flatnonzero(np.append(first_of_symbol[1:], True)):
-            self._last_trade[s[end]] = (int(t[end]), int(seq_sorted[end]) + 1)
+        for end in np.flatnonzero(np.append(new_key[1:], True)):
+            self._last_trade[(d[end], s[end])] = (int(t[end]), int(seq_sorted[end]) + 1)
         seq = np.empty(len(order), np.int32)
         seq[order] = seq_sorted
         return rows.add_column(2, "seq", pa.array(seq, pa.int32()))
@@ -276,7 +293,25 @@ def _conform(table: PgTable, data: pa.Table | pa.RecordBatch) -> pa.Table:
     rows = data.select(names)
     if table.name == "trades":
         rows = rows.set_column(0, "symbol", pc.cast(rows.column("symbol"), pa.string()))
+    if "details" in names:
+        i = names.index("details")
+        rows = rows.set_column(i, "details", _json_objects(rows.column(i)))
     return rows
+
+
+def _json_objects(column: pa.ChunkedArray) -> pa.Array:
+    """Return a map column (an alert's ``details``) as JSON object texts, for ``jsonb``.
+
+    Non-finite numbers, which JSON cannot hold, become ``null``. A column of
+    strings is taken as JSON texts already.
+    """
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.combine_chunks()
+    return pa.array(
+        [None if pairs is None else _JSON.encode(dict(pairs)).decode()
+         for pairs in column.to_pylist()],
+        pa.string(),
+    )  # fmt: skip
 
 
 def _stage(table: str) -> sql.Identifier:

@@ -1,35 +1,65 @@
 """The PostgreSQL schema of MarketPulse: tables, keys, versioned migrations, checks.
 
-Tables have the lake's columns, with event times as ``timestamptz`` (the
-pipeline's integer nanoseconds, floored to PostgreSQL's microseconds) and the
-indicator columns under their usual names. Primary keys are the natural keys
-(a bar is one symbol, interval and start), which also serve the dashboard's
-queries by symbol, interval and time range; alerts get an index for those.
+Tables have the lake's columns (``timeframe``, ``bar_start``, ``bar_end``,
+``dataset`` on every row: no name needs quoting) with event times as
+``timestamptz`` and an alert's ``details`` as ``jsonb``. PostgreSQL keeps
+microseconds: the pipeline's nanoseconds are floored to the microsecond (Lean
+and the vendors' times are milli- or microsecond times and lose nothing; a
+feed with nanosecond times loses the last three digits, and trades within one
+microsecond are told apart by ``seq``). Primary keys are the natural keys, led
+by the dataset, which also serve the dashboard's queries by dataset, symbol,
+timeframe and time range:
+
+- bars and indicators: (dataset, symbol, timeframe, bar_start), so the view
+  ``bars_with_indicators`` joins them exactly;
+- alerts: (dataset, symbol, timeframe, bar_start, rule): a rule fires at most
+  once per bar, and an alert's ``id`` is derived from these (but the dataset),
+  so the same alert of two datasets is two rows;
+- trades: (dataset, symbol, ts, seq), ``seq`` numbering the trades of one
+  symbol within one microsecond.
 
 :func:`migrate` applies the numbered migrations not yet recorded in
 ``marketpulse_schema`` inside one transaction under an advisory lock, so it is
-idempotent and safe to run from several processes. Where the TimescaleDB
-extension is installed the time-series tables become hypertables.
+idempotent and safe to run from several processes. Migration 3 converts the
+tables of earlier MarketPulse versions (``interval``, ``start``/``end``, the
+indicators' and alerts' ``ts``, alerts' ``values``, no dataset); it rewrites
+the tables, so only ``marketpulse db migrate`` applies it to a database that
+holds them (``convert=True``): the sinks stop with one line saying so. Where
+the TimescaleDB extension is installed the time-series tables become
+hypertables.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import psycopg
 from psycopg import sql
 
-from marketpulse.models import INDICATOR_COLUMNS
+from marketpulse.models import INDICATOR_COLUMNS, INTERVALS
 from marketpulse.sinks.exceptions import SchemaMismatchError
 
-__all__ = ["MIGRATIONS", "PG_TABLES", "PgTable", "check_tables", "migrate", "schema_version"]
+__all__ = [
+    "CONVERTS",
+    "LEGACY_DATASET",
+    "MIGRATIONS",
+    "PG_TABLES",
+    "VIEWS",
+    "PgTable",
+    "check_tables",
+    "migrate",
+    "schema_version",
+]
 
 logger = logging.getLogger(__name__)
 
 _LOCK_ID = 0x4D50_5347  # "MPSG": one advisory lock for schema changes
+
+#: The dataset of rows converted from an earlier MarketPulse's tables (as ``lake migrate``).
+LEGACY_DATASET = "legacy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +86,7 @@ class PgTable:
 
 _BAR_VALUES = (("open", "float8"), ("high", "float8"), ("low", "float8"), ("close", "float8"),
                ("volume", "float8"), ("vwap", "float8"), ("trades", "int8"))  # fmt: skip
+_BAR_KEY = ("dataset", "symbol", "timeframe", "bar_start")
 
 #: The tables the PostgreSQL sink writes.
 PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
@@ -64,25 +95,28 @@ PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
             "bars",
             (
                 ("symbol", "text"),
-                ("interval", "text"),
-                ("start", "timestamptz"),
-                ("end", "timestamptz"),
+                ("timeframe", "text"),
+                ("bar_start", "timestamptz"),
+                ("bar_end", "timestamptz"),
                 *_BAR_VALUES,
+                ("dataset", "text"),
             ),
-            ("symbol", "interval", "start"),
-            "start",
+            _BAR_KEY,
+            "bar_start",
         ),  # fmt: skip
         "indicators": PgTable(
             "indicators",
             (
                 ("symbol", "text"),
-                ("interval", "text"),
-                ("ts", "timestamptz"),
+                ("timeframe", "text"),
+                ("bar_start", "timestamptz"),
+                ("bar_end", "timestamptz"),
                 ("close", "float8"),
                 *((name, "float8") for name in INDICATOR_COLUMNS),
+                ("dataset", "text"),
             ),
-            ("symbol", "interval", "ts"),
-            "ts",
+            _BAR_KEY,
+            "bar_start",
         ),  # fmt: skip
         "alerts": PgTable(
             "alerts",
@@ -90,14 +124,16 @@ PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
                 ("id", "text"),
                 ("rule", "text"),
                 ("symbol", "text"),
-                ("interval", "text"),
-                ("ts", "timestamptz"),
+                ("timeframe", "text"),
+                ("bar_start", "timestamptz"),
+                ("bar_end", "timestamptz"),
                 ("severity", "text"),
                 ("message", "text"),
-                ("values", "text"),
+                ("details", "jsonb"),
+                ("dataset", "text"),
             ),
-            ("id", "ts"),  # a hypertable's keys include its time column
-            "ts",
+            (*_BAR_KEY, "rule"),  # one alert per rule and bar; keyed like the bar it fired on
+            "bar_start",
         ),  # fmt: skip
         "trades": PgTable(
             "trades",
@@ -109,57 +145,184 @@ PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
                 ("size", "float8"),
                 ("exchange", "text"),
                 ("condition", "text"),
+                ("dataset", "text"),
             ),
-            ("symbol", "ts", "seq"),  # seq tells apart trades of one symbol at one time
+            ("dataset", "symbol", "ts", "seq"),  # seq tells apart trades in one microsecond
             "ts",
         ),  # fmt: skip
     }
 )
 
+#: Views over the tables: bars with the indicators of the same bar (an exact
+#: join on the shared key). The indicators' session VWAP is ``session_vwap``
+#: beside the bar's own ``vwap``.
+VIEWS: Mapping[str, str] = MappingProxyType(
+    {
+        "bars_with_indicators": (
+            "SELECT b.symbol, b.timeframe, b.bar_start, b.bar_end, b.open, b.high, b.low,"
+            " b.close, b.volume, b.vwap, b.trades, "
+            + ", ".join(
+                "i.vwap AS session_vwap" if name == "vwap" else f"i.{name}"
+                for name in INDICATOR_COLUMNS
+            )
+            + ", b.dataset FROM bars b JOIN indicators i"
+            " USING (dataset, symbol, timeframe, bar_start)"
+        )
+    }
+)
+
 _SQL_TYPES = {"int8": "bigint", "int4": "integer", "float8": "double precision",
-              "text": "text", "timestamptz": "timestamptz"}  # fmt: skip
+              "text": "text", "timestamptz": "timestamptz", "jsonb": "jsonb"}  # fmt: skip
 
 
-def _create(table: PgTable) -> list[sql.Composable]:
+def _create(table: PgTable, name: str) -> sql.Composable:
     # keys compare bytewise ("C"): several times faster to index than a locale's rules
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}{}").format(
-            sql.Identifier(name),
+            sql.Identifier(column),
             sql.SQL(_SQL_TYPES[kind]),
             sql.SQL(
                 (' COLLATE "C"' if kind == "text" else "") + " NOT NULL"
-                if name in table.key
+                if column in table.key
                 else ""
             ),
         )  # fmt: skip
-        for name, kind in table.columns
+        for column, kind in table.columns
     )
     key = sql.SQL(", ").join(map(sql.Identifier, table.key))
-    return [
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
-            sql.Identifier(table.name), columns, key
-        )
-    ]
-
-
-def _v1() -> list[sql.Composable]:
-    alerts_index = sql.SQL(
-        "CREATE INDEX IF NOT EXISTS alerts_symbol_interval_ts ON alerts"
-        ' (symbol COLLATE "C", "interval" COLLATE "C", ts)'
+    return sql.SQL("CREATE TABLE {} ({}, PRIMARY KEY ({}))").format(
+        sql.Identifier(name), columns, key
     )
-    return [*_create(PG_TABLES["bars"]), *_create(PG_TABLES["indicators"]),
-            *_create(PG_TABLES["alerts"]), alerts_index]  # fmt: skip
 
 
-def _v2() -> list[sql.Composable]:
-    return _create(PG_TABLES["trades"])
+# Migrations 1 and 2 as they were first released (the tables of earlier
+# MarketPulse versions): a new database goes through 3 as an old one does.
+_V1 = (
+    'CREATE TABLE IF NOT EXISTS bars (symbol text COLLATE "C" NOT NULL,'
+    ' "interval" text COLLATE "C" NOT NULL, start timestamptz NOT NULL, "end" timestamptz,'
+    " open double precision, high double precision, low double precision,"
+    " close double precision, volume double precision, vwap double precision, trades bigint,"
+    ' PRIMARY KEY (symbol, "interval", start))',
+    'CREATE TABLE IF NOT EXISTS indicators (symbol text COLLATE "C" NOT NULL,'
+    ' "interval" text COLLATE "C" NOT NULL, ts timestamptz NOT NULL, close double precision, '
+    + ", ".join(f"{name} double precision" for name in INDICATOR_COLUMNS)
+    + ', PRIMARY KEY (symbol, "interval", ts))',
+    'CREATE TABLE IF NOT EXISTS alerts (id text COLLATE "C" NOT NULL, rule text, symbol text,'
+    ' "interval" text, ts timestamptz NOT NULL, severity text, message text, "values" text,'
+    " PRIMARY KEY (id, ts))",
+    "CREATE INDEX IF NOT EXISTS alerts_symbol_interval_ts ON alerts"
+    ' (symbol COLLATE "C", "interval" COLLATE "C", ts)',
+)
+_V2 = (
+    'CREATE TABLE IF NOT EXISTS trades (symbol text COLLATE "C" NOT NULL,'
+    " ts timestamptz NOT NULL, seq integer NOT NULL, price double precision,"
+    " size double precision, exchange text, condition text, PRIMARY KEY (symbol, ts, seq))",
+)
 
 
-#: Numbered migrations: (version, description, statements). Append, never edit.
-MIGRATIONS = (
+def _v1(conn: psycopg.Connection, dataset: str) -> None:
+    for statement in _V1:
+        conn.execute(statement)
+
+
+def _v2(conn: psycopg.Connection, dataset: str) -> None:
+    for statement in _V2:
+        conn.execute(statement)
+
+
+def _v3(conn: psycopg.Connection, dataset: str) -> None:
+    """Rewrite the tables of migrations 1 and 2 in the issue-19 data contract.
+
+    Indicators and alerts carried their bar's end (``ts``); their ``bar_start``
+    is the start of the stored bar that ends then, else ``ts`` minus the
+    timeframe's length. Times stored as integer nanoseconds (tables made by
+    hand) are converted too.
+    """
+    _v1(conn, dataset)  # tables dropped since are converted empty
+    _v2(conn, dataset)
+    old = {t: _udts(conn, t) for t in PG_TABLES}
+
+    def when(table: str, column: str, alias: str = "o") -> sql.Composable:
+        ref = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(column))
+        if old[table].get(column) in ("int8", "int4", "numeric"):  # epoch nanoseconds
+            return sql.SQL(
+                "(timestamptz '1970-01-01 00:00:00+00' + floor({0}::numeric / 1000)::bigint"
+                " * interval '1 microsecond')"
+            ).format(ref)
+        return ref
+
+    lengths = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}::interval").format(
+            sql.Literal(tf), sql.Literal(f"{ns // 1000} microseconds")
+        )
+        for tf, ns in INTERVALS.items()
+    )
+    ds = sql.Literal(dataset)
+
+    def start_of(table: str) -> sql.Composable:
+        """bar_start of an indicators/alerts row ``o`` keyed by its bar's end ``o.ts``."""
+        return sql.SQL('coalesce({b_start}, {end} - CASE o."interval" {lengths} END)').format(
+            b_start=when("bars", "start", "b"), end=when(table, "ts"), lengths=lengths
+        )
+
+    bar_join = sql.SQL(
+        ' LEFT JOIN bars b ON b.symbol = o.symbol AND b."interval" = o."interval" AND {} = {}'
+    )
+    statements = []
+    for table in PG_TABLES.values():
+        statements.append(_create(table, f"{table.name}_v3"))
+    values = sql.SQL(", ").join(sql.SQL("o.{}").format(sql.Identifier(c)) for c, _ in _BAR_VALUES)
+    statements.append(sql.SQL(
+        "INSERT INTO bars_v3 SELECT o.symbol, o.\"interval\", {}, {}, {}, {} FROM bars o"
+    ).format(when("bars", "start"), when("bars", "end"), values, ds))  # fmt: skip
+    indicators = sql.SQL(", ").join(
+        sql.SQL("o.{}").format(sql.Identifier(c)) for c in ("close", *INDICATOR_COLUMNS)
+    )
+    statements.append(sql.SQL(
+        'INSERT INTO indicators_v3 SELECT o.symbol, o."interval", {}, {}, {}, {} FROM indicators o'
+    ).format(start_of("indicators"), when("indicators", "ts"), indicators, ds)
+      + bar_join.format(when("bars", "end", "b"), when("indicators", "ts")))  # fmt: skip
+    statements.append(sql.SQL(
+        'INSERT INTO alerts_v3 SELECT o.id, o.rule, o.symbol, o."interval", {}, {}, o.severity,'
+        ' o.message, o."values"::jsonb, {} FROM alerts o'
+    ).format(start_of("alerts"), when("alerts", "ts"), ds)
+      + bar_join.format(when("bars", "end", "b"), when("alerts", "ts")))  # fmt: skip
+    statements.append(sql.SQL(
+        "INSERT INTO trades_v3 SELECT o.symbol, {}, o.seq, o.price, o.size, o.exchange,"
+        " o.condition, {} FROM trades o"
+    ).format(when("trades", "ts"), ds))  # fmt: skip
+    for table in PG_TABLES:
+        statements.append(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
+        statements.append(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            sql.Identifier(f"{table}_v3"), sql.Identifier(table)))  # fmt: skip
+        statements.append(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+            sql.Identifier(table), sql.Identifier(f"{table}_v3_pkey"),
+            sql.Identifier(f"{table}_pkey")))  # fmt: skip
+    for name, query in VIEWS.items():
+        statements.append(sql.SQL("CREATE VIEW {} AS {}").format(sql.Identifier(name),
+                                                                 sql.SQL(query)))  # fmt: skip
+    for statement in statements:
+        conn.execute(statement)
+
+
+def _udts(conn: psycopg.Connection, table: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT column_name, udt_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = %s",
+        (table,),
+    ).fetchall()
+    return dict(rows)
+
+
+#: Numbered migrations: (version, description, apply(conn, dataset of converted rows)).
+#: Append, never edit.
+MIGRATIONS: tuple[tuple[int, str, Callable[[psycopg.Connection, str], None]], ...] = (
     (1, "bars, indicators, alerts", _v1),
     (2, "trades", _v2),
+    (3, "data contract: timeframe, bar_start/bar_end, dataset, jsonb details, views", _v3),
 )
+#: The first migration that rewrites stored rows: only ``db migrate`` applies it to them.
+CONVERTS = 3
 
 
 def schema_version(conn: psycopg.Connection) -> int:
@@ -171,11 +334,24 @@ def schema_version(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(conn: psycopg.Connection) -> list[int]:
+def migrate(
+    conn: psycopg.Connection, *, convert: bool = False, dataset: str = LEGACY_DATASET
+) -> list[int]:
     """Apply the migrations the database lacks; return their versions.
 
     Runs in one transaction under an advisory lock: concurrent runs wait for
     each other, and a failed migration leaves the schema as it was.
+
+    Args:
+        conn: an autocommit connection.
+        convert: rewrite the tables of an earlier MarketPulse (``db migrate``);
+            without it such tables raise.
+        dataset: the dataset of the rows converted.
+
+    Raises:
+        SchemaMismatchError: the database holds tables of an earlier
+            MarketPulse and ``convert`` is not set (one line saying how to
+            convert them).
     """
     applied: list[int] = []
     with conn.transaction():
@@ -185,12 +361,19 @@ def migrate(conn: psycopg.Connection) -> list[int]:
             " description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         current = schema_version(conn)
+        if current < CONVERTS and not convert:
+            held = _held_tables(conn)
+            if held:
+                raise SchemaMismatchError(
+                    f"postgres table {held[0]!r} has the columns of an earlier MarketPulse"
+                    f" (schema version {current}); convert the tables with: marketpulse db"
+                    " migrate (with the same --postgres-url), or drop them"
+                )
         timescale = _timescale(conn)
-        for version, description, statements in MIGRATIONS:
+        for version, description, apply in MIGRATIONS:
             if version <= current:
                 continue
-            for statement in statements():
-                conn.execute(statement)
+            apply(conn, dataset)
             conn.execute(
                 "INSERT INTO marketpulse_schema (version, description) VALUES (%s, %s)",
                 (version, description),
@@ -204,6 +387,17 @@ def migrate(conn: psycopg.Connection) -> list[int]:
                     (table.name, table.time),
                 )
     return applied
+
+
+def _held_tables(conn: psycopg.Connection) -> list[str]:
+    """The sink's tables that exist (in the order of :data:`PG_TABLES`)."""
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+        (list(PG_TABLES),),
+    ).fetchall()
+    found = {name for (name,) in rows}
+    return [name for name in PG_TABLES if name in found]
 
 
 def _timescale(conn: psycopg.Connection) -> bool:
