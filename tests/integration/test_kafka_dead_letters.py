@@ -46,6 +46,7 @@ def test_malformed_wrong_and_late_ticks_go_to_dlq_and_processing_goes_on(
         assert value == records[offset]  # the original bytes
         assert headers["topic"] == topics.ticks.encode()
         assert headers["partition"] == b"2"
+        assert headers["dataset"] == b"live"  # no --dataset: the default of process
     assert by_offset[1][2]["reason"] == b"schema"
     assert b"JSON" in by_offset[1][2]["error"]
     assert by_offset[2][2]["reason"] == b"schema"
@@ -56,6 +57,6 @@ def test_malformed_wrong_and_late_ticks_go_to_dlq_and_processing_goes_on(
     # the good ticks around the bad ones were all processed: twelve 1s bars closed
     bars = [msgspec.json.decode(v) for _, v, _ in read_committed(
         kafka_bootstrap, topics.name("bars"))[2]]  # fmt: skip
-    seconds = [b for b in bars if b["interval"] == "1s"]
-    assert [b["start"] for b in seconds] == [T0 + i * S for i in range(12)]
+    seconds = [b for b in bars if b["timeframe"] == "1s"]
+    assert [b["bar_start"] for b in seconds] == [T0 + i * S for i in range(12)]
     assert [b["close"] for b in seconds] == [100.0 + i for i in range(12)]
