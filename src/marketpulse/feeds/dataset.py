@@ -22,6 +22,7 @@ __all__ = [
     "LIVE",
     "SIMULATOR",
     "check_dataset",
+    "feed_dataset",
     "file_dataset",
     "is_dataset_name",
 ]
@@ -89,3 +90,18 @@ def _valid(name: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
     name = re.sub(r"^[^A-Za-z0-9]+", "", name)[:_MAX].rstrip("-.")
     return name or "file"
+
+
+def feed_dataset(feed: object) -> str:
+    """The default dataset of a feed's rows: a file's (:func:`file_dataset`), else its name.
+
+    The simulator's name is ``simulator``, a live vendor feed's its vendor
+    (``binance``, ``polygon``, ...); a feed may also carry a ``dataset`` of its own.
+    """
+    own = getattr(feed, "dataset", None)
+    if isinstance(own, str) and own:
+        return check_dataset(own, f"{getattr(feed, 'name', 'feed')}: dataset")
+    path = getattr(feed, "path", None)
+    if isinstance(path, str | Path):
+        return file_dataset(path)
+    return _valid(str(getattr(feed, "name", "") or "feed"))

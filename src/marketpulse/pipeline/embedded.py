@@ -9,6 +9,11 @@ decision, never a trade it refused.
 A replayed file is processed segment by segment (:mod:`.segments`), so that
 a rerun of the same input writes the same lake files, replacing the earlier
 run's, whether it finished or was killed.
+
+Every row stored carries the run's dataset (:attr:`PipelineOptions.dataset`,
+by default the feed's own: :func:`~marketpulse.feeds.dataset.feed_dataset`):
+the processor stamps it on what it publishes, the pipeline on the dead
+letters of the feed.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
 from marketpulse.alerts import JsonLinesNotifier, Rule
 from marketpulse.bus import MemoryBus, TopicPartition
 from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.feeds.dataset import check_dataset, feed_dataset
 from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
 from marketpulse.pipeline.pacing import paced
 from marketpulse.pipeline.segments import Segments, input_origin, tagged
@@ -66,7 +72,7 @@ class PipelineOptions:
     Attributes:
         lake: root of the Parquet lake.
         rules: alert rules.
-        processor: bar windowing settings.
+        processor: bar windowing settings (its ``dataset`` is replaced by the run's).
         alerts_file: JSON-lines file alerts are appended to ("" for none).
         partitions: partitions of each embedded topic.
         topic_prefix: prefix of the topic names.
@@ -75,6 +81,9 @@ class PipelineOptions:
         write_trades: also store trades in the lake.
         sinks: where the tables go, each drained by its own thread and consumer
             group; empty: the Parquet lake at ``lake``. The pipeline closes them.
+        dataset: the dataset every stored row carries; ``None``: the feed's
+            (``simulator``, a file's name, the vendor: see
+            :func:`~marketpulse.feeds.dataset.feed_dataset`).
     """
 
     lake: str
@@ -87,6 +96,7 @@ class PipelineOptions:
     duration: float | None = None
     write_trades: bool = True
     sinks: tuple[Sink, ...] = ()
+    dataset: str | None = None
 
 
 class EmbeddedPipeline:
@@ -98,6 +108,12 @@ class EmbeddedPipeline:
         metrics: counters to update (a new set by default).
         view: per-symbol view to update for live displays (optional).
         progress: called with (done, total) after each feed batch.
+
+    Attributes:
+        dataset: the dataset of the run's rows.
+
+    Raises:
+        InputError: ``options.dataset`` is not a dataset name.
     """
 
     def __init__(
@@ -109,7 +125,10 @@ class EmbeddedPipeline:
         progress: Callable[[int, int | None], None] | None = None,
     ) -> None:
         self.feed = feed
-        self.options = options
+        self.dataset = (
+            feed_dataset(feed) if options.dataset is None else check_dataset(options.dataset)
+        )
+        self.options = replace(options, processor=replace(options.processor, dataset=self.dataset))
         self.metrics = metrics or Metrics()
         self.view = view
         self._progress = progress
@@ -156,8 +175,9 @@ class EmbeddedPipeline:
         ]
         self._notifier = JsonLinesNotifier(options.alerts_file) if options.alerts_file else None
         logger.info(
-            "embedded pipeline starting: feed %s, sinks %s, intervals %s, %d alert rules",
-            self.feed.name, ", ".join(w.sink.name for w in self._sink_workers),
+            "embedded pipeline starting: feed %s, dataset %s, sinks %s, intervals %s, "
+            "%d alert rules",
+            self.feed.name, self.dataset, ", ".join(w.sink.name for w in self._sink_workers),
             ",".join(options.processor.intervals), len(options.rules),
         )  # fmt: skip
         # the deadline sets ``stop``: the wait for a feed's next batch ends at once
@@ -201,7 +221,7 @@ class EmbeddedPipeline:
             if timer is not None:
                 timer.cancel()
             self._shutdown(exhausted)
-        return self.metrics.snapshot()
+        return self._final
 
     def _shutdown(self, exhausted: bool) -> None:
         logger.info("embedded pipeline stopping: flushing what was accepted")
@@ -221,7 +241,9 @@ class EmbeddedPipeline:
             if self._notifier is not None:
                 self._notifier.close()
             self.feed.close()
-        logger.info("embedded pipeline stopped: %s", self.metrics.snapshot().summary())
+        # the figures of the run, once: the caller shows them (the CLI's final summary)
+        self._final = self.metrics.snapshot()
+        logger.debug("embedded pipeline stopped: %s", self._final.summary())
 
     def _end_segment(self, first: int, last: int) -> None:
         for worker in self._sink_workers:
@@ -230,9 +252,8 @@ class EmbeddedPipeline:
     def _ingest(self, batch: FeedBatch) -> None:
         data = tagged(batch.data.replace_schema_metadata({"source": self.feed.name}), self._tag)
         if batch.dead:
-            self._producer.send_columns(
-                self._topic["dlq"], "dlq", tagged(dlq_table(batch.dead, time.time_ns()), self._tag)
-            )
+            dead = dlq_table(batch.dead, time.time_ns(), self.dataset)
+            self._producer.send_columns(self._topic["dlq"], "dlq", tagged(dead, self._tag))
             self.metrics.add(dlq=len(batch.dead), rejected=len(batch.dead))
         self._producer.send_columns(self._topic["ticks"], batch.kind, data)
         self.metrics.add(ticks=data.num_rows)
@@ -261,11 +282,11 @@ class EmbeddedPipeline:
             send("indicators", out.indicators)
             self.metrics.latency(time.perf_counter() - received)
         if out.alerts:
-            send("alerts", alerts_table(out.alerts))
+            send("alerts", alerts_table(out.alerts, self.dataset))
             if self._notifier is not None:
                 self._notifier.notify(out.alerts)
         if out.dead:
-            send("dlq", dlq_table(out.dead, time.time_ns()))
+            send("dlq", dlq_table(out.dead, time.time_ns(), self.dataset))
         if self.options.write_trades:
             for trades in out.trades:  # tagged with their segment when ingested
                 if trades.num_rows:

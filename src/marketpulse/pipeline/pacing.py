@@ -30,7 +30,7 @@ def paced(
     origin: tuple[float, int] | None = None
     done_before = 0
     for batch in batches:
-        column = "start" if batch.kind == "bar" else "ts"
+        column = "bar_start" if batch.kind == "bar" else "ts"
         ts = batch.data.column(column).to_numpy(zero_copy_only=False).astype(np.int64)
         if len(ts) == 0:
             yield batch

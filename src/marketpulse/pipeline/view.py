@@ -42,7 +42,7 @@ class MarketView:
     """Per-symbol latest values, updated from batches, read from another thread.
 
     Args:
-        interval: the bar interval whose indicators are shown.
+        interval: the bar interval (timeframe) whose indicators are shown.
     """
 
     def __init__(self, interval: str) -> None:
@@ -98,7 +98,7 @@ class MarketView:
         """Take the latest indicators of the view's interval."""
         if table.num_rows == 0:
             return
-        rows = table.filter(pc.equal(table.column("interval"), self.interval))
+        rows = table.filter(pc.equal(table.column("timeframe"), self.interval))
         if rows.num_rows == 0:
             return
         latest: dict[str, dict] = {}

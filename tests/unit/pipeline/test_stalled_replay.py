@@ -22,7 +22,8 @@ def _trades(symbol: str, second: int) -> pa.RecordBatch:
     ts = T0 + second * S + np.arange(100, dtype=np.int64) * (S // 100)
     return pa.record_batch(
         [pa.array([symbol] * 100).dictionary_encode(), ts, 100 + np.arange(100) / 100,
-         np.full(100, 100.0), pa.array(["P"] * 100), pa.nulls(100, pa.string())],
+         np.full(100, 100.0), pa.array(["P"] * 100), pa.nulls(100, pa.string()),
+         pa.nulls(100, pa.string())],
         schema=TRADE_SCHEMA,
     )  # fmt: skip
 
@@ -57,8 +58,9 @@ def _replay(lake: Path, pause: float):
     settings = ProcessorSettings(lateness=0.0, idle_timeout=0.05)
     options = PipelineOptions(lake=str(lake), processor=settings, partitions=2)
     snap = EmbeddedPipeline(_StallingReplay(pause), options).run()
-    bars = pq.read_table(lake / "bars").sort_by([("symbol", "ascending"), ("start", "ascending")])
-    return snap, bars.drop_columns(["date"])
+    bars = pq.read_table(lake / "bars")
+    bars = bars.sort_by([("symbol", "ascending"), ("bar_start", "ascending")])
+    return snap, bars.drop_columns(["period"])
 
 
 def test_quiet_spells_of_a_full_speed_replay_close_no_window_by_the_clock(tmp_path):
