@@ -59,8 +59,8 @@ def bars_of(bootstrap, prefix):
     table, errors = decode_rows("bars", values)
     assert not errors
     out = {}
-    for row in sorted(table.to_pylist(), key=lambda r: r["end"]):
-        out.setdefault((row["symbol"], row["interval"]), []).append(row)
+    for row in sorted(table.to_pylist(), key=lambda r: r["bar_end"]):
+        out.setdefault((row["symbol"], row["timeframe"]), []).append(row)
     return out
 
 
@@ -105,8 +105,8 @@ def test_restart_without_new_input_closes_and_commits_the_restored_windows(
     # the uninterrupted run closed the day's last windows by the idle rule
     for symbol in ("AIG", "BAC", "SPY"):
         for interval in ("1m", "5m"):
-            assert last[symbol, interval]["end"] == MIDNIGHT, (symbol, interval)
-    assert last["SPY", "1s"]["end"] == MIDNIGHT
+            assert last[symbol, interval]["bar_end"] == MIDNIGHT, (symbol, interval)
+    assert last["SPY", "1s"]["bar_end"] == MIDNIGHT
 
     finish(start(process(kafka_bootstrap, crashed, "crashy", "--exit-when-idle", "5")))
     got = bars_of(kafka_bootstrap, crashed)

@@ -45,7 +45,8 @@ class KafkaPipelineOptions:
     Attributes:
         lake: root of the Parquet lake the sink writes.
         rules: alert rules.
-        processor: bar windowing settings.
+        processor: bar windowing settings; its ``dataset`` names every output of
+            the run, the feed's dead letters too.
         alerts_file: JSON-lines file alerts are appended to ("" for none).
         duration: stop after this many seconds; ``None`` runs until stopped.
         partitions: partitions of topics this run creates (existing ones are kept).
@@ -112,7 +113,8 @@ class KafkaPipeline:
         feed_stop, process_stop, sink_stop = threading.Event(), threading.Event(), threading.Event()
         producer = ProduceService(
             self.bus, self.topics, self.feed,
-            ProduceOptions(compression=opts.compression, duration=opts.duration),
+            ProduceOptions(compression=opts.compression, duration=opts.duration,
+                           dataset=opts.processor.dataset),
             feed_stop, self._produced_some,
         )  # fmt: skip
         processor = ProcessService(

@@ -27,6 +27,7 @@ from marketpulse.bus.kafka import COMPRESSIONS, KafkaBus, KafkaProducer
 from marketpulse.bus.topics import Topics
 from marketpulse.exceptions import BusError, ConfigError
 from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.feeds.dataset import feed_dataset
 from marketpulse.pipeline.pacing import paced
 from marketpulse.pipeline.threads import Prefetch, interrupter
 
@@ -50,6 +51,8 @@ class ProduceOptions:
             ``None`` runs until the feed ends.
         linger_ms: how long the producer waits to fill a batch.
         flush_timeout: seconds the final flush waits for acknowledgements.
+        dataset: the dataset of the feed's dead letters (their ``dataset``
+            header); ``None``: the feed's default (``feeds.dataset.feed_dataset``).
 
     Raises:
         ConfigError: a value is out of range.
@@ -60,6 +63,7 @@ class ProduceOptions:
     duration: float | None = None
     linger_ms: float = 5.0
     flush_timeout: float = 30.0
+    dataset: str | None = None
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -148,6 +152,8 @@ class ProduceService:
         self.topics = topics
         self.feed = feed
         self.options = options or ProduceOptions()
+        #: the dataset of the feed's dead letters (their ``dataset`` header)
+        self._dataset = self.options.dataset or feed_dataset(feed)
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
         self.stats = ProduceStats()
@@ -202,9 +208,8 @@ class ProduceService:
 
     def _send(self, producer: KafkaProducer, batch: FeedBatch) -> None:
         stats = self.stats
-        if batch.dead:  # the feed's dataset, where it names one
-            dataset = getattr(self.feed, "dataset", None)
-            producer.send_dead(self.topics.name("dlq"), batch.dead, dataset=dataset)
+        if batch.dead:
+            producer.send_dead(self.topics.name("dlq"), batch.dead, dataset=self._dataset)
             stats.dead += len(batch.dead)
         if batch.data.num_rows:
             producer.send_columns(self.topics.ticks, _ROW_KINDS[batch.kind], _fields(batch.data))

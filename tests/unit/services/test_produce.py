@@ -36,6 +36,7 @@ class RecordingProducer:
     def __init__(self, flush_error: bool = False) -> None:
         self.records: dict[str, list[tuple[str | None, bytes, list]]] = {}
         self.sent = self.failed = 0
+        self.datasets: list[str | None] = []  # of each send_dead call
         self.errors: list[str] = []
         self.flushed = False
         self._flush_error = flush_error
@@ -53,6 +54,7 @@ class RecordingProducer:
         self.sent += len(values)
 
     def send_dead(self, topic, letters, partition=-1, dataset=None):
+        self.datasets.append(dataset)
         for letter in letters:
             self.records.setdefault(topic, []).append((letter.key, letter.value, letter))
             self.sent += 1
@@ -117,6 +119,11 @@ def test_file_rows_go_to_ticks_keyed_by_symbol_and_bad_rows_to_dlq(tmp_path):
         (str(path), 4, "parse"),
     ]
     assert dead[0].value == b"2024-01-02T14:30:00.500Z,AAPL,abc,100"
+    # the dead letters' dataset header: the file's (a generic name: led by its folder's)
+    assert set(producer.datasets) == {f"{tmp_path.name}-trades"}
+    again = RecordingBus()
+    ProduceService(again, TOPICS, FileReplay(path), ProduceOptions(dataset="day-1")).run()
+    assert set(again.made[0].datasets) == {"day-1"}  # as run --kafka --dataset names it
     assert (stats.ticks, stats.dead, stats.failed, stats.exhausted, stats.ok) == (
         2,
         2,
