@@ -1,14 +1,32 @@
-"""A synthetic trade feed with the texture of a US equity tape.
+"""A synthetic trade (and quote) feed with the texture of a US equity tape.
 
-Each symbol has its own price level and volatility; prices follow geometric
-Brownian motion in event time with occasional jumps, and print on the
-exchange's price grid. Activity follows a U-shaped intraday curve (busy open,
-quiet lunch, busy close) that repeats every 6.5 h session from 09:30 New York;
-now and then a symbol bursts, trading many times faster for a while. Trade
-sizes mix odd lots, round lots and the occasional block.
+Symbols are real tickers at their levels of a stated date, with their sectors
+and volatilities (:mod:`marketpulse.feeds.universe`): the first 50 are SPY,
+QQQ, AAPL, TSLA, NVDA, ... and KO starts near 62.26 whatever the seed or the
+number of symbols. Log prices follow a factor model in continuous time: a
+market factor, one factor per sector and an idiosyncratic part, each a
+Brownian motion sampled at the symbol's trades, so symbols co-move (AAPL with
+MSFT more than with KO). Every symbol has a bid and an ask a few basis points
+apart around its price; buyers trade at the ask, sellers at the bid, on the
+exchange's price grid.
 
-Everything is drawn with numpy, one batch at a time, from one seeded generator:
-with ``realtime=False`` a seed and ``start_ts`` fix the whole stream.
+News now and then: a company's price gaps by about a day's volatility (0.8 %
+to 3 %) and it trades many times faster for a while. News items reach the
+universe at bounded intervals (0.4 to 1.6 times ``news_every / companies``
+apart, index funds get none: about every 11 s, at most 17.4 s apart, with the
+default 50 symbols), so a run of a minute sees some: a lively market, livelier
+than most real days. Symbols also burst without news (trading many times faster for
+a while).
+
+Activity: in real time (``realtime=True``) the stream delivers ``rate`` trades
+a second on average, on a schedule of absolute deadlines (no drift however
+late a wake-up is). On the virtual clock (``realtime=False``) activity follows
+a U-shaped intraday curve (busy open, quiet lunch, busy close) that repeats
+every 6.5 h session from 09:30 New York, and the mean over a session is
+``rate``. Trade sizes mix odd lots, round lots and the occasional block.
+
+Everything is drawn with numpy, one batch at a time, from generators seeded
+by ``seed``: with ``realtime=False`` a seed and ``start_ts`` fix the whole stream.
 """
 
 from __future__ import annotations
@@ -16,26 +34,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyarrow as pa
 
 from marketpulse.feeds.base import FeedBatch
-from marketpulse.models import NS_PER_S, TRADE_SCHEMA
+from marketpulse.feeds.universe import MARKET_VOL, SECTOR_VOL, SECTORS, universe
+from marketpulse.models import NS_PER_S, QUOTE_SCHEMA, TRADE_SCHEMA
 
-__all__ = ["Simulator"]
+__all__ = ["TICKERS", "Simulator"]
 
 logger = logging.getLogger(__name__)
 
-#: Real US tickers, busiest first; more symbols get synthetic 3-4 letter names.
-TICKERS = (
-    "SPY QQQ AAPL TSLA NVDA AMD AMZN MSFT META GOOGL IWM BAC F PLTR INTC T XLF SOFI AAL CCL "
-    "PFE C WFC JPM GE UBER DIS NFLX BABA KO XOM CVX VZ CSCO ORCL WMT BA MU SNAP PYPL "
-    "SHOP COIN GM NKE SBUX MRNA JNJ PG V MA HD UNH GS MS IBM AIG KR TGT COST LLY "
-    "ABBV MRK PEP MCD ADBE CRM QCOM TXN AVGO"
-).split()
+#: The first symbols the simulator trades, busiest first.
+TICKERS = tuple(universe(69).tickers)
 #: Venue codes (FINRA TRF, Nasdaq, NYSE Arca, NYSE, Cboe BZX/BYX/EDGX/EDGA, IEX, ...)
 #: with rough shares of consolidated volume.
 _VENUES = ("D", "Q", "P", "N", "Z", "K", "Y", "J", "V", "B", "X", "A", "M")
@@ -44,10 +58,10 @@ _CONDITIONS = pa.array(["I", "F"])  # odd lot; intermarket sweep
 
 _SESSION_NS = 23_400 * NS_PER_S  # 09:30-16:00
 _SECONDS_PER_YEAR = 252 * 23_400.0
-_JUMPS_PER_S = 1 / 7_200  # per symbol
-_JUMP_SIGMA = 0.015
-_BURSTS_PER_S = 1 / 1_800  # per symbol
+_TRADING_DAYS = 252
+_BURSTS_PER_S = 1 / 1_800  # per symbol, without news
 _BURST_SECONDS = 30.0
+_NEWS_MIN, _NEWS_MAX = 0.008, 0.03  # size of a news gap in log price
 _TICK_S = 0.025  # realtime: one batch every 25 ms
 _MAX_LAG_NS = 60 * NS_PER_S  # realtime: a consumer stalled longer loses the excess
 
@@ -69,32 +83,58 @@ def _session_open(ts: int) -> int:
     return int(dt.datetime(day.year, day.month, day.day, 9, 30, tzinfo=tz).timestamp()) * NS_PER_S
 
 
-def _tickers(count: int, rng: np.random.Generator) -> list[str]:
-    names = list(TICKERS[:count])
-    seen = set(TICKERS)
-    letters = np.array(list("ABCDEFGHIJKLMNOPRSTUVWXYZ"))
-    while len(names) < count:
-        name = "".join(letters[rng.integers(0, len(letters), rng.choice([3, 4]))])
-        if name not in seen:
-            seen.add(name)
-            names.append(name)
-    return names
+class _Walks:
+    """Independent Brownian motions, one per group, sampled at events' times."""
+
+    def __init__(self, groups: int, vol_per_s: np.ndarray, start: int) -> None:
+        self.level = np.zeros(groups)
+        self.last = np.full(groups, start, dtype=np.int64)
+        self.vol = vol_per_s
+
+    def at(self, group: np.ndarray, ts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Return each walk's value at each event (``ts`` ascending), advancing the walks."""
+        n = len(ts)
+        order = np.argsort(group, kind="stable")  # by group, in time within a group
+        g, t = group[order], ts[order]
+        first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        last = np.r_[first[1:], n] - 1
+        previous = np.empty_like(t)
+        previous[1:] = t[:-1]
+        previous[first] = self.last[g[first]]
+        gap_s = np.maximum(t - previous, 0) / NS_PER_S
+        step = self.vol[g] * np.sqrt(gap_s) * rng.standard_normal(n)
+        path = np.cumsum(step)
+        path -= np.repeat(path[first] - step[first], last - first + 1)
+        value = self.level[g] + path
+        self.level[g[last]] = value[last]
+        self.last[g[last]] = t[last]
+        out = np.empty(n)
+        out[order] = value
+        return out
 
 
 class Simulator:
-    """An endless (or ``max_events`` long) stream of synthetic trades.
+    """An endless (or ``max_events`` long) stream of synthetic trades, and quotes.
 
     Args:
-        symbols: how many symbols trade.
-        rate: mean trades per second over a session, all symbols together.
-        seed: seed of the random generator.
+        symbols: how many symbols trade (the reference universe first).
+        rate: mean trades per second, all symbols together.
+        seed: seed of the random generators (not of the symbols or their levels).
         start_ts: time of the first event (UTC ns). Default: now when
             ``realtime``, else today's 09:30 New York open.
-        realtime: pace the stream to the wall clock, stamping events with it;
-            ``False`` runs a virtual clock from ``start_ts`` as fast as possible.
+        realtime: pace the stream to ``clock``, stamping events with their
+            scheduled times; ``False`` runs a virtual clock from ``start_ts``
+            as fast as possible.
         batch_size: most events per batch.
-        max_events: stop after this many events (``None``: never stop).
-        intraday: shape activity over the session; ``False`` keeps it flat.
+        max_events: stop after this many trades (``None``: never stop).
+        intraday: shape activity over the session (default: on the virtual
+            clock only, so a real-time run delivers ``rate`` from its start).
+        quotes: also yield the bid and ask in force at each trade, as
+            ``"quote"`` batches (``models.QUOTE_SCHEMA``) before the trades.
+        news_every: mean seconds between two news items of one symbol
+            (``0``: no news).
+        clock: real-time clock, UTC ns (tests pass a simulated one).
+        sleep: how to wait that many seconds (tests pass one that moves ``clock``).
     """
 
     name = "simulator"
@@ -108,30 +148,57 @@ class Simulator:
         realtime: bool = True,
         batch_size: int = 16384,
         max_events: int | None = None,
-        intraday: bool = True,
+        intraday: bool | None = None,
+        quotes: bool = False,
+        news_every: float = 500.0,
+        clock: Callable[[], int] = time.time_ns,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if symbols < 1 or rate <= 0 or batch_size < 1:
-            raise ValueError("symbols, rate and batch_size must be positive")
-        self.rate, self.realtime, self.intraday = float(rate), realtime, intraday
+        if symbols < 1 or rate <= 0 or batch_size < 1 or news_every < 0:
+            raise ValueError("symbols, rate and batch_size must be positive, news_every >= 0")
+        self.rate, self.realtime = float(rate), realtime
+        self.intraday = (not realtime) if intraday is None else intraday
         self.batch_size, self.max_events = batch_size, max_events
-        self.start_ts, self.seed = start_ts, seed
-        self._symbols = symbols
-        self._closed = False
-        self._reset()
-
-    def _reset(self) -> None:
-        """Draw the symbols and their starting state afresh from the seed."""
-        symbols = self._symbols
-        self._rng = rng = np.random.default_rng(self.seed)
-        self.tickers = _tickers(symbols, rng)
+        self.start_ts, self.seed, self.quotes = start_ts, seed, quotes
+        self.news_every = news_every
+        self._clock, self._sleep = clock, sleep
+        self.universe = universe(symbols)
+        self.tickers = self.universe.tickers
         self._dictionary = pa.array(self.tickers, pa.string())
-        weight = (np.arange(symbols) + 1.0) ** -0.7 * rng.lognormal(0.0, 0.3, symbols)
+        weight = (np.arange(symbols) + 1.0) ** -0.7
         self._weight = weight / weight.sum()
-        self._log_price = np.log(np.clip(rng.lognormal(np.log(60.0), 1.0, symbols), 5.0, 800.0))
-        annual = np.clip(rng.lognormal(np.log(0.3), 0.35, symbols), 0.1, 1.2)
-        self._sigma = annual / np.sqrt(_SECONDS_PER_YEAR)  # per second
-        self._burst_until = np.zeros(symbols, dtype=np.int64)
-        self._burst_speed = np.ones(symbols)
+        self._log_ref = np.log(self.universe.price)
+        # spread in basis points: tighter for the busier symbols
+        self._spread = (1.0 + 3.0 * np.arange(symbols) / max(symbols - 1, 1)) * 1e-4
+        self._closed = False
+        #: news items of the last run: (ts, symbol index, log-price gap)
+        self.news: list[tuple[int, int, float]] = []
+        self._reset(0)
+
+    def _reset(self, start: int) -> None:
+        """Draw the starting state afresh from the seed."""
+        n = len(self.tickers)
+        self._rng = np.random.default_rng(self.seed)
+        self._news_rng = np.random.default_rng([self.seed, 1])
+        per_s = np.sqrt(_SECONDS_PER_YEAR)
+        self._market = _Walks(1, np.array([MARKET_VOL / per_s]), start)
+        self._sectors = _Walks(len(SECTORS), np.full(len(SECTORS), SECTOR_VOL / per_s), start)
+        self._idio = _Walks(n, self.universe.idio_vol / per_s, start)
+        self._jump = np.zeros(n)
+        self._burst_until = np.zeros(n, dtype=np.int64)
+        self._burst_speed = np.ones(n)
+        self._clock_ts = start
+        candidates = np.flatnonzero(~self.universe.index_fund)
+        self._news_targets = candidates if len(candidates) else np.arange(n)
+        self._news_gap_s = self.news_every / len(self._news_targets) if self.news_every else 0.0
+        self._next_news = start + self._news_gap()
+        self.news = []
+        self._applied = 0  # news items already in ``_jump``
+
+    def _news_gap(self) -> int:
+        if not self._news_gap_s:
+            return 2**62
+        return int(self._news_rng.uniform(0.4, 1.6) * self._news_gap_s * NS_PER_S)
 
     def __repr__(self) -> str:
         return f"Simulator(symbols={len(self.tickers)}, rate={self.rate}, realtime={self.realtime})"
@@ -141,16 +208,18 @@ class Simulator:
         self._closed = True
 
     def batches(self) -> Iterator[FeedBatch]:
-        """Yield batches of trades (``models.TRADE_SCHEMA``) until closed or ``max_events``."""
+        """Yield batches of trades (``models.TRADE_SCHEMA``), and quotes, until closed.
+
+        Each replay starts over from the seed. The ``dataset`` column is null:
+        the pipeline stamps the run's dataset where it stores rows.
+        """
         self._closed = False
-        self._reset()
         if self.realtime:
-            start = self.start_ts if self.start_ts is not None else time.time_ns()
+            start = self.start_ts if self.start_ts is not None else self._clock()
         else:
             start = self.start_ts if self.start_ts is not None else _session_open(time.time_ns())
+        self._reset(start)
         self._open_ns = _session_open(start)
-        self._last_ts = np.full(len(self.tickers), start, dtype=np.int64)
-        self._clock = start
         stamps = self._realtime_stamps(start) if self.realtime else self._virtual_stamps(start)
         done = 0
         for ts in stamps:
@@ -160,15 +229,12 @@ class Simulator:
                 ts = ts[: self.max_events - done]
             if len(ts):
                 done += len(ts)
-                yield FeedBatch("trade", self._trades(ts), done=done, total=self.max_events)
+                trades, quotes = self._events(ts)
+                if quotes is not None:
+                    yield FeedBatch("quote", quotes, done=done, total=self.max_events)
+                yield FeedBatch("trade", trades, done=done, total=self.max_events)
             if self.max_events is not None and done >= self.max_events:
                 return
-
-    def _activity(self, ts: int) -> float:
-        if not self.intraday:
-            return 1.0
-        phase = ((ts - self._open_ns) % _SESSION_NS) / _SESSION_NS
-        return float(np.interp(phase, _PHASE, _ACTIVITY))
 
     def _virtual_stamps(self, start: int) -> Iterator[np.ndarray]:
         """Poisson arrivals at ``rate``, on operational time warped by the intraday curve."""
@@ -195,50 +261,97 @@ class Simulator:
             yield ts
 
     def _realtime_stamps(self, start: int) -> Iterator[np.ndarray]:
-        """Poisson arrivals on the wall clock, one batch per tick of ``_TICK_S``."""
-        rng, last, beat = self._rng, start, time.monotonic()
-        while True:
-            beat += _TICK_S
-            pause = beat - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            else:
-                beat = time.monotonic()  # fell behind: do not try to catch up in bursts
-            now = time.time_ns()
-            if now <= last:
-                continue
-            last = max(last, now - _MAX_LAG_NS)
-            count = rng.poisson(self.rate * self._activity(last) * (now - last) / NS_PER_S)
-            ts = np.sort(rng.integers(last + 1, now + 1, size=count, dtype=np.int64))
-            last = now
-            for offset in range(0, count, self.batch_size):
-                yield ts[offset : offset + self.batch_size]
+        """Poisson arrivals at ``rate`` on ``clock``, let through when their time has come.
 
-    def _trades(self, ts: np.ndarray) -> pa.RecordBatch:
+        Arrival times are drawn ahead (a schedule); every ``_TICK_S`` of an
+        absolute grid the arrivals due by then go out, stamped with their
+        scheduled times. A late wake-up delivers more at once, never fewer in
+        all: after ``T`` seconds about ``rate * T`` trades have gone out. A
+        consumer stalled for more than ``_MAX_LAG_NS`` loses the excess.
+        """
+        arrivals = self._virtual_stamps(start)
+        pending = np.empty(0, dtype=np.int64)
+        tick, beat = int(_TICK_S * NS_PER_S), start
+        while True:
+            now = self._clock()
+            while not len(pending) or pending[-1] <= now:
+                pending = np.concatenate((pending, next(arrivals)))
+            if pending[0] < now - _MAX_LAG_NS:
+                pending = pending[np.searchsorted(pending, now - _MAX_LAG_NS) :]
+            due = int(np.searchsorted(pending, now, side="right"))
+            for offset in range(0, due, self.batch_size):
+                yield pending[offset : min(offset + self.batch_size, due)]
+            pending = pending[due:]
+            now = self._clock()
+            beat += tick
+            if beat <= now:  # a late wake-up: on to the grid's next beat
+                beat += ((now - beat) // tick + 1) * tick
+            self._sleep((beat - now) / NS_PER_S)
+
+    def _events(self, ts: np.ndarray) -> tuple[pa.RecordBatch, pa.RecordBatch | None]:
+        """Trades at ``ts`` (and the quotes in force at them)."""
         rng, n = self._rng, len(ts)
+        self._apply_news(int(ts[-1]))
         symbol = rng.choice(len(self.tickers), size=n, p=self._symbol_share(ts)).astype(np.int32)
-        price = self._prices(symbol, ts)
+        mid = np.exp(self._log_mid(symbol, ts))
+        half = np.maximum(mid * self._spread[symbol], 0.01) / 2
+        tick = np.where(mid < 1.0, 1e-4, 1e-2)  # Reg NMS rule 612: cents, 1/100 cent below $1
+        bid = np.maximum(np.floor((mid - half) / tick) * tick, 1e-4)
+        ask = np.maximum(np.ceil((mid + half) / tick) * tick, bid + tick)
+        buy = rng.random(n) < 0.5
+        price = np.round(np.where(buy, ask, bid), 4)
         size = self._sizes(n)
         venue = rng.choice(len(_VENUES), size=n, p=_VENUE_SHARE).astype(np.int8)
         sweep = rng.random(n) < 0.1
         condition = np.where(size < 100, 0, 1).astype(np.int8)
-        columns = [
-            pa.DictionaryArray.from_arrays(pa.array(symbol), self._dictionary),
-            pa.array(ts, pa.int64()),
-            pa.array(price),
-            pa.array(size),
-            pa.DictionaryArray.from_arrays(pa.array(venue), pa.array(_VENUES)).cast(pa.string()),
-            pa.DictionaryArray.from_arrays(
-                pa.array(condition, mask=(size >= 100) & ~sweep), _CONDITIONS
-            ).cast(pa.string()),
-        ]
-        return pa.RecordBatch.from_arrays(columns, schema=TRADE_SCHEMA)
+        symbols = pa.DictionaryArray.from_arrays(pa.array(symbol), self._dictionary)
+        stamps = pa.array(ts, pa.int64())
+        no_dataset = pa.nulls(n, pa.string())
+        trades = pa.RecordBatch.from_arrays(
+            [
+                symbols,
+                stamps,
+                pa.array(price),
+                pa.array(size),
+                pa.DictionaryArray.from_arrays(pa.array(venue), pa.array(_VENUES)).cast(
+                    pa.string()
+                ),
+                pa.DictionaryArray.from_arrays(
+                    pa.array(condition, mask=(size >= 100) & ~sweep), _CONDITIONS
+                ).cast(pa.string()),
+                no_dataset,
+            ],
+            schema=TRADE_SCHEMA,
+        )
+        if not self.quotes:
+            return trades, None
+        lots = 100.0 * np.ceil(rng.lognormal(np.log(3.0), 0.8, (2, n)))
+        quotes = pa.RecordBatch.from_arrays(
+            [symbols.cast(pa.string()), stamps, pa.array(np.round(bid, 4)), pa.array(lots[0]),
+             pa.array(np.round(ask, 4)), pa.array(lots[1]), no_dataset],
+            schema=QUOTE_SCHEMA,
+        )  # fmt: skip
+        return trades, quotes
+
+    def _apply_news(self, until: int) -> None:
+        """Start the news items due by ``until``: a burst of trading and a price gap."""
+        while self._next_news <= until:
+            at, rng = self._next_news, self._news_rng
+            target = int(rng.choice(self._news_targets))
+            daily = self.universe.vol[target] / np.sqrt(_TRADING_DAYS)
+            gap = float(np.clip(daily * rng.uniform(0.8, 1.6), _NEWS_MIN, _NEWS_MAX))
+            gap *= rng.choice([-1.0, 1.0])
+            self.news.append((at, target, gap))
+            self._burst_until[target] = at + int(rng.exponential(_BURST_SECONDS) * NS_PER_S)
+            self._burst_speed[target] = rng.lognormal(np.log(10.0), 0.3)
+            logger.debug("news: %s %+.2f%%", self.tickers[target], 100 * gap)
+            self._next_news = at + self._news_gap()
 
     def _symbol_share(self, ts: np.ndarray) -> np.ndarray:
         """Each symbol's share of this batch's trades, bursts included."""
         first, final = int(ts[0]), int(ts[-1])
-        span_s = max(final - self._clock, 0) / NS_PER_S
-        self._clock = final
+        span_s = max(final - self._clock_ts, 0) / NS_PER_S
+        self._clock_ts = final
         draw = self._rng.random(len(self.tickers))
         starts = (draw < -np.expm1(-_BURSTS_PER_S * span_s)) & (self._burst_until <= first)
         if starts.any():
@@ -250,31 +363,19 @@ class Simulator:
         share = self._weight * np.where(self._burst_until > first, self._burst_speed, 1.0)
         return share / share.sum()
 
-    def _prices(self, symbol: np.ndarray, ts: np.ndarray) -> np.ndarray:
-        """Advance each symbol's log price along its own ticks (GBM with jumps)."""
-        rng, n = self._rng, len(ts)
-        order = np.argsort(symbol, kind="stable")  # by symbol, in time within a symbol
-        sym, t = symbol[order], ts[order]
-        first = np.flatnonzero(np.r_[True, sym[1:] != sym[:-1]])
-        last = np.r_[first[1:], n] - 1
-        previous = np.empty_like(t)
-        previous[1:] = t[:-1]
-        previous[first] = self._last_ts[sym[first]]
-        gap_s = (t - previous) / NS_PER_S
-        sigma = self._sigma[sym]
-        step = sigma * np.sqrt(gap_s) * rng.standard_normal(n) - 0.5 * sigma**2 * gap_s
-        jumps = rng.random(n) < -np.expm1(-_JUMPS_PER_S * gap_s)
-        step += np.where(jumps, rng.normal(0.0, _JUMP_SIGMA, n), 0.0)
-        path = np.cumsum(step)
-        path -= np.repeat(path[first] - step[first], last - first + 1)
-        log_price = self._log_price[sym] + path
-        self._log_price[sym[last]] = log_price[last]
-        self._last_ts[sym[last]] = t[last]
-        price = np.empty(n)
-        price[order] = np.exp(log_price)
-        # Trades print on the exchange grid (Reg NMS rule 612): cents, 1/100 cent below $1.
-        tick = np.where(price < 1.0, 1e-4, 1e-2)
-        return np.maximum(np.round(price / tick) * tick, 1e-4)
+    def _log_mid(self, symbol: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Each trade's log mid price: reference + market + sector + own walk + news gaps."""
+        rng, u = self._rng, self.universe
+        market = self._market.at(np.zeros(len(ts), dtype=np.int64), ts, rng)
+        sector = self._sectors.at(u.sector[symbol], ts, rng)
+        own = self._idio.at(symbol.astype(np.int64), ts, rng)
+        log_mid = self._log_ref[symbol] + u.beta[symbol] * market + u.loading[symbol] * sector
+        log_mid += own + self._jump[symbol]
+        for at, target, gap in self.news[self._applied :]:  # news of this batch, from its time on
+            log_mid += np.where((symbol == target) & (ts >= at), gap, 0.0)
+            self._jump[target] += gap
+        self._applied = len(self.news)
+        return log_mid
 
     def _sizes(self, n: int) -> np.ndarray:
         """Odd lots (30 %), round lots, and blocks (1.5 %), in shares."""
