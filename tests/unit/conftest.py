@@ -27,6 +27,14 @@ def build_rows(
         t = field.type
         if field.name == TIME_COLUMNS[table]:
             values = [start + i * step for i in range(n)]
+        elif field.name == "bar_end":
+            values = [start + i * step + 60 * NS_PER_S for i in range(n)]
+        elif field.name == "dataset":
+            values = ["test"] * n
+        elif field.name == "timeframe":
+            values = ["1m"] * n
+        elif pa.types.is_map(t):
+            values = [[("close", 100.0 + i)] for i in range(n)]
         elif field.name == "symbol":
             values = [symbols[i % len(symbols)] for i in range(n)]
         elif pa.types.is_integer(t):

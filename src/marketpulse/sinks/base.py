@@ -19,14 +19,23 @@ from typing import Self
 
 import pyarrow as pa
 
-from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, DLQ_SCHEMA, INDICATOR_SCHEMA, TRADE_SCHEMA
+from marketpulse.models import (
+    ALERT_SCHEMA,
+    BAR_SCHEMA,
+    DLQ_SCHEMA,
+    INDICATOR_SCHEMA,
+    QUOTE_SCHEMA,
+    TRADE_SCHEMA,
+)
 
 __all__ = ["TABLES", "TIME_COLUMNS", "InputSegment", "Sink", "SinkStats", "SourceRange"]
 
-#: The tables a sink accepts, with the schema of their rows.
+#: The tables a sink accepts, with the schema of their rows (times as int64
+#: nanoseconds, as in flight; each sink stores them as its storage's timestamps).
 TABLES: Mapping[str, pa.Schema] = MappingProxyType(
     {
         "trades": TRADE_SCHEMA,
+        "quotes": QUOTE_SCHEMA,
         "bars": BAR_SCHEMA,
         "indicators": INDICATOR_SCHEMA,
         "alerts": ALERT_SCHEMA,
@@ -34,9 +43,18 @@ TABLES: Mapping[str, pa.Schema] = MappingProxyType(
     }
 )
 
-#: The event-time column of each table (int64 UTC nanoseconds).
+#: The event-time column of each table (UTC nanoseconds): a bar's start for the
+#: tables keyed by bar (bars, indicators, alerts), so that all three put the
+#: rows of one bar in the same partition.
 TIME_COLUMNS: Mapping[str, str] = MappingProxyType(
-    {"trades": "ts", "bars": "start", "indicators": "ts", "alerts": "ts", "dlq": "ts"}
+    {
+        "trades": "ts",
+        "quotes": "ts",
+        "bars": "bar_start",
+        "indicators": "bar_start",
+        "alerts": "bar_start",
+        "dlq": "ts",
+    }
 )
 
 

@@ -1,13 +1,18 @@
-"""The Parquet lake: one directory per table, Hive-partitioned by UTC date.
+"""The Parquet lake: one directory per table, Hive-partitioned by dataset, timeframe and period.
 
-Layout::
+Layout (:mod:`.lake_layout` says why)::
 
-    <root>/<table>/date=YYYY-MM-DD/<file>.parquet
+    <root>/<bars|indicators|alerts>/dataset=<name>/timeframe=<tf>/period=YYYY-MM-DD/<file>.parquet
+    <root>/<trades|quotes|dlq>/dataset=<name>/period=YYYY-MM-DD/<file>.parquet
 
-The date comes from the row's event time (:data:`~marketpulse.sinks.base.TIME_COLUMNS`)
-in UTC and lives only in the path: files hold the table's columns
-(:data:`LAKE_SCHEMAS`), and readers such as DuckDB add ``date`` from the path.
-Rows with a null event time go to the partition of the wall-clock date when written.
+``period`` is the UTC day of the row's event time
+(:data:`~marketpulse.sinks.base.TIME_COLUMNS`), or the first day of its decade
+for ``1d`` and longer timeframes. Partition values live only in the path:
+files hold the table's other columns (:data:`LAKE_SCHEMAS`), with event
+times as UTC timestamps (``timestamp[ns, UTC]``: the in-flight int64
+nanoseconds, cast without a copy), and readers such as DuckDB add
+``dataset``, ``timeframe`` and ``period`` from the path. Rows with a null
+event time go to the period of the wall-clock time when written.
 
 Files are written under a hidden temporary name (``.part-<pid>-<n>.tmp``,
 which no ``*.parquet`` glob matches), one row group at a time as rows arrive,
@@ -31,7 +36,6 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -43,19 +47,19 @@ import pyarrow.compute as pc
 from marketpulse.config import S3Settings
 from marketpulse.sinks.base import (
     TABLES,
-    TIME_COLUMNS,
     InputSegment,
     Sink,
     SinkStats,
     SourceRange,
 )
+from marketpulse.sinks.lake_layout import FILE_SCHEMAS, PERIOD, ROW_SCHEMAS, split
 from marketpulse.sinks.lake_offsets import SOURCE_NAME, covered, remove_superseded
 from marketpulse.sinks.lake_segments import EarlierFiles, segment_name
 from marketpulse.sinks.lake_store import OpenFile, Staged, is_s3, open_store
 
 __all__ = [
     "LAKE_SCHEMAS",
-    "PARTITION_COLUMN",
+    "PERIOD",
     "SORT_KEYS",
     "SOURCE_NAME",
     "LakeSink",
@@ -69,48 +73,41 @@ _COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "none")
 
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="lake")
 
-#: The Hive partition column, present in paths and in query results, not in files.
-PARTITION_COLUMN = "date"
-
-#: The columns of each table as stored: the models' schemas with dictionary
-#: columns (``trades.symbol``) stored as their plain value type, which DuckDB
-#: and pyarrow read alike and which sorts natively.
-LAKE_SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
-    {
-        name: pa.schema(
-            [
-                f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
-                for f in schema
-            ]
-        )
-        for name, schema in TABLES.items()
-    }
-)
+#: The columns of each table's files: the models' schemas without the partition
+#: keys (``dataset``, ``timeframe``), with times as ``timestamp[ns, UTC]`` and
+#: dictionary columns (``trades.symbol``) as their plain value type, which
+#: DuckDB and pyarrow read alike and which sorts natively.
+LAKE_SCHEMAS: Mapping[str, pa.Schema] = FILE_SCHEMAS
 
 # Rows of a file are grouped by these columns (stable sort: arrival order is kept
 # within a group) so that row-group statistics prune ``WHERE symbol = ...``.
 SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "trades": (),  # arrival (time) order: the cheapest to write, and ts ranges prune
-        "bars": ("symbol", "interval"),
-        "indicators": ("symbol", "interval"),
+        "quotes": (),
+        "bars": ("symbol",),  # one timeframe a file
+        "indicators": ("symbol",),
         "alerts": ("symbol",),
         "dlq": (),
     }
 )
 
 #: Columns whose min/max each row group records: where they prune a query (the
-#: sort keys, and the integer columns: event times, which rise through a file).
+#: sort keys, times, which rise through a file, and the integer columns).
 #: Statistics of prices, indicators and free text cost write time and prune nothing.
 STATISTICS: Mapping[str, list[str]] = MappingProxyType(
     {
-        name: [f.name for f in schema if f.name in SORT_KEYS[name] or pa.types.is_integer(f.type)]
+        name: [
+            f.name
+            for f in schema
+            if f.name in SORT_KEYS[name]
+            or pa.types.is_integer(f.type)
+            or pa.types.is_timestamp(f.type)
+        ]
         for name, schema in LAKE_SCHEMAS.items()
     }
 )
 
-_NS_PER_DAY = 86_400 * 1_000_000_000
-_EPOCH = date(1970, 1, 1)
 _instances = itertools.count()
 
 
@@ -140,18 +137,18 @@ class _Buffer:
     rows: int = 0
     first_offset: int | None = None
     last_offset: int | None = None
-    names: dict[date, str] = field(default_factory=dict)  # kept across failed flushes
+    names: dict[str, str] = field(default_factory=dict)  # by directory, kept across failed flushes
     written: int = 0
     unwritten_rows: int = 0
-    files: dict[date, OpenFile] = field(default_factory=dict)
-    ahead: bool = True  # False: too many dates to keep files open, all wait for the flush
+    files: dict[str, OpenFile] = field(default_factory=dict)  # by directory
+    ahead: bool = True  # False: too many partitions to keep files open, all wait for the flush
 
 
 class LakeSink(Sink):
     """Write output tables as Parquet files of a Hive-partitioned lake.
 
     Rows are buffered per table and per source partition, and published as
-    one file per date when a buffer holds ``max_rows`` rows, when its oldest
+    one file per partition when a buffer holds ``max_rows`` rows, when its oldest
     row has waited ``max_age_s`` seconds (checked by :meth:`maybe_flush`), and
     on :meth:`flush` and :meth:`close`. Meanwhile every ``row_group_rows``
     buffered rows are written to the hidden files as a row group, so that a
@@ -269,7 +266,7 @@ class LakeSink(Sink):
                 self._flush_buffer(key)
 
     def end_segment(self, origin: str, first: int, last: int) -> None:
-        """Write the rows of input lines ``first``-``last`` of ``origin``, one file per date.
+        """Write the rows of input lines ``first``-``last`` of ``origin``, one file per partition.
 
         Each file replaces the file of the same name that an earlier replay of
         the same input wrote, and the earlier files of its table that hold
@@ -323,27 +320,27 @@ class LakeSink(Sink):
         buf.unwritten_rows = buf.rows
         buf.ahead = True
 
-    def _rows_by_day(self, table: str, buf: _Buffer) -> list[tuple[date, pa.Table]]:
-        """The buffer's unwritten rows, in file order, by date."""
+    def _rows_by_partition(self, table: str, buf: _Buffer) -> list[tuple[str, pa.Table]]:
+        """The buffer's unwritten rows, in file order, by partition directory."""
         rows = pa.concat_tables(buf.chunks[buf.written :])
         if sort_keys := SORT_KEYS[table]:
             rows = rows.take(stable_order(rows, sort_keys))
-        return _split_by_day(rows, TIME_COLUMNS[table])
+        return split(table, rows)
 
     def _write_ahead(self, table: str, buf: _Buffer) -> None:
-        """Write the buffer's unwritten chunks as a row group of each date's file.
+        """Write the buffer's unwritten chunks as a row group of each partition's file.
 
         Files written ahead stay open until the flush; rows spanning more
-        dates than :data:`MAX_OPEN_FILES` allows (a replay of daily bars)
-        wait for the flush instead, which writes each file whole.
+        partitions than :data:`MAX_OPEN_FILES` allows wait for the flush
+        instead, which writes each file whole.
         """
-        parts = self._rows_by_day(table, buf)
-        new = [day for day, _ in parts if day not in buf.files]
+        parts = self._rows_by_partition(table, buf)
+        new = [directory for directory, _ in parts if directory not in buf.files]
         if self._open_files + len(new) > MAX_OPEN_FILES:
             buf.ahead = False
             return
-        for day in new:
-            buf.files[day] = self._open(table, day)
+        for directory in new:
+            buf.files[directory] = self._open(table, directory)
             self._open_files += 1
         _each(lambda job: buf.files[job[0]].write(job[1]), parts)
         buf.written = len(buf.chunks)
@@ -353,23 +350,22 @@ class LakeSink(Sink):
         table, partition = key
         buf = self._buffers[key]
         store = self.store
-        parts = dict(self._rows_by_day(table, buf)) if buf.unwritten_rows else {}
-        days = sorted(set(buf.files) | set(parts))
-        for day in days:
+        parts = dict(self._rows_by_partition(table, buf)) if buf.unwritten_rows else {}
+        directories = sorted(set(buf.files) | set(parts))
+        for directory in directories:
             if isinstance(partition, InputSegment):
                 last = partition.first if last_line is None else last_line
-                buf.names[day] = segment_name(partition.origin, partition.first, last)
-            elif partition is not None or day not in buf.names:
-                buf.names[day] = self._file_name(partition, buf)
+                buf.names[directory] = segment_name(partition.origin, partition.first, last)
+            elif partition is not None or directory not in buf.names:
+                buf.names[directory] = self._file_name(partition, buf)
         files = buf.files
         buf.files = {}
         self._open_files -= len(files)
         involved: list[OpenFile] = []
 
-        def finish(day: date) -> Staged | None:
-            """Write the date's last rows and close its file (a whole file if none is open)."""
-            directory = _directory(table, day)
-            name, file = buf.names[day], files.get(day)
+        def finish(directory: str) -> Staged | None:
+            """Write the partition's last rows and close its file (a whole file if none is open)."""
+            name, file = buf.names[directory], files.get(directory)
             match = SOURCE_NAME.fullmatch(name)
             if match and covered(store, directory, match):
                 logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
@@ -377,15 +373,15 @@ class LakeSink(Sink):
                     file.discard()
                 return None
             if file is None:
-                file = self._open(table, day)
+                file = self._open(table, directory)
             involved.append(file)
-            if day in parts:
-                file.write(parts[day])
+            if directory in parts:
+                file.write(parts[directory])
             return file.close(name)
 
         staged: list[Staged] = []
         try:
-            staged = [s for s in _each(finish, days) if s is not None]
+            staged = [s for s in _each(finish, directories) if s is not None]
             store.make_durable(staged)
         except BaseException:
             for file in [*involved, *files.values()]:
@@ -406,9 +402,8 @@ class LakeSink(Sink):
         self._rows[table] += buf.rows
         self._flushes += 1
 
-    def _open(self, table: str, day: date) -> OpenFile:
-        """Start the hidden file of one date of ``table``."""
-        directory = _directory(table, day)
+    def _open(self, table: str, directory: str) -> OpenFile:
+        """Start the hidden file of one partition directory of ``table``."""
         self.store.ensure_dir(directory)
         return self.store.open_file(
             directory, LAKE_SCHEMAS[table], self.compression, STATISTICS[table]
@@ -430,10 +425,6 @@ class LakeSink(Sink):
         logger.debug("wrote %s/%s (%d bytes)", file.directory, file.name, file.size)
 
 
-def _directory(table: str, day: date) -> str:
-    return f"{table}/{PARTITION_COLUMN}={day.isoformat()}"
-
-
 def _each(work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     """``work`` on every item, in threads when several (pyarrow writes without the GIL).
 
@@ -448,8 +439,8 @@ def _each(work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 
 
 def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
-    """Return ``data`` as a table of exactly the lake columns of ``table``."""
-    schema = LAKE_SCHEMAS.get(table)
+    """Return ``data`` as a table of exactly the columns of ``table``, times as timestamps."""
+    schema = ROW_SCHEMAS.get(table)
     if schema is None:
         raise ValueError(f"unknown table {table!r} (known: {', '.join(TABLES)})")
     if isinstance(data, pa.RecordBatch):
@@ -479,24 +470,3 @@ def stable_order(rows: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
         codes = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
         combined = combined * (len(values) + 1) + rank[codes]
     return np.argsort(combined, kind="stable")
-
-
-def _split_by_day(rows: pa.Table, time_column: str) -> list[tuple[date, pa.Table]]:
-    """Split rows by the UTC date of ``time_column``, keeping their order within a day."""
-    ts = rows[time_column]
-    if ts.null_count:
-        ts = pc.fill_null(ts, time.time_ns())
-    days = np.floor_divide(ts.to_numpy(), _NS_PER_DAY)  # integer floor, exact near midnight
-    low, high = int(days.min()), int(days.max())
-    if low == high:
-        return [(_EPOCH + timedelta(days=low), rows)]
-    if (np.diff(days) < 0).any():  # time-ordered rows (the usual case) need no copy
-        order = np.argsort(days, kind="stable")
-        rows = rows.take(pa.array(order))
-        days = days[order]
-    cuts = np.flatnonzero(np.diff(days)) + 1
-    bounds = [0, *cuts.tolist(), len(days)]
-    return [
-        (_EPOCH + timedelta(days=int(days[lo])), rows.slice(lo, hi - lo))
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-    ]

@@ -14,7 +14,11 @@ A writer killed mid-write leaves its hidden files behind; the next writer
 gone (:meth:`Store.remove_stale_temporaries`).
 
 Paths inside a store are relative to the lake's root, with ``/`` separators:
-``bars/date=2013-10-07/part-....parquet``.
+``bars/dataset=lean/timeframe=1m/period=2013-10-07/part-....parquet``.
+
+:func:`open_store` is where every reader and writer opens a lake, so it is
+where a lake of an earlier layout (``<table>/date=YYYY-MM-DD/``, integer
+times) is recognised: :class:`OldLayoutError` says how to convert it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from marketpulse.sinks.exceptions import SinkError
 __all__ = [
     "TEMPORARY_NAME",
     "LocalStore",
+    "OldLayoutError",
     "OpenFile",
     "S3Store",
     "Staged",
@@ -55,6 +60,22 @@ TEMPORARY_NAME = re.compile(r"\.(?:part-(\d+)-\d+|.+\.(\d+))\.tmp")
 #: Up to this many files per commit are fsynced one by one; beyond, one os.sync().
 _SYNC_EACH_UP_TO = 16
 _open_files = itertools.count()
+
+
+#: The partition directories of the layout before datasets (``date=YYYY-MM-DD``).
+OLD_PARTITION = re.compile(r"date=\d{4}-\d{2}-\d{2}")
+#: The tables of that layout.
+OLD_TABLES = ("trades", "bars", "indicators", "alerts", "dlq")
+
+
+class OldLayoutError(SinkError):
+    """The lake was written in the layout of an earlier MarketPulse."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(
+            f"lake {uri} uses the layout of an earlier MarketPulse; convert it with: "
+            f"marketpulse lake migrate --lake {uri}"
+        )
 
 
 def is_s3(root: str | Path) -> bool:
@@ -176,6 +197,14 @@ class Store:
         return [info.base_name for info in self.filesystem.get_file_info(selector)
                 if info.type == pafs.FileType.Directory]  # fmt: skip
 
+    def old_partitions(self, table: str) -> list[str]:
+        """The ``date=YYYY-MM-DD`` directories of ``table`` (the layout before datasets)."""
+        return sorted(n for n in self.directories(table) if OLD_PARTITION.fullmatch(n))
+
+    def is_old_layout(self) -> bool:
+        """Return whether some table still has partitions of the layout before datasets."""
+        return any(self.old_partitions(table) for table in OLD_TABLES)
+
     def sizes(self, directory: str) -> dict[str, int]:
         """File name → size in bytes, for the ``*.parquet`` files of ``directory``."""
         selector = pafs.FileSelector(self.path(directory), allow_not_found=True)
@@ -264,8 +293,12 @@ class LocalStore(Store):
         """Delete the temporary file."""
         self._tmp(directory, name).unlink(missing_ok=True)
 
+    def directories(self, directory: str) -> list[str]:
+        """The subdirectory names of ``directory`` (none if it does not exist)."""
+        return [p.name for p in _subdirectories(self.root / directory)]
+
     def remove_stale_temporaries(self) -> int:
-        """Delete the hidden ``*.tmp`` files of ``<table>/<partition>/`` whose writer is gone.
+        """Delete the hidden ``*.tmp`` files in the tables' partitions whose writer is gone.
 
         A temporary file names its writer's process; one that no longer
         exists (killed mid-write) will never publish it. Files of a live
@@ -273,16 +306,15 @@ class LocalStore(Store):
         """
         removed = 0
         for table in _subdirectories(self.root):
-            for partition in _subdirectories(table):
-                try:
-                    entries = list(os.scandir(partition))
-                except OSError:
+            for partition, _, names in os.walk(table):
+                if partition == str(table) or "/." in partition.removeprefix(str(self.root)):
                     continue
-                for entry in entries:
-                    match = TEMPORARY_NAME.fullmatch(entry.name)
+                for name in names:
+                    entry = os.path.join(partition, name)
+                    match = TEMPORARY_NAME.fullmatch(name)
                     if match and not _alive(int(match.group(1) or match.group(2))):
-                        Path(entry.path).unlink(missing_ok=True)
-                        logger.info("removed %s: its writer (pid %s) is gone", entry.path,
+                        Path(entry).unlink(missing_ok=True)
+                        logger.info("removed %s: its writer (pid %s) is gone", entry,
                                     match.group(1) or match.group(2))  # fmt: skip
                         removed += 1
         return removed
@@ -349,9 +381,23 @@ def s3_filesystem(settings: S3Settings) -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**options)
 
 
-def open_store(root: str | Path, s3: S3Settings | None = None) -> Store:
-    """The store of a lake root: S3 for ``s3://...``, else a local directory."""
-    return S3Store(str(root), s3) if is_s3(root) else LocalStore(root)
+def open_store(
+    root: str | Path, s3: S3Settings | None = None, *, old_layout: bool = False
+) -> Store:
+    """The store of a lake root: S3 for ``s3://...``, else a local directory.
+
+    Args:
+        root: the lake's root directory, or ``s3://bucket/prefix``.
+        s3: endpoint and credentials of an S3 lake.
+        old_layout: open a lake of the layout before datasets too (to convert it).
+
+    Raises:
+        OldLayoutError: the lake has partitions of the earlier layout (unless ``old_layout``).
+    """
+    store = S3Store(str(root), s3) if is_s3(root) else LocalStore(root)
+    if not old_layout and store.is_old_layout():
+        raise OldLayoutError(store.uri)
+    return store
 
 
 def _dictionary_columns(schema: pa.Schema) -> list[str]:

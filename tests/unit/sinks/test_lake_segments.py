@@ -15,11 +15,11 @@ OTHER = "fedcba9876543210"
 
 
 def names(root: Path, table: str) -> list[str]:
-    return sorted(p.name for p in (root / table).glob("*/*.parquet"))
+    return sorted(p.name for p in (root / table).rglob("*.parquet"))
 
 
 def rows_in(root: Path, table: str) -> int:
-    return sum(pq.read_metadata(p).num_rows for p in (root / table).glob("*/*.parquet"))
+    return sum(pq.read_metadata(p).num_rows for p in (root / table).rglob("*.parquet"))
 
 
 def replay(root: Path, rows: pa.Table, cuts: list[tuple[int, int, int, int]], done: bool) -> None:

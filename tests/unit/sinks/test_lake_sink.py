@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from marketpulse.models import TRADE_SCHEMA
+from marketpulse.models import STORED_TIME, TRADE_SCHEMA
 from marketpulse.sinks import TABLES, LakeSink, Sink, SourceRange
 from marketpulse.sinks import lake as sink_module
 from marketpulse.sinks import lake_store as lake_module
@@ -19,7 +19,16 @@ NS_PER_S = 1_000_000_000
 
 
 def files(root: Path, table: str) -> list[Path]:
-    return sorted((root / table).glob("*/*.parquet"))
+    return sorted((root / table).rglob("*.parquet"))
+
+
+def partition(path: Path, root: Path) -> str:
+    """The partition directory of a file, below its table's directory."""
+    return str(path.parent.relative_to(root).relative_to(path.relative_to(root).parts[0]))
+
+
+def ns(column: pa.ChunkedArray) -> list[int]:
+    return column.cast(pa.int64()).to_pylist()
 
 
 def read(root: Path, table: str) -> pa.Table:
@@ -40,8 +49,8 @@ def test_is_a_sink(tmp_path: Path) -> None:
 
 
 def test_unknown_table_is_an_error(make_rows, tmp_path: Path) -> None:
-    with LakeSink(tmp_path) as sink, pytest.raises(ValueError, match="unknown table 'quotes'"):
-        sink.write("quotes", make_rows("trades", 3))
+    with LakeSink(tmp_path) as sink, pytest.raises(ValueError, match="unknown table 'ticks'"):
+        sink.write("ticks", make_rows("trades", 3))
 
 
 def test_missing_columns_are_an_error(make_rows, tmp_path: Path) -> None:
@@ -50,16 +59,25 @@ def test_missing_columns_are_an_error(make_rows, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("table", list(TABLES))
-def test_files_hold_the_lake_schema_without_date(make_rows, tmp_path: Path, table: str):
+def test_files_hold_the_lake_schema_without_the_partition_columns(
+    make_rows, tmp_path: Path, table: str
+) -> None:
     rows = make_rows(table, 10)
     with LakeSink(tmp_path) as sink:
         sink.write(table, rows)
     [path] = files(tmp_path, table)
-    assert path.parent.name == "date=2023-11-14"
+    by_bar = "timeframe" in TABLES[table].names
+    expected = "dataset=test/timeframe=1m/period=2023-11-14" if by_bar else (
+        "dataset=test/period=2023-11-14")  # fmt: skip
+    assert partition(path, tmp_path) == expected
     stored = pq.read_table(path)
     assert stored.schema.remove_metadata() == LAKE_SCHEMAS[table]
-    assert "date" not in stored.column_names
+    assert not {"dataset", "timeframe", "period"} & set(stored.column_names)
     assert stored.num_rows == 10
+    times = [f.name for f in stored.schema if f.name in ("ts", "bar_start", "bar_end")]
+    assert times and all(stored.schema.field(n).type == STORED_TIME for n in times)
+    for name in times:  # the in-flight nanoseconds, unchanged
+        assert sorted(ns(stored[name])) == sorted(rows[name].to_pylist())
 
 
 def test_trades_extra_columns_dropped_and_symbol_stored_as_string(make_rows, tmp_path: Path):
@@ -68,31 +86,79 @@ def test_trades_extra_columns_dropped_and_symbol_stored_as_string(make_rows, tmp
     with LakeSink(tmp_path) as sink:
         sink.write("trades", rows.to_batches()[0])  # a RecordBatch is accepted too
     stored = read(tmp_path, "trades")
-    assert stored.column_names == TRADE_SCHEMA.names
+    assert stored.column_names == [n for n in TRADE_SCHEMA.names if n != "dataset"]
     assert stored.schema.field("symbol").type == pa.string()
     assert sorted(stored["symbol"].to_pylist()) == ["AAPL", "AAPL", "MSFT", "MSFT"]
 
 
 @pytest.mark.parametrize(
     ("table", "column"),
-    [("trades", "ts"), ("bars", "start"), ("indicators", "ts"), ("alerts", "ts"), ("dlq", "ts")],
-)
-def test_rows_straddling_midnight_go_to_two_utc_dates(
+    [("trades", "ts"), ("quotes", "ts"), ("bars", "bar_start"), ("indicators", "bar_start"),
+     ("alerts", "bar_start"), ("dlq", "ts")],
+)  # fmt: skip
+def test_rows_straddling_midnight_go_to_two_utc_days(
     make_rows, tmp_path: Path, table: str, column: str
 ) -> None:
     # Four rows, one nanosecond apart, around midnight: two on each side.
     rows = make_rows(table, 4, start=MIDNIGHT - 2, step=1)
-    if table == "bars":  # the partition follows `start`, not `end`
-        rows = rows.set_column(
-            rows.schema.get_field_index("end"), "end", pa.array([MIDNIGHT + 60 * NS_PER_S] * 4)
-        )
+    if "bar_end" in rows.column_names:  # the partition follows the bar's start, not its end
+        index = rows.schema.get_field_index("bar_end")
+        rows = rows.set_column(index, "bar_end", pa.array([MIDNIGHT + 60 * NS_PER_S] * 4))
     with LakeSink(tmp_path) as sink:
         sink.write(table, rows)
-    found = {p.parent.name: pq.read_table(p)[column].to_pylist() for p in files(tmp_path, table)}
+    found = {p.parent.name: ns(pq.read_table(p)[column]) for p in files(tmp_path, table)}
     assert found == {
-        "date=2023-11-13": [MIDNIGHT - 2, MIDNIGHT - 1],
-        "date=2023-11-14": [MIDNIGHT, MIDNIGHT + 1],
+        "period=2023-11-13": [MIDNIGHT - 2, MIDNIGHT - 1],
+        "period=2023-11-14": [MIDNIGHT, MIDNIGHT + 1],
     }
+
+
+def test_daily_bars_go_to_the_partition_of_their_decade(make_rows, tmp_path: Path) -> None:
+    # daily bars of 1965 to 2021 (one every 7 days, as in a weekly sample) and one 1m bar
+    day = 86_400 * NS_PER_S
+    first = -1_826 * day  # 1965-01-01
+    count = (18_993 + 1_826) // 7  # to 2022-01-01
+    daily = make_rows("bars", count, start=first, step=7 * day)
+    daily = daily.set_column(1, "timeframe", pa.array(["1d"] * count))
+    with LakeSink(tmp_path) as sink:
+        sink.write("bars", daily)
+        sink.write("bars", make_rows("bars", 3))
+    periods = {
+        partition(p, tmp_path): pq.read_metadata(p).num_rows for p in files(tmp_path, "bars")
+    }
+    decades = {f"dataset=test/timeframe=1d/period={y}-01-01" for y in range(1960, 2030, 10)}
+    assert set(periods) == decades | {"dataset=test/timeframe=1m/period=2023-11-14"}
+    assert sum(periods.values()) == count + 3
+    for path in files(tmp_path, "bars"):  # every bar lies in its partition's period
+        start = pq.read_table(path)["bar_start"].to_pylist()
+        low = int(path.parent.name.removeprefix("period=")[:4])
+        if "timeframe=1d" in str(path):
+            assert all(low <= t.year < low + 10 for t in start)
+
+
+def test_datasets_never_share_a_file(make_rows, tmp_path: Path) -> None:
+    rows = make_rows("trades", 6)
+    rows = rows.set_column(6, "dataset", pa.array(["lean", "sim", None] * 2))
+    with LakeSink(tmp_path) as sink:
+        sink.write("trades", rows)
+    found = {partition(p, tmp_path): ns(pq.read_table(p)["ts"]) for p in files(tmp_path, "trades")}
+    ts = rows["ts"].to_pylist()
+    # a row a producer did not stamp is kept, under "unknown"
+    assert found == {
+        "dataset=lean/period=2023-11-14": ts[0::3],
+        "dataset=sim/period=2023-11-14": ts[1::3],
+        "dataset=unknown/period=2023-11-14": ts[2::3],
+    }
+
+
+@pytest.mark.parametrize("name", ["../etc", "", "a/b", "x" * 65, ".hidden"])
+def test_a_dataset_that_cannot_be_a_directory_is_refused(make_rows, tmp_path, name) -> None:
+    rows = make_rows("bars", 2).set_column(11, "dataset", pa.array([name, "ok"]))
+    sink = LakeSink(tmp_path)
+    with pytest.raises(ValueError, match="cannot name a lake partition"):
+        sink.write("bars", rows)
+        sink.flush()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 
 
 def test_null_time_goes_to_the_current_date(make_rows, tmp_path: Path) -> None:
@@ -101,7 +167,7 @@ def test_null_time_goes_to_the_current_date(make_rows, tmp_path: Path) -> None:
     with LakeSink(tmp_path) as sink:
         sink.write("dlq", rows)
     dates = {p.parent.name for p in files(tmp_path, "dlq")}
-    assert "date=2023-11-14" in dates
+    assert "period=2023-11-14" in dates
     assert len(dates) == 2
 
 
@@ -143,7 +209,7 @@ def test_one_file_per_date_per_flush(make_rows, tmp_path: Path) -> None:
             start = MIDNIGHT + (i - 5) * 60 * NS_PER_S
             sink.write("trades", make_rows("trades", 100, start=start, step=1000))
     by_date = {p.parent.name: pq.read_metadata(p).num_rows for p in files(tmp_path, "trades")}
-    assert by_date == {"date=2023-11-13": 500, "date=2023-11-14": 500}
+    assert by_date == {"period=2023-11-13": 500, "period=2023-11-14": 500}
 
 
 def test_bars_grouped_by_symbol_in_arrival_order_and_trades_kept_in_arrival_order(
@@ -153,16 +219,16 @@ def test_bars_grouped_by_symbol_in_arrival_order_and_trades_kept_in_arrival_orde
     trades = make_rows("trades", 6, symbols=("MSFT", "AAPL"))
     trades = trades.set_column(1, "ts", pa.array([MIDNIGHT + t for t in ts], pa.int64()))
     bars = make_rows("bars", 6, symbols=("MSFT", "AAPL"))
-    bars = bars.set_column(2, "start", pa.array([MIDNIGHT + t for t in ts], pa.int64()))
+    bars = bars.set_column(2, "bar_start", pa.array([MIDNIGHT + t for t in ts], pa.int64()))
     with LakeSink(tmp_path) as sink:
         sink.write("trades", trades)
         sink.write("bars", bars)
     stored = read(tmp_path, "trades")
     assert stored["symbol"].to_pylist() == trades["symbol"].to_pylist()
-    assert [t - MIDNIGHT for t in stored["ts"].to_pylist()] == ts
+    assert [t - MIDNIGHT for t in ns(stored["ts"])] == ts
     stored = read(tmp_path, "bars")
     assert stored["symbol"].to_pylist() == ["AAPL"] * 3 + ["MSFT"] * 3
-    assert [t - MIDNIGHT for t in stored["start"].to_pylist()] == [1, 2, 0, 5, 4, 3]
+    assert [t - MIDNIGHT for t in ns(stored["bar_start"])] == [1, 2, 0, 5, 4, 3]
 
 
 def test_deterministic_names_per_source_partition(make_rows, tmp_path: Path) -> None:
@@ -242,7 +308,7 @@ def test_temporary_file_is_hidden_from_parquet_globs(
     assert [p.name for p in files(tmp_path, "trades")] == [
         "part-p000-000000000000-000000000009.parquet"
     ]
-    assert [p.name for p in (tmp_path / "trades").glob("*/.*")] == []
+    assert [p.name for p in (tmp_path / "trades").rglob(".*")] == []
 
 
 def test_failed_write_keeps_rows_buffered_and_no_temporary_file(
@@ -257,7 +323,7 @@ def test_failed_write_keeps_rows_buffered_and_no_temporary_file(
         patch.setattr(lake_module.pq.ParquetWriter, "write_table", disk_full)
         with pytest.raises(OSError, match="No space"):
             sink.flush()
-    assert list((tmp_path / "alerts").glob("*/*")) == []
+    assert [p for p in (tmp_path / "alerts").rglob("*") if p.is_file()] == []
     assert sink.stats.buffered["alerts"] == 7
     sink.close()
     assert read(tmp_path, "alerts").num_rows == 7
@@ -349,9 +415,10 @@ def test_row_groups_record_min_max_of_the_columns_that_prune(make_rows, tmp_path
         sink.write("trades", make_rows("trades", 10, start=MIDNIGHT + 5 * NS_PER_S))
         sink.write("bars", make_rows("bars", 10))
     trades = pq.ParquetFile(files(tmp_path, "trades")[0]).metadata.row_group(0)
-    by_name = {trades.column(i).path_in_schema: trades.column(i) for i in range(6)}
+    by_name = {trades.column(i).path_in_schema: trades.column(i) for i in range(5)}
     ts = by_name["ts"].statistics
-    assert (ts.min, ts.max) == (MIDNIGHT + 5 * NS_PER_S, MIDNIGHT + 14 * NS_PER_S)
+    assert ts.logical_type.type == "TIMESTAMP"
+    assert (ts.min_raw, ts.max_raw) == (MIDNIGHT + 5 * NS_PER_S, MIDNIGHT + 14 * NS_PER_S)
     assert by_name["price"].statistics is None and by_name["exchange"].statistics is None
     bars = pq.ParquetFile(files(tmp_path, "bars")[0]).metadata.row_group(0)
     names = [bars.column(i).path_in_schema for i in range(bars.num_columns)]
@@ -365,10 +432,11 @@ def test_stats(make_rows, tmp_path: Path) -> None:
     sink.write("trades", make_rows("trades", 4, start=MIDNIGHT - 2, step=1))
     sink.write("bars", make_rows("bars", 3))
     assert sink.stats.rows["trades"] == 0
-    assert sink.stats.buffered == {"trades": 4, "bars": 3, "indicators": 0, "alerts": 0, "dlq": 0}
+    none = dict.fromkeys(TABLES, 0)
+    assert sink.stats.buffered == none | {"trades": 4, "bars": 3}
     sink.close()
     stats = sink.stats
-    assert stats.rows == {"trades": 4, "bars": 3, "indicators": 0, "alerts": 0, "dlq": 0}
+    assert stats.rows == none | {"trades": 4, "bars": 3}
     assert stats.files == 3
     assert stats.flushes == 2
     written = files(tmp_path, "trades") + files(tmp_path, "bars")
