@@ -1,16 +1,22 @@
 """The InfluxDB sink against a real server (Debian's influxd, started by the fixtures)."""
 
+import json
 import math
 import re
 
+import pyarrow as pa
 import pytest
 
+from marketpulse.models import BAR_SCHEMA
 from marketpulse.sinks import InfluxSink, SinkError, SinkUnavailableError
+from marketpulse.sinks.influx import INFLUX_TABLES
 
 from .conftest import LEAN_TRADES
 from .db_fixtures import free_port, influx_query
 
 pytestmark = pytest.mark.integration
+
+_LEAN_DATASET = "lean-2013-10-07-trades"
 
 
 def _database(url):
@@ -22,27 +28,48 @@ def test_replay_into_influx_equals_the_lake(cli, sql, tmp_path, influx_url, infl
     cli("replay", LEAN_TRADES, "--sink", "influx", "--sink", "lake", "--lake", lake,
         "--influx-url", influx_url)  # fmt: skip
     db = _database(influx_url)
-    for table, time_column in (("bars", "start"), ("indicators", "ts")):
-        expected = sql(lake, f"SELECT * FROM {table} ORDER BY symbol, interval, {time_column}")
+    for table in ("bars", "indicators", "alerts"):
+        tags, fields, _ = INFLUX_TABLES[table]
+        columns = ", ".join(
+            f"epoch_ns({c}) AS {c}" if c == "bar_end"
+            else f"to_json({c})::VARCHAR AS {c}" if c == "details" else c
+            for c in (*tags, *fields)
+        )  # fmt: skip
+        expected = sql(lake, f"SELECT {columns}, epoch_ns(bar_start) AS time FROM {table}")
         series = influx_query(influx_base_url, db, f"SELECT * FROM {table} GROUP BY *")
         got = {}
         for s in series:
             for values in s["values"]:
-                row = dict(zip(s["columns"], values, strict=True))
-                got[(s["tags"]["symbol"], s["tags"]["interval"], row["time"])] = row
+                row = dict(zip(s["columns"], values, strict=True)) | s["tags"]
+                got[tuple(row[c] for c in (*tags, "time"))] = row
         assert len(got) == len(expected) > 0, table
+        assert {key[0] for key in got} == {_LEAN_DATASET}  # the dataset tag
         for lake_row in expected:
-            row = got[(lake_row["symbol"], lake_row["interval"], lake_row[time_column])]
-            for column, value in lake_row.items():
-                if column in ("symbol", "interval", "date", time_column):
-                    continue
+            row = got[tuple(lake_row[c] for c in (*tags, "time"))]
+            for column in fields:
+                value = lake_row[column]
                 if value is None or (isinstance(value, float) and math.isnan(value)):
                     assert row[column] is None, (table, column)
+                elif column == "details":
+                    assert json.loads(row[column]) == json.loads(value), (lake_row, row)
                 else:
                     assert row[column] == value, (table, column, lake_row, row)
-    alerts = sql(lake, "SELECT count(*) AS n FROM alerts")[0]["n"]
-    counted = influx_query(influx_base_url, db, "SELECT count(message) FROM alerts")
-    assert counted[0]["values"][0][1] == alerts > 0
+
+
+def test_datasets_are_series_of_their_own(influx_url, influx_base_url):
+    bars = pa.table({"symbol": ["A"], "timeframe": ["1m"], "bar_start": [60 * 10**9],
+                     "bar_end": [120 * 10**9], "open": [1.0], "high": [1.0], "low": [1.0],
+                     "close": [1.0], "volume": [1.0], "vwap": [1.0], "trades": [1],
+                     "dataset": ["simulator"]}, schema=BAR_SCHEMA)  # fmt: skip
+    lean = bars.set_column(11, "dataset", pa.array(["lean"]))
+    lean = lean.set_column(7, "close", pa.array([2.0]))
+    with InfluxSink(influx_url) as sink:
+        sink.write("bars", bars)
+        sink.write("bars", lean)  # the same bar time and symbol: not a replacement
+    query = "SELECT close FROM bars GROUP BY dataset"
+    series = influx_query(influx_base_url, _database(influx_url), query)
+    closes = {s["tags"]["dataset"]: [v[1] for v in s["values"]] for s in series}
+    assert closes == {"simulator": [1.0], "lean": [2.0]}
 
 
 def test_writing_again_replaces_points(cli, tmp_path, influx_url, influx_base_url):
@@ -53,7 +80,7 @@ def test_writing_again_replaces_points(cli, tmp_path, influx_url, influx_base_ur
     db = _database(influx_url)
     bars = influx_query(influx_base_url, db, "SELECT count(close) FROM bars")[0]["values"][0][1]
     distinct = influx_query(
-        influx_base_url, db, "SELECT count(close) FROM bars GROUP BY symbol, interval"
+        influx_base_url, db, "SELECT count(close) FROM bars GROUP BY dataset, symbol, timeframe"
     )
     assert bars == sum(s["values"][0][1] for s in distinct) == made > 0  # one point per bar
 

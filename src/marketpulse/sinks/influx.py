@@ -3,10 +3,13 @@
 The 1.x ``/write`` endpoint is also served by InfluxDB 2.x and 3.x for v1
 compatibility (database = bucket, user and password = user and token), so one
 sink reaches them all. One measurement per table (``bars``, ``indicators``,
-``alerts``); tags ``symbol`` and ``interval`` (and ``rule`` for alerts); the
-other columns are fields, null ones left out; the point's time is the row's
-event time in nanoseconds. A point with the same measurement, tags and time
-replaces the earlier one, so writing rows again is idempotent.
+``alerts``); tags ``dataset``, ``symbol`` and ``timeframe`` (and ``rule`` for
+alerts); the other columns are fields, null and non-finite ones left out
+(``bar_end`` as integer nanoseconds, an alert's ``details`` as a JSON object
+text: InfluxDB has neither timestamp nor map fields); the point's time is the
+bar's start in nanoseconds, the key bars, indicators and alerts share. A
+point with the same measurement, tags and time replaces the earlier one, so
+writing rows again is idempotent, and datasets never overwrite each other.
 
 Rows are buffered and sent when ``max_rows`` are buffered, when the oldest has
 waited ``max_age_s``, and on :meth:`InfluxSink.flush`, as gzip-compressed
@@ -27,11 +30,12 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
+import msgspec
 import pyarrow as pa
 
 from marketpulse.config import Secret, redact_url
 from marketpulse.models import INDICATOR_COLUMNS
-from marketpulse.sinks.base import TABLES, TIME_COLUMNS, SinkStats, SourceRange
+from marketpulse.sinks.base import TABLES, SinkStats, SourceRange
 from marketpulse.sinks.batching import BatchingSink
 from marketpulse.sinks.exceptions import SinkError
 from marketpulse.sinks.retry import with_retries
@@ -40,15 +44,19 @@ __all__ = ["INFLUX_TABLES", "InfluxSink", "line_protocol"]
 
 logger = logging.getLogger(__name__)
 
-#: Per table: (tag columns, field columns) of its measurement.
-INFLUX_TABLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = MappingProxyType(
+_TAGS = ("dataset", "symbol", "timeframe")
+
+#: Per table: (tag columns, field columns, time column) of its measurement.
+INFLUX_TABLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], str]] = MappingProxyType(
     {
-        "bars": (("symbol", "interval"),
-                 ("open", "high", "low", "close", "volume", "vwap", "trades", "end")),
-        "indicators": (("symbol", "interval"), ("close", *INDICATOR_COLUMNS)),
-        "alerts": (("symbol", "interval", "rule"), ("id", "severity", "message", "values")),
+        "bars": (_TAGS, ("open", "high", "low", "close", "volume", "vwap", "trades", "bar_end"),
+                 "bar_start"),
+        "indicators": (_TAGS, ("close", *INDICATOR_COLUMNS, "bar_end"), "bar_start"),
+        "alerts": ((*_TAGS, "rule"), ("id", "severity", "message", "details", "bar_end"),
+                   "bar_start"),
     }
 )  # fmt: skip
+_JSON = msgspec.json.Encoder()  # NaN and infinities as null
 
 
 class _Transient(Exception):
@@ -221,8 +229,8 @@ def line_protocol(table: str, data: pa.Table | pa.RecordBatch) -> list[str]:
     Raises:
         ValueError: a column of the measurement is missing.
     """
-    tags, fields = INFLUX_TABLES[table]
-    missing = [c for c in (*tags, *fields, TIME_COLUMNS[table]) if c not in data.column_names]
+    tags, fields, time_column = INFLUX_TABLES[table]
+    missing = [c for c in (*tags, *fields, time_column) if c not in data.column_names]
     if missing:
         raise ValueError(f"{table}: missing columns {', '.join(missing)}")
     measurement = _escape_key(table)
@@ -230,9 +238,9 @@ def line_protocol(table: str, data: pa.Table | pa.RecordBatch) -> list[str]:
         [None if v is None else f",{t}={_escape_key(v)}" for v in data.column(t).to_pylist()]
         for t in tags
     ]
-    field_values = [(f, _formatter(data.schema.field(f).type), data.column(f).to_pylist())
+    field_values = [(f, _formatter(data.schema.field(f).type), _ns(data.column(f)).to_pylist())
                     for f in fields]  # fmt: skip
-    times = data.column(TIME_COLUMNS[table]).to_pylist()
+    times = _ns(data.column(time_column)).to_pylist()
     lines = []
     for i, ts in enumerate(times):
         head = measurement + "".join(column[i] or "" for column in tag_values)
@@ -247,11 +255,24 @@ def line_protocol(table: str, data: pa.Table | pa.RecordBatch) -> list[str]:
 
 
 def _formatter(kind: pa.DataType) -> Callable[[object], str]:
-    if pa.types.is_integer(kind):
+    if pa.types.is_integer(kind) or pa.types.is_timestamp(kind):
         return lambda v: f"{v}i"
     if pa.types.is_floating(kind):
         return repr  # shortest text that reads back as the same float
-    return lambda v: '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if pa.types.is_map(kind):  # (key, value) pairs: a JSON object
+        return lambda v: _quoted(_JSON.encode(dict(v)).decode())
+    return lambda v: _quoted(str(v))
+
+
+def _ns(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Return a timestamp column as integer nanoseconds; other columns as they are."""
+    if pa.types.is_timestamp(column.type):
+        return column.cast(pa.timestamp("ns", tz=column.type.tz)).cast(pa.int64())
+    return column
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _finite(value: object) -> bool:
