@@ -24,10 +24,10 @@ def bars(first, count):
     price = [100.0 + (first + i) % 7 for i in range(count)]
     return pa.table(
         {
-            "symbol": ["ACME"] * count, "interval": ["1m"] * count, "start": start,
-            "end": [s + 60_000_000_000 for s in start], "open": price, "high": price,
+            "symbol": ["ACME"] * count, "timeframe": ["1m"] * count, "bar_start": start,
+            "bar_end": [s + 60_000_000_000 for s in start], "open": price, "high": price,
             "low": price, "close": price, "volume": [10.0] * count, "vwap": price,
-            "trades": [1] * count,
+            "trades": [1] * count, "dataset": ["stall"] * count,
         },
         schema=BAR_SCHEMA,
     )  # fmt: skip
@@ -87,9 +87,11 @@ def test_stalled_consumer_rejoins_and_the_lake_gets_every_row(
         service.stop.set()
         runner.join(60)
     assert not runner.is_alive()
-    rows = sql(lake, "SELECT count(*) AS n, count(DISTINCT start) AS d, min(start) AS lo, "
-                     "max(start) AS hi FROM bars")  # fmt: skip
-    assert rows == [{"n": 1200, "d": 1200, "lo": 0, "hi": 1199 * 60_000_000_000}]
+    rows = sql(lake, "SELECT count(*) AS n, count(DISTINCT bar_start) AS d, min(bar_start) AS lo, "
+                     "max(bar_start) AS hi, min(dataset) AS ds FROM bars")  # fmt: skip
+    # minutes 0 to 1199 after the epoch: 1970-01-01 00:00 to 19:59
+    assert rows == [{"n": 1200, "d": 1200, "lo": "1970-01-01T00:00:00Z",
+                     "hi": "1970-01-01T19:59:00Z", "ds": "stall"}]  # fmt: skip
 
 
 def dead_letters(count):
@@ -109,7 +111,7 @@ def test_a_sink_restarted_with_everything_stored_does_not_rejoin(
     # sends them: no transaction marker after them for the client to step past
     publish(kafka_bootstrap, topics.name("bars"), bars(0, 30), f"{topic_prefix}w1")
     with bus.producer() as producer:
-        producer.send_dead(topics.name("dlq"), dead_letters(20), partition=0)
+        producer.send_dead(topics.name("dlq"), dead_letters(20), partition=0, dataset="stall")
     lake = tmp_path / "lake"
     group = f"{topic_prefix}sink"
 
