@@ -40,13 +40,14 @@ def test_database_sinks_store_the_topics_like_the_lake_sink(
     _sink("influx", kafka_bootstrap, topic_prefix, f"{topic_prefix}influx",
           "--influx-url", influx_url)  # fmt: skip
 
-    expected = sql(lake, "SELECT symbol, interval, start, close, volume, trades FROM bars"
-                         " ORDER BY symbol, interval, start")  # fmt: skip
-    bars = "SELECT symbol, interval, (extract(epoch FROM start) * 1e9)::bigint, close, volume," \
-           " trades FROM bars ORDER BY symbol, interval, start"  # fmt: skip
+    order = " ORDER BY dataset, symbol, timeframe, bar_start"
+    expected = sql(lake, "SELECT dataset, symbol, timeframe, epoch_ns(bar_start) AS t, close,"
+                         " volume, trades FROM bars" + order)  # fmt: skip
+    bars = "SELECT dataset, symbol, timeframe, (extract(epoch FROM bar_start) * 1e9)::bigint," \
+           " close, volume, trades FROM bars" + order  # fmt: skip
     got = _table(postgres_url, bars)
     assert [tuple(row.values()) for row in expected] == got
-    assert len(got) > 1000
+    assert len(got) > 1000 and {row[0] for row in got} == {"live"}  # process's default dataset
     counts = "SELECT (SELECT count(*) FROM indicators), (SELECT count(*) FROM alerts)"
     lake_counts = sql(lake, "SELECT (SELECT count(*) FROM indicators) AS i,"
                             " (SELECT count(*) FROM alerts) AS a")[0]  # fmt: skip
