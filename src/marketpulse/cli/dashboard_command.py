@@ -63,7 +63,13 @@ def dashboard(
     token: str = TOKEN_OPTION,
     updates_per_s: float = UPDATES_OPTION,
     interval: str = typer.Option(
-        None, "--interval", help="Bar interval the watchlist shows [default: the shortest]."
+        None, "--interval", help="Bar timeframe the watchlist shows [default: the shortest]."
+    ),
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        help="Dataset the live pages show and the API reads when a request names none "
+        "[default: the lake's most recently written].",
     ),
     duration: float = typer.Option(
         None,
@@ -85,11 +91,12 @@ def dashboard(
     """Serve the web dashboard and REST API over the lake, until Ctrl-C.
 
     Pages: watchlist, symbol charts with indicators, alerts, pipeline; the API
-    is described at /docs. History is read from the lake; the live pages follow
-    the lake too, or with --kafka the output topics of a pipeline on Kafka
-    (with the consumer's lag per partition on the pipeline page).
+    is described at /docs. History is read from the lake, one dataset at a
+    time (chosen on the pages); the live pages follow the lake too, or with
+    --kafka the output topics of a pipeline on Kafka (with the consumer's lag
+    per partition on the pipeline page).
     """
-    from marketpulse.serve import Dashboard
+    from marketpulse.serve import Dashboard, ServeError
 
     settings = settings_from(
         config, lake=lake, **{"kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix}
@@ -97,7 +104,10 @@ def dashboard(
     serve = serve_settings(host, port, token, updates_per_s)
     with contextlib.ExitStack() as stack:
         if kafka is None:
-            board = Dashboard.from_lake(settings.lake, serve, interval)
+            board = Dashboard.from_lake(settings.lake, serve, interval, dataset)
+        elif dataset is not None:
+            raise ServeError("--dataset: the live pages of --kafka show the dataset the "
+                             "topics carry")  # fmt: skip
         else:
             board = _following_topics(settings, serve, interval, stack)
         stack.enter_context(board)

@@ -4,6 +4,13 @@ The API is described at ``/docs`` by the bundled Swagger UI, which reads
 ``/openapi.json`` (OpenAPI 3.1) rewritten as 3.0 at ``/openapi-3.0.json``.
 History comes from the lake; live state from a
 :class:`~marketpulse.serve.market.MarketSource`.
+
+Every data route reads one dataset, named by its ``dataset`` parameter; when
+none is named it reads the *default dataset*: the one the live pages show (the
+run's dataset under ``marketpulse run``, ``--dataset`` of ``marketpulse
+dashboard``), else the lake's most recently written. The answer names the
+dataset it read in its ``MarketPulse-Dataset`` header (and each row in its
+``dataset`` field). Times are ISO 8601 UTC text (``2013-10-07T13:31:00Z``).
 """
 
 from __future__ import annotations
@@ -16,20 +23,35 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from marketpulse.exceptions import MarketPulseError
 from marketpulse.pipeline import Metrics
 from marketpulse.serve import prometheus
+from marketpulse.serve.api_schemas import (
+    ALERT_ROW,
+    BAR_ROW,
+    DATASET_ROW,
+    INDICATOR_ROW,
+    SYMBOL_ROW,
+    array_of,
+)
 from marketpulse.serve.auth import TokenGuard
 from marketpulse.serve.lake_data import LakeData
 from marketpulse.serve.market import MarketSource
 from marketpulse.serve.openapi30 import as_openapi_30
-from marketpulse.serve.params import check_interval, check_symbol, parse_time
+from marketpulse.serve.params import (
+    check_dataset,
+    check_symbol,
+    check_timeframe,
+    not_found,
+    parse_time,
+)
 from marketpulse.serve.push import Clients, stream_to
 from marketpulse.serve.refusals import RefusalLog
 from marketpulse.serve.security import SecurityGuard, content_security_policy
@@ -44,7 +66,35 @@ _PAGES = {"/": "watchlist.html", "/symbol": "symbol.html", "/alerts": "alerts.ht
           "/pipeline": "pipeline.html"}  # fmt: skip
 
 _OPENAPI_30_URL = "/openapi-3.0.json"
-_TIME_HELP = "UTC nanoseconds since the epoch, or ISO 8601 (UTC unless an offset is given)."
+_TIME_HELP = "ISO 8601 (UTC unless an offset is given), or UTC nanoseconds since the epoch."
+_TIMEFRAME_HELP = "Bar timeframe: 1s, 5s, 15s, 1m, 5m, 15m, 1h, 1d."
+_DATASET_HELP = (
+    "Dataset to read (see /api/datasets) [default: the one the live pages show, else the "
+    "lake's most recently written]."
+)
+#: The response header naming the dataset an answer was read from.
+DATASET_HEADER = "MarketPulse-Dataset"
+_DATASET_HEADERS = {
+    DATASET_HEADER: {"description": "The dataset read.", "schema": {"type": "string"}}
+}
+_DATASETS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The datasets and the default one.",
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "properties": {
+                "default": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                "default_is": {"type": "string", "enum": ["live", "latest"]},
+                "datasets": {"type": "array", "items": DATASET_ROW},
+            },
+        }}},
+    }
+}  # fmt: skip
+
+
+def _rows(row: dict[str, Any], description: str) -> dict[int | str, dict[str, Any]]:
+    """The documented 200 answer of a data route: an array of ``row``, the dataset's header."""
+    return {200: {**array_of(row, description), "headers": _DATASET_HEADERS}}
 
 
 def plotly_js() -> Path:
@@ -79,7 +129,32 @@ def create_app(
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     app.mount("/assets/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.add_exception_handler(RequestValidationError, _name_the_parameter)
+    app.add_exception_handler(MarketPulseError, _lake_unreadable)
     clients = Clients()
+
+    def default_dataset() -> tuple[str | None, str]:
+        """Return the default dataset and why it is the default."""
+        if source.dataset is not None:
+            return source.dataset, "live"
+        return lake.default_dataset(), "latest"
+
+    def read_dataset(
+        response: Response, dataset: str | None = Query(None, description=_DATASET_HELP)
+    ) -> str | None:
+        """Return the dataset a request reads (``None``: the lake has none), named in a header."""
+        if dataset is None:
+            dataset = default_dataset()[0]
+        else:
+            check_dataset(dataset)
+            known = set(lake.written()) | {source.dataset}
+            if dataset not in known:
+                names = ", ".join(sorted(n for n in known if n)) or "none"
+                raise not_found("dataset", f"no dataset {dataset!r} (datasets: {names})")
+        if dataset is not None:
+            response.headers[DATASET_HEADER] = dataset
+        return dataset
+
+    reading = Depends(read_dataset)
 
     # the bundled Swagger UI (4.x) renders OpenAPI 3.0 only: /docs reads a 3.0 rewrite
     docs_page = get_swagger_ui_html(
@@ -134,68 +209,102 @@ def create_app(
         """Return the pipeline's counters and latency histogram in Prometheus text format."""
         return Response(prometheus.render(metrics, clients), media_type=prometheus.CONTENT_TYPE)
 
-    @app.get("/api/symbols", tags=["history"])
-    def symbols() -> list[dict[str, Any]]:
-        """List the lake's symbols, with their intervals, bar counts and time ranges."""
-        return lake.symbols()
+    @app.get("/api/datasets", tags=["history"], responses=_DATASETS_RESPONSE)
+    def datasets() -> dict[str, Any]:
+        """List the lake's datasets and name the default one.
 
-    @app.get("/api/intervals", tags=["history"])
-    def intervals() -> list[str]:
-        """List the bar intervals present in the lake, shortest first."""
-        return lake.intervals()
+        Each dataset has its symbols, timeframes and bars, the time range of
+        its bars and when its files were last written. ``default`` is the
+        dataset read when a request names none; ``default_is`` says why:
+        ``live`` (the one the live pages show) or ``latest`` (the most
+        recently written).
+        """
+        name, why = default_dataset()
+        return {"default": name, "default_is": why, "datasets": lake.datasets()}
 
-    @app.get("/api/bars", tags=["history"])
+    @app.get("/api/symbols", tags=["history"], responses=_rows(SYMBOL_ROW, "The symbols."))
+    def symbols(dataset: str | None = reading) -> list[dict[str, Any]]:
+        """List one dataset's symbols, with their timeframes, bar counts and time ranges."""
+        return [] if dataset is None else lake.symbols(dataset)
+
+    @app.get("/api/timeframes", tags=["history"], responses={200: {"headers": _DATASET_HEADERS}})
+    def timeframes(dataset: str | None = reading) -> list[str]:
+        """List the bar timeframes of one dataset, shortest first."""
+        return [] if dataset is None else lake.timeframes(dataset)
+
+    @app.get("/api/bars", tags=["history"], responses=_rows(BAR_ROW, "The bars."))
     def bars(
         symbol: str = Query(..., description="Ticker symbol."),
-        interval: str = Query("1m", description="Bar interval: 1s, 5s, 15s, 1m, 5m, 15m, 1h, 1d."),
+        timeframe: str = Query("1m", description=_TIMEFRAME_HELP),
         start: str | None = Query(None, description="Bars starting at or after. " + _TIME_HELP),
         end: str | None = Query(None, description="Bars starting before. " + _TIME_HELP),
         limit: int = Query(1000, ge=1, le=100_000, description="Most bars (the latest)."),
+        dataset: str | None = reading,
     ) -> list[dict[str, Any]]:
-        """Return one symbol's bars of one interval, oldest first."""
-        args = _series_args(symbol, interval, start, end)
-        return lake.bars(*args, limit)
+        """Return one symbol's bars of one timeframe and dataset, oldest first."""
+        args = _series_args(symbol, timeframe, start, end)
+        return [] if dataset is None else lake.bars(dataset, *args, limit)
 
-    @app.get("/api/indicators", tags=["history"])
+    @app.get("/api/indicators", tags=["history"], responses=_rows(INDICATOR_ROW, "The rows."))
     def indicators(
         symbol: str = Query(..., description="Ticker symbol."),
-        interval: str = Query("1m", description="Bar interval: 1s, 5s, 15s, 1m, 5m, 15m, 1h, 1d."),
-        start: str | None = Query(None, description="Rows at or after. " + _TIME_HELP),
-        end: str | None = Query(None, description="Rows before. " + _TIME_HELP),
+        timeframe: str = Query("1m", description=_TIMEFRAME_HELP),
+        start: str | None = Query(
+            None, description="Rows of bars starting at or after. " + _TIME_HELP
+        ),
+        end: str | None = Query(None, description="Rows of bars starting before. " + _TIME_HELP),
         limit: int = Query(1000, ge=1, le=100_000, description="Most rows (the latest)."),
+        dataset: str | None = reading,
     ) -> list[dict[str, Any]]:
-        """Return one symbol's indicator rows of one interval, oldest first (null: warming up)."""
-        args = _series_args(symbol, interval, start, end)
-        return lake.indicators(*args, limit)
+        """Return one symbol's indicator rows, oldest first (null: warming up).
 
-    @app.get("/api/alerts", tags=["history"])
+        A row has the key of its bar (``bar_start``), so it joins ``/api/bars`` exactly.
+        """
+        args = _series_args(symbol, timeframe, start, end)
+        return [] if dataset is None else lake.indicators(dataset, *args, limit)
+
+    @app.get("/api/alerts", tags=["history"], responses=_rows(ALERT_ROW, "The alerts."))
     def alerts(
         symbol: str | None = Query(None, description="Only this symbol."),
         rule: str | None = Query(None, description="Only this rule."),
         severity: str | None = Query(None, description="Only this severity."),
-        start: str | None = Query(None, description="Alerts at or after. " + _TIME_HELP),
-        end: str | None = Query(None, description="Alerts before. " + _TIME_HELP),
+        start: str | None = Query(
+            None, description="Alerts whose bar ended at or after. " + _TIME_HELP
+        ),
+        end: str | None = Query(None, description="Alerts whose bar ended before. " + _TIME_HELP),
         limit: int = Query(200, ge=1, le=100_000, description="Most alerts (the latest)."),
+        dataset: str | None = reading,
     ) -> list[dict[str, Any]]:
-        """Return the latest alerts of the lake, newest first."""
+        """Return one dataset's latest alerts, newest first; ``details`` holds what the rule saw."""
         check_symbol(symbol)
+        if dataset is None:
+            return []
         return lake.alerts(
-            symbol, rule, severity, parse_time(start, "start"), parse_time(end, "end"), limit
-        )
+            dataset, symbol, rule, severity, parse_time(start, "start"), parse_time(end, "end"),
+            limit,
+        )  # fmt: skip
 
-    @app.get("/api/watchlist", tags=["live"])
-    def watchlist() -> list[dict[str, Any]]:
-        """Return every symbol's live row (last, change %, volume, RSI, MACD hist, VWAP)."""
-        return source.watchlist()
+    @app.get("/api/watchlist", tags=["live"], responses={200: {"headers": _DATASET_HEADERS}})
+    def watchlist(response: Response) -> list[dict[str, Any]]:
+        """Return every symbol's live row (last, change %, volume, RSI, MACD hist, VWAP).
 
-    @app.get("/api/pipeline", tags=["live"])
+        The rows are of the dataset the live pages show (named in the header).
+        """
+        rows = source.watchlist()
+        if source.dataset is not None:
+            response.headers[DATASET_HEADER] = source.dataset
+        return rows
+
+    @app.get("/api/pipeline", tags=["live"], responses={200: {"headers": _DATASET_HEADERS}})
     def pipeline(
         dead_letters: int = Query(10, ge=0, le=1000, description="Latest dead letters to show."),
+        dataset: str | None = reading,
     ) -> dict[str, Any]:
-        """Return the pipeline's figures and the latest dead letters with their reasons."""
+        """Return the pipeline's figures and a dataset's latest dead letters with their reasons."""
+        letters = lake.dead_letters(dataset, dead_letters) if dead_letters and dataset else []
         return {
             "figures": source.figures(),
-            "dead_letters": lake.dead_letters(dead_letters) if dead_letters else [],
+            "dead_letters": letters,
             "sink": {"kind": "lake", "root": str(lake.root), "ready": lake.root.is_dir()},
             "clients": {"connected": clients.connected, "dropped": clients.dropped},
         }
@@ -221,12 +330,20 @@ async def _name_the_parameter(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+async def _lake_unreadable(request: Request, exc: Exception) -> JSONResponse:
+    """Answer 503 when the lake cannot be read (its path and why go to the log only)."""
+    logger.error("dashboard: %s: %s", request.url.path, exc)
+    return JSONResponse(
+        {"detail": "the lake cannot be read; the dashboard's log says why"}, status_code=503
+    )
+
+
 def _series_args(
-    symbol: str, interval: str, start: str | None, end: str | None
+    symbol: str, timeframe: str, start: str | None, end: str | None
 ) -> tuple[str, str, int | None, int | None]:
     check_symbol(symbol)
-    check_interval(interval)
-    return symbol, interval, parse_time(start, "start"), parse_time(end, "end")
+    check_timeframe(timeframe)
+    return symbol, timeframe, parse_time(start, "start"), parse_time(end, "end")
 
 
 def _inline_script_hashes(html: bytes) -> list[str]:

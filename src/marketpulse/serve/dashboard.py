@@ -6,6 +6,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from marketpulse.feeds.dataset import check_dataset
 from marketpulse.models import INTERVALS
 from marketpulse.pipeline import Metrics
 from marketpulse.serve.app import create_app
@@ -47,26 +48,44 @@ class Dashboard:
 
     @staticmethod
     def check_interval(interval: str) -> None:
-        """Raise :class:`ServeError` unless ``interval`` is a bar interval."""
+        """Raise :class:`ServeError` unless ``interval`` is a bar timeframe."""
         if interval not in INTERVALS:
             known = ", ".join(INTERVALS)
-            raise ServeError(f"--interval: unknown interval {interval!r} (known: {known})")
+            raise ServeError(f"--interval: unknown timeframe {interval!r} (known: {known})")
 
     @classmethod
     def from_lake(
-        cls, lake_root: str | Path, settings: ServeSettings, interval: str | None = None
+        cls,
+        lake_root: str | Path,
+        settings: ServeSettings,
+        interval: str | None = None,
+        dataset: str | None = None,
     ) -> Dashboard:
         """Return a dashboard whose live pages are read from the lake too.
 
+        Args:
+            lake_root: the lake.
+            settings: how to serve.
+            interval: the timeframe the watchlist shows (default: the dataset's shortest).
+            dataset: the dataset the live pages show (default: the most recently written).
+
         Raises:
-            ServeError: ``interval`` is not a bar interval.
+            ServeError: ``interval`` is not a bar timeframe, or ``dataset`` not a
+                dataset of the lake.
+            InputError: ``dataset`` is not a dataset name.
         """
-        if interval is not None and interval not in INTERVALS:
-            raise ServeError(
-                f"--interval: unknown interval {interval!r} (known: {', '.join(INTERVALS)})"
-            )
+        if interval is not None:
+            cls.check_interval(interval)
+        if dataset is not None:
+            check_dataset(dataset)
         lake = LakeData(lake_root)
-        return cls(lake, LakeMarket(lake, interval), settings)
+        if dataset is not None:
+            known = lake.written()
+            if dataset not in known:
+                names = ", ".join(sorted(known)) or "none"
+                raise ServeError(f"--dataset: no dataset {dataset!r} in {lake_root} "
+                                 f"(datasets: {names})")  # fmt: skip
+        return cls(lake, LakeMarket(lake, interval, dataset=dataset), settings)
 
     @property
     def url(self) -> str:

@@ -1,14 +1,20 @@
-"""History from the Parquet lake: bars, indicators, alerts and dead letters.
+"""History from the Parquet lake: datasets, bars, indicators, alerts and dead letters.
 
-Every query takes its values as parameters, never as SQL text. One DuckDB
-connection serves every request, so queries are serialized by a lock.
+Every query reads one dataset (rows of different runs or sources never mix)
+and takes its values as parameters, never as SQL text. One DuckDB connection
+serves every request, so queries are serialized by a lock. Times come back as
+ISO 8601 UTC text (see :mod:`marketpulse.serve.records`).
+
+The lake's datasets are its ``<table>/dataset=<name>/`` directories. The
+*default* dataset, read when a request names none, is the one whose files
+were written last (the newest change among its partition directories),
+preferring datasets that have bars.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,21 +22,18 @@ from typing import Any
 import pyarrow as pa
 
 from marketpulse.analytics import Lake
-from marketpulse.models import INDICATOR_COLUMNS, INTERVALS
+from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_SCHEMA, INTERVALS
+from marketpulse.serve.records import iso_time, to_records
 
 __all__ = ["LakeData", "to_records"]
 
 logger = logging.getLogger(__name__)
 
-
-def to_records(table: pa.Table) -> list[dict[str, Any]]:
-    """Return rows as dicts, NaN as ``None`` (JSON has no NaN)."""
-    rows = table.to_pylist()
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, float) and math.isnan(value):
-                row[key] = None
-    return rows
+#: The lake's tables, as directories under its root.
+_TABLES = ("bars", "indicators", "alerts", "trades", "quotes", "dlq")
+_DATASET_DIR = "dataset="
+_DLQ_COLUMNS = ("ts", "reason", "error", "key", "source_topic", "source_partition",
+                "source_offset", "source_file", "source_line", "dataset")  # fmt: skip
 
 
 class LakeData:
@@ -65,68 +68,133 @@ class LakeData:
         self._query("SELECT count(*) FROM bars WHERE false")
         return self.root.is_dir()
 
-    def symbols(self) -> list[dict[str, Any]]:
-        """Return each symbol with its intervals, bar count and time range."""
-        table = self._query(
-            "SELECT symbol, list(DISTINCT interval ORDER BY interval) AS intervals, "
-            'count(*) AS bars, min(start) AS first, max("end") AS last '
-            "FROM bars GROUP BY symbol ORDER BY symbol"
-        )
-        return to_records(table)
+    def written(self) -> dict[str, int]:
+        """Return each dataset of the lake with when its files last changed (ns since the epoch).
 
-    def intervals(self) -> list[str]:
-        """Return the intervals present in the lake, shortest first."""
-        table = self._query("SELECT DISTINCT interval FROM bars")
-        names = table.column("interval").to_pylist() if table.num_rows else []
+        A file written, replaced or removed changes its directory, so the
+        newest change of a dataset's partition directories is when it was
+        last written.
+        """
+        newest: dict[str, int] = {}
+        for table in _TABLES:
+            try:
+                entries = list(os.scandir(self.root / table))
+            except OSError:  # no such table (yet)
+                continue
+            for entry in entries:
+                if not entry.name.startswith(_DATASET_DIR) or not entry.is_dir():
+                    continue
+                name = entry.name[len(_DATASET_DIR) :]
+                stamp = _newest_change(entry.path)
+                newest[name] = max(newest.get(name, stamp), stamp)
+        return newest
+
+    def default_dataset(self) -> str | None:
+        """Return the most recently written dataset that has bars (else any), or ``None``."""
+        written = self.written()
+        with_bars = {name for name in written if (self.root / "bars" / f"dataset={name}").is_dir()}
+        pool = with_bars or set(written)
+        return max(pool, key=lambda name: (written[name], name)) if pool else None
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Return every dataset, by name: symbols, timeframes, bars, time range, last written."""
+        written = self.written()
+        table = self._query(
+            "SELECT dataset, count(DISTINCT symbol) AS symbols, "
+            "list(DISTINCT timeframe) AS timeframes, count(*) AS bars, "
+            "min(bar_start) AS first, max(bar_end) AS last FROM bars GROUP BY dataset"
+        )
+        stats = {row["dataset"]: row for row in to_records(table)}
+        rows = []
+        for name in sorted(written):
+            row = stats.get(name) or {"symbols": 0, "timeframes": [], "bars": 0,
+                                      "first": None, "last": None}  # fmt: skip
+            rows.append({
+                "dataset": name, "symbols": row["symbols"],
+                "timeframes": sorted(row["timeframes"], key=lambda t: INTERVALS.get(t, 0)),
+                "bars": row["bars"], "first": row["first"], "last": row["last"],
+                "written": iso_time(written[name]),
+            })  # fmt: skip
+        return rows
+
+    def symbols(self, dataset: str) -> list[dict[str, Any]]:
+        """Return each symbol of a dataset with its timeframes, bar count and time range."""
+        table = self._query(
+            "SELECT symbol, list(DISTINCT timeframe) AS timeframes, "
+            "count(*) AS bars, min(bar_start) AS first, max(bar_end) AS last, "
+            "any_value(dataset) AS dataset FROM bars WHERE dataset = ? "
+            "GROUP BY symbol ORDER BY symbol",
+            [dataset],
+        )
+        rows = to_records(table)
+        for row in rows:
+            row["timeframes"].sort(key=lambda name: INTERVALS.get(name, 0))
+        return rows
+
+    def timeframes(self, dataset: str) -> list[str]:
+        """Return the timeframes of a dataset's bars, shortest first."""
+        table = self._query("SELECT DISTINCT timeframe FROM bars WHERE dataset = ?", [dataset])
+        names = table.column("timeframe").to_pylist() if table.num_rows else []
         return sorted(names, key=lambda name: INTERVALS.get(name, 0))
 
     def bars(
-        self, symbol: str, interval: str, start: int | None, end: int | None, limit: int
+        self,
+        dataset: str,
+        symbol: str,
+        timeframe: str,
+        start: int | None,
+        end: int | None,
+        limit: int,
     ) -> list[dict[str, Any]]:
-        """Return the latest ``limit`` bars of one series in [start, end), oldest first."""
-        return self._series(
-            "bars", "start", "*", symbol, interval, start, end, limit, dedupe="start"
-        )
+        """Return the latest ``limit`` bars of one series starting in [start, end), oldest first."""
+        return self._series("bars", BAR_SCHEMA.names, dataset, symbol, timeframe, start, end,
+                            limit)  # fmt: skip
 
     def indicators(
-        self, symbol: str, interval: str, start: int | None, end: int | None, limit: int
+        self,
+        dataset: str,
+        symbol: str,
+        timeframe: str,
+        start: int | None,
+        end: int | None,
+        limit: int,
     ) -> list[dict[str, Any]]:
         """Return the latest ``limit`` indicator rows of one series, oldest first."""
-        columns = ", ".join(["symbol", "interval", "ts", "close", *INDICATOR_COLUMNS])
-        return self._series(
-            "indicators", "ts", columns, symbol, interval, start, end, limit, dedupe="ts"
-        )
+        return self._series("indicators", INDICATOR_SCHEMA.names, dataset, symbol, timeframe,
+                            start, end, limit)  # fmt: skip
 
     def _series(
         self,
         table: str,
-        time_column: str,
-        columns: str,
+        columns: list[str],
+        dataset: str,
         symbol: str,
-        interval: str,
+        timeframe: str,
         start: int | None,
         end: int | None,
         limit: int,
-        dedupe: str,
     ) -> list[dict[str, Any]]:
-        where, params = ["symbol = ?", "interval = ?"], [symbol, interval]
+        where = ["dataset = ?", "symbol = ?", "timeframe = ?"]
+        params: list[Any] = [dataset, symbol, timeframe]
         if start is not None:
-            where.append(f'"{time_column}" >= ?')
+            where.append("epoch_ns(bar_start) >= ?")
             params.append(start)
         if end is not None:
-            where.append(f'"{time_column}" < ?')
+            where.append("epoch_ns(bar_start) < ?")
             params.append(end)
         params.append(limit)
         # a key written twice (a sink redoing a flush) is shown once
         sql = (
-            f"SELECT * FROM (SELECT {columns} FROM {table} WHERE {' AND '.join(where)} "
-            f'QUALIFY row_number() OVER (PARTITION BY "{dedupe}") = 1 '
-            f'ORDER BY "{time_column}" DESC LIMIT ?) ORDER BY "{time_column}"'
+            f"SELECT * FROM (SELECT {', '.join(columns)} FROM {table} "
+            f"WHERE {' AND '.join(where)} "
+            "QUALIFY row_number() OVER (PARTITION BY bar_start) = 1 "
+            "ORDER BY bar_start DESC LIMIT ?) ORDER BY bar_start"
         )
         return to_records(self._query(sql, params))
 
     def alerts(
         self,
+        dataset: str,
         symbol: str | None,
         rule: str | None,
         severity: str | None,
@@ -134,59 +202,79 @@ class LakeData:
         end: int | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        """Return the latest ``limit`` alerts matching every given filter, newest first."""
-        where, params = ["true"], []
+        """Return a dataset's latest ``limit`` alerts matching every filter, newest first.
+
+        ``start`` and ``end`` bound the end of the alert's bar (when it fired).
+        """
+        where, params = ["dataset = ?"], [dataset]
         for column, value in (("symbol", symbol), ("rule", rule), ("severity", severity)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
         if start is not None:
-            where.append("ts >= ?")
+            where.append("epoch_ns(bar_end) >= ?")
             params.append(start)
         if end is not None:
-            where.append("ts < ?")
+            where.append("epoch_ns(bar_end) < ?")
             params.append(end)
         params.append(limit)
         sql = (
-            'SELECT id, rule, symbol, interval, ts, severity, message, "values" FROM alerts '
-            f"WHERE {' AND '.join(where)} ORDER BY ts DESC, id LIMIT ?"
+            f"SELECT {', '.join(ALERT_SCHEMA.names)} FROM alerts "
+            f"WHERE {' AND '.join(where)} ORDER BY bar_end DESC, id LIMIT ?"
         )
-        rows = to_records(self._query(sql, params))
-        for row in rows:
-            row["values"] = json.loads(row["values"]) if row["values"] else {}
-        return rows
+        return to_records(self._query(sql, params))
 
-    def dead_letters(self, limit: int) -> list[dict[str, Any]]:
-        """Return the latest ``limit`` dead letters (reason, error, where), newest first."""
-        sql = (
-            'SELECT ts, reason, error, "key", topic, "partition", "offset", file, line '
-            "FROM dlq ORDER BY ts DESC LIMIT ?"
-        )
-        return to_records(self._query(sql, [limit]))
+    def dead_letters(self, dataset: str, limit: int) -> list[dict[str, Any]]:
+        """Return a dataset's latest ``limit`` dead letters (reason, error, where), newest first."""
+        columns = ", ".join(_DLQ_COLUMNS)
+        sql = f"SELECT {columns} FROM dlq WHERE dataset = ? ORDER BY ts DESC LIMIT ?"
+        return to_records(self._query(sql, [dataset, limit]))
 
-    def dead_letter_count(self) -> int:
-        """Return how many dead letters the lake holds."""
-        table = self._query("SELECT count(*) AS n FROM dlq")
+    def dead_letter_count(self, dataset: str) -> int:
+        """Return how many dead letters a dataset has."""
+        table = self._query("SELECT count(*) AS n FROM dlq WHERE dataset = ?", [dataset])
         return int(table.column("n")[0].as_py()) if table.num_rows else 0
 
-    def latest_rows(self, interval: str) -> list[dict[str, Any]]:
-        """Return one watchlist row per symbol from the lake's newest bars and indicators."""
+    def latest_rows(self, dataset: str, timeframe: str) -> list[dict[str, Any]]:
+        """Return one watchlist row per symbol from a dataset's newest bars and indicators.
+
+        ``last`` is the newest close; ``first`` (the open) and ``volume`` are
+        those of the newest UTC day's bars of ``timeframe``.
+        """
         sql = """
-            WITH b AS (
-                SELECT symbol, arg_max(close, start) AS last, arg_min(open, start) AS first,
-                       sum(volume) AS volume
-                FROM bars WHERE interval = ? AND date = (SELECT max(date) FROM bars)
+            WITH s AS (
+                SELECT * FROM bars WHERE dataset = $1 AND timeframe = $2
+                AND period = (SELECT max(period) FROM bars WHERE dataset = $1 AND timeframe = $2)
+            ), b AS (
+                SELECT symbol, arg_max(close, bar_start) AS last,
+                       arg_min(open, bar_start) AS first, sum(volume) AS volume
+                FROM s WHERE bar_start::DATE = (SELECT max(bar_start)::DATE FROM s)
                 GROUP BY symbol
             ), i AS (
-                SELECT symbol, rsi_14, macd_hist, vwap FROM indicators WHERE interval = ?
-                QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) = 1
+                SELECT symbol, rsi_14, macd_hist, vwap FROM indicators
+                WHERE dataset = $1 AND timeframe = $2
+                QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY bar_start DESC) = 1
             ), a AS (
-                SELECT symbol, rule || ': ' || message AS alert FROM alerts
-                QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) = 1
+                SELECT symbol, rule || ': ' || message AS alert FROM alerts WHERE dataset = $1
+                QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY bar_end DESC) = 1
             )
             SELECT b.symbol, b.last, b.first, b.volume, i.rsi_14 AS rsi, i.macd_hist,
                    i.vwap, coalesce(a.alert, '') AS alert
             FROM b LEFT JOIN i USING (symbol) LEFT JOIN a USING (symbol)
             ORDER BY b.symbol
         """
-        return to_records(self._query(sql, [interval, interval]))
+        return to_records(self._query(sql, [dataset, timeframe]))
+
+
+def _newest_change(directory: str) -> int:
+    """Return the newest modification time (ns) of ``directory`` and the directories below it."""
+    newest = 0
+    pending = [directory]
+    while pending:
+        path = pending.pop()
+        try:
+            newest = max(newest, os.stat(path).st_mtime_ns)
+            pending.extend(e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False))
+        except OSError:  # removed meanwhile (a compaction, `lake drop`)
+            continue
+    return newest

@@ -3,6 +3,8 @@
 Two sources give the same three things: :class:`LiveMarket`, fed by a running
 pipeline (it is the pipeline's :class:`~marketpulse.pipeline.MarketView`), and
 :class:`LakeMarket`, which reads them from the lake for ``marketpulse dashboard``.
+Each shows one dataset, its :attr:`~MarketSource.dataset`: the run's, or the
+one chosen in the lake.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import pyarrow.compute as pc
 
 from marketpulse.models import Alert
 from marketpulse.pipeline import MarketView, Metrics, SymbolRow
-from marketpulse.serve.lake_data import LakeData, to_records
+from marketpulse.serve.lake_data import LakeData
+from marketpulse.serve.records import details_of, iso_time, to_records
 
 __all__ = ["LakeMarket", "LiveMarket", "MarketSource", "alert_record", "row_record"]
 
@@ -56,16 +59,21 @@ def alert_record(alert: Alert) -> dict[str, Any]:
         "id": alert.id,
         "rule": alert.rule,
         "symbol": alert.symbol,
-        "interval": alert.interval,
-        "ts": alert.ts,
+        "timeframe": alert.timeframe,
+        "bar_start": iso_time(alert.bar_start),
+        "bar_end": iso_time(alert.bar_end),
         "severity": alert.severity,
         "message": alert.message,
-        "values": {k: _num(v) for k, v in alert.values.items()},
+        "details": details_of(alert.details),
+        "dataset": alert.dataset,
     }
 
 
 class MarketSource(Protocol):
     """What the WebSocket pushes and the live endpoints return."""
+
+    #: The dataset shown (``None``: none known yet).
+    dataset: str | None
 
     def watchlist(self) -> list[dict[str, Any]]:
         """Return every symbol's row."""
@@ -84,13 +92,15 @@ class LiveMarket(MarketView):
     """The market view of a running pipeline, which also keeps its recent alerts.
 
     Args:
-        interval: the bar interval whose indicators the watchlist shows.
+        interval: the bar timeframe whose indicators the watchlist shows.
         metrics: the running pipeline's metrics.
+        dataset: the run's dataset (default: the one its output carries).
     """
 
-    def __init__(self, interval: str, metrics: Metrics) -> None:
+    def __init__(self, interval: str, metrics: Metrics, dataset: str | None = None) -> None:
         super().__init__(interval)
         self.metrics = metrics
+        self.dataset = dataset
         #: More figures for the pipeline page (e.g. consumer lag), merged into :meth:`figures`.
         self.extra_figures: Callable[[], dict[str, Any]] | None = None
         self._alert_log: deque[tuple[int, dict[str, Any]]] = deque(maxlen=_KEEP_ALERTS)
@@ -112,6 +122,8 @@ class LiveMarket(MarketView):
     def _remember(self, table: pa.Table, is_bar: bool) -> None:
         if table.num_rows == 0:
             return
+        if self.dataset is None and "dataset" in table.column_names:
+            self.dataset = table.column("dataset")[0].as_py()
         with self._log_lock:  # the pipeline's thread only appends a reference
             self._series_seq += 1
             self._tables.append((self._series_seq, is_bar, table))
@@ -135,6 +147,8 @@ class LiveMarket(MarketView):
     def alerts(self, alerts: list[Alert]) -> None:
         """Remember the latest alert of each symbol, and log every alert."""
         super().alerts(alerts)
+        if self.dataset is None and alerts:
+            self.dataset = alerts[0].dataset
         with self._log_lock:
             for alert in alerts:
                 self._last_seq = next(self._seq)
@@ -165,21 +179,32 @@ class LiveMarket(MarketView):
             "rejected": snap.rejected,
             "latency_p50_ms": snap.latency_p50_ms,
             "latency_p99_ms": snap.latency_p99_ms,
+            "dataset": self.dataset,
             **(self.extra_figures() if self.extra_figures is not None else {}),
         }
 
 
 class LakeMarket:
-    """The market as the lake last recorded it, re-read at most every ``refresh_s``.
+    """One dataset as the lake last recorded it, re-read at most every ``refresh_s``.
 
     Args:
         lake: the lake's queries.
-        interval: the bar interval to show (default: the shortest in the lake).
+        interval: the bar timeframe to show (default: the dataset's shortest).
         refresh_s: how old the cached answer may get.
+        dataset: the dataset to show (default: the lake's default, see
+            :meth:`LakeData.default_dataset`, looked up again on each refresh).
     """
 
-    def __init__(self, lake: LakeData, interval: str | None = None, refresh_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        lake: LakeData,
+        interval: str | None = None,
+        refresh_s: float = 2.0,
+        dataset: str | None = None,
+    ) -> None:
         self.lake = lake
+        self._dataset = dataset
+        self.dataset = dataset
         self._interval = interval
         self._refresh_s = refresh_s
         self._lock = threading.Lock()
@@ -197,10 +222,16 @@ class LakeMarket:
             if now - self._at < self._refresh_s:
                 return
             self._at = now
-            interval = self._interval or next(iter(self.lake.intervals()), None)
+            dataset = self._dataset or self.lake.default_dataset()
+            if dataset != self.dataset:  # another dataset: nothing of the last one is kept
+                self._rows, self._alerts, self._known, self._dlq = [], [], {}, 0
+                self.dataset = dataset
+            if dataset is None:
+                return
+            interval = self._interval or next(iter(self.lake.timeframes(dataset)), None)
             if interval is None:
                 return
-            rows = self.lake.latest_rows(interval)
+            rows = self.lake.latest_rows(dataset, interval)
             for row in rows:
                 view = SymbolRow(
                     row["symbol"], *(
@@ -211,7 +242,7 @@ class LakeMarket:
                 row.clear()
                 row.update(row_record(view))
             self._rows = rows
-            for alert in reversed(self.lake.alerts(None, None, None, None, None, 200)):
+            for alert in reversed(self.lake.alerts(dataset, None, None, None, None, None, 200)):
                 if alert["id"] not in self._known:
                     self._last_seq = self._known[alert["id"]] = next(self._seq)
                     self._alerts.append((self._last_seq, alert))
@@ -219,7 +250,7 @@ class LakeMarket:
             if len(self._known) > 4 * _KEEP_ALERTS:  # forget ids too old to be read again
                 kept = {record["id"] for _, record in self._alerts}
                 self._known = {k: n for k, n in self._known.items() if k in kept}
-            self._dlq = self.lake.dead_letter_count()
+            self._dlq = self.lake.dead_letter_count(dataset)
 
     def watchlist(self) -> list[dict[str, Any]]:
         """Return every symbol's row."""
@@ -239,4 +270,4 @@ class LakeMarket:
     def figures(self) -> dict[str, Any]:
         """Return what the lake knows of the pipeline (no live rates)."""
         self._refresh()
-        return {"source": "lake", "dlq": self._dlq}
+        return {"source": "lake", "dlq": self._dlq, "dataset": self.dataset}

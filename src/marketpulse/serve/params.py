@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 from fastapi import HTTPException
 
+from marketpulse.feeds.dataset import is_dataset_name
 from marketpulse.models import INTERVALS
 
-__all__ = ["check_interval", "check_symbol", "parse_time"]
+__all__ = ["check_dataset", "check_symbol", "check_timeframe", "not_found",
+           "parse_time"]  # fmt: skip
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_^=/:]{0,31}$")
 #: Times are int64 nanoseconds: 1677-09-21 to 2262-04-11.
@@ -24,6 +26,14 @@ def bad(name: str, message: str) -> HTTPException:
     )
 
 
+def not_found(name: str, message: str) -> HTTPException:
+    """Return the 404 error for query parameter ``name`` (shaped as a 422 is)."""
+    return HTTPException(
+        status_code=404,
+        detail=[{"loc": ["query", name], "msg": f"{name}: {message}", "type": "not_found"}],
+    )
+
+
 def check_symbol(value: str | None, name: str = "symbol") -> str | None:
     """Return ``value`` if it looks like a ticker symbol (or is ``None``)."""
     if value is not None and not _SYMBOL.match(value):
@@ -31,10 +41,21 @@ def check_symbol(value: str | None, name: str = "symbol") -> str | None:
     return value
 
 
-def check_interval(value: str | None, name: str = "interval") -> str | None:
-    """Return ``value`` if it is a known bar interval (or is ``None``)."""
+def check_timeframe(value: str | None, name: str = "timeframe") -> str | None:
+    """Return ``value`` if it is a known bar timeframe (or is ``None``)."""
     if value is not None and value not in INTERVALS:
-        raise bad(name, f"unknown interval {value!r} (known: {', '.join(INTERVALS)})")
+        raise bad(name, f"unknown timeframe {value!r} (known: {', '.join(INTERVALS)})")
+    return value
+
+
+def check_dataset(value: str | None, name: str = "dataset") -> str | None:
+    """Return ``value`` if it can be a dataset's name (or is ``None``)."""
+    if value is not None and not is_dataset_name(value):
+        raise bad(
+            name,
+            f"not a dataset name: {value[:80]!r} (a letter or digit, then up to 63 letters, "
+            "digits, '.', '_' or '-')",
+        )
     return value
 
 

@@ -6,12 +6,13 @@ message: intermediate values are never queued, the latest value wins. The
 pipeline only writes into the market view; it never waits on a client. A
 client that does not take an update within ``send_timeout_s`` is dropped.
 
-Messages (JSON): first ``{"type": "snapshot", "rows": [...], "alerts": [...],
-"figures": {...}}``, then ``{"type": "update", ...}`` with the changed rows,
-the new alerts and the figures; each message has a number ``n``. A client
-that sends ``{"symbol": "AAPL"}`` also gets that symbol's newly closed
-``bars`` and ``indicators`` rows (every interval), starting with the few the
-server keeps.
+Messages (JSON): first ``{"type": "snapshot", "dataset": ..., "rows": [...],
+"alerts": [...], "figures": {...}}``, then ``{"type": "update", ...}`` with the
+changed rows, the new alerts and the figures; each message has a number ``n``
+and names the ``dataset`` the live rows are of (every row of a bar, indicator
+or alert names its own too). A client that sends ``{"symbol": "AAPL"}`` also
+gets that symbol's newly closed ``bars`` and ``indicators`` rows (every
+timeframe), starting with the few the server keeps. Times are ISO 8601 UTC text.
 
 A client that acknowledges messages (``{"ack": n}`` once it has handled
 message ``n``; the pages do) has at most one update in flight: the next one is
@@ -100,6 +101,7 @@ async def stream_to(
         message = {
             "type": "snapshot",
             "n": 1,
+            "dataset": source.dataset,
             "rows": conflator.changes(rows),
             "alerts": alerts[-_BACKLOG_ALERTS:],
             "figures": await run_in_threadpool(source.figures),
@@ -119,6 +121,7 @@ async def stream_to(
             message = {
                 "type": "update",
                 "n": sent + 1,
+                "dataset": source.dataset,
                 "rows": rows,
                 "alerts": alerts,
                 "figures": await run_in_threadpool(source.figures),

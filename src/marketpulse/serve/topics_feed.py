@@ -4,14 +4,13 @@
 ``bars``, ``indicators``, ``alerts`` and ``dlq`` topics of one that runs
 elsewhere, with a consumer group of its own that never commits (every
 dashboard reads everything, from the earliest records kept). The watchlist's
-last price and volume come from the bars of the view's interval, its tick rate
+last price and volume come from the bars of the view's timeframe, its tick rate
 from their trade counts, and the pipeline page shows the consumer's lag per
 partition.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from marketpulse.bus.codec import decode_rows
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
 from marketpulse.models import Alert
 from marketpulse.serve.market import LiveMarket
+from marketpulse.serve.records import details_of
 
 __all__ = ["TopicsFeed"]
 
@@ -103,7 +103,7 @@ class TopicsFeed:
             return
         if name == "bars":
             self.market.bars(table)
-            own = table.filter(pc.equal(table.column("interval"), self.market.interval))
+            own = table.filter(pc.equal(table.column("timeframe"), self.market.interval))
             # the watchlist's last price and volume, from the closed bars
             self.market.trades(
                 pa.record_batch(
@@ -121,8 +121,12 @@ class TopicsFeed:
             self.market.indicators(table)
             metrics.add(indicators=table.num_rows)
         elif name == "alerts":
+            fields = set(Alert.__struct_fields__)
             alerts = [
-                Alert(**{**row, "values": json.loads(row["values"] or "{}")})
+                Alert(
+                    **{k: v for k, v in row.items() if k in fields - {"details"}},
+                    details=details_of(row.get("details")),
+                )
                 for row in table.to_pylist()
             ]
             self.market.alerts(alerts)

@@ -1,4 +1,9 @@
-"""A lake filled by the real embedded pipeline, and clients of the dashboard over it."""
+"""A lake filled by the real embedded pipeline with two datasets, and clients of the dashboard.
+
+The two datasets are two simulated markets of the same symbols (other seeds,
+other prices), written one after the other: ``sim-b`` is the most recently
+written.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ rules:
 """
 
 SYMBOLS = 6
+#: The lake's datasets, in the order they are written.
+DATASETS = ("sim-a", "sim-b")
 #: Where test clients say they are: a name the dashboard serves (not TestClient's "testserver").
 BASE_URL = "http://localhost:8050"
 WS_URL = "ws://localhost:8050/ws"
@@ -42,16 +49,21 @@ def rules_file(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def filled_lake(tmp_path_factory, rules_file):
-    """Ten simulated minutes of 6 symbols through the pipeline into a fresh lake."""
+    """Ten simulated minutes of 6 symbols through the pipeline, twice, as two datasets."""
     root = tmp_path_factory.mktemp("lake")
-    feed = Simulator(
-        symbols=SYMBOLS, rate=60.0, seed=11, start_ts=START_NS, realtime=False, max_events=36_000
-    )
-    options = PipelineOptions(
-        lake=str(root),
-        rules=load_rules(rules_file),
-        processor=ProcessorSettings(intervals=("1s", "1m")),
-    )
-    metrics = Metrics()
-    EmbeddedPipeline(feed, options, metrics).run()
-    return root, metrics.snapshot()
+    snapshots = []
+    for seed, dataset in enumerate(DATASETS, start=11):
+        feed = Simulator(
+            symbols=SYMBOLS, rate=60.0, seed=seed, start_ts=START_NS, realtime=False,
+            max_events=36_000,
+        )  # fmt: skip
+        options = PipelineOptions(
+            lake=str(root),
+            rules=load_rules(rules_file),
+            processor=ProcessorSettings(intervals=("1s", "1m")),
+            dataset=dataset,
+        )
+        metrics = Metrics()
+        EmbeddedPipeline(feed, options, metrics).run()
+        snapshots.append(metrics.snapshot())
+    return root, snapshots[0]

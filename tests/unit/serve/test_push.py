@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -28,6 +29,12 @@ def _market(symbols: int) -> tuple[LiveMarket, object]:
     """A live market and an endless source of its simulated trade batches."""
     feed = Simulator(symbols=symbols, rate=50_000.0, seed=5, realtime=False, batch_size=4096)
     return LiveMarket("1s", Metrics()), iter(feed.batches())
+
+
+def _ns(iso: str) -> int:
+    """Nanoseconds of an ISO time of whole seconds (the oracle: Python's parser)."""
+    assert iso.endswith("Z") and "." not in iso
+    return int(datetime.fromisoformat(iso[:-1] + "+00:00").timestamp()) * 1_000_000_000
 
 
 def test_conflator_sends_changed_rows_only_and_the_latest_value_wins():
@@ -74,10 +81,15 @@ def test_websocket_pushes_a_snapshot_then_changed_prices_and_new_alerts(tmp_path
         # once caught up, unchanged rows are not sent again
         quiet = ws.receive_json()
         assert quiet["type"] == "update" and quiet["rows"] == []
-        alert = Alert("a-1", "jump", "AAPL", "1s", 1_700_000_000 * 10**9, "critical", "up 3%")
+        start = 1_700_000_000 * 10**9
+        alert = Alert("a-1", "jump", "AAPL", "1s", start, start + 10**9, "critical", "up 3%",
+                      {"change_pct": 3.0}, "simulator")  # fmt: skip
         market.alerts([alert])
         message = _receive_until(ws, lambda m: m["alerts"])
         assert [a["id"] for a in message["alerts"]] == ["a-1"]
+        assert message["alerts"][0]["bar_start"] == "2023-11-14T22:13:20Z"
+        assert message["alerts"][0]["details"] == {"change_pct": 3.0}
+        assert message["dataset"] == "simulator"  # the live view's, learnt from its output
         assert message["alerts"][0]["severity"] == "critical"
         assert any(r["symbol"] == "AAPL" and r["alert"].startswith("jump") for r in message["rows"])
     lake.close()
@@ -149,7 +161,9 @@ def test_a_stalled_client_neither_slows_the_pipeline_nor_other_clients_and_is_dr
 def test_a_client_charting_a_symbol_gets_its_bars_as_they_close(tmp_path):
     market = LiveMarket("1s", Metrics())
     feed = Simulator(symbols=4, rate=400.0, seed=2, realtime=False, max_events=8_000)
-    options = PipelineOptions(lake=str(tmp_path / "lake"), processor=ProcessorSettings(("1s",)))
+    options = PipelineOptions(
+        lake=str(tmp_path / "lake"), processor=ProcessorSettings(("1s",)), dataset="run-1"
+    )
     lake = LakeData(tmp_path / "lake")
     app = create_app(ServeSettings(updates_per_s=50), lake, market)
     with TestClient(app, base_url=BASE_URL) as client, client.websocket_connect(WS_URL) as ws:
@@ -162,9 +176,13 @@ def test_a_client_charting_a_symbol_gets_its_bars_as_they_close(tmp_path):
         assert message["symbol"] == symbol
         bars, rows = message["bars"], message["indicators"]
         assert {b["symbol"] for b in bars} == {symbol} and {r["symbol"] for r in rows} == {symbol}
-        starts = [b["start"] for b in bars]
+        assert message["dataset"] == "run-1"
+        assert {b["dataset"] for b in bars} == {r["dataset"] for r in rows} == {"run-1"}
+        starts = [_ns(b["bar_start"]) for b in bars]
         assert starts == sorted(starts) and len(set(starts)) == len(starts)
-        assert rows and max(r["ts"] for r in rows) == starts[-1] + 1_000_000_000 == bars[-1]["end"]
+        assert all(_ns(b["bar_end"]) == _ns(b["bar_start"]) + 1_000_000_000 for b in bars)
+        # indicator rows carry their bar's key
+        assert rows and max(r["bar_start"] for r in rows) == bars[-1]["bar_start"]
         assert all(r["rsi_14"] is None or 0 <= r["rsi_14"] <= 100 for r in rows)
         # what was sent is not sent again; another symbol's series comes on request
         later = ws.receive_json()

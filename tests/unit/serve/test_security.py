@@ -58,7 +58,7 @@ def _refused_socket(client, url=WS_URL, **headers) -> int:
 @pytest.mark.parametrize("host", ["localhost:8050", "127.0.0.1:8050", "[::1]:8050",
                                   "LOCALHOST", "localhost.:9999", "127.0.0.1"])  # fmt: skip
 def test_loopback_names_are_served_on_any_port(client, host):
-    assert client.get("/api/intervals", headers={"Host": host}).status_code == 200
+    assert client.get("/api/timeframes", headers={"Host": host}).status_code == 200
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8050", "localhost.evil.example",
@@ -76,9 +76,9 @@ def test_with_a_token_any_host_name_is_served(token_client):
     bearer = {"Authorization": "Bearer s3cret"}
     for host in ["dashboard.example:443", "192.168.1.5:8050"]:
         assert (
-            token_client.get("/api/intervals", headers={"Host": host, **bearer}).status_code == 200
+            token_client.get("/api/timeframes", headers={"Host": host, **bearer}).status_code == 200
         )
-        assert token_client.get("/api/intervals", headers={"Host": host}).status_code == 401
+        assert token_client.get("/api/timeframes", headers={"Host": host}).status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-// Alerts: a live feed (newest first) with filters by symbol, rule and severity.
+// Alerts of one dataset (the selector in the navigation bar): a live feed, newest first,
+// with filters by symbol, rule and severity.
 "use strict";
 MP.nav();
 const KEEP = 2000;
@@ -9,11 +10,12 @@ const severityBox = document.getElementById("severity");
 const seen = new Set();
 const rules = new Set();
 let alerts = [];  // newest first
+let dataset = null;
 
-function add(list) {
+function add(list, fallback) {
   let added = 0;
   for (const alert of list) {
-    if (seen.has(alert.id)) continue;
+    if ((alert.dataset ?? fallback) !== dataset || seen.has(alert.id)) continue;
     seen.add(alert.id);
     alerts.push(alert);
     added += 1;
@@ -23,7 +25,7 @@ function add(list) {
     }
   }
   if (!added) return;
-  alerts.sort((a, b) => b.ts - a.ts);
+  alerts.sort((a, b) => MP.ms(b.bar_end) - MP.ms(a.bar_end));
   alerts = alerts.slice(0, KEEP);
   render();
 }
@@ -38,8 +40,8 @@ function render() {
     const tr = document.createElement("tr");
     tr.dataset.id = a.id;
     tr.dataset.rule = a.rule;
-    tr.dataset.ts = a.ts;
-    for (const [text, cls] of [[MP.time(a.ts), ""], [a.symbol, ""], [a.interval, ""], [a.rule, "rule"],
+    tr.dataset.ts = MP.ms(a.bar_end);
+    for (const [text, cls] of [[MP.time(a.bar_end), ""], [a.symbol, ""], [a.timeframe, ""], [a.rule, "rule"],
                                [a.severity, "sev-" + a.severity], [a.message, "message"]]) {
       const td = document.createElement("td");
       td.textContent = text;
@@ -53,5 +55,17 @@ function render() {
 }
 
 for (const box of [symbolBox, ruleBox, severityBox]) box.addEventListener("input", render);
-MP.getJSON("/api/alerts?limit=500").then(add).catch((e) => console.error(e));
-MP.live((message) => add(message.alerts));
+async function load(name) {
+  dataset = name;
+  seen.clear();
+  alerts = [];
+  render();
+  if (!dataset) return;
+  const list = await MP.getJSON("/api/alerts?limit=500&dataset=" + encodeURIComponent(dataset));
+  if (name === dataset) add(list);
+}
+
+MP.datasets((name) => load(name).catch((e) => console.error(e)))
+  .then(load)
+  .then(() => MP.live((message) => add(message.alerts, message.dataset)))
+  .catch((e) => console.error(e));

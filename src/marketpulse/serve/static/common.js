@@ -1,4 +1,5 @@
-// Shared by every page: navigation, number formats and the live WebSocket.
+// Shared by every page: navigation, the dataset selector, number and time formats and the
+// live WebSocket. Times arrive as ISO 8601 UTC text ("2013-10-07T13:31:00Z").
 "use strict";
 const MP = (() => {
   const PAGES = [["/", "Watchlist"], ["/symbol", "Symbol"], ["/alerts", "Alerts"], ["/pipeline", "Pipeline"]];
@@ -31,8 +32,49 @@ const MP = (() => {
     return (value > 0 ? "+" : "") + fmt(value, digits) + suffix;
   }
 
-  function time(ns) {
-    return new Date(ns / 1e6).toISOString().replace("T", " ").replace("Z", "");
+  // "2013-10-07T13:31:00.5Z" -> "2013-10-07 13:31:00.5" (UTC, as the API gives it)
+  function time(iso) {
+    return iso ? iso.replace("T", " ").replace("Z", "") : "";
+  }
+
+  // The same time for a Plotly date axis: UTC wall time, at most microseconds
+  // (a Date object would be drawn in the browser's time zone).
+  function plotTime(iso) {
+    return iso.replace("T", " ").replace("Z", "").replace(/(\.\d{6})\d+$/, "$1");
+  }
+
+  // Milliseconds since the epoch, to order times (texts of differing precision do not sort).
+  function ms(iso) {
+    return Date.parse(iso);
+  }
+
+  // The dataset selector in the navigation bar. The dataset is the page's ?dataset=, else the
+  // server's default; onChange(name) is called when the user picks another. Resolves to the
+  // dataset shown (null: the lake has none).
+  async function datasets(onChange) {
+    const info = await getJSON("/api/datasets");
+    const select = document.createElement("select");
+    select.id = "dataset";
+    select.setAttribute("aria-label", "Dataset");
+    const names = info.datasets.map((d) => d.dataset);
+    if (info.default && !names.includes(info.default)) names.push(info.default);
+    for (const name of names) select.add(new Option(name, name));
+    const asked = new URLSearchParams(location.search).get("dataset");
+    const chosen = asked && names.includes(asked) ? asked : info.default;
+    select.value = chosen || "";
+    select.addEventListener("change", () => {
+      const query = new URLSearchParams(location.search);
+      query.set("dataset", select.value);
+      history.replaceState(null, "", "?" + query);
+      document.body.dataset.dataset = select.value;
+      onChange(select.value);
+    });
+    const label = document.createElement("label");
+    label.className = "dataset";
+    label.append("dataset ", select);
+    document.querySelector("nav").insertBefore(label, document.getElementById("status"));
+    document.body.dataset.dataset = chosen || "";
+    return chosen || null;
   }
 
   // Connects to /ws and calls onMessage with each message; reconnects after a drop.
@@ -51,6 +93,10 @@ const MP = (() => {
         messages += 1;
         document.body.dataset.messages = messages;
         const message = JSON.parse(event.data);
+        if (message.dataset) {
+          status.textContent = "live: " + message.dataset;
+          document.body.dataset.liveDataset = message.dataset;
+        }
         onMessage(message);
         // acknowledged once this page is free again: the server sends the next update
         // only then, so a busy page gets fewer, fresher updates instead of a backlog
@@ -71,5 +117,5 @@ const MP = (() => {
     return response.json();
   }
 
-  return { nav, fmt, signed, time, live, getJSON };
+  return { nav, fmt, signed, time, plotTime, ms, datasets, live, getJSON };
 })();

@@ -1,4 +1,5 @@
-// Pipeline: rates, latency, DLQ and sink, live from the WebSocket; dead letters from the lake.
+// Pipeline: rates, latency, DLQ and sink, live from the WebSocket; the dead letters of the
+// dataset the live pages show, from the lake.
 "use strict";
 MP.nav();
 const KEEP = 300;
@@ -29,6 +30,7 @@ function show(f) {
     }, { displaylogo: false, responsive: true });
   }
   set("dlq", MP.fmt(f.dlq, 0));
+  if (f.dataset) set("dataset", f.dataset);
   if (f.lag) showLag(f.lag);
 }
 
@@ -51,7 +53,8 @@ async function deadLetters() {
   const fragment = document.createDocumentFragment();
   for (const d of info.dead_letters) {
     const tr = document.createElement("tr");
-    const where = d.file ? d.file + ":" + d.line : d.topic ? d.topic + "[" + d.partition + "]@" + d.offset : "";
+    const where = d.source_file ? d.source_file + ":" + d.source_line
+      : d.source_topic ? d.source_topic + "[" + d.source_partition + "]@" + d.source_offset : "";
     for (const text of [MP.time(d.ts), d.reason, d.error, where]) {
       const td = document.createElement("td");
       td.textContent = text ?? "";

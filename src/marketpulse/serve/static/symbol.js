@@ -1,23 +1,24 @@
-// Symbol page: candles with overlays, volume, RSI and MACD panes and alert markers.
-// History comes from the lake (/api/bars, /api/indicators, /api/alerts), then the
-// WebSocket pushes each bar and indicator row as it closes; the lake is re-read
-// every few seconds to fill gaps.
+// Symbol page: candles with overlays, volume, RSI and MACD panes and alert markers, all of
+// one dataset (the selector in the navigation bar). History comes from the lake
+// (/api/bars, /api/indicators, /api/alerts), then the WebSocket pushes each bar and
+// indicator row of that dataset as it closes; the lake is re-read every few seconds to
+// fill gaps. Bars, indicator rows and alerts share their key: the bar's start.
 "use strict";
 MP.nav();
 const params = new URLSearchParams(location.search);
 let symbol = params.get("symbol");
-let interval = params.get("interval");
+let interval = params.get("timeframe");
+let dataset = null;
 const chart = document.getElementById("chart");
 const REFRESH_MS = 5000;
 const BARS = 600;
 
-const when = (ns) => new Date(ns / 1e6);
 
 function layout(maxVolume) {
   const axis = { gridcolor: "#26303b", zerolinecolor: "#26303b", color: "#7d8a98" };
   return {
     paper_bgcolor: "#0f1419", plot_bgcolor: "#0f1419", font: { color: "#d8dee6", size: 11 },
-    margin: { l: 60, r: 60, t: 24, b: 30 }, showlegend: true, uirevision: symbol + interval,
+    margin: { l: 60, r: 60, t: 24, b: 30 }, showlegend: true, uirevision: dataset + symbol + interval,
     legend: { orientation: "h", y: 1.04, x: 0 }, hovermode: "x unified",
     xaxis: { ...axis, type: "date", rangeslider: { visible: false }, anchor: "y4" },
     yaxis: { ...axis, domain: [0.46, 1], title: { text: "price" } },
@@ -32,14 +33,14 @@ function layout(maxVolume) {
 }
 
 function traces(bars, rows, alerts) {
-  const bx = bars.map((b) => when(b.start));
-  const ix = rows.map((r) => when(r.ts - intervalNs(interval)));  // a row belongs to the bar ending at ts
+  const bx = bars.map((b) => MP.plotTime(b.bar_start));
+  const ix = rows.map((r) => MP.plotTime(r.bar_start));
   const col = (name) => rows.map((r) => r[name]);
   const line = (name, label, color, extra = {}) => ({
     type: "scatter", mode: "lines", name: label, x: ix, y: col(name),
     line: { color, width: 1.2 }, ...extra,
   });
-  const closes = new Map(bars.map((b) => [b.end, b.close]));
+  const closes = new Map(bars.map((b) => [b.bar_start, b.close]));
   return [
     { type: "candlestick", name: "price", x: bx, open: bars.map((b) => b.open), high: bars.map((b) => b.high),
       low: bars.map((b) => b.low), close: bars.map((b) => b.close),
@@ -52,8 +53,8 @@ function traces(bars, rows, alerts) {
     line("bb_lower", "BB lower", "#8e7cc3", { line: { color: "#8e7cc3", width: 1, dash: "dot" }, fill: "tonexty",
       fillcolor: "rgba(142,124,195,.08)" }),
     line("vwap", "VWAP", "#d5d5d5", { line: { color: "#d5d5d5", width: 1, dash: "dash" } }),
-    { type: "scatter", mode: "markers", name: "alerts", x: alerts.map((a) => when(a.ts - intervalNs(a.interval))),
-      y: alerts.map((a) => closes.get(a.ts) ?? null), text: alerts.map((a) => a.rule + ": " + a.message),
+    { type: "scatter", mode: "markers", name: "alerts", x: alerts.map((a) => MP.plotTime(a.bar_start)),
+      y: alerts.map((a) => closes.get(a.bar_start) ?? null), text: alerts.map((a) => a.rule + ": " + a.message),
       hoverinfo: "text", marker: { symbol: "triangle-down", size: 11, color: "#e0a526" } },
     line("rsi_14", "RSI 14", "#4aa3ff", { yaxis: "y3" }),
     line("macd", "MACD", "#4aa3ff", { yaxis: "y4" }),
@@ -66,19 +67,23 @@ function traces(bars, rows, alerts) {
 const UNITS = { s: 1e9, m: 60e9, h: 3600e9, d: 86400e9 };
 function intervalNs(name) { return Number(name.slice(0, -1)) * UNITS[name.slice(-1)]; }
 
-// The chart's data: bars by start, indicator rows by ts, alerts by id; filled from the
+// The chart's data: bars and indicator rows by bar start, alerts by id; filled from the
 // lake, then extended by the bars the WebSocket pushes as they close.
-let barsByStart = new Map(), rowsByTs = new Map(), alertsById = new Map();
+let barsByStart = new Map(), rowsByStart = new Map(), alertsById = new Map();
 let socket = null, liveBars = 0, frame = 0;
+
+const byStart = (a, b) => MP.ms(a.bar_start) - MP.ms(b.bar_start);
+// pushed rows are drawn only when they are of the chart's dataset
+const ours = (row, message) => (row.dataset ?? message.dataset) === dataset;
 
 function keepLatest(map) {
   if (map.size <= BARS) return map;
-  return new Map([...map.entries()].sort((a, b) => a[0] - b[0]).slice(-BARS));
+  return new Map([...map.entries()].sort((a, b) => MP.ms(a[0]) - MP.ms(b[0])).slice(-BARS));
 }
 
 function reset() {
   barsByStart = new Map();
-  rowsByTs = new Map();
+  rowsByStart = new Map();
   alertsById = new Map();
   liveBars = 0;
   chart.dataset.live = 0;
@@ -88,18 +93,28 @@ function subscribe() {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ symbol }));
 }
 
+function showing() {
+  return [dataset, symbol, interval].join("\n");
+}
+
+function remember() {
+  const query = new URLSearchParams({ dataset, symbol });
+  if (interval) query.set("timeframe", interval);
+  history.replaceState(null, "", "?" + query);
+}
+
 async function load() {
-  if (!symbol || !interval) return;
-  const asked = symbol + interval;
-  const q = "symbol=" + encodeURIComponent(symbol) + "&interval=" + encodeURIComponent(interval);
+  if (!dataset || !symbol || !interval) return;
+  const asked = showing();
+  const q = new URLSearchParams({ dataset, symbol, timeframe: interval });
   const [bars, rows, alerts] = await Promise.all([
     MP.getJSON("/api/bars?" + q + "&limit=" + BARS),
     MP.getJSON("/api/indicators?" + q + "&limit=" + BARS),
-    MP.getJSON("/api/alerts?symbol=" + encodeURIComponent(symbol) + "&limit=500"),
+    MP.getJSON("/api/alerts?" + new URLSearchParams({ dataset, symbol }) + "&limit=500"),
   ]);
-  if (asked !== symbol + interval) return;  // switched meanwhile
-  for (const b of bars) barsByStart.set(b.start, b);
-  for (const r of rows) rowsByTs.set(r.ts, r);
+  if (asked !== showing()) return;  // switched meanwhile
+  for (const b of bars) barsByStart.set(b.bar_start, b);
+  for (const r of rows) rowsByStart.set(r.bar_start, r);
   for (const a of alerts) alertsById.set(a.id, a);
   await draw();
 }
@@ -107,66 +122,90 @@ async function load() {
 async function draw() {
   frame = 0;
   barsByStart = keepLatest(barsByStart);
-  rowsByTs = keepLatest(rowsByTs);
-  const bars = [...barsByStart.values()].sort((a, b) => a.start - b.start);
-  const rows = [...rowsByTs.values()].sort((a, b) => a.ts - b.ts);
-  const first = bars.length ? bars[0].start : 0;
-  const shown = [...alertsById.values()].filter((a) => a.interval === interval && a.ts > first);
+  rowsByStart = keepLatest(rowsByStart);
+  const bars = [...barsByStart.values()].sort(byStart);
+  const rows = [...rowsByStart.values()].sort(byStart);
+  const first = bars.length ? MP.ms(bars[0].bar_start) : 0;
+  const shown = [...alertsById.values()].filter(
+    (a) => a.dataset === dataset && a.timeframe === interval && MP.ms(a.bar_start) >= first);
   const maxVolume = bars.reduce((m, b) => Math.max(m, b.volume), 0);
   await Plotly.react(chart, traces(bars, rows, shown), layout(maxVolume), { responsive: true, displaylogo: false });
   chart.dataset.bars = bars.length;
   chart.dataset.rsi = rows.filter((r) => r.rsi_14 !== null).length;
   chart.dataset.macd = rows.filter((r) => r.macd !== null).length;
-  chart.dataset.newest = bars.length ? bars[bars.length - 1].start : 0;
+  chart.dataset.newest = bars.length ? MP.ms(bars[bars.length - 1].bar_start) : 0;
+  chart.dataset.dataset = dataset;
   document.getElementById("info").textContent = bars.length + " bars, " + shown.length + " alerts";
 }
 
 function live(message) {
-  const row = message.rows.find((r) => r.symbol === symbol);
+  const row = message.dataset === dataset && message.rows.find((r) => r.symbol === symbol);
   if (row) document.getElementById("last").textContent = "last " + MP.fmt(row.last, 2) + " (" + MP.signed(row.change_pct, 2, "%") + ")";
   let changed = false;
   for (const a of message.alerts) {
-    if (a.symbol === symbol) { alertsById.set(a.id, a); changed = true; }
+    if (a.symbol === symbol && ours(a, message)) { alertsById.set(a.id, a); changed = true; }
   }
   if (message.symbol === symbol) {
     for (const b of message.bars) {
-      if (b.interval !== interval) continue;
-      if (!barsByStart.has(b.start)) liveBars += 1;
-      barsByStart.set(b.start, b);
+      if (b.timeframe !== interval || !ours(b, message)) continue;
+      if (!barsByStart.has(b.bar_start)) liveBars += 1;
+      barsByStart.set(b.bar_start, b);
       changed = true;
     }
     for (const r of message.indicators) {
-      if (r.interval === interval) { rowsByTs.set(r.ts, r); changed = true; }
+      if (r.timeframe === interval && ours(r, message)) { rowsByStart.set(r.bar_start, r); changed = true; }
     }
     chart.dataset.live = liveBars;
   }
   if (changed && !frame && barsByStart.size) frame = requestAnimationFrame(() => draw());
 }
 
-async function setup() {
-  const symbols = await MP.getJSON("/api/symbols");
+let symbols = [];
+
+// Lists the dataset's symbols; keeps the symbol shown when the dataset has it.
+async function setSymbols() {
+  const asked = dataset;
+  const list = dataset ? await MP.getJSON("/api/symbols?dataset=" + encodeURIComponent(dataset)) : [];
+  if (asked !== dataset) return false;
+  symbols = list;
   const select = document.getElementById("symbol");
-  for (const s of symbols) select.add(new Option(s.symbol, s.symbol));
-  if (!symbol && symbols.length) symbol = symbols[0].symbol;
+  select.replaceChildren(...symbols.map((s) => new Option(s.symbol, s.symbol)));
+  if (!symbols.some((s) => s.symbol === symbol)) symbol = symbols.length ? symbols[0].symbol : null;
   select.value = symbol;
+  setIntervals();
+  return true;
+}
+
+async function setup() {
+  dataset = await MP.datasets((name) => {
+    dataset = name;
+    reset();
+    setSymbols().then((current) => {
+      if (!current) return;
+      remember();
+      subscribe();
+      return load();
+    }).catch((e) => console.error(e));
+  });
+  const select = document.getElementById("symbol");
   select.addEventListener("change", () => {
     symbol = select.value;
-    history.replaceState(null, "", "?symbol=" + symbol);
-    setIntervals(symbols);
+    setIntervals();
+    remember();
     reset();
     subscribe();
     load();
   });
-  setIntervals(symbols);
+  await setSymbols();
   subscribe();
   await load();
   // the lake fills gaps (and is the only source when no pipeline runs here)
   setInterval(() => load().catch((e) => console.error(e)), REFRESH_MS);
 }
 
-function setIntervals(symbols) {
+function setIntervals() {
   const entry = symbols.find((s) => s.symbol === symbol);
-  const names = entry ? entry.intervals.slice().sort((a, b) => intervalNs(a) - intervalNs(b)) : [];
+  const names = entry ? entry.timeframes.slice().sort((a, b) => intervalNs(a) - intervalNs(b)) : [];
   if (!names.includes(interval)) interval = names[0] || null;
   const box = document.getElementById("intervals");
   box.replaceChildren();
@@ -178,7 +217,7 @@ function setIntervals(symbols) {
     button.addEventListener("click", () => {
       interval = name;
       for (const other of box.children) other.className = other === button ? "active" : "";
-      history.replaceState(null, "", "?symbol=" + symbol + "&interval=" + interval);
+      remember();
       reset();
       load();
     });

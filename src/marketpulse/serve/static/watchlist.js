@@ -1,4 +1,5 @@
-// Watchlist: one row per symbol, cells updated in place and flashed on change.
+// Watchlist: one row per symbol of the dataset the live view shows, cells updated in place
+// and flashed on change; a symbol links to its chart in that dataset.
 "use strict";
 MP.nav();
 const body = document.querySelector("#watchlist tbody");
@@ -6,6 +7,7 @@ const filterBox = document.getElementById("filter");
 const rows = new Map();  // symbol -> {tr, cells, data}
 const pending = new Map();  // symbol -> latest row not drawn yet
 let sortKey = "symbol", sortDir = 1, needsOrder = true, lastOrder = 0, frame = 0;
+let dataset = null;
 
 const COLUMNS = [
   ["symbol", (r) => r.symbol],
@@ -27,7 +29,7 @@ function makeRow(symbol) {
     td.className = key === "symbol" || key === "alert" ? key : "num " + key;
     if (key === "symbol") {
       const a = document.createElement("a");
-      a.href = "/symbol?symbol=" + encodeURIComponent(symbol);
+      a.href = "/symbol?" + new URLSearchParams(dataset ? { dataset, symbol } : { symbol });
       a.textContent = symbol;
       td.appendChild(a);
     }
@@ -109,6 +111,13 @@ for (const th of document.querySelectorAll("#watchlist th")) {
 filterBox.addEventListener("input", () => order());
 
 MP.live((message) => {
+  if ((message.dataset ?? null) !== dataset) {  // another dataset: none of the rows shown is of it
+    dataset = message.dataset ?? null;
+    rows.clear();
+    pending.clear();
+    body.replaceChildren();
+    needsOrder = true;
+  }
   for (const row of message.rows) pending.set(row.symbol, row);
   if (message.rows.length) schedule();
 });
