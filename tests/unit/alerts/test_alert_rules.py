@@ -119,9 +119,17 @@ def test_default_rules():
     assert len(set(names)) == len(names)
     by_name = {r.name: r for r in rules}
     assert by_name["rsi_overbought"] == RsiRule(
-        name="rsi_overbought", above=70, intervals=("1m", "5m")
+        name="rsi_overbought", above=70, intervals=("1m", "5m", "1d")
     )
-    assert by_name["rsi_oversold"] == RsiRule(name="rsi_oversold", below=30, intervals=("1m", "5m"))
+    assert by_name["rsi_oversold"] == RsiRule(
+        name="rsi_oversold", below=30, intervals=("1m", "5m", "1d")
+    )
+    assert by_name["news_move"] == PctChangeRule(
+        name="news_move", window=10, threshold=0.5, intervals=("1s",)
+    )
+    assert by_name["daily_move"] == PctChangeRule(
+        name="daily_move", window=1, threshold=3, intervals=("1d",)
+    )
     assert by_name["volume_spike"] == VolumeSpikeRule(name="volume_spike", k=3, intervals=("1m",))
     assert by_name["pct_move_5_bars"] == PctChangeRule(
         name="pct_move_5_bars", window=5, threshold=2, intervals=("1m",)

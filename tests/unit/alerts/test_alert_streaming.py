@@ -12,9 +12,9 @@ MINUTE = 60_000_000_000
 
 
 def random_rows(n_bars: int, symbols: int, seed: int) -> dict[str, np.ndarray]:
-    """Interleaved bars of many symbols on 1m and 5m, noisy enough for every rule to fire."""
+    """Interleaved bars of many symbols on 1s, 1m, 5m and 1d, noisy enough for any rule to fire."""
     rng = np.random.default_rng(seed)
-    keys = [(f"S{i:02d}", iv) for i in range(symbols) for iv in ("1m", "5m")]
+    keys = [(f"S{i:02d}", iv) for i in range(symbols) for iv in ("1s", "1m", "5m", "1d")]
     n = n_bars * len(keys)
     which = np.tile(np.arange(len(keys)), n_bars)
     rows = {

@@ -1,0 +1,49 @@
+"""End to end: the default alert rules fire on a first run and on a daily replay."""
+
+import pytest
+
+from .conftest import KAGGLE
+
+pytestmark = pytest.mark.integration
+
+RUN_DURATION = 60  # `make run`: the first minute
+
+
+@pytest.mark.timeout(240)
+def test_the_first_minute_of_make_run_raises_alerts(cli, sql, tmp_path):
+    lake = tmp_path / "lake"
+    # `make run` is `marketpulse run` with the defaults: 50 symbols, 5,000 trades/s
+    result = cli("run", "--duration", RUN_DURATION, "--no-dashboard", "--lake", lake)
+    assert result.stdout.strip().splitlines()[-1].startswith("done: ")
+    rows = sql(
+        lake,
+        "SELECT rule, symbol, timeframe, dataset, "
+        "(SELECT min(bar_start) FROM bars) AS first_bar, bar_end FROM alerts",
+    )
+    assert rows, "no alert in the first minute"
+    assert {r["dataset"] for r in rows} == {"simulator"}
+    assert {(r["rule"], r["timeframe"]) for r in rows} >= {("news_move", "1s")}
+    trades = sql(lake, "SELECT count(*) AS n, count(DISTINCT symbol) AS symbols FROM trades")[0]
+    assert trades["symbols"] == 50
+    # the announced rate, give or take the start-up and Poisson noise
+    assert 5000 * RUN_DURATION * 0.85 < trades["n"] < 5000 * RUN_DURATION * 1.05
+
+
+@pytest.mark.timeout(240)
+def test_a_daily_replay_raises_daily_alerts(cli, sql, tmp_path):
+    lines = KAGGLE.read_text().splitlines()
+    header, nya = lines[0], [line for line in lines[1:] if line.startswith("NYA,")]
+    assert len(nya) > 6000
+    part = tmp_path / "nya.csv"  # 24 years of the NYSE composite, 1966-1989 (October 1987 included)
+    part.write_text("\n".join([header, *nya[:6000]]) + "\n")
+    lake = tmp_path / "lake"
+    cli("replay", part, "--lake", lake)
+    rows = sql(lake, "SELECT rule, symbol, timeframe, count(*) AS n FROM alerts GROUP BY ALL")
+    fired = {(r["rule"], r["timeframe"]): r["n"] for r in rows}
+    assert {r["symbol"] for r in rows} == {"NYA"}
+    assert {"daily_move", "rsi_overbought", "rsi_oversold"} <= {rule for rule, _ in fired}
+    assert {tf for _, tf in fired} == {"1d"}
+    # a daily move of 3 % or more, as the file's closes say (its first day has none before it)
+    closes = [float(line.split(",")[5]) for line in nya[:6000]]
+    moves = sum(abs(b / a - 1) >= 0.03 for a, b in zip(closes, closes[1:], strict=False))
+    assert fired[("daily_move", "1d")] == moves
