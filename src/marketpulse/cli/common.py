@@ -35,8 +35,22 @@ __all__ = [
     "settings_from",
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """A console whose lines are never wrapped when they go to a pipe or a file.
+
+    Rich wraps at 80 columns where it cannot ask a terminal for its width; a
+    summary piped into a log or another program stays one line. On a terminal
+    rich fits its width as usual (live tables and progress bars are drawn on
+    terminals only).
+    """
+    out = Console(stderr=stderr)
+    out.soft_wrap = not out.is_terminal
+    return out
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 CONFIG_OPTION = typer.Option(
     None, "--config", help="TOML config file (default: ./marketpulse.toml when present).",

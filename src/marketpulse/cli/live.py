@@ -104,11 +104,16 @@ def run_in_foreground(
         console=console, transient=False,
     )  # fmt: skip
     task = progress.add_task("replay", total=None)
+    read: list[int] = []  # bytes of the file read, for the summary
 
     def on_progress(done: int, total: int | None) -> None:
-        progress.update(task, completed=done, total=total)
+        if total is not None:
+            read[:] = [done]
+        if show_progress:
+            progress.update(task, completed=done, total=total)
 
-    pipeline: EmbeddedPipeline = make_pipeline(on_progress if show_progress else None)
+    pipeline: EmbeddedPipeline = make_pipeline(on_progress)
+    metrics.start_clock()  # the rates are the pipeline's, not those of loading its kernels
     done = threading.Event()
     result: list[MetricsSnapshot] = []
     failure: list[BaseException] = []
@@ -131,7 +136,7 @@ def run_in_foreground(
     if failure:
         raise failure[0]
     snapshot = result[0] if result else metrics.snapshot()
-    console.print(snapshot.summary(), soft_wrap=True)
+    console.print(snapshot.summary(read[0] if read else None), soft_wrap=True)
     if stop.signum is not None:  # stopped cleanly by Ctrl-C or SIGTERM: 130 or 143
         raise typer.Exit(stop.exit_code)
     return snapshot
@@ -140,19 +145,20 @@ def run_in_foreground(
 def _show_live(
     done: threading.Event, view: MarketView | None, metrics: Metrics, progress: Progress | None
 ) -> None:
-    def render() -> Group:
+    def render(final: bool = False) -> Group:
         parts: list = []
         if view is not None:
             parts.append(watchlist(view))
         if progress is not None:
             parts.append(progress)
-        parts.append(figures(metrics.snapshot()))
+        if not final:  # the summary line takes the place of the running figures
+            parts.append(figures(metrics.snapshot()))
         return Group(*parts)
 
     with Live(render(), console=console, refresh_per_second=_REFRESH, transient=False) as live:
         while not done.wait(1.0 / _REFRESH):
             live.update(render())
-        live.update(render())
+        live.update(render(final=True))
 
 
 def _show_lines(done: threading.Event, metrics: Metrics) -> None:

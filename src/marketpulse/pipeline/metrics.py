@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from marketpulse.human import human_bytes, human_duration, human_rate
+
 __all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsSnapshot"]
 
 #: Upper bounds (seconds) of the tick-to-indicator latency histogram.
@@ -47,14 +49,18 @@ class MetricsSnapshot:
             f"alerts {self.alerts:,} | dlq {self.dlq:,} | {latency}"
         )
 
-    def summary(self) -> str:
-        """Render as the final summary line."""
-        rate = self.ticks_in / self.elapsed if self.elapsed > 0 else 0.0
+    def summary(self, read_bytes: int | None = None) -> str:
+        """Render as the final summary line: counts, then the mean rate since the start.
+
+        Args:
+            read_bytes: bytes of input read (a file), shown when given.
+        """
+        read = "" if read_bytes is None else f" ({human_bytes(read_bytes)} read)"
         return (
-            f"done: ticks in {self.ticks_in:,}, bars {self.bars:,}, indicator rows "
+            f"done: ticks in {self.ticks_in:,}{read}, bars {self.bars:,}, indicator rows "
             f"{self.indicator_rows:,}, alerts {self.alerts:,}, DLQ rows {self.dlq:,} "
             f"(rejected input rows {self.rejected:,}), "
-            f"{rate:,.0f} ticks/s over {self.elapsed:.2f} s"
+            f"{human_rate(self.ticks_in, self.elapsed)} ticks/s over {human_duration(self.elapsed)}"
         )
 
 
@@ -93,6 +99,16 @@ class Metrics:
             self._alerts += alerts
             self._dlq += dlq
             self._rejected += rejected
+
+    def start_clock(self) -> None:
+        """Measure time (``elapsed``, rates) from now: the pipeline is ready and starts.
+
+        What came before (loading the kernels, opening the sinks) is not the
+        pipeline's throughput.
+        """
+        with self._lock:
+            self._start = time.monotonic()
+            self._history = deque([(self._start, self._ticks, self._bars)])
 
     def latency(self, seconds: float) -> None:
         """Record one tick-to-indicator latency sample."""

@@ -156,7 +156,8 @@ class KafkaPipeline:
         for stage in (feed, *stages):
             stage.raise_failure()
         snapshot = self.metrics.snapshot()
-        logger.info("kafka pipeline stopped: %s", snapshot.summary())
+        # the figures once: the caller shows them (the CLI's final summary)
+        logger.debug("kafka pipeline stopped: %s", snapshot.summary())
         return snapshot
 
     def _create_topics(self) -> None:

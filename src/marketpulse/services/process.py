@@ -39,6 +39,7 @@ from marketpulse.bus.kafka import (
 )
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
+from marketpulse.human import human_rate
 from marketpulse.models import DeadLetter
 from marketpulse.services.idle import idle_expired
 from marketpulse.stream import Processor
@@ -130,12 +131,12 @@ class ProcessStats:
 
     def line(self) -> str:
         """One line of figures for logs and the terminal."""
-        rate = self.records / self.elapsed if self.elapsed > 0 else 0.0
+        rate = human_rate(self.records, self.elapsed)
         return (
-            f"{self.records:,} records in ({rate:,.0f}/s), {self.bars:,} bars, "
+            f"{self.records:,} records in ({rate}/s), {self.bars:,} bars, "
             f"{self.indicators:,} indicator rows, {self.alerts:,} alerts, {self.dead:,} dead "
-            f"letters, {self.transactions:,} transactions ({self.aborted} aborted)"
-            + (f", Kafka clients replaced {self.replaced}x" if self.replaced else "")
+            f"letters, {self.transactions:,} transactions ({self.aborted:,} aborted)"
+            + (f", Kafka clients replaced {self.replaced:,}x" if self.replaced else "")
         )
 
 
@@ -209,7 +210,7 @@ class ProcessService:
             self._commit()
         finally:
             self._shutdown()
-        logger.info("process: stopped after %s", self.stats.line())
+        logger.debug("process: stopped after %s", self.stats.line())  # the command prints it
         return self.stats
 
     def _new_producer(self) -> TransactionalProducer:

@@ -28,6 +28,7 @@ from marketpulse.bus.topics import Topics
 from marketpulse.exceptions import BusError, ConfigError
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.feeds.dataset import feed_dataset
+from marketpulse.human import human_bytes, human_duration, human_rate
 from marketpulse.pipeline.pacing import paced
 from marketpulse.pipeline.threads import Prefetch, interrupter
 
@@ -117,9 +118,11 @@ class ProduceStats:
 
     def line(self) -> str:
         """One line of figures for logs and the terminal."""
-        rate = self.ticks / self.elapsed if self.elapsed > 0 else 0.0
+        rate = human_rate(self.ticks, self.elapsed)
+        read = "" if self.total is None else f" ({human_bytes(self.done)} read)"
         text = (
-            f"produced {self.ticks:,} ticks, {rate:,.0f}/s, failed {self.failed:,}, "
+            f"produced {self.ticks:,} ticks{read} in {human_duration(self.elapsed)}, {rate}/s, "
+            f"failed {self.failed:,}, "
             f"{self.dead:,} malformed rows to dlq"
         )
         if self.unacknowledged:
@@ -186,7 +189,7 @@ class ProduceService:
                 timer.cancel()
             self.feed.close()
             self._flush(producer)
-        logger.info("produce: stopped after %s", self.stats.line())
+        logger.debug("produce: stopped after %s", self.stats.line())  # the command prints it
         return self.stats
 
     def _loop(self, producer: KafkaProducer) -> None:

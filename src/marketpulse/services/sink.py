@@ -23,6 +23,7 @@ from marketpulse.bus.codec import decode_dead_letters, decode_rows, record_datas
 from marketpulse.bus.kafka import ConsumerFatal, KafkaBus, KafkaConsumer
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
+from marketpulse.human import human_rate
 from marketpulse.models import DLQ_SCHEMA
 from marketpulse.services.idle import idle_expired
 from marketpulse.sinks.base import Sink, SourceRange
@@ -74,13 +75,13 @@ class SinkServiceStats:
     def line(self) -> str:
         """One line of figures."""
         elapsed = time.monotonic() - self.started
-        rate = self.records / elapsed if elapsed > 0 else 0.0
+        rate = human_rate(self.records, elapsed)
         tables = ", ".join(f"{n:,} {t}" for t, n in sorted(self.rows.items())) or "no rows"
         return (
-            f"{self.records:,} records ({rate:,.0f}/s): {tables}; "
-            f"{self.undecodable} undecodable; {self.commits} commits"
-            + (f" ({self.failed_commits} failed)" if self.failed_commits else "")
-            + (f"; {self.rejoins} rejoins" if self.rejoins else "")
+            f"{self.records:,} records ({rate}/s): {tables}; "
+            f"{self.undecodable:,} undecodable; {self.commits:,} commits"
+            + (f" ({self.failed_commits:,} failed)" if self.failed_commits else "")
+            + (f"; {self.rejoins:,} rejoins" if self.rejoins else "")
         )
 
 
@@ -147,7 +148,9 @@ class SinkService:
                 self._consumer.close()
             finally:
                 self.sink.close()
-        logger.info("sink %s: stopped after %s", self.sink.name, self.stats.line())
+        logger.debug(  # the command prints it
+            "sink %s: stopped after %s", self.sink.name, self.stats.line()
+        )
         return self.stats
 
     def _loop(self) -> None:

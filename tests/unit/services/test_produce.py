@@ -132,7 +132,7 @@ def test_file_rows_go_to_ticks_keyed_by_symbol_and_bad_rows_to_dlq(tmp_path):
         True,
     )
     assert (
-        stats.line().startswith("produced 2 ticks, ")
+        stats.line().startswith("produced 2 ticks (")
         and "failed 0, 2 malformed rows" in stats.line()
     )
 
