@@ -73,6 +73,6 @@ def test_broker_restarted_mid_run_services_reconnect_and_lose_nothing(
     for topic in OUTPUTS:
         assert records(got[topic]) == records(expected[topic]), topic
     # the lake holds every committed bar exactly once
-    counts = sql(lake, "SELECT count(*) AS n, count(DISTINCT (symbol, interval, start)) AS d "
+    counts = sql(lake, "SELECT count(*) AS n, count(DISTINCT (symbol, timeframe, bar_start)) AS d "
                        "FROM bars")  # fmt: skip
     assert counts == [{"n": total_bars, "d": total_bars}]

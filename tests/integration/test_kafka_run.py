@@ -61,11 +61,14 @@ def test_run_on_kafka_fills_the_topics_and_the_lake_alike(sql, tmp_path, kafka_b
     counts = sql(
         lake,
         "SELECT (SELECT count(*) FROM bars) AS bars, "
-        "(SELECT count(DISTINCT (symbol, interval, start)) FROM bars) AS distinct_bars, "
+        "(SELECT count(DISTINCT (symbol, timeframe, bar_start)) FROM bars) AS distinct_bars, "
         "(SELECT count(*) FROM indicators) AS indicators, "
         "(SELECT count(DISTINCT symbol) FROM bars) AS symbols, "
-        "(SELECT count(*) FROM indicators WHERE rsi_14 IS NOT NULL) AS rsi",
+        "(SELECT count(*) FROM indicators WHERE rsi_14 IS NOT NULL) AS rsi, "
+        "(SELECT list(DISTINCT dataset) FROM (SELECT dataset FROM bars UNION ALL "
+        "SELECT dataset FROM indicators)) AS datasets",
     )[0]
+    assert counts["datasets"] == ["simulator"]  # the simulator's rows, named after it
     assert counts["bars"] == counts["distinct_bars"] == n_bars
     assert counts["indicators"] == n_indicators
     assert counts["symbols"] == 6
