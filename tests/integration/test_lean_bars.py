@@ -94,8 +94,8 @@ def build_bars(path: Path, **replay_options) -> Bars:
         tables.append(out.bars)
     tables.append(processor.finish().bars)
     table = pa.concat_tables(tables)
-    assert set(table.column("interval").to_pylist()) == {"1m"}
-    columns = [table.column(name).to_pylist() for name in ("symbol", "start")]
+    assert set(table.column("timeframe").to_pylist()) == {"1m"}
+    columns = [table.column(name).to_pylist() for name in ("symbol", "bar_start")]
     values = [table.column(n).to_pylist() for n in ("open", "high", "low", "close", "volume")]
     bars = {(s, t): v for s, t, *v in zip(*columns, *values, strict=True)}
     assert len(bars) == table.num_rows
