@@ -22,6 +22,7 @@ from marketpulse.cli import (
 )
 from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
+    ADJUST_OPTION,
     ALERTS_FILE_OPTION,
     COLUMNS_OPTION,
     CONFIG_OPTION,
@@ -32,6 +33,7 @@ from marketpulse.cli.common import (
     RULES_OPTION,
     SUSPICIOUS_OPTION,
     SYMBOL_OPTION,
+    Adjust,
     FileFormat,
     bounded,
     console,
@@ -294,6 +296,7 @@ def replay(
     symbol: str = SYMBOL_OPTION,
     columns: str = COLUMNS_OPTION,
     include_suspicious: bool = SUSPICIOUS_OPTION,
+    adjust: Adjust = ADJUST_OPTION,
     rules: str = RULES_OPTION,
     lake: str = LAKE_OPTION,
     sink: list[SinkKind] = SINK_OPTION,
@@ -319,7 +322,7 @@ def replay(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
         intervals=parse_intervals(intervals), **url_overrides(postgres_url, influx_url),
     )  # fmt: skip
-    feed = file_feed(file, format, symbol, columns, include_suspicious)
+    feed = file_feed(file, format, symbol, columns, include_suspicious, adjust)
     alert_rules, proc = rules_from(settings), processor_settings(settings)
     options = PipelineOptions(
         lake=settings.lake, rules=alert_rules, processor=proc, alerts_file=settings.alerts_file,

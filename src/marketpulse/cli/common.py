@@ -192,6 +192,21 @@ SUSPICIOUS_OPTION = typer.Option(
 )
 
 
+class Adjust(StrEnum):
+    """Corporate-action adjustment of a bar file that carries an adjusted close."""
+
+    none = "none"
+    splits = "splits"
+    all = "all"
+
+
+ADJUST_OPTION = typer.Option(
+    Adjust.none, "--adjust",
+    help="Bar files with an adjusted close (Yahoo's Adj Close): none (raw prices), splits "
+    "(split-adjusted), all (splits and dividends); indicators follow the adjusted prices.",
+)  # fmt: skip
+
+
 def parse_intervals(value: str | None) -> tuple[str, ...] | None:
     """Parse ``--intervals "1s,1m"``."""
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
@@ -203,6 +218,7 @@ def file_feed(
     symbol: str | None,
     columns: str | None,
     include_suspicious: bool,
+    adjust: Adjust = Adjust.none,
 ) -> FileReplay:
     """Open a replay file with the file options shared by ``replay`` and ``backfill``."""
     from marketpulse.feeds import FileReplay
@@ -210,4 +226,5 @@ def file_feed(
     return FileReplay(
         file, format=format.value if format else None, symbol=symbol,
         columns=parse_columns(columns), include_suspicious=include_suspicious,
+        adjust=adjust.value,
     )  # fmt: skip

@@ -15,11 +15,13 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from marketpulse.bus.kafka import COMPRESSIONS
 from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
+    ADJUST_OPTION,
     COLUMNS_OPTION,
     CONFIG_OPTION,
     FORMAT_OPTION,
     SUSPICIOUS_OPTION,
     SYMBOL_OPTION,
+    Adjust,
     FileFormat,
     bounded,
     console,
@@ -73,6 +75,7 @@ def produce(
     symbol: str = SYMBOL_OPTION,
     columns: str = COLUMNS_OPTION,
     include_suspicious: bool = SUSPICIOUS_OPTION,
+    adjust: Adjust = ADJUST_OPTION,
     speed: str = typer.Option(
         None,
         "--speed",
@@ -114,7 +117,8 @@ def produce(
     _check_sources(
         feed, file, simulator={"--symbols": symbols, "--rate": rate, "--seed": seed},
         file_only={"--format": format, "--symbol": symbol, "--columns": columns,
-                   "--include-suspicious": include_suspicious or None, "--speed": speed},
+                   "--include-suspicious": include_suspicious or None, "--speed": speed,
+                   "--adjust": None if adjust == Adjust.none else adjust},
     )  # fmt: skip
     live = LiveOptions(url, rest_url, tickers, watchlist, data_feed, bar_interval, quotes, history,
                        calendar, rate_limit, env_file)  # fmt: skip
@@ -130,7 +134,7 @@ def produce(
         compression=settings.kafka.compression, speed=_speed(speed), duration=duration
     )
     if file is not None:
-        source = file_feed(file, format, symbol, columns, include_suspicious)
+        source = file_feed(file, format, symbol, columns, include_suspicious, adjust)
     elif feed != FeedName.simulator:
         source = live_feed(feed, live)
     else:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from marketpulse.cli.common import (
+    ADJUST_OPTION,
     COLUMNS_OPTION,
     CONFIG_OPTION,
     FORMAT_OPTION,
@@ -17,6 +18,7 @@ from marketpulse.cli.common import (
     RULES_OPTION,
     SUSPICIOUS_OPTION,
     SYMBOL_OPTION,
+    Adjust,
     FileFormat,
     console,
     file_feed,
@@ -25,6 +27,7 @@ from marketpulse.cli.common import (
     rules_from,
     settings_from,
 )
+from marketpulse.exceptions import InputError
 
 __all__ = ["FORMAT_OUTPUT_OPTION", "OutputFormat", "backfill", "sql"]
 
@@ -77,6 +80,7 @@ def backfill(
     symbol: str = SYMBOL_OPTION,
     columns: str = COLUMNS_OPTION,
     include_suspicious: bool = SUSPICIOUS_OPTION,
+    adjust: Adjust = ADJUST_OPTION,
     lake: str = LAKE_OPTION,
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
@@ -93,7 +97,13 @@ def backfill(
     settings = settings_from(
         config, lake=lake, rules=rules, intervals=parse_intervals(intervals), lateness=lateness
     )
-    source = file_feed(file, format, symbol, columns, include_suspicious) if file else settings.lake
+    if file is None and adjust != Adjust.none:
+        raise InputError("backfill: --adjust applies to --file, not to the lake's trades")
+    source = (
+        file_feed(file, format, symbol, columns, include_suspicious, adjust)
+        if file
+        else settings.lake
+    )
     result = run_backfill(source, settings.lake, processor_settings(settings), rules_from(settings))
     console.print(
         f"backfill done: ticks {result.ticks:,}, bars {result.bars:,}, indicator rows "

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from marketpulse.feeds.adjust import SplitHistory, adjust_prices, row_factors
 from marketpulse.feeds.timestamps import CONVERT_ERRORS as _ERRORS
 from marketpulse.feeds.timestamps import TimestampParser, is_text, text
 from marketpulse.models import interval_ns
@@ -41,6 +42,10 @@ class Options:
         include_suspicious: keep trades flagged ``suspicious``.
         shift_ns: added to every timestamp.
         interval: interval of bars.
+        adjust: bars: ``"none"``, ``"splits"`` or ``"all"``
+            (:mod:`~marketpulse.feeds.adjust`).
+        splits: the file's splits, for ``adjust="splits"`` (``None``: the factors
+            are computed and checked, the prices left as they are).
     """
 
     symbol: str | None = None
@@ -48,6 +53,8 @@ class Options:
     shift_ns: int = 0
     interval: str = "1d"
     timestamps: TimestampParser = field(default_factory=TimestampParser)
+    adjust: str = "none"
+    splits: SplitHistory | None = None
 
 
 @dataclass(slots=True)
@@ -59,12 +66,14 @@ class Converted:
         errors: row index → messages, for rows that cannot be used.
         keep: rows to keep among the good ones (filters), ``None`` for all.
         suspicious: how many good rows ``keep`` drops as suspicious.
+        factor: bars adjusted: each row's ``adj_close / close``.
     """
 
     columns: list[pa.Array]
     errors: dict[int, list[str]]
     keep: pa.Array | None = None
     suspicious: int = 0
+    factor: pa.Array | None = None
 
 
 def _to_float(arr: pa.Array) -> pa.Array:
@@ -293,6 +302,15 @@ def convert_bars(fields: dict[str, pa.Array], n: int, opts: Options) -> Converte
         trades = pa.repeat(pa.scalar(0, pa.int64()), n)
     symbols = _symbols(fields, n, opts, dictionary=False)
     keep = _symbol_filter(symbols, opts, "symbol" in fields)
+    factor = None
+    if opts.adjust != "none":
+        adj = _convert(fields["adj_close"], _to_float, "adj_close", "a number", errors)
+        factor = row_factors(prices[3], adj, errors)
+        scale = factor if opts.adjust == "all" else None
+        if opts.adjust == "splits" and opts.splits is not None:
+            scale = opts.splits.factors(symbols, start)
+        if scale is not None:
+            prices, volume, vwap = adjust_prices(prices, volume, vwap, scale)
     interval = pa.repeat(pa.scalar(opts.interval, pa.string()), n)
     columns = [symbols, interval, start, end, *prices, volume, vwap, trades]
-    return Converted(columns, errors, keep)
+    return Converted(columns, errors, keep, factor=factor)

@@ -46,6 +46,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "volume": ("volume", "vol"),
     "vwap": ("vwap",),
     "trades": ("trades", "tradecount"),
+    "adj_close": ("adjclose", "adjustedclose"),
 }
 #: Other spellings accepted as targets of a ``columns=`` mapping.
 _TARGET_SYNONYMS = {
@@ -53,10 +54,14 @@ _TARGET_SYNONYMS = {
     "time": "timestamp",
     "date": "timestamp",
     "datetime": "timestamp",
+    "adjclose": "adj_close",
+    "adjustedclose": "adj_close",
 }
 
 TRADE_COLUMNS = ("timestamp", "symbol", "price", "size", "exchange", "condition", "suspicious")
-BAR_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume", "vwap", "trades")
+BAR_COLUMNS = (
+    "timestamp", "symbol", "open", "high", "low", "close", "volume", "vwap", "trades", "adj_close",
+)  # fmt: skip
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "trades": ("timestamp", "symbol", "price", "size"),
     "bars": ("timestamp", "symbol", "open", "high", "low", "close"),

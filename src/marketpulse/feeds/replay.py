@@ -32,6 +32,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from marketpulse.exceptions import InputError
+from marketpulse.feeds.adjust import ADJUST_MODES, SplitHistory
 from marketpulse.feeds.base import FeedBatch
 from marketpulse.feeds.columns import (
     Converted,
@@ -49,7 +50,7 @@ from marketpulse.feeds.conditions import (
 )
 from marketpulse.feeds.damage import Damage
 from marketpulse.feeds.decompress import Broken, Decompressed
-from marketpulse.feeds.formats import Source, resolve_layout, sniff
+from marketpulse.feeds.formats import Layout, Source, resolve_layout, sniff
 from marketpulse.feeds.sanitise import MAX_LINE, CleanLines
 from marketpulse.feeds.timestamps import CONVERT_ERRORS
 from marketpulse.models import BAR_SCHEMA, INTERVALS, TRADE_SCHEMA, DeadLetter
@@ -123,6 +124,10 @@ class FileReplay:
             volume to its bars; a dropped trade loses its volume too, so bars
             built from this feed get Lean's open, high, low and close but less
             volume (about 40% of a regular session's volume on the sample day).
+        adjust: bar files with an adjusted close (Yahoo's ``Adj Close``):
+            ``"none"`` (default) replays the raw prices, ``"all"`` scales each
+            row by ``adj_close / close``, ``"splits"`` by the splits only (see
+            :mod:`~marketpulse.feeds.adjust`; it reads the file twice).
 
     Raises:
         InputError: the file is missing, unreadable, of unknown format, or its
@@ -152,6 +157,7 @@ class FileReplay:
         include_suspicious: bool = False,
         shift_days: int = 0,
         exclude_conditions: Iterable[str] | str | None = None,
+        adjust: str = "none",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
@@ -163,6 +169,7 @@ class FileReplay:
             raise InputError(f"{self.name}: unknown bar interval {interval!r} (known: {known})")
         self._source: Source = sniff(self.path)
         self._layout = resolve_layout(self._source, format, columns, symbol)
+        self._adjust = self._adjusting(adjust)
         self.format: Literal["trades", "bars"] = self._layout.kind
         self.kind: Literal["trade", "bar"] = "trade" if self.format == "trades" else "bar"
         self.batch_size = batch_size
@@ -206,7 +213,8 @@ class FileReplay:
         except OSError as exc:
             raise InputError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
         options = (self.format, self._symbol, sorted(self._layout.fields.items()), self._interval,
-                   self._include_suspicious, self._shift_days, self._excluded)  # fmt: skip
+                   self._include_suspicious, self._shift_days, self._excluded,
+                   self._adjust)  # fmt: skip
         return f"{content}:{options!r}"
 
     def batches(self) -> Iterator[FeedBatch]:
@@ -216,7 +224,10 @@ class FileReplay:
             self._include_suspicious,
             self._shift_days * 86_400 * 1_000_000_000,
             self._interval,
+            adjust=self._adjust,
         )
+        if self._adjust == "splits":
+            opts.splits = self._splits(opts)
         self.rows = self.dead = self.suspicious = self.excluded = 0
         self.damage = []
         raw = self._parquet() if self._source.container == "parquet" else self._csv()
@@ -245,6 +256,57 @@ class FileReplay:
             self.dead,
             self.suspicious,
             self.excluded,
+        )
+
+    def _adjusting(self, adjust: str) -> str:
+        """Check ``adjust`` against the file; read the adjusted close only when adjusting."""
+        if adjust not in ADJUST_MODES:
+            raise ValueError(f"adjust must be one of {', '.join(ADJUST_MODES)}, not {adjust!r}")
+        fields = self._layout.fields
+        if adjust == "none":
+            if "adj_close" in fields:
+                kept = {name: i for name, i in fields.items() if name != "adj_close"}
+                self._layout = Layout(self._layout.kind, kept)
+            return adjust
+        if self._layout.kind != "bars":
+            raise InputError(f"{self.name}: --adjust {adjust} applies to bar files, not trades")
+        if "adj_close" not in fields:
+            found = ", ".join(self._source.header)
+            raise InputError(
+                f"{self.name}: --adjust {adjust} needs an adjusted close column such as "
+                f"'Adj Close' (columns found: {found}); map another name with "
+                f"--columns NAME=adj_close, or replay the raw prices with --adjust none"
+            )
+        return adjust
+
+    def _splits(self, opts: Options) -> SplitHistory:
+        """The first pass of ``adjust="splits"``: the factors of the good rows, and their splits."""
+        symbols: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+        factors: list[np.ndarray] = []
+        raw = self._parquet() if self._source.container == "parquet" else self._csv()
+        try:
+            for cells, _lines, _dead, _done in raw:
+                fields = {name: cells.column(i) for name, i in self._fields.items()}
+                try:
+                    conv = convert_bars(fields, cells.num_rows, opts)
+                except CONVERT_ERRORS:  # the second pass reports it
+                    continue
+                good = np.ones(cells.num_rows, dtype=bool)
+                good[list(conv.errors)] = False
+                if conv.keep is not None:
+                    good &= conv.keep.to_numpy(zero_copy_only=False)
+                symbols.append(conv.columns[0].to_numpy(zero_copy_only=False)[good])
+                starts.append(conv.columns[2].to_numpy(zero_copy_only=False)[good])
+                assert conv.factor is not None
+                factors.append(conv.factor.to_numpy(zero_copy_only=False)[good])
+        finally:
+            self.close()
+        self.damage = []
+        if not symbols:
+            return SplitHistory({}, {})
+        return SplitHistory.find(
+            np.concatenate(symbols), np.concatenate(starts), np.concatenate(factors)
         )
 
     def close(self) -> None:
