@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka_section import render_kafka
+from kaggle_section import render_kaggle
 from section_text import arg, measured, out, spread, verdict
 from wire_section import render_wire
 
@@ -311,6 +312,17 @@ SECTIONS: dict[str, Section] = {
                 ),
             ),  # fmt: skip
             render_wire,
+        ),
+        Section(
+            "kaggle",
+            (
+                Script(
+                    "bench_kaggle",
+                    ("bench/bench_kaggle.py",),
+                    ("--rows-per-symbol", "300", "--repeat", "1"),
+                ),
+            ),  # fmt: skip
+            render_kaggle,
         ),
     )
 }

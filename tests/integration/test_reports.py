@@ -1,4 +1,4 @@
-"""`marketpulse report` and `marketpulse lake` on the Kaggle index data replayed into the lake.
+"""`marketpulse report`, `sql` and `lake ls` on the Kaggle index data replayed into the lake.
 
 Expected figures are computed here with pandas straight from the CSV file.
 """
@@ -9,7 +9,7 @@ import json
 import math
 import re
 import shutil
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -34,17 +34,9 @@ def kaggle_lake(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def period_lake(kaggle_lake, tmp_path_factory):
-    """The replayed lake's bars of the report period alone, for the commands' tests.
-
-    Each command lists and reads the schema of every file of the lake (15,000 a
-    table for the whole Kaggle history); the period holds a few hundred.
-    """
-    root = tmp_path_factory.mktemp("period") / "lake"
-    for source in sorted((kaggle_lake / "bars").iterdir()):
-        if START <= source.name.removeprefix("date=") <= END:
-            shutil.copytree(source, root / "bars" / source.name)
-    return root
+def period_lake(kaggle_lake):
+    """The replayed lake (daily bars by decade: a few files, however long the history)."""
+    return kaggle_lake
 
 
 @pytest.fixture(scope="module")
@@ -132,14 +124,33 @@ def test_report_errors_name_the_option(period_lake):
     assert "error: no bars between 2030-01-01 and 2030-02-01" in result.stderr
 
 
-def test_lake_ls_counts_the_replayed_rows(period_lake, kaggle):
+def test_lake_ls_counts_the_replayed_rows_by_decade(period_lake):
+    everything = pd.read_csv(KAGGLE, parse_dates=["Date"])
     result = marketpulse("lake", "ls", "bars", "--lake", period_lake, "--format", "json")
     assert result.returncode == 0, result.stderr
     partitions = json.loads(result.stdout)
-    assert sum(p["rows"] for p in partitions) == len(kaggle)
-    assert [p["date"] for p in partitions] == sorted(
-        d.date().isoformat() for d in kaggle.Date.unique())  # fmt: skip
-    assert all(p["files"] == 1 and p["bytes"] > 0 for p in partitions)
+    assert sum(p["rows"] for p in partitions) == len(everything)
+    decades = sorted({f"{year - year % 10}-01-01" for year in everything.Date.dt.year})
+    assert [p["period"] for p in partitions] == decades
+    assert {(p["dataset"], p["timeframe"]) for p in partitions} == {("indexProcessed", "1d")}
+    assert len(list(period_lake.rglob("*.parquet"))) <= 100  # issue 19's target
+
+
+def test_lake_ls_table_is_for_people_json_is_whole(period_lake):
+    table = marketpulse("lake", "ls", "--lake", period_lake)
+    whole = marketpulse("lake", "ls", "--lake", period_lake, "--format", "json")
+    assert table.returncode == whole.returncode == 0, table.stderr + whole.stderr
+    bars = next(r for r in json.loads(whole.stdout) if r["table"] == "bars")
+    row = next(r for r in _table_rows(table.stdout) if r["table"] == "bars")
+    assert row["rows"] == f"{bars['rows']:,}" and "," in row["rows"]
+    number, unit = row["bytes"].split()
+    assert unit in ("kB", "MB") and math.isclose(
+        float(number) * {"kB": 1e3, "MB": 1e6}[unit], bars["bytes"], rel_tol=0.06)  # fmt: skip
+
+
+def _number(text):
+    """A number of the command's table output (thousands separators)."""
+    return float(text.replace(",", ""))
 
 
 def _table_rows(text):
@@ -174,7 +185,8 @@ def test_report_correlation_command_as_documented(period_lake, kaggle):
         pair = [_log_returns(kaggle, row["symbol_a"]), _log_returns(kaggle, row["symbol_b"])]
         joined = pd.concat(pair, axis=1, join="inner")
         assert int(row["days"]) == len(joined)
-        assert math.isclose(float(row["correlation"]), joined.corr().iloc[0, 1], rel_tol=1e-9)
+        # the table shows 7 significant digits (CSV and JSON keep every one)
+        assert math.isclose(_number(row["correlation"]), joined.corr().iloc[0, 1], rel_tol=6e-7)
 
 
 def test_report_daily_command_as_documented(period_lake, kaggle):
@@ -186,7 +198,7 @@ def test_report_daily_command_as_documented(period_lake, kaggle):
     assert len(rows) == len(year) > 400
     expected = year.sort_values(["Index", "Date"]).iloc[0]
     assert (rows[0]["symbol"], rows[0]["date"]) == (expected.Index, "2020-01-02")
-    assert math.isclose(float(rows[0]["close"]), expected.Close, rel_tol=1e-6)
+    assert math.isclose(_number(rows[0]["close"]), expected.Close, rel_tol=6e-7)
 
 
 def test_report_volatility_to_a_file_as_documented(period_lake, opened, tmp_path):
@@ -214,5 +226,104 @@ def test_report_bad_use_is_one_line(period_lake, args, message):
     result = marketpulse("report", *args, "--start", START, "--end", END, "--lake", period_lake)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {message}"), line
+
+
+def test_sql_json_and_csv_times_are_iso_utc(period_lake, kaggle):
+    query = (
+        "SELECT symbol, timeframe, bar_start, bar_end, close FROM bars "
+        "WHERE symbol = 'NYA' AND bar_start >= '2020-01-01' ORDER BY bar_start LIMIT 3"
+    )
+    as_json = marketpulse("sql", query, "--lake", period_lake, "--format", "json")
+    as_csv = marketpulse("sql", query, "--lake", period_lake, "--format", "csv")
+    assert as_json.returncode == as_csv.returncode == 0, as_json.stderr + as_csv.stderr
+    rows = json.loads(as_json.stdout)
+    nya = kaggle[(kaggle.Index == "NYA") & (kaggle.Date >= "2020-01-01")].sort_values("Date")
+    days = [d.date() for d in nya.Date[:3]]
+    assert [r["bar_start"] for r in rows] == [f"{d}T00:00:00Z" for d in days]
+    assert [r["bar_end"] for r in rows] == [f"{d + timedelta(days=1)}T00:00:00Z" for d in days]
+    assert [r["close"] for r in rows] == list(nya.Close[:3])  # every digit
+    assert list(csv.DictReader(io.StringIO(as_csv.stdout))) == [
+        {k: str(v) for k, v in r.items()} for r in rows]  # fmt: skip
+
+
+def test_sql_alert_details_are_json_objects(period_lake):
+    result = marketpulse("sql", "SELECT rule, details FROM alerts ORDER BY bar_start, rule LIMIT 5",
+                         "--lake", period_lake, "--format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows and all(isinstance(r["details"], dict) and r["details"] for r in rows)
+    assert all(isinstance(v, float | int) for r in rows for v in r["details"].values())
+
+
+def test_sql_table_is_not_wrapped_when_piped(period_lake):
+    result = marketpulse("sql", "SELECT * FROM bars_with_indicators LIMIT 3", "--lake",
+                         period_lake)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5  # header, rule, three rows: one line each
+    assert min(len(line) for line in lines) > 200
+    assert lines[0].split()[:4] == ["dataset", "symbol", "timeframe", "bar_start"]
+
+
+@pytest.fixture(scope="module")
+def two_datasets(kaggle_lake, tmp_path_factory):
+    """The Kaggle lake plus a second dataset: NYA and IXIC of 2020 at ten times the prices."""
+    root = tmp_path_factory.mktemp("two")
+    shutil.copytree(kaggle_lake, root / "lake")
+    frame = pd.read_csv(KAGGLE)
+    tenfold = frame[frame.Index.isin(["NYA", "IXIC"]) & (frame.Date >= "2020-01-01")
+                    & (frame.Date <= "2020-12-31")].copy()  # fmt: skip
+    for column in ("Open", "High", "Low", "Close", "Adj Close", "CloseUSD"):
+        tenfold[column] *= 10
+    tenfold.to_csv(root / "tenfold.csv", index=False)
+    result = marketpulse("replay", root / "tenfold.csv", "--lake", root / "lake", cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root / "lake", tenfold
+
+
+def test_a_report_reads_one_dataset_never_both(two_datasets, kaggle):
+    lake, tenfold = two_datasets
+    args = ("report", "daily", "--start", "2020-01-01", "--end", "2020-12-31", "--symbols",
+            "NYA", "--format", "json", "--lake", lake)  # fmt: skip
+    ten = marketpulse(*args, "--dataset", "tenfold")
+    one = marketpulse(*args, "--dataset", "indexProcessed")
+    assert ten.returncode == one.returncode == 0, ten.stderr + one.stderr
+    nya = kaggle[(kaggle.Index == "NYA") & (kaggle.Date >= "2020-01-01")].sort_values("Date")
+    for rows, factor in ((json.loads(ten.stdout), 10), (json.loads(one.stdout), 1)):
+        assert [r["date"] for r in rows] == [d.date().isoformat() for d in nya.Date]
+        assert all(r["bars"] == 1 for r in rows)  # no day made of both datasets' bars
+        assert [r["volume"] for r in rows] == list(nya.Volume)
+        for row, close in zip(rows, nya.Close, strict=True):
+            assert math.isclose(row["close"], close * factor, rel_tol=1e-12)
+    assert len(tenfold[tenfold.Index == "NYA"]) == len(nya)
+
+
+def test_a_report_without_dataset_names_them_when_several(two_datasets):
+    lake, _ = two_datasets
+    result = marketpulse("report", "movers", "--start", START, "--end", END, "--lake", lake)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line == ("error: the lake holds 2 datasets (indexProcessed, tenfold): "
+                    "choose one with --dataset")  # fmt: skip
+    result = marketpulse("report", "movers", "--start", START, "--end", END, "--lake", lake,
+                         env={"MARKETPULSE_DATASET": "tenfold"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert {r["symbol"] for r in _table_rows(result.stdout)} == {"NYA", "IXIC"}
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ("nope", "--dataset: no bars of dataset 'nope' (the lake has: indexProcessed, tenfold)"),
+        ("bad name", "--dataset: 'bad name' is not a dataset name"),
+    ],
+)
+def test_a_report_of_a_bad_dataset_is_one_line(two_datasets, dataset, message):
+    lake, _ = two_datasets
+    result = marketpulse("report", "movers", "--start", START, "--end", END, "--lake", lake,
+                         "--dataset", dataset)  # fmt: skip
+    assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {message}"), line

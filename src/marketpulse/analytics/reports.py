@@ -1,8 +1,9 @@
 """Historical reports over the lake's bars: daily OHLC, movers, volatility, correlation.
 
-Every report starts from daily bars per symbol, built from the lake's ``bars``
-of one interval (``1d`` when the lake has it, as a replay of daily files
-gives; else the smallest interval, aggregated by UTC date):
+A report reads one dataset (``--dataset``; without it, the only dataset the
+lake's bars have: datasets never mix) and starts from daily bars per symbol,
+built from the bars of one timeframe (``1d`` when the dataset has it, as a
+replay of daily files gives; else the smallest, aggregated by UTC date):
 
 - ``daily``: open, high, low, close, volume, and the average price (the
   volume-weighted average of the bars' VWAP, or of their closes without volume);
@@ -12,25 +13,32 @@ gives; else the smallest interval, aggregated by UTC date):
   by the square root of 252 trading days;
 - ``correlation``: Pearson correlation of two symbols' daily log returns over
   the days both have.
+
+The dataset, timeframe and period are constants of the query, so DuckDB opens
+the files of those partitions alone.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import pyarrow as pa
 
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.analytics.sql import Lake
+from marketpulse.feeds.dataset import is_dataset_name
+from marketpulse.sinks.lake_layout import period_start
 
-__all__ = ["REPORTS", "ReportRange", "report"]
+__all__ = ["REPORTS", "ReportRange", "lake_datasets", "report"]
 
 #: The reports :func:`report` runs.
 REPORTS = ("daily", "movers", "volatility", "correlation")
 
 _TRADING_DAYS = 252
+_TIMEFRAME = re.compile(r"[0-9]+[A-Za-z]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +49,10 @@ class ReportRange:
         start: first date (UTC), inclusive.
         end: last date (UTC), inclusive.
         symbols: the symbols; empty for all.
-        interval: bars to build days from; ``None`` picks ``1d`` or the smallest.
+        interval: the timeframe of the bars to build days from; ``None`` picks
+            ``1d`` or the smallest.
         top: rows of each side for ``movers``.
+        dataset: the dataset; ``None`` for the lake's only one.
     """
 
     start: date
@@ -50,41 +60,60 @@ class ReportRange:
     symbols: tuple[str, ...] = ()
     interval: str | None = None
     top: int = 10
+    dataset: str | None = None
 
     def __post_init__(self) -> None:
         if self.end < self.start:
             raise AnalyticsError(f"--end {self.end} is before --start {self.start}")
         if self.top < 1:
             raise AnalyticsError("--top must be at least 1")
+        if self.dataset is not None and not is_dataset_name(self.dataset):
+            raise AnalyticsError(
+                f"--dataset: {self.dataset!r} is not a dataset name (a letter or digit, "
+                "then up to 63 letters, digits, '.', '_' or '-')"
+            )
+        if self.interval is not None and not _TIMEFRAME.fullmatch(self.interval):
+            raise AnalyticsError(f"--interval: expected a timeframe such as 1m or 1d, "
+                                 f"got {self.interval!r}")  # fmt: skip
+
+
+def lake_datasets(lake: Lake) -> list[str]:
+    """The datasets of the lake's bars, sorted."""
+    rows = lake.query("SELECT DISTINCT dataset FROM bars WHERE dataset IS NOT NULL ORDER BY 1")
+    return rows.column("dataset").to_pylist()
 
 
 def report(lake: Lake, name: str, scope: ReportRange) -> pa.Table:
-    """Run one of :data:`REPORTS` over the lake.
+    """Run one of :data:`REPORTS` over one dataset of the lake.
 
     Raises:
-        AnalyticsError: unknown report, no bars in the range, a symbol named
+        AnalyticsError: unknown report, no bars, several datasets and none
+            chosen, an unknown dataset, no bars in the range, a symbol named
             without bars in it, or one symbol for ``correlation``.
     """
     if name not in REPORTS:
         raise AnalyticsError(f"unknown report {name!r} (known: {', '.join(REPORTS)})")
     if name == "correlation" and len(set(scope.symbols)) == 1:
         raise AnalyticsError("--symbols: correlation needs two symbols or more (none: all)")
-    interval = scope.interval or _pick_interval(lake, scope)
-    days = _DAILY.format(symbols=_symbols_filter(scope.symbols))
-    params = [interval, scope.start, scope.end, *scope.symbols]
-    # an empty or silently shorter report would hide a misspelt symbol or interval
+    dataset = _pick_dataset(lake, scope.dataset)
+    timeframe = scope.interval or _pick_timeframe(lake, scope, dataset)
+    where = _where(scope, dataset, timeframe)
+    days = _DAILY.format(where=where + _symbols_filter(scope.symbols, first=1))
+    params: list[object] = [*scope.symbols]
+    # an empty or silently shorter report would hide a misspelt symbol or timeframe
     found = lake.query(
-        "SELECT DISTINCT symbol FROM bars WHERE interval = $1 AND date BETWEEN $2 AND $3"
-        + _symbols_filter(scope.symbols),
-        params,
+        f"SELECT DISTINCT symbol FROM bars WHERE {where}{_symbols_filter(scope.symbols, 1)}",
+        params or None,
     ).column("symbol")
     if len(found) == 0:
-        raise AnalyticsError(f"no {interval} bars between {scope.start} and {scope.end}")
+        raise AnalyticsError(
+            f"no {timeframe} bars between {scope.start} and {scope.end} in dataset {dataset}"
+        )
     missing = sorted(set(scope.symbols) - set(found.to_pylist()))
     if missing:
         raise AnalyticsError(
-            f"--symbols: no {interval} bars of {', '.join(missing)} "
-            f"between {scope.start} and {scope.end}"
+            f"--symbols: no {timeframe} bars of {', '.join(missing)} "
+            f"between {scope.start} and {scope.end} in dataset {dataset}"
         )
     sql = {
         "daily": "SELECT * FROM days ORDER BY symbol, date",
@@ -95,51 +124,87 @@ def report(lake: Lake, name: str, scope: ReportRange) -> pa.Table:
     if name == "movers":
         params.append(scope.top)
         sql = sql.replace("${top}", f"${len(params)}")
-    return lake.query(f"WITH days AS ({days}) {sql}", params)
+    return lake.query(f"WITH days AS ({days}) {sql}", params or None)
 
 
-def _pick_interval(lake: Lake, scope: ReportRange) -> str:
+def _pick_dataset(lake: Lake, chosen: str | None) -> str:
+    datasets = lake_datasets(lake)
+    if not datasets:
+        raise AnalyticsError("no bars in the lake")
+    if chosen is not None:
+        if chosen not in datasets:
+            raise AnalyticsError(
+                f"--dataset: no bars of dataset {chosen!r} (the lake has: {', '.join(datasets)})"
+            )
+        return chosen
+    if len(datasets) > 1:
+        raise AnalyticsError(
+            f"the lake holds {len(datasets)} datasets ({', '.join(datasets)}): "
+            "choose one with --dataset"
+        )
+    return datasets[0]
+
+
+def _where(scope: ReportRange, dataset: str, timeframe: str) -> str:
+    """The rows of the range, with constants only (so partitions are pruned)."""
+    first = period_start(scope.start, timeframe)
+    after = scope.end + timedelta(days=1)
+    return (
+        f"dataset = '{dataset}' AND timeframe = '{timeframe}'"
+        f" AND period BETWEEN DATE '{first}' AND DATE '{scope.end}'"
+        f" AND bar_start >= TIMESTAMPTZ '{scope.start} 00:00:00+00'"
+        f" AND bar_start < TIMESTAMPTZ '{after} 00:00:00+00'"
+    )
+
+
+def _pick_timeframe(lake: Lake, scope: ReportRange, dataset: str) -> str:
+    after = scope.end + timedelta(days=1)
     rows = (
         lake.query(
-            "SELECT DISTINCT interval FROM bars WHERE date BETWEEN $1 AND $2"
-            + _symbols_filter(scope.symbols, first=3),
-            [scope.start, scope.end, *scope.symbols],
+            f"SELECT DISTINCT timeframe FROM bars WHERE dataset = '{dataset}'"
+            f" AND bar_start >= TIMESTAMPTZ '{scope.start} 00:00:00+00'"
+            f" AND bar_start < TIMESTAMPTZ '{after} 00:00:00+00'"
+            + _symbols_filter(scope.symbols, first=1),
+            [*scope.symbols] or None,
         )
-        .column("interval")
+        .column("timeframe")
         .to_pylist()
     )
     if not rows:
         where = f" for {', '.join(scope.symbols)}" if scope.symbols else ""
-        raise AnalyticsError(f"no bars between {scope.start} and {scope.end}{where}")
+        raise AnalyticsError(
+            f"no bars between {scope.start} and {scope.end}{where} in dataset {dataset}"
+        )
     if "1d" in rows:
         return "1d"
     return min(rows, key=_seconds)
 
 
-def _seconds(interval: str) -> float:
+def _seconds(timeframe: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
-        return float(interval[:-1]) * units[interval[-1]]
+        return float(timeframe[:-1]) * units[timeframe[-1]]
     except (KeyError, ValueError):
         return float("inf")
 
 
-def _symbols_filter(symbols: Sequence[str], first: int = 4) -> str:
+def _symbols_filter(symbols: Sequence[str], first: int) -> str:
     if not symbols:
         return ""
     marks = ", ".join(f"${first + i}" for i in range(len(symbols)))
     return f" AND symbol IN ({marks})"
 
 
+# the lake's connection works in UTC: a bar's date is its UTC date
 _DAILY = """
-SELECT symbol, date,
-       arg_min(open, start) AS open, max(high) AS high, min(low) AS low,
-       arg_max(close, start) AS close, sum(volume) AS volume,
+SELECT symbol, CAST(bar_start AS DATE) AS date,
+       arg_min(open, bar_start) AS open, max(high) AS high, min(low) AS low,
+       arg_max(close, bar_start) AS close, sum(volume) AS volume,
        coalesce(sum(vwap * volume) / nullif(sum(volume), 0), avg(close)) AS avg_price,
        count(*) AS bars
 FROM bars
-WHERE interval = $1 AND date BETWEEN $2 AND $3{symbols}
-GROUP BY symbol, date
+WHERE {where}
+GROUP BY ALL
 """
 
 _RETURNS = """

@@ -22,14 +22,21 @@ START_OPTION = typer.Option(..., "--start", help="First date, YYYY-MM-DD (UTC), 
 END_OPTION = typer.Option(..., "--end", help="Last date, YYYY-MM-DD (UTC), inclusive.")
 SYMBOLS_OPTION = typer.Option(None, "--symbols", help="Comma-separated symbols [default: all].")
 INTERVAL_OPTION = typer.Option(
-    None, "--interval", help="Bars to build days from [default: 1d if present, else the smallest]."
+    None,
+    "--interval",
+    help="Timeframe of the bars to build days from [default: 1d if present, else the smallest].",
+)
+DATASET_OPTION = typer.Option(
+    None,
+    "--dataset",
+    help="The dataset to report on [default: MARKETPULSE_DATASET, else the lake's only one].",
 )
 OUTPUT_OPTION = typer.Option(None, "--output", "-o", help="Write to this file.")
 
 
 def _run(name: str, start: str, end: str, symbols: str | None, interval: str | None,
-         format: OutputFormat, output: Path | None, lake: str | None, config: Path | None,
-         top: int = 10) -> None:  # fmt: skip
+         dataset: str | None, format: OutputFormat, output: Path | None, lake: str | None,
+         config: Path | None, top: int = 10) -> None:  # fmt: skip
     from marketpulse.analytics import Lake, format_table
     from marketpulse.analytics.reports import ReportRange, report
 
@@ -37,6 +44,7 @@ def _run(name: str, start: str, end: str, symbols: str | None, interval: str | N
     scope = ReportRange(
         date_option(start, "--start"), date_option(end, "--end"),
         tuple(s.strip() for s in (symbols or "").split(",") if s.strip()), interval, top,
+        dataset or settings.dataset or None,
     )  # fmt: skip
     with Lake(settings.lake, settings.s3) as opened:
         format_table(report(opened, name, scope), format.value, output)
@@ -45,39 +53,43 @@ def _run(name: str, start: str, end: str, symbols: str | None, interval: str | N
 @report_app.command("daily")
 def daily(
     start: str = START_OPTION, end: str = END_OPTION, symbols: str = SYMBOLS_OPTION,
-    interval: str = INTERVAL_OPTION, format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    interval: str = INTERVAL_OPTION, dataset: str = DATASET_OPTION,
+    format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
 ) -> None:  # fmt: skip
     """Daily open, high, low, close, volume and average price per symbol."""
-    _run("daily", start, end, symbols, interval, format, output, lake, config)
+    _run("daily", start, end, symbols, interval, dataset, format, output, lake, config)
 
 
 @report_app.command("movers")
 def movers(
     start: str = START_OPTION, end: str = END_OPTION, symbols: str = SYMBOLS_OPTION,
     top: int = typer.Option(10, "--top", min=1, help="Gainers and losers to show."),
-    interval: str = INTERVAL_OPTION, format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    interval: str = INTERVAL_OPTION, dataset: str = DATASET_OPTION,
+    format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
 ) -> None:  # fmt: skip
     """Top gainers and losers: return from the first close to the last close of the period."""
-    _run("movers", start, end, symbols, interval, format, output, lake, config, top)
+    _run("movers", start, end, symbols, interval, dataset, format, output, lake, config, top)
 
 
 @report_app.command("volatility")
 def volatility(
     start: str = START_OPTION, end: str = END_OPTION, symbols: str = SYMBOLS_OPTION,
-    interval: str = INTERVAL_OPTION, format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    interval: str = INTERVAL_OPTION, dataset: str = DATASET_OPTION,
+    format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
 ) -> None:  # fmt: skip
     """Annualised volatility: sample standard deviation of daily log returns x sqrt(252)."""
-    _run("volatility", start, end, symbols, interval, format, output, lake, config)
+    _run("volatility", start, end, symbols, interval, dataset, format, output, lake, config)
 
 
 @report_app.command("correlation")
 def correlation(
     start: str = START_OPTION, end: str = END_OPTION, symbols: str = SYMBOLS_OPTION,
-    interval: str = INTERVAL_OPTION, format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    interval: str = INTERVAL_OPTION, dataset: str = DATASET_OPTION,
+    format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
 ) -> None:  # fmt: skip
     """Pearson correlation of daily log returns for each pair of symbols."""
-    _run("correlation", start, end, symbols, interval, format, output, lake, config)
+    _run("correlation", start, end, symbols, interval, dataset, format, output, lake, config)
