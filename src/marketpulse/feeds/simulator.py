@@ -54,6 +54,7 @@ TICKERS = tuple(universe(69).tickers)
 #: with rough shares of consolidated volume.
 _VENUES = ("D", "Q", "P", "N", "Z", "K", "Y", "J", "V", "B", "X", "A", "M")
 _VENUE_SHARE = np.array([34, 16, 10, 9, 7, 7, 3, 3, 3, 2, 2, 2, 2]) / 100
+_VENUE_NAMES = pa.array(_VENUES)
 _CONDITIONS = pa.array(["I", "F"])  # odd lot; intermarket sweep
 
 _SESSION_NS = 23_400 * NS_PER_S  # 09:30-16:00
@@ -91,13 +92,23 @@ class _Walks:
         self.last = np.full(groups, start, dtype=np.int64)
         self.vol = vol_per_s
 
-    def at(self, group: np.ndarray, ts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Return each walk's value at each event (``ts`` ascending), advancing the walks."""
+    def at(self, group: np.ndarray | None, ts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Return each walk's value at each event (``ts`` ascending), advancing the walks.
+
+        ``group=None``: every event reads walk 0 (one walk, no sorting).
+        """
         n = len(ts)
+        if group is None:
+            gap_s = np.diff(ts, prepend=self.last[0]) / NS_PER_S
+            value = self.level[0] + np.cumsum(self.vol[0] * np.sqrt(gap_s) * rng.standard_normal(n))
+            self.level[0], self.last[0] = value[-1], ts[-1]
+            return value
         order = np.argsort(group, kind="stable")  # by group, in time within a group
         g, t = group[order], ts[order]
-        first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-        last = np.r_[first[1:], n] - 1
+        starts = np.empty(n, dtype=bool)
+        starts[0], starts[1:] = True, g[1:] != g[:-1]
+        first = np.flatnonzero(starts)
+        last = np.append(first[1:], n) - 1
         previous = np.empty_like(t)
         previous[1:] = t[:-1]
         previous[first] = self.last[g[first]]
@@ -313,12 +324,8 @@ class Simulator:
                 stamps,
                 pa.array(price),
                 pa.array(size),
-                pa.DictionaryArray.from_arrays(pa.array(venue), pa.array(_VENUES)).cast(
-                    pa.string()
-                ),
-                pa.DictionaryArray.from_arrays(
-                    pa.array(condition, mask=(size >= 100) & ~sweep), _CONDITIONS
-                ).cast(pa.string()),
+                _VENUE_NAMES.take(pa.array(venue)),
+                _CONDITIONS.take(pa.array(condition, mask=(size >= 100) & ~sweep)),
                 no_dataset,
             ],
             schema=TRADE_SCHEMA,
@@ -366,7 +373,7 @@ class Simulator:
     def _log_mid(self, symbol: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Each trade's log mid price: reference + market + sector + own walk + news gaps."""
         rng, u = self._rng, self.universe
-        market = self._market.at(np.zeros(len(ts), dtype=np.int64), ts, rng)
+        market = self._market.at(None, ts, rng)
         sector = self._sectors.at(u.sector[symbol], ts, rng)
         own = self._idio.at(symbol.astype(np.int64), ts, rng)
         log_mid = self._log_ref[symbol] + u.beta[symbol] * market + u.loading[symbol] * sector
