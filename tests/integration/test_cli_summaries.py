@@ -61,6 +61,7 @@ def test_replay_and_backfill_print_one_whole_summary(cli, trades_file, tmp_path)
     assert len(lines) == 1 and lines[0].startswith("backfill ")
     assert len(lines[0]) > 80 and lines[0].endswith(f"rejected {0:,}")
     assert f"ticks {TRADES:,}," in lines[0] and not BARE_THOUSANDS.search(lines[0])
+    assert "ticks" not in again.stderr  # the figures once, on stdout
     _no_warnings(again)
 
 

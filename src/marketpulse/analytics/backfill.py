@@ -157,8 +157,9 @@ def backfill(
         _replace(sink, out, dataset)
     finally:
         sink.close()
-    logger.info("backfill of %s (dataset %s): %d ticks → %d bars", name, dataset, ticks,
-                out.bars.num_rows)  # fmt: skip
+    # the figures once: the caller shows them (the backfill command's summary)
+    logger.debug("backfill of %s (dataset %s): %d ticks → %d bars", name, dataset, ticks,
+                 out.bars.num_rows)  # fmt: skip
     return BackfillResult(
         ticks, out.bars.num_rows, out.indicators.num_rows, len(out.alerts), rejected, dataset
     )
