@@ -1,11 +1,13 @@
-"""Figures for people: byte counts, durations and rates in the commands' summaries."""
+"""Figures for people: byte counts, durations, rates and floats in summaries and text tables."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["human_bytes", "human_duration", "human_rate"]
+__all__ = ["human_bytes", "human_duration", "human_number", "human_rate"]
 
+#: Significant digits of a float for people (prices to the cent up to 99,999.99).
+_SIGNIFICANT = 7
 _BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 
 
@@ -37,3 +39,21 @@ def human_rate(count: float, seconds: float) -> str:
     """``count`` per second over ``seconds``, with thousands separators: ``52,345``, ``0.4``."""
     rate = count / seconds if seconds > 0 else 0.0
     return f"{rate:,.1f}" if 0 < rate < 10 else f"{rate:,.0f}"
+
+
+def human_number(value: float) -> str:
+    """A float for people: 7 significant digits, thousands separators, no trailing zeros.
+
+    ``189.125``, ``1,234,568``, ``0.01234568``; very small or very large
+    magnitudes in scientific notation (``1.235e+15``); ``nan``, ``inf``.
+    """
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    size = abs(value)
+    if size >= 1e15 or size < 1e-4:
+        return f"{value:.4g}"
+    decimals = max(0, _SIGNIFICANT - (math.floor(math.log10(size)) + 1))
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from marketpulse.analytics import OutputError, format_table
-from marketpulse.analytics.sql import human_bytes, human_number, iso_times
+from marketpulse.analytics.sql import iso_times
+from marketpulse.human import human_bytes, human_number
 
 MIDNIGHT = 1_699_920_000 * 1_000_000_000  # 2023-11-14 00:00:00 UTC
 LEAN_OPEN = 1_381_152_660 * 1_000_000_000  # 2013-10-07 13:31:00 UTC
