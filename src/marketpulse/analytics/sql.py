@@ -1,9 +1,13 @@
 """SQL over the Parquet lake with DuckDB, and writers for query results.
 
-Each table of the lake (``trades``, ``bars``, ``indicators``, ``alerts``,
-``dlq``) is a view over its files, read with Hive partitioning, so it has the
-table's columns plus ``date`` (DATE, from the path); ``WHERE date = ...``
-skips other days' files. A table without files is an empty view with the same
+Each table of the lake (``trades``, ``quotes``, ``bars``, ``indicators``,
+``alerts``, ``dlq``) is a view over its files, read with Hive partitioning: it
+has the table's columns, ``dataset`` and ``timeframe`` (VARCHAR) and
+``period`` (DATE, the first day of the partition's period) taken from the
+path, so ``WHERE dataset = ...`` or ``WHERE period = ...`` skips other
+partitions' files. Times are ``TIMESTAMP WITH TIME ZONE`` (the connection
+works in UTC). ``bars_with_indicators`` joins every bar with its indicators
+on their shared key. A table without files is an empty view with the same
 columns. Files appear atomically (see :mod:`marketpulse.sinks.lake`), so the
 lake can be queried while a sink writes to it.
 
@@ -18,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
@@ -36,8 +39,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import AnalyticsError, OutputError, SQLError
+from marketpulse.analytics.lake_admin import bars_with_indicators_select
 from marketpulse.config import S3Settings
-from marketpulse.sinks.lake import LAKE_SCHEMAS, PARTITION_COLUMN
+from marketpulse.human import human_bytes, human_number
+from marketpulse.sinks.lake import LAKE_SCHEMAS
+from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, partition_columns
 from marketpulse.sinks.lake_store import LocalStore, Store, open_store
 
 __all__ = ["FORMATS", "Lake", "format_table", "open_lake", "query"]
@@ -75,7 +81,7 @@ def open_lake(
     Raises:
         AnalyticsError: ``root`` is not a directory.
     """
-    con = duckdb.connect() if connection is None else connection
+    con = _utc_connection() if connection is None else connection
     _create_views(con, open_store(root, s3))
     return con
 
@@ -101,7 +107,7 @@ class Lake:
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The DuckDB connection holding the views (opened on first use)."""
         if self._con is None:
-            con = duckdb.connect()
+            con = _utc_connection()
             try:
                 self._empty = _create_views(con, self.store)
             except BaseException:
@@ -178,7 +184,7 @@ def format_table(
     infinities become null), maps and structs JSON objects, lists arrays,
     bytes base64. CSV and JSON keep every digit, as Parquet does; the text
     table is for people: floats to 7 significant digits
-    (:func:`human_number`), integers with thousands separators, byte counts
+    (:func:`~marketpulse.human.human_number`), integers with thousands separators, byte counts
     (columns ``bytes`` or ``*_bytes``) as ``12.3 MB``, one line per row
     however wide. In the text formats, nested values are JSON text and bytes
     are shown as UTF-8 with ``\xNN`` for other bytes; a null is ``null`` in
@@ -207,28 +213,52 @@ def format_table(
         _WRITERS[fmt](table, sys.stdout if out is None else out)
 
 
+def _utc_connection() -> duckdb.DuckDBPyConnection:
+    """A new connection working in UTC: ``CAST(bar_start AS DATE)`` is the UTC date anywhere."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
 def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> set[str]:
-    """Create the view of every table; return the tables that have no files yet."""
+    """Create the view of every table and the joined views; return the tables without files."""
     if isinstance(store, LocalStore) and not Path(store.base).is_dir():
         raise AnalyticsError(f"no lake at {store.base}: not a directory")
-    return {table for table in LAKE_SCHEMAS if not _create_view(con, store, table)}
+    empty = {table for table in ROW_SCHEMAS if not _create_view(con, store, table)}
+    con.execute(f"CREATE OR REPLACE VIEW bars_with_indicators AS {BARS_WITH_INDICATORS}")
+    return empty
+
+
+def _sql_type(kind: pa.DataType, stored: bool = False) -> str:
+    """The DuckDB type of a column (as stored in the files if ``stored``: times with ns)."""
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ_NS" if stored else "TIMESTAMPTZ"
+    if pa.types.is_map(kind):
+        return f"MAP({_sql_type(kind.key_type)}, {_sql_type(kind.item_type)})"
+    if pa.types.is_date32(kind):
+        return "DATE"
+    return _SQL_TYPES[kind]
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bool:
     """Create (or replace) the view of ``table``; return whether it has files."""
     # The typed empty side first fixes the columns and their order even for a
     # table without files, or files written before a column was added.
-    columns = [
-        f"CAST(NULL AS {_SQL_TYPES[f.type]}) AS {_ident(f.name)}" for f in LAKE_SCHEMAS[table]
-    ]
-    columns.append(f"CAST(NULL AS DATE) AS {_ident(PARTITION_COLUMN)}")
+    schema = view_schema(table)
+    columns = [f"CAST(NULL AS {_sql_type(f.type, stored=True)}) AS {_ident(f.name)}"
+               for f in schema]  # fmt: skip
     sql = f"SELECT {', '.join(columns)} WHERE false"
     found = _has_files(store, table)
     if found and isinstance(store, LocalStore):
-        glob = _literal(str(Path(store.base) / table / "*" / "*.parquet"))
+        glob = _literal(str(Path(store.base) / table / _partition_glob(table) / "*.parquet"))
+        types = ", ".join(
+            f"{_literal(f.name)}: {_literal(_sql_type(f.type))}"
+            for f in schema
+            if f.name in partition_columns(table)
+        )
         sql += (
-            f" UNION ALL BY NAME SELECT * FROM read_parquet({glob}, hive_partitioning = true,"
-            f" union_by_name = true, hive_types = {{{_literal(PARTITION_COLUMN)}: 'DATE'}})"
+            f" UNION ALL BY NAME SELECT * FROM read_parquet({glob},"
+            f" hive_partitioning = true, union_by_name = true, hive_types = {{{types}}})"
         )
     elif found:
         # DuckDB's httpfs extension is not bundled (and cannot be fetched offline):
@@ -236,17 +266,38 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
         name = f"__lake_{table}"
         con.register(name, _s3_dataset(store, table))
         sql += f" UNION ALL BY NAME SELECT * FROM {_ident(name)}"
+    # times are stored with nanoseconds; DuckDB's functions (time_bucket, ...) take
+    # TIMESTAMP WITH TIME ZONE, of microseconds: filters on it still prune row groups
+    times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
+    replace = ", ".join(f"CAST({_ident(n)} AS TIMESTAMPTZ) AS {_ident(n)}" for n in times)
+    sql = f"SELECT * REPLACE ({replace}) FROM ({sql})"
     con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")
     return found
 
 
+def view_schema(table: str) -> pa.Schema:
+    """The columns of a table's view: the table's columns, then ``period`` (from the path)."""
+    return ROW_SCHEMAS[table].append(pa.field(PERIOD, pa.date32()))
+
+
+def _partition_glob(table: str) -> str:
+    return "/".join("*" for _ in partition_columns(table))
+
+
 def _s3_dataset(store: Store, table: str) -> ds.Dataset:
-    partitioning = ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
+    schema = view_schema(table)
+    keys = pa.schema([schema.field(name) for name in partition_columns(table)])
     return ds.dataset(
         _table_files(store, table), filesystem=store.filesystem, format="parquet",
-        partitioning=partitioning, partition_base_dir=store.path(table),
-        schema=LAKE_SCHEMAS[table].append(pa.field(PARTITION_COLUMN, pa.date32())),
+        partitioning=ds.partitioning(keys, flavor="hive"), partition_base_dir=store.path(table),
+        schema=_with_keys(LAKE_SCHEMAS[table], keys),
     )  # fmt: skip
+
+
+def _with_keys(schema: pa.Schema, keys: pa.Schema) -> pa.Schema:
+    for key in keys:
+        schema = schema.append(key)
+    return schema
 
 
 def _table_files(store: Store, table: str) -> list[str]:
@@ -265,8 +316,15 @@ def _table_files(store: Store, table: str) -> list[str]:
 
 def _has_files(store: Store, table: str) -> bool:
     if isinstance(store, LocalStore):
-        return next((Path(store.base) / table).glob("*/*.parquet"), None) is not None
+        pattern = f"{_partition_glob(table)}/*.parquet"
+        return next((Path(store.base) / table).glob(pattern), None) is not None
     return bool(_table_files(store, table))
+
+
+#: The query of the ``bars_with_indicators`` view: every bar with the indicators
+#: computed on it (an inner join on dataset, symbol, timeframe and bar_start; the
+#: indicators' session VWAP is ``session_vwap``), the same as in the Athena DDL.
+BARS_WITH_INDICATORS = bars_with_indicators_select()
 
 
 def _ident(name: str) -> str:
@@ -300,9 +358,6 @@ def _column(array: pa.Array, field: pa.Field, human: bool) -> list[Any]:
     return array.to_pylist(maps_as_pydicts="lossy")
 
 
-#: Significant digits of a float in a text table (prices to the cent up to 99,999.99).
-_SIGNIFICANT = 7
-_BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 _FRACTION_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
 
 
@@ -329,34 +384,6 @@ def iso_times(array: pa.Array | pa.ChunkedArray) -> list[str | None]:
             text = text[:-3]
         out[i] = f"{whole[i]}.{text}{zone}"
     return out
-
-
-def human_number(value: float) -> str:
-    """A float for people: 7 significant digits, thousands separators, no trailing zeros.
-
-    ``189.125``, ``1,234,568``, ``0.01234568``; very small or very large
-    magnitudes in scientific notation (``1.235e+15``); ``nan``, ``inf``.
-    """
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
-    if value == 0:
-        return "0"
-    size = abs(value)
-    if size >= 1e15 or size < 1e-4:
-        return f"{value:.4g}"
-    decimals = max(0, _SIGNIFICANT - (math.floor(math.log10(size)) + 1))
-    text = f"{value:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def human_bytes(count: int) -> str:
-    """A byte count for people, in powers of 1000: ``512 B``, ``12.3 MB``."""
-    size = float(count)
-    for unit in _BYTE_UNITS:
-        if abs(size) < 999.95 or unit == _BYTE_UNITS[-1]:
-            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
 
 
 def _is_byte_count(name: str) -> bool:

@@ -58,11 +58,12 @@ def db_migrate(
                   soft_wrap=True)  # fmt: skip
 
 
-def _store(lake: str | None, config: Path | None):  # noqa: ANN202 - a sinks.lake_store.Store
+def _store(lake: str | None, config: Path | None, old_layout: bool = False):  # noqa: ANN202
+    """The lake's store (a sinks.lake_store.Store); refused if of the earlier layout."""
     from marketpulse.sinks.lake_store import LocalStore, open_store
 
     settings = settings_from(config, lake=lake)
-    store = open_store(settings.lake, settings.s3)
+    store = open_store(settings.lake, settings.s3, old_layout=old_layout)
     if isinstance(store, LocalStore) and not store.root.is_dir():
         raise ConfigError(f"no lake at {store.root}: not a directory")
     return store
@@ -70,16 +71,77 @@ def _store(lake: str | None, config: Path | None):  # noqa: ANN202 - a sinks.lak
 
 @lake_app.command("ls")
 def lake_ls(
-    table: str = typer.Argument(None, help="List this table's date partitions."),
+    table: str = typer.Argument(None, help="List this table's partitions."),
     lake: str = LAKE_OPTION,
     format: OutputFormat = FORMAT_OUTPUT_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Tables with their partitions, files, rows and bytes; or one table's partitions."""
+    """Per table and dataset: partitions, files, rows and bytes; or one table's partitions."""
     from marketpulse.analytics import format_table
     from marketpulse.analytics.lake_admin import list_lake
 
     format_table(list_lake(_store(lake, config), table), format.value)
+
+
+DATASET_OPTION = typer.Option(..., "--dataset", help="The dataset's name.")
+
+
+@lake_app.command("datasets")
+def lake_datasets(
+    lake: str = LAKE_OPTION,
+    format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """The lake's datasets: per table, partitions, files, rows, first and last time."""
+    from marketpulse.analytics import format_table
+    from marketpulse.analytics.lake_datasets import list_datasets
+
+    format_table(list_datasets(_store(lake, config)), format.value)
+
+
+lake_app.command("list", hidden=True)(lake_datasets)  # the same, by another name
+
+
+@lake_app.command("drop")
+def lake_drop(
+    dataset: str = DATASET_OPTION,
+    lake: str = LAKE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Remove every row of one dataset from every table (a table at a time, atomically)."""
+    from marketpulse.analytics.lake_datasets import drop_dataset
+    from marketpulse.feeds.dataset import check_dataset
+
+    check_dataset(dataset)
+    result = drop_dataset(_store(lake, config), dataset)
+    console.print(
+        f"dropped dataset {dataset}: {result.rows:,} rows in {result.files:,} files of "
+        f"{result.tables} tables", highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+@lake_app.command("migrate")
+def lake_migrate(
+    dataset: str = typer.Option(
+        "legacy", "--dataset", help="Dataset of the rows of the earlier layout."
+    ),
+    lake: str = LAKE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Convert a lake of an earlier MarketPulse (date=YYYY-MM-DD partitions) in place.
+
+    New files are written first, then the old ones removed; a migration that
+    was stopped can be run again.
+    """
+    from marketpulse.analytics.lake_migrate import migrate
+    from marketpulse.feeds.dataset import check_dataset
+
+    check_dataset(dataset)
+    result = migrate(_store(lake, config, old_layout=True), dataset)
+    console.print(
+        f"migrated {result.tables} tables to dataset {dataset}: {result.files_before:,} files"
+        f" -> {result.files_after:,} ({result.rows:,} rows)", highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 @lake_app.command("compact")
@@ -90,7 +152,7 @@ def lake_compact(
     before: str = typer.Option(
         None,
         "--before",
-        help="Compact dates before this one (YYYY-MM-DD) [default: today, UTC: only closed dates].",
+        help="Compact periods that ended by this day (YYYY-MM-DD) [default: today, UTC].",
     ),
     min_files: int = typer.Option(
         2, "--min-files", min=2, help="Compact partitions with at least this many files."
@@ -98,7 +160,7 @@ def lake_compact(
     lake: str = LAKE_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Merge the small files of closed dates, atomically, losing and duplicating no row.
+    """Merge the small files of closed periods, atomically, losing and duplicating no row.
 
     Each partition becomes one file per Kafka source partition (named after the
     offsets it holds), one per replayed input (named after the input and its
@@ -125,17 +187,31 @@ def lake_ddl(
     lake: str = LAKE_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Print CREATE EXTERNAL TABLE statements (Athena, Glue, Hive) matching the layout."""
-    from marketpulse.analytics.lake_admin import external_table_ddl
+    """Print CREATE EXTERNAL TABLE statements (Athena, Glue, Hive) matching the layout.
+
+    Time columns are `timestamp`; partitions (dataset, timeframe, period) are
+    projected, the timeframes being the configured intervals, `1d` and those in
+    the lake. Queries name their dataset (`WHERE dataset = 'NAME'`). Ends with
+    the view bars_with_indicators.
+    """
+    from marketpulse.analytics.lake_admin import external_table_ddl, lake_timeframes
+    from marketpulse.sinks.lake_store import LocalStore, open_store
 
     settings = settings_from(config, lake=lake)
+    timeframes = {*settings.intervals, "1d"}
+    store = open_store(settings.lake, settings.s3)
+    if not isinstance(store, LocalStore) or store.root.is_dir():
+        try:
+            timeframes |= lake_timeframes(store)
+        except OSError as exc:
+            raise ConfigError(f"cannot list the lake at {settings.lake}: {exc}") from None
     where = location or settings.lake
     scheme, _, rest = where.partition("://")
     if rest and scheme != "s3" or scheme == "s3" and not rest.strip("/"):
         raise ConfigError(f"--location: expected s3://bucket/prefix or a directory, got {where!r}")
     if not where.startswith("s3://"):
         where = Path(where).resolve().as_uri()
-    print(external_table_ddl(where, database), end="")
+    print(external_table_ddl(where, database, sorted(timeframes)), end="")
 
 
 def date_option(text: str, option: str) -> date:

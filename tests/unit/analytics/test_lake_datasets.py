@@ -1,0 +1,95 @@
+"""Datasets of a lake: listed with their rows and times, and dropped one at a time."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from marketpulse.analytics import Lake
+from marketpulse.analytics.exceptions import AnalyticsError
+from marketpulse.analytics.lake_datasets import drop_dataset, list_datasets
+from marketpulse.sinks import LakeSink
+from marketpulse.sinks.lake_store import LocalStore
+
+from ..conftest import MIDNIGHT, NS_PER_S, build_rows
+
+
+def _named(rows: pa.Table, dataset: str) -> pa.Table:
+    index = rows.schema.get_field_index("dataset")
+    return rows.set_column(index, "dataset", pa.array([dataset] * rows.num_rows))
+
+
+def two_datasets(root) -> None:
+    """``sim``: trades and bars over two days; ``lean``: bars and alerts."""
+    with LakeSink(root) as sink:
+        sink.write("trades", _named(build_rows("trades", 30, step=3600 * NS_PER_S), "sim"))
+        sink.write("bars", _named(build_rows("bars", 5), "sim"))
+        sink.write("bars", _named(build_rows("bars", 7, start=MIDNIGHT), "lean"))
+        sink.write("alerts", _named(build_rows("alerts", 2, start=MIDNIGHT), "lean"))
+
+
+def test_datasets_are_listed_with_rows_and_time_range(tmp_path) -> None:
+    two_datasets(tmp_path)
+    listing = list_datasets(LocalStore(tmp_path)).to_pylist()
+    found = {(r["dataset"], r["table"]): (r["rows"], r["first"], r["last"]) for r in listing}
+    one = datetime(2023, 11, 14, 1, tzinfo=UTC)
+    assert found == {
+        ("lean", "bars"): (7, datetime(2023, 11, 14, tzinfo=UTC),
+                           datetime(2023, 11, 14, 0, 0, 6, tzinfo=UTC)),
+        ("lean", "alerts"): (2, datetime(2023, 11, 14, tzinfo=UTC),
+                             datetime(2023, 11, 14, 0, 0, 1, tzinfo=UTC)),
+        ("sim", "trades"): (30, one, datetime(2023, 11, 15, 6, tzinfo=UTC)),
+        ("sim", "bars"): (5, one, datetime(2023, 11, 14, 1, 0, 4, tzinfo=UTC)),
+    }  # fmt: skip
+    assert [(r["dataset"], r["table"]) for r in listing] == [
+        ("lean", "bars"), ("lean", "alerts"), ("sim", "trades"), ("sim", "bars")
+    ]  # fmt: skip
+
+
+def test_drop_removes_one_dataset_from_every_table(tmp_path) -> None:
+    two_datasets(tmp_path)
+    result = drop_dataset(LocalStore(tmp_path), "sim")
+    assert (result.tables, result.rows) == (2, 35)
+    with Lake(tmp_path) as lake:
+        left = lake.query("SELECT dataset, count(*) AS n FROM bars GROUP BY 1").to_pylist()
+        trades = lake.query("SELECT count(*) AS n FROM trades")["n"].to_pylist()
+    assert left == [{"dataset": "lean", "n": 7}] and trades == [0]
+    assert {r["dataset"] for r in list_datasets(LocalStore(tmp_path)).to_pylist()} == {"lean"}
+    assert not (tmp_path / ".drop").exists()
+
+
+def test_dropping_an_unknown_dataset_names_the_known_ones(tmp_path) -> None:
+    two_datasets(tmp_path)
+    with pytest.raises(AnalyticsError, match=r"no dataset 'nope' \(its datasets: lean, sim\)"):
+        drop_dataset(LocalStore(tmp_path), "nope")
+    with Lake(tmp_path) as lake:
+        assert lake.query("SELECT count(*) AS n FROM bars")["n"].to_pylist() == [12]
+
+
+def test_readers_see_all_of_a_table_dataset_or_none_while_it_is_dropped(tmp_path) -> None:
+    with LakeSink(tmp_path, max_rows=100) as sink:  # many files over many days
+        for day in range(40):
+            rows = build_rows("trades", 100, start=MIDNIGHT + day * 86_400 * NS_PER_S)
+            sink.write("trades", _named(rows, "sim"))
+    seen, errors, stop = [], [], threading.Event()
+
+    def read() -> None:
+        with Lake(tmp_path) as lake:
+            while not stop.is_set():
+                try:
+                    seen.append(lake.query("SELECT count(*) AS n FROM trades")["n"][0].as_py())
+                except Exception as exc:  # reported below
+                    errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        drop_dataset(LocalStore(tmp_path), "sim")
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors
+    assert seen and set(seen) <= {4000, 0}
