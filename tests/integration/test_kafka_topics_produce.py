@@ -144,7 +144,7 @@ def test_produce_lean_file_lands_every_trade_keyed_by_symbol(kafka_bootstrap, to
 
     expected = defaultdict(list)
     for batch in FileReplay(LEAN_TRADES).batches():
-        for row in batch.data.drop_columns(["line"]).to_pylist():
+        for row in batch.data.drop_columns(["line", "dataset"]).to_pylist():
             expected[row["symbol"]].append(Trade(**row))
     assert sum(map(len, expected.values())) == LEAN_ROWS
     assert got == expected  # same trades, in file order per symbol
@@ -173,6 +173,7 @@ def test_produce_malformed_rows_go_to_dlq_with_file_and_line(
     for _, headers in by_line.values():
         assert headers["file"] == str(data).encode()
         assert headers["reason"] == b"parse"
+        assert headers["dataset"] == f"{tmp_path.name}-trades".encode()  # the file's dataset
     assert by_line[3][0] == b"2024-01-02T14:30:00.500Z,AAPL,abc,100"
     assert b"abc" in by_line[3][1]["error"]
     assert b"fields" in by_line[4][1]["error"]
