@@ -1,9 +1,10 @@
 """The dashboard in a real headless Chromium, served by `marketpulse run`.
 
-The lake first gets ten minutes of history (the real pipeline over a simulated
-market, as fast as it goes); then `marketpulse run` streams a live market into
-the same lake and serves the dashboard, which the browser opens page by page.
-Screenshots go to test-output/.
+The lake first gets the Lean day of real trades (`marketpulse replay`, its own
+dataset) and ten minutes of simulated history (the real pipeline over a
+simulated market, as fast as it goes, dataset `simulator`); then `marketpulse
+run` streams a live market into the simulator's dataset and serves the
+dashboard, which the browser opens page by page. Screenshots go to test-output/.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from .conftest import ROOT
+from .conftest import DATA, ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,8 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 SHOTS = ROOT / "test-output"
 SYMBOLS = 20
+LEAN = DATA / "lean-2013-10-07"
+REPLAY = "lean-2013-10-07-trades"
 
 RULES = """
 rules:
@@ -71,9 +74,24 @@ def _fill_history(lake: Path, rules: Path) -> None:
         max_events=120_000,
     )  # fmt: skip
     options = PipelineOptions(
-        lake=str(lake), rules=load_rules(rules), processor=ProcessorSettings(intervals=("1s", "1m"))
+        lake=str(lake),
+        rules=load_rules(rules),
+        processor=ProcessorSettings(intervals=("1s", "1m")),
+        dataset="simulator",
     )
     EmbeddedPipeline(feed, options).run()
+
+
+def _replay_lean(work: Path) -> None:
+    """Replay the Lean day of real trades into the lake: another dataset, SPY near 167."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "marketpulse", "replay", str(LEAN / "trades.csv.gz"),
+         "--intervals", "1s,1m", "--lake", str(work / "lake"), "--alerts-file",
+         str(work / "lean-alerts.jsonl")],
+        cwd=work, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 @contextlib.contextmanager
@@ -115,6 +133,7 @@ def dashboard(tmp_path_factory):
     work = tmp_path_factory.mktemp("dashboard")
     rules = work / "rules.yaml"
     rules.write_text(RULES)
+    _replay_lean(work)
     _fill_history(work / "lake", rules)
     with _run(
         work, "--symbols", str(SYMBOLS), "--rate", "2000", "--intervals", "1s,1m",
@@ -203,7 +222,7 @@ def test_symbol_page_draws_candles_rsi_and_macd(dashboard, page):
     symbols = page.request.get(dashboard + "api/symbols").json()
     # the one with the most history (the simulator's volume follows the time of day)
     symbol = max(symbols, key=lambda s: s["bars"])["symbol"]
-    page.goto(f"{dashboard}symbol?symbol={symbol}&interval=1s")
+    page.goto(f"{dashboard}symbol?symbol={symbol}&timeframe=1s")
     chart = page.locator("#chart")
     _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "candles")
     assert int(chart.get_attribute("data-rsi")) > 50
@@ -234,8 +253,54 @@ def test_symbol_page_draws_candles_rsi_and_macd(dashboard, page):
     _shot(page, "symbol")
 
 
+def _closes(page) -> list[float]:
+    """The close prices the chart's candlestick trace draws."""
+    return page.evaluate(
+        "() => document.getElementById('chart').data.find(t => t.name === 'price').close"
+    )
+
+
+def test_switching_dataset_redraws_the_chart_with_the_other_datasets_prices(dashboard, page):
+    page.goto(f"{dashboard}symbol?symbol=SPY&timeframe=1s")
+    chart = page.locator("#chart")
+    # the default: the dataset the live view shows, the run's
+    _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "simulated candles")
+    assert chart.get_attribute("data-dataset") == "simulator"
+    assert page.locator("#dataset").input_value() == "simulator"
+    simulated = _closes(page)
+    lean = page.request.get(
+        dashboard + "api/bars",
+        params={"symbol": "SPY", "timeframe": "1s", "limit": 600, "dataset": REPLAY},  # fmt: skip
+    ).json()
+    low, high = min(b["low"] for b in lean), max(b["high"] for b in lean)
+    assert min(simulated) > high  # far apart: a chart mixing the two could not hide it
+    _poll(lambda: page.text_content("#last"), "the live price of the simulated SPY")
+    page.select_option("#dataset", REPLAY)
+    _poll(lambda: chart.get_attribute("data-dataset") == REPLAY, "the chart of the replay")
+    _poll(lambda: int(chart.get_attribute("data-bars") or 0) == len(lean), "the replay's candles")
+    assert _closes(page) == [b["close"] for b in lean]
+    assert page.url.endswith(f"dataset={REPLAY}&symbol=SPY&timeframe=1s")
+    # the run goes on pushing simulated bars; none of them enters the replay's chart
+    seen = int(page.evaluate("document.body.dataset.messages"))
+    _poll(lambda: int(page.evaluate("document.body.dataset.messages")) > seen + 10,
+          "live updates while the replay is shown")  # fmt: skip
+    page.evaluate("() => new Promise(requestAnimationFrame)")
+    assert chart.get_attribute("data-live") == "0"
+    assert all(low <= c <= high for c in _closes(page))
+    assert page.text_content("#last") == ""  # the run's live price is not the replay's
+    # its times are drawn as they are, in UTC: the Lean day's last minutes
+    first_x = page.evaluate(
+        "() => document.getElementById('chart').data.find(t => t.name === 'price').x[0]"
+    )
+    assert first_x == lean[0]["bar_start"].replace("T", " ").rstrip("Z")
+    _shot(page, "symbol-replay")
+    page.select_option("#dataset", "simulator")
+    _poll(lambda: chart.get_attribute("data-dataset") == "simulator", "the simulator's chart")
+    _poll(lambda: min(_closes(page) or [0]) > high, "simulated prices again")
+
+
 def test_alerts_page_shows_an_alert_raised_during_the_test(dashboard, page):
-    started = time.time_ns()
+    started = time.time_ns() // 1_000_000  # the rows hold milliseconds since the epoch
     page.goto(dashboard + "alerts")
     fresh = _poll(
         lambda: [

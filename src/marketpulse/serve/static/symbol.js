@@ -87,6 +87,7 @@ function reset() {
   alertsById = new Map();
   liveBars = 0;
   chart.dataset.live = 0;
+  document.getElementById("last").textContent = "";  // the live price of another series
 }
 
 function subscribe() {
