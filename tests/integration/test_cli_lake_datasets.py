@@ -56,6 +56,9 @@ def test_every_reader_of_an_old_lake_says_how_to_convert_it(cli, tmp_path):
                     ["backfill"], ["replay", LEAN_BARS]):  # fmt: skip
         result = cli(*command, "--lake", lake, ok=False)
         assert _refused(result) == expected, command
+    # the dashboard too, before it serves (a regression would serve until the timeout)
+    result = cli("dashboard", "--lake", lake, "--port", "0", ok=False, timeout=120)
+    assert _refused(result) == expected
     assert len(list(lake.rglob("*.parquet"))) == 3  # nothing written
 
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 from marketpulse.analytics import Lake
 from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_SCHEMA, INTERVALS
 from marketpulse.serve.records import iso_time, to_records
+from marketpulse.sinks.lake_store import open_store
 
 __all__ = ["LakeData", "to_records"]
 
@@ -47,6 +48,8 @@ class LakeData:
         self.root = Path(root)
         self._lake: Lake | None = None
         self._lock = threading.Lock()
+        if self.root.is_dir():  # a lake of an earlier layout is refused before serving
+            open_store(self.root)
 
     def _query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         with self._lock:
