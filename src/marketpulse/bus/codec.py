@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import msgspec
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from marketpulse.models import (
     ALERT_SCHEMA,
@@ -92,11 +92,33 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
 
 def _pylist(name: str, column: pa.Array | pa.ChunkedArray) -> list:
     """A column as a Python list; a ``dataset`` column of one value without a lookup per row."""
-    if name == "dataset" and len(column) and column.null_count == 0:
-        bounds = pc.min_max(column)
-        if bounds["min"] == bounds["max"]:
-            return [bounds["min"].as_py()] * len(column)
+    if name == "dataset" and len(column) >= _FEW:
+        value = _same_text(column)
+        if value is not None:
+            return [value] * len(column)
     return column.to_pylist()
+
+
+#: Rows below which a column is read value by value (faster than checking it first).
+_FEW = 256
+
+
+def _same_text(column: pa.Array | pa.ChunkedArray) -> str | None:
+    """The value of a string column whose rows all hold the same one (else ``None``)."""
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks != 1:
+            return None
+        column = column.chunk(0)
+    if not pa.types.is_string(column.type) or column.null_count:
+        return None
+    _, offsets, data = column.buffers()
+    ends = np.frombuffer(offsets, np.int32, len(column) + 1, column.offset * 4)
+    width = int(ends[1] - ends[0])
+    if width == 0 or (np.diff(ends) != width).any():
+        return None
+    rows = np.frombuffer(data, np.uint8, int(ends[-1] - ends[0]), int(ends[0]))
+    rows = rows.reshape(len(column), width)
+    return bytes(rows[0]).decode() if (rows == rows[0]).all() else None
 
 
 def _extras(columns: dict[str, list], n: int) -> list[dict | None]:
