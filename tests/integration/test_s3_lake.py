@@ -40,7 +40,7 @@ def test_replay_into_an_s3_lake_and_query_it(cli, sql, s3_lake):
     done = cli("replay", LEAN_TRADES, "--lake", uri, env=env).stdout.strip().splitlines()[-1]
     counts = sql_s3(cli, uri, env, "SELECT (SELECT count(*) FROM trades) AS trades,"
                     " (SELECT count(*) FROM bars) AS bars, (SELECT count(*) FROM indicators)"
-                    " AS indicators, (SELECT min(date) FROM bars) AS day")[0]  # fmt: skip
+                    " AS indicators, (SELECT min(period) FROM bars) AS day")[0]  # fmt: skip
     assert counts["bars"] == _figure(done, "bars") > 40_000
     assert counts["indicators"] == _figure(done, "indicator rows")
     assert counts["trades"] == _figure(done, "ticks in") - _figure(done, "rejected input rows")
@@ -51,8 +51,8 @@ def test_replay_into_an_s3_lake_and_query_it(cli, sql, s3_lake):
     names = [i.path.removeprefix(bucket_path + "/") for i in
              fs.get_file_info(pafs.FileSelector(bucket_path, recursive=True))
              if i.type == pafs.FileType.File]  # fmt: skip
-    assert names and all(re.fullmatch(r"\w+/date=\d{4}-\d\d-\d\d/part-[\w-]+\.parquet", n)
-                         for n in names), names  # fmt: skip
+    layout = r"\w+/dataset=[\w.-]+/(timeframe=\w+/)?period=\d{4}-\d\d-\d\d/part-[\w-]+\.parquet"
+    assert names and all(re.fullmatch(layout, n) for n in names), names
     # reports read S3 too: a day's open and close are its first and last trade
     daily = cli("report", "daily", "--start", "2013-10-07", "--end", "2013-10-07", "--lake", uri,
                 "--interval", "1s", "--format", "json", env=env).stdout  # fmt: skip
@@ -94,3 +94,28 @@ def test_a_missing_bucket_is_a_clear_error(cli, s3_lake):
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: lake s3://no-such-bucket/lake: cannot write ")
     assert "test-secret" not in result.stderr
+
+
+def test_s3_lake_migrate_datasets_and_drop(cli, s3_lake):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    uri, settings, env = s3_lake
+    fs, base = s3_filesystem(settings), uri.removeprefix("s3://")
+    start = 1_381_154_400 * 1_000_000_000  # 2013-10-07 14:00 UTC
+    old = pa.table({"symbol": ["SPY"], "interval": ["1m"], "start": [start],
+                    "end": [start + 60_000_000_000], "open": [1.0], "high": [2.0], "low": [0.5],
+                    "close": [1.5], "volume": [10.0], "vwap": [1.2], "trades": [3]})  # fmt: skip
+    pq.write_table(old, f"{base}/bars/date=2013-10-07/part-x.parquet", filesystem=fs)
+    refused = cli("sql", "SELECT 1", "--lake", uri, env=env, ok=False)
+    assert refused.returncode == 2 and "marketpulse lake migrate --lake " + uri in refused.stderr
+    cli("lake", "migrate", "--lake", uri, env=env)
+    assert sql_s3(cli, uri, env, "SELECT dataset, bar_start, close FROM bars") == [
+        {"dataset": "legacy", "bar_start": "2013-10-07T14:00:00Z", "close": 1.5}
+    ]
+    listing = json.loads(cli("lake", "datasets", "--lake", uri, "--format", "json", env=env).stdout)
+    assert [(r["dataset"], r["table"], r["rows"]) for r in listing] == [("legacy", "bars", 1)]
+    cli("lake", "drop", "--dataset", "legacy", "--lake", uri, env=env)
+    assert sql_s3(cli, uri, env, "SELECT count(*) AS n FROM bars") == [{"n": 0}]
+    leftover = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    assert not [i.path for i in leftover if i.type == pafs.FileType.File]
