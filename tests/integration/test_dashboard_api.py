@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -181,6 +183,23 @@ def test_dashboard_dataset_option_picks_what_the_live_pages_show(tmp_path, lake)
         assert refused.returncode == 2
         [line] = refused.stderr.strip().splitlines()
         assert line.startswith("error: --dataset: ") and why in line
+
+
+def test_dashboard_over_a_lake_of_the_earlier_layout_says_how_to_convert_it(tmp_path):
+    old = tmp_path / "old"
+    (old / "bars" / "date=2024-03-05").mkdir(parents=True)
+    pq.write_table(pa.table({"symbol": ["SPY"], "start": [0]}),
+                   old / "bars" / "date=2024-03-05" / "part-0.parquet")  # fmt: skip
+    refused = subprocess.run(
+        [sys.executable, "-m", "marketpulse", "dashboard", "--lake", str(old), "--port",
+         str(_free_port()), "--duration", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=_env(),
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"error: lake {old} uses the layout of an earlier MarketPulse; convert it with: "
+        f"marketpulse lake migrate --lake {old}"
+    ]
 
 
 def test_dashboard_command_serves_the_lake(tmp_path, lake):

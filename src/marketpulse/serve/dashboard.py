@@ -73,18 +73,24 @@ class Dashboard:
             ServeError: ``interval`` is not a bar timeframe, or ``dataset`` not a
                 dataset of the lake.
             InputError: ``dataset`` is not a dataset name.
+            OldLayoutError: the lake is in the layout of an earlier MarketPulse
+                (the message says how to convert it).
         """
         if interval is not None:
             cls.check_interval(interval)
         if dataset is not None:
             check_dataset(dataset)
         lake = LakeData(lake_root)
-        if dataset is not None:
+        try:
+            lake.ready()  # a lake that cannot be read is refused before serving
             known = lake.written()
-            if dataset not in known:
+            if dataset is not None and dataset not in known:
                 names = ", ".join(sorted(known)) or "none"
                 raise ServeError(f"--dataset: no dataset {dataset!r} in {lake_root} "
                                  f"(datasets: {names})")  # fmt: skip
+        except BaseException:
+            lake.close()
+            raise
         return cls(lake, LakeMarket(lake, interval, dataset=dataset), settings)
 
     @property
