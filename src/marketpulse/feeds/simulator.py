@@ -282,12 +282,17 @@ class Simulator:
         """
         arrivals = self._virtual_stamps(start)
         pending = np.empty(0, dtype=np.int64)
+        drawn = start  # arrivals are drawn up to this time
         tick, beat = int(_TICK_S * NS_PER_S), start
         while True:
             now = self._clock()
-            while not len(pending) or pending[-1] <= now:
-                pending = np.concatenate((pending, next(arrivals)))
-            if pending[0] < now - _MAX_LAG_NS:
+            if drawn < now - _MAX_LAG_NS:  # a long stall: draw from the lag's limit on
+                arrivals = self._virtual_stamps(now - _MAX_LAG_NS)
+                pending, drawn = pending[:0], now - _MAX_LAG_NS
+            while drawn <= now:
+                chunk = next(arrivals)
+                pending, drawn = np.concatenate((pending, chunk)), int(chunk[-1])
+            if len(pending) and pending[0] < now - _MAX_LAG_NS:
                 pending = pending[np.searchsorted(pending, now - _MAX_LAG_NS) :]
             due = int(np.searchsorted(pending, now, side="right"))
             for offset in range(0, due, self.batch_size):
