@@ -142,8 +142,8 @@ class Simulator:
             clock only, so a real-time run delivers ``rate`` from its start).
         quotes: also yield the bid and ask in force at each trade, as
             ``"quote"`` batches (``models.QUOTE_SCHEMA``) before the trades.
-        news_every: mean seconds between two news items of one symbol
-            (``0``: no news).
+        news_every: mean seconds between two news items of one company
+            (index funds get none; ``0``: no news at all).
         clock: real-time clock, UTC ns (tests pass a simulated one).
         sleep: how to wait that many seconds (tests pass one that moves ``clock``).
     """
