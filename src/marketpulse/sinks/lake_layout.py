@@ -19,11 +19,11 @@ dead letters and intraday timeframes; for ``1d`` and longer, the first day
 of its decade (``1960-01-01``, ``1970-01-01``, ...). Why decades: the Kaggle
 index file (``indexProcessed.csv``: 104,224 daily bars of 14 indices,
 1965-2021) wrote 29,314 files (269 MB for a 10 MB CSV) into daily folders,
-one per trading day and table, and would still write 57 folders a table
-(171 for bars, indicators and alerts) by year: more than 100 files for about
-4 MB of Parquet, some 20 KB a file. By decade it is 7 folders a table (21
-files for its 104,224 bars), each file about 100 KB to 1 MB, and a decade of
-a few thousand symbols' daily bars stays a file DuckDB reads in one go.
+one per trading day and table, and would still write 57 folders a table by
+year: 171 files for bars, indicators and alerts, some 80 KB each. By decade
+a replay of it writes 7 folders a table, 21 files in all (13 MB; 8 KB for
+the 1960s' alerts to 3 MB for the 2000s' indicators), and a decade of a
+few thousand symbols' daily bars stays a file DuckDB reads in one go.
 Intraday data keeps one folder a day, which ``lake compact`` can merge once
 the day is over.
 
