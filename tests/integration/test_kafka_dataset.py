@@ -109,3 +109,22 @@ def test_a_bad_dataset_name_stops_process_with_one_line(name):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--dataset" in lines[0] and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_a_restart_under_another_dataset_stops_with_one_line(
+    kafka_bootstrap, topic_prefix, tmp_path
+):
+    topics = create_topics(kafka_bootstrap, topic_prefix)
+    _load(kafka_bootstrap, topics)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    first = _process(kafka_bootstrap, topic_prefix, rules, "--dataset", "day-one")
+    assert first.returncode == 0, first.stderr
+    assert read_committed(kafka_bootstrap, topics.state)[1]  # the partition's state is kept
+    again = _process(kafka_bootstrap, topic_prefix, rules, "--dataset", "day-two")
+    assert again.returncode == 2, again.stderr
+    lines = again.stderr.strip().splitlines()
+    assert "Traceback" not in again.stderr
+    assert "dataset day-one, not day-two" in lines[-1] and topics.state in lines[-1]
+    again = _process(kafka_bootstrap, topic_prefix, rules, "--dataset", "day-one")
+    assert again.returncode == 0, again.stderr  # the same dataset goes on

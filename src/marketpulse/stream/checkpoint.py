@@ -2,11 +2,13 @@
 
 One record per symbol (key: the symbol) holds its open windows, the
 indicator state of each of its intervals and its alert state; one record per
-partition (key :data:`META_KEY`) holds the partition's clock (watermark) and
-its symbols in the order they were first seen, which fixes the order of bars
-closed together. Only the symbols a batch changed are written again, in the
-same transaction as the outputs and the consumed offsets, so the latest
-record of every key is always the state at the committed offset.
+partition (key :data:`META_KEY`) holds the partition's clock (watermark), its
+symbols in the order they were first seen, which fixes the order of bars
+closed together, and the dataset its outputs carry (records written before
+datasets hold none, and restore under any). Only the symbols a batch changed
+are written again, in the same transaction as the outputs and the consumed
+offsets, so the latest record of every key is always the state at the
+committed offset.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class _PartitionMeta(msgspec.Struct, frozen=True):
     clock: list[int]
     closed: list[int]
     names: list[str]
+    dataset: str | None = None
 
 
 class _SymbolState(msgspec.Struct, frozen=True):
@@ -58,13 +61,16 @@ class CheckpointError(ValueError):
 
 
 def snapshot_partition(
-    state: _PartitionState, intervals: Iterable[str], sids: Iterable[int]
+    state: _PartitionState,
+    intervals: Iterable[str],
+    sids: Iterable[int],
+    dataset: str | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """Return the partition record and the records of symbols ``sids``."""
     windows = state.windows
     meta = _PartitionMeta(
         _VERSION, list(intervals), windows.lateness, windows.clock.tolist(),
-        windows.closed.tolist(), state.names.tolist(),
+        windows.closed.tolist(), state.names.tolist(), dataset,
     )  # fmt: skip
     records = [(META_KEY, _encoder.encode(meta))]
     order = np.array(sorted(sids), np.int64)
@@ -86,13 +92,17 @@ def snapshot_partition(
 
 
 def restore_partition(
-    state: _PartitionState, intervals: Iterable[str], records: Mapping[bytes, bytes]
+    state: _PartitionState,
+    intervals: Iterable[str],
+    records: Mapping[bytes, bytes],
+    dataset: str | None = None,
 ) -> int:
     """Set a fresh partition state from its records; return the symbols restored.
 
     Raises:
         CheckpointError: a record is corrupt or the state was built with other
-            intervals or lateness.
+            intervals or lateness, or for another dataset (its indicators would
+            run on into this one's).
     """
     raw = records.get(META_KEY)
     if raw is None:
@@ -109,6 +119,12 @@ def restore_partition(
             f"state was written with intervals {','.join(meta.intervals)} and lateness "
             f"{meta.lateness / 1e9:g} s, not {','.join(intervals)} and "
             f"{windows.lateness / 1e9:g} s: keep the settings, or start over on new topics"
+        )
+    if meta.dataset is not None and dataset is not None and meta.dataset != dataset:
+        raise CheckpointError(
+            f"state was written for dataset {meta.dataset}, not {dataset}: one ticks topic "
+            f"carries one dataset (keep --dataset {meta.dataset}, or use a topic prefix per "
+            "dataset)"
         )
     state.lookup(meta.names)
     windows.clock[: len(meta.clock)] = np.asarray(meta.clock, np.int64)  # older: 3 values

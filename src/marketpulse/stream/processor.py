@@ -183,7 +183,8 @@ class Processor:
         state = self._states.get((topic, partition))
         if state is None:
             return []
-        records = snapshot_partition(state, self.settings.intervals, state.dirty)
+        settings = self.settings
+        records = snapshot_partition(state, settings.intervals, state.dirty, settings.dataset)
         state.dirty.clear()
         return records
 
@@ -207,10 +208,11 @@ class Processor:
             the number of symbols restored.
 
         Raises:
-            CheckpointError: a record is corrupt or was written with other settings.
+            CheckpointError: a record is corrupt or was written with other settings
+                (or for another dataset).
         """
         state = self._new_state()
-        restored = restore_partition(state, self.settings.intervals, records)
+        restored = restore_partition(state, self.settings.intervals, records, self.settings.dataset)
         if quiet_since is not None:
             state.last_input = quiet_since
         self._states[(topic, partition)] = state

@@ -107,3 +107,19 @@ def test_state_written_before_the_pending_jump_was_kept_restores():
     state, original = other.state("ticks", 3), proc.state("ticks", 3)
     assert state.windows.max_ts == original.windows.max_ts
     assert state.windows.watermark == original.windows.watermark
+
+
+def test_state_of_another_dataset_is_refused_and_state_from_before_datasets_restores():
+    settings = ProcessorSettings(intervals=("1s", "1m", "5m"), lateness=0.5, dataset="lean")
+    proc = Processor(settings)
+    proc.process(simulated(n_events=1_000, batch_size=1_000)[0])
+    records = dict(proc.checkpoint("ticks", 3))
+    assert msgspec.msgpack.decode(records[META_KEY])["dataset"] == "lean"
+    other = Processor(ProcessorSettings(intervals=("1s", "1m", "5m"), lateness=0.5))  # live
+    with pytest.raises(CheckpointError, match="dataset lean, not live"):
+        other.restore("ticks", 3, records)
+    assert Processor(settings).restore("ticks", 3, records) == 40
+    meta = msgspec.msgpack.decode(records[META_KEY])
+    del meta["dataset"]  # written before datasets: restores under any
+    records[META_KEY] = msgspec.msgpack.encode(meta)
+    assert other.restore("ticks", 3, records) == 40
