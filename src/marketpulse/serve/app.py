@@ -146,7 +146,7 @@ def create_app(
             dataset = default_dataset()[0]
         else:
             check_dataset(dataset)
-            known = set(lake.written()) | {source.dataset}
+            known = lake.names() | {source.dataset}
             if dataset not in known:
                 names = ", ".join(sorted(n for n in known if n)) or "none"
                 raise not_found("dataset", f"no dataset {dataset!r} (datasets: {names})")

@@ -83,7 +83,7 @@ class Dashboard:
         lake = LakeData(lake_root)
         try:
             lake.ready()  # a lake that cannot be read is refused before serving
-            known = lake.written()
+            known = lake.names()
             if dataset is not None and dataset not in known:
                 names = ", ".join(sorted(known)) or "none"
                 raise ServeError(f"--dataset: no dataset {dataset!r} in {lake_root} "

@@ -71,6 +71,24 @@ class LakeData:
         self._query("SELECT count(*) FROM bars WHERE false")
         return self.root.is_dir()
 
+    def names(self) -> set[str]:
+        """Return the names of the lake's datasets (its ``<table>/dataset=<name>`` directories)."""
+        return {name for name, _ in self._dataset_dirs()}
+
+    def _dataset_dirs(self) -> list[tuple[str, str]]:
+        found = []
+        for table in _TABLES:
+            try:
+                entries = list(os.scandir(self.root / table))
+            except OSError:  # no such table (yet)
+                continue
+            found.extend(
+                (entry.name[len(_DATASET_DIR) :], entry.path)
+                for entry in entries
+                if entry.name.startswith(_DATASET_DIR) and entry.is_dir()
+            )
+        return found
+
     def written(self) -> dict[str, int]:
         """Return each dataset of the lake with when its files last changed (ns since the epoch).
 
@@ -79,17 +97,9 @@ class LakeData:
         last written.
         """
         newest: dict[str, int] = {}
-        for table in _TABLES:
-            try:
-                entries = list(os.scandir(self.root / table))
-            except OSError:  # no such table (yet)
-                continue
-            for entry in entries:
-                if not entry.name.startswith(_DATASET_DIR) or not entry.is_dir():
-                    continue
-                name = entry.name[len(_DATASET_DIR) :]
-                stamp = _newest_change(entry.path)
-                newest[name] = max(newest.get(name, stamp), stamp)
+        for name, path in self._dataset_dirs():
+            stamp = _newest_change(path)
+            newest[name] = max(newest.get(name, stamp), stamp)
         return newest
 
     def default_dataset(self) -> str | None:
