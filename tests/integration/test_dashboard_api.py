@@ -183,6 +183,16 @@ def test_dashboard_dataset_option_picks_what_the_live_pages_show(tmp_path, lake)
         assert refused.returncode == 2
         [line] = refused.stderr.strip().splitlines()
         assert line.startswith("error: --dataset: ") and why in line
+    # following topics, the live pages show what the topics carry: no --dataset to give
+    refused = subprocess.run(
+        [sys.executable, "-m", "marketpulse", "dashboard", "--kafka", "127.0.0.1:1", "--lake",
+         str(lake), "--dataset", SIMULATOR, "--duration", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=_env(),
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: --dataset: the live pages of --kafka show the dataset the topics carry"
+    ]
 
 
 def test_dashboard_over_a_lake_of_the_earlier_layout_says_how_to_convert_it(tmp_path):

@@ -98,10 +98,11 @@ async def stream_to(
         seq, alerts = await run_in_threadpool(source.alerts_after, 0)
         rows = await run_in_threadpool(source.watchlist)
         sent = 0
+        shown = source.dataset
         message = {
             "type": "snapshot",
             "n": 1,
-            "dataset": source.dataset,
+            "dataset": shown,
             "rows": conflator.changes(rows),
             "alerts": alerts[-_BACKLOG_ALERTS:],
             "figures": await run_in_threadpool(source.figures),
@@ -117,11 +118,14 @@ async def stream_to(
             if receiver.done():
                 return
             seq, alerts = await run_in_threadpool(source.alerts_after, seq)
-            rows = conflator.changes(await run_in_threadpool(source.watchlist))
+            every_row = await run_in_threadpool(source.watchlist)
+            if source.dataset != shown:  # the page drops the other dataset's rows: send all
+                shown, conflator = source.dataset, Conflator()
+            rows = conflator.changes(every_row)
             message = {
                 "type": "update",
                 "n": sent + 1,
-                "dataset": source.dataset,
+                "dataset": shown,
                 "rows": rows,
                 "alerts": alerts,
                 "figures": await run_in_threadpool(source.figures),

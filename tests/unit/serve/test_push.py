@@ -18,7 +18,14 @@ from websockets.sync.client import connect
 from marketpulse.feeds import Simulator
 from marketpulse.models import Alert
 from marketpulse.pipeline import EmbeddedPipeline, Metrics, PipelineOptions
-from marketpulse.serve import DashboardServer, LakeData, LiveMarket, ServeSettings, create_app
+from marketpulse.serve import (
+    DashboardServer,
+    LakeData,
+    LakeMarket,
+    LiveMarket,
+    ServeSettings,
+    create_app,
+)
 from marketpulse.serve.push import Conflator
 from marketpulse.stream import ProcessorSettings
 
@@ -213,4 +220,27 @@ def test_a_client_that_acknowledges_has_one_update_in_flight_composed_after_its_
         assert {r["symbol"]: r["last"] for r in third["rows"]}.items() <= latest.items()
         assert {r["symbol"] for r in third["rows"]}  # it carries the moves since update 2
         assert all(third_row["last"] == latest[third_row["symbol"]] for third_row in third["rows"])
+    lake.close()
+
+
+def test_when_the_live_dataset_changes_every_row_of_the_new_one_is_sent(tmp_path):
+    def write(dataset: str) -> None:  # the same market twice: rows of equal values
+        feed = Simulator(symbols=3, rate=50.0, seed=4, start_ts=10**18, realtime=False,
+                         max_events=2_000)  # fmt: skip
+        options = PipelineOptions(
+            lake=str(tmp_path), processor=ProcessorSettings(("1s",)), dataset=dataset
+        )
+        EmbeddedPipeline(feed, options).run()
+
+    write("first")
+    lake = LakeData(tmp_path)
+    market = LakeMarket(lake, refresh_s=0.0)  # follows the most recently written dataset
+    app = create_app(ServeSettings(updates_per_s=50), lake, market)
+    with TestClient(app, base_url=BASE_URL) as client, client.websocket_connect(WS_URL) as ws:
+        snapshot = ws.receive_json()
+        assert snapshot["dataset"] == "first" and len(snapshot["rows"]) == 3
+        write("second")
+        switched = _receive_until(ws, lambda m: m["dataset"] == "second")
+        # the page drops the rows of "first": the same values are sent again, as "second"'s
+        assert switched["rows"] == snapshot["rows"]
     lake.close()
