@@ -33,7 +33,7 @@ def test_replay_of_a_truncated_gzip(cli, sql, tmp_path):
     assert str(path) in errors[0] and "300,000" in errors[0] and f"{rows + 1:,}" in errors[0]
     [[stored]] = [list(r.values()) for r in sql(lake, "SELECT count(*) AS n FROM trades")]
     assert stored == rows
-    dead = sql(lake, "SELECT reason, line FROM dlq")
+    dead = sql(lake, "SELECT reason, source_line AS line FROM dlq")
     assert dead == [{"reason": "truncated", "line": rows + 2}]
 
 
@@ -67,7 +67,7 @@ def test_replay_of_parquet_with_a_symbol_that_is_not_utf8(cli, sql, tmp_path):
     assert "Traceback" not in result.stderr + result.stdout
     [[stored]] = [list(r.values()) for r in sql(lake, "SELECT count(*) AS n FROM trades")]
     assert stored == 1_999
-    dead = sql(lake, "SELECT reason, line FROM dlq")
+    dead = sql(lake, "SELECT reason, source_line AS line FROM dlq")
     assert dead == [{"reason": "parse", "line": 1_501}]
 
 

@@ -1,5 +1,7 @@
 """README commands without a test elsewhere: their documented use and a bad use."""
 
+from datetime import UTC, datetime
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -28,11 +30,13 @@ def test_replay_yahoo_file_with_symbol(cli, sql, tmp_path):
     # marketpulse replay AAPL.csv --symbol AAPL   # Yahoo layout
     (tmp_path / "AAPL.csv").write_text(YAHOO)
     cli("replay", "AAPL.csv", "--symbol", "AAPL", "--lake", "lake")
-    rows = sql(tmp_path / "lake", "SELECT symbol, close, volume FROM bars ORDER BY start")
-    assert rows == [
-        {"symbol": "AAPL", "close": 185.64, "volume": 82488700.0},
-        {"symbol": "AAPL", "close": 184.25, "volume": 58414500.0},
-        {"symbol": "AAPL", "close": 181.91, "volume": 71983600.0},
+    rows = sql(
+        tmp_path / "lake", "SELECT dataset, symbol, close, volume FROM bars ORDER BY bar_start"
+    )
+    assert rows == [  # the file's name is the dataset
+        {"dataset": "AAPL", "symbol": "AAPL", "close": 185.64, "volume": 82488700.0},
+        {"dataset": "AAPL", "symbol": "AAPL", "close": 184.25, "volume": 58414500.0},
+        {"dataset": "AAPL", "symbol": "AAPL", "close": 181.91, "volume": 71983600.0},
     ]
 
 
@@ -43,9 +47,9 @@ def test_replay_yahoo_file_without_symbol_names_the_option(cli, tmp_path):
 
 
 def test_sql_to_a_parquet_file(cli, sql, tmp_path):
-    # marketpulse sql "SELECT * FROM indicators WHERE date = ..." --format parquet -o ind.parquet
+    # marketpulse sql "SELECT * FROM indicators WHERE period = ..." --format parquet -o ind.parquet
     cli("replay", LEAN_TRADES, "--lake", "lake", "--intervals", "1m")
-    query = "SELECT * FROM indicators WHERE date = '2013-10-07'"
+    query = "SELECT * FROM indicators WHERE period = '2013-10-07'"
     cli("sql", query, "--lake", "lake", "--format", "parquet", "-o", "ind.parquet")
     table = pq.read_table(tmp_path / "ind.parquet")
     counted = sql(tmp_path / "lake", f"SELECT count(*) AS n FROM ({query})")[0]["n"]
@@ -94,7 +98,8 @@ def test_replay_parquet_with_columns(cli, sql, tmp_path):
     assert [(r["symbol"], r["price"], r["size"]) for r in rows] == list(
         zip(*(table.column(c).to_pylist() for c in ("ticker", "px", "qty")), strict=True)
     )
-    assert [r["ts"] for r in rows] == [t.value * 10**6 for t in table.column("time")]
+    stored = [datetime.fromisoformat(r["ts"]) for r in rows]
+    assert stored == [t.as_py().replace(tzinfo=UTC) for t in table.column("time")]
 
 
 @pytest.mark.parametrize(

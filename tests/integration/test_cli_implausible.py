@@ -9,9 +9,10 @@ from .conftest import LEAN_TRADES
 pytestmark = pytest.mark.integration
 
 FAR_FUTURE = "2030-01-01T00:00:00.000Z,SPY,167.41,100,P,20002000,0\n"
-BARS = "SELECT * EXCLUDE (date) FROM bars ORDER BY symbol, interval, start"
-LATER_THAN_2020 = "SELECT count(*) AS n FROM trades WHERE ts > epoch_ns(TIMESTAMP '2020-01-01')"
-VOLUME = "SELECT sum(trades) AS n, sum(volume) AS volume FROM bars WHERE interval = '1s'"
+# the two replays' datasets are their files' names: compared without them
+BARS = "SELECT * EXCLUDE (period, dataset) FROM bars ORDER BY symbol, timeframe, bar_start"
+LATER_THAN_2020 = "SELECT count(*) AS n FROM trades WHERE ts > TIMESTAMPTZ '2020-01-01 00:00Z'"
+VOLUME = "SELECT sum(trades) AS n, sum(volume) AS volume FROM bars WHERE timeframe = '1s'"
 
 
 def test_one_far_future_trade_in_the_lean_day_changes_no_bar(cli, sql, tmp_path):
@@ -23,7 +24,7 @@ def test_one_far_future_trade_in_the_lean_day_changes_no_bar(cli, sql, tmp_path)
     clean_lake, lake = tmp_path / "clean", tmp_path / "lake"
     cli("replay", LEAN_TRADES, "--lake", clean_lake, "--alerts-file", tmp_path / "a.jsonl")
     cli("replay", poisoned, "--lake", lake, "--alerts-file", tmp_path / "b.jsonl")
-    dead = sql(lake, "SELECT reason, line, error FROM dlq")
+    dead = sql(lake, "SELECT reason, source_line AS line, error FROM dlq")
     assert dead == [
         {
             "reason": "future",
@@ -35,7 +36,7 @@ def test_one_far_future_trade_in_the_lean_day_changes_no_bar(cli, sql, tmp_path)
     # the trades table holds what the processor kept: every trade of the day, not the
     # refused one; each input row is in exactly one of trades and dlq
     assert sql(lake, LATER_THAN_2020) == [{"n": 0}]
-    day = sql(lake, "SELECT count(*) AS n FROM trades WHERE date = '2013-10-07'")[0]["n"]
+    day = sql(lake, "SELECT count(*) AS n FROM trades WHERE period = '2013-10-07'")[0]["n"]
     assert day == len(lines) - 1
     stored = sql(lake, "SELECT count(*) AS n FROM trades")[0]["n"]
     assert stored + len(dead) == len(lines)  # the header is not a row, the inserted line is
@@ -62,7 +63,7 @@ def test_implausible_years_and_magnitudes_go_to_the_dlq_and_nothing_stored_is_in
     path.write_text("".join(good[:11] + list(bad) + good[11:]))
     lake = tmp_path / "lake"
     cli("replay", path, "--lake", lake, "--alerts-file", tmp_path / "a.jsonl")
-    dead = sql(lake, "SELECT line, reason, error FROM dlq ORDER BY line")
+    dead = sql(lake, "SELECT source_line AS line, reason, error FROM dlq ORDER BY line")
     assert [(d["line"], d["reason"]) for d in dead] == [
         (12 + i, reason) for i, (reason, _) in enumerate(bad.values())
     ]
@@ -95,7 +96,7 @@ def test_max_time_jump_setting_bounds_the_jump_a_trade_may_make(cli, sql, tmp_pa
     lake = tmp_path / "lake"
     cli("replay", path, "--lake", lake, env={"MARKETPULSE_MAX_TIME_JUMP": "86400"})
     # the first Monday trade is refused; the next one confirms the jump
-    dead = sql(lake, "SELECT line, reason FROM dlq")
+    dead = sql(lake, "SELECT source_line AS line, reason FROM dlq")
     assert dead == [{"line": 5, "reason": "future"}]
     assert sql(lake, VOLUME)[0] == {"n": 5, "volume": 500.0}  # in the bars: all but it
     prices = sql(lake, "SELECT price FROM trades ORDER BY ts")  # in trades too: all but it

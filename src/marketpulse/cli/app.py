@@ -26,6 +26,7 @@ from marketpulse.cli.common import (
     ALERTS_FILE_OPTION,
     COLUMNS_OPTION,
     CONFIG_OPTION,
+    DATASET_OPTION,
     FORMAT_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
@@ -37,6 +38,7 @@ from marketpulse.cli.common import (
     FileFormat,
     bounded,
     console,
+    dataset_for,
     err_console,
     file_feed,
     parse_intervals,
@@ -138,6 +140,7 @@ def run(
     ),
     rules: str = RULES_OPTION,
     lake: str = LAKE_OPTION,
+    dataset: str = DATASET_OPTION,
     sink: list[SinkKind] = SINK_OPTION,
     postgres_url: str = POSTGRES_URL_OPTION,
     postgres_tables: str = POSTGRES_TABLES_OPTION,
@@ -173,7 +176,8 @@ def run(
     Trades of a simulated market (or of a live vendor feed: --feed binance, ...)
     stream through the embedded bus (or, with --kafka, through a Kafka
     cluster); the processor builds bars, computes
-    indicators and raises alerts; everything is written to the Parquet lake.
+    indicators and raises alerts; everything is written to the Parquet lake,
+    under the dataset `simulator` (a vendor's: its name; --dataset NAME: NAME).
     The web dashboard is served while the pipeline runs (its URL is printed).
     Ctrl-C stops cleanly and flushes what was accepted.
     """
@@ -195,6 +199,7 @@ def run(
     live = LiveOptions(url, rest_url, tickers, watchlist, data_feed, bar_interval, quotes, history,
                        calendar, rate_limit, env_file)  # fmt: skip
     check_live_options(feed_name, live)
+    name = dataset_for(settings, dataset, feed_name.value)  # simulator, or the vendor
     if feed_name != FeedName.simulator and not settings.session_calendar:
         # a live market's session VWAP follows its exchange's sessions (UTC days for crypto)
         settings = settings.replace(session_calendar=calendar or VENDORS[feed_name].calendar)
@@ -212,7 +217,7 @@ def run(
         logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate,
                     sim.seed)  # fmt: skip
     metrics = Metrics()
-    view = LiveMarket(view_interval or proc.intervals[0], metrics)
+    view = LiveMarket(view_interval or proc.intervals[0], metrics, dataset=name)
     board = None if serve is None else Dashboard.for_pipeline(settings.lake, view, serve)
     if board is not None:
         try:
@@ -224,7 +229,7 @@ def run(
             board = None
     try:
         _run_pipeline(settings, alert_rules, feed, duration, metrics, view, kafka,
-                      (sink, postgres_tables))  # fmt: skip
+                      (sink, postgres_tables), name)  # fmt: skip
     finally:
         if board is not None:
             board.stop()
@@ -239,18 +244,19 @@ def _run_pipeline(
     view: MarketView,
     kafka: str | None,
     sinks: tuple[list[SinkKind] | None, str | None],
+    dataset: str,
 ) -> None:
     from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
     from marketpulse.services.heap import settle_heap
 
     settle_heap()
     if kafka is not None:
-        _run_on_kafka(settings, rules, feed, duration, metrics, view)
+        _run_on_kafka(settings, rules, feed, duration, metrics, view, dataset)
         return
     options = PipelineOptions(
         lake=settings.lake, rules=rules, processor=processor_settings(settings),
         alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
-        sinks=build_sinks(sinks[0], settings, LAKE_FILE_ROWS, sinks[1]),
+        sinks=build_sinks(sinks[0], settings, LAKE_FILE_ROWS, sinks[1]), dataset=dataset,
     )  # fmt: skip
     run_in_foreground(
         lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress),
@@ -267,14 +273,18 @@ def _run_on_kafka(
     duration: float | None,
     metrics: Metrics,
     view: MarketView,
+    dataset: str,
 ) -> None:
+    from dataclasses import replace
+
     from marketpulse.cli.kafka_options import open_bus
     from marketpulse.services.all_in_one import KafkaPipeline, KafkaPipelineOptions
 
     bus, topics = open_bus(settings)
     k = settings.kafka
+    processor = replace(processor_settings(settings), dataset=dataset)
     options = KafkaPipelineOptions(
-        lake=settings.lake, rules=rules, processor=processor_settings(settings),
+        lake=settings.lake, rules=rules, processor=processor,
         alerts_file=settings.alerts_file, duration=duration, partitions=k.partitions,
         replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
     )  # fmt: skip
@@ -299,6 +309,7 @@ def replay(
     adjust: Adjust = ADJUST_OPTION,
     rules: str = RULES_OPTION,
     lake: str = LAKE_OPTION,
+    dataset: str = DATASET_OPTION,
     sink: list[SinkKind] = SINK_OPTION,
     postgres_url: str = POSTGRES_URL_OPTION,
     postgres_tables: str = POSTGRES_TABLES_OPTION,
@@ -310,11 +321,16 @@ def replay(
 ) -> None:
     """Push a historical file through the pipeline, with a progress bar.
 
+    The rows are stored under the dataset named after the file (its name
+    without extensions, led by its folder's for names such as trades.csv.gz),
+    or --dataset NAME; a replay of one dataset never mixes with another's.
+
     Malformed rows go to the DLQ with file, line and reason; the replay goes on
     and its summary says how many rows were rejected. A damaged file (truncated
     or corrupt gzip) keeps every row before the damage, then ends with one line
     naming where it is and exit code 1.
     """
+    from marketpulse.feeds.dataset import file_dataset
     from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, Metrics, PipelineOptions
 
     pace = _speed(speed)
@@ -322,12 +338,13 @@ def replay(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
         intervals=parse_intervals(intervals), **url_overrides(postgres_url, influx_url),
     )  # fmt: skip
+    name = dataset_for(settings, dataset, file_dataset(file))
     feed = file_feed(file, format, symbol, columns, include_suspicious, adjust)
     alert_rules, proc = rules_from(settings), processor_settings(settings)
     options = PipelineOptions(
         lake=settings.lake, rules=alert_rules, processor=proc, alerts_file=settings.alerts_file,
         partitions=settings.partitions, speed=pace,
-        sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables),
+        sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables), dataset=name,
     )  # fmt: skip
     metrics = Metrics()
     run_in_foreground(

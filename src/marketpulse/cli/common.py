@@ -205,6 +205,26 @@ ADJUST_OPTION = typer.Option(
     help="Bar files with an adjusted close (Yahoo's Adj Close): none (raw prices), splits "
     "(split-adjusted), all (splits and dividends); indicators follow the adjusted prices.",
 )  # fmt: skip
+DATASET_OPTION = typer.Option(
+    None, "--dataset", metavar="NAME",
+    help="Dataset the rows are stored under, apart from other runs' [default: simulator, "
+    "the file's name, or the vendor; or MARKETPULSE_DATASET].",
+)  # fmt: skip
+
+
+def dataset_for(settings: Settings, given: str | None, default: str) -> str:
+    """The dataset of a run: ``--dataset``, else the ``dataset`` setting, else ``default``.
+
+    Raises:
+        InputError: the name given is not a dataset name (one line naming where it was given).
+    """
+    from marketpulse.feeds.dataset import check_dataset
+
+    if given is not None:
+        return check_dataset(given, "--dataset")
+    if settings.dataset:
+        return check_dataset(settings.dataset, "dataset (MARKETPULSE_DATASET or the config file)")
+    return default
 
 
 def parse_intervals(value: str | None) -> tuple[str, ...] | None:

@@ -48,7 +48,9 @@ FORMAT_OUTPUT_OPTION = typer.Option(
 
 def sql(
     query: str = typer.Argument(
-        ..., help="DuckDB SQL over the views trades, bars, indicators, alerts, dlq."
+        ...,
+        help="DuckDB SQL over the views trades, quotes, bars, indicators, alerts, dlq and "
+        "bars_with_indicators.",
     ),
     lake: str = LAKE_OPTION,
     format: OutputFormat = FORMAT_OUTPUT_OPTION,
@@ -59,10 +61,12 @@ def sql(
 ) -> None:
     """Run SQL over the lake.
 
-    Each view has its table's columns plus `date` (from the partition path), so
-    `WHERE date = '2013-10-07'` reads only that day's files. Example:
+    Each view has its table's columns, with dataset, timeframe and period (the
+    first day of the partition) from the partition path, so `WHERE dataset =
+    'indexProcessed'` or `WHERE period = '2013-10-07'` reads only those files.
+    Times are written as ISO 8601 UTC text, alert details as JSON objects. Example:
 
-        marketpulse sql "SELECT symbol, count(*) FROM bars WHERE interval = '1m' GROUP BY 1"
+        marketpulse sql "SELECT symbol, count(*) FROM bars WHERE timeframe = '1m' GROUP BY 1"
     """
     from marketpulse.analytics import format_table
     from marketpulse.analytics import query as run_query
@@ -76,6 +80,13 @@ def backfill(
     file: Path = typer.Option(
         None, "--file", help="Recompute from this file (else from the lake's trades)."
     ),
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        metavar="NAME",
+        help="Dataset to recompute: its trades in the lake are read, its bars, indicators "
+        "and alerts replaced [default: the lake's only dataset; with --file, the file's name].",
+    ),
     format: FileFormat = FORMAT_OPTION,
     symbol: str = SYMBOL_OPTION,
     columns: str = COLUMNS_OPTION,
@@ -87,12 +98,15 @@ def backfill(
     lateness: float = LATENESS_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Recompute bars, indicators and alerts in batch, through the live kernels.
+    """Recompute one dataset's bars, indicators and alerts in batch, through the live kernels.
 
-    The result replaces the lake's bars, indicators and alerts for the dates it
-    covers; it equals what the live pipeline computes from the same input.
+    The result replaces every bar, indicator and alert of that dataset (other
+    datasets are left alone); it equals what the live pipeline computes from
+    the same input. A lake holding several datasets needs --dataset.
     """
     from marketpulse.analytics.backfill import backfill as run_backfill
+    from marketpulse.cli.common import dataset_for
+    from marketpulse.feeds.dataset import file_dataset
 
     settings = settings_from(
         config, lake=lake, rules=rules, intervals=parse_intervals(intervals), lateness=lateness
@@ -104,8 +118,14 @@ def backfill(
         if file
         else settings.lake
     )
-    result = run_backfill(source, settings.lake, processor_settings(settings), rules_from(settings))
+    # with --file: the file's name; from the lake: None, the lake's only dataset
+    name = dataset_for(settings, dataset, file_dataset(file) if file else "") or None
+    result = run_backfill(
+        source, settings.lake, processor_settings(settings), rules_from(settings), dataset=name
+    )
     console.print(
-        f"backfill done: ticks {result.ticks:,}, bars {result.bars:,}, indicator rows "
-        f"{result.indicator_rows:,}, alerts {result.alerts:,}, rejected {result.rejected:,}"
+        f"backfill of dataset {result.dataset} done: ticks {result.ticks:,}, bars "
+        f"{result.bars:,}, indicator rows {result.indicator_rows:,}, alerts {result.alerts:,}, "
+        f"rejected {result.rejected:,}",
+        soft_wrap=True,
     )

@@ -267,6 +267,7 @@ def convert_trades(fields: dict[str, pa.Array], n: int, opts: Options) -> Conver
         size,
         _text_or_null(fields.get("exchange"), n),
         _text_or_null(fields.get("condition"), n),
+        pa.nulls(n, pa.string()),  # dataset: set by the processor
     ]
     return Converted(columns, errors, keep, suspicious)
 
@@ -311,6 +312,7 @@ def convert_bars(fields: dict[str, pa.Array], n: int, opts: Options) -> Converte
             scale = opts.splits.factors(symbols, start)
         if scale is not None:
             prices, volume, vwap = adjust_prices(prices, volume, vwap, scale)
-    interval = pa.repeat(pa.scalar(opts.interval, pa.string()), n)
-    columns = [symbols, interval, start, end, *prices, volume, vwap, trades]
+    timeframe = pa.repeat(pa.scalar(opts.interval, pa.string()), n)
+    dataset = pa.nulls(n, pa.string())  # set by the processor
+    columns = [symbols, timeframe, start, end, *prices, volume, vwap, trades, dataset]
     return Converted(columns, errors, keep, factor=factor)

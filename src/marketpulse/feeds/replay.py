@@ -85,11 +85,12 @@ def detect_format(
 class FileReplay:
     """A feed that reads a trades or bars file from start to end.
 
-    Trades follow ``models.TRADE_SCHEMA``, bars ``models.BAR_SCHEMA`` (``start``
-    is the time in the file, ``end = start + interval``, ``vwap`` null unless
+    Trades follow ``models.TRADE_SCHEMA``, bars ``models.BAR_SCHEMA`` (``bar_start``
+    is the time in the file, ``bar_end = bar_start + interval``, ``vwap`` null unless
     the file has one, ``trades`` 0 unless the file has one, ``volume`` 0.0 when
-    the file has none); both get an int64 ``line`` column (CSV: line in the file,
-    header = 1; Parquet: 1-based row number).
+    the file has none); ``dataset`` is null (the processor stamps its own); both
+    get an int64 ``line`` column (CSV: line in the file, header = 1; Parquet:
+    1-based row number).
 
     Every row that can be read is yielded; a line that cannot (invalid UTF-8,
     a NUL byte, longer than 16 KiB, an unbalanced quote, a wrong number of

@@ -45,6 +45,7 @@ def test_lean_trades(lean_trades):
         "size": 100.0,
         "exchange": "P",
         "condition": "20002000",
+        "dataset": None,  # the processor's to stamp
         "line": 2,
     }
     assert all(b.kind == "trade" and b.total == lean_trades.stat().st_size for b in batches)
@@ -63,9 +64,9 @@ def test_kaggle_bars(kaggle_bars):
     start = 536_371_200 * 10**9  # 1986-12-31T00:00:00Z
     assert data.slice(0, 1).to_pylist()[0] == {
         "symbol": "HSI",
-        "interval": "1d",
-        "start": start,
-        "end": start + DAY_NS,
+        "timeframe": "1d",
+        "bar_start": start,
+        "bar_end": start + DAY_NS,
         "open": 2568.300049,
         "high": 2568.300049,
         "low": 2568.300049,
@@ -73,6 +74,7 @@ def test_kaggle_bars(kaggle_bars):
         "volume": 0.0,
         "vwap": None,
         "trades": 0,
+        "dataset": None,
         "line": 2,
     }
     assert data.column("vwap").null_count == data.num_rows
@@ -97,7 +99,7 @@ def test_yahoo_bars_take_the_symbol_option(write_file):
     _, data, _ = read_all(FileReplay(path, symbol="SPY", interval="1d"))
     rows = data.to_pylist()
     assert [r["symbol"] for r in rows] == ["SPY"] * 3
-    assert rows[0]["start"] == 1622505600 * 10**9  # 2021-06-01T00:00:00Z
+    assert rows[0]["bar_start"] == 1622505600 * 10**9  # 2021-06-01T00:00:00Z
     assert rows[0]["close"] == 419.670013 and rows[0]["volume"] == 54216600.0
     assert [r["line"] for r in rows] == [2, 3, 4]
 
@@ -189,8 +191,8 @@ def test_suspicious_trades_are_left_out_and_counted(write_file):
 def test_shift_days(write_file):
     path = write_file("b.csv", YAHOO)
     _, data, _ = read_all(FileReplay(path, symbol="SPY", shift_days=4))
-    assert data.column("start")[0].as_py() == 1622505600 * 10**9 + 4 * DAY_NS
-    assert data.column("end")[0].as_py() == 1622505600 * 10**9 + 5 * DAY_NS
+    assert data.column("bar_start")[0].as_py() == 1622505600 * 10**9 + 4 * DAY_NS
+    assert data.column("bar_end")[0].as_py() == 1622505600 * 10**9 + 5 * DAY_NS
 
 
 def test_bar_interval_and_format_override(write_file):
@@ -202,7 +204,7 @@ def test_bar_interval_and_format_override(write_file):
     assert detect_format(path) == "trades"
     _, data, _ = read_all(FileReplay(path, format="bars", interval="1m"))
     row = data.to_pylist()[0]
-    assert row["interval"] == "1m" and row["end"] - row["start"] == 60 * 10**9
+    assert row["timeframe"] == "1m" and row["bar_end"] - row["bar_start"] == 60 * 10**9
 
 
 def test_bars_with_vwap_and_trades(write_file):
