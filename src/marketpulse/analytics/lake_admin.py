@@ -1,7 +1,8 @@
 """Lake maintenance: listing, compaction of small files, DDL for Athena and Glue.
 
-Compaction rewrites the files of one date partition of a closed date (before
-today, UTC, unless told otherwise) as one file per source partition of the
+Compaction rewrites the files of one partition whose period is over (before
+today, UTC, unless told otherwise: a day, or for daily data a decade) as one
+file per source partition of the
 bus (named after the offset range it covers, so the Kafka sink still
 recognises rows it wrote), one per replayed input (named after the input and
 the lines it covers, so a rerun of the replay still replaces them) plus one
@@ -22,6 +23,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -33,31 +35,30 @@ import pyarrow.parquet as pq
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.sinks.lake import (
     LAKE_SCHEMAS,
-    PARTITION_COLUMN,
     SORT_KEYS,
     SOURCE_NAME,
     stable_order,
 )
+from marketpulse.sinks.lake_layout import partition_columns, partitions
 from marketpulse.sinks.lake_segments import FILE_NAME
 from marketpulse.sinks.lake_store import LocalStore, Staged, Store
 
-__all__ = ["CompactionResult", "compact", "external_table_ddl", "list_lake"]
+__all__ = [
+    "ATHENA_DDL_RESERVED",
+    "CompactionResult",
+    "bars_with_indicators_select",
+    "bars_with_indicators_view",
+    "compact",
+    "external_table_ddl",
+    "lake_timeframes",
+    "list_lake",
+]
 
-_DATE_DIR = re.compile(rf"{PARTITION_COLUMN}=(\d{{4}}-\d{{2}}-\d{{2}})")
 _HIVE_TYPES = {pa.string(): "string", pa.binary(): "binary", pa.int32(): "int",
-               pa.int64(): "bigint", pa.float64(): "double"}  # fmt: skip
+               pa.int64(): "bigint", pa.float64(): "double", pa.date32(): "date"}  # fmt: skip
 _RENAME_EXCHANGE = 2
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lake-admin")  # I/O-bound reads
 _AT_FDCWD = -100
-
-
-def _partitions(store: Store, table: str) -> list[tuple[date, str]]:
-    found = []
-    for name in store.directories(table):
-        match = _DATE_DIR.fullmatch(name)
-        if match:
-            found.append((date.fromisoformat(match.group(1)), f"{table}/{name}"))
-    return sorted(found)
 
 
 def _parquet_names(store: Store, directory: str) -> dict[str, int]:
@@ -69,39 +70,59 @@ def _row_count(store: Store, path: str) -> int:
         return pq.ParquetFile(file).metadata.num_rows
 
 
+def partition_sizes(store: Store, table: str, dataset: str | None = None) -> list[dict]:
+    """Each partition of ``table`` (of one dataset if given): its files, rows and bytes."""
+    found = partitions(store, table, dataset)
+    listed = list(_POOL.map(lambda p: _parquet_names(store, p.directory), found))
+    paths = [f"{p.directory}/{f}" for p, names in zip(found, listed, strict=True)
+             for f in names]  # fmt: skip
+    counts = dict(zip(paths, _POOL.map(lambda f: _row_count(store, f), paths), strict=True))
+    return [
+        {"table": table, "dataset": p.dataset, "timeframe": p.timeframe, "period": p.period,
+         "files": len(files), "rows": sum(counts[f"{p.directory}/{f}"] for f in files),
+         "bytes": sum(files.values())}
+        for p, files in zip(found, listed, strict=True)
+    ]  # fmt: skip
+
+
+_PARTITION_LISTING = pa.schema(
+    [("table", pa.string()), ("dataset", pa.string()), ("timeframe", pa.string()),
+     ("period", pa.date32()), ("files", pa.int64()), ("rows", pa.int64()),
+     ("bytes", pa.int64())]
+)  # fmt: skip
+_TABLE_LISTING = pa.schema(
+    [("table", pa.string()), ("dataset", pa.string()), ("partitions", pa.int64()),
+     ("first_period", pa.date32()), ("last_period", pa.date32()), ("files", pa.int64()),
+     ("rows", pa.int64()), ("bytes", pa.int64())]
+)  # fmt: skip
+
+
 def list_lake(store: Store, table: str | None = None) -> pa.Table:
-    """Per table (or per partition of ``table``): partitions, files, rows and bytes."""
+    """Per table and dataset (or per partition of ``table``): partitions, files, rows, bytes.
+
+    A table without files has one row, of no dataset.
+    """
     tables = [table] if table else list(LAKE_SCHEMAS)
     for name in tables:
         if name not in LAKE_SCHEMAS:
             raise AnalyticsError(f"unknown table {name!r} (known: {', '.join(LAKE_SCHEMAS)})")
+    if table:
+        return pa.Table.from_pylist(partition_sizes(store, table), schema=_PARTITION_LISTING)
     rows = []
     for name in tables:
-        per_date = []
-        partitions = _partitions(store, name)
-        listed = list(_POOL.map(lambda p: _parquet_names(store, p[1]), partitions))
-        paths = [f"{d}/{f}" for (_, d), names in zip(partitions, listed, strict=True)
-                 for f in names]  # fmt: skip
-        counts = dict(zip(paths, _POOL.map(lambda f: _row_count(store, f), paths), strict=True))
-        for (day, directory), files in zip(partitions, listed, strict=True):
-            count = sum(counts[f"{directory}/{f}"] for f in files)
-            per_date.append({"table": name, "date": day, "files": len(files), "rows": count,
-                             "bytes": sum(files.values())})  # fmt: skip
-        if table:
-            rows.extend(per_date)
-        else:
+        by_dataset: dict[str | None, list[dict]] = {}
+        for part in partition_sizes(store, name):
+            by_dataset.setdefault(part["dataset"], []).append(part)
+        for dataset, parts in sorted(by_dataset.items()) or [(None, [])]:
             rows.append({
-                "table": name, "partitions": len(per_date),
-                "first_date": per_date[0]["date"] if per_date else None,
-                "last_date": per_date[-1]["date"] if per_date else None,
-                "files": sum(p["files"] for p in per_date),
-                "rows": sum(p["rows"] for p in per_date),
-                "bytes": sum(p["bytes"] for p in per_date),
+                "table": name, "dataset": dataset, "partitions": len(parts),
+                "first_period": min((p["period"] for p in parts), default=None),
+                "last_period": max((p["period"] for p in parts), default=None),
+                "files": sum(p["files"] for p in parts),
+                "rows": sum(p["rows"] for p in parts),
+                "bytes": sum(p["bytes"] for p in parts),
             })  # fmt: skip
-    if table and not rows:
-        return pa.table({"table": pa.array([], pa.string()), "date": pa.array([], pa.date32()),
-                         "files": [], "rows": [], "bytes": []})  # fmt: skip
-    return pa.Table.from_pylist(rows)
+    return pa.Table.from_pylist(rows, schema=_TABLE_LISTING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +138,10 @@ class CompactionResult:
 def compact(
     store: Store, tables: list[str] | None = None, before: date | None = None, min_files: int = 2
 ) -> CompactionResult:
-    """Rewrite partitions of dates before ``before`` (default today, UTC) that have ``min_files``.
+    """Rewrite partitions that have ``min_files`` and whose period ends by ``before``.
+
+    ``before`` is today (UTC) by default: the days before it, and the decades
+    of daily data that ended before it, are closed: no writer adds to them.
 
     Raises:
         AnalyticsError: a table is unknown, or the atomic swap is not available.
@@ -129,9 +153,10 @@ def compact(
             raise AnalyticsError(f"unknown table {table!r} (known: {', '.join(LAKE_SCHEMAS)})")
     store.remove_stale_temporaries()
     for table in tables or list(LAKE_SCHEMAS):
-        for day, directory in _partitions(store, table):
+        for part in partitions(store, table):
+            directory = part.directory
             files = sorted(_parquet_names(store, directory))
-            if day >= before or len(files) < min_files:
+            if part.end > before or len(files) < min_files:
                 continue
             groups = _groups(files)
             if all(len(names) == 1 for names in groups.values()):
@@ -229,31 +254,160 @@ def _exchange(a: Path, b: Path) -> None:
         os.close(fd)
 
 
-def external_table_ddl(location: str, database: str = "marketpulse") -> str:
+def external_table_ddl(
+    location: str, database: str = "marketpulse", timeframes: Sequence[str] = ("1d",)
+) -> str:
     """``CREATE EXTERNAL TABLE`` statements (Athena, Glue, Hive) for every lake table.
 
-    Partitions are found by partition projection on ``date`` (``yyyy-MM-dd``),
-    so new dates need no ``MSCK REPAIR TABLE``.
+    Times are ``timestamp`` columns. No name needs quoting in queries; in the
+    DDL, ``exchange`` (of trades) is in backticks, as Athena's DDL reserves it
+    (:data:`ATHENA_DDL_RESERVED`). The partition columns are those of the
+    layout: ``dataset``, ``timeframe`` (bars, indicators, alerts) and
+    ``period`` (a ``date``). Partitions are found
+    by partition projection, so new ones need no ``MSCK REPAIR TABLE``:
+    ``dataset`` is injected (a query names its dataset, ``WHERE dataset =
+    'NAME'``, as one never mixes datasets), ``timeframe`` one of
+    ``timeframes``, ``period`` any day from 1900. The last statement is the
+    view ``bars_with_indicators``: bars joined with their indicators on their
+    shared key.
+
+    Raises:
+        AnalyticsError: ``database`` or a timeframe is not a plain name.
     """
+    if not _NAME.fullmatch(database):
+        raise AnalyticsError(f"--database: expected a plain name ([A-Za-z_][A-Za-z0-9_]*), "
+                             f"got {database!r}")  # fmt: skip
+    for timeframe in timeframes:
+        if not re.fullmatch(r"[0-9]+[A-Za-z]+", timeframe):
+            raise AnalyticsError(f"not a timeframe: {timeframe!r}")
     location = location.rstrip("/")
     statements = []
-    column = PARTITION_COLUMN
     for table, schema in LAKE_SCHEMAS.items():
-        columns = ",\n".join(f"  `{f.name}` {_HIVE_TYPES[f.type]}" for f in schema)
+        partitions = partition_columns(table)
+        columns = ",\n".join(
+            f"  {_ddl_name(f.name)} {_hive_type(f.type)}"
+            for f in schema
+            if f.name not in partitions
+        )
         where = f"{location}/{table}"
+        template = "/".join(f"{name}=${{{name}}}" for name in partitions)
+        projections = {
+            "dataset": ["'projection.dataset.type' = 'injected'"],
+            "timeframe": [
+                "'projection.timeframe.type' = 'enum'",
+                f"'projection.timeframe.values' = '{','.join(sorted(set(timeframes)))}'",
+            ],
+            "period": [
+                "'projection.period.type' = 'date'",
+                "'projection.period.format' = 'yyyy-MM-dd'",
+                "'projection.period.range' = '1900-01-01,NOW'",
+                "'projection.period.interval' = '1'",
+                "'projection.period.interval.unit' = 'DAYS'",
+            ],
+        }
+        properties = ",\n".join(
+            "  " + line
+            for line in [
+                "'projection.enabled' = 'true'",
+                *(p for name in partitions for p in projections[name]),
+                f"'storage.location.template' = '{where}/{template}/'",
+            ]
+        )
+        partitioned = ", ".join(f"{name} {_PARTITION_TYPES[name]}" for name in partitions)
         statements.append(
-            f"CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{table}` (\n{columns}\n)\n"
-            f"PARTITIONED BY (`{PARTITION_COLUMN}` string)\n"
+            f"CREATE EXTERNAL TABLE IF NOT EXISTS {database}.{table} (\n{columns}\n)\n"
+            f"PARTITIONED BY ({partitioned})\n"
             "STORED AS PARQUET\n"
             f"LOCATION '{where}/'\n"
-            "TBLPROPERTIES (\n"
-            "  'projection.enabled' = 'true',\n"
-            f"  'projection.{PARTITION_COLUMN}.type' = 'date',\n"
-            f"  'projection.{PARTITION_COLUMN}.format' = 'yyyy-MM-dd',\n"
-            f"  'projection.{PARTITION_COLUMN}.range' = '1900-01-01,NOW',\n"
-            f"  'projection.{PARTITION_COLUMN}.interval' = '1',\n"
-            f"  'projection.{PARTITION_COLUMN}.interval.unit' = 'DAYS',\n"
-            f"  'storage.location.template' = '{where}/{column}=${{{column}}}/'\n"
-            ");"
+            f"TBLPROPERTIES (\n{properties}\n);"
         )
+    statements.append(bars_with_indicators_view(database))
     return "\n\n".join(statements) + "\n"
+
+
+def lake_timeframes(store: Store) -> set[str]:
+    """The timeframes of the lake's bars, indicators and alerts (from their paths)."""
+    found = set()
+    for table in ("bars", "indicators", "alerts"):
+        for dataset in store.directories(table):
+            if dataset.startswith("dataset="):
+                found.update(
+                    name.removeprefix("timeframe=")
+                    for name in store.directories(f"{table}/{dataset}")
+                    if name.startswith("timeframe=")
+                )
+    return found
+
+
+#: Partition columns of the layout, in path order, with their Athena/Hive types.
+_PARTITION_TYPES = {"dataset": "string", "timeframe": "string", "period": "date"}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: Words Athena's DDL (Hive) reserves, from its documentation ("Reserved keywords
+#: to escape in DDL statements"). Of the lake's columns only ``trades.exchange``
+#: is one: the DDL writes it in backticks; queries (Trino) need no quotes for it.
+ATHENA_DDL_RESERVED = frozenset(
+    """ALL ALTER AND ARRAY AS AUTHORIZATION BETWEEN BIGINT BINARY BOOLEAN BOTH BY CASE CASHE
+    CAST CHAR COLUMN CONF CONSTRAINT COMMIT CREATE CROSS CUBE CURRENT CURRENT_DATE
+    CURRENT_TIMESTAMP CURSOR DATABASE DATE DAYOFWEEK DECIMAL DELETE DESCRIBE DISTINCT DIV
+    DOUBLE DROP ELSE END EXCHANGE EXISTS EXTENDED EXTERNAL EXTRACT FALSE FETCH FLOAT FLOOR
+    FOLLOWING FOR FOREIGN FROM FULL FUNCTION GRANT GROUP GROUPING HAVING IF IMPORT IN INNER
+    INSERT INT INTEGER INTERSECT INTERVAL INTO IS JOIN LATERAL LEFT LESS LIKE LOCAL MACRO MAP
+    MORE NONE NOT NULL NUMERIC OF ON ONLY OR ORDER OUT OUTER OVER PARTIALSCAN PARTITION PERCENT
+    PRECEDING PRECISION PRESERVE PRIMARY PROCEDURE RANGE READS REDUCE REGEXP REFERENCES REVOKE
+    RIGHT RLIKE ROLLBACK ROLLUP ROW ROWS SELECT SET SMALLINT START TABLE TABLESAMPLE THEN TIME
+    TIMESTAMP TO TRANSFORM TRIGGER TRUE TRUNCATE UNBOUNDED UNION UNIQUEJOIN UPDATE USER USING
+    UTC_TIMESTAMP VALUES VARCHAR VIEWS WHEN WHERE WINDOW WITH""".lower().split()
+)
+
+
+def _ddl_name(name: str) -> str:
+    return f"`{name}`" if name in ATHENA_DDL_RESERVED else name
+
+
+_JOIN_KEY = ("dataset", "symbol", "timeframe", "bar_start")
+
+
+def _hive_type(kind: pa.DataType) -> str:
+    if pa.types.is_timestamp(kind):
+        return "timestamp"
+    if pa.types.is_map(kind):
+        return f"map<{_hive_type(kind.key_type)},{_hive_type(kind.item_type)}>"
+    if pa.types.is_dictionary(kind):
+        return _hive_type(kind.value_type)
+    return _HIVE_TYPES[kind]
+
+
+def bars_with_indicators_select(prefix: str = "") -> str:
+    """The query of the view ``bars_with_indicators`` (DuckDB, Athena and Trino alike).
+
+    Each bar with the indicators of the same bar: bars joined with indicators
+    on their shared key (dataset, symbol, timeframe, bar_start), which is exact.
+    The indicators' session VWAP is ``session_vwap`` beside the bar's ``vwap``.
+
+    Args:
+        prefix: put before the table names, such as ``marketpulse.``.
+    """
+    bars, indicators = LAKE_SCHEMAS["bars"], LAKE_SCHEMAS["indicators"]
+    columns = [*_JOIN_KEY]
+    columns += [f"b.{name}" for name in bars.names if name not in _JOIN_KEY]
+    for name in indicators.names:
+        if name == "vwap":
+            columns.append("i.vwap AS session_vwap")
+        elif name not in _JOIN_KEY and name not in bars.names:
+            columns.append(f"i.{name}")
+    columns.append("b.period")
+    select = ",\n  ".join(columns)
+    return (
+        f"SELECT\n  {select}\n"
+        f"FROM {prefix}bars AS b\n"
+        f"JOIN {prefix}indicators AS i USING ({', '.join(_JOIN_KEY)})"
+    )
+
+
+def bars_with_indicators_view(database: str) -> str:
+    """``CREATE OR REPLACE VIEW`` of bars with their indicators (Athena/Trino)."""
+    return (
+        f"CREATE OR REPLACE VIEW {database}.bars_with_indicators AS\n"
+        f"{bars_with_indicators_select(database + '.')};"
+    )

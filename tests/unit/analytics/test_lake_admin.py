@@ -6,7 +6,7 @@ import pytest
 
 from marketpulse.analytics import Lake
 from marketpulse.analytics.exceptions import AnalyticsError
-from marketpulse.analytics.lake_admin import compact, external_table_ddl, list_lake
+from marketpulse.analytics.lake_admin import compact, list_lake
 from marketpulse.sinks import LakeSink, SourceRange
 from marketpulse.sinks.lake_store import LocalStore
 
@@ -45,7 +45,7 @@ def test_compaction_keeps_every_row_in_fewer_files(tmp_path):
     assert sum(after.column("files").to_pylist()) < sum(before.column("files").to_pylist())
     assert after.column("rows").to_pylist() == before.column("rows").to_pylist()
     assert _all_rows(tmp_path).equals(expected)
-    names = sorted(p.name for p in (tmp_path / "bars").glob("*/*.parquet"))
+    names = sorted(p.name for p in (tmp_path / "bars").rglob("*.parquet"))
     assert any(n.startswith("part-p000-") for n in names)
     assert any(n.startswith("part-compact-") for n in names)
     assert not (tmp_path / ".compact" / "bars").exists() or not any(
@@ -91,18 +91,9 @@ def test_readers_never_see_a_partition_half_compacted(tmp_path):
     assert seen and set(seen) == {total}
 
 
-def test_ddl_matches_the_layout():
-    ddl = external_table_ddl("s3://bucket/lake/", "md")
-    assert ddl.count("CREATE EXTERNAL TABLE") == 5
-    assert "CREATE EXTERNAL TABLE IF NOT EXISTS `md`.`bars` (\n  `symbol` string," in ddl
-    assert "  `start` bigint," in ddl and "  `trades` bigint\n)" in ddl
-    assert "LOCATION 's3://bucket/lake/bars/'" in ddl
-    assert "'storage.location.template' = 's3://bucket/lake/bars/date=${date}/'" in ddl
-
-
 def test_unknown_table_is_named(tmp_path):
-    with pytest.raises(AnalyticsError, match="unknown table 'quotes'"):
-        list_lake(LocalStore(tmp_path), "quotes")
+    with pytest.raises(AnalyticsError, match="unknown table 'ticks'"):
+        list_lake(LocalStore(tmp_path), "ticks")
 
 
 def test_listing_counts_rows_and_files(tmp_path):
@@ -110,4 +101,25 @@ def test_listing_counts_rows_and_files(tmp_path):
     listing = list_lake(LocalStore(tmp_path))
     bars = listing.filter(pa.compute.equal(listing["table"], "bars")).to_pylist()[0]
     assert bars["rows"] == 600 and bars["files"] >= 12 and bars["partitions"] == 2
-    assert bars["bytes"] == sum(p.stat().st_size for p in (tmp_path / "bars").glob("*/*.parquet"))
+    assert bars["bytes"] == sum(p.stat().st_size for p in (tmp_path / "bars").rglob("*.parquet"))
+    assert bars["dataset"] == "test"
+    assert (bars["first_period"], bars["last_period"]) == (date(2023, 11, 14), date(2023, 11, 15))
+    empty = listing.filter(pa.compute.equal(listing["table"], "quotes")).to_pylist()
+    assert empty == [{"table": "quotes", "dataset": None, "partitions": 0, "first_period": None,
+                      "last_period": None, "files": 0, "rows": 0, "bytes": 0}]  # fmt: skip
+
+
+def test_listing_shows_each_dataset_and_partition(tmp_path):
+    rows = build_rows("trades", 4)
+    other = rows.set_column(6, "dataset", pa.array(["other"] * 4))
+    with LakeSink(tmp_path) as sink:
+        sink.write("trades", rows)
+        sink.write("trades", other.slice(0, 3))
+        sink.write("bars", build_rows("bars", 2))
+    listing = list_lake(LocalStore(tmp_path))
+    trades = [(r["dataset"], r["rows"]) for r in listing.to_pylist() if r["table"] == "trades"]
+    assert trades == [("other", 3), ("test", 4)]
+    parts = list_lake(LocalStore(tmp_path), "bars").to_pylist()
+    assert [(p["dataset"], p["timeframe"], p["period"], p["rows"]) for p in parts] == [
+        ("test", "1m", date(2023, 11, 14), 2)
+    ]
