@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 import pytest
 
 from .conftest import KAGGLE, LEAN_BARS
@@ -38,17 +37,24 @@ def tsx(tmp_path_factory):
     return path, raw, original
 
 
-def _indicators(cli, path, tmp_path, adjust):
+def _stored(sql, lake):
+    """The lake's indicators in time order, as `marketpulse sql` reads them (NaN for null)."""
+    rows = sql(lake, "SELECT * FROM indicators ORDER BY bar_start")
+    frame = pd.DataFrame(rows)
+    text = ["symbol", "timeframe", "bar_start", "bar_end", "dataset", "period"]
+    return frame.astype({name: float for name in frame.columns if name not in text})
+
+
+def _indicators(cli, sql, path, tmp_path, adjust):
     lake = tmp_path / f"lake-{adjust}"
     cli("replay", path, "--symbol", "TSX", "--adjust", adjust, "--lake", lake,
         "--alerts-file", tmp_path / "alerts.jsonl")  # fmt: skip
-    table = ds.dataset(lake / "indicators", partitioning="hive").to_table()
-    return table.to_pandas().sort_values("bar_start").reset_index(drop=True)
+    return _stored(sql, lake)
 
 
-def test_adjust_all_matches_talib_on_the_adjusted_series(cli, tsx, tmp_path):
+def test_adjust_all_matches_talib_on_the_adjusted_series(cli, sql, tsx, tmp_path):
     path, raw, _ = tsx
-    got = _indicators(cli, path, tmp_path, "all")
+    got = _indicators(cli, sql, path, tmp_path, "all")
     assert len(got) == len(raw)
     factor = raw["Adj Close"].to_numpy() / raw["Close"].to_numpy()
     high, low = raw["High"].to_numpy() * factor, raw["Low"].to_numpy() * factor
@@ -72,15 +78,15 @@ def test_adjust_all_matches_talib_on_the_adjusted_series(cli, tsx, tmp_path):
     assert 0.9 < close[cut] / close[cut - 1] < 1.1  # no jump where the split was
 
 
-def test_adjust_none_shows_the_jump_and_splits_removes_only_it(cli, tsx, tmp_path):
+def test_adjust_none_shows_the_jump_and_splits_removes_only_it(cli, sql, tsx, tmp_path):
     path, raw, original = tsx
     cut = int(np.searchsorted(raw["Date"].to_numpy(), SPLIT_DAY))
-    none = _indicators(cli, path, tmp_path, "none")
+    none = _indicators(cli, sql, path, tmp_path, "none")
     np.testing.assert_allclose(none["close"], raw["Close"], rtol=1e-15)
     assert none["close"][cut] / none["close"][cut - 1] < 0.55  # the raw prices halve
     # the 20-day average straddling the split is far above the prices after it
     assert none["sma_20"][cut + 5] > 1.3 * none["close"][cut + 5]
-    splits = _indicators(cli, path, tmp_path, "splits")
+    splits = _indicators(cli, sql, path, tmp_path, "splits")
     # the split taken out, the dividends in Adj Close left: the index's own closes
     np.testing.assert_allclose(splits["close"], original["Close"], rtol=1e-15)
     assert not np.allclose(splits["close"], original["Adj Close"], rtol=1e-6, atol=0)
@@ -108,13 +114,12 @@ def test_adjust_bad_uses(cli, tsx, tmp_path):
     assert not lake.exists()  # nothing was written
 
 
-def test_backfill_file_adjust_equals_replay(cli, tsx, tmp_path):
+def test_backfill_file_adjust_equals_replay(cli, sql, tsx, tmp_path):
     path, raw, _ = tsx
-    replayed = _indicators(cli, path, tmp_path, "all")
+    replayed = _indicators(cli, sql, path, tmp_path, "all")
     lake = tmp_path / "batch"
     cli("backfill", "--file", path, "--symbol", "TSX", "--adjust", "all", "--lake", lake)
-    table = ds.dataset(lake / "indicators", partitioning="hive").to_table()
-    batch = table.to_pandas().sort_values("bar_start").reset_index(drop=True)
+    batch = _stored(sql, lake)
     np.testing.assert_allclose(batch["close"], raw["Adj Close"], rtol=1e-12)
     for name in ("sma_20", "rsi_14", "macd_hist", "atr_14"):
         np.testing.assert_array_equal(batch[name], replayed[name], err_msg=name)
