@@ -30,7 +30,7 @@ import pyarrow as pa
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.analytics.sql import Lake
 from marketpulse.feeds.dataset import is_dataset_name
-from marketpulse.sinks.lake_layout import period_start
+from marketpulse.sinks.lake_layout import Partition, partitions, period_start
 
 __all__ = ["REPORTS", "ReportRange", "lake_datasets", "report"]
 
@@ -78,9 +78,15 @@ class ReportRange:
 
 
 def lake_datasets(lake: Lake) -> list[str]:
-    """The datasets of the lake's bars, sorted."""
-    rows = lake.query("SELECT DISTINCT dataset FROM bars WHERE dataset IS NOT NULL ORDER BY 1")
-    return rows.column("dataset").to_pylist()
+    """The datasets of the lake's bars, sorted (from the partition folders: no file is read)."""
+    return sorted({p.dataset for p in _bar_partitions(lake)})
+
+
+def _bar_partitions(lake: Lake, dataset: str | None = None) -> list[Partition]:
+    try:
+        return partitions(lake.store, "bars", dataset)
+    except OSError as exc:
+        raise AnalyticsError(f"cannot list the lake at {lake.store.uri}: {exc}") from None
 
 
 def report(lake: Lake, name: str, scope: ReportRange) -> pa.Table:
@@ -158,26 +164,17 @@ def _where(scope: ReportRange, dataset: str, timeframe: str) -> str:
 
 
 def _pick_timeframe(lake: Lake, scope: ReportRange, dataset: str) -> str:
-    after = scope.end + timedelta(days=1)
-    rows = (
-        lake.query(
-            f"SELECT DISTINCT timeframe FROM bars WHERE dataset = '{dataset}'"
-            f" AND bar_start >= TIMESTAMPTZ '{scope.start} 00:00:00+00'"
-            f" AND bar_start < TIMESTAMPTZ '{after} 00:00:00+00'"
-            + _symbols_filter(scope.symbols, first=1),
-            [*scope.symbols] or None,
-        )
-        .column("timeframe")
-        .to_pylist()
-    )
-    if not rows:
-        where = f" for {', '.join(scope.symbols)}" if scope.symbols else ""
-        raise AnalyticsError(
-            f"no bars between {scope.start} and {scope.end}{where} in dataset {dataset}"
-        )
-    if "1d" in rows:
+    """``1d``, else the smallest timeframe with a partition in the range."""
+    found = {
+        p.timeframe
+        for p in _bar_partitions(lake, dataset)
+        if p.timeframe is not None and p.period <= scope.end and p.end > scope.start
+    }
+    if not found:
+        raise AnalyticsError(f"no bars between {scope.start} and {scope.end} in dataset {dataset}")
+    if "1d" in found:
         return "1d"
-    return min(rows, key=_seconds)
+    return min(sorted(found), key=_seconds)
 
 
 def _seconds(timeframe: str) -> float:
