@@ -50,6 +50,11 @@ def test_replay_and_backfill_print_one_whole_summary(cli, trades_file, tmp_path)
     size = trades_file.stat().st_size
     assert re.search(r"\((\d+\.\d) MB read\)", summary)[1] == f"{size / 1e6:.1f}"
     assert not BARE_THOUSANDS.search(summary), summary
+    files = sorted(lake.rglob("*.parquet"))
+    written = sum(f.stat().st_size for f in files)
+    lake_part = re.search(r"lake files ([\d,]+) \(([\d.]+) (kB|MB)\)", summary)
+    assert int(lake_part[1].replace(",", "")) == len(files) > 1
+    assert float(lake_part[2]) == round(written / (1e3 if lake_part[3] == "kB" else 1e6), 1)
     # every other line is a periodic figures line: no summary logged beside it
     assert all(line.startswith("ticks ") for line in result.stdout.splitlines()[:-1])
     assert "done:" not in result.stderr and "ticks in" not in result.stderr

@@ -136,7 +136,9 @@ def run_in_foreground(
     if failure:
         raise failure[0]
     snapshot = result[0] if result else metrics.snapshot()
-    console.print(snapshot.summary(read[0] if read else None), soft_wrap=True)
+    written = getattr(pipeline, "lake_written", None)  # the embedded pipeline's lake sink
+    lake = written() if written is not None else None
+    console.print(snapshot.summary(read[0] if read else None, lake), soft_wrap=True)
     if stop.signum is not None:  # stopped cleanly by Ctrl-C or SIGTERM: 130 or 143
         raise typer.Exit(stop.exit_code)
     return snapshot

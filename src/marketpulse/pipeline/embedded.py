@@ -245,6 +245,14 @@ class EmbeddedPipeline:
         self._final = self.metrics.snapshot()
         logger.debug("embedded pipeline stopped: %s", self._final.summary())
 
+    def lake_written(self) -> tuple[int, int] | None:
+        """Files and bytes the run wrote to the Parquet lake (``None``: no run, or no lake)."""
+        for worker in getattr(self, "_sink_workers", ()):
+            if isinstance(worker.sink, LakeSink):
+                stats = worker.sink.stats
+                return stats.files, stats.bytes
+        return None
+
     def _end_segment(self, first: int, last: int) -> None:
         for worker in self._sink_workers:
             worker.end_segment(first, last)

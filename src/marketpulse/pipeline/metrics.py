@@ -49,17 +49,23 @@ class MetricsSnapshot:
             f"alerts {self.alerts:,} | dlq {self.dlq:,} | {latency}"
         )
 
-    def summary(self, read_bytes: int | None = None) -> str:
+    def summary(
+        self, read_bytes: int | None = None, lake_written: tuple[int, int] | None = None
+    ) -> str:
         """Render as the final summary line: counts, then the mean rate since the start.
 
         Args:
             read_bytes: bytes of input read (a file), shown when given.
+            lake_written: files and bytes written to the Parquet lake, shown when given.
         """
         read = "" if read_bytes is None else f" ({human_bytes(read_bytes)} read)"
+        lake = ""
+        if lake_written is not None:
+            lake = f"lake files {lake_written[0]:,} ({human_bytes(lake_written[1])}), "
         return (
             f"done: ticks in {self.ticks_in:,}{read}, bars {self.bars:,}, indicator rows "
             f"{self.indicator_rows:,}, alerts {self.alerts:,}, DLQ rows {self.dlq:,} "
-            f"(rejected input rows {self.rejected:,}), "
+            f"(rejected input rows {self.rejected:,}), {lake}"
             f"{human_rate(self.ticks_in, self.elapsed)} ticks/s over {human_duration(self.elapsed)}"
         )
 

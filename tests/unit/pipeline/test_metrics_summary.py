@@ -24,7 +24,7 @@ def test_the_clock_starts_when_the_pipeline_is_ready(monkeypatch):
     clock.now += 20.0
     snap = metrics.snapshot()
     assert snap.elapsed == 20.0
-    summary = snap.summary(read_bytes=12_345_678)
+    summary = snap.summary(read_bytes=12_345_678, lake_written=(1_021, 269_123_456))
     assert summary.startswith("done: ticks in 1,250,000 (12.3 MB read), bars 3,")
-    assert summary.endswith(", 62,500 ticks/s over 20.0 s")
+    assert summary.endswith(", lake files 1,021 (269.1 MB), 62,500 ticks/s over 20.0 s")
     assert "(" not in snap.summary().split(",")[0]  # no bytes when nothing was read
