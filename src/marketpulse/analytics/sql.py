@@ -229,10 +229,9 @@ def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> set[str]:
     return empty
 
 
-def _sql_type(kind: pa.DataType, stored: bool = False) -> str:
-    """The DuckDB type of a column (as stored in the files if ``stored``: times with ns)."""
+def _sql_type(kind: pa.DataType) -> str:
     if pa.types.is_timestamp(kind):
-        return "TIMESTAMPTZ_NS" if stored else "TIMESTAMPTZ"
+        return "TIMESTAMPTZ"
     if pa.types.is_map(kind):
         return f"MAP({_sql_type(kind.key_type)}, {_sql_type(kind.item_type)})"
     if pa.types.is_date32(kind):
@@ -245,9 +244,13 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
     # The typed empty side first fixes the columns and their order even for a
     # table without files, or files written before a column was added.
     schema = view_schema(table)
-    columns = [f"CAST(NULL AS {_sql_type(f.type, stored=True)}) AS {_ident(f.name)}"
-               for f in schema]  # fmt: skip
+    columns = [f"CAST(NULL AS {_sql_type(f.type)}) AS {_ident(f.name)}" for f in schema]
     sql = f"SELECT {', '.join(columns)} WHERE false"
+    # times are stored with nanoseconds; DuckDB's functions (time_bucket, ...) take
+    # TIMESTAMP WITH TIME ZONE, of microseconds. Cast in the scan's own branch: a
+    # filter on them still skips row groups by their statistics (not if cast after)
+    times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
+    replace = ", ".join(f"CAST({_ident(n)} AS TIMESTAMPTZ) AS {_ident(n)}" for n in times)
     found = _has_files(store, table)
     if found and isinstance(store, LocalStore):
         glob = _literal(str(Path(store.base) / table / _partition_glob(table) / "*.parquet"))
@@ -257,7 +260,7 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
             if f.name in partition_columns(table)
         )
         sql += (
-            f" UNION ALL BY NAME SELECT * FROM read_parquet({glob},"
+            f" UNION ALL BY NAME SELECT * REPLACE ({replace}) FROM read_parquet({glob},"
             f" hive_partitioning = true, union_by_name = true, hive_types = {{{types}}})"
         )
     elif found:
@@ -265,12 +268,7 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
         # pyarrow reads the objects, DuckDB scans the dataset with filters pushed down
         name = f"__lake_{table}"
         con.register(name, _s3_dataset(store, table))
-        sql += f" UNION ALL BY NAME SELECT * FROM {_ident(name)}"
-    # times are stored with nanoseconds; DuckDB's functions (time_bucket, ...) take
-    # TIMESTAMP WITH TIME ZONE, of microseconds: filters on it still prune row groups
-    times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
-    replace = ", ".join(f"CAST({_ident(n)} AS TIMESTAMPTZ) AS {_ident(n)}" for n in times)
-    sql = f"SELECT * REPLACE ({replace}) FROM ({sql})"
+        sql += f" UNION ALL BY NAME SELECT * REPLACE ({replace}) FROM {_ident(name)}"
     con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")
     return found
 

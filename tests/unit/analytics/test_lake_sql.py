@@ -125,6 +125,16 @@ def test_times_are_timestamps_with_time_zone(make_rows, tmp_path: Path) -> None:
     ]
 
 
+def test_a_filter_on_time_skips_row_groups(make_rows, tmp_path: Path) -> None:
+    with LakeSink(tmp_path, row_group_rows=1_000) as sink:  # 10 row groups of 1,000 s each
+        for n in range(10):
+            sink.write("trades", make_rows("trades", 1_000, start=MIDNIGHT + n * 1_000 * NS_PER_S))
+    explained = query(tmp_path, "EXPLAIN ANALYZE SELECT count(*) FROM trades"
+                                " WHERE ts >= TIMESTAMPTZ '2023-11-14 02:30:00+00'")  # fmt: skip
+    plan = "".join(str(v) for c in explained.columns for v in c.to_pylist())
+    assert "Row Groups Scanned: 1 / 10" in plan
+
+
 def test_bars_with_indicators_joins_each_bar_with_its_own_indicators(tmp_path: Path) -> None:
     bars = build_rows("bars", 8, step=60 * NS_PER_S)
     indicators = build_rows("indicators", 8, step=60 * NS_PER_S)
@@ -178,7 +188,7 @@ def test_an_old_layout_is_refused_with_how_to_convert_it(tmp_path: Path) -> None
 
 def test_files_without_a_newer_column_still_show_it(tmp_path: Path) -> None:
     start = pa.array([MIDNIGHT], pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
-    older = pa.table({"symbol": ["AAPL"], "bar_start": start, "close": [1.5]})
+    older = pa.table({"symbol": ["AAPL"], "bar_start": start, "bar_end": start, "close": [1.5]})
     directory = tmp_path / "indicators" / "dataset=d" / "timeframe=1m" / "period=2023-11-14"
     directory.mkdir(parents=True)
     pq.write_table(older, directory / "old.parquet")
