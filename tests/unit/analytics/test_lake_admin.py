@@ -123,3 +123,16 @@ def test_listing_shows_each_dataset_and_partition(tmp_path):
     assert [(p["dataset"], p["timeframe"], p["period"], p["rows"]) for p in parts] == [
         ("test", "1m", date(2023, 11, 14), 2)
     ]
+
+
+def test_a_decade_of_daily_bars_is_compacted_once_it_is_over(tmp_path):
+    day = 86_400 * NS_PER_S
+    for _ in range(2):  # two runs: two files in each decade's partition
+        with LakeSink(tmp_path) as sink:
+            for first in (10_957 * day, 18_262 * day):  # 2000-01-01, 2020-01-01
+                rows = build_rows("bars", 30, start=first, step=day)
+                sink.write("bars", rows.set_column(1, "timeframe", pa.array(["1d"] * 30)))
+    result = compact(LocalStore(tmp_path), ["bars"], before=date(2023, 1, 1))
+    files = {p["period"]: p["files"] for p in list_lake(LocalStore(tmp_path), "bars").to_pylist()}
+    assert result.partitions == 1
+    assert files == {date(2000, 1, 1): 1, date(2020, 1, 1): 2}  # the 2020s are not over
