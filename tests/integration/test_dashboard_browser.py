@@ -299,6 +299,20 @@ def test_switching_dataset_redraws_the_chart_with_the_other_datasets_prices(dash
     _poll(lambda: min(_closes(page) or [0]) > high, "simulated prices again")
 
 
+def test_a_symbol_page_opened_before_any_data_fills_once_a_dataset_is_written(page, tmp_path):
+    with _serve(tmp_path, "dashboard", "--lake", str(tmp_path / "lake")) as url:
+        page.goto(url + "symbol")
+        page.wait_for_selector("#dataset", state="attached")
+        assert page.eval_on_selector_all("#dataset option", "o => o.length") == 0  # nothing yet
+        assert page.eval_on_selector_all("#symbol option", "o => o.length") == 0
+        _replay_lean(tmp_path)
+        chart = page.locator("#chart")
+        _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 0, "candles of the replay")
+        assert chart.get_attribute("data-dataset") == REPLAY
+        assert page.locator("#dataset").input_value() == REPLAY
+        assert page.url.endswith(f"?dataset={REPLAY}&symbol=AIG&timeframe=1s")
+
+
 def test_alerts_page_shows_an_alert_raised_during_the_test(dashboard, page):
     started = time.time_ns() // 1_000_000  # the rows hold milliseconds since the epoch
     page.goto(dashboard + "alerts")

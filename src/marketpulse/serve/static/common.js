@@ -50,29 +50,32 @@ const MP = (() => {
 
   // The dataset selector in the navigation bar. The dataset is the page's ?dataset=, else the
   // server's default; onChange(name) is called when the user picks another. Resolves to the
-  // dataset shown (null: the lake has none).
+  // dataset shown (null: the lake has none yet; call again later to list them again).
   async function datasets(onChange) {
     const info = await getJSON("/api/datasets");
-    const select = document.createElement("select");
-    select.id = "dataset";
-    select.setAttribute("aria-label", "Dataset");
+    let select = document.getElementById("dataset");
+    if (!select) {
+      select = document.createElement("select");
+      select.id = "dataset";
+      select.setAttribute("aria-label", "Dataset");
+      select.addEventListener("change", () => {
+        const query = new URLSearchParams(location.search);
+        query.set("dataset", select.value);
+        history.replaceState(null, "", "?" + query);
+        document.body.dataset.dataset = select.value;
+        onChange(select.value);
+      });
+      const label = document.createElement("label");
+      label.className = "dataset";
+      label.append("dataset ", select);
+      document.querySelector("nav").insertBefore(label, document.getElementById("status"));
+    }
     const names = info.datasets.map((d) => d.dataset);
     if (info.default && !names.includes(info.default)) names.push(info.default);
-    for (const name of names) select.add(new Option(name, name));
+    select.replaceChildren(...names.map((name) => new Option(name, name)));
     const asked = new URLSearchParams(location.search).get("dataset");
     const chosen = asked && names.includes(asked) ? asked : info.default;
     select.value = chosen || "";
-    select.addEventListener("change", () => {
-      const query = new URLSearchParams(location.search);
-      query.set("dataset", select.value);
-      history.replaceState(null, "", "?" + query);
-      document.body.dataset.dataset = select.value;
-      onChange(select.value);
-    });
-    const label = document.createElement("label");
-    label.className = "dataset";
-    label.append("dataset ", select);
-    document.querySelector("nav").insertBefore(label, document.getElementById("status"));
     document.body.dataset.dataset = chosen || "";
     return chosen || null;
   }

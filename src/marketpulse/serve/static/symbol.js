@@ -177,17 +177,19 @@ async function setSymbols() {
   return true;
 }
 
+function pick(name) {
+  dataset = name;
+  reset();
+  setSymbols().then((current) => {
+    if (!current) return;
+    remember();
+    subscribe();
+    return load();
+  }).catch((e) => console.error(e));
+}
+
 async function setup() {
-  dataset = await MP.datasets((name) => {
-    dataset = name;
-    reset();
-    setSymbols().then((current) => {
-      if (!current) return;
-      remember();
-      subscribe();
-      return load();
-    }).catch((e) => console.error(e));
-  });
+  dataset = await MP.datasets(pick);
   const select = document.getElementById("symbol");
   select.addEventListener("change", () => {
     symbol = select.value;
@@ -200,8 +202,18 @@ async function setup() {
   await setSymbols();
   subscribe();
   await load();
-  // the lake fills gaps (and is the only source when no pipeline runs here)
-  setInterval(() => load().catch((e) => console.error(e)), REFRESH_MS);
+  // the lake fills gaps (and is the only source when no pipeline runs here); a dataset
+  // whose first bars are not written yet gets its symbols on a later round
+  const refresh = async () => {
+    if (!dataset) dataset = await MP.datasets(pick);  // an empty lake at first
+    if (!symbols.length) {
+      if (!(await setSymbols()) || !symbol) return;
+      remember();
+      subscribe();
+    }
+    await load();
+  };
+  setInterval(() => refresh().catch((e) => console.error(e)), REFRESH_MS);
 }
 
 function setIntervals() {
