@@ -80,6 +80,7 @@ def open_lake(
 
     Raises:
         AnalyticsError: ``root`` is not a directory.
+        OldLayoutError: the lake is of an earlier MarketPulse's layout (convert it first).
     """
     con = _utc_connection() if connection is None else connection
     _create_views(con, open_store(root, s3))
@@ -95,6 +96,9 @@ class Lake:
     Args:
         root: the lake's root directory, or ``s3://bucket/prefix``.
         s3: endpoint and credentials of an S3 lake.
+
+    Raises:
+        OldLayoutError: the lake is of an earlier MarketPulse's layout (convert it first).
     """
 
     def __init__(self, root: str | Path, s3: S3Settings | None = None) -> None:
