@@ -134,7 +134,7 @@ def create_app(
 
     def default_dataset() -> tuple[str | None, str]:
         """Return the default dataset and why it is the default."""
-        if source.dataset is not None:
+        if source.dataset is not None and not source.follows_latest:
             return source.dataset, "live"
         return lake.default_dataset(), "latest"
 
@@ -216,8 +216,8 @@ def create_app(
         Each dataset has its symbols, timeframes and bars, the time range of
         its bars and when its files were last written. ``default`` is the
         dataset read when a request names none; ``default_is`` says why:
-        ``live`` (the one the live pages show) or ``latest`` (the most
-        recently written).
+        ``live`` (the dataset of the running pipeline, or the one the
+        dashboard was started with) or ``latest`` (the most recently written).
         """
         name, why = default_dataset()
         return {"default": name, "default_is": why, "datasets": lake.datasets()}

@@ -74,6 +74,8 @@ class MarketSource(Protocol):
 
     #: The dataset shown (``None``: none known yet).
     dataset: str | None
+    #: Whether that is whichever dataset of the lake was written last (else one of its own).
+    follows_latest: bool
 
     def watchlist(self) -> list[dict[str, Any]]:
         """Return every symbol's row."""
@@ -101,6 +103,7 @@ class LiveMarket(MarketView):
         super().__init__(interval)
         self.metrics = metrics
         self.dataset = dataset
+        self.follows_latest = False
         #: More figures for the pipeline page (e.g. consumer lag), merged into :meth:`figures`.
         self.extra_figures: Callable[[], dict[str, Any]] | None = None
         self._alert_log: deque[tuple[int, dict[str, Any]]] = deque(maxlen=_KEEP_ALERTS)
@@ -205,6 +208,7 @@ class LakeMarket:
         self.lake = lake
         self._dataset = dataset
         self.dataset = dataset
+        self.follows_latest = dataset is None
         self._interval = interval
         self._refresh_s = refresh_s
         self._lock = threading.Lock()

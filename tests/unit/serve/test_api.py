@@ -45,6 +45,7 @@ def client(filled_lake):
 
 
 def test_datasets_are_listed_and_the_most_recently_written_is_the_default(client, filled_lake):
+    assert client.get("/api/watchlist").headers[DATASET_HEADER] == DATASETS[-1]  # live: the same
     answer = client.get("/api/datasets").json()
     counts = _lake(filled_lake[0], "SELECT dataset, count(*) AS n, min(epoch_ns(bar_start)) AS "
                    "first FROM bars GROUP BY dataset ORDER BY dataset")  # fmt: skip
