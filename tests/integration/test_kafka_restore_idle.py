@@ -54,7 +54,7 @@ def lean_tail(path):
 
 
 def bars_of(bootstrap, prefix):
-    """The committed bars: (symbol, interval) -> its bars as dicts, in end order."""
+    """The committed bars: (symbol, timeframe) -> its bars as dicts, in end order."""
     values = [v for rows in read_committed(bootstrap, f"{prefix}bars").values() for _, v, _ in rows]
     table, errors = decode_rows("bars", values)
     assert not errors
@@ -97,7 +97,7 @@ def test_restart_without_new_input_closes_and_commits_the_restored_windows(
     assert committed_offsets(kafka_bootstrap, f"{crashed}process", f"{crashed}ticks") == sent
     assert sum(map(len, read_committed(kafka_bootstrap, f"{crashed}state").values())) > 0
     before = bars_of(kafka_bootstrap, crashed)
-    assert before and all(rows[-1]["end"] < MIDNIGHT for rows in before.values())
+    assert before and all(rows[-1]["bar_end"] < MIDNIGHT for rows in before.values())
 
     finish(uninterrupted)
     expected = bars_of(kafka_bootstrap, reference)
