@@ -215,12 +215,14 @@ def split(table: str, rows: pa.Table) -> list[tuple[str, pa.Table]]:
     low = int(days.min())
     span = int(days.max()) - low + 1
     combined = combined * span + (days - low)
-    if n and (np.diff(combined) < 0).any():  # time-ordered rows (the usual case) need no copy
+    steps = np.diff(combined)
+    if (steps < 0).any():  # time-ordered rows (the usual case) need no copy
         order = np.argsort(combined, kind="stable")
         rows = rows.take(pa.array(order))
         combined = combined[order]
+        steps = np.diff(combined)
     files = rows.drop_columns(list(keys))
-    cuts = np.flatnonzero(np.diff(combined)) + 1
+    cuts = np.flatnonzero(steps) + 1
     bounds = [0, *cuts.tolist(), n]
     out = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
@@ -244,15 +246,25 @@ def _codes(column: pa.ChunkedArray, key: str) -> tuple[list[str], np.ndarray]:
     """
     if column.null_count:
         column = pc.fill_null(column, UNKNOWN)
+    first = column[0].as_py() if len(column) else None
+    if first is not None and pc.all(pc.equal(column, first)).as_py():
+        values = [first]  # one dataset (or timeframe) in the batch: the usual case, no encoding
+        codes = np.zeros(len(column), np.int64)
+        _check_name(first, key)
+        return values, codes
     encoded = pc.dictionary_encode(column).combine_chunks()
     values = encoded.dictionary.to_pylist()
     for value in values:
-        if not DATASET_NAME.fullmatch(value):
-            raise ValueError(
-                f"{key} {value!r} cannot name a lake partition: expected letters, digits, "
-                "'.', '_' or '-' (at most 64, starting with a letter or digit)"
-            )
+        _check_name(value, key)
     return values, encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _check_name(value: str, key: str) -> None:
+    if not DATASET_NAME.fullmatch(value):
+        raise ValueError(
+            f"{key} {value!r} cannot name a lake partition: expected letters, digits, "
+            "'.', '_' or '-' (at most 64, starting with a letter or digit)"
+        )
 
 
 def _days(column: pa.ChunkedArray) -> np.ndarray:
