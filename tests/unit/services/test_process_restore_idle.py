@@ -134,7 +134,7 @@ class _Producer:
     def send_alerts(self, topic, alerts, partition=-1):
         self.open += [(topic, partition, alert) for alert in alerts]
 
-    def send_dead(self, topic, letters, partition=-1):
+    def send_dead(self, topic, letters, partition=-1, dataset=None):
         self.open += [(topic, partition, letter) for letter in letters]
 
     def commit(self, offsets, consumer, timeout=60.0, meanwhile=None):
