@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -101,14 +101,14 @@ def test_alphavantage_bars_with_watchlist_env_file_and_calendar(cli, sql, tmp_pa
     assert {q["symbol"] for q in server.queries} == {"IBM", "MSFT"}
     assert {(q["interval"], q["apikey"]) for q in server.queries} == {("5min", "key-from-file")}
     assert "key-from-file" not in result.stdout + result.stderr
-    rows = sql(tmp_path / "lake", "SELECT symbol, start, close FROM bars "
-                                  "WHERE interval = '5m' ORDER BY symbol, start")  # fmt: skip
+    rows = sql(tmp_path / "lake", "SELECT dataset, symbol, bar_start, close FROM bars "
+                                  "WHERE timeframe = '5m' ORDER BY symbol, bar_start")  # fmt: skip
     expected = [
-        {"symbol": symbol, "start": int(s.timestamp()) * 10**9, "close": close}
+        {"dataset": "alphavantage", "symbol": symbol, "bar_start": s, "close": close}
         for symbol, close in sorted(server.closes.items())
         for s in server.starts
     ]
-    assert rows == expected
+    assert [{**r, "bar_start": datetime.fromisoformat(r["bar_start"])} for r in rows] == expected
 
 
 def test_config_file_given_with_config(cli, tmp_path):
@@ -195,7 +195,11 @@ def test_finnhub_trades_with_quotes_from_rest_url(cli, sql, tmp_path):
     assert paths == ["/?token=fh-key"]
     polled = {(q["path"], q["symbol"], q["token"]) for q in rest.queries}
     assert polled == {("/api/v1/stock/bidask", s, "fh-key") for s in ("IBM", "MSFT")}
-    rows = sql(tmp_path / "lake", "SELECT symbol, ts, price, size FROM trades ORDER BY ts")
-    assert [(r["symbol"], r["ts"], r["price"], r["size"]) for r in rows] == [
-        (t["s"], t["t"] * 10**6, t["p"], t["v"]) for t in sent
-    ]
+    rows = sql(tmp_path / "lake", "SELECT dataset, symbol, ts, price, size FROM trades ORDER BY ts")
+    stored = [(r["symbol"], datetime.fromisoformat(r["ts"]), r["price"], r["size"]) for r in rows]
+    assert stored == [(t["s"], _utc_ms(t["t"]), t["p"], t["v"]) for t in sent]
+    assert {r["dataset"] for r in rows} == {"finnhub"}  # the vendor's name
+
+
+def _utc_ms(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms // 1000, UTC) + timedelta(milliseconds=epoch_ms % 1000)

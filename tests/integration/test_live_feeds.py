@@ -115,14 +115,20 @@ def test_run_binance_feed_for_a_duration(cli, sql, tmp_path):
         lake,
         "SELECT (SELECT count(*) FROM trades) AS trades, "
         "(SELECT count(DISTINCT symbol) FROM trades) AS symbols, "
-        "(SELECT count(*) FROM bars WHERE interval = '1s') AS bars_1s, "
-        "(SELECT count(*) FROM dlq) AS dead",
+        "(SELECT count(*) FROM bars WHERE timeframe = '1s') AS bars_1s, "
+        "(SELECT count(*) FROM dlq) AS dead, "
+        "(SELECT string_agg(DISTINCT dataset, ',') FROM trades) AS trades_dataset, "
+        "(SELECT string_agg(DISTINCT dataset, ',') FROM bars) AS bars_dataset, "
+        "(SELECT string_agg(DISTINCT dataset, ',') FROM dlq) AS dlq_dataset",
     )[0]
     # how many trades arrive in the duration depends on the machine's load: not asserted
     assert counts["symbols"] == 2, (counts, result.stderr)
     assert f"ticks in {counts['trades']:,}," in summary  # every trade taken reached the lake
     assert counts["bars_1s"] >= 1
     assert counts["dead"] == 1  # the message that was not JSON
+    # a vendor's rows are its dataset, the feed's own dead letters too
+    datasets = (counts["trades_dataset"], counts["bars_dataset"], counts["dlq_dataset"])
+    assert datasets == ("binance", "binance", "binance")
 
 
 def _refused(result, *words):
