@@ -63,9 +63,10 @@ def test_every_reader_of_an_old_lake_says_how_to_convert_it(cli, tmp_path):
 
 
 def test_lake_migrate_as_documented(cli, sql, tmp_path):
-    lake = tmp_path / "old"
+    # README: `marketpulse lake migrate`, on the lake at its default place
+    lake = tmp_path / "data" / "lake"
     _old_lake(lake)
-    done = cli("lake", "migrate", "--lake", lake).stdout
+    done = cli("lake", "migrate").stdout
     assert done.startswith("migrated 2 tables to dataset legacy: 3 files -> ")
     got = sql(lake, "SELECT dataset, timeframe, symbol, bar_start, close, period FROM bars"
                     " ORDER BY bar_start, symbol")  # fmt: skip
@@ -82,10 +83,10 @@ def test_lake_migrate_as_documented(cli, sql, tmp_path):
     assert sql(lake, "SELECT dataset, ts FROM trades") == [
         {"dataset": "legacy", "ts": "2013-10-07T14:00:00Z"}
     ]
-    # in the default place, under another dataset name
-    _old_lake(tmp_path / "data" / "lake")
-    cli("lake", "migrate", "--dataset", "lean-2013")
-    assert sql(tmp_path / "data" / "lake", "SELECT DISTINCT dataset FROM trades") == [
+    # another lake, under another dataset name
+    _old_lake(tmp_path / "old")
+    cli("lake", "migrate", "--lake", tmp_path / "old", "--dataset", "lean-2013")
+    assert sql(tmp_path / "old", "SELECT DISTINCT dataset FROM trades") == [
         {"dataset": "lean-2013"}
     ]
 
