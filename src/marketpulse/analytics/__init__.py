@@ -1,13 +1,14 @@
-"""SQL over the lake, historical reports and backfills."""
+"""SQL over the lake, historical reports and backfills.
 
-from marketpulse.analytics.backfill import BackfillResult, backfill, lake_trades
+The backfill lives in :mod:`marketpulse.analytics.backfill`, not imported
+here: it needs the stream processor (numba, pandas), which ``sql`` and
+``report`` do without.
+"""
+
 from marketpulse.analytics.exceptions import AnalyticsError, OutputError, SQLError
 from marketpulse.analytics.sql import FORMATS, Lake, format_table, open_lake, query
 
 __all__ = [
-    "BackfillResult",
-    "backfill",
-    "lake_trades",
     "FORMATS",
     "AnalyticsError",
     "Lake",
