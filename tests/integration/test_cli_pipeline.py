@@ -182,3 +182,41 @@ def test_backfill_of_one_dataset_leaves_the_others(cli, sql, tmp_path):
     lean_before = {r["timeframe"]: r["n"] for r in before["bars"] if r["dataset"] == LEAN_DATASET}
     assert set(lean_before) == {"1s", "1m", "5m"}
     assert lean == {"5m": lean_before["5m"]}  # the old 1s and 1m bars are gone
+
+
+def _small_trades(path: Path) -> Path:
+    rows = [f"2013-10-07T13:30:{s:02d}.000Z,SPY,{167 + s / 100},100,P,,0\n" for s in range(30)]
+    path.write_text("timestamp,symbol,price,size,exchange,condition,suspicious\n" + "".join(rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("env", "config", "expected"),
+    [
+        ({"MARKETPULSE_DATASET": "from-env"}, None, "from-env"),
+        ({}, 'dataset = "from-config"\n', "from-config"),
+        ({"MARKETPULSE_DATASET": "from-env"}, 'dataset = "from-config"\n', "from-env"),
+    ],
+)
+def test_dataset_from_the_environment_or_the_config_file(cli, tmp_path, env, config, expected):
+    path = _small_trades(tmp_path / "day.csv")
+    if config is not None:
+        (tmp_path / "marketpulse.toml").write_text(config)
+    cli("replay", path, "--lake", "lake", "--intervals", "1s", env=env)
+    assert lake_datasets(tmp_path / "lake", ("trades", "bars")) == {
+        "trades": {expected},
+        "bars": {expected},
+    }
+    # the option wins over both
+    cli("replay", path, "--lake", "other", "--intervals", "1s", "--dataset", "given", env=env)
+    assert lake_datasets(tmp_path / "other", ("trades",)) == {"trades": {"given"}}
+
+
+def test_bad_dataset_in_the_environment_is_one_line_naming_it(cli, tmp_path):
+    path = _small_trades(tmp_path / "day.csv")
+    result = cli("replay", path, "--lake", "lake", env={"MARKETPULSE_DATASET": "no good"},
+                 ok=False)  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: dataset (MARKETPULSE_DATASET") and "'no good'" in line
+    assert not (tmp_path / "lake").exists()
