@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from marketpulse.exceptions import InputError
-from marketpulse.feeds.dataset import GENERIC_STEMS, check_dataset, file_dataset, is_dataset_name
+from marketpulse.feeds.dataset import (
+    GENERIC_STEMS,
+    check_dataset,
+    feed_dataset,
+    file_dataset,
+    is_dataset_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,3 +76,23 @@ def test_every_default_name_is_valid(name):
 
 def test_generic_stems_are_those_of_the_contract():
     assert {"trades", "quotes", "bars", "data", "minute_bars"} == GENERIC_STEMS
+
+
+class _Feed:
+    def __init__(self, name, **attributes):
+        self.name = name
+        self.__dict__.update(attributes)
+
+
+def test_feed_dataset_follows_the_source(tmp_path):
+    from marketpulse.feeds import FileReplay
+
+    folder = tmp_path / "lean-day"
+    folder.mkdir()
+    (folder / "trades.csv").write_text("timestamp,symbol,price,size\n")
+    assert feed_dataset(FileReplay(folder / "trades.csv")) == "lean-day-trades"
+    assert feed_dataset(_Feed("simulator")) == "simulator"
+    assert feed_dataset(_Feed("polygon")) == "polygon"  # a vendor feed is named after it
+    assert feed_dataset(_Feed("polygon", dataset="mine")) == "mine"
+    with pytest.raises(InputError, match="polygon: dataset"):
+        feed_dataset(_Feed("polygon", dataset="not mine"))
