@@ -53,7 +53,8 @@ def test_every_reader_of_an_old_lake_says_how_to_convert_it(cli, tmp_path):
                 f"marketpulse lake migrate --lake {lake}")  # fmt: skip
     for command in (["sql", "SELECT count(*) FROM bars"], ["lake", "ls"], ["lake", "datasets"],
                     ["report", "daily", "--start", "2013-10-07", "--end", "2013-10-08"],
-                    ["backfill"], ["replay", LEAN_BARS]):  # fmt: skip
+                    ["backfill"], ["replay", LEAN_BARS], ["lake", "compact"],
+                    ["lake", "drop", "--dataset", "legacy"]):  # fmt: skip
         result = cli(*command, "--lake", lake, ok=False)
         assert _refused(result) == expected, command
     # the dashboard too, before it serves (a regression would serve until the timeout)
