@@ -143,3 +143,11 @@ def test_the_replay_identity_names_the_mode(gsptse, tmp_path):
     gsptse[YAHOO_COLUMNS].head(5).to_csv(path, index=False)
     identities = {FileReplay(path, symbol="G", adjust=m).identity() for m in ("none", "all")}
     assert len(identities) == 2
+
+
+def test_parquet_bars_with_an_adjusted_close(gsptse, tmp_path):
+    path = tmp_path / "GSPTSE.parquet"
+    gsptse[YAHOO_COLUMNS].to_parquet(path, index=False)  # Adj Close as double
+    data, dead = _read(path, symbol="GSPTSE", adjust="all")
+    assert dead == [] and data.num_rows == len(gsptse)
+    np.testing.assert_allclose(data["close"], gsptse["Adj Close"], rtol=1e-15)
