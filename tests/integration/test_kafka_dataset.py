@@ -111,6 +111,14 @@ def test_a_bad_dataset_name_stops_process_with_one_line(name):
     assert result.stdout == ""
 
 
+def test_a_bad_dataset_name_in_the_environment_stops_process_with_one_line():
+    env = {"MARKETPULSE_DATASET": "two words"}
+    result = marketpulse("process", "--bootstrap-servers", "127.0.0.1:1", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MARKETPULSE_DATASET" in lines[0] and "two words" in lines[0]
+
+
 def test_a_restart_under_another_dataset_stops_with_one_line(
     kafka_bootstrap, topic_prefix, tmp_path
 ):

@@ -15,6 +15,7 @@ from marketpulse.cli.common import (
     RULES_OPTION,
     bounded,
     console,
+    dataset_for,
     parse_intervals,
     processor_settings,
     rules_from,
@@ -78,11 +79,12 @@ def process(
         "time [default: 2]; 0 never closes them so (outputs then depend on input alone).",
     ),  # fmt: skip
     dataset: str = typer.Option(
-        "live",
+        None,
         "--dataset",
-        envvar="MARKETPULSE_DATASET",
-        help="Dataset name stamped on every output (bars, indicators, alerts, dead letters): "
-        "one ticks topic carries one dataset (use a topic prefix per dataset).",
+        metavar="NAME",
+        help="Dataset stamped on every output (bars, indicators, alerts, dead letters); one "
+        "ticks topic carries one dataset (use a topic prefix per dataset) "
+        "[default: live; or MARKETPULSE_DATASET].",
     ),
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -95,17 +97,17 @@ def process(
     """
     import dataclasses
 
-    from marketpulse.feeds.dataset import check_dataset
+    from marketpulse.feeds.dataset import LIVE
     from marketpulse.services.process import ProcessOptions, ProcessService
     from marketpulse.stream import Processor
 
-    check_dataset(dataset)
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
         intervals=parse_intervals(intervals),
         idle_timeout=None if idle_timeout is None else (idle_timeout or 1e12),
     )  # fmt: skip
-    stream = dataclasses.replace(processor_settings(settings, wall_clock=True), dataset=dataset)
+    name = dataset_for(settings, dataset, LIVE)
+    stream = dataclasses.replace(processor_settings(settings, wall_clock=True), dataset=name)
     processor = Processor(stream, rules_from(settings))
     bus, topics = open_bus(settings)
     options = ProcessOptions(
