@@ -152,10 +152,10 @@ def test_migrate_is_versioned_and_idempotent(cli, postgres_url):
         WHERE i.indisprimary AND t.relname IN ('bars', 'indicators', 'alerts', 'trades')
         GROUP BY t.relname"""))  # fmt: skip
     assert keys == {
-        "bars": "dataset,symbol,timeframe,bar_start",
-        "indicators": "dataset,symbol,timeframe,bar_start",
-        "alerts": "dataset,symbol,timeframe,bar_start,rule",
-        "trades": "dataset,symbol,ts,seq",
+        "bars": "symbol,timeframe,bar_start,dataset",
+        "indicators": "symbol,timeframe,bar_start,dataset",
+        "alerts": "symbol,timeframe,bar_start,rule,dataset",
+        "trades": "symbol,ts,seq,dataset",
     }
 
 
@@ -376,10 +376,24 @@ def test_datasets_are_rows_of_their_own_and_writing_again_changes_nothing(postgr
     stored = _rows(postgres_url, query)
     assert stored == [("lean", 500, 3500.0),
                       ("simulator", 500, pytest.approx(sum(sim["close"].to_pylist())))]  # fmt: skip
+    versions = "SELECT dataset, symbol, bar_start, xmin::text FROM bars ORDER BY 1, 2, 3"
+    before = _rows(postgres_url, versions)
     with PostgresSink(postgres_url) as sink:  # a second run of the same data
         sink.write("bars", lean)
         sink.write("bars", sim)
+        sink.flush()
+        assert sink.stats.rows["bars"] == 1000
     assert _rows(postgres_url, query) == stored
+    # rows stored as they are were left alone: no new row versions
+    assert _rows(postgres_url, versions) == before
+    changed = lean.set_column(lean.column_names.index("close"), "close", pa.array(np.ones(500)))
+    with PostgresSink(postgres_url) as sink:
+        sink.write("bars", changed.slice(0, 10))
+    after = _rows(postgres_url, versions)
+    assert sum(a != b for a, b in zip(after, before, strict=True)) == 10  # only the new values
+    assert _rows(postgres_url, "SELECT sum(close) FROM bars WHERE dataset = 'lean'") == [
+        (490 * 7.0 + 10,)
+    ]
 
 
 def test_alert_details_are_a_json_object(postgres_url):

@@ -1,15 +1,16 @@
-"""The PostgreSQL sink: binary COPY into staging tables, then upserts on natural keys.
+"""The PostgreSQL sink: binary COPY, then upserts on natural keys where keys are stored.
 
 Rows are buffered per table and written when a table's buffer holds
 ``max_rows`` rows, when the oldest buffered row has waited ``max_age_s``, and
-on :meth:`PostgresSink.flush`. A flush is one transaction: each table's rows go
-by ``COPY ... (FORMAT BINARY)`` into a temporary staging table, then
-``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE`` moves them into the
-table. New keys, the usual case, first try a plain ``INSERT ... SELECT``
-(faster: no speculative insertion per row); a key already stored makes
-it roll back to its savepoint and upsert. Rewriting rows (a replay after a
-crash) leaves the same table, so the Kafka sink service commits its offsets
-after the flush and may write again.
+on :meth:`PostgresSink.flush`. A flush is one transaction per table. New keys,
+the usual case, go by ``COPY ... (FORMAT BINARY)`` straight into the table
+(no staging, no per-row conflict check); a key already stored makes that
+roll back to its savepoint, and the rows go by COPY into a temporary staging
+table, then ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE`` moves them
+into the table, leaving alone the rows stored as they are (a replay's rows:
+no new row versions). Rewriting rows (a replay after a crash) leaves the
+same table, so the Kafka sink service commits its offsets after the flush
+and may write again.
 
 If the connection breaks (the server restarted), the sink reconnects with
 backoff for up to ``retry_s`` seconds and redoes the whole transaction; rows
@@ -320,33 +321,37 @@ def _stage(table: str) -> sql.Identifier:
 
 def _copy_and_upsert(conn: psycopg.Connection, table: PgTable, payload: bytes) -> None:
     columns = sql.SQL(", ").join(map(sql.Identifier, table.names))
+    copy = "COPY {} ({}) FROM STDIN (FORMAT BINARY)"
     with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS")
-            .format(_stage(table.name), sql.Identifier(table.name))
-        )  # fmt: skip
-        stage = _stage(table.name)
-        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, columns)
-        with cur.copy(copy) as stream:
-            stream.write(payload)
-        key = sql.SQL(", ").join(map(sql.Identifier, table.key))
-        updates = sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
-            for c in table.names
-            if c not in table.key
-        )
-        target = {"table": sql.Identifier(table.name), "columns": columns, "stage": stage,
-                  "key": key, "updates": updates}  # fmt: skip
-        try:  # new keys, the usual case: a plain insert skips ON CONFLICT's per-row speculation
+        try:  # new keys, the usual case: straight into the table, no staging, no speculation
             with conn.transaction():  # a savepoint: on a key already stored, upsert below
-                cur.execute(sql.SQL("INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}")
-                            .format(**target))  # fmt: skip
+                with cur.copy(sql.SQL(copy).format(sql.Identifier(table.name), columns)) as stream:
+                    stream.write(payload)
             return
         except psycopg.errors.UniqueViolation:
             logger.debug("postgres sink: %s keys already stored, upserting", table.name)
+        stage = _stage(table.name)
+        cur.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS")
+            .format(stage, sql.Identifier(table.name))
+        )  # fmt: skip
+        with cur.copy(sql.SQL(copy).format(stage, columns)) as stream:
+            stream.write(payload)
+        key = sql.SQL(", ").join(map(sql.Identifier, table.key))
+        values = [sql.Identifier(c) for c in table.names if c not in table.key]
+        updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(c) for c in values)
+        # a row stored as it is (a replay writes the same rows again) is left alone:
+        # no new row version, no index entries
+        changed = sql.SQL("({}) IS DISTINCT FROM ({})").format(
+            sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(table.name), c)
+                               for c in values),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(c) for c in values),
+        )  # fmt: skip
+        target = {"table": sql.Identifier(table.name), "columns": columns, "stage": stage,
+                  "key": key, "updates": updates, "changed": changed}  # fmt: skip
         insert = sql.SQL(
             "INSERT INTO {table} ({columns}) SELECT {distinct}{columns} FROM {stage}{order}"
-            " ON CONFLICT ({key}) DO UPDATE SET {updates}"
+            " ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {changed}"
         )
         try:
             with conn.transaction():  # a savepoint: a key twice in one batch retries below
