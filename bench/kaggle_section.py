@@ -15,7 +15,9 @@ def render_kaggle(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
     k = out(run, "bench_kaggle")
     replay, targets = k["replay"], k["targets"]
     history_note = spread(
-        history, "the replay's seconds", lambda r: out(r, "bench_kaggle")["replay"]["seconds"]
+        history,
+        "the replay's wall time in milliseconds",
+        lambda r: out(r, "bench_kaggle")["replay"]["seconds"] * 1000,
     )
     return f"""## Daily bars: the Kaggle index file (`bench/bench_kaggle.py`)
 
