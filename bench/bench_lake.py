@@ -32,6 +32,7 @@ def trades(n: int, rng: np.random.Generator) -> pa.Table:
             pa.array(rng.integers(1, 500, n).astype(np.float64)),
             pa.array(np.where(rng.random(n) < 0.5, "XNAS", "XNYS")),
             pa.nulls(n, pa.string()),
+            pa.array(["bench"] * n),
         ],
         schema=TRADE_SCHEMA,
     )
@@ -53,6 +54,7 @@ def bars(n: int, rng: np.random.Generator) -> pa.Table:
             pa.array(rng.integers(100, 10_000, n).astype(np.float64)),
             pa.array(close + 0.001),
             pa.array(rng.integers(1, 50, n)),
+            pa.array(["bench"] * n),
         ],
         schema=BAR_SCHEMA,
     )

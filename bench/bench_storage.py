@@ -35,7 +35,7 @@ from marketpulse.sinks import LakeSink, PostgresSink  # noqa: E402
 
 LEAN = ROOT.parent / "shared" / "data" / "lean-2013-10-07" / "trades.csv.gz"
 SQL = ("SELECT symbol, count(*) AS trades, sum(price * size) / sum(size) AS vwap, min(price),"
-       " max(price) FROM trades WHERE date = '2013-10-07' GROUP BY symbol ORDER BY symbol")  # fmt: skip
+       " max(price) FROM trades WHERE period = '2013-10-07' GROUP BY symbol ORDER BY symbol")  # fmt: skip
 
 
 def _servers():
@@ -48,10 +48,12 @@ def _servers():
 
 def indicators(batch: pa.Table, rng: np.random.Generator) -> pa.Table:
     n = batch.num_rows
-    columns = {"symbol": batch["symbol"], "interval": batch["interval"], "ts": batch["end"],
+    columns = {"symbol": batch["symbol"], "timeframe": batch["timeframe"],
+               "bar_start": batch["bar_start"], "bar_end": batch["bar_end"],
                "close": batch["close"]}  # fmt: skip
     for name in INDICATOR_COLUMNS:
         columns[name] = pa.array(rng.random(n) * 100)
+    columns["dataset"] = batch["dataset"]
     return pa.table(columns, schema=INDICATOR_SCHEMA)
 
 

@@ -122,9 +122,11 @@ def render_storage(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
 
 {measured(run)}
 
-PostgreSQL sink (`PostgresSink`, binary COPY into a staging table, then a
-plain `INSERT` of new keys, `INSERT ... ON CONFLICT DO UPDATE` when keys are
-already stored; bars and indicators flushed on two connections at once) into
+PostgreSQL sink (`PostgresSink`: new keys by binary COPY straight into the
+table; when keys are already stored, COPY into a staging table, then `INSERT
+... ON CONFLICT DO UPDATE ... WHERE` the row differs, so rows written again as
+they are get no new row version; keys (symbol, timeframe, bar_start, dataset);
+bars and indicators flushed on two connections at once) into
 Debian's PostgreSQL started by the script with its default settings (fsync and
 synchronous commit on), on the same cores. Rows are 1-minute bars plus one
 indicator row per bar, written in batches of {batch:,}. `insert` writes new
@@ -140,7 +142,7 @@ Lake on S3 (moto's S3 server on loopback): {lake["rows"]:,} bars in
 {lake["bytes"] / 1e6:.1f} MB (local-disk lake writes: "Lake writes" above).
 
 `marketpulse sql` over a day of the Lean trades ({lean["trades"]:,} trades replayed
-into a local lake; per-symbol count, VWAP, min and max with `WHERE date =
+into a local lake; per-symbol count, VWAP, min and max with `WHERE period =
 '2013-10-07'`): {lean["cli_s"]:.2f} s for the whole command (process start,
 imports, views, query, output; best of 3), {lean["query_s"] * 1000:.0f} ms for the
 query in-process (best of 5).
