@@ -209,6 +209,7 @@ def test_an_earlier_schema_stops_the_sink_with_one_line_and_migrate_converts_it(
     assert _rows(postgres_url, "SELECT max(version) FROM marketpulse_schema") == [(2,)]
     assert _rows(postgres_url, "SELECT count(*) FROM bars WHERE \"interval\" = '1m'") == [(1,)]
 
+    # README: marketpulse db migrate --postgres-url ... --dataset before-upgrade
     done = cli("db", "migrate", "--postgres-url", postgres_url, "--dataset", "before-19")
     assert "applied 3" in done.stdout and "under dataset before-19" in done.stdout
     t = dt.datetime
