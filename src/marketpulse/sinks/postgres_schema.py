@@ -158,17 +158,18 @@ PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
 
 #: Views over the tables: bars with the indicators of the same bar (an exact
 #: join on the shared key). The indicators' session VWAP is ``session_vwap``
-#: beside the bar's own ``vwap``.
+#: beside the bar's own ``vwap``; the columns are the lake view's (but its
+#: ``period``).
 VIEWS: Mapping[str, str] = MappingProxyType(
     {
         "bars_with_indicators": (
-            "SELECT b.symbol, b.timeframe, b.bar_start, b.bar_end, b.open, b.high, b.low,"
+            "SELECT dataset, symbol, timeframe, bar_start, b.bar_end, b.open, b.high, b.low,"
             " b.close, b.volume, b.vwap, b.trades, "
             + ", ".join(
                 "i.vwap AS session_vwap" if name == "vwap" else f"i.{name}"
                 for name in INDICATOR_COLUMNS
             )
-            + ", b.dataset FROM bars b JOIN indicators i"
+            + " FROM bars b JOIN indicators i"
             " USING (dataset, symbol, timeframe, bar_start)"
         )
     }
