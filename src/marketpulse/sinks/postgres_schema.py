@@ -371,7 +371,7 @@ def migrate(
                 raise SchemaMismatchError(
                     f"postgres table {held[0]!r} has the columns of an earlier MarketPulse"
                     f" (schema version {current}); convert the tables with: marketpulse db"
-                    " migrate (with the same --postgres-url), or drop them"
+                    " migrate (on the same database), or drop them"
                 )
         timescale = _timescale(conn)
         for version, description, apply in MIGRATIONS:
