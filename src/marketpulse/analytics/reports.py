@@ -29,8 +29,7 @@ import pyarrow as pa
 
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.analytics.sql import Lake
-from marketpulse.feeds.dataset import is_dataset_name
-from marketpulse.sinks.lake_layout import Partition, partitions, period_start
+from marketpulse.sinks.lake_layout import DATASET_NAME, Partition, partitions, period_start
 
 __all__ = ["REPORTS", "ReportRange", "lake_datasets", "report"]
 
@@ -67,7 +66,7 @@ class ReportRange:
             raise AnalyticsError(f"--end {self.end} is before --start {self.start}")
         if self.top < 1:
             raise AnalyticsError("--top must be at least 1")
-        if self.dataset is not None and not is_dataset_name(self.dataset):
+        if self.dataset is not None and not DATASET_NAME.fullmatch(self.dataset):
             raise AnalyticsError(
                 f"--dataset: {self.dataset!r} is not a dataset name (a letter or digit, "
                 "then up to 63 letters, digits, '.', '_' or '-')"

@@ -14,14 +14,14 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from marketpulse.alerts import Rule, default_rules, load_rules
 from marketpulse.config import Settings, load_settings
 from marketpulse.exceptions import InputError
 from marketpulse.log_repeats import limit_repeats
-from marketpulse.stream import ProcessorSettings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: sql, report and lake start without them
+    from marketpulse.alerts import Rule
     from marketpulse.feeds import FileReplay
+    from marketpulse.stream import ProcessorSettings
 
 __all__ = [
     "CONFIG_OPTION",
@@ -120,6 +120,8 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
 
     ``wall_clock``: the input is live (times are checked against the wall clock).
     """
+    from marketpulse.stream import ProcessorSettings
+
     try:
         return ProcessorSettings(
             intervals=settings.intervals,
@@ -138,6 +140,8 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
 
 def rules_from(settings: Settings) -> list[Rule]:
     """Load the alert rules file of the settings, or the default rules."""
+    from marketpulse.alerts import default_rules, load_rules
+
     return load_rules(settings.rules) if settings.rules else default_rules()
 
 

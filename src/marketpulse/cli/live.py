@@ -6,6 +6,7 @@ import logging
 import math
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Group
@@ -16,7 +17,9 @@ from rich.text import Text
 
 from marketpulse.cli.common import console
 from marketpulse.cli.signals import stop_on_signals
-from marketpulse.pipeline import EmbeddedPipeline, MarketView, Metrics, MetricsSnapshot
+
+if TYPE_CHECKING:  # not imported at start-up: commands such as sql and report do without
+    from marketpulse.pipeline import EmbeddedPipeline, MarketView, Metrics, MetricsSnapshot
 
 __all__ = ["run_in_foreground"]
 
