@@ -35,11 +35,11 @@ warm-up run.
 | files written | {replay["files"]:,} ({replay["parquet_files"]:,} Parquet in {replay["folders"]:,} folders, {_size(replay["bytes"])}) | at most {targets["files"]} | {verdict(replay["files"] <= targets["files"])} |
 | `report movers`, wall time | {k["report_seconds"]:.2f} s | at most {targets["report_seconds"]:g} s | {verdict(k["report_seconds"] <= targets["report_seconds"])} |
 
-Of the report's {k["report_seconds"]:.2f} s, {k["startup_seconds"]:.2f} s is the command
-starting: `marketpulse --help` alone takes that long, as the CLI imports every
-subsystem it registers commands for (pandas, numba, the Kafka client, ...). The query
-itself, on a new connection in-process, takes {k["report_query_seconds"]:.3f} s for its
-{k["report_rows"]} rows. Issue 19 reported that the same replay wrote 29,314 files
+Of the report's {k["report_seconds"]:.2f} s, about {k["startup_seconds"]:.2f} s is the
+command starting (interpreter, imports: `marketpulse --help` alone takes that long; the
+CLI imports pandas, numba and the stream processor only in the commands that use them).
+The query itself, on a new connection in-process, takes {k["report_query_seconds"]:.3f} s
+for its {k["report_rows"]} rows. Issue 19 reported that the same replay wrote 29,314 files
 (269 MB) in 69 s before, and that each later report took 10 to 36 s, when the lake
 had one folder per table and trading day; daily and longer timeframes are
 now partitioned by decade (see the layout in the README). {history_note}
