@@ -467,3 +467,12 @@ def test_missing_table_says_to_migrate(postgres_url):
                      " (3, 'z', now())")  # fmt: skip
     with pytest.raises(SchemaMismatchError, match="'bars' does not exist: run `marketpulse db"):
         PostgresSink(postgres_url).open()
+
+
+def test_a_row_without_its_dataset_is_refused_naming_the_column():
+    (bars,) = _bars(1, 3)
+    bars = bars.set_column(11, "dataset", pa.array(["d", None, "d"]))
+    sink = PostgresSink(f"postgresql://u:p@127.0.0.1:{free_port()}/x")
+    with pytest.raises(ValueError, match="bars: null dataset in a row"):
+        sink.write("bars", bars)
+    assert sink.stats.buffered["bars"] == 0

@@ -292,6 +292,9 @@ def _conform(table: PgTable, data: pa.Table | pa.RecordBatch) -> pa.Table:
     if missing:
         raise ValueError(f"{table.name}: missing columns {', '.join(missing)}")
     rows = data.select(names)
+    nulls = [n for n in table.key if n != "seq" and rows.column(n).null_count]
+    if nulls:  # a row the key cannot hold: say which column, not PostgreSQL's constraint
+        raise ValueError(f"{table.name}: null {nulls[0]} in a row (a key column)")
     if table.name == "trades":
         rows = rows.set_column(0, "symbol", pc.cast(rows.column("symbol"), pa.string()))
     if "details" in names:
