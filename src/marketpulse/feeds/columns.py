@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from marketpulse.feeds.adjust import SplitHistory, adjust_prices, row_factors
 from marketpulse.feeds.timestamps import CONVERT_ERRORS as _ERRORS
 from marketpulse.feeds.timestamps import TimestampParser, is_text, text
-from marketpulse.models import interval_ns
+from marketpulse.models import INTERVALS, interval_ns
 
 __all__ = ["Converted", "Options", "checked_text", "convert_bars", "convert_trades", "value_at"]
 
@@ -41,7 +41,8 @@ class Options:
             one, only that symbol's rows are kept. ``None``: every row.
         include_suspicious: keep trades flagged ``suspicious``.
         shift_ns: added to every timestamp.
-        interval: interval of bars.
+        interval: interval of bars; ``"auto"``: the file's own, inferred from
+            its first batch (:func:`infer_interval`) and kept for the rest.
         adjust: bars: ``"none"``, ``"splits"`` or ``"all"``
             (:mod:`~marketpulse.feeds.adjust`).
         splits: the file's splits, for ``adjust="splits"`` (``None``: the factors
@@ -51,7 +52,7 @@ class Options:
     symbol: str | None = None
     include_suspicious: bool = False
     shift_ns: int = 0
-    interval: str = "1d"
+    interval: str = "auto"
     timestamps: TimestampParser = field(default_factory=TimestampParser)
     adjust: str = "none"
     splits: SplitHistory | None = None
@@ -272,6 +273,33 @@ def convert_trades(fields: dict[str, pa.Array], n: int, opts: Options) -> Conver
     return Converted(columns, errors, keep, suspicious)
 
 
+def infer_interval(symbols: pa.Array | None, start: pa.Array) -> str:
+    """The interval of a file's bars: the longest known one within their closest spacing.
+
+    The closest spacing of two bars of one symbol is the bar length, whatever
+    gaps quiet periods leave (a minute file's illiquid minutes, a daily file's
+    weekends). A batch with at most one bar per symbol says nothing: ``1d``.
+    """
+    times = pc.fill_null(start.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+    if symbols is None:
+        keys = np.zeros(len(times), np.int64)
+    else:
+        keys = pc.dictionary_encode(symbols.cast(pa.string())).indices
+        keys = pc.fill_null(keys, -1).to_numpy(zero_copy_only=False)
+    order = np.lexsort((times, keys))
+    gaps = np.diff(times[order])[np.diff(keys[order]) == 0]
+    gaps = gaps[gaps > 0]
+    if not len(gaps):
+        return "1d"
+    spacing = int(gaps.min())
+    fitting = [name for name, ns in INTERVALS.items() if ns <= spacing]
+    return (
+        max(fitting, key=INTERVALS.__getitem__)
+        if fitting
+        else min(INTERVALS, key=INTERVALS.__getitem__)
+    )
+
+
 def convert_bars(fields: dict[str, pa.Array], n: int, opts: Options) -> Converted:
     """Convert a batch's file columns (our name → array) to BAR_SCHEMA columns."""
     errors: dict[int, list[str]] = {}
@@ -281,6 +309,8 @@ def convert_bars(fields: dict[str, pa.Array], n: int, opts: Options) -> Converte
     )
     if opts.shift_ns:
         start = pc.add(start, opts.shift_ns)
+    if opts.interval == "auto":
+        opts.interval = infer_interval(fields.get("symbol"), start)
     end = pc.add(start, interval_ns(opts.interval))
     prices = [
         _convert(fields[name], _to_float, name, "a number", errors)

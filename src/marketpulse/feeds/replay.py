@@ -110,7 +110,8 @@ class FileReplay:
         columns: file column name → our column name (``{"px": "price"}``) for
             names not recognised (matching of standard names ignores case).
         batch_size: most rows per batch.
-        interval: interval of bars (``"1d"``, ``"1m"``, ...).
+        interval: interval of bars (``"1d"``, ``"1m"``, ...); ``"auto"`` (the default):
+            inferred from the spacing of the file's first bars.
         include_suspicious: keep trades whose ``suspicious`` column is set
             (dropped and counted by default, as Lean does for its bars).
         shift_days: add this many days to every timestamp.
@@ -154,7 +155,7 @@ class FileReplay:
         symbol: str | None = None,
         columns: dict[str, str] | None = None,
         batch_size: int = 65536,
-        interval: str = "1d",
+        interval: str = "auto",
         include_suspicious: bool = False,
         shift_days: int = 0,
         exclude_conditions: Iterable[str] | str | None = None,
@@ -165,7 +166,7 @@ class FileReplay:
         exclude = condition_rule(exclude_conditions)
         self.path = Path(path)
         self.name = str(path)
-        if interval not in INTERVALS:
+        if interval != "auto" and interval not in INTERVALS:
             known = ", ".join(INTERVALS)
             raise InputError(f"{self.name}: unknown bar interval {interval!r} (known: {known})")
         self._source: Source = sniff(self.path)
