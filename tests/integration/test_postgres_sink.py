@@ -476,3 +476,19 @@ def test_a_row_without_its_dataset_is_refused_naming_the_column():
     with pytest.raises(ValueError, match="bars: null dataset in a row"):
         sink.write("bars", bars)
     assert sink.stats.buffered["bars"] == 0
+
+
+def test_migrate_leaves_a_table_it_does_not_know_as_it_is(cli, postgres_url):
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bars (symbol text, price float8)")
+        conn.execute("INSERT INTO bars VALUES ('A', 1.5)")
+    result = cli("db", "migrate", "--postgres-url", postgres_url, ok=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: postgres table 'bars' is not an earlier MarketPulse's")
+    assert "'interval'" in line
+    # one transaction: nothing created, nothing recorded, the table as it was
+    assert _rows(postgres_url, "SELECT to_regclass('marketpulse_schema')") == [(None,)]
+    assert _rows(postgres_url, "SELECT to_regclass('indicators')") == [(None,)]
+    assert _rows(postgres_url, "SELECT * FROM bars") == [("A", 1.5)]

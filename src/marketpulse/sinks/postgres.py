@@ -136,8 +136,9 @@ class PostgresSink(BatchingSink):
                 else:
                     self.applied = migrate(conn, convert=True, dataset=self._convert)
                 check_tables(conn, list(self.tables))
-            except psycopg.Error as exc:
-                raise SinkError(f"PostgreSQL at {self.where}: {self._redact(exc)}") from None
+            except psycopg.Error as exc:  # the first line: the rest quotes the statement
+                first = self._redact(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise SinkError(f"PostgreSQL at {self.where}: {first}") from None
             self._opened = True
             logger.info("postgres sink: %s, tables %s", self.where, ", ".join(self.tables))
         return self

@@ -224,6 +224,15 @@ _V2 = (
 )
 
 
+#: The columns migration 3 converts, per table.
+_OLD_COLUMNS = {
+    "bars": ("symbol", "interval", "start", "end", *(c for c, _ in _BAR_VALUES)),
+    "indicators": ("symbol", "interval", "ts", "close", *INDICATOR_COLUMNS),
+    "alerts": ("id", "rule", "symbol", "interval", "ts", "severity", "message", "values"),
+    "trades": ("symbol", "ts", "seq", "price", "size", "exchange", "condition"),
+}
+
+
 def _v1(conn: psycopg.Connection, dataset: str) -> None:
     for statement in _V1:
         conn.execute(statement)
@@ -245,6 +254,13 @@ def _v3(conn: psycopg.Connection, dataset: str) -> None:
     _v1(conn, dataset)  # tables dropped since are converted empty
     _v2(conn, dataset)
     old = {t: _udts(conn, t) for t in PG_TABLES}
+    for table, columns in _OLD_COLUMNS.items():
+        lacking = [c for c in columns if c not in old[table]]
+        if lacking:
+            raise SchemaMismatchError(
+                f"postgres table {table!r} is not an earlier MarketPulse's (it lacks column"
+                f" {lacking[0]!r}): drop or rename it, then run marketpulse db migrate again"
+            )
 
     def when(table: str, column: str, alias: str = "o") -> sql.Composable:
         ref = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(column))
@@ -383,13 +399,14 @@ def migrate(
                 (version, description),
             )
             applied.append(version)
-            logger.info("postgres: applied migration %d (%s)", version, description)
         if timescale:
             for table in PG_TABLES.values():
                 conn.execute(
                     "SELECT create_hypertable(%s, %s, if_not_exists => true, migrate_data => true)",
                     (table.name, table.time),
                 )
+    for version in applied:  # committed
+        logger.info("postgres: applied migration %d (%s)", version, MIGRATIONS[version - 1][1])
     return applied
 
 
