@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_COLUMNS, TRADE_SCHEMA
-from marketpulse.sinks import PostgresSink, SchemaMismatchError, SinkUnavailableError
+from marketpulse.sinks import PostgresSink, SchemaMismatchError, SinkError, SinkUnavailableError
 from marketpulse.sinks.postgres_schema import MIGRATIONS, PG_TABLES
 
 from .conftest import LEAN_TRADES
@@ -492,3 +492,24 @@ def test_migrate_leaves_a_table_it_does_not_know_as_it_is(cli, postgres_url):
     assert _rows(postgres_url, "SELECT to_regclass('marketpulse_schema')") == [(None,)]
     assert _rows(postgres_url, "SELECT to_regclass('indicators')") == [(None,)]
     assert _rows(postgres_url, "SELECT * FROM bars") == [("A", 1.5)]
+
+
+def test_rows_the_database_refuses_are_one_line_and_stay_buffered(postgres_url):
+    (bars,) = _bars(1, 10)
+    with PostgresSink(postgres_url, tables=("bars",)) as sink:
+        sink.write("bars", bars)
+        sink.flush()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE bars ADD CONSTRAINT small CHECK (close < 100)")
+        sink.write("bars", bars.set_column(7, "close", pa.array(np.full(10, 500.0))))
+        with pytest.raises(SinkError) as refused:
+            sink.flush()
+        assert not isinstance(refused.value, SinkUnavailableError)  # not retried
+        message = str(refused.value)
+        assert "refused rows of bars" in message and '"small"' in message
+        assert "\n" not in message
+        assert sink.stats.buffered["bars"] == 10  # kept for a flush that may succeed
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE bars DROP CONSTRAINT small")
+        sink.flush()
+    assert _rows(postgres_url, "SELECT min(close), count(*) FROM bars") == [(500.0, 10)]

@@ -136,9 +136,8 @@ class PostgresSink(BatchingSink):
                 else:
                     self.applied = migrate(conn, convert=True, dataset=self._convert)
                 check_tables(conn, list(self.tables))
-            except psycopg.Error as exc:  # the first line: the rest quotes the statement
-                first = self._redact(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise SinkError(f"PostgreSQL at {self.where}: {first}") from None
+            except psycopg.Error as exc:
+                raise SinkError(f"PostgreSQL at {self.where}: {self._first_line(exc)}") from None
             self._opened = True
             logger.info("postgres sink: %s, tables %s", self.where, ", ".join(self.tables))
         return self
@@ -231,6 +230,11 @@ class PostgresSink(BatchingSink):
         self._conns[table] = conn
         return conn
 
+    def _first_line(self, exc: BaseException) -> str:
+        """Return the first line of a PostgreSQL error (the rest quotes the statement)."""
+        text = self._redact(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+
     def _redact(self, exc: BaseException) -> str:
         """Return the text of ``exc`` without the URL's secrets."""
         return redact_text(str(exc), self._secrets)
@@ -248,6 +252,10 @@ class PostgresSink(BatchingSink):
             conn.close()
             del self._conns[table]
             raise
+        except psycopg.Error as exc:  # refused rows: retrying will not help; the rows stay
+            raise SinkError(
+                f"PostgreSQL at {self.where} refused rows of {table}: {self._first_line(exc)}"
+            ) from None
 
     def _numbered_trades(self, rows: pa.Table) -> pa.Table:
         """Add ``seq``: the trade's rank among the symbol's trades in the same microsecond.
