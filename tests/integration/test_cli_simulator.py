@@ -1,4 +1,4 @@
-"""End to end: the default alert rules fire on a first run and on a daily replay."""
+"""End to end: the default alert rules fire on a first run and on a daily replay; quotes."""
 
 import pytest
 
@@ -32,6 +32,19 @@ def test_the_first_minute_of_make_run_raises_alerts(cli, sql, tmp_path):
     # the announced rate, in the trades' own times (a busy machine delivers late, not fewer)
     assert trades["n"] / (trades["span_ns"] / 1e9) == pytest.approx(5000, rel=0.03)
     assert trades["span_ns"] > RUN_DURATION / 2 * 1e9  # the run traded for most of its minute
+    # quotes beside the trades, stored in their own table: each trade printed at the bid
+    # or the ask in force at its time, never a crossed book
+    book = sql(
+        lake,
+        "SELECT count(*) AS n, "
+        "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM quotes q WHERE q.dataset = t.dataset "
+        "AND q.symbol = t.symbol AND q.ts = t.ts AND t.price IN (q.bid, q.ask))) AS at_touch, "
+        "(SELECT count(*) FROM quotes WHERE bid >= ask) AS crossed, "
+        "(SELECT count(*) FROM quotes WHERE dataset <> 'simulator') AS elsewhere "
+        "FROM trades t",
+    )[0]
+    assert book["n"] == trades["n"]
+    assert book["at_touch"] == book["n"] and book["crossed"] == 0 and book["elsewhere"] == 0
 
 
 @pytest.mark.timeout(240)

@@ -206,7 +206,9 @@ def run(
     proc = processor_settings(settings, wall_clock=True)  # a live market, or one simulated on it
     sim = settings.simulator
     if feed_name == FeedName.simulator:
-        feed: Feed = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
+        feed: Feed = Simulator(
+            symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True, quotes=True
+        )
     elif any(v is not None for v in (symbols, rate, seed)):
         raise InputError("run: --symbols, --rate, --seed apply to --feed simulator only")
     else:

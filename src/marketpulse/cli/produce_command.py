@@ -139,7 +139,9 @@ def produce(
         source = live_feed(feed, live)
     else:
         sim = settings.simulator
-        source = Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True)
+        source = Simulator(
+            symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True, quotes=True
+        )
     bus, topics = open_bus(settings)
     with stop_on_signals() as stop, _progress(file is not None) as report:
         stats = ProduceService(bus, topics, source, options, stop, report).run()

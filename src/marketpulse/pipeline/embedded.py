@@ -37,7 +37,7 @@ from marketpulse.pipeline.threads import Prefetch, SinkWorker, interrupter
 from marketpulse.pipeline.view import MarketView
 from marketpulse.sinks import LakeSink, Sink
 from marketpulse.stream import Output, Processor, ProcessorSettings
-from marketpulse.stream.output import alerts_table, dlq_table
+from marketpulse.stream.output import Constant, alerts_table, dlq_table, stamp
 
 __all__ = ["LAKE_FILE_ROWS", "TOPICS", "EmbeddedPipeline", "PipelineOptions"]
 
@@ -54,10 +54,12 @@ LAKE_FILE_ROWS = 262_144
 _PACED_SEGMENT_S = 5.0
 
 #: Topic names (without prefix) and the lake table each one fills (the feed's
-#: ``ticks``, the processor's input, fills none).
+#: ``ticks``, the processor's input, fills none). Quotes pass the processor by:
+#: it builds nothing from them, so the feed's quotes go straight to ``quotes``.
 TOPICS: dict[str, str | None] = {
     "ticks": None,
     "trades": "trades",
+    "quotes": "quotes",
     "bars": "bars",
     "indicators": "indicators",
     "alerts": "alerts",
@@ -78,7 +80,8 @@ class PipelineOptions:
         topic_prefix: prefix of the topic names.
         speed: replay speed as a multiple of real time; ``None`` is as fast as possible.
         duration: stop after this many seconds; ``None`` runs until the feed ends.
-        write_trades: also store trades in the lake.
+        write_trades: also store trades (those the processor kept) and the feed's
+            quotes in the lake.
         sinks: where the tables go, each drained by its own thread and consumer
             group; empty: the Parquet lake at ``lake``. The pipeline closes them.
         dataset: the dataset every stored row carries; ``None``: the feed's
@@ -129,6 +132,7 @@ class EmbeddedPipeline:
             feed_dataset(feed) if options.dataset is None else check_dataset(options.dataset)
         )
         self.options = replace(options, processor=replace(options.processor, dataset=self.dataset))
+        self._quote_dataset = Constant(self.dataset)
         self.metrics = metrics or Metrics()
         self.view = view
         self._progress = progress
@@ -263,6 +267,11 @@ class EmbeddedPipeline:
             dead = dlq_table(batch.dead, time.time_ns(), self.dataset)
             self._producer.send_columns(self._topic["dlq"], "dlq", tagged(dead, self._tag))
             self.metrics.add(dlq=len(batch.dead), rejected=len(batch.dead))
+        if batch.kind == "quote":  # stored as they are, not counted as ticks
+            if self.options.write_trades:
+                quotes = stamp(data, self._quote_dataset)
+                self._producer.send_columns(self._topic["quotes"], "quote", quotes)
+            return
         self._producer.send_columns(self._topic["ticks"], batch.kind, data)
         self.metrics.add(ticks=data.num_rows)
         if self.view is not None and batch.kind == "trade":

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from marketpulse.bus import Consumer
 from marketpulse.feeds.base import Feed
-from marketpulse.models import TRADE_SCHEMA
+from marketpulse.models import QUOTE_SCHEMA, TRADE_SCHEMA
 from marketpulse.pipeline.segments import SEGMENT_COLUMN
 from marketpulse.sinks import InputSegment, Sink
 
@@ -123,8 +123,8 @@ class SinkWorker:
         consumer: a consumer of the topics to store.
         sink: where rows go.
         tables: topic name → table name.
-        write_trades: store the rows of the topic of table ``trades`` (the
-            trades the processor kept).
+        write_trades: store the rows of the topics of tables ``trades`` (the
+            trades the processor kept) and ``quotes``.
         origin: the identity of a replayed input whose rows carry their
             segment (:mod:`.segments`), or ``None``.
     """
@@ -192,11 +192,13 @@ class SinkWorker:
         batches = self._consumer.poll(max_records=1 << 30, timeout=0)
         for batch in batches:
             table = self._tables[batch.topic]
-            if table == "trades" and not self._write_trades:
+            if table in ("trades", "quotes") and not self._write_trades:
                 continue
             for first, data in _by_segment(batch.columns):
                 if table == "trades":  # the feed's columns, as the processor kept them
                     data = data.select(TRADE_SCHEMA.names)
+                elif table == "quotes":  # the feed's columns, without a live feed's extra
+                    data = data.select(QUOTE_SCHEMA.names)
                 if data.num_rows:
                     # embedded offsets restart at 0 each run: no offset-named files here,
                     # but a replayed input's segments are the same on every run
