@@ -355,8 +355,9 @@ def _column(array: pa.Array, field: pa.Field, human: bool) -> list[Any]:
         return [None if v is None else human_bytes(v) for v in array.to_pylist()]
     if human and pa.types.is_floating(kind):
         return [None if v is None else human_number(v) for v in array.to_pylist()]
-    if human and pa.types.is_integer(kind):
-        return [None if v is None else f"{v:,}" for v in array.to_pylist()]
+    if human and (pa.types.is_integer(kind) or (pa.types.is_decimal(kind) and kind.scale == 0)):
+        # DuckDB's sums of integers are HUGEINT: Arrow decimals of scale 0
+        return [None if v is None else f"{int(v):,}" for v in array.to_pylist()]
     return array.to_pylist(maps_as_pydicts="lossy")
 
 

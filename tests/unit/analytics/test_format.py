@@ -149,6 +149,15 @@ def test_duckdb_timestamptz_and_hugeint_results() -> None:
     ]
 
 
+def test_table_sums_of_integers_get_thousands_separators_like_counts() -> None:
+    # a sum of integers is a HUGEINT, an Arrow decimal of scale 0; a real decimal keeps its digits
+    table = duckdb.sql(
+        "SELECT sum(x)::HUGEINT AS total, count(*) AS n, 1234.50::DECIMAL(10, 2) AS price"
+        " FROM (SELECT 20020 AS x FROM range(1))"
+    ).to_arrow_table()
+    assert _text(table)[-1].split() == ["20,020", "1", "1234.50"]
+
+
 def test_format_text_table(result: pa.Table) -> None:
     assert _text(result.select(["symbol", "close", "n"])) == [
         "symbol    close       n",
