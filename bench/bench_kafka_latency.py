@@ -74,8 +74,8 @@ COMMIT_INTERVAL = 0.02
 
 class _Row(msgspec.Struct):
     symbol: str
-    interval: str
-    ts: int
+    timeframe: str
+    bar_end: int
 
 
 _decode_row = msgspec.json.Decoder(_Row).decode
@@ -125,8 +125,9 @@ class TradeProducer(threading.Thread):
                         pa.array(np.full(n, stamp, np.int64)),
                         pa.array(np.round(prices[symbol], 2)),
                         pa.array(np.full(n, 100.0)),
-                        pa.nulls(n, pa.string()),
-                        pa.nulls(n, pa.string()),
+                        pa.nulls(n, pa.string()),  # exchange
+                        pa.nulls(n, pa.string()),  # condition
+                        pa.nulls(n, pa.string()),  # dataset: the processor's
                     ],
                     schema=TRADE_SCHEMA,
                 )
@@ -243,8 +244,12 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     try:
         reader.start()
         producer.start()
-        if not reader.first.wait(90):
-            raise RuntimeError(f"no indicator row within 90 s:\n{log.read_text()[-3000:]}")
+        deadline = time.monotonic() + 90
+        while not reader.first.wait(0.5):
+            if producer.error is not None:  # a producer that died sends nothing: say why
+                raise RuntimeError(f"trade producer: {producer.error!r}") from producer.error
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no indicator row within 90 s:\n{log.read_text()[-3000:]}")
         first_ns = time.time_ns()
         time.sleep(warmup)
         begin_ns, sent0, cpu0 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
@@ -320,12 +325,12 @@ def _latencies(rows: list, closing: dict[int, np.ndarray], lo: int, hi: int) -> 
             mismatched += 1  # the producer's partitioner disagrees with ours: not measurable
             continue
         stamps = closing[partition]
-        i = np.searchsorted(stamps, row.ts)  # first send stamped >= E (+ lateness 0)
+        i = np.searchsorted(stamps, row.bar_end)  # first send stamped >= E (+ lateness 0)
         if i == len(stamps) or not lo <= stamps[i] < hi:
             continue
         latencies.append(arrival - int(stamps[i]))
         produced.append(created_ms * 1_000_000 - int(stamps[i]))
-        closes.setdefault((partition, row.ts, int(stamps[i])), []).append(
+        closes.setdefault((partition, row.bar_end, int(stamps[i])), []).append(
             (latencies[-1], produced[-1])
         )
     if mismatched:

@@ -59,9 +59,11 @@ def test_malformed_rows_go_to_the_dlq_and_the_replay_continues(cli, sql, tmp_pat
     assert "ticks in 3" in result.stdout  # the good rows and the one failing validation
     assert "DLQ rows 3" in result.stdout
     assert "rejected input rows 3" in result.stdout
-    rows = sql(lake, "SELECT line, reason, file, error FROM dlq ORDER BY line")
-    assert [(r["line"], r["reason"]) for r in rows] == [(3, "parse"), (4, "parse"), (5, "price")]
-    assert all(r["file"] == str(data) for r in rows)
+    rows = sql(lake, "SELECT source_line, reason, source_file, error FROM dlq ORDER BY 1")
+    assert [(r["source_line"], r["reason"]) for r in rows] == [
+        (3, "parse"), (4, "parse"), (5, "price")
+    ]  # fmt: skip
+    assert all(r["source_file"] == str(data) for r in rows)
     assert "price" in rows[0]["error"] and "abc" in rows[0]["error"]
     assert sql(lake, "SELECT count(*) AS n FROM trades")[0]["n"] == 2
 

@@ -278,13 +278,15 @@ class TransactionalProducer(KafkaProducer):
     def _fail(self, what: str, exc: ck.KafkaException) -> None:
         error: ck.KafkaError = exc.args[0]
         if error.txn_requires_abort():
-            abort = self._producer.abort_transaction
-            outcome = _attempt_within(abort, (30.0,), 30.0 + _STUCK_GRACE_S)
-            if outcome is _TIMED_OUT:
-                self.stuck = True
-            elif outcome is not None:
-                logger.error("abort after a failed transaction step failed too: %s", outcome)
             self.in_transaction = False
+            if not self._abort_after_failure():
+                # an abort still in progress makes every later step of this client fail
+                # ("conflicting abort_transaction call"): a new producer takes over
+                self.stuck = True
+                raise ProducerStuck(
+                    f"cannot {what} ({self.transactional_id}): {error.str()}; "
+                    "and the abort that followed did not finish"
+                )
             raise TransactionAborted(f"cannot {what} ({self.transactional_id}): {error.str()}")
         if error.fatal():
             raise ProducerFenced(
@@ -292,6 +294,28 @@ class TransactionalProducer(KafkaProducer):
                 "with this transactional id took over, or the producer hit a fatal error"
             )
         raise BusError(f"cannot {what} ({self.transactional_id}): {error.str()}")
+
+    def _abort_after_failure(self, timeout: float = 60.0) -> bool:
+        """Abort after a failed step, resuming while the client says to retry; whether it did.
+
+        An abort that times out (a broker away) is resumed by calling it again,
+        as librdkafka asks ("retry call to resume").
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(deadline - time.monotonic(), 0.0)
+            outcome = _attempt_within(
+                self._producer.abort_transaction, (min(left, 30.0),), left + _STUCK_GRACE_S
+            )
+            if outcome is None:
+                return True
+            if outcome is _TIMED_OUT:
+                return False
+            assert isinstance(outcome, ck.KafkaException)
+            if not outcome.args[0].retriable() or time.monotonic() >= deadline:
+                logger.error("abort after a failed transaction step failed too: %s", outcome)
+                return False
+            logger.warning("abort after a failed transaction step: %s; resuming", outcome)
 
 
 #: Seconds a transaction step may overrun its own timeout before it counts as stuck.
