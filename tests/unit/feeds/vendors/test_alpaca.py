@@ -112,7 +112,8 @@ def test_trades_quotes_bars_with_nanosecond_times(helpers, schedule):
         2.0,
     )
     [bar] = got.rows["bar"]
-    assert (bar["timeframe"], bar["bar_start"], bar["bar_end"]) == ("1m", T0 - 44 * 10**9, T0 + 16 * 10**9)
+    start, end = T0 - 44 * 10**9, T0 + 16 * 10**9
+    assert (bar["timeframe"], bar["bar_start"], bar["bar_end"]) == ("1m", start, end)
     assert (bar["vwap"], bar["trades"], bar["volume"]) == (189.47, 61, 5231.0)
     assert schedule.waits == [0.5]
     assert feed.status.reconnects == 1
