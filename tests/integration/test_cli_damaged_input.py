@@ -37,6 +37,23 @@ def test_replay_of_a_truncated_gzip(cli, sql, tmp_path):
     assert dead == [{"reason": "truncated", "line": rows + 2}]
 
 
+def test_backfill_of_a_truncated_gzip_ends_like_replay(cli, sql, tmp_path):
+    cut = LEAN_TRADES.read_bytes()[:300_000]
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(cut)
+    inflate = zlib.decompressobj(31)
+    assert inflate.decompress(cut) and not inflate.eof  # really truncated, rows before it
+    lake = tmp_path / "lake"
+    result = cli("backfill", "--file", path, "--lake", lake, ok=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("backfill of dataset cut done")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(path) in errors[0] and "300,000" in errors[0]
+    [[bars]] = [list(r.values()) for r in sql(lake, "SELECT count(*) AS n FROM bars")]
+    assert bars > 0  # the rows before the damage were recomputed and stored
+
+
 def parquet_with_bad_symbol(path, rows: int, bad: int) -> None:
     """A trades Parquet file whose string symbol column holds one value that is not UTF-8."""
     symbols = [b"SPY"] * rows

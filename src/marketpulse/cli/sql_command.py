@@ -129,3 +129,8 @@ def backfill(
         f"rejected {result.rejected:,}",
         soft_wrap=True,
     )
+    damage = getattr(source, "damage", None)
+    if damage:  # as replay: the rows before the damage are stored, the file was not whole
+        from marketpulse.cli.app import _fail
+
+        _fail("; ".join(str(d) for d in damage), 1)
