@@ -25,6 +25,7 @@ feed, the processor and the sinks agree on column names and types.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -33,6 +34,7 @@ import pyarrow as pa
 __all__ = [
     "ALERT_SCHEMA",
     "BAR_SCHEMA",
+    "DATASET_NAME",
     "DLQ_SCHEMA",
     "INDICATOR_COLUMNS",
     "INDICATOR_SCHEMA",
@@ -53,6 +55,7 @@ __all__ = [
     "decode_ticks",
     "encode",
     "interval_ns",
+    "is_dataset_name",
 ]
 
 NS_PER_S = 1_000_000_000
@@ -87,6 +90,16 @@ INDICATOR_COLUMNS: tuple[str, ...] = (
     "vwap",
     "volume_sma_20",
 )
+
+
+#: A dataset's name: a letter or digit, then up to 63 letters, digits, ``.``,
+#: ``_`` or ``-``; safe in a folder name (``dataset=NAME``), a URL and SQL literals.
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def is_dataset_name(name: str) -> bool:
+    """Tell whether ``name`` is a valid dataset name (:data:`DATASET_NAME`)."""
+    return DATASET_NAME.fullmatch(name) is not None
 
 
 def interval_ns(interval: str) -> int:

@@ -29,7 +29,8 @@ import pyarrow as pa
 
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.analytics.sql import Lake
-from marketpulse.sinks.lake_layout import DATASET_NAME, Partition, partitions, period_start
+from marketpulse.models import DATASET_NAME
+from marketpulse.sinks.lake_layout import Partition, partitions, period_start
 
 __all__ = ["REPORTS", "ReportRange", "lake_datasets", "report"]
 

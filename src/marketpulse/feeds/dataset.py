@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from marketpulse.exceptions import InputError
+from marketpulse.models import is_dataset_name
 
 __all__ = [
     "GENERIC_STEMS",
@@ -35,21 +36,11 @@ LIVE = "live"
 #: File names that say what a file holds but not which data it is.
 GENERIC_STEMS = frozenset({"trades", "quotes", "bars", "data", "minute_bars"})
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX = 64
 #: Extensions a file's dataset name leaves out (format, then compression).
 _EXTENSIONS = frozenset(
     {".csv", ".tsv", ".txt", ".parquet", ".pq", ".gz", ".gzip", ".bz2", ".zst", ".zstd", ".xz"}
 )
-
-
-def is_dataset_name(name: str) -> bool:
-    """Tell whether ``name`` is a valid dataset name.
-
-    A letter or digit, then up to 63 letters, digits, ``.``, ``_`` or ``-``:
-    safe in a folder name (``dataset=NAME``), a URL and SQL literals.
-    """
-    return _NAME.fullmatch(name) is not None
 
 
 def check_dataset(name: str, option: str = "--dataset") -> str:

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import HTTPException
 
-from marketpulse.feeds.dataset import is_dataset_name
-from marketpulse.models import INTERVALS
+from marketpulse.models import INTERVALS, is_dataset_name
 
 __all__ = ["check_dataset", "check_symbol", "check_timeframe", "not_found",
            "parse_time"]  # fmt: skip

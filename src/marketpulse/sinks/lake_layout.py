@@ -45,14 +45,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketpulse.models import INTERVALS, STORED_TIME
+from marketpulse.models import DATASET_NAME, INTERVALS, STORED_TIME
 from marketpulse.sinks.base import TABLES, TIME_COLUMNS
 
 if TYPE_CHECKING:
     from marketpulse.sinks.lake_store import Store
 
 __all__ = [
-    "DATASET_NAME",
     "FILE_SCHEMAS",
     "PARTITION_KEYS",
     "Partition",
@@ -81,8 +80,6 @@ PARTITION_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 #: The names of time columns: int64 nanoseconds in flight, :data:`STORED_TIME` stored.
 TIME_NAMES = frozenset({"ts", "bar_start", "bar_end"})
 
-#: A dataset's name: what may appear as ``dataset=<name>`` in a path.
-DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: The dataset (or timeframe) of rows that arrive without one.
 UNKNOWN = "unknown"
 _TIMEFRAME = re.compile(r"(\d{1,6})(s|m|h|d|w|mo|M|y)")

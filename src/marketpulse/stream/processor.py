@@ -19,7 +19,14 @@ import pyarrow as pa
 from marketpulse.alerts import AlertEngine, Rule
 from marketpulse.bus.base import Batch, Message
 from marketpulse.indicators import IndicatorState, update_indicators
-from marketpulse.models import BAR_SCHEMA, INTERVALS, DeadLetter, Trade, interval_ns
+from marketpulse.models import (
+    BAR_SCHEMA,
+    INTERVALS,
+    DeadLetter,
+    Trade,
+    interval_ns,
+    is_dataset_name,
+)
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
 from marketpulse.stream.decode import decode_messages, decode_plain_trades
@@ -75,8 +82,6 @@ class ProcessorSettings:
     dataset: str = "live"
 
     def __post_init__(self) -> None:
-        from marketpulse.feeds.dataset import is_dataset_name
-
         if not is_dataset_name(self.dataset):
             raise ValueError(f"{self.dataset!r} is not a dataset name")
         lengths = [interval_ns(name) for name in self.intervals]
