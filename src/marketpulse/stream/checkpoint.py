@@ -14,15 +14,12 @@ committed offset.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
 
 from marketpulse.models import INTERVALS
-
-if TYPE_CHECKING:
-    from marketpulse.stream.processor import _PartitionState
+from marketpulse.stream.partition import PartitionState
 
 __all__ = ["META_KEY", "CheckpointError", "restore_partition", "snapshot_partition"]
 
@@ -61,7 +58,7 @@ class CheckpointError(ValueError):
 
 
 def snapshot_partition(
-    state: _PartitionState,
+    state: PartitionState,
     intervals: Iterable[str],
     sids: Iterable[int],
     dataset: str | None = None,
@@ -92,7 +89,7 @@ def snapshot_partition(
 
 
 def restore_partition(
-    state: _PartitionState,
+    state: PartitionState,
     intervals: Iterable[str],
     records: Mapping[bytes, bytes],
     dataset: str | None = None,

@@ -11,20 +11,18 @@ its own rows. The fixed cost of those steps is most of a small close
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from marketpulse.indicators import update_indicators
 from marketpulse.models import INDICATOR_COLUMNS, INTERVALS, interval_ns
 from marketpulse.stream.output import Constant, Output, bars_table, indicators_table, text_column
+from marketpulse.stream.partition import PartitionState
 from marketpulse.stream.sessions import session_ids
 from marketpulse.stream.windows import ClosedBars
 
-if TYPE_CHECKING:
-    from marketpulse.stream.processor import ProcessorSettings, _PartitionState
-
-__all__ = ["Emitter", "N_INTERVALS", "alert_rows"]
+__all__ = ["EmitSettings", "Emitter", "N_INTERVALS", "alert_rows"]
 
 #: Indicator keys of a symbol: ``sid * N_INTERVALS + index in INTERVALS``.
 N_INTERVALS = len(INTERVALS)
@@ -38,13 +36,37 @@ _REMEMBERED_CALL = 256
 _PRICES = ("open", "high", "low", "close", "volume")
 
 
+class EmitSettings(Protocol):
+    """What the emitter reads of the processor's settings (``ProcessorSettings`` has it)."""
+
+    @property
+    def intervals(self) -> tuple[str, ...]:
+        """The bar intervals, ascending."""
+        ...
+
+    @property
+    def dataset(self) -> str:
+        """The dataset every row carries."""
+        ...
+
+    @property
+    def session_tz(self) -> str:
+        """The exchange time zone of the session VWAP."""
+        ...
+
+    @property
+    def session_calendar(self) -> str:
+        """The exchange calendar of the session VWAP (empty: local dates)."""
+        ...
+
+
 class Emitter:
     """Makes the output rows of closed bars, for the intervals of ``settings``.
 
     Every row carries ``settings.dataset``.
     """
 
-    def __init__(self, settings: ProcessorSettings) -> None:
+    def __init__(self, settings: EmitSettings) -> None:
         self.settings = settings
         self.dataset = Constant(settings.dataset)
         self._lengths = np.array([interval_ns(name) for name in settings.intervals], np.int64)
@@ -52,7 +74,7 @@ class Emitter:
         self._keys = np.array([_INTERVAL_INDEX[name] for name in settings.intervals], np.int64)
         self._sessions: dict[int, int] = {}
 
-    def emit(self, closes: Sequence[tuple[_PartitionState, ClosedBars]]) -> list[Output]:
+    def emit(self, closes: Sequence[tuple[PartitionState, ClosedBars]]) -> list[Output]:
         """Return the output of each (partition state, closed bars), in order.
 
         Each state's indicators and alerts advance on its rows, and its

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 import numpy as np
@@ -32,6 +32,7 @@ from marketpulse.stream.dead_letters import dead_letters, iso_time
 from marketpulse.stream.decode import decode_messages, decode_plain_trades
 from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
 from marketpulse.stream.output import Output, indicators_table, stamp
+from marketpulse.stream.partition import PartitionState
 from marketpulse.stream.validate import REASONS, check_bars, check_trades
 from marketpulse.stream.windows import FUTURE, LATE, ClosedBars, WindowState
 
@@ -97,49 +98,6 @@ class ProcessorSettings:
             raise ValueError("max_time_jump must not be negative")
 
 
-@dataclass
-class _PartitionState:
-    windows: WindowState
-    indicators: IndicatorState
-    alerts: AlertEngine
-    sids: dict[str, int] = field(default_factory=dict)
-    names: np.ndarray = field(default_factory=lambda: np.empty(0, object))
-    last_input: float = 0.0
-    #: symbols whose state changed since the last checkpoint
-    dirty: set[int] = field(default_factory=set)
-
-    def lookup_codes(self, dictionary: list[str | None], codes: np.ndarray) -> np.ndarray:
-        """Map rows' dictionary codes to symbol ids; only the symbols the rows use join.
-
-        New symbols get ids in the order the rows first name them, as
-        :meth:`lookup` gives with a dictionary built from these rows alone.
-        """
-        sids = self.sids
-        known = np.array([sids.get(name, -1) for name in dictionary], np.int64)[codes]  # type: ignore[arg-type]
-        if len(known) and known.min() >= 0:
-            return known  # the common case: no new symbol
-        used, first = np.unique(codes, return_index=True)
-        used = used[np.argsort(first)]
-        table = np.zeros(len(dictionary), np.int64)
-        table[used] = self.lookup([dictionary[i] for i in used.tolist()])
-        return table[codes]
-
-    def lookup(self, dictionary: list[str | None]) -> np.ndarray:
-        """Map a batch's symbol dictionary to this partition's symbol ids."""
-        out = np.empty(len(dictionary), np.int64)
-        added = []
-        for i, name in enumerate(dictionary):
-            sid = self.sids.get(name)  # type: ignore[arg-type]
-            if sid is None:
-                sid = self.sids[name] = len(self.sids)  # type: ignore[index]
-                added.append(name)
-            out[i] = sid
-        if added:
-            self.names = np.concatenate([self.names, np.array(added, object)])
-            self.windows.ensure(len(self.sids))
-        return out
-
-
 class Processor:
     """Turns batches of ticks into bars, indicators, alerts and dead letters.
 
@@ -155,10 +113,10 @@ class Processor:
         self._emitter = Emitter(self.settings)
         self._lateness = int(self.settings.lateness * 1e9)
         self._max_jump = int(min(self.settings.max_time_jump, 2e9) * 1e9)
-        self._states: dict[tuple[str, int], _PartitionState] = {}
+        self._states: dict[tuple[str, int], PartitionState] = {}
         self._warm = False
 
-    def state(self, topic: str, partition: int) -> _PartitionState:
+    def state(self, topic: str, partition: int) -> PartitionState:
         """Return (creating it) the state of one input partition."""
         key = (topic, partition)
         state = self._states.get(key)
@@ -166,8 +124,8 @@ class Processor:
             state = self._states[key] = self._new_state()
         return state
 
-    def _new_state(self) -> _PartitionState:
-        return _PartitionState(
+    def _new_state(self) -> PartitionState:
+        return PartitionState(
             windows=WindowState(self._lengths, self._lateness, max_jump=self._max_jump),
             indicators=IndicatorState(),
             alerts=AlertEngine(self._rules, dataset=self.settings.dataset),
@@ -364,7 +322,7 @@ class Processor:
         """The wall clock (ns) that times are checked against, for a live source."""
         return time.time_ns() if self.settings.wall_clock else None
 
-    def _trades(self, state: _PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
+    def _trades(self, state: PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
         out = Output()
         codes = check_trades(data, self._now())
         if codes.any():
@@ -387,7 +345,7 @@ class Processor:
 
     def _add(
         self,
-        state: _PartitionState,
+        state: PartitionState,
         batch: Batch,
         data: pa.RecordBatch,
         offsets: np.ndarray | None,
@@ -440,7 +398,7 @@ class Processor:
             )
         return msgspec.structs.replace(letter, error=error)
 
-    def _bars(self, state: _PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
+    def _bars(self, state: PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
         out = Output()
         codes = check_bars(data, self._now())
         if codes.any():
@@ -478,7 +436,7 @@ class Processor:
         out.accepted = table.num_rows
         return out
 
-    def _emit(self, state: _PartitionState, closed: ClosedBars) -> Output:
+    def _emit(self, state: PartitionState, closed: ClosedBars) -> Output:
         return self._emitter.emit([(state, closed)])[0]
 
 

@@ -1,0 +1,74 @@
+"""The processor's state of one input partition.
+
+A partition's windows, indicator state, alert state and symbol ids live
+together in one :class:`PartitionState`: the processor advances it batch by
+batch, :mod:`marketpulse.stream.emit` turns its closed bars into rows, and
+:mod:`marketpulse.stream.checkpoint` writes and restores it, so the state
+moves with the partition when Kafka reassigns it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from marketpulse.alerts import AlertEngine
+from marketpulse.indicators import IndicatorState
+from marketpulse.stream.windows import WindowState
+
+__all__ = ["PartitionState"]
+
+
+@dataclass
+class PartitionState:
+    """What the processor keeps of one input partition.
+
+    Attributes:
+        windows: the open windows and the watermark of every symbol.
+        indicators: the indicator state per symbol and interval.
+        alerts: the alert engine with the rules' state per symbol.
+        sids: symbol -> id, in the order the partition first named them.
+        names: the symbols by id.
+        last_input: ``time.monotonic()`` of the partition's latest input.
+        dirty: ids of the symbols whose state changed since the last checkpoint.
+    """
+
+    windows: WindowState
+    indicators: IndicatorState
+    alerts: AlertEngine
+    sids: dict[str, int] = field(default_factory=dict)
+    names: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+    last_input: float = 0.0
+    dirty: set[int] = field(default_factory=set)
+
+    def lookup_codes(self, dictionary: list[str | None], codes: np.ndarray) -> np.ndarray:
+        """Map rows' dictionary codes to symbol ids; only the symbols the rows use join.
+
+        New symbols get ids in the order the rows first name them, as
+        :meth:`lookup` gives with a dictionary built from these rows alone.
+        """
+        sids = self.sids
+        known = np.array([sids.get(name, -1) for name in dictionary], np.int64)[codes]  # type: ignore[arg-type]
+        if len(known) and known.min() >= 0:
+            return known  # the common case: no new symbol
+        used, first = np.unique(codes, return_index=True)
+        used = used[np.argsort(first)]
+        table = np.zeros(len(dictionary), np.int64)
+        table[used] = self.lookup([dictionary[i] for i in used.tolist()])
+        return table[codes]
+
+    def lookup(self, dictionary: list[str | None]) -> np.ndarray:
+        """Map a batch's symbol dictionary to this partition's symbol ids."""
+        out = np.empty(len(dictionary), np.int64)
+        added = []
+        for i, name in enumerate(dictionary):
+            sid = self.sids.get(name)  # type: ignore[arg-type]
+            if sid is None:
+                sid = self.sids[name] = len(self.sids)  # type: ignore[index]
+                added.append(name)
+            out[i] = sid
+        if added:
+            self.names = np.concatenate([self.names, np.array(added, object)])
+            self.windows.ensure(len(self.sids))
+        return out
