@@ -34,6 +34,7 @@ import pyarrow as pa
 __all__ = [
     "ALERT_SCHEMA",
     "BAR_SCHEMA",
+    "CUSTOM_SCHEMA",
     "DATASET_NAME",
     "DLQ_SCHEMA",
     "INDICATOR_COLUMNS",
@@ -45,6 +46,7 @@ __all__ = [
     "WIRE_FORMATS",
     "Alert",
     "Bar",
+    "CustomValue",
     "DeadLetter",
     "Indicators",
     "Quote",
@@ -211,11 +213,27 @@ class Alert(msgspec.Struct, frozen=True):
     dataset: str | None = None
 
 
+class CustomValue(msgspec.Struct, frozen=True):
+    """One value a plugin computed on one closed bar (a row of the ``custom`` table).
+
+    Keyed like the bar, plus the value's ``name``: (dataset, symbol,
+    timeframe, bar_start, name). ``value`` is ``None`` where the plugin gave none.
+    """
+
+    symbol: str
+    timeframe: str
+    bar_start: int
+    bar_end: int
+    name: str
+    value: float | None = None
+    dataset: str | None = None
+
+
 class DeadLetter(msgspec.Struct, frozen=True):
     """A record that could not be processed, with where it came from and why.
 
     ``reason`` is a short machine-readable code (``schema``, ``nan``,
-    ``price``, ``size``, ``symbol``, ``late``, ``parse``); ``error`` is the
+    ``price``, ``size``, ``symbol``, ``late``, ``parse``, ``plugin``); ``error`` is the
     human-readable message. File sources fill ``file`` and ``line``; topic
     sources fill ``topic``, ``partition`` and ``offset``; live feeds fill
     ``vendor`` (``value`` is then the vendor's own message).
@@ -347,6 +365,19 @@ ALERT_SCHEMA = pa.schema(
         ("severity", pa.string()),
         ("message", pa.string()),
         ("details", pa.map_(pa.string(), pa.float64())),  # the values the rule looked at
+        ("dataset", pa.string()),
+    ]
+)
+
+#: Plugins' values, long form: one row per bar and value name (:class:`CustomValue`).
+CUSTOM_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("timeframe", pa.string()),
+        ("bar_start", pa.int64()),
+        ("bar_end", pa.int64()),
+        ("name", pa.string()),
+        ("value", pa.float64()),
         ("dataset", pa.string()),
     ]
 )

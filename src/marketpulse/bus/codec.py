@@ -21,10 +21,12 @@ import pyarrow as pa
 from marketpulse.models import (
     ALERT_SCHEMA,
     BAR_SCHEMA,
+    CUSTOM_SCHEMA,
     DLQ_SCHEMA,
     INDICATOR_SCHEMA,
     Alert,
     Bar,
+    CustomValue,
     DeadLetter,
     Indicators,
     Quote,
@@ -47,10 +49,16 @@ _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
     "bars": Bar,
     "indicators": Indicators,
     "alerts": Alert,
+    "custom": CustomValue,
 }
 _LIST_DECODERS = {kind: msgspec.json.Decoder(list[t]) for kind, t in _ROW_TYPES.items()}
 _ONE_DECODERS = {kind: msgspec.json.Decoder(t) for kind, t in _ROW_TYPES.items()}
-_SCHEMAS = {"bars": BAR_SCHEMA, "indicators": INDICATOR_SCHEMA, "alerts": ALERT_SCHEMA}
+_SCHEMAS = {
+    "bars": BAR_SCHEMA,
+    "indicators": INDICATOR_SCHEMA,
+    "alerts": ALERT_SCHEMA,
+    "custom": CUSTOM_SCHEMA,
+}
 
 #: Header names of a dead letter, in the order they are written.
 DLQ_HEADERS = (
@@ -59,7 +67,7 @@ DLQ_HEADERS = (
 
 
 def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], list[bytes]]:
-    """Encode rows of ``trade``, ``quote``, ``bars`` or ``indicators`` columns as JSON records.
+    """Encode rows of ``trade``, ``quote``, ``bars``, ``indicators`` or ``custom`` as JSON records.
 
     Trades and quotes may have an ``extra`` column: vendor fields as a JSON
     object in text (or null), written as the message's ``extra``. Bars without
@@ -70,7 +78,7 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
     """
     columns = {name: _pylist(name, data.column(name)) for name in data.column_names}
     symbols = columns["symbol"]
-    if kind in ("bars", "indicators") and "dataset" not in columns:
+    if kind in ("bars", "indicators", "custom") and "dataset" not in columns:
         columns["dataset"] = [None] * len(symbols)
     if kind == "trade":
         exchange = columns.get("exchange") or [None] * len(symbols)
@@ -85,6 +93,8 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
         rows = map(Bar, *(columns[name] for name in BAR_SCHEMA.names))
     elif kind == "indicators":
         rows = map(Indicators, *(columns[name] for name in INDICATOR_SCHEMA.names))
+    elif kind == "custom":
+        rows = map(CustomValue, *(columns[name] for name in CUSTOM_SCHEMA.names))
     else:
         raise ValueError(f"cannot encode rows of kind {kind!r}")
     return symbols, [_encoder.encode(row) for row in rows]
@@ -146,7 +156,7 @@ def dead_letter_headers(letter: DeadLetter, dataset: str | None = None) -> list[
 
 
 def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tuple[int, str]]]:
-    """Decode JSON records of ``bars``, ``indicators`` or ``alerts`` into a table.
+    """Decode JSON records of ``bars``, ``indicators``, ``alerts`` or ``custom`` into a table.
 
     An alert's ``details`` object becomes a map column.
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["OUTPUT_TOPICS", "TOPICS", "TopicSpec", "Topics", "topic_specs"]
+__all__ = ["OUTPUT_TOPICS", "PLUGIN_TOPICS", "TOPICS", "TopicSpec", "Topics", "topic_specs"]
 
 #: Every topic, by its name without the prefix.
-TOPICS = ("ticks", "bars", "indicators", "alerts", "dlq", "state")
+TOPICS = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom")
 
 #: The processor's outputs, which sinks consume (the lake table has the same name).
 OUTPUT_TOPICS = ("bars", "indicators", "alerts", "dlq")
+
+#: The outputs of users' plugins (:mod:`marketpulse.plugins`): created with the
+#: others; the process service requires them only when plugins are configured,
+#: and sinks consume them when they exist.
+PLUGIN_TOPICS = ("custom",)
 
 
 @dataclass(frozen=True, slots=True)

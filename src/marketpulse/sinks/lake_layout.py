@@ -3,7 +3,7 @@
 Layout::
 
     <root>/bars/dataset=<name>/timeframe=<tf>/period=YYYY-MM-DD/<file>.parquet
-    <root>/indicators/...   and   <root>/alerts/...   (like bars)
+    <root>/indicators/...   <root>/alerts/...   <root>/custom/...   (like bars)
     <root>/trades/dataset=<name>/period=YYYY-MM-DD/<file>.parquet
     <root>/quotes/...   and   <root>/dlq/...   (like trades)
 

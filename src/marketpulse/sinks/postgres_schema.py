@@ -16,7 +16,9 @@ serve the dashboard's queries by symbol, timeframe and time range:
   once per bar, and an alert's ``id`` is derived from these but the dataset,
   so the same alert of two datasets is two rows;
 - trades: (symbol, ts, seq, dataset), ``seq`` numbering the trades of one
-  symbol within one microsecond.
+  symbol within one microsecond;
+- custom (the values of users' plugins, long form): (symbol, timeframe,
+  bar_start, name, dataset): one value per bar and name.
 
 :func:`migrate` applies the numbered migrations not yet recorded in
 ``marketpulse_schema`` inside one transaction under an advisory lock, so it is
@@ -153,8 +155,25 @@ PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
             ("symbol", "ts", "seq", "dataset"),  # seq tells apart trades in one microsecond
             "ts",
         ),  # fmt: skip
+        "custom": PgTable(
+            "custom",
+            (
+                ("symbol", "text"),
+                ("timeframe", "text"),
+                ("bar_start", "timestamptz"),
+                ("bar_end", "timestamptz"),
+                ("name", "text"),
+                ("value", "float8"),
+                ("dataset", "text"),
+            ),
+            (*_BAR_KEY[:3], "name", "dataset"),  # one value per bar and name
+            "bar_start",
+        ),  # fmt: skip
     }
 )
+
+#: The tables migration 3 converts (those of the earlier MarketPulse versions).
+_V3_TABLES = ("bars", "indicators", "alerts", "trades")
 
 #: Views over the tables: bars with the indicators of the same bar (an exact
 #: join on the shared key). The indicators' session VWAP is ``session_vwap``
@@ -179,7 +198,7 @@ _SQL_TYPES = {"int8": "bigint", "int4": "integer", "float8": "double precision",
               "text": "text", "timestamptz": "timestamptz", "jsonb": "jsonb"}  # fmt: skip
 
 
-def _create(table: PgTable, name: str) -> sql.Composable:
+def _create(table: PgTable, name: str, if_missing: bool = False) -> sql.Composable:
     # keys compare bytewise ("C"): several times faster to index than a locale's rules
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}{}").format(
@@ -194,7 +213,8 @@ def _create(table: PgTable, name: str) -> sql.Composable:
         for column, kind in table.columns
     )
     key = sql.SQL(", ").join(map(sql.Identifier, table.key))
-    return sql.SQL("CREATE TABLE {} ({}, PRIMARY KEY ({}))").format(
+    create = "CREATE TABLE IF NOT EXISTS" if if_missing else "CREATE TABLE"
+    return sql.SQL(create + " {} ({}, PRIMARY KEY ({}))").format(
         sql.Identifier(name), columns, key
     )
 
@@ -253,7 +273,7 @@ def _v3(conn: psycopg.Connection, dataset: str) -> None:
     """
     _v1(conn, dataset)  # tables dropped since are converted empty
     _v2(conn, dataset)
-    old = {t: _udts(conn, t) for t in PG_TABLES}
+    old = {t: _udts(conn, t) for t in _V3_TABLES}
     for table, columns in _OLD_COLUMNS.items():
         lacking = [c for c in columns if c not in old[table]]
         if lacking:
@@ -289,8 +309,8 @@ def _v3(conn: psycopg.Connection, dataset: str) -> None:
         ' LEFT JOIN bars b ON b.symbol = o.symbol AND b."interval" = o."interval" AND {} = {}'
     )
     statements = []
-    for table in PG_TABLES.values():
-        statements.append(_create(table, f"{table.name}_v3"))
+    for name in _V3_TABLES:
+        statements.append(_create(PG_TABLES[name], f"{name}_v3"))
     values = sql.SQL(", ").join(sql.SQL("o.{}").format(sql.Identifier(c)) for c, _ in _BAR_VALUES)
     statements.append(sql.SQL(
         "INSERT INTO bars_v3 SELECT o.symbol, o.\"interval\", {}, {}, {}, {} FROM bars o"
@@ -311,7 +331,7 @@ def _v3(conn: psycopg.Connection, dataset: str) -> None:
         "INSERT INTO trades_v3 SELECT o.symbol, {}, o.seq, o.price, o.size, o.exchange,"
         " o.condition, {} FROM trades o"
     ).format(when("trades", "ts"), ds))  # fmt: skip
-    for table in PG_TABLES:
+    for table in _V3_TABLES:
         statements.append(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
         statements.append(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
             sql.Identifier(f"{table}_v3"), sql.Identifier(table)))  # fmt: skip
@@ -334,12 +354,18 @@ def _udts(conn: psycopg.Connection, table: str) -> dict[str, str]:
     return dict(rows)
 
 
+def _v4(conn: psycopg.Connection, dataset: str) -> None:
+    """Create the ``custom`` table (plugins' values) where it is missing."""
+    conn.execute(_create(PG_TABLES["custom"], "custom", if_missing=True))
+
+
 #: Numbered migrations: (version, description, apply(conn, dataset of converted rows)).
 #: Append, never edit.
 MIGRATIONS: tuple[tuple[int, str, Callable[[psycopg.Connection, str], None]], ...] = (
     (1, "bars, indicators, alerts", _v1),
     (2, "trades", _v2),
     (3, "data contract: timeframe, bar_start/bar_end, dataset, jsonb details, views", _v3),
+    (4, "custom: the values of plugins", _v4),
 )
 #: The first migration that rewrites stored rows: only ``db migrate`` applies it to them.
 CONVERTS = 3
@@ -411,14 +437,14 @@ def migrate(
 
 
 def _held_tables(conn: psycopg.Connection) -> list[str]:
-    """The sink's tables that exist (in the order of :data:`PG_TABLES`)."""
+    """The tables of earlier MarketPulse versions that exist (those migration 3 converts)."""
     rows = conn.execute(
         "SELECT table_name FROM information_schema.tables"
         " WHERE table_schema = current_schema() AND table_name = ANY(%s)",
-        (list(PG_TABLES),),
+        (list(_V3_TABLES),),
     ).fetchall()
     found = {name for (name,) in rows}
-    return [name for name in PG_TABLES if name in found]
+    return [name for name in _V3_TABLES if name in found]
 
 
 def _timescale(conn: psycopg.Connection) -> bool:

@@ -10,6 +10,7 @@ import pyarrow as pa
 from marketpulse.models import (
     ALERT_SCHEMA,
     BAR_SCHEMA,
+    CUSTOM_SCHEMA,
     DLQ_SCHEMA,
     INDICATOR_COLUMNS,
     INDICATOR_SCHEMA,
@@ -32,6 +33,7 @@ __all__ = [
 # Tables are immutable, so every empty output shares these (making one costs ~0.1 ms).
 _NO_BARS = BAR_SCHEMA.empty_table()
 _NO_INDICATORS = INDICATOR_SCHEMA.empty_table()
+_NO_CUSTOM = CUSTOM_SCHEMA.empty_table()
 
 
 @dataclass(slots=True)
@@ -48,6 +50,8 @@ class Output:
     #: valid and not ``future``, late ones included (real trades, in no bar: the
     #: dlq says why); what the embedded pipeline stores as ``trades``
     trades: list[pa.RecordBatch] = field(default_factory=list)
+    #: the values plugins computed on these bars, long form (:data:`CUSTOM_SCHEMA`)
+    custom: pa.Table = field(default_factory=lambda: _NO_CUSTOM)
 
     def extend(self, other: Output) -> None:
         """Append ``other``'s rows after this output's rows."""
@@ -60,6 +64,12 @@ class Output:
                 pa.concat_tables([self.indicators, other.indicators])
                 if self.indicators.num_rows
                 else other.indicators
+            )
+        if other.custom.num_rows:
+            self.custom = (
+                pa.concat_tables([self.custom, other.custom])
+                if self.custom.num_rows
+                else other.custom
             )
         self.alerts.extend(other.alerts)
         self.dead.extend(other.dead)
