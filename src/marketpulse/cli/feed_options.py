@@ -13,6 +13,7 @@ import typer
 
 from marketpulse.config import DEFAULT_ENV_FILE, vendor_credentials
 from marketpulse.exceptions import ConfigError
+from marketpulse.hours import ALWAYS_OPEN
 
 if TYPE_CHECKING:
     from marketpulse.feeds.vendors import VendorFeed
@@ -137,8 +138,6 @@ def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> N
 
 
 def _check_calendar(name: str | None) -> None:
-    from marketpulse.feeds.hours import ALWAYS_OPEN  # the feeds package imports pandas
-
     if name is None or name == ALWAYS_OPEN:
         return
     import exchange_calendars as xcals

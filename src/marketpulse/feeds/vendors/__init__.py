@@ -17,13 +17,13 @@ from datetime import date
 from typing import Any
 
 from marketpulse.config import Secret
-from marketpulse.feeds.hours import ALWAYS_OPEN, MarketHours
 from marketpulse.feeds.vendors import alpaca, alphavantage, binance, finnhub, polygon
 from marketpulse.feeds.vendors.base import Events, FeedStatus, Gap, VendorError, VendorFeed
 from marketpulse.feeds.vendors.pacing import Backoff, RateLimit, wait
 from marketpulse.feeds.vendors.polling import Poller
 from marketpulse.feeds.vendors.symbols import Symbols
 from marketpulse.feeds.vendors.websocket import Connection, stream
+from marketpulse.hours import ALWAYS_OPEN, MarketHours
 
 __all__ = [
     "VENDORS",

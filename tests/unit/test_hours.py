@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from marketpulse.exceptions import ConfigError
-from marketpulse.feeds.hours import MarketHours, market_hours
+from marketpulse.hours import MarketHours, market_hours
 from marketpulse.stream.sessions import session_ids
 
 
