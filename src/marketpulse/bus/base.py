@@ -1,10 +1,37 @@
-"""The bus interface: what the embedded bus and Kafka both provide.
+"""The bus contract: what the embedded bus and Kafka both fulfil.
 
 A topic has partitions; a partition is an ordered log of records with
-offsets. Producers append; consumers in a group read batches of consecutive
-records of one partition (:class:`Batch`) and commit the next offset to read.
-The processor is written against this interface only, so it runs list-in,
-list-out on :mod:`marketpulse.bus.memory` and unchanged on Kafka.
+offsets. The contract, in the manner of httpx's transports (one abstract
+interface, a real implementation and an in-memory one that fulfils all of it):
+
+* :class:`Producer`: appends records (:meth:`Producer.send_columns`), keyed
+  by their ``symbol`` and partitioned as Kafka's default partitioner does
+  (:func:`partition_for`).
+* :class:`TransactionalProducer`: a producer whose records, and a consumer
+  group's offsets, commit atomically: :meth:`~TransactionalProducer.begin`,
+  sends, then :meth:`~TransactionalProducer.commit` (with the next offsets of
+  a :class:`Consumer`) or :meth:`~TransactionalProducer.abort`. Records sent in
+  a transaction are read by no (read-committed) consumer until it commits,
+  and never once it aborts. A producer started with the transactional id of
+  another fences the older one (:class:`ProducerFenced`).
+* :class:`Consumer`: a member of a consumer group. The group shares the
+  partitions of its topics among its members; a member learns which it reads
+  in :meth:`Consumer.poll`, through callbacks given to :meth:`Bus.consumer`:
+  ``on_assign`` (partitions join it: it reads them from the group's committed
+  offset), ``on_revoke`` (they leave it, in a rebalance or when it closes:
+  commit their work now) and ``on_lost`` (they were taken without a revoke:
+  their uncommitted work is void). It reads batches of consecutive records of
+  one partition (:class:`Batch`), commits the next offset to read
+  (:meth:`Consumer.commit`, or in a transaction), and can read the group's
+  :meth:`~Consumer.committed` offsets, :meth:`~Consumer.seek`, its
+  :meth:`~Consumer.assignment`, :meth:`~Consumer.position` and
+  :meth:`~Consumer.lag`. :meth:`Consumer.close` leaves the group (its
+  partitions are revoked).
+* :class:`Bus`: creates topics, producers and consumers.
+
+The processor is written against this contract only, so it runs list-in,
+list-out on :mod:`marketpulse.bus.memory` and unchanged on Kafka
+(:mod:`marketpulse.bus.kafka`).
 
 A batch carries its records in one of two forms:
 
@@ -17,19 +44,27 @@ A batch carries its records in one of two forms:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 import pyarrow as pa
 
+from marketpulse.exceptions import BusError
+
 __all__ = [
+    "OFFSET_BEGINNING",
+    "OFFSET_END",
     "Batch",
     "Bus",
     "Consumer",
     "Message",
     "Producer",
+    "ProducerFenced",
+    "Rebalance",
     "TopicPartition",
+    "TransactionAborted",
+    "TransactionalProducer",
     "offsets_of",
     "partition_for",
     "values_of",
@@ -102,6 +137,24 @@ class Batch:
         return self.last_offset - self.first_offset + 1
 
 
+#: Rebalancing callback: receives the partitions that join, leave or were lost.
+Rebalance = Callable[[list[TopicPartition]], None]
+
+#: :meth:`Consumer.seek` offset: the oldest record still held.
+OFFSET_BEGINNING = -2
+
+#: :meth:`Consumer.seek` offset: after the newest record.
+OFFSET_END = -1
+
+
+class TransactionAborted(BusError):
+    """A transaction failed and was aborted; redo the work since the last commit."""
+
+
+class ProducerFenced(BusError):
+    """The producer can no longer commit: a newer instance owns its transactional id."""
+
+
 class Producer(ABC):
     """Appends records to topics."""
 
@@ -117,23 +170,100 @@ class Producer(ABC):
         """Flush and release resources."""
         self.flush()
 
-    def __enter__(self) -> Producer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
+class TransactionalProducer(Producer):
+    """A producer whose records, and a consumer group's offsets, commit atomically.
+
+    Records are sent only inside a transaction: :meth:`begin`, sends,
+    :meth:`commit` or :meth:`abort`. A transactional id names one logical
+    producer across restarts: :meth:`init` with the id of another producer
+    fences that one (its next step raises :class:`ProducerFenced`) and aborts
+    its open transaction. :meth:`close` aborts an open transaction.
+    """
+
+    @property
+    @abstractmethod
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (begun, neither committed nor aborted)."""
+
+    def init(self, timeout: float = 30.0) -> None:  # noqa: B027 - nothing to register by default
+        """Register the transactional id, fencing older producers with it; call once first."""
+
+    @abstractmethod
+    def begin(self) -> None:
+        """Start a transaction."""
+
+    @abstractmethod
+    def commit(
+        self,
+        offsets: dict[TopicPartition, int],
+        consumer: Consumer,
+        timeout: float = 60.0,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
+        """Commit the open transaction together with ``consumer``'s group offsets.
+
+        Args:
+            offsets: the next offset to read of each partition consumed in
+                this transaction; committed for ``consumer``'s group with the
+                records, or not at all.
+            consumer: the consumer whose group commits them.
+            timeout: seconds each step may take.
+            meanwhile: called before the commit completes: the last records of
+                the transaction can be made and sent then.
+
+        Raises:
+            TransactionAborted: the commit failed and the transaction was
+                aborted (``consumer`` lost its partitions, for one): redo the
+                work since the last commit.
+            ProducerFenced: a newer producer with this transactional id took over.
+        """
+
+    @abstractmethod
+    def abort(self, timeout: float = 60.0) -> None:
+        """Abort the open transaction, if any: its records are never read as committed."""
+
+
 class Consumer(ABC):
-    """Reads batches of records of the partitions assigned to it."""
+    """A consumer-group member: reads batches of records of the partitions assigned to it.
+
+    Partitions are assigned in :meth:`poll` (the first poll joins the group);
+    see :meth:`Bus.consumer` for the rebalancing callbacks.
+    """
 
     @abstractmethod
     def poll(self, max_records: int = 65536, timeout: float = 0.1) -> list[Batch]:
-        """Return the next batches (possibly none before ``timeout`` seconds)."""
+        """Return the next batches (possibly none before ``timeout`` seconds).
+
+        Rebalancing callbacks run in here, before the batches are read.
+        """
 
     @abstractmethod
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit, per partition, the offset of the next record to read."""
+
+    @abstractmethod
+    def committed(
+        self, partitions: Sequence[TopicPartition], timeout: float = 60.0
+    ) -> dict[TopicPartition, int]:
+        """Return the group's committed offset per partition (``-1`` where none)."""
+
+    @abstractmethod
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Read assigned partition ``tp`` from ``offset`` next.
+
+        ``offset`` may be :data:`OFFSET_BEGINNING` or :data:`OFFSET_END`.
+        """
+
+    @abstractmethod
+    def assignment(self) -> list[TopicPartition]:
+        """Return the partitions assigned to this member."""
 
     @abstractmethod
     def position(self) -> dict[TopicPartition, int]:
@@ -144,9 +274,9 @@ class Consumer(ABC):
         """Return the records not yet read, per assigned partition."""
 
     def close(self) -> None:  # noqa: B027 - optional for consumers holding nothing
-        """Leave the group and release resources."""
+        """Leave the group (``on_revoke`` gets the partitions) and release resources."""
 
-    def __enter__(self) -> Consumer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -157,16 +287,51 @@ class Bus(ABC):
     """A transport: topics, producers and consumers."""
 
     @abstractmethod
-    def create_topics(self, names: Sequence[str], partitions: int) -> None:
-        """Create topics that do not exist yet."""
+    def create_topics(self, names: Sequence[str], partitions: int) -> list[str]:
+        """Create topics that do not exist yet; return the names created."""
+
+    @abstractmethod
+    def partitions(self, topic: str) -> int:
+        """Return the number of partitions of ``topic``.
+
+        Raises:
+            BusError: the topic does not exist.
+        """
 
     @abstractmethod
     def producer(self) -> Producer:
         """Return a new producer."""
 
     @abstractmethod
-    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
-        """Return a consumer of ``topics`` in consumer group ``group``."""
+    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
+        """Return a new transactional producer; call its ``init`` first."""
+
+    @abstractmethod
+    def consumer(
+        self,
+        group: str,
+        topics: Sequence[str],
+        *,
+        on_assign: Rebalance | None = None,
+        on_revoke: Rebalance | None = None,
+        on_lost: Rebalance | None = None,
+    ) -> Consumer:
+        """Return a member of consumer group ``group`` reading ``topics``.
+
+        The group's members share the partitions of ``topics``. Callbacks run
+        in the member's :meth:`Consumer.poll` (``on_revoke`` in
+        :meth:`Consumer.close` too), with the partitions concerned:
+
+        * ``on_revoke``: partitions leave this member (a member joined or
+          left); they are still its own during the call, so that their work
+          can be committed; always before ``on_assign`` of the same poll.
+        * ``on_assign``: partitions join this member; it reads them from the
+          group's committed offset (from the oldest record without one).
+        * ``on_lost``: partitions were taken away without a revoke (the
+          member was too slow, or cut off): their uncommitted work must be
+          discarded; a transaction with their offsets can no longer commit.
+          Without ``on_lost``, ``on_revoke`` gets them.
+        """
 
 
 def _murmur2(data: bytes) -> int:

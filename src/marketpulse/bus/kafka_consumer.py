@@ -9,19 +9,17 @@ import itertools
 import logging
 import operator
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import confluent_kafka as ck
 
-from marketpulse.bus.base import Batch, Consumer, Message, TopicPartition
+from marketpulse.bus.base import Batch, Consumer, Message, Rebalance, TopicPartition
 from marketpulse.exceptions import BusError
 
 __all__ = ["ConsumerFatal", "KafkaConsumer", "Rebalance", "read_partition"]
 
 logger = logging.getLogger(__name__)
-
-Rebalance = Callable[[list[TopicPartition]], None]
 
 
 def _tp(tp: ck.TopicPartition) -> TopicPartition:
@@ -99,7 +97,7 @@ class ConsumerFatal(BusError):
 
 
 class KafkaConsumer(Consumer):
-    """A consumer-group member that returns batches per partition.
+    """A consumer-group member that returns batches per partition (a bus :class:`Consumer`).
 
     Offsets are committed by hand (:meth:`commit`, or inside a producer's
     transaction). ``on_assign`` and ``on_revoke`` receive the partitions that

@@ -12,18 +12,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import confluent_kafka as ck
 import pyarrow as pa
 
-from marketpulse.bus.base import Producer, TopicPartition
+from marketpulse.bus import base
+from marketpulse.bus.base import (
+    Consumer,
+    Producer,
+    ProducerFenced,
+    TopicPartition,
+    TransactionAborted,
+)
 from marketpulse.bus.codec import dead_letter_headers, encode_alerts, encode_rows
 from marketpulse.exceptions import BusError
 from marketpulse.models import Alert, DeadLetter
-
-if TYPE_CHECKING:
-    from marketpulse.bus.kafka_consumer import KafkaConsumer
 
 __all__ = [
     "KafkaProducer",
@@ -149,13 +153,17 @@ class KafkaProducer(Producer):
         self.flush(30.0)
 
 
-class TransactionalProducer(KafkaProducer):
+class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
     """A producer whose records, and the consumer offsets, commit atomically.
 
     A transactional id names one logical producer across restarts: starting a
     producer with the id of a crashed one fences the old one and aborts its
-    open transaction.
+    open transaction. It fulfils :class:`marketpulse.bus.base.TransactionalProducer`
+    with a :class:`~marketpulse.bus.kafka_consumer.KafkaConsumer` for the offsets.
     """
+
+    #: Whether a transaction is open (set by :meth:`begin`, :meth:`commit`, :meth:`abort`).
+    in_transaction: bool = False
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -175,7 +183,7 @@ class TransactionalProducer(KafkaProducer):
     def commit(
         self,
         offsets: dict[TopicPartition, int],
-        consumer: KafkaConsumer,
+        consumer: Consumer,
         timeout: float = 60.0,
         meanwhile: Callable[[], None] | None = None,
     ) -> None:
@@ -183,7 +191,8 @@ class TransactionalProducer(KafkaProducer):
 
         Args:
             offsets: the next offset of each partition consumed in this transaction.
-            consumer: the consumer whose group commits them.
+            consumer: the consumer whose group commits them (a
+                :class:`~marketpulse.bus.kafka_consumer.KafkaConsumer`).
             timeout: seconds each step may take.
             meanwhile: called in this thread while the offsets travel to the
                 group coordinator (two round trips in which the client holds no
@@ -199,10 +208,16 @@ class TransactionalProducer(KafkaProducer):
         """
         positions = [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
         if positions:
+            group_metadata = getattr(consumer, "group_metadata", None)
+            if group_metadata is None:
+                raise BusError(
+                    f"cannot send the offsets to the transaction ({self.transactional_id}): "
+                    "they come from a Kafka consumer's group"
+                )
             self._call(
                 "send the offsets to the transaction",
                 self._producer.send_offsets_to_transaction,
-                positions, consumer.group_metadata(), timeout=timeout, meanwhile=meanwhile,
+                positions, group_metadata(), timeout=timeout, meanwhile=meanwhile,
             )  # fmt: skip
         elif meanwhile is not None:
             meanwhile()
@@ -366,14 +381,6 @@ def _attempt_within(
     if isinstance(result, BaseException) and not isinstance(result, ck.KafkaException):
         raise result
     return result
-
-
-class TransactionAborted(BusError):
-    """A transaction failed and was aborted; redo the work since the last commit."""
-
-
-class ProducerFenced(BusError):
-    """The producer can no longer commit: a newer instance owns its transactional id."""
 
 
 class ProducerStuck(BusError):

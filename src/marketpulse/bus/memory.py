@@ -1,23 +1,53 @@
 """The embedded bus: topics as in-memory logs of columnar segments.
 
-It keeps Kafka's model (partitions, offsets, consumer groups, commits) so
-that the processor and sinks behave the same on it as on Kafka, but stores
-Arrow record batches instead of bytes: appending a batch of ``n`` rows takes
-``n`` offsets and costs one list append.
+It fulfils the whole bus contract of :mod:`marketpulse.bus.base` with Kafka's
+model (partitions, offsets, consumer groups, commits, transactions), so that
+the processor and sinks behave the same on it as on Kafka, but stores Arrow
+record batches instead of bytes: appending a batch of ``n`` rows takes ``n``
+offsets and costs one list append.
+
+* Transactions: a transactional producer holds the batches it sends until the
+  commit, which appends them and commits the consumer group's offsets at once
+  (under the bus lock); an abort drops them. Consumers therefore read
+  committed records only (Kafka's ``read_committed``), and a transaction's
+  records take their offsets when it commits, without Kafka's commit marker.
+* Groups: a consumer joins its group at its first poll; the members share the
+  partitions of each topic in contiguous ranges (Kafka's range assignor,
+  members in the order they joined). When a member joins or leaves, each
+  member at its next poll first revokes (``on_revoke``) the partitions it no
+  longer gets, then takes (``on_assign``) those released to it: a partition
+  moves only once its previous owner has revoked it (as in cooperative
+  rebalancing). :meth:`MemoryBus.lose` takes a member's partitions away
+  without a revoke (``on_lost``), as Kafka does to a member that missed its
+  session timeout.
+* Polls never wait: ``timeout`` is ignored.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketpulse.bus.base import Batch, Bus, Consumer, Producer, TopicPartition, partition_for
+from marketpulse.bus.base import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Batch,
+    Bus,
+    Consumer,
+    Producer,
+    ProducerFenced,
+    Rebalance,
+    TopicPartition,
+    TransactionAborted,
+    TransactionalProducer,
+    partition_for,
+)
 from marketpulse.exceptions import BusError
 
 __all__ = ["MemoryBus"]
@@ -37,6 +67,25 @@ class _Partition:
     segments: list[tuple[int, str, pa.RecordBatch | pa.Table]] = field(default_factory=list)
     end_offset: int = 0
 
+    @property
+    def start_offset(self) -> int:
+        """The offset of the oldest record still held (the end when none is)."""
+        segments = self.segments
+        return segments[0][0] if segments else self.end_offset
+
+
+@dataclass(eq=False)
+class _Group:
+    """A consumer group's members (in the order they joined) and who owns which partition.
+
+    ``generation`` changes with every change of members or owners: a member
+    that sees a generation it has not seen rebalances at its next poll.
+    """
+
+    members: list[_MemoryConsumer] = field(default_factory=list)
+    owner: dict[TopicPartition, _MemoryConsumer] = field(default_factory=dict)
+    generation: int = 0
+
 
 class MemoryBus(Bus):
     """An in-process bus with Kafka's semantics and columnar records.
@@ -50,14 +99,20 @@ class MemoryBus(Bus):
         self._topics: dict[str, list[_Partition]] = {}
         self._committed: dict[str, dict[TopicPartition, int]] = {}
         self._readers: dict[str, set[str]] = {}
+        self._groups: dict[str, _Group] = {}
+        self._transactional: dict[str, _MemoryTransactionalProducer] = {}
         self._lock = threading.Lock()
         self._retain = retain
 
-    def create_topics(self, names: Sequence[str], partitions: int = 1) -> None:
-        """Create topics that do not exist yet."""
+    def create_topics(self, names: Sequence[str], partitions: int = 1) -> list[str]:
+        """Create topics that do not exist yet; return the names created."""
+        created = []
         with self._lock:
             for name in names:
-                self._topics.setdefault(name, [_Partition() for _ in range(partitions)])
+                if name not in self._topics:
+                    self._topics[name] = [_Partition() for _ in range(partitions)]
+                    created.append(name)
+        return created
 
     def partitions(self, topic: str) -> int:
         """Return the number of partitions of ``topic``."""
@@ -79,12 +134,50 @@ class MemoryBus(Bus):
         """Return a producer appending to this bus."""
         return _MemoryProducer(self)
 
-    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
-        """Return a consumer of every partition of ``topics``."""
+    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
+        """Return a transactional producer; its ``init`` fences older ones with its id."""
+        return _MemoryTransactionalProducer(self, transactional_id)
+
+    def consumer(
+        self,
+        group: str,
+        topics: Sequence[str],
+        *,
+        on_assign: Rebalance | None = None,
+        on_revoke: Rebalance | None = None,
+        on_lost: Rebalance | None = None,
+    ) -> Consumer:
+        """Return a member of ``group`` reading ``topics``; it joins the group at its first poll.
+
+        See :meth:`marketpulse.bus.base.Bus.consumer` for the callbacks.
+        """
         for topic in topics:
             self._partitions(topic)
-            self._readers.setdefault(topic, set()).add(group)
-        return _MemoryConsumer(self, group, list(topics))
+        with self._lock:
+            for topic in topics:
+                self._readers.setdefault(topic, set()).add(group)
+            state = self._groups.setdefault(group, _Group())
+        return _MemoryConsumer(
+            self, group, state, list(topics), on_assign, on_revoke, on_lost or on_revoke
+        )
+
+    def lose(self, consumer: Consumer) -> None:
+        """Take ``consumer``'s partitions away without a revoke (for tests).
+
+        As Kafka does to a member that missed its session timeout: the other
+        members may take the partitions at once; ``consumer``'s next poll
+        calls its ``on_lost`` with them and joins the group again, and a
+        transaction with their offsets can no longer commit.
+        """
+        if not isinstance(consumer, _MemoryConsumer) or consumer._bus is not self:
+            raise BusError("not a consumer of this bus")
+        with self._lock:
+            group = consumer._group
+            if consumer in group.members:
+                group.members.remove(consumer)
+            _release(group, consumer, list(consumer._position))
+            consumer._lost = True
+            group.generation += 1
 
     def _partitions(self, topic: str) -> list[_Partition]:
         try:
@@ -94,16 +187,22 @@ class MemoryBus(Bus):
 
     def _append(self, topic: str, partition: int, kind: str, data: pa.RecordBatch) -> None:
         with self._lock:
-            part = self._partitions(topic)[partition]
-            part.segments.append((part.end_offset, kind, data))
-            part.end_offset += data.num_rows
+            self._append_locked(topic, partition, kind, data)
+
+    def _append_locked(self, topic: str, partition: int, kind: str, data: pa.RecordBatch) -> None:
+        part = self._partitions(topic)[partition]
+        part.segments.append((part.end_offset, kind, data))
+        part.end_offset += data.num_rows
 
     def _commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         with self._lock:
-            self._committed.setdefault(group, {}).update(offsets)
-            if not self._retain:
-                for tp in offsets:
-                    self._trim(tp)
+            self._commit_locked(group, offsets)
+
+    def _commit_locked(self, group: str, offsets: dict[TopicPartition, int]) -> None:
+        self._committed.setdefault(group, {}).update(offsets)
+        if not self._retain:
+            for tp in offsets:
+                self._trim(tp)
 
     def _trim(self, tp: TopicPartition) -> None:
         """Drop the segments every reading group has committed past.
@@ -141,6 +240,21 @@ def _table(data: pa.RecordBatch | pa.Table) -> pa.Table:
     return data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
 
 
+def _release(group: _Group, member: _MemoryConsumer, partitions: list[TopicPartition]) -> None:
+    """Give up ``member``'s ownership of ``partitions`` (under the bus lock)."""
+    for tp in partitions:
+        if group.owner.get(tp) is member:
+            del group.owner[tp]
+
+
+def _by_partition(
+    bus: MemoryBus, topic: str, data: pa.RecordBatch | pa.Table
+) -> list[tuple[int, pa.RecordBatch | pa.Table]]:
+    """Split rows by the partition of their key."""
+    n = bus.partitions(topic)
+    return [(0, data)] if n == 1 else _split_by_partition(data, n)
+
+
 class _MemoryProducer(Producer):
     def __init__(self, bus: MemoryBus) -> None:
         self._bus = bus
@@ -157,6 +271,93 @@ class _MemoryProducer(Producer):
 
     def flush(self, timeout: float | None = None) -> None:
         return None
+
+
+class _MemoryTransactionalProducer(TransactionalProducer):
+    """Holds a transaction's batches aside until its commit appends them."""
+
+    def __init__(self, bus: MemoryBus, transactional_id: str) -> None:
+        self._bus = bus
+        self.transactional_id = transactional_id
+        self._pending: list[tuple[str, int, str, pa.RecordBatch | pa.Table]] | None = None
+        self._fenced = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._pending is not None
+
+    def init(self, timeout: float = 30.0) -> None:
+        bus = self._bus
+        with bus._lock:
+            older = bus._transactional.get(self.transactional_id)
+            if older is not None and older is not self:
+                older._pending = None  # its open transaction is aborted
+                older._fenced = True
+            bus._transactional[self.transactional_id] = self
+
+    def begin(self) -> None:
+        self._check_fenced("begin a transaction")
+        if self._pending is not None:
+            raise BusError(f"{self.transactional_id}: a transaction is already open")
+        self._pending = []
+
+    def send_columns(self, topic: str, kind: str, data: pa.RecordBatch | pa.Table) -> None:
+        self._check_fenced(f"send to {topic}")
+        if self._pending is None:
+            raise BusError(f"{self.transactional_id}: send to {topic} outside a transaction")
+        if data.num_rows == 0:
+            return
+        for partition, part in _by_partition(self._bus, topic, data):
+            self._pending.append((topic, partition, kind, part))
+
+    def commit(
+        self,
+        offsets: dict[TopicPartition, int],
+        consumer: Consumer,
+        timeout: float = 60.0,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
+        self._check_fenced("commit the transaction")
+        if self._pending is None:
+            raise BusError(f"{self.transactional_id}: commit without an open transaction")
+        if not isinstance(consumer, _MemoryConsumer) or consumer._bus is not self._bus:
+            raise BusError(f"{self.transactional_id}: the consumer is not one of this bus")
+        if meanwhile is not None:
+            meanwhile()
+        bus = self._bus
+        with bus._lock:
+            self._check_fenced("commit the transaction")  # fenced while ``meanwhile`` ran
+            assert self._pending is not None
+            foreign = [tp for tp in offsets if consumer._group.owner.get(tp) is not consumer]
+            if foreign:
+                self._pending = None
+                raise TransactionAborted(
+                    f"cannot commit the transaction ({self.transactional_id}): partitions "
+                    f"{', '.join(f'{tp.topic}[{tp.partition}]' for tp in sorted(foreign))} "
+                    f"are not assigned to this member of group {consumer.group}"
+                )
+            for topic, partition, kind, data in self._pending:
+                bus._append_locked(topic, partition, kind, data)
+            if offsets:
+                bus._commit_locked(consumer.group, offsets)
+            self._pending = None
+
+    def abort(self, timeout: float = 60.0) -> None:
+        self._pending = None
+
+    def flush(self, timeout: float | None = None) -> None:
+        return None
+
+    def close(self) -> None:
+        """Abort any open transaction."""
+        self._pending = None
+
+    def _check_fenced(self, what: str) -> None:
+        if self._fenced:
+            raise ProducerFenced(
+                f"cannot {what} ({self.transactional_id}): another producer with this "
+                "transactional id took over"
+            )
 
 
 def _split_by_partition(
@@ -177,18 +378,48 @@ def _split_by_partition(
     return out
 
 
+def _range_of(group: _Group, member: _MemoryConsumer, bus: MemoryBus) -> set[TopicPartition]:
+    """The partitions the range assignor gives ``member`` (under the bus lock)."""
+    out: set[TopicPartition] = set()
+    for topic in member.topics:
+        readers = [m for m in group.members if topic in m.topics]
+        if member not in readers:
+            continue
+        count, index = len(bus._topics[topic]), readers.index(member)
+        each, extra = divmod(count, len(readers))
+        first = index * each + min(index, extra)
+        for number in range(first, first + each + (index < extra)):
+            out.add(TopicPartition(topic, number))
+    return out
+
+
 class _MemoryConsumer(Consumer):
-    def __init__(self, bus: MemoryBus, group: str, topics: list[str]) -> None:
+    def __init__(
+        self,
+        bus: MemoryBus,
+        group: str,
+        state: _Group,
+        topics: list[str],
+        on_assign: Rebalance | None,
+        on_revoke: Rebalance | None,
+        on_lost: Rebalance | None,
+    ) -> None:
         self._bus = bus
-        self._group = group
-        committed = bus._committed.get(group, {})
+        self.group = group
+        self.topics = topics
+        self._group = state
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._on_lost = on_lost
+        self._generation = -1  # none seen: the first poll joins
+        self._joined = False
+        self._lost = False
+        self._closed = False
         self._position: dict[TopicPartition, int] = {}
-        for topic in topics:
-            for number in range(bus.partitions(topic)):
-                tp = TopicPartition(topic, number)
-                self._position[tp] = committed.get(tp, 0)
 
     def poll(self, max_records: int = 65536, timeout: float = 0.1) -> list[Batch]:
+        if self._generation != self._group.generation:
+            self._rebalance()
         out: list[Batch] = []
         budget = max_records
         for tp, position in self._position.items():
@@ -214,8 +445,76 @@ class _MemoryConsumer(Consumer):
             self._position[tp] = position
         return out
 
+    def _rebalance(self) -> None:
+        """Lost, then revoke, then assign: what the group's new generation asks of this member."""
+        if self._closed:
+            raise BusError(f"consumer of group {self.group} is closed")
+        bus, group = self._bus, self._group
+        if self._lost:
+            lost, self._lost = sorted(self._position), False
+            try:
+                if lost and self._on_lost is not None:
+                    self._on_lost(lost)
+            finally:
+                self._position.clear()
+                self._joined = False
+        with bus._lock:
+            if not self._joined:
+                group.members.append(self)
+                group.generation += 1
+                self._joined = True
+            revoked = sorted(set(self._position) - _range_of(group, self, bus))
+        if revoked:
+            try:
+                if self._on_revoke is not None:
+                    self._on_revoke(revoked)
+            finally:
+                with bus._lock:
+                    _release(group, self, revoked)
+                    for tp in revoked:
+                        del self._position[tp]
+                    group.generation += 1
+        with bus._lock:
+            wanted = _range_of(group, self, bus) - set(self._position)
+            assigned = sorted(tp for tp in wanted if tp not in group.owner)
+            committed = bus._committed.get(self.group, {})
+            for tp in assigned:
+                group.owner[tp] = self
+                start = bus._topics[tp.topic][tp.partition].start_offset
+                self._position[tp] = committed.get(tp, start)
+            if assigned:
+                group.generation += 1
+            self._generation = group.generation
+        if assigned and self._on_assign is not None:
+            self._on_assign(assigned)
+
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self._bus._commit(self._group, offsets)
+        if self._closed or self._lost:
+            raise BusError(
+                f"commit offsets of group {self.group}: this member is no longer in the group"
+            )
+        self._bus._commit(self.group, offsets)
+
+    def committed(
+        self, partitions: Sequence[TopicPartition], timeout: float = 60.0
+    ) -> dict[TopicPartition, int]:
+        committed = self._bus._committed.get(self.group, {})
+        return {tp: committed.get(tp, -1) for tp in partitions}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp not in self._position:
+            raise BusError(f"seek {tp.topic}[{tp.partition}]: not assigned to this member")
+        part = self._bus._topics[tp.topic][tp.partition]
+        if offset == OFFSET_BEGINNING:
+            offset = part.start_offset
+        elif offset == OFFSET_END:
+            offset = part.end_offset
+        elif offset < 0:
+            raise BusError(f"seek {tp.topic}[{tp.partition}]: no offset {offset}")
+        self._position[tp] = offset
+
+    def assignment(self) -> list[TopicPartition]:
+        return sorted(self._position)
 
     def position(self) -> dict[TopicPartition, int]:
         return dict(self._position)
@@ -225,3 +524,22 @@ class _MemoryConsumer(Consumer):
             tp: self._bus._topics[tp.topic][tp.partition].end_offset - pos
             for tp, pos in self._position.items()
         }
+
+    def close(self) -> None:
+        """Leave the group: ``on_revoke`` gets this member's partitions first."""
+        if self._closed:
+            return
+        bus, group = self._bus, self._group
+        owned = [] if self._lost else sorted(self._position)
+        try:
+            if owned and self._on_revoke is not None:
+                self._on_revoke(owned)
+        finally:
+            self._closed = True
+            self._generation = -1  # a poll now fails
+            with bus._lock:
+                _release(group, self, list(self._position))
+                if self in group.members:
+                    group.members.remove(self)
+                group.generation += 1
+            self._position.clear()
