@@ -6,6 +6,11 @@ options. Only entry points (the CLI, services) call :func:`load_settings`.
 
 A variable is named after its key: ``lake`` → ``MARKETPULSE_LAKE``,
 ``[kafka] bootstrap`` → ``MARKETPULSE_KAFKA_BOOTSTRAP``.
+
+Every default the lower packages share (the processor's, the process
+service's timings, Kafka's compression and topic layout) is defined here once,
+as a module constant; ``stream``, ``services`` and ``bus`` take their own
+defaults from these constants, so a value here is the value everywhere.
 """
 
 from __future__ import annotations
@@ -23,8 +28,25 @@ from marketpulse.exceptions import ConfigError
 from marketpulse.redaction import redact_url
 
 __all__ = [
+    "BAR_INTERVALS",
+    "COMMIT_INTERVAL",
+    "COMPRESSION",
     "DEFAULT_CONFIG",
+    "IDLE_TIMEOUT",
+    "KAFKA_COMPRESSIONS",
+    "LATENESS",
+    "MAX_BATCH",
+    "MAX_TIME_JUMP",
+    "OUTPUT_GRACE",
+    "QUIET_COMMIT_INTERVAL",
+    "SESSION_TZ",
+    "STEP_TIMEOUT",
+    "TOPIC_PARTITIONS",
+    "TOPIC_REPLICATION",
+    "TOPIC_RETENTION_HOURS",
+    "TRANSACTION_TIMEOUT",
     "KafkaSettings",
+    "ProcessSettings",
     "S3Settings",
     "Secret",
     "Settings",
@@ -39,6 +61,37 @@ __all__ = [
 DEFAULT_CONFIG = Path("marketpulse.toml")
 DEFAULT_ENV_FILE = Path(".env")
 _PREFIX = "MARKETPULSE_"
+
+# The processor (``stream.ProcessorSettings``).
+#: Bar intervals built from trades.
+BAR_INTERVALS: tuple[str, ...] = ("1s", "1m", "5m")
+#: Allowed lateness of trades, seconds.
+LATENESS = 0.5
+#: Seconds without input before a partition's bars close by processing time
+#: (in the settings, 0 means never; the processor takes ``None`` for it).
+IDLE_TIMEOUT = 2.0
+#: Exchange time zone of the session VWAP.
+SESSION_TZ = "America/New_York"
+#: Seconds a trade may be ahead of its partition's newest event time (0: no limit).
+MAX_TIME_JUMP = 14 * 86_400.0
+
+# The process service (``services.process.ProcessOptions``; see its docstring).
+COMMIT_INTERVAL = 0.1
+QUIET_COMMIT_INTERVAL = 2.5
+OUTPUT_GRACE = 0.02
+MAX_BATCH = 20_000
+TRANSACTION_TIMEOUT = 10.0
+STEP_TIMEOUT = 15.0
+
+# Kafka.
+#: Producer compression codecs librdkafka offers.
+KAFKA_COMPRESSIONS = ("lz4", "zstd", "snappy", "gzip", "none")
+#: The producers' codec.
+COMPRESSION = "lz4"
+#: Partitions, replication factor and retention (-1: for ever) of topics MarketPulse creates.
+TOPIC_PARTITIONS = 6
+TOPIC_REPLICATION = 1
+TOPIC_RETENTION_HOURS = 168.0
 
 
 class Secret:
@@ -96,10 +149,31 @@ class KafkaSettings:
     ssl_ca: str = ""
     ssl_certificate: str = ""
     ssl_key: str = ""
-    partitions: int = field(default=6, metadata={"min": 1})
-    replication: int = field(default=1, metadata={"min": 1})
-    retention_hours: float = 168.0
-    compression: str = "lz4"
+    partitions: int = field(default=TOPIC_PARTITIONS, metadata={"min": 1})
+    replication: int = field(default=TOPIC_REPLICATION, metadata={"min": 1})
+    retention_hours: float = TOPIC_RETENTION_HOURS
+    compression: str = field(default=COMPRESSION, metadata={"choices": KAFKA_COMPRESSIONS})
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSettings:
+    """Timings of the ``process`` service (``services.process.ProcessOptions``).
+
+    ``commit_interval``: seconds a transaction with outputs may stay open while
+    catching up on a backlog; ``quiet_commit_interval``: the same for a
+    transaction holding only offsets and state; ``output_grace``: seconds outputs
+    wait for more input before they are committed; ``max_batch``: records
+    consumed per poll at most; ``transaction_timeout``: seconds after which the
+    broker aborts a crashed instance's transaction; ``step_timeout``: seconds a
+    transaction step may take before the producer is replaced.
+    """
+
+    commit_interval: float = field(default=COMMIT_INTERVAL, metadata={"above": 0})
+    quiet_commit_interval: float = field(default=QUIET_COMMIT_INTERVAL, metadata={"min": 0})
+    output_grace: float = field(default=OUTPUT_GRACE, metadata={"min": 0})
+    max_batch: int = field(default=MAX_BATCH, metadata={"min": 1})
+    transaction_timeout: float = field(default=TRANSACTION_TIMEOUT, metadata={"min": 1})
+    step_timeout: float = field(default=STEP_TIMEOUT, metadata={"above": 0})
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,19 +196,20 @@ class Settings:
 
     ``dataset`` names what a run's rows are filed under; empty: the source's
     own name (``simulator``, the replayed file's name, the vendor; ``live``
-    for ``process``), see :mod:`marketpulse.feeds.dataset`.
+    for ``process``), see :mod:`marketpulse.feeds.dataset`. ``idle_timeout``
+    0: a partition's bars never close by processing time (by input alone).
     """
 
     lake: str = "./data/lake"
     dataset: str = ""
     rules: str = ""
     alerts_file: str = "./data/alerts.jsonl"
-    intervals: tuple[str, ...] = ("1s", "1m", "5m")
-    lateness: float = field(default=0.5, metadata={"min": 0})
-    idle_timeout: float = field(default=2.0, metadata={"above": 0})
-    session_tz: str = "America/New_York"
+    intervals: tuple[str, ...] = BAR_INTERVALS
+    lateness: float = field(default=LATENESS, metadata={"min": 0})
+    idle_timeout: float = field(default=IDLE_TIMEOUT, metadata={"min": 0})
+    session_tz: str = SESSION_TZ
     session_calendar: str = ""
-    max_time_jump: float = 1_209_600.0
+    max_time_jump: float = field(default=MAX_TIME_JUMP, metadata={"min": 0})
     partitions: int = field(default=1, metadata={"min": 1})
     log_level: str = "INFO"
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
@@ -142,6 +217,7 @@ class Settings:
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     s3: S3Settings = field(default_factory=S3Settings)
+    process: ProcessSettings = field(default_factory=ProcessSettings)
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes``; ``None`` values are ignored (unset options)."""
@@ -159,6 +235,7 @@ _SECTIONS: dict[str, type] = {
     "simulator": SimulatorSettings,
     "kafka": KafkaSettings,
     "s3": S3Settings,
+    "process": ProcessSettings,
 }
 
 
@@ -215,7 +292,12 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
 
 
 def _check_limits(value: Any, limits: Mapping[str, Any], where: str) -> None:
-    """Refuse a number outside its field's ``min`` / ``above`` bound (or not finite)."""
+    """Refuse a number outside its field's ``min`` / ``above`` bound (or not finite).
+
+    A field with ``choices`` refuses any other value.
+    """
+    if "choices" in limits and value not in limits["choices"]:
+        raise ConfigError(f"{where}: expected one of {', '.join(limits['choices'])}, got {value!r}")
     if "min" in limits and not (math.isfinite(value) and value >= limits["min"]):
         raise ConfigError(f"{where}: expected a number at least {limits['min']}, got {value!r}")
     if "above" in limits and not (math.isfinite(value) and value > limits["above"]):

@@ -26,11 +26,10 @@ from marketpulse.bus.kafka_producer import (
     TransactionAborted,
     TransactionalProducer,
 )
-from marketpulse.config import KafkaSettings
+from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS, KafkaSettings
 from marketpulse.exceptions import BusError
 
 __all__ = [
-    "COMPRESSIONS",
     "ConsumerFatal",
     "KafkaBus",
     "KafkaConsumer",
@@ -54,10 +53,6 @@ def _not_reported_by_error_cb(record: logging.LogRecord) -> bool:
 
 
 _client_logger.addFilter(_not_reported_by_error_cb)
-
-#: Producer compression codecs offered by the CLI.
-COMPRESSIONS = ("lz4", "zstd", "snappy", "gzip", "none")
-
 
 def client_config(settings: KafkaSettings) -> dict[str, Any]:
     """Return the librdkafka settings every client shares (connection and security)."""
@@ -222,7 +217,7 @@ class KafkaBus(Bus):
         return present
 
     def producer(
-        self, *, compression: str = "lz4", linger_ms: float = 5.0, **overrides: Any
+        self, *, compression: str = COMPRESSION, linger_ms: float = 5.0, **overrides: Any
     ) -> KafkaProducer:
         """Return an idempotent producer (acks=all) tuned for throughput."""
         return KafkaProducer(self._producer_config(compression, linger_ms, overrides))
@@ -231,7 +226,7 @@ class KafkaBus(Bus):
         self,
         transactional_id: str,
         *,
-        compression: str = "lz4",
+        compression: str = COMPRESSION,
         linger_ms: float = 1.0,
         transaction_timeout_s: float = 30.0,
         **overrides: Any,
@@ -295,9 +290,9 @@ class KafkaBus(Bus):
     def _producer_config(
         self, compression: str, linger_ms: float, overrides: dict[str, Any]
     ) -> dict[str, Any]:
-        if compression not in COMPRESSIONS:
+        if compression not in KAFKA_COMPRESSIONS:
             raise BusError(
-                f"unknown compression {compression!r} (choose {', '.join(COMPRESSIONS)})"
+                f"unknown compression {compression!r} (choose {', '.join(KAFKA_COMPRESSIONS)})"
             )
         return {
             **self.config,

@@ -289,6 +289,7 @@ def _run_on_kafka(
         lake=settings.lake, rules=rules, processor=processor,
         alerts_file=settings.alerts_file, duration=duration, partitions=k.partitions,
         replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
+        process=settings.process,
     )  # fmt: skip
     run_in_foreground(
         lambda progress: KafkaPipeline(bus, topics, feed, options, metrics, view),

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from marketpulse.config import Settings, load_settings
+from marketpulse.config import BAR_INTERVALS, LATENESS, Settings, load_settings
 from marketpulse.exceptions import InputError
 from marketpulse.log_repeats import limit_repeats
 
@@ -119,6 +119,7 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
     """Build the processor's settings from the global ones.
 
     ``wall_clock``: the input is live (times are checked against the wall clock).
+    An ``idle_timeout`` of 0 (never close bars by processing time) becomes ``None``.
     """
     from marketpulse.stream import ProcessorSettings
 
@@ -126,7 +127,7 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
         return ProcessorSettings(
             intervals=settings.intervals,
             lateness=settings.lateness,
-            idle_timeout=settings.idle_timeout,
+            idle_timeout=settings.idle_timeout or None,
             session_tz=settings.session_tz,
             session_calendar=settings.session_calendar,
             max_time_jump=settings.max_time_jump,
@@ -171,10 +172,10 @@ RULES_OPTION = typer.Option(
 INTERVALS_OPTION = typer.Option(
     None,
     "--intervals",
-    help="Bar intervals built from trades, comma-separated [default: 1s,1m,5m].",
+    help=f"Bar intervals built from trades, comma-separated [default: {','.join(BAR_INTERVALS)}].",
 )
 LATENESS_OPTION = typer.Option(
-    None, "--lateness", help="Allowed lateness of ticks, seconds [default: 0.5].",
+    None, "--lateness", help=f"Allowed lateness of ticks, seconds [default: {LATENESS:g}].",
     callback=bounded(0),
 )  # fmt: skip
 ALERTS_FILE_OPTION = typer.Option(

@@ -9,7 +9,7 @@ import typer
 from marketpulse.bus.kafka import KafkaBus
 from marketpulse.bus.topics import Topics
 from marketpulse.cli.common import bounded, settings_from
-from marketpulse.config import Settings
+from marketpulse.config import KafkaSettings, Settings
 
 __all__ = [
     "BOOTSTRAP_OPTION",
@@ -20,14 +20,15 @@ __all__ = [
     "open_bus",
 ]
 
+_DEFAULTS = KafkaSettings()
 BOOTSTRAP_OPTION = typer.Option(
     None,
     "--bootstrap-servers",
     help="Kafka bootstrap servers, host:port[,host:port] "
-    "[default: MARKETPULSE_KAFKA_BOOTSTRAP, else 127.0.0.1:9092].",
+    f"[default: MARKETPULSE_KAFKA_BOOTSTRAP, else {_DEFAULTS.bootstrap}].",
 )
 PREFIX_OPTION = typer.Option(
-    None, "--topic-prefix", help="Prefix of every topic name [default: marketpulse.]."
+    None, "--topic-prefix", help=f"Prefix of every topic name [default: {_DEFAULTS.topic_prefix}]."
 )
 GROUP_OPTION = typer.Option(None, "--group", help="Consumer group of this service.")
 EXIT_WHEN_IDLE_OPTION = typer.Option(

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from marketpulse.bus.kafka import COMPRESSIONS
 from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
     ADJUST_OPTION,
@@ -31,6 +30,7 @@ from marketpulse.cli.common import (
 from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
 from marketpulse.cli.signals import stop_on_signals
+from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS
 from marketpulse.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ __all__ = ["produce"]
 #: Seconds between progress lines when the output is not a terminal.
 _LINE_EVERY = 5.0
 
-Compression = StrEnum("Compression", {name: name for name in COMPRESSIONS})  # type: ignore[misc]
+Compression = StrEnum("Compression", {name: name for name in KAFKA_COMPRESSIONS})  # type: ignore[misc]
 
 
 def produce(
@@ -93,8 +93,9 @@ def produce(
     rate_limit: str = live_options.RATE_LIMIT_OPTION,
     env_file: Path = live_options.ENV_FILE_OPTION,
     compression: Compression = typer.Option(
-        None, "--compression", help="Codec of the records [default: lz4]."
-    ),
+        None, "--compression", help="Codec of the records [default: the [kafka] compression "
+        f"setting or MARKETPULSE_KAFKA_COMPRESSION, else {COMPRESSION}].",
+    ),  # fmt: skip
     bootstrap_servers: str = BOOTSTRAP_OPTION,
     topic_prefix: str = PREFIX_OPTION,
     config: Path = CONFIG_OPTION,

@@ -36,7 +36,7 @@ from marketpulse.cli.sink_options import (
     build_sink,
     url_overrides,
 )
-from marketpulse.config import Settings
+from marketpulse.config import COMMIT_INTERVAL, IDLE_TIMEOUT, Settings
 from marketpulse.services.heap import settle_heap
 
 __all__ = ["process", "sink_app"]
@@ -60,12 +60,13 @@ def process(
         "name takes its partitions and transactions back at once [default: random].",
     ),
     commit_interval: float = typer.Option(
-        0.1,
+        None,
         "--commit-interval",
         callback=bounded(0.001),
         help="Seconds a transaction with outputs may stay open while catching up on a "
         "backlog; otherwise outputs are committed (visible to read_committed readers) as "
-        "soon as the input at hand is handled.",
+        "soon as the input at hand is handled [default: [process] commit_interval or "
+        f"MARKETPULSE_PROCESS_COMMIT_INTERVAL, else {COMMIT_INTERVAL:g}].",
     ),  # fmt: skip
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     rules: str = RULES_OPTION,
@@ -76,7 +77,8 @@ def process(
         "--idle-timeout",
         callback=bounded(0),
         help="Seconds without input after which a partition's bars close by processing "
-        "time [default: 2]; 0 never closes them so (outputs then depend on input alone).",
+        "time; 0: never, bars close by input alone (outputs then depend on input alone) "
+        f"[default: idle_timeout or MARKETPULSE_IDLE_TIMEOUT, else {IDLE_TIMEOUT:g}].",
     ),  # fmt: skip
     dataset: str = typer.Option(
         None,
@@ -103,8 +105,8 @@ def process(
 
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
-        intervals=parse_intervals(intervals),
-        idle_timeout=None if idle_timeout is None else (idle_timeout or 1e12),
+        intervals=parse_intervals(intervals), idle_timeout=idle_timeout,
+        **{"process.commit_interval": commit_interval},
     )  # fmt: skip
     name = dataset_for(settings, dataset, LIVE)
     stream = dataclasses.replace(processor_settings(settings, wall_clock=True), dataset=name)
@@ -112,7 +114,8 @@ def process(
     bus, topics = open_bus(settings)
     options = ProcessOptions(
         group=group or "marketpulse-process", instance=instance_id,
-        commit_interval=commit_interval, exit_when_idle=exit_when_idle,
+        exit_when_idle=exit_when_idle, compression=settings.kafka.compression,
+        **dataclasses.asdict(settings.process),
     )  # fmt: skip
     processor.warm_up()
     settle_heap()

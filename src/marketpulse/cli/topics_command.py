@@ -16,7 +16,12 @@ from marketpulse.bus.kafka import KafkaBus
 from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.cli.common import CONFIG_OPTION, bounded, console, err_console
 from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
-from marketpulse.config import Settings
+from marketpulse.config import (
+    TOPIC_PARTITIONS,
+    TOPIC_REPLICATION,
+    TOPIC_RETENTION_HOURS,
+    Settings,
+)
 from marketpulse.exceptions import BusError, ConfigError
 
 __all__ = ["topics_app"]
@@ -38,19 +43,21 @@ def topics_create(
     bootstrap_servers: str = BOOTSTRAP_OPTION,
     topic_prefix: str = PREFIX_OPTION,
     partitions: int = typer.Option(
-        None, "--partitions", min=1, help="Partitions of each topic [default: 6]."
+        None, "--partitions", min=1, help=f"Partitions of each topic [default: {TOPIC_PARTITIONS}]."
     ),
     replication_factor: int = typer.Option(
         None,
         "--replication-factor",
         min=1,
-        help="Replicas of each partition; at most the number of brokers [default: 1].",
+        help="Replicas of each partition; at most the number of brokers "
+        f"[default: {TOPIC_REPLICATION}].",
     ),  # fmt: skip
     retention_hours: float = typer.Option(
         None,
         "--retention-hours",
         callback=bounded(-1),
-        help="Hours the data topics keep records, -1 for ever [default: 168]; "
+        help="Hours the data topics keep records, -1 for ever "
+        f"[default: {TOPIC_RETENTION_HOURS:g}]; "
         "the state topic is compacted (the latest state of each symbol stays).",
     ),  # fmt: skip
     config: Path = CONFIG_OPTION,

@@ -15,12 +15,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from marketpulse.alerts import JsonLinesNotifier, Rule
 from marketpulse.bus.base import Batch
 from marketpulse.bus.kafka import KafkaBus
 from marketpulse.bus.topics import Topics, topic_specs
+from marketpulse.config import (
+    COMPRESSION,
+    TOPIC_PARTITIONS,
+    TOPIC_REPLICATION,
+    TOPIC_RETENTION_HOURS,
+    ProcessSettings,
+)
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
 from marketpulse.pipeline.view import MarketView
@@ -53,6 +60,7 @@ class KafkaPipelineOptions:
         replication: replication factor of topics this run creates.
         retention_hours: retention of the data topics this run creates.
         compression: codec of the produced records.
+        process: the processor service's timings (commit interval, ...).
         group_prefix: prefix of the consumer groups (``<prefix>process``, ``<prefix>sink-lake``).
         drain_timeout: seconds each stage may take to catch up when stopping.
     """
@@ -62,10 +70,11 @@ class KafkaPipelineOptions:
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
     alerts_file: str = ""
     duration: float | None = None
-    partitions: int = 6
-    replication: int = 1
-    retention_hours: float = 168.0
-    compression: str = "lz4"
+    partitions: int = TOPIC_PARTITIONS
+    replication: int = TOPIC_REPLICATION
+    retention_hours: float = TOPIC_RETENTION_HOURS
+    compression: str = COMPRESSION
+    process: ProcessSettings = field(default_factory=ProcessSettings)
     group_prefix: str = "marketpulse-run-"
     drain_timeout: float = 60.0
 
@@ -119,7 +128,8 @@ class KafkaPipeline:
         )  # fmt: skip
         processor = ProcessService(
             self.bus, self.topics, Processor(opts.processor, opts.rules),
-            ProcessOptions(group=f"{opts.group_prefix}process", compression=opts.compression),
+            ProcessOptions(group=f"{opts.group_prefix}process", compression=opts.compression,
+                           **asdict(opts.process)),
             process_stop, self._processed,
         )  # fmt: skip
         sink = SinkService(

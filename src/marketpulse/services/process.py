@@ -38,6 +38,15 @@ from marketpulse.bus.kafka import (
     read_partition,
 )
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
+from marketpulse.config import (
+    COMMIT_INTERVAL,
+    COMPRESSION,
+    MAX_BATCH,
+    OUTPUT_GRACE,
+    QUIET_COMMIT_INTERVAL,
+    STEP_TIMEOUT,
+    TRANSACTION_TIMEOUT,
+)
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DeadLetter
@@ -56,6 +65,9 @@ _OFFSET_BEGINNING = -2
 @dataclass(frozen=True, slots=True)
 class ProcessOptions:
     """How the process service runs.
+
+    The timings' defaults are :mod:`marketpulse.config`'s (the ``[process]``
+    settings: ``Settings.process`` has the same field names).
 
     Attributes:
         group: consumer group of the processors (instances share its partitions).
@@ -98,14 +110,14 @@ class ProcessOptions:
 
     group: str = "marketpulse-process"
     instance: str | None = None
-    commit_interval: float = 0.1
-    quiet_commit_interval: float = 2.5
-    output_grace: float = 0.02
-    max_batch: int = 20_000
+    commit_interval: float = COMMIT_INTERVAL
+    quiet_commit_interval: float = QUIET_COMMIT_INTERVAL
+    output_grace: float = OUTPUT_GRACE
+    max_batch: int = MAX_BATCH
     exit_when_idle: float | None = None
-    transaction_timeout: float = 10.0
-    compression: str = "lz4"
-    step_timeout: float = 15.0
+    transaction_timeout: float = TRANSACTION_TIMEOUT
+    compression: str = COMPRESSION
+    step_timeout: float = STEP_TIMEOUT
 
 
 @dataclass(slots=True)

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from marketpulse.bus.kafka import COMPRESSIONS, KafkaBus, KafkaProducer
+from marketpulse.bus.kafka import KafkaBus, KafkaProducer
 from marketpulse.bus.topics import Topics
+from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS
 from marketpulse.exceptions import BusError, ConfigError
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.feeds.dataset import feed_dataset
@@ -45,7 +46,7 @@ class ProduceOptions:
     """How the produce service runs.
 
     Attributes:
-        compression: codec of the records (one of ``bus.kafka.COMPRESSIONS``).
+        compression: codec of the records (one of ``config.KAFKA_COMPRESSIONS``).
         speed: replay a file at this multiple of its event-time pace; ``None``
             sends as fast as the broker takes it.
         duration: stop after this many seconds (by setting the service's ``stop``);
@@ -59,7 +60,7 @@ class ProduceOptions:
         ConfigError: a value is out of range.
     """
 
-    compression: str = "lz4"
+    compression: str = COMPRESSION
     speed: float | None = None
     duration: float | None = None
     linger_ms: float = 5.0
@@ -67,10 +68,10 @@ class ProduceOptions:
     dataset: str | None = None
 
     def __post_init__(self) -> None:
-        if self.compression not in COMPRESSIONS:
+        if self.compression not in KAFKA_COMPRESSIONS:
             raise ConfigError(
                 f"compression: unknown codec {self.compression!r} "
-                f"(choose {', '.join(COMPRESSIONS)})"
+                f"(choose {', '.join(KAFKA_COMPRESSIONS)})"
             )
         for name in ("speed", "duration"):
             value = getattr(self, name)

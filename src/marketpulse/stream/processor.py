@@ -18,6 +18,13 @@ import pyarrow as pa
 
 from marketpulse.alerts import AlertEngine, Rule
 from marketpulse.bus.base import Batch, Message
+from marketpulse.config import (
+    BAR_INTERVALS,
+    IDLE_TIMEOUT,
+    LATENESS,
+    MAX_TIME_JUMP,
+    SESSION_TZ,
+)
 from marketpulse.indicators import IndicatorState, update_indicators
 from marketpulse.models import (
     BAR_SCHEMA,
@@ -59,7 +66,8 @@ class ProcessorSettings:
         lateness: allowed lateness in seconds: a window closes when the
             watermark (max event time minus this) passes its end.
         idle_timeout: seconds without input after which a partition's
-            watermark advances by processing time.
+            watermark advances by processing time; ``None``: never (bars
+            close by input alone, so outputs depend on input alone).
         session_tz: exchange time zone; the session VWAP resets at each local date.
         session_calendar: exchange calendar (``XNYS``, ``24/7``, ...): when set, the
             session VWAP resets with the calendar's sessions instead.
@@ -73,12 +81,12 @@ class ProcessorSettings:
             the trades kept (and, where they are stored, dead letters).
     """
 
-    intervals: tuple[str, ...] = ("1s", "1m", "5m")
-    lateness: float = 0.5
-    idle_timeout: float = 2.0
-    session_tz: str = "America/New_York"
+    intervals: tuple[str, ...] = BAR_INTERVALS
+    lateness: float = LATENESS
+    idle_timeout: float | None = IDLE_TIMEOUT
+    session_tz: str = SESSION_TZ
     session_calendar: str = ""
-    max_time_jump: float = 14 * 86_400.0
+    max_time_jump: float = MAX_TIME_JUMP
     wall_clock: bool = False
     dataset: str = "live"
 
@@ -94,6 +102,8 @@ class ProcessorSettings:
             )
         if self.lateness < 0:
             raise ValueError("lateness must not be negative")
+        if self.idle_timeout is not None and not self.idle_timeout > 0:
+            raise ValueError("idle_timeout must be positive (None: never)")
         if not self.max_time_jump >= 0:
             raise ValueError("max_time_jump must not be negative")
 
@@ -287,7 +297,9 @@ class Processor:
                 partition's backlog must not close their windows by the clock).
         """
         now = time.monotonic() if now is None else now
-        outputs = {}
+        outputs: dict[tuple[str, int], Output] = {}
+        if self.settings.idle_timeout is None:  # bars close by input alone
+            return outputs
         for key, state in self._states.items():
             if key in behind:
                 continue
