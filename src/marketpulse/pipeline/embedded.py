@@ -53,6 +53,8 @@ LAKE_FILE_ROWS = 262_144
 #: A paced replay ends a segment after this many seconds too, so the lake follows it.
 _PACED_SEGMENT_S = 5.0
 
+#: The prefix of the embedded topics' names, as on Kafka by default.
+_TOPIC_PREFIX = "marketpulse."
 #: Topic names (without prefix) and the lake table each one fills (the feed's
 #: ``ticks``, the processor's input, fills none). Quotes pass the processor by:
 #: it builds nothing from them, so the feed's quotes go straight to ``quotes``.
@@ -77,12 +79,10 @@ class PipelineOptions:
         processor: bar windowing settings (its ``dataset`` is replaced by the run's).
         alerts_file: JSON-lines file alerts are appended to ("" for none).
         partitions: partitions of each embedded topic.
-        topic_prefix: prefix of the topic names.
         speed: replay speed as a multiple of real time; ``None`` is as fast as possible.
         duration: stop after this many seconds; ``None`` runs until the feed ends.
-        write_trades: also store trades (those the processor kept) and the feed's
-            quotes in the lake.
-        sinks: where the tables go, each drained by its own thread and consumer
+        sinks: where the tables go (the trades the processor kept and the feed's
+            quotes included), each drained by its own thread and consumer
             group; empty: the Parquet lake at ``lake``. The pipeline closes them.
         dataset: the dataset every stored row carries; ``None``: the feed's
             (``simulator``, a file's name, the vendor: see
@@ -94,10 +94,8 @@ class PipelineOptions:
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
     alerts_file: str = ""
     partitions: int = 1
-    topic_prefix: str = "marketpulse."
     speed: float | None = None
     duration: float | None = None
-    write_trades: bool = True
     sinks: tuple[Sink, ...] = ()
     dataset: str | None = None
 
@@ -136,7 +134,7 @@ class EmbeddedPipeline:
         self.metrics = metrics or Metrics()
         self.view = view
         self._progress = progress
-        self._topic = {name: options.topic_prefix + name for name in TOPICS}
+        self._topic = {name: _TOPIC_PREFIX + name for name in TOPICS}
         self._table = {topic: TOPICS[name] for name, topic in self._topic.items() if TOPICS[name]}
         self._origin: str | None = None
         self._segments: Segments | None = None
@@ -160,9 +158,7 @@ class EmbeddedPipeline:
         # keeps to the clock: a replay at full speed that stalls (a loaded
         # machine) must give the bars of one that does not
         self._clocked = options.speed is not None or getattr(self.feed, "realtime", True)
-        self._origin = input_origin(
-            self.feed, options.processor, options.rules, options.write_trades
-        )
+        self._origin = input_origin(self.feed, options.processor, options.rules)
         if self._origin is not None:
             paced_s = None if options.speed is None else _PACED_SEGMENT_S
             self._segments = Segments(max_age_s=paced_s)
@@ -172,7 +168,6 @@ class EmbeddedPipeline:
                 bus.consumer(f"sink-{sink.name}", list(self._table)),
                 sink,
                 self._table,
-                options.write_trades,
                 self._origin,
             )
             for sink in sinks
@@ -268,9 +263,8 @@ class EmbeddedPipeline:
             self._producer.send_columns(self._topic["dlq"], "dlq", tagged(dead, self._tag))
             self.metrics.add(dlq=len(batch.dead), rejected=len(batch.dead))
         if batch.kind == "quote":  # stored as they are, not counted as ticks
-            if self.options.write_trades:
-                quotes = stamp(data, self._quote_dataset)
-                self._producer.send_columns(self._topic["quotes"], "quote", quotes)
+            quotes = stamp(data, self._quote_dataset)
+            self._producer.send_columns(self._topic["quotes"], "quote", quotes)
             return
         self._producer.send_columns(self._topic["ticks"], batch.kind, data)
         self.metrics.add(ticks=data.num_rows)
@@ -304,10 +298,9 @@ class EmbeddedPipeline:
                 self._notifier.notify(out.alerts)
         if out.dead:
             send("dlq", dlq_table(out.dead, time.time_ns(), self.dataset))
-        if self.options.write_trades:
-            for trades in out.trades:  # tagged with their segment when ingested
-                if trades.num_rows:
-                    self._producer.send_columns(topic["trades"], "trade", trades)
+        for trades in out.trades:  # tagged with their segment when ingested
+            if trades.num_rows:
+                self._producer.send_columns(topic["trades"], "trade", trades)
         rejected = sum(1 for d in out.dead if d.reason != "late")
         self.metrics.add(
             bars=out.bars.num_rows, indicators=out.indicators.num_rows, alerts=len(out.alerts),

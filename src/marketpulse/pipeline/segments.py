@@ -35,9 +35,7 @@ SEGMENT_LINES = 262_144
 SEGMENT_COLUMN = "_input_segment"
 
 
-def input_origin(
-    feed: Feed, processor: ProcessorSettings, rules: list[Rule], write_trades: bool
-) -> str | None:
+def input_origin(feed: Feed, processor: ProcessorSettings, rules: list[Rule]) -> str | None:
     """The identity of a replay's input and of the options that shape its rows (16 hex digits).
 
     ``None`` for a feed without one (a simulated or live market: no two runs
@@ -50,7 +48,7 @@ def input_origin(
     digest.update(identity().encode())
     digest.update(repr(processor).encode())
     digest.update(msgspec.json.encode(rules))
-    digest.update(b"trades" if write_trades else b"")
+    digest.update(b"trades")  # trades were optional once: lakes written then keep their origin
     return digest.hexdigest()
 
 

@@ -123,8 +123,6 @@ class SinkWorker:
         consumer: a consumer of the topics to store.
         sink: where rows go.
         tables: topic name → table name.
-        write_trades: store the rows of the topics of tables ``trades`` (the
-            trades the processor kept) and ``quotes``.
         origin: the identity of a replayed input whose rows carry their
             segment (:mod:`.segments`), or ``None``.
     """
@@ -134,13 +132,11 @@ class SinkWorker:
         consumer: Consumer,
         sink: Sink,
         tables: dict[str, str],
-        write_trades: bool,
         origin: str | None = None,
     ) -> None:
         self._consumer = consumer
         self.sink = sink
         self._tables = tables
-        self._write_trades = write_trades
         self._origin = origin
         self._marks: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
@@ -192,8 +188,6 @@ class SinkWorker:
         batches = self._consumer.poll(max_records=1 << 30, timeout=0)
         for batch in batches:
             table = self._tables[batch.topic]
-            if table in ("trades", "quotes") and not self._write_trades:
-                continue
             for first, data in _by_segment(batch.columns):
                 if table == "trades":  # the feed's columns, as the processor kept them
                     data = data.select(TRADE_SCHEMA.names)
