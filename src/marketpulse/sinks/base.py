@@ -1,11 +1,12 @@
 """The sink interface: writers of the pipeline's output tables to storage.
 
 A sink receives columnar batches of one of the output tables (:data:`TABLES`),
-buffers them, and makes them durable on :meth:`Sink.flush`. The pipeline calls
-:meth:`Sink.maybe_flush` often; the sink decides by size or age whether to
-write. Writes are idempotent when the caller says where the rows came from on
-the bus (:class:`SourceRange`): re-writing the same offsets leaves the same
-result, so offsets may be committed after the flush and replayed after a crash.
+buffers them, and makes them durable on :meth:`Sink.flush`. The runner asks
+:meth:`Sink.due` often and flushes when a buffer is full or old enough (a full
+buffer may also be written by :meth:`Sink.write` itself). Writes are idempotent
+when the caller says where the rows came from on the bus (:class:`SourceRange`):
+re-writing the same offsets leaves the same result, so offsets may be committed
+after the flush and replayed after a crash.
 """
 
 from __future__ import annotations
@@ -155,11 +156,7 @@ class Sink(ABC):
 
     @abstractmethod
     def due(self, now: float | None = None) -> bool:
-        """Return whether a buffer is full or old enough to be flushed."""
-
-    @abstractmethod
-    def maybe_flush(self, now: float | None = None) -> bool:
-        """Flush the buffers that are full or old enough; return whether any was.
+        """Return whether a buffer is full or old enough to be flushed.
 
         Args:
             now: the current time of the sink's clock (``time.monotonic``

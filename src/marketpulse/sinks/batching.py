@@ -40,13 +40,6 @@ class BatchingSink(Sink):
         now = self._clock() if now is None else now
         return now - self._since >= self.max_age_s or self._largest() >= self.max_rows
 
-    def maybe_flush(self, now: float | None = None) -> bool:
-        """Flush if :meth:`due`."""
-        if not self.due(now):
-            return False
-        self.flush()
-        return True
-
     def _stores(self, table: str, data: pa.Table | pa.RecordBatch) -> bool:
         """Check a write; return whether its rows are to be kept (a stored table, rows)."""
         if self._closed:

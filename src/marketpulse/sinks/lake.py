@@ -149,8 +149,8 @@ class LakeSink(Sink):
 
     Rows are buffered per table and per source partition, and published as
     one file per partition when a buffer holds ``max_rows`` rows, when its oldest
-    row has waited ``max_age_s`` seconds (checked by :meth:`maybe_flush`), and
-    on :meth:`flush` and :meth:`close`. Meanwhile every ``row_group_rows``
+    row has waited ``max_age_s`` seconds (:meth:`due` tells; the runner then calls
+    :meth:`flush`), and on :meth:`flush` and :meth:`close`. Meanwhile every ``row_group_rows``
     buffered rows are written to the hidden files as a row group, so that a
     flush (the end of a run above all) has little left to do. Files are
     zstd-compressed.
@@ -251,13 +251,6 @@ class LakeSink(Sink):
     def due(self, now: float | None = None) -> bool:
         """Return whether a buffer is full or older than ``max_age_s``."""
         return bool(self._due_keys(now))
-
-    def maybe_flush(self, now: float | None = None) -> bool:
-        """Flush the buffers that are full or older than ``max_age_s``."""
-        keys = self._due_keys(now)
-        for key in keys:
-            self._flush_buffer(key)
-        return bool(keys)
 
     def flush(self) -> None:
         """Write every buffered row to the lake, but those of input segments not yet ended."""

@@ -35,7 +35,7 @@ def replay(root: Path, rows: pa.Table, cuts: list[tuple[int, int, int, int]], do
 def test_rows_of_a_segment_wait_for_its_end_not_for_size_or_age(make_rows, tmp_path):
     with LakeSink(tmp_path, max_rows=5, max_age_s=0) as sink:
         sink.write("bars", make_rows("bars", 10), InputSegment(ORIGIN, 1))
-        assert sink.maybe_flush() is False
+        assert sink.due() is False
         sink.flush()
         assert names(tmp_path, "bars") == []
         sink.end_segment(ORIGIN, 1, 100)

@@ -191,16 +191,17 @@ def test_flush_by_age(make_rows, tmp_path: Path) -> None:
     clock.now = 103.0
     sink.write("alerts", make_rows("alerts", 5))
     assert not sink.due(104.9)
-    assert not sink.maybe_flush(104.9)
     assert files(tmp_path, "trades") == []
     clock.now = 105.0
-    assert sink.due()
-    assert sink.maybe_flush()
+    assert sink.due()  # the oldest buffered row has waited 5 s
+    sink.flush()  # as the runners do when due: every table
     assert len(files(tmp_path, "trades")) == 1
-    assert files(tmp_path, "alerts") == []  # younger: still buffered
-    assert sink.maybe_flush(108.0)
     assert len(files(tmp_path, "alerts")) == 1
     assert not sink.due(1000.0)
+    clock.now = 200.0
+    sink.write("trades", make_rows("trades", 5))
+    assert not sink.due(204.9)
+    assert sink.due(205.0)
 
 
 def test_one_file_per_date_per_flush(make_rows, tmp_path: Path) -> None:
