@@ -159,3 +159,15 @@ def test_idle_timeout_zero_means_never_in_the_processor():
     assert ProcessorSettings(idle_timeout=None).idle_timeout is None
     with pytest.raises(ValueError, match="idle_timeout"):
         ProcessorSettings(idle_timeout=0.0)  # never is None, not 0 (nor a huge number)
+
+
+def test_the_readme_configuration_example_loads_and_shows_the_defaults(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    settings = load_settings(_toml(tmp_path, example), environ={})
+    assert settings.process == ProcessSettings()  # the example shows the defaults
+    assert settings.kafka.compression == config.COMPRESSION
+    assert settings.idle_timeout == config.IDLE_TIMEOUT
