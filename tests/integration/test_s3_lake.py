@@ -9,7 +9,8 @@ import pytest
 
 from marketpulse.analytics.lake_admin import compact, list_lake
 from marketpulse.config import S3Settings, Secret
-from marketpulse.sinks.lake_store import S3Store, s3_filesystem
+from marketpulse.lake_location import s3_filesystem
+from marketpulse.sinks.lake_store import S3Store
 
 from .conftest import LEAN_TRADES
 

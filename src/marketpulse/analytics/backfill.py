@@ -23,6 +23,7 @@ from marketpulse.bus import Batch
 from marketpulse.exceptions import InputError
 from marketpulse.feeds.base import Feed
 from marketpulse.feeds.dataset import check_dataset, feed_dataset
+from marketpulse.lake_location import LakeLocation
 from marketpulse.models import TRADE_SCHEMA
 from marketpulse.sinks import LakeSink
 from marketpulse.stream import Output, Processor, ProcessorSettings
@@ -33,11 +34,13 @@ __all__ = ["BackfillResult", "backfill", "lake_datasets", "lake_trades"]
 logger = logging.getLogger(__name__)
 
 _TABLES = ("bars", "indicators", "alerts")
-#: The trades as the processor takes them: the lake's stored times back to int64 ns.
+#: The columns of the lake's trades the processor takes.
+_TRADE_COLUMNS = ("symbol", "ts", "price", "size", "exchange", "condition")
+#: The trades as the processor takes them (the lake's stored times back to int64 ns),
+#: in arrival order, from a scan of the files (:meth:`LakeLocation.parquet_scan`).
 _TRADES_QUERY = (
     "SELECT symbol, epoch_ns(ts) AS ts, price, size, exchange, condition "
-    "FROM read_parquet($files, hive_partitioning = true, filename = true, "
-    "file_row_number = true) ORDER BY ts, filename, file_row_number"
+    "FROM {scan} ORDER BY ts, filename, file_row_number"
 )
 
 
@@ -53,29 +56,25 @@ class BackfillResult:
     dataset: str = ""
 
 
-def lake_datasets(root: str | Path) -> list[str]:
+def lake_datasets(root: str | Path | LakeLocation) -> list[str]:
     """The datasets that have trades in the lake at ``root``, by name."""
-    trades = Path(root, "trades")
-    if not trades.is_dir():
-        return []
-    return sorted(
-        folder.name.removeprefix("dataset=")
-        for folder in trades.glob("dataset=*")
-        if next(folder.glob("*/*.parquet"), None) is not None
-    )
+    files = LakeLocation.of(root).glob("trades/dataset=*/*/*.parquet")
+    return sorted({f.split("/")[1].removeprefix("dataset=") for f in files})
 
 
 def lake_trades(
-    root: str | Path, dataset: str, batch_rows: int = 1 << 20
+    root: str | Path | LakeLocation, dataset: str, batch_rows: int = 1 << 20
 ) -> Iterator[tuple[str, pa.RecordBatch]]:
     """Yield the trades of ``dataset`` in the lake, in arrival order (time, then file, then row)."""
-    folder = Path(root, "trades", f"dataset={check_dataset(dataset)}")
-    if next(folder.glob("*/*.parquet"), None) is None:
+    location = LakeLocation.of(root)
+    files = location.glob(f"trades/dataset={check_dataset(dataset)}/*/*.parquet")
+    if not files:
         return
     con = duckdb.connect()
     try:
+        scan = location.parquet_scan(con, "lake_trades", files, _TRADE_COLUMNS)
         # a relation streams its result; DB-API results (execute) would copy it first
-        reader = con.sql(_TRADES_QUERY, params={"files": str(folder / "*" / "*.parquet")})
+        reader = con.sql(_TRADES_QUERY.format(scan=scan))
         for batch in reader.to_arrow_reader(batch_rows):
             table = pa.Table.from_batches([batch])
             symbol = pc.dictionary_encode(table.column("symbol").combine_chunks())
@@ -86,7 +85,7 @@ def lake_trades(
         con.close()
 
 
-def _lake_dataset(root: str | Path, dataset: str | None) -> str:
+def _lake_dataset(root: LakeLocation, dataset: str | None) -> str:
     """The dataset of the lake's trades to recompute: ``dataset``, or the lake's only one.
 
     Raises:
@@ -113,8 +112,8 @@ def _named(held: list[str]) -> str:
 
 
 def backfill(
-    source: Feed | str | Path,
-    lake: str | Path,
+    source: Feed | str | Path | LakeLocation,
+    lake: str | Path | LakeLocation,
     settings: ProcessorSettings | None = None,
     rules: list[Rule] | None = None,
     progress: Callable[[int, int | None], None] | None = None,
@@ -123,9 +122,10 @@ def backfill(
     """Recompute one dataset's bars, indicators and alerts and write them to ``lake``.
 
     Args:
-        source: a feed (file replay), or a lake root whose trades of ``dataset`` are read.
-        lake: the lake to write; every bar, indicator and alert of the dataset
-            is replaced, other datasets are left alone.
+        source: a feed (file replay), or a lake (its location, or its root
+            directory or ``s3://bucket/prefix``) whose trades of ``dataset`` are read.
+        lake: the lake to write (likewise); every bar, indicator and alert of
+            the dataset is replaced, other datasets are left alone.
         settings: windowing settings (must match the live pipeline's for equal rows);
             their ``dataset`` is replaced by the backfill's.
         rules: alert rules.
@@ -143,10 +143,11 @@ def backfill(
     try:
         if dataset is not None:
             check_dataset(dataset)
-        if isinstance(source, str | Path):
-            dataset = _lake_dataset(source, dataset)
-            batches: Iterator[tuple[str, pa.RecordBatch | list]] = lake_trades(source, dataset)
-            name = f"lake {source}"
+        if isinstance(source, str | Path | LakeLocation):
+            location = LakeLocation.of(source)
+            dataset = _lake_dataset(location, dataset)
+            batches: Iterator[tuple[str, pa.RecordBatch | list]] = lake_trades(location, dataset)
+            name = f"lake {location}"
         else:
             dataset = dataset or feed_dataset(source)
             batches = _feed_batches(source, progress)
@@ -202,9 +203,9 @@ def _feed_batches(
 
 def _replace(sink: LakeSink, out: Output, dataset: str) -> None:
     """Write the outputs, then remove the dataset's files written before them."""
-    root = Path(sink.root)
-    folders = [root / table / f"dataset={dataset}" for table in _TABLES]
-    before = {path for folder in folders for path in folder.rglob("*.parquet")}
+    location = sink.location
+    folders = [f"{table}/dataset={dataset}" for table in _TABLES]
+    before = {f for folder in folders for f in location.files(folder, ".parquet")}
     for table, data in (
         ("bars", out.bars),
         ("indicators", out.indicators),
@@ -214,8 +215,6 @@ def _replace(sink: LakeSink, out: Output, dataset: str) -> None:
             sink.write(table, data)
     sink.flush()
     for old in before:
-        old.unlink(missing_ok=True)
+        location.delete_file(old)
     for folder in folders:  # partitions left empty
-        for directory in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if directory.is_dir() and not any(directory.iterdir()):
-                directory.rmdir()
+        location.delete_empty_directories(folder)

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from time import monotonic
 from types import TracebackType
 from typing import Any, Self, TextIO
 
@@ -35,16 +36,16 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import AnalyticsError, OutputError, SQLError
 from marketpulse.analytics.lake_admin import bars_with_indicators_select
 from marketpulse.config import S3Settings
 from marketpulse.human import human_bytes, human_number
+from marketpulse.lake_location import LakeAccessError, LakeLocation
 from marketpulse.sinks.lake import LAKE_SCHEMAS
 from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, partition_columns
-from marketpulse.sinks.lake_store import LocalStore, Store, open_store
+from marketpulse.sinks.lake_store import Store, open_store
 
 __all__ = ["FORMATS", "Lake", "format_table", "open_lake", "query"]
 
@@ -53,6 +54,9 @@ FORMATS: tuple[str, ...] = ("table", "csv", "json", "parquet")
 
 #: Runs of a query whose files were replaced between listing and opening them.
 _ATTEMPTS = 5
+#: An S3 lake's views hold the files listed when they were made: a query
+#: lists the objects again when the listing is older than this (seconds).
+S3_RELIST_S = 2.0
 
 _SQL_TYPES = {
     pa.string(): "VARCHAR",
@@ -64,7 +68,7 @@ _SQL_TYPES = {
 
 
 def open_lake(
-    root: str | Path,
+    root: str | Path | LakeLocation,
     connection: duckdb.DuckDBPyConnection | None = None,
     s3: S3Settings | None = None,
 ) -> duckdb.DuckDBPyConnection:
@@ -74,9 +78,9 @@ def open_lake(
     :func:`open_lake` is called again with it (:class:`Lake` does this itself).
 
     Args:
-        root: the lake's root directory, or ``s3://bucket/prefix``.
+        root: the lake's location, or its root directory or ``s3://bucket/prefix``.
         connection: a connection to add the views to; a new in-memory one if omitted.
-        s3: endpoint and credentials of an S3 lake.
+        s3: endpoint and credentials of an S3 lake named by text.
 
     Raises:
         AnalyticsError: ``root`` is not a directory.
@@ -91,21 +95,23 @@ class Lake:
     """A lake opened for queries; a context manager that closes its connection.
 
     The connection is made on first use. Tables whose files appear after that
-    are picked up by the next :meth:`query`.
+    are picked up by the next :meth:`query` (on S3, where the objects are
+    listed ahead of the query, by the first one :data:`S3_RELIST_S` later).
 
     Args:
-        root: the lake's root directory, or ``s3://bucket/prefix``.
-        s3: endpoint and credentials of an S3 lake.
+        root: the lake's location, or its root directory or ``s3://bucket/prefix``.
+        s3: endpoint and credentials of an S3 lake named by text.
 
     Raises:
         OldLayoutError: the lake is of an earlier MarketPulse's layout (convert it first).
     """
 
-    def __init__(self, root: str | Path, s3: S3Settings | None = None) -> None:
+    def __init__(self, root: str | Path | LakeLocation, s3: S3Settings | None = None) -> None:
         self.store = open_store(root, s3)
-        self.root = Path(self.store.base) if isinstance(self.store, LocalStore) else root
+        self.location = self.store.location
         self._con: duckdb.DuckDBPyConnection | None = None
         self._empty: set[str] = set()
+        self._listed = 0.0
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -117,7 +123,7 @@ class Lake:
             except BaseException:
                 con.close()
                 raise
-            self._con = con
+            self._con, self._listed = con, monotonic()
         return self._con
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
@@ -127,6 +133,8 @@ class Lake:
             SQLError: DuckDB rejected the query; the message is DuckDB's.
         """
         con = self.connection
+        if self.location.is_s3 and monotonic() - self._listed >= S3_RELIST_S:
+            self._empty, self._listed = _create_views(con, self.store), monotonic()
         for table in [t for t in self._empty if _has_files(self.store, t)]:
             _create_view(con, self.store, table)
             self._empty.discard(table)
@@ -162,12 +170,12 @@ class Lake:
 
 
 def query(
-    root: str | Path,
+    root: str | Path | LakeLocation,
     sql: str,
     params: Sequence[Any] | None = None,
     s3: S3Settings | None = None,
 ) -> pa.Table:
-    """Run one query over the lake at ``root`` (a directory or ``s3://...``); return its result.
+    """Run one query over the lake at ``root`` (a location, directory or ``s3://...``).
 
     Raises:
         AnalyticsError: ``root`` is not a directory.
@@ -226,7 +234,7 @@ def _utc_connection() -> duckdb.DuckDBPyConnection:
 
 def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> set[str]:
     """Create the view of every table and the joined views; return the tables without files."""
-    if isinstance(store, LocalStore) and not Path(store.base).is_dir():
+    if not store.location.is_s3 and not store.location.exists():
         raise AnalyticsError(f"no lake at {store.base}: not a directory")
     empty = {table for table in ROW_SCHEMAS if not _create_view(con, store, table)}
     con.execute(f"CREATE OR REPLACE VIEW bars_with_indicators AS {BARS_WITH_INDICATORS}")
@@ -256,8 +264,8 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
     times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
     replace = ", ".join(f"CAST({_ident(n)} AS TIMESTAMPTZ) AS {_ident(n)}" for n in times)
     found = _has_files(store, table)
-    if found and isinstance(store, LocalStore):
-        glob = _literal(str(Path(store.base) / table / _partition_glob(table) / "*.parquet"))
+    if found and not store.location.is_s3:
+        glob = _literal(store.location.path(table, _partition_glob(table), "*.parquet"))
         types = ", ".join(
             f"{_literal(f.name)}: {_literal(_sql_type(f.type))}"
             for f in schema
@@ -303,21 +311,14 @@ def _with_keys(schema: pa.Schema, keys: pa.Schema) -> pa.Schema:
 
 
 def _table_files(store: Store, table: str) -> list[str]:
-    selector = pafs.FileSelector(store.path(table), recursive=True, allow_not_found=True)
     try:
-        infos = store.filesystem.get_file_info(selector)
-    except OSError as exc:
-        raise AnalyticsError(f"cannot list the lake at {store.uri}: {exc}") from exc
-    return sorted(
-        info.path
-        for info in infos
-        if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
-        and not info.base_name.startswith(".")
-    )  # fmt: skip
+        return [store.location.path(f) for f in store.location.files(table, ".parquet")]
+    except LakeAccessError as exc:
+        raise AnalyticsError(str(exc)) from None
 
 
 def _has_files(store: Store, table: str) -> bool:
-    if isinstance(store, LocalStore):
+    if not store.location.is_s3:  # the first match is enough
         pattern = f"{_partition_glob(table)}/*.parquet"
         return next((Path(store.base) / table).glob(pattern), None) is not None
     return bool(_table_files(store, table))

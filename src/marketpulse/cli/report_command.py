@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, settings_from
+from marketpulse.cli.sink_options import lake_location
 from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat
 from marketpulse.cli.storage_command import date_option
 
@@ -46,7 +47,7 @@ def _run(name: str, start: str, end: str, symbols: str | None, interval: str | N
         tuple(s.strip() for s in (symbols or "").split(",") if s.strip()), interval, top,
         dataset or settings.dataset or None,
     )  # fmt: skip
-    with Lake(settings.lake, settings.s3) as opened:
+    with Lake(lake_location(settings)) as opened:
         format_table(report(opened, name, scope), format.value, output)
 
 

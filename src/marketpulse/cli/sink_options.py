@@ -11,6 +11,7 @@ from marketpulse.config import Secret, Settings
 from marketpulse.exceptions import ConfigError
 
 if TYPE_CHECKING:
+    from marketpulse.lake_location import LakeLocation
     from marketpulse.sinks import Sink
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "SinkKind",
     "build_sink",
     "build_sinks",
+    "lake_location",
     "url_overrides",
 ]
 
@@ -68,6 +70,17 @@ def url_overrides(postgres_url: str | None, influx_url: str | None) -> dict[str,
     }
 
 
+def lake_location(settings: Settings) -> LakeLocation:
+    """The lake every command reads and writes: the settings' root with their ``[s3]`` settings.
+
+    Raises:
+        LakeLocationError: the lake is neither a directory nor ``s3://bucket/prefix``.
+    """
+    from marketpulse.lake_location import LakeLocation
+
+    return LakeLocation.of(settings.lake, settings.s3)
+
+
 def build_sink(
     kind: SinkKind | str,
     settings: Settings,
@@ -87,7 +100,7 @@ def build_sink(
     age = {} if max_age_s is None else {"max_age_s": max_age_s}
     if kind == SinkKind.lake:
         rows = {"max_rows": lake_rows} if lake_rows else {}
-        return LakeSink(settings.lake, **rows, **age, s3=settings.s3)
+        return LakeSink(lake_location(settings), **rows, **age)
     if kind == SinkKind.postgres:
         if not settings.postgres_url:
             raise ConfigError("--sink postgres needs --postgres-url (or MARKETPULSE_POSTGRES_URL)")

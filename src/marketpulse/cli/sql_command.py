@@ -27,6 +27,7 @@ from marketpulse.cli.common import (
     rules_from,
     settings_from,
 )
+from marketpulse.cli.sink_options import lake_location
 from marketpulse.exceptions import InputError
 
 __all__ = ["FORMAT_OUTPUT_OPTION", "OutputFormat", "backfill", "sql"]
@@ -72,7 +73,7 @@ def sql(
     from marketpulse.analytics import query as run_query
 
     settings = settings_from(config, lake=lake)
-    result = run_query(settings.lake, query, s3=settings.s3)
+    result = run_query(lake_location(settings), query)
     format_table(result, format.value, output)
 
 
@@ -113,15 +114,14 @@ def backfill(
     )
     if file is None and adjust != Adjust.none:
         raise InputError("backfill: --adjust applies to --file, not to the lake's trades")
+    location = lake_location(settings)
     source = (
-        file_feed(file, format, symbol, columns, include_suspicious, adjust)
-        if file
-        else settings.lake
+        file_feed(file, format, symbol, columns, include_suspicious, adjust) if file else location
     )
     # with --file: the file's name; from the lake: None, the lake's only dataset
     name = dataset_for(settings, dataset, file_dataset(file) if file else "") or None
     result = run_backfill(
-        source, settings.lake, processor_settings(settings), rules_from(settings), dataset=name
+        source, location, processor_settings(settings), rules_from(settings), dataset=name
     )
     console.print(
         f"backfill of dataset {result.dataset} done: ticks {result.ticks:,}, bars "

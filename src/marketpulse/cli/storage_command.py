@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, console, settings_from
-from marketpulse.cli.sink_options import POSTGRES_URL_OPTION, url_overrides
+from marketpulse.cli.sink_options import POSTGRES_URL_OPTION, lake_location, url_overrides
 from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat
 from marketpulse.exceptions import ConfigError
 
@@ -60,13 +60,12 @@ def db_migrate(
 
 def _store(lake: str | None, config: Path | None, old_layout: bool = False):  # noqa: ANN202
     """The lake's store (a sinks.lake_store.Store); refused if of the earlier layout."""
-    from marketpulse.sinks.lake_store import LocalStore, open_store
+    from marketpulse.sinks.lake_store import open_store
 
-    settings = settings_from(config, lake=lake)
-    store = open_store(settings.lake, settings.s3, old_layout=old_layout)
-    if isinstance(store, LocalStore) and not store.root.is_dir():
-        raise ConfigError(f"no lake at {store.root}: not a directory")
-    return store
+    location = lake_location(settings_from(config, lake=lake))
+    if not location.is_s3 and not location.exists():
+        raise ConfigError(f"no lake at {location}: not a directory")
+    return open_store(location, old_layout=old_layout)
 
 
 @lake_app.command("ls")
@@ -195,17 +194,17 @@ def lake_ddl(
     the view bars_with_indicators.
     """
     from marketpulse.analytics.lake_admin import external_table_ddl, lake_timeframes
-    from marketpulse.sinks.lake_store import LocalStore, open_store
+    from marketpulse.sinks.lake_store import open_store
 
     settings = settings_from(config, lake=lake)
     timeframes = {*settings.intervals, "1d"}
-    store = open_store(settings.lake, settings.s3)
-    if not isinstance(store, LocalStore) or store.root.is_dir():
+    lake_at = lake_location(settings)
+    if lake_at.is_s3 or lake_at.exists():
         try:
-            timeframes |= lake_timeframes(store)
+            timeframes |= lake_timeframes(open_store(lake_at))
         except OSError as exc:
-            raise ConfigError(f"cannot list the lake at {settings.lake}: {exc}") from None
-    where = location or settings.lake
+            raise ConfigError(f"cannot list the lake at {lake_at}: {exc}") from None
+    where = location or lake_at.root
     scheme, _, rest = where.partition("://")
     if rest and scheme != "s3" or scheme == "s3" and not rest.strip("/"):
         raise ConfigError(f"--location: expected s3://bucket/prefix or a directory, got {where!r}")

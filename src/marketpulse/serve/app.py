@@ -305,7 +305,7 @@ def create_app(
         return {
             "figures": source.figures(),
             "dead_letters": letters,
-            "sink": {"kind": "lake", "root": str(lake.root), "ready": lake.root.is_dir()},
+            "sink": {"kind": "lake", "root": str(lake.root), "ready": lake.exists()},
             "clients": {"connected": clients.connected, "dropped": clients.dropped},
         }
 

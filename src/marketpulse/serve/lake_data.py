@@ -7,14 +7,16 @@ ISO 8601 UTC text (see :mod:`marketpulse.serve.records`).
 
 The lake's datasets are its ``<table>/dataset=<name>/`` directories. The
 *default* dataset, read when a request names none, is the one whose files
-were written last (the newest change among its partition directories),
-preferring datasets that have bars.
+were written last (the newest change among its partition directories, or on
+S3 its newest object), preferring datasets that have bars.
+
+The lake is a local directory or ``s3://bucket/prefix``
+(:class:`~marketpulse.lake_location.LakeLocation`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from marketpulse.analytics import Lake
+from marketpulse.lake_location import LakeLocation
 from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_SCHEMA, INTERVALS
 from marketpulse.serve.records import iso_time, to_records
 from marketpulse.sinks.lake_store import open_store
@@ -41,22 +44,33 @@ class LakeData:
     """Read-only queries over one lake, safe to call from many threads.
 
     Args:
-        root: the lake's root directory.
+        root: the lake's location, or its root directory or ``s3://bucket/prefix``.
+
+    Raises:
+        OldLayoutError: the lake is in the layout of an earlier MarketPulse.
     """
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path | LakeLocation) -> None:
+        self.location = LakeLocation.of(root)
+        #: The lake's directory, or its ``s3://bucket/prefix``.
+        self.root: Path | str = self.location.root
+        if not self.location.is_s3:
+            self.root = self.location.local_path
         self._lake: Lake | None = None
         self._lock = threading.Lock()
-        if self.root.is_dir():  # a lake of an earlier layout is refused before serving
-            open_store(self.root)
+        if self.exists():  # a lake of an earlier layout is refused before serving
+            open_store(self.location)
+
+    def exists(self) -> bool:
+        """Whether the lake is there: its directory, or its bucket."""
+        return self.location.exists()
 
     def _query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         with self._lock:
             if self._lake is None:
-                if not self.root.is_dir():
+                if not self.exists():
                     return pa.table({})
-                self._lake = Lake(self.root)
+                self._lake = Lake(self.location)
             return self._lake.query(sql, params)
 
     def close(self) -> None:
@@ -69,43 +83,38 @@ class LakeData:
     def ready(self) -> bool:
         """Whether the lake can be queried."""
         self._query("SELECT count(*) FROM bars WHERE false")
-        return self.root.is_dir()
+        return self.exists()
 
     def names(self) -> set[str]:
         """Return the names of the lake's datasets (its ``<table>/dataset=<name>`` directories)."""
         return {name for name, _ in self._dataset_dirs()}
 
-    def _dataset_dirs(self) -> list[tuple[str, str]]:
-        found = []
-        for table in _TABLES:
-            try:
-                entries = list(os.scandir(self.root / table))
-            except OSError:  # no such table (yet)
-                continue
-            found.extend(
-                (entry.name[len(_DATASET_DIR) :], entry.path)
-                for entry in entries
-                if entry.name.startswith(_DATASET_DIR) and entry.is_dir()
-            )
-        return found
+    def _dataset_dirs(self, tables: tuple[str, ...] = _TABLES) -> list[tuple[str, str]]:
+        """(dataset, its directory under the root) for each table's datasets."""
+        return [
+            (name[len(_DATASET_DIR) :], f"{table}/{name}")
+            for table in tables
+            for name in self.location.directories(table)
+            if name.startswith(_DATASET_DIR)
+        ]
 
     def written(self) -> dict[str, int]:
         """Return each dataset of the lake with when its files last changed (ns since the epoch).
 
         A file written, replaced or removed changes its directory, so the
         newest change of a dataset's partition directories is when it was
-        last written.
+        last written (on S3, its newest object's).
         """
         newest: dict[str, int] = {}
         for name, path in self._dataset_dirs():
-            stamp = _newest_change(path)
+            stamp = self.location.newest_change(path)
             newest[name] = max(newest.get(name, stamp), stamp)
         return newest
 
     def default_dataset(self) -> str | None:
         """Return the most recently written dataset that has bars (else any), or ``None``."""
         written = self.written()
-        with_bars = {name for name in written if (self.root / "bars" / f"dataset={name}").is_dir()}
+        with_bars = {name for name, _ in self._dataset_dirs(("bars",))} & set(written)
         pool = with_bars or set(written)
         return max(pool, key=lambda name: (written[name], name)) if pool else None
 
@@ -277,17 +286,3 @@ class LakeData:
             ORDER BY b.symbol
         """
         return to_records(self._query(sql, [dataset, timeframe]))
-
-
-def _newest_change(directory: str) -> int:
-    """Return the newest modification time (ns) of ``directory`` and the directories below it."""
-    newest = 0
-    pending = [directory]
-    while pending:
-        path = pending.pop()
-        try:
-            newest = max(newest, os.stat(path).st_mtime_ns)
-            pending.extend(e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False))
-        except OSError:  # removed meanwhile (a compaction, `lake drop`)
-            continue
-    return newest

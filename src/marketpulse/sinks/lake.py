@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketpulse.config import S3Settings
+from marketpulse.lake_location import LakeLocation
 from marketpulse.sinks.base import (
     TABLES,
     InputSegment,
@@ -55,7 +56,7 @@ from marketpulse.sinks.base import (
 from marketpulse.sinks.lake_layout import FILE_SCHEMAS, PERIOD, ROW_SCHEMAS, split
 from marketpulse.sinks.lake_offsets import SOURCE_NAME, covered, remove_superseded
 from marketpulse.sinks.lake_segments import EarlierFiles, segment_name
-from marketpulse.sinks.lake_store import OpenFile, Staged, is_s3, open_store
+from marketpulse.sinks.lake_store import OpenFile, Staged, open_store
 
 __all__ = [
     "LAKE_SCHEMAS",
@@ -162,20 +163,22 @@ class LakeSink(Sink):
     of an earlier replay of the same input (:mod:`.lake_segments`).
 
     Args:
-        root: the lake's root directory (created if missing).
+        root: the lake's location, or its root directory (created if missing)
+            or ``s3://bucket/prefix``.
         max_rows: buffered rows of one table that trigger a flush.
         max_age_s: age of the oldest buffered row that triggers a flush.
         row_group_rows: buffered rows written ahead of a flush as one row group.
         compression: Parquet codec of the files (zstd by default: small and fast).
         clock: monotonic clock in seconds, replaceable in tests.
-        s3: endpoint and credentials when ``root`` is ``s3://bucket/prefix``.
+        s3: endpoint and credentials when ``root`` is ``s3://bucket/prefix`` text
+            (a :class:`~marketpulse.lake_location.LakeLocation` carries its own).
     """
 
     name = "lake"
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | LakeLocation,
         max_rows: int = 1_000_000,
         max_age_s: float = 5.0,
         *,
@@ -190,7 +193,7 @@ class LakeSink(Sink):
             raise ValueError(f"compression must be one of {', '.join(_COMPRESSIONS)}")
         self.compression = compression
         self.store = open_store(root, s3)
-        self.root = root if is_s3(root) else Path(root)
+        self.location = self.store.location
         self.max_rows = max_rows
         self.max_age_s = max_age_s
         self.row_group_rows = max(1, row_group_rows)
@@ -199,7 +202,7 @@ class LakeSink(Sink):
         self._buffers: dict[tuple[str, _Key], _Buffer] = {}
         self._earlier: dict[str, EarlierFiles] = {}
         if self.store.remove_stale_temporaries():
-            logger.info("lake %s: removed hidden files of writers that were killed", root)
+            logger.info("lake %s: removed hidden files of writers that were killed", self.location)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self._run_id = f"{stamp}-{os.getpid()}-{next(_instances)}"
         self._seq = itertools.count(1)

@@ -28,7 +28,6 @@ import itertools
 import logging
 import os
 import re
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from marketpulse.config import S3Settings
+from marketpulse.lake_location import LakeLocation, LakeLocationError
 from marketpulse.sinks.exceptions import SinkError
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "S3Store",
     "Staged",
     "Store",
-    "is_s3",
     "open_store",
 ]
 
@@ -76,11 +75,6 @@ class OldLayoutError(SinkError):
             f"lake {uri} uses the layout of an earlier MarketPulse; convert it with: "
             f"marketpulse lake migrate --lake {uri}"
         )
-
-
-def is_s3(root: str | Path) -> bool:
-    """Return whether a lake root is an ``s3://`` URI."""
-    return str(root).startswith("s3://")
 
 
 @dataclass(slots=True)
@@ -146,6 +140,8 @@ class OpenFile:
 class Store:
     """Files of a lake: stage, make durable, publish, list, remove."""
 
+    #: Where the lake is, with the settings that reach it.
+    location: LakeLocation
     #: The lake's root as users name it (a directory, or ``s3://bucket/prefix``).
     uri: str
     #: The pyarrow filesystem and the root's path in it, for readers.
@@ -227,11 +223,12 @@ class Store:
 class LocalStore(Store):
     """A lake in a local directory."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.uri = str(root)
-        self.filesystem = pafs.LocalFileSystem()
-        self.base = str(self.root.resolve())
+    def __init__(self, root: str | Path | LakeLocation) -> None:
+        self.location = LakeLocation.of(root)
+        self.root = self.location.local_path
+        self.uri = self.location.root
+        self.filesystem = self.location.filesystem
+        self.base = self.location.base
         self._dirs: set[str] = set()
         self._new_dirs: set[Path] = set()
 
@@ -334,18 +331,22 @@ class S3Store(Store):
     """A lake under ``s3://bucket/prefix`` of an S3-compatible object store.
 
     Args:
-        uri: ``s3://bucket/prefix``.
-        settings: endpoint, region and credentials; empty ones are left to the
-            AWS SDK's own lookup (``AWS_*`` variables, ``~/.aws``).
+        uri: ``s3://bucket/prefix``, or its location.
+        settings: endpoint, region and credentials (of a ``uri`` given as text);
+            empty ones are left to the AWS SDK's own lookup (``AWS_*``
+            variables, ``~/.aws``).
+
+    Raises:
+        LakeLocationError: ``uri`` is not ``s3://bucket/prefix``.
     """
 
-    def __init__(self, uri: str, settings: S3Settings | None = None) -> None:
-        parts = urllib.parse.urlsplit(uri)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise ValueError(f"lake {uri!r}: expected s3://bucket/prefix")
-        self.uri = uri.rstrip("/")
-        self.base = f"{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
-        self.filesystem = s3_filesystem(settings or S3Settings())
+    def __init__(self, uri: str | LakeLocation, settings: S3Settings | None = None) -> None:
+        self.location = LakeLocation.of(uri, settings)
+        if not self.location.is_s3:
+            raise LakeLocationError(f"lake {self.location}: expected s3://bucket/prefix")
+        self.uri = self.location.root
+        self.base = self.location.base
+        self.filesystem = self.location.filesystem
 
     def stage(self, directory: str, name: str, rows: pa.Table, compression: str) -> Staged:
         """Encode the file in memory."""
@@ -365,36 +366,22 @@ class S3Store(Store):
             raise SinkError(f"lake {self.uri}: cannot write {key}: {exc}") from exc
 
 
-def s3_filesystem(settings: S3Settings) -> pafs.S3FileSystem:
-    """A pyarrow S3 filesystem for the settings (path-style addressing for custom endpoints)."""
-    options: dict[str, object] = {}
-    if settings.endpoint:
-        endpoint = urllib.parse.urlsplit(settings.endpoint)
-        options["endpoint_override"] = endpoint.netloc or settings.endpoint
-        options["scheme"] = endpoint.scheme or "https"
-        options["force_virtual_addressing"] = False
-    if settings.region:
-        options["region"] = settings.region
-    if settings.access_key_id:
-        options["access_key"] = settings.access_key_id
-        options["secret_key"] = settings.secret_access_key.reveal()
-    return pafs.S3FileSystem(**options)
-
-
 def open_store(
-    root: str | Path, s3: S3Settings | None = None, *, old_layout: bool = False
+    root: str | Path | LakeLocation, s3: S3Settings | None = None, *, old_layout: bool = False
 ) -> Store:
-    """The store of a lake root: S3 for ``s3://...``, else a local directory.
+    """The store of a lake: S3 for ``s3://...``, else a local directory.
 
     Args:
-        root: the lake's root directory, or ``s3://bucket/prefix``.
-        s3: endpoint and credentials of an S3 lake.
+        root: the lake's location, or its root directory or ``s3://bucket/prefix``.
+        s3: endpoint and credentials of an S3 lake given as text.
         old_layout: open a lake of the layout before datasets too (to convert it).
 
     Raises:
+        LakeLocationError: ``root`` is neither a directory nor ``s3://bucket/prefix``.
         OldLayoutError: the lake has partitions of the earlier layout (unless ``old_layout``).
     """
-    store = S3Store(str(root), s3) if is_s3(root) else LocalStore(root)
+    location = LakeLocation.of(root, s3)
+    store = S3Store(location) if location.is_s3 else LocalStore(location)
     if not old_layout and store.is_old_layout():
         raise OldLayoutError(store.uri)
     return store
