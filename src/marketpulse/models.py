@@ -43,7 +43,6 @@ __all__ = [
     "QUOTE_SCHEMA",
     "STORED_TIME",
     "TRADE_SCHEMA",
-    "WIRE_FORMATS",
     "Alert",
     "Bar",
     "CustomValue",
@@ -54,7 +53,6 @@ __all__ = [
     "Trade",
     "decode_tick",
     "decode_tick_json",
-    "decode_ticks",
     "encode",
     "interval_ns",
     "is_dataset_name",
@@ -258,36 +256,21 @@ _tick_decoder = msgspec.json.Decoder(Tick)
 #: Decode one JSON ``ticks`` record (the decoder's own method: ``map`` over
 #: many records then runs at C speed). Raises as :func:`decode_tick` does.
 decode_tick_json = _tick_decoder.decode
-_ticks_decoder = msgspec.json.Decoder(list[Tick])
-_msgpack_encoder = msgspec.msgpack.Encoder()
-_msgpack_tick_decoder = msgspec.msgpack.Decoder(Tick)
-
-#: Wire formats: JSON (the default, readable by any Kafka tool) and msgpack.
-WIRE_FORMATS = ("json", "msgpack")
 
 
-def encode(message: msgspec.Struct, wire: str = "json") -> bytes:
-    """Encode a message as JSON (default) or msgpack bytes."""
-    if wire == "msgpack":
-        return _msgpack_encoder.encode(message)
+def encode(message: msgspec.Struct) -> bytes:
+    """Encode a message as a JSON record (the Kafka wire: readable by any Kafka tool)."""
     return _json_encoder.encode(message)
 
 
-def decode_tick(data: bytes, wire: str = "json") -> Trade | Quote | Bar:
-    """Decode one ``ticks`` record from JSON (default) or msgpack.
+def decode_tick(data: bytes) -> Trade | Quote | Bar:
+    """Decode one JSON ``ticks`` record.
 
     Raises:
         msgspec.ValidationError: well formed, but not a tick.
-        msgspec.DecodeError: the bytes are not JSON (or msgpack).
+        msgspec.DecodeError: the bytes are not JSON.
     """
-    if wire == "msgpack":
-        return _msgpack_tick_decoder.decode(data)
     return _tick_decoder.decode(data)
-
-
-def decode_ticks(data: bytes) -> list[Trade | Quote | Bar]:
-    """Decode a JSON array of ticks."""
-    return _ticks_decoder.decode(data)
 
 
 # Columnar schemas: the tables that flow between stages and into the lake.
