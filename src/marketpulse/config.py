@@ -198,6 +198,8 @@ class Settings:
     own name (``simulator``, the replayed file's name, the vendor; ``live``
     for ``process``), see :mod:`marketpulse.feeds.dataset`. ``idle_timeout``
     0: a partition's bars never close by processing time (by input alone).
+    ``plugins``: ``module:function`` of each plugin (:mod:`marketpulse.plugins`);
+    ``MARKETPULSE_PLUGINS`` separates them with commas.
     """
 
     lake: str = "./data/lake"
@@ -212,6 +214,7 @@ class Settings:
     max_time_jump: float = field(default=MAX_TIME_JUMP, metadata={"min": 0})
     partitions: int = field(default=1, metadata={"min": 1})
     log_level: str = "INFO"
+    plugins: tuple[str, ...] = ()
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
     influx_url: Secret = field(default_factory=lambda: Secret(""))
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)

@@ -121,10 +121,13 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
     ``wall_clock``: the input is live (times are checked against the wall clock).
     An ``idle_timeout`` of 0 (never close bars by processing time) becomes ``None``.
     """
+    from marketpulse.plugins import load_plugins
     from marketpulse.stream import ProcessorSettings
 
+    plugins = load_plugins(settings.plugins)  # a bad spec: one line, before anything starts
     try:
         return ProcessorSettings(
+            plugins=plugins,
             intervals=settings.intervals,
             lateness=settings.lateness,
             idle_timeout=settings.idle_timeout or None,
@@ -178,6 +181,19 @@ LATENESS_OPTION = typer.Option(
     None, "--lateness", help=f"Allowed lateness of ticks, seconds [default: {LATENESS:g}].",
     callback=bounded(0),
 )  # fmt: skip
+PLUGIN_OPTION = typer.Option(
+    None, "--plugin", metavar="MODULE:FUNCTION",
+    help="A function of your own called on each batch of closed bars with their indicators "
+    "(see README, Plugins); its columns go to the table custom, its alerts with the rules'. "
+    "Repeat for several [default: plugins or MARKETPULSE_PLUGINS].",
+)  # fmt: skip
+
+
+def plugin_specs(given: list[str] | None) -> tuple[str, ...] | None:
+    """The ``--plugin`` specs as a settings override (``None``: none given, keep the config's)."""
+    return tuple(given) if given else None
+
+
 ALERTS_FILE_OPTION = typer.Option(
     None,
     "--alerts-file",

@@ -6,17 +6,19 @@ from pathlib import Path
 
 import typer
 
-from marketpulse.bus.topics import OUTPUT_TOPICS
+from marketpulse.bus.topics import OUTPUT_TOPICS, PLUGIN_TOPICS
 from marketpulse.cli.common import (
     CONFIG_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
+    PLUGIN_OPTION,
     RULES_OPTION,
     bounded,
     console,
     dataset_for,
     parse_intervals,
+    plugin_specs,
     processor_settings,
     rules_from,
 )
@@ -88,6 +90,7 @@ def process(
         "ticks topic carries one dataset (use a topic prefix per dataset) "
         "[default: live; or MARKETPULSE_DATASET].",
     ),
+    plugin: list[str] = PLUGIN_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Run the processor as a consumer-group member: ticks in, bars/indicators/alerts out.
@@ -106,6 +109,7 @@ def process(
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
         intervals=parse_intervals(intervals), idle_timeout=idle_timeout,
+        plugins=plugin_specs(plugin),
         **{"process.commit_interval": commit_interval},
     )  # fmt: skip
     name = dataset_for(settings, dataset, LIVE)
@@ -145,12 +149,14 @@ def sink_lake(
 ) -> None:
     """Write the output topics to the Parquet lake, idempotently.
 
-    Reads bars, indicators, alerts and dlq with read_committed; files are named
+    Reads bars, indicators, alerts, dlq (and custom, plugins' values, when the topic
+    exists) with read_committed; files are named
     after the offsets they hold, so rows written again after a crash replace
     their earlier file; offsets are committed once the files are durable.
     """
     settings = kafka_settings(config, bootstrap_servers, topic_prefix, lake=lake)
-    _serve_sink(SinkKind.lake, settings, group, exit_when_idle, max_age, OUTPUT_TOPICS)
+    _serve_sink(SinkKind.lake, settings, group, exit_when_idle, max_age,
+                (*OUTPUT_TOPICS, *PLUGIN_TOPICS))  # fmt: skip
 
 
 @sink_app.command("postgres")

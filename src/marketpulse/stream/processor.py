@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 import numpy as np
@@ -34,6 +34,7 @@ from marketpulse.models import (
     interval_ns,
     is_dataset_name,
 )
+from marketpulse.plugins import Plugin, run_plugins
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
 from marketpulse.stream.decode import decode_messages, decode_plain_trades
@@ -79,6 +80,9 @@ class ProcessorSettings:
             ``validate.MAX_CLOCK_SKEW`` ahead of the wall clock are ``future``.
         dataset: the dataset stamped on every output: bars, indicators, alerts,
             the trades kept (and, where they are stored, dead letters).
+        plugins: users' functions called on each batch of closed bars with
+            their indicators (:mod:`marketpulse.plugins`): their values go to
+            :attr:`.Output.custom`, their alerts with the rules'.
     """
 
     intervals: tuple[str, ...] = BAR_INTERVALS
@@ -89,6 +93,7 @@ class ProcessorSettings:
     max_time_jump: float = MAX_TIME_JUMP
     wall_clock: bool = False
     dataset: str = "live"
+    plugins: tuple[Plugin, ...] = ()
 
     def __post_init__(self) -> None:
         if not is_dataset_name(self.dataset):
@@ -204,7 +209,7 @@ class Processor:
         self._warm = True
         started = time.monotonic()
         logger.info("processor: loading the kernels (compiled on a first run, then cached)")
-        scratch = Processor(self.settings, self._rules)
+        scratch = Processor(replace(self.settings, plugins=()), self._rules)
         step = 20 * 10**9  # 20 s between trades: bars of every interval close
         start = _WARM_UP_START - _WARM_UP_START % self._lengths[-1]
         values = [
@@ -275,7 +280,7 @@ class Processor:
             lo = hi
         # the closes of all the partitions are turned into rows together
         for out, emitted in zip(outputs, self._emitter.emit(closes), strict=True):
-            out.extend(emitted)
+            out.extend(self._plug(emitted))
         return outputs
 
     def idle(self, now: float | None = None) -> Output:
@@ -446,10 +451,20 @@ class Processor:
         prices = {n: table.column(n).to_numpy() for n in ("open", "high", "low", "close", "volume")}
         out.alerts = state.alerts.evaluate(alert_rows(symbols, labels, start, end, prices, values))
         out.accepted = table.num_rows
-        return out
+        return self._plug(out)
 
     def _emit(self, state: PartitionState, closed: ClosedBars) -> Output:
-        return self._emitter.emit([(state, closed)])[0]
+        return self._plug(self._emitter.emit([(state, closed)])[0])
+
+    def _plug(self, out: Output) -> Output:
+        """Add what the plugins make of the output's bars (custom values, alerts, dead letters)."""
+        plugins = self.settings.plugins
+        if plugins and out.bars.num_rows:
+            made = run_plugins(plugins, out.bars, out.indicators, self.settings.dataset)
+            out.custom = made.custom
+            out.alerts.extend(made.alerts)
+            out.dead.extend(made.dead)
+        return out
 
 
 def _seconds(value: float) -> str:
