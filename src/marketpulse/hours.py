@@ -95,10 +95,6 @@ class MarketHours:
         """Whether this market never closes."""
         return self.name == ALWAYS_OPEN
 
-    def is_open(self, ts: int) -> bool:
-        """Tell whether a session is running at ``ts`` (UTC ns)."""
-        return self.wait(ts) == 0.0
-
     def wait(self, ts: int) -> float:
         """Seconds from ``ts`` (UTC ns) until the market is open (0 while it is)."""
         if self.always_open:

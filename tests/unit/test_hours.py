@@ -22,8 +22,7 @@ def test_sessions_holidays_and_early_closes():
     assert nyse.session(date(2024, 11, 27)) == (ns(2024, 11, 27, 14, 30), ns(2024, 11, 27, 21))
     assert nyse.session(date(2024, 11, 28)) is None  # Thanksgiving
     assert nyse.session(date(2024, 11, 30)) is None  # a Saturday
-    assert nyse.is_open(ns(2024, 11, 29, 17, 59))
-    assert not nyse.is_open(ns(2024, 11, 29, 18, 0))  # the early close
+    assert nyse.wait(ns(2024, 11, 29, 17, 59)) == 0.0  # open
     assert (
         nyse.wait(ns(2024, 11, 29, 18, 0)) == (ns(2024, 12, 2, 14, 30) - ns(2024, 11, 29, 18)) / 1e9
     )

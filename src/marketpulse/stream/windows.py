@@ -187,7 +187,7 @@ class WindowState:
         return out.truncate(count)
 
     def snapshot_symbols(self, sids: np.ndarray) -> list[bytes]:
-        """:meth:`snapshot_symbol` of each of ``sids``, made in one pass."""
+        """Return the open windows of each of ``sids`` as bytes (for the ``state`` topic)."""
         sids = np.asarray(sids, np.int64)
         if len(sids) == 0:
             return []
@@ -203,12 +203,8 @@ class WindowState:
         ]  # fmt: skip
         return [row.tobytes() for row in np.concatenate(parts, axis=1)]
 
-    def snapshot_symbol(self, sid: int) -> bytes:
-        """Return the open windows of symbol ``sid`` as bytes (for the ``state`` topic)."""
-        return self.snapshot_symbols(np.array([sid], np.int64))[0]
-
     def restore_symbol(self, sid: int, data: bytes) -> None:
-        """Set the open windows of symbol ``sid`` from :meth:`snapshot_symbol` bytes.
+        """Set the open windows of symbol ``sid`` from its bytes of :meth:`snapshot_symbols`.
 
         Raises:
             ValueError: the bytes were written with other intervals or lateness.

@@ -85,7 +85,7 @@ def test_symbols_cut_into_bytes_together_give_each_symbol_s_own_bytes():
     state = proc.state("ticks", 3)
     sids = np.array([5, 0, 39, 17, 17, 60])  # unordered, repeated, one never seen
     windows = state.windows.snapshot_symbols(sids)
-    assert windows == [state.windows.snapshot_symbol(int(s)) for s in sids]
+    assert windows == [state.windows.snapshot_symbols(np.array([s]))[0] for s in sids]
     keys = np.array([0, 3, 41, 8 * 39 + 2, 10**6])  # the last: beyond the arrays
     counts = state.indicators.bar_counts(keys)
     assert counts.tolist() == [state.indicators.bars(int(k)) for k in keys]
