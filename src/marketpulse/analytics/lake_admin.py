@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.sinks.lake import (
     LAKE_SCHEMAS,
+    PARQUET_COMPRESSION,
     SORT_KEYS,
     SOURCE_NAME,
     stable_order,
@@ -212,7 +213,9 @@ def _compact_partition(
     if isinstance(store, LocalStore):
         _swap_local(store, directory, merged)
     else:
-        staged = [store.stage(directory, t, rows, "zstd") for t, rows in merged.items()]
+        staged = [
+            store.stage(directory, t, rows, PARQUET_COMPRESSION) for t, rows in merged.items()
+        ]
         for file in staged:
             store.publish(file)
         old = {n for names in groups.values() for n in names} - set(merged)
@@ -228,7 +231,7 @@ def _swap_local(store: LocalStore, directory: str, merged: dict[str, pa.Table]) 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     scratch = LocalStore(store.root / ".compact")
-    staged: list[Staged] = [scratch.stage(directory, t, rows, "zstd")
+    staged: list[Staged] = [scratch.stage(directory, t, rows, PARQUET_COMPRESSION)
                             for t, rows in merged.items()]  # fmt: skip
     scratch.make_durable(staged)
     for file in staged:

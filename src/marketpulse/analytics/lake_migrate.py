@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.models import INTERVALS
-from marketpulse.sinks.lake import SORT_KEYS, stable_order
+from marketpulse.sinks.lake import PARQUET_COMPRESSION, SORT_KEYS, stable_order
 from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, is_long, split
 from marketpulse.sinks.lake_store import OLD_TABLES, LocalStore, Store
 
@@ -173,7 +173,7 @@ def _write(store: Store, table: str, key: tuple[str, str], parts: list[pa.Table]
         rows = rows.take(stable_order(rows, SORT_KEYS[table]))
     where = f"{STAGING}/{directory}"
     store.ensure_dir(where)
-    staged = store.stage(where, name, rows, "zstd")
+    staged = store.stage(where, name, rows, PARQUET_COMPRESSION)
     store.publish(staged)
     return rows.num_rows
 

@@ -43,7 +43,7 @@ from marketpulse.analytics.lake_admin import bars_with_indicators_select
 from marketpulse.config import S3Settings
 from marketpulse.human import human_bytes, human_number
 from marketpulse.lake_location import LakeAccessError, LakeLocation
-from marketpulse.sinks.lake import LAKE_SCHEMAS
+from marketpulse.sinks.lake import LAKE_SCHEMAS, PARQUET_COMPRESSION
 from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, partition_columns
 from marketpulse.sinks.lake_store import Store, open_store
 
@@ -216,7 +216,7 @@ def format_table(
     if fmt == "parquet":
         if not isinstance(out, str | Path):
             raise OutputError("parquet output needs a file path")
-        pq.write_table(table, out, compression="zstd")
+        pq.write_table(table, out, compression=PARQUET_COMPRESSION)
         return
     if isinstance(out, str | Path):
         with open(out, "w", encoding="utf-8", newline="") as stream:

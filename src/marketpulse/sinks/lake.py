@@ -60,6 +60,8 @@ from marketpulse.sinks.lake_store import OpenFile, Staged, open_store
 
 __all__ = [
     "LAKE_SCHEMAS",
+    "PARQUET_COMPRESSION",
+    "PARQUET_COMPRESSIONS",
     "PERIOD",
     "SORT_KEYS",
     "SOURCE_NAME",
@@ -69,8 +71,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Parquet codecs DuckDB, Spark and Athena all read.
-_COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "none")
+#: Parquet codecs DuckDB, Spark and Athena all read (not Kafka's: ``config.KAFKA_COMPRESSIONS``).
+PARQUET_COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "none")
+#: The codec of every Parquet file MarketPulse writes (the lake, its maintenance, ``sql``).
+PARQUET_COMPRESSION = "zstd"
 
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="lake")
 
@@ -183,14 +187,14 @@ class LakeSink(Sink):
         max_age_s: float = 5.0,
         *,
         row_group_rows: int = ROW_GROUP_ROWS,
-        compression: str = "zstd",
+        compression: str = PARQUET_COMPRESSION,
         clock: Callable[[], float] = time.monotonic,
         s3: S3Settings | None = None,
     ) -> None:
         if max_rows < 1 or max_age_s < 0:
             raise ValueError("max_rows must be >= 1 and max_age_s >= 0")
-        if compression not in _COMPRESSIONS:
-            raise ValueError(f"compression must be one of {', '.join(_COMPRESSIONS)}")
+        if compression not in PARQUET_COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(PARQUET_COMPRESSIONS)}")
         self.compression = compression
         self.store = open_store(root, s3)
         self.location = self.store.location
