@@ -171,9 +171,6 @@ class Store:
     def finish(self, staged: list[Staged]) -> None:
         """Make the publications durable."""
 
-    def abandon(self, directory: str, name: str) -> None:
-        """Drop whatever a failed :meth:`stage` of ``name`` may have left."""
-
     def remove_stale_temporaries(self) -> int:
         """Delete hidden files that writers no longer running left behind; return how many.
 
@@ -285,10 +282,6 @@ class LocalStore(Store):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-
-    def abandon(self, directory: str, name: str) -> None:
-        """Delete the temporary file."""
-        self._tmp(directory, name).unlink(missing_ok=True)
 
     def directories(self, directory: str) -> list[str]:
         """The subdirectory names of ``directory`` (none if it does not exist)."""
