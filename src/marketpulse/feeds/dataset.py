@@ -21,15 +21,12 @@ from marketpulse.models import is_dataset_name
 __all__ = [
     "GENERIC_STEMS",
     "LIVE",
-    "SIMULATOR",
     "check_dataset",
     "feed_dataset",
     "file_dataset",
     "is_dataset_name",
 ]
 
-#: The dataset of simulated markets.
-SIMULATOR = "simulator"
 #: The dataset of a Kafka ``ticks`` topic processed without a name given.
 LIVE = "live"
 

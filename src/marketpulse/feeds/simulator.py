@@ -44,12 +44,10 @@ from marketpulse.feeds.base import FeedBatch
 from marketpulse.feeds.universe import MARKET_VOL, SECTOR_VOL, SECTORS, universe
 from marketpulse.models import NS_PER_S, QUOTE_SCHEMA, TRADE_SCHEMA
 
-__all__ = ["TICKERS", "Simulator"]
+__all__ = ["Simulator"]
 
 logger = logging.getLogger(__name__)
 
-#: The first symbols the simulator trades, busiest first.
-TICKERS = tuple(universe(69).tickers)
 #: Venue codes (FINRA TRF, Nasdaq, NYSE Arca, NYSE, Cboe BZX/BYX/EDGX/EDGA, IEX, ...)
 #: with rough shares of consolidated volume.
 _VENUES = ("D", "Q", "P", "N", "Z", "K", "Y", "J", "V", "B", "X", "A", "M")
