@@ -383,3 +383,50 @@ def test_plugins_come_from_the_config_file_and_the_environment(tmp_path):
     environ = {"MARKETPULSE_PLUGINS": "x:y, z:w"}
     assert load_settings(config, environ=environ).plugins == ("x:y", "z:w")
     assert load_settings(None, environ={}).plugins == ()
+
+
+# the sink service
+
+
+@pytest.mark.parametrize("custom_exists", [True, False])
+def test_the_sink_service_reads_custom_only_where_the_topic_exists(tmp_path, custom_exists):
+    import threading
+    from types import SimpleNamespace
+
+    from marketpulse.exceptions import BusError
+    from marketpulse.services.sink import SinkService
+    from marketpulse.sinks import LakeSink
+
+    subscribed = []
+
+    def partitions(topic):
+        if topic == "s.custom" and not custom_exists:
+            raise BusError("topic s.custom does not exist")
+        return 1
+
+    def consumer(group, topics, **callbacks):
+        subscribed.extend(topics)
+        return SimpleNamespace(close=lambda: None)
+
+    bus = SimpleNamespace(settings=SimpleNamespace(bootstrap="fake"), partitions=partitions,
+                          consumer=consumer)  # fmt: skip
+    stop = threading.Event()
+    stop.set()
+    SinkService(bus, Topics("s."), LakeSink(tmp_path / "lake"), stop=stop).run()  # type: ignore[arg-type]
+    outputs = ["s.bars", "s.indicators", "s.alerts", "s.dlq"]
+    assert subscribed == outputs + (["s.custom"] if custom_exists else [])
+
+
+def test_the_sink_service_still_requires_the_processor_outputs(tmp_path):
+    from types import SimpleNamespace
+
+    from marketpulse.exceptions import BusError
+    from marketpulse.services.sink import SinkService
+    from marketpulse.sinks import LakeSink
+
+    def partitions(topic):
+        raise BusError(f"topic {topic} does not exist")
+
+    bus = SimpleNamespace(settings=SimpleNamespace(bootstrap="fake"), partitions=partitions)
+    with pytest.raises(BusError, match="s.bars does not exist"):
+        SinkService(bus, Topics("s."), LakeSink(tmp_path / "lake")).run()  # type: ignore[arg-type]
