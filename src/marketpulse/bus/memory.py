@@ -196,7 +196,10 @@ class MemoryBus(Bus):
 
     def _commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         with self._lock:
-            self._commit_locked(group, offsets)
+            self._committed.setdefault(group, {}).update(offsets)
+            if not self._retain:
+                for tp in offsets:
+                    self._trim(tp)
 
     def _commit_locked(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         self._committed.setdefault(group, {}).update(offsets)
