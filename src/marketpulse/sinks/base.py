@@ -23,6 +23,7 @@ import pyarrow as pa
 from marketpulse.models import (
     ALERT_SCHEMA,
     BAR_SCHEMA,
+    CUSTOM_SCHEMA,
     DLQ_SCHEMA,
     INDICATOR_SCHEMA,
     QUOTE_SCHEMA,
@@ -41,11 +42,12 @@ TABLES: Mapping[str, pa.Schema] = MappingProxyType(
         "indicators": INDICATOR_SCHEMA,
         "alerts": ALERT_SCHEMA,
         "dlq": DLQ_SCHEMA,
+        "custom": CUSTOM_SCHEMA,
     }
 )
 
 #: The event-time column of each table (UTC nanoseconds): a bar's start for the
-#: tables keyed by bar (bars, indicators, alerts), so that all three put the
+#: tables keyed by bar (bars, indicators, alerts, custom), so that all of them put the
 #: rows of one bar in the same partition.
 TIME_COLUMNS: Mapping[str, str] = MappingProxyType(
     {
@@ -55,6 +57,7 @@ TIME_COLUMNS: Mapping[str, str] = MappingProxyType(
         "indicators": "bar_start",
         "alerts": "bar_start",
         "dlq": "ts",
+        "custom": "bar_start",
     }
 )
 

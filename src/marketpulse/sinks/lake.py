@@ -94,6 +94,7 @@ SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "indicators": ("symbol",),
         "alerts": ("symbol",),
         "dlq": (),
+        "custom": ("symbol", "name"),
     }
 )
 
