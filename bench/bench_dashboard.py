@@ -25,7 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 from marketpulse.feeds import Simulator
-from marketpulse.pipeline import EmbeddedPipeline, Metrics, PipelineOptions
+from marketpulse.observe import Metrics
+from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
 from marketpulse.serve import Dashboard, LiveMarket, ServeSettings
 from marketpulse.stream import ProcessorSettings
 

@@ -55,7 +55,8 @@ def make_pipeline(lake: Path, symbols: int, rate: float, duration: float):  # no
     """The pipeline ``marketpulse run`` builds for the simulator and the lake sink."""
     from marketpulse.cli.common import processor_settings, rules_from, settings_from
     from marketpulse.feeds import Simulator
-    from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, Metrics, PipelineOptions
+    from marketpulse.observe import Metrics
+    from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
     from marketpulse.serve import LiveMarket
     from marketpulse.sinks import LakeSink
 

@@ -107,6 +107,16 @@ def test_only_the_cli_imports_the_cli():
     assert outside == []
 
 
+def test_serve_imports_no_runner():
+    # serve shows what a runner observes (marketpulse.observe), whichever runner runs
+    assert _violations(("serve",), ("pipeline", "services")) == []
+
+
+def test_observe_imports_nothing_built_on_it():
+    # both runners and serve build on observe: it stays beside the engine
+    assert _violations(("observe",), ABOVE_ENGINE) == []
+
+
 def test_the_engine_imports_nothing_built_on_it():
     assert _violations(ENGINE, ABOVE_ENGINE) == []
 

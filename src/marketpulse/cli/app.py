@@ -72,7 +72,7 @@ from marketpulse.log_repeats import flush_repeats
 if TYPE_CHECKING:
     from marketpulse.alerts import Rule
     from marketpulse.feeds.base import Feed
-    from marketpulse.pipeline import MarketView, Metrics
+    from marketpulse.observe import MarketView, Metrics
 
 __all__ = ["app", "main"]
 
@@ -183,7 +183,7 @@ def run(
     """
     from marketpulse.feeds import Simulator
     from marketpulse.feeds.vendors import VENDORS
-    from marketpulse.pipeline import Metrics
+    from marketpulse.observe import Metrics
     from marketpulse.serve import Dashboard, LiveMarket, ServeError
 
     settings = settings_from(
@@ -292,7 +292,7 @@ def _run_on_kafka(
         process=settings.process,
     )  # fmt: skip
     run_in_foreground(
-        lambda progress: KafkaPipeline(bus, topics, feed, options, metrics, view),
+        lambda progress: KafkaPipeline(bus, topics, feed, options, metrics, view, progress),
         view,
         metrics,
         False,
@@ -334,7 +334,8 @@ def replay(
     naming where it is and exit code 1.
     """
     from marketpulse.feeds.dataset import file_dataset
-    from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, Metrics, PipelineOptions
+    from marketpulse.observe import Metrics
+    from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
 
     pace = _speed(speed)
     settings = settings_from(

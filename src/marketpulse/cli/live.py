@@ -6,7 +6,8 @@ import logging
 import math
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import typer
 from rich.console import Group
@@ -19,14 +20,26 @@ from marketpulse.cli.common import console
 from marketpulse.cli.signals import stop_on_signals
 
 if TYPE_CHECKING:  # not imported at start-up: commands such as sql and report do without
-    from marketpulse.pipeline import EmbeddedPipeline, MarketView, Metrics, MetricsSnapshot
+    from marketpulse.observe import MarketView, Metrics, MetricsSnapshot
 
-__all__ = ["run_in_foreground"]
+__all__ = ["Runner", "run_in_foreground"]
 
 logger = logging.getLogger(__name__)
 
 _LINE_EVERY = 5.0
 _REFRESH = 4  # per second
+
+
+class Runner(Protocol):
+    """What the foreground needs of a pipeline: the embedded one and ``run --kafka``'s alike."""
+
+    def run(self, stop: threading.Event) -> MetricsSnapshot:
+        """Run until done or ``stop`` is set; return the final figures."""
+        ...
+
+    def lake_written(self) -> tuple[int, int] | None:
+        """Files and bytes written to the Parquet lake (``None``: no lake)."""
+        ...
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -84,7 +97,7 @@ def figures(snap: MetricsSnapshot) -> Text:
 
 
 def run_in_foreground(
-    make_pipeline: callable,  # type: ignore[valid-type]
+    make_pipeline: Callable[[Callable[[int, int | None], None]], Runner],
     view: MarketView | None,
     metrics: Metrics,
     show_progress: bool,
@@ -115,7 +128,7 @@ def run_in_foreground(
         if show_progress:
             progress.update(task, completed=done, total=total)
 
-    pipeline: EmbeddedPipeline = make_pipeline(on_progress)
+    pipeline = make_pipeline(on_progress)
     metrics.start_clock()  # the rates are the pipeline's, not those of loading its kernels
     done = threading.Event()
     result: list[MetricsSnapshot] = []
@@ -139,8 +152,7 @@ def run_in_foreground(
     if failure:
         raise failure[0]
     snapshot = result[0] if result else metrics.snapshot()
-    written = getattr(pipeline, "lake_written", None)  # the embedded pipeline's lake sink
-    lake = written() if written is not None else None
+    lake = pipeline.lake_written()
     console.print(snapshot.summary(read[0] if read else None, lake), soft_wrap=True)
     if stop.signum is not None:  # stopped cleanly by Ctrl-C or SIGTERM: 130 or 143
         raise typer.Exit(stop.exit_code)

@@ -1,4 +1,7 @@
-"""Wiring of the stages: the embedded pipeline, its figures and live view."""
+"""The embedded pipeline: every stage in one process, on the in-memory bus.
+
+Its figures and live view are :mod:`marketpulse.observe`'s.
+"""
 
 from marketpulse.pipeline.embedded import (
     LAKE_FILE_ROWS,
@@ -6,17 +9,10 @@ from marketpulse.pipeline.embedded import (
     EmbeddedPipeline,
     PipelineOptions,
 )
-from marketpulse.pipeline.metrics import LATENCY_BUCKETS, Metrics, MetricsSnapshot
-from marketpulse.pipeline.view import MarketView, SymbolRow
 
 __all__ = [
     "LAKE_FILE_ROWS",
-    "LATENCY_BUCKETS",
     "TOPICS",
     "EmbeddedPipeline",
-    "Metrics",
-    "MetricsSnapshot",
-    "MarketView",
     "PipelineOptions",
-    "SymbolRow",
 ]

@@ -30,11 +30,10 @@ from marketpulse.alerts import JsonLinesNotifier, Rule
 from marketpulse.bus import MemoryBus, TopicPartition
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.feeds.dataset import check_dataset, feed_dataset
-from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
+from marketpulse.observe import MarketView, Metrics, MetricsSnapshot, OutputObserver
 from marketpulse.pipeline.pacing import paced
 from marketpulse.pipeline.segments import Segments, input_origin, tagged
 from marketpulse.pipeline.threads import Prefetch, SinkWorker, interrupter
-from marketpulse.pipeline.view import MarketView
 from marketpulse.sinks import LakeSink, Sink
 from marketpulse.stream import Output, Processor, ProcessorSettings
 from marketpulse.stream.output import Constant, alerts_table, dlq_table, stamp
@@ -172,7 +171,8 @@ class EmbeddedPipeline:
             )
             for sink in sinks
         ]
-        self._notifier = JsonLinesNotifier(options.alerts_file) if options.alerts_file else None
+        notifier = JsonLinesNotifier(options.alerts_file) if options.alerts_file else None
+        self._observer = OutputObserver(self.metrics, self.view, notifier)
         logger.info(
             "embedded pipeline starting: feed %s, dataset %s, sinks %s, intervals %s, "
             "%d alert rules",
@@ -237,8 +237,7 @@ class EmbeddedPipeline:
                         worker.end_source()
         finally:
             _drain_all(self._sink_workers)
-            if self._notifier is not None:
-                self._notifier.close()
+            self._observer.close()
             self.feed.close()
         # the figures of the run, once: the caller shows them (the CLI's final summary)
         self._final = self.metrics.snapshot()
@@ -261,15 +260,15 @@ class EmbeddedPipeline:
         if batch.dead:
             dead = dlq_table(batch.dead, time.time_ns(), self.dataset)
             self._producer.send_columns(self._topic["dlq"], "dlq", tagged(dead, self._tag))
-            self.metrics.add(dlq=len(batch.dead), rejected=len(batch.dead))
+            self._observer.taken(0, len(batch.dead))
         if batch.kind == "quote":  # stored as they are, not counted as ticks
             quotes = stamp(data, self._quote_dataset)
             self._producer.send_columns(self._topic["quotes"], "quote", quotes)
             return
         self._producer.send_columns(self._topic["ticks"], batch.kind, data)
-        self.metrics.add(ticks=data.num_rows)
-        if self.view is not None and batch.kind == "trade":
-            self.view.trades(data)
+        self._observer.taken(data.num_rows)
+        if batch.kind == "trade":
+            self._observer.trades(data)
 
     def _process(self, received: float) -> None:
         offsets: dict[TopicPartition, int] = {}
@@ -291,25 +290,15 @@ class EmbeddedPipeline:
             send("bars", out.bars)
         if out.indicators.num_rows:
             send("indicators", out.indicators)
-            self.metrics.latency(time.perf_counter() - received)
         if out.alerts:
             send("alerts", alerts_table(out.alerts, self.dataset))
-            if self._notifier is not None:
-                self._notifier.notify(out.alerts)
         if out.dead:
             send("dlq", dlq_table(out.dead, time.time_ns(), self.dataset))
         for trades in out.trades:  # tagged with their segment when ingested
             if trades.num_rows:
                 self._producer.send_columns(topic["trades"], "trade", trades)
-        rejected = sum(1 for d in out.dead if d.reason != "late")
-        self.metrics.add(
-            bars=out.bars.num_rows, indicators=out.indicators.num_rows, alerts=len(out.alerts),
-            dlq=len(out.dead), rejected=rejected,
-        )  # fmt: skip
-        if self.view is not None:
-            self.view.bars(out.bars)
-            self.view.indicators(out.indicators)
-            self.view.alerts(out.alerts)
+        # latency from the receipt of the feed batch (perf_counter) to now
+        self._observer.output(out, since=received)
 
 
 def _drain_all(workers: list[SinkWorker]) -> None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketpulse.models import Alert
-from marketpulse.pipeline import MarketView, Metrics, SymbolRow
+from marketpulse.observe import MarketView, Metrics, SymbolRow
 from marketpulse.serve.lake_data import LakeData
 from marketpulse.serve.records import details_of, iso_time, to_records
 

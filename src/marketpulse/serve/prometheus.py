@@ -16,7 +16,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from marketpulse.pipeline import LATENCY_BUCKETS, Metrics
+from marketpulse.observe import LATENCY_BUCKETS, Metrics
 from marketpulse.serve.push import Clients
 
 __all__ = ["CONTENT_TYPE", "ClientsCollector", "PipelineCollector", "render"]

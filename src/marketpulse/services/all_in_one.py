@@ -6,7 +6,9 @@ semantics, the same transactions); this module only starts them, feeds the
 live view and metrics, and stops them in order so that everything accepted
 is flushed: the feed first (the producer flushes), then the processor once it
 has had no input for a moment (it commits), then the sink once it has caught
-up with the committed outputs (it writes its files and commits).
+up with the committed outputs (it writes its files and commits). What the
+stages read and emit is counted, shown and notified by the same
+:class:`~marketpulse.observe.OutputObserver` as the embedded pipeline's.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ from marketpulse.config import (
     ProcessSettings,
 )
 from marketpulse.feeds.base import Feed, FeedBatch
-from marketpulse.pipeline.metrics import Metrics, MetricsSnapshot
-from marketpulse.pipeline.view import MarketView
+from marketpulse.observe import MarketView, Metrics, MetricsSnapshot, OutputObserver
 from marketpulse.services.process import ProcessOptions, ProcessService
 from marketpulse.services.produce import ProduceOptions, ProduceService, ProduceStats
 from marketpulse.services.sink import SinkOptions, SinkService
@@ -104,15 +105,17 @@ class KafkaPipeline:
     ) -> None:
         self.bus = bus
         self.topics = topics
-        self.feed = _Tapped(feed, view)
         self.options = options
         self.metrics = metrics or Metrics()
         self.view = view
+        # latency samples are epoch seconds: from a record's timestamp to now
+        self._observer = OutputObserver(self.metrics, view, clock=time.time)
+        self.feed = _Tapped(feed, self._observer)
         self._progress = progress
         self._produced = 0
         self._dead_in = 0
         self._lock = threading.Lock()
-        self._notifier: JsonLinesNotifier | None = None
+        self._lake: LakeSink | None = None
 
     def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
         """Run until the feed ends, ``duration`` passes or ``stop`` is set; drain; report."""
@@ -132,12 +135,13 @@ class KafkaPipeline:
                            **asdict(opts.process)),
             process_stop, self._processed,
         )  # fmt: skip
+        self._lake = LakeSink(opts.lake)
         sink = SinkService(
-            self.bus, self.topics, LakeSink(opts.lake),
+            self.bus, self.topics, self._lake,
             SinkOptions(group=f"{opts.group_prefix}sink-lake"), sink_stop,
         )  # fmt: skip
         if opts.alerts_file:
-            self._notifier = JsonLinesNotifier(opts.alerts_file)
+            self._observer.notifier = JsonLinesNotifier(opts.alerts_file)
         logger.info(
             "kafka pipeline starting: feed %s, bootstrap %s, topics %s*, lake %s",
             self.feed.name, self.bus.settings.bootstrap, self.topics.prefix, opts.lake,
@@ -161,14 +165,20 @@ class KafkaPipeline:
             feed.join()
             self._drain(processor, process_stop, stages[1])
             self._drain(sink, sink_stop, stages[0])
-            if self._notifier is not None:
-                self._notifier.close()
+            self._observer.close()
         for stage in (feed, *stages):
             stage.raise_failure()
         snapshot = self.metrics.snapshot()
         # the figures once: the caller shows them (the CLI's final summary)
         logger.debug("kafka pipeline stopped: %s", snapshot.summary())
         return snapshot
+
+    def lake_written(self) -> tuple[int, int] | None:
+        """Files and bytes the run's lake sink wrote (``None``: not run yet)."""
+        if self._lake is None:
+            return None
+        stats = self._lake.stats
+        return stats.files, stats.bytes
 
     def _create_topics(self) -> None:
         opts = self.options
@@ -195,41 +205,29 @@ class KafkaPipeline:
         with self._lock:
             ticks, self._produced = stats.ticks - self._produced, stats.ticks
             dead, self._dead_in = stats.dead - self._dead_in, stats.dead
-        self.metrics.add(ticks=ticks, dlq=dead, rejected=dead)
+        self._observer.taken(ticks, dead)
         if self._progress is not None:
             self._progress(stats.done, stats.total)
 
     def _processed(self, out: Output, batch: Batch | None) -> None:
-        rejected = sum(1 for d in out.dead if d.reason != "late")
-        self.metrics.add(
-            bars=out.bars.num_rows, indicators=out.indicators.num_rows, alerts=len(out.alerts),
-            dlq=len(out.dead), rejected=rejected,
-        )  # fmt: skip
-        if out.indicators.num_rows and batch is not None and batch.messages:
-            # from the batch's last tick's produce time (record timestamp, ms) to now
-            newest = batch.messages[-1].timestamp
-            self.metrics.latency(max(time.time() - newest / 1e3, 0.0))
-        if out.alerts and self._notifier is not None:
-            self._notifier.notify(out.alerts)
-        if self.view is not None:
-            self.view.bars(out.bars)
-            self.view.indicators(out.indicators)
-            self.view.alerts(out.alerts)
+        # latency from the batch's last tick's produce time (record timestamp, ms) to now
+        since = batch.messages[-1].timestamp / 1e3 if batch is not None and batch.messages else None
+        self._observer.output(out, since=since)
 
 
 class _Tapped:
     """A feed that also shows its trades in the live view as they are read."""
 
-    def __init__(self, feed: Feed, view: MarketView | None) -> None:
+    def __init__(self, feed: Feed, observer: OutputObserver) -> None:
         self._feed = feed
-        self._view = view
+        self._observer = observer
         self.name = feed.name
         self.realtime = getattr(feed, "realtime", True)
 
     def batches(self) -> Iterator[FeedBatch]:
         for batch in self._feed.batches():
-            if self._view is not None and batch.kind == "trade":
-                self._view.trades(batch.data)
+            if batch.kind == "trade":
+                self._observer.trades(batch.data)
             yield batch
 
     def close(self) -> None:

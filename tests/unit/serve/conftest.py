@@ -11,7 +11,8 @@ import pytest
 
 from marketpulse.alerts import load_rules
 from marketpulse.feeds import Simulator
-from marketpulse.pipeline import EmbeddedPipeline, Metrics, PipelineOptions
+from marketpulse.observe import Metrics
+from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
 from marketpulse.stream import ProcessorSettings
 
 #: Rules that fire often on a simulated market.

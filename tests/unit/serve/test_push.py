@@ -17,7 +17,8 @@ from websockets.sync.client import connect
 
 from marketpulse.feeds import Simulator
 from marketpulse.models import Alert
-from marketpulse.pipeline import EmbeddedPipeline, Metrics, PipelineOptions
+from marketpulse.observe import Metrics
+from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
 from marketpulse.serve import (
     DashboardServer,
     LakeData,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import marketpulse.pipeline.metrics as metrics_module
-from marketpulse.pipeline import Metrics
+import marketpulse.observe.metrics as metrics_module
+from marketpulse.observe import Metrics
 
 
 class Clock:
