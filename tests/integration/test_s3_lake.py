@@ -120,3 +120,113 @@ def test_s3_lake_migrate_datasets_and_drop(cli, s3_lake):
     assert sql_s3(cli, uri, env, "SELECT count(*) AS n FROM bars") == [{"n": 0}]
     leftover = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     assert not [i.path for i in leftover if i.type == pafs.FileType.File]
+
+
+@pytest.fixture
+def small_trades(tmp_path):
+    """The Lean day's first 3,000 trades, as a CSV file of their own (dataset small-trades)."""
+    import gzip
+
+    path = tmp_path / "small-trades.csv"
+    with gzip.open(LEAN_TRADES, "rt") as source, open(path, "w") as out:
+        for n, line in enumerate(source):
+            if n > 3000:
+                break
+            out.write(line)
+    return path
+
+
+_BARS = "SELECT dataset, symbol, timeframe, bar_start, open, high, low, close, volume FROM bars"
+
+
+def test_backfill_datasets_and_drop_on_an_s3_lake(cli, s3_lake, small_trades):
+    uri, settings, env = s3_lake
+    cli("replay", small_trades, "--lake", uri, "--intervals", "1s,1m", env=env)
+    stored = sql_s3(cli, uri, env, f"{_BARS} ORDER BY ALL")
+    assert len(stored) > 100 and {r["dataset"] for r in stored} == {"small-trades"}
+    # from the lake's own trades: the same bars, replacing the earlier ones (not added to them)
+    done = cli("backfill", "--lake", uri, "--intervals", "1s,1m", env=env).stdout
+    assert f"backfill of dataset small-trades done: ticks 3,000, bars {len(stored):,}" in done
+    assert sql_s3(cli, uri, env, f"{_BARS} ORDER BY ALL") == stored
+    # from a file, into another dataset of the same lake
+    cli("backfill", "--file", small_trades, "--dataset", "again", "--lake", uri,
+        "--intervals", "1s,1m", env=env)  # fmt: skip
+    again = sql_s3(cli, uri, env, f"{_BARS} WHERE dataset = 'again' ORDER BY ALL")
+    assert [{**r, "dataset": "small-trades"} for r in again] == stored
+    listing = json.loads(cli("lake", "datasets", "--lake", uri, "--format", "json", env=env).stdout)
+    rows = {(r["dataset"], r["table"]): r["rows"] for r in listing}
+    assert rows[("again", "bars")] == rows[("small-trades", "bars")] == len(stored)
+    assert rows[("small-trades", "trades")] == 3000 and ("again", "trades") not in rows
+    dropped = cli("lake", "drop", "--dataset", "again", "--lake", uri, env=env).stdout
+    removed = re.match(r"dropped dataset again: ([\d,]+) rows", dropped)
+    # its bars and as many indicator rows, and its alerts if any
+    assert removed and int(removed.group(1).replace(",", "")) >= 2 * len(stored), dropped
+    left = json.loads(cli("lake", "datasets", "--lake", uri, "--format", "json", env=env).stdout)
+    assert {r["dataset"] for r in left} == {"small-trades"}
+    assert sql_s3(cli, uri, env, f"{_BARS} ORDER BY ALL") == stored
+    # nothing was written to a local directory named after the URI, or the default lake
+    here = small_trades.parent
+    assert not list(here.glob("s3*")) and not (here / "data" / "lake").exists()
+
+
+def test_the_dashboard_reads_an_s3_lake(cli, s3_lake, small_trades):
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    uri, _, env = s3_lake
+    cli("replay", small_trades, "--lake", uri, "--intervals", "1m", env=env)
+    bars = sql_s3(cli, uri, env, "SELECT bar_start, close FROM bars WHERE symbol = 'SPY'"
+                  " ORDER BY bar_start")  # fmt: skip
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "marketpulse", "dashboard", "--lake", uri, "--port", "0",
+         "--duration", "60"],
+        cwd=small_trades.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**environ, **env},
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        match = re.match(r"dashboard: (http://\S+/) \(lake s3://", line)
+        assert match, line + process.stderr.read() if process.poll() is not None else line
+        url = match.group(1)
+        assert httpx.get(url + "readyz").status_code == 200
+        listed = httpx.get(url + "api/datasets").json()
+        assert listed["default"] == "small-trades" and listed["default_is"] == "latest"
+        n_bars = sql_s3(cli, uri, env, "SELECT count(*) AS n FROM bars")[0]["n"]
+        assert [(d["dataset"], d["bars"]) for d in listed["datasets"]] == [("small-trades", n_bars)]
+        assert listed["datasets"][0]["written"].startswith("20")  # the newest object's time
+        served = httpx.get(url + "api/bars", params={"symbol": "SPY", "timeframe": "1m",
+                                                      "limit": 10_000}).json()  # fmt: skip
+        assert [(b["bar_start"], b["close"]) for b in served] == [
+            (b["bar_start"], b["close"]) for b in bars
+        ]
+        watchlist = httpx.get(url + "api/watchlist")
+        assert watchlist.headers["MarketPulse-Dataset"] == "small-trades"
+        assert "SPY" in {row["symbol"] for row in watchlist.json()}
+        pipeline = httpx.get(url + "api/pipeline").json()
+        assert pipeline["sink"] == {"kind": "lake", "root": uri, "ready": True}
+    finally:
+        process.terminate()
+        rest, errors = process.communicate(timeout=30)
+    assert process.returncode == 143, errors
+    assert "test-secret" not in rest + errors
+
+
+def test_run_on_kafka_writes_an_s3_lake(cli, s3_lake, kafka_bootstrap, topic_prefix):
+    from .kafka_tools import read_committed
+
+    uri, _, env = s3_lake
+    done = cli("run", "--kafka", kafka_bootstrap, "--topic-prefix", topic_prefix,
+               "--duration", "6", "--symbols", "3", "--rate", "500", "--seed", "3",
+               "--intervals", "1s", "--no-dashboard", "--lake", uri, env=env).stdout  # fmt: skip
+    committed = read_committed(kafka_bootstrap, f"{topic_prefix}bars")
+    n_bars = sum(len(rows) for rows in committed.values())
+    assert n_bars > 3 * 3
+    query = ("SELECT count(*) AS bars, count(DISTINCT (symbol, bar_start)) AS distinct_bars, "
+             "list(DISTINCT dataset) AS datasets FROM bars")  # fmt: skip
+    counts = sql_s3(cli, uri, env, query)[0]
+    assert counts == {"bars": n_bars, "distinct_bars": n_bars, "datasets": ["simulator"]}
+    assert f"bars {n_bars:,}" in done.strip().splitlines()[-1]

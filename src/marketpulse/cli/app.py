@@ -63,6 +63,7 @@ from marketpulse.cli.sink_options import (
     SINK_OPTION,
     SinkKind,
     build_sinks,
+    lake_location,
     url_overrides,
 )
 from marketpulse.config import Settings, masked
@@ -220,7 +221,7 @@ def run(
                     sim.seed)  # fmt: skip
     metrics = Metrics()
     view = LiveMarket(view_interval or proc.intervals[0], metrics, dataset=name)
-    board = None if serve is None else Dashboard.for_pipeline(settings.lake, view, serve)
+    board = None if serve is None else Dashboard.for_pipeline(lake_location(settings), view, serve)
     if board is not None:
         try:
             board.start()
@@ -256,7 +257,7 @@ def _run_pipeline(
         _run_on_kafka(settings, rules, feed, duration, metrics, view, dataset)
         return
     options = PipelineOptions(
-        lake=settings.lake, rules=rules, processor=processor_settings(settings),
+        lake=lake_location(settings), rules=rules, processor=processor_settings(settings),
         alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
         sinks=build_sinks(sinks[0], settings, LAKE_FILE_ROWS, sinks[1]), dataset=dataset,
     )  # fmt: skip
@@ -286,7 +287,7 @@ def _run_on_kafka(
     k = settings.kafka
     processor = replace(processor_settings(settings), dataset=dataset)
     options = KafkaPipelineOptions(
-        lake=settings.lake, rules=rules, processor=processor,
+        lake=lake_location(settings), rules=rules, processor=processor,
         alerts_file=settings.alerts_file, duration=duration, partitions=k.partitions,
         replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
         process=settings.process,
@@ -346,7 +347,8 @@ def replay(
     feed = file_feed(file, format, symbol, columns, include_suspicious, adjust)
     alert_rules, proc = rules_from(settings), processor_settings(settings)
     options = PipelineOptions(
-        lake=settings.lake, rules=alert_rules, processor=proc, alerts_file=settings.alerts_file,
+        lake=lake_location(settings), rules=alert_rules, processor=proc,
+        alerts_file=settings.alerts_file,
         partitions=settings.partitions, speed=pace,
         sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables), dataset=name,
     )  # fmt: skip

@@ -11,6 +11,7 @@ import typer
 from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, bounded, console, settings_from
 from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.signals import stop_on_signals
+from marketpulse.cli.sink_options import lake_location
 from marketpulse.config import Secret, Settings
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def dashboard(
     serve = serve_settings(host, port, token, updates_per_s)
     with contextlib.ExitStack() as stack:
         if kafka is None:
-            board = Dashboard.from_lake(settings.lake, serve, interval, dataset)
+            board = Dashboard.from_lake(lake_location(settings), serve, interval, dataset)
         elif dataset is not None:
             raise ServeError("--dataset: the live pages of --kafka show the dataset the "
                              "topics carry")  # fmt: skip
@@ -132,4 +133,4 @@ def _following_topics(
     bus, topics = open_bus(settings)
     market = LiveMarket(interval or settings.intervals[0], Metrics())
     stack.enter_context(TopicsFeed(bus, topics, market))
-    return Dashboard.for_pipeline(settings.lake, market, serve)
+    return Dashboard.for_pipeline(lake_location(settings), market, serve)

@@ -30,6 +30,7 @@ from marketpulse.alerts import JsonLinesNotifier, Rule
 from marketpulse.bus import MemoryBus, TopicPartition
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.feeds.dataset import check_dataset, feed_dataset
+from marketpulse.lake_location import LakeLocation
 from marketpulse.observe import MarketView, Metrics, MetricsSnapshot, OutputObserver
 from marketpulse.pipeline.pacing import paced
 from marketpulse.pipeline.segments import Segments, input_origin, tagged
@@ -73,7 +74,7 @@ class PipelineOptions:
     """How the embedded pipeline runs.
 
     Attributes:
-        lake: root of the Parquet lake.
+        lake: the Parquet lake (a location carries its ``[s3]`` settings).
         rules: alert rules.
         processor: bar windowing settings (its ``dataset`` is replaced by the run's).
         alerts_file: JSON-lines file alerts are appended to ("" for none).
@@ -88,7 +89,7 @@ class PipelineOptions:
             :func:`~marketpulse.feeds.dataset.feed_dataset`).
     """
 
-    lake: str
+    lake: str | LakeLocation
     rules: list[Rule] = field(default_factory=list)
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
     alerts_file: str = ""

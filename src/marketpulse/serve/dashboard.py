@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Self
 
 from marketpulse.feeds.dataset import check_dataset
+from marketpulse.lake_location import LakeLocation
 from marketpulse.models import INTERVALS
 from marketpulse.observe import Metrics
 from marketpulse.serve.app import create_app
@@ -41,7 +42,7 @@ class Dashboard:
 
     @classmethod
     def for_pipeline(
-        cls, lake_root: str | Path, market: LiveMarket, settings: ServeSettings
+        cls, lake_root: str | Path | LakeLocation, market: LiveMarket, settings: ServeSettings
     ) -> Dashboard:
         """Return the dashboard of a running pipeline that updates ``market``."""
         return cls(LakeData(lake_root), market, settings, market.metrics)
@@ -56,7 +57,7 @@ class Dashboard:
     @classmethod
     def from_lake(
         cls,
-        lake_root: str | Path,
+        lake_root: str | Path | LakeLocation,
         settings: ServeSettings,
         interval: str | None = None,
         dataset: str | None = None,
@@ -64,7 +65,7 @@ class Dashboard:
         """Return a dashboard whose live pages are read from the lake too.
 
         Args:
-            lake_root: the lake.
+            lake_root: the lake: its location (with its ``[s3]`` settings), or its root.
             settings: how to serve.
             interval: the timeframe the watchlist shows (default: the dataset's shortest).
             dataset: the dataset the live pages show (default: the most recently written).

@@ -31,6 +31,7 @@ from marketpulse.config import (
     ProcessSettings,
 )
 from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.lake_location import LakeLocation
 from marketpulse.observe import MarketView, Metrics, MetricsSnapshot, OutputObserver
 from marketpulse.services.process import ProcessOptions, ProcessService
 from marketpulse.services.produce import ProduceOptions, ProduceService, ProduceStats
@@ -51,7 +52,8 @@ class KafkaPipelineOptions:
     """How ``run --kafka`` runs.
 
     Attributes:
-        lake: root of the Parquet lake the sink writes.
+        lake: the Parquet lake the sink writes (a location carries its ``[s3]``
+            settings; a root given as text reaches S3 with the SDK's defaults only).
         rules: alert rules.
         processor: bar windowing settings; its ``dataset`` names every output of
             the run, the feed's dead letters too.
@@ -66,7 +68,7 @@ class KafkaPipelineOptions:
         drain_timeout: seconds each stage may take to catch up when stopping.
     """
 
-    lake: str
+    lake: str | LakeLocation
     rules: list[Rule] = field(default_factory=list)
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
     alerts_file: str = ""
