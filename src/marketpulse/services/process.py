@@ -23,8 +23,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pyarrow.compute as pc
-
 from marketpulse.bus.base import Batch, TopicPartition, offsets_of
 from marketpulse.bus.codec import encode_rows
 from marketpulse.bus.kafka import (
@@ -50,6 +48,7 @@ from marketpulse.config import (
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DeadLetter
+from marketpulse.services.commit_policy import CommitPolicy
 from marketpulse.services.idle import idle_expired
 from marketpulse.stream import Processor
 from marketpulse.stream.checkpoint import CheckpointError
@@ -155,6 +154,10 @@ class ProcessStats:
 class ProcessService:
     """Run a :class:`Processor` as a member of a consumer group on Kafka.
 
+    The service polls, processes, sends, and follows the group's rebalances;
+    its :class:`CommitPolicy` holds what the open transaction holds, says when
+    to commit it, and commits it.
+
     Args:
         bus: the Kafka cluster.
         topics: topic names.
@@ -185,16 +188,15 @@ class ProcessService:
         self.last_input = time.monotonic()
         #: Records left to read per assigned ticks partition, refreshed every second.
         self.lag: dict[int, int] = {}
+        opts = self.options
+        #: The open transaction: what it holds, when it is due, how it commits.
+        self.policy = CommitPolicy(
+            processor, topics.state,
+            commit_interval=opts.commit_interval, quiet_commit_interval=opts.quiet_commit_interval,
+            output_grace=opts.output_grace, max_batch=opts.max_batch,
+            step_timeout=opts.step_timeout,
+        )  # fmt: skip
         self._owned: set[TopicPartition] = set()
-        self._next: dict[TopicPartition, int] = {}
-        self._touched: set[TopicPartition] = set()
-        self._txn_started = 0.0
-        #: whether the open transaction holds outputs (not only offsets and state)
-        self._txn_outputs = False
-        #: when its first output was sent (``time.monotonic()``)
-        self._outputs_at = 0.0
-        #: the latest end (ns) of the bars it holds
-        self._closes_to = 0
         self._producer: TransactionalProducer | None = None
         self._consumer: KafkaConsumer | None = None
         self._reader = None
@@ -281,30 +283,24 @@ class ProcessService:
         self._rewind_or_rejoin()
 
     def _loop(self) -> None:
-        opts = self.options
+        opts, policy = self.options, self.policy
         self.last_input = last_report = last_idle = last_lag = time.monotonic()
         backlog = False
         while not self.stop.is_set():
             now = time.monotonic()
             assert self._consumer is not None and self._producer is not None
             try:
-                # outputs wait to be committed: only what is left of their grace
-                # for more input (the other partitions of the same moment)
-                grace = self._producer.in_transaction and self._txn_outputs and not backlog
-                wait = max(self._outputs_at + opts.output_grace - now, 0.0) if grace else 0.05
-                if grace and wait and not self.processor.closing(self._closes_to, now):
-                    wait = 0.0  # no partition is yet to close these bars
-                batches = self._consumer.poll(opts.max_batch, wait)
+                wait = policy.wait(self._producer.in_transaction, backlog, now)
+                batches = self._consumer.poll(opts.max_batch, wait.seconds)
                 now = time.monotonic()
                 records = sum(len(batch.messages) for batch in batches)
                 if self._handle(batches):
                     self.last_input = now
-                backlog = records >= opts.max_batch
+                backlog = policy.backlog(records)
                 if now - last_idle >= 0.25:
                     last_idle = now
                     self._idle(now)
-                graced = grace and (wait == 0.0 or now >= self._outputs_at + opts.output_grace)
-                if self._producer.in_transaction and self._commit_due(now, records, graced):
+                if policy.due(self._producer.in_transaction, now, records, wait):
                     self._commit()
             except TransactionAborted as exc:
                 self.stats.aborted += 1
@@ -316,7 +312,7 @@ class ProcessService:
             except ProducerFenced as exc:
                 # the broker fences a producer whose transaction outlived the
                 # transaction timeout; anything else is a newer instance: give way
-                if time.monotonic() - self._txn_started < opts.transaction_timeout:
+                if policy.age(time.monotonic()) < opts.transaction_timeout:
                     raise
                 self._replace_producer(exc)
                 self.last_input = time.monotonic()
@@ -335,31 +331,13 @@ class ProcessService:
                 logger.info("process: no input for %.1f s, exiting", now - self.last_input)
                 break
 
-    def _commit_due(self, now: float, records: int, after_grace: bool) -> bool:
-        """Whether to commit the open transaction after a poll that returned ``records``.
-
-        Outputs are committed once the input at hand is handled (their grace
-        is over, ``after_grace``, or a poll found nothing), unless polls come
-        back full (a backlog: then every ``commit_interval``, for throughput);
-        offsets and state alone after ``quiet_commit_interval``. Whatever is
-        open is committed when input pauses.
-        """
-        opts = self.options
-        if records == 0:
-            return True
-        age = now - self._txn_started
-        if self._txn_outputs:
-            backlog = records >= opts.max_batch
-            return after_grace or (backlog and age >= opts.commit_interval)
-        return age >= max(opts.commit_interval, opts.quiet_commit_interval)
-
     def _cached_lag(self) -> dict[TopicPartition, int] | None:
         """Records left per assigned partition, by the end offsets last fetched (no request)."""
         assert self._consumer is not None
         try:
             # a partition restored at its end has no position until a record comes:
             # it counts from the offset this instance resumed it at
-            return self._consumer.lag(cached=True, resumed=self._next)
+            return self._consumer.lag(cached=True, resumed=self.policy.next)
         except Exception as exc:  # noqa: BLE001 - a figure; never stops processing
             logger.debug("process: lag not read: %s", exc)
             return None
@@ -374,13 +352,13 @@ class ProcessService:
         fresh = [batch for batch in map(self._unseen, batches) if batch is not None]
         if not fresh:
             return False
-        self._begin()
+        assert self._producer is not None
+        self.policy.begin(self._producer)
         for batch, out in zip(fresh, self.processor.process_each(fresh), strict=True):
             if out.dead:
                 out.dead = _originals(out.dead, batch)
             self._send(out, batch.partition, batch)
-            self._next[batch.tp] = batch.last_offset + 1
-            self._touched.add(batch.tp)
+            self.policy.consumed(batch.tp, batch.last_offset + 1)
             self.stats.records += len(batch.messages)
             self.stats.ticks += out.accepted
         return True
@@ -390,7 +368,7 @@ class ProcessService:
         tp = batch.tp
         if tp not in self._owned:
             return None  # fetched before the partition was revoked
-        expected = self._next.get(tp)
+        expected = self.policy.next.get(tp)
         if expected is not None and batch.first_offset < expected:
             kept = [m for m in batch.messages if m.offset >= expected]
             if not kept:
@@ -403,22 +381,15 @@ class ProcessService:
         for (topic, partition), out in self.processor.idle_each(now, self._behind()).items():
             tp = TopicPartition(topic, partition)
             if tp in self._owned:
-                self._begin()
+                assert self._producer is not None
+                self.policy.begin(self._producer)
                 self._send(out, partition, None)
-                self._touched.add(tp)
+                self.policy.touch(tp)
 
     def _behind(self) -> set[tuple[str, int]]:
         """Owned partitions with records left to read (none when the lag cannot be read)."""
         lag = self._cached_lag() or {}
         return {(tp.topic, tp.partition) for tp, n in lag.items() if n > 0}
-
-    def _begin(self) -> None:
-        assert self._producer is not None
-        if not self._producer.in_transaction:
-            self._producer.begin()
-            self._txn_started = time.monotonic()
-            self._txn_outputs = False
-            self._closes_to = 0
 
     def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
         assert self._producer is not None
@@ -432,13 +403,7 @@ class ProcessService:
         if out.dead:
             dataset = self.processor.settings.dataset
             producer.send_dead(names.name("dlq"), out.dead, partition, dataset)
-        if out.bars.num_rows:
-            self._closes_to = max(self._closes_to, pc.max(out.bars.column("bar_end")).as_py())
-        if not self._txn_outputs and (
-            out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead
-        ):
-            self._txn_outputs = True
-            self._outputs_at = time.monotonic()
+        self.policy.sent(out)
         self.stats.bars += out.bars.num_rows
         self.stats.indicators += out.indicators.num_rows
         self.stats.alerts += len(out.alerts)
@@ -447,23 +412,12 @@ class ProcessService:
             self.on_output(out, batch)
 
     def _commit(self) -> None:
-        """Commit the open transaction: outputs, changed state, next offsets."""
+        """Commit the open transaction (see :meth:`CommitPolicy.commit`)."""
         producer, consumer = self._producer, self._consumer
-        if producer is None or consumer is None or not producer.in_transaction:
+        if producer is None or consumer is None:
             return
-        touched = sorted(self._touched)
-
-        def send_state() -> None:
-            for tp in touched:
-                for key, value in self.processor.checkpoint(tp.topic, tp.partition):
-                    producer.send(self.topics.state, key, value, tp.partition)
-
-        offsets = {tp: off for tp, off in self._next.items() if tp in self._touched}
-        # the state is snapshot while the offsets travel: both only need to be in
-        # the transaction before it commits
-        producer.commit(offsets, consumer, self.options.step_timeout, meanwhile=send_state)
-        self._touched.clear()
-        self.stats.transactions += 1
+        if self.policy.commit(producer, consumer):
+            self.stats.transactions += 1
 
     def _assigned(self, partitions: list[TopicPartition]) -> None:
         """Partitions joined this instance: restore their state before reading them.
@@ -521,8 +475,7 @@ class ProcessService:
         for tp in partitions:
             self.processor.drop(tp.topic, tp.partition)
             self._owned.discard(tp)
-            self._next.pop(tp, None)
-            self._touched.discard(tp)
+            self.policy.forget(tp)
 
     def _rewind_or_rejoin(self) -> None:
         """Rewind every owned partition; if the group's offsets cannot be read, rejoin."""
@@ -541,7 +494,7 @@ class ProcessService:
             offset = committed.get(tp, -1)
             self._restore(tp, offset)
             self._consumer.seek(tp, offset if offset >= 0 else _OFFSET_BEGINNING)
-        self._touched.difference_update(partitions)
+        self.policy.rewound(partitions)
 
     def _restore(
         self, tp: TopicPartition, committed: int, quiet_since: float | None = None
@@ -557,10 +510,7 @@ class ProcessService:
             symbols = self.processor.restore(tp.topic, tp.partition, records, quiet_since)
         except CheckpointError as exc:
             raise BusError(f"{self.topics.state}[{tp.partition}]: {exc}") from None
-        if committed >= 0:
-            self._next[tp] = committed
-        else:
-            self._next.pop(tp, None)
+        self.policy.resume(tp, committed)
         self.stats.restored += 1
         logger.debug("process: partition %d restored, %d symbols", tp.partition, symbols)
 
