@@ -56,6 +56,37 @@ def end_offsets(bootstrap: str, topic: str) -> list[int]:
         consumer.close()
 
 
+class OpenTransactions:
+    """Records of open transactions on a topic: past each partition's last stable offset.
+
+    A read_committed consumer's watermark is the last stable offset, a
+    read_uncommitted one's the high watermark; the consumers stay open so that
+    a look takes a few milliseconds.
+    """
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumers = [
+            ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "open-transactions",
+                         "isolation.level": isolation})
+            for isolation in ("read_committed", "read_uncommitted")
+        ]  # fmt: skip
+        metadata = self._consumers[0].list_topics(topic, timeout=10)
+        numbers = sorted(metadata.topics[topic].partitions)
+        self._parts = [ck.TopicPartition(topic, p) for p in numbers]
+
+    def records(self) -> int:
+        """Records sent in transactions not yet committed or aborted."""
+        stable, high = (
+            sum(c.get_watermark_offsets(tp, timeout=10)[1] for tp in self._parts)
+            for c in self._consumers
+        )
+        return high - stable
+
+    def close(self) -> None:
+        for consumer in self._consumers:
+            consumer.close()
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
     """The offsets ``group`` has committed on ``topic``, summed over its partitions.
 

@@ -9,6 +9,7 @@ import pytest
 from .conftest import LEAN_TRADES
 from .kafka_tools import (
     OUTPUTS,
+    OpenTransactions,
     bus_for,
     committed_offsets,
     create_topics,
@@ -35,13 +36,18 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     rng = random.Random(20131007)
     marks = sorted(rng.uniform(0.1, 0.8) for _ in range(3))
     landed = stranded = 0
-    # each kill comes once the bars topic (committed or not) has grown past a random mark;
-    # a kill between a commit and the next outputs' send strands no records, so kills go on
-    # (at most five more) until one has stranded an open transaction's records
+    # each kill comes once the bars topic (committed or not) has grown past a random mark,
+    # at a moment a transaction holds bars (seen past the last stable offset); the commit
+    # may still win the race to the kill, so kills go on (at most five more) until one
+    # has stranded an open transaction's records
+    open_bars = OpenTransactions(kafka_bootstrap, f"{topic_prefix}bars")
     while marks and landed < 8:
         mark = marks.pop(0)
         proc = start(process_command(kafka_bootstrap, topic_prefix, "crashy"))
         wait_for_output(kafka_bootstrap, f"{topic_prefix}bars", int(mark * total_bars), proc)
+        deadline = time.monotonic() + 10
+        while open_bars.records() == 0 and time.monotonic() < deadline and proc.poll() is None:
+            pass
         alive = proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -58,6 +64,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         )
         if not marks and not stranded:
             marks.append(mark + (0.95 - mark) / 4)
+    open_bars.close()
     assert landed >= 3 and stranded >= 1
     run_to_end(kafka_bootstrap, topic_prefix, "crashy")
 
