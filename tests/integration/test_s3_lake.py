@@ -36,13 +36,13 @@ def _figure(summary, name):
     return int(re.search(rf"\b{name} ([\d,]+)", summary).group(1).replace(",", ""))
 
 
-def test_replay_into_an_s3_lake_and_query_it(cli, sql, s3_lake):
+def test_replay_into_an_s3_lake_and_query_it(cli, sql, s3_lake, small_trades):
     uri, settings, env = s3_lake
-    done = cli("replay", LEAN_TRADES, "--lake", uri, env=env).stdout.strip().splitlines()[-1]
+    done = cli("replay", small_trades, "--lake", uri, env=env).stdout.strip().splitlines()[-1]
     counts = sql_s3(cli, uri, env, "SELECT (SELECT count(*) FROM trades) AS trades,"
                     " (SELECT count(*) FROM bars) AS bars, (SELECT count(*) FROM indicators)"
                     " AS indicators, (SELECT min(period) FROM bars) AS day")[0]  # fmt: skip
-    assert counts["bars"] == _figure(done, "bars") > 40_000
+    assert counts["bars"] == _figure(done, "bars") > 1_000
     assert counts["indicators"] == _figure(done, "indicator rows")
     assert counts["trades"] == _figure(done, "ticks in") - _figure(done, "rejected input rows")
     assert counts["day"] == "2013-10-07"
@@ -230,3 +230,24 @@ def test_run_on_kafka_writes_an_s3_lake(cli, s3_lake, kafka_bootstrap, topic_pre
     counts = sql_s3(cli, uri, env, query)[0]
     assert counts == {"bars": n_bars, "distinct_bars": n_bars, "datasets": ["simulator"]}
     assert f"bars {n_bars:,}" in done.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("command", "lake", "says"),
+    [
+        (["sql", "SELECT 1"], "gs://market/lake", "expected a directory or s3://bucket/prefix"),
+        (["lake", "datasets"], "s3://Market_Data/lake", "is not an S3 bucket name"),
+        (["replay", LEAN_TRADES], "s3://AKID:hush-hush@market/lake", "not the URL"),
+        (["backfill"], "s3://AKID:hush-hush@market/lake", "not the URL"),
+        (["report", "daily", "--start", "2013-10-07", "--end", "2013-10-07"], "s3:/market",
+         "expected a directory or s3://bucket/prefix"),
+        (["dashboard", "--port", "0", "--duration", "1"], "s3://market/lake?x=1", "without ?"),
+    ],
+)  # fmt: skip
+def test_a_bad_lake_location_is_one_line(cli, command, lake, says):
+    result = cli(*command, "--lake", lake, ok=False)
+    assert result.returncode == 2, result.stderr + result.stdout
+    assert "Traceback" not in result.stderr and "hush-hush" not in result.stderr + result.stdout
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and message.startswith("error: lake "), message
+    assert says in message, message
