@@ -481,7 +481,8 @@ class _MemoryConsumer(Consumer):
             wanted = _range_of(group, self, bus) - set(self._position)
             assigned = sorted(tp for tp in wanted if tp not in group.owner)
             committed = bus._committed.get(self.group, {})
-            for tp in assigned:
+            # read in the order subscribed (topics as given, then partitions), as before groups
+            for tp in sorted(assigned, key=lambda tp: (self.topics.index(tp.topic), tp.partition)):
                 group.owner[tp] = self
                 start = bus._topics[tp.topic][tp.partition].start_offset
                 self._position[tp] = committed.get(tp, start)

@@ -364,3 +364,14 @@ def test_a_new_group_starts_at_the_oldest_record_still_held():
     assert late.position() == {TopicPartition("t", 0): 3} and late.lag() == {
         TopicPartition("t", 0): 0
     }
+
+
+def test_a_consumer_reads_its_topics_in_the_order_given():
+    bus = MemoryBus()
+    bus.create_topics(["z", "a"], 2)
+    producer = bus.producer()
+    for topic in ("a", "z"):
+        producer.send_columns(topic, "trade", rows(["AAPL", "MSFT"]))
+    consumer = bus.consumer("g", ["z", "a"])
+    assert [b.tp for b in consumer.poll()] == [*tps("z", 0, 1), *tps("a", 0, 1)]
+    assert consumer.assignment() == [*tps("a", 0, 1), *tps("z", 0, 1)]  # sorted
