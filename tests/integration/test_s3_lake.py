@@ -173,6 +173,7 @@ def test_the_dashboard_reads_an_s3_lake(cli, s3_lake, small_trades):
     import os
     import subprocess
     import sys
+    import time
 
     import httpx
 
@@ -208,6 +209,15 @@ def test_the_dashboard_reads_an_s3_lake(cli, s3_lake, small_trades):
         assert "SPY" in {row["symbol"] for row in watchlist.json()}
         pipeline = httpx.get(url + "api/pipeline").json()
         assert pipeline["sink"] == {"kind": "lake", "root": uri, "ready": True}
+        # objects written while it serves are listed again: a new dataset's bars appear
+        cli("replay", small_trades, "--dataset", "later", "--lake", uri, "--intervals", "1m",
+            env=env)  # fmt: skip
+        deadline, later = time.monotonic() + 20, []
+        while time.monotonic() < deadline and later != [n_bars]:
+            listed = httpx.get(url + "api/datasets").json()["datasets"]
+            later = [d["bars"] for d in listed if d["dataset"] == "later"]
+            time.sleep(0.5)
+        assert later == [n_bars]
     finally:
         process.terminate()
         rest, errors = process.communicate(timeout=30)
