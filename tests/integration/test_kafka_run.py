@@ -74,3 +74,5 @@ def test_run_on_kafka_fills_the_topics_and_the_lake_alike(sql, tmp_path, kafka_b
     assert counts["symbols"] == 6
     assert counts["rsi"] > 0
     assert f"bars {n_bars:,}" in lines[-1]
+    # the summary names the files its lake sink wrote, as `run`'s does
+    assert f"lake files {len(list(lake.rglob('*.parquet'))):,} (" in lines[-1], lines[-1]
