@@ -1,7 +1,7 @@
 """What the live pages show: watchlist rows, new alerts and pipeline figures.
 
 Two sources give the same three things: :class:`LiveMarket`, fed by a running
-pipeline (it is the pipeline's :class:`~marketpulse.pipeline.MarketView`), and
+pipeline (it is the pipeline's :class:`~marketpulse.observe.MarketView`), and
 :class:`LakeMarket`, which reads them from the lake for ``marketpulse dashboard``.
 Each shows one dataset, its :attr:`~MarketSource.dataset`: the run's, or the
 one chosen in the lake.

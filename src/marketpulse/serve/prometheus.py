@@ -1,6 +1,6 @@
 """The pipeline's figures in the Prometheus text format.
 
-A collector reads :class:`~marketpulse.pipeline.Metrics` at scrape time, into a
+A collector reads :class:`~marketpulse.observe.Metrics` at scrape time, into a
 registry of its own (never the process-wide default one).
 """
 
