@@ -144,6 +144,10 @@ def test_backfill_datasets_and_drop_on_an_s3_lake(cli, s3_lake, small_trades):
     cli("replay", small_trades, "--lake", uri, "--intervals", "1s,1m", env=env)
     stored = sql_s3(cli, uri, env, f"{_BARS} ORDER BY ALL")
     assert len(stored) > 100 and {r["dataset"] for r in stored} == {"small-trades"}
+    # the DDL's timeframes: the configured ones (5m), 1d and those of the lake (1s, 1m)
+    ddl = cli("lake", "ddl", "--lake", uri, env={**env, "MARKETPULSE_INTERVALS": "5m"}).stdout
+    assert "'projection.timeframe.values' = '1d,1m,1s,5m'" in ddl
+    assert f"LOCATION '{uri}/bars/'" in ddl
     # from the lake's own trades: the same bars, replacing the earlier ones (not added to them)
     done = cli("backfill", "--lake", uri, "--intervals", "1s,1m", env=env).stdout
     assert f"backfill of dataset small-trades done: ticks 3,000, bars {len(stored):,}" in done
