@@ -228,13 +228,20 @@ def test_when_the_live_dataset_changes_every_row_of_the_new_one_is_sent(tmp_path
     def write(dataset: str) -> None:  # the same market twice: rows of equal values
         feed = Simulator(symbols=3, rate=50.0, seed=4, start_ts=10**18, realtime=False,
                          max_events=2_000)  # fmt: skip
+        staging = tmp_path / "staging"
         options = PipelineOptions(
-            lake=str(tmp_path), processor=ProcessorSettings(("1s",)), dataset=dataset
+            lake=str(staging), processor=ProcessorSettings(("1s",)), dataset=dataset
         )
         EmbeddedPipeline(feed, options).run()
+        # the dataset appears whole (its bars last, each table's folder in one rename): the
+        # market, reading the lake meanwhile, never follows a dataset half written
+        for table in sorted(os.listdir(staging), key=lambda name: name == "bars"):
+            (root / table).mkdir(parents=True, exist_ok=True)
+            os.rename(staging / table / f"dataset={dataset}", root / table / f"dataset={dataset}")
 
+    root = tmp_path / "lake"
     write("first")
-    lake = LakeData(tmp_path)
+    lake = LakeData(root)
     market = LakeMarket(lake, refresh_s=0.0)  # follows the most recently written dataset
     app = create_app(ServeSettings(updates_per_s=50), lake, market)
     with TestClient(app, base_url=BASE_URL) as client, client.websocket_connect(WS_URL) as ws:
