@@ -31,6 +31,7 @@ from marketpulse.cli.common import (
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
+    PLUGIN_OPTION,
     RULES_OPTION,
     SUSPICIOUS_OPTION,
     SYMBOL_OPTION,
@@ -42,6 +43,7 @@ from marketpulse.cli.common import (
     err_console,
     file_feed,
     parse_intervals,
+    plugin_specs,
     processor_settings,
     rules_from,
     settings_from,
@@ -170,6 +172,7 @@ def run(
     no_dashboard: bool = typer.Option(
         False, "--no-dashboard", help="Do not serve the web dashboard."
     ),
+    plugin: list[str] = PLUGIN_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Run the whole pipeline on a simulated or live market, with a live view and web dashboard.
@@ -189,7 +192,7 @@ def run(
 
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals),
+        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin),
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
         **url_overrides(postgres_url, influx_url),
@@ -321,6 +324,7 @@ def replay(
     intervals: str = INTERVALS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
+    plugin: list[str] = PLUGIN_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Push a historical file through the pipeline, with a progress bar.
@@ -341,7 +345,8 @@ def replay(
     pace = _speed(speed)
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), **url_overrides(postgres_url, influx_url),
+        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin),
+        **url_overrides(postgres_url, influx_url),
     )  # fmt: skip
     name = dataset_for(settings, dataset, file_dataset(file))
     feed = file_feed(file, format, symbol, columns, include_suspicious, adjust)

@@ -66,6 +66,7 @@ TOPICS: dict[str, str | None] = {
     "indicators": "indicators",
     "alerts": "alerts",
     "dlq": "dlq",
+    "custom": "custom",
 }
 
 
@@ -295,6 +296,8 @@ class EmbeddedPipeline:
             send("alerts", alerts_table(out.alerts, self.dataset))
         if out.dead:
             send("dlq", dlq_table(out.dead, time.time_ns(), self.dataset))
+        if out.custom.num_rows:
+            send("custom", out.custom)
         for trades in out.trades:  # tagged with their segment when ingested
             if trades.num_rows:
                 self._producer.send_columns(topic["trades"], "trade", trades)

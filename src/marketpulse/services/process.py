@@ -35,7 +35,7 @@ from marketpulse.bus.kafka import (
     TransactionalProducer,
     read_partition,
 )
-from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
+from marketpulse.bus.topics import OUTPUT_TOPICS, PLUGIN_TOPICS, Topics
 from marketpulse.config import (
     COMMIT_INTERVAL,
     COMPRESSION,
@@ -394,7 +394,8 @@ class ProcessService:
     def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
         assert self._producer is not None
         producer, names = self._producer, self.topics
-        for kind, rows in (("bars", out.bars), ("indicators", out.indicators)):
+        outputs = (("bars", out.bars), ("indicators", out.indicators), ("custom", out.custom))
+        for kind, rows in outputs:
             if rows.num_rows:
                 keys, values = encode_rows(kind, rows)
                 producer.send_many(names.name(kind), keys, values, partition)
@@ -517,7 +518,8 @@ class ProcessService:
     def _check_topics(self) -> int:
         """Return the ticks partitions; every output and ``state`` must have as many."""
         partitions = self.bus.partitions(self.topics.ticks)
-        for short in (*OUTPUT_TOPICS, "state"):
+        plugins = PLUGIN_TOPICS if self.processor.settings.plugins else ()
+        for short in (*OUTPUT_TOPICS, *plugins, "state"):
             name = self.topics.name(short)
             count = self.bus.partitions(name)
             if count < partitions:
