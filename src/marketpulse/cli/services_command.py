@@ -169,7 +169,7 @@ def sink_postgres(
     max_age: float = MAX_AGE_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Upsert bars, indicators and alerts into PostgreSQL, idempotently.
+    """Upsert bars, indicators and alerts (and custom, plugins' values) into PostgreSQL.
 
     Migrates the schema first (as `marketpulse db migrate`); rows go by binary
     COPY into staging tables, then INSERT ... ON CONFLICT DO UPDATE on their
@@ -178,7 +178,7 @@ def sink_postgres(
     settings = kafka_settings(config, bootstrap_servers, topic_prefix,
                               **url_overrides(postgres_url, None))  # fmt: skip
     _serve_sink(SinkKind.postgres, settings, group, exit_when_idle, max_age,
-                ("bars", "indicators", "alerts"))  # fmt: skip
+                ("bars", "indicators", "alerts", *PLUGIN_TOPICS))  # fmt: skip
 
 
 @sink_app.command("influx")

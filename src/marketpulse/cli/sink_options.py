@@ -57,8 +57,8 @@ INFLUX_URL_OPTION = typer.Option(
 POSTGRES_TABLES_OPTION = typer.Option(
     None,
     "--postgres-tables",
-    help="Tables stored in PostgreSQL, comma-separated [default: bars,indicators,alerts; "
-    "add trades for every trade].",
+    help="Tables stored in PostgreSQL, comma-separated [default: bars,indicators,alerts,custom "
+    "(custom: plugins' values); add trades for every trade].",
 )
 
 
