@@ -1,7 +1,7 @@
 """The whole pipeline in one process, on the embedded bus.
 
 feed → ``ticks`` → processor → ``trades``/``bars``/``indicators``/``alerts``/``dlq``
-→ lake sink, each stage a consumer group of the embedded bus, exactly as the
+(and ``custom``, the values of plugins) → lake sink, each stage a consumer group of the embedded bus, exactly as the
 services are on Kafka; here one thread drives them in turn. ``trades`` holds
 the trades the processor kept (:attr:`.Output.trades`): the lake stores its
 decision, never a trade it refused.
