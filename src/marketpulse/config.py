@@ -82,6 +82,8 @@ OUTPUT_GRACE = 0.02
 MAX_BATCH = 20_000
 TRANSACTION_TIMEOUT = 10.0
 STEP_TIMEOUT = 15.0
+#: Whether the trades the processor kept go to the ``trades`` topic (and table).
+STORE_TRADES = True
 
 # Kafka.
 #: Producer compression codecs librdkafka offers.
@@ -165,7 +167,10 @@ class ProcessSettings:
     wait for more input before they are committed; ``max_batch``: records
     consumed per poll at most; ``transaction_timeout``: seconds after which the
     broker aborts a crashed instance's transaction; ``step_timeout``: seconds a
-    transaction step may take before the producer is replaced.
+    transaction step may take before the producer is replaced; ``store_trades``:
+    send the trades the processor kept to the ``trades`` topic, in the same
+    transaction as the bars, for the sinks to store (as ``run``/``replay`` store
+    them in the lake); off, the topic is neither required nor written.
     """
 
     commit_interval: float = field(default=COMMIT_INTERVAL, metadata={"above": 0})
@@ -174,6 +179,7 @@ class ProcessSettings:
     max_batch: int = field(default=MAX_BATCH, metadata={"min": 1})
     transaction_timeout: float = field(default=TRANSACTION_TIMEOUT, metadata={"min": 1})
     step_timeout: float = field(default=STEP_TIMEOUT, metadata={"above": 0})
+    store_trades: bool = STORE_TRADES
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from .kafka_tools import bus_for, create_topics, end_offsets, read_committed
 
 pytestmark = pytest.mark.integration
 
-SHORT_NAMES = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom")
+SHORT_NAMES = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom", "trades")
 LEAN_ROWS = 388_417
 
 
@@ -86,7 +86,7 @@ def test_topics_create_describe_delete(kafka_bootstrap, topic_prefix):
     names = [topic_prefix + short for short in SHORT_NAMES]
     args = ("--partitions", 3, "--retention-hours", 24)
     first = _ok(run(kafka_bootstrap, topic_prefix, "topics", "create", *args))
-    assert first.stdout.count("created ") == 7 and "7 created, 0 already existed" in first.stdout
+    assert first.stdout.count("created ") == 8 and "8 created, 0 already existed" in first.stdout
 
     existing = _existing(kafka_bootstrap, topic_prefix)
     assert sorted(existing) == sorted(names)
@@ -97,13 +97,13 @@ def test_topics_create_describe_delete(kafka_bootstrap, topic_prefix):
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
     configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
     assert configs[topic_prefix + "state"]["cleanup.policy"].value == "compact"
-    for short in ("ticks", "bars", "indicators", "alerts", "dlq", "custom"):
+    for short in ("ticks", "bars", "indicators", "alerts", "dlq", "custom", "trades"):
         assert configs[topic_prefix + short]["cleanup.policy"].value == "delete"
         assert configs[topic_prefix + short]["retention.ms"].value == str(24 * 3_600_000)
 
     # again: nothing to do, not an error, and the topics keep their settings
     again = _ok(run(kafka_bootstrap, topic_prefix, "topics", "create", "--partitions", 5))
-    assert again.stdout.count("exists ") == 7 and "0 created, 7 already existed" in again.stdout
+    assert again.stdout.count("exists ") == 8 and "0 created, 8 already existed" in again.stdout
     assert all(len(t.partitions) == 3 for t in _existing(kafka_bootstrap, topic_prefix).values())
 
     described = _ok(run(kafka_bootstrap, topic_prefix, "topics", "describe")).stdout
@@ -114,16 +114,16 @@ def test_topics_create_describe_delete(kafka_bootstrap, topic_prefix):
         policy = "compact" if name.endswith(".state") else "delete"
         assert f"cleanup.policy={policy}" in line, line
     assert "retention.ms=86400000 (1 d)" in lines[topic_prefix + "ticks"]
-    assert described.count("end offsets (0 in all): 0:0 1:0 2:0") == 7
+    assert described.count("end offsets (0 in all): 0:0 1:0 2:0") == 8
 
     refused = run(kafka_bootstrap, topic_prefix, "topics", "delete")
     _refused(refused, "--yes")
-    assert len(_existing(kafka_bootstrap, topic_prefix)) == 7
+    assert len(_existing(kafka_bootstrap, topic_prefix)) == 8
 
     deleted = _ok(run(kafka_bootstrap, topic_prefix, "topics", "delete", "--yes"))
-    assert deleted.stdout.count("deleted ") == 7
+    assert deleted.stdout.count("deleted ") == 8
     _wait_until(lambda: not _existing(kafka_bootstrap, topic_prefix))
-    _refused(run(kafka_bootstrap, topic_prefix, "topics", "describe"), "7 of 7", "topics create")
+    _refused(run(kafka_bootstrap, topic_prefix, "topics", "describe"), "8 of 8", "topics create")
 
 
 def test_topics_create_with_more_replicas_than_brokers_is_refused(kafka_bootstrap, topic_prefix):

@@ -414,7 +414,7 @@ def test_the_sink_service_reads_custom_only_where_the_topic_exists(tmp_path, cus
     stop.set()
     SinkService(bus, Topics("s."), LakeSink(tmp_path / "lake"), stop=stop).run()  # type: ignore[arg-type]
     outputs = ["s.bars", "s.indicators", "s.alerts", "s.dlq"]
-    assert subscribed == outputs + (["s.custom"] if custom_exists else [])
+    assert subscribed == outputs + (["s.custom"] if custom_exists else []) + ["s.trades"]
 
 
 def test_the_sink_service_still_requires_the_processor_outputs(tmp_path):

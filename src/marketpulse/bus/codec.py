@@ -24,6 +24,7 @@ from marketpulse.models import (
     CUSTOM_SCHEMA,
     DLQ_SCHEMA,
     INDICATOR_SCHEMA,
+    TRADE_SCHEMA,
     Alert,
     Bar,
     CustomValue,
@@ -43,6 +44,20 @@ __all__ = [
     "record_dataset",
 ]
 
+
+
+class _StoredTrade(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A trade the processor kept, as the ``trades`` topic carries it (:data:`TRADE_SCHEMA`)."""
+
+    symbol: str
+    ts: int
+    price: float
+    size: float
+    exchange: str | None = None
+    condition: str | None = None
+    dataset: str | None = None
+
+
 _encoder = msgspec.json.Encoder()
 _extra_decoder = msgspec.json.Decoder(dict)
 _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
@@ -50,6 +65,7 @@ _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
     "indicators": Indicators,
     "alerts": Alert,
     "custom": CustomValue,
+    "trades": _StoredTrade,
 }
 _LIST_DECODERS = {kind: msgspec.json.Decoder(list[t]) for kind, t in _ROW_TYPES.items()}
 _ONE_DECODERS = {kind: msgspec.json.Decoder(t) for kind, t in _ROW_TYPES.items()}
@@ -58,6 +74,7 @@ _SCHEMAS = {
     "indicators": INDICATOR_SCHEMA,
     "alerts": ALERT_SCHEMA,
     "custom": CUSTOM_SCHEMA,
+    "trades": TRADE_SCHEMA,
 }
 
 #: Header names of a dead letter, in the order they are written.
@@ -67,18 +84,23 @@ DLQ_HEADERS = (
 
 
 def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], list[bytes]]:
-    """Encode rows of ``trade``, ``quote``, ``bars``, ``indicators`` or ``custom`` as JSON records.
+    """Encode rows of ``trade``, ``quote``, ``bars``, ``indicators``, ``custom`` or ``trades``.
 
     Trades and quotes may have an ``extra`` column: vendor fields as a JSON
     object in text (or null), written as the message's ``extra``. Bars without
     a ``dataset`` column (a feed's, for the ``ticks`` topic) have a null one.
+    ``trades`` are the trades the processor kept, as stored (the columns of
+    :data:`TRADE_SCHEMA`, no ``extra``, no ``type`` tag), for the ``trades`` topic.
 
     Returns:
         the key (symbol) and the JSON value of each row, in row order.
     """
-    columns = {name: _pylist(name, data.column(name)) for name in data.column_names}
+    names = data.column_names
+    if kind == "trades":  # only the stored columns (the processor's carry offsets too)
+        names = [name for name in TRADE_SCHEMA.names if name in names]
+    columns = {name: _pylist(name, data.column(name)) for name in names}
     symbols = columns["symbol"]
-    if kind in ("bars", "indicators", "custom") and "dataset" not in columns:
+    if kind in ("bars", "indicators", "custom", "trades") and "dataset" not in columns:
         columns["dataset"] = [None] * len(symbols)
     if kind == "trade":
         exchange = columns.get("exchange") or [None] * len(symbols)
@@ -95,6 +117,9 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
         rows = map(Indicators, *(columns[name] for name in INDICATOR_SCHEMA.names))
     elif kind == "custom":
         rows = map(CustomValue, *(columns[name] for name in CUSTOM_SCHEMA.names))
+    elif kind == "trades":
+        n = len(symbols)
+        rows = map(_StoredTrade, *(columns.get(name) or [None] * n for name in TRADE_SCHEMA.names))
     else:
         raise ValueError(f"cannot encode rows of kind {kind!r}")
     return symbols, [_encoder.encode(row) for row in rows]
@@ -156,7 +181,7 @@ def dead_letter_headers(letter: DeadLetter, dataset: str | None = None) -> list[
 
 
 def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tuple[int, str]]]:
-    """Decode JSON records of ``bars``, ``indicators``, ``alerts`` or ``custom`` into a table.
+    """Decode JSON records of ``bars``, ``indicators``, ``alerts``, ``custom`` or ``trades``.
 
     An alert's ``details`` object becomes a map column.
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["OUTPUT_TOPICS", "PLUGIN_TOPICS", "TOPICS", "TopicSpec", "Topics", "topic_specs"]
+__all__ = [
+    "OPTIONAL_TOPICS",
+    "OUTPUT_TOPICS",
+    "PLUGIN_TOPICS",
+    "TOPICS",
+    "TRADE_TOPICS",
+    "TopicSpec",
+    "Topics",
+    "topic_specs",
+]
 
 #: Every topic, by its name without the prefix.
-TOPICS = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom")
+TOPICS = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom", "trades")
 
 #: The processor's outputs, which sinks consume (the lake table has the same name).
 OUTPUT_TOPICS = ("bars", "indicators", "alerts", "dlq")
@@ -16,6 +25,14 @@ OUTPUT_TOPICS = ("bars", "indicators", "alerts", "dlq")
 #: others; the process service requires them only when plugins are configured,
 #: and sinks consume them when they exist.
 PLUGIN_TOPICS = ("custom",)
+
+#: The trades the processor kept (what ``run``/``replay`` store as the lake's
+#: ``trades``): created with the others; the process service writes and requires
+#: it unless ``[process] store_trades`` is off, and sinks consume it when it exists.
+TRADE_TOPICS = ("trades",)
+
+#: The outputs sinks consume only where the topic exists.
+OPTIONAL_TOPICS = (*PLUGIN_TOPICS, *TRADE_TOPICS)
 
 
 @dataclass(frozen=True, slots=True)

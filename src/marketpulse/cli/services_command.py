@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from marketpulse.bus.topics import OUTPUT_TOPICS, PLUGIN_TOPICS
+from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, PLUGIN_TOPICS
 from marketpulse.cli.common import (
     CONFIG_OPTION,
     INTERVALS_OPTION,
@@ -149,14 +149,15 @@ def sink_lake(
 ) -> None:
     """Write the output topics to the Parquet lake, idempotently.
 
-    Reads bars, indicators, alerts, dlq (and custom, plugins' values, when the topic
-    exists) with read_committed; files are named
+    Reads bars, indicators, alerts, dlq (and, when their topics exist, custom:
+    plugins' values, and trades: the trades the processor kept) with read_committed;
+    files are named
     after the offsets they hold, so rows written again after a crash replace
     their earlier file; offsets are committed once the files are durable.
     """
     settings = kafka_settings(config, bootstrap_servers, topic_prefix, lake=lake)
     _serve_sink(SinkKind.lake, settings, group, exit_when_idle, max_age,
-                (*OUTPUT_TOPICS, *PLUGIN_TOPICS))  # fmt: skip
+                (*OUTPUT_TOPICS, *OPTIONAL_TOPICS))  # fmt: skip
 
 
 @sink_app.command("postgres")

@@ -1,4 +1,4 @@
-"""The processor as a Kafka service: ticks in; bars, indicators, alerts, dead letters out.
+"""The processor as a Kafka service: ticks in; bars, indicators, alerts, dead letters, trades out.
 
 Exactly once: the outputs of a stretch of input, the changed symbols' state
 (``state`` topic, co-partitioned with ``ticks``) and the consumed offsets are
@@ -12,6 +12,10 @@ Each output record goes to the partition number of the ticks partition it
 came from (keyed by symbol, as the producer's partitioner would place it when
 the topics have as many partitions), so the order of a partition's outputs is
 the order the processor made them.
+
+The trades the processor kept (:attr:`.Output.trades`, what the embedded
+pipeline stores as ``trades``) go to the ``trades`` topic in the same
+transaction, unless :attr:`ProcessOptions.store_trades` is off.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from marketpulse.bus.kafka import (
     TransactionalProducer,
     read_partition,
 )
-from marketpulse.bus.topics import OUTPUT_TOPICS, PLUGIN_TOPICS, Topics
+from marketpulse.bus.topics import OUTPUT_TOPICS, PLUGIN_TOPICS, TRADE_TOPICS, Topics
 from marketpulse.config import (
     COMMIT_INTERVAL,
     COMPRESSION,
@@ -43,6 +47,7 @@ from marketpulse.config import (
     OUTPUT_GRACE,
     QUIET_COMMIT_INTERVAL,
     STEP_TIMEOUT,
+    STORE_TRADES,
     TRANSACTION_TIMEOUT,
 )
 from marketpulse.exceptions import BusError
@@ -105,6 +110,9 @@ class ProcessOptions:
         compression: codec of the output records.
         step_timeout: seconds a transaction step (offsets, commit) may take
             before the producer counts as stuck and is replaced, its work redone.
+        store_trades: send the trades the processor kept to the ``trades``
+            topic (with the bars, in the transaction); off, that topic is
+            neither required nor written.
     """
 
     group: str = "marketpulse-process"
@@ -117,6 +125,7 @@ class ProcessOptions:
     transaction_timeout: float = TRANSACTION_TIMEOUT
     compression: str = COMPRESSION
     step_timeout: float = STEP_TIMEOUT
+    store_trades: bool = STORE_TRADES
 
 
 @dataclass(slots=True)
@@ -404,6 +413,11 @@ class ProcessService:
         if out.dead:
             dataset = self.processor.settings.dataset
             producer.send_dead(names.name("dlq"), out.dead, partition, dataset)
+        if self.options.store_trades:
+            for trades in out.trades:
+                if trades.num_rows:
+                    keys, values = encode_rows("trades", trades)
+                    producer.send_many(names.name("trades"), keys, values, partition)
         self.policy.sent(out)
         self.stats.bars += out.bars.num_rows
         self.stats.indicators += out.indicators.num_rows
@@ -519,7 +533,8 @@ class ProcessService:
         """Return the ticks partitions; every output and ``state`` must have as many."""
         partitions = self.bus.partitions(self.topics.ticks)
         plugins = PLUGIN_TOPICS if self.processor.settings.plugins else ()
-        for short in (*OUTPUT_TOPICS, *plugins, "state"):
+        trades = TRADE_TOPICS if self.options.store_trades else ()
+        for short in (*OUTPUT_TOPICS, *plugins, *trades, "state"):
             name = self.topics.name(short)
             count = self.bus.partitions(name)
             if count < partitions:

@@ -21,7 +21,7 @@ import pyarrow as pa
 from marketpulse.bus.base import Batch, TopicPartition, values_of
 from marketpulse.bus.codec import decode_dead_letters, decode_rows, record_dataset
 from marketpulse.bus.kafka import ConsumerFatal, KafkaBus, KafkaConsumer
-from marketpulse.bus.topics import OUTPUT_TOPICS, PLUGIN_TOPICS, Topics
+from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DLQ_SCHEMA
@@ -44,7 +44,8 @@ class SinkOptions:
     Attributes:
         group: consumer group (each kind of sink has its own).
         tables: the output topics to store (their tables have the same names);
-            those of :data:`~marketpulse.bus.topics.PLUGIN_TOPICS` only where they exist.
+            those of :data:`~marketpulse.bus.topics.OPTIONAL_TOPICS` (plugins'
+            values, the trades the processor kept) only where they exist.
         exit_when_idle: exit, flushed and committed, once no record arrived for this long.
         max_batch: records consumed per poll at most.
         stall_after: with no record for this long, and again this long later, the
@@ -55,7 +56,7 @@ class SinkOptions:
     """
 
     group: str = "marketpulse-sink-lake"
-    tables: tuple[str, ...] = (*OUTPUT_TOPICS, *PLUGIN_TOPICS)
+    tables: tuple[str, ...] = (*OUTPUT_TOPICS, *OPTIONAL_TOPICS)
     exit_when_idle: float | None = None
     max_batch: int = 50_000
     stall_after: float = 15.0
@@ -138,9 +139,9 @@ class SinkService:
             try:
                 self.bus.partitions(name)  # a clear error when a topic is missing
             except BusError:
-                if short not in PLUGIN_TOPICS:
+                if short not in OPTIONAL_TOPICS:
                     raise
-                logger.info("sink %s: no topic %s (no plugin output to store)", self.sink.name,
+                logger.info("sink %s: no topic %s (nothing of it to store)", self.sink.name,
                             name)  # fmt: skip
                 continue
             names.append(name)

@@ -1,0 +1,69 @@
+"""Trades on the Kafka path: process + sink lake store the trades the embedded replay stores."""
+
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from marketpulse.bus.topics import Topics
+
+from .conftest import LEAN_TRADES
+from .kafka_tools import bus_for, create_topics, load_file, process_command, start
+
+pytestmark = pytest.mark.integration
+
+COLUMNS = "symbol, ts, price, size, exchange, condition, dataset"
+#: Trades the processor refuses (dead letters, never stored): a negative price,
+#: a negative size, a time far ahead of the clock.
+FUTURE = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()) * 10**9
+REFUSED = pa.table(
+    {
+        "symbol": ["SPY", "SPY", "AAPL"],
+        "ts": pa.array([1381152600_000_000_000, 1381152601_000_000_000, FUTURE], pa.int64()),
+        "price": [-1.0, 12_345.678, 23_456.789],
+        "size": [100.0, -5.0, 100.0],
+    }
+)
+
+
+def lake_trades(lake):
+    """The lake's trades, every column, sorted (a multiset comparison)."""
+    path = f"{lake}/trades/**/*.parquet"
+    query = f"SELECT {COLUMNS} FROM read_parquet('{path}', hive_partitioning = true) ORDER BY ALL"
+    with duckdb.connect() as con:
+        return con.sql(query).to_arrow_table()
+
+
+def test_process_and_sink_lake_store_the_trades_the_embedded_replay_stores(
+    cli, kafka_bootstrap, topic_prefix, tmp_path
+):
+    cli("replay", LEAN_TRADES, "--lake", tmp_path / "embedded", "--dataset", "lean")
+
+    create_topics(kafka_bootstrap, topic_prefix)
+    sent = load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES)
+    with bus_for(kafka_bootstrap).producer() as producer:
+        producer.send_columns(Topics(topic_prefix).ticks, "trade", REFUSED)
+    assert producer.failed == 0
+    process = start(process_command(kafka_bootstrap, topic_prefix, "trades", "--dataset", "lean",
+                                    "--exit-when-idle", "4"))  # fmt: skip
+    log, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, log
+    lake = tmp_path / "kafka"
+    cli("sink", "lake", "--bootstrap-servers", kafka_bootstrap, "--topic-prefix", topic_prefix,
+        "--group", f"{topic_prefix}sink", "--exit-when-idle", "4", "--lake", lake)  # fmt: skip
+
+    expected, got = lake_trades(tmp_path / "embedded"), lake_trades(lake)
+    assert expected.num_rows > 380_000 and sent == 388_417
+    assert got.schema == expected.schema
+    assert got.equals(expected)  # the same rows: symbol, ts, price, size, exchange, condition
+    assert got.column("dataset").unique().to_pylist() == ["lean"]
+    # the refused trades are dead letters, not trades
+    prices = set(got.column("price").to_pylist())
+    assert not prices & set(REFUSED.column("price").to_pylist())
+    with duckdb.connect() as con:
+        dlq = con.execute(
+            f"SELECT reason, count(*) FROM read_parquet('{lake}/dlq/**/*.parquet', "
+            "hive_partitioning = true) GROUP BY reason ORDER BY reason"
+        ).fetchall()
+    assert {reason for reason, _ in dlq} >= {"price", "size", "future"}, dlq

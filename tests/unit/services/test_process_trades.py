@@ -1,0 +1,152 @@
+"""The trades the processor kept: sent to ``trades`` in the transaction, unless turned off."""
+
+from __future__ import annotations
+
+import msgspec
+import pyarrow as pa
+import pytest
+
+from marketpulse.bus.codec import decode_rows, encode_rows
+from marketpulse.exceptions import BusError
+from marketpulse.models import TRADE_SCHEMA
+from marketpulse.stream.output import Output
+
+from .conftest import TOPICS, FakeProcessor, bars, batch, tp
+
+
+def kept(partition: int, first: int, last: int) -> pa.RecordBatch:
+    """Trades as the processor keeps them: the input's columns (and offsets), dataset stamped."""
+    n = last - first + 1
+    return pa.record_batch(
+        {
+            "symbol": pa.array([f"S{partition}"] * n).dictionary_encode(),
+            "ts": pa.array(range(first, last + 1), pa.int64()),
+            "price": pa.array([10.0 + i for i in range(n)]),
+            "size": pa.array([100.0] * n),
+            "exchange": pa.array(["Q"] * n),
+            "condition": pa.nulls(n, pa.string()),
+            "offset": pa.array(range(first, last + 1), pa.int64()),
+            "dataset": pa.array(["test"] * n),
+        }
+    )
+
+
+class TradingProcessor(FakeProcessor):
+    """Keeps every record of a batch as a trade (besides the fake's one bar per batch)."""
+
+    def process_each(self, batches) -> list[Output]:
+        super().process_each(batches)
+        return [
+            Output(bars=bars(b.last_offset), accepted=len(b.messages),
+                   trades=[kept(b.partition, b.first_offset, b.last_offset)])
+            for b in batches
+        ]  # fmt: skip
+
+
+@pytest.fixture
+def trading_service(make_service, log):
+    def make(**options):
+        service = make_service(committed={tp(0): 10, tp(1): 20}, **options)
+        service.processor = TradingProcessor(log)
+        service._assigned([tp(0), tp(1)])
+        return service
+
+    return make
+
+
+def test_the_kept_trades_go_to_trades_in_the_transaction_of_their_bars(trading_service):
+    service = trading_service()
+    assert service._handle([batch(0, 10, 12), batch(1, 20, 21)])
+    producer = service._producer
+    assert not producer.committed
+    service._commit()
+
+    sent = [(p, v) for topic, p, v in producer.committed if topic == TOPICS.name("trades")]
+    assert [p for p, _ in sent] == [0, 0, 0, 1, 1]  # the partition of their input
+    rows = [msgspec.json.decode(v) for _, v in sent]
+    assert rows[0] == {"symbol": "S0", "ts": 10, "price": 10.0, "size": 100.0,
+                       "exchange": "Q", "dataset": "test"}  # fmt: skip
+    assert [r["ts"] for r in rows] == [10, 11, 12, 20, 21]
+    assert producer.topics("committed").count(TOPICS.name("bars")) == 2
+    assert producer.offsets == [{tp(0): 13, tp(1): 22}]
+
+
+def test_store_trades_off_sends_none(trading_service):
+    service = trading_service(store_trades=False)
+    assert service._handle([batch(0, 10, 12)])
+    service._commit()
+    assert TOPICS.name("trades") not in service._producer.topics("committed")
+    assert TOPICS.name("bars") in service._producer.topics("committed")
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_the_trades_topic_is_required_only_when_trades_are_stored(make_service, store):
+    service = make_service(store_trades=store)
+
+    def partitions(topic: str) -> int:
+        if topic == TOPICS.name("trades"):
+            raise BusError(f"topic {topic} does not exist")
+        return 4
+
+    service.bus.partitions = partitions
+    if store:
+        with pytest.raises(BusError, match="trades"):
+            service._check_topics()
+    else:
+        assert service._check_topics() == 4
+
+
+def test_trades_records_decode_to_the_stored_columns():
+    keys, values = encode_rows("trades", kept(3, 5, 6))
+    assert keys == ["S3", "S3"]
+    table, errors = decode_rows("trades", [*values, b'{"symbol": 1}'])
+    assert errors and errors[0][0] == 2
+    assert table.schema == TRADE_SCHEMA
+    assert table.to_pylist() == [
+        {"symbol": "S3", "ts": 5, "price": 10.0, "size": 100.0, "exchange": "Q",
+         "condition": None, "dataset": "test"},
+        {"symbol": "S3", "ts": 6, "price": 11.0, "size": 100.0, "exchange": "Q",
+         "condition": None, "dataset": "test"},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("trades_exists", [True, False])
+def test_the_sink_service_reads_trades_only_where_the_topic_exists(tmp_path, trades_exists):
+    import threading
+    from types import SimpleNamespace
+
+    from marketpulse.bus.topics import Topics
+    from marketpulse.services.sink import SinkService
+    from marketpulse.sinks import LakeSink
+
+    subscribed = []
+
+    def partitions(topic):
+        if topic == "s.trades" and not trades_exists:
+            raise BusError("topic s.trades does not exist")
+        return 1
+
+    def consumer(group, topics, **callbacks):
+        subscribed.extend(topics)
+        return SimpleNamespace(close=lambda: None)
+
+    bus = SimpleNamespace(settings=SimpleNamespace(bootstrap="fake"), partitions=partitions,
+                          consumer=consumer)  # fmt: skip
+    stop = threading.Event()
+    stop.set()
+    SinkService(bus, Topics("s."), LakeSink(tmp_path / "lake"), stop=stop).run()  # type: ignore[arg-type]
+    assert ("s.trades" in subscribed) == trades_exists
+    assert subscribed[:4] == ["s.bars", "s.indicators", "s.alerts", "s.dlq"]
+
+
+def test_store_trades_from_the_file_and_the_environment(tmp_path):
+    from marketpulse.config import load_settings
+
+    assert load_settings(None, environ={}).process.store_trades is True
+    path = tmp_path / "marketpulse.toml"
+    path.write_text("[process]\nstore_trades = false\n")
+    assert load_settings(path, environ={}).process.store_trades is False
+    env = {"MARKETPULSE_PROCESS_STORE_TRADES": "false"}
+    assert load_settings(None, environ=env).process.store_trades is False
+    env = {"MARKETPULSE_PROCESS_STORE_TRADES": "true"}
+    assert load_settings(path, environ=env).process.store_trades is True
