@@ -65,7 +65,7 @@ def test_the_kept_trades_go_to_trades_in_the_transaction_of_their_bars(trading_s
     assert [p for p, _ in sent] == [0, 0, 0, 1, 1]  # the partition of their input
     rows = [msgspec.json.decode(v) for _, v in sent]
     assert rows[0] == {"symbol": "S0", "ts": 10, "price": 10.0, "size": 100.0,
-                       "exchange": "Q", "dataset": "test"}  # fmt: skip
+                       "exchange": "Q", "condition": None, "dataset": "test"}  # fmt: skip
     assert [r["ts"] for r in rows] == [10, 11, 12, 20, 21]
     assert producer.topics("committed").count(TOPICS.name("bars")) == 2
     assert producer.offsets == [{tp(0): 13, tp(1): 22}]
@@ -150,3 +150,26 @@ def test_store_trades_from_the_file_and_the_environment(tmp_path):
     assert load_settings(None, environ=env).process.store_trades is False
     env = {"MARKETPULSE_PROCESS_STORE_TRADES": "true"}
     assert load_settings(path, environ=env).process.store_trades is True
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"exchange": pa.array(['a "quoted" \\ one', None])},  # escaped: the struct path
+        {"condition": pa.array(["@\n", "T"])},
+        {"price": pa.array([1e-10, 1.5e21])},
+        {"size": pa.array([0.1 + 0.2, 123_456.789012345])},
+    ],
+)
+def test_trades_records_hold_every_value_exactly(change):
+    rows = kept(1, 7, 8)
+    for name, column in change.items():
+        rows = rows.set_column(rows.schema.get_field_index(name), name, column)
+    keys, values = encode_rows("trades", rows)
+    assert keys == ["S1", "S1"]
+    table, errors = decode_rows("trades", values)
+    assert not errors
+    expected = pa.Table.from_batches([rows]).drop_columns(["offset"])
+    expected = expected.select(TRADE_SCHEMA.names).cast(TRADE_SCHEMA)
+    assert table.to_pylist() == expected.to_pylist()
