@@ -6,10 +6,17 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from marketpulse.bus.topics import Topics
+from marketpulse.bus.topics import Topics, topic_specs
 
 from .conftest import LEAN_TRADES
-from .kafka_tools import bus_for, create_topics, load_file, process_command, start
+from .kafka_tools import (
+    bus_for,
+    create_topics,
+    end_offsets,
+    load_file,
+    process_command,
+    start,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +74,26 @@ def test_process_and_sink_lake_store_the_trades_the_embedded_replay_stores(
             "hive_partitioning = true) GROUP BY reason ORDER BY reason"
         ).fetchall()
     assert {reason for reason, _ in dlq} >= {"price", "size", "future"}, dlq
+
+
+def test_store_trades_off_needs_no_trades_topic_and_stores_none(
+    cli, kafka_bootstrap, topic_prefix, tmp_path
+):
+    config = tmp_path / "off.toml"
+    config.write_text("[process]\nstore_trades = false\n")
+    # embedded: the lake gets bars but no trades
+    cli("replay", LEAN_TRADES, "--lake", tmp_path / "embedded", "--config", config)
+    assert (tmp_path / "embedded" / "bars").is_dir()
+    assert not (tmp_path / "embedded" / "trades").exists()
+    # Kafka: process runs on topics without trades
+    bus, topics = bus_for(kafka_bootstrap), Topics(topic_prefix)
+    for spec in topic_specs(topics):
+        if spec.name != topics.name("trades"):
+            bus.create_topics([spec.name], 6, 1, {spec.name: spec.config})
+    load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES)
+    process = start(process_command(kafka_bootstrap, topic_prefix, "off", "--config", config,
+                                    "--exit-when-idle", "4"))  # fmt: skip
+    log, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, log
+    assert sum(end_offsets(kafka_bootstrap, topics.name("bars"))) > 40_000
+    assert topics.name("trades") not in bus.admin().list_topics(timeout=10).topics

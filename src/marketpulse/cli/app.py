@@ -263,6 +263,7 @@ def _run_pipeline(
         lake=lake_location(settings), rules=rules, processor=processor_settings(settings),
         alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
         sinks=build_sinks(sinks[0], settings, LAKE_FILE_ROWS, sinks[1]), dataset=dataset,
+        store_trades=settings.process.store_trades,
     )  # fmt: skip
     run_in_foreground(
         lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress),
@@ -356,6 +357,7 @@ def replay(
         alerts_file=settings.alerts_file,
         partitions=settings.partitions, speed=pace,
         sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables), dataset=name,
+        store_trades=settings.process.store_trades,
     )  # fmt: skip
     metrics = Metrics()
     run_in_foreground(

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from marketpulse.alerts import JsonLinesNotifier, Rule
 from marketpulse.bus import MemoryBus, TopicPartition
+from marketpulse.config import STORE_TRADES
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.feeds.dataset import check_dataset, feed_dataset
 from marketpulse.lake_location import LakeLocation
@@ -88,6 +89,8 @@ class PipelineOptions:
         dataset: the dataset every stored row carries; ``None``: the feed's
             (``simulator``, a file's name, the vendor: see
             :func:`~marketpulse.feeds.dataset.feed_dataset`).
+        store_trades: store the trades the processor kept (``[process]
+            store_trades``, as the Kafka ``process`` service does).
     """
 
     lake: str | LakeLocation
@@ -99,6 +102,7 @@ class PipelineOptions:
     duration: float | None = None
     sinks: tuple[Sink, ...] = ()
     dataset: str | None = None
+    store_trades: bool = STORE_TRADES
 
 
 class EmbeddedPipeline:
@@ -298,8 +302,8 @@ class EmbeddedPipeline:
             send("dlq", dlq_table(out.dead, time.time_ns(), self.dataset))
         if out.custom.num_rows:
             send("custom", out.custom)
-        for trades in out.trades:  # tagged with their segment when ingested
-            if trades.num_rows:
+        for trades in out.trades if self.options.store_trades else ():
+            if trades.num_rows:  # tagged with their segment when ingested
                 self._producer.send_columns(topic["trades"], "trade", trades)
         # latency from the receipt of the feed batch (perf_counter) to now
         self._observer.output(out, since=received)
