@@ -9,7 +9,7 @@ import pytest
 
 from marketpulse.analytics.lake_admin import compact, list_lake
 from marketpulse.config import S3Settings, Secret
-from marketpulse.lake_location import s3_filesystem
+from marketpulse.sinks.lake_location import s3_filesystem
 from marketpulse.sinks.lake_store import S3Store
 
 from .conftest import LEAN_TRADES

@@ -8,7 +8,7 @@ import pytest
 
 from marketpulse.config import S3Settings, Secret
 from marketpulse.exceptions import ConfigError
-from marketpulse.lake_location import LakeLocation, LakeLocationError, is_s3
+from marketpulse.sinks.lake_location import LakeLocation, LakeLocationError, is_s3
 
 SETTINGS = S3Settings(
     endpoint="http://127.0.0.1:9000",

@@ -16,7 +16,7 @@ import marketpulse
 SRC = Path(marketpulse.__file__).resolve().parent
 
 #: The engine: the lowest packages (and modules), which every runner builds on.
-ENGINE = ("models", "config", "hours", "indicators", "stream", "bus", "alerts")
+ENGINE = ("models", "config", "calendars", "indicators", "stream", "bus", "alerts")
 #: What the engine must not import: the packages built on top of it.
 ABOVE_ENGINE = ("sinks", "feeds", "analytics", "pipeline", "services", "serve", "cli")
 

@@ -23,9 +23,9 @@ from marketpulse.bus import Batch
 from marketpulse.exceptions import InputError
 from marketpulse.feeds.base import Feed
 from marketpulse.feeds.dataset import check_dataset, feed_dataset
-from marketpulse.lake_location import LakeLocation
 from marketpulse.models import TRADE_SCHEMA
 from marketpulse.sinks import LakeSink
+from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.stream import Output, Processor, ProcessorSettings
 from marketpulse.stream.output import alerts_table
 

@@ -42,9 +42,9 @@ from marketpulse.analytics.exceptions import AnalyticsError, OutputError, SQLErr
 from marketpulse.analytics.lake_admin import bars_with_indicators_select
 from marketpulse.config import S3Settings
 from marketpulse.human import human_bytes, human_number
-from marketpulse.lake_location import LakeAccessError, LakeLocation
 from marketpulse.sinks.lake import LAKE_SCHEMAS, PARQUET_COMPRESSION
 from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, partition_columns
+from marketpulse.sinks.lake_location import LakeAccessError, LakeLocation
 from marketpulse.sinks.lake_store import Store, open_store
 
 __all__ = ["FORMATS", "Lake", "format_table", "open_lake", "query"]

@@ -54,6 +54,7 @@ def _not_reported_by_error_cb(record: logging.LogRecord) -> bool:
 
 _client_logger.addFilter(_not_reported_by_error_cb)
 
+
 def client_config(settings: KafkaSettings) -> dict[str, Any]:
     """Return the librdkafka settings every client shares (connection and security)."""
     config: dict[str, Any] = {

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from marketpulse.calendars import ALWAYS_OPEN
 from marketpulse.config import DEFAULT_ENV_FILE, vendor_credentials
 from marketpulse.exceptions import ConfigError
-from marketpulse.hours import ALWAYS_OPEN
 
 if TYPE_CHECKING:
     from marketpulse.feeds.vendors import VendorFeed

@@ -93,7 +93,9 @@ def produce(
     rate_limit: str = live_options.RATE_LIMIT_OPTION,
     env_file: Path = live_options.ENV_FILE_OPTION,
     compression: Compression = typer.Option(
-        None, "--compression", help="Codec of the records [default: the [kafka] compression "
+        None,
+        "--compression",
+        help="Codec of the records [default: the [kafka] compression "
         f"setting or MARKETPULSE_KAFKA_COMPRESSION, else {COMPRESSION}].",
     ),  # fmt: skip
     bootstrap_servers: str = BOOTSTRAP_OPTION,

@@ -11,8 +11,8 @@ from marketpulse.config import Secret, Settings
 from marketpulse.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from marketpulse.lake_location import LakeLocation
     from marketpulse.sinks import Sink
+    from marketpulse.sinks.lake_location import LakeLocation
 
 __all__ = [
     "INFLUX_URL_OPTION",
@@ -76,7 +76,7 @@ def lake_location(settings: Settings) -> LakeLocation:
     Raises:
         LakeLocationError: the lake is neither a directory nor ``s3://bucket/prefix``.
     """
-    from marketpulse.lake_location import LakeLocation
+    from marketpulse.sinks.lake_location import LakeLocation
 
     return LakeLocation.of(settings.lake, settings.s3)
 

@@ -1,8 +1,9 @@
 """The whole pipeline in one process, on the embedded bus.
 
 feed → ``ticks`` → processor → ``trades``/``bars``/``indicators``/``alerts``/``dlq``
-(and ``custom``, the values of plugins) → lake sink, each stage a consumer group of the embedded bus, exactly as the
-services are on Kafka; here one thread drives them in turn. ``trades`` holds
+(and ``custom``, the values of plugins) → lake sink, each stage a consumer
+group of the embedded bus, exactly as the services are on Kafka; here one
+thread drives them in turn. ``trades`` holds
 the trades the processor kept (:attr:`.Output.trades`): the lake stores its
 decision, never a trade it refused.
 
@@ -31,12 +32,12 @@ from marketpulse.bus import MemoryBus, TopicPartition
 from marketpulse.config import STORE_TRADES
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.feeds.dataset import check_dataset, feed_dataset
-from marketpulse.lake_location import LakeLocation
 from marketpulse.observe import MarketView, Metrics, MetricsSnapshot, OutputObserver
 from marketpulse.pipeline.pacing import paced
 from marketpulse.pipeline.segments import Segments, input_origin, tagged
 from marketpulse.pipeline.threads import Prefetch, SinkWorker, interrupter
 from marketpulse.sinks import LakeSink, Sink
+from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.stream import Output, Processor, ProcessorSettings
 from marketpulse.stream.output import Constant, alerts_table, dlq_table, stamp
 

@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import Self
 
 from marketpulse.feeds.dataset import check_dataset
-from marketpulse.lake_location import LakeLocation
 from marketpulse.models import INTERVALS
 from marketpulse.observe import Metrics
 from marketpulse.serve.app import create_app
@@ -16,6 +15,7 @@ from marketpulse.serve.lake_data import LakeData
 from marketpulse.serve.market import LakeMarket, LiveMarket, MarketSource
 from marketpulse.serve.server import DashboardServer
 from marketpulse.serve.settings import ServeSettings
+from marketpulse.sinks.lake_location import LakeLocation
 
 __all__ = ["Dashboard"]
 

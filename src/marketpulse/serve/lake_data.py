@@ -11,7 +11,7 @@ were written last (the newest change among its partition directories, or on
 S3 its newest object), preferring datasets that have bars.
 
 The lake is a local directory or ``s3://bucket/prefix``
-(:class:`~marketpulse.lake_location.LakeLocation`).
+(:class:`~marketpulse.sinks.lake_location.LakeLocation`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 import pyarrow as pa
 
 from marketpulse.analytics import Lake
-from marketpulse.lake_location import LakeLocation
 from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_SCHEMA, INTERVALS
 from marketpulse.serve.records import iso_time, to_records
+from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_store import open_store
 
 __all__ = ["LakeData", "to_records"]

@@ -31,12 +31,12 @@ from marketpulse.config import (
     ProcessSettings,
 )
 from marketpulse.feeds.base import Feed, FeedBatch
-from marketpulse.lake_location import LakeLocation
 from marketpulse.observe import MarketView, Metrics, MetricsSnapshot, OutputObserver
 from marketpulse.services.process import ProcessOptions, ProcessService
 from marketpulse.services.produce import ProduceOptions, ProduceService, ProduceStats
 from marketpulse.services.sink import SinkOptions, SinkService
 from marketpulse.sinks import LakeSink
+from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.stream import Output, Processor, ProcessorSettings
 
 __all__ = ["KafkaPipeline", "KafkaPipelineOptions"]

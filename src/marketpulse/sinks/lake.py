@@ -45,7 +45,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketpulse.config import S3Settings
-from marketpulse.lake_location import LakeLocation
 from marketpulse.sinks.base import (
     TABLES,
     InputSegment,
@@ -54,6 +53,7 @@ from marketpulse.sinks.base import (
     SourceRange,
 )
 from marketpulse.sinks.lake_layout import FILE_SCHEMAS, PERIOD, ROW_SCHEMAS, split
+from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_offsets import SOURCE_NAME, covered, remove_superseded
 from marketpulse.sinks.lake_segments import EarlierFiles, segment_name
 from marketpulse.sinks.lake_store import OpenFile, Staged, open_store
@@ -176,7 +176,7 @@ class LakeSink(Sink):
         compression: Parquet codec of the files (zstd by default: small and fast).
         clock: monotonic clock in seconds, replaceable in tests.
         s3: endpoint and credentials when ``root`` is ``s3://bucket/prefix`` text
-            (a :class:`~marketpulse.lake_location.LakeLocation` carries its own).
+            (a :class:`~marketpulse.sinks.lake_location.LakeLocation` carries its own).
     """
 
     name = "lake"

@@ -36,8 +36,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from marketpulse.config import S3Settings
-from marketpulse.lake_location import LakeLocation, LakeLocationError
 from marketpulse.sinks.exceptions import SinkError
+from marketpulse.sinks.lake_location import LakeLocation, LakeLocationError
 
 __all__ = [
     "TEMPORARY_NAME",

@@ -214,9 +214,7 @@ def _create(table: PgTable, name: str, if_missing: bool = False) -> sql.Composab
     )
     key = sql.SQL(", ").join(map(sql.Identifier, table.key))
     create = "CREATE TABLE IF NOT EXISTS" if if_missing else "CREATE TABLE"
-    return sql.SQL(create + " {} ({}, PRIMARY KEY ({}))").format(
-        sql.Identifier(name), columns, key
-    )
+    return sql.SQL(create + " {} ({}, PRIMARY KEY ({}))").format(sql.Identifier(name), columns, key)
 
 
 # Migrations 1 and 2 as they were first released (the tables of earlier

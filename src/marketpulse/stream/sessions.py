@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from marketpulse.hours import local_days, market_hours
+from marketpulse.calendars import local_days, market_hours
 
 __all__ = ["session_ids"]
 

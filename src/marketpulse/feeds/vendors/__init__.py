@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from marketpulse.calendars import ALWAYS_OPEN, MarketHours
 from marketpulse.config import Secret
 from marketpulse.feeds.vendors import alpaca, alphavantage, binance, finnhub, polygon
 from marketpulse.feeds.vendors.base import Events, FeedStatus, Gap, VendorError, VendorFeed
@@ -23,7 +24,6 @@ from marketpulse.feeds.vendors.pacing import Backoff, RateLimit, wait
 from marketpulse.feeds.vendors.polling import Poller
 from marketpulse.feeds.vendors.symbols import Symbols
 from marketpulse.feeds.vendors.websocket import Connection, stream
-from marketpulse.hours import ALWAYS_OPEN, MarketHours
 
 __all__ = [
     "VENDORS",

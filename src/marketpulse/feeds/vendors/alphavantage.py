@@ -26,12 +26,12 @@ from typing import Any
 
 import msgspec
 
+from marketpulse.calendars import MarketHours
 from marketpulse.feeds.vendors.base import Events, VendorError
 from marketpulse.feeds.vendors.messages import PARSE_ERRORS, number
 from marketpulse.feeds.vendors.polling import Poller, RateLimited
 from marketpulse.feeds.vendors.symbols import Symbols
 from marketpulse.feeds.vendors.timestamps import epoch_ns
-from marketpulse.hours import MarketHours
 from marketpulse.models import Bar, interval_ns
 
 __all__ = ["DEFAULT_URL", "INTERVALS", "AlphaVantage", "check_body"]

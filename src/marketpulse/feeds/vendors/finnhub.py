@@ -26,13 +26,13 @@ import httpx
 import msgspec
 from websockets.asyncio.client import ClientConnection
 
+from marketpulse.calendars import MarketHours
 from marketpulse.config import Secret
 from marketpulse.feeds.vendors.base import Events
 from marketpulse.feeds.vendors.messages import decode, number, put_each, text
 from marketpulse.feeds.vendors.polling import Poller
 from marketpulse.feeds.vendors.symbols import Symbols
 from marketpulse.feeds.vendors.timestamps import epoch_ns
-from marketpulse.hours import MarketHours
 from marketpulse.models import Quote, Trade
 
 __all__ = ["DEFAULT_REST_URL", "DEFAULT_URL", "Finnhub", "poll_quotes"]

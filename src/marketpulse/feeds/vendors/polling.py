@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
+from marketpulse.calendars import MarketHours
 from marketpulse.feeds.vendors.base import Events, VendorError
 from marketpulse.feeds.vendors.messages import decode
 from marketpulse.feeds.vendors.pacing import Backoff, RateLimit, retry_after_seconds, wait
-from marketpulse.hours import MarketHours
 
 __all__ = ["Poller", "RateLimited"]
 

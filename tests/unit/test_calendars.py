@@ -3,8 +3,8 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pytest
 
+from marketpulse.calendars import MarketHours, market_hours
 from marketpulse.exceptions import ConfigError
-from marketpulse.hours import MarketHours, market_hours
 from marketpulse.stream.sessions import session_ids
 
 
