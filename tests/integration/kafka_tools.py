@@ -14,8 +14,8 @@ from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.config import KafkaSettings
 from marketpulse.feeds import FileReplay
 
-#: The processor's output topics the exactly-once tests compare.
-OUTPUTS = ("bars", "indicators", "alerts")
+#: The processor's output topics the exactly-once tests compare (trades: those it kept).
+OUTPUTS = ("bars", "indicators", "alerts", "trades")
 
 
 def bus_for(bootstrap: str) -> KafkaBus:
