@@ -77,7 +77,7 @@ KCAT_HELP = (
     "kcat is not installed: install it with `apt-get update && apt-get install -y kcat` "
     "(Debian/Ubuntu package kcat), or pass --no-kcat"
 )
-OUTPUTS = ("bars", "indicators", "alerts", "dlq", "state")
+OUTPUTS = ("bars", "indicators", "alerts", "dlq", "state", "trades")
 
 
 def lean_days(copies: int) -> list[pa.RecordBatch]:
