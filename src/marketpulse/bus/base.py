@@ -44,7 +44,7 @@ A batch carries its records in one of two forms:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Self
 
@@ -58,6 +58,7 @@ __all__ = [
     "Batch",
     "Bus",
     "Consumer",
+    "ConsumerFatal",
     "Message",
     "Producer",
     "ProducerFenced",
@@ -153,6 +154,10 @@ class TransactionAborted(BusError):
 
 class ProducerFenced(BusError):
     """The producer can no longer commit: a newer instance owns its transactional id."""
+
+
+class ConsumerFatal(BusError):
+    """The consumer cannot go on (fenced, for one); make a new one."""
 
 
 class Producer(ABC):
@@ -270,8 +275,17 @@ class Consumer(ABC):
         """Return, per assigned partition, the offset of the next record poll returns."""
 
     @abstractmethod
-    def lag(self) -> dict[TopicPartition, int]:
-        """Return the records not yet read, per assigned partition."""
+    def lag(
+        self, *, resumed: Mapping[TopicPartition, int] | None = None
+    ) -> dict[TopicPartition, int]:
+        """Return the records not yet read, per assigned partition.
+
+        Args:
+            resumed: the offset reading resumed from (the committed offset), per
+                partition where the caller knows it: for a partition whose
+                position the consumer does not know yet (Kafka's, before it
+                hands out a record of it).
+        """
 
     def close(self) -> None:  # noqa: B027 - optional for consumers holding nothing
         """Leave the group (``on_revoke`` gets the partitions) and release resources."""
@@ -284,7 +298,19 @@ class Consumer(ABC):
 
 
 class Bus(ABC):
-    """A transport: topics, producers and consumers."""
+    """A transport: topics, producers and consumers.
+
+    Attributes:
+        durable: whether records and offsets outlive the process (Kafka's do,
+            the embedded bus's restart at 0): only then may a consumer name
+            what it stores by offsets, as a rerun reads the same offsets again.
+    """
+
+    durable: bool = False
+
+    def __str__(self) -> str:
+        """Where the bus is, for log lines."""
+        return type(self).__name__
 
     @abstractmethod
     def create_topics(self, names: Sequence[str], partitions: int) -> list[str]:

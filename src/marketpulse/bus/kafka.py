@@ -96,10 +96,15 @@ class KafkaBus(Bus):
         connect_timeout: seconds :meth:`check` waits for the cluster.
     """
 
+    durable = True
+
     def __init__(self, settings: KafkaSettings, connect_timeout: float = 15.0) -> None:
         self.settings = settings
         self.connect_timeout = connect_timeout
         self._admin: AdminClient | None = None
+
+    def __str__(self) -> str:
+        return f"Kafka at {self.settings.bootstrap}"
 
     @property
     def config(self) -> dict[str, Any]:

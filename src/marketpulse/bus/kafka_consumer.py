@@ -14,7 +14,7 @@ from typing import Any
 
 import confluent_kafka as ck
 
-from marketpulse.bus.base import Batch, Consumer, Message, Rebalance, TopicPartition
+from marketpulse.bus.base import Batch, Consumer, ConsumerFatal, Message, Rebalance, TopicPartition
 from marketpulse.exceptions import BusError
 
 __all__ = ["ConsumerFatal", "KafkaConsumer", "Rebalance", "read_partition"]
@@ -90,10 +90,6 @@ def _batches(records: list[ck.Message], topic: str | None = None) -> list[Batch]
         Batch(topic, partition, raw[0].offset(), raw[-1].offset(), messages=_Records(raw))
         for (topic, partition), raw in groups.items()
     ]
-
-
-class ConsumerFatal(BusError):
-    """The consumer cannot go on (fenced, for one); make a new one."""
 
 
 class KafkaConsumer(Consumer):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -523,7 +523,10 @@ class _MemoryConsumer(Consumer):
     def position(self) -> dict[TopicPartition, int]:
         return dict(self._position)
 
-    def lag(self) -> dict[TopicPartition, int]:
+    def lag(
+        self, *, resumed: Mapping[TopicPartition, int] | None = None
+    ) -> dict[TopicPartition, int]:
+        # positions are known from the assignment on: ``resumed`` is not needed
         return {
             tp: self._bus._topics[tp.topic][tp.partition].end_offset - pos
             for tp, pos in self._position.items()

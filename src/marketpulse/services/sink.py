@@ -1,11 +1,15 @@
-"""A sink as a Kafka service: output topics in, storage out, offsets committed after.
+"""A sink as a service: output topics in, storage out, offsets committed after.
 
-The service is a consumer group on the processor's output topics, read with
-``read_committed`` (only the records of committed transactions). Rows go to a
-:class:`~marketpulse.sinks.base.Sink` with the offsets they came from, so the
-sink's writes are idempotent (deterministic lake file names, upserts); the
-offsets are committed only once the sink has made the rows durable. After a
-crash the records since the last commit are written again, to the same place.
+The service is a consumer group on the processor's output topics, on any bus
+of the contract (:mod:`marketpulse.bus.base`): Kafka, or the embedded
+:class:`~marketpulse.bus.memory.MemoryBus`. It reads committed records only
+(Kafka's ``read_committed``). Records carried as raw messages (Kafka) are
+decoded; records carried as columns (the embedded bus) are written as they
+are. Rows go to a :class:`~marketpulse.sinks.base.Sink`; on a durable bus
+(Kafka) with the offsets they came from, so the sink's writes are idempotent
+(deterministic lake file names, upserts). The offsets are committed only once
+the sink has made the rows durable. After a crash the records since the last
+commit are written again, to the same place.
 """
 
 from __future__ import annotations
@@ -18,19 +22,22 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from marketpulse.bus.base import Batch, TopicPartition, values_of
+from marketpulse.bus.base import Batch, Bus, Consumer, ConsumerFatal, TopicPartition, values_of
 from marketpulse.bus.codec import decode_dead_letters, decode_rows, record_dataset
-from marketpulse.bus.kafka import ConsumerFatal, KafkaBus, KafkaConsumer
 from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DLQ_SCHEMA
 from marketpulse.services.idle import idle_expired
-from marketpulse.sinks.base import Sink, SourceRange
+from marketpulse.sinks.base import TABLES, Sink, SourceRange
 
 __all__ = ["SinkOptions", "SinkService", "SinkServiceStats"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds a poll waits for records at most; a poll that returns sooner with none (the
+#: embedded bus never waits) is followed by a wait for the rest of it.
+_POLL_S = 0.1
 
 #: Seconds an assignment waits at most for the group's committed offsets (a figure
 #: for the stall check only: without them the assignment goes on).
@@ -91,7 +98,7 @@ class SinkService:
     """Consume output topics into a sink.
 
     Args:
-        bus: the Kafka cluster.
+        bus: the bus (a Kafka cluster, or the embedded bus).
         topics: topic names.
         sink: where rows go; closed when the service stops.
         options: group, tables, idle exit.
@@ -100,7 +107,7 @@ class SinkService:
 
     def __init__(
         self,
-        bus: KafkaBus,
+        bus: Bus,
         topics: Topics,
         sink: Sink,
         options: SinkOptions | None = None,
@@ -118,18 +125,18 @@ class SinkService:
         #: The group's committed offset of each assigned partition when it was assigned:
         #: where reading resumed (see :meth:`_unread`).
         self._resumed: dict[TopicPartition, int] = {}
-        self._consumer: KafkaConsumer | None = None
+        self._consumer: Consumer | None = None
         self._names: list[str] = []
         self._assigned_once = False
         # stall checks in this quiet spell: how many, whether records waited at the last one,
         # whether the member rejoined
         self._checks, self._waited, self._rejoined = 0, False, False
 
-    def _new_consumer(self) -> KafkaConsumer:
+    def _new_consumer(self) -> Consumer:
+        # read_committed: Kafka's consumers by default, the embedded bus's always
         return self.bus.consumer(
-            self.options.group, self._names, read_committed=True, on_assign=self._assigned,
-            on_revoke=self._revoked,
-        )  # fmt: skip
+            self.options.group, self._names, on_assign=self._assigned, on_revoke=self._revoked
+        )
 
     def run(self) -> SinkServiceStats:
         """Store records until stopped (or idle); return the figures."""
@@ -146,8 +153,8 @@ class SinkService:
                 continue
             names.append(name)
         logger.info(
-            "sink %s: group %s, topics %s, bootstrap %s",
-            self.sink.name, self.options.group, ", ".join(names), self.bus.settings.bootstrap,
+            "sink %s: group %s, topics %s, on %s",
+            self.sink.name, self.options.group, ", ".join(names), self.bus,
         )  # fmt: skip
         self._names = names
         self._consumer = self._new_consumer()
@@ -168,12 +175,16 @@ class SinkService:
         assert self._consumer is not None
         self.last_input = last_report = time.monotonic()
         while not self.stop.is_set():
+            started = time.monotonic()
             try:
-                batches = self._consumer.poll(self.options.max_batch, 0.1)
+                batches = self._consumer.poll(self.options.max_batch, _POLL_S)
             except ConsumerFatal as exc:
                 self._rejoin(str(exc))
                 continue
             now = time.monotonic()
+            if not batches and now - started < _POLL_S:
+                self.stop.wait(_POLL_S - (now - started))
+                now = time.monotonic()
             for batch in batches:
                 self._write(batch)
                 self.last_input = now
@@ -240,6 +251,23 @@ class SinkService:
 
     def _write(self, batch: Batch) -> None:
         table = self.topics.table(batch.topic)
+        if batch.columns is not None:  # the embedded bus: rows as they were sent
+            rows, count = _table_columns(table, batch.columns), batch.columns.num_rows
+        else:
+            rows, count = self._decode(table, batch), len(batch.messages)
+        # offsets name the sink's files only where a rerun reads the same offsets again
+        source = (
+            SourceRange(batch.partition, batch.first_offset, batch.last_offset)
+            if self.bus.durable
+            else None
+        )
+        self.sink.write(table, rows, source)
+        self._pending[batch.tp] = batch.last_offset + 1
+        self.stats.records += count
+        self.stats.rows[table] = self.stats.rows.get(table, 0) + rows.num_rows
+
+    def _decode(self, table: str, batch: Batch) -> pa.Table:
+        """The rows of a batch of raw messages; those not of ``table`` go to the dlq."""
         messages = batch.messages
         if table == "dlq":
             messages = list(messages)  # each made once
@@ -251,11 +279,7 @@ class SinkService:
             rows, errors = decode_rows(table, [v or b"" for v in values_of(messages)])
             if errors:
                 self._undecodable(batch, errors)
-        source = SourceRange(batch.partition, batch.first_offset, batch.last_offset)
-        self.sink.write(table, rows, source)
-        self._pending[batch.tp] = batch.last_offset + 1
-        self.stats.records += len(messages)
-        self.stats.rows[table] = self.stats.rows.get(table, 0) + rows.num_rows
+        return rows
 
     def _undecodable(self, batch: Batch, errors: Sequence[tuple[int, str]]) -> None:
         """Keep records that are not what their topic should hold, as dead letters."""
@@ -314,3 +338,17 @@ class SinkService:
             "sink %s: revoked %s", self.sink.name, ", ".join(f"{p.topic}[{p.partition}]"
                                                              for p in partitions)
         )  # fmt: skip
+
+
+def _table_columns(table: str, data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+    """``data`` with the columns of ``table`` only (as the embedded sink worker writes them).
+
+    Trades and quotes carry the feed's columns (a live feed's extra ones too),
+    and the embedded pipeline may tag rows with their input segment; a table
+    lacking some of the columns is left to the sink to refuse, naming them.
+    """
+    schema = TABLES.get(table)
+    names = data.schema.names
+    if schema is None or names == schema.names or not set(schema.names) <= set(names):
+        return data
+    return data.select(schema.names)
