@@ -6,7 +6,10 @@ interface, a real implementation and an in-memory one that fulfils all of it):
 
 * :class:`Producer`: appends records (:meth:`Producer.send_columns`), keyed
   by their ``symbol`` and partitioned as Kafka's default partitioner does
-  (:func:`partition_for`).
+  (:func:`partition_for`); or to a partition chosen by the caller: rows of an
+  output table (:meth:`~Producer.send_rows`), alerts, dead letters and
+  key/value records (:meth:`~Producer.send_records`). Each bus carries them
+  its own way (Kafka: JSON records; in memory: Arrow rows as they are).
 * :class:`TransactionalProducer`: a producer whose records, and a consumer
   group's offsets, commit atomically: :meth:`~TransactionalProducer.begin`,
   sends, then :meth:`~TransactionalProducer.commit` (with the next offsets of
@@ -27,7 +30,8 @@ interface, a real implementation and an in-memory one that fulfils all of it):
   :meth:`~Consumer.assignment`, :meth:`~Consumer.position` and
   :meth:`~Consumer.lag`. :meth:`Consumer.close` leaves the group (its
   partitions are revoked).
-* :class:`Bus`: creates topics, producers and consumers.
+* :class:`Bus`: creates topics, producers and consumers, and reads a
+  partition's latest value per key (:meth:`Bus.read_partition`).
 
 The processor is written against this contract only, so it runs list-in,
 list-out on :mod:`marketpulse.bus.memory` and unchanged on Kafka
@@ -44,13 +48,16 @@ A batch carries its records in one of two forms:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import pyarrow as pa
 
 from marketpulse.exceptions import BusError
+
+if TYPE_CHECKING:
+    from marketpulse.models import Alert, DeadLetter
 
 __all__ = [
     "OFFSET_BEGINNING",
@@ -168,6 +175,30 @@ class Producer(ABC):
         """Append rows keyed by their ``symbol`` column, partitioned by key."""
 
     @abstractmethod
+    def send_rows(self, topic: str, kind: str, rows: pa.Table, partition: int) -> None:
+        """Append the rows of output table ``kind`` (``bars``, ``trades``, ...) to a partition."""
+
+    @abstractmethod
+    def send_alerts(self, topic: str, alerts: Iterable[Alert], partition: int = -1) -> None:
+        """Append alerts to ``partition`` (``-1``: by their symbol)."""
+
+    @abstractmethod
+    def send_dead(
+        self,
+        topic: str,
+        letters: Iterable[DeadLetter],
+        partition: int = -1,
+        dataset: str | None = None,
+    ) -> None:
+        """Append dead letters to ``partition``; ``dataset``: the dataset they belong to."""
+
+    @abstractmethod
+    def send_records(
+        self, topic: str, records: Iterable[tuple[bytes, bytes | None]], partition: int
+    ) -> None:
+        """Append key/value records to a partition (a ``None`` value deletes its key)."""
+
+    @abstractmethod
     def flush(self, timeout: float | None = None) -> None:
         """Block until every appended record is durable."""
 
@@ -276,11 +307,13 @@ class Consumer(ABC):
 
     @abstractmethod
     def lag(
-        self, *, resumed: Mapping[TopicPartition, int] | None = None
+        self, *, cached: bool = False, resumed: Mapping[TopicPartition, int] | None = None
     ) -> dict[TopicPartition, int]:
         """Return the records not yet read, per assigned partition.
 
         Args:
+            cached: from the end offsets the consumer already knows (no request:
+                cheap enough for the hot path, maybe a moment stale).
             resumed: the offset reading resumed from (the committed offset), per
                 partition where the caller knows it: for a partition whose
                 position the consumer does not know yet (Kafka's, before it
@@ -329,8 +362,29 @@ class Bus(ABC):
         """Return a new producer."""
 
     @abstractmethod
-    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
-        """Return a new transactional producer; call its ``init`` first."""
+    def transactional_producer(
+        self, transactional_id: str, **options: Any
+    ) -> TransactionalProducer:
+        """Return a new transactional producer; call its ``init`` first.
+
+        ``options``: the transport's client options (Kafka: ``compression``,
+        ``transaction_timeout_s``, ...); a bus ignores those it has no use for.
+        """
+
+    @abstractmethod
+    def read_partition(
+        self, topic: str, partition: int, timeout: float = 60.0
+    ) -> dict[bytes, bytes]:
+        """Read a partition of key/value records to its end: the latest value per key.
+
+        Committed records only; a ``None`` value deletes its key.
+
+        Raises:
+            BusError: the end was not reached within ``timeout`` seconds.
+        """
+
+    def close(self) -> None:  # noqa: B027 - a bus may keep nothing between calls
+        """Release the clients kept between calls (made again when needed)."""
 
     @abstractmethod
     def consumer(
@@ -341,8 +395,12 @@ class Bus(ABC):
         on_assign: Rebalance | None = None,
         on_revoke: Rebalance | None = None,
         on_lost: Rebalance | None = None,
+        **options: Any,
     ) -> Consumer:
         """Return a member of consumer group ``group`` reading ``topics``.
+
+        ``options``: the transport's client options; a bus ignores those it
+        has no use for.
 
         The group's members share the partitions of ``topics``. Callbacks run
         in the member's :meth:`Consumer.poll` (``on_revoke`` in

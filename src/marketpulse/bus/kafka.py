@@ -10,6 +10,7 @@ as the Java client does, so every tool agrees on where a symbol lives.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -102,6 +103,9 @@ class KafkaBus(Bus):
         self.settings = settings
         self.connect_timeout = connect_timeout
         self._admin: AdminClient | None = None
+        #: readers of :meth:`read_partition` not in use (one per concurrent caller at most)
+        self._readers: list[ck.Consumer] = []
+        self._readers_lock = threading.Lock()
 
     def __str__(self) -> str:
         return f"Kafka at {self.settings.bootstrap}"
@@ -292,6 +296,30 @@ class KafkaBus(Bus):
             **overrides,
         }
         return ck.Consumer(config)
+
+    def read_partition(
+        self, topic: str, partition: int, timeout: float = 60.0
+    ) -> dict[bytes, bytes]:
+        """Read a compacted partition to its end (see :func:`read_partition`).
+
+        A :meth:`reader` made for it is kept for the next call, until :meth:`close`.
+        """
+        with self._readers_lock:
+            reader = self._readers.pop() if self._readers else None
+        if reader is None:
+            reader = self.reader()
+        try:
+            return read_partition(reader, topic, partition, timeout)
+        finally:
+            with self._readers_lock:
+                self._readers.append(reader)
+
+    def close(self) -> None:
+        """Close the readers :meth:`read_partition` kept."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
 
     def _producer_config(
         self, compression: str, linger_ms: float, overrides: dict[str, Any]

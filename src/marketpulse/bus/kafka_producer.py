@@ -72,7 +72,7 @@ class KafkaProducer(Producer):
         self,
         topic: str,
         key: str | bytes | None,
-        value: bytes,
+        value: bytes | None,
         partition: int = -1,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
@@ -113,6 +113,19 @@ class KafkaProducer(Producer):
         """Append rows as JSON records keyed by their ``symbol`` column."""
         keys, values = encode_rows(kind, data)
         self.send_many(topic, keys, values)
+
+    def send_rows(self, topic: str, kind: str, rows: pa.Table, partition: int) -> None:
+        """Append the rows of output table ``kind`` as JSON records keyed by symbol."""
+        if rows.num_rows:
+            keys, values = encode_rows(kind, rows)
+            self.send_many(topic, keys, values, partition)
+
+    def send_records(
+        self, topic: str, records: Iterable[tuple[bytes, bytes | None]], partition: int
+    ) -> None:
+        """Append key/value records to a partition (a ``None`` value is a tombstone)."""
+        for key, value in records:
+            self.send(topic, key, value, partition)
 
     def send_alerts(self, topic: str, alerts: Iterable[Alert], partition: int = -1) -> None:
         """Append alerts keyed by symbol."""

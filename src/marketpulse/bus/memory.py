@@ -21,14 +21,20 @@ offsets and costs one list append.
   without a revoke (``on_lost``), as Kafka does to a member that missed its
   session timeout.
 * Polls never wait: ``timeout`` is ignored.
+* Records sent to a partition chosen by the caller keep their Arrow form too:
+  output rows as they are, alerts and dead letters as ``alerts`` and ``dlq``
+  rows, key/value records (``state``) as a table of ``key`` and ``value``
+  binary columns, which :meth:`MemoryBus.read_partition` reads back.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +55,9 @@ from marketpulse.bus.base import (
     partition_for,
 )
 from marketpulse.exceptions import BusError
+
+if TYPE_CHECKING:
+    from marketpulse.models import Alert, DeadLetter
 
 __all__ = ["MemoryBus"]
 
@@ -134,9 +143,28 @@ class MemoryBus(Bus):
         """Return a producer appending to this bus."""
         return _MemoryProducer(self)
 
-    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
-        """Return a transactional producer; its ``init`` fences older ones with its id."""
+    def transactional_producer(
+        self, transactional_id: str, **options: Any
+    ) -> TransactionalProducer:
+        """Return a transactional producer; its ``init`` fences older ones with its id.
+
+        ``options`` (Kafka's client options) mean nothing here.
+        """
         return _MemoryTransactionalProducer(self, transactional_id)
+
+    def read_partition(
+        self, topic: str, partition: int, timeout: float = 60.0
+    ) -> dict[bytes, bytes]:
+        """Return the latest value per key of a partition of ``key``/``value`` records."""
+        values: dict[bytes, bytes] = {}
+        for _, _, data in self._partitions(topic)[partition].segments:
+            keys = data.column("key").to_pylist()
+            for key, value in zip(keys, data.column("value").to_pylist(), strict=True):
+                if value is None:
+                    values.pop(key, None)
+                else:
+                    values[key] = value
+        return values
 
     def consumer(
         self,
@@ -146,10 +174,12 @@ class MemoryBus(Bus):
         on_assign: Rebalance | None = None,
         on_revoke: Rebalance | None = None,
         on_lost: Rebalance | None = None,
+        **options: Any,
     ) -> Consumer:
         """Return a member of ``group`` reading ``topics``; it joins the group at its first poll.
 
-        See :meth:`marketpulse.bus.base.Bus.consumer` for the callbacks.
+        See :meth:`marketpulse.bus.base.Bus.consumer` for the callbacks;
+        ``options`` (Kafka's client options) mean nothing here.
         """
         for topic in topics:
             self._partitions(topic)
@@ -258,9 +288,67 @@ def _by_partition(
     return [(0, data)] if n == 1 else _split_by_partition(data, n)
 
 
-class _MemoryProducer(Producer):
+#: The columns of key/value records (:meth:`Producer.send_records`) on this bus.
+_RECORD_SCHEMA = pa.schema([("key", pa.binary()), ("value", pa.binary())])
+
+
+class _Sends(Producer):
+    """The sends to a partition chosen by the caller, Arrow rows all: each lands in ``_put``."""
+
+    _bus: MemoryBus
+
+    def _put(self, topic: str, partition: int, kind: str, data: pa.Table) -> None:
+        raise NotImplementedError
+
+    def send_rows(self, topic: str, kind: str, rows: pa.Table, partition: int) -> None:
+        if rows.num_rows:
+            self._put(topic, partition, kind, rows)
+
+    def send_alerts(self, topic: str, alerts: Iterable[Alert], partition: int = -1) -> None:
+        # imported here: marketpulse.stream imports the bus
+        from marketpulse.stream.output import alerts_table
+
+        alerts = list(alerts)
+        if alerts:
+            self._keyed(topic, "alerts", alerts_table(alerts), partition)
+
+    def send_dead(
+        self,
+        topic: str,
+        letters: Iterable[DeadLetter],
+        partition: int = -1,
+        dataset: str | None = None,
+    ) -> None:
+        from marketpulse.stream.output import dlq_table
+
+        letters = list(letters)
+        if letters:
+            self._keyed(topic, "dlq", dlq_table(letters, time.time_ns(), dataset), partition)
+
+    def send_records(
+        self, topic: str, records: Iterable[tuple[bytes, bytes | None]], partition: int
+    ) -> None:
+        pairs = list(records)
+        if pairs:
+            keys, values = zip(*pairs, strict=True)
+            table = pa.table([pa.array(keys, pa.binary()), pa.array(values, pa.binary())],
+                             schema=_RECORD_SCHEMA)  # fmt: skip
+            self._put(topic, partition, "records", table)
+
+    def _keyed(self, topic: str, kind: str, data: pa.Table, partition: int) -> None:
+        if partition >= 0:
+            self._put(topic, partition, kind, data)
+        else:
+            for number, part in _by_partition(self._bus, topic, data):
+                self._put(topic, number, kind, part)
+
+
+class _MemoryProducer(_Sends):
     def __init__(self, bus: MemoryBus) -> None:
         self._bus = bus
+
+    def _put(self, topic: str, partition: int, kind: str, data: pa.Table) -> None:
+        self._bus._append(topic, partition, kind, data)
 
     def send_columns(self, topic: str, kind: str, data: pa.RecordBatch | pa.Table) -> None:
         if data.num_rows == 0:
@@ -276,7 +364,7 @@ class _MemoryProducer(Producer):
         return None
 
 
-class _MemoryTransactionalProducer(TransactionalProducer):
+class _MemoryTransactionalProducer(_Sends, TransactionalProducer):
     """Holds a transaction's batches aside until its commit appends them."""
 
     def __init__(self, bus: MemoryBus, transactional_id: str) -> None:
@@ -312,6 +400,14 @@ class _MemoryTransactionalProducer(TransactionalProducer):
             return
         for partition, part in _by_partition(self._bus, topic, data):
             self._pending.append((topic, partition, kind, part))
+
+    def _put(self, topic: str, partition: int, kind: str, data: pa.Table) -> None:
+        self._check_fenced(f"send to {topic}")
+        if self._pending is None:
+            raise BusError(f"{self.transactional_id}: send to {topic} outside a transaction")
+        if not 0 <= partition < self._bus.partitions(topic):
+            raise BusError(f"{self.transactional_id}: {topic} has no partition {partition}")
+        self._pending.append((topic, partition, kind, data))
 
     def commit(
         self,
@@ -524,9 +620,10 @@ class _MemoryConsumer(Consumer):
         return dict(self._position)
 
     def lag(
-        self, *, resumed: Mapping[TopicPartition, int] | None = None
+        self, *, cached: bool = False, resumed: Mapping[TopicPartition, int] | None = None
     ) -> dict[TopicPartition, int]:
-        # positions are known from the assignment on: ``resumed`` is not needed
+        # end offsets are always at hand (``cached`` changes nothing), and
+        # positions are known from the assignment on (``resumed`` neither)
         return {
             tp: self._bus._topics[tp.topic][tp.partition].end_offset - pos
             for tp, pos in self._position.items()

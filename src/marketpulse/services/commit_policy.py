@@ -27,8 +27,7 @@ from dataclasses import dataclass
 
 import pyarrow.compute as pc
 
-from marketpulse.bus.base import TopicPartition
-from marketpulse.bus.kafka import KafkaConsumer, TransactionalProducer
+from marketpulse.bus.base import Consumer, TopicPartition, TransactionalProducer
 from marketpulse.stream import Processor
 from marketpulse.stream.output import Output
 
@@ -201,7 +200,7 @@ class CommitPolicy:
 
     # -- committing -------------------------------------------------------------
 
-    def commit(self, producer: TransactionalProducer, consumer: KafkaConsumer) -> bool:
+    def commit(self, producer: TransactionalProducer, consumer: Consumer) -> bool:
         """Commit the open transaction: outputs, changed state, next offsets.
 
         Steps:
@@ -233,8 +232,8 @@ class CommitPolicy:
 
         def send_state() -> None:
             for tp in touched:
-                for key, value in self.processor.checkpoint(tp.topic, tp.partition):
-                    producer.send(self.state_topic, key, value, tp.partition)
+                records = self.processor.checkpoint(tp.topic, tp.partition)
+                producer.send_records(self.state_topic, records, tp.partition)
 
         # 3 and 4
         producer.commit(offsets, consumer, self.step_timeout, meanwhile=send_state)

@@ -1,4 +1,9 @@
-"""The processor as a Kafka service: ticks in; bars, indicators, alerts, dead letters, trades out.
+"""The processor as a service: ticks in; bars, indicators, alerts, dead letters, trades out.
+
+It runs on any :class:`~marketpulse.bus.base.Bus` (Kafka in deployments, the
+in-memory bus in tests and the embedded runner): each bus carries the outputs
+its own way (:meth:`~marketpulse.bus.base.Producer.send_rows`: JSON records on
+Kafka, Arrow rows in memory).
 
 Exactly once: the outputs of a stretch of input, the changed symbols' state
 (``state`` topic, co-partitioned with ``ticks``) and the consumed offsets are
@@ -27,18 +32,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from marketpulse.bus.base import Batch, TopicPartition, offsets_of
-from marketpulse.bus.codec import encode_rows
-from marketpulse.bus.kafka import (
-    ConsumerFatal,
-    KafkaBus,
-    KafkaConsumer,
+from marketpulse.bus.base import (
+    Batch,
+    Bus,
+    Consumer,
     ProducerFenced,
-    ProducerStuck,
+    TopicPartition,
     TransactionAborted,
     TransactionalProducer,
-    read_partition,
+    offsets_of,
 )
+from marketpulse.bus.kafka import ConsumerFatal, ProducerStuck
 from marketpulse.bus.topics import OUTPUT_TOPICS, PLUGIN_TOPICS, TRADE_TOPICS, Topics
 from marketpulse.config import (
     COMMIT_INTERVAL,
@@ -161,14 +165,14 @@ class ProcessStats:
 
 
 class ProcessService:
-    """Run a :class:`Processor` as a member of a consumer group on Kafka.
+    """Run a :class:`Processor` as a member of a consumer group, on Kafka or any other bus.
 
     The service polls, processes, sends, and follows the group's rebalances;
     its :class:`CommitPolicy` holds what the open transaction holds, says when
     to commit it, and commits it.
 
     Args:
-        bus: the Kafka cluster.
+        bus: the bus (Kafka, or the in-memory bus: each carries the outputs its own way).
         topics: topic names.
         processor: the processor (its state is managed per assigned partition).
         options: group, instance, commit interval.
@@ -179,7 +183,7 @@ class ProcessService:
 
     def __init__(
         self,
-        bus: KafkaBus,
+        bus: Bus,
         topics: Topics,
         processor: Processor,
         options: ProcessOptions | None = None,
@@ -207,8 +211,7 @@ class ProcessService:
         )  # fmt: skip
         self._owned: set[TopicPartition] = set()
         self._producer: TransactionalProducer | None = None
-        self._consumer: KafkaConsumer | None = None
-        self._reader = None
+        self._consumer: Consumer | None = None
         self._partitions = 0
         self._transactional_id = ""
         self._abandoned: list[TransactionalProducer] = []
@@ -221,12 +224,11 @@ class ProcessService:
         instance = opts.instance or _random_instance()
         self._transactional_id = f"{self.topics.prefix}process.{opts.group}.{instance}"
         logger.info(
-            "process: group %s, instance %s, input %s (%d partitions), bootstrap %s",
-            opts.group, instance, self.topics.ticks, self._partitions, self.bus.settings.bootstrap,
+            "process: group %s, instance %s, input %s (%d partitions), on %s",
+            opts.group, instance, self.topics.ticks, self._partitions, self.bus,
         )  # fmt: skip
         self.processor.warm_up()
         self._producer = self._new_producer()
-        self._reader = self.bus.reader()
         self._consumer = self._new_consumer()
         try:
             self._loop()
@@ -245,7 +247,7 @@ class ProcessService:
         producer.init()
         return producer
 
-    def _new_consumer(self) -> KafkaConsumer:
+    def _new_consumer(self) -> Consumer:
         opts = self.options
         extra = {"group.instance.id": f"{opts.group}.{opts.instance}"} if opts.instance else {}
         return self.bus.consumer(
@@ -302,7 +304,7 @@ class ProcessService:
                 wait = policy.wait(self._producer.in_transaction, backlog, now)
                 batches = self._consumer.poll(opts.max_batch, wait.seconds)
                 now = time.monotonic()
-                records = sum(len(batch.messages) for batch in batches)
+                records = sum(map(_records, batches))
                 if self._handle(batches):
                     self.last_input = now
                 backlog = policy.backlog(records)
@@ -364,11 +366,11 @@ class ProcessService:
         assert self._producer is not None
         self.policy.begin(self._producer)
         for batch, out in zip(fresh, self.processor.process_each(fresh), strict=True):
-            if out.dead:
+            if out.dead and batch.columns is None:  # records as bytes: keep them as they came
                 out.dead = _originals(out.dead, batch)
             self._send(out, batch.partition, batch)
             self.policy.consumed(batch.tp, batch.last_offset + 1)
-            self.stats.records += len(batch.messages)
+            self.stats.records += _records(batch)
             self.stats.ticks += out.accepted
         return True
 
@@ -379,6 +381,12 @@ class ProcessService:
             return None  # fetched before the partition was revoked
         expected = self.policy.next.get(tp)
         if expected is not None and batch.first_offset < expected:
+            if batch.columns is not None:  # offsets without gaps: row i at first_offset + i
+                if batch.last_offset < expected:
+                    return None
+                rows = batch.columns.slice(expected - batch.first_offset)
+                return Batch(batch.topic, batch.partition, expected, batch.last_offset,
+                             kind=batch.kind, columns=rows)  # fmt: skip
             kept = [m for m in batch.messages if m.offset >= expected]
             if not kept:
                 return None
@@ -406,8 +414,7 @@ class ProcessService:
         outputs = (("bars", out.bars), ("indicators", out.indicators), ("custom", out.custom))
         for kind, rows in outputs:
             if rows.num_rows:
-                keys, values = encode_rows(kind, rows)
-                producer.send_many(names.name(kind), keys, values, partition)
+                producer.send_rows(names.name(kind), kind, rows, partition)
         if out.alerts:
             producer.send_alerts(names.name("alerts"), out.alerts, partition)
         if out.dead:
@@ -416,8 +423,7 @@ class ProcessService:
         if self.options.store_trades:
             for trades in out.trades:
                 if trades.num_rows:
-                    keys, values = encode_rows("trades", trades)
-                    producer.send_many(names.name("trades"), keys, values, partition)
+                    producer.send_rows(names.name("trades"), "trades", trades, partition)
         self.policy.sent(out)
         self.stats.bars += out.bars.num_rows
         self.stats.indicators += out.indicators.num_rows
@@ -520,7 +526,7 @@ class ProcessService:
         run: by the watermark, or by processing time once the partition has
         been idle (since ``quiet_since``, default now) for the idle timeout.
         """
-        records = read_partition(self._reader, self.topics.state, tp.partition)
+        records = self.bus.read_partition(self.topics.state, tp.partition)
         try:
             symbols = self.processor.restore(tp.topic, tp.partition, records, quiet_since)
         except CheckpointError as exc:
@@ -546,7 +552,8 @@ class ProcessService:
 
     def _shutdown(self) -> None:
         producer = self._producer
-        if producer is not None and producer.in_transaction and not producer.stuck:
+        stuck = getattr(producer, "stuck", False)  # a Kafka producer's step that never returned
+        if producer is not None and producer.in_transaction and not stuck:
             try:  # left by a failure: leaving must not commit half the work
                 producer.abort(self.options.step_timeout)
             except BusError as exc:
@@ -558,8 +565,12 @@ class ProcessService:
                 logger.exception("process: closing the consumer failed")
         if self._producer is not None:
             self._producer.close()
-        if self._reader is not None:
-            self._reader.close()
+        self.bus.close()  # the reader of the state topic
+
+
+def _records(batch: Batch) -> int:
+    """The records of ``batch`` (Kafka's offsets may skip transaction markers)."""
+    return batch.columns.num_rows if batch.columns is not None else len(batch.messages)
 
 
 def _originals(letters: list[DeadLetter], batch: Batch) -> list[DeadLetter]:

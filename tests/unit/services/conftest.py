@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pyarrow as pa
 import pytest
 
-import marketpulse.services.process as process_module
 from marketpulse.bus.base import Batch, Message, TopicPartition
+from marketpulse.bus.codec import encode_rows
 from marketpulse.bus.kafka import ProducerStuck, TransactionAborted
 from marketpulse.bus.topics import Topics
 from marketpulse.models import BAR_SCHEMA
@@ -80,8 +80,13 @@ class FakeProducer:
         self.in_transaction = True
         self.log.append(("begin", None))
 
-    def send_many(self, topic, keys, values, partition=-1) -> None:
+    def send_rows(self, topic, kind, rows, partition) -> None:
+        _, values = encode_rows(kind, rows)
         self.open += [(topic, partition, value) for value in values]
+
+    def send_records(self, topic, records, partition) -> None:
+        for key, value in records:
+            self.send(topic, key, value, partition)
 
     def send(self, topic, key, value, partition=-1, headers=None) -> None:
         assert self.in_transaction, "send outside a transaction"
@@ -236,8 +241,13 @@ class FakeBus:
         self.producers.append(producer)
         return producer
 
-    def reader(self) -> SimpleNamespace:
-        return SimpleNamespace(close=lambda: None)
+    def read_partition(self, topic, partition, timeout=60.0) -> dict[bytes, bytes]:
+        """Reading the ``state`` topic: logged, nothing in it."""
+        self.log.append(("read state", partition))
+        return {}
+
+    def close(self) -> None:
+        self.log.append(("close bus", None))
 
     def consumer(self, group, topics, on_assign, on_revoke, on_lost, **extra) -> FakeConsumer:
         consumer = FakeConsumer(self.log, self.group_offsets, on_assign, on_revoke, on_lost)
@@ -253,14 +263,8 @@ def log() -> Log:
 
 
 @pytest.fixture
-def empty_state(monkeypatch, log) -> None:
-    """Reading the ``state`` topic: logged, nothing in it."""
-
-    def read_partition(reader, name, partition, timeout=60.0):
-        log.append(("read state", partition))
-        return {}
-
-    monkeypatch.setattr(process_module, "read_partition", read_partition)
+def empty_state() -> None:
+    """The ``state`` topic is empty: :meth:`FakeBus.read_partition` logs each read."""
 
 
 @pytest.fixture
@@ -279,7 +283,6 @@ def make_service(log, empty_state) -> Callable[..., ProcessService]:
         service._consumer = bus.consumer(
             "g", [TOPICS.ticks], service._assigned, service._revoked, service._lost
         )
-        service._reader = bus.reader()
         return service
 
     return make

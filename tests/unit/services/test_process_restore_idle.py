@@ -16,9 +16,8 @@ import msgspec
 import pyarrow as pa
 import pytest
 
-import marketpulse.services.process as process_module
 from marketpulse.bus.base import Batch, Message, TopicPartition
-from marketpulse.bus.codec import decode_rows
+from marketpulse.bus.codec import decode_rows, encode_rows
 from marketpulse.bus.kafka_consumer import KafkaConsumer
 from marketpulse.bus.topics import Topics
 from marketpulse.models import Trade
@@ -125,8 +124,13 @@ class _Producer:
         assert not self.in_transaction
         self.in_transaction = True
 
-    def send_many(self, topic, keys, values, partition=-1):
+    def send_rows(self, topic, kind, rows, partition):
+        _, values = encode_rows(kind, rows)
         self.open += [(topic, partition, value) for value in values]
+
+    def send_records(self, topic, records, partition):
+        for key, value in records:
+            self.send(topic, key, value, partition)
 
     def send(self, topic, key, value, partition=-1, headers=None):
         self.open.append((topic, partition, value))
@@ -161,20 +165,18 @@ class _Producer:
         return [{**row, "partition": p} for row, (p, _) in zip(rows, sent, strict=True)]
 
 
-class _Reader:
-    def close(self):
-        pass
-
-
 @pytest.fixture
-def state_topic(monkeypatch):
-    """The ``state`` topic a restore reads: set ``records`` of partition 2 before use."""
+def state_topic():
+    """The ``state`` topic a restore reads: set ``records`` of partition 2 before use.
+
+    ``bus`` reads it (a bus of nothing else).
+    """
     topic = SimpleNamespace(records={})
 
-    def read_partition(reader, name, partition, timeout=60.0):
+    def read_partition(name, partition, timeout=60.0):
         return dict(topic.records) if (name, partition) == (TOPICS.state, PARTITION) else {}
 
-    monkeypatch.setattr(process_module, "read_partition", read_partition)
+    topic.bus = SimpleNamespace(read_partition=read_partition, close=lambda: None)
     return topic
 
 
@@ -202,10 +204,10 @@ def test_restored_open_windows_close_once_the_partition_is_idle(state_topic):
     producer = _Producer()
     outputs = []
     service = ProcessService(
-        None, TOPICS, Processor(settings), ProcessOptions(),  # type: ignore[arg-type]
+        state_topic.bus, TOPICS, Processor(settings), ProcessOptions(),  # type: ignore[arg-type]
         on_output=lambda out, batch: outputs.append(out),
     )  # fmt: skip
-    service._producer, service._reader = producer, _Reader()
+    service._producer = producer
     service._consumer = consumer_of(end)
     service._assigned([TP])
     assert service.stats.restored == 1
@@ -234,8 +236,8 @@ def test_a_partition_restored_with_a_backlog_is_not_idle(state_topic):
     state_topic.records, _ = committed_state(settings)
     end = len(ticks().messages)
     producer = _Producer()
-    service = ProcessService(None, TOPICS, Processor(settings))  # type: ignore[arg-type]
-    service._producer, service._reader = producer, _Reader()
+    service = ProcessService(state_topic.bus, TOPICS, Processor(settings))  # type: ignore[arg-type]
+    service._producer = producer
     service._consumer = consumer_of(end + 50, end)  # 50 records arrived after the commit
     service._assigned([TP])
 
@@ -255,7 +257,8 @@ def test_exit_when_idle_commits_the_bars_the_idle_rule_closes_first(state_topic)
         settings=SimpleNamespace(bootstrap="fake"),
         partitions=lambda topic: 6,
         transactional_producer=lambda *args, **kwargs: producer,
-        reader=_Reader,
+        read_partition=state_topic.bus.read_partition,
+        close=lambda: None,
         consumer=lambda group, topics, on_assign, on_revoke, on_lost, **extra: consumer_of(
             end, end, on_assign, on_revoke, on_lost, assign_on_poll=True
         ),
