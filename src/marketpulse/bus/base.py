@@ -168,7 +168,21 @@ class ConsumerFatal(BusError):
 
 
 class Producer(ABC):
-    """Appends records to topics."""
+    """Appends records to topics.
+
+    Attributes:
+        failed: records the bus refused after accepting them (Kafka: failed
+            delivery reports); none where an append is done when it returns.
+        errors: the first of those failures, one line each.
+    """
+
+    failed: int = 0
+    errors: Sequence[str] = ()
+
+    @property
+    def in_flight(self) -> int:
+        """Records appended but not yet acknowledged (none where an append is done at once)."""
+        return 0
 
     @abstractmethod
     def send_columns(self, topic: str, kind: str, data: pa.RecordBatch | pa.Table) -> None:
@@ -200,7 +214,11 @@ class Producer(ABC):
 
     @abstractmethod
     def flush(self, timeout: float | None = None) -> None:
-        """Block until every appended record is durable."""
+        """Block until every appended record is durable.
+
+        Raises:
+            BusError: records are still unacknowledged after ``timeout`` seconds.
+        """
 
     def close(self) -> None:
         """Flush and release resources."""
@@ -358,8 +376,12 @@ class Bus(ABC):
         """
 
     @abstractmethod
-    def producer(self) -> Producer:
-        """Return a new producer."""
+    def producer(self, **options: Any) -> Producer:
+        """Return a new producer.
+
+        ``options``: the transport's client options (Kafka: ``compression``,
+        ``linger_ms``, ...); a bus ignores those it has no use for.
+        """
 
     @abstractmethod
     def transactional_producer(

@@ -64,9 +64,14 @@ class KafkaProducer(Producer):
         logger.error("delivery failed: %s", text)
 
     @property
+    def in_flight(self) -> int:
+        """Records sent but neither acknowledged nor failed yet."""
+        return len(self._producer)
+
+    @property
     def delivered(self) -> int:
         """Records acknowledged so far (sent, minus failed, minus in flight)."""
-        return self.sent - self.failed - len(self._producer)
+        return self.sent - self.failed - self.in_flight
 
     def send(
         self,
@@ -110,8 +115,19 @@ class KafkaProducer(Producer):
         poll(0)
 
     def send_columns(self, topic: str, kind: str, data: pa.RecordBatch | pa.Table) -> None:
-        """Append rows as JSON records keyed by their ``symbol`` column."""
-        keys, values = encode_rows(kind, data)
+        """Append rows as JSON records keyed by their ``symbol`` column.
+
+        ``kind``: ``trade``, ``quote``, ``bar`` (a feed's bars: the ``bars``
+        records of the ticks topic) or an output table. Dictionary columns (a
+        feed's symbol) are decoded first, in one vectorised cast: the encoder
+        reads columns as Python lists, and a dictionary array converts to one
+        about 40 times slower than a plain string array.
+        """
+        for index, column in enumerate(data.columns):
+            if pa.types.is_dictionary(column.type):
+                name = data.schema.field(index).name
+                data = data.set_column(index, name, column.cast(column.type.value_type))
+        keys, values = encode_rows("bars" if kind == "bar" else kind, data)
         self.send_many(topic, keys, values)
 
     def send_rows(self, topic: str, kind: str, rows: pa.Table, partition: int) -> None:

@@ -139,8 +139,8 @@ class MemoryBus(Bus):
                 out.append(_batch(topic, number, first, kind, data))
         return out
 
-    def producer(self) -> Producer:
-        """Return a producer appending to this bus."""
+    def producer(self, **options: Any) -> Producer:
+        """Return a producer appending to this bus (``options``, Kafka's, mean nothing here)."""
         return _MemoryProducer(self)
 
     def transactional_producer(
@@ -465,8 +465,11 @@ def _split_by_partition(
     column = data.column("symbol" if "symbol" in data.schema.names else "key")
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type) and column.null_count:
+        column = column.cast(column.type.value_type)
     if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column)
+        # a null key (a dead letter without one) is a value: it goes where "" goes
+        column = pc.dictionary_encode(column, null_encoding="encode")
     lut = np.array(
         [partition_for(s or "", partitions) for s in column.dictionary.to_pylist()], np.int32
     )

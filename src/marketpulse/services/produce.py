@@ -1,16 +1,19 @@
-"""A feed as a Kafka service: simulator or file in, the ``ticks`` topic out.
+"""A feed as a service: simulator or file in, the ``ticks`` topic out.
 
-Records are JSON (the tagged union of the ticks topic), keyed by symbol, so
-Kafka's partitioner keeps every symbol on one partition. The producer is
-idempotent with ``acks=all``: a retried batch is never written twice and a
-record counts as delivered only once every in-sync replica has it. Rows a
-file feed cannot read go to ``dlq`` with the file, line and reason in their
-headers. Whatever way the run ends (end of the feed, ``duration``, ``stop``),
-everything sent is flushed before :meth:`ProduceService.run` returns.
+It runs on any bus of the contract (:mod:`marketpulse.bus.base`). Records are
+keyed by symbol, so every symbol stays on one partition
+(:func:`~marketpulse.bus.base.partition_for`); rows a file feed cannot read go
+to ``dlq`` with the file, line, reason and dataset. Each bus carries them its
+own way: on Kafka, JSON records (the tagged union of the ticks topic, encoded
+a batch at a time) and dead letters with what went wrong in their headers,
+from an idempotent producer with ``acks=all`` (a retried batch is never
+written twice, a record counts as delivered once every in-sync replica has
+it); on the embedded bus, the feed's Arrow columns as they are. Whatever way
+the run ends (end of the feed, ``duration``, ``stop``), everything sent is
+flushed before :meth:`ProduceService.run` returns.
 
-Batches are encoded whole (:func:`marketpulse.bus.codec.encode_rows`); the
-feed reads ahead on its own thread, so parsing a file overlaps with encoding
-and sending.
+The feed reads ahead on its own thread, so parsing a file overlaps with
+encoding and sending.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from marketpulse.bus.kafka import KafkaBus, KafkaProducer
+from marketpulse.bus.base import Bus, Producer
 from marketpulse.bus.topics import Topics
 from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS
 from marketpulse.exceptions import BusError, ConfigError
@@ -37,21 +40,19 @@ __all__ = ["ProduceOptions", "ProduceService", "ProduceStats"]
 
 logger = logging.getLogger(__name__)
 
-#: Feed batch kind -> row kind of :func:`~marketpulse.bus.codec.encode_rows`.
-_ROW_KINDS = {"trade": "trade", "bar": "bars", "quote": "quote"}
-
 
 @dataclass(frozen=True, slots=True)
 class ProduceOptions:
     """How the produce service runs.
 
     Attributes:
-        compression: codec of the records (one of ``config.KAFKA_COMPRESSIONS``).
+        compression: codec of the records (one of ``config.KAFKA_COMPRESSIONS``;
+            a bus that does not compress ignores it).
         speed: replay a file at this multiple of its event-time pace; ``None``
             sends as fast as the broker takes it.
         duration: stop after this many seconds (by setting the service's ``stop``);
             ``None`` runs until the feed ends.
-        linger_ms: how long the producer waits to fill a batch.
+        linger_ms: how long the producer waits to fill a batch (Kafka).
         flush_timeout: seconds the final flush waits for acknowledgements.
         dataset: the dataset of the feed's dead letters (their ``dataset``
             header); ``None``: the feed's default (``feeds.dataset.feed_dataset``).
@@ -88,7 +89,7 @@ class ProduceStats:
     Attributes:
         ticks: records sent to ``ticks``.
         dead: unreadable rows sent to ``dlq``.
-        failed: records the cluster did not accept (delivery reports).
+        failed: records the bus did not accept (Kafka's delivery reports).
         unacknowledged: records still unconfirmed when the final flush gave up.
         errors: the first delivery errors.
         done: progress through the feed (bytes of a file, events of a simulator).
@@ -132,10 +133,10 @@ class ProduceStats:
 
 
 class ProduceService:
-    """Publish a feed to the ticks topic of a Kafka cluster.
+    """Publish a feed to the ticks topic of a bus.
 
     Args:
-        bus: the Kafka cluster.
+        bus: the bus (Kafka, or the embedded one).
         topics: topic names (``ticks`` and ``dlq`` must exist).
         feed: where ticks come from; closed when the service stops.
         options: compression, pacing, duration.
@@ -145,7 +146,7 @@ class ProduceService:
 
     def __init__(
         self,
-        bus: KafkaBus,
+        bus: Bus,
         topics: Topics,
         feed: Feed,
         options: ProduceOptions | None = None,
@@ -166,15 +167,14 @@ class ProduceService:
         """Send the feed until it ends, ``duration`` passes or ``stop`` is set; flush; report.
 
         Raises:
-            BusError: ``ticks`` or ``dlq`` does not exist, or the cluster refused a record.
+            BusError: ``ticks`` or ``dlq`` does not exist, or the bus refused a record.
         """
         opts, topics = self.options, self.topics
         partitions = self.bus.partitions(topics.ticks)
         self.bus.partitions(topics.name("dlq"))
         logger.info(
-            "produce: feed %s to %s (%d partitions), compression %s, bootstrap %s",
-            self.feed.name, topics.ticks, partitions, opts.compression,
-            self.bus.settings.bootstrap,
+            "produce: feed %s to %s (%d partitions), compression %s, on %s",
+            self.feed.name, topics.ticks, partitions, opts.compression, self.bus,
         )  # fmt: skip
         producer = self.bus.producer(compression=opts.compression, linger_ms=opts.linger_ms)
         timer = None
@@ -193,7 +193,7 @@ class ProduceService:
         logger.debug("produce: stopped after %s", self.stats.line())  # the command prints it
         return self.stats
 
-    def _loop(self, producer: KafkaProducer) -> None:
+    def _loop(self, producer: Producer) -> None:
         # ``stop`` ends the wait for the next batch too: a live feed that cannot
         # connect yields none, and the deadline or Ctrl-C must not wait for one
         ahead = iter(Prefetch(self.feed.batches(), stop=self.stop,
@@ -210,26 +210,26 @@ class ProduceService:
             batches.close()
             ahead.close()  # stops the read-ahead thread
 
-    def _send(self, producer: KafkaProducer, batch: FeedBatch) -> None:
+    def _send(self, producer: Producer, batch: FeedBatch) -> None:
         stats = self.stats
         if batch.dead:
             producer.send_dead(self.topics.name("dlq"), batch.dead, dataset=self._dataset)
             stats.dead += len(batch.dead)
         if batch.data.num_rows:
-            producer.send_columns(self.topics.ticks, _ROW_KINDS[batch.kind], _fields(batch.data))
+            producer.send_columns(self.topics.ticks, batch.kind, _fields(batch.data))
             stats.ticks += batch.data.num_rows
         stats.done, stats.total = batch.done, batch.total
         stats.failed = producer.failed
         if self.on_progress is not None:
             self.on_progress(stats)
 
-    def _flush(self, producer: KafkaProducer) -> None:
+    def _flush(self, producer: Producer) -> None:
         """Wait for every record to be acknowledged (up to ``flush_timeout``)."""
         stats = self.stats
         try:
             producer.flush(self.options.flush_timeout)
         except BusError as exc:
-            stats.unacknowledged = producer.sent - producer.failed - producer.delivered
+            stats.unacknowledged = producer.in_flight
             logger.error("produce: %s", exc)
         stats.failed = producer.failed
         stats.errors = list(producer.errors)
@@ -237,19 +237,10 @@ class ProduceService:
 
 
 def _fields(data: pa.RecordBatch) -> pa.RecordBatch:
-    """Return the message's columns, dictionaries decoded, for the encoder.
+    """Return the message's columns.
 
     The file's ``line`` column is not part of the message, nor is a ``dataset``
-    column (the processor names the dataset of what it reads). Dictionary columns
-    (the symbol) are decoded here in one vectorised cast: the encoder reads
-    columns as Python lists, and a dictionary array converts to one about 40
-    times slower than a plain string array.
+    column (the processor names the dataset of what it reads).
     """
     dropped = [name for name in ("line", "dataset") if name in data.schema.names]
-    if dropped:
-        data = data.drop_columns(dropped)
-    for index, column in enumerate(data.columns):
-        if pa.types.is_dictionary(column.type):
-            name = data.schema.field(index).name
-            data = data.set_column(index, name, column.cast(column.type.value_type))
-    return data
+    return data.drop_columns(dropped) if dropped else data
