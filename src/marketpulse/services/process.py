@@ -302,6 +302,7 @@ class ProcessService:
             assert self._consumer is not None and self._producer is not None
             try:
                 wait = policy.wait(self._producer.in_transaction, backlog, now)
+                polled = now
                 batches = self._consumer.poll(opts.max_batch, wait.seconds)
                 now = time.monotonic()
                 records = sum(map(_records, batches))
@@ -313,6 +314,10 @@ class ProcessService:
                     self._idle(now)
                 if policy.due(self._producer.in_transaction, now, records, wait):
                     self._commit()
+                if not batches and now - polled < wait.seconds:
+                    # the poll came back early with nothing (the in-memory bus never
+                    # waits): wait the rest of it rather than spin
+                    self.stop.wait(wait.seconds - (now - polled))
             except TransactionAborted as exc:
                 self.stats.aborted += 1
                 logger.warning("process: %s; redoing the work since the last commit", exc)
