@@ -3,7 +3,7 @@
 The processor's defaults, the process service's timings and the Kafka
 compression each have one definition (a :mod:`marketpulse.config` constant);
 the settings, ``ProcessorSettings``, ``ProcessOptions``, ``ProduceOptions``
-and ``KafkaPipelineOptions`` all start from it.
+and ``ServicesPipelineOptions`` all start from it.
 """
 
 import dataclasses

@@ -364,8 +364,12 @@ class Bus(ABC):
         return type(self).__name__
 
     @abstractmethod
-    def create_topics(self, names: Sequence[str], partitions: int) -> list[str]:
-        """Create topics that do not exist yet; return the names created."""
+    def create_topics(self, names: Sequence[str], partitions: int, **options: Any) -> list[str]:
+        """Create topics that do not exist yet; return the names created.
+
+        ``options``: the transport's topic settings (Kafka: ``replication``,
+        ``configs`` per topic name); a bus ignores those it has no use for.
+        """
 
     @abstractmethod
     def partitions(self, topic: str) -> int:

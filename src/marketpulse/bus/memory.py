@@ -113,8 +113,11 @@ class MemoryBus(Bus):
         self._lock = threading.Lock()
         self._retain = retain
 
-    def create_topics(self, names: Sequence[str], partitions: int = 1) -> list[str]:
-        """Create topics that do not exist yet; return the names created."""
+    def create_topics(self, names: Sequence[str], partitions: int = 1, **options: Any) -> list[str]:
+        """Create topics that do not exist yet; return the names created.
+
+        ``options`` (Kafka's replication and topic configs) mean nothing here.
+        """
         created = []
         with self._lock:
             for name in names:

@@ -285,19 +285,19 @@ def _run_on_kafka(
     from dataclasses import replace
 
     from marketpulse.cli.kafka_options import open_bus
-    from marketpulse.services.all_in_one import KafkaPipeline, KafkaPipelineOptions
+    from marketpulse.services.all_in_one import ServicesPipeline, ServicesPipelineOptions
 
     bus, topics = open_bus(settings)
     k = settings.kafka
     processor = replace(processor_settings(settings), dataset=dataset)
-    options = KafkaPipelineOptions(
+    options = ServicesPipelineOptions(
         lake=lake_location(settings), rules=rules, processor=processor,
         alerts_file=settings.alerts_file, duration=duration, partitions=k.partitions,
         replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
         process=settings.process,
     )  # fmt: skip
     run_in_foreground(
-        lambda progress: KafkaPipeline(bus, topics, feed, options, metrics, view, progress),
+        lambda progress: ServicesPipeline(bus, topics, feed, options, metrics, view, progress),
         view,
         metrics,
         False,

@@ -1,8 +1,10 @@
-"""Every stage in one process on a Kafka cluster: ``marketpulse run --kafka``.
+"""Every stage in one process, on any bus of the contract: ``marketpulse run --kafka``.
 
 The produce, process and lake-sink services run on their own threads, exactly
 as they do as separate commands (the same classes, the same consumer groups
-semantics, the same transactions); this module only starts them, feeds the
+semantics, the same transactions), on Kafka (``run --kafka``) as on the
+in-memory bus (:class:`~marketpulse.bus.MemoryBus`): nothing here depends on
+the transport. This module only starts them, feeds the
 live view and metrics, and stops them in order so that everything accepted
 is flushed: the feed first (the producer flushes), then the processor once it
 has had no input for a moment (it commits), then the sink once it has caught
@@ -20,8 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from marketpulse.alerts import JsonLinesNotifier, Rule
-from marketpulse.bus.base import Batch
-from marketpulse.bus.kafka import KafkaBus
+from marketpulse.bus.base import Batch, Bus
 from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.config import (
     COMPRESSION,
@@ -39,7 +40,7 @@ from marketpulse.sinks import LakeSink
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.stream import Output, Processor, ProcessorSettings
 
-__all__ = ["KafkaPipeline", "KafkaPipelineOptions"]
+__all__ = ["ServicesPipeline", "ServicesPipelineOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ _DRAINED_AFTER = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class KafkaPipelineOptions:
-    """How ``run --kafka`` runs.
+class ServicesPipelineOptions:
+    """How the services run together (``run --kafka``).
 
     Attributes:
         lake: the Parquet lake the sink writes (a location carries its ``[s3]``
@@ -60,8 +61,10 @@ class KafkaPipelineOptions:
         alerts_file: JSON-lines file alerts are appended to ("" for none).
         duration: stop after this many seconds; ``None`` runs until stopped.
         partitions: partitions of topics this run creates (existing ones are kept).
-        replication: replication factor of topics this run creates.
-        retention_hours: retention of the data topics this run creates.
+        replication: replication factor of topics this run creates (a bus
+            without replicas ignores it).
+        retention_hours: retention of the data topics this run creates (a bus
+            without retention ignores it).
         compression: codec of the produced records.
         process: the processor service's timings (commit interval, ...).
         group_prefix: prefix of the consumer groups (``<prefix>process``, ``<prefix>sink-lake``).
@@ -82,11 +85,11 @@ class KafkaPipelineOptions:
     drain_timeout: float = 60.0
 
 
-class KafkaPipeline:
-    """Run a feed through Kafka into the lake, with every stage in this process.
+class ServicesPipeline:
+    """Run a feed through a bus into the lake, with every stage in this process.
 
     Args:
-        bus: the Kafka cluster (checked reachable).
+        bus: the bus the stages talk through (Kafka: checked reachable).
         topics: topic names; missing topics are created.
         feed: where ticks come from.
         options: how to run.
@@ -97,10 +100,10 @@ class KafkaPipeline:
 
     def __init__(
         self,
-        bus: KafkaBus,
+        bus: Bus,
         topics: Topics,
         feed: Feed,
-        options: KafkaPipelineOptions,
+        options: ServicesPipelineOptions,
         metrics: Metrics | None = None,
         view: MarketView | None = None,
         progress: Callable[[int, int | None], None] | None = None,
@@ -145,8 +148,8 @@ class KafkaPipeline:
         if opts.alerts_file:
             self._observer.notifier = JsonLinesNotifier(opts.alerts_file)
         logger.info(
-            "kafka pipeline starting: feed %s, bootstrap %s, topics %s*, lake %s",
-            self.feed.name, self.bus.settings.bootstrap, self.topics.prefix, opts.lake,
+            "services pipeline starting: feed %s, %s, topics %s*, lake %s",
+            self.feed.name, self.bus, self.topics.prefix, opts.lake,
         )  # fmt: skip
         if hasattr(self.view, "extra_figures"):  # the dashboard's pipeline page
             self.view.extra_figures = lambda: {  # type: ignore[union-attr]
@@ -162,7 +165,7 @@ class KafkaPipeline:
                 if stop.is_set() or any(s.done.is_set() for s in stages):
                     break
         finally:
-            logger.info("kafka pipeline stopping: flushing what was accepted")
+            logger.info("services pipeline stopping: flushing what was accepted")
             feed_stop.set()
             feed.join()
             self._drain(processor, process_stop, stages[1])
@@ -172,7 +175,7 @@ class KafkaPipeline:
             stage.raise_failure()
         snapshot = self.metrics.snapshot()
         # the figures once: the caller shows them (the CLI's final summary)
-        logger.debug("kafka pipeline stopped: %s", snapshot.summary())
+        logger.debug("services pipeline stopped: %s", snapshot.summary())
         return snapshot
 
     def lake_written(self) -> tuple[int, int] | None:
@@ -186,8 +189,8 @@ class KafkaPipeline:
         opts = self.options
         specs = topic_specs(self.topics, opts.retention_hours)
         created = self.bus.create_topics(
-            [s.name for s in specs], opts.partitions, opts.replication,
-            {s.name: s.config for s in specs},
+            [s.name for s in specs], opts.partitions,
+            replication=opts.replication, configs={s.name: s.config for s in specs},
         )  # fmt: skip
         if created:
             logger.info("created topics %s", ", ".join(created))
@@ -244,7 +247,7 @@ class _Stage:
         self.done = threading.Event()
         self._failure: BaseException | None = None
         self._target = target
-        self._thread = threading.Thread(target=self._run, name=f"kafka-{name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"services-{name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()

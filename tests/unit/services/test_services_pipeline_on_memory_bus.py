@@ -1,0 +1,155 @@
+"""The services' stage runner on the in-memory bus: the lake of the embedded pipeline.
+
+:class:`ServicesPipeline` (``run --kafka``'s runner) starts the produce,
+process and lake-sink services on threads, talking through any bus of the
+contract. Run on a :class:`MemoryBus` with a simulated feed, the lake it
+writes is compared with the lake the :class:`EmbeddedPipeline` (the
+reference) writes from the same feed: the same trades, and the same bars
+and indicators but for one difference, pinned here. When a finite feed
+ends, the embedded pipeline closes the windows still open
+(:meth:`Processor.finish`); the process service never learns that the
+feed ended (nothing on the bus says so), so those last bars stay in its
+state, unwritten.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from marketpulse.alerts import default_rules
+from marketpulse.bus import Batch, MemoryBus
+from marketpulse.bus.topics import Topics
+from marketpulse.feeds import Simulator
+from marketpulse.pipeline.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.services.all_in_one import ServicesPipeline, ServicesPipelineOptions
+from marketpulse.stream import Processor, ProcessorSettings
+
+S = 10**9
+START = 1_381_152_600 * S + 123_456_789  # 2013-10-07 09:30 New York
+DATASET = "sim"
+#: The lake tables compared.
+COMPARED = ("bars", "indicators", "trades")
+
+
+def feed() -> Simulator:
+    """A few thousand simulated ticks of five symbols, as fast as they come."""
+    return Simulator(
+        symbols=5, rate=500, seed=7, start_ts=START, realtime=False, intraday=False,
+        max_events=4000,
+    )  # fmt: skip
+
+
+def processor_settings() -> ProcessorSettings:
+    # no closing by processing time: the outputs depend on the input alone
+    return ProcessorSettings(intervals=("1s", "1m"), idle_timeout=None, dataset=DATASET)
+
+
+def _plain(value: Any) -> Any:
+    """A value one can sort and compare: NaN as text, lists and dicts as tuples."""
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, dict):
+        return tuple(sorted((k, _plain(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def lake_rows(root: Path, table: str) -> list[tuple[Any, ...]]:
+    """The rows of a lake table, its partition columns read from the paths, sorted.
+
+    Each row is a tuple of its values in column-name order.
+    """
+    partitioning = ds.HivePartitioning.discover(infer_dictionary=False)
+    data = ds.dataset(str(root / table), format="parquet", partitioning=partitioning).to_table()
+    data = data.select(sorted(data.column_names))
+    for i, field in enumerate(data.schema):
+        if pa.types.is_timestamp(field.type):
+            data = data.set_column(i, field.name, data.column(i).cast(pa.int64()))
+    return sorted((_plain(tuple(row.values())) for row in data.to_pylist()), key=repr)
+
+
+def key(row: tuple[Any, ...], columns: list[str]) -> tuple[Any, ...]:
+    """A bar's or indicator row's key: symbol, timeframe, bar_start."""
+    return tuple(row[columns.index(c)] for c in ("symbol", "timeframe", "bar_start"))
+
+
+def run_services(lake: Path) -> ServicesPipeline:
+    bus = MemoryBus()
+    options = ServicesPipelineOptions(
+        lake=str(lake), rules=default_rules(), processor=processor_settings(), partitions=3,
+        drain_timeout=30.0,
+    )  # fmt: skip
+    runner = ServicesPipeline(bus, Topics("m."), feed(), options)
+    snapshot = runner.run()
+    assert snapshot.bars > 0
+    written = runner.lake_written()
+    assert written is not None and written[0] > 0
+    # the topics were made through the contract, on the memory bus
+    assert bus.partitions("m.ticks") == 3
+    return runner
+
+
+@pytest.fixture(scope="module")
+def lakes(tmp_path_factory) -> tuple[Path, Path]:
+    """The embedded pipeline's lake (the reference) and the services' lake."""
+    embedded = tmp_path_factory.mktemp("embedded") / "lake"
+    options = PipelineOptions(
+        lake=str(embedded), rules=default_rules(), processor=processor_settings(),
+        dataset=DATASET,
+    )  # fmt: skip
+    assert EmbeddedPipeline(feed(), options).run().bars > 0
+    services = tmp_path_factory.mktemp("services") / "lake"
+    run_services(services)
+    return embedded, services
+
+
+def closed_at_the_end() -> set[tuple[Any, ...]]:
+    """Keys of the bars the processor closes only when told the feed ended."""
+    processor, offset = Processor(processor_settings(), default_rules()), 0
+    for item in feed().batches():
+        n = item.data.num_rows
+        processor.process(Batch("ticks", 0, offset, offset + n - 1, item.kind, item.data))
+        offset += n
+    bars = processor.finish().bars
+    assert bars.num_rows > 0
+    return {(r["symbol"], r["timeframe"], r["bar_start"]) for r in bars.to_pylist()}
+
+
+def test_the_services_on_the_memory_bus_write_the_embedded_pipelines_trades(lakes):
+    embedded, services = lakes
+    expected = lake_rows(embedded, "trades")
+    assert len(expected) == 4000
+    assert lake_rows(services, "trades") == expected
+
+
+@pytest.mark.parametrize("table", ["bars", "indicators"])
+def test_the_services_write_every_bar_but_those_closed_when_the_feed_ends(lakes, table):
+    embedded, services = lakes
+    columns = sorted(ds.dataset(str(embedded / table), format="parquet",
+                                partitioning="hive").schema.names)  # fmt: skip
+    expected = lake_rows(embedded, table)
+    got = lake_rows(services, table)
+    assert got  # something is compared
+    # every row the services wrote is the embedded pipeline's, identical
+    assert set(got) <= set(expected) and len(got) == len(set(got))
+    # and what they lack is exactly the windows still open when the feed ended
+    missing = {key(row, columns) for row in set(expected) - set(got)}
+    assert missing == closed_at_the_end()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the process service does not close the open windows when a finite feed "
+    "ends (no end of input on the bus), the embedded pipeline does (Processor.finish)",
+)
+def test_the_services_on_the_memory_bus_write_the_embedded_pipelines_lake(lakes):
+    embedded, services = lakes
+    for table in COMPARED:
+        assert lake_rows(services, table) == lake_rows(embedded, table), table
