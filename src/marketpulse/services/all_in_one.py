@@ -168,6 +168,8 @@ class ServicesPipeline:
             logger.info("services pipeline stopping: flushing what was accepted")
             feed_stop.set()
             feed.join()
+            if producer.stats.exhausted:  # a finished replay: its last windows close too
+                processor.input_ended.set()
             self._drain(processor, process_stop, stages[1])
             self._drain(sink, sink_stop, stages[0])
             self._observer.close()

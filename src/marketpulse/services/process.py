@@ -196,6 +196,10 @@ class ProcessService:
         self.options = options or ProcessOptions()
         self.stop = stop or threading.Event()
         self.on_output = on_output
+        #: Set it (before ``stop``) when the input has ended for good, as a finished
+        #: replay's has: on stopping, the service then closes every open window (as the
+        #: embedded pipeline does) instead of keeping them in its state for more input.
+        self.input_ended = threading.Event()
         self.stats = ProcessStats()
         #: When input last arrived (``time.monotonic()``): how long the service has been idle.
         self.last_input = time.monotonic()
@@ -232,6 +236,8 @@ class ProcessService:
         self._consumer = self._new_consumer()
         try:
             self._loop()
+            if self.input_ended.is_set():
+                self._finish()
             self._commit()
         finally:
             self._shutdown()
@@ -398,6 +404,20 @@ class ProcessService:
             batch = Batch(batch.topic, batch.partition, kept[0].offset, kept[-1].offset,
                           messages=kept)  # fmt: skip
         return batch
+
+    def _finish(self) -> None:
+        """Close every owned partition's open windows: the input has ended.
+
+        They leave with the last commit, together with the state that no longer
+        holds them, so a restart does not emit them again.
+        """
+        for (topic, partition), out in self.processor.finish_each().items():
+            tp = TopicPartition(topic, partition)
+            if tp in self._owned:
+                assert self._producer is not None
+                self.policy.begin(self._producer)
+                self._send(out, partition, None)
+                self.policy.touch(tp)
 
     def _idle(self, now: float) -> None:
         for (topic, partition), out in self.processor.idle_each(now, self._behind()).items():

@@ -331,9 +331,15 @@ class Processor:
     def finish(self) -> Output:
         """Close every open window: the input is exhausted."""
         out = Output()
-        for state in self._states.values():
-            out.extend(self._emit(state, state.windows.close_all()))
+        for each in self.finish_each().values():
+            out.extend(each)
         return out
+
+    def finish_each(self) -> dict[tuple[str, int], Output]:
+        """Like :meth:`finish`, with the output of each (topic, partition) apart."""
+        return {
+            key: self._emit(state, state.windows.close_all()) for key, state in self._states.items()
+        }
 
     def _now(self) -> int | None:
         """The wall clock (ns) that times are checked against, for a live source."""
