@@ -389,7 +389,10 @@ def test_plugins_come_from_the_config_file_and_the_environment(tmp_path):
 
 
 @pytest.mark.parametrize("custom_exists", [True, False])
-def test_the_sink_service_reads_custom_only_where_the_topic_exists(tmp_path, custom_exists):
+@pytest.mark.parametrize("trades_exists", [True, False])
+def test_the_sink_service_reads_custom_and_trades_only_where_the_topics_exist(
+    tmp_path, custom_exists, trades_exists
+):
     import threading
     from types import SimpleNamespace
 
@@ -398,10 +401,12 @@ def test_the_sink_service_reads_custom_only_where_the_topic_exists(tmp_path, cus
     from marketpulse.sinks import LakeSink
 
     subscribed = []
+    missing = {"s.custom"} - ({"s.custom"} if custom_exists else set())
+    missing |= set() if trades_exists else {"s.trades"}
 
     def partitions(topic):
-        if topic == "s.custom" and not custom_exists:
-            raise BusError("topic s.custom does not exist")
+        if topic in missing:
+            raise BusError(f"topic {topic} does not exist")
         return 1
 
     def consumer(group, topics, **callbacks):
@@ -413,8 +418,9 @@ def test_the_sink_service_reads_custom_only_where_the_topic_exists(tmp_path, cus
     stop = threading.Event()
     stop.set()
     SinkService(bus, Topics("s."), LakeSink(tmp_path / "lake"), stop=stop).run()  # type: ignore[arg-type]
-    outputs = ["s.bars", "s.indicators", "s.alerts", "s.dlq"]
-    assert subscribed == outputs + (["s.custom"] if custom_exists else []) + ["s.trades"]
+    outputs = ["s.bars", "s.indicators", "s.alerts", "s.dlq"]  # always required
+    optional = [t for t in ("s.custom", "s.trades") if t not in missing]
+    assert subscribed == outputs + optional
 
 
 def test_the_sink_service_still_requires_the_processor_outputs(tmp_path):

@@ -411,16 +411,14 @@ class ProcessService:
         They leave with the last commit, together with the state that no longer
         holds them, so a restart does not emit them again.
         """
-        for (topic, partition), out in self.processor.finish_each().items():
-            tp = TopicPartition(topic, partition)
-            if tp in self._owned:
-                assert self._producer is not None
-                self.policy.begin(self._producer)
-                self._send(out, partition, None)
-                self.policy.touch(tp)
+        self._send_closed(self.processor.finish_each())
 
     def _idle(self, now: float) -> None:
-        for (topic, partition), out in self.processor.idle_each(now, self._behind()).items():
+        self._send_closed(self.processor.idle_each(now, self._behind()))
+
+    def _send_closed(self, outputs: dict[tuple[str, int], Output]) -> None:
+        """Send the bars closed without input (by the clock, or at its end), per owned partition."""
+        for (topic, partition), out in outputs.items():
             tp = TopicPartition(topic, partition)
             if tp in self._owned:
                 assert self._producer is not None

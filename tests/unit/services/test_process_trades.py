@@ -110,35 +110,6 @@ def test_trades_records_decode_to_the_stored_columns():
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("trades_exists", [True, False])
-def test_the_sink_service_reads_trades_only_where_the_topic_exists(tmp_path, trades_exists):
-    import threading
-    from types import SimpleNamespace
-
-    from marketpulse.bus.topics import Topics
-    from marketpulse.services.sink import SinkService
-    from marketpulse.sinks import LakeSink
-
-    subscribed = []
-
-    def partitions(topic):
-        if topic == "s.trades" and not trades_exists:
-            raise BusError("topic s.trades does not exist")
-        return 1
-
-    def consumer(group, topics, **callbacks):
-        subscribed.extend(topics)
-        return SimpleNamespace(close=lambda: None)
-
-    bus = SimpleNamespace(settings=SimpleNamespace(bootstrap="fake"), partitions=partitions,
-                          consumer=consumer)  # fmt: skip
-    stop = threading.Event()
-    stop.set()
-    SinkService(bus, Topics("s."), LakeSink(tmp_path / "lake"), stop=stop).run()  # type: ignore[arg-type]
-    assert ("s.trades" in subscribed) == trades_exists
-    assert subscribed[:4] == ["s.bars", "s.indicators", "s.alerts", "s.dlq"]
-
-
 def test_store_trades_from_the_file_and_the_environment(tmp_path):
     from marketpulse.config import load_settings
 
