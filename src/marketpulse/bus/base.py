@@ -126,6 +126,8 @@ class Batch:
         columns: the records as columns (embedded bus), row ``i`` at offset
             ``first_offset + i``.
         messages: the records as raw messages (Kafka).
+        sent_at: when the last record was appended, epoch seconds (columns:
+            the in-memory bus; Kafka's records carry their own timestamps).
     """
 
     topic: str
@@ -135,6 +137,7 @@ class Batch:
     kind: str = ""
     columns: pa.RecordBatch | pa.Table | None = None
     messages: Sequence[Message] = field(default_factory=tuple)
+    sent_at: float = 0.0
 
     @property
     def tp(self) -> TopicPartition:

@@ -20,7 +20,13 @@ offsets and costs one list append.
   rebalancing). :meth:`MemoryBus.lose` takes a member's partitions away
   without a revoke (``on_lost``), as Kafka does to a member that missed its
   session timeout.
-* Polls never wait: ``timeout`` is ignored.
+* Polls wait up to ``timeout`` for records (a commit or an append wakes them).
+* A producer outside transactions (a feed's) waits while a partition holds
+  ``hold_rows`` records its readers have not committed yet: the bus keeps a
+  bounded backlog, as a feed that runs ahead of the processor must not fill
+  the memory.
+* Each record keeps the time it was appended (:attr:`Batch.sent_at`), the
+  start of the latencies a live view shows.
 * Records sent to a partition chosen by the caller keep their Arrow form too:
   output rows as they are, alerts and dead letters as ``alerts`` and ``dlq``
   rows, key/value records (``state``) as a table of ``key`` and ``value``
@@ -73,7 +79,9 @@ class _Partition:
     reader keeps a consistent (if slightly stale) list; appends only extend.
     """
 
-    segments: list[tuple[int, str, pa.RecordBatch | pa.Table]] = field(default_factory=list)
+    segments: list[tuple[int, str, pa.RecordBatch | pa.Table, float]] = field(
+        default_factory=list
+    )
     end_offset: int = 0
 
     @property
@@ -102,16 +110,22 @@ class MemoryBus(Bus):
     Args:
         retain: keep consumed segments (for tests); by default a segment is
             dropped once every group that reads its topic has committed past it.
+        hold_rows: records a partition holds for its readers at most before a
+            producer outside transactions waits for them (unbounded with ``retain``).
     """
 
-    def __init__(self, retain: bool = False) -> None:
+    def __init__(self, retain: bool = False, hold_rows: int = 1 << 20) -> None:
         self._topics: dict[str, list[_Partition]] = {}
         self._committed: dict[str, dict[TopicPartition, int]] = {}
         self._readers: dict[str, set[str]] = {}
         self._groups: dict[str, _Group] = {}
         self._transactional: dict[str, _MemoryTransactionalProducer] = {}
         self._lock = threading.Lock()
+        #: Notified when records are appended or committed, and when the bus closes.
+        self._changed = threading.Condition(self._lock)
         self._retain = retain
+        self._hold_rows = hold_rows
+        self._closed = False
 
     def create_topics(self, names: Sequence[str], partitions: int = 1, **options: Any) -> list[str]:
         """Create topics that do not exist yet; return the names created.
@@ -138,8 +152,8 @@ class MemoryBus(Bus):
         """Return every retained batch of ``topic`` (for tests and tools)."""
         out = []
         for number, part in enumerate(self._partitions(topic)):
-            for first, kind, data in part.segments:
-                out.append(_batch(topic, number, first, kind, data))
+            for first, kind, data, sent in part.segments:
+                out.append(_batch(topic, number, first, kind, data, sent))
         return out
 
     def producer(self, **options: Any) -> Producer:
@@ -160,7 +174,7 @@ class MemoryBus(Bus):
     ) -> dict[bytes, bytes]:
         """Return the latest value per key of a partition of ``key``/``value`` records."""
         values: dict[bytes, bytes] = {}
-        for _, _, data in self._partitions(topic)[partition].segments:
+        for _, _, data, _ in self._partitions(topic)[partition].segments:
             keys = data.column("key").to_pylist()
             for key, value in zip(keys, data.column("value").to_pylist(), strict=True):
                 if value is None:
@@ -211,6 +225,7 @@ class MemoryBus(Bus):
             _release(group, consumer, list(consumer._position))
             consumer._lost = True
             group.generation += 1
+            self._changed.notify_all()  # members waiting in a poll rebalance
 
     def _partitions(self, topic: str) -> list[_Partition]:
         try:
@@ -218,27 +233,40 @@ class MemoryBus(Bus):
         except KeyError:
             raise BusError(f"unknown topic {topic!r}") from None
 
+    def close(self) -> None:
+        """Wake every waiting poll and producer; producers no longer wait for readers."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
     def _append(self, topic: str, partition: int, kind: str, data: pa.RecordBatch) -> None:
-        with self._lock:
+        with self._changed:
+            part = self._partitions(topic)[partition]
+            while (
+                not self._retain
+                and not self._closed
+                and self._readers.get(topic)
+                and part.end_offset - part.start_offset >= self._hold_rows
+            ):
+                self._changed.wait(0.5)
             self._append_locked(topic, partition, kind, data)
 
     def _append_locked(self, topic: str, partition: int, kind: str, data: pa.RecordBatch) -> None:
         part = self._partitions(topic)[partition]
-        part.segments.append((part.end_offset, kind, data))
+        part.segments.append((part.end_offset, kind, data, time.time()))
         part.end_offset += data.num_rows
+        self._changed.notify_all()
 
     def _commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         with self._lock:
-            self._committed.setdefault(group, {}).update(offsets)
-            if not self._retain:
-                for tp in offsets:
-                    self._trim(tp)
+            self._commit_locked(group, offsets)
 
     def _commit_locked(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         self._committed.setdefault(group, {}).update(offsets)
         if not self._retain:
             for tp in offsets:
                 self._trim(tp)
+        self._changed.notify_all()
 
     def _trim(self, tp: TopicPartition) -> None:
         """Drop the segments every reading group has committed past.
@@ -251,7 +279,7 @@ class MemoryBus(Bus):
         low = min((self._committed.get(g, {}).get(tp, 0) for g in groups), default=0)
         part = self._topics[tp.topic][tp.partition]
         done = 0
-        for first, _, data in part.segments:
+        for first, _, data, _ in part.segments:
             if first + data.num_rows > low:
                 break
             done += 1
@@ -264,12 +292,15 @@ class MemoryBus(Bus):
         for part in self._partitions(topic):
             held = part.segments
             segments += len(held)
-            nbytes += sum(data.get_total_buffer_size() for _, _, data in held)
+            nbytes += sum(data.get_total_buffer_size() for _, _, data, _ in held)
         return segments, nbytes
 
 
-def _batch(topic: str, partition: int, first: int, kind: str, data: pa.RecordBatch) -> Batch:
-    return Batch(topic, partition, first, first + data.num_rows - 1, kind=kind, columns=data)
+def _batch(
+    topic: str, partition: int, first: int, kind: str, data: pa.RecordBatch, sent: float
+) -> Batch:
+    last = first + data.num_rows - 1
+    return Batch(topic, partition, first, last, kind=kind, columns=data, sent_at=sent)
 
 
 def _table(data: pa.RecordBatch | pa.Table) -> pa.Table:
@@ -525,11 +556,35 @@ class _MemoryConsumer(Consumer):
     def poll(self, max_records: int = 65536, timeout: float = 0.1) -> list[Batch]:
         if self._generation != self._group.generation:
             self._rebalance()
+        out = self._take(max_records)
+        if out or timeout <= 0:
+            return out
+        bus = self._bus
+        deadline = time.monotonic() + timeout
+        with bus._changed:  # until a record arrives, the group changes or the bus closes
+            while (
+                not self._waiting()
+                and not bus._closed
+                and self._generation == self._group.generation
+                and (left := deadline - time.monotonic()) > 0
+            ):
+                bus._changed.wait(left)
+        return self._take(max_records) if self._generation == self._group.generation else []
+
+    def _waiting(self) -> bool:
+        """Whether an assigned partition holds records past this member's position."""
+        topics = self._bus._topics
+        return any(
+            topics[tp.topic][tp.partition].end_offset > position
+            for tp, position in self._position.items()
+        )
+
+    def _take(self, max_records: int) -> list[Batch]:
         out: list[Batch] = []
         budget = max_records
         for tp, position in self._position.items():
             part = self._bus._topics[tp.topic][tp.partition]
-            for first, kind, data in part.segments:
+            for first, kind, data, sent in part.segments:
                 if budget <= 0:
                     break
                 end = first + data.num_rows
@@ -542,9 +597,11 @@ class _MemoryConsumer(Consumer):
                 if previous is not None and previous.tp == tp and previous.kind == kind:
                     # consecutive records of one kind: one batch, as Kafka would return
                     merged = pa.concat_tables([_table(previous.columns), _table(piece)])
-                    out[-1] = _batch(tp.topic, tp.partition, previous.first_offset, kind, merged)
+                    out[-1] = _batch(
+                        tp.topic, tp.partition, previous.first_offset, kind, merged, sent
+                    )
                 else:
-                    out.append(_batch(tp.topic, tp.partition, position, kind, piece))
+                    out.append(_batch(tp.topic, tp.partition, position, kind, piece, sent))
                 position += take
                 budget -= take
             self._position[tp] = position
@@ -567,6 +624,7 @@ class _MemoryConsumer(Consumer):
             if not self._joined:
                 group.members.append(self)
                 group.generation += 1
+                bus._changed.notify_all()  # members waiting in a poll rebalance
                 self._joined = True
             revoked = sorted(set(self._position) - _range_of(group, self, bus))
         if revoked:
@@ -579,6 +637,7 @@ class _MemoryConsumer(Consumer):
                     for tp in revoked:
                         del self._position[tp]
                     group.generation += 1
+                    bus._changed.notify_all()  # members waiting in a poll rebalance
         with bus._lock:
             wanted = _range_of(group, self, bus) - set(self._position)
             assigned = sorted(tp for tp in wanted if tp not in group.owner)
@@ -590,6 +649,7 @@ class _MemoryConsumer(Consumer):
                 self._position[tp] = committed.get(tp, start)
             if assigned:
                 group.generation += 1
+                bus._changed.notify_all()  # members waiting in a poll rebalance
             self._generation = group.generation
         if assigned and self._on_assign is not None:
             self._on_assign(assigned)
@@ -652,4 +712,5 @@ class _MemoryConsumer(Consumer):
                 if self in group.members:
                     group.members.remove(self)
                 group.generation += 1
+                bus._changed.notify_all()  # members waiting in a poll rebalance
             self._position.clear()

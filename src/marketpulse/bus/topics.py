@@ -8,6 +8,7 @@ __all__ = [
     "OPTIONAL_TOPICS",
     "OUTPUT_TOPICS",
     "PLUGIN_TOPICS",
+    "QUOTE_TOPICS",
     "TOPICS",
     "TRADE_TOPICS",
     "TopicSpec",
@@ -16,7 +17,7 @@ __all__ = [
 ]
 
 #: Every topic, by its name without the prefix.
-TOPICS = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom", "trades")
+TOPICS = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom", "trades", "quotes")
 
 #: The processor's outputs, which sinks consume (the lake table has the same name).
 OUTPUT_TOPICS = ("bars", "indicators", "alerts", "dlq")
@@ -31,8 +32,13 @@ PLUGIN_TOPICS = ("custom",)
 #: it unless ``[process] store_trades`` is off, and sinks consume it when it exists.
 TRADE_TOPICS = ("trades",)
 
+#: The feed's quotes, which the process service passes on as they came (the lake's
+#: ``quotes``) where the topic exists. Quotes reach it as columns (the in-memory
+#: bus); Kafka's decoder does not read quotes yet.
+QUOTE_TOPICS = ("quotes",)
+
 #: The outputs sinks consume only where the topic exists.
-OPTIONAL_TOPICS = (*PLUGIN_TOPICS, *TRADE_TOPICS)
+OPTIONAL_TOPICS = (*PLUGIN_TOPICS, *TRADE_TOPICS, *QUOTE_TOPICS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,9 @@
 """The embedded pipeline: every stage in one process, on the in-memory bus.
 
-Its figures and live view are :mod:`marketpulse.observe`'s.
+It is the services' runner on that bus; its figures and live view are
+:mod:`marketpulse.observe`'s.
 """
 
-from marketpulse.pipeline.embedded import (
-    LAKE_FILE_ROWS,
-    TOPICS,
-    EmbeddedPipeline,
-    PipelineOptions,
-)
+from marketpulse.pipeline.embedded import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
 
-__all__ = [
-    "LAKE_FILE_ROWS",
-    "TOPICS",
-    "EmbeddedPipeline",
-    "PipelineOptions",
-]
+__all__ = ["LAKE_FILE_ROWS", "EmbeddedPipeline", "PipelineOptions"]

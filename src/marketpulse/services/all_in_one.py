@@ -1,16 +1,23 @@
-"""Every stage in one process, on any bus of the contract: ``marketpulse run --kafka``.
+"""Every stage in one process, on any bus of the contract: ``run`` and ``run --kafka``.
 
-The produce, process and lake-sink services run on their own threads, exactly
+The produce, process and sink services run on their own threads, exactly
 as they do as separate commands (the same classes, the same consumer groups
 semantics, the same transactions), on Kafka (``run --kafka``) as on the
-in-memory bus (:class:`~marketpulse.bus.MemoryBus`): nothing here depends on
-the transport. This module only starts them, feeds the
-live view and metrics, and stops them in order so that everything accepted
-is flushed: the feed first (the producer flushes), then the processor once it
-has had no input for a moment (it commits), then the sink once it has caught
-up with the committed outputs (it writes its files and commits). What the
-stages read and emit is counted, shown and notified by the same
-:class:`~marketpulse.observe.OutputObserver` as the embedded pipeline's.
+in-memory bus (:class:`~marketpulse.bus.MemoryBus`: ``run``, the embedded
+pipeline). This module only starts them, feeds the live view and metrics, and
+stops them in order so that everything accepted is flushed: the feed first
+(the producer flushes), then the processor once it has caught up (it
+commits), then each sink once it has caught up with the committed outputs
+(it writes its files and commits). A stage has caught up when it has read its
+partitions to their ends, which the in-memory bus knows exactly; on Kafka,
+whose transaction markers keep a read partition from looking read to its
+end, when it has had no input for a moment. What the stages read and emit is
+counted, shown and notified by one :class:`~marketpulse.observe.OutputObserver`.
+
+Where the bus's offsets cannot name files (the in-memory bus: they restart
+with every run), a file replay's segments do (:mod:`marketpulse.services.segments`):
+the produce service marks them, and a rerun of the same input rewrites the
+same lake files.
 """
 
 from __future__ import annotations
@@ -33,19 +40,24 @@ from marketpulse.config import (
 )
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.observe import MarketView, Metrics, MetricsSnapshot, OutputObserver
+from marketpulse.services.segments import input_origin
 from marketpulse.services.process import ProcessOptions, ProcessService
 from marketpulse.services.produce import ProduceOptions, ProduceService, ProduceStats
 from marketpulse.services.sink import SinkOptions, SinkService
-from marketpulse.sinks import LakeSink
+from marketpulse.sinks import LakeSink, Sink
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.stream import Output, Processor, ProcessorSettings
 
-__all__ = ["ServicesPipeline", "ServicesPipelineOptions"]
+__all__ = ["LAKE_FILE_ROWS", "ServicesPipeline", "ServicesPipelineOptions"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds without input after which a draining stage counts as caught up.
+#: Seconds without input after which a draining stage counts as caught up (Kafka).
 _DRAINED_AFTER = 1.0
+
+#: Rows per lake file before a flush: writes then overlap with processing
+#: instead of piling up at the end of a replay (about 3 MB of trades a file).
+LAKE_FILE_ROWS = 262_144
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,9 @@ class ServicesPipelineOptions:
         processor: bar windowing settings; its ``dataset`` names every output of
             the run, the feed's dead letters too.
         alerts_file: JSON-lines file alerts are appended to ("" for none).
+        speed: replay a file at this multiple of its event-time pace; ``None``:
+            as fast as the stages go (the bars then depend on the input alone:
+            windows close by processing time only for a live feed).
         duration: stop after this many seconds; ``None`` runs until stopped.
         partitions: partitions of topics this run creates (existing ones are kept).
         replication: replication factor of topics this run creates (a bus
@@ -67,14 +82,19 @@ class ServicesPipelineOptions:
             without retention ignores it).
         compression: codec of the produced records.
         process: the processor service's timings (commit interval, ...).
-        group_prefix: prefix of the consumer groups (``<prefix>process``, ``<prefix>sink-lake``).
+        group_prefix: prefix of the consumer groups (``<prefix>process``,
+            ``<prefix>sink-<sink name>``).
         drain_timeout: seconds each stage may take to catch up when stopping.
+        sinks: where the outputs go, each drained by its own sink service and
+            consumer group (closed when the run ends); empty: the Parquet lake
+            at ``lake``.
     """
 
     lake: str | LakeLocation
     rules: list[Rule] = field(default_factory=list)
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
     alerts_file: str = ""
+    speed: float | None = None
     duration: float | None = None
     partitions: int = TOPIC_PARTITIONS
     replication: int = TOPIC_REPLICATION
@@ -83,6 +103,7 @@ class ServicesPipelineOptions:
     process: ProcessSettings = field(default_factory=ProcessSettings)
     group_prefix: str = "marketpulse-run-"
     drain_timeout: float = 60.0
+    sinks: tuple[Sink, ...] = ()
 
 
 class ServicesPipeline:
@@ -120,72 +141,92 @@ class ServicesPipeline:
         self._produced = 0
         self._dead_in = 0
         self._lock = threading.Lock()
-        self._lake: LakeSink | None = None
+        self._sinks: tuple[Sink, ...] = ()
 
     def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
         """Run until the feed ends, ``duration`` passes or ``stop`` is set; drain; report."""
         stop = stop or threading.Event()
         opts = self.options
         self._create_topics()
-        feed_stop, process_stop, sink_stop = threading.Event(), threading.Event(), threading.Event()
+        # offsets name the lake's files where a rerun reads them again; elsewhere
+        # (the in-memory bus) a replay's segments do
+        origin = None if self.bus.durable else input_origin(self.feed, opts.processor, opts.rules)
+        # windows close by processing time only where the input keeps to the clock: a
+        # replay at full speed that stalls (a loaded machine) gives the bars of one that
+        # does not
+        clocked = opts.speed is not None or self.feed.realtime
+        feed_stop, process_stop = threading.Event(), threading.Event()
         producer = ProduceService(
             self.bus, self.topics, self.feed,
-            ProduceOptions(compression=opts.compression, duration=opts.duration,
-                           dataset=opts.processor.dataset),
+            ProduceOptions(compression=opts.compression, speed=opts.speed,
+                           duration=opts.duration, dataset=opts.processor.dataset,
+                           segments=not self.bus.durable),
             feed_stop, self._produced_some,
         )  # fmt: skip
         processor = ProcessService(
             self.bus, self.topics, Processor(opts.processor, opts.rules),
             ProcessOptions(group=f"{opts.group_prefix}process", compression=opts.compression,
-                           **asdict(opts.process)),
+                           close_idle=clocked, **asdict(opts.process)),
             process_stop, self._processed,
         )  # fmt: skip
-        self._lake = LakeSink(opts.lake)
-        sink = SinkService(
-            self.bus, self.topics, self._lake,
-            SinkOptions(group=f"{opts.group_prefix}sink-lake"), sink_stop,
-        )  # fmt: skip
+        self._sinks = opts.sinks or (LakeSink(opts.lake, max_rows=LAKE_FILE_ROWS),)
+        sinks = [
+            SinkService(
+                self.bus, self.topics, sink,
+                SinkOptions(group=f"{opts.group_prefix}sink-{sink.name}", origin=origin),
+                threading.Event(),
+            )  # fmt: skip
+            for sink in self._sinks
+        ]
         if opts.alerts_file:
             self._observer.notifier = JsonLinesNotifier(opts.alerts_file)
         logger.info(
-            "services pipeline starting: feed %s, %s, topics %s*, lake %s",
-            self.feed.name, self.bus, self.topics.prefix, opts.lake,
+            "pipeline starting: feed %s, dataset %s, %s, topics %s*, sinks %s, intervals %s, "
+            "%d alert rules",
+            self.feed.name, opts.processor.dataset, self.bus, self.topics.prefix,
+            ", ".join(s.name for s in self._sinks), ",".join(opts.processor.intervals),
+            len(opts.rules),
         )  # fmt: skip
         if hasattr(self.view, "extra_figures"):  # the dashboard's pipeline page
             self.view.extra_figures = lambda: {  # type: ignore[union-attr]
                 "lag": {f"{self.topics.ticks}[{p}]": n for p, n in processor.lag.items()}
             }
-        stages = [_Stage("sink", sink.run), _Stage("process", processor.run)]
-        for stage in stages:
+        sink_stages = [_Stage(f"sink-{s.sink.name}", s.run) for s in sinks]
+        process_stage = _Stage("process", processor.run)
+        for stage in (*sink_stages, process_stage):
             stage.start()
         feed = _Stage("produce", producer.run)
         feed.start()
+        stages = [process_stage, *sink_stages]
         try:
             while not feed.done.wait(0.1):
                 if stop.is_set() or any(s.done.is_set() for s in stages):
                     break
         finally:
-            logger.info("services pipeline stopping: flushing what was accepted")
+            logger.info("pipeline stopping: flushing what was accepted")
             feed_stop.set()
+            if any(s.done.is_set() for s in stages) and not self.bus.durable:
+                self.bus.close()  # a stage failed: the feed must not wait for it
             feed.join()
             if producer.stats.exhausted:  # a finished replay: its last windows close too
                 processor.input_ended.set()
-            self._drain(processor, process_stop, stages[1])
-            self._drain(sink, sink_stop, stages[0])
+            self._drain(processor, process_stop, process_stage)
+            for service, stage in zip(sinks, sink_stages, strict=True):
+                self._drain(service, service.stop, stage)
             self._observer.close()
-        for stage in (feed, *stages):
+        for stage in (*stages, feed):
             stage.raise_failure()
         snapshot = self.metrics.snapshot()
         # the figures once: the caller shows them (the CLI's final summary)
-        logger.debug("services pipeline stopped: %s", snapshot.summary())
+        logger.debug("pipeline stopped: %s", snapshot.summary())
         return snapshot
 
     def lake_written(self) -> tuple[int, int] | None:
-        """Files and bytes the run's lake sink wrote (``None``: not run yet)."""
-        if self._lake is None:
-            return None
-        stats = self._lake.stats
-        return stats.files, stats.bytes
+        """Files and bytes the run's lake sink wrote (``None``: not run yet, or no lake)."""
+        for sink in self._sinks:
+            if isinstance(sink, LakeSink):
+                return sink.stats.files, sink.stats.bytes
+        return None
 
     def _create_topics(self) -> None:
         opts = self.options
@@ -199,12 +240,15 @@ class ServicesPipeline:
 
     def _drain(self, service: ProcessService | SinkService, stop: threading.Event,
                stage: _Stage) -> None:  # fmt: skip
-        """Let a stage run until it has had no input for a moment, then stop it."""
+        """Let a stage run until it has caught up, then stop it."""
         deadline = time.monotonic() + self.options.drain_timeout
         while not stage.done.is_set() and time.monotonic() < deadline:
-            if time.monotonic() - service.last_input >= _DRAINED_AFTER:
+            if self.bus.durable:
+                if time.monotonic() - service.last_input >= _DRAINED_AFTER:
+                    break
+            elif service.caught_up():
                 break
-            time.sleep(0.05)
+            time.sleep(0.005)
         stop.set()
         stage.join()
 
@@ -217,8 +261,13 @@ class ServicesPipeline:
             self._progress(stats.done, stats.total)
 
     def _processed(self, out: Output, batch: Batch | None) -> None:
-        # latency from the batch's last tick's produce time (record timestamp, ms) to now
-        since = batch.messages[-1].timestamp / 1e3 if batch is not None and batch.messages else None
+        # latency from the batch's last tick's produce time (Kafka's record timestamp,
+        # ms; the in-memory bus's append time, s) to now
+        since = None
+        if batch is not None and batch.messages:
+            since = batch.messages[-1].timestamp / 1e3
+        elif batch is not None and batch.sent_at:
+            since = batch.sent_at
         self._observer.output(out, since=since)
 
 

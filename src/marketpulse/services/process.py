@@ -21,6 +21,11 @@ the order the processor made them.
 The trades the processor kept (:attr:`.Output.trades`, what the embedded
 pipeline stores as ``trades``) go to the ``trades`` topic in the same
 transaction, unless :attr:`ProcessOptions.store_trades` is off.
+
+What the processor does not read passes on, in order, to the same partition:
+the feed's quotes to ``quotes`` (where it exists), dead letters the feed
+sent through ``ticks`` to ``dlq``, and the marks of a file replay's segments
+to every output topic (:mod:`marketpulse.services.segments`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from marketpulse.bus.base import (
     Batch,
@@ -43,7 +50,14 @@ from marketpulse.bus.base import (
     offsets_of,
 )
 from marketpulse.bus.kafka import ConsumerFatal, ProducerStuck
-from marketpulse.bus.topics import OUTPUT_TOPICS, PLUGIN_TOPICS, TRADE_TOPICS, Topics
+from marketpulse.bus.topics import (
+    OPTIONAL_TOPICS,
+    OUTPUT_TOPICS,
+    PLUGIN_TOPICS,
+    QUOTE_TOPICS,
+    TRADE_TOPICS,
+    Topics,
+)
 from marketpulse.config import (
     COMMIT_INTERVAL,
     COMPRESSION,
@@ -57,11 +71,12 @@ from marketpulse.config import (
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DeadLetter
+from marketpulse.services.segments import MARK_KIND
 from marketpulse.services.commit_policy import CommitPolicy
 from marketpulse.services.idle import idle_expired
 from marketpulse.stream import Processor
 from marketpulse.stream.checkpoint import CheckpointError
-from marketpulse.stream.output import Output
+from marketpulse.stream.output import Constant, Output, stamp
 
 __all__ = ["ProcessOptions", "ProcessService", "ProcessStats"]
 
@@ -117,6 +132,10 @@ class ProcessOptions:
         store_trades: send the trades the processor kept to the ``trades``
             topic (with the bars, in the transaction); off, that topic is
             neither required nor written.
+        close_idle: close the windows of partitions without input by processing
+            time (``ProcessorSettings.idle_timeout``); off for a replay at full
+            speed, whose bars then depend on its input alone, however loaded the
+            machine.
     """
 
     group: str = "marketpulse-process"
@@ -130,6 +149,7 @@ class ProcessOptions:
     compression: str = COMPRESSION
     step_timeout: float = STEP_TIMEOUT
     store_trades: bool = STORE_TRADES
+    close_idle: bool = True
 
 
 @dataclass(slots=True)
@@ -220,6 +240,10 @@ class ProcessService:
         self._transactional_id = ""
         self._abandoned: list[TransactionalProducer] = []
         self._assigned_once = False
+        #: The output topics that exist (a segment's marks go to each), and ``quotes``' name.
+        self._outputs: list[str] = []
+        self._quotes: str | None = None
+        self._dataset = Constant(processor.settings.dataset)
 
     def run(self) -> ProcessStats:
         """Consume until stopped (or idle for ``exit_when_idle``); return the figures."""
@@ -243,6 +267,21 @@ class ProcessService:
             self._shutdown()
         logger.debug("process: stopped after %s", self.stats.line())  # the command prints it
         return self.stats
+
+    def caught_up(self) -> bool:
+        """Whether every assigned partition was read to its end, by the end offsets at hand.
+
+        Exact on the in-memory bus. On Kafka a transaction marker after the
+        last record keeps a partition from looking read to its end.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:  # from another thread: a rebalance may change the assignment meanwhile
+            lag = consumer.lag(cached=True)
+        except Exception:  # noqa: BLE001 - not known now; asked again
+            return False
+        return bool(lag) and all(n <= 0 for n in lag.values())
 
     def _new_producer(self) -> TransactionalProducer:
         producer = self.bus.transactional_producer(
@@ -308,7 +347,6 @@ class ProcessService:
             assert self._consumer is not None and self._producer is not None
             try:
                 wait = policy.wait(self._producer.in_transaction, backlog, now)
-                polled = now
                 batches = self._consumer.poll(opts.max_batch, wait.seconds)
                 now = time.monotonic()
                 records = sum(map(_records, batches))
@@ -320,10 +358,6 @@ class ProcessService:
                     self._idle(now)
                 if policy.due(self._producer.in_transaction, now, records, wait):
                     self._commit()
-                if not batches and now - polled < wait.seconds:
-                    # the poll came back early with nothing (the in-memory bus never
-                    # waits): wait the rest of it rather than spin
-                    self.stop.wait(wait.seconds - (now - polled))
             except TransactionAborted as exc:
                 self.stats.aborted += 1
                 logger.warning("process: %s; redoing the work since the last commit", exc)
@@ -376,14 +410,35 @@ class ProcessService:
             return False
         assert self._producer is not None
         self.policy.begin(self._producer)
-        for batch, out in zip(fresh, self.processor.process_each(fresh), strict=True):
-            if out.dead and batch.columns is None:  # records as bytes: keep them as they came
-                out.dead = _originals(out.dead, batch)
-            self._send(out, batch.partition, batch)
+        ticks = [batch for batch in fresh if batch.kind not in _PASSED_ON]
+        outputs = iter(self.processor.process_each(ticks))
+        for batch in fresh:  # in order: what passes on keeps its place among the outputs
+            if batch.kind in _PASSED_ON:
+                self._pass_on(batch)
+            else:
+                out = next(outputs)
+                if out.dead and batch.columns is None:  # records as bytes: keep them as they came
+                    out.dead = _originals(out.dead, batch)
+                self._send(out, batch.partition, batch)
+                self.stats.ticks += out.accepted
             self.policy.consumed(batch.tp, batch.last_offset + 1)
             self.stats.records += _records(batch)
-            self.stats.ticks += out.accepted
         return True
+
+    def _pass_on(self, batch: Batch) -> None:
+        """Send on what the processor does not read (columns), to the same partition."""
+        assert self._producer is not None and batch.columns is not None
+        rows = batch.columns
+        rows = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
+        if batch.kind == MARK_KIND:
+            for name in self._outputs:
+                self._producer.send_rows(name, MARK_KIND, rows, batch.partition)
+        elif batch.kind == "dlq":
+            self._producer.send_rows(self.topics.name("dlq"), "dlq", rows, batch.partition)
+            self.stats.dead += rows.num_rows
+        elif self._quotes is not None:
+            quotes = stamp(rows, self._dataset)
+            self._producer.send_rows(self._quotes, "quote", quotes, batch.partition)
 
     def _unseen(self, batch: Batch) -> Batch | None:
         """The records of ``batch`` not yet processed (``None``: none, or not ours)."""
@@ -414,7 +469,8 @@ class ProcessService:
         self._send_closed(self.processor.finish_each())
 
     def _idle(self, now: float) -> None:
-        self._send_closed(self.processor.idle_each(now, self._behind()))
+        if self.options.close_idle:
+            self._send_closed(self.processor.idle_each(now, self._behind()))
 
     def _send_closed(self, outputs: dict[tuple[str, int], Output]) -> None:
         """Send the bars closed without input (by the clock, or at its end), per owned partition."""
@@ -563,14 +619,25 @@ class ProcessService:
         partitions = self.bus.partitions(self.topics.ticks)
         plugins = PLUGIN_TOPICS if self.processor.settings.plugins else ()
         trades = TRADE_TOPICS if self.options.store_trades else ()
-        for short in (*OUTPUT_TOPICS, *plugins, *trades, "state"):
+        required = (*OUTPUT_TOPICS, *plugins, *trades, "state")
+        self._outputs = []
+        for short in (*required, *(t for t in OPTIONAL_TOPICS if t not in required)):
             name = self.topics.name(short)
-            count = self.bus.partitions(name)
+            try:
+                count = self.bus.partitions(name)
+            except BusError:
+                if short in required:
+                    raise
+                continue
             if count < partitions:
                 raise BusError(
                     f"topic {name} has {count} partitions, fewer than the {partitions} of "
                     f"{self.topics.ticks}: outputs and state go to the partition of their input"
                 )
+            if short != "state":
+                self._outputs.append(name)
+            if short in QUOTE_TOPICS:
+                self._quotes = name
         return partitions
 
     def _shutdown(self) -> None:
@@ -589,6 +656,10 @@ class ProcessService:
         if self._producer is not None:
             self._producer.close()
         self.bus.close()  # the reader of the state topic
+
+
+#: Kinds of ``ticks`` records the processor does not read: passed on as they are.
+_PASSED_ON = frozenset({MARK_KIND, "dlq", "quote"})
 
 
 def _records(batch: Batch) -> int:

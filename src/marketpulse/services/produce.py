@@ -13,7 +13,10 @@ the run ends (end of the feed, ``duration``, ``stop``), everything sent is
 flushed before :meth:`ProduceService.run` returns.
 
 The feed reads ahead on its own thread, so parsing a file overlaps with
-encoding and sending.
+encoding and sending. With :attr:`ProduceOptions.segments`, a file replay
+also marks where each of its segments begins and ends on every ``ticks``
+partition (:mod:`marketpulse.services.segments`): on a bus whose offsets
+restart with every run, the lake names its files after them.
 """
 
 from __future__ import annotations
@@ -33,12 +36,23 @@ from marketpulse.exceptions import BusError, ConfigError
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.feeds.dataset import feed_dataset
 from marketpulse.human import human_bytes, human_duration, human_rate
-from marketpulse.pipeline.pacing import paced
-from marketpulse.pipeline.threads import Prefetch, interrupter
+from marketpulse.services.pacing import paced
+from marketpulse.services.segments import (
+    MARK_KIND,
+    Segments,
+    begin_mark,
+    end_mark,
+    source_end_mark,
+)
+from marketpulse.services.prefetch import Prefetch, interrupter
 
 __all__ = ["ProduceOptions", "ProduceService", "ProduceStats"]
 
 logger = logging.getLogger(__name__)
+
+#: A paced replay (``speed``) also ends a segment after this many seconds, so
+#: that the lake follows it.
+_PACED_SEGMENT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +70,10 @@ class ProduceOptions:
         flush_timeout: seconds the final flush waits for acknowledgements.
         dataset: the dataset of the feed's dead letters (their ``dataset``
             header); ``None``: the feed's default (``feeds.dataset.feed_dataset``).
+        segments: mark the bounds of a file replay's segments on every
+            ``ticks`` partition (the in-memory bus: see
+            :mod:`marketpulse.services.segments`), and send the feed's dead
+            letters through ``ticks`` too, within their segment's marks.
 
     Raises:
         ConfigError: a value is out of range.
@@ -67,6 +85,7 @@ class ProduceOptions:
     linger_ms: float = 5.0
     flush_timeout: float = 30.0
     dataset: str | None = None
+    segments: bool = False
 
     def __post_init__(self) -> None:
         if self.compression not in KAFKA_COMPRESSIONS:
@@ -87,7 +106,8 @@ class ProduceStats:
     """What the service has sent since it started.
 
     Attributes:
-        ticks: records sent to ``ticks``.
+        ticks: trades and bars sent to ``ticks``.
+        quotes: quotes sent to ``ticks``.
         dead: unreadable rows sent to ``dlq``.
         failed: records the bus did not accept (Kafka's delivery reports).
         unacknowledged: records still unconfirmed when the final flush gave up.
@@ -98,6 +118,7 @@ class ProduceStats:
     """
 
     ticks: int = 0
+    quotes: int = 0
     dead: int = 0
     failed: int = 0
     unacknowledged: int = 0
@@ -183,6 +204,7 @@ class ProduceService:
             timer.daemon = True
             timer.start()
         self.stats = ProduceStats()
+        self._partitions = partitions
         try:
             self._loop(producer)
         finally:
@@ -199,9 +221,24 @@ class ProduceService:
         ahead = iter(Prefetch(self.feed.batches(), stop=self.stop,
                               interrupt=interrupter(self.feed)))  # fmt: skip
         batches = paced(ahead, self.options.speed, self.stop)
+        segments = None
+        if self.options.segments and getattr(self.feed, "identity", None) is not None:
+            segments = Segments(max_age_s=None if self.options.speed is None else _PACED_SEGMENT_S)
+        begun = 0  # the first line of the segment last begun (0: none)
         try:
             for batch in batches:
-                self._send(producer, batch)
+                if segments is None:
+                    self._send(producer, batch)
+                else:
+                    for first, item in segments.split(batch):
+                        if isinstance(item, FeedBatch):
+                            if first != begun:
+                                begun = first
+                                self._mark(producer, begin_mark(first))
+                            self._send(producer, item)
+                        else:
+                            self._mark(producer, end_mark(first, item))
+                self._progressed(producer, batch)
                 if self.stop.is_set():
                     break
             else:
@@ -209,15 +246,35 @@ class ProduceService:
         finally:
             batches.close()
             ahead.close()  # stops the read-ahead thread
+            if segments is not None:
+                ended = segments.end()
+                if ended is not None:
+                    self._mark(producer, end_mark(*ended))
+                if self.stats.exhausted:
+                    self._mark(producer, source_end_mark())
 
     def _send(self, producer: Producer, batch: FeedBatch) -> None:
         stats = self.stats
         if batch.dead:
-            producer.send_dead(self.topics.name("dlq"), batch.dead, dataset=self._dataset)
+            # with segments, the feed's dead letters travel in theirs, through ``ticks``:
+            # the process service passes them on to ``dlq`` between the same marks
+            topic = self.topics.ticks if self.options.segments else self.topics.name("dlq")
+            producer.send_dead(topic, batch.dead, dataset=self._dataset)
             stats.dead += len(batch.dead)
         if batch.data.num_rows:
             producer.send_columns(self.topics.ticks, batch.kind, _fields(batch.data))
-            stats.ticks += batch.data.num_rows
+            if batch.kind == "quote":
+                stats.quotes += batch.data.num_rows
+            else:
+                stats.ticks += batch.data.num_rows
+
+    def _mark(self, producer: Producer, mark: pa.Table) -> None:
+        """Send a segment's mark to every ``ticks`` partition."""
+        for partition in range(self._partitions):
+            producer.send_rows(self.topics.ticks, MARK_KIND, mark, partition)
+
+    def _progressed(self, producer: Producer, batch: FeedBatch) -> None:
+        stats = self.stats
         stats.done, stats.total = batch.done, batch.total
         stats.failed = producer.failed
         if self.on_progress is not None:

@@ -10,6 +10,13 @@ are. Rows go to a :class:`~marketpulse.sinks.base.Sink`; on a durable bus
 (deterministic lake file names, upserts). The offsets are committed only once
 the sink has made the rows durable. After a crash the records since the last
 commit are written again, to the same place.
+
+On the in-memory bus, whose offsets restart with every run, a file replay's
+rows are written by input segment instead (:attr:`SinkOptions.origin`): a
+partition's rows under the segment begun last there, and a segment ends once
+its end mark came on every partition the service reads
+(:mod:`marketpulse.services.segments`): a rerun of the same input then
+rewrites the same lake files.
 """
 
 from __future__ import annotations
@@ -28,15 +35,15 @@ from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DLQ_SCHEMA
+from marketpulse.services.segments import MARK_KIND, read_marks
 from marketpulse.services.idle import idle_expired
-from marketpulse.sinks.base import TABLES, Sink, SourceRange
+from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
 
 __all__ = ["SinkOptions", "SinkService", "SinkServiceStats"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a poll waits for records at most; a poll that returns sooner with none (the
-#: embedded bus never waits) is followed by a wait for the rest of it.
+#: Seconds a poll waits for records at most.
 _POLL_S = 0.1
 
 #: Seconds an assignment waits at most for the group's committed offsets (a figure
@@ -60,6 +67,9 @@ class SinkOptions:
             member's positions; if they do both times, it rejoins the group with a
             new consumer (once per quiet spell): a client left stuck by a broker
             restart then recovers.
+        origin: the identity of the replayed input whose segments' marks the
+            records carry (:func:`~marketpulse.services.segments.input_origin`);
+            ``None``: none do.
     """
 
     group: str = "marketpulse-sink-lake"
@@ -67,6 +77,7 @@ class SinkOptions:
     exit_when_idle: float | None = None
     max_batch: int = 50_000
     stall_after: float = 15.0
+    origin: str | None = None
 
 
 @dataclass(slots=True)
@@ -131,6 +142,25 @@ class SinkService:
         # stall checks in this quiet spell: how many, whether records waited at the last one,
         # whether the member rejoined
         self._checks, self._waited, self._rejoined = 0, False, False
+        #: The segment begun last on each partition (its first line), and the
+        #: partitions each segment's end (or the input's: ``(0, 0)``) came on.
+        self._segment: dict[TopicPartition, int] = {}
+        self._ended: dict[tuple[int, int], set[TopicPartition]] = {}
+
+    def caught_up(self) -> bool:
+        """Whether every assigned partition was read to its end, by the end offsets at hand.
+
+        Exact on the in-memory bus. On Kafka a transaction marker after the
+        last record keeps a partition from looking read to its end.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:  # from another thread: a rebalance may change the assignment meanwhile
+            lag = consumer.lag(cached=True)
+        except Exception:  # noqa: BLE001 - not known now; asked again
+            return False
+        return bool(lag) and all(n <= 0 for n in lag.values())
 
     def _new_consumer(self) -> Consumer:
         # read_committed: Kafka's consumers by default, the embedded bus's always
@@ -175,16 +205,12 @@ class SinkService:
         assert self._consumer is not None
         self.last_input = last_report = time.monotonic()
         while not self.stop.is_set():
-            started = time.monotonic()
             try:
                 batches = self._consumer.poll(self.options.max_batch, _POLL_S)
             except ConsumerFatal as exc:
                 self._rejoin(str(exc))
                 continue
             now = time.monotonic()
-            if not batches and now - started < _POLL_S:
-                self.stop.wait(_POLL_S - (now - started))
-                now = time.monotonic()
             for batch in batches:
                 self._write(batch)
                 self.last_input = now
@@ -251,20 +277,43 @@ class SinkService:
 
     def _write(self, batch: Batch) -> None:
         table = self.topics.table(batch.topic)
+        self._pending[batch.tp] = batch.last_offset + 1
+        if batch.kind == MARK_KIND and batch.columns is not None:
+            self._marked(batch)
+            return
         if batch.columns is not None:  # the embedded bus: rows as they were sent
             rows, count = _table_columns(table, batch.columns), batch.columns.num_rows
         else:
             rows, count = self._decode(table, batch), len(batch.messages)
-        # offsets name the sink's files only where a rerun reads the same offsets again
-        source = (
-            SourceRange(batch.partition, batch.first_offset, batch.last_offset)
-            if self.bus.durable
-            else None
-        )
+        # offsets name the sink's files only where a rerun reads the same offsets again;
+        # elsewhere a replay's segments do
+        source: SourceRange | InputSegment | None = None
+        if self.bus.durable:
+            source = SourceRange(batch.partition, batch.first_offset, batch.last_offset)
+        elif self.options.origin is not None and batch.tp in self._segment:
+            source = InputSegment(self.options.origin, self._segment[batch.tp])
         self.sink.write(table, rows, source)
-        self._pending[batch.tp] = batch.last_offset + 1
         self.stats.records += count
         self.stats.rows[table] = self.stats.rows.get(table, 0) + rows.num_rows
+
+    def _marked(self, batch: Batch) -> None:
+        """Follow a partition's segment marks; end each segment once it ended everywhere."""
+        assert self._consumer is not None and batch.columns is not None
+        origin = self.options.origin
+        for mark in read_marks(batch.columns):
+            if mark.begins:
+                self._segment[batch.tp] = mark.first
+                continue
+            self._segment.pop(batch.tp, None)
+            seen = self._ended.setdefault((mark.first, mark.last), set())
+            seen.add(batch.tp)
+            if origin is None or not seen.issuperset(self._consumer.assignment()):
+                continue
+            del self._ended[(mark.first, mark.last)]
+            if mark.source_ends:
+                self.sink.end_source(origin)
+            else:
+                self.sink.end_segment(origin, mark.first, mark.last)
 
     def _decode(self, table: str, batch: Batch) -> pa.Table:
         """The rows of a batch of raw messages; those not of ``table`` go to the dlq."""

@@ -2,11 +2,17 @@
 
 A file replay cuts its input into segments of consecutive lines, lines
 ``k * SEGMENT_LINES + 1`` to ``(k + 1) * SEGMENT_LINES``, the same on every
-run of the input. The pipeline processes every tick of a segment before it
-takes the next one's, tags every row it publishes with its segment (the
-column :data:`SEGMENT_COLUMN`, the segment's first line) and tells the sinks
-when a segment ends; the lake then writes the segment's files under names
-made of the input's identity (:func:`input_origin`) and the segment's lines.
+run of the input. On the in-memory bus, where offsets restart with every run
+and cannot name files, the bounds of the segments travel in-band, as marks
+(records of kind :data:`MARK_KIND`, the way Flink's checkpoint barriers
+travel with the data): the produce service sends a mark to every ``ticks``
+partition where a segment begins and where it ends; the process service
+passes each mark on, in order, to the same partition of every output topic;
+so every row on an output partition lies between the marks of the segment it
+came from. A sink writes the rows of a partition under the segment begun
+last there, and ends a segment once its end mark came on every partition it
+reads; the lake then writes the segment's files under names made of the
+input's identity (:func:`input_origin`) and the segment's lines.
 A paced replay (``--speed``) also ends a segment once it is ``max_age_s``
 old, so that the lake follows it; such segments differ from run to run, and
 the lake replaces their files by the lines they overlap instead of by name.
@@ -17,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import msgspec
 import numpy as np
@@ -27,12 +33,62 @@ from marketpulse.alerts import Rule
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.stream import ProcessorSettings
 
-__all__ = ["SEGMENT_COLUMN", "SEGMENT_LINES", "Segments", "input_origin", "tagged"]
+__all__ = [
+    "MARK_KIND",
+    "SEGMENT_LINES",
+    "Mark",
+    "Segments",
+    "begin_mark",
+    "end_mark",
+    "input_origin",
+    "read_marks",
+    "source_end_mark",
+]
 
 #: Input lines per segment (about one lake file of trades).
 SEGMENT_LINES = 262_144
-#: The column carrying a row's segment (its first line) on the embedded bus.
-SEGMENT_COLUMN = "_input_segment"
+#: The kind of the records that mark the bounds of segments on the bus.
+MARK_KIND = "segment"
+_MARK_SCHEMA = pa.schema([("first", pa.int64()), ("last", pa.int64())])
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A bound of a segment: it begins (``last`` 0), ends, or the input ended (``first`` 0)."""
+
+    first: int
+    last: int
+
+    @property
+    def begins(self) -> bool:
+        """Whether the segment beginning at line ``first`` begins here."""
+        return self.last == 0
+
+    @property
+    def source_ends(self) -> bool:
+        """Whether the input ended here (every segment of it went before)."""
+        return self.first == 0
+
+
+def begin_mark(first: int) -> pa.Table:
+    """The mark of the segment beginning at line ``first``."""
+    return pa.table([[first], [0]], schema=_MARK_SCHEMA)
+
+
+def end_mark(first: int, last: int) -> pa.Table:
+    """The mark of the end of the segment of lines ``first``-``last``."""
+    return pa.table([[first], [last]], schema=_MARK_SCHEMA)
+
+
+def source_end_mark() -> pa.Table:
+    """The mark of the input's end (a replay that ran to its end)."""
+    return pa.table([[0], [0]], schema=_MARK_SCHEMA)
+
+
+def read_marks(data: pa.Table | pa.RecordBatch) -> list[Mark]:
+    """The marks of a batch of :data:`MARK_KIND` records, in order."""
+    first, last = data.column("first").to_pylist(), data.column("last").to_pylist()
+    return [Mark(f, n) for f, n in zip(first, last, strict=True)]
 
 
 def input_origin(feed: Feed, processor: ProcessorSettings, rules: list[Rule]) -> str | None:
@@ -124,11 +180,3 @@ class Segments:
         ended = (self.first, next_first - 1)
         self.first, self._since = next_first, self._clock()
         return ended
-
-
-def tagged(data: pa.Table | pa.RecordBatch, first: int | None) -> pa.Table | pa.RecordBatch:
-    """``data`` with the column :data:`SEGMENT_COLUMN` set to ``first`` (unchanged if ``None``)."""
-    if first is None:
-        return data
-    column = pa.array(np.full(data.num_rows, first, np.int64))
-    return data.append_column(SEGMENT_COLUMN, column)

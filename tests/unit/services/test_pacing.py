@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 
 from marketpulse.feeds.base import FeedBatch
-from marketpulse.pipeline.pacing import paced
+from marketpulse.services.pacing import paced
 
 S = 1_000_000_000
 

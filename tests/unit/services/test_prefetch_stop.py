@@ -2,7 +2,7 @@
 
 import threading
 
-from marketpulse.pipeline.threads import Prefetch
+from marketpulse.services.prefetch import Prefetch
 
 
 class Silent:

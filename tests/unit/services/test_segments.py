@@ -8,7 +8,7 @@ import pytest
 
 from marketpulse.feeds.base import FeedBatch
 from marketpulse.models import DeadLetter
-from marketpulse.pipeline.segments import Segments
+from marketpulse.services.segments import Segments
 
 
 def batch(lines: list[int], dead: tuple[int, ...] = ()) -> FeedBatch:
