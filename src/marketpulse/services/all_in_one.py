@@ -40,9 +40,9 @@ from marketpulse.config import (
 )
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.observe import MarketView, Metrics, MetricsSnapshot, OutputObserver
-from marketpulse.services.segments import input_origin
 from marketpulse.services.process import ProcessOptions, ProcessService
 from marketpulse.services.produce import ProduceOptions, ProduceService, ProduceStats
+from marketpulse.services.segments import input_origin
 from marketpulse.services.sink import SinkOptions, SinkService
 from marketpulse.sinks import LakeSink, Sink
 from marketpulse.sinks.lake_location import LakeLocation
@@ -288,6 +288,10 @@ class _Tapped:
 
     def close(self) -> None:
         self._feed.close()
+
+    def __getattr__(self, name: str) -> object:
+        # what else the feed offers (a replay's ``identity``, ``damage``) as it is
+        return getattr(self._feed, name)
 
 
 class _Stage:

@@ -71,9 +71,9 @@ from marketpulse.config import (
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DeadLetter
-from marketpulse.services.segments import MARK_KIND
 from marketpulse.services.commit_policy import CommitPolicy
 from marketpulse.services.idle import idle_expired
+from marketpulse.services.segments import MARK_KIND, read_marks
 from marketpulse.stream import Processor
 from marketpulse.stream.checkpoint import CheckpointError
 from marketpulse.stream.output import Constant, Output, stamp
@@ -431,6 +431,10 @@ class ProcessService:
         rows = batch.columns
         rows = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
         if batch.kind == MARK_KIND:
+            if any(mark.source_ends for mark in read_marks(rows)):
+                # a replay ran to its end: its last windows close before its last segment does
+                out = self.processor.finish_partition(batch.topic, batch.partition)
+                self._send(out, batch.partition, None)
             for name in self._outputs:
                 self._producer.send_rows(name, MARK_KIND, rows, batch.partition)
         elif batch.kind == "dlq":

@@ -37,6 +37,7 @@ from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.feeds.dataset import feed_dataset
 from marketpulse.human import human_bytes, human_duration, human_rate
 from marketpulse.services.pacing import paced
+from marketpulse.services.prefetch import Prefetch, interrupter
 from marketpulse.services.segments import (
     MARK_KIND,
     Segments,
@@ -44,7 +45,6 @@ from marketpulse.services.segments import (
     end_mark,
     source_end_mark,
 )
-from marketpulse.services.prefetch import Prefetch, interrupter
 
 __all__ = ["ProduceOptions", "ProduceService", "ProduceStats"]
 
@@ -247,11 +247,11 @@ class ProduceService:
             batches.close()
             ahead.close()  # stops the read-ahead thread
             if segments is not None:
+                if self.stats.exhausted:  # the last windows close within the last segment
+                    self._mark(producer, source_end_mark())
                 ended = segments.end()
                 if ended is not None:
                     self._mark(producer, end_mark(*ended))
-                if self.stats.exhausted:
-                    self._mark(producer, source_end_mark())
 
     def _send(self, producer: Producer, batch: FeedBatch) -> None:
         stats = self.stats
@@ -262,11 +262,21 @@ class ProduceService:
             producer.send_dead(topic, batch.dead, dataset=self._dataset)
             stats.dead += len(batch.dead)
         if batch.data.num_rows:
-            producer.send_columns(self.topics.ticks, batch.kind, _fields(batch.data))
+            producer.send_columns(self.topics.ticks, batch.kind, self._columns(batch.data))
             if batch.kind == "quote":
                 stats.quotes += batch.data.num_rows
             else:
                 stats.ticks += batch.data.num_rows
+
+    def _columns(self, data: pa.RecordBatch) -> pa.RecordBatch:
+        """What goes to ``ticks``: a message's fields (Kafka), or every column.
+
+        On the in-memory bus the columns keep the file's lines and the feed's
+        name: the processor's dead letters then name where a row it refuses is.
+        """
+        if self.bus.durable:
+            return _fields(data)
+        return data.replace_schema_metadata({"source": self.feed.name})
 
     def _mark(self, producer: Producer, mark: pa.Table) -> None:
         """Send a segment's mark to every ``ticks`` partition."""

@@ -13,6 +13,12 @@ came from. A sink writes the rows of a partition under the segment begun
 last there, and ends a segment once its end mark came on every partition it
 reads; the lake then writes the segment's files under names made of the
 input's identity (:func:`input_origin`) and the segment's lines.
+
+A replay that runs to its end marks that too, before its last segment ends:
+the process service then closes the partition's open windows (their bars
+belong to the last segment), and a sink, once the last segment has ended
+everywhere, removes what earlier replays of the input left that this one
+did not write again (:meth:`~marketpulse.sinks.base.Sink.end_source`).
 A paced replay (``--speed``) also ends a segment once it is ``max_age_s``
 old, so that the lake follows it; such segments differ from run to run, and
 the lake replaces their files by the lines they overlap instead of by name.
@@ -54,7 +60,7 @@ _MARK_SCHEMA = pa.schema([("first", pa.int64()), ("last", pa.int64())])
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A bound of a segment: it begins (``last`` 0), ends, or the input ended (``first`` 0)."""
+    """A bound of a segment: it begins (``last`` 0), it ends, or the input ends (``first`` 0)."""
 
     first: int
     last: int
@@ -62,11 +68,11 @@ class Mark:
     @property
     def begins(self) -> bool:
         """Whether the segment beginning at line ``first`` begins here."""
-        return self.last == 0
+        return self.first > 0 and self.last == 0
 
     @property
     def source_ends(self) -> bool:
-        """Whether the input ended here (every segment of it went before)."""
+        """Whether the input ends here (the last segment ends next)."""
         return self.first == 0
 
 
@@ -81,7 +87,7 @@ def end_mark(first: int, last: int) -> pa.Table:
 
 
 def source_end_mark() -> pa.Table:
-    """The mark of the input's end (a replay that ran to its end)."""
+    """The mark of the input's end (a replay that ran to its end), before its last segment's."""
     return pa.table([[0], [0]], schema=_MARK_SCHEMA)
 
 

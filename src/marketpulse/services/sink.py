@@ -35,8 +35,8 @@ from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DLQ_SCHEMA
-from marketpulse.services.segments import MARK_KIND, read_marks
 from marketpulse.services.idle import idle_expired
+from marketpulse.services.segments import MARK_KIND, read_marks
 from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
 
 __all__ = ["SinkOptions", "SinkService", "SinkServiceStats"]
@@ -146,6 +146,7 @@ class SinkService:
         #: partitions each segment's end (or the input's: ``(0, 0)``) came on.
         self._segment: dict[TopicPartition, int] = {}
         self._ended: dict[tuple[int, int], set[TopicPartition]] = {}
+        self._source_ended = False
 
     def caught_up(self) -> bool:
         """Whether every assigned partition was read to its end, by the end offsets at hand.
@@ -304,16 +305,21 @@ class SinkService:
             if mark.begins:
                 self._segment[batch.tp] = mark.first
                 continue
-            self._segment.pop(batch.tp, None)
+            if not mark.source_ends:
+                self._segment.pop(batch.tp, None)
             seen = self._ended.setdefault((mark.first, mark.last), set())
             seen.add(batch.tp)
             if origin is None or not seen.issuperset(self._consumer.assignment()):
                 continue
             del self._ended[(mark.first, mark.last)]
             if mark.source_ends:
-                self.sink.end_source(origin)
+                self._source_ended = True
             else:
                 self.sink.end_segment(origin, mark.first, mark.last)
+            if self._source_ended and not self._ended and not self._segment:
+                # the input's end, and its last segment, came on every partition
+                self._source_ended = False
+                self.sink.end_source(origin)
 
     def _decode(self, table: str, batch: Batch) -> pa.Table:
         """The rows of a batch of raw messages; those not of ``table`` go to the dlq."""

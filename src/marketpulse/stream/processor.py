@@ -337,9 +337,12 @@ class Processor:
 
     def finish_each(self) -> dict[tuple[str, int], Output]:
         """Like :meth:`finish`, with the output of each (topic, partition) apart."""
-        return {
-            key: self._emit(state, state.windows.close_all()) for key, state in self._states.items()
-        }
+        return {key: self.finish_partition(*key) for key in list(self._states)}
+
+    def finish_partition(self, topic: str, partition: int) -> Output:
+        """Close the open windows of one partition: its input is exhausted."""
+        state = self._states.get((topic, partition))
+        return Output() if state is None else self._emit(state, state.windows.close_all())
 
     def _now(self) -> int | None:
         """The wall clock (ns) that times are checked against, for a live source."""
