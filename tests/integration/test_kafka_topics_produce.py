@@ -21,7 +21,15 @@ from .kafka_tools import bus_for, create_topics, end_offsets, read_committed
 pytestmark = pytest.mark.integration
 
 SHORT_NAMES = (
-    "ticks", "bars", "indicators", "alerts", "dlq", "state", "custom", "trades", "quotes",
+    "ticks",
+    "bars",
+    "indicators",
+    "alerts",
+    "dlq",
+    "state",
+    "custom",
+    "trades",
+    "quotes",
 )
 LEAN_ROWS = 388_417
 

@@ -79,9 +79,7 @@ class _Partition:
     reader keeps a consistent (if slightly stale) list; appends only extend.
     """
 
-    segments: list[tuple[int, str, pa.RecordBatch | pa.Table, float]] = field(
-        default_factory=list
-    )
+    segments: list[tuple[int, str, pa.RecordBatch | pa.Table, float]] = field(default_factory=list)
     end_offset: int = 0
 
     @property

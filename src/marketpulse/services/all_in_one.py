@@ -172,7 +172,9 @@ class ServicesPipeline:
         self._sinks = opts.sinks or (LakeSink(opts.lake, max_rows=LAKE_FILE_ROWS),)
         sinks = [
             SinkService(
-                self.bus, self.topics, sink,
+                self.bus,
+                self.topics,
+                sink,
                 SinkOptions(group=f"{opts.group_prefix}sink-{sink.name}", origin=origin),
                 threading.Event(),
             )  # fmt: skip
@@ -236,7 +238,8 @@ class ServicesPipeline:
             replication=opts.replication, configs={s.name: s.config for s in specs},
         )  # fmt: skip
         if created:
-            logger.info("created topics %s", ", ".join(created))
+            level = logging.INFO if self.bus.durable else logging.DEBUG
+            logger.log(level, "created topics %s", ", ".join(created))
 
     def _drain(self, service: ProcessService | SinkService, stop: threading.Event,
                stage: _Stage) -> None:  # fmt: skip

@@ -211,6 +211,9 @@ class ProcessService:
         on_output: Callable[[Output, Batch | None], None] | None = None,
     ) -> None:
         self.bus = bus
+        #: The level of the service's own progress lines: INFO on a bus of its own
+        #: (Kafka), DEBUG as a stage of one process (the in-memory bus: the runner speaks).
+        self._info = logging.INFO if getattr(bus, "durable", True) else logging.DEBUG
         self.topics = topics
         self.processor = processor
         self.options = options or ProcessOptions()
@@ -251,7 +254,8 @@ class ProcessService:
         opts = self.options
         instance = opts.instance or _random_instance()
         self._transactional_id = f"{self.topics.prefix}process.{opts.group}.{instance}"
-        logger.info(
+        logger.log(
+            self._info,
             "process: group %s, instance %s, input %s (%d partitions), on %s",
             opts.group, instance, self.topics.ticks, self._partitions, self.bus,
         )  # fmt: skip
@@ -380,7 +384,7 @@ class ProcessService:
                 self._read_lag()
             if now - last_report >= 5.0:
                 last_report = now
-                logger.info("process: %s", self.stats.line())
+                logger.log(self._info, "process: %s", self.stats.line())
             if idle_expired(opts.exit_when_idle, now - self.last_input, self._assigned_once):
                 # the bars the idle rule closes by now leave with the last commit
                 self._idle(now)
@@ -538,7 +542,8 @@ class ProcessService:
         for tp in partitions:
             self._restore(tp, committed.get(tp, -1), quiet_since=started)
             self._owned.add(tp)
-        logger.info(
+        logger.log(
+            self._info,
             "process: assigned %s in %.2f s",
             ", ".join(f"{tp.partition}@{committed.get(tp, -1)}" for tp in sorted(partitions)),
             time.monotonic() - started,
@@ -547,7 +552,8 @@ class ProcessService:
     def _revoked(self, partitions: list[TopicPartition]) -> None:
         """Partitions leave this instance: commit their work, then forget them."""
         self._settle(partitions)
-        logger.info("process: revoked %s", ", ".join(str(tp.partition) for tp in partitions))
+        revoked = ", ".join(str(tp.partition) for tp in partitions)
+        logger.log(self._info, "process: revoked %s", revoked)
 
     def _settle(self, leaving: list[TopicPartition]) -> None:
         """Commit before a rebalance, then forget ``leaving``; on failure, redo the rest."""

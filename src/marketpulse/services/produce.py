@@ -175,6 +175,9 @@ class ProduceService:
         on_progress: Callable[[ProduceStats], None] | None = None,
     ) -> None:
         self.bus = bus
+        #: The level of the service's own progress lines: INFO on a bus of its own
+        #: (Kafka), DEBUG as a stage of one process (the in-memory bus: the runner speaks).
+        self._info = logging.INFO if getattr(bus, "durable", True) else logging.DEBUG
         self.topics = topics
         self.feed = feed
         self.options = options or ProduceOptions()
@@ -193,7 +196,8 @@ class ProduceService:
         opts, topics = self.options, self.topics
         partitions = self.bus.partitions(topics.ticks)
         self.bus.partitions(topics.name("dlq"))
-        logger.info(
+        logger.log(
+            self._info,
             "produce: feed %s to %s (%d partitions), compression %s, on %s",
             self.feed.name, topics.ticks, partitions, opts.compression, self.bus,
         )  # fmt: skip
@@ -274,7 +278,7 @@ class ProduceService:
         On the in-memory bus the columns keep the file's lines and the feed's
         name: the processor's dead letters then name where a row it refuses is.
         """
-        if self.bus.durable:
+        if getattr(self.bus, "durable", True):
             return _fields(data)
         return data.replace_schema_metadata({"source": self.feed.name})
 

@@ -125,6 +125,9 @@ class SinkService:
         stop: threading.Event | None = None,
     ) -> None:
         self.bus = bus
+        #: The level of the service's own progress lines: INFO on a bus of its own
+        #: (Kafka), DEBUG as a stage of one process (the in-memory bus: the runner speaks).
+        self._info = logging.INFO if getattr(bus, "durable", True) else logging.DEBUG
         self.topics = topics
         self.sink = sink
         self.options = options or SinkOptions()
@@ -179,11 +182,12 @@ class SinkService:
             except BusError:
                 if short not in OPTIONAL_TOPICS:
                     raise
-                logger.info("sink %s: no topic %s (nothing of it to store)", self.sink.name,
-                            name)  # fmt: skip
+                logger.log(self._info, "sink %s: no topic %s (nothing of it to store)",
+                           self.sink.name, name)  # fmt: skip
                 continue
             names.append(name)
-        logger.info(
+        logger.log(
+            self._info,
             "sink %s: group %s, topics %s, on %s",
             self.sink.name, self.options.group, ", ".join(names), self.bus,
         )  # fmt: skip
@@ -221,7 +225,7 @@ class SinkService:
                 self._flush()
             if now - last_report >= 5.0:
                 last_report = now
-                logger.info("sink %s: %s", self.sink.name, self.stats.line())
+                logger.log(self._info, "sink %s: %s", self.sink.name, self.stats.line())
             quiet = now - self.last_input
             if idle_expired(self.options.exit_when_idle, quiet, self._assigned_once):
                 logger.info("sink %s: no input for %.1f s, exiting", self.sink.name, quiet)
@@ -389,7 +393,8 @@ class SinkService:
         self._flush()
         for tp in partitions:
             self._resumed.pop(tp, None)
-        logger.info(
+        logger.log(
+            self._info,
             "sink %s: revoked %s", self.sink.name, ", ".join(f"{p.topic}[{p.partition}]"
                                                              for p in partitions)
         )  # fmt: skip
