@@ -256,8 +256,9 @@ class ServicesPipeline:
         stage.join()
 
     def _produced_some(self, stats: ProduceStats) -> None:
-        with self._lock:
-            ticks, self._produced = stats.ticks - self._produced, stats.ticks
+        with self._lock:  # quotes pass the processor by: not counted as ticks in
+            taken = stats.ticks - stats.quotes
+            ticks, self._produced = taken - self._produced, taken
             dead, self._dead_in = stats.dead - self._dead_in, stats.dead
         self._observer.taken(ticks, dead)
         if self._progress is not None:

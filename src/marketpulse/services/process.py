@@ -72,7 +72,7 @@ from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DeadLetter
 from marketpulse.services.commit_policy import CommitPolicy
-from marketpulse.services.idle import idle_expired
+from marketpulse.services.idle import idle_expired, read_to_end
 from marketpulse.services.segments import MARK_KIND, read_marks
 from marketpulse.stream import Processor
 from marketpulse.stream.checkpoint import CheckpointError
@@ -273,19 +273,8 @@ class ProcessService:
         return self.stats
 
     def caught_up(self) -> bool:
-        """Whether every assigned partition was read to its end, by the end offsets at hand.
-
-        Exact on the in-memory bus. On Kafka a transaction marker after the
-        last record keeps a partition from looking read to its end.
-        """
-        consumer = self._consumer
-        if consumer is None:
-            return False
-        try:  # from another thread: a rebalance may change the assignment meanwhile
-            lag = consumer.lag(cached=True)
-        except Exception:  # noqa: BLE001 - not known now; asked again
-            return False
-        return bool(lag) and all(n <= 0 for n in lag.values())
+        """Whether every assigned partition was read to its end (exact on the in-memory bus)."""
+        return read_to_end(self._consumer)
 
     def _new_producer(self) -> TransactionalProducer:
         producer = self.bus.transactional_producer(

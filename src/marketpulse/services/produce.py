@@ -106,8 +106,8 @@ class ProduceStats:
     """What the service has sent since it started.
 
     Attributes:
-        ticks: trades and bars sent to ``ticks``.
-        quotes: quotes sent to ``ticks``.
+        ticks: records sent to ``ticks`` (trades, bars, quotes).
+        quotes: of those, quotes.
         dead: unreadable rows sent to ``dlq``.
         failed: records the bus did not accept (Kafka's delivery reports).
         unacknowledged: records still unconfirmed when the final flush gave up.
@@ -267,10 +267,9 @@ class ProduceService:
             stats.dead += len(batch.dead)
         if batch.data.num_rows:
             producer.send_columns(self.topics.ticks, batch.kind, self._columns(batch.data))
+            stats.ticks += batch.data.num_rows
             if batch.kind == "quote":
                 stats.quotes += batch.data.num_rows
-            else:
-                stats.ticks += batch.data.num_rows
 
     def _columns(self, data: pa.RecordBatch) -> pa.RecordBatch:
         """What goes to ``ticks``: a message's fields (Kafka), or every column.

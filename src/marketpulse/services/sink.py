@@ -35,7 +35,7 @@ from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DLQ_SCHEMA
-from marketpulse.services.idle import idle_expired
+from marketpulse.services.idle import idle_expired, read_to_end
 from marketpulse.services.segments import MARK_KIND, read_marks
 from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
 
@@ -152,19 +152,8 @@ class SinkService:
         self._source_ended = False
 
     def caught_up(self) -> bool:
-        """Whether every assigned partition was read to its end, by the end offsets at hand.
-
-        Exact on the in-memory bus. On Kafka a transaction marker after the
-        last record keeps a partition from looking read to its end.
-        """
-        consumer = self._consumer
-        if consumer is None:
-            return False
-        try:  # from another thread: a rebalance may change the assignment meanwhile
-            lag = consumer.lag(cached=True)
-        except Exception:  # noqa: BLE001 - not known now; asked again
-            return False
-        return bool(lag) and all(n <= 0 for n in lag.values())
+        """Whether every assigned partition was read to its end (exact on the in-memory bus)."""
+        return read_to_end(self._consumer)
 
     def _new_consumer(self) -> Consumer:
         # read_committed: Kafka's consumers by default, the embedded bus's always

@@ -1,13 +1,13 @@
-"""The services' stage runner on the in-memory bus: the lake of the embedded pipeline.
+"""The stage runner on the in-memory bus: what the processor alone makes of the feed.
 
-:class:`ServicesPipeline` (``run --kafka``'s runner) starts the produce,
-process and lake-sink services on threads, talking through any bus of the
-contract. Run on a :class:`MemoryBus` with a simulated feed, the lake it
-writes equals the lake the :class:`EmbeddedPipeline` (the reference) writes
-from the same feed: the same trades, bars and indicators, the bars of
-the windows still open when the finite feed ended included (the runner tells
-the process service that the input ended, as the embedded pipeline calls
-:meth:`Processor.finish`).
+:class:`ServicesPipeline` (the runner of ``run``, ``run --kafka`` and the
+services) starts the produce, process and sink services on threads, talking
+through any bus of the contract. Run on a :class:`MemoryBus` with three
+partitions and a simulated feed, the bars it writes are those of the
+processor run directly over the whole feed (the reference: no bus, no
+threads), the windows still open when the finite feed ended included; and
+its lake equals the one the embedded pipeline (the same runner on one
+partition, as ``run`` uses it) writes.
 """
 
 from __future__ import annotations
@@ -118,6 +118,30 @@ def closed_at_the_end() -> set[tuple[Any, ...]]:
     bars = processor.finish().bars
     assert bars.num_rows > 0
     return {(r["symbol"], r["timeframe"], r["bar_start"]) for r in bars.to_pylist()}
+
+
+def direct_bars() -> set[tuple[Any, ...]]:
+    """Keys and OHLCV of every bar the processor makes of the whole feed, alone."""
+    processor, offset, rows = Processor(processor_settings(), default_rules()), 0, []
+    for item in feed().batches():
+        n = item.data.num_rows
+        out = processor.process(Batch("ticks", 0, offset, offset + n - 1, item.kind, item.data))
+        rows += out.bars.to_pylist()
+        offset += n
+    rows += processor.finish().bars.to_pylist()
+    names = ("symbol", "timeframe", "bar_start", "open", "high", "low", "close", "volume")
+    return {tuple(row[n] for n in names) for row in rows}
+
+
+def test_the_runner_writes_the_bars_of_the_processor_alone(lakes):
+    _, services = lakes
+    columns = sorted(ds.dataset(str(services / "bars"), format="parquet",
+                                partitioning="hive").schema.names)  # fmt: skip
+    names = ("symbol", "timeframe", "bar_start", "open", "high", "low", "close", "volume")
+    written = {tuple(row[columns.index(n)] for n in names) for row in lake_rows(services, "bars")}
+    expected = direct_bars()
+    assert len(expected) >= 50  # 1s and 1m bars of five symbols
+    assert written == expected
 
 
 def test_the_services_on_the_memory_bus_write_the_embedded_pipelines_trades(lakes):
