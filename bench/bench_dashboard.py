@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 from marketpulse.feeds import Simulator
-from marketpulse.observe import Metrics
-from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime import Metrics
+from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
 from marketpulse.serve import Dashboard, LiveMarket, ServeSettings
 from marketpulse.stream import ProcessorSettings
 

@@ -14,7 +14,7 @@ project's producer (idempotent, acks=all, lz4). Then, on that topic:
   with the admin client), so the ``--exit-when-idle`` wait is not counted.
   Routes: in-process (the service in a thread of this script, numba kernels
   warmed up first, with the collector settings of the service commands:
-  ``marketpulse.services.heap.settle_heap``) and ``marketpulse process
+  ``marketpulse.runtime.heap.settle_heap``) and ``marketpulse process
   --exit-when-idle 2`` as a command (interpreter start, imports and numba
   cache load included).
 * the ceilings: ``kcat -C -e -o beginning -q`` to /dev/null, and a plain
@@ -69,8 +69,8 @@ from marketpulse.bus.base import Batch, Message
 from marketpulse.bus.codec import encode_rows
 from marketpulse.bus.topics import Topics
 from marketpulse.feeds import FileReplay
-from marketpulse.services.heap import settle_heap
-from marketpulse.services.process import ProcessOptions, ProcessService
+from marketpulse.runtime.heap import settle_heap
+from marketpulse.runtime.process import ProcessOptions, ProcessService
 from marketpulse.stream import Processor, ProcessorSettings
 
 KCAT_HELP = (

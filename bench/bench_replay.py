@@ -32,7 +32,7 @@ import talib
 
 from marketpulse.alerts import default_rules
 from marketpulse.feeds import FileReplay
-from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LEAN = DATA / "lean-2013-10-07" / "trades.csv.gz"

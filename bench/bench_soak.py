@@ -55,8 +55,8 @@ def make_pipeline(lake: Path, symbols: int, rate: float, duration: float):  # no
     """The pipeline ``marketpulse run`` builds for the simulator and the lake sink."""
     from marketpulse.cli.common import processor_settings, rules_from, settings_from
     from marketpulse.feeds import Simulator
-    from marketpulse.observe import Metrics
-    from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
+    from marketpulse.runtime import Metrics
+    from marketpulse.runtime.embedded import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
     from marketpulse.serve import LiveMarket
     from marketpulse.sinks import LakeSink
 
@@ -95,7 +95,7 @@ def main() -> None:
     warmup = min(180.0, duration / 3) if args.warmup is None else args.warmup
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from marketpulse.services.heap import settle_heap
+    from marketpulse.runtime.heap import settle_heap
 
     with tempfile.TemporaryDirectory(prefix="soak-lake-") as lake:
         pipeline, metrics = make_pipeline(Path(lake), args.symbols, args.rate, duration)

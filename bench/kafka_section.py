@@ -6,7 +6,7 @@ from typing import Any
 
 from section_text import arg, measured, out, spread, verdict
 
-from marketpulse.services.process import ProcessOptions
+from marketpulse.runtime.process import ProcessOptions
 
 
 def _ms(value: float) -> str:

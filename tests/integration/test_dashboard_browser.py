@@ -65,7 +65,7 @@ def _fill_history(lake: Path, rules: Path) -> None:
     """
     from marketpulse.alerts import load_rules
     from marketpulse.feeds import Simulator
-    from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
+    from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
     from marketpulse.stream import ProcessorSettings
 
     start = (time.time_ns() - 11 * 60 * 1_000_000_000) // 1_000_000_000 * 1_000_000_000

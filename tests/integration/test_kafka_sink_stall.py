@@ -10,7 +10,7 @@ import pytest
 from marketpulse.bus.base import TopicPartition
 from marketpulse.bus.codec import encode_rows
 from marketpulse.models import BAR_SCHEMA, DeadLetter
-from marketpulse.services.sink import SinkOptions, SinkService
+from marketpulse.runtime.sink import SinkOptions, SinkService
 from marketpulse.sinks.lake import LakeSink
 
 from .kafka_tools import bus_for, committed_offsets, create_topics

@@ -3,7 +3,7 @@
 The processor's defaults, the process service's timings and the Kafka
 compression each have one definition (a :mod:`marketpulse.config` constant);
 the settings, ``ProcessorSettings``, ``ProcessOptions``, ``ProduceOptions``
-and ``ServicesPipelineOptions`` all start from it.
+and ``RunnerOptions`` all start from it.
 """
 
 import dataclasses
@@ -42,8 +42,8 @@ def test_defaults_are_the_config_constants():
 
 
 def test_the_lower_packages_take_their_defaults_from_config():
-    from marketpulse.services.process import ProcessOptions
-    from marketpulse.services.produce import ProduceOptions
+    from marketpulse.runtime.process import ProcessOptions
+    from marketpulse.runtime.produce import ProduceOptions
     from marketpulse.stream import ProcessorSettings
 
     process, defaults = ProcessOptions(), ProcessSettings()

@@ -23,7 +23,7 @@ class _Stats:
 def built(monkeypatch, tmp_path):
     """Run `process` with fakes; return a function giving what it built."""
     import marketpulse.cli.services_command as command
-    import marketpulse.services.process as process
+    import marketpulse.runtime.process as process
     from marketpulse.stream import Processor
 
     for name in [n for n in os.environ if n.startswith("MARKETPULSE_")]:

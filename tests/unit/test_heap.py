@@ -1,6 +1,6 @@
 import gc
 
-from marketpulse.services.heap import YOUNG_THRESHOLD, settle_heap
+from marketpulse.runtime.heap import YOUNG_THRESHOLD, settle_heap
 
 
 def test_settle_heap_freezes_start_up_objects_and_spaces_young_collections_out():

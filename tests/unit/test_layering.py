@@ -18,7 +18,7 @@ SRC = Path(marketpulse.__file__).resolve().parent
 #: The engine: the lowest packages (and modules), which every runner builds on.
 ENGINE = ("models", "config", "calendars", "indicators", "stream", "bus", "alerts")
 #: What the engine must not import: the packages built on top of it.
-ABOVE_ENGINE = ("sinks", "feeds", "analytics", "pipeline", "services", "serve", "cli")
+ABOVE_ENGINE = ("sinks", "feeds", "analytics", "runtime", "serve", "cli")
 
 
 def _module_name(path: Path) -> str:
@@ -107,14 +107,35 @@ def test_only_the_cli_imports_the_cli():
     assert outside == []
 
 
-def test_serve_imports_no_runner():
-    # serve shows what a runner observes (marketpulse.observe), whichever runner runs
-    assert _violations(("serve",), ("pipeline", "services")) == []
+#: The runtime's API (its ``__init__``): the figures, the live view and the glue that
+#: fills them, which ``serve`` may read; the rest is the runner's internals.
+RUNTIME_API = ("runtime.metrics", "runtime.view", "runtime.outputs")
 
 
-def test_observe_imports_nothing_built_on_it():
-    # both runners and serve build on observe: it stays beside the engine
-    assert _violations(("observe",), ABOVE_ENGINE) == []
+def _runtime_internals(targets: set[str]) -> list[str]:
+    modules = {p.stem for p in (SRC / "runtime").glob("*.py") if p.stem != "__init__"}
+    return sorted(
+        t for t in targets
+        if t.startswith("marketpulse.runtime.") and t.split(".")[2] in modules
+        and not any(_in(t, api) for api in RUNTIME_API)
+    )  # fmt: skip
+
+
+def test_serve_imports_the_runtime_api_only():
+    # serve shows what a runner observes, whichever runner runs: never the runner itself
+    imports = _imports()
+    serve = {m: t for m, t in imports.items() if _in(m, "serve")}
+    assert any("marketpulse.runtime" in t for t in serve.values())  # it does read the API
+    assert {m: _runtime_internals(t) for m, t in serve.items() if _runtime_internals(t)} == {}
+
+
+def test_the_runtime_api_imports_nothing_built_on_it():
+    # the runner and serve build on the API: it stays beside the engine
+    api = {m: t for m, t in _imports().items() if any(_in(m, a) for a in RUNTIME_API)}
+    assert len(api) == len(RUNTIME_API)
+    above = ("sinks", "feeds", "analytics", "serve", "cli")
+    assert _violations(RUNTIME_API, above) == []
+    assert {m: _runtime_internals(t) for m, t in api.items() if _runtime_internals(t)} == {}
 
 
 def test_the_engine_imports_nothing_built_on_it():

@@ -397,7 +397,7 @@ def test_the_sink_service_reads_custom_and_trades_only_where_the_topics_exist(
     from types import SimpleNamespace
 
     from marketpulse.exceptions import BusError
-    from marketpulse.services.sink import SinkService
+    from marketpulse.runtime.sink import SinkService
     from marketpulse.sinks import LakeSink
 
     subscribed = []
@@ -427,7 +427,7 @@ def test_the_sink_service_still_requires_the_processor_outputs(tmp_path):
     from types import SimpleNamespace
 
     from marketpulse.exceptions import BusError
-    from marketpulse.services.sink import SinkService
+    from marketpulse.runtime.sink import SinkService
     from marketpulse.sinks import LakeSink
 
     def partitions(topic):

@@ -75,7 +75,7 @@ from marketpulse.log_repeats import flush_repeats
 if TYPE_CHECKING:
     from marketpulse.alerts import Rule
     from marketpulse.feeds.base import Feed
-    from marketpulse.observe import MarketView, Metrics
+    from marketpulse.runtime import MarketView, Metrics
 
 __all__ = ["app", "main"]
 
@@ -187,7 +187,7 @@ def run(
     """
     from marketpulse.feeds import Simulator
     from marketpulse.feeds.vendors import VENDORS
-    from marketpulse.observe import Metrics
+    from marketpulse.runtime import Metrics
     from marketpulse.serve import Dashboard, LiveMarket, ServeError
 
     settings = settings_from(
@@ -252,8 +252,8 @@ def _run_pipeline(
     sinks: tuple[list[SinkKind] | None, str | None],
     dataset: str,
 ) -> None:
-    from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
-    from marketpulse.services.heap import settle_heap
+    from marketpulse.runtime.embedded import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
+    from marketpulse.runtime.heap import settle_heap
 
     settle_heap()
     if kafka is not None:
@@ -285,19 +285,19 @@ def _run_on_kafka(
     from dataclasses import replace
 
     from marketpulse.cli.kafka_options import open_bus
-    from marketpulse.services.all_in_one import ServicesPipeline, ServicesPipelineOptions
+    from marketpulse.runtime.runner import Runner, RunnerOptions
 
     bus, topics = open_bus(settings)
     k = settings.kafka
     processor = replace(processor_settings(settings), dataset=dataset)
-    options = ServicesPipelineOptions(
+    options = RunnerOptions(
         lake=lake_location(settings), rules=rules, processor=processor,
         alerts_file=settings.alerts_file, duration=duration, partitions=k.partitions,
         replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
         process=settings.process,
     )  # fmt: skip
     run_in_foreground(
-        lambda progress: ServicesPipeline(bus, topics, feed, options, metrics, view, progress),
+        lambda progress: Runner(bus, topics, feed, options, metrics, view, progress),
         view,
         metrics,
         False,
@@ -340,8 +340,8 @@ def replay(
     naming where it is and exit code 1.
     """
     from marketpulse.feeds.dataset import file_dataset
-    from marketpulse.observe import Metrics
-    from marketpulse.pipeline import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
+    from marketpulse.runtime import Metrics
+    from marketpulse.runtime.embedded import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
 
     pace = _speed(speed)
     settings = settings_from(

@@ -125,7 +125,7 @@ def _following_topics(
     settings: Settings, serve: ServeSettings, interval: str | None, stack: contextlib.ExitStack
 ) -> Dashboard:
     from marketpulse.cli.kafka_options import open_bus
-    from marketpulse.observe import Metrics
+    from marketpulse.runtime import Metrics
     from marketpulse.serve import Dashboard, LiveMarket, TopicsFeed
 
     if interval is not None:

@@ -20,7 +20,7 @@ from marketpulse.cli.common import console
 from marketpulse.cli.signals import stop_on_signals
 
 if TYPE_CHECKING:  # not imported at start-up: commands such as sql and report do without
-    from marketpulse.observe import MarketView, Metrics, MetricsSnapshot
+    from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot
 
 __all__ = ["Runner", "run_in_foreground"]
 

@@ -34,7 +34,7 @@ from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS
 from marketpulse.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from marketpulse.services.produce import ProduceStats
+    from marketpulse.runtime.produce import ProduceStats
 
 __all__ = ["produce"]
 
@@ -115,7 +115,7 @@ def produce(
     command exits; it exits non-zero when a record was not delivered.
     """
     from marketpulse.feeds import Simulator
-    from marketpulse.services.produce import ProduceOptions, ProduceService
+    from marketpulse.runtime.produce import ProduceOptions, ProduceService
 
     _check_sources(
         feed, file, simulator={"--symbols": symbols, "--rate": rate, "--seed": seed},

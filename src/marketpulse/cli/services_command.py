@@ -39,7 +39,7 @@ from marketpulse.cli.sink_options import (
     url_overrides,
 )
 from marketpulse.config import COMMIT_INTERVAL, IDLE_TIMEOUT, Settings
-from marketpulse.services.heap import settle_heap
+from marketpulse.runtime.heap import settle_heap
 
 __all__ = ["process", "sink_app"]
 
@@ -103,7 +103,7 @@ def process(
     import dataclasses
 
     from marketpulse.feeds.dataset import LIVE
-    from marketpulse.services.process import ProcessOptions, ProcessService
+    from marketpulse.runtime.process import ProcessOptions, ProcessService
     from marketpulse.stream import Processor
 
     settings = kafka_settings(
@@ -212,7 +212,7 @@ def _serve_sink(
     max_age: float | None,
     tables: tuple[str, ...],
 ) -> None:
-    from marketpulse.services.sink import SinkOptions, SinkService
+    from marketpulse.runtime.sink import SinkOptions, SinkService
 
     bus, topics = open_bus(settings)
     sink = build_sink(kind, settings, max_age_s=max_age)

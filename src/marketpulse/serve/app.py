@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from marketpulse.exceptions import MarketPulseError
-from marketpulse.observe import Metrics
+from marketpulse.runtime import Metrics
 from marketpulse.serve import prometheus
 from marketpulse.serve.api_schemas import (
     ALERT_ROW,

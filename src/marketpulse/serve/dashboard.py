@@ -8,7 +8,7 @@ from typing import Self
 
 from marketpulse.feeds.dataset import check_dataset
 from marketpulse.models import INTERVALS
-from marketpulse.observe import Metrics
+from marketpulse.runtime import Metrics
 from marketpulse.serve.app import create_app
 from marketpulse.serve.exceptions import ServeError
 from marketpulse.serve.lake_data import LakeData

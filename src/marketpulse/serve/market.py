@@ -1,7 +1,7 @@
 """What the live pages show: watchlist rows, new alerts and pipeline figures.
 
 Two sources give the same three things: :class:`LiveMarket`, fed by a running
-pipeline (it is the pipeline's :class:`~marketpulse.observe.MarketView`), and
+pipeline (it is the pipeline's :class:`~marketpulse.runtime.MarketView`), and
 :class:`LakeMarket`, which reads them from the lake for ``marketpulse dashboard``.
 Each shows one dataset, its :attr:`~MarketSource.dataset`: the run's, or the
 one chosen in the lake.
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketpulse.models import Alert
-from marketpulse.observe import MarketView, Metrics, SymbolRow
+from marketpulse.runtime import MarketView, Metrics, SymbolRow
 from marketpulse.serve.lake_data import LakeData
 from marketpulse.serve.records import details_of, iso_time, to_records
 

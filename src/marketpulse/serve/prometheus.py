@@ -1,6 +1,6 @@
 """The pipeline's figures in the Prometheus text format.
 
-A collector reads :class:`~marketpulse.observe.Metrics` at scrape time, into a
+A collector reads :class:`~marketpulse.runtime.Metrics` at scrape time, into a
 registry of its own (never the process-wide default one).
 """
 
@@ -16,7 +16,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from marketpulse.observe import LATENCY_BUCKETS, Metrics
+from marketpulse.runtime import LATENCY_BUCKETS, Metrics
 from marketpulse.serve.push import Clients
 
 __all__ = ["CONTENT_TYPE", "ClientsCollector", "PipelineCollector", "render"]

@@ -11,8 +11,8 @@ import pytest
 
 from marketpulse.alerts import load_rules
 from marketpulse.feeds import Simulator
-from marketpulse.observe import Metrics
-from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime import Metrics
+from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
 from marketpulse.stream import ProcessorSettings
 
 #: Rules that fire often on a simulated market.

@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 from marketpulse.analytics import query
 from marketpulse.config import Secret
 from marketpulse.exceptions import InputError
-from marketpulse.observe import Metrics
+from marketpulse.runtime import Metrics
 from marketpulse.serve import Dashboard, LakeData, LakeMarket, ServeError, ServeSettings, create_app
 from marketpulse.serve.app import DATASET_HEADER, plotly_js
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from marketpulse.feeds import Simulator
-from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
 from marketpulse.serve import LakeData
 from marketpulse.stream import ProcessorSettings
 

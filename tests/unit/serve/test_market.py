@@ -8,7 +8,7 @@ import pytest
 
 from marketpulse.analytics import query
 from marketpulse.models import Alert
-from marketpulse.observe import Metrics
+from marketpulse.runtime import Metrics
 from marketpulse.serve import LakeData, LakeMarket, LiveMarket
 
 from .conftest import DATASETS, SYMBOLS

@@ -17,8 +17,8 @@ from websockets.sync.client import connect
 
 from marketpulse.feeds import Simulator
 from marketpulse.models import Alert
-from marketpulse.observe import Metrics
-from marketpulse.pipeline import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime import Metrics
+from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
 from marketpulse.serve import (
     DashboardServer,
     LakeData,

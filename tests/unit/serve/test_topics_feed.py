@@ -12,7 +12,7 @@ from marketpulse.bus import Batch, MemoryBus, Message
 from marketpulse.bus.codec import encode_alerts, encode_rows
 from marketpulse.bus.topics import OUTPUT_TOPICS, Topics
 from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, DLQ_SCHEMA, INDICATOR_SCHEMA, Alert
-from marketpulse.observe import Metrics
+from marketpulse.runtime import Metrics
 from marketpulse.serve import LiveMarket
 from marketpulse.serve.topics_feed import TopicsFeed
 

@@ -1,0 +1,692 @@
+"""The processor as a service: ticks in; bars, indicators, alerts, dead letters, trades out.
+
+It runs on any :class:`~marketpulse.bus.base.Bus` (Kafka in deployments, the
+in-memory bus in tests and the embedded runner): each bus carries the outputs
+its own way (:meth:`~marketpulse.bus.base.Producer.send_rows`: JSON records on
+Kafka, Arrow rows in memory).
+
+Exactly once: the outputs of a stretch of input, the changed symbols' state
+(``state`` topic, co-partitioned with ``ticks``) and the consumed offsets are
+committed in one Kafka transaction. A partition that joins this instance gets
+its state back from ``state`` and continues from the committed offset; when a
+transaction fails, the work since the last commit is redone from there. Read
+with ``read_committed``, the output topics hold exactly the records of a run
+without the crash.
+
+Each output record goes to the partition number of the ticks partition it
+came from (keyed by symbol, as the producer's partitioner would place it when
+the topics have as many partitions), so the order of a partition's outputs is
+the order the processor made them.
+
+The trades the processor kept (:attr:`.Output.trades`, what the embedded
+pipeline stores as ``trades``) go to the ``trades`` topic in the same
+transaction, unless :attr:`ProcessOptions.store_trades` is off.
+
+What the processor does not read passes on, in order, to the same partition:
+the feed's quotes to ``quotes`` (where it exists), dead letters the feed
+sent through ``ticks`` to ``dlq``, and the marks of a file replay's segments
+to every output topic (:mod:`marketpulse.runtime.segments`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from marketpulse.bus.base import (
+    Batch,
+    Bus,
+    Consumer,
+    ProducerFenced,
+    TopicPartition,
+    TransactionAborted,
+    TransactionalProducer,
+    offsets_of,
+)
+from marketpulse.bus.kafka import ConsumerFatal, ProducerStuck
+from marketpulse.bus.topics import (
+    OPTIONAL_TOPICS,
+    OUTPUT_TOPICS,
+    PLUGIN_TOPICS,
+    QUOTE_TOPICS,
+    TRADE_TOPICS,
+    Topics,
+)
+from marketpulse.config import (
+    COMMIT_INTERVAL,
+    COMPRESSION,
+    MAX_BATCH,
+    OUTPUT_GRACE,
+    QUIET_COMMIT_INTERVAL,
+    STEP_TIMEOUT,
+    STORE_TRADES,
+    TRANSACTION_TIMEOUT,
+)
+from marketpulse.exceptions import BusError
+from marketpulse.human import human_rate
+from marketpulse.models import DeadLetter
+from marketpulse.runtime.commit_policy import CommitPolicy
+from marketpulse.runtime.idle import idle_expired, read_to_end
+from marketpulse.runtime.segments import MARK_KIND, read_marks
+from marketpulse.stream import Processor
+from marketpulse.stream.checkpoint import CheckpointError
+from marketpulse.stream.output import Constant, Output, stamp
+
+__all__ = ["ProcessOptions", "ProcessService", "ProcessStats"]
+
+logger = logging.getLogger(__name__)
+
+_OFFSET_BEGINNING = -2
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOptions:
+    """How the process service runs.
+
+    The timings' defaults are :mod:`marketpulse.config`'s (the ``[process]``
+    settings: ``Settings.process`` has the same field names).
+
+    Attributes:
+        group: consumer group of the processors (instances share its partitions).
+        instance: this instance's name, stable across restarts: it names the
+            transactional id (a restart fences the crashed instance at once) and
+            the static group membership (a restart takes its partitions back
+            without a rebalance). ``None``: a random name, so a restart waits for
+            the transaction timeout and the session timeout instead.
+        commit_interval: seconds a transaction holding outputs may stay open
+            while input keeps coming faster than it is handled (catching up).
+            Otherwise outputs do not wait for it: they are committed as soon as
+            the input at hand is handled (``read_committed`` readers see them
+            then).
+        quiet_commit_interval: seconds a transaction holding no outputs (only
+            consumed offsets and changed state) may stay open while input keeps
+            arriving; its work is otherwise committed with the next outputs, or
+            when input pauses. Each commit makes the next transaction wait until
+            the broker has written its markers (librdkafka retries the refused
+            AddPartitionsToTxn after a fixed 20 ms) and costs the broker a marker
+            per partition, so committing offsets alone often delays the outputs.
+        output_grace: seconds outputs may wait, from the first output of a
+            transaction, for more input before they are committed: the partitions
+            of one produced request reach the consumer one by one, and the outputs
+            they close then share one commit. Input that keeps arriving within
+            it is handled; a poll that finds none commits at once, and so does
+            the first poll after every partition with recent input has closed
+            the bars the transaction holds. 20 ms: a producer's linger spreads
+            the partitions of one moment over several fetches, several
+            milliseconds apart, and a partition that misses the commit waits
+            a whole commit longer (10 to 30 ms).
+        max_batch: records consumed per poll at most.
+        exit_when_idle: exit, committed, once no record arrived for this long
+            (the bars the idle timeout closes by then are committed first).
+        transaction_timeout: seconds after which the broker aborts a transaction
+            of a crashed instance (when another instance takes over its partitions).
+        compression: codec of the output records.
+        step_timeout: seconds a transaction step (offsets, commit) may take
+            before the producer counts as stuck and is replaced, its work redone.
+        store_trades: send the trades the processor kept to the ``trades``
+            topic (with the bars, in the transaction); off, that topic is
+            neither required nor written.
+        close_idle: close the windows of partitions without input by processing
+            time (``ProcessorSettings.idle_timeout``); off for a replay at full
+            speed, whose bars then depend on its input alone, however loaded the
+            machine.
+    """
+
+    group: str = "marketpulse-process"
+    instance: str | None = None
+    commit_interval: float = COMMIT_INTERVAL
+    quiet_commit_interval: float = QUIET_COMMIT_INTERVAL
+    output_grace: float = OUTPUT_GRACE
+    max_batch: int = MAX_BATCH
+    exit_when_idle: float | None = None
+    transaction_timeout: float = TRANSACTION_TIMEOUT
+    compression: str = COMPRESSION
+    step_timeout: float = STEP_TIMEOUT
+    store_trades: bool = STORE_TRADES
+    close_idle: bool = True
+
+
+@dataclass(slots=True)
+class ProcessStats:
+    """What the service has done since it started."""
+
+    records: int = 0
+    ticks: int = 0
+    bars: int = 0
+    indicators: int = 0
+    alerts: int = 0
+    dead: int = 0
+    transactions: int = 0
+    aborted: int = 0
+    replaced: int = 0
+    restored: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return time.monotonic() - self.started
+
+    def line(self) -> str:
+        """One line of figures for logs and the terminal."""
+        rate = human_rate(self.records, self.elapsed)
+        return (
+            f"{self.records:,} records in ({rate}/s), {self.bars:,} bars, "
+            f"{self.indicators:,} indicator rows, {self.alerts:,} alerts, {self.dead:,} dead "
+            f"letters, {self.transactions:,} transactions ({self.aborted:,} aborted)"
+            + (f", Kafka clients replaced {self.replaced:,}x" if self.replaced else "")
+        )
+
+
+class ProcessService:
+    """Run a :class:`Processor` as a member of a consumer group, on Kafka or any other bus.
+
+    The service polls, processes, sends, and follows the group's rebalances;
+    its :class:`CommitPolicy` holds what the open transaction holds, says when
+    to commit it, and commits it.
+
+    Args:
+        bus: the bus (Kafka, or the in-memory bus: each carries the outputs its own way).
+        topics: topic names.
+        processor: the processor (its state is managed per assigned partition).
+        options: group, instance, commit interval.
+        stop: set it to stop; the service commits what it processed and leaves.
+        on_output: called with each output and the batch it came from (``None`` for
+            bars closed by processing time), in the service's thread, for live views.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        processor: Processor,
+        options: ProcessOptions | None = None,
+        stop: threading.Event | None = None,
+        on_output: Callable[[Output, Batch | None], None] | None = None,
+    ) -> None:
+        self.bus = bus
+        #: The level of the service's own progress lines: INFO on a bus of its own
+        #: (Kafka), DEBUG as a stage of one process (the in-memory bus: the runner speaks).
+        self._info = logging.INFO if getattr(bus, "durable", True) else logging.DEBUG
+        self.topics = topics
+        self.processor = processor
+        self.options = options or ProcessOptions()
+        self.stop = stop or threading.Event()
+        self.on_output = on_output
+        #: Set it (before ``stop``) when the input has ended for good, as a finished
+        #: replay's has: on stopping, the service then closes every open window (as the
+        #: embedded pipeline does) instead of keeping them in its state for more input.
+        self.input_ended = threading.Event()
+        self.stats = ProcessStats()
+        #: When input last arrived (``time.monotonic()``): how long the service has been idle.
+        self.last_input = time.monotonic()
+        #: Records left to read per assigned ticks partition, refreshed every second.
+        self.lag: dict[int, int] = {}
+        opts = self.options
+        #: The open transaction: what it holds, when it is due, how it commits.
+        self.policy = CommitPolicy(
+            processor, topics.state,
+            commit_interval=opts.commit_interval, quiet_commit_interval=opts.quiet_commit_interval,
+            output_grace=opts.output_grace, max_batch=opts.max_batch,
+            step_timeout=opts.step_timeout,
+        )  # fmt: skip
+        self._owned: set[TopicPartition] = set()
+        self._producer: TransactionalProducer | None = None
+        self._consumer: Consumer | None = None
+        self._partitions = 0
+        self._transactional_id = ""
+        self._abandoned: list[TransactionalProducer] = []
+        self._assigned_once = False
+        #: The output topics that exist (a segment's marks go to each), and ``quotes``' name.
+        self._outputs: list[str] = []
+        self._quotes: str | None = None
+        self._dataset = Constant(processor.settings.dataset)
+
+    def run(self) -> ProcessStats:
+        """Consume until stopped (or idle for ``exit_when_idle``); return the figures."""
+        self._partitions = self._check_topics()
+        opts = self.options
+        instance = opts.instance or _random_instance()
+        self._transactional_id = f"{self.topics.prefix}process.{opts.group}.{instance}"
+        logger.log(
+            self._info,
+            "process: group %s, instance %s, input %s (%d partitions), on %s",
+            opts.group, instance, self.topics.ticks, self._partitions, self.bus,
+        )  # fmt: skip
+        self.processor.warm_up()
+        self._producer = self._new_producer()
+        self._consumer = self._new_consumer()
+        try:
+            self._loop()
+            if self.input_ended.is_set():
+                self._finish()
+            self._commit()
+        finally:
+            self._shutdown()
+        logger.debug("process: stopped after %s", self.stats.line())  # the command prints it
+        return self.stats
+
+    def caught_up(self) -> bool:
+        """Whether every assigned partition was read to its end (exact on the in-memory bus)."""
+        return read_to_end(self._consumer)
+
+    def _new_producer(self) -> TransactionalProducer:
+        producer = self.bus.transactional_producer(
+            self._transactional_id,
+            compression=self.options.compression,
+            transaction_timeout_s=self.options.transaction_timeout,
+        )
+        producer.init()
+        return producer
+
+    def _new_consumer(self) -> Consumer:
+        opts = self.options
+        extra = {"group.instance.id": f"{opts.group}.{opts.instance}"} if opts.instance else {}
+        return self.bus.consumer(
+            opts.group,
+            [self.topics.ticks],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._lost,
+            **extra,
+        )
+
+    def _replace_consumer(self, exc: ConsumerFatal) -> None:
+        """Drop the uncommitted work and every partition; a new member gets them back."""
+        self.stats.replaced += 1
+        logger.warning("process: %s; joining the group again with a new consumer", exc)
+        assert self._producer is not None and self._consumer is not None
+        self._forget(sorted(self._owned))
+        try:
+            self._producer.abort(self.options.step_timeout)
+        except ProducerStuck as stuck:
+            self._replace_producer(stuck)
+        old, self._consumer = self._consumer, None
+        try:
+            old.close()
+        except Exception:  # noqa: BLE001 - a fenced consumer may fail to leave; it is gone anyway
+            logger.debug("process: closing the old consumer failed", exc_info=True)
+        self._consumer = self._new_consumer()
+
+    def _replace_producer(self, exc: ProducerStuck | ProducerFenced) -> None:
+        """Leave a stuck or timed-out producer behind; a new one with its id fences it; redo."""
+        self.stats.replaced += 1
+        logger.warning("process: %s; replacing the producer, redoing the work since the "
+                       "last commit", exc)  # fmt: skip
+        assert self._producer is not None
+        self._abandoned.append(self._producer)  # its stuck call still holds it
+        self._producer = None
+        while self._producer is None:
+            try:
+                self._producer = self._new_producer()
+            except BusError as error:
+                if self.stop.is_set():
+                    raise
+                logger.warning("process: %s; trying again", error)
+        self._rewind_or_rejoin()
+
+    def _loop(self) -> None:
+        opts, policy = self.options, self.policy
+        self.last_input = last_report = last_idle = last_lag = time.monotonic()
+        backlog = False
+        while not self.stop.is_set():
+            now = time.monotonic()
+            assert self._consumer is not None and self._producer is not None
+            try:
+                wait = policy.wait(self._producer.in_transaction, backlog, now)
+                batches = self._consumer.poll(opts.max_batch, wait.seconds)
+                now = time.monotonic()
+                records = sum(map(_records, batches))
+                if self._handle(batches):
+                    self.last_input = now
+                backlog = policy.backlog(records)
+                if now - last_idle >= 0.25:
+                    last_idle = now
+                    self._idle(now)
+                if policy.due(self._producer.in_transaction, now, records, wait):
+                    self._commit()
+            except TransactionAborted as exc:
+                self.stats.aborted += 1
+                logger.warning("process: %s; redoing the work since the last commit", exc)
+                self._rewind_or_rejoin()
+            except ProducerStuck as exc:
+                self._replace_producer(exc)
+                self.last_input = time.monotonic()
+            except ProducerFenced as exc:
+                # the broker fences a producer whose transaction outlived the
+                # transaction timeout; anything else is a newer instance: give way
+                if policy.age(time.monotonic()) < opts.transaction_timeout:
+                    raise
+                self._replace_producer(exc)
+                self.last_input = time.monotonic()
+            except ConsumerFatal as exc:
+                self._replace_consumer(exc)
+                self.last_input = time.monotonic()
+            if now - last_lag >= 1.0:
+                last_lag = now
+                self._read_lag()
+            if now - last_report >= 5.0:
+                last_report = now
+                logger.log(self._info, "process: %s", self.stats.line())
+            if idle_expired(opts.exit_when_idle, now - self.last_input, self._assigned_once):
+                # the bars the idle rule closes by now leave with the last commit
+                self._idle(now)
+                logger.info("process: no input for %.1f s, exiting", now - self.last_input)
+                break
+
+    def _cached_lag(self) -> dict[TopicPartition, int] | None:
+        """Records left per assigned partition, by the end offsets last fetched (no request)."""
+        assert self._consumer is not None
+        try:
+            # a partition restored at its end has no position until a record comes:
+            # it counts from the offset this instance resumed it at
+            return self._consumer.lag(cached=True, resumed=self.policy.next)
+        except Exception as exc:  # noqa: BLE001 - a figure; never stops processing
+            logger.debug("process: lag not read: %s", exc)
+            return None
+
+    def _read_lag(self) -> None:
+        lag = self._cached_lag()
+        if lag is not None:
+            self.lag = {tp.partition: max(n, 0) for tp, n in sorted(lag.items())}
+
+    def _handle(self, batches: list[Batch]) -> bool:
+        """Process the batches of a poll (one per partition); whether any was new input."""
+        fresh = [batch for batch in map(self._unseen, batches) if batch is not None]
+        if not fresh:
+            return False
+        assert self._producer is not None
+        self.policy.begin(self._producer)
+        ticks = [batch for batch in fresh if batch.kind not in _PASSED_ON]
+        outputs = iter(self.processor.process_each(ticks))
+        for batch in fresh:  # in order: what passes on keeps its place among the outputs
+            if batch.kind in _PASSED_ON:
+                self._pass_on(batch)
+            else:
+                out = next(outputs)
+                if out.dead and batch.columns is None:  # records as bytes: keep them as they came
+                    out.dead = _originals(out.dead, batch)
+                self._send(out, batch.partition, batch)
+                self.stats.ticks += out.accepted
+            self.policy.consumed(batch.tp, batch.last_offset + 1)
+            self.stats.records += _records(batch)
+        return True
+
+    def _pass_on(self, batch: Batch) -> None:
+        """Send on what the processor does not read (columns), to the same partition."""
+        assert self._producer is not None and batch.columns is not None
+        rows = batch.columns
+        rows = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
+        if batch.kind == MARK_KIND:
+            if any(mark.source_ends for mark in read_marks(rows)):
+                # a replay ran to its end: its last windows close before its last segment does
+                out = self.processor.finish_partition(batch.topic, batch.partition)
+                self._send(out, batch.partition, None)
+            for name in self._outputs:
+                self._producer.send_rows(name, MARK_KIND, rows, batch.partition)
+        elif batch.kind == "dlq":
+            self._producer.send_rows(self.topics.name("dlq"), "dlq", rows, batch.partition)
+            self.stats.dead += rows.num_rows
+        elif self._quotes is not None:
+            quotes = stamp(rows, self._dataset)
+            self._producer.send_rows(self._quotes, "quote", quotes, batch.partition)
+
+    def _unseen(self, batch: Batch) -> Batch | None:
+        """The records of ``batch`` not yet processed (``None``: none, or not ours)."""
+        tp = batch.tp
+        if tp not in self._owned:
+            return None  # fetched before the partition was revoked
+        expected = self.policy.next.get(tp)
+        if expected is not None and batch.first_offset < expected:
+            if batch.columns is not None:  # offsets without gaps: row i at first_offset + i
+                if batch.last_offset < expected:
+                    return None
+                rows = batch.columns.slice(expected - batch.first_offset)
+                return Batch(batch.topic, batch.partition, expected, batch.last_offset,
+                             kind=batch.kind, columns=rows)  # fmt: skip
+            kept = [m for m in batch.messages if m.offset >= expected]
+            if not kept:
+                return None
+            batch = Batch(batch.topic, batch.partition, kept[0].offset, kept[-1].offset,
+                          messages=kept)  # fmt: skip
+        return batch
+
+    def _finish(self) -> None:
+        """Close every owned partition's open windows: the input has ended.
+
+        They leave with the last commit, together with the state that no longer
+        holds them, so a restart does not emit them again.
+        """
+        self._send_closed(self.processor.finish_each())
+
+    def _idle(self, now: float) -> None:
+        if self.options.close_idle:
+            self._send_closed(self.processor.idle_each(now, self._behind()))
+
+    def _send_closed(self, outputs: dict[tuple[str, int], Output]) -> None:
+        """Send the bars closed without input (by the clock, or at its end), per owned partition."""
+        for (topic, partition), out in outputs.items():
+            tp = TopicPartition(topic, partition)
+            if tp in self._owned:
+                assert self._producer is not None
+                self.policy.begin(self._producer)
+                self._send(out, partition, None)
+                self.policy.touch(tp)
+
+    def _behind(self) -> set[tuple[str, int]]:
+        """Owned partitions with records left to read (none when the lag cannot be read)."""
+        lag = self._cached_lag() or {}
+        return {(tp.topic, tp.partition) for tp, n in lag.items() if n > 0}
+
+    def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
+        assert self._producer is not None
+        producer, names = self._producer, self.topics
+        outputs = (("bars", out.bars), ("indicators", out.indicators), ("custom", out.custom))
+        for kind, rows in outputs:
+            if rows.num_rows:
+                producer.send_rows(names.name(kind), kind, rows, partition)
+        if out.alerts:
+            producer.send_alerts(names.name("alerts"), out.alerts, partition)
+        if out.dead:
+            dataset = self.processor.settings.dataset
+            producer.send_dead(names.name("dlq"), out.dead, partition, dataset)
+        if self.options.store_trades:
+            for trades in out.trades:
+                if trades.num_rows:
+                    producer.send_rows(names.name("trades"), "trades", trades, partition)
+        self.policy.sent(out)
+        self.stats.bars += out.bars.num_rows
+        self.stats.indicators += out.indicators.num_rows
+        self.stats.alerts += len(out.alerts)
+        self.stats.dead += len(out.dead)
+        if self.on_output is not None:
+            self.on_output(out, batch)
+
+    def _commit(self) -> None:
+        """Commit the open transaction (see :meth:`CommitPolicy.commit`)."""
+        producer, consumer = self._producer, self._consumer
+        if producer is None or consumer is None:
+            return
+        if self.policy.commit(producer, consumer):
+            self.stats.transactions += 1
+
+    def _assigned(self, partitions: list[TopicPartition]) -> None:
+        """Partitions joined this instance: restore their state before reading them.
+
+        Restoring can take a while, so the open transaction is committed first:
+        left open past the transaction timeout, the broker would abort it and
+        fence the producer.
+        """
+        assert self._consumer is not None
+        self._settle([])
+        started = self.last_input = time.monotonic()  # idle time counts from here
+        self._assigned_once = True
+        committed = self._consumer.committed(partitions)
+        for tp in partitions:
+            self._restore(tp, committed.get(tp, -1), quiet_since=started)
+            self._owned.add(tp)
+        logger.log(
+            self._info,
+            "process: assigned %s in %.2f s",
+            ", ".join(f"{tp.partition}@{committed.get(tp, -1)}" for tp in sorted(partitions)),
+            time.monotonic() - started,
+        )
+
+    def _revoked(self, partitions: list[TopicPartition]) -> None:
+        """Partitions leave this instance: commit their work, then forget them."""
+        self._settle(partitions)
+        revoked = ", ".join(str(tp.partition) for tp in partitions)
+        logger.log(self._info, "process: revoked %s", revoked)
+
+    def _settle(self, leaving: list[TopicPartition]) -> None:
+        """Commit before a rebalance, then forget ``leaving``; on failure, redo the rest."""
+        try:
+            self._commit()
+        except TransactionAborted as exc:
+            logger.warning("process: commit before a rebalance failed: %s", exc)
+            self._forget(leaving)
+            self._rewind(sorted(self._owned))
+            return
+        except ProducerStuck as exc:
+            self._forget(leaving)
+            self._replace_producer(exc)
+            return
+        self._forget(leaving)
+
+    def _lost(self, partitions: list[TopicPartition]) -> None:
+        """Partitions were taken away: what this instance did since its commit is void."""
+        logger.warning(
+            "process: lost partitions %s; discarding uncommitted work",
+            ", ".join(str(tp.partition) for tp in partitions),
+        )
+        if self._producer is not None:
+            self._producer.abort(self.options.step_timeout)
+        self._forget(partitions)
+        self._rewind(sorted(self._owned))
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.processor.drop(tp.topic, tp.partition)
+            self._owned.discard(tp)
+            self.policy.forget(tp)
+
+    def _rewind_or_rejoin(self) -> None:
+        """Rewind every owned partition; if the group's offsets cannot be read, rejoin."""
+        try:
+            self._rewind(sorted(self._owned))
+        except ConsumerFatal as exc:
+            self._replace_consumer(exc)
+
+    def _rewind(self, partitions: list[TopicPartition]) -> None:
+        """Go back to the last commit: state from ``state``, reading from the committed offset."""
+        assert self._consumer is not None
+        if not partitions:
+            return
+        committed = self._consumer.committed(partitions)
+        for tp in partitions:
+            offset = committed.get(tp, -1)
+            self._restore(tp, offset)
+            self._consumer.seek(tp, offset if offset >= 0 else _OFFSET_BEGINNING)
+        self.policy.rewound(partitions)
+
+    def _restore(
+        self, tp: TopicPartition, committed: int, quiet_since: float | None = None
+    ) -> None:
+        """Set a partition's state from ``state``; it resumes at offset ``committed``.
+
+        Its open windows then close by the same rules as windows built in this
+        run: by the watermark, or by processing time once the partition has
+        been idle (since ``quiet_since``, default now) for the idle timeout.
+        """
+        records = self.bus.read_partition(self.topics.state, tp.partition)
+        try:
+            symbols = self.processor.restore(tp.topic, tp.partition, records, quiet_since)
+        except CheckpointError as exc:
+            raise BusError(f"{self.topics.state}[{tp.partition}]: {exc}") from None
+        self.policy.resume(tp, committed)
+        self.stats.restored += 1
+        logger.debug("process: partition %d restored, %d symbols", tp.partition, symbols)
+
+    def _check_topics(self) -> int:
+        """Return the ticks partitions; every output and ``state`` must have as many."""
+        partitions = self.bus.partitions(self.topics.ticks)
+        plugins = PLUGIN_TOPICS if self.processor.settings.plugins else ()
+        trades = TRADE_TOPICS if self.options.store_trades else ()
+        required = (*OUTPUT_TOPICS, *plugins, *trades, "state")
+        self._outputs = []
+        for short in (*required, *(t for t in OPTIONAL_TOPICS if t not in required)):
+            name = self.topics.name(short)
+            try:
+                count = self.bus.partitions(name)
+            except BusError:
+                if short in required:
+                    raise
+                continue
+            if count < partitions:
+                raise BusError(
+                    f"topic {name} has {count} partitions, fewer than the {partitions} of "
+                    f"{self.topics.ticks}: outputs and state go to the partition of their input"
+                )
+            if short != "state":
+                self._outputs.append(name)
+            if short in QUOTE_TOPICS:
+                self._quotes = name
+        return partitions
+
+    def _shutdown(self) -> None:
+        producer = self._producer
+        stuck = getattr(producer, "stuck", False)  # a Kafka producer's step that never returned
+        if producer is not None and producer.in_transaction and not stuck:
+            try:  # left by a failure: leaving must not commit half the work
+                producer.abort(self.options.step_timeout)
+            except BusError as exc:
+                logger.warning("process: %s", exc)
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:  # noqa: BLE001 - closing after a failure must not hide it
+                logger.exception("process: closing the consumer failed")
+        if self._producer is not None:
+            self._producer.close()
+        self.bus.close()  # the reader of the state topic
+
+
+#: Kinds of ``ticks`` records the processor does not read: passed on as they are.
+_PASSED_ON = frozenset({MARK_KIND, "dlq", "quote"})
+
+
+def _records(batch: Batch) -> int:
+    """The records of ``batch`` (Kafka's offsets may skip transaction markers)."""
+    return batch.columns.num_rows if batch.columns is not None else len(batch.messages)
+
+
+def _originals(letters: list[DeadLetter], batch: Batch) -> list[DeadLetter]:
+    """Give dead letters of consumed records their original key and bytes."""
+    offsets = offsets_of(batch.messages)
+    out = []
+    for letter in letters:
+        index = bisect.bisect_left(offsets, letter.offset) if letter.topic == batch.topic else -1
+        if 0 <= index < len(offsets) and offsets[index] == letter.offset:
+            message = batch.messages[index]
+            if message.value is not None:
+                key = message.key.decode(errors="replace") if message.key else letter.key
+                letter = DeadLetter(
+                    reason=letter.reason, error=letter.error, value=message.value, key=key,
+                    topic=letter.topic, partition=letter.partition, offset=letter.offset,
+                    file=letter.file, line=letter.line, ts=letter.ts,
+                )  # fmt: skip
+        out.append(letter)
+    return out
+
+
+def _random_instance() -> str:
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"

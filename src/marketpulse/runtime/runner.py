@@ -1,0 +1,328 @@
+"""Every stage in one process, on any bus of the contract: ``run`` and ``run --kafka``.
+
+The produce, process and sink services run on their own threads, exactly
+as they do as separate commands (the same classes, the same consumer groups
+semantics, the same transactions), on Kafka (``run --kafka``) as on the
+in-memory bus (:class:`~marketpulse.bus.MemoryBus`: ``run``, the embedded
+pipeline). This module only starts them, feeds the live view and metrics, and
+stops them in order so that everything accepted is flushed: the feed first
+(the producer flushes), then the processor once it has caught up (it
+commits), then each sink once it has caught up with the committed outputs
+(it writes its files and commits). A stage has caught up when it has read its
+partitions to their ends, which the in-memory bus knows exactly; on Kafka,
+whose transaction markers keep a read partition from looking read to its
+end, when it has had no input for a moment. What the stages read and emit is
+counted, shown and notified by one :class:`~marketpulse.runtime.OutputObserver`.
+
+Where the bus's offsets cannot name files (the in-memory bus: they restart
+with every run), a file replay's segments do (:mod:`marketpulse.runtime.segments`):
+the produce service marks them, and a rerun of the same input rewrites the
+same lake files.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+from marketpulse.alerts import JsonLinesNotifier, Rule
+from marketpulse.bus.base import Batch, Bus
+from marketpulse.bus.topics import Topics, topic_specs
+from marketpulse.config import (
+    COMPRESSION,
+    TOPIC_PARTITIONS,
+    TOPIC_REPLICATION,
+    TOPIC_RETENTION_HOURS,
+    ProcessSettings,
+)
+from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot, OutputObserver
+from marketpulse.runtime.process import ProcessOptions, ProcessService
+from marketpulse.runtime.produce import ProduceOptions, ProduceService, ProduceStats
+from marketpulse.runtime.segments import input_origin
+from marketpulse.runtime.sink import SinkOptions, SinkService
+from marketpulse.sinks import LakeSink, Sink
+from marketpulse.sinks.lake_location import LakeLocation
+from marketpulse.stream import Output, Processor, ProcessorSettings
+
+__all__ = ["LAKE_FILE_ROWS", "Runner", "RunnerOptions"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds without input after which a draining stage counts as caught up (Kafka).
+_DRAINED_AFTER = 1.0
+
+#: Rows per lake file before a flush: writes then overlap with processing
+#: instead of piling up at the end of a replay (about 3 MB of trades a file).
+LAKE_FILE_ROWS = 262_144
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerOptions:
+    """How the services run together (``run --kafka``).
+
+    Attributes:
+        lake: the Parquet lake the sink writes (a location carries its ``[s3]``
+            settings; a root given as text reaches S3 with the SDK's defaults only).
+        rules: alert rules.
+        processor: bar windowing settings; its ``dataset`` names every output of
+            the run, the feed's dead letters too.
+        alerts_file: JSON-lines file alerts are appended to ("" for none).
+        speed: replay a file at this multiple of its event-time pace; ``None``:
+            as fast as the stages go (the bars then depend on the input alone:
+            windows close by processing time only for a live feed).
+        duration: stop after this many seconds; ``None`` runs until stopped.
+        partitions: partitions of topics this run creates (existing ones are kept).
+        replication: replication factor of topics this run creates (a bus
+            without replicas ignores it).
+        retention_hours: retention of the data topics this run creates (a bus
+            without retention ignores it).
+        compression: codec of the produced records.
+        process: the processor service's timings (commit interval, ...).
+        group_prefix: prefix of the consumer groups (``<prefix>process``,
+            ``<prefix>sink-<sink name>``).
+        drain_timeout: seconds each stage may take to catch up when stopping.
+        sinks: where the outputs go, each drained by its own sink service and
+            consumer group (closed when the run ends); empty: the Parquet lake
+            at ``lake``.
+    """
+
+    lake: str | LakeLocation
+    rules: list[Rule] = field(default_factory=list)
+    processor: ProcessorSettings = field(default_factory=ProcessorSettings)
+    alerts_file: str = ""
+    speed: float | None = None
+    duration: float | None = None
+    partitions: int = TOPIC_PARTITIONS
+    replication: int = TOPIC_REPLICATION
+    retention_hours: float = TOPIC_RETENTION_HOURS
+    compression: str = COMPRESSION
+    process: ProcessSettings = field(default_factory=ProcessSettings)
+    group_prefix: str = "marketpulse-run-"
+    drain_timeout: float = 60.0
+    sinks: tuple[Sink, ...] = ()
+
+
+class Runner:
+    """Run a feed through a bus into the lake, with every stage in this process.
+
+    Args:
+        bus: the bus the stages talk through (Kafka: checked reachable).
+        topics: topic names; missing topics are created.
+        feed: where ticks come from.
+        options: how to run.
+        metrics: counters to update (a new set by default).
+        view: per-symbol view to update for live displays (optional).
+        progress: called with (done, total) after each feed batch.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        feed: Feed,
+        options: RunnerOptions,
+        metrics: Metrics | None = None,
+        view: MarketView | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.options = options
+        self.metrics = metrics or Metrics()
+        self.view = view
+        # latency samples are epoch seconds: from a record's timestamp to now
+        self._observer = OutputObserver(self.metrics, view, clock=time.time)
+        self.feed = _Tapped(feed, self._observer)
+        self._progress = progress
+        self._produced = 0
+        self._dead_in = 0
+        self._lock = threading.Lock()
+        self._sinks: tuple[Sink, ...] = ()
+
+    def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
+        """Run until the feed ends, ``duration`` passes or ``stop`` is set; drain; report."""
+        stop = stop or threading.Event()
+        opts = self.options
+        self._create_topics()
+        # offsets name the lake's files where a rerun reads them again; elsewhere
+        # (the in-memory bus) a replay's segments do
+        origin = None if self.bus.durable else input_origin(self.feed, opts.processor, opts.rules)
+        # windows close by processing time only where the input keeps to the clock: a
+        # replay at full speed that stalls (a loaded machine) gives the bars of one that
+        # does not
+        clocked = opts.speed is not None or self.feed.realtime
+        feed_stop, process_stop = threading.Event(), threading.Event()
+        producer = ProduceService(
+            self.bus, self.topics, self.feed,
+            ProduceOptions(compression=opts.compression, speed=opts.speed,
+                           duration=opts.duration, dataset=opts.processor.dataset,
+                           segments=not self.bus.durable),
+            feed_stop, self._produced_some,
+        )  # fmt: skip
+        processor = ProcessService(
+            self.bus, self.topics, Processor(opts.processor, opts.rules),
+            ProcessOptions(group=f"{opts.group_prefix}process", compression=opts.compression,
+                           close_idle=clocked, **asdict(opts.process)),
+            process_stop, self._processed,
+        )  # fmt: skip
+        self._sinks = opts.sinks or (LakeSink(opts.lake, max_rows=LAKE_FILE_ROWS),)
+        sinks = [
+            SinkService(
+                self.bus,
+                self.topics,
+                sink,
+                SinkOptions(group=f"{opts.group_prefix}sink-{sink.name}", origin=origin),
+                threading.Event(),
+            )  # fmt: skip
+            for sink in self._sinks
+        ]
+        if opts.alerts_file:
+            self._observer.notifier = JsonLinesNotifier(opts.alerts_file)
+        logger.info(
+            "pipeline starting: feed %s, dataset %s, %s, topics %s*, sinks %s, intervals %s, "
+            "%d alert rules",
+            self.feed.name, opts.processor.dataset, self.bus, self.topics.prefix,
+            ", ".join(s.name for s in self._sinks), ",".join(opts.processor.intervals),
+            len(opts.rules),
+        )  # fmt: skip
+        if hasattr(self.view, "extra_figures"):  # the dashboard's pipeline page
+            self.view.extra_figures = lambda: {  # type: ignore[union-attr]
+                "lag": {f"{self.topics.ticks}[{p}]": n for p, n in processor.lag.items()}
+            }
+        sink_stages = [_Stage(f"sink-{s.sink.name}", s.run) for s in sinks]
+        process_stage = _Stage("process", processor.run)
+        for stage in (*sink_stages, process_stage):
+            stage.start()
+        feed = _Stage("produce", producer.run)
+        feed.start()
+        stages = [process_stage, *sink_stages]
+        try:
+            while not feed.done.wait(0.1):
+                if stop.is_set() or any(s.done.is_set() for s in stages):
+                    break
+        finally:
+            logger.info("pipeline stopping: flushing what was accepted")
+            feed_stop.set()
+            if any(s.done.is_set() for s in stages) and not self.bus.durable:
+                self.bus.close()  # a stage failed: the feed must not wait for it
+            feed.join()
+            if producer.stats.exhausted:  # a finished replay: its last windows close too
+                processor.input_ended.set()
+            self._drain(processor, process_stop, process_stage)
+            for service, stage in zip(sinks, sink_stages, strict=True):
+                self._drain(service, service.stop, stage)
+            self._observer.close()
+        for stage in (*stages, feed):
+            stage.raise_failure()
+        snapshot = self.metrics.snapshot()
+        # the figures once: the caller shows them (the CLI's final summary)
+        logger.debug("pipeline stopped: %s", snapshot.summary())
+        return snapshot
+
+    def lake_written(self) -> tuple[int, int] | None:
+        """Files and bytes the run's lake sink wrote (``None``: not run yet, or no lake)."""
+        for sink in self._sinks:
+            if isinstance(sink, LakeSink):
+                return sink.stats.files, sink.stats.bytes
+        return None
+
+    def _create_topics(self) -> None:
+        opts = self.options
+        specs = topic_specs(self.topics, opts.retention_hours)
+        created = self.bus.create_topics(
+            [s.name for s in specs], opts.partitions,
+            replication=opts.replication, configs={s.name: s.config for s in specs},
+        )  # fmt: skip
+        if created:
+            level = logging.INFO if self.bus.durable else logging.DEBUG
+            logger.log(level, "created topics %s", ", ".join(created))
+
+    def _drain(self, service: ProcessService | SinkService, stop: threading.Event,
+               stage: _Stage) -> None:  # fmt: skip
+        """Let a stage run until it has caught up, then stop it."""
+        deadline = time.monotonic() + self.options.drain_timeout
+        while not stage.done.is_set() and time.monotonic() < deadline:
+            if self.bus.durable:
+                if time.monotonic() - service.last_input >= _DRAINED_AFTER:
+                    break
+            elif service.caught_up():
+                break
+            time.sleep(0.005)
+        stop.set()
+        stage.join()
+
+    def _produced_some(self, stats: ProduceStats) -> None:
+        with self._lock:  # quotes pass the processor by: not counted as ticks in
+            taken = stats.ticks - stats.quotes
+            ticks, self._produced = taken - self._produced, taken
+            dead, self._dead_in = stats.dead - self._dead_in, stats.dead
+        self._observer.taken(ticks, dead)
+        if self._progress is not None:
+            self._progress(stats.done, stats.total)
+
+    def _processed(self, out: Output, batch: Batch | None) -> None:
+        # latency from the batch's last tick's produce time (Kafka's record timestamp,
+        # ms; the in-memory bus's append time, s) to now
+        since = None
+        if batch is not None and batch.messages:
+            since = batch.messages[-1].timestamp / 1e3
+        elif batch is not None and batch.sent_at:
+            since = batch.sent_at
+        self._observer.output(out, since=since)
+
+
+class _Tapped:
+    """A feed that also shows its trades in the live view as they are read."""
+
+    def __init__(self, feed: Feed, observer: OutputObserver) -> None:
+        self._feed = feed
+        self._observer = observer
+        self.name = feed.name
+        self.realtime = getattr(feed, "realtime", True)
+
+    def batches(self) -> Iterator[FeedBatch]:
+        for batch in self._feed.batches():
+            if batch.kind == "trade":
+                self._observer.trades(batch.data)
+            yield batch
+
+    def close(self) -> None:
+        self._feed.close()
+
+    def __getattr__(self, name: str) -> object:
+        # what else the feed offers (a replay's ``identity``, ``damage``) as it is
+        return getattr(self._feed, name)
+
+
+class _Stage:
+    """A service's ``run`` on a thread of its own, its failure kept for the caller."""
+
+    def __init__(self, name: str, target: Callable[[], object]) -> None:
+        self.name = name
+        self.done = threading.Event()
+        self._failure: BaseException | None = None
+        self._target = target
+        self._thread = threading.Thread(target=self._run, name=f"services-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self.done.wait()
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        try:
+            self._target()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread
+            logger.error("%s stage failed: %s", self.name, exc)
+            self._failure = exc
+        finally:
+            self.done.set()

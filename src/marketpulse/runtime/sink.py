@@ -1,0 +1,403 @@
+"""A sink as a service: output topics in, storage out, offsets committed after.
+
+The service is a consumer group on the processor's output topics, on any bus
+of the contract (:mod:`marketpulse.bus.base`): Kafka, or the embedded
+:class:`~marketpulse.bus.memory.MemoryBus`. It reads committed records only
+(Kafka's ``read_committed``). Records carried as raw messages (Kafka) are
+decoded; records carried as columns (the embedded bus) are written as they
+are. Rows go to a :class:`~marketpulse.sinks.base.Sink`; on a durable bus
+(Kafka) with the offsets they came from, so the sink's writes are idempotent
+(deterministic lake file names, upserts). The offsets are committed only once
+the sink has made the rows durable. After a crash the records since the last
+commit are written again, to the same place.
+
+On the in-memory bus, whose offsets restart with every run, a file replay's
+rows are written by input segment instead (:attr:`SinkOptions.origin`): a
+partition's rows under the segment begun last there, and a segment ends once
+its end mark came on every partition the service reads
+(:mod:`marketpulse.runtime.segments`): a rerun of the same input then
+rewrites the same lake files.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from marketpulse.bus.base import Batch, Bus, Consumer, ConsumerFatal, TopicPartition, values_of
+from marketpulse.bus.codec import decode_dead_letters, decode_rows, record_dataset
+from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
+from marketpulse.exceptions import BusError
+from marketpulse.human import human_rate
+from marketpulse.models import DLQ_SCHEMA
+from marketpulse.runtime.idle import idle_expired, read_to_end
+from marketpulse.runtime.segments import MARK_KIND, read_marks
+from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
+
+__all__ = ["SinkOptions", "SinkService", "SinkServiceStats"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a poll waits for records at most.
+_POLL_S = 0.1
+
+#: Seconds an assignment waits at most for the group's committed offsets (a figure
+#: for the stall check only: without them the assignment goes on).
+_COMMITTED_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SinkOptions:
+    """How a sink service runs.
+
+    Attributes:
+        group: consumer group (each kind of sink has its own).
+        tables: the output topics to store (their tables have the same names);
+            those of :data:`~marketpulse.bus.topics.OPTIONAL_TOPICS` (plugins'
+            values, the trades the processor kept) only where they exist.
+        exit_when_idle: exit, flushed and committed, once no record arrived for this long.
+        max_batch: records consumed per poll at most.
+        stall_after: with no record for this long, and again this long later, the
+            service asks the cluster whether committed records wait past this
+            member's positions; if they do both times, it rejoins the group with a
+            new consumer (once per quiet spell): a client left stuck by a broker
+            restart then recovers.
+        origin: the identity of the replayed input whose segments' marks the
+            records carry (:func:`~marketpulse.runtime.segments.input_origin`);
+            ``None``: none do.
+    """
+
+    group: str = "marketpulse-sink-lake"
+    tables: tuple[str, ...] = (*OUTPUT_TOPICS, *OPTIONAL_TOPICS)
+    exit_when_idle: float | None = None
+    max_batch: int = 50_000
+    stall_after: float = 15.0
+    origin: str | None = None
+
+
+@dataclass(slots=True)
+class SinkServiceStats:
+    """What the service has stored since it started."""
+
+    records: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    undecodable: int = 0
+    commits: int = 0
+    failed_commits: int = 0
+    rejoins: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        """One line of figures."""
+        elapsed = time.monotonic() - self.started
+        rate = human_rate(self.records, elapsed)
+        tables = ", ".join(f"{n:,} {t}" for t, n in sorted(self.rows.items())) or "no rows"
+        return (
+            f"{self.records:,} records ({rate}/s): {tables}; "
+            f"{self.undecodable:,} undecodable; {self.commits:,} commits"
+            + (f" ({self.failed_commits:,} failed)" if self.failed_commits else "")
+            + (f"; {self.rejoins:,} rejoins" if self.rejoins else "")
+        )
+
+
+class SinkService:
+    """Consume output topics into a sink.
+
+    Args:
+        bus: the bus (a Kafka cluster, or the embedded bus).
+        topics: topic names.
+        sink: where rows go; closed when the service stops.
+        options: group, tables, idle exit.
+        stop: set it to stop; the service flushes, commits and leaves.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        sink: Sink,
+        options: SinkOptions | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.bus = bus
+        #: The level of the service's own progress lines: INFO on a bus of its own
+        #: (Kafka), DEBUG as a stage of one process (the in-memory bus: the runner speaks).
+        self._info = logging.INFO if getattr(bus, "durable", True) else logging.DEBUG
+        self.topics = topics
+        self.sink = sink
+        self.options = options or SinkOptions()
+        self.stop = stop or threading.Event()
+        self.stats = SinkServiceStats()
+        #: When input last arrived (``time.monotonic()``): how long the service has been idle.
+        self.last_input = time.monotonic()
+        self._pending: dict[TopicPartition, int] = {}
+        #: The group's committed offset of each assigned partition when it was assigned:
+        #: where reading resumed (see :meth:`_unread`).
+        self._resumed: dict[TopicPartition, int] = {}
+        self._consumer: Consumer | None = None
+        self._names: list[str] = []
+        self._assigned_once = False
+        # stall checks in this quiet spell: how many, whether records waited at the last one,
+        # whether the member rejoined
+        self._checks, self._waited, self._rejoined = 0, False, False
+        #: The segment begun last on each partition (its first line), and the
+        #: partitions each segment's end (or the input's: ``(0, 0)``) came on.
+        self._segment: dict[TopicPartition, int] = {}
+        self._ended: dict[tuple[int, int], set[TopicPartition]] = {}
+        self._source_ended = False
+
+    def caught_up(self) -> bool:
+        """Whether every assigned partition was read to its end (exact on the in-memory bus)."""
+        return read_to_end(self._consumer)
+
+    def _new_consumer(self) -> Consumer:
+        # read_committed: Kafka's consumers by default, the embedded bus's always
+        return self.bus.consumer(
+            self.options.group, self._names, on_assign=self._assigned, on_revoke=self._revoked
+        )
+
+    def run(self) -> SinkServiceStats:
+        """Store records until stopped (or idle); return the figures."""
+        names = []
+        for short in self.options.tables:
+            name = self.topics.name(short)
+            try:
+                self.bus.partitions(name)  # a clear error when a topic is missing
+            except BusError:
+                if short not in OPTIONAL_TOPICS:
+                    raise
+                logger.log(self._info, "sink %s: no topic %s (nothing of it to store)",
+                           self.sink.name, name)  # fmt: skip
+                continue
+            names.append(name)
+        logger.log(
+            self._info,
+            "sink %s: group %s, topics %s, on %s",
+            self.sink.name, self.options.group, ", ".join(names), self.bus,
+        )  # fmt: skip
+        self._names = names
+        self._consumer = self._new_consumer()
+        try:
+            self._loop()
+            self._flush()
+        finally:
+            try:
+                self._consumer.close()
+            finally:
+                self.sink.close()
+        logger.debug(  # the command prints it
+            "sink %s: stopped after %s", self.sink.name, self.stats.line()
+        )
+        return self.stats
+
+    def _loop(self) -> None:
+        assert self._consumer is not None
+        self.last_input = last_report = time.monotonic()
+        while not self.stop.is_set():
+            try:
+                batches = self._consumer.poll(self.options.max_batch, _POLL_S)
+            except ConsumerFatal as exc:
+                self._rejoin(str(exc))
+                continue
+            now = time.monotonic()
+            for batch in batches:
+                self._write(batch)
+                self.last_input = now
+                self._checks, self._waited, self._rejoined = 0, False, False
+            self._check_stall(now)
+            if self.sink.due():
+                self._flush()
+            if now - last_report >= 5.0:
+                last_report = now
+                logger.log(self._info, "sink %s: %s", self.sink.name, self.stats.line())
+            quiet = now - self.last_input
+            if idle_expired(self.options.exit_when_idle, quiet, self._assigned_once):
+                logger.info("sink %s: no input for %.1f s, exiting", self.sink.name, quiet)
+                break
+
+    def _check_stall(self, now: float) -> None:
+        """Every ``stall_after`` of quiet, ask whether committed records wait unread.
+
+        Waiting at two checks in a row (not just committed, then) means the
+        member is stuck: it rejoins, once per quiet spell.
+        """
+        step = self.options.stall_after
+        if self._rejoined or now - self.last_input < step * (self._checks + 1):
+            return
+        self._checks += 1
+        waiting = self._unread()
+        if not waiting:
+            self._waited = False
+        elif not self._waited:
+            self._waited = True
+        else:
+            self._rejoined = True
+            quiet = now - self.last_input
+            self._rejoin(f"no record for {quiet:.0f} s while {waiting:,} committed records wait")
+
+    def _unread(self) -> int:
+        """Committed records the cluster holds past this member's positions (0 if unknown).
+
+        A partition read to its end still counts one: the transaction marker.
+        One the client has handed out no record of since its assignment has no
+        position: it counts from the offset reading resumed at (else from the
+        log start), so a restart with everything stored finds nothing waiting.
+        """
+        assert self._consumer is not None
+        try:
+            lag = self._consumer.lag(resumed=self._resumed)
+        except Exception as exc:  # noqa: BLE001 - a check only; the loop goes on
+            logger.debug("sink %s: lag not read: %s", self.sink.name, exc)
+            return 0
+        return sum(n for n in lag.values() if n > 1)
+
+    def _rejoin(self, why: str) -> None:
+        """Flush and commit, then leave the group and join again with a new consumer."""
+        assert self._consumer is not None
+        logger.warning("sink %s: %s; rejoining the group with a new consumer", self.sink.name, why)
+        self.stats.rejoins += 1
+        self._flush()
+        try:
+            self._consumer.close()  # its revoke callback finds nothing left to flush
+        except Exception:  # noqa: BLE001 - a broken member may fail to leave; it is replaced
+            logger.debug("sink %s: closing the old consumer failed", self.sink.name, exc_info=True)
+        self._resumed.clear()  # the new member's assignment fetches them again
+        self._consumer = self._new_consumer()
+
+    def _write(self, batch: Batch) -> None:
+        table = self.topics.table(batch.topic)
+        self._pending[batch.tp] = batch.last_offset + 1
+        if batch.kind == MARK_KIND and batch.columns is not None:
+            self._marked(batch)
+            return
+        if batch.columns is not None:  # the embedded bus: rows as they were sent
+            rows, count = _table_columns(table, batch.columns), batch.columns.num_rows
+        else:
+            rows, count = self._decode(table, batch), len(batch.messages)
+        # offsets name the sink's files only where a rerun reads the same offsets again;
+        # elsewhere a replay's segments do
+        source: SourceRange | InputSegment | None = None
+        if self.bus.durable:
+            source = SourceRange(batch.partition, batch.first_offset, batch.last_offset)
+        elif self.options.origin is not None and batch.tp in self._segment:
+            source = InputSegment(self.options.origin, self._segment[batch.tp])
+        self.sink.write(table, rows, source)
+        self.stats.records += count
+        self.stats.rows[table] = self.stats.rows.get(table, 0) + rows.num_rows
+
+    def _marked(self, batch: Batch) -> None:
+        """Follow a partition's segment marks; end each segment once it ended everywhere."""
+        assert self._consumer is not None and batch.columns is not None
+        origin = self.options.origin
+        for mark in read_marks(batch.columns):
+            if mark.begins:
+                self._segment[batch.tp] = mark.first
+                continue
+            if not mark.source_ends:
+                self._segment.pop(batch.tp, None)
+            seen = self._ended.setdefault((mark.first, mark.last), set())
+            seen.add(batch.tp)
+            if origin is None or not seen.issuperset(self._consumer.assignment()):
+                continue
+            del self._ended[(mark.first, mark.last)]
+            if mark.source_ends:
+                self._source_ended = True
+            else:
+                self.sink.end_segment(origin, mark.first, mark.last)
+            if self._source_ended and not self._ended and not self._segment:
+                # the input's end, and its last segment, came on every partition
+                self._source_ended = False
+                self.sink.end_source(origin)
+
+    def _decode(self, table: str, batch: Batch) -> pa.Table:
+        """The rows of a batch of raw messages; those not of ``table`` go to the dlq."""
+        messages = batch.messages
+        if table == "dlq":
+            messages = list(messages)  # each made once
+            rows = decode_dead_letters(
+                [m.key for m in messages], [m.value for m in messages],
+                [m.headers for m in messages], [m.timestamp * 1_000_000 for m in messages],
+            )  # fmt: skip
+        else:
+            rows, errors = decode_rows(table, [v or b"" for v in values_of(messages)])
+            if errors:
+                self._undecodable(batch, errors)
+        return rows
+
+    def _undecodable(self, batch: Batch, errors: Sequence[tuple[int, str]]) -> None:
+        """Keep records that are not what their topic should hold, as dead letters."""
+        self.stats.undecodable += len(errors)
+        rows = []
+        for index, error in errors:
+            message = batch.messages[index]
+            where = f"{batch.topic}[{batch.partition}]@{message.offset}"
+            logger.error("sink %s: %s: %s", self.sink.name, where, error)
+            rows.append(
+                {
+                    "ts": message.timestamp * 1_000_000, "reason": "schema",
+                    "error": f"{where}: {error}",
+                    "key": message.key.decode(errors="replace") if message.key else None,
+                    "value": message.value or b"", "source_topic": batch.topic,
+                    "source_partition": batch.partition, "source_offset": message.offset,
+                    "source_file": None, "source_line": None,
+                    "dataset": record_dataset(message.value),
+                }
+            )  # fmt: skip
+        self.sink.write("dlq", pa.Table.from_pylist(rows, schema=DLQ_SCHEMA))
+
+    def _flush(self) -> None:
+        """Make every buffered row durable, then commit the offsets after them."""
+        assert self._consumer is not None
+        self.sink.flush()
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            try:
+                self._consumer.commit(pending)
+            except BusError as exc:
+                # e.g. the member was dropped while the broker was away; the rows are
+                # durable, and reading them again rewrites the same files
+                logger.warning("sink %s: %s; records since the last commit will be written "
+                               "again, to the same files", self.sink.name, exc)  # fmt: skip
+                self.stats.failed_commits += 1
+            else:
+                self.stats.commits += 1
+
+    def _assigned(self, partitions: list[TopicPartition]) -> None:
+        self.last_input = time.monotonic()  # idle time counts from here
+        self._assigned_once = True
+        assert self._consumer is not None
+        try:
+            committed = self._consumer.committed(partitions, timeout=_COMMITTED_TIMEOUT_S)
+        except BusError as exc:  # the stall check then counts from the log start
+            logger.debug("sink %s: committed offsets not read: %s", self.sink.name, exc)
+            return
+        self._resumed.update({tp: offset for tp, offset in committed.items() if offset >= 0})
+
+    def _revoked(self, partitions: list[TopicPartition]) -> None:
+        self._flush()
+        for tp in partitions:
+            self._resumed.pop(tp, None)
+        logger.log(
+            self._info,
+            "sink %s: revoked %s", self.sink.name, ", ".join(f"{p.topic}[{p.partition}]"
+                                                             for p in partitions)
+        )  # fmt: skip
+
+
+def _table_columns(table: str, data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+    """``data`` with the columns of ``table`` only (as the embedded sink worker writes them).
+
+    Trades and quotes carry the feed's columns (a live feed's extra ones too),
+    and the embedded pipeline may tag rows with their input segment; a table
+    lacking some of the columns is left to the sink to refuse, naming them.
+    """
+    schema = TABLES.get(table)
+    names = data.schema.names
+    if schema is None or names == schema.names or not set(schema.names) <= set(names):
+        return data
+    return data.select(schema.names)

@@ -1,1 +1,0 @@
-"""The pipeline's stages as Kafka services: produce, process, sink."""
