@@ -220,8 +220,9 @@ class ProcessService:
         self.stop = stop or threading.Event()
         self.on_output = on_output
         #: Set it (before ``stop``) when the input has ended for good, as a finished
-        #: replay's has: on stopping, the service then closes every open window (as the
-        #: embedded pipeline does) instead of keeping them in its state for more input.
+        #: replay's has: on stopping, the service then closes every open window instead
+        #: of keeping them in its state for more input. (A replay with segment marks
+        #: says so in-band: :mod:`marketpulse.runtime.segments`.)
         self.input_ended = threading.Event()
         self.stats = ProcessStats()
         #: When input last arrived (``time.monotonic()``): how long the service has been idle.

@@ -390,11 +390,11 @@ class SinkService:
 
 
 def _table_columns(table: str, data: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
-    """``data`` with the columns of ``table`` only (as the embedded sink worker writes them).
+    """``data`` with the columns of ``table`` only.
 
-    Trades and quotes carry the feed's columns (a live feed's extra ones too),
-    and the embedded pipeline may tag rows with their input segment; a table
-    lacking some of the columns is left to the sink to refuse, naming them.
+    On the in-memory bus trades and quotes carry the feed's columns (a file's
+    lines, a live feed's extra fields); a table lacking some of the columns is
+    left to the sink to refuse, naming them.
     """
     schema = TABLES.get(table)
     names = data.schema.names

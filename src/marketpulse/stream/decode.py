@@ -1,4 +1,9 @@
-"""Decoding raw ``ticks`` messages (Kafka) into the processor's columns."""
+"""Reading ``ticks`` into the processor's columns, whatever the bus carries.
+
+The in-memory bus carries Arrow columns (a transport optimisation behind the
+bus contract), Kafka raw JSON messages; :func:`decode_batch` gives the
+processor the same columns from either.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,24 @@ from marketpulse.models import (
 )
 from marketpulse.stream.json_scan import scan_trades
 
-__all__ = ["decode_messages", "decode_plain_trades"]
+__all__ = ["decode_batch", "decode_messages", "decode_plain_trades"]
+
+
+def decode_batch(
+    batch: Batch,
+) -> tuple[list[tuple[str, pa.RecordBatch | None]], list[DeadLetter]]:
+    """The columns of a batch of ``ticks`` by kind (``trade``, ``bar``), and its dead letters.
+
+    Columns (the in-memory bus) are taken as they came; raw messages (Kafka)
+    are decoded by :func:`decode_messages`.
+    """
+    if batch.columns is not None:
+        data = batch.columns
+        if isinstance(data, pa.Table):
+            data = data.combine_chunks().to_batches()[0] if data.num_rows else None
+        return [(batch.kind, data)], []
+    trades, bars, dead = decode_messages(batch)
+    return [("trade", trades), ("bar", bars)], dead
 
 
 def decode_messages(

@@ -48,7 +48,7 @@ class Output:
     accepted: int = 0
     #: the input trades kept, in input order, with all the input's columns: those
     #: valid and not ``future``, late ones included (real trades, in no bar: the
-    #: dlq says why); what the embedded pipeline stores as ``trades``
+    #: dlq says why); what the ``trades`` topic and table hold
     trades: list[pa.RecordBatch] = field(default_factory=list)
     #: the values plugins computed on these bars, long form (:data:`CUSTOM_SCHEMA`)
     custom: pa.Table = field(default_factory=lambda: _NO_CUSTOM)

@@ -37,7 +37,7 @@ from marketpulse.models import (
 from marketpulse.plugins import Plugin, run_plugins
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
-from marketpulse.stream.decode import decode_messages, decode_plain_trades
+from marketpulse.stream.decode import decode_batch, decode_plain_trades
 from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
 from marketpulse.stream.output import Output, indicators_table, stamp
 from marketpulse.stream.partition import PartitionState
@@ -227,15 +227,8 @@ class Processor:
         state = self.state(batch.topic, batch.partition)
         state.last_input = time.monotonic()
         out = Output()
-        if batch.columns is None:
-            trades, bars, dead = decode_messages(batch)
-            out.dead.extend(dead)
-            parts = [("trade", trades), ("bar", bars)]
-        else:
-            data = batch.columns
-            if isinstance(data, pa.Table):
-                data = data.combine_chunks().to_batches()[0] if data.num_rows else None
-            parts = [(batch.kind, data)]
+        parts, dead = decode_batch(batch)
+        out.dead.extend(dead)
         for kind, data in parts:
             if data is None or data.num_rows == 0:
                 continue
