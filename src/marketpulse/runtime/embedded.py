@@ -36,6 +36,15 @@ from marketpulse.stream import ProcessorSettings
 
 __all__ = ["LAKE_FILE_ROWS", "EmbeddedPipeline", "PipelineOptions"]
 
+#: Most records (here rows) the processor takes into one step. A step takes what
+#: is there, so a feed the processor keeps up with is processed as it comes; one
+#: that runs ahead is processed in large steps, whose fixed costs (alert rules,
+#: output tables) then weigh less.
+_MAX_BATCH = 131_072
+#: Most records (rows) a sink takes per poll: what was published since its last
+#: poll, in as few writes as it can (each write's casts and splits cost per call).
+_SINK_BATCH = 1 << 20
+
 
 @dataclass(frozen=True, slots=True)
 class PipelineOptions:
@@ -107,8 +116,9 @@ class EmbeddedPipeline(Runner):
             speed=options.speed,
             duration=options.duration,
             partitions=options.partitions,
-            process=ProcessSettings(store_trades=options.store_trades),
+            process=ProcessSettings(max_batch=_MAX_BATCH, store_trades=options.store_trades),
             group_prefix="",
             sinks=options.sinks,
+            sink_batch=_SINK_BATCH,
         )
         super().__init__(MemoryBus(), Topics(), feed, services, metrics, view, progress)

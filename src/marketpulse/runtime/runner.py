@@ -43,7 +43,7 @@ from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot, OutputObse
 from marketpulse.runtime.process import ProcessOptions, ProcessService
 from marketpulse.runtime.produce import ProduceOptions, ProduceService, ProduceStats
 from marketpulse.runtime.segments import input_origin
-from marketpulse.runtime.sink import SinkOptions, SinkService
+from marketpulse.runtime.sink import SINK_BATCH, SinkOptions, SinkService
 from marketpulse.sinks import LakeSink, Sink
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.stream import Output, Processor, ProcessorSettings
@@ -88,6 +88,7 @@ class RunnerOptions:
         sinks: where the outputs go, each drained by its own sink service and
             consumer group (closed when the run ends); empty: the Parquet lake
             at ``lake``.
+        sink_batch: records each sink service consumes per poll at most.
     """
 
     lake: str | LakeLocation
@@ -104,6 +105,7 @@ class RunnerOptions:
     group_prefix: str = "marketpulse-run-"
     drain_timeout: float = 60.0
     sinks: tuple[Sink, ...] = ()
+    sink_batch: int = SINK_BATCH
 
 
 class Runner:
@@ -175,7 +177,11 @@ class Runner:
                 self.bus,
                 self.topics,
                 sink,
-                SinkOptions(group=f"{opts.group_prefix}sink-{sink.name}", origin=origin),
+                SinkOptions(
+                    group=f"{opts.group_prefix}sink-{sink.name}",
+                    origin=origin,
+                    max_batch=opts.sink_batch,
+                ),
                 threading.Event(),
             )  # fmt: skip
             for sink in self._sinks

@@ -39,9 +39,12 @@ from marketpulse.runtime.idle import idle_expired, read_to_end
 from marketpulse.runtime.segments import MARK_KIND, read_marks
 from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
 
-__all__ = ["SinkOptions", "SinkService", "SinkServiceStats"]
+__all__ = ["SINK_BATCH", "SinkOptions", "SinkService", "SinkServiceStats"]
 
 logger = logging.getLogger(__name__)
+
+#: Records a sink service consumes per poll at most, by default.
+SINK_BATCH = 50_000
 
 #: Seconds a poll waits for records at most.
 _POLL_S = 0.1
@@ -75,7 +78,7 @@ class SinkOptions:
     group: str = "marketpulse-sink-lake"
     tables: tuple[str, ...] = (*OUTPUT_TOPICS, *OPTIONAL_TOPICS)
     exit_when_idle: float | None = None
-    max_batch: int = 50_000
+    max_batch: int = SINK_BATCH
     stall_after: float = 15.0
     origin: str | None = None
 
