@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# two installs: what running needs, and that plus the test tools (the `dev` extra)
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 ARGS ?=
 KAFKA_PORT ?= 9092
 KAFKA_HOME ?= .kafka
@@ -16,13 +18,17 @@ CHROMIUM ?= /usr/bin/chromium
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	@touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(RUN_STAMP)
 
-install: $(STAMP) ## create .venv and install MarketPulse with its test tools
+$(DEV_STAMP): $(RUN_STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(DEV_STAMP)
+
+install: $(DEV_STAMP) ## create .venv and install MarketPulse with its test tools
 
 # Debian's Chromium for the dashboard's browser tests (needs root, or install it yourself).
 $(CHROMIUM):
@@ -38,20 +44,20 @@ db-servers: ## install Debian's PostgreSQL and InfluxDB when missing (needs root
 	if [ -n "$$missing" ]; then apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
-run: $(STAMP) ## run the embedded pipeline on a simulated market with the live view (ARGS="--duration 30")
+run: $(RUN_STAMP) ## run the embedded pipeline on a simulated market with the live view (ARGS="--duration 30"); installs no test tools
 	$(BIN)/marketpulse run $(ARGS)
 
-test: $(STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chromium, PostgreSQL, InfluxDB when missing)
+test: $(DEV_STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chromium, PostgreSQL, InfluxDB when missing)
 	$(BIN)/python -m pytest $(ARGS)
 
-test-unit: $(STAMP) ## run the unit tests only
+test-unit: $(DEV_STAMP) ## run the unit tests only
 	$(BIN)/python -m pytest tests/unit $(ARGS)
 
-lint: $(STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts
+lint: $(DEV_STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 
-bench: $(STAMP) ## run the benchmarks, save the runs in bench/results/ and regenerate docs/benchmarks.md
+bench: $(DEV_STAMP) ## run the benchmarks, save the runs in bench/results/ and regenerate docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
 
 kafka-up: ## start a local Kafka broker (KAFKA_PORT=9092, data in KAFKA_HOME=.kafka)
