@@ -41,6 +41,7 @@ browser: $(CHROMIUM) ## install Debian's Chromium for the browser tests
 db-servers: ## install Debian's PostgreSQL and InfluxDB when missing (needs root)
 	@missing=""; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="postgresql"; \
 	command -v influxd >/dev/null || missing="$$missing influxdb"; \
+	command -v docker-compose >/dev/null || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }; \
 	if [ -n "$$missing" ]; then apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 

@@ -1,0 +1,377 @@
+"""The container deployment files (compose.yaml, deploy/, .env.example), checked without containers.
+
+Every ``marketpulse`` command the stack runs is a real command whose options
+parse; every service has a health check or is a one-shot; every
+``MARKETPULSE_*`` variable is one the settings know; Prometheus scrapes the
+services that serve ``/metrics``; Grafana's provisioning parses and its
+PromQL names only metrics MarketPulse exposes. The dashboards' SQL is run
+against PostgreSQL in tests/integration/test_deploy_grafana_sql.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from marketpulse.cli.app import app
+from marketpulse.cli.feed_options import FeedName
+from marketpulse.config import Settings, load_settings, read_env_file
+from marketpulse.runtime import Metrics
+from marketpulse.serve.prometheus import render
+from marketpulse.serve.push import Clients
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA = ROOT / "deploy" / "grafana"
+IMAGE = "marketpulse:local"
+ONE_SHOT_RESTARTS = {"no", "on-failure"}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?][^}]*)?\}")
+
+
+def _compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _interpolate(value: str) -> str:
+    """Resolve ``${VAR:-default}`` to the default, ``${VAR:?..}`` to a value, ``$$`` to ``$``."""
+
+    def one(match: re.Match) -> str:
+        text = match.group(0)
+        return text.split(":-", 1)[1][:-1] if ":-" in text else "x"
+
+    return _VAR.sub(one, value).replace("$$", "$")
+
+
+def marketpulse_args(service: dict) -> list[str] | None:
+    """Return the arguments a service gives ``marketpulse`` (None: not a MarketPulse service)."""
+    if service.get("image") != IMAGE:
+        return None
+    command = [_interpolate(str(a)) for a in service.get("command") or []]
+    entrypoint = service.get("entrypoint")
+    if entrypoint is None:
+        return command
+    assert entrypoint[:2] == ["sh", "-c"], entrypoint
+    words = shlex.split(_interpolate(entrypoint[2]))
+    assert words[:2] == ["exec", "marketpulse"], words
+    words = [w.replace("$HOSTNAME", "container-1") for w in words[2:]]
+    return [w for w in words if w != "$@"] + command
+
+
+def resolve(args: list[str]) -> tuple[object, list[str], list[str]]:
+    """Return the click command ``args`` name, its path and its own arguments."""
+    command = typer.main.get_command(app)
+    path: list[str] = []
+    while getattr(command, "commands", None) is not None:
+        assert args and args[0] in command.commands, f"no command {' '.join([*path, *args[:1]])}"
+        command = command.commands[args[0]]
+        path.append(args[0])
+        args = args[1:]
+    return command, path, args
+
+
+def check_invocation(args: list[str]) -> list[str]:
+    """Parse ``args`` as the CLI would (types, choices, ranges); return the command's path."""
+    command, path, rest = resolve(args)
+    command.make_context(" ".join(["marketpulse", *path]), list(rest), resilient_parsing=False)
+    return path
+
+
+def known_variables() -> set[str]:
+    """Every ``MARKETPULSE_*`` name the settings, the CLI and the vendor feeds read."""
+    names = set()
+    for f in dataclasses.fields(Settings):
+        if dataclasses.is_dataclass(f.default_factory if callable(f.default_factory) else None):
+            section = f.default_factory
+            names |= {f"MARKETPULSE_{f.name}_{s.name}".upper() for s in dataclasses.fields(section)}
+        else:
+            names.add(f"MARKETPULSE_{f.name}".upper())
+
+    def walk(command) -> None:
+        for param in command.params:
+            if isinstance(param.envvar, str):
+                names.add(param.envvar)
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub)
+
+    walk(typer.main.get_command(app))
+    for vendor in FeedName:  # config.vendor_credentials: MARKETPULSE_<VENDOR>_KEY and _SECRET
+        names |= {f"MARKETPULSE_{vendor.upper()}_KEY", f"MARKETPULSE_{vendor.upper()}_SECRET"}
+    return names
+
+
+def unknown_variables(text: str) -> set[str]:
+    """The ``MARKETPULSE_*`` names in ``text`` that nothing in MarketPulse reads."""
+    return set(re.findall(r"MARKETPULSE_[A-Z0-9_]+", text)) - known_variables()
+
+
+def exposed_metric_names() -> set[str]:
+    """The sample names of MarketPulse's ``/metrics``, from the real renderer."""
+    families = text_string_to_metric_families(render(Metrics(), Clients()).decode())
+    return {sample.name for family in families for sample in family.samples}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names an expression reads (``marketpulse_*`` and ``up``)."""
+    without_labels = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", "", expr)
+    words = set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", without_labels))
+    return {w for w in words if w.startswith("marketpulse_") or w == "up"}
+
+
+def dashboards() -> dict[str, dict]:
+    return {
+        p.name: json.loads(p.read_text()) for p in sorted((GRAFANA / "dashboards").glob("*.json"))
+    }
+
+
+# compose.yaml
+
+
+def test_compose_has_the_stack_of_services():
+    services = _compose()["services"]
+    assert set(services) == {
+        "kafka", "topics", "produce", "process", "sink-lake", "sink-postgres",
+        "dashboard", "postgres", "prometheus", "grafana", "kafka-ui",
+    }  # fmt: skip
+    assert services["kafka"]["image"].startswith("apache/kafka:4.")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["postgres"]["image"].startswith("postgres:16")
+    assert "timescale/timescaledb" in COMPOSE.read_text()  # the documented option
+    # --scale process=3 needs containers compose may name itself.
+    assert "container_name" not in services["process"]
+    assert "ports" not in services["process"]
+
+
+def test_every_marketpulse_command_is_real_and_its_options_parse():
+    commands = {}
+    for name, service in _compose()["services"].items():
+        args = marketpulse_args(service)
+        if args is not None:
+            commands[name] = check_invocation(args)
+    assert commands == {
+        "topics": ["topics", "create"],
+        "produce": ["produce"],
+        "process": ["process"],
+        "sink-lake": ["sink", "lake"],
+        "sink-postgres": ["sink", "postgres"],
+        "dashboard": ["dashboard"],
+    }
+    health = {
+        tuple(check_invocation(test[2:]))
+        for s in _compose()["services"].values()
+        if (test := (s.get("healthcheck") or {}).get("test", []))[1:2] == ["marketpulse"]
+    }
+    assert health == {("topics", "describe")}
+    assert marketpulse_args(_compose()["services"]["process"]) == [
+        "process", "--instance-id", "container-1",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", [["topics", "create"], ["sink", "postgres"], ["dashboard"]])
+def test_the_commands_help_lists_the_options_compose_gives(path):
+    services = {tuple(check_invocation(a)): a for s in _compose()["services"].values()
+                if (a := marketpulse_args(s)) is not None}  # fmt: skip
+    args = services[tuple(path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "marketpulse", *path, "--help"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for option in (a for a in args[len(path) :] if a.startswith("--")):
+        assert option in result.stdout, f"{' '.join(path)} --help does not list {option}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["topics", "creat"],
+        ["process", "--no-such-option"],
+        ["dashboard", "--port", "70000"],
+        ["produce", "--feed", "nasdaq"],
+        ["sink", "lake", "--max-age", "soon"],
+    ],
+)
+def test_a_wrong_command_or_option_is_caught(args):
+    # typer's own copy of click raises its UsageError (BadParameter, NoSuchOption).
+    with pytest.raises(Exception) as caught:
+        check_invocation(args)
+    assert isinstance(caught.value, AssertionError) or any(
+        cls.__name__ == "UsageError" for cls in type(caught.value).__mro__
+    ), repr(caught.value)
+
+
+def test_every_service_has_a_healthcheck_or_is_one_shot_and_a_restart_policy():
+    services = _compose()["services"]
+    waited_on = {
+        dep
+        for s in services.values()
+        for dep, cond in (s.get("depends_on") or {}).items()
+        if cond["condition"] == "service_completed_successfully"
+    }
+    for name, service in services.items():
+        assert service.get("restart") in {"unless-stopped", "always", *ONE_SHOT_RESTARTS}, name
+        check = service.get("healthcheck") or {}
+        if check.get("disable") or not check:
+            assert service["restart"] in ONE_SHOT_RESTARTS and name in waited_on, name
+        else:
+            assert check["test"][0] == "CMD" and len(check["test"]) > 1, name
+    assert waited_on == {"topics"}
+
+
+def test_data_lives_in_volumes():
+    compose = _compose()
+    services = compose["services"]
+    mounts = {n: [v.split(":")[:2] for v in s.get("volumes", [])] for n, s in services.items()}
+    assert ["lake", "/data"] in mounts["sink-lake"]
+    assert ["lake", "/data"] in mounts["dashboard"]
+    assert ["postgres-data", "/var/lib/postgresql/data"] in mounts["postgres"]
+    assert ["kafka-data", services["kafka"]["environment"]["KAFKA_LOG_DIRS"]] in mounts["kafka"]
+    named = {m[0] for ms in mounts.values() for m in ms if not m[0].startswith(".")}
+    assert named == set(compose["volumes"])
+    for m in (m for ms in mounts.values() for m in ms if m[0].startswith(".")):
+        assert (ROOT / m[0]).exists(), m
+
+
+# MARKETPULSE_* variables
+
+
+def test_every_marketpulse_variable_is_one_marketpulse_reads():
+    for path in (COMPOSE, ENV_EXAMPLE):
+        assert unknown_variables(path.read_text()) == set(), path
+    assert "MARKETPULSE_SIMULATOR_RATE" in ENV_EXAMPLE.read_text()
+
+
+def test_a_misspelt_variable_is_caught():
+    assert unknown_variables("MARKETPULSE_SIMULATOR_RATS: 5") == {"MARKETPULSE_SIMULATOR_RATS"}
+    assert unknown_variables("MARKETPULSE_KAFKA_BOOTSTRAP: kafka:9092") == set()
+
+
+def test_the_env_example_and_each_services_environment_load_as_settings():
+    example = read_env_file(ENV_EXAMPLE)
+    settings = load_settings(environ=example)
+    assert settings.simulator.rate == float(example["MARKETPULSE_SIMULATOR_RATE"])
+    assert settings.kafka.partitions == int(example["MARKETPULSE_KAFKA_PARTITIONS"])
+    for name, service in _compose()["services"].items():
+        if service.get("image") == IMAGE:
+            env = {k: _interpolate(str(v)) for k, v in service["environment"].items()}
+            settings = load_settings(environ=env)
+            assert settings.kafka.bootstrap == "kafka:9092", name
+            assert settings.lake == "/data/lake", name
+
+
+# Prometheus
+
+
+def test_prometheus_scrapes_the_metrics_port_of_every_service_that_serves_it():
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    services = _compose()["services"]
+    serving = {}
+    for name, service in services.items():
+        args = marketpulse_args(service)
+        if args is not None and check_invocation(args) == ["dashboard"]:
+            serving[name] = args[args.index("--port") + 1]
+    targets = {
+        t
+        for job in config["scrape_configs"]
+        if job.get("metrics_path", "/metrics") == "/metrics" and job["job_name"] != "prometheus"
+        for static in job["static_configs"]
+        for t in static["targets"]
+    }
+    assert targets == {f"{name}:{port}" for name, port in serving.items()} == {"dashboard:8050"}
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "marketpulse-dashboard")
+    token_file = job["authorization"]["credentials_file"]
+    assert token_file in " ".join(services["prometheus"]["command"])
+    assert "/prometheus" in [v.split(":")[1] for v in services["prometheus"]["volumes"]]
+
+
+# Grafana
+
+
+def test_grafana_data_sources_point_at_the_stack():
+    config = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "marketpulse.yaml").read_text()
+    )
+    by_type = {d["type"]: d for d in config["datasources"]}
+    assert set(by_type) == {"grafana-postgresql-datasource", "prometheus"}
+    postgres = _compose()["services"]["postgres"]["environment"]
+    pg = by_type["grafana-postgresql-datasource"]
+    assert pg["url"] == "postgres:5432"
+    assert pg["user"] == postgres["POSTGRES_USER"]
+    assert pg["jsonData"]["database"] == postgres["POSTGRES_DB"]
+    assert pg["secureJsonData"]["password"] == "$POSTGRES_PASSWORD"
+    assert "POSTGRES_PASSWORD" in _compose()["services"]["grafana"]["environment"]
+    assert by_type["prometheus"]["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "marketpulse.yaml").read_text()
+    )
+    mounted = dict(v.split(":")[:2] for v in _compose()["services"]["grafana"]["volumes"])
+    assert mounted["./deploy/grafana/dashboards"] == providers["providers"][0]["options"]["path"]
+    uids = {d["uid"] for d in config["datasources"]}
+    for name, board in dashboards().items():
+        for panel in board["panels"]:
+            if "datasource" in panel:
+                assert panel["datasource"]["uid"] in uids, (name, panel["title"])
+
+
+def test_dashboards_show_candles_with_indicators_and_pipeline_health():
+    boards = dashboards()
+    assert set(boards) == {"marketpulse-candles.json", "marketpulse-pipeline-health.json"}
+    candles = boards["marketpulse-candles.json"]
+    assert {p["type"] for p in candles["panels"]} >= {"candlestick", "timeseries"}
+    assert {v["name"] for v in candles["templating"]["list"]} == {"dataset", "symbol", "timeframe"}
+    assert len({b["uid"] for b in boards.values()}) == len(boards)
+
+
+def test_every_promql_metric_is_one_marketpulse_exposes():
+    exposed = exposed_metric_names()
+    used = set()
+    for board in dashboards().values():
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                if "expr" in target:
+                    used |= promql_metric_names(target["expr"])
+    assert used - {"up"} <= exposed, used - exposed
+    assert {"marketpulse_ticks_per_second", "marketpulse_dlq_total"} <= used
+    assert "marketpulse_tick_to_indicator_seconds_bucket" in used
+
+
+def test_a_promql_metric_marketpulse_does_not_expose_is_caught():
+    names = promql_metric_names('rate(marketpulse_ticks[1m]) + marketpulse_lag{job="x"}')
+    assert names - exposed_metric_names() == {"marketpulse_ticks", "marketpulse_lag"}
+
+
+# docker-compose
+
+
+def _docker_compose(env_file: Path) -> subprocess.CompletedProcess:
+    executable = shutil.which("docker-compose")
+    assert executable, "docker-compose is not installed (make db-servers installs it)"
+    return subprocess.run(
+        [executable, "-f", str(COMPOSE), "--env-file", str(env_file), "config", "--quiet"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_docker_compose_accepts_the_file_with_the_env_example():
+    result = _docker_compose(ENV_EXAMPLE)
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_refuses_it_without_the_secrets(tmp_path):
+    env = tmp_path / "env"
+    env.write_text("MARKETPULSE_SIMULATOR_RATE=5000\n")
+    result = _docker_compose(env)
+    assert result.returncode != 0
+    assert "set " in result.stderr and "in .env" in result.stderr
