@@ -375,3 +375,35 @@ def test_docker_compose_refuses_it_without_the_secrets(tmp_path):
     result = _docker_compose(env)
     assert result.returncode != 0
     assert "set " in result.stderr and "in .env" in result.stderr
+
+
+# Dockerfile
+
+
+def test_the_dockerfile_builds_a_small_non_root_image_with_production_dependencies():
+    text = (ROOT / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    for arg in ("PYTHON_BUILD_IMAGE", "PYTHON_RUNTIME_IMAGE"):
+        assert f"ARG {arg}=python:3.11-slim-bookworm" in lines
+        assert any(line.startswith(f"FROM ${{{arg}}} AS ") for line in lines), arg
+    code = "\n".join(line for line in lines if not line.startswith("#"))
+    assert "pip install ." in code and "[dev]" not in code
+    assert lines[-2:] == ['ENTRYPOINT ["marketpulse"]', 'CMD ["--help"]']
+    user = next(line for line in lines if line.startswith("USER "))
+    assert user.split()[1] not in {"root", "0"}
+    assert lines.index(user) > max(i for i, line in enumerate(lines) if line.startswith("RUN "))
+
+
+def test_the_dockerfile_warms_numba_with_a_real_command_into_a_readable_cache():
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    warm = next(line for line in text.splitlines() if "RUN marketpulse " in line)
+    args = shlex.split(warm.split("RUN marketpulse ", 1)[1].split("&&")[0])
+    assert check_invocation(args) == ["run"]
+    assert "--duration" in args and "--no-dashboard" in args
+    assert "NUMBA_CACHE_DIR=/" in text and 'chmod -R a+rX "$NUMBA_CACHE_DIR"' in text
+
+
+def test_the_dockerignore_keeps_local_state_out_of_the_build():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".git", ".venv", "data", "tests", "bench/results", ".env"} <= ignored
+    assert not {"src", "pyproject.toml", "README.md"} & ignored
