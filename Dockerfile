@@ -2,8 +2,8 @@
 # The MarketPulse image: `docker build -t marketpulse .`, then
 # `docker run --rm marketpulse --help`. The base images are build arguments so
 # the same file builds on locally made images (a CI override file sets them).
-ARG PYTHON_BUILD_IMAGE=python:3.11-slim-bookworm
-ARG PYTHON_RUNTIME_IMAGE=python:3.11-slim-bookworm
+ARG PYTHON_BUILD_IMAGE=docker.io/library/python:3.11-slim-bookworm
+ARG PYTHON_RUNTIME_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 # Build stage: a virtual environment with MarketPulse and its production
 # dependencies only (`pip install .`, never `.[dev]`).
