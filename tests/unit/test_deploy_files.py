@@ -5,7 +5,8 @@ parse; every service has a health check or is a one-shot; every
 ``MARKETPULSE_*`` variable is one the settings know; Prometheus scrapes the
 services that serve ``/metrics``; Grafana's provisioning parses and its
 PromQL names only metrics MarketPulse exposes. The dashboards' SQL is run
-against PostgreSQL in tests/integration/test_deploy_grafana_sql.py.
+against PostgreSQL in tests/integration/test_deploy_grafana_sql.py;
+``docker-compose config`` runs in tests/integration/test_deploy_compose_config.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import dataclasses
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -354,31 +354,6 @@ def test_every_promql_metric_is_one_marketpulse_exposes():
 def test_a_promql_metric_marketpulse_does_not_expose_is_caught():
     names = promql_metric_names('rate(marketpulse_ticks[1m]) + marketpulse_lag{job="x"}')
     assert names - exposed_metric_names() == {"marketpulse_ticks", "marketpulse_lag"}
-
-
-# docker-compose
-
-
-def _docker_compose(env_file: Path) -> subprocess.CompletedProcess:
-    executable = shutil.which("docker-compose")
-    assert executable, "docker-compose is not installed (make db-servers installs it)"
-    return subprocess.run(
-        [executable, "-f", str(COMPOSE), "--env-file", str(env_file), "config", "--quiet"],
-        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
-    )  # fmt: skip
-
-
-def test_docker_compose_accepts_the_file_with_the_env_example():
-    result = _docker_compose(ENV_EXAMPLE)
-    assert result.returncode == 0, result.stderr
-
-
-def test_docker_compose_refuses_it_without_the_secrets(tmp_path):
-    env = tmp_path / "env"
-    env.write_text("MARKETPULSE_SIMULATOR_RATE=5000\n")
-    result = _docker_compose(env)
-    assert result.returncode != 0
-    assert "set " in result.stderr and "in .env" in result.stderr
 
 
 # Dockerfile
