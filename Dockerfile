@@ -13,7 +13,13 @@ RUN python -m venv /opt/marketpulse
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN /opt/marketpulse/bin/pip install . \
+# A network that re-signs TLS needs its CA bundle to reach PyPI: pass it as a
+# build secret (`--secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt`);
+# it is mounted for this step only and never stored in a layer. Without it,
+# pip uses its own certificates.
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+    && /opt/marketpulse/bin/pip install . \
     && /opt/marketpulse/bin/pip uninstall --yes pip
 
 # Runtime stage: the environment, a non-root user, numba's cache warmed.
