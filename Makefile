@@ -38,9 +38,10 @@ $(CHROMIUM):
 browser: $(CHROMIUM) ## install Debian's Chromium for the browser tests
 
 # Debian's PostgreSQL and InfluxDB for the storage tests (the fixtures start private servers).
-db-servers: ## install Debian's PostgreSQL, InfluxDB and docker-compose when missing (needs root)
+db-servers: ## install Debian's PostgreSQL, InfluxDB, kubectl and docker-compose when missing (needs root)
 	@missing=""; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="postgresql"; \
 	command -v influxd >/dev/null || missing="$$missing influxdb"; \
+	command -v kubectl >/dev/null || missing="$$missing kubectl"; \
 	command -v docker-compose >/dev/null || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }; \
 	if [ -n "$$missing" ]; then apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
