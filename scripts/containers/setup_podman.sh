@@ -10,6 +10,8 @@
 #   they are lowered to `ulimit -Hn` and to the smaller of `ulimit -Hu` and
 #   kernel.pid_max (here 32768 passes and 32769 fails with "error setting
 #   rlimit type 6", with a process hard limit of 96365 and no CAP_SYS_RESOURCE).
+# - podman 4.3 here uses CNI networks; without the dnsname plugin a compose
+#   network has no DNS and services cannot find each other by name ("kafka").
 # - The check runs `true` in the locally built base image when it exists
 #   (scripts/containers/build_base.sh makes it), else in a throw-away image
 #   imported from an empty tar holding only the host's /bin/true.
@@ -21,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-pkgs="podman runc podman-compose docker-compose mmdebstrap uidmap slirp4netns passt fuse-overlayfs containernetworking-plugins"
+pkgs="podman runc podman-compose docker-compose mmdebstrap uidmap slirp4netns passt fuse-overlayfs containernetworking-plugins golang-github-containernetworking-plugin-dnsname"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
