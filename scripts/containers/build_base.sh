@@ -58,6 +58,7 @@ secret=()
 if [ -s "$ca_bundle" ]; then
     secret=(--secret "id=ca-bundle,src=$ca_bundle")
 fi
+previous="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
 start=$SECONDS
 podman build \
     --build-arg "PYTHON_BUILD_IMAGE=$base" \
@@ -67,3 +68,7 @@ podman build \
     .
 echo "build_base.sh: $image built in $((SECONDS - start)) s"
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$image"
+# The image this build replaced, now untagged: removed, unless a container uses it.
+if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$image")" ]; then
+    podman image rm "$previous" > /dev/null 2>&1 || true
+fi

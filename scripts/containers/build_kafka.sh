@@ -14,15 +14,17 @@ if [ "$(id -u)" != 0 ]; then
     echo "build_kafka.sh: run as root (rootful podman)" >&2
     exit 2
 fi
-libs="$(python3 -c "
+# The jars come from Maven Central once (mvn), cached where kafka_broker.py keeps them.
+if ! libs="$(python3 -c "
 import sys
 sys.path.insert(0, 'scripts')
 from kafka_broker import default_cache_root
-print(default_cache_root() / 'kafka-$version' / 'libs')
-")"
-if [ ! -f "$libs/kafka_2.13-$version.jar" ]; then
-    echo "build_kafka.sh: fetching the Kafka $version jars (scripts/kafka_broker.py install)"
-    echo "build_kafka.sh: no Kafka $version jars in $libs: run python3 scripts/kafka_broker.py up --kafka-version $version once (it fetches them), then again" >&2
+from kafka_jars import JarsError, install_jars
+try:
+    print(install_jars(default_cache_root() / 'kafka-$version', '$version'))
+except JarsError as exc:
+    sys.exit(f'build_kafka.sh: {exc}')
+")"; then
     exit 1
 fi
 context="$(mktemp -d)"
@@ -30,7 +32,12 @@ trap 'rm -rf "$context"' EXIT
 cp -r scripts/containers/kafka/. "$context/"
 cp -r "$libs" "$context/libs"
 cp scripts/kafka_wire.py "$context/"
+previous="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
 start=$SECONDS
 podman build --build-arg "BASE_IMAGE=$base" --tag "$image" --file "$context/Containerfile" "$context"
 echo "build_kafka.sh: $image built in $((SECONDS - start)) s"
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$image"
+# The image this build replaced, now untagged: removed, unless a container uses it.
+if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$image")" ]; then
+    podman image rm "$previous" > /dev/null 2>&1 || true
+fi
