@@ -71,8 +71,9 @@ kafka-down: ## stop the local Kafka broker started by kafka-up
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-containers: ## as root: podman set up, local images built, minimal compose stack run until bars land in the lake (docs/containers.md)
+containers: ## as root: podman set up, local images built, compose stack run until bars land in the lake and PostgreSQL (docs/containers.md)
 	scripts/containers/setup_podman.sh
 	scripts/containers/build_base.sh
 	scripts/containers/build_kafka.sh
+	scripts/containers/build_postgres.sh
 	scripts/containers/stack_smoke.sh

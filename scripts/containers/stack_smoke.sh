@@ -1,10 +1,12 @@
 #!/bin/bash
-# Brings up the minimal stack (kafka, topics, produce, process, sink-lake) from
+# Brings up the stack without Grafana, Prometheus, kafka-ui and the dashboard
+# (kafka, postgres, topics, produce, process, sink-lake, sink-postgres) from
 # compose.yaml + compose.ci.yaml with podman-compose, waits until bars land in
-# the lake volume, prints the counts, and tears everything down (containers,
-# the project's network, its named and anonymous volumes). Run as root after
-# setup_podman.sh, build_base.sh and build_kafka.sh. Exits 1 when no bars
-# arrive within TIMEOUT seconds (default 180), printing the services' logs.
+# both the lake volume and PostgreSQL, prints the counts, and tears everything
+# down (containers, the project's network, its named and anonymous volumes).
+# Run as root after setup_podman.sh, build_base.sh, build_kafka.sh and
+# build_postgres.sh. Exits 1 when bars are missing from either after TIMEOUT
+# seconds (default 180), printing the services' last log lines.
 #
 #   sudo scripts/containers/stack_smoke.sh
 set -euo pipefail
@@ -12,14 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 project="${COMPOSE_PROJECT:-mpci}"
 timeout="${TIMEOUT:-180}"
-services=(kafka topics produce process sink-lake)
+services=(kafka postgres topics produce process sink-lake sink-postgres)
 if [ "$(id -u)" != 0 ]; then
     echo "stack_smoke.sh: run as root (rootful podman)" >&2
     exit 2
 fi
-for image in localhost/marketpulse:local localhost/marketpulse-kafka:4.3.1; do
+for image in localhost/marketpulse:local localhost/marketpulse-kafka:4.3.1 localhost/marketpulse-postgres:15; do
     if ! podman image exists "$image"; then
-        echo "stack_smoke.sh: no image $image: run scripts/containers/build_base.sh and build_kafka.sh first" >&2
+        echo "stack_smoke.sh: no image $image: run scripts/containers/build_base.sh, build_kafka.sh and build_postgres.sh first" >&2
         exit 2
     fi
 done
@@ -61,17 +63,22 @@ print(counts["bars"], counts["trades"])
 '
 bars=0
 trades=0
+pg_bars=0
+pg_trades=0
 while [ $((SECONDS - start)) -lt "$timeout" ]; do
     sleep 5
     read -r bars trades < <(podman run --rm -v "${project}_lake:/data:ro" --entrypoint python \
         localhost/marketpulse:local -c "$count_bars" 2>/dev/null || echo 0 0)
-    [ "$bars" -gt 0 ] && break
+    read -r pg_bars pg_trades < <(podman exec "${project}_postgres_1" psql -U marketpulse -d marketpulse \
+        -At -F ' ' -c 'SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM trades)' 2>/dev/null ||
+        echo 0 0)
+    [ "$bars" -gt 0 ] && [ "$pg_bars" -gt 0 ] && break
 done
-if [ "$bars" -gt 0 ]; then
-    echo "stack_smoke.sh: $bars bars and $trades trades in the lake $((SECONDS - start)) s after up"
+if [ "$bars" -gt 0 ] && [ "$pg_bars" -gt 0 ]; then
+    echo "stack_smoke.sh: $((SECONDS - start)) s after up: lake $bars bars, $trades trades; PostgreSQL $pg_bars bars, $pg_trades trades"
     exit 0
 fi
-echo "stack_smoke.sh: no bars in the lake within $timeout s; the services' last log lines:" >&2
+echo "stack_smoke.sh: after $timeout s: lake $bars bars, PostgreSQL $pg_bars bars (both must be > 0); the services' last log lines:" >&2
 for service in "${services[@]}"; do
     echo "== $service" >&2
     podman logs --tail 5 "${project}_${service}_1" >&2 || true
