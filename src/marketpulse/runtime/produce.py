@@ -175,9 +175,10 @@ class ProduceService:
         on_progress: Callable[[ProduceStats], None] | None = None,
     ) -> None:
         self.bus = bus
+        self._durable = getattr(bus, "durable", True)
         #: The level of the service's own progress lines: INFO on a bus of its own
         #: (Kafka), DEBUG as a stage of one process (the in-memory bus: the runner speaks).
-        self._info = logging.INFO if getattr(bus, "durable", True) else logging.DEBUG
+        self._info = logging.INFO if self._durable else logging.DEBUG
         self.topics = topics
         self.feed = feed
         self.options = options or ProduceOptions()
@@ -277,7 +278,7 @@ class ProduceService:
         On the in-memory bus the columns keep the file's lines and the feed's
         name: the processor's dead letters then name where a row it refuses is.
         """
-        if getattr(self.bus, "durable", True):
+        if self._durable:
             return _fields(data)
         return data.replace_schema_metadata({"source": self.feed.name})
 
