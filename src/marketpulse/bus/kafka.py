@@ -10,8 +10,10 @@ as the Java client does, so every tool agrees on where a symbol lives.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,6 +91,34 @@ def _error_cb(error: ck.KafkaError) -> None:
     logger.log(level, "kafka: %s", error.str())
 
 
+#: Seconds of one metadata request in :meth:`KafkaBus.check`, between looks at the errors.
+_CHECK_SLICE = 0.5
+_AFTER_STATE = re.compile(r"\s*\(after \d+ms in state \w+\)\s*$")
+_BROKER_PREFIX = re.compile(r"^\S+://\S+/\S+: ")
+
+
+def _refusal(error: ck.KafkaError, settings: KafkaSettings) -> str | None:
+    """Return the line for an error that retrying cannot cure (credentials, TLS), else None.
+
+    librdkafka retries a failed authentication or TLS handshake like a broker that is
+    away, so without this a wrong password would wait out the whole connect timeout.
+    """
+    text = _AFTER_STATE.sub("", _BROKER_PREFIX.sub("", error.str()))
+    where = f"Kafka at {settings.bootstrap}"
+    if error.code() == ck.KafkaError._AUTHENTICATION:
+        return (
+            f"{where} refused the credentials: {text} (check MARKETPULSE_KAFKA_SASL_USERNAME, "
+            "MARKETPULSE_KAFKA_SASL_PASSWORD and MARKETPULSE_KAFKA_SASL_MECHANISM)"
+        )
+    if error.code() == ck.KafkaError._SSL or "SSL alert" in text:
+        return (
+            f"TLS with {where} failed: {text} (check MARKETPULSE_KAFKA_SSL_CA, "
+            "MARKETPULSE_KAFKA_SSL_CERTIFICATE, MARKETPULSE_KAFKA_SSL_KEY and "
+            "MARKETPULSE_KAFKA_SECURITY_PROTOCOL)"
+        )
+    return None
+
+
 class KafkaBus(Bus):
     """Topics, producers and consumers on a Kafka cluster.
 
@@ -103,6 +133,8 @@ class KafkaBus(Bus):
         self.settings = settings
         self.connect_timeout = connect_timeout
         self._admin: AdminClient | None = None
+        #: errors the admin client reported (read by :meth:`check`)
+        self._admin_errors: deque[ck.KafkaError] = deque(maxlen=64)
         #: readers of :meth:`read_partition` not in use (one per concurrent caller at most)
         self._readers: list[ck.Consumer] = []
         self._readers_lock = threading.Lock()
@@ -116,29 +148,57 @@ class KafkaBus(Bus):
         return {**client_config(self.settings), "error_cb": _error_cb}
 
     def admin(self) -> AdminClient:
-        """Return the (lazily created) admin client."""
+        """Return the (lazily created) admin client.
+
+        Raises:
+            BusError: librdkafka refused the settings (a bad ``security_protocol``,
+                an unreadable certificate file, ...).
+        """
         if self._admin is None:
-            self._admin = AdminClient(self.config)
+            config = {**self.config, "error_cb": self._admin_errors.append}
+            try:
+                self._admin = AdminClient(config)
+            except ck.KafkaException as exc:
+                error = exc.args[0] if exc.args else exc
+                text = error.str() if isinstance(error, ck.KafkaError) else str(error)
+                raise BusError(
+                    f"the Kafka client settings are not valid: {text} "
+                    "(see the [kafka] settings, MARKETPULSE_KAFKA_*)"
+                ) from None
         return self._admin
 
     def check(self, timeout: float | None = None) -> int:
         """Wait until the cluster answers; return its number of brokers.
 
+        A refused login or TLS handshake fails at once: retrying cannot cure it.
+
         Raises:
-            BusError: no broker answered within ``timeout`` seconds.
+            BusError: no broker answered within ``timeout`` seconds, or one refused the
+                credentials or the TLS handshake.
         """
         timeout = self.connect_timeout if timeout is None else timeout
         started = time.monotonic()
-        try:
-            metadata = self.admin().list_topics(timeout=timeout)
-        except ck.KafkaException as exc:
-            waited = time.monotonic() - started
-            raise BusError(
-                f"cannot reach Kafka at {self.settings.bootstrap} within {waited:.0f} s: "
-                f"{exc.args[0].str() if exc.args else exc} (is the broker running? "
-                "set --bootstrap-servers or MARKETPULSE_KAFKA_BOOTSTRAP)"
-            ) from None
-        return len(metadata.brokers)
+        admin = self.admin()
+        while True:
+            remaining = started + timeout - time.monotonic()
+            try:
+                metadata = admin.list_topics(timeout=max(min(_CHECK_SLICE, remaining), 0.01))
+                return len(metadata.brokers)
+            except ck.KafkaException as exc:
+                failure = exc
+            admin.poll(0)  # serves the error callback
+            while self._admin_errors:
+                error = self._admin_errors.popleft()
+                refusal = _refusal(error, self.settings)
+                if refusal:
+                    raise BusError(refusal) from None
+            if time.monotonic() - started >= timeout:
+                break
+        raise BusError(
+            f"cannot reach Kafka at {self.settings.bootstrap} within {timeout:.0f} s: "
+            f"{failure.args[0].str() if failure.args else failure} (is the broker running? "
+            "set --bootstrap-servers or MARKETPULSE_KAFKA_BOOTSTRAP)"
+        ) from None
 
     def partitions(self, topic: str, timeout: float | None = None) -> int:
         """Return the number of partitions of ``topic``.
