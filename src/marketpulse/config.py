@@ -37,6 +37,7 @@ __all__ = [
     "LATENESS",
     "MAX_BATCH",
     "MAX_TIME_JUMP",
+    "METRICS_HOST",
     "OUTPUT_GRACE",
     "QUIET_COMMIT_INTERVAL",
     "SESSION_TZ",
@@ -84,6 +85,11 @@ TRANSACTION_TIMEOUT = 10.0
 STEP_TIMEOUT = 15.0
 #: Whether the trades the processor kept go to the ``trades`` topic (and table).
 STORE_TRADES = True
+
+# The services' own HTTP endpoint (/metrics, /healthz, /readyz; ``runtime.endpoint``).
+#: Address the endpoint listens on: every interface, for Prometheus and probes
+#: in other containers (it serves figures only, never data or secrets).
+METRICS_HOST = "0.0.0.0"
 
 # Kafka.
 #: Producer compression codecs librdkafka offers.
@@ -205,7 +211,10 @@ class Settings:
     for ``process``), see :mod:`marketpulse.feeds.dataset`. ``idle_timeout``
     0: a partition's bars never close by processing time (by input alone).
     ``plugins``: ``module:function`` of each plugin (:mod:`marketpulse.plugins`);
-    ``MARKETPULSE_PLUGINS`` separates them with commas.
+    ``MARKETPULSE_PLUGINS`` separates them with commas. ``metrics_port``: the
+    TCP port on which ``produce``, ``process`` and the sinks serve ``/metrics``,
+    ``/healthz`` and ``/readyz`` (0: none); ``metrics_host``: the address it
+    listens on.
     """
 
     lake: str = "./data/lake"
@@ -220,6 +229,8 @@ class Settings:
     max_time_jump: float = field(default=MAX_TIME_JUMP, metadata={"min": 0})
     partitions: int = field(default=1, metadata={"min": 1})
     log_level: str = "INFO"
+    metrics_port: int = field(default=0, metadata={"min": 0, "max": 65535})
+    metrics_host: str = METRICS_HOST
     plugins: tuple[str, ...] = ()
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
     influx_url: Secret = field(default_factory=lambda: Secret(""))
@@ -301,7 +312,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
 
 
 def _check_limits(value: Any, limits: Mapping[str, Any], where: str) -> None:
-    """Refuse a number outside its field's ``min`` / ``above`` bound (or not finite).
+    """Refuse a number outside its field's ``min`` / ``max`` / ``above`` bound (or not finite).
 
     A field with ``choices`` refuses any other value.
     """
@@ -309,6 +320,8 @@ def _check_limits(value: Any, limits: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: expected one of {', '.join(limits['choices'])}, got {value!r}")
     if "min" in limits and not (math.isfinite(value) and value >= limits["min"]):
         raise ConfigError(f"{where}: expected a number at least {limits['min']}, got {value!r}")
+    if "max" in limits and not value <= limits["max"]:
+        raise ConfigError(f"{where}: expected a number at most {limits['max']}, got {value!r}")
     if "above" in limits and not (math.isfinite(value) and value > limits["above"]):
         raise ConfigError(f"{where}: expected a number above {limits['above']}, got {value!r}")
 

@@ -2,9 +2,10 @@
 
 Every ``marketpulse`` command the stack runs is a real command whose options
 parse; every service has a health check or is a one-shot; every
-``MARKETPULSE_*`` variable is one the settings know; Prometheus scrapes the
-services that serve ``/metrics``; Grafana's provisioning parses and its
-PromQL names only metrics MarketPulse exposes. The dashboards' SQL is run
+``MARKETPULSE_*`` variable is one the settings know; Prometheus scrapes every
+service's ``/metrics`` (produce, process and the sinks on their metrics port,
+whose ``/readyz`` their health checks ask); Grafana's provisioning parses and
+its PromQL names only metrics MarketPulse exposes. The dashboards' SQL is run
 against PostgreSQL in tests/integration/test_deploy_grafana_sql.py;
 ``docker-compose config`` runs in tests/integration/test_deploy_compose_config.py.
 """
@@ -17,17 +18,26 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import typer.main
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from marketpulse.bus.base import TopicPartition
+from marketpulse.bus.topics import Topics
 from marketpulse.cli.app import app
 from marketpulse.cli.feed_options import FeedName
 from marketpulse.config import Settings, load_settings, read_env_file
 from marketpulse.runtime import Metrics
+from marketpulse.runtime.endpoint import render as render_service
+from marketpulse.runtime.process import ProcessStats
+from marketpulse.runtime.service_figures import ProcessFigures, ProduceFigures, SinkFigures
+from marketpulse.runtime.sink import SinkServiceStats
 from marketpulse.serve.prometheus import render
 from marketpulse.serve.push import Clients
 
@@ -117,10 +127,37 @@ def unknown_variables(text: str) -> set[str]:
     return set(re.findall(r"MARKETPULSE_[A-Z0-9_]+", text)) - known_variables()
 
 
+#: The metrics port compose.yaml and the Kubernetes ConfigMap give the services.
+METRICS_PORT = "9100"
+#: The commands that serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``--metrics-port``.
+METRICS_COMMANDS = {("produce",), ("process",), ("sink", "lake"), ("sink", "postgres")}
+
+
+def _consumer_service(stats: object, lag: dict) -> SimpleNamespace:
+    """A consumer service that joined its group, with figures to show."""
+    return SimpleNamespace(
+        stats=stats, lag=lag, stop=threading.Event(), joined=True, beat=time.monotonic(),
+        topics=Topics("t."), options=SimpleNamespace(group="g"), sink=SimpleNamespace(name="lake"),
+    )  # fmt: skip
+
+
 def exposed_metric_names() -> set[str]:
-    """The sample names of MarketPulse's ``/metrics``, from the real renderer."""
-    families = text_string_to_metric_families(render(Metrics(), Clients()).decode())
-    return {sample.name for family in families for sample in family.samples}
+    """The sample names of every MarketPulse ``/metrics``, from the real renderers.
+
+    The dashboard's, and the services' (each with a partition's lag and a table's rows).
+    """
+    texts = [render(Metrics(), Clients()).decode()]
+    process = ProcessFigures()
+    process.attach(_consumer_service(ProcessStats(), {0: 1}))
+    sink = SinkFigures(_consumer_service(SinkServiceStats(rows={"bars": 1}),
+                                         {TopicPartition("t.bars", 0): 1}))  # fmt: skip
+    texts.append(render_service([ProduceFigures(), process, sink]).decode())
+    return {
+        sample.name
+        for text in texts
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def promql_metric_names(expr: str) -> set[str]:
@@ -177,13 +214,42 @@ def test_every_marketpulse_command_is_real_and_its_options_parse():
         for s in _compose()["services"].values()
         if (test := (s.get("healthcheck") or {}).get("test", []))[1:2] == ["marketpulse"]
     }
-    assert health == {("topics", "describe")}
+    assert health == set()  # every long-running service answers over HTTP
     assert marketpulse_args(_compose()["services"]["process"]) == [
         "process", "--instance-id", "container-1",
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("path", [["topics", "create"], ["sink", "postgres"], ["dashboard"]])
+def _readyz_url(check: list[str], env: dict[str, str]) -> str:
+    """The URL a compose health check of ``python -c`` opens, with the service's variables."""
+    assert check[:3] == ["CMD", "python", "-c"], check
+    code = check[3]
+    url = code.split("urlopen(", 1)[1].split(" % ", 1)
+    assert "os.environ['MARKETPULSE_METRICS_PORT']" in url[1], code
+    return url[0].strip("'") % env["MARKETPULSE_METRICS_PORT"]
+
+
+def test_services_health_checks_ask_their_readyz_on_the_metrics_port():
+    checked = set()
+    for name, service in _compose()["services"].items():
+        args = marketpulse_args(service)
+        if args is None or tuple(check_invocation(args)) not in METRICS_COMMANDS:
+            continue
+        env = {k: _interpolate(str(v)) for k, v in service["environment"].items()}
+        assert env["MARKETPULSE_METRICS_PORT"] == METRICS_PORT, name
+        assert load_settings(environ=env).metrics_port == int(METRICS_PORT), name
+        check = service["healthcheck"]
+        assert _readyz_url(check["test"], env) == f"http://127.0.0.1:{METRICS_PORT}/readyz", name
+        assert "ports" not in service, name  # scraped inside the stack's network only
+        checked.add(name)
+    assert checked == {"produce", "process", "sink-lake", "sink-postgres"}
+    # the health check runs in a test against a real process: test_kafka_metrics_endpoint.py
+
+
+@pytest.mark.parametrize(
+    "path",
+    [["topics", "create"], ["sink", "postgres"], ["dashboard"], ["process"], ["produce"]],
+)
 def test_the_commands_help_lists_the_options_compose_gives(path):
     services = {tuple(check_invocation(a)): a for s in _compose()["services"].values()
                 if (a := marketpulse_args(s)) is not None}  # fmt: skip
@@ -284,16 +350,28 @@ def test_prometheus_scrapes_the_metrics_port_of_every_service_that_serves_it():
     serving = {}
     for name, service in services.items():
         args = marketpulse_args(service)
-        if args is not None and check_invocation(args) == ["dashboard"]:
+        if args is None:
+            continue
+        if check_invocation(args) == ["dashboard"]:
             serving[name] = args[args.index("--port") + 1]
-    targets = {
-        t
-        for job in config["scrape_configs"]
-        if job.get("metrics_path", "/metrics") == "/metrics" and job["job_name"] != "prometheus"
-        for static in job["static_configs"]
-        for t in static["targets"]
-    }
-    assert targets == {f"{name}:{port}" for name, port in serving.items()} == {"dashboard:8050"}
+        elif tuple(check_invocation(args)) in METRICS_COMMANDS:
+            serving[name] = _interpolate(str(service["environment"]["MARKETPULSE_METRICS_PORT"]))
+    targets = set()
+    for job in config["scrape_configs"]:
+        if job.get("metrics_path", "/metrics") != "/metrics" or job["job_name"] == "prometheus":
+            continue
+        assert job["job_name"].startswith("marketpulse-"), job  # the Grafana panels' job=~
+        for static in job.get("static_configs", []):
+            targets.update(static["targets"])
+        for dns in job.get("dns_sd_configs", []):  # every replica of a scaled service
+            assert dns["type"] == "A"
+            targets.update(f"{n}:{dns['port']}" for n in dns["names"])
+    assert targets == {f"{name}:{port}" for name, port in serving.items()}
+    assert targets == {
+        "dashboard:8050", "produce:9100", "process:9100", "sink-lake:9100", "sink-postgres:9100",
+    }  # fmt: skip
+    (process,) = [j for j in config["scrape_configs"] if j["job_name"] == "marketpulse-process"]
+    assert "dns_sd_configs" in process  # --scale process=3: each replica is scraped
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "marketpulse-dashboard")
     token_file = job["authorization"]["credentials_file"]
     assert token_file in " ".join(services["prometheus"]["command"])
@@ -349,6 +427,18 @@ def test_every_promql_metric_is_one_marketpulse_exposes():
     assert used - {"up"} <= exposed, used - exposed
     assert {"marketpulse_ticks_per_second", "marketpulse_dlq_total"} <= used
     assert "marketpulse_tick_to_indicator_seconds_bucket" in used
+    # the pipeline's health: lag, rows stored, readiness of each service
+    assert {"marketpulse_consumer_lag", "marketpulse_sink_rows_total", "marketpulse_ready"} <= used
+
+
+def test_the_pipeline_health_dashboard_has_a_lag_panel_per_job_and_topic():
+    board = dashboards()["marketpulse-pipeline-health.json"]
+    (lag,) = [p for p in board["panels"] if "lag" in p["title"].lower()]
+    assert lag["type"] == "timeseries"
+    exprs = [t["expr"] for t in lag["targets"]]
+    assert any("by (job, topic)" in e and "marketpulse_consumer_lag" in e for e in exprs), exprs
+    # no panel says lag is not exported any more
+    assert not [p for p in board["panels"] if p["type"] == "text"]
 
 
 def test_a_promql_metric_marketpulse_does_not_expose_is_caught():

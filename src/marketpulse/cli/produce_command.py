@@ -29,6 +29,7 @@ from marketpulse.cli.common import (
 )
 from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
+from marketpulse.cli.metrics_options import METRICS_PORT_OPTION, metrics_endpoint
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS
 from marketpulse.exceptions import ConfigError
@@ -100,6 +101,7 @@ def produce(
     ),  # fmt: skip
     bootstrap_servers: str = BOOTSTRAP_OPTION,
     topic_prefix: str = PREFIX_OPTION,
+    metrics_port: int = METRICS_PORT_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Publish ticks to the ticks topic, keyed by symbol, from the simulator, a file or a vendor.
@@ -116,6 +118,7 @@ def produce(
     """
     from marketpulse.feeds import Simulator
     from marketpulse.runtime.produce import ProduceOptions, ProduceService
+    from marketpulse.runtime.service_figures import ProduceFigures
 
     _check_sources(
         feed, file, simulator={"--symbols": symbols, "--rate": rate, "--seed": seed},
@@ -132,6 +135,7 @@ def produce(
         config, bootstrap_servers, topic_prefix,
         **{"kafka.compression": compression.value if compression else None,
            "simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed},
+        metrics_port=metrics_port,
     )  # fmt: skip
     options = ProduceOptions(
         compression=settings.kafka.compression, speed=_speed(speed), duration=duration
@@ -145,9 +149,14 @@ def produce(
         source = Simulator(
             symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True, quotes=True
         )
-    bus, topics = open_bus(settings)
-    with stop_on_signals() as stop, _progress(file is not None) as report:
-        stats = ProduceService(bus, topics, source, options, stop, report).run()
+    with metrics_endpoint(settings, "produce") as endpoint:
+        bus, topics = open_bus(settings)
+        with stop_on_signals() as stop, _progress(file is not None) as report:
+            if endpoint is not None:
+                figures = ProduceFigures(on_progress=report)
+                endpoint.attach(figures)
+                report = figures.progressed
+            stats = ProduceService(bus, topics, source, options, stop, report).run()
     console.print(f"produce: {stats.line()}", highlight=False)
     if not stats.ok:
         for error in stats.errors:

@@ -30,6 +30,7 @@ from marketpulse.cli.kafka_options import (
     kafka_settings,
     open_bus,
 )
+from marketpulse.cli.metrics_options import METRICS_PORT_OPTION, metrics_endpoint
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.cli.sink_options import (
     INFLUX_URL_OPTION,
@@ -91,6 +92,7 @@ def process(
         "[default: live; or MARKETPULSE_DATASET].",
     ),
     plugin: list[str] = PLUGIN_OPTION,
+    metrics_port: int = METRICS_PORT_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Run the processor as a consumer-group member: ticks in, bars/indicators/alerts out.
@@ -104,27 +106,35 @@ def process(
 
     from marketpulse.feeds.dataset import LIVE
     from marketpulse.runtime.process import ProcessOptions, ProcessService
+    from marketpulse.runtime.service_figures import ProcessFigures
     from marketpulse.stream import Processor
 
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
         intervals=parse_intervals(intervals), idle_timeout=idle_timeout,
-        plugins=plugin_specs(plugin),
+        plugins=plugin_specs(plugin), metrics_port=metrics_port,
         **{"process.commit_interval": commit_interval},
     )  # fmt: skip
     name = dataset_for(settings, dataset, LIVE)
     stream = dataclasses.replace(processor_settings(settings, wall_clock=True), dataset=name)
     processor = Processor(stream, rules_from(settings))
-    bus, topics = open_bus(settings)
     options = ProcessOptions(
         group=group or "marketpulse-process", instance=instance_id,
         exit_when_idle=exit_when_idle, compression=settings.kafka.compression,
         **dataclasses.asdict(settings.process),
     )  # fmt: skip
-    processor.warm_up()
-    settle_heap()
-    with stop_on_signals() as stop:
-        stats = ProcessService(bus, topics, processor, options, stop).run()
+    with metrics_endpoint(settings, "process") as endpoint:
+        bus, topics = open_bus(settings)
+        processor.warm_up()
+        settle_heap()
+        figures = ProcessFigures() if endpoint is not None else None
+        with stop_on_signals() as stop:
+            service = ProcessService(bus, topics, processor, options, stop,
+                                     on_output=figures.on_output if figures else None)  # fmt: skip
+            if endpoint is not None and figures is not None:
+                figures.attach(service)
+                endpoint.attach(figures)
+            stats = service.run()
     console.print(f"process: {stats.line()}", highlight=False)
     if stop.signum is not None:  # stopped cleanly by Ctrl-C or SIGTERM
         raise typer.Exit(stop.exit_code)
@@ -145,6 +155,7 @@ def sink_lake(
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     lake: str = LAKE_OPTION,
     max_age: float = MAX_AGE_OPTION,
+    metrics_port: int = METRICS_PORT_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Write the output topics to the Parquet lake, idempotently.
@@ -155,7 +166,8 @@ def sink_lake(
     after the offsets they hold, so rows written again after a crash replace
     their earlier file; offsets are committed once the files are durable.
     """
-    settings = kafka_settings(config, bootstrap_servers, topic_prefix, lake=lake)
+    settings = kafka_settings(config, bootstrap_servers, topic_prefix, lake=lake,
+                              metrics_port=metrics_port)  # fmt: skip
     _serve_sink(SinkKind.lake, settings, group, exit_when_idle, max_age,
                 (*OUTPUT_TOPICS, *OPTIONAL_TOPICS))  # fmt: skip
 
@@ -168,6 +180,7 @@ def sink_postgres(
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     postgres_url: str = POSTGRES_URL_OPTION,
     max_age: float = MAX_AGE_OPTION,
+    metrics_port: int = METRICS_PORT_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Upsert bars, indicators and alerts (and custom, plugins' values) into PostgreSQL.
@@ -176,7 +189,7 @@ def sink_postgres(
     COPY into staging tables, then INSERT ... ON CONFLICT DO UPDATE on their
     natural keys; offsets are committed once the transaction has committed.
     """
-    settings = kafka_settings(config, bootstrap_servers, topic_prefix,
+    settings = kafka_settings(config, bootstrap_servers, topic_prefix, metrics_port=metrics_port,
                               **url_overrides(postgres_url, None))  # fmt: skip
     _serve_sink(SinkKind.postgres, settings, group, exit_when_idle, max_age,
                 ("bars", "indicators", "alerts", *PLUGIN_TOPICS))  # fmt: skip
@@ -190,6 +203,7 @@ def sink_influx(
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     influx_url: str = INFLUX_URL_OPTION,
     max_age: float = MAX_AGE_OPTION,
+    metrics_port: int = METRICS_PORT_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Write bars, indicators and alerts to InfluxDB as line protocol, idempotently.
@@ -198,7 +212,7 @@ def sink_influx(
     points written again after a crash replace themselves; offsets are
     committed once InfluxDB has accepted the writes.
     """
-    settings = kafka_settings(config, bootstrap_servers, topic_prefix,
+    settings = kafka_settings(config, bootstrap_servers, topic_prefix, metrics_port=metrics_port,
                               **url_overrides(None, influx_url))  # fmt: skip
     _serve_sink(SinkKind.influx, settings, group, exit_when_idle, max_age,
                 ("bars", "indicators", "alerts"))  # fmt: skip
@@ -212,17 +226,22 @@ def _serve_sink(
     max_age: float | None,
     tables: tuple[str, ...],
 ) -> None:
+    from marketpulse.runtime.service_figures import SinkFigures
     from marketpulse.runtime.sink import SinkOptions, SinkService
 
-    bus, topics = open_bus(settings)
-    sink = build_sink(kind, settings, max_age_s=max_age)
-    options = SinkOptions(
-        group=group or f"marketpulse-sink-{kind.value}", tables=tables,
-        exit_when_idle=exit_when_idle,
-    )  # fmt: skip
-    settle_heap()
-    with stop_on_signals() as stop:
-        stats = SinkService(bus, topics, sink, options, stop).run()
+    with metrics_endpoint(settings, f"sink {kind.value}") as endpoint:
+        bus, topics = open_bus(settings)
+        sink = build_sink(kind, settings, max_age_s=max_age)
+        options = SinkOptions(
+            group=group or f"marketpulse-sink-{kind.value}", tables=tables,
+            exit_when_idle=exit_when_idle,
+        )  # fmt: skip
+        settle_heap()
+        with stop_on_signals() as stop:
+            service = SinkService(bus, topics, sink, options, stop)
+            if endpoint is not None:
+                endpoint.attach(SinkFigures(service))
+            stats = service.run()
     console.print(f"sink {kind.value}: {stats.line()}", highlight=False)
     if stop.signum is not None:
         raise typer.Exit(stop.exit_code)

@@ -15,7 +15,13 @@ one :class:`OutputObserver`, which updates the :class:`Metrics`, the
 >>> observer.output(out, since=received)  # doctest: +SKIP
 """
 
-from marketpulse.runtime.metrics import LATENCY_BUCKETS, Metrics, MetricsSnapshot
+from marketpulse.runtime.metrics import (
+    LATENCY_BUCKETS,
+    PIPELINE_FIGURES,
+    Metrics,
+    MetricsSnapshot,
+    PipelineCollector,
+)
 from marketpulse.runtime.outputs import OutputObserver
 from marketpulse.runtime.view import MarketView, SymbolRow
 
@@ -25,5 +31,7 @@ __all__ = [
     "Metrics",
     "MetricsSnapshot",
     "OutputObserver",
+    "PIPELINE_FIGURES",
+    "PipelineCollector",
     "SymbolRow",
 ]

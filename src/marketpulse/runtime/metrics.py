@@ -1,4 +1,9 @@
-"""Pipeline figures: counters, rates and tick-to-indicator latency."""
+"""Pipeline figures: counters, rates and tick-to-indicator latency, and their Prometheus form.
+
+:class:`PipelineCollector` is what every ``/metrics`` shows of a
+:class:`Metrics`: the dashboard's and the services' own endpoints
+(:mod:`marketpulse.runtime.endpoint`) alike, so the names never differ.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,20 @@ import bisect
 import threading
 import time
 from collections import deque
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.registry import Collector
 
 from marketpulse.human import human_bytes, human_duration, human_rate
 
-__all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsSnapshot"]
+__all__ = ["LATENCY_BUCKETS", "PIPELINE_FIGURES", "Metrics", "MetricsSnapshot", "PipelineCollector"]
 
 #: Upper bounds (seconds) of the tick-to-indicator latency histogram.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -156,3 +168,63 @@ class Metrics:
                 latency_p50_ms=None if samples is None else float(np.percentile(samples, 50) * 1e3),
                 latency_p99_ms=None if samples is None else float(np.percentile(samples, 99) * 1e3),
             )
+
+
+#: The figures :class:`PipelineCollector` shows, by their short names
+#: (``marketpulse_<name>``, ``_total`` added to counters).
+PIPELINE_FIGURES: tuple[str, ...] = (
+    "ticks", "rejected", "bars", "indicator_rows", "alerts", "dlq",
+    "ticks_per_second", "bars_per_second", "tick_to_indicator_seconds",
+)  # fmt: skip
+
+
+class PipelineCollector(Collector):
+    """Expose a pipeline's counters, rates and latency histogram to Prometheus.
+
+    Args:
+        metrics: the running pipeline's metrics.
+        figures: the short names (:data:`PIPELINE_FIGURES`) to show; default all
+            (a stage shows only what it counts: ``produce`` no bars).
+    """
+
+    def __init__(self, metrics: Metrics, figures: Collection[str] = PIPELINE_FIGURES) -> None:
+        self.metrics = metrics
+        self.figures = frozenset(figures)
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        """Yield the current figures."""
+        snap = self.metrics.snapshot()
+        shown = self.figures
+        for name, value, doc in (
+            ("ticks", snap.ticks_in, "Ticks taken in."),
+            ("rejected", snap.rejected, "Input rows rejected by validation."),
+            ("bars", snap.bars, "Bars closed."),
+            ("indicator_rows", snap.indicator_rows, "Indicator rows computed."),
+            ("alerts", snap.alerts, "Alerts raised."),
+            ("dlq", snap.dlq, "Records sent to the dead-letter topic."),
+        ):
+            if name in shown:
+                yield CounterMetricFamily(f"marketpulse_{name}", doc, value=value)
+        if "ticks_per_second" in shown:
+            yield GaugeMetricFamily(
+                "marketpulse_ticks_per_second",
+                "Ticks in per second, recent.",
+                value=snap.ticks_per_s,
+            )
+        if "bars_per_second" in shown:
+            yield GaugeMetricFamily(
+                "marketpulse_bars_per_second", "Bars out per second, recent.", value=snap.bars_per_s
+            )
+        if "tick_to_indicator_seconds" not in shown:
+            return
+        counts, total = self.metrics.latency_histogram()
+        cumulative, buckets = 0, []
+        for bound, count in zip([*map(str, LATENCY_BUCKETS), "+Inf"], counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            "marketpulse_tick_to_indicator_seconds",
+            "Latency from a batch of ticks received to its indicators computed.",
+            buckets=buckets,
+            sum_value=total,
+        )

@@ -229,6 +229,8 @@ class ProcessService:
         self.last_input = time.monotonic()
         #: Records left to read per assigned ticks partition, refreshed every second.
         self.lag: dict[int, int] = {}
+        #: When the loop last went round (``time.monotonic()``): whether it makes progress.
+        self.beat = time.monotonic()
         opts = self.options
         #: The open transaction: what it holds, when it is due, how it commits.
         self.policy = CommitPolicy(
@@ -272,6 +274,11 @@ class ProcessService:
             self._shutdown()
         logger.debug("process: stopped after %s", self.stats.line())  # the command prints it
         return self.stats
+
+    @property
+    def joined(self) -> bool:
+        """Whether this instance has joined its group (been assigned partitions, maybe none)."""
+        return self._assigned_once
 
     def caught_up(self) -> bool:
         """Whether every assigned partition was read to its end (exact on the in-memory bus)."""
@@ -337,7 +344,7 @@ class ProcessService:
         self.last_input = last_report = last_idle = last_lag = time.monotonic()
         backlog = False
         while not self.stop.is_set():
-            now = time.monotonic()
+            now = self.beat = time.monotonic()
             assert self._consumer is not None and self._producer is not None
             try:
                 wait = policy.wait(self._producer.in_transaction, backlog, now)

@@ -43,6 +43,7 @@ from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot, OutputObse
 from marketpulse.runtime.process import ProcessOptions, ProcessService
 from marketpulse.runtime.produce import ProduceOptions, ProduceService, ProduceStats
 from marketpulse.runtime.segments import input_origin
+from marketpulse.runtime.service_figures import batch_time
 from marketpulse.runtime.sink import SINK_BATCH, SinkOptions, SinkService
 from marketpulse.sinks import LakeSink, Sink
 from marketpulse.sinks.lake_location import LakeLocation
@@ -271,14 +272,8 @@ class Runner:
             self._progress(stats.done, stats.total)
 
     def _processed(self, out: Output, batch: Batch | None) -> None:
-        # latency from the batch's last tick's produce time (Kafka's record timestamp,
-        # ms; the in-memory bus's append time, s) to now
-        since = None
-        if batch is not None and batch.messages:
-            since = batch.messages[-1].timestamp / 1e3
-        elif batch is not None and batch.sent_at:
-            since = batch.sent_at
-        self._observer.output(out, since=since)
+        # latency from the batch's last tick's produce time to now
+        self._observer.output(out, since=batch_time(batch))
 
 
 class _Tapped:

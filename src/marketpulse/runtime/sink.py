@@ -138,6 +138,11 @@ class SinkService:
         self.stats = SinkServiceStats()
         #: When input last arrived (``time.monotonic()``): how long the service has been idle.
         self.last_input = time.monotonic()
+        #: When the loop last went round (``time.monotonic()``): whether it makes progress.
+        self.beat = time.monotonic()
+        #: Records left to read per assigned partition, refreshed every second (a
+        #: partition read to its end may show 1: the transaction's commit marker).
+        self.lag: dict[TopicPartition, int] = {}
         self._pending: dict[TopicPartition, int] = {}
         #: The group's committed offset of each assigned partition when it was assigned:
         #: where reading resumed (see :meth:`_unread`).
@@ -153,6 +158,11 @@ class SinkService:
         self._segment: dict[TopicPartition, int] = {}
         self._ended: dict[tuple[int, int], set[TopicPartition]] = {}
         self._source_ended = False
+
+    @property
+    def joined(self) -> bool:
+        """Whether this member has joined its group (been assigned partitions, maybe none)."""
+        return self._assigned_once
 
     def caught_up(self) -> bool:
         """Whether every assigned partition was read to its end (exact on the in-memory bus)."""
@@ -200,14 +210,18 @@ class SinkService:
 
     def _loop(self) -> None:
         assert self._consumer is not None
-        self.last_input = last_report = time.monotonic()
+        self.last_input = last_report = last_lag = time.monotonic()
         while not self.stop.is_set():
+            self.beat = time.monotonic()
             try:
                 batches = self._consumer.poll(self.options.max_batch, _POLL_S)
             except ConsumerFatal as exc:
                 self._rejoin(str(exc))
                 continue
             now = time.monotonic()
+            if now - last_lag >= 1.0:
+                last_lag = now
+                self._read_lag()
             for batch in batches:
                 self._write(batch)
                 self.last_input = now
@@ -242,6 +256,16 @@ class SinkService:
             self._rejoined = True
             quiet = now - self.last_input
             self._rejoin(f"no record for {quiet:.0f} s while {waiting:,} committed records wait")
+
+    def _read_lag(self) -> None:
+        """Refresh :attr:`lag` from the end offsets the fetches brought (no request)."""
+        assert self._consumer is not None
+        try:
+            lag = self._consumer.lag(cached=True, resumed=self._resumed)
+        except Exception as exc:  # noqa: BLE001 - a figure; never stops the sink
+            logger.debug("sink %s: lag not read: %s", self.sink.name, exc)
+            return
+        self.lag = {tp: max(n, 0) for tp, n in sorted(lag.items())}
 
     def _unread(self) -> int:
         """Committed records the cluster holds past this member's positions (0 if unknown).
