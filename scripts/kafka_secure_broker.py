@@ -1,10 +1,11 @@
-"""A local Kafka broker with secured listeners (SASL_SSL with SCRAM-SHA-512, and mutual TLS).
+"""A local Kafka broker with secured listeners (SASL_SSL with SCRAM, and mutual TLS).
 
 :class:`SecureBroker` is the single-node :class:`kafka_broker.Broker` with two more client
 listeners on 127.0.0.1:
 
-- ``SASL_SSL`` (``sasl_ssl_port``): TLS, then SCRAM-SHA-512; the user and password are
-  created when the KRaft storage is formatted (``kafka-storage format --add-scram``).
+- ``SASL_SSL`` (``sasl_ssl_port``): TLS, then SCRAM-SHA-512 or SCRAM-SHA-256; the user
+  and password (for both) are created when the KRaft storage is formatted
+  (``kafka-storage format --add-scram``).
 - ``SSL`` (``ssl_port``): TLS with a client certificate required (mutual TLS).
 
 The ``PLAINTEXT`` listener on ``port`` stays, as a cluster's internal listener does: the
@@ -29,11 +30,11 @@ from pathlib import Path
 
 from kafka_broker import HOST, STORAGE_TOOL_CLASS, Broker, BrokerError, new_cluster_id
 
-__all__ = ["SCRAM_MECHANISM", "Certificates", "SecureBroker", "make_certificates"]
+__all__ = ["SCRAM_MECHANISMS", "Certificates", "SecureBroker", "make_certificates"]
 
 logger = logging.getLogger("marketpulse.kafka_secure_broker")
 
-SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
 _DAYS = "2"  # test certificates: short-lived
 _CURVE = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")  # fast to generate
@@ -130,12 +131,12 @@ def make_certificates(directory: Path | str) -> Certificates:
 
 
 class SecureBroker(Broker):
-    """A single-node broker with a SASL_SSL (SCRAM-SHA-512) and an SSL (mutual TLS) listener.
+    """A single-node broker with a SASL_SSL (SCRAM) and an SSL (mutual TLS) listener.
 
     Args:
         home: As :class:`kafka_broker.Broker`.
         certificates: From :func:`make_certificates`.
-        username: The SCRAM user created when the storage is formatted.
+        username: The SCRAM user created when the storage is formatted (both mechanisms).
         password: That user's password.
         sasl_ssl_port: Port of the SASL_SSL listener on 127.0.0.1.
         ssl_port: Port of the SSL listener on 127.0.0.1.
@@ -185,8 +186,11 @@ class SecureBroker(Broker):
         settings["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL,SSL:SSL"
         settings.update(
             {
-                "sasl.enabled.mechanisms": SCRAM_MECHANISM,
-                f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": SCRAM_LOGIN,
+                "sasl.enabled.mechanisms": ",".join(SCRAM_MECHANISMS),
+                **{
+                    f"listener.name.sasl_ssl.{mechanism.lower()}.sasl.jaas.config": SCRAM_LOGIN
+                    for mechanism in SCRAM_MECHANISMS
+                },
                 "ssl.keystore.type": "PEM",
                 "ssl.keystore.location": str(self.certificates.broker_keystore),
                 "ssl.truststore.type": "PEM",
@@ -205,10 +209,17 @@ class SecureBroker(Broker):
         logger.info(
             "formatting KRaft storage in %s with SCRAM user %s", self.data_dir, self.username
         )
-        scram = f"{SCRAM_MECHANISM}=[name={self.username},password={self.password}]"
+        scram = [
+            argument
+            for mechanism in SCRAM_MECHANISMS
+            for argument in (
+                "--add-scram",
+                f"{mechanism}=[name={self.username},password={self.password}]",
+            )
+        ]
         command = self._java(
             STORAGE_TOOL_CLASS, "format", "--cluster-id", cluster_id,
-            "--config", str(self.config_file), "--ignore-formatted", "--add-scram", scram,
+            "--config", str(self.config_file), "--ignore-formatted", *scram,
         )  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not self.formatted():

@@ -163,14 +163,25 @@ def test_every_service_over_sasl_ssl_scram(secure_broker, topic_prefix, tmp_path
     assert '"sasl_password": "********"' in shown and f'"sasl_username": "{USER}"' in shown
 
 
+def test_scram_sha_256_and_a_missing_mechanism(secure_broker, topic_prefix, tmp_path):
+    env = sasl_env(secure_broker, topic_prefix, MARKETPULSE_KAFKA_SASL_MECHANISM="SCRAM-SHA-256")
+    created = ok(marketpulse("topics", "create", "--partitions", 1, env=env, cwd=tmp_path))
+    assert "9 created" in created.stdout
+    # no mechanism: librdkafka's default, GSSAPI (Kerberos), which this broker does not offer
+    del env["MARKETPULSE_KAFKA_SASL_MECHANISM"]
+    result, elapsed = timed("topics", "describe", env=env, cwd=tmp_path)
+    refused(result, elapsed, "GSSAPI")
+
+
 def test_run_kafka_over_mutual_tls(secure_broker, topic_prefix, tmp_path):
     env = tls_env(secure_broker, topic_prefix)
     lake = tmp_path / "lake"
-    ok(marketpulse(
-        "run", "--kafka", secure_broker.ssl_bootstrap, "--duration", 6, "--symbols", 3,
+    ran = ok(marketpulse(
+        "run", "--kafka", secure_broker.ssl_bootstrap, "--duration", 12, "--symbols", 3,
         "--rate", 300, "--lake", lake, "--no-dashboard", "--intervals", "1s",
         env=env, cwd=tmp_path, timeout=180,
     ))  # fmt: skip
+    assert lake.is_dir(), ran.stdout + ran.stderr
     rows = bars(tmp_path, lake)
     assert {r["symbol"] for r in rows} and len({r["symbol"] for r in rows}) == 3
     assert all(r["timeframe"] == "1s" and r["trades"] > 0 for r in rows)
