@@ -71,6 +71,11 @@ OUT_OF_RANGE = {
     (("topics", "create"), "--replication-factor"): "0",
     (("topics", "create"), "--retention-hours"): "-2",
     (("report", "movers"), "--top"): "0",
+    (("produce",), "--metrics-port"): "65536",
+    (("process",), "--metrics-port"): "-1",
+    (("sink", "lake"), "--metrics-port"): "70000",
+    (("sink", "postgres"), "--metrics-port"): "-5",
+    (("sink", "influx"), "--metrics-port"): "1e3",
     (("lake", "compact"), "--min-files"): "1",
 }
 
