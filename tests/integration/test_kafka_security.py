@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,6 +87,12 @@ def tls_env(broker, prefix, **changes):
     }
     env.update(changes)
     return env
+
+
+def clean_env(env):
+    """The test's environment without MARKETPULSE_* variables, then ``env``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    return {**base, **env}
 
 
 def ok(result):
@@ -161,6 +171,37 @@ def test_every_service_over_sasl_ssl_scram(secure_broker, topic_prefix, tmp_path
     assert f"{topic_prefix}bars: 2 partitions" in described.stdout
     shown = ok(marketpulse("config", "show", env=env, cwd=tmp_path)).stdout
     assert '"sasl_password": "********"' in shown and f'"sasl_username": "{USER}"' in shown
+    # the dashboard follows the same topics (its bootstrap from --kafka, the rest from env)
+    watchlist = dashboard_watchlist(secure_broker.sasl_ssl_bootstrap, env, tmp_path, lake)
+    assert sorted(row["symbol"] for row in watchlist) == list(SYMBOLS)
+
+
+def dashboard_watchlist(bootstrap, env, tmp_path, lake):
+    """Start `dashboard --kafka`, wait for a watchlist row per symbol, stop it; the rows."""
+    log = tmp_path / "dashboard.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "marketpulse", "dashboard", "--kafka", bootstrap, "--lake",
+             lake, "--port", str(kafka_broker.free_port()), "--interval", "1m"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=stderr, text=True, env=clean_env(env),
+        )  # fmt: skip
+        try:
+            line = proc.stdout.readline()
+            assert line.startswith("dashboard: http://"), line + log.read_text()
+            url = line.split()[1]
+            deadline, rows = time.monotonic() + 60, []
+            while len(rows) < len(SYMBOLS) and time.monotonic() < deadline:
+                time.sleep(0.3)
+                with urllib.request.urlopen(f"{url}api/watchlist", timeout=10) as response:
+                    rows = json.loads(response.read())
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, log.read_text()
+    output = line + out + log.read_text()
+    assert "Traceback" not in output and PASSWORD not in output
+    return rows
 
 
 def test_scram_sha_256_and_a_missing_mechanism(secure_broker, topic_prefix, tmp_path):
