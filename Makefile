@@ -13,10 +13,10 @@ CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser db-servers run test test-unit lint bench clean kafka-up kafka-down
+.PHONY: help install browser db-servers run test test-unit test-containers containers lint bench clean kafka-up kafka-down
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(RUN_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,9 +71,12 @@ kafka-down: ## stop the local Kafka broker started by kafka-up
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-containers: ## as root: podman set up, local images built, compose stack run until bars land in the lake and PostgreSQL (docs/containers.md)
+containers: ## as root: podman set up and the stack's images built from Debian packages (docs/containers.md)
 	scripts/containers/setup_podman.sh
 	scripts/containers/build_base.sh
 	scripts/containers/build_kafka.sh
-	scripts/containers/build_postgres.sh
+	scripts/containers/build_image.sh postgres
+	scripts/containers/build_image.sh prometheus
+
+test-containers: containers ## as root: the compose stack test: bars in the lake and PostgreSQL, equal; Prometheus scrapes every service
 	scripts/containers/stack_smoke.sh

@@ -1,27 +1,34 @@
 #!/bin/bash
-# Brings up the stack without Grafana, Prometheus, kafka-ui and the dashboard
-# (kafka, postgres, topics, produce, process, sink-lake, sink-postgres) from
-# compose.yaml + compose.ci.yaml with podman-compose, waits until bars land in
-# both the lake volume and PostgreSQL, prints the counts, and tears everything
-# down (containers, the project's network, its named and anonymous volumes).
-# Run as root after setup_podman.sh, build_base.sh, build_kafka.sh and
-# build_postgres.sh. Exits 1 when bars are missing from either after TIMEOUT
-# seconds (default 180), printing the services' last log lines.
+# The container stack test (`make test-containers`, run by .ci/run): brings up
+# kafka, postgres, topics, produce, process, sink-lake, sink-postgres, the
+# dashboard and Prometheus from compose.yaml + compose.ci.yaml with
+# podman-compose, and checks, failing with exit 1 at the first that does not hold
+# within TIMEOUT seconds of `up` (default 300):
+#   1. simulated trades become bars in both the lake volume and PostgreSQL;
+#   2. Prometheus scrapes every job of deploy/prometheus/prometheus.yml (up == 1)
+#      and holds MarketPulse series from each;
+#   3. after produce is stopped (SIGTERM) and the pipeline has drained, the lake
+#      and PostgreSQL hold exactly the same bars, indicators and alerts
+#      (compare_stores.py, run in the marketpulse image on the stack's network).
+# Then it tears everything down (containers, the project's network, its named
+# and anonymous volumes), pass or fail. Run as root after setup_podman.sh,
+# build_base.sh, build_kafka.sh and build_image.sh postgres|prometheus.
 #
 #   sudo scripts/containers/stack_smoke.sh
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 project="${COMPOSE_PROJECT:-mpci}"
-timeout="${TIMEOUT:-180}"
-services=(kafka postgres topics produce process sink-lake sink-postgres)
+timeout="${TIMEOUT:-300}"
+services=(kafka postgres topics produce process sink-lake sink-postgres dashboard prometheus)
 if [ "$(id -u)" != 0 ]; then
     echo "stack_smoke.sh: run as root (rootful podman)" >&2
     exit 2
 fi
-for image in localhost/marketpulse:local localhost/marketpulse-kafka:4.3.1 localhost/marketpulse-postgres:15; do
+for image in localhost/marketpulse:local localhost/marketpulse-kafka:4.3.1 \
+    localhost/marketpulse-postgres:15 localhost/marketpulse-prometheus:2; do
     if ! podman image exists "$image"; then
-        echo "stack_smoke.sh: no image $image: run scripts/containers/build_base.sh, build_kafka.sh and build_postgres.sh first" >&2
+        echo "stack_smoke.sh: no image $image: run make test-containers (it builds them)" >&2
         exit 2
     fi
 done
@@ -47,11 +54,24 @@ teardown() {
     # shellcheck disable=SC2086
     [ -z "$anon" ] || podman volume rm $anon > /dev/null 2>&1 || true
     podman network rm "${project}_default" > /dev/null 2>&1 || true
+    rm -f "${errors:-}"
 }
 trap teardown EXIT
 
 start=$SECONDS
+say() { echo "stack_smoke.sh: $((SECONDS - start)) s: $*"; }
+fail() {
+    echo "stack_smoke.sh: $((SECONDS - start)) s: $*; the services' last log lines:" >&2
+    for service in "${services[@]}"; do
+        echo "== $service" >&2
+        podman logs --tail 8 "${project}_${service}_1" >&2 || true
+    done
+    exit 1
+}
 "${compose[@]}" up -d "${services[@]}" > /dev/null 2>&1
+say "up: ${services[*]}"
+
+# 1. Bars in both stores.
 count_bars='
 import pathlib, pyarrow.dataset as ds
 root = pathlib.Path("/data/lake")
@@ -64,23 +84,69 @@ print(counts["bars"], counts["trades"])
 bars=0
 trades=0
 pg_bars=0
-pg_trades=0
 while [ $((SECONDS - start)) -lt "$timeout" ]; do
     sleep 5
     read -r bars trades < <(podman run --rm -v "${project}_lake:/data:ro" --entrypoint python \
         localhost/marketpulse:local -c "$count_bars" 2>/dev/null || echo 0 0)
-    read -r pg_bars pg_trades < <(podman exec "${project}_postgres_1" psql -U marketpulse -d marketpulse \
-        -At -F ' ' -c 'SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM trades)' 2>/dev/null ||
-        echo 0 0)
+    pg_bars="$(podman exec "${project}_postgres_1" psql -U marketpulse -d marketpulse -At \
+        -c 'SELECT count(*) FROM bars' 2>/dev/null || echo 0)"
     [ "$bars" -gt 0 ] && [ "$pg_bars" -gt 0 ] && break
 done
-if [ "$bars" -gt 0 ] && [ "$pg_bars" -gt 0 ]; then
-    echo "stack_smoke.sh: $((SECONDS - start)) s after up: lake $bars bars, $trades trades; PostgreSQL $pg_bars bars, $pg_trades trades"
-    exit 0
-fi
-echo "stack_smoke.sh: after $timeout s: lake $bars bars, PostgreSQL $pg_bars bars (both must be > 0); the services' last log lines:" >&2
-for service in "${services[@]}"; do
-    echo "== $service" >&2
-    podman logs --tail 5 "${project}_${service}_1" >&2 || true
+[ "$bars" -gt 0 ] && [ "$pg_bars" -gt 0 ] ||
+    fail "lake $bars bars, PostgreSQL $pg_bars bars (both must be > 0)"
+say "lake $bars bars, $trades trades; PostgreSQL $pg_bars bars"
+
+# 2. Prometheus scrapes every job, and each gives MarketPulse series.
+jobs="$(sed -n 's/^ *- job_name: *//p' deploy/prometheus/prometheus.yml | tr '\n' ' ')"
+query() {
+    podman exec "${project}_prometheus_1" wget -qO- "http://localhost:9090/api/v1/query?query=$1" 2>/dev/null ||
+        echo '{}'
+}
+check_scrapes='
+import json, sys
+jobs = sys.argv[1].split()
+up = {r["metric"]["job"]: r["value"][1] for r in json.loads(sys.argv[2]).get("data", {}).get("result", [])}
+ours = {r["metric"]["job"]: int(r["value"][1]) for r in json.loads(sys.argv[3]).get("data", {}).get("result", [])}
+missing = [j for j in jobs if up.get(j) != "1"]
+empty = [j for j in jobs if j != "prometheus" and not ours.get(j)]
+if missing or empty:
+    print("not scraped: " + " ".join(missing) + "; no marketpulse_ series: " + " ".join(empty))
+    sys.exit(1)
+print(", ".join(f"{j} {ours.get(j, 0)} marketpulse_ series" for j in jobs if j != "prometheus"))
+'
+scraped=""
+ok=0
+while [ $((SECONDS - start)) -lt "$timeout" ]; do
+    if scraped="$(python3 -c "$check_scrapes" "$jobs" "$(query up)" \
+        "$(query 'count%20by%20(job)%20(%7B__name__%3D~%22marketpulse_.%2A%22%7D)')")"; then
+        ok=1
+        break
+    fi
+    sleep 5
 done
-exit 1
+[ "$ok" = 1 ] || fail "Prometheus: $scraped"
+say "Prometheus scraped $jobs: $scraped"
+
+# 3. produce stopped; once the pipeline has drained, both stores hold the same rows.
+# (podman without systemd complains that it cannot remove the health-check timer)
+podman stop -t 20 "${project}_produce_1" > /dev/null 2>&1
+say "produce stopped"
+compare=(podman run --rm --network "${project}_default" -v "${project}_lake:/data:ro"
+    -v "$PWD/scripts/containers/compare_stores.py:/tmp/compare_stores.py:ro"
+    -e "MARKETPULSE_POSTGRES_URL=postgresql://marketpulse:$POSTGRES_PASSWORD@postgres:5432/marketpulse"
+    --entrypoint python localhost/marketpulse:local /tmp/compare_stores.py)
+errors="$(mktemp)"
+previous=""
+agreed=""
+while [ $((SECONDS - start)) -lt "$timeout" ]; do
+    sleep 8
+    if counts="$("${compare[@]}" 2> "$errors")"; then
+        # the same rows twice in a row, eight seconds apart: drained
+        [ "$counts" = "$previous" ] && agreed="$counts" && break
+        previous="$counts"
+    else
+        previous=""
+    fi
+done
+[ -n "$agreed" ] || fail "the stores differ: $(cat "$errors") ${counts:-}"
+say "the lake and PostgreSQL agree: $agreed"
