@@ -50,7 +50,9 @@ def lake_rows(lake: Path, table: str) -> tuple[list[str], set[tuple]]:
     names = [n for n in rel.columns if n not in SKIP]
     kinds = dict(zip(rel.columns, rel.types, strict=True))
     # times as epoch microseconds in SQL: DuckDB's Python times need pytz
-    cols = [f"epoch_us(CAST({n} AS TIMESTAMPTZ))" if "TIMESTAMP" in str(kinds[n]) else n for n in names]
+    cols = [
+        f"epoch_us(CAST({n} AS TIMESTAMPTZ))" if "TIMESTAMP" in str(kinds[n]) else n for n in names
+    ]
     rows = con.sql(f"SELECT {', '.join(cols)} FROM {source}").fetchall()  # noqa: S608
     return names, {tuple(normal(v) for v in row) for row in rows}
 
