@@ -31,12 +31,15 @@ from marketpulse.bus.base import Consumer, TopicPartition, TransactionalProducer
 from marketpulse.stream import Processor
 from marketpulse.stream.output import Output
 
-__all__ = ["CommitPolicy", "PollWait"]
+__all__ = ["PARTITIONS_KEY", "CommitPolicy", "PollWait"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a poll waits for input when no outputs are waiting to be committed.
 IDLE_POLL = 0.05
+#: Key of the ``state`` record that holds the partition count of ``ticks`` when the
+#: state was written (never a symbol: symbols are upper case).
+PARTITIONS_KEY = b"__partitions__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,8 @@ class CommitPolicy:
         self.max_batch = max_batch
         self.step_timeout = step_timeout
         self.clock = clock
+        #: the partition count of the input, written with the state (0: not written)
+        self.partitions = 0
         self.next: dict[TopicPartition, int] = {}
         self.touched: set[TopicPartition] = set()
         self.began = 0.0
@@ -233,6 +238,8 @@ class CommitPolicy:
         def send_state() -> None:
             for tp in touched:
                 records = self.processor.checkpoint(tp.topic, tp.partition)
+                if records and self.partitions:
+                    records.append((PARTITIONS_KEY, b"%d" % self.partitions))
                 producer.send_records(self.state_topic, records, tp.partition)
 
         # 3 and 4

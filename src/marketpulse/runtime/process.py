@@ -71,7 +71,7 @@ from marketpulse.config import (
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DeadLetter
-from marketpulse.runtime.commit_policy import CommitPolicy
+from marketpulse.runtime.commit_policy import PARTITIONS_KEY, CommitPolicy
 from marketpulse.runtime.idle import idle_expired, read_to_end
 from marketpulse.runtime.segments import MARK_KIND, read_marks
 from marketpulse.stream import Processor
@@ -254,6 +254,7 @@ class ProcessService:
     def run(self) -> ProcessStats:
         """Consume until stopped (or idle for ``exit_when_idle``); return the figures."""
         self._partitions = self._check_topics()
+        self.policy.partitions = self._partitions
         opts = self.options
         instance = opts.instance or _random_instance()
         self._transactional_id = f"{self.topics.prefix}process.{opts.group}.{instance}"
@@ -612,7 +613,8 @@ class ProcessService:
         run: by the watermark, or by processing time once the partition has
         been idle (since ``quiet_since``, default now) for the idle timeout.
         """
-        records = self.bus.read_partition(self.topics.state, tp.partition)
+        records = dict(self.bus.read_partition(self.topics.state, tp.partition))
+        self._check_partitioning(tp, records)
         try:
             symbols = self.processor.restore(tp.topic, tp.partition, records, quiet_since)
         except CheckpointError as exc:
@@ -620,6 +622,27 @@ class ProcessService:
         self.policy.resume(tp, committed)
         self.stats.restored += 1
         logger.debug("process: partition %d restored, %d symbols", tp.partition, symbols)
+
+    def _check_partitioning(self, tp: TopicPartition, records: dict[bytes, bytes]) -> None:
+        """Refuse state written when ``ticks`` had another partition count.
+
+        Adding partitions to ``ticks`` moves symbols to other partitions (the key's
+        hash modulo the count): their state would stay behind, and their
+        indicators would start again from nothing, silently wrong. The count
+        travels with the state (:data:`PARTITIONS_KEY`), taken out of ``records``.
+
+        Raises:
+            BusError: the state was written under another partition count.
+        """
+        written = records.pop(PARTITIONS_KEY, None)
+        if written is None or not self._partitions or int(written) == self._partitions:
+            return
+        raise BusError(
+            f"{self.topics.state}[{tp.partition}] was written when {self.topics.ticks} had "
+            f"{int(written)} partitions; it has {self._partitions} now, so symbols have moved "
+            "to other partitions without their state: refusing to compute indicators without "
+            "their history (see 'Changing the partition count' in docs/operations.md)"
+        )
 
     def _check_topics(self) -> int:
         """Return the ticks partitions; every output and ``state`` must have as many."""
