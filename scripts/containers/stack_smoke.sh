@@ -4,6 +4,8 @@
 # dashboard and Prometheus from compose.yaml + compose.ci.yaml with
 # podman-compose, and checks, failing with exit 1 at the first that does not hold
 # within TIMEOUT seconds of `up` (default 300):
+#   0. (before up) the image's numba kernels load from its cache as its own user
+#      (check_numba_cache.py: loaded, none compiled);
 #   1. simulated trades become bars in both the lake volume and PostgreSQL;
 #   2. Prometheus scrapes every job of deploy/prometheus/prometheus.yml (up == 1)
 #      and holds MarketPulse series from each;
@@ -57,6 +59,14 @@ teardown() {
     rm -f "${errors:-}"
 }
 trap teardown EXIT
+
+# 0. The image's kernels load from its numba cache, as its own user (no compile).
+if ! cache="$(podman run --rm -v "$PWD/scripts/containers/check_numba_cache.py:/tmp/check_numba_cache.py:ro" \
+    --entrypoint python localhost/marketpulse:local /tmp/check_numba_cache.py 2>&1)"; then
+    echo "stack_smoke.sh: the image compiles its kernels on start: $cache" >&2
+    exit 1
+fi
+echo "stack_smoke.sh: $cache"
 
 start=$SECONDS
 say() { echo "stack_smoke.sh: $((SECONDS - start)) s: $*"; }

@@ -463,13 +463,16 @@ def test_the_dockerfile_builds_a_small_non_root_image_with_production_dependenci
     assert lines.index(user) > max(i for i, line in enumerate(lines) if line.startswith("RUN "))
 
 
-def test_the_dockerfile_warms_numba_with_a_real_command_into_a_readable_cache():
+def test_the_dockerfile_warms_numba_with_a_real_command_into_a_cache_its_user_owns():
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
     warm = next(line for line in text.splitlines() if "RUN marketpulse " in line)
     args = shlex.split(warm.split("RUN marketpulse ", 1)[1].split("&&")[0])
     assert check_invocation(args) == ["run"]
     assert "--duration" in args and "--no-dashboard" in args
-    assert "NUMBA_CACHE_DIR=/" in text and 'chmod -R a+rX "$NUMBA_CACHE_DIR"' in text
+    # numba ignores a cache directory it cannot write to (and compiles on every start);
+    # scripts/containers/check_numba_cache.py checks the built image for real
+    assert "NUMBA_CACHE_DIR=/" in text
+    assert 'chown -R marketpulse:marketpulse "$NUMBA_CACHE_DIR"' in text
 
 
 def test_the_dockerignore_keeps_local_state_out_of_the_build():
