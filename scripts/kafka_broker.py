@@ -25,7 +25,10 @@ without the project's virtual environment::
     python3 scripts/kafka_broker.py status
     python3 scripts/kafka_broker.py down
 
-Tests and benchmarks import it with ``scripts/`` on ``sys.path``.
+``up --brokers 3`` starts a :class:`Cluster` instead: three nodes, each both broker and
+KRaft controller (a three-voter quorum), under ``HOME/node-1`` ... ``HOME/node-3``, with
+internal topics replicated three times; ``status`` and ``down`` recognise a cluster's home
+by itself. Tests and benchmarks import it with ``scripts/`` on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -38,15 +41,18 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka_jars import JarsError, install_jars, jars_installed
-from kafka_wire import probe
+from kafka_wire import Wire, probe
 
 logger = logging.getLogger("marketpulse.kafka_broker")
 
@@ -58,6 +64,10 @@ MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL_CLASS = "kafka.tools.StorageTool"
 NODE_ID = 1
 JVM_HEAP = ("-Xms256m", "-Xmx1g")
+CLUSTER_HEAP = ("-Xms128m", "-Xmx512m")
+"""Heap of each node of a :class:`Cluster`: three of them share a small machine."""
+CLUSTER_SESSION_TIMEOUT_MS = 4000
+"""A cluster node that stops heartbeating is fenced after this long (Kafka's default: 9 s)."""
 JVM_OPTIONS = (
     "-server",
     "-XX:+UseG1GC",
@@ -166,6 +176,11 @@ class Broker:
             (or ``$XDG_CACHE_HOME/marketpulse``) when None.
         die_with_parent: Ask Linux to send the broker SIGTERM when the process that
             started it exits, so a test run that dies leaves no broker behind.
+        node_id: The KRaft ``node.id`` (a :class:`Cluster` numbers its nodes from 1).
+        quorum_voters: ``controller.quorum.voters``; this node alone when None.
+        cluster_id: Cluster id the storage is formatted with (every node of a cluster
+            shares one); a new random one when None.
+        heap: The JVM's heap options.
     """
 
     def __init__(
@@ -177,6 +192,10 @@ class Broker:
         properties: Mapping[str, object] | None = None,
         cache_root: Path | str | None = None,
         die_with_parent: bool = False,
+        node_id: int = NODE_ID,
+        quorum_voters: str | None = None,
+        cluster_id: str | None = None,
+        heap: Sequence[str] = JVM_HEAP,
     ):
         self.home = Path(home).resolve()
         self.port = int(port)
@@ -185,7 +204,12 @@ class Broker:
         self.properties = dict(properties or {})
         self.cache_dir = Path(cache_root or default_cache_root()) / f"kafka-{version}"
         self.die_with_parent = die_with_parent
+        self.node_id = int(node_id)
+        self.quorum_voters = quorum_voters or f"{self.node_id}@{HOST}:{self.controller_port}"
+        self.cluster_id = cluster_id
+        self.heap = tuple(heap)
         self._process: subprocess.Popen | None = None
+        self._launched_at = 0.0
 
     def __repr__(self) -> str:
         return f"Broker(home={str(self.home)!r}, port={self.port}, version={self.version!r})"
@@ -262,9 +286,9 @@ class Broker:
     def server_properties(self) -> dict[str, str]:
         """Return the broker's settings: single-node defaults updated with ``properties``."""
         settings: dict[str, object] = {
-            "node.id": NODE_ID,
+            "node.id": self.node_id,
             "process.roles": "broker,controller",
-            "controller.quorum.voters": f"{NODE_ID}@{HOST}:{self.controller_port}",
+            "controller.quorum.voters": self.quorum_voters,
             "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -308,7 +332,7 @@ class Broker:
         gc_file = self.logs_dir / "kafkaServer-gc.log"
         gc_log = f"-Xlog:gc*:file={gc_file}:time,tags:filecount=10,filesize=100M"
         return [
-            java, *JVM_HEAP, *JVM_OPTIONS,
+            java, *self.heap, *JVM_OPTIONS,
             *((gc_log,) if main_class == MAIN_CLASS else ()),
             f"-Dlog4j2.configurationFile={self.log4j_file}",
             f"-Dkafka.logs.dir={self.logs_dir}",
@@ -324,7 +348,7 @@ class Broker:
         """
         if self.formatted():
             return
-        cluster_id = new_cluster_id()
+        cluster_id = self.cluster_id or new_cluster_id()
         logger.info("formatting KRaft storage in %s (cluster %s) ...", self.data_dir, cluster_id)
         command = self._java(
             STORAGE_TOOL_CLASS, "format", "--cluster-id", cluster_id,
@@ -381,6 +405,30 @@ class Broker:
         if self.running():
             logger.info("already running at %s (pid %s)", self.bootstrap, self.pid())
             return self
+        self.launch()
+        try:
+            self._wait_ready(self._launched_at + timeout)
+        except BrokerError:
+            self.stop(timeout=10)
+            raise
+        logger.info("ready at %s in %.1f s", self.bootstrap, time.monotonic() - self._launched_at)
+        return self
+
+    def launch(self) -> int:
+        """Launch the broker (installing and formatting as needed) without waiting for it.
+
+        :meth:`start` is this and a wait until the broker serves; a :class:`Cluster`
+        launches all its nodes first, since none serves before a quorum of them runs.
+
+        Returns:
+            The pid of the broker (the running one's when it already runs).
+
+        Raises:
+            BrokerError: A port is taken, or installing or formatting failed.
+        """
+        running = self.pid()
+        if running is not None:
+            return running
         self.pid_file.unlink(missing_ok=True)
         for name, port in (("client", self.port), ("controller", self.controller_port)):
             if not port_is_free(port):
@@ -391,7 +439,7 @@ class Broker:
         logger.info(
             "starting Kafka %s at %s (home %s) ...", self.version, self.bootstrap, self.home
         )
-        began = time.monotonic()
+        self._launched_at = time.monotonic()
         with open(self.console_log, "ab") as console:
             self._process = subprocess.Popen(
                 self._java(MAIN_CLASS, str(self.config_file)),
@@ -403,13 +451,7 @@ class Broker:
                 preexec_fn=_die_with_parent(os.getpid()) if self.die_with_parent else None,
             )
         self.pid_file.write_text(f"{self._process.pid}\n", encoding="utf-8")
-        try:
-            self._wait_ready(began + timeout)
-        except BrokerError:
-            self.stop(timeout=10)
-            raise
-        logger.info("ready at %s in %.1f s", self.bootstrap, time.monotonic() - began)
-        return self
+        return self._process.pid
 
     def _wait_ready(self, deadline: float) -> None:
         reason = "not probed yet"
@@ -450,18 +492,442 @@ class Broker:
         self._process = None
         logger.info("stopped in %.1f s", time.monotonic() - began)
 
+    def kill(self, timeout: float = 10) -> int | None:
+        """Kill the broker at once with SIGKILL (a crash: no controlled shutdown).
+
+        Returns:
+            The pid that was killed, once it has exited; None when it was not running.
+
+        Raises:
+            BrokerError: The process was still there ``timeout`` seconds after SIGKILL.
+        """
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        logger.info("killing the broker at %s (pid %d) with SIGKILL", self.bootstrap, pid)
+        _signal_group(pid, signal.SIGKILL)
+        if not self._wait_exit(pid, time.monotonic() + timeout):
+            raise BrokerError(f"the broker (pid {pid}) survived SIGKILL for {timeout:.0f} s")
+        self.pid_file.unlink(missing_ok=True)
+        self._process = None
+        return pid
+
     def _wait_exit(self, pid: int, deadline: float) -> bool:
         while time.monotonic() < deadline:
-            if not self._is_our_broker(pid):
+            if self._exited(pid):
                 return True
             time.sleep(0.1)
-        return not self._is_our_broker(pid)
+        return self._exited(pid)
+
+    def _exited(self, pid: int) -> bool:
+        """Tell whether the broker ``pid`` is gone, its ports released.
+
+        A dying JVM loses its command line (which :meth:`_is_our_broker` looks for) while
+        it still holds its sockets: only its end (no process, or a zombie) counts, unless
+        another program has the pid by then.
+        """
+        if self._process is not None and self._process.pid == pid:
+            return self._process.poll() is not None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True
+        if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+            return True
+        return bool(cmdline) and not self._is_our_broker(pid)  # the pid went to another
 
     def __enter__(self) -> Broker:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """Who holds one partition: its leader (-1: none), its replicas and the in-sync ones."""
+
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+def read_cluster_id(data_dir: Path) -> str | None:
+    """Return the cluster id a formatted KRaft storage holds (``meta.properties``), or None."""
+    try:
+        text = (Path(data_dir) / "meta.properties").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "cluster.id" and value.strip():
+            return value.strip()
+    return None
+
+
+def cluster_properties(size: int) -> dict[str, object]:
+    """Return what each node of a ``size``-node cluster sets beyond the single-node defaults.
+
+    Internal topics (consumer offsets, transaction state, share-group state) get up to
+    three replicas and, with more than one node, ``min.insync.replicas`` 2, so they survive
+    a node's loss as the topics of a real cluster do; a node that stops heartbeating is
+    fenced after :data:`CLUSTER_SESSION_TIMEOUT_MS`, so its partitions move soon.
+    """
+    if size < 1:
+        raise ValueError(f"a cluster needs at least one node, not {size}")
+    replicas, min_isr = min(3, size), min(2, size)
+    return {
+        "default.replication.factor": replicas,
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": min_isr,
+        "broker.session.timeout.ms": CLUSTER_SESSION_TIMEOUT_MS,
+        "broker.heartbeat.interval.ms": 1000,
+    }
+
+
+def cli_ports(size: int, port: int, controller_port: int | None) -> list[tuple[int, int]]:
+    """Return the (client, controller) ports of each node as the command line gives them.
+
+    Node ``i`` (from 0) listens on ``port + 2i`` and ``port + 2i + 1`` (9092/9093,
+    9094/9095, ...), or on ``controller_port + i`` for the controller when that is given;
+    ``port`` 0 picks free ports for every node.
+    """
+    if port == 0:
+        flat = free_ports(2 * size)
+        return list(zip(flat[::2], flat[1::2], strict=True))
+    return [
+        (port + 2 * i, controller_port + i if controller_port else port + 2 * i + 1)
+        for i in range(size)
+    ]
+
+
+def _listener_ports(config_file: Path) -> tuple[int, int, int] | None:
+    """Return (node id, client port, controller port) from a node's server.properties."""
+    try:
+        text = config_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    settings = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+    ports = {}
+    for listener in settings.get("listeners", "").split(","):
+        name, _, address = listener.partition("://")
+        with contextlib.suppress(ValueError):
+            ports[name.strip()] = int(address.rsplit(":", 1)[-1])
+    try:
+        return int(settings["node.id"]), ports["PLAINTEXT"], ports["CONTROLLER"]
+    except (KeyError, ValueError):
+        return None
+
+
+class Cluster:
+    """A local KRaft cluster: ``brokers`` nodes, each both broker and controller.
+
+    Node ``i`` (from 1) is a :class:`Broker` with ``node.id`` ``i`` under
+    ``home/node-i``; all of them are voters of one controller quorum and share one
+    cluster id (read back from a node's storage when the home was formatted before).
+
+    Args:
+        home: Directory holding one ``node-<id>`` home per node.
+        brokers: Number of nodes (3: a quorum that survives losing one).
+        ports: ``(client port, controller port)`` of each node; free ports when None.
+        version: Kafka release to fetch from Maven Central.
+        properties: Extra ``server.properties`` entries for every node, overriding
+            :func:`cluster_properties` and the single-node defaults.
+        cache_root: Where the jars are cached (see :class:`Broker`).
+        die_with_parent: See :class:`Broker`.
+        heap: The JVM heap options of each node.
+        broker_class: Builds each node from :class:`Broker`'s keyword arguments (a
+            subclass, or a ``functools.partial`` of one that needs more).
+    """
+
+    def __init__(
+        self,
+        home: Path | str,
+        brokers: int = 3,
+        ports: Sequence[tuple[int, int]] | None = None,
+        version: str = KAFKA_VERSION,
+        properties: Mapping[str, object] | None = None,
+        cache_root: Path | str | None = None,
+        die_with_parent: bool = False,
+        heap: Sequence[str] = CLUSTER_HEAP,
+        broker_class=Broker,
+    ):
+        settings = {**cluster_properties(brokers), **(properties or {})}
+        self.home = Path(home).resolve()
+        if ports is None:
+            ports = cli_ports(brokers, 0, None)
+        ports = [(int(client), int(controller)) for client, controller in ports]
+        if len(ports) != brokers:
+            raise ValueError(f"{len(ports)} port pairs for {brokers} nodes")
+        voters = ",".join(f"{i}@{HOST}:{c}" for i, (_, c) in enumerate(ports, 1))
+        stored = (read_cluster_id(self.node_home(i) / "data") for i in range(1, brokers + 1))
+        self.cluster_id = next((cid for cid in stored if cid), None) or new_cluster_id()
+        self.brokers: list[Broker] = [
+            broker_class(
+                self.node_home(i), port=client, controller_port=controller, version=version,
+                properties=settings, cache_root=cache_root, die_with_parent=die_with_parent,
+                node_id=i, quorum_voters=voters, cluster_id=self.cluster_id, heap=heap,
+            )
+            for i, (client, controller) in enumerate(ports, 1)
+        ]  # fmt: skip
+
+    @classmethod
+    def from_home(cls, home: Path | str, **options: object) -> Cluster | None:
+        """Return the cluster whose nodes' configuration lies under ``home``, or None.
+
+        Ports and node ids come from each node's ``server.properties``, as the last
+        start wrote them; ``options`` go to the constructor.
+        """
+        home = Path(home)
+        found = []
+        for config in home.glob("node-*/config/server.properties"):
+            read = _listener_ports(config)
+            if read is not None and config.parents[1].name == f"node-{read[0]}":
+                found.append(read)
+        found.sort()
+        if not found or [node for node, *_ in found] != list(range(1, len(found) + 1)):
+            return None
+        ports = [(client, controller) for _, client, controller in found]
+        return cls(home, brokers=len(found), ports=ports, **options)
+
+    def __repr__(self) -> str:
+        return f"Cluster(home={str(self.home)!r}, brokers={len(self.brokers)})"
+
+    def node_home(self, node_id: int) -> Path:
+        """The home directory of node ``node_id``."""
+        return self.home / f"node-{node_id}"
+
+    @property
+    def bootstrap(self) -> str:
+        """The ``bootstrap.servers`` value naming every node."""
+        return ",".join(broker.bootstrap for broker in self.brokers)
+
+    def node(self, node_id: int) -> Broker:
+        """Return node ``node_id`` (from 1).
+
+        Raises:
+            KeyError: There is no such node.
+        """
+        for broker in self.brokers:
+            if broker.node_id == node_id:
+                return broker
+        raise KeyError(f"no node {node_id} in a cluster of {len(self.brokers)}")
+
+    def running_nodes(self) -> list[int]:
+        """The ids of the nodes whose process is alive."""
+        return [broker.node_id for broker in self.brokers if broker.running()]
+
+    def start(self, timeout: float = 120) -> Cluster:
+        """Start every node that is not running and wait until each serves all of them.
+
+        Raises:
+            BrokerError: A port is taken, or a node exited or the cluster did not form in
+                time; the nodes this call launched are stopped again.
+        """
+        began = time.monotonic()
+        before = set(self.running_nodes())
+        try:
+            self.brokers[0].install()
+            self._format_all()
+            for broker in self.brokers:
+                broker.launch()  # none serves before a quorum runs: launch all, then wait
+            everyone = {broker.node_id for broker in self.brokers}
+            for broker in self.brokers:
+                self._wait_serving(broker, everyone, began + timeout)
+        except BrokerError:
+            self._stop_nodes([b for b in self.brokers if b.node_id not in before], timeout=10)
+            raise
+        logger.info(
+            "cluster of %d nodes ready at %s in %.1f s",
+            len(self.brokers), self.bootstrap, time.monotonic() - began,
+        )  # fmt: skip
+        return self
+
+    def _format_all(self) -> None:
+        """Format the nodes' storage side by side (each format is a JVM start of its own)."""
+        waiting = [b for b in self.brokers if not b.running() and not b.formatted()]
+        for broker in waiting:
+            broker.write_config()
+        with ThreadPoolExecutor(max_workers=max(len(waiting), 1)) as pool:
+            for future in [pool.submit(broker.format_storage) for broker in waiting]:
+                future.result()
+
+    def kill(self, node_id: int) -> int:
+        """SIGKILL node ``node_id`` (a crash) and return its pid once it has exited.
+
+        Raises:
+            BrokerError: The node was not running, or outlived the signal.
+        """
+        pid = self.node(node_id).kill()
+        if pid is None:
+            raise BrokerError(f"node {node_id} is not running")
+        return pid
+
+    def restart(self, node_id: int, timeout: float = 120) -> int:
+        """Start node ``node_id`` again and wait until it is back among the cluster's brokers.
+
+        Returns:
+            The pid of the node.
+
+        Raises:
+            BrokerError: The node exited or did not rejoin in time (it is stopped again).
+        """
+        broker = self.node(node_id)
+        pid = broker.launch()
+        try:
+            self._wait_serving(broker, {node_id}, time.monotonic() + timeout)
+        except BrokerError:
+            broker.stop(timeout=10)
+            raise
+        return pid
+
+    def _wait_serving(self, broker: Broker, wanted: set[int], deadline: float) -> None:
+        """Wait until ``broker`` answers with ``wanted`` among the unfenced brokers."""
+        reason = "not probed yet"
+        while time.monotonic() < deadline:
+            if not broker.running():
+                code = None if broker._process is None else broker._process.returncode
+                raise BrokerError(
+                    f"node {broker.node_id} exited early (exit {code})\n{broker._log_tails()}"
+                )
+            reason = _serving(broker.port, wanted)
+            if reason is None:
+                return
+            time.sleep(0.25)
+        raise BrokerError(
+            f"node {broker.node_id} did not serve in time ({reason})\n{broker._log_tails()}"
+        )
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop every node: SIGTERM to all at once, SIGKILL to those left after ``timeout``."""
+        self._stop_nodes(self.brokers, timeout)
+
+    def _stop_nodes(self, brokers: Sequence[Broker], timeout: float) -> None:
+        # all at once: a node shutting down alone waits for a quorum the others may have left
+        pids = {broker: broker.pid() for broker in brokers}
+        for pid in pids.values():
+            if pid is not None:
+                _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for broker, pid in pids.items():
+            if pid is not None and not broker._wait_exit(pid, deadline):
+                logger.warning("node %d ignored SIGTERM for %.0f s; killing it", broker.node_id,
+                               timeout)  # fmt: skip
+                _signal_group(pid, signal.SIGKILL)
+                broker._wait_exit(pid, time.monotonic() + 10)
+            broker.pid_file.unlink(missing_ok=True)
+            broker._process = None
+
+    def partitions(self, topic: str, timeout: float = 10) -> dict[int, PartitionState]:
+        """Return the leader, replicas and in-sync replicas of each partition of ``topic``.
+
+        Asks the running nodes' metadata (through confluent-kafka, imported here: the rest
+        of this script needs only the standard library).
+
+        Raises:
+            BrokerError: No node runs, or the topic does not exist.
+        """
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self._running_bootstrap()})
+        metadata = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise BrokerError(f"topic {topic}: {getattr(metadata, 'error', 'missing')}")
+        return {
+            number: PartitionState(part.leader, tuple(part.replicas), tuple(part.isrs))
+            for number, part in sorted(metadata.partitions.items())
+        }
+
+    def leaders(self, topic: str, timeout: float = 10) -> dict[int, int]:
+        """Return the leader's node id of each partition of ``topic`` (-1: none now)."""
+        return {p: state.leader for p, state in self.partitions(topic, timeout).items()}
+
+    def elect_preferred_leaders(self, timeout: float = 60) -> None:
+        """Give each partition back to its preferred (first) replica and wait until it has.
+
+        A restarted node leads nothing until then (Kafka's own rebalance of leaders
+        waits five minutes).
+
+        Raises:
+            BrokerError: The election failed, or some partition had another leader after
+                ``timeout`` seconds.
+        """
+        from confluent_kafka import ElectionType, KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self._running_bootstrap()})
+        deadline = time.monotonic() + timeout
+        elsewhere: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                admin.elect_leaders(ElectionType.PREFERRED, None).result(timeout)
+            except KafkaException as exc:  # per partition errors come back as values
+                raise BrokerError(f"the preferred leader election failed: {exc}") from None
+            metadata = admin.list_topics(timeout=10).topics
+            elsewhere = [
+                f"{name}[{number}]"
+                for name, topic in metadata.items()
+                for number, part in topic.partitions.items()
+                if part.replicas and part.leader != part.replicas[0]
+            ]
+            if not elsewhere:
+                return
+            time.sleep(0.5)
+        raise BrokerError(f"not led by their preferred replica: {', '.join(elsewhere[:10])}")
+
+    def _running_bootstrap(self) -> str:
+        running = [broker.bootstrap for broker in self.brokers if broker.running()]
+        if not running:
+            raise BrokerError("no node of the cluster is running")
+        return ",".join(running)
+
+    def wait_in_sync(self, topics: Sequence[str], timeout: float = 60) -> None:
+        """Wait until every partition of ``topics`` has a leader and all replicas in sync.
+
+        Raises:
+            BrokerError: Some partition was still short of replicas after ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        short: dict[str, dict[int, PartitionState]] = {}
+        while time.monotonic() < deadline:
+            short = {}
+            for topic in topics:
+                lagging = {
+                    p: state
+                    for p, state in self.partitions(topic).items()
+                    if state.leader < 0 or set(state.isr) != set(state.replicas)
+                }
+                if lagging:
+                    short[topic] = lagging
+            if not short:
+                return
+            time.sleep(0.25)
+        raise BrokerError(f"partitions not in sync after {timeout:.0f} s: {short}")
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _serving(port: int, wanted: set[int]) -> str | None:
+    """Return None when the broker at ``port`` lists ``wanted`` unfenced, else a reason."""
+    try:
+        with socket.create_connection((HOST, port), timeout=2.0) as sock:
+            sock.settimeout(2.0)
+            ids, controller = Wire(sock).broker_ids()
+    except (OSError, struct.error) as error:
+        return f"{type(error).__name__}: {error}"
+    if controller < 0:
+        return "no active controller yet"
+    missing = wanted - set(ids)
+    return f"nodes {sorted(missing)} not among the brokers yet" if missing else None
 
 
 def _signal_group(pid: int, signum: int) -> None:
@@ -514,16 +980,24 @@ def _env_int(name: str, default: int) -> int:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="kafka_broker.py",
-        description="Start, stop or query a local single-node Kafka broker (KRaft mode).",
+        description="Start, stop or query a local Kafka broker, or a cluster of them (KRaft).",
     )
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument(
         "--port", type=int, default=_env_int("KAFKA_PORT", 9092),
-        help="client port on 127.0.0.1 (default: $KAFKA_PORT or 9092)",
+        help="client port on 127.0.0.1 (default: $KAFKA_PORT or 9092); with --brokers N, "
+        "node i (from 0) uses port + 2i and its controller port + 2i + 1; 0: free ports",
     )  # fmt: skip
     parser.add_argument(
         "--controller-port", type=int, default=None,
-        help="KRaft controller port (default: port + 1)",
+        help="KRaft controller port (default: port + 1); with --brokers N, node i uses "
+        "controller-port + i",
+    )  # fmt: skip
+    parser.add_argument(
+        "--brokers", type=_node_count, default=1,
+        help="up: start a cluster of this many nodes (each broker and controller) under "
+        "HOME/node-1 ... (default: 1, a single broker in HOME); status and down find a "
+        "cluster's nodes by themselves",
     )  # fmt: skip
     parser.add_argument(
         "--home", type=Path, default=Path(os.environ.get("KAFKA_HOME_DIR") or ".kafka"),
@@ -531,15 +1005,31 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--kafka-version", default=KAFKA_VERSION, help=f"default: {KAFKA_VERSION}")
     parser.add_argument(
-        "--timeout", type=float, default=60, help="seconds to wait for start or stop"
-    )
+        "--timeout", type=float, default=None,
+        help="seconds to wait for start or stop (default: 60; a cluster's start: 120)",
+    )  # fmt: skip
     return parser.parse_args(argv)
+
+
+def _node_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"expected 1 to 9 nodes, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (status: 0 running, 1 not running)."""
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="kafka: %(message)s", stream=sys.stdout)
+    cluster = Cluster.from_home(args.home, version=args.kafka_version)
+    if cluster is not None or args.brokers > 1:
+        return _cluster_main(args, cluster)
+    if args.timeout is None:
+        args.timeout = 60
     broker = Broker(
         args.home, port=args.port, controller_port=args.controller_port,
         version=args.kafka_version,
@@ -570,6 +1060,70 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kafka: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cluster_main(args: argparse.Namespace, cluster: Cluster | None) -> int:
+    """``main`` for a cluster's home, or for ``up --brokers N`` (N > 1)."""
+    home = args.home.resolve()
+    if cluster is None and (home / "config" / "server.properties").exists():
+        print(f"kafka: {home} holds a single broker; give the cluster another --home",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.action == "status":
+        return _cluster_status(cluster, home)
+    if args.action == "down":
+        if cluster is None or not cluster.running_nodes():
+            if cluster is not None:
+                cluster.stop()  # clears stale pid files
+            print(f"kafka: no node running (home {home})")
+            return 0
+        cluster.stop(timeout=args.timeout or 30)
+        print(f"kafka: cluster stopped (home {home})")
+        return 0
+    size = args.brokers
+    if cluster is not None and size not in (1, len(cluster.brokers)):
+        print(f"kafka: {home} holds a cluster of {len(cluster.brokers)} nodes, "
+              f"not {size}; give another --home", file=sys.stderr)  # fmt: skip
+        return 2
+    if cluster is None or not cluster.running_nodes():
+        if size == 1:  # a stopped cluster's home and `up` without --brokers
+            size = len(cluster.brokers)
+        try:
+            ports = cli_ports(size, args.port, args.controller_port)
+        except OSError as error:
+            print(f"kafka: cannot pick free ports: {error}", file=sys.stderr)
+            return 1
+        cluster = Cluster(home, brokers=size, ports=ports, version=args.kafka_version)
+    elif len(cluster.running_nodes()) == len(cluster.brokers):
+        print(f"kafka: already running at {cluster.bootstrap} (home {home})")
+        return 0
+    try:
+        cluster.start(timeout=args.timeout or 120)
+    except BrokerError as error:
+        print(f"kafka: {error}", file=sys.stderr)
+        return 1
+    print(f"kafka: bootstrap servers {cluster.bootstrap}")
+    return 0
+
+
+def _cluster_status(cluster: Cluster | None, home: Path) -> int:
+    """Print one line per node; 0 when every node runs, 1 otherwise."""
+    if cluster is None:
+        print(f"kafka: not running (home {home})")
+        return 1
+    for broker in cluster.brokers:
+        pid = broker.pid()
+        if pid is None:
+            print(f"kafka: node {broker.node_id} not running (port {broker.port})")
+            continue
+        state = "ready" if probe(broker.port) is None else "not answering"
+        print(f"kafka: node {broker.node_id} running at {broker.bootstrap} (pid {pid}, {state})")
+    running = cluster.running_nodes()
+    print(
+        f"kafka: {len(running)} of {len(cluster.brokers)} nodes running "
+        f"(bootstrap {cluster.bootstrap}, home {home})"
+    )
+    return 0 if len(running) == len(cluster.brokers) else 1
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ OUT_OF_RANGE = {
     (("dashboard",), "--duration"): "0",
     (("topics", "create"), "--partitions"): "0",
     (("topics", "create"), "--replication-factor"): "0",
+    (("topics", "create"), "--min-insync-replicas"): "0",
     (("topics", "create"), "--retention-hours"): "-2",
     (("report", "movers"), "--top"): "0",
     (("produce",), "--metrics-port"): "65536",

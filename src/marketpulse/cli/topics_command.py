@@ -52,6 +52,15 @@ def topics_create(
         help="Replicas of each partition; at most the number of brokers "
         f"[default: {TOPIC_REPLICATION}].",
     ),  # fmt: skip
+    min_insync_replicas: int = typer.Option(
+        None,
+        "--min-insync-replicas",
+        min=1,
+        help="Replicas that must hold a record before a write with acks=all succeeds "
+        "(each topic's min.insync.replicas); at most the replication factor; with "
+        "replication 3, 2 keeps topics writable while one broker is down "
+        "[default: the brokers' own min.insync.replicas].",
+    ),  # fmt: skip
     retention_hours: float = typer.Option(
         None,
         "--retention-hours",
@@ -73,19 +82,18 @@ def topics_create(
         **{"kafka.partitions": partitions, "kafka.replication": replication_factor,
            "kafka.retention_hours": retention_hours},
     )  # fmt: skip
-    kafka = _checked(settings).kafka
+    kafka = _checked(settings, min_insync_replicas).kafka
     bus, topics = open_bus(settings)
     specs = topic_specs(topics, kafka.retention_hours)
     names = [spec.name for spec in specs]
+    extra = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas else {}
+    configs = {spec.name: {**spec.config, **extra} for spec in specs}
     logger.info(
-        "topics create: %s on %s (%d partitions, replication %d)",
+        "topics create: %s on %s (%d partitions, replication %d, min.insync.replicas %s)",
         ", ".join(names), kafka.bootstrap, kafka.partitions, kafka.replication,
+        min_insync_replicas or "of the brokers",
     )  # fmt: skip
-    created = set(
-        bus.create_topics(
-            names, kafka.partitions, kafka.replication, {s.name: s.config for s in specs}
-        )
-    )
+    created = set(bus.create_topics(names, kafka.partitions, kafka.replication, configs))
     _wait_for(bus, names, present=True)
     for spec in specs:
         if spec.name in created:
@@ -178,11 +186,16 @@ def topics_delete(
     console.print(f"{len(deleted)} deleted", highlight=False)
 
 
-def _checked(settings: Settings) -> Settings:
-    """Refuse topic settings Kafka would refuse, with the name of the setting."""
+def _checked(settings: Settings, min_insync_replicas: int | None = None) -> Settings:
+    """Refuse topic settings Kafka would refuse, or that no write could meet."""
     kafka = settings.kafka
     if kafka.partitions < 1 or kafka.replication < 1:
         raise ConfigError("kafka partitions and replication must be at least 1")
+    if min_insync_replicas and min_insync_replicas > kafka.replication:
+        raise ConfigError(
+            f"--min-insync-replicas {min_insync_replicas} exceeds the replication factor "
+            f"{kafka.replication}: no write with acks=all could ever succeed"
+        )
     if not (kafka.retention_hours > 0 or kafka.retention_hours == -1):
         raise ConfigError(
             f"retention: expected a positive number of hours or -1 (for ever), "
