@@ -13,14 +13,15 @@ FROM ${PYTHON_BUILD_IMAGE} AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/marketpulse
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# pyproject.toml alone: its readme may be empty here (the wheel below has the real one).
+COPY pyproject.toml ./
 # A network that re-signs TLS needs its CA bundle to reach PyPI: pass it as a
 # build secret (`--secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt`);
 # it is mounted for this step only and never stored in a layer. Without it,
 # pip uses its own certificates.
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
-    && mkdir -p src/marketpulse && touch src/marketpulse/__init__.py \
+    && mkdir -p src/marketpulse && touch README.md src/marketpulse/__init__.py \
     && /opt/marketpulse/bin/pip install . \
     && /opt/marketpulse/bin/pip uninstall --yes marketpulse \
     && site="$(/opt/marketpulse/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
@@ -30,6 +31,7 @@ RUN --mount=type=secret,id=ca-bundle \
 
 # Build stage: MarketPulse's own wheel.
 FROM deps AS build
+COPY README.md ./
 COPY src ./src
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
