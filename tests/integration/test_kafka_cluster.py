@@ -329,14 +329,6 @@ def cluster_topics(cluster):
     return list(admin.list_topics(timeout=10).topics)
 
 
-@pytest.mark.xfail(
-    reason="process can exit (2) after losing a broker: restoring state after a stuck "
-    "transaction step, bus.kafka_consumer.read_partition asks the state partition's "
-    "watermarks of the dead leader (stale metadata) for 60 s and gives up; failed 3 runs "
-    "of 5 here, passed 4 of 4 with a metadata refresh and retry there (issue 21)",
-    raises=ProcessDied,
-    strict=False,
-)
 def test_sigkill_of_the_busiest_partitions_leader_mid_run_changes_no_output(
     cluster, parts, reference, topic_prefix
 ):

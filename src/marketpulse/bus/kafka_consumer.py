@@ -291,14 +291,22 @@ def read_partition(
     deadline = time.monotonic() + timeout
     while True:  # a topic created a moment ago may have no leader yet
         try:
-            low, high = reader.get_watermark_offsets(tp, timeout=timeout)
+            low, high = reader.get_watermark_offsets(tp, timeout=min(5.0, timeout))
             break
         except ck.KafkaException as exc:
             error = exc.args[0]
-            waiting = error.retriable() or error.code() in _LEADER_MOVING
+            waiting = (
+                error.retriable()
+                or error.code() in _LEADER_MOVING
+                or error.code() == ck.KafkaError._TIMED_OUT
+            )
             if not waiting or time.monotonic() >= deadline:
                 message = f"{topic}[{partition}]: cannot read offsets: {error.str()}"
                 raise BusError(message) from None
+            try:  # the leader may have moved (a broker lost): refresh the metadata
+                reader.list_topics(topic, timeout=5)
+            except ck.KafkaException:
+                pass
             time.sleep(0.1)
     values: dict[bytes, bytes] = {}
     if high <= low:
