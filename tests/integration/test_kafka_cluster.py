@@ -329,9 +329,12 @@ def cluster_topics(cluster):
     return list(admin.list_topics(timeout=10).topics)
 
 
-def test_sigkill_of_the_busiest_partitions_leader_mid_run_changes_no_output(
-    cluster, parts, reference, topic_prefix
-):
+def start_mid_run(cluster, parts, reference, topic_prefix):
+    """Three nodes, the first part produced, `process` a fifth of the way through it.
+
+    Returns the busiest partition, the node that leads it (also the group's and the
+    transactions' coordinator), the topics, the group and the running `process`.
+    """
     assert cluster.running_nodes() == [1, 2, 3]
     cluster.elect_preferred_leaders()  # a node restarted before leads its share again
     create_topics(cluster, topic_prefix)
@@ -342,6 +345,28 @@ def test_sigkill_of_the_busiest_partitions_leader_mid_run_changes_no_output(
     total_bars = sum(map(len, reference["bars"].values()))
     wait_for_bars(cluster, topic_prefix, total_bars // 5, proc)
     assert group_coordinator(cluster, group) == node
+    return part, node, topics, group, proc
+
+
+def second_part_to_the_end(cluster, topic_prefix, parts, group, proc):
+    """Produce the second part, let `process` read to the end and exit; return the outputs."""
+    produce(cluster, topic_prefix, parts[1])  # acks=all: at least 2 replicas in sync
+    finish(cluster, topic_prefix, group, proc)
+    return outputs(cluster.bootstrap, topic_prefix)
+
+
+def stop_and_restore(cluster, proc, node):
+    """`process` does not outlive the test; the node runs again (the next test needs three)."""
+    if proc.poll() is None:
+        proc.kill()
+    if node not in cluster.running_nodes():
+        cluster.restart(node)
+
+
+def test_sigkill_of_the_busiest_partitions_leader_mid_run_changes_no_output(
+    cluster, parts, reference, topic_prefix
+):
+    part, node, topics, group, proc = start_mid_run(cluster, parts, reference, topic_prefix)
     try:
         pid = cluster.kill(node)
         # the kill landed mid-run: the node's process is gone, `process` still runs with
@@ -349,14 +374,9 @@ def test_sigkill_of_the_busiest_partitions_leader_mid_run_changes_no_output(
         assert exited(pid) and node not in cluster.running_nodes()
         assert proc.poll() is None and consumed(cluster, topic_prefix, group) < FIRST_PART
         wait_leadership_moved(cluster, topics, part, node)
-        produce(cluster, topic_prefix, parts[1])  # acks=all: 2 in sync of the 2 left
-        finish(cluster, topic_prefix, group, proc)
-        got = outputs(cluster.bootstrap, topic_prefix)
+        got = second_part_to_the_end(cluster, topic_prefix, parts, group, proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        if node not in cluster.running_nodes():
-            cluster.restart(node)  # the next test starts with three nodes again
+        stop_and_restore(cluster, proc, node)
     for topic in OUTPUTS:
         assert records(got[topic]) == records(reference[topic]), topic
     cluster.wait_in_sync(topics, timeout=60)
@@ -365,16 +385,7 @@ def test_sigkill_of_the_busiest_partitions_leader_mid_run_changes_no_output(
 def test_broker_stopped_and_restarted_mid_run_changes_no_output(
     cluster, parts, reference, topic_prefix
 ):
-    assert cluster.running_nodes() == [1, 2, 3]
-    cluster.elect_preferred_leaders()  # a node restarted before leads its share again
-    create_topics(cluster, topic_prefix)
-    produce(cluster, topic_prefix, parts[0])
-    part, node, topics = busiest(cluster, topic_prefix)
-    group, instance = coordinated_by(cluster, topic_prefix, node)
-    proc = start_process(cluster, topic_prefix, group, instance)
-    total_bars = sum(map(len, reference["bars"].values()))
-    wait_for_bars(cluster, topic_prefix, total_bars // 5, proc)
-    assert group_coordinator(cluster, group) == node
+    part, node, topics, group, proc = start_mid_run(cluster, parts, reference, topic_prefix)
     for internal in ("__consumer_offsets", "__transaction_state"):  # replicated as topics are
         assert all(len(s.replicas) == 3 for s in cluster.partitions(internal).values())
     broker = cluster.node(node)
@@ -390,14 +401,9 @@ def test_broker_stopped_and_restarted_mid_run_changes_no_output(
         cluster.restart(node)
         assert node in cluster.running_nodes()
         check_alive(proc)
-        produce(cluster, topic_prefix, parts[1])
-        finish(cluster, topic_prefix, group, proc)
-        got = outputs(cluster.bootstrap, topic_prefix)
+        got = second_part_to_the_end(cluster, topic_prefix, parts, group, proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        if node not in cluster.running_nodes():
-            cluster.restart(node)
+        stop_and_restore(cluster, proc, node)
     for topic in OUTPUTS:
         assert records(got[topic]) == records(reference[topic]), topic
     cluster.wait_in_sync(topics, timeout=60)  # the restarted node caught up again
