@@ -1,54 +1,71 @@
-"""Per-key indicator state, and the calls that advance it over a batch of bars.
+"""Per-key state of a declared indicator set, and the calls that advance it.
 
 A key is a small non-negative integer naming one series (one symbol at one
-interval); the caller maps symbols to keys. Each key owns one row of each
-state array, so a batch may mix any keys and a key's state can be saved and
-restored on its own (for the compacted ``state`` topic).
+interval); the caller maps symbols to keys. Each key owns one row of every
+instance's state arrays, so a batch may mix any keys and a key's state can be
+saved and restored on its own (for the compacted ``state`` topic).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from marketpulse.indicators.kernels import COLUMNS, N_FLOATS, N_INTS, RING, update_rows
+from marketpulse.indicators.declare import DEFAULT, DeclaredSet
 
-__all__ = ["IndicatorState", "compute_indicators", "update_indicators"]
+__all__ = ["IndicatorState", "StateMismatch", "compute_indicators", "update_indicators"]
 
-# Snapshot format: magic and version, then the key's rows, little-endian.
-_MAGIC = b"MPI\x01"
-_SNAPSHOT_SIZE = len(_MAGIC) + 8 * (N_FLOATS + N_INTS + 2 * RING)
+# Snapshot format: magic and version, the declared set's fingerprint, the
+# key's bar count, then each instance's rows (floats, ints, ring), little-endian.
+_MAGIC = b"MPI\x02"
+_HEADER = len(_MAGIC) + 8 + 8
+
+
+class StateMismatch(ValueError):
+    """A snapshot was made for another declared indicator set."""
 
 
 class IndicatorState:
-    """The streaming state of every key's indicators, as numpy arrays.
+    """The streaming state of every key's declared indicators, as numpy arrays.
 
     Rows are indexed by key. The arrays grow (doubling) when a key at or past
     the capacity is used; a key never seen has the state of an empty series.
 
     Attributes:
-        floats: float64 (capacity, N_FLOATS) running sums and smoothed values.
-        ints: int64 (capacity, N_INTS) bar count, last session, reseed counter.
-        close_ring: float64 (capacity, RING) the last closes of each key.
-        volume_ring: float64 (capacity, RING) the last volumes of each key.
+        declared: the declared indicator set this state computes.
+        counts: int64 (capacity,) bars seen by each key.
+        blocks: per declared instance, its ``[floats, ints, ring]`` arrays.
     """
 
-    def __init__(self, capacity: int = 64) -> None:
+    def __init__(self, capacity: int = 64, declared: DeclaredSet = DEFAULT) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
-        self.floats = np.zeros((capacity, N_FLOATS), dtype=np.float64)
-        self.ints = np.zeros((capacity, N_INTS), dtype=np.int64)
-        self.close_ring = np.zeros((capacity, RING), dtype=np.float64)
-        self.volume_ring = np.zeros((capacity, RING), dtype=np.float64)
+        self.declared = declared
+        self.counts = np.zeros(capacity, dtype=np.int64)
+        self.params = [np.array(item.numbers, np.float64) for item in declared.items]
+        self.blocks: list[list[np.ndarray]] = []
+        for item, params in zip(declared.items, self.params, strict=True):
+            floats, ints, ring = item.kind.layout(tuple(params))
+            self.blocks.append([
+                np.zeros((capacity, max(floats, 1)), np.float64),
+                np.zeros((capacity, max(ints, 1)), np.int64),
+                np.zeros((capacity, max(ring, 1)), np.float64),
+            ])  # fmt: skip
+        self._row_bytes = 8 * sum(a.shape[1] for block in self.blocks for a in block)
 
     @property
     def capacity(self) -> int:
         """Number of keys the arrays hold now."""
-        return self.floats.shape[0]
+        return self.counts.shape[0]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The output columns, in order."""
+        return self.declared.columns
 
     def bars(self, key: int) -> int:
         """Return how many bars ``key`` has seen since it was new or reset."""
         self._check_key(key)
-        return int(self.ints[key, 0]) if key < self.capacity else 0
+        return int(self.counts[key]) if key < self.capacity else 0
 
     def ensure_capacity(self, capacity: int) -> None:
         """Grow the arrays, doubling, until they hold ``capacity`` keys."""
@@ -57,30 +74,28 @@ class IndicatorState:
         new = self.capacity
         while new < capacity:
             new *= 2
-        self.floats = _grow(self.floats, new)
-        self.ints = _grow(self.ints, new)
-        self.close_ring = _grow(self.close_ring, new)
-        self.volume_ring = _grow(self.volume_ring, new)
+        self.counts = _grow(self.counts, new)
+        self.blocks = [[_grow(a, new) for a in block] for block in self.blocks]
 
     def reset(self, key: int) -> None:
         """Forget ``key``'s history: its next bar starts a new series."""
         self._check_key(key)
         if key < self.capacity:
-            self.floats[key] = 0.0
-            self.ints[key] = 0
-            self.close_ring[key] = 0.0
-            self.volume_ring[key] = 0.0
-
-    def snapshot(self, key: int) -> bytes:
-        """Return ``key``'s state as bytes, for :meth:`restore` here or elsewhere."""
-        self._check_key(key)
-        return self.snapshots(np.array([key], np.int64))[0]
+            self.counts[key] = 0
+            for block in self.blocks:
+                for array in block:
+                    array[key] = 0
 
     def bar_counts(self, keys: np.ndarray) -> np.ndarray:
         """:meth:`bars` of each of ``keys`` (non-negative)."""
         keys = np.asarray(keys, np.int64)
         inside = keys < self.capacity
-        return np.where(inside, self.ints[np.where(inside, keys, 0), 0], 0)
+        return np.where(inside, self.counts[np.where(inside, keys, 0)], 0)
+
+    def snapshot(self, key: int) -> bytes:
+        """Return ``key``'s state as bytes, for :meth:`restore` here or elsewhere."""
+        self._check_key(key)
+        return self.snapshots(np.array([key], np.int64))[0]
 
     def snapshots(self, keys: np.ndarray) -> list[bytes]:
         """:meth:`snapshot` of each of ``keys`` (non-negative), made in one pass."""
@@ -89,47 +104,52 @@ class IndicatorState:
             return []
         inside = keys < self.capacity
         rows = np.where(inside, keys, 0)
-        parts = [
-            array[rows].astype(dtype).view(np.uint8)
-            for array, dtype in (
-                (self.floats, "<f8"), (self.ints, "<i8"),
-                (self.close_ring, "<f8"), (self.volume_ring, "<f8"),
-            )
-        ]  # fmt: skip
+        parts = [self.counts[rows].astype("<i8").view(np.uint8).reshape(len(rows), 8)]
+        for block in self.blocks:
+            for array in block:
+                dtype = "<f8" if array.dtype == np.float64 else "<i8"
+                parts.append(np.ascontiguousarray(array[rows].astype(dtype)).view(np.uint8))
         data = np.concatenate(parts, axis=1)
         data[~inside] = 0  # never seen: the state of an empty series
-        return [_MAGIC + row.tobytes() for row in data]
+        head = _MAGIC + self.declared.fingerprint
+        return [head + row.tobytes() for row in data]
 
     def restore(self, key: int, data: bytes) -> None:
         """Set ``key``'s state from bytes made by :meth:`snapshot`.
 
         Raises:
+            StateMismatch: ``data`` was made for another declared set.
             ValueError: ``data`` is not a snapshot of this format.
         """
         self._check_key(key)
-        if len(data) != _SNAPSHOT_SIZE or not data.startswith(_MAGIC):
+        if not data.startswith(_MAGIC) or len(data) < _HEADER:
             raise ValueError(
-                f"not an indicator state snapshot ({len(data)} bytes, "
-                f"expected {_SNAPSHOT_SIZE} starting with {_MAGIC!r})"
+                f"not an indicator state snapshot ({len(data)} bytes, starting with "
+                f"{bytes(data[:4])!r}, expected {_MAGIC!r})"
             )
+        if data[len(_MAGIC) : len(_MAGIC) + 8] != self.declared.fingerprint:
+            raise StateMismatch("indicator state was saved for another set of declared indicators")
+        if len(data) != _HEADER + self._row_bytes:
+            raise ValueError(f"indicator state snapshot of {len(data)} bytes, expected {_HEADER + self._row_bytes}")
         self.ensure_capacity(key + 1)
-        offset = len(_MAGIC)
-        for target, dtype, width in (
-            (self.floats, "<f8", N_FLOATS),
-            (self.ints, "<i8", N_INTS),
-            (self.close_ring, "<f8", RING),
-            (self.volume_ring, "<f8", RING),
-        ):
-            target[key] = np.frombuffer(data, dtype=dtype, count=width, offset=offset)
-            offset += 8 * width
+        offset = len(_MAGIC) + 8
+        self.counts[key] = int.from_bytes(data[offset : offset + 8], "little", signed=True)
+        offset += 8
+        for block in self.blocks:
+            for array in block:
+                width = array.shape[1]
+                dtype = "<f8" if array.dtype == np.float64 else "<i8"
+                array[key] = np.frombuffer(data, dtype=dtype, count=width, offset=offset)
+                offset += 8 * width
 
     def copy(self) -> IndicatorState:
         """Return an independent copy of every key's state."""
         other = IndicatorState.__new__(IndicatorState)
-        other.floats = self.floats.copy()
-        other.ints = self.ints.copy()
-        other.close_ring = self.close_ring.copy()
-        other.volume_ring = self.volume_ring.copy()
+        other.declared = self.declared
+        other.params = self.params
+        other.counts = self.counts.copy()
+        other.blocks = [[a.copy() for a in block] for block in self.blocks]
+        other._row_bytes = self._row_bytes
         return other
 
     @staticmethod
@@ -144,6 +164,14 @@ def _grow(array: np.ndarray, rows: int) -> np.ndarray:
     return grown
 
 
+def _source(name: str, bars: dict[str, np.ndarray]) -> np.ndarray:
+    if name == "hl2":
+        return (bars["high"] + bars["low"]) / 2.0
+    if name == "hlc3":
+        return (bars["high"] + bars["low"] + bars["close"]) / 3.0
+    return bars[name]
+
+
 def update_indicators(
     state: IndicatorState,
     keys: np.ndarray,
@@ -153,6 +181,7 @@ def update_indicators(
     volume: np.ndarray,
     pv: np.ndarray,
     session: np.ndarray,
+    open_: np.ndarray | None = None,
 ) -> np.ndarray:
     """Advance ``state`` by a batch of closed bars and return their indicators.
 
@@ -167,9 +196,10 @@ def update_indicators(
         pv: (n,) sum of price * size of each bar's trades (bar VWAP * volume).
         session: int (n,) session of each bar (such as the exchange date); a
             key's VWAP restarts when its session differs from its last bar's.
+        open_: (n,) bar opens; without them, kinds that read the open give NaN.
 
     Returns:
-        float64 array (n, len(COLUMNS)), columns in :data:`COLUMNS` order, NaN
+        float64 array (n, len(state.columns)), columns in declared order, NaN
         where an indicator is not warmed up yet.
 
     Raises:
@@ -177,27 +207,35 @@ def update_indicators(
     """
     keys = np.ascontiguousarray(keys, dtype=np.int64)
     n = keys.shape[0] if keys.ndim == 1 else -1
-    columns = [np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close, volume, pv)]
+    if open_ is None:
+        open_ = np.full(max(n, 0), np.nan)
+    bars = {
+        name: np.ascontiguousarray(a, dtype=np.float64)
+        for name, a in (("open", open_), ("high", high), ("low", low), ("close", close),
+                        ("volume", volume), ("pv", pv))
+    }  # fmt: skip
     session = np.ascontiguousarray(session, dtype=np.int64)
-    if n < 0 or any(a.shape != (n,) for a in (*columns, session)):
-        raise ValueError("keys, high, low, close, volume, pv and session must be 1-D of one length")
-    out = np.empty((n, len(COLUMNS)), dtype=np.float64)
+    if n < 0 or any(a.shape != (n,) for a in (*bars.values(), session)):
+        raise ValueError("keys, high, low, close, volume, pv, session and open must be 1-D of one length")
+    out = np.empty((n, len(state.columns)), dtype=np.float64)
     if n == 0:
         return out
     lowest, highest = int(keys.min()), int(keys.max())
     if lowest < 0:
         raise ValueError(f"keys are non-negative, not {lowest}")
     state.ensure_capacity(highest + 1)
-    update_rows(
-        keys,
-        *columns,
-        session,
-        state.floats,
-        state.ints,
-        state.close_ring,
-        state.volume_ring,
-        out,
-    )
+    sources: dict[str, np.ndarray] = {}
+    col = 0
+    for item, params, (fs, ints, ring) in zip(state.declared.items, state.params, state.blocks, strict=True):
+        x = sources.get(item.source)
+        if x is None:
+            x = sources[item.source] = _source(item.source, bars)
+        item.kind.kernel(
+            keys, x, bars["open"], bars["high"], bars["low"], bars["close"], bars["volume"],
+            bars["pv"], session, params, fs, ints, ring, out, col,
+        )  # fmt: skip
+        col += len(item.kind.outputs)
+    np.add.at(state.counts, keys, 1)
     return out
 
 
@@ -208,28 +246,17 @@ def compute_indicators(
     volume: np.ndarray,
     pv: np.ndarray,
     session: np.ndarray,
+    open_: np.ndarray | None = None,
+    declared: DeclaredSet = DEFAULT,
 ) -> np.ndarray:
     """Return the indicators of one whole series, as :func:`update_indicators` would.
 
-    Args:
-        high: (n,) bar highs, oldest first.
-        low: (n,) bar lows.
-        close: (n,) bar closes.
-        volume: (n,) bar volumes.
-        pv: (n,) sum of price * size of each bar's trades.
-        session: int (n,) session of each bar.
-
     Returns:
-        float64 array (n, len(COLUMNS)), NaN where not warmed up.
+        float64 array (n, len(declared.columns)), NaN where not warmed up.
     """
     n = np.shape(close)[0]
     return update_indicators(
-        IndicatorState(capacity=1),
+        IndicatorState(capacity=1, declared=declared),
         np.zeros(n, dtype=np.int64),
-        high,
-        low,
-        close,
-        volume,
-        pv,
-        session,
-    )
+        high, low, close, volume, pv, session, open_,
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""The indicator kinds, one module per family; :mod:`..catalog` collects them."""
