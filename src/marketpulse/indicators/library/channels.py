@@ -46,29 +46,25 @@ _EPSILON = 1e-14  # TA-Lib's TA_EPSILON
 
 
 @numba.njit(cache=True, inline="always")
-def _highest(ring, key, base, width, count, length):
-    """Largest of the last ``length`` values of the ring at ``[base, base + width)``.
+def _extremes(ring, key, width, count, length):
+    """Highest high and lowest low of the last ``length`` bars.
 
-    ``count`` is the number of values written so far (the newest at slot
-    ``(count - 1) % width``); ``length`` must not exceed ``min(count, width)``.
+    The ring holds highs at ``[0, width)`` and lows at ``[width, 2 * width)``,
+    bar ``j`` at slot ``j % width``; ``count`` bars were written so far and
+    ``length`` must not exceed ``min(count, width)``.
     """
-    result = ring[key, base + (count - 1) % width]
-    for j in range(count - length, count - 1):
-        v = ring[key, base + j % width]
-        if v > result:
-            result = v
-    return result
-
-
-@numba.njit(cache=True, inline="always")
-def _lowest(ring, key, base, width, count, length):
-    """Smallest of the last ``length`` values (see :func:`_highest`)."""
-    result = ring[key, base + (count - 1) % width]
-    for j in range(count - length, count - 1):
-        v = ring[key, base + j % width]
-        if v < result:
-            result = v
-    return result
+    slot = (count - 1) % width
+    highest = ring[key, slot]
+    lowest = ring[key, width + slot]
+    for _ in range(length - 1):
+        slot = slot - 1 if slot > 0 else width - 1
+        h = ring[key, slot]
+        lo = ring[key, width + slot]
+        if h > highest:
+            highest = h
+        if lo < lowest:
+            lowest = lo
+    return highest, lowest
 
 
 @numba.njit(cache=True, inline="always")
@@ -133,9 +129,8 @@ def _midprice(
         ring[k, c % n] = high[r]
         ring[k, n + c % n] = low[r]
         if c >= n - 1:
-            out[r, col] = (
-                _highest(ring, k, 0, n, c + 1, n) + _lowest(ring, k, n, n, c + 1, n)
-            ) / 2.0
+            highest, lowest = _extremes(ring, k, n, c + 1, n)
+            out[r, col] = (highest + lowest) / 2.0
         else:
             out[r, col] = NAN
         ints[k, _COUNT] = c + 1
@@ -153,8 +148,7 @@ def _donchian(
         ring[k, c % n] = high[r]
         ring[k, n + c % n] = low[r]
         if c >= n - 1:
-            upper = _highest(ring, k, 0, n, c + 1, n)
-            lower = _lowest(ring, k, n, n, c + 1, n)
+            upper, lower = _extremes(ring, k, n, c + 1, n)
             out[r, col] = upper
             out[r, col + 1] = (upper + lower) / 2.0
             out[r, col + 2] = lower
@@ -257,21 +251,29 @@ def _ichimoku(
         tenkan = NAN
         kijun = NAN
         senkou_b = NAN
-        if seen >= tenkan_n:
-            tenkan = (
-                _highest(ring, k, 0, w, seen, tenkan_n) + _lowest(ring, k, w, w, seen, tenkan_n)
-            ) / 2.0
+        # One pass back from the newest bar, noting the midpoint at each window's length.
+        slot = c % w
+        highest = ring[k, slot]
+        lowest = ring[k, w + slot]
+        for length in range(1, min(seen, w) + 1):
+            if length > 1:
+                slot = slot - 1 if slot > 0 else w - 1
+                h = ring[k, slot]
+                lo = ring[k, w + slot]
+                if h > highest:
+                    highest = h
+                if lo < lowest:
+                    lowest = lo
+            if length == tenkan_n:
+                tenkan = (highest + lowest) / 2.0
+            if length == kijun_n:
+                kijun = (highest + lowest) / 2.0
+            if length == senkou_n:
+                senkou_b = (highest + lowest) / 2.0
         if seen >= kijun_n:
-            kijun = (
-                _highest(ring, k, 0, w, seen, kijun_n) + _lowest(ring, k, w, w, seen, kijun_n)
-            ) / 2.0
             out[r, col + 4] = ring[k, 2 * w + (c - (kijun_n - 1)) % kijun_n]
         else:
             out[r, col + 4] = NAN
-        if seen >= senkou_n:
-            senkou_b = (
-                _highest(ring, k, 0, w, seen, senkou_n) + _lowest(ring, k, w, w, seen, senkou_n)
-            ) / 2.0
         out[r, col] = tenkan
         out[r, col + 1] = kijun
         out[r, col + 2] = (tenkan + kijun) / 2.0  # NaN until both are
