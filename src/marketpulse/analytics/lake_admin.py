@@ -205,8 +205,10 @@ def _compact_partition(
         parts = []
         for name in names:
             with store.filesystem.open_input_file(store.path(f"{directory}/{name}")) as file:
-                parts.append(pq.read_table(file, schema=LAKE_SCHEMAS[table]))
-        rows = pa.concat_tables(parts)
+                # indicators files hold the columns their run declared
+                schema = None if table == "indicators" else LAKE_SCHEMAS[table]
+                parts.append(pq.read_table(file, schema=schema))
+        rows = pa.concat_tables(parts, promote_options="default")
         if SORT_KEYS[table]:
             rows = rows.take(stable_order(rows, SORT_KEYS[table]))
         merged[target] = rows

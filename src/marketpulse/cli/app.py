@@ -28,6 +28,7 @@ from marketpulse.cli.common import (
     CONFIG_OPTION,
     DATASET_OPTION,
     FORMAT_OPTION,
+    INDICATORS_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
@@ -42,6 +43,7 @@ from marketpulse.cli.common import (
     dataset_for,
     err_console,
     file_feed,
+    parse_indicators,
     parse_intervals,
     plugin_specs,
     processor_settings,
@@ -149,6 +151,7 @@ def run(
     postgres_tables: str = POSTGRES_TABLES_OPTION,
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
+    indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
     view_interval: str = typer.Option(
@@ -192,7 +195,8 @@ def run(
 
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin),
+        intervals=parse_intervals(intervals),
+        indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
         **url_overrides(postgres_url, influx_url),
@@ -323,6 +327,7 @@ def replay(
     postgres_tables: str = POSTGRES_TABLES_OPTION,
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
+    indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
     plugin: list[str] = PLUGIN_OPTION,
@@ -346,7 +351,8 @@ def replay(
     pace = _speed(speed)
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin),
+        intervals=parse_intervals(intervals),
+        indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **url_overrides(postgres_url, influx_url),
     )  # fmt: skip
     name = dataset_for(settings, dataset, file_dataset(file))

@@ -9,6 +9,7 @@ import typer
 from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, PLUGIN_TOPICS
 from marketpulse.cli.common import (
     CONFIG_OPTION,
+    INDICATORS_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
@@ -17,6 +18,7 @@ from marketpulse.cli.common import (
     bounded,
     console,
     dataset_for,
+    parse_indicators,
     parse_intervals,
     plugin_specs,
     processor_settings,
@@ -74,6 +76,7 @@ def process(
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
+    indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     idle_timeout: float = typer.Option(
         None,
@@ -111,7 +114,8 @@ def process(
 
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
-        intervals=parse_intervals(intervals), idle_timeout=idle_timeout,
+        intervals=parse_intervals(intervals),
+        indicators=parse_indicators(indicators), idle_timeout=idle_timeout,
         plugins=plugin_specs(plugin), metrics_port=metrics_port,
         **{"process.commit_interval": commit_interval},
     )  # fmt: skip

@@ -12,6 +12,7 @@ from marketpulse.cli.common import (
     COLUMNS_OPTION,
     CONFIG_OPTION,
     FORMAT_OPTION,
+    INDICATORS_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
@@ -22,6 +23,7 @@ from marketpulse.cli.common import (
     FileFormat,
     console,
     file_feed,
+    parse_indicators,
     parse_intervals,
     processor_settings,
     rules_from,
@@ -96,6 +98,7 @@ def backfill(
     lake: str = LAKE_OPTION,
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
+    indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -110,7 +113,12 @@ def backfill(
     from marketpulse.feeds.dataset import file_dataset
 
     settings = settings_from(
-        config, lake=lake, rules=rules, intervals=parse_intervals(intervals), lateness=lateness
+        config,
+        lake=lake,
+        rules=rules,
+        intervals=parse_intervals(intervals),
+        indicators=parse_indicators(indicators),
+        lateness=lateness,
     )
     if file is None and adjust != Adjust.none:
         raise InputError("backfill: --adjust applies to --file, not to the lake's trades")

@@ -130,7 +130,10 @@ class IndicatorState:
         if data[len(_MAGIC) : len(_MAGIC) + 8] != self.declared.fingerprint:
             raise StateMismatch("indicator state was saved for another set of declared indicators")
         if len(data) != _HEADER + self._row_bytes:
-            raise ValueError(f"indicator state snapshot of {len(data)} bytes, expected {_HEADER + self._row_bytes}")
+            raise ValueError(
+                f"indicator state snapshot of {len(data)} bytes, "
+                f"expected {_HEADER + self._row_bytes}"
+            )
         self.ensure_capacity(key + 1)
         offset = len(_MAGIC) + 8
         self.counts[key] = int.from_bytes(data[offset : offset + 8], "little", signed=True)
@@ -216,7 +219,9 @@ def update_indicators(
     }  # fmt: skip
     session = np.ascontiguousarray(session, dtype=np.int64)
     if n < 0 or any(a.shape != (n,) for a in (*bars.values(), session)):
-        raise ValueError("keys, high, low, close, volume, pv, session and open must be 1-D of one length")
+        raise ValueError(
+            "keys, high, low, close, volume, pv, session and open must be 1-D of one length"
+        )
     out = np.empty((n, len(state.columns)), dtype=np.float64)
     if n == 0:
         return out
@@ -226,7 +231,9 @@ def update_indicators(
     state.ensure_capacity(highest + 1)
     sources: dict[str, np.ndarray] = {}
     col = 0
-    for item, params, (fs, ints, ring) in zip(state.declared.items, state.params, state.blocks, strict=True):
+    for item, params, (fs, ints, ring) in zip(
+        state.declared.items, state.params, state.blocks, strict=True
+    ):
         x = sources.get(item.source)
         if x is None:
             x = sources[item.source] = _source(item.source, bars)
