@@ -59,19 +59,22 @@ def _is_zero_scaled(value, scale):
 
 
 @numba.njit(cache=True, inline="always")
-def _lowest(ring, key, base, n, c, value, lowest, index):
+def _lowest(ring, key, base, n, c, slot, value, lowest, index):
     """Return the least of the last ``n`` values (bars ``c-n+1 .. c``) and its bar.
 
-    ``ring[key, base + bar % n]`` holds the window, bar ``c``'s ``value``
-    included; ``lowest``/``index`` are the previous bar's answer (an index
-    before the window, such as -1, makes it scan the window, as TA-Lib does).
+    ``ring[key, base:base + n]`` holds the window, bar ``c``'s ``value`` in
+    ``slot`` (``c % n``); ``lowest``/``index`` are the previous bar's answer
+    (an index before the window, such as -1, makes it scan the window, as
+    TA-Lib does when its extreme leaves the window).
     """
     trailing = c - n + 1
     if index < trailing:
+        s = slot + 1 if slot + 1 < n else 0  # the trailing bar's slot
         index = trailing
-        lowest = ring[key, base + trailing % n]
+        lowest = ring[key, base + s]
         for j in range(trailing + 1, c + 1):
-            v = ring[key, base + j % n]
+            s = s + 1 if s + 1 < n else 0
+            v = ring[key, base + s]
             if v < lowest:
                 index = j
                 lowest = v
@@ -82,14 +85,16 @@ def _lowest(ring, key, base, n, c, value, lowest, index):
 
 
 @numba.njit(cache=True, inline="always")
-def _highest(ring, key, base, n, c, value, highest, index):
+def _highest(ring, key, base, n, c, slot, value, highest, index):
     """Return the greatest of the last ``n`` values and its bar (see :func:`_lowest`)."""
     trailing = c - n + 1
     if index < trailing:
+        s = slot + 1 if slot + 1 < n else 0
         index = trailing
-        highest = ring[key, base + trailing % n]
+        highest = ring[key, base + s]
         for j in range(trailing + 1, c + 1):
-            v = ring[key, base + j % n]
+            s = s + 1 if s + 1 < n else 0
+            v = ring[key, base + s]
             if v > highest:
                 index = j
                 highest = v
@@ -105,12 +110,13 @@ def _sma_step(ring, key, base, n, j, value, total):
 
     Returns the new running sum and the average (NaN before ``n`` inputs).
     """
-    ring[key, base + j % n] = value
+    slot = j % n
+    ring[key, base + slot] = value
     total += value
     if j < n - 1:
         return total, NAN
     average = total / n
-    total -= ring[key, base + (j + 1) % n]
+    total -= ring[key, base + (slot + 1 if slot + 1 < n else 0)]  # the oldest input
     return total, average
 
 
@@ -124,18 +130,19 @@ _LOWEST_AT, _HIGHEST_AT = 1, 2
 @numba.njit(cache=True, inline="always")
 def _window_range(fs, ints, ring, key, n, j, high, low):
     """Push bar ``j`` of the series into the window; return the window's (lowest, highest)."""
-    ring[key, j % n] = high
-    ring[key, n + j % n] = low
+    slot = j % n
+    ring[key, slot] = high
+    ring[key, n + slot] = low
     if j < n - 1:
         return NAN, NAN
     start = j == n - 1  # the first full window: scan it
     lowest, at = _lowest(
-        ring, key, n, n, j, low, fs[key, _LOWEST], -1 if start else ints[key, _LOWEST_AT]
+        ring, key, n, n, j, slot, low, fs[key, _LOWEST], -1 if start else ints[key, _LOWEST_AT]
     )
     fs[key, _LOWEST] = lowest
     ints[key, _LOWEST_AT] = at
     highest, at = _highest(
-        ring, key, 0, n, j, high, fs[key, _HIGHEST], -1 if start else ints[key, _HIGHEST_AT]
+        ring, key, 0, n, j, slot, high, fs[key, _HIGHEST], -1 if start else ints[key, _HIGHEST_AT]
     )
     fs[key, _HIGHEST] = highest
     ints[key, _HIGHEST_AT] = at
