@@ -13,6 +13,7 @@ import typer
 
 from marketpulse.cli import (
     dashboard_command,
+    indicators_command,
     produce_command,
     report_command,
     services_command,
@@ -97,6 +98,7 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.command("sql")(sql_command.sql)
+app.command("indicators")(indicators_command.indicators)
 app.command("backfill")(sql_command.backfill)
 app.command("process")(services_command.process)
 app.add_typer(services_command.sink_app, name="sink")
