@@ -53,6 +53,7 @@ CASES: tuple[tuple[str, Callable[[Series], np.ndarray]], ...] = (
     ("tema(7, source=hl2)", lambda s: talib.TEMA(_hl2(s), 7)),
     ("kama", lambda s: talib.KAMA(s["close"])),
     ("kama(2)", lambda s: talib.KAMA(s["close"], 2)),
+    ("kama(10)", lambda s: talib.KAMA(s["close"], 10)),
     ("kama(10, source=volume)", lambda s: talib.KAMA(s["volume"], 10)),
     ("trima", lambda s: talib.TRIMA(s["close"])),
     ("trima(2)", lambda s: talib.TRIMA(s["close"], 2)),
@@ -128,7 +129,7 @@ def test_bit_equal_to_talib_on_the_longest_series(series) -> None:
 
 
 def test_flat_tiny_and_huge_series_match_talib(series) -> None:
-    """A flat stretch (KAMA's zero efficiency-ratio guard), prices scaled by 1e-9 and 1e9."""
+    """Flat stretches, prices scaled by 1e-9 and 1e9, a zero-mean series."""
     gdaxi = series["GDAXI"]
     flat = {f: np.repeat(v[:3], 60) for f, v in gdaxi.items()}
     _assert_matches_talib(flat)
@@ -140,6 +141,12 @@ def test_flat_tiny_and_huge_series_match_talib(series) -> None:
     np.testing.assert_allclose(out[-1, short], gdaxi["close"][2], rtol=1e-12)
     for scale in (1e-9, 1e9):
         _assert_matches_talib({f: v if f == "volume" else v * scale for f, v in gdaxi.items()})
+    # a zero-mean series (the index's daily changes) with a flat stretch: KAMA's change sum
+    # is reset once the window is flat, and its ratio held at 1 against rounding residue
+    changes = {f: np.diff(v) * 1e-12 for f, v in gdaxi.items()}
+    for v in changes.values():
+        v[400:460] = v[399]
+    _assert_matches_talib(changes)
 
 
 def test_streaming_in_chunks_and_interleaved_equals_batch(series) -> None:

@@ -13,8 +13,9 @@ from textbook formulas:
   inputs, see :func:`~..kind.ema_step`), the second EMA seeded with the first
   ``n`` values of the first, the third likewise.
 * KAMA: Kaufman's efficiency ratio over ``n`` one-bar changes (a running sum
-  of absolute changes; the ratio is 1 when that sum is exactly 0 or not above
-  the net change), smoothing constant ``fma(er, 2/3 - 2/31, 2/31)^2``, step
+  of absolute changes, set to exactly 0 once ``n`` changes in a row are
+  exactly 0; the ratio is 1 when that sum is not above 0 or the net change,
+  and at most 1), smoothing constant ``fma(er, 2/3 - 2/31, 2/31)^2``, step
   ``fma(x - kama, sc, kama)``; the first value, at bar ``n``, starts from the
   input of bar ``n - 1``.
 * TRIMA: the SMA of the SMA (periods ``n // 2 + 1`` and ``(n + 1) // 2``),
@@ -108,7 +109,8 @@ _KAMA_SLOWEST = 2.0 / (30.0 + 1.0)
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _kama(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
-    # fs = [sum of |one-bar change| over the window, KAMA]; ring = the last n + 1 inputs.
+    # fs = [sum of |one-bar change| over the window, KAMA]; ints = [count, run of zero
+    # changes]; ring = the last n + 1 inputs.
     n = int(params[0])
     size = n + 1
     slowest = _KAMA_SLOWEST
@@ -125,12 +127,20 @@ def _kama(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
                 # bars c - n - 1 and c - n leave the window of changes
                 total -= abs(ring[k, c % size] - ring[k, (c - n) % size])
             total += abs(previous - v) if c <= n else abs(v - previous)
+            # a run of n exact zero changes: the window is flat and its sum exactly 0
+            flat = ints[k, 1] + 1 if v - previous == 0.0 else 0
+            if flat >= n and c > n:
+                flat = n
+                total = 0.0
+            ints[k, 1] = flat
             if c >= n:
                 change = v - ring[k, (c - n) % size]
-                if total <= change or total == 0.0:
+                if total <= 0.0 or total <= change:
                     ratio = 1.0
                 else:
                     ratio = abs(change / total)
+                    if ratio > 1.0:  # a down move over a sum carrying rounding residue
+                        ratio = 1.0
                 smoothing = fma(ratio, spread, slowest)
                 smoothing *= smoothing
                 kama = previous if c == n else fs[k, 1]
@@ -209,7 +219,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("tema", "triple exponential moving average", (_period(30), _SOURCE), ("",),
          lambda p: (3, 1, 0), _tema, talib="TEMA"),
     Kind("kama", "Kaufman adaptive moving average", (_period(30), _SOURCE), ("",),
-         lambda p: (2, 1, int(p[0]) + 1), _kama, talib="KAMA"),
+         lambda p: (2, 2, int(p[0]) + 1), _kama, talib="KAMA"),
     Kind("trima", "triangular moving average (SMA of an SMA)", (_period(30), _SOURCE), ("",),
          lambda p: (3, 1, int(p[0])), _trima, talib="TRIMA"),
 )  # fmt: skip
