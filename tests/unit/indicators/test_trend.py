@@ -167,7 +167,7 @@ def _column(text: str, output: int = 0) -> int:
 
 
 def test_flat_constant_tiny_and_huge_series_match_talib(series) -> None:
-    """Flat stretches, a constant series (true ranges exactly 0), prices scaled by 1e-9 and 1e9."""
+    """Flat stretches, a constant series (true ranges exactly 0), scaled, zero-mean, spiked."""
     gdaxi = series["GDAXI"]
     flat = {f: np.repeat(v[:3], 60) for f, v in gdaxi.items()}
     _assert_matches_talib(flat)
@@ -183,6 +183,16 @@ def test_flat_constant_tiny_and_huge_series_match_talib(series) -> None:
     assert out[_column("linearreg")] == 7.5
     for scale in (1e-9, 1e9):
         _assert_matches_talib({f: v if f == "volume" else v * scale for f, v in gdaxi.items()})
+    # a zero-mean series (the index's daily changes) with a flat stretch, and one bar printed
+    # a million times too high: the sums the kernels carry are rebuilt as TA-Lib's are
+    changes = {f: np.diff(v) * 1e-12 for f, v in gdaxi.items()}
+    for v in changes.values():
+        v[400:460] = v[399]
+    _assert_matches_talib(changes)
+    spiked = {f: v.copy() for f, v in gdaxi.items()}
+    for f in ("high", "close"):
+        spiked[f][3000] *= 1e6
+    _assert_matches_talib(spiked)
 
 
 def test_streaming_in_chunks_and_interleaved_equals_batch(series) -> None:

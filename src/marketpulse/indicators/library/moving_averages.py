@@ -42,7 +42,9 @@ def _wma(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
         k = keys[r]
         c = ints[k, _COUNT]
         v = x[r]
-        ring[k, c % n] = v
+        pos = c % n
+        ring[k, pos] = v
+        oldest = pos + 1 if pos + 1 < n else 0
         plain = fs[k, 0] + v
         weighted = fs[k, 1]
         if c < n - 1:
@@ -57,11 +59,11 @@ def _wma(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
                 plain = 0.0
                 weighted = 0.0
                 for j in range(n):
-                    value = ring[k, (c + 1 + j) % n]
+                    value = ring[k, oldest + j if oldest + j < n else oldest + j - n]
                     plain += value
                     weighted += value * (j + 1.0)
             ints[k, 1] = left
-            fs[k, 2] = ring[k, (c + 1) % n]
+            fs[k, 2] = ring[k, oldest]
             out[r, col] = weighted / divider
             weighted -= plain
         fs[k, 0] = plain
@@ -121,11 +123,13 @@ def _kama(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
         v = x[r]
         out[r, col] = NAN
         total = fs[k, 0]
+        pos = c % size  # the slot of bar c, and of bar c - n - 1 until overwritten
+        back = pos + 1 if pos + 1 < size else 0  # the slot of bar c - n
         if c > 0:
-            previous = ring[k, (c - 1) % size]
+            previous = ring[k, pos - 1 if pos > 0 else size - 1]
             if c > n:
                 # bars c - n - 1 and c - n leave the window of changes
-                total -= abs(ring[k, c % size] - ring[k, (c - n) % size])
+                total -= abs(ring[k, pos] - ring[k, back])
             total += abs(previous - v) if c <= n else abs(v - previous)
             # a run of n exact zero changes: the window is flat and its sum exactly 0
             flat = ints[k, 1] + 1 if v - previous == 0.0 else 0
@@ -134,7 +138,7 @@ def _kama(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
                 total = 0.0
             ints[k, 1] = flat
             if c >= n:
-                change = v - ring[k, (c - n) % size]
+                change = v - ring[k, back]
                 if total <= 0.0 or total <= change:
                     ratio = 1.0
                 else:
@@ -148,7 +152,7 @@ def _kama(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
                 fs[k, 1] = kama
                 out[r, col] = kama
         fs[k, 0] = total
-        ring[k, c % size] = v
+        ring[k, pos] = v
         ints[k, _COUNT] = c + 1
 
 
@@ -165,13 +169,16 @@ def _trima(keys, x, open_, high, low, close, volume, pv, session, params, fs, in
         c = ints[k, _COUNT]
         v = x[r]
         out[r, col] = NAN
+        pos = c % n
         if c >= n:
             numerator = fs[k, 0]
             falling = fs[k, 1]
             rising = fs[k, 2]
             numerator -= falling
-            falling -= ring[k, c % n]  # the input n bars ago
-            mid = ring[k, (c - n + middle_offset) % n]
+            falling -= ring[k, pos]  # the input n bars ago
+            mid = ring[
+                k, pos + middle_offset if pos + middle_offset < n else pos + middle_offset - n
+            ]
             falling += mid
             if odd:
                 numerator += rising
@@ -185,7 +192,7 @@ def _trima(keys, x, open_, high, low, close, volume, pv, session, params, fs, in
             fs[k, 1] = falling
             fs[k, 2] = rising
             out[r, col] = numerator * factor
-        ring[k, c % n] = v
+        ring[k, pos] = v
         if c == n - 1:
             # TA-Lib's first window: the falling part summed from the middle back
             middle = half if odd else half - 1

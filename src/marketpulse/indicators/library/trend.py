@@ -190,26 +190,29 @@ def _adx(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
 
 
 @numba.njit(cache=True, inline="always")
-def _extreme_age(ring, k, c, n, stored, start, highest):
-    """Bars since the window's newest highest (or lowest) value, TA-Lib's way.
+def _extreme_age(ring, k, c, pos, n, stored, start, highest):
+    """The bar of the window's newest highest (or lowest) value, TA-Lib's way.
 
-    ``stored`` is the bar count of the previous extreme (-1 for none);
-    the window's ``n + 1`` values sit in ``ring[k, start : start + n + 1]``.
-    Returns the extreme's bar count.
+    ``stored`` is the bar of the previous extreme (-1 for none); the window's
+    ``n + 1`` values sit in ``ring[k, start : start + n + 1]``, bar ``c`` at
+    slot ``pos``. Rescans the window only when the extreme has left it.
     """
     size = n + 1
     trailing = c - n
-    value = ring[k, start + c % size]
     if stored < trailing:
+        slot = pos + 1 if pos + 1 < size else 0  # bar c - n
         index = trailing
-        best = ring[k, start + trailing % size]
+        best = ring[k, start + slot]
         for i in range(trailing + 1, c + 1):
-            candidate = ring[k, start + i % size]
+            slot = slot + 1 if slot + 1 < size else 0
+            candidate = ring[k, start + slot]
             if (candidate >= best) if highest else (candidate <= best):
                 index = i
                 best = candidate
         return index
-    best = ring[k, start + stored % size]
+    slot = pos - (c - stored)
+    best = ring[k, start + (slot if slot >= 0 else slot + size)]
+    value = ring[k, start + pos]
     if (value >= best) if highest else (value <= best):
         return c
     return stored
@@ -224,16 +227,17 @@ def _aroon(keys, x, open_, high, low, close, volume, pv, session, params, fs, in
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        ring[k, c % size] = high[r]
-        ring[k, size + c % size] = low[r]
+        pos = c % size
+        ring[k, pos] = high[r]
+        ring[k, size + pos] = low[r]
         out[r, col] = NAN
         out[r, col + 1] = NAN
         if c == 0:
             ints[k, 1] = -1
             ints[k, 2] = -1
         if c >= n:
-            highest = _extreme_age(ring, k, c, n, ints[k, 1], 0, True)
-            lowest = _extreme_age(ring, k, c, n, ints[k, 2], size, False)
+            highest = _extreme_age(ring, k, c, pos, n, ints[k, 1], 0, True)
+            lowest = _extreme_age(ring, k, c, pos, n, ints[k, 2], size, False)
             ints[k, 1] = highest
             ints[k, 2] = lowest
             out[r, col] = factor * (n - (c - lowest))
@@ -251,15 +255,16 @@ def _aroonosc(
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        ring[k, c % size] = high[r]
-        ring[k, size + c % size] = low[r]
+        pos = c % size
+        ring[k, pos] = high[r]
+        ring[k, size + pos] = low[r]
         out[r, col] = NAN
         if c == 0:
             ints[k, 1] = -1
             ints[k, 2] = -1
         if c >= n:
-            highest = _extreme_age(ring, k, c, n, ints[k, 1], 0, True)
-            lowest = _extreme_age(ring, k, c, n, ints[k, 2], size, False)
+            highest = _extreme_age(ring, k, c, pos, n, ints[k, 1], 0, True)
+            lowest = _extreme_age(ring, k, c, pos, n, ints[k, 2], size, False)
             ints[k, 1] = highest
             ints[k, 2] = lowest
             out[r, col] = factor * (highest - lowest)
@@ -378,8 +383,9 @@ def _regression_sums(ring, k, c, n, v, fs, ints):
     Returns ``(sum_y, sum_xy)``; call only from bar ``n - 1`` on, and only
     after reading the value ``n`` bars back (it is overwritten here).
     """
+    pos = c % n
     if c == n - 1:
-        ring[k, c % n] = v
+        ring[k, pos] = v
         sum_y = 0.0
         sum_xy = 0.0
         sum_abs = 0.0
@@ -390,8 +396,8 @@ def _regression_sums(ring, k, c, n, v, fs, ints):
             sum_abs += abs(value)
         left = 32 * n
     else:
-        trailing = ring[k, c % n]
-        ring[k, c % n] = v
+        trailing = ring[k, pos]
+        ring[k, pos] = v
         weighted = n * trailing
         sum_xy = fs[k, 1] + fs[k, 0] - weighted
         sum_y = fs[k, 0] - trailing + v
@@ -473,7 +479,8 @@ def _variance_step(ring, k, c, n, v, fs, ints):
     ``32 * n`` bars. Returns the variance, NaN before bar ``n - 1``.
     """
     inverse = 1.0 / n
-    ring[k, c % n] = v
+    pos = c % n
+    ring[k, pos] = v
     if c == 0:
         fs[k, 0] = v
         fs[k, 1] = 0.0
@@ -487,7 +494,7 @@ def _variance_step(ring, k, c, n, v, fs, ints):
     if c >= n - 1:
         mean1 = sum1 * inverse
         variance = sum2 * inverse - mean1 * mean1
-        oldest = ring[k, (c + 1) % n]
+        oldest = ring[k, pos + 1 if pos + 1 < n else 0]
         t = oldest - shift
         sum1 -= t
         t2 = t * t
