@@ -166,11 +166,13 @@ def parse(text: str) -> Declared:
         if param.integer and not float(value).is_integer():
             raise ValueError(f"{where}: {param.name} must be a whole number, not {raw}")
         if value < param.minimum or (param.maximum is not None and value > param.maximum):
-            top = f" and {_format(param.maximum)}" if param.maximum is not None else ""
-            raise ValueError(
-                f"{where}: {param.name} must be between {_format(param.minimum)}{top}, "
-                f"not {raw or value}"
+            low = _format(param.minimum)
+            allowed = (
+                f"between {low} and {_format(param.maximum)}"
+                if param.maximum is not None
+                else f"at least {low}"
             )
+            raise ValueError(f"{where}: {param.name} must be {allowed}, not {raw or value}")
         numbers[param.name] = value
     if match["name"]:
         name = match["name"]

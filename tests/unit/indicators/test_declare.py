@@ -73,3 +73,8 @@ def test_the_catalogue() -> None:
         assert kind.name == name
         assert kind.talib or kind.reference, f"{name} cites neither TA-Lib nor a reference"
         assert len(set(kind.outputs)) == len(kind.outputs)
+
+
+def test_a_parameter_without_a_maximum_says_at_least() -> None:
+    with pytest.raises(ValueError, match=r"acceleration must be at least 0, not -0.01$"):
+        parse_set("sar(-0.01)")
