@@ -97,9 +97,7 @@ def main() -> None:
         update_indicators(IndicatorState(declared=declared), *(a[:1000] for a in part))
         seconds = best_of(
             args.repeats,
-            lambda declared=declared: update_indicators(
-                IndicatorState(args.keys, declared), *part
-            ),
+            lambda declared=declared: update_indicators(IndicatorState(args.keys, declared), *part),
         )
         rates.append((kind, len(declared.columns), len(part[0]) / seconds / 1e6))
     print(f"bench_kernels: each kind alone, one call over {len(part[0]):,} rows (M rows/s):")
