@@ -145,3 +145,13 @@ def test_a_rules_file_reading_an_undeclared_column_is_refused(cli, tmp_path):
     line = result.stderr.strip().splitlines()[-1]
     assert "rule 'golden_cross' reads ema_200" in line and "declared: ema_50, rsi_7" in line
     assert not (tmp_path / "lake").exists()
+
+
+def test_bars_with_indicators_carries_the_declared_columns(cli, replayed):
+    rows = _query(cli, replayed, "select * from bars_with_indicators where ema_200 is not null "
+                  "order by symbol, bar_start limit 3")  # fmt: skip
+    assert len(rows) == 3
+    assert {"ema_200", "stoch_k", "adx", "open", "session_vwap"} <= set(rows[0])
+    both = _query(cli, replayed, "select count(*) as n from bars_with_indicators")
+    bars = _query(cli, replayed, "select count(*) as n from bars")
+    assert both[0]["n"] == bars[0]["n"] > 1_000
