@@ -16,6 +16,7 @@ from marketpulse.indicators.state import (
     StateMismatch,
     compute_indicators,
     update_indicators,
+    warm_up,
 )
 
 #: The default set's columns (the thirteen classic ones).
@@ -34,4 +35,5 @@ __all__ = [
     "parse",
     "parse_set",
     "update_indicators",
+    "warm_up",
 ]

@@ -16,7 +16,13 @@ import numpy as np
 
 from marketpulse.indicators.declare import DEFAULT, DeclaredSet
 
-__all__ = ["IndicatorState", "StateMismatch", "compute_indicators", "update_indicators"]
+__all__ = [
+    "IndicatorState",
+    "StateMismatch",
+    "compute_indicators",
+    "update_indicators",
+    "warm_up",
+]
 
 # Snapshot format: magic and version, the declared set's fingerprint, the
 # key's bar count, then each instance's rows (floats, ints, ring), little-endian.
@@ -299,4 +305,24 @@ def compute_indicators(
         IndicatorState(capacity=1, declared=declared),
         np.zeros(n, dtype=np.int64),
         high, low, close, volume, pv, session, open_,
+    )  # fmt: skip
+
+
+def warm_up(declarations: DeclaredSet | None = None) -> None:
+    """Compile (or load from numba's cache) the kernels of ``declarations``, default every kind.
+
+    A few synthetic bars through each, with the argument types the pipeline
+    passes, so a later first batch loads nothing. Container images call it at
+    build time.
+    """
+    from marketpulse.indicators.catalog import KINDS
+    from marketpulse.indicators.declare import parse_set
+
+    declared = declarations or parse_set([f"{name}()" for name in KINDS])
+    n = 64
+    close = 100.0 + np.sin(np.arange(n, dtype=np.float64))
+    volume = np.full(n, 100.0)
+    update_indicators(
+        IndicatorState(capacity=1, declared=declared), np.zeros(n, np.int64), close + 1.0,
+        close - 1.0, close, volume, close * volume, np.zeros(n, np.int64), close,
     )  # fmt: skip

@@ -149,6 +149,7 @@ def test_public_api() -> None:
         "parse",
         "parse_set",
         "update_indicators",
+        "warm_up",
     }
     assert COLUMNS == INDICATOR_COLUMNS
 

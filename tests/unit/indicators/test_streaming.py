@@ -99,3 +99,11 @@ def test_restore_refuses_a_snapshot_of_another_set(series) -> None:
         b.restore(0, a.snapshot(0))
     with pytest.raises(ValueError, match="not an indicator state snapshot"):
         b.restore(0, b"MPI\x01" + bytes(100))
+
+
+def test_warm_up_readies_the_kernel_of_every_kind() -> None:
+    from marketpulse.indicators import warm_up
+
+    warm_up()
+    for name, kind in KINDS.items():
+        assert kind.kernel.signatures, f"{name}: no compiled signature after warm_up()"
