@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketpulse.exceptions import ConfigError
-from marketpulse.models import CUSTOM_SCHEMA, INDICATOR_COLUMNS, Alert, DeadLetter
+from marketpulse.models import CUSTOM_SCHEMA, INDICATOR_KEY_COLUMNS, Alert, DeadLetter
 
 __all__ = [
     "NAME",
@@ -199,7 +199,8 @@ def plugin_input(bars: pa.Table, indicators: pa.Table) -> pa.Table:
     """
     names = list(_KEY) + [n for n in bars.column_names if n not in _KEY]
     columns = [bars.column(n) for n in names]
-    for name in INDICATOR_COLUMNS:
+    declared = [n for n in indicators.column_names if n not in INDICATOR_KEY_COLUMNS]
+    for name in (n for n in declared if n != "dataset"):  # the declared indicators, in order
         columns.append(indicators.column(name))
         names.append("session_vwap" if name == "vwap" else name)
     return pa.Table.from_arrays(columns, names=names)

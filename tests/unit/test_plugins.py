@@ -436,3 +436,22 @@ def test_the_sink_service_still_requires_the_processor_outputs(tmp_path):
     bus = SimpleNamespace(settings=SimpleNamespace(bootstrap="fake"), partitions=partitions)
     with pytest.raises(BusError, match="s.bars does not exist"):
         SinkService(bus, Topics("s."), LakeSink(tmp_path / "lake")).run()  # type: ignore[arg-type]
+
+
+def test_plugins_see_the_declared_indicators():
+    from marketpulse.indicators import parse_set
+
+    seen = []
+
+    def look(data):
+        seen.append(data.column_names)
+
+    settings = ProcessorSettings(intervals=("1s",), lateness=0, dataset="ds",
+                                 indicators=parse_set("ema(2), bb=bbands(2, 1.5)"),
+                                 plugins=(Plugin("t:look", look, False),))  # fmt: skip
+    proc = Processor(settings)
+    proc.process(trade_batch([("AAPL", T0 + i * S, 10.0 + i, 1) for i in range(4)]))
+    assert seen
+    declared = [n for n in seen[0] if n in ("ema_2", "bb_upper", "bb_middle", "bb_lower")]
+    assert declared == ["ema_2", "bb_upper", "bb_middle", "bb_lower"]
+    assert "rsi_14" not in seen[0] and "dataset" in seen[0]
