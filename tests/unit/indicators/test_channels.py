@@ -7,64 +7,19 @@ published formulas, written here independently of the kernels.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from marketpulse.indicators.declare import parse, parse_set
-from marketpulse.indicators.state import IndicatorState, compute_indicators, update_indicators
+
+from .series import Series, assert_matches, assert_streaming_equals_batch, compute
 
 talib = pytest.importorskip("talib")
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-INDEX_FILE = DATA / "kaggle-stock-exchange" / "indexProcessed.csv"
-TRADES_FILE = DATA / "lean-2013-10-07" / "trades.csv.gz"
-FIELDS = ("high", "low", "close", "volume")
 
-
-@pytest.fixture(scope="module")
-def series() -> dict[str, dict[str, np.ndarray]]:
-    """The 13 Kaggle daily index series and the 4 Lean 1-minute trade-bar series."""
-    out = {}
-    frame = pd.read_csv(INDEX_FILE, parse_dates=["Date"])
-    for name, group in frame.groupby("Index", sort=False):
-        group = group.sort_values("Date")
-        out[name] = {f: group[f.capitalize()].to_numpy(np.float64) for f in FIELDS}
-    trades = pd.read_csv(TRADES_FILE)
-    trades["ts"] = pd.to_datetime(trades["timestamp"], utc=True)
-    for symbol, group in trades.groupby("symbol"):
-        resampled = group.set_index("ts").resample("1min")
-        bars = pd.DataFrame(
-            {
-                "high": resampled["price"].max(),
-                "low": resampled["price"].min(),
-                "close": resampled["price"].last(),
-                "volume": resampled["size"].sum().astype(np.float64),
-            }
-        ).dropna(subset=["close"])
-        out[symbol] = {f: bars[f].to_numpy(np.float64) for f in FIELDS}
-    assert len(out) == 17
-    return out
-
-
-def _compute(declaration: str, bars: dict[str, np.ndarray]) -> np.ndarray:
-    n = len(bars["close"])
-    return compute_indicators(
-        bars["high"], bars["low"], bars["close"], bars["volume"],
-        bars["close"] * bars["volume"], np.zeros(n, np.int64), declared=parse_set(declaration),
-    )  # fmt: skip
-
-
-def _assert_close(got: np.ndarray, expected: np.ndarray, what: str) -> None:
-    expected = np.asarray(expected, np.float64)
-    np.testing.assert_array_equal(
-        np.isnan(got), np.isnan(expected), err_msg=f"{what}: NaN positions"
-    )
-    warm = ~np.isnan(expected)
-    assert warm.sum() > 0, what
-    np.testing.assert_allclose(got[warm], expected[warm], rtol=1e-9, atol=0, err_msg=what)
+def _compute(declaration: str, bars: Series) -> np.ndarray:
+    return compute(bars, parse_set(declaration))
 
 
 def _hlc(b):
@@ -87,14 +42,14 @@ TALIB_CASES = {
 def test_equals_talib_on_every_series(series, declaration: str) -> None:
     for name, bars in series.items():
         got = _compute(declaration, bars)[:, 0]
-        _assert_close(got, TALIB_CASES[declaration](bars), f"{declaration} on {name}")
+        assert_matches(got, TALIB_CASES[declaration](bars), f"{declaration} on {name}")
 
 
 def test_natr_of_a_zero_close_is_zero_as_in_talib(series) -> None:
     bars = {f: v[:300].copy() for f, v in series["SPY"].items()}
     bars["close"][[50, 51, 200]] = 0.0
     got = _compute("natr", bars)[:, 0]
-    _assert_close(got, talib.NATR(*_hlc(bars), 14), "natr with zero closes")
+    assert_matches(got, talib.NATR(*_hlc(bars), 14), "natr with zero closes")
     assert (got[[50, 51, 200]] == 0.0).all()
 
 
@@ -229,7 +184,7 @@ def test_keltner_matches_chartschool(series, declaration: str, args) -> None:
     for name, bars in series.items():
         got = _compute(declaration, bars)
         for j, expected in enumerate(_keltner_reference(bars, *args)):
-            _assert_close(got[:, j], expected, f"{declaration} output {j} on {name}")
+            assert_matches(got[:, j], expected, f"{declaration} output {j} on {name}")
         # The parts are TA-Lib's EMA and ATR, bit for bit.
         warm = ~np.isnan(got[:, 1])
         ema = talib.EMA(bars["close"], args[0])
@@ -263,7 +218,7 @@ def test_supertrend_matches_tradingview(series, period: int, factor: float) -> N
     for name, bars in series.items():
         got = _compute(f"supertrend({period}, {factor})", bars)
         line, direction = _supertrend_reference(bars, period, factor)
-        _assert_close(got[:, 0], line, f"supertrend line on {name}")
+        assert_matches(got[:, 0], line, f"supertrend line on {name}")
         np.testing.assert_array_equal(got[:, 1], direction, err_msg=f"direction on {name}")
         up = got[:, 1] == 1.0
         down = got[:, 1] == -1.0
@@ -304,30 +259,7 @@ def test_streaming_in_chunks_equals_batch(series) -> None:
         "natr, trange, midprice(5), keltner(6, 4, 1.5), donchian(9), supertrend(5, 2), "
         "ichimoku(3, 7, 12)"
     )
-    parts = [series[n] for n in ("SPY", "IBM", "N225")]
-    keys = np.concatenate([np.full(len(p["close"]), i) for i, p in enumerate(parts)])
-    rng = np.random.default_rng(22)
-    keys = keys[np.argsort(rng.random(len(keys)), kind="stable")]
-    columns = {f: np.empty(len(keys)) for f in FIELDS}
-    for i, p in enumerate(parts):
-        for f in FIELDS:
-            columns[f][keys == i] = p[f]
-    state = IndicatorState(capacity=1, declared=declared)
-    inner = np.sort(rng.choice(np.arange(1, len(keys)), 300, replace=False)).tolist()
-    cuts = [0, *inner, len(keys)]
-    chunks = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
-        h, lo, c, v = (columns[f][a:b] for f in FIELDS)
-        zeros = np.zeros(b - a, np.int64)
-        chunks.append(update_indicators(state, keys[a:b], h, lo, c, v, c * v, zeros))
-    streamed = np.concatenate(chunks)
-    for i, p in enumerate(parts):
-        n = len(p["close"])
-        whole = compute_indicators(
-            *_hlc(p), p["volume"], p["close"] * p["volume"], np.zeros(n, np.int64),
-            declared=declared,
-        )  # fmt: skip
-        np.testing.assert_array_equal(streamed[keys == i].view(np.uint64), whole.view(np.uint64))
+    assert_streaming_equals_batch([series[n] for n in ("SPY", "IBM", "N225")], declared, chunks=301)
 
 
 def test_declarations() -> None:

@@ -3,97 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import marketpulse.indicators as indicators
-from marketpulse.indicators import (
-    COLUMNS,
-    IndicatorState,
-    compute_indicators,
-    update_indicators,
-)
+from marketpulse.indicators import COLUMNS, IndicatorState, update_indicators
+
+from .series import INDICES, SYMBOLS, assert_bits_equal, assert_matches, compute, interleave
 
 talib = pytest.importorskip("talib")
-
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-INDEX_FILE = DATA / "kaggle-stock-exchange" / "indexProcessed.csv"
-TRADES_FILE = DATA / "lean-2013-10-07" / "trades.csv.gz"
-INDICES = (
-    "000001.SS", "399001.SZ", "GDAXI", "GSPTSE", "HSI", "IXIC", "J203.JO",
-    "N100", "N225", "NSEI", "NYA", "SSMI", "TWII",
-)  # fmt: skip
-SYMBOLS = ("AIG", "BAC", "IBM", "SPY")
-
-
-def _series(frame: pd.DataFrame, session: np.ndarray) -> dict[str, np.ndarray]:
-    return {
-        "high": frame["high"].to_numpy(np.float64),
-        "low": frame["low"].to_numpy(np.float64),
-        "close": frame["close"].to_numpy(np.float64),
-        "volume": frame["volume"].to_numpy(np.float64),
-        "pv": frame["pv"].to_numpy(np.float64),
-        "session": session.astype(np.int64),
-    }
-
-
-@pytest.fixture(scope="module")
-def daily() -> dict[str, dict[str, np.ndarray]]:
-    """Daily bars of each world index; one session per month (for VWAP resets)."""
-    frame = pd.read_csv(INDEX_FILE)
-    frame["Date"] = pd.to_datetime(frame["Date"])
-    out = {}
-    for name, group in frame.groupby("Index", sort=False):
-        group = group.sort_values("Date")
-        bars = pd.DataFrame(
-            {
-                "high": group["High"],
-                "low": group["Low"],
-                "close": group["Close"],
-                "volume": group["Volume"],
-                "pv": group["Close"] * group["Volume"],  # daily files carry no VWAP
-            }
-        )
-        month = (group["Date"].dt.year * 100 + group["Date"].dt.month).to_numpy()
-        out[name] = _series(bars, month)
-    return out
-
-
-@pytest.fixture(scope="module")
-def minute() -> dict[str, dict[str, np.ndarray]]:
-    """1-minute trade bars of each Lean symbol on 2013-10-07 (one session: the day)."""
-    trades = pd.read_csv(TRADES_FILE)
-    trades["ts"] = pd.to_datetime(trades["timestamp"], utc=True)
-    trades["pv"] = trades["price"] * trades["size"]
-    out = {}
-    for symbol, group in trades.groupby("symbol"):
-        resampled = group.set_index("ts").resample("1min")
-        bars = pd.DataFrame(
-            {
-                "high": resampled["price"].max(),
-                "low": resampled["price"].min(),
-                "close": resampled["price"].last(),
-                "volume": resampled["size"].sum().astype(np.float64),
-                "pv": resampled["pv"].sum(),
-            }
-        ).dropna(subset=["close"])
-        bars["ts"] = bars.index.as_unit("ns").asi8  # UTC nanoseconds
-        out[symbol] = _series(bars, np.full(len(bars), 20131007)) | {"ts": bars["ts"].to_numpy()}
-    return out
-
-
-def _compute(series: dict[str, np.ndarray]) -> np.ndarray:
-    return compute_indicators(
-        series["high"],
-        series["low"],
-        series["close"],
-        series["volume"],
-        series["pv"],
-        series["session"],
-    )
 
 
 def _talib(series: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -117,20 +37,9 @@ def _talib(series: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _assert_matches_talib(series: dict[str, np.ndarray]) -> None:
-    ours = _compute(series)
+    ours = compute(series)
     for name, expected in _talib(series).items():
-        got = ours[:, COLUMNS.index(name)]
-        warm = ~np.isnan(expected)
-        np.testing.assert_array_equal(np.isnan(got), ~warm, err_msg=f"{name}: NaN positions")
-        assert warm.sum() > 0, name
-        # No atol anywhere, macd_hist included: the kernels repeat TA-Lib's
-        # operations (on this build they agree bit for bit), so even values
-        # near zero agree to the last bits.
-        np.testing.assert_allclose(got[warm], expected[warm], rtol=1e-9, atol=0, err_msg=name)
-
-
-def _bits(values: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(values).view(np.uint64)
+        assert_matches(ours[:, COLUMNS.index(name)], expected, name)
 
 
 def test_public_api() -> None:
@@ -169,7 +78,7 @@ def test_flat_and_finely_quoted_series_match_talib(daily) -> None:
     gdaxi = daily["GDAXI"]
     flat = {key: np.repeat(values[:3], 40) for key, values in gdaxi.items()}
     _assert_matches_talib(flat)  # RSI of no change is 0; bands collapse onto the SMA
-    out = _compute(flat)
+    out = compute(flat)
     assert out[14, COLUMNS.index("rsi_14")] == 0.0
     assert out[39, COLUMNS.index("bb_upper")] == out[39, COLUMNS.index("bb_middle")]
     scale = 1e-9  # TA-Lib 0.8 no longer zeroes a standard deviation below 1e-7
@@ -198,7 +107,7 @@ def _expected_vwap(series: dict[str, np.ndarray]) -> np.ndarray:
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_vwap_over_the_day(minute, symbol: str) -> None:
     series = minute[symbol]
-    got = _compute(series)[:, COLUMNS.index("vwap")]
+    got = compute(series)[:, COLUMNS.index("vwap")]
     expected = _expected_vwap(series)
     assert not np.isnan(expected).any()
     _assert_vwap(got, expected)
@@ -209,7 +118,7 @@ def test_vwap_over_the_day(minute, symbol: str) -> None:
 def test_vwap_resets_each_session(minute, daily) -> None:
     spy = dict(minute["SPY"])
     spy["session"] = spy["ts"] // (3600 * 10**9)  # one session per UTC hour
-    got = _compute(spy)[:, COLUMNS.index("vwap")]
+    got = compute(spy)[:, COLUMNS.index("vwap")]
     _assert_vwap(got, _expected_vwap(spy))
     first = np.flatnonzero(np.diff(spy["session"]) != 0) + 1
     assert len(first) > 10
@@ -217,7 +126,7 @@ def test_vwap_resets_each_session(minute, daily) -> None:
 
     # Monthly sessions of an index whose early years report no volume: NaN, never 0.
     hsi = daily["HSI"]
-    got = _compute(hsi)[:, COLUMNS.index("vwap")]
+    got = compute(hsi)[:, COLUMNS.index("vwap")]
     expected = _expected_vwap(hsi)
     assert np.isnan(expected).sum() > 100 and (~np.isnan(expected)).sum() > 100
     _assert_vwap(got, expected)
@@ -227,20 +136,7 @@ def _interleaved(minute, daily, rng: np.random.Generator):
     """Several real series merged into one stream, each key's bars in order."""
     names = [*SYMBOLS, "GDAXI", "N225", "J203.JO"]
     series = [minute[name] if name in minute else daily[name] for name in names]
-    key_of = np.concatenate([np.full(len(s["close"]), key) for key, s in enumerate(series)])
-    order = np.argsort(rng.random(len(key_of)), kind="stable")
-    keys = key_of[order]
-    position = np.zeros(len(keys), dtype=np.int64)  # restore each key's time order
-    for key in range(len(series)):
-        position[keys == key] = np.arange(np.count_nonzero(keys == key))
-    columns = {
-        field: np.empty(len(keys), dtype=series[0][field].dtype)
-        for field in ("high", "low", "close", "volume", "pv", "session")
-    }
-    for key, s in enumerate(series):
-        rows = keys == key
-        for field in columns:
-            columns[field][rows] = s[field][position[rows]]
+    keys, _, columns = interleave(series, rng)
     return series, keys, columns
 
 
@@ -258,24 +154,24 @@ def test_streaming_in_random_chunks_equals_batch(minute, daily) -> None:
     series, keys, columns = _interleaved(minute, daily, rng)
     one_shot = _update(IndicatorState(capacity=1), keys, columns)
     for key, s in enumerate(series):
-        np.testing.assert_array_equal(_bits(one_shot[keys == key]), _bits(_compute(s)))
+        assert_bits_equal(one_shot[keys == key], compute(s))
 
     for _ in range(3):
         cuts = np.sort(rng.choice(np.arange(1, len(keys)), size=200, replace=False))
         bounds = [0, *cuts.tolist(), len(keys)]
         state = IndicatorState(capacity=2)
         chunks = [_update(state, keys, columns, a, b) for a, b in itertools.pairwise(bounds)]
-        np.testing.assert_array_equal(_bits(np.concatenate(chunks)), _bits(one_shot))
+        assert_bits_equal(np.concatenate(chunks), one_shot)
 
     single_rows = IndicatorState()
     rows = [_update(single_rows, keys, columns, i, i + 1) for i in range(3000)]
-    np.testing.assert_array_equal(_bits(np.concatenate(rows)), _bits(one_shot[:3000]))
+    assert_bits_equal(np.concatenate(rows), one_shot[:3000])
 
 
 def test_snapshot_restore_continues_identically(minute) -> None:
     spy = minute["SPY"]
     fields = ("high", "low", "close", "volume", "pv", "session")
-    whole = _compute(spy)
+    whole = compute(spy)
     for cut in (1, 19, 30, 400, len(spy["close"]) - 1):
         before = IndicatorState()
         update_indicators(before, np.full(cut, 3), *(spy[f][:cut] for f in fields))
@@ -288,7 +184,7 @@ def test_snapshot_restore_continues_identically(minute) -> None:
         assert after.snapshot(200) == data
         rest = len(spy["close"]) - cut
         got = update_indicators(after, np.full(rest, 200), *(spy[f][cut:] for f in fields))
-        np.testing.assert_array_equal(_bits(got), _bits(whole[cut:]))
+        assert_bits_equal(got, whole[cut:])
         assert after.bars(200) == len(spy["close"])
 
 
@@ -303,7 +199,7 @@ def test_restore_rejects_foreign_bytes() -> None:
 def test_copy_and_reset(minute) -> None:
     ibm = minute["IBM"]
     fields = ("high", "low", "close", "volume", "pv", "session")
-    whole = _compute(ibm)
+    whole = compute(ibm)
     state = IndicatorState()
     keys = np.zeros(100, dtype=np.int64)
     update_indicators(state, keys, *(ibm[f][:100] for f in fields))
@@ -311,11 +207,11 @@ def test_copy_and_reset(minute) -> None:
     state.reset(0)
     assert state.bars(0) == 0 and fork.bars(0) == 100
     fresh = update_indicators(state, keys, *(ibm[f][:100] for f in fields))
-    np.testing.assert_array_equal(_bits(fresh), _bits(whole[:100]))
+    assert_bits_equal(fresh, whole[:100])
     later = update_indicators(
         fork, np.zeros(200, dtype=np.int64), *(ibm[f][100:300] for f in fields)
     )
-    np.testing.assert_array_equal(_bits(later), _bits(whole[100:300]))
+    assert_bits_equal(later, whole[100:300])
 
 
 def test_state_grows_by_doubling_and_checks_input() -> None:
