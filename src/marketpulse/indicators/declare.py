@@ -87,6 +87,9 @@ class DeclaredSet:
     def __len__(self) -> int:
         return len(self.items)
 
+    def __repr__(self) -> str:
+        return f"DeclaredSet({self.text!r})"
+
 
 def _format(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else repr(float(number))

@@ -31,7 +31,7 @@ calls, which holds when everything it carries from bar to bar is in its state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -89,8 +89,8 @@ class Kind:
     summary: str
     params: tuple[Param, ...]
     outputs: tuple[str, ...]
-    layout: Callable[[tuple[float, ...]], tuple[int, int, int]]
-    kernel: Callable[..., None]
+    layout: Callable[[tuple[float, ...]], tuple[int, int, int]] = field(repr=False)
+    kernel: Callable[..., None] = field(repr=False)
     talib: str | None = None
     reference: str | None = None
 

@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from marketpulse.alerts import Rule
 from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.indicators import DEFAULT
 from marketpulse.stream import ProcessorSettings
 
 __all__ = [
@@ -109,6 +110,8 @@ def input_origin(feed: Feed, processor: ProcessorSettings, rules: list[Rule]) ->
     digest = hashlib.blake2b(digest_size=8)
     digest.update(identity().encode())
     digest.update(repr(processor).encode())
+    if processor.indicators != DEFAULT:  # the default set keeps the origin lakes have had
+        digest.update(processor.indicators.text.encode())
     digest.update(msgspec.json.encode(rules))
     digest.update(b"trades")  # trades were optional once: lakes written then keep their origin
     return digest.hexdigest()

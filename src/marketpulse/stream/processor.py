@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import msgspec
 import numpy as np
@@ -96,7 +96,8 @@ class ProcessorSettings:
     wall_clock: bool = False
     dataset: str = "live"
     plugins: tuple[Plugin, ...] = ()
-    indicators: DeclaredSet = DEFAULT
+    # out of the repr: a replay's identity (runtime.segments) names a declared set by its text
+    indicators: DeclaredSet = field(default=DEFAULT, repr=False)
 
     def __post_init__(self) -> None:
         if not is_dataset_name(self.dataset):
