@@ -123,12 +123,19 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
     """
     from marketpulse.plugins import load_plugins
     from marketpulse.stream import ProcessorSettings
+    from marketpulse.timeframes import parse_intervals as parse
 
     plugins = load_plugins(settings.plugins)  # a bad spec: one line, before anything starts
     try:
+        intervals = tuple(i.name for i in parse(settings.intervals))
+    except ValueError as exc:
+        from marketpulse.exceptions import ConfigError
+
+        raise ConfigError(f"intervals (MARKETPULSE_INTERVALS or the config file): {exc}") from None
+    try:
         return ProcessorSettings(
             plugins=plugins,
-            intervals=settings.intervals,
+            intervals=intervals,
             lateness=settings.lateness,
             idle_timeout=settings.idle_timeout or None,
             session_tz=settings.session_tz,
@@ -175,7 +182,9 @@ RULES_OPTION = typer.Option(
 INTERVALS_OPTION = typer.Option(
     None,
     "--intervals",
-    help=f"Bar intervals built from trades, comma-separated [default: {','.join(BAR_INTERVALS)}].",
+    help="Bar intervals built from trades, comma-separated: whole seconds, minutes or hours "
+    "(90s, 15m, 4h), 1d and 1w follow the exchange's sessions "
+    f"[default: {','.join(BAR_INTERVALS)}].",
 )
 LATENESS_OPTION = typer.Option(
     None, "--lateness", help=f"Allowed lateness of ticks, seconds [default: {LATENESS:g}].",
@@ -249,8 +258,20 @@ def dataset_for(settings: Settings, given: str | None, default: str) -> str:
 
 
 def parse_intervals(value: str | None) -> tuple[str, ...] | None:
-    """Parse ``--intervals "1s,1m"``."""
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+    """Parse ``--intervals "1m,4h,1d"`` into canonical names (``60m`` is ``1h``).
+
+    Raises:
+        InputError: a value is not an interval, or they cannot be built together
+            (one line naming the value).
+    """
+    if not value:
+        return None
+    from marketpulse.timeframes import parse_intervals as parse
+
+    try:
+        return tuple(i.name for i in parse(v for v in value.split(",") if v.strip()))
+    except ValueError as exc:
+        raise InputError(f"--intervals: {exc}") from None
 
 
 def file_feed(

@@ -18,15 +18,15 @@ from collections.abc import Iterable, Mapping
 import msgspec
 import numpy as np
 
-from marketpulse.models import INTERVALS
 from marketpulse.stream.partition import PartitionState
+from marketpulse.timeframes import N_INTERVAL_KEYS
 
 __all__ = ["META_KEY", "CheckpointError", "restore_partition", "snapshot_partition"]
 
 #: Key of the partition record; never a valid symbol (symbols are upper case).
 META_KEY = b"__partition__"
 _VERSION = 1
-_N_INTERVAL_KEYS = len(INTERVALS)  # indicator keys of a symbol: sid * n + interval index
+_N_INTERVAL_KEYS = N_INTERVAL_KEYS  # indicator keys of a symbol: sid * n + interval key
 
 
 class _PartitionMeta(msgspec.Struct, frozen=True):

@@ -1,6 +1,11 @@
 """Event-time bar windows: the numba kernel and its per-partition state.
 
-Windows are aligned to the epoch. For every symbol and interval a small ring
+Windows are aligned to the epoch, except session-aligned ones (daily and
+weekly bars, :class:`~marketpulse.stream.sessions.SessionWindows`: a length of
+0 in ``lengths``), which span sessions and close when the watermark passes
+the session's close; a trade outside every session is in no such window, and
+one whose session window has closed already (a smallest interval that does
+not divide the close) does not open it again. For every symbol and interval a small ring
 of ``slots`` open windows is kept, enough for the allowed lateness. The
 partition's watermark is ``max(max event time - lateness, floor)``, where
 ``floor`` is raised by processing time when the partition is idle. A window
@@ -23,8 +28,14 @@ were split into batches: streaming equals batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numba as nb
 import numpy as np
+
+if TYPE_CHECKING:
+    from marketpulse.stream.sessions import SessionWindows
 
 __all__ = ["FUTURE", "LATE", "ClosedBars", "WindowState"]
 
@@ -45,6 +56,7 @@ class ClosedBars:
         "sid",
         "interval",
         "start",
+        "end",
         "open",
         "high",
         "low",
@@ -58,6 +70,7 @@ class ClosedBars:
         self.sid = np.empty(n, np.int64)
         self.interval = np.empty(n, np.int64)
         self.start = np.empty(n, np.int64)
+        self.end = np.empty(n, np.int64)
         self.open = np.empty(n, np.float64)
         self.high = np.empty(n, np.float64)
         self.low = np.empty(n, np.float64)
@@ -90,23 +103,35 @@ class WindowState:
     """Open windows of one partition, for every symbol and interval.
 
     Args:
-        lengths: the intervals' lengths in nanoseconds, ascending.
+        lengths: the intervals' lengths in nanoseconds, ascending; 0 for a
+            session-aligned interval, after the fixed ones.
         lateness: allowed lateness in nanoseconds.
         capacity: initial number of symbols; grows as needed.
         max_jump: how far (ns) a tick may be ahead of the max event time
             before it needs confirmation (0: any distance).
+        sessions: the windows of each session-aligned interval, in order (all
+            of one calendar: the same sessions).
     """
 
     def __init__(
-        self, lengths: list[int], lateness: int, capacity: int = 64, max_jump: int = 0
+        self,
+        lengths: list[int],
+        lateness: int,
+        capacity: int = 64,
+        max_jump: int = 0,
+        sessions: Sequence[SessionWindows] = (),
     ) -> None:
-        if not lengths or sorted(lengths) != list(lengths):
-            raise ValueError("interval lengths must be ascending and not empty")
-        if any(length % lengths[0] for length in lengths):
+        fixed = [length for length in lengths if length]
+        if not lengths or sorted(fixed) != fixed or lengths[: len(fixed)] != fixed:
+            raise ValueError("interval lengths must be ascending, session-aligned last")
+        if any(length % fixed[0] for length in fixed):
             raise ValueError("every interval must be a multiple of the smallest")
+        if len(sessions) != len(lengths) - len(fixed):
+            raise ValueError("one session table per session-aligned interval")
         self.lengths = np.asarray(lengths, np.int64)
         self.lateness = int(lateness)
-        self.slots = int(lateness // lengths[0] + 2)
+        self.slots = int(lateness // (fixed[0] if fixed else 86_400 * 10**9) + 2)
+        self._tables = _session_arrays(len(lengths), len(fixed), sessions)
         if max_jump < 0:
             raise ValueError("max_jump must not be negative")
         self.max_jump = min(int(max_jump), 2**62)
@@ -169,7 +194,7 @@ class WindowState:
         count = _add_ticks(
             sid, ts, price, size, self.lengths, self.lateness, self.max_jump, self.clock,
             self.closed, self.used, self.start, self.ohlc, self.vol, self.count, self.cur, flags,
-            *_out_arrays(out),
+            *self._tables, *_out_arrays(out),
         )  # fmt: skip
         return flags, out.truncate(count)
 
@@ -180,10 +205,11 @@ class WindowState:
         watermark = self.watermark
         count = _close_due(
             watermark, self.lengths, self.closed, self.used, self.start, self.ohlc, self.vol,
-            self.count, 0, *_out_arrays(out),
+            self.count, 0, *self._tables[2:], *_out_arrays(out),
         )  # fmt: skip
         base = int(self.lengths[0])
-        self.clock[_CLOCK_NEXT] = watermark - watermark % base + base
+        if base:
+            self.clock[_CLOCK_NEXT] = watermark - watermark % base + base
         return out.truncate(count)
 
     def snapshot_symbols(self, sids: np.ndarray) -> list[bytes]:
@@ -234,15 +260,69 @@ def _out_arrays(out: ClosedBars) -> tuple[np.ndarray, ...]:
     return tuple(getattr(out, name) for name in ClosedBars.__slots__)
 
 
+def _session_arrays(
+    n_int: int, n_fixed: int, sessions: Sequence[SessionWindows]
+) -> tuple[np.ndarray, ...]:
+    """The kernel's session tables: opens, closes; per interval, session -> window, starts, ends.
+
+    Rows of fixed intervals are unused; window rows are padded with the
+    largest time.
+    """
+    if not sessions:
+        empty = np.empty(0, np.int64)
+        pad = np.zeros((n_int, 1), np.int64)
+        return empty, empty, pad, pad, pad, np.zeros(n_int, np.int64)
+    opens, closes = sessions[0].opens, sessions[0].closes
+    if any(len(s.opens) != len(opens) or (s.opens != opens).any() for s in sessions):
+        raise ValueError("session-aligned intervals must follow one calendar")
+    width = max(len(s.start) for s in sessions)
+    group = np.zeros((n_int, len(opens)), np.int64)
+    start = np.full((n_int, width), 2**62, np.int64)
+    end = np.full((n_int, width), 2**62, np.int64)
+    n_w = np.zeros(n_int, np.int64)
+    for j, table in enumerate(sessions, start=n_fixed):
+        group[j] = table.group
+        start[j, : len(table.start)] = table.start
+        end[j, : len(table.end)] = table.end
+        n_w[j] = len(table.start)
+    return (np.ascontiguousarray(opens, np.int64), np.ascontiguousarray(closes, np.int64),
+            group, start, end, n_w)  # fmt: skip
+
+
 @nb.njit(cache=True, nogil=True)
-def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
-               o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
-               o_count):  # fmt: skip
+def _session_window(j, t, s_open, s_close, s_group):
+    """The window of session-aligned interval ``j`` holding ``t``; -1 outside every session."""
+    i = np.searchsorted(s_close, t, side="right")  # the first session not closed at t
+    if i == len(s_close) or s_open[i] > t:
+        return -1
+    return s_group[j, i]
+
+
+@nb.njit(cache=True, nogil=True)
+def _window_end(j, b, lengths, w_start, w_end, n_w):
+    """The end of interval ``j``'s window starting at ``b``."""
+    if lengths[j] > 0:
+        return b + lengths[j]
+    return w_end[j, np.searchsorted(w_start[j, : n_w[j]], b)]
+
+
+@nb.njit(cache=True, nogil=True)
+def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, w_start,
+               w_end, n_w, o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close, o_vol,
+               o_pv, o_count):  # fmt: skip
     n_int, _, n_slot = start.shape  # symbols from n_sym on hold no window
     for j in range(n_int):
         length = lengths[j]
-        if wm // length == closed[j] // length and closed[j] != -(2**62):
-            continue
+        if closed[j] != -(2**62):
+            if length > 0:
+                if wm // length == closed[j] // length:
+                    continue
+            else:
+                ends = w_end[j, : n_w[j]]
+                if np.searchsorted(ends, wm, side="right") == np.searchsorted(
+                    ends, closed[j], side="right"
+                ):
+                    continue  # no session window ended in between
         closed[j] = wm
         # emit by (start, symbol) without sorting: one pass per distinct start
         # (a symbol holds at most n_slot open windows); each pass also finds the
@@ -251,7 +331,8 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
         for s in range(n_sym):
             for q in range(n_slot):
                 b = start[j, s, q]
-                if b != -1 and b + length <= wm and (b_next == -1 or b < b_next):
+                if (b != -1 and (b_next == -1 or b < b_next)
+                        and _window_end(j, b, lengths, w_start, w_end, n_w) <= wm):  # fmt: skip
                     b_next = b
         while b_next != -1:
             current = b_next
@@ -260,12 +341,14 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
                 for q in range(n_slot):
                     b = start[j, s, q]
                     if b != current:
-                        if b != -1 and b + length <= wm and (b_next == -1 or b < b_next):
-                            b_next = b
+                        if b != -1 and (b_next == -1 or b < b_next):
+                            if _window_end(j, b, lengths, w_start, w_end, n_w) <= wm:
+                                b_next = b
                         continue
                     o_sid[k] = s
                     o_int[k] = j
                     o_start[k] = b
+                    o_end[k] = _window_end(j, b, lengths, w_start, w_end, n_w)
                     o_open[k] = ohlc[j, s, q, 0]
                     o_high[k] = ohlc[j, s, q, 1]
                     o_low[k] = ohlc[j, s, q, 2]
@@ -280,8 +363,9 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
 
 @nb.njit(cache=True, nogil=True)
 def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed, n_sym, start,
-               ohlc, vol, count, cur, flags, o_sid, o_int, o_start, o_open, o_high, o_low, o_close,
-               o_vol, o_pv, o_count):  # fmt: skip
+               ohlc, vol, count, cur, flags, s_open, s_close, s_group, w_start, w_end, n_w,
+               o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close, o_vol, o_pv,
+               o_count):  # fmt: skip
     n_int, _, n_slot = start.shape
     base = lengths[0]
     k = 0
@@ -296,29 +380,45 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                 continue
         clock[3] = -(2**62)
         wm = max(clock[0] - lateness, clock[1])
-        # the symbol's current smallest window, without a division when t is still in it
-        b0 = cur[0, s, 0]
-        if not (b0 <= t < b0 + base):
-            b0 = t - t % base
-        if b0 + base <= wm:
-            flags[i] = 1
-            continue
+        if base > 0:
+            # the symbol's current smallest window, without a division when t is still in it
+            b0 = cur[0, s, 0]
+            if not (b0 <= t < b0 + base):
+                b0 = t - t % base
+            if b0 + base <= wm:
+                flags[i] = 1
+                continue
+        else:  # session-aligned intervals only: late when its session has closed
+            g = _session_window(0, t, s_open, s_close, s_group)
+            if (w_end[0, g] if g >= 0 else t + 1) <= wm:
+                flags[i] = 1
+                continue
         if t > clock[0]:
             # advance the watermark first, so that windows it closes leave their slots
             clock[0] = t
             new_wm = max(t - lateness, clock[1])
-            if new_wm >= clock[2]:
+            if base == 0 or new_wm >= clock[2]:
                 k = _close_due(new_wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
-                               o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol,
-                               o_pv, o_count)  # fmt: skip
-                clock[2] = new_wm - new_wm % base + base
+                               s_group, w_start, w_end, n_w, o_sid, o_int, o_start, o_end,
+                               o_open, o_high, o_low, o_close, o_vol, o_pv, o_count)  # fmt: skip
+                if base > 0:
+                    clock[2] = new_wm - new_wm % base + base
+            wm = max(clock[0] - lateness, clock[1])
         p = price[i]
         z = size[i]
         for j in range(n_int):
             length = lengths[j]
             b = cur[j, s, 0]
             q = cur[j, s, 1]
-            if not (b <= t < b + length):
+            if length == 0:
+                g = _session_window(j, t, s_open, s_close, s_group)
+                if g < 0 or w_end[j, g] <= wm:
+                    continue  # outside every session, or its window has closed
+                b = w_start[j, g]
+                q = g % n_slot
+                cur[j, s, 0] = b
+                cur[j, s, 1] = q
+            elif not (b <= t < b + length):
                 b = t - t % length
                 q = (b // length) % n_slot
                 cur[j, s, 0] = b
