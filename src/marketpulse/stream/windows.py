@@ -260,6 +260,11 @@ def _out_arrays(out: ClosedBars) -> tuple[np.ndarray, ...]:
     return tuple(getattr(out, name) for name in ClosedBars.__slots__)
 
 
+#: The kernel's session tables of each (intervals, session windows): every partition's
+#: state shares them (they are read only, and a few MB for local dates from 1970 to 2100).
+_TABLES: dict[tuple[int, ...], tuple[Sequence[SessionWindows], tuple[np.ndarray, ...]]] = {}
+
+
 def _session_arrays(
     n_int: int, n_fixed: int, sessions: Sequence[SessionWindows]
 ) -> tuple[np.ndarray, ...]:
@@ -268,6 +273,17 @@ def _session_arrays(
     Rows of fixed intervals are unused; window rows are padded with the
     largest time.
     """
+    key = (n_int, n_fixed, *map(id, sessions))
+    if key not in _TABLES:
+        if len(_TABLES) > 16:
+            _TABLES.clear()
+        _TABLES[key] = (tuple(sessions), _build_session_arrays(n_int, n_fixed, sessions))
+    return _TABLES[key][1]
+
+
+def _build_session_arrays(
+    n_int: int, n_fixed: int, sessions: Sequence[SessionWindows]
+) -> tuple[np.ndarray, ...]:
     if not sessions:
         empty = np.empty(0, np.int64)
         pad = np.zeros((n_int, 1), np.int64)
