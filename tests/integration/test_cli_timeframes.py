@@ -102,3 +102,36 @@ def test_bad_intervals_are_refused_in_one_line(cli, tmp_path, intervals, env, me
     assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "lake" / "bars").exists()
+
+
+@pytest.mark.parametrize("how", ["option", "setting"])
+def test_replay_fill_gaps_closes_every_minute_with_the_previous_close(cli, sql, tmp_path, how):
+    lake = tmp_path / "lake"
+    fill = (["--fill-gaps"], {}) if how == "option" else ([], {"MARKETPULSE_FILL_GAPS": "true"})
+    cli("replay", LEAN_TRADES, "--intervals", "1m", *fill[0], "--lake", lake,
+        "--alerts-file", tmp_path / "a.jsonl", env=fill[1])  # fmt: skip
+    per_symbol = sql(
+        lake,
+        "SELECT symbol, count(*) AS n, sum(volume) AS v, count(*) FILTER (WHERE trades = 0) "
+        "AS empty FROM bars GROUP BY 1 ORDER BY 1",
+    )
+    traded = sql(lake, "SELECT symbol, sum(size) AS v FROM trades GROUP BY 1 ORDER BY 1")
+    # every minute from 08:00 (each symbol's first trade) to 23:59 (the day's last)
+    assert [r["n"] for r in per_symbol] == [16 * 60] * 4
+    assert all(r["empty"] > 100 for r in per_symbol)
+    assert [r["v"] for r in per_symbol] == pytest.approx([r["v"] for r in traded], rel=1e-12)
+    wrong = sql(lake, """
+        SELECT count(*) AS n FROM (
+            SELECT trades, volume, open, high, low, close,
+                   lag(close) OVER (PARTITION BY symbol ORDER BY bar_start) AS before
+            FROM bars)
+        WHERE trades = 0 AND NOT (volume = 0 AND open = before AND high = before
+                                  AND low = before AND close = before)""")  # fmt: skip
+    assert wrong == [{"n": 0}]
+
+
+def test_fill_gaps_takes_no_value(cli, tmp_path):
+    result = cli("replay", LEAN_TRADES, "--fill-gaps=yes", "--lake", tmp_path / "lake", ok=False)
+    assert result.returncode == 2
+    assert "--fill-gaps" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr

@@ -27,6 +27,7 @@ from marketpulse.cli.common import (
     COLUMNS_OPTION,
     CONFIG_OPTION,
     DATASET_OPTION,
+    FILL_GAPS_OPTION,
     FORMAT_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
@@ -149,6 +150,7 @@ def run(
     postgres_tables: str = POSTGRES_TABLES_OPTION,
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
+    fill_gaps: bool | None = FILL_GAPS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
     view_interval: str = typer.Option(
@@ -192,7 +194,7 @@ def run(
 
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin),
+        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin), fill_gaps=fill_gaps,
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
         **url_overrides(postgres_url, influx_url),
@@ -323,6 +325,7 @@ def replay(
     postgres_tables: str = POSTGRES_TABLES_OPTION,
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
+    fill_gaps: bool | None = FILL_GAPS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
     plugin: list[str] = PLUGIN_OPTION,
@@ -346,7 +349,7 @@ def replay(
     pace = _speed(speed)
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin),
+        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin), fill_gaps=fill_gaps,
         **url_overrides(postgres_url, influx_url),
     )  # fmt: skip
     name = dataset_for(settings, dataset, file_dataset(file))

@@ -140,6 +140,7 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
             idle_timeout=settings.idle_timeout or None,
             session_tz=settings.session_tz,
             session_calendar=settings.session_calendar,
+            fill_gaps=settings.fill_gaps,
             max_time_jump=settings.max_time_jump,
             wall_clock=wall_clock,
         )
@@ -186,6 +187,12 @@ INTERVALS_OPTION = typer.Option(
     "(90s, 15m, 4h), 1d and 1w follow the exchange's sessions "
     f"[default: {','.join(BAR_INTERVALS)}].",
 )
+FILL_GAPS_OPTION = typer.Option(
+    None, "--fill-gaps/--no-fill-gaps",
+    help="Close the intervals in which a symbol had no trade, between its first bar and the "
+    "newest trade, as bars of the previous close, no volume, no trades [default: no; "
+    "setting fill_gaps].",
+)  # fmt: skip
 LATENESS_OPTION = typer.Option(
     None, "--lateness", help=f"Allowed lateness of ticks, seconds [default: {LATENESS:g}].",
     callback=bounded(0),

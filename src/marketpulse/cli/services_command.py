@@ -9,6 +9,7 @@ import typer
 from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, PLUGIN_TOPICS
 from marketpulse.cli.common import (
     CONFIG_OPTION,
+    FILL_GAPS_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
@@ -74,6 +75,7 @@ def process(
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
+    fill_gaps: bool | None = FILL_GAPS_OPTION,
     lateness: float = LATENESS_OPTION,
     idle_timeout: float = typer.Option(
         None,
@@ -111,7 +113,7 @@ def process(
 
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
-        intervals=parse_intervals(intervals), idle_timeout=idle_timeout,
+        intervals=parse_intervals(intervals), idle_timeout=idle_timeout, fill_gaps=fill_gaps,
         plugins=plugin_specs(plugin), metrics_port=metrics_port,
         **{"process.commit_interval": commit_interval},
     )  # fmt: skip

@@ -11,6 +11,7 @@ from marketpulse.cli.common import (
     ADJUST_OPTION,
     COLUMNS_OPTION,
     CONFIG_OPTION,
+    FILL_GAPS_OPTION,
     FORMAT_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
@@ -96,6 +97,7 @@ def backfill(
     lake: str = LAKE_OPTION,
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
+    fill_gaps: bool | None = FILL_GAPS_OPTION,
     lateness: float = LATENESS_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -110,7 +112,12 @@ def backfill(
     from marketpulse.feeds.dataset import file_dataset
 
     settings = settings_from(
-        config, lake=lake, rules=rules, intervals=parse_intervals(intervals), lateness=lateness
+        config,
+        lake=lake,
+        rules=rules,
+        intervals=parse_intervals(intervals),
+        lateness=lateness,
+        fill_gaps=fill_gaps,
     )
     if file is None and adjust != Adjust.none:
         raise InputError("backfill: --adjust applies to --file, not to the lake's trades")

@@ -37,6 +37,7 @@ class _PartitionMeta(msgspec.Struct, frozen=True):
     closed: list[int]
     names: list[str]
     dataset: str | None = None
+    fill_gaps: bool = False
 
 
 class _SymbolState(msgspec.Struct, frozen=True):
@@ -67,7 +68,7 @@ def snapshot_partition(
     windows = state.windows
     meta = _PartitionMeta(
         _VERSION, list(intervals), windows.lateness, windows.clock.tolist(),
-        windows.closed.tolist(), state.names.tolist(), dataset,
+        windows.closed.tolist(), state.names.tolist(), dataset, windows.fill,
     )  # fmt: skip
     records = [(META_KEY, _encoder.encode(meta))]
     order = np.array(sorted(sids), np.int64)
@@ -116,6 +117,11 @@ def restore_partition(
             f"state was written with intervals {','.join(meta.intervals)} and lateness "
             f"{meta.lateness / 1e9:g} s, not {','.join(intervals)} and "
             f"{windows.lateness / 1e9:g} s: keep the settings, or start over on new topics"
+        )
+    if meta.fill_gaps != windows.fill:
+        said = "with" if meta.fill_gaps else "without"
+        raise CheckpointError(
+            f"state was written {said} --fill-gaps: keep the setting, or start over on new topics"
         )
     if meta.dataset is not None and dataset is not None and meta.dataset != dataset:
         raise CheckpointError(

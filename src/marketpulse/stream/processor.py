@@ -75,6 +75,9 @@ class ProcessorSettings:
             its partition; further ahead it goes to the DLQ as ``future`` and
             moves no watermark, unless the partition's next trade confirms the
             jump (see :mod:`marketpulse.stream.windows`). 0: no limit.
+        fill_gaps: close the intervals in which a symbol had no trade (after its
+            first bar, up to the partition's newest trade) as bars of the previous
+            close, no volume, no trades (:mod:`marketpulse.stream.windows`).
         wall_clock: the source is live: trades and bars more than
             ``validate.MAX_CLOCK_SKEW`` ahead of the wall clock are ``future``.
         dataset: the dataset stamped on every output: bars, indicators, alerts,
@@ -91,6 +94,7 @@ class ProcessorSettings:
     session_calendar: str = ""
     max_time_jump: float = MAX_TIME_JUMP
     wall_clock: bool = False
+    fill_gaps: bool = False
     dataset: str = "live"
     plugins: tuple[Plugin, ...] = ()
 
@@ -144,7 +148,11 @@ class Processor:
     def _new_state(self) -> PartitionState:
         return PartitionState(
             windows=WindowState(
-                self._lengths, self._lateness, max_jump=self._max_jump, sessions=self._sessions
+                self._lengths,
+                self._lateness,
+                max_jump=self._max_jump,
+                sessions=self._sessions,
+                fill=self.settings.fill_gaps,
             ),
             indicators=IndicatorState(),
             alerts=AlertEngine(self._rules, dataset=self.settings.dataset),

@@ -21,6 +21,11 @@ when it too is that far ahead, within ``max_jump`` of the flagged one, it is
 accepted and the watermark moves. The first tick of a partition has no
 reference and is never ``future``.
 
+With ``fill`` set, an interval in which a symbol had no trade, between its
+first bar and the newest trade of the partition, closes as a bar of its own:
+the previous close as open, high, low and close, no volume, no trades (the
+last of those bars come out when the watermark passes them, as any bar).
+
 Closed bars come out in a deterministic order that depends only on the
 sequence of ticks (interval, then end, then symbol), never on how the ticks
 were split into batches: streaming equals batch.
@@ -111,6 +116,8 @@ class WindowState:
             before it needs confirmation (0: any distance).
         sessions: the windows of each session-aligned interval, in order (all
             of one calendar: the same sessions).
+        fill: close the intervals in which a symbol had no trade as bars of
+            the previous close, no volume, no trades.
     """
 
     def __init__(
@@ -120,6 +127,7 @@ class WindowState:
         capacity: int = 64,
         max_jump: int = 0,
         sessions: Sequence[SessionWindows] = (),
+        fill: bool = False,
     ) -> None:
         fixed = [length for length in lengths if length]
         if not lengths or sorted(fixed) != fixed or lengths[: len(fixed)] != fixed:
@@ -130,6 +138,7 @@ class WindowState:
             raise ValueError("one session table per session-aligned interval")
         self.lengths = np.asarray(lengths, np.int64)
         self.lateness = int(lateness)
+        self.fill = bool(fill)
         self.slots = int(lateness // (fixed[0] if fixed else 86_400 * 10**9) + 2)
         self._tables = _session_arrays(len(lengths), len(fixed), sessions)
         if max_jump < 0:
@@ -150,6 +159,14 @@ class WindowState:
         # per interval and symbol: start and slot of the newest window (a cache)
         self.cur = np.zeros((len(self.lengths), capacity, 2), np.int64)
         self.cur[:, :, 0] = _NEVER
+        # per interval and symbol: end and close of its last bar (gaps are filled from them)
+        self.last_end = np.full((len(self.lengths), capacity), _NEVER, np.int64)
+        self.last_close = np.zeros((len(self.lengths), capacity), np.float64)
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        """The arrays of every symbol's state (those of filling when it is on)."""
+        arrays = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        return (*arrays, self.last_end, self.last_close) if self.fill else arrays
 
     @property
     def capacity(self) -> int:
@@ -160,10 +177,12 @@ class WindowState:
         """Grow the arrays to hold at least ``n_symbols`` symbols."""
         if n_symbols <= self.capacity:
             return
-        old = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        old = (self.start, self.ohlc, self.vol, self.count, self.cur, self.last_end,
+               self.last_close)  # fmt: skip
         size = self.capacity
         self._alloc(max(n_symbols, 2 * size))
-        arrays = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        arrays = (self.start, self.ohlc, self.vol, self.count, self.cur, self.last_end,
+                  self.last_close)  # fmt: skip
         for new, previous in zip(arrays, old, strict=True):
             new[:, :size] = previous
 
@@ -190,22 +209,53 @@ class WindowState:
             self.ensure(top)  # the kernel does not check bounds
             self.used = max(self.used, top)
         flags = np.zeros(n, np.int8)
-        out = ClosedBars(len(self.lengths) * (n + self.used * self.slots))
+        newest = max(self.max_ts, int(ts.max())) if n else self.max_ts
+        oldest = int(ts.min()) if n else newest
+        room = len(self.lengths) * (n + self.used * self.slots) + self._fill_room(newest, oldest)
+        out = ClosedBars(room)
         count = _add_ticks(
             sid, ts, price, size, self.lengths, self.lateness, self.max_jump, self.clock,
             self.closed, self.used, self.start, self.ohlc, self.vol, self.count, self.cur, flags,
-            *self._tables, *_out_arrays(out),
+            *self._tables, *self._fill_arrays(), *_out_arrays(out),
         )  # fmt: skip
         return flags, out.truncate(count)
+
+    def _fill_arrays(self) -> tuple[object, ...]:
+        return (self.fill, self.last_end, self.last_close)
+
+    def _fill_room(self, newest: int, oldest: int) -> int:
+        """The most filling bars of windows starting up to ``newest`` (0 without filling).
+
+        A symbol without a bar yet may have its first one closed by ticks
+        from ``oldest`` on, or by a window open already; filling starts there.
+        """
+        if not self.fill or not self.used:
+            return 0
+        room = 0
+        _, _, _, w_start, _, n_w = self._tables
+        for j, length in enumerate(self.lengths.tolist()):
+            last = self.last_end[j, : self.used].copy()
+            opened = self.start[j, : self.used]
+            first = min(oldest, int(opened[opened != _EMPTY].min(initial=oldest)))
+            last[last == _NEVER] = first - first % length if length else first
+            if length:
+                room += int(np.maximum(0, (newest - last) // length + 1).sum())
+            else:
+                starts = w_start[j, : n_w[j]]
+                room += int((np.searchsorted(starts, newest, "right")
+                             - np.searchsorted(starts, last)).clip(0).sum())  # fmt: skip
+        return room
 
     def advance(self, floor: int) -> ClosedBars:
         """Raise the watermark to at least ``floor`` (idle partitions, end of stream)."""
         self.clock[_CLOCK_FLOOR] = max(self.clock[_CLOCK_FLOOR], floor)
-        out = ClosedBars(len(self.lengths) * self.used * self.slots)
+        room = self._fill_room(self.max_ts, self.max_ts)
+        out = ClosedBars(len(self.lengths) * self.used * self.slots + room)
         watermark = self.watermark
         count = _close_due(
             watermark, self.lengths, self.closed, self.used, self.start, self.ohlc, self.vol,
-            self.count, 0, *self._tables[2:], *_out_arrays(out),
+            self.count, 0, *self._tables[2:], self.max_ts, *self._fill_arrays(),
+            *_out_arrays(out),
         )  # fmt: skip
         base = int(self.lengths[0])
         if base:
@@ -221,12 +271,11 @@ class WindowState:
             self.ensure(int(sids.max()) + 1)
         n = len(sids)
         parts = [
-            np.ascontiguousarray(array[:, sids].swapaxes(0, 1), dtype).reshape(n, -1).view(np.uint8)
-            for array, dtype in (
-                (self.start, "<i8"), (self.ohlc, "<f8"), (self.vol, "<f8"),
-                (self.count, "<i8"), (self.cur, "<i8"),
-            )
-        ]  # fmt: skip
+            np.ascontiguousarray(array[:, sids].swapaxes(0, 1), array.dtype.newbyteorder("<"))
+            .reshape(n, -1)
+            .view(np.uint8)
+            for array in self._arrays()
+        ]
         return [row.tobytes() for row in np.concatenate(parts, axis=1)]
 
     def restore_symbol(self, sid: int, data: bytes) -> None:
@@ -237,12 +286,13 @@ class WindowState:
         """
         self.ensure(sid + 1)
         self.used = max(self.used, sid + 1)
-        targets = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        targets = self._arrays()
         sizes = [t[:, sid].size for t in targets]
         if len(data) != 8 * sum(sizes):
             raise ValueError(
                 f"window state of {len(data)} bytes does not fit {len(self.lengths)} "
-                f"intervals of {self.slots} slots (were the intervals or lateness changed?)"
+                f"intervals of {self.slots} slots (were the intervals, lateness or the filling "
+                "of gaps changed?)"
             )
         offset = 0
         for target, size in zip(targets, sizes, strict=True):
@@ -315,6 +365,29 @@ def _session_window(j, t, s_open, s_close, s_group):
 
 
 @nb.njit(cache=True, nogil=True)
+def _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end):
+    """The start of symbol ``s``'s window after its last bar; -1 unless it is due.
+
+    Due: closed by ``wm`` and starting by ``max_ts``.
+    """
+    last = last_end[j, s]
+    if last == -(2**62):
+        return -1
+    if lengths[j] > 0:
+        b = last
+        e = last + lengths[j]
+    else:
+        g = np.searchsorted(w_start[j, : n_w[j]], last)
+        if g == n_w[j]:
+            return -1
+        b = w_start[j, g]
+        e = w_end[j, g]
+    if e <= wm and b <= max_ts:
+        return b
+    return -1
+
+
+@nb.njit(cache=True, nogil=True)
 def _window_end(j, b, lengths, w_start, w_end, n_w):
     """The end of interval ``j``'s window starting at ``b``."""
     if lengths[j] > 0:
@@ -324,8 +397,8 @@ def _window_end(j, b, lengths, w_start, w_end, n_w):
 
 @nb.njit(cache=True, nogil=True)
 def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, w_start,
-               w_end, n_w, o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close, o_vol,
-               o_pv, o_count):  # fmt: skip
+               w_end, n_w, max_ts, fill, last_end, last_close, o_sid, o_int, o_start, o_end,
+               o_open, o_high, o_low, o_close, o_vol, o_pv, o_count):  # fmt: skip
     n_int, _, n_slot = start.shape  # symbols from n_sym on hold no window
     for j in range(n_int):
         length = lengths[j]
@@ -350,10 +423,15 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, 
                 if (b != -1 and (b_next == -1 or b < b_next)
                         and _window_end(j, b, lengths, w_start, w_end, n_w) <= wm):  # fmt: skip
                     b_next = b
+            if fill:
+                b = _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end)
+                if b != -1 and (b_next == -1 or b < b_next):
+                    b_next = b
         while b_next != -1:
             current = b_next
             b_next = -1
             for s in range(n_sym):
+                emitted = False
                 for q in range(n_slot):
                     b = start[j, s, q]
                     if b != current:
@@ -373,15 +451,39 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, 
                     o_pv[k] = vol[j, s, q, 1]
                     o_count[k] = count[j, s, q]
                     start[j, s, q] = -1
+                    last_end[j, s] = o_end[k]
+                    last_close[j, s] = o_close[k]
                     k += 1
+                    emitted = True
+                if not fill:
+                    continue
+                b = _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end)
+                if b == current and not emitted:  # an interval without trades: a filling bar
+                    p = last_close[j, s]
+                    o_sid[k] = s
+                    o_int[k] = j
+                    o_start[k] = b
+                    o_end[k] = _window_end(j, b, lengths, w_start, w_end, n_w)
+                    o_open[k] = p
+                    o_high[k] = p
+                    o_low[k] = p
+                    o_close[k] = p
+                    o_vol[k] = 0.0
+                    o_pv[k] = 0.0
+                    o_count[k] = 0
+                    last_end[j, s] = o_end[k]
+                    k += 1
+                    b = _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end)
+                if b != -1 and b != current and (b_next == -1 or b < b_next):
+                    b_next = b
     return k
 
 
 @nb.njit(cache=True, nogil=True)
 def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed, n_sym, start,
-               ohlc, vol, count, cur, flags, s_open, s_close, s_group, w_start, w_end, n_w,
-               o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close, o_vol, o_pv,
-               o_count):  # fmt: skip
+               ohlc, vol, count, cur, flags, s_open, s_close, s_group, w_start, w_end, n_w, fill,
+               last_end, last_close, o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close,
+               o_vol, o_pv, o_count):  # fmt: skip
     n_int, _, n_slot = start.shape
     base = lengths[0]
     k = 0
@@ -415,8 +517,9 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
             new_wm = max(t - lateness, clock[1])
             if base == 0 or new_wm >= clock[2]:
                 k = _close_due(new_wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
-                               s_group, w_start, w_end, n_w, o_sid, o_int, o_start, o_end,
-                               o_open, o_high, o_low, o_close, o_vol, o_pv, o_count)  # fmt: skip
+                               s_group, w_start, w_end, n_w, t, fill, last_end, last_close,
+                               o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close,
+                               o_vol, o_pv, o_count)  # fmt: skip
                 if base > 0:
                     clock[2] = new_wm - new_wm % base + base
             wm = max(clock[0] - lateness, clock[1])

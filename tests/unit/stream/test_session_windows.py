@@ -7,6 +7,7 @@ import pytest
 from marketpulse.bus import Batch
 from marketpulse.models import TRADE_SCHEMA
 from marketpulse.stream import Processor, ProcessorSettings
+from marketpulse.stream.checkpoint import CheckpointError
 from marketpulse.stream.sessions import session_windows
 from marketpulse.stream.windows import LATE, WindowState
 
@@ -175,3 +176,71 @@ def test_daily_bars_streaming_equals_batch_and_survive_a_checkpoint():
         second.restore("ticks", 0, compacted)
         outputs += [*run(second, parts[split:]), second.finish()]
         assert rows(outputs) == expected
+
+
+# Filling the intervals without trades.
+
+
+def test_filling_closes_empty_intervals_with_the_previous_close():
+    state = WindowState([MINUTE, 0], 0, sessions=[session_windows("d", "XNYS")], fill=True)
+    t0 = utc("2013-10-07T14:00")
+    flags, closed = add(state, [
+        (0, t0, 10.0, 2), (0, t0 + 30 * S, 11.0, 1),
+        (1, t0 + 3 * MINUTE, 7.0, 1),              # symbol 1 first trades at 14:03
+        (0, t0 + 3 * MINUTE + S, 12.0, 1),         # 14:01 and 14:02 without trades
+        (1, utc("2013-10-09T14:00"), 8.0, 1),      # 10-08: a session without trades
+    ])  # fmt: skip
+    assert not flags.any()
+    closed += bars(state.close_all())
+    minute = [(b["sid"], (b["start"] - t0) // MINUTE, b["close"], b["volume"], b["count"])
+              for b in closed if b["interval"] == 0]  # fmt: skip
+    # nothing before a symbol's first bar; every minute after it, up to the newest trade
+    assert minute[:6] == [
+        (0, 0, 11.0, 3.0, 2), (0, 1, 11.0, 0.0, 0), (0, 2, 11.0, 0.0, 0),
+        (0, 3, 12.0, 1.0, 1), (1, 3, 7.0, 1.0, 1), (0, 4, 12.0, 0.0, 0),
+    ]  # fmt: skip
+    last = (utc("2013-10-09T14:00") - t0) // MINUTE
+    assert [m[1] for m in minute if m[0] == 0] == list(range(last + 1))
+    assert [m[1] for m in minute if m[0] == 1] == list(range(3, last + 1))
+    fills = [b for b in closed if b["count"] == 0]
+    assert all(b["open"] == b["high"] == b["low"] == b["close"] for b in fills)
+    daily = [(b["sid"], b["start"], b["close"], b["count"]) for b in closed if b["interval"] == 1]
+    assert daily == [
+        (0, utc("2013-10-07T13:30"), 12.0, 3),
+        (1, utc("2013-10-07T13:30"), 7.0, 1),
+        (0, utc("2013-10-08T13:30"), 12.0, 0),
+        (1, utc("2013-10-08T13:30"), 7.0, 0),
+        (0, utc("2013-10-09T13:30"), 12.0, 0),  # filled: it starts before the newest trade
+        (1, utc("2013-10-09T13:30"), 8.0, 1),
+    ]
+
+
+FILLED = ProcessorSettings(
+    intervals=("1m", "4h", "1d"), lateness=2.0, session_calendar="XNYS", fill_gaps=True
+)
+
+
+def test_filled_bars_streaming_equals_batch_across_a_checkpoint():
+    data = trades(n=1_500)
+    whole = Processor(FILLED)
+    expected = rows([*run(whole, batches(data, [])), whole.finish()])
+    filled = [b for b in expected[0] if b["trades"] == 0]
+    assert len(filled) > 10_000 and all(b["volume"] == 0 for b in filled)
+    rng = np.random.default_rng(5)
+    cuts = sorted(rng.choice(np.arange(1, data.num_rows), 40, replace=False).tolist())
+    first = Processor(FILLED)
+    parts = batches(data, cuts)
+    outputs = run(first, parts[:20])
+    compacted = dict(first.checkpoint("ticks", 0))
+    second = Processor(FILLED)
+    second.restore("ticks", 0, compacted)
+    outputs += [*run(second, parts[20:]), second.finish()]
+    assert rows(outputs) == expected
+    # a state written with filling is refused without it, and the reverse
+    with pytest.raises(CheckpointError, match="written with --fill-gaps"):
+        Processor(SETTINGS_1M_1D).restore("ticks", 0, compacted)
+
+
+SETTINGS_1M_1D = ProcessorSettings(
+    intervals=("1m", "4h", "1d"), lateness=2.0, session_calendar="XNYS"
+)
