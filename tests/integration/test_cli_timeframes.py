@@ -135,3 +135,23 @@ def test_fill_gaps_takes_no_value(cli, tmp_path):
     assert result.returncode == 2
     assert "--fill-gaps" in result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_backfill_with_daily_bars_and_filling_equals_the_replay(cli, sql, tmp_path):
+    """Streaming equals batch with 4h, 1d and --fill-gaps: `replay` and `backfill --file`."""
+    live, batch = tmp_path / "live", tmp_path / "batch"
+    env = {"MARKETPULSE_SESSION_CALENDAR": "XNYS"}
+    options = ("--intervals", "5m,4h,1d", "--fill-gaps")
+    cli("replay", LEAN_TRADES, *options, "--lake", live, "--alerts-file", tmp_path / "a.jsonl",
+        env=env)  # fmt: skip
+    cli("backfill", "--file", LEAN_TRADES, *options, "--lake", batch, env=env)
+    bar_key = "symbol, timeframe, bar_start"
+    for table, key in (("bars", bar_key), ("indicators", bar_key), ("alerts", "id")):
+        query = f"SELECT * EXCLUDE (period) FROM {table} ORDER BY {key}"
+        expected = sql(live, query)
+        assert len(expected) > 0
+        assert sql(batch, query) == expected, table
+    timeframes = sql(live, "SELECT timeframe, count(*) AS n FROM bars GROUP BY 1 ORDER BY 1")
+    assert timeframes == [
+        {"timeframe": "1d", "n": 4}, {"timeframe": "4h", "n": 16}, {"timeframe": "5m", "n": 4 * 192}
+    ]  # fmt: skip
