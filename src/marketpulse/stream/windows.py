@@ -420,9 +420,14 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, 
         for s in range(n_sym):
             for q in range(n_slot):
                 b = start[j, s, q]
-                if (b != -1 and (b_next == -1 or b < b_next)
-                        and _window_end(j, b, lengths, w_start, w_end, n_w) <= wm):  # fmt: skip
-                    b_next = b
+                if b != -1 and (b_next == -1 or b < b_next):
+                    e = (
+                        b + length
+                        if length > 0
+                        else _window_end(j, b, lengths, w_start, w_end, n_w)
+                    )
+                    if e <= wm:
+                        b_next = b
             if fill:
                 b = _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end)
                 if b != -1 and (b_next == -1 or b < b_next):
@@ -436,13 +441,21 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, 
                     b = start[j, s, q]
                     if b != current:
                         if b != -1 and (b_next == -1 or b < b_next):
-                            if _window_end(j, b, lengths, w_start, w_end, n_w) <= wm:
+                            if (
+                                b + length
+                                if length > 0
+                                else _window_end(j, b, lengths, w_start, w_end, n_w)
+                            ) <= wm:
                                 b_next = b
                         continue
                     o_sid[k] = s
                     o_int[k] = j
                     o_start[k] = b
-                    o_end[k] = _window_end(j, b, lengths, w_start, w_end, n_w)
+                    o_end[k] = (
+                        b + length
+                        if length > 0
+                        else _window_end(j, b, lengths, w_start, w_end, n_w)
+                    )
                     o_open[k] = ohlc[j, s, q, 0]
                     o_high[k] = ohlc[j, s, q, 1]
                     o_low[k] = ohlc[j, s, q, 2]
@@ -463,7 +476,11 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, 
                     o_sid[k] = s
                     o_int[k] = j
                     o_start[k] = b
-                    o_end[k] = _window_end(j, b, lengths, w_start, w_end, n_w)
+                    o_end[k] = (
+                        b + length
+                        if length > 0
+                        else _window_end(j, b, lengths, w_start, w_end, n_w)
+                    )
                     o_open[k] = p
                     o_high[k] = p
                     o_low[k] = p
@@ -485,6 +502,9 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                last_end, last_close, o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close,
                o_vol, o_pv, o_count):  # fmt: skip
     n_int, _, n_slot = start.shape
+    n_fixed = 0
+    while n_fixed < n_int and lengths[n_fixed] > 0:
+        n_fixed += 1
     base = lengths[0]
     k = 0
     for i in range(len(ts)):
@@ -522,41 +542,49 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                                o_vol, o_pv, o_count)  # fmt: skip
                 if base > 0:
                     clock[2] = new_wm - new_wm % base + base
-            wm = max(clock[0] - lateness, clock[1])
+            if n_fixed < n_int:  # the session windows closed just now take no more trades
+                wm = max(clock[0] - lateness, clock[1])
         p = price[i]
         z = size[i]
-        for j in range(n_int):
+        for j in range(n_fixed):
             length = lengths[j]
             b = cur[j, s, 0]
             q = cur[j, s, 1]
-            if length == 0:
-                g = _session_window(j, t, s_open, s_close, s_group)
-                if g < 0 or w_end[j, g] <= wm:
-                    continue  # outside every session, or its window has closed
-                b = w_start[j, g]
-                q = g % n_slot
-                cur[j, s, 0] = b
-                cur[j, s, 1] = q
-            elif not (b <= t < b + length):
+            if not (b <= t < b + length):
                 b = t - t % length
                 q = (b // length) % n_slot
                 cur[j, s, 0] = b
                 cur[j, s, 1] = q
-            if start[j, s, q] != b:
-                start[j, s, q] = b
-                ohlc[j, s, q, 0] = p
-                ohlc[j, s, q, 1] = p
-                ohlc[j, s, q, 2] = p
-                vol[j, s, q, 0] = 0.0
-                vol[j, s, q, 1] = 0.0
-                count[j, s, q] = 0
-            else:
-                if p > ohlc[j, s, q, 1]:
-                    ohlc[j, s, q, 1] = p
-                if p < ohlc[j, s, q, 2]:
-                    ohlc[j, s, q, 2] = p
-            ohlc[j, s, q, 3] = p
-            vol[j, s, q, 0] += z
-            vol[j, s, q, 1] += p * z
-            count[j, s, q] += 1
+            _update(j, s, q, b, p, z, start, ohlc, vol, count)
+        for j in range(n_fixed, n_int):
+            g = _session_window(j, t, s_open, s_close, s_group)
+            if g < 0 or w_end[j, g] <= wm:
+                continue  # outside every session, or its window has closed
+            b = w_start[j, g]
+            q = g % n_slot
+            cur[j, s, 0] = b
+            cur[j, s, 1] = q
+            _update(j, s, q, b, p, z, start, ohlc, vol, count)
     return k
+
+
+@nb.njit(cache=True, nogil=True)
+def _update(j, s, q, b, p, z, start, ohlc, vol, count):
+    """Add a trade to interval ``j``'s window of symbol ``s`` in slot ``q``, starting at ``b``."""
+    if start[j, s, q] != b:
+        start[j, s, q] = b
+        ohlc[j, s, q, 0] = p
+        ohlc[j, s, q, 1] = p
+        ohlc[j, s, q, 2] = p
+        vol[j, s, q, 0] = 0.0
+        vol[j, s, q, 1] = 0.0
+        count[j, s, q] = 0
+    else:
+        if p > ohlc[j, s, q, 1]:
+            ohlc[j, s, q, 1] = p
+        if p < ohlc[j, s, q, 2]:
+            ohlc[j, s, q, 2] = p
+    ohlc[j, s, q, 3] = p
+    vol[j, s, q, 0] += z
+    vol[j, s, q, 1] += p * z
+    count[j, s, q] += 1
