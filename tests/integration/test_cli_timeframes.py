@@ -66,6 +66,25 @@ def test_replay_builds_4h_and_session_daily_bars_equal_to_pandas(cli, sql, tmp_p
     assert len(four) == 4 * 4  # 08:00, 12:00, 16:00 and 20:00 for each symbol
     assert sql(lake, "SELECT count(*) AS n FROM dlq")[0]["n"] == 0
 
+    # the API serves them: its timeframe parameter takes any interval
+    from fastapi.testclient import TestClient
+
+    from marketpulse.serve import LakeData, LakeMarket, ServeSettings, create_app
+
+    data = LakeData(lake)
+    app = create_app(ServeSettings(), data, LakeMarket(data))
+    with TestClient(app, base_url="http://localhost:8050") as client:
+        assert client.get("/api/timeframes").json() == ["1m", "4h", "1d"]
+        four_h = client.get("/api/bars", params={"symbol": "SPY", "timeframe": "4h"}).json()
+        assert len(four_h) == 4
+        (day,) = client.get("/api/bars", params={"symbol": "SPY", "timeframe": "1d"}).json()
+        assert (day["bar_start"], day["bar_end"]) == (
+            "2013-10-07T13:30:00Z",
+            "2013-10-07T20:00:00Z",
+        )
+        assert day["close"] == expected.loc["SPY", "close"]
+    data.close()
+
 
 def test_run_accepts_daily_bars_and_leaves_the_open_day_open(cli, sql, tmp_path):
     lake = tmp_path / "lake"

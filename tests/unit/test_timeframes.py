@@ -101,3 +101,15 @@ def test_indicator_keys_are_stable_and_distinct():
 def test_sort_key_orders_shortest_first_then_days_and_weeks():
     names = ["1w", "1d", "4h", "90s", "1m", "15m", "bogus"]
     assert sorted(names, key=sort_key) == ["bogus", "1m", "90s", "15m", "4h", "1d", "1w"]
+
+
+def test_the_api_and_the_dashboard_take_any_timeframe():
+    from marketpulse.serve.dashboard import Dashboard
+    from marketpulse.serve.exceptions import ServeError
+    from marketpulse.serve.params import check_timeframe
+
+    for name in ("4h", "90s", "30m", "1d", "1w"):
+        assert check_timeframe(name) == name
+        Dashboard.check_interval(name)  # no error
+    with pytest.raises(ServeError, match="--interval: not a timeframe: '7x'"):
+        Dashboard.check_interval("7x")
