@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -214,7 +215,9 @@ class Settings:
     ``MARKETPULSE_PLUGINS`` separates them with commas. ``metrics_port``: the
     TCP port on which ``produce``, ``process`` and the sinks serve ``/metrics``,
     ``/healthz`` and ``/readyz`` (0: none); ``metrics_host``: the address it
-    listens on.
+    listens on. ``indicators``: the declared indicators (``ema(50)``,
+    ``bb=bbands(20, 2.5)``; :mod:`marketpulse.indicators`); empty: the default
+    thirteen columns.
     """
 
     lake: str = "./data/lake"
@@ -233,6 +236,7 @@ class Settings:
     metrics_port: int = field(default=0, metadata={"min": 0, "max": 65535})
     metrics_host: str = METRICS_HOST
     plugins: tuple[str, ...] = ()
+    indicators: tuple[str, ...] = ()
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
     influx_url: Secret = field(default_factory=lambda: Secret(""))
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
@@ -267,7 +271,8 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
             return value if isinstance(value, Secret) else Secret(str(value))
         if origin is tuple:
             if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
+                # commas inside parentheses belong to an item: "ema(50), bbands(20, 2.5)"
+                value = [v.strip() for v in re.split(r",(?![^()]*\))", value) if v.strip()]
             if not isinstance(value, list | tuple):
                 raise TypeError
             return tuple(str(v) for v in value)

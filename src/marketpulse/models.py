@@ -25,6 +25,7 @@ feed, the processor and the sinks agree on column names and types.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "DATASET_NAME",
     "DLQ_SCHEMA",
     "INDICATOR_COLUMNS",
+    "INDICATOR_KEY_COLUMNS",
     "INDICATOR_SCHEMA",
     "INTERVALS",
     "QUOTE_SCHEMA",
@@ -54,6 +56,8 @@ __all__ = [
     "decode_tick",
     "decode_tick_json",
     "encode",
+    "indicator_schema",
+    "indicators_struct",
     "interval_ns",
     "is_dataset_name",
 ]
@@ -329,17 +333,39 @@ BAR_SCHEMA = pa.schema(
     ]
 )
 
-INDICATOR_SCHEMA = pa.schema(
-    [
-        ("symbol", pa.string()),
-        ("timeframe", pa.string()),
-        ("bar_start", pa.int64()),
-        ("bar_end", pa.int64()),
-        ("close", pa.float64()),
-    ]
-    + [(name, pa.float64()) for name in INDICATOR_COLUMNS]
-    + [("dataset", pa.string())]
-)
+
+@functools.lru_cache(maxsize=64)
+def indicator_schema(columns: tuple[str, ...] = INDICATOR_COLUMNS) -> pa.Schema:
+    """The ``indicators`` table's schema for the declared ``columns`` (in order)."""
+    return pa.schema(
+        [
+            ("symbol", pa.string()),
+            ("timeframe", pa.string()),
+            ("bar_start", pa.int64()),
+            ("bar_end", pa.int64()),
+            ("close", pa.float64()),
+        ]
+        + [(name, pa.float64()) for name in columns]
+        + [("dataset", pa.string())]
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def indicators_struct(columns: tuple[str, ...] = INDICATOR_COLUMNS) -> type[msgspec.Struct]:
+    """The wire struct of an ``indicators`` record with the declared ``columns``."""
+    if columns == INDICATOR_COLUMNS:
+        return Indicators
+    fields = [("symbol", str), ("timeframe", str), ("bar_start", int), ("bar_end", int),
+              ("close", float)]  # fmt: skip
+    fields += [(name, float | None, None) for name in columns]
+    fields.append(("dataset", str | None, None))
+    return msgspec.defstruct("Indicators", fields, frozen=True)
+
+
+#: Key and bar columns of every ``indicators`` row; the rest are declared indicator columns.
+INDICATOR_KEY_COLUMNS: tuple[str, ...] = ("symbol", "timeframe", "bar_start", "bar_end", "close")
+
+INDICATOR_SCHEMA = indicator_schema(INDICATOR_COLUMNS)
 
 ALERT_SCHEMA = pa.schema(
     [

@@ -429,3 +429,67 @@ def test_api_docs_page_renders_every_operation(page, tmp_path):
         assert start.strip().startswith("string")
         _shot(page, "docs")
     assert console_errors == [], console_errors
+
+
+def test_the_indicator_pane_draws_any_declared_indicator_the_user_picks(page, tmp_path):
+    """A lake written with declared indicators: the select lists them; the pane draws the pick."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "marketpulse", "replay", str(LEAN / "trades.csv.gz"),
+         "--intervals", "1m", "--lake", str(tmp_path / "lake"), "--speed", "max",
+         "--indicators", "ema(50), rsi(7), bb=bbands(20, 2.5)"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with _serve(tmp_path, "dashboard", "--lake", str(tmp_path / "lake")) as url:
+        rows = page.request.get(
+            url + "api/indicators", params={"symbol": "SPY", "timeframe": "1m", "limit": 600}
+        ).json()
+        page.goto(url + "symbol?symbol=SPY&timeframe=1m")
+        chart = page.locator("#chart")
+        _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "candles")
+        options = page.eval_on_selector_all("#indicator option", "o => o.map(x => x.value)")
+        assert options == ["ema_50", "rsi_7", "bb_upper", "bb_middle", "bb_lower"]
+        assert chart.get_attribute("data-indicator") == "rsi_7"  # the first RSI column
+        assert int(chart.get_attribute("data-rsi")) == 0  # rsi_14 was not declared
+
+        def pane():
+            return page.evaluate(
+                """() => document.getElementById('chart').data.filter(t => t.yaxis === 'y3')
+                    .map(t => ({name: t.name, y: t.y}))"""
+            )
+
+        (drawn,) = pane()
+        assert drawn["name"] == "RSI 7" and drawn["y"] == [r["rsi_7"] for r in rows]
+        page.select_option("#indicator", "ema_50")
+        _poll(lambda: chart.get_attribute("data-indicator") == "ema_50", "the picked indicator")
+        (drawn,) = pane()
+        assert drawn["name"] == "EMA 50" and drawn["y"] == [r["ema_50"] for r in rows]
+        points = sum(r["ema_50"] is not None for r in rows)
+        assert int(chart.get_attribute("data-indicator-points")) == points > 100
+        assert page.locator("#chart .yaxislayer-above .y3tick").count() > 0  # drawn, on its scale
+        assert "indicator=ema_50" in page.url
+        # no trace of a classic column the run did not declare
+        names = page.evaluate("() => document.getElementById('chart').data.map(t => t.name)")
+        assert "SMA 20" not in names and "MACD" not in names and "BB upper" in names
+        page.reload()  # the pick is the page's address
+        _poll(lambda: chart.get_attribute("data-indicator") == "ema_50", "the pick kept")
+        _shot(page, "symbol-declared-indicator")
+
+
+def test_a_live_run_with_declared_indicators_charts_them_as_they_close(page, tmp_path):
+    with _serve(
+        tmp_path, "run", "--symbols", "3", "--rate", "500", "--intervals", "1s",
+        "--indicators", "ema(5), rsi(7)", "--lake", str(tmp_path / "lake"), "--duration", "300",
+        "--updates-per-s", "10",
+    ) as url:  # fmt: skip
+        page.goto(url + "symbol?timeframe=1s")
+        chart = page.locator("#chart")
+        _poll(lambda: int(chart.get_attribute("data-live") or 0) >= 10, "bars pushed live")
+        options = page.eval_on_selector_all("#indicator option", "o => o.map(x => x.value)")
+        assert options == ["ema_5", "rsi_7"]
+        _poll(lambda: int(chart.get_attribute("data-indicator-points") or 0) > 5, "RSI 7 drawn")
+        assert chart.get_attribute("data-indicator") == "rsi_7"
+        page.select_option("#indicator", "ema_5")
+        _poll(lambda: chart.get_attribute("data-indicator") == "ema_5", "the picked indicator")
+        assert int(chart.get_attribute("data-indicator-points")) > 5

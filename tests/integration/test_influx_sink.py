@@ -7,7 +7,7 @@ import re
 import pyarrow as pa
 import pytest
 
-from marketpulse.models import BAR_SCHEMA
+from marketpulse.models import BAR_SCHEMA, INDICATOR_COLUMNS
 from marketpulse.sinks import InfluxSink, SinkError, SinkUnavailableError
 from marketpulse.sinks.influx import INFLUX_TABLES
 
@@ -30,6 +30,8 @@ def test_replay_into_influx_equals_the_lake(cli, sql, tmp_path, influx_url, infl
     db = _database(influx_url)
     for table in ("bars", "indicators", "alerts"):
         tags, fields, _ = INFLUX_TABLES[table]
+        if table == "indicators":  # the run's declared columns: the default set
+            fields = (*fields, *INDICATOR_COLUMNS)
         columns = ", ".join(
             f"epoch_ns({c}) AS {c}" if c == "bar_end"
             else f"to_json({c})::VARCHAR AS {c}" if c == "details" else c

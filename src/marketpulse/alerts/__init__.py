@@ -11,6 +11,7 @@ from marketpulse.alerts.notifiers import JsonLinesNotifier, Notifier
 from marketpulse.alerts.rules import (
     RULE_TYPES,
     BollingerRule,
+    CrossRule,
     MacdCrossRule,
     PctChangeRule,
     PriceCrossRule,
@@ -23,6 +24,7 @@ __all__ = [
     "RULE_TYPES",
     "AlertEngine",
     "BollingerRule",
+    "CrossRule",
     "JsonLinesNotifier",
     "MacdCrossRule",
     "Notifier",

@@ -12,6 +12,7 @@ import numpy as np
 
 from marketpulse.alerts.rules import (
     BollingerRule,
+    CrossRule,
     MacdCrossRule,
     PctChangeRule,
     PriceCrossRule,
@@ -43,14 +44,16 @@ def needs(rule: Rule) -> dict[str, set[int]]:
             return {"close": {0, 1}}
         case PctChangeRule():
             return {"close": {0, rule.window}}
-        case RsiRule():
-            return {"rsi_14": {0, 1}}
-        case MacdCrossRule():
-            return {"macd": {0, 1}, "macd_signal": {0, 1}}
-        case BollingerRule():
-            return {"close": {0, 1}, "bb_upper": {0, 1}, "bb_lower": {0, 1}}
-        case VolumeSpikeRule():
-            return {"volume": {0}, "volume_sma_20": {0}}
+        case RsiRule(column=column):
+            return {column: {0, 1}}
+        case MacdCrossRule(column=column):
+            return {column: {0, 1}, f"{column}_signal": {0, 1}}
+        case BollingerRule(bands=bands):
+            return {"close": {0, 1}, f"{bands}_upper": {0, 1}, f"{bands}_lower": {0, 1}}
+        case VolumeSpikeRule(average=average):
+            return {"volume": {0}, average: {0}}
+        case CrossRule(column=column, over=over):
+            return {column: {0, 1}} | ({over: {0, 1}} if over else {})
     raise RulesError(f"rule {rule.name!r}: unsupported rule type {type(rule).__name__}")
 
 
@@ -79,10 +82,10 @@ def condition(rule: Rule, b: Batch) -> tuple[np.ndarray, dict[str, np.ndarray | 
                 "pct_change": pct,
                 "threshold": float(t),
             }
-        case RsiRule(above=above, below=below):
-            c, p = b.cur("rsi_14"), b.lag("rsi_14", 1)
+        case RsiRule(above=above, below=below, column=column):
+            c, p = b.cur(column), b.lag(column, 1)
             mask = np.zeros(c.size, dtype=bool)
-            values: dict[str, np.ndarray | float] = {"rsi_14": c, "prev_rsi_14": p}
+            values: dict[str, np.ndarray | float] = {column: c, f"prev_{column}": p}
             if above is not None:
                 mask |= (p < above) & (c >= above)
                 values["above"] = float(above)
@@ -90,31 +93,43 @@ def condition(rule: Rule, b: Batch) -> tuple[np.ndarray, dict[str, np.ndarray | 
                 mask |= (p > below) & (c <= below)
                 values["below"] = float(below)
             return mask, values
-        case MacdCrossRule():
-            m, s = b.cur("macd"), b.cur("macd_signal")
-            pm, ps = b.lag("macd", 1), b.lag("macd_signal", 1)
+        case MacdCrossRule(column=line):
+            signal = f"{line}_signal"
+            m, s = b.cur(line), b.cur(signal)
+            pm, ps = b.lag(line, 1), b.lag(signal, 1)
             d, pd = m - s, pm - ps
             return _pick(rule.direction, (pd < 0) & (d >= 0), (pd >= 0) & (d < 0)), {
-                "macd": m,
-                "macd_signal": s,
-                "prev_macd": pm,
-                "prev_macd_signal": ps,
+                line: m,
+                signal: s,
+                f"prev_{line}": pm,
+                f"prev_{signal}": ps,
             }
-        case BollingerRule():
-            c, u, lo = b.cur("close"), b.cur("bb_upper"), b.cur("bb_lower")
-            pc, pu, pl = b.lag("close", 1), b.lag("bb_upper", 1), b.lag("bb_lower", 1)
+        case BollingerRule(bands=bands):
+            upper, lower = f"{bands}_upper", f"{bands}_lower"
+            c, u, lo = b.cur("close"), b.cur(upper), b.cur(lower)
+            pc, pu, pl = b.lag("close", 1), b.lag(upper, 1), b.lag(lower, 1)
             up, down = (pc <= pu) & (c > u), (pc >= pl) & (c < lo)
             return _pick(rule.direction, up, down), {
                 "close": c,
-                "bb_upper": u,
-                "bb_lower": lo,
+                upper: u,
+                lower: lo,
                 "prev_close": pc,
-                "prev_bb_upper": pu,
-                "prev_bb_lower": pl,
+                f"prev_{upper}": pu,
+                f"prev_{lower}": pl,
             }
-        case VolumeSpikeRule(k=k):
-            v, avg = b.cur("volume"), b.cur("volume_sma_20")
-            return v > k * avg, {"volume": v, "volume_sma_20": avg, "k": float(k)}
+        case VolumeSpikeRule(k=k, average=average):
+            v, avg = b.cur("volume"), b.cur(average)
+            return v > k * avg, {"volume": v, average: avg, "k": float(k)}
+        case CrossRule(column=column, over=over, level=level):
+            c, p = b.cur(column), b.lag(column, 1)
+            if over is not None:
+                o, po = b.cur(over), b.lag(over, 1)
+                values = {column: c, over: o, f"prev_{column}": p, f"prev_{over}": po}
+            else:
+                o = po = float(level)
+                values = {column: c, f"prev_{column}": p, "level": o}
+            up, down = (p < po) & (c >= o), (p >= po) & (c < o)
+            return _pick(rule.direction, up, down), values
     raise RulesError(f"rule {rule.name!r}: unsupported rule type {type(rule).__name__}")
 
 
@@ -138,26 +153,33 @@ def message(rule: Rule, symbol: str, timeframe: str, v: dict[str, float | None])
                 f"{head} close {'up' if pct > 0 else 'down'} {abs(pct):.2f}% over {n} bars "
                 f"({_num(v['ref_close'])} -> {_num(v['close'])})"
             )
-        case RsiRule(above=above, below=below):
-            rsi = v["rsi_14"] or 0.0
+        case RsiRule(above=above, below=below, column=column):
+            rsi = v[column] or 0.0
             side, level = (
                 ("above", above) if above is not None and rsi >= above else ("below", below)
             )
             return f"{head} RSI {rsi:.1f} crossed {side} {level:g}"
-        case MacdCrossRule():
-            bull = (v["macd"] or 0.0) >= (v["macd_signal"] or 0.0)
+        case MacdCrossRule(column=line):
+            signal = f"{line}_signal"
+            bull = (v[line] or 0.0) >= (v[signal] or 0.0)
             return (
                 f"{head} MACD {'bullish' if bull else 'bearish'} cross: MACD "
-                f"{_num(v['macd'])} crossed {'above' if bull else 'below'} signal "
-                f"{_num(v['macd_signal'])}"
+                f"{_num(v[line])} crossed {'above' if bull else 'below'} signal "
+                f"{_num(v[signal])}"
             )
-        case BollingerRule():
-            up = (v["close"] or 0.0) > (v["bb_upper"] or 0.0)
-            band = _num(v["bb_upper"] if up else v["bb_lower"])
+        case BollingerRule(bands=bands):
+            up = (v["close"] or 0.0) > (v[f"{bands}_upper"] or 0.0)
+            band = _num(v[f"{bands}_upper"] if up else v[f"{bands}_lower"])
             side = "above the upper" if up else "below the lower"
             return f"{head} close {_num(v['close'])} broke {side} Bollinger band {band}"
-        case VolumeSpikeRule():
-            vol, avg = v["volume"] or 0.0, v["volume_sma_20"] or 0.0
+        case VolumeSpikeRule(average=average):
+            vol, avg = v["volume"] or 0.0, v[average] or 0.0
             ratio = f"{vol / avg:.1f}x" if avg > 0 else "far above"
-            return f"{head} volume {vol:,.0f} is {ratio} its 20-bar average {avg:,.0f}"
+            label = "20-bar average" if average == "volume_sma_20" else f"average ({average})"
+            return f"{head} volume {vol:,.0f} is {ratio} its {label} {avg:,.0f}"
+        case CrossRule(column=column, over=over, level=level):
+            target = over if over is not None else f"{level:g}"
+            value = v[over] if over is not None else level
+            side = "above" if (v[column] or 0.0) >= (value or 0.0) else "below"
+            return f"{head} {column} {_num(v[column])} crossed {side} {target} {_num(value)}"
     return f"{head} {rule.name}"

@@ -106,10 +106,11 @@ class PctChangeRule(Rule, tag="pct_change", kw_only=True):
 
 
 class RsiRule(Rule, tag="rsi", kw_only=True):
-    """``rsi_14`` crosses into the zone at or above ``above`` / at or below ``below``."""
+    """``column`` (an RSI) crosses into the zone at or above ``above`` / at or below ``below``."""
 
     above: float | None = None
     below: float | None = None
+    column: str = "rsi_14"
 
     def _problems(self) -> Iterator[tuple[str, str]]:
         yield from super()._problems()
@@ -123,21 +124,42 @@ class RsiRule(Rule, tag="rsi", kw_only=True):
 
 
 class MacdCrossRule(Rule, tag="macd_cross", kw_only=True):
-    """``macd`` crosses ``macd_signal`` (``up``: bullish, ``down``: bearish)."""
+    """``column`` crosses ``column_signal`` (``up``: bullish, ``down``: bearish)."""
 
     direction: str = "both"
+    column: str = "macd"
 
 
 class BollingerRule(Rule, tag="bollinger", kw_only=True):
-    """Close moves outside the bands (``up``: above ``bb_upper``, ``down``: below ``bb_lower``)."""
+    """Close moves outside the bands ``bands`` (up: above its upper, down: below its lower)."""
 
     direction: str = "both"
+    bands: str = "bb"
+
+
+class CrossRule(Rule, tag="cross", kw_only=True):
+    """``column`` crosses another column ``over`` or a ``level`` (up: from below to at-or-above).
+
+    Any declared indicator or bar field: ``column: ema_50, over: ema_200`` is a
+    golden (up) or death (down) cross.
+    """
+
+    column: str
+    over: str | None = None
+    level: float | None = None
+    direction: str = "both"
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from super()._problems()
+        if (self.over is None) == (self.level is None):
+            yield "over", "cross rule needs exactly one of 'over' (a column) or 'level' (a number)"
 
 
 class VolumeSpikeRule(Rule, tag="volume_spike", kw_only=True):
-    """``volume > k * volume_sma_20`` (level-triggered, held back by the cooldown)."""
+    """``volume > k * average`` (level-triggered, held back by the cooldown)."""
 
     k: float = 3.0
+    average: str = "volume_sma_20"
     severity: str = "warning"
 
     def _problems(self) -> Iterator[tuple[str, str]]:
@@ -156,5 +178,6 @@ RULE_TYPES: dict[str, type[Rule]] = {
         MacdCrossRule,
         BollingerRule,
         VolumeSpikeRule,
+        CrossRule,
     )
 }

@@ -40,7 +40,7 @@ from marketpulse.sinks.lake import (
     SOURCE_NAME,
     stable_order,
 )
-from marketpulse.sinks.lake_layout import partition_columns, partitions
+from marketpulse.sinks.lake_layout import PERIOD, partition_columns, partitions
 from marketpulse.sinks.lake_segments import FILE_NAME
 from marketpulse.sinks.lake_store import LocalStore, Staged, Store
 
@@ -205,8 +205,10 @@ def _compact_partition(
         parts = []
         for name in names:
             with store.filesystem.open_input_file(store.path(f"{directory}/{name}")) as file:
-                parts.append(pq.read_table(file, schema=LAKE_SCHEMAS[table]))
-        rows = pa.concat_tables(parts)
+                # indicators files hold the columns their run declared
+                schema = None if table == "indicators" else LAKE_SCHEMAS[table]
+                parts.append(pq.read_table(file, schema=schema))
+        rows = pa.concat_tables(parts, promote_options="default")
         if SORT_KEYS[table]:
             rows = rows.take(stable_order(rows, SORT_KEYS[table]))
         merged[target] = rows
@@ -381,7 +383,7 @@ def _hive_type(kind: pa.DataType) -> str:
     return _HIVE_TYPES[kind]
 
 
-def bars_with_indicators_select(prefix: str = "") -> str:
+def bars_with_indicators_select(prefix: str = "", indicators: Sequence[str] | None = None) -> str:
     """The query of the view ``bars_with_indicators`` (DuckDB, Athena and Trino alike).
 
     Each bar with the indicators of the same bar: bars joined with indicators
@@ -390,11 +392,16 @@ def bars_with_indicators_select(prefix: str = "") -> str:
 
     Args:
         prefix: put before the table names, such as ``marketpulse.``.
+        indicators: the indicators table's columns (its declared indicators
+            included); default: the table's schema (the 13 default columns).
     """
-    bars, indicators = LAKE_SCHEMAS["bars"], LAKE_SCHEMAS["indicators"]
+    bars = LAKE_SCHEMAS["bars"]
+    names = LAKE_SCHEMAS["indicators"].names if indicators is None else list(indicators)
     columns = [*_JOIN_KEY]
     columns += [f"b.{name}" for name in bars.names if name not in _JOIN_KEY]
-    for name in indicators.names:
+    for name in names:
+        if name == PERIOD:
+            continue
         if name == "vwap":
             columns.append("i.vwap AS session_vwap")
         elif name not in _JOIN_KEY and name not in bars.names:

@@ -237,7 +237,10 @@ def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> set[str]:
     if not store.location.is_s3 and not store.location.exists():
         raise AnalyticsError(f"no lake at {store.base}: not a directory")
     empty = {table for table in ROW_SCHEMAS if not _create_view(con, store, table)}
-    con.execute(f"CREATE OR REPLACE VIEW bars_with_indicators AS {BARS_WITH_INDICATORS}")
+    # the indicators view's columns: the 13 default ones and those declared by any run
+    names = [row[0] for row in con.execute("DESCRIBE indicators").fetchall()]
+    select = bars_with_indicators_select(indicators=names)
+    con.execute(f"CREATE OR REPLACE VIEW bars_with_indicators AS {select}")
     return empty
 
 

@@ -24,15 +24,17 @@ from marketpulse.models import (
     BAR_SCHEMA,
     CUSTOM_SCHEMA,
     DLQ_SCHEMA,
+    INDICATOR_KEY_COLUMNS,
     INDICATOR_SCHEMA,
     TRADE_SCHEMA,
     Alert,
     Bar,
     CustomValue,
     DeadLetter,
-    Indicators,
     Quote,
     Trade,
+    indicator_schema,
+    indicators_struct,
 )
 
 __all__ = [
@@ -62,7 +64,6 @@ _encoder = msgspec.json.Encoder()
 _extra_decoder = msgspec.json.Decoder(dict)
 _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
     "bars": Bar,
-    "indicators": Indicators,
     "alerts": Alert,
     "custom": CustomValue,
     "trades": _StoredTrade,
@@ -117,7 +118,9 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
     elif kind == "bars":
         rows = map(Bar, *(columns[name] for name in BAR_SCHEMA.names))
     elif kind == "indicators":
-        rows = map(Indicators, *(columns[name] for name in INDICATOR_SCHEMA.names))
+        declared = tuple(n for n in names if n not in INDICATOR_KEY_COLUMNS and n != "dataset")
+        struct = indicators_struct(declared)
+        rows = map(struct, *(columns[name] for name in indicator_schema(declared).names))
     elif kind == "custom":
         rows = map(CustomValue, *(columns[name] for name in CUSTOM_SCHEMA.names))
     elif kind == "trades":
@@ -232,6 +235,8 @@ def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tupl
         the table, and the index and error of every record that failed to decode
         (left out of the table).
     """
+    if kind == "indicators":
+        return _decode_indicators(values)
     schema = _SCHEMAS[kind]
     errors: list[tuple[int, str]] = []
     try:
@@ -248,6 +253,62 @@ def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tupl
         return schema.empty_table(), errors
     columns = {name: [getattr(row, name) for row in rows] for name in schema.names}
     return pa.Table.from_pydict(columns, schema=schema), errors
+
+
+_indicator_list_decoder = msgspec.json.Decoder(list[dict[str, str | int | float | None]])
+_indicator_decoder = msgspec.json.Decoder(dict[str, str | int | float | None])
+_KEY_TYPES = {"symbol": str, "timeframe": str, "bar_start": int, "bar_end": int}
+
+
+def _decode_indicators(values: Sequence[bytes]) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """``indicators`` records with whatever declared columns they carry.
+
+    The columns are those of the first record (every record a processor writes
+    with one declared set has the same); a record with other columns, or
+    without the bar's key, is an error.
+    """
+    errors: list[tuple[int, str]] = []
+    try:
+        rows = _indicator_list_decoder.decode(b"[" + b",".join(values) + b"]")
+        good = list(enumerate(rows))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        good = []
+        for i, value in enumerate(values):
+            try:
+                good.append((i, _indicator_decoder.decode(value)))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                errors.append((i, str(exc)))
+    if not good:
+        return INDICATOR_SCHEMA.empty_table(), errors
+    first = good[0][1]
+    declared = tuple(n for n in first if n not in INDICATOR_KEY_COLUMNS and n != "dataset")
+    schema = indicator_schema(declared)
+    names = set(schema.names)
+    kept = []
+    for i, row in good:
+        problem = _indicator_problem(row, names)
+        if problem:
+            errors.append((i, problem))
+        else:
+            kept.append(row)
+    columns = {name: [row.get(name) for row in kept] for name in schema.names}
+    try:
+        return pa.Table.from_pydict(columns, schema=schema), errors
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # a text where a number belongs
+        return schema.empty_table(), errors + [(i, f"indicators: {exc}") for i, _ in good]
+
+
+def _indicator_problem(row: dict, names: set[str]) -> str | None:
+    for name, kind in _KEY_TYPES.items():
+        if not isinstance(row.get(name), kind) or isinstance(row.get(name), bool):
+            return f"indicators record without a valid {name!r}"
+    if not isinstance(row.get("close"), int | float):
+        return "indicators record without a valid 'close'"
+    other = set(row) - names
+    if other:
+        extra = ", ".join(sorted(other))
+        return f"indicators record with columns {extra} the batch's first record lacks"
+    return None
 
 
 def decode_dead_letters(

@@ -13,6 +13,7 @@ import typer
 
 from marketpulse.cli import (
     dashboard_command,
+    indicators_command,
     produce_command,
     report_command,
     services_command,
@@ -29,6 +30,7 @@ from marketpulse.cli.common import (
     DATASET_OPTION,
     FILL_GAPS_OPTION,
     FORMAT_OPTION,
+    INDICATORS_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
@@ -43,6 +45,7 @@ from marketpulse.cli.common import (
     dataset_for,
     err_console,
     file_feed,
+    parse_indicators,
     parse_intervals,
     plugin_specs,
     processor_settings,
@@ -96,6 +99,7 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.command("sql")(sql_command.sql)
+app.command("indicators")(indicators_command.indicators)
 app.command("backfill")(sql_command.backfill)
 app.command("process")(services_command.process)
 app.add_typer(services_command.sink_app, name="sink")
@@ -151,6 +155,7 @@ def run(
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
     fill_gaps: bool | None = FILL_GAPS_OPTION,
+    indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
     view_interval: str = typer.Option(
@@ -194,7 +199,8 @@ def run(
 
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin), fill_gaps=fill_gaps,
+        intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
+        indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
         **url_overrides(postgres_url, influx_url),
@@ -326,6 +332,7 @@ def replay(
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
     fill_gaps: bool | None = FILL_GAPS_OPTION,
+    indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
     plugin: list[str] = PLUGIN_OPTION,
@@ -349,7 +356,8 @@ def replay(
     pace = _speed(speed)
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), plugins=plugin_specs(plugin), fill_gaps=fill_gaps,
+        intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
+        indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **url_overrides(postgres_url, influx_url),
     )  # fmt: skip
     name = dataset_for(settings, dataset, file_dataset(file))

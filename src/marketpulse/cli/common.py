@@ -21,6 +21,7 @@ from marketpulse.log_repeats import limit_repeats
 if TYPE_CHECKING:  # imported where used: sql, report and lake start without them
     from marketpulse.alerts import Rule
     from marketpulse.feeds import FileReplay
+    from marketpulse.indicators import DeclaredSet
     from marketpulse.stream import ProcessorSettings
 
 __all__ = [
@@ -126,6 +127,7 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
     from marketpulse.timeframes import parse_intervals as parse
 
     plugins = load_plugins(settings.plugins)  # a bad spec: one line, before anything starts
+    declared = declared_indicators(settings)
     try:
         intervals = tuple(i.name for i in parse(settings.intervals))
     except ValueError as exc:
@@ -134,6 +136,7 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
         raise ConfigError(f"intervals (MARKETPULSE_INTERVALS or the config file): {exc}") from None
     try:
         return ProcessorSettings(
+            indicators=declared,
             plugins=plugins,
             intervals=intervals,
             lateness=settings.lateness,
@@ -150,11 +153,60 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
         raise ConfigError(str(exc)) from None
 
 
-def rules_from(settings: Settings) -> list[Rule]:
-    """Load the alert rules file of the settings, or the default rules."""
-    from marketpulse.alerts import default_rules, load_rules
+def declared_indicators(settings: Settings) -> DeclaredSet:
+    """The declared indicators of the settings (``--indicators``, the config file), or the default.
 
-    return load_rules(settings.rules) if settings.rules else default_rules()
+    Raises:
+        ConfigError: a declaration is wrong (one line naming it).
+    """
+    from marketpulse.exceptions import ConfigError
+    from marketpulse.indicators import DEFAULT, parse_set
+
+    if not settings.indicators:
+        return DEFAULT
+    try:
+        return parse_set(settings.indicators)
+    except ValueError as exc:
+        raise ConfigError(f"indicators: {exc}") from None
+
+
+def rules_from(settings: Settings) -> list[Rule]:
+    """Load the alert rules file of the settings, or the default rules, for the declared indicators.
+
+    A rule of the file that reads a column the declared indicators lack stops
+    the command (one line naming the rule and the column); a default rule
+    that does is left out, and the log says so.
+
+    Raises:
+        ConfigError: a rule reads a column that is not declared.
+    """
+    from marketpulse.alerts import default_rules, load_rules
+    from marketpulse.alerts.conditions import needs
+    from marketpulse.exceptions import ConfigError
+
+    rules = load_rules(settings.rules) if settings.rules else default_rules()
+    declared = declared_indicators(settings)
+    available = {*declared.columns, *_BAR_FIELDS}
+    kept = []
+    for rule in rules:
+        missing = sorted(set(needs(rule)) - available)
+        if not missing:
+            kept.append(rule)
+        elif settings.rules:
+            raise ConfigError(
+                f"{settings.rules}: rule {rule.name!r} reads {', '.join(missing)}, which the "
+                f"declared indicators do not make (declared: {', '.join(declared.columns)})"
+            )
+        else:
+            logging.getLogger(__name__).info(
+                "default rule %s is off: it reads %s, not among the declared indicators",
+                rule.name, ", ".join(missing),
+            )  # fmt: skip
+    return kept
+
+
+#: Bar fields every alert rule may read besides the indicators.
+_BAR_FIELDS = ("open", "high", "low", "close", "volume")
 
 
 def parse_columns(spec: str | None) -> dict[str, str] | None:
@@ -193,6 +245,23 @@ FILL_GAPS_OPTION = typer.Option(
     "newest trade, as bars of the previous close, no volume, no trades [default: no; "
     "setting fill_gaps].",
 )  # fmt: skip
+INDICATORS_OPTION = typer.Option(
+    None, "--indicators", metavar="DECLARATIONS",
+    help="Indicators to compute, comma-separated: 'ema(50), rsi(7), bb=bbands(20, 2.5)' "
+    "(`marketpulse indicators` lists the kinds) [default: indicators setting, or the 13 classic "
+    "columns].",
+)  # fmt: skip
+
+
+def parse_indicators(value: str | None) -> tuple[str, ...] | None:
+    """``--indicators`` as a settings override (``None``: not given, keep the config's)."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise InputError("--indicators: no indicators given")
+    return (value,)
+
+
 LATENESS_OPTION = typer.Option(
     None, "--lateness", help=f"Allowed lateness of ticks, seconds [default: {LATENESS:g}].",
     callback=bounded(0),

@@ -10,6 +10,7 @@ from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, PLUGIN_TOPICS
 from marketpulse.cli.common import (
     CONFIG_OPTION,
     FILL_GAPS_OPTION,
+    INDICATORS_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
@@ -18,6 +19,7 @@ from marketpulse.cli.common import (
     bounded,
     console,
     dataset_for,
+    parse_indicators,
     parse_intervals,
     plugin_specs,
     processor_settings,
@@ -76,6 +78,7 @@ def process(
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
     fill_gaps: bool | None = FILL_GAPS_OPTION,
+    indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     idle_timeout: float = typer.Option(
         None,
@@ -113,7 +116,8 @@ def process(
 
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
-        intervals=parse_intervals(intervals), idle_timeout=idle_timeout, fill_gaps=fill_gaps,
+        intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
+        indicators=parse_indicators(indicators), idle_timeout=idle_timeout,
         plugins=plugin_specs(plugin), metrics_port=metrics_port,
         **{"process.commit_interval": commit_interval},
     )  # fmt: skip

@@ -13,6 +13,7 @@ from marketpulse.cli.common import (
     CONFIG_OPTION,
     FILL_GAPS_OPTION,
     FORMAT_OPTION,
+    INDICATORS_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
@@ -23,6 +24,7 @@ from marketpulse.cli.common import (
     FileFormat,
     console,
     file_feed,
+    parse_indicators,
     parse_intervals,
     processor_settings,
     rules_from,
@@ -98,6 +100,7 @@ def backfill(
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
     fill_gaps: bool | None = FILL_GAPS_OPTION,
+    indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -116,6 +119,7 @@ def backfill(
         lake=lake,
         rules=rules,
         intervals=parse_intervals(intervals),
+        indicators=parse_indicators(indicators),
         lateness=lateness,
         fill_gaps=fill_gaps,
     )

@@ -10,6 +10,7 @@ results.
 
 from marketpulse.indicators.catalog import KINDS
 from marketpulse.indicators.declare import DEFAULT, Declared, DeclaredSet, parse, parse_set
+from marketpulse.indicators.frame import compute
 from marketpulse.indicators.state import (
     IndicatorState,
     StateMismatch,
@@ -28,6 +29,7 @@ __all__ = [
     "DeclaredSet",
     "IndicatorState",
     "StateMismatch",
+    "compute",
     "compute_indicators",
     "parse",
     "parse_set",

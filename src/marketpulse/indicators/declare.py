@@ -108,7 +108,9 @@ def parse(text: str) -> Declared:
     """
     match = _DECLARATION.fullmatch(text)
     if match is None:
-        raise ValueError(f"indicator {text.strip()!r}: expected kind(arguments) or name=kind(arguments)")
+        raise ValueError(
+            f"indicator {text.strip()!r}: expected kind(arguments) or name=kind(arguments)"
+        )
     kind_name = match["kind"].lower()
     kind = KINDS.get(kind_name)
     if kind is None:
@@ -117,7 +119,11 @@ def parse(text: str) -> Declared:
             "(see `marketpulse indicators` for the list)"
         )
     where = f"indicator {text.strip()!r}"
-    args = [a.strip() for a in (match["args"] or "").split(",")] if (match["args"] or "").strip() else []
+    args = (
+        [a.strip() for a in (match["args"] or "").split(",")]
+        if (match["args"] or "").strip()
+        else []
+    )
     given: dict[str, str] = {}
     names = [p.name for p in kind.params]
     named = False
@@ -126,7 +132,10 @@ def parse(text: str) -> Declared:
         if equals:
             key = key.strip().lower()
             if key not in names:
-                raise ValueError(f"{where}: {kind.name} has no parameter {key!r} (it takes {', '.join(names) or 'none'})")
+                raise ValueError(
+                    f"{where}: {kind.name} has no parameter {key!r} "
+                    f"(it takes {', '.join(names) or 'none'})"
+                )
             if key in given:
                 raise ValueError(f"{where}: parameter {key!r} given twice")
             given[key] = value.strip()
@@ -149,14 +158,21 @@ def parse(text: str) -> Declared:
         if raw is None:
             if param.default is None:
                 raise ValueError(f"{where}: parameter {param.name!r} is required")
-            value = numbers[param.default] if isinstance(param.default, str) else float(param.default)
+            value = (
+                numbers[param.default] if isinstance(param.default, str) else float(param.default)
+            )
         else:
             value = _number(raw, f"{where}, {param.name}")
         if param.integer and not float(value).is_integer():
             raise ValueError(f"{where}: {param.name} must be a whole number, not {raw}")
         if value < param.minimum or (param.maximum is not None and value > param.maximum):
-            top = f" and {_format(param.maximum)}" if param.maximum is not None else ""
-            raise ValueError(f"{where}: {param.name} must be between {_format(param.minimum)}{top}, not {raw or value}")
+            low = _format(param.minimum)
+            allowed = (
+                f"between {low} and {_format(param.maximum)}"
+                if param.maximum is not None
+                else f"at least {low}"
+            )
+            raise ValueError(f"{where}: {param.name} must be {allowed}, not {raw or value}")
         numbers[param.name] = value
     if match["name"]:
         name = match["name"]
@@ -164,7 +180,10 @@ def parse(text: str) -> Declared:
         name = "_".join([kind.name, *(a.split("=")[-1].strip() for a in args)])
         name = re.sub(r"[^a-z0-9_]", "_", name.lower())
     if not _NAME.fullmatch(name):
-        raise ValueError(f"{where}: name {name!r} must be lower case letters, digits and _, not starting with a digit")
+        raise ValueError(
+            f"{where}: name {name!r} must be lower case letters, digits and _, "
+            "not starting with a digit"
+        )
     return Declared(kind, name, tuple(numbers.values()), source)
 
 
@@ -190,9 +209,11 @@ def parse_set(declarations: str | list[str] | tuple[str, ...]) -> DeclaredSet:
         ValueError: a declaration is wrong, the set is empty, or two columns
             share a name (or take a reserved one).
     """
-    texts = _split(declarations) if isinstance(declarations, str) else [
-        p for d in declarations for p in _split(d)
-    ]
+    texts = (
+        _split(declarations)
+        if isinstance(declarations, str)
+        else [p for d in declarations for p in _split(d)]
+    )
     if not texts:
         raise ValueError("no indicators declared")
     items = tuple(parse(t) for t in texts)
@@ -200,10 +221,14 @@ def parse_set(declarations: str | list[str] | tuple[str, ...]) -> DeclaredSet:
     for item in items:
         for column in item.columns:
             if column in RESERVED:
-                raise ValueError(f"indicator {item.canonical!r}: column {column!r} is a reserved name; name it with name=...")
+                raise ValueError(
+                    f"indicator {item.canonical!r}: column {column!r} is a reserved name; "
+                    "name it with name=..."
+                )
             if column in seen:
                 raise ValueError(
-                    f"indicator column {column!r} is declared twice ({seen[column]} and {item.canonical}); "
+                    f"indicator column {column!r} is declared twice "
+                    f"({seen[column]} and {item.canonical}); "
                     "name one of them with name=..."
                 )
             seen[column] = item.canonical

@@ -8,6 +8,10 @@ saved and restored on its own (for the compacted ``state`` topic).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 
 from marketpulse.indicators.declare import DEFAULT, DeclaredSet
@@ -18,6 +22,29 @@ __all__ = ["IndicatorState", "StateMismatch", "compute_indicators", "update_indi
 # key's bar count, then each instance's rows (floats, ints, ring), little-endian.
 _MAGIC = b"MPI\x02"
 _HEADER = len(_MAGIC) + 8 + 8
+
+
+#: Bar-kernel calls (rows times declared instances) from which the kernels of one
+#: update run in threads, one per core (smaller updates: a thread hand-off costs more).
+_PARALLEL_WORK = 200_000
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor | None:
+    """The kernels' threads (``None`` on one core), made on first use."""
+    global _POOL
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2:
+        return None
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="indicators")
+    return _POOL
+
+
+@numba.njit(cache=True, nogil=True)
+def _count(keys, counts):
+    for k in keys:
+        counts[k] += 1
 
 
 class StateMismatch(ValueError):
@@ -130,7 +157,10 @@ class IndicatorState:
         if data[len(_MAGIC) : len(_MAGIC) + 8] != self.declared.fingerprint:
             raise StateMismatch("indicator state was saved for another set of declared indicators")
         if len(data) != _HEADER + self._row_bytes:
-            raise ValueError(f"indicator state snapshot of {len(data)} bytes, expected {_HEADER + self._row_bytes}")
+            raise ValueError(
+                f"indicator state snapshot of {len(data)} bytes, "
+                f"expected {_HEADER + self._row_bytes}"
+            )
         self.ensure_capacity(key + 1)
         offset = len(_MAGIC) + 8
         self.counts[key] = int.from_bytes(data[offset : offset + 8], "little", signed=True)
@@ -216,26 +246,36 @@ def update_indicators(
     }  # fmt: skip
     session = np.ascontiguousarray(session, dtype=np.int64)
     if n < 0 or any(a.shape != (n,) for a in (*bars.values(), session)):
-        raise ValueError("keys, high, low, close, volume, pv, session and open must be 1-D of one length")
-    out = np.empty((n, len(state.columns)), dtype=np.float64)
+        raise ValueError(
+            "keys, high, low, close, volume, pv, session and open must be 1-D of one length"
+        )
+    # column-major: each kernel writes its own columns front to back, whatever their
+    # number, while its keys' state stays in the cache (``out.T`` is C-contiguous)
+    out = np.empty((n, len(state.columns)), dtype=np.float64, order="F")
     if n == 0:
         return out
     lowest, highest = int(keys.min()), int(keys.max())
     if lowest < 0:
         raise ValueError(f"keys are non-negative, not {lowest}")
     state.ensure_capacity(highest + 1)
-    sources: dict[str, np.ndarray] = {}
+    sources = {name: _source(name, bars) for name in {item.source for item in state.declared.items}}
+    columns = [bars[name] for name in ("open", "high", "low", "close", "volume", "pv")]
+    calls = []
     col = 0
-    for item, params, (fs, ints, ring) in zip(state.declared.items, state.params, state.blocks, strict=True):
-        x = sources.get(item.source)
-        if x is None:
-            x = sources[item.source] = _source(item.source, bars)
-        item.kind.kernel(
-            keys, x, bars["open"], bars["high"], bars["low"], bars["close"], bars["volume"],
-            bars["pv"], session, params, fs, ints, ring, out, col,
-        )  # fmt: skip
+    for item, params, (fs, ints, ring) in zip(
+        state.declared.items, state.params, state.blocks, strict=True
+    ):
+        args = (keys, sources[item.source], *columns, session, params, fs, ints, ring, out, col)
+        calls.append((item.kind.kernel, args))
         col += len(item.kind.outputs)
-    np.add.at(state.counts, keys, 1)
+    pool = _pool() if n * len(calls) >= _PARALLEL_WORK and len(calls) > 1 else None
+    if pool is None:
+        for kernel, args in calls:
+            kernel(*args)
+    else:  # kernels release the GIL; each writes its own state and columns
+        for future in [pool.submit(kernel, *args) for kernel, args in calls]:
+            future.result()
+    _count(keys, state.counts)
     return out
 
 

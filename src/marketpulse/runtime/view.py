@@ -95,22 +95,28 @@ class MarketView:
         """Take closed bars; this view shows none (views that chart them override this)."""
 
     def indicators(self, table: pa.Table) -> None:
-        """Take the latest indicators of the view's interval."""
+        """Take the latest indicators of the view's interval.
+
+        The watchlist shows ``rsi_14``, ``macd_hist`` and ``vwap``; a declared
+        set without one of them leaves it unknown (NaN).
+        """
         if table.num_rows == 0:
             return
         rows = table.filter(pc.equal(table.column("timeframe"), self.interval))
         if rows.num_rows == 0:
             return
+        shown = [c for c in ("rsi_14", "macd_hist", "vwap") if c in rows.column_names]
         latest: dict[str, dict] = {}
-        for row in rows.select(["symbol", "rsi_14", "macd_hist", "vwap"]).to_pylist():
+        for row in rows.select(["symbol", *shown]).to_pylist():
             latest[row["symbol"]] = row
         nan = float("nan")
         with self._lock:
             for symbol, row in latest.items():
                 target = self._row(symbol)
-                target.rsi = nan if row["rsi_14"] is None else row["rsi_14"]
-                target.macd_hist = nan if row["macd_hist"] is None else row["macd_hist"]
-                target.vwap = nan if row["vwap"] is None else row["vwap"]
+                values = [row.get(c) for c in ("rsi_14", "macd_hist", "vwap")]
+                target.rsi, target.macd_hist, target.vwap = (
+                    nan if v is None else v for v in values
+                )
 
     def alerts(self, alerts: list[Alert]) -> None:
         """Remember the latest alert of each symbol."""

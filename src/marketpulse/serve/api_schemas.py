@@ -3,6 +3,9 @@
 One definition: a column added to a table appears in ``/openapi.json`` too.
 Times are ISO 8601 UTC text (``format: date-time``), floats may be null
 (NaN, or an indicator warming up), an alert's ``details`` is an object.
+An indicators row has the columns its series was written with: the bar's key
+and close, its dataset, and the declared indicators (any names, numbers or
+null); the thirteen classic columns are documented as the default set.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_SCHEMA
+from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_KEY_COLUMNS, INDICATOR_SCHEMA
 from marketpulse.serve.records import TIME_COLUMNS
 
 __all__ = ["ALERT_ROW", "BAR_ROW", "DATASET_ROW", "INDICATOR_ROW", "SYMBOL_ROW", "array_of"]
@@ -52,7 +55,16 @@ def array_of(row: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 BAR_ROW = row_schema(BAR_SCHEMA, "Bar")
-INDICATOR_ROW = row_schema(INDICATOR_SCHEMA, "IndicatorRow")
+INDICATOR_ROW = {
+    **row_schema(INDICATOR_SCHEMA, "IndicatorRow"),
+    "description": (
+        "The bar's key and close, the declared indicator columns of the series (by default"
+        " the thirteen below; others such as ema_50 or rsi_7 when declared with --indicators),"
+        " then the dataset. Null: warming up."
+    ),
+    "required": [*INDICATOR_KEY_COLUMNS, "dataset"],
+    "additionalProperties": dict(_NULLABLE_NUMBER),
+}
 ALERT_ROW = row_schema(ALERT_SCHEMA, "Alert")
 SYMBOL_ROW = {
     "title": "Symbol",

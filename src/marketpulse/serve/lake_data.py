@@ -12,6 +12,10 @@ S3 its newest object), preferring datasets that have bars.
 
 The lake is a local directory or ``s3://bucket/prefix``
 (:class:`~marketpulse.sinks.lake_location.LakeLocation`).
+
+Indicator rows have the columns their files have: the declared indicators of
+the runs that wrote the series (the thirteen classic ones by default), read
+from the files' footers, not the columns of every dataset of the lake.
 """
 
 from __future__ import annotations
@@ -22,9 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from marketpulse.analytics import Lake
-from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_SCHEMA
+from marketpulse.models import (
+    ALERT_SCHEMA,
+    BAR_SCHEMA,
+    INDICATOR_KEY_COLUMNS,
+    INDICATOR_SCHEMA,
+)
 from marketpulse.serve.records import iso_time, to_records
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_store import open_store
@@ -39,6 +49,12 @@ _TABLES = ("bars", "indicators", "alerts", "trades", "quotes", "dlq")
 _DATASET_DIR = "dataset="
 _DLQ_COLUMNS = ("ts", "reason", "error", "key", "source_topic", "source_partition",
                 "source_offset", "source_file", "source_line", "dataset")  # fmt: skip
+#: Footers read are remembered (file path -> its columns) up to this many files.
+_KEEP_SCHEMAS = 20_000
+
+
+#: Columns of every indicators row that are not indicators.
+_FIXED = frozenset({*INDICATOR_KEY_COLUMNS, "dataset", "timeframe", "period"})
 
 
 class LakeData:
@@ -59,6 +75,8 @@ class LakeData:
             self.root = self.location.local_path
         self._lake: Lake | None = None
         self._lock = threading.Lock()
+        self._file_columns: dict[str, tuple[str, ...]] = {}
+        self._view_columns: tuple[str, ...] | None = None
         if self.exists():  # a lake of an earlier layout is refused before serving
             open_store(self.location)
 
@@ -80,6 +98,7 @@ class LakeData:
             if self._lake is not None:
                 self._lake.close()
                 self._lake = None
+                self._view_columns = None
 
     def ready(self) -> bool:
         """Whether the lake can be queried."""
@@ -182,9 +201,49 @@ class LakeData:
         end: int | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        """Return the latest ``limit`` indicator rows of one series, oldest first."""
-        return self._series("indicators", INDICATOR_SCHEMA.names, dataset, symbol, timeframe,
-                            start, end, limit)  # fmt: skip
+        """Return the latest ``limit`` indicator rows of one series, oldest first.
+
+        A row has the bar's key and close, the series' indicator columns (see
+        :meth:`indicator_columns`) and its dataset.
+        """
+        columns = [*INDICATOR_KEY_COLUMNS, *self.indicator_columns(dataset, timeframe), "dataset"]
+        return self._series("indicators", columns, dataset, symbol, timeframe, start, end, limit)
+
+    def indicator_columns(self, dataset: str, timeframe: str) -> list[str]:
+        """Return the indicator columns of a dataset's rows of one timeframe.
+
+        They are the columns of its files (the indicators declared by the runs
+        that wrote them), in the order first written; the thirteen classic
+        columns when it has no files. Only columns the lake's ``indicators``
+        view has are named.
+        """
+        directory = f"indicators/{_DATASET_DIR}{dataset}/timeframe={timeframe}"
+        files = self.location.files(directory, ".parquet") if self.exists() else []
+        if not files:
+            return [c for c in INDICATOR_SCHEMA.names if c not in _FIXED]
+        found: dict[str, None] = {}
+        for name in files:
+            for column in self._columns_of(name):
+                found.setdefault(column)
+        view = self._view_columns or ()
+        if not set(found) <= set(view):  # new columns since last asked: the view has them now
+            view = self._view_columns = tuple(self._query("SELECT * FROM indicators LIMIT 0")
+                                              .column_names)  # fmt: skip
+        return [c for c in found if c not in _FIXED and c in view]
+
+    def _columns_of(self, name: str) -> tuple[str, ...]:
+        """The columns of one lake file (its footer, read once)."""
+        columns = self._file_columns.get(name)
+        if columns is None:
+            path = self.location.path(name)
+            try:
+                columns = tuple(pq.read_schema(path, filesystem=self.location.filesystem).names)
+            except (OSError, pa.ArrowInvalid):  # removed meanwhile (compaction), or unreadable
+                return ()
+            if len(self._file_columns) >= _KEEP_SCHEMAS:
+                self._file_columns.clear()
+            self._file_columns[name] = columns
+        return columns
 
     def _series(
         self,
@@ -207,8 +266,9 @@ class LakeData:
             params.append(end)
         params.append(limit)
         # a key written twice (a sink redoing a flush) is shown once
+        names = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
         sql = (
-            f"SELECT * FROM (SELECT {', '.join(columns)} FROM {table} "
+            f"SELECT * FROM (SELECT {names} FROM {table} "
             f"WHERE {' AND '.join(where)} "
             "QUALIFY row_number() OVER (PARTITION BY bar_start) = 1 "
             "ORDER BY bar_start DESC LIMIT ?) ORDER BY bar_start"

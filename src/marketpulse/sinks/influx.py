@@ -6,7 +6,9 @@ sink reaches them all. One measurement per table (``bars``, ``indicators``,
 ``alerts``); tags ``dataset``, ``symbol`` and ``timeframe`` (and ``rule`` for
 alerts); the other columns are fields, null and non-finite ones left out
 (``bar_end`` as integer nanoseconds, an alert's ``details`` as a JSON object
-text: InfluxDB has neither timestamp nor map fields); the point's time is the
+text: InfluxDB has neither timestamp nor map fields; an indicators row's
+fields are its close, its declared indicator columns, whichever they are, and
+``bar_end``); the point's time is the
 bar's start in nanoseconds, the key bars, indicators and alerts share. A
 point with the same measurement, tags and time replaces the earlier one, so
 writing rows again is idempotent, and datasets never overwrite each other.
@@ -34,7 +36,7 @@ import msgspec
 import pyarrow as pa
 
 from marketpulse.config import Secret, redact_url
-from marketpulse.models import INDICATOR_COLUMNS
+from marketpulse.models import INDICATOR_KEY_COLUMNS
 from marketpulse.sinks.base import TABLES, SinkStats, SourceRange
 from marketpulse.sinks.batching import BatchingSink
 from marketpulse.sinks.exceptions import SinkError
@@ -46,12 +48,13 @@ logger = logging.getLogger(__name__)
 
 _TAGS = ("dataset", "symbol", "timeframe")
 
-#: Per table: (tag columns, field columns, time column) of its measurement.
+#: Per table: (tag columns, field columns, time column) of its measurement; an
+#: indicators point also has a field per declared indicator column of its row.
 INFLUX_TABLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], str]] = MappingProxyType(
     {
         "bars": (_TAGS, ("open", "high", "low", "close", "volume", "vwap", "trades", "bar_end"),
                  "bar_start"),
-        "indicators": (_TAGS, ("close", *INDICATOR_COLUMNS, "bar_end"), "bar_start"),
+        "indicators": (_TAGS, ("close", "bar_end"), "bar_start"),
         "alerts": ((*_TAGS, "rule"), ("id", "severity", "message", "details", "bar_end"),
                    "bar_start"),
     }
@@ -233,6 +236,14 @@ def line_protocol(table: str, data: pa.Table | pa.RecordBatch) -> list[str]:
     missing = [c for c in (*tags, *fields, time_column) if c not in data.column_names]
     if missing:
         raise ValueError(f"{table}: missing columns {', '.join(missing)}")
+    if table == "indicators":  # the declared indicators' columns, whichever they are
+        declared = [
+            field.name
+            for field in data.schema
+            if field.name not in (*INDICATOR_KEY_COLUMNS, *tags)
+            and pa.types.is_floating(field.type)
+        ]
+        fields = ("close", *declared, "bar_end")
     measurement = _escape_key(table)
     tag_values = [
         [None if v is None else f",{t}={_escape_key(v)}" for v in data.column(t).to_pylist()]

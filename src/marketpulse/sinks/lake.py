@@ -52,7 +52,13 @@ from marketpulse.sinks.base import (
     SinkStats,
     SourceRange,
 )
-from marketpulse.sinks.lake_layout import FILE_SCHEMAS, PERIOD, ROW_SCHEMAS, split
+from marketpulse.sinks.lake_layout import (
+    FILE_SCHEMAS,
+    PERIOD,
+    ROW_SCHEMAS,
+    indicator_row_schema,
+    split,
+)
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_offsets import SOURCE_NAME, covered, remove_superseded
 from marketpulse.sinks.lake_segments import EarlierFiles, segment_name
@@ -323,7 +329,7 @@ class LakeSink(Sink):
 
     def _rows_by_partition(self, table: str, buf: _Buffer) -> list[tuple[str, pa.Table]]:
         """The buffer's unwritten rows, in file order, by partition directory."""
-        rows = pa.concat_tables(buf.chunks[buf.written :])
+        rows = pa.concat_tables(buf.chunks[buf.written :], promote_options="default")
         if sort_keys := SORT_KEYS[table]:
             rows = rows.take(stable_order(rows, sort_keys))
         return split(table, rows)
@@ -340,8 +346,9 @@ class LakeSink(Sink):
         if self._open_files + len(new) > MAX_OPEN_FILES:
             buf.ahead = False
             return
+        schemas = {directory: rows.schema for directory, rows in parts}
         for directory in new:
-            buf.files[directory] = self._open(table, directory)
+            buf.files[directory] = self._open(table, directory, schemas[directory])
             self._open_files += 1
         _each(lambda job: buf.files[job[0]].write(job[1]), parts)
         buf.written = len(buf.chunks)
@@ -374,7 +381,7 @@ class LakeSink(Sink):
                     file.discard()
                 return None
             if file is None:
-                file = self._open(table, directory)
+                file = self._open(table, directory, parts[directory].schema)
             involved.append(file)
             if directory in parts:
                 file.write(parts[directory])
@@ -403,12 +410,14 @@ class LakeSink(Sink):
         self._rows[table] += buf.rows
         self._flushes += 1
 
-    def _open(self, table: str, directory: str) -> OpenFile:
-        """Start the hidden file of one partition directory of ``table``."""
+    def _open(self, table: str, directory: str, schema: pa.Schema) -> OpenFile:
+        """Start the hidden file of one partition directory of ``table``, of ``schema``.
+
+        The schema is the table's (:data:`LAKE_SCHEMAS`) but for ``indicators``,
+        whose files hold the indicators their rows were declared with.
+        """
         self.store.ensure_dir(directory)
-        return self.store.open_file(
-            directory, LAKE_SCHEMAS[table], self.compression, STATISTICS[table]
-        )
+        return self.store.open_file(directory, schema, self.compression, STATISTICS[table])
 
     def _file_name(self, partition: int | None, buf: _Buffer) -> str:
         if partition is None or buf.first_offset is None or buf.last_offset is None:
@@ -444,6 +453,8 @@ def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
     schema = ROW_SCHEMAS.get(table)
     if schema is None:
         raise ValueError(f"unknown table {table!r} (known: {', '.join(TABLES)})")
+    if table == "indicators":
+        schema = indicator_row_schema(data.column_names)
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     missing = [name for name in schema.names if name not in data.column_names]

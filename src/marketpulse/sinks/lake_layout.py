@@ -58,6 +58,7 @@ __all__ = [
     "Partition",
     "PERIOD",
     "ROW_SCHEMAS",
+    "indicator_row_schema",
     "TIME_NAMES",
     "UNKNOWN",
     "is_long",
@@ -103,6 +104,22 @@ def _stored(field: pa.Field) -> pa.Field:
 ROW_SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
     {table: pa.schema([_stored(f) for f in schema]) for table, schema in TABLES.items()}
 )
+
+
+def indicator_row_schema(names: list[str] | tuple[str, ...]) -> pa.Schema:
+    """The stored ``indicators`` rows' schema for rows with columns ``names``.
+
+    The key, bar and ``dataset`` columns are the table's; every other column
+    is a declared indicator (float64), in the order of ``names``.
+    """
+    base = ROW_SCHEMAS["indicators"]
+    fixed = {"symbol", "timeframe", "bar_start", "bar_end", "close", "dataset"}
+    declared = [n for n in names if n not in fixed]
+    fields = [base.field(n) for n in ("symbol", "timeframe", "bar_start", "bar_end", "close")]
+    fields += [pa.field(n, pa.float64()) for n in declared]
+    fields.append(base.field("dataset"))
+    return pa.schema(fields)
+
 
 #: The columns of each table's files: :data:`ROW_SCHEMAS` without the partition keys.
 FILE_SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(

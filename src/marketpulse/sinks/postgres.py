@@ -37,9 +37,17 @@ from marketpulse.exceptions import ConfigError
 from marketpulse.redaction import redact_text, redact_url, secret_values
 from marketpulse.sinks.base import TABLES, SinkStats, SourceRange
 from marketpulse.sinks.batching import BatchingSink
-from marketpulse.sinks.exceptions import SinkError
+from marketpulse.sinks.exceptions import SchemaMismatchError, SinkError
 from marketpulse.sinks.pgcopy import encode
-from marketpulse.sinks.postgres_schema import PG_TABLES, PgTable, check_tables, migrate
+from marketpulse.sinks.postgres_schema import (
+    INDICATOR_FIXED,
+    PG_TABLES,
+    PgTable,
+    add_indicator_columns,
+    check_tables,
+    indicator_table,
+    migrate,
+)
 from marketpulse.sinks.retry import with_retries
 
 __all__ = ["DEFAULT_TABLES", "PostgresSink"]
@@ -119,6 +127,8 @@ class PostgresSink(BatchingSink):
         self._last_trade: dict[tuple[str, str], tuple[int, int]] = {}
         self._rows = dict.fromkeys(TABLES, 0)
         self._bytes = self._flushes = self._retries = 0
+        #: The indicators table's columns known to be there (added or checked).
+        self._indicator_columns: set[str] = set()
 
     def open(self) -> PostgresSink:
         """Connect, migrate and check the tables; return the sink.
@@ -148,7 +158,7 @@ class PostgresSink(BatchingSink):
         """Buffer rows of a stored table; flush when ``max_rows`` are buffered."""
         if not self._stores(table, data):
             return
-        rows = _conform(PG_TABLES[table], data)
+        rows = _conform(_pg_table(table, data), data)
         if table == "trades":
             rows = self._numbered_trades(rows)
         self._buffers.setdefault(table, []).append(rows)
@@ -200,10 +210,13 @@ class PostgresSink(BatchingSink):
         self._retries += 1
 
     def _flush_table(self, table: str) -> None:
-        rows = pa.concat_tables(self._buffers[table])
-        payload = encode(rows, [kind for _, kind in PG_TABLES[table].columns])
+        # batches of other declared sets: a column a batch lacks is null in its rows
+        rows = pa.concat_tables(self._buffers[table], promote_options="default")
+        target = _pg_table(table, rows)
+        rows = rows.select(target.names)
+        payload = encode(rows, [kind for _, kind in target.columns])
         with_retries(
-            lambda: self._upsert(table, payload), f"write {table} to PostgreSQL at {self.where}",
+            lambda: self._upsert(target, payload), f"write {table} to PostgreSQL at {self.where}",
             _TRANSIENT, self.retry_s, on_retry=self._count_retry,
         )  # fmt: skip
         # dropped only after the commit: a failure keeps the rows for the next flush
@@ -239,15 +252,24 @@ class PostgresSink(BatchingSink):
         """Return the text of ``exc`` without the URL's secrets."""
         return redact_text(str(exc), self._secrets)
 
-    def _upsert(self, table: str, payload: bytes) -> None:
+    def _upsert(self, target: PgTable, payload: bytes) -> None:
+        table = target.name
         conn = self._conns.get(table)
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
                 conn.close()
             conn = self._connect_once(table)  # with_retries around us paces the attempts
+        declared = [c for c in target.names if c not in INDICATOR_FIXED]
+        lacking = [c for c in declared if c not in self._indicator_columns]
         try:
             with conn.transaction():
-                _copy_and_upsert(conn, PG_TABLES[table], payload)
+                if table == "indicators" and lacking:
+                    add_indicator_columns(conn, lacking)
+                _copy_and_upsert(conn, target, payload)
+            if table == "indicators":  # committed: the columns are there
+                self._indicator_columns.update(declared)
+        except SchemaMismatchError as exc:
+            raise SchemaMismatchError(f"PostgreSQL at {self.where}: {exc}") from None
         except _TRANSIENT:
             conn.close()
             del self._conns[table]
@@ -292,6 +314,18 @@ class PostgresSink(BatchingSink):
         return rows.add_column(2, "seq", pa.array(seq, pa.int32()))
 
 
+def _pg_table(table: str, data: pa.Table | pa.RecordBatch) -> PgTable:
+    """The table as ``data`` is written: indicators with the columns ``data`` declares."""
+    if table != "indicators":
+        return PG_TABLES[table]
+    declared = [
+        field.name
+        for field in data.schema
+        if field.name not in INDICATOR_FIXED and pa.types.is_floating(field.type)
+    ]
+    return indicator_table(declared)
+
+
 def _conform(table: PgTable, data: pa.Table | pa.RecordBatch) -> pa.Table:
     """Return the columns of ``table`` (but ``seq``) from ``data``, checked."""
     if isinstance(data, pa.RecordBatch):
@@ -331,8 +365,17 @@ def _stage(table: str) -> sql.Identifier:
     return sql.Identifier(f"marketpulse_stage_{table}")
 
 
+def _table_columns(conn: psycopg.Connection, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+        (table,),
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
 def _copy_and_upsert(conn: psycopg.Connection, table: PgTable, payload: bytes) -> None:
-    columns = sql.SQL(", ").join(map(sql.Identifier, table.names))
+    columns = copied = sql.SQL(", ").join(map(sql.Identifier, table.names))
     copy = "COPY {} ({}) FROM STDIN (FORMAT BINARY)"
     with conn.cursor() as cur:
         try:  # new keys, the usual case: straight into the table, no staging, no speculation
@@ -343,12 +386,19 @@ def _copy_and_upsert(conn: psycopg.Connection, table: PgTable, payload: bytes) -
         except psycopg.errors.UniqueViolation:
             logger.debug("postgres sink: %s keys already stored, upserting", table.name)
         stage = _stage(table.name)
+        if table.name == "indicators":
+            # the table may have gained columns since the staging table was made,
+            # and the row replaces the stored one: the table's other columns become null
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
+            names = list(_table_columns(conn, table.name))
+            table = PgTable(table.name, tuple((n, "") for n in names), table.key, table.time)
         cur.execute(
             sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS")
             .format(stage, sql.Identifier(table.name))
         )  # fmt: skip
-        with cur.copy(sql.SQL(copy).format(stage, columns)) as stream:
+        with cur.copy(sql.SQL(copy).format(stage, copied)) as stream:
             stream.write(payload)
+        columns = sql.SQL(", ").join(map(sql.Identifier, table.names))
         key = sql.SQL(", ").join(map(sql.Identifier, table.key))
         values = [sql.Identifier(c) for c in table.names if c not in table.key]
         updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(c) for c in values)

@@ -29,12 +29,17 @@ the tables, so only ``marketpulse db migrate`` applies it to a database that
 holds them (``convert=True``): the sinks stop with one line saying so. Where
 the TimescaleDB extension is installed the time-series tables become
 hypertables.
+
+The ``indicators`` table grows with the declared indicators: a batch with
+columns the table lacks adds them (``double precision``, see
+:func:`add_indicator_columns`) before its rows are written, and rows without
+some of the table's columns store NULL there.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -51,7 +56,9 @@ __all__ = [
     "PG_TABLES",
     "VIEWS",
     "PgTable",
+    "add_indicator_columns",
     "check_tables",
+    "indicator_table",
     "migrate",
     "schema_version",
 ]
@@ -171,6 +178,57 @@ PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
         ),  # fmt: skip
     }
 )
+
+#: The columns of every indicators row besides its declared indicator columns.
+INDICATOR_FIXED = ("symbol", "timeframe", "bar_start", "bar_end", "close", "dataset")
+
+
+def indicator_table(columns: Sequence[str]) -> PgTable:
+    """The ``indicators`` table as a batch with the declared ``columns`` writes it."""
+    base = PG_TABLES["indicators"]
+    fixed = dict(base.columns)
+    return PgTable(
+        base.name,
+        (
+            *((name, fixed[name]) for name in INDICATOR_FIXED[:-1]),
+            *((name, "float8") for name in columns),
+            ("dataset", "text"),
+        ),
+        base.key,
+        base.time,
+    )
+
+
+def add_indicator_columns(conn: psycopg.Connection, columns: Sequence[str]) -> list[str]:
+    """Add to the ``indicators`` table the declared ``columns`` it lacks; return those added.
+
+    Each is added as ``double precision`` (``ADD COLUMN IF NOT EXISTS``: sinks
+    adding the same column at once both succeed). Call it inside the
+    transaction that writes the rows.
+
+    Raises:
+        SchemaMismatchError: one of ``columns`` is in the table with another type.
+    """
+    found = _udts(conn, "indicators")
+    added = []
+    for name in columns:
+        kind = found.get(name)
+        if kind is None:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} double precision").format(
+                    sql.Identifier("indicators"), sql.Identifier(name)
+                )
+            )
+            added.append(name)
+        elif kind != "float8":
+            raise SchemaMismatchError(
+                f"postgres table 'indicators': column {name!r} is {kind}, the sink writes"
+                " float8 (a declared indicator column)"
+            )
+    if added:
+        logger.info("postgres: indicators gained column(s) %s", ", ".join(added))
+    return added
+
 
 #: The tables migration 3 converts (those of the earlier MarketPulse versions).
 _V3_TABLES = ("bars", "indicators", "alerts", "trades")
@@ -459,6 +517,9 @@ def _timescale(conn: psycopg.Connection) -> bool:
 def check_tables(conn: psycopg.Connection, tables: list[str]) -> None:
     """Check that each table exists with exactly the columns the sink writes.
 
+    The ``indicators`` table may have more ``double precision`` columns: those
+    of indicators declared by earlier runs.
+
     Raises:
         SchemaMismatchError: a table is missing, lacks a column, has a column of
             another type, or has a column the sink does not know; the message
@@ -489,6 +550,8 @@ def check_tables(conn: psycopg.Connection, tables: list[str]) -> None:
                     f" the sink writes {kind}"
                 )
         extra = [c for c in columns if c not in expected]
+        if name == "indicators":  # declared indicators' columns
+            extra = [c for c in extra if columns[c] != "float8"]
         if extra:
             raise SchemaMismatchError(
                 f"postgres table {name!r} has column {extra[0]!r}, which the sink does not"

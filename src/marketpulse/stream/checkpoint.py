@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 import msgspec
 import numpy as np
 
+from marketpulse.indicators import DEFAULT
 from marketpulse.stream.partition import PartitionState
 from marketpulse.timeframes import N_INTERVAL_KEYS
 
@@ -37,6 +38,7 @@ class _PartitionMeta(msgspec.Struct, frozen=True):
     closed: list[int]
     names: list[str]
     dataset: str | None = None
+    indicators: str | None = None  # the declared set's text; None: written before declarations
     fill_gaps: bool = False
 
 
@@ -63,12 +65,13 @@ def snapshot_partition(
     intervals: Iterable[str],
     sids: Iterable[int],
     dataset: str | None = None,
+    indicators: str = DEFAULT.text,
 ) -> list[tuple[bytes, bytes]]:
     """Return the partition record and the records of symbols ``sids``."""
     windows = state.windows
     meta = _PartitionMeta(
         _VERSION, list(intervals), windows.lateness, windows.clock.tolist(),
-        windows.closed.tolist(), state.names.tolist(), dataset, windows.fill,
+        windows.closed.tolist(), state.names.tolist(), dataset, indicators, windows.fill,
     )  # fmt: skip
     records = [(META_KEY, _encoder.encode(meta))]
     order = np.array(sorted(sids), np.int64)
@@ -94,13 +97,15 @@ def restore_partition(
     intervals: Iterable[str],
     records: Mapping[bytes, bytes],
     dataset: str | None = None,
+    indicators: str = DEFAULT.text,
 ) -> int:
     """Set a fresh partition state from its records; return the symbols restored.
 
     Raises:
         CheckpointError: a record is corrupt or the state was built with other
-            intervals or lateness, or for another dataset (its indicators would
-            run on into this one's).
+            intervals or lateness, for another dataset (its indicators would
+            run on into this one's), or with other declared indicators (their
+            state would not fit: refused rather than silently wrong).
     """
     raw = records.get(META_KEY)
     if raw is None:
@@ -129,6 +134,14 @@ def restore_partition(
             f"carries one dataset (keep --dataset {meta.dataset}, or use a topic prefix per "
             "dataset)"
         )
+    written = meta.indicators or DEFAULT.text  # older records: the default set
+    if written != indicators:
+        raise CheckpointError(
+            "state was written with other declared indicators "
+            f"({_difference(written, indicators)}): "
+            "keep the declared indicators, or start the new set on new topics (a new "
+            "topic prefix) and fill its history with `marketpulse backfill`"
+        )
     state.lookup(meta.names)
     windows.clock[: len(meta.clock)] = np.asarray(meta.clock, np.int64)  # older: 3 values
     windows.closed[:] = np.asarray(meta.closed, np.int64)
@@ -148,3 +161,34 @@ def restore_partition(
             raise CheckpointError(f"state of {key.decode(errors='replace')}: {exc}") from None
         restored += 1
     return restored
+
+
+def _difference(written: str, declared: str, limit: int = 200) -> str:
+    """What a declared set adds and drops against the one state was written with."""
+    old, new = _top_level(written), _top_level(declared)
+    dropped = [p for p in old if p not in new]
+    added = [p for p in new if p not in old]
+    # names alone, unless a name stays with other parameters: then the whole declaration
+    changed = {_name(p) for p in dropped} & {_name(p) for p in added}
+    dropped = [p if _name(p) in changed else _name(p) for p in dropped]
+    added = [p if _name(p) in changed else _name(p) for p in added]
+    parts = [f"not declared now: {', '.join(dropped)}"] if dropped else []
+    parts += [f"new: {', '.join(added)}"] if added else []
+    text = "; ".join(parts) or "the same indicators in another order"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _name(declaration: str) -> str:
+    return declaration.split("=", 1)[0]
+
+
+def _top_level(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from marketpulse.indicators import update_indicators
+from marketpulse.indicators import DeclaredSet, update_indicators
 from marketpulse.models import INDICATOR_COLUMNS
 from marketpulse.stream.output import Constant, Output, bars_table, indicators_table, text_column
 from marketpulse.stream.partition import PartitionState
@@ -47,6 +47,11 @@ class EmitSettings(Protocol):
     @property
     def dataset(self) -> str:
         """The dataset every row carries."""
+        ...
+
+    @property
+    def indicators(self) -> DeclaredSet:
+        """The declared indicators."""
         ...
 
     @property
@@ -96,7 +101,8 @@ class Emitter:
         with np.errstate(invalid="ignore", divide="ignore"):
             vwap = np.where(closed.volume > 0, closed.pv / closed.volume, np.nan)
         session = self.sessions(closed.start)
-        values = np.empty((len(end), len(INDICATOR_COLUMNS)), np.float64)
+        columns = self.settings.indicators.columns
+        values = np.empty((len(end), len(columns)), np.float64)
         keys = np.empty(len(end), np.int64)
         lo = 0
         for _, state, part in live:
@@ -105,7 +111,7 @@ class Emitter:
             keys[lo:hi] = part.sid * N_INTERVALS + self._keys[part.interval]
             values[lo:hi] = update_indicators(
                 state.indicators, keys[lo:hi], part.high, part.low, part.close, part.volume,
-                part.pv, session[lo:hi],
+                part.pv, session[lo:hi], part.open,
             )  # fmt: skip
             lo = hi
         symbol_column = text_column(codes, names)
@@ -116,8 +122,9 @@ class Emitter:
             closed.count, self.dataset,
         )  # fmt: skip
         indicators = indicators_table(
-            symbol_column, label_column, closed.start, end, closed.close, values, self.dataset
-        )
+            symbol_column, label_column, closed.start, end, closed.close, values, self.dataset,
+            columns,
+        )  # fmt: skip
         symbols, labels = names[codes], self._labels[closed.interval]
         lo = 0
         for out, state, part in live:
@@ -125,7 +132,7 @@ class Emitter:
             out.bars, out.indicators = bars.slice(lo, hi - lo), indicators.slice(lo, hi - lo)
             prices = {name: getattr(closed, name)[lo:hi] for name in _PRICES}
             rows = alert_rows(symbols[lo:hi], labels[lo:hi], closed.start[lo:hi], end[lo:hi],
-                              prices, values[lo:hi])  # fmt: skip
+                              prices, values[lo:hi], columns)  # fmt: skip
             out.alerts = state.alerts.evaluate(rows, codes=keys[lo:hi])
             lo = hi
         return outputs
@@ -161,13 +168,14 @@ def alert_rows(
     bar_end: np.ndarray,
     prices: dict[str, np.ndarray],
     values: np.ndarray,
+    columns: tuple[str, ...] = INDICATOR_COLUMNS,
 ) -> dict[str, np.ndarray]:
     """The columns the alert engine reads: the bar's key, its fields (``prices``), indicators."""
     rows: dict[str, np.ndarray] = {
         "symbol": symbols, "timeframe": timeframes, "bar_start": bar_start, "bar_end": bar_end,
         **prices,
     }  # fmt: skip
-    for i, name in enumerate(INDICATOR_COLUMNS):
+    for i, name in enumerate(columns):
         rows[name] = values[:, i]
     return rows
 

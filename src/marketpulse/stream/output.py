@@ -16,6 +16,7 @@ from marketpulse.models import (
     INDICATOR_SCHEMA,
     Alert,
     DeadLetter,
+    indicator_schema,
 )
 
 __all__ = [
@@ -177,8 +178,9 @@ def indicators_table(
     close: np.ndarray,
     values: np.ndarray,
     dataset: Constant = _NO_DATASET,
+    columns: tuple[str, ...] = INDICATOR_COLUMNS,
 ) -> pa.Table:
-    """Build an ``indicators`` table; ``values`` is (n, 13) in INDICATOR_COLUMNS order.
+    """Build an ``indicators`` table; ``values`` is (n, len(columns)), in ``columns`` order.
 
     Its key is the bar's: (dataset, symbol, timeframe, bar_start).
     """
@@ -189,10 +191,10 @@ def indicators_table(
         pa.array(bar_end, pa.int64()),
         pa.array(close, pa.float64()),
     ]
-    columns = np.ascontiguousarray(values.T)  # one copy, then each column is contiguous
-    arrays += [_floats(columns[i]) for i in range(len(INDICATOR_COLUMNS))]
+    by_column = np.ascontiguousarray(values.T)  # one copy, then each column is contiguous
+    arrays += [_floats(by_column[i]) for i in range(len(columns))]
     arrays.append(dataset(len(bar_start)))
-    return pa.Table.from_arrays(arrays, schema=INDICATOR_SCHEMA)
+    return pa.Table.from_arrays(arrays, schema=indicator_schema(columns))
 
 
 def alerts_table(alerts: list[Alert], dataset: str | None = None) -> pa.Table:

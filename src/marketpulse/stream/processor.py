@@ -25,7 +25,7 @@ from marketpulse.config import (
     MAX_TIME_JUMP,
     SESSION_TZ,
 )
-from marketpulse.indicators import IndicatorState, update_indicators
+from marketpulse.indicators import DEFAULT, DeclaredSet, IndicatorState, update_indicators
 from marketpulse.models import BAR_SCHEMA, DeadLetter, Trade, is_dataset_name
 from marketpulse.plugins import Plugin, run_plugins
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
@@ -85,6 +85,8 @@ class ProcessorSettings:
         plugins: users' functions called on each batch of closed bars with
             their indicators (:mod:`marketpulse.plugins`): their values go to
             :attr:`.Output.custom`, their alerts with the rules'.
+        indicators: the declared indicators (their columns, in order, are the
+            ``indicators`` rows' after the bar's key and close).
     """
 
     intervals: tuple[str, ...] = BAR_INTERVALS
@@ -97,6 +99,7 @@ class ProcessorSettings:
     fill_gaps: bool = False
     dataset: str = "live"
     plugins: tuple[Plugin, ...] = ()
+    indicators: DeclaredSet = DEFAULT
 
     def __post_init__(self) -> None:
         if not is_dataset_name(self.dataset):
@@ -154,7 +157,7 @@ class Processor:
                 sessions=self._sessions,
                 fill=self.settings.fill_gaps,
             ),
-            indicators=IndicatorState(),
+            indicators=IndicatorState(declared=self.settings.indicators),
             alerts=AlertEngine(self._rules, dataset=self.settings.dataset),
             last_input=time.monotonic(),
         )
@@ -174,7 +177,9 @@ class Processor:
         if state is None:
             return []
         settings = self.settings
-        records = snapshot_partition(state, settings.intervals, state.dirty, settings.dataset)
+        records = snapshot_partition(
+            state, settings.intervals, state.dirty, settings.dataset, settings.indicators.text
+        )
         state.dirty.clear()
         return records
 
@@ -202,7 +207,10 @@ class Processor:
                 (or for another dataset).
         """
         state = self._new_state()
-        restored = restore_partition(state, self.settings.intervals, records, self.settings.dataset)
+        restored = restore_partition(
+            state, self.settings.intervals, records, self.settings.dataset,
+            self.settings.indicators.text,
+        )  # fmt: skip
         if quiet_since is not None:
             state.last_input = quiet_since
         self._states[(topic, partition)] = state
@@ -455,16 +463,23 @@ class Processor:
         pv = np.where(np.isnan(vwap), typical, vwap) * volume
         daily = np.array([i == "1d" for i in timeframes])
         session = np.where(daily, start // _DAY_NS, self._emitter.sessions(start))
-        values = update_indicators(state.indicators, keys, high, low, close, volume, pv, session)
+        opens = table.column("open").to_numpy()
+        values = update_indicators(
+            state.indicators, keys, high, low, close, volume, pv, session, opens
+        )
         end = table.column("bar_end").to_numpy()
         symbols = np.array(names, object)
         labels = np.array(timeframes, object)
         out.bars = table
         out.indicators = indicators_table(
-            symbols, labels, start, end, close, values, self._emitter.dataset
-        )
+            symbols, labels, start, end, close, values, self._emitter.dataset,
+            self.settings.indicators.columns,
+        )  # fmt: skip
         prices = {n: table.column(n).to_numpy() for n in ("open", "high", "low", "close", "volume")}
-        out.alerts = state.alerts.evaluate(alert_rows(symbols, labels, start, end, prices, values))
+        rows = alert_rows(
+            symbols, labels, start, end, prices, values, self.settings.indicators.columns
+        )
+        out.alerts = state.alerts.evaluate(rows)
         out.accepted = table.num_rows
         return self._plug(out)
 

@@ -104,7 +104,7 @@ EXPECTED = [
 def test_load_good_file(write, name, text):
     rules = load_rules(write(name, text))
     assert rules == EXPECTED
-    assert [r.type for r in rules] == list(RULE_TYPES)
+    assert [r.type for r in rules] == [t for t in RULE_TYPES if t != "cross"]
     assert [r.severity for r in rules] == ["critical", "warning", "info", "info", "info", "warning"]
     assert rules[0].cooldown == 300.0
 
@@ -134,7 +134,8 @@ def test_default_rules():
     assert by_name["pct_move_5_bars"] == PctChangeRule(
         name="pct_move_5_bars", window=5, threshold=2, intervals=("1m",)
     )
-    assert {r.type for r in rules} == set(RULE_TYPES) - {"price_cross"}
+    # price levels and crosses of declared columns are the user's to choose
+    assert {r.type for r in rules} == set(RULE_TYPES) - {"price_cross", "cross"}
     AlertEngine(rules)  # valid as a set
 
 
@@ -151,6 +152,7 @@ def test_exported_names():
             "RULE_TYPES",
             "AlertEngine",
             "BollingerRule",
+            "CrossRule",
             "JsonLinesNotifier",
             "MacdCrossRule",
             "Notifier",

@@ -138,8 +138,16 @@ def test_public_api() -> None:
 
     assert set(indicators.__all__) == {
         "COLUMNS",
+        "DEFAULT",
+        "KINDS",
+        "Declared",
+        "DeclaredSet",
         "IndicatorState",
+        "StateMismatch",
+        "compute",
         "compute_indicators",
+        "parse",
+        "parse_set",
         "update_indicators",
     }
     assert COLUMNS == INDICATOR_COLUMNS

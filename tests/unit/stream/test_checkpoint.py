@@ -1,5 +1,7 @@
 """A partition's state, saved as ``state`` records and restored, continues exactly."""
 
+import dataclasses
+
 import msgspec
 import numpy as np
 import pyarrow as pa
@@ -8,6 +10,7 @@ import pytest
 from marketpulse.alerts import default_rules
 from marketpulse.bus import Batch
 from marketpulse.feeds import Simulator
+from marketpulse.indicators import parse_set
 from marketpulse.stream import Processor, ProcessorSettings
 from marketpulse.stream.checkpoint import META_KEY, CheckpointError
 
@@ -123,3 +126,38 @@ def test_state_of_another_dataset_is_refused_and_state_from_before_datasets_rest
     del meta["dataset"]  # written before datasets: restores under any
     records[META_KEY] = msgspec.msgpack.encode(meta)
     assert other.restore("ticks", 3, records) == 40
+
+
+def test_a_declared_set_restores_exactly_and_another_set_is_refused_with_the_difference():
+    declared = parse_set("ema(50), rsi(7), bb=bbands(20, 2.5), stoch, adx")
+    settings = ProcessorSettings(intervals=("1s", "1m"), lateness=0.5, indicators=declared)
+    batches = simulated(n_events=40_000)
+    reference = Processor(settings)
+    expected = [reference.process(b) for b in batches]
+    first = Processor(settings)
+    compacted: dict[bytes, bytes] = {}
+    split = len(batches) // 2
+    outputs = []
+    for batch in batches[:split]:
+        outputs.append(first.process(batch))
+        compacted.update(first.checkpoint("ticks", 3))
+    second = Processor(settings)
+    assert second.restore("ticks", 3, compacted) == 40
+    outputs += [second.process(b) for b in batches[split:]]
+    want, got = rows(expected)[1], rows(outputs)[1]
+    assert set(want[0]) >= {"ema_50", "rsi_7", "bb_upper", "stoch_k", "adx"}
+    assert sum(r["ema_50"] is not None for r in want) > 100
+    assert got == want
+
+    changed = dataclasses.replace(settings, indicators=parse_set("ema(50), rsi(8)"))
+    with pytest.raises(CheckpointError) as caught:
+        Processor(changed).restore("ticks", 3, compacted)
+    message = str(caught.value)
+    assert "other declared indicators" in message
+    assert "(not declared now: rsi_7, bb, stoch, adx; new: rsi_8)" in message
+    # records from before declared indicators hold none: they are the default set's
+    meta = msgspec.msgpack.decode(compacted[META_KEY])
+    del meta["indicators"]
+    old = {**compacted, META_KEY: msgspec.msgpack.encode(meta)}
+    with pytest.raises(CheckpointError, match="other declared indicators"):
+        Processor(settings).restore("ticks", 3, old)

@@ -153,7 +153,9 @@ def _rebuild_variance(ring, key, count, n):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _bbands(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
+def _bbands(
+    keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
+):
     n = int(params[0])
     up, down = params[1], params[2]
     inverse = 1.0 / n
@@ -275,7 +277,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("rsi", "relative strength index (Wilder)", (_period(14), _SOURCE), ("",),
          lambda p: (3, 1, 0), _rsi, talib="RSI"),
     Kind("macd", "moving average convergence/divergence: line, signal, histogram",
-         (Param("fast", 12, minimum=2, maximum=100_000), Param("slow", 26, minimum=2, maximum=100_000),
+         (Param("fast", 12, minimum=2, maximum=100_000),
+          Param("slow", 26, minimum=2, maximum=100_000),
           Param("signal", 9, minimum=1, maximum=100_000), _SOURCE),
          ("", "signal", "hist"), lambda p: (3, 1, 0), _macd, talib="MACD"),
     Kind("bbands", "Bollinger bands (population standard deviation): upper, middle, lower",
@@ -288,5 +291,3 @@ KINDS: tuple[Kind, ...] = (
          lambda p: (2, 2, 0), _vwap,
          reference="cumulative sum of price * size over cumulative size, reset each session"),
 )  # fmt: skip
-
-

@@ -1,5 +1,7 @@
-// Symbol page: candles with overlays, volume, RSI and MACD panes and alert markers, all of
-// one dataset (the selector in the navigation bar). History comes from the lake
+// Symbol page: candles with overlays, volume, an indicator pane and a MACD pane and alert
+// markers, all of one dataset (the selector in the navigation bar). The indicator pane
+// draws any indicator column the rows have (the declared ones: the select in the
+// toolbar, remembered as ?indicator=; by default the first RSI column). History comes from the lake
 // (/api/bars, /api/indicators, /api/alerts), then the WebSocket pushes each bar and
 // indicator row of that dataset as it closes; the lake is re-read every few seconds to
 // fill gaps. Bars, indicator rows and alerts share their key: the bar's start.
@@ -9,10 +11,40 @@ const params = new URLSearchParams(location.search);
 let symbol = params.get("symbol");
 let interval = params.get("timeframe");
 let dataset = null;
+// the indicator the user picked (?indicator=), else null: the default of the columns present
+let picked = params.get("indicator");
+let indicator = null;
 const chart = document.getElementById("chart");
 const REFRESH_MS = 5000;
 const BARS = 600;
 
+
+// Columns of an indicators row that are not indicators.
+const KEY_COLUMNS = new Set(["symbol", "timeframe", "bar_start", "bar_end", "close", "dataset"]);
+// "rsi_14" -> "RSI 14", "bb_upper" -> "BB UPPER"
+const label = (name) => name.replaceAll("_", " ").toUpperCase();
+// oscillators between 0 and 100: drawn on that range with the 30 and 70 levels
+const bounded = (name) => /^(rsi|mfi|stoch|willr|ultosc|aroon)/.test(name || "");
+
+// The indicator columns of the rows, in the order first seen.
+function indicatorColumns(rows) {
+  const names = new Set();
+  for (const r of rows) for (const name of Object.keys(r)) if (!KEY_COLUMNS.has(name)) names.add(name);
+  return [...names];
+}
+
+// Fills the indicator select with the rows' columns; keeps the one picked when present.
+function setIndicators(rows) {
+  const names = indicatorColumns(rows);
+  const select = document.getElementById("indicator");
+  const listed = [...select.options].map((o) => o.value);
+  if (listed.join("\n") !== names.join("\n")) {
+    select.replaceChildren(...names.map((name) => new Option(name, name)));
+  }
+  indicator = names.includes(picked) ? picked
+    : names.find((name) => name === "rsi_14") || names.find((name) => name.startsWith("rsi")) || names[0] || null;
+  select.value = indicator || "";
+}
 
 function layout(maxVolume) {
   const axis = { gridcolor: "#26303b", zerolinecolor: "#26303b", color: "#7d8a98" };
@@ -25,10 +57,11 @@ function layout(maxVolume) {
     // volume bars keep to the bottom quarter of the price pane
     yaxis2: { ...axis, domain: [0.46, 1], overlaying: "y", side: "right", showgrid: false,
               title: { text: "volume" }, range: [0, Math.max(1, maxVolume) * 4] },
-    yaxis3: { ...axis, domain: [0.24, 0.42], range: [0, 100], title: { text: "RSI 14" } },
+    yaxis3: { ...axis, domain: [0.24, 0.42], title: { text: indicator ? label(indicator) : "" },
+              ...(bounded(indicator) ? { range: [0, 100] } : { autorange: true }) },
     yaxis4: { ...axis, domain: [0, 0.2], title: { text: "MACD" } },
-    shapes: [30, 70].map((level) => ({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y3",
-      y0: level, y1: level, line: { color: "#7d8a98", dash: "dot", width: 1 } })),
+    shapes: bounded(indicator) ? [30, 70].map((level) => ({ type: "line", xref: "paper", x0: 0, x1: 1,
+      yref: "y3", y0: level, y1: level, line: { color: "#7d8a98", dash: "dot", width: 1 } })) : [],
   };
 }
 
@@ -36,10 +69,12 @@ function traces(bars, rows, alerts) {
   const bx = bars.map((b) => MP.plotTime(b.bar_start));
   const ix = rows.map((r) => MP.plotTime(r.bar_start));
   const col = (name) => rows.map((r) => r[name]);
-  const line = (name, label, color, extra = {}) => ({
+  // a column the rows lack (not declared) draws nothing: no trace, no legend entry
+  const has = (name) => rows.some((r) => r[name] !== undefined);
+  const line = (name, label, color, extra = {}) => (has(name) ? {
     type: "scatter", mode: "lines", name: label, x: ix, y: col(name),
     line: { color, width: 1.2 }, ...extra,
-  });
+  } : null);
   const closes = new Map(bars.map((b) => [b.bar_start, b.close]));
   return [
     { type: "candlestick", name: "price", x: bx, open: bars.map((b) => b.open), high: bars.map((b) => b.high),
@@ -56,12 +91,12 @@ function traces(bars, rows, alerts) {
     { type: "scatter", mode: "markers", name: "alerts", x: alerts.map((a) => MP.plotTime(a.bar_start)),
       y: alerts.map((a) => closes.get(a.bar_start) ?? null), text: alerts.map((a) => a.rule + ": " + a.message),
       hoverinfo: "text", marker: { symbol: "triangle-down", size: 11, color: "#e0a526" } },
-    line("rsi_14", "RSI 14", "#4aa3ff", { yaxis: "y3" }),
+    ...(indicator ? [line(indicator, label(indicator), "#4aa3ff", { yaxis: "y3" })] : []),
     line("macd", "MACD", "#4aa3ff", { yaxis: "y4" }),
     line("macd_signal", "signal", "#e0a526", { yaxis: "y4" }),
-    { type: "bar", name: "MACD hist", x: ix, y: col("macd_hist"), yaxis: "y4",
-      marker: { color: col("macd_hist").map((v) => (v >= 0 ? "#2fbf71" : "#e5534b")) } },
-  ];
+    has("macd_hist") ? { type: "bar", name: "MACD hist", x: ix, y: col("macd_hist"), yaxis: "y4",
+      marker: { color: col("macd_hist").map((v) => (v >= 0 ? "#2fbf71" : "#e5534b")) } } : null,
+  ].filter(Boolean);
 }
 
 const UNITS = { s: 1e9, m: 60e9, h: 3600e9, d: 86400e9 };
@@ -101,6 +136,7 @@ function showing() {
 function remember() {
   const query = new URLSearchParams({ dataset, symbol });
   if (interval) query.set("timeframe", interval);
+  if (picked) query.set("indicator", picked);
   history.replaceState(null, "", "?" + query);
 }
 
@@ -130,10 +166,13 @@ async function draw() {
   const shown = [...alertsById.values()].filter(
     (a) => a.dataset === dataset && a.timeframe === interval && MP.ms(a.bar_start) >= first);
   const maxVolume = bars.reduce((m, b) => Math.max(m, b.volume), 0);
+  setIndicators(rows);
   await Plotly.react(chart, traces(bars, rows, shown), layout(maxVolume), { responsive: true, displaylogo: false });
   chart.dataset.bars = bars.length;
-  chart.dataset.rsi = rows.filter((r) => r.rsi_14 !== null).length;
-  chart.dataset.macd = rows.filter((r) => r.macd !== null).length;
+  chart.dataset.rsi = rows.filter((r) => r.rsi_14 !== null && r.rsi_14 !== undefined).length;
+  chart.dataset.macd = rows.filter((r) => r.macd !== null && r.macd !== undefined).length;
+  chart.dataset.indicator = indicator || "";
+  chart.dataset.indicatorPoints = rows.filter((r) => r[indicator] !== null && r[indicator] !== undefined).length;
   chart.dataset.newest = bars.length ? MP.ms(bars[bars.length - 1].bar_start) : 0;
   chart.dataset.dataset = dataset;
   document.getElementById("info").textContent = bars.length + " bars, " + shown.length + " alerts";
@@ -190,6 +229,12 @@ function pick(name) {
 
 async function setup() {
   dataset = await MP.datasets(pick);
+  const choice = document.getElementById("indicator");
+  choice.addEventListener("change", () => {
+    picked = choice.value;
+    remember();
+    draw().catch((e) => console.error(e));
+  });
   const select = document.getElementById("symbol");
   select.addEventListener("change", () => {
     symbol = select.value;
