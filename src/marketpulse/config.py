@@ -229,6 +229,7 @@ class Settings:
     idle_timeout: float = field(default=IDLE_TIMEOUT, metadata={"min": 0})
     session_tz: str = SESSION_TZ
     session_calendar: str = ""
+    fill_gaps: bool = False
     max_time_jump: float = field(default=MAX_TIME_JUMP, metadata={"min": 0})
     partitions: int = field(default=1, metadata={"min": 1})
     log_level: str = "INFO"

@@ -64,9 +64,10 @@ __all__ = [
 
 NS_PER_S = 1_000_000_000
 
-#: Bar intervals MarketPulse knows, with their length in nanoseconds. ``1d`` is
-#: the exchange session date, not 24 hours of UTC, and is never built from
-#: ticks by fixed windows; it is listed for bars that feeds deliver.
+#: Well-known bar intervals, with their nominal length in nanoseconds (for
+#: guessing the interval of bar files). Any whole number of seconds, minutes or
+#: hours is an interval (:mod:`marketpulse.timeframes`); ``1d`` is the exchange
+#: session, not 24 hours of UTC (built from ticks by sessions, not fixed windows).
 INTERVALS: dict[str, int] = {
     "1s": NS_PER_S,
     "5s": 5 * NS_PER_S,
@@ -107,16 +108,19 @@ def is_dataset_name(name: str) -> bool:
 
 
 def interval_ns(interval: str) -> int:
-    """Return the length of ``interval`` (such as ``"1m"``) in nanoseconds.
+    """Return the nominal length of ``interval`` (``"1m"``, ``"4h"``) in nanoseconds.
+
+    ``1d`` counts 24 hours and ``1w`` 7 days (a delivered bar's nominal end).
 
     Raises:
-        ValueError: if the interval is not one of :data:`INTERVALS`.
+        ValueError: if the interval is not one (:func:`marketpulse.timeframes.parse_interval`).
     """
-    try:
+    if interval in INTERVALS:
         return INTERVALS[interval]
-    except KeyError:
-        known = ", ".join(INTERVALS)
-        raise ValueError(f"unknown interval {interval!r} (known: {known})") from None
+    from marketpulse.timeframes import parse_interval
+
+    parsed = parse_interval(interval)
+    return parsed.length or (86_400 if parsed.unit == "d" else 7 * 86_400) * NS_PER_S
 
 
 class Trade(msgspec.Struct, frozen=True, omit_defaults=True, tag="trade", tag_field="type"):

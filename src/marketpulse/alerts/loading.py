@@ -25,7 +25,7 @@ import yaml
 
 from marketpulse.alerts.rules import RULE_TYPES, Rule
 from marketpulse.exceptions import RulesError
-from marketpulse.models import INTERVALS
+from marketpulse.timeframes import is_interval
 
 __all__ = ["default_rules", "load_rules"]
 
@@ -217,7 +217,7 @@ def _build_rule(i: int, entry: Any, loc: _Locator, source: str) -> Rule:
     for field, reason in rule._problems():
         item = None
         if field == "intervals":
-            item = next(j for j, iv in enumerate(rule.intervals or ()) if iv not in INTERVALS)
+            item = next(j for j, iv in enumerate(rule.intervals or ()) if not is_interval(iv))
         raise fail(reason, field, item)
     return rule
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import msgspec
 
 from marketpulse.exceptions import RulesError
-from marketpulse.models import INTERVALS
+from marketpulse.timeframes import is_interval
 
 __all__ = [
     "RULE_TYPES",
@@ -72,8 +72,8 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_u
                 f"unknown severity {self.severity!r} (one of: {', '.join(SEVERITIES)})",
             )
         for iv in self.intervals or ():
-            if iv not in INTERVALS:
-                yield "intervals", f"unknown interval {iv!r} (one of: {', '.join(INTERVALS)})"
+            if not is_interval(iv):
+                yield "intervals", f"unknown interval {iv!r} (as 1m, 15m, 4h, 1d, 1w)"
         if self.cooldown < 0:
             yield "cooldown", f"cooldown must be >= 0 seconds, got {self.cooldown}"
         direction = getattr(self, "direction", "both")

@@ -28,6 +28,7 @@ from marketpulse.cli.common import (
     COLUMNS_OPTION,
     CONFIG_OPTION,
     DATASET_OPTION,
+    FILL_GAPS_OPTION,
     FORMAT_OPTION,
     INDICATORS_OPTION,
     INTERVALS_OPTION,
@@ -153,6 +154,7 @@ def run(
     postgres_tables: str = POSTGRES_TABLES_OPTION,
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
+    fill_gaps: bool | None = FILL_GAPS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
@@ -197,7 +199,7 @@ def run(
 
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals),
+        intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
         indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
@@ -329,6 +331,7 @@ def replay(
     postgres_tables: str = POSTGRES_TABLES_OPTION,
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
+    fill_gaps: bool | None = FILL_GAPS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
@@ -353,7 +356,7 @@ def replay(
     pace = _speed(speed)
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals),
+        intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
         indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **url_overrides(postgres_url, influx_url),
     )  # fmt: skip

@@ -124,18 +124,26 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
     """
     from marketpulse.plugins import load_plugins
     from marketpulse.stream import ProcessorSettings
+    from marketpulse.timeframes import parse_intervals as parse
 
     plugins = load_plugins(settings.plugins)  # a bad spec: one line, before anything starts
     declared = declared_indicators(settings)
     try:
+        intervals = tuple(i.name for i in parse(settings.intervals))
+    except ValueError as exc:
+        from marketpulse.exceptions import ConfigError
+
+        raise ConfigError(f"intervals (MARKETPULSE_INTERVALS or the config file): {exc}") from None
+    try:
         return ProcessorSettings(
             indicators=declared,
             plugins=plugins,
-            intervals=settings.intervals,
+            intervals=intervals,
             lateness=settings.lateness,
             idle_timeout=settings.idle_timeout or None,
             session_tz=settings.session_tz,
             session_calendar=settings.session_calendar,
+            fill_gaps=settings.fill_gaps,
             max_time_jump=settings.max_time_jump,
             wall_clock=wall_clock,
         )
@@ -227,8 +235,16 @@ RULES_OPTION = typer.Option(
 INTERVALS_OPTION = typer.Option(
     None,
     "--intervals",
-    help=f"Bar intervals built from trades, comma-separated [default: {','.join(BAR_INTERVALS)}].",
+    help="Bar intervals built from trades, comma-separated: whole seconds, minutes or hours "
+    "(90s, 15m, 4h), 1d and 1w follow the exchange's sessions "
+    f"[default: {','.join(BAR_INTERVALS)}].",
 )
+FILL_GAPS_OPTION = typer.Option(
+    None, "--fill-gaps/--no-fill-gaps",
+    help="Close the intervals in which a symbol had no trade, between its first bar and the "
+    "newest trade, as bars of the previous close, no volume, no trades [default: no; "
+    "setting fill_gaps].",
+)  # fmt: skip
 INDICATORS_OPTION = typer.Option(
     None, "--indicators", metavar="DECLARATIONS",
     help="Indicators to compute, comma-separated: 'ema(50), rsi(7), bb=bbands(20, 2.5)' "
@@ -318,8 +334,20 @@ def dataset_for(settings: Settings, given: str | None, default: str) -> str:
 
 
 def parse_intervals(value: str | None) -> tuple[str, ...] | None:
-    """Parse ``--intervals "1s,1m"``."""
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+    """Parse ``--intervals "1m,4h,1d"`` into canonical names (``60m`` is ``1h``).
+
+    Raises:
+        InputError: a value is not an interval, or they cannot be built together
+            (one line naming the value).
+    """
+    if not value:
+        return None
+    from marketpulse.timeframes import parse_intervals as parse
+
+    try:
+        return tuple(i.name for i in parse(v for v in value.split(",") if v.strip()))
+    except ValueError as exc:
+        raise InputError(f"--intervals: {exc}") from None
 
 
 def file_feed(

@@ -9,6 +9,7 @@ import typer
 from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, PLUGIN_TOPICS
 from marketpulse.cli.common import (
     CONFIG_OPTION,
+    FILL_GAPS_OPTION,
     INDICATORS_OPTION,
     INTERVALS_OPTION,
     LAKE_OPTION,
@@ -76,6 +77,7 @@ def process(
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
+    fill_gaps: bool | None = FILL_GAPS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     idle_timeout: float = typer.Option(
@@ -114,7 +116,7 @@ def process(
 
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
-        intervals=parse_intervals(intervals),
+        intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
         indicators=parse_indicators(indicators), idle_timeout=idle_timeout,
         plugins=plugin_specs(plugin), metrics_port=metrics_port,
         **{"process.commit_interval": commit_interval},

@@ -11,6 +11,7 @@ from marketpulse.cli.common import (
     ADJUST_OPTION,
     COLUMNS_OPTION,
     CONFIG_OPTION,
+    FILL_GAPS_OPTION,
     FORMAT_OPTION,
     INDICATORS_OPTION,
     INTERVALS_OPTION,
@@ -98,6 +99,7 @@ def backfill(
     lake: str = LAKE_OPTION,
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
+    fill_gaps: bool | None = FILL_GAPS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     config: Path = CONFIG_OPTION,
@@ -119,6 +121,7 @@ def backfill(
         intervals=parse_intervals(intervals),
         indicators=parse_indicators(indicators),
         lateness=lateness,
+        fill_gaps=fill_gaps,
     )
     if file is None and adjust != Adjust.none:
         raise InputError("backfill: --adjust applies to --file, not to the lake's trades")

@@ -53,7 +53,8 @@ from marketpulse.feeds.decompress import Broken, Decompressed
 from marketpulse.feeds.formats import Layout, Source, resolve_layout, sniff
 from marketpulse.feeds.sanitise import MAX_LINE, CleanLines
 from marketpulse.feeds.timestamps import CONVERT_ERRORS
-from marketpulse.models import BAR_SCHEMA, INTERVALS, TRADE_SCHEMA, DeadLetter
+from marketpulse.models import BAR_SCHEMA, TRADE_SCHEMA, DeadLetter
+from marketpulse.timeframes import is_interval
 
 __all__ = ["CONDITION_PRESETS", "FileReplay", "detect_format", "lean_excludes_price"]
 
@@ -166,9 +167,11 @@ class FileReplay:
         exclude = condition_rule(exclude_conditions)
         self.path = Path(path)
         self.name = str(path)
-        if interval != "auto" and interval not in INTERVALS:
-            known = ", ".join(INTERVALS)
-            raise InputError(f"{self.name}: unknown bar interval {interval!r} (known: {known})")
+        if interval != "auto" and not is_interval(interval):
+            raise InputError(
+                f"{self.name}: unknown bar interval {interval!r} (a whole number of s, m or h, "
+                "as 15m, 4h; or 1d, 1w)"
+            )
         self._source: Source = sniff(self.path)
         self._layout = resolve_layout(self._source, format, columns, symbol)
         self._adjust = self._adjusting(adjust)

@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import Self
 
 from marketpulse.feeds.dataset import check_dataset
-from marketpulse.models import INTERVALS
 from marketpulse.runtime import Metrics
 from marketpulse.serve.app import create_app
 from marketpulse.serve.exceptions import ServeError
@@ -16,6 +15,7 @@ from marketpulse.serve.market import LakeMarket, LiveMarket, MarketSource
 from marketpulse.serve.server import DashboardServer
 from marketpulse.serve.settings import ServeSettings
 from marketpulse.sinks.lake_location import LakeLocation
+from marketpulse.timeframes import is_interval
 
 __all__ = ["Dashboard"]
 
@@ -50,9 +50,11 @@ class Dashboard:
     @staticmethod
     def check_interval(interval: str) -> None:
         """Raise :class:`ServeError` unless ``interval`` is a bar timeframe."""
-        if interval not in INTERVALS:
-            known = ", ".join(INTERVALS)
-            raise ServeError(f"--interval: unknown timeframe {interval!r} (known: {known})")
+        if not is_interval(interval):
+            raise ServeError(
+                f"--interval: not a timeframe: {interval!r} (a whole number of s, m or h, "
+                "as 90s, 15m, 4h; or 1d, 1w)"
+            )
 
     @classmethod
     def from_lake(

@@ -34,11 +34,11 @@ from marketpulse.models import (
     BAR_SCHEMA,
     INDICATOR_KEY_COLUMNS,
     INDICATOR_SCHEMA,
-    INTERVALS,
 )
 from marketpulse.serve.records import iso_time, to_records
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_store import open_store
+from marketpulse.timeframes import sort_key
 
 __all__ = ["LakeData", "to_records"]
 
@@ -153,7 +153,7 @@ class LakeData:
                                       "first": None, "last": None}  # fmt: skip
             rows.append({
                 "dataset": name, "symbols": row["symbols"],
-                "timeframes": sorted(row["timeframes"], key=lambda t: INTERVALS.get(t, 0)),
+                "timeframes": sorted(row["timeframes"], key=sort_key),
                 "bars": row["bars"], "first": row["first"], "last": row["last"],
                 "written": iso_time(written[name]),
             })  # fmt: skip
@@ -170,14 +170,14 @@ class LakeData:
         )
         rows = to_records(table)
         for row in rows:
-            row["timeframes"].sort(key=lambda name: INTERVALS.get(name, 0))
+            row["timeframes"].sort(key=sort_key)
         return rows
 
     def timeframes(self, dataset: str) -> list[str]:
         """Return the timeframes of a dataset's bars, shortest first."""
         table = self._query("SELECT DISTINCT timeframe FROM bars WHERE dataset = ?", [dataset])
         names = table.column("timeframe").to_pylist() if table.num_rows else []
-        return sorted(names, key=lambda name: INTERVALS.get(name, 0))
+        return sorted(names, key=sort_key)
 
     def bars(
         self,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from fastapi import HTTPException
 
-from marketpulse.models import INTERVALS, is_dataset_name
+from marketpulse.models import is_dataset_name
+from marketpulse.timeframes import is_interval
 
 __all__ = ["check_dataset", "check_symbol", "check_timeframe", "not_found",
            "parse_time"]  # fmt: skip
@@ -41,9 +42,13 @@ def check_symbol(value: str | None, name: str = "symbol") -> str | None:
 
 
 def check_timeframe(value: str | None, name: str = "timeframe") -> str | None:
-    """Return ``value`` if it is a known bar timeframe (or is ``None``)."""
-    if value is not None and value not in INTERVALS:
-        raise bad(name, f"unknown timeframe {value!r} (known: {', '.join(INTERVALS)})")
+    """Return ``value`` if it is a bar timeframe (or is ``None``): ``15m``, ``4h``, ``1d``..."""
+    if value is not None and not is_interval(value):
+        raise bad(
+            name,
+            f"not a timeframe: {value[:40]!r} (a whole number of s, m or h, as 90s, 15m, 4h; "
+            "or 1d, 1w)",
+        )
     return value
 
 

@@ -45,8 +45,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketpulse.models import DATASET_NAME, INTERVALS, STORED_TIME
+from marketpulse.models import DATASET_NAME, STORED_TIME
 from marketpulse.sinks.base import TABLES, TIME_COLUMNS
+from marketpulse.timeframes import parse_interval
 
 if TYPE_CHECKING:
     from marketpulse.sinks.lake_store import Store
@@ -138,8 +139,12 @@ def is_long(timeframe: str | None) -> bool:
     """Return whether ``timeframe`` is a day or longer (partitioned by decade)."""
     if timeframe is None:
         return False
-    if timeframe in INTERVALS:
-        return INTERVALS[timeframe] >= _NS_PER_DAY
+    try:
+        interval = parse_interval(timeframe)
+    except ValueError:
+        pass
+    else:
+        return not interval.fixed or interval.length >= _NS_PER_DAY
     match = _TIMEFRAME.fullmatch(timeframe)
     return bool(match and match.group(2) in _LONG_UNITS)
 

@@ -19,15 +19,15 @@ import msgspec
 import numpy as np
 
 from marketpulse.indicators import DEFAULT
-from marketpulse.models import INTERVALS
 from marketpulse.stream.partition import PartitionState
+from marketpulse.timeframes import N_INTERVAL_KEYS
 
 __all__ = ["META_KEY", "CheckpointError", "restore_partition", "snapshot_partition"]
 
 #: Key of the partition record; never a valid symbol (symbols are upper case).
 META_KEY = b"__partition__"
 _VERSION = 1
-_N_INTERVAL_KEYS = len(INTERVALS)  # indicator keys of a symbol: sid * n + interval index
+_N_INTERVAL_KEYS = N_INTERVAL_KEYS  # indicator keys of a symbol: sid * n + interval key
 
 
 class _PartitionMeta(msgspec.Struct, frozen=True):
@@ -39,6 +39,7 @@ class _PartitionMeta(msgspec.Struct, frozen=True):
     names: list[str]
     dataset: str | None = None
     indicators: str | None = None  # the declared set's text; None: written before declarations
+    fill_gaps: bool = False
 
 
 class _SymbolState(msgspec.Struct, frozen=True):
@@ -70,7 +71,7 @@ def snapshot_partition(
     windows = state.windows
     meta = _PartitionMeta(
         _VERSION, list(intervals), windows.lateness, windows.clock.tolist(),
-        windows.closed.tolist(), state.names.tolist(), dataset, indicators,
+        windows.closed.tolist(), state.names.tolist(), dataset, indicators, windows.fill,
     )  # fmt: skip
     records = [(META_KEY, _encoder.encode(meta))]
     order = np.array(sorted(sids), np.int64)
@@ -121,6 +122,11 @@ def restore_partition(
             f"state was written with intervals {','.join(meta.intervals)} and lateness "
             f"{meta.lateness / 1e9:g} s, not {','.join(intervals)} and "
             f"{windows.lateness / 1e9:g} s: keep the settings, or start over on new topics"
+        )
+    if meta.fill_gaps != windows.fill:
+        said = "with" if meta.fill_gaps else "without"
+        raise CheckpointError(
+            f"state was written {said} --fill-gaps: keep the setting, or start over on new topics"
         )
     if meta.dataset is not None and dataset is not None and meta.dataset != dataset:
         raise CheckpointError(

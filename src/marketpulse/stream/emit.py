@@ -16,17 +16,17 @@ from typing import Protocol
 import numpy as np
 
 from marketpulse.indicators import DeclaredSet, update_indicators
-from marketpulse.models import INDICATOR_COLUMNS, INTERVALS, interval_ns
+from marketpulse.models import INDICATOR_COLUMNS
 from marketpulse.stream.output import Constant, Output, bars_table, indicators_table, text_column
 from marketpulse.stream.partition import PartitionState
 from marketpulse.stream.sessions import session_ids
 from marketpulse.stream.windows import ClosedBars
+from marketpulse.timeframes import N_INTERVAL_KEYS, interval_keys
 
 __all__ = ["EmitSettings", "Emitter", "N_INTERVALS", "alert_rows"]
 
-#: Indicator keys of a symbol: ``sid * N_INTERVALS + index in INTERVALS``.
-N_INTERVALS = len(INTERVALS)
-_INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
+#: Indicator keys of a symbol: ``sid * N_INTERVALS + timeframes.interval_keys(...)``.
+N_INTERVALS = N_INTERVAL_KEYS
 #: Bar starts whose session is remembered at most (then the memory starts afresh).
 _SESSION_MEMORY = 65_536
 #: Bars of one call at most for the memory to be used: beyond, a single computation
@@ -74,9 +74,8 @@ class Emitter:
     def __init__(self, settings: EmitSettings) -> None:
         self.settings = settings
         self.dataset = Constant(settings.dataset)
-        self._lengths = np.array([interval_ns(name) for name in settings.intervals], np.int64)
         self._labels = np.array(settings.intervals, object)
-        self._keys = np.array([_INTERVAL_INDEX[name] for name in settings.intervals], np.int64)
+        self._keys = np.array(interval_keys(settings.intervals, settings.intervals), np.int64)
         self._sessions: dict[int, int] = {}
 
     def emit(self, closes: Sequence[tuple[PartitionState, ClosedBars]]) -> list[Output]:
@@ -98,7 +97,7 @@ class Emitter:
             shift = np.cumsum([0] + [len(state.names) for _, state, _ in live[:-1]])
             codes = np.concatenate([c.sid + k for (_, _, c), k in zip(live, shift, strict=True)])
             names = np.concatenate([state.names for _, state, _ in live])
-        end = closed.start + self._lengths[closed.interval]
+        end = closed.end
         with np.errstate(invalid="ignore", divide="ignore"):
             vwap = np.where(closed.volume > 0, closed.pv / closed.volume, np.nan)
         session = self.sessions(closed.start)

@@ -26,14 +26,7 @@ from marketpulse.config import (
     SESSION_TZ,
 )
 from marketpulse.indicators import DEFAULT, DeclaredSet, IndicatorState, update_indicators
-from marketpulse.models import (
-    BAR_SCHEMA,
-    INTERVALS,
-    DeadLetter,
-    Trade,
-    interval_ns,
-    is_dataset_name,
-)
+from marketpulse.models import BAR_SCHEMA, DeadLetter, Trade, is_dataset_name
 from marketpulse.plugins import Plugin, run_plugins
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
@@ -41,14 +34,16 @@ from marketpulse.stream.decode import decode_batch, decode_plain_trades
 from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
 from marketpulse.stream.output import Output, indicators_table, stamp
 from marketpulse.stream.partition import PartitionState
+from marketpulse.stream.sessions import SessionWindows, session_windows
 from marketpulse.stream.validate import REASONS, check_bars, check_trades
 from marketpulse.stream.windows import FUTURE, LATE, ClosedBars, WindowState
+from marketpulse.timeframes import interval_keys, parse_intervals
 
 __all__ = ["Processor", "ProcessorSettings"]
 
 logger = logging.getLogger(__name__)
 
-_INTERVAL_INDEX = {name: i for i, name in enumerate(INTERVALS)}
+_DAY_NS = 86_400 * 10**9
 #: The columns of input bars the processor reads (their dataset is the processor's).
 _BAR_INPUT = [name for name in BAR_SCHEMA.names if name != "dataset"]
 #: Records of one poll decoded together at most: beyond, the fixed cost per
@@ -63,19 +58,26 @@ class ProcessorSettings:
     """How the processor builds bars.
 
     Attributes:
-        intervals: bar intervals built from trades, each a multiple of the smallest.
+        intervals: bar intervals built from trades (:mod:`marketpulse.timeframes`):
+            fixed ones ascending, each a multiple of the first, then ``1d``
+            and ``1w`` (session-aligned, :mod:`marketpulse.stream.sessions`).
         lateness: allowed lateness in seconds: a window closes when the
             watermark (max event time minus this) passes its end.
         idle_timeout: seconds without input after which a partition's
             watermark advances by processing time; ``None``: never (bars
             close by input alone, so outputs depend on input alone).
-        session_tz: exchange time zone; the session VWAP resets at each local date.
+        session_tz: exchange time zone; the session VWAP resets at each local date
+            (and, without a calendar, daily bars span local dates).
         session_calendar: exchange calendar (``XNYS``, ``24/7``, ...): when set, the
-            session VWAP resets with the calendar's sessions instead.
+            session VWAP resets with the calendar's sessions instead, and daily
+            and weekly bars span its sessions.
         max_time_jump: seconds a trade may be ahead of the newest event time of
             its partition; further ahead it goes to the DLQ as ``future`` and
             moves no watermark, unless the partition's next trade confirms the
             jump (see :mod:`marketpulse.stream.windows`). 0: no limit.
+        fill_gaps: close the intervals in which a symbol had no trade (after its
+            first bar, up to the partition's newest trade) as bars of the previous
+            close, no volume, no trades (:mod:`marketpulse.stream.windows`).
         wall_clock: the source is live: trades and bars more than
             ``validate.MAX_CLOCK_SKEW`` ahead of the wall clock are ``future``.
         dataset: the dataset stamped on every output: bars, indicators, alerts,
@@ -94,6 +96,7 @@ class ProcessorSettings:
     session_calendar: str = ""
     max_time_jump: float = MAX_TIME_JUMP
     wall_clock: bool = False
+    fill_gaps: bool = False
     dataset: str = "live"
     plugins: tuple[Plugin, ...] = ()
     # out of the repr: a replay's identity (runtime.segments) names a declared set by its text
@@ -102,13 +105,10 @@ class ProcessorSettings:
     def __post_init__(self) -> None:
         if not is_dataset_name(self.dataset):
             raise ValueError(f"{self.dataset!r} is not a dataset name")
-        lengths = [interval_ns(name) for name in self.intervals]
-        if "1d" in self.intervals:
-            raise ValueError("1d bars follow exchange sessions and are not built by fixed windows")
-        if lengths != sorted(lengths) or any(n % lengths[0] for n in lengths):
-            raise ValueError(
-                f"intervals {', '.join(self.intervals)} must be ascending multiples of the first"
-            )
+        parsed = parse_intervals(self.intervals)
+        if tuple(i.name for i in parsed) != tuple(self.intervals):
+            canonical = ",".join(i.name for i in parsed)
+            raise ValueError(f"intervals {','.join(self.intervals)}: write them {canonical}")
         if self.lateness < 0:
             raise ValueError("lateness must not be negative")
         if self.idle_timeout is not None and not self.idle_timeout > 0:
@@ -128,7 +128,13 @@ class Processor:
     def __init__(self, settings: ProcessorSettings | None = None, rules: list[Rule] | None = None):
         self.settings = settings or ProcessorSettings()
         self._rules = list(rules or [])
-        self._lengths = [interval_ns(name) for name in self.settings.intervals]
+        parsed = parse_intervals(self.settings.intervals)
+        self._lengths = [i.length for i in parsed]
+        self._sessions: list[SessionWindows] = [
+            session_windows(i.unit, self.settings.session_calendar, self.settings.session_tz)
+            for i in parsed
+            if not i.fixed
+        ]
         self._emitter = Emitter(self.settings)
         self._lateness = int(self.settings.lateness * 1e9)
         self._max_jump = int(min(self.settings.max_time_jump, 2e9) * 1e9)
@@ -145,7 +151,13 @@ class Processor:
 
     def _new_state(self) -> PartitionState:
         return PartitionState(
-            windows=WindowState(self._lengths, self._lateness, max_jump=self._max_jump),
+            windows=WindowState(
+                self._lengths,
+                self._lateness,
+                max_jump=self._max_jump,
+                sessions=self._sessions,
+                fill=self.settings.fill_gaps,
+            ),
             indicators=IndicatorState(declared=self.settings.indicators),
             alerts=AlertEngine(self._rules, dataset=self.settings.dataset),
             last_input=time.monotonic(),
@@ -220,7 +232,7 @@ class Processor:
         logger.info("processor: loading the kernels (compiled on a first run, then cached)")
         scratch = Processor(replace(self.settings, plugins=()), self._rules)
         step = 20 * 10**9  # 20 s between trades: bars of every interval close
-        start = _WARM_UP_START - _WARM_UP_START % self._lengths[-1]
+        start = _WARM_UP_START - _WARM_UP_START % (max(self._lengths) or _DAY_NS)
         values = [
             msgspec.json.encode(Trade("WARMUP", start + i * step, 100.0 + i % 7, 10.0))
             for i in range(64)
@@ -441,7 +453,8 @@ class Processor:
         sid = state.lookup(names)
         state.dirty.update(sid.tolist())
         timeframes = table.column("timeframe").to_pylist()
-        keys = sid * N_INTERVALS + np.array([_INTERVAL_INDEX[i] for i in timeframes], np.int64)
+        configured = self.settings.intervals
+        keys = sid * N_INTERVALS + np.array(interval_keys(timeframes, configured), np.int64)
         start = table.column("bar_start").to_numpy()
         high, low, close, volume = (
             table.column(n).to_numpy() for n in ("high", "low", "close", "volume")
@@ -450,7 +463,7 @@ class Processor:
         typical = (high + low + close) / 3.0
         pv = np.where(np.isnan(vwap), typical, vwap) * volume
         daily = np.array([i == "1d" for i in timeframes])
-        session = np.where(daily, start // interval_ns("1d"), self._emitter.sessions(start))
+        session = np.where(daily, start // _DAY_NS, self._emitter.sessions(start))
         opens = table.column("open").to_numpy()
         values = update_indicators(
             state.indicators, keys, high, low, close, volume, pv, session, opens

@@ -1,6 +1,11 @@
 """Event-time bar windows: the numba kernel and its per-partition state.
 
-Windows are aligned to the epoch. For every symbol and interval a small ring
+Windows are aligned to the epoch, except session-aligned ones (daily and
+weekly bars, :class:`~marketpulse.stream.sessions.SessionWindows`: a length of
+0 in ``lengths``), which span sessions and close when the watermark passes
+the session's close; a trade outside every session is in no such window, and
+one whose session window has closed already (a smallest interval that does
+not divide the close) does not open it again. For every symbol and interval a small ring
 of ``slots`` open windows is kept, enough for the allowed lateness. The
 partition's watermark is ``max(max event time - lateness, floor)``, where
 ``floor`` is raised by processing time when the partition is idle. A window
@@ -16,6 +21,11 @@ when it too is that far ahead, within ``max_jump`` of the flagged one, it is
 accepted and the watermark moves. The first tick of a partition has no
 reference and is never ``future``.
 
+With ``fill`` set, an interval in which a symbol had no trade, between its
+first bar and the newest trade of the partition, closes as a bar of its own:
+the previous close as open, high, low and close, no volume, no trades (the
+last of those bars come out when the watermark passes them, as any bar).
+
 Closed bars come out in a deterministic order that depends only on the
 sequence of ticks (interval, then end, then symbol), never on how the ticks
 were split into batches: streaming equals batch.
@@ -23,8 +33,14 @@ were split into batches: streaming equals batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numba as nb
 import numpy as np
+
+if TYPE_CHECKING:
+    from marketpulse.stream.sessions import SessionWindows
 
 __all__ = ["FUTURE", "LATE", "ClosedBars", "WindowState"]
 
@@ -45,6 +61,7 @@ class ClosedBars:
         "sid",
         "interval",
         "start",
+        "end",
         "open",
         "high",
         "low",
@@ -58,6 +75,7 @@ class ClosedBars:
         self.sid = np.empty(n, np.int64)
         self.interval = np.empty(n, np.int64)
         self.start = np.empty(n, np.int64)
+        self.end = np.empty(n, np.int64)
         self.open = np.empty(n, np.float64)
         self.high = np.empty(n, np.float64)
         self.low = np.empty(n, np.float64)
@@ -90,23 +108,39 @@ class WindowState:
     """Open windows of one partition, for every symbol and interval.
 
     Args:
-        lengths: the intervals' lengths in nanoseconds, ascending.
+        lengths: the intervals' lengths in nanoseconds, ascending; 0 for a
+            session-aligned interval, after the fixed ones.
         lateness: allowed lateness in nanoseconds.
         capacity: initial number of symbols; grows as needed.
         max_jump: how far (ns) a tick may be ahead of the max event time
             before it needs confirmation (0: any distance).
+        sessions: the windows of each session-aligned interval, in order (all
+            of one calendar: the same sessions).
+        fill: close the intervals in which a symbol had no trade as bars of
+            the previous close, no volume, no trades.
     """
 
     def __init__(
-        self, lengths: list[int], lateness: int, capacity: int = 64, max_jump: int = 0
+        self,
+        lengths: list[int],
+        lateness: int,
+        capacity: int = 64,
+        max_jump: int = 0,
+        sessions: Sequence[SessionWindows] = (),
+        fill: bool = False,
     ) -> None:
-        if not lengths or sorted(lengths) != list(lengths):
-            raise ValueError("interval lengths must be ascending and not empty")
-        if any(length % lengths[0] for length in lengths):
+        fixed = [length for length in lengths if length]
+        if not lengths or sorted(fixed) != fixed or lengths[: len(fixed)] != fixed:
+            raise ValueError("interval lengths must be ascending, session-aligned last")
+        if any(length % fixed[0] for length in fixed):
             raise ValueError("every interval must be a multiple of the smallest")
+        if len(sessions) != len(lengths) - len(fixed):
+            raise ValueError("one session table per session-aligned interval")
         self.lengths = np.asarray(lengths, np.int64)
         self.lateness = int(lateness)
-        self.slots = int(lateness // lengths[0] + 2)
+        self.fill = bool(fill)
+        self.slots = int(lateness // (fixed[0] if fixed else 86_400 * 10**9) + 2)
+        self._tables = _session_arrays(len(lengths), len(fixed), sessions)
         if max_jump < 0:
             raise ValueError("max_jump must not be negative")
         self.max_jump = min(int(max_jump), 2**62)
@@ -125,6 +159,14 @@ class WindowState:
         # per interval and symbol: start and slot of the newest window (a cache)
         self.cur = np.zeros((len(self.lengths), capacity, 2), np.int64)
         self.cur[:, :, 0] = _NEVER
+        # per interval and symbol: end and close of its last bar (gaps are filled from them)
+        self.last_end = np.full((len(self.lengths), capacity), _NEVER, np.int64)
+        self.last_close = np.zeros((len(self.lengths), capacity), np.float64)
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        """The arrays of every symbol's state (those of filling when it is on)."""
+        arrays = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        return (*arrays, self.last_end, self.last_close) if self.fill else arrays
 
     @property
     def capacity(self) -> int:
@@ -135,10 +177,12 @@ class WindowState:
         """Grow the arrays to hold at least ``n_symbols`` symbols."""
         if n_symbols <= self.capacity:
             return
-        old = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        old = (self.start, self.ohlc, self.vol, self.count, self.cur, self.last_end,
+               self.last_close)  # fmt: skip
         size = self.capacity
         self._alloc(max(n_symbols, 2 * size))
-        arrays = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        arrays = (self.start, self.ohlc, self.vol, self.count, self.cur, self.last_end,
+                  self.last_close)  # fmt: skip
         for new, previous in zip(arrays, old, strict=True):
             new[:, :size] = previous
 
@@ -165,25 +209,57 @@ class WindowState:
             self.ensure(top)  # the kernel does not check bounds
             self.used = max(self.used, top)
         flags = np.zeros(n, np.int8)
-        out = ClosedBars(len(self.lengths) * (n + self.used * self.slots))
+        newest = max(self.max_ts, int(ts.max())) if n else self.max_ts
+        oldest = int(ts.min()) if n else newest
+        room = len(self.lengths) * (n + self.used * self.slots) + self._fill_room(newest, oldest)
+        out = ClosedBars(room)
         count = _add_ticks(
             sid, ts, price, size, self.lengths, self.lateness, self.max_jump, self.clock,
             self.closed, self.used, self.start, self.ohlc, self.vol, self.count, self.cur, flags,
-            *_out_arrays(out),
+            *self._tables, *self._fill_arrays(), *_out_arrays(out),
         )  # fmt: skip
         return flags, out.truncate(count)
+
+    def _fill_arrays(self) -> tuple[object, ...]:
+        return (self.fill, self.last_end, self.last_close)
+
+    def _fill_room(self, newest: int, oldest: int) -> int:
+        """The most filling bars of windows starting up to ``newest`` (0 without filling).
+
+        A symbol without a bar yet may have its first one closed by ticks
+        from ``oldest`` on, or by a window open already; filling starts there.
+        """
+        if not self.fill or not self.used:
+            return 0
+        room = 0
+        _, _, _, w_start, _, n_w = self._tables
+        for j, length in enumerate(self.lengths.tolist()):
+            last = self.last_end[j, : self.used].copy()
+            opened = self.start[j, : self.used]
+            first = min(oldest, int(opened[opened != _EMPTY].min(initial=oldest)))
+            last[last == _NEVER] = first - first % length if length else first
+            if length:
+                room += int(np.maximum(0, (newest - last) // length + 1).sum())
+            else:
+                starts = w_start[j, : n_w[j]]
+                room += int((np.searchsorted(starts, newest, "right")
+                             - np.searchsorted(starts, last)).clip(0).sum())  # fmt: skip
+        return room
 
     def advance(self, floor: int) -> ClosedBars:
         """Raise the watermark to at least ``floor`` (idle partitions, end of stream)."""
         self.clock[_CLOCK_FLOOR] = max(self.clock[_CLOCK_FLOOR], floor)
-        out = ClosedBars(len(self.lengths) * self.used * self.slots)
+        room = self._fill_room(self.max_ts, self.max_ts)
+        out = ClosedBars(len(self.lengths) * self.used * self.slots + room)
         watermark = self.watermark
         count = _close_due(
             watermark, self.lengths, self.closed, self.used, self.start, self.ohlc, self.vol,
-            self.count, 0, *_out_arrays(out),
+            self.count, 0, *self._tables[2:], self.max_ts, *self._fill_arrays(),
+            *_out_arrays(out),
         )  # fmt: skip
         base = int(self.lengths[0])
-        self.clock[_CLOCK_NEXT] = watermark - watermark % base + base
+        if base:
+            self.clock[_CLOCK_NEXT] = watermark - watermark % base + base
         return out.truncate(count)
 
     def snapshot_symbols(self, sids: np.ndarray) -> list[bytes]:
@@ -195,12 +271,11 @@ class WindowState:
             self.ensure(int(sids.max()) + 1)
         n = len(sids)
         parts = [
-            np.ascontiguousarray(array[:, sids].swapaxes(0, 1), dtype).reshape(n, -1).view(np.uint8)
-            for array, dtype in (
-                (self.start, "<i8"), (self.ohlc, "<f8"), (self.vol, "<f8"),
-                (self.count, "<i8"), (self.cur, "<i8"),
-            )
-        ]  # fmt: skip
+            np.ascontiguousarray(array[:, sids].swapaxes(0, 1), array.dtype.newbyteorder("<"))
+            .reshape(n, -1)
+            .view(np.uint8)
+            for array in self._arrays()
+        ]
         return [row.tobytes() for row in np.concatenate(parts, axis=1)]
 
     def restore_symbol(self, sid: int, data: bytes) -> None:
@@ -211,12 +286,13 @@ class WindowState:
         """
         self.ensure(sid + 1)
         self.used = max(self.used, sid + 1)
-        targets = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        targets = self._arrays()
         sizes = [t[:, sid].size for t in targets]
         if len(data) != 8 * sum(sizes):
             raise ValueError(
                 f"window state of {len(data)} bytes does not fit {len(self.lengths)} "
-                f"intervals of {self.slots} slots (were the intervals or lateness changed?)"
+                f"intervals of {self.slots} slots (were the intervals, lateness or the filling "
+                "of gaps changed?)"
             )
         offset = 0
         for target, size in zip(targets, sizes, strict=True):
@@ -234,15 +310,108 @@ def _out_arrays(out: ClosedBars) -> tuple[np.ndarray, ...]:
     return tuple(getattr(out, name) for name in ClosedBars.__slots__)
 
 
+#: The kernel's session tables of each (intervals, session windows): every partition's
+#: state shares them (they are read only, and a few MB for local dates from 1970 to 2100).
+_TABLES: dict[tuple[int, ...], tuple[Sequence[SessionWindows], tuple[np.ndarray, ...]]] = {}
+
+
+def _session_arrays(
+    n_int: int, n_fixed: int, sessions: Sequence[SessionWindows]
+) -> tuple[np.ndarray, ...]:
+    """The kernel's session tables: opens, closes; per interval, session -> window, starts, ends.
+
+    Rows of fixed intervals are unused; window rows are padded with the
+    largest time.
+    """
+    key = (n_int, n_fixed, *map(id, sessions))
+    if key not in _TABLES:
+        if len(_TABLES) > 16:
+            _TABLES.clear()
+        _TABLES[key] = (tuple(sessions), _build_session_arrays(n_int, n_fixed, sessions))
+    return _TABLES[key][1]
+
+
+def _build_session_arrays(
+    n_int: int, n_fixed: int, sessions: Sequence[SessionWindows]
+) -> tuple[np.ndarray, ...]:
+    if not sessions:
+        empty = np.empty(0, np.int64)
+        pad = np.zeros((n_int, 1), np.int64)
+        return empty, empty, pad, pad, pad, np.zeros(n_int, np.int64)
+    opens, closes = sessions[0].opens, sessions[0].closes
+    if any(len(s.opens) != len(opens) or (s.opens != opens).any() for s in sessions):
+        raise ValueError("session-aligned intervals must follow one calendar")
+    width = max(len(s.start) for s in sessions)
+    group = np.zeros((n_int, len(opens)), np.int64)
+    start = np.full((n_int, width), 2**62, np.int64)
+    end = np.full((n_int, width), 2**62, np.int64)
+    n_w = np.zeros(n_int, np.int64)
+    for j, table in enumerate(sessions, start=n_fixed):
+        group[j] = table.group
+        start[j, : len(table.start)] = table.start
+        end[j, : len(table.end)] = table.end
+        n_w[j] = len(table.start)
+    return (np.ascontiguousarray(opens, np.int64), np.ascontiguousarray(closes, np.int64),
+            group, start, end, n_w)  # fmt: skip
+
+
 @nb.njit(cache=True, nogil=True)
-def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
-               o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol, o_pv,
-               o_count):  # fmt: skip
+def _session_window(j, t, s_open, s_close, s_group):
+    """The window of session-aligned interval ``j`` holding ``t``; -1 outside every session."""
+    i = np.searchsorted(s_close, t, side="right")  # the first session not closed at t
+    if i == len(s_close) or s_open[i] > t:
+        return -1
+    return s_group[j, i]
+
+
+@nb.njit(cache=True, nogil=True)
+def _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end):
+    """The start of symbol ``s``'s window after its last bar; -1 unless it is due.
+
+    Due: closed by ``wm`` and starting by ``max_ts``.
+    """
+    last = last_end[j, s]
+    if last == -(2**62):
+        return -1
+    if lengths[j] > 0:
+        b = last
+        e = last + lengths[j]
+    else:
+        g = np.searchsorted(w_start[j, : n_w[j]], last)
+        if g == n_w[j]:
+            return -1
+        b = w_start[j, g]
+        e = w_end[j, g]
+    if e <= wm and b <= max_ts:
+        return b
+    return -1
+
+
+@nb.njit(cache=True, nogil=True)
+def _window_end(j, b, lengths, w_start, w_end, n_w):
+    """The end of interval ``j``'s window starting at ``b``."""
+    if lengths[j] > 0:
+        return b + lengths[j]
+    return w_end[j, np.searchsorted(w_start[j, : n_w[j]], b)]
+
+
+@nb.njit(cache=True, nogil=True)
+def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, w_start,
+               w_end, n_w, max_ts, fill, last_end, last_close, o_sid, o_int, o_start, o_end,
+               o_open, o_high, o_low, o_close, o_vol, o_pv, o_count):  # fmt: skip
     n_int, _, n_slot = start.shape  # symbols from n_sym on hold no window
     for j in range(n_int):
         length = lengths[j]
-        if wm // length == closed[j] // length and closed[j] != -(2**62):
-            continue
+        if closed[j] != -(2**62):
+            if length > 0:
+                if wm // length == closed[j] // length:
+                    continue
+            else:
+                ends = w_end[j, : n_w[j]]
+                if np.searchsorted(ends, wm, side="right") == np.searchsorted(
+                    ends, closed[j], side="right"
+                ):
+                    continue  # no session window ended in between
         closed[j] = wm
         # emit by (start, symbol) without sorting: one pass per distinct start
         # (a symbol holds at most n_slot open windows); each pass also finds the
@@ -251,21 +420,42 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
         for s in range(n_sym):
             for q in range(n_slot):
                 b = start[j, s, q]
-                if b != -1 and b + length <= wm and (b_next == -1 or b < b_next):
+                if b != -1 and (b_next == -1 or b < b_next):
+                    e = (
+                        b + length
+                        if length > 0
+                        else _window_end(j, b, lengths, w_start, w_end, n_w)
+                    )
+                    if e <= wm:
+                        b_next = b
+            if fill:
+                b = _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end)
+                if b != -1 and (b_next == -1 or b < b_next):
                     b_next = b
         while b_next != -1:
             current = b_next
             b_next = -1
             for s in range(n_sym):
+                emitted = False
                 for q in range(n_slot):
                     b = start[j, s, q]
                     if b != current:
-                        if b != -1 and b + length <= wm and (b_next == -1 or b < b_next):
-                            b_next = b
+                        if b != -1 and (b_next == -1 or b < b_next):
+                            if (
+                                b + length
+                                if length > 0
+                                else _window_end(j, b, lengths, w_start, w_end, n_w)
+                            ) <= wm:
+                                b_next = b
                         continue
                     o_sid[k] = s
                     o_int[k] = j
                     o_start[k] = b
+                    o_end[k] = (
+                        b + length
+                        if length > 0
+                        else _window_end(j, b, lengths, w_start, w_end, n_w)
+                    )
                     o_open[k] = ohlc[j, s, q, 0]
                     o_high[k] = ohlc[j, s, q, 1]
                     o_low[k] = ohlc[j, s, q, 2]
@@ -274,15 +464,47 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
                     o_pv[k] = vol[j, s, q, 1]
                     o_count[k] = count[j, s, q]
                     start[j, s, q] = -1
+                    last_end[j, s] = o_end[k]
+                    last_close[j, s] = o_close[k]
                     k += 1
+                    emitted = True
+                if not fill:
+                    continue
+                b = _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end)
+                if b == current and not emitted:  # an interval without trades: a filling bar
+                    p = last_close[j, s]
+                    o_sid[k] = s
+                    o_int[k] = j
+                    o_start[k] = b
+                    o_end[k] = (
+                        b + length
+                        if length > 0
+                        else _window_end(j, b, lengths, w_start, w_end, n_w)
+                    )
+                    o_open[k] = p
+                    o_high[k] = p
+                    o_low[k] = p
+                    o_close[k] = p
+                    o_vol[k] = 0.0
+                    o_pv[k] = 0.0
+                    o_count[k] = 0
+                    last_end[j, s] = o_end[k]
+                    k += 1
+                    b = _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end)
+                if b != -1 and b != current and (b_next == -1 or b < b_next):
+                    b_next = b
     return k
 
 
 @nb.njit(cache=True, nogil=True)
 def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed, n_sym, start,
-               ohlc, vol, count, cur, flags, o_sid, o_int, o_start, o_open, o_high, o_low, o_close,
+               ohlc, vol, count, cur, flags, s_open, s_close, s_group, w_start, w_end, n_w, fill,
+               last_end, last_close, o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close,
                o_vol, o_pv, o_count):  # fmt: skip
     n_int, _, n_slot = start.shape
+    n_fixed = 0
+    while n_fixed < n_int and lengths[n_fixed] > 0:
+        n_fixed += 1
     base = lengths[0]
     k = 0
     for i in range(len(ts)):
@@ -296,25 +518,35 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                 continue
         clock[3] = -(2**62)
         wm = max(clock[0] - lateness, clock[1])
-        # the symbol's current smallest window, without a division when t is still in it
-        b0 = cur[0, s, 0]
-        if not (b0 <= t < b0 + base):
-            b0 = t - t % base
-        if b0 + base <= wm:
-            flags[i] = 1
-            continue
+        if base > 0:
+            # the symbol's current smallest window, without a division when t is still in it
+            b0 = cur[0, s, 0]
+            if not (b0 <= t < b0 + base):
+                b0 = t - t % base
+            if b0 + base <= wm:
+                flags[i] = 1
+                continue
+        else:  # session-aligned intervals only: late when its session has closed
+            g = _session_window(0, t, s_open, s_close, s_group)
+            if (w_end[0, g] if g >= 0 else t + 1) <= wm:
+                flags[i] = 1
+                continue
         if t > clock[0]:
             # advance the watermark first, so that windows it closes leave their slots
             clock[0] = t
             new_wm = max(t - lateness, clock[1])
-            if new_wm >= clock[2]:
+            if base == 0 or new_wm >= clock[2]:
                 k = _close_due(new_wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
-                               o_sid, o_int, o_start, o_open, o_high, o_low, o_close, o_vol,
-                               o_pv, o_count)  # fmt: skip
-                clock[2] = new_wm - new_wm % base + base
+                               s_group, w_start, w_end, n_w, t, fill, last_end, last_close,
+                               o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close,
+                               o_vol, o_pv, o_count)  # fmt: skip
+                if base > 0:
+                    clock[2] = new_wm - new_wm % base + base
+            if n_fixed < n_int:  # the session windows closed just now take no more trades
+                wm = max(clock[0] - lateness, clock[1])
         p = price[i]
         z = size[i]
-        for j in range(n_int):
+        for j in range(n_fixed):
             length = lengths[j]
             b = cur[j, s, 0]
             q = cur[j, s, 1]
@@ -323,21 +555,36 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                 q = (b // length) % n_slot
                 cur[j, s, 0] = b
                 cur[j, s, 1] = q
-            if start[j, s, q] != b:
-                start[j, s, q] = b
-                ohlc[j, s, q, 0] = p
-                ohlc[j, s, q, 1] = p
-                ohlc[j, s, q, 2] = p
-                vol[j, s, q, 0] = 0.0
-                vol[j, s, q, 1] = 0.0
-                count[j, s, q] = 0
-            else:
-                if p > ohlc[j, s, q, 1]:
-                    ohlc[j, s, q, 1] = p
-                if p < ohlc[j, s, q, 2]:
-                    ohlc[j, s, q, 2] = p
-            ohlc[j, s, q, 3] = p
-            vol[j, s, q, 0] += z
-            vol[j, s, q, 1] += p * z
-            count[j, s, q] += 1
+            _update(j, s, q, b, p, z, start, ohlc, vol, count)
+        for j in range(n_fixed, n_int):
+            g = _session_window(j, t, s_open, s_close, s_group)
+            if g < 0 or w_end[j, g] <= wm:
+                continue  # outside every session, or its window has closed
+            b = w_start[j, g]
+            q = g % n_slot
+            cur[j, s, 0] = b
+            cur[j, s, 1] = q
+            _update(j, s, q, b, p, z, start, ohlc, vol, count)
     return k
+
+
+@nb.njit(cache=True, nogil=True)
+def _update(j, s, q, b, p, z, start, ohlc, vol, count):
+    """Add a trade to interval ``j``'s window of symbol ``s`` in slot ``q``, starting at ``b``."""
+    if start[j, s, q] != b:
+        start[j, s, q] = b
+        ohlc[j, s, q, 0] = p
+        ohlc[j, s, q, 1] = p
+        ohlc[j, s, q, 2] = p
+        vol[j, s, q, 0] = 0.0
+        vol[j, s, q, 1] = 0.0
+        count[j, s, q] = 0
+    else:
+        if p > ohlc[j, s, q, 1]:
+            ohlc[j, s, q, 1] = p
+        if p < ohlc[j, s, q, 2]:
+            ohlc[j, s, q, 2] = p
+    ohlc[j, s, q, 3] = p
+    vol[j, s, q, 0] += z
+    vol[j, s, q, 1] += p * z
+    count[j, s, q] += 1

@@ -109,10 +109,10 @@ BAD = [
             type: macd_cross
             intervals:
               - 1m
-              - 7m
+              - 7x
         """),
         6,
-        "unknown interval '7m'",
+        "unknown interval '7x'",
     ),
     (
         "interval_flow.yaml",
@@ -120,10 +120,10 @@ BAD = [
         rules:
           - name: b
             type: macd_cross
-            intervals: [1m, 3m]
+            intervals: [1m, 3x]
         """),
         4,
-        "unknown interval '3m'",
+        "unknown interval '3x'",
     ),
     (
         "interval_type.yaml",
@@ -327,10 +327,10 @@ BAD = [
         name = "b"
         type = "macd_cross"
         # watch these
-        intervals = ["1m", "2m"]
+        intervals = ["1m", "2x"]
         """),
         5,
-        "unknown interval '2m'",
+        "unknown interval '2x'",
     ),
     (
         "toml_duplicate.toml",

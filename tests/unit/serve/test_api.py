@@ -158,7 +158,8 @@ def test_alerts_of_one_dataset_filtered_by_symbol_rule_and_severity(client, fill
     ("url", "parameter"),
     [
         ("/api/bars?timeframe=1s", "symbol"),
-        ("/api/bars?symbol=AAPL&timeframe=7s", "timeframe"),
+        ("/api/bars?symbol=AAPL&timeframe=7x", "timeframe"),
+        ("/api/bars?symbol=AAPL&timeframe=60m", "timeframe"),  # not canonical: 1h
         ("/api/bars?symbol=A%20B&timeframe=1s", "symbol"),
         ("/api/bars?symbol=AAPL&start=yesterday", "start"),
         ("/api/bars?symbol=AAPL&end=2024-13-45", "end"),
@@ -288,7 +289,7 @@ def test_serving_beyond_loopback_without_a_token_is_refused():
         ServeSettings(updates_per_s=0)
     assert ServeSettings(host="::1").token is None
     with pytest.raises(ServeError, match="--interval"):
-        Dashboard.from_lake("nowhere", ServeSettings(), interval="7s")
+        Dashboard.from_lake("nowhere", ServeSettings(), interval="7x")
 
 
 def test_a_dashboard_of_one_dataset_shows_it_live_and_reads_it_by_default(filled_lake):
