@@ -110,11 +110,27 @@ def input_origin(feed: Feed, processor: ProcessorSettings, rules: list[Rule]) ->
     digest = hashlib.blake2b(digest_size=8)
     digest.update(identity().encode())
     digest.update(repr(processor).encode())
-    if processor.indicators != DEFAULT:  # the default set keeps the origin lakes have had
+    # options added later change the identity only when used: lakes written before keep theirs
+    if processor.indicators != DEFAULT:
         digest.update(processor.indicators.text.encode())
-    digest.update(msgspec.json.encode(rules))
+    if processor.fill_gaps:
+        digest.update(b"fill_gaps")
+    digest.update(msgspec.json.encode([_as_before(rule) for rule in rules]))
     digest.update(b"trades")  # trades were optional once: lakes written then keep their origin
     return digest.hexdigest()
+
+
+#: Rule fields added later, with the default that leaves a rule as it was: a rule
+#: with that value is encoded without the field, so its identity stays what it was.
+_LATER_RULE_FIELDS = {"column": ("rsi_14", "macd"), "bands": ("bb",), "average": ("volume_sma_20",)}
+
+
+def _as_before(rule: Rule) -> dict:
+    fields = msgspec.to_builtins(rule)
+    for name, defaults in _LATER_RULE_FIELDS.items():
+        if fields.get(name) in defaults and fields.get("type") != "cross":
+            del fields[name]
+    return fields
 
 
 class Segments:

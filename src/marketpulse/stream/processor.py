@@ -96,7 +96,7 @@ class ProcessorSettings:
     session_calendar: str = ""
     max_time_jump: float = MAX_TIME_JUMP
     wall_clock: bool = False
-    fill_gaps: bool = False
+    fill_gaps: bool = field(default=False, repr=False)  # out of the repr: see indicators
     dataset: str = "live"
     plugins: tuple[Plugin, ...] = ()
     # out of the repr: a replay's identity (runtime.segments) names a declared set by its text

@@ -46,3 +46,21 @@ def test_other_declarations_give_another_origin_and_the_default_keeps_its_own() 
     assert len({a, b, default}) == 3
     # lakes written before declared indicators keep their files' names
     assert "indicators" not in repr(ProcessorSettings())
+    assert "fill_gaps" not in repr(ProcessorSettings())
+    filled = input_origin(_Feed(), ProcessorSettings(fill_gaps=True), [])
+    assert filled not in (a, b, default)
+
+
+def test_the_default_rules_and_settings_keep_the_origin_of_lakes_written_before() -> None:
+    """The Lean day's origin with the default settings and rules, as the code before computed it."""
+    from pathlib import Path
+
+    from marketpulse.alerts import default_rules
+    from marketpulse.feeds import FileReplay
+
+    trades = (
+        Path(__file__).resolve().parents[3].parent / "shared/data/lean-2013-10-07/trades.csv.gz"
+    )
+    feed = FileReplay(trades)
+    # computed by the code of commit b6353fb (before declared indicators and timeframes)
+    assert input_origin(feed, ProcessorSettings(), default_rules()) == "3f6bb14f2e0de0bb"
