@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import numba
 
-from marketpulse.indicators.kind import NAN, Kind, Param, ema_step, fma
-from marketpulse.indicators.library.classic import true_range
+from marketpulse.indicators.kind import NAN, Kind, Param, ema_step
+from marketpulse.indicators.library.classic import atr_step, true_range
 
 __all__ = ["KINDS"]
 
@@ -67,19 +67,6 @@ def _extremes(ring, key, width, count, length):
     return highest, lowest
 
 
-@numba.njit(cache=True, inline="always")
-def _atr_step(atr, tr, c, n, beta, alpha):
-    """Advance TA-Lib's ATR by the true range ``tr`` of bar ``c`` (``c >= 1``).
-
-    ``atr`` is the running sum of true ranges until bar ``n``, the ATR after.
-    """
-    if c < n:
-        return atr + tr
-    if c == n:
-        return (atr + tr) / n
-    return fma(beta, atr, alpha * tr)
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _natr(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
     # fs = [ATR (the sum of true ranges until it is seeded), previous close]
@@ -95,7 +82,7 @@ def _natr(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
             if n == 1:  # TA-Lib returns the true range itself, not normalized
                 out[r, col] = tr
             else:
-                atr = _atr_step(fs[k, 0], tr, c, n, beta, alpha)
+                atr = atr_step(fs[k, 0], tr, c, n, beta, alpha)
                 if c >= n:
                     v = close[r]
                     out[r, col] = 0.0 if -_EPSILON < v < _EPSILON else atr / v * 100.0
@@ -117,22 +104,31 @@ def _trange(
         ints[k, _COUNT] = c + 1
 
 
+@numba.njit(cache=True, inline="always")
+def _channel(ring, key, c, n, high, low):
+    """Add bar ``c``'s high and low to ``key``'s window of ``n`` bars; return its extremes.
+
+    The ring holds highs at ``[0, n)`` and lows at ``[n, 2n)``. Returns the
+    highest high and lowest low, meaningful from bar ``n - 1`` on.
+    """
+    slot = c % n
+    ring[key, slot] = high
+    ring[key, n + slot] = low
+    if c < n - 1:
+        return NAN, NAN
+    return _extremes(ring, key, n, c + 1, n)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _midprice(
     keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
 ):
-    # ring = highs at [0, n), lows at [n, 2n)
     n = int(params[0])
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        ring[k, c % n] = high[r]
-        ring[k, n + c % n] = low[r]
-        if c >= n - 1:
-            highest, lowest = _extremes(ring, k, n, c + 1, n)
-            out[r, col] = (highest + lowest) / 2.0
-        else:
-            out[r, col] = NAN
+        highest, lowest = _channel(ring, k, c, n, high[r], low[r])
+        out[r, col] = (highest + lowest) / 2.0 if c >= n - 1 else NAN
         ints[k, _COUNT] = c + 1
 
 
@@ -140,15 +136,12 @@ def _midprice(
 def _donchian(
     keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
 ):
-    # ring = highs at [0, n), lows at [n, 2n)
     n = int(params[0])
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        ring[k, c % n] = high[r]
-        ring[k, n + c % n] = low[r]
+        upper, lower = _channel(ring, k, c, n, high[r], low[r])
         if c >= n - 1:
-            upper, lower = _extremes(ring, k, n, c + 1, n)
             out[r, col] = upper
             out[r, col + 1] = (upper + lower) / 2.0
             out[r, col + 2] = lower
@@ -174,7 +167,7 @@ def _keltner(
         fs[k, 0], middle = ema_step(fs[k, 0], close[r], c, 0, n, alpha)
         if c > 0:
             tr = true_range(high[r], low[r], fs[k, 2])
-            fs[k, 1] = _atr_step(fs[k, 1], tr, c, atr_n, beta, 1.0 - beta)
+            fs[k, 1] = atr_step(fs[k, 1], tr, c, atr_n, beta, 1.0 - beta)
         if c >= warm:
             width = multiplier * fs[k, 1]
             out[r, col] = middle + width
@@ -202,7 +195,7 @@ def _supertrend(
         out[r, col + 1] = NAN
         if c > 0:
             previous_close = fs[k, 1]
-            atr = _atr_step(
+            atr = atr_step(
                 fs[k, 0], true_range(high[r], low[r], previous_close), c, n, beta, 1.0 - beta
             )
             fs[k, 0] = atr

@@ -28,7 +28,7 @@ import numba
 
 from marketpulse.indicators.kind import NAN, Kind, Param, ema_step, fma
 
-__all__ = ["KINDS"]
+__all__ = ["KINDS", "atr_step", "rsi_step", "true_range", "variance_step"]
 
 _COUNT = 0  # ints slot 0 of every kind: bars seen by the key
 
@@ -62,6 +62,29 @@ def _ema(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
         ints[k, _COUNT] = c + 1
 
 
+@numba.njit(cache=True, inline="always")
+def rsi_step(gain, loss, previous, value, c, n, inverse):
+    """Advance TA-Lib's RSI by bar ``c`` (``c >= 1``) of value ``value``.
+
+    ``gain`` and ``loss`` are the Wilder sums after the previous bar (``previous``
+    its value), ``inverse`` is ``1 / n``. Returns the new sums and the RSI (NaN
+    before bar ``n``).
+    """
+    delta = value - previous
+    gain_delta = delta if delta > 0.0 else 0.0
+    if c > n:
+        loss *= n - 1.0
+        gain *= n - 1.0
+    gain += gain_delta
+    loss += gain_delta - delta
+    if c < n:
+        return gain, loss, NAN
+    loss *= inverse
+    gain *= inverse
+    total = gain + loss
+    return gain, loss, 100.0 * (gain / total) if total > 0.0 else 0.0
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _rsi(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
     n = int(params[0])
@@ -72,20 +95,7 @@ def _rsi(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
         v = x[r]
         out[r, col] = NAN
         if c > 0:
-            delta = v - fs[k, 2]
-            gain_delta = delta if delta > 0.0 else 0.0
-            gain = fs[k, 0]
-            loss = fs[k, 1]
-            if c > n:
-                loss *= n - 1.0
-                gain *= n - 1.0
-            gain += gain_delta
-            loss += gain_delta - delta
-            if c >= n:
-                loss *= inverse
-                gain *= inverse
-                total = gain + loss
-                out[r, col] = 100.0 * (gain / total) if total > 0.0 else 0.0
+            gain, loss, out[r, col] = rsi_step(fs[k, 0], fs[k, 1], fs[k, 2], v, c, n, inverse)
             fs[k, 0] = gain
             fs[k, 1] = loss
         fs[k, 2] = v
@@ -122,7 +132,7 @@ def _macd(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
         ints[k, _COUNT] = c + 1
 
 
-# Bollinger state: fs = [sum, shift, sum1, sum2], ints = [count, reseed countdown].
+# Bollinger state: fs = [sum, shift, sum1, sum2], ints = [count, bars to the next rebuild].
 @numba.njit(cache=True, inline="always")
 def _rebuild_variance(ring, key, count, n):
     """Recompute the shifted variance sums from the window ending at bar ``count``.
@@ -152,45 +162,64 @@ def _rebuild_variance(ring, key, count, n):
     return shift, sum1, sum2, variance
 
 
+@numba.njit(cache=True, inline="always")
+def variance_step(ring, key, c, n, v, fs, ints, base):
+    """TA-Lib's cancellation-free rolling variance of ``key`` at bar ``c`` (value ``v``).
+
+    Deviations are summed from a *shift* near the window, kept with the sums in
+    ``fs[key, base : base + 3]`` (shift, sum of deviations, sum of squares);
+    ``ints[key, 1]`` counts down to the next rebuild and ``ring[key, :n]``
+    holds the window. The sums are rebuilt from the window (shift = its mean)
+    when the variance falls below 1e-6 of the mean square, when the leaving
+    value's square dominates, or every ``32 * n`` bars. Returns the variance,
+    NaN before bar ``n - 1``.
+    """
+    inverse = 1.0 / n
+    pos = c % n
+    ring[key, pos] = v
+    if c == 0:
+        fs[key, base] = v
+        fs[key, base + 1] = 0.0
+        fs[key, base + 2] = 0.0
+        ints[key, 1] = 32 * n
+    shift = fs[key, base]
+    t = v - shift
+    sum1 = fs[key, base + 1] + t
+    sum2 = fs[key, base + 2] + t * t
+    variance = NAN
+    if c >= n - 1:
+        mean1 = sum1 * inverse
+        variance = sum2 * inverse - mean1 * mean1
+        t = ring[key, pos + 1 if pos + 1 < n else 0] - shift  # the window's oldest value
+        sum1 -= t
+        t2 = t * t
+        sum2 -= t2
+        left = ints[key, 1] - 1
+        if variance < 0.000001 * (sum2 * inverse) or t2 > 1000000.0 * sum2 or left <= 0:
+            left = 32 * n
+            shift, sum1, sum2, variance = _rebuild_variance(ring, key, c, n)
+            fs[key, base] = shift
+        ints[key, 1] = left
+    fs[key, base + 1] = sum1
+    fs[key, base + 2] = sum2
+    return variance
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _bbands(
     keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
 ):
     n = int(params[0])
     up, down = params[1], params[2]
-    inverse = 1.0 / n
-    reseed_bars = 32 * n
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
         v = x[r]
-        ring[k, c % n] = v
-        old = (c + 1) % n
+        variance = variance_step(ring, k, c, n, v, fs, ints, 1)
         s = fs[k, 0] + v
-        if c == 0:
-            fs[k, 1] = v
-            fs[k, 2] = 0.0
-            fs[k, 3] = 0.0
-            ints[k, 1] = reseed_bars
-        shift = fs[k, 1]
-        t = v - shift
-        sum1 = fs[k, 2] + t
-        sum2 = fs[k, 3] + t * t
         if c >= n - 1:
             middle = s / n
-            s -= ring[k, old]
-            mean1 = sum1 * inverse
-            variance = sum2 * inverse - mean1 * mean1
-            t = ring[k, old] - shift
-            sum1 -= t
-            t2 = t * t
-            sum2 -= t2
-            left = ints[k, 1] - 1
-            if variance < 0.000001 * (sum2 * inverse) or t2 > 1000000.0 * sum2 or left <= 0:
-                left = reseed_bars
-                shift, sum1, sum2, variance = _rebuild_variance(ring, k, c, n)
-                fs[k, 1] = shift
-            ints[k, 1] = left
+            s -= ring[k, (c + 1) % n]  # the window's oldest value
             deviation = math.sqrt(variance) if variance != 0.0 else 0.0
             out[r, col] = middle + deviation * up
             out[r, col + 1] = middle
@@ -200,8 +229,6 @@ def _bbands(
             out[r, col + 1] = NAN
             out[r, col + 2] = NAN
         fs[k, 0] = s
-        fs[k, 2] = sum1
-        fs[k, 3] = sum2
         ints[k, _COUNT] = c + 1
 
 
@@ -218,6 +245,20 @@ def true_range(high, low, prev):
     return result
 
 
+@numba.njit(cache=True, inline="always")
+def atr_step(atr, tr, c, n, beta, alpha):
+    """Advance TA-Lib's ATR by the true range ``tr`` of bar ``c`` (``c >= 1``).
+
+    ``atr`` is the running sum of true ranges until bar ``n``, the ATR after;
+    ``beta`` is ``(n - 1) / n`` and ``alpha`` is ``1 - beta``.
+    """
+    if c < n:
+        return atr + tr
+    if c == n:
+        return (atr + tr) / n
+    return fma(beta, atr, alpha * tr)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _atr(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
     n = int(params[0])
@@ -228,14 +269,7 @@ def _atr(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
         c = ints[k, _COUNT]
         out[r, col] = NAN
         if c > 0:
-            tr = true_range(high[r], low[r], fs[k, 1])
-            atr = fs[k, 0]
-            if c < n:
-                atr += tr
-            elif c == n:
-                atr = (atr + tr) / n
-            else:
-                atr = fma(beta, atr, alpha * tr)
+            atr = atr_step(fs[k, 0], true_range(high[r], low[r], fs[k, 1]), c, n, beta, alpha)
             if c >= n:
                 out[r, col] = atr
             fs[k, 0] = atr

@@ -28,7 +28,7 @@ import numba
 
 from marketpulse.indicators.kind import NAN, Kind, Param, ema_step, fma
 
-__all__ = ["KINDS"]
+__all__ = ["KINDS", "ema_chain"]
 
 _COUNT = 0  # ints slot 0 of every kind: bars seen by the key
 
@@ -71,6 +71,25 @@ def _wma(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
         ints[k, _COUNT] = c + 1
 
 
+@numba.njit(cache=True, inline="always")
+def ema_chain(fs, key, c, n, alpha, v, depth):
+    """Advance ``depth`` (2 or 3) chained EMAs of period ``n`` by bar ``c`` (value ``v``).
+
+    Each EMA is seeded with the mean of the first ``n`` values of the one
+    before (its state in ``fs[key, i]``), so EMA ``i`` (from 0) starts at bar
+    ``i * (n - 1)``. Returns the three values, NaN where not started (the
+    third always NaN at depth 2).
+    """
+    fs[key, 0], first = ema_step(fs[key, 0], v, c, 0, n, alpha)
+    second = NAN
+    third = NAN
+    if c >= n - 1:
+        fs[key, 1], second = ema_step(fs[key, 1], first, c, n - 1, n, alpha)
+        if depth > 2 and c >= 2 * (n - 1):
+            fs[key, 2], third = ema_step(fs[key, 2], second, c, 2 * (n - 1), n, alpha)
+    return first, second, third
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _dema(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
     n = int(params[0])
@@ -78,12 +97,8 @@ def _dema(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        fs[k, 0], first = ema_step(fs[k, 0], x[r], c, 0, n, alpha)
-        out[r, col] = NAN
-        if c >= n - 1:
-            fs[k, 1], second = ema_step(fs[k, 1], first, c, n - 1, n, alpha)
-            if c >= 2 * (n - 1):
-                out[r, col] = 2.0 * first - second
+        first, second, _ = ema_chain(fs, k, c, n, alpha, x[r], 2)
+        out[r, col] = 2.0 * first - second if c >= 2 * (n - 1) else NAN
         ints[k, _COUNT] = c + 1
 
 
@@ -94,14 +109,8 @@ def _tema(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        fs[k, 0], first = ema_step(fs[k, 0], x[r], c, 0, n, alpha)
-        out[r, col] = NAN
-        if c >= n - 1:
-            fs[k, 1], second = ema_step(fs[k, 1], first, c, n - 1, n, alpha)
-            if c >= 2 * (n - 1):
-                fs[k, 2], third = ema_step(fs[k, 2], second, c, 2 * (n - 1), n, alpha)
-                if c >= 3 * (n - 1):
-                    out[r, col] = 3.0 * first - 3.0 * second + third
+        first, second, third = ema_chain(fs, k, c, n, alpha, x[r], 3)
+        out[r, col] = 3.0 * first - 3.0 * second + third if c >= 3 * (n - 1) else NAN
         ints[k, _COUNT] = c + 1
 
 

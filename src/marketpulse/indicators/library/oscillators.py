@@ -39,6 +39,8 @@ import math
 import numba
 
 from marketpulse.indicators.kind import NAN, Kind, Param, ema_step
+from marketpulse.indicators.library.classic import rsi_step
+from marketpulse.indicators.library.moving_averages import ema_chain
 
 __all__ = ["KINDS"]
 
@@ -59,49 +61,31 @@ def _is_zero_scaled(value, scale):
 
 
 @numba.njit(cache=True, inline="always")
-def _lowest(ring, key, base, n, c, slot, value, lowest, index):
-    """Return the least of the last ``n`` values (bars ``c-n+1 .. c``) and its bar.
+def _extreme(ring, key, base, n, c, slot, value, best, index, highest):
+    """Return the greatest (``highest``) or least of the last ``n`` values and its bar.
 
-    ``ring[key, base:base + n]`` holds the window, bar ``c``'s ``value`` in
-    ``slot`` (``c % n``); ``lowest``/``index`` are the previous bar's answer
-    (an index before the window, such as -1, makes it scan the window, as
-    TA-Lib does when its extreme leaves the window).
+    ``ring[key, base:base + n]`` holds the window (bars ``c-n+1 .. c``), bar
+    ``c``'s ``value`` in ``slot`` (``c % n``); ``best``/``index`` are the
+    previous bar's answer (an index before the window, such as -1, makes it
+    scan the window, as TA-Lib does when its extreme leaves the window). A
+    scan keeps the oldest of equal values, a new bar equal to the extreme
+    takes its place, as in TA-Lib.
     """
     trailing = c - n + 1
     if index < trailing:
         s = slot + 1 if slot + 1 < n else 0  # the trailing bar's slot
         index = trailing
-        lowest = ring[key, base + s]
+        best = ring[key, base + s]
         for j in range(trailing + 1, c + 1):
             s = s + 1 if s + 1 < n else 0
             v = ring[key, base + s]
-            if v < lowest:
+            if (v > best) if highest else (v < best):
                 index = j
-                lowest = v
-    elif value <= lowest:
+                best = v
+    elif (value >= best) if highest else (value <= best):
         index = c
-        lowest = value
-    return lowest, index
-
-
-@numba.njit(cache=True, inline="always")
-def _highest(ring, key, base, n, c, slot, value, highest, index):
-    """Return the greatest of the last ``n`` values and its bar (see :func:`_lowest`)."""
-    trailing = c - n + 1
-    if index < trailing:
-        s = slot + 1 if slot + 1 < n else 0
-        index = trailing
-        highest = ring[key, base + s]
-        for j in range(trailing + 1, c + 1):
-            s = s + 1 if s + 1 < n else 0
-            v = ring[key, base + s]
-            if v > highest:
-                index = j
-                highest = v
-    elif value >= highest:
-        index = c
-        highest = value
-    return highest, index
+        best = value
+    return best, index
 
 
 @numba.njit(cache=True, inline="always")
@@ -136,14 +120,16 @@ def _window_range(fs, ints, ring, key, n, j, high, low):
     if j < n - 1:
         return NAN, NAN
     start = j == n - 1  # the first full window: scan it
-    lowest, at = _lowest(
-        ring, key, n, n, j, slot, low, fs[key, _LOWEST], -1 if start else ints[key, _LOWEST_AT]
-    )
+    lowest, at = _extreme(
+        ring, key, n, n, j, slot, low, fs[key, _LOWEST], -1 if start else ints[key, _LOWEST_AT],
+        False,
+    )  # fmt: skip
     fs[key, _LOWEST] = lowest
     ints[key, _LOWEST_AT] = at
-    highest, at = _highest(
-        ring, key, 0, n, j, slot, high, fs[key, _HIGHEST], -1 if start else ints[key, _HIGHEST_AT]
-    )
+    highest, at = _extreme(
+        ring, key, 0, n, j, slot, high, fs[key, _HIGHEST], -1 if start else ints[key, _HIGHEST_AT],
+        True,
+    )  # fmt: skip
     fs[key, _HIGHEST] = highest
     ints[key, _HIGHEST_AT] = at
     return lowest, highest
@@ -211,24 +197,6 @@ def _stochf(
         ints[k, _COUNT] = c + 1
 
 
-@numba.njit(cache=True, inline="always")
-def _rsi_step(gain, loss, previous, value, c, n, inverse):
-    """Advance TA-Lib's RSI (the ``rsi`` kind's recurrence); return gain, loss and the RSI."""
-    delta = value - previous
-    gain_delta = delta if delta > 0.0 else 0.0
-    if c > n:
-        loss *= n - 1.0
-        gain *= n - 1.0
-    gain += gain_delta
-    loss += gain_delta - delta
-    if c < n:
-        return gain, loss, NAN
-    loss *= inverse
-    gain *= inverse
-    total = gain + loss
-    return gain, loss, 100.0 * (gain / total) if total > 0.0 else 0.0
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _stochrsi(
     keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
@@ -242,7 +210,7 @@ def _stochrsi(
         out[r, col] = NAN
         out[r, col + 1] = NAN
         if c > 0:
-            fs[k, 3], fs[k, 4], rsi = _rsi_step(fs[k, 3], fs[k, 4], fs[k, 5], v, c, period, inverse)
+            fs[k, 3], fs[k, 4], rsi = rsi_step(fs[k, 3], fs[k, 4], fs[k, 5], v, c, period, inverse)
             if c >= period:
                 out[r, col], out[r, col + 1] = _stochf_step(
                     fs, ints, ring, k, n, fast_d, c - period, rsi, rsi, rsi
@@ -295,6 +263,18 @@ def _cci(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
         ints[k, _COUNT] = c + 1
 
 
+@numba.njit(cache=True, inline="always")
+def _lagged(ring, key, c, n, v):
+    """Store bar ``c``'s value ``v`` in ``key``'s window of ``n``; return bar ``c - n``'s value.
+
+    The value returned means nothing before bar ``n``.
+    """
+    slot = c % n
+    before = ring[key, slot]
+    ring[key, slot] = v
+    return before
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _roc(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
     n = int(params[0])
@@ -302,8 +282,7 @@ def _roc(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
         k = keys[r]
         c = ints[k, _COUNT]
         v = x[r]
-        before = ring[k, c % n]  # bar c - n
-        ring[k, c % n] = v
+        before = _lagged(ring, k, c, n, v)
         out[r, col] = NAN
         if c >= n:
             out[r, col] = (v / before - 1.0) * 100.0 if before != 0.0 else 0.0
@@ -317,8 +296,7 @@ def _mom(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
         k = keys[r]
         c = ints[k, _COUNT]
         v = x[r]
-        before = ring[k, c % n]  # bar c - n
-        ring[k, c % n] = v
+        before = _lagged(ring, k, c, n, v)
         out[r, col] = v - before if c >= n else NAN
         ints[k, _COUNT] = c + 1
 
@@ -361,15 +339,12 @@ def _trix(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
         k = keys[r]
         c = ints[k, _COUNT]
         out[r, col] = NAN
-        fs[k, 0], first = ema_step(fs[k, 0], x[r], c, 0, n, alpha)
-        if c >= n - 1:
-            fs[k, 1], second = ema_step(fs[k, 1], first, c, n - 1, n, alpha)
-            if c >= 2 * (n - 1):
-                fs[k, 2], third = ema_step(fs[k, 2], second, c, 2 * (n - 1), n, alpha)
-                if c > 3 * (n - 1):
-                    before = fs[k, 3]
-                    out[r, col] = (third / before - 1.0) * 100.0 if before != 0.0 else 0.0
-                fs[k, 3] = third
+        _, _, third = ema_chain(fs, k, c, n, alpha, x[r], 3)
+        if c >= 2 * (n - 1):
+            if c > 3 * (n - 1):
+                before = fs[k, 3]
+                out[r, col] = (third / before - 1.0) * 100.0 if before != 0.0 else 0.0
+            fs[k, 3] = third
         ints[k, _COUNT] = c + 1
 
 

@@ -23,7 +23,8 @@ from textbook formulas:
   outweighs 100 times the window's sum of ``|y|``; the line's last value is
   ``fma(m, n - 1, b)``.
 * Variance: TA-Lib's cancellation-free form (deviations from a shift, rebuilt
-  as in :mod:`.classic`'s Bollinger bands); STDDEV is ``sqrt(VAR) * nbdev``.
+  now and then), :mod:`.classic`'s ``variance_step`` that the Bollinger bands
+  use too; STDDEV is ``sqrt(VAR) * nbdev``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import math
 import numba
 
 from marketpulse.indicators.kind import NAN, Kind, Param, fma
-from marketpulse.indicators.library.classic import true_range
+from marketpulse.indicators.library.classic import true_range, variance_step
 
 __all__ = ["KINDS"]
 
@@ -104,46 +105,39 @@ def _one_bar_di(fs, k, high, low, close, plus):
     return value
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _plus_di(
-    keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
-):
+@numba.njit(cache=True, inline="always")
+def _di_loop(keys, high, low, close, params, fs, ints, out, col, plus):
+    """+DI (``plus``) or -DI of each bar, in percent of the smoothed true range."""
     n = int(params[0])
+    dm = _PLUS_DM if plus else _MINUS_DM
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
         out[r, col] = NAN
         if n == 1:
-            value = _one_bar_di(fs, k, high[r], low[r], close[r], True)
+            value = _one_bar_di(fs, k, high[r], low[r], close[r], plus)
             if c > 0:
                 out[r, col] = value
         else:
             _directional_step(fs, k, c, high[r], low[r], close[r], n)
             if c >= n:
                 tr = fs[k, _TR]
-                out[r, col] = 100.0 * (fs[k, _PLUS_DM] / tr) if tr > 0.0 else 0.0
+                out[r, col] = 100.0 * (fs[k, dm] / tr) if tr > 0.0 else 0.0
         ints[k, _COUNT] = c + 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _plus_di(
+    keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
+):
+    _di_loop(keys, high, low, close, params, fs, ints, out, col, True)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _minus_di(
     keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
 ):
-    n = int(params[0])
-    for r in range(keys.shape[0]):
-        k = keys[r]
-        c = ints[k, _COUNT]
-        out[r, col] = NAN
-        if n == 1:
-            value = _one_bar_di(fs, k, high[r], low[r], close[r], False)
-            if c > 0:
-                out[r, col] = value
-        else:
-            _directional_step(fs, k, c, high[r], low[r], close[r], n)
-            if c >= n:
-                tr = fs[k, _TR]
-                out[r, col] = 100.0 * (fs[k, _MINUS_DM] / tr) if tr > 0.0 else 0.0
-        ints[k, _COUNT] = c + 1
+    _di_loop(keys, high, low, close, params, fs, ints, out, col, False)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -218,28 +212,38 @@ def _extreme_age(ring, k, c, pos, n, stored, start, highest):
     return stored
 
 
+@numba.njit(cache=True, inline="always")
+def _aroon_step(ring, ints, k, c, n, high, low):
+    """Add bar ``c``'s high and low to key ``k``'s window of ``n + 1`` bars.
+
+    Returns the bars of the window's highest high and lowest low (ties: the
+    newest), kept in ``ints[k, 1]`` and ``ints[k, 2]``; -1 before bar ``n``.
+    """
+    size = n + 1
+    pos = c % size
+    ring[k, pos] = high
+    ring[k, size + pos] = low
+    if c == 0:
+        ints[k, 1] = -1
+        ints[k, 2] = -1
+    if c >= n:
+        ints[k, 1] = _extreme_age(ring, k, c, pos, n, ints[k, 1], 0, True)
+        ints[k, 2] = _extreme_age(ring, k, c, pos, n, ints[k, 2], size, False)
+    return ints[k, 1], ints[k, 2]
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _aroon(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
     # ints = [count, bar of the highest high, bar of the lowest low]; ring = highs, then lows.
     n = int(params[0])
-    size = n + 1
     factor = 100.0 / n
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        pos = c % size
-        ring[k, pos] = high[r]
-        ring[k, size + pos] = low[r]
+        highest, lowest = _aroon_step(ring, ints, k, c, n, high[r], low[r])
         out[r, col] = NAN
         out[r, col + 1] = NAN
-        if c == 0:
-            ints[k, 1] = -1
-            ints[k, 2] = -1
         if c >= n:
-            highest = _extreme_age(ring, k, c, pos, n, ints[k, 1], 0, True)
-            lowest = _extreme_age(ring, k, c, pos, n, ints[k, 2], size, False)
-            ints[k, 1] = highest
-            ints[k, 2] = lowest
             out[r, col] = factor * (n - (c - lowest))
             out[r, col + 1] = factor * (n - (c - highest))
         ints[k, _COUNT] = c + 1
@@ -250,24 +254,12 @@ def _aroonosc(
     keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
 ):
     n = int(params[0])
-    size = n + 1
     factor = 100.0 / n
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        pos = c % size
-        ring[k, pos] = high[r]
-        ring[k, size + pos] = low[r]
-        out[r, col] = NAN
-        if c == 0:
-            ints[k, 1] = -1
-            ints[k, 2] = -1
-        if c >= n:
-            highest = _extreme_age(ring, k, c, pos, n, ints[k, 1], 0, True)
-            lowest = _extreme_age(ring, k, c, pos, n, ints[k, 2], size, False)
-            ints[k, 1] = highest
-            ints[k, 2] = lowest
-            out[r, col] = factor * (highest - lowest)
+        highest, lowest = _aroon_step(ring, ints, k, c, n, high[r], low[r])
+        out[r, col] = factor * (highest - lowest) if c >= n else NAN
         ints[k, _COUNT] = c + 1
 
 
@@ -429,6 +421,19 @@ def _regression_constants(n):
     return sum_x, sum_x * sum_x - n * sum_x_squared
 
 
+@numba.njit(cache=True, inline="always")
+def _regression_slope(ring, k, c, n, v, fs, ints, sum_x, divisor):
+    """Add bar ``c``'s value ``v`` to key ``k``'s window; return its line's slope and sum of y.
+
+    The slope is NaN (and the sum 0) before bar ``n - 1``.
+    """
+    if c < n - 1:
+        ring[k, c % n] = v
+        return NAN, 0.0
+    sum_y, sum_xy = _regression_sums(ring, k, c, n, v, fs, ints)
+    return (n * sum_xy - sum_x * sum_y) / divisor, sum_y
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _linearreg_slope(
     keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col
@@ -438,12 +443,7 @@ def _linearreg_slope(
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        if c >= n - 1:
-            sum_y, sum_xy = _regression_sums(ring, k, c, n, x[r], fs, ints)
-            out[r, col] = (n * sum_xy - sum_x * sum_y) / divisor
-        else:
-            ring[k, c % n] = x[r]
-            out[r, col] = NAN
+        out[r, col], _ = _regression_slope(ring, k, c, n, x[r], fs, ints, sum_x, divisor)
         ints[k, _COUNT] = c + 1
 
 
@@ -456,83 +456,24 @@ def _linearreg(
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
+        m, sum_y = _regression_slope(ring, k, c, n, x[r], fs, ints, sum_x, divisor)
         if c >= n - 1:
-            sum_y, sum_xy = _regression_sums(ring, k, c, n, x[r], fs, ints)
-            m = (n * sum_xy - sum_x * sum_y) / divisor
             b = (sum_y - m * sum_x) / n
             out[r, col] = fma(m, n - 1.0, b)
         else:
-            ring[k, c % n] = x[r]
             out[r, col] = NAN
         ints[k, _COUNT] = c + 1
 
 
 # Variance state: fs = [shift, sum of deviations, sum of squared deviations];
-# ints = [count, bars to the next rebuild]; ring = the last n inputs.
-@numba.njit(cache=True, inline="always")
-def _variance_step(ring, k, c, n, v, fs, ints):
-    """TA-Lib's cancellation-free rolling variance of key ``k`` at bar ``c``.
-
-    Deviations are summed from a *shift* near the window; the sums are rebuilt
-    from the window (shift = its mean) when the variance falls below 1e-6 of
-    the mean square, when the leaving value's square dominates, or every
-    ``32 * n`` bars. Returns the variance, NaN before bar ``n - 1``.
-    """
-    inverse = 1.0 / n
-    pos = c % n
-    ring[k, pos] = v
-    if c == 0:
-        fs[k, 0] = v
-        fs[k, 1] = 0.0
-        fs[k, 2] = 0.0
-        ints[k, 1] = 32 * n
-    shift = fs[k, 0]
-    t = v - shift
-    sum1 = fs[k, 1] + t
-    sum2 = fs[k, 2] + t * t
-    variance = NAN
-    if c >= n - 1:
-        mean1 = sum1 * inverse
-        variance = sum2 * inverse - mean1 * mean1
-        oldest = ring[k, pos + 1 if pos + 1 < n else 0]
-        t = oldest - shift
-        sum1 -= t
-        t2 = t * t
-        sum2 -= t2
-        left = ints[k, 1] - 1
-        if variance < 0.000001 * (sum2 * inverse) or t2 > 1000000.0 * sum2 or left <= 0:
-            left = 32 * n
-            total = 0.0
-            for j in range(c - n + 1, c + 1):
-                total += ring[k, j % n]
-            shift = total * inverse
-            sum1 = 0.0
-            sum2 = 0.0
-            for j in range(c - n + 1, c + 1):
-                t = ring[k, j % n] - shift
-                sum1 += t
-                sum2 += t * t
-            mean1 = sum1 * inverse
-            variance = sum2 * inverse - mean1 * mean1
-            if variance < 0.000000000001 * (sum2 * inverse):
-                variance = 0.0
-            t = oldest - shift
-            sum1 -= t
-            sum2 -= t * t
-            fs[k, 0] = shift
-        ints[k, 1] = left
-    fs[k, 1] = sum1
-    fs[k, 2] = sum2
-    return variance
-
-
+# ints = [count, bars to the next rebuild]; ring = the last n inputs (classic's variance_step).
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _var(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
     n = int(params[0])
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        out[r, col] = _variance_step(ring, k, c, n, x[r], fs, ints)
+        out[r, col] = variance_step(ring, k, c, n, x[r], fs, ints, 0)
         ints[k, _COUNT] = c + 1
 
 
@@ -545,7 +486,7 @@ def _stddev(
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        variance = _variance_step(ring, k, c, n, x[r], fs, ints)
+        variance = variance_step(ring, k, c, n, x[r], fs, ints, 0)
         out[r, col] = math.sqrt(variance) * deviations if c >= n - 1 else NAN
         ints[k, _COUNT] = c + 1
 
