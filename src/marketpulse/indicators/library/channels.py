@@ -37,7 +37,7 @@ from __future__ import annotations
 import numba
 
 from marketpulse.indicators.kind import NAN, Kind, Param, ema_step
-from marketpulse.indicators.library.classic import atr_step, true_range
+from marketpulse.indicators.library.classic import atr_bar, true_range
 
 __all__ = ["KINDS"]
 
@@ -76,18 +76,13 @@ def _natr(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
+        tr, atr = atr_bar(fs, k, c, n, beta, alpha, high[r], low[r], close[r], 0)
         out[r, col] = NAN
-        if c > 0:
-            tr = true_range(high[r], low[r], fs[k, 1])
-            if n == 1:  # TA-Lib returns the true range itself, not normalized
-                out[r, col] = tr
-            else:
-                atr = atr_step(fs[k, 0], tr, c, n, beta, alpha)
-                if c >= n:
-                    v = close[r]
-                    out[r, col] = 0.0 if -_EPSILON < v < _EPSILON else atr / v * 100.0
-                fs[k, 0] = atr
-        fs[k, 1] = close[r]
+        if n == 1:  # TA-Lib returns the true range itself, not normalized
+            out[r, col] = tr
+        elif c >= n:
+            v = close[r]
+            out[r, col] = 0.0 if -_EPSILON < v < _EPSILON else atr / v * 100.0
         ints[k, _COUNT] = c + 1
 
 
@@ -165,11 +160,9 @@ def _keltner(
         k = keys[r]
         c = ints[k, _COUNT]
         fs[k, 0], middle = ema_step(fs[k, 0], close[r], c, 0, n, alpha)
-        if c > 0:
-            tr = true_range(high[r], low[r], fs[k, 2])
-            fs[k, 1] = atr_step(fs[k, 1], tr, c, atr_n, beta, 1.0 - beta)
+        _, atr = atr_bar(fs, k, c, atr_n, beta, 1.0 - beta, high[r], low[r], close[r], 1)
         if c >= warm:
-            width = multiplier * fs[k, 1]
+            width = multiplier * atr
             out[r, col] = middle + width
             out[r, col + 1] = middle
             out[r, col + 2] = middle - width
@@ -177,7 +170,6 @@ def _keltner(
             out[r, col] = NAN
             out[r, col + 1] = NAN
             out[r, col + 2] = NAN
-        fs[k, 2] = close[r]
         ints[k, _COUNT] = c + 1
 
 
@@ -193,36 +185,31 @@ def _supertrend(
         c = ints[k, _COUNT]
         out[r, col] = NAN
         out[r, col + 1] = NAN
-        if c > 0:
-            previous_close = fs[k, 1]
-            atr = atr_step(
-                fs[k, 0], true_range(high[r], low[r], previous_close), c, n, beta, 1.0 - beta
-            )
-            fs[k, 0] = atr
-            if c >= n:
-                middle = (high[r] + low[r]) / 2.0
-                upper = middle + multiplier * atr
-                lower = middle - multiplier * atr
-                if c == n:  # the first bands: nothing to tighten yet
-                    up_trend = False
-                else:
-                    previous_upper = fs[k, 2]
-                    previous_lower = fs[k, 3]
-                    if not (lower > previous_lower or previous_close < previous_lower):
-                        lower = previous_lower
-                    if not (upper < previous_upper or previous_close > previous_upper):
-                        upper = previous_upper
-                    if fs[k, 4] == previous_upper:  # was down: up once the close breaks above
-                        up_trend = close[r] > upper
-                    else:  # was up: down once the close breaks below
-                        up_trend = not close[r] < lower
-                line = lower if up_trend else upper
-                out[r, col] = line
-                out[r, col + 1] = 1.0 if up_trend else -1.0
-                fs[k, 2] = upper
-                fs[k, 3] = lower
-                fs[k, 4] = line
-        fs[k, 1] = close[r]
+        previous_close = fs[k, 1]
+        _, atr = atr_bar(fs, k, c, n, beta, 1.0 - beta, high[r], low[r], close[r], 0)
+        if c >= n:
+            middle = (high[r] + low[r]) / 2.0
+            upper = middle + multiplier * atr
+            lower = middle - multiplier * atr
+            if c == n:  # the first bands: nothing to tighten yet
+                up_trend = False
+            else:
+                previous_upper = fs[k, 2]
+                previous_lower = fs[k, 3]
+                if not (lower > previous_lower or previous_close < previous_lower):
+                    lower = previous_lower
+                if not (upper < previous_upper or previous_close > previous_upper):
+                    upper = previous_upper
+                if fs[k, 4] == previous_upper:  # was down: up once the close breaks above
+                    up_trend = close[r] > upper
+                else:  # was up: down once the close breaks below
+                    up_trend = not close[r] < lower
+            line = lower if up_trend else upper
+            out[r, col] = line
+            out[r, col + 1] = 1.0 if up_trend else -1.0
+            fs[k, 2] = upper
+            fs[k, 3] = lower
+            fs[k, 4] = line
         ints[k, _COUNT] = c + 1
 
 

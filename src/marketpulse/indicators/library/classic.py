@@ -28,7 +28,7 @@ import numba
 
 from marketpulse.indicators.kind import NAN, Kind, Param, ema_step, fma
 
-__all__ = ["KINDS", "atr_step", "rsi_step", "true_range", "variance_step"]
+__all__ = ["KINDS", "atr_bar", "atr_step", "rsi_step", "true_range", "variance_step"]
 
 _COUNT = 0  # ints slot 0 of every kind: bars seen by the key
 
@@ -259,6 +259,23 @@ def atr_step(atr, tr, c, n, beta, alpha):
     return fma(beta, atr, alpha * tr)
 
 
+@numba.njit(cache=True, inline="always")
+def atr_bar(fs, key, c, n, beta, alpha, high, low, close, base):
+    """Advance ``key``'s ATR by bar ``c``; return the bar's true range and the ATR.
+
+    ``fs[key, base]`` holds the ATR (the running sum of true ranges until bar
+    ``n``), ``fs[key, base + 1]`` the previous close; both NaN on bar 0.
+    """
+    tr = NAN
+    atr = NAN
+    if c > 0:
+        tr = true_range(high, low, fs[key, base + 1])
+        atr = atr_step(fs[key, base], tr, c, n, beta, alpha)
+        fs[key, base] = atr
+    fs[key, base + 1] = close
+    return tr, atr
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _atr(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints, ring, out, col):
     n = int(params[0])
@@ -267,13 +284,8 @@ def _atr(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
     for r in range(keys.shape[0]):
         k = keys[r]
         c = ints[k, _COUNT]
-        out[r, col] = NAN
-        if c > 0:
-            atr = atr_step(fs[k, 0], true_range(high[r], low[r], fs[k, 1]), c, n, beta, alpha)
-            if c >= n:
-                out[r, col] = atr
-            fs[k, 0] = atr
-        fs[k, 1] = close[r]
+        _, atr = atr_bar(fs, k, c, n, beta, alpha, high[r], low[r], close[r], 0)
+        out[r, col] = atr if c >= n else NAN
         ints[k, _COUNT] = c + 1
 
 
