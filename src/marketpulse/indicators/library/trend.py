@@ -263,6 +263,22 @@ def _aroonosc(
         ints[k, _COUNT] = c + 1
 
 
+@numba.njit(cache=True, inline="always")
+def _beyond(sar, a, b, above):
+    """Move ``sar`` up to at least ``a`` and ``b`` (``above``) or down to at most, in that order."""
+    if above:
+        if sar < a:
+            sar = a
+        if sar < b:
+            sar = b
+    else:
+        if sar > a:
+            sar = a
+        if sar > b:
+            sar = b
+    return sar
+
+
 # Parabolic SAR state: fs = [last high, last low, SAR, extreme point, acceleration factor];
 # ints = [count, long (1) or short (0)].
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -305,19 +321,12 @@ def _sar(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
         if is_long:
             if new_low <= sar:  # switch to short
                 is_long = False
-                sar = ep
-                if sar < prev_high:
-                    sar = prev_high
-                if sar < new_high:
-                    sar = new_high
+                sar = _beyond(ep, prev_high, new_high, True)
                 out[r, col] = sar
                 af = acceleration
                 ep = new_low
                 sar = fma(af, ep - sar, sar)
-                if sar < prev_high:
-                    sar = prev_high
-                if sar < new_high:
-                    sar = new_high
+                sar = _beyond(sar, prev_high, new_high, True)
             else:
                 out[r, col] = sar
                 if new_high > ep:
@@ -326,25 +335,15 @@ def _sar(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
                     if af > maximum:
                         af = maximum
                 sar = fma(af, ep - sar, sar)
-                if sar > prev_low:
-                    sar = prev_low
-                if sar > new_low:
-                    sar = new_low
+                sar = _beyond(sar, prev_low, new_low, False)
         elif new_high >= sar:  # switch to long
             is_long = True
-            sar = ep
-            if sar > prev_low:
-                sar = prev_low
-            if sar > new_low:
-                sar = new_low
+            sar = _beyond(ep, prev_low, new_low, False)
             out[r, col] = sar
             af = acceleration
             ep = new_high
             sar = fma(af, ep - sar, sar)
-            if sar > prev_low:
-                sar = prev_low
-            if sar > new_low:
-                sar = new_low
+            sar = _beyond(sar, prev_low, new_low, False)
         else:
             out[r, col] = sar
             if new_low < ep:
@@ -353,10 +352,7 @@ def _sar(keys, x, open_, high, low, close, volume, pv, session, params, fs, ints
                 if af > maximum:
                     af = maximum
             sar = fma(af, ep - sar, sar)
-            if sar < prev_high:
-                sar = prev_high
-            if sar < new_high:
-                sar = new_high
+            sar = _beyond(sar, prev_high, new_high, True)
         fs[k, 0] = new_high
         fs[k, 1] = new_low
         fs[k, 2] = sar
