@@ -45,7 +45,8 @@ def test_another_declared_set_is_refused_in_one_line_and_the_same_one_goes_on(
                for _, value, _ in part]  # fmt: skip
     assert written and all(
         set(json.loads(v)) - {"symbol", "timeframe", "bar_start", "bar_end", "close", "dataset"}
-        == {"ema_50", "rsi_7"} for v in written
+        == {"ema_50", "rsi_7"}
+        for v in written
     )
 
     second = _process(cli, kafka_bootstrap, topic_prefix, "ema(50), rsi(8)")
