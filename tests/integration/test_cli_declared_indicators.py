@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,8 @@ DOZEN = (
     "ema(50), ema(200), rsi(7), bb=bbands(20, 2.5), macd, stoch, adx, obv, "
     "willr, cci, atr(14), vwap"
 )
+#: A comma that separates declarations (not one between a kind's arguments).
+_OUTSIDE_PARENTHESES = r",\s*(?![^()]*\))"
 RULES = """
 rules:
   - name: golden_cross
@@ -156,3 +159,31 @@ def test_bars_with_indicators_carries_the_declared_columns(cli, replayed):
     both = _query(cli, replayed, "select count(*) as n from bars_with_indicators")
     bars = _query(cli, replayed, "select count(*) as n from bars")
     assert both[0]["n"] == bars[0]["n"] > 1_000
+
+
+def test_a_dozen_declared_on_4h_and_session_days_in_replay_and_live(cli, tmp_path):
+    (tmp_path / "marketpulse.toml").write_text(
+        'session_calendar = "XNYS"\nintervals = ["1m", "4h", "1d"]\n'
+        f"indicators = {json.dumps(re.split(_OUTSIDE_PARENTHESES, DOZEN))}\n"
+    )
+    cli("replay", str(LEAN_TRADES), "--config", "marketpulse.toml")
+    trades = pd.read_csv(LEAN_TRADES, usecols=["timestamp", "symbol"])
+    buckets = pd.to_datetime(trades["timestamp"], utc=True).dt.floor("4h")
+    expected_4h = trades.assign(b=buckets).groupby("symbol")["b"].nunique().sum()
+    four = json.loads(
+        cli("sql", "select count(*) as n, count(obv) as obv from indicators where timeframe = '4h'",
+            "--format", "json").stdout
+    )  # fmt: skip
+    assert four == [{"n": expected_4h, "obv": expected_4h}]
+    days = json.loads(
+        cli("sql", "select symbol, bar_start, bar_end, obv, stoch_k from indicators "
+            "where timeframe = '1d' order by symbol", "--format", "json").stdout
+    )  # fmt: skip
+    assert [d["symbol"] for d in days] == ["AIG", "BAC", "IBM", "SPY"]
+    assert {(d["bar_start"], d["bar_end"]) for d in days} == {
+        ("2013-10-07T13:30:00Z", "2013-10-07T20:00:00Z")
+    }
+    assert all(d["obv"] is not None and d["stoch_k"] is None for d in days)  # one bar: not warm
+    live = cli("run", "--config", "marketpulse.toml", "--duration", "3", "--no-dashboard",
+               "--symbols", "5")  # fmt: skip
+    assert "ticks in" in live.stdout and "error" not in live.stderr.lower()
