@@ -50,7 +50,7 @@ run: $(RUN_STAMP) ## run the embedded pipeline on a simulated market with the li
 	$(BIN)/marketpulse run $(ARGS)
 
 test: $(DEV_STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chromium, PostgreSQL, InfluxDB when missing)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
 
 test-unit: $(DEV_STAMP) ## run the unit tests only
 	$(BIN)/python -m pytest tests/unit $(ARGS)

@@ -23,8 +23,12 @@ def under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+_CONFIG: list[pytest.Config] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[SKIPPED_UNDER_CI] = []
+    _CONFIG[:] = [config]
 
 
 def _record_skip(config: pytest.Config, report: pytest.TestReport | pytest.CollectReport) -> bool:
@@ -35,8 +39,16 @@ def _record_skip(config: pytest.Config, report: pytest.TestReport | pytest.Colle
     reason = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix(
         "Skipped: "
     )
-    config.stash[SKIPPED_UNDER_CI].append((report.nodeid, reason))
+    skipped = config.stash[SKIPPED_UNDER_CI]
+    if (report.nodeid, reason) not in skipped:
+        skipped.append((report.nodeid, reason))
     return True
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # under pytest-xdist, the workers collect: the controller sees their reports here
+    if _CONFIG:
+        _record_skip(_CONFIG[0], report)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -54,6 +66,25 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
     report = yield
     _record_skip(collector.config, report)  # failing it would stop the whole collection
     return report
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the integration tests for ``pytest -n 2 --dist loadgroup`` (``make test``).
+
+    Each group runs on one worker, its tests one after another as without
+    xdist: the tests on Kafka in one, the other integration tests in the
+    other; the unit tests fill whichever worker is free. The integration tests
+    mostly wait (on brokers, servers, subprocesses), so the two groups share
+    the cores well. They share nothing else: every server they start takes a
+    free port, every topic is the test's own, a broker a test stops is its own.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        path = item.path.as_posix()
+        if "/tests/integration/" in path:
+            group = "kafka" if item.path.name.startswith("test_kafka_") else "integration"
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

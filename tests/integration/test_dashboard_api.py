@@ -221,7 +221,7 @@ def test_dashboard_command_serves_the_lake(tmp_path, lake):
         params = {"symbol": symbol, "timeframe": "1s", "dataset": SIMULATOR}
         bars = httpx.get(url + "api/bars", params=params).json()
         assert len(bars) >= 3 and all(b["symbol"] == symbol for b in bars)
-        bad = httpx.get(url + "api/bars", params={**params, "timeframe": "2s"})
+        bad = httpx.get(url + "api/bars", params={**params, "timeframe": "2x"})
         assert bad.status_code == 422 and "timeframe" in bad.json()["detail"][0]["msg"]
         assert httpx.get(url + "readyz").status_code == 200
         with connect(url.replace("http", "ws") + "ws") as ws:

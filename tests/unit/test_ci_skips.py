@@ -40,14 +40,14 @@ def suite(tmp_path):
     (tmp_path / "test_some.py").write_text(TESTS)
     (tmp_path / "test_module_skip.py").write_text(MODULE_SKIP)
 
-    def run(ci):
+    def run(ci, *options):
         env = {k: v for k, v in os.environ.items() if k != "CI"}
         if ci is not None:
             env["CI"] = ci
         report = tmp_path / f"report-{ci}.xml"
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-             f"--junitxml={report}", "-o", "addopts=", str(tmp_path)],
+             f"--junitxml={report}", "-o", "addopts=", *options, str(tmp_path)],
             cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
         )  # fmt: skip
         cases = {}
@@ -77,4 +77,14 @@ def test_under_ci_every_skip_fails_the_run_and_is_listed(suite, ci):
     assert cases["test_expected_failure"] == "skipped"  # xfail is not a skip
     listed = result.stdout.split("skipped under CI: each one fails the run", 1)[1]
     assert "test_some.py::test_skips: no such data file" in listed
+    assert "test_module_skip.py" in listed and "no_such_module_for_the_ci_rule" in listed
+
+
+def test_under_ci_a_skip_fails_the_run_with_workers_too(suite):
+    """``make test`` runs the suite on two xdist workers: collection happens in them."""
+    result, cases = suite("true", "-n", "2", "--dist", "loadgroup")
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout
+    assert cases["test_passes"] == "passed"
+    assert cases["test_skips"] == "failure"
+    listed = result.stdout.split("skipped under CI: each one fails the run", 1)[1]
     assert "test_module_skip.py" in listed and "no_such_module_for_the_ci_rule" in listed
