@@ -265,3 +265,20 @@ def test_a_bad_lake_location_is_one_line(cli, command, lake, says):
     message = result.stderr.strip()
     assert len(message.splitlines()) == 1 and message.startswith("error: lake "), message
     assert says in message, message
+
+
+def test_declared_indicators_in_an_s3_lake_are_in_its_views(cli, s3_lake, small_trades):
+    uri, _, env = s3_lake
+    cli("replay", small_trades, "--lake", uri, "--intervals", "1m", env=env)  # the default set
+    cli("replay", small_trades, "--lake", uri, "--intervals", "1m", "--dataset", "declared",
+        "--indicators", "ema(5), bb=bbands(10, 2.5)", env=env)  # fmt: skip
+    rows = sql_s3(cli, uri, env, "SELECT dataset, count(ema_5) AS ema, count(bb_upper) AS bb,"
+                  " count(rsi_14) AS rsi FROM indicators GROUP BY 1 ORDER BY 1")  # fmt: skip
+    by_dataset = {r["dataset"]: r for r in rows}
+    declared = by_dataset.pop("declared")
+    assert declared["ema"] > 0 and declared["bb"] > 0 and declared["rsi"] == 0
+    (default,) = by_dataset.values()
+    assert default["ema"] == 0 and default["rsi"] > 0
+    joined = sql_s3(cli, uri, env, "SELECT count(*) AS n FROM bars_with_indicators"
+                    " WHERE dataset = 'declared' AND ema_5 IS NOT NULL")  # fmt: skip
+    assert joined[0]["n"] == declared["ema"]

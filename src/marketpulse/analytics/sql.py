@@ -300,10 +300,15 @@ def _partition_glob(table: str) -> str:
 def _s3_dataset(store: Store, table: str) -> ds.Dataset:
     schema = view_schema(table)
     keys = pa.schema([schema.field(name) for name in partition_columns(table)])
+    files = _table_files(store, table)
+    columns = LAKE_SCHEMAS[table]
+    if table == "indicators":  # each file holds the indicators its run declared
+        footers = [pq.read_schema(f, filesystem=store.filesystem) for f in files]
+        columns = pa.unify_schemas([columns, *footers])
     return ds.dataset(
-        _table_files(store, table), filesystem=store.filesystem, format="parquet",
+        files, filesystem=store.filesystem, format="parquet",
         partitioning=ds.partitioning(keys, flavor="hive"), partition_base_dir=store.path(table),
-        schema=_with_keys(LAKE_SCHEMAS[table], keys),
+        schema=_with_keys(columns, keys),
     )  # fmt: skip
 
 
