@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from marketpulse.indicators.catalog import KINDS
 from marketpulse.indicators.kind import SOURCES, Kind
 
-__all__ = ["DEFAULT", "DEFAULT_TEXT", "Declared", "DeclaredSet", "parse", "parse_set"]
+__all__ = [
+    "DEFAULT",
+    "DEFAULT_TEXT",
+    "Declared",
+    "DeclaredSet",
+    "parse",
+    "parse_set",
+    "split_declarations",
+]
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _DECLARATION = re.compile(
@@ -190,7 +198,7 @@ def parse(text: str) -> Declared:
     return Declared(kind, name, tuple(numbers.values()), source)
 
 
-def _split(text: str) -> list[str]:
+def split_declarations(text: str) -> list[str]:
     """Split ``a(1, 2), b(3)`` at the commas outside parentheses."""
     parts, depth, start = [], 0, 0
     for i, char in enumerate(text):
@@ -213,9 +221,9 @@ def parse_set(declarations: str | list[str] | tuple[str, ...]) -> DeclaredSet:
             share a name (or take a reserved one).
     """
     texts = (
-        _split(declarations)
+        split_declarations(declarations)
         if isinstance(declarations, str)
-        else [p for d in declarations for p in _split(d)]
+        else [p for d in declarations for p in split_declarations(d)]
     )
     if not texts:
         raise ValueError("no indicators declared")

@@ -19,6 +19,7 @@ import msgspec
 import numpy as np
 
 from marketpulse.indicators import DEFAULT
+from marketpulse.indicators.declare import split_declarations
 from marketpulse.stream.partition import PartitionState
 from marketpulse.timeframes import N_INTERVAL_KEYS
 
@@ -165,7 +166,7 @@ def restore_partition(
 
 def _difference(written: str, declared: str, limit: int = 200) -> str:
     """What a declared set adds and drops against the one state was written with."""
-    old, new = _top_level(written), _top_level(declared)
+    old, new = split_declarations(written), split_declarations(declared)
     dropped = [p for p in old if p not in new]
     added = [p for p in new if p not in old]
     # names alone, unless a name stays with other parameters: then the whole declaration
@@ -180,15 +181,3 @@ def _difference(written: str, declared: str, limit: int = 200) -> str:
 
 def _name(declaration: str) -> str:
     return declaration.split("=", 1)[0]
-
-
-def _top_level(text: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        depth += char == "("
-        depth -= char == ")"
-        if char == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return parts
