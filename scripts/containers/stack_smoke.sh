@@ -55,9 +55,13 @@ teardown() {
     "${compose[@]}" down -v > /dev/null 2>&1 || true
     # shellcheck disable=SC2086
     [ -z "$anon" ] || podman volume rm $anon > /dev/null 2>&1 || true
+    # the named volumes, even without containers (a run killed mid-teardown
+    # leaves a half-deleted PostgreSQL data directory that initdb refuses)
+    podman volume ls -q --filter "name=^${project}_" | xargs -r podman volume rm -f > /dev/null 2>&1 || true
     podman network rm "${project}_default" > /dev/null 2>&1 || true
     rm -f "${errors:-}"
 }
+teardown  # whatever an earlier run of this project left behind
 trap teardown EXIT
 
 # 0. The image's kernels load from its numba cache, as its own user (no compile).
@@ -74,6 +78,9 @@ fail() {
     echo "stack_smoke.sh: $((SECONDS - start)) s: $*; the services' last log lines:" >&2
     for service in "${services[@]}"; do
         echo "== $service" >&2
+        # the first lines too: a service restarting in a loop hides its first error
+        podman logs "${project}_${service}_1" 2>&1 | sed -n '1,4p' >&2 || true
+        echo "..." >&2
         podman logs --tail 8 "${project}_${service}_1" >&2 || true
     done
     exit 1

@@ -273,6 +273,10 @@ _LEADER_MOVING = frozenset(
         ck.KafkaError.LEADER_NOT_AVAILABLE,
         ck.KafkaError.UNKNOWN_TOPIC_OR_PART,
         ck.KafkaError._UNKNOWN_PARTITION,
+        # a dead broker's handle, dropped from the metadata while a request was on it
+        ck.KafkaError._DESTROY_BROKER,
+        ck.KafkaError._TRANSPORT,
+        ck.KafkaError._ALL_BROKERS_DOWN,
     }
 )
 
@@ -321,6 +325,8 @@ def read_partition(
                     if error.code() == ck.KafkaError._PARTITION_EOF:
                         done = True
                         continue
+                    if error.code() in _LEADER_MOVING and not error.fatal():
+                        continue  # the client retries on the new leader; the deadline bounds it
                     raise BusError(f"read {topic}[{partition}]: {error.str()}")
                 key = record.key()
                 if record.value() is None:
