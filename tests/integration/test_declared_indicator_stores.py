@@ -73,6 +73,15 @@ def test_replay_stores_the_declared_columns_in_postgres_and_influx(
     # the default columns the run did not declare are NULL in its rows
     counts = "SELECT count(sma_20), count(rsi_14) FROM indicators"
     assert _rows(postgres_url, counts) == [(0, 0)]
+    # the view shows them too: the default columns first, as before, the new ones appended
+    view = [name for (name,) in _rows(postgres_url, "SELECT column_name FROM"
+            " information_schema.columns WHERE table_name = 'bars_with_indicators'"
+            " ORDER BY ordinal_position")]  # fmt: skip
+    assert view[-2:] == list(_NEW) and "rsi_14" in view and "session_vwap" in view
+    joined = _rows(postgres_url, "SELECT v.ema_50, i.ema_50, v.close FROM bars_with_indicators v"
+                                 f" JOIN indicators i USING ({_KEY})")  # fmt: skip
+    assert len(joined) == len(got) and all(_same(a, b) for a, b, _ in joined)
+    assert sum(a is not None for a, _, _ in joined) > 1000
 
     # InfluxDB: the declared columns are fields of the indicators points, the others are not
     database = influx_url.rsplit("/", 1)[1]

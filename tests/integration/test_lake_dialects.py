@@ -13,6 +13,8 @@
   (``pg_get_keywords()``) keeps from column names.
 """
 
+import shutil
+
 import duckdb
 import psycopg
 import pytest
@@ -261,3 +263,27 @@ def test_lake_ddl_bad_database_is_one_line(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: --database: expected a plain name"), line
+
+
+def test_ddl_of_a_lake_with_declared_indicators_has_their_columns(lean_lake, tmp_path):
+    """A replay declaring ema(50) and rsi(7) beside the default set's lake: both in the DDL."""
+    lake = tmp_path / "lake"
+    shutil.copytree(lean_lake, lake)
+    other = marketpulse("replay", LEAN_TRADES, "--lake", lake, "--dataset", "declared",
+                        "--indicators", "ema(50), rsi(7)", cwd=tmp_path)  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    result = marketpulse("lake", "ddl", "--lake", lake, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    indicators = _ddl_types(_tables(result.stdout)["indicators"])
+    assert indicators["ema_50"] == indicators["rsi_7"] == indicators["rsi_14"] == "double"
+    (view,) = [s for s in sqlglot.parse(result.stdout, read="athena") if s.kind == "VIEW"]
+    assert {"ema_50", "rsi_7", "rsi_14", "session_vwap"} <= set(view.expression.named_selects)
+    # the lake's own SQL reads the same columns from the same files
+    with Lake(lake) as opened:
+        counts = opened.query("SELECT count(ema_50) AS e, count(rsi_14) AS r"
+                              " FROM bars_with_indicators WHERE dataset = 'declared'")  # fmt: skip
+    assert counts.to_pylist() == [{"e": counts["e"][0].as_py(), "r": 0}]
+    assert counts["e"][0].as_py() > 1000
+    # without declared indicators in the lake, the table has the default columns only
+    plain = marketpulse("lake", "ddl", "--lake", lean_lake, cwd=tmp_path).stdout
+    assert "ema_50" not in _ddl_types(_tables(plain)["indicators"])

@@ -260,7 +260,10 @@ def _exchange(a: Path, b: Path) -> None:
 
 
 def external_table_ddl(
-    location: str, database: str = "marketpulse", timeframes: Sequence[str] = ("1d",)
+    location: str,
+    database: str = "marketpulse",
+    timeframes: Sequence[str] = ("1d",),
+    declared: Sequence[str] = (),
 ) -> str:
     """``CREATE EXTERNAL TABLE`` statements (Athena, Glue, Hive) for every lake table.
 
@@ -276,8 +279,12 @@ def external_table_ddl(
     view ``bars_with_indicators``: bars joined with their indicators on their
     shared key.
 
+    ``declared`` names the indicator columns beyond the default ones (declared
+    indicators, found in the lake's files): ``double`` columns of
+    ``indicators``, and of the view. Files without one read it as null.
+
     Raises:
-        AnalyticsError: ``database`` or a timeframe is not a plain name.
+        AnalyticsError: ``database``, a timeframe or a declared column is not a plain name.
     """
     if not _NAME.fullmatch(database):
         raise AnalyticsError(f"--database: expected a plain name ([A-Za-z_][A-Za-z0-9_]*), "
@@ -285,9 +292,16 @@ def external_table_ddl(
     for timeframe in timeframes:
         if not re.fullmatch(r"[0-9]+[A-Za-z]+", timeframe):
             raise AnalyticsError(f"not a timeframe: {timeframe!r}")
+    defaults = LAKE_SCHEMAS["indicators"]
+    extra = [name for name in dict.fromkeys(declared) if name not in defaults.names]
+    for name in extra:
+        if not _NAME.fullmatch(name):
+            raise AnalyticsError(f"not an indicator column name: {name!r}")
     location = location.rstrip("/")
     statements = []
     for table, schema in LAKE_SCHEMAS.items():
+        if table == "indicators" and extra:
+            schema = pa.schema([*schema, *(pa.field(name, pa.float64()) for name in extra)])
         partitions = partition_columns(table)
         columns = ",\n".join(
             f"  {_ddl_name(f.name)} {_hive_type(f.type)}"
@@ -326,7 +340,7 @@ def external_table_ddl(
             f"LOCATION '{where}/'\n"
             f"TBLPROPERTIES (\n{properties}\n);"
         )
-    statements.append(bars_with_indicators_view(database))
+    statements.append(bars_with_indicators_view(database, [*defaults.names, *extra]))
     return "\n\n".join(statements) + "\n"
 
 
@@ -415,9 +429,12 @@ def bars_with_indicators_select(prefix: str = "", indicators: Sequence[str] | No
     )
 
 
-def bars_with_indicators_view(database: str) -> str:
-    """``CREATE OR REPLACE VIEW`` of bars with their indicators (Athena/Trino)."""
+def bars_with_indicators_view(database: str, indicators: Sequence[str] | None = None) -> str:
+    """``CREATE OR REPLACE VIEW`` of bars with their indicators (Athena/Trino).
+
+    ``indicators``: the indicators table's columns (default: the 13 default ones).
+    """
     return (
         f"CREATE OR REPLACE VIEW {database}.bars_with_indicators AS\n"
-        f"{bars_with_indicators_select(database + '.')};"
+        f"{bars_with_indicators_select(database + '.', indicators)};"
     )

@@ -190,18 +190,23 @@ def lake_ddl(
 
     Time columns are `timestamp`; partitions (dataset, timeframe, period) are
     projected, the timeframes being the configured intervals, `1d` and those in
-    the lake. Queries name their dataset (`WHERE dataset = 'NAME'`). Ends with
-    the view bars_with_indicators.
+    the lake. The indicators table has the default columns and the declared
+    ones found in the lake's files. Queries name their dataset (`WHERE dataset
+    = 'NAME'`). Ends with the view bars_with_indicators.
     """
     from marketpulse.analytics.lake_admin import external_table_ddl, lake_timeframes
+    from marketpulse.analytics.sql import open_lake
     from marketpulse.sinks.lake_store import open_store
 
     settings = settings_from(config, lake=lake)
     timeframes = {*settings.intervals, "1d"}
+    declared: list[str] = []
     lake_at = lake_location(settings)
     if lake_at.is_s3 or lake_at.exists():
         try:
             timeframes |= lake_timeframes(open_store(lake_at))
+            with open_lake(lake_at) as con:
+                declared = [row[0] for row in con.execute("DESCRIBE indicators").fetchall()]
         except OSError as exc:
             raise ConfigError(f"cannot list the lake at {lake_at}: {exc}") from None
     where = location or lake_at.root
@@ -210,7 +215,8 @@ def lake_ddl(
         raise ConfigError(f"--location: expected s3://bucket/prefix or a directory, got {where!r}")
     if not where.startswith("s3://"):
         where = Path(where).resolve().as_uri()
-    print(external_table_ddl(where, database, sorted(timeframes)), end="")
+    declared = [name for name in declared if name != "period"]
+    print(external_table_ddl(where, database, sorted(timeframes), declared), end="")
 
 
 def date_option(text: str, option: str) -> date:

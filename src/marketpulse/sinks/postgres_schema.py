@@ -203,8 +203,9 @@ def add_indicator_columns(conn: psycopg.Connection, columns: Sequence[str]) -> l
     """Add to the ``indicators`` table the declared ``columns`` it lacks; return those added.
 
     Each is added as ``double precision`` (``ADD COLUMN IF NOT EXISTS``: sinks
-    adding the same column at once both succeed). Call it inside the
-    transaction that writes the rows.
+    adding the same column at once both succeed), and to the end of the
+    ``bars_with_indicators`` view. Call it inside the transaction that writes
+    the rows.
 
     Raises:
         SchemaMismatchError: one of ``columns`` is in the table with another type.
@@ -226,6 +227,7 @@ def add_indicator_columns(conn: psycopg.Connection, columns: Sequence[str]) -> l
                 " float8 (a declared indicator column)"
             )
     if added:
+        _extend_view(conn, added)
         logger.info("postgres: indicators gained column(s) %s", ", ".join(added))
     return added
 
@@ -233,24 +235,63 @@ def add_indicator_columns(conn: psycopg.Connection, columns: Sequence[str]) -> l
 #: The tables migration 3 converts (those of the earlier MarketPulse versions).
 _V3_TABLES = ("bars", "indicators", "alerts", "trades")
 
-#: Views over the tables: bars with the indicators of the same bar (an exact
-#: join on the shared key). The indicators' session VWAP is ``session_vwap``
-#: beside the bar's own ``vwap``; the columns are the lake view's (but its
-#: ``period``).
-VIEWS: Mapping[str, str] = MappingProxyType(
-    {
-        "bars_with_indicators": (
-            "SELECT dataset, symbol, timeframe, bar_start, b.bar_end, b.open, b.high, b.low,"
-            " b.close, b.volume, b.vwap, b.trades, "
-            + ", ".join(
-                "i.vwap AS session_vwap" if name == "vwap" else f"i.{name}"
-                for name in INDICATOR_COLUMNS
-            )
-            + " FROM bars b JOIN indicators i"
-            " USING (dataset, symbol, timeframe, bar_start)"
+#: The bar's columns in ``bars_with_indicators``, before the indicators'.
+_VIEW_BAR_COLUMNS = (
+    "dataset", "symbol", "timeframe", "bar_start", "bar_end", "open", "high", "low", "close",
+    "volume", "vwap", "trades",
+)  # fmt: skip
+
+
+def bars_with_indicators_query(columns: Sequence[str]) -> str:
+    """The ``bars_with_indicators`` view's query, with the indicator ``columns`` in order.
+
+    Bars with the indicators of the same bar (an exact join on the shared key).
+    The indicators' session VWAP is ``session_vwap`` beside the bar's own
+    ``vwap``; the columns are the lake view's (but its ``period``).
+    """
+    return (
+        "SELECT dataset, symbol, timeframe, bar_start, b.bar_end, b.open, b.high, b.low,"
+        " b.close, b.volume, b.vwap, b.trades, "
+        + ", ".join(
+            "i.vwap AS session_vwap" if name == "vwap" else f'i."{name}"' for name in columns
         )
-    }
+        + " FROM bars b JOIN indicators i"
+        " USING (dataset, symbol, timeframe, bar_start)"
+    )
+
+
+#: Views over the tables, as a new database gets them.
+VIEWS: Mapping[str, str] = MappingProxyType(
+    {"bars_with_indicators": bars_with_indicators_query(INDICATOR_COLUMNS)}
 )
+
+
+def _extend_view(conn: psycopg.Connection, added: Sequence[str]) -> None:
+    """Append the ``added`` indicator columns to ``bars_with_indicators``, where it exists.
+
+    ``CREATE OR REPLACE VIEW`` keeps the view's columns and their order and
+    appends the new ones, so queries written against it keep working. A view
+    the user dropped stays dropped.
+    """
+    shown = [
+        "vwap" if name == "session_vwap" else name
+        for name, _ in sorted(
+            conn.execute(
+                "SELECT column_name, ordinal_position FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = 'bars_with_indicators'"
+            ).fetchall(),
+            key=lambda row: row[1],
+        )
+    ][len(_VIEW_BAR_COLUMNS) :]
+    if not shown:
+        return
+    columns = [*shown, *(name for name in added if name not in shown)]
+    conn.execute(
+        sql.SQL("CREATE OR REPLACE VIEW bars_with_indicators AS {}").format(
+            sql.SQL(bars_with_indicators_query(columns))
+        )
+    )
+
 
 _SQL_TYPES = {"int8": "bigint", "int4": "integer", "float8": "double precision",
               "text": "text", "timestamptz": "timestamptz", "jsonb": "jsonb"}  # fmt: skip
