@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -60,6 +61,7 @@ __all__ = [
     "indicators_struct",
     "interval_ns",
     "is_dataset_name",
+    "watchlist_columns",
 ]
 
 NS_PER_S = 1_000_000_000
@@ -332,6 +334,20 @@ BAR_SCHEMA = pa.schema(
         ("dataset", pa.string()),
     ]
 )
+
+
+def watchlist_columns(columns: Sequence[str]) -> tuple[str | None, str | None]:
+    """The indicator ``columns`` a watchlist shows as its RSI and MACD histogram.
+
+    ``rsi_14`` and ``macd_hist`` where declared, else the first column named
+    ``rsi...`` (a declared ``rsi(7)`` is ``rsi_7``) and the first ``..._hist``
+    (a named MACD's histogram); ``None`` for one the set lacks.
+    """
+    rsi = "rsi_14" if "rsi_14" in columns else None
+    hist = "macd_hist" if "macd_hist" in columns else None
+    rsi = rsi or next((c for c in columns if c.startswith("rsi")), None)
+    hist = hist or next((c for c in columns if c.endswith("_hist")), None)
+    return rsi, hist
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketpulse.models import Alert
+from marketpulse.models import Alert, watchlist_columns
 
 __all__ = ["MarketView", "SymbolRow"]
 
@@ -97,23 +97,26 @@ class MarketView:
     def indicators(self, table: pa.Table) -> None:
         """Take the latest indicators of the view's interval.
 
-        The watchlist shows ``rsi_14``, ``macd_hist`` and ``vwap``; a declared
-        set without one of them leaves it unknown (NaN).
+        The watchlist shows the declared RSI and MACD histogram
+        (:func:`~marketpulse.models.watchlist_columns`: ``rsi_14`` and
+        ``macd_hist`` in the default set) and ``vwap``; a declared set without
+        one of them leaves it unknown (NaN).
         """
         if table.num_rows == 0:
             return
         rows = table.filter(pc.equal(table.column("timeframe"), self.interval))
         if rows.num_rows == 0:
             return
-        shown = [c for c in ("rsi_14", "macd_hist", "vwap") if c in rows.column_names]
+        rsi, hist = watchlist_columns(rows.column_names)
+        wanted = (rsi, hist, "vwap" if "vwap" in rows.column_names else None)
         latest: dict[str, dict] = {}
-        for row in rows.select(["symbol", *shown]).to_pylist():
+        for row in rows.select(["symbol", *(c for c in wanted if c)]).to_pylist():
             latest[row["symbol"]] = row
         nan = float("nan")
         with self._lock:
             for symbol, row in latest.items():
                 target = self._row(symbol)
-                values = [row.get(c) for c in ("rsi_14", "macd_hist", "vwap")]
+                values = [row.get(c) if c else None for c in wanted]
                 target.rsi, target.macd_hist, target.vwap = (
                     nan if v is None else v for v in values
                 )

@@ -34,6 +34,7 @@ from marketpulse.models import (
     BAR_SCHEMA,
     INDICATOR_KEY_COLUMNS,
     INDICATOR_SCHEMA,
+    watchlist_columns,
 )
 from marketpulse.serve.records import iso_time, to_records
 from marketpulse.sinks.lake_location import LakeLocation
@@ -322,9 +323,14 @@ class LakeData:
         """Return one watchlist row per symbol from a dataset's newest bars and indicators.
 
         ``last`` is the newest close; ``first`` (the open) and ``volume`` are
-        those of the newest UTC day's bars of ``timeframe``.
+        those of the newest UTC day's bars of ``timeframe``. ``rsi`` and
+        ``macd_hist`` are the dataset's declared RSI and MACD histogram
+        (:func:`~marketpulse.models.watchlist_columns`), null without one.
         """
-        sql = """
+        rsi, hist = watchlist_columns(self.indicator_columns(dataset, timeframe))
+        rsi_sql = f'"{rsi}"' if rsi else "CAST(NULL AS DOUBLE)"
+        hist_sql = f'"{hist}"' if hist else "CAST(NULL AS DOUBLE)"
+        sql = f"""
             WITH s AS (
                 SELECT * FROM bars WHERE dataset = $1 AND timeframe = $2
                 AND period = (SELECT max(period) FROM bars WHERE dataset = $1 AND timeframe = $2)
@@ -334,16 +340,16 @@ class LakeData:
                 FROM s WHERE bar_start::DATE = (SELECT max(bar_start)::DATE FROM s)
                 GROUP BY symbol
             ), i AS (
-                SELECT symbol, rsi_14, macd_hist, vwap FROM indicators
+                SELECT symbol, {rsi_sql} AS rsi, {hist_sql} AS macd_hist, vwap FROM indicators
                 WHERE dataset = $1 AND timeframe = $2
                 QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY bar_start DESC) = 1
             ), a AS (
                 SELECT symbol, rule || ': ' || message AS alert FROM alerts WHERE dataset = $1
                 QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY bar_end DESC) = 1
             )
-            SELECT b.symbol, b.last, b.first, b.volume, i.rsi_14 AS rsi, i.macd_hist,
+            SELECT b.symbol, b.last, b.first, b.volume, i.rsi, i.macd_hist,
                    i.vwap, coalesce(a.alert, '') AS alert
             FROM b LEFT JOIN i USING (symbol) LEFT JOIN a USING (symbol)
             ORDER BY b.symbol
-        """
+        """  # noqa: S608 - the names are the lake's own column names
         return to_records(self._query(sql, [dataset, timeframe]))

@@ -97,6 +97,21 @@ def test_the_documented_row_holds_declared_columns_and_the_document_is_valid(cli
         jsonschema.validate([{**dict.fromkeys(row["required"], None), "ema_50": "x"}], schema)
 
 
+def test_the_lakes_watchlist_shows_the_declared_rsi(lake_root):
+    newest = query(lake_root, "SELECT symbol, arg_max(rsi_7, bar_start) AS rsi FROM indicators"
+                              " WHERE dataset = 'declared' AND timeframe = '1s' GROUP BY symbol"
+                              " ORDER BY symbol").to_pylist()  # fmt: skip
+    assert len(newest) == 3 and all(row["rsi"] is not None for row in newest)
+    lake = LakeData(lake_root)
+    try:
+        market = LakeMarket(lake, dataset="declared", interval="1s")
+        rows = market.watchlist()
+    finally:
+        lake.close()
+    assert [(r["symbol"], r["rsi"]) for r in rows] == [(n["symbol"], n["rsi"]) for n in newest]
+    assert all(r["macd_hist"] is None for r in rows)  # no MACD declared
+
+
 def test_a_bad_timeframe_is_refused_naming_it(client):
     params = {"dataset": "declared", "symbol": _symbol(client, "declared"), "timeframe": "../x"}
     response = client.get("/api/indicators", params=params)
@@ -114,9 +129,10 @@ def test_a_live_view_takes_rows_of_any_declared_set():
          "rsi_7": [55.0, 45.0], "dataset": ["live", "live"]},
         schema=schema,
     )  # fmt: skip
-    market.indicators(table)  # no rsi_14, macd_hist or vwap: the watchlist shows them unknown
+    market.indicators(table)  # rsi_7 is the watchlist's RSI; no MACD or VWAP: unknown
     rows = {r["symbol"]: r for r in market.watchlist()}
-    assert set(rows) == {"A", "B"} and rows["A"]["rsi"] is None and rows["A"]["macd_hist"] is None
+    assert set(rows) == {"A", "B"} and rows["A"]["macd_hist"] is None
+    assert (rows["A"]["rsi"], rows["B"]["rsi"]) == (55.0, 45.0)
     _, _, pushed = market.series_after("A", 0)  # the chart's rows: their own columns
     assert pushed == [{"symbol": "A", "timeframe": "1m", "bar_start": "1970-01-01T00:00:00Z",
                        "bar_end": "1970-01-01T00:01:00Z", "close": 10.0, "ema_50": 9.5,
