@@ -35,6 +35,7 @@ def _load_kafka_broker():
 
 
 kafka_broker = _load_kafka_broker()
+kafka_cluster = importlib.import_module("kafka_cluster")  # its sibling, the Cluster
 Broker = kafka_broker.Broker
 
 

@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import KafkaException
 
 from .conftest import LEAN_TRADES, ROOT, marketpulse
-from .kafka_fixtures import kafka_broker
+from .kafka_fixtures import kafka_cluster
 from .kafka_tools import (
     OUTPUTS,
     committed_offsets,
@@ -80,14 +80,14 @@ def cluster(workdir):
         started = broker_script("up", "--brokers", 3, "--port", 0, "--home", home,
                                 "--timeout", 180)  # fmt: skip
         assert started.returncode == 0, started.stderr + started.stdout
-        cluster = kafka_broker.Cluster.from_home(home)
+        cluster = kafka_cluster.Cluster.from_home(home)
         assert started.stdout.splitlines()[-1] == f"kafka: bootstrap servers {cluster.bootstrap}"
         yield cluster
         stopped = broker_script("down", "--home", home)
         assert stopped.returncode == 0 and "cluster stopped" in stopped.stdout, stopped.stdout
         assert cluster.running_nodes() == []
     finally:
-        leftover = kafka_broker.Cluster.from_home(home)
+        leftover = kafka_cluster.Cluster.from_home(home)
         if leftover is not None:
             leftover.stop()
 

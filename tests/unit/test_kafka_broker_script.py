@@ -10,10 +10,20 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
-def load_script():
+def load_script(name="kafka_broker"):
     if str(SCRIPTS) not in sys.path:
         sys.path.insert(0, str(SCRIPTS))  # the script imports its siblings
-    return importlib.import_module("kafka_broker")
+    return importlib.import_module(name)
+
+
+class Scripts:
+    """kafka_broker.py and kafka_cluster.py as one namespace, as the tests use them."""
+
+    def __getattr__(self, name):
+        broker = load_script()
+        if hasattr(broker, name):
+            return getattr(broker, name)
+        return getattr(load_script("kafka_cluster"), name)
 
 
 def test_cluster_ids_never_start_with_a_dash_the_storage_tool_would_take_for_an_option():
@@ -23,7 +33,7 @@ def test_cluster_ids_never_start_with_a_dash_the_storage_tool_would_take_for_an_
 
 
 def test_a_broker_alone_keeps_its_single_node_settings(tmp_path):
-    kafka = load_script()
+    kafka = Scripts()
     settings = kafka.Broker(tmp_path, port=19092).server_properties()
     assert settings["node.id"] == "1"
     assert settings["controller.quorum.voters"] == "1@127.0.0.1:19093"
@@ -34,7 +44,7 @@ def test_a_broker_alone_keeps_its_single_node_settings(tmp_path):
 
 
 def test_cluster_nodes_share_one_quorum_and_replicate_the_internal_topics(tmp_path):
-    kafka = load_script()
+    kafka = Scripts()
     ports = [(20001, 20002), (20003, 20004), (20005, 20006)]
     cluster = kafka.Cluster(tmp_path, brokers=3, ports=ports)
     voters = "1@127.0.0.1:20002,2@127.0.0.1:20004,3@127.0.0.1:20006"
@@ -61,7 +71,7 @@ def test_cluster_nodes_share_one_quorum_and_replicate_the_internal_topics(tmp_pa
 
 
 def test_small_clusters_never_ask_for_more_replicas_than_nodes():
-    kafka = load_script()
+    kafka = Scripts()
     two = kafka.cluster_properties(2)
     assert two["offsets.topic.replication.factor"] == 2
     assert two["transaction.state.log.min.isr"] == 2
@@ -73,7 +83,7 @@ def test_small_clusters_never_ask_for_more_replicas_than_nodes():
 
 
 def test_extra_properties_override_the_cluster_defaults(tmp_path):
-    kafka = load_script()
+    kafka = Scripts()
     cluster = kafka.Cluster(tmp_path, brokers=3, properties={"broker.session.timeout.ms": 9000})
     assert cluster.node(3).server_properties()["broker.session.timeout.ms"] == "9000"
     ports = {p for b in cluster.brokers for p in (b.port, b.controller_port)}
@@ -81,7 +91,7 @@ def test_extra_properties_override_the_cluster_defaults(tmp_path):
 
 
 def test_command_line_ports_of_a_cluster():
-    kafka = load_script()
+    kafka = Scripts()
     assert kafka.cli_ports(3, 9092, None) == [(9092, 9093), (9094, 9095), (9096, 9097)]
     assert kafka.cli_ports(2, 9092, 19000) == [(9092, 19000), (9094, 19001)]
     free = kafka.cli_ports(3, 0, None)
@@ -89,7 +99,7 @@ def test_command_line_ports_of_a_cluster():
 
 
 def test_a_formatted_cluster_keeps_its_id_and_is_found_from_its_home(tmp_path):
-    kafka = load_script()
+    kafka = Scripts()
     ports = [(21001, 21002), (21003, 21004), (21005, 21006)]
     first = kafka.Cluster(tmp_path, brokers=3, ports=ports)
     for broker in first.brokers:
@@ -107,7 +117,7 @@ def test_a_formatted_cluster_keeps_its_id_and_is_found_from_its_home(tmp_path):
 
 
 def test_kill_and_stop_of_a_broker_that_does_not_run(tmp_path):
-    kafka = load_script()
+    kafka = Scripts()
     broker = kafka.Broker(tmp_path, port=19092)
     broker.pid_file.write_text("999999999\n")  # stale
     assert broker.kill() is None and not broker.pid_file.exists()
@@ -133,7 +143,7 @@ def test_a_bad_node_count_is_refused_in_one_line(tmp_path, count):
 
 
 def test_up_refuses_another_size_on_a_cluster_home_and_status_reports_it_stopped(tmp_path):
-    kafka = load_script()
+    kafka = Scripts()
     for broker in kafka.Cluster(tmp_path, brokers=3).brokers:
         broker.write_config()
     result = run_script("up", "--brokers", "2", "--home", tmp_path)
