@@ -22,7 +22,7 @@ from marketpulse.alerts.rules import (
 )
 from marketpulse.exceptions import RulesError
 
-__all__ = ["Batch", "condition", "message", "needs"]
+__all__ = ["Batch", "condition", "direction", "message", "needs"]
 
 
 class Batch:
@@ -183,3 +183,29 @@ def message(rule: Rule, symbol: str, timeframe: str, v: dict[str, float | None])
             side = "above" if (v[column] or 0.0) >= (value or 0.0) else "below"
             return f"{head} {column} {_num(v[column])} crossed {side} {target} {_num(value)}"
     return f"{head} {rule.name}"
+
+
+def direction(rule: Rule, v: dict[str, float | None]) -> int:
+    """The move that raised an alert: +1 up, -1 down, 0 none (a volume spike).
+
+    Up is a close or column crossing upwards, a rise over the window, an RSI
+    entering its upper zone, a bullish MACD cross, a close above the upper
+    band. A backtest's hit rate counts the forward returns in this direction
+    (continuation); a rule read the other way (RSI overbought: sell) shows a
+    hit rate below chance.
+    """
+    match rule:
+        case PriceCrossRule(level=level):
+            return 1 if (v["close"] or 0.0) >= level else -1
+        case PctChangeRule():
+            return 1 if (v["pct_change"] or 0.0) > 0 else -1
+        case RsiRule(above=above, column=column):
+            return 1 if above is not None and (v[column] or 0.0) >= above else -1
+        case MacdCrossRule(column=line):
+            return 1 if (v[line] or 0.0) >= (v[f"{line}_signal"] or 0.0) else -1
+        case BollingerRule(bands=bands):
+            return 1 if (v["close"] or 0.0) > (v[f"{bands}_upper"] or 0.0) else -1
+        case CrossRule(column=column, over=over, level=level):
+            value = v[over] if over is not None else level
+            return 1 if (v[column] or 0.0) >= (value or 0.0) else -1
+    return 0

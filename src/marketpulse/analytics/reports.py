@@ -32,7 +32,7 @@ from marketpulse.analytics.sql import Lake
 from marketpulse.models import DATASET_NAME
 from marketpulse.sinks.lake_layout import Partition, partitions, period_start
 
-__all__ = ["REPORTS", "ReportRange", "lake_datasets", "report"]
+__all__ = ["REPORTS", "ReportRange", "lake_datasets", "pick_dataset", "report"]
 
 #: The reports :func:`report` runs.
 REPORTS = ("daily", "movers", "volatility", "correlation")
@@ -101,7 +101,7 @@ def report(lake: Lake, name: str, scope: ReportRange) -> pa.Table:
         raise AnalyticsError(f"unknown report {name!r} (known: {', '.join(REPORTS)})")
     if name == "correlation" and len(set(scope.symbols)) == 1:
         raise AnalyticsError("--symbols: correlation needs two symbols or more (none: all)")
-    dataset = _pick_dataset(lake, scope.dataset)
+    dataset = pick_dataset(lake, scope.dataset)
     timeframe = scope.interval or _pick_timeframe(lake, scope, dataset)
     where = _where(scope, dataset, timeframe)
     days = _DAILY.format(where=where + _symbols_filter(scope.symbols, first=1))
@@ -133,10 +133,16 @@ def report(lake: Lake, name: str, scope: ReportRange) -> pa.Table:
     return lake.query(f"WITH days AS ({days}) {sql}", params or None)
 
 
-def _pick_dataset(lake: Lake, chosen: str | None) -> str:
+def pick_dataset(lake: Lake, chosen: str | None) -> str:
+    """The dataset to read: ``chosen`` if the lake's bars have it, else the lake's only one.
+
+    Raises:
+        AnalyticsError: no bars; ``chosen`` unknown (the datasets are named);
+            none chosen and several datasets.
+    """
     datasets = lake_datasets(lake)
     if not datasets:
-        raise AnalyticsError("no bars in the lake")
+        raise AnalyticsError(f"no bars in the lake at {lake.store.uri}")
     if chosen is not None:
         if chosen not in datasets:
             raise AnalyticsError(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 from marketpulse.cli import (
+    backtest_command,
     dashboard_command,
     indicators_command,
     produce_command,
@@ -101,6 +102,7 @@ app.add_typer(config_app, name="config")
 app.command("sql")(sql_command.sql)
 app.command("indicators")(indicators_command.indicators)
 app.command("backfill")(sql_command.backfill)
+app.command("backtest")(backtest_command.backtest)
 app.command("process")(services_command.process)
 app.add_typer(services_command.sink_app, name="sink")
 app.add_typer(topics_command.topics_app, name="topics")

@@ -1,0 +1,183 @@
+"""``marketpulse backtest``: the stream's alerts over the lake's history, and their track record.
+
+Checked against what the stream stored (a replay's alerts) and against forward
+returns computed independently in SQL over the stored bars.
+"""
+
+import json
+import math
+import os
+
+import pytest
+
+from .conftest import KAGGLE, LEAN_TRADES, marketpulse
+
+pytestmark = pytest.mark.integration
+
+RULES = """\
+rules:
+  - name: fast_over_slow
+    type: cross
+    column: ema_5
+    over: ema_20
+    intervals: [1m]
+  - name: rsi7_high
+    type: rsi
+    column: rsi_7
+    above: 70
+    intervals: [1m]
+"""
+DECLARED = "ema(5), ema(20), rsi(7)"
+
+
+@pytest.fixture(scope="module")
+def lean_lake(tmp_path_factory):
+    """The Lean day replayed with the default rules (dataset lean), then with RULES (declared)."""
+    root = tmp_path_factory.mktemp("backtest")
+    (root / "rules.yaml").write_text(RULES, encoding="utf-8")
+    for args in (
+        ("--dataset", "lean"),
+        ("--dataset", "declared", "--rules", root / "rules.yaml", "--indicators", DECLARED),
+    ):
+        result = marketpulse("replay", LEAN_TRADES, "--lake", root / "lake", *args, cwd=root)
+        assert result.returncode == 0, result.stderr
+    return root
+
+
+def _run(cwd, *args, ok=True):
+    result = marketpulse("backtest", "--lake", cwd / "lake", *args, cwd=cwd)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def _record(cwd, *args):
+    return json.loads(_run(cwd, *args, "--format", "json").stdout)
+
+
+def _stored(cwd, query):
+    out = marketpulse("sql", query, "--lake", cwd / "lake", "--format", "json", cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _files(lake):
+    return sorted(
+        (str(p.relative_to(lake)), p.stat().st_mtime_ns) for p in (lake / "alerts").rglob("*")
+    )
+
+
+def test_backtest_raises_the_alerts_the_stream_stored_and_leaves_them_alone(lean_lake):
+    before = _files(lean_lake / "lake")
+    rows = _record(lean_lake, "--dataset", "lean", "--horizons", "5")
+    stored = {
+        r["rule"]: r["n"]
+        for r in _stored(
+            lean_lake, "SELECT rule, count(*) AS n FROM alerts WHERE dataset = 'lean' GROUP BY rule"
+        )  # fmt: skip
+    }
+    assert sum(stored.values()) > 300
+    assert {r["rule"]: r["alerts"] for r in rows if r["alerts"]} == stored
+    assert _files(lean_lake / "lake") == before  # nothing written
+
+
+def test_declared_indicators_and_a_rules_file_backtest_as_they_streamed(lean_lake):
+    rows = _record(lean_lake, "--dataset", "declared", "--rules", lean_lake / "rules.yaml",
+                   "--indicators", DECLARED, "--horizons", "5,15")  # fmt: skip
+    stored = {
+        r["rule"]: r["n"]
+        for r in _stored(
+            lean_lake,
+            "SELECT rule, count(*) AS n FROM alerts WHERE dataset = 'declared' GROUP BY rule",
+        )  # fmt: skip
+    }
+    assert set(stored) == {"fast_over_slow", "rsi7_high"}
+    for row in rows:
+        assert row["alerts"] == stored[row["rule"]]
+
+
+def test_forward_returns_and_hit_rate_equal_an_independent_sql_computation(lean_lake):
+    """rsi_overbought (RSI-14 up through 70: direction up) at 15 bars, from the stored bars."""
+    (row,) = [r for r in _record(lean_lake, "--dataset", "lean", "--horizons", "15")
+              if r["rule"] == "rsi_overbought"]  # fmt: skip
+    returns = [
+        r["ret"]
+        for r in _stored(lean_lake, """
+            WITH b AS (
+                SELECT symbol, timeframe, bar_start, close,
+                       lead(close, 15) OVER (PARTITION BY symbol, timeframe
+                                             ORDER BY bar_start) AS later
+                FROM bars WHERE dataset = 'lean')
+            SELECT later / close - 1 AS ret
+            FROM alerts a JOIN b USING (symbol, timeframe, bar_start)
+            WHERE a.dataset = 'lean' AND a.rule = 'rsi_overbought'""")
+        if r["ret"] is not None
+    ]  # fmt: skip
+    assert row["alerts"] >= 10 and row["with_return"] == len(returns)
+    assert math.isclose(row["mean_return_pct"], 100 * sum(returns) / len(returns), rel_tol=1e-9)
+    assert row["hit_rate"] == sum(r > 0 for r in returns) / len(returns)
+    assert row["hit_low"] <= row["hit_rate"] <= row["hit_high"]
+    # the baseline: 20 random bars per alert with a return, in the same direction
+    assert row["baseline_n"] == 20 * row["with_return"]
+    assert row["baseline_hit_low"] <= row["baseline_hit_rate"] <= row["baseline_hit_high"]
+    assert 0.0 <= row["p_value"] <= 1.0
+
+
+def test_the_baseline_is_drawn_again_with_another_seed_only(lean_lake):
+    args = ("--dataset", "lean", "--horizons", "5", "--format", "csv")
+    first, again = _run(lean_lake, *args).stdout, _run(lean_lake, *args).stdout
+    other = _run(lean_lake, *args, "--seed", "7").stdout
+    assert first == again and other != first
+    rule_part = [line.split(",")[:9] for line in first.splitlines()]
+    assert rule_part == [line.split(",")[:9] for line in other.splitlines()]
+
+
+def test_start_and_end_keep_the_alerts_of_those_dates(lean_lake):
+    rows = _record(lean_lake, "--dataset", "lean", "--start", "2013-10-08", "--horizons", "5")
+    assert all(r["alerts"] == 0 for r in rows)  # the day is 2013-10-07
+    rows = _record(lean_lake, "--dataset", "lean", "--symbols", "SPY", "--end", "2013-10-07",
+                   "--horizons", "5")  # fmt: skip
+    spy = _stored(lean_lake, "SELECT count(*) AS n FROM alerts"
+                             " WHERE dataset = 'lean' AND symbol = 'SPY'")  # fmt: skip
+    assert sum(r["alerts"] for r in rows) == spy[0]["n"] > 0
+
+
+def test_default_rules_over_the_kaggle_daily_series_print_a_track_record(tmp_path):
+    replay = marketpulse("replay", KAGGLE, "--lake", tmp_path / "lake", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    result = _run(tmp_path, "--horizons", "5,20")
+    head, rule_line, *table = result.stdout.splitlines()
+    assert head.split()[:4] == ["rule", "horizon", "alerts", "with_return"]
+    assert "baseline_hit_rate" in head and "p_value" in head
+    daily = [line.split() for line in table if line.startswith("daily_move")]
+    assert [d[1] for d in daily] == ["5", "20"]
+    alerts = int(daily[0][2].replace(",", ""))
+    assert alerts > 1000 and int(daily[0][9].replace(",", "")) == 20 * alerts
+    assert result.stderr.startswith("backtest of dataset indexProcessed: 104,224 bars,")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--horizons", "5,x"), "--horizons: expected whole numbers"),
+        (("--horizons", "0"), "--horizons: whole numbers of bars, at least 1"),
+        (("--baseline", "0"), "--baseline: at least 1"),
+        (("--dataset", "nope"), "--dataset: no bars of dataset 'nope'"),
+        (("--symbols", "ZZZ", "--dataset", "lean"), "--symbols: no bars of ZZZ"),
+        (("--start", "2013-10-08", "--end", "2013-10-01"), "--end 2013-10-01 is before"),
+        (("--start", "yesterday"), "--start: expected a date"),
+        (("--dataset", "lean", "--indicators", "ema(5)", "--rules", "rules.yaml"), "reads ema_20"),
+    ],
+)
+def test_bad_uses_are_one_line(lean_lake, args, words):
+    result = _run(lean_lake, *args, ok=False)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and words in line, line
+
+
+def test_a_lake_without_bars_is_one_line(tmp_path):
+    result = marketpulse("backtest", "--lake", tmp_path / "none", cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"error: no bars in the lake at {os.path.join(tmp_path, 'none')}", line
