@@ -78,6 +78,8 @@ OUT_OF_RANGE = {
     (("sink", "postgres"), "--metrics-port"): "-5",
     (("sink", "influx"), "--metrics-port"): "1e3",
     (("lake", "compact"), "--min-files"): "1",
+    (("backtest",), "--baseline"): "0",
+    (("backtest",), "--seed"): "-1",
 }
 
 

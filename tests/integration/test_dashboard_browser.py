@@ -493,3 +493,47 @@ def test_a_live_run_with_declared_indicators_charts_them_as_they_close(page, tmp
         page.select_option("#indicator", "ema_5")
         _poll(lambda: chart.get_attribute("data-indicator") == "ema_5", "the picked indicator")
         assert int(chart.get_attribute("data-indicator-points")) > 5
+
+
+def test_alerts_page_charts_each_rules_track_record_against_random_bars(page, tmp_path):
+    """`marketpulse dashboard` over the replayed Lean day: the default rules' backtest."""
+    from marketpulse.analytics import query
+
+    _replay_lean(tmp_path)
+    stored = {
+        r["rule"]: r["n"]
+        for r in query(tmp_path / "lake", "SELECT rule, count(*) AS n FROM alerts GROUP BY rule")
+        .to_pylist()
+    }  # fmt: skip
+    with _serve(tmp_path, "dashboard", "--lake", str(tmp_path / "lake")) as url:
+        page.goto(url + "alerts")
+        _poll(lambda: page.get_attribute("#track", "data-rules"), "the track record chart", 120)
+        record = page.evaluate(
+            "fetch('/api/track-record?horizon=15').then(r => r.json())"
+        )  # fmt: skip
+        charted = [r for r in record["rules"] if r["alerts"]]
+        assert {r["rule"]: r["alerts"] for r in charted} == stored  # what the stream raised
+        assert int(page.get_attribute("#track", "data-rules")) == len(charted) >= 4
+        assert page.get_attribute("#track", "data-horizon") == "15"
+        rows = page.eval_on_selector_all(
+            "#track-table tbody tr", "rs => rs.map(r => r.dataset.rule)"
+        )
+        assert rows == [r["rule"] for r in charted]
+        # two box traces (the alerts, the random bars), one box per rule with returns
+        traces = page.evaluate("document.getElementById('track').data.map(t => [t.name, t.x])")
+        with_returns = [r["rule"] for r in charted if r["returns"]]
+        assert traces == [["alerts", with_returns], ["random bars", with_returns]]
+        for rule in charted:
+            if rule["returns"]:
+                assert rule["returns"]["n"] == rule["with_return"]
+                assert rule["baseline"]["n"] == 20 * rule["with_return"]
+                assert (
+                    rule["returns"]["low"] <= rule["returns"]["median"] <= rule["returns"]["high"]
+                )
+        for bad, status in (("horizon=0", 422), ("dataset=nope", 404)):
+            got = page.evaluate(f"fetch('/api/track-record?{bad}').then(r => r.status)")
+            assert got == status, bad
+        page.select_option("#horizon", "5")
+        _poll(lambda: page.get_attribute("#track", "data-horizon") == "5", "the 5-bar record")
+        page.locator("#track-table").scroll_into_view_if_needed()
+        _shot(page, "track-record")

@@ -115,6 +115,7 @@ class BacktestResult:
         record: one row per rule and horizon (:data:`TRACK_RECORD`).
         returns: per rule and horizon, the alerts' forward returns (in
             percent; for the dashboard's distribution chart).
+        baseline_returns: per rule and horizon, the baseline's (in percent).
     """
 
     dataset: str
@@ -122,6 +123,7 @@ class BacktestResult:
     alerts: list[Alert]
     record: pa.Table
     returns: dict[tuple[str, int], list[float]]
+    baseline_returns: dict[tuple[str, int], list[float]]
 
 
 def backtest(
@@ -153,6 +155,7 @@ def backtest(
     rng = np.random.default_rng(scope.seed)
     record: list[dict[str, object]] = []
     returns: dict[tuple[str, int], list[float]] = {}
+    baseline_returns: dict[tuple[str, int], list[float]] = {}
     for rule in rules:
         mine = [a for a in alerts if a.rule == rule.name]
         where = [series.locate(a.symbol, a.timeframe, a.bar_start) for a in mine]
@@ -160,10 +163,11 @@ def backtest(
         for h in scope.horizons:
             got = np.array([series.forward(k, i, h) for k, i in where], np.float64)
             draws, draw_signs = _baseline(series, where, signs, got, h, scope, first, last, rng)
-            returns[rule.name, h] = [float(r) * 100.0 for r in got[np.isfinite(got)]]
+            returns[rule.name, h] = (got[np.isfinite(got)] * 100.0).tolist()
+            baseline_returns[rule.name, h] = (draws[np.isfinite(draws)] * 100.0).tolist()
             record.append(_figures(rule.name, h, len(mine), got, signs, draws, draw_signs))
     table = pa.Table.from_pylist(record, schema=TRACK_RECORD)
-    return BacktestResult(dataset, bars.num_rows, alerts, table, returns)
+    return BacktestResult(dataset, bars.num_rows, alerts, table, returns, baseline_returns)
 
 
 def _bars(lake: Lake, dataset: str, rules: Sequence[Rule], symbols: tuple[str, ...]) -> pa.Table:

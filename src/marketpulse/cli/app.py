@@ -227,8 +227,12 @@ def run(
         raise InputError("run: --symbols, --rate, --seed apply to --feed simulator only")
     else:
         feed = live_feed(feed_name, live)
-    serve = None if no_dashboard else serve_settings(host, port, token, updates_per_s)
     alert_rules = rules_from(settings)  # a bad rules file stops the command before anything starts
+    serve = (
+        None
+        if no_dashboard
+        else serve_settings(host, port, token, updates_per_s, alert_rules, proc.indicators)
+    )
     if feed_name == FeedName.simulator:
         logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate,
                     sim.seed)  # fmt: skip

@@ -47,9 +47,12 @@ def backtest(
         help="Bars after each alert to take its return at, comma-separated.",
     ),  # fmt: skip
     baseline: int = typer.Option(
-        20, "--baseline", help="Random bars per alert for the baseline (same symbol and timeframe)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the baseline's random bars."),
+        20,
+        "--baseline",
+        min=1,
+        help="Random bars per alert for the baseline (same symbol and timeframe).",
+    ),  # fmt: skip
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the baseline's random bars."),
     indicators: str = INDICATORS_OPTION,
     format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file."),

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, bounded, console, settings_from
+from marketpulse.cli.common import (
+    CONFIG_OPTION,
+    INDICATORS_OPTION,
+    LAKE_OPTION,
+    bounded,
+    console,
+    declared_indicators,
+    parse_indicators,
+    rules_from,
+    settings_from,
+)
 from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.cli.sink_options import lake_location
 from marketpulse.config import Secret, Settings
 
 if TYPE_CHECKING:
+    from marketpulse.alerts import Rule
+    from marketpulse.indicators.declare import DeclaredSet
     from marketpulse.serve import Dashboard, ServeSettings
 
 __all__ = [
@@ -49,13 +62,25 @@ UPDATES_OPTION = typer.Option(
 )  # fmt: skip
 
 
-def serve_settings(host: str, port: int, token: str | None, updates_per_s: float) -> ServeSettings:
-    """Build the dashboard's settings from the options (raises ServeError when invalid)."""
+def serve_settings(
+    host: str,
+    port: int,
+    token: str | None,
+    updates_per_s: float,
+    rules: Sequence[Rule] | None = None,
+    indicators: DeclaredSet | None = None,
+) -> ServeSettings:
+    """Build the dashboard's settings from the options (raises ServeError when invalid).
+
+    ``rules`` and ``indicators``: what the alerts page's track record backtests.
+    """
     from marketpulse.serve import ServeSettings
 
     return ServeSettings(
-        host=host, port=port, token=Secret(token) if token else None, updates_per_s=updates_per_s
-    )
+        host=host, port=port, token=Secret(token) if token else None,
+        updates_per_s=updates_per_s, rules=None if rules is None else tuple(rules),
+        indicators=indicators,
+    )  # fmt: skip
 
 
 def dashboard(
@@ -86,6 +111,13 @@ def dashboard(
         "for the live pages; history still comes from the lake.",
     ),
     topic_prefix: str = PREFIX_OPTION,
+    rules: str = typer.Option(
+        None,
+        "--rules",
+        help="Alert rules file the alerts page's track record backtests [default: the rules "
+        "setting, or the built-in rules].",
+    ),  # fmt: skip
+    indicators: str = INDICATORS_OPTION,
     lake: str = LAKE_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -100,9 +132,12 @@ def dashboard(
     from marketpulse.serve import Dashboard, ServeError
 
     settings = settings_from(
-        config, lake=lake, **{"kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix}
+        config, lake=lake, rules=rules, indicators=parse_indicators(indicators),
+        **{"kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
+    )  # fmt: skip
+    serve = serve_settings(
+        host, port, token, updates_per_s, rules_from(settings), declared_indicators(settings)
     )
-    serve = serve_settings(host, port, token, updates_per_s)
     with contextlib.ExitStack() as stack:
         if kafka is None:
             board = Dashboard.from_lake(lake_location(settings), serve, interval, dataset)

@@ -284,6 +284,33 @@ def create_app(
             limit,
         )  # fmt: skip
 
+    track_records: list[Any] = []  # made on first use: a backtest loads the kernels
+
+    @app.get("/api/track-record", tags=["history"],
+             responses={200: {"headers": _DATASET_HEADERS}})  # fmt: skip
+    def track_record(
+        horizon: int = Query(
+            15, ge=1, le=10_000, description="Bars after each alert at which its return is taken."
+        ),
+        dataset: str | None = reading,
+    ) -> dict[str, Any]:
+        """Each alert rule's track record over one dataset (a backtest of the dashboard's rules).
+
+        Per rule: alerts, mean forward return (percent) and hit rate in the
+        alert's direction with its 95% interval, the same for random bars of
+        the same symbols and timeframes (the baseline), the p-value of the
+        difference, and both distributions of returns (``returns``,
+        ``baseline``: percentiles 5, 25, 50, 75, 95 and the mean). ``note``
+        says why there are no rules (no bars of their timeframes).
+        """
+        if dataset is None:
+            return {"dataset": None, "horizon": horizon, "rules": []}
+        if not track_records:
+            from marketpulse.serve.track_record import TrackRecords
+
+            track_records.append(TrackRecords(lake.location, settings.rules, settings.indicators))
+        return track_records[0].get(dataset, horizon)
+
     @app.get("/api/watchlist", tags=["live"], responses={200: {"headers": _DATASET_HEADERS}})
     def watchlist(response: Response) -> list[dict[str, Any]]:
         """Return every symbol's live row (last, change %, volume, RSI, MACD hist, VWAP).

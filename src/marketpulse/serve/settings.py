@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from marketpulse.config import Secret
 from marketpulse.serve.exceptions import ServeError
+
+if TYPE_CHECKING:
+    from marketpulse.alerts import Rule
+    from marketpulse.indicators.declare import DeclaredSet
 
 __all__ = ["LOOPBACK_HOSTS", "ServeSettings"]
 
@@ -23,6 +28,9 @@ class ServeSettings:
         token: shared secret every HTTP request and WebSocket must carry.
         updates_per_s: most WebSocket updates a client receives per second.
         send_timeout_s: a client that takes longer to accept one update is dropped.
+        rules: the alert rules the alerts page's track record backtests (default:
+            the built-in rules).
+        indicators: the declared indicators those rules read (default: the default set).
 
     Raises:
         ServeError: a non-loopback host without a token, or a bad number.
@@ -33,6 +41,8 @@ class ServeSettings:
     token: Secret | None = None
     updates_per_s: float = 4.0
     send_timeout_s: float = 10.0
+    rules: tuple[Rule, ...] | None = None
+    indicators: DeclaredSet | None = None
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS and not self.token:
