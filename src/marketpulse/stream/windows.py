@@ -631,8 +631,10 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                 q = (b // length) % n_slot
                 cur[j, s, 0] = b
                 cur[j, s, 1] = q
-            if hold:
+            if hold and r != 0:
                 _update_role(j, s, q, b, p, z, r, start, ohlc, vol, count)
+            elif hold:
+                _update_priced(j, s, q, b, p, z, start, ohlc, vol, count)
             else:
                 _update(j, s, q, b, p, z, start, ohlc, vol, count)
         for j in range(n_fixed, n_int):
@@ -643,8 +645,10 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
             q = g % n_slot
             cur[j, s, 0] = b
             cur[j, s, 1] = q
-            if hold:
+            if hold and r != 0:
                 _update_role(j, s, q, b, p, z, r, start, ohlc, vol, count)
+            elif hold:
+                _update_priced(j, s, q, b, p, z, start, ohlc, vol, count)
             else:
                 _update(j, s, q, b, p, z, start, ohlc, vol, count)
     return k
@@ -673,49 +677,54 @@ def _update(j, s, q, b, p, z, start, ohlc, vol, count):
 
 
 @nb.njit(cache=True, nogil=True)
-def _update_role(j, s, q, b, p, z, r, start, ohlc, vol, count):
-    """Like :func:`_update`, for a trade of role ``r``: 1 adds no price, 3 sets the open.
+def _update_priced(j, s, q, b, p, z, start, ohlc, vol, count):
+    """Like :func:`_update`, where a window may have no price yet (tape rules).
 
-    A window without a price yet has a NaN open and close, a high of -inf and
-    a low of +inf: a priced trade's first test (a new high) finds it, so that
-    the common case costs what :func:`_update` does.
+    A window without a price has a NaN open and close, a high of -inf and a
+    low of +inf: the first test of a priced trade (a new high) finds it.
     """
-    if r == 0:
-        if start[j, s, q] != b:
-            start[j, s, q] = b
-            ohlc[j, s, q, 0] = p
-            ohlc[j, s, q, 1] = p
-            ohlc[j, s, q, 2] = p
-            vol[j, s, q, 0] = 0.0
-            vol[j, s, q, 1] = 0.0
-            count[j, s, q] = 0
-        else:
-            high = ohlc[j, s, q, 1]
-            if p > high:
-                if high == -np.inf:  # the window's first price
-                    ohlc[j, s, q, 0] = p
-                ohlc[j, s, q, 1] = p
-            if p < ohlc[j, s, q, 2]:
-                ohlc[j, s, q, 2] = p
-        ohlc[j, s, q, 3] = p
+    if start[j, s, q] != b:
+        start[j, s, q] = b
+        ohlc[j, s, q, 0] = p
+        ohlc[j, s, q, 1] = p
+        ohlc[j, s, q, 2] = p
+        vol[j, s, q, 0] = 0.0
+        vol[j, s, q, 1] = 0.0
+        count[j, s, q] = 0
     else:
-        if start[j, s, q] != b:
-            start[j, s, q] = b
-            ohlc[j, s, q, 0] = np.nan
-            ohlc[j, s, q, 1] = -np.inf
-            ohlc[j, s, q, 2] = np.inf
-            ohlc[j, s, q, 3] = np.nan
-            vol[j, s, q, 0] = 0.0
-            vol[j, s, q, 1] = 0.0
-            count[j, s, q] = 0
-        if r == 3:  # the opening print: the bar's first trade
-            if p > ohlc[j, s, q, 1]:
-                if ohlc[j, s, q, 1] == -np.inf:
-                    ohlc[j, s, q, 3] = p
-                ohlc[j, s, q, 1] = p
-            if p < ohlc[j, s, q, 2]:
-                ohlc[j, s, q, 2] = p
-            ohlc[j, s, q, 0] = p
+        high = ohlc[j, s, q, 1]
+        if p > high:
+            if high == -np.inf:  # the window's first price
+                ohlc[j, s, q, 0] = p
+            ohlc[j, s, q, 1] = p
+        if p < ohlc[j, s, q, 2]:
+            ohlc[j, s, q, 2] = p
+    ohlc[j, s, q, 3] = p
+    vol[j, s, q, 0] += z
+    vol[j, s, q, 1] += p * z
+    count[j, s, q] += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _update_role(j, s, q, b, p, z, r, start, ohlc, vol, count):
+    """Add a volume-only trade (role 1) or an opening print (3, the bar's first trade)."""
+    if start[j, s, q] != b:
+        start[j, s, q] = b
+        ohlc[j, s, q, 0] = np.nan
+        ohlc[j, s, q, 1] = -np.inf
+        ohlc[j, s, q, 2] = np.inf
+        ohlc[j, s, q, 3] = np.nan
+        vol[j, s, q, 0] = 0.0
+        vol[j, s, q, 1] = 0.0
+        count[j, s, q] = 0
+    if r == 3:
+        if p > ohlc[j, s, q, 1]:
+            if ohlc[j, s, q, 1] == -np.inf:  # the window's first price: its close too
+                ohlc[j, s, q, 3] = p
+            ohlc[j, s, q, 1] = p
+        if p < ohlc[j, s, q, 2]:
+            ohlc[j, s, q, 2] = p
+        ohlc[j, s, q, 0] = p
     vol[j, s, q, 0] += z
     vol[j, s, q, 1] += p * z
     count[j, s, q] += 1
