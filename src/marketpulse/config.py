@@ -230,6 +230,7 @@ class Settings:
     session_tz: str = SESSION_TZ
     session_calendar: str = ""
     fill_gaps: bool = False
+    conditions: str = "none"
     max_time_jump: float = field(default=MAX_TIME_JUMP, metadata={"min": 0})
     partitions: int = field(default=1, metadata={"min": 1})
     log_level: str = "INFO"

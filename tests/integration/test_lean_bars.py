@@ -32,11 +32,17 @@ brackets; "wrong" = an OHLC price differs or volume is off by more than 1%):
   goes to the symbol's previous bar (AIG 13:47 ET) (0 wrong: every bar equal,
   volume to the share).
 
-MarketPulse builds the bars: ``FileReplay(..., exclude_conditions="lean")``
+The product option ``--conditions lean`` (:mod:`marketpulse.stream.tape`)
+applies all three rules in one pass, with the primary market found from the
+data (the opening/closing print without the Cross flag) instead of the table
+below; ``test_cli_tape_rules.py`` checks it end to end against every bar.
+Here, the rules are found step by step:
+``FileReplay(..., exclude_conditions="lean")``
 (rule 1 as a feed filter) gives Lean's prices; the unfiltered feed gives Lean's
-volume, since MarketPulse's bars have no volume-only trades. The tests check
-both against Lean, with the differences limited to the bars rules 2 and 3 name,
-and then replay the trades with rule 2 applied to show it explains them all.
+volume, since without ``--conditions lean`` MarketPulse's bars have no
+volume-only trades. The tests check both against Lean, with the differences
+limited to the bars rules 2 and 3 name, and then replay the trades with rule 2
+applied to show it explains them all.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from marketpulse.cli.common import (
     ADJUST_OPTION,
     ALERTS_FILE_OPTION,
     COLUMNS_OPTION,
+    CONDITIONS_OPTION,
     CONFIG_OPTION,
     DATASET_OPTION,
     FILL_GAPS_OPTION,
@@ -157,6 +158,7 @@ def run(
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
     fill_gaps: bool | None = FILL_GAPS_OPTION,
+    conditions: str = CONDITIONS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
@@ -201,7 +203,7 @@ def run(
 
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
+        intervals=parse_intervals(intervals), fill_gaps=fill_gaps, conditions=conditions,
         indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
@@ -338,6 +340,7 @@ def replay(
     influx_url: str = INFLUX_URL_OPTION,
     intervals: str = INTERVALS_OPTION,
     fill_gaps: bool | None = FILL_GAPS_OPTION,
+    conditions: str = CONDITIONS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
@@ -362,7 +365,7 @@ def replay(
     pace = _speed(speed)
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
+        intervals=parse_intervals(intervals), fill_gaps=fill_gaps, conditions=conditions,
         indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **url_overrides(postgres_url, influx_url),
     )  # fmt: skip

@@ -144,6 +144,7 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
             session_tz=settings.session_tz,
             session_calendar=settings.session_calendar,
             fill_gaps=settings.fill_gaps,
+            conditions=settings.conditions,
             max_time_jump=settings.max_time_jump,
             wall_clock=wall_clock,
         )
@@ -244,6 +245,12 @@ FILL_GAPS_OPTION = typer.Option(
     help="Close the intervals in which a symbol had no trade, between its first bar and the "
     "newest trade, as bars of the previous close, no volume, no trades [default: no; "
     "setting fill_gaps].",
+)  # fmt: skip
+CONDITIONS_OPTION = typer.Option(
+    None, "--conditions", metavar="none|lean",
+    help="Sale-condition rules: which trades set a bar's prices and which only add volume. "
+    "lean: QuantConnect Lean's US equity bar rules (README, Tape rules) [default: none; "
+    "setting conditions].",
 )  # fmt: skip
 INDICATORS_OPTION = typer.Option(
     None, "--indicators", metavar="DECLARATIONS",

@@ -8,6 +8,7 @@ import typer
 
 from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, PLUGIN_TOPICS
 from marketpulse.cli.common import (
+    CONDITIONS_OPTION,
     CONFIG_OPTION,
     FILL_GAPS_OPTION,
     INDICATORS_OPTION,
@@ -78,6 +79,7 @@ def process(
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
     fill_gaps: bool | None = FILL_GAPS_OPTION,
+    conditions: str = CONDITIONS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     idle_timeout: float = typer.Option(
@@ -116,7 +118,7 @@ def process(
 
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
-        intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
+        intervals=parse_intervals(intervals), fill_gaps=fill_gaps, conditions=conditions,
         indicators=parse_indicators(indicators), idle_timeout=idle_timeout,
         plugins=plugin_specs(plugin), metrics_port=metrics_port,
         **{"process.commit_interval": commit_interval},

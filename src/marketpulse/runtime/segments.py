@@ -115,6 +115,8 @@ def input_origin(feed: Feed, processor: ProcessorSettings, rules: list[Rule]) ->
         digest.update(processor.indicators.text.encode())
     if processor.fill_gaps:
         digest.update(b"fill_gaps")
+    if processor.conditions != "none":
+        digest.update(f"conditions={processor.conditions}".encode())
     digest.update(msgspec.json.encode([_as_before(rule) for rule in rules]))
     digest.update(b"trades")  # trades were optional once: lakes written then keep their origin
     return digest.hexdigest()

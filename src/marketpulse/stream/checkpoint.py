@@ -41,6 +41,7 @@ class _PartitionMeta(msgspec.Struct, frozen=True):
     dataset: str | None = None
     indicators: str | None = None  # the declared set's text; None: written before declarations
     fill_gaps: bool = False
+    conditions: str = "none"  # the sale-condition rules (stream.tape)
 
 
 class _SymbolState(msgspec.Struct, frozen=True):
@@ -73,6 +74,7 @@ def snapshot_partition(
     meta = _PartitionMeta(
         _VERSION, list(intervals), windows.lateness, windows.clock.tolist(),
         windows.closed.tolist(), state.names.tolist(), dataset, indicators, windows.fill,
+        "lean" if windows.hold else "none",
     )  # fmt: skip
     records = [(META_KEY, _encoder.encode(meta))]
     order = np.array(sorted(sids), np.int64)
@@ -128,6 +130,11 @@ def restore_partition(
         said = "with" if meta.fill_gaps else "without"
         raise CheckpointError(
             f"state was written {said} --fill-gaps: keep the setting, or start over on new topics"
+        )
+    if meta.conditions != ("lean" if windows.hold else "none"):
+        raise CheckpointError(
+            f"state was written with --conditions {meta.conditions}: keep the setting, or "
+            "start over on new topics"
         )
     if meta.dataset is not None and dataset is not None and meta.dataset != dataset:
         raise CheckpointError(

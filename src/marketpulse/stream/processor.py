@@ -35,6 +35,7 @@ from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
 from marketpulse.stream.output import Output, indicators_table, stamp
 from marketpulse.stream.partition import PartitionState
 from marketpulse.stream.sessions import SessionWindows, session_windows
+from marketpulse.stream.tape import LEAN_CALENDAR, check_conditions, lean_roles
 from marketpulse.stream.validate import REASONS, check_bars, check_trades
 from marketpulse.stream.windows import FUTURE, LATE, ClosedBars, WindowState
 from marketpulse.timeframes import interval_keys, parse_intervals
@@ -87,6 +88,8 @@ class ProcessorSettings:
             :attr:`.Output.custom`, their alerts with the rules'.
         indicators: the declared indicators (their columns, in order, are the
             ``indicators`` rows' after the bar's key and close).
+        conditions: the sale-condition rules (:mod:`marketpulse.stream.tape`):
+            ``none`` (every trade sets prices) or ``lean``; not with ``fill_gaps``.
     """
 
     intervals: tuple[str, ...] = BAR_INTERVALS
@@ -101,6 +104,7 @@ class ProcessorSettings:
     plugins: tuple[Plugin, ...] = ()
     # out of the repr: a replay's identity (runtime.segments) names a declared set by its text
     indicators: DeclaredSet = field(default=DEFAULT, repr=False)
+    conditions: str = field(default="none", repr=False)  # out of the repr: see indicators
 
     def __post_init__(self) -> None:
         if not is_dataset_name(self.dataset):
@@ -115,6 +119,9 @@ class ProcessorSettings:
             raise ValueError("idle_timeout must be positive (None: never)")
         if not self.max_time_jump >= 0:
             raise ValueError("max_time_jump must not be negative")
+        check_conditions(self.conditions)
+        if self.conditions != "none" and self.fill_gaps:
+            raise ValueError("--fill-gaps and --conditions lean do not go together yet")
 
 
 class Processor:
@@ -138,6 +145,12 @@ class Processor:
         self._emitter = Emitter(self.settings)
         self._lateness = int(self.settings.lateness * 1e9)
         self._max_jump = int(min(self.settings.max_time_jump, 2e9) * 1e9)
+        self._lean = self.settings.conditions == "lean"
+        if self._lean:  # the sessions whose auction prints the tape rules place
+            days = session_windows(
+                "d", self.settings.session_calendar or LEAN_CALENDAR, self.settings.session_tz
+            )
+            self._auction_sessions = (days.opens, days.closes, self._lengths[0])
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._warm = False
 
@@ -157,6 +170,7 @@ class Processor:
                 max_jump=self._max_jump,
                 sessions=self._sessions,
                 fill=self.settings.fill_gaps,
+                hold=self._lean,
             ),
             indicators=IndicatorState(declared=self.settings.indicators),
             alerts=AlertEngine(self._rules, dataset=self.settings.dataset),
@@ -402,7 +416,11 @@ class Processor:
         out = Output()
         state.dirty.update(np.flatnonzero(np.bincount(sid)).tolist())
         newest = state.windows.max_ts
-        flags, closed = state.windows.add(sid, ts, price, size)
+        roles = None
+        if self._lean:
+            roles, ts = lean_roles(data.column("condition"), sid, ts, state.windows.auctions,
+                                   *self._auction_sessions)  # fmt: skip
+        flags, closed = state.windows.add(sid, ts, price, size, roles)
         if flags.any():
             rows = np.flatnonzero(flags)
             where = rows if offsets is None else offsets[rows]

@@ -26,6 +26,17 @@ first bar and the newest trade of the partition, closes as a bar of its own:
 the previous close as open, high, low and close, no volume, no trades (the
 last of those bars come out when the watermark passes them, as any bar).
 
+With ``hold`` set (sale-condition rules, :mod:`marketpulse.stream.tape`), each
+tick has a role: priced, volume-only (adds volume, vwap and trade count, never
+a price), left out (moves the clock only) or opening print (the first trade of
+its bar: it sets the open). A window without a priced trade gets no bar: its
+volume goes to the symbol's previous bar. So that the previous bar can still
+take it, a closed bar is held (its own block of state) until the symbol's next
+window closes: a priced one releases it and is held in turn, a volume-only one
+adds to it, and none (the next window closes empty) releases it. Volume-only
+windows with no bar before them (the symbol's first, or after an empty window)
+carry their volume to the symbol's next bar.
+
 Closed bars come out in a deterministic order that depends only on the
 sequence of ticks (interval, then end, then symbol), never on how the ticks
 were split into batches: streaming equals batch.
@@ -118,6 +129,9 @@ class WindowState:
             of one calendar: the same sessions).
         fill: close the intervals in which a symbol had no trade as bars of
             the previous close, no volume, no trades.
+        hold: ticks have roles (volume-only, left out, opening print) and
+            closed bars are held for the volume-only windows after them (see
+            above); not with ``fill``.
     """
 
     def __init__(
@@ -128,6 +142,7 @@ class WindowState:
         max_jump: int = 0,
         sessions: Sequence[SessionWindows] = (),
         fill: bool = False,
+        hold: bool = False,
     ) -> None:
         fixed = [length for length in lengths if length]
         if not lengths or sorted(fixed) != fixed or lengths[: len(fixed)] != fixed:
@@ -139,6 +154,9 @@ class WindowState:
         self.lengths = np.asarray(lengths, np.int64)
         self.lateness = int(lateness)
         self.fill = bool(fill)
+        self.hold = bool(hold)
+        if self.fill and self.hold:
+            raise ValueError("filling gaps and sale-condition rules do not go together")
         self.slots = int(lateness // (fixed[0] if fixed else 86_400 * 10**9) + 2)
         self._tables = _session_arrays(len(lengths), len(fixed), sessions)
         if max_jump < 0:
@@ -162,11 +180,24 @@ class WindowState:
         # per interval and symbol: end and close of its last bar (gaps are filled from them)
         self.last_end = np.full((len(self.lengths), capacity), _NEVER, np.int64)
         self.last_close = np.zeros((len(self.lengths), capacity), np.float64)
+        # with hold: per interval and symbol, the held bar (start, end of the last window it
+        # covers, ohlc, volume and pv, count; start -1: none; a NaN open: volume carried)
+        # and per symbol the session open and close whose auction prints were taken
+        self.held_span = np.full((len(self.lengths), capacity, 2), _EMPTY, np.int64)
+        self.held_ohlc = np.zeros((len(self.lengths), capacity, 4), np.float64)
+        self.held_vol = np.zeros((len(self.lengths), capacity, 2), np.float64)
+        self.held_count = np.zeros((len(self.lengths), capacity), np.int64)
+        self.auctions = np.full((capacity, 2), _NEVER, np.int64)
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
         """The arrays of every symbol's state (those of filling when it is on)."""
         arrays = (self.start, self.ohlc, self.vol, self.count, self.cur)
+        if self.hold:
+            return (*arrays, *self._held_arrays(), self.auctions[None])
         return (*arrays, self.last_end, self.last_close) if self.fill else arrays
+
+    def _held_arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.held_span, self.held_ohlc, self.held_vol, self.held_count)
 
     @property
     def capacity(self) -> int:
@@ -178,13 +209,15 @@ class WindowState:
         if n_symbols <= self.capacity:
             return
         old = (self.start, self.ohlc, self.vol, self.count, self.cur, self.last_end,
-               self.last_close)  # fmt: skip
+               self.last_close, *self._held_arrays())  # fmt: skip
+        auctions = self.auctions
         size = self.capacity
         self._alloc(max(n_symbols, 2 * size))
         arrays = (self.start, self.ohlc, self.vol, self.count, self.cur, self.last_end,
-                  self.last_close)  # fmt: skip
+                  self.last_close, *self._held_arrays())  # fmt: skip
         for new, previous in zip(arrays, old, strict=True):
             new[:, :size] = previous
+        self.auctions[:size] = auctions
 
     @property
     def watermark(self) -> int:
@@ -197,11 +230,18 @@ class WindowState:
         return int(self.clock[_CLOCK_MAX_TS])
 
     def add(
-        self, sid: np.ndarray, ts: np.ndarray, price: np.ndarray, size: np.ndarray
+        self,
+        sid: np.ndarray,
+        ts: np.ndarray,
+        price: np.ndarray,
+        size: np.ndarray,
+        roles: np.ndarray | None = None,
     ) -> tuple[np.ndarray, ClosedBars]:
         """Add ticks in order; return their flags and the bars they closed.
 
         A tick's flag is 0 (accepted), :data:`LATE` or :data:`FUTURE`.
+        ``roles`` (with ``hold`` only; none: all priced): each tick's role,
+        :data:`~marketpulse.stream.tape.PRICED` and the others of that module.
         """
         n = len(ts)
         if n:
@@ -212,13 +252,23 @@ class WindowState:
         newest = max(self.max_ts, int(ts.max())) if n else self.max_ts
         oldest = int(ts.min()) if n else newest
         room = len(self.lengths) * (n + self.used * self.slots) + self._fill_room(newest, oldest)
+        room += self._held_room()
+        if roles is None or not self.hold:
+            roles = np.zeros(n if self.hold else 0, np.int8)
         out = ClosedBars(room)
         count = _add_ticks(
             sid, ts, price, size, self.lengths, self.lateness, self.max_jump, self.clock,
             self.closed, self.used, self.start, self.ohlc, self.vol, self.count, self.cur, flags,
-            *self._tables, *self._fill_arrays(), *_out_arrays(out),
+            *self._tables, *self._fill_arrays(), *_out_arrays(out), *self._hold_arrays(), roles,
         )  # fmt: skip
         return flags, out.truncate(count)
+
+    def _hold_arrays(self) -> tuple[object, ...]:
+        return (self.hold, *self._held_arrays())
+
+    def _held_room(self) -> int:
+        """The most held bars a call can release (one per interval and symbol)."""
+        return len(self.lengths) * self.used if self.hold else 0
 
     def _fill_arrays(self) -> tuple[object, ...]:
         return (self.fill, self.last_end, self.last_close)
@@ -250,12 +300,12 @@ class WindowState:
         """Raise the watermark to at least ``floor`` (idle partitions, end of stream)."""
         self.clock[_CLOCK_FLOOR] = max(self.clock[_CLOCK_FLOOR], floor)
         room = self._fill_room(self.max_ts, self.max_ts)
-        out = ClosedBars(len(self.lengths) * self.used * self.slots + room)
+        out = ClosedBars(len(self.lengths) * self.used * self.slots + room + self._held_room())
         watermark = self.watermark
         count = _close_due(
             watermark, self.lengths, self.closed, self.used, self.start, self.ohlc, self.vol,
             self.count, 0, *self._tables[2:], self.max_ts, *self._fill_arrays(),
-            *_out_arrays(out),
+            *_out_arrays(out), *self._hold_arrays(),
         )  # fmt: skip
         base = int(self.lengths[0])
         if base:
@@ -291,8 +341,8 @@ class WindowState:
         if len(data) != 8 * sum(sizes):
             raise ValueError(
                 f"window state of {len(data)} bytes does not fit {len(self.lengths)} "
-                f"intervals of {self.slots} slots (were the intervals, lateness or the filling "
-                "of gaps changed?)"
+                f"intervals of {self.slots} slots (were the intervals, lateness, the filling "
+                "of gaps or the sale-condition rules changed?)"
             )
         offset = 0
         for target, size in zip(targets, sizes, strict=True):
@@ -398,7 +448,8 @@ def _window_end(j, b, lengths, w_start, w_end, n_w):
 @nb.njit(cache=True, nogil=True)
 def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, w_start,
                w_end, n_w, max_ts, fill, last_end, last_close, o_sid, o_int, o_start, o_end,
-               o_open, o_high, o_low, o_close, o_vol, o_pv, o_count):  # fmt: skip
+               o_open, o_high, o_low, o_close, o_vol, o_pv, o_count, hold, h_span, h_ohlc,
+               h_vol, h_count):  # fmt: skip
     n_int, _, n_slot = start.shape  # symbols from n_sym on hold no window
     for j in range(n_int):
         length = lengths[j]
@@ -432,6 +483,10 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, 
                 b = _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end)
                 if b != -1 and (b_next == -1 or b < b_next):
                     b_next = b
+            if hold:
+                b = _held_next(j, s, wm, lengths, w_start, w_end, n_w, h_span, h_ohlc)
+                if b != -1 and (b_next == -1 or b < b_next):
+                    b_next = b
         while b_next != -1:
             current = b_next
             b_next = -1
@@ -447,6 +502,14 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, 
                                 else _window_end(j, b, lengths, w_start, w_end, n_w)
                             ) <= wm:
                                 b_next = b
+                        continue
+                    if hold:  # held for the volume-only windows after it
+                        k = _hold(j, s, q, b, lengths, w_start, w_end, n_w, ohlc, vol, count,
+                                  h_span, h_ohlc, h_vol, h_count, k, o_sid, o_int, o_start,
+                                  o_end, o_open, o_high, o_low, o_close, o_vol, o_pv,
+                                  o_count)  # fmt: skip
+                        start[j, s, q] = -1
+                        emitted = True
                         continue
                     o_sid[k] = s
                     o_int[k] = j
@@ -468,6 +531,15 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, 
                     last_close[j, s] = o_close[k]
                     k += 1
                     emitted = True
+                if hold:
+                    b = _held_next(j, s, wm, lengths, w_start, w_end, n_w, h_span, h_ohlc)
+                    if b == current and not emitted:  # the next window closed empty
+                        k = _emit_held(j, s, lengths, w_start, w_end, n_w, h_span, h_ohlc,
+                                       h_vol, h_count, k, o_sid, o_int, o_start, o_end, o_open,
+                                       o_high, o_low, o_close, o_vol, o_pv, o_count)  # fmt: skip
+                        b = -1
+                    if b != -1 and b != current and (b_next == -1 or b < b_next):
+                        b_next = b
                 if not fill:
                     continue
                 b = _gap_start(j, s, wm, max_ts, lengths, w_start, w_end, n_w, last_end)
@@ -500,7 +572,7 @@ def _close_due(wm, lengths, closed, n_sym, start, ohlc, vol, count, k, s_group, 
 def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed, n_sym, start,
                ohlc, vol, count, cur, flags, s_open, s_close, s_group, w_start, w_end, n_w, fill,
                last_end, last_close, o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close,
-               o_vol, o_pv, o_count):  # fmt: skip
+               o_vol, o_pv, o_count, hold, h_span, h_ohlc, h_vol, h_count, roles):  # fmt: skip
     n_int, _, n_slot = start.shape
     n_fixed = 0
     while n_fixed < n_int and lengths[n_fixed] > 0:
@@ -517,6 +589,7 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                 flags[i] = 2
                 continue
         clock[3] = -(2**62)
+        r = roles[i] if hold else 0
         wm = max(clock[0] - lateness, clock[1])
         if base > 0:
             # the symbol's current smallest window, without a division when t is still in it
@@ -539,11 +612,14 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                 k = _close_due(new_wm, lengths, closed, n_sym, start, ohlc, vol, count, k,
                                s_group, w_start, w_end, n_w, t, fill, last_end, last_close,
                                o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close,
-                               o_vol, o_pv, o_count)  # fmt: skip
+                               o_vol, o_pv, o_count, hold, h_span, h_ohlc, h_vol,
+                               h_count)  # fmt: skip
                 if base > 0:
                     clock[2] = new_wm - new_wm % base + base
             if n_fixed < n_int:  # the session windows closed just now take no more trades
                 wm = max(clock[0] - lateness, clock[1])
+        if r == 2:
+            continue  # left out: it moves the clock only
         p = price[i]
         z = size[i]
         for j in range(n_fixed):
@@ -555,7 +631,12 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                 q = (b // length) % n_slot
                 cur[j, s, 0] = b
                 cur[j, s, 1] = q
-            _update(j, s, q, b, p, z, start, ohlc, vol, count)
+            if hold and r != 0:
+                _update_role(j, s, q, b, p, z, r, start, ohlc, vol, count)
+            elif hold:
+                _update_priced(j, s, q, b, p, z, start, ohlc, vol, count)
+            else:
+                _update(j, s, q, b, p, z, start, ohlc, vol, count)
         for j in range(n_fixed, n_int):
             g = _session_window(j, t, s_open, s_close, s_group)
             if g < 0 or w_end[j, g] <= wm:
@@ -564,7 +645,12 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
             q = g % n_slot
             cur[j, s, 0] = b
             cur[j, s, 1] = q
-            _update(j, s, q, b, p, z, start, ohlc, vol, count)
+            if hold and r != 0:
+                _update_role(j, s, q, b, p, z, r, start, ohlc, vol, count)
+            elif hold:
+                _update_priced(j, s, q, b, p, z, start, ohlc, vol, count)
+            else:
+                _update(j, s, q, b, p, z, start, ohlc, vol, count)
     return k
 
 
@@ -588,3 +674,136 @@ def _update(j, s, q, b, p, z, start, ohlc, vol, count):
     vol[j, s, q, 0] += z
     vol[j, s, q, 1] += p * z
     count[j, s, q] += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _update_priced(j, s, q, b, p, z, start, ohlc, vol, count):
+    """Like :func:`_update`, where a window may have no price yet (tape rules).
+
+    A window without a price has a NaN open and close, a high of -inf and a
+    low of +inf: the first test of a priced trade (a new high) finds it.
+    """
+    if start[j, s, q] != b:
+        start[j, s, q] = b
+        ohlc[j, s, q, 0] = p
+        ohlc[j, s, q, 1] = p
+        ohlc[j, s, q, 2] = p
+        vol[j, s, q, 0] = 0.0
+        vol[j, s, q, 1] = 0.0
+        count[j, s, q] = 0
+    else:
+        high = ohlc[j, s, q, 1]
+        if p > high:
+            if high == -np.inf:  # the window's first price
+                ohlc[j, s, q, 0] = p
+            ohlc[j, s, q, 1] = p
+        if p < ohlc[j, s, q, 2]:
+            ohlc[j, s, q, 2] = p
+    ohlc[j, s, q, 3] = p
+    vol[j, s, q, 0] += z
+    vol[j, s, q, 1] += p * z
+    count[j, s, q] += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _update_role(j, s, q, b, p, z, r, start, ohlc, vol, count):
+    """Add a volume-only trade (role 1) or an opening print (3, the bar's first trade)."""
+    if start[j, s, q] != b:
+        start[j, s, q] = b
+        ohlc[j, s, q, 0] = np.nan
+        ohlc[j, s, q, 1] = -np.inf
+        ohlc[j, s, q, 2] = np.inf
+        ohlc[j, s, q, 3] = np.nan
+        vol[j, s, q, 0] = 0.0
+        vol[j, s, q, 1] = 0.0
+        count[j, s, q] = 0
+    if r == 3:
+        if p > ohlc[j, s, q, 1]:
+            if ohlc[j, s, q, 1] == -np.inf:  # the window's first price: its close too
+                ohlc[j, s, q, 3] = p
+            ohlc[j, s, q, 1] = p
+        if p < ohlc[j, s, q, 2]:
+            ohlc[j, s, q, 2] = p
+        ohlc[j, s, q, 0] = p
+    vol[j, s, q, 0] += z
+    vol[j, s, q, 1] += p * z
+    count[j, s, q] += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _held_next(j, s, wm, lengths, w_start, w_end, n_w, h_span, h_ohlc):
+    """The start of the window after symbol ``s``'s held bar when it has closed; else -1."""
+    if h_span[j, s, 0] == -1 or np.isnan(h_ohlc[j, s, 0]):
+        return -1  # nothing held, or volume carried to the next bar
+    last = h_span[j, s, 1]
+    if lengths[j] > 0:
+        b = last
+        e = last + lengths[j]
+    else:
+        g = np.searchsorted(w_start[j, : n_w[j]], last)
+        if g == n_w[j]:
+            return -1
+        b = w_start[j, g]
+        e = w_end[j, g]
+    return b if e <= wm else -1
+
+
+@nb.njit(cache=True, nogil=True)
+def _hold(j, s, q, b, lengths, w_start, w_end, n_w, ohlc, vol, count, h_span, h_ohlc, h_vol,
+          h_count, k, o_sid, o_int, o_start, o_end, o_open, o_high, o_low, o_close, o_vol, o_pv,
+          o_count):  # fmt: skip
+    """Take symbol ``s``'s closed window (slot ``q``, start ``b``) into its held bar.
+
+    A priced window releases the bar held before it (or takes the volume
+    carried) and is held; a volume-only one adds to the held bar.
+    """
+    e = _window_end(j, b, lengths, w_start, w_end, n_w)
+    if not np.isnan(ohlc[j, s, q, 0]):
+        if h_span[j, s, 0] != -1:
+            if np.isnan(h_ohlc[j, s, 0]):  # volume carried from before: this bar takes it
+                vol[j, s, q, 0] += h_vol[j, s, 0]
+                vol[j, s, q, 1] += h_vol[j, s, 1]
+                count[j, s, q] += h_count[j, s]
+            else:
+                k = _emit_held(j, s, lengths, w_start, w_end, n_w, h_span, h_ohlc, h_vol,
+                               h_count, k, o_sid, o_int, o_start, o_end, o_open, o_high, o_low,
+                               o_close, o_vol, o_pv, o_count)  # fmt: skip
+        h_span[j, s, 0] = b
+        for c in range(4):
+            h_ohlc[j, s, c] = ohlc[j, s, q, c]
+        h_vol[j, s, 0] = vol[j, s, q, 0]
+        h_vol[j, s, 1] = vol[j, s, q, 1]
+        h_count[j, s] = count[j, s, q]
+    else:
+        if h_span[j, s, 0] == -1:  # no bar before it: the volume waits for the next one
+            h_span[j, s, 0] = b
+            h_ohlc[j, s, 0] = np.nan
+            h_vol[j, s, 0] = 0.0
+            h_vol[j, s, 1] = 0.0
+            h_count[j, s] = 0
+        h_vol[j, s, 0] += vol[j, s, q, 0]
+        h_vol[j, s, 1] += vol[j, s, q, 1]
+        h_count[j, s] += count[j, s, q]
+    h_span[j, s, 1] = e
+    return k
+
+
+@nb.njit(cache=True, nogil=True)
+def _emit_held(j, s, lengths, w_start, w_end, n_w, h_span, h_ohlc, h_vol, h_count, k, o_sid,
+               o_int, o_start, o_end, o_open, o_high, o_low, o_close, o_vol, o_pv,
+               o_count):  # fmt: skip
+    """Write symbol ``s``'s held bar as output row ``k``; return the next row."""
+    b = h_span[j, s, 0]
+    o_sid[k] = s
+    o_int[k] = j
+    o_start[k] = b
+    o_end[k] = _window_end(j, b, lengths, w_start, w_end, n_w)
+    o_open[k] = h_ohlc[j, s, 0]
+    o_high[k] = h_ohlc[j, s, 1]
+    o_low[k] = h_ohlc[j, s, 2]
+    o_close[k] = h_ohlc[j, s, 3]
+    o_vol[k] = h_vol[j, s, 0]
+    o_pv[k] = h_vol[j, s, 1]
+    o_count[k] = h_count[j, s]
+    h_span[j, s, 0] = -1
+    return k + 1
