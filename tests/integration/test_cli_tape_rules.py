@@ -76,6 +76,17 @@ def test_replay_with_lean_conditions_gives_leans_minute_bars(cli, sql, tmp_path)
     assert sum(r["volume"] for r in rows.values()) < sum(r["volume"] for r in plain.values())
 
 
+def test_backfill_with_lean_conditions_rebuilds_leans_bars_from_the_lakes_trades(
+    cli, sql, tmp_path
+):
+    """A lake replayed without tape rules, recomputed with them: Lean's bars, from the lake."""
+    lake = replay(cli, tmp_path, "none", "lake")
+    cli("backfill", "--lake", lake, "--intervals", "1m", "--conditions", "lean",
+        "--lateness", "120")  # fmt: skip
+    ours = {k: tuple(r[f] for f in BAR_FIELDS) for k, r in lake_bars(sql, lake).items()}
+    assert differences(ours, lean_bars()) == (set(), set())
+
+
 def test_the_setting_and_the_environment_take_the_same_values(cli, sql, tmp_path):
     lake = tmp_path / "lake"
     (tmp_path / "marketpulse.toml").write_text('conditions = "lean"\nlateness = 120\n')
@@ -93,12 +104,13 @@ def test_the_setting_and_the_environment_take_the_same_values(cli, sql, tmp_path
         (["--conditions", "lean", "--fill-gaps"], {}, ["--fill-gaps", "--conditions lean"]),
     ],
 )
-@pytest.mark.parametrize("command", ["replay", "run", "process"])
+@pytest.mark.parametrize("command", ["replay", "run", "process", "backfill"])
 def test_bad_conditions_one_line_exit_2(cli, tmp_path, command, args, env, words):
     where = {
         "replay": [LEAN_TRADES, "--lake", tmp_path / "lake"],
         "run": ["--duration", "1", "--no-dashboard", "--lake", tmp_path / "lake"],
         "process": ["--bootstrap-servers", "127.0.0.1:1", "--exit-when-idle", "1"],
+        "backfill": ["--lake", tmp_path / "lake"],
     }[command]
     result = cli(command, *where, *args, env=env, ok=False)
     assert result.returncode == 2, result.stderr + result.stdout

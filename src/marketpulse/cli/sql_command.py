@@ -10,6 +10,7 @@ import typer
 from marketpulse.cli.common import (
     ADJUST_OPTION,
     COLUMNS_OPTION,
+    CONDITIONS_OPTION,
     CONFIG_OPTION,
     FILL_GAPS_OPTION,
     FORMAT_OPTION,
@@ -100,6 +101,7 @@ def backfill(
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
     fill_gaps: bool | None = FILL_GAPS_OPTION,
+    conditions: str = CONDITIONS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
     config: Path = CONFIG_OPTION,
@@ -122,6 +124,7 @@ def backfill(
         indicators=parse_indicators(indicators),
         lateness=lateness,
         fill_gaps=fill_gaps,
+        conditions=conditions,
     )
     if file is None and adjust != Adjust.none:
         raise InputError("backfill: --adjust applies to --file, not to the lake's trades")
