@@ -34,7 +34,9 @@ import pyarrow as pa
 
 __all__ = [
     "ALERT_SCHEMA",
+    "BAR_QUOTE_COLUMNS",
     "BAR_SCHEMA",
+    "BAR_TABLE_SCHEMA",
     "CUSTOM_SCHEMA",
     "DATASET_NAME",
     "DLQ_SCHEMA",
@@ -47,6 +49,7 @@ __all__ = [
     "TRADE_SCHEMA",
     "Alert",
     "Bar",
+    "QuotedBar",
     "CustomValue",
     "DeadLetter",
     "Indicators",
@@ -168,6 +171,40 @@ class Bar(msgspec.Struct, frozen=True, tag="bar", tag_field="type"):
     vwap: float | None = None
     trades: int = 0
     dataset: str | None = None
+
+
+#: The columns a bar gains from its symbol's quotes, after ``dataset`` (float64, null
+#: where unknown; :mod:`marketpulse.stream.quote_windows`): time-weighted average
+#: spread and mid, the bid and ask in force at the bar's end, the volume of trades
+#: classified buy and sell (Lee and Ready 1991), and the order-flow imbalance
+#: ``(buy_volume - sell_volume) / (buy_volume + sell_volume)``, in [-1, 1] (null
+#: without classified volume). Bars of a partition without quotes have none of them.
+BAR_QUOTE_COLUMNS: tuple[str, ...] = (
+    "spread_twa",
+    "mid_twa",
+    "last_bid",
+    "last_ask",
+    "buy_volume",
+    "sell_volume",
+    "order_flow_imbalance",
+)
+
+
+class QuotedBar(Bar, frozen=True, tag="bar", tag_field="type"):
+    """A :class:`Bar` with the columns of :data:`BAR_QUOTE_COLUMNS`.
+
+    On the ``bars`` topic, bars of a partition with quotes are written with
+    these fields and the others as before (a plain :class:`Bar`: its wire
+    format is unchanged); readers decode both as this.
+    """
+
+    spread_twa: float | None = None
+    mid_twa: float | None = None
+    last_bid: float | None = None
+    last_ask: float | None = None
+    buy_volume: float | None = None
+    sell_volume: float | None = None
+    order_flow_imbalance: float | None = None
 
 
 #: What the ``ticks`` topic carries.
@@ -331,6 +368,12 @@ BAR_SCHEMA = pa.schema(
         ("trades", pa.int64()),
         ("dataset", pa.string()),
     ]
+)
+
+
+#: The ``bars`` table as stored: :data:`BAR_SCHEMA`, then :data:`BAR_QUOTE_COLUMNS`.
+BAR_TABLE_SCHEMA = pa.schema(
+    list(BAR_SCHEMA) + [pa.field(name, pa.float64()) for name in BAR_QUOTE_COLUMNS]
 )
 
 
