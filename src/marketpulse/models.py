@@ -145,9 +145,9 @@ class Quote(msgspec.Struct, frozen=True, omit_defaults=True, tag="quote", tag_fi
     symbol: str
     ts: int
     bid: float
-    bid_size: float
+    bid_size: float | None  # None: not given (a file's quotes without sizes)
     ask: float
-    ask_size: float
+    ask_size: float | None
     ts_ingest: int | None = None
     extra: dict[str, Any] | None = None
 

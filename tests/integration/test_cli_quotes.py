@@ -67,3 +67,42 @@ def test_a_trades_only_replay_keeps_its_bars_and_null_quote_columns(cli, sql, tm
                      "WHERE timeframe = '1s' ORDER BY bar_start")  # fmt: skip
     assert [r["trades"] for r in rows] == [1, 1]
     assert all(r["spread_twa"] is None and r["buy_volume"] is None for r in rows)
+
+
+QUOTED_TRADES = """symbol,ts,price,size,bid,ask,bid_size
+XYZ,2024-01-02T15:00:00.100Z,10.10,100,10.00,10.10,5
+XYZ,2024-01-02T15:00:00.500Z,10.10,200,10.00,10.20,5
+XYZ,2024-01-02T15:00:00.600Z,10.05,300,10.00,10.20,
+XYZ,2024-01-02T15:00:00.800Z,10.15,50,n/a,,
+XYZ,2024-01-02T15:00:01.100Z,10.20,10,10.10,10.20,1
+"""
+
+
+def test_replay_of_trades_with_bid_and_ask_columns(cli, sql, tmp_path):
+    """Worked by hand (Lee and Ready 1991, J. Finance 46(2)), 1 s bar at 15:00:00.
+
+    Quotes: 10.00/10.10 from .1 s (no weight before it), 10.00/10.20 from .5 s
+    (and again at .6 s); row .8 s has no usable quote (its trade stays). Spread
+    (0.4 x 0.10 + 0.5 x 0.20) / 0.9; mid (0.4 x 10.05 + 0.5 x 10.10) / 0.9.
+    Trades: 10.10 > mid 10.05: buy 100; 10.10 at the mid 10.10, no price change
+    yet: unclassified; 10.05 < 10.10: sell 300; 10.15 > 10.10: buy 50.
+    """
+    (tmp_path / "xyz.csv").write_text(QUOTED_TRADES)
+    cli("replay", "xyz.csv", "--lake", "lake")
+    rows = sql(tmp_path / "lake", "SELECT bar_start, trades, spread_twa, mid_twa, last_bid, "
+               "last_ask, buy_volume, sell_volume, order_flow_imbalance FROM bars "
+               "WHERE timeframe = '1s' ORDER BY bar_start")  # fmt: skip
+    first, second = rows
+    assert first["trades"] == 4  # the row without a quote is still a trade
+    assert first["spread_twa"] == pytest.approx((0.4 * 0.10 + 0.5 * 0.20) / 0.9, rel=1e-9)
+    assert first["mid_twa"] == pytest.approx((0.4 * 10.05 + 0.5 * 10.10) / 0.9, rel=1e-12)
+    assert (first["last_bid"], first["last_ask"]) == (10.0, 10.2)
+    assert (first["buy_volume"], first["sell_volume"]) == (150.0, 300.0)
+    assert first["order_flow_imbalance"] == pytest.approx(-1 / 3, rel=1e-12)
+    assert (second["buy_volume"], second["sell_volume"], second["order_flow_imbalance"]) == (
+        10.0, 0.0, 1.0,
+    )  # fmt: skip
+    quotes = sql(tmp_path / "lake", "SELECT bid, bid_size, ask, ask_size FROM quotes ORDER BY ts")
+    assert [q["bid"] for q in quotes] == [10.0, 10.0, 10.0, 10.1]  # the .8 s row has none
+    assert [q["bid_size"] for q in quotes] == [5.0, 5.0, None, 1.0]
+    assert all(q["ask_size"] is None for q in quotes)
