@@ -26,7 +26,14 @@ from marketpulse.config import (
     SESSION_TZ,
 )
 from marketpulse.indicators import DEFAULT, DeclaredSet, IndicatorState, update_indicators
-from marketpulse.models import BAR_QUOTE_COLUMNS, BAR_SCHEMA, DeadLetter, Trade, is_dataset_name
+from marketpulse.models import (
+    BAR_QUOTE_COLUMNS,
+    BAR_SCHEMA,
+    DeadLetter,
+    Quote,
+    Trade,
+    is_dataset_name,
+)
 from marketpulse.plugins import Plugin, run_plugins
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
@@ -234,9 +241,13 @@ class Processor:
         scratch = Processor(replace(self.settings, plugins=()), self._rules)
         step = 20 * 10**9  # 20 s between trades: bars of every interval close
         start = _WARM_UP_START - _WARM_UP_START % (max(self._lengths) or _DAY_NS)
-        values = [
-            msgspec.json.encode(Trade("WARMUP", start + i * step, 100.0 + i % 7, 10.0))
+        values = [  # quotes too: their kernel is loaded with the bars' (quote_windows)
+            msgspec.json.encode(tick)
             for i in range(64)
+            for tick in (
+                Quote("WARMUP", start + i * step, 99.9, 1.0, 100.1 + i % 5, 1.0),
+                Trade("WARMUP", start + i * step, 100.0 + i % 7, 10.0),
+            )
         ]
         messages = [Message(b"WARMUP", value, i) for i, value in enumerate(values)]
         scratch.process(Batch("warm-up", 0, 0, len(messages) - 1, messages=messages))
