@@ -6,7 +6,11 @@ quote rule of Lee and Ready (1991, J. Finance 46(2)): the simulator prints
 every trade at the bid or the ask in force, never at the mid.
 """
 
+import pyarrow.parquet as pq
 import pytest
+
+from marketpulse.models import BAR_QUOTE_COLUMNS
+from marketpulse.serve.lake_data import LakeData
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +71,17 @@ def test_a_trades_only_replay_keeps_its_bars_and_null_quote_columns(cli, sql, tm
                      "WHERE timeframe = '1s' ORDER BY bar_start")  # fmt: skip
     assert [r["trades"] for r in rows] == [1, 1]
     assert all(r["spread_twa"] is None and r["buy_volume"] is None for r in rows)
+    # a lake written before quotes: its bars files lack the columns; queries still work
+    for path in (lake / "bars").rglob("*.parquet"):
+        table = pq.read_table(path)
+        assert "spread_twa" in table.column_names
+        pq.write_table(table.drop_columns(list(BAR_QUOTE_COLUMNS)), path)
+    again = sql(lake, "SELECT trades, spread_twa, order_flow_imbalance FROM bars "
+                      "WHERE timeframe = '1s' ORDER BY bar_start")  # fmt: skip
+    assert again == [{"trades": 1, "spread_twa": None, "order_flow_imbalance": None}] * 2
+    api = LakeData(lake).bars("t", "AAA", "1s", None, None, 10)
+    assert [r["trades"] for r in api] == [1, 1]
+    assert all(r["spread_twa"] is None and r["last_bid"] is None for r in api)
 
 
 QUOTED_TRADES = """symbol,ts,price,size,bid,ask,bid_size
@@ -106,3 +121,7 @@ def test_replay_of_trades_with_bid_and_ask_columns(cli, sql, tmp_path):
     assert [q["bid"] for q in quotes] == [10.0, 10.0, 10.0, 10.1]  # the .8 s row has none
     assert [q["bid_size"] for q in quotes] == [5.0, 5.0, None, 1.0]
     assert all(q["ask_size"] is None for q in quotes)
+    # the REST API's bar rows carry the columns
+    api = LakeData(tmp_path / "lake").bars("xyz", "XYZ", "1s", None, None, 10)
+    assert [r["buy_volume"] for r in api] == [150.0, 10.0]
+    assert api[0]["spread_twa"] == pytest.approx(first["spread_twa"], rel=1e-12)
