@@ -296,8 +296,9 @@ class Processor:
         if state.quotes is None:
             state.quotes = QuoteState(state.windows)
         ts = np.asarray(data.column("ts").to_numpy(zero_copy_only=False), np.int64)
-        state.quotes.add_quotes(sid[usable], ts[usable], bid[usable], ask[usable])
+        applied = state.quotes.add_quotes(sid[usable], ts[usable], bid[usable], ask[usable])
         state.dirty.update(np.unique(sid[usable]).tolist())
+        state.dirty.update(applied.tolist())
 
     def process_each(self, batches: Sequence[Batch]) -> list[Output]:
         """Process the batches of one poll (a partition each): the outputs of :meth:`process`.

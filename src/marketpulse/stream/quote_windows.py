@@ -45,9 +45,9 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from marketpulse.stream.windows import ClosedBars, WindowState, _session_window
+from marketpulse.stream.windows import _CLOCK_FLOOR, ClosedBars, WindowState, _session_window
 
-__all__ = ["QUOTE_BAR_COLUMNS", "QuoteBars", "QuoteState"]
+__all__ = ["MAX_PENDING", "QUOTE_BAR_COLUMNS", "QuoteBars", "QuoteState"]
 
 #: The columns quotes add to a bar, in order (:data:`marketpulse.models.BAR_QUOTE_COLUMNS`).
 QUOTE_BAR_COLUMNS = (
@@ -55,11 +55,18 @@ QUOTE_BAR_COLUMNS = (
 )  # fmt: skip
 
 _NEVER = np.int64(-(2**62))
+#: Quotes waiting for trades at most, per partition: beyond (a partition with quotes
+#: and no trade to reach them), the oldest are applied as if the watermark had passed.
+MAX_PENDING = 1_000_000
 # per window: time integrals of the spread and the mid, the time with a quote, volumes
 _SPREAD_DT, _MID_DT, _DT, _BUY, _SELL = 0, 1, 2, 3, 4
 _N_ACC = 5
 # per window: the last quote in it; per symbol: the quote in force
 _BID, _ASK = 0, 1
+
+
+_NO_TRADES = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0),
+              np.empty(0, np.int8))  # fmt: skip
 
 
 class QuoteBars:
@@ -84,6 +91,7 @@ class QuoteState:
     """
 
     def __init__(self, windows: WindowState) -> None:
+        self._windows = windows
         self.lengths = windows.lengths
         self.lateness = windows.lateness
         self.slots = windows.slots
@@ -125,10 +133,15 @@ class QuoteState:
             else:
                 new[:size] = previous
 
-    def add_quotes(self, sid: np.ndarray, ts: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> None:
-        """Queue quotes (in arrival order) until trades or the watermark reach their times."""
+    def add_quotes(
+        self, sid: np.ndarray, ts: np.ndarray, bid: np.ndarray, ask: np.ndarray
+    ) -> np.ndarray:
+        """Queue quotes (in arrival order) until trades or the watermark reach their times.
+
+        Returns the symbols of quotes applied at once (beyond :data:`MAX_PENDING`).
+        """
         if not len(ts):
-            return
+            return np.empty(0, np.int64)
         self.ensure(int(sid.max()) + 1)
         all_sid = np.concatenate([self.pending_sid, sid.astype(np.int64)])
         all_ts = np.concatenate([self.pending_ts, ts.astype(np.int64)])
@@ -136,6 +149,12 @@ class QuoteState:
         order = np.argsort(all_ts, kind="stable")  # a symbol's equal times stay in arrival order
         self.pending_sid, self.pending_ts = all_sid[order], all_ts[order]
         self.pending_px = np.ascontiguousarray(all_px[order])
+        excess = len(self.pending_ts) - MAX_PENDING
+        if excess <= 0:
+            return np.empty(0, np.int64)
+        windows, until = self._windows, int(self.pending_ts[excess - 1])
+        floor = int(windows.clock[_CLOCK_FLOOR])
+        return self._run(*_NO_TRADES, ClosedBars(0), windows.max_ts, floor, until)[1]
 
     def trades(
         self,
@@ -171,9 +190,7 @@ class QuoteState:
         self, closed: ClosedBars, max_ts: int, floor: int, watermark: int
     ) -> tuple[QuoteBars, np.ndarray]:
         """The quote columns of bars closed by raising the watermark to ``watermark``."""
-        none = np.empty(0, np.int64)
-        return self._run(none, none, np.empty(0), np.empty(0), np.empty(0, np.int8), closed,
-                         max_ts, floor, watermark)  # fmt: skip
+        return self._run(*_NO_TRADES, closed, max_ts, floor, watermark)
 
     def _run(self, sid, ts, price, size, flags, closed, max_ts, floor, final):  # type: ignore[no-untyped-def]
         out = np.full((len(closed), len(QUOTE_BAR_COLUMNS)), np.nan)

@@ -17,6 +17,7 @@ import pytest
 from marketpulse.bus.base import Batch
 from marketpulse.feeds.simulator import Simulator
 from marketpulse.models import BAR_QUOTE_COLUMNS, QUOTE_SCHEMA, TRADE_SCHEMA
+from marketpulse.stream import quote_windows
 from marketpulse.stream.processor import Processor, ProcessorSettings
 
 S = 10**9
@@ -210,3 +211,39 @@ def test_old_state_without_quotes_restores() -> None:
     again = Processor(SETTINGS)
     assert again.restore("ticks", 0, records) > 0
     assert again.state("ticks", 0).quotes is None
+
+
+def test_quotes_beyond_the_pending_limit_are_applied_oldest_first(monkeypatch) -> None:
+    """A partition with quotes and no trade keeps at most MAX_PENDING of them waiting.
+
+    The second batch (ABC's quotes) pushes XYZ's out: XYZ's state changes without
+    a quote of it in the batch, and its checkpoint record must say so.
+    """
+    monkeypatch.setattr(quote_windows, "MAX_PENDING", 10)
+    ms = 10**6
+    xyz = [("XYZ", T0 + i * 100 * ms, 10.0 + 0.01 * (i % 3), 10.1 + 0.01 * i) for i in range(12)]
+    abc = [("ABC", T0 + i * 100 * ms, 5.0, 5.02 + 0.01 * (i % 2)) for i in range(12, 25)]
+    trades = [("XYZ", T0 + 2600 * ms, 10.2, 5.0), ("ABC", T0 + 2700 * ms, 5.0, 3.0),
+              ("XYZ", T0 + 4000 * ms, 10.0, 7.0)]  # fmt: skip
+    parts = [("quote", _quotes(xyz)), ("quote", _quotes(abc)), ("trade", _trades(trades))]
+    processor = Processor(SETTINGS)
+    for i, (kind, data) in enumerate(parts[:2]):
+        processor.process(Batch("ticks", 0, i, i, kind=kind, columns=data))
+    state = processor.state("ticks", 0).quotes
+    assert state is not None and len(state.pending_ts) == 10
+    assert state.quote_ts[0] == T0 + 1100 * ms  # all of XYZ's are in force already
+    records: dict[bytes, bytes] = {}
+    fresh = Processor(SETTINGS)
+    for i, (kind, data) in enumerate(parts[:2]):  # a checkpoint after each batch
+        fresh.process(Batch("ticks", 0, i, i, kind=kind, columns=data))
+        records.update(fresh.checkpoint("ticks", 0))
+    again = Processor(SETTINGS)
+    again.restore("ticks", 0, records)
+    restored = again.state("ticks", 0).quotes
+    assert restored is not None
+    np.testing.assert_array_equal(restored.pending_ts, state.pending_ts)
+    np.testing.assert_array_equal(restored.quote_ts[:2], state.quote_ts[:2])
+    np.testing.assert_array_equal(restored.quote[:2], state.quote[:2])
+    bars = _run(parts, restore_every=1)  # checkpoints carry what was applied
+    assert set(bars.symbol) == {"XYZ", "ABC"} and bars["spread_twa"].notna().all()
+    _check(bars, parts)
