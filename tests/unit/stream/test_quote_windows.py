@@ -46,10 +46,14 @@ def _trades(rows: list[tuple[str, int, float, float]]) -> pa.RecordBatch:
     )  # fmt: skip
 
 
-def _run(parts: list[tuple[str, pa.RecordBatch]], cuts: np.random.Generator | None = None,
-         restore_every: int = 0) -> pd.DataFrame:  # fmt: skip
+def _run(
+    parts: list[tuple[str, pa.RecordBatch]],
+    cuts: np.random.Generator | None = None,
+    restore_every: int = 0,
+    settings: ProcessorSettings = SETTINGS,
+) -> pd.DataFrame:
     """Bars (with the quote columns) of ``parts``, cut at random and restored from checkpoints."""
-    processor = Processor(SETTINGS)
+    processor = Processor(settings)
     records: dict[bytes, bytes] = {}
     bars, offset, step = [], 0, 0
     for kind, data in parts:
@@ -68,7 +72,7 @@ def _run(parts: list[tuple[str, pa.RecordBatch]], cuts: np.random.Generator | No
             records.update(processor.checkpoint("ticks", 0))
             step += 1
             if restore_every and step % restore_every == 0:
-                processor = Processor(SETTINGS)
+                processor = Processor(settings)
                 processor.restore("ticks", 0, records)
     bars.append(processor.finish().bars)
     table = pa.concat_tables([b for b in bars if b.num_rows], promote_options="default")
@@ -147,6 +151,20 @@ def test_random_cuts_and_restores_give_the_same_bars(seed: int) -> None:
     parts = _simulated(1500)
     whole = _run(parts)
     cut = _run(parts, np.random.default_rng(seed), restore_every=seed + 1)
+    pd.testing.assert_frame_equal(whole, cut)
+    _check(cut, parts)
+
+
+def test_session_windows_match_the_reference_across_cuts_and_restores() -> None:
+    """Daily bars of the New York session (the simulator trades 09:30 on, virtual clock)."""
+    settings = ProcessorSettings(intervals=("1m", "1d"), lateness=2.0, idle_timeout=None,
+                                 session_calendar="XNYS")  # fmt: skip
+    sim = Simulator(symbols=3, rate=2.0, seed=11, start_ts=1_704_205_800 * S, realtime=False,
+                    quotes=True, batch_size=300, max_events=3000, news_every=0)  # fmt: skip
+    parts = [(b.kind, b.data) for b in sim.batches()]  # 2024-01-02 from the open
+    whole = _run(parts, settings=settings)
+    assert set(whole.timeframe) == {"1m", "1d"}
+    cut = _run(parts, np.random.default_rng(5), restore_every=3, settings=settings)
     pd.testing.assert_frame_equal(whole, cut)
     _check(cut, parts)
 
