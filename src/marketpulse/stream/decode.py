@@ -55,8 +55,8 @@ def decode_messages(
     """Decode a batch of JSON messages into trade and bar columns.
 
     Malformed bytes and JSON that is not a tick become dead letters with
-    reason ``schema``, naming the topic, partition and offset. Quotes are not
-    aggregated into bars and are skipped here. Each returned batch has an extra
+    reason ``schema``, naming the topic, partition and offset. Quotes are left
+    out here (:func:`decode_batch` gives them too). Each returned batch has an extra
     ``offset`` column: the offset of the message every row came from.
 
     A batch of plain trades, as our producer writes them, is decoded straight
