@@ -35,7 +35,9 @@ import pyarrow as pa
 
 __all__ = [
     "ALERT_SCHEMA",
+    "BAR_QUOTE_COLUMNS",
     "BAR_SCHEMA",
+    "BAR_TABLE_SCHEMA",
     "CUSTOM_SCHEMA",
     "DATASET_NAME",
     "DLQ_SCHEMA",
@@ -48,6 +50,7 @@ __all__ = [
     "TRADE_SCHEMA",
     "Alert",
     "Bar",
+    "QuotedBar",
     "CustomValue",
     "DeadLetter",
     "Indicators",
@@ -144,9 +147,9 @@ class Quote(msgspec.Struct, frozen=True, omit_defaults=True, tag="quote", tag_fi
     symbol: str
     ts: int
     bid: float
-    bid_size: float
+    bid_size: float | None  # None: not given (a file's quotes without sizes)
     ask: float
-    ask_size: float
+    ask_size: float | None
     ts_ingest: int | None = None
     extra: dict[str, Any] | None = None
 
@@ -170,6 +173,40 @@ class Bar(msgspec.Struct, frozen=True, tag="bar", tag_field="type"):
     vwap: float | None = None
     trades: int = 0
     dataset: str | None = None
+
+
+#: The columns a bar gains from its symbol's quotes, after ``dataset`` (float64, null
+#: where unknown; :mod:`marketpulse.stream.quote_windows`): time-weighted average
+#: spread and mid, the bid and ask in force at the bar's end, the volume of trades
+#: classified buy and sell (Lee and Ready 1991), and the order-flow imbalance
+#: ``(buy_volume - sell_volume) / (buy_volume + sell_volume)``, in [-1, 1] (null
+#: without classified volume). Bars of a partition without quotes have none of them.
+BAR_QUOTE_COLUMNS: tuple[str, ...] = (
+    "spread_twa",
+    "mid_twa",
+    "last_bid",
+    "last_ask",
+    "buy_volume",
+    "sell_volume",
+    "order_flow_imbalance",
+)
+
+
+class QuotedBar(Bar, frozen=True, tag="bar", tag_field="type"):
+    """A :class:`Bar` with the columns of :data:`BAR_QUOTE_COLUMNS`.
+
+    On the ``bars`` topic, bars of a partition with quotes are written with
+    these fields and the others as before (a plain :class:`Bar`: its wire
+    format is unchanged); readers decode both as this.
+    """
+
+    spread_twa: float | None = None
+    mid_twa: float | None = None
+    last_bid: float | None = None
+    last_ask: float | None = None
+    buy_volume: float | None = None
+    sell_volume: float | None = None
+    order_flow_imbalance: float | None = None
 
 
 #: What the ``ticks`` topic carries.
@@ -348,6 +385,12 @@ def watchlist_columns(columns: Sequence[str]) -> tuple[str | None, str | None]:
     rsi = rsi or next((c for c in columns if c.startswith("rsi")), None)
     hist = hist or next((c for c in columns if c.endswith("_hist")), None)
     return rsi, hist
+
+
+#: The ``bars`` table as stored: :data:`BAR_SCHEMA`, then :data:`BAR_QUOTE_COLUMNS`.
+BAR_TABLE_SCHEMA = pa.schema(
+    list(BAR_SCHEMA) + [pa.field(name, pa.float64()) for name in BAR_QUOTE_COLUMNS]
+)
 
 
 @functools.lru_cache(maxsize=64)

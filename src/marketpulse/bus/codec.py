@@ -21,7 +21,9 @@ import pyarrow.compute as pc
 
 from marketpulse.models import (
     ALERT_SCHEMA,
+    BAR_QUOTE_COLUMNS,
     BAR_SCHEMA,
+    BAR_TABLE_SCHEMA,
     CUSTOM_SCHEMA,
     DLQ_SCHEMA,
     INDICATOR_KEY_COLUMNS,
@@ -32,6 +34,7 @@ from marketpulse.models import (
     CustomValue,
     DeadLetter,
     Quote,
+    QuotedBar,
     Trade,
     indicator_schema,
     indicators_struct,
@@ -63,7 +66,7 @@ class _StoredTrade(msgspec.Struct, frozen=True, omit_defaults=True):
 _encoder = msgspec.json.Encoder()
 _extra_decoder = msgspec.json.Decoder(dict)
 _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
-    "bars": Bar,
+    "bars": QuotedBar,  # plain bars decode as well: their quote fields are null
     "alerts": Alert,
     "custom": CustomValue,
     "trades": _StoredTrade,
@@ -115,6 +118,8 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
         rows = map(Quote, symbols, columns["ts"], columns["bid"], columns["bid_size"],
                    columns["ask"], columns["ask_size"], [None] * len(symbols),
                    _extras(columns, len(symbols)))  # fmt: skip
+    elif kind == "bars" and BAR_QUOTE_COLUMNS[0] in columns:  # a partition with quotes
+        rows = map(QuotedBar, *(columns[name] for name in BAR_TABLE_SCHEMA.names))
     elif kind == "bars":
         rows = map(Bar, *(columns[name] for name in BAR_SCHEMA.names))
     elif kind == "indicators":
@@ -251,6 +256,8 @@ def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tupl
                 errors.append((i, str(exc)))
     if not rows:
         return schema.empty_table(), errors
+    if kind == "bars" and any(getattr(r, n) is not None for r in rows for n in BAR_QUOTE_COLUMNS):
+        schema = BAR_TABLE_SCHEMA
     columns = {name: [getattr(row, name) for row in rows] for name in schema.names}
     return pa.Table.from_pydict(columns, schema=schema), errors
 

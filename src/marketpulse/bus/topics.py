@@ -34,7 +34,8 @@ TRADE_TOPICS = ("trades",)
 
 #: The feed's quotes, which the process service passes on as they came (the lake's
 #: ``quotes``) where the topic exists. Quotes reach it as columns (the in-memory
-#: bus); Kafka's decoder does not read quotes yet.
+#: bus); on Kafka the processor reads them for the bars' quote columns
+#: (:mod:`marketpulse.stream.quote_windows`) but does not pass them on yet.
 QUOTE_TOPICS = ("quotes",)
 
 #: The outputs sinks consume only where the topic exists.

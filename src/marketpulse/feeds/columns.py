@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from marketpulse.feeds.adjust import SplitHistory, adjust_prices, row_factors
 from marketpulse.feeds.timestamps import CONVERT_ERRORS as _ERRORS
 from marketpulse.feeds.timestamps import TimestampParser, is_text, text
-from marketpulse.models import INTERVALS, interval_ns
+from marketpulse.models import INTERVALS, QUOTE_SCHEMA, interval_ns
 
 __all__ = ["Converted", "Options", "checked_text", "convert_bars", "convert_trades", "value_at"]
 
@@ -68,6 +68,9 @@ class Converted:
         keep: rows to keep among the good ones (filters), ``None`` for all.
         suspicious: how many good rows ``keep`` drops as suspicious.
         factor: bars adjusted: each row's ``adj_close / close``.
+        quotes: trades with ``bid`` and ``ask`` columns: the quote in force at each
+            row (``models.QUOTE_SCHEMA``, row for row; null bid or ask where the
+            file's cell is empty or not a number: no quote).
     """
 
     columns: list[pa.Array]
@@ -75,6 +78,7 @@ class Converted:
     keep: pa.Array | None = None
     suspicious: int = 0
     factor: pa.Array | None = None
+    quotes: pa.RecordBatch | None = None
 
 
 def _to_float(arr: pa.Array) -> pa.Array:
@@ -270,7 +274,28 @@ def convert_trades(fields: dict[str, pa.Array], n: int, opts: Options) -> Conver
         _text_or_null(fields.get("condition"), n),
         pa.nulls(n, pa.string()),  # dataset: set by the processor
     ]
-    return Converted(columns, errors, keep, suspicious)
+    quotes = _quotes(fields, n, symbols, ts) if {"bid", "ask"} <= fields.keys() else None
+    return Converted(columns, errors, keep, suspicious, quotes=quotes)
+
+
+def _quotes(fields: dict[str, pa.Array], n: int, symbols: pa.Array, ts: pa.Array) -> pa.RecordBatch:
+    """The quote in force at each trade row, from the file's bid and ask (and sizes) columns.
+
+    A bid or ask that is empty or not a number leaves the row without a quote
+    (null), not the trade without its row.
+    """
+    ignored: dict[int, list[str]] = {}  # a bad quote cell costs the quote, not the trade
+
+    def number(name: str) -> pa.Array:
+        if name not in fields:
+            return pa.nulls(n, pa.float64())
+        return _convert(fields[name], _to_float, name, "a number", ignored, required=False)
+
+    return pa.RecordBatch.from_arrays(
+        [pc.cast(symbols, pa.string()), ts, number("bid"), number("bid_size"), number("ask"),
+         number("ask_size"), pa.nulls(n, pa.string())],
+        schema=QUOTE_SCHEMA,
+    )  # fmt: skip
 
 
 def infer_interval(symbols: pa.Array | None, start: pa.Array) -> str:

@@ -39,6 +39,11 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "exchange": ("exchange", "venue"),
     "condition": ("condition", "conditions", "salecondition"),
     "suspicious": ("suspicious",),
+    # the quote in force at each trade (trades files): replayed as quotes before the trades
+    "bid": ("bid", "bidprice"),
+    "ask": ("ask", "askprice", "offer"),
+    "bid_size": ("bidsize",),
+    "ask_size": ("asksize",),
     "open": ("open",),
     "high": ("high",),
     "low": ("low",),
@@ -58,7 +63,10 @@ _TARGET_SYNONYMS = {
     "adjustedclose": "adj_close",
 }
 
-TRADE_COLUMNS = ("timestamp", "symbol", "price", "size", "exchange", "condition", "suspicious")
+TRADE_COLUMNS = (
+    "timestamp", "symbol", "price", "size", "exchange", "condition", "suspicious", "bid", "ask",
+    "bid_size", "ask_size",
+)  # fmt: skip
 BAR_COLUMNS = (
     "timestamp", "symbol", "open", "high", "low", "close", "volume", "vwap", "trades", "adj_close",
 )  # fmt: skip

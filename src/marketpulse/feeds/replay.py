@@ -143,6 +143,9 @@ class FileReplay:
         dead: rows of it sent to the dead letters.
         suspicious: trades of it left out as suspicious.
         excluded: trades of it left out by ``exclude_conditions``.
+        quotes: quotes of it: a trades file with ``bid`` and ``ask`` columns (the
+            quote in force at each trade) yields them as ``quote`` batches before
+            the trades of their rows (rows without both: no quote).
         damage: :class:`~marketpulse.feeds.damage.Damage` found by it (empty
             for a sound file); ``str()`` of each is one line for a person.
     """
@@ -199,7 +202,7 @@ class FileReplay:
         if self._source.container == "parquet":
             self._parquet_columns()
         self._open: list[Any] = []
-        self.rows = self.dead = self.suspicious = self.excluded = 0
+        self.rows = self.dead = self.suspicious = self.excluded = self.quotes = 0
         self.damage: list[Damage] = []
 
     def __repr__(self) -> str:
@@ -233,7 +236,7 @@ class FileReplay:
         )
         if self._adjust == "splits":
             opts.splits = self._splits(opts)
-        self.rows = self.dead = self.suspicious = self.excluded = 0
+        self.rows = self.dead = self.suspicious = self.excluded = self.quotes = 0
         self.damage = []
         raw = self._parquet() if self._source.container == "parquet" else self._csv()
         convert = convert_trades if self.format == "trades" else convert_bars
@@ -361,14 +364,25 @@ class FileReplay:
         data = pa.RecordBatch.from_arrays(
             [*conv.columns, pa.array(lines, pa.int64())], schema=_SCHEMAS[self.format]
         )
+        quotes = conv.quotes
+        if quotes is not None:  # the lines of their trades: a replay's segments cut both alike
+            quotes = quotes.append_column(_LINE, pa.array(lines, pa.int64()))
         if keep is not None:
             data = data.filter(keep)
+            quotes = quotes.filter(keep) if quotes is not None else None
         self.rows += data.num_rows
         self.dead += len(dead)
         self.suspicious += conv.suspicious
         if not data.num_rows and not dead:
             return
         for offset in range(0, max(data.num_rows, 1), self.batch_size):
+            if quotes is not None:  # the quotes in force at these trades, before them
+                part = quotes.slice(offset, self.batch_size)
+                part = part.filter(pc.and_(pc.is_valid(part.column("bid")),
+                                           pc.is_valid(part.column("ask"))))  # fmt: skip
+                if part.num_rows:
+                    self.quotes += part.num_rows
+                    yield FeedBatch("quote", part, [], done, self._source.size)
             yield FeedBatch(
                 self.kind,
                 data.slice(offset, self.batch_size),

@@ -413,6 +413,9 @@ class ProcessService:
         assert self._producer is not None
         self.policy.begin(self._producer)
         ticks = [batch for batch in fresh if batch.kind not in _PASSED_ON]
+        for batch in fresh:  # quotes (columns) are passed on, and give bars their quote columns
+            if batch.kind == "quote":
+                self.processor.add_quotes(batch)
         outputs = iter(self.processor.process_each(ticks))
         for batch in fresh:  # in order: what passes on keeps its place among the outputs
             if batch.kind in _PASSED_ON:

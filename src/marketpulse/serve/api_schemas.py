@@ -14,7 +14,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, INDICATOR_KEY_COLUMNS, INDICATOR_SCHEMA
+from marketpulse.models import (
+    ALERT_SCHEMA,
+    BAR_TABLE_SCHEMA,
+    INDICATOR_KEY_COLUMNS,
+    INDICATOR_SCHEMA,
+)
 from marketpulse.serve.records import TIME_COLUMNS
 
 __all__ = ["ALERT_ROW", "BAR_ROW", "DATASET_ROW", "INDICATOR_ROW", "SYMBOL_ROW", "array_of"]
@@ -54,7 +59,7 @@ def array_of(row: dict[str, Any], description: str) -> dict[str, Any]:
     }
 
 
-BAR_ROW = row_schema(BAR_SCHEMA, "Bar")
+BAR_ROW = row_schema(BAR_TABLE_SCHEMA, "Bar")
 INDICATOR_ROW = {
     **row_schema(INDICATOR_SCHEMA, "IndicatorRow"),
     "description": (

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from marketpulse.analytics import Lake
 from marketpulse.models import (
     ALERT_SCHEMA,
-    BAR_SCHEMA,
+    BAR_TABLE_SCHEMA,
     INDICATOR_KEY_COLUMNS,
     INDICATOR_SCHEMA,
     watchlist_columns,
@@ -190,7 +190,7 @@ class LakeData:
         limit: int,
     ) -> list[dict[str, Any]]:
         """Return the latest ``limit`` bars of one series starting in [start, end), oldest first."""
-        return self._series("bars", BAR_SCHEMA.names, dataset, symbol, timeframe, start, end,
+        return self._series("bars", BAR_TABLE_SCHEMA.names, dataset, symbol, timeframe, start, end,
                             limit)  # fmt: skip
 
     def indicators(

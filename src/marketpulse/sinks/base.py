@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from marketpulse.models import (
     ALERT_SCHEMA,
-    BAR_SCHEMA,
+    BAR_TABLE_SCHEMA,
     CUSTOM_SCHEMA,
     DLQ_SCHEMA,
     INDICATOR_SCHEMA,
@@ -38,7 +38,7 @@ TABLES: Mapping[str, pa.Schema] = MappingProxyType(
     {
         "trades": TRADE_SCHEMA,
         "quotes": QUOTE_SCHEMA,
-        "bars": BAR_SCHEMA,
+        "bars": BAR_TABLE_SCHEMA,  # the quote columns null for bars without quotes
         "indicators": INDICATOR_SCHEMA,
         "alerts": ALERT_SCHEMA,
         "dlq": DLQ_SCHEMA,

@@ -36,7 +36,7 @@ import msgspec
 import pyarrow as pa
 
 from marketpulse.config import Secret, redact_url
-from marketpulse.models import INDICATOR_KEY_COLUMNS
+from marketpulse.models import BAR_QUOTE_COLUMNS, INDICATOR_KEY_COLUMNS
 from marketpulse.sinks.base import TABLES, SinkStats, SourceRange
 from marketpulse.sinks.batching import BatchingSink
 from marketpulse.sinks.exceptions import SinkError
@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 _TAGS = ("dataset", "symbol", "timeframe")
 
 #: Per table: (tag columns, field columns, time column) of its measurement; an
-#: indicators point also has a field per declared indicator column of its row.
+#: indicators point also has a field per declared indicator column of its row, a
+#: bars point one per quote column (:data:`~marketpulse.models.BAR_QUOTE_COLUMNS`) of its row.
 INFLUX_TABLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], str]] = MappingProxyType(
     {
         "bars": (_TAGS, ("open", "high", "low", "close", "volume", "vwap", "trades", "bar_end"),
@@ -244,6 +245,8 @@ def line_protocol(table: str, data: pa.Table | pa.RecordBatch) -> list[str]:
             and pa.types.is_floating(field.type)
         ]
         fields = ("close", *declared, "bar_end")
+    elif table == "bars":  # a bar's quote columns, where it has them (null ones are left out)
+        fields = (*fields, *(c for c in BAR_QUOTE_COLUMNS if c in data.column_names))
     measurement = _escape_key(table)
     tag_values = [
         [None if v is None else f",{t}={_escape_key(v)}" for v in data.column(t).to_pylist()]

@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketpulse.config import S3Settings
+from marketpulse.models import BAR_QUOTE_COLUMNS
 from marketpulse.sinks.base import (
     TABLES,
     InputSegment,
@@ -457,6 +458,10 @@ def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
         schema = indicator_row_schema(data.column_names)
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
+    if table == "bars":  # bars of a partition without quotes: their quote columns are null
+        for name in BAR_QUOTE_COLUMNS:
+            if name not in data.column_names:
+                data = data.append_column(name, pa.nulls(data.num_rows, pa.float64()))
     missing = [name for name in schema.names if name not in data.column_names]
     if missing:
         raise ValueError(f"{table}: missing columns {', '.join(missing)}")

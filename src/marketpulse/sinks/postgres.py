@@ -34,6 +34,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from marketpulse.config import Secret
 from marketpulse.exceptions import ConfigError
+from marketpulse.models import BAR_QUOTE_COLUMNS
 from marketpulse.redaction import redact_text, redact_url, secret_values
 from marketpulse.sinks.base import TABLES, SinkStats, SourceRange
 from marketpulse.sinks.batching import BatchingSink
@@ -43,7 +44,9 @@ from marketpulse.sinks.postgres_schema import (
     INDICATOR_FIXED,
     PG_TABLES,
     PgTable,
+    add_bar_quote_columns,
     add_indicator_columns,
+    bar_table,
     check_tables,
     indicator_table,
     migrate,
@@ -265,6 +268,8 @@ class PostgresSink(BatchingSink):
             with conn.transaction():
                 if table == "indicators" and lacking:
                     add_indicator_columns(conn, lacking)
+                if table == "bars" and len(target.columns) > len(PG_TABLES["bars"].columns):
+                    add_bar_quote_columns(conn)  # bars with quotes: IF NOT EXISTS
                 _copy_and_upsert(conn, target, payload)
             if table == "indicators":  # committed: the columns are there
                 self._indicator_columns.update(declared)
@@ -316,6 +321,8 @@ class PostgresSink(BatchingSink):
 
 def _pg_table(table: str, data: pa.Table | pa.RecordBatch) -> PgTable:
     """The table as ``data`` is written: indicators with the columns ``data`` declares."""
+    if table == "bars":
+        return bar_table(BAR_QUOTE_COLUMNS[0] in data.schema.names)
     if table != "indicators":
         return PG_TABLES[table]
     declared = [

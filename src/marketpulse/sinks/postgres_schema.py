@@ -46,7 +46,7 @@ from types import MappingProxyType
 import psycopg
 from psycopg import sql
 
-from marketpulse.models import INDICATOR_COLUMNS, INTERVALS
+from marketpulse.models import BAR_QUOTE_COLUMNS, INDICATOR_COLUMNS, INTERVALS
 from marketpulse.sinks.exceptions import SchemaMismatchError
 
 __all__ = [
@@ -56,7 +56,9 @@ __all__ = [
     "PG_TABLES",
     "VIEWS",
     "PgTable",
+    "add_bar_quote_columns",
     "add_indicator_columns",
+    "bar_table",
     "check_tables",
     "indicator_table",
     "migrate",
@@ -210,25 +212,50 @@ def add_indicator_columns(conn: psycopg.Connection, columns: Sequence[str]) -> l
     Raises:
         SchemaMismatchError: one of ``columns`` is in the table with another type.
     """
-    found = _udts(conn, "indicators")
+    return _add_float_columns(conn, "indicators", columns, "a declared indicator column")
+
+
+def bar_table(quoted: bool) -> PgTable:
+    """The ``bars`` table as a batch writes it: with :data:`BAR_QUOTE_COLUMNS` when ``quoted``."""
+    base = PG_TABLES["bars"]
+    if not quoted:
+        return base
+    columns = (*base.columns[:-1], *((n, "float8") for n in BAR_QUOTE_COLUMNS), base.columns[-1])
+    return PgTable(base.name, columns, base.key, base.time)
+
+
+def add_bar_quote_columns(conn: psycopg.Connection) -> list[str]:
+    """Add to the ``bars`` table the quote columns it lacks (as :func:`add_indicator_columns`).
+
+    Raises:
+        SchemaMismatchError: one of them is in the table with another type.
+    """
+    return _add_float_columns(conn, "bars", BAR_QUOTE_COLUMNS, "a bar's quote column")
+
+
+def _add_float_columns(
+    conn: psycopg.Connection, table: str, columns: Sequence[str], what: str
+) -> list[str]:
+    found = _udts(conn, table)
     added = []
     for name in columns:
         kind = found.get(name)
         if kind is None:
             conn.execute(
                 sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} double precision").format(
-                    sql.Identifier("indicators"), sql.Identifier(name)
+                    sql.Identifier(table), sql.Identifier(name)
                 )
             )
             added.append(name)
         elif kind != "float8":
             raise SchemaMismatchError(
-                f"postgres table 'indicators': column {name!r} is {kind}, the sink writes"
-                " float8 (a declared indicator column)"
+                f"postgres table {table!r}: column {name!r} is {kind}, the sink writes"
+                f" float8 ({what})"
             )
     if added:
-        _extend_view(conn, added)
-        logger.info("postgres: indicators gained column(s) %s", ", ".join(added))
+        if table == "indicators":
+            _extend_view(conn, added)
+        logger.info("postgres: %s gained column(s) %s", table, ", ".join(added))
     return added
 
 
@@ -593,6 +620,8 @@ def check_tables(conn: psycopg.Connection, tables: list[str]) -> None:
         extra = [c for c in columns if c not in expected]
         if name == "indicators":  # declared indicators' columns
             extra = [c for c in extra if columns[c] != "float8"]
+        elif name == "bars":  # quote columns, added by the first bars with quotes
+            extra = [c for c in extra if c not in BAR_QUOTE_COLUMNS or columns[c] != "float8"]
         if extra:
             raise SchemaMismatchError(
                 f"postgres table {name!r} has column {extra[0]!r}, which the sink does not"

@@ -9,6 +9,11 @@ datasets hold none, and restore under any). Only the symbols a batch changed
 are written again, in the same transaction as the outputs and the consumed
 offsets, so the latest record of every key is always the state at the
 committed offset.
+
+A partition that has had quotes (:mod:`marketpulse.stream.quote_windows`) says
+so in its partition record, and each symbol record holds the symbol's quote
+in force, tick-test state, windows' quote sums and pending quotes; records
+written before quotes have neither, and restore as a partition without quotes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 from marketpulse.indicators import DEFAULT
 from marketpulse.indicators.declare import split_declarations
 from marketpulse.stream.partition import PartitionState
+from marketpulse.stream.quote_windows import QuoteState
 from marketpulse.timeframes import N_INTERVAL_KEYS
 
 __all__ = ["META_KEY", "CheckpointError", "restore_partition", "snapshot_partition"]
@@ -42,6 +48,7 @@ class _PartitionMeta(msgspec.Struct, frozen=True):
     indicators: str | None = None  # the declared set's text; None: written before declarations
     fill_gaps: bool = False
     conditions: str = "none"  # the sale-condition rules (stream.tape)
+    quotes: bool = False  # the partition has had quotes: its symbols' records hold their state
 
 
 class _SymbolState(msgspec.Struct, frozen=True):
@@ -51,6 +58,7 @@ class _SymbolState(msgspec.Struct, frozen=True):
     windows: bytes
     indicators: dict[int, bytes]
     alerts: bytes
+    quotes: bytes = b""  # the quote state (a partition with quotes); empty: none
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -75,6 +83,7 @@ def snapshot_partition(
         _VERSION, list(intervals), windows.lateness, windows.clock.tolist(),
         windows.closed.tolist(), state.names.tolist(), dataset, indicators, windows.fill,
         "lean" if windows.hold else "none",
+        state.quotes is not None,
     )  # fmt: skip
     records = [(META_KEY, _encoder.encode(meta))]
     order = np.array(sorted(sids), np.int64)
@@ -84,12 +93,15 @@ def snapshot_partition(
     keys = order[:, None] * _N_INTERVAL_KEYS + np.arange(_N_INTERVAL_KEYS)
     used = state.indicators.bar_counts(keys) > 0
     snapshots = iter(state.indicators.snapshots(keys[used]))
-    for sid, window, seen in zip(order.tolist(), windows.snapshot_symbols(order), used,
-                                 strict=True):  # fmt: skip
+    quotes = (
+        state.quotes.snapshot_symbols(order) if state.quotes is not None else [b""] * len(order)
+    )
+    for sid, window, seen, quote in zip(order.tolist(), windows.snapshot_symbols(order), used,
+                                        quotes, strict=True):  # fmt: skip
         symbol = str(state.names[sid])
         indicators = {index: next(snapshots) for index in np.flatnonzero(seen).tolist()}
         value = _SymbolState(
-            _VERSION, symbol, sid, window, indicators, state.alerts.snapshot(symbol)
+            _VERSION, symbol, sid, window, indicators, state.alerts.snapshot(symbol), quote
         )
         records.append((symbol.encode(), _encoder.encode(value)))
     return records
@@ -153,6 +165,8 @@ def restore_partition(
     state.lookup(meta.names)
     windows.clock[: len(meta.clock)] = np.asarray(meta.clock, np.int64)  # older: 3 values
     windows.closed[:] = np.asarray(meta.closed, np.int64)
+    if meta.quotes:
+        state.quotes = QuoteState(windows)
     restored = 0
     for key, value in records.items():
         if key == META_KEY:
@@ -165,6 +179,8 @@ def restore_partition(
             for index, data in symbol.indicators.items():
                 state.indicators.restore(symbol.sid * _N_INTERVAL_KEYS + index, data)
             state.alerts.restore(symbol.symbol, symbol.alerts)
+            if symbol.quotes and state.quotes is not None:
+                state.quotes.restore_symbol(symbol.sid, symbol.quotes)
         except (msgspec.MsgspecError, ValueError) as exc:
             raise CheckpointError(f"state of {key.decode(errors='replace')}: {exc}") from None
         restored += 1

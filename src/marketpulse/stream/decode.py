@@ -17,6 +17,7 @@ import pyarrow as pa
 from marketpulse.bus.base import Batch, Message, offsets_of, values_of
 from marketpulse.models import (
     BAR_SCHEMA,
+    QUOTE_SCHEMA,
     TRADE_SCHEMA,
     Bar,
     DeadLetter,
@@ -33,18 +34,19 @@ __all__ = ["decode_batch", "decode_messages", "decode_plain_trades"]
 def decode_batch(
     batch: Batch,
 ) -> tuple[list[tuple[str, pa.RecordBatch | None]], list[DeadLetter]]:
-    """The columns of a batch of ``ticks`` by kind (``trade``, ``bar``), and its dead letters.
+    """The columns of a batch of ``ticks`` by kind (``quote``, ``trade``, ``bar``); dead letters.
 
     Columns (the in-memory bus) are taken as they came; raw messages (Kafka)
-    are decoded by :func:`decode_messages`.
+    are decoded as by :func:`decode_messages`, and their quotes come first
+    (``models.QUOTE_SCHEMA`` columns; they wait for the trades of their time).
     """
     if batch.columns is not None:
         data = batch.columns
         if isinstance(data, pa.Table):
             data = data.combine_chunks().to_batches()[0] if data.num_rows else None
         return [(batch.kind, data)], []
-    trades, bars, dead = decode_messages(batch)
-    return [("trade", trades), ("bar", bars)], dead
+    trades, bars, quotes, dead = _decode_ticks(batch)
+    return [("quote", quotes), ("trade", trades), ("bar", bars)], dead
 
 
 def decode_messages(
@@ -53,21 +55,29 @@ def decode_messages(
     """Decode a batch of JSON messages into trade and bar columns.
 
     Malformed bytes and JSON that is not a tick become dead letters with
-    reason ``schema``, naming the topic, partition and offset. Quotes are not
-    aggregated into bars and are skipped here. Each returned batch has an extra
+    reason ``schema``, naming the topic, partition and offset. Quotes are left
+    out here (:func:`decode_batch` gives them too). Each returned batch has an extra
     ``offset`` column: the offset of the message every row came from.
 
     A batch of plain trades, as our producer writes them, is decoded straight
     into columns by :func:`~marketpulse.stream.json_scan.scan_trades`; any
     other batch by msgspec.
     """
+    trades, bars, _, dead = _decode_ticks(batch)
+    return trades, bars, dead
+
+
+def _decode_ticks(
+    batch: Batch,
+) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, pa.RecordBatch | None, list[DeadLetter]]:
+    """Decode a batch of JSON messages into trade, bar and quote columns, and dead letters."""
     trades = decode_plain_trades([batch])
     if trades is not None:
-        return trades, None, []
+        return trades, None, None, []
     values = values_of(batch.messages)
     try:  # the whole batch at C speed; any bad record sends it down the careful path
         ticks = list(map(decode_tick_json, values))
-        return (*_columns(ticks, offsets_of(batch.messages)), [])
+        return (*_tick_columns(ticks, offsets_of(batch.messages)), [])
     except (*_DECODE_ERRORS, TypeError, OverflowError):
         return _decode_each(batch)
 
@@ -88,7 +98,7 @@ def decode_plain_trades(batches: Sequence[Batch]) -> pa.RecordBatch | None:
 
 def _decode_each(
     batch: Batch,
-) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[DeadLetter]]:
+) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, pa.RecordBatch | None, list[DeadLetter]]:
     """Decode record by record, each bad one a dead letter."""
     ticks: list[Trade | Quote | Bar] = []
     offsets: list[int] = []
@@ -104,7 +114,7 @@ def _decode_each(
             continue
         ticks.append(tick)
         offsets.append(message.offset)
-    return (*_columns(ticks, offsets), dead)
+    return (*_tick_columns(ticks, offsets), dead)
 
 
 #: What decoding a malformed record raises: invalid UTF-8 in a string is no DecodeError.
@@ -122,11 +132,20 @@ def _in_int64(tick: Trade | Quote | Bar) -> bool:
 def _columns(
     ticks: list[Trade | Quote | Bar], offsets: list[int]
 ) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None]:
-    """Split decoded ticks into trade and bar columns with their offsets (quotes skipped)."""
+    """Split decoded ticks into trade and bar columns with their offsets (quotes left out)."""
+    trades, bars, _ = _tick_columns(ticks, offsets)
+    return trades, bars
+
+
+def _tick_columns(
+    ticks: list[Trade | Quote | Bar], offsets: list[int]
+) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, pa.RecordBatch | None]:
+    """Split decoded ticks into trade and bar columns with their offsets, and quote columns."""
     if all(type(t) is Trade for t in ticks):
-        return _with_offsets(_trade_columns(ticks), offsets), None  # type: ignore[arg-type]
+        return _with_offsets(_trade_columns(ticks), offsets), None, None  # type: ignore[arg-type]
     trades: list[Trade] = []
     bars: list[Bar] = []
+    quotes: list[Quote] = []
     trade_offsets: list[int] = []
     bar_offsets: list[int] = []
     for tick, offset in zip(ticks, offsets, strict=True):
@@ -136,9 +155,12 @@ def _columns(
         elif isinstance(tick, Bar):
             bars.append(tick)
             bar_offsets.append(offset)
+        else:
+            quotes.append(tick)
     return (
         _with_offsets(_trade_columns(trades), trade_offsets),
         _with_offsets(_bar_columns(bars), bar_offsets),
+        _quote_columns(quotes),
     )
 
 
@@ -196,6 +218,15 @@ def _trade_columns(trades: list[Trade]) -> pa.RecordBatch | None:
 _SYMBOL, _TS, _PRICE, _SIZE, _EXCHANGE, _CONDITION = map(
     operator.attrgetter, ("symbol", "ts", "price", "size", "exchange", "condition")
 )
+
+
+def _quote_columns(quotes: list[Quote]) -> pa.RecordBatch | None:
+    if not quotes:
+        return None
+    return pa.RecordBatch.from_pydict(
+        {name: [getattr(q, name, None) for q in quotes] for name in QUOTE_SCHEMA.names},
+        schema=QUOTE_SCHEMA,
+    )
 
 
 def _bar_columns(bars: list[Bar]) -> pa.RecordBatch | None:

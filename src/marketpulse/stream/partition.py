@@ -15,6 +15,7 @@ import numpy as np
 
 from marketpulse.alerts import AlertEngine
 from marketpulse.indicators import IndicatorState
+from marketpulse.stream.quote_windows import QuoteState
 from marketpulse.stream.windows import WindowState
 
 __all__ = ["PartitionState"]
@@ -32,6 +33,8 @@ class PartitionState:
         names: the symbols by id.
         last_input: ``time.monotonic()`` of the partition's latest input.
         dirty: ids of the symbols whose state changed since the last checkpoint.
+        quotes: the quotes in force and order flow (:mod:`marketpulse.stream.quote_windows`),
+            from the partition's first quote on; ``None`` before.
     """
 
     windows: WindowState
@@ -41,6 +44,7 @@ class PartitionState:
     names: np.ndarray = field(default_factory=lambda: np.empty(0, object))
     last_input: float = 0.0
     dirty: set[int] = field(default_factory=set)
+    quotes: QuoteState | None = None
 
     def lookup_codes(self, dictionary: list[str | None], codes: np.ndarray) -> np.ndarray:
         """Map rows' dictionary codes to symbol ids; only the symbols the rows use join.
@@ -71,4 +75,6 @@ class PartitionState:
         if added:
             self.names = np.concatenate([self.names, np.array(added, object)])
             self.windows.ensure(len(self.sids))
+            if self.quotes is not None:
+                self.quotes.ensure(len(self.sids))
         return out

@@ -26,7 +26,14 @@ from marketpulse.config import (
     SESSION_TZ,
 )
 from marketpulse.indicators import DEFAULT, DeclaredSet, IndicatorState, update_indicators
-from marketpulse.models import BAR_SCHEMA, DeadLetter, Trade, is_dataset_name
+from marketpulse.models import (
+    BAR_QUOTE_COLUMNS,
+    BAR_SCHEMA,
+    DeadLetter,
+    Quote,
+    Trade,
+    is_dataset_name,
+)
 from marketpulse.plugins import Plugin, run_plugins
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
@@ -34,10 +41,11 @@ from marketpulse.stream.decode import decode_batch, decode_plain_trades
 from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
 from marketpulse.stream.output import Output, indicators_table, stamp
 from marketpulse.stream.partition import PartitionState
+from marketpulse.stream.quote_windows import QUOTE_BAR_COLUMNS, QuoteBars, QuoteState
 from marketpulse.stream.sessions import SessionWindows, session_windows
 from marketpulse.stream.tape import LEAN_CALENDAR, check_conditions, lean_roles
 from marketpulse.stream.validate import REASONS, check_bars, check_trades
-from marketpulse.stream.windows import FUTURE, LATE, ClosedBars, WindowState
+from marketpulse.stream.windows import _CLOCK_FLOOR, FUTURE, LATE, ClosedBars, WindowState
 from marketpulse.timeframes import interval_keys, parse_intervals
 
 __all__ = ["Processor", "ProcessorSettings"]
@@ -247,9 +255,13 @@ class Processor:
         scratch = Processor(replace(self.settings, plugins=()), self._rules)
         step = 20 * 10**9  # 20 s between trades: bars of every interval close
         start = _WARM_UP_START - _WARM_UP_START % (max(self._lengths) or _DAY_NS)
-        values = [
-            msgspec.json.encode(Trade("WARMUP", start + i * step, 100.0 + i % 7, 10.0))
+        values = [  # quotes too: their kernel is loaded with the bars' (quote_windows)
+            msgspec.json.encode(tick)
             for i in range(64)
+            for tick in (
+                Quote("WARMUP", start + i * step, 99.9, 1.0, 100.1 + i % 5, 1.0),
+                Trade("WARMUP", start + i * step, 100.0 + i % 7, 10.0),
+            )
         ]
         messages = [Message(b"WARMUP", value, i) for i, value in enumerate(values)]
         scratch.process(Batch("warm-up", 0, 0, len(messages) - 1, messages=messages))
@@ -271,7 +283,43 @@ class Processor:
                 out.extend(self._trades(state, batch, data))
             elif kind == "bar":
                 out.extend(self._bars(state, batch, data))
+            elif kind == "quote" and data.num_rows:
+                self._quotes(state, data)
         return out
+
+    def add_quotes(self, batch: Batch) -> None:
+        """Take a batch of quotes (columns, ``models.QUOTE_SCHEMA``) for the per-bar quote columns.
+
+        Quotes that cannot be used (a bid or ask not a positive number) are left out.
+        """
+        if batch.columns is not None and batch.columns.num_rows:
+            self._quotes(self.state(batch.topic, batch.partition), batch.columns)
+
+    def _quotes(self, state: PartitionState, data: pa.RecordBatch | pa.Table) -> None:
+        """Queue quotes for the as-of join and the bars' quote columns (quote_windows).
+
+        Not with ``conditions="lean"``: its bars leave the windows an interval
+        late (held for the volume of the next), when the quotes in force at
+        their end have moved on; their quote columns stay null.
+        """
+        if self._lean:
+            return
+        bid, ask = (np.asarray(data.column(n).to_numpy(zero_copy_only=False), np.float64)
+                    for n in ("bid", "ask"))  # fmt: skip
+        usable = np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > 0)
+        symbol = data.column("symbol")
+        if isinstance(symbol, pa.ChunkedArray):
+            symbol = symbol.combine_chunks()
+        if not pa.types.is_dictionary(symbol.type):
+            symbol = symbol.dictionary_encode()
+        codes = symbol.indices.to_numpy(zero_copy_only=False)
+        sid = state.lookup(symbol.dictionary.to_pylist())[codes]
+        if state.quotes is None:
+            state.quotes = QuoteState(state.windows)
+        ts = np.asarray(data.column("ts").to_numpy(zero_copy_only=False), np.int64)
+        applied = state.quotes.add_quotes(sid[usable], ts[usable], bid[usable], ask[usable])
+        state.dirty.update(np.unique(sid[usable]).tolist())
+        state.dirty.update(applied.tolist())
 
     def process_each(self, batches: Sequence[Batch]) -> list[Output]:
         """Process the batches of one poll (a partition each): the outputs of :meth:`process`.
@@ -296,19 +344,21 @@ class Processor:
         names, codes = symbol.dictionary.to_pylist(), symbol.indices.to_numpy()
         ts, price, size = (trades.column(name).to_numpy() for name in ("ts", "price", "size"))
         outputs, closes, lo, now = [], [], 0, time.monotonic()
+        flows: list[QuoteBars | None] = []
         for batch in batches:
             hi = lo + len(batch.messages)
             state = self.state(batch.topic, batch.partition)
             state.last_input = now
             sid = state.lookup_codes(names, codes[lo:hi])
-            out, closed = self._add(state, batch, trades.slice(lo, hi - lo), None, sid,
-                                    ts[lo:hi], price[lo:hi], size[lo:hi])  # fmt: skip
+            out, closed, quoted = self._add(state, batch, trades.slice(lo, hi - lo), None, sid,
+                                            ts[lo:hi], price[lo:hi], size[lo:hi])  # fmt: skip
             outputs.append(out)
             closes.append((state, closed))
+            flows.append(quoted)
             lo = hi
         # the closes of all the partitions are turned into rows together
-        for out, emitted in zip(outputs, self._emitter.emit(closes), strict=True):
-            out.extend(self._plug(emitted))
+        for out, emitted, quoted in zip(outputs, self._emitter.emit(closes), flows, strict=True):
+            out.extend(self._plug(_with_quotes(emitted, quoted)))
         return outputs
 
     def idle(self, now: float | None = None) -> Output:
@@ -339,7 +389,7 @@ class Processor:
             quiet = now - state.last_input
             if state.windows.max_ts > -(2**61) and quiet > self.settings.idle_timeout:
                 floor = state.windows.max_ts - self._lateness + int(quiet * 1e9)
-                out = self._emit(state, state.windows.advance(floor))
+                out = self._advance(state, floor)
                 if out.bars.num_rows:
                     outputs[key] = out
         return outputs
@@ -370,7 +420,7 @@ class Processor:
     def finish_partition(self, topic: str, partition: int) -> Output:
         """Close the open windows of one partition: its input is exhausted."""
         state = self._states.get((topic, partition))
-        return Output() if state is None else self._emit(state, state.windows.close_all())
+        return Output() if state is None else self._advance(state, 2**62)
 
     def _now(self) -> int | None:
         """The wall clock (ns) that times are checked against, for a live source."""
@@ -392,9 +442,9 @@ class Processor:
         symbol = data.column("symbol")
         sid = state.lookup(symbol.dictionary.to_pylist())[symbol.indices.to_numpy()]
         columns = (data.column(name).to_numpy() for name in ("ts", "price", "size"))
-        added, closed = self._add(state, batch, data, offsets, sid, *columns)
+        added, closed, quoted = self._add(state, batch, data, offsets, sid, *columns)
         out.extend(added)
-        out.extend(self._emit(state, closed))
+        out.extend(self._emit(state, closed, quoted))
         return out
 
     def _add(
@@ -407,11 +457,12 @@ class Processor:
         ts: np.ndarray,
         price: np.ndarray,
         size: np.ndarray,
-    ) -> tuple[Output, ClosedBars]:
+    ) -> tuple[Output, ClosedBars, QuoteBars | None]:
         """Add valid trades (rows of ``data``, at ``offsets`` of the batch) to the windows.
 
         Returns the output so far (dead letters, the count accepted, the trades
-        kept) and the bars the trades closed, not yet made into rows.
+        kept), the bars the trades closed, not yet made into rows, and their
+        quote columns (``None``: the partition has had no quote).
         """
         out = Output()
         state.dirty.update(np.flatnonzero(np.bincount(sid)).tolist())
@@ -421,6 +472,12 @@ class Processor:
             roles, ts = lean_roles(data.column("condition"), sid, ts, state.windows.auctions,
                                    *self._auction_sessions)  # fmt: skip
         flags, closed = state.windows.add(sid, ts, price, size, roles)
+        quoted = None
+        if state.quotes is not None:
+            floor = int(state.windows.clock[_CLOCK_FLOOR])
+            quoted, applied = state.quotes.trades(sid, ts, price, size, flags, closed, newest,
+                                                  floor)  # fmt: skip
+            state.dirty.update(applied.tolist())
         if flags.any():
             rows = np.flatnonzero(flags)
             where = rows if offsets is None else offsets[rows]
@@ -442,7 +499,7 @@ class Processor:
         refused = flags == FUTURE
         kept = data.filter(pa.array(~refused)) if refused.any() else data
         out.trades.append(stamp(kept, self._emitter.dataset))
-        return out, closed
+        return out, closed, quoted
 
     def _explain(self, letter: DeadLetter, watermark: int, newest: int) -> DeadLetter:
         """Say what a late or future trade was measured against."""
@@ -489,7 +546,7 @@ class Processor:
         end = table.column("bar_end").to_numpy()
         symbols = np.array(names, object)
         labels = np.array(timeframes, object)
-        out.bars = table
+        out.bars = table if state.quotes is None else _with_quotes_table(table, None)
         out.indicators = indicators_table(
             symbols, labels, start, end, close, values, self._emitter.dataset,
             self.settings.indicators.columns,
@@ -502,8 +559,22 @@ class Processor:
         out.accepted = table.num_rows
         return self._plug(out)
 
-    def _emit(self, state: PartitionState, closed: ClosedBars) -> Output:
-        return self._plug(self._emitter.emit([(state, closed)])[0])
+    def _emit(
+        self, state: PartitionState, closed: ClosedBars, quoted: QuoteBars | None = None
+    ) -> Output:
+        return self._plug(_with_quotes(self._emitter.emit([(state, closed)])[0], quoted))
+
+    def _advance(self, state: PartitionState, floor: int) -> Output:
+        """Raise a partition's watermark to at least ``floor``; the rows of the bars it closes."""
+        windows = state.windows
+        before = int(windows.clock[_CLOCK_FLOOR])
+        closed = windows.advance(floor)
+        quoted = None
+        if state.quotes is not None:
+            quoted, applied = state.quotes.advance(closed, windows.max_ts, before,
+                                                   windows.watermark)  # fmt: skip
+            state.dirty.update(applied.tolist())
+        return self._emit(state, closed, quoted)
 
     def _plug(self, out: Output) -> Output:
         """Add what the plugins make of the output's bars (custom values, alerts, dead letters)."""
@@ -514,6 +585,27 @@ class Processor:
             out.alerts.extend(made.alerts)
             out.dead.extend(made.dead)
         return out
+
+
+def _with_quotes(out: Output, quoted: QuoteBars | None) -> Output:
+    """Give the output's bars their quote columns (those of a partition that has had quotes)."""
+    if quoted is not None:
+        out.bars = _with_quotes_table(out.bars, quoted)
+    return out
+
+
+def _with_quotes_table(bars: pa.Table, quoted: QuoteBars | None) -> pa.Table:
+    """``bars`` with the columns of :data:`BAR_QUOTE_COLUMNS` (all null without ``quoted``)."""
+    n = bars.num_rows
+    if quoted is None:
+        quoted = QuoteBars(np.full((n, len(QUOTE_BAR_COLUMNS)), np.nan))
+    buy, sell = quoted.buy_volume, quoted.sell_volume  # type: ignore[attr-defined]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        imbalance = (buy - sell) / (buy + sell)  # NaN (null) without classified volume
+    values = [getattr(quoted, name) for name in QUOTE_BAR_COLUMNS] + [imbalance]
+    for name, value in zip(BAR_QUOTE_COLUMNS, values, strict=True):
+        bars = bars.append_column(name, pa.array(value, pa.float64(), from_pandas=True))
+    return bars
 
 
 def _seconds(value: float) -> str:

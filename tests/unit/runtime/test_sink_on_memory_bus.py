@@ -108,6 +108,9 @@ def counted(table: str, data: list[pa.Table | pa.RecordBatch]) -> Counter:
     for part in data:
         columns = []
         for field in schema:
+            if field.name not in part.schema.names:  # bars without quotes: null quote columns
+                columns.append(pa.nulls(part.num_rows, field.type))
+                continue
             column = part.column(field.name)
             if pa.types.is_timestamp(column.type):  # the lake's times
                 column = column.cast(pa.int64())

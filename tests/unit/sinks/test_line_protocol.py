@@ -4,7 +4,7 @@ import re
 
 import pyarrow as pa
 
-from marketpulse.models import ALERT_SCHEMA, BAR_SCHEMA, STORED_TIME
+from marketpulse.models import ALERT_SCHEMA, BAR_QUOTE_COLUMNS, BAR_SCHEMA, STORED_TIME
 from marketpulse.sinks.influx import line_protocol
 
 
@@ -46,3 +46,19 @@ def test_alert_text_is_quoted_and_escaped_and_details_are_a_json_object():
     assert line.endswith(",bar_end=9i 5")
     quoted = re.search(r'details="((?:[^"\\]|\\.)*)"', line).group(1)
     assert json.loads(quoted.replace('\\"', '"')) == {"rsi_14": 81.5, "change": None}
+
+
+def test_bars_with_quote_columns_add_the_non_null_ones_as_fields():
+    bar = {"dataset": ["d"], "symbol": ["A"], "timeframe": ["1s"], "bar_start": [10**18],
+           "bar_end": [10**18 + 10**9], "open": [1.0], "high": [1.0], "low": [1.0],
+           "close": [1.0], "volume": [2.0], "vwap": [1.0], "trades": [1]}  # fmt: skip
+    (plain,) = line_protocol("bars", pa.table(bar))
+    values = [0.1, 10.05, 10.0, 10.1, 2.0, None, None]
+    pairs = zip(BAR_QUOTE_COLUMNS, values, strict=True)
+    quoted = pa.table({**bar, **{n: pa.array([v], pa.float64()) for n, v in pairs}})
+    (line,) = line_protocol("bars", quoted)
+    head, fields, ts = line.split(" ")
+    assert (head, ts) == tuple(plain.split(" ")[::2])
+    assert fields == plain.split(" ")[1] + (
+        ",spread_twa=0.1,mid_twa=10.05,last_bid=10.0,last_ask=10.1,buy_volume=2.0"
+    )  # the null sell_volume and order_flow_imbalance are left out
