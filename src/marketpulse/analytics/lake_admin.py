@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import AnalyticsError
+from marketpulse.models import BAR_QUOTE_COLUMNS
 from marketpulse.sinks.lake import (
     LAKE_SCHEMAS,
     PARQUET_COMPRESSION,
@@ -409,16 +410,18 @@ def bars_with_indicators_select(prefix: str = "", indicators: Sequence[str] | No
         indicators: the indicators table's columns (its declared indicators
             included); default: the table's schema (the 13 default columns).
     """
-    bars = LAKE_SCHEMAS["bars"]
+    # the bar's own columns; its quote columns (spread_twa, ...) are in bars alone,
+    # as in PostgreSQL's view (whose bars table gains them with the first quoted bars)
+    bars = [n for n in LAKE_SCHEMAS["bars"].names if n not in BAR_QUOTE_COLUMNS]
     names = LAKE_SCHEMAS["indicators"].names if indicators is None else list(indicators)
     columns = [*_JOIN_KEY]
-    columns += [f"b.{name}" for name in bars.names if name not in _JOIN_KEY]
+    columns += [f"b.{name}" for name in bars if name not in _JOIN_KEY]
     for name in names:
         if name == PERIOD:
             continue
         if name == "vwap":
             columns.append("i.vwap AS session_vwap")
-        elif name not in _JOIN_KEY and name not in bars.names:
+        elif name not in _JOIN_KEY and name not in bars:
             columns.append(f"i.{name}")
     columns.append("b.period")
     select = ",\n  ".join(columns)
