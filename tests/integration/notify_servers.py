@@ -31,6 +31,8 @@ class HttpReceiver:
     posts: list[Post] = field(default_factory=list)
     statuses: dict[str, list[int]] = field(default_factory=dict)
     delay: dict[str, float] = field(default_factory=dict)
+    hang_after: dict[str, int] = field(default_factory=dict)  # posts answered, then no reply
+    acked: list[Post] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,11 +54,20 @@ def start_http(receiver: HttpReceiver) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            post = Post(self.path, dict(self.headers), body)
             with receiver.lock:
-                receiver.posts.append(Post(self.path, dict(self.headers), body))
+                receiver.posts.append(post)
                 queued = receiver.statuses.get(self.path, [])
                 status = queued.pop(0) if queued else 200
+                answered = sum(1 for p in receiver.acked if p.path == self.path)
+                hang = answered >= receiver.hang_after.get(self.path, answered + 1)
             time.sleep(receiver.delay.get(self.path, 0.0))
+            if hang:
+                time.sleep(120)  # the receiver never answers this one
+                return
+            if status == 200:
+                with receiver.lock:
+                    receiver.acked.append(post)
             try:
                 self.send_response(status)
                 self.send_header("Content-Length", "2")

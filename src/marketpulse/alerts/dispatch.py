@@ -56,6 +56,8 @@ class Dispatcher:
         dead: called with the dead letters of what could not be delivered.
         senders: makes a channel's sender (tests pass their own).
         drain_timeout: seconds :meth:`close` lets the workers deliver what is queued.
+        done: called (from a worker thread) with an alert once every channel it
+            was routed to is done with it: delivered it or made it a dead letter.
     """
 
     def __init__(
@@ -65,13 +67,17 @@ class Dispatcher:
         dead: Dead | None = None,
         senders: Callable[[Channel], Sender] = sender_for,
         drain_timeout: float = DRAIN_TIMEOUT,
+        done: Callable[[Alert], None] | None = None,
     ) -> None:
         self.notifications = notifications
         self.drain_timeout = drain_timeout
         self._count = count or (lambda channel, outcome, n: None)
         self._dead = dead or (lambda letters: None)
+        self._done = done
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}  # alert id -> channels not done with it yet
         self._workers = {
-            name: _Worker(channel, senders, self._count, self._dead)
+            name: _Worker(channel, senders, self._count, self._dead, self._finished)
             for name, channel in notifications.channels.items()
         }
         for worker in self._workers.values():
@@ -80,8 +86,32 @@ class Dispatcher:
     def notify(self, alerts: Sequence[Alert]) -> None:
         """Queue each alert for the channels of its rule and severity; never blocks."""
         for alert in alerts:
-            for name in self.notifications.targets(alert.rule, alert.severity):
+            names = self.notifications.targets(alert.rule, alert.severity)
+            if not names:
+                if self._done is not None:
+                    self._done(alert)
+                continue
+            with self._lock:
+                self._open[alert.id] = self._open.get(alert.id, 0) + len(names)
+            for name in names:
                 self._workers[name].offer(alert)
+
+    @property
+    def pending(self) -> int:
+        """Alerts some channel is not done with yet."""
+        with self._lock:
+            return len(self._open)
+
+    def _finished(self, alerts: Sequence[Alert]) -> None:
+        for alert in alerts:
+            with self._lock:
+                left = self._open.get(alert.id, 1) - 1
+                if left > 0:
+                    self._open[alert.id] = left
+                    continue
+                self._open.pop(alert.id, None)
+            if self._done is not None:
+                self._done(alert)
 
     def close(self) -> None:
         """Deliver what is queued within ``drain_timeout`` seconds; the rest become dead letters."""
@@ -100,7 +130,7 @@ class Dispatcher:
 
 class _Worker(threading.Thread):
     def __init__(self, channel: Channel, senders: Callable[[Channel], Sender], count: Count,
-                 dead: Dead) -> None:  # fmt: skip
+                 dead: Dead, finished: Callable[[Sequence[Alert]], None]) -> None:  # fmt: skip
         super().__init__(name=f"notify-{channel.name}", daemon=True)
         self.channel = channel
         self.stopping = threading.Event()  # deliver what is queued, then end
@@ -109,6 +139,7 @@ class _Worker(threading.Thread):
         self._senders = senders
         self._count = count
         self._dead = dead
+        self._finished = finished
         self._sent: deque[float] = deque()  # when the messages of the last minute went out
         self._held: list[Alert] = []
 
@@ -185,6 +216,7 @@ class _Worker(threading.Thread):
                 continue
             self._sent.append(time.monotonic())
             self._count(ch.name, "digested" if digest else "sent", len(alerts))
+            self._finished(alerts)
             return
         self._bury(alerts, "notify_failed", f"{error} (after {attempt + 1} attempts)")
 
@@ -211,3 +243,4 @@ class _Worker(threading.Thread):
         except Exception as exc:  # the dlq itself failed: the log is the last record
             logger.error("notifier %s: %d alerts lost (dlq failed: %s)", self.channel.name,
                          len(letters), exc)  # fmt: skip
+        self._finished(alerts)

@@ -15,6 +15,7 @@ from marketpulse.cli import (
     backtest_command,
     dashboard_command,
     indicators_command,
+    notify_command,
     produce_command,
     report_command,
     services_command,
@@ -105,6 +106,7 @@ app.command("indicators")(indicators_command.indicators)
 app.command("backfill")(sql_command.backfill)
 app.command("backtest")(backtest_command.backtest)
 app.command("process")(services_command.process)
+app.command("notify")(notify_command.notify)
 app.add_typer(services_command.sink_app, name="sink")
 app.add_typer(topics_command.topics_app, name="topics")
 app.command("produce")(produce_command.produce)

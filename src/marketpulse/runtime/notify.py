@@ -1,0 +1,202 @@
+"""``marketpulse notify``: notifications from the committed ``alerts`` topic, once per alert.
+
+The Kafka path's notifier is a consumer group of its own on the ``alerts``
+topic, read with ``read_committed``: it sees exactly the alerts the processor
+committed, never those of a transaction a crash aborted. Each alert is
+handed to the :class:`~marketpulse.alerts.dispatch.Dispatcher`; an alert
+is done once every channel delivered it or made it a dead letter, and its
+id is then appended to the *ledger* (a local file, flushed and fsynced).
+Offsets are committed:
+
+1. only when every alert read so far is done (the dispatcher has none pending);
+2. after the ledger holding their ids is durable.
+
+After a crash the group reads again from its committed offset; alerts whose
+id is in the ledger are skipped, so a notification goes out once per alert.
+(A crash in the instant between a receiver's acknowledgement and the ledger
+write can still repeat that one message: an HTTP receiver has no
+transaction to join.) The ledger belongs to the group: one instance per group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from marketpulse.alerts.channels import Notifications
+from marketpulse.alerts.dispatch import Dispatcher
+from marketpulse.bus.base import Bus, TopicPartition
+from marketpulse.bus.topics import Topics
+from marketpulse.models import Alert, DeadLetter
+
+__all__ = ["DeliveredLedger", "NotifyOptions", "NotifyService"]
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveredLedger:
+    """The ids of the alerts notified, one per line, durable once :meth:`sync` returns.
+
+    Args:
+        path: the file (created with its folders; a last line cut short by a
+            crash is dropped).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.ids: set[str] = set()
+        if self.path.exists():
+            data = self.path.read_bytes()
+            complete = data.rfind(b"\n") + 1
+            self.ids = {line.decode() for line in data[:complete].splitlines() if line}
+            if complete < len(data):
+                with self.path.open("rb+") as file:
+                    file.truncate(complete)
+        self._file: IO[bytes] = self.path.open("ab")
+
+    def __contains__(self, ident: str) -> bool:
+        with self._lock:
+            return ident in self.ids
+
+    def add(self, ident: str) -> None:
+        """Append one id (durable at the next :meth:`sync`)."""
+        with self._lock:
+            if ident not in self.ids:
+                self.ids.add(ident)
+                self._file.write(ident.encode() + b"\n")
+                self._file.flush()
+
+    def sync(self) -> None:
+        """Make the ids appended so far durable."""
+        with self._lock:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        """Sync and close the file."""
+        self.sync()
+        self._file.close()
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyOptions:
+    """How the notify service runs.
+
+    Attributes:
+        group: its consumer group.
+        ledger: the file of the notified alerts' ids.
+        commit_interval: seconds between offset commits at most.
+        exit_when_idle: stop after this many seconds without an alert (``None``: never).
+    """
+
+    group: str = "marketpulse-notify"
+    ledger: str = "./data/notified.ids"
+    commit_interval: float = 1.0
+    exit_when_idle: float | None = None
+
+
+class NotifyService:
+    """Consume committed alerts and notify each once (see the module's docstring).
+
+    Args:
+        bus: the Kafka bus.
+        topics: topic names.
+        notifications: the channels and routes.
+        options: how to run.
+        stop: set to stop (what is queued drains, then the offsets commit).
+        count: called with (channel, outcome, number) per delivery outcome.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        notifications: Notifications,
+        options: NotifyOptions,
+        stop: threading.Event,
+        count: Callable[[str, str, int], None] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.notifications = notifications
+        self.options = options
+        self.stop = stop
+        self.count = count
+        self.read = 0
+        self.skipped = 0
+        self.dead = 0
+        self._decoder = msgspec.json.Decoder(Alert)
+
+    def run(self) -> None:
+        """Run until stopped (or idle for ``exit_when_idle`` seconds)."""
+        opts = self.options
+        ledger = DeliveredLedger(opts.ledger)
+        dlq = self.bus.producer()
+        dlq_lock = threading.Lock()
+
+        def dead(letters: Sequence[DeadLetter]) -> None:
+            with dlq_lock:
+                dlq.send_dead(self.topics.name("dlq"), letters)
+                dlq.flush(30.0)
+                self.dead += len(letters)
+
+        dispatcher = Dispatcher(self.notifications, self.count, dead,
+                                done=lambda alert: ledger.add(alert.id))  # fmt: skip
+        consumer = self.bus.consumer(opts.group, [self.topics.name("alerts")])
+        offsets: dict[TopicPartition, int] = {}
+        last_input = last_commit = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                batches = consumer.poll(timeout=0.2)
+                now = time.monotonic()
+                for batch in batches:
+                    last_input = now
+                    for message in batch.messages:
+                        self._notify(dispatcher, ledger, message.value)
+                    offsets[batch.tp] = batch.last_offset + 1
+                if offsets and now - last_commit >= opts.commit_interval:
+                    if self._commit(consumer, dispatcher, ledger, offsets):
+                        last_commit = now
+                idle = opts.exit_when_idle
+                if idle is not None and now - last_input >= (idle if self.read else max(idle, 30)):
+                    break  # (before the first alert: time to join the group)
+        finally:
+            dispatcher.close()  # every alert read is now delivered or a dead letter
+            ledger.sync()
+            if offsets:
+                consumer.commit(offsets)
+            consumer.close()
+            ledger.close()
+            dlq.close()
+        logger.info("notify: %d alerts read, %d already notified, %d dead letters",
+                    self.read, self.skipped, self.dead)  # fmt: skip
+
+    def _notify(self, dispatcher: Dispatcher, ledger: DeliveredLedger, value: bytes | None) -> None:
+        self.read += 1
+        try:
+            alert = self._decoder.decode(value or b"")
+        except msgspec.DecodeError as exc:
+            logger.warning("notify: not an alert on the alerts topic (%s)", exc)
+            return
+        if alert.id in ledger:
+            self.skipped += 1
+            return
+        dispatcher.notify([alert])
+
+    @staticmethod
+    def _commit(consumer, dispatcher, ledger, offsets) -> bool:  # type: ignore[no-untyped-def]
+        if dispatcher.pending:  # an alert not yet done must be read again after a crash
+            return False
+        ledger.sync()
+        consumer.commit(dict(offsets))
+        return True
