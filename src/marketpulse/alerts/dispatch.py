@@ -96,12 +96,6 @@ class Dispatcher:
             for name in names:
                 self._workers[name].offer(alert)
 
-    @property
-    def pending(self) -> int:
-        """Alerts some channel is not done with yet."""
-        with self._lock:
-            return len(self._open)
-
     def _finished(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
             with self._lock:

@@ -8,8 +8,8 @@ is done once every channel delivered it or made it a dead letter, and its
 id is then appended to the *ledger* (a local file, flushed and fsynced).
 Offsets are committed:
 
-1. only when every alert read so far is done (the dispatcher has none pending);
-2. after the ledger holding their ids is durable.
+1. per partition, up to the first alert some channel is not done with;
+2. after the ledger holding the ids of the alerts they pass is durable.
 
 After a crash the group reads again from its committed offset; alerts whose
 id is in the ledger are skipped, so a notification goes out once per alert.
@@ -33,7 +33,7 @@ import msgspec
 
 from marketpulse.alerts.channels import Notifications
 from marketpulse.alerts.dispatch import Dispatcher
-from marketpulse.bus.base import Bus, TopicPartition
+from marketpulse.bus.base import Bus, Consumer, TopicPartition
 from marketpulse.bus.topics import Topics
 from marketpulse.models import Alert, DeadLetter
 
@@ -136,6 +136,11 @@ class NotifyService:
         self.skipped = 0
         self.dead = 0
         self._decoder = msgspec.json.Decoder(Alert)
+        self._lock = threading.Lock()
+        self._read_to: dict[TopicPartition, int] = {}  # next offset to read, per partition
+        self._waiting: dict[TopicPartition, dict[int, str]] = {}  # offset -> id, not done
+        self._where: dict[str, list[tuple[TopicPartition, int]]] = {}  # id -> its offsets
+        self._committed: dict[TopicPartition, int] = {}
 
     def run(self) -> None:
         """Run until stopped (or idle for ``exit_when_idle`` seconds)."""
@@ -150,10 +155,8 @@ class NotifyService:
                 dlq.flush(30.0)
                 self.dead += len(letters)
 
-        dispatcher = Dispatcher(self.notifications, self.count, dead,
-                                done=lambda alert: ledger.add(alert.id))  # fmt: skip
+        dispatcher = Dispatcher(self.notifications, self.count, dead, done=self._done(ledger))
         consumer = self.bus.consumer(opts.group, [self.topics.name("alerts")])
-        offsets: dict[TopicPartition, int] = {}
         last_input = last_commit = time.monotonic()
         try:
             while not self.stop.is_set():
@@ -161,42 +164,60 @@ class NotifyService:
                 now = time.monotonic()
                 for batch in batches:
                     last_input = now
-                    for message in batch.messages:
-                        self._notify(dispatcher, ledger, message.value)
-                    offsets[batch.tp] = batch.last_offset + 1
-                if offsets and now - last_commit >= opts.commit_interval:
-                    if self._commit(consumer, dispatcher, ledger, offsets):
-                        last_commit = now
+                    for offset, message in enumerate(batch.messages, batch.first_offset):
+                        self._notify(dispatcher, ledger, batch.tp, offset, message.value)
+                    with self._lock:
+                        self._read_to[batch.tp] = batch.last_offset + 1
+                if now - last_commit >= opts.commit_interval:
+                    self._commit(consumer, ledger)
+                    last_commit = now
                 idle = opts.exit_when_idle
                 if idle is not None and now - last_input >= (idle if self.read else max(idle, 30)):
                     break  # (before the first alert: time to join the group)
         finally:
-            dispatcher.close()  # every alert read is now delivered or a dead letter
-            ledger.sync()
-            if offsets:
-                consumer.commit(offsets)
+            dispatcher.close()  # what was read is delivered or a dead letter, within bounds
+            self._commit(consumer, ledger)
             consumer.close()
             ledger.close()
             dlq.close()
         logger.info("notify: %d alerts read, %d already notified, %d dead letters",
                     self.read, self.skipped, self.dead)  # fmt: skip
 
-    def _notify(self, dispatcher: Dispatcher, ledger: DeliveredLedger, value: bytes | None) -> None:
+    def _done(self, ledger: DeliveredLedger) -> Callable[[Alert], None]:
+        def done(alert: Alert) -> None:
+            ledger.add(alert.id)
+            with self._lock:
+                for tp, offset in self._where.pop(alert.id, ()):
+                    self._waiting.get(tp, {}).pop(offset, None)
+
+        return done
+
+    def _notify(self, dispatcher: Dispatcher, ledger: DeliveredLedger, tp: TopicPartition,
+                offset: int, value: bytes | None) -> None:  # fmt: skip
         self.read += 1
         try:
             alert = self._decoder.decode(value or b"")
         except msgspec.DecodeError as exc:
-            logger.warning("notify: not an alert on the alerts topic (%s)", exc)
+            logger.warning("notify: not an alert at %s[%d] offset %d (%s)", tp.topic,
+                           tp.partition, offset, exc)  # fmt: skip
             return
         if alert.id in ledger:
             self.skipped += 1
             return
+        with self._lock:
+            self._waiting.setdefault(tp, {})[offset] = alert.id
+            self._where.setdefault(alert.id, []).append((tp, offset))
         dispatcher.notify([alert])
 
-    @staticmethod
-    def _commit(consumer, dispatcher, ledger, offsets) -> bool:  # type: ignore[no-untyped-def]
-        if dispatcher.pending:  # an alert not yet done must be read again after a crash
-            return False
-        ledger.sync()
-        consumer.commit(dict(offsets))
-        return True
+    def _commit(self, consumer: Consumer, ledger: DeliveredLedger) -> None:
+        """Commit, per partition, up to the first alert some channel is not done with."""
+        with self._lock:
+            offsets = {
+                tp: min(self._waiting.get(tp) or {end: None}) for tp, end in self._read_to.items()
+            }
+        offsets = {tp: o for tp, o in offsets.items() if self._committed.get(tp) != o}
+        if not offsets:
+            return
+        ledger.sync()  # the ids of what the offsets pass are durable first
+        consumer.commit(offsets)
+        self._committed.update(offsets)
