@@ -118,3 +118,32 @@ def test_bad_channels_stop_with_one_line(cli, tmp_path, text, env, words):
     for word in words:
         assert word in lines[0], (word, lines[0])
     assert not (tmp_path / "lake").exists()  # stopped before anything started
+
+
+@pytest.mark.parametrize("on_kafka", [False, True], ids=["embedded", "kafka"])
+def test_run_on_the_simulator_notifies(cli, tmp_path, on_kafka, request):
+    http = servers.HttpReceiver()
+    web = servers.start_http(http)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"""
+notifiers:
+  desk: {{type: slack, url: "{http.url}/slack", template: "{{symbol}} {{rule}}"}}
+rules:
+  - {{name: any_move, type: pct_change, window: 1, threshold: 0.0001, intervals: [1s],
+     cooldown: 3600, notify: [desk]}}
+""")
+    extra = []
+    if on_kafka:
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        prefix = request.getfixturevalue("topic_prefix")
+        extra = ["--kafka", bootstrap, "--topic-prefix", prefix]
+    try:
+        cli("run", "--duration", "12", "--symbols", "3", "--rate", "600", "--no-dashboard",
+            "--rules", rules, "--lake", tmp_path / "lake", "--alerts-file",
+            tmp_path / "alerts.jsonl", *extra)  # fmt: skip
+    finally:
+        web.shutdown()
+    alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert alerts  # one per symbol at most (the cooldown): the messages are those
+    texts = sorted(json.loads(p.body)["text"] for p in http.received("/slack"))
+    assert texts == sorted(f"{a['symbol']} any_move" for a in alerts)

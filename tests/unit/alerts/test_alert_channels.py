@@ -169,3 +169,26 @@ def test_shutdown_drain_is_bounded(tmp_path):
     dispatcher.close()
     assert time.monotonic() - started < 3
     assert len(dead) == 3 and "notify_shutdown" in {d.reason for d in dead}  # none lost
+
+
+def test_the_digest_goes_out_once_the_minute_allows(tmp_path, monkeypatch):
+    from marketpulse.alerts import dispatch
+
+    monkeypatch.setattr(dispatch, "_MINUTE", 0.5)  # a short "minute"
+    gate = threading.Event()
+    gate.set()
+    sender = _Blocking(gate)
+    config = _notifications(tmp_path, ", rate_limit: 2")
+    dispatcher = Dispatcher(config, senders=lambda c: sender, drain_timeout=5)
+    dispatcher.notify([_alert(i=i) for i in range(3)])  # the queue holds 3
+    deadline = time.monotonic() + 5
+    while len(sender.sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert sender.sent == [(1, False), (1, False)]  # the third is held
+    dispatcher.notify([_alert(i=3)])
+    while len(sender.sent) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sender.sent[2] == (2, True)  # both held ones, in one digest, before the stop
+    dispatcher.close()
+    assert len(sender.sent) == 3
