@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sys
 import time
 import uuid
 
+import httpx
 import pytest
 
 from marketpulse.models import Alert
@@ -32,6 +34,12 @@ def _notify(bootstrap, prefix, rules, ledger, *extra):
     return [sys.executable, "-m", "marketpulse", "notify", "--bootstrap-servers", bootstrap,
             "--topic-prefix", prefix, "--group", f"{prefix}notify", "--rules", str(rules),
             "--ledger", str(ledger), *extra]  # fmt: skip
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _wait(condition, timeout=60.0):
@@ -88,7 +96,13 @@ rules:
     assert len(delivered_before) == 5
 
     http.hang_after.clear()
-    second = start(_notify(kafka_bootstrap, prefix, rules, ledger, "--exit-when-idle", "5"))
+    port = _free_port()
+    second = start(_notify(kafka_bootstrap, prefix, rules, ledger, "--exit-when-idle", "8",
+                           "--metrics-port", str(port)))  # fmt: skip
+    _wait(lambda: len(ledger.read_text().splitlines()) == 12)
+    figures = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert 'marketpulse_notifications_total{channel="hook",outcome="sent"} 7.0' in figures
+    assert "marketpulse_notify_alerts_skipped_total 5.0" in figures
     log, _ = second.communicate(timeout=180)
     web.shutdown()
     assert second.returncode == 0, log

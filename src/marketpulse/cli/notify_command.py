@@ -15,6 +15,7 @@ from marketpulse.cli.kafka_options import (
     kafka_settings,
     open_bus,
 )
+from marketpulse.cli.metrics_options import METRICS_PORT_OPTION, metrics_endpoint
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.exceptions import ConfigError
 
@@ -40,6 +41,7 @@ def notify(
         help="Seconds between offset commits at most.",
     ),  # fmt: skip
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
+    metrics_port: int = METRICS_PORT_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Send the committed alerts (read_committed) to the channels of --rules, each alert once.
@@ -49,9 +51,10 @@ def notify(
     after a crash the alerts read again are not notified again.
     """
     from marketpulse.runtime import Metrics
-    from marketpulse.runtime.notify import NotifyOptions, NotifyService
+    from marketpulse.runtime.notify import NotifyFigures, NotifyOptions, NotifyService
 
-    settings = kafka_settings(config, bootstrap_servers, topic_prefix, rules=rules)
+    settings = kafka_settings(config, bootstrap_servers, topic_prefix, rules=rules,
+                              metrics_port=metrics_port)  # fmt: skip
     notifications = notifications_from(settings)
     if not notifications:
         raise ConfigError("notify: --rules FILE with a 'notifiers:' table is required")
@@ -63,8 +66,10 @@ def notify(
         commit_interval=commit_interval,
         exit_when_idle=exit_when_idle,
     )
-    with stop_on_signals() as stop:
+    with metrics_endpoint(settings, "notify") as endpoint, stop_on_signals() as stop:
         service = NotifyService(bus, topics, notifications, options, stop, metrics.notified)
+        if endpoint is not None:
+            endpoint.attach(NotifyFigures(service, metrics.notifications))
         service.run()
     counts = ", ".join(f"{c} {o} {n}" for (c, o), n in sorted(metrics.notifications().items()))
     console.print(

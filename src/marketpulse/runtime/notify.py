@@ -24,12 +24,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import msgspec
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from marketpulse.alerts.channels import Notifications
 from marketpulse.alerts.dispatch import Dispatcher
@@ -37,7 +39,7 @@ from marketpulse.bus.base import Bus, Consumer, TopicPartition
 from marketpulse.bus.topics import Topics
 from marketpulse.models import Alert, DeadLetter
 
-__all__ = ["DeliveredLedger", "NotifyOptions", "NotifyService"]
+__all__ = ["DeliveredLedger", "NotifyFigures", "NotifyOptions", "NotifyService"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ class NotifyService:
         self.read = 0
         self.skipped = 0
         self.dead = 0
+        self.running = False
         self._decoder = msgspec.json.Decoder(Alert)
         self._lock = threading.Lock()
         self._read_to: dict[TopicPartition, int] = {}  # next offset to read, per partition
@@ -158,6 +161,7 @@ class NotifyService:
         dispatcher = Dispatcher(self.notifications, self.count, dead, done=self._done(ledger))
         consumer = self.bus.consumer(opts.group, [self.topics.name("alerts")])
         last_input = last_commit = time.monotonic()
+        self.running = True
         try:
             while not self.stop.is_set():
                 batches = consumer.poll(timeout=0.2)
@@ -175,6 +179,7 @@ class NotifyService:
                 if idle is not None and now - last_input >= (idle if self.read else max(idle, 30)):
                     break  # (before the first alert: time to join the group)
         finally:
+            self.running = False
             dispatcher.close()  # what was read is delivered or a dead letter, within bounds
             self._commit(consumer, ledger)
             consumer.close()
@@ -221,3 +226,41 @@ class NotifyService:
         ledger.sync()  # the ids of what the offsets pass are durable first
         consumer.commit(offsets)
         self._committed.update(offsets)
+
+
+class NotifyFigures(Collector):
+    """The notify service's figures on its ``/metrics``; ready while its loop runs.
+
+    Args:
+        service: the service.
+        notified: its per channel and outcome counts (:meth:`Metrics.notifications`).
+    """
+
+    def __init__(
+        self, service: NotifyService, notified: Callable[[], dict[tuple[str, str], int]]
+    ) -> None:
+        self.service = service
+        self.notified = notified
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready while the service's loop runs."""
+        return (True, "") if self.service.running else (False, "starting")
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """Yield the current counts."""
+        svc = self.service
+        for name, value, doc in (
+            ("notify_alerts_read", svc.read, "Alerts read from the alerts topic."),
+            ("notify_alerts_skipped", svc.skipped, "Alerts read again, already notified."),
+            ("notify_dead_letters", svc.dead, "Alerts sent to the dlq, undeliverable."),
+        ):
+            yield CounterMetricFamily(f"marketpulse_{name}", doc, value=value)
+        family = CounterMetricFamily(
+            "marketpulse_notifications",
+            "Alerts per notification channel and outcome (sent, digested, retried, "
+            "failed, dropped).",
+            labels=("channel", "outcome"),
+        )
+        for (channel, outcome), value in sorted(self.notified().items()):
+            family.add_metric((channel, outcome), value)
+        yield family
