@@ -80,6 +80,9 @@ OUT_OF_RANGE = {
     (("lake", "compact"), "--min-files"): "1",
     (("backtest",), "--baseline"): "0",
     (("backtest",), "--seed"): "-1",
+    (("notify",), "--commit-interval"): "0",
+    (("notify",), "--metrics-port"): "65536",
+    (("notify",), "--exit-when-idle"): "-1",
 }
 
 

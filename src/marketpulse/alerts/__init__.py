@@ -5,9 +5,10 @@
 >>> alerts = engine.evaluate(columns)  # doctest: +SKIP
 """
 
+from marketpulse.alerts.channels import Channel, Notifications, load_notifications
 from marketpulse.alerts.engine import AlertEngine
 from marketpulse.alerts.loading import default_rules, load_rules
-from marketpulse.alerts.notifiers import JsonLinesNotifier, Notifier
+from marketpulse.alerts.notifiers import JsonLinesNotifier, Notifier, Notifiers
 from marketpulse.alerts.rules import (
     RULE_TYPES,
     BollingerRule,
@@ -24,15 +25,19 @@ __all__ = [
     "RULE_TYPES",
     "AlertEngine",
     "BollingerRule",
+    "Channel",
     "CrossRule",
     "JsonLinesNotifier",
     "MacdCrossRule",
+    "Notifications",
     "Notifier",
+    "Notifiers",
     "PctChangeRule",
     "PriceCrossRule",
     "RsiRule",
     "Rule",
     "VolumeSpikeRule",
     "default_rules",
+    "load_notifications",
     "load_rules",
 ]

@@ -154,11 +154,16 @@ def _parse(text: str, suffix: str, source: str) -> list[Rule]:
     return _build(data, loc, source)
 
 
+#: Top-level keys of a rules file; ``notifiers`` and ``routes`` (and each rule's
+#: ``notify``) are read by :func:`~marketpulse.alerts.channels.load_notifications`.
+_TOP_KEYS = ("rules", "notifiers", "routes")
+
+
 def _build(data: Any, loc: _Locator, source: str) -> list[Rule]:
     if not isinstance(data, dict) or "rules" not in data:
         raise RulesError(f"{source}:1: expected a top-level 'rules' list")
     for key in data:
-        if key != "rules":
+        if key not in _TOP_KEYS:
             raise RulesError(f"{source}:{loc.top.get(key, 1)}: unknown top-level key {key!r}")
     entries = data["rules"]
     if not isinstance(entries, list):
@@ -186,6 +191,7 @@ def _build_rule(i: int, entry: Any, loc: _Locator, source: str) -> Rule:
     label = f"rule #{i + 1}: "
     if not isinstance(entry, dict):
         raise fail(f"must be a table of fields, got {type(entry).__name__}")
+    entry = {k: v for k, v in entry.items() if k != "notify"}  # where alerts go: not the rule's
     if isinstance(entry.get("name"), str):
         label = f"rule {entry['name']!r}: "
     kind = entry.get("type")

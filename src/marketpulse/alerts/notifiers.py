@@ -12,7 +12,7 @@ import msgspec
 
 from marketpulse.models import Alert
 
-__all__ = ["JsonLinesNotifier", "Notifier"]
+__all__ = ["JsonLinesNotifier", "Notifier", "Notifiers"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,27 @@ class Notifier(Protocol):
     def close(self) -> None:
         """Release what the notifier holds."""
         ...
+
+
+class Notifiers:
+    """Several notifiers as one: each gets every batch, in order; closing closes them all.
+
+    Args:
+        notifiers: the notifiers.
+    """
+
+    def __init__(self, notifiers: Sequence[Notifier]) -> None:
+        self.notifiers = list(notifiers)
+
+    def notify(self, alerts: Sequence[Alert]) -> None:
+        """Pass ``alerts`` to each notifier."""
+        for notifier in self.notifiers:
+            notifier.notify(alerts)
+
+    def close(self) -> None:
+        """Close each notifier."""
+        for notifier in self.notifiers:
+            notifier.close()
 
 
 class JsonLinesNotifier:

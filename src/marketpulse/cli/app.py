@@ -15,6 +15,7 @@ from marketpulse.cli import (
     backtest_command,
     dashboard_command,
     indicators_command,
+    notify_command,
     produce_command,
     report_command,
     services_command,
@@ -47,6 +48,7 @@ from marketpulse.cli.common import (
     dataset_for,
     err_console,
     file_feed,
+    notifications_from,
     parse_indicators,
     parse_intervals,
     plugin_specs,
@@ -79,7 +81,7 @@ from marketpulse.exceptions import ConfigError, InputError, MarketPulseError
 from marketpulse.log_repeats import flush_repeats
 
 if TYPE_CHECKING:
-    from marketpulse.alerts import Rule
+    from marketpulse.alerts import Notifications, Rule
     from marketpulse.feeds.base import Feed
     from marketpulse.runtime import MarketView, Metrics
 
@@ -105,6 +107,7 @@ app.command("indicators")(indicators_command.indicators)
 app.command("backfill")(sql_command.backfill)
 app.command("backtest")(backtest_command.backtest)
 app.command("process")(services_command.process)
+app.command("notify")(notify_command.notify)
 app.add_typer(services_command.sink_app, name="sink")
 app.add_typer(topics_command.topics_app, name="topics")
 app.command("produce")(produce_command.produce)
@@ -235,6 +238,7 @@ def run(
         if no_dashboard
         else serve_settings(host, port, token, updates_per_s, alert_rules, proc.indicators)
     )
+    notifications = notifications_from(settings)
     if feed_name == FeedName.simulator:
         logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate,
                     sim.seed)  # fmt: skip
@@ -251,7 +255,7 @@ def run(
             board = None
     try:
         _run_pipeline(settings, alert_rules, feed, duration, metrics, view, kafka,
-                      (sink, postgres_tables), name)  # fmt: skip
+                      (sink, postgres_tables), name, notifications)  # fmt: skip
     finally:
         if board is not None:
             board.stop()
@@ -267,17 +271,19 @@ def _run_pipeline(
     kafka: str | None,
     sinks: tuple[list[SinkKind] | None, str | None],
     dataset: str,
+    notifications: Notifications | None = None,
 ) -> None:
     from marketpulse.runtime.embedded import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
     from marketpulse.runtime.heap import settle_heap
 
     settle_heap()
     if kafka is not None:
-        _run_on_kafka(settings, rules, feed, duration, metrics, view, dataset)
+        _run_on_kafka(settings, rules, feed, duration, metrics, view, dataset, notifications)
         return
     options = PipelineOptions(
         lake=lake_location(settings), rules=rules, processor=processor_settings(settings),
-        alerts_file=settings.alerts_file, partitions=settings.partitions, duration=duration,
+        alerts_file=settings.alerts_file, notifications=notifications,
+        partitions=settings.partitions, duration=duration,
         sinks=build_sinks(sinks[0], settings, LAKE_FILE_ROWS, sinks[1]), dataset=dataset,
         store_trades=settings.process.store_trades,
     )  # fmt: skip
@@ -297,6 +303,7 @@ def _run_on_kafka(
     metrics: Metrics,
     view: MarketView,
     dataset: str,
+    notifications: Notifications | None = None,
 ) -> None:
     from dataclasses import replace
 
@@ -308,7 +315,8 @@ def _run_on_kafka(
     processor = replace(processor_settings(settings), dataset=dataset)
     options = RunnerOptions(
         lake=lake_location(settings), rules=rules, processor=processor,
-        alerts_file=settings.alerts_file, duration=duration, partitions=k.partitions,
+        alerts_file=settings.alerts_file, notifications=notifications, duration=duration,
+        partitions=k.partitions,
         replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
         process=settings.process,
     )  # fmt: skip
@@ -374,7 +382,7 @@ def replay(
     alert_rules, proc = rules_from(settings), processor_settings(settings)
     options = PipelineOptions(
         lake=lake_location(settings), rules=alert_rules, processor=proc,
-        alerts_file=settings.alerts_file,
+        alerts_file=settings.alerts_file, notifications=notifications_from(settings),
         partitions=settings.partitions, speed=pace,
         sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables), dataset=name,
         store_trades=settings.process.store_trades,

@@ -19,7 +19,7 @@ from marketpulse.exceptions import InputError
 from marketpulse.log_repeats import limit_repeats
 
 if TYPE_CHECKING:  # imported where used: sql, report and lake start without them
-    from marketpulse.alerts import Rule
+    from marketpulse.alerts import Notifications, Rule
     from marketpulse.feeds import FileReplay
     from marketpulse.indicators import DeclaredSet
     from marketpulse.stream import ProcessorSettings
@@ -32,6 +32,7 @@ __all__ = [
     "console",
     "parse_columns",
     "processor_settings",
+    "notifications_from",
     "rules_from",
     "settings_from",
 ]
@@ -204,6 +205,23 @@ def rules_from(settings: Settings) -> list[Rule]:
                 rule.name, ", ".join(missing),
             )  # fmt: skip
     return kept
+
+
+def notifications_from(settings: Settings) -> Notifications | None:
+    """Load the notification channels and routes of the settings' rules file (``None``: none).
+
+    ``${NAME}``, ``secret_env`` and ``password_env`` read this process's environment.
+
+    Raises:
+        RulesError: a channel or route is invalid (one line naming file and line).
+    """
+    import os
+
+    from marketpulse.alerts import load_notifications
+
+    if not settings.rules:
+        return None
+    return load_notifications(settings.rules, os.environ) or None
 
 
 #: Bar fields every alert rule may read besides the indicators.

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from marketpulse.alerts import Rule
+from marketpulse.alerts.channels import Notifications
 from marketpulse.bus import MemoryBus
 from marketpulse.bus.topics import Topics
 from marketpulse.config import STORE_TRADES, ProcessSettings
@@ -55,6 +56,7 @@ class PipelineOptions:
         rules: alert rules.
         processor: bar windowing settings (its ``dataset`` is replaced by the run's).
         alerts_file: JSON-lines file alerts are appended to ("" for none).
+        notifications: the rules file's notification channels and routes (``None``: none).
         partitions: partitions of each embedded topic.
         speed: replay speed as a multiple of real time; ``None`` is as fast as possible.
         duration: stop after this many seconds; ``None`` runs until the feed ends.
@@ -72,6 +74,7 @@ class PipelineOptions:
     rules: list[Rule] = field(default_factory=list)
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
     alerts_file: str = ""
+    notifications: Notifications | None = None
     partitions: int = 1
     speed: float | None = None
     duration: float | None = None
@@ -113,6 +116,7 @@ class EmbeddedPipeline(Runner):
             rules=options.rules,
             processor=replace(options.processor, dataset=self.dataset),
             alerts_file=options.alerts_file,
+            notifications=options.notifications,
             speed=options.speed,
             duration=options.duration,
             partitions=options.partitions,

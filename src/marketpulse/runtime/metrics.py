@@ -99,6 +99,7 @@ class Metrics:
         self._latency: deque[float] = deque(maxlen=4096)
         self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: above every bound
         self._latency_sum = 0.0
+        self._notifications: dict[tuple[str, str], int] = {}
 
     def add(
         self,
@@ -117,6 +118,17 @@ class Metrics:
             self._alerts += alerts
             self._dlq += dlq
             self._rejected += rejected
+
+    def notified(self, channel: str, outcome: str, count: int = 1) -> None:
+        """Count ``count`` alerts of a notification ``channel`` with ``outcome`` (``sent``, ...)."""
+        with self._lock:
+            key = (channel, outcome)
+            self._notifications[key] = self._notifications.get(key, 0) + count
+
+    def notifications(self) -> dict[tuple[str, str], int]:
+        """Return the notification counts by (channel, outcome)."""
+        with self._lock:
+            return dict(self._notifications)
 
     def start_clock(self) -> None:
         """Measure time (``elapsed``, rates) from now: the pipeline is ready and starts.
@@ -215,6 +227,17 @@ class PipelineCollector(Collector):
             yield GaugeMetricFamily(
                 "marketpulse_bars_per_second", "Bars out per second, recent.", value=snap.bars_per_s
             )
+        notified = self.metrics.notifications()
+        if notified and "alerts" in shown:
+            family = CounterMetricFamily(
+                "marketpulse_notifications",
+                "Alerts per notification channel and outcome (sent, digested, retried, "
+                "failed, dropped).",
+                labels=("channel", "outcome"),
+            )
+            for (channel, outcome), value in sorted(notified.items()):
+                family.add_metric((channel, outcome), value)
+            yield family
         if "tick_to_indicator_seconds" not in shown:
             return
         counts, total = self.metrics.latency_histogram()

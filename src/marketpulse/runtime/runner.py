@@ -25,11 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from marketpulse.alerts import JsonLinesNotifier, Rule
-from marketpulse.bus.base import Batch, Bus
+from marketpulse.alerts import JsonLinesNotifier, Notifier, Notifiers, Rule
+from marketpulse.alerts.channels import Notifications
+from marketpulse.bus.base import Batch, Bus, Producer
 from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.config import (
     COMPRESSION,
@@ -39,6 +40,7 @@ from marketpulse.config import (
     ProcessSettings,
 )
 from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.models import DeadLetter
 from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot, OutputObserver
 from marketpulse.runtime.process import ProcessOptions, ProcessService
 from marketpulse.runtime.produce import ProduceOptions, ProduceService, ProduceStats
@@ -72,6 +74,8 @@ class RunnerOptions:
         processor: bar windowing settings; its ``dataset`` names every output of
             the run, the feed's dead letters too.
         alerts_file: JSON-lines file alerts are appended to ("" for none).
+        notifications: the rules file's notification channels and routes
+            (``None``: none); what they cannot deliver goes to the ``dlq`` topic.
         speed: replay a file at this multiple of its event-time pace; ``None``:
             as fast as the stages go (the bars then depend on the input alone:
             windows close by processing time only for a live feed).
@@ -96,6 +100,7 @@ class RunnerOptions:
     rules: list[Rule] = field(default_factory=list)
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
     alerts_file: str = ""
+    notifications: Notifications | None = None
     speed: float | None = None
     duration: float | None = None
     partitions: int = TOPIC_PARTITIONS
@@ -145,6 +150,8 @@ class Runner:
         self._dead_in = 0
         self._lock = threading.Lock()
         self._sinks: tuple[Sink, ...] = ()
+        self._dlq_lock = threading.Lock()
+        self._dlq_producer: Producer | None = None
 
     def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
         """Run until the feed ends, ``duration`` passes or ``stop`` is set; drain; report."""
@@ -187,8 +194,7 @@ class Runner:
             )  # fmt: skip
             for sink in self._sinks
         ]
-        if opts.alerts_file:
-            self._observer.notifier = JsonLinesNotifier(opts.alerts_file)
+        self._observer.notifier = self._notifier()
         logger.info(
             "pipeline starting: feed %s, dataset %s, %s, topics %s*, sinks %s, intervals %s, "
             "%d alert rules",
@@ -220,9 +226,10 @@ class Runner:
             if producer.stats.exhausted:  # a finished replay: its last windows close too
                 processor.input_ended.set()
             self._drain(processor, process_stop, process_stage)
+            self._observer.close()  # notifications drain: their dead letters reach the sinks
+            self._close_dlq()
             for service, stage in zip(sinks, sink_stages, strict=True):
                 self._drain(service, service.stop, stage)
-            self._observer.close()
         for stage in (*stages, feed):
             stage.raise_failure()
         snapshot = self.metrics.snapshot()
@@ -236,6 +243,33 @@ class Runner:
             if isinstance(sink, LakeSink):
                 return sink.stats.files, sink.stats.bytes
         return None
+
+    def _notifier(self) -> Notifier | None:
+        from marketpulse.alerts.dispatch import Dispatcher
+
+        opts = self.options
+        notifiers: list[Notifier] = []
+        if opts.alerts_file:
+            notifiers.append(JsonLinesNotifier(opts.alerts_file))
+        if opts.notifications:
+            notifiers.append(Dispatcher(opts.notifications, self.metrics.notified, self._dead))
+        return Notifiers(notifiers) if len(notifiers) > 1 else next(iter(notifiers), None)
+
+    def _dead(self, letters: Sequence[DeadLetter]) -> None:
+        """Send dead letters of the notifiers to the ``dlq`` topic (from their threads)."""
+        with self._dlq_lock:
+            if self._dlq_producer is None:
+                self._dlq_producer = self.bus.producer(compression=self.options.compression)
+            self._dlq_producer.send_dead(self.topics.name("dlq"), letters,
+                                         dataset=self.options.processor.dataset)  # fmt: skip
+            self._dlq_producer.flush(30.0)
+        self.metrics.add(dlq=len(letters))
+
+    def _close_dlq(self) -> None:
+        with self._dlq_lock:
+            if self._dlq_producer is not None:
+                self._dlq_producer.close()
+                self._dlq_producer = None
 
     def _create_topics(self) -> None:
         opts = self.options
