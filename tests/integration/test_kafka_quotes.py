@@ -1,6 +1,8 @@
 """Quotes on the Kafka path: the process service gives the bars (quote columns included)
 that the processor gives in one process, across a restart that restores its state."""
 
+import json
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -66,3 +68,15 @@ def test_process_with_quotes_gives_the_embedded_bars_across_a_restart(
     assert got.column_names == expected.column_names
     assert set(BAR_QUOTE_COLUMNS) <= set(got.column_names)
     assert got.equals(expected)
+    # every quote of the ticks topic, once, in the quotes topic (the lake's quotes table)
+    sent = pa.concat_tables(
+        [pa.Table.from_batches([d]) for kind, d in parts if kind == "quote"]
+    ).drop_columns(["dataset"])  # fmt: skip
+    values = [value for rows in read_committed(kafka_bootstrap, topics.name("quotes")).values()
+              for _, value, _ in rows]  # fmt: skip
+    got_quotes = [json.loads(value) for value in values]
+    assert len(got_quotes) == sent.num_rows > 100
+    key = ("symbol", "ts", "bid", "ask")
+    assert sorted(tuple(q[k] for k in key) for q in got_quotes) == sorted(
+        zip(*(sent.column(k).to_pylist() for k in key), strict=True)
+    )

@@ -182,6 +182,7 @@ def _process(
         ticks += data.num_rows
         each = processor.process(batch)
         each.trades = []  # the input is the trades: one Output must not hold all of them
+        each.quotes = []
         out.extend(each)
     out.extend(processor.finish())
     return out, ticks

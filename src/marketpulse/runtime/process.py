@@ -512,6 +512,9 @@ class ProcessService:
             for trades in out.trades:
                 if trades.num_rows:
                     producer.send_rows(names.name("trades"), "trades", trades, partition)
+        if self._quotes is not None:
+            for quotes in out.quotes:
+                producer.send_rows(self._quotes, "quote", quotes, partition)
         self.policy.sent(out)
         self.stats.bars += out.bars.num_rows
         self.stats.indicators += out.indicators.num_rows

@@ -53,6 +53,9 @@ class Output:
     trades: list[pa.RecordBatch] = field(default_factory=list)
     #: the values plugins computed on these bars, long form (:data:`CUSTOM_SCHEMA`)
     custom: pa.Table = field(default_factory=lambda: _NO_CUSTOM)
+    #: the quotes of input records (``ticks`` as bytes, decoded here), with their
+    #: dataset: what the ``quotes`` topic and table hold (quotes as columns pass by)
+    quotes: list[pa.RecordBatch] = field(default_factory=list)
 
     def extend(self, other: Output) -> None:
         """Append ``other``'s rows after this output's rows."""
@@ -76,6 +79,7 @@ class Output:
         self.dead.extend(other.dead)
         self.accepted += other.accepted
         self.trades.extend(other.trades)
+        self.quotes.extend(other.quotes)
 
 
 def _floats(values: np.ndarray) -> pa.Array:

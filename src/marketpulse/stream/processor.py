@@ -285,6 +285,7 @@ class Processor:
                 out.extend(self._bars(state, batch, data))
             elif kind == "quote" and data.num_rows:
                 self._quotes(state, data)
+                out.quotes.append(stamp(data, self._emitter.dataset))
         return out
 
     def add_quotes(self, batch: Batch) -> None:
