@@ -7,6 +7,8 @@ minute bars and Kaggle's daily index series.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -245,3 +247,15 @@ def test_a_rules_file_of_detectors_loads_with_defaults_and_values(tmp_path):
         VolRegimeRule(name="regime"),
         StaleFeedRule(name="stale", gap=120.0, calendar="24/7"),
     ]
+
+
+def test_the_readmes_detector_example_loads_and_runs(tmp_path, lean):
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**Anomaly detectors.**", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "rules.yaml"
+    path.write_text(block, encoding="utf-8")
+    rules = load_rules(path)
+    assert [r.type for r in rules] == ["robust_z", "gap", "vol_regime", "stale_feed"]
+    alerts = AlertEngine(rules).evaluate(_rows(_outages(lean), "1m", MINUTE))
+    assert {a.rule for a in alerts} >= {"return_jump", "stale_feed"}
