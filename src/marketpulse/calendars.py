@@ -95,6 +95,33 @@ class MarketHours:
         """Whether this market never closes."""
         return self.name == ALWAYS_OPEN
 
+    def open_after(self, ts: np.ndarray, ns: int) -> np.ndarray:
+        """Return per UTC-ns time the moment the market has been open ``ns`` ns since it.
+
+        Closed hours (nights, weekends, holidays) do not count; past the
+        calendar's last session the answer is the largest int64 (never).
+        """
+        ts = np.asarray(ts, np.int64)
+        if self.always_open:
+            return ts + ns
+        _, opens, closes, _ = self._table
+        never = np.iinfo(np.int64).max
+        i = np.searchsorted(closes, ts, side="right")  # the first session not closed at ts
+        out = np.full(ts.shape, never, np.int64)
+        inside = i < len(closes)
+        at = np.maximum(ts[inside], opens[i[inside]]) + ns
+        fits = at <= closes[i[inside]]
+        out[np.flatnonzero(inside)[fits]] = at[fits]
+        for row in np.flatnonzero(inside)[~fits].tolist():  # the silence spans a close
+            k, left = int(i[row]), ns
+            t = max(int(ts[row]), int(opens[k]))
+            while k < len(closes) and t + left > closes[k]:
+                left -= int(closes[k]) - t
+                k += 1
+                t = int(opens[k]) if k < len(opens) else never
+            out[row] = t + left if k < len(closes) else never
+        return out
+
     def wait(self, ts: int) -> float:
         """Seconds from ``ts`` (UTC ns) until the market is open (0 while it is)."""
         if self.always_open:

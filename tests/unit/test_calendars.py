@@ -59,3 +59,27 @@ def test_session_ids_follow_the_exchange_calendar():
         day(2024, 1, 5),
         day(2024, 1, 8),
     ]
+
+
+def test_open_after_counts_only_open_market():
+    """Five minutes of open market after a time: across a weekend, Thanksgiving, an early close."""
+    hours = MarketHours("XNYS")
+    five = 300 * 10**9
+    ts = np.array(
+        [
+            ns(2013, 10, 7, 15, 0),  # in the session: plain addition
+            ns(2013, 10, 4, 19, 58),  # Friday, 2 minutes before the close: Monday 13:33
+            ns(2013, 10, 5, 12, 0),  # Saturday: Monday's open + 5 minutes
+            ns(2013, 11, 27, 20, 58),  # before Thanksgiving: Friday's half day, 14:33
+            ns(2013, 11, 29, 17, 58),  # 2 minutes before that half day's 13:00 close: Monday
+        ]
+    )
+    assert hours.open_after(ts, five).tolist() == [
+        ns(2013, 10, 7, 15, 5),
+        ns(2013, 10, 7, 13, 33),
+        ns(2013, 10, 7, 13, 35),
+        ns(2013, 11, 29, 14, 33),
+        ns(2013, 12, 2, 14, 33),
+    ]
+    assert MarketHours("24/7").open_after(ts[:1], five).tolist() == [ns(2013, 10, 7, 15, 5)]
+    assert hours.open_after(np.array([ns(2200, 1, 1, 0, 0)]), five).tolist() == [2**63 - 1]

@@ -2,8 +2,10 @@
 
 Each rule type says which columns it reads and at which lags (:func:`needs`),
 where its condition holds over a batch of rows (:func:`condition`) and how an
-alert it raised reads (:func:`message`). Comparisons with NaN are false, so a
-NaN input (an indicator not yet warmed up, no earlier bar) never fires.
+alert it raised reads (:func:`message`). Stale feeds (``stale_feed``) have no
+condition on a bar's columns: the engine follows each key's bar times.
+Comparisons with NaN are false, so a NaN input (an indicator not yet warmed
+up, no earlier bar) never fires.
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ import numpy as np
 from marketpulse.alerts.rules import (
     BollingerRule,
     CrossRule,
+    GapRule,
     MacdCrossRule,
     PctChangeRule,
     PriceCrossRule,
+    RobustZRule,
     RsiRule,
     Rule,
+    StaleFeedRule,
+    VolRegimeRule,
     VolumeSpikeRule,
 )
 from marketpulse.exceptions import RulesError
 
-__all__ = ["Batch", "condition", "direction", "message", "needs"]
+__all__ = ["MAD_SCALE", "Batch", "condition", "direction", "message", "needs"]
+
+#: MAD to standard deviation of a normal distribution.
+MAD_SCALE = 1.4826
 
 
 class Batch:
@@ -54,6 +63,16 @@ def needs(rule: Rule) -> dict[str, set[int]]:
             return {"volume": {0}, average: {0}}
         case CrossRule(column=column, over=over):
             return {column: {0, 1}} | ({over: {0, 1}} if over else {})
+        case RobustZRule(of="return", window=n):
+            return {"close": set(range(n + 2))}
+        case RobustZRule(window=n):
+            return {"volume": set(range(n + 1))}
+        case GapRule():
+            return {"open": {0}, "close": {1}}
+        case VolRegimeRule(long=n):
+            return {"close": set(range(n + 2))}
+        case StaleFeedRule():
+            return {}  # bar times only: the engine follows them (AlertEngine._stale)
     raise RulesError(f"rule {rule.name!r}: unsupported rule type {type(rule).__name__}")
 
 
@@ -130,7 +149,71 @@ def condition(rule: Rule, b: Batch) -> tuple[np.ndarray, dict[str, np.ndarray | 
                 values = {column: c, f"prev_{column}": p, "level": o}
             up, down = (p < po) & (c >= o), (p >= po) & (c < o)
             return _pick(rule.direction, up, down), values
+        case RobustZRule():
+            return _robust_z(rule, b)
+        case GapRule(threshold=t):
+            o, pc = b.cur("open"), b.lag("close", 1)
+            ratio = np.divide(o, pc, out=np.full(o.shape, np.nan), where=pc > 0)
+            pct = (ratio - 1.0) * 100.0
+            return _pick(rule.direction, pct >= t, pct <= -t), {
+                "open": o,
+                "prev_close": pc,
+                "gap_pct": pct,
+                "threshold": float(t),
+            }
+        case VolRegimeRule():
+            return _vol_regime(rule, b)
     raise RulesError(f"rule {rule.name!r}: unsupported rule type {type(rule).__name__}")
+
+
+def _lags(b: Batch, column: str, deepest: int) -> np.ndarray:
+    """Rows ``lag 0 .. deepest`` of a column, shape ``(deepest + 1, n)``."""
+    return np.stack([b.cur(column), *(b.lag(column, k) for k in range(1, deepest + 1))])
+
+
+def _robust_z(rule: RobustZRule, b: Batch) -> tuple[np.ndarray, dict[str, np.ndarray | float]]:
+    n = rule.window
+    if rule.of == "return":
+        c = _lags(b, "close", n + 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            series = np.where(c[1:] > 0, c[:-1] / c[1:] - 1.0, np.nan)  # lag 0 .. n
+    else:
+        series = _lags(b, "volume", n)
+    x, window = series[0], series[1:]
+    median = np.median(window, axis=0)
+    mad = np.median(np.abs(window - median), axis=0)
+    scale = MAD_SCALE * mad
+    z = np.divide(x - median, scale, out=np.full(x.shape, np.nan), where=scale > 0)
+    t = rule.threshold
+    return _pick(rule.direction, z >= t, z <= -t), {
+        rule.of: x,
+        "median": median,
+        "mad": mad,
+        "z": z,
+        "threshold": float(t),
+    }
+
+
+def _realised(log_returns: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.mean(log_returns * log_returns, axis=0))
+
+
+def _vol_regime(rule: VolRegimeRule, b: Batch) -> tuple[np.ndarray, dict[str, np.ndarray | float]]:
+    c = _lags(b, "close", rule.long + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where((c[1:] > 0) & (c[:-1] > 0), np.log(c[:-1] / c[1:]), np.nan)  # lag 0 .. long
+        short, long = _realised(r[: rule.short]), _realised(r[: rule.long])
+        prev = _realised(r[1 : rule.short + 1]) / _realised(r[1 : rule.long + 1])
+        now = short / long
+    up = (prev < rule.ratio) & (now >= rule.ratio)
+    down = (prev > 1.0 / rule.ratio) & (now <= 1.0 / rule.ratio)
+    return _pick(rule.direction, up, down), {
+        "vol_short": short,
+        "vol_long": long,
+        "vol_ratio": now,
+        "prev_vol_ratio": prev,
+        "ratio": float(rule.ratio),
+    }
 
 
 def _num(x: float | None) -> str:
@@ -182,7 +265,38 @@ def message(rule: Rule, symbol: str, timeframe: str, v: dict[str, float | None])
             value = v[over] if over is not None else level
             side = "above" if (v[column] or 0.0) >= (value or 0.0) else "below"
             return f"{head} {column} {_num(v[column])} crossed {side} {target} {_num(value)}"
+        case RobustZRule(of=of, window=n):
+            what = "return" if of == "return" else "volume"
+            x = v[of] or 0.0
+            shown = f"{x * 100:+.3f}%" if of == "return" else f"{x:,.0f}"
+            return (
+                f"{head} {what} {shown} is {v['z'] or 0.0:+.1f} robust sigmas from the "
+                f"median of {n} bars"
+            )
+        case GapRule():
+            pct = v["gap_pct"] or 0.0
+            return (
+                f"{head} opened {'up' if pct > 0 else 'down'} {abs(pct):.2f}% "
+                f"({_num(v['prev_close'])} -> {_num(v['open'])})"
+            )
+        case VolRegimeRule(short=s, long=n):
+            return (
+                f"{head} volatility over {s} bars is {v['vol_ratio'] or 0.0:.2f}x that over "
+                f"{n} bars (was {v['prev_vol_ratio'] or 0.0:.2f}x)"
+            )
+        case StaleFeedRule(gap=gap, calendar=calendar):
+            return (
+                f"{head} no trades for {gap:g} s of open market ({calendar}) since "
+                f"{_utc(v['last_bar_end'])}"
+            )
     return f"{head} {rule.name}"
+
+
+def _utc(seconds: float | None) -> str:
+    """Format epoch seconds as an ISO-8601 UTC time."""
+    if seconds is None:
+        return "?"
+    return np.datetime_as_string(np.datetime64(round(seconds * 1e9), "ns"), unit="s") + "Z"
 
 
 def direction(rule: Rule, v: dict[str, float | None]) -> int:
@@ -190,9 +304,11 @@ def direction(rule: Rule, v: dict[str, float | None]) -> int:
 
     Up is a close or column crossing upwards, a rise over the window, an RSI
     entering its upper zone, a bullish MACD cross, a close above the upper
-    band. A backtest's hit rate counts the forward returns in this direction
-    (continuation); a rule read the other way (RSI overbought: sell) shows a
-    hit rate below chance.
+    band, a gap up, a return's robust z-score above the median. A backtest's
+    hit rate counts the forward returns in this direction (continuation); a
+    rule read the other way (RSI overbought: sell) shows a hit rate below
+    chance. Volume z-scores, volatility regimes and stale
+    feeds have no direction (0).
     """
     match rule:
         case PriceCrossRule(level=level):
@@ -208,4 +324,8 @@ def direction(rule: Rule, v: dict[str, float | None]) -> int:
         case CrossRule(column=column, over=over, level=level):
             value = v[over] if over is not None else level
             return 1 if (v[column] or 0.0) >= (value or 0.0) else -1
+        case RobustZRule(of="return"):
+            return 1 if (v["z"] or 0.0) > 0 else -1
+        case GapRule():
+            return 1 if (v["gap_pct"] or 0.0) > 0 else -1
     return 0

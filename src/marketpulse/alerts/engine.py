@@ -9,6 +9,14 @@ per-(symbol, timeframe) rings that
 carry the last values across calls, so splitting the rows into any batches
 gives the same alerts as one call. The condition and message of each rule type
 are in :mod:`marketpulse.alerts.conditions`.
+
+Stale-feed rules read no column: the engine keeps each key's last bar end and
+raises one alert per silence of ``gap`` seconds of open market, stamped at the
+moment the silence reached ``gap``, either when the key's next bar shows the
+silence or, while it lasts, once bars of other symbols of the same interval
+end an interval past that moment (each call holds every bar closed so far, as
+the processor gives them). Both ways give the same alert, so batch cuts do not
+change the alerts; those alerts come after the other rules' in a call's list.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ import numpy as np
 
 from marketpulse.alerts.conditions import Batch, condition, message, needs
 from marketpulse.alerts.rings import Rings
-from marketpulse.alerts.rules import Rule
+from marketpulse.alerts.rules import Rule, StaleFeedRule
+from marketpulse.calendars import market_hours
 from marketpulse.exceptions import RulesError
 from marketpulse.models import Alert
+from marketpulse.timeframes import parse_interval
 
 __all__ = ["AlertEngine"]
 
@@ -33,10 +43,11 @@ logger = logging.getLogger(__name__)
 _NEVER = np.iinfo(np.int64).min
 
 
-class _KeyState(msgspec.Struct, frozen=True):
+class _KeyState(msgspec.Struct, frozen=True, omit_defaults=True):
     interval: str  # the timeframe (the name of the state records written so far)
     history: dict[str, list[float | None]]
     last_fire: dict[str, int]
+    last_end: int | None = None  # end of the key's last bar (kept with stale-feed rules)
 
 
 class _SymbolState(msgspec.Struct, frozen=True):
@@ -78,6 +89,7 @@ class AlertEngine:
                 self._needs.setdefault(col, set()).update(lags)
         # the earlier bars each column is read at (its ring is as deep as the largest)
         self._lags = {c: lags - {0} for c, lags in self._needs.items() if lags - {0}}
+        self._stale = [ri for ri, r in enumerate(self._rules) if isinstance(r, StaleFeedRule)]
         self.reset()
 
     @property
@@ -98,6 +110,7 @@ class AlertEngine:
         #: per rule, whether it watches every (symbol, interval) seen so far
         self._applies_all = [True] * len(self._rules)
         self._code_slots = np.full(0, -1, np.int64)  # evaluate(codes=...): code -> slot
+        self._last_end = np.full(0, _NEVER, np.int64)  # per slot, with stale-feed rules
 
     def evaluate(
         self, rows: Mapping[str, np.ndarray], codes: np.ndarray | None = None
@@ -136,13 +149,93 @@ class AlertEngine:
         found = np.empty((n, len(self._rules)), bool)  # row by rule
         found_values = []
         for ri, rule in enumerate(self._rules):
+            if isinstance(rule, StaleFeedRule):
+                found[:, ri] = False
+                found_values.append({})
+                continue
             mask, values = condition(rule, batch)
             found[:, ri] = mask if self._applies_all[ri] else mask & self._applies[ri][key]
             found_values.append(values)
-        if not found.any():
+        alerts = []
+        if found.any():
+            cand_rows, cand_rules = np.nonzero(found)  # in row order, then rule order
+            alerts = self._fire(rows, key, cand_rows, cand_rules, found_values)
+        if self._stale:
+            alerts += self._stale_alerts(rows, key)
+        return alerts
+
+    def _stale_alerts(self, rows: Mapping[str, np.ndarray], key: np.ndarray) -> list[Alert]:
+        """Raise the stale-feed alerts of a call's rows; advance each key's last bar end."""
+        starts = np.asarray(rows["bar_start"], np.int64)
+        ends = np.asarray(rows["bar_end"], np.int64)
+        order = np.argsort(key, kind="stable")
+        k, e = key[order], ends[order]
+        first = np.ones(len(k), bool)
+        first[1:] = k[1:] != k[:-1]
+        prev_sorted = np.empty(len(k), np.int64)
+        prev_sorted[1:] = e[:-1]
+        prev_sorted[first] = self._last_end[k[first]]
+        prev = np.empty_like(prev_sorted)
+        prev[order] = prev_sorted
+        last = np.roll(first, -1)
+        self._last_end[k[last]] = e[last]
+        found: list[tuple[int, int, int, int]] = []  # (slot, rule, last bar end, deadline)
+        for ri in self._stale:
+            rule = self._rules[ri]
+            gap = round(rule.gap * 1e9)
+            hours = market_hours(rule.calendar)
+            seen = (prev != _NEVER) & self._applies[ri][key]
+            deadline = hours.open_after(prev[seen], gap)
+            hit = starts[seen] >= deadline  # no bar began during the silence
+            for row, when in zip(
+                np.flatnonzero(seen)[hit].tolist(), deadline[hit].tolist(), strict=True
+            ):
+                found.append((int(key[row]), ri, int(prev[row]), when))
+        found += self._silent_now()
+        return [alert for alert in map(self._stale_alert, found) if alert is not None]
+
+    def _silent_now(self) -> list[tuple[int, int, int, int]]:
+        """The keys whose silence reached its gap an interval before their interval's clock."""
+        slots = len(self._keys)
+        if not slots:
             return []
-        cand_rows, cand_rules = np.nonzero(found)  # in row order, then rule order
-        return self._fire(rows, key, cand_rows, cand_rules, found_values)
+        ivs = np.array([self._iv_ids[iv] for _, iv in self._keys], np.int64)
+        ends = self._last_end[:slots]
+        clock = np.full(len(self._iv_ids), _NEVER, np.int64)
+        np.maximum.at(clock, ivs, ends)
+        length = np.array([_length_ns(iv) for iv in self._iv_ids], np.int64)
+        found = []
+        for ri in self._stale:
+            rule = self._rules[ri]
+            candidates = np.flatnonzero(self._applies[ri][:slots] & (ends != _NEVER))
+            deadline = market_hours(rule.calendar).open_after(
+                ends[candidates], round(rule.gap * 1e9)
+            )
+            iv = ivs[candidates]
+            late = deadline <= clock[iv] - length[iv]  # every bar begun before it has closed
+            for slot, when in zip(candidates[late].tolist(), deadline[late].tolist(), strict=True):
+                found.append((slot, ri, int(ends[slot]), when))
+        return found
+
+    def _stale_alert(self, found: tuple[int, int, int, int]) -> Alert | None:
+        """The alert of one silence, unless raised already or held back by the cooldown."""
+        slot, ri, since, ts = found
+        last = int(self._last_fire[slot, ri])
+        if last != _NEVER and (last >= ts or ts < last + self._cooldown_ns[ri]):
+            return None
+        self._last_fire[slot, ri] = ts
+        rule = self._rules[ri]
+        symbol, timeframe = self._keys[slot]
+        details: dict[str, float | None] = {"last_bar_end": since / 1e9, "gap": float(rule.gap)}
+        key_text = f"{rule.name}|{symbol}|{timeframe}|{ts}"
+        if self.dataset is not None:
+            key_text += f"|{self.dataset}"
+        ident = hashlib.sha1(key_text.encode()).hexdigest()[:16]
+        text = message(rule, symbol, timeframe, details)
+        return Alert(
+            ident, rule.name, symbol, timeframe, since, ts, rule.severity, text, details,
+            self.dataset,
+        )  # fmt: skip
 
     def _fire(self, rows, key, cand_rows, cand_rules, found_values) -> list[Alert]:
         """Apply the cooldown to the candidate rows and build their alerts."""
@@ -236,6 +329,7 @@ class AlertEngine:
                 [self._last_fire, np.full((extra, len(self._rules)), _NEVER, dtype=np.int64)]
             )
             self._rings.grow(extra)
+            self._last_end = np.concatenate([self._last_end, np.full(extra, _NEVER, np.int64)])
         for ri, rule in enumerate(self._rules):
             if ri == len(self._applies):
                 self._applies.append(np.zeros(0, dtype=bool))
@@ -257,7 +351,10 @@ class AlertEngine:
                 if when != _NEVER
             }
             history = self._rings.history(slot)  # NaN (no bar yet) is written as null
-            keys.append(_KeyState(self._keys[slot][1], history, fired))
+            end = int(self._last_end[slot]) if self._stale else _NEVER
+            keys.append(
+                _KeyState(self._keys[slot][1], history, fired, None if end == _NEVER else end)
+            )
         return _encoder.encode(_SymbolState(symbol, keys))
 
     def restore(self, symbol: str, data: bytes) -> None:
@@ -274,6 +371,7 @@ class AlertEngine:
             raise ValueError(f"alert state is for {state.symbol!r}, not {symbol!r}")
         for slot in self._slots_by_symbol.get(symbol, []):
             self._last_fire[slot] = _NEVER
+            self._last_end[slot] = _NEVER
             for ring in self._rings.views.values():
                 ring[slot] = np.nan
         for ks in state.keys:
@@ -283,6 +381,8 @@ class AlertEngine:
                 kept = kept[-ring.shape[1] :]
                 if kept:
                     ring[slot, ring.shape[1] - len(kept) :] = kept
+            if ks.last_end is not None:
+                self._last_end[slot] = ks.last_end
             for name, ts in ks.last_fire.items():
                 if name in self._rule_index:  # a rule removed since is ignored
                     self._last_fire[slot, self._rule_index[name]] = ts
@@ -301,6 +401,14 @@ def _ids(values: np.ndarray, ids: dict[str, int]) -> np.ndarray:
 def _float(value: float) -> float | None:
     value = float(value)
     return None if value != value else value
+
+
+def _length_ns(interval: str) -> int:
+    """An interval's length; a day or a week for session intervals."""
+    parsed = parse_interval(interval)
+    if parsed.length:
+        return parsed.length
+    return 86_400 * 10**9 * (7 if parsed.unit == "w" else 1)
 
 
 def _applies(rule: Rule, symbol: str, interval: str) -> bool:

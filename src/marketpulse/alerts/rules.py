@@ -24,6 +24,10 @@ __all__ = [
     "RsiRule",
     "Rule",
     "VolumeSpikeRule",
+    "GapRule",
+    "RobustZRule",
+    "StaleFeedRule",
+    "VolRegimeRule",
 ]
 
 SEVERITIES = ("info", "warning", "critical")
@@ -168,6 +172,97 @@ class VolumeSpikeRule(Rule, tag="volume_spike", kw_only=True):
             yield "k", f"k must be > 0, got {self.k}"
 
 
+# Anomaly detectors (issue 23): streaming rules like the others, with their own parameters.
+
+
+class RobustZRule(Rule, tag="robust_z", kw_only=True):
+    """Robust z-score of this bar's return or volume against the ``window`` bars before it.
+
+    ``z = (x - median) / (1.4826 * MAD)`` over the previous ``window`` values
+    (this bar excluded); fires when ``z >= threshold`` (up) or ``<= -threshold``
+    (down). ``of``: ``return`` (close over previous close, minus 1) or ``volume``.
+    A MAD of 0 (a flat window) never fires.
+    """
+
+    of: str = "return"
+    window: int = 50
+    threshold: float = 6.0
+    direction: str = "both"
+    severity: str = "warning"
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from super()._problems()
+        if self.of not in ("return", "volume"):
+            yield "of", f"unknown series {self.of!r} (one of: return, volume)"
+        if not 5 <= self.window <= 1_000:
+            yield "window", f"window must be 5..1000 bars, got {self.window}"
+        if self.threshold <= 0:
+            yield "threshold", f"threshold must be > 0, got {self.threshold}"
+
+
+class GapRule(Rule, tag="gap", kw_only=True):
+    """This bar's open against the previous close: ``|open / prev_close - 1| * 100 >= threshold``.
+
+    Up: a gap up (``open / prev_close - 1 >= threshold / 100``); down: a gap down.
+    """
+
+    threshold: float
+    direction: str = "both"
+    severity: str = "warning"
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from super()._problems()
+        if self.threshold <= 0:
+            yield "threshold", f"threshold must be > 0 percent, got {self.threshold}"
+
+
+class VolRegimeRule(Rule, tag="vol_regime", kw_only=True):
+    """Realised volatility over ``short`` bars against ``long`` bars crosses ``ratio``.
+
+    Realised volatility is the root mean square of the log returns of the last
+    bars (this one included). Up: the ratio crosses to at or above ``ratio``
+    (volatility expands); down: to at or below ``1 / ratio`` (it contracts).
+    """
+
+    short: int = 10
+    long: int = 100
+    ratio: float = 2.0
+    direction: str = "up"
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from super()._problems()
+        if not 2 <= self.short < self.long <= 1_000:
+            yield "short", f"need 2 <= short < long <= 1000 bars, got {self.short} and {self.long}"
+        if self.ratio <= 1:
+            yield "ratio", f"ratio must be > 1, got {self.ratio}"
+
+
+class StaleFeedRule(Rule, tag="stale_feed", kw_only=True):
+    """No bar for a symbol during ``gap`` seconds of open market (``calendar``).
+
+    Fires once per silence, stamped at the moment the silence reached ``gap``:
+    when the symbol's next bar comes, or as soon as bars of other symbols of the
+    same interval end at least one interval after that moment.
+    """
+
+    gap: float = 300.0
+    calendar: str = "XNYS"
+    severity: str = "critical"
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from super()._problems()
+        if self.gap <= 0:
+            yield "gap", f"gap must be > 0 seconds, got {self.gap}"
+        if self.calendar != "24/7":
+            import exchange_calendars as xcals
+
+            if self.calendar not in xcals.get_calendar_names():
+                yield (
+                    "calendar",
+                    f"unknown exchange calendar {self.calendar!r} (e.g. XNYS, or 24/7)",
+                )
+
+
 #: Rule classes by the ``type`` written in rules files.
 RULE_TYPES: dict[str, type[Rule]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
@@ -179,5 +274,9 @@ RULE_TYPES: dict[str, type[Rule]] = {
         BollingerRule,
         VolumeSpikeRule,
         CrossRule,
+        RobustZRule,
+        GapRule,
+        VolRegimeRule,
+        StaleFeedRule,
     )
 }

@@ -27,6 +27,10 @@ every 6.5 h session from 09:30 New York, and the mean over a session is
 
 Everything is drawn with numpy, one batch at a time, from generators seeded
 by ``seed``: with ``realtime=False`` a seed and ``start_ts`` fix the whole stream.
+
+Labelled anomalies (``anomalies=``, :mod:`marketpulse.feeds.anomalies`) are
+injected on top: price jumps, volume bursts, stale periods, halts that reopen
+with a gap, spells of high volatility; without them the stream is unchanged.
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyarrow as pa
 
+from marketpulse.feeds.anomalies import Anomaly
 from marketpulse.feeds.base import FeedBatch
 from marketpulse.feeds.universe import MARKET_VOL, SECTOR_VOL, SECTORS, universe
 from marketpulse.models import NS_PER_S, QUOTE_SCHEMA, TRADE_SCHEMA
@@ -144,6 +149,8 @@ class Simulator:
             (index funds get none; ``0``: no news at all).
         clock: real-time clock, UTC ns (tests pass a simulated one).
         sleep: how to wait that many seconds (tests pass one that moves ``clock``).
+        anomalies: labelled anomalies to inject (see :mod:`marketpulse.feeds.anomalies`);
+            their symbols must be among the simulated ones.
     """
 
     name = "simulator"
@@ -162,6 +169,7 @@ class Simulator:
         news_every: float = 500.0,
         clock: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], None] = time.sleep,
+        anomalies: Sequence[Anomaly] = (),
     ) -> None:
         if symbols < 1 or rate <= 0 or batch_size < 1 or news_every < 0:
             raise ValueError("symbols, rate and batch_size must be positive, news_every >= 0")
@@ -182,6 +190,13 @@ class Simulator:
         self._closed = False
         #: news items of the last run: (ts, symbol index, log-price gap)
         self.news: list[tuple[int, int, float]] = []
+        index = {t: i for i, t in enumerate(self.tickers)}
+        unknown = sorted({a.symbol for a in anomalies} - set(index))
+        if unknown:
+            raise ValueError(f"anomalies on symbols not simulated: {', '.join(unknown)}")
+        #: the labelled anomalies injected
+        self.anomalies = tuple(anomalies)
+        self._injected = [(index[a.symbol], a) for a in self.anomalies]
         self._reset(0)
 
     def _reset(self, start: int) -> None:
@@ -203,6 +218,8 @@ class Simulator:
         self._next_news = start + self._news_gap()
         self.news = []
         self._applied = 0  # news items already in ``_jump``
+        self._noise_rng = np.random.default_rng([self.seed, 2])
+        self._moved: set[int] = set()  # injected jumps and halts already in ``_jump``
 
     def _news_gap(self) -> int:
         if not self._news_gap_s:
@@ -307,7 +324,11 @@ class Simulator:
         rng, n = self._rng, len(ts)
         self._apply_news(int(ts[-1]))
         symbol = rng.choice(len(self.tickers), size=n, p=self._symbol_share(ts)).astype(np.int32)
-        mid = np.exp(self._log_mid(symbol, ts))
+        log_mid = self._log_mid(symbol, ts)
+        keep = None
+        if self._injected:
+            log_mid, keep = self._inject(symbol, ts, log_mid)
+        mid = np.exp(log_mid)
         half = np.maximum(mid * self._spread[symbol], 0.01) / 2
         tick = np.where(mid < 1.0, 1e-4, 1e-2)  # Reg NMS rule 612: cents, 1/100 cent below $1
         bid = np.maximum(np.floor((mid - half) / tick) * tick, 1e-4)
@@ -315,6 +336,11 @@ class Simulator:
         buy = rng.random(n) < 0.5
         price = np.round(np.where(buy, ask, bid), 4)
         size = self._sizes(n)
+        if self._injected:
+            for target, a in self._injected:
+                if a.kind == "volume":
+                    size = np.where((symbol == target) & (ts >= a.start) & (ts < a.end),
+                                    np.rint(size * a.size), size)  # fmt: skip
         venue = rng.choice(len(_VENUES), size=n, p=_VENUE_SHARE).astype(np.int8)
         sweep = rng.random(n) < 0.1
         condition = np.where(size < 100, 0, 1).astype(np.int8)
@@ -333,6 +359,8 @@ class Simulator:
             ],
             schema=TRADE_SCHEMA,
         )
+        if keep is not None:
+            trades = trades.filter(pa.array(keep))
         if not self.quotes:
             return trades, None
         lots = 100.0 * np.ceil(rng.lognormal(np.log(3.0), 0.8, (2, n)))
@@ -341,7 +369,33 @@ class Simulator:
              pa.array(np.round(ask, 4)), pa.array(lots[1]), no_dataset],
             schema=QUOTE_SCHEMA,
         )  # fmt: skip
+        if keep is not None:
+            quotes = quotes.filter(pa.array(keep))
         return trades, quotes
+
+    def _inject(
+        self, symbol: np.ndarray, ts: np.ndarray, log_mid: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Apply the labelled anomalies to a batch: moved prices, and the trades kept."""
+        keep = None
+        for k, (target, a) in enumerate(self._injected):
+            moves = a.kind in ("jump", "halt")
+            if ts[-1] < a.start or (ts[0] >= a.end and (k in self._moved or not moves)):
+                continue
+            mine = symbol == target
+            if moves and k not in self._moved:
+                at = a.start if a.kind == "jump" else a.end
+                if ts[-1] >= at:  # from its time on, and in every later batch
+                    log_mid = log_mid + np.where(mine & (ts >= at), a.size, 0.0)
+                    self._jump[target] += a.size
+                    self._moved.add(k)
+            inside = mine & (ts >= a.start) & (ts < a.end)
+            if a.kind in ("stale", "halt") and inside.any():
+                keep = ~inside if keep is None else keep & ~inside
+            elif a.kind == "vol" and inside.any():
+                noise = self._noise_rng.standard_normal(len(ts)) * a.size
+                log_mid = log_mid + np.where(inside, noise, 0.0)
+        return log_mid, keep
 
     def _apply_news(self, until: int) -> None:
         """Start the news items due by ``until``: a burst of trading and a price gap."""

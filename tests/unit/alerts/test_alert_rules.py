@@ -104,7 +104,8 @@ EXPECTED = [
 def test_load_good_file(write, name, text):
     rules = load_rules(write(name, text))
     assert rules == EXPECTED
-    assert [r.type for r in rules] == [t for t in RULE_TYPES if t != "cross"]
+    detectors = ("robust_z", "gap", "vol_regime", "stale_feed")  # test_anomaly_rules.py
+    assert [r.type for r in rules] == [t for t in RULE_TYPES if t not in ("cross", *detectors)]
     assert [r.severity for r in rules] == ["critical", "warning", "info", "info", "info", "warning"]
     assert rules[0].cooldown == 300.0
 
@@ -135,7 +136,9 @@ def test_default_rules():
         name="pct_move_5_bars", window=5, threshold=2, intervals=("1m",)
     )
     # price levels and crosses of declared columns are the user's to choose
-    assert {r.type for r in rules} == set(RULE_TYPES) - {"price_cross", "cross"}
+    # and the anomaly detectors are opt-in (examples in default_rules.yaml's comments)
+    detectors = {"robust_z", "gap", "vol_regime", "stale_feed"}
+    assert {r.type for r in rules} == set(RULE_TYPES) - {"price_cross", "cross", *detectors}
     AlertEngine(rules)  # valid as a set
 
 
@@ -154,6 +157,7 @@ def test_exported_names():
             "BollingerRule",
             "Channel",
             "CrossRule",
+            "GapRule",
             "JsonLinesNotifier",
             "MacdCrossRule",
             "Notifications",
@@ -161,7 +165,10 @@ def test_exported_names():
             "Notifiers",
             "PctChangeRule",
             "PriceCrossRule",
+            "RobustZRule",
             "RsiRule",
+            "StaleFeedRule",
+            "VolRegimeRule",
             "Rule",
             "VolumeSpikeRule",
             "default_rules",
