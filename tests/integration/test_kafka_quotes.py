@@ -76,6 +76,7 @@ def test_process_with_quotes_gives_the_embedded_bars_across_a_restart(
               for _, value, _ in rows]  # fmt: skip
     got_quotes = [json.loads(value) for value in values]
     assert len(got_quotes) == sent.num_rows > 100
+    assert {q.get("dataset") for q in got_quotes} == {"live"}  # stored with their dataset
     key = ("symbol", "ts", "bid", "ask")
     assert sorted(tuple(q[k] for k in key) for q in got_quotes) == sorted(
         zip(*(sent.column(k).to_pylist() for k in key), strict=True)

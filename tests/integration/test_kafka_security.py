@@ -218,7 +218,7 @@ def test_run_kafka_over_mutual_tls(secure_broker, topic_prefix, tmp_path):
     env = tls_env(secure_broker, topic_prefix)
     lake = tmp_path / "lake"
     ran = ok(marketpulse(
-        "run", "--kafka", secure_broker.ssl_bootstrap, "--duration", 12, "--symbols", 3,
+        "run", "--kafka", secure_broker.ssl_bootstrap, "--duration", 20, "--symbols", 3,
         "--rate", 300, "--lake", lake, "--no-dashboard", "--intervals", "1s",
         env=env, cwd=tmp_path, timeout=180,
     ))  # fmt: skip

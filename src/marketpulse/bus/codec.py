@@ -28,6 +28,7 @@ from marketpulse.models import (
     DLQ_SCHEMA,
     INDICATOR_KEY_COLUMNS,
     INDICATOR_SCHEMA,
+    QUOTE_SCHEMA,
     TRADE_SCHEMA,
     Alert,
     Bar,
@@ -63,6 +64,18 @@ class _StoredTrade(msgspec.Struct, frozen=True, omit_defaults=True):
     dataset: str | None = None
 
 
+class _StoredQuote(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A quote as the ``quotes`` topic carries it (:data:`QUOTE_SCHEMA`: with its dataset)."""
+
+    symbol: str
+    ts: int
+    bid: float
+    bid_size: float | None = None
+    ask: float | None = None
+    ask_size: float | None = None
+    dataset: str | None = None
+
+
 _encoder = msgspec.json.Encoder()
 _extra_decoder = msgspec.json.Decoder(dict)
 _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
@@ -70,6 +83,7 @@ _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
     "alerts": Alert,
     "custom": CustomValue,
     "trades": _StoredTrade,
+    "quotes": _StoredQuote,
 }
 _LIST_DECODERS = {kind: msgspec.json.Decoder(list[t]) for kind, t in _ROW_TYPES.items()}
 _ONE_DECODERS = {kind: msgspec.json.Decoder(t) for kind, t in _ROW_TYPES.items()}
@@ -79,6 +93,7 @@ _SCHEMAS = {
     "alerts": ALERT_SCHEMA,
     "custom": CUSTOM_SCHEMA,
     "trades": TRADE_SCHEMA,
+    "quotes": QUOTE_SCHEMA,
 }
 
 #: Header names of a dead letter, in the order they are written.
@@ -88,13 +103,17 @@ DLQ_HEADERS = (
 
 
 def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], list[bytes]]:
-    """Encode rows of ``trade``, ``quote``, ``bars``, ``indicators``, ``custom`` or ``trades``.
+    """Encode rows of a ticks kind (``trade``, ``quote``) or an output table (``bars``, ...).
+
+    The output tables: ``bars``, ``indicators``, ``custom``, ``trades`` and ``quotes``.
 
     Trades and quotes may have an ``extra`` column: vendor fields as a JSON
     object in text (or null), written as the message's ``extra``. Bars without
     a ``dataset`` column (a feed's, for the ``ticks`` topic) have a null one.
     ``trades`` are the trades the processor kept, as stored (the columns of
-    :data:`TRADE_SCHEMA`, no ``extra``, no ``type`` tag), for the ``trades`` topic.
+    :data:`TRADE_SCHEMA`, no ``extra``, no ``type`` tag), for the ``trades`` topic;
+    ``quotes`` likewise the quotes as stored (:data:`QUOTE_SCHEMA`, with their
+    dataset), for the ``quotes`` topic.
 
     Returns:
         the key (symbol) and the JSON value of each row, in row order.
@@ -131,6 +150,9 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
     elif kind == "trades":
         n = len(symbols)
         rows = map(_StoredTrade, *(columns.get(name) or [None] * n for name in TRADE_SCHEMA.names))
+    elif kind == "quotes":
+        n = len(symbols)
+        rows = map(_StoredQuote, *(columns.get(name) or [None] * n for name in QUOTE_SCHEMA.names))
     else:
         raise ValueError(f"cannot encode rows of kind {kind!r}")
     return symbols, [_encoder.encode(row) for row in rows]
@@ -232,7 +254,9 @@ def dead_letter_headers(letter: DeadLetter, dataset: str | None = None) -> list[
 
 
 def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tuple[int, str]]]:
-    """Decode JSON records of ``bars``, ``indicators``, ``alerts``, ``custom`` or ``trades``.
+    """Decode JSON records of an output table (``bars``, ``indicators``, ``alerts``, ...).
+
+    The tables: ``bars``, ``indicators``, ``alerts``, ``custom``, ``trades`` and ``quotes``.
 
     An alert's ``details`` object becomes a map column.
 

@@ -447,7 +447,7 @@ class ProcessService:
             self.stats.dead += rows.num_rows
         elif self._quotes is not None:
             quotes = stamp(rows, self._dataset)
-            self._producer.send_rows(self._quotes, "quote", quotes, batch.partition)
+            self._producer.send_rows(self._quotes, "quotes", quotes, batch.partition)
 
     def _unseen(self, batch: Batch) -> Batch | None:
         """The records of ``batch`` not yet processed (``None``: none, or not ours)."""
@@ -514,7 +514,7 @@ class ProcessService:
                     producer.send_rows(names.name("trades"), "trades", trades, partition)
         if self._quotes is not None:
             for quotes in out.quotes:
-                producer.send_rows(self._quotes, "quote", quotes, partition)
+                producer.send_rows(self._quotes, "quotes", quotes, partition)
         self.policy.sent(out)
         self.stats.bars += out.bars.num_rows
         self.stats.indicators += out.indicators.num_rows

@@ -285,10 +285,13 @@ class Runner:
     def _drain(self, service: ProcessService | SinkService, stop: threading.Event,
                stage: _Stage) -> None:  # fmt: skip
         """Let a stage run until it has caught up, then stop it."""
-        deadline = time.monotonic() + self.options.drain_timeout
+        started = time.monotonic()
+        deadline = started + self.options.drain_timeout
         while not stage.done.is_set() and time.monotonic() < deadline:
             if self.bus.durable:
-                if time.monotonic() - service.last_input >= _DRAINED_AFTER:
+                # quiet for a while since the drain began: the stage before it has just
+                # committed its last transaction, which a sink idle until then must still read
+                if time.monotonic() - max(service.last_input, started) >= _DRAINED_AFTER:
                     break
             elif service.caught_up():
                 break
