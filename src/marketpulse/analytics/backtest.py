@@ -244,12 +244,13 @@ class _Series:
                 self.spans[symbols[begin], timeframes[begin]] = (begin, i)
                 begin = i
         self.keys = list(self.spans)
+        self._numbers = {key: n for n, key in enumerate(self.keys)}
 
     def locate(self, symbol: str, timeframe: str, bar_start: int) -> tuple[int, int]:
         """(series number, row) of a bar."""
         begin, end = self.spans[symbol, timeframe]
         row = begin + int(np.searchsorted(self.start[begin:end], bar_start))
-        return self.keys.index((symbol, timeframe)), row
+        return self._numbers[symbol, timeframe], row
 
     def forward(self, key: int, row: int, h: int) -> float:
         """The return from ``row``'s close to the close ``h`` bars later (NaN past the end)."""

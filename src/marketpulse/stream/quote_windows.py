@@ -296,10 +296,6 @@ def _flow(sid, ts, price, size, flags, max_ts, floor, final, lateness, lengths, 
         applied = _apply(t, applied, p_sid, p_ts, p_px, wm, r, r1, done, lateness, lengths,
                          quote_ts, quote, start, acc, last, s_group, w_start, w_end, n_w,
                          o_sid, o_int, o_start, o_end, o_count, out)  # fmt: skip
-        for k in range(r, r1):
-            if not done[k]:
-                _finish(k, quote_ts, quote, start, acc, last, o_sid, o_int, o_start, o_end,
-                        o_count, out)  # fmt: skip
         r = r1
         if t > cm:
             cm = t
@@ -345,10 +341,6 @@ def _flow(sid, ts, price, size, flags, max_ts, floor, final, lateness, lengths, 
         applied = _apply(final, applied, p_sid, p_ts, p_px, wm, r, r1, done, lateness, lengths,
                          quote_ts, quote, start, acc, last, s_group, w_start, w_end, n_w,
                          o_sid, o_int, o_start, o_end, o_count, out)  # fmt: skip
-        for k in range(r, r1):
-            if not done[k]:
-                _finish(k, quote_ts, quote, start, acc, last, o_sid, o_int, o_start, o_end,
-                        o_count, out)  # fmt: skip
     return applied
 
 
@@ -360,7 +352,8 @@ def _apply(until, applied, p_sid, p_ts, p_px, wm, r, r1, done, lateness, lengths
 
     Before a quote at ``z``, the closing bars (rows ``r`` to ``r1``) ending by
     ``z - lateness`` are finished: the quote cannot change them, and the
-    windows its time-weighting reaches are then at most a ring's worth.
+    windows its time-weighting reaches are then at most a ring's worth. The
+    closing bars still open after the last of those quotes are finished last.
     """
     n_int, _, n_slot = start.shape
     while applied < len(p_ts) and p_ts[applied] <= until:
@@ -405,6 +398,10 @@ def _apply(until, applied, p_sid, p_ts, p_px, wm, r, r1, done, lateness, lengths
         quote[s, 0] = p_px[applied, 0]
         quote[s, 1] = p_px[applied, 1]
         applied += 1
+    for k in range(r, r1):
+        if not done[k]:
+            _finish(k, quote_ts, quote, start, acc, last, o_sid, o_int, o_start, o_end, o_count,
+                    out)  # fmt: skip
     return applied
 
 
