@@ -15,6 +15,7 @@ from typing import Any
 from kafka_section import render_kafka
 from kaggle_section import render_kaggle
 from section_text import arg, measured, out, spread, verdict
+from startup_section import render_startup
 from wire_section import render_wire
 
 
@@ -341,6 +342,11 @@ SECTIONS: dict[str, Section] = {
                 ),
             ),  # fmt: skip
             render_wire,
+        ),
+        Section(
+            "startup",
+            (Script("bench_startup", ("bench/bench_startup.py",), ("--runs", "1")),),
+            render_startup,
         ),
         Section(
             "kaggle",

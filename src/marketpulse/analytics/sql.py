@@ -29,13 +29,12 @@ from decimal import Decimal
 from pathlib import Path
 from time import monotonic
 from types import TracebackType
-from typing import Any, Self, TextIO
+from typing import TYPE_CHECKING, Any, Self, TextIO
 
 import duckdb
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import AnalyticsError, OutputError, SQLError
@@ -46,6 +45,9 @@ from marketpulse.sinks.lake import LAKE_SCHEMAS, PARQUET_COMPRESSION
 from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, partition_columns
 from marketpulse.sinks.lake_location import LakeAccessError, LakeLocation
 from marketpulse.sinks.lake_store import Store, open_store
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 __all__ = ["FORMATS", "Lake", "format_table", "open_lake", "query"]
 
@@ -298,6 +300,8 @@ def _partition_glob(table: str) -> str:
 
 
 def _s3_dataset(store: Store, table: str) -> ds.Dataset:
+    import pyarrow.dataset as ds  # S3 lakes alone: it loads pandas where pandas is installed
+
     schema = view_schema(table)
     keys = pa.schema([schema.field(name) for name in partition_columns(table)])
     files = _table_files(store, table)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from marketpulse.calendars import ALWAYS_OPEN
 from marketpulse.config import DEFAULT_ENV_FILE, vendor_credentials
 from marketpulse.exceptions import ConfigError
 
@@ -138,6 +137,8 @@ def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> N
 
 
 def _check_calendar(name: str | None) -> None:
+    from marketpulse.calendars import ALWAYS_OPEN
+
     if name is None or name == ALWAYS_OPEN:
         return
     import exchange_calendars as xcals

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from marketpulse.bus.kafka import KafkaBus
-from marketpulse.bus.topics import Topics
 from marketpulse.cli.common import bounded, settings_from
 from marketpulse.config import KafkaSettings, Settings
+
+if TYPE_CHECKING:
+    from marketpulse.bus.kafka import KafkaBus
+    from marketpulse.bus.topics import Topics
 
 __all__ = [
     "BOOTSTRAP_OPTION",
@@ -51,6 +54,9 @@ def kafka_settings(
 
 def open_bus(settings: Settings) -> tuple[KafkaBus, Topics]:
     """Return the Kafka bus of the settings, checked reachable, and its topic names."""
+    from marketpulse.bus.kafka import KafkaBus  # confluent_kafka: for the commands that use it
+    from marketpulse.bus.topics import Topics
+
     bus = KafkaBus(settings.kafka)
     bus.check()
     return bus, Topics(settings.kafka.topic_prefix)

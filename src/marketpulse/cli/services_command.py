@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, PLUGIN_TOPICS
 from marketpulse.cli.common import (
     CONDITIONS_OPTION,
     CONFIG_OPTION,
@@ -44,7 +43,6 @@ from marketpulse.cli.sink_options import (
     url_overrides,
 )
 from marketpulse.config import COMMIT_INTERVAL, IDLE_TIMEOUT, Settings
-from marketpulse.runtime.heap import settle_heap
 
 __all__ = ["process", "sink_app"]
 
@@ -112,6 +110,7 @@ def process(
     import dataclasses
 
     from marketpulse.feeds.dataset import LIVE
+    from marketpulse.runtime.heap import settle_heap
     from marketpulse.runtime.process import ProcessOptions, ProcessService
     from marketpulse.runtime.service_figures import ProcessFigures
     from marketpulse.stream import Processor
@@ -174,6 +173,8 @@ def sink_lake(
     after the offsets they hold, so rows written again after a crash replace
     their earlier file; offsets are committed once the files are durable.
     """
+    from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS
+
     settings = kafka_settings(config, bootstrap_servers, topic_prefix, lake=lake,
                               metrics_port=metrics_port)  # fmt: skip
     _serve_sink(SinkKind.lake, settings, group, exit_when_idle, max_age,
@@ -197,6 +198,8 @@ def sink_postgres(
     COPY into staging tables, then INSERT ... ON CONFLICT DO UPDATE on their
     natural keys; offsets are committed once the transaction has committed.
     """
+    from marketpulse.bus.topics import PLUGIN_TOPICS
+
     settings = kafka_settings(config, bootstrap_servers, topic_prefix, metrics_port=metrics_port,
                               **url_overrides(postgres_url, None))  # fmt: skip
     _serve_sink(SinkKind.postgres, settings, group, exit_when_idle, max_age,
@@ -234,6 +237,7 @@ def _serve_sink(
     max_age: float | None,
     tables: tuple[str, ...],
 ) -> None:
+    from marketpulse.runtime.heap import settle_heap
     from marketpulse.runtime.service_figures import SinkFigures
     from marketpulse.runtime.sink import SinkOptions, SinkService
 

@@ -95,20 +95,25 @@ def build_sink(
         ConfigError: the sink's URL is not set.
         SinkError: the database cannot be reached or its tables differ.
     """
-    from marketpulse.sinks import InfluxSink, LakeSink, PostgresSink
-
+    # each sink's module alone: the database ones load their clients (psycopg, httpx)
     age = {} if max_age_s is None else {"max_age_s": max_age_s}
     if kind == SinkKind.lake:
+        from marketpulse.sinks import LakeSink
+
         rows = {"max_rows": lake_rows} if lake_rows else {}
         return LakeSink(lake_location(settings), **rows, **age)
     if kind == SinkKind.postgres:
         if not settings.postgres_url:
             raise ConfigError("--sink postgres needs --postgres-url (or MARKETPULSE_POSTGRES_URL)")
+        from marketpulse.sinks import PostgresSink
+
         tables = _tables(postgres_tables)
         return PostgresSink(settings.postgres_url, **tables, **age).open()
     if kind == SinkKind.influx:
         if not settings.influx_url:
             raise ConfigError("--sink influx needs --influx-url (or MARKETPULSE_INFLUX_URL)")
+        from marketpulse.sinks import InfluxSink
+
         try:
             sink = InfluxSink(settings.influx_url, **age)
         except ValueError as exc:

@@ -7,13 +7,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import confluent_kafka as ck
 import typer
-from confluent_kafka.admin import ConfigResource, OffsetSpec, ResourceType
 
-from marketpulse.bus.kafka import KafkaBus
-from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.cli.common import CONFIG_OPTION, bounded, console, err_console
 from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
 from marketpulse.config import (
@@ -23,6 +20,9 @@ from marketpulse.config import (
     Settings,
 )
 from marketpulse.exceptions import BusError, ConfigError
+
+if TYPE_CHECKING:
+    from marketpulse.bus.kafka import KafkaBus
 
 __all__ = ["topics_app"]
 
@@ -82,6 +82,8 @@ def topics_create(
         **{"kafka.partitions": partitions, "kafka.replication": replication_factor,
            "kafka.retention_hours": retention_hours},
     )  # fmt: skip
+    from marketpulse.bus.topics import topic_specs
+
     kafka = _checked(settings, min_insync_replicas).kafka
     bus, topics = open_bus(settings)
     specs = topic_specs(topics, kafka.retention_hours)
@@ -121,6 +123,8 @@ def topics_describe(
 
     Exits non-zero when a topic is missing.
     """
+    from marketpulse.bus.topics import topic_specs
+
     settings = kafka_settings(config, bootstrap_servers, topic_prefix)
     bus, topics = open_bus(settings)
     names = [spec.name for spec in topic_specs(topics)]
@@ -160,6 +164,8 @@ def topics_delete(
 
     Asks first on a terminal; elsewhere it refuses unless --yes is given.
     """
+    from marketpulse.bus.topics import Topics, topic_specs
+
     settings = kafka_settings(config, bootstrap_servers, topic_prefix)
     names = [spec.name for spec in topic_specs(Topics(settings.kafka.topic_prefix))]
     if not yes:
@@ -230,6 +236,9 @@ class _TopicInfo:
 
 def _describe(bus: KafkaBus, names: list[str]) -> dict[str, _TopicInfo]:
     """Return partitions, key settings and end offsets of the topics that exist."""
+    import confluent_kafka as ck
+    from confluent_kafka.admin import ConfigResource, OffsetSpec, ResourceType
+
     admin, timeout = bus.admin(), bus.connect_timeout
     metadata = admin.list_topics(timeout=timeout).topics
     present = [n for n in names if n in metadata and metadata[n].error is None]

@@ -245,13 +245,13 @@ class Runner:
         return None
 
     def _notifier(self) -> Notifier | None:
-        from marketpulse.alerts.dispatch import Dispatcher
-
         opts = self.options
         notifiers: list[Notifier] = []
         if opts.alerts_file:
             notifiers.append(JsonLinesNotifier(opts.alerts_file))
         if opts.notifications:
+            from marketpulse.alerts.dispatch import Dispatcher  # httpx, smtplib: when configured
+
             notifiers.append(Dispatcher(opts.notifications, self.metrics.notified, self._dead))
         return Notifiers(notifiers) if len(notifiers) > 1 else next(iter(notifiers), None)
 
