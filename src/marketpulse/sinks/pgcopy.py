@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["KINDS", "encode"]
+__all__ = ["KINDS", "encode", "warm_up"]
 
 #: The PostgreSQL types this encoder writes, by kind name.
 KINDS = ("int8", "int4", "float8", "text", "jsonb", "timestamptz")
@@ -151,3 +151,19 @@ def _field(column: pa.ChunkedArray, kind: str) -> tuple[object, np.ndarray, obje
         raise ValueError(f"unknown column kind {kind!r} (known: {', '.join(KINDS)})")
     matrix = np.ascontiguousarray(values).view(np.uint8).reshape(len(column), width)
     return matrix, valid, width
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the encoder's kernels: two rows of every kind.
+
+    Every column reaches the kernels with the same argument types, nulls or
+    not, so a later first batch loads nothing. Container images call it at
+    build time: the PostgreSQL sink's first batch would otherwise compile them.
+    """
+    text = pa.array(["a", None])
+    columns = {
+        "int8": pa.array([1, None], pa.int64()), "int4": pa.array([1, None], pa.int32()),
+        "float8": pa.array([1.5, None]), "text": text, "jsonb": text,
+        "timestamptz": pa.array([0, None], pa.timestamp("ns", tz="UTC")),
+    }  # fmt: skip
+    encode(pa.table(columns), list(columns))

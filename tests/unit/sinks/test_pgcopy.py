@@ -46,3 +46,20 @@ def test_jsonb_is_the_version_byte_then_the_text():
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown column kind 'json'"):
         encode(pa.table({"d": ["{}"]}), ["json"])
+
+
+def test_warm_up_compiles_what_a_sink_table_then_uses():
+    from marketpulse.sinks.pgcopy import _put_fixed, _put_text, warm_up
+
+    kernels = (_put_fixed, _put_text)  # the ones called from Python (_put_null is inlined)
+    warm_up()
+    warmed = [list(k.signatures) for k in kernels]
+    assert all(warmed)
+    table = pa.table({
+        "symbol": pa.array(["SPY", "IBM"]).dictionary_encode(),
+        "bar_start": pa.array([1, 2], pa.timestamp("ns", tz="UTC")),
+        "close": pa.array([1.5, None]), "volume": pa.array([3, 4], pa.int64()),
+        "n": pa.array([5, None], pa.int32()), "details": pa.array(['{"a": 1}', "{}"]),
+    })  # fmt: skip
+    encode(table, ["text", "timestamptz", "float8", "int8", "int4", "jsonb"])
+    assert [list(k.signatures) for k in kernels] == warmed  # nothing new to compile
