@@ -51,14 +51,20 @@ COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-deps --no-cache-dir --disable-pip-version-check /tmp/wheels/*.whl \
     && pip uninstall --yes pip \
     && rm -rf /tmp/wheels
-# Compile the processor's numba kernels once, here (every indicator kind, so
-# declared indicators load from the cache too): a container's first batch
-# then loads them from the cache instead of compiling (about 17 s). The cache
-# belongs to the image's user: numba uses a cache directory only where it can
-# write, and compiles anew on every start otherwise (seen: 15 s).
+# Compile the numba kernels once, here: a container's first batch then loads
+# them from the cache instead of compiling (about 17 s). The inputs: a
+# simulated market (trades and quotes), a daily-bars file (bars take their own
+# signatures: 8 kernels, seen compiling for 8 s on a first `replay` of one),
+# every indicator kind (declared indicators) and the PostgreSQL sink's COPY
+# encoder. scripts/containers/check_numba_cache.py checks that none compiles.
+# The cache belongs to the image's user: numba uses a cache directory only
+# where it can write, and compiles anew on every start otherwise (seen: 15 s).
 RUN marketpulse run --duration 2 --no-dashboard --lake /tmp/warm --alerts-file /tmp/warm/alerts.jsonl \
+    && printf 'Index,Date,Open,High,Low,Close,Adj Close,Volume\n' > /tmp/warm/bars.csv \
+    && for d in $(seq 10 28); do echo "IDX,2020-01-$d,100,101,99,100.5,100.5,1000" >> /tmp/warm/bars.csv; done \
+    && marketpulse replay /tmp/warm/bars.csv --lake /tmp/warm --alerts-file '' \
     && rm -rf /tmp/warm \
-    && python -c "import marketpulse.indicators as mi; mi.warm_up()" \
+    && python -c "import marketpulse.indicators as mi, marketpulse.sinks.pgcopy as pg; mi.warm_up(); pg.warm_up()" \
     && chown -R marketpulse:marketpulse "$NUMBA_CACHE_DIR"
 USER marketpulse
 WORKDIR /data

@@ -5,7 +5,8 @@
 # podman-compose, and checks, failing with exit 1 at the first that does not hold
 # within TIMEOUT seconds of `up` (default 300):
 #   0. (before up) the image's numba kernels load from its cache as its own user
-#      (check_numba_cache.py: loaded, none compiled);
+#      (check_numba_cache.py: a processor and the COPY encoder load, none compiles;
+#      replays of a trades file and of a daily-bars file compile nothing);
 #   1. simulated trades become bars in both the lake volume and PostgreSQL;
 #   2. Prometheus scrapes every job of deploy/prometheus/prometheus.yml (up == 1)
 #      and holds MarketPulse series from each;
