@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from embedded_section import render_embedded
 from kafka_section import render_kafka
 from kaggle_section import render_kaggle
 from section_text import arg, measured, out, spread, verdict
@@ -325,6 +326,17 @@ SECTIONS: dict[str, Section] = {
                 ),
             ),  # fmt: skip
             render_dashboard,
+        ),
+        Section(
+            "embedded",
+            (
+                Script(
+                    "bench_embedded_latency",
+                    ("bench/bench_embedded_latency.py",),
+                    ("--seconds", "3", "--delivery-ms", "25"),
+                ),
+            ),  # fmt: skip
+            render_embedded,
         ),
         Section(
             "soak",
