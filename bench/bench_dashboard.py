@@ -1,11 +1,27 @@
-"""Tick-to-screen latency of the dashboard: a trade in, the update received by the page.
+"""Tick-to-screen latency of the dashboard, and the server's CPU per connected browser.
 
-The simulator (stamping each trade with the wall clock) feeds the embedded
-pipeline; the dashboard serves its watchlist; headless Chromium (Debian's, by
-path) opens the page. An init script records, for each row of each WebSocket
-update the page receives, the time since the trade that set that row's price.
-Rendering after receipt is not included. The figures include the server's
-conflation period (--updates-per-s): an update waits up to one period.
+The real-time simulator (each trade stamped with its scheduled wall-clock
+time) feeds the embedded pipeline; the dashboard serves its watchlist at
+``--updates-per-s`` updates per client; headless Chromium (Debian's, by path)
+opens the page. An init script notes, for each row of each WebSocket update
+whose trade stamp is new (a trade set the row's price since the last update),
+when the frame that shows it was made: a ``requestAnimationFrame`` callback
+queued on receipt runs in the same frame as the page's own drawing (queued
+after it), and posts a message whose handler runs once that frame's
+rendering is done; the latency is that moment minus the trade's stamp. It
+includes the simulator's delivery grid (25 ms), the pipeline, the server's
+conflation period (an update waits up to one period), the socket, the
+page's parsing, drawing, style, layout and paint. Pipeline, server and
+browser share the two cores.
+
+Only rows in the viewport count (a row out of view is not on screen; the page
+draws those at most once a second); their number is reported apart.
+
+Server CPU: the CPU time of this process (pipeline and server; the browsers
+are processes of their own) per second of wall time, over ``--cpu-seconds``
+with 0, 1, ... (``--browsers``) pages connected; the cost of a connected
+browser is the least-squares slope over the counts from 1 on (the first page
+also starts the updates, composed once for every page: the step from 0 to 1).
 
 Prints a line per setting, then the figures as JSON on the last line (run_all.py
 convention). Example:
@@ -35,17 +51,45 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 
-# Wraps the page's WebSocket: each received update row with a trade time gives one sample.
+# Wraps the page's WebSocket: each received row with a new trade stamp gives one sample,
+# taken once the frame that draws the update is done (rAF queued after the page's, then a
+# message: its handler runs after that frame's rendering).
 RECORD = """
 window.__latencies = [];
+window.__offscreen = 0;
+window.__seen = new Map();
 const NativeSocket = window.WebSocket;
+const channel = new MessageChannel();
+const waiting = [];
+channel.port1.onmessage = () => {
+  const now = Date.now();
+  for (const [symbol, ts] of waiting.splice(0)) {
+    const tr = document.querySelector(`#watchlist tbody tr[data-symbol="${CSS.escape(symbol)}"]`);
+    const box = tr && tr.getBoundingClientRect();
+    if (box && box.bottom > 0 && box.top < window.innerHeight) {
+      window.__latencies.push(now - ts / 1e6);
+    } else {
+      window.__offscreen += 1;
+    }
+  }
+};
 window.WebSocket = function (url, protocols) {
   const socket = new NativeSocket(url, protocols);
   socket.addEventListener("message", (event) => {
-    const now = Date.now();
     const message = JSON.parse(event.data);
     if (message.type !== "update") return;
-    for (const row of message.rows) if (row.ts) window.__latencies.push(now - row.ts / 1e6);
+    const fresh = [];
+    for (const row of message.rows) {
+      if (row.ts && window.__seen.get(row.symbol) !== row.ts) {
+        window.__seen.set(row.symbol, row.ts);
+        fresh.push([row.symbol, row.ts]);
+      }
+    }
+    if (!fresh.length) return;
+    setTimeout(() => requestAnimationFrame(() => {
+      waiting.push(...fresh);
+      channel.port2.postMessage(0);
+    }), 0);
   });
   return socket;
 };
@@ -68,7 +112,7 @@ class StampedMarket(LiveMarket):
         if not pa.types.is_dictionary(column.type):
             column = column.dictionary_encode()
         codes = column.indices.to_numpy(zero_copy_only=False)
-        ts = data.column("ts").to_numpy(zero_copy_only=False)
+        ts = data.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
         names = column.dictionary.to_pylist()
         last_at = np.full(len(names), -1)
         last_at[codes] = np.arange(len(codes))
@@ -84,48 +128,81 @@ class StampedMarket(LiveMarket):
         return rows
 
 
-def measure(symbols: int, rate: float, seconds: float, updates_per_s: float, chromium: str) -> dict:
+def _cpu_rate(seconds: float) -> float:
+    """CPU seconds this process uses per wall second, over ``seconds``."""
+    cpu, wall = time.process_time(), time.monotonic()
+    time.sleep(seconds)
+    return (time.process_time() - cpu) / (time.monotonic() - wall)
+
+
+def measure(args: argparse.Namespace, updates_per_s: float) -> dict:
+    """One pipeline and dashboard: the latency with one page, then CPU against pages."""
     from playwright.sync_api import sync_playwright
 
+    symbols = args.symbols
     metrics = Metrics()
     market = StampedMarket("1s", metrics)
     stop = threading.Event()
     with tempfile.TemporaryDirectory() as lake:
-        feed = Simulator(symbols=symbols, rate=rate, seed=1, realtime=True)
+        feed = Simulator(symbols=symbols, rate=args.rate, seed=1, realtime=True)
         options = PipelineOptions(lake=lake, processor=ProcessorSettings(intervals=("1s", "1m")))
         pipeline = EmbeddedPipeline(feed, options, metrics, market)
         worker = threading.Thread(target=pipeline.run, args=(stop,), daemon=True)
         settings = ServeSettings(port=0, updates_per_s=updates_per_s)
         with Dashboard.for_pipeline(lake, market, settings) as board, sync_playwright() as p:
             worker.start()
-            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            page = browser.new_page(
-                viewport={"width": 1400, "height": 900},
-                bypass_csp=True,  # the harness evaluates its probes as strings; the page is unchanged
-            )
-            page.add_init_script(RECORD)
-            page.goto(board.url)
-            page.wait_for_function(
-                f"document.querySelectorAll('#watchlist tbody tr').length >= {symbols}",
-                timeout=60_000,
-            )
-            time.sleep(3.0)  # warm up: kernels compiled, page steady
-            page.evaluate("window.__latencies = []")
+            browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+
+            def open_page():
+                context = browser.new_context(
+                    viewport={"width": 1400, "height": 900}, bypass_csp=True
+                )
+                page = context.new_page()
+                page.add_init_script(RECORD)
+                page.goto(board.url)
+                page.wait_for_function(
+                    f"document.querySelectorAll('#watchlist tbody tr').length >= {symbols}",
+                    timeout=60_000,
+                )
+                return page
+
+            time.sleep(args.settle)  # kernels loaded, the pipeline steady
+            cpu = {0: _cpu_rate(args.cpu_seconds)}
+            page = open_page()
+            time.sleep(args.settle)  # the page steady
+            page.evaluate("window.__latencies = []; window.__offscreen = 0")
             ticks0, t0 = metrics.snapshot().ticks_in, time.monotonic()
-            time.sleep(seconds)
+            time.sleep(args.seconds)
             samples = np.array(page.evaluate("window.__latencies"), dtype=float)
+            offscreen = int(page.evaluate("window.__offscreen"))
             ticks_per_s = (metrics.snapshot().ticks_in - ticks0) / (time.monotonic() - t0)
+            pages = [page]
+            for count in sorted(set(args.browsers) - {0}):
+                while len(pages) < count:
+                    pages.append(open_page())
+                time.sleep(args.settle)
+                cpu[count] = _cpu_rate(args.cpu_seconds)
             browser.close()
         stop.set()
         worker.join(60)
+    counts = np.array(sorted(c for c in cpu if c > 0), float)
+    rates = np.array([cpu[int(c)] for c in counts])
+    # the first page also starts the updates (read once for every page): apart from the slope
+    slope = float(np.polyfit(counts, rates, 1)[0]) if len(counts) > 1 else float("nan")
+    p50, p90, p99 = np.percentile(samples, [50, 90, 99]) if samples.size else [np.nan] * 3
     return {
         "symbols": symbols,
-        "target_ticks_per_s": rate,
+        "target_ticks_per_s": args.rate,
         "ticks_per_s": round(ticks_per_s),
         "updates_per_s": updates_per_s,
         "samples": int(samples.size),
-        "p50_ms": round(float(np.percentile(samples, 50)), 1),
-        "p99_ms": round(float(np.percentile(samples, 99)), 1),
+        "p50_ms": round(float(p50), 1),
+        "p90_ms": round(float(p90), 1),
+        "p99_ms": round(float(p99), 1),
+        "max_ms": round(float(samples.max()), 1) if samples.size else float("nan"),
+        "cpu_per_s": {str(c): round(r, 3) for c, r in sorted(cpu.items())},
+        "cpu_per_browser": round(slope, 4),
+        "offscreen_rows": offscreen,
     }
 
 
@@ -133,18 +210,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--rate", type=float, default=10_000.0)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--updates-per-s", type=float, nargs="+", default=[4.0, 20.0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="latency window")
+    parser.add_argument("--updates-per-s", type=float, nargs="+", default=[20.0])
+    parser.add_argument("--browsers", type=int, nargs="+", default=[0, 1, 2, 4])
+    parser.add_argument("--cpu-seconds", type=float, default=8.0, help="CPU window per count")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
     results = []
     for updates in args.updates_per_s:
-        result = measure(args.symbols, args.rate, args.seconds, updates, args.chromium)
+        result = measure(args, updates)
         results.append(result)
         print(
             f"tick-to-screen, {result['symbols']} symbols at {result['ticks_per_s']:,} ticks/s, "
             f"{updates:g} updates/s per client: p50 {result['p50_ms']} ms, "
-            f"p99 {result['p99_ms']} ms ({result['samples']:,} rows received)",
+            f"p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms "
+            f"({result['samples']:,} rows drawn in view, {result['offscreen_rows']:,} out of "
+            f"view); server CPU s/s by pages "
+            f"{result['cpu_per_s']}, per browser {result['cpu_per_browser']:.3f}",
             flush=True,
         )
     print(json.dumps({"dashboard": results}))

@@ -66,7 +66,7 @@ _TRADING_DAYS = 252
 _BURSTS_PER_S = 1 / 1_800  # per symbol, without news
 _BURST_SECONDS = 30.0
 _NEWS_MIN, _NEWS_MAX = 0.008, 0.03  # size of a news gap in log price
-_TICK_S = 0.025  # realtime: one batch every 25 ms
+_TICK_S = 0.025  # realtime: one batch every 25 ms by default (``delivery_s``)
 _MAX_LAG_NS = 60 * NS_PER_S  # realtime: a consumer stalled longer loses the excess
 
 # Intraday activity over the session, mean 1, and its cumulative share M(phase).
@@ -151,6 +151,10 @@ class Simulator:
         sleep: how to wait that many seconds (tests pass one that moves ``clock``).
         anomalies: labelled anomalies to inject (see :mod:`marketpulse.feeds.anomalies`);
             their symbols must be among the simulated ones.
+        delivery_s: real time: the seconds between two deliveries (the grid the
+            arrivals due go out on). A trade waits up to this long after its
+            stamp before it is delivered; a finer grid costs CPU per delivery
+            (the pipeline handles each as a batch).
     """
 
     name = "simulator"
@@ -170,9 +174,13 @@ class Simulator:
         clock: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], None] = time.sleep,
         anomalies: Sequence[Anomaly] = (),
+        delivery_s: float = _TICK_S,
     ) -> None:
-        if symbols < 1 or rate <= 0 or batch_size < 1 or news_every < 0:
-            raise ValueError("symbols, rate and batch_size must be positive, news_every >= 0")
+        if symbols < 1 or rate <= 0 or batch_size < 1 or news_every < 0 or not delivery_s > 0:
+            raise ValueError(
+                "symbols, rate, batch_size and delivery_s must be positive, news_every >= 0"
+            )
+        self.delivery_s = delivery_s
         self.rate, self.realtime = float(rate), realtime
         self.intraday = (not realtime) if intraday is None else intraday
         self.batch_size, self.max_events = batch_size, max_events
@@ -289,7 +297,7 @@ class Simulator:
     def _realtime_stamps(self, start: int) -> Iterator[np.ndarray]:
         """Poisson arrivals at ``rate`` on ``clock``, let through when their time has come.
 
-        Arrival times are drawn ahead (a schedule); every ``_TICK_S`` of an
+        Arrival times are drawn ahead (a schedule); every ``delivery_s`` of an
         absolute grid the arrivals due by then go out, stamped with their
         scheduled times. A late wake-up delivers more at once, never fewer in
         all: after ``T`` seconds about ``rate * T`` trades have gone out. A
@@ -298,7 +306,7 @@ class Simulator:
         arrivals = self._virtual_stamps(start)
         pending = np.empty(0, dtype=np.int64)
         drawn = start  # arrivals are drawn up to this time
-        tick, beat = int(_TICK_S * NS_PER_S), start
+        tick, beat = int(self.delivery_s * NS_PER_S), start
         while True:
             now = self._clock()
             if drawn < now - _MAX_LAG_NS:  # a long stall: draw from the lag's limit on

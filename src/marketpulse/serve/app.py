@@ -42,6 +42,7 @@ from marketpulse.serve.api_schemas import (
     array_of,
 )
 from marketpulse.serve.auth import TokenGuard
+from marketpulse.serve.broadcast import Broadcast
 from marketpulse.serve.lake_data import LakeData
 from marketpulse.serve.market import MarketSource
 from marketpulse.serve.openapi30 import as_openapi_30
@@ -131,6 +132,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _name_the_parameter)
     app.add_exception_handler(MarketPulseError, _lake_unreadable)
     clients = Clients()
+    broadcast = Broadcast(source, settings.updates_per_s)
 
     def default_dataset() -> tuple[str | None, str]:
         """Return the default dataset and why it is the default."""
@@ -338,9 +340,9 @@ def create_app(
 
     @app.websocket("/ws")
     async def live(websocket: WebSocket) -> None:
-        """Push watchlist changes, new alerts and figures, conflated per client."""
+        """Push watchlist changes, new alerts and figures (composed once for every client)."""
         await websocket.accept()
-        await stream_to(websocket, source, settings.updates_per_s, settings.send_timeout_s, clients)
+        await stream_to(websocket, broadcast, settings.send_timeout_s, clients)
 
     refusals = RefusalLog()
     guarded = TokenGuard(app, settings.token.reveal(), refusals) if settings.token else app

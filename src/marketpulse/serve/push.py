@@ -1,10 +1,11 @@
-"""WebSocket push with server-side conflation.
+"""WebSocket push: the newest state, composed once for every client, conflated.
 
-Each client has its own loop that wakes at most ``updates_per_s`` times a
-second, reads the *current* state and sends what changed since its previous
-message: intermediate values are never queued, the latest value wins. The
-pipeline only writes into the market view; it never waits on a client. A
-client that does not take an update within ``send_timeout_s`` is dropped.
+At most ``updates_per_s`` times a second, the *current* state is read once
+for every client (:class:`~marketpulse.serve.broadcast.Broadcast`); each
+client's loop sends it what changed since its previous message: intermediate
+values are never queued, the latest value wins. The pipeline only writes into
+the market view; it never waits on a client. A client that does not take an
+update within ``send_timeout_s`` is dropped.
 
 Messages (JSON): first ``{"type": "snapshot", "dataset": ..., "rows": [...],
 "alerts": [...], "figures": {...}}``, then ``{"type": "update", ...}`` with the
@@ -27,15 +28,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from marketpulse.serve.market import MarketSource
+from marketpulse.serve.broadcast import Broadcast, dumps
 
-__all__ = ["Clients", "Conflator", "stream_to"]
+__all__ = ["Clients", "stream_to"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,88 +55,67 @@ class Clients:
         self.dropped = 0
 
 
-class Conflator:
-    """Remembers what one client was sent; yields only rows that differ since."""
-
-    def __init__(self) -> None:
-        self._sent: dict[str, tuple[Any, ...]] = {}
-
-    def changes(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Return the rows whose values differ from the last ones sent, and remember them."""
-        changed = []
-        for row in rows:
-            values = tuple(row.values())
-            if self._sent.get(row["symbol"]) != values:
-                self._sent[row["symbol"]] = values
-                changed.append(row)
-        return changed
-
-
 async def stream_to(
     websocket: WebSocket,
-    source: MarketSource,
-    updates_per_s: float,
+    broadcast: Broadcast,
     send_timeout_s: float,
     clients: Clients,
 ) -> None:
-    """Send ``source``'s state to one client until it goes away or falls too far behind.
+    """Send a source's state to one client until it goes away or falls too far behind.
+
+    Each update is the newest version of ``broadcast`` (composed once for
+    every client, at most ``updates_per_s`` times a second): the rows that
+    changed since the version this client was last sent, the new alerts and
+    the figures.
 
     Args:
         websocket: the accepted connection.
-        source: where rows, alerts and figures come from.
-        updates_per_s: most messages per second to this client.
+        broadcast: the source's versions.
         send_timeout_s: drop the client when one message takes longer to send.
         clients: counts of the served and dropped clients.
     """
-    period = 1.0 / updates_per_s
-    conflator = Conflator()
+    source = broadcast.source
     watch: dict[str, Any] = {"symbol": None, "acked": 0, "acks": False, "ack": asyncio.Event()}
     receiver = asyncio.create_task(_drain(websocket, watch))
     watching, series_seq = None, 0
     clients.connected += 1
+    joined = False
     try:
-        seq, alerts = await run_in_threadpool(source.alerts_after, 0)
-        rows = await run_in_threadpool(source.watchlist)
+        version = await broadcast.join()
+        joined = True
+        shown = broadcast.dataset
+        seq, alerts = broadcast.alerts_after(0, _BACKLOG_ALERTS)
+        message = _message("snapshot", 1, shown, broadcast.rows_since(0), alerts,
+                           broadcast.figures)  # fmt: skip
         sent = 0
-        shown = source.dataset
-        message = {
-            "type": "snapshot",
-            "n": 1,
-            "dataset": shown,
-            "rows": conflator.changes(rows),
-            "alerts": alerts[-_BACKLOG_ALERTS:],
-            "figures": await run_in_threadpool(source.figures),
-        }
         while True:
-            started = time.monotonic()
-            await asyncio.wait_for(websocket.send_json(message), send_timeout_s)
+            await asyncio.wait_for(websocket.send_text(message), send_timeout_s)
             sent += 1
-            await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
             while watch["acks"] and watch["acked"] < sent and not receiver.done():
                 watch["ack"].clear()
                 await asyncio.wait_for(watch["ack"].wait(), send_timeout_s)
             if receiver.done():
                 return
-            seq, alerts = await run_in_threadpool(source.alerts_after, seq)
-            every_row = await run_in_threadpool(source.watchlist)
-            if source.dataset != shown:  # the page drops the other dataset's rows: send all
-                shown, conflator = source.dataset, Conflator()
-            rows = conflator.changes(every_row)
-            message = {
-                "type": "update",
-                "n": sent + 1,
-                "dataset": shown,
-                "rows": rows,
-                "alerts": alerts,
-                "figures": await run_in_threadpool(source.figures),
-            }
+            # composed after this client took the last one (acknowledged it, if it does)
+            floor = max(version, broadcast.version if watch["acks"] else 0)
+            newest = await asyncio.wait_for(broadcast.newer_than(floor), send_timeout_s)
+            if broadcast.dataset != shown:  # the page drops the other dataset's rows: send all
+                shown, version = broadcast.dataset, 0
+            rows = broadcast.rows_since(version)
+            version = newest
+            seq, alerts = broadcast.alerts_after(seq)
+            message = _message("update", sent + 1, shown, rows, alerts, broadcast.figures)
             if watch["symbol"] != watching:
                 watching, series_seq = watch["symbol"], 0
             if watching is not None:
                 series_seq, bars, indicators = await run_in_threadpool(
                     source.series_after, watching, series_seq
                 )
-                message.update(symbol=watching, bars=bars, indicators=indicators)
+                message = (
+                    message[:-1]
+                    + ","
+                    + dumps({"symbol": watching, "bars": bars, "indicators": indicators})[1:]
+                )
     except TimeoutError:
         logger.warning("dropping a WebSocket client that took over %.1f s to take an update",
                        send_timeout_s)  # fmt: skip
@@ -146,8 +125,18 @@ async def stream_to(
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away between two messages
     finally:
+        if joined:
+            broadcast.leave()
         clients.connected -= 1
         receiver.cancel()
+
+
+def _message(kind: str, n: int, dataset: str | None, rows: str, alerts: str, figures: str) -> str:
+    """One message's JSON text from its parts (rows, alerts and figures already JSON)."""
+    return (
+        f'{{"type":"{kind}","n":{n},"dataset":{dumps(dataset)},"rows":{rows},'
+        f'"alerts":{alerts},"figures":{figures}}}'
+    )
 
 
 async def _drain(websocket: WebSocket, watch: dict[str, Any]) -> None:

@@ -145,6 +145,29 @@ def test_realtime_delivers_the_announced_rate_whatever_the_wake_ups(oversleep):
     assert (np.diff(ts) >= 0).all()
 
 
+@pytest.mark.parametrize("delivery_s", [0.025, 0.002])
+def test_realtime_delivers_on_the_grid_it_is_given(delivery_s):
+    # each delivery holds the trades due since the last one: none waits longer than a step
+    origin = START + 7 * 3600 * 10**9
+    clock = FakeClock(origin)
+    feed = Simulator(rate=5000, realtime=True, clock=clock, sleep=clock.sleep,
+                     delivery_s=delivery_s)  # fmt: skip
+    waits = []
+    for batch in feed.batches():
+        waits.append(clock.now - batch.data.column("ts").to_numpy())
+        if clock.now >= origin + 2 * 10**9:
+            break
+    waits = np.concatenate(waits) / 1e9
+    assert clock.slept == pytest.approx(2 / delivery_s, abs=2)
+    assert waits.min() >= 0 and waits.max() <= delivery_s
+    assert waits.mean() == pytest.approx(delivery_s / 2, rel=0.2)
+
+
+def test_a_delivery_grid_must_be_positive():
+    with pytest.raises(ValueError, match="delivery_s"):
+        Simulator(realtime=True, delivery_s=0)
+
+
 def test_realtime_skips_what_a_long_stall_missed():
     clock = FakeClock(START)
     feed = Simulator(rate=1000, realtime=True, clock=clock, sleep=clock.sleep)

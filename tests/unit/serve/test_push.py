@@ -1,7 +1,8 @@
-"""WebSocket push: conflation per client, and clients that cannot keep up."""
+"""WebSocket push: updates composed once for every client, and clients that cannot keep up."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -27,7 +28,7 @@ from marketpulse.serve import (
     ServeSettings,
     create_app,
 )
-from marketpulse.serve.push import Conflator
+from marketpulse.serve.broadcast import Broadcast
 from marketpulse.stream import ProcessorSettings
 
 from .conftest import BASE_URL, WS_URL
@@ -45,16 +46,54 @@ def _ns(iso: str) -> int:
     return int(datetime.fromisoformat(iso[:-1] + "+00:00").timestamp()) * 1_000_000_000
 
 
-def test_conflator_sends_changed_rows_only_and_the_latest_value_wins():
-    conflator = Conflator()
-    first = [{"symbol": "A", "last": 1.0}, {"symbol": "B", "last": 2.0}]
-    assert conflator.changes(first) == first
-    assert conflator.changes(first) == []
-    # many updates between two sends: the client gets the last one, once
-    for price in (1.1, 1.2, 1.3):
-        latest = [{"symbol": "A", "last": price}, {"symbol": "B", "last": 2.0}]
-    assert conflator.changes(latest) == [{"symbol": "A", "last": 1.3}]
-    assert conflator.changes(latest) == []
+class _Rows:
+    """A source of rows only: what the test sets is what the broadcast reads."""
+
+    dataset = "d"
+    follows_latest = False
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.reads = 0
+
+    def watchlist(self) -> list[dict]:
+        self.reads += 1
+        return [dict(row) for row in self.rows]
+
+    def alerts_after(self, seq: int) -> tuple[int, list]:
+        return 0, []
+
+    def figures(self) -> dict:
+        return {"reads": self.reads}
+
+
+def test_broadcast_reads_once_per_version_and_sends_changed_rows_only():
+    async def scenario() -> None:
+        source = _Rows()
+        source.rows = [{"symbol": "A", "last": 1.0}, {"symbol": "B", "last": 2.0}]
+        broadcast = Broadcast(source, updates_per_s=100)
+        first = await broadcast.join()
+        await broadcast.join()  # a second client shares the version: no second read
+        assert source.reads == 1
+        assert json.loads(broadcast.rows_since(0)) == source.rows
+        # many changes between two versions: the latest value wins, once
+        for price in (1.1, 1.2, 1.3):
+            source.rows[0]["last"] = price
+        second = await broadcast.newer_than(first)
+        assert json.loads(broadcast.rows_since(first)) == [{"symbol": "A", "last": 1.3}]
+        third = await broadcast.newer_than(second)
+        assert broadcast.rows_since(second) == "[]"  # unchanged rows are not sent again
+        source.rows[1]["last"] = 2.5
+        fourth = await broadcast.newer_than(third)
+        # a client that missed versions gets every row changed since its own
+        assert json.loads(broadcast.rows_since(first)) == [
+            {"symbol": "A", "last": 1.3}, {"symbol": "B", "last": 2.5}
+        ]  # fmt: skip
+        assert source.reads == fourth
+        broadcast.leave()
+        broadcast.leave()
+
+    asyncio.run(scenario())
 
 
 def _receive_until(ws, predicate, messages=200):
@@ -180,7 +219,8 @@ def test_a_client_charting_a_symbol_gets_its_bars_as_they_close(tmp_path):
         EmbeddedPipeline(feed, options, market.metrics, market).run()
         symbol = market.rows()[0].symbol
         ws.send_json({"symbol": symbol})
-        message = _receive_until(ws, lambda m: m.get("bars"))
+        # this client does not acknowledge: the updates of the pipeline's run are queued first
+        message = _receive_until(ws, lambda m: m.get("bars"), messages=5000)
         assert message["symbol"] == symbol
         bars, rows = message["bars"], message["indicators"]
         assert {b["symbol"] for b in bars} == {symbol} and {r["symbol"] for r in rows} == {symbol}

@@ -1,12 +1,25 @@
 // Watchlist: one row per symbol of the dataset the live view shows, cells updated in place
-// and flashed on change; a symbol links to its chart in that dataset.
+// and flashed on change; a symbol links to its chart in that dataset. Rows in view are
+// drawn in the frame after an update arrives; rows out of view at most once a second
+// (and as soon as they come into view), so a long list costs what its visible part does.
 "use strict";
 MP.nav();
 const body = document.querySelector("#watchlist tbody");
 const filterBox = document.getElementById("filter");
-const rows = new Map();  // symbol -> {tr, cells, data}
+const rows = new Map();  // symbol -> {tr, cells, data (drawn), row (latest), shown (in view)}
 const pending = new Map();  // symbol -> latest row not drawn yet
+const hidden = new Set();  // entries out of view with a row not drawn yet
 let sortKey = "symbol", sortDir = 1, needsOrder = true, lastOrder = 0, frame = 0;
+let lastSweep = 0, sweepTimer = 0;
+const SWEEP_MS = 1000;
+const inView = new IntersectionObserver((changes) => {
+  for (const change of changes) {
+    const entry = rows.get(change.target.dataset.symbol);
+    if (!entry) continue;
+    entry.shown = change.isIntersecting;
+    if (entry.shown && hidden.delete(entry)) draw(entry, entry.row, false);
+  }
+});
 let dataset = null;
 
 const COLUMNS = [
@@ -36,13 +49,14 @@ function makeRow(symbol) {
     tr.appendChild(td);
     cells[key] = td;
   }
-  const entry = { tr, cells, data: {} };
+  const entry = { tr, cells, data: {}, row: null, shown: false };
   rows.set(symbol, entry);
+  inView.observe(tr);
   needsOrder = true;
   return entry;
 }
 
-function draw(entry, row) {
+function draw(entry, row, flash = true) {
   for (const [key, text] of COLUMNS) {
     if (key === "symbol" || entry.data[key] === row[key]) continue;
     const td = entry.cells[key];
@@ -54,7 +68,7 @@ function draw(entry, row) {
     }
     if (key === "rsi") td.classList.toggle("hot", row.rsi !== null && (row.rsi >= 70 || row.rsi <= 30));
     if (key === "alert") td.title = row.alert || "";
-    if (before !== undefined && typeof row[key] === "number" && typeof before === "number") {
+    if (flash && before !== undefined && typeof row[key] === "number" && typeof before === "number") {
       const color = row[key] > before ? "rgba(47,191,113,.45)" : "rgba(229,83,75,.45)";
       td.animate([{ backgroundColor: color }, { backgroundColor: "transparent" }], { duration: 700 });
     }
@@ -66,14 +80,14 @@ function draw(entry, row) {
 function visible(entry) {
   const text = filterBox.value.trim().toUpperCase();
   if (!text) return true;
-  return entry.data.symbol.toUpperCase().includes(text) || (entry.data.alert || "").toUpperCase().includes(text);
+  return entry.row.symbol.toUpperCase().includes(text) || (entry.row.alert || "").toUpperCase().includes(text);
 }
 
 function order() {
   const entries = [...rows.values()].filter(visible);
   entries.sort((a, b) => {
-    const x = a.data[sortKey], y = b.data[sortKey];
-    if (x === y) return a.data.symbol < b.data.symbol ? -1 : 1;
+    const x = a.row[sortKey], y = b.row[sortKey];
+    if (x === y) return a.row.symbol < b.row.symbol ? -1 : 1;
     if (x === null || x === undefined) return 1;
     if (y === null || y === undefined) return -1;
     return (x < y ? -1 : 1) * sortDir;
@@ -88,8 +102,27 @@ function order() {
 
 function render() {
   frame = 0;
-  for (const [symbol, row] of pending) draw(rows.get(symbol) || makeRow(symbol), row);
+  for (const [symbol, row] of pending) {
+    const known = rows.get(symbol);
+    const entry = known || makeRow(symbol);
+    entry.row = row;
+    if (!known || entry.shown) {
+      hidden.delete(entry);
+      draw(entry, row);
+    } else {
+      hidden.add(entry);
+      if (sortKey !== "symbol") needsOrder = true;
+    }
+  }
   pending.clear();
+  const now = performance.now();
+  if (hidden.size && now - lastSweep > SWEEP_MS) {
+    lastSweep = now;
+    for (const entry of hidden) draw(entry, entry.row, false);
+    hidden.clear();
+  } else if (hidden.size && !sweepTimer) {  // the rows out of view wait for the next sweep
+    sweepTimer = setTimeout(() => { sweepTimer = 0; schedule(); }, SWEEP_MS - (now - lastSweep));
+  }
   // live values re-sort at most once a second, so rows do not jump under the pointer
   if (needsOrder && (sortKey === "symbol" || performance.now() - lastOrder > 1000)) order();
 }
@@ -113,8 +146,10 @@ filterBox.addEventListener("input", () => order());
 MP.live((message) => {
   if ((message.dataset ?? null) !== dataset) {  // another dataset: none of the rows shown is of it
     dataset = message.dataset ?? null;
+    for (const entry of rows.values()) inView.unobserve(entry.tr);
     rows.clear();
     pending.clear();
+    hidden.clear();
     body.replaceChildren();
     needsOrder = true;
   }
