@@ -59,13 +59,12 @@ from kafka_common import (
     PARTITIONS,
     bus_for,
     cluster,
-    create_topics,
     new_prefix,
     process_cpu_seconds,
 )
 
 from marketpulse.bus.base import partition_for
-from marketpulse.bus.topics import Topics
+from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.models import TRADE_SCHEMA
 from marketpulse.runtime.latency_trace import TRACE_ENV
 from marketpulse.runtime.process import ProcessOptions
@@ -247,12 +246,13 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     closing stamp, rows, latency of its first and last row, until produced),
     to see which closes make the tail.
     """
+    started = time.monotonic()
     topics = Topics(new_prefix(f"latency{int(rate)}"))
-    bus = bus_for(bootstrap)
+    specs = {spec.name: dict(spec.config) for spec in topic_specs(topics)}
     # the broker stamps each trade with its append time: the "to the broker" stage
-    bus.create_topics([topics.ticks], PARTITIONS, 1,
-                      {topics.ticks: {"message.timestamp.type": "LogAppendTime"}})  # fmt: skip
-    create_topics(bus, topics)
+    specs[topics.ticks]["message.timestamp.type"] = "LogAppendTime"
+    bus_for(bootstrap).create_topics(list(specs), PARTITIONS, 1, specs)  # all in one request
+    topics_s = time.monotonic() - started
     tag = f"{int(rate)}-{guarantee or 'default'}"
     log, trace = work / f"process-{tag}.log", work / f"trace-{tag}.jsonl"
     service = start_service(bootstrap, topics.prefix, log, commit_interval, guarantee, trace)
@@ -268,23 +268,26 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no indicator row within 90 s:\n{log.read_text()[-3000:]}")
         first_ns = time.time_ns()
+        first_s = time.monotonic() - started
         time.sleep(warmup)
         begin_ns, sent0, cpu0 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
         time.sleep(duration)
         end_ns, sent1, cpu1 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
         producer.stop.set()
         producer.join()
-        time.sleep(1.0)  # rows of the last bars closed in the window
+        time.sleep(min(1.0, duration / 4))  # rows of the last bars closed in the window
     finally:
         producer.stop.set()
+        service.send_signal(signal.SIGTERM)  # it stops while the reader hands its rows back
         reader.stop.set()
         reader.join()
-        service.send_signal(signal.SIGTERM)
         try:
             service.wait(timeout=60)
         except subprocess.TimeoutExpired:
             service.kill()
             service.wait()
+    print(f"  topics {topics_s:.1f} s, first row {first_s:.1f} s, run and stop "
+          f"{time.monotonic() - started - first_s:.1f} s", file=sys.stderr)  # fmt: skip
     for thread in (producer, reader):
         if thread.error is not None:
             raise thread.error

@@ -214,7 +214,7 @@ produce`, {latency["linger_ms"]:g} ms). `marketpulse process` runs as a command 
 `--guarantee`. Exactly once, outputs wait at most {grace_ms:g} ms from the first for the
 other partitions' closes of the same moment, and are committed as soon as every
 partition with recent input has closed the bars they hold; at least once they go out at
-once. {_priority(latency)}A `read_committed` consumer with the client's default settings,
+once. {_priority(latency)}A `read_committed` consumer {_reader(latency)},
 in a process of its own, notes when each indicator row arrives. Each run has fresh
 topics and lasts {measured_s:.0f} s from the first row; every row from the first one on
 counts (start-up included).
@@ -272,6 +272,12 @@ defaults its time depends on where those pauses fall (this run's {len(runs)} too
 is the C client's ceiling; the target compares with the raw confluent-kafka
 consumer, the ceiling of a Python consumer.
 """
+
+
+def _reader(latency: dict[str, Any]) -> str:
+    """The reader's fetch settings."""
+    wait = latency.get("reader_fetch_wait_ms", 5)  # runs before the field was written: 5 ms
+    return "with the client's default settings" if wait is None else f"(`fetch.wait.max.ms={wait}`)"
 
 
 def _commit_text(latency: dict[str, Any]) -> str:

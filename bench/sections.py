@@ -297,7 +297,7 @@ SECTIONS: dict[str, Section] = {
                     "bench_kafka_latency",
                     # >= 1,000 closes at 6/s per (guarantee, rate): 4 runs of 170 s
                     ("bench/bench_kafka_latency.py",),
-                    ("--rates", "10000", "--duration", "2"),
+                    ("--rates", "10000", "--duration", "1.5"),
                 ),
                 Script(
                     "bench_page_touch",
