@@ -1,7 +1,9 @@
 """At least once on a real broker: a crash loses nothing and repeats only identical outputs."""
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -57,6 +59,13 @@ class EndOffsets(threading.Thread):
     def at(self, moment: float) -> int:
         """Records the topic held at ``moment`` (the last sample before it)."""
         return max((n for t, n in self.samples if t <= moment), default=0)
+
+
+def _run(command, env):
+    """Run a command to its end with ``env`` (and no other MARKETPULSE_ variable)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**environ, **env})  # fmt: skip
 
 
 def _alo(bootstrap, prefix, config, *extra):
@@ -171,3 +180,39 @@ def test_a_guarantee_neither_offered_is_refused_in_one_line(cli, command, env, w
     assert "Traceback" not in result.stderr + result.stdout
     assert len(message.splitlines()) == 1 and message.startswith("error:"), message
     assert where in message and "exactly-once, at-least-once" in message, message
+
+
+@pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
+def test_the_latency_trace_notes_each_stage_in_order(
+    kafka_bootstrap, topic_prefix, tmp_path, guarantee
+):
+    create_topics(kafka_bootstrap, topic_prefix)
+    load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES)
+    trace = tmp_path / "trace.jsonl"
+    command = process_command(kafka_bootstrap, topic_prefix, "traced", "--guarantee", guarantee,
+                              "--exit-when-idle", "2")  # fmt: skip
+    result = _run(command, {"MARKETPULSE_PROCESS_TRACE": str(trace)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    sends = [line["o"] for line in lines if "o" in line]
+    commits = [line["c"] for line in lines if "c" in line]
+    assert len(sends) > 5 and commits  # a catch-up: few, large polls
+    for _partition, bar_end, poll, record_ms, sent in sends:
+        assert bar_end > 0 and record_ms > 0 and 0 < poll <= sent
+    for begun, offsets, done, held in commits:
+        assert begun <= done and (not offsets or begun <= offsets <= done)
+        assert not held or guarantee == "exactly-once"  # at least once, none holds outputs
+    assert any(held for *_, held in commits) == (guarantee == "exactly-once")
+
+
+def test_a_trace_file_that_cannot_be_written_is_one_line(kafka_bootstrap, topic_prefix, tmp_path):
+    create_topics(kafka_bootstrap, topic_prefix)
+    command = process_command(kafka_bootstrap, topic_prefix, "traced", "--exit-when-idle", "1")
+    result = _run(command, {"MARKETPULSE_PROCESS_TRACE": str(tmp_path / "no" / "x")})
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert "Traceback" not in result.stdout + result.stderr
+    # one line (after the kernels' start-up log lines): the variable, the file, why
+    last = message.splitlines()[-1]
+    assert last.startswith("error: MARKETPULSE_PROCESS_TRACE: cannot write"), message
+    assert "No such file or directory" in last

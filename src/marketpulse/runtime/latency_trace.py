@@ -26,6 +26,8 @@ import threading
 import time
 from typing import IO
 
+from marketpulse.exceptions import ConfigError
+
 __all__ = ["TRACE_ENV", "Trace", "trace_from_env"]
 
 #: The environment variable naming the trace file.
@@ -78,6 +80,15 @@ class Trace:
 
 
 def trace_from_env() -> Trace | None:
-    """The trace ``MARKETPULSE_PROCESS_TRACE`` asks for, else ``None``."""
+    """The trace ``MARKETPULSE_PROCESS_TRACE`` asks for, else ``None``.
+
+    Raises:
+        ConfigError: the file cannot be opened for appending.
+    """
     path = os.environ.get(TRACE_ENV, "").strip()
-    return Trace(path) if path else None
+    if not path:
+        return None
+    try:
+        return Trace(path)
+    except OSError as exc:
+        raise ConfigError(f"{TRACE_ENV}: cannot write {path}: {exc.strerror}") from None
