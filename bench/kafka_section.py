@@ -240,7 +240,10 @@ Where the time goes: the service writes the wall clock of each stage of the
 first row of every bar close (`MARKETPULSE_PROCESS_TRACE`,
 `marketpulse.runtime.latency_trace`), the `ticks` topic stamps each record with
 the broker's append time, and the script joins them with the produce stamps and
-the reader's arrivals. p50 / p99 ms of each stage:
+the reader's arrivals. The append time is that of the last record of the
+batch the service polled (millisecond resolution), so `to_broker` and
+`to_service` share their sum only roughly; p50 and p99 are taken per stage, so
+they do not add up to the totals. p50 / p99 ms of each stage:
 
 {_breakdown(latency)}
 
