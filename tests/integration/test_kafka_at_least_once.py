@@ -17,9 +17,11 @@ from .kafka_tools import (
     OUTPUTS,
     committed_offsets,
     create_topics,
+    end_offsets,
     load_file,
     outputs,
     process_command,
+    read_records,
     records,
     start,
     wait_for_output,
@@ -216,3 +218,25 @@ def test_a_trace_file_that_cannot_be_written_is_one_line(kafka_bootstrap, topic_
     last = message.splitlines()[-1]
     assert last.startswith("error: MARKETPULSE_PROCESS_TRACE: cannot write"), message
     assert "No such file or directory" in last
+
+
+def test_run_on_kafka_at_least_once_sends_outputs_outside_transactions(
+    sql, tmp_path, kafka_bootstrap, topic_prefix
+):
+    lake = tmp_path / "lake"
+    command = [sys.executable, "-m", "marketpulse", "run", "--kafka", kafka_bootstrap,
+               "--topic-prefix", topic_prefix, "--guarantee", "at-least-once", "--duration", "8",
+               "--symbols", "4", "--rate", "1000", "--seed", "3", "--lake", str(lake),
+               "--no-dashboard", "--alerts-file", str(tmp_path / "alerts.jsonl")]  # fmt: skip
+    result = _run(command, {})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # bars reached the topic and the lake; no transaction carried them: a reader that
+    # sees aborted and open transactions' records too sees no more than a read_committed one
+    committed_bars = read_records(kafka_bootstrap, f"{topic_prefix}bars", "read_committed")
+    every_bar = read_records(kafka_bootstrap, f"{topic_prefix}bars", "read_uncommitted")
+    n_bars = sum(map(len, committed_bars.values()))
+    assert n_bars > 4 * 3 and sum(map(len, every_bar.values())) == n_bars
+    # no transaction markers among the bars' offsets either: one record per offset
+    assert sum(end_offsets(kafka_bootstrap, f"{topic_prefix}bars")) == n_bars
+    stored = sql(lake, "SELECT count(*) AS n FROM bars")[0]["n"]
+    assert stored == n_bars  # no crash, so no repeat
