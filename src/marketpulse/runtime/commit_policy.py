@@ -20,9 +20,10 @@ The rules are those of :class:`~marketpulse.runtime.process.ProcessOptions`:
 At least once (``at_least_once``) the outputs are not in the transaction (they
 were sent, outside it, as soon as they were made): it holds offsets and state
 only, and is committed when a poll finds no input, or once it is
-``max(commit_interval, quiet_commit_interval)`` old, right after a poll that
-made outputs (the next outputs are then furthest away: bars close together),
-or at twice that age whatever the poll made.
+``max(commit_interval, quiet_commit_interval)`` old and holds outputs, the
+last of them sent ``output_grace`` ago or more (the closes of one moment are
+then all out, and the next are furthest away: a commit blocks the loop for a
+few milliseconds), or at twice that age whatever the polls made.
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ class CommitPolicy:
         self.step_timeout = step_timeout
         self.clock = clock
         self.at_least_once = at_least_once
-        #: whether outputs were sent since :meth:`due` last looked (at least once)
-        self.fresh = False
+        #: when the last output was sent (at least once)
+        self.last_output_at = 0.0
         #: the partition count of the input, written with the state (0: not written)
         self.partitions = 0
         self.next: dict[TopicPartition, int] = {}
@@ -148,7 +149,7 @@ class CommitPolicy:
         if out.bars.num_rows:
             self.closes_to = max(self.closes_to, pc.max(out.bars.column("bar_end")).as_py())
         if out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead:
-            self.fresh = True
+            self.last_output_at = self.clock()
             if not self.outputs:
                 self.outputs = True
                 self.outputs_at = self.clock()
@@ -210,9 +211,9 @@ class CommitPolicy:
             return True
         age = self.age(now)
         if self.at_least_once:
-            fresh, self.fresh = self.fresh, False
             interval = max(self.commit_interval, self.quiet_commit_interval)
-            return age >= interval and (fresh or age >= 2 * interval)
+            settled = self.outputs and now - self.last_output_at >= self.output_grace
+            return age >= 2 * interval or (age >= interval and settled)
         if self.outputs:
             graced = wait.grace and (
                 wait.seconds == 0.0 or now >= self.outputs_at + self.output_grace
