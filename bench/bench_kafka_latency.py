@@ -341,8 +341,7 @@ STAGES = (
     ("to_service", "broker append -> the service's poll returns it (fetch)"),
     ("process", "poll -> outputs handed to the producer (decode, bars, indicators)"),
     ("wait", "-> commit begins (grace for other partitions, other work)"),
-    ("offsets", "commit begins -> offsets and state in the transaction (at least once: "
-                "outputs flushed)"),
+    ("offsets", "commit begins -> offsets and state in the transaction"),
     ("end_txn", "-> commit returns (EndTxn)"),
     ("to_reader", "commit returns -> the reader has the row (markers, read_committed fetch; "
                   "at least once: from the outputs' send)"),

@@ -11,8 +11,8 @@ of each stage an output passes through:
   and when the outputs had been handed to the producer;
 * ``{"c": [start_ns, offsets_ns, end_ns, outputs]}`` for each commit: when it
   began, when the offsets (and the state) were in the transaction, when it
-  returned, and whether it held outputs. At least once, ``offsets_ns`` is when
-  the outputs were flushed.
+  returned, and whether it held outputs (never, at least once: the outputs
+  went out before it, outside the transaction).
 
 ``bench/bench_kafka_latency.py`` joins them with the produce stamps and the
 reader's arrival times. It is off (and costs nothing) otherwise.

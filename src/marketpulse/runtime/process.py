@@ -37,8 +37,9 @@ outputs it sends again are those sent since that commit, record for record the
 same (the processor is deterministic on its input), the duplicates being at
 most the outputs of ``max(commit_interval, quiet_commit_interval)`` seconds of
 input, twice that at worst, plus whatever was being handled (see
-:mod:`marketpulse.runtime.commit_policy`). The sinks upsert on natural keys, so
-their stored rows are those of an exactly-once run. (Bars closed by the idle
+:mod:`marketpulse.runtime.commit_policy`). The database sinks upsert on
+natural keys, so their stored rows are those of an exactly-once run; the lake
+sink names its files after offsets and keeps a repeated row twice. (Bars closed by the idle
 timeout depend on processing time under either guarantee.) A crashed instance
 that has not died (a zombie) is fenced from the state and offsets only; the
 outputs it may still send are duplicates of the same kind.
