@@ -1,39 +1,40 @@
-"""Kafka end-to-end latency: a trade produced at a fixed rate -> its indicator row committed.
+"""Kafka end-to-end latency: a trade produced at a fixed rate -> its indicator row read.
 
-For each rate (10k, 50k and 100k trades/s by default), on fresh topics
-(6 partitions):
+For each ``--guarantee`` of the service (exactly-once, at-least-once) and each
+rate (10k and 100k trades/s by default), on fresh topics (6 partitions):
 
 * ``marketpulse process`` runs as a command (its own interpreter, as deployed)
-  with ``--lateness 0`` and ``--commit-interval 0.02``; other settings are the
-  defaults (1s/1m/5m bars, the default alert rules, idle timeout 2 s).
+  with ``--lateness 0`` and otherwise the defaults a user gets (commit
+  interval, output grace, 1s/1m/5m bars, the default alert rules, idle
+  timeout 2 s).
 * A producer thread of this script sends simulated trades of 50 symbols
   (random walk prices) with the project's producer (idempotent, acks=all, lz4,
-  linger 5 ms): every 5 ms, the trades due at the rate so far, all stamped
-  with the wall clock (``time.time_ns()``) just before ``send_columns``.
-* A ``read_committed`` consumer on ``indicators``, in a process of its own,
-  notes the wall clock at which each row arrives.
+  the linger of ``marketpulse produce``): every 5 ms, the trades due at the
+  rate so far, all stamped with the wall clock (``time.time_ns()``) just
+  before ``send_columns``.
+* A ``read_committed`` consumer on ``indicators`` with the client's default
+  settings, in a process of its own, notes the wall clock at which each row
+  arrives.
 
 Latency of an indicator row: with lateness 0 a bar ``[S, E)`` closes when
 its partition's watermark (the largest event time seen) reaches ``E``, so the
 first trade of that ticks partition stamped ``>= E`` closes it (the processor
 routes the row to the same partition number). Since trades are stamped with
 the clock at which they are produced, the latency of a row is its arrival
-time minus the stamp of that closing trade: produce call -> producer linger ->
-broker -> service consume, bars, indicators, transaction commit -> reader.
-Rows of every interval (1s, 1m, 5m) count; the first 10 s after the first row
-arrives are warm-up, then 25 s are measured. The warm-up's figures are
-reported apart (``start_up_*``): on topics just created the first seconds
-are slower, for reasons not settled (docs/benchmarks.md says what is known). Before
-the first rate, one unmeasured run of 20 s at that rate warms the broker up
-(its JVM compiles its hot paths: against a broker just started, p50 and p99
-came out about twice as high).
+time minus the stamp of that closing trade. Every row from the first one on
+counts (start-up included: fresh topics, a service just started); 170 s per
+run give more than 1,000 bar closes (6 partitions, a close each per second).
+
+Where the time goes: the ``ticks`` topic is created with
+``message.timestamp.type=LogAppendTime`` (each trade carries the broker's
+append time) and the service writes the wall clock of its stages
+(``MARKETPULSE_PROCESS_TRACE``, :mod:`marketpulse.runtime.latency_trace`): the
+``breakdown`` of each run gives p50/p99 of each stage of a close's first row
+(:data:`STAGES`).
 
 A broker of its own is started in a temporary directory unless
-``MARKETPULSE_KAFKA_BOOTSTRAP`` names one. That broker's threads run at nice
--10 (``--broker-nice``; root only): in production the broker has machines of
-its own, while here it shares two cores with the service, this script's
-producer and the reader, and all of them wake at every bar boundary. Prints
-one JSON object (last line).
+``MARKETPULSE_KAFKA_BOOTSTRAP`` names one, at the default priority
+(``--broker-nice`` to change it). Prints one JSON object (last line).
 """
 
 from __future__ import annotations
@@ -58,18 +59,19 @@ from kafka_common import (
     PARTITIONS,
     bus_for,
     cluster,
-    create_topics,
     new_prefix,
     process_cpu_seconds,
 )
 
 from marketpulse.bus.base import partition_for
-from marketpulse.bus.topics import Topics
+from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.models import TRADE_SCHEMA
+from marketpulse.runtime.latency_trace import TRACE_ENV
+from marketpulse.runtime.process import ProcessOptions
+from marketpulse.runtime.produce import ProduceOptions
 
 SYMBOLS = 50
 PERIOD_S = 0.005
-COMMIT_INTERVAL = 0.02
 
 
 class _Row(msgspec.Struct):
@@ -148,17 +150,17 @@ class TradeProducer(threading.Thread):
         return out
 
 
-def _read_rows(bootstrap: str, topic: str, first, stop, out) -> None:
+def _read_rows(bootstrap: str, topic: str, fetch_wait_ms, first, stop, out) -> None:
     """Body of the reader process: note each record's arrival; send the rows back at the end."""
-    consumer = ck.Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": new_prefix("reader"),
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "fetch.wait.max.ms": 5,
-        }
-    )
+    config = {
+        "bootstrap.servers": bootstrap,
+        "group.id": new_prefix("reader"),
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+    }
+    if fetch_wait_ms is not None:
+        config["fetch.wait.max.ms"] = fetch_wait_ms
+    consumer = ck.Consumer(config)
     consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in range(PARTITIONS)])
     # arrival (ns), partition, value, record timestamp (ms: when the service produced it)
     rows: list[tuple[int, int, bytes, int]] = []
@@ -187,13 +189,13 @@ class RowReader:
     it (both would share one interpreter lock otherwise).
     """
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, fetch_wait_ms: int | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self.first = context.Event()
         self.stop = context.Event()
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_read_rows, args=(bootstrap, topic, self.first, self.stop, send),
+            target=_read_rows, args=(bootstrap, topic, fetch_wait_ms, self.first, self.stop, send),
             name="row-reader", daemon=True,
         )  # fmt: skip
         self.rows: list[tuple[int, int, bytes, int]] = []
@@ -214,32 +216,47 @@ class RowReader:
 
 
 def start_service(
-    bootstrap: str, prefix: str, log: Path, commit_interval: float = COMMIT_INTERVAL
-) -> subprocess.Popen:
+    bootstrap: str, prefix: str, log: Path, commit_interval: float | None = None,
+    guarantee: str | None = None, trace: Path | None = None,
+) -> subprocess.Popen:  # fmt: skip
+    """``marketpulse process --lateness 0``, with the defaults a user gets otherwise."""
     command = [
         sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers", bootstrap,
         "--topic-prefix", prefix, "--group", f"{prefix}process", "--instance-id", "latency",
-        "--lateness", "0", "--commit-interval", str(commit_interval),
+        "--lateness", "0",
     ]  # fmt: skip
+    if commit_interval is not None:
+        command += ["--commit-interval", str(commit_interval)]
+    if guarantee is not None:
+        command += ["--guarantee", guarantee]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    if trace is not None:
+        env[TRACE_ENV] = str(trace)
     with open(log, "wb") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_ms: float,
-            work: Path, commit_interval: float = COMMIT_INTERVAL,
-            closes_csv: Path | None = None) -> dict:  # fmt: skip
+            work: Path, commit_interval: float | None = None, guarantee: str | None = None,
+            closes_csv: Path | None = None, reader_fetch_wait_ms: int | None = None,
+            ) -> dict:  # fmt: skip
     """Run the service, the producer and the reader at one rate; return the latency figures.
 
     ``closes_csv``: also write one line per bar close (partition, bar end,
     closing stamp, rows, latency of its first and last row, until produced),
     to see which closes make the tail.
     """
+    started = time.monotonic()
     topics = Topics(new_prefix(f"latency{int(rate)}"))
-    create_topics(bus_for(bootstrap), topics)
-    log = work / f"process-{int(rate)}.log"
-    service = start_service(bootstrap, topics.prefix, log, commit_interval)
-    reader = RowReader(bootstrap, topics.name("indicators"))
+    specs = {spec.name: dict(spec.config) for spec in topic_specs(topics)}
+    # the broker stamps each trade with its append time: the "to the broker" stage
+    specs[topics.ticks]["message.timestamp.type"] = "LogAppendTime"
+    bus_for(bootstrap).create_topics(list(specs), PARTITIONS, 1, specs)  # all in one request
+    topics_s = time.monotonic() - started
+    tag = f"{int(rate)}-{guarantee or 'default'}"
+    log, trace = work / f"process-{tag}.log", work / f"trace-{tag}.jsonl"
+    service = start_service(bootstrap, topics.prefix, log, commit_interval, guarantee, trace)
+    reader = RowReader(bootstrap, topics.name("indicators"), reader_fetch_wait_ms)
     producer = TradeProducer(bootstrap, topics.ticks, rate, linger_ms)
     try:
         reader.start()
@@ -251,23 +268,26 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no indicator row within 90 s:\n{log.read_text()[-3000:]}")
         first_ns = time.time_ns()
+        first_s = time.monotonic() - started
         time.sleep(warmup)
         begin_ns, sent0, cpu0 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
         time.sleep(duration)
         end_ns, sent1, cpu1 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
         producer.stop.set()
         producer.join()
-        time.sleep(1.0)  # rows of the last bars closed in the window
+        time.sleep(min(1.0, duration / 4))  # rows of the last bars closed in the window
     finally:
         producer.stop.set()
+        service.send_signal(signal.SIGTERM)  # it stops while the reader hands its rows back
         reader.stop.set()
         reader.join()
-        service.send_signal(signal.SIGTERM)
         try:
             service.wait(timeout=60)
         except subprocess.TimeoutExpired:
             service.kill()
             service.wait()
+    print(f"  topics {topics_s:.1f} s, first row {first_s:.1f} s, run and stop "
+          f"{time.monotonic() - started - first_s:.1f} s", file=sys.stderr)  # fmt: skip
     for thread in (producer, reader):
         if thread.error is not None:
             raise thread.error
@@ -287,6 +307,7 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     p50, p95, p99 = np.percentile(ms, [50, 95, 99]) if len(ms) else (np.nan,) * 3
     return {
         "rate": rate,
+        "guarantee": guarantee or "exactly-once",
         "produced_per_s": (sent1 - sent0) / window,
         "seconds": window,
         "samples": len(ms),
@@ -298,7 +319,7 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
         "to_service_produce_p50_ms": float(np.median(part)) if len(part) else np.nan,
         "to_service_produce_p99_ms": float(np.percentile(part, 99)) if len(part) else np.nan,
         "service_cpu_share": (cpu1 - cpu0) / window,
-        # the warm-up, from the first row on (fresh topics): not in the figures above
+        # a warm-up, from the first row on (fresh topics), when one was asked for
         "start_up_samples": len(start_up),
         "start_up_p99_ms": float(np.percentile(start_up, 99)) if len(start_up) else np.nan,
         "start_up_max_ms": float(start_up.max()) if len(start_up) else np.nan,
@@ -310,7 +331,75 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
             "p99_ms": float(np.percentile(whole, 99)) if len(whole) else np.nan,
             "max_ms": float(whole.max()) if len(whole) else np.nan,
         },
+        "breakdown": breakdown(whole_closes, trace, reader.rows),
     }
+
+
+#: The stages of a bar close's latency, in order (see :func:`breakdown`).
+STAGES = (
+    ("to_broker", "produce call -> broker append (producer linger, request)"),
+    ("to_service", "broker append -> the service's poll returns it (fetch)"),
+    ("process", "poll -> outputs handed to the producer (decode, bars, indicators)"),
+    ("wait", "-> commit begins (grace for other partitions, other work)"),
+    ("offsets", "commit begins -> offsets and state in the transaction"),
+    ("end_txn", "-> commit returns (EndTxn)"),
+    ("to_reader", "commit returns -> the reader has the row (markers, read_committed fetch; "
+                  "at least once: from the outputs' send)"),
+)  # fmt: skip
+
+
+def breakdown(closes: dict, trace: Path, rows: list) -> dict:
+    """p50/p99 (ms) of each stage over the bar closes the service's trace follows.
+
+    A close's first row: the stage ends are the produce stamp of its closing
+    trade, the broker's append time of its input (the last record of the
+    service's batch: ms resolution), when that poll returned, when its bars
+    were handed to the producer, the commit that followed (begin, offsets in,
+    return) and the reader's arrival. At least once the outputs do not wait
+    for a commit: ``wait``, ``offsets`` and ``end_txn`` are left out and
+    ``to_reader`` counts from the send.
+    """
+    if not trace.exists():
+        return {}
+    outputs: dict[tuple[int, int], list[int]] = {}
+    commits: list[list[int]] = []
+    for line in trace.read_text().splitlines():
+        record = json.loads(line)
+        if "o" in record:
+            partition, end, poll, record_ms, sent = record["o"]
+            outputs.setdefault((partition, end), [poll, record_ms, sent])
+        elif record["c"][3]:  # commits holding outputs
+            commits.append(record["c"])
+    starts = np.asarray([c[0] for c in commits], np.int64)
+    stages: dict[str, list[float]] = {name: [] for name, _ in STAGES}
+    followed = 0
+    for (partition, end, stamp), latencies in closes.items():
+        found = outputs.get((partition, end))
+        if found is None:
+            continue
+        poll, record_ms, sent = found
+        arrival = stamp + min(latency for latency, _ in latencies)
+        followed += 1
+        append = record_ms * 1_000_000
+        stages["to_broker"].append(append - stamp)
+        stages["to_service"].append(poll - append)
+        stages["process"].append(sent - poll)
+        i = int(np.searchsorted(starts, sent))
+        if i < len(commits) and commits[i][2] <= arrival:
+            start, offsets, done, _ = commits[i]
+            stages["wait"].append(start - sent)
+            stages["offsets"].append(offsets - start)
+            stages["end_txn"].append(done - offsets)
+            stages["to_reader"].append(arrival - done)
+        else:  # not behind a commit (at least once)
+            stages["to_reader"].append(arrival - sent)
+    out: dict = {"closes": followed}
+    for name, values in stages.items():
+        if values:
+            ms = np.asarray(values, np.float64) / 1e6
+            out[name] = {"p50_ms": float(np.percentile(ms, 50)),
+                         "p99_ms": float(np.percentile(ms, 99)), "n": len(ms)}  # fmt: skip
+    return out
 
 
 def _latencies(rows: list, closing: dict[int, np.ndarray], lo: int, hi: int) -> tuple:
@@ -351,25 +440,42 @@ def _write_closes(path: Path, closes: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="10000,50000,100000", help="trades/s, comma-separated")
+    parser.add_argument("--rates", default="10000,100000", help="trades/s, comma-separated")
     parser.add_argument(
-        "--warmup", type=float, default=10.0,
-        help="seconds from the first row not counted (reported apart as start-up)",
-    )  # fmt: skip
-    parser.add_argument("--duration", type=float, default=25.0, help="seconds measured per rate")
-    parser.add_argument("--linger-ms", type=float, default=5.0, help="producer linger.ms")
-    parser.add_argument(
-        "--commit-interval", type=float, default=COMMIT_INTERVAL,
-        help=f"the service's --commit-interval (default {COMMIT_INTERVAL})",
+        "--guarantees", default="exactly-once,at-least-once",
+        help="the service's --guarantee values to run, comma-separated",
     )  # fmt: skip
     parser.add_argument(
-        "--broker-warmup", type=float, default=20.0,
-        help="seconds of a first, unmeasured run at the first rate (the broker's JVM compiles "
-        "its hot paths then; a cold broker doubled p50 and p99 in the measured runs)",
+        "--warmup", type=float, default=0.0,
+        help="seconds from the first row reported apart as start-up (still counted in the "
+        "figures with start-up)",
     )  # fmt: skip
     parser.add_argument(
-        "--broker-nice", type=int, default=-10,
-        help="nice value of the broker this script starts (0: the default priority)",
+        "--duration", type=float, default=170.0,
+        help="seconds measured per rate (6 partitions close a bar each per second: "
+        "170 s give more than 1,000 closes)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--linger-ms", type=float, default=ProduceOptions().linger_ms,
+        help="producer linger.ms [default: that of marketpulse produce]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--commit-interval", type=float, default=None,
+        help="the service's --commit-interval [default: the service's own]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reader-fetch-wait-ms", type=int, default=None,
+        help="the reader's fetch.wait.max.ms [default: the client's]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--broker-warmup", type=float, default=0.0,
+        help="seconds of a first, unmeasured run at the first rate (the broker's JVM "
+        "compiles its hot paths then)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--broker-nice", type=int, default=0,
+        help="nice value of the broker this script starts (0: the default priority, as the "
+        "targets ask)",
     )  # fmt: skip
     parser.add_argument(
         "--closes", type=Path, metavar="DIR",
@@ -377,27 +483,37 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    guarantees = [g.strip() for g in args.guarantees.split(",") if g.strip()]
     results = []
     with (
         cluster(args.broker_nice) as kafka,
         tempfile.TemporaryDirectory(prefix="mp-bench-latency-") as work,
     ):
         if args.broker_warmup > 0:
-            warm = measure(kafka.bootstrap, rates[0], args.warmup, args.broker_warmup,
+            warm = measure(kafka.bootstrap, rates[0], 0.0, args.broker_warmup,
                            args.linger_ms, Path(work), args.commit_interval)  # fmt: skip
             print(f"broker warm-up at {rates[0]:,.0f}/s (not counted): p50 "
                   f"{warm['p50_ms']:.1f} ms, p99 {warm['p99_ms']:.1f} ms", file=sys.stderr)  # fmt: skip
-        for rate in rates:
-            csv = args.closes / f"closes-{int(rate)}.csv" if args.closes else None
-            result = measure(kafka.bootstrap, rate, args.warmup, args.duration, args.linger_ms,
-                             Path(work), args.commit_interval, csv)  # fmt: skip
-            print(
-                f"{rate:,.0f}/s: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
-                f"max {result['max_ms']:.1f} ms ({result['samples']} rows); start-up p99 "
-                f"{result['start_up_p99_ms']:.1f} ms, max {result['start_up_max_ms']:.1f} ms",
-                file=sys.stderr,
-            )
-            results.append(result)
+        for guarantee in guarantees:
+            for rate in rates:
+                name = f"closes-{int(rate)}-{guarantee}.csv"
+                csv = args.closes / name if args.closes else None
+                result = measure(
+                    kafka.bootstrap, rate, args.warmup, args.duration, args.linger_ms,
+                    Path(work), args.commit_interval, guarantee, csv, args.reader_fetch_wait_ms,
+                )  # fmt: skip
+                whole = result["with_start_up"]
+                print(
+                    f"{guarantee} {rate:,.0f}/s: p50 {whole['p50_ms']:.1f} ms, p99 "
+                    f"{whole['p99_ms']:.1f} ms, max {whole['max_ms']:.1f} ms "
+                    f"({whole['bar_closes']} closes, start-up included); stages "
+                    + ", ".join(
+                        f"{k} {v['p50_ms']:.1f}/{v['p99_ms']:.1f}"
+                        for k, v in result["breakdown"].items() if isinstance(v, dict)
+                    ),
+                    file=sys.stderr,
+                )  # fmt: skip
+                results.append(result)
         broker = kafka.describe()
     print(
         json.dumps(
@@ -407,11 +523,14 @@ def main() -> None:
                 "partitions": PARTITIONS,
                 "symbols": SYMBOLS,
                 "commit_interval_s": args.commit_interval,
+                "default_commit_interval_s": ProcessOptions().commit_interval,
                 "lateness_s": 0.0,
                 "linger_ms": args.linger_ms,
+                "reader_fetch_wait_ms": args.reader_fetch_wait_ms,
                 "send_period_ms": PERIOD_S * 1000,
                 "warmup_s": args.warmup,
                 "broker_warmup_s": args.broker_warmup,
+                "stages": dict(STAGES),
                 "rates": results,
             }
         )

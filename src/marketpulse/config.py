@@ -33,6 +33,8 @@ __all__ = [
     "COMMIT_INTERVAL",
     "COMPRESSION",
     "DEFAULT_CONFIG",
+    "GUARANTEE",
+    "GUARANTEES",
     "IDLE_TIMEOUT",
     "KAFKA_COMPRESSIONS",
     "LATENESS",
@@ -78,6 +80,10 @@ SESSION_TZ = "America/New_York"
 MAX_TIME_JUMP = 14 * 86_400.0
 
 # The process service (``services.process.ProcessOptions``; see its docstring).
+#: Processing guarantees of the process service on Kafka.
+GUARANTEES = ("exactly-once", "at-least-once")
+#: The default: outputs, state and offsets commit together in Kafka transactions.
+GUARANTEE = "exactly-once"
 COMMIT_INTERVAL = 0.1
 QUIET_COMMIT_INTERVAL = 2.5
 OUTPUT_GRACE = 0.02
@@ -177,7 +183,10 @@ class ProcessSettings:
     transaction step may take before the producer is replaced; ``store_trades``:
     send the trades the processor kept to the ``trades`` topic, in the same
     transaction as the bars, for the sinks to store (as ``run``/``replay`` store
-    them in the lake); off, the topic is neither required nor written.
+    them in the lake); off, the topic is neither required nor written;
+    ``guarantee``: ``exactly-once`` (outputs in the transactions) or
+    ``at-least-once`` (outputs sent at once, outside them; see
+    ``runtime.process``).
     """
 
     commit_interval: float = field(default=COMMIT_INTERVAL, metadata={"above": 0})
@@ -187,6 +196,7 @@ class ProcessSettings:
     transaction_timeout: float = field(default=TRANSACTION_TIMEOUT, metadata={"min": 1})
     step_timeout: float = field(default=STEP_TIMEOUT, metadata={"above": 0})
     store_trades: bool = STORE_TRADES
+    guarantee: str = field(default=GUARANTEE, metadata={"choices": GUARANTEES})
 
 
 @dataclass(frozen=True, slots=True)

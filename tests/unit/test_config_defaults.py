@@ -134,8 +134,9 @@ BAD_IN_FILE = [
     ("[process]\ncommit_interval = -0.1\n",
      " [process]: commit_interval: expected a number above 0, got -0.1"),
     ("[process]\ncommit_every = 1\n",
-     " [process]: unknown setting 'commit_every' (known: commit_interval, max_batch, "
-     "output_grace, quiet_commit_interval, step_timeout, store_trades, transaction_timeout)"),
+     " [process]: unknown setting 'commit_every' (known: commit_interval, guarantee, "
+     "max_batch, output_grace, quiet_commit_interval, step_timeout, store_trades, "
+     "transaction_timeout)"),
     ('[kafka]\ncompression = "brotli"\n',
      " [kafka]: compression: expected one of lz4, zstd, snappy, gzip, none, got 'brotli'"),
     ("process = 3\n", ": [process] must be a table"),

@@ -193,6 +193,9 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
 
     #: Whether a transaction is open (set by :meth:`begin`, :meth:`commit`, :meth:`abort`).
     in_transaction: bool = False
+    #: When the last commit's offsets were in the transaction (``time.time_ns()``),
+    #: before it asked the broker to commit: how long each step took.
+    offsets_sent_ns: int = 0
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -250,6 +253,7 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
             )  # fmt: skip
         elif meanwhile is not None:
             meanwhile()
+        self.offsets_sent_ns = time.time_ns()
         self._call("commit the transaction", self._producer.commit_transaction, timeout=timeout)
         self.in_transaction = False
 

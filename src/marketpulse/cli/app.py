@@ -64,7 +64,7 @@ from marketpulse.cli.dashboard_command import (
     serve_settings,
 )
 from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
-from marketpulse.cli.kafka_options import PREFIX_OPTION
+from marketpulse.cli.kafka_options import GUARANTEE_OPTION, PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
 from marketpulse.cli.sink_options import (
     INFLUX_URL_OPTION,
@@ -179,6 +179,7 @@ def run(
         "topics created when missing.",
     ),
     topic_prefix: str = PREFIX_OPTION,
+    guarantee: str = GUARANTEE_OPTION,
     host: str = HOST_OPTION,
     port: int = PORT_OPTION,
     token: str = TOKEN_OPTION,
@@ -209,7 +210,8 @@ def run(
         intervals=parse_intervals(intervals), fill_gaps=fill_gaps, conditions=conditions,
         indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
-           "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
+           "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix,
+           "process.guarantee": guarantee},
         **url_overrides(postgres_url, influx_url),
     )  # fmt: skip
     if kafka is not None and set(sink or []) - {SinkKind.lake}:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from marketpulse.cli.common import bounded, settings_from
-from marketpulse.config import KafkaSettings, Settings
+from marketpulse.config import GUARANTEE, GUARANTEES, KafkaSettings, Settings
 
 if TYPE_CHECKING:
     from marketpulse.bus.kafka import KafkaBus
@@ -18,6 +18,7 @@ __all__ = [
     "BOOTSTRAP_OPTION",
     "EXIT_WHEN_IDLE_OPTION",
     "GROUP_OPTION",
+    "GUARANTEE_OPTION",
     "PREFIX_OPTION",
     "kafka_settings",
     "open_bus",
@@ -34,6 +35,28 @@ PREFIX_OPTION = typer.Option(
     None, "--topic-prefix", help=f"Prefix of every topic name [default: {_DEFAULTS.topic_prefix}]."
 )
 GROUP_OPTION = typer.Option(None, "--group", help="Consumer group of this service.")
+
+
+def _guarantee(value: str | None) -> str | None:
+    """Refuse a guarantee other than those offered, at parse time (one line, exit 2)."""
+    if value is not None and value not in GUARANTEES:
+        raise typer.BadParameter(f"expected one of {', '.join(GUARANTEES)}, got {value!r}")
+    return value
+
+
+GUARANTEE_OPTION = typer.Option(
+    None,
+    "--guarantee",
+    envvar="MARKETPULSE_GUARANTEE",
+    metavar="|".join(GUARANTEES),
+    callback=_guarantee,
+    help="Processing guarantee on Kafka: exactly-once (outputs, state and offsets commit "
+    "together in Kafka transactions: read_committed readers see outputs once each, when "
+    "their transaction commits) or at-least-once (outputs sent at once, outside the "
+    "transactions, a few ms sooner; after a crash the outputs sent since the last commit "
+    "are sent again, identical) [default: [process] guarantee, MARKETPULSE_GUARANTEE or "
+    f"MARKETPULSE_PROCESS_GUARANTEE, else {GUARANTEE}].",
+)
 EXIT_WHEN_IDLE_OPTION = typer.Option(
     None,
     "--exit-when-idle",

@@ -29,6 +29,7 @@ from marketpulse.cli.kafka_options import (
     BOOTSTRAP_OPTION,
     EXIT_WHEN_IDLE_OPTION,
     GROUP_OPTION,
+    GUARANTEE_OPTION,
     PREFIX_OPTION,
     kafka_settings,
     open_bus,
@@ -73,6 +74,7 @@ def process(
         "soon as the input at hand is handled [default: [process] commit_interval or "
         f"MARKETPULSE_PROCESS_COMMIT_INTERVAL, else {COMMIT_INTERVAL:g}].",
     ),  # fmt: skip
+    guarantee: str = GUARANTEE_OPTION,
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
     rules: str = RULES_OPTION,
     intervals: str = INTERVALS_OPTION,
@@ -105,7 +107,9 @@ def process(
     Consumes the ticks topic, builds bars, indicators and alerts, and produces
     them inside Kafka transactions that also carry the consumed offsets and the
     changed symbols' state, so a crash or a rebalance loses and duplicates
-    nothing. Start more instances with the same --group to share the partitions.
+    nothing (--guarantee at-least-once: outputs go at once, outside the
+    transactions; a crash then repeats the outputs since the last commit).
+    Start more instances with the same --group to share the partitions.
     """
     import dataclasses
 
@@ -120,7 +124,7 @@ def process(
         intervals=parse_intervals(intervals), fill_gaps=fill_gaps, conditions=conditions,
         indicators=parse_indicators(indicators), idle_timeout=idle_timeout,
         plugins=plugin_specs(plugin), metrics_port=metrics_port,
-        **{"process.commit_interval": commit_interval},
+        **{"process.commit_interval": commit_interval, "process.guarantee": guarantee},
     )  # fmt: skip
     name = dataset_for(settings, dataset, LIVE)
     stream = dataclasses.replace(processor_settings(settings, wall_clock=True), dataset=name)

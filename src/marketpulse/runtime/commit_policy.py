@@ -16,6 +16,14 @@ The rules are those of :class:`~marketpulse.runtime.process.ProcessOptions`:
 * a transaction holding no outputs (offsets and state only) waits for the next
   outputs, or ``max(commit_interval, quiet_commit_interval)``;
 * whatever is open is committed when a poll finds no input.
+
+At least once (``at_least_once``) the outputs are not in the transaction (they
+were sent, outside it, as soon as they were made): it holds offsets and state
+only, and is committed when a poll finds no input, or once it is
+``max(commit_interval, quiet_commit_interval)`` old and holds outputs, the
+last of them sent ``output_grace`` ago or more (the closes of one moment are
+then all out, and the next are furthest away: a commit blocks the loop for a
+few milliseconds), or at twice that age whatever the polls made.
 """
 
 from __future__ import annotations
@@ -69,6 +77,8 @@ class CommitPolicy:
         max_batch: records per poll at most: a full poll means a backlog.
         step_timeout: seconds each commit step may take.
         clock: the monotonic clock (``time.monotonic``).
+        at_least_once: the outputs are not in the transactions (see the module
+            docstring).
 
     Attributes:
         next: the next offset to read of each owned partition that has one
@@ -93,6 +103,7 @@ class CommitPolicy:
         max_batch: int,
         step_timeout: float,
         clock: Callable[[], float] = time.monotonic,
+        at_least_once: bool = False,
     ) -> None:
         self.processor = processor
         self.state_topic = state_topic
@@ -102,6 +113,9 @@ class CommitPolicy:
         self.max_batch = max_batch
         self.step_timeout = step_timeout
         self.clock = clock
+        self.at_least_once = at_least_once
+        #: when the last output was sent (at least once)
+        self.last_output_at = 0.0
         #: the partition count of the input, written with the state (0: not written)
         self.partitions = 0
         self.next: dict[TopicPartition, int] = {}
@@ -134,11 +148,11 @@ class CommitPolicy:
         """Record that ``out`` was sent in the open transaction."""
         if out.bars.num_rows:
             self.closes_to = max(self.closes_to, pc.max(out.bars.column("bar_end")).as_py())
-        if not self.outputs and (
-            out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead
-        ):
-            self.outputs = True
-            self.outputs_at = self.clock()
+        if out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead:
+            self.last_output_at = self.clock()
+            if not self.outputs:
+                self.outputs = True
+                self.outputs_at = self.clock()
 
     def resume(self, tp: TopicPartition, committed: int) -> None:
         """Set where a restored partition resumes: ``committed`` (negative: none known)."""
@@ -174,7 +188,7 @@ class CommitPolicy:
         all once no partition with recent input is yet to close their bars.
         During a backlog they have no grace.
         """
-        grace = in_transaction and self.outputs and not backlog
+        grace = in_transaction and self.outputs and not backlog and not self.at_least_once
         if not grace:
             return PollWait(IDLE_POLL, False)
         seconds = max(self.outputs_at + self.output_grace - now, 0.0)
@@ -196,6 +210,10 @@ class CommitPolicy:
         if records == 0:
             return True
         age = self.age(now)
+        if self.at_least_once:
+            interval = max(self.commit_interval, self.quiet_commit_interval)
+            settled = self.outputs and now - self.last_output_at >= self.output_grace
+            return age >= 2 * interval or (age >= interval and settled)
         if self.outputs:
             graced = wait.grace and (
                 wait.seconds == 0.0 or now >= self.outputs_at + self.output_grace

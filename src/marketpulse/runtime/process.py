@@ -22,6 +22,28 @@ The trades the processor kept (:attr:`.Output.trades`, what the embedded
 pipeline stores as ``trades``) go to the ``trades`` topic in the same
 transaction, unless :attr:`ProcessOptions.store_trades` is off.
 
+At least once (:attr:`ProcessOptions.guarantee` ``at-least-once``): the
+outputs do not wait for a commit. They go, as soon as they are made, through
+an idempotent producer of their own, outside any transaction, so a
+``read_committed`` reader has them a few milliseconds later. The state and
+the offsets still commit together, in a transaction of their own: a
+partition's ``state`` snapshot and the offset it was taken at become visible
+at once or not at all, so a restart never applies ticks again onto state that
+already holds them (bars would then be wrong, not only repeated). Before each
+such commit the outputs sent so far are flushed (acknowledged by the broker);
+if any failed, the commit is abandoned and the work since the last commit is
+redone. After a crash, the new owner resumes from the last commit: the
+outputs it sends again are those sent since that commit, record for record the
+same (the processor is deterministic on its input), the duplicates being at
+most the outputs of ``max(commit_interval, quiet_commit_interval)`` seconds of
+input, twice that at worst, plus whatever was being handled (see
+:mod:`marketpulse.runtime.commit_policy`). The database sinks upsert on
+natural keys, so their stored rows are those of an exactly-once run; the lake
+sink names its files after offsets and keeps a repeated row twice. (Bars closed by the idle
+timeout depend on processing time under either guarantee.) A crashed instance
+that has not died (a zombie) is fenced from the state and offsets only; the
+outputs it may still send are duplicates of the same kind.
+
 What the processor does not read passes on, in order, to the same partition:
 the feed's quotes to ``quotes`` (where it exists), dead letters the feed
 sent through ``ticks`` to ``dlq``, and the marks of a file replay's segments
@@ -38,11 +60,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from marketpulse.bus.base import (
     Batch,
     Bus,
     Consumer,
+    Producer,
     ProducerFenced,
     TopicPartition,
     TransactionAborted,
@@ -61,6 +85,8 @@ from marketpulse.bus.topics import (
 from marketpulse.config import (
     COMMIT_INTERVAL,
     COMPRESSION,
+    GUARANTEE,
+    GUARANTEES,
     MAX_BATCH,
     OUTPUT_GRACE,
     QUIET_COMMIT_INTERVAL,
@@ -68,21 +94,24 @@ from marketpulse.config import (
     STORE_TRADES,
     TRANSACTION_TIMEOUT,
 )
-from marketpulse.exceptions import BusError
+from marketpulse.exceptions import BusError, ConfigError
 from marketpulse.human import human_rate
 from marketpulse.models import DeadLetter
 from marketpulse.runtime.commit_policy import PARTITIONS_KEY, CommitPolicy
 from marketpulse.runtime.idle import idle_expired, read_to_end
+from marketpulse.runtime.latency_trace import trace_from_env
 from marketpulse.runtime.segments import MARK_KIND, read_marks
 from marketpulse.stream import Processor
 from marketpulse.stream.checkpoint import CheckpointError
 from marketpulse.stream.output import Constant, Output, stamp
 
-__all__ = ["ProcessOptions", "ProcessService", "ProcessStats"]
+__all__ = ["AT_LEAST_ONCE", "ProcessOptions", "ProcessService", "ProcessStats"]
 
 logger = logging.getLogger(__name__)
 
 _OFFSET_BEGINNING = -2
+#: :attr:`ProcessOptions.guarantee`: outputs outside the transactions.
+AT_LEAST_ONCE = "at-least-once"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +165,12 @@ class ProcessOptions:
             time (``ProcessorSettings.idle_timeout``); off for a replay at full
             speed, whose bars then depend on its input alone, however loaded the
             machine.
+        guarantee: ``exactly-once`` (outputs, state and offsets in one
+            transaction) or ``at-least-once`` (outputs sent at once, outside
+            it; state and offsets committed together: see the module docstring).
+
+    Raises:
+        ConfigError: ``guarantee`` is neither.
     """
 
     group: str = "marketpulse-process"
@@ -150,6 +185,13 @@ class ProcessOptions:
     step_timeout: float = STEP_TIMEOUT
     store_trades: bool = STORE_TRADES
     close_idle: bool = True
+    guarantee: str = GUARANTEE
+
+    def __post_init__(self) -> None:
+        if self.guarantee not in GUARANTEES:
+            raise ConfigError(
+                f"guarantee: expected one of {', '.join(GUARANTEES)}, got {self.guarantee!r}"
+            )
 
 
 @dataclass(slots=True)
@@ -237,10 +279,13 @@ class ProcessService:
             processor, topics.state,
             commit_interval=opts.commit_interval, quiet_commit_interval=opts.quiet_commit_interval,
             output_grace=opts.output_grace, max_batch=opts.max_batch,
-            step_timeout=opts.step_timeout,
+            step_timeout=opts.step_timeout, at_least_once=opts.guarantee == AT_LEAST_ONCE,
         )  # fmt: skip
         self._owned: set[TopicPartition] = set()
         self._producer: TransactionalProducer | None = None
+        #: At least once: the idempotent producer of the outputs (outside the transactions).
+        self._out: Producer | None = None
+        self._out_failed = 0
         self._consumer: Consumer | None = None
         self._partitions = 0
         self._transactional_id = ""
@@ -250,6 +295,8 @@ class ProcessService:
         self._outputs: list[str] = []
         self._quotes: str | None = None
         self._dataset = Constant(processor.settings.dataset)
+        #: Stage times for the latency benchmark (``MARKETPULSE_PROCESS_TRACE``), else None.
+        self._trace = trace_from_env()
 
     def run(self) -> ProcessStats:
         """Consume until stopped (or idle for ``exit_when_idle``); return the figures."""
@@ -265,6 +312,8 @@ class ProcessService:
         )  # fmt: skip
         self.processor.warm_up()
         self._producer = self._new_producer()
+        if opts.guarantee == AT_LEAST_ONCE:
+            self._out = self.bus.producer(compression=opts.compression, linger_ms=0)
         self._consumer = self._new_consumer()
         try:
             self._loop()
@@ -351,6 +400,8 @@ class ProcessService:
                 wait = policy.wait(self._producer.in_transaction, backlog, now)
                 batches = self._consumer.poll(opts.max_batch, wait.seconds)
                 now = time.monotonic()
+                if self._trace is not None:
+                    self._trace.polled()
                 records = sum(map(_records, batches))
                 if self._handle(batches):
                     self.last_input = now
@@ -433,6 +484,7 @@ class ProcessService:
     def _pass_on(self, batch: Batch) -> None:
         """Send on what the processor does not read (columns), to the same partition."""
         assert self._producer is not None and batch.columns is not None
+        producer = self._out or self._producer
         rows = batch.columns
         rows = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
         if batch.kind == MARK_KIND:
@@ -441,13 +493,13 @@ class ProcessService:
                 out = self.processor.finish_partition(batch.topic, batch.partition)
                 self._send(out, batch.partition, None)
             for name in self._outputs:
-                self._producer.send_rows(name, MARK_KIND, rows, batch.partition)
+                producer.send_rows(name, MARK_KIND, rows, batch.partition)
         elif batch.kind == "dlq":
-            self._producer.send_rows(self.topics.name("dlq"), "dlq", rows, batch.partition)
+            producer.send_rows(self.topics.name("dlq"), "dlq", rows, batch.partition)
             self.stats.dead += rows.num_rows
         elif self._quotes is not None:
             quotes = stamp(rows, self._dataset)
-            self._producer.send_rows(self._quotes, "quotes", quotes, batch.partition)
+            producer.send_rows(self._quotes, "quotes", quotes, batch.partition)
 
     def _unseen(self, batch: Batch) -> Batch | None:
         """The records of ``batch`` not yet processed (``None``: none, or not ours)."""
@@ -498,7 +550,7 @@ class ProcessService:
 
     def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
         assert self._producer is not None
-        producer, names = self._producer, self.topics
+        producer, names = self._out or self._producer, self.topics
         outputs = (("bars", out.bars), ("indicators", out.indicators), ("custom", out.custom))
         for kind, rows in outputs:
             if rows.num_rows:
@@ -516,6 +568,9 @@ class ProcessService:
             for quotes in out.quotes:
                 producer.send_rows(self._quotes, "quotes", quotes, partition)
         self.policy.sent(out)
+        if self._trace is not None and out.bars.num_rows:
+            last = batch.messages[-1].timestamp if batch is not None and batch.messages else 0
+            self._trace.output(partition, _bar_end(out), last)
         self.stats.bars += out.bars.num_rows
         self.stats.indicators += out.indicators.num_rows
         self.stats.alerts += len(out.alerts)
@@ -528,8 +583,32 @@ class ProcessService:
         producer, consumer = self._producer, self._consumer
         if producer is None or consumer is None:
             return
+        started, outputs = time.time_ns(), self.policy.outputs and self._out is None
+        if self._out is not None and producer.in_transaction:
+            self._flush_outputs(producer)
         if self.policy.commit(producer, consumer):
             self.stats.transactions += 1
+            if self._trace is not None:
+                self._trace.commit(started, getattr(producer, "offsets_sent_ns", 0), outputs)
+
+    def _flush_outputs(self, producer: TransactionalProducer) -> None:
+        """At least once: the outputs sent so far are acknowledged before their offsets commit.
+
+        Raises:
+            TransactionAborted: some were not (the transaction of state and
+                offsets is aborted: the work since the last commit is redone).
+        """
+        assert self._out is not None
+        try:
+            self._out.flush(self.options.step_timeout)
+            failed = self._out.failed - self._out_failed
+        except BusError as exc:
+            failed, reason = -1, str(exc)
+        self._out_failed = self._out.failed
+        if failed:
+            producer.abort(self.options.step_timeout)
+            why = reason if failed < 0 else f"{failed:,} outputs were not delivered"
+            raise TransactionAborted(f"{why}: not committing their offsets")
 
     def _assigned(self, partitions: list[TopicPartition]) -> None:
         """Partitions joined this instance: restore their state before reading them.
@@ -691,7 +770,14 @@ class ProcessService:
                 logger.exception("process: closing the consumer failed")
         if self._producer is not None:
             self._producer.close()
+        if self._out is not None:
+            try:
+                self._out.close()
+            except BusError as exc:  # sent again by the next owner: at least once
+                logger.warning("process: %s", exc)
         self.bus.close()  # the reader of the state topic
+        if self._trace is not None:
+            self._trace.close()
 
 
 #: Kinds of ``ticks`` records the processor does not read: passed on as they are.
@@ -701,6 +787,11 @@ _PASSED_ON = frozenset({MARK_KIND, "dlq", "quote"})
 def _records(batch: Batch) -> int:
     """The records of ``batch`` (Kafka's offsets may skip transaction markers)."""
     return batch.columns.num_rows if batch.columns is not None else len(batch.messages)
+
+
+def _bar_end(out: Output) -> int:
+    """The latest end (ns) of the bars of ``out``."""
+    return int(pc.max(out.bars.column("bar_end")).as_py())
 
 
 def _originals(letters: list[DeadLetter], batch: Batch) -> list[DeadLetter]:

@@ -66,7 +66,11 @@ class ProduceOptions:
             sends as fast as the broker takes it.
         duration: stop after this many seconds (by setting the service's ``stop``);
             ``None`` runs until the feed ends.
-        linger_ms: how long the producer waits to fill a batch (Kafka).
+        linger_ms: how long the producer waits to fill a batch (Kafka). 1 ms:
+            a tick waits at most that long for others before it leaves (it
+            was 5 ms, the largest single part of a tick's way to its
+            indicator at 10,000 ticks/s, ``bench/bench_kafka_latency.py``);
+            a replay at full speed fills its batches regardless.
         flush_timeout: seconds the final flush waits for acknowledgements.
         dataset: the dataset of the feed's dead letters (their ``dataset``
             header); ``None``: the feed's default (``feeds.dataset.feed_dataset``).
@@ -82,7 +86,7 @@ class ProduceOptions:
     compression: str = COMPRESSION
     speed: float | None = None
     duration: float | None = None
-    linger_ms: float = 5.0
+    linger_ms: float = 1.0
     flush_timeout: float = 30.0
     dataset: str | None = None
     segments: bool = False

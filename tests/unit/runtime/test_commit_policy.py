@@ -192,6 +192,52 @@ def test_offsets_and_state_alone_wait_for_the_quiet_commit_interval(policy, prod
     assert policy.due(True, clock.now + QUIET, 5, wait)
 
 
+@pytest.fixture
+def at_least_once(processor, clock) -> CommitPolicy:
+    return CommitPolicy(
+        processor,  # type: ignore[arg-type]
+        TOPICS.state,
+        commit_interval=COMMIT,
+        quiet_commit_interval=QUIET,
+        output_grace=GRACE,
+        max_batch=MAX_BATCH,
+        step_timeout=7.0,
+        clock=clock,
+        at_least_once=True,
+    )
+
+
+def test_at_least_once_outputs_never_wait_for_a_grace(at_least_once, producer, processor, clock):
+    with_outputs(at_least_once, producer, 60)
+    wait = at_least_once.wait(True, False, clock.now)
+    assert wait == PollWait(IDLE_POLL, False) and not processor.closing_asked
+    # outputs went out at once: nothing to commit for them before the interval
+    assert not at_least_once.due(True, clock.now + GRACE, 5, wait)
+    assert not at_least_once.due(True, clock.now + COMMIT, MAX_BATCH, wait)
+
+
+def test_at_least_once_commits_after_the_interval_once_the_closes_are_out(
+    at_least_once, producer, clock
+):
+    at_least_once.begin(producer)
+    at_least_once.consumed(tp(0), 10)
+    start = clock.now
+    wait = at_least_once.wait(True, False, clock.now)
+    # the interval is up, but no outputs yet: the next ones (bars closing) may be near
+    assert not at_least_once.due(True, start + QUIET, 5, wait)
+    clock.now = start + QUIET
+    at_least_once.sent(Output(bars=bars(60)))
+    # other partitions' closes of the same moment may still come: not yet
+    assert not at_least_once.due(True, start + QUIET + GRACE / 2, 5, wait)
+    # the grace after the last output is over: commit, the next closes furthest away
+    assert at_least_once.due(True, start + QUIET + GRACE + 1e-6, 5, wait)
+    # whatever the polls made, twice the interval commits; so does a poll finding nothing
+    clock.now = start + 2 * QUIET - 0.001
+    at_least_once.sent(Output(bars=bars(61)))
+    assert at_least_once.due(True, start + 2 * QUIET, 5, wait)
+    assert at_least_once.due(True, start + 0.001, 0, wait)
+
+
 def test_the_quiet_interval_is_never_shorter_than_the_commit_interval(processor, producer, clock):
     policy = CommitPolicy(
         processor,  # type: ignore[arg-type]
