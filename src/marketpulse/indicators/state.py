@@ -154,7 +154,45 @@ class IndicatorState:
             StateMismatch: ``data`` was made for another declared set.
             ValueError: ``data`` is not a snapshot of this format.
         """
-        self._check_key(key)
+        self.restore_many(np.array([key], np.int64), [data])
+
+    def restore_many(self, keys: np.ndarray, datas: list[bytes]) -> None:
+        """:meth:`restore` of each of ``keys`` from its bytes in ``datas``, in one pass.
+
+        Every snapshot is checked before any key changes.
+
+        Raises:
+            StateMismatch: a snapshot was made for another declared set.
+            ValueError: a snapshot is not of this format.
+        """
+        keys = np.asarray(keys, np.int64)
+        if len(keys) != len(datas):
+            raise ValueError(f"{len(keys)} keys but {len(datas)} snapshots")
+        if not len(keys):
+            return
+        if int(keys.min()) < 0:
+            raise ValueError(f"keys are non-negative, not {int(keys.min())}")
+        for data in datas:
+            self.check_snapshot(data)
+        rows = np.frombuffer(b"".join(datas), np.uint8).reshape(len(datas), -1)[:, _HEADER - 8 :]
+        self.ensure_capacity(int(keys.max()) + 1)
+        self.counts[keys] = rows[:, :8].copy().view("<i8")[:, 0]
+        offset = 8
+        for block in self.blocks:
+            for array in block:
+                width = array.shape[1]
+                dtype = "<f8" if array.dtype == np.float64 else "<i8"
+                part = rows[:, offset : offset + 8 * width].copy().view(dtype)
+                array[keys] = part.astype(array.dtype, copy=False)
+                offset += 8 * width
+
+    def check_snapshot(self, data: bytes) -> None:
+        """Raise unless ``data`` is a :meth:`snapshot` of this declared set.
+
+        Raises:
+            StateMismatch: ``data`` was made for another declared set.
+            ValueError: ``data`` is not a snapshot of this format.
+        """
         if not data.startswith(_MAGIC) or len(data) < _HEADER:
             raise ValueError(
                 f"not an indicator state snapshot ({len(data)} bytes, starting with "
@@ -167,16 +205,6 @@ class IndicatorState:
                 f"indicator state snapshot of {len(data)} bytes, "
                 f"expected {_HEADER + self._row_bytes}"
             )
-        self.ensure_capacity(key + 1)
-        offset = len(_MAGIC) + 8
-        self.counts[key] = int.from_bytes(data[offset : offset + 8], "little", signed=True)
-        offset += 8
-        for block in self.blocks:
-            for array in block:
-                width = array.shape[1]
-                dtype = "<f8" if array.dtype == np.float64 else "<i8"
-                array[key] = np.frombuffer(data, dtype=dtype, count=width, offset=offset)
-                offset += 8 * width
 
     def copy(self) -> IndicatorState:
         """Return an independent copy of every key's state."""
