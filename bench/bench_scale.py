@@ -11,16 +11,19 @@ and restore; 5 M is the size of the Lean catch-up of ``bench_kafka_catchup.py``,
 1,000 s of market time and the bars per tick grow with the symbols, as they
 do in a real market with more names.
 
-Then ``marketpulse process`` runs as deployed (its own interpreter, the
-default settings: 1s/1m/5m bars, 13 indicators, default alerts, exactly-once
-transactions carrying the changed symbols' state):
+After them, one trade per partition 10 minutes later moves every partition's
+watermark past every window. Then ``marketpulse process`` runs as deployed
+(its own interpreter, the default settings: 1s/1m/5m bars, 13 indicators,
+default alerts, exactly-once transactions carrying the changed symbols'
+state), with ``--idle-timeout 0`` (bars close by input alone, so the outputs
+depend on the input alone and the bar count can be checked exactly):
 
 1. a first service is killed (SIGKILL, like a crash) once its group's committed
    offsets pass half of ``ticks``;
 2. a second one, with the same instance id (it fences the first and aborts its
    open transaction), restores every symbol's state from the ``state`` topic
    and finishes; it is timed to the moment the committed offsets reach the end
-   of ``ticks`` and then exits when idle (the idle timeout closes the last bars).
+   of ``ticks`` and then exits when idle (``--exit-when-idle 1``).
 
 The rate is the ticks of the topic over both services' wall time (interpreter
 start-ups, restore and the work redone after the kill included). Memory is the
@@ -144,7 +147,7 @@ def _command(bootstrap: str, topics: Topics, group: str) -> list[str]:
     return [
         sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers", bootstrap,
         "--topic-prefix", topics.prefix, "--group", group, "--instance-id", "bench-scale",
-        "--exit-when-idle", "2", "--idle-timeout", "0",
+        "--exit-when-idle", "1", "--idle-timeout", "0",
     ]  # fmt: skip
 
 

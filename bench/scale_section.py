@@ -26,7 +26,7 @@ def _panel(x0: int, title: str, points: list[tuple[int, float]], target: float, 
     xs = [math.log10(s) for s, _ in points]
     lo, hi = min(xs + [1.0]), max(xs + [5.0])
     top = max([v for _, v in points] + [target]) * 1.15
-    left, right, up, down = x0 + _PAD, x0 + _W - 10, 30, _H - 34
+    left, right, up, down = x0 + _PAD, x0 + _W - 26, 30, _H - 34
 
     def px(x: float) -> float:
         return left + (x - lo) / ((hi - lo) or 1) * (right - left)
@@ -101,7 +101,7 @@ def render_scale(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
             f"| {r['symbols']:,} | {r['ticks']:,} | {r['ticks_per_s']:,.0f} | "
             f"{first['peak_rss_mb']:,.0f} / {second['peak_rss_mb']:,.0f} | "
             f"{r['restore_seconds']:.2f} | {first['share_at_kill']:.0%} | {bars:,} | "
-            f"{bars / r['ticks']:.2f} | "
+            f"{bars / r['ticks']:.3g} | "
             f"{'yes' if r['bars_complete'] else '**no**'} | {r['preload']['ticks_per_s']:,.0f} |"
         )
     largest = max(result["runs"], key=lambda r: r["symbols"])
@@ -112,6 +112,8 @@ def render_scale(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
     )
     if largest["symbols"] < 100_000 or largest["ticks"] < 1_000_000:
         judged = f"not judged (this run's largest size: {largest['symbols']:,} symbols)"
+    elif ticks != 5_000_000:
+        judged += f" over {ticks:,} ticks (the script's default run has 5,000,000)"
     return f"""## Scale in symbols (`bench/bench_scale.py`)
 
 {measured(run)}
