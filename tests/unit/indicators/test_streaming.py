@@ -69,6 +69,19 @@ def test_restore_many_equals_restoring_each_key_and_checks_every_snapshot_first(
         together.restore_many(np.array([1, 2]), [snapshots[0]])
 
 
+def test_sparse_keys_take_rows_for_the_keys_used_alone(tails) -> None:
+    """A symbol's intervals are 16 keys apart: rows are made for the keys used, not for the gaps."""
+    declared = parse_set("ema(3), sma(2)")
+    sparse, dense = IndicatorState(declared=declared), IndicatorState(declared=declared)
+    columns = [v[:6] for v in inputs(tails[0])[:6]]
+    got = update_indicators(sparse, np.array([5, 1_000_000, 5, 5, 1_000_000, 5]), *columns)
+    want = update_indicators(dense, np.array([0, 1, 0, 0, 1, 0]), *columns)
+    np.testing.assert_array_equal(got, want)
+    assert sparse.bars(5) == 4 and sparse.bars(1_000_000) == 2 and sparse.bars(6) == 0
+    assert sparse.counts.shape[0] == 64  # the first rows, not a million
+    assert sparse.snapshots(np.array([5, 1_000_000])) == dense.snapshots(np.array([0, 1]))
+
+
 def test_warm_up_readies_the_kernel_of_every_kind() -> None:
     from marketpulse.indicators import warm_up
 
