@@ -67,7 +67,7 @@ from kafka_common import (
 )
 from scale_section import write_svg
 
-from marketpulse.bus.topics import Topics
+from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.feeds import Simulator
 from marketpulse.models import TRADE_SCHEMA
 
@@ -310,8 +310,9 @@ def measure(bootstrap: str, symbols: int, ticks: int, event_rate: float) -> dict
         "bars_complete": bars["by_interval"] == expected and bars["duplicates"] == 0,
         "dead_reasons": dead_letter_reasons(bootstrap, topics.name("dlq")),
     }
-    shorts = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "trades")
-    bus.delete_topics([topics.name(s) for s in shorts])  # the broker's disk: 5 M ticks a size
+    bus.delete_topics(
+        [spec.name for spec in topic_specs(topics)]
+    )  # the broker's disk: 5 M ticks a size
     return result
 
 
