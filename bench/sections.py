@@ -15,6 +15,7 @@ from typing import Any
 from embedded_section import render_embedded
 from kafka_section import render_kafka
 from kaggle_section import render_kaggle
+from scale_section import render_scale
 from section_text import arg, measured, out, spread, verdict
 from startup_section import render_startup
 from wire_section import render_wire
@@ -405,6 +406,17 @@ SECTIONS: dict[str, Section] = {
                 ),
             ),  # fmt: skip
             render_kaggle,
+        ),
+        Section(
+            "scale",
+            (
+                Script(
+                    "bench_scale",
+                    ("bench/bench_scale.py",),
+                    ("--symbols", "100", "--ticks", "50000", "--svg", ""),
+                ),
+            ),  # fmt: skip
+            render_scale,
         ),
     )
 }

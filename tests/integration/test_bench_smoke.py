@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("section", sorted(SECTIONS))
 def test_benchmark_section_runs_and_renders(section, request, tmp_path):
     env = dict(os.environ)
-    if section == "kafka":
+    if section in ("kafka", "scale"):
         env["MARKETPULSE_KAFKA_BOOTSTRAP"] = request.getfixturevalue("kafka_bootstrap")
     if section == "storage":
         env["MARKETPULSE_POSTGRES_URL"] = request.getfixturevalue("postgres_admin_url")
@@ -56,3 +56,14 @@ def test_smoke_fails_when_a_script_fails(tmp_path):
     )
     assert result.returncode == 1
     assert "exited 3" in result.stderr
+
+
+def test_the_scale_benchmark_refuses_a_bad_symbol_list():
+    """A bad ``--symbols`` is a usage error (exit 2, one line), before any broker is touched."""
+    result = subprocess.run(
+        [sys.executable, "bench/bench_scale.py", "--symbols", "ten,100", "--svg", ""],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--symbols: not a list of whole numbers: 'ten,100'" in result.stderr
+    assert "Traceback" not in result.stderr

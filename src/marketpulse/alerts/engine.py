@@ -306,8 +306,10 @@ class AlertEngine:
         return slot
 
     def _grow_table(self) -> None:
-        shape = (len(self._sym_ids), len(self._iv_ids))
-        if shape != self._table.shape:
+        rows, columns = self._table.shape
+        if len(self._sym_ids) > rows or len(self._iv_ids) > columns:
+            # symbols double the rows: one new symbol at a time must not copy the table
+            shape = (max(len(self._sym_ids), 2 * rows), len(self._iv_ids))
             table = np.full(shape, -1, dtype=np.int32)
             table[: self._table.shape[0], : self._table.shape[1]] = self._table
             self._table = table

@@ -353,6 +353,9 @@ class KafkaBus(Bus):
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
+            # the end of a partition is known by an empty fetch, which the broker holds
+            # for this long (default 500 ms: half a second per partition restored)
+            "fetch.wait.max.ms": 10,
             **overrides,
         }
         return ck.Consumer(config)

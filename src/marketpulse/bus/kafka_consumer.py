@@ -319,7 +319,9 @@ def read_partition(
     try:
         while time.monotonic() < deadline:
             done = False
-            for record in reader.consume(10_000, 0.5):
+            # a short wait: consume() returns early only with 10,000 records, so a
+            # partition holding fewer would cost the whole wait (0.5 s each, before)
+            for record in reader.consume(10_000, 0.02):
                 error = record.error()
                 if error is not None:
                     if error.code() == ck.KafkaError._PARTITION_EOF:

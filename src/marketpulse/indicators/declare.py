@@ -12,6 +12,7 @@ A declared set is an ordered tuple of declarations with unique column names;
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -82,12 +83,12 @@ class DeclaredSet:
         """Every output column, in declaration order."""
         return tuple(c for item in self.items for c in item.columns)
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
         """The canonical declarations, comma-separated (parses back to this set)."""
         return ", ".join(item.canonical for item in self.items)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> bytes:
         """Eight bytes naming this set (for state snapshots)."""
         return hashlib.blake2b(self.text.encode(), digest_size=8).digest()

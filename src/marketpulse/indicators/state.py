@@ -60,35 +60,40 @@ class StateMismatch(ValueError):
 class IndicatorState:
     """The streaming state of every key's declared indicators, as numpy arrays.
 
-    Rows are indexed by key. The arrays grow (doubling) when a key at or past
-    the capacity is used; a key never seen has the state of an empty series.
+    Keys may be sparse (the processor spaces a symbol's intervals 16 keys
+    apart): each key used gets a row of its own, in the order first used, and
+    the rows hold nothing for keys never used. The key map and the rows grow
+    (doubling) as keys come; a key never seen has the state of an empty series.
 
     Attributes:
         declared: the declared indicator set this state computes.
-        counts: int64 (capacity,) bars seen by each key.
-        blocks: per declared instance, its ``[floats, ints, ring]`` arrays.
+        counts: int64 (rows,) bars seen by the key of each row.
+        blocks: per declared instance, its ``[floats, ints, ring]`` arrays, a row per key used.
     """
 
     def __init__(self, capacity: int = 64, declared: DeclaredSet = DEFAULT) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
         self.declared = declared
-        self.counts = np.zeros(capacity, dtype=np.int64)
+        self._rows = np.full(capacity, -1, np.int64)  # key: its row, -1 for none yet
+        self._used = 0  # rows given to keys
+        rows = min(capacity, 64)
+        self.counts = np.zeros(rows, dtype=np.int64)
         self.params = [np.array(item.numbers, np.float64) for item in declared.items]
         self.blocks: list[list[np.ndarray]] = []
         for item, params in zip(declared.items, self.params, strict=True):
             floats, ints, ring = item.kind.layout(tuple(params))
             self.blocks.append([
-                np.zeros((capacity, max(floats, 1)), np.float64),
-                np.zeros((capacity, max(ints, 1)), np.int64),
-                np.zeros((capacity, max(ring, 1)), np.float64),
+                np.zeros((rows, max(floats, 1)), np.float64),
+                np.zeros((rows, max(ints, 1)), np.int64),
+                np.zeros((rows, max(ring, 1)), np.float64),
             ])  # fmt: skip
         self._row_bytes = 8 * sum(a.shape[1] for block in self.blocks for a in block)
 
     @property
     def capacity(self) -> int:
-        """Number of keys the arrays hold now."""
-        return self.counts.shape[0]
+        """Number of keys the key map holds now (rows are made for the keys used)."""
+        return self._rows.shape[0]
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -98,32 +103,62 @@ class IndicatorState:
     def bars(self, key: int) -> int:
         """Return how many bars ``key`` has seen since it was new or reset."""
         self._check_key(key)
-        return int(self.counts[key]) if key < self.capacity else 0
+        return int(self.bar_counts(np.array([key], np.int64))[0])
 
     def ensure_capacity(self, capacity: int) -> None:
-        """Grow the arrays, doubling, until they hold ``capacity`` keys."""
+        """Grow the key map, doubling, until it holds ``capacity`` keys."""
         if capacity <= self.capacity:
             return
         new = self.capacity
         while new < capacity:
             new *= 2
-        self.counts = _grow(self.counts, new)
-        self.blocks = [[_grow(a, new) for a in block] for block in self.blocks]
+        grown = np.full(new, -1, np.int64)
+        grown[: self.capacity] = self._rows
+        self._rows = grown
+
+    def rows(self, keys: np.ndarray, create: bool = False) -> np.ndarray:
+        """The row of each of ``keys`` (non-negative); -1 for a key without one.
+
+        ``create``: give the keys without a row one (zeroed: an empty series).
+        """
+        keys = np.asarray(keys, np.int64)
+        if not len(keys):
+            return np.zeros(0, np.int64)
+        if create:
+            self.ensure_capacity(int(keys.max()) + 1)
+        inside = keys < self.capacity
+        found = np.where(inside, self._rows[np.where(inside, keys, 0)], -1)
+        if create and (found < 0).any():
+            new = np.unique(keys[found < 0])
+            self._add_rows(len(new))
+            self._rows[new] = np.arange(self._used - len(new), self._used)
+            found = self._rows[keys]
+        return found
+
+    def _add_rows(self, count: int) -> None:
+        self._used += count
+        size = self.counts.shape[0]
+        if self._used <= size:
+            return
+        while size < self._used:
+            size *= 2
+        self.counts = _grow(self.counts, size)
+        self.blocks = [[_grow(a, size) for a in block] for block in self.blocks]
 
     def reset(self, key: int) -> None:
         """Forget ``key``'s history: its next bar starts a new series."""
         self._check_key(key)
-        if key < self.capacity:
-            self.counts[key] = 0
+        row = int(self.rows(np.array([key], np.int64))[0])
+        if row >= 0:
+            self.counts[row] = 0
             for block in self.blocks:
                 for array in block:
-                    array[key] = 0
+                    array[row] = 0
 
     def bar_counts(self, keys: np.ndarray) -> np.ndarray:
         """:meth:`bars` of each of ``keys`` (non-negative)."""
-        keys = np.asarray(keys, np.int64)
-        inside = keys < self.capacity
-        return np.where(inside, self.counts[np.where(inside, keys, 0)], 0)
+        rows = self.rows(keys)
+        return np.where(rows >= 0, self.counts[np.maximum(rows, 0)], 0)
 
     def snapshot(self, key: int) -> bytes:
         """Return ``key``'s state as bytes, for :meth:`restore` here or elsewhere."""
@@ -135,8 +170,9 @@ class IndicatorState:
         keys = np.asarray(keys, np.int64)
         if len(keys) == 0:
             return []
-        inside = keys < self.capacity
-        rows = np.where(inside, keys, 0)
+        found = self.rows(keys)
+        inside = found >= 0
+        rows = np.maximum(found, 0)
         parts = [self.counts[rows].astype("<i8").view(np.uint8).reshape(len(rows), 8)]
         for block in self.blocks:
             for array in block:
@@ -154,7 +190,45 @@ class IndicatorState:
             StateMismatch: ``data`` was made for another declared set.
             ValueError: ``data`` is not a snapshot of this format.
         """
-        self._check_key(key)
+        self.restore_many(np.array([key], np.int64), [data])
+
+    def restore_many(self, keys: np.ndarray, datas: list[bytes]) -> None:
+        """:meth:`restore` of each of ``keys`` from its bytes in ``datas``, in one pass.
+
+        Every snapshot is checked before any key changes.
+
+        Raises:
+            StateMismatch: a snapshot was made for another declared set.
+            ValueError: a snapshot is not of this format.
+        """
+        keys = np.asarray(keys, np.int64)
+        if len(keys) != len(datas):
+            raise ValueError(f"{len(keys)} keys but {len(datas)} snapshots")
+        if not len(keys):
+            return
+        if int(keys.min()) < 0:
+            raise ValueError(f"keys are non-negative, not {int(keys.min())}")
+        for data in datas:
+            self.check_snapshot(data)
+        rows = np.frombuffer(b"".join(datas), np.uint8).reshape(len(datas), -1)[:, _HEADER - 8 :]
+        at = self.rows(keys, create=True)
+        self.counts[at] = rows[:, :8].copy().view("<i8")[:, 0]
+        offset = 8
+        for block in self.blocks:
+            for array in block:
+                width = array.shape[1]
+                dtype = "<f8" if array.dtype == np.float64 else "<i8"
+                part = rows[:, offset : offset + 8 * width].copy().view(dtype)
+                array[at] = part.astype(array.dtype, copy=False)
+                offset += 8 * width
+
+    def check_snapshot(self, data: bytes) -> None:
+        """Raise unless ``data`` is a :meth:`snapshot` of this declared set.
+
+        Raises:
+            StateMismatch: ``data`` was made for another declared set.
+            ValueError: ``data`` is not a snapshot of this format.
+        """
         if not data.startswith(_MAGIC) or len(data) < _HEADER:
             raise ValueError(
                 f"not an indicator state snapshot ({len(data)} bytes, starting with "
@@ -167,16 +241,6 @@ class IndicatorState:
                 f"indicator state snapshot of {len(data)} bytes, "
                 f"expected {_HEADER + self._row_bytes}"
             )
-        self.ensure_capacity(key + 1)
-        offset = len(_MAGIC) + 8
-        self.counts[key] = int.from_bytes(data[offset : offset + 8], "little", signed=True)
-        offset += 8
-        for block in self.blocks:
-            for array in block:
-                width = array.shape[1]
-                dtype = "<f8" if array.dtype == np.float64 else "<i8"
-                array[key] = np.frombuffer(data, dtype=dtype, count=width, offset=offset)
-                offset += 8 * width
 
     def copy(self) -> IndicatorState:
         """Return an independent copy of every key's state."""
@@ -184,6 +248,7 @@ class IndicatorState:
         other.declared = self.declared
         other.params = self.params
         other.counts = self.counts.copy()
+        other._rows, other._used = self._rows.copy(), self._used
         other.blocks = [[a.copy() for a in block] for block in self.blocks]
         other._row_bytes = self._row_bytes
         return other
@@ -260,10 +325,10 @@ def update_indicators(
     out = np.empty((n, len(state.columns)), dtype=np.float64, order="F")
     if n == 0:
         return out
-    lowest, highest = int(keys.min()), int(keys.max())
+    lowest = int(keys.min())
     if lowest < 0:
         raise ValueError(f"keys are non-negative, not {lowest}")
-    state.ensure_capacity(highest + 1)
+    keys = state.rows(keys, create=True)  # the kernels index the state by row
     sources = {name: _source(name, bars) for name in {item.source for item in state.declared.items}}
     columns = [bars[name] for name in ("open", "high", "low", "close", "volume", "pv")]
     calls = []

@@ -625,6 +625,10 @@ class ProcessService:
         for tp in partitions:
             self._restore(tp, committed.get(tp, -1), quiet_since=started)
             self._owned.add(tp)
+        # idle time counts from the end of the restores: a long one is not idleness
+        self.last_input = restored = time.monotonic()
+        for tp in partitions:
+            self.processor.quiet_since(tp.topic, tp.partition, restored)
         logger.log(
             self._info,
             "process: assigned %s in %.2f s",

@@ -96,12 +96,16 @@ def snapshot_partition(
     quotes = (
         state.quotes.snapshot_symbols(order) if state.quotes is not None else [b""] * len(order)
     )
-    for sid, window, seen, quote in zip(order.tolist(), windows.snapshot_symbols(order), used,
-                                        quotes, strict=True):  # fmt: skip
-        symbol = str(state.names[sid])
-        indicators = {index: next(snapshots) for index in np.flatnonzero(seen).tolist()}
+    symbols = state.names[order].tolist()
+    intervals = range(_N_INTERVAL_KEYS)
+    alerts = state.alerts
+    for sid, symbol, window, seen, quote in zip(
+        order.tolist(), symbols, windows.snapshot_symbols(order), used.tolist(), quotes,
+        strict=True,
+    ):  # fmt: skip
+        indicators = {index: next(snapshots) for index in intervals if seen[index]}
         value = _SymbolState(
-            _VERSION, symbol, sid, window, indicators, state.alerts.snapshot(symbol), quote
+            _VERSION, symbol, sid, window, indicators, alerts.snapshot(symbol), quote
         )
         records.append((symbol.encode(), _encoder.encode(value)))
     return records
@@ -168,6 +172,8 @@ def restore_partition(
     if meta.quotes:
         state.quotes = QuoteState(windows)
     restored = 0
+    keys: list[int] = []  # indicator keys and their snapshots, restored in one pass
+    snapshots: list[bytes] = []
     for key, value in records.items():
         if key == META_KEY:
             continue
@@ -177,13 +183,16 @@ def restore_partition(
                 raise CheckpointError(f"symbol {symbol.symbol} has no id {symbol.sid}")
             windows.restore_symbol(symbol.sid, symbol.windows)
             for index, data in symbol.indicators.items():
-                state.indicators.restore(symbol.sid * _N_INTERVAL_KEYS + index, data)
+                state.indicators.check_snapshot(data)
+                keys.append(symbol.sid * _N_INTERVAL_KEYS + index)
+                snapshots.append(data)
             state.alerts.restore(symbol.symbol, symbol.alerts)
             if symbol.quotes and state.quotes is not None:
                 state.quotes.restore_symbol(symbol.sid, symbol.quotes)
         except (msgspec.MsgspecError, ValueError) as exc:
             raise CheckpointError(f"state of {key.decode(errors='replace')}: {exc}") from None
         restored += 1
+    state.indicators.restore_many(np.array(keys, np.int64), snapshots)
     return restored
 
 

@@ -239,6 +239,16 @@ class Processor:
         self._states[(topic, partition)] = state
         return restored
 
+    def quiet_since(self, topic: str, partition: int, since: float) -> None:
+        """Count a partition as idle from ``since`` (``time.monotonic()``), for :meth:`idle_each`.
+
+        The service sets it once every partition it was given is restored, so a
+        long restore never reads as idleness that closes windows by the clock.
+        """
+        state = self._states.get((topic, partition))
+        if state is not None:
+            state.last_input = since
+
     def warm_up(self) -> None:
         """Run synthetic trades through a throwaway processor with these settings.
 

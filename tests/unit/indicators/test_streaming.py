@@ -47,6 +47,41 @@ def test_restore_refuses_a_snapshot_of_another_set(tails) -> None:
         b.restore(0, b"MPI\x01" + bytes(100))
 
 
+def test_restore_many_equals_restoring_each_key_and_checks_every_snapshot_first(tails) -> None:
+    """Keys restored in one pass (the state topic's restore) get the state each would alone."""
+    declared = parse_set("sma(20), ema(12), rsi(14), bb=bbands(20, 2), atr(14)")
+    source = IndicatorState(declared=declared)
+    keys = np.repeat(np.arange(5, dtype=np.int64), 30)
+    columns = [np.tile(v[:30], 5) for v in inputs(tails[0])[:6]]
+    update_indicators(source, keys, *columns)
+    wanted = np.array([0, 3, 4, 200], np.int64)  # 200: never seen, the empty state
+    snapshots = source.snapshots(wanted)
+    each, together = IndicatorState(declared=declared), IndicatorState(declared=declared)
+    for key, data in zip(wanted.tolist(), snapshots, strict=True):
+        each.restore(key, data)
+    together.restore_many(wanted, snapshots)
+    assert together.snapshots(wanted) == each.snapshots(wanted) == snapshots
+    assert together.capacity >= 201 and together.bars(3) == 30 and together.bars(200) == 0
+    with pytest.raises(ValueError, match="not an indicator state snapshot"):
+        together.restore_many(np.array([1, 2]), [snapshots[0], b"junk"])
+    assert together.bars(1) == 0  # nothing restored from a set with a bad snapshot
+    with pytest.raises(ValueError, match="2 keys but 1 snapshots"):
+        together.restore_many(np.array([1, 2]), [snapshots[0]])
+
+
+def test_sparse_keys_take_rows_for_the_keys_used_alone(tails) -> None:
+    """A symbol's intervals are 16 keys apart: rows are made for the keys used, not for the gaps."""
+    declared = parse_set("ema(3), sma(2)")
+    sparse, dense = IndicatorState(declared=declared), IndicatorState(declared=declared)
+    columns = [v[:6] for v in inputs(tails[0])[:6]]
+    got = update_indicators(sparse, np.array([5, 1_000_000, 5, 5, 1_000_000, 5]), *columns)
+    want = update_indicators(dense, np.array([0, 1, 0, 0, 1, 0]), *columns)
+    np.testing.assert_array_equal(got, want)
+    assert sparse.bars(5) == 4 and sparse.bars(1_000_000) == 2 and sparse.bars(6) == 0
+    assert sparse.counts.shape[0] == 64  # the first rows, not a million
+    assert sparse.snapshots(np.array([5, 1_000_000])) == dense.snapshots(np.array([0, 1]))
+
+
 def test_warm_up_readies_the_kernel_of_every_kind() -> None:
     from marketpulse.indicators import warm_up
 

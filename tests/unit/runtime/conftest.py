@@ -188,6 +188,7 @@ class FakeProcessor:
         self.settings = SimpleNamespace(dataset="test", plugins=())
         #: what :meth:`closing` answers
         self.still_closing = True
+        self.quiet: dict[int, float] = {}  # partition: when it counts as idle from
         self.closing_asked: list[tuple[int, float]] = []
         #: outputs :meth:`idle_each` returns, by (topic, partition)
         self.idle_outputs: dict[tuple[str, int], Output] = {}
@@ -215,6 +216,9 @@ class FakeProcessor:
     def restore(self, topic, partition, records, quiet_since=None) -> int:
         self.log.append(("restore", partition))
         return 0
+
+    def quiet_since(self, topic: str, partition: int, since: float) -> None:
+        self.quiet[partition] = since
 
     def drop(self, topic: str, partition: int) -> None:
         self.log.append(("drop", partition))

@@ -300,3 +300,26 @@ def test_a_commit_failing_in_the_loop_redoes_the_work_since_the_last_commit(log,
     assert processed == [(1, 40, 42), (1, 40, 41)]
     assert bus.producers[0].offsets == [{tp(1): 42}]
     assert service.stats.aborted == 1 and service.stats.transactions == 1
+
+
+def test_a_slow_restore_is_not_idleness(make_service, monkeypatch):
+    """Idle time counts from the end of the restores, for the service and each partition.
+
+    Counted from the assignment, a restore longer than the idle timeout would
+    close the restored windows by the clock before the first record is read.
+    """
+    service = make_service(committed={tp(0): 10, tp(1): 20})
+    now = [100.0]
+    monkeypatch.setattr("marketpulse.runtime.process.time.monotonic", lambda: now[0])
+    restore = service._restore
+
+    def slow_restore(*args, **kwargs):
+        now[0] += 1.5  # each partition's restore takes 1.5 s
+        return restore(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_restore", slow_restore)
+
+    service._assigned([tp(0), tp(1)])
+
+    assert service.last_input == 103.0
+    assert service.processor.quiet == {0: 103.0, 1: 103.0}
