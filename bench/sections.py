@@ -14,6 +14,7 @@ from typing import Any
 
 from kafka_section import render_kafka
 from kaggle_section import render_kaggle
+from peers_section import render_peers
 from section_text import arg, measured, out, spread, verdict
 from wire_section import render_wire
 
@@ -352,6 +353,11 @@ SECTIONS: dict[str, Section] = {
                 ),
             ),  # fmt: skip
             render_kaggle,
+        ),
+        Section(
+            "peers",
+            (Script("bench_peers", ("bench/bench_peers.py",), ("--smoke",)),),
+            render_peers,
         ),
     )
 }
