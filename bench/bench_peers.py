@@ -331,6 +331,8 @@ def run(args: argparse.Namespace, peers: list[str], copies: int, work: Path) -> 
                 )
             else:
                 out_topic = f"{topics.prefix}{peer}-bars"
+                # created here for both, so no peer's first outputs wait for a new topic
+                bus.create_topics([out_topic], 6, 1, {})
                 if peer.startswith("quix"):
                     guarantee = peer.removeprefix("quix-")
                     group = f"{topics.prefix}{peer}"
@@ -340,7 +342,6 @@ def run(args: argparse.Namespace, peers: list[str], copies: int, work: Path) -> 
                                "--state-dir", str(work / peer), "--guarantee", guarantee]  # fmt: skip
                     watch = CommitWatch(kafka.bootstrap, group, topics.ticks, ends)
                 else:
-                    bus.create_topics([out_topic], 6, 1, {})
                     command = [str(peer_python("spark")), str(PEER_APPS / "spark" / "app.py"),
                                "--bootstrap", kafka.bootstrap, "--topic", topics.ticks,
                                "--output", out_topic, "--checkpoint", str(work / "spark-checkpoint"),

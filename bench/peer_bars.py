@@ -76,7 +76,14 @@ def check_equal(peer: str, reference: Bars, other: Bars, reference_name: str = "
         raise PeerDisagrees(f"{peer}: no bars to compare ({reference_name} produced none)")
     difference = first_difference(reference, other)
     if difference is not None:
-        raise PeerDisagrees(f"{peer} disagrees with {reference_name}: first differing {difference}")
+        missing = len(reference.keys() - other.keys())
+        extra = len(other.keys() - reference.keys())
+        differ = sum(reference[k] != other[k] for k in reference.keys() & other.keys())
+        raise PeerDisagrees(
+            f"{peer} disagrees with {reference_name}: first differing {difference}; "
+            f"of {len(reference):,} bars {missing:,} missing, {differ:,} different, "
+            f"{extra:,} more"
+        )
     return len(reference)
 
 

@@ -107,10 +107,16 @@ def ensure_spark_jars(python: Path) -> list[Path]:
               "-DincludeScope=runtime", f"-DoutputDirectory={JARS}"],
              "spark: mvn dependency:copy-dependencies")  # fmt: skip
         stamp.write_text(_digest(pom))
-    shipped = subprocess.run(
-        [str(python), "-c", "import pyspark, os; print(os.path.dirname(pyspark.__file__))"],
+    shipped, version = subprocess.run(
+        [str(python), "-c",
+         "import pyspark, os; print(os.path.dirname(pyspark.__file__)); print(pyspark.__version__)"],
         capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    ).stdout.split()  # fmt: skip
+    if version != _pom_spark_version():
+        raise PeerSetupError(
+            f"spark: pyspark {version} but the connector of pom.xml is {_pom_spark_version()}: "
+            "make them equal"
+        )
     own = {_artifact(p.name) for p in Path(shipped, "jars").glob("*.jar")}
     jars = sorted(p for p in JARS.glob("*.jar") if _artifact(p.name) not in own)
     if not any(p.name.startswith("spark-sql-kafka") for p in jars):

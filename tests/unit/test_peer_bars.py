@@ -41,7 +41,7 @@ def test_a_changed_field_is_named_with_its_peer_bar_and_values():
         check_equal("spark", bars(), other)
     assert str(caught.value) == (
         "spark disagrees with marketpulse: first differing bar IBM 2013-10-07T08:00:00Z: "
-        "close 185.11, reference 185.1"
+        "close 185.11, reference 185.1; of 3 bars 0 missing, 1 different, 0 more"
     )
 
 
