@@ -60,6 +60,9 @@ SMOKE_TRADES = 50_000
 #: A window closes when a trade at or after its end arrives, as Quix's grace 0 and
 #: Spark's watermark 0 do (the default lateness, 0.5 s, keeps it open half a second more).
 MARKETPULSE_OPTIONS = ("--lateness", "0")
+#: The peers' output topics keep every record: with the broker's default retention by
+#: time, records stamped with 2013's event times would be deleted within minutes.
+KEEP = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
 class PeerFailed(Exception):
@@ -331,8 +334,9 @@ def run(args: argparse.Namespace, peers: list[str], copies: int, work: Path) -> 
                 )
             else:
                 out_topic = f"{topics.prefix}{peer}-bars"
-                # created here for both, so no peer's first outputs wait for a new topic
-                bus.create_topics([out_topic], 6, 1, {})
+                # created here for both, so no peer's first outputs wait for a new topic; kept
+                # whatever their records' times (Quix stamps a bar with its window's, in 2013)
+                bus.create_topics([out_topic], 6, 1, {out_topic: KEEP})
                 if peer.startswith("quix"):
                     guarantee = peer.removeprefix("quix-")
                     group = f"{topics.prefix}{peer}"
