@@ -74,7 +74,8 @@ def ensure(name: str) -> Path:
     venv, python = VENVS / name, peer_python(name)
     stamp = venv / _STAMP
     wanted = _digest(requirements)
-    pins = ", ".join(line.strip() for line in requirements.read_text().splitlines() if line.strip())
+    lines = (line.split("#", 1)[0].strip() for line in requirements.read_text().splitlines())
+    pins = ", ".join(line for line in lines if line)
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         _say(f"{name}: environment up to date ({pins})")
         return python

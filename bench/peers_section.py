@@ -110,6 +110,10 @@ it, and the engines differ in what they do with such a window (MarketPulse
 closes it when its partition has been idle for 2 s, Spark when another
 symbol's trades move its global watermark past it, Quix never). A peer that
 fails or whose bars differ fails the run, naming the first differing bar.
+Quix stamps each bar's record with its window's time (here in 2013), so the
+script creates the peers' output topics with `retention.ms=-1`: under the
+broker's default retention of 7 days, those bars were deleted within minutes,
+before they could be read.
 The engines do not do the same work: Quix computes 1-minute bars and three
 indicators, Spark 1-minute bars alone, MarketPulse three intervals, 13
 indicators and alerts. {history_note}
