@@ -13,7 +13,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser db-servers run test test-unit test-containers containers lint bench clean kafka-up kafka-down
+.PHONY: help install browser db-servers run test test-unit test-containers containers lint bench bench-peers clean kafka-up kafka-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -61,6 +61,10 @@ lint: $(DEV_STAMP) ## ruff (lint and format check) over the package, tests, benc
 
 bench: $(DEV_STAMP) ## run the benchmarks, save the runs in bench/results/ and regenerate docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
+
+bench-peers: $(DEV_STAMP) ## Quix Streams and PySpark beside marketpulse process on one Kafka topic (each in a venv under bench/peers/.venvs), bars checked equal
+	$(BIN)/python bench/peer_venvs.py
+	$(BIN)/python bench/run_all.py --only peers
 
 kafka-up: ## start a local Kafka broker (KAFKA_PORT=9092, data in KAFKA_HOME=.kafka)
 	$(PYTHON) scripts/kafka_broker.py up --port $(KAFKA_PORT) --home $(KAFKA_HOME)

@@ -299,13 +299,15 @@ def service_run(
     return result
 
 
-def cli_run(cluster_: Cluster, topics: Topics, ends: dict[int, int]) -> dict:
-    """Run ``marketpulse process --exit-when-idle 2`` and time it to the end being committed."""
+def cli_run(
+    cluster_: Cluster, topics: Topics, ends: dict[int, int], options: tuple[str, ...] = ()
+) -> dict:
+    """Run ``marketpulse process --exit-when-idle 2 [options]``; time it to the end being committed."""
     group = f"{topics.prefix}process-cli"
     command = [
         sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers",
         cluster_.bootstrap, "--topic-prefix", topics.prefix, "--group", group,
-        "--instance-id", "bench-cli", "--exit-when-idle", "2",
+        "--instance-id", "bench-cli", "--exit-when-idle", "2", *options,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
     watch = CommitWatch(cluster_.bootstrap, group, topics.ticks, ends)

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,18 +36,26 @@ class BenchmarkFailed(Exception):
 
 
 def run_script(command: list[str], output: str) -> Any:
-    """Run one script; its JSON result (last line) or its whole text output."""
+    """Run one script, its standard error shown as it comes; its JSON (last line) or text."""
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, *command], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.Popen(
+        [sys.executable, *command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    stdout: list[str] = []
+    reader = threading.Thread(target=lambda: stdout.append(proc.stdout.read()))  # type: ignore[union-attr]
+    reader.start()
+    last = ""
+    for line in proc.stderr:  # type: ignore[union-attr]
+        print(f"    {line.rstrip()}", file=sys.stderr, flush=True)
+        last = line.strip() or last
+    returncode = proc.wait()
+    reader.join()
     seconds = time.monotonic() - started
-    print(f"  {' '.join(command)}: exit {result.returncode} in {seconds:.1f} s", file=sys.stderr)
-    if result.returncode != 0:
-        raise BenchmarkFailed(
-            f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-5000:]}"
-        )
-    text = result.stdout.strip()
+    print(f"  {' '.join(command)}: exit {returncode} in {seconds:.1f} s", file=sys.stderr)
+    if returncode != 0:
+        raise BenchmarkFailed(f"{' '.join(command)} exited {returncode}: {last}")
+    text = "".join(stdout).strip()
     if output == "text":
         if not text:
             raise BenchmarkFailed(f"{' '.join(command)} printed nothing")

@@ -15,6 +15,7 @@ from typing import Any
 from embedded_section import render_embedded
 from kafka_section import render_kafka
 from kaggle_section import render_kaggle
+from peers_section import render_peers
 from scale_section import render_scale
 from section_text import arg, measured, out, spread, verdict
 from startup_section import render_startup
@@ -417,6 +418,11 @@ SECTIONS: dict[str, Section] = {
                 ),
             ),  # fmt: skip
             render_scale,
+        ),
+        Section(
+            "peers",
+            (Script("bench_peers", ("bench/bench_peers.py",), ("--smoke",)),),
+            render_peers,
         ),
     )
 }
