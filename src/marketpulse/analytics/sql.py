@@ -153,6 +153,11 @@ class Lake:
                 raise SQLError(str(exc)) from exc
         raise AssertionError("unreachable")
 
+    def interrupt(self) -> None:
+        """Stop the query running on another thread, if any (it fails with an error)."""
+        if self._con is not None:
+            self._con.interrupt()
+
     def close(self) -> None:
         """Close the connection; closing twice is allowed."""
         if self._con is not None:

@@ -93,13 +93,27 @@ class LakeData:
                 self._lake = Lake(self.location)
             return self._lake.query(sql, params)
 
-    def close(self) -> None:
-        """Close the connection; closing twice is allowed."""
-        with self._lock:
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the connection; closing twice is allowed.
+
+        A query still running on a request's thread is waited for ``timeout``
+        seconds, then interrupted; one that still holds the connection after
+        that is left to the exiting process (a stop never hangs on a query).
+        """
+        if not self._lock.acquire(timeout=timeout):
+            lake = self._lake
+            if lake is not None:
+                lake.interrupt()
+            if not self._lock.acquire(timeout=timeout):
+                logger.warning("lake: a query still runs; closing without it")
+                return
+        try:
             if self._lake is not None:
                 self._lake.close()
                 self._lake = None
                 self._view_columns = None
+        finally:
+            self._lock.release()
 
     def ready(self) -> bool:
         """Whether the lake can be queried."""

@@ -38,3 +38,32 @@ def test_the_default_dataset_is_the_one_written_last_not_the_newest_in_time(tmp_
     assert lake.default_dataset() == "later-times"
     assert {d["dataset"]: d["bars"] for d in lake.datasets()}["no-bars"] == 0
     lake.close()
+
+
+def test_close_interrupts_a_query_that_keeps_the_connection_and_never_hangs(tmp_path, caplog):
+    import threading
+    import time
+
+    (tmp_path / "bars").mkdir()
+    lake = LakeData(tmp_path)
+    lake._query("SELECT 1")  # the connection is open
+    interrupted = []
+    lake._lake.interrupt = lambda: interrupted.append(True)  # type: ignore[union-attr]
+    held, release = threading.Event(), threading.Event()
+
+    def query_that_never_ends() -> None:
+        with lake._lock:
+            held.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=query_that_never_ends)
+    worker.start()
+    held.wait(5)
+    started = time.monotonic()
+    lake.close(timeout=0.2)
+    took = time.monotonic() - started
+    release.set()
+    worker.join(5)
+    assert interrupted == [True]  # the running query was interrupted first
+    assert took < 5  # then the stop went on without it
+    assert "a query still runs" in caplog.text
