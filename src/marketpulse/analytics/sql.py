@@ -148,9 +148,9 @@ class Lake:
                 # a file listed by the query was replaced by a compaction (or a sink's
                 # rewrite) before it was opened: the listing of a new attempt is current
                 if "No such file" not in str(exc) or attempt == _ATTEMPTS - 1:
-                    raise SQLError(str(exc)) from exc
+                    raise SQLError(_one_line(exc)) from exc
             except duckdb.Error as exc:
-                raise SQLError(str(exc)) from exc
+                raise SQLError(_one_line(exc)) from exc
         raise AssertionError("unreachable")
 
     def interrupt(self) -> None:
@@ -190,6 +190,11 @@ def query(
     """
     with Lake(root, s3) as lake:
         return lake.query(sql, params)
+
+
+def _one_line(exc: Exception) -> str:
+    """DuckDB's message on one line (its hints and the query excerpt come on lines of their own)."""
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 def format_table(

@@ -244,3 +244,11 @@ def test_read_while_the_sink_writes(make_rows, tmp_path: Path) -> None:
     assert all(n % per_batch == 0 for n in counts)  # whole files only
     assert counts == sorted(counts)
     assert counts[-1] == batches * per_batch
+
+
+def test_sql_error_is_one_line_with_duckdbs_hint(tmp_path: Path) -> None:
+    with pytest.raises(SQLError) as info:
+        query(tmp_path, "SELECT * FROM nosuch")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "nosuch" in message and "Did you mean" in message  # the hint is kept, on the line
