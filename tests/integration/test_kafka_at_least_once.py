@@ -87,6 +87,70 @@ def _common(a, b, reverse=False):
     return n
 
 
+class _Commits:
+    """Reads what a group has committed on its input, and a topic's records (one client)."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, outputs: str) -> None:
+        self.consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                     "enable.auto.commit": False})  # fmt: skip
+        self.partitions = self._partitions(topic)
+        self.outputs = self._partitions(outputs)
+
+    def _partitions(self, topic: str) -> list[ck.TopicPartition]:
+        parts = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return [ck.TopicPartition(topic, p) for p in sorted(parts)]
+
+    def offsets(self) -> int:
+        """The group's committed offsets, summed over the partitions."""
+        done = self.consumer.committed(self.partitions, timeout=10)
+        return sum(max(tp.offset, 0) for tp in done)
+
+    def records(self) -> int:
+        """The output topic's records on the broker (end offsets, summed)."""
+        return sum(self.consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self.outputs)
+
+    def __enter__(self) -> "_Commits":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.consumer.close()
+
+
+#: Bars that must reach the broker after a commit before the kill.
+PAST_A_COMMIT = 20
+
+
+def _outputs_past_a_commit(commits: _Commits, proc, timeout=60.0):
+    """Wait for a commit, then for bars sent after it, before the next is due.
+
+    A commit flushes every output sent before it, so the bars end offset read
+    after a commit is seen counts at least all the bars of the committed input;
+    more bars than that came from input a restart reads again. The kill must
+    come before the next commit: at least ``INTERVAL`` after this one (``2 *
+    INTERVAL`` while outputs keep coming), so it is taken within ``INTERVAL / 2``.
+
+    Returns:
+        (committed offsets, bars on the broker) at the last check before the kill.
+    """
+    deadline = time.monotonic() + timeout
+    last = commits.offsets()
+    seen_at, base = None, 0
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "process ended before the kill"
+        now_committed = commits.offsets()
+        if now_committed != last:  # a commit just happened
+            last, seen_at, base = now_committed, time.monotonic(), commits.records()
+            continue
+        if seen_at is None:
+            continue
+        bars = commits.records()
+        if time.monotonic() - seen_at > INTERVAL / 2:
+            seen_at = None  # too close to the next commit: wait for another
+        elif bars >= base + PAST_A_COMMIT and commits.offsets() == last:
+            return last, bars
+    raise AssertionError(f"no {PAST_A_COMMIT} bars went out within {INTERVAL / 2} s of a commit")
+
+
 def test_sigkill_at_least_once_loses_nothing_and_repeats_identical_outputs(
     kafka_bootstrap, topic_prefix, lean_reference, postgres_url, tmp_path
 ):
@@ -100,20 +164,28 @@ def test_sigkill_at_least_once_loses_nothing_and_repeats_identical_outputs(
     watch = EndOffsets(kafka_bootstrap, bars_topic)
     watch.start()
     proc = start(_alo(kafka_bootstrap, topic_prefix, config))
-    wait_for_output(kafka_bootstrap, bars_topic, total_bars // 2, proc)
-    alive = proc.poll() is None
-    killed_at = time.monotonic()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    wait_for_output(kafka_bootstrap, bars_topic, total_bars // 4, proc)
+    group, ticks = f"{topic_prefix}process", f"{topic_prefix}ticks"
+    with _Commits(kafka_bootstrap, group, ticks, bars_topic) as commits:
+        # kill once bars went out past a commit, well before the next one is due: the
+        # bars of the input since that commit are then both on the broker and redone
+        committed, past = _outputs_past_a_commit(commits, proc)
+        alive = proc.poll() is None
+        killed_at = time.monotonic()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert commits.offsets() == committed  # no commit came between the check and the kill
     watch.stop.set()
     watch.join()
     at_kill = watch.now()  # what reached the broker before the process died
     before = watch.at(killed_at - (2 * INTERVAL + SLACK))
     watch.consumer.close()
-    # the kill landed mid-work: running, died of SIGKILL, not every tick's offset committed
-    consumed = committed_offsets(kafka_bootstrap, f"{topic_prefix}process", f"{topic_prefix}ticks")
+    # the kill landed mid-work: running, died of SIGKILL, not every tick's offset committed,
+    # and bars sent after the last commit had reached the broker
+    consumed = committed_offsets(kafka_bootstrap, group, ticks)
     assert alive and proc.returncode == -signal.SIGKILL and 0 < consumed < sent
-    assert total_bars // 2 <= at_kill < total_bars
+    assert consumed == committed and at_kill >= past
+    assert total_bars // 4 <= at_kill < total_bars
 
     again = start(_alo(kafka_bootstrap, topic_prefix, config, "--exit-when-idle", "4"))
     log, _ = again.communicate(timeout=300)
