@@ -196,6 +196,12 @@ class Producer(ABC):
         """Append the rows of output table ``kind`` (``bars``, ``trades``, ...) to a partition."""
 
     @abstractmethod
+    def send_encoded(
+        self, topic: str, keys: Sequence[str], values: Sequence[bytes], partition: int
+    ) -> None:
+        """Append records already encoded (``values``, keyed by ``keys``) to a partition."""
+
+    @abstractmethod
     def send_alerts(self, topic: str, alerts: Iterable[Alert], partition: int = -1) -> None:
         """Append alerts to ``partition`` (``-1``: by their symbol)."""
 

@@ -41,10 +41,11 @@ class _Records(Sequence[Message]):
     directly (see :func:`marketpulse.bus.base.values_of`).
     """
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_raw", "_values")
 
     def __init__(self, raw: list[ck.Message]) -> None:
         self._raw = raw
+        self._values: list[bytes | None] | None = None
 
     def __len__(self) -> int:
         return len(self._raw)
@@ -58,8 +59,10 @@ class _Records(Sequence[Message]):
         return map(_message, self._raw)
 
     def values(self) -> list[bytes | None]:
-        """Every record's value."""
-        return list(map(ck.Message.value, self._raw))
+        """Every record's value (read once: the decoder and the trades sent on both ask)."""
+        if self._values is None:
+            self._values = list(map(ck.Message.value, self._raw))
+        return self._values
 
     def offsets(self) -> list[int]:
         """Every record's offset."""

@@ -367,6 +367,11 @@ class _Sends(Producer):
                              schema=_RECORD_SCHEMA)  # fmt: skip
             self._put(topic, partition, "records", table)
 
+    def send_encoded(
+        self, topic: str, keys: Sequence[str], values: Sequence[bytes], partition: int
+    ) -> None:
+        self.send_records(topic, zip([k.encode() for k in keys], values, strict=True), partition)
+
     def _keyed(self, topic: str, kind: str, data: pa.Table, partition: int) -> None:
         if partition >= 0:
             self._put(topic, partition, kind, data)

@@ -98,6 +98,7 @@ from marketpulse.exceptions import BusError, ConfigError
 from marketpulse.human import human_rate
 from marketpulse.models import DeadLetter
 from marketpulse.runtime.commit_policy import PARTITIONS_KEY, CommitPolicy
+from marketpulse.runtime.forward import send_trades
 from marketpulse.runtime.idle import idle_expired, read_to_end
 from marketpulse.runtime.latency_trace import trace_from_env
 from marketpulse.runtime.segments import MARK_KIND, read_marks
@@ -563,7 +564,8 @@ class ProcessService:
         if self.options.store_trades:
             for trades in out.trades:
                 if trades.num_rows:
-                    producer.send_rows(names.name("trades"), "trades", trades, partition)
+                    send_trades(producer, names.name("trades"), trades, partition, batch,
+                                self.processor.settings.dataset)  # fmt: skip
         if self._quotes is not None:
             for quotes in out.quotes:
                 producer.send_rows(self._quotes, "quotes", quotes, partition)

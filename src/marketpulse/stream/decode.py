@@ -28,7 +28,18 @@ from marketpulse.models import (
 )
 from marketpulse.stream.json_scan import scan_trades
 
-__all__ = ["decode_batch", "decode_messages", "decode_plain_trades"]
+__all__ = ["PLAIN_RECORDS", "decode_batch", "decode_messages", "decode_plain_trades", "from_plain"]
+
+#: Schema metadata of the trade columns :func:`decode_plain_trades` makes: every
+#: row came from a plain trade record (as :func:`~marketpulse.stream.json_scan.scan_trades`
+#: takes them) at its ``offset``. Arrow keeps it through slices, filters and new columns.
+PLAIN_RECORDS = {b"marketpulse.records": b"plain trades"}
+
+
+def from_plain(data: pa.RecordBatch | pa.Table) -> bool:
+    """Whether every row of ``data`` came from a plain trade record (:data:`PLAIN_RECORDS`)."""
+    metadata = data.schema.metadata
+    return metadata is not None and metadata.get(b"marketpulse.records") == b"plain trades"
 
 
 def decode_batch(
@@ -93,7 +104,8 @@ def decode_plain_trades(batches: Sequence[Batch]) -> pa.RecordBatch | None:
     trades, accepted = scan_trades(values)
     if trades is None or not accepted.all():
         return None
-    return _with_offsets(trades, np.concatenate([_offsets(batch) for batch in batches]))
+    offsets = np.concatenate([_offsets(batch) for batch in batches])
+    return _with_offsets(trades, offsets).replace_schema_metadata(PLAIN_RECORDS)
 
 
 def _decode_each(
