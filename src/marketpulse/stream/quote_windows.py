@@ -47,7 +47,7 @@ import numpy as np
 
 from marketpulse.stream.windows import _CLOCK_FLOOR, ClosedBars, WindowState, _session_window
 
-__all__ = ["MAX_PENDING", "QUOTE_BAR_COLUMNS", "QuoteBars", "QuoteState"]
+__all__ = ["MAX_PENDING", "MAX_PENDING_SYMBOL", "QUOTE_BAR_COLUMNS", "QuoteBars", "QuoteState"]
 
 #: The columns quotes add to a bar, in order (:data:`marketpulse.models.BAR_QUOTE_COLUMNS`).
 QUOTE_BAR_COLUMNS = (
@@ -58,6 +58,10 @@ _NEVER = np.int64(-(2**62))
 #: Quotes waiting for trades at most, per partition: beyond (a partition with quotes
 #: and no trade to reach them), the oldest are applied as if the watermark had passed.
 MAX_PENDING = 1_000_000
+#: Quotes of one symbol waiting at most (beyond, its oldest are applied the same way):
+#: a symbol's pending quotes travel in its ``state`` record, 24 bytes each, and a record
+#: must stay under Kafka's default limit of 1,000,000 bytes (``message.max.bytes``).
+MAX_PENDING_SYMBOL = 20_000
 # per window: time integrals of the spread and the mid, the time with a quote, volumes
 _SPREAD_DT, _MID_DT, _DT, _BUY, _SELL = 0, 1, 2, 3, 4
 _N_ACC = 5
@@ -138,7 +142,9 @@ class QuoteState:
     ) -> np.ndarray:
         """Queue quotes (in arrival order) until trades or the watermark reach their times.
 
-        Returns the symbols of quotes applied at once (beyond :data:`MAX_PENDING`).
+        Returns the symbols of quotes applied at once (beyond :data:`MAX_PENDING`
+        in all, or :data:`MAX_PENDING_SYMBOL` of one symbol: a partition with
+        quotes and no trade to reach them, as before an open).
         """
         if not len(ts):
             return np.empty(0, np.int64)
@@ -149,12 +155,23 @@ class QuoteState:
         order = np.argsort(all_ts, kind="stable")  # a symbol's equal times stay in arrival order
         self.pending_sid, self.pending_ts = all_sid[order], all_ts[order]
         self.pending_px = np.ascontiguousarray(all_px[order])
-        excess = len(self.pending_ts) - MAX_PENDING
-        if excess <= 0:
+        until = self._beyond_limits()
+        if until is None:
             return np.empty(0, np.int64)
-        windows, until = self._windows, int(self.pending_ts[excess - 1])
+        windows = self._windows
         floor = int(windows.clock[_CLOCK_FLOOR])
         return self._run(*_NO_TRADES, ClosedBars(0), windows.max_ts, floor, until)[1]
+
+    def _beyond_limits(self) -> int | None:
+        """The time up to which pending quotes must be applied to keep within the limits."""
+        excess = len(self.pending_ts) - MAX_PENDING
+        until = int(self.pending_ts[excess - 1]) if excess > 0 else None
+        counts = np.bincount(self.pending_sid)
+        for s in np.flatnonzero(counts > MAX_PENDING_SYMBOL).tolist():
+            mine = self.pending_ts[self.pending_sid == s]
+            last = int(mine[len(mine) - MAX_PENDING_SYMBOL - 1])  # the newest of the excess
+            until = last if until is None else max(until, last)
+        return until
 
     def trades(
         self,

@@ -265,3 +265,32 @@ def test_quotes_beyond_the_pending_limit_are_applied_oldest_first(monkeypatch) -
     bars = _run(parts, restore_every=1)  # checkpoints carry what was applied
     assert set(bars.symbol) == {"XYZ", "ABC"} and bars["spread_twa"].notna().all()
     _check(bars, parts)
+
+
+def test_one_symbol_keeps_at_most_its_limit_of_quotes_waiting(monkeypatch) -> None:
+    """A symbol quoted without trades keeps MAX_PENDING_SYMBOL quotes waiting, the newest."""
+    monkeypatch.setattr(quote_windows, "MAX_PENDING_SYMBOL", 5)
+    ms = 10**6
+    xyz = [("XYZ", T0 + i * 100 * ms, 10.0, 10.1 + 0.01 * i) for i in range(8)]
+    abc = [("ABC", T0 + (8 + i) * 100 * ms, 5.0, 5.02) for i in range(3)]
+    processor = Processor(SETTINGS)
+    processor.process(Batch("ticks", 0, 0, 0, kind="quote", columns=_quotes(xyz + abc)))
+    state = processor.state("ticks", 0).quotes
+    assert state is not None
+    assert sorted(state.pending_ts.tolist()) == [q[1] for q in xyz[3:] + abc]
+    assert state.quote_ts[0] == xyz[2][1]  # XYZ's three oldest are in force, the last of them
+    assert state.quote[0].tolist() == [10.0, 10.12]
+
+
+def test_a_symbol_quoted_for_long_without_trades_still_fits_a_kafka_record() -> None:
+    """Quotes before an open, with no trade to reach them: the state record stays < 1 MB."""
+    n, ms = 100_000, 10**6
+    quotes = [("XYZ", T0 + i * ms, 10.0, 10.01 + 0.01 * (i % 7)) for i in range(n)]
+    processor = Processor(SETTINGS)
+    for i in range(0, n, 10_000):
+        processor.process(
+            Batch("ticks", 0, i, i, kind="quote", columns=_quotes(quotes[i : i + 10_000]))
+        )
+    records = dict(processor.checkpoint("ticks", 0))
+    assert len(records[b"XYZ"]) < 1_000_000
+    assert len(processor.state("ticks", 0).quotes.pending_ts) == quote_windows.MAX_PENDING_SYMBOL
