@@ -81,11 +81,21 @@ def decode_messages(
 def _decode_ticks(
     batch: Batch,
 ) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, pa.RecordBatch | None, list[DeadLetter]]:
-    """Decode a batch of JSON messages into trade, bar and quote columns, and dead letters."""
-    trades = decode_plain_trades([batch])
-    if trades is not None:
-        return trades, None, None, []
+    """Decode a batch of JSON messages into trade, bar and quote columns, and dead letters.
+
+    Plain trade records are scanned into columns (:func:`scan_trades`); when
+    the records left are no trades (a feed's quotes among its trades), they
+    alone are decoded by msgspec, and the trades stay plain (:data:`PLAIN_RECORDS`).
+    """
     values = values_of(batch.messages)
+    scanned, accepted = scan_trades(values)
+    if scanned is not None:
+        offsets = _offsets(batch)
+        if accepted.all():
+            return _plain(scanned, offsets), None, None, []
+        mixed = _with_others(batch, values, scanned, accepted, offsets)
+        if mixed is not None:
+            return mixed
     try:  # the whole batch at C speed; any bad record sends it down the careful path
         ticks = list(map(decode_tick_json, values))
         return (*_tick_columns(ticks, offsets_of(batch.messages)), [])
@@ -104,8 +114,37 @@ def decode_plain_trades(batches: Sequence[Batch]) -> pa.RecordBatch | None:
     trades, accepted = scan_trades(values)
     if trades is None or not accepted.all():
         return None
-    offsets = np.concatenate([_offsets(batch) for batch in batches])
-    return _with_offsets(trades, offsets).replace_schema_metadata(PLAIN_RECORDS)
+    return _plain(trades, np.concatenate([_offsets(batch) for batch in batches]))
+
+
+def _plain(trades: pa.RecordBatch, offsets: np.ndarray) -> pa.RecordBatch:
+    """Scanned trade columns with their offsets, tagged as from plain records."""
+    data = _with_offsets(trades, offsets)
+    assert data is not None
+    return data.replace_schema_metadata(PLAIN_RECORDS)
+
+
+def _with_others(
+    batch: Batch,
+    values: list[bytes | None],
+    scanned: pa.RecordBatch,
+    accepted: np.ndarray,
+    offsets: np.ndarray,
+) -> tuple[pa.RecordBatch, pa.RecordBatch | None, pa.RecordBatch | None, list[DeadLetter]] | None:
+    """The scanned trades, and the other records decoded by msgspec, if none is a trade.
+
+    ``None``: a record left is a trade (trades from both would have to be
+    merged in offset order), or does not decode (the careful path names it).
+    """
+    others = np.flatnonzero(~accepted)
+    try:
+        ticks = [decode_tick_json(values[i]) for i in others.tolist()]
+        if any(type(t) is Trade for t in ticks):
+            return None
+        _, bars, quotes = _tick_columns(ticks, offsets[others].tolist())
+    except (*_DECODE_ERRORS, TypeError, OverflowError):
+        return None
+    return _plain(scanned, offsets[accepted]), bars, quotes, []
 
 
 def _decode_each(
