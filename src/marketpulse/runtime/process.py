@@ -586,6 +586,15 @@ class ProcessService:
         self.policy.resume(tp, committed)
         self.stats.restored += 1
         logger.debug("process: partition %d restored, %d symbols", tp.partition, symbols)
+        if symbols and committed < 0:
+            # the state is another group's (or outlived the group's offsets): this group
+            # reads the partition from its start, behind that state's watermark
+            logger.warning(
+                "process: %s[%d] has the state of %d symbols, but group %s committed no offset"
+                " there: reading it from the start, its ticks before that state go to %s as"
+                " late (the state topic serves one process group per topic prefix)",
+                tp.topic, tp.partition, symbols, self.options.group, self.topics.name("dlq"),
+            )  # fmt: skip
 
     def _check_partitioning(self, tp: TopicPartition, records: dict[bytes, bytes]) -> None:
         """Refuse state written when ``ticks`` had another partition count.
