@@ -146,9 +146,14 @@ class Lake:
                 return pa.table({}) if relation is None else relation.to_arrow_table()
             except duckdb.IOException as exc:
                 # a file listed by the query was replaced by a compaction (or a sink's
-                # rewrite) before it was opened: the listing of a new attempt is current
-                if "No such file" not in str(exc) or attempt == _ATTEMPTS - 1:
+                # rewrite) before it was opened: the listing of a new attempt is current;
+                # a table left without files (its last dataset dropped) gets an empty view
+                text = str(exc)
+                gone = "No files found that match" in text
+                if not (gone or "No such file" in text) or attempt == _ATTEMPTS - 1:
                     raise SQLError(_one_line(exc)) from exc
+                if gone:
+                    self._empty, self._listed = _create_views(con, self.store), monotonic()
             except duckdb.Error as exc:
                 raise SQLError(_one_line(exc)) from exc
         raise AssertionError("unreachable")
@@ -279,6 +284,7 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
     times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
     replace = ", ".join(f"CAST({_ident(n)} AS TIMESTAMPTZ) AS {_ident(n)}" for n in times)
     found = _has_files(store, table)
+    empty = sql
     if found and not store.location.is_s3:
         glob = _literal(store.location.path(table, _partition_glob(table), "*.parquet"))
         types = ", ".join(
@@ -296,7 +302,14 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
         name = f"__lake_{table}"
         con.register(name, _s3_dataset(store, table))
         sql += f" UNION ALL BY NAME SELECT * REPLACE ({replace}) FROM {_ident(name)}"
-    con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")
+    try:
+        con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")
+    except duckdb.IOException as exc:
+        if "No files found that match" not in str(exc):
+            raise
+        # the last files went between the listing and the view (a dataset dropped)
+        con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {empty}")
+        return False
     return found
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from marketpulse.analytics import Lake
+from marketpulse.analytics import Lake, sql
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.analytics.lake_datasets import drop_dataset, list_datasets
 from marketpulse.sinks import LakeSink
@@ -93,3 +93,25 @@ def test_readers_see_all_of_a_table_dataset_or_none_while_it_is_dropped(tmp_path
         reader.join()
     assert not errors
     assert seen and set(seen) <= {4000, 0}
+
+
+def test_a_reader_open_before_a_table_loses_its_last_files_sees_it_empty(tmp_path) -> None:
+    with LakeSink(tmp_path) as sink:
+        sink.write("trades", _named(build_rows("trades", 10, start=MIDNIGHT), "sim"))
+    with Lake(tmp_path) as lake:
+        assert lake.query("SELECT count(*) AS n FROM trades")["n"].to_pylist() == [10]
+        drop_dataset(LocalStore(tmp_path), "sim")  # the table has no file left
+        assert lake.query("SELECT count(*) AS n FROM trades")["n"].to_pylist() == [0]
+        with LakeSink(tmp_path) as sink:  # and files that come back are seen again
+            sink.write("trades", _named(build_rows("trades", 3, start=MIDNIGHT), "sim"))
+        assert lake.query("SELECT count(*) AS n FROM trades")["n"].to_pylist() == [3]
+
+
+def test_a_view_made_as_the_last_files_go_is_empty(tmp_path, monkeypatch) -> None:
+    with LakeSink(tmp_path) as sink:
+        sink.write("trades", _named(build_rows("trades", 10, start=MIDNIGHT), "sim"))
+    drop_dataset(LocalStore(tmp_path), "sim")
+    # the listing still saw files: they went before DuckDB bound the view's glob
+    monkeypatch.setattr(sql, "_has_files", lambda store, table: table == "trades")
+    with Lake(tmp_path) as lake:
+        assert lake.query("SELECT count(*) AS n FROM trades")["n"].to_pylist() == [0]
