@@ -34,12 +34,13 @@ __all__ = ["PLAIN_RECORDS", "decode_batch", "decode_messages", "decode_plain_tra
 #: row came from a plain trade record (as :func:`~marketpulse.stream.json_scan.scan_trades`
 #: takes them) at its ``offset``. Arrow keeps it through slices, filters and new columns.
 PLAIN_RECORDS = {b"marketpulse.records": b"plain trades"}
+_PLAIN_KEY, _PLAIN_VALUE = next(iter(PLAIN_RECORDS.items()))
 
 
 def from_plain(data: pa.RecordBatch | pa.Table) -> bool:
     """Whether every row of ``data`` came from a plain trade record (:data:`PLAIN_RECORDS`)."""
     metadata = data.schema.metadata
-    return metadata is not None and metadata.get(b"marketpulse.records") == b"plain trades"
+    return metadata is not None and metadata.get(_PLAIN_KEY) == _PLAIN_VALUE
 
 
 def decode_batch(
@@ -93,7 +94,7 @@ def _decode_ticks(
         offsets = _offsets(batch)
         if accepted.all():
             return _plain(scanned, offsets), None, None, []
-        mixed = _with_others(batch, values, scanned, accepted, offsets)
+        mixed = _with_others(values, scanned, accepted, offsets)
         if mixed is not None:
             return mixed
     try:  # the whole batch at C speed; any bad record sends it down the careful path
@@ -125,7 +126,6 @@ def _plain(trades: pa.RecordBatch, offsets: np.ndarray) -> pa.RecordBatch:
 
 
 def _with_others(
-    batch: Batch,
     values: list[bytes | None],
     scanned: pa.RecordBatch,
     accepted: np.ndarray,
