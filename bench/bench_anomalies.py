@@ -273,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed, "symbols": args.symbols, "per_kind": per_kind,
             "trades": int(args.rate * seconds),
             "measured": measure(alerts, labels),
+            # what a failed smoke check needs to tell a miss from a misplaced alert
+            "stale_feed": {
+                "labels": [[a.kind, a.symbol, a.start, a.end] for a in labels
+                           if a.kind in TARGETS["stale_feed"]],
+                "alerts": [[a.symbol, a.bar_start, a.bar_end] for a in alerts if a.rule == "stale_feed"],
+            },
         }  # fmt: skip
         real, ex = {}, {}
         if not args.smoke:

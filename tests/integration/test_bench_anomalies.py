@@ -28,5 +28,5 @@ def test_the_anomaly_benchmark_measures_every_detector_and_writes_nothing_on_smo
         assert m["labels"] >= 1 and 0 <= m["found"] <= m["labels"]
         assert 0 <= m["true_positives"] <= m["alerts"]
     stale = measured["stale_feed"]
-    assert stale["found"] == stale["labels"], (stale, result.stderr[-4000:])
+    assert stale["found"] == stale["labels"], (stale, out["stale_feed"], result.stderr[-4000:])
     assert doc.read_bytes() == before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marketpulse.bus.base import Consumer
 
-__all__ = ["JOIN_GRACE_S", "idle_expired", "read_to_end"]
+__all__ = ["JOIN_GRACE_S", "idle_expired", "read_to_end", "records_left"]
 
 #: Seconds a member waits at least for its first partitions: joining a group on a
 #: busy or freshly started cluster can outlast a short idle limit.
@@ -29,10 +29,20 @@ def read_to_end(consumer: Consumer | None) -> bool:
     record keeps a partition from looking read to its end. Safe from another
     thread than the consumer's: a rebalance meanwhile makes it ``False``.
     """
+    left = records_left(consumer)
+    return left is not None and left <= 0
+
+
+def records_left(consumer: Consumer | None) -> int | None:
+    """Records left to read over the partitions assigned to ``consumer`` (end offsets at hand).
+
+    ``None`` when not known: no consumer, no assignment yet, or the end
+    offsets could not be read. Same caveats as :func:`read_to_end`.
+    """
     if consumer is None:
-        return False
+        return None
     try:
         lag = consumer.lag(cached=True)
     except Exception:  # noqa: BLE001 - not known now; asked again
-        return False
-    return bool(lag) and all(n <= 0 for n in lag.values())
+        return None
+    return sum(max(n, 0) for n in lag.values()) if lag else None

@@ -85,7 +85,7 @@ from marketpulse.exceptions import BusError
 from marketpulse.models import DeadLetter
 from marketpulse.runtime.commit_policy import PARTITIONS_KEY, CommitPolicy
 from marketpulse.runtime.forward import send_trades
-from marketpulse.runtime.idle import idle_expired, read_to_end
+from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.latency_trace import trace_from_env
 from marketpulse.runtime.process_options import AT_LEAST_ONCE, ProcessOptions, ProcessStats
 from marketpulse.runtime.segments import MARK_KIND, read_marks
@@ -207,6 +207,10 @@ class ProcessService:
     def caught_up(self) -> bool:
         """Whether every assigned partition was read to its end (exact on the in-memory bus)."""
         return read_to_end(self._consumer)
+
+    def records_left(self) -> int | None:
+        """Records left to read over the assigned partitions (``None``: not known now)."""
+        return records_left(self._consumer)
 
     def _new_producer(self) -> TransactionalProducer:
         producer = self.bus.transactional_producer(

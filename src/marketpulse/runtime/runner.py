@@ -42,6 +42,7 @@ from marketpulse.config import (
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.models import DeadLetter
 from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot, OutputObserver
+from marketpulse.runtime.idle import JOIN_GRACE_S
 from marketpulse.runtime.process import ProcessOptions, ProcessService
 from marketpulse.runtime.produce import ProduceOptions, ProduceService, ProduceStats
 from marketpulse.runtime.segments import input_origin
@@ -57,6 +58,13 @@ logger = logging.getLogger(__name__)
 
 #: Seconds without input after which a draining stage counts as caught up (Kafka).
 _DRAINED_AFTER = 1.0
+#: Seconds between the lines a draining stage logs while it catches up.
+_DRAIN_REPORT_S = 5.0
+
+
+def _count(n: int | None) -> str:
+    return "an unknown number of" if n is None else f"{n:,}"
+
 
 #: Rows per lake file before a flush: writes then overlap with processing
 #: instead of piling up at the end of a replay (about 3 MB of trades a file).
@@ -89,7 +97,9 @@ class RunnerOptions:
         process: the processor service's timings (commit interval, ...).
         group_prefix: prefix of the consumer groups (``<prefix>process``,
             ``<prefix>sink-<sink name>``).
-        drain_timeout: seconds each stage may take to catch up when stopping.
+        drain_timeout: seconds a stage may read nothing while it catches up when
+            stopping (on the in-memory bus, one that keeps reading is waited for);
+            on a cluster, seconds each stage may take to catch up.
         sinks: where the outputs go, each drained by its own sink service and
             consumer group (closed when the run ends); empty: the Parquet lake
             at ``lake``.
@@ -284,20 +294,51 @@ class Runner:
 
     def _drain(self, service: ProcessService | SinkService, stop: threading.Event,
                stage: _Stage) -> None:  # fmt: skip
-        """Let a stage run until it has caught up, then stop it."""
-        started = time.monotonic()
-        deadline = started + self.options.drain_timeout
-        while not stage.done.is_set() and time.monotonic() < deadline:
+        """Let a stage run until it has caught up, then stop it.
+
+        On the in-memory bus a stage that keeps reading is waited for however long
+        it takes (a loaded machine must not lose what a quick one keeps); one that
+        reads nothing for ``drain_timeout`` seconds with records left is stopped,
+        with a warning (:meth:`_stuck_after`). On a cluster, whose topics others
+        may write, a stage is caught up once quiet for a second, and waited for
+        ``drain_timeout`` at most.
+        """
+        started = last_report = time.monotonic()
+        while not stage.done.is_set():
+            now = time.monotonic()
+            quiet = now - max(service.last_input, started)
             if self.bus.durable:
                 # quiet for a while since the drain began: the stage before it has just
-                # committed its last transaction, which a sink idle until then must still read
-                if time.monotonic() - max(service.last_input, started) >= _DRAINED_AFTER:
+                # committed its last transaction, which a sink idle until then must still read;
+                # others may keep writing to a cluster's topics: the timeout bounds the wait
+                if quiet >= _DRAINED_AFTER or now - started >= self.options.drain_timeout:
                     break
             elif service.caught_up():
                 break
+            elif quiet >= self._stuck_after(service):
+                logger.warning(
+                    "pipeline stopping: %s read nothing for %.1f s with %s records left; "
+                    "stopping it without them", stage.name, quiet,
+                    _count(service.records_left()),
+                )  # fmt: skip
+                break
+            if now - last_report >= _DRAIN_REPORT_S:
+                last_report = now
+                logger.info("pipeline stopping: %s catching up, %s records left",
+                            stage.name, _count(service.records_left()))  # fmt: skip
             time.sleep(0.005)
         stop.set()
         stage.join()
+
+    def _stuck_after(self, service: ProcessService | SinkService) -> float:
+        """Seconds without input after which a draining stage on the in-memory bus is stuck.
+
+        One not reading yet (still starting: kernels, state, its first assignment)
+        gets at least a group member's grace for its first partitions.
+        """
+        if service.records_left() is None:
+            return max(self.options.drain_timeout, JOIN_GRACE_S)
+        return self.options.drain_timeout
 
     def _produced_some(self, stats: ProduceStats) -> None:
         with self._lock:  # quotes pass the processor by: not counted as ticks in

@@ -35,7 +35,7 @@ from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DLQ_SCHEMA
-from marketpulse.runtime.idle import idle_expired, read_to_end
+from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.segments import MARK_KIND, read_marks
 from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
 
@@ -167,6 +167,10 @@ class SinkService:
     def caught_up(self) -> bool:
         """Whether every assigned partition was read to its end (exact on the in-memory bus)."""
         return read_to_end(self._consumer)
+
+    def records_left(self) -> int | None:
+        """Records left to read over the assigned partitions (``None``: not known now)."""
+        return records_left(self._consumer)
 
     def _new_consumer(self) -> Consumer:
         # read_committed: Kafka's consumers by default, the embedded bus's always

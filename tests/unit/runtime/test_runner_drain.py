@@ -1,0 +1,97 @@
+"""Stopping the in-memory pipeline: a stage that is slow but reading is waited for.
+
+The feed of a finite replay is produced long before a slow processor has read
+it. :meth:`Runner._drain` lets a stage catch up however long that takes while
+it keeps reading, and gives up (with a warning naming what is left) only on
+one that reads nothing for ``drain_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+
+from marketpulse.bus import MemoryBus
+from marketpulse.bus.topics import Topics
+from marketpulse.config import ProcessSettings
+from marketpulse.feeds import Simulator
+from marketpulse.runtime import runner as runner_module
+from marketpulse.runtime.runner import Runner, RunnerOptions
+from marketpulse.stream import Processor, ProcessorSettings
+
+S = 10**9
+START = 1_381_152_600 * S  # 2013-10-07 09:30 New York
+DRAIN_TIMEOUT = 0.5
+
+
+def feed() -> Simulator:
+    return Simulator(symbols=5, rate=500, seed=3, start_ts=START, realtime=False,
+                     intraday=False, max_events=6000)  # fmt: skip
+
+
+def run(tmp_path, processor_class: type[Processor], name: str):
+    options = RunnerOptions(
+        lake=str(tmp_path / name),
+        processor=ProcessorSettings(intervals=("1s",), idle_timeout=None),
+        partitions=2, drain_timeout=DRAIN_TIMEOUT, process=ProcessSettings(max_batch=200),
+    )  # fmt: skip
+    original = runner_module.Processor
+    runner_module.Processor = processor_class
+    try:
+        return Runner(MemoryBus(), Topics(f"{name}."), feed(), options).run()
+    finally:
+        runner_module.Processor = original
+
+
+class SlowProcessor(Processor):
+    """Takes 40 ms a poll: the 6,000 ticks (30 polls at least) take over 1.2 s."""
+
+    calls: list[float] = []
+
+    def process_each(self, batches):
+        SlowProcessor.calls.append(time.monotonic())
+        time.sleep(0.04)
+        return super().process_each(batches)
+
+
+def test_a_slow_processor_is_waited_for_past_the_drain_timeout(tmp_path):
+    quick = run(tmp_path, Processor, "quick")
+    SlowProcessor.calls.clear()
+    slow = run(tmp_path, SlowProcessor, "slow")
+    # the fault: it read for longer than the drain timeout, well after the feed ended
+    assert SlowProcessor.calls[-1] - SlowProcessor.calls[0] > 2 * DRAIN_TIMEOUT
+    assert quick.bars > 0 and quick.ticks_in == 6000
+    assert (slow.ticks_in, slow.bars, slow.indicator_rows) == (
+        quick.ticks_in, quick.bars, quick.indicator_rows,
+    )  # fmt: skip
+
+
+class StuckProcessor(Processor):
+    """Stops reading after its first poll, until the service is told to stop."""
+
+    release = threading.Event()
+
+    def process_each(self, batches):
+        StuckProcessor.release.wait(30)
+        return super().process_each(batches)
+
+
+def test_a_stage_that_reads_nothing_is_stopped_after_the_drain_timeout(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="marketpulse.runtime.runner")
+    StuckProcessor.release.clear()
+    timer = threading.Timer(5.0, StuckProcessor.release.set)  # unblocks the service's stop
+    timer.start()
+    started = time.monotonic()
+    try:
+        run(tmp_path, StuckProcessor, "stuck")
+    finally:
+        timer.cancel()
+        StuckProcessor.release.set()
+    warned = [r.getMessage() for r in caplog.records if "read nothing" in r.getMessage()]
+    assert len(warned) == 1, warned
+    left = re.search(r"with ([\d,]+) records left", warned[0])
+    assert warned[0].startswith("pipeline stopping: process read nothing for"), warned
+    assert left is not None and int(left[1].replace(",", "")) > 0, warned
+    assert time.monotonic() - started < 30
