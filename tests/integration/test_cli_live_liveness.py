@@ -154,30 +154,39 @@ def test_a_signal_stops_a_feed_that_never_connects(tmp_path, endpoint, signum, c
 
 
 SCRIPT = """
-import pathlib, sys, time
+import pathlib, signal, sys, threading, time
 from marketpulse.cli.signals import stop_on_signals
 with stop_on_signals() as stop:
     print("ready", flush=True)
     while not stop.wait(0.05):
         pass
     print("stopping", flush=True)
-    time.sleep(60)  # a flush that takes long
+    if sys.argv[2] == "other-thread":  # the kernel hands the second one to another thread
+        def take_it():
+            time.sleep(0.5)  # the main thread is asleep by now
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            time.sleep(60)
+        threading.Thread(target=take_it, daemon=True).start()
+    time.sleep(60)  # a flush that takes long, in C: the main thread runs no handler meanwhile
     pathlib.Path(sys.argv[1]).write_text("flushed")
 """
 
 
-def test_a_second_ctrl_c_exits_at_once_without_flushing(tmp_path):
+@pytest.mark.parametrize("second", ["main-thread", "other-thread"])
+def test_a_second_ctrl_c_exits_at_once_without_flushing(tmp_path, second):
     marker = tmp_path / "flushed"
-    process = subprocess.Popen([sys.executable, "-c", SCRIPT, str(marker)], text=True,
+    process = subprocess.Popen([sys.executable, "-c", SCRIPT, str(marker), second], text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
         assert process.stdout.readline().strip() == "ready"
         process.send_signal(signal.SIGINT)
         assert process.stdout.readline().strip() == "stopping"  # the slow flush is under way
-        process.send_signal(signal.SIGINT)
+        if second == "main-thread":
+            process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=DEADLINE)
     finally:
         process.kill()
     assert process.returncode == 130
     assert not marker.exists()  # the flush was cut short
+    assert "Ctrl-C again: exiting at once without flushing" in err
     assert "Traceback" not in err

@@ -52,6 +52,13 @@ def exit_code(signum: int | None) -> int:
 def stop_on_signals() -> Iterator[StopSignal]:
     """Yield an event that the first SIGINT or SIGTERM sets; a second one exits at once.
 
+    Python runs a signal's handler in the main thread, and only once that thread
+    runs Python code again: a signal the kernel hands to another thread while the
+    main one waits in C (a long sleep, a client's flush) would wait with it. So
+    the signals are also written to a wake-up pipe (``signal.set_wakeup_fd``),
+    whichever thread takes them, and a watcher thread, which the signals never
+    go to, reads it: it logs the first and exits at once on the second.
+
     Only the main thread can take signals; elsewhere (a test calling a command
     in a thread) the event is yielded without handlers.
     """
@@ -59,33 +66,50 @@ def stop_on_signals() -> Iterator[StopSignal]:
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    told = threading.Event()  # the watcher logs outside the handler (logging takes locks)
 
     def handler(signum: int, frame: object) -> None:
         if stop.signum is not None:
-            name = _NAMES.get(signum, f"signal {signum}")
-            # os.write and os._exit are safe in a handler; a clean stop is already under way
-            os.write(2, f"{name} again: exiting at once without flushing\n".encode())
-            os._exit(exit_code(signum))
+            _exit_at_once(signum)
         stop.signum = signum
         stop.set()
-        told.set()
 
-    def watch() -> None:
-        told.wait()
-        if stop.signum is not None:
-            logger.warning(
-                "%s: stopping and flushing what was accepted (%s again quits at once)",
-                _NAMES.get(stop.signum, f"signal {stop.signum}"), _NAMES[signal.SIGINT],
-            )  # fmt: skip
-
-    watcher = threading.Thread(target=watch, name="signals", daemon=True)
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    watcher = threading.Thread(target=_watch, args=(read_end,), name="signals", daemon=True)
     watcher.start()
     previous = {s: signal.signal(s, handler) for s in _SIGNALS}
+    previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
     try:
         yield stop
     finally:
+        signal.set_wakeup_fd(previous_fd)
         for signum, old in previous.items():
             signal.signal(signum, old)
-        told.set()
+        os.close(write_end)  # the watcher reads the end of the pipe and returns
         watcher.join(timeout=1)
+        if not watcher.is_alive():
+            os.close(read_end)
+
+
+def _exit_at_once(signum: int) -> None:
+    name = _NAMES.get(signum, f"signal {signum}")
+    # os.write and os._exit are safe anywhere; a clean stop is already under way
+    os.write(2, f"{name} again: exiting at once without flushing\n".encode())
+    os._exit(exit_code(signum))
+
+
+def _watch(read_end: int) -> None:
+    """Read the signals written to the wake-up pipe: log the first, exit on the second."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # the kernel hands them to others
+    first: int | None = None
+    while data := os.read(read_end, 64):
+        for signum in data:
+            if signum not in _NAMES:
+                continue
+            if first is not None:
+                _exit_at_once(signum)
+            first = signum
+            logger.warning(
+                "%s: stopping and flushing what was accepted (%s again quits at once)",
+                _NAMES[signum], _NAMES[signal.SIGINT],
+            )  # fmt: skip
