@@ -324,8 +324,12 @@ class Runner:
                 break
             if now - last_report >= _DRAIN_REPORT_S:
                 last_report = now
-                logger.info("pipeline stopping: %s catching up, %s records left",
-                            stage.name, _count(service.records_left()))  # fmt: skip
+                left = service.records_left()
+                if left is None:  # loading its kernels or state, or joining its group
+                    logger.info("pipeline stopping: waiting for %s to start reading", stage.name)
+                else:
+                    logger.info("pipeline stopping: %s catching up, %s records left",
+                                stage.name, f"{left:,}")  # fmt: skip
             time.sleep(0.005)
         stop.set()
         stage.join()
