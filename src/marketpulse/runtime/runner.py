@@ -307,25 +307,24 @@ class Runner:
         while not stage.done.is_set():
             now = time.monotonic()
             quiet = now - max(service.last_input, started)
+            left = service.records_left()  # None: still starting (kernels, state, its group)
             if self.bus.durable:
                 # quiet for a while since the drain began: the stage before it has just
                 # committed its last transaction, which a sink idle until then must still read;
                 # others may keep writing to a cluster's topics: the timeout bounds the wait
                 if quiet >= _DRAINED_AFTER or now - started >= self.options.drain_timeout:
                     break
-            elif service.caught_up():
+            elif left is not None and left <= 0:  # caught up (exact on the in-memory bus)
                 break
-            elif quiet >= self._stuck_after(service):
+            elif quiet >= self._stuck_after(left):
                 logger.warning(
                     "pipeline stopping: %s read nothing for %.1f s with %s records left; "
-                    "stopping it without them", stage.name, quiet,
-                    _count(service.records_left()),
+                    "stopping it without them", stage.name, quiet, _count(left),
                 )  # fmt: skip
                 break
             if now - last_report >= _DRAIN_REPORT_S:
                 last_report = now
-                left = service.records_left()
-                if left is None:  # loading its kernels or state, or joining its group
+                if left is None:
                     logger.info("pipeline stopping: waiting for %s to start reading", stage.name)
                 else:
                     logger.info("pipeline stopping: %s catching up, %s records left",
@@ -334,13 +333,13 @@ class Runner:
         stop.set()
         stage.join()
 
-    def _stuck_after(self, service: ProcessService | SinkService) -> float:
+    def _stuck_after(self, left: int | None) -> float:
         """Seconds without input after which a draining stage on the in-memory bus is stuck.
 
-        One not reading yet (still starting: kernels, state, its first assignment)
-        gets at least a group member's grace for its first partitions.
+        One not reading yet (``left`` unknown: still starting, its kernels, state or
+        first assignment) gets at least a group member's grace for its first partitions.
         """
-        if service.records_left() is None:
+        if left is None:
             return max(self.options.drain_timeout, JOIN_GRACE_S)
         return self.options.drain_timeout
 
