@@ -236,11 +236,26 @@ def start_service(
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
+def start_relay(bootstrap: str, prefix: str, log: Path, guarantee: str | None) -> subprocess.Popen:
+    """``bench/kafka_relay.py``: the same clients, no analytics (the floor; see its docstring)."""
+    command = [
+        sys.executable, str(Path(__file__).with_name("kafka_relay.py")), "--bootstrap", bootstrap,
+        "--prefix", prefix, "--guarantee", guarantee or "exactly-once",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+#: What reads ``ticks`` and writes ``indicators``: the service, or the relay (the floor).
+ENGINES = ("service", "relay")
+
+
 def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_ms: float,
             work: Path, commit_interval: float | None = None, guarantee: str | None = None,
             closes_csv: Path | None = None, reader_fetch_wait_ms: int | None = None,
-            ) -> dict:  # fmt: skip
-    """Run the service, the producer and the reader at one rate; return the latency figures.
+            engine: str = "service") -> dict:  # fmt: skip
+    """Run the engine, the producer and the reader at one rate; return the latency figures.
 
     ``closes_csv``: also write one line per bar close (partition, bar end,
     closing stamp, rows, latency of its first and last row, until produced),
@@ -253,9 +268,12 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     specs[topics.ticks]["message.timestamp.type"] = "LogAppendTime"
     bus_for(bootstrap).create_topics(list(specs), PARTITIONS, 1, specs)  # all in one request
     topics_s = time.monotonic() - started
-    tag = f"{int(rate)}-{guarantee or 'default'}"
-    log, trace = work / f"process-{tag}.log", work / f"trace-{tag}.jsonl"
-    service = start_service(bootstrap, topics.prefix, log, commit_interval, guarantee, trace)
+    tag = f"{engine}-{int(rate)}-{guarantee or 'default'}"
+    log, trace = work / f"{tag}.log", work / f"trace-{tag}.jsonl"
+    if engine == "relay":
+        service = start_relay(bootstrap, topics.prefix, log, guarantee)
+    else:
+        service = start_service(bootstrap, topics.prefix, log, commit_interval, guarantee, trace)
     reader = RowReader(bootstrap, topics.name("indicators"), reader_fetch_wait_ms)
     producer = TradeProducer(bootstrap, topics.ticks, rate, linger_ms)
     try:
@@ -292,7 +310,7 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
         if thread.error is not None:
             raise thread.error
     if service.returncode not in (0, 143):  # 143: stopped cleanly by the SIGTERM above
-        raise RuntimeError(f"marketpulse process failed:\n{log.read_text()[-3000:]}")
+        raise RuntimeError(f"the {engine} failed:\n{log.read_text()[-3000:]}")
     closing = producer.closing_stamps()
     latencies, produced, closes = _latencies(reader.rows, closing, begin_ns, end_ns)
     if closes_csv is not None:
@@ -306,6 +324,7 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     window = (end_ns - begin_ns) / 1e9
     p50, p95, p99 = np.percentile(ms, [50, 95, 99]) if len(ms) else (np.nan,) * 3
     return {
+        "engine": engine,
         "rate": rate,
         "guarantee": guarantee or "exactly-once",
         "produced_per_s": (sent1 - sent0) / window,
@@ -478,6 +497,11 @@ def main() -> None:
         "targets ask)",
     )  # fmt: skip
     parser.add_argument(
+        "--engine", choices=ENGINES, default="service",
+        help="what reads ticks and writes indicators: marketpulse process, or "
+        "bench/kafka_relay.py (the same clients with no analytics: the floor)",
+    )  # fmt: skip
+    parser.add_argument(
         "--closes", type=Path, metavar="DIR",
         help="write closes-RATE.csv here: one line per bar close, to see which make the tail",
     )  # fmt: skip
@@ -496,15 +520,16 @@ def main() -> None:
                   f"{warm['p50_ms']:.1f} ms, p99 {warm['p99_ms']:.1f} ms", file=sys.stderr)  # fmt: skip
         for guarantee in guarantees:
             for rate in rates:
-                name = f"closes-{int(rate)}-{guarantee}.csv"
+                name = f"closes-{args.engine}-{int(rate)}-{guarantee}.csv"
                 csv = args.closes / name if args.closes else None
                 result = measure(
                     kafka.bootstrap, rate, args.warmup, args.duration, args.linger_ms,
                     Path(work), args.commit_interval, guarantee, csv, args.reader_fetch_wait_ms,
+                    args.engine,
                 )  # fmt: skip
                 whole = result["with_start_up"]
                 print(
-                    f"{guarantee} {rate:,.0f}/s: p50 {whole['p50_ms']:.1f} ms, p99 "
+                    f"{args.engine} {guarantee} {rate:,.0f}/s: p50 {whole['p50_ms']:.1f} ms, p99 "
                     f"{whole['p99_ms']:.1f} ms, max {whole['max_ms']:.1f} ms "
                     f"({whole['bar_closes']} closes, start-up included); stages "
                     + ", ".join(
@@ -520,6 +545,7 @@ def main() -> None:
             {
                 "broker": broker,
                 "broker_nice": kafka.broker_nice or 0,
+                "engine": args.engine,
                 "partitions": PARTITIONS,
                 "symbols": SYMBOLS,
                 "commit_interval_s": args.commit_interval,

@@ -19,6 +19,21 @@ all of them alike.
   together when the feed ends, so it is an upper bound on the first indicator
   row computed. ``exit`` is the whole command.
 
+Two more rows, in the same rounds, are the replay's *floor*: what a first row
+cannot be printed before, each in a fresh interpreter of this Python.
+
+* ``imports``: ``python -c "import numpy, pyarrow, numba"``, the libraries a
+  replay's first row cannot do without.
+* ``kernels``: those, then the package's processor with its default settings
+  (those of the replay measured here: no config file, no option that changes
+  the bars or indicators) loading its numba kernels from the warm cache through
+  ``Processor.warm_up()``, as a replay does before its first batch.
+
+Both end with ``os._exit(0)``: spawn to exit is then spawn to loaded, without
+the interpreter's teardown (tenths of a second once numba's kernels are loaded:
+the final collection of their objects), which a replay's first row does not
+wait for either.
+
 Prints one JSON object: per command, wall and CPU seconds (user + system of
 the child) as p50, p90 and max over the runs, and the machine.
 """
@@ -43,6 +58,12 @@ from results import ROOT, machine  # noqa: E402
 #: What the issue asks of each figure (seconds).
 TARGET_S = 0.5
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD", "EEE")
+#: The floor's children (``python -c``): the libraries, then those and the kernels.
+IMPORTS = "import numpy, pyarrow, numba"
+KERNELS = f"""{IMPORTS}
+from marketpulse.alerts import default_rules
+from marketpulse.stream import Processor, ProcessorSettings
+Processor(ProcessorSettings(), default_rules()).warm_up()"""
 
 
 def write_trades(path: Path, trades: int = 2000, minutes: int = 10) -> None:
@@ -133,14 +154,21 @@ def main() -> None:
                     "--alerts-file", str(target / "alerts.jsonl")]  # fmt: skip
 
         sql = [*base, "sql", "SELECT count(*) FROM bars", "--lake", str(lake)]
+        imports, kernels = (
+            [sys.executable, "-c", f"{code}\nimport os\nos._exit(0)"] for code in (IMPORTS, KERNELS)
+        )
         commands = {  # run i: the command, and the folder whose first file is its first row
             "help": lambda i: ([*base, "--help"], None),
             "sql": lambda i: (sql, None),
             "replay": lambda i: (replay(work / f"lake{i}"), work / f"lake{i}" / "indicators"),
+            "imports": lambda i: (imports, None),
+            "kernels": lambda i: (kernels, None),
         }
         timed(replay(lake), env)  # warm-up: numba's cache, bytecode, the lake sql reads
         timed([*base, "--help"], env)
         timed([*base, "sql", "SELECT 1", "--lake", str(lake)], env)
+        timed(imports, env)
+        timed(kernels, env)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
         for i in range(args.runs):
             for name, make in commands.items():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from embedded_section import render_embedded
+from kafka_floor_section import render_kafka_floor
 from kafka_section import render_kafka
 from kaggle_section import render_kaggle
 from peers_section import render_peers
@@ -337,6 +338,18 @@ SECTIONS: dict[str, Section] = {
                 ),
             ),  # fmt: skip
             render_kafka,
+        ),
+        Section(
+            "kafka-floor",
+            (
+                Script(
+                    "bench_kafka_floor",
+                    # the latency runs of the kafka section, the service replaced by a relay
+                    ("bench/bench_kafka_latency.py", "--engine", "relay"),
+                    ("--rates", "10000", "--duration", "1.5"),
+                ),
+            ),  # fmt: skip
+            render_kafka_floor,
         ),
         Section(
             "dashboard",
