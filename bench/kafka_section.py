@@ -236,6 +236,9 @@ Against the targets of issue 24 (same two cores as the broker, no raised priorit
 
 {_latency_verdict(latency)}
 
+What any engine on these clients and this broker pays before it computes anything is
+measured apart, in the next section (the same runs with a relay in place of the service).
+
 Where the time goes: the service writes the wall clock of each stage of the
 first row of every bar close (`MARKETPULSE_PROCESS_TRACE`,
 `marketpulse.runtime.latency_trace`), the `ticks` topic stamps each record with

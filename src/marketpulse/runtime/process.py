@@ -147,6 +147,9 @@ class ProcessService:
         self.lag: dict[int, int] = {}
         #: When the loop last went round (``time.monotonic()``): whether it makes progress.
         self.beat = time.monotonic()
+        #: Set once the processor's kernels are loaded (:meth:`Processor.warm_up`): a
+        #: feed on the wall clock starts then, so that its first ticks do not wait for them.
+        self.warm = threading.Event()
         opts = self.options
         #: The open transaction: what it holds, when it is due, how it commits.
         self.policy = CommitPolicy(
@@ -185,6 +188,7 @@ class ProcessService:
             opts.group, instance, self.topics.ticks, self._partitions, self.bus,
         )  # fmt: skip
         self.processor.warm_up()
+        self.warm.set()
         self._producer = self._new_producer()
         if opts.guarantee == AT_LEAST_ONCE:
             self._out = self.bus.producer(compression=opts.compression, linger_ms=0)

@@ -4,7 +4,8 @@ The produce, process and sink services run on their own threads, exactly
 as they do as separate commands (the same classes, the same consumer groups
 semantics, the same transactions), on Kafka (``run --kafka``) as on the
 in-memory bus (:class:`~marketpulse.bus.MemoryBus`: ``run``, the embedded
-pipeline). This module only starts them, feeds the live view and metrics, and
+pipeline). This module only starts them (a feed on the wall clock once the
+processor's kernels are loaded), feeds the live view and metrics, and
 stops them in order so that everything accepted is flushed: the feed first
 (the producer flushes), then the processor once it has caught up (it
 commits), then each sink once it has caught up with the committed outputs
@@ -220,6 +221,13 @@ class Runner:
         process_stage = _Stage("process", processor.run)
         for stage in (*sink_stages, process_stage):
             stage.start()
+        if clocked:
+            # ticks on the wall clock would wait in the bus while the kernels load (tenths
+            # of a second on a warm cache) and reach their bars that much late: the feed
+            # starts once they are loaded (a replay at full speed reads ahead meanwhile)
+            while not processor.warm.wait(0.05):
+                if stop.is_set() or process_stage.done.is_set():
+                    break
         feed = _Stage("produce", producer.run)
         feed.start()
         stages = [process_stage, *sink_stages]
