@@ -67,6 +67,7 @@ from kafka_common import (
     end_offsets,
     new_prefix,
 )
+from scale_floor import relay, sample_sizes
 from scale_section import write_svg
 
 from marketpulse.bus.topics import Topics, topic_specs
@@ -295,6 +296,12 @@ def measure(bootstrap: str, symbols: int, ticks: int, event_rate: float) -> dict
     first = run_killed(bootstrap, topics, group, ends)
     second = run_restored(bootstrap, topics, group, ends)
     bars = count_bars(bootstrap, topics.name("bars"))
+    total_bars = sum(bars["by_interval"].values())
+    # the floor: the same ticks in, as many records out (a bar and an indicator row per
+    # bar, each of their mean size), no processing, no state
+    size = (sample_sizes(bootstrap, topics.name("bars"))
+            + sample_sizes(bootstrap, topics.name("indicators"))) / 2  # fmt: skip
+    floor = relay(bootstrap, topics, sum(ends.values()), 2 * total_bars / sum(ends.values()), size)
     expected = loaded["expected_bars"]
     seconds = first["seconds"] + second["seconds"]
     result = {
@@ -309,6 +316,7 @@ def measure(bootstrap: str, symbols: int, ticks: int, event_rate: float) -> dict
         "peak_rss_mb": max(first["peak_rss_mb"], second["peak_rss_mb"]),
         "restore_seconds": second["restore_seconds"],
         "bars": bars,
+        "floor": floor,
         "bars_complete": bars["by_interval"] == expected and bars["duplicates"] == 0,
         "dead_reasons": dead_letter_reasons(bootstrap, topics.name("dlq")),
     }
@@ -346,7 +354,8 @@ def main() -> None:
         for symbols in sizes:
             run = measure(kafka.bootstrap, symbols, args.ticks, args.event_rate)
             print(
-                f"{symbols:,} symbols: {run['ticks_per_s']:,.0f} ticks/s, peak RSS "
+                f"{symbols:,} symbols: {run['ticks_per_s']:,.0f} ticks/s (floor "
+                f"{run['floor']['ticks_per_s']:,.0f}), peak RSS "
                 f"{run['peak_rss_mb']:,.0f} MB, restore {run['restore_seconds']:.2f} s, "
                 f"bars complete: {run['bars_complete']}",
                 file=sys.stderr,

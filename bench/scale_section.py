@@ -102,7 +102,8 @@ def render_scale(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
             f"{first['peak_rss_mb']:,.0f} / {second['peak_rss_mb']:,.0f} | "
             f"{r['restore_seconds']:.2f} | {first['share_at_kill']:.0%} | {bars:,} | "
             f"{bars / r['ticks']:.3g} | "
-            f"{'yes' if r['bars_complete'] else '**no**'} | {r['preload']['ticks_per_s']:,.0f} |"
+            f"{'yes' if r['bars_complete'] else '**no**'} | {r['preload']['ticks_per_s']:,.0f} | "
+            + (f"{r['floor']['ticks_per_s']:,.0f} |" if "floor" in r else "n/a |")
         )
     largest = max(result["runs"], key=lambda r: r["symbols"])
     judged = (
@@ -134,8 +135,8 @@ peak resident set of each service. Restore: the second service's own time to
 read `state` and restore its partitions. Bars complete: the committed `bars`
 topic holds exactly one bar for every (symbol, interval, window) with a trade.
 
-| symbols | ticks | ticks/s | peak RSS MB (first / second) | restore s | committed at kill | bars | bars per tick | bars complete | preload ticks/s |
-|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|
+| symbols | ticks | ticks/s | peak RSS MB (first / second) | restore s | committed at kill | bars | bars per tick | bars complete | preload ticks/s | floor ticks/s |
+|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|
 {chr(10).join(rows)}
 
 Each bar also makes an indicator row, and each transaction writes the state
@@ -146,5 +147,25 @@ changed, so the work per tick grows with the symbols even at the same tick
 count.
 
 Against the target of issue 24, at 100,000 symbols at least {TARGET_RATE:,} ticks/s
-within {TARGET_MB / 1024:g} GB: {judged}.
+within {TARGET_MB / 1024:g} GB: {judged}.{_floor_text(largest)}
 """
+
+
+def _floor_text(largest: dict[str, Any]) -> str:
+    """What the relay with no processing reached at the largest size (runs that have it)."""
+    floor = largest.get("floor")
+    if floor is None:
+        return ""
+    per_tick = floor["written"] / floor["ticks"]
+    where = "below" if floor["ticks_per_s"] < TARGET_RATE else "above"
+    return f"""
+
+Floor (`bench/scale_floor.py`): after the services, a relay reads the same
+`ticks` with the service's consumer and writes, per tick, as many records as the
+service wrote bars and indicator rows (here {per_tick:.2f}, of {floor["value_bytes"]:,} bytes, the
+mean size of theirs) in transactions with the offsets every 0.1 s, through the
+service's producer, decoding and computing nothing and writing no state. At
+{largest["symbols"]:,} symbols it moved {floor["ticks_per_s"]:,.0f} ticks/s ({floor["written"]:,} records
+out in {floor["transactions"]:,} transactions), {where} the target: the Kafka traffic these
+outputs make, on these clients and these two cores, sets that ceiling before any
+processing or state."""

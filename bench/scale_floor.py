@@ -1,0 +1,97 @@
+"""The floor of the scale benchmark: the service's Kafka traffic with no processing at all.
+
+After the services of one size have finished, a relay in this process reads
+the same ``ticks`` topic from the start with the service's consumer (the
+project's Kafka bus, a group of its own) and writes, for every tick it reads,
+as many records as the service wrote bars and indicator rows per tick at this
+size, each the size of a real one (the mean of records sampled from the
+service's ``bars`` and ``indicators`` topics), to the same partition of a
+topic of its own, in transactions that carry the consumer's offsets and are
+committed every 0.1 s (the service's commit interval under a backlog). It
+decodes nothing and computes nothing, and writes no state; the service does
+all of that on top. Its rate (the ticks over the time from its first record
+to its last commit) is a ceiling for any engine that must read these ticks and
+write these outputs through these clients on this machine.
+"""
+
+from __future__ import annotations
+
+import time
+
+import confluent_kafka as ck
+from kafka_common import PARTITIONS, bus_for, new_prefix
+
+from marketpulse.bus.base import TopicPartition
+from marketpulse.bus.topics import Topics
+
+COMMIT_EVERY_S = 0.1
+KEY = "FLOORSYM"
+
+
+def sample_sizes(bootstrap: str, topic: str, records: int = 2000) -> float:
+    """Mean value size (bytes) of up to ``records`` committed records of ``topic``."""
+    consumer = ck.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": new_prefix("sizes"),
+         "enable.auto.commit": False, "isolation.level": "read_committed"}
+    )  # fmt: skip
+    sizes: list[int] = []
+    try:
+        consumer.assign(
+            [ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in range(PARTITIONS)]
+        )
+        deadline = time.monotonic() + 30
+        while len(sizes) < records and time.monotonic() < deadline:
+            for message in consumer.consume(500, 0.5):
+                if message.error() is None and message.value() is not None:
+                    sizes.append(len(message.value()))
+    finally:
+        consumer.close()
+    if not sizes:
+        raise RuntimeError(f"scale floor: no committed record in {topic} to take a size from")
+    return sum(sizes) / len(sizes)
+
+
+def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
+          value_bytes: float) -> dict:  # fmt: skip
+    """Relay every tick of ``topics.ticks`` as ``outputs_per_tick`` records; the figures."""
+    bus = bus_for(bootstrap)
+    out = topics.prefix + "floor"
+    bus.create_topics([out], PARTITIONS, 1, {out: {}})
+    value = b"x" * round(value_bytes)
+    producer = bus.transactional_producer(f"{topics.prefix}floor")
+    producer.init()
+    consumer = bus.consumer(f"{topics.prefix}floor", [topics.ticks])
+    read = written = transactions = 0
+    owed = 0.0  # outputs due but not written yet (a fraction of one, between polls)
+    offsets: dict[TopicPartition, int] = {}
+    first = last_commit = 0.0
+    deadline = time.monotonic() + 1800
+    try:
+        producer.begin()
+        while read < ticks and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout=0.5):
+                first = first or time.perf_counter()
+                n = batch.last_offset - batch.first_offset + 1
+                read += n
+                owed += n * outputs_per_tick
+                k = int(owed)
+                owed -= k
+                # the partition is given: the key (a symbol's, in the service) only rides along
+                producer.send_encoded(out, [KEY] * k, [value] * k, batch.partition)
+                written += k
+                offsets[TopicPartition(batch.topic, batch.partition)] = batch.last_offset + 1
+            if offsets and (read >= ticks or time.perf_counter() - last_commit >= COMMIT_EVERY_S):
+                producer.commit(offsets, consumer)
+                producer.begin()
+                transactions += 1
+                offsets, last_commit = {}, time.perf_counter()
+        seconds = time.perf_counter() - first
+    finally:
+        consumer.close()
+        producer.close()
+        bus.delete_topics([out])
+    if read < ticks:
+        raise RuntimeError(f"scale floor: read {read:,} of {ticks:,} ticks within 30 minutes")
+    return {"ticks": read, "written": written, "transactions": transactions,
+            "value_bytes": round(value_bytes), "seconds": seconds,
+            "ticks_per_s": read / seconds}  # fmt: skip
