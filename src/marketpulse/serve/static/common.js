@@ -22,9 +22,18 @@ const MP = (() => {
     document.body.prepend(bar);
   }
 
+  // one Intl.NumberFormat per number of digits: making one per value (toLocaleString) cost
+  // the watchlist most of its script time
+  const formats = new Map();
+
   function fmt(value, digits = 2) {
     if (value === null || value === undefined || Number.isNaN(value)) return "—";
-    return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    let format = formats.get(digits);
+    if (!format) {
+      format = new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+      formats.set(digits, format);
+    }
+    return format.format(value);
   }
 
   function signed(value, digits = 2, suffix = "") {

@@ -2,6 +2,8 @@
 // and flashed on change; a symbol links to its chart in that dataset. Rows in view are
 // drawn in the frame after an update arrives; rows out of view at most once a second
 // (and as soon as they come into view), so a long list costs what its visible part does.
+// A flash fades in two steps drawn with the updates, not in an animation: an animation
+// redraws its cell every frame, and hundreds of them made the page paint 60 times a second.
 "use strict";
 MP.nav();
 const body = document.querySelector("#watchlist tbody");
@@ -10,8 +12,11 @@ const rows = new Map();  // symbol -> {tr, cells, data (drawn), row (latest), sh
 const pending = new Map();  // symbol -> latest row not drawn yet
 const hidden = new Set();  // entries out of view with a row not drawn yet
 let sortKey = "symbol", sortDir = 1, needsOrder = true, lastOrder = 0, frame = 0;
-let lastSweep = 0, sweepTimer = 0;
+let lastSweep = 0, sweepTimer = 0, flashTimer = 0;
 const SWEEP_MS = 1000;
+const FLASH_MS = 700;  // a changed cell is flashed this long: strong, then faded for the second half
+const FADE_SLACK_MS = 100;
+const flashing = new Map();  // td -> when its flash started
 const inView = new IntersectionObserver((changes) => {
   for (const change of changes) {
     const entry = rows.get(change.target.dataset.symbol);
@@ -69,8 +74,11 @@ function draw(entry, row, flash = true) {
     if (key === "rsi") td.classList.toggle("hot", row.rsi !== null && (row.rsi >= 70 || row.rsi <= 30));
     if (key === "alert") td.title = row.alert || "";
     if (flash && before !== undefined && typeof row[key] === "number" && typeof before === "number") {
-      const color = row[key] > before ? "rgba(47,191,113,.45)" : "rgba(229,83,75,.45)";
-      td.animate([{ backgroundColor: color }, { backgroundColor: "transparent" }], { duration: 700 });
+      const up = row[key] > before;
+      td.classList.toggle("flash-up", up);
+      td.classList.toggle("flash-down", !up);
+      td.classList.remove("faded");
+      flashing.set(td, performance.now());
     }
   }
   entry.data = row;
@@ -116,6 +124,7 @@ function render() {
   }
   pending.clear();
   const now = performance.now();
+  fade(now);
   if (hidden.size && now - lastSweep > SWEEP_MS) {
     lastSweep = now;
     for (const entry of hidden) draw(entry, entry.row, false);
@@ -125,6 +134,26 @@ function render() {
   }
   // live values re-sort at most once a second, so rows do not jump under the pointer
   if (needsOrder && (sortKey === "symbol" || performance.now() - lastOrder > 1000)) order();
+}
+
+// Fades and ends the flashes due. Updates draw often enough to do it on their way; a timer,
+// set later than the next step so that it does not add frames of its own, serves when they stop.
+function fade(now) {
+  let next = Infinity;
+  for (const [td, start] of flashing) {
+    const age = now - start;
+    if (age >= FLASH_MS) {
+      td.classList.remove("flash-up", "flash-down", "faded");
+      flashing.delete(td);
+    } else if (age >= FLASH_MS / 2) {
+      if (!td.classList.contains("faded")) td.classList.add("faded");
+      next = Math.min(next, start + FLASH_MS);
+    } else {
+      next = Math.min(next, start + FLASH_MS / 2);
+    }
+  }
+  clearTimeout(flashTimer);
+  if (next < Infinity) flashTimer = setTimeout(schedule, next - now + FADE_SLACK_MS);
 }
 
 function schedule() {
@@ -150,6 +179,7 @@ MP.live((message) => {
     rows.clear();
     pending.clear();
     hidden.clear();
+    flashing.clear();
     body.replaceChildren();
     needsOrder = true;
   }
