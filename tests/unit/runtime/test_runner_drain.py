@@ -95,3 +95,55 @@ def test_a_stage_that_reads_nothing_is_stopped_after_the_drain_timeout(tmp_path,
     assert warned[0].startswith("pipeline stopping: process read nothing for"), warned
     assert left is not None and int(left[1].replace(",", "")) > 0, warned
     assert time.monotonic() - started < 30
+
+
+class SlowWarmProcessor(Processor):
+    """Takes 0.6 s to load its kernels; notes when it is done."""
+
+    warm_at: list[float] = []
+
+    def warm_up(self):
+        if not self._warm:
+            time.sleep(0.6)
+        super().warm_up()
+        SlowWarmProcessor.warm_at.append(time.monotonic())
+
+
+class NotedFeed(Simulator):
+    """A simulator noting when its stream was first asked for."""
+
+    asked_at: list[float] = []
+
+    def batches(self):
+        NotedFeed.asked_at.append(time.monotonic())
+        yield from super().batches()
+
+
+def started_feed(tmp_path, name: str, realtime: bool) -> tuple[float, float]:
+    """When the feed started and when the kernels were loaded, in a run of ``name``."""
+    NotedFeed.asked_at.clear()
+    SlowWarmProcessor.warm_at.clear()
+    source = NotedFeed(symbols=5, rate=500, seed=3, realtime=realtime, intraday=False,
+                       max_events=None if realtime else 2000)  # fmt: skip
+    options = RunnerOptions(
+        lake=str(tmp_path / name), processor=ProcessorSettings(intervals=("1s",)),
+        partitions=2, duration=0.5 if realtime else None,
+    )  # fmt: skip
+    original = runner_module.Processor
+    runner_module.Processor = SlowWarmProcessor
+    try:
+        Runner(MemoryBus(), Topics(f"{name}."), source, options).run()
+    finally:
+        runner_module.Processor = original
+    return NotedFeed.asked_at[0], SlowWarmProcessor.warm_at[0]
+
+
+def test_a_feed_on_the_wall_clock_starts_once_the_kernels_are_loaded(tmp_path):
+    # its ticks would otherwise wait in the bus for the kernels and reach their bars late
+    started, warm = started_feed(tmp_path, "clocked", realtime=True)
+    assert started >= warm
+
+
+def test_a_replay_at_full_speed_reads_ahead_while_the_kernels_load(tmp_path):
+    started, warm = started_feed(tmp_path, "ahead", realtime=False)
+    assert started < warm - 0.3
