@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from marketpulse.config import S3Settings
 from marketpulse.models import BAR_QUOTE_COLUMNS
@@ -479,7 +478,7 @@ def stable_order(rows: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
     """
     combined = np.zeros(rows.num_rows, np.int64)
     for key in keys:
-        encoded = pc.dictionary_encode(rows.column(key)).combine_chunks()
+        encoded = rows.column(key).dictionary_encode().combine_chunks()
         values = encoded.dictionary.to_pylist()
         rank = np.empty(len(values) + 1, np.int64)
         rank[np.argsort(np.array(values, dtype=object), kind="stable")] = np.arange(len(values))

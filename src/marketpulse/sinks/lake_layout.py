@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from marketpulse.models import DATASET_NAME, STORED_TIME
 from marketpulse.sinks.base import TABLES, TIME_COLUMNS
@@ -263,15 +262,17 @@ def _codes(column: pa.ChunkedArray, key: str) -> tuple[list[str], np.ndarray]:
 
     A null (a producer that did not stamp the row) is :data:`UNKNOWN`: kept, and visible.
     """
+    # the arrays' own methods: pyarrow.compute is imported when first used, so that the
+    # commands that read the lake (sql, report) do not pay for it at start-up
     if column.null_count:
-        column = pc.fill_null(column, UNKNOWN)
+        column = column.fill_null(UNKNOWN)
     first = column[0].as_py() if len(column) else None
-    if first is not None and pc.all(pc.equal(column, first)).as_py():
+    if first is not None and len(column.unique()) == 1:
         values = [first]  # one dataset (or timeframe) in the batch: the usual case, no encoding
         codes = np.zeros(len(column), np.int64)
         _check_name(first, key)
         return values, codes
-    encoded = pc.dictionary_encode(column).combine_chunks()
+    encoded = column.dictionary_encode().combine_chunks()
     values = encoded.dictionary.to_pylist()
     for value in values:
         _check_name(value, key)
@@ -290,7 +291,7 @@ def _days(column: pa.ChunkedArray) -> np.ndarray:
     """UTC day numbers (days since 1970-01-01) of a time column; null: now."""
     ns = column.cast(pa.int64()) if column.type != pa.int64() else column
     if ns.null_count:
-        ns = pc.fill_null(ns, time.time_ns())
+        ns = ns.fill_null(time.time_ns())
     return np.floor_divide(ns.to_numpy(), _NS_PER_DAY)  # integer floor, exact near midnight
 
 
