@@ -355,7 +355,14 @@ def _table_files(store: Store, table: str) -> list[str]:
 def _has_files(store: Store, table: str) -> bool:
     if not store.location.is_s3:  # the first match is enough
         pattern = f"{_partition_glob(table)}/*.parquet"
-        return next((Path(store.base) / table).glob(pattern), None) is not None
+        for _ in range(_ATTEMPTS):
+            try:
+                return next((Path(store.base) / table).glob(pattern), None) is not None
+            except FileNotFoundError:
+                # a directory went while the glob listed it (a dataset dropped, a
+                # partition compacted): list again
+                continue
+        return False  # still changing: an empty view now, looked at again by the next query
     return bool(_table_files(store, table))
 
 

@@ -234,30 +234,47 @@ class _TopicInfo:
     end_offsets: list[int] = field(default_factory=list)
 
 
+#: Kafka's error codes of a look-up on a topic just created, whose leaders are not known
+#: everywhere yet: NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PART
+#: (numbers: confluent_kafka is imported only by the commands that use it).
+_LEADER_NOT_KNOWN = frozenset({6, 5, 3})
+
+
 def _describe(bus: KafkaBus, names: list[str]) -> dict[str, _TopicInfo]:
     """Return partitions, key settings and end offsets of the topics that exist."""
     import confluent_kafka as ck
     from confluent_kafka.admin import ConfigResource, OffsetSpec, ResourceType
 
     admin, timeout = bus.admin(), bus.connect_timeout
-    metadata = admin.list_topics(timeout=timeout).topics
-    present = [n for n in names if n in metadata and metadata[n].error is None]
-    if not present:
-        return {}
-    try:
-        resources = [ConfigResource(ResourceType.TOPIC, name) for name in present]
-        configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
-        wanted = {
-            ck.TopicPartition(name, p): OffsetSpec.latest()
-            for name in present
-            for p in metadata[name].partitions
-        }
-        ends = {
-            (tp.topic, tp.partition): f.result().offset
-            for tp, f in admin.list_offsets(wanted, request_timeout=timeout).items()
-        }
-    except ck.KafkaException as exc:
-        raise BusError(f"cannot describe topics on {bus.settings.bootstrap}: {exc}") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=timeout).topics
+        present = [n for n in names if n in metadata and metadata[n].error is None]
+        if not present:
+            return {}
+        try:
+            resources = [ConfigResource(ResourceType.TOPIC, name) for name in present]
+            configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
+            wanted = {
+                ck.TopicPartition(name, p): OffsetSpec.latest()
+                for name in present
+                for p in metadata[name].partitions
+            }
+            ends = {
+                (tp.topic, tp.partition): f.result().offset
+                for tp, f in admin.list_offsets(wanted, request_timeout=timeout).items()
+            }
+            break
+        except ck.KafkaException as exc:
+            # topics just created: their leaders may not be known everywhere yet
+            # (NOT_LEADER_FOR_PARTITION): look again with fresh metadata
+            error = exc.args[0]
+            transient = error.retriable() or error.code() in _LEADER_NOT_KNOWN
+            if not transient or time.monotonic() > deadline:
+                raise BusError(
+                    f"cannot describe topics on {bus.settings.bootstrap}: {exc}"
+                ) from None
+            time.sleep(0.2)
     out = {}
     for name in present:
         parts = metadata[name].partitions
