@@ -229,7 +229,7 @@ def start_service(
         command += ["--commit-interval", str(commit_interval)]
     if guarantee is not None:
         command += ["--guarantee", guarantee]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    env = _child_env()
     if trace is not None:
         env[TRACE_ENV] = str(trace)
     with open(log, "wb") as out:
@@ -242,9 +242,13 @@ def start_relay(bootstrap: str, prefix: str, log: Path, guarantee: str | None) -
         sys.executable, str(Path(__file__).with_name("kafka_relay.py")), "--bootstrap", bootstrap,
         "--prefix", prefix, "--guarantee", guarantee or "exactly-once",
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
     with open(log, "wb") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_child_env())
+
+
+def _child_env() -> dict[str, str]:
+    """This environment without MarketPulse's settings: the engine gets only its options."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
 
 
 #: What reads ``ticks`` and writes ``indicators``: the service, or the relay (the floor).

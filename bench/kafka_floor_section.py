@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kafka_section import MIN_CLOSES_FOR_P99, TARGETS
+from kafka_section import MIN_CLOSES_FOR_P99, TARGETS, _ms
 from section_text import measured, out
-
-
-def _ms(value: float) -> str:
-    return "n/a" if value != value else f"{value:.1f}"  # NaN: no sample
 
 
 def _row(r: dict[str, Any]) -> str:
