@@ -249,15 +249,38 @@ class KafkaConsumer(Consumer):
                 would otherwise count as behind by its whole length.
         """
         resumed = resumed or {}
-        lags = {}
-        for tp, pos in self.position().items():
-            low, high = self._consumer.get_watermark_offsets(
-                ck.TopicPartition(tp.topic, tp.partition), timeout=5.0, cached=cached
-            )
-            if pos < 0:
-                pos = resumed.get(tp, -1)
-            lags[tp] = high - (pos if pos >= 0 else low)
-        return lags
+        positions = {tp: pos if pos >= 0 else resumed.get(tp, -1)
+                     for tp, pos in self.position().items()}  # fmt: skip
+        if cached:
+            lags = {}
+            for tp, pos in positions.items():
+                low, high = self._consumer.get_watermark_offsets(
+                    ck.TopicPartition(tp.topic, tp.partition), cached=True
+                )
+                lags[tp] = high - (pos if pos >= 0 else low)
+            return lags
+        highs = self._list_offsets(list(positions), ck.OFFSET_END)
+        lows = self._list_offsets([tp for tp, pos in positions.items() if pos < 0],
+                                  ck.OFFSET_BEGINNING)  # fmt: skip
+        return {tp: highs[tp] - (pos if pos >= 0 else lows[tp]) for tp, pos in positions.items()}
+
+    def _list_offsets(
+        self, partitions: list[TopicPartition], which: int
+    ) -> dict[TopicPartition, int]:
+        """The end (``OFFSET_END``) or start offsets of ``partitions``, in one request per leader.
+
+        One watermark query per partition would queue each behind the fetch the
+        broker holds for ``fetch.wait.max.ms`` (half a second by default): 21 s
+        over the 42 partitions of a sink's seven topics, against half a second.
+        """
+        if not partitions:
+            return {}
+        asked = [ck.TopicPartition(tp.topic, tp.partition, which) for tp in partitions]
+        found = self._consumer.offsets_for_times(asked, timeout=5.0)
+        for p in found:
+            if p.error is not None:
+                raise BusError(f"{p.topic}[{p.partition}]: cannot read offsets: {p.error.str()}")
+        return {_tp(p): p.offset for p in found}
 
     def group_metadata(self) -> Any:
         """The member's group metadata, for a producer's transaction."""

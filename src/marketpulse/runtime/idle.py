@@ -26,8 +26,10 @@ def read_to_end(consumer: Consumer | None) -> bool:
     """Whether every partition assigned to ``consumer`` was read to its end (end offsets at hand).
 
     Exact on the in-memory bus. On Kafka a transaction marker after the last
-    record keeps a partition from looking read to its end. Safe from another
-    thread than the consumer's: a rebalance meanwhile makes it ``False``.
+    record keeps a partition from looking read to its end. The in-memory bus's
+    consumer may be asked from another thread than its own (a rebalance
+    meanwhile makes it ``False``); a Kafka client serves one thread at a time,
+    so another thread would wait for the owner's poll.
     """
     left = records_left(consumer)
     return left is not None and left <= 0

@@ -315,7 +315,7 @@ class Runner:
         while not stage.done.is_set():
             now = time.monotonic()
             quiet = now - max(service.last_input, started)
-            left = service.records_left()  # None: still starting (kernels, state, its group)
+            left = self._records_left(service)  # None: still starting (kernels, state, group)
             if self.bus.durable:
                 # quiet for a while since the drain began: the stage before it has just
                 # committed its last transaction, which a sink idle until then must still read;
@@ -340,6 +340,18 @@ class Runner:
             time.sleep(0.005)
         stop.set()
         stage.join()
+
+    def _records_left(self, service: ProcessService | SinkService) -> int | None:
+        """Records ``service`` has left to read (``None``: not known yet).
+
+        A Kafka client serves one thread at a time: asked from here, it would
+        wait for the stage's poll, and a stage polling without pause could
+        starve this thread for good (a run on Kafka hung so in its drain).
+        There the figure the stage's own thread refreshes every second is read.
+        """
+        if self.bus.durable:
+            return sum(service.lag.values()) if service.lag else None
+        return service.records_left()
 
     def _stuck_after(self, left: int | None) -> float:
         """Seconds without input after which a draining stage on the in-memory bus is stuck.

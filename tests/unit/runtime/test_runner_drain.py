@@ -147,3 +147,43 @@ def test_a_feed_on_the_wall_clock_starts_once_the_kernels_are_loaded(tmp_path):
 def test_a_replay_at_full_speed_reads_ahead_while_the_kernels_load(tmp_path):
     started, warm = started_feed(tmp_path, "ahead", realtime=False)
     assert started < warm - 0.3
+
+
+class OneThreadBus(MemoryBus):
+    """A durable bus whose consumers serve one thread at a time, as Kafka's clients do.
+
+    A call from another thread than the consumer's own waits (2 s here), as one
+    to a Kafka client waits for its owner's poll; a stage polling without pause
+    starved the pipeline's drain so for good.
+    """
+
+    durable = True
+    foreign: list[str] = []
+
+    def consumer(self, *args, **kwargs):
+        consumer = super().consumer(*args, **kwargs)
+        owner = threading.get_ident()
+        for name in ("lag", "position", "assignment"):
+            method = getattr(consumer, name)
+
+            def guarded(*a, _method=method, _name=name, **kw):
+                if threading.get_ident() != owner:
+                    OneThreadBus.foreign.append(_name)
+                    time.sleep(2)
+                return _method(*a, **kw)
+
+            setattr(consumer, name, guarded)
+        return consumer
+
+
+def test_the_drain_on_a_cluster_never_calls_a_stages_client_from_its_own_thread(tmp_path):
+    OneThreadBus.foreign.clear()
+    options = RunnerOptions(
+        lake=str(tmp_path / "lake"), processor=ProcessorSettings(intervals=("1s",)),
+        partitions=2, drain_timeout=30.0,
+    )  # fmt: skip
+    bus = OneThreadBus()
+    out = Runner(bus, Topics("one."), feed(), options).run()
+    assert OneThreadBus.foreign == []
+    assert out.ticks_in == 6000 and out.bars > 0
+    assert out.bars == run(tmp_path, Processor, "memory").bars  # the same as on the memory bus

@@ -47,6 +47,14 @@ class _Client:
     def get_watermark_offsets(self, tp, timeout=None, cached=False):
         return 0, self.end
 
+    def offsets_for_times(self, partitions, timeout=None):
+        """The end offsets (asked with ``OFFSET_END``), else the start ones."""
+        found = []
+        for p in partitions:
+            offset = self.end if p.offset == ck.OFFSET_END else 0
+            found.append(ck.TopicPartition(p.topic, p.partition, offset))
+        return found
+
     def committed(self, partitions, timeout=None):
         if self.fail_committed:
             raise ck.KafkaException(ck.KafkaError(ck.KafkaError._TIMED_OUT))
