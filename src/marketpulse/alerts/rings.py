@@ -66,13 +66,12 @@ class Rings:
             for j, (c, depth) in enumerate(zip(self.columns, self._depths, strict=True))
         }
 
-    def history(self, slot: int) -> dict[str, list[float]]:
-        """Each column's ring of one key, oldest first, as lists."""
-        rows = self._ring[slot].tolist()
-        return {
-            c: row[len(row) - depth :]
-            for c, depth, row in zip(self.columns, self._depths, rows, strict=True)
-        }
+    def rows(self, keys: np.ndarray) -> np.ndarray:
+        """The rings of ``keys``: (keys, columns, depth of the deepest), oldest first.
+
+        A column less deep than the deepest holds its earlier values too, left of its own.
+        """
+        return self._ring[keys]
 
     def lag_and_push(
         self, columns: dict[str, np.ndarray], key: np.ndarray

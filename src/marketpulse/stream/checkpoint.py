@@ -92,21 +92,21 @@ def snapshot_partition(
     # the arrays of all the symbols are cut into bytes together, then shared out
     keys = order[:, None] * _N_INTERVAL_KEYS + np.arange(_N_INTERVAL_KEYS)
     used = state.indicators.bar_counts(keys) > 0
-    snapshots = iter(state.indicators.snapshots(keys[used]))
+    snapshots = state.indicators.snapshots(keys[used])
+    # each symbol's interval keys with state, row by row as keys[used] holds them
+    rows, indices = np.nonzero(used)
+    bounds = np.searchsorted(rows, np.arange(len(order) + 1)).tolist()
+    indices = indices.tolist()
     quotes = (
         state.quotes.snapshot_symbols(order) if state.quotes is not None else [b""] * len(order)
     )
     symbols = state.names[order].tolist()
-    intervals = range(_N_INTERVAL_KEYS)
-    alerts = state.alerts
-    for sid, symbol, window, seen, quote in zip(
-        order.tolist(), symbols, windows.snapshot_symbols(order), used.tolist(), quotes,
-        strict=True,
+    for sid, symbol, window, start, end, quote, alerts in zip(
+        order.tolist(), symbols, windows.snapshot_symbols(order), bounds[:-1], bounds[1:], quotes,
+        state.alerts.snapshots(symbols), strict=True,
     ):  # fmt: skip
-        indicators = {index: next(snapshots) for index in intervals if seen[index]}
-        value = _SymbolState(
-            _VERSION, symbol, sid, window, indicators, alerts.snapshot(symbol), quote
-        )
+        indicators = dict(zip(indices[start:end], snapshots[start:end], strict=True))
+        value = _SymbolState(_VERSION, symbol, sid, window, indicators, alerts, quote)
         records.append((symbol.encode(), _encoder.encode(value)))
     return records
 

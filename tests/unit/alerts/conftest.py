@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -10,6 +11,7 @@ from marketpulse.models import INDICATOR_COLUMNS
 
 T0 = 1_700_000_040_000_000_000  # a minute boundary, ns
 MINUTE = 60_000_000_000
+NEVER = np.iinfo(np.int64).min
 KEY = ("symbol", "timeframe", "bar_start", "bar_end")
 COLUMNS = (*KEY, "open", "high", "low", "close", "volume", *INDICATOR_COLUMNS)
 
@@ -109,3 +111,29 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+def _json_snapshot(engine, symbol):
+    """A symbol's alert state in the JSON every release wrote before packed snapshots.
+
+    A fixture of the old format, built from the engine's arrays as that writer did:
+    each column's own ring (null: no bar yet), the rules that fired, the last bar
+    end only with stale-feed rules.
+    """
+    keys = []
+    for slot in engine._slots_by_symbol.get(symbol, []):
+        history = {column: [None if v != v else v for v in view[slot].tolist()]
+                   for column, view in engine._rings.views.items()}  # fmt: skip
+        fired = {name: when for name, when in zip(engine._rule_names,
+                 engine._last_fire[slot].tolist(), strict=True) if when != NEVER}  # fmt: skip
+        key = {"interval": engine._keys[slot][1], "history": history, "last_fire": fired}
+        end = int(engine._last_end[slot])
+        if engine._stale and end != NEVER:
+            key["last_end"] = end
+        keys.append(key)
+    return msgspec.json.encode({"symbol": symbol, "keys": keys, "version": 1})
+
+
+@pytest.fixture
+def json_snapshot():
+    return _json_snapshot

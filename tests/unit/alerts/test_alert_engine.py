@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -298,9 +299,41 @@ def test_snapshot_restore_and_reset(bars, merge, take):
     assert got == [
         ("AAPL", int(rest["bar_end"][2]), "below"), ("MSFT", int(rest["bar_end"][3]), "above")
     ]  # fmt: skip
-    assert AlertEngine([rule]).snapshot("NOPE").startswith(b"{")
     with pytest.raises(ValueError):
         b.restore("AAPL", a.snapshot("MSFT"))
+
+
+def test_a_snapshot_restores_under_other_rules_by_their_names(bars, take):
+    rows = bars(close=[99, 101], volume=[1000, 1000], volume_sma_20=[100, 100])
+    spike = VolumeSpikeRule(name="spike", cooldown=3600)
+    a = AlertEngine([PriceCrossRule(name="cross", level=100, cooldown=0), spike])
+    assert [x.rule for x in a.evaluate(take(rows, slice(0, 1)))] == ["spike"]
+    saved = a.snapshot("AAPL")
+    # "cross" gone, "spike" at another place, "other" new: spike still cools down
+    b = AlertEngine([VolumeSpikeRule(name="other", cooldown=3600), spike])
+    b.restore("AAPL", saved)
+    assert [x.rule for x in b.evaluate(take(rows, slice(1, 2)))] == ["other"]
+    # the previous close came back too: a rule reading it sees the cross
+    c = AlertEngine([PriceCrossRule(name="cross", level=100, cooldown=0)])
+    c.restore("AAPL", saved)
+    assert [x.rule for x in c.evaluate(take(rows, slice(1, 2)))] == ["cross"]
+
+
+def test_a_damaged_snapshot_is_refused_and_changes_nothing(bars, take):
+    rows = bars(volume=[1000, 1000], volume_sma_20=[100, 100])
+    rules = [VolumeSpikeRule(name="v", cooldown=3600), PriceCrossRule(name="p", level=100)]
+    a = AlertEngine(rules)  # the price cross keeps the previous close
+    a.evaluate(take(rows, slice(0, 1)))
+    saved = a.snapshot("AAPL")
+    b = AlertEngine(rules)
+    b.restore("AAPL", saved)
+    fields = msgspec.msgpack.decode(saved)  # its fields in order; rings: the 6th
+    fields[5] = fields[5][:-8]  # one value short
+    short = msgspec.msgpack.encode(fields)
+    for damaged in (short, saved[:-9], saved[:5], b"\x93\x01"):
+        with pytest.raises(ValueError, match="AAPL"):
+            b.restore("AAPL", damaged)
+    assert b.evaluate(take(rows, slice(1, 2))) == []  # still cooling down: unchanged
 
 
 def test_restore_replaces_state_and_keeps_cooldown(bars, take):

@@ -49,6 +49,11 @@ def test_rows_pushed_in_pieces_give_what_one_call_gives():
         np.testing.assert_array_equal(pieces.views[column], whole.views[column])
 
 
+def history(rings, slot):
+    """Each column's ring of one key, oldest first."""
+    return {column: view[slot].tolist() for column, view in rings.views.items()}
+
+
 def test_each_column_keeps_only_its_own_depth_and_growing_keeps_the_values():
     rings = Rings(LAGS)
     rings.grow(1)
@@ -56,13 +61,13 @@ def test_each_column_keeps_only_its_own_depth_and_growing_keeps_the_values():
                        np.zeros(4, np.int64))  # fmt: skip
     assert rings.views["close"].shape == (1, 3)
     assert rings.views["rsi"].shape == (1, 1)
-    assert rings.history(0) == {"close": [2.0, 3.0, 4.0], "rsi": [3.0]}
+    assert history(rings, 0) == {"close": [2.0, 3.0, 4.0], "rsi": [3.0]}
     rings.grow(2)
     assert len(rings) == 3
-    assert rings.history(0) == {"close": [2.0, 3.0, 4.0], "rsi": [3.0]}
+    assert history(rings, 0) == {"close": [2.0, 3.0, 4.0], "rsi": [3.0]}
     assert np.isnan(rings.views["close"][1:]).all()
     rings.views["rsi"][2] = 7.0  # a restore writes through the view
     lagged = rings.lag_and_push({"close": np.array([5.0]), "rsi": np.array([8.0])},
                                 np.array([2]))  # fmt: skip
     assert lagged["rsi", 1].tolist() == [7.0]
-    assert rings.history(2)["rsi"] == [8.0]
+    assert history(rings, 2)["rsi"] == [8.0]
