@@ -67,10 +67,11 @@ class _PackedState(msgspec.Struct, frozen=True, array_like=True):
 
     symbol: str
     intervals: list[str]
-    columns: list[str]  # the rings' columns, each holding its last ``depth`` values
-    depth: int
+    columns: list[str]  # the rings' columns
+    depths: list[int]  # the values each column keeps
     rules: list[str]
-    rings: bytes  # little-endian float64 (keys, columns, depth), oldest first; NaN: no bar
+    rings: bytes  # little-endian float64 (keys, sum of depths): each column's ring, oldest
+    # first, one after the other; NaN: no bar
     fired: bytes  # little-endian int64 (keys, rules): each rule's last alert; _NEVER: none
     ends: bytes  # little-endian int64 (keys,): the key's last bar end; _NEVER: not kept
 
@@ -374,18 +375,18 @@ class AlertEngine:
         counts = [len(slots) for slots in per]
         slots = np.fromiter(itertools.chain.from_iterable(per), np.int64, sum(counts))
         rings = self._rings.rows(slots)
-        ring_size, fire_size = rings[0].nbytes if len(rings) else 0, 8 * len(self._rules)
+        ring_size, fire_size = 8 * rings.shape[1], 8 * len(self._rules)
         ring_bytes = rings.astype("<f8").tobytes()
         fired = self._last_fire[slots].astype("<i8").tobytes()
         ends = self._last_end[slots] if self._stale else np.full(len(slots), _NEVER, np.int64)
         end_bytes = ends.astype("<i8").tobytes()
         intervals = [self._keys[slot][1] for slot in slots.tolist()]
-        columns, depth, rules = self._rings.columns, rings.shape[2], self._rule_names
+        columns, depths, rules = self._rings.columns, self._rings.depths, self._rule_names
         out, at = [], 0
         for symbol, n in zip(symbols, counts, strict=True):
             to = at + n
             state = _PackedState(
-                symbol, intervals[at:to], columns, depth, rules,
+                symbol, intervals[at:to], columns, depths, rules,
                 ring_bytes[at * ring_size : to * ring_size],
                 fired[at * fire_size : to * fire_size], end_bytes[at * 8 : to * 8],
             )  # fmt: skip
@@ -433,13 +434,14 @@ class AlertEngine:
     def _restore_packed(
         self, state: _PackedState, rings: np.ndarray, fired: np.ndarray, ends: np.ndarray
     ) -> None:
+        starts = np.cumsum([0, *state.depths]).tolist()
         for i, interval in enumerate(state.intervals):
             slot = self._slot(state.symbol, interval)
             views = self._rings.views  # a new slot grows the rings: views of the new arrays
-            for j, column in enumerate(state.columns):
+            for column, start, depth in zip(state.columns, starts[:-1], state.depths, strict=True):
                 ring = views.get(column)
                 if ring is not None:  # a column no rule reads now is ignored
-                    kept = rings[i, j, max(state.depth - ring.shape[1], 0) :]
+                    kept = rings[i, start + max(depth - ring.shape[1], 0) : start + depth]
                     ring[slot, ring.shape[1] - len(kept) :] = kept
             if ends[i] != _NEVER:
                 self._last_end[slot] = ends[i]
@@ -456,7 +458,10 @@ def _unpack(state: _PackedState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ValueError: their sizes do not match its keys, columns, depth and rules.
     """
     keys = len(state.intervals)
-    shapes = {"rings": (keys, len(state.columns), state.depth), "fired": (keys, len(state.rules)),
+    if len(state.depths) != len(state.columns) or min(state.depths, default=1) < 1:
+        raise ValueError(f"alert state of {state.symbol!r}: depths {state.depths} do not fit "
+                         f"columns {state.columns}")  # fmt: skip
+    shapes = {"rings": (keys, sum(state.depths)), "fired": (keys, len(state.rules)),
               "ends": (keys,)}  # fmt: skip
     out = []
     for name, dtype in (("rings", "<f8"), ("fired", "<i8"), ("ends", "<i8")):

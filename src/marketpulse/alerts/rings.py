@@ -43,6 +43,10 @@ class Rings:
     def __init__(self, lags: dict[str, set[int]]) -> None:
         self.columns = list(lags)
         self._depths = [max(lags[c]) for c in self.columns]
+        width = max(self._depths, default=0)
+        #: where each column's own values lie in a key's flattened (columns, width) ring
+        self._own = np.array([j * width + d for j, depth in enumerate(self._depths)
+                              for d in range(width - depth, width)], np.int64)  # fmt: skip
         self._pairs = [(j, lag) for j, c in enumerate(self.columns) for lag in sorted(lags[c])]
         self._pair_column = np.array([j for j, _ in self._pairs], np.int64)
         self._pair_lag = np.array([lag for _, lag in self._pairs], np.int64)
@@ -66,12 +70,16 @@ class Rings:
             for j, (c, depth) in enumerate(zip(self.columns, self._depths, strict=True))
         }
 
-    def rows(self, keys: np.ndarray) -> np.ndarray:
-        """The rings of ``keys``: (keys, columns, depth of the deepest), oldest first.
+    @property
+    def depths(self) -> list[int]:
+        """Each column's depth: the values kept per key."""
+        return list(self._depths)
 
-        A column less deep than the deepest holds its earlier values too, left of its own.
-        """
-        return self._ring[keys]
+    def rows(self, keys: np.ndarray) -> np.ndarray:
+        """Each column's ring of ``keys``, oldest first, one after another: (keys, depths)."""
+        if not self.columns:
+            return np.empty((len(keys), 0))
+        return self._ring.reshape(len(self._ring), -1)[keys][:, self._own]
 
     def lag_and_push(
         self, columns: dict[str, np.ndarray], key: np.ndarray

@@ -347,3 +347,18 @@ def test_restore_replaces_state_and_keeps_cooldown(bars, take):
     assert b.evaluate(take(rows, slice(1, 2))) == []  # still cooling down
     b.restore("AAPL", AlertEngine([rule]).snapshot("AAPL"))  # empty state replaces it
     assert len(b.evaluate(take(rows, slice(1, 2)))) == 1
+
+
+def test_a_snapshot_keeps_each_column_as_deep_as_its_own_ring(bars, take):
+    rules = [PctChangeRule(name="pct", window=50, threshold=5), MacdCrossRule(name="macd")]
+    engine = AlertEngine(rules)
+    engine.evaluate(take(bars(close=[100, 101], macd=[1, 2], macd_signal=[2, 1]), slice(0, 2)))
+    fields = msgspec.msgpack.decode(engine.snapshot("AAPL"))
+    columns, depths, rings = fields[2], fields[3], fields[5]
+    assert dict(zip(columns, depths, strict=True))["close"] == 50
+    assert sorted(depths) == [1, 1, 50]
+    assert len(rings) == 8 * 52  # one key: the shallow columns do not take the deep one's
+    restored = AlertEngine(rules)
+    restored.restore("AAPL", engine.snapshot("AAPL"))
+    for column, ring in engine._rings.views.items():
+        np.testing.assert_array_equal(restored._rings.views[column], ring)
