@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
@@ -304,8 +306,8 @@ class AlertEngine:
         if missing.any():
             sym_names, iv_names = list(self._sym_ids), list(self._iv_ids)
             n_iv = len(iv_names)
-            for code in np.unique(sid[missing] * n_iv + iid[missing]).tolist():
-                self._slot(sym_names[code // n_iv], iv_names[code % n_iv])
+            codes = np.unique(sid[missing] * n_iv + iid[missing]).tolist()
+            self._new_slots([(sym_names[code // n_iv], iv_names[code % n_iv]) for code in codes])
             slot = self._table[sid, iid]
         return slot
 
@@ -338,32 +340,49 @@ class AlertEngine:
 
     def _slot(self, symbol: str, interval: str) -> int:
         """Return the slot of (symbol, interval), creating it if new."""
-        sid = self._sym_ids.setdefault(symbol, len(self._sym_ids))
-        iid = self._iv_ids.setdefault(interval, len(self._iv_ids))
-        self._grow_table()
-        if self._table[sid, iid] >= 0:
-            return int(self._table[sid, iid])
-        slot = len(self._keys)
-        self._table[sid, iid] = slot
-        self._keys.append((symbol, interval))
-        self._slots_by_symbol.setdefault(symbol, []).append(slot)
-        if slot >= self._last_fire.shape[0]:  # grow state arrays by doubling
-            extra = max(slot, 16)
+        slot = self._find(symbol, interval)
+        if slot >= 0:
+            return slot
+        self._new_slots([(symbol, interval)])
+        return len(self._keys) - 1
+
+    def _new_slots(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Create the slots of new (symbol, interval) pairs, in order, growing the arrays once.
+
+        A catch-up over 100,000 symbols meets 300,000 of them; one at a time, a
+        new slot cost a Python call per rule.
+        """
+        first, top = len(self._keys), len(self._keys) + len(pairs)
+        capacity = self._last_fire.shape[0]
+        if top > capacity:  # grow the state arrays by doubling at least
+            extra = max(top - capacity, capacity, 16)
             self._last_fire = np.vstack(
                 [self._last_fire, np.full((extra, len(self._rules)), _NEVER, dtype=np.int64)]
             )
             self._rings.grow(extra)
             self._last_end = np.concatenate([self._last_end, np.full(extra, _NEVER, np.int64)])
+            capacity += extra
+        sids = [self._sym_ids.setdefault(symbol, len(self._sym_ids)) for symbol, _ in pairs]
+        iids = [self._iv_ids.setdefault(interval, len(self._iv_ids)) for _, interval in pairs]
+        self._grow_table()
+        self._table[sids, iids] = np.arange(first, top, dtype=np.int32)
+        self._keys.extend(pairs)
+        for slot, (symbol, _) in enumerate(pairs, first):
+            self._slots_by_symbol.setdefault(symbol, []).append(slot)
         for ri, rule in enumerate(self._rules):
             if ri == len(self._applies):
                 self._applies.append(np.zeros(0, dtype=bool))
-            if self._applies[ri].size <= slot:
-                grown = np.zeros(self._last_fire.shape[0], dtype=bool)
+            if self._applies[ri].size < capacity:
+                grown = np.zeros(capacity, dtype=bool)
                 grown[: self._applies[ri].size] = self._applies[ri]
                 self._applies[ri] = grown
-            self._applies[ri][slot] = watched = _applies(rule, symbol, interval)
-            self._applies_all[ri] = self._applies_all[ri] and watched
-        return slot
+            if rule.intervals is None and rule.symbols is None:  # watches every key
+                self._applies[ri][first:top] = True
+                continue
+            watched = np.fromiter((_applies(rule, symbol, interval) for symbol, interval in pairs),
+                                  bool, len(pairs))  # fmt: skip
+            self._applies[ri][first:top] = watched
+            self._applies_all[ri] = self._applies_all[ri] and bool(watched.all())
 
     def snapshot(self, symbol: str) -> bytes:
         """Return all state for ``symbol`` as bytes (for the ``state`` topic)."""
@@ -402,6 +421,14 @@ class AlertEngine:
         Raises:
             ValueError: ``data`` is not a snapshot of ``symbol``.
         """
+        self.restore_all([self.load(symbol, data)])
+
+    def load(self, symbol: str, data: bytes) -> _SymbolState | _Loaded:
+        """Decode and check a :meth:`snapshot` of ``symbol``, for :meth:`restore_all`.
+
+        Raises:
+            ValueError: ``data`` is not a snapshot of ``symbol``.
+        """
         try:
             state = _decoder.decode(data) if data[:1] == b"{" else _unpacker.decode(data)
         except msgspec.MsgspecError as exc:
@@ -409,17 +436,59 @@ class AlertEngine:
         if state.symbol != symbol:
             raise ValueError(f"alert state is for {state.symbol!r}, not {symbol!r}")
         if isinstance(state, _PackedState):
-            arrays = _unpack(state)  # checked before anything changes
-        for slot in self._slots_by_symbol.get(symbol, []):
-            self._last_fire[slot] = _NEVER
-            self._last_end[slot] = _NEVER
+            return _Loaded(state, *_unpack(state))
+        return state
+
+    def restore_all(self, states: Sequence[_SymbolState | _Loaded]) -> None:
+        """Replace the state of each symbol :meth:`load` read, in one pass per layout.
+
+        A partition's restore sets up to 100,000 symbols; one slot and one
+        value at a time, that took seconds.
+        """
+        symbols = [s.state.symbol if isinstance(s, _Loaded) else s.symbol for s in states]
+        old = [slot for symbol in symbols for slot in self._slots_by_symbol.get(symbol, ())]
+        if old:
+            at = np.array(old, np.int64)
+            self._last_fire[at] = _NEVER
+            self._last_end[at] = _NEVER
             for ring in self._rings.views.values():
-                ring[slot] = np.nan
-        if isinstance(state, _PackedState):
-            self._restore_packed(state, *arrays)
-            return
+                ring[at] = np.nan
+        for state in states:
+            if isinstance(state, _SymbolState):
+                self._restore_json(state)
+        packed = [s for s in states if isinstance(s, _Loaded)]
+        pairs = [(s.state.symbol, interval) for s in packed for interval in s.state.intervals]
+        slots = self._slots_of(pairs)
+        layouts: dict[tuple, list[tuple[_Loaded, np.ndarray]]] = {}
+        at = 0
+        for loaded in packed:
+            state, n = loaded.state, len(loaded.state.intervals)
+            layout = (tuple(state.columns), tuple(state.depths), tuple(state.rules))
+            layouts.setdefault(layout, []).append((loaded, slots[at : at + n]))
+            at += n
+        for (columns, depths, rules), group in layouts.items():
+            where = np.concatenate([keys for _, keys in group])
+            rings = np.concatenate([loaded.rings for loaded, _ in group])
+            fired = np.concatenate([loaded.fired for loaded, _ in group])
+            ends = np.concatenate([loaded.ends for loaded, _ in group])
+            starts = np.cumsum([0, *depths]).tolist()
+            for column, start, depth in zip(columns, starts[:-1], depths, strict=True):
+                ring = self._rings.views.get(column)
+                if ring is not None:  # a column no rule reads now is ignored
+                    kept, end = min(depth, ring.shape[1]), start + depth
+                    ring[where, ring.shape[1] - kept :] = rings[:, end - kept : end]
+            known = ends != _NEVER
+            self._last_end[where[known]] = ends[known]
+            for r, name in enumerate(rules):
+                ri = self._rule_index.get(name)  # a rule removed since is ignored
+                if ri is not None:
+                    known = fired[:, r] != _NEVER
+                    self._last_fire[where[known], ri] = fired[known, r]
+
+    def _restore_json(self, state: _SymbolState) -> None:
+        """Restore a symbol's state written as JSON (before :class:`_PackedState`)."""
         for ks in state.keys:
-            slot = self._slot(symbol, ks.interval)
+            slot = self._slot(state.symbol, ks.interval)
             for col, ring in self._rings.views.items():
                 kept = [np.nan if v is None else v for v in ks.history.get(col, [])]
                 kept = kept[-ring.shape[1] :]
@@ -431,24 +500,30 @@ class AlertEngine:
                 if name in self._rule_index:  # a rule removed since is ignored
                     self._last_fire[slot, self._rule_index[name]] = ts
 
-    def _restore_packed(
-        self, state: _PackedState, rings: np.ndarray, fired: np.ndarray, ends: np.ndarray
-    ) -> None:
-        starts = np.cumsum([0, *state.depths]).tolist()
-        for i, interval in enumerate(state.intervals):
-            slot = self._slot(state.symbol, interval)
-            views = self._rings.views  # a new slot grows the rings: views of the new arrays
-            for column, start, depth in zip(state.columns, starts[:-1], state.depths, strict=True):
-                ring = views.get(column)
-                if ring is not None:  # a column no rule reads now is ignored
-                    kept = rings[i, start + max(depth - ring.shape[1], 0) : start + depth]
-                    ring[slot, ring.shape[1] - len(kept) :] = kept
-            if ends[i] != _NEVER:
-                self._last_end[slot] = ends[i]
-            for r, name in enumerate(state.rules):
-                ri = self._rule_index.get(name)  # a rule removed since is ignored
-                if ri is not None and fired[i, r] != _NEVER:
-                    self._last_fire[slot, ri] = fired[i, r]
+    def _slots_of(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The slot of each (symbol, interval), the new ones created together."""
+        found = [self._find(symbol, interval) for symbol, interval in pairs]
+        new = [pair for pair, slot in zip(pairs, found, strict=True) if slot < 0]
+        if not new:
+            return np.array(found, np.int64)
+        self._new_slots(list(dict.fromkeys(new)))
+        return np.array([self._find(symbol, interval) for symbol, interval in pairs], np.int64)
+
+    def _find(self, symbol: str, interval: str) -> int:
+        """The slot of (symbol, interval), ``-1`` if it has none yet."""
+        sid, iid = self._sym_ids.get(symbol), self._iv_ids.get(interval)
+        if sid is None or iid is None:
+            return -1
+        return int(self._table[sid, iid])  # the table always covers the ids (_grow_table)
+
+
+class _Loaded(NamedTuple):
+    """A packed snapshot decoded and checked: its arrays, as :meth:`AlertEngine.load` gives it."""
+
+    state: _PackedState
+    rings: np.ndarray
+    fired: np.ndarray
+    ends: np.ndarray
 
 
 def _unpack(state: _PackedState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -466,9 +541,9 @@ def _unpack(state: _PackedState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     out = []
     for name, dtype in (("rings", "<f8"), ("fired", "<i8"), ("ends", "<i8")):
         data, shape = getattr(state, name), shapes[name]
-        if len(data) != 8 * int(np.prod(shape)):
+        if len(data) != 8 * math.prod(shape):
             raise ValueError(f"alert state of {state.symbol!r}: {name} holds {len(data)} bytes, "
-                             f"not {8 * int(np.prod(shape))}")  # fmt: skip
+                             f"not {8 * math.prod(shape)}")  # fmt: skip
         out.append(np.frombuffer(data, dtype).reshape(shape))
     return out[0], out[1], out[2]
 

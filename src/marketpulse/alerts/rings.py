@@ -79,7 +79,8 @@ class Rings:
         """Each column's ring of ``keys``, oldest first, one after another: (keys, depths)."""
         if not self.columns:
             return np.empty((len(keys), 0))
-        return self._ring.reshape(len(self._ring), -1)[keys][:, self._own]
+        keys_, columns, width = self._ring.shape
+        return self._ring.reshape(keys_, columns * width)[keys][:, self._own]
 
     def lag_and_push(
         self, columns: dict[str, np.ndarray], key: np.ndarray

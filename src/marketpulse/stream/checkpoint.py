@@ -174,6 +174,7 @@ def restore_partition(
     restored = 0
     keys: list[int] = []  # indicator keys and their snapshots, restored in one pass
     snapshots: list[bytes] = []
+    alerts = []  # the symbols' alert states, checked here and restored in one pass
     for key, value in records.items():
         if key == META_KEY:
             continue
@@ -186,13 +187,14 @@ def restore_partition(
                 state.indicators.check_snapshot(data)
                 keys.append(symbol.sid * _N_INTERVAL_KEYS + index)
                 snapshots.append(data)
-            state.alerts.restore(symbol.symbol, symbol.alerts)
+            alerts.append(state.alerts.load(symbol.symbol, symbol.alerts))
             if symbol.quotes and state.quotes is not None:
                 state.quotes.restore_symbol(symbol.sid, symbol.quotes)
         except (msgspec.MsgspecError, ValueError) as exc:
             raise CheckpointError(f"state of {key.decode(errors='replace')}: {exc}") from None
         restored += 1
     state.indicators.restore_many(np.array(keys, np.int64), snapshots)
+    state.alerts.restore_all(alerts)
     return restored
 
 

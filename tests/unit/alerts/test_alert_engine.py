@@ -301,6 +301,10 @@ def test_snapshot_restore_and_reset(bars, merge, take):
     ]  # fmt: skip
     with pytest.raises(ValueError):
         b.restore("AAPL", a.snapshot("MSFT"))
+    # a symbol never seen, of an engine that has seen none: no state, restored as none
+    nothing = AlertEngine([rule]).snapshot("NOPE")
+    b.restore("NOPE", nothing)
+    assert msgspec.msgpack.decode(nothing)[1] == []  # no interval
 
 
 def test_a_snapshot_restores_under_other_rules_by_their_names(bars, take):
