@@ -73,6 +73,7 @@ from scale_section import write_svg
 from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.feeds import Simulator
 from marketpulse.models import TRADE_SCHEMA
+from marketpulse.stream.checkpoint import META_KEY
 
 INTERVALS = {"1s": 1_000_000_000, "1m": 60_000_000_000, "5m": 300_000_000_000}
 START_TS = 1_700_000_000_000_000_000  # a fixed event time: every run the same stream
@@ -302,6 +303,8 @@ def measure(bootstrap: str, symbols: int, ticks: int, event_rate: float) -> dict
     size = (sample_sizes(bootstrap, topics.name("bars"))
             + sample_sizes(bootstrap, topics.name("indicators"))) / 2  # fmt: skip
     floor = relay(bootstrap, topics, sum(ends.values()), 2 * total_bars / sum(ends.values()), size)
+    # a symbol's state record (the partition's own record, holding every symbol's name, aside)
+    state_bytes = sample_sizes(bootstrap, topics.name("state"), last=True, skip_key=META_KEY)
     expected = loaded["expected_bars"]
     seconds = first["seconds"] + second["seconds"]
     result = {
@@ -317,6 +320,7 @@ def measure(bootstrap: str, symbols: int, ticks: int, event_rate: float) -> dict
         "restore_seconds": second["restore_seconds"],
         "bars": bars,
         "floor": floor,
+        "state_bytes": state_bytes,
         "bars_complete": bars["by_interval"] == expected and bars["duplicates"] == 0,
         "dead_reasons": dead_letter_reasons(bootstrap, topics.name("dlq")),
     }

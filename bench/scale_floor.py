@@ -28,21 +28,32 @@ COMMIT_EVERY_S = 0.1
 KEY = "FLOORSYM"
 
 
-def sample_sizes(bootstrap: str, topic: str, records: int = 2000) -> float:
-    """Mean value size (bytes) of up to ``records`` committed records of ``topic``."""
+def sample_sizes(bootstrap: str, topic: str, records: int = 2000, last: bool = False,
+                 skip_key: bytes | None = None) -> float:  # fmt: skip
+    """Mean value size (bytes) of up to ``records`` committed records of ``topic``.
+
+    ``last``: the last records of each partition rather than the first; ``skip_key``:
+    records with this key are not counted.
+    """
     consumer = ck.Consumer(
         {"bootstrap.servers": bootstrap, "group.id": new_prefix("sizes"),
          "enable.auto.commit": False, "isolation.level": "read_committed"}
     )  # fmt: skip
     sizes: list[int] = []
     try:
-        consumer.assign(
-            [ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in range(PARTITIONS)]
-        )
+        starts = []
+        for p in range(PARTITIONS):
+            start = ck.OFFSET_BEGINNING
+            if last:
+                low, high = consumer.get_watermark_offsets(ck.TopicPartition(topic, p), 10)
+                start = max(low, high - records // PARTITIONS)
+            starts.append(ck.TopicPartition(topic, p, start))
+        consumer.assign(starts)
         deadline = time.monotonic() + 30
         while len(sizes) < records and time.monotonic() < deadline:
             for message in consumer.consume(500, 0.5):
-                if message.error() is None and message.value() is not None:
+                if message.error() is None and message.value() is not None \
+                        and (skip_key is None or message.key() != skip_key):  # fmt: skip
                     sizes.append(len(message.value()))
     finally:
         consumer.close()

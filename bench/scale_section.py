@@ -141,7 +141,7 @@ topic holds exactly one bar for every (symbol, interval, window) with a trade.
 
 Each bar also makes an indicator row, and each transaction writes the state
 of every symbol it changed (its open windows, the indicator state of each of
-its intervals and its alert state, about 3.5 KB): with more symbols, a tick
+its intervals and its alert state{_state_size(largest)}): with more symbols, a tick
 closes more bars and changes a symbol no other tick of its transaction
 changed, so the work per tick grows with the symbols even at the same tick
 count.
@@ -149,6 +149,14 @@ count.
 Against the target of issue 24, at 100,000 symbols at least {TARGET_RATE:,} ticks/s
 within {TARGET_MB / 1024:g} GB: {judged}.{_floor_text(largest)}
 """
+
+
+def _state_size(largest: dict[str, Any]) -> str:
+    """The mean size of a symbol's state record at the largest size (runs that have it)."""
+    size = largest.get("state_bytes")
+    if size is None:
+        return ""
+    return f"; at {largest['symbols']:,} symbols {size / 1024:.1f} KB on average, the last ones written"
 
 
 def _floor_text(largest: dict[str, Any]) -> str:
