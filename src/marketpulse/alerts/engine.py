@@ -458,7 +458,10 @@ class AlertEngine:
                 self._restore_json(state)
         packed = [s for s in states if isinstance(s, _Loaded)]
         pairs = [(s.state.symbol, interval) for s in packed for interval in s.state.intervals]
-        slots = self._slots_of(pairs)
+        slots = self._key_index(
+            np.array([symbol for symbol, _ in pairs], object),
+            np.array([interval for _, interval in pairs], object),
+        )
         layouts: dict[tuple, list[tuple[_Loaded, np.ndarray]]] = {}
         at = 0
         for loaded in packed:
@@ -499,15 +502,6 @@ class AlertEngine:
             for name, ts in ks.last_fire.items():
                 if name in self._rule_index:  # a rule removed since is ignored
                     self._last_fire[slot, self._rule_index[name]] = ts
-
-    def _slots_of(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """The slot of each (symbol, interval), the new ones created together."""
-        found = [self._find(symbol, interval) for symbol, interval in pairs]
-        new = [pair for pair, slot in zip(pairs, found, strict=True) if slot < 0]
-        if not new:
-            return np.array(found, np.int64)
-        self._new_slots(list(dict.fromkeys(new)))
-        return np.array([self._find(symbol, interval) for symbol, interval in pairs], np.int64)
 
     def _find(self, symbol: str, interval: str) -> int:
         """The slot of (symbol, interval), ``-1`` if it has none yet."""
