@@ -255,7 +255,10 @@ def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> set[str]:
         raise AnalyticsError(f"no lake at {store.base}: not a directory")
     empty = {table for table in ROW_SCHEMAS if not _create_view(con, store, table)}
     # the indicators view's columns: the 13 default ones and those declared by any run
-    names = [row[0] for row in con.execute("DESCRIBE indicators").fetchall()]
+    # (from the catalog: a DESCRIBE would bind the view, and open its files, again)
+    names = [row[0] for row in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'indicators'"
+        " ORDER BY column_index").fetchall()]  # fmt: skip
     select = bars_with_indicators_select(indicators=names)
     con.execute(f"CREATE OR REPLACE VIEW bars_with_indicators AS {select}")
     return empty
@@ -302,15 +305,21 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
         name = f"__lake_{table}"
         con.register(name, _s3_dataset(store, table))
         sql += f" UNION ALL BY NAME SELECT * REPLACE ({replace}) FROM {_ident(name)}"
-    try:
-        con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")
-    except duckdb.IOException as exc:
-        if "No files found that match" not in str(exc):
-            raise
-        # the last files went between the listing and the view (a dataset dropped)
-        con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {empty}")
-        return False
-    return found
+    for attempt in range(_ATTEMPTS):
+        try:
+            con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")
+            return found
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "No files found that match" in text:
+                # the last files went between the listing and the view (a dataset dropped)
+                con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {empty}")
+                return False
+            if "No such file" not in text or attempt == _ATTEMPTS - 1:
+                raise
+            # a file listed by the view was gone when its schema was read (a dataset
+            # dropped, a partition compacted): the next attempt lists again
+    raise AssertionError("unreachable")
 
 
 def view_schema(table: str) -> pa.Schema:

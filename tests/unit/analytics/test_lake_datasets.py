@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -134,3 +135,33 @@ def test_a_directory_that_goes_while_the_views_are_listed_is_listed_again(tmp_pa
     with Lake(tmp_path) as lake:
         assert lake.query("SELECT count(*) AS n FROM trades")["n"].to_pylist() == [10]
     assert failed  # the fault happened
+
+
+def test_a_file_that_goes_while_a_view_reads_its_schema_is_listed_again(tmp_path, monkeypatch):
+    with LakeSink(tmp_path) as sink:
+        sink.write("trades", _named(build_rows("trades", 10, start=MIDNIGHT), "sim"))
+    (written,) = (tmp_path / "trades").rglob("*.parquet")
+    connect, failed = sql._utc_connection, []
+
+    class Connection:
+        """DuckDB's connection, but the first view of trades meets a compaction."""
+
+        def __init__(self) -> None:
+            self.con = connect()
+
+        def __getattr__(self, name):
+            return getattr(self.con, name)
+
+        def execute(self, query, *args):
+            if 'VIEW "trades"' in query and "read_parquet" in query and not failed:
+                # the glob listed the file; it was replaced before its footer was read
+                failed.append(written.rename(written.with_name("compacted.parquet")))
+                raise duckdb.IOException(
+                    f'IO Error: Cannot open file "{written}": No such file or directory'
+                )
+            return self.con.execute(query, *args)
+
+    monkeypatch.setattr(sql, "_utc_connection", Connection)
+    with Lake(tmp_path) as lake:
+        assert lake.query("SELECT count(*) AS n FROM trades")["n"].to_pylist() == [10]
+    assert failed and not written.exists()  # the fault happened
