@@ -35,6 +35,11 @@ topic and restoring every partition). Checked at the end: the committed
 ``bars`` topic holds exactly one bar per (symbol, interval, window) that
 had a trade, no more (duplicates) and no fewer.
 
+Then three relays (``bench/scale_floor.py``) read the same ``ticks`` and write
+the service's traffic without its work: its bars and indicator rows (as many
+per tick, of their mean size); those and a copy of every trade; those and the
+state of every symbol read since the last commit. Their rates are the floors.
+
 A broker of its own is started unless ``MARKETPULSE_KAFKA_BOOTSTRAP`` names
 one. Prints one JSON object (last line) and writes the plot (``--svg``).
 """
@@ -298,13 +303,18 @@ def measure(bootstrap: str, symbols: int, ticks: int, event_rate: float) -> dict
     second = run_restored(bootstrap, topics, group, ends)
     bars = count_bars(bootstrap, topics.name("bars"))
     total_bars = sum(bars["by_interval"].values())
-    # the floor: the same ticks in, as many records out (a bar and an indicator row per
-    # bar, each of their mean size), no processing, no state
+    # the floors: the same ticks in, as many records out (a bar and an indicator row per
+    # bar, each of their mean size), no processing; then with the copy of each trade the
+    # service keeps, then with the state of each symbol a transaction changed too
     size = (sample_sizes(bootstrap, topics.name("bars"))
             + sample_sizes(bootstrap, topics.name("indicators"))) / 2  # fmt: skip
-    floor = relay(bootstrap, topics, sum(ends.values()), 2 * total_bars / sum(ends.values()), size)
+    trades_bytes = sample_sizes(bootstrap, topics.name("trades"))
     # a symbol's state record (the partition's own record, holding every symbol's name, aside)
     state_bytes = sample_sizes(bootstrap, topics.name("state"), last=True, skip_key=META_KEY)
+    read, per_tick = sum(ends.values()), 2 * total_bars / sum(ends.values())
+    floor = relay(bootstrap, topics, read, per_tick, size)
+    floor_trades = relay(bootstrap, topics, read, per_tick, size, trades_bytes)
+    floor_state = relay(bootstrap, topics, read, per_tick, size, trades_bytes, state_bytes)
     expected = loaded["expected_bars"]
     seconds = first["seconds"] + second["seconds"]
     result = {
@@ -320,6 +330,8 @@ def measure(bootstrap: str, symbols: int, ticks: int, event_rate: float) -> dict
         "restore_seconds": second["restore_seconds"],
         "bars": bars,
         "floor": floor,
+        "floor_trades": floor_trades,
+        "floor_state": floor_state,
         "state_bytes": state_bytes,
         "bars_complete": bars["by_interval"] == expected and bars["duplicates"] == 0,
         "dead_reasons": dead_letter_reasons(bootstrap, topics.name("dlq")),
@@ -358,8 +370,9 @@ def main() -> None:
         for symbols in sizes:
             run = measure(kafka.bootstrap, symbols, args.ticks, args.event_rate)
             print(
-                f"{symbols:,} symbols: {run['ticks_per_s']:,.0f} ticks/s (floor "
-                f"{run['floor']['ticks_per_s']:,.0f}), peak RSS "
+                f"{symbols:,} symbols: {run['ticks_per_s']:,.0f} ticks/s (floors "
+                f"{run['floor']['ticks_per_s']:,.0f} / {run['floor_trades']['ticks_per_s']:,.0f}"
+                f" / {run['floor_state']['ticks_per_s']:,.0f}), peak RSS "
                 f"{run['peak_rss_mb']:,.0f} MB, restore {run['restore_seconds']:.2f} s, "
                 f"bars complete: {run['bars_complete']}",
                 file=sys.stderr,

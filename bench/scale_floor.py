@@ -1,4 +1,4 @@
-"""The floor of the scale benchmark: the service's Kafka traffic with no processing at all.
+"""The floors of the scale benchmark: the service's Kafka traffic with no processing at all.
 
 After the services of one size have finished, a relay in this process reads
 the same ``ticks`` topic from the start with the service's consumer (the
@@ -8,10 +8,20 @@ size, each the size of a real one (the mean of records sampled from the
 service's ``bars`` and ``indicators`` topics), to the same partition of a
 topic of its own, in transactions that carry the consumer's offsets and are
 committed every 0.1 s (the service's commit interval under a backlog). It
-decodes nothing and computes nothing, and writes no state; the service does
-all of that on top. Its rate (the ticks over the time from its first record
-to its last commit) is a ceiling for any engine that must read these ticks and
-write these outputs through these clients on this machine.
+decodes nothing and computes nothing.
+
+On top of that, as the service does with its default settings:
+
+* ``trades_bytes``: each tick is copied, as the service copies the trades it
+  keeps to its ``trades`` topic (one record per tick, of the mean size of the
+  service's);
+* ``state_bytes``: before each commit, one record of that size for every
+  symbol (the key of a tick) read since the last commit, to a compacted topic
+  (the service writes the state of each symbol a transaction changed to ``state``).
+
+Its rate (the ticks over the time from its first record to its last commit)
+is a ceiling for any engine that must read these ticks and write these records
+through these clients on this machine.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import time
 import confluent_kafka as ck
 from kafka_common import PARTITIONS, bus_for, new_prefix
 
-from marketpulse.bus.base import TopicPartition
+from marketpulse.bus.base import TopicPartition, keys_of
 from marketpulse.bus.topics import Topics
 
 COMMIT_EVERY_S = 0.1
@@ -63,18 +73,29 @@ def sample_sizes(bootstrap: str, topic: str, records: int = 2000, last: bool = F
 
 
 def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
-          value_bytes: float) -> dict:  # fmt: skip
-    """Relay every tick of ``topics.ticks`` as ``outputs_per_tick`` records; the figures."""
+          value_bytes: float, trades_bytes: float = 0.0, state_bytes: float = 0.0) -> dict:  # fmt: skip
+    """Relay every tick of ``topics.ticks`` as ``outputs_per_tick`` records; the figures.
+
+    ``trades_bytes``, ``state_bytes``: see the module's docstring (0: not written).
+    """
     bus = bus_for(bootstrap)
-    out = topics.prefix + "floor"
-    bus.create_topics([out], PARTITIONS, 1, {out: {}})
+    own = new_prefix("floor")  # each relay its own group, transactional id and topics
+    out, copies, state = (own + name for name in ("outputs", "trades", "state"))
+    names = [out] + [copies] * bool(trades_bytes) + [state] * bool(state_bytes)
+    configs = {name: {} for name in names}
+    if state_bytes:
+        configs[state] = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
+    bus.create_topics(names, PARTITIONS, 1, configs)
     value = b"x" * round(value_bytes)
-    producer = bus.transactional_producer(f"{topics.prefix}floor")
+    copy = b"t" * round(trades_bytes)
+    snapshot = b"s" * round(state_bytes)
+    producer = bus.transactional_producer(f"{own}relay")
     producer.init()
-    consumer = bus.consumer(f"{topics.prefix}floor", [topics.ticks])
-    read = written = transactions = 0
+    consumer = bus.consumer(f"{own}relay", [topics.ticks])
+    read = written = copied = snapshots = transactions = 0
     owed = 0.0  # outputs due but not written yet (a fraction of one, between polls)
     offsets: dict[TopicPartition, int] = {}
+    changed: dict[int, set[bytes]] = {}  # partition: the symbols read since the last commit
     first = last_commit = 0.0
     deadline = time.monotonic() + 1800
     try:
@@ -90,19 +111,29 @@ def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
                 # the partition is given: the key (a symbol's, in the service) only rides along
                 producer.send_encoded(out, [KEY] * k, [value] * k, batch.partition)
                 written += k
+                if trades_bytes:
+                    producer.send_encoded(copies, [KEY] * n, [copy] * n, batch.partition)
+                    copied += n
+                if state_bytes:
+                    changed.setdefault(batch.partition, set()).update(keys_of(batch.messages))
                 offsets[TopicPartition(batch.topic, batch.partition)] = batch.last_offset + 1
             if offsets and (read >= ticks or time.perf_counter() - last_commit >= COMMIT_EVERY_S):
+                for partition, symbols in changed.items():
+                    producer.send_records(state, ((s, snapshot) for s in symbols), partition)
+                    snapshots += len(symbols)
                 producer.commit(offsets, consumer)
                 producer.begin()
                 transactions += 1
-                offsets, last_commit = {}, time.perf_counter()
+                offsets, changed, last_commit = {}, {}, time.perf_counter()
         seconds = time.perf_counter() - first
     finally:
         consumer.close()
         producer.close()
-        bus.delete_topics([out])
+        bus.delete_topics(names)
     if read < ticks:
         raise RuntimeError(f"scale floor: read {read:,} of {ticks:,} ticks within 30 minutes")
     return {"ticks": read, "written": written, "transactions": transactions,
-            "value_bytes": round(value_bytes), "seconds": seconds,
+            "value_bytes": round(value_bytes), "copied": copied,
+            "trades_bytes": round(trades_bytes), "state_records": snapshots,
+            "state_bytes": round(state_bytes), "seconds": seconds,
             "ticks_per_s": read / seconds}  # fmt: skip

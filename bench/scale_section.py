@@ -18,6 +18,8 @@ __all__ = ["TARGET_MB", "TARGET_RATE", "render_scale", "svg", "write_svg"]
 #: Issue 24: at 100,000 symbols at least 300,000 ticks/s within 4 GB.
 TARGET_RATE = 300_000
 TARGET_MB = 4096
+#: The relays of ``bench/scale_floor.py`` a run holds, in the table's order.
+FLOORS = ("floor", "floor_trades", "floor_state")
 _W, _H, _PAD = 300, 220, 52
 
 
@@ -103,7 +105,8 @@ def render_scale(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
             f"{r['restore_seconds']:.2f} | {first['share_at_kill']:.0%} | {bars:,} | "
             f"{bars / r['ticks']:.3g} | "
             f"{'yes' if r['bars_complete'] else '**no**'} | {r['preload']['ticks_per_s']:,.0f} | "
-            + (f"{r['floor']['ticks_per_s']:,.0f} |" if "floor" in r else "n/a |")
+            + " | ".join(_rate(r, key) for key in FLOORS)
+            + " |"
         )
     largest = max(result["runs"], key=lambda r: r["symbols"])
     judged = (
@@ -135,8 +138,8 @@ peak resident set of each service. Restore: the second service's own time to
 read `state` and restore its partitions. Bars complete: the committed `bars`
 topic holds exactly one bar for every (symbol, interval, window) with a trade.
 
-| symbols | ticks | ticks/s | peak RSS MB (first / second) | restore s | committed at kill | bars | bars per tick | bars complete | preload ticks/s | floor ticks/s |
-|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|
+| symbols | ticks | ticks/s | peak RSS MB (first / second) | restore s | committed at kill | bars | bars per tick | bars complete | preload ticks/s | floor: outputs | floor: + trades | floor: + state |
+|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
 Each bar also makes an indicator row, and each transaction writes the state
@@ -159,29 +162,52 @@ def _state_size(largest: dict[str, Any]) -> str:
     return f"; at {largest['symbols']:,} symbols {size / 1024:.1f} KB on average, the last ones written"
 
 
+def _rate(run: dict[str, Any], key: str) -> str:
+    return f"{run[key]['ticks_per_s']:,.0f}" if key in run else "n/a"
+
+
 def _floor_text(largest: dict[str, Any]) -> str:
-    """What the relay with no processing reached at the largest size (runs that have it)."""
+    """What the relays with no processing reached at the largest size (runs that have them)."""
     floor = largest.get("floor")
     if floor is None:
         return ""
     per_tick = floor["written"] / floor["ticks"]
-    if floor["ticks_per_s"] < TARGET_RATE:
+    text = f"""
+
+Floors (`bench/scale_floor.py`): after the services, a relay reads the same
+`ticks` with the service's consumer and writes, per tick, as many records as the
+service wrote bars and indicator rows (here {per_tick:.2f}, of {floor["value_bytes"]:,} bytes, the
+mean size of theirs) in transactions with the offsets every 0.1 s, through the
+service's producer, decoding and computing nothing (*outputs*). At
+{largest["symbols"]:,} symbols it moved {floor["ticks_per_s"]:,.0f} ticks/s ({floor["written"]:,} records
+out in {floor["transactions"]:,} transactions)."""
+    ceiling = floor
+    with_trades, with_state = largest.get("floor_trades"), largest.get("floor_state")
+    if with_trades is not None and with_state is not None:
+        ceiling = with_state
+        text += f""" The service, with its default settings, also copies
+each trade it keeps to `trades` and writes the state of every symbol a
+transaction changed to `state`. With a copy of each tick as well (of
+{with_trades["trades_bytes"]:,} bytes, the mean of the service's; *+ trades*) the relay moved
+{with_trades["ticks_per_s"]:,.0f} ticks/s; with, besides, one record of {with_state["state_bytes"]:,} bytes
+(the mean of the service's state records) for every symbol read since the last
+commit, before each commit (*+ state*: {with_state["state_records"]:,} records in
+{with_state["transactions"]:,} transactions), {with_state["ticks_per_s"]:,.0f} ticks/s."""
+    if ceiling["ticks_per_s"] < TARGET_RATE:
         verdict_text = (
-            "below the target: the Kafka traffic these outputs make, on these clients and "
-            "these two cores, sets that ceiling before any processing or state"
+            "below the target: the Kafka traffic the service makes with its default settings, "
+            "on these clients and these two cores, sets that ceiling before any decoding, "
+            "computing or encoding"
         )
+        if with_trades is not None and with_trades["ticks_per_s"] < TARGET_RATE:
+            verdict_text += (
+                "; even without any state (*+ trades*), the outputs alone keep any engine that "
+                "writes them below the target here"
+            )
     else:
         verdict_text = (
             "above the target: the traffic alone allows it, and the difference to the "
             "service's rate is its own work (decoding, bars, indicators, alerts, encoding "
-            "the outputs, and the state of every symbol a transaction changed)"
+            "the outputs and the state)"
         )
-    return f"""
-
-Floor (`bench/scale_floor.py`): after the services, a relay reads the same
-`ticks` with the service's consumer and writes, per tick, as many records as the
-service wrote bars and indicator rows (here {per_tick:.2f}, of {floor["value_bytes"]:,} bytes, the
-mean size of theirs) in transactions with the offsets every 0.1 s, through the
-service's producer, decoding and computing nothing and writing no state. At
-{largest["symbols"]:,} symbols it moved {floor["ticks_per_s"]:,.0f} ticks/s ({floor["written"]:,} records
-out in {floor["transactions"]:,} transactions), {verdict_text}."""
+    return f"{text} The last floor is {verdict_text}."

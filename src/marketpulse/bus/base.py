@@ -73,6 +73,7 @@ __all__ = [
     "TopicPartition",
     "TransactionAborted",
     "TransactionalProducer",
+    "keys_of",
     "offsets_of",
     "partition_for",
     "values_of",
@@ -110,6 +111,12 @@ def offsets_of(messages: Sequence[Message]) -> list[int]:
     """Return the offsets of ``messages`` (see :func:`values_of`)."""
     direct = getattr(messages, "offsets", None)
     return direct() if direct is not None else [m.offset for m in messages]
+
+
+def keys_of(messages: Sequence[Message]) -> list[bytes | None]:
+    """Return the keys of ``messages`` (see :func:`values_of`)."""
+    direct = getattr(messages, "keys", None)
+    return direct() if direct is not None else [m.key for m in messages]
 
 
 @dataclass(frozen=True, slots=True)

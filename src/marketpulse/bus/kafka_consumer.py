@@ -68,6 +68,10 @@ class _Records(Sequence[Message]):
         """Every record's offset."""
         return list(map(ck.Message.offset, self._raw))
 
+    def keys(self) -> list[bytes | None]:
+        """Every record's key."""
+        return list(map(ck.Message.key, self._raw))
+
 
 def _batches(records: list[ck.Message], topic: str | None = None) -> list[Batch]:
     """Group records into one batch per partition, in offset order, partitions in order seen.

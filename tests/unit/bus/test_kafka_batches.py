@@ -3,13 +3,13 @@
 import confluent_kafka as ck
 import pytest
 
-from marketpulse.bus.base import offsets_of, values_of
+from marketpulse.bus.base import Message, keys_of, offsets_of, values_of
 from marketpulse.bus.kafka_consumer import ConsumerFatal, KafkaConsumer, _batches
 
 
-def record(topic, partition, offset):
+def record(topic, partition, offset, key=b"k"):
     return ck.Message(topic=topic, partition=partition, offset=offset,
-                      key=b"k", value=f"{topic}/{partition}/{offset}".encode())  # fmt: skip
+                      key=key, value=f"{topic}/{partition}/{offset}".encode())  # fmt: skip
 
 
 def test_one_partition_is_one_batch_in_offset_order():
@@ -34,6 +34,12 @@ def test_interleaved_partitions_and_topics_are_split_each_in_its_order():
         ("b", 0, [4]),
     ]
     assert [(b.first_offset, b.last_offset) for b in batches] == [(1, 3), (7, 8), (4, 4)]
+
+
+def test_keys_are_read_from_the_clients_records_and_from_messages():
+    batches = _batches([record("t", 0, 1, b"AAPL"), record("t", 0, 2, None)])
+    assert keys_of(batches[0].messages) == [b"AAPL", None]
+    assert keys_of([Message(b"MSFT", b"{}", 3), Message(None, b"{}", 4)]) == [b"MSFT", None]
 
 
 def test_no_records_no_batches():
