@@ -17,6 +17,9 @@ silence or, while it lasts, once bars of other symbols of the same interval
 end an interval past that moment (each call holds every bar closed so far, as
 the processor gives them). Both ways give the same alert, so batch cuts do not
 change the alerts; those alerts come after the other rules' in a call's list.
+
+A symbol's state (:meth:`AlertEngine.snapshots`, :meth:`AlertEngine.restore_all`)
+travels in the format of :mod:`marketpulse.alerts.snapshot`.
 """
 
 from __future__ import annotations
@@ -24,16 +27,21 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
-import msgspec
 import numpy as np
 
 from marketpulse.alerts.conditions import Batch, condition, message, needs
 from marketpulse.alerts.rings import Rings
 from marketpulse.alerts.rules import Rule, StaleFeedRule
+from marketpulse.alerts.snapshot import (
+    NEVER,
+    JsonState,
+    Loaded,
+    PackedState,
+    decode_state,
+    encode_state,
+)
 from marketpulse.calendars import market_hours
 from marketpulse.exceptions import RulesError
 from marketpulse.models import Alert
@@ -42,46 +50,6 @@ from marketpulse.timeframes import parse_interval
 __all__ = ["AlertEngine"]
 
 logger = logging.getLogger(__name__)
-
-_NEVER = np.iinfo(np.int64).min
-
-
-class _KeyState(msgspec.Struct, frozen=True, omit_defaults=True):
-    interval: str  # the timeframe (the name of the state records written so far)
-    history: dict[str, list[float | None]]
-    last_fire: dict[str, int]
-    last_end: int | None = None  # end of the key's last bar (kept with stale-feed rules)
-
-
-class _SymbolState(msgspec.Struct, frozen=True):
-    symbol: str
-    keys: list[_KeyState]
-    version: int = 1
-
-
-class _PackedState(msgspec.Struct, frozen=True, array_like=True):
-    """A symbol's alert state as arrays, one row per key (interval): what is written now.
-
-    Gathered for every changed symbol at once (the JSON of :class:`_SymbolState`,
-    built key by key, cost a third of a commit at 100,000 symbols); still named
-    column by column and rule by rule, so it restores under other rules too.
-    """
-
-    symbol: str
-    intervals: list[str]
-    columns: list[str]  # the rings' columns
-    depths: list[int]  # the values each column keeps
-    rules: list[str]
-    rings: bytes  # little-endian float64 (keys, sum of depths): each column's ring, oldest
-    # first, one after the other; NaN: no bar
-    fired: bytes  # little-endian int64 (keys, rules): each rule's last alert; _NEVER: none
-    ends: bytes  # little-endian int64 (keys,): the key's last bar end; _NEVER: not kept
-
-
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(_SymbolState)
-_packer = msgspec.msgpack.Encoder()
-_unpacker = msgspec.msgpack.Decoder(_PackedState)
 
 
 class AlertEngine:
@@ -129,12 +97,12 @@ class AlertEngine:
         self._keys: list[tuple[str, str]] = []
         self._slots_by_symbol: dict[str, list[int]] = {}
         self._rings = Rings(self._lags)
-        self._last_fire = np.full((0, len(self._rules)), _NEVER, dtype=np.int64)
+        self._last_fire = np.full((0, len(self._rules)), NEVER, dtype=np.int64)
         self._applies: list[np.ndarray] = []
         #: per rule, whether it watches every (symbol, interval) seen so far
         self._applies_all = [True] * len(self._rules)
         self._code_slots = np.full(0, -1, np.int64)  # evaluate(codes=...): code -> slot
-        self._last_end = np.full(0, _NEVER, np.int64)  # per slot, with stale-feed rules
+        self._last_end = np.full(0, NEVER, np.int64)  # per slot, with stale-feed rules
 
     def evaluate(
         self, rows: Mapping[str, np.ndarray], codes: np.ndarray | None = None
@@ -208,7 +176,7 @@ class AlertEngine:
             rule = self._rules[ri]
             gap = round(rule.gap * 1e9)
             hours = market_hours(rule.calendar)
-            seen = (prev != _NEVER) & self._applies[ri][key]
+            seen = (prev != NEVER) & self._applies[ri][key]
             deadline = hours.open_after(prev[seen], gap)
             hit = starts[seen] >= deadline  # no bar began during the silence
             for row, when in zip(
@@ -225,13 +193,13 @@ class AlertEngine:
             return []
         ivs = np.array([self._iv_ids[iv] for _, iv in self._keys], np.int64)
         ends = self._last_end[:slots]
-        clock = np.full(len(self._iv_ids), _NEVER, np.int64)
+        clock = np.full(len(self._iv_ids), NEVER, np.int64)
         np.maximum.at(clock, ivs, ends)
         length = np.array([_length_ns(iv) for iv in self._iv_ids], np.int64)
         found = []
         for ri in self._stale:
             rule = self._rules[ri]
-            candidates = np.flatnonzero(self._applies[ri][:slots] & (ends != _NEVER))
+            candidates = np.flatnonzero(self._applies[ri][:slots] & (ends != NEVER))
             deadline = market_hours(rule.calendar).open_after(
                 ends[candidates], round(rule.gap * 1e9)
             )
@@ -245,7 +213,7 @@ class AlertEngine:
         """The alert of one silence, unless raised already or held back by the cooldown."""
         slot, ri, since, ts = found
         last = int(self._last_fire[slot, ri])
-        if last != _NEVER and (last >= ts or ts < last + self._cooldown_ns[ri]):
+        if last != NEVER and (last >= ts or ts < last + self._cooldown_ns[ri]):
             return None
         self._last_fire[slot, ri] = ts
         rule = self._rules[ri]
@@ -275,7 +243,7 @@ class AlertEngine:
             strict=True,
         ):
             last = int(self._last_fire[k, ri])
-            if last != _NEVER and ts < last + self._cooldown_ns[ri]:
+            if last != NEVER and ts < last + self._cooldown_ns[ri]:
                 continue
             self._last_fire[k, ri] = ts
             rule = self._rules[ri]
@@ -357,10 +325,10 @@ class AlertEngine:
         if top > capacity:  # grow the state arrays by doubling at least
             extra = max(top - capacity, capacity, 16)
             self._last_fire = np.vstack(
-                [self._last_fire, np.full((extra, len(self._rules)), _NEVER, dtype=np.int64)]
+                [self._last_fire, np.full((extra, len(self._rules)), NEVER, dtype=np.int64)]
             )
             self._rings.grow(extra)
-            self._last_end = np.concatenate([self._last_end, np.full(extra, _NEVER, np.int64)])
+            self._last_end = np.concatenate([self._last_end, np.full(extra, NEVER, np.int64)])
             capacity += extra
         sids = [self._sym_ids.setdefault(symbol, len(self._sym_ids)) for symbol, _ in pairs]
         iids = [self._iv_ids.setdefault(interval, len(self._iv_ids)) for _, interval in pairs]
@@ -397,72 +365,64 @@ class AlertEngine:
         ring_size, fire_size = 8 * rings.shape[1], 8 * len(self._rules)
         ring_bytes = rings.astype("<f8").tobytes()
         fired = self._last_fire[slots].astype("<i8").tobytes()
-        ends = self._last_end[slots] if self._stale else np.full(len(slots), _NEVER, np.int64)
+        ends = self._last_end[slots] if self._stale else np.full(len(slots), NEVER, np.int64)
         end_bytes = ends.astype("<i8").tobytes()
         intervals = [self._keys[slot][1] for slot in slots.tolist()]
         columns, depths, rules = self._rings.columns, self._rings.depths, self._rule_names
         out, at = [], 0
         for symbol, n in zip(symbols, counts, strict=True):
             to = at + n
-            state = _PackedState(
+            state = PackedState(
                 symbol, intervals[at:to], columns, depths, rules,
                 ring_bytes[at * ring_size : to * ring_size],
                 fired[at * fire_size : to * fire_size], end_bytes[at * 8 : to * 8],
             )  # fmt: skip
-            out.append(_packer.encode(state))
+            out.append(encode_state(state))
             at = to
         return out
 
     def restore(self, symbol: str, data: bytes) -> None:
         """Replace the state of ``symbol`` with a :meth:`snapshot` of it.
 
-        Snapshots written before :class:`_PackedState` (JSON) restore too.
+        Snapshots written before :class:`PackedState` (JSON) restore too.
 
         Raises:
             ValueError: ``data`` is not a snapshot of ``symbol``.
         """
         self.restore_all([self.load(symbol, data)])
 
-    def load(self, symbol: str, data: bytes) -> _SymbolState | _Loaded:
+    def load(self, symbol: str, data: bytes) -> JsonState | Loaded:
         """Decode and check a :meth:`snapshot` of ``symbol``, for :meth:`restore_all`.
 
         Raises:
             ValueError: ``data`` is not a snapshot of ``symbol``.
         """
-        try:
-            state = _decoder.decode(data) if data[:1] == b"{" else _unpacker.decode(data)
-        except msgspec.MsgspecError as exc:
-            raise ValueError(f"invalid alert state for {symbol!r}: {exc}") from exc
-        if state.symbol != symbol:
-            raise ValueError(f"alert state is for {state.symbol!r}, not {symbol!r}")
-        if isinstance(state, _PackedState):
-            return _Loaded(state, *_unpack(state))
-        return state
+        return decode_state(symbol, data)
 
-    def restore_all(self, states: Sequence[_SymbolState | _Loaded]) -> None:
+    def restore_all(self, states: Sequence[JsonState | Loaded]) -> None:
         """Replace the state of each symbol :meth:`load` read, in one pass per layout.
 
         A partition's restore sets up to 100,000 symbols; one slot and one
         value at a time, that took seconds.
         """
-        symbols = [s.state.symbol if isinstance(s, _Loaded) else s.symbol for s in states]
+        symbols = [s.state.symbol if isinstance(s, Loaded) else s.symbol for s in states]
         old = [slot for symbol in symbols for slot in self._slots_by_symbol.get(symbol, ())]
         if old:
             at = np.array(old, np.int64)
-            self._last_fire[at] = _NEVER
-            self._last_end[at] = _NEVER
+            self._last_fire[at] = NEVER
+            self._last_end[at] = NEVER
             for ring in self._rings.views.values():
                 ring[at] = np.nan
         for state in states:
-            if isinstance(state, _SymbolState):
+            if isinstance(state, JsonState):
                 self._restore_json(state)
-        packed = [s for s in states if isinstance(s, _Loaded)]
+        packed = [s for s in states if isinstance(s, Loaded)]
         pairs = [(s.state.symbol, interval) for s in packed for interval in s.state.intervals]
         slots = self._key_index(
             np.array([symbol for symbol, _ in pairs], object),
             np.array([interval for _, interval in pairs], object),
         )
-        layouts: dict[tuple, list[tuple[_Loaded, np.ndarray]]] = {}
+        layouts: dict[tuple, list[tuple[Loaded, np.ndarray]]] = {}
         at = 0
         for loaded in packed:
             state, n = loaded.state, len(loaded.state.intervals)
@@ -480,16 +440,16 @@ class AlertEngine:
                 if ring is not None:  # a column no rule reads now is ignored
                     kept, end = min(depth, ring.shape[1]), start + depth
                     ring[where, ring.shape[1] - kept :] = rings[:, end - kept : end]
-            known = ends != _NEVER
+            known = ends != NEVER
             self._last_end[where[known]] = ends[known]
             for r, name in enumerate(rules):
                 ri = self._rule_index.get(name)  # a rule removed since is ignored
                 if ri is not None:
-                    known = fired[:, r] != _NEVER
+                    known = fired[:, r] != NEVER
                     self._last_fire[where[known], ri] = fired[known, r]
 
-    def _restore_json(self, state: _SymbolState) -> None:
-        """Restore a symbol's state written as JSON (before :class:`_PackedState`)."""
+    def _restore_json(self, state: JsonState) -> None:
+        """Restore a symbol's state written as JSON (before :class:`PackedState`)."""
         for ks in state.keys:
             slot = self._slot(state.symbol, ks.interval)
             for col, ring in self._rings.views.items():
@@ -509,37 +469,6 @@ class AlertEngine:
         if sid is None or iid is None:
             return -1
         return int(self._table[sid, iid])  # the table always covers the ids (_grow_table)
-
-
-class _Loaded(NamedTuple):
-    """A packed snapshot decoded and checked: its arrays, as :meth:`AlertEngine.load` gives it."""
-
-    state: _PackedState
-    rings: np.ndarray
-    fired: np.ndarray
-    ends: np.ndarray
-
-
-def _unpack(state: _PackedState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rings, last alerts and last bar ends of a packed state, as arrays.
-
-    Raises:
-        ValueError: their sizes do not match its keys, columns, depth and rules.
-    """
-    keys = len(state.intervals)
-    if len(state.depths) != len(state.columns) or min(state.depths, default=1) < 1:
-        raise ValueError(f"alert state of {state.symbol!r}: depths {state.depths} do not fit "
-                         f"columns {state.columns}")  # fmt: skip
-    shapes = {"rings": (keys, sum(state.depths)), "fired": (keys, len(state.rules)),
-              "ends": (keys,)}  # fmt: skip
-    out = []
-    for name, dtype in (("rings", "<f8"), ("fired", "<i8"), ("ends", "<i8")):
-        data, shape = getattr(state, name), shapes[name]
-        if len(data) != 8 * math.prod(shape):
-            raise ValueError(f"alert state of {state.symbol!r}: {name} holds {len(data)} bytes, "
-                             f"not {8 * math.prod(shape)}")  # fmt: skip
-        out.append(np.frombuffer(data, dtype).reshape(shape))
-    return out[0], out[1], out[2]
 
 
 def _ids(values: np.ndarray, ids: dict[str, int]) -> np.ndarray:
