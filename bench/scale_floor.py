@@ -7,7 +7,8 @@ as many records as the service wrote bars and indicator rows per tick at this
 size, each the size of a real one (the mean of records sampled from the
 service's ``bars`` and ``indicators`` topics), to the same partition of a
 topic of its own, in transactions that carry the consumer's offsets and are
-committed every 0.1 s (the service's commit interval under a backlog). It
+committed after each poll once 0.1 s has passed since the last (the service
+commits every 0.1 s under a backlog). It
 decodes nothing and computes nothing.
 
 On top of that, as the service does with its default settings:

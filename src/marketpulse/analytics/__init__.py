@@ -6,7 +6,8 @@ here: it needs the stream processor (numba, pandas), which ``sql`` and
 """
 
 from marketpulse.analytics.exceptions import AnalyticsError, OutputError, SQLError
-from marketpulse.analytics.sql import FORMATS, Lake, format_table, open_lake, query
+from marketpulse.analytics.results import FORMATS, format_table
+from marketpulse.analytics.sql import Lake, open_lake, query
 
 __all__ = [
     "FORMATS",

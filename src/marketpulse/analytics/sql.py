@@ -1,4 +1,4 @@
-"""SQL over the Parquet lake with DuckDB, and writers for query results.
+"""SQL over the Parquet lake with DuckDB.
 
 Each table of the lake (``trades``, ``quotes``, ``bars``, ``indicators``,
 ``alerts``, ``dlq``) is a view over its files, read with Hive partitioning: it
@@ -9,7 +9,8 @@ partitions' files. Times are ``TIMESTAMP WITH TIME ZONE`` (the connection
 works in UTC). ``bars_with_indicators`` joins every bar with its indicators
 on their shared key. A table without files is an empty view with the same
 columns. Files appear atomically (see :mod:`marketpulse.sinks.lake`), so the
-lake can be queried while a sink writes to it.
+lake can be queried while a sink writes to it. Results are written for people
+and tools by :mod:`marketpulse.analytics.results`.
 
 Example::
 
@@ -20,28 +21,20 @@ Example::
 
 from __future__ import annotations
 
-import csv
-import io
-import sys
-from collections.abc import Iterator, Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from collections.abc import Sequence
 from pathlib import Path
 from time import monotonic
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import duckdb
-import msgspec
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from marketpulse.analytics.exceptions import AnalyticsError, OutputError, SQLError
+from marketpulse.analytics.exceptions import AnalyticsError, SQLError
 from marketpulse.analytics.lake_admin import bars_with_indicators_select
 from marketpulse.config import S3Settings
-from marketpulse.human import human_bytes, human_number
-from marketpulse.sinks.lake import LAKE_SCHEMAS, PARQUET_COMPRESSION
+from marketpulse.sinks.lake import LAKE_SCHEMAS
 from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, partition_columns
 from marketpulse.sinks.lake_location import LakeAccessError, LakeLocation
 from marketpulse.sinks.lake_store import Store, open_store
@@ -49,10 +42,7 @@ from marketpulse.sinks.lake_store import Store, open_store
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
-__all__ = ["FORMATS", "Lake", "format_table", "open_lake", "query"]
-
-#: The formats :func:`format_table` writes.
-FORMATS: tuple[str, ...] = ("table", "csv", "json", "parquet")
+__all__ = ["Lake", "open_lake", "query"]
 
 #: Runs of a query whose files were replaced between listing and opening them.
 _ATTEMPTS = 5
@@ -148,11 +138,10 @@ class Lake:
                 # a file listed by the query was replaced by a compaction (or a sink's
                 # rewrite) before it was opened: the listing of a new attempt is current;
                 # a table left without files (its last dataset dropped) gets an empty view
-                text = str(exc)
-                gone = "No files found that match" in text
-                if not (gone or "No such file" in text) or attempt == _ATTEMPTS - 1:
+                gone = _files_gone(exc)
+                if gone is None or attempt == _ATTEMPTS - 1:
                     raise SQLError(_one_line(exc)) from exc
-                if gone:
+                if gone == "all":
                     self._empty, self._listed = _create_views(con, self.store), monotonic()
             except duckdb.Error as exc:
                 raise SQLError(_one_line(exc)) from exc
@@ -200,46 +189,6 @@ def query(
 def _one_line(exc: Exception) -> str:
     """DuckDB's message on one line (its hints and the query excerpt come on lines of their own)."""
     return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-
-
-def format_table(
-    table: pa.Table, fmt: str = "table", out: str | Path | TextIO | None = None
-) -> None:
-    r"""Write a query result as an aligned text table, CSV, JSON or Parquet.
-
-    Timestamps are ISO 8601 text in UTC (``2013-10-07T13:31:00Z``, a fraction
-    of a second only when it is not zero: :func:`iso_times`), dates
-    ``YYYY-MM-DD``. JSON is an array of objects: numbers stay numbers (NaN and
-    infinities become null), maps and structs JSON objects, lists arrays,
-    bytes base64. CSV and JSON keep every digit, as Parquet does; the text
-    table is for people: floats to 7 significant digits
-    (:func:`~marketpulse.human.human_number`), integers with thousands separators, byte counts
-    (columns ``bytes`` or ``*_bytes``) as ``12.3 MB``, one line per row
-    however wide. In the text formats, nested values are JSON text and bytes
-    are shown as UTF-8 with ``\xNN`` for other bytes; a null is ``null`` in
-    the table and an empty field in CSV.
-
-    Args:
-        table: the result to write.
-        fmt: one of :data:`FORMATS`.
-        out: a file path, or a text stream (standard output if omitted);
-            Parquet needs a path.
-
-    Raises:
-        OutputError: unknown format, or Parquet without a path.
-    """
-    if fmt not in FORMATS:
-        raise OutputError(f"unknown output format {fmt!r} (known: {', '.join(FORMATS)})")
-    if fmt == "parquet":
-        if not isinstance(out, str | Path):
-            raise OutputError("parquet output needs a file path")
-        pq.write_table(table, out, compression=PARQUET_COMPRESSION)
-        return
-    if isinstance(out, str | Path):
-        with open(out, "w", encoding="utf-8", newline="") as stream:
-            _WRITERS[fmt](table, stream)
-    else:
-        _WRITERS[fmt](table, sys.stdout if out is None else out)
 
 
 def _utc_connection() -> duckdb.DuckDBPyConnection:
@@ -310,16 +259,28 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
             con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")
             return found
         except duckdb.IOException as exc:
-            text = str(exc)
-            if "No files found that match" in text:
+            gone = _files_gone(exc)
+            if gone == "all":
                 # the last files went between the listing and the view (a dataset dropped)
                 con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {empty}")
                 return False
-            if "No such file" not in text or attempt == _ATTEMPTS - 1:
+            if gone is None or attempt == _ATTEMPTS - 1:
                 raise
             # a file listed by the view was gone when its schema was read (a dataset
             # dropped, a partition compacted): the next attempt lists again
     raise AssertionError("unreachable")
+
+
+def _files_gone(exc: duckdb.IOException) -> Literal["all", "some"] | None:
+    """Whether DuckDB failed because files went after it listed them.
+
+    ``"all"``: none matches the glob any more; ``"some"``: one it listed could
+    not be opened; ``None``: another error.
+    """
+    text = str(exc)
+    if "No files found that match" in text:
+        return "all"
+    return "some" if "No such file" in text else None
 
 
 def view_schema(table: str) -> pa.Schema:
@@ -387,128 +348,3 @@ def _ident(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _rows(table: pa.Table, human: bool = False) -> Iterator[list[Any]]:
-    """Rows as Python values: times as ISO 8601 text, maps as dicts (sizes in words if human)."""
-    for batch in table.to_batches():
-        columns = [
-            _column(column, field, human)
-            for column, field in zip(batch.columns, batch.schema, strict=True)
-        ]
-        yield from (list(row) for row in zip(*columns, strict=True))
-
-
-def _column(array: pa.Array, field: pa.Field, human: bool) -> list[Any]:
-    kind = field.type
-    if pa.types.is_timestamp(kind):
-        return iso_times(array)
-    if human and pa.types.is_integer(kind) and _is_byte_count(field.name):
-        return [None if v is None else human_bytes(v) for v in array.to_pylist()]
-    if human and pa.types.is_floating(kind):
-        return [None if v is None else human_number(v) for v in array.to_pylist()]
-    if human and (pa.types.is_integer(kind) or (pa.types.is_decimal(kind) and kind.scale == 0)):
-        # DuckDB's sums of integers are HUGEINT: Arrow decimals of scale 0
-        return [None if v is None else f"{int(v):,}" for v in array.to_pylist()]
-    return array.to_pylist(maps_as_pydicts="lossy")
-
-
-_FRACTION_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
-
-
-def iso_times(array: pa.Array | pa.ChunkedArray) -> list[str | None]:
-    """ISO 8601 text of a timestamp array: ``2013-10-07T13:31:00Z``.
-
-    Times with a time zone are written in UTC with ``Z``; times without one as
-    they are, without ``Z``. The fraction of a second is written only when it
-    is not zero, in as many groups of three digits as it needs
-    (``...:00.5`` is ``...:00.500Z``; nanoseconds are kept).
-    """
-    unit = array.type.unit
-    digits = _FRACTION_DIGITS[unit]
-    per_second = 10**digits
-    zone = "Z" if array.type.tz is not None else ""
-    values = np.asarray(array.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False))
-    seconds, fraction = np.divmod(values, per_second)
-    whole = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()
-    valid = array.is_valid().to_numpy(zero_copy_only=False)
-    out: list[str | None] = [w + zone if ok else None for w, ok in zip(whole, valid, strict=True)]
-    for i in np.flatnonzero(fraction * valid):
-        text = f"{int(fraction[i]):0{digits}d}"
-        while text.endswith("000"):
-            text = text[:-3]
-        out[i] = f"{whole[i]}.{text}{zone}"
-    return out
-
-
-def _is_byte_count(name: str) -> bool:
-    return name == "bytes" or name.endswith("_bytes")
-
-
-def _text(value: Any, null: str) -> str:
-    if value is None:
-        return null
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="backslashreplace")
-    if isinstance(value, date | datetime | time):
-        return value.isoformat()
-    if isinstance(value, int | float | Decimal | timedelta):
-        return str(value)
-    return _json.encode(value).decode()  # lists, structs and maps as JSON text
-
-
-def _write_text_table(table: pa.Table, out: TextIO) -> None:
-    """An aligned table for people, never wrapped (one line per row however wide)."""
-    header = table.column_names
-    cells = [[_text(v, "null") for v in row] for row in _rows(table, human=True)]
-    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
-    right = [
-        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
-        for t in table.schema.types
-    ]
-
-    def line(values: list[str]) -> str:
-        parts = (
-            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
-        )
-        return "  ".join(parts).rstrip() + "\n"
-
-    out.write(line(header))
-    out.write(line(["-" * w for w in widths]))
-    for row in cells:
-        out.write(line(row))
-
-
-def _write_csv(table: pa.Table, out: TextIO) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.column_names)
-    for row in _rows(table):
-        writer.writerow([_text(v, "") for v in row])
-
-
-def _json_default(value: Any) -> Any:
-    return str(value)
-
-
-_json = msgspec.json.Encoder(enc_hook=_json_default, decimal_format="number")
-
-
-def _write_json(table: pa.Table, out: TextIO) -> None:
-    names = table.column_names
-    buffer = io.StringIO()
-    buffer.write("[")
-    for n, row in enumerate(_rows(table)):
-        buffer.write(",\n" if n else "\n")
-        buffer.write(_json.encode(dict(zip(names, row, strict=True))).decode())
-        if buffer.tell() > 1 << 20:
-            out.write(buffer.getvalue())
-            buffer = io.StringIO()
-    buffer.write("\n]\n" if table.num_rows else "]\n")
-    out.write(buffer.getvalue())
-
-
-_WRITERS = {"table": _write_text_table, "csv": _write_csv, "json": _write_json}

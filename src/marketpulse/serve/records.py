@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from marketpulse.analytics.sql import iso_times as _iso_text
+from marketpulse.analytics.results import iso_times as _iso_text
 from marketpulse.models import STORED_TIME
 
 __all__ = ["TIME_COLUMNS", "details_of", "iso_time", "iso_times", "to_records"]
@@ -27,7 +27,8 @@ TIME_COLUMNS = frozenset({"ts", "bar_start", "bar_end"})
 def iso_times(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Return timestamps (any unit) or int64 UTC nanoseconds as ISO 8601 UTC strings.
 
-    The text is the one ``marketpulse sql`` writes (:func:`marketpulse.analytics.sql.iso_times`).
+    The text is the one ``marketpulse sql`` writes
+    (:func:`marketpulse.analytics.results.iso_times`).
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()

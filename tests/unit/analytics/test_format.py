@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from marketpulse.analytics import OutputError, format_table
-from marketpulse.analytics.sql import iso_times
+from marketpulse.analytics.results import iso_times
 from marketpulse.human import human_bytes, human_number
 
 MIDNIGHT = 1_699_920_000 * 1_000_000_000  # 2023-11-14 00:00:00 UTC
