@@ -129,7 +129,8 @@ def _lake_ls(cli, cwd: Path) -> list[dict]:
 
 def test_lake_compact_as_documented(cli, tmp_path):
     # README: `marketpulse lake compact`, on the lake at its default place
-    cli("replay", LEAN_TRADES)  # two segments: two files a table on 2013-10-07
+    # paced, the replay ends a segment every 5 s: two segments, two files a table on 2013-10-07
+    cli("replay", LEAN_TRADES, "--speed", "8000")
     before = _lake_ls(cli, tmp_path)
     rows = {table: _rows(tmp_path / "data" / "lake", table) for table in TABLES}
     assert sum(t["files"] for t in before) > sum(t["partitions"] for t in before)

@@ -365,8 +365,12 @@ def test_dashboard_follows_the_output_topics_of_a_pipeline_on_kafka(
             # the indicators topic may be read before the bars topic: a row can show an
             # RSI a moment before its price, so the poll waits for every row's price
             rows = _poll(
-                lambda: (r := httpx.get(url + "api/watchlist").json()) and len(r) == 6
-                and all(x["last"] is not None for x in r) and r,
+                lambda: (
+                    (r := httpx.get(url + "api/watchlist").json())
+                    and len(r) == 6
+                    and all(x["last"] is not None for x in r)
+                    and r
+                ),
                 "a row per symbol with its price from the bars topic",
             )
             assert all(r["last"] > 0 and r["volume"] > 0 for r in rows)

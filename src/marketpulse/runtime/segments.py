@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Input lines per segment (about one lake file of trades).
-SEGMENT_LINES = 262_144
+SEGMENT_LINES = 2_097_152
 #: The kind of the records that mark the bounds of segments on the bus.
 MARK_KIND = "segment"
 _MARK_SCHEMA = pa.schema([("first", pa.int64()), ("last", pa.int64())])

@@ -57,6 +57,7 @@ from marketpulse.sinks.lake_layout import (
     PERIOD,
     ROW_SCHEMAS,
     indicator_row_schema,
+    sort_ranks,
     split,
 )
 from marketpulse.sinks.lake_location import LakeLocation
@@ -154,6 +155,21 @@ class _Buffer:
     unwritten_rows: int = 0
     files: dict[str, OpenFile] = field(default_factory=dict)  # by directory
     ahead: bool = True  # False: too many partitions to keep files open, all wait for the flush
+
+
+@dataclass(slots=True)
+class _Flush:
+    """One buffer's part of a flush (:meth:`LakeSink._flush_buffers`)."""
+
+    table: str
+    partition: _Key
+    buf: _Buffer
+    last_line: int  # an input segment's last line (0: not a segment)
+    directories: list[str]
+    parts: dict[str, pa.Table]  # the last rows, by directory
+    files: dict[str, OpenFile]  # the files written ahead, by directory
+    involved: list[OpenFile] = field(default_factory=list)  # every file to drop on failure
+    staged: list[Staged] = field(default_factory=list)
 
 
 class LakeSink(Sink):
@@ -254,7 +270,7 @@ class LakeSink(Sink):
             buf.first_offset = first if buf.first_offset is None else min(buf.first_offset, first)
             buf.last_offset = last if buf.last_offset is None else max(buf.last_offset, last)
         if buf.rows >= self.max_rows and not segment:
-            self._flush_buffer(key)
+            self._flush_buffers([key])
         elif buf.ahead and buf.unwritten_rows >= self.row_group_rows:
             try:
                 self._write_ahead(table, buf)
@@ -268,9 +284,9 @@ class LakeSink(Sink):
 
     def flush(self) -> None:
         """Write every buffered row to the lake, but those of input segments not yet ended."""
-        for key in list(self._buffers):
-            if not isinstance(key[1], InputSegment):
-                self._flush_buffer(key)
+        keys = [key for key in self._buffers if not isinstance(key[1], InputSegment)]
+        if keys:
+            self._flush_buffers(keys)
 
     def end_segment(self, origin: str, first: int, last: int) -> None:
         """Write the rows of input lines ``first``-``last`` of ``origin``, one file per partition.
@@ -280,8 +296,9 @@ class LakeSink(Sink):
         some of the same lines.
         """
         segment = InputSegment(origin, first)
-        for key in [k for k in self._buffers if k[1] == segment]:
-            self._flush_buffer(key, last)
+        keys = [k for k in self._buffers if k[1] == segment]
+        if keys:
+            self._flush_buffers(keys, last)
 
     def end_source(self, origin: str) -> None:
         """Remove what earlier replays of ``origin`` left that this one did not write again."""
@@ -296,8 +313,9 @@ class LakeSink(Sink):
         """Flush, segments not ended too (named after their first line); later writes raise."""
         if not self._closed:
             self.flush()
-            for key in list(self._buffers):
-                self._flush_buffer(key, key[1].first)  # type: ignore[union-attr]
+            for segment in dict.fromkeys(key[1] for key in self._buffers):
+                assert isinstance(segment, InputSegment)
+                self._flush_buffers([k for k in self._buffers if k[1] == segment])
             self._closed = True
 
     @property
@@ -330,9 +348,7 @@ class LakeSink(Sink):
     def _rows_by_partition(self, table: str, buf: _Buffer) -> list[tuple[str, pa.Table]]:
         """The buffer's unwritten rows, in file order, by partition directory."""
         rows = pa.concat_tables(buf.chunks[buf.written :], promote_options="default")
-        if sort_keys := SORT_KEYS[table]:
-            rows = rows.take(stable_order(rows, sort_keys))
-        return split(table, rows)
+        return split(table, rows, SORT_KEYS[table])
 
     def _write_ahead(self, table: str, buf: _Buffer) -> None:
         """Write the buffer's unwritten chunks as a row group of each partition's file.
@@ -354,61 +370,85 @@ class LakeSink(Sink):
         buf.written = len(buf.chunks)
         buf.unwritten_rows = 0
 
-    def _flush_buffer(self, key: tuple[str, _Key], last_line: int | None = None) -> None:
-        table, partition = key
-        buf = self._buffers[key]
+    def _flush_buffers(self, keys: list[tuple[str, _Key]], last_line: int | None = None) -> None:
+        """Write and publish the buffers of ``keys`` together: all of their files, or none.
+
+        Every file of every buffer is finished in the pool's threads, then all
+        are made durable at once (one ``sync`` when many), published, and
+        their directories made durable. An input segment's files are named
+        after its lines, up to ``last_line`` (default: its first).
+        """
         store = self.store
-        parts = dict(self._rows_by_partition(table, buf)) if buf.unwritten_rows else {}
-        directories = sorted(set(buf.files) | set(parts))
-        for directory in directories:
-            if isinstance(partition, InputSegment):
-                last = partition.first if last_line is None else last_line
-                buf.names[directory] = segment_name(partition.origin, partition.first, last)
-            elif partition is not None or directory not in buf.names:
-                buf.names[directory] = self._file_name(partition, buf)
-        files = buf.files
-        buf.files = {}
-        self._open_files -= len(files)
-        involved: list[OpenFile] = []
-
-        def finish(directory: str) -> Staged | None:
-            """Write the partition's last rows and close its file (a whole file if none is open)."""
-            name, file = buf.names[directory], files.get(directory)
-            match = SOURCE_NAME.fullmatch(name)
-            if match and covered(store, directory, match):
-                logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
-                if file is not None:
-                    file.discard()
-                return None
-            if file is None:
-                file = self._open(table, directory, parts[directory].schema)
-            involved.append(file)
-            if directory in parts:
-                file.write(parts[directory])
-            return file.close(name)
-
-        staged: list[Staged] = []
+        flushes: list[_Flush] = []
         try:
-            staged = [s for s in _each(finish, directories) if s is not None]
+            for key in keys:
+                flushes.append(self._flush_of(key, last_line))
+            jobs = [(flush, directory) for flush in flushes for directory in flush.directories]
+            finished = _each(lambda job: self._finish(*job), jobs)
+            for (flush, _), file in zip(jobs, finished, strict=True):
+                if file is not None:
+                    flush.staged.append(file)
+            staged = [file for flush in flushes for file in flush.staged]
             store.make_durable(staged)
         except BaseException:
-            for file in [*involved, *files.values()]:
-                file.discard()
-            self._start_over(buf)
+            for flush in flushes:
+                for file in flush.involved:
+                    file.discard()
+                self._start_over(flush.buf)
+            if len(flushes) < len(keys):  # its own files are still the buffer's
+                self._start_over(self._buffers[keys[len(flushes)]])
             raise
-        for file in staged:
-            self._publish(file)
-            if isinstance(partition, InputSegment):
-                last = partition.first if last_line is None else last_line
-                self._earlier[partition.origin].replaced(
-                    table, file.directory, file.name, partition.first, last
-                )
+        for flush in flushes:
+            for file in flush.staged:
+                self._publish(file)
+                if isinstance(flush.partition, InputSegment):
+                    self._earlier[flush.partition.origin].replaced(
+                        flush.table, file.directory, file.name, flush.partition.first,
+                        flush.last_line,
+                    )  # fmt: skip
         store.finish(staged)
         # Dropped only once every file is in place: after a failure the rows stay
         # buffered, and a retry rewrites the same names instead of adding files.
-        del self._buffers[key]
-        self._rows[table] += buf.rows
-        self._flushes += 1
+        for key, flush in zip(keys, flushes, strict=True):
+            del self._buffers[key]
+            self._rows[flush.table] += flush.buf.rows
+            self._flushes += 1
+
+    def _flush_of(self, key: tuple[str, _Key], last_line: int | None) -> _Flush:
+        """What flushing one buffer writes: its last rows by directory, its open files, names."""
+        table, partition = key
+        buf = self._buffers[key]
+        parts = dict(self._rows_by_partition(table, buf)) if buf.unwritten_rows else {}
+        directories = sorted(set(buf.files) | set(parts))
+        last = 0
+        if isinstance(partition, InputSegment):
+            last = partition.first if last_line is None else last_line
+        for directory in directories:
+            if isinstance(partition, InputSegment):
+                buf.names[directory] = segment_name(partition.origin, partition.first, last)
+            elif partition is not None or directory not in buf.names:
+                buf.names[directory] = self._file_name(partition, buf)
+        flush = _Flush(table, partition, buf, last, directories, parts, buf.files)
+        flush.involved.extend(buf.files.values())
+        buf.files = {}
+        self._open_files -= len(flush.files)
+        return flush
+
+    def _finish(self, flush: _Flush, directory: str) -> Staged | None:
+        """Write a partition's last rows and close its file (a whole file if none is open)."""
+        name, file = flush.buf.names[directory], flush.files.get(directory)
+        match = SOURCE_NAME.fullmatch(name)
+        if match and covered(self.store, directory, match):
+            logger.debug("skip %s/%s: its offsets are in an existing file", directory, name)
+            if file is not None:
+                file.discard()
+            return None
+        if file is None:
+            file = self._open(flush.table, directory, flush.parts[directory].schema)
+            flush.involved.append(file)  # list.append holds the GIL: safe from the pool
+        if directory in flush.parts:
+            file.write(flush.parts[directory])
+        return file.close(name)
 
     def _open(self, table: str, directory: str, schema: pa.Schema) -> OpenFile:
         """Start the hidden file of one partition directory of ``table``, of ``schema``.
@@ -471,18 +511,5 @@ def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
 
 
 def stable_order(rows: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
-    """Row order sorted by ``keys`` (text columns), stable: arrival order within a key.
-
-    Sorts small integer ranks instead of strings: a few distinct symbols and
-    intervals over many rows.
-    """
-    combined = np.zeros(rows.num_rows, np.int64)
-    for key in keys:
-        encoded = rows.column(key).dictionary_encode().combine_chunks()
-        values = encoded.dictionary.to_pylist()
-        rank = np.empty(len(values) + 1, np.int64)
-        rank[np.argsort(np.array(values, dtype=object), kind="stable")] = np.arange(len(values))
-        rank[-1] = len(values)  # nulls last
-        codes = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
-        combined = combined * (len(values) + 1) + rank[codes]
-    return np.argsort(combined, kind="stable")
+    """Row order sorted by ``keys`` (text columns), stable: arrival order within a key."""
+    return np.argsort(sort_ranks(rows, keys)[0], kind="stable")

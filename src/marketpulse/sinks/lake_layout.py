@@ -64,6 +64,7 @@ __all__ = [
     "partition_columns",
     "partitions",
     "period_start",
+    "sort_ranks",
     "split",
 ]
 
@@ -205,11 +206,13 @@ def partitions(store: Store, table: str, dataset: str | None = None) -> list[Par
     return sorted(found)
 
 
-def split(table: str, rows: pa.Table) -> list[tuple[str, pa.Table]]:
+def split(table: str, rows: pa.Table, order_by: tuple[str, ...] = ()) -> list[tuple[str, pa.Table]]:
     """Split rows of :data:`ROW_SCHEMAS` by partition: ``(directory, file rows)`` pairs.
 
     The directory is relative to the lake's root; the file rows have the
-    columns of :data:`FILE_SCHEMAS`. Rows keep their order within a partition.
+    columns of :data:`FILE_SCHEMAS`. Within a partition, rows are sorted by
+    the text columns ``order_by`` (stable: in arrival order within a key),
+    in the same single copy that groups them by partition.
 
     Raises:
         ValueError: a dataset or timeframe that cannot be a directory name.
@@ -233,12 +236,15 @@ def split(table: str, rows: pa.Table) -> list[tuple[str, pa.Table]]:
     low = int(days.min())
     span = int(days.max()) - low + 1
     combined = combined * span + (days - low)
-    steps = np.diff(combined)
-    if (steps < 0).any():  # time-ordered rows (the usual case) need no copy
-        order = np.argsort(combined, kind="stable")
+    ordered = combined
+    if order_by:
+        ranks, distinct = sort_ranks(rows, order_by)
+        ordered = combined * distinct + ranks
+    if (np.diff(ordered) < 0).any():  # time-ordered rows (the usual case) need no copy
+        order = np.argsort(ordered, kind="stable")
         rows = rows.take(pa.array(order))
         combined = combined[order]
-        steps = np.diff(combined)
+    steps = np.diff(combined)
     files = rows.drop_columns(list(keys))
     cuts = np.flatnonzero(steps) + 1
     bounds = [0, *cuts.tolist(), n]
@@ -255,6 +261,26 @@ def split(table: str, rows: pa.Table) -> list[tuple[str, pa.Table]]:
         period = (_EPOCH + timedelta(days=day)).isoformat()
         out.append((f"{table}/{path}/{PERIOD}={period}", files.slice(lo, hi - lo)))
     return out
+
+
+def sort_ranks(rows: pa.Table, keys: tuple[str, ...]) -> tuple[np.ndarray, int]:
+    """Each row's rank in the order of the text columns ``keys`` (nulls last), and how many.
+
+    Ranks small integers instead of sorting strings: a few distinct symbols
+    and intervals over many rows.
+    """
+    combined = np.zeros(rows.num_rows, np.int64)
+    distinct = 1
+    for key in keys:
+        encoded = rows.column(key).dictionary_encode().combine_chunks()
+        values = encoded.dictionary.to_pylist()
+        rank = np.empty(len(values) + 1, np.int64)
+        rank[np.argsort(np.array(values, dtype=object), kind="stable")] = np.arange(len(values))
+        rank[-1] = len(values)  # nulls last
+        codes = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+        combined = combined * (len(values) + 1) + rank[codes]
+        distinct *= len(values) + 1
+    return combined, distinct
 
 
 def _codes(column: pa.ChunkedArray, key: str) -> tuple[list[str], np.ndarray]:

@@ -42,6 +42,33 @@ def test_rows_of_a_segment_wait_for_its_end_not_for_size_or_age(make_rows, tmp_p
     assert names(tmp_path, "bars") == ["part-f0123456789abcdef-000000000001-000000000100.parquet"]
 
 
+def test_the_tables_of_a_segment_are_published_together_or_not_at_all(
+    make_rows, tmp_path, monkeypatch
+):
+    real = pq.ParquetWriter.write_table
+    failed = []
+
+    def alerts_fail(writer, table, *args, **kwargs):
+        if "rule" in table.column_names:  # the alerts' file
+            failed.append(table.num_rows)
+            raise OSError(28, "No space left on device")
+        return real(writer, table, *args, **kwargs)
+
+    sink = LakeSink(tmp_path)
+    sink.write("bars", make_rows("bars", 10), InputSegment(ORIGIN, 1))
+    sink.write("alerts", make_rows("alerts", 3), InputSegment(ORIGIN, 1))
+    with monkeypatch.context() as patch:
+        patch.setattr(pq.ParquetWriter, "write_table", alerts_fail)
+        with pytest.raises(OSError):
+            sink.end_segment(ORIGIN, 1, 100)
+    assert failed == [3]  # the alerts' file failed; the bars' was written
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # neither is published
+    sink.end_segment(ORIGIN, 1, 100)  # ending it again writes both
+    sink.close()
+    assert (rows_in(tmp_path, "bars"), rows_in(tmp_path, "alerts")) == (10, 3)
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
 def test_a_rerun_replaces_the_files_of_the_same_segments(make_rows, tmp_path):
     rows = make_rows("bars", 30)
     cuts = [(0, 10, 1, 100), (10, 30, 101, 200)]

@@ -232,6 +232,35 @@ def test_bars_grouped_by_symbol_in_arrival_order_and_trades_kept_in_arrival_orde
     assert [t - MIDNIGHT for t in ns(stored["bar_start"])] == [1, 2, 0, 5, 4, 3]
 
 
+def test_rows_of_every_partition_are_grouped_by_symbol_in_arrival_order(
+    make_rows, tmp_path: Path
+) -> None:
+    # 24 bars of two timeframes either side of midnight, symbols interleaved, times shuffled
+    n = 24
+    bars = make_rows("bars", n, symbols=("MSFT", "AAPL", "IBM"))
+    starts = [MIDNIGHT + (-1 if i % 4 < 2 else 1) * (100 - 7 * i) * NS_PER_S for i in range(n)]
+    bars = bars.set_column(2, "bar_start", pa.array(starts, pa.int64()))
+    bars = bars.set_column(1, "timeframe", pa.array(["1m", "5m"] * (n // 2)))
+    with LakeSink(tmp_path) as sink:
+        sink.write("bars", bars)
+    sent = bars.to_pylist()
+    stored = {}
+    for path in files(tmp_path, "bars"):
+        timeframe = re.search(r"timeframe=(\w+)", str(path)).group(1)
+        day_of = "before" if "2023-11-13" in str(path) else "after"
+        stored[timeframe, day_of] = pq.read_table(path)
+    assert len(stored) == 4  # two timeframes, two days
+    reordered = 0
+    for (timeframe, day_of), rows in stored.items():
+        mine = [r for r in sent if r["timeframe"] == timeframe
+                and (r["bar_start"] < MIDNIGHT) == (day_of == "before")]  # fmt: skip
+        expected = sorted(mine, key=lambda r: r["symbol"])  # stable: arrival order kept
+        assert rows["symbol"].to_pylist() == [r["symbol"] for r in expected]
+        assert ns(rows["bar_start"]) == [r["bar_start"] for r in expected]
+        reordered += rows["symbol"].to_pylist() != [r["symbol"] for r in mine]
+    assert reordered  # the rows did not arrive grouped
+
+
 def test_deterministic_names_per_source_partition(make_rows, tmp_path: Path) -> None:
     with LakeSink(tmp_path) as sink:
         sink.write("bars", make_rows("bars", 10), SourceRange(3, 10, 19))
