@@ -34,14 +34,14 @@ import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.models import BAR_QUOTE_COLUMNS
-from marketpulse.sinks.lake import (
+from marketpulse.sinks.lake_format import (
     LAKE_SCHEMAS,
     PARQUET_COMPRESSION,
     SORT_KEYS,
-    SOURCE_NAME,
     stable_order,
 )
 from marketpulse.sinks.lake_layout import PERIOD, partition_columns, partitions
+from marketpulse.sinks.lake_offsets import SOURCE_NAME
 from marketpulse.sinks.lake_segments import FILE_NAME
 from marketpulse.sinks.lake_store import LocalStore, Staged, Store
 

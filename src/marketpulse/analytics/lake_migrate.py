@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.models import INTERVALS
-from marketpulse.sinks.lake import PARQUET_COMPRESSION, SORT_KEYS, stable_order
+from marketpulse.sinks.lake_format import PARQUET_COMPRESSION, SORT_KEYS, stable_order
 from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, is_long, split
 from marketpulse.sinks.lake_store import OLD_TABLES, LocalStore, Store
 

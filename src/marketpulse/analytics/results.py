@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import OutputError
 from marketpulse.human import human_bytes, human_number
-from marketpulse.sinks.lake import PARQUET_COMPRESSION
+from marketpulse.sinks.lake_format import PARQUET_COMPRESSION
 
 __all__ = ["FORMATS", "format_table", "iso_times"]
 

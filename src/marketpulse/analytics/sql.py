@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from marketpulse.analytics.exceptions import AnalyticsError, SQLError
 from marketpulse.analytics.lake_admin import bars_with_indicators_select
 from marketpulse.config import S3Settings
-from marketpulse.sinks.lake import LAKE_SCHEMAS
+from marketpulse.sinks.lake_format import LAKE_SCHEMAS
 from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, partition_columns
 from marketpulse.sinks.lake_location import LakeAccessError, LakeLocation
 from marketpulse.sinks.lake_store import Store, open_store

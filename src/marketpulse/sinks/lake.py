@@ -33,14 +33,12 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from marketpulse.config import S3Settings
@@ -52,14 +50,15 @@ from marketpulse.sinks.base import (
     SinkStats,
     SourceRange,
 )
-from marketpulse.sinks.lake_layout import (
-    FILE_SCHEMAS,
-    PERIOD,
-    ROW_SCHEMAS,
-    indicator_row_schema,
-    sort_ranks,
-    split,
+from marketpulse.sinks.lake_format import (
+    LAKE_SCHEMAS,
+    PARQUET_COMPRESSION,
+    PARQUET_COMPRESSIONS,
+    SORT_KEYS,
+    STATISTICS,
+    stable_order,
 )
+from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, indicator_row_schema, split
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_offsets import SOURCE_NAME, covered, remove_superseded
 from marketpulse.sinks.lake_segments import EarlierFiles, segment_name
@@ -78,48 +77,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Parquet codecs DuckDB, Spark and Athena all read (not Kafka's: ``config.KAFKA_COMPRESSIONS``).
-PARQUET_COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "none")
-#: The codec of every Parquet file MarketPulse writes (the lake, its maintenance, ``sql``).
-PARQUET_COMPRESSION = "zstd"
-
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="lake")
-
-#: The columns of each table's files: the models' schemas without the partition
-#: keys (``dataset``, ``timeframe``), with times as ``timestamp[ns, UTC]`` and
-#: dictionary columns (``trades.symbol``) as their plain value type, which
-#: DuckDB and pyarrow read alike and which sorts natively.
-LAKE_SCHEMAS: Mapping[str, pa.Schema] = FILE_SCHEMAS
-
-# Rows of a file are grouped by these columns (stable sort: arrival order is kept
-# within a group) so that row-group statistics prune ``WHERE symbol = ...``.
-SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "trades": (),  # arrival (time) order: the cheapest to write, and ts ranges prune
-        "quotes": (),
-        "bars": ("symbol",),  # one timeframe a file
-        "indicators": ("symbol",),
-        "alerts": ("symbol",),
-        "dlq": (),
-        "custom": ("symbol", "name"),
-    }
-)
-
-#: Columns whose min/max each row group records: where they prune a query (the
-#: sort keys, times, which rise through a file, and the integer columns).
-#: Statistics of prices, indicators and free text cost write time and prune nothing.
-STATISTICS: Mapping[str, list[str]] = MappingProxyType(
-    {
-        name: [
-            f.name
-            for f in schema
-            if f.name in SORT_KEYS[name]
-            or pa.types.is_integer(f.type)
-            or pa.types.is_timestamp(f.type)
-        ]
-        for name, schema in LAKE_SCHEMAS.items()
-    }
-)
 
 _instances = itertools.count()
 
@@ -508,8 +466,3 @@ def _conform(table: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
         return data.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ValueError(f"{table}: columns do not match the schema: {exc}") from exc
-
-
-def stable_order(rows: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
-    """Row order sorted by ``keys`` (text columns), stable: arrival order within a key."""
-    return np.argsort(sort_ranks(rows, keys)[0], kind="stable")

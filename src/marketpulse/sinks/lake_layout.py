@@ -240,7 +240,7 @@ def split(table: str, rows: pa.Table, order_by: tuple[str, ...] = ()) -> list[tu
     if order_by:
         ranks, distinct = sort_ranks(rows, order_by)
         ordered = combined * distinct + ranks
-    if (np.diff(ordered) < 0).any():  # time-ordered rows (the usual case) need no copy
+    if (np.diff(ordered) < 0).any():  # rows already in order need no copy
         order = np.argsort(ordered, kind="stable")
         rows = rows.take(pa.array(order))
         combined = combined[order]
