@@ -31,9 +31,18 @@ def local_days(ts: np.ndarray, tz: str) -> np.ndarray:
     """Return, per UTC-ns timestamp, its local date in ``tz`` as days since the epoch."""
     if len(ts) == 0:
         return np.empty(0, np.int64)
+    ends = np.array([ts.min(), ts.max()], np.int64)
+    offsets = _local_ns(ends, tz) - ends
+    # within a day no zone changes its UTC offset twice: one offset at both ends is
+    # the offset of every time between them (the common case: a batch of bars)
+    if offsets[0] == offsets[1] and ends[1] - ends[0] <= _DAY_NS:
+        return (ts + offsets[0]) // _DAY_NS
+    return _local_ns(ts, tz) // _DAY_NS
+
+
+def _local_ns(ts: np.ndarray, tz: str) -> np.ndarray:
     stamps = pa.array(ts, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
-    local = pc.local_timestamp(stamps.cast(pa.timestamp("ns", tz=tz))).cast(pa.int64())
-    return local.to_numpy() // _DAY_NS
+    return pc.local_timestamp(stamps.cast(pa.timestamp("ns", tz=tz))).cast(pa.int64()).to_numpy()
 
 
 class MarketHours:

@@ -83,3 +83,34 @@ def test_open_after_counts_only_open_market():
     ]
     assert MarketHours("24/7").open_after(ts[:1], five).tolist() == [ns(2013, 10, 7, 15, 5)]
     assert hours.open_after(np.array([ns(2200, 1, 1, 0, 0)]), five).tolist() == [2**63 - 1]
+
+
+@pytest.mark.parametrize(
+    "zone", ["America/New_York", "Europe/London", "Australia/Lord_Howe", "UTC"]
+)
+def test_local_days_match_the_zone_database_across_its_offset_changes(zone):
+    from zoneinfo import ZoneInfo
+
+    from marketpulse.calendars import local_days
+
+    tz = ZoneInfo(zone)
+    rng = np.random.default_rng(7)
+
+    def expected(ts):
+        return np.array(
+            [(datetime.fromtimestamp(t / 1e9, tz).date() - date(1970, 1, 1)).days for t in ts]
+        )
+
+    # New York's and London's spring and autumn changes, Lord Howe's half hour
+    changes = [ns(2013, 3, 10, 7), ns(2013, 11, 3, 6), ns(2013, 3, 31, 1), ns(2013, 10, 27, 1),
+               ns(2013, 10, 6, 2), ns(2014, 4, 5, 15)]  # fmt: skip
+    for change in changes:
+        for span in (3_600, 86_400, 40 * 86_400):  # an hour, a day (one offset per call), weeks
+            ts = np.sort(change + rng.integers(-span, span, 500) * 10**9)
+            assert np.array_equal(local_days(ts, zone), expected(ts)), (zone, change, span)
+            one_side = ts[ts < change]  # a batch that ends just before the change
+            assert np.array_equal(local_days(one_side, zone), expected(one_side))
+    # a winter-to-winter year: one offset at both ends, a summer between them
+    year = np.sort(rng.integers(ns(2013, 1, 2), ns(2013, 12, 30), 2_000))
+    assert np.array_equal(local_days(year, zone), expected(year))
+    assert local_days(np.empty(0, np.int64), zone).shape == (0,)

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 _SYMBOL = pa.dictionary(pa.int32(), pa.string())
 _TRUE = pa.array(["1", "1.0", "true", "True", "TRUE", "t", "T", "yes", "Yes", "YES", "y", "Y"])
+_TRUE_CHARS = np.frombuffer(b"1tTyY", np.uint8)  # the one-character values of _TRUE
 
 Convert = Callable[[pa.Array], pa.Array]
 
@@ -195,6 +196,9 @@ def _text_or_null(arr: pa.Array | None, n: int) -> pa.Array:
     if arr is None:
         return pa.nulls(n, pa.string())
     arr = text(arr)
+    ends = _value_ends(arr)
+    if ends is not None and (np.diff(ends) > 0).all():  # no empty value: the column as it is
+        return arr
     empty = pc.equal(arr, "")
     if not pc.any(empty).as_py():
         return arr
@@ -206,7 +210,26 @@ def _flag(arr: pa.Array) -> pa.Array:
         return pc.fill_null(arr, False)
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
         return pc.fill_null(pc.not_equal(arr, 0), False)
-    return pc.fill_null(pc.is_in(text(arr), _TRUE), False)
+    arr = text(arr)
+    chars = _one_char_each(arr)
+    if chars is not None:  # a 0/1 column: its bytes are its values
+        return pa.array(np.isin(chars, _TRUE_CHARS))
+    return pc.fill_null(pc.is_in(arr, _TRUE), False)
+
+
+def _one_char_each(arr: pa.Array) -> np.ndarray | None:
+    """A text column's bytes when every value is one byte long and none is null."""
+    ends = _value_ends(arr)
+    if ends is None or ends[-1] - ends[0] != len(arr) or not (np.diff(ends) == 1).all():
+        return None
+    return np.frombuffer(arr.buffers()[2], np.uint8)[ends[0] : ends[-1]]
+
+
+def _value_ends(arr: pa.Array) -> np.ndarray | None:
+    """The offsets of a text column's values (n + 1), when it has values and no null."""
+    if arr.null_count or not pa.types.is_string(arr.type) or len(arr) == 0:
+        return None
+    return np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
 
 
 def _utf8(arr: pa.Array) -> pa.Array:

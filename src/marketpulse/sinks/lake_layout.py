@@ -293,7 +293,7 @@ def _codes(column: pa.ChunkedArray, key: str) -> tuple[list[str], np.ndarray]:
     if column.null_count:
         column = column.fill_null(UNKNOWN)
     first = column[0].as_py() if len(column) else None
-    if first is not None and len(column.unique()) == 1:
+    if first is not None and _all_equal(column, first):
         values = [first]  # one dataset (or timeframe) in the batch: the usual case, no encoding
         codes = np.zeros(len(column), np.int64)
         _check_name(first, key)
@@ -303,6 +303,13 @@ def _codes(column: pa.ChunkedArray, key: str) -> tuple[list[str], np.ndarray]:
     for value in values:
         _check_name(value, key)
     return values, encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _all_equal(column: pa.ChunkedArray, value: str) -> bool:
+    """Whether every row of a text column (without nulls) is ``value``; cheaper than unique()."""
+    import pyarrow.compute as pc  # a writer's: loaded by then
+
+    return bool(pc.all(pc.equal(column, value)).as_py())
 
 
 def _check_name(value: str, key: str) -> None:

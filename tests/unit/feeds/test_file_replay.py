@@ -217,3 +217,24 @@ def test_bars_with_vwap_and_trades(write_file):
     assert dead == []
     assert data.column("vwap").to_pylist() == [1.2, None]
     assert data.column("trades").to_pylist() == [7, 0]
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["0", "1", "t", "0", "Y", "n", "T", "y", "f", "1"],  # one character each
+        ["0", "true", "1", "no", "YES", "False", "yes", "0", "1.0", "x"],  # words
+        ["0", "1", "", "0", "é", "1", "t", "0", "y", "0"],  # an empty and a two-byte value
+    ],
+)
+def test_every_spelling_of_a_suspicious_flag_is_read_alike(write_file, flags):
+    rows = "".join(
+        f"2013-10-07T08:00:{i:02d}Z,SPY,{i + 1},1,P,,{flag}\n" for i, flag in enumerate(flags)
+    )
+    path = write_file("s.csv", "timestamp,symbol,price,size,exchange,condition,suspicious\n" + rows)
+    feed = FileReplay(path)
+    _, data, _ = read_all(feed)
+    true = {"1", "1.0", "true", "True", "TRUE", "t", "T", "yes", "Yes", "YES", "y", "Y"}
+    kept = [float(i + 1) for i, flag in enumerate(flags) if flag not in true]
+    assert data.column("price").to_pylist() == kept
+    assert feed.suspicious == len(flags) - len(kept)
