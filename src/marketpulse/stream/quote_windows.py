@@ -55,6 +55,10 @@ QUOTE_BAR_COLUMNS = (
 )  # fmt: skip
 
 _NEVER = np.int64(-(2**62))
+# _flow calls these once a trade or a quote: compiled without numba's runtime (they
+# allocate nothing), they skip its reference counts of their many array arguments
+# (see marketpulse.stream.windows)
+_helper = nb.njit(cache=True, nogil=True, _nrt=False)
 #: Quotes waiting for trades at most, per partition: beyond (a partition with quotes
 #: and no trade to reach them), the oldest are applied as if the watermark had passed.
 MAX_PENDING = 1_000_000
@@ -361,7 +365,7 @@ def _flow(sid, ts, price, size, flags, max_ts, floor, final, lateness, lengths, 
     return applied
 
 
-@nb.njit(cache=True, nogil=True)
+@_helper
 def _apply(until, applied, p_sid, p_ts, p_px, wm, r, r1, done, lateness, lengths, quote_ts,
            quote, start, acc, last, s_group, w_start, w_end, n_w, o_sid, o_int, o_start, o_end,
            o_count, out):  # fmt: skip
@@ -422,7 +426,7 @@ def _apply(until, applied, p_sid, p_ts, p_px, wm, r, r1, done, lateness, lengths
     return applied
 
 
-@nb.njit(cache=True, nogil=True)
+@_helper
 def _slot(j, s, q, b, start, acc, last):
     """Make slot ``q`` hold interval ``j``'s window of symbol ``s`` starting at ``b``."""
     if start[j, s, q] != b:
@@ -433,7 +437,7 @@ def _slot(j, s, q, b, start, acc, last):
         last[j, s, q, 1] = np.nan
 
 
-@nb.njit(cache=True, nogil=True)
+@_helper
 def _weigh(j, s, q, dt, bid, ask, acc, last):
     """Add a quote prevailing ``dt`` ns in a window."""
     w = float(dt)
@@ -444,7 +448,7 @@ def _weigh(j, s, q, dt, bid, ask, acc, last):
     last[j, s, q, 1] = ask
 
 
-@nb.njit(cache=True, nogil=True)
+@_helper
 def _finish(k, quote_ts, quote, start, acc, last, o_sid, o_int, o_start, o_end, o_count, out):
     """Set closed bar ``k``'s quote columns; the quote in force prevails to its end."""
     j = o_int[k]
