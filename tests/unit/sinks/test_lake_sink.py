@@ -503,3 +503,30 @@ def test_compression_is_a_choice(make_rows, tmp_path: Path) -> None:
     assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "LZ4"
     with pytest.raises(ValueError, match="compression"):
         LakeSink(tmp_path, compression="brotli-ish")
+
+
+def test_row_groups_written_ahead_start_their_writeback(make_rows, tmp_path: Path, monkeypatch):
+    advised: list[tuple[str, int]] = []
+
+    def advise(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((os.readlink(f"/proc/self/fd/{fd}"), advice))
+
+    monkeypatch.setattr(os, "posix_fadvise", advise)
+    with LakeSink(str(tmp_path), max_rows=100, row_group_rows=10) as sink:
+        sink.write("trades", make_rows("trades", 25))  # one row group, ahead of the flush
+        hidden = [path for path, _ in advised]
+        assert len(hidden) == 1 and advised[0][1] == os.POSIX_FADV_DONTNEED
+        assert Path(hidden[0]).exists() and Path(hidden[0]).name.startswith(".")
+    (published,) = (tmp_path / "trades").rglob("*.parquet")
+    assert pq.read_table(published).num_rows == 25
+
+
+def test_a_refused_writeback_advice_costs_nothing(make_rows, tmp_path: Path, monkeypatch):
+    def refuse(fd: int, offset: int, length: int, advice: int) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    with LakeSink(str(tmp_path), max_rows=100, row_group_rows=10) as sink:
+        sink.write("trades", make_rows("trades", 25))
+    (published,) = (tmp_path / "trades").rglob("*.parquet")
+    assert pq.read_table(published).num_rows == 25
