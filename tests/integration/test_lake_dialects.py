@@ -23,7 +23,7 @@ from sqlglot import exp
 
 from marketpulse.analytics import Lake
 from marketpulse.analytics.lake_admin import ATHENA_DDL_RESERVED, bars_with_indicators_select
-from marketpulse.sinks.lake import LAKE_SCHEMAS
+from marketpulse.sinks.lake_format import LAKE_SCHEMAS
 from marketpulse.sinks.lake_layout import partition_columns
 
 from .conftest import LEAN_TRADES, marketpulse

@@ -8,7 +8,7 @@ Layout (:mod:`.lake_layout` says why)::
 ``period`` is the UTC day of the row's event time
 (:data:`~marketpulse.sinks.base.TIME_COLUMNS`), or the first day of its decade
 for ``1d`` and longer timeframes. Partition values live only in the path:
-files hold the table's other columns (:data:`LAKE_SCHEMAS`), with event
+files hold the table's other columns (:data:`.lake_format.LAKE_SCHEMAS`), with event
 times as UTC timestamps (``timestamp[ns, UTC]``: the in-flight int64
 nanoseconds, cast without a copy), and readers such as DuckDB add
 ``dataset``, ``timeframe`` and ``period`` from the path. Rows with a null
@@ -51,12 +51,10 @@ from marketpulse.sinks.base import (
     SourceRange,
 )
 from marketpulse.sinks.lake_format import (
-    LAKE_SCHEMAS,
     PARQUET_COMPRESSION,
     PARQUET_COMPRESSIONS,
     SORT_KEYS,
     STATISTICS,
-    stable_order,
 )
 from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, indicator_row_schema, split
 from marketpulse.sinks.lake_location import LakeLocation
@@ -64,16 +62,7 @@ from marketpulse.sinks.lake_offsets import SOURCE_NAME, covered, remove_supersed
 from marketpulse.sinks.lake_segments import EarlierFiles, segment_name
 from marketpulse.sinks.lake_store import OpenFile, Staged, open_store
 
-__all__ = [
-    "LAKE_SCHEMAS",
-    "PARQUET_COMPRESSION",
-    "PARQUET_COMPRESSIONS",
-    "PERIOD",
-    "SORT_KEYS",
-    "SOURCE_NAME",
-    "LakeSink",
-    "stable_order",
-]
+__all__ = ["PERIOD", "SOURCE_NAME", "LakeSink"]
 
 logger = logging.getLogger(__name__)
 
@@ -411,7 +400,7 @@ class LakeSink(Sink):
     def _open(self, table: str, directory: str, schema: pa.Schema) -> OpenFile:
         """Start the hidden file of one partition directory of ``table``, of ``schema``.
 
-        The schema is the table's (:data:`LAKE_SCHEMAS`) but for ``indicators``,
+        The schema is the table's (:data:`.lake_format.LAKE_SCHEMAS`) but for ``indicators``,
         whose files hold the indicators their rows were declared with.
         """
         self.store.ensure_dir(directory)

@@ -45,7 +45,17 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from marketpulse.stream.windows import _CLOCK_FLOOR, ClosedBars, WindowState, _session_window
+from marketpulse.stream.windows import (
+    _CLOCK_FLOOR,
+    ClosedBars,
+    WindowState,
+    _kernel,
+    _session_window,
+)
+
+# _flow's helpers (_apply, _slot, _weigh, _finish), called once a trade or a quote, are
+# compiled as the window kernels are (``_kernel``): without numba's reference counts
+# of their array arguments
 
 __all__ = ["MAX_PENDING", "MAX_PENDING_SYMBOL", "QUOTE_BAR_COLUMNS", "QuoteBars", "QuoteState"]
 
@@ -55,10 +65,6 @@ QUOTE_BAR_COLUMNS = (
 )  # fmt: skip
 
 _NEVER = np.int64(-(2**62))
-# _flow calls these once a trade or a quote: compiled without numba's runtime (they
-# allocate nothing), they skip its reference counts of their many array arguments
-# (see marketpulse.stream.windows)
-_helper = nb.njit(cache=True, nogil=True, _nrt=False)
 #: Quotes waiting for trades at most, per partition: beyond (a partition with quotes
 #: and no trade to reach them), the oldest are applied as if the watermark had passed.
 MAX_PENDING = 1_000_000
@@ -365,7 +371,7 @@ def _flow(sid, ts, price, size, flags, max_ts, floor, final, lateness, lengths, 
     return applied
 
 
-@_helper
+@_kernel
 def _apply(until, applied, p_sid, p_ts, p_px, wm, r, r1, done, lateness, lengths, quote_ts,
            quote, start, acc, last, s_group, w_start, w_end, n_w, o_sid, o_int, o_start, o_end,
            o_count, out):  # fmt: skip
@@ -426,7 +432,7 @@ def _apply(until, applied, p_sid, p_ts, p_px, wm, r, r1, done, lateness, lengths
     return applied
 
 
-@_helper
+@_kernel
 def _slot(j, s, q, b, start, acc, last):
     """Make slot ``q`` hold interval ``j``'s window of symbol ``s`` starting at ``b``."""
     if start[j, s, q] != b:
@@ -437,7 +443,7 @@ def _slot(j, s, q, b, start, acc, last):
         last[j, s, q, 1] = np.nan
 
 
-@_helper
+@_kernel
 def _weigh(j, s, q, dt, bid, ask, acc, last):
     """Add a quote prevailing ``dt`` ns in a window."""
     w = float(dt)
@@ -448,7 +454,7 @@ def _weigh(j, s, q, dt, bid, ask, acc, last):
     last[j, s, q, 1] = ask
 
 
-@_helper
+@_kernel
 def _finish(k, quote_ts, quote, start, acc, last, o_sid, o_int, o_start, o_end, o_count, out):
     """Set closed bar ``k``'s quote columns; the quote in force prevails to its end."""
     j = o_int[k]

@@ -9,7 +9,7 @@ import pytest
 from marketpulse.analytics import AnalyticsError
 from marketpulse.analytics.lake_admin import external_table_ddl, lake_timeframes
 from marketpulse.sinks import LakeSink
-from marketpulse.sinks.lake import LAKE_SCHEMAS
+from marketpulse.sinks.lake_format import LAKE_SCHEMAS
 from marketpulse.sinks.lake_store import LocalStore
 
 

@@ -12,7 +12,7 @@ from marketpulse.models import STORED_TIME, TRADE_SCHEMA
 from marketpulse.sinks import TABLES, LakeSink, Sink, SourceRange
 from marketpulse.sinks import lake as sink_module
 from marketpulse.sinks import lake_store as lake_module
-from marketpulse.sinks.lake import LAKE_SCHEMAS
+from marketpulse.sinks.lake_format import LAKE_SCHEMAS
 
 MIDNIGHT = 1_699_920_000 * 1_000_000_000  # 2023-11-14 00:00:00 UTC
 NS_PER_S = 1_000_000_000
