@@ -43,6 +43,7 @@ from marketpulse.serve.api_schemas import (
 )
 from marketpulse.serve.auth import TokenGuard
 from marketpulse.serve.broadcast import Broadcast
+from marketpulse.serve.heavy import BUSY_RESPONSE, HeavyGate, rows_response
 from marketpulse.serve.lake_data import LakeData
 from marketpulse.serve.market import MarketSource
 from marketpulse.serve.openapi30 import as_openapi_30
@@ -98,6 +99,19 @@ def _rows(row: dict[str, Any], description: str) -> dict[int | str, dict[str, An
     return {200: {**array_of(row, description), "headers": _DATASET_HEADERS}}
 
 
+def _heavy_rows(row: dict[str, Any], description: str) -> dict[int | str, dict[str, Any]]:
+    """The documented answers of a history route: its rows, or 503 while it is busy."""
+    return {**_rows(row, description), **BUSY_RESPONSE}
+
+
+#: What the description of each history route says of its limits.
+_HEAVY_NOTE = (
+    "\n\nA few such requests (bars, indicators, alerts) are answered at a time and a few "
+    "more wait their turn; beyond those the answer is 503 with a `Retry-After` header "
+    "(seconds), and nothing was read. Large answers are streamed."
+)
+
+
 def plotly_js() -> Path:
     """Return the path of ``plotly.min.js`` inside the installed ``plotly`` package."""
     return Path(str(files("plotly") / "package_data" / "plotly.min.js"))
@@ -133,6 +147,19 @@ def create_app(
     app.add_exception_handler(MarketPulseError, _lake_unreadable)
     clients = Clients()
     broadcast = Broadcast(source, settings.updates_per_s)
+    gate = HeavyGate(settings.heavy)
+
+    def heavy(read: Any, dataset: str | None, *args: Any) -> Response:
+        """Answer ``read(dataset, *args)``'s rows in a turn of the gate (503 when it is full)."""
+        if dataset is None:
+            return JSONResponse([])
+        gate.enter()  # waits for a turn, or raises the 503
+        try:
+            table = read(dataset, *args)
+        except BaseException:
+            gate.leave()
+            raise
+        return rows_response(table, gate, {DATASET_HEADER: dataset})
 
     def default_dataset() -> tuple[str | None, str]:
         """Return the default dataset and why it is the default."""
@@ -234,7 +261,9 @@ def create_app(
         """List the bar timeframes of one dataset, shortest first."""
         return [] if dataset is None else lake.timeframes(dataset)
 
-    @app.get("/api/bars", tags=["history"], responses=_rows(BAR_ROW, "The bars."))
+    @app.get("/api/bars", tags=["history"], responses=_heavy_rows(BAR_ROW, "The bars."),
+             description="Return one symbol's bars of one timeframe and dataset, oldest first."
+             + _HEAVY_NOTE)  # fmt: skip
     def bars(
         symbol: str = Query(..., description="Ticker symbol."),
         timeframe: str = Query("1m", description=_TIMEFRAME_HELP),
@@ -242,12 +271,16 @@ def create_app(
         end: str | None = Query(None, description="Bars starting before. " + _TIME_HELP),
         limit: int = Query(1000, ge=1, le=100_000, description="Most bars (the latest)."),
         dataset: str | None = reading,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """Return one symbol's bars of one timeframe and dataset, oldest first."""
         args = _series_args(symbol, timeframe, start, end)
-        return [] if dataset is None else lake.bars(dataset, *args, limit)
+        return heavy(lake.bars_table, dataset, *args, limit)
 
-    @app.get("/api/indicators", tags=["history"], responses=_rows(INDICATOR_ROW, "The rows."))
+    @app.get("/api/indicators", tags=["history"],
+             responses=_heavy_rows(INDICATOR_ROW, "The rows."),
+             description="Return one symbol's indicator rows, oldest first (null: warming up)."
+             "\n\nA row has the key of its bar (`bar_start`), so it joins `/api/bars` exactly."
+             + _HEAVY_NOTE)  # fmt: skip
     def indicators(
         symbol: str = Query(..., description="Ticker symbol."),
         timeframe: str = Query("1m", description=_TIMEFRAME_HELP),
@@ -257,15 +290,17 @@ def create_app(
         end: str | None = Query(None, description="Rows of bars starting before. " + _TIME_HELP),
         limit: int = Query(1000, ge=1, le=100_000, description="Most rows (the latest)."),
         dataset: str | None = reading,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """Return one symbol's indicator rows, oldest first (null: warming up).
 
         A row has the key of its bar (``bar_start``), so it joins ``/api/bars`` exactly.
         """
         args = _series_args(symbol, timeframe, start, end)
-        return [] if dataset is None else lake.indicators(dataset, *args, limit)
+        return heavy(lake.indicators_table, dataset, *args, limit)
 
-    @app.get("/api/alerts", tags=["history"], responses=_rows(ALERT_ROW, "The alerts."))
+    @app.get("/api/alerts", tags=["history"], responses=_heavy_rows(ALERT_ROW, "The alerts."),
+             description="Return one dataset's latest alerts, newest first; `details` holds "
+             "what the rule saw." + _HEAVY_NOTE)  # fmt: skip
     def alerts(
         symbol: str | None = Query(None, description="Only this symbol."),
         rule: str | None = Query(None, description="Only this rule."),
@@ -276,15 +311,11 @@ def create_app(
         end: str | None = Query(None, description="Alerts whose bar ended before. " + _TIME_HELP),
         limit: int = Query(200, ge=1, le=100_000, description="Most alerts (the latest)."),
         dataset: str | None = reading,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """Return one dataset's latest alerts, newest first; ``details`` holds what the rule saw."""
         check_symbol(symbol)
-        if dataset is None:
-            return []
-        return lake.alerts(
-            dataset, symbol, rule, severity, parse_time(start, "start"), parse_time(end, "end"),
-            limit,
-        )  # fmt: skip
+        times = parse_time(start, "start"), parse_time(end, "end")
+        return heavy(lake.alerts_table, dataset, symbol, rule, severity, *times, limit)
 
     track_records: list[Any] = []  # made on first use: a backtest loads the kernels
 

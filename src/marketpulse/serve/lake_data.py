@@ -204,6 +204,18 @@ class LakeData:
         limit: int,
     ) -> list[dict[str, Any]]:
         """Return the latest ``limit`` bars of one series starting in [start, end), oldest first."""
+        return to_records(self.bars_table(dataset, symbol, timeframe, start, end, limit))
+
+    def bars_table(
+        self,
+        dataset: str,
+        symbol: str,
+        timeframe: str,
+        start: int | None,
+        end: int | None,
+        limit: int,
+    ) -> pa.Table:
+        """Return the rows of :meth:`bars` as the lake's Arrow table (times as timestamps)."""
         return self._series("bars", BAR_TABLE_SCHEMA.names, dataset, symbol, timeframe, start, end,
                             limit)  # fmt: skip
 
@@ -221,6 +233,18 @@ class LakeData:
         A row has the bar's key and close, the series' indicator columns (see
         :meth:`indicator_columns`) and its dataset.
         """
+        return to_records(self.indicators_table(dataset, symbol, timeframe, start, end, limit))
+
+    def indicators_table(
+        self,
+        dataset: str,
+        symbol: str,
+        timeframe: str,
+        start: int | None,
+        end: int | None,
+        limit: int,
+    ) -> pa.Table:
+        """Return the rows of :meth:`indicators` as the lake's Arrow table."""
         columns = [*INDICATOR_KEY_COLUMNS, *self.indicator_columns(dataset, timeframe), "dataset"]
         return self._series("indicators", columns, dataset, symbol, timeframe, start, end, limit)
 
@@ -270,7 +294,7 @@ class LakeData:
         start: int | None,
         end: int | None,
         limit: int,
-    ) -> list[dict[str, Any]]:
+    ) -> pa.Table:
         where = ["dataset = ?", "symbol = ?", "timeframe = ?"]
         params: list[Any] = [dataset, symbol, timeframe]
         if start is not None:
@@ -288,7 +312,7 @@ class LakeData:
             "QUALIFY row_number() OVER (PARTITION BY bar_start) = 1 "
             "ORDER BY bar_start DESC LIMIT ?) ORDER BY bar_start"
         )
-        return to_records(self._query(sql, params))
+        return self._query(sql, params)
 
     def alerts(
         self,
@@ -304,6 +328,19 @@ class LakeData:
 
         ``start`` and ``end`` bound the end of the alert's bar (when it fired).
         """
+        return to_records(self.alerts_table(dataset, symbol, rule, severity, start, end, limit))
+
+    def alerts_table(
+        self,
+        dataset: str,
+        symbol: str | None,
+        rule: str | None,
+        severity: str | None,
+        start: int | None,
+        end: int | None,
+        limit: int,
+    ) -> pa.Table:
+        """Return the rows of :meth:`alerts` as the lake's Arrow table."""
         where, params = ["dataset = ?"], [dataset]
         for column, value in (("symbol", symbol), ("rule", rule), ("severity", severity)):
             if value is not None:
@@ -320,7 +357,7 @@ class LakeData:
             f"SELECT {', '.join(ALERT_SCHEMA.names)} FROM alerts "
             f"WHERE {' AND '.join(where)} ORDER BY bar_end DESC, id LIMIT ?"
         )
-        return to_records(self._query(sql, params))
+        return self._query(sql, params)
 
     def dead_letters(self, dataset: str, limit: int) -> list[dict[str, Any]]:
         """Return a dataset's latest ``limit`` dead letters (reason, error, where), newest first."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from marketpulse.config import Secret
 from marketpulse.serve.exceptions import ServeError
+from marketpulse.serve.heavy import HeavyLimits
 
 if TYPE_CHECKING:
     from marketpulse.alerts import Rule
@@ -31,6 +32,8 @@ class ServeSettings:
         rules: the alert rules the alerts page's track record backtests (default:
             the built-in rules).
         indicators: the declared indicators those rules read (default: the default set).
+        heavy: how many history requests (bars, indicators, alerts) are read and sent at
+            once, and how many more may wait; others are answered 503 with Retry-After.
 
     Raises:
         ServeError: a non-loopback host without a token, or a bad number.
@@ -43,6 +46,7 @@ class ServeSettings:
     send_timeout_s: float = 10.0
     rules: tuple[Rule, ...] | None = None
     indicators: DeclaredSet | None = None
+    heavy: HeavyLimits = HeavyLimits()
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS and not self.token:
