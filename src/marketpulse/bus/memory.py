@@ -31,6 +31,9 @@ offsets and costs one list append.
   output rows as they are, alerts and dead letters as ``alerts`` and ``dlq``
   rows, key/value records (``state``) as a table of ``key`` and ``value``
   binary columns, which :meth:`MemoryBus.read_partition` reads back.
+* A topic created with ``cleanup.policy=compact`` (``state``) keeps the latest
+  value of each key (:mod:`marketpulse.bus.memory_compaction`), as Kafka's log
+  cleaner does; other topics drop what every reading group has committed.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from marketpulse.bus.base import (
     TransactionalProducer,
     partition_for,
 )
+from marketpulse.bus.memory_compaction import COMPACT_MIN_ROWS, compact, compacted_topics
 from marketpulse.exceptions import BusError
 
 if TYPE_CHECKING:
@@ -74,13 +78,18 @@ logger = logging.getLogger(__name__)
 class _Partition:
     """One partition's log: the segments still held, oldest first.
 
-    Readers iterate ``segments`` without the bus lock: a trim therefore never
-    changes a list in place but replaces it with a shorter one, so that a
-    reader keeps a consistent (if slightly stale) list; appends only extend.
+    Readers iterate ``segments`` without the bus lock: a trim or a compaction
+    therefore never changes a list in place but replaces it with a shorter one,
+    so that a reader keeps a consistent (if slightly stale) list; appends only
+    extend. A ``compacted`` partition keeps each key's latest value instead of
+    dropping what its readers committed; ``kept`` is the records its last
+    compaction kept.
     """
 
     segments: list[tuple[int, str, pa.RecordBatch | pa.Table, float]] = field(default_factory=list)
     end_offset: int = 0
+    compacted: bool = False
+    kept: int = 0
 
     @property
     def start_offset(self) -> int:
@@ -107,7 +116,8 @@ class MemoryBus(Bus):
 
     Args:
         retain: keep consumed segments (for tests); by default a segment is
-            dropped once every group that reads its topic has committed past it.
+            dropped once every group that reads its topic has committed past it,
+            and a compacted topic keeps the latest value of each key.
         hold_rows: records a partition holds for its readers at most before a
             producer outside transactions waits for them (unbounded with ``retain``).
     """
@@ -128,13 +138,17 @@ class MemoryBus(Bus):
     def create_topics(self, names: Sequence[str], partitions: int = 1, **options: Any) -> list[str]:
         """Create topics that do not exist yet; return the names created.
 
-        ``options`` (Kafka's replication and topic configs) mean nothing here.
+        Of ``options`` (Kafka's replication and topic configs), a topic's
+        ``cleanup.policy`` of ``compact`` alone means something here.
         """
         created = []
+        compacted = compacted_topics(list(names), options.get("configs"))
         with self._lock:
             for name in names:
                 if name not in self._topics:
-                    self._topics[name] = [_Partition() for _ in range(partitions)]
+                    self._topics[name] = [
+                        _Partition(compacted=name in compacted) for _ in range(partitions)
+                    ]
                     created.append(name)
         return created
 
@@ -253,7 +267,24 @@ class MemoryBus(Bus):
         part = self._partitions(topic)[partition]
         part.segments.append((part.end_offset, kind, data, time.time()))
         part.end_offset += data.num_rows
+        if (
+            part.compacted
+            and not self._retain
+            and part.end_offset - part.start_offset >= 2 * part.kept + COMPACT_MIN_ROWS
+        ):
+            self._compact(topic, part)
         self._changed.notify_all()
+
+    def _compact(self, topic: str, part: _Partition) -> None:
+        segments = compact(part.segments, part.end_offset)
+        if segments is None:
+            # rows other than key/value records have no key to compact by: held as
+            # Kafka would hold them, the compaction put off as far again
+            part.kept = part.end_offset - part.start_offset
+            logger.debug("%s: records without keys, not compacted", topic)
+            return
+        part.segments = segments  # a new list: readers iterate the old one
+        part.kept = part.end_offset - part.start_offset
 
     def _commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         with self._lock:
@@ -263,7 +294,9 @@ class MemoryBus(Bus):
         self._committed.setdefault(group, {}).update(offsets)
         if not self._retain:
             for tp in offsets:
-                self._trim(tp)
+                # a compacted topic's records outlive its readers' commits (state restores)
+                if not self._topics[tp.topic][tp.partition].compacted:
+                    self._trim(tp)
         self._changed.notify_all()
 
     def _trim(self, tp: TopicPartition) -> None:
@@ -593,6 +626,8 @@ class _MemoryConsumer(Consumer):
                 end = first + data.num_rows
                 if end <= position:
                     continue
+                # records before the oldest held were compacted away: read on from it
+                position = max(position, first)
                 start = position - first
                 take = min(data.num_rows - start, budget)
                 piece = data.slice(start, take) if (start or take < data.num_rows) else data
