@@ -4,7 +4,18 @@ The input (a file, or the trades of one dataset of the lake) goes through the
 same :class:`~marketpulse.stream.Processor` as the live path, in large
 batches and in arrival order, so the rows are identical to those a replay
 produces. The result replaces that dataset's bars, indicators and alerts,
-every one of them; other datasets are left alone.
+every one of them, a partition at a time (:mod:`marketpulse.sinks.lake_replace`);
+other datasets are left alone. The backfill holds the dataset's lock
+meanwhile (:class:`~marketpulse.sinks.lake_lock.DatasetLock`), so a replay
+or another backfill of it waits, and whichever ends last decides the rows.
+
+Its files are named after the input, as a replay's
+(:mod:`marketpulse.sinks.lake_segments`): a file's identity with the options
+that shape the rows (:func:`~marketpulse.stream.identity.output_origin`, the
+replay's own), or the input of the lake's trades read (the replay that stored
+them, named in their files). A replay of that input run later replaces them
+as it replaces its own files, so any sequence of replays and backfills of an
+input leaves one copy of each row.
 """
 
 from __future__ import annotations
@@ -24,9 +35,13 @@ from marketpulse.exceptions import InputError
 from marketpulse.feeds.base import Feed
 from marketpulse.feeds.dataset import check_dataset, feed_dataset
 from marketpulse.models import TRADE_SCHEMA
-from marketpulse.sinks import LakeSink
 from marketpulse.sinks.lake_location import LakeLocation
+from marketpulse.sinks.lake_lock import DatasetLock
+from marketpulse.sinks.lake_replace import InputLines, replace_dataset
+from marketpulse.sinks.lake_segments import FILE_NAME
+from marketpulse.sinks.lake_store import open_store
 from marketpulse.stream import Output, Processor, ProcessorSettings
+from marketpulse.stream.identity import output_origin
 from marketpulse.stream.output import alerts_table
 
 __all__ = ["BackfillResult", "backfill", "lake_datasets", "lake_trades"]
@@ -139,25 +154,33 @@ def backfill(
             it; none was given and the lake holds several datasets (named).
         OldLayoutError: ``lake`` is in the layout of an earlier MarketPulse.
     """
-    sink = LakeSink(lake)  # refuses a lake of an earlier layout before anything is read
-    try:
-        if dataset is not None:
-            check_dataset(dataset)
-        if isinstance(source, str | Path | LakeLocation):
-            location = LakeLocation.of(source)
-            dataset = _lake_dataset(location, dataset)
-            batches: Iterator[tuple[str, pa.RecordBatch | list]] = lake_trades(location, dataset)
-            name = f"lake {location}"
-        else:
-            dataset = dataset or feed_dataset(source)
-            batches = _feed_batches(source, progress)
-            name = source.name
-        settings = replace(settings or ProcessorSettings(), dataset=dataset)
+    target = open_store(lake).location  # refuses a lake of an earlier layout before any read
+    if dataset is not None:
+        check_dataset(dataset)
+    lake_source = LakeLocation.of(source) if isinstance(source, str | Path | LakeLocation) else None
+    if lake_source is not None:
+        dataset = _lake_dataset(lake_source, dataset)
+        name = f"lake {lake_source}"
+    else:
+        assert not isinstance(source, str | Path | LakeLocation)
+        dataset = dataset or feed_dataset(source)
+        name = source.name
+    settings = replace(settings or ProcessorSettings(), dataset=dataset)
+    with DatasetLock(target, dataset, exclusive=True, holder=f"backfill of {name}"):
+        seen = _Lines()
+        batches: Iterator[tuple[str, pa.RecordBatch | list]] = (
+            lake_trades(lake_source, dataset) if lake_source is not None
+            else _feed_batches(source, progress, seen)  # type: ignore[arg-type]
+        )  # fmt: skip
         out, ticks = _process(Processor(settings, rules), batches, name)
+        lines = (
+            _lake_input(lake_source, dataset) if lake_source is not None
+            else seen.of(source, settings, rules or [])  # type: ignore[arg-type]
+        )  # fmt: skip
         rejected = sum(1 for d in out.dead if d.reason != "late")
-        _replace(sink, out, dataset)
-    finally:
-        sink.close()
+        tables = {"bars": out.bars, "indicators": out.indicators,
+                  "alerts": alerts_table(out.alerts, dataset)}  # fmt: skip
+        replace_dataset(target, dataset, tables, lines)
     # the figures once: the caller shows them (the backfill command's summary)
     logger.debug("backfill of %s (dataset %s): %d ticks → %d bars", name, dataset, ticks,
                  out.bars.num_rows)  # fmt: skip
@@ -189,10 +212,11 @@ def _process(
 
 
 def _feed_batches(
-    feed: Feed, progress: Callable[[int, int | None], None] | None
+    feed: Feed, progress: Callable[[int, int | None], None] | None, seen: _Lines
 ) -> Iterator[tuple[str, pa.RecordBatch | list]]:
     try:
         for batch in feed.batches():
+            seen.add(batch.data, batch.dead)
             if batch.dead:
                 yield "dead", batch.dead
             yield batch.kind, batch.data
@@ -202,20 +226,36 @@ def _feed_batches(
         feed.close()
 
 
-def _replace(sink: LakeSink, out: Output, dataset: str) -> None:
-    """Write the outputs, then remove the dataset's files written before them."""
-    location = sink.location
-    folders = [f"{table}/dataset={dataset}" for table in _TABLES]
-    before = {f for folder in folders for f in location.files(folder, ".parquet")}
-    for table, data in (
-        ("bars", out.bars),
-        ("indicators", out.indicators),
-        ("alerts", alerts_table(out.alerts, dataset)),
-    ):
-        if data.num_rows:
-            sink.write(table, data)
-    sink.flush()
-    for old in before:
-        location.delete_file(old)
-    for folder in folders:  # partitions left empty
-        location.delete_empty_directories(folder)
+class _Lines:
+    """The last input line a feed gave (its rows' and its dead letters')."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def add(self, data: pa.RecordBatch, dead: list) -> None:
+        if data.num_rows and "line" in data.schema.names:
+            self.last = max(self.last, pc.max(data.column("line")).as_py() or 0)
+        self.last = max([self.last, *(d.line or 0 for d in dead)])
+
+    def of(self, feed: Feed, settings: ProcessorSettings, rules: list[Rule]) -> InputLines | None:
+        """The input of a feed's rows, as a replay of it names its files (``None``: none)."""
+        identity = getattr(feed, "identity", None)
+        if identity is None or self.last < 1:
+            return None
+        return InputLines(output_origin(identity(), settings, rules), 1, self.last)
+
+
+def _lake_input(location: LakeLocation, dataset: str) -> InputLines | None:
+    """The input whose replay stored the dataset's trades, when they come from one alone.
+
+    Its files name it (``part-f<origin>-<first>-<last>``); trades of several
+    inputs, of a simulated or live market or from Kafka have no single one.
+    """
+    files = location.glob(f"trades/dataset={dataset}/*/*.parquet")
+    found = [FILE_NAME.fullmatch(f.rpartition("/")[2]) for f in files]
+    origins = {m.group(1) if m else None for m in found}
+    if len(origins) != 1 or None in origins:
+        return None
+    first = min(int(m.group(2)) for m in found if m)
+    last = max(int(m.group(3)) for m in found if m)
+    return InputLines(origins.pop(), first, last)

@@ -18,7 +18,6 @@ reader in between may see rows twice; compact S3 lakes when nobody reads.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import shutil
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 
 from marketpulse.analytics.exceptions import AnalyticsError
 from marketpulse.models import BAR_QUOTE_COLUMNS
+from marketpulse.sinks.exceptions import SinkError
 from marketpulse.sinks.lake_format import (
     LAKE_SCHEMAS,
     PARQUET_COMPRESSION,
@@ -43,7 +43,7 @@ from marketpulse.sinks.lake_format import (
 from marketpulse.sinks.lake_layout import PERIOD, partition_columns, partitions
 from marketpulse.sinks.lake_offsets import SOURCE_NAME
 from marketpulse.sinks.lake_segments import FILE_NAME
-from marketpulse.sinks.lake_store import LocalStore, Staged, Store
+from marketpulse.sinks.lake_store import LocalStore, Staged, Store, exchange_directories
 
 __all__ = [
     "ATHENA_DDL_RESERVED",
@@ -58,9 +58,7 @@ __all__ = [
 
 _HIVE_TYPES = {pa.string(): "string", pa.binary(): "binary", pa.int32(): "int",
                pa.int64(): "bigint", pa.float64(): "double", pa.date32(): "date"}  # fmt: skip
-_RENAME_EXCHANGE = 2
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lake-admin")  # I/O-bound reads
-_AT_FDCWD = -100
 
 
 def _parquet_names(store: Store, directory: str) -> dict[str, int]:
@@ -245,19 +243,10 @@ def _swap_local(store: LocalStore, directory: str, merged: dict[str, pa.Table]) 
 
 
 def _exchange(a: Path, b: Path) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        raise AnalyticsError("lake compact needs renameat2 (Linux, glibc 2.28 or later)")
-    code = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if code != 0:
-        errno = ctypes.get_errno()
-        raise AnalyticsError(f"cannot swap {b} with its compacted copy: {os.strerror(errno)}")
-    fd = os.open(b.parent, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        exchange_directories(a, b)
+    except SinkError as exc:
+        raise AnalyticsError(f"lake compact: {exc}") from None
 
 
 def external_table_ddl(

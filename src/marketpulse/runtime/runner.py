@@ -51,6 +51,7 @@ from marketpulse.runtime.service_figures import batch_time
 from marketpulse.runtime.sink import SINK_BATCH, SinkOptions, SinkService
 from marketpulse.sinks import LakeSink, Sink
 from marketpulse.sinks.lake_location import LakeLocation
+from marketpulse.sinks.lake_lock import DatasetLock
 from marketpulse.stream import Output, Processor, ProcessorSettings
 
 __all__ = ["LAKE_FILE_ROWS", "Runner", "RunnerOptions"]
@@ -165,13 +166,43 @@ class Runner:
         self._dlq_producer: Producer | None = None
 
     def run(self, stop: threading.Event | None = None) -> MetricsSnapshot:
-        """Run until the feed ends, ``duration`` passes or ``stop`` is set; drain; report."""
+        """Run until the feed ends, ``duration`` passes or ``stop`` is set; drain; report.
+
+        The run holds its dataset's lock of the lake meanwhile
+        (:class:`~marketpulse.sinks.lake_lock.DatasetLock`), alone when it
+        replays a file (it replaces what an earlier replay stored), so it waits
+        for a command replacing the same dataset to end first.
+        """
         stop = stop or threading.Event()
         opts = self.options
-        self._create_topics()
         # offsets name the lake's files where a rerun reads them again; elsewhere
         # (the in-memory bus) a replay's segments do
         origin = None if self.bus.durable else input_origin(self.feed, opts.processor, opts.rules)
+        self._sinks = opts.sinks or (LakeSink(opts.lake, max_rows=LAKE_FILE_ROWS),)
+        lock = self._dataset_lock(replaces=origin is not None)
+        if lock is not None and not lock.acquire(stop.is_set):
+            for sink in self._sinks:  # stopped while waiting: nothing was written
+                sink.close()
+            return self.metrics.snapshot()
+        if lock is not None and lock.waited:
+            self.metrics.start_clock()  # the rates are the run's, not the wait's
+        try:
+            return self._run(stop, origin)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _dataset_lock(self, replaces: bool) -> DatasetLock | None:
+        """The lock of the run's dataset in the lake it writes (``None``: it writes no lake)."""
+        lake = next((s.location for s in self._sinks if isinstance(s, LakeSink)), None)
+        if lake is None:
+            return None
+        what = f"{'replay' if replaces else 'run'} {self.feed.name}"
+        return DatasetLock(lake, self.options.processor.dataset, exclusive=replaces, holder=what)
+
+    def _run(self, stop: threading.Event, origin: str | None) -> MetricsSnapshot:
+        opts = self.options
+        self._create_topics()
         # windows close by processing time only where the input keeps to the clock: a
         # replay at full speed that stalls (a loaded machine) gives the bars of one that
         # does not
@@ -190,7 +221,6 @@ class Runner:
                            close_idle=clocked, **asdict(opts.process)),
             process_stop, self._processed,
         )  # fmt: skip
-        self._sinks = opts.sinks or (LakeSink(opts.lake, max_rows=LAKE_FILE_ROWS),)
         sinks = [
             SinkService(
                 self.bus,

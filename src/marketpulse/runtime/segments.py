@@ -26,19 +26,17 @@ the lake replaces their files by the lines they overlap instead of by name.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import msgspec
 import numpy as np
 import pyarrow as pa
 
 from marketpulse.alerts import Rule
 from marketpulse.feeds.base import Feed, FeedBatch
-from marketpulse.indicators import DEFAULT
 from marketpulse.stream import ProcessorSettings
+from marketpulse.stream.identity import output_origin
 
 __all__ = [
     "MARK_KIND",
@@ -102,37 +100,13 @@ def input_origin(feed: Feed, processor: ProcessorSettings, rules: list[Rule]) ->
     """The identity of a replay's input and of the options that shape its rows (16 hex digits).
 
     ``None`` for a feed without one (a simulated or live market: no two runs
-    read the same input).
+    read the same input). ``backfill --file`` names its files by the same
+    identity (:func:`~marketpulse.stream.identity.output_origin`).
     """
     identity = getattr(feed, "identity", None)
     if identity is None:
         return None
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(identity().encode())
-    digest.update(repr(processor).encode())
-    # options added later change the identity only when used: lakes written before keep theirs
-    if processor.indicators != DEFAULT:
-        digest.update(processor.indicators.text.encode())
-    if processor.fill_gaps:
-        digest.update(b"fill_gaps")
-    if processor.conditions != "none":
-        digest.update(f"conditions={processor.conditions}".encode())
-    digest.update(msgspec.json.encode([_as_before(rule) for rule in rules]))
-    digest.update(b"trades")  # trades were optional once: lakes written then keep their origin
-    return digest.hexdigest()
-
-
-#: Rule fields added later, with the default that leaves a rule as it was: a rule
-#: with that value is encoded without the field, so its identity stays what it was.
-_LATER_RULE_FIELDS = {"column": ("rsi_14", "macd"), "bands": ("bb",), "average": ("volume_sma_20",)}
-
-
-def _as_before(rule: Rule) -> dict:
-    fields = msgspec.to_builtins(rule)
-    for name, defaults in _LATER_RULE_FIELDS.items():
-        if fields.get(name) in defaults and fields.get("type") != "cross":
-            del fields[name]
-    return fields
+    return output_origin(identity(), processor, rules)
 
 
 class Segments:

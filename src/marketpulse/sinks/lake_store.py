@@ -23,6 +23,7 @@ times) is recognised: :class:`OldLayoutError` says how to convert it.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import itertools
 import logging
@@ -41,6 +42,7 @@ from marketpulse.sinks.lake_location import LakeLocation, LakeLocationError
 
 __all__ = [
     "TEMPORARY_NAME",
+    "exchange_directories",
     "LocalStore",
     "OldLayoutError",
     "OpenFile",
@@ -56,6 +58,9 @@ logger = logging.getLogger(__name__)
 #: (a file written row group by row group) and ``.<name>.<pid>.tmp`` (a staged file).
 TEMPORARY_NAME = re.compile(r"\.(?:part-(\d+)-\d+|.+\.(\d+))\.tmp")
 
+#: ``renameat2``'s flag that swaps two paths, and its "relative to the working directory".
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
 #: Up to this many files per commit are fsynced one by one; beyond, one os.sync().
 _SYNC_EACH_UP_TO = 16
 _open_files = itertools.count()
@@ -445,3 +450,22 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def exchange_directories(a: Path, b: Path) -> None:
+    """Swap two directories in one atomic step (``renameat2(RENAME_EXCHANGE)``), durably.
+
+    A reader listing ``b`` sees either its old files or ``a``'s, never both,
+    never neither (Linux, glibc 2.28 or later).
+
+    Raises:
+        SinkError: the system cannot swap paths, or refused this swap.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        raise SinkError("swapping lake partitions needs renameat2 (Linux, glibc 2.28 or later)")
+    code = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if code != 0:
+        raise SinkError(f"cannot swap {b} with its new copy: {os.strerror(ctypes.get_errno())}")
+    _fsync(b.parent)

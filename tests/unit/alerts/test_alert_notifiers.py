@@ -76,3 +76,15 @@ def test_a_last_line_cut_short_by_a_crash_is_replaced(tmp_path):
         rerun.notify([alert(1), alert(2)])
     lines = path.read_bytes().splitlines()
     assert [msgspec.json.decode(line, type=Alert) for line in lines] == [alert(1), alert(2)]
+
+
+def test_writers_of_one_file_at_once_leave_each_alert_once(tmp_path):
+    # two replays of one file at once: each reads what the other appended before appending
+    path = tmp_path / "alerts.jsonl"
+    with JsonLinesNotifier(path) as one, JsonLinesNotifier(path) as other:
+        one.notify([alert(1), alert(2)])
+        other.notify([alert(1), alert(2), alert(3)])
+        one.notify([alert(3), alert(4)])
+        other.notify([alert(4), alert(5)])
+    ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    assert ids == [alert(i).id for i in (1, 2, 3, 4, 5)]
