@@ -347,7 +347,8 @@ class Consumer(ABC):
 
         Args:
             cached: from the end offsets the consumer already knows (no request:
-                cheap enough for the hot path, maybe a moment stale).
+                cheap enough for the hot path, maybe a moment stale); a partition
+                whose end or position the consumer does not know yet is left out.
             resumed: the offset reading resumed from (the committed offset), per
                 partition where the caller knows it: for a partition whose
                 position the consumer does not know yet (Kafka's, before it
@@ -419,7 +420,10 @@ class Bus(ABC):
     ) -> dict[bytes, bytes]:
         """Read a partition of key/value records to its end: the latest value per key.
 
-        Committed records only; a ``None`` value deletes its key.
+        Committed records only; a ``None`` value deletes its key. Every
+        transaction open on the partition at the call ends first (the broker
+        aborts a crashed producer's after its timeout): a read stopped at it
+        would miss what was committed after it.
 
         Raises:
             BusError: the end was not reached within ``timeout`` seconds.

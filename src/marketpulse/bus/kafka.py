@@ -135,8 +135,9 @@ class KafkaBus(Bus):
         self._admin: AdminClient | None = None
         #: errors the admin client reported (read by :meth:`check`)
         self._admin_errors: deque[ck.KafkaError] = deque(maxlen=64)
-        #: readers of :meth:`read_partition` not in use (one per concurrent caller at most)
-        self._readers: list[ck.Consumer] = []
+        #: readers of :meth:`read_partition` not in use (one per concurrent caller at most),
+        #: each a read_committed client and a read_uncommitted one (for the high watermark)
+        self._readers: list[tuple[ck.Consumer, ck.Consumer]] = []
         self._readers_lock = threading.Lock()
 
     def __str__(self) -> str:
@@ -365,24 +366,28 @@ class KafkaBus(Bus):
     ) -> dict[bytes, bytes]:
         """Read a compacted partition to its end (see :func:`read_partition`).
 
-        A :meth:`reader` made for it is kept for the next call, until :meth:`close`.
+        Every transaction open on the partition at the call has ended first
+        (committed or aborted), so what is read is all that was committed
+        before the call. :meth:`reader` clients made for it are kept for the
+        next call, until :meth:`close`.
         """
         with self._readers_lock:
-            reader = self._readers.pop() if self._readers else None
-        if reader is None:
-            reader = self.reader()
+            pair = self._readers.pop() if self._readers else None
+        if pair is None:
+            pair = (self.reader(), self.reader(**{"isolation.level": "read_uncommitted"}))
         try:
-            return read_partition(reader, topic, partition, timeout)
+            return read_partition(pair[0], topic, partition, timeout, uncommitted=pair[1])
         finally:
             with self._readers_lock:
-                self._readers.append(reader)
+                self._readers.append(pair)
 
     def close(self) -> None:
         """Close the readers :meth:`read_partition` kept."""
         with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for reader in readers:
-            reader.close()
+            pairs, self._readers = self._readers, []
+        for pair in pairs:
+            for reader in pair:
+                reader.close()
 
     def _producer_config(
         self, compression: str, linger_ms: float, overrides: dict[str, Any]

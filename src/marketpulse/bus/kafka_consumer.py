@@ -245,7 +245,8 @@ class KafkaConsumer(Consumer):
 
         Args:
             cached: use the end offsets the last fetches brought (no request to
-                the cluster, so it can be called on the hot path).
+                the cluster, so it can be called on the hot path); a partition
+                no fetch has brought them for yet is left out.
             resumed: the offset reading resumed from, per partition where the
                 caller knows it (the committed offset). The client knows a
                 partition's position only once it has handed out a record of
@@ -256,12 +257,16 @@ class KafkaConsumer(Consumer):
         positions = {tp: pos if pos >= 0 else resumed.get(tp, -1)
                      for tp, pos in self.position().items()}  # fmt: skip
         if cached:
+            # a partition whose fetches have brought no end offset yet (just assigned) is
+            # left out, not counted as read to its end: its lag is not known
             lags = {}
             for tp, pos in positions.items():
                 low, high = self._consumer.get_watermark_offsets(
                     ck.TopicPartition(tp.topic, tp.partition), cached=True
                 )
-                lags[tp] = high - (pos if pos >= 0 else low)
+                start = pos if pos >= 0 else low
+                if high >= 0 and start >= 0:
+                    lags[tp] = high - start
             return lags
         highs = self._list_offsets(list(positions), ck.OFFSET_END)
         lows = self._list_offsets([tp for tp, pos in positions.items() if pos < 0],
@@ -312,36 +317,30 @@ _LEADER_MOVING = frozenset(
 
 
 def read_partition(
-    reader: ck.Consumer, topic: str, partition: int, timeout: float = 60.0
+    reader: ck.Consumer,
+    topic: str,
+    partition: int,
+    timeout: float = 60.0,
+    uncommitted: ck.Consumer | None = None,
 ) -> dict[bytes, bytes]:
     """Read one partition of a compacted topic to its end; return the last value per key.
 
-    Records with a null value (tombstones) delete their key.
+    Records with a null value (tombstones) delete their key. ``reader`` reads
+    committed records only, so it stops at the partition's last stable offset:
+    a transaction left open before the end (a crashed instance's, until the
+    broker aborts it after its timeout) would hide every record committed
+    after it. Given ``uncommitted`` (a read_uncommitted client), the read
+    first waits until every transaction open at the call has ended, so the
+    values are those of all the transactions committed before the call.
 
     Raises:
         BusError: the end was not reached within ``timeout`` seconds.
     """
     tp = ck.TopicPartition(topic, partition)
     deadline = time.monotonic() + timeout
-    while True:  # a topic created a moment ago may have no leader yet
-        try:
-            low, high = reader.get_watermark_offsets(tp, timeout=min(5.0, timeout))
-            break
-        except ck.KafkaException as exc:
-            error = exc.args[0]
-            waiting = (
-                error.retriable()
-                or error.code() in _LEADER_MOVING
-                or error.code() == ck.KafkaError._TIMED_OUT
-            )
-            if not waiting or time.monotonic() >= deadline:
-                message = f"{topic}[{partition}]: cannot read offsets: {error.str()}"
-                raise BusError(message) from None
-            try:  # the leader may have moved (a broker lost): refresh the metadata
-                reader.list_topics(topic, timeout=5)
-            except ck.KafkaException:
-                pass
-            time.sleep(0.1)
+    low, high = _watermarks(reader, tp, deadline)
+    if uncommitted is not None:
+        high = _wait_stable(reader, tp, _watermarks(uncommitted, tp, deadline)[1], high, deadline)
     values: dict[bytes, bytes] = {}
     if high <= low:
         return values
@@ -372,3 +371,68 @@ def read_partition(
         raise BusError(f"read {topic}[{partition}]: end not reached within {timeout:.0f} s")
     finally:
         reader.unassign()
+
+
+def _watermarks(client: ck.Consumer, tp: ck.TopicPartition, deadline: float) -> tuple[int, int]:
+    """The partition's low and high watermarks (a read_committed client's high: the last stable).
+
+    A topic created a moment ago may have no leader yet, and a broker lost
+    moves leaders: both are waited out until ``deadline``.
+    """
+    while True:
+        try:
+            return client.get_watermark_offsets(
+                tp, timeout=max(0.1, min(5.0, deadline - time.monotonic()))
+            )
+        except ck.KafkaException as exc:
+            error = exc.args[0]
+            waiting = (
+                error.retriable()
+                or error.code() in _LEADER_MOVING
+                or error.code() == ck.KafkaError._TIMED_OUT
+            )
+            if not waiting or time.monotonic() >= deadline:
+                message = f"{tp.topic}[{tp.partition}]: cannot read offsets: {error.str()}"
+                raise BusError(message) from None
+            try:  # the leader may have moved (a broker lost): refresh the metadata
+                client.list_topics(tp.topic, timeout=5)
+            except ck.KafkaException:
+                pass
+            time.sleep(0.1)
+
+
+def _wait_stable(
+    reader: ck.Consumer, tp: ck.TopicPartition, end: int, stable: int, deadline: float
+) -> int:
+    """Wait until the last stable offset reaches ``end`` (the high watermark at the call).
+
+    Returns the last stable offset then. Only one instance writes a state
+    partition at a time, so a transaction open there when this instance takes
+    the partition over is a crashed (or cut off) owner's: the broker ends it
+    after its transaction timeout. Reading before then would return the state
+    of before that transaction *and* hide the transactions committed after it,
+    while the group's offsets already count them: their ticks would be skipped.
+
+    Raises:
+        BusError: a transaction was still open at ``deadline``.
+    """
+    if stable >= end:
+        return stable
+    logger.info(
+        "%s[%d]: %d records are in a transaction still open (a crashed producer's, which the "
+        "broker aborts after its transaction timeout): waiting for it to end before reading",
+        tp.topic, tp.partition, end - stable,
+    )  # fmt: skip
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        stable = _watermarks(reader, tp, deadline)[1]
+        if stable >= end:
+            logger.info("%s[%d]: the open transaction ended after %.1f s",
+                        tp.topic, tp.partition, time.monotonic() - started)  # fmt: skip
+            return stable
+    raise BusError(
+        f"{tp.topic}[{tp.partition}]: a transaction has stayed open for over "
+        f"{time.monotonic() - started:.0f} s (records {stable}-{end - 1}): its state cannot be "
+        "read consistently until the broker ends it"
+    )

@@ -45,6 +45,9 @@ def records_left(consumer: Consumer | None) -> int | None:
         return None
     try:
         lag = consumer.lag(cached=True)
+        assigned = consumer.assignment()
     except Exception:  # noqa: BLE001 - not known now; asked again
         return None
-    return sum(max(n, 0) for n in lag.values()) if lag else None
+    if not lag or any(tp not in lag for tp in assigned):
+        return None  # a partition's end is not known yet
+    return sum(max(n, 0) for n in lag.values())

@@ -426,9 +426,17 @@ class ProcessService:
                 self.policy.touch(tp)
 
     def _behind(self) -> set[tuple[str, int]]:
-        """Owned partitions with records left to read (none when the lag cannot be read)."""
+        """Owned partitions not known to be read to their end: the clock closes none of theirs.
+
+        A partition's lag is not known until a fetch has brought its end offset
+        (just after an assignment, a restore or a rewind) or while the client
+        cannot say: closing its bars by the clock then would move its watermark
+        past ticks still to read (they would be late), and decide differently
+        from a run without the restart. So only a partition known to be caught
+        up closes by the clock.
+        """
         lag = self._cached_lag() or {}
-        return {(tp.topic, tp.partition) for tp, n in lag.items() if n > 0}
+        return {(tp.topic, tp.partition) for tp in self._owned if lag.get(tp, 1) > 0}
 
     def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
         assert self._producer is not None
@@ -585,7 +593,10 @@ class ProcessService:
         run: by the watermark, or by processing time once the partition has
         been idle (since ``quiet_since``, default now) for the idle timeout.
         """
-        records = dict(self.bus.read_partition(self.topics.state, tp.partition))
+        # a transaction a crashed owner left open on the partition is waited out (the
+        # broker aborts it after the transaction timeout): reading past it matters
+        wait = self.options.transaction_timeout + 60.0
+        records = dict(self.bus.read_partition(self.topics.state, tp.partition, wait))
         self._check_partitioning(tp, records)
         try:
             symbols = self.processor.restore(tp.topic, tp.partition, records, quiet_since)

@@ -1,0 +1,136 @@
+"""Exactly once as users run `process`: the default settings, kills at random moments, a busy CPU.
+
+No option is tuned: the idle timeout closes bars by the clock, transactions commit
+at the default interval, and without ``--instance-id`` a restarted instance joins
+as a new member, so the group waits for the dead one's session to expire, and
+the dead one's open transaction stays open until the broker aborts it.
+"""
+
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from .conftest import LEAN_TRADES
+from .kafka_tools import (
+    OUTPUTS,
+    OpenTransactions,
+    committed_offsets,
+    create_topics,
+    load_file,
+    outputs,
+    records,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class Process:
+    """`marketpulse process` as a user starts it; its log lines kept with their arrival time."""
+
+    def __init__(self, bootstrap, prefix, *extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+        command = [sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers",
+                   bootstrap, "--topic-prefix", prefix, "--group", f"{prefix}process",
+                   *extra]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        self.lines: list[tuple[float, str]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic(), line))
+
+    def assigned(self) -> bool:
+        return any("process: assigned" in line for _, line in self.lines)
+
+    def log(self) -> str:
+        self._reader.join(timeout=5)
+        return "".join(line for _, line in self.lines)
+
+
+def _spin(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.fixture
+def busy_cpu():
+    """One core kept busy for the test (CI's other worker keeps the other one busy)."""
+    spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(600,), daemon=True)
+    spinner.start()
+    yield
+    spinner.kill()
+    spinner.join()
+
+
+@pytest.fixture(scope="module")
+def default_reference(kafka_bootstrap):
+    """Records sent and outputs of one uninterrupted `process` run with the defaults."""
+    prefix = f"ref{os.getpid()}d{time.monotonic_ns() % 10**6}."
+    create_topics(kafka_bootstrap, prefix)
+    sent = load_file(kafka_bootstrap, prefix, LEAN_TRADES)
+    run = Process(kafka_bootstrap, prefix, "--exit-when-idle", "5")
+    assert run.proc.wait(timeout=300) == 0, run.log()
+    return sent, outputs(kafka_bootstrap, prefix)
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_kills_at_random_moments_with_the_default_settings_lose_and_duplicate_nothing(
+    seed, kafka_bootstrap, topic_prefix, default_reference, busy_cpu
+):
+    sent, expected = default_reference
+    assert sum(len(rows) for rows in expected["bars"].values()) > 40_000
+    create_topics(kafka_bootstrap, topic_prefix)
+    assert load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES) == sent
+    rng = random.Random(seed)
+    group, ticks = f"{topic_prefix}process", f"{topic_prefix}ticks"
+    open_bars = OpenTransactions(kafka_bootstrap, f"{topic_prefix}bars")
+    kills = mid_work = stranded = 0
+    # each round starts one instance, or two (their rebalance), and kills them at random
+    # moments: while joining, restoring or processing; rounds go on (at most eight) until
+    # three kills have landed and one of them in an open transaction
+    while kills < 3 or not stranded:
+        assert kills < 8, "no kill landed in an open transaction"
+        members = [Process(kafka_bootstrap, topic_prefix) for _ in range(rng.choice((1, 1, 2)))]
+        for member in members:
+            started = time.monotonic()
+            # half the kills wait for the member's first assignment (the group first waits
+            # for the dead members' sessions to expire), then come within 2.5 s of it
+            if rng.random() < 0.5:
+                while not member.assigned() and time.monotonic() - started < 60:
+                    assert member.proc.poll() is None, member.log()
+                    time.sleep(0.02)
+                time.sleep(rng.uniform(0.0, 2.5))
+            else:
+                time.sleep(rng.uniform(1.5, 4.0))
+            alive = member.proc.poll() is None
+            open_before = open_bars.records()
+            member.proc.send_signal(signal.SIGKILL)
+            member.proc.wait()
+            # the kill landed on a running process, with input left to read
+            assert alive and member.proc.returncode == -signal.SIGKILL, member.log()
+            consumed = committed_offsets(kafka_bootstrap, group, ticks)
+            kills += 1
+            mid_work += member.assigned() and consumed < sent
+            # records of the killed transaction stay past the last stable offset
+            stranded += member.assigned() and open_before > 0 and open_bars.records() > 0
+    open_bars.close()
+    assert mid_work >= 1
+
+    final = Process(kafka_bootstrap, topic_prefix, "--exit-when-idle", "5")
+    assert final.proc.wait(timeout=300) == 0, final.log()
+    assert committed_offsets(kafka_bootstrap, group, ticks) == sent
+    got = outputs(kafka_bootstrap, topic_prefix)
+    for topic in OUTPUTS:
+        assert records(got[topic]) == records(expected[topic]), topic
