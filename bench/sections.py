@@ -21,6 +21,7 @@ from kaggle_section import render_kaggle
 from peers_section import render_peers
 from scale_section import render_scale
 from section_text import arg, measured, out, spread, verdict
+from soak_section import render_soak
 from startup_section import render_startup
 from wire_section import render_wire
 
@@ -192,36 +193,6 @@ into a local lake; per-symbol count, VWAP, min and max with `WHERE period =
 '2013-10-07'`): {lean["cli_s"]:.2f} s for the whole command (process start,
 imports, views, query, output; best of 3), {lean["query_s"] * 1000:.0f} ms for the
 query in-process (best of 5).
-"""
-
-
-def render_soak(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
-    soak = out(run, "bench_soak")
-    judged = soak["minutes"] >= 30 and soak["rate"] >= 20_000 and soak["rate_ok"]
-    if judged:
-        result = f"{verdict(soak['growth_ok'])} ({soak['rss_slope_mb_per_min']:+.2f} MB/min)"
-    else:
-        result = (
-            f"not judged (a run of {soak['minutes']:g} minutes at {soak['rate']:,.0f} ticks/s; "
-            "the target names 30 minutes at 20,000)"
-        )
-    return f"""## Memory over a long run (`bench/bench_soak.py`)
-
-{measured(run)}
-
-What `marketpulse run --symbols {soak["symbols"]} --rate {soak["rate"]:.0f} --no-dashboard` runs
-(simulator, embedded bus, processor with the default rules, live view, Parquet lake)
-for {soak["minutes"]:g} minutes in one process, its resident memory and Arrow's pool
-sampled every {soak["every_s"]:g} s ({len(soak["samples"]):,} samples; allocator {soak["allocator"]}).
-The growth rate is the least-squares slope of the samples after a warm-up of
-{soak["warmup_s"]:g} s.
-
-| ticks | ticks/s achieved | RSS first / after warm-up / end / max MB | RSS growth MB/min | Arrow pool start / end MB | Arrow growth MB/min |
-|---:|---:|---:|---:|---:|---:|
-| {soak["ticks"]:,} | {soak["ticks_per_s"]:,.0f} | {soak["rss_first_mb"]:.1f} / {soak["rss_start_mb"]:.1f} / {soak["rss_end_mb"]:.1f} / {soak["rss_max_mb"]:.1f} | {soak["rss_slope_mb_per_min"]:+.2f} | {soak["arrow_start_mb"]:.1f} / {soak["arrow_end_mb"]:.1f} | {soak["arrow_slope_mb_per_min"]:+.2f} |
-
-Against the target of issue 18, under {soak["target_mb_per_min"]:g} MB/min growth after warm-up over
-30 minutes at 20,000 ticks/s: {result}.
 """
 
 
