@@ -63,6 +63,7 @@ from marketpulse.cli.dashboard_command import (
     UPDATES_OPTION,
     serve_settings,
 )
+from marketpulse.cli.failures import os_failure
 from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.kafka_options import GUARANTEE_OPTION, PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
@@ -77,7 +78,7 @@ from marketpulse.cli.sink_options import (
     url_overrides,
 )
 from marketpulse.config import Settings, masked
-from marketpulse.exceptions import ConfigError, InputError, MarketPulseError
+from marketpulse.exceptions import ConfigError, InputError, MarketPulseError, RunFailure
 from marketpulse.log_repeats import flush_repeats
 
 if TYPE_CHECKING:
@@ -455,9 +456,10 @@ def main() -> None:
     """Entry point: run the app; report bad usage and MarketPulse errors as one line.
 
     Exit codes: 2 for bad usage (an unknown option, a value out of range) and
-    for MarketPulse errors that stop the command, 130 after Ctrl-C, 1 for a
-    record not delivered, an aborted prompt and an internal error (a bug: one line,
-    the traceback only with ``MARKETPULSE_TRACEBACK=1``).
+    for MarketPulse errors that stop the command before it runs, 130 after Ctrl-C,
+    1 for a runtime failure (storage full or lost: after the summary; a full disk),
+    a record not delivered, an aborted prompt and an internal error (a bug: one
+    line, the traceback only with ``MARKETPULSE_TRACEBACK=1``).
     """
     from typer._click.exceptions import NoArgsIsHelpError
 
@@ -472,11 +474,16 @@ def main() -> None:
         _fail(f"{where}{exc.format_message()}", exc.exit_code)
     except typer.Abort:
         _fail("aborted", 1)
+    except RunFailure as exc:  # the command ran, and could not finish: its summary is out
+        _fail(str(exc), 1)
     except MarketPulseError as exc:
         _fail(str(exc), 2)
     except Exception as exc:  # a bug: one line for the user, the traceback on request
         if os.environ.get("MARKETPULSE_TRACEBACK"):
             raise
+        machine = os_failure(exc)  # a full disk where nothing said more is not a bug
+        if machine is not None:
+            _fail(machine, 1)
         _fail(
             f"internal error: {type(exc).__name__}: {exc} (set MARKETPULSE_TRACEBACK=1 to see "
             "where, and please report it)",

@@ -17,7 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from marketpulse.cli.common import console
+from marketpulse.cli.failures import failure_line, made_by
 from marketpulse.cli.signals import stop_on_signals
+from marketpulse.exceptions import RunFailure
 
 if TYPE_CHECKING:  # not imported at start-up: commands such as sql and report do without
     from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot
@@ -106,7 +108,9 @@ def run_in_foreground(
 
     After such a stop (everything accepted flushed, the summary printed) the
     command exits with 130 (Ctrl-C) or 143 (SIGTERM); a second signal exits at
-    once (:mod:`marketpulse.cli.signals`).
+    once (:mod:`marketpulse.cli.signals`). A runtime failure of the pipeline
+    (storage full or lost) prints the summary too, then raises
+    :class:`~marketpulse.exceptions.RunFailure` saying what was not stored.
 
     Args:
         make_pipeline: called with a progress callback; returns the pipeline.
@@ -149,11 +153,14 @@ def run_in_foreground(
             _show_live(done, view, metrics, progress if show_progress else None)
         else:
             _show_lines(done, metrics)
-    if failure:
+    if failure and not isinstance(failure[0], RunFailure):
         raise failure[0]
     snapshot = result[0] if result else metrics.snapshot()
     lake = pipeline.lake_written()
+    # after a runtime failure too: what the command did is part of the report
     console.print(snapshot.summary(read[0] if read else None, lake), soft_wrap=True)
+    if failure:
+        raise RunFailure(failure_line(failure[0], made_by(snapshot))) from failure[0]
     if stop.signum is not None:  # stopped cleanly by Ctrl-C or SIGTERM: 130 or 143
         raise typer.Exit(stop.exit_code)
     return snapshot

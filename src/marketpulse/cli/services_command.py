@@ -241,9 +241,12 @@ def _serve_sink(
     max_age: float | None,
     tables: tuple[str, ...],
 ) -> None:
+    from marketpulse.cli.failures import failure_line
+    from marketpulse.exceptions import RunFailure
     from marketpulse.runtime.heap import settle_heap
     from marketpulse.runtime.service_figures import SinkFigures
     from marketpulse.runtime.sink import SinkOptions, SinkService
+    from marketpulse.sinks.exceptions import StoreFailedError
 
     with metrics_endpoint(settings, f"sink {kind.value}") as endpoint:
         bus, topics = open_bus(settings)
@@ -257,7 +260,11 @@ def _serve_sink(
             service = SinkService(bus, topics, sink, options, stop)
             if endpoint is not None:
                 endpoint.attach(SinkFigures(service))
-            stats = service.run()
+            try:
+                stats = service.run()
+            except StoreFailedError as exc:  # the figures, then what was not stored
+                console.print(f"sink {kind.value}: {service.stats.line()}", highlight=False)
+                raise RunFailure(failure_line(exc, service.stats.rows)) from exc
     console.print(f"sink {kind.value}: {stats.line()}", highlight=False)
     if stop.signum is not None:
         raise typer.Exit(stop.exit_code)

@@ -38,6 +38,7 @@ from marketpulse.models import DLQ_SCHEMA
 from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.segments import MARK_KIND, read_marks
 from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
+from marketpulse.sinks.exceptions import StoreFailedError
 
 __all__ = ["SINK_BATCH", "SinkOptions", "SinkService", "SinkServiceStats"]
 
@@ -202,15 +203,36 @@ class SinkService:
         try:
             self._loop()
             self._flush()
-        finally:
-            try:
-                self._consumer.close()
-            finally:
-                self.sink.close()
+        except StoreFailedError as exc:
+            self._close_after(exc)
+            raise
+        except BaseException:
+            self._close()
+            raise
+        self._close()
         logger.debug(  # the command prints it
             "sink %s: stopped after %s", self.sink.name, self.stats.line()
         )
         return self.stats
+
+    def _close(self) -> None:
+        assert self._consumer is not None
+        try:
+            self._consumer.close()
+        finally:
+            self.sink.close()
+
+    def _close_after(self, failure: StoreFailedError) -> None:
+        """Close after rows could not be stored; record in ``failure`` what was stored.
+
+        Closing the sink tries the rows left once more (a lake whose disk has
+        room again stores them); a second failure is logged, the first reported.
+        """
+        try:
+            self._close()
+        except StoreFailedError as again:
+            logger.debug("sink %s: closing after the failure: %s", self.sink.name, again)
+        failure.stored = dict(self.sink.stats.rows)
 
     def _loop(self) -> None:
         assert self._consumer is not None

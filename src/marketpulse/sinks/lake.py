@@ -60,6 +60,7 @@ from marketpulse.sinks.lake_layout import PERIOD, ROW_SCHEMAS, indicator_row_sch
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_offsets import SOURCE_NAME, covered, remove_superseded
 from marketpulse.sinks.lake_segments import EarlierFiles, segment_name
+from marketpulse.sinks.lake_space import full_disk_error
 from marketpulse.sinks.lake_store import OpenFile, Staged, open_store
 
 __all__ = ["PERIOD", "SOURCE_NAME", "LakeSink"]
@@ -182,6 +183,7 @@ class LakeSink(Sink):
         self._seq = itertools.count(1)
         self._rows = dict.fromkeys(TABLES, 0)
         self._files = self._bytes = self._flushes = 0
+        self._stored_nbytes = 0  # in memory, of the rows stored: how files compare to it
         self._closed = False
 
     def write(
@@ -221,8 +223,9 @@ class LakeSink(Sink):
         elif buf.ahead and buf.unwritten_rows >= self.row_group_rows:
             try:
                 self._write_ahead(table, buf)
-            except BaseException:
+            except BaseException as exc:
                 self._start_over(buf)
+                self._raise_if_full(exc)
                 raise
 
     def due(self, now: float | None = None) -> bool:
@@ -292,6 +295,15 @@ class LakeSink(Sink):
         buf.unwritten_rows = buf.rows
         buf.ahead = True
 
+    def _raise_if_full(self, exc: BaseException) -> None:
+        """Raise :class:`StorageFullError` in place of ``exc`` when the disk is full."""
+        root = self.location.root if self.location.is_s3 else self.location.local_path
+        size = sum(c.nbytes for buf in self._buffers.values() for c in buf.chunks)
+        ratio = self._bytes / self._stored_nbytes if self._stored_nbytes else None
+        full = full_disk_error(exc, root, size, ratio)
+        if full is not None:
+            raise full from exc
+
     def _rows_by_partition(self, table: str, buf: _Buffer) -> list[tuple[str, pa.Table]]:
         """The buffer's unwritten rows, in file order, by partition directory."""
         rows = pa.concat_tables(buf.chunks[buf.written :], promote_options="default")
@@ -337,13 +349,14 @@ class LakeSink(Sink):
                     flush.staged.append(file)
             staged = [file for flush in flushes for file in flush.staged]
             store.make_durable(staged)
-        except BaseException:
+        except BaseException as exc:
             for flush in flushes:
                 for file in flush.involved:
                     file.discard()
                 self._start_over(flush.buf)
             if len(flushes) < len(keys):  # its own files are still the buffer's
                 self._start_over(self._buffers[keys[len(flushes)]])
+            self._raise_if_full(exc)
             raise
         for flush in flushes:
             for file in flush.staged:
@@ -359,6 +372,7 @@ class LakeSink(Sink):
         for key, flush in zip(keys, flushes, strict=True):
             del self._buffers[key]
             self._rows[flush.table] += flush.buf.rows
+            self._stored_nbytes += sum(chunk.nbytes for chunk in flush.buf.chunks)
             self._flushes += 1
 
     def _flush_of(self, key: tuple[str, _Key], last_line: int | None) -> _Flush:

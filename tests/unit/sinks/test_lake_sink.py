@@ -12,6 +12,7 @@ from marketpulse.models import STORED_TIME, TRADE_SCHEMA
 from marketpulse.sinks import TABLES, LakeSink, Sink, SourceRange
 from marketpulse.sinks import lake as sink_module
 from marketpulse.sinks import lake_store as lake_module
+from marketpulse.sinks.exceptions import StorageFullError
 from marketpulse.sinks.lake_format import LAKE_SCHEMAS
 
 MIDNIGHT = 1_699_920_000 * 1_000_000_000  # 2023-11-14 00:00:00 UTC
@@ -351,7 +352,7 @@ def test_failed_write_keeps_rows_buffered_and_no_temporary_file(
     sink.write("alerts", make_rows("alerts", 7), SourceRange(0, 0, 6))
     with monkeypatch.context() as patch:
         patch.setattr(lake_module.pq.ParquetWriter, "write_table", disk_full)
-        with pytest.raises(OSError, match="No space"):
+        with pytest.raises(StorageFullError, match="no space left on the lake.s disk at "):
             sink.flush()
     assert [p for p in (tmp_path / "alerts").rglob("*") if p.is_file()] == []
     assert sink.stats.buffered["alerts"] == 7
