@@ -22,6 +22,7 @@ from marketpulse.cli import (
     sql_command,
     storage_command,
     topics_command,
+    verify_command,
 )
 from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
@@ -116,6 +117,7 @@ app.command("dashboard")(dashboard_command.dashboard)
 app.add_typer(storage_command.db_app, name="db")
 app.add_typer(storage_command.lake_app, name="lake")
 app.add_typer(report_command.report_app, name="report")
+app.command("verify")(verify_command.verify)
 
 
 @app.command()
