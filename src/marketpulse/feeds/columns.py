@@ -91,7 +91,32 @@ def _to_float(arr: pa.Array) -> pa.Array:
 
 
 def _convert_pieces(arr: pa.Array, convert: Convert) -> tuple[pa.Array, list[int]]:
-    """Convert ``arr`` by bisection: the rows that fail become null and are returned."""
+    """Convert ``arr`` value by value where it must: the rows that fail become null.
+
+    Text is converted through its distinct values (a file of one bad line
+    repeated costs one bad value, not one per line); the values that fail are
+    found by bisection, then the rest converts in one call.
+    """
+    kind = arr.type
+    if not (is_text(arr) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
+        return _convert_bisected(arr, convert)
+    encoded = arr if pa.types.is_dictionary(kind) else pc.dictionary_encode(arr)
+    values, failed = _convert_bisected(encoded.dictionary, convert)
+    converted = pc.take(values, encoded.indices)
+    if not failed:
+        return converted, []
+    is_bad = np.zeros(len(values) + 1, dtype=bool)  # the last: a null index (-1), not bad
+    is_bad[failed] = True
+    indices = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return converted, np.flatnonzero(is_bad[indices]).tolist()
+
+
+def _convert_bisected(arr: pa.Array, convert: Convert) -> tuple[pa.Array, list[int]]:
+    """Convert ``arr`` by bisection: the rows that fail become null and are returned.
+
+    Each piece converts on its own, so a column mixing forms (ISO times and
+    epoch numbers) converts piece by piece where no one form reads it all.
+    """
     pieces: list[pa.Array] = []
     bad: list[int] = []
     stack = [(0, len(arr))]

@@ -9,7 +9,9 @@ bytes, :mod:`~marketpulse.feeds.decompress` decodes them up to any damage and
 (invalid UTF-8, NUL, over-long, unbalanced quote), so a bad line costs only
 itself. Rows that cannot be read become ``DeadLetter(reason="parse")`` with
 their line (``"truncated"`` for a last line cut off by damage); the others
-carry their line in an extra ``line`` column. Damage that ends the reading
+carry their line in an extra ``line`` column. Blank lines are skipped and
+counted, found column-wise before any conversion (so a file of them costs no
+more than its bytes). Damage that ends the reading
 early (a truncated or corrupt gzip, an unreadable Parquet row group) is kept
 in :attr:`FileReplay.damage`.
 """
@@ -143,6 +145,8 @@ class FileReplay:
         dead: rows of it sent to the dead letters.
         suspicious: trades of it left out as suspicious.
         excluded: trades of it left out by ``exclude_conditions``.
+        blank: blank lines of it skipped (CSV lines with no field or only empty
+            fields), as CSV readers skip them: neither rows nor dead letters.
         quotes: quotes of it: a trades file with ``bid`` and ``ask`` columns (the
             quote in force at each trade) yields them as ``quote`` batches before
             the trades of their rows (rows without both: no quote).
@@ -202,7 +206,7 @@ class FileReplay:
         if self._source.container == "parquet":
             self._parquet_columns()
         self._open: list[Any] = []
-        self.rows = self.dead = self.suspicious = self.excluded = self.quotes = 0
+        self.rows = self.dead = self.suspicious = self.excluded = self.quotes = self.blank = 0
         self.damage: list[Damage] = []
 
     def __repr__(self) -> str:
@@ -236,7 +240,7 @@ class FileReplay:
         )
         if self._adjust == "splits":
             opts.splits = self._splits(opts)
-        self.rows = self.dead = self.suspicious = self.excluded = self.quotes = 0
+        self.rows = self.dead = self.suspicious = self.excluded = self.quotes = self.blank = 0
         self.damage = []
         raw = self._parquet() if self._source.container == "parquet" else self._csv()
         convert = convert_trades if self.format == "trades" else convert_bars
@@ -258,12 +262,13 @@ class FileReplay:
             logger.warning("%s", damage)
         logger.info(
             "%s: %d rows replayed, %d to dead letters, %d suspicious left out, "
-            "%d left out by condition",
+            "%d left out by condition, %d blank lines skipped",
             self.name,
             self.rows,
             self.dead,
             self.suspicious,
             self.excluded,
+            self.blank,
         )
 
     def _adjusting(self, adjust: str) -> str:
@@ -342,8 +347,6 @@ class FileReplay:
             for row in sorted(conv.errors):
                 good[row] = False
                 values = [value_at(cells.column(i), row) for i in range(cells.num_columns)]
-                if self._source.container == "csv" and not any(values):
-                    continue  # a blank line
                 dead.append(
                     DeadLetter(
                         reason="parse",
@@ -459,9 +462,11 @@ class FileReplay:
             seen += cells.num_rows
             # lines the cleaner emptied, up to this batch's last line: it reads ahead
             upto = int(lines[-1]) if len(lines) else 0
+            first = told
             while told < len(clean.dead) and (clean.dead[told].line or 0) <= upto:
                 dead.append(clean.dead[told])
                 told += 1
+            cells, lines = self._without_blank(cells, lines, clean.dead[first:told])
             dead.sort(key=lambda letter: letter.line or 0)
             yield cells, lines, dead, min(source.position, src.size)
         rest = [self._invalid(row) for row in invalid[reported:]] + clean.dead[told:]
@@ -479,6 +484,28 @@ class FileReplay:
                     clean.lines,
                 )
             )
+
+    def _without_blank(
+        self, cells: pa.RecordBatch, lines: np.ndarray, emptied: list[DeadLetter]
+    ) -> tuple[pa.RecordBatch, np.ndarray]:
+        """Drop the rows whose every field is empty: blank lines and the cleaner's blanks.
+
+        Found in a few vectorised passes, so a file of blank lines costs what
+        its bytes cost; converted, each would fail every column and be
+        bisected out one by one. A blank line of the file is counted in
+        :attr:`blank`; a line the cleaner emptied is already a dead letter.
+        """
+        if not cells.num_rows:
+            return cells, lines
+        blank = np.ones(cells.num_rows, dtype=bool)
+        for column in cells.columns:
+            blank &= _empty_values(column)
+            if not blank.any():
+                return cells, lines
+        gone = lines[blank]
+        self.blank += len(gone) - int(np.isin(gone, [d.line for d in emptied]).sum())
+        keep = ~blank
+        return cells.filter(pa.array(keep)), lines[keep]
 
     def _csv_damage(self, broken: Broken, lines: int) -> Damage:
         if broken.start is not None:
@@ -576,6 +603,16 @@ class FileReplay:
                     )
                 )
             first += size
+
+
+def _empty_values(column: pa.Array) -> np.ndarray:
+    """Which values of a text column (plain or dictionary) are null or empty."""
+    if pa.types.is_dictionary(column.type):
+        empty = _empty_values(column.dictionary)
+        indices = pc.fill_null(column.indices, -1).to_numpy(zero_copy_only=False)
+        return np.append(empty, True)[indices]  # a null index (-1) takes the appended True
+    lengths = pc.fill_null(pc.binary_length(column), 0)
+    return lengths.to_numpy(zero_copy_only=False) == 0
 
 
 def _readable(value: Any) -> Any:

@@ -70,6 +70,46 @@ def test_blank_lines_are_skipped_but_counted(write_file):
     assert dead == [] and [r["line"] for r in rows] == [2, 4]
 
 
+def test_blank_lines_are_counted_apart_from_lines_the_cleaner_empties(tmp_path):
+    path = tmp_path / "blank.csv"
+    text = HEADER + row(1) + "\n" + ",,,,,,\n" + "\r\n"
+    path.write_bytes(text.encode() + b"bad \xff line\n" + row(2).encode() + b"\n" * 3)
+    feed = FileReplay(path)
+    rows = [r for b in feed.batches() for r in b.data.to_pylist()]
+    assert [r["line"] for r in rows] == [2, 7]
+    assert feed.blank == 6  # lines 3, 4, 5, 8, 9, 10; line 6 is a dead letter, not blank
+    assert feed.dead == 1
+
+
+def test_many_blank_lines_never_reach_the_converters(tmp_path, monkeypatch):
+    from marketpulse.feeds import columns
+
+    calls = []
+    real = columns._convert_pieces
+    monkeypatch.setattr(columns, "_convert_pieces", lambda *a: calls.append(1) or real(*a))
+    path = tmp_path / "blank.csv.gz"
+    path.write_bytes(gzip.compress((HEADER + row(1) + "\n" * 50_000 + row(2)).encode()))
+    feed = FileReplay(path)
+    rows = [r for b in feed.batches() for r in b.data.to_pylist()]
+    assert [r["line"] for r in rows] == [2, 50_003]
+    assert feed.blank == 50_000 and feed.dead == 0
+    assert calls == []  # before: every column of every blank row was bisected out
+
+
+def test_a_bad_value_repeated_costs_one_bisection(tmp_path, monkeypatch):
+    from marketpulse.feeds import columns
+
+    calls = []
+    real = columns._to_float
+    monkeypatch.setattr(columns, "_to_float", lambda arr: calls.append(len(arr)) or real(arr))
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + row(1) + row(2, price="x") * 20_000 + row(3))
+    rows, dead = replay(path)
+    assert [r["line"] for r in rows] == [2, 20_003]
+    assert len(dead) == 20_000 and {d.error for d in dead} == {"price: 'x' is not a number"}
+    assert len(calls) < 20  # the distinct values are bisected, not the 20,000 rows
+
+
 def test_line_numbers_across_batches(tmp_path):
     lines = [HEADER]
     bad = {500, 1777, 1778, 4000}
