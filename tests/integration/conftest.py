@@ -75,6 +75,14 @@ def sql(cli):
 
 
 @pytest.fixture(scope="session")
+def lean_default_reference(kafka_bootstrap):
+    """Records sent and outputs of one uninterrupted `process` run with the default settings."""
+    from .kafka_tools import lean_default_outputs
+
+    return lean_default_outputs(kafka_bootstrap, LEAN_TRADES)
+
+
+@pytest.fixture(scope="session")
 def lean_reference(kafka_bootstrap):
     """Records sent and outputs of one uninterrupted `process` run over the Lean day."""
     from .kafka_tools import lean_reference_outputs

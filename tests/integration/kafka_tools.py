@@ -202,3 +202,20 @@ def lean_reference_outputs(bootstrap, path):
     sent = load_file(bootstrap, prefix, path)
     run_to_end(bootstrap, prefix)
     return sent, outputs(bootstrap, prefix)
+
+
+def default_process(bootstrap, prefix, *extra):
+    """`marketpulse process` as the README shows it: no option tuned."""
+    return [sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers", bootstrap,
+            "--topic-prefix", prefix, "--group", f"{prefix}process", *extra]  # fmt: skip
+
+
+def lean_default_outputs(bootstrap, path):
+    """Load a trades file under a fresh prefix; one uninterrupted default `process` over it."""
+    prefix = f"ref{os.getpid()}d{time.monotonic_ns() % 10**6}."
+    create_topics(bootstrap, prefix)
+    sent = load_file(bootstrap, prefix, path)
+    proc = start(default_process(bootstrap, prefix, "--exit-when-idle", "5"))
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, log
+    return sent, outputs(bootstrap, prefix)

@@ -74,22 +74,11 @@ def busy_cpu():
     spinner.join()
 
 
-@pytest.fixture(scope="module")
-def default_reference(kafka_bootstrap):
-    """Records sent and outputs of one uninterrupted `process` run with the defaults."""
-    prefix = f"ref{os.getpid()}d{time.monotonic_ns() % 10**6}."
-    create_topics(kafka_bootstrap, prefix)
-    sent = load_file(kafka_bootstrap, prefix, LEAN_TRADES)
-    run = Process(kafka_bootstrap, prefix, "--exit-when-idle", "5")
-    assert run.proc.wait(timeout=300) == 0, run.log()
-    return sent, outputs(kafka_bootstrap, prefix)
-
-
 @pytest.mark.parametrize("seed", [7, 11])
 def test_kills_at_random_moments_with_the_default_settings_lose_and_duplicate_nothing(
-    seed, kafka_bootstrap, topic_prefix, default_reference, busy_cpu
+    seed, kafka_bootstrap, topic_prefix, lean_default_reference, busy_cpu
 ):
-    sent, expected = default_reference
+    sent, expected = lean_default_reference
     assert sum(len(rows) for rows in expected["bars"].values()) > 40_000
     create_topics(kafka_bootstrap, topic_prefix)
     assert load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES) == sent

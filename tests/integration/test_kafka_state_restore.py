@@ -1,5 +1,6 @@
 """Restoring state on a real broker: a crashed producer's open transaction hides nothing."""
 
+import signal
 import threading
 import time
 import uuid
@@ -7,7 +8,19 @@ import uuid
 import confluent_kafka as ck
 import pytest
 
-from .kafka_tools import OpenTransactions, bus_for
+from .conftest import LEAN_TRADES
+from .kafka_tools import (
+    OUTPUTS,
+    OpenTransactions,
+    bus_for,
+    committed_offsets,
+    create_topics,
+    default_process,
+    load_file,
+    outputs,
+    records,
+    start,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +73,43 @@ def _wait_for(condition, timeout=60):
             return time.monotonic()
         time.sleep(0.05)
     raise AssertionError("the broker did not end the open transaction")
+
+
+def test_process_restores_the_state_committed_after_a_crashed_owners_open_transaction(
+    kafka_bootstrap, topic_prefix, lean_default_reference
+):
+    sent, expected = lean_default_reference
+    create_topics(kafka_bootstrap, topic_prefix)
+    assert load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES) == sent
+    state, group, ticks = (f"{topic_prefix}{name}" for name in ("state", "process", "ticks"))
+    # what a SIGKILL leaves of an owner caught between writing its state and sending its
+    # offsets: records in a transaction on every state partition, nothing to wait for in
+    # the group's offsets; the broker aborts it after its timeout (40 s here, so that it
+    # outlives the two restores below)
+    crashed = ck.Producer({"bootstrap.servers": kafka_bootstrap, "transaction.timeout.ms": 40_000,
+                           "transactional.id": f"crashed-{uuid.uuid4().hex}"})  # fmt: skip
+    crashed.init_transactions()
+    crashed.begin_transaction()
+    for partition in range(6):
+        crashed.produce(state, b"in flight", key=b"SPY", partition=partition)
+    crashed.flush()
+    open_state = OpenTransactions(kafka_bootstrap, state)
+    assert open_state.records() >= 6  # the fault is in place when the next owner starts
+    open_state.close()
+    # the next owner restores, processes part of the input and commits, then is killed
+    first = start(default_process(kafka_bootstrap, topic_prefix))
+    deadline = time.monotonic() + 120
+    while committed_offsets(kafka_bootstrap, group, ticks) < sent // 4:
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    consumed = committed_offsets(kafka_bootstrap, group, ticks)
+    # killed mid-work: some of the input committed, some left to read
+    assert first.returncode == -signal.SIGKILL and sent // 4 <= consumed < sent
+    run_to = start(default_process(kafka_bootstrap, topic_prefix, "--exit-when-idle", "5"))
+    log, _ = run_to.communicate(timeout=300)
+    assert run_to.returncode == 0, log
+    got = outputs(kafka_bootstrap, topic_prefix)
+    for topic in OUTPUTS:
+        assert records(got[topic]) == records(expected[topic]), topic
