@@ -39,6 +39,7 @@ __all__ = [
     "KAFKA_COMPRESSIONS",
     "LATENESS",
     "MAX_BATCH",
+    "MAX_SYMBOLS",
     "MAX_TIME_JUMP",
     "METRICS_HOST",
     "OUTPUT_GRACE",
@@ -79,6 +80,11 @@ SESSION_TZ = "America/New_York"
 #: Seconds a trade may be ahead of its partition's newest event time (0: no limit).
 MAX_TIME_JUMP = 14 * 86_400.0
 
+#: Most symbols one input partition holds: each costs about 26 kB of memory for
+#: the rest of the run (windows, indicators, alerts, quotes), so a file or topic
+#: of endless new names would otherwise size the process; rows of symbols
+#: beyond go to the DLQ with reason ``max_symbols``.
+MAX_SYMBOLS = 50_000
 # The process service (``services.process.ProcessOptions``; see its docstring).
 #: Processing guarantees of the process service on Kafka.
 GUARANTEES = ("exactly-once", "at-least-once")
@@ -227,6 +233,8 @@ class Settings:
     ``/healthz`` and ``/readyz`` (0: none); ``metrics_host``: the address it
     listens on. ``indicators``: the declared indicators (``ema(50)``,
     ``bb=bbands(20, 2.5)``; :mod:`marketpulse.indicators`); empty: the default
+    ``max_symbols``: most symbols one input partition holds (:data:`MAX_SYMBOLS`);
+    rows of further symbols go to the DLQ (reason ``max_symbols``).
     thirteen columns.
     """
 
@@ -249,6 +257,7 @@ class Settings:
     plugins: tuple[str, ...] = ()
     indicators: tuple[str, ...] = ()
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
+    max_symbols: int = field(default=MAX_SYMBOLS, metadata={"min": 1})
     influx_url: Secret = field(default_factory=lambda: Secret(""))
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)

@@ -59,3 +59,47 @@ def test_a_gzip_of_blank_lines_replays_in_bounded_memory(tmp_path):
     # before: every blank line was converted and bisected out one by one (about
     # 2 KB each, 858 MB for 400,000 lines); now they cost what their bytes cost
     assert peak < baseline + 100, (peak, baseline)
+
+
+def symbols_file(path: Path, count: int) -> Path:
+    """A trades file of ``count`` distinct symbols, one trade each, in time order."""
+    lines = [f"2013-10-07T13:30:00.{i // 100:06d}Z,S{i},100.0,10\n" for i in range(count)]
+    path.write_bytes(gzip.compress(_HEADER + "".join(lines).encode(), 1))
+    return path
+
+
+def dlq_reasons(cli_sql, lake: Path) -> dict[str, int]:
+    rows = cli_sql(lake, "SELECT reason, count(*) AS n FROM dlq GROUP BY reason")
+    return {row["reason"]: row["n"] for row in rows}
+
+
+def test_symbols_beyond_the_default_limit_go_to_the_dlq_with_their_reason(sql, tmp_path):
+    from marketpulse.config import MAX_SYMBOLS
+
+    path = symbols_file(tmp_path / "many.csv.gz", MAX_SYMBOLS + 300)
+    code, out, err, _ = run_measured("replay", path, "--lake", "lake", cwd=tmp_path)
+    assert code == 0, err
+    assert "DLQ rows 300 " in out.strip().splitlines()[-1]
+    lake = tmp_path / "lake"
+    assert dlq_reasons(sql, lake) == {"max_symbols": 300}
+    [[stored]] = [list(r.values()) for r in sql(lake, "SELECT count(DISTINCT symbol) FROM bars")]
+    assert stored == MAX_SYMBOLS
+    [error] = sql(lake, "SELECT error FROM dlq WHERE key = 'S" + str(MAX_SYMBOLS) + "'")
+    assert "--max-symbols" in error["error"]
+    assert not list(lake.rglob("*.tmp"))
+
+
+def test_input_of_endless_symbols_does_not_size_the_process(sql, tmp_path):
+    # a limit of 1,000 keeps the test light; the default limit is the test above
+    small = tmp_path / "small.csv.gz"
+    small.write_bytes(gzip.compress(_HEADER + _ROW + _ROW))
+    code, _, err, baseline = run_measured("replay", small, "--lake", "base", cwd=tmp_path)
+    assert code == 0, err
+    path = symbols_file(tmp_path / "many.csv.gz", 100_000)
+    code, out, err, peak = run_measured(
+        "replay", path, "--lake", "lake", "--max-symbols", "1000", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert dlq_reasons(sql, tmp_path / "lake") == {"max_symbols": 99_000}
+    # before: 100,000 symbols took 2.9 GB (about 26 kB each); refused rows cost no state
+    assert peak < baseline + 400, (peak, baseline)

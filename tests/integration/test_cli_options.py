@@ -83,6 +83,10 @@ OUT_OF_RANGE = {
     (("notify",), "--commit-interval"): "0",
     (("notify",), "--metrics-port"): "65536",
     (("notify",), "--exit-when-idle"): "-1",
+    (("run",), "--max-symbols"): "0",
+    (("replay",), "--max-symbols"): "-5",
+    (("process",), "--max-symbols"): "0.5",
+    (("backfill",), "--max-symbols"): "nan",
 }
 
 

@@ -38,6 +38,7 @@ from marketpulse.cli.common import (
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
+    MAX_SYMBOLS_OPTION,
     PLUGIN_OPTION,
     RULES_OPTION,
     SUSPICIOUS_OPTION,
@@ -167,6 +168,7 @@ def run(
     conditions: str = CONDITIONS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
+    max_symbols: int = MAX_SYMBOLS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
     view_interval: str = typer.Option(
         None,
@@ -210,7 +212,8 @@ def run(
 
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), fill_gaps=fill_gaps, conditions=conditions,
+        max_symbols=max_symbols, intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
+        conditions=conditions,
         indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
            "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix,
@@ -356,6 +359,7 @@ def replay(
     conditions: str = CONDITIONS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
+    max_symbols: int = MAX_SYMBOLS_OPTION,
     alerts_file: str = ALERTS_FILE_OPTION,
     plugin: list[str] = PLUGIN_OPTION,
     config: Path = CONFIG_OPTION,
@@ -378,7 +382,8 @@ def replay(
     pace = _speed(speed)
     settings = settings_from(
         config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        intervals=parse_intervals(intervals), fill_gaps=fill_gaps, conditions=conditions,
+        max_symbols=max_symbols, intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
+        conditions=conditions,
         indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
         **url_overrides(postgres_url, influx_url),
     )  # fmt: skip

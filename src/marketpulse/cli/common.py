@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from marketpulse.config import BAR_INTERVALS, LATENESS, Settings, load_settings
+from marketpulse.config import BAR_INTERVALS, LATENESS, MAX_SYMBOLS, Settings, load_settings
 from marketpulse.exceptions import InputError
 from marketpulse.log_repeats import limit_repeats
 
@@ -147,6 +147,7 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
             fill_gaps=settings.fill_gaps,
             conditions=settings.conditions,
             max_time_jump=settings.max_time_jump,
+            max_symbols=settings.max_symbols,
             wall_clock=wall_clock,
         )
     except ValueError as exc:
@@ -290,6 +291,12 @@ def parse_indicators(value: str | None) -> tuple[str, ...] | None:
 LATENESS_OPTION = typer.Option(
     None, "--lateness", help=f"Allowed lateness of ticks, seconds [default: {LATENESS:g}].",
     callback=bounded(0),
+)  # fmt: skip
+MAX_SYMBOLS_OPTION = typer.Option(
+    None, "--max-symbols", metavar="N", callback=bounded(1),
+    help="Most symbols one input partition holds (about 26 kB of memory each, for the run); "
+    "trades and bars of further symbols go to the DLQ with reason max_symbols "
+    f"[default: max_symbols or MARKETPULSE_MAX_SYMBOLS, else {MAX_SYMBOLS:,}].",
 )  # fmt: skip
 PLUGIN_OPTION = typer.Option(
     None, "--plugin", metavar="MODULE:FUNCTION",

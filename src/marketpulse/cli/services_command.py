@@ -14,6 +14,7 @@ from marketpulse.cli.common import (
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
+    MAX_SYMBOLS_OPTION,
     PLUGIN_OPTION,
     RULES_OPTION,
     bounded,
@@ -82,6 +83,7 @@ def process(
     conditions: str = CONDITIONS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
+    max_symbols: int = MAX_SYMBOLS_OPTION,
     idle_timeout: float = typer.Option(
         None,
         "--idle-timeout",
@@ -121,6 +123,7 @@ def process(
 
     settings = kafka_settings(
         config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
+        max_symbols=max_symbols,
         intervals=parse_intervals(intervals), fill_gaps=fill_gaps, conditions=conditions,
         indicators=parse_indicators(indicators), idle_timeout=idle_timeout,
         plugins=plugin_specs(plugin), metrics_port=metrics_port,

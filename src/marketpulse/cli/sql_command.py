@@ -18,6 +18,7 @@ from marketpulse.cli.common import (
     INTERVALS_OPTION,
     LAKE_OPTION,
     LATENESS_OPTION,
+    MAX_SYMBOLS_OPTION,
     RULES_OPTION,
     SUSPICIOUS_OPTION,
     SYMBOL_OPTION,
@@ -104,6 +105,7 @@ def backfill(
     conditions: str = CONDITIONS_OPTION,
     indicators: str = INDICATORS_OPTION,
     lateness: float = LATENESS_OPTION,
+    max_symbols: int = MAX_SYMBOLS_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Recompute one dataset's bars, indicators and alerts in batch, through the live kernels.
@@ -123,6 +125,7 @@ def backfill(
         intervals=parse_intervals(intervals),
         indicators=parse_indicators(indicators),
         lateness=lateness,
+        max_symbols=max_symbols,
         fill_gaps=fill_gaps,
         conditions=conditions,
     )

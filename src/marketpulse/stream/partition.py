@@ -35,6 +35,8 @@ class PartitionState:
         dirty: ids of the symbols whose state changed since the last checkpoint.
         quotes: the quotes in force and order flow (:mod:`marketpulse.stream.quote_windows`),
             from the partition's first quote on; ``None`` before.
+        max_symbols: most symbols the partition takes (``None``: no limit); a
+            symbol beyond gets the id -1 and its rows are the processor's to refuse.
     """
 
     windows: WindowState
@@ -45,6 +47,7 @@ class PartitionState:
     last_input: float = 0.0
     dirty: set[int] = field(default_factory=set)
     quotes: QuoteState | None = None
+    max_symbols: int | None = None
 
     def lookup_codes(self, dictionary: list[str | None], codes: np.ndarray) -> np.ndarray:
         """Map rows' dictionary codes to symbol ids; only the symbols the rows use join.
@@ -63,14 +66,18 @@ class PartitionState:
         return table[codes]
 
     def lookup(self, dictionary: list[str | None]) -> np.ndarray:
-        """Map a batch's symbol dictionary to this partition's symbol ids."""
+        """Map a batch's symbol dictionary to this partition's symbol ids (-1: over the limit)."""
         out = np.empty(len(dictionary), np.int64)
         added = []
+        room = len(self.sids) < self.max_symbols if self.max_symbols is not None else True
         for i, name in enumerate(dictionary):
             sid = self.sids.get(name)  # type: ignore[arg-type]
-            if sid is None:
+            if sid is None and not room:
+                sid = -1  # every symbol costs memory for good: input must not size the process
+            elif sid is None:
                 sid = self.sids[name] = len(self.sids)  # type: ignore[index]
                 added.append(name)
+                room = self.max_symbols is None or len(self.sids) < self.max_symbols
             out[i] = sid
         if added:
             self.names = np.concatenate([self.names, np.array(added, object)])

@@ -22,6 +22,7 @@ from marketpulse.config import (
     BAR_INTERVALS,
     IDLE_TIMEOUT,
     LATENESS,
+    MAX_SYMBOLS,
     MAX_TIME_JUMP,
     SESSION_TZ,
 )
@@ -98,6 +99,9 @@ class ProcessorSettings:
             ``indicators`` rows' after the bar's key and close).
         conditions: the sale-condition rules (:mod:`marketpulse.stream.tape`):
             ``none`` (every trade sets prices) or ``lean``; not with ``fill_gaps``.
+        max_symbols: most symbols one input partition holds; the trades and bars
+            of further symbols go to the DLQ as ``max_symbols`` (their quotes
+            are left out), so input cannot size the process.
     """
 
     intervals: tuple[str, ...] = BAR_INTERVALS
@@ -113,6 +117,8 @@ class ProcessorSettings:
     # out of the repr: a replay's identity (runtime.segments) names a declared set by its text
     indicators: DeclaredSet = field(default=DEFAULT, repr=False)
     conditions: str = field(default="none", repr=False)  # out of the repr: see indicators
+    # out of the repr: it shapes no row of a replay that stays within it
+    max_symbols: int = field(default=MAX_SYMBOLS, repr=False)
 
     def __post_init__(self) -> None:
         if not is_dataset_name(self.dataset):
@@ -127,6 +133,8 @@ class ProcessorSettings:
             raise ValueError("idle_timeout must be positive (None: never)")
         if not self.max_time_jump >= 0:
             raise ValueError("max_time_jump must not be negative")
+        if self.max_symbols < 1:
+            raise ValueError("max_symbols must be at least 1")
         check_conditions(self.conditions)
         if self.conditions != "none" and self.fill_gaps:
             raise ValueError("--fill-gaps and --conditions lean do not go together yet")
@@ -183,6 +191,7 @@ class Processor:
             indicators=IndicatorState(declared=self.settings.indicators),
             alerts=AlertEngine(self._rules, dataset=self.settings.dataset),
             last_input=time.monotonic(),
+            max_symbols=self.settings.max_symbols,
         )
 
     def drop(self, topic: str, partition: int) -> None:
@@ -230,10 +239,12 @@ class Processor:
                 (or for another dataset).
         """
         state = self._new_state()
+        state.max_symbols = None  # what was taken stays, under a lower limit too
         restored = restore_partition(
             state, self.settings.intervals, records, self.settings.dataset,
             self.settings.indicators.text,
         )  # fmt: skip
+        state.max_symbols = self.settings.max_symbols
         if quiet_since is not None:
             state.last_input = quiet_since
         self._states[(topic, partition)] = state
@@ -325,6 +336,7 @@ class Processor:
             symbol = symbol.dictionary_encode()
         codes = symbol.indices.to_numpy(zero_copy_only=False)
         sid = state.lookup(symbol.dictionary.to_pylist())[codes]
+        usable &= sid >= 0  # a symbol beyond max_symbols: no state for its quotes
         if state.quotes is None:
             state.quotes = QuoteState(state.windows)
         ts = np.asarray(data.column("ts").to_numpy(zero_copy_only=False), np.int64)
@@ -476,6 +488,10 @@ class Processor:
         quote columns (``None``: the partition has had no quote).
         """
         out = Output()
+        if len(sid) and sid.min() < 0:
+            data, offsets, sid, ts, price, size = self._over_limit(
+                out, batch, data, offsets, sid, ts, price, size
+            )
         state.dirty.update(np.flatnonzero(np.bincount(sid)).tolist())
         newest = state.windows.max_ts
         roles = None
@@ -512,6 +528,34 @@ class Processor:
         out.trades.append(stamp(kept, self._emitter.dataset))
         return out, closed, quoted
 
+    def _over_limit(
+        self,
+        out: Output,
+        batch: Batch,
+        data: pa.RecordBatch,
+        offsets: np.ndarray | None,
+        sid: np.ndarray,
+        *columns: np.ndarray,
+    ) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Send the rows of symbols beyond ``max_symbols`` (id -1) to the DLQ; the others."""
+        refused = sid < 0
+        rows = np.flatnonzero(refused)
+        where = rows if offsets is None else offsets[rows]
+        letters = dead_letters(data, rows, ["max_symbols"] * len(rows), batch, where)
+        out.dead.extend(self._limited(letter) for letter in letters)
+        kept = np.flatnonzero(~refused)
+        offsets = kept if offsets is None else offsets[kept]
+        ts, price, size = (column[kept] for column in columns)
+        return data.take(pa.array(kept)), offsets, sid[kept], ts, price, size
+
+    def _limited(self, letter: DeadLetter) -> DeadLetter:
+        limit = self.settings.max_symbols
+        error = (
+            f"field symbol: {letter.key!r} is beyond the {limit:,} symbols a partition holds "
+            "(max_symbols; raise --max-symbols, or spread the symbols over more partitions)"
+        )
+        return msgspec.structs.replace(letter, error=error)
+
     def _explain(self, letter: DeadLetter, watermark: int, newest: int) -> DeadLetter:
         """Say what a late or future trade was measured against."""
         if letter.reason == "late":
@@ -527,16 +571,26 @@ class Processor:
     def _bars(self, state: PartitionState, batch: Batch, data: pa.RecordBatch) -> Output:
         out = Output()
         codes = check_bars(data, self._now())
+        good = None  # rows of the batch left, when some were refused
         if codes.any():
             bad = np.flatnonzero(codes)
             out.dead.extend(dead_letters(data, bad, [REASONS[c] for c in codes[bad]], batch))
-            data = data.take(pa.array(np.flatnonzero(codes == 0)))
+            good = np.flatnonzero(codes == 0)
+            data = data.take(pa.array(good))
         if data.num_rows == 0:
             return out
+        sid = state.lookup(data.column("symbol").to_pylist())
+        if sid.min() < 0:  # symbols beyond max_symbols
+            rows = np.flatnonzero(sid < 0)
+            where = rows if good is None else good[rows]
+            letters = dead_letters(data, rows, ["max_symbols"] * len(rows), batch, where)
+            out.dead.extend(self._limited(letter) for letter in letters)
+            data, sid = data.take(pa.array(np.flatnonzero(sid >= 0))), sid[sid >= 0]
+            if data.num_rows == 0:
+                return out
         table = pa.Table.from_batches([data]).select(_BAR_INPUT)
         table = stamp(table, self._emitter.dataset).cast(BAR_SCHEMA)
         names = table.column("symbol").to_pylist()
-        sid = state.lookup(names)
         state.dirty.update(sid.tolist())
         timeframes = table.column("timeframe").to_pylist()
         configured = self.settings.intervals
