@@ -46,6 +46,7 @@ __all__ = [
     "QUIET_COMMIT_INTERVAL",
     "SESSION_TZ",
     "STEP_TIMEOUT",
+    "STORAGE_RETRY",
     "TOPIC_PARTITIONS",
     "TOPIC_REPLICATION",
     "TOPIC_RETENTION_HOURS",
@@ -98,6 +99,11 @@ TRANSACTION_TIMEOUT = 10.0
 STEP_TIMEOUT = 15.0
 #: Whether the trades the processor kept go to the ``trades`` topic (and table).
 STORE_TRADES = True
+
+# Storage.
+#: Seconds a database sink (PostgreSQL, InfluxDB) retries a write whose server went
+#: away mid-run (restarted, unreachable) before the command ends saying what it did not store.
+STORAGE_RETRY = 60.0
 
 # The services' own HTTP endpoint (/metrics, /healthz, /readyz; ``runtime.endpoint``).
 #: Address the endpoint listens on: every interface, for Prometheus and probes
@@ -235,7 +241,8 @@ class Settings:
     ``bb=bbands(20, 2.5)``; :mod:`marketpulse.indicators`); empty: the default
     ``max_symbols``: most symbols one input partition holds (:data:`MAX_SYMBOLS`);
     rows of further symbols go to the DLQ (reason ``max_symbols``).
-    thirteen columns.
+    thirteen columns. ``storage_retry``: seconds the database sinks retry a write
+    whose server went away mid-run before the command stops (exit code 1).
     """
 
     lake: str = "./data/lake"
@@ -259,6 +266,7 @@ class Settings:
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
     max_symbols: int = field(default=MAX_SYMBOLS, metadata={"min": 1})
     influx_url: Secret = field(default_factory=lambda: Secret(""))
+    storage_retry: float = field(default=STORAGE_RETRY, metadata={"min": 0})
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     s3: S3Settings = field(default_factory=S3Settings)

@@ -108,14 +108,15 @@ def build_sink(
         from marketpulse.sinks import PostgresSink
 
         tables = _tables(postgres_tables)
-        return PostgresSink(settings.postgres_url, **tables, **age).open()
+        return PostgresSink(settings.postgres_url, **tables, **age,
+                            retry_s=settings.storage_retry).open()  # fmt: skip
     if kind == SinkKind.influx:
         if not settings.influx_url:
             raise ConfigError("--sink influx needs --influx-url (or MARKETPULSE_INFLUX_URL)")
         from marketpulse.sinks import InfluxSink
 
         try:
-            sink = InfluxSink(settings.influx_url, **age)
+            sink = InfluxSink(settings.influx_url, **age, retry_s=settings.storage_retry)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return sink.open()

@@ -35,11 +35,11 @@ from types import MappingProxyType
 import msgspec
 import pyarrow as pa
 
-from marketpulse.config import Secret, redact_url
+from marketpulse.config import STORAGE_RETRY, Secret, redact_url
 from marketpulse.models import BAR_QUOTE_COLUMNS, INDICATOR_KEY_COLUMNS
 from marketpulse.sinks.base import TABLES, SinkStats, SourceRange
 from marketpulse.sinks.batching import BatchingSink
-from marketpulse.sinks.exceptions import SinkError
+from marketpulse.sinks.exceptions import SinkError, StorageLostError
 from marketpulse.sinks.retry import with_retries
 
 __all__ = ["INFLUX_TABLES", "InfluxSink", "line_protocol"]
@@ -96,7 +96,7 @@ class InfluxSink(BatchingSink):
         *,
         batch_lines: int = 5_000,
         connect_timeout_s: float = 15.0,
-        retry_s: float = 60.0,
+        retry_s: float = STORAGE_RETRY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         unknown = [t for t in tables if t not in INFLUX_TABLES]
@@ -131,6 +131,7 @@ class InfluxSink(BatchingSink):
         self._rows = dict.fromkeys(TABLES, 0)
         self._requests = self._bytes = self._flushes = self._retries = 0
         self._opened = False
+        self._lost = False  # unreachable past retry_s mid-run: close sends no more
 
     def open(self) -> InfluxSink:
         """Check the server answers (retrying for ``connect_timeout_s``); create a 1.x database.
@@ -172,11 +173,15 @@ class InfluxSink(BatchingSink):
         while self._lines:
             chunk = self._lines[: self.batch_lines]
             body = gzip.compress(("\n".join(chunk) + "\n").encode(), compresslevel=1)
-            with_retries(
-                lambda body=body: self._request(self._write_url, body, headers),
-                f"write to InfluxDB at {self.where}", _TRANSIENT, self.retry_s,
-                on_retry=self._count_retry,
-            )  # fmt: skip
+            try:
+                with_retries(
+                    lambda body=body: self._request(self._write_url, body, headers),
+                    f"write to InfluxDB at {self.where}", _TRANSIENT, self.retry_s,
+                    on_retry=self._count_retry, lost="InfluxDB",
+                )  # fmt: skip
+            except StorageLostError:
+                self._lost = True
+                raise
             del self._lines[: len(chunk)]  # sent: a later failure resends only the rest
             self._requests += 1
             self._bytes += len(body)
@@ -187,10 +192,11 @@ class InfluxSink(BatchingSink):
         self._flushes += 1
 
     def close(self) -> None:
-        """Flush; later writes raise."""
+        """Flush (not after the server stayed away past ``retry_s``); later writes raise."""
         if not self._closed:
             try:
-                self.flush()
+                if not self._lost:
+                    self.flush()
             finally:
                 self._closed = True
 

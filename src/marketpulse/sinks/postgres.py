@@ -32,13 +32,13 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from marketpulse.config import Secret
+from marketpulse.config import STORAGE_RETRY, Secret
 from marketpulse.exceptions import ConfigError
 from marketpulse.models import BAR_QUOTE_COLUMNS
 from marketpulse.redaction import redact_text, redact_url, secret_values
 from marketpulse.sinks.base import TABLES, SinkStats, SourceRange
 from marketpulse.sinks.batching import BatchingSink
-from marketpulse.sinks.exceptions import SchemaMismatchError, SinkError
+from marketpulse.sinks.exceptions import SchemaMismatchError, SinkError, StorageLostError
 from marketpulse.sinks.pgcopy import encode
 from marketpulse.sinks.postgres_schema import (
     INDICATOR_FIXED,
@@ -101,7 +101,7 @@ class PostgresSink(BatchingSink):
         max_age_s: float = 2.0,
         *,
         connect_timeout_s: float = 15.0,
-        retry_s: float = 60.0,
+        retry_s: float = STORAGE_RETRY,
         clock: Callable[[], float] = time.monotonic,
         convert: str | None = None,
     ) -> None:
@@ -122,6 +122,7 @@ class PostgresSink(BatchingSink):
         self._convert = convert
         self._conns: dict[str, psycopg.Connection] = {}  # one per table, flushed in parallel
         self._opened = False
+        self._lost = False  # unreachable past retry_s mid-run: close flushes no more
         #: Migrations :meth:`open` applied.
         self.applied: list[int] = []
         self._buffers: dict[str, list[pa.Table]] = {}
@@ -179,20 +180,30 @@ class PostgresSink(BatchingSink):
             return
         self.open()
         tables = list(self._buffers)
-        if len(tables) == 1:
-            self._flush_table(tables[0])
-        else:
-            for future in [_POOL.submit(self._flush_table, t) for t in tables]:
-                future.result()
+        try:
+            if len(tables) == 1:
+                self._flush_table(tables[0])
+            else:
+                for future in [_POOL.submit(self._flush_table, t) for t in tables]:
+                    future.result()
+        except StorageLostError:
+            self._lost = True
+            raise
         self._flushes += 1
         self._since = None if not self._buffers else self._since
 
     def close(self) -> None:
-        """Flush and disconnect; later writes raise."""
+        """Flush and disconnect; later writes raise.
+
+        Once the server stayed away past ``retry_s`` (:class:`StorageLostError`),
+        closing disconnects without waiting that long again: the rows left are
+        reported as not stored.
+        """
         if self._closed:
             return
         try:
-            self.flush()
+            if not self._lost:
+                self.flush()
         finally:
             self._closed = True
             for conn in self._conns.values():
@@ -220,7 +231,7 @@ class PostgresSink(BatchingSink):
         payload = encode(rows, [kind for _, kind in target.columns])
         with_retries(
             lambda: self._upsert(target, payload), f"write {table} to PostgreSQL at {self.where}",
-            _TRANSIENT, self.retry_s, on_retry=self._count_retry,
+            _TRANSIENT, self.retry_s, on_retry=self._count_retry, lost="PostgreSQL",
         )  # fmt: skip
         # dropped only after the commit: a failure keeps the rows for the next flush
         del self._buffers[table]

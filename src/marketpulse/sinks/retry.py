@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from marketpulse.sinks.exceptions import SinkUnavailableError
+from marketpulse.sinks.exceptions import SinkUnavailableError, StorageLostError
 
 __all__ = ["with_retries"]
 
@@ -27,16 +27,20 @@ def with_retries(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     on_retry: Callable[[BaseException], None] | None = None,
+    lost: str | None = None,
 ) -> T:
     """Call ``action`` until it succeeds, retrying ``transient`` errors for ``budget_s`` seconds.
 
     Delays double from ``first_delay`` up to ``max_delay``; the last attempt
     starts before the budget runs out. ``on_retry`` is called with the error of
     each failed attempt that is retried (sinks count them in their statistics).
+    ``lost``: the storage's name when ``action`` stores rows of a running
+    command, which then ends as a runtime failure, not as bad usage.
 
     Raises:
         SinkUnavailableError: every attempt failed with a transient error; the
-            message says what was tried, how often and the last error.
+            message says what was tried, how often and the last error
+            (:class:`StorageLostError` when ``lost`` is given).
     """
     deadline = clock() + budget_s
     delay = first_delay
@@ -48,10 +52,12 @@ def with_retries(
         except transient as exc:
             remaining = deadline - clock()
             if remaining <= 0:
-                raise SinkUnavailableError(
-                    f"{what}: failed {attempt} time(s) over {budget_s:g} s; last error: "
-                    f"{_one_line(exc)}"
-                ) from exc
+                message = (f"{what}: failed {attempt} time(s) over {budget_s:g} s; last error: "
+                           f"{_one_line(exc)}")  # fmt: skip
+                if lost is not None:
+                    window = "retry window: setting storage_retry, MARKETPULSE_STORAGE_RETRY"
+                    raise StorageLostError(f"{message} ({window})", lost) from exc
+                raise SinkUnavailableError(message) from exc
             logger.warning("%s failed (attempt %d), retrying in %.1f s: %s",
                            what, attempt, min(delay, remaining), _one_line(exc))  # fmt: skip
             if on_retry is not None:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from marketpulse.sinks.exceptions import SinkUnavailableError
+from marketpulse.exceptions import RunFailure
+from marketpulse.sinks.exceptions import SinkUnavailableError, StorageLostError
 from marketpulse.sinks.retry import with_retries
 
 
@@ -54,3 +55,16 @@ def test_other_errors_are_not_retried():
     with pytest.raises(ValueError):
         with_retries(action, "write", (ConnectionError,), 60, on_retry=retried.append)
     assert retried == []
+
+
+def test_storage_lost_mid_run_is_a_runtime_failure_naming_the_window():
+    clock = FakeClock()
+
+    def action():
+        raise ConnectionError("down")
+
+    with pytest.raises(StorageLostError, match=r"over 1 s; .*setting storage_retry") as lost:
+        with_retries(action, "write bars", (ConnectionError,), 1, sleep=clock.sleep,
+                     clock=lambda: clock.now, lost="PostgreSQL")  # fmt: skip
+    assert isinstance(lost.value, RunFailure) and isinstance(lost.value, SinkUnavailableError)
+    assert lost.value.storage == "PostgreSQL"
