@@ -2,7 +2,8 @@
 
 Each test runs the command as users type it, with the default settings, and
 reads the child's peak resident size from the kernel (``wait4``), never a
-wall-clock time.
+wall-clock time. A rules file that would make the process expand YAML aliases
+is refused in one line (exit code 2).
 """
 
 from __future__ import annotations
@@ -103,3 +104,28 @@ def test_input_of_endless_symbols_does_not_size_the_process(sql, tmp_path):
     assert dlq_reasons(sql, tmp_path / "lake") == {"max_symbols": 99_000}
     # before: 100,000 symbols took 2.9 GB (about 26 kB each); refused rows cost no state
     assert peak < baseline + 400, (peak, baseline)
+
+
+_RULE = "rules:\n  - name: news_move\n    type: pct_change\n    window: 10\n    threshold: 0.5\n"
+
+
+def _refused_in_one_line(tmp_path: Path, rules: str) -> str:
+    (tmp_path / "one.csv").write_bytes(_HEADER + _ROW)
+    (tmp_path / "rules.yaml").write_text(rules)
+    code, out, err, _ = run_measured(
+        "replay", "one.csv", "--rules", "rules.yaml", "--lake", "lake", cwd=tmp_path
+    )
+    assert code == 2, err + out
+    assert "Traceback" not in out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: rules.yaml:"), err
+    return lines[0]
+
+
+def test_a_rules_file_with_yaml_aliases_is_refused(tmp_path):
+    # six levels (531,441 strings) keep the old behaviour, expansion, cheap to see
+    levels = ['    l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"    l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 6)]
+    notifier = "notifiers:\n  desk:\n    type: webhook\n    url: http://127.0.0.1:9/x\n"
+    line = _refused_in_one_line(tmp_path, _RULE + notifier + "\n".join(levels) + "\n")
+    assert line.startswith("error: rules.yaml:11: YAML alias *l0 is not accepted"), line

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from marketpulse.alerts.rules import SEVERITIES
+from marketpulse.alerts.yaml_text import refuse_aliases
 from marketpulse.config import Secret
 from marketpulse.exceptions import RulesError
 
@@ -190,6 +191,7 @@ def load_notifications(path: str | Path, environ: Mapping[str, str]) -> Notifica
         if path.suffix.lower() == ".toml":
             data, lines = tomllib.loads(text), _toml_lines(text)
         else:
+            refuse_aliases(text, source)
             data, lines = yaml.safe_load(text), _yaml_lines(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:  # load_rules says where
         raise RulesError(f"{source}:1: invalid rules file: {exc}") from exc

@@ -24,6 +24,7 @@ import msgspec
 import yaml
 
 from marketpulse.alerts.rules import RULE_TYPES, Rule
+from marketpulse.alerts.yaml_text import refuse_aliases
 from marketpulse.exceptions import RulesError
 from marketpulse.timeframes import is_interval
 
@@ -131,6 +132,7 @@ def _toml_locator(text: str) -> _Locator:
 def _parse(text: str, suffix: str, source: str) -> list[Rule]:
     if suffix in (".yaml", ".yml"):
         try:
+            refuse_aliases(text, source)
             loc = _yaml_locator(yaml.compose(text, Loader=yaml.SafeLoader), source)
             data = yaml.safe_load(text)
         except yaml.MarkedYAMLError as exc:
