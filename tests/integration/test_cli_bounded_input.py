@@ -3,7 +3,7 @@
 Each test runs the command as users type it, with the default settings, and
 reads the child's peak resident size from the kernel (``wait4``), never a
 wall-clock time. A rules file that would make the process expand YAML aliases
-is refused in one line (exit code 2).
+or render Python internals is refused in one line (exit code 2).
 """
 
 from __future__ import annotations
@@ -129,3 +129,17 @@ def test_a_rules_file_with_yaml_aliases_is_refused(tmp_path):
     notifier = "notifiers:\n  desk:\n    type: webhook\n    url: http://127.0.0.1:9/x\n"
     line = _refused_in_one_line(tmp_path, _RULE + notifier + "\n".join(levels) + "\n")
     assert line.startswith("error: rules.yaml:11: YAML alias *l0 is not accepted"), line
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("{symbol:>1500000000}", "width 1500000000 is more than 200"),
+        ("{symbol.__class__.__base__.__subclasses__}", "alert fields only, no attribute"),
+    ],
+)
+def test_a_notifier_template_beyond_alert_fields_is_refused(tmp_path, template, problem):
+    notifier = "notifiers:\n  desk:\n    type: slack\n    url: http://127.0.0.1:9/x\n"
+    line = _refused_in_one_line(tmp_path, _RULE + notifier + f"    template: '{template}'\n")
+    assert line.startswith("error: rules.yaml:10: notifier 'desk': template: "), line
+    assert problem in line, line

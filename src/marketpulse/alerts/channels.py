@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from marketpulse.alerts.rules import SEVERITIES
+from marketpulse.alerts.templates import TEMPLATE_FIELDS, template_problem
 from marketpulse.alerts.yaml_text import refuse_aliases
 from marketpulse.config import Secret
 from marketpulse.exceptions import RulesError
@@ -48,12 +49,6 @@ __all__ = [
 
 #: Channel types, as written in rules files.
 CHANNEL_TYPES = ("webhook", "slack", "teams", "email", "kafka")
-
-#: The alert fields a template may name (``{symbol} {rule}: {message}``).
-TEMPLATE_FIELDS = (
-    "id", "rule", "symbol", "timeframe", "interval", "severity", "message", "dataset",
-    "bar_start", "bar_end", "details",
-)  # fmt: skip
 
 DEFAULT_TEMPLATE = "[{severity}] {symbol} {timeframe} {rule}: {message}"
 
@@ -307,7 +302,7 @@ def _channel(name: str, entry: Any, at: _Lines, environ: Mapping[str, str]) -> C
             raise at.fail((*where, key), f"{label}: url must start with http:// or https://")
     for key in ("template", "subject"):
         if key in values:
-            problem = _template_problem(values[key])
+            problem = template_problem(values[key])
             if problem:
                 raise at.fail((*where, key), f"{label}: {key}: {problem}")
     values.pop("type")
@@ -333,18 +328,6 @@ def _expand(text: str, environ: Mapping[str, str], fail: Any) -> str:
         return environ[name]
 
     return _ENV.sub(one, text)
-
-
-def _template_problem(template: str) -> str:
-    """What is wrong with a template (empty: nothing)."""
-    sample = dict.fromkeys(TEMPLATE_FIELDS, "x")
-    try:
-        template.format_map(sample)
-    except KeyError as exc:
-        return f"unknown field {{{exc.args[0]}}} (fields: {', '.join(TEMPLATE_FIELDS)})"
-    except (ValueError, IndexError, AttributeError) as exc:
-        return f"not a valid template: {exc}"
-    return ""
 
 
 def _yaml_lines(text: str) -> dict[tuple, int]:

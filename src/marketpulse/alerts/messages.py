@@ -17,6 +17,7 @@ from email.message import EmailMessage
 import msgspec
 import numpy as np
 
+from marketpulse.alerts.templates import fill
 from marketpulse.models import Alert
 
 __all__ = [
@@ -43,14 +44,18 @@ def iso_time(ns: int) -> str:
 
 
 def render(template: str, alert: Alert) -> str:
-    """Fill ``template`` with the fields of ``alert`` (times as ISO 8601 UTC)."""
+    """Fill ``template`` with the fields of ``alert`` (times as ISO 8601 UTC).
+
+    Only the alert fields a template may name are reachable
+    (:mod:`~marketpulse.alerts.templates`), each as text.
+    """
     fields = msgspec.structs.asdict(alert)
     fields["interval"] = alert.timeframe
     fields["bar_start"] = iso_time(alert.bar_start)
     fields["bar_end"] = iso_time(alert.bar_end)
     fields["details"] = ", ".join(f"{k}={v:g}" if v is not None else f"{k}=null"
                                   for k, v in alert.details.items())  # fmt: skip
-    return template.format_map(fields)
+    return fill(template, fields)
 
 
 def _digest_line(alerts: Sequence[Alert]) -> str:
