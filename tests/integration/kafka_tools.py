@@ -155,6 +155,15 @@ def read_records(bootstrap: str, topic: str, isolation: str, timeout: float = 60
 
 
 def process_command(bootstrap, prefix, instance, *extra):
+    """`process` with settings tuned for the sharpest comparisons (not what users run).
+
+    ``--idle-timeout 0``: outputs depend on the input alone, so a crashed run is
+    compared record for record with any other; ``--commit-interval 0.05``: more
+    transactions, so more moments a kill can strand one; ``--instance-id``: a
+    restart takes its partitions back at once instead of waiting out the dead
+    member's session. The same guarantees with the defaults users get are
+    tested in ``test_kafka_exactly_once_defaults.py`` and ``test_kafka_state_restore.py``.
+    """
     return [
         sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers", bootstrap,
         "--topic-prefix", prefix, "--group", f"{prefix}process", "--instance-id", instance,

@@ -299,6 +299,14 @@ class TransactionalProducer(Producer):
     def abort(self, timeout: float = 60.0) -> None:
         """Abort the open transaction, if any: its records are never read as committed."""
 
+    def abandon(self) -> None:  # noqa: B027 - nothing is sent later by default
+        """Give this producer up for one that takes over its id: drop what it has not sent.
+
+        A producer left behind with records queued (a broker away) would send
+        them once the broker is back, into a transaction its successor has
+        already aborted.
+        """
+
 
 class Consumer(ABC):
     """A consumer-group member: reads batches of records of the partitions assigned to it.
@@ -394,6 +402,22 @@ class Bus(ABC):
 
         Raises:
             BusError: the topic does not exist.
+        """
+
+    @abstractmethod
+    def end_offsets(self, topic: str) -> list[int]:
+        """Return the next offset to be written, per partition of ``topic``.
+
+        Raises:
+            BusError: the topic does not exist or its offsets cannot be read.
+        """
+
+    @abstractmethod
+    def committed_offsets(self, group: str, topic: str) -> list[int]:
+        """Return the offsets ``group`` has committed, per partition of ``topic`` (-1: none).
+
+        Raises:
+            BusError: the offsets cannot be read.
         """
 
     @abstractmethod

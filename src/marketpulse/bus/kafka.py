@@ -21,7 +21,13 @@ import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from marketpulse.bus.base import Bus
-from marketpulse.bus.kafka_consumer import ConsumerFatal, KafkaConsumer, Rebalance, read_partition
+from marketpulse.bus.kafka_consumer import (
+    ConsumerFatal,
+    KafkaConsumer,
+    Rebalance,
+    read_partition,
+    watermarks,
+)
 from marketpulse.bus.kafka_producer import (
     KafkaProducer,
     ProducerFenced,
@@ -219,6 +225,44 @@ class KafkaBus(Bus):
                 "(create it with `marketpulse topics create`)"
             )
         return len(found.partitions)
+
+    def end_offsets(self, topic: str) -> list[int]:
+        """Return the high watermark of every partition of ``topic``.
+
+        Raises:
+            BusError: the topic does not exist or its offsets cannot be read.
+        """
+        count = self.partitions(topic)
+        reader = self.reader(**{"isolation.level": "read_uncommitted"})
+        try:
+            deadline = time.monotonic() + self.connect_timeout
+            return [watermarks(reader, ck.TopicPartition(topic, p), deadline)[1]
+                    for p in range(count)]  # fmt: skip
+        finally:
+            reader.close()
+
+    def committed_offsets(self, group: str, topic: str) -> list[int]:
+        """Return the offsets ``group`` has committed, per partition of ``topic`` (-1: none).
+
+        Asked without joining the group; offsets of a transaction still open
+        are waited for (up to the connect timeout).
+
+        Raises:
+            BusError: the offsets cannot be read.
+        """
+        count = self.partitions(topic)
+        client = ck.Consumer({**self.config, "group.id": group, "enable.auto.commit": False,
+                              "isolation.level": "read_committed"})  # fmt: skip
+        try:
+            asked = [ck.TopicPartition(topic, p) for p in range(count)]
+            found = client.committed(asked, timeout=self.connect_timeout)
+        except ck.KafkaException as exc:
+            raise BusError(
+                f"cannot read the offsets of group {group}: {exc.args[0].str()}"
+            ) from None
+        finally:
+            client.close()
+        return [p.offset if p.offset >= 0 else -1 for p in sorted(found, key=lambda p: p.partition)]
 
     def create_topics(
         self,

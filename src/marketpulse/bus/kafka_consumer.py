@@ -17,7 +17,7 @@ import confluent_kafka as ck
 from marketpulse.bus.base import Batch, Consumer, ConsumerFatal, Message, Rebalance, TopicPartition
 from marketpulse.exceptions import BusError
 
-__all__ = ["ConsumerFatal", "KafkaConsumer", "Rebalance", "read_partition"]
+__all__ = ["ConsumerFatal", "KafkaConsumer", "Rebalance", "read_partition", "watermarks"]
 
 logger = logging.getLogger(__name__)
 
@@ -338,9 +338,9 @@ def read_partition(
     """
     tp = ck.TopicPartition(topic, partition)
     deadline = time.monotonic() + timeout
-    low, high = _watermarks(reader, tp, deadline)
+    low, high = watermarks(reader, tp, deadline)
     if uncommitted is not None:
-        high = _wait_stable(reader, tp, _watermarks(uncommitted, tp, deadline)[1], high, deadline)
+        high = _wait_stable(reader, tp, watermarks(uncommitted, tp, deadline)[1], high, deadline)
     values: dict[bytes, bytes] = {}
     if high <= low:
         return values
@@ -373,7 +373,7 @@ def read_partition(
         reader.unassign()
 
 
-def _watermarks(client: ck.Consumer, tp: ck.TopicPartition, deadline: float) -> tuple[int, int]:
+def watermarks(client: ck.Consumer, tp: ck.TopicPartition, deadline: float) -> tuple[int, int]:
     """The partition's low and high watermarks (a read_committed client's high: the last stable).
 
     A topic created a moment ago may have no leader yet, and a broker lost
@@ -426,7 +426,7 @@ def _wait_stable(
     started = time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.2)
-        stable = _watermarks(reader, tp, deadline)[1]
+        stable = watermarks(reader, tp, deadline)[1]
         if stable >= end:
             logger.info("%s[%d]: the open transaction ended after %.1f s",
                         tp.topic, tp.partition, time.monotonic() - started)  # fmt: skip

@@ -288,6 +288,20 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
             self.in_transaction = False
             self._call("abort the transaction", self._producer.abort_transaction, timeout=timeout)
 
+    def abandon(self) -> None:
+        """Drop the records not yet sent, queued or waiting for a retry (no request is made).
+
+        Its successor with the same transactional id aborts its transaction;
+        records of it sent afterwards, retried by a client that knew nothing of
+        that, could land past the abort marker of a partition and hold its last
+        stable offset (a hanging transaction: read_committed readers stop there).
+        """
+        self.stuck = True
+        try:
+            self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+        except (ck.KafkaException, RuntimeError) as exc:  # a fatal client has nothing to send
+            logger.debug("%s: purge: %s", self.transactional_id, exc)
+
     def close(self) -> None:
         """Abort any open transaction, then flush; a stuck producer is left alone."""
         if self.stuck:

@@ -160,6 +160,13 @@ class MemoryBus(Bus):
         """Return the next offset to be written, per partition."""
         return [p.end_offset for p in self._partitions(topic)]
 
+    def committed_offsets(self, group: str, topic: str) -> list[int]:
+        """Return the offsets ``group`` has committed, per partition of ``topic`` (-1: none)."""
+        with self._lock:
+            committed = dict(self._committed.get(group, {}))
+        return [committed.get(TopicPartition(topic, p), -1)
+                for p in range(len(self._partitions(topic)))]  # fmt: skip
+
     def read_all(self, topic: str) -> list[Batch]:
         """Return every retained batch of ``topic`` (for tests and tools)."""
         out = []

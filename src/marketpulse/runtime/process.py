@@ -260,6 +260,7 @@ class ProcessService:
         logger.warning("process: %s; replacing the producer, redoing the work since the "
                        "last commit", exc)  # fmt: skip
         assert self._producer is not None
+        self._producer.abandon()  # nothing it still holds may reach the broker later
         self._abandoned.append(self._producer)  # its stuck call still holds it
         self._producer = None
         while self._producer is None:

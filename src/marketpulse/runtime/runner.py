@@ -40,6 +40,7 @@ from marketpulse.config import (
     TOPIC_RETENTION_HOURS,
     ProcessSettings,
 )
+from marketpulse.exceptions import BusError, RunFailure
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.models import DeadLetter
 from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot, OutputObserver
@@ -54,7 +55,7 @@ from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_lock import DatasetLock
 from marketpulse.stream import Output, Processor, ProcessorSettings
 
-__all__ = ["LAKE_FILE_ROWS", "Runner", "RunnerOptions"]
+__all__ = ["LAKE_FILE_ROWS", "PipelineIncomplete", "Runner", "RunnerOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,20 @@ logger = logging.getLogger(__name__)
 _DRAINED_AFTER = 1.0
 #: Seconds between the lines a draining stage logs while it catches up.
 _DRAIN_REPORT_S = 5.0
+
+
+class PipelineIncomplete(RunFailure):
+    """A run on Kafka stopped before all it took in was processed and stored.
+
+    What is left stays in the topics under ``prefix``: a run (or ``process``
+    and ``sink``) with the same prefix later picks it up.
+    """
+
+    def __init__(self, what: str, prefix: str) -> None:
+        super().__init__(
+            f"{what}: they stay in the {prefix}* topics, and a run with the same "
+            "--topic-prefix (or `process` and `sink` on them) picks them up"
+        )
 
 
 def _count(n: int | None) -> str:
@@ -273,13 +288,18 @@ class Runner:
             feed.join()
             if producer.stats.exhausted:  # a finished replay: its last windows close too
                 processor.input_ended.set()
-            self._drain(processor, process_stop, process_stage)
+            target = self._ticks_end() if self.bus.durable else None
+            self._drain(processor, process_stop, process_stage, target)
             self._observer.close()  # notifications drain: their dead letters reach the sinks
             self._close_dlq()
-            for service, stage in zip(sinks, sink_stages, strict=True):
-                self._drain(service, service.stop, stage)
+            unstored = {
+                service.sink.name: self._drain(service, service.stop, stage)
+                for service, stage in zip(sinks, sink_stages, strict=True)
+            }
         for stage in (*stages, feed):
             stage.raise_failure()
+        if target is not None:
+            self._check_stored(target, unstored)
         snapshot = self.metrics.snapshot()
         # the figures once: the caller shows them (the CLI's final summary)
         logger.debug("pipeline stopped: %s", snapshot.summary())
@@ -331,30 +351,38 @@ class Runner:
             logger.log(level, "created topics %s", ", ".join(created))
 
     def _drain(self, service: ProcessService | SinkService, stop: threading.Event,
-               stage: _Stage) -> None:  # fmt: skip
-        """Let a stage run until it has caught up, then stop it.
+               stage: _Stage, target: list[int] | None = None) -> int | None:  # fmt: skip
+        """Let a stage run until it has caught up, then stop it; return the records it left.
 
         On the in-memory bus a stage that keeps reading is waited for however long
         it takes (a loaded machine must not lose what a quick one keeps); one that
         reads nothing for ``drain_timeout`` seconds with records left is stopped,
-        with a warning (:meth:`_stuck_after`). On a cluster, whose topics others
-        may write, a stage is caught up once quiet for a second, and waited for
-        ``drain_timeout`` at most.
+        with a warning (:meth:`_stuck_after`). On a cluster the process stage is
+        caught up once it has read ``ticks`` to ``target`` (its end offsets when
+        the feed stopped: others may write on), a sink once it has been quiet
+        for a second with nothing but transaction markers left. A stage that
+        reads nothing there for ``drain_timeout`` seconds (a broker away, a
+        group rejoining) is stopped, with a warning and the records it left.
+
+        Returns:
+            The records the stage was stopped without (0: none; ``None``: not known).
         """
         started = last_report = time.monotonic()
+        left: int | None = None
         while not stage.done.is_set():
             now = time.monotonic()
             quiet = now - max(service.last_input, started)
-            left = self._records_left(service)  # None: still starting (kernels, state, group)
             if self.bus.durable:
-                # quiet for a while since the drain began: the stage before it has just
-                # committed its last transaction, which a sink idle until then must still read;
-                # others may keep writing to a cluster's topics: the timeout bounds the wait
-                if quiet >= _DRAINED_AFTER or now - started >= self.options.drain_timeout:
+                left = self._left_on_cluster(service, target)
+                if left == 0 and (target is not None or quiet >= _DRAINED_AFTER):
                     break
-            elif left is not None and left <= 0:  # caught up (exact on the in-memory bus)
-                break
-            elif quiet >= self._stuck_after(left):
+            else:
+                left = self._records_left(service)  # None: still starting (kernels, state, group)
+                if left is not None and left <= 0:  # caught up (exact on the in-memory bus)
+                    break
+            if target is None and self.bus.durable and now - started >= self.options.drain_timeout:
+                break  # others may keep writing to a cluster's output topics
+            if quiet >= self._stuck_after(left):
                 logger.warning(
                     "pipeline stopping: %s read nothing for %.1f s with %s records left; "
                     "stopping it without them", stage.name, quiet, _count(left),
@@ -370,6 +398,61 @@ class Runner:
             time.sleep(0.005)
         stop.set()
         stage.join()
+        return left
+
+    def _left_on_cluster(
+        self, service: ProcessService | SinkService, target: list[int] | None
+    ) -> int | None:
+        """Records a stage on Kafka has left to read (``None``: not known yet).
+
+        With ``target`` (the process stage), the records of ``ticks`` before
+        those end offsets that it has not consumed yet, by the offsets its
+        thread keeps (a partition it does not own now counts whole); else
+        what its own lag figure shows past the transaction marker that ends
+        each partition of a topic written in transactions.
+        """
+        if target is None:
+            lag = dict(service.lag)
+            return sum(n for n in lag.values() if n > 1) if lag else None
+        assert isinstance(service, ProcessService)
+        try:
+            consumed = {tp.partition: n for tp, n in dict(service.policy.next).items()}
+        except RuntimeError:  # changed by the stage's thread meanwhile: asked again
+            return None
+        return sum(max(end - max(consumed.get(p, 0), 0), 0) for p, end in enumerate(target))
+
+    def _ticks_end(self) -> list[int] | None:
+        """The end offsets of ``ticks`` once the feed has stopped (``None``: not readable now)."""
+        try:
+            return self.bus.end_offsets(self.topics.ticks)
+        except BusError as exc:
+            logger.warning("pipeline stopping: cannot read the end of %s: %s",
+                           self.topics.ticks, exc)  # fmt: skip
+            return None
+
+    def _check_stored(self, target: list[int], unstored: dict[str, int | None]) -> None:
+        """Say what a run on Kafka leaves unprocessed or unstored, by the group's offsets.
+
+        Raises:
+            PipelineIncomplete: ticks the feed sent were not processed (their
+                outputs not committed), or a sink stopped with records to store.
+        """
+        group = f"{self.options.group_prefix}process"
+        try:
+            committed = self.bus.committed_offsets(group, self.topics.ticks)
+        except BusError as exc:
+            raise PipelineIncomplete(
+                f"cannot tell whether every tick was processed: {exc}", self.topics.prefix
+            ) from None
+        missed = sum(max(end - max(done, 0), 0)
+                     for end, done in zip(target, committed, strict=False))  # fmt: skip
+        parts = []
+        if missed:
+            parts.append(f"{missed:,} ticks of {self.topics.ticks} were not processed")
+        parts += [f"the {name} sink stopped with {_count(n)} records of the output topics "
+                  "not stored" for name, n in unstored.items() if n != 0]  # fmt: skip
+        if parts:
+            raise PipelineIncomplete("; ".join(parts), self.topics.prefix)
 
     def _records_left(self, service: ProcessService | SinkService) -> int | None:
         """Records ``service`` has left to read (``None``: not known yet).

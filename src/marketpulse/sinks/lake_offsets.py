@@ -1,8 +1,13 @@
 """Lake files named by the bus offsets they hold: a replay rewrites, never adds.
 
 A Kafka sink names each file ``part-p{partition:03d}-{first:012d}-{last:012d}.parquet``.
-After a crash it reads the same offsets again: a file whose range an existing
-file covers is not written, and a file written supersedes those within its range.
+After a crash, or a commit that failed (a broker away), it reads again from the
+last committed offset, and its flushes need not end where the first ones did.
+Every file that starts at or after a new file's first offset holds offsets read
+before that read again: the new file supersedes it, whole, even where it ends
+past the new file (those rows come again in the next files). A file with the
+very range of an existing one is not written again. So no offset is ever held
+by two files.
 """
 
 from __future__ import annotations
@@ -20,25 +25,30 @@ SOURCE_NAME = re.compile(r"part-p(\d{3,})-(\d{12,})-(\d{12,})\.parquet")
 
 
 def covered(store: Store, directory: str, match: re.Match[str]) -> bool:
-    """Return whether a file of ``directory`` already holds the offsets of ``match``."""
+    """Return whether a file of ``directory`` already holds exactly the offsets of ``match``.
+
+    One that holds more is not enough: the flushes after it, reading on from
+    ``match``'s end, would then write offsets it holds a second time.
+    """
     partition, first, last = (int(g) for g in match.groups())
     for other in _source_files(store, directory, partition):
-        if other[0] != match.string and other[1] <= first and last <= other[2]:
+        if other[0] != match.string and other[1] == first and last == other[2]:
             return True
     return False
 
 
 def remove_superseded(store: Store, directory: str, match: re.Match[str]) -> None:
-    """Delete files whose offsets lie within the file just written.
+    """Delete files that start within the offsets of the file just written.
 
     They are left by a flush that failed (or crashed) before its offsets were
-    committed; the replay that wrote ``match`` holds their rows.
+    committed: the read again that wrote ``match`` holds their rows, or holds
+    them in its next files (those past ``match``'s end).
     """
     partition, first, last = (int(g) for g in match.groups())
     for name, other_first, other_last in _source_files(store, directory, partition):
         if name == match.string:
             continue
-        if first <= other_first and other_last <= last:
+        if first <= other_first <= last:
             logger.info("remove %s/%s: superseded by %s", directory, name, match.string)
             store.remove(directory, name)
         elif other_first <= last and first <= other_last:

@@ -129,3 +129,16 @@ def test_a_segment_is_held_until_every_reading_group_commits_past_it():
     assert rest.columns.column("x").to_pylist() == list(range(15, 30))
     slow.commit(slow.position())
     assert bus.retained("t") == (0, 0)
+
+
+def test_end_and_committed_offsets_are_read_without_joining_the_group():
+    bus = MemoryBus(retain=True)
+    bus.create_topics(["t"], partitions=2)
+    bus.producer().send_columns("t", "trade", _batch(["A", "B", "C"]))
+    ends = bus.end_offsets("t")
+    assert sum(ends) == 3
+    assert bus.committed_offsets("g", "t") == [-1, -1]
+    consumer = bus.consumer("g", ["t"])
+    consumer.poll()
+    consumer.commit({TopicPartition("t", p): n for p, n in enumerate(ends)})
+    assert bus.committed_offsets("g", "t") == ends

@@ -72,6 +72,9 @@ class FakeProducer:
         self.offsets: list[dict[TopicPartition, int]] = []
         self.timeouts: list[float] = []
 
+    def abandon(self) -> None:
+        self.log.append(("abandon", None))
+
     def init(self, timeout: float = 30.0) -> None:
         self.log.append(("init", None))
 

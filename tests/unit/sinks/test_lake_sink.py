@@ -308,9 +308,20 @@ def test_replay_with_other_flush_boundaries_leaves_no_duplicates(make_rows, tmp_
     assert [p.name for p in files(tmp_path, "bars")] == [
         "part-p001-000000000000-000000000019.parquet"
     ]
-    with LakeSink(tmp_path) as sink:  # a replay that flushes less: already there
+    with LakeSink(tmp_path) as sink:  # a replay that flushes less, then reads on past the end
         sink.write("bars", rows.slice(0, 5), SourceRange(1, 0, 4))
-    assert read(tmp_path, "bars").num_rows == 20
+        sink.flush()
+        # the longer file went whole: kept, its offsets 0-4 would be stored twice by the
+        # next file that reads on past its end (5-24 overlaps 0-19)
+        assert [p.name for p in files(tmp_path, "bars")] == [
+            "part-p001-000000000000-000000000004.parquet"
+        ]
+        sink.write("bars", rows.slice(5, 20), SourceRange(1, 5, 24))
+    assert read(tmp_path, "bars").num_rows == 25
+    assert [p.name for p in files(tmp_path, "bars")] == [
+        "part-p001-000000000000-000000000004.parquet",
+        "part-p001-000000000005-000000000024.parquet",
+    ]
 
 
 def test_temporary_file_is_hidden_from_parquet_globs(
