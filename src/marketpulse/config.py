@@ -80,12 +80,12 @@ IDLE_TIMEOUT = 2.0
 SESSION_TZ = "America/New_York"
 #: Seconds a trade may be ahead of its partition's newest event time (0: no limit).
 MAX_TIME_JUMP = 14 * 86_400.0
-
 #: Most symbols one input partition holds: each costs about 26 kB of memory for
 #: the rest of the run (windows, indicators, alerts, quotes), so a file or topic
 #: of endless new names would otherwise size the process; rows of symbols
 #: beyond go to the DLQ with reason ``max_symbols``.
 MAX_SYMBOLS = 50_000
+
 # The process service (``services.process.ProcessOptions``; see its docstring).
 #: Processing guarantees of the process service on Kafka.
 GUARANTEES = ("exactly-once", "at-least-once")
@@ -233,14 +233,14 @@ class Settings:
     own name (``simulator``, the replayed file's name, the vendor; ``live``
     for ``process``), see :mod:`marketpulse.feeds.dataset`. ``idle_timeout``
     0: a partition's bars never close by processing time (by input alone).
+    ``max_symbols``: most symbols one input partition holds (:data:`MAX_SYMBOLS`);
+    rows of further symbols go to the DLQ (reason ``max_symbols``).
     ``plugins``: ``module:function`` of each plugin (:mod:`marketpulse.plugins`);
     ``MARKETPULSE_PLUGINS`` separates them with commas. ``metrics_port``: the
     TCP port on which ``produce``, ``process`` and the sinks serve ``/metrics``,
     ``/healthz`` and ``/readyz`` (0: none); ``metrics_host``: the address it
     listens on. ``indicators``: the declared indicators (``ema(50)``,
     ``bb=bbands(20, 2.5)``; :mod:`marketpulse.indicators`); empty: the default
-    ``max_symbols``: most symbols one input partition holds (:data:`MAX_SYMBOLS`);
-    rows of further symbols go to the DLQ (reason ``max_symbols``).
     thirteen columns. ``storage_retry``: seconds the database sinks retry a write
     whose server went away mid-run before the command stops (exit code 1).
     """
@@ -257,6 +257,7 @@ class Settings:
     fill_gaps: bool = False
     conditions: str = "none"
     max_time_jump: float = field(default=MAX_TIME_JUMP, metadata={"min": 0})
+    max_symbols: int = field(default=MAX_SYMBOLS, metadata={"min": 1})
     partitions: int = field(default=1, metadata={"min": 1})
     log_level: str = "INFO"
     metrics_port: int = field(default=0, metadata={"min": 0, "max": 65535})
@@ -264,7 +265,6 @@ class Settings:
     plugins: tuple[str, ...] = ()
     indicators: tuple[str, ...] = ()
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
-    max_symbols: int = field(default=MAX_SYMBOLS, metadata={"min": 1})
     influx_url: Secret = field(default_factory=lambda: Secret(""))
     storage_retry: float = field(default=STORAGE_RETRY, metadata={"min": 0})
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
