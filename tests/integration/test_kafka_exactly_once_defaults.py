@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from .conftest import LEAN_TRADES
+from .conftest import LEAN_TRADES, marketpulse
 from .kafka_tools import (
     OUTPUTS,
     OpenTransactions,
@@ -123,3 +123,8 @@ def test_kills_at_random_moments_with_the_default_settings_lose_and_duplicate_no
     got = outputs(kafka_bootstrap, topic_prefix)
     for topic in OUTPUTS:
         assert records(got[topic]) == records(expected[topic]), topic
+    # conservation, as users check it: every kept trade in a bar of each timeframe (or
+    # in dlq), no key stored twice
+    check = marketpulse("verify", "--bootstrap-servers", kafka_bootstrap,
+                        "--topic-prefix", topic_prefix, timeout=300)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr

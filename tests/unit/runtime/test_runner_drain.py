@@ -13,12 +13,14 @@ import re
 import threading
 import time
 
+import pytest
+
 from marketpulse.bus import MemoryBus
 from marketpulse.bus.topics import Topics
 from marketpulse.config import ProcessSettings
 from marketpulse.feeds import Simulator
 from marketpulse.runtime import runner as runner_module
-from marketpulse.runtime.runner import Runner, RunnerOptions
+from marketpulse.runtime.runner import PipelineIncomplete, Runner, RunnerOptions
 from marketpulse.stream import Processor, ProcessorSettings
 
 S = 10**9
@@ -187,3 +189,50 @@ def test_the_drain_on_a_cluster_never_calls_a_stages_client_from_its_own_thread(
     assert OneThreadBus.foreign == []
     assert out.ticks_in == 6000 and out.bars > 0
     assert out.bars == run(tmp_path, Processor, "memory").bars  # the same as on the memory bus
+
+
+class ClusterLikeBus(MemoryBus):
+    """The in-memory bus taken for a cluster: the runner drains as on Kafka."""
+
+    durable = True
+
+
+def run_on_cluster(tmp_path, processor_class: type[Processor], name: str):
+    options = RunnerOptions(
+        lake=str(tmp_path / name),
+        processor=ProcessorSettings(intervals=("1s",), idle_timeout=None),
+        partitions=2, drain_timeout=DRAIN_TIMEOUT, process=ProcessSettings(max_batch=200),
+    )  # fmt: skip
+    original = runner_module.Processor
+    runner_module.Processor = processor_class
+    try:
+        return Runner(ClusterLikeBus(), Topics(f"{name}."), feed(), options).run()
+    finally:
+        runner_module.Processor = original
+
+
+def test_on_a_cluster_a_processor_behind_is_waited_for_to_the_end_of_ticks(tmp_path):
+    quick = run(tmp_path, Processor, "quick")
+    SlowProcessor.calls.clear()
+    slow = run_on_cluster(tmp_path, SlowProcessor, "slow")
+    # it was quiet for more than a second at no moment, but read for far longer than
+    # the drain timeout after the feed ended: all of it was waited for
+    assert SlowProcessor.calls[-1] - SlowProcessor.calls[0] > 2 * DRAIN_TIMEOUT
+    assert (slow.ticks_in, slow.bars) == (quick.ticks_in, quick.bars)
+
+
+def test_on_a_cluster_ticks_left_unprocessed_end_the_run_with_what_is_left(tmp_path):
+    StuckProcessor.release.clear()
+    timer = threading.Timer(5.0, StuckProcessor.release.set)
+    timer.start()
+    try:
+        with pytest.raises(PipelineIncomplete) as failure:
+            run_on_cluster(tmp_path, StuckProcessor, "stuck-cluster")
+    finally:
+        timer.cancel()
+        StuckProcessor.release.set()
+    left = re.search(
+        r"^([\d,]+) ticks of stuck-cluster\.ticks were not processed", str(failure.value)
+    )
+    assert left is not None and 0 < int(left[1].replace(",", "")) <= 6000, failure.value
+    assert "--topic-prefix" in str(failure.value)
