@@ -228,3 +228,12 @@ def lean_default_outputs(bootstrap, path):
     log, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, log
     return sent, outputs(bootstrap, prefix)
+
+
+def verify_topics(bootstrap, prefix):
+    """Run `marketpulse verify` over the topics under ``prefix``; fail on a violation."""
+    command = [sys.executable, "-m", "marketpulse", "verify", "--bootstrap-servers", bootstrap,
+               "--topic-prefix", prefix]  # fmt: skip
+    proc = start(command)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from .conftest import LEAN_TRADES, marketpulse
+from .conftest import LEAN_TRADES
 from .kafka_tools import (
     OUTPUTS,
     OpenTransactions,
@@ -26,6 +26,7 @@ from .kafka_tools import (
     load_file,
     outputs,
     records,
+    verify_topics,
 )
 
 pytestmark = pytest.mark.integration
@@ -125,6 +126,4 @@ def test_kills_at_random_moments_with_the_default_settings_lose_and_duplicate_no
         assert records(got[topic]) == records(expected[topic]), topic
     # conservation, as users check it: every kept trade in a bar of each timeframe (or
     # in dlq), no key stored twice
-    check = marketpulse("verify", "--bootstrap-servers", kafka_bootstrap,
-                        "--topic-prefix", topic_prefix, timeout=300)  # fmt: skip
-    assert check.returncode == 0, check.stdout + check.stderr
+    verify_topics(kafka_bootstrap, topic_prefix)

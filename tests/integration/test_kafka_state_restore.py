@@ -8,7 +8,7 @@ import uuid
 import confluent_kafka as ck
 import pytest
 
-from .conftest import LEAN_TRADES, marketpulse
+from .conftest import LEAN_TRADES
 from .kafka_tools import (
     OUTPUTS,
     OpenTransactions,
@@ -20,6 +20,7 @@ from .kafka_tools import (
     outputs,
     records,
     start,
+    verify_topics,
 )
 
 pytestmark = pytest.mark.integration
@@ -113,6 +114,4 @@ def test_process_restores_the_state_committed_after_a_crashed_owners_open_transa
     got = outputs(kafka_bootstrap, topic_prefix)
     for topic in OUTPUTS:
         assert records(got[topic]) == records(expected[topic]), topic
-    check = marketpulse("verify", "--bootstrap-servers", kafka_bootstrap,
-                        "--topic-prefix", topic_prefix, timeout=300)  # fmt: skip
-    assert check.returncode == 0, check.stdout + check.stderr
+    verify_topics(kafka_bootstrap, topic_prefix)

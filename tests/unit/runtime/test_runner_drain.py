@@ -33,7 +33,7 @@ def feed() -> Simulator:
                      intraday=False, max_events=6000)  # fmt: skip
 
 
-def run(tmp_path, processor_class: type[Processor], name: str):
+def run(tmp_path, processor_class: type[Processor], name: str, bus_class=MemoryBus):
     options = RunnerOptions(
         lake=str(tmp_path / name),
         processor=ProcessorSettings(intervals=("1s",), idle_timeout=None),
@@ -42,7 +42,7 @@ def run(tmp_path, processor_class: type[Processor], name: str):
     original = runner_module.Processor
     runner_module.Processor = processor_class
     try:
-        return Runner(MemoryBus(), Topics(f"{name}."), feed(), options).run()
+        return Runner(bus_class(), Topics(f"{name}."), feed(), options).run()
     finally:
         runner_module.Processor = original
 
@@ -197,24 +197,10 @@ class ClusterLikeBus(MemoryBus):
     durable = True
 
 
-def run_on_cluster(tmp_path, processor_class: type[Processor], name: str):
-    options = RunnerOptions(
-        lake=str(tmp_path / name),
-        processor=ProcessorSettings(intervals=("1s",), idle_timeout=None),
-        partitions=2, drain_timeout=DRAIN_TIMEOUT, process=ProcessSettings(max_batch=200),
-    )  # fmt: skip
-    original = runner_module.Processor
-    runner_module.Processor = processor_class
-    try:
-        return Runner(ClusterLikeBus(), Topics(f"{name}."), feed(), options).run()
-    finally:
-        runner_module.Processor = original
-
-
 def test_on_a_cluster_a_processor_behind_is_waited_for_to_the_end_of_ticks(tmp_path):
     quick = run(tmp_path, Processor, "quick")
     SlowProcessor.calls.clear()
-    slow = run_on_cluster(tmp_path, SlowProcessor, "slow")
+    slow = run(tmp_path, SlowProcessor, "slow", ClusterLikeBus)
     # it was quiet for more than a second at no moment, but read for far longer than
     # the drain timeout after the feed ended: all of it was waited for
     assert SlowProcessor.calls[-1] - SlowProcessor.calls[0] > 2 * DRAIN_TIMEOUT
@@ -227,7 +213,7 @@ def test_on_a_cluster_ticks_left_unprocessed_end_the_run_with_what_is_left(tmp_p
     timer.start()
     try:
         with pytest.raises(PipelineIncomplete) as failure:
-            run_on_cluster(tmp_path, StuckProcessor, "stuck-cluster")
+            run(tmp_path, StuckProcessor, "stuck-cluster", ClusterLikeBus)
     finally:
         timer.cancel()
         StuckProcessor.release.set()
