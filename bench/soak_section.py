@@ -66,9 +66,10 @@ users run: its figures are not shown. `python bench/run_all.py --only soak` runs
         f"{case}: {verdict(c['growth_ok'])}" + ("" if c["rate_ok"] else " (rate **not kept**)")
         for case, c in cases.items()
     )
+    note = f" {run['note']}" if run.get("note") and run["load_average"].get("start") else ""
     return f"""{title}
 
-{measured(run)}
+{measured(run)}{note}
 
 Each command runs as a subprocess, as users type it, for {soak["minutes"]:g} minutes
 (`--duration`), the simulator at `--rate {soak["rate"]:.0f}` trades/s with {symbols}:
