@@ -87,6 +87,11 @@ class OpenTransactions:
             consumer.close()
 
 
+#: Errors of a group coordinator not ready yet (a new group, a broker just restarted).
+_COORDINATOR = (ck.KafkaError.NOT_COORDINATOR, ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                ck.KafkaError.COORDINATOR_NOT_AVAILABLE)  # fmt: skip
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
     """The offsets ``group`` has committed on ``topic``, summed over its partitions.
 
@@ -99,7 +104,17 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
     )  # fmt: skip
     try:
         parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        done = consumer.committed([ck.TopicPartition(topic, p) for p in parts], timeout=10)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                done = consumer.committed([ck.TopicPartition(topic, p) for p in parts], timeout=10)
+                break
+            except ck.KafkaException as exc:  # the group's coordinator moving or loading
+                if not exc.args[0].retriable() and exc.args[0].code() not in _COORDINATOR:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
         return sum(max(tp.offset, 0) for tp in done)  # no commit yet: a negative sentinel
     finally:
         consumer.close()
