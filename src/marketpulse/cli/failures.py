@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from marketpulse.exceptions import RunFailure
-from marketpulse.sinks.exceptions import StoreFailedError
 
 if TYPE_CHECKING:
     from marketpulse.runtime import MetricsSnapshot
@@ -42,6 +41,9 @@ def failure_line(failure: RunFailure, made: Mapping[str, int]) -> str:
         made: rows the command had for each table (made, or read from the bus):
             those beyond what was stored are named as not stored.
     """
+    # here, not at the top: the sinks package loads pyarrow, which `--help` must not
+    from marketpulse.sinks.exceptions import StoreFailedError
+
     if not isinstance(failure, StoreFailedError) or failure.stored is None:
         return str(failure)
     stored = ", ".join(f"{_NAMES.get(t, t)} {n:,}" for t, n in failure.stored.items() if n)
