@@ -275,7 +275,8 @@ def test_when_the_live_dataset_changes_every_row_of_the_new_one_is_sent(tmp_path
         EmbeddedPipeline(feed, options).run()
         # the dataset appears whole (its bars last, each table's folder in one rename): the
         # market, reading the lake meanwhile, never follows a dataset half written
-        for table in sorted(os.listdir(staging), key=lambda name: name == "bars"):
+        tables = [name for name in os.listdir(staging) if not name.startswith(".")]  # .locks
+        for table in sorted(tables, key=lambda name: name == "bars"):
             (root / table).mkdir(parents=True, exist_ok=True)
             os.rename(staging / table / f"dataset={dataset}", root / table / f"dataset={dataset}")
 
