@@ -20,7 +20,7 @@ from typing import Any
 import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from marketpulse.bus.base import Bus
+from marketpulse.bus.base import Bus, TopicPartition
 from marketpulse.bus.kafka_consumer import (
     ConsumerFatal,
     KafkaConsumer,
@@ -344,9 +344,14 @@ class KafkaBus(Bus):
         compression: str = COMPRESSION,
         linger_ms: float = 1.0,
         transaction_timeout_s: float = 30.0,
+        guarded: Sequence[TopicPartition] = (),
         **overrides: Any,
     ) -> TransactionalProducer:
-        """Return a transactional producer; call :meth:`TransactionalProducer.init` first."""
+        """Return a transactional producer; call :meth:`TransactionalProducer.init` first.
+
+        ``guarded``: the partitions it writes to, kept free of transactions of
+        its id left open without a marker (see :class:`TransactionalProducer`).
+        """
         config = self._producer_config(compression, linger_ms, overrides)
         config["transactional.id"] = transactional_id
         config["transaction.timeout.ms"] = int(transaction_timeout_s * 1000)
@@ -356,7 +361,7 @@ class KafkaBus(Bus):
         # which alone made every commit take 100 ms (measured: 2-20 ms with these)
         config.setdefault("retry.backoff.ms", 5)
         config.setdefault("retry.backoff.max.ms", 50)
-        return TransactionalProducer(config)
+        return TransactionalProducer(config, guarded, self.last_offsets)
 
     def consumer(
         self,
@@ -404,6 +409,28 @@ class KafkaBus(Bus):
             **overrides,
         }
         return ck.Consumer(config)
+
+    def last_offsets(
+        self, partitions: Sequence[TopicPartition], stable: bool, deadline: float
+    ) -> dict[TopicPartition, int]:
+        """Each partition's end: its last stable offset, or (``stable`` false) its high watermark.
+
+        Raises:
+            BusError: a partition's offsets could not be read by ``deadline`` (monotonic).
+        """
+        with self._readers_lock:
+            pair = self._readers.pop() if self._readers else None
+        if pair is None:
+            pair = (self.reader(), self.reader(**{"isolation.level": "read_uncommitted"}))
+        client = pair[0] if stable else pair[1]
+        try:
+            return {
+                tp: watermarks(client, ck.TopicPartition(tp.topic, tp.partition), deadline)[1]
+                for tp in partitions
+            }
+        finally:
+            with self._readers_lock:
+                self._readers.append(pair)
 
     def read_partition(
         self, topic: str, partition: int, timeout: float = 60.0

@@ -217,10 +217,15 @@ class ProcessService:
         return records_left(self._consumer)
 
     def _new_producer(self) -> TransactionalProducer:
+        # every partition it may write to: an aborted transaction of this id left open
+        # there without a marker is closed before the next one (see the Kafka producer)
+        guarded = [TopicPartition(topic, p) for topic in (*self._outputs, self.topics.state)
+                   for p in range(self._partitions)]  # fmt: skip
         producer = self.bus.transactional_producer(
             self._transactional_id,
             compression=self.options.compression,
             transaction_timeout_s=self.options.transaction_timeout,
+            guarded=guarded,
         )
         producer.init()
         return producer
