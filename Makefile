@@ -55,9 +55,10 @@ test: $(DEV_STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs 
 test-unit: $(DEV_STAMP) ## run the unit tests only
 	$(BIN)/python -m pytest tests/unit $(ARGS)
 
-lint: $(DEV_STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts
+lint: $(DEV_STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts; mypy over the public API
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
 
 bench: $(DEV_STAMP) ## run the benchmarks, save the runs in bench/results/ and regenerate docs/benchmarks.md
 	$(BIN)/python bench/run_all.py

@@ -57,6 +57,7 @@ __all__ = [
     "Secret",
     "Settings",
     "SimulatorSettings",
+    "check_setting",
     "load_settings",
     "masked",
     "read_env_file",
@@ -335,7 +336,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     limits = {f.name: f.metadata for f in fields(cls)}
     for name, value in data.items():
         kind = hints[name]
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}: [{name}] must be a table")
             values[name] = _build(kind, value, f"{where} [{name}]")
@@ -358,6 +359,25 @@ def _check_limits(value: Any, limits: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: expected a number at most {limits['max']}, got {value!r}")
     if "above" in limits and not (math.isfinite(value) and value > limits["above"]):
         raise ConfigError(f"{where}: expected a number above {limits['above']}, got {value!r}")
+
+
+def check_setting(key: str, value: Any, where: str) -> Any:
+    """Return ``value`` converted to the type of setting ``key``, within its bounds.
+
+    Args:
+        key: the setting, dotted for a section's (``lake``, ``simulator.rate``).
+        value: the value given.
+        where: what gave it, leading the message of an error (``Pipeline: rate``).
+
+    Raises:
+        ConfigError: the value has the wrong type or is out of bounds (one line).
+    """
+    section, _, name = key.rpartition(".")
+    cls = _SECTIONS[section] if section else Settings
+    limits = {f.name: f.metadata for f in fields(cls)}
+    converted = _convert(value, get_type_hints(cls)[name], where)
+    _check_limits(converted, limits[name], where)
+    return converted
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -414,8 +414,9 @@ def indicators_struct(columns: tuple[str, ...] = INDICATOR_COLUMNS) -> type[msgs
     """The wire struct of an ``indicators`` record with the declared ``columns``."""
     if columns == INDICATOR_COLUMNS:
         return Indicators
-    fields = [("symbol", str), ("timeframe", str), ("bar_start", int), ("bar_end", int),
-              ("close", float)]  # fmt: skip
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        ("symbol", str), ("timeframe", str), ("bar_start", int), ("bar_end", int), ("close", float),
+    ]  # fmt: skip
     fields += [(name, float | None, None) for name in columns]
     fields.append(("dataset", str | None, None))
     return msgspec.defstruct("Indicators", fields, frozen=True)

@@ -5,14 +5,7 @@ import logging
 import pytest
 
 from marketpulse.log_repeats import RepeatFilter
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from marketpulse.testing import ManualClock
 
 
 class Collect(logging.Handler):
@@ -27,7 +20,7 @@ class Collect(logging.Handler):
 @pytest.fixture
 def logged():
     """A logger whose handler rate-limits (burst 3 per 60 s) and keeps what goes out."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     handler = Collect()
     repeats = RepeatFilter(burst=3, period=60.0, clock=clock)
     repeats.emit = handler.handle

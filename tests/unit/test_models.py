@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import msgspec
 import pytest
 
@@ -16,10 +18,19 @@ from marketpulse.models import (
 
 def test_root_exports_stay_as_documented():
     assert sorted(marketpulse.__all__) == sorted(
-        ["Alert", "Bar", "Indicators", "MarketPulseError", "Quote", "Trade", "__version__"]
-    )
+        ["Alert", "Bar", "Indicators", "MarketPulseError", "Pipeline", "PipelineResult",
+         "Quote", "Settings", "Trade", "__version__"]
+    )  # fmt: skip
     for name in marketpulse.__all__:
         assert hasattr(marketpulse, name)
+        if name != "__version__":
+            assert getattr(marketpulse, name).__doc__, name
+            assert f":class:`{name}`" in (marketpulse.__doc__ or ""), name
+
+
+def test_the_package_says_it_is_typed():
+    # PEP 561: the wheel ships the marker beside the modules (hatch takes every file)
+    assert (Path(marketpulse.__file__).parent / "py.typed").is_file()
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
+from marketpulse.assemble import embedded_options
 from marketpulse.cli import (
     backtest_command,
     dashboard_command,
@@ -281,19 +282,17 @@ def _run_pipeline(
     dataset: str,
     notifications: Notifications | None = None,
 ) -> None:
-    from marketpulse.runtime.embedded import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
+    from marketpulse.runtime.embedded import LAKE_FILE_ROWS, EmbeddedPipeline
     from marketpulse.runtime.heap import settle_heap
 
     settle_heap()
     if kafka is not None:
         _run_on_kafka(settings, rules, feed, duration, metrics, view, dataset, notifications)
         return
-    options = PipelineOptions(
-        lake=lake_location(settings), rules=rules, processor=processor_settings(settings),
-        alerts_file=settings.alerts_file, notifications=notifications,
-        partitions=settings.partitions, duration=duration,
-        sinks=build_sinks(sinks[0], settings, LAKE_FILE_ROWS, sinks[1]), dataset=dataset,
-        store_trades=settings.process.store_trades,
+    proc = processor_settings(settings)
+    options = embedded_options(
+        settings, rules, dataset=dataset, duration=duration, notifications=notifications,
+        processor=proc, sinks=build_sinks(sinks[0], settings, LAKE_FILE_ROWS, sinks[1]),
     )  # fmt: skip
     run_in_foreground(
         lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress),
@@ -377,7 +376,7 @@ def replay(
     """
     from marketpulse.feeds.dataset import file_dataset
     from marketpulse.runtime import Metrics
-    from marketpulse.runtime.embedded import LAKE_FILE_ROWS, EmbeddedPipeline, PipelineOptions
+    from marketpulse.runtime.embedded import LAKE_FILE_ROWS, EmbeddedPipeline
 
     pace = _speed(speed)
     settings = settings_from(
@@ -390,12 +389,10 @@ def replay(
     name = dataset_for(settings, dataset, file_dataset(file))
     feed = file_feed(file, format, symbol, columns, include_suspicious, adjust)
     alert_rules, proc = rules_from(settings), processor_settings(settings)
-    options = PipelineOptions(
-        lake=lake_location(settings), rules=alert_rules, processor=proc,
-        alerts_file=settings.alerts_file, notifications=notifications_from(settings),
-        partitions=settings.partitions, speed=pace,
-        sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables), dataset=name,
-        store_trades=settings.process.store_trades,
+    options = embedded_options(
+        settings, alert_rules, dataset=name, speed=pace, processor=proc,
+        notifications=notifications_from(settings),
+        sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables),
     )  # fmt: skip
     metrics = Metrics()
     run_in_foreground(

@@ -14,15 +14,18 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from marketpulse.assemble import (
+    declared_indicators,
+    notifications_from,
+    processor_settings,
+    rules_from,
+)
 from marketpulse.config import BAR_INTERVALS, LATENESS, MAX_SYMBOLS, Settings, load_settings
 from marketpulse.exceptions import InputError
 from marketpulse.log_repeats import limit_repeats
 
 if TYPE_CHECKING:  # imported where used: sql, report and lake start without them
-    from marketpulse.alerts import Notifications, Rule
     from marketpulse.feeds import FileReplay
-    from marketpulse.indicators import DeclaredSet
-    from marketpulse.stream import ProcessorSettings
 
 __all__ = [
     "CONFIG_OPTION",
@@ -30,6 +33,7 @@ __all__ = [
     "bounded",
     "configure_logging",
     "console",
+    "declared_indicators",
     "parse_columns",
     "processor_settings",
     "notifications_from",
@@ -115,118 +119,6 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     settings = load_settings(config).replace(**overrides)
     configure_logging(settings.log_level)
     return settings
-
-
-def processor_settings(settings: Settings, wall_clock: bool = False) -> ProcessorSettings:
-    """Build the processor's settings from the global ones.
-
-    ``wall_clock``: the input is live (times are checked against the wall clock).
-    An ``idle_timeout`` of 0 (never close bars by processing time) becomes ``None``.
-    """
-    from marketpulse.plugins import load_plugins
-    from marketpulse.stream import ProcessorSettings
-    from marketpulse.timeframes import parse_intervals as parse
-
-    plugins = load_plugins(settings.plugins)  # a bad spec: one line, before anything starts
-    declared = declared_indicators(settings)
-    try:
-        intervals = tuple(i.name for i in parse(settings.intervals))
-    except ValueError as exc:
-        from marketpulse.exceptions import ConfigError
-
-        raise ConfigError(f"intervals (MARKETPULSE_INTERVALS or the config file): {exc}") from None
-    try:
-        return ProcessorSettings(
-            indicators=declared,
-            plugins=plugins,
-            intervals=intervals,
-            lateness=settings.lateness,
-            idle_timeout=settings.idle_timeout or None,
-            session_tz=settings.session_tz,
-            session_calendar=settings.session_calendar,
-            fill_gaps=settings.fill_gaps,
-            conditions=settings.conditions,
-            max_time_jump=settings.max_time_jump,
-            max_symbols=settings.max_symbols,
-            wall_clock=wall_clock,
-        )
-    except ValueError as exc:
-        from marketpulse.exceptions import ConfigError
-
-        raise ConfigError(str(exc)) from None
-
-
-def declared_indicators(settings: Settings) -> DeclaredSet:
-    """The declared indicators of the settings (``--indicators``, the config file), or the default.
-
-    Raises:
-        ConfigError: a declaration is wrong (one line naming it).
-    """
-    from marketpulse.exceptions import ConfigError
-    from marketpulse.indicators import DEFAULT, parse_set
-
-    if not settings.indicators:
-        return DEFAULT
-    try:
-        return parse_set(settings.indicators)
-    except ValueError as exc:
-        raise ConfigError(f"indicators: {exc}") from None
-
-
-def rules_from(settings: Settings) -> list[Rule]:
-    """Load the alert rules file of the settings, or the default rules, for the declared indicators.
-
-    A rule of the file that reads a column the declared indicators lack stops
-    the command (one line naming the rule and the column); a default rule
-    that does is left out, and the log says so.
-
-    Raises:
-        ConfigError: a rule reads a column that is not declared.
-    """
-    from marketpulse.alerts import default_rules, load_rules
-    from marketpulse.alerts.conditions import needs
-    from marketpulse.exceptions import ConfigError
-
-    rules = load_rules(settings.rules) if settings.rules else default_rules()
-    declared = declared_indicators(settings)
-    available = {*declared.columns, *_BAR_FIELDS}
-    kept = []
-    for rule in rules:
-        missing = sorted(set(needs(rule)) - available)
-        if not missing:
-            kept.append(rule)
-        elif settings.rules:
-            raise ConfigError(
-                f"{settings.rules}: rule {rule.name!r} reads {', '.join(missing)}, which the "
-                f"declared indicators do not make (declared: {', '.join(declared.columns)})"
-            )
-        else:
-            logging.getLogger(__name__).info(
-                "default rule %s is off: it reads %s, not among the declared indicators",
-                rule.name, ", ".join(missing),
-            )  # fmt: skip
-    return kept
-
-
-def notifications_from(settings: Settings) -> Notifications | None:
-    """Load the notification channels and routes of the settings' rules file (``None``: none).
-
-    ``${NAME}``, ``secret_env`` and ``password_env`` read this process's environment.
-
-    Raises:
-        RulesError: a channel or route is invalid (one line naming file and line).
-    """
-    import os
-
-    from marketpulse.alerts import load_notifications
-
-    if not settings.rules:
-        return None
-    return load_notifications(settings.rules, os.environ) or None
-
-
-#: Bar fields every alert rule may read besides the indicators.
-_BAR_FIELDS = ("open", "high", "low", "close", "volume")
 
 
 def parse_columns(spec: str | None) -> dict[str, str] | None:

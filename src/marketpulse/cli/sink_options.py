@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from marketpulse.assemble import lake_location
 from marketpulse.config import Secret, Settings
 from marketpulse.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from marketpulse.sinks import Sink
-    from marketpulse.sinks.lake_location import LakeLocation
 
 __all__ = [
     "INFLUX_URL_OPTION",
@@ -68,17 +68,6 @@ def url_overrides(postgres_url: str | None, influx_url: str | None) -> dict[str,
         "postgres_url": Secret(postgres_url) if postgres_url else None,
         "influx_url": Secret(influx_url) if influx_url else None,
     }
-
-
-def lake_location(settings: Settings) -> LakeLocation:
-    """The lake every command reads and writes: the settings' root with their ``[s3]`` settings.
-
-    Raises:
-        LakeLocationError: the lake is neither a directory nor ``s3://bucket/prefix``.
-    """
-    from marketpulse.sinks.lake_location import LakeLocation
-
-    return LakeLocation.of(settings.lake, settings.s3)
 
 
 def build_sink(

@@ -8,23 +8,16 @@ from marketpulse.bus.kafka import ProducerStuck, TransactionAborted
 from marketpulse.models import DeadLetter
 from marketpulse.runtime.commit_policy import IDLE_POLL, CommitPolicy, PollWait
 from marketpulse.stream.output import Output
+from marketpulse.testing import ManualClock
 
 from .conftest import TOPICS, FakeConsumer, FakeProcessor, FakeProducer, bars, tp
 
 COMMIT, QUIET, GRACE, MAX_BATCH = 0.1, 2.5, 0.02, 100
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(1000.0)
 
 
 @pytest.fixture

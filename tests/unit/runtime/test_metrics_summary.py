@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import marketpulse.runtime.metrics as metrics_module
 from marketpulse.runtime import Metrics
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from marketpulse.testing import ManualClock
 
 
 def test_the_clock_starts_when_the_pipeline_is_ready(monkeypatch):
-    clock = Clock()
+    clock = ManualClock(1000.0)
     monkeypatch.setattr(metrics_module.time, "monotonic", clock)
     metrics = Metrics()
     clock.now += 8.8  # the kernels load (compiled on a first run)

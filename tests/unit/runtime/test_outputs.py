@@ -12,6 +12,7 @@ from marketpulse.models import INDICATOR_COLUMNS, Alert, DeadLetter
 from marketpulse.runtime import MarketView, Metrics, OutputObserver
 from marketpulse.stream import Output
 from marketpulse.stream.output import bars_table, indicators_table
+from marketpulse.testing import ManualClock
 
 MINUTE = 60_000_000_000
 START = 1_699_920_000 * 1_000_000_000
@@ -43,18 +44,10 @@ def _output() -> Output:
     return Output(bars=bars, indicators=indicators, alerts=[alert], dead=dead)
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_one_output_counts_notifies_and_shows(tmp_path):
     metrics, view = Metrics(), MarketView("1m")
     notifier = JsonLinesNotifier(tmp_path / "alerts.jsonl")
-    observer = OutputObserver(metrics, view, notifier, clock=Clock(10.25))
+    observer = OutputObserver(metrics, view, notifier, clock=ManualClock(10.25))
 
     observer.output(_output(), since=10.0)
     observer.close()
@@ -74,7 +67,7 @@ def test_one_output_counts_notifies_and_shows(tmp_path):
 
 def test_no_latency_sample_without_a_start_or_without_indicators():
     metrics = Metrics()
-    observer = OutputObserver(metrics, clock=Clock(5.0))
+    observer = OutputObserver(metrics, clock=ManualClock(5.0))
     observer.output(_output(), since=None)
     observer.output(Output(), since=1.0)
     assert metrics.snapshot().latency_p50_ms is None
@@ -84,7 +77,7 @@ def test_no_latency_sample_without_a_start_or_without_indicators():
 def test_a_start_after_now_counts_as_no_delay():
     # clocks of two machines (a record's timestamp, this host's time) may disagree
     metrics = Metrics()
-    OutputObserver(metrics, clock=Clock(5.0)).output(_output(), since=5.5)
+    OutputObserver(metrics, clock=ManualClock(5.0)).output(_output(), since=5.5)
     assert metrics.snapshot().latency_p50_ms == 0.0
 
 

@@ -14,6 +14,7 @@ from marketpulse.sinks import lake as sink_module
 from marketpulse.sinks import lake_store as lake_module
 from marketpulse.sinks.exceptions import StorageFullError
 from marketpulse.sinks.lake_format import LAKE_SCHEMAS
+from marketpulse.testing import ManualClock
 
 MIDNIGHT = 1_699_920_000 * 1_000_000_000  # 2023-11-14 00:00:00 UTC
 NS_PER_S = 1_000_000_000
@@ -34,14 +35,6 @@ def ns(column: pa.ChunkedArray) -> list[int]:
 
 def read(root: Path, table: str) -> pa.Table:
     return pa.concat_tables([pq.read_table(f) for f in files(root, table)])
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_is_a_sink(tmp_path: Path) -> None:
@@ -185,7 +178,7 @@ def test_flush_by_size(make_rows, tmp_path: Path) -> None:
 
 
 def test_flush_by_age(make_rows, tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     sink = LakeSink(tmp_path, max_rows=1_000_000, max_age_s=5.0, clock=clock)
     clock.now = 100.0
     sink.write("trades", make_rows("trades", 5))

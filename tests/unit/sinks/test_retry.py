@@ -5,20 +5,11 @@ import pytest
 from marketpulse.exceptions import RunFailure
 from marketpulse.sinks.exceptions import SinkUnavailableError, StorageLostError
 from marketpulse.sinks.retry import with_retries
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.slept = []
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
+from marketpulse.testing import ManualClock
 
 
 def test_each_retried_failure_is_reported_and_the_result_returned():
-    clock, retried = FakeClock(), []
+    clock, retried = ManualClock(), []
     failures = [ConnectionError("down"), ConnectionError("still down")]
 
     def action():
@@ -34,7 +25,7 @@ def test_each_retried_failure_is_reported_and_the_result_returned():
 
 
 def test_the_failure_after_the_budget_is_not_retried():
-    clock, retried = FakeClock(), []
+    clock, retried = ManualClock(), []
 
     def action():
         raise ConnectionError("down")
@@ -58,7 +49,7 @@ def test_other_errors_are_not_retried():
 
 
 def test_storage_lost_mid_run_is_a_runtime_failure_naming_the_window():
-    clock = FakeClock()
+    clock = ManualClock()
 
     def action():
         raise ConnectionError("down")

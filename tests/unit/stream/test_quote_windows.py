@@ -16,9 +16,10 @@ import pytest
 
 from marketpulse.bus.base import Batch
 from marketpulse.feeds.simulator import Simulator
-from marketpulse.models import BAR_QUOTE_COLUMNS, QUOTE_SCHEMA, TRADE_SCHEMA
+from marketpulse.models import BAR_QUOTE_COLUMNS, QUOTE_SCHEMA
 from marketpulse.stream import quote_windows
 from marketpulse.stream.processor import Processor, ProcessorSettings
+from marketpulse.testing import trade_batch
 
 S = 10**9
 T0 = 1_700_000_000 * S  # a whole minute and second
@@ -32,17 +33,6 @@ def _quotes(rows: list[tuple[str, int, float, float]]) -> pa.RecordBatch:
          pa.array([100.0] * len(ts)), pa.array(ask, pa.float64()), pa.array([100.0] * len(ts)),
          pa.nulls(len(ts), pa.string())],
         schema=QUOTE_SCHEMA,
-    )  # fmt: skip
-
-
-def _trades(rows: list[tuple[str, int, float, float]]) -> pa.RecordBatch:
-    symbol, ts, price, size = zip(*rows, strict=True)
-    return pa.RecordBatch.from_arrays(
-        [pa.array(symbol).dictionary_encode(), pa.array(ts, pa.int64()),
-         pa.array(price, pa.float64()), pa.array(size, pa.float64()),
-         pa.nulls(len(ts), pa.string()), pa.nulls(len(ts), pa.string()),
-         pa.nulls(len(ts), pa.string())],
-        schema=TRADE_SCHEMA,
     )  # fmt: skip
 
 
@@ -187,7 +177,7 @@ def test_worked_example_from_the_definition() -> None:
         ("quote", _quotes([("XYZ", T0 - 500 * ms, 10.00, 10.10)])),
         ("quote", _quotes([("XYZ", T0 + 250 * ms, 10.00, 10.20),
                            ("XYZ", T0 + 750 * ms, 10.10, 10.20)])),  # fmt: skip
-        ("trade", _trades([("XYZ", T0 + 100 * ms, 10.10, 100.0),
+        ("trade", trade_batch([("XYZ", T0 + 100 * ms, 10.10, 100.0),
                            ("XYZ", T0 + 500 * ms, 10.10, 200.0),
                            ("XYZ", T0 + 600 * ms, 10.05, 300.0),
                            ("XYZ", T0 + 800 * ms, 10.15, 50.0)])),
@@ -206,7 +196,7 @@ def test_a_symbol_without_quotes_is_classified_by_the_tick_test_alone() -> None:
     ms = 10**6
     parts = [
         ("quote", _quotes([("AAA", T0, 9.0, 9.2)])),
-        ("trade", _trades([("BBB", T0 + 100 * ms, 5.0, 10.0), ("BBB", T0 + 200 * ms, 5.1, 20.0),
+        ("trade", trade_batch([("BBB", T0 + 100 * ms, 5.0, 10.0), ("BBB", T0 + 200 * ms, 5.1, 20.0),
                            ("BBB", T0 + 300 * ms, 5.1, 30.0), ("BBB", T0 + 400 * ms, 5.0, 40.0),
                            ("AAA", T0 + 500 * ms, 9.1, 5.0)])),
     ]  # fmt: skip
@@ -243,7 +233,7 @@ def test_quotes_beyond_the_pending_limit_are_applied_oldest_first(monkeypatch) -
     abc = [("ABC", T0 + i * 100 * ms, 5.0, 5.02 + 0.01 * (i % 2)) for i in range(12, 25)]
     trades = [("XYZ", T0 + 2600 * ms, 10.2, 5.0), ("ABC", T0 + 2700 * ms, 5.0, 3.0),
               ("XYZ", T0 + 4000 * ms, 10.0, 7.0)]  # fmt: skip
-    parts = [("quote", _quotes(xyz)), ("quote", _quotes(abc)), ("trade", _trades(trades))]
+    parts = [("quote", _quotes(xyz)), ("quote", _quotes(abc)), ("trade", trade_batch(trades))]
     processor = Processor(SETTINGS)
     for i, (kind, data) in enumerate(parts[:2]):
         processor.process(Batch("ticks", 0, i, i, kind=kind, columns=data))

@@ -1,6 +1,7 @@
 import pytest
 
 from marketpulse.feeds.vendors.pacing import Backoff, RateLimit, retry_after_seconds
+from marketpulse.testing import ManualClock
 
 
 def test_backoff_doubles_its_ceiling_up_to_the_cap_with_jitter():
@@ -20,16 +21,8 @@ def test_a_long_connection_starts_the_backoff_over():
     assert backoff.next_delay() == 1.0
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 def test_rate_limit_is_a_sliding_window():
-    clock = Clock()
+    clock = ManualClock(1000.0)
     limit = RateLimit(5, 60.0, clock)
     for _ in range(5):
         assert limit.wait() == 0.0
@@ -41,7 +34,7 @@ def test_rate_limit_is_a_sliding_window():
 
 
 def test_a_429_blocks_requests_for_its_retry_after_or_a_window():
-    clock = Clock()
+    clock = ManualClock(1000.0)
     limit = RateLimit(100, 60.0, clock)
     assert limit.limited(12.0) == 12.0
     assert limit.wait() == 12.0
