@@ -13,7 +13,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser db-servers run test test-unit test-containers containers lint bench bench-peers clean kafka-up kafka-down
+.PHONY: help install browser db-servers run test test-unit test-containers containers lint docs bench bench-peers clean kafka-up kafka-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,10 +55,14 @@ test: $(DEV_STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs 
 test-unit: $(DEV_STAMP) ## run the unit tests only
 	$(BIN)/python -m pytest tests/unit $(ARGS)
 
-lint: $(DEV_STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts; mypy over the public API
+lint: $(DEV_STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts; mypy over the public API; the docs build
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory docs
+
+docs: $(DEV_STAMP) ## build the documentation site into site/ (mkdocs build --strict: a warning or broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 bench: $(DEV_STAMP) ## run the benchmarks, save the runs in bench/results/ and regenerate docs/benchmarks.md
 	$(BIN)/python bench/run_all.py

@@ -1,4 +1,4 @@
-"""The README's notifiers rules file, end to end through `marketpulse replay`; bad uses."""
+"""The notifiers rules file of docs/guides/alerts.md, end to end through `replay`; bad uses."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ servers = _load_beside("notify_servers")
 
 
 def _readme_rules() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Notifiers") :]
+    text = (ROOT / "docs" / "guides" / "alerts.md").read_text()
+    section = text[text.index("## Notifiers") :]
     return re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
 
 

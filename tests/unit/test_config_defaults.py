@@ -165,8 +165,8 @@ def test_idle_timeout_zero_means_never_in_the_processor():
 def test_the_readme_configuration_example_loads_and_shows_the_defaults(tmp_path):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Configuration", 1)[1]
+    guide = Path(__file__).resolve().parents[2] / "docs" / "guides" / "configuration.md"
+    section = guide.read_text().split("# Configuration", 1)[1]
     example = section.split("```toml\n", 1)[1].split("```", 1)[0]
     settings = load_settings(_toml(tmp_path, example), environ={})
     assert settings.process == ProcessSettings()  # the example shows the defaults

@@ -259,8 +259,8 @@ def test_a_rules_file_of_detectors_loads_with_defaults_and_values(tmp_path):
 
 
 def test_the_readmes_detector_example_loads_and_runs(tmp_path, lean):
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("**Anomaly detectors.**", 1)[1]
+    guide = Path(__file__).resolve().parents[3] / "docs" / "guides" / "alerts.md"
+    section = guide.read_text(encoding="utf-8").split("**Anomaly detectors.**", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "rules.yaml"
     path.write_text(block, encoding="utf-8")
