@@ -263,7 +263,6 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
     def init(self, timeout: float = 30.0) -> None:
         """Register the transactional id with the cluster (fencing older instances)."""
         self._call("init transactions", self._producer.init_transactions, timeout=timeout)
-        self.unsettled = bool(self._guarded)
 
     def begin(self) -> None:
         """Start a transaction (settling the guarded partitions first if due)."""
@@ -274,6 +273,10 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
 
     def _settle(self) -> None:
         """Put an abort marker of this producer id on every guarded partition, and check it.
+
+        The check waits, too, for the transactions other producers have open on
+        the partitions (a crashed one's until the broker aborts it, after its
+        transaction timeout): settling is for a transactional id used before.
 
         Raises:
             ProducerStuck: some partition's last stable offset did not pass its

@@ -189,7 +189,7 @@ class ProcessService:
         )  # fmt: skip
         self.processor.warm_up()
         self.warm.set()
-        self._producer = self._new_producer()
+        self._producer = self._new_producer(new_id=not opts.instance)
         if opts.guarantee == AT_LEAST_ONCE:
             self._out = self.bus.producer(compression=opts.compression, linger_ms=0)
         self._consumer = self._new_consumer()
@@ -216,9 +216,10 @@ class ProcessService:
         """Records left to read over the assigned partitions (``None``: not known now)."""
         return records_left(self._consumer)
 
-    def _new_producer(self) -> TransactionalProducer:
+    def _new_producer(self, new_id: bool = False) -> TransactionalProducer:
         # every partition it may write to: an aborted transaction of this id left open
-        # there without a marker is closed before the next one (see the Kafka producer)
+        # there without a marker is closed before the next one (see the Kafka producer);
+        # ``new_id``: a random instance's first producer, whose id has no past
         guarded = [TopicPartition(topic, p) for topic in (*self._outputs, self.topics.state)
                    for p in range(self._partitions)]  # fmt: skip
         producer = self.bus.transactional_producer(
@@ -226,6 +227,7 @@ class ProcessService:
             compression=self.options.compression,
             transaction_timeout_s=self.options.transaction_timeout,
             guarded=guarded,
+            new_id=new_id,
         )
         producer.init()
         return producer
