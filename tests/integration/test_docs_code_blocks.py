@@ -1,14 +1,18 @@
 """Code blocks of the README and the docs site run as written (the cheap ones).
 
 Every ``sql`` block of ``docs/`` runs through ``marketpulse sql`` on a lake of the Lean
-day, and the README's five examples run in order from the repository's folder (the lake
-and the alerts file in a temporary directory). Blocks of other languages are not run yet.
+day, every ``python`` block runs as a script in a folder whose ``data/lake`` is that lake
+(where ``make run`` leaves one), and the README's five examples run in order from the
+repository's folder (the lake and the alerts file in a temporary directory). Blocks of
+other languages (shell sessions, configuration files) are not run yet.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -23,6 +27,13 @@ _SQL_BLOCKS = [
 ]
 
 
+_PYTHON_BLOCKS = [
+    pytest.param(block, id=f"{path.relative_to(ROOT)}#{n}")
+    for path in sorted((ROOT / "docs").rglob("*.md"))
+    for n, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.S))
+]
+
+
 @pytest.fixture(scope="module")
 def lean_lake(tmp_path_factory):
     lake = tmp_path_factory.mktemp("docs") / "lake"
@@ -34,6 +45,15 @@ def lean_lake(tmp_path_factory):
 @pytest.mark.parametrize("query", _SQL_BLOCKS)
 def test_docs_sql_block_runs(lean_lake, query):
     result = marketpulse("sql", query, "--lake", lean_lake, "--format", "json")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", _PYTHON_BLOCKS)
+def test_docs_python_block_runs(lean_lake, tmp_path, script):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "lake").symlink_to(lean_lake)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
 
 
