@@ -1,7 +1,10 @@
+import gc
 import importlib.util
+import logging
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -63,15 +66,123 @@ def cli(tmp_path):
     return run
 
 
+def marketpulse_in_process(*args, cwd, env=None):
+    """Run the marketpulse command inside this process; return what the subprocess run would.
+
+    The same entry point (``marketpulse.cli.main``: its one-line errors and exit
+    codes) without an interpreter's start-up and imports, for the tests that check
+    what a command prints, returns and writes. Each run gets the environment
+    without ``MARKETPULSE_*`` (plus ``env``), ``cwd`` as working directory, empty
+    standard input and fresh standard output and error (typer's test runner), and
+    leaves the process as it found it: environment, working directory, logging,
+    the repeat limiter, the cycle collector. Tests of how a user runs the command
+    (start-up, signals, standard input, services) keep :func:`marketpulse`.
+    """
+    from typer._click import formatting as typer_formatting
+    from typer.testing import CliRunner
+
+    from marketpulse import log_repeats
+    from marketpulse.cli import main
+
+    saved_environ = dict(os.environ)
+    root = logging.getLogger()
+    saved_logging = (root.handlers[:], root.level, logging.root.manager.disable)
+    saved_gc = (gc.get_threshold(), gc.get_freeze_count())
+    runner = CliRunner()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name in list(os.environ):
+                if name.startswith("MARKETPULSE_"):
+                    mp.delenv(name)
+            for name, value in (env or {}).items():
+                mp.setenv(name, value)
+            mp.chdir(cwd)
+            mp.setattr(sys, "argv", ["marketpulse", *map(str, args)])
+            with runner.isolation() as (stdout, stderr, _):
+                # help as a subprocess writes it (the runner's fixed 80 columns; click takes 78)
+                typer_formatting.FORCED_WIDTH = None
+                try:
+                    main()
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+                    if isinstance(exc.code, str):
+                        sys.stderr.write(exc.code + "\n")
+                log_repeats.flush_repeats()  # what the exit hook prints after a process's last line
+                sys.stdout.flush()
+                sys.stderr.flush()
+                out = stdout.getvalue().decode()
+                err = stderr.getvalue().decode()
+    finally:
+        log_repeats._installed.clear()
+        root.handlers[:], level, disable = saved_logging
+        root.setLevel(level)
+        logging.disable(disable)
+        if not saved_gc[1]:  # a service command froze its start-up's objects (runtime.heap)
+            gc.unfreeze()
+        gc.set_threshold(*saved_gc[0])
+        os.environ.clear()
+        os.environ.update(saved_environ)
+    command = [sys.executable, "-m", "marketpulse", *map(str, args)]
+    return subprocess.CompletedProcess(command, code, out, err)
+
+
 @pytest.fixture
-def sql(cli):
+def cli_in_process(tmp_path):
+    """``cli`` inside this process (:func:`marketpulse_in_process`): same arguments and result."""
+
+    def run(*args, ok=True, cwd=None, env=None, timeout=None):
+        result = marketpulse_in_process(*args, cwd=cwd or tmp_path, env=env)
+        if ok:
+            assert result.returncode == 0, result.stderr + result.stdout
+        return result
+
+    return run
+
+
+@pytest.fixture
+def sql(cli_in_process):
     """Query a lake through `marketpulse sql --format json`."""
     import json
 
     def query(lake, text):
-        return json.loads(cli("sql", text, "--lake", lake, "--format", "json").stdout)
+        return json.loads(cli_in_process("sql", text, "--lake", lake, "--format", "json").stdout)
 
     return query
+
+
+@dataclass(frozen=True)
+class LeanLake:
+    """The lake and alerts file of one ``marketpulse replay`` of the Lean day, default options."""
+
+    lake: Path
+    alerts_file: Path
+    replay: subprocess.CompletedProcess
+
+
+def _files(lake: Path) -> list[tuple[str, int, int]]:
+    # the .locks folder is where readers take their locks: reading may touch it
+    return sorted(
+        (p.relative_to(lake).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in lake.rglob("*")
+        if p.is_file() and ".locks" not in p.relative_to(lake).parts
+    )
+
+
+@pytest.fixture(scope="session")
+def lean_lake(tmp_path_factory):
+    """The Lean day replayed once per test process (``replay FILE --lake L --alerts-file A``).
+
+    Read it, never write it: a test that changes a lake copies this one first
+    (``shutil.copytree`` into its ``tmp_path``). Teardown checks that no file changed.
+    """
+    root = tmp_path_factory.mktemp("lean-lake")
+    lake, alerts = root / "lake", root / "alerts.jsonl"
+    replay = marketpulse("replay", LEAN_TRADES, "--lake", lake, "--alerts-file", alerts, cwd=root)
+    assert replay.returncode == 0, replay.stderr + replay.stdout
+    files = _files(lake)
+    yield LeanLake(lake, alerts, replay)
+    assert _files(lake) == files, "a test wrote into the shared lean_lake: copy it first"
 
 
 @pytest.fixture(scope="session")

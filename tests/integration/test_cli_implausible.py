@@ -8,6 +8,13 @@ from .conftest import LEAN_TRADES
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture
+def cli(cli_in_process):
+    """What the commands print, return and write: run in this process (no start-up to pay)."""
+    return cli_in_process
+
+
 FAR_FUTURE = "2030-01-01T00:00:00.000Z,SPY,167.41,100,P,20002000,0\n"
 # the two replays' datasets are their files' names: compared without them
 BARS = "SELECT * EXCLUDE (period, dataset) FROM bars ORDER BY symbol, timeframe, bar_start"
@@ -15,14 +22,13 @@ LATER_THAN_2020 = "SELECT count(*) AS n FROM trades WHERE ts > TIMESTAMPTZ '2020
 VOLUME = "SELECT sum(trades) AS n, sum(volume) AS volume FROM bars WHERE timeframe = '1s'"
 
 
-def test_one_far_future_trade_in_the_lean_day_changes_no_bar(cli, sql, tmp_path):
+def test_one_far_future_trade_in_the_lean_day_changes_no_bar(cli, sql, lean_lake, tmp_path):
     """The issue: inserted after line 1,001, it sent 387,417 trades to the dlq as late."""
     lines = gzip.open(LEAN_TRADES, "rt").readlines()
     poisoned = tmp_path / "poisoned.csv.gz"
     with gzip.open(poisoned, "wt") as out:
         out.writelines(lines[:1001] + [FAR_FUTURE] + lines[1001:])
-    clean_lake, lake = tmp_path / "clean", tmp_path / "lake"
-    cli("replay", LEAN_TRADES, "--lake", clean_lake, "--alerts-file", tmp_path / "a.jsonl")
+    clean_lake, lake = lean_lake.lake, tmp_path / "lake"  # clean: replay LEAN_TRADES, unchanged
     cli("replay", poisoned, "--lake", lake, "--alerts-file", tmp_path / "b.jsonl")
     dead = sql(lake, "SELECT reason, source_line AS line, error FROM dlq")
     assert dead == [

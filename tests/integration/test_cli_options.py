@@ -123,12 +123,14 @@ def test_help_of_every_command(path):
     sorted(OUT_OF_RANGE.items()),
     ids=lambda v: " ".join(v[0]) + " " + v[1] if isinstance(v, tuple) else v,
 )
-def test_out_of_range_value_stops_the_command_at_parse_time(cli, tmp_path, case, bad):  # fmt: skip
+def test_out_of_range_value_stops_the_command_at_parse_time(cli_in_process, tmp_path, case, bad):
+    # in this process: the same main(), without a start-up per case (the tests below run the
+    # command as a user does)
     path, option = case
     # --lake names a directory that must stay absent: the command never started
     lake = tmp_path / "lake"
     extra = ["--lake", lake] if any(p.opts[0] == "--lake" for p in COMMANDS[path].params) else []
-    result = cli(*path, *REQUIRED.get(path, []), *extra, option, bad, ok=False)
+    result = cli_in_process(*path, *REQUIRED.get(path, []), *extra, option, bad, ok=False)
     _one_line_usage_error(result, " ".join(path), option)
     assert not lake.exists()
 

@@ -1,6 +1,7 @@
 """End to end: the marketpulse command on real data, checked through `marketpulse sql`."""
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -11,6 +12,12 @@ from .conftest import KAGGLE, LEAN_TRADES
 pytestmark = pytest.mark.integration
 
 LEAN_DATASET = "lean-2013-10-07-trades"  # trades.csv.gz is a generic name: led by its folder's
+
+
+@pytest.fixture
+def cli(cli_in_process):
+    """What the commands print, return and write: run in this process (no start-up to pay)."""
+    return cli_in_process
 
 
 def lake_datasets(lake: Path, tables=("trades", "bars", "indicators", "alerts", "dlq")):
@@ -55,9 +62,8 @@ def test_run_simulated_market_for_a_duration(cli, sql, tmp_path):
     assert f"ticks in {counts['trades']:,}" in summary  # everything accepted was flushed
 
 
-def test_replay_lean_trades_fills_the_lake(cli, sql, tmp_path):
-    lake = tmp_path / "lake"
-    result = cli("replay", LEAN_TRADES, "--lake", lake, "--alerts-file", tmp_path / "a.jsonl")
+def test_replay_lean_trades_fills_the_lake(lean_lake, sql):
+    lake, result = lean_lake.lake, lean_lake.replay  # replay LEAN_TRADES --lake --alerts-file
     assert "ticks in 388,417" in result.stdout
     rows = sql(
         lake, "SELECT symbol, count(*) AS n, sum(size) AS volume FROM trades GROUP BY 1 ORDER BY 1"
@@ -77,7 +83,7 @@ def test_replay_lean_trades_fills_the_lake(cli, sql, tmp_path):
     assert ind["n"] == next(b["n"] for b in bars if b["timeframe"] == "1m")
     assert 0 < ind["macd"] < ind["n"]  # warm-up rows are null
     assert sql(lake, "SELECT count(*) AS n FROM dlq")[0]["n"] == 0
-    alerts = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    alerts = [json.loads(line) for line in lean_lake.alerts_file.read_text().splitlines()]
     in_lake = sql(lake, "SELECT count(*) AS n FROM alerts")[0]["n"]
     assert len(alerts) == in_lake > 0
     # no --dataset: the Lean file's default name, on every row of every table
@@ -104,12 +110,11 @@ def test_replay_kaggle_daily_bars(cli, sql, tmp_path):
     assert hsi[19]["sma_20"] == pytest.approx(sum(r["close"] for r in hsi[:20]) / 20, rel=1e-12)
 
 
-def test_replay_equals_backfill(cli, sql, tmp_path):
+def test_replay_equals_backfill(cli, sql, lean_lake, tmp_path):
     """Streaming equals batch: the same rows from a replay and from a backfill."""
-    live, batch, relake = tmp_path / "live", tmp_path / "batch", tmp_path / "relake"
-    cli("replay", LEAN_TRADES, "--lake", live, "--alerts-file", tmp_path / "a.jsonl")
+    live, batch = lean_lake.lake, tmp_path / "batch"  # live: replay LEAN_TRADES --lake live
     cli("backfill", "--file", LEAN_TRADES, "--lake", batch)
-    cli("replay", LEAN_TRADES, "--lake", relake, "--alerts-file", tmp_path / "b.jsonl")
+    relake = shutil.copytree(live, tmp_path / "relake")
     cli("backfill", "--lake", relake)  # recompute from the lake's own trades, in place
     bar_key = "symbol, timeframe, bar_start"  # bars and indicators share their key
     for table, key in (("bars", bar_key), ("indicators", bar_key), ("alerts", "id")):
@@ -150,9 +155,8 @@ def test_bad_dataset_name_stops_before_anything_runs(cli, tmp_path, command, nam
     assert not lake.exists()
 
 
-def test_backfill_of_one_dataset_leaves_the_others(cli, sql, tmp_path):
-    lake = tmp_path / "lake"
-    cli("replay", LEAN_TRADES, "--lake", lake, "--alerts-file", tmp_path / "a.jsonl")
+def test_backfill_of_one_dataset_leaves_the_others(cli, sql, lean_lake, tmp_path):
+    lake = shutil.copytree(lean_lake.lake, tmp_path / "lake")  # replay LEAN_TRADES --lake lake
     cli("replay", LEAN_TRADES, "--lake", lake, "--dataset", "other", "--intervals", "1m")
     query = "SELECT dataset, timeframe, count(*) AS n FROM {} GROUP BY ALL ORDER BY ALL"
     before = {table: sql(lake, query.format(table)) for table in ("bars", "indicators")}
