@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from marketpulse.alerts import Notifications, Rule
     from marketpulse.indicators import DeclaredSet
     from marketpulse.runtime.embedded import PipelineOptions
+    from marketpulse.runtime.runner import RunnerOptions
     from marketpulse.sinks import Sink
     from marketpulse.sinks.lake_location import LakeLocation
     from marketpulse.stream import ProcessorSettings
@@ -35,6 +36,7 @@ __all__ = [
     "notifications_from",
     "processor_settings",
     "rules_from",
+    "runner_options",
 ]
 
 logger = logging.getLogger(__name__)
@@ -202,4 +204,48 @@ def embedded_options(
         sinks=tuple(sinks),
         dataset=dataset,
         store_trades=settings.process.store_trades,
+    )
+
+
+def runner_options(
+    settings: Settings,
+    rules: list[Rule],
+    *,
+    dataset: str,
+    duration: float | None = None,
+    notifications: Notifications | None = None,
+) -> RunnerOptions:
+    """Build the runner's options on a Kafka cluster (``marketpulse run --kafka``).
+
+    The topics it creates, the codec and the processor's timings follow the
+    settings' ``[kafka]`` and ``[process]``.
+
+    Args:
+        settings: the settings tree.
+        rules: the alert rules (:func:`rules_from`).
+        dataset: the dataset every output of the run carries.
+        duration: stop after this many seconds; ``None``: until stopped.
+        notifications: the rules file's notification channels (:func:`notifications_from`).
+
+    Raises:
+        ConfigError: a processor setting is wrong.
+        LakeLocationError: the lake is neither a directory nor ``s3://bucket/prefix``.
+    """
+    from dataclasses import replace
+
+    from marketpulse.runtime.runner import RunnerOptions
+
+    kafka = settings.kafka
+    return RunnerOptions(
+        lake=lake_location(settings),
+        rules=rules,
+        processor=replace(processor_settings(settings), dataset=dataset),
+        alerts_file=settings.alerts_file,
+        notifications=notifications,
+        duration=duration,
+        partitions=kafka.partitions,
+        replication=kafka.replication,
+        retention_hours=kafka.retention_hours,
+        compression=kafka.compression,
+        process=settings.process,
     )

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from marketpulse.assemble import embedded_options
+from marketpulse.assemble import embedded_options, runner_options
 from marketpulse.cli import (
     backtest_command,
     dashboard_command,
     indicators_command,
     notify_command,
+    options,
     produce_command,
     report_command,
     services_command,
@@ -28,33 +31,15 @@ from marketpulse.cli import (
 from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
     ADJUST_OPTION,
-    ALERTS_FILE_OPTION,
-    COLUMNS_OPTION,
-    CONDITIONS_OPTION,
     CONFIG_OPTION,
-    DATASET_OPTION,
-    FILL_GAPS_OPTION,
-    FORMAT_OPTION,
-    INDICATORS_OPTION,
-    INTERVALS_OPTION,
-    LAKE_OPTION,
-    LATENESS_OPTION,
-    MAX_SYMBOLS_OPTION,
-    PLUGIN_OPTION,
-    RULES_OPTION,
     SUSPICIOUS_OPTION,
-    SYMBOL_OPTION,
     Adjust,
-    FileFormat,
     bounded,
     console,
     dataset_for,
     err_console,
     file_feed,
     notifications_from,
-    parse_indicators,
-    parse_intervals,
-    plugin_specs,
     processor_settings,
     rules_from,
     settings_from,
@@ -68,18 +53,9 @@ from marketpulse.cli.dashboard_command import (
 )
 from marketpulse.cli.failures import os_failure
 from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
-from marketpulse.cli.kafka_options import GUARANTEE_OPTION, PREFIX_OPTION
 from marketpulse.cli.live import run_in_foreground
-from marketpulse.cli.sink_options import (
-    INFLUX_URL_OPTION,
-    POSTGRES_TABLES_OPTION,
-    POSTGRES_URL_OPTION,
-    SINK_OPTION,
-    SinkKind,
-    build_sinks,
-    lake_location,
-    url_overrides,
-)
+from marketpulse.cli.options import Setting
+from marketpulse.cli.sink_options import SinkKind, build_sinks, lake_location
 from marketpulse.config import Settings, masked
 from marketpulse.exceptions import ConfigError, InputError, MarketPulseError, RunFailure
 from marketpulse.log_repeats import flush_repeats
@@ -88,6 +64,7 @@ if TYPE_CHECKING:
     from marketpulse.alerts import Notifications, Rule
     from marketpulse.feeds.base import Feed
     from marketpulse.runtime import MarketView, Metrics
+    from marketpulse.serve import LiveMarket, ServeSettings
 
 __all__ = ["app", "main"]
 
@@ -125,67 +102,78 @@ app.command("verify")(verify_command.verify)
 @app.command()
 def run(
     feed_name: FeedName = typer.Option(FeedName.simulator, "--feed", help=live_options.FEED_HELP),
-    url: str = live_options.URL_OPTION,
-    rest_url: str = live_options.REST_URL_OPTION,
-    tickers: str = live_options.TICKERS_OPTION,
-    watchlist: Path = live_options.WATCHLIST_OPTION,
-    data_feed: str = live_options.DATA_FEED_OPTION,
-    bar_interval: str = live_options.BAR_INTERVAL_OPTION,
+    url: options.Url = None,
+    rest_url: options.RestUrl = None,
+    tickers: options.Tickers = None,
+    watchlist: options.Watchlist = None,
+    data_feed: options.DataFeed = None,
+    bar_interval: options.BarInterval = None,
     quotes: bool = live_options.QUOTES_OPTION,
-    history: str = live_options.HISTORY_OPTION,
-    calendar: str = live_options.CALENDAR_OPTION,
-    rate_limit: str = live_options.RATE_LIMIT_OPTION,
-    env_file: Path = live_options.ENV_FILE_OPTION,
-    symbols: int = typer.Option(
-        None, "--symbols", min=1, help="Number of simulated symbols [default: 50]."
-    ),
-    rate: float = typer.Option(
-        None,
-        "--rate",
-        callback=bounded(0, above=True),
-        help="Simulated trades per second, all symbols together [default: 5000].",
-    ),
-    seed: int = typer.Option(
-        None,
-        "--seed",
-        min=0,
-        help="Random seed: the same seed gives the same market [default: 0].",
-    ),
+    history: options.History = None,
+    calendar: options.Calendar = None,
+    rate_limit: options.RateLimit = None,
+    env_file: options.EnvFile = None,
+    symbols: Annotated[
+        int | None,
+        typer.Option("--symbols", min=1, help="Number of simulated symbols [default: 50]."),
+        Setting("simulator.symbols"),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            callback=bounded(0, above=True),
+            help="Simulated trades per second, all symbols together [default: 5000].",
+        ),
+        Setting("simulator.rate"),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            min=0,
+            help="Random seed: the same seed gives the same market [default: 0].",
+        ),
+        Setting("simulator.seed"),
+    ] = None,
     duration: float = typer.Option(
         None,
         "--duration",
         callback=bounded(0, above=True),
         help="Stop by itself after this many seconds [default: run until Ctrl-C].",
     ),
-    rules: str = RULES_OPTION,
-    lake: str = LAKE_OPTION,
-    dataset: str = DATASET_OPTION,
-    sink: list[SinkKind] = SINK_OPTION,
-    postgres_url: str = POSTGRES_URL_OPTION,
-    postgres_tables: str = POSTGRES_TABLES_OPTION,
-    influx_url: str = INFLUX_URL_OPTION,
-    intervals: str = INTERVALS_OPTION,
-    fill_gaps: bool | None = FILL_GAPS_OPTION,
-    conditions: str = CONDITIONS_OPTION,
-    indicators: str = INDICATORS_OPTION,
-    lateness: float = LATENESS_OPTION,
-    max_symbols: int = MAX_SYMBOLS_OPTION,
-    alerts_file: str = ALERTS_FILE_OPTION,
+    rules: options.Rules = None,
+    lake: options.Lake = None,
+    dataset: options.Dataset = None,
+    sink: options.Sinks = None,
+    postgres_url: options.PostgresUrl = None,
+    postgres_tables: options.PostgresTables = None,
+    influx_url: options.InfluxUrl = None,
+    intervals: options.Intervals = None,
+    fill_gaps: options.FillGaps = None,
+    conditions: options.Conditions = None,
+    indicators: options.Indicators = None,
+    lateness: options.Lateness = None,
+    max_symbols: options.MaxSymbols = None,
+    alerts_file: options.AlertsFile = None,
     view_interval: str = typer.Option(
         None,
         "--view-interval",
         help="Interval whose indicators the live table shows [default: the smallest].",
     ),
-    kafka: str = typer.Option(
-        None,
-        "--kafka",
-        metavar="BOOTSTRAP",
-        help="Run every stage on this Kafka cluster (host:port[,host:port]) instead of the "
-        "embedded bus: produce, process and the lake sink as threads of this process, "
-        "topics created when missing.",
-    ),
-    topic_prefix: str = PREFIX_OPTION,
-    guarantee: str = GUARANTEE_OPTION,
+    kafka: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka",
+            metavar="BOOTSTRAP",
+            help="Run every stage on this Kafka cluster (host:port[,host:port]) instead of the "
+            "embedded bus: produce, process and the lake sink as threads of this process, "
+            "topics created when missing.",
+        ),
+        Setting("kafka.bootstrap"),
+    ] = None,
+    topic_prefix: options.TopicPrefix = None,
+    guarantee: options.Guarantee = None,
     host: str = HOST_OPTION,
     port: int = PORT_OPTION,
     token: str = TOKEN_OPTION,
@@ -193,8 +181,8 @@ def run(
     no_dashboard: bool = typer.Option(
         False, "--no-dashboard", help="Do not serve the web dashboard."
     ),
-    plugin: list[str] = PLUGIN_OPTION,
-    config: Path = CONFIG_OPTION,
+    plugin: options.Plugins = None,
+    config: options.Config = None,
 ) -> None:
     """Run the whole pipeline on a simulated or live market, with a live view and web dashboard.
 
@@ -206,41 +194,19 @@ def run(
     The web dashboard is served while the pipeline runs (its URL is printed).
     Ctrl-C stops cleanly and flushes what was accepted.
     """
-    from marketpulse.feeds import Simulator
-    from marketpulse.feeds.vendors import VENDORS
     from marketpulse.runtime import Metrics
-    from marketpulse.serve import Dashboard, LiveMarket, ServeError
+    from marketpulse.serve import LiveMarket
 
-    settings = settings_from(
-        config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        max_symbols=max_symbols, intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
-        conditions=conditions,
-        indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
-        **{"simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed,
-           "kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix,
-           "process.guarantee": guarantee},
-        **url_overrides(postgres_url, influx_url),
-    )  # fmt: skip
+    settings = options.overlay(run, locals())
     if kafka is not None and set(sink or []) - {SinkKind.lake}:
         raise ConfigError("run --kafka stores to the lake; run `marketpulse sink postgres` "
                           "(or influx) beside it for the databases")  # fmt: skip
-    live = LiveOptions(url, rest_url, tickers, watchlist, data_feed, bar_interval, quotes, history,
-                       calendar, rate_limit, env_file)  # fmt: skip
+    live = options.live_options(locals())
     check_live_options(feed_name, live)
     name = dataset_for(settings, dataset, feed_name.value)  # simulator, or the vendor
-    if feed_name != FeedName.simulator and not settings.session_calendar:
-        # a live market's session VWAP follows its exchange's sessions (UTC days for crypto)
-        settings = settings.replace(session_calendar=calendar or VENDORS[feed_name].calendar)
+    settings = _market_calendar(settings, feed_name, calendar)
     proc = processor_settings(settings, wall_clock=True)  # a live market, or one simulated on it
-    sim = settings.simulator
-    if feed_name == FeedName.simulator:
-        feed: Feed = Simulator(
-            symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True, quotes=True
-        )
-    elif any(v is not None for v in (symbols, rate, seed)):
-        raise InputError("run: --symbols, --rate, --seed apply to --feed simulator only")
-    else:
-        feed = live_feed(feed_name, live)
+    feed = _market_feed(feed_name, live, settings, simulator_given=(symbols, rate, seed))
     alert_rules = rules_from(settings)  # a bad rules file stops the command before anything starts
     serve = (
         None
@@ -249,25 +215,73 @@ def run(
     )
     notifications = notifications_from(settings)
     if feed_name == FeedName.simulator:
+        sim = settings.simulator
         logger.info("simulating %d symbols at %.0f trades/s (seed %d)", sim.symbols, sim.rate,
                     sim.seed)  # fmt: skip
     metrics = Metrics()
     view = LiveMarket(view_interval or proc.intervals[0], metrics, dataset=name)
-    board = None if serve is None else Dashboard.for_pipeline(lake_location(settings), view, serve)
-    if board is not None:
-        try:
-            board.start()
-            console.print(f"dashboard: {board.url}", soft_wrap=True)
-        except ServeError as exc:  # the pipeline is worth running without its dashboard
-            logger.warning("%s; running without the dashboard", exc)
-            board.stop()
-            board = None
-    try:
+    with _dashboard(settings, view, serve):
         _run_pipeline(settings, alert_rules, feed, duration, metrics, view, kafka,
                       (sink, postgres_tables), name, notifications)  # fmt: skip
+
+
+def _market_calendar(settings: Settings, feed_name: FeedName, calendar: str | None) -> Settings:
+    """A live market's session VWAP follows its exchange's sessions (UTC days for crypto)."""
+    from marketpulse.feeds.vendors import VENDORS
+
+    if feed_name == FeedName.simulator or settings.session_calendar:
+        return settings
+    return settings.replace(session_calendar=calendar or VENDORS[feed_name].calendar)
+
+
+def _market_feed(
+    feed_name: FeedName,
+    live: LiveOptions,
+    settings: Settings,
+    simulator_given: tuple[object, ...],
+) -> Feed:
+    """Open ``run``'s feed: the simulator of the settings, or a live vendor's.
+
+    Raises:
+        InputError: simulator options given for a live vendor.
+        ConfigError: the vendor's key is missing or an option is invalid.
+    """
+    from marketpulse.feeds import Simulator
+
+    if feed_name == FeedName.simulator:
+        sim = settings.simulator
+        return Simulator(
+            symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True, quotes=True
+        )
+    if any(v is not None for v in simulator_given):
+        raise InputError("run: --symbols, --rate, --seed apply to --feed simulator only")
+    return live_feed(feed_name, live)
+
+
+@contextlib.contextmanager
+def _dashboard(settings: Settings, view: LiveMarket, serve: ServeSettings | None) -> Iterator[None]:
+    """Serve the web dashboard while the block runs (``serve`` ``None``: none).
+
+    A dashboard that cannot start is worth a warning only.
+    """
+    from marketpulse.serve import Dashboard, ServeError
+
+    if serve is None:
+        yield
+        return
+    board = Dashboard.for_pipeline(lake_location(settings), view, serve)
+    try:
+        board.start()
+        console.print(f"dashboard: {board.url}", soft_wrap=True)
+    except ServeError as exc:  # the pipeline is worth running without its dashboard
+        logger.warning("%s; running without the dashboard", exc)
+        board.stop()
+        yield
+        return
+    try:
+        yield
     finally:
-        if board is not None:
-            board.stop()
+        board.stop()
 
 
 def _run_pipeline(
@@ -290,12 +304,12 @@ def _run_pipeline(
         _run_on_kafka(settings, rules, feed, duration, metrics, view, dataset, notifications)
         return
     proc = processor_settings(settings)
-    options = embedded_options(
+    pipeline = embedded_options(
         settings, rules, dataset=dataset, duration=duration, notifications=notifications,
         processor=proc, sinks=build_sinks(sinks[0], settings, LAKE_FILE_ROWS, sinks[1]),
     )  # fmt: skip
     run_in_foreground(
-        lambda progress: EmbeddedPipeline(feed, options, metrics, view, progress),
+        lambda progress: EmbeddedPipeline(feed, pipeline, metrics, view, progress),
         view,
         metrics,
         False,
@@ -312,23 +326,15 @@ def _run_on_kafka(
     dataset: str,
     notifications: Notifications | None = None,
 ) -> None:
-    from dataclasses import replace
-
     from marketpulse.cli.kafka_options import open_bus
-    from marketpulse.runtime.runner import Runner, RunnerOptions
+    from marketpulse.runtime.runner import Runner
 
     bus, topics = open_bus(settings)
-    k = settings.kafka
-    processor = replace(processor_settings(settings), dataset=dataset)
-    options = RunnerOptions(
-        lake=lake_location(settings), rules=rules, processor=processor,
-        alerts_file=settings.alerts_file, notifications=notifications, duration=duration,
-        partitions=k.partitions,
-        replication=k.replication, retention_hours=k.retention_hours, compression=k.compression,
-        process=settings.process,
-    )  # fmt: skip
+    services = runner_options(
+        settings, rules, dataset=dataset, duration=duration, notifications=notifications
+    )
     run_in_foreground(
-        lambda progress: Runner(bus, topics, feed, options, metrics, view, progress),
+        lambda progress: Runner(bus, topics, feed, services, metrics, view, progress),
         view,
         metrics,
         False,
@@ -341,27 +347,27 @@ def replay(
     speed: str = typer.Option(
         "max", "--speed", help="'max' (as fast as possible) or N times real time."
     ),
-    format: FileFormat = FORMAT_OPTION,
-    symbol: str = SYMBOL_OPTION,
-    columns: str = COLUMNS_OPTION,
+    format: options.Format = None,
+    symbol: options.Symbol = None,
+    columns: options.Columns = None,
     include_suspicious: bool = SUSPICIOUS_OPTION,
     adjust: Adjust = ADJUST_OPTION,
-    rules: str = RULES_OPTION,
-    lake: str = LAKE_OPTION,
-    dataset: str = DATASET_OPTION,
-    sink: list[SinkKind] = SINK_OPTION,
-    postgres_url: str = POSTGRES_URL_OPTION,
-    postgres_tables: str = POSTGRES_TABLES_OPTION,
-    influx_url: str = INFLUX_URL_OPTION,
-    intervals: str = INTERVALS_OPTION,
-    fill_gaps: bool | None = FILL_GAPS_OPTION,
-    conditions: str = CONDITIONS_OPTION,
-    indicators: str = INDICATORS_OPTION,
-    lateness: float = LATENESS_OPTION,
-    max_symbols: int = MAX_SYMBOLS_OPTION,
-    alerts_file: str = ALERTS_FILE_OPTION,
-    plugin: list[str] = PLUGIN_OPTION,
-    config: Path = CONFIG_OPTION,
+    rules: options.Rules = None,
+    lake: options.Lake = None,
+    dataset: options.Dataset = None,
+    sink: options.Sinks = None,
+    postgres_url: options.PostgresUrl = None,
+    postgres_tables: options.PostgresTables = None,
+    influx_url: options.InfluxUrl = None,
+    intervals: options.Intervals = None,
+    fill_gaps: options.FillGaps = None,
+    conditions: options.Conditions = None,
+    indicators: options.Indicators = None,
+    lateness: options.Lateness = None,
+    max_symbols: options.MaxSymbols = None,
+    alerts_file: options.AlertsFile = None,
+    plugin: options.Plugins = None,
+    config: options.Config = None,
 ) -> None:
     """Push a historical file through the pipeline, with a progress bar.
 
@@ -379,24 +385,18 @@ def replay(
     from marketpulse.runtime.embedded import LAKE_FILE_ROWS, EmbeddedPipeline
 
     pace = _speed(speed)
-    settings = settings_from(
-        config, lake=lake, rules=rules, alerts_file=alerts_file, lateness=lateness,
-        max_symbols=max_symbols, intervals=parse_intervals(intervals), fill_gaps=fill_gaps,
-        conditions=conditions,
-        indicators=parse_indicators(indicators), plugins=plugin_specs(plugin),
-        **url_overrides(postgres_url, influx_url),
-    )  # fmt: skip
+    settings = options.overlay(replay, locals())
     name = dataset_for(settings, dataset, file_dataset(file))
     feed = file_feed(file, format, symbol, columns, include_suspicious, adjust)
     alert_rules, proc = rules_from(settings), processor_settings(settings)
-    options = embedded_options(
+    pipeline = embedded_options(
         settings, alert_rules, dataset=name, speed=pace, processor=proc,
         notifications=notifications_from(settings),
         sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables),
     )  # fmt: skip
     metrics = Metrics()
     run_in_foreground(
-        lambda progress: EmbeddedPipeline(feed, options, metrics, None, progress),
+        lambda progress: EmbeddedPipeline(feed, pipeline, metrics, None, progress),
         None,
         metrics,
         True,

@@ -7,35 +7,34 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from marketpulse.cli import feed_options as live_options
+from marketpulse.cli import options
 from marketpulse.cli.common import (
     ADJUST_OPTION,
-    COLUMNS_OPTION,
-    CONFIG_OPTION,
-    FORMAT_OPTION,
     SUSPICIOUS_OPTION,
-    SYMBOL_OPTION,
     Adjust,
-    FileFormat,
     bounded,
     console,
     err_console,
     file_feed,
 )
-from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
-from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, PREFIX_OPTION, kafka_settings, open_bus
-from marketpulse.cli.metrics_options import METRICS_PORT_OPTION, metrics_endpoint
+from marketpulse.cli.feed_options import FeedName, check_live_options, live_feed
+from marketpulse.cli.kafka_options import open_bus
+from marketpulse.cli.metrics_options import metrics_endpoint
+from marketpulse.cli.options import Setting
 from marketpulse.cli.signals import stop_on_signals
-from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS
+from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS, Settings
 from marketpulse.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from marketpulse.runtime.produce import ProduceStats
+    from marketpulse.cli.signals import StopSignal
+    from marketpulse.feeds.base import Feed
+    from marketpulse.runtime.produce import ProduceOptions, ProduceStats
 
 __all__ = ["produce"]
 
@@ -55,16 +54,25 @@ def produce(
         dir_okay=False,
         help="Publish a trades or OHLCV bars file: CSV (optionally .gz) or Parquet.",
     ),  # fmt: skip
-    symbols: int = typer.Option(
-        None, "--symbols", min=1, help="Simulator: number of symbols [default: 50]."
-    ),
-    rate: float = typer.Option(
-        None,
-        "--rate",
-        callback=bounded(0, above=True),
-        help="Simulator: trades per second, all symbols together [default: 5000].",
-    ),
-    seed: int = typer.Option(None, "--seed", min=0, help="Simulator: random seed [default: 0]."),
+    symbols: Annotated[
+        int | None,
+        typer.Option("--symbols", min=1, help="Simulator: number of symbols [default: 50]."),
+        Setting("simulator.symbols"),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            callback=bounded(0, above=True),
+            help="Simulator: trades per second, all symbols together [default: 5000].",
+        ),
+        Setting("simulator.rate"),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", min=0, help="Simulator: random seed [default: 0]."),
+        Setting("simulator.seed"),
+    ] = None,
     duration: float = typer.Option(
         None,
         "--duration",
@@ -72,9 +80,9 @@ def produce(
         help="Stop by itself after this many seconds [default: at the end of the file; "
         "the simulator runs until Ctrl-C].",
     ),  # fmt: skip
-    format: FileFormat = FORMAT_OPTION,
-    symbol: str = SYMBOL_OPTION,
-    columns: str = COLUMNS_OPTION,
+    format: options.Format = None,
+    symbol: options.Symbol = None,
+    columns: options.Columns = None,
     include_suspicious: bool = SUSPICIOUS_OPTION,
     adjust: Adjust = ADJUST_OPTION,
     speed: str = typer.Option(
@@ -82,27 +90,30 @@ def produce(
         "--speed",
         help="File: 'max' (as fast as possible) or N times real time [default: max].",
     ),  # fmt: skip
-    url: str = live_options.URL_OPTION,
-    rest_url: str = live_options.REST_URL_OPTION,
-    tickers: str = live_options.TICKERS_OPTION,
-    watchlist: Path = live_options.WATCHLIST_OPTION,
-    data_feed: str = live_options.DATA_FEED_OPTION,
-    bar_interval: str = live_options.BAR_INTERVAL_OPTION,
+    url: options.Url = None,
+    rest_url: options.RestUrl = None,
+    tickers: options.Tickers = None,
+    watchlist: options.Watchlist = None,
+    data_feed: options.DataFeed = None,
+    bar_interval: options.BarInterval = None,
     quotes: bool = live_options.QUOTES_OPTION,
-    history: str = live_options.HISTORY_OPTION,
-    calendar: str = live_options.CALENDAR_OPTION,
-    rate_limit: str = live_options.RATE_LIMIT_OPTION,
-    env_file: Path = live_options.ENV_FILE_OPTION,
-    compression: Compression = typer.Option(
-        None,
-        "--compression",
-        help="Codec of the records [default: the [kafka] compression "
-        f"setting or MARKETPULSE_KAFKA_COMPRESSION, else {COMPRESSION}].",
-    ),  # fmt: skip
-    bootstrap_servers: str = BOOTSTRAP_OPTION,
-    topic_prefix: str = PREFIX_OPTION,
-    metrics_port: int = METRICS_PORT_OPTION,
-    config: Path = CONFIG_OPTION,
+    history: options.History = None,
+    calendar: options.Calendar = None,
+    rate_limit: options.RateLimit = None,
+    env_file: options.EnvFile = None,
+    compression: Annotated[
+        Compression | None,
+        typer.Option(
+            "--compression",
+            help="Codec of the records [default: the [kafka] compression "
+            f"setting or MARKETPULSE_KAFKA_COMPRESSION, else {COMPRESSION}].",
+        ),
+        Setting("kafka.compression", lambda codec: codec.value),
+    ] = None,
+    bootstrap_servers: options.Bootstrap = None,
+    topic_prefix: options.TopicPrefix = None,
+    metrics_port: options.MetricsPort = None,
+    config: options.Config = None,
 ) -> None:
     """Publish ticks to the ticks topic, keyed by symbol, from the simulator, a file or a vendor.
 
@@ -116,9 +127,7 @@ def produce(
     SIGTERM) stops early. Either way every record sent is flushed before the
     command exits; it exits non-zero when a record was not delivered.
     """
-    from marketpulse.feeds import Simulator
-    from marketpulse.runtime.produce import ProduceOptions, ProduceService
-    from marketpulse.runtime.service_figures import ProduceFigures
+    from marketpulse.runtime.produce import ProduceOptions
 
     _check_sources(
         feed, file, simulator={"--symbols": symbols, "--rate": rate, "--seed": seed},
@@ -126,18 +135,12 @@ def produce(
                    "--include-suspicious": include_suspicious or None, "--speed": speed,
                    "--adjust": None if adjust == Adjust.none else adjust},
     )  # fmt: skip
-    live = LiveOptions(url, rest_url, tickers, watchlist, data_feed, bar_interval, quotes, history,
-                       calendar, rate_limit, env_file)  # fmt: skip
+    live = options.live_options(locals())
     check_live_options(feed if file is None else None, live)
     if feed not in (None, FeedName.simulator) and any(v is not None for v in (symbols, rate, seed)):
         raise ConfigError("produce: --symbols, --rate, --seed apply to --feed simulator only")
-    settings = kafka_settings(
-        config, bootstrap_servers, topic_prefix,
-        **{"kafka.compression": compression.value if compression else None,
-           "simulator.symbols": symbols, "simulator.rate": rate, "simulator.seed": seed},
-        metrics_port=metrics_port,
-    )  # fmt: skip
-    options = ProduceOptions(
+    settings = options.overlay(produce, locals())
+    publishing = ProduceOptions(
         compression=settings.kafka.compression, speed=_speed(speed), duration=duration
     )
     if file is not None:
@@ -145,18 +148,8 @@ def produce(
     elif feed != FeedName.simulator:
         source = live_feed(feed, live)
     else:
-        sim = settings.simulator
-        source = Simulator(
-            symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True, quotes=True
-        )
-    with metrics_endpoint(settings, "produce") as endpoint:
-        bus, topics = open_bus(settings)
-        with stop_on_signals() as stop, _progress(file is not None) as report:
-            if endpoint is not None:
-                figures = ProduceFigures(on_progress=report)
-                endpoint.attach(figures)
-                report = figures.progressed
-            stats = ProduceService(bus, topics, source, options, stop, report).run()
+        source = _simulator(settings)
+    stats, stop = _publish(settings, source, publishing, of_file=file is not None)
     console.print(f"produce: {stats.line()}", highlight=False)
     if not stats.ok:
         for error in stats.errors:
@@ -164,6 +157,39 @@ def produce(
         raise typer.Exit(1)
     if stop.signum is not None:  # stopped cleanly by Ctrl-C or SIGTERM
         raise typer.Exit(stop.exit_code)
+
+
+def _simulator(settings: Settings) -> Feed:
+    """The simulated market of the settings' ``[simulator]``, in real time, with quotes."""
+    from marketpulse.feeds import Simulator
+
+    sim = settings.simulator
+    return Simulator(symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True, quotes=True)
+
+
+def _publish(
+    settings: Settings, source: Feed, publishing: ProduceOptions, of_file: bool
+) -> tuple[ProduceStats, StopSignal]:
+    """Publish ``source`` to the ticks topic until it ends or a signal stops it.
+
+    The ``--metrics-port`` endpoint serves the figures meanwhile; progress goes
+    to the console.
+
+    Returns:
+        the figures of the run, and the signal handler (its ``signum``: the signal that stopped it).
+    """
+    from marketpulse.runtime.produce import ProduceService
+    from marketpulse.runtime.service_figures import ProduceFigures
+
+    with metrics_endpoint(settings, "produce") as endpoint:
+        bus, topics = open_bus(settings)
+        with stop_on_signals() as stop, _progress(of_file) as report:
+            if endpoint is not None:
+                figures = ProduceFigures(on_progress=report)
+                endpoint.attach(figures)
+                report = figures.progressed
+            stats = ProduceService(bus, topics, source, publishing, stop, report).run()
+    return stats, stop
 
 
 def _check_sources(

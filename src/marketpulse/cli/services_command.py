@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from marketpulse.cli import options
 from marketpulse.cli.common import (
-    CONDITIONS_OPTION,
     CONFIG_OPTION,
-    FILL_GAPS_OPTION,
-    INDICATORS_OPTION,
-    INTERVALS_OPTION,
     LAKE_OPTION,
-    LATENESS_OPTION,
-    MAX_SYMBOLS_OPTION,
-    PLUGIN_OPTION,
-    RULES_OPTION,
     bounded,
     console,
     dataset_for,
-    parse_indicators,
-    parse_intervals,
-    plugin_specs,
     processor_settings,
     rules_from,
 )
@@ -30,12 +21,12 @@ from marketpulse.cli.kafka_options import (
     BOOTSTRAP_OPTION,
     EXIT_WHEN_IDLE_OPTION,
     GROUP_OPTION,
-    GUARANTEE_OPTION,
     PREFIX_OPTION,
     kafka_settings,
     open_bus,
 )
 from marketpulse.cli.metrics_options import METRICS_PORT_OPTION, metrics_endpoint
+from marketpulse.cli.options import Setting
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.cli.sink_options import (
     INFLUX_URL_OPTION,
@@ -56,8 +47,8 @@ sink_app = typer.Typer(
 
 
 def process(
-    bootstrap_servers: str = BOOTSTRAP_OPTION,
-    topic_prefix: str = PREFIX_OPTION,
+    bootstrap_servers: options.Bootstrap = None,
+    topic_prefix: options.TopicPrefix = None,
     group: str = GROUP_OPTION,
     instance_id: str = typer.Option(
         None,
@@ -66,32 +57,38 @@ def process(
         help="Stable name of this instance (one per instance): a restart with the same "
         "name takes its partitions and transactions back at once [default: random].",
     ),
-    commit_interval: float = typer.Option(
-        None,
-        "--commit-interval",
-        callback=bounded(0.001),
-        help="Seconds a transaction with outputs may stay open while catching up on a "
-        "backlog; otherwise outputs are committed (visible to read_committed readers) as "
-        "soon as the input at hand is handled [default: [process] commit_interval or "
-        f"MARKETPULSE_PROCESS_COMMIT_INTERVAL, else {COMMIT_INTERVAL:g}].",
-    ),  # fmt: skip
-    guarantee: str = GUARANTEE_OPTION,
+    commit_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--commit-interval",
+            callback=bounded(0.001),
+            help="Seconds a transaction with outputs may stay open while catching up on a "
+            "backlog; otherwise outputs are committed (visible to read_committed readers) as "
+            "soon as the input at hand is handled [default: [process] commit_interval or "
+            f"MARKETPULSE_PROCESS_COMMIT_INTERVAL, else {COMMIT_INTERVAL:g}].",
+        ),
+        Setting("process.commit_interval"),
+    ] = None,
+    guarantee: options.Guarantee = None,
     exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
-    rules: str = RULES_OPTION,
-    intervals: str = INTERVALS_OPTION,
-    fill_gaps: bool | None = FILL_GAPS_OPTION,
-    conditions: str = CONDITIONS_OPTION,
-    indicators: str = INDICATORS_OPTION,
-    lateness: float = LATENESS_OPTION,
-    max_symbols: int = MAX_SYMBOLS_OPTION,
-    idle_timeout: float = typer.Option(
-        None,
-        "--idle-timeout",
-        callback=bounded(0),
-        help="Seconds without input after which a partition's bars close by processing "
-        "time; 0: never, bars close by input alone (outputs then depend on input alone) "
-        f"[default: idle_timeout or MARKETPULSE_IDLE_TIMEOUT, else {IDLE_TIMEOUT:g}].",
-    ),  # fmt: skip
+    rules: options.Rules = None,
+    intervals: options.Intervals = None,
+    fill_gaps: options.FillGaps = None,
+    conditions: options.Conditions = None,
+    indicators: options.Indicators = None,
+    lateness: options.Lateness = None,
+    max_symbols: options.MaxSymbols = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-timeout",
+            callback=bounded(0),
+            help="Seconds without input after which a partition's bars close by processing "
+            "time; 0: never, bars close by input alone (outputs then depend on input alone) "
+            f"[default: idle_timeout or MARKETPULSE_IDLE_TIMEOUT, else {IDLE_TIMEOUT:g}].",
+        ),
+        Setting("idle_timeout"),
+    ] = None,
     dataset: str = typer.Option(
         None,
         "--dataset",
@@ -100,9 +97,9 @@ def process(
         "ticks topic carries one dataset (use a topic prefix per dataset) "
         "[default: live; or MARKETPULSE_DATASET].",
     ),
-    plugin: list[str] = PLUGIN_OPTION,
-    metrics_port: int = METRICS_PORT_OPTION,
-    config: Path = CONFIG_OPTION,
+    plugin: options.Plugins = None,
+    metrics_port: options.MetricsPort = None,
+    config: options.Config = None,
 ) -> None:
     """Run the processor as a consumer-group member: ticks in, bars/indicators/alerts out.
 
@@ -121,18 +118,11 @@ def process(
     from marketpulse.runtime.service_figures import ProcessFigures
     from marketpulse.stream import Processor
 
-    settings = kafka_settings(
-        config, bootstrap_servers, topic_prefix, rules=rules, lateness=lateness,
-        max_symbols=max_symbols,
-        intervals=parse_intervals(intervals), fill_gaps=fill_gaps, conditions=conditions,
-        indicators=parse_indicators(indicators), idle_timeout=idle_timeout,
-        plugins=plugin_specs(plugin), metrics_port=metrics_port,
-        **{"process.commit_interval": commit_interval, "process.guarantee": guarantee},
-    )  # fmt: skip
+    settings = options.overlay(process, locals())
     name = dataset_for(settings, dataset, LIVE)
     stream = dataclasses.replace(processor_settings(settings, wall_clock=True), dataset=name)
     processor = Processor(stream, rules_from(settings))
-    options = ProcessOptions(
+    service_options = ProcessOptions(
         group=group or "marketpulse-process", instance=instance_id,
         exit_when_idle=exit_when_idle, compression=settings.kafka.compression,
         **dataclasses.asdict(settings.process),
@@ -143,7 +133,7 @@ def process(
         settle_heap()
         figures = ProcessFigures() if endpoint is not None else None
         with stop_on_signals() as stop:
-            service = ProcessService(bus, topics, processor, options, stop,
+            service = ProcessService(bus, topics, processor, service_options, stop,
                                      on_output=figures.on_output if figures else None)  # fmt: skip
             if endpoint is not None and figures is not None:
                 figures.attach(service)
@@ -254,13 +244,13 @@ def _serve_sink(
     with metrics_endpoint(settings, f"sink {kind.value}") as endpoint:
         bus, topics = open_bus(settings)
         sink = build_sink(kind, settings, max_age_s=max_age)
-        options = SinkOptions(
+        service_options = SinkOptions(
             group=group or f"marketpulse-sink-{kind.value}", tables=tables,
             exit_when_idle=exit_when_idle,
         )  # fmt: skip
         settle_heap()
         with stop_on_signals() as stop:
-            service = SinkService(bus, topics, sink, options, stop)
+            service = SinkService(bus, topics, sink, service_options, stop)
             if endpoint is not None:
                 endpoint.attach(SinkFigures(service))
             try:
