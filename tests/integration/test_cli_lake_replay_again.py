@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from .conftest import LEAN_TRADES, marketpulse
+from .conftest import LEAN_TRADES
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +37,11 @@ def _alerts(path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The lake and alerts file of one uninterrupted replay of the Lean day."""
-    where = tmp_path_factory.mktemp("reference")
-    result = marketpulse("replay", LEAN_TRADES, "--lake", where / "lake",
-                         "--alerts-file", where / "alerts.jsonl", cwd=where)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    rows = {table: _rows(where / "lake", table) for table in TABLES}
+def reference(lean_lake):
+    """The rows and alert ids of one uninterrupted replay of the Lean day."""
+    rows = {table: _rows(lean_lake.lake, table) for table in TABLES}
     assert len(rows["trades"]) == 388_417 and rows["bars"] and rows["alerts"]
-    return rows, _alerts(where / "alerts.jsonl")
+    return rows, _alerts(lean_lake.alerts_file)
 
 
 def _assert_like(reference, lake: Path, alerts: Path) -> None:
@@ -54,10 +51,11 @@ def _assert_like(reference, lake: Path, alerts: Path) -> None:
     assert sorted(_alerts(alerts)) == sorted(alert_ids)
 
 
-def test_replay_twice_leaves_the_lake_of_one_replay(cli, reference, tmp_path):
-    lake, alerts = tmp_path / "lake", tmp_path / "alerts.jsonl"
-    for _ in range(2):
-        cli("replay", LEAN_TRADES, "--lake", lake, "--alerts-file", alerts)
+def test_replay_twice_leaves_the_lake_of_one_replay(cli, reference, lean_lake, tmp_path):
+    # the first replay: lean_lake's (replay LEAN_TRADES --lake --alerts-file), copied
+    lake = shutil.copytree(lean_lake.lake, tmp_path / "lake")
+    alerts = shutil.copy(lean_lake.alerts_file, tmp_path / "alerts.jsonl")
+    cli("replay", LEAN_TRADES, "--lake", lake, "--alerts-file", alerts)
     _assert_like(reference, lake, alerts)
 
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import LEAN_TRADES, marketpulse
+from .conftest import LEAN_TRADES
 from .kafka_tools import read_committed
 
 pytestmark = pytest.mark.integration
@@ -20,18 +20,10 @@ DATASET = "lean-2013-10-07-trades"
 TOTALS = "trades 388,417, bars 44,846, indicator rows 44,846, alerts 474, dlq 0"
 
 
-@pytest.fixture(scope="module")
-def lean_lake(tmp_path_factory):
-    """A lake of one clean replay of the Lean day (read only: tests damage copies)."""
-    root = tmp_path_factory.mktemp("verify")
-    result = marketpulse("replay", LEAN_TRADES, "--lake", "lake", cwd=root)
-    assert result.returncode == 0, result.stderr
-    return root / "lake"
-
-
 @pytest.fixture
 def lake_copy(lean_lake, tmp_path):
-    shutil.copytree(lean_lake, tmp_path / "lake")
+    """A copy of the lake of one clean replay of the Lean day, for a test to damage."""
+    shutil.copytree(lean_lake.lake, tmp_path / "lake")
     return tmp_path / "lake"
 
 
@@ -58,16 +50,17 @@ def _bad_usage(result, *words):
 
 
 def test_a_clean_replay_verifies(cli, lean_lake):
+    lake = lean_lake.lake
     # marketpulse verify --lake DIR
-    result = cli("verify", "--lake", lean_lake)
+    result = cli("verify", "--lake", lake)
     lines = result.stdout.splitlines()
-    assert lines[0] == f"lake {lean_lake}: {TOTALS}"
+    assert lines[0] == f"lake {lake}: {TOTALS}"
     for tf in ("1s", "1m", "5m"):  # every kept trade in a bar of each timeframe, none open
         (row,) = [line.split() for line in lines if line.split()[:2] == [DATASET, tf]]
         assert row[2:] == ["388,417", "388,417", "0", "0", "0", "0", "0"]
     assert lines[-1].startswith("verify: OK")
     as_json = json.loads(
-        cli("verify", "--lake", lean_lake, "--dataset", DATASET, "--format", "json").stdout
+        cli("verify", "--lake", lake, "--dataset", DATASET, "--format", "json").stdout
     )
     assert as_json["ok"] is True and as_json["violations"] == []
     assert as_json["totals"] == {"trades": 388_417, "bars": 44_846, "indicators": 44_846,
@@ -112,9 +105,10 @@ def test_a_file_copied_or_a_row_twice_is_a_key_stored_twice(cli, lake_copy):
 
 
 def test_bad_usage_is_one_line_and_exit_2(cli, lean_lake, tmp_path):
+    lake = lean_lake.lake
     _bad_usage(cli("verify", "--lake", tmp_path / "nowhere", ok=False), "no lake at", "nowhere")
-    _bad_usage(cli("verify", "--lake", lean_lake, "--dataset", "other", ok=False), "'other'")
-    _bad_usage(cli("verify", "--lake", lean_lake, "--topic-prefix", "p.", ok=False), "not both")
+    _bad_usage(cli("verify", "--lake", lake, "--dataset", "other", ok=False), "'other'")
+    _bad_usage(cli("verify", "--lake", lake, "--topic-prefix", "p.", ok=False), "not both")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = f"127.0.0.1:{s.getsockname()[1]}"
