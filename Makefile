@@ -13,7 +13,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser db-servers run test test-unit test-containers containers lint docs bench bench-peers clean kafka-up kafka-down
+.PHONY: help install browser db-servers run test test-unit test-containers containers check lint docs bench bench-peers clean kafka-up kafka-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,13 +52,15 @@ run: $(RUN_STAMP) ## run the embedded pipeline on a simulated market with the li
 test: $(DEV_STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chromium, PostgreSQL, InfluxDB when missing)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
 
-test-unit: $(DEV_STAMP) ## run the unit tests only
-	$(BIN)/python -m pytest tests/unit $(ARGS)
+test-unit: check ## the quick check, first in CI: ruff and mypy (check), then the unit tests on two workers
+	$(BIN)/python -m pytest -n 2 tests/unit $(ARGS)
 
-lint: $(DEV_STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts; mypy over the public API; the docs build
+check: $(DEV_STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts; mypy over the public API
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+
+lint: check ## check, then the docs build
 	$(MAKE) --no-print-directory docs
 
 docs: $(DEV_STAMP) ## build the documentation site into site/ (mkdocs build --strict: a warning or broken link fails)
