@@ -52,9 +52,9 @@ def _indicators(cli, sql, path, tmp_path, adjust):
     return _stored(sql, lake)
 
 
-def test_adjust_all_matches_talib_on_the_adjusted_series(cli, sql, tsx, tmp_path):
+def test_adjust_all_matches_talib_on_the_adjusted_series(cli_in_process, sql, tsx, tmp_path):
     path, raw, _ = tsx
-    got = _indicators(cli, sql, path, tmp_path, "all")
+    got = _indicators(cli_in_process, sql, path, tmp_path, "all")
     assert len(got) == len(raw)
     factor = raw["Adj Close"].to_numpy() / raw["Close"].to_numpy()
     high, low = raw["High"].to_numpy() * factor, raw["Low"].to_numpy() * factor
@@ -78,15 +78,15 @@ def test_adjust_all_matches_talib_on_the_adjusted_series(cli, sql, tsx, tmp_path
     assert 0.9 < close[cut] / close[cut - 1] < 1.1  # no jump where the split was
 
 
-def test_adjust_none_shows_the_jump_and_splits_removes_only_it(cli, sql, tsx, tmp_path):
+def test_adjust_none_shows_the_jump_and_splits_removes_only_it(cli_in_process, sql, tsx, tmp_path):
     path, raw, original = tsx
     cut = int(np.searchsorted(raw["Date"].to_numpy(), SPLIT_DAY))
-    none = _indicators(cli, sql, path, tmp_path, "none")
+    none = _indicators(cli_in_process, sql, path, tmp_path, "none")
     np.testing.assert_allclose(none["close"], raw["Close"], rtol=1e-15)
     assert none["close"][cut] / none["close"][cut - 1] < 0.55  # the raw prices halve
     # the 20-day average straddling the split is far above the prices after it
     assert none["sma_20"][cut + 5] > 1.3 * none["close"][cut + 5]
-    splits = _indicators(cli, sql, path, tmp_path, "splits")
+    splits = _indicators(cli_in_process, sql, path, tmp_path, "splits")
     # the split taken out, the dividends in Adj Close left: the index's own closes
     np.testing.assert_allclose(splits["close"], original["Close"], rtol=1e-15)
     assert not np.allclose(splits["close"], original["Adj Close"], rtol=1e-6, atol=0)
@@ -95,30 +95,32 @@ def test_adjust_none_shows_the_jump_and_splits_removes_only_it(cli, sql, tsx, tm
     )
 
 
-def test_adjust_bad_uses(cli, tsx, tmp_path):
+def test_adjust_bad_uses(cli_in_process, tsx, tmp_path):
     path, _, _ = tsx
     lake = tmp_path / "lake"
-    bad = cli("replay", path, "--symbol", "TSX", "--adjust", "dividends", "--lake", lake, ok=False)
+    bad = cli_in_process(
+        "replay", path, "--symbol", "TSX", "--adjust", "dividends", "--lake", lake, ok=False
+    )
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "--adjust" in bad.stderr and "dividends" in bad.stderr
-    missing = cli("replay", LEAN_BARS, "--adjust", "all", "--lake", lake, ok=False)
+    missing = cli_in_process("replay", LEAN_BARS, "--adjust", "all", "--lake", lake, ok=False)
     assert missing.returncode == 2
     assert missing.stderr.count("\n") == 1
     assert str(LEAN_BARS) in missing.stderr and "adjusted close" in missing.stderr
-    backfill = cli("backfill", "--adjust", "splits", "--lake", lake, ok=False)
+    backfill = cli_in_process("backfill", "--adjust", "splits", "--lake", lake, ok=False)
     assert backfill.returncode == 2 and backfill.stderr.count("\n") == 1
     assert "--adjust applies to --file" in backfill.stderr
-    produce = cli("produce", "--feed", "simulator", "--adjust", "all", ok=False)
+    produce = cli_in_process("produce", "--feed", "simulator", "--adjust", "all", ok=False)
     assert produce.returncode == 2 and produce.stderr.count("\n") == 1
     assert "--adjust" in produce.stderr
     assert not lake.exists()  # nothing was written
 
 
-def test_backfill_file_adjust_equals_replay(cli, sql, tsx, tmp_path):
+def test_backfill_file_adjust_equals_replay(cli_in_process, sql, tsx, tmp_path):
     path, raw, _ = tsx
-    replayed = _indicators(cli, sql, path, tmp_path, "all")
+    replayed = _indicators(cli_in_process, sql, path, tmp_path, "all")
     lake = tmp_path / "batch"
-    cli("backfill", "--file", path, "--symbol", "TSX", "--adjust", "all", "--lake", lake)
+    cli_in_process("backfill", "--file", path, "--symbol", "TSX", "--adjust", "all", "--lake", lake)
     batch = _stored(sql, lake)
     np.testing.assert_allclose(batch["close"], raw["Adj Close"], rtol=1e-12)
     for name in ("sma_20", "rsi_14", "macd_hist", "atr_14"):
