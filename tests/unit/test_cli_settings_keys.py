@@ -1,9 +1,9 @@
 """Every option of the pipeline commands sets a settings key, or is named here as not one.
 
-A new option of ``run``, ``replay``, ``produce`` or ``process`` fails these tests until it
-carries its settings key (``cli/options.py``) or is added to the command's
-list of options that are not settings, so the command line and the settings
-cannot drift apart.
+A new option of ``run``, ``replay``, ``produce``, ``process``, ``sink`` or
+``notify`` fails these tests until it carries its settings key
+(``cli/options.py``) or is added to the command's list of options that are
+not settings, so the command line and the settings cannot drift apart.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import typer
 
 from marketpulse.cli import common, options
 from marketpulse.cli.app import app, replay, run
+from marketpulse.cli.notify_command import notify
 from marketpulse.cli.produce_command import produce
-from marketpulse.cli.services_command import process
+from marketpulse.cli.services_command import process, sink_influx, sink_lake, sink_postgres
 from marketpulse.config import Secret, Settings
 
 #: Options of the live vendor feeds: they open one feed, they are no settings.
@@ -26,6 +27,8 @@ _LIVE = {"url", "rest_url", "tickers", "watchlist", "data_feed", "bar_interval",
          "history", "calendar", "rate_limit", "env_file"}  # fmt: skip
 #: Options that describe the file replayed or published.
 _FILE = {"format", "symbol", "columns", "include_suspicious", "adjust"}
+#: Options of one Kafka service instance.
+_SERVICE = {"group", "exit_when_idle", "config"}
 
 #: Per command, the options that are not settings: what to run, not how.
 NOT_SETTINGS = {
@@ -38,6 +41,10 @@ NOT_SETTINGS = {
     replay: _FILE | {"file", "speed", "dataset", "sink", "postgres_tables", "config"},
     produce: _LIVE | _FILE | {"feed", "file", "duration", "speed", "config"},
     process: {"group", "instance_id", "exit_when_idle", "dataset", "config"},
+    sink_lake: _SERVICE | {"max_age"},
+    sink_postgres: _SERVICE | {"max_age"},
+    sink_influx: _SERVICE | {"max_age"},
+    notify: _SERVICE | {"ledger", "commit_interval"},  # notify's own commit interval
 }  # fmt: skip
 
 

@@ -6,16 +6,12 @@ from pathlib import Path
 
 import typer
 
-from marketpulse.cli.common import CONFIG_OPTION, RULES_OPTION, bounded, console, notifications_from
+from marketpulse.cli import options
+from marketpulse.cli.common import bounded, console, notifications_from
 from marketpulse.cli.kafka_options import (
-    BOOTSTRAP_OPTION,
-    EXIT_WHEN_IDLE_OPTION,
-    GROUP_OPTION,
-    PREFIX_OPTION,
-    kafka_settings,
     open_bus,
 )
-from marketpulse.cli.metrics_options import METRICS_PORT_OPTION, metrics_endpoint
+from marketpulse.cli.metrics_options import metrics_endpoint
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.exceptions import ConfigError
 
@@ -23,10 +19,10 @@ __all__ = ["notify"]
 
 
 def notify(
-    bootstrap_servers: str = BOOTSTRAP_OPTION,
-    topic_prefix: str = PREFIX_OPTION,
-    group: str = GROUP_OPTION,
-    rules: str = RULES_OPTION,
+    bootstrap_servers: options.Bootstrap = None,
+    topic_prefix: options.TopicPrefix = None,
+    group: options.Group = None,
+    rules: options.Rules = None,
     ledger: Path = typer.Option(
         Path("./data/notified.ids"),
         "--ledger",
@@ -40,9 +36,9 @@ def notify(
         callback=bounded(0.001),
         help="Seconds between offset commits at most.",
     ),  # fmt: skip
-    exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
-    metrics_port: int = METRICS_PORT_OPTION,
-    config: Path = CONFIG_OPTION,
+    exit_when_idle: options.ExitWhenIdle = None,
+    metrics_port: options.MetricsPort = None,
+    config: options.Config = None,
 ) -> None:
     """Send the committed alerts (read_committed) to the channels of --rules, each alert once.
 
@@ -53,21 +49,20 @@ def notify(
     from marketpulse.runtime import Metrics
     from marketpulse.runtime.notify import NotifyFigures, NotifyOptions, NotifyService
 
-    settings = kafka_settings(config, bootstrap_servers, topic_prefix, rules=rules,
-                              metrics_port=metrics_port)  # fmt: skip
+    settings = options.overlay(notify, locals())
     notifications = notifications_from(settings)
     if not notifications:
         raise ConfigError("notify: --rules FILE with a 'notifiers:' table is required")
     bus, topics = open_bus(settings)
     metrics = Metrics()
-    options = NotifyOptions(
+    service_options = NotifyOptions(
         group=group or "marketpulse-notify",
         ledger=str(ledger),
         commit_interval=commit_interval,
         exit_when_idle=exit_when_idle,
     )
     with metrics_endpoint(settings, "notify") as endpoint, stop_on_signals() as stop:
-        service = NotifyService(bus, topics, notifications, options, stop, metrics.notified)
+        service = NotifyService(bus, topics, notifications, service_options, stop, metrics.notified)
         if endpoint is not None:
             endpoint.attach(NotifyFigures(service, metrics.notifications))
         service.run()

@@ -51,7 +51,13 @@ from marketpulse.cli.common import (
     plugin_specs,
     settings_from,
 )
-from marketpulse.cli.kafka_options import BOOTSTRAP_OPTION, GUARANTEE_OPTION, PREFIX_OPTION
+from marketpulse.cli.kafka_options import (
+    BOOTSTRAP_OPTION,
+    EXIT_WHEN_IDLE_OPTION,
+    GROUP_OPTION,
+    GUARANTEE_OPTION,
+    PREFIX_OPTION,
+)
 from marketpulse.cli.metrics_options import METRICS_PORT_OPTION
 from marketpulse.cli.sink_options import (
     INFLUX_URL_OPTION,
@@ -66,12 +72,12 @@ if typing.TYPE_CHECKING:
     from typer.models import OptionInfo
 
 __all__ = [
-    "AlertsFile", "BarInterval", "Bootstrap", "Calendar", "Columns",
-    "Conditions", "Config", "DataFeed", "Dataset", "EnvFile", "FillGaps", "Format", "Guarantee",
-    "History", "Indicators", "InfluxUrl", "Intervals", "Lake", "Lateness",
-    "MaxSymbols", "MetricsPort", "Plugins", "PostgresTables", "PostgresUrl",
-    "RateLimit", "RestUrl", "Rules", "Setting", "Sinks", "Symbol", "Tickers", "TopicPrefix",
-    "Url", "Watchlist", "live_options", "overlay", "setting_keys",
+    "AlertsFile", "BarInterval", "Bootstrap", "Calendar", "Columns", "Conditions", "Config",
+    "DataFeed", "Dataset", "EnvFile", "ExitWhenIdle", "FillGaps", "Format", "Group", "Guarantee",
+    "History", "Indicators", "InfluxUrl", "Intervals", "Lake", "Lateness", "MaxSymbols",
+    "MetricsPort", "Plugins", "PostgresTables", "PostgresUrl", "RateLimit", "RestUrl", "Rules",
+    "Setting", "Sinks", "Symbol", "Tickers", "TopicPrefix", "Url", "Watchlist", "live_options",
+    "overlay", "setting_keys",
 ]  # fmt: skip
 
 
@@ -137,6 +143,8 @@ Bootstrap = Annotated[str | None, _annotated(BOOTSTRAP_OPTION), Setting("kafka.b
 TopicPrefix = Annotated[str | None, _annotated(PREFIX_OPTION), Setting("kafka.topic_prefix")]
 Guarantee = Annotated[str | None, _annotated(GUARANTEE_OPTION), Setting("process.guarantee")]
 MetricsPort = Annotated[int | None, _annotated(METRICS_PORT_OPTION), Setting("metrics_port")]
+Group = Annotated[str | None, _annotated(GROUP_OPTION)]  # each service's own
+ExitWhenIdle = Annotated[float | None, _annotated(EXIT_WHEN_IDLE_OPTION)]
 
 # A file to replay or publish (not settings: they describe the file). Options with a
 # default of their own (--include-suspicious, --adjust, --quotes) keep the default

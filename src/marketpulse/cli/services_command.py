@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from marketpulse.cli import options
 from marketpulse.cli.common import (
-    CONFIG_OPTION,
-    LAKE_OPTION,
     bounded,
     console,
     dataset_for,
@@ -18,22 +15,14 @@ from marketpulse.cli.common import (
     rules_from,
 )
 from marketpulse.cli.kafka_options import (
-    BOOTSTRAP_OPTION,
-    EXIT_WHEN_IDLE_OPTION,
-    GROUP_OPTION,
-    PREFIX_OPTION,
-    kafka_settings,
     open_bus,
 )
-from marketpulse.cli.metrics_options import METRICS_PORT_OPTION, metrics_endpoint
+from marketpulse.cli.metrics_options import metrics_endpoint
 from marketpulse.cli.options import Setting
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.cli.sink_options import (
-    INFLUX_URL_OPTION,
-    POSTGRES_URL_OPTION,
     SinkKind,
     build_sink,
-    url_overrides,
 )
 from marketpulse.config import COMMIT_INTERVAL, IDLE_TIMEOUT, Settings
 
@@ -49,7 +38,7 @@ sink_app = typer.Typer(
 def process(
     bootstrap_servers: options.Bootstrap = None,
     topic_prefix: options.TopicPrefix = None,
-    group: str = GROUP_OPTION,
+    group: options.Group = None,
     instance_id: str = typer.Option(
         None,
         "--instance-id",
@@ -70,7 +59,7 @@ def process(
         Setting("process.commit_interval"),
     ] = None,
     guarantee: options.Guarantee = None,
-    exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
+    exit_when_idle: options.ExitWhenIdle = None,
     rules: options.Rules = None,
     intervals: options.Intervals = None,
     fill_gaps: options.FillGaps = None,
@@ -153,14 +142,14 @@ MAX_AGE_OPTION = typer.Option(
 
 @sink_app.command("lake")
 def sink_lake(
-    bootstrap_servers: str = BOOTSTRAP_OPTION,
-    topic_prefix: str = PREFIX_OPTION,
-    group: str = GROUP_OPTION,
-    exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
-    lake: str = LAKE_OPTION,
+    bootstrap_servers: options.Bootstrap = None,
+    topic_prefix: options.TopicPrefix = None,
+    group: options.Group = None,
+    exit_when_idle: options.ExitWhenIdle = None,
+    lake: options.Lake = None,
     max_age: float = MAX_AGE_OPTION,
-    metrics_port: int = METRICS_PORT_OPTION,
-    config: Path = CONFIG_OPTION,
+    metrics_port: options.MetricsPort = None,
+    config: options.Config = None,
 ) -> None:
     """Write the output topics to the Parquet lake, idempotently.
 
@@ -172,22 +161,21 @@ def sink_lake(
     """
     from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS
 
-    settings = kafka_settings(config, bootstrap_servers, topic_prefix, lake=lake,
-                              metrics_port=metrics_port)  # fmt: skip
+    settings = options.overlay(sink_lake, locals())
     _serve_sink(SinkKind.lake, settings, group, exit_when_idle, max_age,
                 (*OUTPUT_TOPICS, *OPTIONAL_TOPICS))  # fmt: skip
 
 
 @sink_app.command("postgres")
 def sink_postgres(
-    bootstrap_servers: str = BOOTSTRAP_OPTION,
-    topic_prefix: str = PREFIX_OPTION,
-    group: str = GROUP_OPTION,
-    exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
-    postgres_url: str = POSTGRES_URL_OPTION,
+    bootstrap_servers: options.Bootstrap = None,
+    topic_prefix: options.TopicPrefix = None,
+    group: options.Group = None,
+    exit_when_idle: options.ExitWhenIdle = None,
+    postgres_url: options.PostgresUrl = None,
     max_age: float = MAX_AGE_OPTION,
-    metrics_port: int = METRICS_PORT_OPTION,
-    config: Path = CONFIG_OPTION,
+    metrics_port: options.MetricsPort = None,
+    config: options.Config = None,
 ) -> None:
     """Upsert bars, indicators and alerts (and custom, plugins' values) into PostgreSQL.
 
@@ -197,22 +185,21 @@ def sink_postgres(
     """
     from marketpulse.bus.topics import PLUGIN_TOPICS
 
-    settings = kafka_settings(config, bootstrap_servers, topic_prefix, metrics_port=metrics_port,
-                              **url_overrides(postgres_url, None))  # fmt: skip
+    settings = options.overlay(sink_postgres, locals())
     _serve_sink(SinkKind.postgres, settings, group, exit_when_idle, max_age,
                 ("bars", "indicators", "alerts", *PLUGIN_TOPICS))  # fmt: skip
 
 
 @sink_app.command("influx")
 def sink_influx(
-    bootstrap_servers: str = BOOTSTRAP_OPTION,
-    topic_prefix: str = PREFIX_OPTION,
-    group: str = GROUP_OPTION,
-    exit_when_idle: float = EXIT_WHEN_IDLE_OPTION,
-    influx_url: str = INFLUX_URL_OPTION,
+    bootstrap_servers: options.Bootstrap = None,
+    topic_prefix: options.TopicPrefix = None,
+    group: options.Group = None,
+    exit_when_idle: options.ExitWhenIdle = None,
+    influx_url: options.InfluxUrl = None,
     max_age: float = MAX_AGE_OPTION,
-    metrics_port: int = METRICS_PORT_OPTION,
-    config: Path = CONFIG_OPTION,
+    metrics_port: options.MetricsPort = None,
+    config: options.Config = None,
 ) -> None:
     """Write bars, indicators and alerts to InfluxDB as line protocol, idempotently.
 
@@ -220,8 +207,7 @@ def sink_influx(
     points written again after a crash replace themselves; offsets are
     committed once InfluxDB has accepted the writes.
     """
-    settings = kafka_settings(config, bootstrap_servers, topic_prefix, metrics_port=metrics_port,
-                              **url_overrides(None, influx_url))  # fmt: skip
+    settings = options.overlay(sink_influx, locals())
     _serve_sink(SinkKind.influx, settings, group, exit_when_idle, max_age,
                 ("bars", "indicators", "alerts"))  # fmt: skip
 
