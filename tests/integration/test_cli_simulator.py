@@ -6,6 +6,13 @@ from .conftest import KAGGLE
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture
+def cli(cli_in_process):
+    """What the commands print, return and write: run in this process (no start-up to pay)."""
+    return cli_in_process
+
+
 RUN_DURATION = 60  # `make run`: the first minute
 
 
