@@ -85,6 +85,7 @@ from marketpulse.exceptions import BusError
 from marketpulse.models import DeadLetter
 from marketpulse.runtime.commit_policy import PARTITIONS_KEY, CommitPolicy
 from marketpulse.runtime.forward import send_trades
+from marketpulse.runtime.heap_trim import start_trimming
 from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.latency_trace import trace_from_env
 from marketpulse.runtime.process_options import AT_LEAST_ONCE, ProcessOptions, ProcessStats
@@ -177,6 +178,7 @@ class ProcessService:
 
     def run(self) -> ProcessStats:
         """Consume until stopped (or idle for ``exit_when_idle``); return the figures."""
+        start_trimming()  # a backlog's buffers are given back once it is read
         self._partitions = self._check_topics()
         self.policy.partitions = self._partitions
         opts = self.options

@@ -36,6 +36,7 @@ from marketpulse.exceptions import BusError, ConfigError
 from marketpulse.feeds.base import Feed, FeedBatch
 from marketpulse.feeds.dataset import feed_dataset
 from marketpulse.human import human_bytes, human_duration, human_rate
+from marketpulse.runtime.heap_trim import start_trimming
 from marketpulse.runtime.pacing import paced
 from marketpulse.runtime.prefetch import Prefetch, interrupter
 from marketpulse.runtime.segments import (
@@ -198,6 +199,7 @@ class ProduceService:
         Raises:
             BusError: ``ticks`` or ``dlq`` does not exist, or the bus refused a record.
         """
+        start_trimming()  # a queue that waited for the broker is given back once sent
         opts, topics = self.options, self.topics
         partitions = self.bus.partitions(topics.ticks)
         self.bus.partitions(topics.name("dlq"))

@@ -35,6 +35,7 @@ from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DLQ_SCHEMA
+from marketpulse.runtime.heap_trim import start_trimming
 from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.segments import MARK_KIND, read_marks
 from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
@@ -181,6 +182,7 @@ class SinkService:
 
     def run(self) -> SinkServiceStats:
         """Store records until stopped (or idle); return the figures."""
+        start_trimming()  # a backlog's buffers are given back once it is stored
         names = []
         for short in self.options.tables:
             name = self.topics.name(short)
