@@ -1,7 +1,7 @@
 """Every option of the pipeline commands sets a settings key, or is named here as not one.
 
-A new option of ``run``, ``replay``, ``produce``, ``process``, ``sink`` or
-``notify`` fails these tests until it carries its settings key
+A new option of ``run``, ``replay``, ``produce``, ``process``, ``sink``,
+``notify`` or ``backfill`` fails these tests until it carries its settings key
 (``cli/options.py``) or is added to the command's list of options that are
 not settings, so the command line and the settings cannot drift apart.
 """
@@ -20,6 +20,7 @@ from marketpulse.cli.app import app, replay, run
 from marketpulse.cli.notify_command import notify
 from marketpulse.cli.produce_command import produce
 from marketpulse.cli.services_command import process, sink_influx, sink_lake, sink_postgres
+from marketpulse.cli.sql_command import backfill
 from marketpulse.config import Secret, Settings
 
 #: Options of the live vendor feeds: they open one feed, they are no settings.
@@ -45,6 +46,7 @@ NOT_SETTINGS = {
     sink_postgres: _SERVICE | {"max_age"},
     sink_influx: _SERVICE | {"max_age"},
     notify: _SERVICE | {"ledger", "commit_interval"},  # notify's own commit interval
+    backfill: _FILE | {"file", "dataset", "config"},
 }  # fmt: skip
 
 

@@ -7,27 +7,15 @@ from pathlib import Path
 
 import typer
 
+from marketpulse.cli import options
 from marketpulse.cli.common import (
     ADJUST_OPTION,
-    COLUMNS_OPTION,
-    CONDITIONS_OPTION,
     CONFIG_OPTION,
-    FILL_GAPS_OPTION,
-    FORMAT_OPTION,
-    INDICATORS_OPTION,
-    INTERVALS_OPTION,
     LAKE_OPTION,
-    LATENESS_OPTION,
-    MAX_SYMBOLS_OPTION,
-    RULES_OPTION,
     SUSPICIOUS_OPTION,
-    SYMBOL_OPTION,
     Adjust,
-    FileFormat,
     console,
     file_feed,
-    parse_indicators,
-    parse_intervals,
     processor_settings,
     rules_from,
     settings_from,
@@ -93,20 +81,20 @@ def backfill(
         help="Dataset to recompute: its trades in the lake are read, its bars, indicators "
         "and alerts replaced [default: the lake's only dataset; with --file, the file's name].",
     ),
-    format: FileFormat = FORMAT_OPTION,
-    symbol: str = SYMBOL_OPTION,
-    columns: str = COLUMNS_OPTION,
+    format: options.Format = None,
+    symbol: options.Symbol = None,
+    columns: options.Columns = None,
     include_suspicious: bool = SUSPICIOUS_OPTION,
     adjust: Adjust = ADJUST_OPTION,
-    lake: str = LAKE_OPTION,
-    rules: str = RULES_OPTION,
-    intervals: str = INTERVALS_OPTION,
-    fill_gaps: bool | None = FILL_GAPS_OPTION,
-    conditions: str = CONDITIONS_OPTION,
-    indicators: str = INDICATORS_OPTION,
-    lateness: float = LATENESS_OPTION,
-    max_symbols: int = MAX_SYMBOLS_OPTION,
-    config: Path = CONFIG_OPTION,
+    lake: options.Lake = None,
+    rules: options.Rules = None,
+    intervals: options.Intervals = None,
+    fill_gaps: options.FillGaps = None,
+    conditions: options.Conditions = None,
+    indicators: options.Indicators = None,
+    lateness: options.Lateness = None,
+    max_symbols: options.MaxSymbols = None,
+    config: options.Config = None,
 ) -> None:
     """Recompute one dataset's bars, indicators and alerts in batch, through the live kernels.
 
@@ -118,17 +106,7 @@ def backfill(
     from marketpulse.cli.common import dataset_for
     from marketpulse.feeds.dataset import file_dataset
 
-    settings = settings_from(
-        config,
-        lake=lake,
-        rules=rules,
-        intervals=parse_intervals(intervals),
-        indicators=parse_indicators(indicators),
-        lateness=lateness,
-        max_symbols=max_symbols,
-        fill_gaps=fill_gaps,
-        conditions=conditions,
-    )
+    settings = options.overlay(backfill, locals())
     if file is None and adjust != Adjust.none:
         raise InputError("backfill: --adjust applies to --file, not to the lake's trades")
     location = lake_location(settings)
