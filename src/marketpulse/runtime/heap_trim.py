@@ -23,8 +23,9 @@ __all__ = ["INTERVAL_S", "start_trimming", "trim"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between two trims: a trim of a large heap takes a few milliseconds.
-INTERVAL_S = 30.0
+#: Seconds between two trims: a trim of a large heap takes a few milliseconds, and
+#: what it gives back a busy process takes again (RSS falls, then climbs back up).
+INTERVAL_S = 120.0
 
 _started = threading.Lock()
 _thread: threading.Thread | None = None
