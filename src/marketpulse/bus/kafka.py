@@ -9,12 +9,13 @@ as the Java client does, so every tool agrees on where a symbol lives.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import confluent_kafka as ck
@@ -364,9 +365,7 @@ class KafkaBus(Bus):
         # which alone made every commit take 100 ms (measured: 2-20 ms with these)
         config.setdefault("retry.backoff.ms", 5)
         config.setdefault("retry.backoff.max.ms", 50)
-        producer = TransactionalProducer(config, guarded, self.last_offsets)
-        producer.unsettled = producer.unsettled and not new_id
-        return producer
+        return TransactionalProducer(config, guarded, self.last_offsets, settled=new_id)
 
     def consumer(
         self,
@@ -423,19 +422,12 @@ class KafkaBus(Bus):
         Raises:
             BusError: a partition's offsets could not be read by ``deadline`` (monotonic).
         """
-        with self._readers_lock:
-            pair = self._readers.pop() if self._readers else None
-        if pair is None:
-            pair = (self.reader(), self.reader(**{"isolation.level": "read_uncommitted"}))
-        client = pair[0] if stable else pair[1]
-        try:
+        with self._reader_pair() as (committed, uncommitted):
+            client = committed if stable else uncommitted
             return {
                 tp: watermarks(client, ck.TopicPartition(tp.topic, tp.partition), deadline)[1]
                 for tp in partitions
             }
-        finally:
-            with self._readers_lock:
-                self._readers.append(pair)
 
     def read_partition(
         self, topic: str, partition: int, timeout: float = 60.0
@@ -447,12 +439,18 @@ class KafkaBus(Bus):
         before the call. :meth:`reader` clients made for it are kept for the
         next call, until :meth:`close`.
         """
+        with self._reader_pair() as (committed, uncommitted):
+            return read_partition(committed, topic, partition, timeout, uncommitted=uncommitted)
+
+    @contextlib.contextmanager
+    def _reader_pair(self) -> Iterator[tuple[ck.Consumer, ck.Consumer]]:
+        """A kept (read_committed, read_uncommitted) pair of readers, or a new one; kept after."""
         with self._readers_lock:
             pair = self._readers.pop() if self._readers else None
         if pair is None:
             pair = (self.reader(), self.reader(**{"isolation.level": "read_uncommitted"}))
         try:
-            return read_partition(pair[0], topic, partition, timeout, uncommitted=pair[1])
+            yield pair
         finally:
             with self._readers_lock:
                 self._readers.append(pair)

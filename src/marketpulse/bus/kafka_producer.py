@@ -243,6 +243,7 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         config: dict[str, Any],
         guarded: Sequence[TopicPartition] = (),
         last_offsets: LastOffsets | None = None,
+        settled: bool = False,
     ) -> None:
         super().__init__(config)
         self.transactional_id = config["transactional.id"]
@@ -252,8 +253,9 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
             raise ValueError("guarded partitions need last_offsets to check them")
         self._guarded = tuple(guarded)
         self._last_offsets = last_offsets
-        #: Whether the guarded partitions are to be settled before the next transaction.
-        self.unsettled = bool(self._guarded)
+        #: Whether the guarded partitions are to be settled before the next transaction
+        #: (``settled``: the transactional id is new, none of its transactions is left).
+        self.unsettled = bool(self._guarded) and not settled
         #: Seconds a settling may take: an open transaction of another producer
         #: holds a partition's last stable offset until it ends.
         self.settle_timeout = config.get("transaction.timeout.ms", 60_000) / 1000 + 30.0
