@@ -82,6 +82,14 @@ class OpenTransactions:
         )
         return high - stable
 
+    def offsets(self) -> list[tuple[int, int]]:
+        """Each partition's (last stable offset, high watermark)."""
+        stable, high = (
+            [c.get_watermark_offsets(tp, timeout=10)[1] for tp in self._parts]
+            for c in self._consumers
+        )
+        return list(zip(stable, high, strict=True))
+
     def close(self) -> None:
         for consumer in self._consumers:
             consumer.close()

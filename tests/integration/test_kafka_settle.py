@@ -3,12 +3,16 @@
 A broker that restarts can abort a transaction without writing its markers
 where it knows no leader yet; the end-to-end case is
 ``test_kafka_run_broker_crash.py``. Here: what settling leaves on the
-partitions, and that a partition whose marker did not show is settled again.
+partitions, that a partition whose marker did not show is settled again, and
+that settling with a consumer's group ends the offsets such a transaction left
+pending (reading them timed out).
 """
 
 import time
 import uuid
+from types import SimpleNamespace
 
+import confluent_kafka as ck
 import pytest
 
 from marketpulse.bus.base import TopicPartition
@@ -97,5 +101,53 @@ def test_a_partition_whose_abort_marker_did_not_show_is_settled_again(
     every = read_records(kafka_bootstrap, topic, "read_uncommitted")
     assert [len(every[p]) for p in range(3)] == [1, 3, 1]
     assert [v for _, v, _ in read_committed(kafka_bootstrap, topic)[1]] == [b"v"]
+    producer.close()
+    bus.close()
+
+
+def test_settling_with_the_group_ends_offsets_a_restarted_broker_left_pending(
+    private_broker, topic_prefix
+):
+    bootstrap = private_broker.bootstrap
+    bus = bus_for(bootstrap)
+    source, out = f"{topic_prefix}ticks", f"{topic_prefix}bars"
+    bus.create_topics([source, out], 1, 1)
+    group, transactional_id = f"{topic_prefix}process", f"{topic_prefix}process-0"
+    member = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                          "enable.auto.commit": False})  # fmt: skip
+    # the fault: a transaction with the group's offsets is open when the only broker dies;
+    # right after the restart, the coordinator aborts it (timed out), and it skips the
+    # markers of partitions whose leader it does not know yet
+    crashed = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                           "transaction.timeout.ms": 5000})  # fmt: skip
+    crashed.init_transactions(30)
+    crashed.begin_transaction()
+    crashed.produce(out, b"crashed", b"k", 0)
+    crashed.flush(30)
+    crashed.send_offsets_to_transaction(
+        [ck.TopicPartition(source, 0, 1)], member.consumer_group_metadata(), 30
+    )
+    assert private_broker.kill() is not None
+    private_broker.start(timeout=120)
+    producer = bus.transactional_producer(
+        transactional_id, transaction_timeout_s=10, guarded=[TopicPartition(out, 0)]
+    )
+    producer.init()
+    # the fault happened: the group's offsets stay pending, and reading them times out
+    reader = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                          "isolation.level": "read_committed"})  # fmt: skip
+    asked = [ck.TopicPartition(source, 0)]
+    with pytest.raises(ck.KafkaException):
+        reader.committed(asked, timeout=15)
+
+    producer.settle(SimpleNamespace(group_metadata=member.consumer_group_metadata),
+                    TopicPartition(source, 0))  # fmt: skip
+    assert producer.settled >= 1 and not producer.unsettled
+    # the settling transaction's abort marker ended them: the crashed offset was not committed
+    (found,) = reader.committed(asked, timeout=15)
+    assert found.offset < 0
+    assert [v for _, v, _ in read_committed(bootstrap, out)[0]] == []
+    reader.close()
+    member.close()
     producer.close()
     bus.close()

@@ -265,6 +265,16 @@ class TransactionalProducer(Producer):
     def init(self, timeout: float = 30.0) -> None:  # noqa: B027 - nothing to register by default
         """Register the transactional id, fencing older producers with it; call once first."""
 
+    def settle(  # noqa: B027 - nothing is left open by default
+        self, consumer: Consumer, consumed: TopicPartition
+    ) -> None:
+        """End what an earlier producer of this id may have left open, before reading offsets.
+
+        Called before ``consumer``'s group offsets are read, with a partition
+        ``consumed`` reads: a bus whose transactions can be left half-ended (a
+        broker's restart) ends them here, so that the offsets can be read.
+        """
+
     @abstractmethod
     def begin(self) -> None:
         """Start a transaction."""

@@ -266,6 +266,19 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         """Register the transactional id with the cluster (fencing older instances)."""
         self._call("init transactions", self._producer.init_transactions, timeout=timeout)
 
+    def settle(self, consumer: Consumer, consumed: TopicPartition) -> None:
+        """Settle the guarded partitions now if due, and the offsets of ``consumer``'s group.
+
+        A transaction with offsets that lost its markers leaves its offsets
+        pending at the group's coordinator, and every read of the group's
+        committed offsets waits for them until it times out (measured: a
+        ``run --kafka`` after a broker restart could not read where it was).
+        The settling transaction adds the group (offset 0 of ``consumed``, never
+        committed), so its abort marker ends them too.
+        """
+        if self.unsettled:
+            self._settle((consumer, consumed))
+
     def begin(self) -> None:
         """Start a transaction (settling the guarded partitions first if due)."""
         if self.unsettled:
@@ -273,12 +286,15 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         self._call("begin a transaction", self._producer.begin_transaction)
         self.in_transaction = True
 
-    def _settle(self) -> None:
+    def _settle(self, group: tuple[Consumer, TopicPartition] | None = None) -> None:
         """Put an abort marker of this producer id on every guarded partition, and check it.
 
-        The check waits, too, for the transactions other producers have open on
-        the partitions (a crashed one's until the broker aborts it, after its
-        transaction timeout): settling is for a transactional id used before.
+        With ``group`` (a consumer, a partition it reads), the first settling
+        transaction has offsets of the consumer's group, so a marker lands on
+        its offsets partition too. The check waits, too, for the transactions
+        other producers have open on the partitions (a crashed one's until the
+        broker aborts it, after its transaction timeout): settling is for a
+        transactional id used before.
 
         Raises:
             ProducerStuck: some partition's last stable offset did not pass its
@@ -292,9 +308,12 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
             self._call("begin a settling transaction", self._producer.begin_transaction)
             for tp in pending:
                 self._producer.produce(tp.topic, b"", _SETTLE_KEY, tp.partition)
+            open_ = group is None or self._add_group(*group, deadline)
+            group = None
             unsent = self._producer.flush(max(deadline - time.monotonic(), 1.0))
-            self._call("abort the settling transaction", self._producer.abort_transaction,
-                       timeout=max(deadline - time.monotonic(), 1.0))  # fmt: skip
+            if open_:
+                self._call("abort the settling transaction", self._producer.abort_transaction,
+                           timeout=max(deadline - time.monotonic(), 1.0))  # fmt: skip
             self.settled += 1
             pending = self._unstable(pending, ends, min(deadline, time.monotonic() + 5.0))
             if pending and time.monotonic() >= deadline:
@@ -312,6 +331,26 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
                     ", ..." if len(pending) > 3 else "", unsent,
                 )  # fmt: skip
         self.unsettled = False
+
+    def _add_group(self, consumer: Consumer, consumed: TopicPartition, deadline: float) -> bool:
+        """Add ``consumer``'s group to the settling transaction; whether it is still open.
+
+        The group's coordinator may refuse the offsets (the consumer's
+        generation is gone): the client then aborts the transaction, and the
+        abort marker still lands on the group's offsets partition.
+        """
+        group_metadata = getattr(consumer, "group_metadata", None)
+        if group_metadata is None:
+            return True
+        offset = ck.TopicPartition(consumed.topic, consumed.partition, 0)
+        try:
+            self._call("add the group's offsets to the settling transaction",
+                       self._producer.send_offsets_to_transaction, [offset], group_metadata(),
+                       timeout=max(deadline - time.monotonic(), 1.0))  # fmt: skip
+        except TransactionAborted as exc:
+            logger.info("%s; the abort ended the settling transaction", exc)
+            return False
+        return True
 
     def _unstable(
         self, partitions: list[TopicPartition], ends: dict[TopicPartition, int], until: float

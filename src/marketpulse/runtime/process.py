@@ -522,6 +522,7 @@ class ProcessService:
         self._settle([])
         started = self.last_input = time.monotonic()  # idle time counts from here
         self._assigned_once = True
+        self._settle_offsets(partitions)
         committed = self._consumer.committed(partitions)
         for tp in partitions:
             self._restore(tp, committed.get(tp, -1), quiet_since=started)
@@ -587,12 +588,33 @@ class ProcessService:
         assert self._consumer is not None
         if not partitions:
             return
+        self._settle_offsets(partitions)
         committed = self._consumer.committed(partitions)
         for tp in partitions:
             offset = committed.get(tp, -1)
             self._restore(tp, offset)
             self._consumer.seek(tp, offset if offset >= 0 else _OFFSET_BEGINNING)
         self.policy.rewound(partitions)
+
+    def _settle_offsets(self, partitions: list[TopicPartition]) -> None:
+        """End what a crashed transaction of this id left pending before the offsets are read.
+
+        A broker that restarts can abort a transaction without writing its
+        markers: its offsets then stay pending, and reading the group's
+        offsets waits for them until it times out. Settling the producer
+        (see the Kafka producer) with the group ends them. A settling that
+        fails here is left to the next transaction's start, where failures are
+        handled; reading the offsets may then time out, and the member rejoins.
+        """
+        assert self._producer is not None and self._consumer is not None
+        if not partitions:
+            return
+        try:
+            self._producer.settle(self._consumer, partitions[0])
+        except ProducerFenced:
+            raise
+        except BusError as exc:
+            logger.warning("process: settling before reading the offsets failed: %s", exc)
 
     def _restore(
         self, tp: TopicPartition, committed: int, quiet_since: float | None = None

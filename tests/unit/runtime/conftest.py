@@ -78,6 +78,10 @@ class FakeProducer:
     def init(self, timeout: float = 30.0) -> None:
         self.log.append(("init", None))
 
+    def settle(self, consumer, consumed) -> None:
+        assert not self.in_transaction, "settle with a transaction open"
+        self.log.append(("settle", consumed.partition))
+
     def begin(self) -> None:
         assert not self.in_transaction, "begin with a transaction open"
         self.in_transaction = True

@@ -34,7 +34,7 @@ def test_assigned_commits_the_open_transaction_then_restores_the_new_partitions(
 
     assert log.names() == [
         "offsets", "checkpoint", "send", "commit",  # the open transaction first
-        "committed", "read state", "restore",  # then the state of the new partition
+        "settle", "committed", "read state", "restore",  # then the state of the new partition
     ]  # fmt: skip
     assert offsets_of(log) == [{tp(0): 15}] and log[-1] == ("restore", 1)
     assert service._owned == {tp(0), tp(1)}
@@ -141,7 +141,7 @@ def test_lost_aborts_forgets_and_rewinds_the_rest(make_service, log):
 
     service._lost([tp(0)])
 
-    assert log.names() == ["abort", "drop", "committed", "read state", "restore", "seek"]
+    assert log.names() == ["abort", "drop", "settle", "committed", "read state", "restore", "seek"]
     assert ("drop", 0) in log and ("restore", 1) in log
     assert service._consumer.seeks == [(tp(1), 20)]  # back to its last commit
     assert not producer.in_transaction and producer.committed == []
@@ -171,7 +171,7 @@ def test_a_commit_failing_before_a_revocation_forgets_the_leaving_and_rewinds_th
 
     names = log.names()
     assert names[names.index("failed") :] == [
-        "failed", "drop", "committed", "read state", "restore", "seek",
+        "failed", "drop", "settle", "committed", "read state", "restore", "seek",
     ]  # fmt: skip
     assert ("drop", 0) in log and ("restore", 1) in log
     assert service._consumer.seeks == [(tp(1), 20)]
@@ -190,8 +190,8 @@ def test_a_commit_failing_before_an_assignment_rewinds_then_restores_the_new(mak
     names = log.names()
     assert names[names.index("failed") :] == [
         "failed",
-        "committed", "read state", "restore", "seek",  # partition 0 back to its commit
-        "committed", "read state", "restore",  # partition 2 joins
+        "settle", "committed", "read state", "restore", "seek",  # partition 0 back to its commit
+        "settle", "committed", "read state", "restore",  # partition 2 joins
     ]  # fmt: skip
     assert service._consumer.seeks == [(tp(0), 10)]
     assert service._owned == {tp(0), tp(2)}
@@ -208,7 +208,7 @@ def test_a_producer_stuck_before_a_revocation_is_replaced_and_the_rest_rewound(m
     names = log.names()
     # the stuck producer drops what it has not sent before its successor takes over
     assert names[names.index("failed") :] == [
-        "failed", "drop", "abandon", "init", "committed", "read state", "restore", "seek",
+        "failed", "drop", "abandon", "init", "settle", "committed", "read state", "restore", "seek",
     ]  # fmt: skip
     assert service._producer is service.bus.producers[-1] and service._producer is not stuck
     assert service._abandoned == [stuck] and service.stats.replaced == 1

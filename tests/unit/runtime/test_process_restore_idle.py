@@ -120,6 +120,9 @@ class _Producer:
     def init(self):
         pass
 
+    def settle(self, consumer, consumed):
+        assert not self.in_transaction
+
     def begin(self):
         assert not self.in_transaction
         self.in_transaction = True
