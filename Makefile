@@ -13,7 +13,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser db-servers run test test-unit test-containers containers check lint docs bench bench-peers clean kafka-up kafka-down
+.PHONY: help install browser db-servers run test test-unit test-containers containers check lint docs screenshots bench bench-peers clean kafka-up kafka-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ lint: check ## check, then the docs build
 
 docs: $(DEV_STAMP) ## build the documentation site into site/ (mkdocs build --strict: a warning or broken link fails)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+screenshots: $(DEV_STAMP) $(CHROMIUM) ## the dashboard's screenshots in docs/images/ (the Lean day replayed, served, photographed in Chromium)
+	$(BIN)/python scripts/docs/screenshot.py --chromium $(CHROMIUM) $(ARGS)
 
 bench: $(DEV_STAMP) ## run the benchmarks, save the runs in bench/results/ and regenerate docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
