@@ -7,7 +7,9 @@ Markdown made from the code itself, so the pages cannot drift from it:
   through its nested dataclasses (TOML key, environment variable, type, default,
   allowed values, and the description the code gives it);
 - ``rest-api``: the paths of the dashboard's OpenAPI document, as
-  ``/openapi.json`` serves it.
+  ``/openapi.json`` serves it;
+- ``tables``: each stored table's columns with their lake and PostgreSQL types,
+  from the lake's row schemas and the PostgreSQL sink's tables.
 """
 
 from __future__ import annotations
@@ -211,4 +213,37 @@ def _md_block(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-_GENERATORS = {"settings": _settings, "rest-api": _rest_api}
+# Data contract ------------------------------------------------------------
+
+
+def _tables() -> str:
+    """Each stored table's columns: their lake (Parquet) and PostgreSQL types, keys, partitions."""
+    from marketpulse.analytics.sql import duckdb_type
+    from marketpulse.sinks.lake_layout import PARTITION_KEYS, PERIOD, ROW_SCHEMAS
+    from marketpulse.sinks.postgres_schema import PG_TABLES, SQL_TYPES, bar_table
+
+    out: list[str] = []
+    for table, schema in ROW_SCHEMAS.items():
+        pg = bar_table(quoted=True) if table == "bars" else PG_TABLES.get(table)
+        pg_types = dict(pg.columns) if pg is not None else {}
+        keys = PARTITION_KEYS[table]
+        out += [f"### `{table}`", ""]
+        where = ", ".join(f"`{k}=...`" for k in (*keys, PERIOD))
+        pg_text = f"PostgreSQL primary key ({', '.join(pg.key)})" if pg else "not in PostgreSQL"
+        out += [f"Lake directories: {where}; {pg_text}.", ""]
+        out += ["| column | lake (Parquet, Arrow) | `marketpulse sql` (DuckDB) | PostgreSQL |",
+                "|---|---|---|---|"]  # fmt: skip
+        for field in schema:
+            sql_type = SQL_TYPES.get(pg_types.get(field.name, ""), "")
+            out.append(
+                f"| `{field.name}` | `{field.type}` | `{duckdb_type(field.type)}` "
+                f"| {sql_type and f'`{sql_type}`'} |"
+            )
+        for name, kind in pg_types.items():  # the database's own columns (a trade's seq)
+            if name not in schema.names:
+                out.append(f"| `{name}` (PostgreSQL only) | | | `{SQL_TYPES[kind]}` |")
+        out.append("")
+    return "\n".join(out)
+
+
+_GENERATORS = {"settings": _settings, "rest-api": _rest_api, "tables": _tables}

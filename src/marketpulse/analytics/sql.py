@@ -42,7 +42,7 @@ from marketpulse.sinks.lake_store import Store, open_store
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
-__all__ = ["Lake", "open_lake", "query"]
+__all__ = ["Lake", "duckdb_type", "open_lake", "query"]
 
 #: Runs of a query whose files were replaced between listing and opening them.
 _ATTEMPTS = 5
@@ -213,11 +213,12 @@ def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> set[str]:
     return empty
 
 
-def _sql_type(kind: pa.DataType) -> str:
+def duckdb_type(kind: pa.DataType) -> str:
+    """The type ``marketpulse sql`` (DuckDB) gives a lake column of Arrow type ``kind``."""
     if pa.types.is_timestamp(kind):
         return "TIMESTAMPTZ"
     if pa.types.is_map(kind):
-        return f"MAP({_sql_type(kind.key_type)}, {_sql_type(kind.item_type)})"
+        return f"MAP({duckdb_type(kind.key_type)}, {duckdb_type(kind.item_type)})"
     if pa.types.is_date32(kind):
         return "DATE"
     return _SQL_TYPES[kind]
@@ -228,7 +229,7 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
     # The typed empty side first fixes the columns and their order even for a
     # table without files, or files written before a column was added.
     schema = view_schema(table)
-    columns = [f"CAST(NULL AS {_sql_type(f.type)}) AS {_ident(f.name)}" for f in schema]
+    columns = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {_ident(f.name)}" for f in schema]
     sql = f"SELECT {', '.join(columns)} WHERE false"
     # times are stored with nanoseconds; DuckDB's functions (time_bucket, ...) take
     # TIMESTAMP WITH TIME ZONE, of microseconds. Cast in the scan's own branch: a
@@ -240,7 +241,7 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
     if found and not store.location.is_s3:
         glob = _literal(store.location.path(table, _partition_glob(table), "*.parquet"))
         types = ", ".join(
-            f"{_literal(f.name)}: {_literal(_sql_type(f.type))}"
+            f"{_literal(f.name)}: {_literal(duckdb_type(f.type))}"
             for f in schema
             if f.name in partition_columns(table)
         )

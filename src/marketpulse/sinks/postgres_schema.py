@@ -54,6 +54,7 @@ __all__ = [
     "LEGACY_DATASET",
     "MIGRATIONS",
     "PG_TABLES",
+    "SQL_TYPES",
     "VIEWS",
     "PgTable",
     "add_bar_quote_columns",
@@ -320,8 +321,9 @@ def _extend_view(conn: psycopg.Connection, added: Sequence[str]) -> None:
     )
 
 
-_SQL_TYPES = {"int8": "bigint", "int4": "integer", "float8": "double precision",
-              "text": "text", "timestamptz": "timestamptz", "jsonb": "jsonb"}  # fmt: skip
+#: The SQL type of each column kind (as :mod:`marketpulse.sinks.pgcopy` names kinds).
+SQL_TYPES = {"int8": "bigint", "int4": "integer", "float8": "double precision",
+             "text": "text", "timestamptz": "timestamptz", "jsonb": "jsonb"}  # fmt: skip
 
 
 def _create(table: PgTable, name: str, if_missing: bool = False) -> sql.Composable:
@@ -329,7 +331,7 @@ def _create(table: PgTable, name: str, if_missing: bool = False) -> sql.Composab
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}{}").format(
             sql.Identifier(column),
-            sql.SQL(_SQL_TYPES[kind]),
+            sql.SQL(SQL_TYPES[kind]),
             sql.SQL(
                 (' COLLATE "C"' if kind == "text" else "") + " NOT NULL"
                 if column in table.key
