@@ -214,7 +214,7 @@ def render(result: dict, labels, real: dict, ex: dict) -> str:
         for item in ex[key]:
             a = item["alert"]
             lines += [f"- **{a.rule}** {a.message} (bar of {_when(a.bar_start, daily)})", "",
-                      "  ```"]  # fmt: skip
+                      "  ```text"]  # fmt: skip
             for b in item["bars"]:
                 mark = ">" if b["s"] == a.bar_start else " "
                 lines.append(

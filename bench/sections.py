@@ -124,7 +124,7 @@ kinds, EMA 50/200 and 21 more kinds, windowed ones included), then each kind
 alone with its default parameters. The kernels of one update run in a thread per
 core when it is large (rows times declarations at least 200,000).
 
-```
+```text
 {text}
 ```
 
@@ -136,7 +136,7 @@ window scans and rebuilds to give its bits, and cost the most.
 
 Event-time bar windows (1s, 1m, 5m at once), ticks/s:
 
-```
+```text
 {windows}
 ```
 """
@@ -147,7 +147,7 @@ def render_lake(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
 
 {measured(run)}
 
-```
+```text
 {out(run, "bench_lake")}
 ```
 """
