@@ -32,6 +32,20 @@ from .kafka_tools import (
 pytestmark = pytest.mark.integration
 
 
+#: Every process a test started: one a failed test left running is killed after it.
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_left_running():
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Process:
     """`marketpulse process` as a user starts it; its log lines kept with their arrival time."""
 
@@ -46,6 +60,7 @@ class Process:
         self.lines: list[tuple[float, str]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        _STARTED.append(self.proc)
 
     def _read(self):
         for line in self.proc.stdout:
