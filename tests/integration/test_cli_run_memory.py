@@ -23,10 +23,15 @@ import pytest
 pytestmark = pytest.mark.integration
 
 #: Seconds of feed the command runs (its ``--duration``).
-DURATION = 90
+DURATION = 150
 #: Seconds after the feed's first figures left out of the slope: kernels, arenas,
 #: the live view's recent tables and the lake sink's first files settle meanwhile.
-WARMUP = 30
+#: The slope falls as they settle (+10 to +18 MB/min from 30 s on, 0 to +10 from
+#: 60 s on, measured here), and a CI run beside the Kafka tests once measured
+#: +44.5 over the 54 s after a 30 s warm-up: the window starts at 60 s and spans
+#: 90 s, so that neither the settling nor the state topic's compaction cycle
+#: (a rise of 20 to 50 MB, then a drop) decides the slope.
+WARMUP = 60
 #: Growth allowed after warm-up, MB per minute: well under what the state topic
 #: alone added before it was compacted, well above the slope a flat run shows over
 #: a minute of samples (lake files flushed, the live view's tables replaced: +2 to
@@ -90,6 +95,8 @@ def test_a_live_runs_memory_stays_flat_after_warm_up(tmp_path):
     growth = float(np.polyfit(t, mb, 1)[0] * 60.0)
     print(f"RSS after warm-up {mb[0]:.0f} -> {mb[-1]:.0f} MB (max {mb.max():.0f}), "
           f"{growth:+.1f} MB/min over {t[-1] - t[0]:.0f} s")  # fmt: skip
+    trace = " ".join(f"{s:.0f}s:{m:.0f}" for s, m in samples[::5])
     assert growth < MAX_GROWTH_MB_PER_MIN, (
-        f"RSS grew {growth:+.1f} MB/min after warm-up ({mb[0]:.0f} -> {mb[-1]:.0f} MB)"
+        f"RSS grew {growth:+.1f} MB/min after warm-up ({mb[0]:.0f} -> {mb[-1]:.0f} MB); "
+        f"feed from {figures[0]:.0f} s to {figures[-1]:.0f} s; RSS every 5 s: {trace}"
     )
