@@ -38,7 +38,7 @@ from marketpulse.analytics import Lake
 from marketpulse.feeds import FileReplay, Simulator
 from marketpulse.feeds.anomalies import draw_anomalies, write_labels
 from marketpulse.models import Alert
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.stream import ProcessorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def run(feed, rules: list[Rule], where: Path, intervals: tuple[str, ...]) -> lis
     """
     alerts_file = where / "alerts.jsonl"
     settings = ProcessorSettings(intervals=intervals, idle_timeout=None)
-    options = PipelineOptions(lake=str(where / "lake"), rules=rules, processor=settings,
+    options = RunnerOptions(lake=str(where / "lake"), rules=rules, processor=settings,
                               alerts_file=str(alerts_file))  # fmt: skip
     EmbeddedPipeline(feed, options).run()
     if not alerts_file.exists():

@@ -56,7 +56,7 @@ import pyarrow as pa
 
 from marketpulse.feeds import Simulator
 from marketpulse.runtime import Metrics
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.serve import Dashboard, LiveMarket, ServeSettings
 from marketpulse.stream import ProcessorSettings
 
@@ -227,7 +227,7 @@ def measure(args: argparse.Namespace, updates_per_s: float) -> dict:
     stop = threading.Event()
     with tempfile.TemporaryDirectory() as lake:
         feed = Simulator(symbols=symbols, rate=args.rate, seed=1, realtime=True)
-        options = PipelineOptions(lake=lake, processor=ProcessorSettings(intervals=("1s", "1m")))
+        options = RunnerOptions(lake=lake, processor=ProcessorSettings(intervals=("1s", "1m")))
         pipeline = EmbeddedPipeline(feed, options, metrics, market)
         worker = threading.Thread(target=pipeline.run, args=(stop,), daemon=True)
         settings = ServeSettings(port=0, updates_per_s=updates_per_s)

@@ -61,7 +61,7 @@ from marketpulse.feeds import Simulator
 from marketpulse.feeds.base import FeedBatch
 from marketpulse.feeds.dataset import feed_dataset
 from marketpulse.runtime import Metrics
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.runtime.heap import settle_heap
 from marketpulse.runtime.produce import ProduceOptions, ProduceService
 from marketpulse.serve import LiveMarket
@@ -158,7 +158,7 @@ def measure(rate: float, seconds: float, symbols: int, delivery_ms: float) -> di
     feed = Simulator(symbols=symbols, rate=rate, seed=0, realtime=True, quotes=True,
                      delivery_s=delivery_ms / 1e3)  # fmt: skip
     with tempfile.TemporaryDirectory() as lake:
-        options = PipelineOptions(
+        options = RunnerOptions(
             lake=lake, rules=rules_from(settings), processor=proc,
             partitions=settings.partitions, duration=seconds,
         )  # fmt: skip

@@ -553,7 +553,7 @@ def main() -> None:
                 "partitions": PARTITIONS,
                 "symbols": SYMBOLS,
                 "commit_interval_s": args.commit_interval,
-                "default_commit_interval_s": ProcessOptions().commit_interval,
+                "default_commit_interval_s": ProcessOptions().settings.commit_interval,
                 "lateness_s": 0.0,
                 "linger_ms": args.linger_ms,
                 "reader_fetch_wait_ms": args.reader_fetch_wait_ms,

@@ -36,7 +36,7 @@ import talib
 
 from marketpulse.alerts import default_rules
 from marketpulse.feeds import FileReplay
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LEAN = DATA / "lean-2013-10-07" / "trades.csv.gz"
@@ -61,7 +61,7 @@ def make_five_days(target: Path, days: int = 5) -> int:
 
 def run_pipeline(path: Path, lake: Path) -> dict:
     feed = FileReplay(path)
-    options = PipelineOptions(
+    options = RunnerOptions(
         lake=str(lake), rules=default_rules(), alerts_file=str(lake / "alerts.jsonl")
     )
     start, cpu = time.perf_counter(), time.process_time()

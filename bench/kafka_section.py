@@ -80,7 +80,7 @@ def render_kafka(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
         catchup["raw_consumer"]["no_fetch_backoff"],
     )
     ceiling = max(raw["ticks_per_s"], fast["ticks_per_s"])
-    grace_ms = ProcessOptions().output_grace * 1000  # the service runs with the default
+    grace_ms = ProcessOptions().settings.output_grace * 1000  # the service runs with the default
     kcat = catchup.get("kcat")
     routes = {r["route"]: r for r in catchup["process"]}
     what = {

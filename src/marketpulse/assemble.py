@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from marketpulse.alerts import Notifications, Rule
     from marketpulse.indicators import DeclaredSet
-    from marketpulse.runtime.embedded import PipelineOptions
     from marketpulse.runtime.runner import RunnerOptions
     from marketpulse.sinks import Sink
     from marketpulse.sinks.lake_location import LakeLocation
@@ -173,7 +172,7 @@ def embedded_options(
     speed: float | None = None,
     notifications: Notifications | None = None,
     processor: ProcessorSettings | None = None,
-) -> PipelineOptions:
+) -> RunnerOptions:
     """Build the embedded runner's options (``marketpulse run``, ``replay``, ``Pipeline``).
 
     Args:
@@ -190,20 +189,20 @@ def embedded_options(
         ConfigError: a processor setting is wrong.
         LakeLocationError: the lake is neither a directory nor ``s3://bucket/prefix``.
     """
-    from marketpulse.runtime.embedded import PipelineOptions
+    from marketpulse.runtime.runner import RunnerOptions
 
-    return PipelineOptions(
+    return RunnerOptions(
         lake=lake_location(settings),
         rules=rules,
         processor=processor_settings(settings) if processor is None else processor,
+        dataset=dataset,
         alerts_file=settings.alerts_file,
         notifications=notifications,
         partitions=settings.partitions,
         speed=speed,
         duration=duration,
         sinks=tuple(sinks),
-        dataset=dataset,
-        store_trades=settings.process.store_trades,
+        process=settings.process,
     )
 
 
@@ -231,15 +230,14 @@ def runner_options(
         ConfigError: a processor setting is wrong.
         LakeLocationError: the lake is neither a directory nor ``s3://bucket/prefix``.
     """
-    from dataclasses import replace
-
     from marketpulse.runtime.runner import RunnerOptions
 
     kafka = settings.kafka
     return RunnerOptions(
         lake=lake_location(settings),
         rules=rules,
-        processor=replace(processor_settings(settings), dataset=dataset),
+        processor=processor_settings(settings),
+        dataset=dataset,
         alerts_file=settings.alerts_file,
         notifications=notifications,
         duration=duration,

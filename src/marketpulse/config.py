@@ -185,7 +185,7 @@ class KafkaSettings:
 
 @dataclass(frozen=True, slots=True)
 class ProcessSettings:
-    """Timings of the ``process`` service (``services.process.ProcessOptions``).
+    """The ``process`` service's settings (``runtime.process_options.ProcessOptions.settings``).
 
     ``commit_interval``: seconds a transaction with outputs may stay open while
     catching up on a backlog; ``quiet_commit_interval``: the same for a

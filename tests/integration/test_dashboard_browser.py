@@ -65,7 +65,7 @@ def _fill_history(lake: Path, rules: Path) -> None:
     """
     from marketpulse.alerts import load_rules
     from marketpulse.feeds import Simulator
-    from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+    from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
     from marketpulse.stream import ProcessorSettings
 
     start = (time.time_ns() - 11 * 60 * 1_000_000_000) // 1_000_000_000 * 1_000_000_000
@@ -73,7 +73,7 @@ def _fill_history(lake: Path, rules: Path) -> None:
         symbols=SYMBOLS, rate=200.0, seed=0, start_ts=start, realtime=False,
         max_events=120_000,
     )  # fmt: skip
-    options = PipelineOptions(
+    options = RunnerOptions(
         lake=str(lake),
         rules=load_rules(rules),
         processor=ProcessorSettings(intervals=("1s", "1m")),

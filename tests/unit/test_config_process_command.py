@@ -56,9 +56,9 @@ def built(monkeypatch, tmp_path):
 
 def test_defaults(built):
     options, processor = built()
-    assert options.commit_interval == config.COMMIT_INTERVAL
+    assert options.settings.commit_interval == config.COMMIT_INTERVAL
     assert options.compression == config.COMPRESSION
-    assert options.max_batch == config.MAX_BATCH
+    assert options.settings.max_batch == config.MAX_BATCH
     assert processor.idle_timeout == config.IDLE_TIMEOUT
 
 
@@ -68,18 +68,22 @@ def test_toml_then_environment_then_option(built):
         'step_timeout = 9\n\n[kafka]\ncompression = "zstd"\n'
     )
     options, processor = built(toml=toml)
-    assert (options.commit_interval, options.max_batch, options.step_timeout) == (0.3, 900, 9.0)
+    assert (
+        options.settings.commit_interval,
+        options.settings.max_batch,
+        options.settings.step_timeout,
+    ) == (0.3, 900, 9.0)
     assert options.compression == "zstd"  # `process` used lz4 whatever the setting said
     assert processor.idle_timeout == 7.0
 
     env = {"MARKETPULSE_PROCESS_COMMIT_INTERVAL": "0.4", "MARKETPULSE_IDLE_TIMEOUT": "5"}
     options, processor = built(toml=toml, env=env)
-    assert (options.commit_interval, options.max_batch) == (0.4, 900)
+    assert (options.settings.commit_interval, options.settings.max_batch) == (0.4, 900)
     assert processor.idle_timeout == 5.0
 
     options, processor = built("--commit-interval", "0.05", "--idle-timeout", "3",
                                toml=toml, env=env)  # fmt: skip
-    assert (options.commit_interval, options.max_batch) == (0.05, 900)
+    assert (options.settings.commit_interval, options.settings.max_batch) == (0.05, 900)
     assert processor.idle_timeout == 3.0
 
 

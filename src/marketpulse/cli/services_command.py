@@ -114,7 +114,7 @@ def process(
     service_options = ProcessOptions(
         group=group or "marketpulse-process", instance=instance_id,
         exit_when_idle=exit_when_idle, compression=settings.kafka.compression,
-        **dataclasses.asdict(settings.process),
+        settings=settings.process,
     )  # fmt: skip
     with metrics_endpoint(settings, "process") as endpoint:
         bus, topics = open_bus(settings)

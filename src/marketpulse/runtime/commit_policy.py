@@ -71,9 +71,9 @@ class CommitPolicy:
         processor: the service's processor: it says whether bars are still
             closing and makes the ``state`` snapshot of a partition.
         state_topic: the ``state`` topic (co-partitioned with the input).
-        commit_interval: see ``ProcessOptions.commit_interval``.
-        quiet_commit_interval: see ``ProcessOptions.quiet_commit_interval``.
-        output_grace: see ``ProcessOptions.output_grace``.
+        commit_interval: see ``ProcessSettings.commit_interval``.
+        quiet_commit_interval: see ``ProcessSettings.quiet_commit_interval``.
+        output_grace: see ``ProcessSettings.output_grace``.
         max_batch: records per poll at most: a full poll means a backlog.
         step_timeout: seconds each commit step may take.
         clock: the monotonic clock (``time.monotonic``).

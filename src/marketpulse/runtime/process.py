@@ -20,9 +20,9 @@ the order the processor made them.
 
 The trades the processor kept (:attr:`.Output.trades`, what the embedded
 pipeline stores as ``trades``) go to the ``trades`` topic in the same
-transaction, unless :attr:`ProcessOptions.store_trades` is off.
+transaction, unless ``ProcessOptions.settings.store_trades`` is off.
 
-At least once (:attr:`ProcessOptions.guarantee` ``at-least-once``): the
+At least once (``ProcessOptions.settings.guarantee`` ``at-least-once``): the
 outputs do not wait for a commit. They go, as soon as they are made, through
 an idempotent producer of their own, outside any transaction, so a
 ``read_committed`` reader has them a few milliseconds later. The state and
@@ -151,13 +151,14 @@ class ProcessService:
         #: Set once the processor's kernels are loaded (:meth:`Processor.warm_up`): a
         #: feed on the wall clock starts then, so that its first ticks do not wait for them.
         self.warm = threading.Event()
-        opts = self.options
+        given = self.options.settings
         #: The open transaction: what it holds, when it is due, how it commits.
         self.policy = CommitPolicy(
             processor, topics.state,
-            commit_interval=opts.commit_interval, quiet_commit_interval=opts.quiet_commit_interval,
-            output_grace=opts.output_grace, max_batch=opts.max_batch,
-            step_timeout=opts.step_timeout, at_least_once=opts.guarantee == AT_LEAST_ONCE,
+            commit_interval=given.commit_interval,
+            quiet_commit_interval=given.quiet_commit_interval,
+            output_grace=given.output_grace, max_batch=given.max_batch,
+            step_timeout=given.step_timeout, at_least_once=given.guarantee == AT_LEAST_ONCE,
         )  # fmt: skip
         self._owned: set[TopicPartition] = set()
         self._producer: TransactionalProducer | None = None
@@ -192,7 +193,7 @@ class ProcessService:
         self.processor.warm_up()
         self.warm.set()
         self._producer = self._new_producer(new_id=not opts.instance)
-        if opts.guarantee == AT_LEAST_ONCE:
+        if opts.settings.guarantee == AT_LEAST_ONCE:
             self._out = self.bus.producer(compression=opts.compression, linger_ms=0)
         self._consumer = self._new_consumer()
         try:
@@ -227,7 +228,7 @@ class ProcessService:
         producer = self.bus.transactional_producer(
             self._transactional_id,
             compression=self.options.compression,
-            transaction_timeout_s=self.options.transaction_timeout,
+            transaction_timeout_s=self.options.settings.transaction_timeout,
             guarded=guarded,
             new_id=new_id,
         )
@@ -253,7 +254,7 @@ class ProcessService:
         assert self._producer is not None and self._consumer is not None
         self._forget(sorted(self._owned))
         try:
-            self._producer.abort(self.options.step_timeout)
+            self._producer.abort(self.options.settings.step_timeout)
         except ProducerStuck as stuck:
             self._replace_producer(stuck)
         old, self._consumer = self._consumer, None
@@ -290,7 +291,7 @@ class ProcessService:
             assert self._consumer is not None and self._producer is not None
             try:
                 wait = policy.wait(self._producer.in_transaction, backlog, now)
-                batches = self._consumer.poll(opts.max_batch, wait.seconds)
+                batches = self._consumer.poll(opts.settings.max_batch, wait.seconds)
                 now = time.monotonic()
                 if self._trace is not None:
                     self._trace.polled()
@@ -313,7 +314,7 @@ class ProcessService:
             except ProducerFenced as exc:
                 # the broker fences a producer whose transaction outlived the
                 # transaction timeout; anything else is a newer instance: give way
-                if policy.age(time.monotonic()) < opts.transaction_timeout:
+                if policy.age(time.monotonic()) < opts.settings.transaction_timeout:
                     raise
                 self._replace_producer(exc)
                 self.last_input = time.monotonic()
@@ -460,7 +461,7 @@ class ProcessService:
         if out.dead:
             dataset = self.processor.settings.dataset
             producer.send_dead(names.name("dlq"), out.dead, partition, dataset)
-        if self.options.store_trades:
+        if self.options.settings.store_trades:
             for trades in out.trades:
                 if trades.num_rows:
                     send_trades(producer, names.name("trades"), trades, partition, batch,
@@ -501,13 +502,13 @@ class ProcessService:
         """
         assert self._out is not None
         try:
-            self._out.flush(self.options.step_timeout)
+            self._out.flush(self.options.settings.step_timeout)
             failed = self._out.failed - self._out_failed
         except BusError as exc:
             failed, reason = -1, str(exc)
         self._out_failed = self._out.failed
         if failed:
-            producer.abort(self.options.step_timeout)
+            producer.abort(self.options.settings.step_timeout)
             why = reason if failed < 0 else f"{failed:,} outputs were not delivered"
             raise TransactionAborted(f"{why}: not committing their offsets")
 
@@ -566,7 +567,7 @@ class ProcessService:
             ", ".join(str(tp.partition) for tp in partitions),
         )
         if self._producer is not None:
-            self._producer.abort(self.options.step_timeout)
+            self._producer.abort(self.options.settings.step_timeout)
         self._forget(partitions)
         self._rewind(sorted(self._owned))
 
@@ -627,7 +628,7 @@ class ProcessService:
         """
         # a transaction a crashed owner left open on the partition is waited out (the
         # broker aborts it after the transaction timeout): reading past it matters
-        wait = self.options.transaction_timeout + 60.0
+        wait = self.options.settings.transaction_timeout + 60.0
         records = dict(self.bus.read_partition(self.topics.state, tp.partition, wait))
         self._check_partitioning(tp, records)
         try:
@@ -672,7 +673,7 @@ class ProcessService:
         """Return the ticks partitions; every output and ``state`` must have as many."""
         partitions = self.bus.partitions(self.topics.ticks)
         plugins = PLUGIN_TOPICS if self.processor.settings.plugins else ()
-        trades = TRADE_TOPICS if self.options.store_trades else ()
+        trades = TRADE_TOPICS if self.options.settings.store_trades else ()
         required = (*OUTPUT_TOPICS, *plugins, *trades, "state")
         self._outputs = []
         for short in (*required, *(t for t in OPTIONAL_TOPICS if t not in required)):
@@ -699,7 +700,7 @@ class ProcessService:
         stuck = getattr(producer, "stuck", False)  # a Kafka producer's step that never returned
         if producer is not None and producer.in_transaction and not stuck:
             try:  # left by a failure: leaving must not commit half the work
-                producer.abort(self.options.step_timeout)
+                producer.abort(self.options.settings.step_timeout)
             except BusError as exc:
                 logger.warning("process: %s", exc)
         if self._consumer is not None:

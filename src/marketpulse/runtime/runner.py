@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 
 from marketpulse.alerts import JsonLinesNotifier, Notifier, Notifiers, Rule
 from marketpulse.alerts.channels import Notifications
@@ -42,6 +42,7 @@ from marketpulse.config import (
 )
 from marketpulse.exceptions import BusError, RunFailure
 from marketpulse.feeds.base import Feed, FeedBatch
+from marketpulse.feeds.dataset import check_dataset, feed_dataset
 from marketpulse.models import DeadLetter
 from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot, OutputObserver
 from marketpulse.runtime.idle import JOIN_GRACE_S
@@ -96,8 +97,10 @@ class RunnerOptions:
         lake: the Parquet lake the sink writes (a location carries its ``[s3]``
             settings; a root given as text reaches S3 with the SDK's defaults only).
         rules: alert rules.
-        processor: bar windowing settings; its ``dataset`` names every output of
-            the run, the feed's dead letters too.
+        processor: bar windowing settings (its ``dataset`` is replaced by the run's).
+        dataset: the dataset every output of the run carries, the feed's dead
+            letters too; ``None``: the feed's own (``simulator``, a file's name,
+            the vendor: see :func:`~marketpulse.feeds.dataset.feed_dataset`).
         alerts_file: JSON-lines file alerts are appended to ("" for none).
         notifications: the rules file's notification channels and routes
             (``None``: none); what they cannot deliver goes to the ``dlq`` topic.
@@ -105,7 +108,8 @@ class RunnerOptions:
             as fast as the stages go (the bars then depend on the input alone:
             windows close by processing time only for a live feed).
         duration: stop after this many seconds; ``None`` runs until stopped.
-        partitions: partitions of topics this run creates (existing ones are kept).
+        partitions: partitions of topics this run creates (existing ones are kept);
+            ``None``: the ``[kafka]`` default on a cluster, one on the in-memory bus.
         replication: replication factor of topics this run creates (a bus
             without replicas ignores it).
         retention_hours: retention of the data topics this run creates (a bus
@@ -126,11 +130,12 @@ class RunnerOptions:
     lake: str | LakeLocation
     rules: list[Rule] = field(default_factory=list)
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
+    dataset: str | None = None
     alerts_file: str = ""
     notifications: Notifications | None = None
     speed: float | None = None
     duration: float | None = None
-    partitions: int = TOPIC_PARTITIONS
+    partitions: int | None = None
     replication: int = TOPIC_REPLICATION
     retention_hours: float = TOPIC_RETENTION_HOURS
     compression: str = COMPRESSION
@@ -152,6 +157,14 @@ class Runner:
         metrics: counters to update (a new set by default).
         view: per-symbol view to update for live displays (optional).
         progress: called with (done, total) after each feed batch.
+
+    Attributes:
+        dataset: the dataset of the run's outputs.
+        partitions: partitions of the topics the run creates.
+        options: ``options`` with the run's dataset and partitions filled in.
+
+    Raises:
+        InputError: ``options.dataset`` is not a dataset name.
     """
 
     def __init__(
@@ -166,7 +179,17 @@ class Runner:
     ) -> None:
         self.bus = bus
         self.topics = topics
-        self.options = options
+        self.dataset = (
+            feed_dataset(feed) if options.dataset is None else check_dataset(options.dataset)
+        )
+        #: Partitions of the topics the run creates.
+        self.partitions = options.partitions or (TOPIC_PARTITIONS if bus.durable else 1)
+        self.options = replace(
+            options,
+            dataset=self.dataset,
+            processor=replace(options.processor, dataset=self.dataset),
+            partitions=self.partitions,
+        )
         self.metrics = metrics or Metrics()
         self.view = view
         # latency samples are epoch seconds: from a record's timestamp to now
@@ -233,7 +256,7 @@ class Runner:
         processor = ProcessService(
             self.bus, self.topics, Processor(opts.processor, opts.rules),
             ProcessOptions(group=f"{opts.group_prefix}process", compression=opts.compression,
-                           close_idle=clocked, **asdict(opts.process)),
+                           close_idle=clocked, settings=opts.process),
             process_stop, self._processed,
         )  # fmt: skip
         sinks = [
@@ -343,7 +366,7 @@ class Runner:
         opts = self.options
         specs = topic_specs(self.topics, opts.retention_hours)
         created = self.bus.create_topics(
-            [s.name for s in specs], opts.partitions,
+            [s.name for s in specs], self.partitions,
             replication=opts.replication, configs={s.name: s.config for s in specs},
         )  # fmt: skip
         if created:

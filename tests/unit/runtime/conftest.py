@@ -7,8 +7,10 @@ snapshot sent while the offsets travel).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -17,9 +19,19 @@ from marketpulse.bus.base import Batch, Message, TopicPartition
 from marketpulse.bus.codec import encode_rows
 from marketpulse.bus.kafka import ProducerStuck, TransactionAborted
 from marketpulse.bus.topics import Topics
+from marketpulse.config import ProcessSettings
 from marketpulse.models import BAR_SCHEMA
 from marketpulse.runtime.process import ProcessOptions, ProcessService
 from marketpulse.stream.output import Output
+
+
+def process_options(**options: Any) -> ProcessOptions:
+    """:class:`ProcessOptions` of flat keywords: ``[process]`` settings go to ``settings``."""
+    names = {f.name for f in dataclasses.fields(ProcessSettings)}
+    settings = ProcessSettings(**{k: v for k, v in options.items() if k in names})
+    rest = {k: v for k, v in options.items() if k not in names}
+    return ProcessOptions(settings=settings, **rest)
+
 
 TOPICS = Topics("t.")
 
@@ -288,7 +300,7 @@ def make_service(log, empty_state) -> Callable[..., ProcessService]:
             bus,  # type: ignore[arg-type]
             TOPICS,
             FakeProcessor(log),  # type: ignore[arg-type]
-            ProcessOptions(**options),
+            process_options(**options),
         )
         service._producer = bus.transactional_producer("fake")
         service._consumer = bus.consumer(

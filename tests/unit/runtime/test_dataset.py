@@ -8,7 +8,7 @@ import pytest
 from marketpulse.alerts import PriceCrossRule
 from marketpulse.exceptions import InputError
 from marketpulse.feeds.replay import FileReplay
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.stream.processor import ProcessorSettings
 
 HEADER = "timestamp,symbol,price,size,exchange,condition,suspicious\n"
@@ -43,7 +43,7 @@ def _datasets(lake: Path) -> dict[str, dict[str, int]]:
 
 
 def _run(path: Path, lake: Path, dataset: str | None) -> EmbeddedPipeline:
-    options = PipelineOptions(
+    options = RunnerOptions(
         lake=str(lake), processor=ProcessorSettings(intervals=("1s",)), dataset=dataset,
         rules=[PriceCrossRule(name="p90", level=90.0, cooldown=0)],
     )  # fmt: skip
@@ -76,7 +76,7 @@ def test_two_datasets_of_one_file_stay_apart(tmp_path):
 
 @pytest.mark.parametrize("name", ["", "a b", "../up", "-x"])
 def test_a_bad_dataset_name_is_refused_before_the_run(tmp_path, name):
-    options = PipelineOptions(lake=str(tmp_path / "lake"), dataset=name)
+    options = RunnerOptions(lake=str(tmp_path / "lake"), dataset=name)
     with pytest.raises(InputError, match="is not a dataset name"):
         EmbeddedPipeline(FileReplay(_day(tmp_path / "day")), options)
     assert not (tmp_path / "lake").exists()

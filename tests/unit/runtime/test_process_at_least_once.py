@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from marketpulse.config import ProcessSettings
 from marketpulse.exceptions import ConfigError
 from marketpulse.runtime.process import AT_LEAST_ONCE, ProcessOptions
 
@@ -100,4 +101,4 @@ def _rows(source) -> int:
 
 def test_an_unknown_guarantee_is_refused():
     with pytest.raises(ConfigError, match="exactly-once, at-least-once"):
-        ProcessOptions(guarantee="maybe")
+        ProcessOptions(settings=ProcessSettings(guarantee="maybe"))

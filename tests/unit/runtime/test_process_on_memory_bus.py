@@ -25,9 +25,11 @@ from marketpulse.bus import MemoryBus, TopicPartition
 from marketpulse.bus.topics import TOPICS as SHORT_NAMES
 from marketpulse.bus.topics import Topics
 from marketpulse.feeds import Simulator
-from marketpulse.runtime.process import ProcessOptions, ProcessService
+from marketpulse.runtime.process import ProcessService
 from marketpulse.stream import Processor, ProcessorSettings
 from marketpulse.stream.output import alerts_table
+
+from .conftest import process_options
 
 S = 10**9
 START = 1_381_152_600 * S + 123_456_789  # 2013-10-07 09:30 New York
@@ -121,7 +123,7 @@ def expected() -> dict[str, Counter]:
 
 
 def service(bus: MemoryBus, instance: str, **options: Any) -> ProcessService:
-    opts = ProcessOptions(instance=instance, exit_when_idle=0.5, **options)
+    opts = process_options(instance=instance, exit_when_idle=0.5, **options)
     return ProcessService(bus, TOPICS, processor(), opts)
 
 

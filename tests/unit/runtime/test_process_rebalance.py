@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from marketpulse.bus.kafka import ProducerStuck, TransactionAborted
 from marketpulse.runtime.commit_policy import IDLE_POLL
-from marketpulse.runtime.process import ProcessOptions, ProcessService
+from marketpulse.runtime.process import ProcessService
 from marketpulse.stream.output import Output
 
-from .conftest import TOPICS, FakeBus, FakeProcessor, bars, batch, tp
+from .conftest import TOPICS, FakeBus, FakeProcessor, bars, batch, process_options, tp
 
 
 def owning(make_service, committed, *consumed):
@@ -58,7 +58,7 @@ def run_service(log, script, committed, processor=None, **options) -> ProcessSer
         bus,  # type: ignore[arg-type]
         TOPICS,
         processor or FakeProcessor(log),  # type: ignore[arg-type]
-        ProcessOptions(instance="one", **options),
+        process_options(instance="one", **options),
     )
     bus.script, bus.stop = script, service.stop
     service.run()
@@ -290,7 +290,7 @@ def test_a_commit_failing_in_the_loop_redoes_the_work_since_the_last_commit(log,
         bus,  # type: ignore[arg-type]
         TOPICS,
         FakeProcessor(log),  # type: ignore[arg-type]
-        ProcessOptions(instance="one", output_grace=5.0),
+        process_options(instance="one", output_grace=5.0),
     )
     bus.stop = service.stop
     service.run()

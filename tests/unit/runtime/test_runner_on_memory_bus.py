@@ -24,7 +24,7 @@ from marketpulse.alerts import default_rules
 from marketpulse.bus import Batch, MemoryBus
 from marketpulse.bus.topics import Topics
 from marketpulse.feeds import Simulator
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline
 from marketpulse.runtime.runner import Runner, RunnerOptions
 from marketpulse.stream import Processor, ProcessorSettings
 
@@ -45,7 +45,7 @@ def feed() -> Simulator:
 
 def processor_settings() -> ProcessorSettings:
     # no closing by processing time: the outputs depend on the input alone
-    return ProcessorSettings(intervals=("1s", "1m"), idle_timeout=None, dataset=DATASET)
+    return ProcessorSettings(intervals=("1s", "1m"), idle_timeout=None)
 
 
 def _plain(value: Any) -> Any:
@@ -81,8 +81,8 @@ def key(row: tuple[Any, ...], columns: list[str]) -> tuple[Any, ...]:
 def run_services(lake: Path) -> Runner:
     bus = MemoryBus()
     options = RunnerOptions(
-        lake=str(lake), rules=default_rules(), processor=processor_settings(), partitions=3,
-        drain_timeout=30.0,
+        lake=str(lake), rules=default_rules(), processor=processor_settings(), dataset=DATASET,
+        partitions=3, drain_timeout=30.0,
     )  # fmt: skip
     runner = Runner(bus, Topics("m."), feed(), options)
     snapshot = runner.run()
@@ -98,7 +98,7 @@ def run_services(lake: Path) -> Runner:
 def lakes(tmp_path_factory) -> tuple[Path, Path]:
     """The embedded pipeline's lake (the reference) and the services' lake."""
     embedded = tmp_path_factory.mktemp("embedded") / "lake"
-    options = PipelineOptions(
+    options = RunnerOptions(
         lake=str(embedded), rules=default_rules(), processor=processor_settings(),
         dataset=DATASET,
     )  # fmt: skip

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from marketpulse.bus.base import partition_for
 from marketpulse.feeds.base import FeedBatch
 from marketpulse.models import TRADE_SCHEMA
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.stream.processor import ProcessorSettings
 
 S = 1_000_000_000
@@ -56,7 +56,7 @@ class _StallingReplay:
 
 def _replay(lake: Path, pause: float):
     settings = ProcessorSettings(lateness=0.0, idle_timeout=0.05)
-    options = PipelineOptions(lake=str(lake), processor=settings, partitions=2)
+    options = RunnerOptions(lake=str(lake), processor=settings, partitions=2)
     snap = EmbeddedPipeline(_StallingReplay(pause), options).run()
     bars = pq.read_table(lake / "bars")
     bars = bars.sort_by([("symbol", "ascending"), ("bar_start", "ascending")])

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from marketpulse.feeds.replay import FileReplay
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.stream.processor import ProcessorSettings
 
 HEADER = "timestamp,symbol,price,size,exchange,condition,suspicious\n"
@@ -42,7 +42,7 @@ def test_trades_table_holds_the_trades_the_processor_kept_and_the_dlq_the_others
 ):
     path, fate = _input(tmp_path / "day.csv")
     lake = tmp_path / "lake"
-    options = PipelineOptions(
+    options = RunnerOptions(
         lake=str(lake), processor=ProcessorSettings(intervals=("1s",)), partitions=partitions
     )
     EmbeddedPipeline(FileReplay(path, batch_size=7), options).run()

@@ -12,7 +12,7 @@ import pytest
 from marketpulse.alerts import load_rules
 from marketpulse.feeds import Simulator
 from marketpulse.runtime import Metrics
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.stream import ProcessorSettings
 
 #: Rules that fire often on a simulated market.
@@ -58,7 +58,7 @@ def filled_lake(tmp_path_factory, rules_file):
             symbols=SYMBOLS, rate=60.0, seed=seed, start_ts=START_NS, realtime=False,
             max_events=36_000,
         )  # fmt: skip
-        options = PipelineOptions(
+        options = RunnerOptions(
             lake=str(root),
             rules=load_rules(rules_file),
             processor=ProcessorSettings(intervals=("1s", "1m")),

@@ -13,7 +13,7 @@ from marketpulse.feeds import Simulator
 from marketpulse.indicators.declare import parse_set
 from marketpulse.models import INDICATOR_COLUMNS, INDICATOR_KEY_COLUMNS, indicator_schema
 from marketpulse.runtime import Metrics
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.serve import LakeData, LakeMarket, ServeSettings, create_app
 from marketpulse.stream import ProcessorSettings
 
@@ -35,7 +35,7 @@ def lake_root(tmp_path_factory):
         settings = ProcessorSettings(intervals=("1s", "1m"))
         if declared is not None:
             settings = ProcessorSettings(intervals=("1s", "1m"), indicators=declared)
-        options = PipelineOptions(lake=str(root), processor=settings, dataset=dataset)
+        options = RunnerOptions(lake=str(root), processor=settings, dataset=dataset)
         EmbeddedPipeline(feed, options, Metrics()).run()
     return root
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from marketpulse.feeds import Simulator
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.serve import LakeData
 from marketpulse.stream import ProcessorSettings
 
@@ -15,7 +15,7 @@ from .conftest import START_NS
 def _write(root, dataset: str, seed: int, start_ns: int = START_NS) -> None:
     feed = Simulator(symbols=2, rate=50.0, seed=seed, start_ts=start_ns, realtime=False,
                      max_events=1_000)  # fmt: skip
-    options = PipelineOptions(lake=str(root), processor=ProcessorSettings(intervals=("1s",)),
+    options = RunnerOptions(lake=str(root), processor=ProcessorSettings(intervals=("1s",)),
                               dataset=dataset)  # fmt: skip
     EmbeddedPipeline(feed, options).run()
 

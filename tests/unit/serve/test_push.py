@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 from marketpulse.feeds import Simulator
 from marketpulse.models import Alert
 from marketpulse.runtime import Metrics
-from marketpulse.runtime.embedded import EmbeddedPipeline, PipelineOptions
+from marketpulse.runtime.embedded import EmbeddedPipeline, RunnerOptions
 from marketpulse.serve import (
     DashboardServer,
     LakeData,
@@ -208,7 +208,7 @@ def test_a_stalled_client_neither_slows_the_pipeline_nor_other_clients_and_is_dr
 def test_a_client_charting_a_symbol_gets_its_bars_as_they_close(tmp_path):
     market = LiveMarket("1s", Metrics())
     feed = Simulator(symbols=4, rate=400.0, seed=2, realtime=False, max_events=8_000)
-    options = PipelineOptions(
+    options = RunnerOptions(
         lake=str(tmp_path / "lake"), processor=ProcessorSettings(("1s",)), dataset="run-1"
     )
     lake = LakeData(tmp_path / "lake")
@@ -269,7 +269,7 @@ def test_when_the_live_dataset_changes_every_row_of_the_new_one_is_sent(tmp_path
         feed = Simulator(symbols=3, rate=50.0, seed=4, start_ts=10**18, realtime=False,
                          max_events=2_000)  # fmt: skip
         staging = tmp_path / "staging"
-        options = PipelineOptions(
+        options = RunnerOptions(
             lake=str(staging), processor=ProcessorSettings(("1s",)), dataset=dataset
         )
         EmbeddedPipeline(feed, options).run()
