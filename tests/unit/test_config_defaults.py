@@ -6,7 +6,6 @@ the settings, ``ProcessorSettings``, ``ProcessOptions``, ``ProduceOptions``
 and ``RunnerOptions`` all start from it.
 """
 
-
 import pytest
 
 from marketpulse import config

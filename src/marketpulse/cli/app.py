@@ -30,10 +30,7 @@ from marketpulse.cli import (
 )
 from marketpulse.cli import feed_options as live_options
 from marketpulse.cli.common import (
-    ADJUST_OPTION,
     CONFIG_OPTION,
-    SUSPICIOUS_OPTION,
-    Adjust,
     bounded,
     console,
     dataset_for,
@@ -54,6 +51,7 @@ from marketpulse.cli.dashboard_command import (
 from marketpulse.cli.failures import os_failure
 from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.live import run_in_foreground
+from marketpulse.cli.option_groups import grouped
 from marketpulse.cli.options import Setting
 from marketpulse.cli.sink_options import SinkKind, build_sinks, lake_location
 from marketpulse.config import Settings, masked
@@ -100,61 +98,21 @@ app.command("verify")(verify_command.verify)
 
 
 @app.command()
+@grouped
 def run(
     feed_name: FeedName = typer.Option(FeedName.simulator, "--feed", help=live_options.FEED_HELP),
-    url: options.Url = None,
-    rest_url: options.RestUrl = None,
-    tickers: options.Tickers = None,
-    watchlist: options.Watchlist = None,
-    data_feed: options.DataFeed = None,
-    bar_interval: options.BarInterval = None,
-    quotes: bool = live_options.QUOTES_OPTION,
-    history: options.History = None,
-    calendar: options.Calendar = None,
-    rate_limit: options.RateLimit = None,
-    env_file: options.EnvFile = None,
-    symbols: Annotated[
-        int | None,
-        typer.Option("--symbols", min=1, help="Number of simulated symbols [default: 50]."),
-        Setting("simulator.symbols"),
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option(
-            "--rate",
-            callback=bounded(0, above=True),
-            help="Simulated trades per second, all symbols together [default: 5000].",
-        ),
-        Setting("simulator.rate"),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed",
-            min=0,
-            help="Random seed: the same seed gives the same market [default: 0].",
-        ),
-        Setting("simulator.seed"),
-    ] = None,
+    live: LiveOptions = LiveOptions(),
+    simulated: options.Simulated = options.Simulated(),
     duration: float = typer.Option(
         None,
         "--duration",
         callback=bounded(0, above=True),
         help="Stop by itself after this many seconds [default: run until Ctrl-C].",
     ),
-    rules: options.Rules = None,
     lake: options.Lake = None,
     dataset: options.Dataset = None,
-    sink: options.Sinks = None,
-    postgres_url: options.PostgresUrl = None,
-    postgres_tables: options.PostgresTables = None,
-    influx_url: options.InfluxUrl = None,
-    intervals: options.Intervals = None,
-    fill_gaps: options.FillGaps = None,
-    conditions: options.Conditions = None,
-    indicators: options.Indicators = None,
-    lateness: options.Lateness = None,
-    max_symbols: options.MaxSymbols = None,
+    storage: options.Storage = options.Storage(),
+    processing: options.Processing = options.Processing(),
     alerts_file: options.AlertsFile = None,
     view_interval: str = typer.Option(
         None,
@@ -198,15 +156,14 @@ def run(
     from marketpulse.serve import LiveMarket
 
     settings = options.overlay(run, locals())
-    if kafka is not None and set(sink or []) - {SinkKind.lake}:
+    if kafka is not None and set(storage.sink or []) - {SinkKind.lake}:
         raise ConfigError("run --kafka stores to the lake; run `marketpulse sink postgres` "
                           "(or influx) beside it for the databases")  # fmt: skip
-    live = options.live_options(locals())
     check_live_options(feed_name, live)
     name = dataset_for(settings, dataset, feed_name.value)  # simulator, or the vendor
-    settings = _market_calendar(settings, feed_name, calendar)
+    settings = _market_calendar(settings, feed_name, live.calendar)
     proc = processor_settings(settings, wall_clock=True)  # a live market, or one simulated on it
-    feed = _market_feed(feed_name, live, settings, simulator_given=(symbols, rate, seed))
+    feed = _market_feed(feed_name, live, settings, simulated)
     alert_rules = rules_from(settings)  # a bad rules file stops the command before anything starts
     serve = (
         None
@@ -222,7 +179,7 @@ def run(
     view = LiveMarket(view_interval or proc.intervals[0], metrics, dataset=name)
     with _dashboard(settings, view, serve):
         _run_pipeline(settings, alert_rules, feed, duration, metrics, view, kafka,
-                      (sink, postgres_tables), name, notifications)  # fmt: skip
+                      (storage.sink, storage.postgres_tables), name, notifications)  # fmt: skip
 
 
 def _market_calendar(settings: Settings, feed_name: FeedName, calendar: str | None) -> Settings:
@@ -238,7 +195,7 @@ def _market_feed(
     feed_name: FeedName,
     live: LiveOptions,
     settings: Settings,
-    simulator_given: tuple[object, ...],
+    simulated: options.Simulated,
 ) -> Feed:
     """Open ``run``'s feed: the simulator of the settings, or a live vendor's.
 
@@ -253,7 +210,7 @@ def _market_feed(
         return Simulator(
             symbols=sim.symbols, rate=sim.rate, seed=sim.seed, realtime=True, quotes=True
         )
-    if any(v is not None for v in simulator_given):
+    if simulated.given():
         raise InputError("run: --symbols, --rate, --seed apply to --feed simulator only")
     return live_feed(feed_name, live)
 
@@ -342,29 +299,17 @@ def _run_on_kafka(
 
 
 @app.command()
+@grouped
 def replay(
     file: Path = typer.Argument(..., help="Trades or OHLCV bars: CSV (optionally .gz) or Parquet."),
     speed: str = typer.Option(
         "max", "--speed", help="'max' (as fast as possible) or N times real time."
     ),
-    format: options.Format = None,
-    symbol: options.Symbol = None,
-    columns: options.Columns = None,
-    include_suspicious: bool = SUSPICIOUS_OPTION,
-    adjust: Adjust = ADJUST_OPTION,
-    rules: options.Rules = None,
+    reading: options.FileInput = options.FileInput(),
     lake: options.Lake = None,
     dataset: options.Dataset = None,
-    sink: options.Sinks = None,
-    postgres_url: options.PostgresUrl = None,
-    postgres_tables: options.PostgresTables = None,
-    influx_url: options.InfluxUrl = None,
-    intervals: options.Intervals = None,
-    fill_gaps: options.FillGaps = None,
-    conditions: options.Conditions = None,
-    indicators: options.Indicators = None,
-    lateness: options.Lateness = None,
-    max_symbols: options.MaxSymbols = None,
+    storage: options.Storage = options.Storage(),
+    processing: options.Processing = options.Processing(),
     alerts_file: options.AlertsFile = None,
     plugin: options.Plugins = None,
     config: options.Config = None,
@@ -387,12 +332,12 @@ def replay(
     pace = _speed(speed)
     settings = options.overlay(replay, locals())
     name = dataset_for(settings, dataset, file_dataset(file))
-    feed = file_feed(file, format, symbol, columns, include_suspicious, adjust)
+    feed = file_feed(file, reading)
     alert_rules, proc = rules_from(settings), processor_settings(settings)
     pipeline = embedded_options(
         settings, alert_rules, dataset=name, speed=pace, processor=proc,
         notifications=notifications_from(settings),
-        sinks=build_sinks(sink, settings, LAKE_FILE_ROWS, postgres_tables),
+        sinks=build_sinks(storage.sink, settings, LAKE_FILE_ROWS, storage.postgres_tables),
     )  # fmt: skip
     metrics = Metrics()
     run_in_foreground(

@@ -25,6 +25,7 @@ from marketpulse.exceptions import InputError
 from marketpulse.log_repeats import limit_repeats
 
 if TYPE_CHECKING:  # imported where used: sql, report and lake start without them
+    from marketpulse.cli.options import FileInput
     from marketpulse.feeds import FileReplay
 
 __all__ = [
@@ -274,19 +275,12 @@ def parse_intervals(value: str | None) -> tuple[str, ...] | None:
         raise InputError(f"--intervals: {exc}") from None
 
 
-def file_feed(
-    file: Path,
-    format: FileFormat | None,
-    symbol: str | None,
-    columns: str | None,
-    include_suspicious: bool,
-    adjust: Adjust = Adjust.none,
-) -> FileReplay:
-    """Open a replay file with the file options shared by ``replay`` and ``backfill``."""
+def file_feed(file: Path, reading: FileInput) -> FileReplay:
+    """Open a replay file with the file options of ``replay``, ``produce`` and ``backfill``."""
     from marketpulse.feeds import FileReplay
 
     return FileReplay(
-        file, format=format.value if format else None, symbol=symbol,
-        columns=parse_columns(columns), include_suspicious=include_suspicious,
-        adjust=adjust.value,
+        file, format=reading.format.value if reading.format else None, symbol=reading.symbol,
+        columns=parse_columns(reading.columns), include_suspicious=reading.include_suspicious,
+        adjust=reading.adjust.value,
     )  # fmt: skip

@@ -7,10 +7,11 @@ from dataclasses import dataclass, fields
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from marketpulse.cli.option_groups import annotated, option_group
 from marketpulse.config import DEFAULT_ENV_FILE, vendor_credentials
 from marketpulse.exceptions import ConfigError
 
@@ -78,21 +79,25 @@ _PERIODS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3
             "d": 86400.0, "day": 86400.0}  # fmt: skip
 
 
+@option_group
 @dataclass(frozen=True, slots=True)
 class LiveOptions:
-    """The live-feed options as given on the command line (``None``: not given)."""
+    """The live-feed options as given on the command line (``None``: not given).
 
-    url: str | None = None
-    rest_url: str | None = None
-    tickers: str | None = None
-    watchlist: Path | None = None
-    data_feed: str | None = None
-    bar_interval: str | None = None
-    quotes: bool = False
-    history: str | None = None
-    calendar: str | None = None
-    rate_limit: str | None = None
-    env_file: Path | None = None
+    An option group (:mod:`marketpulse.cli.option_groups`) of ``run`` and ``produce``.
+    """
+
+    url: Annotated[str | None, annotated(URL_OPTION)] = None
+    rest_url: Annotated[str | None, annotated(REST_URL_OPTION)] = None
+    tickers: Annotated[str | None, annotated(TICKERS_OPTION)] = None
+    watchlist: Annotated[Path | None, annotated(WATCHLIST_OPTION)] = None
+    data_feed: Annotated[str | None, annotated(DATA_FEED_OPTION)] = None
+    bar_interval: Annotated[str | None, annotated(BAR_INTERVAL_OPTION)] = None
+    quotes: Annotated[bool, annotated(QUOTES_OPTION)] = False
+    history: Annotated[str | None, annotated(HISTORY_OPTION)] = None
+    calendar: Annotated[str | None, annotated(CALENDAR_OPTION)] = None
+    rate_limit: Annotated[str | None, annotated(RATE_LIMIT_OPTION)] = None
+    env_file: Annotated[Path | None, annotated(ENV_FILE_OPTION)] = None
 
     def given(self) -> list[str]:
         """The options given, as ``--name``."""

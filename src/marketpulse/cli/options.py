@@ -12,6 +12,12 @@ lays every given option of the command over them, so a command's function
 names each option once, in its signature. Options that are not settings (the
 feed, the sinks, the dashboard's address) are plain parameters of the command.
 
+Options several commands take together are declared once more as option
+groups (:class:`Processing`, :class:`FileInput`, :class:`Storage`,
+:class:`Simulated`, and the live feed's
+:class:`~marketpulse.cli.feed_options.LiveOptions`): a command takes a whole
+group as one parameter (:mod:`marketpulse.cli.option_groups`).
+
 The help texts stay where the commands that do not use these types yet read
 them (``*_OPTION`` of :mod:`~marketpulse.cli.common` and its siblings); the
 types here are built from those, so each is written once.
@@ -23,13 +29,14 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Mapping
-from copy import copy
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from marketpulse.cli import feed_options as live
+import typer
+
 from marketpulse.cli.common import (
+    ADJUST_OPTION,
     ALERTS_FILE_OPTION,
     COLUMNS_OPTION,
     CONDITIONS_OPTION,
@@ -44,13 +51,17 @@ from marketpulse.cli.common import (
     MAX_SYMBOLS_OPTION,
     PLUGIN_OPTION,
     RULES_OPTION,
+    SUSPICIOUS_OPTION,
     SYMBOL_OPTION,
+    Adjust,
     FileFormat,
+    bounded,
     parse_indicators,
     parse_intervals,
     plugin_specs,
     settings_from,
 )
+from marketpulse.cli.feed_options import LiveOptions
 from marketpulse.cli.kafka_options import (
     BOOTSTRAP_OPTION,
     EXIT_WHEN_IDLE_OPTION,
@@ -59,6 +70,7 @@ from marketpulse.cli.kafka_options import (
     PREFIX_OPTION,
 )
 from marketpulse.cli.metrics_options import METRICS_PORT_OPTION
+from marketpulse.cli.option_groups import annotated, flatten, option_group
 from marketpulse.cli.sink_options import (
     INFLUX_URL_OPTION,
     POSTGRES_TABLES_OPTION,
@@ -68,15 +80,12 @@ from marketpulse.cli.sink_options import (
 )
 from marketpulse.config import Secret, Settings
 
-if typing.TYPE_CHECKING:
-    from typer.models import OptionInfo
-
 __all__ = [
-    "AlertsFile", "BarInterval", "Bootstrap", "Calendar", "Columns", "Conditions", "Config",
-    "DataFeed", "Dataset", "EnvFile", "ExitWhenIdle", "FillGaps", "Format", "Group", "Guarantee",
-    "History", "Indicators", "InfluxUrl", "Intervals", "Lake", "Lateness", "MaxSymbols",
-    "MetricsPort", "Plugins", "PostgresTables", "PostgresUrl", "RateLimit", "RestUrl", "Rules",
-    "Setting", "Sinks", "Symbol", "Tickers", "TopicPrefix", "Url", "Watchlist", "live_options",
+    "AdjustPrices", "AlertsFile", "Bootstrap", "Columns", "Conditions", "Config", "Dataset",
+    "ExitWhenIdle", "FileInput", "FillGaps", "Format", "Group", "Guarantee", "IncludeSuspicious",
+    "Indicators", "InfluxUrl", "Intervals", "Lake", "Lateness", "LiveOptions", "MaxSymbols",
+    "MetricsPort", "Plugins", "PostgresTables", "PostgresUrl", "Processing", "Rate", "Rules",
+    "Seed", "Setting", "Simulated", "Sinks", "Storage", "Symbol", "Symbols", "TopicPrefix",
     "overlay", "setting_keys",
 ]  # fmt: skip
 
@@ -95,13 +104,6 @@ class Setting:
     convert: Callable[[Any], Any] | None = None
 
 
-def _annotated(option: OptionInfo) -> OptionInfo:
-    """The ``Annotated`` form of an option declared as a default (typer wants no default in it)."""
-    info = copy(option)
-    info.default = ...
-    return info
-
-
 def _secret(value: str | None) -> Secret | None:
     """A URL option kept secret: it may hold a password."""
     return Secret(value) if value else None
@@ -113,57 +115,118 @@ def _value(choice: Any) -> str | None:
 
 
 # The settings file and the storage.
-Config = Annotated[Path | None, _annotated(CONFIG_OPTION)]
-Lake = Annotated[str | None, _annotated(LAKE_OPTION), Setting("lake")]
-Rules = Annotated[str | None, _annotated(RULES_OPTION), Setting("rules")]
-AlertsFile = Annotated[str | None, _annotated(ALERTS_FILE_OPTION), Setting("alerts_file")]
-Dataset = Annotated[str | None, _annotated(DATASET_OPTION)]  # checked by dataset_for
-Sinks = Annotated[list[SinkKind] | None, _annotated(SINK_OPTION)]
+Config = Annotated[Path | None, annotated(CONFIG_OPTION)]
+Lake = Annotated[str | None, annotated(LAKE_OPTION), Setting("lake")]
+Rules = Annotated[str | None, annotated(RULES_OPTION), Setting("rules")]
+AlertsFile = Annotated[str | None, annotated(ALERTS_FILE_OPTION), Setting("alerts_file")]
+Dataset = Annotated[str | None, annotated(DATASET_OPTION)]  # checked by dataset_for
+Sinks = Annotated[list[SinkKind] | None, annotated(SINK_OPTION)]
 PostgresUrl = Annotated[
-    str | None, _annotated(POSTGRES_URL_OPTION), Setting("postgres_url", _secret)
+    str | None, annotated(POSTGRES_URL_OPTION), Setting("postgres_url", _secret)
 ]
-PostgresTables = Annotated[str | None, _annotated(POSTGRES_TABLES_OPTION)]
-InfluxUrl = Annotated[str | None, _annotated(INFLUX_URL_OPTION), Setting("influx_url", _secret)]
+PostgresTables = Annotated[str | None, annotated(POSTGRES_TABLES_OPTION)]
+InfluxUrl = Annotated[str | None, annotated(INFLUX_URL_OPTION), Setting("influx_url", _secret)]
 
 # How the processor builds bars, indicators and alerts.
 Intervals = Annotated[
-    str | None, _annotated(INTERVALS_OPTION), Setting("intervals", parse_intervals)
+    str | None, annotated(INTERVALS_OPTION), Setting("intervals", parse_intervals)
 ]
-FillGaps = Annotated[bool | None, _annotated(FILL_GAPS_OPTION), Setting("fill_gaps")]
-Conditions = Annotated[str | None, _annotated(CONDITIONS_OPTION), Setting("conditions")]
+FillGaps = Annotated[bool | None, annotated(FILL_GAPS_OPTION), Setting("fill_gaps")]
+Conditions = Annotated[str | None, annotated(CONDITIONS_OPTION), Setting("conditions")]
 Indicators = Annotated[
-    str | None, _annotated(INDICATORS_OPTION), Setting("indicators", parse_indicators)
+    str | None, annotated(INDICATORS_OPTION), Setting("indicators", parse_indicators)
 ]
-Lateness = Annotated[float | None, _annotated(LATENESS_OPTION), Setting("lateness")]
-MaxSymbols = Annotated[int | None, _annotated(MAX_SYMBOLS_OPTION), Setting("max_symbols")]
-Plugins = Annotated[list[str] | None, _annotated(PLUGIN_OPTION), Setting("plugins", plugin_specs)]
+Lateness = Annotated[float | None, annotated(LATENESS_OPTION), Setting("lateness")]
+MaxSymbols = Annotated[int | None, annotated(MAX_SYMBOLS_OPTION), Setting("max_symbols")]
+Plugins = Annotated[list[str] | None, annotated(PLUGIN_OPTION), Setting("plugins", plugin_specs)]
 
 # Kafka.
-Bootstrap = Annotated[str | None, _annotated(BOOTSTRAP_OPTION), Setting("kafka.bootstrap")]
-TopicPrefix = Annotated[str | None, _annotated(PREFIX_OPTION), Setting("kafka.topic_prefix")]
-Guarantee = Annotated[str | None, _annotated(GUARANTEE_OPTION), Setting("process.guarantee")]
-MetricsPort = Annotated[int | None, _annotated(METRICS_PORT_OPTION), Setting("metrics_port")]
-Group = Annotated[str | None, _annotated(GROUP_OPTION)]  # each service's own
-ExitWhenIdle = Annotated[float | None, _annotated(EXIT_WHEN_IDLE_OPTION)]
+Bootstrap = Annotated[str | None, annotated(BOOTSTRAP_OPTION), Setting("kafka.bootstrap")]
+TopicPrefix = Annotated[str | None, annotated(PREFIX_OPTION), Setting("kafka.topic_prefix")]
+Guarantee = Annotated[str | None, annotated(GUARANTEE_OPTION), Setting("process.guarantee")]
+MetricsPort = Annotated[int | None, annotated(METRICS_PORT_OPTION), Setting("metrics_port")]
+Group = Annotated[str | None, annotated(GROUP_OPTION)]  # each service's own
+ExitWhenIdle = Annotated[float | None, annotated(EXIT_WHEN_IDLE_OPTION)]
 
-# A file to replay or publish (not settings: they describe the file). Options with a
-# default of their own (--include-suspicious, --adjust, --quotes) keep the default
-# style, ``= SUSPICIOUS_OPTION``: a type here would need the default written again.
-Format = Annotated[FileFormat | None, _annotated(FORMAT_OPTION)]
-Symbol = Annotated[str | None, _annotated(SYMBOL_OPTION)]
-Columns = Annotated[str | None, _annotated(COLUMNS_OPTION)]
+# A file to replay or publish (not settings: they describe the file).
+Format = Annotated[FileFormat | None, annotated(FORMAT_OPTION)]
+Symbol = Annotated[str | None, annotated(SYMBOL_OPTION)]
+Columns = Annotated[str | None, annotated(COLUMNS_OPTION)]
+IncludeSuspicious = Annotated[bool, annotated(SUSPICIOUS_OPTION)]
+AdjustPrices = Annotated[Adjust, annotated(ADJUST_OPTION)]
 
-# A live vendor feed (not settings: see feed_options.LiveOptions).
-Url = Annotated[str | None, _annotated(live.URL_OPTION)]
-RestUrl = Annotated[str | None, _annotated(live.REST_URL_OPTION)]
-Tickers = Annotated[str | None, _annotated(live.TICKERS_OPTION)]
-Watchlist = Annotated[Path | None, _annotated(live.WATCHLIST_OPTION)]
-DataFeed = Annotated[str | None, _annotated(live.DATA_FEED_OPTION)]
-BarInterval = Annotated[str | None, _annotated(live.BAR_INTERVAL_OPTION)]
-History = Annotated[str | None, _annotated(live.HISTORY_OPTION)]
-Calendar = Annotated[str | None, _annotated(live.CALENDAR_OPTION)]
-RateLimit = Annotated[str | None, _annotated(live.RATE_LIMIT_OPTION)]
-EnvFile = Annotated[Path | None, _annotated(live.ENV_FILE_OPTION)]
+# The simulated market.
+Symbols = Annotated[
+    int | None,
+    typer.Option("--symbols", min=1, help="Simulator: number of symbols [default: 50]."),
+    Setting("simulator.symbols"),
+]
+Rate = Annotated[
+    float | None,
+    typer.Option("--rate", callback=bounded(0, above=True),
+                 help="Simulator: trades per second, all symbols together [default: 5000]."),
+    Setting("simulator.rate"),
+]  # fmt: skip
+Seed = Annotated[
+    int | None,
+    typer.Option("--seed", min=0,
+                 help="Simulator: random seed; the same seed gives the same market [default: 0]."),
+    Setting("simulator.seed"),
+]  # fmt: skip
+
+
+# Option groups: options several commands take together (see option_groups).
+
+
+@option_group
+@dataclass(frozen=True, slots=True)
+class Processing:
+    """How the processor builds bars, indicators and alerts (``run``, ``replay``, ...)."""
+
+    rules: Rules = None
+    intervals: Intervals = None
+    fill_gaps: FillGaps = None
+    conditions: Conditions = None
+    indicators: Indicators = None
+    lateness: Lateness = None
+    max_symbols: MaxSymbols = None
+
+
+@option_group
+@dataclass(frozen=True, slots=True)
+class FileInput:
+    """How a trades or bars file is read: ``replay``, ``produce --file``, ``backfill --file``."""
+
+    format: Format = None
+    symbol: Symbol = None
+    columns: Columns = None
+    include_suspicious: IncludeSuspicious = False
+    adjust: AdjustPrices = Adjust.none
+
+
+@option_group
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """Where a pipeline's tables go besides the lake: ``run`` and ``replay``."""
+
+    sink: Sinks = None
+    postgres_url: PostgresUrl = None
+    postgres_tables: PostgresTables = None
+    influx_url: InfluxUrl = None
+
+
+@option_group
+@dataclass(frozen=True, slots=True)
+class Simulated:
+    """The simulated market: ``run`` and ``produce``."""
+
+    symbols: Symbols = None
+    rate: Rate = None
+    seed: Seed = None
+
+    def given(self) -> bool:
+        """Whether any of them was given."""
+        return any(v is not None for v in (self.symbols, self.rate, self.seed))
 
 
 @functools.cache
@@ -197,14 +260,10 @@ def overlay(
         ConfigError: the settings file or environment is wrong.
     """
     given = {}
+    arguments = flatten(arguments)
     for name, setting in setting_keys(command).items():
         value = arguments[name]
         if value is not None and setting.convert is not None:
             value = setting.convert(value)
         given[setting.key] = value
     return settings_from(arguments.get("config"), **given, **overrides)
-
-
-def live_options(arguments: Mapping[str, Any]) -> live.LiveOptions:
-    """The live-feed options among a command's arguments (``locals()``), by name."""
-    return live.LiveOptions(**{f.name: arguments[f.name] for f in fields(live.LiveOptions)})

@@ -15,17 +15,16 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from marketpulse.cli import feed_options as live_options
 from marketpulse.cli import options
 from marketpulse.cli.common import (
-    ADJUST_OPTION,
-    SUSPICIOUS_OPTION,
     Adjust,
     bounded,
     console,
     err_console,
     file_feed,
 )
-from marketpulse.cli.feed_options import FeedName, check_live_options, live_feed
+from marketpulse.cli.feed_options import FeedName, LiveOptions, check_live_options, live_feed
 from marketpulse.cli.kafka_options import open_bus
 from marketpulse.cli.metrics_options import metrics_endpoint
+from marketpulse.cli.option_groups import grouped
 from marketpulse.cli.options import Setting
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS, Settings
@@ -44,6 +43,7 @@ _LINE_EVERY = 5.0
 Compression = StrEnum("Compression", {name: name for name in KAFKA_COMPRESSIONS})  # type: ignore[misc]
 
 
+@grouped
 def produce(
     feed: FeedName = typer.Option(
         None, "--feed", help=live_options.FEED_HELP + " Give this or --file."
@@ -54,25 +54,7 @@ def produce(
         dir_okay=False,
         help="Publish a trades or OHLCV bars file: CSV (optionally .gz) or Parquet.",
     ),  # fmt: skip
-    symbols: Annotated[
-        int | None,
-        typer.Option("--symbols", min=1, help="Simulator: number of symbols [default: 50]."),
-        Setting("simulator.symbols"),
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option(
-            "--rate",
-            callback=bounded(0, above=True),
-            help="Simulator: trades per second, all symbols together [default: 5000].",
-        ),
-        Setting("simulator.rate"),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option("--seed", min=0, help="Simulator: random seed [default: 0]."),
-        Setting("simulator.seed"),
-    ] = None,
+    simulated: options.Simulated = options.Simulated(),
     duration: float = typer.Option(
         None,
         "--duration",
@@ -80,27 +62,13 @@ def produce(
         help="Stop by itself after this many seconds [default: at the end of the file; "
         "the simulator runs until Ctrl-C].",
     ),  # fmt: skip
-    format: options.Format = None,
-    symbol: options.Symbol = None,
-    columns: options.Columns = None,
-    include_suspicious: bool = SUSPICIOUS_OPTION,
-    adjust: Adjust = ADJUST_OPTION,
+    reading: options.FileInput = options.FileInput(),
     speed: str = typer.Option(
         None,
         "--speed",
         help="File: 'max' (as fast as possible) or N times real time [default: max].",
     ),  # fmt: skip
-    url: options.Url = None,
-    rest_url: options.RestUrl = None,
-    tickers: options.Tickers = None,
-    watchlist: options.Watchlist = None,
-    data_feed: options.DataFeed = None,
-    bar_interval: options.BarInterval = None,
-    quotes: bool = live_options.QUOTES_OPTION,
-    history: options.History = None,
-    calendar: options.Calendar = None,
-    rate_limit: options.RateLimit = None,
-    env_file: options.EnvFile = None,
+    live: LiveOptions = LiveOptions(),
     compression: Annotated[
         Compression | None,
         typer.Option(
@@ -130,21 +98,23 @@ def produce(
     from marketpulse.runtime.produce import ProduceOptions
 
     _check_sources(
-        feed, file, simulator={"--symbols": symbols, "--rate": rate, "--seed": seed},
-        file_only={"--format": format, "--symbol": symbol, "--columns": columns,
-                   "--include-suspicious": include_suspicious or None, "--speed": speed,
-                   "--adjust": None if adjust == Adjust.none else adjust},
+        feed, file,
+        simulator={"--symbols": simulated.symbols, "--rate": simulated.rate,
+                   "--seed": simulated.seed},
+        file_only={"--format": reading.format, "--symbol": reading.symbol,
+                   "--columns": reading.columns,
+                   "--include-suspicious": reading.include_suspicious or None, "--speed": speed,
+                   "--adjust": None if reading.adjust == Adjust.none else reading.adjust},
     )  # fmt: skip
-    live = options.live_options(locals())
     check_live_options(feed if file is None else None, live)
-    if feed not in (None, FeedName.simulator) and any(v is not None for v in (symbols, rate, seed)):
+    if feed not in (None, FeedName.simulator) and simulated.given():
         raise ConfigError("produce: --symbols, --rate, --seed apply to --feed simulator only")
     settings = options.overlay(produce, locals())
     publishing = ProduceOptions(
         compression=settings.kafka.compression, speed=_speed(speed), duration=duration
     )
     if file is not None:
-        source = file_feed(file, format, symbol, columns, include_suspicious, adjust)
+        source = file_feed(file, reading)
     elif feed != FeedName.simulator:
         source = live_feed(feed, live)
     else:

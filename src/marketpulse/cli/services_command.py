@@ -18,6 +18,7 @@ from marketpulse.cli.kafka_options import (
     open_bus,
 )
 from marketpulse.cli.metrics_options import metrics_endpoint
+from marketpulse.cli.option_groups import grouped
 from marketpulse.cli.options import Setting
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.cli.sink_options import (
@@ -35,6 +36,7 @@ sink_app = typer.Typer(
 )
 
 
+@grouped
 def process(
     bootstrap_servers: options.Bootstrap = None,
     topic_prefix: options.TopicPrefix = None,
@@ -60,13 +62,7 @@ def process(
     ] = None,
     guarantee: options.Guarantee = None,
     exit_when_idle: options.ExitWhenIdle = None,
-    rules: options.Rules = None,
-    intervals: options.Intervals = None,
-    fill_gaps: options.FillGaps = None,
-    conditions: options.Conditions = None,
-    indicators: options.Indicators = None,
-    lateness: options.Lateness = None,
-    max_symbols: options.MaxSymbols = None,
+    processing: options.Processing = options.Processing(),
     idle_timeout: Annotated[
         float | None,
         typer.Option(

@@ -9,10 +9,8 @@ import typer
 
 from marketpulse.cli import options
 from marketpulse.cli.common import (
-    ADJUST_OPTION,
     CONFIG_OPTION,
     LAKE_OPTION,
-    SUSPICIOUS_OPTION,
     Adjust,
     console,
     file_feed,
@@ -20,6 +18,7 @@ from marketpulse.cli.common import (
     rules_from,
     settings_from,
 )
+from marketpulse.cli.option_groups import grouped
 from marketpulse.cli.sink_options import lake_location
 from marketpulse.exceptions import InputError
 
@@ -70,6 +69,7 @@ def sql(
     format_table(result, format.value, output)
 
 
+@grouped
 def backfill(
     file: Path = typer.Option(
         None, "--file", help="Recompute from this file (else from the lake's trades)."
@@ -81,19 +81,9 @@ def backfill(
         help="Dataset to recompute: its trades in the lake are read, its bars, indicators "
         "and alerts replaced [default: the lake's only dataset; with --file, the file's name].",
     ),
-    format: options.Format = None,
-    symbol: options.Symbol = None,
-    columns: options.Columns = None,
-    include_suspicious: bool = SUSPICIOUS_OPTION,
-    adjust: Adjust = ADJUST_OPTION,
+    reading: options.FileInput = options.FileInput(),
     lake: options.Lake = None,
-    rules: options.Rules = None,
-    intervals: options.Intervals = None,
-    fill_gaps: options.FillGaps = None,
-    conditions: options.Conditions = None,
-    indicators: options.Indicators = None,
-    lateness: options.Lateness = None,
-    max_symbols: options.MaxSymbols = None,
+    processing: options.Processing = options.Processing(),
     config: options.Config = None,
 ) -> None:
     """Recompute one dataset's bars, indicators and alerts in batch, through the live kernels.
@@ -107,12 +97,10 @@ def backfill(
     from marketpulse.feeds.dataset import file_dataset
 
     settings = options.overlay(backfill, locals())
-    if file is None and adjust != Adjust.none:
+    if file is None and reading.adjust != Adjust.none:
         raise InputError("backfill: --adjust applies to --file, not to the lake's trades")
     location = lake_location(settings)
-    source = (
-        file_feed(file, format, symbol, columns, include_suspicious, adjust) if file else location
-    )
+    source = file_feed(file, reading) if file else location
     # with --file: the file's name; from the lake: None, the lake's only dataset
     name = dataset_for(settings, dataset, file_dataset(file) if file else "") or None
     result = run_backfill(
