@@ -16,6 +16,11 @@ import os
 import pytest
 
 SKIPPED_UNDER_CI = pytest.StashKey[list[tuple[str, str]]]()
+#: Seconds of setup, call and teardown by worker (``main`` without xdist), and by file.
+SECONDS_BY_WORKER = pytest.StashKey[dict[str, float]]()
+SECONDS_BY_FILE = pytest.StashKey[dict[str, float]]()
+#: Files listed in the time summary at the end of a run.
+_SLOWEST_FILES = 15
 
 
 def under_ci() -> bool:
@@ -28,6 +33,8 @@ _CONFIG: list[pytest.Config] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[SKIPPED_UNDER_CI] = []
+    config.stash[SECONDS_BY_WORKER] = {}
+    config.stash[SECONDS_BY_FILE] = {}
     _CONFIG[:] = [config]
 
 
@@ -87,7 +94,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(group))
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add up where the time went (under xdist, the controller sees every worker's reports)."""
+    if not _CONFIG:
+        return
+    node = getattr(report, "node", None)
+    worker = node.gateway.id if node is not None else "main"
+    for key, name in ((SECONDS_BY_WORKER, worker), (SECONDS_BY_FILE, report.nodeid.split("::")[0])):
+        seconds = _CONFIG[0].stash[key]
+        seconds[name] = seconds.get(name, 0.0) + report.duration
+
+
+def _time_summary(terminalreporter, config: pytest.Config) -> None:
+    """Print the seconds each worker spent and the slowest files, to balance the groups."""
+    workers, files = config.stash[SECONDS_BY_WORKER], config.stash[SECONDS_BY_FILE]
+    if not workers:
+        return
+    terminalreporter.section("seconds by worker and slowest files")
+    terminalreporter.line(", ".join(f"{w} {s:,.0f} s" for w, s in sorted(workers.items())))
+    for name, seconds in sorted(files.items(), key=lambda kv: -kv[1])[:_SLOWEST_FILES]:
+        terminalreporter.line(f"{seconds:8.1f} s  {name}")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    _time_summary(terminalreporter, config)
     skipped = config.stash[SKIPPED_UNDER_CI]
     if skipped:
         terminalreporter.section("skipped under CI: each one fails the run", red=True)
