@@ -325,7 +325,11 @@ SECTIONS: dict[str, Section] = {
         ),
         Section(
             "soak",
-            (Script("bench_soak", ("bench/bench_soak.py",), ("--minutes", "0.15", "--every", "1")),),
+            (
+                Script(
+                    "bench_soak", ("bench/bench_soak.py",), ("--minutes", "0.15", "--every", "1")
+                ),
+            ),
             render_soak,
         ),
         Section(
