@@ -42,10 +42,7 @@ from marketpulse.cli.common import (
     settings_from,
 )
 from marketpulse.cli.dashboard_command import (
-    HOST_OPTION,
-    PORT_OPTION,
-    TOKEN_OPTION,
-    UPDATES_OPTION,
+    DashboardAddress,
     serve_settings,
 )
 from marketpulse.cli.failures import os_failure
@@ -132,10 +129,7 @@ def run(
     ] = None,
     topic_prefix: options.TopicPrefix = None,
     guarantee: options.Guarantee = None,
-    host: str = HOST_OPTION,
-    port: int = PORT_OPTION,
-    token: str = TOKEN_OPTION,
-    updates_per_s: float = UPDATES_OPTION,
+    address: DashboardAddress = DashboardAddress(),
     no_dashboard: bool = typer.Option(
         False, "--no-dashboard", help="Do not serve the web dashboard."
     ),
@@ -165,11 +159,7 @@ def run(
     proc = processor_settings(settings, wall_clock=True)  # a live market, or one simulated on it
     feed = _market_feed(feed_name, live, settings, simulated)
     alert_rules = rules_from(settings)  # a bad rules file stops the command before anything starts
-    serve = (
-        None
-        if no_dashboard
-        else serve_settings(host, port, token, updates_per_s, alert_rules, proc.indicators)
-    )
+    serve = None if no_dashboard else serve_settings(address, alert_rules, proc.indicators)
     notifications = notifications_from(settings)
     if feed_name == FeedName.simulator:
         sim = settings.simulator

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +22,7 @@ from marketpulse.cli.common import (
     settings_from,
 )
 from marketpulse.cli.kafka_options import PREFIX_OPTION
+from marketpulse.cli.option_groups import annotated, grouped, option_group
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.cli.sink_options import lake_location
 from marketpulse.config import Secret, Settings
@@ -30,14 +32,7 @@ if TYPE_CHECKING:
     from marketpulse.indicators.declare import DeclaredSet
     from marketpulse.serve import Dashboard, ServeSettings
 
-__all__ = [
-    "HOST_OPTION",
-    "PORT_OPTION",
-    "TOKEN_OPTION",
-    "UPDATES_OPTION",
-    "dashboard",
-    "serve_settings",
-]
+__all__ = ["DashboardAddress", "dashboard", "serve_settings"]
 
 HOST_OPTION = typer.Option(
     "127.0.0.1",
@@ -62,11 +57,19 @@ UPDATES_OPTION = typer.Option(
 )  # fmt: skip
 
 
+@option_group
+@dataclass(frozen=True, slots=True)
+class DashboardAddress:
+    """Where the dashboard listens and how it serves: ``dashboard`` and ``run``."""
+
+    host: Annotated[str, annotated(HOST_OPTION)] = "127.0.0.1"
+    port: Annotated[int, annotated(PORT_OPTION)] = 8050
+    token: Annotated[str | None, annotated(TOKEN_OPTION)] = None
+    updates_per_s: Annotated[float, annotated(UPDATES_OPTION)] = 4.0
+
+
 def serve_settings(
-    host: str,
-    port: int,
-    token: str | None,
-    updates_per_s: float,
+    address: DashboardAddress,
     rules: Sequence[Rule] | None = None,
     indicators: DeclaredSet | None = None,
 ) -> ServeSettings:
@@ -77,17 +80,16 @@ def serve_settings(
     from marketpulse.serve import ServeSettings
 
     return ServeSettings(
-        host=host, port=port, token=Secret(token) if token else None,
-        updates_per_s=updates_per_s, rules=None if rules is None else tuple(rules),
+        host=address.host, port=address.port,
+        token=Secret(address.token) if address.token else None,
+        updates_per_s=address.updates_per_s, rules=None if rules is None else tuple(rules),
         indicators=indicators,
     )  # fmt: skip
 
 
+@grouped
 def dashboard(
-    host: str = HOST_OPTION,
-    port: int = PORT_OPTION,
-    token: str = TOKEN_OPTION,
-    updates_per_s: float = UPDATES_OPTION,
+    address: DashboardAddress = DashboardAddress(),
     interval: str = typer.Option(
         None, "--interval", help="Bar timeframe the watchlist shows [default: the shortest]."
     ),
@@ -135,9 +137,7 @@ def dashboard(
         config, lake=lake, rules=rules, indicators=parse_indicators(indicators),
         **{"kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
     )  # fmt: skip
-    serve = serve_settings(
-        host, port, token, updates_per_s, rules_from(settings), declared_indicators(settings)
-    )
+    serve = serve_settings(address, rules_from(settings), declared_indicators(settings))
     with contextlib.ExitStack() as stack:
         if kafka is None:
             board = Dashboard.from_lake(lake_location(settings), serve, interval, dataset)
