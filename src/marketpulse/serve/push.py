@@ -98,7 +98,9 @@ async def stream_to(
                 return
             # composed after this client took the last one (acknowledged it, if it does)
             floor = max(version, broadcast.version if watch["acks"] else 0)
-            newest = await asyncio.wait_for(broadcast.newer_than(floor), send_timeout_s)
+            # the server's own wait (a version every period; longer while a read of the
+            # source is slow): not the client's, so the send timeout does not apply
+            newest = await broadcast.newer_than(floor)
             if broadcast.dataset != shown:  # the page drops the other dataset's rows: send all
                 shown, version = broadcast.dataset, 0
             rows = broadcast.rows_since(version)

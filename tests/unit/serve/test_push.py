@@ -205,6 +205,42 @@ def test_a_stalled_client_neither_slows_the_pipeline_nor_other_clients_and_is_dr
     assert not feeder.is_alive()
 
 
+class _SlowMarket(LiveMarket):
+    """A live market whose watchlist takes ``slow`` seconds to read."""
+
+    slow = 0.0
+
+    def watchlist(self) -> list[dict]:
+        time.sleep(self.slow)
+        return super().watchlist()
+
+
+def test_a_client_waiting_while_the_server_is_slow_to_compose_is_not_dropped(tmp_path):
+    market = _SlowMarket("1s", Metrics())
+    batches = iter(
+        Simulator(symbols=20, rate=50_000.0, seed=5, realtime=False, batch_size=512).batches()
+    )
+    market.trades(next(batches).data)
+    settings = ServeSettings(port=0, updates_per_s=50, send_timeout_s=0.3)
+    lake = LakeData(tmp_path)
+    with DashboardServer(create_app(settings, lake, market), settings) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/ws", max_size=None) as reader:
+            assert json.loads(reader.recv(timeout=30))["type"] == "snapshot"
+            market.slow = 1.0  # each read of the market now takes over 3 send timeouts
+            market.trades(next(batches).data)
+            started = time.monotonic()
+            update = json.loads(reader.recv(timeout=30))
+            assert update["type"] == "update"
+            assert time.monotonic() - started > settings.send_timeout_s  # the wait happened
+            market.slow = 0.0
+            assert json.loads(reader.recv(timeout=30))["type"] == "update"
+            clients = httpx.get(
+                f"http://127.0.0.1:{server.port}/api/pipeline?dead_letters=0"
+            ).json()["clients"]
+            assert clients == {"connected": 1, "dropped": 0}
+    lake.close()
+
+
 def test_a_client_charting_a_symbol_gets_its_bars_as_they_close(tmp_path):
     market = LiveMarket("1s", Metrics())
     feed = Simulator(symbols=4, rate=400.0, seed=2, realtime=False, max_events=8_000)
