@@ -87,16 +87,40 @@ MAX_TIME_JUMP = 14 * 86_400.0
 #: beyond go to the DLQ with reason ``max_symbols``.
 MAX_SYMBOLS = 50_000
 
-# The process service (``services.process.ProcessOptions``; see its docstring).
+# The process service's [process] settings (ProcessSettings below, which
+# runtime.process_options.ProcessOptions nests).
 #: Processing guarantees of the process service on Kafka.
 GUARANTEES = ("exactly-once", "at-least-once")
 #: The default: outputs, state and offsets commit together in Kafka transactions.
 GUARANTEE = "exactly-once"
+# Seconds a transaction holding outputs may stay open while input keeps coming
+# faster than it is handled (catching up). Otherwise outputs do not wait for it:
+# they are committed as soon as the input at hand is handled (read_committed
+# readers see them then).
 COMMIT_INTERVAL = 0.1
+# Seconds a transaction holding no outputs (only consumed offsets and changed
+# state) may stay open while input keeps arriving; its work is otherwise committed
+# with the next outputs, or when input pauses. Each commit makes the next
+# transaction wait until the broker has written its markers (librdkafka retries
+# the refused AddPartitionsToTxn after a fixed 20 ms) and costs the broker a marker
+# per partition, so committing offsets alone often delays the outputs.
 QUIET_COMMIT_INTERVAL = 2.5
+# Seconds outputs may wait, from the first output of a transaction, for more input
+# before they are committed: the partitions of one produced request reach the
+# consumer one by one, and the outputs they close then share one commit. Input
+# that keeps arriving within it is handled; a poll that finds none commits at once,
+# and so does the first poll after every partition with recent input has closed the
+# bars the transaction holds. 20 ms: a producer's linger spreads the partitions of
+# one moment over several fetches, several milliseconds apart, and a partition that
+# misses the commit waits a whole commit longer (10 to 30 ms).
 OUTPUT_GRACE = 0.02
+# Records consumed per poll at most.
 MAX_BATCH = 20_000
+# Seconds after which the broker aborts a transaction of a crashed instance (when
+# another instance takes over its partitions).
 TRANSACTION_TIMEOUT = 10.0
+# Seconds a transaction step (offsets, commit) may take before the producer counts
+# as stuck and is replaced, its work redone.
 STEP_TIMEOUT = 15.0
 #: Whether the trades the processor kept go to the ``trades`` topic (and table).
 STORE_TRADES = True

@@ -10,13 +10,14 @@ settings tree (:class:`~marketpulse.config.Settings`) it overlays::
 :func:`overlay` loads the settings (``--config``, the file, the environment) and
 lays every given option of the command over them, so a command's function
 names each option once, in its signature. Options that are not settings (the
-feed, the sinks, the dashboard's address) are plain parameters of the command.
+feed, the sinks, the dashboard's address) carry no :class:`Setting` mark.
 
 Options several commands take together are declared once more as option
 groups (:class:`Processing`, :class:`FileInput`, :class:`Storage`,
-:class:`Simulated`, and the live feed's
-:class:`~marketpulse.cli.feed_options.LiveOptions`): a command takes a whole
-group as one parameter (:mod:`marketpulse.cli.option_groups`).
+:class:`Simulated`, the live feed's
+:class:`~marketpulse.cli.feed_options.LiveOptions` and the dashboard's
+:class:`~marketpulse.cli.dashboard_command.DashboardAddress`): a command takes
+a whole group as one parameter (:mod:`marketpulse.cli.option_groups`).
 
 The help texts stay where the commands that do not use these types yet read
 them (``*_OPTION`` of :mod:`~marketpulse.cli.common` and its siblings); the
