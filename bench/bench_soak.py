@@ -48,7 +48,8 @@ SUNK = r"sink lake: ([\d,]+) records"
 CASES = ("run", "run-kafka", "services")
 #: Seconds a command may take past its duration to drain and exit.
 DRAIN_S = 180.0
-#: ``--exit-when-idle`` of process and sink lake: long enough for a loaded machine's start-up.
+#: ``--exit-when-idle`` of process and sink lake (``--idle-exit``): long enough for a loaded
+#: machine's start-up.
 IDLE_EXIT_S = 30.0
 
 
@@ -92,7 +93,7 @@ def run_case(case: str, args: argparse.Namespace, work: Path) -> list[Watched]:
     else:
         marketpulse(["topics", "create", *kafka], work)
         # the services stop by themselves once the feed has stopped and they have caught up
-        idle = ["--exit-when-idle", f"{IDLE_EXIT_S:g}"]
+        idle = ["--exit-when-idle", f"{args.idle_exit:g}"]
         start_at = time.monotonic()
         watched = [
             start("process", ["process", *kafka, "--group", "soak-process", *idle], PROCESSED,
@@ -137,6 +138,10 @@ def main() -> int:
         "--warmup", type=float, default=None,
         help="seconds left out of the slope (default: a third of the run, at most 180)",
     )  # fmt: skip
+    parser.add_argument(
+        "--idle-exit", type=float, default=IDLE_EXIT_S,
+        help=f"the services' --exit-when-idle, seconds ({IDLE_EXIT_S:g}; a smoke run's can be short)",
+    )  # fmt: skip
     parser.add_argument("--case", action="append", choices=CASES,
                         help="run only this case (repeatable; default: all)")  # fmt: skip
     parser.add_argument(
@@ -144,8 +149,8 @@ def main() -> int:
         help="Kafka of the Kafka cases (default: MARKETPULSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092)",
     )  # fmt: skip
     args = parser.parse_args()
-    if not args.minutes > 0 or not args.every > 0 or not args.rate > 0:
-        parser.error("--minutes, --every and --rate must be positive")
+    if not args.minutes > 0 or not args.every > 0 or not args.rate > 0 or not args.idle_exit > 0:
+        parser.error("--minutes, --every, --rate and --idle-exit must be positive")
     duration = args.minutes * 60.0
     # warm-up: kernels, allocator arenas, the live view's recent tables (256 of them)
     warmup = min(180.0, duration / 3) if args.warmup is None else args.warmup

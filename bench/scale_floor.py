@@ -48,7 +48,8 @@ def sample_sizes(bootstrap: str, topic: str, records: int = 2000, last: bool = F
     """
     consumer = ck.Consumer(
         {"bootstrap.servers": bootstrap, "group.id": new_prefix("sizes"),
-         "enable.auto.commit": False, "isolation.level": "read_committed"}
+         "enable.auto.commit": False, "isolation.level": "read_committed",
+         "enable.partition.eof": True}
     )  # fmt: skip
     sizes: list[int] = []
     try:
@@ -60,10 +61,17 @@ def sample_sizes(bootstrap: str, topic: str, records: int = 2000, last: bool = F
                 start = max(low, high - records // PARTITIONS)
             starts.append(ck.TopicPartition(topic, p, start))
         consumer.assign(starts)
+        # until enough records, or every partition read to its end (a topic holding
+        # fewer records than asked for: waiting for more would only wait)
+        pending = set(range(PARTITIONS))
         deadline = time.monotonic() + 30
-        while len(sizes) < records and time.monotonic() < deadline:
+        while len(sizes) < records and pending and time.monotonic() < deadline:
             for message in consumer.consume(500, 0.5):
-                if message.error() is None and message.value() is not None \
+                error = message.error()
+                if error is not None:
+                    if error.code() == ck.KafkaError._PARTITION_EOF:
+                        pending.discard(message.partition())
+                elif message.value() is not None \
                         and (skip_key is None or message.key() != skip_key):  # fmt: skip
                     sizes.append(len(message.value()))
     finally:

@@ -327,7 +327,9 @@ SECTIONS: dict[str, Section] = {
             "soak",
             (
                 Script(
-                    "bench_soak", ("bench/bench_soak.py",), ("--minutes", "0.15", "--every", "1")
+                    "bench_soak",
+                    ("bench/bench_soak.py",),
+                    ("--minutes", "0.15", "--every", "1", "--idle-exit", "12"),
                 ),
             ),
             render_soak,
