@@ -12,6 +12,7 @@ failures (``xfail``) are left alone. Outside CI a skip stays a skip.
 from __future__ import annotations
 
 import os
+import resource
 
 import pytest
 
@@ -19,6 +20,11 @@ SKIPPED_UNDER_CI = pytest.StashKey[list[tuple[str, str]]]()
 #: Seconds of setup, call and teardown by worker (``main`` without xdist), and by file.
 SECONDS_BY_WORKER = pytest.StashKey[dict[str, float]]()
 SECONDS_BY_FILE = pytest.StashKey[dict[str, float]]()
+#: CPU seconds by file: the test process's and its reaped subprocesses' (on a machine
+#: whose cores the workers saturate, what the wall time is made of).
+CPU_BY_FILE = pytest.StashKey[dict[str, float]]()
+#: The CPU seconds used when a test's last phase report was made, in its worker.
+_CPU_MARK = pytest.StashKey[float]()
 #: Files listed in the time summary at the end of a run.
 _SLOWEST_FILES = 15
 
@@ -35,6 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SKIPPED_UNDER_CI] = []
     config.stash[SECONDS_BY_WORKER] = {}
     config.stash[SECONDS_BY_FILE] = {}
+    config.stash[CPU_BY_FILE] = {}
     _CONFIG[:] = [config]
 
 
@@ -58,9 +65,21 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
         _record_skip(_CONFIG[0], report)
 
 
+def _cpu_seconds() -> float:
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
     report = yield
+    # the CPU used since the last report: this phase's (the setup's includes the fixtures'
+    # it starts, a file's first test the module's); carried to the controller with the report
+    now = _cpu_seconds()
+    report.user_properties.append(("cpu_seconds", now - item.config.stash.get(_CPU_MARK, now)))
+    item.config.stash[_CPU_MARK] = now
     if _record_skip(item.config, report):
         reason = item.config.stash[SKIPPED_UNDER_CI][-1][1]
         report.outcome = "failed"
@@ -119,17 +138,30 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for key, name in ((SECONDS_BY_WORKER, worker), (SECONDS_BY_FILE, report.nodeid.split("::")[0])):
         seconds = _CONFIG[0].stash[key]
         seconds[name] = seconds.get(name, 0.0) + report.duration
+    cpu = _CONFIG[0].stash[CPU_BY_FILE]
+    name = report.nodeid.split("::")[0]
+    cpu[name] = cpu.get(name, 0.0) + sum(v for k, v in report.user_properties if k == "cpu_seconds")
 
 
 def _time_summary(terminalreporter, config: pytest.Config) -> None:
-    """Print the seconds each worker spent and the slowest files, to balance the groups."""
+    """Print the seconds each worker spent and the slowest files, to balance the groups.
+
+    Beside each file, the CPU seconds its tests and their subprocesses used (not the
+    servers of the session: the Kafka broker, a fixture's database).
+    """
     workers, files = config.stash[SECONDS_BY_WORKER], config.stash[SECONDS_BY_FILE]
     if not workers:
         return
+    cpu = config.stash[CPU_BY_FILE]
     terminalreporter.section("seconds by worker and slowest files")
     terminalreporter.line(", ".join(f"{w} {s:,.0f} s" for w, s in sorted(workers.items())))
+    terminalreporter.line(f"CPU of the tests and their subprocesses: {sum(cpu.values()):,.0f} s")
+    terminalreporter.line("  wall s    CPU s  file")
     for name, seconds in sorted(files.items(), key=lambda kv: -kv[1])[:_SLOWEST_FILES]:
-        terminalreporter.line(f"{seconds:8.1f} s  {name}")
+        terminalreporter.line(f"{seconds:8.1f} {cpu.get(name, 0.0):8.1f}  {name}")
+    terminalreporter.line("by CPU:")
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])[:_SLOWEST_FILES]:
+        terminalreporter.line(f"{files.get(name, 0.0):8.1f} {seconds:8.1f}  {name}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -105,14 +105,22 @@ def test_a_partition_whose_abort_marker_did_not_show_is_settled_again(
     bus.close()
 
 
-def test_settling_with_the_group_ends_offsets_a_restarted_broker_left_pending(
-    private_broker, topic_prefix
-):
+#: Plays of the broker-restart fault: whether the coordinator skips a marker depends on
+#: what it learnt about the leaders by the time it aborts, which a loaded machine changes.
+_FAULT_PLAYS = 3
+
+
+def _offsets_left_pending(private_broker, bus, prefix):
+    """A transaction with a group's offsets open as the only broker is killed and restarted.
+
+    Returns (the group's member, the successor producer, a reader, topic names) when
+    the fault happened: the group's offsets stay pending, and reading them times out;
+    ``None`` when the restarted coordinator ended the transaction cleanly.
+    """
     bootstrap = private_broker.bootstrap
-    bus = bus_for(bootstrap)
-    source, out = f"{topic_prefix}ticks", f"{topic_prefix}bars"
+    source, out = f"{prefix}ticks", f"{prefix}bars"
     bus.create_topics([source, out], 1, 1)
-    group, transactional_id = f"{topic_prefix}process", f"{topic_prefix}process-0"
+    group, transactional_id = f"{prefix}process", f"{prefix}process-0"
     member = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                           "enable.auto.commit": False})  # fmt: skip
     # the fault: a transaction with the group's offsets is open when the only broker dies;
@@ -133,12 +141,30 @@ def test_settling_with_the_group_ends_offsets_a_restarted_broker_left_pending(
         transactional_id, transaction_timeout_s=10, guarded=[TopicPartition(out, 0)]
     )
     producer.init()
-    # the fault happened: the group's offsets stay pending, and reading them times out
     reader = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                           "isolation.level": "read_committed"})  # fmt: skip
+    try:
+        reader.committed([ck.TopicPartition(source, 0)], timeout=15)
+    except ck.KafkaException:
+        return member, producer, reader, source, out
+    for client in (reader, member, producer):
+        client.close()
+    return None
+
+
+def test_settling_with_the_group_ends_offsets_a_restarted_broker_left_pending(
+    private_broker, topic_prefix
+):
+    bootstrap = private_broker.bootstrap
+    bus = bus_for(bootstrap)
+    for play in range(_FAULT_PLAYS):
+        fault = _offsets_left_pending(private_broker, bus, f"{topic_prefix}{play}.")
+        if fault is not None:
+            break
+    # the fault happened: the group's offsets stayed pending, reading them timed out
+    assert fault is not None, f"the restart left no offsets pending in {_FAULT_PLAYS} plays"
+    member, producer, reader, source, out = fault
     asked = [ck.TopicPartition(source, 0)]
-    with pytest.raises(ck.KafkaException):
-        reader.committed(asked, timeout=15)
 
     producer.settle(SimpleNamespace(group_metadata=member.consumer_group_metadata),
                     TopicPartition(source, 0))  # fmt: skip

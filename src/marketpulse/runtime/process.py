@@ -269,9 +269,14 @@ class ProcessService:
         self.stats.replaced += 1
         logger.warning("process: %s; replacing the producer, redoing the work since the "
                        "last commit", exc)  # fmt: skip
+        self._swap_producer()
+        self._rewind_or_rejoin()
+
+    def _swap_producer(self) -> None:
+        """Abandon the producer (its stuck call still holds it); a new one with its id fences it."""
         assert self._producer is not None
         self._producer.abandon()  # nothing it still holds may reach the broker later
-        self._abandoned.append(self._producer)  # its stuck call still holds it
+        self._abandoned.append(self._producer)
         self._producer = None
         while self._producer is None:
             try:
@@ -280,7 +285,6 @@ class ProcessService:
                 if self.stop.is_set():
                     raise
                 logger.warning("process: %s; trying again", error)
-        self._rewind_or_rejoin()
 
     def _loop(self) -> None:
         opts, policy = self.options, self.policy
@@ -606,6 +610,9 @@ class ProcessService:
         (see the Kafka producer) with the group ends them. A settling that
         fails here is left to the next transaction's start, where failures are
         handled; reading the offsets may then time out, and the member rejoins.
+        A producer stuck in it (a step not done in time: the client may still
+        be in that call, and refuses every later one) is replaced first: the
+        new one settles at its first transaction.
         """
         assert self._producer is not None and self._consumer is not None
         if not partitions:
@@ -614,6 +621,11 @@ class ProcessService:
             self._producer.settle(self._consumer, partitions[0])
         except ProducerFenced:
             raise
+        except ProducerStuck as exc:
+            self.stats.replaced += 1
+            logger.warning("process: settling before reading the offsets failed: %s; "
+                           "replacing the producer", exc)  # fmt: skip
+            self._swap_producer()
         except BusError as exc:
             logger.warning("process: settling before reading the offsets failed: %s", exc)
 

@@ -72,6 +72,7 @@ class FakeProducer:
     ``fail`` is raised by the next commit once the offsets went and the
     state was sent: :class:`TransactionAborted` aborts the transaction,
     :class:`ProducerStuck` marks the producer stuck (its transaction still open).
+    ``settle_fail`` is raised by the next settling, the same way.
     """
 
     def __init__(self, log: Log) -> None:
@@ -79,6 +80,7 @@ class FakeProducer:
         self.in_transaction = False
         self.stuck = False
         self.fail: Exception | None = None
+        self.settle_fail: Exception | None = None
         self.open: list[tuple[str, int, object]] = []
         self.committed: list[tuple[str, int, object]] = []
         self.offsets: list[dict[TopicPartition, int]] = []
@@ -93,6 +95,11 @@ class FakeProducer:
     def settle(self, consumer, consumed) -> None:
         assert not self.in_transaction, "settle with a transaction open"
         self.log.append(("settle", consumed.partition))
+        if self.settle_fail is not None:
+            exc, self.settle_fail = self.settle_fail, None
+            self.stuck = isinstance(exc, ProducerStuck)
+            self.log.append(("failed", type(exc).__name__))
+            raise exc
 
     def begin(self) -> None:
         assert not self.in_transaction, "begin with a transaction open"

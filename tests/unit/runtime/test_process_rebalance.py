@@ -216,6 +216,30 @@ def test_a_producer_stuck_before_a_revocation_is_replaced_and_the_rest_rewound(m
     assert service._owned == {tp(1)} and service.policy.next == {tp(1): 20}
 
 
+def test_a_producer_stuck_settling_before_a_rewind_is_replaced_before_the_offsets_are_read(
+    make_service, log
+):
+    """A settling step not done in time leaves the client in that call, refusing the next.
+
+    Seen under load after a broker restart: the stuck producer was kept, and its next
+    transaction failed ("Conflicting send_offsets_to_transaction API call is already in
+    progress"), ending the service with exit 2. A new producer takes over instead.
+    """
+    service = owning(make_service, {tp(0): 10, tp(1): 20}, batch(0, 10, 12), batch(1, 20, 21))
+    stuck = service._producer
+    stuck.settle_fail = ProducerStuck("add the group's offsets: not done within 40 s")
+
+    service._lost([tp(0)])
+
+    names = log.names()
+    assert names[names.index("settle") :] == [
+        "settle", "failed", "abandon", "init", "committed", "read state", "restore", "seek",
+    ]  # fmt: skip
+    assert service._producer is service.bus.producers[-1] and service._producer is not stuck
+    assert service._abandoned == [stuck] and service.stats.replaced == 1
+    assert service._consumer.seeks == [(tp(1), 20)] and service._owned == {tp(1)}
+
+
 # -- records skipped ---------------------------------------------------------------------
 
 
