@@ -100,6 +100,8 @@ def _error_cb(error: ck.KafkaError) -> None:
 
 #: Seconds of one metadata request in :meth:`KafkaBus.check`, between looks at the errors.
 _CHECK_SLICE = 0.5
+#: Seconds topics just created may take to get their leaders (see ``_await_metadata``).
+TOPIC_LEADERS_S = 60.0
 _AFTER_STATE = re.compile(r"\s*\(after \d+ms in state \w+\)\s*$")
 _BROKER_PREFIX = re.compile(r"^\S+://\S+/\S+: ")
 
@@ -300,8 +302,14 @@ class KafkaBus(Bus):
         return created
 
     def _await_metadata(self, names: Sequence[str]) -> None:
-        """Wait until new topics show in the metadata with leaders (the broker lags a moment)."""
-        deadline = time.monotonic() + self.connect_timeout
+        """Wait until new topics show in the metadata with leaders (the broker lags a moment).
+
+        Up to :data:`TOPIC_LEADERS_S` (or the connect timeout, if longer): a
+        controller held up by a slow disk gives the leaders late (measured: a
+        single broker's controller stalled 8 s while other writers flushed).
+        """
+        wait = max(self.connect_timeout, TOPIC_LEADERS_S)
+        deadline = time.monotonic() + wait
         pending = set(names)
         while pending:
             topics = self.admin().list_topics(timeout=self.connect_timeout).topics
@@ -313,7 +321,7 @@ class KafkaBus(Bus):
             if pending and time.monotonic() >= deadline:
                 raise BusError(
                     f"topics {', '.join(sorted(pending))} were created but have no leader "
-                    f"after {self.connect_timeout:.0f} s"
+                    f"after {wait:.0f} s"
                 )
             if pending:
                 time.sleep(0.1)
