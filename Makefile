@@ -49,11 +49,11 @@ db-servers: ## install Debian's PostgreSQL, InfluxDB, kubectl and docker-compose
 run: $(RUN_STAMP) ## run the embedded pipeline on a simulated market with the live view (ARGS="--duration 30"); installs no test tools
 	$(BIN)/marketpulse run $(ARGS)
 
-# pytest-xdist workers of `make test`: the end-to-end tests mostly wait (on brokers, servers,
-# subprocesses), so three share two cores well
-WORKERS ?= 3
+# pytest-xdist workers of `make test`: two groups (the Kafka tests, the other end-to-end
+# tests; tests/conftest.py), so more would idle
+WORKERS ?= 2
 
-test: $(DEV_STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chromium, PostgreSQL, InfluxDB when missing; WORKERS=3)
+test: $(DEV_STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chromium, PostgreSQL, InfluxDB when missing)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup $(ARGS)
 
 test-unit: check ## the quick check, first in CI: ruff and mypy (check), then the unit tests on two workers

@@ -94,39 +94,23 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
     return report
 
 
-#: The integration files that take longest (the time summary lists them), started first
-#: so that no worker is left with one of them at the end while the others idle.
-_LONGEST_FIRST = (
-    "test_bench_smoke.py",
-    "test_kafka_exactly_once_defaults.py",
-    "test_kafka_cluster.py",
-    "test_cli_run_memory.py",
-    "test_docs_code_blocks.py",
-    "test_dashboard_browser.py",
-    "test_kafka_faults.py",
-    "test_cli_lake_replay_again.py",
-    "test_wheel_install.py",
-    "test_kafka_exactly_once.py",
-)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the integration tests by file for ``pytest -n N --dist loadgroup`` (``make test``).
+    """Group the integration tests for ``pytest -n 2 --dist loadgroup`` (``make test``).
 
-    A file's tests run on one worker, one after another as without xdist (they
-    share the file's fixtures: a Kafka cluster, a server, a lake); the files
-    share nothing else (every server takes a free port, every topic is the
-    test's own, a broker a test stops is its own), so the workers take files
-    as they become free, the longest first. The unit tests fill whichever
-    worker is free.
+    Each group runs on one worker, its tests one after another as without
+    xdist: the tests on Kafka in one, the other integration tests in the
+    other; the unit tests fill whichever worker is free. The integration tests
+    mostly wait (on brokers, servers, subprocesses), so the two groups share
+    the cores well. They share nothing else: every server they start takes a
+    free port, every topic is the test's own, a broker a test stops is its own.
     """
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:
-        if "/tests/integration/" in item.path.as_posix():
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
-    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+        path = item.path.as_posix()
+        if "/tests/integration/" in path:
+            group = "kafka" if item.path.name.startswith("test_kafka_") else "integration"
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
