@@ -36,11 +36,11 @@ pytestmark = pytest.mark.integration
 _STARTED: list[subprocess.Popen] = []
 
 
-@pytest.fixture(autouse=True)
 class _DayConsumed(Exception):
     """The whole day was consumed before a kill could land in an open transaction."""
 
 
+@pytest.fixture(autouse=True)
 def _kill_left_running():
     yield
     while _STARTED:
