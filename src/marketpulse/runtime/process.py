@@ -266,7 +266,6 @@ class ProcessService:
 
     def _replace_producer(self, exc: ProducerStuck | ProducerFenced) -> None:
         """Leave a stuck or timed-out producer behind; a new one with its id fences it; redo."""
-        self.stats.replaced += 1
         logger.warning("process: %s; replacing the producer, redoing the work since the "
                        "last commit", exc)  # fmt: skip
         self._swap_producer()
@@ -275,6 +274,7 @@ class ProcessService:
     def _swap_producer(self) -> None:
         """Abandon the producer (its stuck call still holds it); a new one with its id fences it."""
         assert self._producer is not None
+        self.stats.replaced += 1
         self._producer.abandon()  # nothing it still holds may reach the broker later
         self._abandoned.append(self._producer)
         self._producer = None
@@ -622,7 +622,6 @@ class ProcessService:
         except ProducerFenced:
             raise
         except ProducerStuck as exc:
-            self.stats.replaced += 1
             logger.warning("process: settling before reading the offsets failed: %s; "
                            "replacing the producer", exc)  # fmt: skip
             self._swap_producer()
