@@ -97,7 +97,7 @@ class KafkaProducer(Producer):
             except BufferError:
                 self._producer.poll(0.05)
             except ck.KafkaException as exc:
-                raise BusError(f"cannot produce to {topic}: {exc.args[0].str()}") from None
+                raise self._refused(topic, exc.args[0]) from None
         self.sent += 1
 
     def send_many(
@@ -129,9 +129,13 @@ class KafkaProducer(Producer):
                 self.sent -= 1  # counted below with the others
             except ck.KafkaException as exc:
                 self.sent += n - operator.length_hint(left_values) - 1
-                raise BusError(f"cannot produce to {topic}: {exc.args[0].str()}") from None
+                raise self._refused(topic, exc.args[0]) from None
         self.sent += n
         self._producer.poll(0)
+
+    def _refused(self, topic: str, error: ck.KafkaError) -> BusError:
+        """The error to raise for a record the client refused."""
+        return BusError(f"cannot produce to {topic}: {error.str()}")
 
     def send_columns(self, topic: str, kind: str, data: pa.RecordBatch | pa.Table) -> None:
         """Append rows as JSON records keyed by their ``symbol`` column.
@@ -261,6 +265,9 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         self.settle_timeout = config.get("transaction.timeout.ms", 60_000) / 1000 + 30.0
         #: Settling transactions run, and those run again for a marker skipped.
         self.settled = self.resettled = 0
+        #: Whether a transaction step runs on a helper thread while records are made
+        #: (its ``meanwhile``), and whether the transaction is to be aborted once it ends.
+        self._stepping = self._abort_due = False
 
     def init(self, timeout: float = 30.0) -> None:
         """Register the transactional id with the cluster (fencing older instances)."""
@@ -307,7 +314,10 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
             ends = self._last_offsets(pending, False, deadline)
             self._call("begin a settling transaction", self._producer.begin_transaction)
             for tp in pending:
-                self._producer.produce(tp.topic, b"", _SETTLE_KEY, tp.partition)
+                try:
+                    self._producer.produce(tp.topic, b"", _SETTLE_KEY, tp.partition)
+                except ck.KafkaException as exc:
+                    raise self._refused(tp.topic, exc.args[0], settling=True) from None
             open_ = group is None or self._add_group(*group, deadline)
             group = None
             unsent = self._producer.flush(max(deadline - time.monotonic(), 1.0))
@@ -470,7 +480,18 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
             deadline = time.monotonic() + timeout
             while True:
                 left = max(deadline - time.monotonic(), 0.0)
-                outcome = _attempt_within(call, (*args, left), left + _STUCK_GRACE_S, meanwhile)
+                self._stepping = meanwhile is not None
+                try:
+                    outcome = _attempt_within(call, (*args, left), left + _STUCK_GRACE_S,
+                                              meanwhile)  # fmt: skip
+                except TransactionAborted as exc:
+                    if not self._abort_due:
+                        raise
+                    # a record made meanwhile was refused: the step is done (or stuck), abort now
+                    self._abort_due = False
+                    raise self._aborted(what, str(exc)) from None
+                finally:
+                    self._stepping = False
                 meanwhile = None
                 retry = (
                     isinstance(outcome, ck.KafkaException)
@@ -490,20 +511,47 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         if isinstance(outcome, ck.KafkaException):
             self._fail(what, outcome)
 
+    def _refused(self, topic: str, error: ck.KafkaError, settling: bool = False) -> BusError:
+        """The error to raise for a refused record: a failed transaction is aborted.
+
+        Once the client fails the open transaction (a broker refused a record
+        of it, or its epoch must be bumped: librdkafka logs ``TXNERR``), it
+        refuses every record with ``_STATE`` until the transaction is aborted;
+        the work since the last commit is then redone, as for a failed step.
+        """
+        if error.fatal():
+            return ProducerFenced(
+                f"cannot produce to {topic} ({self.transactional_id}): {error.str()}; another "
+                "instance with this transactional id took over, or the producer hit a fatal error"
+            )
+        if error.code() != ck.KafkaError._STATE or not (self.in_transaction or settling):
+            return super()._refused(topic, error)
+        what, why = f"produce to {topic}", "the client failed the open transaction"
+        self.in_transaction = False
+        self.unsettled = bool(self._guarded)
+        if self._stepping:  # a step is running on the helper thread: abort after it (_call)
+            self._abort_due = True
+            return TransactionAborted(f"cannot {what} ({self.transactional_id}): {why}")
+        return self._aborted(what, why)
+
+    def _aborted(self, what: str, why: str) -> BusError:
+        """Abort after a failed step: ``TransactionAborted``, or ``ProducerStuck`` if it hangs."""
+        if not self._abort_after_failure():
+            # an abort still in progress makes every later step of this client fail
+            # ("conflicting abort_transaction call"): a new producer takes over
+            self.stuck = True
+            return ProducerStuck(
+                f"cannot {what} ({self.transactional_id}): {why}; "
+                "and the abort that followed did not finish"
+            )
+        return TransactionAborted(f"cannot {what} ({self.transactional_id}): {why}")
+
     def _fail(self, what: str, exc: ck.KafkaException) -> None:
         error: ck.KafkaError = exc.args[0]
         if error.txn_requires_abort():
             self.in_transaction = False
             self.unsettled = bool(self._guarded)
-            if not self._abort_after_failure():
-                # an abort still in progress makes every later step of this client fail
-                # ("conflicting abort_transaction call"): a new producer takes over
-                self.stuck = True
-                raise ProducerStuck(
-                    f"cannot {what} ({self.transactional_id}): {error.str()}; "
-                    "and the abort that followed did not finish"
-                )
-            raise TransactionAborted(f"cannot {what} ({self.transactional_id}): {error.str()}")
+            raise self._aborted(what, error.str())
         if error.fatal():
             raise ProducerFenced(
                 f"cannot {what} ({self.transactional_id}): {error.str()}; another instance "

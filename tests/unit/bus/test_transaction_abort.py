@@ -1,27 +1,46 @@
 """A failed transaction step is aborted; an abort the client asks to resume is resumed."""
 
+import threading
+import time
+
 import confluent_kafka as ck
 import pytest
 
 from marketpulse.bus.kafka_producer import ProducerStuck, TransactionAborted, TransactionalProducer
+from marketpulse.exceptions import BusError
 
 
 class FakeClient:
-    """The abort_transaction of a client: raises ``errors`` in turn, then succeeds."""
+    """The abort_transaction of a client: raises ``errors`` in turn, then succeeds.
 
-    def __init__(self, errors):
+    Its transaction has failed: every record is refused as librdkafka refuses
+    one after a ``TXNERR`` (``_STATE``); each call is kept in ``calls``.
+    """
+
+    def __init__(self, errors=()):
         self.errors = list(errors)
         self.aborts = 0
+        self.calls = []
 
     def abort_transaction(self, timeout):
+        self.calls.append("abort")
         self.aborts += 1
         if self.errors:
             raise ck.KafkaException(self.errors.pop(0))
+
+    def produce(self, topic, value, key, partition):
+        self.calls.append("produce")
+        raise ck.KafkaException(ck.KafkaError(ck.KafkaError._STATE, "Erroneous state"))
+
+    def send_offsets_to_transaction(self, offsets, group, timeout):
+        time.sleep(0.2)  # the step is running when the record is refused
+        self.calls.append("offsets sent")
 
 
 def producer(client):
     p = TransactionalProducer.__new__(TransactionalProducer)  # no client made: a fake one
     p._producer, p.transactional_id, p.in_transaction, p.stuck = client, "t.1", True, False
+    p.sent, p._guarded, p._stepping, p._abort_due = 0, (), False, False
     return p
 
 
@@ -50,3 +69,42 @@ def test_an_abort_that_cannot_finish_hands_over_to_a_new_producer():
     with pytest.raises(ProducerStuck):
         p._fail("commit the transaction", step_failed())
     assert client.aborts == 1 and p.stuck
+
+
+def test_a_record_refused_because_the_client_failed_the_transaction_aborts_it():
+    # the fault: librdkafka failed the open transaction (a broker refused a batch after
+    # a restart: "skipped sequence numbers"); every record is refused until an abort
+    client = FakeClient()
+    p = producer(client)
+    with pytest.raises(TransactionAborted, match="produce to t.bars"):
+        p.send("t.bars", b"AAPL", b"{}", 0)
+    assert client.calls == ["produce", "abort"]
+    assert not p.in_transaction and not p.stuck
+
+
+def test_a_record_refused_outside_a_transaction_is_an_error_not_an_abort():
+    client = FakeClient()
+    p = producer(client)
+    p.in_transaction = False
+    with pytest.raises(BusError, match="cannot produce to t.bars: Erroneous state") as raised:
+        p.send_many("t.bars", ["AAPL"], [b"{}"], 0)
+    assert not isinstance(raised.value, TransactionAborted)
+    assert client.aborts == 0
+
+
+def test_a_record_refused_while_the_offsets_travel_is_aborted_after_that_step_ends():
+    client = FakeClient()
+    p = producer(client)
+    step = threading.Event()
+
+    def meanwhile():  # the state records, made while the offsets travel
+        step.set()
+        p.send("t.state", b"AAPL", b"{}", 0)
+
+    with pytest.raises(TransactionAborted, match="produce to t.state"):
+        p._call("send the offsets to the transaction", client.send_offsets_to_transaction,
+                [], None, timeout=5.0, meanwhile=meanwhile)  # fmt: skip
+    assert step.is_set()
+    # an abort while the step was in the client would conflict with it
+    assert client.calls == ["produce", "offsets sent", "abort"]
+    assert not p._stepping and not p._abort_due and not p.in_transaction
