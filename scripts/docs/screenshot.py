@@ -53,6 +53,21 @@ DRAW_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 
 
+# what a page showed when it did not draw in time, for the error message
+SEEN = """() => {
+    const chart = document.getElementById('chart'), track = document.getElementById('track');
+    const last = document.getElementById('last');
+    return JSON.stringify({
+        bars: chart ? chart.dataset.bars : null, rsi: chart ? chart.dataset.rsi : null,
+        macd: chart ? chart.dataset.macd : null,
+        candles: document.querySelectorAll('#chart g.trace.boxes path').length,
+        rules: track ? track.dataset.rules : null,
+        alerts: document.querySelectorAll('#alerts tbody tr').length,
+        live: document.body.dataset.liveDataset || null, last: last ? last.textContent : null,
+    });
+}"""
+
+
 class ScreenshotError(Exception):
     """A step failed; the message is the one line printed."""
 
@@ -268,6 +283,10 @@ def _photograph(browser: Any, url: str, shot: Shot) -> bytes:
             page.wait_for_function(shot.drawn, timeout=DRAW_TIMEOUT_S * 1000, polling=200)
         except PlaywrightError:
             seen = f"; the page reported: {errors[0]}" if errors else ""
+            try:
+                seen += f"; it showed {page.evaluate(SEEN)}"
+            except PlaywrightError:  # the page is gone: its error says why
+                pass
             raise ScreenshotError(
                 f"{shot.name}: {url + shot.path} did not show {shot.what} "
                 f"within {DRAW_TIMEOUT_S:.0f} s{seen}"
