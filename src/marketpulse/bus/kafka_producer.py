@@ -519,23 +519,27 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         refuses every record with ``_STATE`` until the transaction is aborted;
         the work since the last commit is then redone, as for a failed step.
         """
+        what = f"produce to {topic}"
         if error.fatal():
-            return ProducerFenced(
-                f"cannot produce to {topic} ({self.transactional_id}): {error.str()}; another "
-                "instance with this transactional id took over, or the producer hit a fatal error"
-            )
+            return self._fenced(what, error)
         if error.code() != ck.KafkaError._STATE or not (self.in_transaction or settling):
             return super()._refused(topic, error)
-        what, why = f"produce to {topic}", "the client failed the open transaction"
-        self.in_transaction = False
-        self.unsettled = bool(self._guarded)
+        why = "the client failed the open transaction"
         if self._stepping:  # a step is running on the helper thread: abort after it (_call)
             self._abort_due = True
             return TransactionAborted(f"cannot {what} ({self.transactional_id}): {why}")
         return self._aborted(what, why)
 
+    def _fenced(self, what: str, error: ck.KafkaError) -> ProducerFenced:
+        return ProducerFenced(
+            f"cannot {what} ({self.transactional_id}): {error.str()}; another instance "
+            "with this transactional id took over, or the producer hit a fatal error"
+        )
+
     def _aborted(self, what: str, why: str) -> BusError:
         """Abort after a failed step: ``TransactionAborted``, or ``ProducerStuck`` if it hangs."""
+        self.in_transaction = False
+        self.unsettled = bool(self._guarded)
         if not self._abort_after_failure():
             # an abort still in progress makes every later step of this client fail
             # ("conflicting abort_transaction call"): a new producer takes over
@@ -549,14 +553,9 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
     def _fail(self, what: str, exc: ck.KafkaException) -> None:
         error: ck.KafkaError = exc.args[0]
         if error.txn_requires_abort():
-            self.in_transaction = False
-            self.unsettled = bool(self._guarded)
             raise self._aborted(what, error.str())
         if error.fatal():
-            raise ProducerFenced(
-                f"cannot {what} ({self.transactional_id}): {error.str()}; another instance "
-                "with this transactional id took over, or the producer hit a fatal error"
-            )
+            raise self._fenced(what, error)
         raise BusError(f"cannot {what} ({self.transactional_id}): {error.str()}")
 
     def _abort_after_failure(self, timeout: float = 60.0) -> bool:
