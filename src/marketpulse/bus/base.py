@@ -47,6 +47,7 @@ A batch carries its records in one of two forms:
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -450,7 +451,11 @@ class Bus(ABC):
 
     @abstractmethod
     def read_partition(
-        self, topic: str, partition: int, timeout: float = 60.0
+        self,
+        topic: str,
+        partition: int,
+        timeout: float = 60.0,
+        stop: threading.Event | None = None,
     ) -> dict[bytes, bytes]:
         """Read a partition of key/value records to its end: the latest value per key.
 
@@ -460,7 +465,8 @@ class Bus(ABC):
         would miss what was committed after it.
 
         Raises:
-            BusError: the end was not reached within ``timeout`` seconds.
+            BusError: the end was not reached within ``timeout`` seconds, or
+                ``stop`` was set first (a service stopping while its broker is away).
         """
 
     def close(self) -> None:  # noqa: B027 - a bus may keep nothing between calls

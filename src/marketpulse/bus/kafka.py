@@ -438,7 +438,11 @@ class KafkaBus(Bus):
             }
 
     def read_partition(
-        self, topic: str, partition: int, timeout: float = 60.0
+        self,
+        topic: str,
+        partition: int,
+        timeout: float = 60.0,
+        stop: threading.Event | None = None,
     ) -> dict[bytes, bytes]:
         """Read a compacted partition to its end (see :func:`read_partition`).
 
@@ -448,7 +452,9 @@ class KafkaBus(Bus):
         next call, until :meth:`close`.
         """
         with self._reader_pair() as (committed, uncommitted):
-            return read_partition(committed, topic, partition, timeout, uncommitted=uncommitted)
+            return read_partition(
+                committed, topic, partition, timeout, uncommitted=uncommitted, stop=stop
+            )
 
     @contextlib.contextmanager
     def _reader_pair(self) -> Iterator[tuple[ck.Consumer, ck.Consumer]]:

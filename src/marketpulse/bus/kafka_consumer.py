@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 import operator
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -322,6 +323,7 @@ def read_partition(
     partition: int,
     timeout: float = 60.0,
     uncommitted: ck.Consumer | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[bytes, bytes]:
     """Read one partition of a compacted topic to its end; return the last value per key.
 
@@ -334,19 +336,21 @@ def read_partition(
     values are those of all the transactions committed before the call.
 
     Raises:
-        BusError: the end was not reached within ``timeout`` seconds.
+        BusError: the end was not reached within ``timeout`` seconds, or
+            ``stop`` was set first.
     """
     tp = ck.TopicPartition(topic, partition)
     deadline = time.monotonic() + timeout
-    low, high = watermarks(reader, tp, deadline)
+    low, high = watermarks(reader, tp, deadline, stop)
     if uncommitted is not None:
-        high = _wait_stable(reader, tp, watermarks(uncommitted, tp, deadline)[1], high, deadline)
+        end = watermarks(uncommitted, tp, deadline, stop)[1]
+        high = _wait_stable(reader, tp, end, high, deadline, stop)
     values: dict[bytes, bytes] = {}
     if high <= low:
         return values
     reader.assign([ck.TopicPartition(topic, partition, low)])
     try:
-        while time.monotonic() < deadline:
+        while not _over(deadline, stop):
             done = False
             # a short wait: consume() returns early only with 10,000 records, so a
             # partition holding fewer would cost the whole wait (0.5 s each, before)
@@ -368,16 +372,28 @@ def read_partition(
                     done = True
             if done:
                 return values
-        raise BusError(f"read {topic}[{partition}]: end not reached within {timeout:.0f} s")
+        stopped = stop is not None and stop.is_set()
+        why = "stopped before its end" if stopped else f"end not reached within {timeout:.0f} s"
+        raise BusError(f"read {topic}[{partition}]: {why}")
     finally:
         reader.unassign()
 
 
-def watermarks(client: ck.Consumer, tp: ck.TopicPartition, deadline: float) -> tuple[int, int]:
+def _over(deadline: float, stop: threading.Event | None) -> bool:
+    """Whether ``deadline`` (monotonic) has passed or ``stop`` is set."""
+    return time.monotonic() >= deadline or (stop is not None and stop.is_set())
+
+
+def watermarks(
+    client: ck.Consumer,
+    tp: ck.TopicPartition,
+    deadline: float,
+    stop: threading.Event | None = None,
+) -> tuple[int, int]:
     """The partition's low and high watermarks (a read_committed client's high: the last stable).
 
     A topic created a moment ago may have no leader yet, and a broker lost
-    moves leaders: both are waited out until ``deadline``.
+    moves leaders: both are waited out until ``deadline``, or until ``stop`` is set.
     """
     while True:
         try:
@@ -391,7 +407,7 @@ def watermarks(client: ck.Consumer, tp: ck.TopicPartition, deadline: float) -> t
                 or error.code() in _LEADER_MOVING
                 or error.code() == ck.KafkaError._TIMED_OUT
             )
-            if not waiting or time.monotonic() >= deadline:
+            if not waiting or _over(deadline, stop):
                 message = f"{tp.topic}[{tp.partition}]: cannot read offsets: {error.str()}"
                 raise BusError(message) from None
             try:  # the leader may have moved (a broker lost): refresh the metadata
@@ -402,7 +418,12 @@ def watermarks(client: ck.Consumer, tp: ck.TopicPartition, deadline: float) -> t
 
 
 def _wait_stable(
-    reader: ck.Consumer, tp: ck.TopicPartition, end: int, stable: int, deadline: float
+    reader: ck.Consumer,
+    tp: ck.TopicPartition,
+    end: int,
+    stable: int,
+    deadline: float,
+    stop: threading.Event | None = None,
 ) -> int:
     """Wait until the last stable offset reaches ``end`` (the high watermark at the call).
 
@@ -424,9 +445,9 @@ def _wait_stable(
         tp.topic, tp.partition, end - stable,
     )  # fmt: skip
     started = time.monotonic()
-    while time.monotonic() < deadline:
+    while not _over(deadline, stop):
         time.sleep(0.2)
-        stable = watermarks(reader, tp, deadline)[1]
+        stable = watermarks(reader, tp, deadline, stop)[1]
         if stable >= end:
             logger.info("%s[%d]: the open transaction ended after %.1f s",
                         tp.topic, tp.partition, time.monotonic() - started)  # fmt: skip

@@ -189,7 +189,11 @@ class MemoryBus(Bus):
         return _MemoryTransactionalProducer(self, transactional_id)
 
     def read_partition(
-        self, topic: str, partition: int, timeout: float = 60.0
+        self,
+        topic: str,
+        partition: int,
+        timeout: float = 60.0,
+        stop: threading.Event | None = None,
     ) -> dict[bytes, bytes]:
         """Return the latest value per key of a partition of ``key``/``value`` records."""
         values: dict[bytes, bytes] = {}

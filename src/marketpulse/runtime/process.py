@@ -201,6 +201,8 @@ class ProcessService:
             if self.input_ended.is_set():
                 self._finish()
             self._commit()
+        except _StoppedRestoring as exc:  # what was committed before stays; nothing is lost
+            logger.warning("process: stopped while restoring partition %d", exc.partition)
         finally:
             self._shutdown()
         logger.debug("process: stopped after %s", self.stats.line())  # the command prints it
@@ -640,7 +642,16 @@ class ProcessService:
         # a transaction a crashed owner left open on the partition is waited out (the
         # broker aborts it after the transaction timeout): reading past it matters
         wait = self.options.settings.transaction_timeout + 60.0
-        records = dict(self.bus.read_partition(self.topics.state, tp.partition, wait))
+        try:
+            records = dict(
+                self.bus.read_partition(self.topics.state, tp.partition, wait, stop=self.stop)
+            )
+        except BusError as exc:
+            if self.stop.is_set():  # stopping while the broker is away: nothing to wait for
+                raise _StoppedRestoring(tp.partition) from None
+            # the broker away (or a transaction left open) for longer than the wait:
+            # a new member takes the partitions again once they can be read
+            raise ConsumerFatal(f"restoring partition {tp.partition}: {exc}") from None
         self._check_partitioning(tp, records)
         try:
             symbols = self.processor.restore(tp.topic, tp.partition, records, quiet_since)
@@ -729,6 +740,18 @@ class ProcessService:
         self.bus.close()  # the reader of the state topic
         if self._trace is not None:
             self._trace.close()
+
+
+class _StoppedRestoring(Exception):
+    """The service was stopped while a partition's state was being read (its broker away).
+
+    No input of the partitions being restored was processed, so there is no
+    work to commit: the service leaves at once.
+    """
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(partition)
+        self.partition = partition
 
 
 #: Kinds of ``ticks`` records the processor does not read: passed on as they are.

@@ -1,5 +1,8 @@
 """Reading a compacted partition while a broker dies, without a broker."""
 
+import threading
+import time
+
 import confluent_kafka as ck
 import pytest
 
@@ -64,3 +67,39 @@ def test_an_error_that_waiting_cannot_cure_is_raised_at_once_naming_the_partitio
     with pytest.raises(BusError, match=r"state\[1\]: cannot read offsets"):
         read_partition(reader, "state", 1, timeout=10)
     assert reader.watermark_calls == 1
+
+
+class StoppingReader(Reader):
+    """A reader whose broker is away; the service stops after ``stop_after`` offset requests."""
+
+    def __init__(self, stop, stop_after):
+        super().__init__([], [], high=0)
+        self.stop, self.stop_after = stop, stop_after
+
+    def get_watermark_offsets(self, tp, timeout=None):
+        self.watermark_calls += 1
+        if self.watermark_calls >= self.stop_after:
+            self.stop.set()
+        raise ck.KafkaException(ck.KafkaError(ck.KafkaError._TRANSPORT))
+
+
+def test_a_read_waiting_for_an_away_broker_ends_when_the_service_stops():
+    stop = threading.Event()
+    reader = StoppingReader(stop, stop_after=3)
+    started = time.monotonic()
+    with pytest.raises(BusError, match=r"state\[1\]: cannot read offsets"):
+        read_partition(reader, "state", 1, timeout=60, stop=stop)
+    assert reader.watermark_calls == 3  # it waited for the broker until the stop, not after
+    assert time.monotonic() - started < 10
+
+
+def test_a_read_stopped_between_batches_says_so():
+    stop = threading.Event()
+
+    class Endless(Reader):
+        def consume(self, count, timeout):
+            stop.set()  # stopped while the partition was read: its end never came
+            return [message(0, b"a", b"1")]
+
+    with pytest.raises(BusError, match=r"read state\[1\]: stopped before its end"):
+        read_partition(Endless([], [], high=5), "state", 1, timeout=60, stop=stop)

@@ -271,7 +271,7 @@ class FakeBus:
         self.producers.append(producer)
         return producer
 
-    def read_partition(self, topic, partition, timeout=60.0) -> dict[bytes, bytes]:
+    def read_partition(self, topic, partition, timeout=60.0, stop=None) -> dict[bytes, bytes]:
         """Reading the ``state`` topic: logged, nothing in it."""
         self.log.append(("read state", partition))
         return {}

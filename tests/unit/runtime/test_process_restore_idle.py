@@ -176,7 +176,7 @@ def state_topic():
     """
     topic = SimpleNamespace(records={})
 
-    def read_partition(name, partition, timeout=60.0):
+    def read_partition(name, partition, timeout=60.0, stop=None):
         return dict(topic.records) if (name, partition) == (TOPICS.state, PARTITION) else {}
 
     topic.bus = SimpleNamespace(read_partition=read_partition, close=lambda: None)
