@@ -313,6 +313,19 @@ def test_a_symbol_page_opened_before_any_data_fills_once_a_dataset_is_written(pa
         assert page.url.endswith(f"?dataset={REPLAY}&symbol=AIG&timeframe=1s")
 
 
+def test_a_lake_dashboards_last_price_stays_shown_when_the_symbol_changes_and_back(page, lean_lake):
+    """A lake sends each symbol's last price once (nothing changes it): a page that resets
+    after that must still show it (once, a reset just after the first push blanked it)."""
+    with _serve(lean_lake.lake.parent, "dashboard", "--lake", str(lean_lake.lake)) as url:
+        page.goto(url + "symbol?symbol=SPY&timeframe=1m")
+        _poll(lambda: page.text_content("#last"), "SPY's last price")
+        spy = page.text_content("#last")
+        page.select_option("#symbol", "AIG")
+        _poll(lambda: page.text_content("#last") not in ("", spy), "AIG's last price")
+        page.select_option("#symbol", "SPY")
+        _poll(lambda: page.text_content("#last") == spy, "SPY's last price again")
+
+
 def test_alerts_page_shows_an_alert_raised_during_the_test(dashboard, page):
     started = time.time_ns() // 1_000_000  # the rows hold milliseconds since the epoch
     page.goto(dashboard + "alerts")

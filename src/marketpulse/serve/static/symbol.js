@@ -122,7 +122,18 @@ function reset() {
   alertsById = new Map();
   liveBars = 0;
   chart.dataset.live = 0;
-  document.getElementById("last").textContent = "";  // the live price of another series
+  showLast();  // the live price of the series now shown (none yet: blank)
+}
+
+// The newest watchlist row of each symbol, of the dataset the pushes name: the snapshot
+// sends every row once, later updates only those that changed, so a page that switches
+// (or resets) after the snapshot still shows its symbol's last price.
+let lastRows = new Map(), lastDataset = null;
+
+function showLast() {
+  const row = lastDataset === dataset ? lastRows.get(symbol) : undefined;
+  document.getElementById("last").textContent =
+    row ? "last " + MP.fmt(row.last, 2) + " (" + MP.signed(row.change_pct, 2, "%") + ")" : "";
 }
 
 function subscribe() {
@@ -179,8 +190,9 @@ async function draw() {
 }
 
 function live(message) {
-  const row = message.dataset === dataset && message.rows.find((r) => r.symbol === symbol);
-  if (row) document.getElementById("last").textContent = "last " + MP.fmt(row.last, 2) + " (" + MP.signed(row.change_pct, 2, "%") + ")";
+  if (message.dataset !== lastDataset) { lastRows = new Map(); lastDataset = message.dataset; }
+  for (const r of message.rows) lastRows.set(r.symbol, r);
+  showLast();
   let changed = false;
   for (const a of message.alerts) {
     if (a.symbol === symbol && ours(a, message)) { alertsById.set(a.id, a); changed = true; }
