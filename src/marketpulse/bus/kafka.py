@@ -477,6 +477,19 @@ class KafkaBus(Bus):
             for reader in pair:
                 reader.close()
 
+    def transactional_config(
+        self, transactional_id: str, compression: str = COMPRESSION, timeout_s: float = 60.0
+    ) -> dict[str, Any]:
+        """The settings of a plain confluent-kafka transactional producer with ``transactional_id``.
+
+        For writers that commit records without consumed offsets (the Spark
+        route's micro-batches); idempotent, ``acks=all``, as every producer here.
+        """
+        config = self._producer_config(compression, 5.0, {})
+        config["transactional.id"] = transactional_id
+        config["transaction.timeout.ms"] = int(timeout_s * 1000)
+        return config
+
     def _producer_config(
         self, compression: str, linger_ms: float, overrides: dict[str, Any]
     ) -> dict[str, Any]:

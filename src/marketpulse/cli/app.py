@@ -23,6 +23,7 @@ from marketpulse.cli import (
     produce_command,
     report_command,
     services_command,
+    spark_command,
     sql_command,
     storage_command,
     topics_command,
@@ -83,6 +84,7 @@ app.command("indicators")(indicators_command.indicators)
 app.command("backfill")(sql_command.backfill)
 app.command("backtest")(backtest_command.backtest)
 app.command("process")(services_command.process)
+app.command("spark")(spark_command.spark)
 app.command("notify")(notify_command.notify)
 app.add_typer(services_command.sink_app, name="sink")
 app.add_typer(topics_command.topics_app, name="topics")

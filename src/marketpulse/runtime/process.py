@@ -52,7 +52,6 @@ to every output topic (:mod:`marketpulse.runtime.segments`).
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 import time
@@ -70,7 +69,6 @@ from marketpulse.bus.base import (
     TopicPartition,
     TransactionAborted,
     TransactionalProducer,
-    offsets_of,
 )
 from marketpulse.bus.kafka import ConsumerFatal, ProducerStuck
 from marketpulse.bus.topics import (
@@ -82,9 +80,8 @@ from marketpulse.bus.topics import (
     Topics,
 )
 from marketpulse.exceptions import BusError
-from marketpulse.models import DeadLetter
 from marketpulse.runtime.commit_policy import PARTITIONS_KEY, CommitPolicy
-from marketpulse.runtime.forward import send_trades
+from marketpulse.runtime.forward import originals, send_output
 from marketpulse.runtime.heap_trim import start_trimming
 from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.latency_trace import trace_from_env
@@ -373,7 +370,7 @@ class ProcessService:
             else:
                 out = next(outputs)
                 if out.dead and batch.columns is None:  # records as bytes: keep them as they came
-                    out.dead = _originals(out.dead, batch)
+                    out.dead = originals(out.dead, batch)
                 self._send(out, batch.partition, batch)
                 self.stats.ticks += out.accepted
             self.policy.consumed(batch.tp, batch.last_offset + 1)
@@ -457,24 +454,11 @@ class ProcessService:
 
     def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
         assert self._producer is not None
-        producer, names = self._out or self._producer, self.topics
-        outputs = (("bars", out.bars), ("indicators", out.indicators), ("custom", out.custom))
-        for kind, rows in outputs:
-            if rows.num_rows:
-                producer.send_rows(names.name(kind), kind, rows, partition)
-        if out.alerts:
-            producer.send_alerts(names.name("alerts"), out.alerts, partition)
-        if out.dead:
-            dataset = self.processor.settings.dataset
-            producer.send_dead(names.name("dlq"), out.dead, partition, dataset)
-        if self.options.settings.store_trades:
-            for trades in out.trades:
-                if trades.num_rows:
-                    send_trades(producer, names.name("trades"), trades, partition, batch,
-                                self.processor.settings.dataset)  # fmt: skip
-        if self._quotes is not None:
-            for quotes in out.quotes:
-                producer.send_rows(self._quotes, "quotes", quotes, partition)
+        send_output(
+            self._out or self._producer, self.topics, out, partition, batch,
+            dataset=self.processor.settings.dataset,
+            store_trades=self.options.settings.store_trades, quotes=self._quotes,
+        )  # fmt: skip
         self.policy.sent(out)
         if self._trace is not None and out.bars.num_rows:
             last = batch.messages[-1].timestamp if batch is not None and batch.messages else 0
@@ -766,25 +750,6 @@ def _records(batch: Batch) -> int:
 def _bar_end(out: Output) -> int:
     """The latest end (ns) of the bars of ``out``."""
     return int(pc.max(out.bars.column("bar_end")).as_py())
-
-
-def _originals(letters: list[DeadLetter], batch: Batch) -> list[DeadLetter]:
-    """Give dead letters of consumed records their original key and bytes."""
-    offsets = offsets_of(batch.messages)
-    out = []
-    for letter in letters:
-        index = bisect.bisect_left(offsets, letter.offset) if letter.topic == batch.topic else -1
-        if 0 <= index < len(offsets) and offsets[index] == letter.offset:
-            message = batch.messages[index]
-            if message.value is not None:
-                key = message.key.decode(errors="replace") if message.key else letter.key
-                letter = DeadLetter(
-                    reason=letter.reason, error=letter.error, value=message.value, key=key,
-                    topic=letter.topic, partition=letter.partition, offset=letter.offset,
-                    file=letter.file, line=letter.line, ts=letter.ts,
-                )  # fmt: skip
-        out.append(letter)
-    return out
 
 
 def _random_instance() -> str:

@@ -1,0 +1,188 @@
+"""``marketpulse spark``: the processor inside Spark Structured Streaming (the ``spark`` extra)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import typer
+
+from marketpulse.cli import options
+from marketpulse.cli.common import bounded, console, dataset_for, processor_settings, rules_from
+from marketpulse.cli.kafka_options import open_bus
+from marketpulse.cli.option_groups import grouped
+from marketpulse.cli.signals import stop_on_signals
+from marketpulse.cli.sink_options import SinkKind, build_sink
+from marketpulse.exceptions import RunFailure
+
+__all__ = ["spark"]
+
+logger = logging.getLogger(__name__)
+
+
+@grouped
+def spark(
+    checkpoint: str = typer.Option(
+        ...,
+        "--checkpoint",
+        metavar="DIR",
+        help="The query's checkpoint folder (a path, or a URI Spark writes: s3a://, hdfs://): "
+        "its offsets and the buckets' state; a restart with the same folder resumes.",
+    ),
+    bootstrap_servers: options.Bootstrap = None,
+    topic_prefix: options.TopicPrefix = None,
+    master: str = typer.Option(
+        None,
+        "--master",
+        metavar="URL",
+        help="Spark master [default: the one spark-submit gave, else local[*]].",
+    ),  # fmt: skip
+    starting_offsets: str = typer.Option(
+        "earliest",
+        "--starting-offsets",
+        metavar="earliest|latest",
+        help="Where a new query starts reading ticks (a restart resumes from its checkpoint).",
+    ),  # fmt: skip
+    max_offsets_per_trigger: int = typer.Option(
+        None,
+        "--max-offsets-per-trigger",
+        min=1,
+        metavar="N",
+        help="Ticks read per micro-batch at most [default: all there are].",
+    ),  # fmt: skip
+    trigger: float = typer.Option(
+        0.0,
+        "--trigger",
+        callback=bounded(0),
+        metavar="SECONDS",
+        help="Seconds between micro-batches (0: each starts when the last ends).",
+    ),  # fmt: skip
+    available_now: bool = typer.Option(
+        False,
+        "--available-now",
+        help="Process what the ticks topic holds now, then stop.",
+    ),  # fmt: skip
+    no_topics: bool = typer.Option(
+        False, "--no-topics", help="Do not write the output topics (only the storage given)."
+    ),
+    lake: options.Lake = None,
+    postgres_url: options.PostgresUrl = None,
+    influx_url: options.InfluxUrl = None,
+    sink: options.Sinks = None,
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        metavar="NAME",
+        help="Dataset stamped on every output [default: live; or MARKETPULSE_DATASET].",
+    ),  # fmt: skip
+    processing: options.Processing = options.Processing(),
+    plugin: options.Plugins = None,
+    name: str = typer.Option(
+        "marketpulse-spark",
+        "--name",
+        help="The query's name (Spark's UI; the output transactions' id derives from it).",
+    ),  # fmt: skip
+    config: options.Config = None,
+) -> None:
+    """Run the processor inside Spark Structured Streaming: ticks in, the same outputs as process.
+
+    Reads the ticks topic with Spark's Kafka source and runs each bucket (a ticks
+    partition) through MarketPulse's processor in a stateful operator whose state
+    Spark checkpoints (RocksDB). Each micro-batch's bars, indicators, alerts,
+    dead letters (and plugins' values, the trades kept) go to the output topics in
+    one Kafka transaction, and to the lake (--lake), PostgreSQL (--postgres-url) and
+    InfluxDB (--influx-url): a micro-batch Spark runs again writes nothing twice.
+    Needs the spark extra: pip install 'marketpulse[spark]'.
+    """
+    import dataclasses
+
+    from marketpulse.feeds.dataset import LIVE
+    from marketpulse.spark import SparkOptions
+
+    settings = options.overlay(spark, locals())
+    try:
+        spark_options = SparkOptions(
+            checkpoint=checkpoint, master=master, starting_offsets=starting_offsets,
+            max_offsets_per_trigger=max_offsets_per_trigger, trigger_seconds=trigger,
+            available_now=available_now, to_kafka=not no_topics, name=name,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    stream = dataclasses.replace(
+        processor_settings(settings, wall_clock=True),
+        dataset=dataset_for(settings, dataset, LIVE),
+        idle_timeout=None,  # bars close by input alone (see docs/spark.md)
+    )
+    kinds = list(dict.fromkeys(sink or []))
+    for given, kind in ((lake, SinkKind.lake), (postgres_url, SinkKind.postgres),
+                        (influx_url, SinkKind.influx)):  # fmt: skip
+        if given and kind not in kinds:
+            kinds.append(kind)
+    if no_topics and not kinds:
+        raise typer.BadParameter("--no-topics leaves nothing to write: give --lake, "
+                                 "--postgres-url or --influx-url")  # fmt: skip
+    _run(settings, stream, rules_from(settings), spark_options, kinds)
+
+
+def _run(settings, stream, rules, spark_options, kinds) -> None:  # noqa: ANN001 - typed above
+    from marketpulse.spark.job import spark_session, start
+    from marketpulse.spark.writer import BatchWriter
+
+    bus, topics = open_bus(settings)
+    bus.partitions(topics.ticks)  # a missing topic: one line, before Spark starts
+    sinks = []
+    try:
+        for kind in kinds:
+            sinks.append(build_sink(kind, settings, max_age_s=3600.0))
+    except BaseException:
+        for built in sinks:
+            built.close()
+        raise
+    writer = BatchWriter(bus, topics, spark_options.name, sinks, spark_options.to_kafka)
+    session = spark_session(spark_options)
+    failure: str | None = None
+    try:
+        with stop_on_signals() as stop:
+            query = start(session, bus, topics, stream, rules, spark_options, writer,
+                          store_trades=settings.process.store_trades)  # fmt: skip
+            try:
+                while query.isActive and not stop.is_set():
+                    query.awaitTermination(0.5)
+            except Exception:  # noqa: BLE001 - the query failed: _why says why, in one line
+                logger.debug("spark: the query failed", exc_info=True)
+            if query.isActive:
+                logger.info("spark: stopping the query (a micro-batch under way runs again "
+                            "at the next start)")  # fmt: skip
+                query.stop()
+            failure = _why(query)
+    finally:
+        writer.close()
+        session.stop()
+    console.print(f"spark: {writer.stats.line()}", highlight=False)
+    if failure:
+        raise RunFailure(f"spark: the query stopped: {failure}")
+    if stop.signum is not None:
+        raise typer.Exit(stop.exit_code)
+
+
+def _why(query) -> str | None:  # noqa: ANN001 - a pyspark StreamingQuery
+    """One line saying why the query failed (``None``: it did not)."""
+    error = query.exception()
+    if error is None:
+        return None
+    text = str(error.desc if hasattr(error, "desc") else error)
+    for marker in ("CheckpointError: ", "BusError: ", "SinkError: ", "StoreFailedError: "):
+        at = text.rfind(marker)
+        if at >= 0:
+            return text[at + len(marker) :].splitlines()[0].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    first = lines[0]
+    at = first.find(_TERMINATED)
+    first = first[at + len(_TERMINATED) :] if at >= 0 else first
+    return re.sub(r"\s*SQLSTATE: \w+", "", first)
+
+
+#: Spark's words before the cause, in a failed query's message.
+_TERMINATED = "terminated with exception: "
