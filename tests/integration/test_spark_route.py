@@ -8,19 +8,27 @@ route's only mode), and every output topic and lake table is compared.
 """
 
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 
+import msgspec
+import psycopg
 import pyarrow.dataset as ds
 import pytest
 
+from marketpulse.models import Trade, encode
+
 from .conftest import LEAN_TRADES, marketpulse
-from .kafka_tools import create_topics, load_file, read_committed, start
+from .kafka_tools import bus_for, create_topics, load_file, read_committed, start
 
 pytestmark = pytest.mark.integration
 
 TOPICS = ("bars", "indicators", "alerts", "trades", "dlq")
 TABLES = ("bars", "indicators", "alerts", "trades")
+LATER = 1_381_190_400 * 1_000_000_000  # 2013-10-08 00:00 UTC: after the Lean day
 
 
 def spark_command(bootstrap, prefix, checkpoint, *extra):
@@ -39,12 +47,37 @@ def run_spark(bootstrap, prefix, checkpoint, *extra, timeout=600):
 
 
 def sorted_records(bootstrap, prefix):
-    """Each output topic's committed records (key, value) per partition, sorted."""
+    """Each output topic's committed records per partition, sorted: (key, value, headers),
+    the headers with the topic prefix left out (a dead letter names its input topic)."""
+
+    def headers(pairs):
+        return tuple((k, v.replace(prefix.encode(), b"PREFIX.")) for k, v in pairs)
+
     return {
-        topic: {p: sorted((k, v) for k, v, _ in rows)
+        topic: {p: sorted((k, _trade(v) if topic == "trades" else v, headers(h))
+                          for k, v, h in rows)
                 for p, rows in read_committed(bootstrap, f"{prefix}{topic}").items()}
         for topic in TOPICS
     }  # fmt: skip
+
+
+def _trade(value):
+    """A kept trade's fields. ``process`` sends a plain input record's own bytes (with the
+    dataset), and encodes the others from columns ("size":300 for 300.0, no "type"): which
+    one depends on what else its batch held (a bad record), in either route."""
+    fields = msgspec.json.decode(value)
+    fields.pop("type", None)
+    return tuple(sorted((k, float(v) if isinstance(v, int) and k != "ts" else v)
+                        for k, v in fields.items()))  # fmt: skip
+
+
+def load_with_bad_records(bootstrap, prefix):
+    """The Lean day, then two records the processor refuses (to ``dlq``); the records sent."""
+    sent = load_file(bootstrap, prefix, LEAN_TRADES)
+    with bus_for(bootstrap).producer() as producer:
+        producer.send(f"{prefix}ticks", "AIG", b"not json")
+        producer.send(f"{prefix}ticks", "AIG", encode(Trade("AIG", LATER, -1.0, 5.0)))
+    return sent + 2
 
 
 def lake_rows(lake, table):
@@ -58,7 +91,7 @@ def process_run(kafka_bootstrap, tmp_path_factory):
     """The Lean day through `process` (bars close by input alone) and `sink lake`."""
     prefix = f"sp{os.getpid()}p."
     create_topics(kafka_bootstrap, prefix)
-    sent = load_file(kafka_bootstrap, prefix, LEAN_TRADES)
+    sent = load_with_bad_records(kafka_bootstrap, prefix)
     common = ("--bootstrap-servers", kafka_bootstrap, "--topic-prefix", prefix)
     proc = start([sys.executable, "-m", "marketpulse", "process", *common, "--group",
                   f"{prefix}process", "--idle-timeout", "0", "--exit-when-idle", "5"])  # fmt: skip
@@ -72,26 +105,43 @@ def process_run(kafka_bootstrap, tmp_path_factory):
 
 
 def test_the_spark_route_writes_what_process_writes_on_the_topics_and_in_the_lake(
-    kafka_bootstrap, process_run, tmp_path
+    kafka_bootstrap, process_run, tmp_path, sql, postgres_url
 ):
     sent, expected, expected_lake = process_run
     prefix = f"sp{os.getpid()}s."
     create_topics(kafka_bootstrap, prefix)
-    assert load_file(kafka_bootstrap, prefix, LEAN_TRADES) == sent
+    assert load_with_bad_records(kafka_bootstrap, prefix) == sent
     lake = tmp_path / "lake"
     result = run_spark(kafka_bootstrap, prefix, tmp_path / "checkpoint", "--available-now",
-                       "--lake", lake)  # fmt: skip
+                       "--lake", lake, "--postgres-url", postgres_url)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 
     got = sorted_records(kafka_bootstrap, prefix)
     assert sum(len(v) for v in got["bars"].values()) > 1000  # the day's bars, not a few
     assert sum(len(v) for v in got["alerts"].values()) > 0
+    assert sum(len(v) for v in got["dlq"].values()) >= 2  # the bad records, as process sends them
     for topic in TOPICS:
         assert got[topic] == expected[topic], topic
     for table in TABLES:
         assert lake_rows(lake, table) == lake_rows(expected_lake, table), table
     assert "spark: 1 micro-batches" in result.stdout
+
+    # PostgreSQL, through the same sink: the bars of process's lake, and as many rows
+    order = " ORDER BY dataset, symbol, timeframe, bar_start"
+    expected_bars = sql(expected_lake, "SELECT dataset, symbol, timeframe, epoch_ns(bar_start)"
+                        " AS t, close, volume, trades FROM bars" + order)  # fmt: skip
+    with psycopg.connect(postgres_url) as conn:
+        bars = conn.execute(
+            "SELECT dataset, symbol, timeframe, (extract(epoch FROM bar_start) * 1e9)::bigint,"
+            " close, volume, trades FROM bars" + order
+        ).fetchall()
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM indicators), (SELECT count(*) FROM alerts)"
+        ).fetchone()
+    assert bars == [tuple(row.values()) for row in expected_bars]
+    assert counts == (len(lake_rows(expected_lake, "indicators")),
+                      len(lake_rows(expected_lake, "alerts")))  # fmt: skip
 
 
 def test_a_second_run_from_the_checkpoint_writes_nothing_again(kafka_bootstrap, tmp_path):
@@ -117,6 +167,19 @@ def test_a_second_run_from_the_checkpoint_writes_nothing_again(kafka_bootstrap, 
     assert sorted_records(kafka_bootstrap, prefix) == once
     assert sorted(p.relative_to(lake) for p in lake.rglob("*.parquet")) == files
 
+    # other settings on the same checkpoint: one line, before anything is written
+    with bus_for(kafka_bootstrap).producer() as producer:
+        producer.send(f"{prefix}ticks", "AIG", encode(Trade("AIG", LATER, 30.0, 1.0)))
+    other = run_spark(kafka_bootstrap, prefix, checkpoint, "--available-now", "--lake", lake,
+                      "--intervals", "1m")  # fmt: skip
+    assert other.returncode == 1, other.stderr[-3000:]
+    last_line = other.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: spark: the query stopped: bucket "), last_line
+    assert "state was written with intervals 1s,1m,5m" in last_line
+    assert "start a new --checkpoint" in last_line
+    assert "Traceback" not in other.stderr
+    assert sorted_records(kafka_bootstrap, prefix) == once
+
 
 def test_spark_without_its_ticks_topic_says_so_in_one_line(kafka_bootstrap, tmp_path):
     result = run_spark(kafka_bootstrap, "nosuchprefix.", tmp_path / "c", "--available-now",
@@ -136,3 +199,57 @@ def test_spark_bad_uses_are_one_line_errors(tmp_path):
     assert offsets.returncode == 2 and "earliest or latest" in offsets.stderr
     for result in (missing, nothing, offsets):
         assert "Traceback" not in result.stderr
+
+
+def _last(folder):
+    """The newest batch id with a file in a checkpoint folder (``offsets``, ``commits``)."""
+    ids = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.exists() else []
+    return max(ids, default=-1)
+
+
+def test_a_driver_killed_mid_batch_at_random_moments_loses_and_duplicates_nothing(
+    kafka_bootstrap, process_run, tmp_path
+):
+    """SIGKILL the driver (its process group: the JVM and the Python workers too) while a
+    micro-batch is under way, three times at random moments, restarting from the
+    checkpoint each time: the topics and the lake equal process's uninterrupted run."""
+    _, expected, expected_lake = process_run
+    rng = random.Random(int(os.environ.get("MARKETPULSE_TEST_SEED", time.time_ns())))
+    prefix = f"sp{os.getpid()}k."
+    create_topics(kafka_bootstrap, prefix)
+    load_with_bad_records(kafka_bootstrap, prefix)
+    checkpoint, lake = tmp_path / "checkpoint", tmp_path / "lake"
+    args = ("--lake", lake, "--max-offsets-per-trigger", "20000")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    kills = 0
+    for _ in range(3):
+        driver = subprocess.Popen(
+            spark_command(kafka_bootstrap, prefix, checkpoint, *args), env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 300
+            started = _last(checkpoint / "commits")
+            while _last(checkpoint / "commits") <= started:  # this run committed a batch
+                assert driver.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0, 6))
+            while _last(checkpoint / "offsets") <= _last(checkpoint / "commits"):
+                assert driver.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)  # until a micro-batch is under way
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(60)
+        finally:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+        # the fault: the kill landed while a batch was planned and not committed
+        if _last(checkpoint / "offsets") > _last(checkpoint / "commits"):
+            kills += 1
+    assert kills == 3 and driver.returncode == -signal.SIGKILL
+    final = run_spark(kafka_bootstrap, prefix, checkpoint, "--available-now", *args)
+    assert final.returncode == 0, final.stderr[-3000:]
+    got = sorted_records(kafka_bootstrap, prefix)
+    for topic in TOPICS:
+        assert got[topic] == expected[topic], topic
+    for table in TABLES:
+        assert lake_rows(lake, table) == lake_rows(expected_lake, table), table

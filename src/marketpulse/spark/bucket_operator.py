@@ -27,6 +27,7 @@ from marketpulse.bus.topics import Topics
 from marketpulse.runtime.forward import originals, send_output
 from marketpulse.spark.records import Recorder
 from marketpulse.stream import Processor, ProcessorSettings
+from marketpulse.stream.checkpoint import CheckpointError
 
 if TYPE_CHECKING:
     from marketpulse.alerts import Rule
@@ -130,7 +131,11 @@ class BucketOperator(StatefulProcessor):
             return kept[0]
         processor = Processor(self.settings, self.rules)
         records = {k[0]: v[0] for k, v in self._state.iterator()} if stored is not None else {}
-        processor.restore(self._topics.ticks, bucket, records)
+        try:
+            processor.restore(self._topics.ticks, bucket, records)
+        except CheckpointError as exc:  # the query stops; the command prints this line
+            advice = str(exc).replace("start over on new topics", "start a new --checkpoint")
+            raise CheckpointError(f"bucket {bucket} of the checkpoint: {advice}") from None
         return processor
 
     def close(self) -> None:

@@ -79,18 +79,24 @@ def spark_session(options: SparkOptions) -> SparkSession:
 
 
 def _quiet() -> None:
-    """Keep Spark's start-up notices out of the terminal; warnings and errors stay.
+    """Keep Spark's start-up notices and a failure's traces out of the terminal.
 
     pyspark warns that it does not fully support pandas 3 (the route is tested
     with it), and py4j logs each connection. A driver this process starts
-    (not ``spark-submit``'s) logs through the package's log4j2 settings.
+    (not ``spark-submit``'s) logs through the package's log4j2 settings:
+    warnings stay, and a failed task or query is left to the command's one
+    line; ``MARKETPULSE_TRACEBACK=1`` keeps Spark's own settings, every trace.
     """
     warning = "ignore:PySpark does not yet fully support pandas:FutureWarning"
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     given = os.environ.get("PYTHONWARNINGS")
     os.environ["PYTHONWARNINGS"] = f"{given},{warning}" if given else warning  # the workers
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    if "PYSPARK_SUBMIT_ARGS" not in os.environ and "PYSPARK_GATEWAY_PORT" not in os.environ:
+    traces = bool(os.environ.get("MARKETPULSE_TRACEBACK"))
+    # py4j logs a failed foreachBatch call's trace; the command prints its cause in one line
+    logging.getLogger("py4j").setLevel(logging.WARNING if traces else logging.CRITICAL)
+    if traces or "PYSPARK_GATEWAY_PORT" in os.environ:  # Spark's own log settings
+        return
+    if "PYSPARK_SUBMIT_ARGS" not in os.environ:
         settings = Path(__file__).with_name("log4j2.properties")
         os.environ["PYSPARK_SUBMIT_ARGS"] = (
             f'--driver-java-options "-Dlog4j2.configurationFile={settings}" pyspark-shell'
