@@ -35,6 +35,7 @@ NUMERIC = {
 #: Arguments a command needs before its options are looked at.
 REQUIRED = {
     ("replay",): [LEAN_TRADES],
+    ("spark",): ["--checkpoint", "unused-checkpoint"],
     **{("report", name): ["--start", "2020-01-01", "--end", "2020-12-31"]
        for name in ("daily", "movers", "volatility", "correlation")},
 }  # fmt: skip
@@ -87,6 +88,10 @@ OUT_OF_RANGE = {
     (("replay",), "--max-symbols"): "-5",
     (("process",), "--max-symbols"): "0.5",
     (("backfill",), "--max-symbols"): "nan",
+    (("spark",), "--max-offsets-per-trigger"): "0",
+    (("spark",), "--trigger"): "-1",
+    (("spark",), "--lateness"): "-2",
+    (("spark",), "--max-symbols"): "0",
 }
 
 
