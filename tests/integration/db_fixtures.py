@@ -172,6 +172,45 @@ def influx_query(base_url: str, database: str, query: str) -> list[dict]:
     return result.get("series", [])
 
 
+def assert_influx_equals_lake(sql, lake, base_url: str, database: str, datasets: set[str]) -> None:
+    """Every bars, indicators and alerts row of ``lake`` is a point of ``database``, field for
+    field (the indicators' fields: the default declared set), and no other point is there;
+    ``sql`` is the tests' DuckDB query fixture, ``datasets`` the dataset tags expected."""
+    import json
+    import math
+
+    from marketpulse.models import INDICATOR_COLUMNS
+    from marketpulse.sinks.influx import INFLUX_TABLES
+
+    for table in ("bars", "indicators", "alerts"):
+        tags, fields, _ = INFLUX_TABLES[table]
+        if table == "indicators":  # the run's declared columns: the default set
+            fields = (*fields, *INDICATOR_COLUMNS)
+        columns = ", ".join(
+            f"epoch_ns({c}) AS {c}" if c == "bar_end"
+            else f"to_json({c})::VARCHAR AS {c}" if c == "details" else c
+            for c in (*tags, *fields)
+        )  # fmt: skip
+        expected = sql(lake, f"SELECT {columns}, epoch_ns(bar_start) AS time FROM {table}")
+        got = {}
+        for series in influx_query(base_url, database, f"SELECT * FROM {table} GROUP BY *"):
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values, strict=True)) | series["tags"]
+                got[tuple(row[c] for c in (*tags, "time"))] = row
+        assert len(got) == len(expected) > 0, table
+        assert {key[0] for key in got} == datasets  # the dataset tag
+        for lake_row in expected:
+            row = got[tuple(lake_row[c] for c in (*tags, "time"))]
+            for column in fields:
+                value = lake_row[column]
+                if value is None or (isinstance(value, float) and math.isnan(value)):
+                    assert row[column] is None, (table, column)
+                elif column == "details":
+                    assert json.loads(row[column]) == json.loads(value), (lake_row, row)
+                else:
+                    assert row[column] == value, (table, column, lake_row, row)
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url():
     """URL of a PostgreSQL server whose user may create databases."""

@@ -92,6 +92,7 @@ OUT_OF_RANGE = {
     (("spark",), "--trigger"): "-1",
     (("spark",), "--lateness"): "-2",
     (("spark",), "--max-symbols"): "0",
+    (("spark",), "--idle-timeout"): "-2",
 }
 
 

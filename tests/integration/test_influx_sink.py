@@ -1,18 +1,15 @@
 """The InfluxDB sink against a real server (Debian's influxd, started by the fixtures)."""
 
-import json
-import math
 import re
 
 import pyarrow as pa
 import pytest
 
-from marketpulse.models import BAR_SCHEMA, INDICATOR_COLUMNS
+from marketpulse.models import BAR_SCHEMA
 from marketpulse.sinks import InfluxSink, SinkError, SinkUnavailableError
-from marketpulse.sinks.influx import INFLUX_TABLES
 
 from .conftest import LEAN_TRADES
-from .db_fixtures import free_port, influx_query
+from .db_fixtures import assert_influx_equals_lake, free_port, influx_query
 
 pytestmark = pytest.mark.integration
 
@@ -27,35 +24,7 @@ def test_replay_into_influx_equals_the_lake(cli, sql, tmp_path, influx_url, infl
     lake = tmp_path / "lake"
     cli("replay", LEAN_TRADES, "--sink", "influx", "--sink", "lake", "--lake", lake,
         "--influx-url", influx_url)  # fmt: skip
-    db = _database(influx_url)
-    for table in ("bars", "indicators", "alerts"):
-        tags, fields, _ = INFLUX_TABLES[table]
-        if table == "indicators":  # the run's declared columns: the default set
-            fields = (*fields, *INDICATOR_COLUMNS)
-        columns = ", ".join(
-            f"epoch_ns({c}) AS {c}" if c == "bar_end"
-            else f"to_json({c})::VARCHAR AS {c}" if c == "details" else c
-            for c in (*tags, *fields)
-        )  # fmt: skip
-        expected = sql(lake, f"SELECT {columns}, epoch_ns(bar_start) AS time FROM {table}")
-        series = influx_query(influx_base_url, db, f"SELECT * FROM {table} GROUP BY *")
-        got = {}
-        for s in series:
-            for values in s["values"]:
-                row = dict(zip(s["columns"], values, strict=True)) | s["tags"]
-                got[tuple(row[c] for c in (*tags, "time"))] = row
-        assert len(got) == len(expected) > 0, table
-        assert {key[0] for key in got} == {_LEAN_DATASET}  # the dataset tag
-        for lake_row in expected:
-            row = got[tuple(lake_row[c] for c in (*tags, "time"))]
-            for column in fields:
-                value = lake_row[column]
-                if value is None or (isinstance(value, float) and math.isnan(value)):
-                    assert row[column] is None, (table, column)
-                elif column == "details":
-                    assert json.loads(row[column]) == json.loads(value), (lake_row, row)
-                else:
-                    assert row[column] == value, (table, column, lake_row, row)
+    assert_influx_equals_lake(sql, lake, influx_base_url, _database(influx_url), {_LEAN_DATASET})
 
 
 def test_datasets_are_series_of_their_own(influx_url, influx_base_url):

@@ -1,6 +1,7 @@
 """``marketpulse spark``: the Spark route writes what ``process`` writes, to topics and lake.
 
-The Lean day goes to two topic prefixes (the same records, so the same
+The Lean day and a copy of it one day later (a topic of two days: day boundaries,
+the daily session's restart) go to two topic prefixes (the same records, so the same
 partitions); ``process`` and ``sink lake`` run over one, ``marketpulse spark``
 over the other, each as a user types it with the same processing settings
 (bars close by input alone: ``--idle-timeout 0`` for ``process``, the Spark
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date
 
 import msgspec
 import psycopg
@@ -22,13 +24,14 @@ import pytest
 from marketpulse.models import Trade, encode
 
 from .conftest import LEAN_TRADES, marketpulse
+from .db_fixtures import assert_influx_equals_lake
 from .kafka_tools import bus_for, create_topics, load_file, read_committed, start
 
 pytestmark = pytest.mark.integration
 
 TOPICS = ("bars", "indicators", "alerts", "trades", "dlq")
 TABLES = ("bars", "indicators", "alerts", "trades")
-LATER = 1_381_190_400 * 1_000_000_000  # 2013-10-08 00:00 UTC: after the Lean day
+LATER = 1_381_276_800 * 1_000_000_000  # 2013-10-09 00:00 UTC: after both days
 
 
 def spark_command(bootstrap, prefix, checkpoint, *extra):
@@ -72,8 +75,10 @@ def _trade(value):
 
 
 def load_with_bad_records(bootstrap, prefix):
-    """The Lean day, then two records the processor refuses (to ``dlq``); the records sent."""
+    """The Lean day and its copy a day later, then two records the processor refuses (to
+    ``dlq``); the records sent."""
     sent = load_file(bootstrap, prefix, LEAN_TRADES)
+    sent += load_file(bootstrap, prefix, LEAN_TRADES, shift_days=1)
     with bus_for(bootstrap).producer() as producer:
         producer.send(f"{prefix}ticks", "AIG", b"not json")
         producer.send(f"{prefix}ticks", "AIG", encode(Trade("AIG", LATER, -1.0, 5.0)))
@@ -88,7 +93,7 @@ def lake_rows(lake, table):
 
 @pytest.fixture(scope="module")
 def process_run(kafka_bootstrap, tmp_path_factory):
-    """The Lean day through `process` (bars close by input alone) and `sink lake`."""
+    """The two days through `process` (bars close by input alone) and `sink lake`."""
     prefix = f"sp{os.getpid()}p."
     create_topics(kafka_bootstrap, prefix)
     sent = load_with_bad_records(kafka_bootstrap, prefix)
@@ -104,8 +109,8 @@ def process_run(kafka_bootstrap, tmp_path_factory):
     return sent, sorted_records(kafka_bootstrap, prefix), lake
 
 
-def test_the_spark_route_writes_what_process_writes_on_the_topics_and_in_the_lake(
-    kafka_bootstrap, process_run, tmp_path, sql, postgres_url
+def test_the_spark_route_writes_what_process_writes_on_the_topics_and_in_the_stores(
+    kafka_bootstrap, process_run, tmp_path, sql, postgres_url, influx_url, influx_base_url
 ):
     sent, expected, expected_lake = process_run
     prefix = f"sp{os.getpid()}s."
@@ -113,7 +118,8 @@ def test_the_spark_route_writes_what_process_writes_on_the_topics_and_in_the_lak
     assert load_with_bad_records(kafka_bootstrap, prefix) == sent
     lake = tmp_path / "lake"
     result = run_spark(kafka_bootstrap, prefix, tmp_path / "checkpoint", "--available-now",
-                       "--lake", lake, "--postgres-url", postgres_url)  # fmt: skip
+                       "--lake", lake, "--postgres-url", postgres_url,
+                       "--influx-url", influx_url)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 
@@ -142,6 +148,13 @@ def test_the_spark_route_writes_what_process_writes_on_the_topics_and_in_the_lak
     assert bars == [tuple(row.values()) for row in expected_bars]
     assert counts == (len(lake_rows(expected_lake, "indicators")),
                       len(lake_rows(expected_lake, "alerts")))  # fmt: skip
+    days = sql(lake, "SELECT DISTINCT CAST(bar_start AS DATE) AS day FROM bars")
+    assert {r["day"] for r in days} == {date(2013, 10, 7), date(2013, 10, 8)}
+
+    # InfluxDB, through the same sink: every bar, indicator and alert of process's lake
+    datasets = {r["dataset"] for r in sql(expected_lake, "SELECT DISTINCT dataset FROM bars")}
+    database = influx_url.rsplit("/", 1)[1]
+    assert_influx_equals_lake(sql, expected_lake, influx_base_url, database, datasets)
 
 
 def test_a_second_run_from_the_checkpoint_writes_nothing_again(kafka_bootstrap, tmp_path):
@@ -219,7 +232,8 @@ def test_a_driver_killed_mid_batch_at_random_moments_loses_and_duplicates_nothin
     create_topics(kafka_bootstrap, prefix)
     load_with_bad_records(kafka_bootstrap, prefix)
     checkpoint, lake = tmp_path / "checkpoint", tmp_path / "lake"
-    args = ("--lake", lake, "--max-offsets-per-trigger", "20000")
+    # bars close by input alone, as in process's run (the query is not --available-now)
+    args = ("--lake", lake, "--max-offsets-per-trigger", "20000", "--idle-timeout", "0")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
     kills = 0
     for _ in range(3):
@@ -253,3 +267,41 @@ def test_a_driver_killed_mid_batch_at_random_moments_loses_and_duplicates_nothin
         assert got[topic] == expected[topic], topic
     for table in TABLES:
         assert lake_rows(lake, table) == lake_rows(expected_lake, table), table
+
+
+def test_a_live_query_closes_a_quiet_buckets_bars_by_the_clock_and_stops_on_ctrl_c(
+    kafka_bootstrap, tmp_path
+):
+    """Live (not --available-now) with --idle-timeout 1: two trades in one second, then
+    nothing. No input closes their 1-second bar; the clock does, on the bars topic. Then
+    SIGINT (Ctrl-C) stops the query: exit 130, its figures printed, no traceback."""
+    prefix = f"sp{os.getpid()}c."
+    create_topics(kafka_bootstrap, prefix)
+    t0 = 1_381_150_800 * 1_000_000_000  # 2013-10-07 13:00:00 UTC
+    with bus_for(kafka_bootstrap).producer() as producer:
+        for ts, price, size in ((t0, 30.0, 100.0), (t0 + 400_000_000, 30.5, 50.0)):
+            producer.send(f"{prefix}ticks", "AIG", encode(Trade("AIG", ts, price, size)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    command = spark_command(kafka_bootstrap, prefix, str(tmp_path / "checkpoint"),
+                            "--idle-timeout", "1")  # fmt: skip
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        bars = []
+        while not bars:
+            assert driver.poll() is None, driver.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no bar closed by the clock within 300 s"
+            time.sleep(1)
+            written = read_committed(kafka_bootstrap, f"{prefix}bars")
+            bars = [msgspec.json.decode(v) for rows in written.values() for _, v, _ in rows]
+        os.kill(driver.pid, signal.SIGINT)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert [(b["symbol"], b["timeframe"], b["bar_start"], b["close"], b["volume"])
+            for b in bars] == [("AIG", "1s", t0, 30.5, 150.0)]  # fmt: skip
+    assert "bars close after 1 s without input" in err
+    assert driver.returncode == 130, err[-3000:]
+    assert "spark: " in out and "Traceback" not in err

@@ -79,7 +79,7 @@ from marketpulse.cli.sink_options import (
     SINK_OPTION,
     SinkKind,
 )
-from marketpulse.config import Secret, Settings
+from marketpulse.config import IDLE_TIMEOUT, Secret, Settings
 
 __all__ = [
     "AdjustPrices", "AlertsFile", "Bootstrap", "Columns", "Conditions", "Config", "Dataset",
@@ -148,6 +148,17 @@ Guarantee = Annotated[str | None, annotated(GUARANTEE_OPTION), Setting("process.
 MetricsPort = Annotated[int | None, annotated(METRICS_PORT_OPTION), Setting("metrics_port")]
 Group = Annotated[str | None, annotated(GROUP_OPTION)]  # each service's own
 ExitWhenIdle = Annotated[float | None, annotated(EXIT_WHEN_IDLE_OPTION)]
+IdleTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--idle-timeout",
+        callback=bounded(0),
+        help="Seconds without input after which a partition's bars close by processing "
+        "time; 0: never, bars close by input alone (outputs then depend on input alone) "
+        f"[default: idle_timeout or MARKETPULSE_IDLE_TIMEOUT, else {IDLE_TIMEOUT:g}].",
+    ),
+    Setting("idle_timeout"),
+]
 
 # A file to replay or publish (not settings: they describe the file).
 Format = Annotated[FileFormat | None, annotated(FORMAT_OPTION)]

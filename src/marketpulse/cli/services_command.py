@@ -25,7 +25,7 @@ from marketpulse.cli.sink_options import (
     SinkKind,
     build_sink,
 )
-from marketpulse.config import COMMIT_INTERVAL, IDLE_TIMEOUT, Settings
+from marketpulse.config import COMMIT_INTERVAL, Settings
 
 __all__ = ["process", "sink_app"]
 
@@ -63,17 +63,7 @@ def process(
     guarantee: options.Guarantee = None,
     exit_when_idle: options.ExitWhenIdle = None,
     processing: options.Processing = options.Processing(),
-    idle_timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--idle-timeout",
-            callback=bounded(0),
-            help="Seconds without input after which a partition's bars close by processing "
-            "time; 0: never, bars close by input alone (outputs then depend on input alone) "
-            f"[default: idle_timeout or MARKETPULSE_IDLE_TIMEOUT, else {IDLE_TIMEOUT:g}].",
-        ),
-        Setting("idle_timeout"),
-    ] = None,
+    idle_timeout: options.IdleTimeout = None,
     dataset: str = typer.Option(
         None,
         "--dataset",

@@ -55,7 +55,8 @@ def spark(
         "--trigger",
         callback=bounded(0),
         metavar="SECONDS",
-        help="Seconds between micro-batches (0: each starts when the last ends).",
+        help="Seconds between micro-batches (0: each starts when the last ends; 1 while bars "
+        "close by the clock, see --idle-timeout).",
     ),  # fmt: skip
     available_now: bool = typer.Option(
         False,
@@ -76,6 +77,7 @@ def spark(
         help="Dataset stamped on every output [default: live; or MARKETPULSE_DATASET].",
     ),  # fmt: skip
     processing: options.Processing = options.Processing(),
+    idle_timeout: options.IdleTimeout = None,
     plugin: options.Plugins = None,
     name: str = typer.Option(
         "marketpulse-spark",
@@ -92,6 +94,9 @@ def spark(
     dead letters (and plugins' values, the trades kept) go to the output topics in
     one Kafka transaction, and to the lake (--lake), PostgreSQL (--postgres-url) and
     InfluxDB (--influx-url): a micro-batch Spark runs again writes nothing twice.
+    A bucket without input for --idle-timeout seconds closes its bars by Spark's
+    processing-time timers (micro-batches then run every --trigger seconds, 1 by
+    default, with input or not); with --available-now bars close by input alone.
     Needs the spark extra: pip install 'marketpulse[spark]'.
     """
     import dataclasses
@@ -108,10 +113,12 @@ def spark(
         )  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    stream = processor_settings(settings, wall_clock=True)
     stream = dataclasses.replace(
-        processor_settings(settings, wall_clock=True),
+        stream,
         dataset=dataset_for(settings, dataset, LIVE),
-        idle_timeout=None,  # bars close by input alone (see docs/spark.md)
+        # a bounded run closes bars by input alone, as replays do (docs/guides/spark.md)
+        idle_timeout=None if available_now else stream.idle_timeout,
     )
     kinds = list(dict.fromkeys(sink or []))
     for given, kind in ((lake, SinkKind.lake), (postgres_url, SinkKind.postgres),

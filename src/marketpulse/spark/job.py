@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from marketpulse.spark.writer import BatchWriter
     from marketpulse.stream import ProcessorSettings
 
-__all__ = ["KAFKA_PACKAGE", "SPARK_VERSION", "spark_session", "start"]
+__all__ = ["CLOCK_TRIGGER_S", "KAFKA_PACKAGE", "SPARK_VERSION", "spark_session", "start"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 SPARK_VERSION = "4.2.0"
 #: Spark's Kafka connector on Maven Central, for ``spark.jars.packages`` (``--packages``).
 KAFKA_PACKAGE = f"org.apache.spark:spark-sql-kafka-0-10_2.13:{SPARK_VERSION}"
+#: Seconds between micro-batches when bars close by the clock and no --trigger is given.
+CLOCK_TRIGGER_S = 1.0
 _ROCKSDB = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 
 
@@ -139,9 +141,12 @@ def start(
     ticks = reader.load().selectExpr(
         "key", "value", "partition", "offset", "unix_millis(timestamp) AS timestamp"
     )
+    # closing by the clock: processing-time timers, and a micro-batch at every trigger
+    # (with input or not) so that they fire
+    by_clock = settings.idle_timeout is not None
     records = ticks.groupBy("partition").transformWithStateInPandas(
         statefulProcessor=operator, outputStructType=OUTPUT_SCHEMA, outputMode="Append",
-        timeMode="None",
+        timeMode="ProcessingTime" if by_clock else "None",
     )  # fmt: skip
     stream = (
         records.writeStream.queryName(options.name)
@@ -150,12 +155,16 @@ def start(
     )
     if options.available_now:
         stream = stream.trigger(availableNow=True)
-    elif options.trigger_seconds:
-        stream = stream.trigger(processingTime=f"{options.trigger_seconds} seconds")
+    elif options.trigger_seconds or by_clock:
+        # each trigger runs a micro-batch while timers are set: not back to back
+        seconds = options.trigger_seconds or CLOCK_TRIGGER_S
+        stream = stream.trigger(processingTime=f"{seconds} seconds")
     logger.info(
-        "spark: query %s on %s: %s (%d partitions) by bucket, checkpoint %s, master %s",
+        "spark: query %s on %s: %s (%d partitions) by bucket, checkpoint %s, master %s; %s",
         options.name, bus, topics.ticks, partitions, options.checkpoint,
         spark.sparkContext.master,
+        f"a bucket's bars close after {settings.idle_timeout:g} s without input"
+        if by_clock else "bars close by input alone",
     )  # fmt: skip
     from marketpulse.spark.progress import ProgressLog
 

@@ -20,7 +20,8 @@ class SparkOptions:
         starting_offsets: where a new query starts reading ``ticks``:
             ``earliest`` or ``latest`` (a restarted query resumes from its checkpoint).
         max_offsets_per_trigger: ticks read per micro-batch at most (``None``: all there are).
-        trigger_seconds: seconds between micro-batches (0: each starts when the last ends).
+        trigger_seconds: seconds between micro-batches (0: each starts when the last ends;
+            while bars close by the clock, :data:`~marketpulse.spark.job.CLOCK_TRIGGER_S`).
         available_now: read what the topic holds when the query starts, then stop.
         to_kafka: write the outputs to the output topics (in Kafka transactions).
         name: the query's name (in Spark's UI, and in the output transactions' id).
