@@ -37,7 +37,10 @@ RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
     && /opt/marketpulse/bin/pip wheel --no-deps --wheel-dir /wheels .
 
-FROM ${PYTHON_RUNTIME_IMAGE} AS runtime
+# The application stage: everything the runtime image holds but its user. The
+# `spark` stage below adds to it, and `runtime`, the last stage (what `docker build .`
+# builds), only sets the user: the default image is this one, as a non-root user.
+FROM ${PYTHON_RUNTIME_IMAGE} AS app
 ENV PATH=/opt/marketpulse/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     NUMBA_CACHE_DIR=/opt/marketpulse-numba-cache \
@@ -66,9 +69,80 @@ RUN marketpulse run --duration 2 --no-dashboard --lake /tmp/warm --alerts-file /
     && rm -rf /tmp/warm \
     && python -c "import marketpulse.indicators as mi, marketpulse.sinks.pgcopy as pg; mi.warm_up(); pg.warm_up()" \
     && chown -R marketpulse:marketpulse "$NUMBA_CACHE_DIR"
-USER marketpulse
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8050
+ENTRYPOINT ["marketpulse"]
+CMD ["--help"]
+
+# The Spark route's image (`docker build --target spark -t marketpulse-spark .`; the
+# compose profile `spark`): the application plus Debian's headless Java 17, the `spark`
+# extra of pyproject.toml (pyspark, pandas, protobuf) and Spark's Kafka connector
+# (marketpulse.spark.job.KAFKA_PACKAGE) with its dependencies, resolved here from Maven
+# Central into an Ivy cache inside the image. spark-defaults.conf points Spark at that
+# cache (spark.jars.ivy), so `marketpulse spark` starts without reaching Maven Central.
+FROM app AS spark
+ENV SPARK_CONF_DIR=/opt/marketpulse-spark/conf
+# OpenJDK's postinst links man pages into /usr/share/man/man1, which a base image
+# without man pages lacks.
+RUN mkdir -p /usr/share/man/man1 \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+    && rm -rf /var/lib/apt/lists/*
+# The spark extra's packages, pinned as pyproject.toml pins them (read from the
+# installed MarketPulse's metadata: one definition, and MarketPulse itself untouched,
+# so numba's cache stays valid); pip comes back for this step only (ensurepip).
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+    && python -c 'import importlib.metadata as m, re; print("\n".join(r.split(";")[0] for r in m.requires("marketpulse") if re.search(r"extra\s*==\s*.spark.", r)))' \
+        > /tmp/spark-requirements.txt \
+    && grep -q '^pyspark==' /tmp/spark-requirements.txt \
+    && python -m ensurepip > /dev/null \
+    && python -m pip install --no-cache-dir --disable-pip-version-check -r /tmp/spark-requirements.txt \
+    && python -m pip uninstall --yes pip \
+    && rm /tmp/spark-requirements.txt \
+    && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    && find "$site" -depth -type d -name tests -exec rm -rf {} +
+# The connector's jars: a real session of the job (marketpulse.spark.job.spark_session)
+# resolves them into the Ivy cache, and a Kafka stream is declared to check that Spark
+# finds the connector. Behind a TLS-re-signing network Java needs the build secret's CA
+# too: the certificates the image does not already trust go into a throw-away copy of
+# Java's trust store for this step only. The cache belongs to the image's user (Ivy
+# writes its resolution reports there at each start).
+RUN --mount=type=secret,id=ca-bundle \
+    mkdir -p "$SPARK_CONF_DIR" /opt/marketpulse-spark/ivy /checkpoint \
+    && printf '%s\n' 'spark.jars.ivy /opt/marketpulse-spark/ivy' \
+        'spark.sql.warehouse.dir /tmp/spark-warehouse' > "$SPARK_CONF_DIR/spark-defaults.conf" \
+    && if [ -s /run/secrets/ca-bundle ]; then \
+        mkdir /tmp/trust && cp /etc/ssl/certs/java/cacerts /tmp/trust/cacerts \
+        && awk -v dir=/tmp/trust '{ sub(/\r$/, "") } \
+            /-----BEGIN CERTIFICATE-----/ { body = ""; pem = $0 "\n"; next } \
+            /-----END CERTIFICATE-----/ { pem = pem $0 "\n"; \
+                if (FNR == NR) { known[body] = 1 } \
+                else if (!(body in known)) { n++; f = dir "/" n ".pem"; printf "%s", pem > f; close(f) } \
+                next } \
+            { body = body $0; pem = pem $0 "\n" }' \
+            /etc/ssl/certs/ca-certificates.crt /run/secrets/ca-bundle \
+        && for cert in /tmp/trust/*.pem; do \
+            [ -e "$cert" ] || continue; \
+            keytool -importcert -noprompt -storepass changeit -keystore /tmp/trust/cacerts \
+                -alias "build-$(basename "$cert")" -file "$cert" > /dev/null; \
+        done \
+        && export JAVA_TOOL_OPTIONS="-Djavax.net.ssl.trustStore=/tmp/trust/cacerts -Djavax.net.ssl.trustStorePassword=changeit"; \
+    fi \
+    && cd /tmp \
+    && python -c "from marketpulse.spark import SparkOptions; \
+from marketpulse.spark.job import spark_session; \
+s = spark_session(SparkOptions(checkpoint='/tmp/none')); \
+s.readStream.format('kafka').option('kafka.bootstrap.servers', '127.0.0.1:9').option('subscribe', 'ticks').load(); \
+s.stop()" \
+    && ls /opt/marketpulse-spark/ivy/jars/*spark-sql-kafka* > /dev/null \
+    && rm -rf /tmp/trust /tmp/spark-* /tmp/blockmgr-* /tmp/hsperfdata_* /tmp/spark-warehouse \
+    && chown -R marketpulse:marketpulse /opt/marketpulse-spark /checkpoint
+USER marketpulse
+
+# The default image: the application as its own non-root user.
+FROM app AS runtime
+USER marketpulse
 ENTRYPOINT ["marketpulse"]
 CMD ["--help"]

@@ -95,6 +95,8 @@ containers: ## as root: podman set up and the stack's images built from Debian p
 	scripts/containers/build_kafka.sh
 	scripts/containers/build_image.sh postgres
 	scripts/containers/build_image.sh prometheus
+	scripts/containers/build_image.sh influxdb
+	scripts/containers/build_base.sh spark
 
-test-containers: containers ## as root: the compose stack test: bars in the lake and PostgreSQL, equal; Prometheus scrapes every service
+test-containers: containers ## as root: the compose stack test: bars in the lake and PostgreSQL, equal; Prometheus scrapes every service; then the spark profile's route
 	scripts/containers/stack_smoke.sh

@@ -4,6 +4,7 @@
 #
 #   sudo scripts/containers/build_base.sh            # base image + marketpulse:local
 #   sudo scripts/containers/build_base.sh base       # the base image only
+#   sudo scripts/containers/build_base.sh spark      # base image + marketpulse-spark:local
 #
 # 1. localhost/marketpulse-base:bookworm: `mmdebstrap` (minbase, bookworm and its
 #    security updates) with python3, python3-venv, python-is-python3 and
@@ -13,11 +14,20 @@
 #    build arguments pointing at (1). The host's CA bundle (CA_BUNDLE, default
 #    /etc/ssl/certs/ca-certificates.crt) goes in as a build secret, so pip inside
 #    can reach PyPI through a TLS-re-signing network; it is never in a layer.
+# 3. (argument spark) localhost/marketpulse-spark:local: the Dockerfile's `spark`
+#    target on (1), the same build arguments and secret (Java trusts the secret's CA
+#    for that build step only, to fetch the Kafka connector from Maven Central). It
+#    shares the dependency and application stages with (2), built once.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 base="${MARKETPULSE_BASE_IMAGE:-localhost/marketpulse-base:bookworm}"
 image="${MARKETPULSE_IMAGE:-localhost/marketpulse:local}"
+target=()
+if [ "${1:-all}" = spark ]; then
+    image="${MARKETPULSE_SPARK_IMAGE:-localhost/marketpulse-spark:local}"
+    target=(--target spark)
+fi
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 security="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 ca_bundle="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
@@ -27,9 +37,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 case "${1:-all}" in
-    all | base) ;;
+    all | base | spark) ;;
     *)
-        echo "build_base.sh: unknown argument '$1' (expected: base, or nothing)" >&2
+        echo "build_base.sh: unknown argument '$1' (expected: base, spark, or nothing)" >&2
         exit 2
         ;;
 esac
@@ -64,6 +74,7 @@ podman build \
     --build-arg "PYTHON_BUILD_IMAGE=$base" \
     --build-arg "PYTHON_RUNTIME_IMAGE=$base" \
     "${secret[@]}" \
+    "${target[@]}" \
     --tag "$image" \
     .
 echo "build_base.sh: $image built in $((SECONDS - start)) s"

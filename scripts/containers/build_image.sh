@@ -5,6 +5,7 @@
 #
 #   sudo scripts/containers/build_image.sh postgres     # localhost/marketpulse-postgres:15
 #   sudo scripts/containers/build_image.sh prometheus   # localhost/marketpulse-prometheus:2
+#   sudo scripts/containers/build_image.sh influxdb     # localhost/marketpulse-influxdb:1
 #
 # The build context is scripts/containers/NAME/. podman's layer cache makes a
 # rebuild of an unchanged context take a second.
@@ -15,8 +16,9 @@ base="${MARKETPULSE_BASE_IMAGE:-localhost/marketpulse-base:bookworm}"
 case "${1:-}" in
     postgres) image="${MARKETPULSE_POSTGRES_IMAGE:-localhost/marketpulse-postgres:15}" ;;
     prometheus) image="${MARKETPULSE_PROMETHEUS_IMAGE:-localhost/marketpulse-prometheus:2}" ;;
+    influxdb) image="${MARKETPULSE_INFLUXDB_IMAGE:-localhost/marketpulse-influxdb:1}" ;;
     *)
-        echo "build_image.sh: expected postgres or prometheus, got '${1:-}'" >&2
+        echo "build_image.sh: expected postgres, prometheus or influxdb, got '${1:-}'" >&2
         exit 2
         ;;
 esac

@@ -13,23 +13,41 @@
 #   3. after produce is stopped (SIGTERM) and the pipeline has drained, the lake
 #      and PostgreSQL hold exactly the same bars, indicators and alerts
 #      (compare_stores.py, run in the marketpulse image on the stack's network).
+# Then the spark profile's route, on a new stack of the same project: kafka,
+# postgres, influxdb, topics, produce (at SPARK_SIMULATOR_RATE ticks/s, default 500)
+# and spark, the services `docker compose --profile spark up` starts that write or
+# feed the stores (no process, no sink: that profile has none):
+#   4. (before up) the spark image starts a Spark session and finds Spark's Kafka
+#      connector without any network (its Ivy cache holds the jars);
+#   5. the spark service's bars reach the lake, PostgreSQL and InfluxDB;
+#   6. after produce is stopped and the route has drained, the bars topic
+#      (read_committed), the lake (rows and distinct keys), PostgreSQL and InfluxDB
+#      hold the same number of bars, and the lake and PostgreSQL the same rows
+#      (check_spark_route.py): nothing was written twice.
 # Then it tears everything down (containers, the project's network, its named
 # and anonymous volumes), pass or fail. Run as root after setup_podman.sh,
-# build_base.sh, build_kafka.sh and build_image.sh postgres|prometheus.
+# build_base.sh (and build_base.sh spark), build_kafka.sh and build_image.sh
+# postgres|prometheus|influxdb. PHASES (default "process spark") picks the phases.
 #
 #   sudo scripts/containers/stack_smoke.sh
+#   sudo PHASES=spark scripts/containers/stack_smoke.sh
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 project="${COMPOSE_PROJECT:-mpci}"
 timeout="${TIMEOUT:-300}"
+phases=" ${PHASES:-process spark} "
 services=(kafka postgres topics produce process sink-lake sink-postgres dashboard prometheus)
 if [ "$(id -u)" != 0 ]; then
     echo "stack_smoke.sh: run as root (rootful podman)" >&2
     exit 2
 fi
-for image in localhost/marketpulse:local localhost/marketpulse-kafka:4.3.1 \
-    localhost/marketpulse-postgres:15 localhost/marketpulse-prometheus:2; do
+images=(localhost/marketpulse:local localhost/marketpulse-kafka:4.3.1
+    localhost/marketpulse-postgres:15 localhost/marketpulse-prometheus:2)
+if [[ "$phases" == *" spark "* ]]; then
+    images+=(localhost/marketpulse-spark:local localhost/marketpulse-influxdb:1)
+fi
+for image in "${images[@]}"; do
     if ! podman image exists "$image"; then
         echo "stack_smoke.sh: no image $image: run make test-containers (it builds them)" >&2
         exit 2
@@ -54,6 +72,9 @@ teardown() {
             tr ' ' '\n' | grep -E '^[0-9a-f]{64}$' || true)"
     fi
     "${compose[@]}" down -v > /dev/null 2>&1 || true
+    # and any container `down` left (one of a profile it did not consider)
+    # shellcheck disable=SC2086
+    [ -z "$ids" ] || podman rm -f $ids > /dev/null 2>&1 || true
     # shellcheck disable=SC2086
     [ -z "$anon" ] || podman volume rm $anon > /dev/null 2>&1 || true
     # the named volumes, even without containers (a run killed mid-teardown
@@ -64,14 +85,6 @@ teardown() {
 }
 teardown  # whatever an earlier run of this project left behind
 trap teardown EXIT
-
-# 0. The image's kernels load from its numba cache, as its own user (no compile).
-if ! cache="$(podman run --rm -v "$PWD/scripts/containers/check_numba_cache.py:/tmp/check_numba_cache.py:ro" \
-    --entrypoint python localhost/marketpulse:local /tmp/check_numba_cache.py 2>&1)"; then
-    echo "stack_smoke.sh: the image compiles its kernels on start: $cache" >&2
-    exit 1
-fi
-echo "stack_smoke.sh: $cache"
 
 start=$SECONDS
 say() { echo "stack_smoke.sh: $((SECONDS - start)) s: $*"; }
@@ -86,6 +99,18 @@ fail() {
     done
     exit 1
 }
+
+# The process route (profile `process`, COMPOSE_PROFILES of .env.example).
+if [[ "$phases" == *" process "* ]]; then
+# 0. The image's kernels load from its numba cache, as its own user (no compile).
+if ! cache="$(podman run --rm -v "$PWD/scripts/containers/check_numba_cache.py:/tmp/check_numba_cache.py:ro" \
+    --entrypoint python localhost/marketpulse:local /tmp/check_numba_cache.py 2>&1)"; then
+    echo "stack_smoke.sh: the image compiles its kernels on start: $cache" >&2
+    exit 1
+fi
+echo "stack_smoke.sh: $cache"
+
+start=$SECONDS
 "${compose[@]}" up -d "${services[@]}" > /dev/null 2>&1
 say "up: ${services[*]}"
 
@@ -168,3 +193,75 @@ while [ $((SECONDS - start)) -lt "$timeout" ]; do
 done
 [ -n "$agreed" ] || fail "the stores differ: $(cat "$errors") ${counts:-}"
 say "the lake and PostgreSQL agree: $agreed"
+fi
+
+# The spark route (`docker compose --profile spark up`), on empty stores.
+if [[ "$phases" == *" spark "* ]]; then
+teardown
+export COMPOSE_PROFILES=spark  # what --profile spark sets
+services=(kafka postgres influxdb topics produce spark)
+phase_start=$SECONDS
+start=$SECONDS
+
+# 4. The spark image starts Spark and finds the Kafka connector with no network at all.
+offline='
+from marketpulse.spark import SparkOptions
+from marketpulse.spark.job import spark_session
+spark = spark_session(SparkOptions(checkpoint="/tmp/checkpoint"))
+spark.readStream.format("kafka").option("kafka.bootstrap.servers", "127.0.0.1:9").option(
+    "subscribe", "ticks").load()
+print(f"Spark {spark.version} started and found its Kafka connector with no network")
+spark.stop()
+'
+if ! found="$(podman run --rm --network none --entrypoint python \
+    localhost/marketpulse-spark:local -c "$offline" 2>&1)"; then
+    fail "the spark image cannot start Spark offline: $(echo "$found" | tail -n 5)"
+fi
+say "$(echo "$found" | tail -n 1)"
+
+# 5. The spark service's bars in the lake, PostgreSQL and InfluxDB.
+export MARKETPULSE_SIMULATOR_RATE="${SPARK_SIMULATOR_RATE:-500}"
+"${compose[@]}" up -d "${services[@]}" > /dev/null 2>&1
+say "up: ${services[*]} (the simulator at $MARKETPULSE_SIMULATOR_RATE ticks/s)"
+check=(podman run --rm --network "${project}_default" -v "${project}_lake:/data:ro"
+    -v "$PWD/scripts/containers/compare_stores.py:/tmp/compare_stores.py:ro"
+    -v "$PWD/scripts/containers/check_spark_route.py:/tmp/check_spark_route.py:ro"
+    -e "MARKETPULSE_POSTGRES_URL=postgresql://marketpulse:$POSTGRES_PASSWORD@postgres:5432/marketpulse"
+    -e "MARKETPULSE_INFLUX_URL=http://influxdb:8086/marketpulse"
+    -e "MARKETPULSE_KAFKA_BOOTSTRAP=kafka:9092"
+    --entrypoint python localhost/marketpulse-spark:local /tmp/check_spark_route.py)
+errors="$(mktemp)"
+counts=""
+reached=0
+while [ $((SECONDS - start)) -lt "$timeout" ]; do
+    sleep 5
+    if counts="$("${check[@]}" --some 2> "$errors")"; then
+        reached=1
+        break
+    fi
+done
+[ "$reached" = 1 ] || fail "the spark route's bars: ${counts:-$(cat "$errors")}"
+say "the spark route's bars in every store: $counts"
+
+# 6. produce stopped; once drained, every store holds each bar once, the same rows.
+podman stop -t 20 "${project}_produce_1" > /dev/null 2>&1
+say "produce stopped"
+previous=""
+agreed=""
+while [ $((SECONDS - start)) -lt "$timeout" ]; do
+    sleep 8
+    if counts="$("${check[@]}" 2> "$errors")"; then
+        [ "$counts" = "$previous" ] && agreed="$counts" && break
+        previous="$counts"
+    else
+        previous=""
+    fi
+done
+[ -n "$agreed" ] || fail "the spark route's stores differ: $(cat "$errors") ${counts:-}"
+say "the spark route wrote each bar once, the same in every store: $(echo "$agreed" | tr '\n' ' ')"
+expected="$(printf '%s\n' "${services[@]}" | sed "s/.*/${project}_&_1/")"
+others="$(podman ps -a --filter "label=io.podman.compose.project=$project" --format '{{.Names}}' |
+    grep -v -x -F -f <(echo "$expected") || true)"
+[ -z "$others" ] || fail "containers beside the spark route's: $others"
+echo "stack_smoke.sh: the spark phase took $((SECONDS - phase_start)) s"
+fi
