@@ -19,7 +19,8 @@
 # feed the stores (no process, no sink: that profile has none):
 #   4. (before up) the spark image starts a Spark session and finds Spark's Kafka
 #      connector without any network (its Ivy cache holds the jars);
-#   5. the spark service's bars reach the lake, PostgreSQL and InfluxDB;
+#   5. the spark service's bars reach the lake, PostgreSQL and InfluxDB, and the
+#      health checks of spark (its driver's UI) and influxdb pass;
 #   6. after produce is stopped and the route has drained, the bars topic
 #      (read_committed), the lake (rows and distinct keys), PostgreSQL and InfluxDB
 #      hold the same number of bars, and the lake and PostgreSQL the same rows
@@ -242,6 +243,12 @@ while [ $((SECONDS - start)) -lt "$timeout" ]; do
 done
 [ "$reached" = 1 ] || fail "the spark route's bars: ${counts:-$(cat "$errors")}"
 say "the spark route's bars in every store: $counts"
+# compose.yaml's health checks of the route's own services, run by hand (no systemd here)
+for service in spark influxdb; do
+    podman healthcheck run "${project}_${service}_1" > /dev/null 2>&1 ||
+        fail "the $service container's health check fails"
+done
+say "the spark and influxdb health checks pass"
 
 # 6. produce stopped; once drained, every store holds each bar once, the same rows.
 podman stop -t 20 "${project}_produce_1" > /dev/null 2>&1
