@@ -232,8 +232,7 @@ def test_a_driver_killed_mid_batch_at_random_moments_loses_and_duplicates_nothin
     create_topics(kafka_bootstrap, prefix)
     load_with_bad_records(kafka_bootstrap, prefix)
     checkpoint, lake = tmp_path / "checkpoint", tmp_path / "lake"
-    # bars close by input alone, as in process's run (the query is not --available-now)
-    args = ("--lake", lake, "--max-offsets-per-trigger", "20000", "--idle-timeout", "0")
+    args = ("--lake", lake, "--max-offsets-per-trigger", "20000")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
     kills = 0
     for _ in range(3):

@@ -77,7 +77,15 @@ def spark(
         help="Dataset stamped on every output [default: live; or MARKETPULSE_DATASET].",
     ),  # fmt: skip
     processing: options.Processing = options.Processing(),
-    idle_timeout: options.IdleTimeout = None,
+    idle_timeout: float = typer.Option(
+        0.0,
+        "--idle-timeout",
+        callback=bounded(0),
+        metavar="SECONDS",
+        help="Seconds without input after which a bucket's bars close by processing time "
+        "(0: never, bars close by input alone). Not the idle_timeout setting of process: "
+        "while it is on, Spark runs a micro-batch at every trigger, input or not.",
+    ),  # fmt: skip
     plugin: options.Plugins = None,
     name: str = typer.Option(
         "marketpulse-spark",
@@ -94,9 +102,10 @@ def spark(
     dead letters (and plugins' values, the trades kept) go to the output topics in
     one Kafka transaction, and to the lake (--lake), PostgreSQL (--postgres-url) and
     InfluxDB (--influx-url): a micro-batch Spark runs again writes nothing twice.
-    A bucket without input for --idle-timeout seconds closes its bars by Spark's
-    processing-time timers (micro-batches then run every --trigger seconds, 1 by
-    default, with input or not); with --available-now bars close by input alone.
+    With --idle-timeout, a bucket without input for that long closes its bars by
+    Spark's processing-time timers (micro-batches then run every --trigger seconds, 1
+    by default, with input or not); otherwise, and with --available-now, bars close by
+    input alone.
     Needs the spark extra: pip install 'marketpulse[spark]'.
     """
     import dataclasses
@@ -118,7 +127,7 @@ def spark(
         stream,
         dataset=dataset_for(settings, dataset, LIVE),
         # a bounded run closes bars by input alone, as replays do (docs/guides/spark.md)
-        idle_timeout=None if available_now else stream.idle_timeout,
+        idle_timeout=None if available_now or not idle_timeout else idle_timeout,
     )
     kinds = list(dict.fromkeys(sink or []))
     for given, kind in ((lake, SinkKind.lake), (postgres_url, SinkKind.postgres),
@@ -132,7 +141,7 @@ def spark(
 
 
 def _run(settings, stream, rules, spark_options, kinds) -> None:  # noqa: ANN001 - typed above
-    from marketpulse.spark.job import spark_session, start
+    from marketpulse.spark.terminal import quiet_start
     from marketpulse.spark.writer import BatchWriter
 
     bus, topics = open_bus(settings)
@@ -146,6 +155,19 @@ def _run(settings, stream, rules, spark_options, kinds) -> None:  # noqa: ANN001
             built.close()
         raise
     writer = BatchWriter(bus, topics, spark_options.name, sinks, spark_options.to_kafka)
+    with quiet_start():
+        failure, stop = _query(settings, stream, rules, spark_options, writer, bus, topics)
+    console.print(f"spark: {writer.stats.line()}", highlight=False)
+    if failure:
+        raise RunFailure(f"spark: the query stopped: {failure}")
+    if stop.signum is not None:
+        raise typer.Exit(stop.exit_code)
+
+
+def _query(settings, stream, rules, spark_options, writer, bus, topics):  # noqa: ANN001, ANN202
+    """Run the query to its end; return why it failed (``None``: it did not) and the signals."""
+    from marketpulse.spark.job import spark_session, start
+
     session = spark_session(spark_options)
     failure: str | None = None
     try:
@@ -157,19 +179,16 @@ def _run(settings, stream, rules, spark_options, kinds) -> None:  # noqa: ANN001
                     query.awaitTermination(0.5)
             except Exception:  # noqa: BLE001 - the query failed: _why says why, in one line
                 logger.debug("spark: the query failed", exc_info=True)
-            if query.isActive:
+            stopping = query.isActive  # stopped here: what the stop interrupts is no failure
+            if stopping:
                 logger.info("spark: stopping the query (a micro-batch under way runs again "
                             "at the next start)")  # fmt: skip
                 query.stop()
-            failure = _why(query)
+            failure = None if stopping else _why(query)
     finally:
         writer.close()
         session.stop()
-    console.print(f"spark: {writer.stats.line()}", highlight=False)
-    if failure:
-        raise RunFailure(f"spark: the query stopped: {failure}")
-    if stop.signum is not None:
-        raise typer.Exit(stop.exit_code)
+    return failure, stop
 
 
 def _why(query) -> str | None:  # noqa: ANN001 - a pyspark StreamingQuery

@@ -169,7 +169,7 @@ class BucketOperator(StatefulProcessor):
             self._save(processor, ticks, bucket)
             self._clock.update((input_ms, now))
             if now - input_ms < self._horizon_ms + self._idle_ms:  # bars may still be open
-                self._set_timer(now + self._step_ms)
+                self._set_timer(now + self._step_ms, fired=expiredTimerInfo.getExpiryTimeInMs())
             with _KEPT_LOCK:
                 _KEPT[(self.run, bucket)] = (processor, (stored, now))
         yield recorder.frame()
@@ -178,10 +178,11 @@ class BucketOperator(StatefulProcessor):
         """When the bucket's bars last closed by the clock (ms; 0: not since its last input)."""
         return self._clock.get()[1] if self._idle_ms is not None and self._clock.exists() else 0
 
-    def _set_timer(self, at_ms: int) -> None:
-        """The bucket's one timer, at ``at_ms``."""
+    def _set_timer(self, at_ms: int, fired: int | None = None) -> None:
+        """The bucket's one timer, at ``at_ms`` (``fired``: the one firing now, gone already)."""
         for earlier in list(self._handle.listTimers()):
-            self._handle.deleteTimer(earlier)
+            if earlier != fired:
+                self._handle.deleteTimer(earlier)
         self._handle.registerTimer(at_ms)
 
     def _save(self, processor: Processor, ticks: str, bucket: int) -> None:

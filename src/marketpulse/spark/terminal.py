@@ -1,0 +1,98 @@
+"""The driver's standard error without the notices of Spark's start (Ivy) and Python workers.
+
+A local driver's JVM and the Python workers it starts write to this
+process's standard error: Ivy's report of resolving the Kafka connector (a
+screenful at every start) and the stateful operator's Python worker's
+"Streaming TransformWithStateInPandas Python worker ..." lines. While
+:class:`QuietStderr` is open, file descriptor 2 (this process's and the
+children's it starts) is a pipe that a thread copies to the terminal,
+leaving those lines out; everything else, warnings and errors included, goes
+through unchanged and in order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from types import TracebackType
+
+__all__ = ["QuietStderr", "is_notice", "quiet_start"]
+
+#: Lines of a successful start's report: Ivy's resolution (its tab-indented lines and
+#: table), the operator's Python worker's prints, and the blank lines between them.
+_NOTICE = re.compile(
+    r"^(?:"
+    r":: (?:loading settings|resolving dependencies|resolution report|retrieving) ::"
+    r"|Ivy Default Cache set to:|The jars for the packages stored in:"
+    r"|\S+#\S+ added as a dependency$"
+    r"|\t(?:confs:|found |:: modules in use:|\S+#\S+;\S+ from |-{10,}|\|"
+    r"|\d+ artifacts copied|downloading |\[SUCCESSFUL \])"
+    r"|(?:Starting )?Streaming TransformWithStateInPandas Python worker"
+    r"|\s*$"
+    r")"
+)
+#: Words that keep a line however it starts: a failed resolution or start says why.
+_KEEP = re.compile(r"unresolved|error|exception|warn|fail|not found", re.IGNORECASE)
+
+
+#: The JVM's notice that Spark uses an incubating module (a warning of no use to a user).
+_INCUBATOR = "WARNING: Using incubator modules: "
+
+
+def is_notice(line: str) -> bool:
+    """Whether ``line`` is one of the start's notices :class:`QuietStderr` leaves out."""
+    return line.startswith(_INCUBATOR) or (bool(_NOTICE.match(line)) and not _KEEP.search(line))
+
+
+class QuietStderr:
+    """Standard error (descriptor 2) through a filter of :func:`is_notice` lines, while open."""
+
+    def __init__(self) -> None:
+        self._terminal: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> QuietStderr:
+        sys.stderr.flush()
+        self._terminal = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self._thread = threading.Thread(
+            target=self._copy, args=(read, self._terminal), name="quiet-stderr", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        sys.stderr.flush()
+        assert self._terminal is not None and self._thread is not None
+        os.dup2(self._terminal, 2)  # this process writes to the terminal again
+        # the JVM and its workers hold the pipe until they exit: what they wrote by now
+        # is copied within a moment; the thread copies what comes later, to the end
+        self._thread.join(0.5)
+
+    @staticmethod
+    def _copy(read: int, terminal: int) -> None:
+        with os.fdopen(read, "rb") as pipe:
+            for raw in pipe:
+                if not is_notice(raw.decode("utf-8", "replace")):
+                    os.write(terminal, raw)
+
+
+def quiet_start() -> AbstractContextManager[object]:
+    """A :class:`QuietStderr` for a driver this process starts.
+
+    Nothing under ``spark-submit`` (its JVM runs already) or with
+    ``MARKETPULSE_TRACEBACK`` set (every line shown).
+    """
+    if os.environ.get("MARKETPULSE_TRACEBACK") or "PYSPARK_GATEWAY_PORT" in os.environ:
+        return nullcontext()
+    return QuietStderr()
