@@ -14,6 +14,7 @@ from marketpulse.cli.option_groups import grouped
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.cli.sink_options import SinkKind, build_sink
 from marketpulse.exceptions import RunFailure
+from marketpulse.spark.options import MAX_OFFSETS_PER_TRIGGER
 
 __all__ = ["spark"]
 
@@ -44,11 +45,12 @@ def spark(
         help="Where a new query starts reading ticks (a restart resumes from its checkpoint).",
     ),  # fmt: skip
     max_offsets_per_trigger: int = typer.Option(
-        None,
+        MAX_OFFSETS_PER_TRIGGER,
         "--max-offsets-per-trigger",
         min=1,
         metavar="N",
-        help="Ticks read per micro-batch at most [default: all there are].",
+        help="Ticks read per micro-batch at most (a micro-batch's outputs are collected in "
+        "the driver: this bounds its memory).",
     ),  # fmt: skip
     trigger: float = typer.Option(
         0.0,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SparkOptions"]
+__all__ = ["MAX_OFFSETS_PER_TRIGGER", "SparkOptions"]
+
+#: Ticks a micro-batch reads at most, unless told otherwise.
+MAX_OFFSETS_PER_TRIGGER = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +22,10 @@ class SparkOptions:
             ``local[*]``.
         starting_offsets: where a new query starts reading ``ticks``:
             ``earliest`` or ``latest`` (a restarted query resumes from its checkpoint).
-        max_offsets_per_trigger: ticks read per micro-batch at most (``None``: all there are).
+        max_offsets_per_trigger: ticks read per micro-batch at most (``None``: all there
+            are). The default bounds what a micro-batch holds: its outputs are collected in
+            the driver (``foreachBatch``); one micro-batch of 777,000 ticks (two Lean
+            days) failed in a local driver's shuffle block transfer here.
         trigger_seconds: seconds between micro-batches (0: each starts when the last ends;
             while bars close by the clock, :data:`~marketpulse.spark.job.CLOCK_TRIGGER_S`).
         available_now: read what the topic holds when the query starts, then stop.
@@ -32,7 +38,7 @@ class SparkOptions:
     checkpoint: str
     master: str | None = None
     starting_offsets: str = "earliest"
-    max_offsets_per_trigger: int | None = None
+    max_offsets_per_trigger: int | None = MAX_OFFSETS_PER_TRIGGER
     trigger_seconds: float = 0.0
     available_now: bool = False
     to_kafka: bool = True
