@@ -1,4 +1,4 @@
-"""Peers on one preloaded Kafka topic: raw confluent-kafka, MarketPulse, Quix Streams, PySpark.
+"""Peers on one Kafka topic: raw confluent-kafka, MarketPulse, its Spark route, Quix, PySpark.
 
 ``ticks`` (6 partitions) is preloaded as bench/bench_kafka_catchup.py does it
 (the Lean day written 13 times, shifted by 0..12 days: 5,049,421 real trades,
@@ -16,9 +16,18 @@ that topic:
   timed the same way (launch until its group's committed offsets reach the end);
 * ``spark``: bench/peers/spark/app.py (PySpark Structured Streaming, 1-minute
   bars, ``availableNow``, ``local[2]``), timed from its launch until the query
-  has finished (its offsets are in its checkpoint, not in a group).
+  has finished (its offsets are in its checkpoint, not in a group);
+* ``marketpulse-spark-local1``, ``-local2``: ``marketpulse spark --available-now
+  --master local[N] --lateness 0`` as a command (the Spark route: the same
+  processor per bucket in ``transformWithStateInPandas``), and
+  ``marketpulse-spark-apply-local1``, ``-local2``: the same with the operator in
+  ``applyInPandasWithState`` (bench/peer_spark.py), timed from launch to the end
+  of the query's last micro-batch, by Spark's progress reports; they write
+  ``process``'s own topics, and their bars are read from the end ``bars`` had
+  before each started.
 
-Each peer runs in its own environment (bench/peer_venvs.py makes them). Each
+Each peer runs in its own environment (bench/peer_venvs.py makes them; the
+Spark route in MarketPulse's, its ``spark`` extra). Each
 engine's 1-minute bars are read back from its output topic (MarketPulse's
 ``bars``, 1-minute rows) and must equal MarketPulse's (bench/peer_bars.py:
 each symbol's last window left out): a peer that fails or disagrees ends the
@@ -26,7 +35,9 @@ run with a one-line error naming the peer and the first differing bar.
 
 ``--smoke`` installs nothing and starts no JVM: raw and marketpulse on the
 first 50,000 trades, MarketPulse's bars checked against plainly computed ones,
-and the checker checked on a bar changed on purpose. Prints one JSON object
+the checker checked on a bar changed on purpose, and the ``applyInPandasWithState``
+operator run without Spark (a stand-in ``GroupState``) over the same ticks in two
+micro-batches, its kept processors dropped between them, its bars checked too. Prints one JSON object
 (last line); progress on standard error.
 """
 
@@ -41,6 +52,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import confluent_kafka as ck
@@ -49,13 +61,23 @@ from bench_kafka_catchup import NO_FETCH_BACKOFF, CommitWatch, best, cli_run, le
 from bench_kafka_catchup import run_raw_consumer as raw_consumer
 from kafka_common import bus_for, cluster, create_topics, end_offsets, new_prefix
 from peer_bars import Bars, PeerDisagrees, check_equal, closed_by_event_time, reference_bars
+from peer_spark import (
+    SPARK_PEERS,
+    ensure_connector,
+    folder_bytes,
+    java_version,
+    log_settings,
+    spark_command,
+    spark_env,
+    spark_timing,
+)
 from peer_venvs import PeerSetupError, ensure, ensure_spark_jars, peer_python, versions
 
 from marketpulse.bus.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_APPS = ROOT / "bench" / "peers"
-ALL = ("raw", "marketpulse", "quix-at-least-once", "quix-exactly-once", "spark")
+ALL = ("raw", "marketpulse", "quix-at-least-once", "quix-exactly-once", "spark", *SPARK_PEERS)
 SMOKE_TRADES = 50_000
 #: A window closes when a trade at or after its end arrives, as Quix's grace 0 and
 #: Spark's watermark 0 do (the default lateness, 0.5 s, keeps it open half a second more).
@@ -73,9 +95,13 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
-    """Every committed record of ``topic`` as (key, value), to the end of each partition."""
+def read_topic(
+    bootstrap: str, topic: str, since: dict[int, int] | None = None
+) -> list[tuple[bytes, bytes]]:
+    """Every committed record of ``topic`` as (key, value), from ``since`` (default: the
+    beginning) to the end of each partition."""
     ends = end_offsets(bootstrap, topic)
+    since = since or {}
     consumer = ck.Consumer(
         {"bootstrap.servers": bootstrap, "group.id": new_prefix("read"),
          "enable.auto.commit": False, "enable.partition.eof": True,
@@ -83,8 +109,9 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
     )  # fmt: skip
     records = []
     try:
-        consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in ends])
-        pending = {p for p, end in ends.items() if end > 0}
+        consumer.assign([ck.TopicPartition(topic, p, since.get(p, ck.OFFSET_BEGINNING))
+                         for p in ends])  # fmt: skip
+        pending = {p for p, end in ends.items() if end > since.get(p, 0)}
         deadline = time.monotonic() + 300
         while pending and time.monotonic() < deadline:
             for message in consumer.consume(10_000, 0.5):
@@ -180,17 +207,19 @@ class TreeSampler(threading.Thread):
 
 
 def run_peer(name: str, command: list[str], log: Path, watch: CommitWatch | None,
-             trades: int) -> dict:  # fmt: skip
+             trades: int, env: dict[str, str] | None = None,
+             timing: Callable[[str], dict] | None = None) -> dict:  # fmt: skip
     """Run a peer's program; time it from launch to its group's commit at the end, or its end.
 
-    Its standard output carries ``{"ready": T}`` and ``{"done": T}`` lines; its
-    logs go to ``log``. CPU time and peak memory are its process tree's (the
-    JVM of Spark included), sampled every 0.2 s.
+    Its standard output carries ``{"ready": T}`` and ``{"done": T}`` lines, or
+    ``timing`` finds them (and more figures) in its log, which goes to ``log``.
+    CPU time and peak memory are its process tree's (the JVM of Spark and its
+    Python workers included), sampled every 0.2 s.
     """
     say(f"  {name}: running")
     launched = time.time()
     with log.open("w") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
     sampler = TreeSampler(proc.pid)
     sampler.start()
     committed_at = None
@@ -219,24 +248,126 @@ def run_peer(name: str, command: list[str], log: Path, watch: CommitWatch | None
         sampler.join()
     if proc.returncode != 0:
         raise PeerFailed(f"{name} exited {proc.returncode}: {_last_line(log)} (log: {log})")
-    stamps = {}
+    stamps: dict = {}
     for line in out.splitlines():
         if line.startswith("{"):
             stamps.update(json.loads(line))
+    if timing is not None:
+        try:
+            stamps = timing(log.read_text(errors="replace"))
+        except ValueError as exc:
+            raise PeerFailed(f"{name}: {exc} (log: {log})") from None
+        stamps["summary"] = next((line for line in out.splitlines() if line.strip()), "")
     if "done" not in stamps:
         raise PeerFailed(f"{name} printed no end time (log: {log})")
     if watch is not None and committed_at is None:
         raise PeerFailed(f"{name} stopped before committing the end of the topic (log: {log})")
-    end = committed_at if watch is not None else stamps["done"]
+    done = stamps.pop("done")
+    end = committed_at if watch is not None else done
     seconds = end - launched
+    ready = stamps.pop("ready", None)
     return {
         "seconds": seconds,
         "ticks_per_s": trades / seconds,
-        "start_up_seconds": stamps["ready"] - launched if "ready" in stamps else None,
+        "start_up_seconds": ready - launched if ready is not None else None,
         "cpu_seconds": sampler.cpu,
         "max_rss_mb": sampler.rss / 2**20,
         "exit_seconds": time.time() - launched,
+        **stamps,
     }
+
+
+def run_spark_peer(name: str, bootstrap: str, topics: Topics, trades: int, work: Path,
+                   settings: Path, options: tuple[str, ...]) -> dict:  # fmt: skip
+    """Run Spark peer ``name`` (bench/peer_spark.py); its figures and where ``bars`` ended before."""
+    since = end_offsets(bootstrap, topics.name("bars"))
+    checkpoint = work / f"{name}-checkpoint"
+    command = spark_command(name, bootstrap, topics.prefix, checkpoint, options)
+    result = run_peer(name, command, work / f"{name}.log", None, trades, env=spark_env(settings),
+                      timing=spark_timing)  # fmt: skip
+    if result["ticks_read"] != trades:
+        raise PeerFailed(f"{name} read {result['ticks_read']:,} ticks, not {trades:,}")
+    result["checkpoint_state_bytes"] = folder_bytes(checkpoint / "state")
+    result["checkpoint_bytes"] = folder_bytes(checkpoint)
+    return {**result, "bars_since": since}
+
+
+class _GroupState:
+    """A stand-in for Spark's ``GroupState``: what the operator reads and updates."""
+
+    def __init__(self) -> None:
+        self.value: tuple | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.value is not None
+
+    @property
+    def get(self) -> tuple:
+        assert self.value is not None
+        return self.value
+
+    def update(self, value: tuple) -> None:
+        self.value = tuple(value)
+
+
+def apply_operator_bars(bootstrap: str, topics: Topics) -> Bars:
+    """The 1-minute bars of the ``applyInPandasWithState`` operator run without Spark.
+
+    Each partition of ``ticks`` in two micro-batches, the worker's kept
+    processors dropped between them: the second restores its bucket from the
+    ``GroupState`` as a task of another worker would.
+    """
+    sys.path.insert(0, str(PEER_APPS / "marketpulse_spark"))
+    import apply_operator
+    import pandas as pd
+
+    from marketpulse.alerts.loading import default_rules
+    from marketpulse.stream import ProcessorSettings
+
+    settings = ProcessorSettings(lateness=float(MARKETPULSE_OPTIONS[1]), idle_timeout=None,
+                                 wall_clock=True)  # fmt: skip
+    operator = apply_operator.ApplyOperator(settings, default_rules(), topics.prefix, True, None,
+                                            "smoke")  # fmt: skip
+    records = []
+    for partition, frame in read_ticks(bootstrap, topics.ticks).items():
+        state = _GroupState()
+        half = len(frame) // 2
+        for part in (frame.iloc[:half], frame.iloc[half:]):
+            apply_operator._KEPT.clear()
+            for out in operator((partition,), iter([part]), state):
+                records.append(out)
+    out = pd.concat(records, ignore_index=True)
+    out = out[out["topic"] == topics.name("bars")]
+    return marketpulse_bars(list(zip(out["key"], out["value"], strict=True)))
+
+
+def read_ticks(bootstrap: str, topic: str) -> dict:
+    """``topic``'s records per partition as frames of key, value, offset and timestamp (ms)."""
+    import pandas as pd
+
+    ends = end_offsets(bootstrap, topic)
+    consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": new_prefix("ticks"),
+                            "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+    rows: dict[int, list] = {p: [] for p, end in ends.items() if end > 0}
+    try:
+        consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in rows])
+        pending, deadline = set(rows), time.monotonic() + 120
+        while pending and time.monotonic() < deadline:
+            for message in consumer.consume(10_000, 0.5):
+                error = message.error()
+                if error is None:
+                    rows[message.partition()].append(
+                        (message.key(), message.value(), message.offset(), message.timestamp()[1])
+                    )
+                elif error.code() == ck.KafkaError._PARTITION_EOF:
+                    pending.discard(message.partition())
+                else:
+                    raise PeerFailed(f"reading {topic}: {error.str()}")
+    finally:
+        consumer.close()
+    columns = ["key", "value", "offset", "timestamp"]
+    return {p: pd.DataFrame(r, columns=columns) for p, r in rows.items()}
 
 
 def self_check(bars: Bars) -> str:
@@ -267,8 +398,13 @@ def main() -> None:
         "--peers", default=",".join(ALL), help=f"comma-separated, of {', '.join(ALL)}"
     )
     parser.add_argument(
+        "--max-offsets-per-trigger", type=int, default=0, metavar="N",
+        help="the Spark route's ticks per micro-batch at most (default 0: Spark's default, all)",
+    )  # fmt: skip
+    parser.add_argument(
         "--smoke", action="store_true",
-        help="raw and marketpulse on 50,000 trades, bars checked plainly; no venvs, no Spark",
+        help="raw and marketpulse on 50,000 trades, bars checked plainly (and the "
+        "applyInPandasWithState operator's, without Spark); no venvs, no JVM",
     )  # fmt: skip
     args = parser.parse_args()
     peers = ["raw", "marketpulse"] if args.smoke else [p.strip() for p in args.peers.split(",")]
@@ -277,6 +413,7 @@ def main() -> None:
         parser.error(f"unknown peer {unknown[0]!r}: choose from {', '.join(ALL)}")
     if "marketpulse" not in peers and len(set(peers) - {"raw"}):
         parser.error("the peers' bars are checked against marketpulse's: include marketpulse")
+    peers = sorted(set(peers), key=ALL.index)  # marketpulse's bars first: the reference
     copies = 1 if args.smoke else args.copies
     work = Path(tempfile.mkdtemp(prefix="mp-bench-peers-"))
     try:
@@ -316,7 +453,13 @@ def run(args: argparse.Namespace, peers: list[str], copies: int, work: Path) -> 
         reference: Bars = {}
         last = last_windows(batches)
         checks: dict[str, int] = {}
+        spark_settings: Path | None = None
+        spark_options = MARKETPULSE_OPTIONS + (
+            ("--max-offsets-per-trigger", str(args.max_offsets_per_trigger))
+            if args.max_offsets_per_trigger else ()
+        )  # fmt: skip
         for peer in peers:
+            load = os.getloadavg()[0]  # other work on the machine as the peer starts
             if peer == "raw":
                 say("  raw confluent-kafka: running")
                 runs = [raw_consumer(kafka.bootstrap, topics.ticks, ends, NO_FETCH_BACKOFF)
@@ -332,6 +475,19 @@ def run(args: argparse.Namespace, peers: list[str], copies: int, work: Path) -> 
                 reference = closed_by_event_time(
                     marketpulse_bars(read_topic(kafka.bootstrap, topics.name("bars"))), last
                 )
+            elif peer in SPARK_PEERS:
+                if spark_settings is None:
+                    say("  the Spark route: Ivy fetches the Kafka connector into its cache (once, "
+                        "not timed)")  # fmt: skip
+                    ensure_connector(work)
+                    spark_settings = log_settings(work)
+                results[peer] = run_spark_peer(peer, kafka.bootstrap, topics, trades, work,
+                                               spark_settings, spark_options)  # fmt: skip
+                bars_read = read_topic(kafka.bootstrap, topics.name("bars"),
+                                       results[peer].pop("bars_since"))  # fmt: skip
+                bars = closed_by_event_time(marketpulse_bars(bars_read), last)
+                checks[peer] = check_equal(peer, reference, bars)
+                say(f"  {peer}: {checks[peer]:,} bars equal to marketpulse's")
             else:
                 out_topic = f"{topics.prefix}{peer}-bars"
                 # created here for both, so no peer's first outputs wait for a new topic; kept
@@ -355,6 +511,7 @@ def run(args: argparse.Namespace, peers: list[str], copies: int, work: Path) -> 
                 bars = closed_by_event_time(peer_bars(read_topic(kafka.bootstrap, out_topic)), last)
                 checks[peer] = check_equal(peer, reference, bars)
                 say(f"  {peer}: {checks[peer]:,} bars equal to marketpulse's")
+            results[peer]["load_1min_at_start"] = round(load, 2)
             say(f"  {peer}: {results[peer]['seconds']:.1f} s, "
                 f"{results[peer]['ticks_per_s']:,.0f} trades/s")  # fmt: skip
         if args.smoke and reference:
@@ -366,8 +523,21 @@ def run(args: argparse.Namespace, peers: list[str], copies: int, work: Path) -> 
                                                  closed_by_event_time(plain, last))  # fmt: skip
             say(f"  plain Python bars: {checks['plain-python']:,} equal to marketpulse's")
             say(f"  self-check: {self_check(reference)}")
+            checks["apply-operator"] = check_equal(
+                "apply-operator", reference,
+                closed_by_event_time(apply_operator_bars(kafka.bootstrap, topics), last),
+            )  # fmt: skip
+            say(f"  applyInPandasWithState operator without Spark: {checks['apply-operator']:,} "
+                "bars equal to marketpulse's")  # fmt: skip
         broker = kafka.describe()
     found = {venv: versions(venv) for venv in environments}
+    if spark_settings is not None:
+        import pyspark
+
+        from marketpulse.spark.job import KAFKA_PACKAGE
+
+        found["marketpulse-spark"] = {"pyspark": pyspark.__version__, "java": java_version(),
+                                      "connector": KAFKA_PACKAGE}  # fmt: skip
     return {
         "broker": broker,
         "trades": trades,
@@ -375,6 +545,10 @@ def run(args: argparse.Namespace, peers: list[str], copies: int, work: Path) -> 
         "preload": loaded,
         "peers": results,
         "bars_compared": checks,
+        "symbols": len(last),
+        "partitions": len(ends),
+        "ticks_per_partition": {str(p): n for p, n in sorted(ends.items())},
+        "spark_route_options": [*spark_options, "--available-now"],
         "cores": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1),
         "versions": {
