@@ -72,9 +72,9 @@ def lake_bars(lake: Path) -> tuple[int, int]:
     if not any((lake / "bars").rglob("*.parquet")):
         return 0, 0
     source = f"read_parquet('{lake / 'bars'}/**/*.parquet', hive_partitioning = true)"
-    rows, keys = duckdb.sql(
+    ((rows, keys),) = duckdb.sql(
         f"SELECT count(*), count(DISTINCT ({KEY})) FROM {source}"  # noqa: S608
-    ).fetchone()
+    ).fetchall()
     return rows, keys
 
 
