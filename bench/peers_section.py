@@ -97,7 +97,8 @@ def _spark_route(result: dict[str, Any]) -> str:
         cap = int(given[given.index("--max-offsets-per-trigger") + 1])
         rest = f"`maxOffsetsPerTrigger` {cap:,} as given, the rest default:"
     else:
-        rest = "the rest default: no `maxOffsetsPerTrigger` (a micro-batch reads all there is),"
+        rest = ("the rest default: no `maxOffsetsPerTrigger` (Spark's Kafka source chose the "
+                "micro-batches the table counts),")  # fmt: skip
     return f"""
 ### MarketPulse on Spark: `transformWithStateInPandas` and `applyInPandasWithState`
 
@@ -124,7 +125,8 @@ the buckets' tasks), "offset logs" the checkpoint's offset and commit log writes
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
-"x MarketPulse rate" is the rate over `marketpulse process`'s on the same topic. The topic has {result["symbols"]} symbols in
+"x MarketPulse rate" is the rate over `marketpulse process`'s on the same topic; "load at
+start" the machine's load average (1 min) as the run started. The topic has {result["symbols"]} symbols in
 {len(busy)} of its {result["partitions"]} partitions, {share:.0%} of the trades in one:
 a bucket is one partition, run by one Python worker at a time, so a second core can
 take only the other busy bucket and the driver's writing. {_scaling(ran)} {_fit(ran)}
@@ -184,12 +186,9 @@ def _fit(ran: dict[str, Any]) -> str:
     )
 
 
-def render_peers(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
-    """The section from bench_peers' JSON."""
-    result = out(run, "bench_peers")
-    peers = result["peers"]
-    raw = peers.get("raw")
-    mp = peers.get("marketpulse")
+def _rows(peers: dict[str, Any]) -> list[str]:
+    """The table's rows; the ratios against the run's own raw and MarketPulse figures."""
+    raw, mp = peers.get("raw"), peers.get("marketpulse")
     rows = []
     for name, p in peers.items():
         of_raw = f"{p['ticks_per_s'] / raw['ticks_per_s']:.2f}" if raw else "n/a"
@@ -200,6 +199,44 @@ def render_peers(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
             f"{_cell(p.get('start_up_seconds'), '.1f')} | {_cell(p.get('cpu_seconds'), '.1f')} | "
             f"{_cell(p.get('max_rss_mb'), ',.0f')} |"
         )
+    return rows
+
+
+def _earlier(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """The peers this run left out (``--peers``), from the latest earlier run that has them."""
+    result = out(run, "bench_peers")
+    missing = [name for name in NAME if name not in result["peers"]]
+    for earlier in reversed(history):
+        if earlier is run or earlier.get("measured_at") == run.get("measured_at"):
+            continue
+        try:
+            before = out(earlier, "bench_peers")
+        except KeyError:
+            continue
+        found = [name for name in missing if name in before["peers"]]
+        if not found:
+            continue
+        keep = {
+            n: before["peers"][n] for n in ("raw", "marketpulse", *found) if n in before["peers"]
+        }
+        return f"""
+This run took only the peers above (`--peers`), on {result["trades"]:,} trades. The
+others, from their latest run ({earlier["measured_at"]}, commit `{earlier["commit"]}`,
+{before["trades"]:,} trades, load average {earlier["load_average"].get("start")} at its
+start), with that run's raw and MarketPulse rows for their ratios:
+
+| engine | what it does | guarantee | seconds | trades/s | x raw rate | x MarketPulse time | start-up s | CPU s | peak memory MB |
+|---|---|---|---:|---:|---:|---:|---:|---:|---:|
+{chr(10).join(_rows(keep))}
+"""
+    return ""
+
+
+def render_peers(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """The section from bench_peers' JSON."""
+    result = out(run, "bench_peers")
+    peers = result["peers"]
+    rows = _rows(peers)
     versions = result["versions"]
     quix, spark = versions.get("quix", {}), versions.get("spark", {})
     parts = [f"confluent-kafka {versions['confluent-kafka']} (librdkafka {versions['librdkafka']})"]
@@ -250,7 +287,7 @@ is the engine's time over MarketPulse's.
 | engine | what it does | guarantee | seconds | trades/s | x raw rate | x MarketPulse time | start-up s | CPU s | peak memory MB |
 |---|---|---|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
-
+{_earlier(run, history)}
 Every peer's 1-minute bars (open, high, low, close, volume per symbol per
 minute) read back from its output topic equal MarketPulse's, exactly: {agreed}
 bars compared. Lateness is the same for all: none past a window's end (Quix
