@@ -382,6 +382,13 @@ def self_check(bars: Bars) -> str:
     raise PeerDisagrees("the bar checker missed a bar changed on purpose")
 
 
+def _route_default() -> int | None:
+    """The Spark route's default ticks per micro-batch at most (``None``: no cap)."""
+    from marketpulse.spark import options
+
+    return getattr(options, "MAX_OFFSETS_PER_TRIGGER", None)
+
+
 def _version(value: str | tuple) -> str:
     """confluent-kafka's ``version()``: a string, or (string, number) in older releases."""
     return value[0] if isinstance(value, tuple) else value
@@ -399,7 +406,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--max-offsets-per-trigger", type=int, default=0, metavar="N",
-        help="the Spark route's ticks per micro-batch at most (default 0: Spark's default, all)",
+        help="the Spark route's ticks per micro-batch at most (default 0: the route's default)",
     )  # fmt: skip
     parser.add_argument(
         "--smoke", action="store_true",
@@ -549,6 +556,7 @@ def run(args: argparse.Namespace, peers: list[str], copies: int, work: Path) -> 
         "partitions": len(ends),
         "ticks_per_partition": {str(p): n for p, n in sorted(ends.items())},
         "spark_route_options": [*spark_options, "--available-now"],
+        "spark_route_max_offsets_default": _route_default(),
         "cores": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1),
         "versions": {

@@ -97,8 +97,15 @@ def _spark_route(result: dict[str, Any]) -> str:
         cap = int(given[given.index("--max-offsets-per-trigger") + 1])
         rest = f"`maxOffsetsPerTrigger` {cap:,} as given, the rest default:"
     else:
-        rest = ("the rest default: no `maxOffsetsPerTrigger` (Spark's Kafka source chose the "
-                "micro-batches the table counts),")  # fmt: skip
+        cap = result.get("spark_route_max_offsets_default")
+        rest = (
+            f"the rest the route's defaults: `--max-offsets-per-trigger` {cap:,} (Spark's "
+            "`maxOffsetsPerTrigger`),"
+            if cap
+            else "the rest the route's defaults: its `--max-offsets-per-trigger` (Spark's "
+            "`maxOffsetsPerTrigger`: `marketpulse spark --help` gives it; the table counts the "
+            "micro-batches),"
+        )
     return f"""
 ### MarketPulse on Spark: `transformWithStateInPandas` and `applyInPandasWithState`
 
