@@ -76,7 +76,7 @@ screenshots: $(DEV_STAMP) $(CHROMIUM) ## the dashboard's screenshots in docs/ima
 bench: $(DEV_STAMP) ## run the benchmarks, save the runs in bench/results/ and regenerate docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
 
-bench-peers: $(DEV_STAMP) ## Quix Streams and PySpark beside marketpulse process on one Kafka topic (each in a venv under bench/peers/.venvs), bars checked equal
+bench-peers: $(DEV_STAMP) ## Quix Streams, PySpark and the Spark route (local[1], local[2]; both stateful operators) beside marketpulse process on one Kafka topic, bars checked equal
 	$(BIN)/python bench/peer_venvs.py
 	$(BIN)/python bench/run_all.py --only peers
 
