@@ -324,6 +324,7 @@ def test_a_lake_dashboards_last_price_stays_shown_when_the_symbol_changes_and_ba
         _poll(lambda: page.text_content("#last") not in ("", spy), "AIG's last price")
         page.select_option("#symbol", "SPY")
         _poll(lambda: page.text_content("#last") == spy, "SPY's last price again")
+        page.goto("about:blank")  # before the server stops: no fetch of the page fails then
 
 
 def test_alerts_page_shows_an_alert_raised_during_the_test(dashboard, page):

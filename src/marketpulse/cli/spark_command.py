@@ -181,12 +181,14 @@ def _query(settings, stream, rules, spark_options, writer, bus, topics):  # noqa
                     query.awaitTermination(0.5)
             except Exception:  # noqa: BLE001 - the query failed: _why says why, in one line
                 logger.debug("spark: the query failed", exc_info=True)
-            stopping = query.isActive  # stopped here: what the stop interrupts is no failure
-            if stopping:
+            if query.isActive:
                 logger.info("spark: stopping the query (a micro-batch under way runs again "
                             "at the next start)")  # fmt: skip
                 query.stop()
-            failure = None if stopping else _why(query)
+            failure = _why(query)
+            if failure and stop.is_set():  # stopped on request: what the stop cut short
+                logger.debug("spark: the query ended as it was stopped: %s", failure)
+                failure = None  # runs again at the next start: no failure
     finally:
         writer.close()
         session.stop()
