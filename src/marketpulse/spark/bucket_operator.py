@@ -131,11 +131,7 @@ class BucketOperator(StatefulProcessor):
             out = processor.process(batch)
             if out.dead:
                 out.dead = originals(out.dead, batch)
-            send_output(
-                recorder, self._topics, out, bucket, batch,
-                dataset=self.settings.dataset, store_trades=self.store_trades,
-                quotes=self.quotes,
-            )  # fmt: skip
+            self._send(recorder, out, bucket, batch)
             self._save(processor, ticks, bucket)
             following = messages[-1].offset + 1
             self._next.update((following,))
@@ -161,11 +157,7 @@ class BucketOperator(StatefulProcessor):
             ticks = self._topics.ticks
             processor.quiet_since(ticks, bucket, input_ms / 1000)
             for out in processor.idle_each(now / 1000).values():
-                send_output(
-                    recorder, self._topics, out, bucket, None,
-                    dataset=self.settings.dataset, store_trades=self.store_trades,
-                    quotes=self.quotes,
-                )  # fmt: skip
+                self._send(recorder, out, bucket, None)
             self._save(processor, ticks, bucket)
             self._clock.update((input_ms, now))
             if now - input_ms < self._horizon_ms + self._idle_ms:  # bars may still be open
@@ -184,6 +176,13 @@ class BucketOperator(StatefulProcessor):
             if earlier != fired:
                 self._handle.deleteTimer(earlier)
         self._handle.registerTimer(at_ms)
+
+    def _send(self, recorder: Recorder, out: Any, bucket: int, batch: Batch | None) -> None:
+        """Keep ``out`` (of ``batch``, or closed by the clock) as ``process`` would send it."""
+        send_output(
+            recorder, self._topics, out, bucket, batch,
+            dataset=self.settings.dataset, store_trades=self.store_trades, quotes=self.quotes,
+        )  # fmt: skip
 
     def _save(self, processor: Processor, ticks: str, bucket: int) -> None:
         """Write the bucket's changed state to the store."""
