@@ -26,6 +26,14 @@ def _load_beside(name):
     return module
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _spark_scratch_in_the_runs_temporary_folder(tmp_path_factory):
+    """Spark's scratch folders (RocksDB working copies, shipped files: 86 MB a driver)
+    under the run's temporary folder: a driver the tests kill leaves its own behind,
+    in /tmp otherwise, where nothing removes them."""
+    os.environ["SPARK_LOCAL_DIRS"] = str(tmp_path_factory.mktemp("spark-scratch"))
+
+
 # Kafka broker fixtures: pytest collects fixtures found in a conftest's namespace.
 _kafka_fixtures = _load_beside("kafka_fixtures")
 kafka_bootstrap = _kafka_fixtures.kafka_bootstrap

@@ -307,3 +307,53 @@ def test_a_live_query_closes_a_quiet_buckets_bars_by_the_clock_and_stops_on_ctrl
     assert "bars close after 1 s without input" in err
     assert driver.returncode == 130, err[-3000:]
     assert "spark: " in out and "Traceback" not in err
+
+
+def _jvms_of(pid):
+    """The pids of the JVMs (Spark's drivers) whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115 - one read
+            command = open(f"/proc/{entry}/cmdline", "rb").read()  # noqa: SIM115
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"pyspark-shell" in command:
+            found.append(int(entry))
+    return found
+
+
+def test_ctrl_c_while_spark_starts_stops_at_once_without_a_trace(kafka_bootstrap, tmp_path):
+    """SIGINT while the driver's JVM starts (pyspark's own handler would raise
+    KeyboardInterrupt inside a py4j call, its traces printed): exit 130 within seconds,
+    one line saying so, no traceback, and the JVM gone with the command."""
+    prefix = f"sp{os.getpid()}i."
+    create_topics(kafka_bootstrap, prefix)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    command = spark_command(kafka_bootstrap, prefix, str(tmp_path / "checkpoint"))
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (jvms := _jvms_of(driver.pid)):
+            assert driver.poll() is None, driver.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no JVM started within 120 s"
+            time.sleep(0.05)
+        time.sleep(random.uniform(0.2, 2.0))  # the JVM starting, Spark's context not yet made
+        os.kill(driver.pid, signal.SIGINT)
+        signalled = time.monotonic()
+        out, err = driver.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert "spark: stopped while Spark started" in err, err[-3000:]  # the signal landed there
+    assert driver.returncode == 130, err[-3000:]
+    assert took < 30, f"{took:.1f} s to stop"
+    assert "Traceback" not in err and "Exception" not in err, err[-3000:]
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{jvm}") for jvm in jvms):
+        assert time.monotonic() < deadline, f"the JVM {jvms} outlived the command"
+        time.sleep(0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 
 import typer
 
@@ -157,8 +158,9 @@ def _run(settings, stream, rules, spark_options, kinds) -> None:  # noqa: ANN001
             built.close()
         raise
     writer = BatchWriter(bus, topics, spark_options.name, sinks, spark_options.to_kafka)
-    with quiet_start():
-        failure, stop = _query(settings, stream, rules, spark_options, writer, bus, topics)
+    # after a stop, the JVM's threads the stop interrupts print their traces: left out
+    with stop_on_signals() as stop, quiet_start(stopped=stop):
+        failure = _query(settings, stream, rules, spark_options, writer, bus, topics, stop)
     console.print(f"spark: {writer.stats.line()}", highlight=False)
     if failure:
         raise RunFailure(f"spark: the query stopped: {failure}")
@@ -166,14 +168,17 @@ def _run(settings, stream, rules, spark_options, kinds) -> None:  # noqa: ANN001
         raise typer.Exit(stop.exit_code)
 
 
-def _query(settings, stream, rules, spark_options, writer, bus, topics):  # noqa: ANN001, ANN202
-    """Run the query to its end; return why it failed (``None``: it did not) and the signals."""
-    from marketpulse.spark.job import spark_session, start
+def _query(settings, stream, rules, spark_options, writer, bus, topics, stop) -> str | None:  # noqa: ANN001
+    """Run the query until it ends or ``stop`` is set; say why it failed (``None``: it did not)."""
+    from marketpulse.spark.job import start
 
-    session = spark_session(spark_options)
-    failure: str | None = None
     try:
-        with stop_on_signals() as stop:
+        session = _session(spark_options, stop)
+        if session is None:  # stopped while Spark started: nothing ran yet
+            return None
+        try:
+            if stop.is_set():  # stopped as the session was made
+                return None
             query = start(session, bus, topics, stream, rules, spark_options, writer,
                           store_trades=settings.process.store_trades)  # fmt: skip
             try:
@@ -188,11 +193,43 @@ def _query(settings, stream, rules, spark_options, writer, bus, topics):  # noqa
             failure = _why(query)
             if failure and stop.is_set():  # stopped on request: what the stop cut short
                 logger.debug("spark: the query ended as it was stopped: %s", failure)
-                failure = None  # runs again at the next start: no failure
+                return None  # runs again at the next start: no failure
+            return failure
+        finally:
+            session.stop()
     finally:
         writer.close()
-        session.stop()
-    return failure, stop
+
+
+def _session(spark_options, stop):  # noqa: ANN001, ANN202 - a SparkSession, or None
+    """Start Spark's session off the main thread; ``None`` when a signal stops the wait.
+
+    Made in the main thread, pyspark's ``SparkContext`` takes SIGINT over: its
+    handler raises ``KeyboardInterrupt`` inside whatever py4j call is under way,
+    and py4j logs the tracebacks. Made in another thread, it leaves the signals
+    to the command, and Ctrl-C while the JVM starts stops at once (the JVM exits
+    with this process: it reads its standard input to the end).
+    """
+    from marketpulse.spark.job import spark_session
+
+    made: list[object] = []
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            made.append(spark_session(spark_options))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the main thread
+            failed.append(exc)
+
+    starter = threading.Thread(target=make, name="spark-start", daemon=True)
+    starter.start()
+    while starter.is_alive():
+        if stop.wait(0.2):
+            logger.info("spark: stopped while Spark started")
+            return None
+    if failed:
+        raise failed[0]
+    return made[0]
 
 
 def _why(query) -> str | None:  # noqa: ANN001 - a pyspark StreamingQuery

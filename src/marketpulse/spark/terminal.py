@@ -7,7 +7,10 @@ screenful at every start) and the stateful operator's Python worker's
 :class:`QuietStderr` is open, file descriptor 2 (this process's and the
 children's it starts) is a pipe that a thread copies to the terminal,
 leaving those lines out; everything else, warnings and errors included, goes
-through unchanged and in order.
+through unchanged and in order. Once the command stops the query (its
+``stopped`` event set), the JVM's threads it interrupts print their stack
+traces (a state server's closed socket, an interrupted micro-batch): those
+are left out too, as the command says the micro-batch runs again.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ _KEEP = re.compile(r"unresolved|error|exception|warn|fail|not found", re.IGNOREC
 
 #: The JVM's notice that Spark uses an incubating module (a warning of no use to a user).
 _INCUBATOR = "WARNING: Using incubator modules: "
+#: Lines of a JVM thread's uncaught exception: its first line, frames, causes.
+_JVM_TRACE = re.compile(r"^(?:Exception in thread \"|\s+at \S|\s+\.\.\. \d+ more|Caused by: )")
 
 
 def is_notice(line: str) -> bool:
@@ -50,7 +55,8 @@ def is_notice(line: str) -> bool:
 class QuietStderr:
     """Standard error (descriptor 2) through a filter of :func:`is_notice` lines, while open."""
 
-    def __init__(self) -> None:
+    def __init__(self, stopped: threading.Event | None = None) -> None:
+        self._stopped = stopped
         self._terminal: int | None = None
         self._thread: threading.Thread | None = None
 
@@ -79,20 +85,24 @@ class QuietStderr:
         # is copied within a moment; the thread copies what comes later, to the end
         self._thread.join(0.5)
 
-    @staticmethod
-    def _copy(read: int, terminal: int) -> None:
+    def _copy(self, read: int, terminal: int) -> None:
         with os.fdopen(read, "rb") as pipe:
             for raw in pipe:
-                if not is_notice(raw.decode("utf-8", "replace")):
-                    os.write(terminal, raw)
+                line = raw.decode("utf-8", "replace")
+                if is_notice(line) or self._stopping() and bool(_JVM_TRACE.match(line)):
+                    continue
+                os.write(terminal, raw)
+
+    def _stopping(self) -> bool:
+        return self._stopped is not None and self._stopped.is_set()
 
 
-def quiet_start() -> AbstractContextManager[object]:
-    """A :class:`QuietStderr` for a driver this process starts.
+def quiet_start(stopped: threading.Event | None = None) -> AbstractContextManager[object]:
+    """A :class:`QuietStderr` for a driver this process starts (``stopped``: its stop event).
 
     Nothing under ``spark-submit`` (its JVM runs already) or with
     ``MARKETPULSE_TRACEBACK`` set (every line shown).
     """
     if os.environ.get("MARKETPULSE_TRACEBACK") or "PYSPARK_GATEWAY_PORT" in os.environ:
         return nullcontext()
-    return QuietStderr()
+    return QuietStderr(stopped)

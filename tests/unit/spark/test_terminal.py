@@ -68,3 +68,33 @@ def test_a_child_process_writes_through_the_filter_in_order():
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["mine before", *KEPT.splitlines(), "mine after",
                                           "restored"]  # fmt: skip
+
+
+TRACE = """\
+Exception in thread "stateConnectionListenerThread" java.nio.channels.ClosedByInterruptException
+\tat java.base/sun.nio.ch.ServerSocketChannelImpl.accept(ServerSocketChannelImpl.java:399)
+\t... 3 more
+Caused by: java.lang.InterruptedException
+"""
+
+
+def test_once_stopped_the_jvms_thread_traces_are_left_out_and_the_rest_kept():
+    """Before the stop, a JVM trace goes through (a failure says why); after it, the
+    traces of the threads the stop interrupts are left out, other lines kept."""
+    script = textwrap.dedent("""
+        import os, sys, threading
+        from marketpulse.spark.terminal import QuietStderr
+        stopped = threading.Event()
+        with QuietStderr(stopped):
+            os.write(2, os.environ["TRACE"].encode())
+            os.write(2, b"before the stop\\n")
+            import time; time.sleep(0.3)
+            stopped.set()
+            os.write(2, os.environ["TRACE"].encode())
+            os.write(2, b"after the stop\\n")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "TRACE": TRACE})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [*TRACE.splitlines(), "before the stop",
+                                          "after the stop"]  # fmt: skip
