@@ -49,12 +49,12 @@ db-servers: ## install Debian's PostgreSQL, InfluxDB, kubectl and docker-compose
 run: $(RUN_STAMP) ## run the embedded pipeline on a simulated market with the live view (ARGS="--duration 30"); installs no test tools
 	$(BIN)/marketpulse run $(ARGS)
 
-# pytest-xdist workers of `make test`: two groups (the Kafka tests, the other end-to-end
-# tests; tests/conftest.py), so more would idle
-WORKERS ?= 2
+# pytest-xdist workers of `make test`: an integration file's tests run on one worker, the
+# slowest files first (tests/conftest.py); they mostly wait, so four keep two cores busy
+WORKERS ?= 4
 
 test: $(DEV_STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chromium, PostgreSQL, InfluxDB when missing)
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 test-unit: check ## the quick check, first in CI: ruff and mypy (check), then the unit tests on two workers
 	$(BIN)/python -m pytest -n 2 tests/unit $(ARGS)

@@ -94,23 +94,43 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
     return report
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the integration tests for ``pytest -n 2 --dist loadgroup`` (``make test``).
+#: The integration files that take longest (wall seconds in CI's table of the slowest
+#: files), longest first: they start first, so the workers finish together.
+SLOWEST_FIRST = (
+    "test_spark_route.py",
+    "test_docs_code_blocks.py",
+    "test_bench_smoke.py",
+    "test_kafka_cluster.py",
+    "test_cli_lake_replay_again.py",
+    "test_kafka_exactly_once_defaults.py",
+    "test_dashboard_browser.py",
+    "test_wheel_install.py",
+    "test_s3_lake.py",
+    "test_cli_run_memory.py",
+    "test_kafka_security.py",
+    "test_kafka_faults.py",
+)
 
-    Each group runs on one worker, its tests one after another as without
-    xdist: the tests on Kafka in one, the other integration tests in the
-    other; the unit tests fill whichever worker is free. The integration tests
-    mostly wait (on brokers, servers, subprocesses), so the two groups share
-    the cores well. They share nothing else: every server they start takes a
-    free port, every topic is the test's own, a broker a test stops is its own.
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the integration tests by file for ``pytest -n 4 --dist loadgroup`` (``make test``).
+
+    A file's tests run on one worker, one after another as without xdist (a
+    module's fixtures are made once); the files go to whichever worker is free,
+    the slowest first (:data:`SLOWEST_FIRST`), and the unit tests fill the gaps.
+    The integration tests mostly wait (on brokers, servers, subprocesses): four
+    workers keep two cores busy. They share nothing: every server they start
+    takes a free port, every topic is the test's own, a broker a test stops is
+    its own.
     """
     if not config.pluginmanager.hasplugin("xdist"):
         return
+    rank = {name: at for at, name in enumerate(SLOWEST_FIRST)}
     for item in items:
-        path = item.path.as_posix()
-        if "/tests/integration/" in path:
-            group = "kafka" if item.path.name.startswith("test_kafka_") else "integration"
-            item.add_marker(pytest.mark.xdist_group(group))
+        if "/tests/integration/" in item.path.as_posix():
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+    # a stable sort: the slowest files first, the others in their order
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
