@@ -127,7 +127,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     rank = {name: at for at, name in enumerate(SLOWEST_FIRST)}
     for item in items:
-        if "/tests/integration/" in item.path.as_posix():
+        if "/tests/integration/" not in item.path.as_posix():
+            continue
+        if item.get_closest_marker("xdist_group") is None:  # a file may group its own
             item.add_marker(pytest.mark.xdist_group(item.path.name))
     # a stable sort: the slowest files first, the others in their order
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
