@@ -116,7 +116,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Group the integration tests by file for ``pytest -n 4 --dist loadgroup`` (``make test``).
 
     A file's tests run on one worker, one after another as without xdist (a
-    module's fixtures are made once); the files go to whichever worker is free,
+    module's fixtures are made once), unless the file sets its own groups (an
+    ``xdist_group`` mark: the Spark route's tests, minutes each, spread over
+    several workers); the groups go to whichever worker is free,
     the slowest first (:data:`SLOWEST_FIRST`), and the unit tests fill the gaps.
     The integration tests mostly wait (on brokers, servers, subprocesses): four
     workers keep two cores busy. They share nothing: every server they start

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import msgspec
 import psycopg
@@ -344,8 +345,8 @@ def _jvms_of(pid):
         if not entry.isdigit():
             continue
         try:
-            stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115 - one read
-            command = open(f"/proc/{entry}/cmdline", "rb").read()  # noqa: SIM115
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"pyspark-shell" in command:
