@@ -327,3 +327,56 @@ def test_a_report_of_a_bad_dataset_is_one_line(two_datasets, dataset, message):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {message}"), line
+
+
+def test_sql_dataset_scopes_every_table_it_reads(two_datasets):
+    lake, tenfold = two_datasets
+    views = ("trades", "quotes", "bars", "indicators", "alerts", "dlq", "custom",
+             "bars_with_indicators")  # fmt: skip
+    query = " UNION ALL ".join(f"SELECT '{v}' AS t, dataset FROM {v}" for v in views)
+    query = f"SELECT t, dataset, count(*) AS n FROM ({query}) GROUP BY ALL ORDER BY ALL"
+    scoped = marketpulse("sql", "--dataset", "tenfold", query, "--lake", lake, "--format", "json")
+    assert scoped.returncode == 0, scoped.stderr
+    assert scoped.stderr == ""  # scoped: nothing mixed, no note
+    rows = json.loads(scoped.stdout)
+    assert {r["dataset"] for r in rows} == {"tenfold"}
+    counts = {r["t"]: r["n"] for r in rows}
+    assert counts["bars"] == counts["indicators"] == counts["bars_with_indicators"]
+    assert counts["bars"] == len(tenfold)  # the tenfold file's daily bars, and no other
+    assert counts["alerts"] > 0
+
+
+def test_sql_mixing_datasets_says_so_on_standard_error_only(two_datasets):
+    lake, _ = two_datasets
+    query = "SELECT symbol, count(*) AS bars FROM bars WHERE symbol = 'NYA' GROUP BY 1"
+    mixed = marketpulse("sql", query, "--lake", lake, "--format", "csv")
+    assert mixed.returncode == 0, mixed.stderr
+    rows = list(csv.DictReader(io.StringIO(mixed.stdout)))  # standard output: the CSV alone
+    assert [r["symbol"] for r in rows] == ["NYA"]
+    (note,) = mixed.stderr.strip().splitlines()
+    assert note.startswith("note: ") and "--dataset" in note
+    assert "(indexProcessed, tenfold)" in note
+    scoped = marketpulse("sql", "--dataset", "indexProcessed", query, "--lake", lake,
+                         "--format", "csv")  # fmt: skip
+    assert scoped.returncode == 0 and scoped.stderr == "", scoped.stderr
+    # tenfold holds NYA's 2020 bars a second time: the unscoped count mixed them in
+    (one,) = csv.DictReader(io.StringIO(scoped.stdout))
+    assert int(rows[0]["bars"]) > int(one["bars"])
+    named = marketpulse("sql", "SELECT dataset, count(*) AS n FROM bars GROUP BY 1", "--lake",
+                        lake)  # fmt: skip
+    assert named.returncode == 0 and named.stderr == "", named.stderr
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ("nope", "--dataset: no dataset 'nope' in the lake (it holds: indexProcessed, tenfold)"),
+        ("bad name", "--dataset: 'bad name' is not a dataset name"),
+    ],
+)
+def test_sql_of_a_bad_dataset_is_one_line(two_datasets, dataset, message):
+    lake, _ = two_datasets
+    result = marketpulse("sql", "--dataset", dataset, "SELECT 1", "--lake", lake)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {message}"), line

@@ -8,7 +8,8 @@ path, so ``WHERE dataset = ...`` or ``WHERE period = ...`` skips other
 partitions' files. Times are ``TIMESTAMP WITH TIME ZONE`` (the connection
 works in UTC). ``bars_with_indicators`` joins every bar with its indicators
 on their shared key. A table without files is an empty view with the same
-columns. Files appear atomically (see :mod:`marketpulse.sinks.lake`), so the
+columns. A lake opened for one dataset (``dataset=``) has every view scoped to
+that dataset's rows. Files appear atomically (see :mod:`marketpulse.sinks.lake`), so the
 lake can be queried while a sink writes to it. Results are written for people
 and tools by :mod:`marketpulse.analytics.results`.
 
@@ -63,6 +64,7 @@ def open_lake(
     root: str | Path | LakeLocation,
     connection: duckdb.DuckDBPyConnection | None = None,
     s3: S3Settings | None = None,
+    dataset: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Return a DuckDB connection with a view per lake table.
 
@@ -73,13 +75,14 @@ def open_lake(
         root: the lake's location, or its root directory or ``s3://bucket/prefix``.
         connection: a connection to add the views to; a new in-memory one if omitted.
         s3: endpoint and credentials of an S3 lake named by text.
+        dataset: scope every view to this dataset's rows; all datasets if omitted.
 
     Raises:
         AnalyticsError: ``root`` is not a directory.
         OldLayoutError: the lake is of an earlier MarketPulse's layout (convert it first).
     """
     con = _utc_connection() if connection is None else connection
-    _create_views(con, open_store(root, s3))
+    _create_views(con, open_store(root, s3), dataset)
     return con
 
 
@@ -93,13 +96,20 @@ class Lake:
     Args:
         root: the lake's location, or its root directory or ``s3://bucket/prefix``.
         s3: endpoint and credentials of an S3 lake named by text.
+        dataset: scope every view to this dataset's rows; all datasets if omitted.
 
     Raises:
         OldLayoutError: the lake is of an earlier MarketPulse's layout (convert it first).
     """
 
-    def __init__(self, root: str | Path | LakeLocation, s3: S3Settings | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path | LakeLocation,
+        s3: S3Settings | None = None,
+        dataset: str | None = None,
+    ) -> None:
         self.store = open_store(root, s3)
+        self.dataset = dataset
         self.location = self.store.location
         self._con: duckdb.DuckDBPyConnection | None = None
         self._empty: set[str] = set()
@@ -111,7 +121,7 @@ class Lake:
         if self._con is None:
             con = _utc_connection()
             try:
-                self._empty = _create_views(con, self.store)
+                self._empty = _create_views(con, self.store, self.dataset)
             except BaseException:
                 con.close()
                 raise
@@ -126,9 +136,9 @@ class Lake:
         """
         con = self.connection
         if self.location.is_s3 and monotonic() - self._listed >= S3_RELIST_S:
-            self._empty, self._listed = _create_views(con, self.store), monotonic()
+            self._empty, self._listed = _create_views(con, self.store, self.dataset), monotonic()
         for table in [t for t in self._empty if _has_files(self.store, t)]:
-            _create_view(con, self.store, table)
+            _create_view(con, self.store, table, self.dataset)
             self._empty.discard(table)
         for attempt in range(_ATTEMPTS):
             try:
@@ -142,7 +152,10 @@ class Lake:
                 if gone is None or attempt == _ATTEMPTS - 1:
                     raise SQLError(_one_line(exc)) from exc
                 if gone == "all":
-                    self._empty, self._listed = _create_views(con, self.store), monotonic()
+                    self._empty, self._listed = (
+                        _create_views(con, self.store, self.dataset),
+                        monotonic(),
+                    )
             except duckdb.Error as exc:
                 raise SQLError(_one_line(exc)) from exc
         raise AssertionError("unreachable")
@@ -175,14 +188,17 @@ def query(
     sql: str,
     params: Sequence[Any] | None = None,
     s3: S3Settings | None = None,
+    dataset: str | None = None,
 ) -> pa.Table:
     """Run one query over the lake at ``root`` (a location, directory or ``s3://...``).
+
+    With ``dataset``, every table the query reads holds that dataset's rows alone.
 
     Raises:
         AnalyticsError: ``root`` is not a directory.
         SQLError: DuckDB rejected the query.
     """
-    with Lake(root, s3) as lake:
+    with Lake(root, s3, dataset) as lake:
         return lake.query(sql, params)
 
 
@@ -198,11 +214,13 @@ def _utc_connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, store: Store) -> set[str]:
+def _create_views(
+    con: duckdb.DuckDBPyConnection, store: Store, dataset: str | None = None
+) -> set[str]:
     """Create the view of every table and the joined views; return the tables without files."""
     if not store.location.is_s3 and not store.location.exists():
         raise AnalyticsError(f"no lake at {store.base}: not a directory")
-    empty = {table for table in ROW_SCHEMAS if not _create_view(con, store, table)}
+    empty = {table for table in ROW_SCHEMAS if not _create_view(con, store, table, dataset)}
     # the indicators view's columns: the 13 default ones and those declared by any run
     # (from the catalog: a DESCRIBE would bind the view, and open its files, again)
     names = [row[0] for row in con.execute(
@@ -224,8 +242,14 @@ def duckdb_type(kind: pa.DataType) -> str:
     return _SQL_TYPES[kind]
 
 
-def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bool:
-    """Create (or replace) the view of ``table``; return whether it has files."""
+def _create_view(
+    con: duckdb.DuckDBPyConnection, store: Store, table: str, dataset: str | None = None
+) -> bool:
+    """Create (or replace) the view of ``table``; return whether it has files.
+
+    With ``dataset``, the view holds that dataset's rows alone (a filter on the
+    partition column: DuckDB opens that dataset's files alone).
+    """
     # The typed empty side first fixes the columns and their order even for a
     # table without files, or files written before a column was added.
     schema = view_schema(table)
@@ -255,6 +279,8 @@ def _create_view(con: duckdb.DuckDBPyConnection, store: Store, table: str) -> bo
         name = f"__lake_{table}"
         con.register(name, _s3_dataset(store, table))
         sql += f" UNION ALL BY NAME SELECT * REPLACE ({replace}) FROM {_ident(name)}"
+    if dataset is not None:
+        sql = f"SELECT * FROM ({sql}) WHERE dataset = {_literal(dataset)}"
     for attempt in range(_ATTEMPTS):
         try:
             con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {sql}")

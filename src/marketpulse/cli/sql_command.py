@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -13,6 +14,7 @@ from marketpulse.cli.common import (
     LAKE_OPTION,
     Adjust,
     console,
+    err_console,
     file_feed,
     processor_settings,
     rules_from,
@@ -21,6 +23,9 @@ from marketpulse.cli.common import (
 from marketpulse.cli.option_groups import grouped
 from marketpulse.cli.sink_options import lake_location
 from marketpulse.exceptions import InputError
+
+if TYPE_CHECKING:
+    from marketpulse.analytics import Lake
 
 __all__ = ["FORMAT_OUTPUT_OPTION", "OutputFormat", "backfill", "sql"]
 
@@ -45,6 +50,13 @@ def sql(
         help="DuckDB SQL over the views trades, quotes, bars, indicators, alerts, dlq and "
         "bars_with_indicators.",
     ),
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        metavar="NAME",
+        help="Read this dataset's rows alone, in every table the query reads "
+        "[default: all datasets, with a note on standard error when the query mixes several].",
+    ),
     lake: str = LAKE_OPTION,
     format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = typer.Option(
@@ -57,16 +69,45 @@ def sql(
     Each view has its table's columns, with dataset, timeframe and period (the
     first day of the partition) from the partition path, so `WHERE dataset =
     'indexProcessed'` or `WHERE period = '2013-10-07'` reads only those files.
-    Times are written as ISO 8601 UTC text, alert details as JSON objects. Example:
+    --dataset NAME scopes every view to one dataset. A query that reads tables
+    holding several datasets and names no dataset column gets a note on
+    standard error naming them. Times are written as ISO 8601 UTC text, alert
+    details as JSON objects. Example:
 
-        marketpulse sql "SELECT symbol, count(*) FROM bars WHERE timeframe = '1m' GROUP BY 1"
-    """
-    from marketpulse.analytics import format_table
-    from marketpulse.analytics import query as run_query
+        marketpulse sql --dataset lean-2013-10-07-trades "SELECT symbol, count(*) FROM bars WHERE timeframe = '1m' GROUP BY 1"
+    """  # noqa: E501
+    from marketpulse.analytics import Lake, format_table
+    from marketpulse.analytics.sql_scope import mixed_datasets
+    from marketpulse.feeds.dataset import check_dataset
 
     settings = settings_from(config, lake=lake)
-    result = run_query(lake_location(settings), query)
+    if dataset is not None:
+        check_dataset(dataset, "--dataset")
+    with Lake(lake_location(settings), dataset=dataset) as opened:
+        _check_known(opened)
+        result = opened.query(query)
+        mixed = mixed_datasets(opened, query)
+    if mixed:  # on standard error: piped CSV or JSON stays clean
+        err_console.print(
+            f"note: the tables this query reads hold {len(mixed)} datasets "
+            f"({', '.join(mixed)}) and it names none of them: its rows may mix them; "
+            "add --dataset NAME to read one (or WHERE dataset = ...)",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
     format_table(result, format.value, output)
+
+
+def _check_known(lake: Lake) -> None:
+    """Stop if the lake's scope (``--dataset``) is not one of its datasets (naming them)."""
+    from marketpulse.analytics.lake_datasets import dataset_names
+
+    lake.connection  # noqa: B018 - opening it says first when there is no lake
+    known = dataset_names(lake.store)
+    if lake.dataset is not None and lake.dataset not in known:
+        held = ", ".join(known) if known else "none"
+        raise InputError(f"--dataset: no dataset {lake.dataset!r} in the lake (it holds: {held})")
 
 
 @grouped
