@@ -112,6 +112,7 @@ SLOWEST_FIRST = (
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the integration tests by file for ``pytest -n 4 --dist loadgroup`` (``make test``).
 
