@@ -77,9 +77,11 @@ def test_volatility_and_correlation_match_pandas(opened, kaggle):
     assert len(vol) == kaggle.Index.nunique()
     for symbol in ("NYA", "IXIC", "HSI"):
         returns = _log_returns(kaggle, symbol)
-        assert vol[symbol]["returns"] == len(returns)
-        assert math.isclose(vol[symbol]["annualised_volatility"],
-                            returns.std(ddof=1) * math.sqrt(252), rel_tol=1e-9)  # fmt: skip
+        assert vol[symbol]["return_days"] == len(returns)
+        assert math.isclose(vol[symbol]["annualised_volatility_pct"],
+                            100 * returns.std(ddof=1) * math.sqrt(252), rel_tol=1e-9)  # fmt: skip
+        assert math.isclose(vol[symbol]["daily_volatility_pct"], 100 * returns.std(ddof=1),
+                            rel_tol=1e-9)  # fmt: skip
     pairs = _report(opened, "correlation", ("NYA", "IXIC", "GDAXI"))
     assert [(p["symbol_a"], p["symbol_b"]) for p in pairs] == [
         ("GDAXI", "IXIC"), ("GDAXI", "NYA"), ("IXIC", "NYA")]  # fmt: skip
@@ -95,10 +97,11 @@ def test_movers_rank_period_returns(opened, kaggle):
     change = (ordered.last() / ordered.first() - 1).sort_values()
     gainers = [r["symbol"] for r in rows if r["side"] == "gainer"]
     losers = [r["symbol"] for r in rows if r["side"] == "loser"]
-    assert gainers == list(change.index[::-1][:3])
-    assert losers == list(change.index[:3])
+    assert gainers == list(change[change > 0].index[::-1][:3])
+    # 2019-2020: every index rose; the three that rose least are no losers
+    assert (change > 0).all() and losers == []
     top = next(r for r in rows if r["symbol"] == gainers[0])
-    assert math.isclose(top["return"], change.iloc[-1], rel_tol=1e-12)
+    assert math.isclose(top["return_pct"], 100 * change.iloc[-1], rel_tol=1e-12)
 
 
 def test_report_command_writes_csv(period_lake, opened):
@@ -109,8 +112,8 @@ def test_report_command_writes_csv(period_lake, opened):
     assert [r["symbol"] for r in rows] == ["IXIC", "NYA"]  # most volatile first
     expected = {r["symbol"]: r for r in _report(opened, "volatility", ("NYA", "IXIC"))}
     for row in rows:
-        assert float(row["annualised_volatility"]) == expected[row["symbol"]][
-            "annualised_volatility"]  # fmt: skip
+        assert float(row["annualised_volatility_pct"]) == expected[row["symbol"]][
+            "annualised_volatility_pct"]  # fmt: skip
 
 
 def test_report_errors_name_the_option(period_lake):
@@ -168,10 +171,40 @@ def test_report_movers_command_as_documented(period_lake, kaggle):
     rows = json.loads(result.stdout)
     year = kaggle[kaggle.Date >= "2020-01-01"].sort_values("Date").groupby("Index").Close
     change = (year.last() / year.first() - 1).sort_values()
-    assert [r["symbol"] for r in rows if r["side"] == "gainer"] == list(change.index[::-1][:5])
-    assert [r["symbol"] for r in rows if r["side"] == "loser"] == list(change.index[:5])
-    for row in rows:
-        assert math.isclose(row["return"], change[row["symbol"]], rel_tol=1e-12)
+    # 2020: two indexes fell; the next three rose, and are no losers
+    rose, fell = change[change > 0], change[change < 0]
+    assert len(fell) < 5 < len(rose)
+    assert [r["symbol"] for r in rows if r["side"] == "gainer"] == list(rose.index[::-1][:5])
+    assert [r["symbol"] for r in rows if r["side"] == "loser"] == list(fell.index)
+    for row in rows:  # percent, every digit
+        assert math.isclose(row["return_pct"], 100 * change[row["symbol"]], rel_tol=1e-12)
+    (note,) = result.stderr.strip().splitlines()
+    assert note.startswith("note: ") and f"only {len(fell)} symbols fell" in note
+
+
+def test_report_movers_table_shows_signed_percentages(period_lake, kaggle):
+    result = marketpulse("report", "movers", "--start", "2020-01-01", "--end", "2020-12-31",
+                         "--top", "2", "--symbols", "IXIC,HSI", "--lake", period_lake)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    year = kaggle[kaggle.Date >= "2020-01-01"].sort_values("Date").groupby("Index").Close
+    change = 100 * (year.last() / year.first() - 1)
+    rows = {r["symbol"]: r for r in _table_rows(result.stdout)}
+    assert rows["IXIC"]["side"] == "gainer" and rows["HSI"]["side"] == "loser"
+    assert rows["IXIC"]["return_pct"] == f"+{change['IXIC']:.2f} %"
+    assert rows["HSI"]["return_pct"] == f"-{-change['HSI']:.2f} %"
+    note = result.stderr.strip()
+    assert "only 1 symbol rose" in note and "only 1 symbol fell" in note
+
+
+def test_report_movers_with_no_losers_says_so(period_lake, kaggle):
+    result = marketpulse("report", "movers", "--start", "2020-01-01", "--end", "2020-12-31",
+                         "--symbols", "IXIC,TWII", "--format", "csv", "--lake",
+                         period_lake)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {r["side"] for r in rows} == {"gainer"}
+    assert all(float(r["return_pct"]) > 0 for r in rows)
+    assert "no symbol fell, so no losers" in result.stderr
 
 
 def test_report_correlation_command_as_documented(period_lake, kaggle):
@@ -206,8 +239,8 @@ def test_report_volatility_to_a_file_as_documented(period_lake, opened, tmp_path
                          "csv", "-o", "vol.csv", "--lake", period_lake, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "vol.csv").open()))
-    expected = {r["symbol"]: r["annualised_volatility"] for r in _report(opened, "volatility")}
-    assert {r["symbol"]: float(r["annualised_volatility"]) for r in rows} == expected
+    expected = {r["symbol"]: r["annualised_volatility_pct"] for r in _report(opened, "volatility")}
+    assert {r["symbol"]: float(r["annualised_volatility_pct"]) for r in rows} == expected
 
 
 @pytest.mark.parametrize(

@@ -7,15 +7,20 @@ replay of daily files gives; else the smallest, aggregated by UTC date):
 
 - ``daily``: open, high, low, close, volume, and the average price (the
   volume-weighted average of the bars' VWAP, or of their closes without volume);
-- ``movers``: return from the first close to the last close of the period,
-  the top gainers and losers;
-- ``volatility``: standard deviation of daily log returns (sample), annualised
-  by the square root of 252 trading days;
+- ``movers``: return from the first close to the last close of the period in
+  percent (``return_pct``), the top gainers (a positive return) and losers (a
+  negative one): a side can be shorter than ``top``, or empty;
+- ``volatility``: standard deviation of daily log returns (sample) in percent,
+  annualised by the square root of 252 trading days, over ``return_days``
+  daily returns;
 - ``correlation``: Pearson correlation of two symbols' daily log returns over
   the days both have.
 
 The dataset, timeframe and period are constants of the query, so DuckDB opens
-the files of those partitions alone.
+the files of those partitions alone. Columns in percent end ``_pct`` and are
+marked so that tables for people show them as percentages
+(:func:`~marketpulse.analytics.results.mark_percent`); CSV and JSON keep the
+plain numbers.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ from datetime import date, timedelta
 import pyarrow as pa
 
 from marketpulse.analytics.exceptions import AnalyticsError
+from marketpulse.analytics.results import mark_percent
 from marketpulse.analytics.sql import Lake
 from marketpulse.models import DATASET_NAME
 from marketpulse.sinks.lake_layout import Partition, partitions, period_start
 
-__all__ = ["REPORTS", "ReportRange", "lake_datasets", "pick_dataset", "report"]
+__all__ = ["REPORTS", "ReportRange", "lake_datasets", "movers_note", "pick_dataset", "report"]
 
 #: The reports :func:`report` runs.
 REPORTS = ("daily", "movers", "volatility", "correlation")
@@ -130,7 +136,31 @@ def report(lake: Lake, name: str, scope: ReportRange) -> pa.Table:
     if name == "movers":
         params.append(scope.top)
         sql = sql.replace("${top}", f"${len(params)}")
-    return lake.query(f"WITH days AS ({days}) {sql}", params or None)
+    result = lake.query(f"WITH days AS ({days}) {sql}", params or None)
+    return mark_percent(result, signed=("return_pct",),
+                        unsigned=("daily_volatility_pct", "annualised_volatility_pct"))  # fmt: skip
+
+
+def movers_note(movers: pa.Table, scope: ReportRange) -> str | None:
+    """One line on the sides of a ``movers`` report shorter than ``top``; ``None`` if none is.
+
+    A gainer rose and a loser fell over the period: when fewer symbols did,
+    a side has fewer rows (or none), and this line says so.
+    """
+    sides = movers.column("side").to_pylist()
+    short = []
+    for side, moved in (("gainer", "rose"), ("loser", "fell")):
+        n = sides.count(side)
+        if n == 0:
+            short.append(f"no symbol {moved}, so no {side}s")
+        elif n < scope.top:
+            symbols = "symbol" if n == 1 else "symbols"
+            short.append(
+                f"only {n} {symbols} {moved}, so {n} {side}{'s' * (n > 1)} (--top {scope.top})"
+            )
+    if not short:
+        return None
+    return f"between {scope.start} and {scope.end} {'; '.join(short)}"
 
 
 def pick_dataset(lake: Lake, chosen: str | None) -> str:
@@ -223,24 +253,24 @@ _MOVERS = """
            arg_min(close, date) AS first_close, arg_max(close, date) AS last_close
     FROM days GROUP BY symbol
 ), ranked AS (
-    SELECT *, last_close / first_close - 1 AS return,
+    SELECT *, 100 * (last_close / first_close - 1) AS return_pct,
            row_number() OVER (ORDER BY last_close / first_close DESC, symbol) AS up,
            row_number() OVER (ORDER BY last_close / first_close ASC, symbol) AS down
     FROM periods WHERE first_close > 0
 )
-SELECT 'gainer' AS side, symbol, first_date, last_date, first_close, last_close, return
-FROM ranked WHERE up <= $4
+SELECT 'gainer' AS side, symbol, first_date, last_date, first_close, last_close, return_pct
+FROM ranked WHERE up <= $4 AND last_close > first_close
 UNION ALL
-SELECT 'loser', symbol, first_date, last_date, first_close, last_close, return
-FROM ranked WHERE down <= $4
-ORDER BY side, CASE WHEN side = 'gainer' THEN -return ELSE return END, symbol
+SELECT 'loser', symbol, first_date, last_date, first_close, last_close, return_pct
+FROM ranked WHERE down <= $4 AND last_close < first_close
+ORDER BY side, CASE WHEN side = 'gainer' THEN -return_pct ELSE return_pct END, symbol
 """.replace("$4", "${top}")
 
 _VOLATILITY = f"""
 , {_RETURNS}
-SELECT symbol, count(r) AS returns, stddev_samp(r) AS daily_volatility,
-       stddev_samp(r) * sqrt({_TRADING_DAYS}) AS annualised_volatility
-FROM returns GROUP BY symbol ORDER BY annualised_volatility DESC NULLS LAST, symbol
+SELECT symbol, count(r) AS return_days, 100 * stddev_samp(r) AS daily_volatility_pct,
+       100 * stddev_samp(r) * sqrt({_TRADING_DAYS}) AS annualised_volatility_pct
+FROM returns GROUP BY symbol ORDER BY annualised_volatility_pct DESC NULLS LAST, symbol
 """
 
 _CORRELATION = f"""

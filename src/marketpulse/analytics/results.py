@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,10 +25,30 @@ from marketpulse.analytics.exceptions import OutputError
 from marketpulse.human import human_bytes, human_number
 from marketpulse.sinks.lake_format import PARQUET_COMPRESSION
 
-__all__ = ["FORMATS", "format_table", "iso_times"]
+__all__ = ["FORMATS", "format_table", "iso_times", "mark_percent"]
 
 #: The formats :func:`format_table` writes.
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "parquet")
+
+#: The field metadata that marks a column in percent: ``signed`` (a change, shown
+#: ``+1.90 %``) or ``unsigned`` (a level, shown ``35.85 %``).
+PERCENT_KEY = b"marketpulse.percent"
+
+
+def mark_percent(
+    table: pa.Table, signed: Sequence[str] = (), unsigned: Sequence[str] = ()
+) -> pa.Table:
+    """Mark ``table``'s columns in percent, so the text table shows them as percentages.
+
+    Columns named but absent are left alone; CSV, JSON and Parquet keep the numbers.
+    """
+    fields = []
+    for field in table.schema:
+        kind = (
+            b"signed" if field.name in signed else b"unsigned" if field.name in unsigned else None
+        )
+        fields.append(field if kind is None else field.with_metadata({PERCENT_KEY: kind}))
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
 def format_table(
@@ -42,8 +62,10 @@ def format_table(
     infinities become null), maps and structs JSON objects, lists arrays,
     bytes base64. CSV and JSON keep every digit, as Parquet does; the text
     table is for people: floats to 7 significant digits
-    (:func:`~marketpulse.human.human_number`), integers with thousands separators, byte counts
-    (columns ``bytes`` or ``*_bytes``) as ``12.3 MB``, one line per row
+    (:func:`~marketpulse.human.human_number`), columns marked by :func:`mark_percent`
+    as percentages with two decimals (``+1.90 %`` for a change), integers with
+    thousands separators, byte counts (columns ``bytes`` or ``*_bytes``) as ``12.3 MB``, one
+    line per row
     however wide. In the text formats, nested values are JSON text and bytes
     are shown as UTF-8 with ``\xNN`` for other bytes; a null is ``null`` in
     the table and an empty field in CSV.
@@ -87,6 +109,10 @@ def _column(array: pa.Array, field: pa.Field, human: bool) -> list[Any]:
         return iso_times(array)
     if human and pa.types.is_integer(kind) and _is_byte_count(field.name):
         return [None if v is None else human_bytes(v) for v in array.to_pylist()]
+    percent = (field.metadata or {}).get(PERCENT_KEY)
+    if human and percent is not None and pa.types.is_floating(kind):
+        sign = "+" if percent == b"signed" else ""
+        return [None if v is None else f"{v:{sign}.2f} %" for v in array.to_pylist()]
     if human and pa.types.is_floating(kind):
         return [None if v is None else human_number(v) for v in array.to_pylist()]
     if human and (pa.types.is_integer(kind) or (pa.types.is_decimal(kind) and kind.scale == 0)):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, settings_from
+from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, err_console, settings_from
 from marketpulse.cli.sink_options import lake_location
 from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat
 from marketpulse.cli.storage_command import date_option
@@ -39,7 +39,7 @@ def _run(name: str, start: str, end: str, symbols: str | None, interval: str | N
          dataset: str | None, format: OutputFormat, output: Path | None, lake: str | None,
          config: Path | None, top: int = 10) -> None:  # fmt: skip
     from marketpulse.analytics import Lake, format_table
-    from marketpulse.analytics.reports import ReportRange, report
+    from marketpulse.analytics.reports import ReportRange, movers_note, report
 
     settings = settings_from(config, lake=lake)
     scope = ReportRange(
@@ -48,7 +48,11 @@ def _run(name: str, start: str, end: str, symbols: str | None, interval: str | N
         dataset or settings.dataset or None,
     )  # fmt: skip
     with Lake(lake_location(settings)) as opened:
-        format_table(report(opened, name, scope), format.value, output)
+        result = report(opened, name, scope)
+    format_table(result, format.value, output)
+    note = movers_note(result, scope) if name == "movers" else None
+    if note:  # on standard error: piped CSV or JSON stays clean
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
 
 
 @report_app.command("daily")
@@ -70,7 +74,12 @@ def movers(
     format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
 ) -> None:  # fmt: skip
-    """Top gainers and losers: return from the first close to the last close of the period."""
+    """Top gainers and losers: return from the first close to the last close of the period.
+
+    return_pct is in percent (+1.90 % in the table, 1.9 in CSV and JSON). A
+    gainer rose, a loser fell: with fewer such symbols than --top, a side is
+    shorter or empty, and a note on standard error says so.
+    """
     _run("movers", start, end, symbols, interval, dataset, format, output, lake, config, top)
 
 
@@ -81,7 +90,11 @@ def volatility(
     format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = OUTPUT_OPTION, lake: str = LAKE_OPTION, config: Path = CONFIG_OPTION,
 ) -> None:  # fmt: skip
-    """Annualised volatility: sample standard deviation of daily log returns x sqrt(252)."""
+    """Annualised volatility: sample standard deviation of daily log returns x sqrt(252).
+
+    In percent (daily_volatility_pct, annualised_volatility_pct), over
+    return_days daily returns.
+    """
     _run("volatility", start, end, symbols, interval, dataset, format, output, lake, config)
 
 

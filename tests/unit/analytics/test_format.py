@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from marketpulse.analytics import OutputError, format_table
-from marketpulse.analytics.results import iso_times
+from marketpulse.analytics.results import iso_times, mark_percent
 from marketpulse.human import human_bytes, human_number
 
 MIDNIGHT = 1_699_920_000 * 1_000_000_000  # 2023-11-14 00:00:00 UTC
@@ -232,3 +232,17 @@ def test_format_parquet(result: pa.Table, tmp_path: Path) -> None:
 def test_format_unknown(result: pa.Table) -> None:
     with pytest.raises(OutputError, match="unknown output format 'xml'"):
         format_table(result, "xml")
+
+
+def test_percent_columns_are_percentages_for_people_plain_numbers_for_tools() -> None:
+    table = pa.table({"return_pct": [1.9034, -0.25, 0.0, None], "vol_pct": [35.849, 2.0, 0.5, 1.0]})
+    marked = mark_percent(table, signed=("return_pct",), unsigned=("vol_pct", "absent"))
+    rows = [re.split(r"\s{2,}", line.strip()) for line in _text(marked)[2:]]
+    assert [row[0] for row in rows] == ["+1.90 %", "-0.25 %", "+0.00 %", "null"]
+    assert rows[0][1] == "35.85 %"
+    out = io.StringIO()
+    format_table(marked, "csv", out)
+    assert out.getvalue().splitlines()[1] == "1.9034,35.849"
+    out = io.StringIO()
+    format_table(marked, "json", out)
+    assert json.loads(out.getvalue())[1] == {"return_pct": -0.25, "vol_pct": 2.0}
