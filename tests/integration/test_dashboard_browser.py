@@ -143,6 +143,13 @@ def dashboard(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def lean_dashboard(lean_lake):
+    """`marketpulse dashboard` over the session's replay of the Lean day; yields its URL."""
+    with _serve(lean_lake.lake.parent, "dashboard", "--lake", str(lean_lake.lake)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         pytest.fail("Chromium is missing: apt-get install -y chromium (.ci/run does it)")
@@ -215,6 +222,11 @@ def test_watchlist_shows_prices_that_change_while_we_watch(dashboard, page):
     page.fill("#filter", "")
     page.click("th[data-key=symbol]")  # again: descending
     _poll(lambda: list(_prices(page)) == sorted(first, reverse=True), "symbols sorted descending")
+    assert page.get_attribute("#state", "data-state") == "" and not page.is_visible("#state")
+    page.fill("#filter", "NO SUCH SYMBOL")
+    _poll(lambda: page.get_attribute("#state", "data-state") == "no-match", "no match said")
+    assert page.is_visible("#state") and "NO SUCH SYMBOL" in page.text_content("#state")
+    page.fill("#filter", "")
     _shot(page, "watchlist")
 
 
@@ -301,6 +313,10 @@ def test_switching_dataset_redraws_the_chart_with_the_other_datasets_prices(dash
 
 def test_a_symbol_page_opened_before_any_data_fills_once_a_dataset_is_written(page, tmp_path):
     with _serve(tmp_path, "dashboard", "--lake", str(tmp_path / "lake")) as url:
+        page.goto(url)  # the watchlist: loading, then says why it is empty
+        assert page.get_attribute("#state", "data-state") in ("loading", "empty")
+        _poll(lambda: page.get_attribute("#state", "data-state") == "empty", "the empty state")
+        assert "No data yet" in page.text_content("#state")
         page.goto(url + "symbol")
         page.wait_for_selector("#dataset", state="attached")
         assert page.eval_on_selector_all("#dataset option", "o => o.length") == 0  # nothing yet
@@ -313,18 +329,65 @@ def test_a_symbol_page_opened_before_any_data_fills_once_a_dataset_is_written(pa
         assert page.url.endswith(f"?dataset={REPLAY}&symbol=AIG&timeframe=1s")
 
 
-def test_a_lake_dashboards_last_price_stays_shown_when_the_symbol_changes_and_back(page, lean_lake):
+def test_a_lake_dashboards_last_price_stays_shown_when_the_symbol_changes_and_back(
+    page, lean_dashboard
+):
     """A lake sends each symbol's last price once (nothing changes it): a page that resets
     after that must still show it (once, a reset just after the first push blanked it)."""
-    with _serve(lean_lake.lake.parent, "dashboard", "--lake", str(lean_lake.lake)) as url:
-        page.goto(url + "symbol?symbol=SPY&timeframe=1m")
-        _poll(lambda: page.text_content("#last"), "SPY's last price")
-        spy = page.text_content("#last")
-        page.select_option("#symbol", "AIG")
-        _poll(lambda: page.text_content("#last") not in ("", spy), "AIG's last price")
-        page.select_option("#symbol", "SPY")
-        _poll(lambda: page.text_content("#last") == spy, "SPY's last price again")
-        page.goto("about:blank")  # before the server stops: no fetch of the page fails then
+    page.goto(lean_dashboard + "symbol?symbol=SPY&timeframe=1m")
+    _poll(lambda: page.text_content("#last"), "SPY's last price")
+    spy = page.text_content("#last")
+    page.select_option("#symbol", "AIG")
+    _poll(lambda: page.text_content("#last") not in ("", spy), "AIG's last price")
+    page.select_option("#symbol", "SPY")
+    _poll(lambda: page.text_content("#last") == spy, "SPY's last price again")
+
+
+GREEN = "rgb(47, 191, 113)"  # the colour of a live pipeline's badge
+
+
+def _badge(page) -> dict[str, str]:
+    """The source badge's text, class and colour, once it names a dataset."""
+    _poll(lambda: ":" in page.text_content("#status"), "the source badge")
+    return page.eval_on_selector(
+        "#status",
+        "s => ({text: s.textContent, cls: s.className, color: getComputedStyle(s).color})",
+    )
+
+
+def test_a_lake_dashboard_says_its_pages_show_a_stored_dataset(page, lean_dashboard, lean_lake):
+    """Over a lake: the badge says "stored dataset", not green; the pipeline page shows what
+    the lake holds (rows, span, files per table; dead letters by reason), not empty tiles."""
+    from marketpulse.analytics import query
+
+    page.goto(lean_dashboard + "pipeline")
+    badge = _badge(page)
+    assert badge["text"] == f"stored dataset: {REPLAY}"
+    assert "source-lake" in badge["cls"] and badge["color"] != GREEN
+    _poll(lambda: page.eval_on_selector_all("#tables tbody tr", "r => r.length"), "the tables")
+    shown = page.eval_on_selector_all(
+        "#tables tbody tr", "rs => rs.map(r => [r.dataset.table, Number(r.dataset.rows),"
+        " r.cells[2].textContent, r.cells[4].textContent])",
+    )  # fmt: skip
+    stored = query(
+        lean_lake.lake,
+        "SELECT 'bars' AS t, count(*) AS n, min(bar_start) AS first FROM bars UNION ALL "
+        "SELECT 'indicators', count(*), min(bar_start) FROM indicators UNION ALL "
+        "SELECT 'alerts', count(*), min(bar_end) FROM alerts UNION ALL "
+        "SELECT 'trades', count(*), min(ts) FROM trades",
+    ).to_pylist()
+    files = {t: len(list((lean_lake.lake / t).rglob("*.parquet"))) for t in ("bars", "trades")}
+    assert [row[:2] for row in shown] == [[r["t"], r["n"]] for r in stored]  # no empty tables
+    assert shown[3][1] == 388_417  # every trade of the Lean file
+    assert shown[0][2] == stored[0]["first"].strftime("%Y-%m-%d %H:%M:%S")
+    assert [int(shown[0][3]), int(shown[3][3])] == [files["bars"], files["trades"]]
+    assert page.is_visible("#no-reasons") and not page.is_visible("#reasons")  # no dead letters
+    # no rate exists over a lake: its tiles and chart are not shown empty
+    assert not page.is_visible("#ticks_per_s") and not page.is_visible("#rate")
+    assert "no pipeline streams" in page.text_content("#source")
+    icon = page.evaluate("fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)")
+    assert icon == 200
+    _shot(page, "pipeline-lake")
 
 
 def test_alerts_page_shows_an_alert_raised_during_the_test(dashboard, page):
@@ -374,6 +437,10 @@ def test_pipeline_page_shows_a_tick_rate(dashboard, page):
     )
     assert float(rate.replace(",", "")) > 0
     assert page.text_content("#latency_p50_ms").endswith("ms")
+    assert page.is_visible("#rate")
+    badge = _badge(page)
+    assert badge["text"] == "live pipeline: simulator" and badge["color"] == GREEN
+    _poll(lambda: page.eval_on_selector_all("#tables tbody tr", "r => r.length"), "the lake")
     _shot(page, "pipeline")
 
 
@@ -418,6 +485,8 @@ def test_pipeline_page_shows_consumer_lag_when_following_kafka_topics(
             ),
             "a tick rate from the bars topic",
         )
+        badge = _badge(page)
+        assert badge["text"].startswith("Kafka topics: ") and "source-topics" in badge["cls"]
         _shot(page, "pipeline-kafka")
 
 
@@ -509,45 +578,46 @@ def test_a_live_run_with_declared_indicators_charts_them_as_they_close(page, tmp
         assert int(chart.get_attribute("data-indicator-points")) > 5
 
 
-def test_alerts_page_charts_each_rules_track_record_against_random_bars(page, tmp_path):
+def test_alerts_page_charts_each_rules_track_record_against_random_bars(
+    page, lean_dashboard, lean_lake
+):
     """`marketpulse dashboard` over the replayed Lean day: the default rules' backtest."""
     from marketpulse.analytics import query
 
-    _replay_lean(tmp_path)
     stored = {
         r["rule"]: r["n"]
-        for r in query(tmp_path / "lake", "SELECT rule, count(*) AS n FROM alerts GROUP BY rule")
+        for r in query(lean_lake.lake, "SELECT rule, count(*) AS n FROM alerts GROUP BY rule")
         .to_pylist()
     }  # fmt: skip
-    with _serve(tmp_path, "dashboard", "--lake", str(tmp_path / "lake")) as url:
-        page.goto(url + "alerts")
-        _poll(lambda: page.get_attribute("#track", "data-rules"), "the track record chart", 120)
-        record = page.evaluate(
-            "fetch('/api/track-record?horizon=15').then(r => r.json())"
-        )  # fmt: skip
-        charted = [r for r in record["rules"] if r["alerts"]]
-        assert {r["rule"]: r["alerts"] for r in charted} == stored  # what the stream raised
-        assert int(page.get_attribute("#track", "data-rules")) == len(charted) >= 4
-        assert page.get_attribute("#track", "data-horizon") == "15"
-        rows = page.eval_on_selector_all(
-            "#track-table tbody tr", "rs => rs.map(r => r.dataset.rule)"
-        )
-        assert rows == [r["rule"] for r in charted]
-        # two box traces (the alerts, the random bars), one box per rule with returns
-        traces = page.evaluate("document.getElementById('track').data.map(t => [t.name, t.x])")
-        with_returns = [r["rule"] for r in charted if r["returns"]]
-        assert traces == [["alerts", with_returns], ["random bars", with_returns]]
-        for rule in charted:
-            if rule["returns"]:
-                assert rule["returns"]["n"] == rule["with_return"]
-                assert rule["baseline"]["n"] == 20 * rule["with_return"]
-                assert (
-                    rule["returns"]["low"] <= rule["returns"]["median"] <= rule["returns"]["high"]
-                )
-        for bad, status in (("horizon=0", 422), ("dataset=nope", 404)):
-            got = page.evaluate(f"fetch('/api/track-record?{bad}').then(r => r.status)")
-            assert got == status, bad
-        page.select_option("#horizon", "5")
-        _poll(lambda: page.get_attribute("#track", "data-horizon") == "5", "the 5-bar record")
-        page.locator("#track-table").scroll_into_view_if_needed()
-        _shot(page, "track-record")
+    page.goto(lean_dashboard + "alerts")
+    _poll(lambda: page.get_attribute("#track", "data-rules"), "the track record chart", 120)
+    record = page.evaluate(
+        "fetch('/api/track-record?horizon=15').then(r => r.json())"
+    )  # fmt: skip
+    charted = [r for r in record["rules"] if r["alerts"]]
+    assert {r["rule"]: r["alerts"] for r in charted} == stored  # what the stream raised
+    assert int(page.get_attribute("#track", "data-rules")) == len(charted) >= 4
+    assert page.get_attribute("#track", "data-horizon") == "15"
+    rows = page.eval_on_selector_all("#track-table tbody tr", "rs => rs.map(r => r.dataset.rule)")
+    assert rows == [r["rule"] for r in charted]
+    # two box traces (the alerts, the random bars), one box per rule with returns
+    traces = page.evaluate("document.getElementById('track').data.map(t => [t.name, t.x])")
+    with_returns = [r["rule"] for r in charted if r["returns"]]
+    assert traces == [["alerts", with_returns], ["random bars", with_returns]]
+    # drawn with both axes named and a legend of the two
+    assert page.text_content("#track .g-xtitle") == "alert rule"
+    assert page.text_content("#track .g-ytitle") == "forward return after 15 bars (%)"
+    legend = page.eval_on_selector_all("#track .legend .traces", "t => t.map(x => x.textContent)")
+    assert legend == ["alerts", "random bars"]
+    for rule in charted:
+        if rule["returns"]:
+            assert rule["returns"]["n"] == rule["with_return"]
+            assert rule["baseline"]["n"] == 20 * rule["with_return"]
+            assert rule["returns"]["low"] <= rule["returns"]["median"] <= rule["returns"]["high"]
+    for bad, status in (("horizon=0", 422), ("dataset=nope", 404)):
+        got = page.evaluate(f"fetch('/api/track-record?{bad}').then(r => r.status)")
+        assert got == status, bad
+    page.select_option("#horizon", "5")
+    _poll(lambda: page.get_attribute("#track", "data-horizon") == "5", "the 5-bar record")
+    page.locator("#track-table").scroll_into_view_if_needed()
+    _shot(page, "track-record")

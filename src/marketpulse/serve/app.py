@@ -207,6 +207,10 @@ def create_app(
     for route, page in _PAGES.items():
         app.add_api_route(route, _page(_STATIC / page), methods=["GET"], include_in_schema=False)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(_STATIC / "favicon.ico", media_type="image/vnd.microsoft.icon")
+
     @app.get("/assets/plotly.min.js", include_in_schema=False)
     def plotly_asset() -> FileResponse:
         return FileResponse(plotly_js(), media_type="text/javascript")
@@ -360,10 +364,20 @@ def create_app(
         dead_letters: int = Query(10, ge=0, le=1000, description="Latest dead letters to show."),
         dataset: str | None = reading,
     ) -> dict[str, Any]:
-        """Return the pipeline's figures and a dataset's latest dead letters with their reasons."""
+        """Return the pipeline's figures and what the lake holds of a dataset.
+
+        ``figures.source`` says where the live figures come from: ``pipeline``
+        (a run in this process: rates and latency), ``topics`` (a pipeline's
+        Kafka output topics: rates and consumer lag) or ``lake`` (stored files
+        only: no rates). ``lake`` is what the lake holds of the dataset: per
+        table its rows, time span (``first``, ``last``), Parquet files and last
+        write, and the dead letters counted by reason (``null``: the lake has no
+        dataset). ``dead_letters``: the latest dead letters with their reasons.
+        """
         letters = lake.dead_letters(dataset, dead_letters) if dead_letters and dataset else []
         return {
             "figures": source.figures(),
+            "lake": lake.summary(dataset) if dataset else None,
             "dead_letters": letters,
             "sink": {"kind": "lake", "root": str(lake.root), "ready": lake.exists()},
             "clients": {"connected": clients.connected, "dropped": clients.dropped},

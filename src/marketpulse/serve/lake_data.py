@@ -36,6 +36,7 @@ from marketpulse.models import (
     INDICATOR_SCHEMA,
     watchlist_columns,
 )
+from marketpulse.serve.lake_summary import summarize
 from marketpulse.serve.records import iso_time, to_records
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_store import open_store
@@ -364,6 +365,13 @@ class LakeData:
         columns = ", ".join(_DLQ_COLUMNS)
         sql = f"SELECT {columns} FROM dlq WHERE dataset = ? ORDER BY ts DESC LIMIT ?"
         return to_records(self._query(sql, [dataset, limit]))
+
+    def summary(self, dataset: str) -> dict[str, Any]:
+        """Return what the lake holds of a dataset (see :mod:`.lake_summary`).
+
+        Per table its rows, time span, files and last write; its dead letters by reason.
+        """
+        return summarize(self._query, self.location, dataset)
 
     def dead_letter_count(self, dataset: str) -> int:
         """Return how many dead letters a dataset has."""

@@ -76,6 +76,9 @@ class MarketSource(Protocol):
     dataset: str | None
     #: Whether that is whichever dataset of the lake was written last (else one of its own).
     follows_latest: bool
+    #: Where the live pages' state comes from: ``pipeline`` (a pipeline running in this
+    #: process), ``topics`` (a pipeline's Kafka output topics) or ``lake`` (stored files).
+    kind: str
 
     def watchlist(self) -> list[dict[str, Any]]:
         """Return every symbol's row."""
@@ -104,6 +107,7 @@ class LiveMarket(MarketView):
         self.metrics = metrics
         self.dataset = dataset
         self.follows_latest = False
+        self.kind = "pipeline"  # the topics feed makes it "topics"
         #: More figures for the pipeline page (e.g. consumer lag), merged into :meth:`figures`.
         self.extra_figures: Callable[[], dict[str, Any]] | None = None
         self._alert_log: deque[tuple[int, dict[str, Any]]] = deque(maxlen=_KEEP_ALERTS)
@@ -170,7 +174,7 @@ class LiveMarket(MarketView):
         """Return the pipeline's figures."""
         snap = self.metrics.snapshot()
         return {
-            "source": "pipeline",
+            "source": self.kind,
             "elapsed_s": snap.elapsed,
             "ticks_in": snap.ticks_in,
             "ticks_per_s": snap.ticks_per_s,
@@ -209,6 +213,7 @@ class LakeMarket:
         self._dataset = dataset
         self.dataset = dataset
         self.follows_latest = dataset is None
+        self.kind = "lake"
         self._interval = interval
         self._refresh_s = refresh_s
         self._lock = threading.Lock()

@@ -58,6 +58,7 @@ class TopicsFeed:
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         market.extra_figures = self.figures
+        market.kind = "topics"
 
     def figures(self) -> dict[str, Any]:
         """Return the consumer's lag per partition and what could not be read."""

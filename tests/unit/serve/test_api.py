@@ -245,6 +245,9 @@ def test_docs_and_every_asset_are_served_without_a_cdn(client):
         html = client.get(page)
         assert html.status_code == 200 and "<html" in html.text
         assert "https://" not in html.text and "http://" not in html.text
+    icon = client.get("/favicon.ico")  # browsers ask for it on every page
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/vnd.microsoft.icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO file's header
     for asset in [
         "common.js",
         "watchlist.js",
@@ -333,3 +336,28 @@ def test_every_data_route_takes_a_dataset_and_rows_are_as_documented(client):
         assert got and all(list(r) == list(row["properties"]) for r in got), path
         assert row["properties"]["bar_start"]["format"] == "date-time"
         assert all(ISO.match(r["bar_start"]) and ISO.match(r["bar_end"]) for r in got)
+
+
+def test_the_pipeline_page_of_a_lake_says_what_the_lake_holds(client, filled_lake):
+    answer = client.get("/api/pipeline", params={"dataset": DATASETS[0]}).json()
+    assert answer["figures"]["source"] == "lake"  # no live rates: the page hides them
+    summary = answer["lake"]
+    assert summary["dataset"] == DATASETS[0]
+    stored = {
+        r["t"]: r
+        for r in _lake(
+            filled_lake[0],
+            f"SELECT 'bars' AS t, count(*) AS n, min(epoch_ns(bar_start)) AS first FROM bars "
+            f"WHERE dataset = '{DATASETS[0]}' UNION ALL SELECT 'alerts', count(*), "
+            f"min(epoch_ns(bar_end)) FROM alerts WHERE dataset = '{DATASETS[0]}'",
+        )
+    }
+    tables = {t["table"]: t for t in summary["tables"]}
+    for name in ("bars", "alerts"):
+        assert tables[name]["rows"] == stored[name]["n"] > 0
+        assert tables[name]["first"] == _iso(stored[name]["first"])
+        files = list((filled_lake[0] / name / f"dataset={DATASETS[0]}").rglob("*.parquet"))
+        assert tables[name]["files"] == len(files) > 0
+        assert ISO.match(tables[name]["written"])
+    assert tables["quotes"]["rows"] == tables["quotes"]["files"] == 0
+    assert summary["dead_letter_reasons"] == []

@@ -66,6 +66,7 @@ def test_the_output_topics_fill_the_watchlist_alerts_and_figures(filled_lake):
         _poll(lambda: market.figures()["lag"], "the consumer's lag")
         figures = market.figures()
     assert dlq.num_rows == 0
+    assert figures["source"] == "topics"  # the badge names the topics, not a run here
     assert set(figures["lag"]) == {f"test.{t}[{p}]" for t in OUTPUT_TOPICS for p in (0, 1)} and set(
         figures["lag"].values()
     ) == {0}

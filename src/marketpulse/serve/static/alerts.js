@@ -90,10 +90,12 @@ async function loadTrack(name) {
   const rules = record.rules.filter((r) => r.alerts > 0);
   const axis = { gridcolor: "#26303b", zerolinecolor: "#7d8a98", color: "#7d8a98" };
   const layout = {
-    boxmode: "group", height: 360, margin: { t: 10, r: 10, b: 60, l: 60 },
+    boxmode: "group", height: 360, margin: { t: 36, r: 10, b: 60, l: 70 },
     paper_bgcolor: "#0f1419", plot_bgcolor: "#0f1419", font: { color: "#d8dee6", size: 11 },
-    xaxis: axis, yaxis: { ...axis, title: "forward return after " + horizon + " bars (%)" },
-    legend: { orientation: "h" },
+    // titles as objects: plotly.js 3 and later draw no title given as a bare string
+    xaxis: { ...axis, title: { text: "alert rule" } },
+    yaxis: { ...axis, title: { text: "forward return after " + horizon + " bars (%)" } },
+    showlegend: true, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
   };
   await Plotly.react(track, [boxes(rules, "returns", "alerts", "#d62728"),
                              boxes(rules, "baseline", "random bars", "#7f7f7f")], layout,

@@ -89,6 +89,14 @@ const MP = (() => {
     return chosen || null;
   }
 
+  // What the live pages show, by the source the server names in its figures: the badge
+  // says so, so that a stored dataset is never taken for a market moving now.
+  const SOURCES = {
+    pipeline: ["live pipeline", "Streaming from the pipeline running in this process"],
+    topics: ["Kafka topics", "Following a pipeline's output topics on Kafka"],
+    lake: ["stored dataset", "Read from the lake's files: nothing is streaming; the pages show what was stored"],
+  };
+
   // Connects to /ws and calls onMessage with each message; reconnects after a drop.
   // onOpen(socket), if given, is called on each (re)connection, e.g. to subscribe.
   function live(onMessage, onOpen) {
@@ -97,8 +105,8 @@ const MP = (() => {
     function open() {
       const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
       ws.onopen = () => {
-        status.textContent = "live";
-        status.className = "status live";
+        status.textContent = "connected";
+        status.className = "status";
         if (onOpen) onOpen(ws);
       };
       ws.onmessage = (event) => {
@@ -106,8 +114,13 @@ const MP = (() => {
         document.body.dataset.messages = messages;
         const message = JSON.parse(event.data);
         if (message.dataset) {
-          status.textContent = "live: " + message.dataset;
+          const kind = (message.figures && message.figures.source) || "pipeline";
+          const [text, title] = SOURCES[kind] || SOURCES.pipeline;
+          status.textContent = text + ": " + message.dataset;
+          status.title = title;
+          status.className = "status source-" + kind;
           document.body.dataset.liveDataset = message.dataset;
+          document.body.dataset.source = kind;
         }
         onMessage(message);
         // acknowledged once this page is free again: the server sends the next update

@@ -104,8 +104,26 @@ function order() {
   for (const entry of entries) fragment.appendChild(entry.tr);
   body.replaceChildren(fragment);
   document.getElementById("count").textContent = entries.length + " of " + rows.size + " symbols";
+  showState(entries.length);
   needsOrder = false;
   lastOrder = performance.now();
+}
+
+// Under the table: loading until the first update, then why it is empty (no rows yet, or
+// none the filter matches), else nothing.
+let received = false;
+const stateBox = document.getElementById("state");
+function showState(shown) {
+  let [state, text] = ["", ""];
+  if (!received) [state, text] = ["loading", "Loading the watchlist…"];
+  else if (!rows.size) {
+    [state, text] = ["empty", dataset
+      ? "No symbols in " + dataset + " yet: its rows appear as its first bars are written."
+      : "No data yet: start a pipeline (marketpulse run) or replay a file into this lake."];
+  } else if (!shown) [state, text] = ["no-match", "No symbol or alert matches “" + filterBox.value.trim() + "”."];
+  stateBox.dataset.state = state;
+  stateBox.textContent = text;
+  stateBox.hidden = !state;
 }
 
 function render() {
@@ -185,4 +203,8 @@ MP.live((message) => {
   }
   for (const row of message.rows) pending.set(row.symbol, row);
   if (message.rows.length) schedule();
+  if (!received || !rows.size) {
+    received = true;
+    if (!message.rows.length) showState(0);
+  }
 });
