@@ -13,14 +13,18 @@ def cli(cli_in_process):
     return cli_in_process
 
 
-RUN_DURATION = 60  # `make run`: the first minute
-
-
 @pytest.mark.timeout(240)
-def test_the_first_minute_of_make_run_raises_alerts(cli, sql, tmp_path):
+@pytest.mark.parametrize(
+    ("symbols", "duration"),
+    [
+        (50, 60),  # `make run`: `marketpulse run` with the defaults, its first minute
+        (20, 30),  # the README's `make run ARGS="--duration 30 --symbols 20"`
+    ],
+)
+def test_the_first_minute_of_make_run_raises_alerts(cli, sql, tmp_path, symbols, duration):
     lake = tmp_path / "lake"
-    # `make run` is `marketpulse run` with the defaults: 50 symbols, 5,000 trades/s
-    result = cli("run", "--duration", RUN_DURATION, "--no-dashboard", "--lake", lake)
+    given = [] if symbols == 50 else ["--symbols", symbols]  # the default: 50 at 5,000 trades/s
+    result = cli("run", "--duration", duration, *given, "--no-dashboard", "--lake", lake)
     assert result.stdout.strip().splitlines()[-1].startswith("done: ")
     rows = sql(
         lake,
@@ -35,10 +39,10 @@ def test_the_first_minute_of_make_run_raises_alerts(cli, sql, tmp_path):
         "SELECT count(*) AS n, count(DISTINCT symbol) AS symbols, "
         "epoch_ns(max(ts)) - epoch_ns(min(ts)) AS span_ns FROM trades",
     )[0]
-    assert trades["symbols"] == 50
+    assert trades["symbols"] == symbols
     # the announced rate, in the trades' own times (a busy machine delivers late, not fewer)
     assert trades["n"] / (trades["span_ns"] / 1e9) == pytest.approx(5000, rel=0.03)
-    assert trades["span_ns"] > RUN_DURATION / 2 * 1e9  # the run traded for most of its minute
+    assert trades["span_ns"] > duration / 2 * 1e9  # the run traded for most of its time
     # quotes beside the trades, stored in their own table: each trade printed at the bid
     # or the ask in force at its time, never a crossed book
     book = sql(

@@ -12,11 +12,11 @@ exchange's price grid.
 
 News now and then: a company's price gaps by about a day's volatility (0.8 %
 to 3 %) and it trades many times faster for a while. News items reach the
-universe at bounded intervals (0.4 to 1.6 times ``news_every / companies``
-apart, index funds get none: about every 11 s, at most 17.4 s apart, with the
-default 50 symbols), so a run of a minute sees some: a lively market, livelier
-than most real days. Symbols also burst without news (trading many times faster for
-a while).
+market at bounded intervals (0.4 to 1.6 times their mean gap apart, index funds
+get none): by default one about every 10 s (4 to 16 s apart) whatever the number
+of symbols, so a run of half a minute sees some with 20 symbols as with 50: a
+lively market, livelier than most real days. Symbols also burst without news
+(trading many times faster for a while).
 
 Activity: in real time (``realtime=True``) the stream delivers ``rate`` trades
 a second on average, on a schedule of absolute deadlines (no drift however
@@ -66,6 +66,10 @@ _TRADING_DAYS = 252
 _BURSTS_PER_S = 1 / 1_800  # per symbol, without news
 _BURST_SECONDS = 30.0
 _NEWS_MIN, _NEWS_MAX = 0.008, 0.03  # size of a news gap in log price
+# Default mean gap between two news items in the whole market, whatever its size: a
+# per-company pace left a small market silent (20 symbols: one item every 31 s, the
+# first after 46 s with seed 0), and a first run of half a minute raised no alert.
+_MARKET_NEWS_S = 10.0
 _TICK_S = 0.025  # realtime: one batch every 25 ms by default (``delivery_s``)
 _MAX_LAG_NS = 60 * NS_PER_S  # realtime: a consumer stalled longer loses the excess
 
@@ -146,7 +150,8 @@ class Simulator:
         quotes: also yield the bid and ask in force at each trade, as
             ``"quote"`` batches (``models.QUOTE_SCHEMA``) before the trades.
         news_every: mean seconds between two news items of one company
-            (index funds get none; ``0``: no news at all).
+            (index funds get none; ``0``: no news at all). Default: the
+            whole market hears one every 10 s on average, whatever its size.
         clock: real-time clock, UTC ns (tests pass a simulated one).
         sleep: how to wait that many seconds (tests pass one that moves ``clock``).
         anomalies: labelled anomalies to inject (see :mod:`marketpulse.feeds.anomalies`);
@@ -170,13 +175,19 @@ class Simulator:
         max_events: int | None = None,
         intraday: bool | None = None,
         quotes: bool = False,
-        news_every: float = 500.0,
+        news_every: float | None = None,
         clock: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], None] = time.sleep,
         anomalies: Sequence[Anomaly] = (),
         delivery_s: float = _TICK_S,
     ) -> None:
-        if symbols < 1 or rate <= 0 or batch_size < 1 or news_every < 0 or not delivery_s > 0:
+        if (
+            symbols < 1
+            or rate <= 0
+            or batch_size < 1
+            or not delivery_s > 0
+            or (news_every is not None and news_every < 0)
+        ):
             raise ValueError(
                 "symbols, rate, batch_size and delivery_s must be positive, news_every >= 0"
             )
@@ -222,7 +233,10 @@ class Simulator:
         self._clock_ts = start
         candidates = np.flatnonzero(~self.universe.index_fund)
         self._news_targets = candidates if len(candidates) else np.arange(n)
-        self._news_gap_s = self.news_every / len(self._news_targets) if self.news_every else 0.0
+        if self.news_every is None:
+            self._news_gap_s = _MARKET_NEWS_S
+        else:
+            self._news_gap_s = self.news_every / len(self._news_targets) if self.news_every else 0.0
         self._next_news = start + self._news_gap()
         self.news = []
         self._applied = 0  # news items already in ``_jump``

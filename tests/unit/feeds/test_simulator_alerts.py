@@ -13,10 +13,15 @@ MINUTE = 60 * S
 WINDOW = 10  # news_move: 10 bars of 1s
 
 
-def first_minute(seed, **options):
+def first_minute(seed, seconds=60, **options):
     """The alerts and news items of a minute of `marketpulse run`'s market, on a virtual clock."""
     feed = Simulator(
-        realtime=False, start_ts=START, seed=seed, intraday=False, max_events=5000 * 60, **options
+        realtime=False,
+        start_ts=START,
+        seed=seed,
+        intraday=False,
+        max_events=5000 * seconds,
+        **options,
     )  # `run`'s defaults: 50 symbols at 5,000 trades/s, flat activity
     processor = Processor(ProcessorSettings(intervals=("1s", "1m", "5m")), default_rules())
     alerts, offset, quotes = [], 0, 0
@@ -52,6 +57,18 @@ def test_news_moves_raise_alerts_in_the_first_minute_and_nothing_else_does(seed)
         quiet = not any(a.symbol == symbol and at - cooldown < a.bar_end < at for a in moves)
         if START + (WINDOW + 2) * S <= at <= last_bar - 2 * S and quiet:
             assert any(a.symbol == symbol and at <= a.bar_end for a in moves), (at, symbol)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_readmes_half_minute_of_20_symbols_raises_news_alerts(seed):
+    # README: `make run ARGS="--duration 30 --symbols 20"`; a market of 20 symbols
+    # hears news as often as one of 50, so its first 30 s raise alerts too
+    feed, alerts, _ = first_minute(seed, seconds=30, symbols=20)
+    assert len(feed.news) >= 2
+    moves = [a for a in alerts if a.rule == "news_move"]
+    assert moves and max(a.bar_end for a in moves) <= START + 30 * S
+    news = {feed.tickers[target] for _, target, _ in feed.news}
+    assert {a.symbol for a in moves} <= news
 
 
 def test_without_news_the_first_minute_raises_no_news_alert():
