@@ -7,6 +7,7 @@ returns computed independently in SQL over the stored bars.
 import json
 import math
 import os
+import re
 
 import pytest
 
@@ -147,15 +148,24 @@ def test_start_and_end_keep_the_alerts_of_those_dates(lean_lake):
 def test_default_rules_over_the_kaggle_daily_series_print_a_track_record(tmp_path):
     replay = marketpulse("replay", KAGGLE, "--lake", tmp_path / "lake", cwd=tmp_path)
     assert replay.returncode == 0, replay.stderr
-    result = _run(tmp_path, "--horizons", "5,20")
+    result = marketpulse_in_process("backtest", "--lake", tmp_path / "lake", "--horizons",
+                                    "5,20", cwd=tmp_path, env={"COLUMNS": "400"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
     head, rule_line, *table = result.stdout.splitlines()
-    assert head.split()[:4] == ["rule", "horizon", "alerts", "with_return"]
-    assert "baseline_hit_rate" in head and "p_value" in head
-    daily = [line.split() for line in table if line.startswith("daily_move")]
-    assert [d[1] for d in daily] == ["5", "20"]
-    alerts = int(daily[0][2].replace(",", ""))
-    assert alerts > 1000 and int(daily[0][9].replace(",", "")) == 20 * alerts
-    assert result.stderr.startswith("backtest of dataset indexProcessed: 104,224 bars,")
+    names = head.split()
+    assert names[:4] == ["rule", "horizon", "alerts", "with_return"]  # wide enough: all
+    assert "baseline_hit_rate" in names and "p_value" in names
+    daily = [dict(zip(names, re.split(r"\s{2,}", line.strip()), strict=True)) for line in table]
+    assert [d["horizon"] for d in daily if d["rule"] == "daily_move"] == ["5", "20"]
+    alerts = int(daily[0]["alerts"].replace(",", ""))
+    assert alerts > 1000 and int(daily[0]["baseline_n"].replace(",", "")) == 20 * alerts
+    # the daily series: only the rules that watch 1d (or every timeframe) have rows
+    assert {d["rule"] for d in daily} == {"rsi_overbought", "rsi_oversold", "daily_move"}
+    summary, idle = result.stderr.splitlines()
+    assert summary.startswith("backtest of dataset indexProcessed: 104,224 bars,")
+    assert "from 3 rules" in summary
+    assert "no bars of the timeframes they watch (it has 1d)" in idle
+    assert "news_move (1s)" in idle and "macd_cross (1m, 5m)" in idle
 
 
 @pytest.mark.parametrize(
@@ -192,3 +202,39 @@ def test_the_dashboards_rules_file_is_checked_before_it_serves(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and "none.yaml" in line, line
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_table_fits_the_terminal_and_names_what_it_leaves_out(lean_lake, width):
+    args = ("backtest", "--lake", lean_lake / "lake", "--dataset", "lean", "--horizons", "5,60")
+    table = marketpulse_in_process(*args, cwd=lean_lake, env={"COLUMNS": str(width)})
+    whole = marketpulse_in_process(*args, "--format", "csv", cwd=lean_lake,
+                                   env={"COLUMNS": str(width)})  # fmt: skip
+    assert table.returncode == whole.returncode == 0, table.stderr + whole.stderr
+    lines = table.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= width
+    shown = lines[0].split()
+    assert shown[:3] == ["rule", "horizon", "alerts"]  # in their order; the telling ones first
+    assert {"hit_rate", "baseline_hit_rate", "p_value"} <= set(shown)
+    every = whole.stdout.splitlines()[0].split(",")  # CSV: every column, whatever the width
+    assert len(every) == 16 and set(shown) < set(every)
+    (left_out,) = [line for line in table.stderr.splitlines() if "left out to fit" in line]
+    assert all(name in left_out for name in set(every) - set(shown))
+    assert f"fit {width} characters" in left_out
+    # percent columns, when shown, are percentages with a sign; CSV keeps the number
+    if "mean_return_pct" in shown:
+        cells = re.split(r"\s{2,}", lines[2].strip())
+        assert re.fullmatch(r"[+-]\d+\.\d\d %", cells[shown.index("mean_return_pct")])
+
+
+def test_rules_that_cannot_fire_on_the_data_are_one_line_not_rows_of_nulls(lean_lake):
+    """The Lean day has 1s, 1m and 5m bars: daily_move (1d) cannot fire."""
+    result = _run(lean_lake, "--dataset", "lean", "--horizons", "5", "--format", "json")
+    rows = json.loads(result.stdout)
+    assert "daily_move" not in {r["rule"] for r in rows}
+    assert {"news_move", "macd_cross", "rsi_overbought"} <= {r["rule"] for r in rows}
+    (idle,) = [line for line in result.stderr.splitlines() if "daily_move" in line]
+    assert idle.startswith("not applied") and "daily_move (1d)" in idle
+    assert "(it has 1s, 1m, 5m)" in idle
+    table = _run(lean_lake, "--dataset", "lean", "--horizons", "5")
+    assert "daily_move" not in table.stdout

@@ -40,6 +40,7 @@ from marketpulse.analytics.reports import pick_dataset
 from marketpulse.analytics.sql import Lake
 from marketpulse.indicators.declare import DEFAULT, DeclaredSet
 from marketpulse.models import Alert
+from marketpulse.timeframes import sort_key
 
 __all__ = ["BacktestResult", "BacktestScope", "backtest"]
 
@@ -116,6 +117,9 @@ class BacktestResult:
         returns: per rule and horizon, the alerts' forward returns (in
             percent; for the dashboard's distribution chart).
         baseline_returns: per rule and horizon, the baseline's (in percent).
+        timeframes: the dataset's timeframes, sorted.
+        not_applied: the rules that cannot fire on the dataset: each watches
+            timeframes it has no bars of (their rows in ``record`` are empty).
     """
 
     dataset: str
@@ -124,6 +128,8 @@ class BacktestResult:
     record: pa.Table
     returns: dict[tuple[str, int], list[float]]
     baseline_returns: dict[tuple[str, int], list[float]]
+    timeframes: tuple[str, ...] = ()
+    not_applied: tuple[Rule, ...] = ()
 
 
 def backtest(
@@ -144,7 +150,7 @@ def backtest(
     if not rules:
         raise AnalyticsError("no rules to backtest")
     dataset = pick_dataset(lake, scope.dataset)
-    bars = _bars(lake, dataset, rules, scope.symbols)
+    bars, timeframes = _bars(lake, dataset, rules, scope.symbols)
     bars = compute(bars, declared)
     rows = _engine_rows(bars, declared)
     engine = AlertEngine(rules, dataset)
@@ -167,11 +173,15 @@ def backtest(
             baseline_returns[rule.name, h] = (draws[np.isfinite(draws)] * 100.0).tolist()
             record.append(_figures(rule.name, h, len(mine), got, signs, draws, draw_signs))
     table = pa.Table.from_pylist(record, schema=TRACK_RECORD)
-    return BacktestResult(dataset, bars.num_rows, alerts, table, returns, baseline_returns)
+    idle = tuple(r for r in rules if r.intervals and not set(r.intervals) & set(timeframes))
+    return BacktestResult(dataset, bars.num_rows, alerts, table, returns, baseline_returns,
+                          tuple(sorted(timeframes, key=sort_key)), idle)  # fmt: skip
 
 
-def _bars(lake: Lake, dataset: str, rules: Sequence[Rule], symbols: tuple[str, ...]) -> pa.Table:
-    """The dataset's bars of the rules' timeframes, by timeframe, symbol and time."""
+def _bars(
+    lake: Lake, dataset: str, rules: Sequence[Rule], symbols: tuple[str, ...]
+) -> tuple[pa.Table, list[str]]:
+    """The dataset's bars of the rules' timeframes (by timeframe, symbol, time), its timeframes."""
     found = lake.query(
         "SELECT DISTINCT timeframe FROM bars WHERE dataset = $1", [dataset]
     ).column("timeframe").to_pylist()  # fmt: skip
@@ -200,7 +210,7 @@ def _bars(lake: Lake, dataset: str, rules: Sequence[Rule], symbols: tuple[str, .
     missing = sorted(set(symbols) - set(table.column("symbol").to_pylist()))
     if missing:
         raise AnalyticsError(f"--symbols: no bars of {', '.join(missing)} in dataset {dataset}")
-    return table
+    return table, found
 
 
 def _engine_rows(bars: pa.Table, declared: DeclaredSet) -> dict[str, np.ndarray]:

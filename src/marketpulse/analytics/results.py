@@ -25,7 +25,7 @@ from marketpulse.analytics.exceptions import OutputError
 from marketpulse.human import human_bytes, human_number
 from marketpulse.sinks.lake_format import PARQUET_COMPRESSION
 
-__all__ = ["FORMATS", "format_table", "iso_times", "mark_percent"]
+__all__ = ["FORMATS", "fit_columns", "format_table", "iso_times", "mark_percent"]
 
 #: The formats :func:`format_table` writes.
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "parquet")
@@ -169,11 +169,39 @@ def _text(value: Any, null: str) -> str:
     return _json.encode(value).decode()  # lists, structs and maps as JSON text
 
 
+def fit_columns(table: pa.Table, width: int, priority: Sequence[str]) -> tuple[pa.Table, list[str]]:
+    """The columns of ``table`` whose text table fits ``width`` characters, and those left out.
+
+    Columns are taken in the order of ``priority`` (then the others) while the
+    table's lines fit, and kept in ``table``'s order; the first one always is.
+    """
+    header = table.column_names
+    widths = dict(zip(header, _widths(table, _cells(table)), strict=True))
+    ranked = [n for n in priority if n in widths] + [n for n in header if n not in priority]
+    kept: set[str] = set()
+    used = -2  # two spaces between columns
+    for name in ranked:
+        if not kept or used + 2 + widths[name] <= width:
+            kept.add(name)
+            used += 2 + widths[name]
+    return table.select([n for n in header if n in kept]), [n for n in header if n not in kept]
+
+
+def _cells(table: pa.Table) -> list[list[str]]:
+    return [[_text(v, "null") for v in row] for row in _rows(table, human=True)]
+
+
+def _widths(table: pa.Table, cells: list[list[str]]) -> list[int]:
+    return [
+        max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(table.column_names)
+    ]
+
+
 def _write_text_table(table: pa.Table, out: TextIO) -> None:
     """An aligned table for people, never wrapped (one line per row however wide)."""
     header = table.column_names
-    cells = [[_text(v, "null") for v in row] for row in _rows(table, human=True)]
-    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
+    cells = _cells(table)
+    widths = _widths(table, cells)
     right = [
         pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
         for t in table.schema.types

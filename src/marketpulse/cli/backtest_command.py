@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,6 +24,11 @@ from marketpulse.cli.storage_command import date_option
 from marketpulse.exceptions import InputError
 
 __all__ = ["backtest"]
+
+#: The track record's columns a narrow terminal keeps first (the rest follow in order).
+_FIRST_COLUMNS = ("rule", "horizon", "alerts", "hit_rate", "baseline_hit_rate", "p_value",
+                  "mean_return_pct", "baseline_mean_return_pct", "with_return", "hit_low",
+                  "hit_high", "baseline_hit_low", "baseline_hit_high")  # fmt: skip
 
 
 def backtest(
@@ -66,10 +72,16 @@ def backtest(
     left alone). Per rule and horizon: alerts, mean forward return, hit rate
     in the alert's direction with its 95% interval, and the same for random
     bars of the same symbols and timeframes, with the p-value of the difference.
+    Rules that watch timeframes the dataset has no bars of are left out, named
+    in one line. The table fits the terminal's width (COLUMNS), leaving out the
+    least telling columns (named in one line); csv and json have them all.
     """
+    import pyarrow as pa
+
     from marketpulse.analytics import Lake, format_table
     from marketpulse.analytics.backtest import BacktestScope
     from marketpulse.analytics.backtest import backtest as run_backtest
+    from marketpulse.analytics.results import fit_columns, mark_percent
 
     settings = settings_from(
         config, lake=lake, rules=rules, indicators=parse_indicators(indicators)
@@ -85,13 +97,37 @@ def backtest(
     )
     with Lake(lake_location(settings)) as opened:
         result = run_backtest(opened, rules_from(settings), scope, declared_indicators(settings))
+    applied = len(set(result.record.column("rule").to_pylist())) - len(result.not_applied)
     print(
         f"backtest of dataset {result.dataset}: {result.bars:,} bars, {len(result.alerts):,} "
-        f"alerts from {len(set(result.record.column('rule').to_pylist()))} rules; baseline "
+        f"alerts from {applied} rules; baseline "
         f"{baseline} random bars per alert (seed {seed})",
         file=sys.stderr,
     )
-    format_table(result.record, format.value, output)
+    record = result.record
+    if result.not_applied:
+        import pyarrow.compute as pc
+
+        idle = [rule.name for rule in result.not_applied]
+        record = record.filter(pc.invert(pc.is_in(record.column("rule"), pa.array(idle))))
+        watched = ", ".join(
+            f"{r.name} ({', '.join(r.intervals or ())})" for r in result.not_applied
+        )
+        print(f"not applied, as dataset {result.dataset} has no bars of the timeframes they "
+              f"watch (it has {', '.join(result.timeframes)}): {watched}",
+              file=sys.stderr)  # fmt: skip
+    record = mark_percent(
+        record, signed=("mean_return_pct", "baseline_mean_return_pct"),
+        unsigned=("mean_abs_return_pct", "baseline_mean_abs_return_pct"),
+    )  # fmt: skip
+    if format == OutputFormat.table and output is None:
+        width = shutil.get_terminal_size().columns
+        record, dropped = fit_columns(record, width, _FIRST_COLUMNS)
+        if dropped:
+            print(f"{len(dropped)} columns left out to fit {width} characters: "
+                  f"{', '.join(dropped)} (--format csv or json has them all)",
+                  file=sys.stderr)  # fmt: skip
+    format_table(record, format.value, output)
 
 
 def _horizons(text: str) -> tuple[int, ...]:

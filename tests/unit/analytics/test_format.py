@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from marketpulse.analytics import OutputError, format_table
-from marketpulse.analytics.results import iso_times, mark_percent
+from marketpulse.analytics.results import fit_columns, iso_times, mark_percent
 from marketpulse.human import human_bytes, human_number
 
 MIDNIGHT = 1_699_920_000 * 1_000_000_000  # 2023-11-14 00:00:00 UTC
@@ -246,3 +246,14 @@ def test_percent_columns_are_percentages_for_people_plain_numbers_for_tools() ->
     out = io.StringIO()
     format_table(marked, "json", out)
     assert json.loads(out.getvalue())[1] == {"return_pct": -0.25, "vol_pct": 2.0}
+
+
+def test_fit_columns_keeps_the_first_ones_that_fit_in_the_table_s_order() -> None:
+    table = pa.table({"rule": ["news_move"], "wide_column_name": [1.0], "p": [0.5], "n": [3]})
+    fitted, dropped = fit_columns(table, 20, priority=("rule", "p", "n"))
+    assert fitted.column_names == ["rule", "p", "n"] and dropped == ["wide_column_name"]
+    assert max(len(line) for line in _text(fitted)) <= 20
+    fitted, dropped = fit_columns(table, 200, priority=("p",))
+    assert fitted.column_names == table.column_names and dropped == []
+    fitted, _ = fit_columns(table, 3, priority=("rule",))  # the first one, however narrow
+    assert fitted.column_names == ["rule"]
