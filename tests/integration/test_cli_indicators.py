@@ -49,7 +49,7 @@ def test_list_shows_every_kind_with_defaults_columns_and_what_it_equals(cli):
             assert kind.reference and detail.endswith(f"reference: {kind.reference}"), detail
     # defaults as declared: bbands' down is up's value
     assert (
-        "\nbbands(period=5, up=2, down=up, source=close) -> bbands_upper, bbands_middle, "
+        "\nbbands(period=20, up=2, down=up, source=close) -> bbands_upper, bbands_middle, "
         "bbands_lower\n" in out
     )
     assert (
@@ -64,7 +64,8 @@ def test_one_kind_in_detail(cli):
     assert out[1] == "equals TA-Lib BBANDS"
     params = {line.split()[0]: line for line in out if line.startswith("  ")}
     assert list(params) == ["period", "up", "down", "source"]
-    assert params["period"].endswith("whole number, 2 to 100000; default 5")
+    # the default set's 20 bars (bb=bbands), TA-Lib's 5 named beside it
+    assert params["period"].endswith("whole number, 2 to 100000; default 20 (TA-Lib's: 5)")
     assert params["up"].endswith("number, 0 to 1000; default 2")
     assert params["down"].endswith("default: the value of up")
     assert "hl2" in params["source"] and params["source"].endswith("default close")
@@ -95,6 +96,24 @@ def test_check_of_the_default_set_gives_the_thirteen_columns(cli):
 
     last = cli("indicators", "--check", DEFAULT.text).stdout.splitlines()[-1]
     assert last == f"13 columns: {', '.join(COLUMNS)}"
+
+
+def test_a_declaration_without_parameters_is_the_default_set_s(cli):
+    """`sma` and `bbands` are what the pipeline computes as sma_20 and bb_*: 20 bars."""
+    from marketpulse.indicators import DEFAULT
+
+    listed = cli("indicators").stdout.splitlines()
+    assert "sma(period=20, source=close) -> sma" in listed
+    default = {item.name: item.canonical.split("=", 1)[1] for item in DEFAULT.items}
+    checked = cli("indicators", "--check", "sma, bb=bbands, sma(source=volume)").stdout
+    lines = [line.split(" -> ")[0].split("=", 1)[1] for line in checked.splitlines()[:3]]
+    assert lines == [default["sma_20"], default["bb"], default["volume_sma_20"]]
+    assert lines[:2] == ["sma(period=20, source=close)",
+                         "bbands(period=20, up=2, down=2, source=close)"]  # fmt: skip
+    assert "default 20 (TA-Lib's: 30)" in cli("indicators", "sma").stdout
+    # the catalogue names the default set as the pipeline declares it
+    declared = listed[0].split("Without declarations: ", 1)[1].removesuffix(".")
+    assert declared.startswith("sma_20=sma, ") and parse_set(declared) == DEFAULT
 
 
 def test_unknown_kind_is_one_line_with_suggestions(cli):

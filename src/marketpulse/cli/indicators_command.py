@@ -60,7 +60,7 @@ def indicators(
 
 
 def _signature(kind: Kind) -> str:
-    """``bbands(period=5, up=2, down=up, source=close)``: the kind with its defaults."""
+    """``bbands(period=20, up=2, down=up, source=close)``: the kind with its defaults."""
     return f"{kind.name}({', '.join(f'{p.name}={_default(p)}' for p in kind.params)})"
 
 
@@ -88,9 +88,12 @@ def _equals(kind: Kind) -> str:
 
 
 def _list(kinds: dict[str, Kind]) -> None:
+    from marketpulse.indicators.declare import DEFAULT_TEXT
+
     console.print(
         f"{len(kinds)} indicator kinds; declare them as kind(args) or name=kind(args) "
-        "(--indicators, indicators setting); `marketpulse indicators KIND` shows one.",
+        "(--indicators, indicators setting); `marketpulse indicators KIND` shows one. "
+        f"Without declarations: {DEFAULT_TEXT}.",
         soft_wrap=True,
         highlight=False,
         markup=False,
@@ -118,6 +121,8 @@ def _describe(param: Param) -> str:
         default = f"default: the value of {param.default}"
     else:
         default = f"default {_default(param)}"
+        if param.talib_default is not None:
+            default += f" (TA-Lib's: {_number(param.talib_default)})"
     return f"{what}, {_number(param.minimum)}{top}; {default}"
 
 

@@ -247,9 +247,12 @@ def parse_set(declarations: str | list[str] | tuple[str, ...]) -> DeclaredSet:
     return DeclaredSet(items)
 
 
-#: The default declarations: the thirteen classic columns.
+#: The default declarations: the thirteen classic columns. Each kind without a
+#: parameter is its default (the kinds' parameters hold them, once): ``sma`` and
+#: ``bbands`` are of 20 bars, ``rsi`` and ``atr`` of 14, ``macd`` 12, 26 and 9; the
+#: two EMAs are MACD's periods.
 DEFAULT_TEXT = (
-    "sma_20=sma(20), ema_12=ema(12), ema_26=ema(26), rsi_14=rsi(14), macd=macd(12, 26, 9), "
-    "bb=bbands(20, 2), atr_14=atr(14), vwap=vwap, volume_sma_20=sma(20, source=volume)"
+    "sma_20=sma, ema_12=ema(12), ema_26=ema(26), rsi_14=rsi, macd=macd, bb=bbands, "
+    "atr_14=atr, vwap=vwap, volume_sma_20=sma(source=volume)"
 )
 DEFAULT = parse_set(DEFAULT_TEXT)

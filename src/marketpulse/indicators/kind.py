@@ -58,6 +58,8 @@ class Param:
         minimum: the smallest value allowed (inclusive).
         maximum: the largest value allowed (inclusive), if any.
         source: whether it names a series of :data:`SOURCES` instead of a number.
+        talib_default: TA-Lib's default where MarketPulse's differs (the
+            default set's period: ``sma`` and ``bbands`` of 20, not 30 and 5).
     """
 
     name: str
@@ -66,6 +68,7 @@ class Param:
     minimum: float = 1
     maximum: float | None = None
     source: bool = False
+    talib_default: float | None = None
 
 
 @dataclass(frozen=True)

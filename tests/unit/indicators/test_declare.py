@@ -78,3 +78,19 @@ def test_the_catalogue() -> None:
 def test_a_parameter_without_a_maximum_says_at_least() -> None:
     with pytest.raises(ValueError, match=r"acceleration must be at least 0, not -0.01$"):
         parse_set("sar(-0.01)")
+
+
+def test_a_kind_without_parameters_is_what_the_default_set_computes() -> None:
+    """One source of defaults: the kinds' parameters, which the default set uses as they are."""
+    default = {item.name: item for item in DEFAULT.items}
+    for kind, name in (("sma", "sma_20"), ("bbands", "bb"), ("rsi", "rsi_14"), ("atr", "atr_14"),
+                       ("macd", "macd")):  # fmt: skip
+        assert parse(kind).numbers == default[name].numbers, kind
+    assert parse("sma").numbers == (20.0,) and parse("bbands").numbers == (20.0, 2.0, 2.0)
+    assert parse("sma(source=volume)").canonical.split("=", 1)[1] == (
+        default["volume_sma_20"].canonical.split("=", 1)[1])  # fmt: skip
+    # a name that states a period states the one it computes
+    for item in DEFAULT.items:
+        number = item.name.rsplit("_", 1)[-1]
+        if number.isdigit():
+            assert item.numbers[0] == int(number), item.canonical

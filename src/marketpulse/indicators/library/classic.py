@@ -309,14 +309,16 @@ def _vwap(keys, x, open_, high, low, close, volume, pv, session, params, fs, int
         ints[k, _COUNT] = c + 1
 
 
-def _period(default: int, minimum: int = 2) -> Param:
-    return Param("period", default, minimum=minimum, maximum=100_000)
+def _period(default: int, minimum: int = 2, talib: int | None = None) -> Param:
+    return Param("period", default, minimum=minimum, maximum=100_000, talib_default=talib)
 
 
 _SOURCE = Param("source", "close", source=True)
 
 KINDS: tuple[Kind, ...] = (
-    Kind("sma", "simple moving average", (_period(30), _SOURCE), ("",),
+    # sma and bbands default to the default set's 20 bars (sma_20, bb): a declaration
+    # without a period gives what the pipeline computes (TA-Lib's defaults: 30 and 5)
+    Kind("sma", "simple moving average", (_period(20, talib=30), _SOURCE), ("",),
          lambda p: (1, 1, int(p[0])), _sma, talib="SMA"),
     Kind("ema", "exponential moving average, seeded with the SMA", (_period(30), _SOURCE), ("",),
          lambda p: (1, 1, 0), _ema, talib="EMA"),
@@ -328,7 +330,7 @@ KINDS: tuple[Kind, ...] = (
           Param("signal", 9, minimum=1, maximum=100_000), _SOURCE),
          ("", "signal", "hist"), lambda p: (3, 1, 0), _macd, talib="MACD"),
     Kind("bbands", "Bollinger bands (population standard deviation): upper, middle, lower",
-         (_period(5), Param("up", 2.0, integer=False, minimum=0, maximum=1000),
+         (_period(20, talib=5), Param("up", 2.0, integer=False, minimum=0, maximum=1000),
           Param("down", "up", integer=False, minimum=0, maximum=1000), _SOURCE),
          ("upper", "middle", "lower"), lambda p: (4, 2, int(p[0])), _bbands, talib="BBANDS"),
     Kind("atr", "average true range (Wilder)", (_period(14, minimum=1),), ("",),
