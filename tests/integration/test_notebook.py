@@ -2,13 +2,18 @@
 
 The kernel is this interpreter (a kernel spec written to a temporary
 JUPYTER_PATH), so the notebook sees the installed MarketPulse; it builds its
-lake in a temporary directory the test then reads on its own.
+lake in a temporary directory the test then reads on its own. Its imports are
+what the ``notebook`` extra installs, its outputs plain text, and a lake of its
+own is gone when it ends.
 """
 
+import ast
+import importlib.metadata
 import json
 import os
 import re
 import sys
+import tomllib
 
 import nbformat
 import pytest
@@ -50,9 +55,43 @@ def test_committed_notebook_has_no_outputs():
     assert all(c.outputs == [] and c.execution_count is None for c in code)
 
 
-@pytest.fixture
-def executed(tmp_path, monkeypatch):
-    """The notebook executed with its lake at tmp_path/lake; returns (notebook, lake)."""
+def _requirement_name(text):
+    return re.split(r"[\[=<>~! ;]", text, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_notebook_extra_installs_what_the_notebook_imports():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extra = project["optional-dependencies"]["notebook"]
+    assert all("==" in r for r in extra), extra  # pinned, as the other extras
+    dev = {_requirement_name(r): r for r in project["optional-dependencies"]["dev"]}
+    for requirement in extra:  # the same pins as the test tools'
+        assert dev.get(_requirement_name(requirement), requirement) == requirement
+    installed = {_requirement_name(r) for r in [*project["dependencies"], *extra]}
+    assert {"ipykernel", "jupyterlab"} <= installed  # a kernel, and a place to open it
+    providers = importlib.metadata.packages_distributions()
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    imported = set()
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.Import):
+                    imported.update(a.name.split(".")[0] for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"marketpulse"}
+    assert {"matplotlib", "numpy"} <= third_party
+    for module in third_party:
+        names = {_requirement_name(d) for d in providers[module]}
+        assert names & installed, f"the notebook imports {module}: not in the notebook extra"
+    # .to_pandas() needs pandas, which no cell imports by name
+    assert any(".to_pandas()" in c.source for c in notebook.cells) and "pandas" in installed
+
+
+def _execute(tmp_path, monkeypatch, lake=None, cells=None):
+    """Run the notebook (its first ``cells`` cells) until its kernel stops; return it.
+
+    Its lake is ``lake``, or one of its own under tmp_path/tmp (TMPDIR).
+    """
     spec = tmp_path / "jupyter" / "kernels" / KERNEL
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(
@@ -64,17 +103,21 @@ def executed(tmp_path, monkeypatch):
             }
         )
     )
-    lake = tmp_path / "lake"
     for name in list(os.environ):
         if name.startswith("MARKETPULSE_"):
             monkeypatch.delenv(name)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "matplotlib"))
-    monkeypatch.setenv("MARKETPULSE_NOTEBOOK_LAKE", str(lake))
+    if lake is not None:
+        monkeypatch.setenv("MARKETPULSE_NOTEBOOK_LAKE", str(lake))
     monkeypatch.setenv("MARKETPULSE_NOTEBOOK_TRADES", str(LEAN_TRADES))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    if cells is not None:
+        notebook.cells = notebook.cells[:cells]
     client = NotebookClient(
         notebook,
         kernel_name=KERNEL,
@@ -82,7 +125,38 @@ def executed(tmp_path, monkeypatch):
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     )
     client.execute()  # raises CellExecutionError naming the cell if any cell fails
-    return notebook, lake
+    return notebook
+
+
+@pytest.fixture
+def executed(tmp_path, monkeypatch):
+    """The notebook executed with its lake at tmp_path/lake; returns (notebook, lake)."""
+    lake = tmp_path / "lake"
+    return _execute(tmp_path, monkeypatch, lake), lake
+
+
+def test_the_outputs_are_plain_text(executed):
+    """The kernel sets FORCE_COLOR for what it starts: no escape codes reach a cell."""
+    notebook, lake = executed
+    texts = [_text(c) for c in notebook.cells if c.cell_type == "code"]
+    assert not [t for t in texts if "\x1b" in t]
+    replayed = _text(_cell(notebook, 'marketpulse", "replay"')).splitlines()[0]
+    assert replayed.startswith("done: ticks in 388,417 ") and replayed.endswith(" s")
+    # a lake the test named is the test's: the notebook leaves it
+    assert (lake / "bars").is_dir()
+    assert _text(notebook.cells[-1]) == ""
+
+
+@pytest.mark.parametrize("cells", [None, -1], ids=["to-the-end", "stopped-before-the-last-cell"])
+def test_a_lake_of_its_own_is_removed(tmp_path, monkeypatch, cells):
+    notebook = _execute(tmp_path, monkeypatch, cells=cells)
+    (made,) = re.findall(r"^lake: (.*)$", _text(notebook.cells[1]), re.M)
+    assert made.startswith(str(tmp_path / "tmp"))  # it made one, in the temporary folder
+    assert "2310 bars of 4 symbols" in _text(_cell(notebook, "FROM bars WHERE dataset = ?"))
+    if cells is None:
+        assert _text(notebook.cells[-1]) == f"removed the temporary lake {made}\n"
+    # gone, by the last cell or by the kernel's exit
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_notebook_runs_and_its_indicators_equal_the_lake(executed):
