@@ -10,6 +10,7 @@ results.
 
 from marketpulse.indicators.catalog import KINDS
 from marketpulse.indicators.declare import DEFAULT, Declared, DeclaredSet, parse, parse_set
+from marketpulse.indicators.first_values import bars_needed
 from marketpulse.indicators.frame import compute
 from marketpulse.indicators.state import (
     IndicatorState,
@@ -30,6 +31,7 @@ __all__ = [
     "DeclaredSet",
     "IndicatorState",
     "StateMismatch",
+    "bars_needed",
     "compute",
     "compute_indicators",
     "parse",
