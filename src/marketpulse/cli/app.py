@@ -262,6 +262,7 @@ def _run_pipeline(
         view,
         metrics,
         False,
+        proc.indicators,
     )
 
 
@@ -287,6 +288,7 @@ def _run_on_kafka(
         view,
         metrics,
         False,
+        processor_settings(settings).indicators,
     )
 
 

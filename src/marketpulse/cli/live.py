@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 import typer
-from rich.console import Group
+from rich.console import Console, RenderableType
 from rich.live import Live
+from rich.logging import RichHandler
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
 
 from marketpulse.cli.common import console
 from marketpulse.cli.failures import failure_line, made_by
+from marketpulse.cli.live_table import Warmup, figures, fitted_view
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.exceptions import RunFailure
 
 if TYPE_CHECKING:  # not imported at start-up: commands such as sql and report do without
+    from marketpulse.indicators import DeclaredSet
     from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot
 
 __all__ = ["Runner", "run_in_foreground"]
@@ -44,65 +45,12 @@ class Runner(Protocol):
         ...
 
 
-def _fmt(value: float, spec: str) -> str:
-    return "—" if value is None or math.isnan(value) else format(value, spec)
-
-
-def _signed(value: float, spec: str, suffix: str = "") -> Text:
-    if value is None or math.isnan(value):
-        return Text("—", style="dim")
-    style = "green" if value > 0 else "red" if value < 0 else ""
-    return Text(format(value, spec) + suffix, style=style)
-
-
-def watchlist(view: MarketView, limit: int = 60) -> Table:
-    """Render the per-symbol table."""
-    table = Table(title=f"MarketPulse — indicators on {view.interval} bars", expand=True)
-    for name, justify in [
-        ("symbol", "left"), ("last", "right"), ("chg %", "right"), ("volume", "right"),
-        ("RSI", "right"), ("MACD hist", "right"), ("vs VWAP", "right"), ("last alert", "left"),
-    ]:  # fmt: skip
-        table.add_column(name, justify=justify, no_wrap=name != "last alert")  # type: ignore[arg-type]
-    for row in view.rows()[:limit]:
-        rsi = Text(_fmt(row.rsi, ".1f"))
-        if not math.isnan(row.rsi) and (row.rsi >= 70 or row.rsi <= 30):
-            rsi.stylize("bold yellow")
-        table.add_row(
-            row.symbol,
-            _fmt(row.last, ",.2f"),
-            _signed(row.change_pct, "+.2f"),
-            f"{row.volume:,.0f}",
-            rsi,
-            _signed(row.macd_hist, "+.4f"),
-            _signed(row.vwap_distance_pct, "+.2f", "%"),
-            Text(row.alert, overflow="ellipsis"),
-        )
-    return table
-
-
-def figures(snap: MetricsSnapshot) -> Text:
-    """Render the pipeline figures."""
-    latency = (
-        f"{snap.latency_p50_ms:.1f} / {snap.latency_p99_ms:.1f} ms"
-        if snap.latency_p50_ms is not None
-        else "—"
-    )
-    return Text.assemble(
-        ("ticks/s in ", "dim"), (f"{snap.ticks_per_s:,.0f}", "bold"),
-        ("   bars/s out ", "dim"), (f"{snap.bars_per_s:,.0f}", "bold"),
-        ("   tick→indicator p50/p99 ", "dim"), (latency, "bold"),
-        ("   DLQ ", "dim"), (f"{snap.dlq:,}", "bold red" if snap.dlq else "bold"),
-        ("   alerts ", "dim"), (f"{snap.alerts:,}", "bold"),
-        ("   ticks ", "dim"), (f"{snap.ticks_in:,}", ""),
-        ("   (Ctrl-C to stop)", "dim"),
-    )  # fmt: skip
-
-
 def run_in_foreground(
     make_pipeline: Callable[[Callable[[int, int | None], None]], Runner],
     view: MarketView | None,
     metrics: Metrics,
     show_progress: bool,
+    indicators: DeclaredSet | None = None,
 ) -> MetricsSnapshot:
     """Run a pipeline in a worker thread and show it; Ctrl-C or SIGTERM stops it cleanly.
 
@@ -117,6 +65,7 @@ def run_in_foreground(
         view: the market view to render as a live table (``None``: no table).
         metrics: the pipeline's metrics.
         show_progress: draw a progress bar from the feed's progress.
+        indicators: the declared indicators, whose warm-up the table shows.
     """
     interactive = console.is_terminal
     progress = Progress(
@@ -132,12 +81,15 @@ def run_in_foreground(
         if show_progress:
             progress.update(task, completed=done, total=total)
 
+    warm = Warmup.of(indicators) if interactive and view is not None else Warmup()
     pipeline = make_pipeline(on_progress)
     metrics.start_clock()  # the rates are the pipeline's, not those of loading its kernels
     done = threading.Event()
     result: list[MetricsSnapshot] = []
     failure: list[BaseException] = []
-    with stop_on_signals() as stop:
+    # on a terminal, log lines print through the live display's console from the start
+    logs = _logs_through(console) if interactive else contextlib.nullcontext()
+    with stop_on_signals() as stop, logs:
 
         def work() -> None:
             try:
@@ -148,10 +100,10 @@ def run_in_foreground(
                 done.set()
 
         worker = threading.Thread(target=work, name="pipeline", daemon=True)
-        worker.start()
-        if interactive:
-            _show_live(done, view, metrics, progress if show_progress else None)
+        if interactive:  # drawn before the pipeline logs a line, so that the line goes above
+            _show_live(worker.start, done, view, warm, metrics, progress if show_progress else None)
         else:
+            worker.start()
             _show_lines(done, metrics)
     if failure and not isinstance(failure[0], RunFailure):
         raise failure[0]
@@ -167,22 +119,47 @@ def run_in_foreground(
 
 
 def _show_live(
-    done: threading.Event, view: MarketView | None, metrics: Metrics, progress: Progress | None
+    start: Callable[[], None],
+    done: threading.Event,
+    view: MarketView | None,
+    warm: Warmup,
+    metrics: Metrics,
+    progress: Progress | None,
 ) -> None:
-    def render(final: bool = False) -> Group:
-        parts: list = []
-        if view is not None:
-            parts.append(watchlist(view))
-        if progress is not None:
-            parts.append(progress)
+    def render(final: bool = False) -> RenderableType:
+        snap = metrics.snapshot()
+        below: list[RenderableType] = [] if progress is None else [progress]
         if not final:  # the summary line takes the place of the running figures
-            parts.append(figures(metrics.snapshot()))
-        return Group(*parts)
+            below.append(figures(snap))
+        return fitted_view(console, view, warm, below, snap.alerts)
 
     with Live(render(), console=console, refresh_per_second=_REFRESH, transient=False) as live:
+        start()
         while not done.wait(1.0 / _REFRESH):
             live.update(render())
         live.update(render(final=True))
+
+
+@contextlib.contextmanager
+def _logs_through(live_console: Console) -> Iterator[None]:
+    """Print the terminal's log lines through the live display's console meanwhile.
+
+    The log handler writes to standard error, past rich's redirection of it,
+    so its lines landed inside the live table; through the live display's
+    console they print above it. Only a handler drawing on a terminal moves.
+    """
+    moved = [
+        (handler, handler.console)
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, RichHandler) and handler.console.is_terminal
+    ]
+    for handler, _ in moved:
+        handler.console = live_console
+    try:
+        yield
+    finally:
+        for handler, own in moved:
+            handler.console = own
 
 
 def _show_lines(done: threading.Event, metrics: Metrics) -> None:

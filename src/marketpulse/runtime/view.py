@@ -26,6 +26,9 @@ class SymbolRow:
     macd_hist: float = float("nan")
     vwap: float = float("nan")
     alert: str = ""
+    alert_rule: str = ""  # the rule of the latest alert
+    alert_at: int = 0  # the end of the latest alert's bar (UTC ns; 0: none yet)
+    bars: int = 0  # indicator rows of the view's interval seen (warm-up progress)
 
     @property
     def change_pct(self) -> float:
@@ -110,12 +113,15 @@ class MarketView:
         rsi, hist = watchlist_columns(rows.column_names)
         wanted = (rsi, hist, "vwap" if "vwap" in rows.column_names else None)
         latest: dict[str, dict] = {}
+        counts: dict[str, int] = {}
         for row in rows.select(["symbol", *(c for c in wanted if c)]).to_pylist():
             latest[row["symbol"]] = row
+            counts[row["symbol"]] = counts.get(row["symbol"], 0) + 1
         nan = float("nan")
         with self._lock:
             for symbol, row in latest.items():
                 target = self._row(symbol)
+                target.bars += counts[symbol]
                 values = [row.get(c) if c else None for c in wanted]
                 target.rsi, target.macd_hist, target.vwap = (
                     nan if v is None else v for v in values
@@ -127,5 +133,7 @@ class MarketView:
             return
         with self._lock:
             for alert in alerts:
-                self._row(alert.symbol).alert = f"{alert.rule}: {alert.message}"
+                row = self._row(alert.symbol)
+                row.alert = f"{alert.rule}: {alert.message}"
+                row.alert_rule, row.alert_at = alert.rule, alert.bar_end
             self.recent_alerts = (self.recent_alerts + alerts)[-20:]
