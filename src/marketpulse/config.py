@@ -317,7 +317,7 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _convert(value: Any, kind: Any, where: str) -> Any:
+def _convert(value: Any, kind: Any, where: str, limits: Mapping[str, Any] | None = None) -> Any:
     origin = getattr(kind, "__origin__", None)
     try:
         if kind is Secret:
@@ -343,9 +343,26 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
             return str(value)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{where}: expected {getattr(kind, '__name__', kind)}, got {value!r}"
+            f"{where}: expected {_expected(kind, limits or {})}, got {value!r}"
         ) from None
     return value
+
+
+#: What a value of each setting type is, in words.
+_KINDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false",
+          Secret: "text"}  # fmt: skip
+
+
+def _expected(kind: Any, limits: Mapping[str, Any]) -> str:
+    """What a setting of type ``kind`` within ``limits`` takes: ``a whole number at least 1``."""
+    if getattr(kind, "__origin__", None) is tuple:
+        return "a list, or comma-separated text"
+    words = _KINDS.get(kind, getattr(kind, "__name__", str(kind)))
+    if "choices" in limits:
+        return f"one of {', '.join(limits['choices'])}"
+    named = (("min", "at least"), ("above", "above"), ("max", "at most"))
+    bounds = [f"{word} {limits[key]}" for key, word in named if key in limits]
+    return " ".join([words, " and ".join(bounds)]) if bounds else words
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
@@ -365,7 +382,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
                 raise ConfigError(f"{where}: [{name}] must be a table")
             values[name] = _build(kind, value, f"{where} [{name}]")
         else:
-            values[name] = _convert(value, kind, f"{where}: {name}")
+            values[name] = _convert(value, kind, f"{where}: {name}", limits[name])
             _check_limits(values[name], limits[name], f"{where}: {name}")
     return cls(**values)
 
@@ -399,7 +416,7 @@ def check_setting(key: str, value: Any, where: str) -> Any:
     section, _, name = key.rpartition(".")
     cls = _SECTIONS[section] if section else Settings
     limits = {f.name: f.metadata for f in fields(cls)}
-    converted = _convert(value, get_type_hints(cls)[name], where)
+    converted = _convert(value, get_type_hints(cls)[name], where, limits[name])
     _check_limits(converted, limits[name], where)
     return converted
 

@@ -111,7 +111,11 @@ def test_precedence_defaults_toml_environment_option(tmp_path):
         ("MARKETPULSE_PROCESS_COMMIT_INTERVAL", "0", "commit_interval: expected a number above 0"),
         ("MARKETPULSE_PROCESS_MAX_BATCH", "0", "max_batch: expected a number at least 1"),
         ("MARKETPULSE_PROCESS_OUTPUT_GRACE", "-1", "output_grace: expected a number at least 0"),
-        ("MARKETPULSE_PROCESS_STEP_TIMEOUT", "soon", "step_timeout: expected float, got 'soon'"),
+        (
+            "MARKETPULSE_PROCESS_STEP_TIMEOUT",
+            "soon",
+            "step_timeout: expected a number above 0, got 'soon'",
+        ),
         ("MARKETPULSE_IDLE_TIMEOUT", "-1", "idle_timeout: expected a number at least 0"),
         ("MARKETPULSE_MAX_TIME_JUMP", "-5", "max_time_jump: expected a number at least 0"),
         ("MARKETPULSE_KAFKA_COMPRESSION", "brotli", "compression: expected one of lz4, zstd"),
@@ -137,6 +141,9 @@ BAD_IN_FILE = [
     ('[kafka]\ncompression = "brotli"\n',
      " [kafka]: compression: expected one of lz4, zstd, snappy, gzip, none, got 'brotli'"),
     ("process = 3\n", ": [process] must be a table"),
+    # a value of the wrong type: what the setting takes, in words, with its bounds
+    ('max_symbols = "many"\n', ": max_symbols: expected a whole number at least 1, got 'many'"),
+    ("intervals = 5\n", ": intervals: expected a list, or comma-separated text, got 5"),
 ]  # fmt: skip
 
 

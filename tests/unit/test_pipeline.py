@@ -74,7 +74,7 @@ def test_the_options_land_in_the_settings_tree_over_the_given_settings():
     [
         ({"rate": -5}, ConfigError, "Pipeline: rate: expected a number above 0"),
         ({"symbols": 0}, ConfigError, "Pipeline: symbols: expected a number at least 1"),
-        ({"lateness": "soon"}, ConfigError, "Pipeline: lateness: expected float"),
+        ({"lateness": "soon"}, ConfigError, "Pipeline: lateness: expected a number at least 0"),
         ({"duration": 0}, ConfigError, "Pipeline: duration: expected a number above 0"),
         ({"intervals": "7x"}, ConfigError, "Pipeline: intervals: "),
         ({"intervals": "5m,1m"}, ConfigError, "Pipeline: intervals: .*ascending"),

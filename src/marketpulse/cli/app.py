@@ -412,9 +412,9 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage: parsing failed before the command ran
-        ctx = getattr(exc, "ctx", None)
-        where = f"{ctx.command_path}: " if ctx is not None else ""
-        _fail(f"{where}{exc.format_message()}", exc.exit_code)
+        from marketpulse.cli.usage_errors import usage_message
+
+        _fail(usage_message(exc), exc.exit_code)
     except typer.Abort:
         _fail("aborted", 1)
     except RunFailure as exc:  # the command ran, and could not finish: its summary is out

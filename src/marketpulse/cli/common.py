@@ -94,6 +94,7 @@ def bounded(
             raise typer.BadParameter(f"expected a number {wanted}, got {value:g}")
         return value
 
+    check.allowed = wanted  # type: ignore[attr-defined]  # what a usage error names
     return check
 
 
