@@ -93,6 +93,24 @@ _DATASETS_RESPONSE: dict[int | str, dict[str, Any]] = {
     }
 }  # fmt: skip
 
+_ALERT_COUNT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "How many alerts match, in all and per rule.",
+        "headers": _DATASET_HEADERS,
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "properties": {
+                "dataset": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                "count": {"type": "integer"},
+                "by_rule": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {"rule": {"type": "string"}, "count": {"type": "integer"}},
+                }},
+            },
+        }}},
+    }
+}  # fmt: skip
+
 
 def _rows(row: dict[str, Any], description: str) -> dict[int | str, dict[str, Any]]:
     """The documented 200 answer of a data route: an array of ``row``, the dataset's header."""
@@ -314,12 +332,42 @@ def create_app(
         ),
         end: str | None = Query(None, description="Alerts whose bar ended before. " + _TIME_HELP),
         limit: int = Query(200, ge=1, le=100_000, description="Most alerts (the latest)."),
+        offset: int = Query(
+            0,
+            ge=0,
+            le=10_000_000,
+            description="Newest alerts to skip, for paging: `offset=100&limit=100` is the "
+            "second page of 100. `/api/alerts/count` says how many there are.",
+        ),
         dataset: str | None = reading,
     ) -> Response:
         """Return one dataset's latest alerts, newest first; ``details`` holds what the rule saw."""
         check_symbol(symbol)
         times = parse_time(start, "start"), parse_time(end, "end")
-        return heavy(lake.alerts_table, dataset, symbol, rule, severity, *times, limit)
+        return heavy(lake.alerts_table, dataset, symbol, rule, severity, *times, limit, offset)
+
+    @app.get("/api/alerts/count", tags=["history"], responses=_ALERT_COUNT_RESPONSE)
+    def alert_count(
+        symbol: str | None = Query(None, description="Only this symbol."),
+        rule: str | None = Query(None, description="Only this rule (not in `by_rule`)."),
+        severity: str | None = Query(None, description="Only this severity."),
+        start: str | None = Query(
+            None, description="Alerts whose bar ended at or after. " + _TIME_HELP
+        ),
+        end: str | None = Query(None, description="Alerts whose bar ended before. " + _TIME_HELP),
+        dataset: str | None = reading,
+    ) -> dict[str, Any]:
+        """Count one dataset's alerts that match the filters (those of `/api/alerts`).
+
+        ``count``: the alerts matching every filter; ``by_rule``: per rule, the
+        alerts matching the other filters (every rule the filters leave, each
+        with its count, by name).
+        """
+        check_symbol(symbol)
+        times = parse_time(start, "start"), parse_time(end, "end")
+        if dataset is None:
+            return {"dataset": None, "count": 0, "by_rule": []}
+        return {"dataset": dataset, **lake.alert_counts(dataset, symbol, rule, severity, *times)}
 
     track_records: list[Any] = []  # made on first use: a backtest loads the kernels
 

@@ -324,12 +324,16 @@ class LakeData:
         start: int | None,
         end: int | None,
         limit: int,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Return a dataset's latest ``limit`` alerts matching every filter, newest first.
 
-        ``start`` and ``end`` bound the end of the alert's bar (when it fired).
+        ``start`` and ``end`` bound the end of the alert's bar (when it fired);
+        ``offset`` skips that many of the newest (a page further back).
         """
-        return to_records(self.alerts_table(dataset, symbol, rule, severity, start, end, limit))
+        return to_records(
+            self.alerts_table(dataset, symbol, rule, severity, start, end, limit, offset)
+        )
 
     def alerts_table(
         self,
@@ -340,25 +344,39 @@ class LakeData:
         start: int | None,
         end: int | None,
         limit: int,
+        offset: int = 0,
     ) -> pa.Table:
         """Return the rows of :meth:`alerts` as the lake's Arrow table."""
-        where, params = ["dataset = ?"], [dataset]
-        for column, value in (("symbol", symbol), ("rule", rule), ("severity", severity)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if start is not None:
-            where.append("epoch_ns(bar_end) >= ?")
-            params.append(start)
-        if end is not None:
-            where.append("epoch_ns(bar_end) < ?")
-            params.append(end)
-        params.append(limit)
+        where, params = _alert_filter(dataset, symbol, rule, severity, start, end)
         sql = (
             f"SELECT {', '.join(ALERT_SCHEMA.names)} FROM alerts "
-            f"WHERE {' AND '.join(where)} ORDER BY bar_end DESC, id LIMIT ?"
+            f"WHERE {where} ORDER BY bar_end DESC, id LIMIT ? OFFSET ?"
         )
-        return self._query(sql, params)
+        return self._query(sql, [*params, limit, offset])
+
+    def alert_counts(
+        self,
+        dataset: str,
+        symbol: str | None,
+        rule: str | None,
+        severity: str | None,
+        start: int | None,
+        end: int | None,
+    ) -> dict[str, Any]:
+        """Count a dataset's alerts matching every filter, and per rule those matching the others.
+
+        Returns ``{"count": n, "by_rule": [{"rule": ..., "count": ...}, ...]}``,
+        the rules by name; ``by_rule`` leaves the ``rule`` filter out, so it
+        lists every rule a page could filter by.
+        """
+        where, params = _alert_filter(dataset, symbol, None, severity, start, end)
+        table = self._query(
+            f"SELECT rule, count(*) AS count FROM alerts WHERE {where} GROUP BY rule ORDER BY rule",
+            params,
+        )
+        by_rule = to_records(table)
+        count = sum(r["count"] for r in by_rule if rule is None or r["rule"] == rule)
+        return {"count": count, "by_rule": by_rule}
 
     def dead_letters(self, dataset: str, limit: int) -> list[dict[str, Any]]:
         """Return a dataset's latest ``limit`` dead letters (reason, error, where), newest first."""
@@ -412,3 +430,26 @@ class LakeData:
             ORDER BY b.symbol
         """  # noqa: S608 - the names are the lake's own column names
         return to_records(self._query(sql, [dataset, timeframe]))
+
+
+def _alert_filter(
+    dataset: str,
+    symbol: str | None,
+    rule: str | None,
+    severity: str | None,
+    start: int | None,
+    end: int | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (with ``?`` placeholders) and parameters of the alerts' filters."""
+    where, params = ["dataset = ?"], [dataset]
+    for column, value in (("symbol", symbol), ("rule", rule), ("severity", severity)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if start is not None:
+        where.append("epoch_ns(bar_end) >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("epoch_ns(bar_end) < ?")
+        params.append(end)
+    return " AND ".join(where), params

@@ -154,6 +154,31 @@ def test_alerts_of_one_dataset_filtered_by_symbol_rule_and_severity(client, fill
     assert all(isinstance(v, float) or v is None for v in critical[0]["details"].values())
 
 
+def test_alerts_are_counted_by_the_lake_and_read_a_page_at_a_time(client, filled_lake):
+    dataset = DATASETS[0]
+    stored = _lake(filled_lake[0], "SELECT rule, count(*) AS n FROM alerts "
+                   f"WHERE dataset = '{dataset}' GROUP BY rule ORDER BY rule")  # fmt: skip
+    counted = client.get("/api/alerts/count", params={"dataset": dataset})
+    assert counted.headers[DATASET_HEADER] == dataset
+    answer = counted.json()
+    assert answer["count"] == sum(r["n"] for r in stored) > 10
+    assert answer["by_rule"] == [{"rule": r["rule"], "count": r["n"]} for r in stored]
+    # a rule filter counts that rule; by_rule still lists every rule to pick from
+    jump = client.get("/api/alerts/count", params={"dataset": dataset, "rule": "jump"}).json()
+    assert jump["count"] == next(r["n"] for r in stored if r["rule"] == "jump")
+    assert jump["by_rule"] == answer["by_rule"]
+    every = client.get("/api/alerts", params={"dataset": dataset, "limit": 100_000}).json()
+    pages = [
+        client.get("/api/alerts", params={"dataset": dataset, "limit": 7, "offset": o}).json()
+        for o in range(0, len(every) + 7, 7)
+    ]
+    assert [a["id"] for page in pages for a in page] == [a["id"] for a in every]
+    assert pages[-1] == []  # past the end: nothing
+    symbol = every[0]["symbol"]
+    of_symbol = client.get("/api/alerts/count", params={"dataset": dataset, "symbol": symbol})
+    assert of_symbol.json()["count"] == sum(a["symbol"] == symbol for a in every)
+
+
 @pytest.mark.parametrize(
     ("url", "parameter"),
     [
@@ -169,6 +194,9 @@ def test_alerts_of_one_dataset_filtered_by_symbol_rule_and_severity(client, fill
         ("/api/indicators?symbol=AAPL&timeframe=", "timeframe"),
         ("/api/alerts?start=soon", "start"),
         ("/api/alerts?symbol=;drop", "symbol"),
+        ("/api/alerts?offset=-1", "offset"),
+        ("/api/alerts/count?symbol=;drop", "symbol"),
+        ("/api/alerts/count?end=later", "end"),
         ("/api/alerts?dataset=a%20b", "dataset"),
         ("/api/symbols?dataset=-x", "dataset"),
         ("/api/pipeline?dead_letters=-1", "dead_letters"),
@@ -183,6 +211,7 @@ def test_bad_parameters_get_a_4xx_naming_the_parameter(client, url, parameter):
 
 
 @pytest.mark.parametrize("url", ["/api/bars?symbol=AAPL", "/api/symbols", "/api/alerts",
+                                 "/api/alerts/count",
                                  "/api/indicators?symbol=AAPL", "/api/timeframes"])  # fmt: skip
 def test_an_unknown_dataset_is_a_404_naming_the_known_ones(client, url):
     response = client.get(url, params={"dataset": "sim-c"})

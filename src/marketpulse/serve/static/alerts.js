@@ -1,42 +1,52 @@
-// Alerts of one dataset (the selector in the navigation bar): a live feed, newest first,
-// with filters by symbol, rule and severity.
+// Alerts of one dataset (the selector in the navigation bar), newest first, a page at a time,
+// filtered by symbol, rule and severity on the server: the count is the lake's (a count query),
+// not the rows this page holds. On the first page, alerts pushed live that match are added.
 "use strict";
 MP.nav();
-const KEEP = 2000;
+const PAGE = 100;
 const body = document.querySelector("#alerts tbody");
 const symbolBox = document.getElementById("symbol");
 const ruleBox = document.getElementById("rule");
 const severityBox = document.getElementById("severity");
-const seen = new Set();
-const rules = new Set();
-let alerts = [];  // newest first
-let dataset = null;
+const countBox = document.getElementById("count");
+let alerts = [];  // the page shown, newest first
+let dataset = null, offset = 0, total = 0, newestMs = -Infinity, asked = "";
+let counted = new Set();  // ids of the newest page's alerts and of those counted live since
 
+function filters() {
+  const query = { dataset };
+  const symbol = symbolBox.value.trim().toUpperCase();
+  if (symbol) query.symbol = symbol;
+  if (ruleBox.value) query.rule = ruleBox.value;
+  if (severityBox.value) query.severity = severityBox.value;
+  return query;
+}
+
+const matches = (a, f) => (!f.symbol || a.symbol === f.symbol) && (!f.rule || a.rule === f.rule)
+  && (!f.severity || a.severity === f.severity);
+
+// Alerts pushed live: new ones (after the newest the page was loaded with) that match the
+// filters are counted, and shown when the first page is.
 function add(list, fallback) {
-  let added = 0;
-  for (const alert of list) {
-    if ((alert.dataset ?? fallback) !== dataset || seen.has(alert.id)) continue;
-    seen.add(alert.id);
-    alerts.push(alert);
-    added += 1;
-    if (!rules.has(alert.rule)) {
-      rules.add(alert.rule);
-      ruleBox.add(new Option(alert.rule, alert.rule));
-    }
+  if (!dataset || asked) return;
+  const f = filters();
+  const fresh = list.filter((a) => (a.dataset ?? fallback) === dataset && !counted.has(a.id)
+    && MP.ms(a.bar_end) >= newestMs && matches(a, f));
+  if (!fresh.length) return;
+  for (const a of fresh) counted.add(a.id);
+  total += fresh.length;
+  if (!ruleBox.querySelector("option[value='" + CSS.escape(fresh[0].rule) + "']")) {
+    ruleBox.add(new Option(fresh[0].rule, fresh[0].rule));
   }
-  if (!added) return;
-  alerts.sort((a, b) => MP.ms(b.bar_end) - MP.ms(a.bar_end));
-  alerts = alerts.slice(0, KEEP);
+  if (offset === 0) {
+    alerts = [...fresh, ...alerts].sort((a, b) => MP.ms(b.bar_end) - MP.ms(a.bar_end)).slice(0, PAGE);
+  }
   render();
 }
 
 function render() {
-  const symbol = symbolBox.value.trim().toUpperCase();
-  const rule = ruleBox.value, severity = severityBox.value;
-  const shown = alerts.filter((a) => (!symbol || a.symbol.toUpperCase().includes(symbol))
-    && (!rule || a.rule === rule) && (!severity || a.severity === severity));
   const fragment = document.createDocumentFragment();
-  for (const a of shown.slice(0, 500)) {
+  for (const a of alerts) {
     const tr = document.createElement("tr");
     tr.dataset.id = a.id;
     tr.dataset.rule = a.rule;
@@ -51,18 +61,67 @@ function render() {
     fragment.appendChild(tr);
   }
   body.replaceChildren(fragment);
-  document.getElementById("count").textContent = shown.length + " of " + alerts.length + " alerts";
+  const first = alerts.length ? offset + 1 : 0;
+  const filtered = Object.keys(filters()).length > 1;
+  countBox.textContent = total === 0 ? (filtered ? "no alerts match" : "no alerts in this dataset")
+    : MP.fmt(first, 0) + "–" + MP.fmt(offset + alerts.length, 0) + " of " + MP.fmt(total, 0) + " alerts";
+  countBox.dataset.total = total;
+  countBox.dataset.offset = offset;
+  document.getElementById("newer").disabled = offset === 0;
+  document.getElementById("older").disabled = offset + alerts.length >= total;
 }
 
-for (const box of [symbolBox, ruleBox, severityBox]) box.addEventListener("input", render);
-async function load(name) {
-  dataset = name;
-  seen.clear();
-  alerts = [];
+// Lists the rules with their counts under the other filters; keeps the one picked.
+function setRules(byRule) {
+  const picked = ruleBox.value;
+  const options = [new Option("every rule", "")];
+  for (const r of byRule) options.push(new Option(r.rule + " (" + MP.fmt(r.count, 0) + ")", r.rule));
+  if (picked && !byRule.some((r) => r.rule === picked)) options.push(new Option(picked + " (0)", picked));
+  ruleBox.replaceChildren(...options);
+  ruleBox.value = picked;
+}
+
+// Reads the page at ``offset`` and the count for the filters shown.
+async function load() {
+  if (!dataset) { alerts = []; total = 0; render(); return; }
+  const f = filters();
+  const key = JSON.stringify([f, offset]);
+  asked = key;
+  const query = new URLSearchParams(f);
+  const [page, counts] = await Promise.all([
+    MP.getJSON("/api/alerts?" + query + "&limit=" + PAGE + "&offset=" + offset),
+    MP.getJSON("/api/alerts/count?" + query),
+  ]);
+  if (asked !== key) return;  // the filters changed meanwhile: that answer is on its way
+  asked = "";
+  alerts = page;
+  total = counts.count;
+  if (offset === 0) {
+    newestMs = page.length ? MP.ms(page[0].bar_end) : -Infinity;
+    counted = new Set(page.map((a) => a.id));
+  }
+  setRules(counts.by_rule);
   render();
-  if (!dataset) return;
-  const list = await MP.getJSON("/api/alerts?limit=500&dataset=" + encodeURIComponent(dataset));
-  if (name === dataset) add(list);
+  body.dataset.loaded = key;
+}
+
+const reload = () => load().catch((e) => { asked = ""; countBox.textContent = String(e); });
+for (const box of [ruleBox, severityBox]) box.addEventListener("input", () => { offset = 0; reload(); });
+let typing = 0;
+symbolBox.addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => { offset = 0; reload(); }, 250);
+});
+document.getElementById("older").addEventListener("click", () => { offset += PAGE; reload(); });
+document.getElementById("newer").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); reload(); });
+
+async function pickDataset(name) {
+  dataset = name;
+  offset = 0;
+  alerts = [];
+  const list = name ? await MP.getJSON("/api/symbols?dataset=" + encodeURIComponent(name)) : [];
+  document.getElementById("symbols").replaceChildren(...list.map((s) => new Option(s.symbol)));
+  await load();
 }
 
 // Track record: the distribution of each rule's forward returns against the baseline's,
@@ -126,7 +185,7 @@ horizonBox.addEventListener("input", () => loadTrack(dataset).catch((e) => conso
 
 // the track record is a backtest: it must not hold the live feed back, nor stop it failing
 const trackOf = (name) => { loadTrack(name).catch((e) => console.error(e)); };
-MP.datasets((name) => load(name).then(() => trackOf(name)).catch((e) => console.error(e)))
-  .then((name) => load(name).then(() => trackOf(name)))
+MP.datasets((name) => pickDataset(name).then(() => trackOf(name)).catch((e) => console.error(e)))
+  .then((name) => pickDataset(name).then(() => trackOf(name)))
   .then(() => MP.live((message) => add(message.alerts, message.dataset)))
   .catch((e) => console.error(e));
