@@ -103,9 +103,11 @@ def _check_known(lake: Lake) -> None:
     """Stop if the lake's scope (``--dataset``) is not one of its datasets (naming them)."""
     from marketpulse.analytics.lake_datasets import dataset_names
 
+    if lake.dataset is None:
+        return
     lake.connection  # noqa: B018 - opening it says first when there is no lake
     known = dataset_names(lake.store)
-    if lake.dataset is not None and lake.dataset not in known:
+    if lake.dataset not in known:
         held = ", ".join(known) if known else "none"
         raise InputError(f"--dataset: no dataset {lake.dataset!r} in the lake (it holds: {held})")
 
