@@ -23,6 +23,7 @@ import duckdb
 
 from marketpulse.analytics.sql import Lake
 from marketpulse.sinks.lake_layout import ROW_SCHEMAS
+from marketpulse.sinks.lake_location import LakeAccessError
 
 __all__ = ["mixed_datasets", "tables_read"]
 
@@ -58,9 +59,11 @@ def mixed_datasets(lake: Lake, sql: str) -> list[str]:
         return []
     names: set[str] = set()
     for table in tables_read(sql):
-        names.update(
-            d.removeprefix(_PREFIX) for d in lake.store.directories(table) if d.startswith(_PREFIX)
-        )
+        try:
+            folders = lake.store.directories(table)
+        except (OSError, LakeAccessError):  # the note is a courtesy: the query's result stands
+            return []
+        names.update(d.removeprefix(_PREFIX) for d in folders if d.startswith(_PREFIX))
     return sorted(names) if len(names) > 1 else []
 
 

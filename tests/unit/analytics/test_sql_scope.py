@@ -45,3 +45,13 @@ def test_a_lake_scoped_to_one_dataset_mixes_none(tmp_path):
     _lake(tmp_path, {"bars": ["a", "b"]})
     assert mixed_datasets(Lake(tmp_path, dataset="a"), "SELECT * FROM bars") == []
     assert isinstance(Lake(tmp_path, dataset="a").query("SELECT * FROM bars"), pa.Table)
+
+
+def test_a_lake_that_cannot_be_listed_gets_no_note_and_no_error(tmp_path, monkeypatch):
+    lake = _lake(tmp_path, {"bars": ["a", "b"]})
+
+    def unlistable(directory):
+        raise OSError(f"cannot list {directory}")
+
+    monkeypatch.setattr(lake.store, "directories", unlistable)
+    assert mixed_datasets(lake, "SELECT * FROM bars") == []
