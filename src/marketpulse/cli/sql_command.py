@@ -78,11 +78,14 @@ def sql(
     """  # noqa: E501
     from marketpulse.analytics import Lake, format_table
     from marketpulse.analytics.sql_scope import mixed_datasets
-    from marketpulse.feeds.dataset import check_dataset
+    from marketpulse.models import is_dataset_name
 
     settings = settings_from(config, lake=lake)
-    if dataset is not None:
-        check_dataset(dataset, "--dataset")
+    if dataset is not None and not is_dataset_name(dataset):  # feeds.dataset's rule, without
+        raise InputError(  # loading the feeds (pandas): sql stays quick to start
+            f"--dataset: {dataset!r} is not a dataset name (1 to 64 letters, digits, '.', '_' "
+            "or '-', beginning with a letter or digit)"
+        )
     with Lake(lake_location(settings), dataset=dataset) as opened:
         _check_known(opened)
         result = opened.query(query)
@@ -101,10 +104,10 @@ def sql(
 
 def _check_known(lake: Lake) -> None:
     """Stop if the lake's scope (``--dataset``) is not one of its datasets (naming them)."""
-    from marketpulse.analytics.lake_datasets import dataset_names
-
     if lake.dataset is None:
         return
+    from marketpulse.analytics.lake_datasets import dataset_names
+
     lake.connection  # noqa: B018 - opening it says first when there is no lake
     known = dataset_names(lake.store)
     if lake.dataset not in known:
