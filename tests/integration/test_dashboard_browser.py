@@ -300,15 +300,145 @@ def test_switching_dataset_redraws_the_chart_with_the_other_datasets_prices(dash
     assert chart.get_attribute("data-live") == "0"
     assert all(low <= c <= high for c in _closes(page))
     assert page.text_content("#last") == ""  # the run's live price is not the replay's
-    # its times are drawn as they are, in UTC: the Lean day's last minutes
-    first_x = page.evaluate(
-        "() => document.getElementById('chart').data.find(t => t.name === 'price').x[0]"
-    )
-    assert first_x == lean[0]["bar_start"].replace("T", " ").rstrip("Z")
+    # its times are drawn in the exchange's time zone, UTC a click away
+    assert _first_x(page) == _wall_time(lean[0]["bar_start"], "America/New_York")
+    page.click("#zones button[data-zone='UTC']")
+    _poll(lambda: chart.get_attribute("data-zone") == "UTC", "UTC times")
+    assert _first_x(page) == _wall_time(lean[0]["bar_start"], "UTC")
+    assert page.url.endswith("&tz=UTC")
     _shot(page, "symbol-replay")
     page.select_option("#dataset", "simulator")
     _poll(lambda: chart.get_attribute("data-dataset") == "simulator", "the simulator's chart")
     _poll(lambda: min(_closes(page) or [0]) > high, "simulated prices again")
+
+
+def _first_x(page) -> str:
+    """The time the chart draws its first candle at."""
+    return page.evaluate(
+        "() => document.getElementById('chart').data.find(t => t.name === 'price').x[0]"
+    )
+
+
+def _wall_time(iso: str, zone: str) -> str:
+    """The wall time in ``zone`` of an API time, as the chart's axis text (the oracle)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    at = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    return at.strftime("%Y-%m-%d %H:%M:%S") + (f".{at.microsecond:06d}" if at.microsecond else "")
+
+
+def _series(page) -> dict:
+    return page.evaluate(
+        """() => { const c = document.getElementById('chart'), x = (c.layout || {}).xaxis || {};
+            return {bars: Number(c.dataset.bars || 0), first: Number(c.dataset.first || 0),
+                    complete: c.dataset.complete, range: c.dataset.range, zone: c.dataset.zone,
+                    title: (x.title || {}).text, view: x.range}; }"""
+    )
+
+
+def test_a_symbol_page_goes_back_in_time_in_the_exchanges_time_zone(
+    page, lean_dashboard, lean_lake
+):
+    """The latest 600 bars first; the wheel zooms out into earlier ones, read as needed; a
+    range button shows a day or the whole series; times in New York's, then UTC."""
+    from marketpulse.analytics import query
+
+    [stored] = query(
+        lean_lake.lake, "SELECT count(*) AS n, min(bar_start) AS first FROM bars "
+        "WHERE symbol = 'SPY' AND timeframe = '1s'",
+    ).to_pylist()  # fmt: skip
+    assert stored["n"] > 5000
+    latest = page.request.get(
+        lean_dashboard + "api/bars", params={"symbol": "SPY", "timeframe": "1s", "limit": 600}
+    ).json()
+    page.goto(lean_dashboard + "symbol?symbol=SPY&timeframe=1s")
+    _poll(lambda: _series(page)["bars"] == 600, "the latest 600 bars")
+    shown = _series(page)
+    assert shown["zone"] == "America/New_York" and "America/New_York" in shown["title"]
+    assert _first_x(page) == _wall_time(latest[0]["bar_start"], "America/New_York")
+    assert page.is_visible("#zones button[data-zone='UTC']")
+    # the mouse wheel zooms out past the first bar: earlier bars are read and drawn
+    box = page.locator("#chart .draglayer .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(3):
+        page.mouse.wheel(0, 300)
+    _poll(lambda: _series(page)["bars"] > 600, "earlier bars")
+    wider = _series(page)
+    assert wider["first"] < shown["first"] and wider["range"] == ""
+    # a day: every bar of the Lean day; all: the series, known to be whole
+    page.click("#ranges button[data-range='1D']")
+    _poll(lambda: _series(page)["bars"] == stored["n"], "the whole day's bars", timeout=120)
+    _poll(lambda: _series(page)["range"] == "1D", "the 1D range")
+    view = _series(page)["view"]
+    assert view[0].startswith("2013-10-06 2") or view[0].startswith("2013-10-07 0")  # a day back
+    page.click("#ranges button[data-range='all']")
+    _poll(lambda: _series(page)["complete"] == "1", "the series read whole")
+    assert _series(page)["bars"] == stored["n"]
+    assert "(all)" in page.text_content("#info")
+    for name in ("1D", "1W", "1M", "1Y", "all"):
+        assert page.is_visible(f"#ranges button[data-range='{name}']")
+    page.click("#zones button[data-zone='UTC']")
+    _poll(lambda: _series(page)["zone"] == "UTC", "UTC")
+    assert _series(page)["title"] == "time (UTC)"
+    assert _first_x(page) == _wall_time(stored["first"].isoformat(), "UTC")
+    _shot(page, "symbol-all")
+
+
+def test_each_alert_rule_has_its_own_marker_a_legend_entry_and_a_toggle(page, lean_dashboard):
+    page.goto(lean_dashboard + "symbol?symbol=SPY&timeframe=1m")
+    chart = page.locator("#chart")
+    _poll(lambda: int(chart.get_attribute("data-bars") or 0) == 600, "candles")
+
+    def markers() -> dict[str, dict]:
+        return {
+            t["rule"]: t
+            for t in page.evaluate(
+                """() => document.getElementById('chart').data.filter(t => t.meta && t.meta.rule)
+                    .map(t => ({rule: t.meta.rule, name: t.name, symbol: t.marker.symbol,
+                                color: t.marker.color, points: t.x.length, visible: t.visible}))"""
+            )
+        }
+
+    first = int(chart.get_attribute("data-first"))
+    alerts = page.request.get(
+        lean_dashboard + "api/alerts", params={"symbol": "SPY", "limit": 100_000}
+    ).json()
+    expected: dict[str, int] = {}
+    for a in alerts:
+        start = int(_epoch_ms(a["bar_start"]))
+        if a["timeframe"] == "1m" and start >= first:
+            expected[a["rule"]] = expected.get(a["rule"], 0) + 1
+    drawn = markers()
+    assert {r: m["points"] for r, m in drawn.items()} == expected and len(expected) >= 3
+    styles = {(m["symbol"], m["color"]) for m in drawn.values()}
+    assert len(styles) == len(drawn)  # one marker style per rule
+    assert len({m["symbol"] for m in drawn.values()}) == len(drawn)  # shapes differ too
+    legend = page.eval_on_selector_all("#chart .legend .traces", "t => t.map(x => x.textContent)")
+    for rule, m in drawn.items():
+        assert m["name"] == f"alert {rule} ({expected[rule]})" and m["name"] in legend
+    # a click on a rule's legend entry hides its markers; another shows them
+    rule = sorted(drawn)[0]
+    entry = page.locator("#chart .legend .traces", has_text=f"alert {rule} (")
+    entry.click()
+    _poll(lambda: markers()[rule]["visible"] == "legendonly", "the rule's markers hidden")
+    assert chart.get_attribute("data-hidden-rules") == rule
+    assert all(m["visible"] is True for r, m in markers().items() if r != rule)
+    entry.click()
+    _poll(lambda: markers()[rule]["visible"] is True, "the rule's markers shown again")
+    _shot(page, "symbol-markers")
+    # the same rule keeps its style on another symbol of the dataset
+    page.select_option("#symbol", "AIG")
+    _poll(lambda: page.url.endswith("symbol=AIG&timeframe=1m") and markers(), "AIG's markers")
+    for rule, m in markers().items():
+        if rule in drawn:
+            assert (m["symbol"], m["color"]) == (drawn[rule]["symbol"], drawn[rule]["color"])
+
+
+def _epoch_ms(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
 
 
 def test_a_symbol_page_opened_before_any_data_fills_once_a_dataset_is_written(page, tmp_path):

@@ -25,7 +25,7 @@ from marketpulse.cli.kafka_options import PREFIX_OPTION
 from marketpulse.cli.option_groups import annotated, grouped, option_group
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.cli.sink_options import lake_location
-from marketpulse.config import Secret, Settings
+from marketpulse.config import SESSION_TZ, Secret, Settings
 
 if TYPE_CHECKING:
     from marketpulse.alerts import Rule
@@ -72,10 +72,12 @@ def serve_settings(
     address: DashboardAddress,
     rules: Sequence[Rule] | None = None,
     indicators: DeclaredSet | None = None,
+    time_zone: str = SESSION_TZ,
 ) -> ServeSettings:
     """Build the dashboard's settings from the options (raises ServeError when invalid).
 
-    ``rules`` and ``indicators``: what the alerts page's track record backtests.
+    ``rules`` and ``indicators``: what the alerts page's track record backtests;
+    ``time_zone``: the exchange's (``session_tz``), the symbol page's default.
     """
     from marketpulse.serve import ServeSettings
 
@@ -83,7 +85,7 @@ def serve_settings(
         host=address.host, port=address.port,
         token=Secret(address.token) if address.token else None,
         updates_per_s=address.updates_per_s, rules=None if rules is None else tuple(rules),
-        indicators=indicators,
+        indicators=indicators, time_zone=time_zone,
     )  # fmt: skip
 
 
@@ -137,7 +139,9 @@ def dashboard(
         config, lake=lake, rules=rules, indicators=parse_indicators(indicators),
         **{"kafka.bootstrap": kafka, "kafka.topic_prefix": topic_prefix},
     )  # fmt: skip
-    serve = serve_settings(address, rules_from(settings), declared_indicators(settings))
+    serve = serve_settings(
+        address, rules_from(settings), declared_indicators(settings), settings.session_tz
+    )
     with contextlib.ExitStack() as stack:
         if kafka is None:
             board = Dashboard.from_lake(lake_location(settings), serve, interval, dataset)

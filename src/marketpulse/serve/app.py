@@ -87,6 +87,7 @@ _DATASETS_RESPONSE: dict[int | str, dict[str, Any]] = {
             "properties": {
                 "default": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                 "default_is": {"type": "string", "enum": ["live", "latest"]},
+                "time_zone": {"type": "string", "examples": ["America/New_York"]},
                 "datasets": {"type": "array", "items": DATASET_ROW},
             },
         }}},
@@ -269,9 +270,13 @@ def create_app(
         dataset read when a request names none; ``default_is`` says why:
         ``live`` (the dataset of the running pipeline, or the one the
         dashboard was started with) or ``latest`` (the most recently written).
+        ``time_zone`` is the exchange's (IANA name, the pipeline's
+        ``session_tz``): the symbol page shows times in it by default. The API's
+        times are UTC whatever it is.
         """
         name, why = default_dataset()
-        return {"default": name, "default_is": why, "datasets": lake.datasets()}
+        return {"default": name, "default_is": why, "time_zone": settings.time_zone,
+                "datasets": lake.datasets()}  # fmt: skip
 
     @app.get("/api/symbols", tags=["history"], responses=_rows(SYMBOL_ROW, "The symbols."))
     def symbols(dataset: str | None = reading) -> list[dict[str, Any]]:

@@ -441,7 +441,8 @@ def _alert_filter(
     end: int | None,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause (with ``?`` placeholders) and parameters of the alerts' filters."""
-    where, params = ["dataset = ?"], [dataset]
+    where = ["dataset = ?"]
+    params: list[Any] = [dataset]
     for column, value in (("symbol", symbol), ("rule", rule), ("severity", severity)):
         if value is not None:
             where.append(f"{column} = ?")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marketpulse.config import Secret
+from marketpulse.config import SESSION_TZ, Secret
 from marketpulse.serve.exceptions import ServeError
 from marketpulse.serve.heavy import HeavyLimits
 
@@ -34,6 +35,8 @@ class ServeSettings:
         indicators: the declared indicators those rules read (default: the default set).
         heavy: how many history requests (bars, indicators, alerts) are read and sent at
             once, and how many more may wait; others are answered 503 with Retry-After.
+        time_zone: the exchange's time zone (the sessions' ``session_tz``), in which the
+            symbol page shows times by default (UTC is a click away).
 
     Raises:
         ServeError: a non-loopback host without a token, or a bad number.
@@ -47,6 +50,7 @@ class ServeSettings:
     rules: tuple[Rule, ...] | None = None
     indicators: DeclaredSet | None = None
     heavy: HeavyLimits = HeavyLimits()
+    time_zone: str = SESSION_TZ
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS and not self.token:
@@ -60,5 +64,9 @@ class ServeSettings:
             raise ServeError(
                 f"--updates-per-s: expected a positive number, got {self.updates_per_s}"
             )
+        try:
+            ZoneInfo(self.time_zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ServeError(f"not a time zone: {self.time_zone!r}") from None
         if not self.send_timeout_s > 0:
             raise ServeError(f"send timeout must be positive, got {self.send_timeout_s}")

@@ -56,6 +56,8 @@ def test_datasets_are_listed_and_the_most_recently_written_is_the_default(client
                for d in answer["datasets"])  # fmt: skip
     assert all(ISO.match(d["written"]) for d in answer["datasets"])
     assert answer["default"] == DATASETS[-1] and answer["default_is"] == "latest"
+    # the symbol page's default time zone: the exchange's (the sessions' time zone)
+    assert answer["time_zone"] == "America/New_York"
 
 
 def test_symbols_and_timeframes_of_one_dataset(client, filled_lake):
@@ -281,6 +283,7 @@ def test_docs_and_every_asset_are_served_without_a_cdn(client):
         "common.js",
         "watchlist.js",
         "symbol.js",
+        "markers.js",
         "alerts.js",
         "pipeline.js",
         "style.css",
@@ -309,6 +312,16 @@ def test_a_token_is_required_on_http_and_websocket(filled_lake):
         assert client.get("/api/timeframes").status_code == 200
         with client.websocket_connect("/ws") as ws:
             assert ws.receive_json()["type"] == "snapshot"
+    lake.close()
+
+
+def test_the_exchanges_time_zone_is_a_setting_checked_when_made(filled_lake):
+    with pytest.raises(ServeError, match="not a time zone: 'Mars/Olympus'"):
+        ServeSettings(time_zone="Mars/Olympus")
+    lake = LakeData(filled_lake[0])
+    app = create_app(ServeSettings(time_zone="Europe/Zurich"), lake, LakeMarket(lake))
+    with TestClient(app, base_url=BASE_URL) as client:
+        assert client.get("/api/datasets").json()["time_zone"] == "Europe/Zurich"
     lake.close()
 
 

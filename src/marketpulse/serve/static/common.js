@@ -46,10 +46,44 @@ const MP = (() => {
     return iso ? iso.replace("T", " ").replace("Z", "") : "";
   }
 
-  // The same time for a Plotly date axis: UTC wall time, at most microseconds
-  // (a Date object would be drawn in the browser's time zone).
-  function plotTime(iso) {
-    return iso.replace("T", " ").replace("Z", "").replace(/(\.\d{6})\d+$/, "$1");
+  // The same time for a Plotly date axis: the wall time in time zone ``tz`` (default UTC),
+  // at most microseconds. Plotly draws such text as it is (a Date object would be drawn in
+  // the browser's time zone, and a date axis knows no other).
+  function plotTime(iso, tz) {
+    const utc = iso.replace("T", " ").replace("Z", "").replace(/(\.\d{6})\d+$/, "$1");
+    if (!tz || tz === "UTC") return utc;
+    const ms = Date.parse(utc.slice(0, 19).replace(" ", "T") + "Z");
+    return new Date(ms + offsetMs(ms, tz)).toISOString().slice(0, 19).replace("T", " ") + utc.slice(19);
+  }
+
+  // Milliseconds since the epoch of a wall time in ``tz`` as a Plotly axis gives it back
+  // ("2019-05-01 12:00:00.5" or "2019-05-01"; around a clock change, either of the two).
+  function fromPlotTime(text, tz) {
+    const wall = Date.parse(String(text).trim().replace(" ", "T") + (String(text).length > 10 ? "Z" : "T00:00:00Z"));
+    if (!tz || tz === "UTC") return wall;
+    return wall - offsetMs(wall - offsetMs(wall, tz), tz);
+  }
+
+  // A zone's offset from UTC at an instant (ms), read once per zone and UTC hour: zones
+  // change their offsets on whole hours or half hours, never within one of those.
+  const zoneFormats = new Map(), offsets = new Map();
+  function offsetMs(ms, tz) {
+    const key = tz + Math.floor(ms / 1800000);
+    let offset = offsets.get(key);
+    if (offset === undefined) {
+      let format = zoneFormats.get(tz);
+      if (!format) {
+        format = new Intl.DateTimeFormat("en-US", { timeZone: tz, hourCycle: "h23", year: "numeric",
+          month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+        zoneFormats.set(tz, format);
+      }
+      const at = Math.floor(ms / 1000) * 1000;
+      const p = Object.fromEntries(format.formatToParts(new Date(at)).map((x) => [x.type, x.value]));
+      offset = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - at;
+      if (offsets.size > 100000) offsets.clear();
+      offsets.set(key, offset);
+    }
+    return offset;
   }
 
   // Milliseconds since the epoch, to order times (texts of differing precision do not sort).
@@ -62,6 +96,7 @@ const MP = (() => {
   // dataset shown (null: the lake has none yet; call again later to list them again).
   async function datasets(onChange) {
     const info = await getJSON("/api/datasets");
+    document.body.dataset.exchangeZone = info.time_zone || "UTC";  // the symbol page's default
     let select = document.getElementById("dataset");
     if (!select) {
       select = document.createElement("select");
@@ -142,5 +177,5 @@ const MP = (() => {
     return response.json();
   }
 
-  return { nav, fmt, signed, time, plotTime, ms, datasets, live, getJSON };
+  return { nav, fmt, signed, time, plotTime, fromPlotTime, ms, datasets, live, getJSON };
 })();

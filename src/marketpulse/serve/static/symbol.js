@@ -1,10 +1,13 @@
 // Symbol page: candles with overlays, volume, an indicator pane and a MACD pane and alert
-// markers, all of one dataset (the selector in the navigation bar). The indicator pane
-// draws any indicator column the rows have (the declared ones: the select in the
-// toolbar, remembered as ?indicator=; by default the first RSI column). History comes from the lake
-// (/api/bars, /api/indicators, /api/alerts), then the WebSocket pushes each bar and
-// indicator row of that dataset as it closes; the lake is re-read every few seconds to
-// fill gaps. Bars, indicator rows and alerts share their key: the bar's start.
+// markers (a style per rule: markers.js), all of one dataset (the selector in the navigation
+// bar). The indicator pane draws any indicator column the rows have (the declared ones: the
+// select in the toolbar, remembered as ?indicator=; by default the first RSI column).
+// History comes from the lake (/api/bars, /api/indicators, /api/alerts): the latest bars
+// first, earlier ones as the chart is panned or zoomed back or a range (1D ... all) is
+// picked; then the WebSocket pushes each bar and indicator row of that dataset as it closes,
+// and the lake is re-read every few seconds to fill gaps. Bars, indicator rows and alerts
+// share their key: the bar's start. Times are drawn in the exchange's time zone (the
+// server's time_zone), or in UTC (?tz=UTC): a click on the zone buttons.
 "use strict";
 MP.nav();
 const params = new URLSearchParams(location.search);
@@ -16,7 +19,13 @@ let picked = params.get("indicator");
 let indicator = null;
 const chart = document.getElementById("chart");
 const REFRESH_MS = 5000;
-const BARS = 600;
+const BARS = 600;  // the latest bars, read first
+const EARLIER = 20000;  // most bars read at once when going back
+const MAX_BARS = 100000;  // most bars kept (the oldest go first)
+const SPANS = { "1D": 86400e3, "1W": 7 * 86400e3, "1M": 31 * 86400e3, "1Y": 366 * 86400e3 };
+// the time zone of the axis: the exchange's (set once the server named it), or UTC
+let zone = (params.get("tz") || "").toUpperCase() === "UTC" ? "UTC" : null;
+let range = null;  // the range picked (1D ... all), until the user pans or zooms
 
 
 // Columns of an indicators row that are not indicators.
@@ -50,9 +59,13 @@ function layout(maxVolume) {
   const axis = { gridcolor: "#26303b", zerolinecolor: "#26303b", color: "#7d8a98" };
   return {
     paper_bgcolor: "#0f1419", plot_bgcolor: "#0f1419", font: { color: "#d8dee6", size: 11 },
-    margin: { l: 60, r: 60, t: 24, b: 30 }, showlegend: true, uirevision: dataset + symbol + interval,
-    legend: { orientation: "h", y: 1.04, x: 0 }, hovermode: "x unified",
-    xaxis: { ...axis, type: "date", rangeslider: { visible: false }, anchor: "y4" },
+    margin: { l: 60, r: 60, t: 72, b: 44 }, showlegend: true,
+    uirevision: [dataset, symbol, interval, zone].join(" "),
+    // above the panes, in the traces' order (Plotly reverses a legend with bars by default)
+    legend: { orientation: "h", y: 1, yanchor: "bottom", x: 0, traceorder: "normal" },
+    hovermode: "x unified",
+    xaxis: { ...axis, type: "date", rangeslider: { visible: false }, anchor: "y4",
+             title: { text: daily() ? "session date" : zone === "UTC" ? "time (UTC)" : "time (" + zone + ", the exchange's)" } },
     yaxis: { ...axis, domain: [0.46, 1], title: { text: "price" } },
     // volume bars keep to the bottom quarter of the price pane
     yaxis2: { ...axis, domain: [0.46, 1], overlaying: "y", side: "right", showgrid: false,
@@ -66,8 +79,8 @@ function layout(maxVolume) {
 }
 
 function traces(bars, rows, alerts) {
-  const bx = bars.map((b) => MP.plotTime(b.bar_start));
-  const ix = rows.map((r) => MP.plotTime(r.bar_start));
+  const bx = bars.map((b) => MP.plotTime(b.bar_start, axisZone()));
+  const ix = rows.map((r) => MP.plotTime(r.bar_start, axisZone()));
   const col = (name) => rows.map((r) => r[name]);
   // a column the rows lack (not declared) draws nothing: no trace, no legend entry
   const has = (name) => rows.some((r) => r[name] !== undefined);
@@ -88,9 +101,7 @@ function traces(bars, rows, alerts) {
     line("bb_lower", "BB lower", "#8e7cc3", { line: { color: "#8e7cc3", width: 1, dash: "dot" }, fill: "tonexty",
       fillcolor: "rgba(142,124,195,.08)" }),
     line("vwap", "VWAP", "#d5d5d5", { line: { color: "#d5d5d5", width: 1, dash: "dash" } }),
-    { type: "scatter", mode: "markers", name: "alerts", x: alerts.map((a) => MP.plotTime(a.bar_start)),
-      y: alerts.map((a) => closes.get(a.bar_start) ?? null), text: alerts.map((a) => a.rule + ": " + a.message),
-      hoverinfo: "text", marker: { symbol: "triangle-down", size: 11, color: "#e0a526" } },
+    ...Markers.traces(alerts, (a) => [MP.plotTime(a.bar_start, axisZone()), closes.get(a.bar_start) ?? null]),
     ...(indicator ? [line(indicator, label(indicator), "#4aa3ff", { yaxis: "y3" })] : []),
     line("macd", "MACD", "#4aa3ff", { yaxis: "y4" }),
     line("macd_signal", "signal", "#e0a526", { yaxis: "y4" }),
@@ -112,15 +123,24 @@ const byStart = (a, b) => MP.ms(a.bar_start) - MP.ms(b.bar_start);
 const ours = (row, message) => (row.dataset ?? message.dataset) === dataset;
 
 function keepLatest(map) {
-  if (map.size <= BARS) return map;
-  return new Map([...map.entries()].sort((a, b) => MP.ms(a[0]) - MP.ms(b[0])).slice(-BARS));
+  if (map.size <= MAX_BARS) return map;
+  return new Map([...map.entries()].sort((a, b) => MP.ms(a[0]) - MP.ms(b[0])).slice(-MAX_BARS));
 }
+
+// The oldest bar read (ms; Infinity: none) and whether the lake has none older.
+let earliest = Infinity, complete = false;
+let covered = Infinity;  // from when on every bar has been read (ms)
 
 function reset() {
   barsByStart = new Map();
   rowsByStart = new Map();
   alertsById = new Map();
   liveBars = 0;
+  earliest = Infinity;
+  complete = false;
+  covered = Infinity;
+  fresh = true;  // the next read is drawn, even without a bar
+  pickRange(null);
   chart.dataset.live = 0;
   showLast();  // the live price of the series now shown (none yet: blank)
 }
@@ -148,45 +168,216 @@ function remember() {
   const query = new URLSearchParams({ dataset, symbol });
   if (interval) query.set("timeframe", interval);
   if (picked) query.set("indicator", picked);
+  if (zone === "UTC") query.set("tz", "UTC");
   history.replaceState(null, "", "?" + query);
 }
 
+const iso = (ms) => new Date(ms).toISOString();
+
+// Reads bars, indicator rows and alerts of the series shown and merges them in: the latest
+// ``limit`` bars starting before ``end`` (ms) and at or after ``start`` (ms), when given.
+async function read({ start = null, end = null, limit = BARS } = {}) {
+  const asked = showing();
+  const q = new URLSearchParams({ dataset, symbol, timeframe: interval, limit });
+  if (start !== null) q.set("start", iso(start));
+  if (end !== null) q.set("end", iso(end));
+  const [bars, rows] = await Promise.all([
+    MP.getJSON("/api/bars?" + q), MP.getJSON("/api/indicators?" + q),
+  ]);
+  if (asked !== showing()) return false;  // switched meanwhile
+  for (const b of bars) if (!barsByStart.has(b.bar_start)) { barsByStart.set(b.bar_start, b); fresh = true; }
+  for (const r of rows) if (!rowsByStart.has(r.bar_start)) { rowsByStart.set(r.bar_start, r); fresh = true; }
+  if (bars.length) earliest = Math.min(earliest, MP.ms(bars[0].bar_start));
+  // fewer than asked for: none between ``start`` and those (and without a start, none older)
+  if (bars.length < limit && start === null) complete = true;
+  covered = Math.min(covered, bars.length < limit ? (start ?? -Infinity) : earliest);
+  return true;
+}
+
+// The alerts of the series from the oldest bar read on (a rule's alerts of other
+// timeframes are not drawn on this one's candles).
+async function readAlerts() {
+  const asked = showing();
+  const q = new URLSearchParams({ dataset, symbol, limit: 100000 });
+  if (earliest < Infinity) q.set("start", iso(earliest));
+  const alerts = await MP.getJSON("/api/alerts?" + q);
+  if (asked !== showing()) return false;
+  for (const a of alerts) if (!alertsById.has(a.id)) { alertsById.set(a.id, a); fresh = true; }
+  return true;
+}
+
+// Whether bars, rows or alerts were read that are not drawn yet: a series that did not
+// change is not drawn again (thousands of candles take a while).
+let fresh = false;
+
 async function load() {
   if (!dataset || !symbol || !interval) return;
-  const asked = showing();
-  const q = new URLSearchParams({ dataset, symbol, timeframe: interval });
-  const [bars, rows, alerts] = await Promise.all([
-    MP.getJSON("/api/bars?" + q + "&limit=" + BARS),
-    MP.getJSON("/api/indicators?" + q + "&limit=" + BARS),
-    MP.getJSON("/api/alerts?" + new URLSearchParams({ dataset, symbol }) + "&limit=500"),
-  ]);
-  if (asked !== showing()) return;  // switched meanwhile
-  for (const b of bars) barsByStart.set(b.bar_start, b);
-  for (const r of rows) rowsByStart.set(r.bar_start, r);
-  for (const a of alerts) alertsById.set(a.id, a);
-  await draw();
+  if (await read() && await readAlerts() && (fresh || !drawn.length)) await draw();
 }
+
+// Reads the bars before the oldest read, back to ``from`` (ms; null: as far as EARLIER
+// bars go, or ``limit``), then draws them.
+let reading = null;
+async function readEarlier(from, limit = EARLIER) {
+  if (complete || reading || (from !== null && from >= covered)) return reading;
+  const end = earliest < Infinity ? earliest : null;
+  reading = (async () => {
+    chart.dataset.loading = "1";
+    try {
+      if (await read({ start: from, end, limit }) && await readAlerts()) await draw();
+    } finally {
+      reading = null;
+      delete chart.dataset.loading;
+    }
+  })();
+  return reading;
+}
+
+let drawn = [];  // the bars drawn, oldest first
 
 async function draw() {
   frame = 0;
-  barsByStart = keepLatest(barsByStart);
-  rowsByStart = keepLatest(rowsByStart);
+  fresh = false;
+  if (barsByStart.size > MAX_BARS) {
+    barsByStart = keepLatest(barsByStart);
+    rowsByStart = keepLatest(rowsByStart);
+    complete = false;
+    covered = Infinity;
+  }
   const bars = [...barsByStart.values()].sort(byStart);
   const rows = [...rowsByStart.values()].sort(byStart);
   const first = bars.length ? MP.ms(bars[0].bar_start) : 0;
+  earliest = bars.length ? first : Infinity;
   const shown = [...alertsById.values()].filter(
     (a) => a.dataset === dataset && a.timeframe === interval && MP.ms(a.bar_start) >= first);
   const maxVolume = bars.reduce((m, b) => Math.max(m, b.volume), 0);
   setIndicators(rows);
-  await Plotly.react(chart, traces(bars, rows, shown), layout(maxVolume), { responsive: true, displaylogo: false });
+  drawn = bars;
+  await Plotly.react(chart, traces(bars, rows, shown), layout(maxVolume),
+    { responsive: true, displaylogo: false, scrollZoom: true });  // the wheel zooms, as on a trading chart
+  listen();
+  if (range) showRange(range);
   chart.dataset.bars = bars.length;
+  chart.dataset.first = first;
+  chart.dataset.complete = complete ? "1" : "";
+  chart.dataset.zone = axisZone();
+  document.getElementById("zones").hidden = daily();  // dates: no zone to pick
   chart.dataset.rsi = rows.filter((r) => r.rsi_14 !== null && r.rsi_14 !== undefined).length;
   chart.dataset.macd = rows.filter((r) => r.macd !== null && r.macd !== undefined).length;
   chart.dataset.indicator = indicator || "";
   chart.dataset.indicatorPoints = rows.filter((r) => r[indicator] !== null && r[indicator] !== undefined).length;
   chart.dataset.newest = bars.length ? MP.ms(bars[bars.length - 1].bar_start) : 0;
   chart.dataset.dataset = dataset;
-  document.getElementById("info").textContent = bars.length + " bars, " + shown.length + " alerts";
+  document.getElementById("info").textContent = MP.fmt(bars.length, 0) + " bars" + (complete ? " (all)" : "")
+    + ", " + MP.fmt(shown.length, 0) + " alerts";
+}
+
+// The zone the x axis is drawn in: a bar of a day or longer is a session date, the same in
+// every zone (it starts at midnight UTC of that date), so it is drawn as it is.
+const daily = () => Boolean(interval) && intervalNs(interval) >= 86400e9;
+const axisZone = () => (daily() ? "UTC" : zone);
+
+// The x range drawn, as ms [from, to]; our own changes of it are told apart from the user's.
+let applying = false;
+
+async function relayout(update) {
+  applying = true;
+  try { await Plotly.relayout(chart, update); } finally { applying = false; }
+}
+
+// Fits the price pane to the bars between ``from`` and ``to`` (ms): a year of daily bars
+// is not drawn on the scale of sixty.
+function fitPrices(from, to) {
+  let low = Infinity, high = -Infinity;
+  for (const b of drawn) {
+    const t = MP.ms(b.bar_start);
+    if (t >= from && t <= to) { low = Math.min(low, b.low); high = Math.max(high, b.high); }
+  }
+  if (low > high) return {};
+  const pad = (high - low) * 0.05 || high * 0.01 || 1;
+  return { "yaxis.range": [low - pad, high + pad] };
+}
+
+function pickRange(name) {
+  range = name;
+  rangeRead = null;
+  for (const button of document.querySelectorAll("#ranges button")) {
+    button.classList.toggle("active", button.dataset.range === name);
+  }
+  chart.dataset.range = name || "";
+}
+
+// Shows the last ``name`` (1D ... 1Y) of the series up to its newest bar, or all of it
+// (reading the bars it needs once: drawing them shows the range again).
+let rangeRead = null;
+async function showRange(name) {
+  if (!drawn.length) return;
+  const newest = MP.ms(drawn[drawn.length - 1].bar_end);
+  const from = name === "all" ? null : newest - SPANS[name];
+  if (reading) await reading;  // bars on their way may be those this range needs
+  if (rangeRead !== name && !complete && (from === null || from < covered)) {
+    rangeRead = name;
+    await readEarlier(from, MAX_BARS);
+    return;
+  }
+  if (name === "all") {
+    await relayout({ "xaxis.autorange": true, "yaxis.autorange": true });
+  } else {
+    await relayout({ "xaxis.range": [MP.plotTime(iso(from), axisZone()), MP.plotTime(iso(newest), axisZone())],
+                     ...fitPrices(from, newest) });
+  }
+}
+
+let listening = false;
+
+function listen() {
+  if (listening) return;
+  listening = true;
+  chart.on("plotly_relayout", (event) => {
+    if (applying) return;
+    const start = event["xaxis.range[0]"] ?? (event["xaxis.range"] || [])[0];
+    if (start === undefined) return;
+    const end = event["xaxis.range[1]"] ?? event["xaxis.range"][1];
+    pickRange(null);  // panned or zoomed: no range button applies
+    const from = MP.fromPlotTime(start, axisZone()), to = MP.fromPlotTime(end, axisZone());
+    // going back past the oldest bar read: read those before it, and half a view more
+    if (from < earliest) readEarlier(from - (to - from) / 2).catch((e) => console.error(e));
+  });
+  chart.on("plotly_legendclick", (event) => {
+    const rule = event.data[event.curveNumber].meta?.rule;
+    if (!rule) return true;  // another trace: Plotly shows or hides it
+    chart.dataset.hiddenRules = [...(Markers.toggle(rule), Markers.hidden)].sort().join(",");
+    draw().catch((e) => console.error(e));
+    return false;
+  });
+}
+
+function setZones(exchange) {
+  if (!zone) zone = exchange;
+  const box = document.getElementById("zones");
+  const city = (name) => name.split("/").pop().replaceAll("_", " ");
+  const choices = exchange === "UTC" ? ["UTC"] : [exchange, "UTC"];
+  box.replaceChildren(...choices.map((name) => {
+    const button = document.createElement("button");
+    button.textContent = name === "UTC" ? "UTC" : city(name);
+    button.title = name === "UTC" ? "Times in UTC" : "Times in " + name + ", the exchange's time zone";
+    button.dataset.zone = name;
+    button.className = name === zone ? "active" : "";
+    button.addEventListener("click", () => {
+      zone = name;
+      for (const other of box.children) other.className = other === button ? "active" : "";
+      remember();
+      draw().catch((e) => console.error(e));
+    });
+    return button;
+  }));
+}
+
+for (const button of document.querySelectorAll("#ranges button")) {
+  button.addEventListener("click", () => {
+    pickRange(button.dataset.range);
+    showRange(button.dataset.range).catch((e) => console.error(e));
+  });
 }
 
 function live(message) {
@@ -212,7 +403,7 @@ function live(message) {
   if (changed && !frame && barsByStart.size) frame = requestAnimationFrame(() => draw());
 }
 
-let symbols = [];
+let symbols = [], ruleDataset = null;
 
 // Lists the dataset's symbols; keeps the symbol shown when the dataset has it.
 async function setSymbols() {
@@ -220,6 +411,12 @@ async function setSymbols() {
   const list = dataset ? await MP.getJSON("/api/symbols?dataset=" + encodeURIComponent(dataset)) : [];
   if (asked !== dataset) return false;
   symbols = list;
+  if (dataset && ruleDataset !== dataset) {  // each rule's marker style: by the dataset's rules
+    const counted = await MP.getJSON("/api/alerts/count?dataset=" + encodeURIComponent(dataset));
+    if (asked !== dataset) return false;
+    Markers.setRules(counted.by_rule.map((r) => r.rule));
+    ruleDataset = dataset;
+  }
   const select = document.getElementById("symbol");
   select.replaceChildren(...symbols.map((s) => new Option(s.symbol, s.symbol)));
   if (!symbols.some((s) => s.symbol === symbol)) symbol = symbols.length ? symbols[0].symbol : null;
@@ -241,6 +438,7 @@ function pick(name) {
 
 async function setup() {
   dataset = await MP.datasets(pick);
+  setZones(document.body.dataset.exchangeZone || "UTC");
   const choice = document.getElementById("indicator");
   choice.addEventListener("change", () => {
     picked = choice.value;
