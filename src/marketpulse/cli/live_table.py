@@ -23,8 +23,6 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from marketpulse.models import NS_PER_S, watchlist_columns
-
 if TYPE_CHECKING:
     from marketpulse.indicators import DeclaredSet
     from marketpulse.models import Alert
@@ -57,6 +55,7 @@ class Warmup:
         if declared is None:
             return cls()
         from marketpulse.indicators import bars_needed
+        from marketpulse.models import watchlist_columns  # numpy and pyarrow: not at start-up
 
         rsi, hist = watchlist_columns(declared.columns)
         needed = bars_needed(declared, tuple(c for c in (rsi, hist) if c))
@@ -156,7 +155,7 @@ def _height(console: Console, part: RenderableType, width: int) -> int:
 
 
 def _alert_line(alert: Alert) -> Text:
-    at = dt.datetime.fromtimestamp(alert.bar_end / NS_PER_S, dt.UTC).strftime("%H:%M:%S")
+    at = dt.datetime.fromtimestamp(alert.bar_end / 1e9, dt.UTC).strftime("%H:%M:%S")
     return _line(f"{at} {alert.symbol} {alert.timeframe} {alert.rule}: {alert.message}")
 
 

@@ -53,6 +53,7 @@ def test_public_api() -> None:
         "DeclaredSet",
         "IndicatorState",
         "StateMismatch",
+        "bars_needed",
         "compute",
         "compute_indicators",
         "parse",
