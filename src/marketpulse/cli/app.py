@@ -161,8 +161,10 @@ def run(
     proc = processor_settings(settings, wall_clock=True)  # a live market, or one simulated on it
     feed = _market_feed(feed_name, live, settings, simulated)
     alert_rules = rules_from(settings)  # a bad rules file stops the command before anything starts
-    serve = None if no_dashboard else serve_settings(
-        address, alert_rules, proc.indicators, settings.session_tz
+    serve = (
+        None
+        if no_dashboard
+        else serve_settings(address, alert_rules, proc.indicators, settings.session_tz)
     )
     notifications = notifications_from(settings)
     if feed_name == FeedName.simulator:
