@@ -8,7 +8,8 @@ waits until each has drawn and saves a 1400x900 PNG of it:
 
 - ``dashboard.png``: SPY's 1-minute candles with the overlays, volume, the RSI and
   MACD panes and the alerts raised on them;
-- ``alerts.png``: the alerts feed and the rules' track record.
+- ``alerts.png``: the alerts feed and the rules' track record;
+- ``pipeline.png``: the pipeline page over the lake: what it holds of the dataset.
 
 The dashboard is stopped (Ctrl-C, as a user stops it) before the script ends, and the
 temporary lake removed. One line is printed per file written; a failure prints one
@@ -104,6 +105,13 @@ SHOTS = (
             && document.querySelectorAll('#alerts tbody tr').length > 0
             && !!document.body.dataset.liveDataset""",
         what="the alerts feed and the track record",
+    ),
+    Shot(
+        name="pipeline.png",
+        path="pipeline",
+        drawn="""() => document.querySelectorAll('#tables tbody tr').length > 0
+            && !!document.body.dataset.liveDataset""",
+        what="the lake's tables of the dataset",
     ),
 )
 

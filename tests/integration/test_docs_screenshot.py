@@ -85,10 +85,15 @@ def test_screenshots_show_the_drawn_dashboard_and_nothing_is_left_running(tmp_pa
     result = _screenshot("--out", "shots", cwd=tmp_path, tmpdir=scratch)
     assert result.returncode == 0, result.stderr
     # one line per file written, and those files only
-    assert result.stdout.splitlines() == ["shots/dashboard.png", "shots/alerts.png"]
+    assert result.stdout.splitlines() == [
+        "shots/dashboard.png",
+        "shots/alerts.png",
+        "shots/pipeline.png",
+    ]
     assert sorted(p.name for p in (tmp_path / "shots").iterdir()) == [
         "alerts.png",
         "dashboard.png",
+        "pipeline.png",
     ]
     assert "Traceback" not in result.stderr
 
@@ -133,7 +138,7 @@ def test_the_docs_show_screenshots_the_script_writes(page):
     text = (ROOT / page).read_text()
     shown = re.findall(r"!\[[^\]]+\]\(([^)]+\.png)\)", text)
     assert shown, f"{page} shows no screenshot"
-    written = {"dashboard.png", "alerts.png"}  # scripts/docs/screenshot.py's SHOTS
+    written = {"dashboard.png", "alerts.png", "pipeline.png"}  # scripts/docs/screenshot.py's SHOTS
     for link in shown:
         path = (ROOT / page).parent / link
         assert path.resolve().parent == ROOT / "docs" / "images" and path.name in written, link
