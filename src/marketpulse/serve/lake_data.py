@@ -36,6 +36,7 @@ from marketpulse.models import (
     INDICATOR_SCHEMA,
     watchlist_columns,
 )
+from marketpulse.serve.lake_alerts import alert_filter, count_alerts
 from marketpulse.serve.lake_summary import summarize
 from marketpulse.serve.records import iso_time, to_records
 from marketpulse.sinks.lake_location import LakeLocation
@@ -347,7 +348,7 @@ class LakeData:
         offset: int = 0,
     ) -> pa.Table:
         """Return the rows of :meth:`alerts` as the lake's Arrow table."""
-        where, params = _alert_filter(dataset, symbol, rule, severity, start, end)
+        where, params = alert_filter(dataset, symbol, rule, severity, start, end)
         sql = (
             f"SELECT {', '.join(ALERT_SCHEMA.names)} FROM alerts "
             f"WHERE {where} ORDER BY bar_end DESC, id LIMIT ? OFFSET ?"
@@ -363,20 +364,8 @@ class LakeData:
         start: int | None,
         end: int | None,
     ) -> dict[str, Any]:
-        """Count a dataset's alerts matching every filter, and per rule those matching the others.
-
-        Returns ``{"count": n, "by_rule": [{"rule": ..., "count": ...}, ...]}``,
-        the rules by name; ``by_rule`` leaves the ``rule`` filter out, so it
-        lists every rule a page could filter by.
-        """
-        where, params = _alert_filter(dataset, symbol, None, severity, start, end)
-        table = self._query(
-            f"SELECT rule, count(*) AS count FROM alerts WHERE {where} GROUP BY rule ORDER BY rule",
-            params,
-        )
-        by_rule = to_records(table)
-        count = sum(r["count"] for r in by_rule if rule is None or r["rule"] == rule)
-        return {"count": count, "by_rule": by_rule}
+        """Count a dataset's alerts matching the filters (see :func:`.lake_alerts.count_alerts`)."""
+        return count_alerts(self._query, dataset, symbol, rule, severity, start, end)
 
     def dead_letters(self, dataset: str, limit: int) -> list[dict[str, Any]]:
         """Return a dataset's latest ``limit`` dead letters (reason, error, where), newest first."""
@@ -430,27 +419,3 @@ class LakeData:
             ORDER BY b.symbol
         """  # noqa: S608 - the names are the lake's own column names
         return to_records(self._query(sql, [dataset, timeframe]))
-
-
-def _alert_filter(
-    dataset: str,
-    symbol: str | None,
-    rule: str | None,
-    severity: str | None,
-    start: int | None,
-    end: int | None,
-) -> tuple[str, list[Any]]:
-    """The WHERE clause (with ``?`` placeholders) and parameters of the alerts' filters."""
-    where = ["dataset = ?"]
-    params: list[Any] = [dataset]
-    for column, value in (("symbol", symbol), ("rule", rule), ("severity", severity)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if start is not None:
-        where.append("epoch_ns(bar_end) >= ?")
-        params.append(start)
-    if end is not None:
-        where.append("epoch_ns(bar_end) < ?")
-        params.append(end)
-    return " AND ".join(where), params
