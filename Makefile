@@ -18,14 +18,25 @@ CHROMIUM ?= /usr/bin/chromium
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
+# uv (installed into .venv by pip, pinned) resolves and installs the pinned dependencies in
+# seconds where pip took most of a minute with a warm cache (docs/benchmarks.md, first run);
+# where uv cannot be installed, pip does it as before. pip is installed into .venv either way.
+UV_VERSION ?= 0.13.9
+UV := $(BIN)/uv
+define install_into_venv
+	@test -x $(UV) || $(PYTHON) -m pip --python $(BIN)/python install --quiet uv==$(UV_VERSION) \
+	  || echo "uv could not be installed: pip installs instead"
+	if test -x $(UV); then $(UV) pip install --quiet --python $(BIN)/python $(1); \
+	else $(BIN)/python -m ensurepip --upgrade >/dev/null && $(BIN)/python -m pip install --quiet $(1); fi
+endef
+
 $(RUN_STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	$(call install_into_venv,pip -e .)
 	@touch $(RUN_STAMP)
 
 $(DEV_STAMP): $(RUN_STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(call install_into_venv,-e ".[dev]")
 	@touch $(DEV_STAMP)
 
 install: $(DEV_STAMP) ## create .venv and install MarketPulse with its test tools

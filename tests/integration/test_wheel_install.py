@@ -5,7 +5,7 @@ then ``pip install dist/marketpulse-*.whl`` in a fresh virtual environment,
 dependencies from PyPI (pip's cache reused). The test tools (the ``dev`` extra)
 must stay out, and the installed command must run the pipeline without them.
 The same split in the Makefile: ``make run`` installs the runtime only, ``make
-test`` adds the ``dev`` extra.
+test`` adds the ``dev`` extra (with uv, or pip where uv cannot be installed).
 """
 
 import os
@@ -115,9 +115,12 @@ def test_make_run_installs_no_test_tools_and_make_test_does(tmp_path):
     fresh = f"VENV={tmp_path / 'venv'}"
     run = _run(["make", "-n", "run", fresh], cwd=ROOT, timeout=60)
     assert run.returncode == 0, run.stderr
-    assert "pip install --quiet -e .\n" in run.stdout
+    # uv installs, pinned, with pip as the fallback: each with the runtime only
+    assert "install --quiet uv==" in run.stdout
+    assert "uv pip install --quiet --python" in run.stdout
+    assert run.stdout.count(" pip -e .;") == 2, run.stdout
     assert "[dev]" not in run.stdout
     test = _run(["make", "-n", "test", fresh], cwd=ROOT, timeout=60)
     assert test.returncode == 0, test.stderr
-    assert 'pip install --quiet -e ".[dev]"' in test.stdout
-    assert test.stdout.index("-e .\n") < test.stdout.index("[dev]") < test.stdout.index("-m pytest")
+    assert test.stdout.count(' -e ".[dev]"') == 2, test.stdout
+    assert test.stdout.index("-e .;") < test.stdout.index("[dev]") < test.stdout.index("-m pytest")
