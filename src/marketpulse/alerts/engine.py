@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from marketpulse.alerts.conditions import Batch, condition, message, needs
+from marketpulse.alerts.rings import KERNELS as RING_KERNELS
 from marketpulse.alerts.rings import Rings
 from marketpulse.alerts.rules import Rule, StaleFeedRule
 from marketpulse.alerts.snapshot import (
@@ -103,6 +104,10 @@ class AlertEngine:
         self._applies_all = [True] * len(self._rules)
         self._code_slots = np.full(0, -1, np.int64)  # evaluate(codes=...): code -> slot
         self._last_end = np.full(0, NEVER, np.int64)  # per slot, with stale-feed rules
+
+    def kernels(self) -> tuple[object, ...]:
+        """Return the numba kernels :meth:`evaluate` calls: the rings' if a rule reads back."""
+        return RING_KERNELS if self._rings.columns else ()
 
     def evaluate(
         self, rows: Mapping[str, np.ndarray], codes: np.ndarray | None = None

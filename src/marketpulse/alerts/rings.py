@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["Rings"]
+__all__ = ["KERNELS", "Rings"]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -104,3 +104,7 @@ class Rings:
             self._pair_column, self._pair_lag, out,
         )  # fmt: skip
         return {(self.columns[j], lag): out[i] for i, (j, lag) in enumerate(self._pairs)}
+
+
+#: The kernels called from Python (marketpulse.kernel_progress reads their callees off them).
+KERNELS = (_lag_and_push,)

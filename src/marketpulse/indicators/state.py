@@ -9,6 +9,7 @@ saved and restored on its own (for the compacted ``state`` topic).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -20,6 +21,7 @@ __all__ = [
     "IndicatorState",
     "StateMismatch",
     "compute_indicators",
+    "kernels",
     "update_indicators",
     "warm_up",
 ]
@@ -372,6 +374,11 @@ def compute_indicators(
         np.zeros(n, dtype=np.int64),
         high, low, close, volume, pv, session, open_,
     )  # fmt: skip
+
+
+def kernels(declared: DeclaredSet) -> tuple[Callable[..., None], ...]:
+    """Return the kernels :func:`update_indicators` calls for ``declared``: only its kinds'."""
+    return (_count, *dict.fromkeys(item.kind.kernel for item in declared.items))
 
 
 def warm_up(declarations: DeclaredSet | None = None) -> None:

@@ -33,7 +33,7 @@ from numba.extending import intrinsic
 
 from marketpulse.models import TRADE_SCHEMA
 
-__all__ = ["scan_trades"]
+__all__ = ["KERNELS", "scan_trades"]
 
 
 def _words(text: bytes) -> list[int]:
@@ -187,8 +187,9 @@ def _scan(buf, n):  # pragma: no cover - numba
     starts = np.empty((3, n), np.int64)
     spans = np.empty((3, n), np.int64)
     end = buf.size - _PADDING  # just after the NUL that ends the last record
-    count = 0
-    p = 0
+    # np.int64, not 0: a literal 0 makes numba compile _record a second time, for it alone
+    count = np.int64(0)
+    p = np.int64(0)
     for i in range(n):
         q = _record(buf, p, end, count, ts, price, size, starts, spans)
         if q >= 0:
@@ -513,3 +514,7 @@ def _symbol_codes(buf, starts, spans):  # pragma: no cover - numba
                 break
             slot = (slot + 1) & ((1 << bits) - 1)
     return codes, firsts[:distinct]
+
+
+#: The kernels called from Python (marketpulse.kernel_progress reads their callees off them).
+KERNELS = (_scan, _symbol_codes, _gather)

@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from marketpulse import kernel_progress
 from marketpulse.alerts import AlertEngine, Rule
 from marketpulse.bus.base import Batch, Message
 from marketpulse.config import (
@@ -27,6 +28,7 @@ from marketpulse.config import (
     SESSION_TZ,
 )
 from marketpulse.indicators import DEFAULT, DeclaredSet, IndicatorState, update_indicators
+from marketpulse.indicators.state import kernels as indicator_kernels
 from marketpulse.models import (
     BAR_QUOTE_COLUMNS,
     BAR_SCHEMA,
@@ -36,6 +38,7 @@ from marketpulse.models import (
     is_dataset_name,
 )
 from marketpulse.plugins import Plugin, run_plugins
+from marketpulse.stream import json_scan, quote_windows, windows
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
 from marketpulse.stream.decode import decode_batch, decode_plain_trades
@@ -45,7 +48,7 @@ from marketpulse.stream.partition import PartitionState
 from marketpulse.stream.quote_windows import QUOTE_BAR_COLUMNS, QuoteBars, QuoteState
 from marketpulse.stream.sessions import SessionWindows, session_windows
 from marketpulse.stream.tape import LEAN_CALENDAR, check_conditions, lean_roles
-from marketpulse.stream.validate import REASONS, check_bars, check_trades
+from marketpulse.stream.validate import REASONS, TRADE_KERNELS, check_bars, check_trades
 from marketpulse.stream.windows import _CLOCK_FLOOR, FUTURE, LATE, ClosedBars, WindowState
 from marketpulse.timeframes import interval_keys, parse_intervals
 
@@ -273,6 +276,27 @@ class Processor:
         self._warm = True
         started = time.monotonic()
         logger.info("processor: loading the kernels (compiled on a first run, then cached)")
+        with kernel_progress.compiling(self.kernels()) as progress:
+            if progress.total:
+                logger.info("processor: %d kernels to compile (first run only)", progress.total)
+            self._warm_up()
+        logger.info("processor: kernels ready in %.1f s", time.monotonic() - started)
+
+    def kernels(self) -> tuple[object, ...]:
+        """Return the kernels this processor calls from Python for trades and quotes.
+
+        Only those its settings use: the declared indicators' kinds, the quote
+        windows unless the conditions are Lean's, the alert rings when a rule
+        reads earlier bars. Their callees are read off them
+        (:func:`marketpulse.kernel_progress.needed`).
+        """
+        quotes = () if self._lean else quote_windows.KERNELS
+        return (
+            *json_scan.KERNELS, *TRADE_KERNELS, *windows.KERNELS, *quotes,
+            *indicator_kernels(self.settings.indicators), *AlertEngine(self._rules).kernels(),
+        )  # fmt: skip
+
+    def _warm_up(self) -> None:
         scratch = Processor(replace(self.settings, plugins=()), self._rules)
         step = 20 * 10**9  # 20 s between trades: bars of every interval close
         start = _WARM_UP_START - _WARM_UP_START % (max(self._lengths) or _DAY_NS)
@@ -288,7 +312,6 @@ class Processor:
         scratch.process(Batch("warm-up", 0, 0, len(messages) - 1, messages=messages))
         scratch.finish()
         scratch.checkpoint("warm-up", 0)
-        logger.info("processor: kernels ready in %.1f s", time.monotonic() - started)
 
     def process(self, batch: Batch) -> Output:
         """Process one batch of the ticks topic."""

@@ -57,7 +57,14 @@ from marketpulse.stream.windows import (
 # compiled as the window kernels are (``_kernel``): without numba's reference counts
 # of their array arguments
 
-__all__ = ["MAX_PENDING", "MAX_PENDING_SYMBOL", "QUOTE_BAR_COLUMNS", "QuoteBars", "QuoteState"]
+__all__ = [
+    "KERNELS",
+    "MAX_PENDING",
+    "MAX_PENDING_SYMBOL",
+    "QUOTE_BAR_COLUMNS",
+    "QuoteBars",
+    "QuoteState",
+]
 
 #: The columns quotes add to a bar, in order (:data:`marketpulse.models.BAR_QUOTE_COLUMNS`).
 QUOTE_BAR_COLUMNS = (
@@ -223,6 +230,7 @@ class QuoteState:
         out = np.full((len(closed), len(QUOTE_BAR_COLUMNS)), np.nan)
         if len(closed):
             self.ensure(int(closed.sid.max()) + 1)
+        ts, price, size = _read_only(ts), _read_only(price), _read_only(size)
         applied = _flow(
             sid, ts, price, size, flags, max_ts, floor, final, self.lateness, self.lengths,
             self.pending_sid, self.pending_ts, self.pending_px, self.quote_ts, self.quote,
@@ -293,6 +301,14 @@ class QuoteState:
         self.add_quotes(np.full(n_pending, sid, np.int64), ts, px[:, 0], px[:, 1])
 
 
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """``values``, read-only as Arrow's columns are: numba compiles ``_flow`` once, not per kind."""
+    if values.flags.writeable:
+        values = values.view()
+        values.flags.writeable = False
+    return values
+
+
 @nb.njit(cache=True, nogil=True)
 def _flow(sid, ts, price, size, flags, max_ts, floor, final, lateness, lengths, p_sid, p_ts,
           p_px, quote_ts, quote, last_price, direction, start, acc, last, s_open, s_close,
@@ -307,8 +323,9 @@ def _flow(sid, ts, price, size, flags, max_ts, floor, final, lateness, lengths, 
     done = np.zeros(len(o_end), np.bool_)
     wm = max(max_ts - lateness, floor)
     cm = max_ts
-    applied = 0
-    r = 0  # rows before r are finished
+    # np.int64, not 0: a literal 0 argument makes numba compile _apply again for it alone
+    applied = np.int64(0)
+    r = np.int64(0)  # rows before r are finished
     for i in range(len(ts)):
         if flags[i] != 0:
             continue
@@ -496,3 +513,7 @@ def _finish(k, quote_ts, quote, start, acc, last, o_sid, o_int, o_start, o_end, 
     out[k, 3] = ask
     out[k, 4] = buy
     out[k, 5] = sell
+
+
+#: The kernels called from Python (marketpulse.kernel_progress reads their callees off them).
+KERNELS = (_flow,)

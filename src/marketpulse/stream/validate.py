@@ -29,6 +29,7 @@ __all__ = [
     "MIN_PRICE",
     "REASONS",
     "SYMBOL_PATTERN",
+    "TRADE_KERNELS",
     "check_bars",
     "check_trades",
     "latest_for",
@@ -200,3 +201,7 @@ def _check_bar_rows(codes, start, end, o, h, lo, c, volume, vwap, latest):  # ty
             codes[i] = _FUTURE
         elif h[i] < lo[i] or not lo[i] <= o[i] <= h[i] or not lo[i] <= c[i] <= h[i]:
             codes[i] = _OHLC
+
+
+#: The kernel that checks trades (marketpulse.kernel_progress reads its callees off it).
+TRADE_KERNELS = (_check_trade_rows,)

@@ -53,7 +53,7 @@ import numpy as np
 if TYPE_CHECKING:
     from marketpulse.stream.sessions import SessionWindows
 
-__all__ = ["FUTURE", "LATE", "ClosedBars", "WindowState"]
+__all__ = ["FUTURE", "KERNELS", "LATE", "ClosedBars", "WindowState"]
 
 # numba increfs and decrefs every array argument at each call of a jitted function that
 # is not inlined: the tick loop's call of _close_due, once per second of a replay, made
@@ -584,7 +584,8 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
     while n_fixed < n_int and lengths[n_fixed] > 0:
         n_fixed += 1
     base = lengths[0]
-    k = 0
+    # np.int64, not 0: a literal 0 argument makes numba compile a callee again for it alone
+    k = np.int64(0)
     for i in range(len(ts)):
         t = ts[i]
         s = sid[i]
@@ -606,7 +607,7 @@ def _add_ticks(sid, ts, price, size, lengths, lateness, max_jump, clock, closed,
                 flags[i] = 1
                 continue
         else:  # session-aligned intervals only: late when its session has closed
-            g = _session_window(0, t, s_open, s_close, s_group)
+            g = _session_window(np.int64(0), t, s_open, s_close, s_group)
             if (w_end[0, g] if g >= 0 else t + 1) <= wm:
                 flags[i] = 1
                 continue
@@ -813,3 +814,7 @@ def _emit_held(j, s, lengths, w_start, w_end, n_w, h_span, h_ohlc, h_vol, h_coun
     o_count[k] = h_count[j, s]
     h_span[j, s, 0] = -1
     return k + 1
+
+
+#: The kernels called from Python (marketpulse.kernel_progress reads their callees off them).
+KERNELS = (_add_ticks, _close_due)
