@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 import typer
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.logging import RichHandler
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from marketpulse.cli.common import console
 from marketpulse.cli.failures import failure_line, made_by
@@ -23,6 +25,7 @@ from marketpulse.exceptions import RunFailure
 
 if TYPE_CHECKING:  # not imported at start-up: commands such as sql and report do without
     from marketpulse.indicators import DeclaredSet
+    from marketpulse.kernel_progress import CompileProgress
     from marketpulse.runtime import MarketView, Metrics, MetricsSnapshot
 
 __all__ = ["Runner", "run_in_foreground"]
@@ -81,9 +84,8 @@ def run_in_foreground(
         if show_progress:
             progress.update(task, completed=done, total=total)
 
-    warm = Warmup.of(indicators) if interactive and view is not None else Warmup()
     pipeline = make_pipeline(on_progress)
-    metrics.start_clock()  # the rates are the pipeline's, not those of loading its kernels
+    metrics.start_clock()  # the rates are the pipeline's, from its first tick (Metrics)
     done = threading.Event()
     result: list[MetricsSnapshot] = []
     failure: list[BaseException] = []
@@ -101,7 +103,8 @@ def run_in_foreground(
 
         worker = threading.Thread(target=work, name="pipeline", daemon=True)
         if interactive:  # drawn before the pipeline logs a line, so that the line goes above
-            _show_live(worker.start, done, view, warm, metrics, progress if show_progress else None)
+            shown = progress if show_progress else None
+            _show_live(worker.start, done, view, indicators, metrics, shown)
         else:
             worker.start()
             _show_lines(done, metrics)
@@ -122,16 +125,24 @@ def _show_live(
     start: Callable[[], None],
     done: threading.Event,
     view: MarketView | None,
-    warm: Warmup,
+    indicators: DeclaredSet | None,
     metrics: Metrics,
     progress: Progress | None,
 ) -> None:
+    warm: list[Warmup] = []
+
     def render(final: bool = False) -> RenderableType:
         snap = metrics.snapshot()
         below: list[RenderableType] = [] if progress is None else [progress]
+        if not snap.ticks_in and not final:  # no table, no figures of a pipeline not started
+            compiling = _compiling(snap.ticks_in)
+            status = "waiting for the first tick" if compiling is None else compiling.line()
+            return Group(*below, Text(status, style="dim", no_wrap=True, overflow="ellipsis"))
+        if not warm:  # read off the kernels once the pipeline has them (a first run compiles)
+            warm.append(Warmup.of(indicators) if view is not None else Warmup())
         if not final:  # the summary line takes the place of the running figures
             below.append(figures(snap))
-        return fitted_view(console, view, warm, below, snap.alerts)
+        return fitted_view(console, view, warm[0], below, snap.alerts)
 
     with Live(render(), console=console, refresh_per_second=_REFRESH, transient=False) as live:
         start()
@@ -162,9 +173,24 @@ def _logs_through(live_console: Console) -> Iterator[None]:
             handler.console = own
 
 
+def _compiling(ticks: int) -> CompileProgress | None:
+    """The kernels' compile progress while the pipeline, without a tick yet, waits for it."""
+    # imported by the processor's warm-up: not imported, no kernel is compiling
+    module = sys.modules.get("marketpulse.kernel_progress")
+    progress = None if module is None or ticks else module.current()
+    return progress if progress is not None and progress.active else None
+
+
 def _show_lines(done: threading.Event, metrics: Metrics) -> None:
+    """A figures line every few seconds; while kernels compile, their progress instead."""
     next_line = time.monotonic() + _LINE_EVERY
+    told = False  # the compile progress is printed at once, then in place of the figures
     while not done.wait(0.2):
-        if time.monotonic() >= next_line:
-            print(metrics.snapshot().line(), flush=True)
-            next_line += _LINE_EVERY
+        snap = metrics.snapshot()
+        compiling = _compiling(snap.ticks_in)
+        first = compiling is not None and not told
+        if not first and time.monotonic() < next_line:
+            continue
+        told = told or first
+        print(snap.line() if compiling is None else compiling.line(), flush=True)
+        next_line = time.monotonic() + _LINE_EVERY if first else next_line + _LINE_EVERY

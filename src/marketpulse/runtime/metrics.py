@@ -83,11 +83,17 @@ class MetricsSnapshot:
 
 
 class Metrics:
-    """Thread-safe counters updated by the pipeline, read by views."""
+    """Thread-safe counters updated by the pipeline, read by views.
+
+    ``elapsed`` and the rates run from the first tick counted: what came
+    before (loading or compiling the kernels, opening the sinks, waiting for
+    a feed) is not the pipeline's throughput.
+    """
 
     def __init__(self, window: float = 2.0) -> None:
         self._lock = threading.Lock()
         self._start = time.monotonic()
+        self._ticking = False
         self._window = window
         self._ticks = 0
         self._rejected = 0
@@ -110,8 +116,11 @@ class Metrics:
         dlq: int = 0,
         rejected: int = 0,
     ) -> None:
-        """Add to the counters."""
+        """Add to the counters; the first ticks start the clock."""
         with self._lock:
+            if ticks and not self._ticking:
+                self._ticking = True
+                self._restart()
             self._ticks += ticks
             self._bars += bars
             self._indicators += indicators
@@ -131,14 +140,17 @@ class Metrics:
             return dict(self._notifications)
 
     def start_clock(self) -> None:
-        """Measure time (``elapsed``, rates) from now: the pipeline is ready and starts.
+        """Measure time (``elapsed``, rates) from now, until the first tick restarts it.
 
         What came before (loading the kernels, opening the sinks) is not the
         pipeline's throughput.
         """
         with self._lock:
-            self._start = time.monotonic()
-            self._history = deque([(self._start, self._ticks, self._bars)])
+            self._restart()
+
+    def _restart(self) -> None:
+        self._start = time.monotonic()
+        self._history = deque([(self._start, self._ticks, self._bars)])
 
     def latency(self, seconds: float) -> None:
         """Record one tick-to-indicator latency sample."""
