@@ -15,6 +15,7 @@ from typing import Any
 
 from dashboard_section import render_dashboard
 from embedded_section import render_embedded
+from first_run_section import render_first_run
 from kafka_floor_section import render_kafka_floor
 from kafka_section import render_kafka
 from kaggle_section import render_kaggle
@@ -349,6 +350,17 @@ SECTIONS: dict[str, Section] = {
             "startup",
             (Script("bench_startup", ("bench/bench_startup.py",), ("--runs", "1")),),
             render_startup,
+        ),
+        Section(
+            "first-run",
+            (
+                Script(
+                    "bench_first_run",
+                    ("bench/bench_first_run.py",),
+                    ("--smoke",),
+                ),
+            ),  # fmt: skip
+            render_first_run,
         ),
         Section(
             "kaggle",
