@@ -24,6 +24,8 @@ def render_first_run(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
     first, second_target = cold["first_row_s"], targets["second_run_s"]
     warm = [r["first_row_s"] for r in s["second"]]
     warm_p50 = statistics.median(warm) if warm else None
+    warm_cpu = [r["cpu_to_first_row_s"] for r in s["second"] if "cpu_to_first_row_s" in r]
+    cpu_p50 = statistics.median(warm_cpu) if warm_cpu else None
     installed = cold.get("installed_s")
     steps = [
         ("`git clone`", s["clone_s"]),
@@ -68,12 +70,18 @@ the cache.
 {rows}
 | **clone to first live row** | **{_s(first)}** |
 
-| figure | measured | target (issue 38) | |
-|---|---:|---:|---|
-| clone to the first live row, first run | {_s(first)} s | {targets["first_run_s"]:g} s | \
-{verdict(first <= targets["first_run_s"])} |
+| figure | measured | CPU s by then | target (issue 38) | |
+|---|---:|---:|---:|---|
+| clone to the first live row, first run | {_s(first)} s | {_s(cold.get("cpu_to_first_row_s"))} \
+| {targets["first_run_s"]:g} s | {verdict(first <= targets["first_run_s"])} |
 | `make run` to the first live row, second run (median of {len(warm)}) | {_s(warm_p50)} s | \
-{second_target:g} s | {verdict(warm_p50 is not None and warm_p50 <= second_target)} |
+{_s(cpu_p50)} | {second_target:g} s | \
+{verdict(warm_p50 is not None and warm_p50 <= second_target)} |
+
+The CPU column is the user and system time of `make run` and everything it started
+(uv, the command's threads), `git clone` left out, at the moment the first row showed:
+what the steps cost, whatever else shared the cores. These steps run mostly on one core,
+so on an idle machine their wall time is near it; it is not a measurement of that.
 
 The first run compiled {cold["kernels_compiled"]} kernels (the processor said
 {_s(cold["compile_stated_s"])} s; {s["kernels_saved"]} saved in the clone's cache): the
