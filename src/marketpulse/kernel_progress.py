@@ -85,12 +85,14 @@ def _names(code: CodeType) -> set[str]:
 
 def uncached(kernels: Iterable[Dispatcher]) -> set[Dispatcher]:
     """Return the kernels of ``kernels`` without an entry in numba's cache yet."""
-    return {kernel for kernel in kernels if not _index(kernel).exists()}
+    return {kernel for kernel in kernels if not _cached(kernel)}
 
 
-def _index(kernel: Dispatcher) -> Path:
-    # numba's cache index of the kernel, wherever the locator in force puts it
-    return Path(kernel._cache._cache_file._index_path)
+def _cached(kernel: Dispatcher) -> bool:
+    # numba's cache index of the kernel, wherever the locator in force puts it (none
+    # for a kernel without cache=True: it compiles in every process)
+    index = getattr(getattr(kernel._cache, "_cache_file", None), "_index_path", None)
+    return index is not None and Path(index).exists()
 
 
 class _Counter(event.Listener):
