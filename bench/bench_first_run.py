@@ -6,7 +6,9 @@ pseudo-terminal (the live view draws as on a user's screen), with package
 caches warm (uv's and pip's, as on a machine that installed these pins once)
 and numba's kernel cache empty: the clone's own ``__pycache__`` folders, where
 kernels go when ``NUMBA_CACHE_DIR`` is not set (it is removed from the
-children's environment, with the CI's locator). The dashboard is served as
+children's environment, with the CI's locator, and so is ``PYTHONDONTWRITEBYTECODE``:
+uv installs no bytecode, so the first run compiles the modules it imports, as
+a user's does, and later runs load them). The dashboard is served as
 ``make run`` serves it, on a free port (``--port 0``).
 
 Times are from the start of ``git clone``, read off what the terminal shows:
@@ -70,7 +72,8 @@ def _env(own_cache: bool = True) -> dict[str, str]:
 
     With ``own_cache``, without the kernel cache set for this process (the CI's) either.
     """
-    drop = ("COLUMNS", "LINES", "NO_COLOR")
+    # a user's Python writes bytecode: the first run compiles what it imports, the next load it
+    drop = ("COLUMNS", "LINES", "NO_COLOR", "PYTHONDONTWRITEBYTECODE")
     if own_cache:
         drop += ("NUMBA_CACHE_DIR", "NUMBA_CACHE_LOCATOR_CLASSES")
     env = {
