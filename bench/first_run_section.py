@@ -43,7 +43,9 @@ def render_first_run(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
     pip_note = (
         f" With pip instead (`python -m venv`, then `pip install --upgrade pip` and `pip "
         f"install -e .`, as the Makefile did before uv, pip's cache warm), the install alone "
-        f"took {_s(pip)} s in the same run."
+        f"took {_s(pip)} s in the same run. pip also compiles the bytecode of every file it "
+        "installs; uv leaves that to the first import, so the first run's imports include "
+        "compiling what it imports (a second run loads it)."
         if pip
         else ""
     )
