@@ -38,18 +38,20 @@ from marketpulse.models import (
     is_dataset_name,
 )
 from marketpulse.plugins import Plugin, run_plugins
-from marketpulse.stream import json_scan, quote_windows, windows
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
 from marketpulse.stream.decode import decode_batch, decode_plain_trades
 from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
+from marketpulse.stream.json_scan import KERNELS as JSON_KERNELS
 from marketpulse.stream.output import Output, indicators_table, stamp
 from marketpulse.stream.partition import PartitionState
+from marketpulse.stream.quote_windows import KERNELS as QUOTE_KERNELS
 from marketpulse.stream.quote_windows import QUOTE_BAR_COLUMNS, QuoteBars, QuoteState
 from marketpulse.stream.sessions import SessionWindows, session_windows
 from marketpulse.stream.tape import LEAN_CALENDAR, check_conditions, lean_roles
 from marketpulse.stream.validate import REASONS, TRADE_KERNELS, check_bars, check_trades
 from marketpulse.stream.windows import _CLOCK_FLOOR, FUTURE, LATE, ClosedBars, WindowState
+from marketpulse.stream.windows import KERNELS as WINDOW_KERNELS
 from marketpulse.timeframes import interval_keys, parse_intervals
 
 __all__ = ["Processor", "ProcessorSettings"]
@@ -290,9 +292,9 @@ class Processor:
         reads earlier bars. Their callees are read off them
         (:func:`marketpulse.kernel_progress.needed`).
         """
-        quotes = () if self._lean else quote_windows.KERNELS
+        quotes = () if self._lean else QUOTE_KERNELS
         return (
-            *json_scan.KERNELS, *TRADE_KERNELS, *windows.KERNELS, *quotes,
+            *JSON_KERNELS, *TRADE_KERNELS, *WINDOW_KERNELS, *quotes,
             *indicator_kernels(self.settings.indicators), *AlertEngine(self._rules).kernels(),
         )  # fmt: skip
 
