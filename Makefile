@@ -13,6 +13,12 @@ CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 
+# Python keeps the bytecode of what it imports (in .venv and src): a PYTHONDONTWRITEBYTECODE
+# in the environment (this CI machine sets it) made every process compile every module it
+# imports again, numba's and pyarrow's too: 2.5 s of CPU before each command a test runs
+# (uv, unlike pip, leaves the compiling to the first import).
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: help install browser db-servers run test test-unit test-containers containers check lint docs screenshots bench bench-peers clean kafka-up kafka-down
 
 help: ## list the targets
