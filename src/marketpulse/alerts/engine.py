@@ -277,10 +277,9 @@ class AlertEngine:
         slot = self._table[sid, iid]
         missing = slot < 0
         if missing.any():
-            sym_names, iv_names = list(self._sym_ids), list(self._iv_ids)
-            n_iv = len(iv_names)
-            codes = np.unique(sid[missing] * n_iv + iid[missing]).tolist()
-            self._new_slots([(sym_names[code // n_iv], iv_names[code % n_iv]) for code in codes])
+            n_iv = len(self._iv_ids)
+            codes = np.unique(sid[missing] * n_iv + iid[missing])
+            self._new_slots_of(codes // n_iv, codes % n_iv)
             slot = self._table[sid, iid]
         return slot
 
@@ -320,12 +319,20 @@ class AlertEngine:
         return len(self._keys) - 1
 
     def _new_slots(self, pairs: Sequence[tuple[str, str]]) -> None:
-        """Create the slots of new (symbol, interval) pairs, in order, growing the arrays once.
+        """Create the slots of new (symbol, interval) pairs, in order."""
+        sids = [self._sym_ids.setdefault(symbol, len(self._sym_ids)) for symbol, _ in pairs]
+        iids = [self._iv_ids.setdefault(interval, len(self._iv_ids)) for _, interval in pairs]
+        self._new_slots_of(np.array(sids, np.int64), np.array(iids, np.int64))
 
-        A catch-up over 100,000 symbols meets 300,000 of them; one at a time, a
-        new slot cost a Python call per rule.
+    def _new_slots_of(self, sids: np.ndarray, iids: np.ndarray) -> None:
+        """Create the slots of new (symbol id, interval id) pairs, in order, growing arrays once.
+
+        A catch-up over 100,000 symbols meets 300,000 of them: which rules
+        watch each is decided per distinct interval and symbol, with arrays,
+        not with a Python call per (pair, rule).
         """
-        first, top = len(self._keys), len(self._keys) + len(pairs)
+        n = len(sids)
+        first, top = len(self._keys), len(self._keys) + n
         capacity = self._last_fire.shape[0]
         if top > capacity:  # grow the state arrays by doubling at least
             extra = max(top - capacity, capacity, 16)
@@ -335,13 +342,15 @@ class AlertEngine:
             self._rings.grow(extra)
             self._last_end = np.concatenate([self._last_end, np.full(extra, NEVER, np.int64)])
             capacity += extra
-        sids = [self._sym_ids.setdefault(symbol, len(self._sym_ids)) for symbol, _ in pairs]
-        iids = [self._iv_ids.setdefault(interval, len(self._iv_ids)) for _, interval in pairs]
         self._grow_table()
         self._table[sids, iids] = np.arange(first, top, dtype=np.int32)
-        self._keys.extend(pairs)
-        for slot, (symbol, _) in enumerate(pairs, first):
-            self._slots_by_symbol.setdefault(symbol, []).append(slot)
+        sym_names, iv_names = list(self._sym_ids), list(self._iv_ids)
+        symbols = [sym_names[i] for i in sids.tolist()]
+        self._keys.extend(zip(symbols, [iv_names[i] for i in iids.tolist()], strict=True))
+        by_symbol = self._slots_by_symbol
+        for slot, symbol in enumerate(symbols, first):
+            by_symbol.setdefault(symbol, []).append(slot)
+        distinct: tuple[np.ndarray, np.ndarray] | None = None  # the pairs' symbols, once
         for ri, rule in enumerate(self._rules):
             if ri == len(self._applies):
                 self._applies.append(np.zeros(0, dtype=bool))
@@ -352,8 +361,15 @@ class AlertEngine:
             if rule.intervals is None and rule.symbols is None:  # watches every key
                 self._applies[ri][first:top] = True
                 continue
-            watched = np.fromiter((_applies(rule, symbol, interval) for symbol, interval in pairs),
-                                  bool, len(pairs))  # fmt: skip
+            watched = np.ones(n, bool)
+            if rule.intervals is not None:
+                watched &= np.array([iv in rule.intervals for iv in iv_names], bool)[iids]
+            if rule.symbols is not None:
+                if distinct is None:
+                    distinct = np.unique(sids, return_inverse=True)
+                known, where = distinct
+                watched &= np.array([sym_names[i] in rule.symbols for i in known.tolist()],
+                                    bool)[where]  # fmt: skip
             self._applies[ri][first:top] = watched
             self._applies_all[ri] = self._applies_all[ri] and bool(watched.all())
 
@@ -497,10 +513,3 @@ def _length_ns(interval: str) -> int:
     if parsed.length:
         return parsed.length
     return 86_400 * 10**9 * (7 if parsed.unit == "w" else 1)
-
-
-def _applies(rule: Rule, symbol: str, interval: str) -> bool:
-    """Return whether the rule watches this symbol and interval."""
-    return (rule.intervals is None or interval in rule.intervals) and (
-        rule.symbols is None or symbol in rule.symbols
-    )

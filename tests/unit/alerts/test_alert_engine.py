@@ -366,3 +366,39 @@ def test_a_snapshot_keeps_each_column_as_deep_as_its_own_ring(bars, take):
     restored.restore("AAPL", engine.snapshot("AAPL"))
     for column, ring in engine._rings.views.items():
         np.testing.assert_array_equal(restored._rings.views[column], ring)
+
+
+@pytest.mark.parametrize("coded", [False, True])
+def test_filters_of_many_new_keys_at_once_and_later(bars, merge, coded):
+    # 40 symbols on 3 intervals: the slots of the first 30 are made in one call, then
+    # those of the other 10 with the first 30's next bars; each key crosses 100 once
+    names = [f"S{i:02d}" for i in range(40)]
+    intervals = ("1s", "1m", "5m")
+    rules = [
+        PriceCrossRule(name="every", level=100, cooldown=0),
+        PriceCrossRule(name="some", level=100, cooldown=0, symbols=tuple(names[::3])),
+        PriceCrossRule(name="slow", level=100, cooldown=0, intervals=("1m", "5m")),
+        PriceCrossRule(
+            name="both", level=100, cooldown=0, symbols=("S01", "S35"), intervals=("5m",)
+        ),
+    ]
+    engine = AlertEngine(rules)
+    code = {(s, iv): i for i, (s, iv) in enumerate((s, iv) for s in names for iv in intervals)}
+
+    def evaluate(symbols, close):
+        rows = merge(*(bars(s, iv, close=close) for s in symbols for iv in intervals))
+        pairs = zip(rows["symbol"], rows["timeframe"], strict=True)
+        keys = np.array([code[pair] for pair in pairs])
+        return engine.evaluate(rows, codes=keys if coded else None)
+
+    fired = evaluate(names[:30], [99, 99]) + evaluate(names, [101, 101])
+    got = sorted((a.rule, a.symbol, a.timeframe) for a in fired)
+    expected = sorted(
+        (rule.name, s, iv)
+        for rule in rules
+        for s in names[:30]  # the other 10 start above 100: no cross
+        for iv in intervals
+        if (rule.symbols is None or s in rule.symbols)
+        and (rule.intervals is None or iv in rule.intervals)
+    )
+    assert got == expected
