@@ -168,23 +168,31 @@ class IndicatorState:
         return self.snapshots(np.array([key], np.int64))[0]
 
     def snapshots(self, keys: np.ndarray) -> list[bytes]:
-        """:meth:`snapshot` of each of ``keys`` (non-negative), made in one pass."""
+        """:meth:`snapshot` of each of ``keys`` (non-negative), made in one pass.
+
+        Every key's row, its header included, is gathered into one buffer, array
+        by array (one copy of each array's rows), and the buffer is cut into the
+        keys' bytes.
+        """
         keys = np.asarray(keys, np.int64)
         if len(keys) == 0:
             return []
         found = self.rows(keys)
-        inside = found >= 0
         rows = np.maximum(found, 0)
-        parts = [self.counts[rows].astype("<i8").view(np.uint8).reshape(len(rows), 8)]
-        for block in self.blocks:
-            for array in block:
-                dtype = "<f8" if array.dtype == np.float64 else "<i8"
-                parts.append(np.ascontiguousarray(array[rows].astype(dtype)).view(np.uint8))
-        data = np.concatenate(parts, axis=1)
-        data[~inside] = 0  # never seen: the state of an empty series
-        head, width = _MAGIC + self.declared.fingerprint, data.shape[1]
-        flat = data.tobytes()  # cut as bytes: a numpy row a key costs twice as much
-        return [head + flat[at : at + width] for at in range(0, len(flat), width)]
+        n, width = len(keys), _HEADER + self._row_bytes
+        data = np.empty((n, width), np.uint8)
+        data[:, : _HEADER - 8] = np.frombuffer(_MAGIC + self.declared.fingerprint, np.uint8)
+        at = _HEADER - 8
+        for array in [self.counts[:, None]] + [a for block in self.blocks for a in block]:
+            size = 8 * array.shape[1]
+            part = data[:, at : at + size].view("<f8" if array.dtype == np.float64 else "<i8")
+            np.take(array, rows, axis=0, out=part)  # a big-endian host converts here
+            at += size
+        never = found < 0
+        if never.any():
+            data[never, _HEADER - 8 :] = 0  # never seen: the state of an empty series
+        flat = data.tobytes()
+        return [flat[at : at + width] for at in range(0, len(flat), width)]
 
     def restore(self, key: int, data: bytes) -> None:
         """Set ``key``'s state from bytes made by :meth:`snapshot`.

@@ -88,3 +88,23 @@ def test_warm_up_readies_the_kernel_of_every_kind() -> None:
     warm_up()
     for name, kind in KINDS.items():
         assert kind.kernel.signatures, f"{name}: no compiled signature after warm_up()"
+
+
+def test_a_snapshot_is_the_header_then_each_array_row_little_endian(tails) -> None:
+    """The layout the ``state`` topic holds: gathering the rows at once must not change it."""
+    declared = parse_set("sma(20), ema(12), rsi(14), bb=bbands(20, 2), atr(14), vwap")
+    state = IndicatorState(declared=declared)
+    keys = np.repeat(np.array([7, 2, 40], np.int64), 25)
+    update_indicators(state, keys, *(np.tile(v[:25], 3) for v in inputs(tails[0])[:6]))
+    wanted = np.array([40, 3, 7, 2], np.int64)  # 3: never seen, the empty state
+    rows = state.rows(wanted)
+    expected = []
+    for row in rows.tolist():
+        parts = [b"MPI\x02", declared.fingerprint]
+        arrays = [state.counts[:, None]] + [a for block in state.blocks for a in block]
+        for array in arrays:
+            values = array[row] if row >= 0 else np.zeros_like(array[0])
+            parts.append(values.astype("<f8" if array.dtype == np.float64 else "<i8").tobytes())
+        expected.append(b"".join(parts))
+    assert state.snapshots(wanted) == expected
+    assert state.snapshot(7) == expected[2]
