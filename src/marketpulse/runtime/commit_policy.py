@@ -118,6 +118,9 @@ class CommitPolicy:
         self.last_output_at = 0.0
         #: the partition count of the input, written with the state (0: not written)
         self.partitions = 0
+        #: partitions whose count record a committed transaction holds since they
+        #: were assigned here (it is written once an assignment, not every commit)
+        self.counted: set[TopicPartition] = set()
         self.next: dict[TopicPartition, int] = {}
         self.touched: set[TopicPartition] = set()
         self.began = 0.0
@@ -169,6 +172,7 @@ class CommitPolicy:
         """A partition left this instance: drop its offsets."""
         self.next.pop(tp, None)
         self.touched.discard(tp)
+        self.counted.discard(tp)
 
     def age(self, now: float) -> float:
         """Seconds since the open transaction began."""
@@ -234,7 +238,9 @@ class CommitPolicy:
         3. The offsets go to the transaction; while they travel to the group
            coordinator, the ``state`` snapshot of each touched partition is
            made and sent (both only need to be in the transaction before it
-           commits).
+           commits): the symbols it changed, and the partition count of the
+           input in the first transaction of the partition's assignment (the
+           compacted topic keeps it).
         4. The transaction commits: outputs, state and offsets become visible
            together.
         5. The next transaction starts with nothing touched.
@@ -252,16 +258,19 @@ class CommitPolicy:
         # 2
         touched = sorted(self.touched)
         offsets = {tp: off for tp, off in self.next.items() if tp in self.touched}
+        counting: list[TopicPartition] = []
 
         def send_state() -> None:
             for tp in touched:
                 records = self.processor.checkpoint(tp.topic, tp.partition)
-                if records and self.partitions:
+                if records and self.partitions and tp not in self.counted:
                     records.append((PARTITIONS_KEY, b"%d" % self.partitions))
+                    counting.append(tp)
                 producer.send_records(self.state_topic, records, tp.partition)
 
         # 3 and 4
         producer.commit(offsets, consumer, self.step_timeout, meanwhile=send_state)
         # 5
         self.touched.clear()
+        self.counted.update(counting)
         return True

@@ -6,7 +6,7 @@ import pytest
 
 from marketpulse.bus.kafka import ProducerStuck, TransactionAborted
 from marketpulse.models import DeadLetter
-from marketpulse.runtime.commit_policy import IDLE_POLL, CommitPolicy, PollWait
+from marketpulse.runtime.commit_policy import IDLE_POLL, PARTITIONS_KEY, CommitPolicy, PollWait
 from marketpulse.stream.output import Output
 from marketpulse.testing import ManualClock
 
@@ -297,3 +297,37 @@ def test_a_failed_commit_leaves_what_the_transaction_held(policy, producer, log,
         policy.commit(producer, FakeConsumer(log))
     assert policy.touched == {tp(0)} and policy.next == {tp(0): 11}
     assert "commit" not in log.names()
+
+
+def test_the_partition_count_is_written_once_an_assignment(policy, producer, log):
+    policy.partitions = 6
+    consumer = FakeConsumer(log)
+
+    def counts() -> list[int]:
+        """The partitions of the count records committed since the last call."""
+        found = [p for _, p, record in producer.committed if record[0] == PARTITIONS_KEY]
+        producer.committed.clear()
+        return found
+
+    def commit(*partitions: int, failure: Exception | None = None) -> None:
+        policy.begin(producer)
+        for p in partitions:
+            policy.consumed(tp(p), 10)
+        producer.fail = failure
+        if failure is None:
+            assert policy.commit(producer, consumer)
+        else:
+            with pytest.raises(type(failure)):
+                policy.commit(producer, consumer)
+            producer.abort()
+
+    commit(0, 1)
+    assert counts() == [0, 1]
+    commit(0, 1)
+    assert counts() == []  # the compacted topic keeps the first
+    commit(2, failure=TransactionAborted("aborted"))
+    commit(1, 2)
+    assert counts() == [2]  # the aborted transaction's count is written again
+    policy.forget(tp(0))  # revoked, then assigned again: written again
+    commit(0)
+    assert counts() == [0]
