@@ -37,10 +37,11 @@ RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
     && /opt/marketpulse/bin/pip wheel --no-deps --wheel-dir /wheels .
 
-# The application stage: everything the runtime image holds but its user. The
-# `spark` stage below adds to it, and `runtime`, the last stage (what `docker build .`
-# builds), only sets the user: the default image is this one, as a non-root user.
-FROM ${PYTHON_RUNTIME_IMAGE} AS app
+# The runtime's base: the Python runtime, the user and the dependencies, without
+# MarketPulse itself. Both `app` and `spark-base` start from it, so what the Spark
+# image adds (Java, pyspark, the connector's jars) is built once, not again for each
+# change to MarketPulse's source.
+FROM ${PYTHON_RUNTIME_IMAGE} AS runtime-base
 ENV PATH=/opt/marketpulse/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     NUMBA_CACHE_DIR=/opt/marketpulse-numba-cache \
@@ -50,6 +51,12 @@ RUN groupadd --system --gid 10001 marketpulse \
     && mkdir -p /data/lake "$NUMBA_CACHE_DIR" \
     && chown -R marketpulse:marketpulse /data
 COPY --from=deps /opt/marketpulse /opt/marketpulse
+
+# The application stage: everything the runtime image holds but its user. The
+# `spark` stage below installs the same wheel and copies its compiled kernels, and
+# `runtime`, the last stage (what `docker build .` builds), only sets the user: the
+# default image is this one, as a non-root user.
+FROM runtime-base AS app
 COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-deps --no-cache-dir --disable-pip-version-check /tmp/wheels/*.whl \
     && pip uninstall --yes pip \
@@ -81,7 +88,7 @@ CMD ["--help"]
 # (marketpulse.spark.job.KAFKA_PACKAGE) with its dependencies, resolved here from Maven
 # Central into an Ivy cache inside the image. spark-defaults.conf points Spark at that
 # cache (spark.jars.ivy), so `marketpulse spark` starts without reaching Maven Central.
-FROM app AS spark
+FROM runtime-base AS spark-base
 ENV SPARK_CONF_DIR=/opt/marketpulse-spark/conf
 # OpenJDK's postinst links man pages into /usr/share/man/man1, which a base image
 # without man pages lacks.
@@ -89,25 +96,25 @@ RUN mkdir -p /usr/share/man/man1 \
     && apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
     && rm -rf /var/lib/apt/lists/*
-# The spark extra's packages, pinned as pyproject.toml pins them (read from the
-# installed MarketPulse's metadata: one definition, and MarketPulse itself untouched,
-# so numba's cache stays valid); pip comes back for this step only (ensurepip).
+# The spark extra's packages, pinned as pyproject.toml pins them (read from it: one
+# definition); pip comes back for this step only (ensurepip).
+COPY pyproject.toml /tmp/pyproject.toml
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
-    && python -c 'import importlib.metadata as m, re; print("\n".join(r.split(";")[0] for r in m.requires("marketpulse") if re.search(r"extra\s*==\s*.spark.", r)))' \
+    && python -c 'import tomllib; print("\n".join(tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]["optional-dependencies"]["spark"]))' \
         > /tmp/spark-requirements.txt \
     && grep -q '^pyspark==' /tmp/spark-requirements.txt \
     && python -m ensurepip > /dev/null \
     && python -m pip install --no-cache-dir --disable-pip-version-check -r /tmp/spark-requirements.txt \
-    && python -m pip uninstall --yes pip \
-    && rm /tmp/spark-requirements.txt \
+    && rm /tmp/spark-requirements.txt /tmp/pyproject.toml \
     && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
     && find "$site" -depth -type d -name tests -exec rm -rf {} +
-# The connector's jars: a real session of the job (marketpulse.spark.job.spark_session)
-# resolves them into the Ivy cache, and a Kafka stream is declared to check that Spark
-# finds the connector. Behind a TLS-re-signing network Java needs the build secret's CA
-# too: the certificates the image does not already trust go into a throw-away copy of
-# Java's trust store for this step only. The cache belongs to the image's user (Ivy
+# The connector's jars: a Spark session with the connector of pyspark's version as a
+# package resolves them into the Ivy cache (the `spark` stage checks that the job's own
+# session, marketpulse.spark.job.KAFKA_PACKAGE, finds them with no network). Behind a
+# TLS-re-signing network Java needs the build secret's CA too: the certificates the
+# image does not already trust go into a throw-away copy of Java's trust store for this
+# step only. The cache belongs to the image's user (Ivy
 # writes its resolution reports there at each start).
 RUN --mount=type=secret,id=ca-bundle \
     mkdir -p "$SPARK_CONF_DIR" /opt/marketpulse-spark/ivy /checkpoint \
@@ -131,15 +138,37 @@ RUN --mount=type=secret,id=ca-bundle \
         && export JAVA_TOOL_OPTIONS="-Djavax.net.ssl.trustStore=/tmp/trust/cacerts -Djavax.net.ssl.trustStorePassword=changeit"; \
     fi \
     && cd /tmp \
+    && python -c "import pyspark; from pyspark.sql import SparkSession; \
+package = 'org.apache.spark:spark-sql-kafka-0-10_2.13:' + pyspark.__version__; \
+SparkSession.builder.master('local[1]').config('spark.jars.packages', package).getOrCreate().stop()" \
+    && ls /opt/marketpulse-spark/ivy/jars/*spark-sql-kafka* > /dev/null \
+    && rm -rf /tmp/trust /tmp/spark-* /tmp/blockmgr-* /tmp/hsperfdata_* /tmp/spark-warehouse \
+    && chown -R marketpulse:marketpulse /opt/marketpulse-spark /checkpoint
+
+# The Spark image: the Spark base, then the same MarketPulse wheel as the application
+# stage and the kernels it compiled (numba keys its cache by the source's content and
+# path, the same here), then a check that MarketPulse's own session (the job's
+# marketpulse.spark.job.spark_session) finds the connector with no network.
+FROM spark-base AS spark
+COPY --from=build /wheels /tmp/wheels
+COPY --from=app --chown=marketpulse:marketpulse /opt/marketpulse-numba-cache /opt/marketpulse-numba-cache
+RUN pip install --no-deps --no-cache-dir --disable-pip-version-check /tmp/wheels/*.whl \
+    && pip uninstall --yes pip \
+    && rm -rf /tmp/wheels \
+    && cd /tmp \
     && python -c "from marketpulse.spark import SparkOptions; \
 from marketpulse.spark.job import spark_session; \
 s = spark_session(SparkOptions(checkpoint='/tmp/none')); \
 s.readStream.format('kafka').option('kafka.bootstrap.servers', '127.0.0.1:9').option('subscribe', 'ticks').load(); \
 s.stop()" \
-    && ls /opt/marketpulse-spark/ivy/jars/*spark-sql-kafka* > /dev/null \
-    && rm -rf /tmp/trust /tmp/spark-* /tmp/blockmgr-* /tmp/hsperfdata_* /tmp/spark-warehouse \
-    && chown -R marketpulse:marketpulse /opt/marketpulse-spark /checkpoint
+    && rm -rf /tmp/spark-* /tmp/blockmgr-* /tmp/hsperfdata_* /tmp/spark-warehouse \
+    && chown -R marketpulse:marketpulse /opt/marketpulse-spark
+WORKDIR /data
+VOLUME ["/data"]
+EXPOSE 8050
 USER marketpulse
+ENTRYPOINT ["marketpulse"]
+CMD ["--help"]
 
 # The default image: the application as its own non-root user.
 FROM app AS runtime
