@@ -29,6 +29,10 @@ without the project's virtual environment::
 KRaft controller (a three-voter quorum), under ``HOME/node-1`` ... ``HOME/node-3``, with
 internal topics replicated three times; ``status`` and ``down`` recognise a cluster's home
 by itself. Tests and benchmarks import it with ``scripts/`` on ``sys.path``.
+
+``KAFKA_OPTS``, as Kafka's own start scripts (and the container image's entry point) take
+it, adds JVM options, split on spaces: the tests set ``-XX:TieredStopAtLevel=1`` for the
+brokers they start (tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -333,7 +337,7 @@ class Broker:
         gc_file = self.logs_dir / "kafkaServer-gc.log"
         gc_log = f"-Xlog:gc*:file={gc_file}:time,tags:filecount=10,filesize=100M"
         return [
-            java, *self.heap, *JVM_OPTIONS,
+            java, *self.heap, *JVM_OPTIONS, *os.environ.get("KAFKA_OPTS", "").split(),
             *((gc_log,) if main_class == MAIN_CLASS else ()),
             f"-Dlog4j2.configurationFile={self.log4j_file}",
             f"-Dkafka.logs.dir={self.logs_dir}",

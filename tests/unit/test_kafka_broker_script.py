@@ -167,3 +167,19 @@ def test_a_cluster_is_refused_on_a_single_brokers_home(tmp_path):
     result = run_script("up", "--brokers", "3", "--home", tmp_path)
     assert result.returncode == 2
     assert "holds a single broker" in result.stderr
+
+
+def test_kafka_opts_add_jvm_options_split_on_spaces(tmp_path, monkeypatch):
+    """KAFKA_OPTS, as Kafka's own scripts take it: its options after the defaults, for the
+    broker and the storage tool alike; without it, the defaults alone."""
+    kafka = Scripts()
+    broker = kafka.Broker(tmp_path, port=19092)
+    monkeypatch.delenv("KAFKA_OPTS", raising=False)
+    plain = broker._java(kafka.MAIN_CLASS, "server.properties")
+    monkeypatch.setenv("KAFKA_OPTS", " -XX:TieredStopAtLevel=1  -Dx=y ")
+    for main_class in (kafka.MAIN_CLASS, kafka.STORAGE_TOOL_CLASS):
+        command = broker._java(main_class)
+        at = command.index("-XX:TieredStopAtLevel=1")
+        assert command[at + 1] == "-Dx=y" and command.index(main_class) > at + 1
+        assert command.index(kafka.JVM_OPTIONS[-1]) < at  # after the defaults: it overrides
+    assert "-XX:TieredStopAtLevel=1" not in plain
