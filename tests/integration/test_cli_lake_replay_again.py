@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from .conftest import LEAN_TRADES
@@ -21,15 +22,20 @@ TABLES = ("trades", "bars", "indicators", "alerts", "dlq")
 COLUMNS = {"dlq": "* EXCLUDE (ts)"}
 
 
-def _rows(lake: Path, table: str) -> list[tuple]:
-    """Every row of a lake table, sorted (a multiset: duplicates stay)."""
+def _rows(lake: Path, table: str) -> pa.Table | list[tuple]:
+    """Every row of a lake table, sorted (a multiset: duplicates stay): an Arrow table
+    sorted by every column (the day's 388,417 trades in 0.3 s of CPU, where sorting them
+    as Python tuples took 10 s, six times in this file), or, with a nested column,
+    Python tuples."""
     files = list((lake / table).rglob("*.parquet"))
     if not files:
         return []
     paths = ", ".join(f"'{f}'" for f in files)
     query = f"SELECT {COLUMNS.get(table, '*')} FROM read_parquet([{paths}], hive_partitioning=true)"
-    rows = duckdb.connect().sql(query).to_arrow_table().to_pylist()  # times: no pytz needed
-    return sorted((tuple(row.values()) for row in rows), key=repr)
+    rows = duckdb.connect().sql(query).to_arrow_table()
+    if any(pa.types.is_nested(field.type) for field in rows.schema):
+        return sorted((tuple(row.values()) for row in rows.to_pylist()), key=repr)
+    return rows.sort_by([(column, "ascending") for column in rows.column_names]).combine_chunks()
 
 
 def _alerts(path: Path) -> list[str]:

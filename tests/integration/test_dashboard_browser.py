@@ -127,7 +127,7 @@ def _run(work: Path, *args: str):
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def dashboard(tmp_path_factory):
     """`marketpulse run` serving the dashboard over a lake with history; yields its URL."""
     work = tmp_path_factory.mktemp("dashboard")
@@ -201,68 +201,177 @@ def _prices(page) -> dict[str, str]:
     )
 
 
-def test_watchlist_shows_prices_that_change_while_we_watch(dashboard, page):
-    page.goto(dashboard)
-    first = _poll(
-        lambda: (
-            (p := _prices(page)) and len(p) == SYMBOLS and all(v != "—" for v in p.values()) and p
-        ),
-        "every live symbol with a price",
-    )
-    changed = _poll(
-        lambda: [s for s, v in _prices(page).items() if v != first[s]], "a price to change"
-    )
-    assert set(changed) <= set(first)
-    for price in _prices(page).values():
-        assert float(price.replace(",", "")) > 0
-    # the filter box narrows the table; sorting by a column reorders it
-    symbol = sorted(first)[0]
-    page.fill("#filter", symbol)
-    _poll(lambda: symbol in _prices(page) and len(_prices(page)) < SYMBOLS, "the filter")
-    page.fill("#filter", "")
-    page.click("th[data-key=symbol]")  # again: descending
-    _poll(lambda: list(_prices(page)) == sorted(first, reverse=True), "symbols sorted descending")
-    assert page.get_attribute("#state", "data-state") == "" and not page.is_visible("#state")
-    page.fill("#filter", "NO SUCH SYMBOL")
-    _poll(lambda: page.get_attribute("#state", "data-state") == "no-match", "no match said")
-    assert page.is_visible("#state") and "NO SUCH SYMBOL" in page.text_content("#state")
-    page.fill("#filter", "")
-    _shot(page, "watchlist")
+class TestALiveRun:
+    """The tests that watch `marketpulse run` (the ``dashboard`` fixture), together: the run
+    serves them, then stops, instead of simulating a market through the whole module."""
 
+    def test_watchlist_shows_prices_that_change_while_we_watch(self, dashboard, page):
+        page.goto(dashboard)
+        first = _poll(
+            lambda: (
+                (p := _prices(page))
+                and len(p) == SYMBOLS
+                and all(v != "—" for v in p.values())
+                and p
+            ),
+            "every live symbol with a price",
+        )
+        changed = _poll(
+            lambda: [s for s, v in _prices(page).items() if v != first[s]], "a price to change"
+        )
+        assert set(changed) <= set(first)
+        for price in _prices(page).values():
+            assert float(price.replace(",", "")) > 0
+        # the filter box narrows the table; sorting by a column reorders it
+        symbol = sorted(first)[0]
+        page.fill("#filter", symbol)
+        _poll(lambda: symbol in _prices(page) and len(_prices(page)) < SYMBOLS, "the filter")
+        page.fill("#filter", "")
+        page.click("th[data-key=symbol]")  # again: descending
+        _poll(
+            lambda: list(_prices(page)) == sorted(first, reverse=True), "symbols sorted descending"
+        )
+        assert page.get_attribute("#state", "data-state") == "" and not page.is_visible("#state")
+        page.fill("#filter", "NO SUCH SYMBOL")
+        _poll(lambda: page.get_attribute("#state", "data-state") == "no-match", "no match said")
+        assert page.is_visible("#state") and "NO SUCH SYMBOL" in page.text_content("#state")
+        page.fill("#filter", "")
+        _shot(page, "watchlist")
 
-def test_symbol_page_draws_candles_rsi_and_macd(dashboard, page):
-    symbols = page.request.get(dashboard + "api/symbols").json()
-    # the one with the most history (the simulator's volume follows the time of day)
-    symbol = max(symbols, key=lambda s: s["bars"])["symbol"]
-    page.goto(f"{dashboard}symbol?symbol={symbol}&timeframe=1s")
-    chart = page.locator("#chart")
-    _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "candles")
-    assert int(chart.get_attribute("data-rsi")) > 50
-    assert int(chart.get_attribute("data-macd")) > 50
-    traces = page.evaluate(
-        """() => document.getElementById('chart').data.map(t => ({
-            type: t.type, name: t.name, axis: t.yaxis || 'y',
-            points: (t.close || t.y || []).filter(v => v !== null && v !== undefined).length}))"""
-    )
-    by_name = {t["name"]: t for t in traces}
-    assert by_name["price"]["type"] == "candlestick" and by_name["price"]["points"] > 100
-    assert by_name["RSI 14"]["axis"] == "y3" and by_name["RSI 14"]["points"] > 50
-    assert by_name["MACD"]["axis"] == "y4" and by_name["MACD"]["points"] > 50
-    assert by_name["MACD hist"]["points"] > 50 and by_name["volume"]["points"] > 100
-    # drawn, not only given: SVG paths of the candles and lines in each pane
-    assert page.locator("#chart g.trace.boxes path").count() > 100
-    assert page.locator("#chart .yaxislayer-above .y3tick").count() > 0
-    assert page.locator("#chart .yaxislayer-above .y4tick").count() > 0
-    # then extended live: bars pushed by the WebSocket as they close
-    newest = int(chart.get_attribute("data-newest"))
-    _poll(lambda: int(chart.get_attribute("data-live") or 0) >= 2, "bars pushed live")
-    _poll(lambda: int(chart.get_attribute("data-newest")) > newest, "a newer candle")
-    # the interval switch reloads the chart with minute bars
-    page.click("#intervals button[data-interval='1m']")
-    _poll(lambda: 0 < int(chart.get_attribute("data-bars") or 0) <= 20, "minute bars")
-    page.click("#intervals button[data-interval='1s']")
-    _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "second bars again")
-    _shot(page, "symbol")
+    def test_symbol_page_draws_candles_rsi_and_macd(self, dashboard, page):
+        symbols = page.request.get(dashboard + "api/symbols").json()
+        # the one with the most history (the simulator's volume follows the time of day)
+        symbol = max(symbols, key=lambda s: s["bars"])["symbol"]
+        page.goto(f"{dashboard}symbol?symbol={symbol}&timeframe=1s")
+        chart = page.locator("#chart")
+        _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "candles")
+        assert int(chart.get_attribute("data-rsi")) > 50
+        assert int(chart.get_attribute("data-macd")) > 50
+        traces = page.evaluate(
+            """() => document.getElementById('chart').data.map(t => ({
+                type: t.type, name: t.name, axis: t.yaxis || 'y',
+                points: (t.close || t.y || [])
+                    .filter(v => v !== null && v !== undefined).length}))"""
+        )
+        by_name = {t["name"]: t for t in traces}
+        assert by_name["price"]["type"] == "candlestick" and by_name["price"]["points"] > 100
+        assert by_name["RSI 14"]["axis"] == "y3" and by_name["RSI 14"]["points"] > 50
+        assert by_name["MACD"]["axis"] == "y4" and by_name["MACD"]["points"] > 50
+        assert by_name["MACD hist"]["points"] > 50 and by_name["volume"]["points"] > 100
+        # drawn, not only given: SVG paths of the candles and lines in each pane
+        assert page.locator("#chart g.trace.boxes path").count() > 100
+        assert page.locator("#chart .yaxislayer-above .y3tick").count() > 0
+        assert page.locator("#chart .yaxislayer-above .y4tick").count() > 0
+        # then extended live: bars pushed by the WebSocket as they close
+        newest = int(chart.get_attribute("data-newest"))
+        _poll(lambda: int(chart.get_attribute("data-live") or 0) >= 2, "bars pushed live")
+        _poll(lambda: int(chart.get_attribute("data-newest")) > newest, "a newer candle")
+        # the interval switch reloads the chart with minute bars
+        page.click("#intervals button[data-interval='1m']")
+        _poll(lambda: 0 < int(chart.get_attribute("data-bars") or 0) <= 20, "minute bars")
+        page.click("#intervals button[data-interval='1s']")
+        _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "second bars again")
+        _shot(page, "symbol")
+
+    def test_switching_dataset_redraws_the_chart_with_the_other_datasets_prices(
+        self, dashboard, page
+    ):
+        page.goto(f"{dashboard}symbol?symbol=SPY&timeframe=1s")
+        chart = page.locator("#chart")
+        # the default: the dataset the live view shows, the run's
+        _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "simulated candles")
+        assert chart.get_attribute("data-dataset") == "simulator"
+        assert page.locator("#dataset").input_value() == "simulator"
+        simulated = _closes(page)
+        lean = page.request.get(
+            dashboard + "api/bars",
+            params={
+                "symbol": "SPY",
+                "timeframe": "1s",
+                "limit": 600,
+                "dataset": REPLAY,
+            },  # fmt: skip
+        ).json()
+        low, high = min(b["low"] for b in lean), max(b["high"] for b in lean)
+        assert min(simulated) > high  # far apart: a chart mixing the two could not hide it
+        _poll(lambda: page.text_content("#last"), "the live price of the simulated SPY")
+        page.select_option("#dataset", REPLAY)
+        _poll(lambda: chart.get_attribute("data-dataset") == REPLAY, "the chart of the replay")
+        _poll(
+            lambda: int(chart.get_attribute("data-bars") or 0) == len(lean), "the replay's candles"
+        )
+        assert _closes(page) == [b["close"] for b in lean]
+        assert page.url.endswith(f"dataset={REPLAY}&symbol=SPY&timeframe=1s")
+        # the run goes on pushing simulated bars; none of them enters the replay's chart
+        seen = int(page.evaluate("document.body.dataset.messages"))
+        _poll(lambda: int(page.evaluate("document.body.dataset.messages")) > seen + 10,
+              "live updates while the replay is shown")  # fmt: skip
+        page.evaluate("() => new Promise(requestAnimationFrame)")
+        assert chart.get_attribute("data-live") == "0"
+        assert all(low <= c <= high for c in _closes(page))
+        assert page.text_content("#last") == ""  # the run's live price is not the replay's
+        # its times are drawn in the exchange's time zone, UTC a click away
+        assert _first_x(page) == _wall_time(lean[0]["bar_start"], "America/New_York")
+        page.click("#zones button[data-zone='UTC']")
+        _poll(lambda: chart.get_attribute("data-zone") == "UTC", "UTC times")
+        assert _first_x(page) == _wall_time(lean[0]["bar_start"], "UTC")
+        assert page.url.endswith("&tz=UTC")
+        _shot(page, "symbol-replay")
+        page.select_option("#dataset", "simulator")
+        _poll(lambda: chart.get_attribute("data-dataset") == "simulator", "the simulator's chart")
+        _poll(lambda: min(_closes(page) or [0]) > high, "simulated prices again")
+
+    def test_alerts_page_shows_an_alert_raised_during_the_test(self, dashboard, page):
+        started = time.time_ns() // 1_000_000  # the rows hold milliseconds since the epoch
+        page.goto(dashboard + "alerts")
+        fresh = _poll(
+            lambda: [
+                ts
+                for ts in page.eval_on_selector_all(
+                    "#alerts tbody tr", "rows => rows.map(r => Number(r.dataset.ts))"
+                )
+                if ts >= started
+            ],
+            "an alert raised after the test started",
+        )
+        assert fresh
+
+        def shown(column: int) -> list[str]:
+            return page.eval_on_selector_all(
+                "#alerts tbody tr", f"rows => rows.map(r => r.cells[{column}].textContent)"
+            )
+
+        # the filters are the server's: the rows change once its answer is in
+        page.select_option("#rule", "jump")
+        _poll(lambda: set(shown(3)) == {"jump"}, "the jump alerts")
+        page.select_option("#rule", "")
+        page.select_option("#severity", "info")
+        _poll(lambda: set(shown(4)) == {"info"}, "the info alerts")  # macd_turn alerts are info
+        page.select_option("#severity", "")
+        _poll(lambda: len(set(shown(3))) == 2, "every rule's alerts again")
+        symbol = shown(1)[0]
+        page.fill("#symbol", symbol.lower())  # typed as the user likes
+        _poll(lambda: set(shown(1)) == {symbol}, "the symbol's alerts")
+        page.fill("#symbol", "")
+        _shot(page, "alerts")
+
+    def test_pipeline_page_shows_a_tick_rate(self, dashboard, page):
+        page.goto(dashboard + "pipeline")
+        rate = _poll(
+            lambda: (
+                (text := page.text_content("#ticks_per_s")) != "—"
+                and float(text.replace(",", "")) > 0
+                and text
+            ),
+            "a non-zero tick rate",
+        )
+        assert float(rate.replace(",", "")) > 0
+        assert page.text_content("#latency_p50_ms").endswith("ms")
+        assert page.is_visible("#rate")
+        badge = _badge(page)
+        assert badge["text"] == "live pipeline: simulator" and badge["color"] == GREEN
+        _poll(lambda: page.eval_on_selector_all("#tables tbody tr", "r => r.length"), "the lake")
+        _shot(page, "pipeline")
 
 
 def _closes(page) -> list[float]:
@@ -270,46 +379,6 @@ def _closes(page) -> list[float]:
     return page.evaluate(
         "() => document.getElementById('chart').data.find(t => t.name === 'price').close"
     )
-
-
-def test_switching_dataset_redraws_the_chart_with_the_other_datasets_prices(dashboard, page):
-    page.goto(f"{dashboard}symbol?symbol=SPY&timeframe=1s")
-    chart = page.locator("#chart")
-    # the default: the dataset the live view shows, the run's
-    _poll(lambda: int(chart.get_attribute("data-bars") or 0) > 100, "simulated candles")
-    assert chart.get_attribute("data-dataset") == "simulator"
-    assert page.locator("#dataset").input_value() == "simulator"
-    simulated = _closes(page)
-    lean = page.request.get(
-        dashboard + "api/bars",
-        params={"symbol": "SPY", "timeframe": "1s", "limit": 600, "dataset": REPLAY},  # fmt: skip
-    ).json()
-    low, high = min(b["low"] for b in lean), max(b["high"] for b in lean)
-    assert min(simulated) > high  # far apart: a chart mixing the two could not hide it
-    _poll(lambda: page.text_content("#last"), "the live price of the simulated SPY")
-    page.select_option("#dataset", REPLAY)
-    _poll(lambda: chart.get_attribute("data-dataset") == REPLAY, "the chart of the replay")
-    _poll(lambda: int(chart.get_attribute("data-bars") or 0) == len(lean), "the replay's candles")
-    assert _closes(page) == [b["close"] for b in lean]
-    assert page.url.endswith(f"dataset={REPLAY}&symbol=SPY&timeframe=1s")
-    # the run goes on pushing simulated bars; none of them enters the replay's chart
-    seen = int(page.evaluate("document.body.dataset.messages"))
-    _poll(lambda: int(page.evaluate("document.body.dataset.messages")) > seen + 10,
-          "live updates while the replay is shown")  # fmt: skip
-    page.evaluate("() => new Promise(requestAnimationFrame)")
-    assert chart.get_attribute("data-live") == "0"
-    assert all(low <= c <= high for c in _closes(page))
-    assert page.text_content("#last") == ""  # the run's live price is not the replay's
-    # its times are drawn in the exchange's time zone, UTC a click away
-    assert _first_x(page) == _wall_time(lean[0]["bar_start"], "America/New_York")
-    page.click("#zones button[data-zone='UTC']")
-    _poll(lambda: chart.get_attribute("data-zone") == "UTC", "UTC times")
-    assert _first_x(page) == _wall_time(lean[0]["bar_start"], "UTC")
-    assert page.url.endswith("&tz=UTC")
-    _shot(page, "symbol-replay")
-    page.select_option("#dataset", "simulator")
-    _poll(lambda: chart.get_attribute("data-dataset") == "simulator", "the simulator's chart")
-    _poll(lambda: min(_closes(page) or [0]) > high, "simulated prices again")
 
 
 def _first_x(page) -> str:
@@ -522,41 +591,6 @@ def test_a_lake_dashboard_says_its_pages_show_a_stored_dataset(page, lean_dashbo
     _shot(page, "pipeline-lake")
 
 
-def test_alerts_page_shows_an_alert_raised_during_the_test(dashboard, page):
-    started = time.time_ns() // 1_000_000  # the rows hold milliseconds since the epoch
-    page.goto(dashboard + "alerts")
-    fresh = _poll(
-        lambda: [
-            ts
-            for ts in page.eval_on_selector_all(
-                "#alerts tbody tr", "rows => rows.map(r => Number(r.dataset.ts))"
-            )
-            if ts >= started
-        ],
-        "an alert raised after the test started",
-    )
-    assert fresh
-
-    def shown(column: int) -> list[str]:
-        return page.eval_on_selector_all(
-            "#alerts tbody tr", f"rows => rows.map(r => r.cells[{column}].textContent)"
-        )
-
-    # the filters are the server's: the rows change once its answer is in
-    page.select_option("#rule", "jump")
-    _poll(lambda: set(shown(3)) == {"jump"}, "the jump alerts")
-    page.select_option("#rule", "")
-    page.select_option("#severity", "info")
-    _poll(lambda: set(shown(4)) == {"info"}, "the info alerts")  # macd_turn alerts are info
-    page.select_option("#severity", "")
-    _poll(lambda: len(set(shown(3))) == 2, "every rule's alerts again")
-    symbol = shown(1)[0]
-    page.fill("#symbol", symbol.lower())  # typed as the user likes
-    _poll(lambda: set(shown(1)) == {symbol}, "the symbol's alerts")
-    page.fill("#symbol", "")
-    _shot(page, "alerts")
-
-
 def test_the_alerts_page_counts_every_alert_of_a_dataset_and_pages_through_them(
     page, lean_dashboard, lean_lake
 ):
@@ -595,25 +629,6 @@ def test_the_alerts_page_counts_every_alert_of_a_dataset_and_pages_through_them(
     _poll(lambda: count.get_attribute("data-total") == str(by_rule[rule]), "the rule's count")
     shown = page.eval_on_selector_all("#alerts tbody tr", "rs => rs.map(r => r.dataset.rule)")
     assert set(shown) == {rule}
-
-
-def test_pipeline_page_shows_a_tick_rate(dashboard, page):
-    page.goto(dashboard + "pipeline")
-    rate = _poll(
-        lambda: (
-            (text := page.text_content("#ticks_per_s")) != "—"
-            and float(text.replace(",", "")) > 0
-            and text
-        ),
-        "a non-zero tick rate",
-    )
-    assert float(rate.replace(",", "")) > 0
-    assert page.text_content("#latency_p50_ms").endswith("ms")
-    assert page.is_visible("#rate")
-    badge = _badge(page)
-    assert badge["text"] == "live pipeline: simulator" and badge["color"] == GREEN
-    _poll(lambda: page.eval_on_selector_all("#tables tbody tr", "r => r.length"), "the lake")
-    _shot(page, "pipeline")
 
 
 def test_watchlist_keeps_up_with_a_thousand_symbols(page, tmp_path):

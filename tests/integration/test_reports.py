@@ -10,6 +10,7 @@ import math
 import re
 import shutil
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,14 @@ import pytest
 from marketpulse.analytics import Lake
 from marketpulse.analytics.reports import ReportRange, report
 
-from .conftest import KAGGLE, marketpulse
+from .conftest import KAGGLE, marketpulse_in_process
+
+
+def marketpulse(*args, cwd=None, env=None):
+    """The command inside this process (what it prints, returns and writes; no start-up
+    to pay in each of the file's 28 runs), in ``cwd`` or the test's working directory."""
+    return marketpulse_in_process(*args, cwd=cwd or Path.cwd(), env=env)
+
 
 pytestmark = pytest.mark.integration
 
