@@ -16,12 +16,6 @@ from .conftest import LEAN_TRADES
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 def test_replay_of_a_truncated_gzip(cli, sql, tmp_path):
     cut = LEAN_TRADES.read_bytes()[:300_000]
     path = tmp_path / "cut.csv.gz"

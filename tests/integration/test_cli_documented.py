@@ -11,12 +11,6 @@ from .conftest import LEAN_TRADES
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 YAHOO = (
     "Date,Open,High,Low,Close,Adj Close,Volume\n"
     "2024-01-02,187.15,188.44,183.89,185.64,185.40,82488700\n"

@@ -9,13 +9,6 @@ from .conftest import LEAN_TRADES
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print and return: run in this process (test_cli_options runs the
-    real entry point)."""
-    return cli_in_process
-
-
 def _refused(result, *words):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout

@@ -9,12 +9,6 @@ from .conftest import LEAN_TRADES
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 FAR_FUTURE = "2030-01-01T00:00:00.000Z,SPY,167.41,100,P,20002000,0\n"
 # the two replays' datasets are their files' names: compared without them
 BARS = "SELECT * EXCLUDE (period, dataset) FROM bars ORDER BY symbol, timeframe, bar_start"

@@ -10,12 +10,6 @@ from marketpulse.indicators import KINDS, parse_set
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 DOCUMENTED = "ema(50), rsi(7), bb=bbands(20, 2.5)"
 
 

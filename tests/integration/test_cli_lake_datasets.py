@@ -12,12 +12,6 @@ from .conftest import LEAN_BARS, marketpulse
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 NS = 1_000_000_000
 OCT7 = 1_381_104_000 * NS  # 2013-10-07 00:00 UTC
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from marketpulse.cli.app import app
 
-from .conftest import LEAN_TRADES, ROOT
+from .conftest import LEAN_TRADES, ROOT, marketpulse
 
 pytestmark = pytest.mark.integration
 
@@ -224,11 +224,13 @@ def test_out_of_range_setting_in_the_config_file_names_file_and_section(cli, tmp
     assert line == f"error: marketpulse.toml [kafka]: {expected}"
 
 
-def test_version_is_the_package_version(cli):
+def test_version_is_the_package_version():
+    """As a process (``python -m marketpulse``): the real entry point, not the function."""
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    result = cli("--version")
-    assert result.stdout == f"marketpulse {declared}\n"
+    result = marketpulse("--version")
+    assert result.returncode == 0 and result.stdout == f"marketpulse {declared}\n"
 
 
-def test_unknown_option_is_one_line(cli):
-    _one_line_usage_error(cli("replay", LEAN_TRADES, "--sped", "2", ok=False), "--sped")
+def test_unknown_option_is_one_line():
+    """As a process, as the version: a usage error's line and code through the entry point."""
+    _one_line_usage_error(marketpulse("replay", LEAN_TRADES, "--sped", "2"), "--sped")

@@ -14,12 +14,6 @@ pytestmark = pytest.mark.integration
 LEAN_DATASET = "lean-2013-10-07-trades"  # trades.csv.gz is a generic name: led by its folder's
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 def lake_datasets(lake: Path, tables=("trades", "bars", "indicators", "alerts", "dlq")):
     """Table → the datasets of its rows, read by DuckDB from the lake's Parquet files."""
     found = {}

@@ -15,12 +15,6 @@ from marketpulse.serve.lake_data import LakeData
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 REFERENCE = """
 WITH joined AS (
     SELECT t.dataset, t.symbol, t.ts, t.size, t.price, q.bid, q.ask

@@ -7,12 +7,6 @@ from .conftest import KAGGLE
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize(
     ("symbols", "duration"),

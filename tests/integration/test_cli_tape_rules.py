@@ -22,12 +22,6 @@ from .conftest import LEAN_BARS, LEAN_TRADES
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
 
 

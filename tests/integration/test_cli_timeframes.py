@@ -11,12 +11,6 @@ from .conftest import LEAN_TRADES
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cli(cli_in_process):
-    """What the commands print, return and write: run in this process (no start-up to pay)."""
-    return cli_in_process
-
-
 HOUR_NS = 3_600 * 10**9
 
 
