@@ -206,11 +206,44 @@ class KafkaProducer(Producer):
         """Wait until every record is acknowledged.
 
         Raises:
-            BusError: records are still unacknowledged after ``timeout`` seconds.
+            BusError: records are still unacknowledged after ``timeout`` seconds,
+                or the client failed (:class:`ProducerFenced` for a fatal error
+                of a transactional producer).
         """
-        left = self._producer.flush(-1 if timeout is None else timeout)
+        try:
+            left = self._flush(timeout)
+        except ck.KafkaException as exc:
+            raise self._flush_failed(exc.args[0]) from None
         if left:
             raise BusError(f"{left} records not acknowledged within {timeout} s")
+
+    def _flush(self, timeout: float | None) -> int:
+        """Serve delivery reports until no record is left or ``timeout`` (None: none) is up.
+
+        Returns the records left. The client is flushed in slices shorter than
+        its own 200 ms chunks: confluent-kafka 2.16 flushes longer timeouts
+        chunk by chunk and goes on with the next chunk after a callback failed.
+        A fatal error (a fenced producer) is such a failure that leaves its
+        exception pending in the interpreter, so the next delivery report ran
+        with it and failed with a ``SystemError`` (``<method 'topic' ...>
+        returned a result with an exception set``), raised as an internal error
+        in place of the fatal error. A single slice stops at the failed callback
+        and raises its exception.
+
+        Raises:
+            confluent_kafka.KafkaException: the client failed (a fatal error).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = max(0.0, _FLUSH_SLICE_S if deadline is None else
+                       min(_FLUSH_SLICE_S, deadline - time.monotonic()))  # fmt: skip
+            unsent: int = self._producer.flush(left)
+            if not unsent or (deadline is not None and time.monotonic() >= deadline):
+                return unsent
+
+    def _flush_failed(self, error: ck.KafkaError) -> BusError:
+        """The error to raise for a flush the client failed."""
+        return BusError(f"cannot flush the producer: {error.str()}")
 
     def close(self) -> None:
         """Flush (waiting up to 30 s)."""
@@ -326,7 +359,10 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
                     raise self._refused(tp.topic, exc.args[0], settling=True) from None
             open_ = group is None or self._add_group(*group, deadline)
             group = None
-            unsent = self._producer.flush(max(deadline - time.monotonic(), 1.0))
+            try:
+                unsent = self._flush(max(deadline - time.monotonic(), 1.0))
+            except ck.KafkaException as exc:
+                raise self._flush_failed(exc.args[0]) from None
             if open_:
                 self._call("abort the settling transaction", self._producer.abort_transaction,
                            timeout=max(deadline - time.monotonic(), 1.0))  # fmt: skip
@@ -455,7 +491,7 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         except BusError as exc:
             logger.warning("%s", exc)
         try:
-            self._producer.flush(10.0)
+            self._flush(10.0)
         except ck.KafkaException as exc:  # fenced or fatal: nothing left to flush is ours
             logger.warning("%s: %s", self.transactional_id, exc.args[0].str())
 
@@ -536,6 +572,13 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
             return TransactionAborted(f"cannot {what} ({self.transactional_id}): {why}")
         return self._aborted(what, why)
 
+    def _flush_failed(self, error: ck.KafkaError) -> BusError:
+        """A fatal error (fenced) is :class:`ProducerFenced`: a new producer must take over."""
+        if error.fatal():
+            self.in_transaction = False
+            return self._fenced("flush", error)
+        return BusError(f"cannot flush ({self.transactional_id}): {error.str()}")
+
     def _fenced(self, what: str, error: ck.KafkaError) -> ProducerFenced:
         return ProducerFenced(
             f"cannot {what} ({self.transactional_id}): {error.str()}; another instance "
@@ -593,6 +636,9 @@ LastOffsets = Callable[[Sequence[TopicPartition], bool, float], dict[TopicPartit
 
 #: Key of the records of a settling transaction (aborted: no reader sees them).
 _SETTLE_KEY = b"marketpulse.settle"
+
+#: Seconds of one flush of the client: under its 200 ms chunks (see ``KafkaProducer._flush``).
+_FLUSH_SLICE_S = 0.19
 
 #: Seconds a transaction step may overrun its own timeout before it counts as stuck.
 _STUCK_GRACE_S = 5.0

@@ -598,16 +598,20 @@ class ProcessService:
         handled; reading the offsets may then time out, and the member rejoins.
         A producer stuck in it (a step not done in time: the client may still
         be in that call, and refuses every later one) is replaced first: the
-        new one settles at its first transaction.
+        new one settles at its first transaction. So is one fenced after the
+        settling outlived the transaction timeout (the broker aborted it, as
+        in the loop); fenced sooner, a newer instance took over: give way.
         """
         assert self._producer is not None and self._consumer is not None
         if not partitions:
             return
+        started = time.monotonic()
         try:
             self._producer.settle(self._consumer, partitions[0])
-        except ProducerFenced:
-            raise
-        except ProducerStuck as exc:
+        except (ProducerFenced, ProducerStuck) as exc:
+            outlived = time.monotonic() - started >= self.options.settings.transaction_timeout
+            if isinstance(exc, ProducerFenced) and not outlived:
+                raise
             logger.warning("process: settling before reading the offsets failed: %s; "
                            "replacing the producer", exc)  # fmt: skip
             self._swap_producer()

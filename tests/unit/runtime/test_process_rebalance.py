@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from marketpulse.bus.kafka import ProducerStuck, TransactionAborted
+import time
+
+import pytest
+
+from marketpulse.bus.kafka import ProducerFenced, ProducerStuck, TransactionAborted
 from marketpulse.runtime.commit_policy import IDLE_POLL
 from marketpulse.runtime.process import ProcessService
 from marketpulse.stream.output import Output
@@ -10,9 +14,9 @@ from marketpulse.stream.output import Output
 from .conftest import TOPICS, FakeBus, FakeProcessor, bars, batch, process_options, tp
 
 
-def owning(make_service, committed, *consumed):
+def owning(make_service, committed, *consumed, **options):
     """A service owning ``committed``'s partitions, with ``consumed`` handled, uncommitted."""
-    service = make_service(committed=committed)
+    service = make_service(committed=committed, **options)
     service._assigned(sorted(committed))
     assert service._handle(list(consumed))
     service._consumer.log.clear()  # the log shared by the fakes
@@ -238,6 +242,44 @@ def test_a_producer_stuck_settling_before_a_rewind_is_replaced_before_the_offset
     assert service._producer is service.bus.producers[-1] and service._producer is not stuck
     assert service._abandoned == [stuck] and service.stats.replaced == 1
     assert service._consumer.seeks == [(tp(1), 20)] and service._owned == {tp(1)}
+
+
+def test_a_producer_fenced_settling_past_the_transaction_timeout_is_replaced(make_service, log):
+    """The broker fences a producer whose settling transaction outlived the transaction timeout.
+
+    Settling flushes its records, and a fatal error there reached the process as a
+    SystemError (confluent-kafka 2.16, see the Kafka producer's flush); now as
+    ProducerFenced, and a new producer takes over, as in the loop.
+    """
+    service = owning(make_service, {tp(0): 10, tp(1): 20}, batch(0, 10, 12), batch(1, 20, 21),
+                     transaction_timeout=0.05)  # fmt: skip
+    fenced = service._producer
+    fenced.settle_fail = ProducerFenced("cannot flush (fake): fenced by newer producer instance")
+    fenced.settle = _slow(fenced.settle, 0.1)
+
+    service._lost([tp(0)])
+
+    names = log.names()
+    assert names[names.index("settle") :] == [
+        "settle", "failed", "abandon", "init", "committed", "read state", "restore", "seek",
+    ]  # fmt: skip
+    assert service._producer is not fenced and service._abandoned == [fenced]
+    assert service._consumer.seeks == [(tp(1), 20)] and service._owned == {tp(1)}
+
+
+def test_a_producer_fenced_at_once_while_settling_gives_way(make_service, log):
+    service = owning(make_service, {tp(0): 10, tp(1): 20}, batch(0, 10, 12), batch(1, 20, 21))
+    service._producer.settle_fail = ProducerFenced("fenced: another instance took over")
+    with pytest.raises(ProducerFenced):
+        service._lost([tp(0)])
+
+
+def _slow(call, seconds):
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return call(*args, **kwargs)
+
+    return slow
 
 
 # -- records skipped ---------------------------------------------------------------------
