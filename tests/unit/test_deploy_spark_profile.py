@@ -221,11 +221,19 @@ def test_the_spark_image_is_a_dockerfile_stage_and_the_default_image_stays_runti
     assert "spark" in names
     assert names[-1] == "runtime"  # `docker build .` builds the last stage
     base = dict((name, image) for image, name in stages)
-    assert base["spark"] == base["runtime"] == "app"  # the same application, two users
+    assert base["runtime"] == "app"
+    # Java, the spark extra and the connector's jars sit on the runtime's base, before
+    # MarketPulse: a change to its source rebuilds the wheel's steps only
+    assert base["spark"] == "spark-base" and base["spark-base"] == base["app"] == "runtime-base"
     text = (ROOT / "Dockerfile").read_text()
+    spark_base = text.split("AS spark-base\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "openjdk-17-jre-headless" in spark_base
+    assert "spark.jars.ivy" in spark_base and "SPARK_CONF_DIR" in spark_base
     spark_stage = text.split("AS spark\n", 1)[1].split("\nFROM ", 1)[0]
-    assert "openjdk-17-jre-headless" in spark_stage
-    assert "spark.jars.ivy" in spark_stage and "SPARK_CONF_DIR" in spark_stage
+    # the same application as `app`: its wheel, and the kernels it compiled
+    assert "COPY --from=build /wheels" in spark_stage
+    assert re.search(r"^COPY --from=app .*/opt/marketpulse-numba-cache", spark_stage, re.M)
+    assert "spark_session" in spark_stage  # the job's own session finds the connector
     assert re.search(r"^USER marketpulse$", spark_stage, re.M)
 
 
