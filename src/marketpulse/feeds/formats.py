@@ -150,6 +150,8 @@ def _sniff_parquet(path: Path, size: int) -> Source:
         schema = pq.ParquetFile(path).schema_arrow
     except (OSError, pa.ArrowException) as exc:
         raise _fail(path, f"not a readable Parquet file ({exc})") from None
+    except UnicodeDecodeError:  # a damaged footer: a column name that is not UTF-8
+        raise _fail(path, "not a readable Parquet file (a column name is not UTF-8)") from None
     return Source(path, "parquet", None, ",", tuple(schema.names), 0.0, size, tuple(schema.types))
 
 

@@ -166,6 +166,7 @@ def test_mangled_gzip(tmp_path, edits, small):
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(edits=st.lists(edit, min_size=1, max_size=3))
+@example(edits=[("set", 4469, b"\x80")])  # a column name in the footer not UTF-8 (was a traceback)
 def test_mangled_parquet(tmp_path, edits):
     """Every row of a row group is stored, in dlq or counted lost by a damage report."""
     path = tmp_path / "mangled.parquet"
