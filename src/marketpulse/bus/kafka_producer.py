@@ -44,6 +44,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+#: Delivery errors of the records a purge dropped (:meth:`TransactionalProducer.abandon`).
+_PURGED = (ck.KafkaError._PURGE_QUEUE, ck.KafkaError._PURGE_INFLIGHT)
+
+
 class KafkaProducer(Producer):
     """An idempotent producer that counts what it sent and what failed.
 
@@ -467,6 +471,16 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
             self.in_transaction = False
             self.unsettled = bool(self._guarded)
             self._call("abort the transaction", self._producer.abort_transaction, timeout=timeout)
+
+    def _on_delivery(self, error: ck.KafkaError | None, message: ck.Message) -> None:
+        if error is not None and self.stuck and error.code() in _PURGED:
+            # records this producer dropped on purpose (abandon): not delivered, and their
+            # work is redone by its successor, which the caller says: no error line each
+            self.failed += 1
+            logger.debug("%s: purged: %s[%s]", self.transactional_id, message.topic(),
+                         message.partition())  # fmt: skip
+            return
+        super()._on_delivery(error, message)
 
     def abandon(self) -> None:
         """Drop the records not yet sent, queued or waiting for a retry (no request is made).

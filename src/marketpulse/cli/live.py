@@ -22,6 +22,7 @@ from marketpulse.cli.failures import failure_line, made_by
 from marketpulse.cli.live_table import Warmup, figures, fitted_view
 from marketpulse.cli.signals import stop_on_signals
 from marketpulse.exceptions import RunFailure
+from marketpulse.log_repeats import flush_repeats
 
 if TYPE_CHECKING:  # not imported at start-up: commands such as sql and report do without
     from marketpulse.indicators import DeclaredSet
@@ -112,7 +113,9 @@ def run_in_foreground(
         raise failure[0]
     snapshot = result[0] if result else metrics.snapshot()
     lake = pipeline.lake_written()
-    # after a runtime failure too: what the command did is part of the report
+    # after a runtime failure too: what the command did is part of the report, the last
+    # line but an error's (held-back warnings' summaries come before it)
+    flush_repeats()
     console.print(snapshot.summary(read[0] if read else None, lake), soft_wrap=True)
     if failure:
         raise RunFailure(failure_line(failure[0], made_by(snapshot))) from failure[0]

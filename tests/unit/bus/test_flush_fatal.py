@@ -85,3 +85,38 @@ def test_records_left_at_the_timeout_are_an_error():
     client = SlowClient(queued=10**9)
     with pytest.raises(BusError, match="not acknowledged within 0.3 s"):
         plain(client).flush(0.3)
+
+
+class Message:
+    def topic(self):
+        return "t.bars"
+
+    def partition(self):
+        return 3
+
+
+PURGED = ck.KafkaError(ck.KafkaError._PURGE_QUEUE, "Purged in queue")
+
+
+def test_an_abandoned_producers_purged_records_count_as_failed_without_an_error_line(caplog):
+    """abandon() drops the records on purpose (its successor redoes their work): each
+    is not delivered, and none is an ERROR line; a purge of a producer not abandoned, or
+    another error, still is."""
+    p = transactional(SlowClient(0))
+    p.failed, p.errors = 0, []
+    p.stuck = True
+    with caplog.at_level("DEBUG", logger="marketpulse.bus.kafka_producer"):
+        p._on_delivery(PURGED, Message())
+        p._on_delivery(PURGED, Message())
+    assert p.failed == 2
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    caplog.clear()
+    p._on_delivery(ck.KafkaError(ck.KafkaError._MSG_TIMED_OUT, "timed out"), Message())
+    p.stuck = False
+    p._on_delivery(PURGED, Message())
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "delivery failed: t.bars[3]: timed out",
+        "delivery failed: t.bars[3]: Purged in queue",
+    ]
+    assert p.failed == 4
