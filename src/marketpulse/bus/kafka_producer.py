@@ -473,9 +473,10 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
             self._call("abort the transaction", self._producer.abort_transaction, timeout=timeout)
 
     def _on_delivery(self, error: ck.KafkaError | None, message: ck.Message) -> None:
-        if error is not None and self.stuck and error.code() in _PURGED:
-            # records this producer dropped on purpose (abandon): not delivered, and their
-            # work is redone by its successor, which the caller says: no error line each
+        if error is not None and error.code() in _PURGED:
+            # records dropped with their transaction (abort_transaction purges what is
+            # queued; abandon purges all): not delivered, and their work is redone, which
+            # the caller says in one line: no error line each
             self.failed += 1
             logger.debug("%s: purged: %s[%s]", self.transactional_id, message.topic(),
                          message.partition())  # fmt: skip

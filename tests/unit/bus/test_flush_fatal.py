@@ -98,25 +98,27 @@ class Message:
 PURGED = ck.KafkaError(ck.KafkaError._PURGE_QUEUE, "Purged in queue")
 
 
-def test_an_abandoned_producers_purged_records_count_as_failed_without_an_error_line(caplog):
-    """abandon() drops the records on purpose (its successor redoes their work): each
-    is not delivered, and none is an ERROR line; a purge of a producer not abandoned, or
-    another error, still is."""
+def test_a_transactional_producers_purged_records_count_as_failed_without_an_error_line(caplog):
+    """An aborted or abandoned transaction's records are purged by the client (their work
+    is redone): each is not delivered, and none is an ERROR line; another error still is,
+    and a plain producer's purged record too."""
     p = transactional(SlowClient(0))
     p.failed, p.errors = 0, []
-    p.stuck = True
     with caplog.at_level("DEBUG", logger="marketpulse.bus.kafka_producer"):
         p._on_delivery(PURGED, Message())
+        p.stuck = True
         p._on_delivery(PURGED, Message())
     assert p.failed == 2
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     caplog.clear()
     p._on_delivery(ck.KafkaError(ck.KafkaError._MSG_TIMED_OUT, "timed out"), Message())
-    p.stuck = False
-    p._on_delivery(PURGED, Message())
+    q = plain(SlowClient(0))
+    q.failed, q.errors = 0, []
+    q._on_delivery(PURGED, Message())
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert errors == [
+    expected = [
         "delivery failed: t.bars[3]: timed out",
         "delivery failed: t.bars[3]: Purged in queue",
     ]
-    assert p.failed == 4
+    assert errors == expected
+    assert (p.failed, q.failed) == (3, 1)
