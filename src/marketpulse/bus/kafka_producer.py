@@ -44,7 +44,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-#: Delivery errors of the records a purge dropped (:meth:`TransactionalProducer.abandon`).
+#: Delivery errors of the records the client purged: an aborted transaction's queue, or all of
+#: an abandoned producer's (:meth:`TransactionalProducer.abandon`).
 _PURGED = (ck.KafkaError._PURGE_QUEUE, ck.KafkaError._PURGE_INFLIGHT)
 
 
