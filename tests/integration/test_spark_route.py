@@ -321,8 +321,10 @@ def test_a_live_query_closes_a_quiet_buckets_bars_by_the_clock_and_stops_on_ctrl
         for ts, price, size in ((t0, 30.0, 100.0), (t0 + 400_000_000, 30.5, 50.0)):
             producer.send(f"{prefix}ticks", "AIG", encode(Trade("AIG", ts, price, size)))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    # 1-second bars only: on a busy machine the first micro-batch the timer starts may
+    # come more than a minute after the input, when the clock closes a 1-minute bar too
     command = spark_command(kafka_bootstrap, prefix, str(tmp_path / "checkpoint"),
-                            "--idle-timeout", "1")  # fmt: skip
+                            "--idle-timeout", "1", "--intervals", "1s")  # fmt: skip
     driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, start_new_session=True)  # fmt: skip
     try:
