@@ -201,9 +201,29 @@ def start(command):
     )
 
 
+def wait_log(proc, timeout):
+    """The output of ``proc`` (from :func:`start`) once it exits; one still running after
+    ``timeout`` s is stopped (SIGTERM, then SIGKILL) and the test fails with its log, so
+    it neither outlives the test (a `process` looping on for the rest of a CI run) nor
+    fails without saying what it was doing."""
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+        return log
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            log, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            log, _ = proc.communicate()
+        raise AssertionError(
+            f"still running after {timeout} s: {proc.args}\n{log[-6000:]}"
+        ) from None
+
+
 def run_to_end(bootstrap, prefix, instance="ref"):
     proc = start(process_command(bootstrap, prefix, instance, "--exit-when-idle", "4"))
-    log, _ = proc.communicate(timeout=300)
+    log = wait_log(proc, 300)
     assert proc.returncode == 0, log
     return log
 
@@ -248,7 +268,7 @@ def lean_default_outputs(bootstrap, path):
     create_topics(bootstrap, prefix)
     sent = load_file(bootstrap, prefix, path)
     proc = start(default_process(bootstrap, prefix, "--exit-when-idle", "5"))
-    log, _ = proc.communicate(timeout=300)
+    log = wait_log(proc, 300)
     assert proc.returncode == 0, log
     return sent, outputs(bootstrap, prefix)
 
@@ -258,5 +278,5 @@ def verify_topics(bootstrap, prefix):
     command = [sys.executable, "-m", "marketpulse", "verify", "--bootstrap-servers", bootstrap,
                "--topic-prefix", prefix]  # fmt: skip
     proc = start(command)
-    out, _ = proc.communicate(timeout=300)
+    out = wait_log(proc, 300)
     assert proc.returncode == 0, out

@@ -13,7 +13,7 @@ from marketpulse.sinks import PostgresSink, SchemaMismatchError
 
 from .conftest import LEAN_TRADES
 from .db_fixtures import influx_query
-from .kafka_tools import create_topics, load_file, process_command, start
+from .kafka_tools import create_topics, load_file, process_command, start, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -176,14 +176,14 @@ def test_sink_services_store_the_declared_columns_of_the_topics(
     load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES)
     proc = start(process_command(kafka_bootstrap, topic_prefix, "ref", "--exit-when-idle", "4",
                                  "--indicators", "ema(50), rsi(7)"))  # fmt: skip
-    log, _ = proc.communicate(timeout=300)
+    log = wait_log(proc, 300)
     assert proc.returncode == 0, log
     for kind, url in (("postgres", postgres_url), ("influx", influx_url)):
         proc = start([sys.executable, "-m", "marketpulse", "sink", kind, "--bootstrap-servers",
                       kafka_bootstrap, "--topic-prefix", topic_prefix, "--group",
                       f"{topic_prefix}{kind}", "--exit-when-idle", "5",
                       f"--{kind}-url", url])  # fmt: skip
-        log, _ = proc.communicate(timeout=300)
+        log = wait_log(proc, 300)
         assert proc.returncode == 0, log
     assert all(_types(postgres_url)[name] == "double precision" for name in _NEW)
     stored = _rows(postgres_url, "SELECT dataset, symbol, timeframe,"

@@ -25,6 +25,7 @@ from .kafka_tools import (
     records,
     start,
     wait_for_output,
+    wait_log,
 )
 
 pytestmark = pytest.mark.integration
@@ -188,7 +189,7 @@ def test_sigkill_at_least_once_loses_nothing_and_repeats_identical_outputs(
     assert total_bars // 4 <= at_kill < total_bars
 
     again = start(_alo(kafka_bootstrap, topic_prefix, config, "--exit-when-idle", "4"))
-    log, _ = again.communicate(timeout=300)
+    log = wait_log(again, 300)
     assert again.returncode == 0, log
 
     got = outputs(kafka_bootstrap, topic_prefix)
@@ -214,7 +215,7 @@ def test_sigkill_at_least_once_loses_nothing_and_repeats_identical_outputs(
     sink = start([sys.executable, "-m", "marketpulse", "sink", "postgres", "--bootstrap-servers",
                   kafka_bootstrap, "--topic-prefix", topic_prefix, "--group", f"{topic_prefix}pg",
                   "--exit-when-idle", "5", "--postgres-url", postgres_url])  # fmt: skip
-    log, _ = sink.communicate(timeout=300)
+    log = wait_log(sink, 300)
     assert sink.returncode == 0, log
     bars = sorted(
         (b["symbol"], b["timeframe"], b["bar_start"], b["close"], b["volume"], b["trades"])

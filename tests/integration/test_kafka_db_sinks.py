@@ -7,7 +7,7 @@ import pytest
 
 from .conftest import LEAN_TRADES
 from .db_fixtures import influx_query
-from .kafka_tools import create_topics, load_file, run_to_end, start
+from .kafka_tools import create_topics, load_file, run_to_end, start, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +16,7 @@ def _sink(kind, bootstrap, prefix, group, *options):
     proc = start([sys.executable, "-m", "marketpulse", "sink", kind, "--bootstrap-servers",
                   bootstrap, "--topic-prefix", prefix, "--group", group, "--exit-when-idle", "5",
                   *options])  # fmt: skip
-    log, _ = proc.communicate(timeout=300)
+    log = wait_log(proc, 300)
     assert proc.returncode == 0, log
     return log
 

@@ -21,6 +21,7 @@ from .kafka_tools import (
     run_to_end,
     start,
     wait_for_output,
+    wait_log,
 )
 
 pytestmark = pytest.mark.integration
@@ -119,7 +120,7 @@ def test_two_instances_share_partitions_and_survive_losing_one(
     wait_for_output(kafka_bootstrap, f"{topic_prefix}bars", total_bars // 3, second)
     second.send_signal(signal.SIGKILL)
     second.wait()
-    log, _ = first.communicate(timeout=240)
+    log = wait_log(first, 240)
     assert first.returncode == 0, log
 
     got = outputs(kafka_bootstrap, topic_prefix)

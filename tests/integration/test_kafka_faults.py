@@ -17,6 +17,7 @@ from .kafka_tools import (
     records,
     start,
     wait_for_output,
+    wait_log,
 )
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def test_broker_restarted_mid_run_services_reconnect_and_lose_nothing(
         socket.create_connection(("127.0.0.1", private_broker.port), timeout=5).close()
     private_broker.start(timeout=120)
     assert process.poll() is None and sink.poll() is None  # both outlived the outage
-    process_log, _ = process.communicate(timeout=300)
+    process_log = wait_log(process, 300)
     assert process.returncode == 0, process_log
     # the sink has stored every bar once the lake holds them all; it is then stopped as
     # an operator stops it (its --exit-when-idle only bounds a sink that never catches up)
@@ -79,7 +80,7 @@ def test_broker_restarted_mid_run_services_reconnect_and_lose_nothing(
         time.sleep(1.0)
     assert sink.poll() is None, "the sink exited before storing every bar"
     sink.send_signal(signal.SIGTERM)
-    sink_log, _ = sink.communicate(timeout=120)
+    sink_log = wait_log(sink, 120)
     assert sink.returncode == 128 + signal.SIGTERM, sink_log
 
     got = outputs(bootstrap, topic_prefix)

@@ -15,7 +15,7 @@ import pytest
 from marketpulse.models import Alert
 
 from .conftest import _load_beside
-from .kafka_tools import bus_for, committed_offsets, create_topics, start
+from .kafka_tools import bus_for, committed_offsets, create_topics, start, wait_log
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -103,7 +103,7 @@ rules:
     figures = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     assert 'marketpulse_notifications_total{channel="hook",outcome="sent"} 7.0' in figures
     assert "marketpulse_notify_alerts_skipped_total 5.0" in figures
-    log, _ = second.communicate(timeout=180)
+    log = wait_log(second, 180)
     web.shutdown()
     assert second.returncode == 0, log
     assert "alerts read 12, already notified 5" in log, log

@@ -23,6 +23,7 @@ from .kafka_tools import (
     read_records,
     start,
     wait_for_output,
+    wait_log,
 )
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,7 @@ def test_process_with_a_plugin_writes_one_custom_row_per_bar_across_a_sigkill(
     again = start_in_repo(
         process_command(kafka_bootstrap, topic_prefix, "plug", *ZSCORE, "--exit-when-idle", "4")
     )
-    log, _ = again.communicate(timeout=300)
+    log = wait_log(again, 300)
     assert again.returncode == 0, log
 
     bars = decoded(read_committed(kafka_bootstrap, f"{topic_prefix}bars"), dict)

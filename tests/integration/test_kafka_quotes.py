@@ -13,7 +13,7 @@ from marketpulse.feeds.simulator import Simulator
 from marketpulse.models import BAR_QUOTE_COLUMNS
 from marketpulse.stream.processor import Processor, ProcessorSettings
 
-from .kafka_tools import bus_for, create_topics, process_command, read_committed, start
+from .kafka_tools import bus_for, create_topics, process_command, read_committed, start, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def _embedded(parts) -> pa.Table:
 
 def _run_process(bootstrap, prefix):
     proc = start(process_command(bootstrap, prefix, "q", "--exit-when-idle", "4"))
-    log, _ = proc.communicate(timeout=300)
+    log = wait_log(proc, 300)
     assert proc.returncode == 0, log
 
 

@@ -27,6 +27,7 @@ from .kafka_tools import (
     read_committed,
     records,
     start,
+    wait_log,
 )
 
 pytestmark = pytest.mark.integration
@@ -65,7 +66,7 @@ def bars_of(bootstrap, prefix):
 
 
 def finish(proc, timeout=120):
-    log, _ = proc.communicate(timeout=timeout)
+    log = wait_log(proc, timeout)
     assert proc.returncode == 0, log
     return log
 

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from .kafka_tools import end_offsets, read_committed, start
+from .kafka_tools import end_offsets, read_committed, start, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_run_on_kafka_fills_the_topics_and_the_lake_alike(sql, tmp_path, kafka_b
             time.sleep(0.2)
         assert sorted(lag) == [f"{topic_prefix}ticks[{p}]" for p in range(6)]
         assert all(isinstance(n, int) and n >= 0 for n in lag.values())
-        rest, _ = proc.communicate(timeout=120)
+        rest = wait_log(proc, 120)
     except BaseException:
         proc.kill()
         raise

@@ -7,7 +7,7 @@ import time
 import confluent_kafka as ck
 import pytest
 
-from .kafka_tools import end_offsets, read_committed, start
+from .kafka_tools import end_offsets, read_committed, start, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_a_broker_killed_mid_run_loses_no_trade(private_broker, topic_prefix, tm
         time.sleep(15)
         assert proc.poll() is None
         private_broker.start(timeout=120)
-        log, _ = proc.communicate(timeout=400)
+        log = wait_log(proc, 400)
     except BaseException:
         proc.kill()
         raise

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .kafka_tools import create_topics, load_file, process_command, read_committed, start
+from .kafka_tools import create_topics, load_file, process_command, read_committed, start, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ def _process(bootstrap, prefix, group):
     command = process_command(bootstrap, prefix, group, "--exit-when-idle", "3")
     command[command.index("--group") + 1] = f"{prefix}{group}"
     proc = start(command)
-    log, _ = proc.communicate(timeout=300)
+    log = wait_log(proc, 300)
     assert proc.returncode == 0, log
     return log
 

@@ -21,6 +21,7 @@ from .kafka_tools import (
     records,
     start,
     verify_topics,
+    wait_log,
 )
 
 pytestmark = pytest.mark.integration
@@ -109,7 +110,7 @@ def test_process_restores_the_state_committed_after_a_crashed_owners_open_transa
     # killed mid-work: some of the input committed, some left to read
     assert first.returncode == -signal.SIGKILL and sent // 4 <= consumed < sent
     run_to = start(default_process(kafka_bootstrap, topic_prefix, "--exit-when-idle", "5"))
-    log, _ = run_to.communicate(timeout=300)
+    log = wait_log(run_to, 300)
     assert run_to.returncode == 0, log
     got = outputs(kafka_bootstrap, topic_prefix)
     for topic in OUTPUTS:

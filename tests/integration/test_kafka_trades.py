@@ -16,6 +16,7 @@ from .kafka_tools import (
     load_file,
     process_command,
     start,
+    wait_log,
 )
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,7 @@ def test_process_and_sink_lake_store_the_trades_the_embedded_replay_stores(
     assert producer.failed == 0
     process = start(process_command(kafka_bootstrap, topic_prefix, "trades", "--dataset", "lean",
                                     "--exit-when-idle", "4"))  # fmt: skip
-    log, _ = process.communicate(timeout=300)
+    log = wait_log(process, 300)
     assert process.returncode == 0, log
     lake = tmp_path / "kafka"
     cli("sink", "lake", "--bootstrap-servers", kafka_bootstrap, "--topic-prefix", topic_prefix,
@@ -93,7 +94,7 @@ def test_store_trades_off_needs_no_trades_topic_and_stores_none(
     load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES)
     process = start(process_command(kafka_bootstrap, topic_prefix, "off", "--config", config,
                                     "--exit-when-idle", "4"))  # fmt: skip
-    log, _ = process.communicate(timeout=300)
+    log = wait_log(process, 300)
     assert process.returncode == 0, log
     assert sum(end_offsets(kafka_bootstrap, topics.name("bars"))) > 40_000
     assert topics.name("trades") not in bus.admin().list_topics(timeout=10).topics

@@ -30,7 +30,7 @@ from marketpulse.models import Trade, encode
 
 from .conftest import LEAN_TRADES, marketpulse
 from .db_fixtures import assert_influx_equals_lake
-from .kafka_tools import bus_for, create_topics, load_file, read_committed, start
+from .kafka_tools import bus_for, create_topics, load_file, read_committed, start, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +127,7 @@ def process_run(kafka_bootstrap, tmp_path_factory, morning):
     common = ("--bootstrap-servers", kafka_bootstrap, "--topic-prefix", prefix)
     proc = start([sys.executable, "-m", "marketpulse", "process", *common, "--group",
                   f"{prefix}process", "--idle-timeout", "0", "--exit-when-idle", "5"])  # fmt: skip
-    log, _ = proc.communicate(timeout=600)
+    log = wait_log(proc, 600)
     assert proc.returncode == 0, log
     lake = tmp_path_factory.mktemp("process") / "lake"
     sink = marketpulse("sink", "lake", *common, "--group", f"{prefix}sink", "--lake", lake,
