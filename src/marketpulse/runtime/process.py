@@ -187,7 +187,8 @@ class ProcessService:
             "process: group %s, instance %s, input %s (%d partitions), on %s",
             opts.group, instance, self.topics.ticks, self._partitions, self.bus,
         )  # fmt: skip
-        self.processor.warm_up()
+        # a durable bus (Kafka) carries JSON records, the in-memory bus Arrow columns
+        self.processor.warm_up(columns=not getattr(self.bus, "durable", True))
         self.warm.set()
         self._producer = self._new_producer(new_id=not opts.instance)
         if opts.settings.guarantee == AT_LEAST_ONCE:

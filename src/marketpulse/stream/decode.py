@@ -28,7 +28,14 @@ from marketpulse.models import (
 )
 from marketpulse.stream.json_scan import scan_trades
 
-__all__ = ["PLAIN_RECORDS", "decode_batch", "decode_messages", "decode_plain_trades", "from_plain"]
+__all__ = [
+    "PLAIN_RECORDS",
+    "decode_batch",
+    "decode_messages",
+    "decode_plain_trades",
+    "from_plain",
+    "tick_columns",
+]
 
 #: Schema metadata of the trade columns :func:`decode_plain_trades` makes: every
 #: row came from a plain trade record (as :func:`~marketpulse.stream.json_scan.scan_trades`
@@ -59,6 +66,17 @@ def decode_batch(
         return [(batch.kind, data)], []
     trades, bars, quotes, dead = _decode_ticks(batch)
     return [("quote", quotes), ("trade", trades), ("bar", bars)], dead
+
+
+def tick_columns(ticks: Sequence[Trade | Quote]) -> list[tuple[str, pa.RecordBatch]]:
+    """Return trades and quotes as the in-memory bus carries them: columns, by kind.
+
+    Quotes come first, as :func:`decode_batch` gives those of a batch of messages.
+    """
+    quotes = _quote_columns([tick for tick in ticks if isinstance(tick, Quote)])
+    trades = _trade_columns([tick for tick in ticks if isinstance(tick, Trade)])
+    kinds = (("quote", quotes), ("trade", trades))
+    return [(kind, data) for kind, data in kinds if data is not None]
 
 
 def decode_messages(

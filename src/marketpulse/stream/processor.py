@@ -40,7 +40,7 @@ from marketpulse.models import (
 from marketpulse.plugins import Plugin, run_plugins
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
-from marketpulse.stream.decode import decode_batch, decode_plain_trades
+from marketpulse.stream.decode import decode_batch, decode_plain_trades, tick_columns
 from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
 from marketpulse.stream.json_scan import KERNELS as JSON_KERNELS
 from marketpulse.stream.output import Output, indicators_table, stamp
@@ -265,53 +265,71 @@ class Processor:
         if state is not None:
             state.last_input = since
 
-    def warm_up(self) -> None:
+    def warm_up(self, columns: bool = False) -> None:
         """Run synthetic trades through a throwaway processor with these settings.
 
         The first batch of a run otherwise compiles or loads the numba kernels
         (seconds on a cold cache, tenths on a warm one) while input waits, and
         a feed on the wall clock sees its ticks turn late. Nothing of this
         processor's state changes; a second call does nothing.
+
+        Args:
+            columns: the ticks will come as Arrow columns (the in-memory bus),
+                not as JSON messages (Kafka): the JSON scanner's kernels, which
+                only messages need, are left out.
         """
         if self._warm:
             return
         self._warm = True
         started = time.monotonic()
         logger.info("processor: loading the kernels (compiled on a first run, then cached)")
-        with kernel_progress.compiling(self.kernels()) as progress:
+        with kernel_progress.compiling(self.kernels(columns)) as progress:
             if progress.total:
                 logger.info("processor: %d kernels to compile (first run only)", progress.total)
-            self._warm_up()
+            self._warm_up(columns)
         logger.info("processor: kernels ready in %.1f s", time.monotonic() - started)
 
-    def kernels(self) -> tuple[object, ...]:
+    def kernels(self, columns: bool = False) -> tuple[object, ...]:
         """Return the kernels this processor calls from Python for trades and quotes.
 
-        Only those its settings use: the declared indicators' kinds, the quote
-        windows unless the conditions are Lean's, the alert rings when a rule
-        reads earlier bars. Their callees are read off them
+        Only those its settings use: the JSON scanner's unless the ticks come
+        as ``columns``, the declared indicators' kinds, the quote windows unless
+        the conditions are Lean's, the alert rings when a rule reads earlier
+        bars. Their callees are read off them
         (:func:`marketpulse.kernel_progress.needed`).
         """
+        scan = () if columns else JSON_KERNELS
         quotes = () if self._lean else QUOTE_KERNELS
         return (
-            *JSON_KERNELS, *TRADE_KERNELS, *WINDOW_KERNELS, *quotes,
+            *scan, *TRADE_KERNELS, *WINDOW_KERNELS, *quotes,
             *indicator_kernels(self.settings.indicators), *AlertEngine(self._rules).kernels(),
         )  # fmt: skip
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, columns: bool) -> None:
         scratch = Processor(replace(self.settings, plugins=()), self._rules)
         step = 20 * 10**9  # 20 s between trades: bars of every interval close
         start = _WARM_UP_START - _WARM_UP_START % (max(self._lengths) or _DAY_NS)
-        values = [  # quotes too: their kernel is loaded with the bars' (quote_windows)
-            msgspec.json.encode(tick)
+        ticks = [  # quotes too: their kernel is loaded with the bars' (quote_windows)
+            tick
             for i in range(64)
             for tick in (
                 Quote("WARMUP", start + i * step, 99.9, 1.0, 100.1 + i % 5, 1.0),
                 Trade("WARMUP", start + i * step, 100.0 + i % 7, 10.0),
             )
         ]
-        messages = [Message(b"WARMUP", value, i) for i, value in enumerate(values)]
-        scratch.process(Batch("warm-up", 0, 0, len(messages) - 1, messages=messages))
+        if columns:  # as the in-memory bus delivers them, quotes apart (ProcessService)
+            offset = 0
+            for kind, data in tick_columns(ticks):
+                batch = Batch("warm-up", 0, offset, offset + data.num_rows - 1, kind, data)
+                offset += data.num_rows
+                if kind == "quote":
+                    scratch.add_quotes(batch)
+                else:
+                    scratch.process(batch)
+        else:
+            values = [msgspec.json.encode(tick) for tick in ticks]
+            messages = [Message(b"WARMUP", value, i) for i, value in enumerate(values)]
+            scratch.process(Batch("warm-up", 0, 0, len(messages) - 1, messages=messages))
         scratch.finish()
         scratch.checkpoint("warm-up", 0)
 

@@ -219,7 +219,7 @@ class FakeProcessor:
         #: outputs :meth:`idle_each` returns, by (topic, partition)
         self.idle_outputs: dict[tuple[str, int], Output] = {}
 
-    def warm_up(self) -> None:
+    def warm_up(self, columns: bool = False) -> None:
         pass
 
     def process_each(self, batches) -> list[Output]:

@@ -104,10 +104,10 @@ class SlowWarmProcessor(Processor):
 
     warm_at: list[float] = []
 
-    def warm_up(self):
+    def warm_up(self, columns=False):
         if not self._warm:
             time.sleep(0.6)
-        super().warm_up()
+        super().warm_up(columns)
         SlowWarmProcessor.warm_at.append(time.monotonic())
 
 
