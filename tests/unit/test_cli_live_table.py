@@ -96,3 +96,31 @@ def test_without_a_view_only_the_parts_below_are_drawn():
     console = Console(width=80, height=24, force_terminal=True)
     group = fitted_view(console, None, Warmup(), [Text("figures")], 0)
     assert [r.plain for r in group.renderables] == ["figures"]
+
+
+def test_the_first_tick_s_table_is_drawn_at_once_not_at_the_next_refresh(monkeypatch):
+    import io
+    import threading
+    import time
+
+    import marketpulse.cli.live as live
+
+    out = io.StringIO()
+    screen = Console(file=out, width=100, height=30, force_terminal=True, color_system=None)
+    monkeypatch.setattr(live, "console", screen)
+    monkeypatch.setattr(live, "_REFRESH", 0.05)  # a refresh every 20 s: the test's deadline is 5
+    view, metrics, done = MarketView("1s"), Metrics(), threading.Event()
+    shower = threading.Thread(
+        target=live._show_live, args=(lambda: None, done, view, DEFAULT, metrics, None)
+    )
+    shower.start()
+    try:
+        view.trades(pa.record_batch({"symbol": ["AAPL"], "price": [10.0], "size": [100.0]}))
+        metrics.add(ticks=1)
+        deadline = time.monotonic() + 5.0
+        while "AAPL" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "AAPL" in out.getvalue()
+    finally:
+        done.set()
+        shower.join()

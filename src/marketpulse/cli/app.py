@@ -180,10 +180,10 @@ def run(
 
 def _market_calendar(settings: Settings, feed_name: FeedName, calendar: str | None) -> Settings:
     """A live market's session VWAP follows its exchange's sessions (UTC days for crypto)."""
-    from marketpulse.feeds.vendors import VENDORS
-
     if feed_name == FeedName.simulator or settings.session_calendar:
         return settings
+    from marketpulse.feeds.vendors import VENDORS  # the vendors' clients: not the simulator's
+
     return settings.replace(session_calendar=calendar or VENDORS[feed_name].calendar)
 
 

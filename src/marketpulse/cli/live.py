@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 _LINE_EVERY = 5.0
 _REFRESH = 4  # per second
+#: Seconds between looks for the first tick: its table is drawn then, not at the next refresh.
+_FIRST_TICK_POLL = 0.02
 
 
 class Runner(Protocol):
@@ -149,8 +151,11 @@ def _show_live(
 
     with Live(render(), console=console, refresh_per_second=_REFRESH, transient=False) as live:
         start()
-        while not done.wait(1.0 / _REFRESH):
-            live.update(render())
+        ticking = False  # until the first tick, looked for often and its table drawn at once
+        while not done.wait(1.0 / _REFRESH if ticking else _FIRST_TICK_POLL):
+            first = not ticking and metrics.ticking
+            ticking = ticking or first
+            live.update(render(), refresh=first)
         live.update(render(final=True))
 
 

@@ -128,6 +128,11 @@ class Metrics:
             self._dlq += dlq
             self._rejected += rejected
 
+    @property
+    def ticking(self) -> bool:
+        """Whether the first ticks are in (the clock runs from them)."""
+        return self._ticking
+
     def notified(self, channel: str, outcome: str, count: int = 1) -> None:
         """Count ``count`` alerts of a notification ``channel`` with ``outcome`` (``sent``, ...)."""
         with self._lock:

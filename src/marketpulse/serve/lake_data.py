@@ -23,12 +23,11 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from marketpulse.analytics import Lake
 from marketpulse.models import (
     ALERT_SCHEMA,
     BAR_TABLE_SCHEMA,
@@ -42,6 +41,9 @@ from marketpulse.serve.records import iso_time, to_records
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.sinks.lake_store import open_store
 from marketpulse.timeframes import sort_key
+
+if TYPE_CHECKING:  # DuckDB is imported with the first query, not with the dashboard
+    from marketpulse.analytics import Lake
 
 __all__ = ["LakeData", "to_records"]
 
@@ -92,6 +94,8 @@ class LakeData:
             if self._lake is None:
                 if not self.exists():
                     return pa.table({})
+                from marketpulse.analytics import Lake
+
                 self._lake = Lake(self.location)
             return self._lake.query(sql, params)
 

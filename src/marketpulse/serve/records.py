@@ -15,7 +15,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from marketpulse.analytics.results import iso_times as _iso_text
 from marketpulse.models import STORED_TIME
 
 __all__ = ["TIME_COLUMNS", "details_of", "iso_time", "iso_times", "to_records"]
@@ -36,7 +35,10 @@ def iso_times(values: pa.Array | pa.ChunkedArray) -> pa.Array:
         values = values.cast(pa.timestamp(values.type.unit, tz="UTC"))
     else:
         values = values.cast(pa.int64()).cast(STORED_TIME)
-    return pa.array(_iso_text(values), pa.string())
+    # imported here: the analytics package brings DuckDB, which a live run's start does without
+    from marketpulse.analytics.results import iso_times as iso_text
+
+    return pa.array(iso_text(values), pa.string())
 
 
 def iso_time(ns: int) -> str:
