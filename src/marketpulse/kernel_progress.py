@@ -33,7 +33,7 @@ class CompileProgress:
     """How far a warm-up's compiles have come.
 
     Attributes:
-        done: kernels compiled so far.
+        done: kernels compiled so far (in this process, or by another into the cache).
         total: kernels to compile: those needed and not in the cache, plus any
             other kernel of the package that compiled meanwhile.
         finished: whether the warm-up is over.
@@ -101,6 +101,8 @@ class _Counter(event.Listener):
     def __init__(self, expected: set[Dispatcher]) -> None:
         self.expected = expected
         self.compiled: set[Dispatcher] = set()
+        #: expected kernels found in the cache since: compiled by another process
+        self.found: set[Dispatcher] = set()
         self.finished = False
         self._lock = threading.Lock()
 
@@ -116,7 +118,9 @@ class _Counter(event.Listener):
 
     def progress(self) -> CompileProgress:
         with self._lock:
-            done = len(self.compiled)
+            # those another process compiled meanwhile (compile_aside) are in the cache
+            self.found |= {k for k in self.expected - self.compiled - self.found if _cached(k)}
+            done = len(self.compiled | self.found)
             total = len(self.expected | self.compiled)
         return CompileProgress(done, total, self.finished)
 

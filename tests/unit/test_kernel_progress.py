@@ -42,3 +42,30 @@ def test_the_progress_line_counts_kernels_and_is_active_only_while_compiling():
     assert CompileProgress(7, 28, False).active
     assert not CompileProgress(28, 28, True).active
     assert not CompileProgress(0, 0, False).active  # everything in the cache
+
+
+def test_kernels_another_process_put_in_the_cache_count_as_compiled(monkeypatch):
+    from marketpulse import kernel_progress
+
+    cached: set = set()
+    monkeypatch.setattr(kernel_progress, "_cached", lambda kernel: kernel in cached)
+    with kernel_progress.compiling(windows.KERNELS) as start:
+        assert start.done == 0 and start.total == len(needed(windows.KERNELS))
+        cached.add(windows.KERNELS[0])  # compiled by a second process meanwhile
+        progress = kernel_progress.current()
+        assert progress is not None and progress.done == 1 and progress.total == start.total
+
+
+def test_the_warm_up_compiles_the_indicators_aside_only_when_they_are_not_cached(monkeypatch):
+    from marketpulse import kernel_progress
+    from marketpulse.indicators import compile_aside
+
+    started = []
+    monkeypatch.setattr(compile_aside, "start", lambda declared: started.append(declared))
+    monkeypatch.setattr(kernel_progress, "uncached", lambda kernels: set())
+    Processor(ProcessorSettings()).warm_up(columns=True)
+    assert started == []
+    monkeypatch.setattr(kernel_progress, "uncached", set)  # nothing in the cache
+    settings = ProcessorSettings(indicators=parse_set(["ema(50)", "rsi"]))
+    Processor(settings).warm_up(columns=True)
+    assert started == [settings.indicators]

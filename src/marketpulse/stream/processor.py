@@ -27,7 +27,13 @@ from marketpulse.config import (
     MAX_TIME_JUMP,
     SESSION_TZ,
 )
-from marketpulse.indicators import DEFAULT, DeclaredSet, IndicatorState, update_indicators
+from marketpulse.indicators import (
+    DEFAULT,
+    DeclaredSet,
+    IndicatorState,
+    compile_aside,
+    update_indicators,
+)
 from marketpulse.indicators.state import kernels as indicator_kernels
 from marketpulse.models import (
     BAR_QUOTE_COLUMNS,
@@ -286,7 +292,16 @@ class Processor:
         with kernel_progress.compiling(self.kernels(columns)) as progress:
             if progress.total:
                 logger.info("processor: %d kernels to compile (first run only)", progress.total)
-            self._warm_up(columns)
+            # the indicators' kernels come last: a second process compiles them meanwhile
+            declared = indicator_kernels(self.settings.indicators)
+            aside = None
+            if kernel_progress.uncached(kernel_progress.needed(declared)):
+                aside = compile_aside.start(self.settings.indicators)
+            try:
+                self._warm_up(columns)
+            finally:
+                if aside is not None:
+                    compile_aside.finish(aside)
         logger.info("processor: kernels ready in %.1f s", time.monotonic() - started)
 
     def kernels(self, columns: bool = False) -> tuple[object, ...]:
