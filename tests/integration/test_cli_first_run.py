@@ -1,7 +1,7 @@
 """End to end: the first `marketpulse run` on an empty kernel cache, then a second one.
 
 The first run compiles the kernels it uses, and only those: its live view
-says so with a progress line (``compiling kernels: 7/30``) and draws no table
+says so with a progress line (``compiling kernels: 7/26``) and draws no table
 or figures of a pipeline that has no tick yet. The second run, its cache
 warm, compiles nothing. The cache is a fresh ``NUMBA_CACHE_DIR`` of the
 test's own, so what numba saved there is what each run compiled.
