@@ -54,6 +54,22 @@ def _spark_drivers_the_tests_start_compile_less():
     os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
 
 
+@pytest.fixture(autouse=True)
+def _services_a_test_started_end_with_it():
+    """A service a test started (kafka_tools.start) and left running is stopped when the
+    test ends: one without ``--exit-when-idle`` that a failed test never reached the end
+    of stayed for the rest of the run, joining its group again on the next broker started
+    on the same port. Those started by a module's or a class's fixtures are set up before
+    this fixture and are theirs to stop."""
+    from .kafka_tools import STARTED, stop_started_since
+
+    count = len(STARTED)
+    yield
+    left = stop_started_since(count)
+    if left:
+        logging.getLogger(__name__).warning("stopped %d service(s) the test left running", left)
+
+
 # Kafka broker fixtures: pytest collects fixtures found in a conftest's namespace.
 _kafka_fixtures = _load_beside("kafka_fixtures")
 kafka_bootstrap = _kafka_fixtures.kafka_bootstrap

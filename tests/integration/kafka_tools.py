@@ -194,11 +194,29 @@ def process_command(bootstrap, prefix, instance, *extra):
     ]  # fmt: skip
 
 
+#: Every process :func:`start` started, in order: a test's own are stopped when it ends
+#: (conftest.py's ``_services_a_test_started_end_with_it``).
+STARTED: list[subprocess.Popen] = []
+
+
 def start(command):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
+    STARTED.append(proc)
+    return proc
+
+
+def stop_started_since(count):
+    """Stop (SIGKILL) the processes :func:`start` started after the first ``count`` that
+    still run; how many there were."""
+    left = [proc for proc in STARTED[count:] if proc.poll() is None]
+    for proc in left:
+        proc.kill()
+        proc.communicate()
+    del STARTED[count:]
+    return len(left)
 
 
 def wait_log(proc, timeout):
