@@ -82,8 +82,9 @@ the cache.
 
 The CPU column is the user and system time of `make run` and everything it started
 (uv, the command's threads), `git clone` left out, at the moment the first row showed:
-what the steps cost, whatever else shared the cores. These steps run mostly on one core,
-so on an idle machine their wall time is near it; it is not a measurement of that.
+what the steps cost, whatever else shared the cores. These steps run mostly on one core
+(the compiles on two), so on an idle machine their wall time is near it or below; it is
+not a measurement of that.
 
 The first run compiled {cold["kernels_compiled"]} kernels (the processor said
 {_s(cold["compile_stated_s"])} s; {s["kernels_saved"]} saved in the clone's cache): the
@@ -91,8 +92,10 @@ declared indicators' kinds and the pipeline's, each once, none of the other kind
 Meanwhile the terminal showed `compiling kernels: n/N (first run only; later runs load
 them)` and {cold["zero_tick_lines_before_first_row"]} figures lines of zero ticks. The
 second runs' first rows: {", ".join(_s(w) for w in warm)} s.{pip_note} Compiling is
-CPU-bound on one core (numba holds one lock while it compiles), so a loaded machine
-stretches it: see the load average above. {history_note}
+CPU-bound: numba compiles one kernel at a time in a process (under one lock), so on a
+first run a second process compiles the declared indicators' kernels into the cache
+(`marketpulse.indicators.compile_aside`) while the warm-up compiles the others; a loaded
+machine stretches both: see the load average above. {history_note}
 """.rstrip()
         + "\n"
     )
