@@ -65,8 +65,10 @@ RUN pip install --no-deps --no-cache-dir --disable-pip-version-check /tmp/wheels
 # them from the cache instead of compiling (about 17 s). The inputs: a
 # simulated market (trades and quotes), a daily-bars file (bars take their own
 # signatures: 8 kernels, seen compiling for 8 s on a first `replay` of one),
-# every indicator kind (declared indicators) and the PostgreSQL sink's COPY
-# encoder. scripts/containers/check_numba_cache.py checks that none compiles.
+# a processor warmed up for JSON records as the Kafka services read them (the
+# JSON scanner's kernels, which `run` on its in-memory bus never calls), every
+# indicator kind (declared indicators) and the PostgreSQL sink's COPY encoder.
+# scripts/containers/check_numba_cache.py checks that none compiles.
 # The cache belongs to the image's user: numba uses a cache directory only
 # where it can write, and compiles anew on every start otherwise (seen: 15 s).
 RUN marketpulse run --duration 2 --no-dashboard --lake /tmp/warm --alerts-file /tmp/warm/alerts.jsonl \
@@ -75,6 +77,9 @@ RUN marketpulse run --duration 2 --no-dashboard --lake /tmp/warm --alerts-file /
     && marketpulse replay /tmp/warm/bars.csv --lake /tmp/warm --alerts-file '' \
     && rm -rf /tmp/warm \
     && python -c "import marketpulse.indicators as mi, marketpulse.sinks.pgcopy as pg; mi.warm_up(); pg.warm_up()" \
+    && python -c "from marketpulse.cli.common import processor_settings as p, rules_from as r; \
+from marketpulse.config import load_settings; from marketpulse.stream import Processor; \
+s = load_settings(); Processor(p(s), r(s)).warm_up()" \
     && chown -R marketpulse:marketpulse "$NUMBA_CACHE_DIR"
 WORKDIR /data
 VOLUME ["/data"]
