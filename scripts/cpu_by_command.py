@@ -40,7 +40,8 @@ def kind(cmdline: str) -> str:
     program = Path(words[0]).name if words and words[0] else ""
     if program == "java" or "/bin/java" in words[0] or "spark-class" in text:
         if "kafka.Kafka" in text:
-            return "java: Kafka broker"
+            # .ci/run's broker serves the whole run: its home is named kafka-ci
+            return "java: Kafka broker (the CI's)" if "kafka-ci" in text else "java: Kafka broker"
         if "spark" in text.lower():
             return "java: Spark"
         return "java: other"

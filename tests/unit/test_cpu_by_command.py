@@ -26,6 +26,8 @@ WORKERS = "pytest workers (the tests' own code)"
     ("cmdline", "expected"),
     [
         ("/usr/bin/java\0-cp\0/x/libs/*\0kafka.Kafka\0server.properties", "java: Kafka broker"),
+        ("/usr/bin/java\0-Dkafka.logs.dir=/dev/shm/marketpulse-kafka-ci.x1/logs\0kafka.Kafka",
+         "java: Kafka broker (the CI's)"),
         ("/usr/lib/jvm/bin/java\0-cp\0/v/pyspark/jars/*\0o.a.s.deploy.SparkSubmit", "java: Spark"),
         ("bash\0/v/pyspark/bin/spark-class\0org.apache.spark.deploy.SparkSubmit", "java: Spark"),
         ("/v/bin/python\0-m\0pyspark.daemon", "python: Spark workers"),
