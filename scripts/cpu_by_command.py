@@ -132,6 +132,9 @@ def main(argv: list[str]) -> int:
         status = subprocess.call(argv[1:])
     except KeyboardInterrupt:
         status = 130
+    except OSError as exc:  # not found, not executable: as a shell says it
+        print(f"cpu_by_command.py: {argv[1]}: {exc.strerror}", file=sys.stderr)
+        status = 127
     sampler.stopped.set()
     sampler.join()
     sampler.sample()

@@ -52,3 +52,10 @@ def test_the_command_s_status_is_the_script_s_and_a_table_follows(tmp_path):
     assert (ok.returncode, failed.returncode, bad.returncode) == (0, 1, 2)
     assert ok.stdout.startswith("== CPU by kind of process: ") and "kind" in ok.stdout
     assert "usage: cpu_by_command.py -- COMMAND" in bad.stderr
+
+
+def test_a_command_that_is_not_there_is_one_line_and_status_127(script, capsys):
+    assert script.main(["--", "/no/such/command"]) == 127
+    assert capsys.readouterr().err == (
+        "cpu_by_command.py: /no/such/command: No such file or directory\n"
+    )
