@@ -23,8 +23,10 @@ SECONDS_BY_FILE = pytest.StashKey[dict[str, float]]()
 #: CPU seconds by file: the test process's and its reaped subprocesses' (on a machine
 #: whose cores the workers saturate, what the wall time is made of).
 CPU_BY_FILE = pytest.StashKey[dict[str, float]]()
+OWN_CPU_BY_FILE = pytest.StashKey[dict[str, float]]()
 #: The CPU seconds used when a test's last phase report was made, in its worker.
 _CPU_MARK = pytest.StashKey[float]()
+_OWN_CPU_MARK = pytest.StashKey[float]()
 #: Files listed in the time summary at the end of a run.
 _SLOWEST_FILES = 15
 
@@ -42,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SECONDS_BY_WORKER] = {}
     config.stash[SECONDS_BY_FILE] = {}
     config.stash[CPU_BY_FILE] = {}
+    config.stash[OWN_CPU_BY_FILE] = {}
     _CONFIG[:] = [config]
 
 
@@ -65,11 +68,13 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
         _record_skip(_CONFIG[0], report)
 
 
-def _cpu_seconds() -> float:
+def _cpu_seconds() -> tuple[float, float]:
+    """The CPU seconds of this process and of the children it waited for, and its own alone."""
     own, children = (
         resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
     )
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    mine = own.ru_utime + own.ru_stime
+    return mine + children.ru_utime + children.ru_stime, mine
 
 
 @pytest.hookimpl(wrapper=True)
@@ -77,9 +82,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
     report = yield
     # the CPU used since the last report: this phase's (the setup's includes the fixtures'
     # it starts, a file's first test the module's); carried to the controller with the report
-    now = _cpu_seconds()
+    now, own = _cpu_seconds()
     report.user_properties.append(("cpu_seconds", now - item.config.stash.get(_CPU_MARK, now)))
-    item.config.stash[_CPU_MARK] = now
+    report.user_properties.append(
+        ("own_cpu_seconds", own - item.config.stash.get(_OWN_CPU_MARK, own))
+    )
+    item.config.stash[_CPU_MARK], item.config.stash[_OWN_CPU_MARK] = now, own
     if _record_skip(item.config, report):
         reason = item.config.stash[SKIPPED_UNDER_CI][-1][1]
         report.outcome = "failed"
@@ -147,30 +155,43 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for key, name in ((SECONDS_BY_WORKER, worker), (SECONDS_BY_FILE, report.nodeid.split("::")[0])):
         seconds = _CONFIG[0].stash[key]
         seconds[name] = seconds.get(name, 0.0) + report.duration
-    cpu = _CONFIG[0].stash[CPU_BY_FILE]
     name = report.nodeid.split("::")[0]
-    cpu[name] = cpu.get(name, 0.0) + sum(v for k, v in report.user_properties if k == "cpu_seconds")
+    for key, prop in ((CPU_BY_FILE, "cpu_seconds"), (OWN_CPU_BY_FILE, "own_cpu_seconds")):
+        cpu = _CONFIG[0].stash[key]
+        cpu[name] = cpu.get(name, 0.0) + sum(v for k, v in report.user_properties if k == prop)
 
 
 def _time_summary(terminalreporter, config: pytest.Config) -> None:
     """Print the seconds each worker spent and the slowest files, to balance the groups.
 
     Beside each file, the CPU seconds its tests and their subprocesses used (not the
-    servers of the session: the Kafka broker, a fixture's database).
+    servers of the session: the Kafka broker, a fixture's database), and of those the
+    CPU of the test process itself (the code that runs in pytest's worker).
     """
     workers, files = config.stash[SECONDS_BY_WORKER], config.stash[SECONDS_BY_FILE]
     if not workers:
         return
-    cpu = config.stash[CPU_BY_FILE]
+    cpu, own = config.stash[CPU_BY_FILE], config.stash[OWN_CPU_BY_FILE]
     terminalreporter.section("seconds by worker and slowest files")
     terminalreporter.line(", ".join(f"{w} {s:,.0f} s" for w, s in sorted(workers.items())))
-    terminalreporter.line(f"CPU of the tests and their subprocesses: {sum(cpu.values()):,.0f} s")
-    terminalreporter.line("  wall s    CPU s  file")
-    for name, seconds in sorted(files.items(), key=lambda kv: -kv[1])[:_SLOWEST_FILES]:
-        terminalreporter.line(f"{seconds:8.1f} {cpu.get(name, 0.0):8.1f}  {name}")
-    terminalreporter.line("by CPU:")
-    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])[:_SLOWEST_FILES]:
-        terminalreporter.line(f"{files.get(name, 0.0):8.1f} {seconds:8.1f}  {name}")
+    terminalreporter.line(
+        f"CPU of the tests and their subprocesses: {sum(cpu.values()):,.0f} s, "
+        f"of which in the test processes: {sum(own.values()):,.0f} s"
+    )
+    terminalreporter.line("  wall s    CPU s  own CPU s  file")
+
+    def line(name: str) -> str:
+        return (
+            f"{files.get(name, 0.0):8.1f} {cpu.get(name, 0.0):8.1f} {own.get(name, 0.0):10.1f}"
+            f"  {name}"
+        )
+
+    for name, _ in sorted(files.items(), key=lambda kv: -kv[1])[:_SLOWEST_FILES]:
+        terminalreporter.line(line(name))
+    for title, by in (("by CPU:", cpu), ("by CPU in the test process:", own)):
+        terminalreporter.line(title)
+        for name, _ in sorted(by.items(), key=lambda kv: -kv[1])[:_SLOWEST_FILES]:
+            terminalreporter.line(line(name))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
