@@ -33,8 +33,22 @@ _COMMAND = re.compile(r"(?:-m marketpulse|bin/marketpulse) (\S+)(?: (\S+))?")
 _GROUPS = ("lake", "report", "topics", "config", "db")
 
 
-def kind(cmdline: str) -> str:
-    """The kind a process is counted under, from its command line (NUL-separated)."""
+def kind(cmdline: str, parent: str = "") -> str:
+    """The kind a process is counted under, from its command line (NUL-separated).
+
+    A process no rule names (``python -c ...``, ``grep``, ``bash``) is counted under its
+    program and the kind of its ``parent`` (its parent's command line), when given:
+    ``grep (under marketpulse process)``.
+    """
+    named = _kind(cmdline)
+    words = cmdline.split("\0")
+    program = Path(words[0]).name if words and words[0] else ""
+    if parent and named == (program or "?"):
+        return f"{named} (under {_kind(parent)})"
+    return named
+
+
+def _kind(cmdline: str) -> str:
     words = cmdline.split("\0")
     text = " ".join(words)
     program = Path(words[0]).name if words and words[0] else ""
@@ -63,6 +77,14 @@ def kind(cmdline: str) -> str:
     if script:
         return script.group(1)
     return program or "?"
+
+
+def _cmdline(pid: str) -> str:
+    """A process's command line (NUL-separated); empty when it is gone or a kernel thread."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").rstrip("\0")
+    except OSError:
+        return ""
 
 
 def _busy() -> float:
@@ -96,7 +118,7 @@ class Sampler(threading.Thread):
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
                     if not cmdline:
                         continue  # a kernel thread
-                    self.kinds[key] = kind(cmdline.rstrip("\0"))
+                    self.kinds[key] = kind(cmdline.rstrip("\0"), _cmdline(fields[1]))
                     self.first[key] = cpu if self._initial else 0.0
                 self.last[key] = cpu
             except (OSError, ValueError, IndexError):
