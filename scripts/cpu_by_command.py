@@ -43,9 +43,14 @@ def kind(cmdline: str, parent: str = "") -> str:
     named = _kind(cmdline)
     words = cmdline.split("\0")
     program = Path(words[0]).name if words and words[0] else ""
-    if parent and named == (program or "?"):
-        return f"{named} (under {_kind(parent)})"
-    return named
+    if named != (program or "?"):
+        return named
+    if program.startswith("python") and len(words) > 1:  # what it runs
+        if words[1] in ("-m", "-c") and len(words) > 2:
+            named += f" {words[1]} {words[2] if words[1] == '-m' else '...'}"
+        elif words[1].endswith(".py"):
+            named += f" {Path(words[1]).name}"
+    return f"{named} (under {_kind(parent)})" if parent else named
 
 
 def _kind(cmdline: str) -> str:

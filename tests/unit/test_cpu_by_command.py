@@ -47,7 +47,9 @@ def test_each_process_is_counted_under_its_kind(script, cmdline, expected):
 def test_a_process_no_rule_names_is_counted_under_its_program_and_its_parent_s_kind(script):
     process = "/v/bin/python\0-m\0marketpulse\0process\0--kafka\0k:9092"
     assert script.kind("grep\0-q\0x", process) == "grep (under marketpulse process)"
-    assert script.kind("/usr/bin/python3\0-c\0pass", "bash\0-c\0x") == "python3 (under bash)"
+    assert script.kind("/usr/bin/python3\0-c\0pass", "bash\0-c\0x") == "python3 -c ... (under bash)"
+    assert script.kind("/v/bin/python\0-m\0moto.server\0-p\01") == "python -m moto.server"
+    assert script.kind("/v/bin/python\0/t/shot.py\0--out", "bash") == "python shot.py (under bash)"
     assert script.kind("grep\0-q\0x") == "grep"  # no parent known
     # one a rule names keeps its kind whatever its parent
     assert script.kind("/v/bin/python\0-m\0marketpulse\0sql\0q", "bash") == "marketpulse sql"
