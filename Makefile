@@ -27,12 +27,17 @@ help: ## list the targets
 # uv (installed into .venv by pip, pinned) resolves and installs the pinned dependencies in
 # seconds where pip took most of a minute with a warm cache (docs/benchmarks.md, first run);
 # where uv cannot be installed, pip does it as before. pip is installed into .venv either way.
+# uv tries its cache alone first (--offline), then the index: this machine's package mirror
+# answers every revalidation of pyspark's source distribution as modified, so an online
+# install fetched and built its 300 MB again each time (the dev install took 29 s with a
+# warm cache, 1 s offline). Offline, uv resolves against the index pages it cached last.
 UV_VERSION ?= 0.13.9
 UV := $(BIN)/uv
 define install_into_venv
 	@test -x $(UV) || $(PYTHON) -m pip --python $(BIN)/python install --quiet uv==$(UV_VERSION) \
 	  || echo "uv could not be installed: pip installs instead"
-	if test -x $(UV); then $(UV) pip install --quiet --python $(BIN)/python $(1); \
+	if test -x $(UV); then $(UV) pip install --quiet --offline --python $(BIN)/python $(1) 2>/dev/null \
+	  || $(UV) pip install --quiet --python $(BIN)/python $(1); \
 	else $(BIN)/python -m ensurepip --upgrade >/dev/null && $(BIN)/python -m pip install --quiet $(1); fi
 endef
 
