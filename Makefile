@@ -78,8 +78,8 @@ WORKERS ?= 4
 test: $(DEV_STAMP) $(CHROMIUM) db-servers ## run the whole test suite (installs Chromium, PostgreSQL, InfluxDB when missing)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --no-loadscope-reorder $(ARGS)
 
-test-unit: check ## the quick check, first in CI: ruff and mypy (check), then the unit tests on two workers
-	$(BIN)/python -m pytest -n 2 tests/unit $(ARGS)
+test-unit: check ## the quick check, first in CI: ruff and mypy (check), then the unit tests on three workers
+	$(BIN)/python -m pytest -n 3 tests/unit $(ARGS)
 
 check: $(DEV_STAMP) ## ruff (lint and format check) over the package, tests, benchmarks and scripts; mypy over the public API
 	$(BIN)/ruff check src tests bench scripts
