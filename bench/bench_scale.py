@@ -78,7 +78,7 @@ from scale_section import write_svg
 from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.feeds import Simulator
 from marketpulse.models import TRADE_SCHEMA
-from marketpulse.stream.checkpoint import META_KEY
+from marketpulse.stream.checkpoint import META_KEY, NAMES_KEY
 
 INTERVALS = {"1s": 1_000_000_000, "1m": 60_000_000_000, "5m": 300_000_000_000}
 START_TS = 1_700_000_000_000_000_000  # a fixed event time: every run the same stream
@@ -309,8 +309,10 @@ def measure(bootstrap: str, symbols: int, ticks: int, event_rate: float) -> dict
     size = (sample_sizes(bootstrap, topics.name("bars"))
             + sample_sizes(bootstrap, topics.name("indicators"))) / 2  # fmt: skip
     trades_bytes = sample_sizes(bootstrap, topics.name("trades"))
-    # a symbol's state record (the partition's own record, holding every symbol's name, aside)
-    state_bytes = sample_sizes(bootstrap, topics.name("state"), last=True, skip_key=META_KEY)
+    # a symbol's state record (the partition's record and its names records aside)
+    state_bytes = sample_sizes(
+        bootstrap, topics.name("state"), last=True, skip_keys=(META_KEY, NAMES_KEY)
+    )
     read, per_tick = sum(ends.values()), 2 * total_bars / sum(ends.values())
     floor = relay(bootstrap, topics, read, per_tick, size)
     floor_trades = relay(bootstrap, topics, read, per_tick, size, trades_bytes)

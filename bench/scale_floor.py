@@ -40,11 +40,11 @@ KEY = "FLOORSYM"
 
 
 def sample_sizes(bootstrap: str, topic: str, records: int = 2000, last: bool = False,
-                 skip_key: bytes | None = None) -> float:  # fmt: skip
+                 skip_keys: tuple[bytes, ...] = ()) -> float:  # fmt: skip
     """Mean value size (bytes) of up to ``records`` committed records of ``topic``.
 
-    ``last``: the last records of each partition rather than the first; ``skip_key``:
-    records with this key are not counted.
+    ``last``: the last records of each partition rather than the first; ``skip_keys``:
+    records whose key starts with one of these are not counted.
     """
     consumer = ck.Consumer(
         {"bootstrap.servers": bootstrap, "group.id": new_prefix("sizes"),
@@ -72,7 +72,7 @@ def sample_sizes(bootstrap: str, topic: str, records: int = 2000, last: bool = F
                     if error.code() == ck.KafkaError._PARTITION_EOF:
                         pending.discard(message.partition())
                 elif message.value() is not None \
-                        and (skip_key is None or message.key() != skip_key):  # fmt: skip
+                        and not (message.key() or b"").startswith(skip_keys):  # fmt: skip
                     sizes.append(len(message.value()))
     finally:
         consumer.close()

@@ -2,13 +2,18 @@
 
 One record per symbol (key: the symbol) holds its open windows, the
 indicator state of each of its intervals and its alert state; one record per
-partition (key :data:`META_KEY`) holds the partition's clock (watermark), its
-symbols in the order they were first seen, which fixes the order of bars
-closed together, and the dataset its outputs carry (records written before
-datasets hold none, and restore under any). Only the symbols a batch changed
-are written again, in the same transaction as the outputs and the consumed
-offsets, so the latest record of every key is always the state at the
-committed offset.
+partition (key :data:`META_KEY`) holds the partition's clock (watermark), how
+many symbols it has named, and the dataset its outputs carry (records written
+before datasets hold none, and restore under any). The symbols' names, in the
+order they were first seen (which fixes the order of bars closed together), are
+in records of :data:`NAMES_PER_RECORD` names each (keys ``__names__:0``,
+``__names__:1``, ...): a transaction writes again only the one whose names
+grew, never the whole list (at 100,000 symbols the partition record with every
+name was about 130 kB in every transaction of every partition). Records of the
+first version hold the names in the partition record, and restore as before.
+Only the symbols a batch changed are written again, in the same transaction as
+the outputs and the consumed offsets, so the latest record of every key is
+always the state at the committed offset.
 
 A partition that has had quotes (:mod:`marketpulse.stream.quote_windows`) says
 so in its partition record, and each symbol record holds the symbol's quote
@@ -29,11 +34,22 @@ from marketpulse.stream.partition import PartitionState
 from marketpulse.stream.quote_windows import QuoteState
 from marketpulse.timeframes import N_INTERVAL_KEYS
 
-__all__ = ["META_KEY", "CheckpointError", "restore_partition", "snapshot_partition"]
+__all__ = [
+    "META_KEY",
+    "NAMES_KEY",
+    "NAMES_PER_RECORD",
+    "CheckpointError",
+    "restore_partition",
+    "snapshot_partition",
+]
 
 #: Key of the partition record; never a valid symbol (symbols are upper case).
 META_KEY = b"__partition__"
-_VERSION = 1
+#: Prefix of the keys of the names records (``__names__:0``, ...); never a valid symbol.
+NAMES_KEY = b"__names__:"
+#: Symbols' names in one names record: a record is written again while its names grow.
+NAMES_PER_RECORD = 1024
+_VERSION = 2  # 2: the names in records of their own (1: in the partition record)
 _N_INTERVAL_KEYS = N_INTERVAL_KEYS  # indicator keys of a symbol: sid * n + interval key
 
 
@@ -43,12 +59,13 @@ class _PartitionMeta(msgspec.Struct, frozen=True):
     lateness: int
     clock: list[int]
     closed: list[int]
-    names: list[str]
+    names: list[str]  # version 1: every name; version 2: none (the names records hold them)
     dataset: str | None = None
     indicators: str | None = None  # the declared set's text; None: written before declarations
     fill_gaps: bool = False
     conditions: str = "none"  # the sale-condition rules (stream.tape)
     quotes: bool = False  # the partition has had quotes: its symbols' records hold their state
+    count: int = -1  # version 2: the symbols named, in the names records; -1: version 1
 
 
 class _SymbolState(msgspec.Struct, frozen=True):
@@ -63,6 +80,7 @@ class _SymbolState(msgspec.Struct, frozen=True):
 
 _encoder = msgspec.msgpack.Encoder()
 _meta_decoder = msgspec.msgpack.Decoder(_PartitionMeta)
+_names_decoder = msgspec.msgpack.Decoder(list[str])
 _symbol_decoder = msgspec.msgpack.Decoder(_SymbolState)
 
 
@@ -76,16 +94,27 @@ def snapshot_partition(
     sids: Iterable[int],
     dataset: str | None = None,
     indicators: str = DEFAULT.text,
+    names_from: int = 0,
 ) -> list[tuple[bytes, bytes]]:
-    """Return the partition record and the records of symbols ``sids``."""
+    """Return the partition record, the names records due, and the records of ``sids``.
+
+    ``names_from``: the symbols whose names the ``state`` topic already holds (the
+    names records written before hold the first ``names_from``); the records of the
+    names from there on are written, each with every name of its record.
+    """
     windows = state.windows
+    count = len(state.names)
     meta = _PartitionMeta(
         _VERSION, list(intervals), windows.lateness, windows.clock.tolist(),
-        windows.closed.tolist(), state.names.tolist(), dataset, indicators, windows.fill,
+        windows.closed.tolist(), [], dataset, indicators, windows.fill,
         "lean" if windows.hold else "none",
-        state.quotes is not None,
+        state.quotes is not None, count,
     )  # fmt: skip
     records = [(META_KEY, _encoder.encode(meta))]
+    start = names_from - names_from % NAMES_PER_RECORD if names_from < count else count
+    for first in range(start, count, NAMES_PER_RECORD):
+        names = state.names[first : first + NAMES_PER_RECORD].tolist()
+        records.append((b"%s%d" % (NAMES_KEY, first // NAMES_PER_RECORD), _encoder.encode(names)))
     order = np.array(sorted(sids), np.int64)
     if not len(order):
         return records
@@ -166,7 +195,7 @@ def restore_partition(
             "keep the declared indicators, or start the new set on new topics (a new "
             "topic prefix) and fill its history with `marketpulse backfill`"
         )
-    state.lookup(meta.names)
+    state.lookup(meta.names if meta.count < 0 else _names(records, meta.count))
     windows.clock[: len(meta.clock)] = np.asarray(meta.clock, np.int64)  # older: 3 values
     windows.closed[:] = np.asarray(meta.closed, np.int64)
     if meta.quotes:
@@ -176,7 +205,7 @@ def restore_partition(
     snapshots: list[bytes] = []
     alerts = []  # the symbols' alert states, checked here and restored in one pass
     for key, value in records.items():
-        if key == META_KEY:
+        if key == META_KEY or key.startswith(NAMES_KEY):
             continue
         try:
             symbol = _symbol_decoder.decode(value)
@@ -196,6 +225,32 @@ def restore_partition(
     state.indicators.restore_many(np.array(keys, np.int64), snapshots)
     state.alerts.restore_all(alerts)
     return restored
+
+
+def _names(records: Mapping[bytes, bytes], count: int) -> list[str]:
+    """The first ``count`` symbols' names, from the names records.
+
+    Raises:
+        CheckpointError: a names record is missing, corrupt or short.
+    """
+    names: list[str] = []
+    for index in range(-(-count // NAMES_PER_RECORD)):
+        key = b"%s%d" % (NAMES_KEY, index)
+        raw = records.get(key)
+        if raw is None:
+            raise CheckpointError(
+                f"the partition names {count} symbols, and {key.decode()} is missing"
+            )
+        try:
+            part = _names_decoder.decode(raw)
+        except msgspec.MsgspecError as exc:
+            raise CheckpointError(f"corrupt names record {key.decode()}: {exc}") from None
+        names += part
+    if len(names) < count:
+        raise CheckpointError(
+            f"the partition names {count} symbols, its names records {len(names)}"
+        )
+    return names[:count]
 
 
 def _difference(written: str, declared: str, limit: int = 200) -> str:

@@ -33,6 +33,8 @@ class PartitionState:
         names: the symbols by id.
         last_input: ``time.monotonic()`` of the partition's latest input.
         dirty: ids of the symbols whose state changed since the last checkpoint.
+        names_written: the symbols whose names the checkpoints so far hold (the
+            first ones of :attr:`names`): the next writes the names from there on.
         quotes: the quotes in force and order flow (:mod:`marketpulse.stream.quote_windows`),
             from the partition's first quote on; ``None`` before.
         max_symbols: most symbols the partition takes (``None``: no limit); a
@@ -46,6 +48,7 @@ class PartitionState:
     names: np.ndarray = field(default_factory=lambda: np.empty(0, object))
     last_input: float = 0.0
     dirty: set[int] = field(default_factory=set)
+    names_written: int = 0
     quotes: QuoteState | None = None
     max_symbols: int | None = None
 

@@ -221,9 +221,11 @@ class Processor:
             return []
         settings = self.settings
         records = snapshot_partition(
-            state, settings.intervals, state.dirty, settings.dataset, settings.indicators.text
-        )
+            state, settings.intervals, state.dirty, settings.dataset, settings.indicators.text,
+            state.names_written,
+        )  # fmt: skip
         state.dirty.clear()
+        state.names_written = len(state.names)
         return records
 
     def restore(
@@ -256,6 +258,7 @@ class Processor:
             self.settings.indicators.text,
         )  # fmt: skip
         state.max_symbols = self.settings.max_symbols
+        state.names_written = len(state.names)  # the records hold them
         if quiet_since is not None:
             state.last_input = quiet_since
         self._states[(topic, partition)] = state

@@ -12,7 +12,8 @@ from marketpulse.bus import Batch
 from marketpulse.feeds import Simulator
 from marketpulse.indicators import parse_set
 from marketpulse.stream import Processor, ProcessorSettings
-from marketpulse.stream.checkpoint import META_KEY, CheckpointError
+from marketpulse.stream import checkpoint as checkpoint_module
+from marketpulse.stream.checkpoint import META_KEY, NAMES_KEY, CheckpointError
 
 SETTINGS = ProcessorSettings(intervals=("1s", "1m", "5m"), lateness=0.5)
 
@@ -64,12 +65,68 @@ def test_a_checkpoint_holds_only_the_symbols_changed_since_the_last_one():
     proc = Processor(SETTINGS)
     batches = simulated(n_events=4_000, batch_size=1_000)
     proc.process(batches[0])
-    assert len(proc.checkpoint("ticks", 3)) == 1 + 40
+    first = [k for k, _ in proc.checkpoint("ticks", 3)]
+    assert first[:2] == [META_KEY, NAMES_KEY + b"0"] and len(first) == 2 + 40
     assert [k for k, _ in proc.checkpoint("ticks", 3)] == [META_KEY]
     one = batches[1].columns.filter(pa.compute.equal(batches[1].columns["symbol"], "SPY"))
     proc.process(Batch("ticks", 3, 1_000, 1_000 + one.num_rows - 1, "trade", one))
     keys = [k for k, _ in proc.checkpoint("ticks", 3)]
     assert keys[0] == META_KEY and b"SPY" in keys
+    assert not [k for k in keys if k.startswith(NAMES_KEY)]  # no new symbol: no names record
+
+
+def test_only_the_names_record_whose_names_grew_is_written_and_they_restore_in_order(
+    monkeypatch,
+):
+    """The symbols' names, in the order first seen, go in records of a few names each; a
+    checkpoint writes again only the records holding names added since the last one,
+    never the whole list (at 100,000 symbols 130 kB in every transaction)."""
+    monkeypatch.setattr(checkpoint_module, "NAMES_PER_RECORD", 16)
+    batches = simulated(n_events=20_000, batch_size=500)
+    proc, compacted = Processor(SETTINGS), {}
+    written = []  # the names records of each checkpoint
+    for batch in batches[:20]:
+        proc.process(batch)
+        records = proc.checkpoint("ticks", 3)
+        written.append([k for k, _ in records if k.startswith(NAMES_KEY)])
+        compacted.update(records)
+    names = proc.state("ticks", 3).names.tolist()
+    assert len(names) == 40  # 40 symbols: records 0, 1 and 2 (16, 16 and 8 names)
+    assert sorted(k for k in compacted if k.startswith(NAMES_KEY)) == [
+        NAMES_KEY + b"0", NAMES_KEY + b"1", NAMES_KEY + b"2"
+    ]  # fmt: skip
+    assert written[0] and written[-1] == []  # the names stopped growing: none written
+    # a record is written again only while its names grow: record 0 never after it is full
+    full = next(i for i, keys in enumerate(written) if NAMES_KEY + b"1" in keys)
+    assert all(NAMES_KEY + b"0" not in keys for keys in written[full + 1 :])
+    other = Processor(SETTINGS)
+    assert other.restore("ticks", 3, compacted) == 40
+    assert other.state("ticks", 3).names.tolist() == names  # the order bars close in
+    # the restored processor writes no name again until a new symbol comes
+    assert not [k for k, _ in other.checkpoint("ticks", 3) if k.startswith(NAMES_KEY)]
+    # a names record lost: refused in one line, not restored with the ids shifted
+    del compacted[NAMES_KEY + b"1"]
+    with pytest.raises(CheckpointError, match=r"names 40 symbols, and __names__:1 is missing"):
+        Processor(SETTINGS).restore("ticks", 3, compacted)
+
+
+def test_state_of_the_first_version_with_the_names_in_the_partition_record_restores():
+    proc = Processor(SETTINGS)
+    batches = simulated(n_events=4_000, batch_size=1_000)
+    proc.process(batches[0])
+    records = dict(proc.checkpoint("ticks", 3))
+    names = msgspec.msgpack.decode(records.pop(NAMES_KEY + b"0"))
+    meta = msgspec.msgpack.decode(records[META_KEY])
+    assert meta["names"] == [] and meta["count"] == len(names) == 40
+    meta.update(version=1, names=names)
+    del meta["count"]
+    records[META_KEY] = msgspec.msgpack.encode(meta)
+    other = Processor(SETTINGS)
+    assert other.restore("ticks", 3, records) == 40
+    assert other.state("ticks", 3).names.tolist() == names
+    assert [o.bars.to_pylist() for o in map(other.process, batches[1:])] == [
+        o.bars.to_pylist() for o in map(proc.process, batches[1:])
+    ]
 
 
 def test_state_written_with_other_intervals_is_refused_with_the_reason():
