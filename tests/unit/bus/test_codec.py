@@ -87,6 +87,25 @@ def test_alert_details_are_an_object_on_the_wire_and_a_map_in_the_table():
     assert table.column("bar_start").to_pylist() == [T0]
 
 
+def test_texts_with_newlines_stay_inside_their_own_record():
+    """Records are encoded in one call and cut at newlines: a newline in a text is escaped."""
+    alerts = [
+        Alert(f"{i:016x}", "p100", "SPY", "1m", T0, T0 + 60 * S, "warning",
+              "line one\nline two\r\n" * i, {"close": 101.0}, "sim\nline")
+        for i in range(3)
+    ]  # fmt: skip
+    keys, values = encode_alerts(alerts)
+    assert keys == ["SPY"] * 3 and len(values) == 3
+    assert values == [msgspec.json.encode(a) for a in alerts]  # the bytes of a call a row
+    assert [msgspec.json.decode(v)["message"] for v in values] == [a.message for a in alerts]
+    assert encode_alerts([]) == ([], [])
+    trades = pa.table({"symbol": ["A", "B"], "ts": [T0, T0 + 1], "price": [1.5, 2.5],
+                       "size": [1.0, 2.0], "exchange": ["Q\nX", None],
+                       "condition": [None, "@\n"]})  # fmt: skip
+    _, records = encode_rows("trade", trades)
+    assert [msgspec.json.decode(r).get("exchange") for r in records] == ["Q\nX", None]
+
+
 def test_dead_letters_keep_where_they_came_from_and_their_dataset():
     from_topic = DeadLetter("price", "field price: ...", b'{"type":"trade"}', key="SPY",
                             topic="t.ticks", partition=2, offset=41)  # fmt: skip
