@@ -120,10 +120,10 @@ class Sampler(threading.Thread):
                 cpu = (int(fields[11]) + int(fields[12])) / TICKS
                 key = (pid, fields[19])  # pid and start time: one process
                 if key not in self.kinds:
-                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                    cmdline = _cmdline(pid)
                     if not cmdline:
-                        continue  # a kernel thread
-                    self.kinds[key] = kind(cmdline.rstrip("\0"), _cmdline(fields[1]))
+                        continue  # a kernel thread, or gone meanwhile
+                    self.kinds[key] = kind(cmdline, _cmdline(fields[1]))
                     self.first[key] = cpu if self._initial else 0.0
                 self.last[key] = cpu
             except (OSError, ValueError, IndexError):

@@ -166,7 +166,7 @@ def _encode_each(rows: Iterable[msgspec.Struct]) -> list[bytes]:
     record; one ``encode_lines`` and a split take 17% less time than a call a row
     (100,000 indicator rows, measured here), with the same bytes.
     """
-    return _encoder.encode_lines(list(rows)).split(b"\n")[:-1]
+    return _encoder.encode_lines(rows).split(b"\n")[:-1]
 
 
 #: Characters a JSON string cannot hold as they are.
