@@ -300,9 +300,16 @@ def service_run(
 
 
 def cli_run(
-    cluster_: Cluster, topics: Topics, ends: dict[int, int], options: tuple[str, ...] = ()
+    cluster_: Cluster,
+    topics: Topics,
+    ends: dict[int, int],
+    options: tuple[str, ...] = (),
+    store_trades: bool = True,
 ) -> dict:
-    """Run ``marketpulse process --exit-when-idle 2 [options]``; time it to the end being committed."""
+    """Run ``marketpulse process --exit-when-idle 2 [options]``; time it to the end being committed.
+
+    ``store_trades`` false: with ``MARKETPULSE_PROCESS_STORE_TRADES=false`` (no ``trades``).
+    """
     group = f"{topics.prefix}process-cli"
     command = [
         sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers",
@@ -310,6 +317,8 @@ def cli_run(
         "--instance-id", "bench-cli", "--exit-when-idle", "2", *options,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    if not store_trades:
+        env["MARKETPULSE_PROCESS_STORE_TRADES"] = "false"
     watch = CommitWatch(cluster_.bootstrap, group, topics.ticks, ends)
     broker_cpu = cluster_.broker_cpu_seconds()
     start = time.perf_counter()
@@ -325,7 +334,8 @@ def cli_run(
         raise RuntimeError(f"marketpulse process failed:\n{output.decode(errors='replace')}")
     seconds = done - start
     trades = sum(ends.values())
-    result = {"route": "command", "seconds": seconds, "ticks_per_s": trades / seconds,
+    route = "command" if store_trades else "command-no-trades"
+    result = {"route": route, "seconds": seconds, "ticks_per_s": trades / seconds,
               "cpu_seconds": cpu}  # fmt: skip
     if broker_cpu is not None:
         result["broker_cpu_seconds"] = broker_after - broker_cpu
@@ -339,8 +349,9 @@ def main() -> None:
         "--repeat", type=int, default=3, help="runs of each ceiling; best kept, all recorded"
     )
     parser.add_argument(
-        "--routes", default="in-process,command",
-        help="process service routes to time: in-process, command (comma-separated)",
+        "--routes", default="in-process,command,command-no-trades",
+        help="process service routes to time: in-process, command, command-no-trades (the "
+        "command with [process] store_trades off) (comma-separated)",
     )  # fmt: skip
     parser.add_argument("--no-kcat", action="store_true", help="skip the kcat ceiling")
     parser.add_argument(
@@ -383,8 +394,8 @@ def main() -> None:
                 recreate_topics(bus, topics, OUTPUTS)  # a fresh state topic: start from scratch
             if route == "in-process":
                 run = service_run(kafka, topics, ends, args.profile)
-            elif route == "command":
-                run = cli_run(kafka, topics, ends)
+            elif route in ("command", "command-no-trades"):
+                run = cli_run(kafka, topics, ends, store_trades=route == "command")
             else:
                 raise SystemExit(f"unknown route {route!r}")
             run["dead_reasons"] = dead_letter_reasons(kafka.bootstrap, topics.name("dlq"))

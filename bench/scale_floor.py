@@ -13,9 +13,9 @@ decodes nothing and computes nothing.
 
 On top of that, as the service does with its default settings:
 
-* ``trades_bytes``: each tick is copied, as the service copies the trades it
-  keeps to its ``trades`` topic (one record per tick, of the mean size of the
-  service's);
+* ``trades_bytes``: one record for every batch read, as the service names the
+  trades it keeps on ``ticks`` in its ``trades`` topic (a reference a batch, of
+  the mean size of the service's);
 * ``state_bytes``: before each commit, one record of that size for every
   symbol (the key of a tick) read since the last commit, to a compacted topic
   (the service writes the state of each symbol a transaction changed to ``state``).
@@ -120,9 +120,9 @@ def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
                 # the partition is given: the key (a symbol's, in the service) only rides along
                 producer.send_encoded(out, [KEY] * k, [value] * k, batch.partition)
                 written += k
-                if trades_bytes:
-                    producer.send_encoded(copies, [KEY] * n, [copy] * n, batch.partition)
-                    copied += n
+                if trades_bytes:  # the reference to the batch's kept trades
+                    producer.send_encoded(copies, [KEY], [copy], batch.partition)
+                    copied += 1
                 if state_bytes:
                     changed.setdefault(batch.partition, set()).update(keys_of(batch.messages))
                 offsets[TopicPartition(batch.topic, batch.partition)] = batch.last_offset + 1

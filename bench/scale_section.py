@@ -211,10 +211,18 @@ out in {floor["transactions"]:,} transactions)."""
     with_trades, with_state = largest.get("floor_trades"), largest.get("floor_state")
     if with_trades is not None and with_state is not None:
         ceiling = with_state
-        text += f""" The service, with its default settings, also copies
+        if with_trades["copied"] >= with_trades["ticks"]:  # runs from before the references
+            trades_text = f"""copies
 each trade it keeps to `trades` and writes the state of every symbol a
 transaction changed to `state`. With a copy of each tick as well (of
-{with_trades["trades_bytes"]:,} bytes, the mean of the service's; *+ trades*) the relay moved
+{with_trades["trades_bytes"]:,} bytes, the mean of the service's; *+ trades*)"""
+        else:
+            trades_text = f"""names
+the trades it kept of each batch it read on `ticks` in a reference to `trades` and
+writes the state of every symbol a transaction changed to `state`. With one record
+for every batch it read as well (of {with_trades["trades_bytes"]:,} bytes, the mean of the
+service's references; *+ trades*)"""
+        text += f""" The service, with its default settings, also {trades_text} the relay moved
 {with_trades["ticks_per_s"]:,.0f} ticks/s; with, besides, one record of {with_state["state_bytes"]:,} bytes
 (the mean of the service's state records) for every symbol read since the last
 commit, before each commit (*+ state*: {with_state["state_records"]:,} records in

@@ -218,9 +218,10 @@ class ProcessSettings:
     consumed per poll at most; ``transaction_timeout``: seconds after which the
     broker aborts a crashed instance's transaction; ``step_timeout``: seconds a
     transaction step may take before the producer is replaced; ``store_trades``:
-    send the trades the processor kept to the ``trades`` topic, in the same
-    transaction as the bars, for the sinks to store (as ``run``/``replay`` store
-    them in the lake); off, the topic is neither required nor written;
+    store the trades the processor kept (as ``run``/``replay`` store them in the
+    lake): on Kafka, references to their offsets on ``ticks`` go to the
+    ``trades`` topic in the same transaction as the bars, and the sinks read the
+    trades there; off, the topic is neither required nor written;
     ``guarantee``: ``exactly-once`` (outputs in the transactions) or
     ``at-least-once`` (outputs sent at once, outside them; see
     ``runtime.process``).

@@ -8,11 +8,13 @@ import sys
 import time
 
 import confluent_kafka as ck
+import msgspec
 
 from marketpulse.bus.kafka import KafkaBus
 from marketpulse.bus.topics import Topics, topic_specs
 from marketpulse.config import KafkaSettings
 from marketpulse.feeds import FileReplay
+from marketpulse.stream.trade_refs import TradeResolver, is_ref
 
 #: The processor's output topics the exactly-once tests compare (trades: those it kept).
 OUTPUTS = ("bars", "indicators", "alerts", "trades")
@@ -247,7 +249,29 @@ def run_to_end(bootstrap, prefix, instance="ref"):
 
 
 def outputs(bootstrap, prefix):
-    return {t: read_committed(bootstrap, f"{prefix}{t}") for t in OUTPUTS}
+    got = {t: read_committed(bootstrap, f"{prefix}{t}") for t in OUTPUTS}
+    got["trades"] = resolved(bootstrap, got["trades"])
+    return got
+
+
+def resolved(bootstrap, topic_records):
+    """``trades`` records (:func:`read_committed`) as a sink stores them: each reference
+    replaced by the kept trades it names on ``ticks``, keyed by their symbol as copies are."""
+    bus = bus_for(bootstrap)
+    try:
+        resolver = TradeResolver(bus)
+        out = {}
+        for p, rows in topic_records.items():
+            values, origin, failed = resolver.records([v for _, v, _ in rows])
+            assert not failed, failed
+            out[p] = [
+                (msgspec.json.decode(v)["symbol"].encode(), v, ()) if is_ref(rows[i][1])
+                else (rows[i][0], v, rows[i][2])
+                for v, i in zip(values, origin, strict=True)
+            ]  # fmt: skip
+        return out
+    finally:
+        bus.close()
 
 
 def records(topic_records):

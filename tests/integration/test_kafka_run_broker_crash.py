@@ -7,7 +7,7 @@ import time
 import confluent_kafka as ck
 import pytest
 
-from .kafka_tools import end_offsets, read_committed, start, wait_log
+from .kafka_tools import end_offsets, read_committed, resolved, start, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def test_a_broker_killed_mid_run_loses_no_trade(private_broker, topic_prefix, tm
     # broker aborted the transaction open at the kill without writing its markers where it
     # knew no leader yet, and a later commit of the same producer id made those records
     # visible (519 trades twice, before the producer settled its partitions)
-    kept = read_committed(bootstrap, f"{topic_prefix}trades")
+    kept = resolved(bootstrap, read_committed(bootstrap, f"{topic_prefix}trades"))
     kept = [json.loads(value) for rows in kept.values() for _, value, _ in rows]
     assert sorted((t["symbol"], t["ts"], t["price"], t["size"]) for t in kept) == sorted(keys)
     # and each once in the lake (SQL shows times rounded to the microsecond)

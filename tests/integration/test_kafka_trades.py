@@ -2,11 +2,13 @@
 
 from datetime import UTC, datetime
 
+import confluent_kafka as ck
 import duckdb
 import pyarrow as pa
 import pytest
 
 from marketpulse.bus.topics import Topics, topic_specs
+from marketpulse.stream.trade_refs import is_ref
 
 from .conftest import LEAN_TRADES
 from .kafka_tools import (
@@ -15,6 +17,7 @@ from .kafka_tools import (
     end_offsets,
     load_file,
     process_command,
+    read_committed,
     start,
     wait_log,
 )
@@ -57,6 +60,12 @@ def test_process_and_sink_lake_store_the_trades_the_embedded_replay_stores(
                                     "--exit-when-idle", "4"))  # fmt: skip
     log = wait_log(process, 300)
     assert process.returncode == 0, log
+    # the topic names the kept trades on `ticks`: a trade crosses the broker once
+    kept = [v for rows in read_committed(kafka_bootstrap, f"{topic_prefix}trades").values()
+            for _, v, _ in rows]  # fmt: skip
+    ticks = read_committed(kafka_bootstrap, f"{topic_prefix}ticks")
+    assert kept and all(map(is_ref, kept))
+    assert sum(map(len, kept)) * 1000 < sum(len(v) for rows in ticks.values() for _, v, _ in rows)
     lake = tmp_path / "kafka"
     cli("sink", "lake", "--bootstrap-servers", kafka_bootstrap, "--topic-prefix", topic_prefix,
         "--group", f"{topic_prefix}sink", "--exit-when-idle", "4", "--lake", lake)  # fmt: skip
@@ -98,3 +107,51 @@ def test_store_trades_off_needs_no_trades_topic_and_stores_none(
     assert process.returncode == 0, log
     assert sum(end_offsets(kafka_bootstrap, topics.name("bars"))) > 40_000
     assert topics.name("trades") not in bus.admin().list_topics(timeout=10).topics
+
+
+def _morning(first: int, n: int) -> pa.Table:
+    """``n`` SPY trades a millisecond apart, from the ``first``-th millisecond after 9:30."""
+    start = 1381152600_000_000_000 + first * 1_000_000
+    return pa.table({
+        "symbol": ["SPY"] * n,
+        "ts": pa.array([start + i * 1_000_000 for i in range(n)], pa.int64()),
+        "price": [170.0 + (first + i) % 7 / 100 for i in range(n)],
+        "size": [100.0] * n,
+    })  # fmt: skip
+
+
+def test_kept_trades_no_longer_on_ticks_are_dead_letters_and_the_others_stored(
+    cli, kafka_bootstrap, topic_prefix, tmp_path
+):
+    topics = create_topics(kafka_bootstrap, topic_prefix)
+    bus = bus_for(kafka_bootstrap)
+    for first in (0, 1_000):  # two runs of process: two references, one of each half
+        with bus.producer() as producer:
+            producer.send_columns(topics.ticks, "trade", _morning(first, 1_000))
+        process = start(process_command(kafka_bootstrap, topic_prefix, "gone",
+                                        "--exit-when-idle", "3"))  # fmt: skip
+        log = wait_log(process, 300)
+        assert process.returncode == 0, log
+    (partition,) = [p for p, end in enumerate(end_offsets(kafka_bootstrap, topics.ticks)) if end]
+    refs = read_committed(kafka_bootstrap, topics.name("trades"))[partition]
+    assert len(refs) == 2 and all(is_ref(v) for _, v, _ in refs)
+
+    # the fault: the broker no longer holds the first half of `ticks` (as retention would)
+    tp = ck.TopicPartition(topics.ticks, partition, 1_000)
+    (done,) = bus.admin().delete_records([tp]).values()
+    assert done.result().low_watermark == 1_000  # the partition starts at the second half
+
+    lake = tmp_path / "lake"
+    result = cli("sink", "lake", "--bootstrap-servers", kafka_bootstrap, "--topic-prefix",
+                 topic_prefix, "--group", f"{topic_prefix}sink", "--exit-when-idle", "4",
+                 "--lake", lake)  # fmt: skip
+    gone = f"{topics.ticks}[{partition}] no longer holds offset 0"
+    assert gone in result.stderr  # logged, naming the partition and the offset
+    with duckdb.connect() as con:
+        stored = con.execute(f"SELECT epoch_ns(min(ts)), count(*) FROM read_parquet('{lake}/trades/**/"
+                             "*.parquet', hive_partitioning = true)").fetchone()  # fmt: skip
+        letters = con.execute(f"SELECT reason, error FROM read_parquet('{lake}/dlq/**/"
+                              "*.parquet', hive_partitioning = true)").fetchall()  # fmt: skip
+    assert stored[1] == 1_000  # the second half, each once
+    assert stored[0] == 1381152601_000_000_000  # from the first trade of the second half
+    assert len(letters) == 1 and gone in letters[0][1]

@@ -30,7 +30,15 @@ from marketpulse.models import Trade, encode
 
 from .conftest import LEAN_TRADES, marketpulse
 from .db_fixtures import assert_influx_equals_lake
-from .kafka_tools import bus_for, create_topics, load_file, read_committed, start, wait_log
+from .kafka_tools import (
+    bus_for,
+    create_topics,
+    load_file,
+    read_committed,
+    resolved,
+    start,
+    wait_log,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,10 +69,14 @@ def sorted_records(bootstrap, prefix):
     def headers(pairs):
         return tuple((k, v.replace(prefix.encode(), b"PREFIX.")) for k, v in pairs)
 
+    def read(topic):  # the trades: references resolved, as a sink stores them
+        got = read_committed(bootstrap, f"{prefix}{topic}")
+        return resolved(bootstrap, got) if topic == "trades" else got
+
     return {
         topic: {p: sorted((k, _trade(v) if topic == "trades" else v, headers(h))
                           for k, v, h in rows)
-                for p, rows in read_committed(bootstrap, f"{prefix}{topic}").items()}
+                for p, rows in read(topic).items()}
         for topic in TOPICS
     }  # fmt: skip
 

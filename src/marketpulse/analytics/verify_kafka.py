@@ -3,9 +3,11 @@
 Every partition of ``trades``, ``bars``, ``indicators``, ``alerts`` and ``dlq``
 is read from its start to its last stable offset with ``isolation.level =
 read_committed``: the records of committed transactions only, as a sink sees
-them. A record of the ``trades`` topic carries no identity of the input
-record it came from (no source offset), so trades stored twice cannot be told
-from trades that were alike: they show as trades in no bar.
+them. References in ``trades`` to the kept trades' offsets on ``ticks``
+(:mod:`marketpulse.stream.trade_refs`) are resolved to those trades, as a sink
+resolves them. A trade record carries no identity of the input record it came
+from (no source offset), so trades stored twice cannot be told from trades
+that were alike: they show as trades in no bar.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from marketpulse.bus.kafka import KafkaBus
 from marketpulse.bus.topics import Topics
 from marketpulse.exceptions import BusError
 from marketpulse.models import decode_tick
+from marketpulse.stream.trade_refs import TradeResolver
 
 __all__ = ["read_topics"]
 
@@ -93,7 +96,10 @@ def read_topics(bus: KafkaBus, topics: Topics, timeout: float = 120.0) -> Stored
                          "against trades")  # fmt: skip
             tables[table] = _rows(table, [], notes, name)
             continue
-        tables[table] = _rows(table, _read(bus, name, timeout).values, notes, name)
+        values = _read(bus, name, timeout).values
+        if table == "trades":
+            values = _resolved(bus, values, notes, name)
+        tables[table] = _rows(table, values, notes, name)
     dlq = _dead_letters(_read(bus, topics.name("dlq"), timeout, headers=True))
     notes.append(f"trades: records of {topics.name('trades')} carry no identity of their input: "
                  "trades stored twice show as extra trades, not as keys stored twice")  # fmt: skip
@@ -102,6 +108,17 @@ def read_topics(bus: KafkaBus, topics: Topics, timeout: float = 120.0) -> Stored
         tables["trades"], tables["bars"], tables["indicators"], tables["alerts"], dlq,
         notes=notes,
     )  # fmt: skip
+
+
+def _resolved(bus: KafkaBus, values: list[bytes], notes: list[str], topic: str) -> list[bytes]:
+    """``trades`` records with each reference replaced by the trades it names on ``ticks``."""
+    resolved = TradeResolver(bus).records(values)
+    assert resolved is not None  # no stop event is set
+    records, _, failed = resolved
+    if failed:
+        notes.append(f"{topic}: {len(failed):,} references to kept trades not resolved (their "
+                     f"trades are not checked); the first: {failed[0][1]}")  # fmt: skip
+    return records
 
 
 def _exists(bus: KafkaBus, name: str) -> bool:

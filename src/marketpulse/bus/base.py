@@ -71,6 +71,7 @@ __all__ = [
     "Producer",
     "ProducerFenced",
     "Rebalance",
+    "RecordsGone",
     "TopicPartition",
     "TransactionAborted",
     "TransactionalProducer",
@@ -176,6 +177,10 @@ class ProducerFenced(BusError):
 
 class ConsumerFatal(BusError):
     """The consumer cannot go on (fenced, for one); make a new one."""
+
+
+class RecordsGone(BusError):
+    """A partition no longer holds records asked for (its retention removed them)."""
 
 
 class Producer(ABC):
@@ -467,6 +472,28 @@ class Bus(ABC):
         Raises:
             BusError: the end was not reached within ``timeout`` seconds, or
                 ``stop`` was set first (a service stopping while its broker is away).
+        """
+
+    @abstractmethod
+    def read_range(
+        self,
+        topic: str,
+        partition: int,
+        first: int,
+        last: int,
+        timeout: float = 60.0,
+        stop: threading.Event | None = None,
+    ) -> list[Batch]:
+        """Read the committed records of a partition from ``first`` to ``last`` (inclusive).
+
+        Made for reading a log again where another reader has been, range after
+        range in order (the trades the processor kept, by reference): a range
+        that follows the last one read continues where it ended.
+
+        Raises:
+            RecordsGone: the partition no longer holds ``first`` (retention).
+            BusError: ``last`` was not reached within ``timeout`` seconds, or
+                ``stop`` was set first.
         """
 
     def close(self) -> None:  # noqa: B027 - a bus may keep nothing between calls

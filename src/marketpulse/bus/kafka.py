@@ -21,7 +21,7 @@ from typing import Any
 import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from marketpulse.bus.base import Bus, TopicPartition
+from marketpulse.bus.base import Batch, Bus, TopicPartition
 from marketpulse.bus.kafka_consumer import (
     ConsumerFatal,
     KafkaConsumer,
@@ -36,6 +36,7 @@ from marketpulse.bus.kafka_producer import (
     TransactionAborted,
     TransactionalProducer,
 )
+from marketpulse.bus.kafka_ranges import RangeReader
 from marketpulse.config import COMPRESSION, KAFKA_COMPRESSIONS, KafkaSettings
 from marketpulse.exceptions import BusError
 
@@ -128,6 +129,18 @@ def _refusal(error: ck.KafkaError, settings: KafkaSettings) -> str | None:
     return None
 
 
+#: A :meth:`KafkaBus.read_range` client's settings: a range no longer held is an error,
+#: not a jump to the log's start; records fetched ahead are bounded (one client a
+#: partition), and never paused for (librdkafka pauses a partition's fetches for a
+#: second whenever 100,000 records wait, by default).
+_RANGE_READER = {
+    "auto.offset.reset": "error",
+    "fetch.wait.max.ms": 100,
+    "queued.max.messages.kbytes": 16 * 1024,
+    "queued.min.messages": 1_000_000,
+}
+
+
 class KafkaBus(Bus):
     """Topics, producers and consumers on a Kafka cluster.
 
@@ -148,6 +161,8 @@ class KafkaBus(Bus):
         #: each a read_committed client and a read_uncommitted one (for the high watermark)
         self._readers: list[tuple[ck.Consumer, ck.Consumer]] = []
         self._readers_lock = threading.Lock()
+        #: readers of :meth:`read_range`, one per partition read
+        self._ranges: dict[tuple[str, int], RangeReader] = {}
 
     def __str__(self) -> str:
         return f"Kafka at {self.settings.bootstrap}"
@@ -469,13 +484,40 @@ class KafkaBus(Bus):
             with self._readers_lock:
                 self._readers.append(pair)
 
+    def read_range(
+        self,
+        topic: str,
+        partition: int,
+        first: int,
+        last: int,
+        timeout: float = 60.0,
+        stop: threading.Event | None = None,
+    ) -> list[Batch]:
+        """Read committed records from ``first`` to ``last`` (see :meth:`Bus.read_range`).
+
+        Each partition has a reader of its own, kept until :meth:`close`: a range
+        that follows the last one read there is fetched on, without a seek.
+        """
+        with self._readers_lock:
+            reader = self._ranges.get((topic, partition))
+            if reader is None:
+                client = self.reader(**_RANGE_READER)
+                reader = self._ranges[(topic, partition)] = RangeReader(client, topic, partition)
+        with reader.lock:
+            batch = reader.read(first, last, timeout, stop)
+        return [] if batch is None else [batch]
+
     def close(self) -> None:
-        """Close the readers :meth:`read_partition` kept."""
+        """Close the readers :meth:`read_partition` and :meth:`read_range` kept."""
         with self._readers_lock:
             pairs, self._readers = self._readers, []
+            ranges, self._ranges = self._ranges, {}
         for pair in pairs:
             for reader in pair:
                 reader.close()
+        for kept in ranges.values():
+            with kept.lock:
+                kept.close()
 
     def transactional_config(
         self, transactional_id: str, compression: str = COMPRESSION, timeout_s: float = 60.0

@@ -58,6 +58,7 @@ from marketpulse.bus.base import (
     Producer,
     ProducerFenced,
     Rebalance,
+    RecordsGone,
     TopicPartition,
     TransactionAborted,
     TransactionalProducer,
@@ -205,6 +206,29 @@ class MemoryBus(Bus):
                 else:
                     values[key] = value
         return values
+
+    def read_range(
+        self,
+        topic: str,
+        partition: int,
+        first: int,
+        last: int,
+        timeout: float = 60.0,
+        stop: threading.Event | None = None,
+    ) -> list[Batch]:
+        """The records from ``first`` to ``last`` still held, as columns, a batch a segment."""
+        held = self._partitions(topic)[partition]
+        segments = held.segments  # replaced, never changed in place (see _Partition)
+        if first < held.start_offset:
+            raise RecordsGone(f"{topic}[{partition}] no longer holds offset {first:,} "
+                              f"(it starts at {held.start_offset:,})")  # fmt: skip
+        out = []
+        for offset, kind, data, sent in segments:
+            start, end = max(first, offset), min(last + 1, offset + data.num_rows)
+            if start < end:
+                rows = data.slice(start - offset, end - start)
+                out.append(Batch(topic, partition, start, end - 1, kind, rows, sent_at=sent))
+        return out
 
     def consumer(
         self,

@@ -2,12 +2,16 @@
 
 :func:`send_output` sends one :class:`~marketpulse.stream.output.Output` to
 the output topics, as ``process`` writes them; the Spark route records the
-same records (:mod:`marketpulse.spark`), so both routes' topics hold the same.
+same records (:mod:`marketpulse.spark`).
 
-Every trade the processor keeps goes to the ``trades`` topic, as many records
-as the input. Encoding their columns again cost more than all the processing
-of a catch-up; a plain trade record's own bytes, with the dataset appended
-(:func:`~marketpulse.bus.codec.stored_plain_trades`), serve instead.
+Every trade the processor keeps is stored (the ``trades`` table). From raw
+messages (Kafka) ``process`` sends, by default, references to the kept trades'
+offsets on ``ticks`` (:mod:`marketpulse.stream.trade_refs`) instead of copies,
+so a trade crosses the broker once; the sinks read them there. Otherwise
+(columns on the embedded bus, or the Spark route, whose topics hold copies) the
+trades themselves go to ``trades``: a plain trade record's own bytes, with the
+dataset appended (:func:`~marketpulse.stream.trade_refs.trade_records`), or
+their columns.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ import bisect
 import numpy as np
 import pyarrow as pa
 
-from marketpulse.bus.base import Batch, Producer, offsets_of, values_of
-from marketpulse.bus.codec import stored_plain_trades
+from marketpulse.bus.base import Batch, Producer, offsets_of
 from marketpulse.bus.topics import Topics
 from marketpulse.models import DeadLetter
 from marketpulse.stream.decode import from_plain
 from marketpulse.stream.output import Output
+from marketpulse.stream.trade_refs import refs_of, trade_records
 
 __all__ = ["originals", "send_output", "send_trades"]
 
@@ -37,12 +41,14 @@ def send_output(
     dataset: str,
     store_trades: bool,
     quotes: str | None,
+    by_reference: bool = False,
 ) -> None:
     """Send ``out`` (the output of ``batch``, or of none: closed by the clock) to ``partition``.
 
     Bars, indicators, plugins' values, alerts and dead letters go to their
-    topics; the trades kept to ``trades`` when ``store_trades``; quotes to
-    ``quotes`` (its name; ``None``: not kept).
+    topics; the trades kept to ``trades`` when ``store_trades`` (with
+    ``by_reference``, those of raw messages as references to their offsets);
+    quotes to ``quotes`` (its name; ``None``: not kept).
     """
     for kind, rows in (("bars", out.bars), ("indicators", out.indicators), ("custom", out.custom)):
         if rows.num_rows:
@@ -51,7 +57,12 @@ def send_output(
         producer.send_alerts(topics.name("alerts"), out.alerts, partition)
     if out.dead:
         producer.send_dead(topics.name("dlq"), out.dead, partition, dataset)
-    if store_trades:
+    if store_trades and by_reference and batch is not None and batch.columns is None:
+        offsets = [t.column("offset").to_numpy() for t in out.trades if t.num_rows]
+        if offsets:
+            refs = refs_of(batch.topic, partition, np.concatenate(offsets), dataset)
+            producer.send_encoded(topics.name("trades"), [""] * len(refs), refs, partition)
+    elif store_trades:
         for trades in out.trades:
             if trades.num_rows:
                 send_trades(producer, topics.name("trades"), trades, partition, batch, dataset)
@@ -77,15 +88,8 @@ def send_trades(
     if batch is None or batch.columns is not None or not from_plain(trades):
         producer.send_rows(topic, "trades", trades, partition)
         return
-    values = values_of(batch.messages)
-    kept = trades.column("offset").to_numpy()
-    if len(kept) == len(values) and batch.last_offset - batch.first_offset + 1 == len(values):
-        picked = values  # every record of the batch, whose offsets have no gaps
-    else:
-        at = np.searchsorted(np.asarray(offsets_of(batch.messages), np.int64), kept)
-        picked = [values[i] for i in at.tolist()]
     keys = _keys(trades.column("symbol"))
-    producer.send_encoded(topic, keys, stored_plain_trades(picked, dataset), partition)
+    producer.send_encoded(topic, keys, trade_records(trades, batch, dataset), partition)
 
 
 def _keys(symbol: pa.Array | pa.ChunkedArray) -> list[str]:

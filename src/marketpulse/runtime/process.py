@@ -20,7 +20,9 @@ the order the processor made them.
 
 The trades the processor kept (:attr:`.Output.trades`, what the embedded
 pipeline stores as ``trades``) go to the ``trades`` topic in the same
-transaction, unless ``ProcessOptions.settings.store_trades`` is off.
+transaction, unless ``ProcessOptions.settings.store_trades`` is off: from
+Kafka, as references to their offsets on ``ticks``
+(:mod:`marketpulse.stream.trade_refs`), which the sinks resolve.
 
 At least once (``ProcessOptions.settings.guarantee`` ``at-least-once``): the
 outputs do not wait for a commit. They go, as soon as they are made, through
@@ -459,6 +461,7 @@ class ProcessService:
             self._out or self._producer, self.topics, out, partition, batch,
             dataset=self.processor.settings.dataset,
             store_trades=self.options.settings.store_trades, quotes=self._quotes,
+            by_reference=True,
         )  # fmt: skip
         self.policy.sent(out)
         if self._trace is not None and out.bars.num_rows:

@@ -40,6 +40,7 @@ from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.segments import MARK_KIND, read_marks
 from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
 from marketpulse.sinks.exceptions import StoreFailedError
+from marketpulse.stream.trade_refs import TradeResolver
 
 __all__ = ["SINK_BATCH", "SinkOptions", "SinkService", "SinkServiceStats"]
 
@@ -160,6 +161,8 @@ class SinkService:
         self._segment: dict[TopicPartition, int] = {}
         self._ended: dict[tuple[int, int], set[TopicPartition]] = {}
         self._source_ended = False
+        #: reads the kept trades that ``trades`` records name on ``ticks``
+        self._trades = TradeResolver(bus, self.stop)
 
     @property
     def joined(self) -> bool:
@@ -251,7 +254,8 @@ class SinkService:
                 last_lag = now
                 self._read_lag()
             for batch in batches:
-                self._write(batch)
+                if not self._write(batch):
+                    break  # stopped while trades were read: the rest is read again
                 self.last_input = now
                 self._checks, self._waited, self._rejoined = 0, False, False
             self._check_stall(now)
@@ -324,16 +328,21 @@ class SinkService:
         self._resumed.clear()  # the new member's assignment fetches them again
         self._consumer = self._new_consumer()
 
-    def _write(self, batch: Batch) -> None:
+    def _write(self, batch: Batch) -> bool:
+        """Write a batch's rows; ``False``: stopped first (nothing of it written)."""
         table = self.topics.table(batch.topic)
-        self._pending[batch.tp] = batch.last_offset + 1
         if batch.kind == MARK_KIND and batch.columns is not None:
+            self._pending[batch.tp] = batch.last_offset + 1
             self._marked(batch)
-            return
+            return True
         if batch.columns is not None:  # the embedded bus: rows as they were sent
             rows, count = _table_columns(table, batch.columns), batch.columns.num_rows
         else:
-            rows, count = self._decode(table, batch), len(batch.messages)
+            decoded = self._decode(table, batch)
+            if decoded is None:
+                return False
+            rows, count = decoded, len(batch.messages)
+        self._pending[batch.tp] = batch.last_offset + 1
         # offsets name the sink's files only where a rerun reads the same offsets again;
         # elsewhere a replay's segments do
         source: SourceRange | InputSegment | None = None
@@ -344,6 +353,7 @@ class SinkService:
         self.sink.write(table, rows, source)
         self.stats.records += count
         self.stats.rows[table] = self.stats.rows.get(table, 0) + rows.num_rows
+        return True
 
     def _marked(self, batch: Batch) -> None:
         """Follow a partition's segment marks; end each segment once it ended everywhere."""
@@ -369,8 +379,12 @@ class SinkService:
                 self._source_ended = False
                 self.sink.end_source(origin)
 
-    def _decode(self, table: str, batch: Batch) -> pa.Table:
-        """The rows of a batch of raw messages; those not of ``table`` go to the dlq."""
+    def _decode(self, table: str, batch: Batch) -> pa.Table | None:
+        """The rows of a batch of raw messages; those not of ``table`` go to the dlq.
+
+        References among ``trades`` records are resolved to the trades they name
+        (:mod:`marketpulse.stream.trade_refs`); ``None``: stopped meanwhile.
+        """
         messages = batch.messages
         if table == "dlq":
             messages = list(messages)  # each made once
@@ -378,6 +392,15 @@ class SinkService:
                 [m.key for m in messages], [m.value for m in messages],
                 [m.headers for m in messages], [m.timestamp * 1_000_000 for m in messages],
             )  # fmt: skip
+        elif table == "trades":
+            resolved = self._trades.records([v or b"" for v in values_of(messages)])
+            if resolved is None:
+                return None
+            values, origin, failed = resolved
+            rows, errors = decode_rows(table, values)
+            failed += [(origin[index], error) for index, error in errors]
+            if failed:
+                self._undecodable(batch, sorted(failed))
         else:
             rows, errors = decode_rows(table, [v or b"" for v in values_of(messages)])
             if errors:

@@ -110,6 +110,9 @@ class FakeProducer:
         _, values = encode_rows(kind, rows)
         self.open += [(topic, partition, value) for value in values]
 
+    def send_encoded(self, topic, keys, values, partition) -> None:
+        self.open += [(topic, partition, value) for value in values]
+
     def send_records(self, topic, records, partition) -> None:
         for key, value in records:
             self.send(topic, key, value, partition)

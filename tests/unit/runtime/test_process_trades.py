@@ -55,6 +55,7 @@ def trading_service(make_service, log):
 
 
 def test_the_kept_trades_go_to_trades_in_the_transaction_of_their_bars(trading_service):
+    """From raw messages, as references to their offsets on ``ticks``: no copy of a trade."""
     service = trading_service()
     assert service._handle([batch(0, 10, 12), batch(1, 20, 21)])
     producer = service._producer
@@ -62,11 +63,12 @@ def test_the_kept_trades_go_to_trades_in_the_transaction_of_their_bars(trading_s
     service._commit()
 
     sent = [(p, v) for topic, p, v in producer.committed if topic == TOPICS.name("trades")]
-    assert [p for p, _ in sent] == [0, 0, 0, 1, 1]  # the partition of their input
-    rows = [msgspec.json.decode(v) for _, v in sent]
-    assert rows[0] == {"symbol": "S0", "ts": 10, "price": 10.0, "size": 100.0,
-                       "exchange": "Q", "condition": None, "dataset": "test"}  # fmt: skip
-    assert [r["ts"] for r in rows] == [10, 11, 12, 20, 21]
+    assert [p for p, _ in sent] == [0, 1]  # one reference a batch, to the input's partition
+    refs = [msgspec.json.decode(v) for _, v in sent]
+    assert refs == [
+        {"kept_from": TOPICS.ticks, "partition": 0, "runs": [10, 12], "dataset": "test"},
+        {"kept_from": TOPICS.ticks, "partition": 1, "runs": [20, 21], "dataset": "test"},
+    ]
     assert producer.topics("committed").count(TOPICS.name("bars")) == 2
     assert producer.offsets == [{tp(0): 13, tp(1): 22}]
 
