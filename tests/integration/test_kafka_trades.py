@@ -148,8 +148,9 @@ def test_kept_trades_no_longer_on_ticks_are_dead_letters_and_the_others_stored(
     gone = f"{topics.ticks}[{partition}] no longer holds offset 0"
     assert gone in result.stderr  # logged, naming the partition and the offset
     with duckdb.connect() as con:
-        stored = con.execute(f"SELECT epoch_ns(min(ts)), count(*) FROM read_parquet('{lake}/trades/**/"
-                             "*.parquet', hive_partitioning = true)").fetchone()  # fmt: skip
+        stored = con.execute(f"SELECT epoch_ns(min(ts)), count(*) FROM read_parquet("
+                             f"'{lake}/trades/**/*.parquet', hive_partitioning = true)"
+                             ).fetchone()  # fmt: skip
         letters = con.execute(f"SELECT reason, error FROM read_parquet('{lake}/dlq/**/"
                               "*.parquet', hive_partitioning = true)").fetchall()  # fmt: skip
     assert stored[1] == 1_000  # the second half, each once
