@@ -25,9 +25,8 @@ _READ_PAST = 50_000
 
 #: Errors after which the client goes on by itself (the end for now, a new leader, a
 #: broker back).
-_TRANSIENT = frozenset(
-    {ck.KafkaError._PARTITION_EOF, ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN}
-) | _LEADER_MOVING
+_TRANSIENT = {ck.KafkaError._PARTITION_EOF, ck.KafkaError._TRANSPORT,
+              ck.KafkaError._ALL_BROKERS_DOWN, *_LEADER_MOVING}  # fmt: skip
 
 
 class RangeReader:
