@@ -40,7 +40,7 @@ from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.segments import MARK_KIND, read_marks
 from marketpulse.sinks.base import TABLES, InputSegment, Sink, SourceRange
 from marketpulse.sinks.exceptions import StoreFailedError
-from marketpulse.stream.trade_refs import TradeResolver
+from marketpulse.stream.trade_refs import TradeResolver, slices
 
 __all__ = ["SINK_BATCH", "SinkOptions", "SinkService", "SinkServiceStats"]
 
@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 
 #: Records a sink service consumes per poll at most, by default.
 SINK_BATCH = 50_000
+
+#: Trades a sink resolves from references at a time at most (a batch of references
+#: can name a backlog's worth: see :func:`~marketpulse.stream.trade_refs.slices`).
+RESOLVE_AT_MOST = 100_000
 
 #: Seconds a poll waits for records at most.
 _POLL_S = 0.1
@@ -329,8 +333,27 @@ class SinkService:
         self._consumer = self._new_consumer()
 
     def _write(self, batch: Batch) -> bool:
-        """Write a batch's rows; ``False``: stopped first (nothing of it written)."""
+        """Write a batch's rows; ``False``: stopped first (the rest of it not written).
+
+        A batch of ``trades`` records is written in slices of at most
+        :data:`RESOLVE_AT_MOST` trades, references resolved slice by slice.
+        """
         table = self.topics.table(batch.topic)
+        if table == "trades" and batch.columns is None:
+            messages = batch.messages
+            cuts = slices(values_of(messages), RESOLVE_AT_MOST)
+            if len(cuts) > 1:
+                for start, stop in cuts:
+                    part = messages[start:stop]
+                    piece = Batch(batch.topic, batch.partition, part[0].offset,
+                                  part[-1].offset, messages=part)  # fmt: skip
+                    if not self._write_rows(table, piece):
+                        return False
+                return True
+        return self._write_rows(table, batch)
+
+    def _write_rows(self, table: str, batch: Batch) -> bool:
+        """Write the rows of ``batch`` (or of a slice of one); ``False``: stopped first."""
         if batch.kind == MARK_KIND and batch.columns is not None:
             self._pending[batch.tp] = batch.last_offset + 1
             self._marked(batch)

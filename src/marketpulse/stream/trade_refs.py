@@ -39,7 +39,7 @@ from marketpulse.exceptions import BusError
 from marketpulse.stream.decode import decode_batch, from_plain
 from marketpulse.stream.output import Constant, stamp
 
-__all__ = ["TradeRef", "TradeResolver", "is_ref", "refs_of", "trade_records"]
+__all__ = ["TradeRef", "TradeResolver", "is_ref", "refs_of", "slices", "trade_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,34 @@ _decoder = msgspec.json.Decoder(TradeRef)
 def is_ref(value: bytes | None) -> bool:
     """Whether a ``trades`` record is a reference (else a copy of a trade)."""
     return value is not None and value.startswith(REF_PREFIX)
+
+
+def slices(values: Sequence[bytes | None], most: int) -> list[tuple[int, int]]:
+    """Cut ``trades`` records into slices ``[start, stop)`` of at most ``most`` trades each.
+
+    A reference counts the trades it names, a copy one; a reference naming more
+    than ``most`` is a slice of its own. A sink resolves a slice at a time, so a
+    backlog of references never becomes all its trades in memory at once.
+    """
+    out, start, count = [], 0, 0
+    for index, value in enumerate(values):
+        n = _named(value) if is_ref(value) else 1
+        if count and count + n > most:
+            out.append((start, index))
+            start, count = index, 0
+        count += n
+    if start < len(values):
+        out.append((start, len(values)))
+    return out
+
+
+def _named(value: bytes | None) -> int:
+    """How many trades a reference names (1 if it cannot be read: it fails on its own)."""
+    try:
+        runs = _decoder.decode(value).runs  # type: ignore[arg-type]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return 1
+    return max(1, sum(runs[1::2]) - sum(runs[0::2]) + len(runs) // 2)
 
 
 def refs_of(topic: str, partition: int, offsets: np.ndarray, dataset: str | None) -> list[bytes]:

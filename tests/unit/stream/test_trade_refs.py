@@ -15,7 +15,14 @@ from marketpulse.exceptions import BusError
 from marketpulse.stream import trade_refs
 from marketpulse.stream.decode import decode_batch, from_plain
 from marketpulse.stream.output import Constant, stamp
-from marketpulse.stream.trade_refs import TradeRef, TradeResolver, is_ref, refs_of, trade_records
+from marketpulse.stream.trade_refs import (
+    TradeRef,
+    TradeResolver,
+    is_ref,
+    refs_of,
+    slices,
+    trade_records,
+)
 
 TICKS = "p.ticks"
 
@@ -176,3 +183,16 @@ def test_on_the_memory_bus_a_range_is_read_as_the_columns_it_holds():
     rows = decode_rows("trades", got)[0]
     assert failed == [] and rows.column("ts").to_pylist() == [1_003, 2_001]
     assert rows.column("dataset").to_pylist() == ["mem", "mem"]
+
+
+def test_a_backlog_of_references_is_cut_into_slices_of_at_most_so_many_trades():
+    ref = refs_of(TICKS, 0, np.array([0, 1, 2, 5, 6]), None)[0]  # names 5 trades
+    big = refs_of(TICKS, 0, np.arange(100, 120), None)[0]  # 20
+    copy = encode_rows("trades", trades_table(1))[1][0]
+    values = [ref, ref, copy, big, ref, copy, copy, b'{"kept_from":broken']
+    # 5 + 5 + 1 > 10: the copy starts the next slice; with the 20 it is more than 10 again
+    assert slices(values, 10) == [(0, 2), (2, 3), (3, 4), (4, 8)]
+    assert slices(values, 11) == [(0, 3), (3, 4), (4, 8)]
+    assert slices(values, 1_000) == [(0, 8)]
+    assert slices([], 10) == []
+    assert slices([big], 10) == [(0, 1)]  # more than the most, alone
