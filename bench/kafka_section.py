@@ -141,6 +141,11 @@ def render_kafka(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
         f"({r['ticks_per_s'] / ceiling:.2f}x)"
         for name, r in routes.items()
     )
+    raw_after = ""
+    repeat = int(arg(run, "bench_kafka_catchup", "--repeat", "3"))
+    if len(raw.get("runs_seconds", ())) > repeat:
+        raw_after = (" (the raw consumers': as many before the services and again after "
+                     "them, the best of all)")  # fmt: skip
     stored_once = ""
     if "command" in routes and "command-no-trades" in routes:
         with_trades, without = routes["command"], routes["command-no-trades"]
@@ -209,7 +214,7 @@ Preloading with the project's producer (idempotent, `acks=all`, lz4) took
 The process service is timed from its start to the moment its group's
 committed offsets reach the end of `ticks`, so the idle wait before it exits
 is not counted. The ceilings are the best of
-{arg(run, "bench_kafka_catchup", "--repeat", "3")} runs.
+{arg(run, "bench_kafka_catchup", "--repeat", "3")} runs{raw_after}.
 
 | route | what it does | seconds | ticks/s | CPU s |
 |---|---|---:|---:|---:|
