@@ -160,13 +160,14 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
 
 
 def _encode_each(rows: Iterable[msgspec.Struct]) -> list[bytes]:
-    """The JSON of each row: one call for all of them, cut at the newlines between them.
+    """The JSON of each row, a msgspec call a row.
 
-    msgspec writes a newline inside a string escaped, so a newline only ever ends a
-    record; one ``encode_lines`` and a split take 17% less time than a call a row
-    (100,000 indicator rows, measured here), with the same bytes.
+    One ``encode_lines`` for all of them, cut at the newlines, took 17% less time
+    (100,000 indicator rows), but the process service's resident memory then grew
+    with the records it had sent: 4.3-4.6 GB after 5,000,000 ticks of 10,000
+    symbols, against 1.4 GB a call a row (measured here).
     """
-    return _encoder.encode_lines(rows).split(b"\n")[:-1]
+    return [_encoder.encode(row) for row in rows]
 
 
 #: Characters a JSON string cannot hold as they are.
