@@ -19,7 +19,7 @@ CHROMIUM ?= /usr/bin/chromium
 # (uv, unlike pip, leaves the compiling to the first import).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help install browser db-servers run test test-unit test-containers containers check lint docs screenshots bench bench-peers clean kafka-up kafka-down
+.PHONY: help install browser db-servers run test test-unit test-containers containers check lint docs forecasts screenshots bench bench-peers clean kafka-up kafka-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ lint: check ## check, then the docs build
 
 docs: $(DEV_STAMP) ## build the documentation site into site/ (mkdocs build --strict: a warning or broken link fails)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+forecasts: $(DEV_STAMP) ## docs/forecasts.md: forecast evaluate over the Lean day, the Kaggle indices and a simulated session (a few minutes)
+	$(BIN)/python scripts/docs/forecasts.py $(ARGS)
 
 screenshots: $(DEV_STAMP) $(CHROMIUM) ## the dashboard's screenshots in docs/images/ (the Lean day replayed, served, photographed in Chromium)
 	$(BIN)/python scripts/docs/screenshot.py --chromium $(CHROMIUM) $(ARGS)

@@ -82,6 +82,7 @@ OUT_OF_RANGE = {
     (("lake", "compact"), "--min-files"): "1",
     (("backtest",), "--baseline"): "0",
     (("backtest",), "--seed"): "-1",
+    (("forecast", "evaluate"), "--seed"): "-2",
     (("notify",), "--commit-interval"): "0",
     (("notify",), "--metrics-port"): "65536",
     (("notify",), "--exit-when-idle"): "-1",

@@ -36,6 +36,7 @@ import pyarrow as pa
 from marketpulse.alerts import AlertEngine, Rule
 from marketpulse.alerts.conditions import direction
 from marketpulse.analytics.exceptions import AnalyticsError
+from marketpulse.analytics.intervals import wilson
 from marketpulse.analytics.reports import pick_dataset
 from marketpulse.analytics.sql import Lake
 from marketpulse.indicators.declare import DEFAULT, DeclaredSet
@@ -44,7 +45,6 @@ from marketpulse.timeframes import sort_key
 
 __all__ = ["BacktestResult", "BacktestScope", "backtest"]
 
-_Z95 = 1.959963984540054
 _PRICES = ("open", "high", "low", "close", "volume")
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -332,7 +332,7 @@ def _figures(
     base_hits = int((np.sign(draws[base_directed]) == draw_signs[base_directed]).sum())
     base_n = int(base_directed.sum())
     for prefix, k, m in (("", hits, n), ("baseline_", base_hits, base_n)):
-        rate, low, high = _wilson(k, m)
+        rate, low, high = wilson(k, m)
         row |= {f"{prefix}hit_rate": rate, f"{prefix}hit_low": low, f"{prefix}hit_high": high}
     if n and base_n:
         row["p_value"] = _two_proportions(hits, n, base_hits, base_n)
@@ -346,17 +346,6 @@ def _figures(
 def _pct(values: np.ndarray) -> float | None:
     """The mean of fractions, in percent (``None`` for none)."""
     return float(values.mean()) * 100.0 if len(values) else None
-
-
-def _wilson(k: int, n: int) -> tuple[float | None, float | None, float | None]:
-    """The share ``k / n`` and its 95% Wilson score interval (``None`` without trials)."""
-    if n == 0:
-        return None, None, None
-    p = k / n
-    z2 = _Z95 * _Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _two_proportions(k1: int, n1: int, k2: int, n2: int) -> float:

@@ -17,6 +17,7 @@ from marketpulse.assemble import embedded_options, runner_options
 from marketpulse.cli import (
     backtest_command,
     dashboard_command,
+    forecast_command,
     indicators_command,
     notify_command,
     options,
@@ -83,6 +84,7 @@ app.command("sql")(sql_command.sql)
 app.command("indicators")(indicators_command.indicators)
 app.command("backfill")(sql_command.backfill)
 app.command("backtest")(backtest_command.backtest)
+app.add_typer(forecast_command.forecast_app, name="forecast")
 app.command("process")(services_command.process)
 app.command("spark")(spark_command.spark)
 app.command("notify")(notify_command.notify)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -14,14 +13,14 @@ from marketpulse.cli.common import (
     LAKE_OPTION,
     RULES_OPTION,
     declared_indicators,
+    parse_horizons,
     parse_indicators,
     rules_from,
     settings_from,
 )
 from marketpulse.cli.sink_options import lake_location
-from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat
+from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat, print_record
 from marketpulse.cli.storage_command import date_option
-from marketpulse.exceptions import InputError
 
 __all__ = ["backtest"]
 
@@ -78,10 +77,10 @@ def backtest(
     """
     import pyarrow as pa
 
-    from marketpulse.analytics import Lake, format_table
+    from marketpulse.analytics import Lake
     from marketpulse.analytics.backtest import BacktestScope
     from marketpulse.analytics.backtest import backtest as run_backtest
-    from marketpulse.analytics.results import fit_columns, mark_percent
+    from marketpulse.analytics.results import mark_percent
 
     settings = settings_from(
         config, lake=lake, rules=rules, indicators=parse_indicators(indicators)
@@ -91,7 +90,7 @@ def backtest(
         start=date_option(start, "--start") if start else None,
         end=date_option(end, "--end") if end else None,
         symbols=tuple(s.strip() for s in (symbols or "").split(",") if s.strip()),
-        horizons=_horizons(horizons),
+        horizons=parse_horizons(horizons, "5,15,60"),
         baseline=baseline,
         seed=seed,
     )
@@ -120,23 +119,4 @@ def backtest(
         record, signed=("mean_return_pct", "baseline_mean_return_pct"),
         unsigned=("mean_abs_return_pct", "baseline_mean_abs_return_pct"),
     )  # fmt: skip
-    if format == OutputFormat.table and output is None:
-        width = shutil.get_terminal_size().columns
-        record, dropped = fit_columns(record, width, _FIRST_COLUMNS)
-        if dropped:
-            print(f"{len(dropped)} columns left out to fit {width} characters: "
-                  f"{', '.join(dropped)} (--format csv or json has them all)",
-                  file=sys.stderr)  # fmt: skip
-    format_table(record, format.value, output)
-
-
-def _horizons(text: str) -> tuple[int, ...]:
-    """``--horizons 5,15,60`` as bar counts."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise InputError(f"--horizons: expected whole numbers of bars such as 5,15,60, "
-                         f"got {text!r}") from None  # fmt: skip
-    if not values or min(values) < 1:
-        raise InputError(f"--horizons: whole numbers of bars, at least 1, got {text!r}")
-    return values
+    print_record(record, format, output, _FIRST_COLUMNS)

@@ -36,6 +36,7 @@ __all__ = [
     "console",
     "declared_indicators",
     "parse_columns",
+    "parse_horizons",
     "processor_settings",
     "notifications_from",
     "rules_from",
@@ -121,6 +122,18 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     settings = load_settings(config).replace(**overrides)
     configure_logging(settings.log_level)
     return settings
+
+
+def parse_horizons(text: str, example: str) -> tuple[int, ...]:
+    """``--horizons 5,15,60`` as bar counts (``example`` shows a good value in the error)."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"--horizons: expected whole numbers of bars such as {example}, "
+                         f"got {text!r}") from None  # fmt: skip
+    if not values or min(values) < 1:
+        raise InputError(f"--horizons: whole numbers of bars, at least 1, got {text!r}")
+    return values
 
 
 def parse_columns(spec: str | None) -> dict[str, str] | None:

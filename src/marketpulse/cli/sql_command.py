@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,9 +28,11 @@ from marketpulse.cli.sink_options import lake_location
 from marketpulse.exceptions import InputError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from marketpulse.analytics import Lake
 
-__all__ = ["FORMAT_OUTPUT_OPTION", "OutputFormat", "backfill", "sql"]
+__all__ = ["FORMAT_OUTPUT_OPTION", "OutputFormat", "backfill", "print_record", "sql"]
 
 
 class OutputFormat(StrEnum):
@@ -42,6 +47,27 @@ class OutputFormat(StrEnum):
 FORMAT_OUTPUT_OPTION = typer.Option(
     OutputFormat.table, "--format", help="Output: table, csv, json or parquet."
 )
+
+
+def print_record(
+    record: pa.Table, format: OutputFormat, output: Path | None, first: Sequence[str]
+) -> None:
+    """Write a track record; a table for the terminal keeps the ``first`` columns that fit.
+
+    The columns left out to fit the terminal's width are named in one line on
+    standard error; CSV, JSON, Parquet and a file keep them all.
+    """
+    from marketpulse.analytics import format_table
+    from marketpulse.analytics.results import fit_columns
+
+    if format == OutputFormat.table and output is None:
+        width = shutil.get_terminal_size().columns
+        record, dropped = fit_columns(record, width, first)
+        if dropped:
+            print(f"{len(dropped)} columns left out to fit {width} characters: "
+                  f"{', '.join(dropped)} (--format csv or json has them all)",
+                  file=sys.stderr)  # fmt: skip
+    format_table(record, format.value, output)
 
 
 def sql(

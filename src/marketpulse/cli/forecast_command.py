@@ -1,0 +1,133 @@
+"""``marketpulse forecast``: forecasting models and their measured track records."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, parse_horizons, settings_from
+from marketpulse.cli.sink_options import lake_location
+from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat, print_record
+from marketpulse.exceptions import InputError
+
+if TYPE_CHECKING:
+    from marketpulse.forecast.evaluate import EvaluationScope
+
+__all__ = ["forecast_app"]
+
+forecast_app = typer.Typer(
+    help="Forecasts of the next bars' direction and return, and their track records.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+#: The columns a narrow terminal keeps first.
+_FIRST_COLUMNS = ("model", "timeframe", "horizon", "accuracy_pct", "brier", "mae_bp",
+                  "predictions", "accuracy_low_pct", "accuracy_high_pct", "moved",
+                  "calls")  # fmt: skip
+
+
+@forecast_app.command("evaluate")
+def evaluate(
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        metavar="NAME",
+        help="The dataset to evaluate on [default: MARKETPULSE_DATASET, else the lake's only one].",
+    ),
+    timeframes: str = typer.Option(
+        None, "--timeframes", help="Comma-separated timeframes [default: all the dataset has]."
+    ),
+    symbols: str = typer.Option(None, "--symbols", help="Comma-separated symbols [default: all]."),
+    horizons: str = typer.Option(
+        "1,5", "--horizons", help="Bars ahead to predict the return to, comma-separated."
+    ),
+    models: str = typer.Option(
+        None,
+        "--models",
+        help="Comma-separated models [default: all: online-linear, online-tree, persistence, "
+        "always-up, drift, random].",
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the models that draw."),
+    format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    output: Path = typer.Option(None, "--output", "-o", help="Write the table to this file."),
+    doc: Path = typer.Option(
+        None,
+        "--doc",
+        help="Also write the table as this dataset's section of a Markdown page (the page's "
+        "other sections are kept).",
+    ),
+    lake: str = LAKE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Measure each model's predictions over a dataset's bars, against baselines.
+
+    Every model runs over every series (symbol and timeframe) bar by bar: it
+    predicts the return from a bar's close to the close HORIZON bars later,
+    before those bars are seen, and learns the outcome once they are
+    (prequential evaluation: an out-of-sample record). Per model, timeframe
+    and horizon: directional accuracy, Brier score of the probability of an up
+    move, mean absolute error of the return in basis points, each with its
+    95% interval, beside the baselines persistence, always-up, drift and
+    random. The same bars and seed give the same figures.
+    """
+    from marketpulse.analytics import Lake
+    from marketpulse.analytics.results import mark_percent
+    from marketpulse.cli.work_progress import work_progress
+    from marketpulse.forecast import MODELS, EvaluationScope
+    from marketpulse.forecast import evaluate as run_evaluation
+    from marketpulse.forecast.doc import render_section, write_section
+
+    settings = settings_from(config, lake=lake)
+    scope = EvaluationScope(
+        dataset=dataset or settings.dataset or None,
+        timeframes=_names(timeframes),
+        symbols=_names(symbols),
+        horizons=parse_horizons(horizons, "1,5"),
+        models=_names(models) or tuple(MODELS),
+        seed=seed,
+    )
+    if doc is not None and not doc.parent.is_dir():
+        raise InputError(f"--doc: no folder {doc.parent} to write {doc.name} in")
+    with Lake(lake_location(settings)) as opened, work_progress("forecast evaluate") as progress:
+        result = run_evaluation(opened, scope, progress)
+    print(
+        f"forecast evaluation of dataset {result.dataset}: {result.bars:,} bars of "
+        f"{len(result.symbols)} symbols, {len(scope.models)} models, horizons "
+        f"{', '.join(map(str, scope.horizons))} (seed {seed})",
+        file=sys.stderr,
+    )
+    if doc is not None:
+        command = _command(result.dataset, scope, timeframes, symbols)
+        write_section(doc, result.dataset, render_section(result, command))
+        print(f"wrote dataset {result.dataset}'s section of {doc}", file=sys.stderr)
+    record = mark_percent(
+        result.record, unsigned=("accuracy_pct", "accuracy_low_pct", "accuracy_high_pct")
+    )
+    print_record(record, format, output, _FIRST_COLUMNS)
+
+
+def _command(dataset: str, scope: EvaluationScope, timeframes: str | None,
+             symbols: str | None) -> str:  # fmt: skip
+    """The command that gives the same figures (the lake's and the page's places left out)."""
+    from marketpulse.forecast import MODELS
+
+    args = ["--dataset", dataset]
+    if timeframes:
+        args += ["--timeframes", ",".join(scope.timeframes)]
+    if symbols:
+        args += ["--symbols", ",".join(scope.symbols)]
+    args += ["--horizons", ",".join(map(str, scope.horizons))]
+    if scope.models != tuple(MODELS):
+        args += ["--models", ",".join(scope.models)]
+    args += ["--seed", str(scope.seed)]
+    return "marketpulse forecast evaluate " + shlex.join(args)
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    """``a,b`` as names, blanks dropped."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())

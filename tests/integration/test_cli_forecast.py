@@ -1,0 +1,125 @@
+"""``marketpulse forecast evaluate``: models and baselines over the Lean day's stored bars.
+
+The baselines' figures are checked against the same figures computed in SQL over
+the bars the replay stored; the learned models against what any forecast must
+satisfy (counts, ranges, reproducibility).
+"""
+
+import json
+import math
+
+import pytest
+
+from .conftest import marketpulse, marketpulse_in_process
+
+pytestmark = pytest.mark.integration
+
+
+def _evaluate(lake, cwd, *args, ok=True):
+    result = marketpulse_in_process("forecast", "evaluate", "--lake", lake, *args, cwd=cwd)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def _sql(lake, cwd, query):
+    out = marketpulse_in_process("sql", query, "--lake", lake, "--format", "json", cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def record(lean_lake, tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("forecast")
+    out = _evaluate(lean_lake.lake, cwd, "--timeframes", "1m", "--horizons", "1,5",
+                    "--format", "json")  # fmt: skip
+    return {(r["model"], r["horizon"]): r for r in json.loads(out.stdout)}, out.stderr, cwd
+
+
+def test_every_model_at_every_horizon_over_every_bar_with_an_outcome(record, lean_lake):
+    rows, stderr, cwd = record
+    assert {m for m, _ in rows} == {"online-linear", "online-tree", "persistence", "always-up",
+                                    "drift", "random"}  # fmt: skip
+    (counts,) = _sql(lean_lake.lake, cwd,
+                     "SELECT count(*) AS bars, count(DISTINCT symbol) AS symbols FROM bars "
+                     "WHERE timeframe = '1m'")  # fmt: skip
+    for (_, h), row in rows.items():
+        # each symbol's last h bars have no outcome yet
+        assert row["predictions"] == counts["bars"] - h * counts["symbols"]
+        for low, mid, high in (("accuracy_low_pct", "accuracy_pct", "accuracy_high_pct"),
+                               ("brier_low", "brier", "brier_high")):  # fmt: skip
+            if row[mid] is not None:
+                assert row[low] <= row[mid] <= row[high]
+    assert f"{counts['bars']:,} bars of {counts['symbols']} symbols" in stderr
+    assert "forecast evaluate: 100 %" in stderr  # progress, as a line per tenth off a terminal
+
+
+def test_the_baselines_equal_the_same_figures_computed_in_sql(record, lean_lake):
+    rows, _, cwd = record
+    for h in (1, 5):
+        (want,) = _sql(lean_lake.lake, cwd, f"""
+            WITH b AS (
+                SELECT close, lead(close, {h}) OVER (PARTITION BY symbol
+                                                     ORDER BY bar_start) AS later
+                FROM bars WHERE timeframe = '1m')
+            SELECT count(*) FILTER (WHERE later <> close) AS moved,
+                   count(*) FILTER (WHERE later > close) AS ups,
+                   avg(abs(later / close - 1)) * 10000 AS mae_zero_bp
+            FROM b WHERE later IS NOT NULL""")  # fmt: skip
+        always_up = rows["always-up", h]
+        assert always_up["moved"] == want["moved"]
+        assert math.isclose(always_up["accuracy_pct"], 100 * want["ups"] / want["moved"])
+        # always up with probability 1: its Brier score is the share of down moves
+        assert math.isclose(always_up["brier"], 1 - want["ups"] / want["moved"])
+        # random expects no change: its error is the mean absolute return
+        assert math.isclose(rows["random", h]["mae_bp"], want["mae_zero_bp"], rel_tol=1e-9)
+        assert rows["random", h]["brier"] == 0.25
+
+
+def test_the_same_bars_and_seed_give_the_same_page_and_other_sections_are_kept(lean_lake, tmp_path):
+    page = tmp_path / "forecasts.md"
+    page.write_text("# Forecasts\n\nWhat the figures mean.\n", encoding="utf-8")
+    args = ("--timeframes", "1m", "--horizons", "1", "--models", "online-linear,random",
+            "--doc", page)  # fmt: skip
+    _evaluate(lean_lake.lake, tmp_path, *args)
+    first = page.read_text(encoding="utf-8")
+    _evaluate(lean_lake.lake, tmp_path, *args)
+    assert page.read_text(encoding="utf-8") == first
+    assert first.startswith("# Forecasts\n\nWhat the figures mean.\n")
+    assert (
+        "`marketpulse forecast evaluate --dataset lean-2013-10-07-trades --timeframes 1m "
+        "--horizons 1 --models online-linear,random --seed 0`"
+    ) in first
+    assert "| online-linear | 1m | 1 |" in first and "| random | 1m | 1 |" in first
+    _evaluate(lean_lake.lake, tmp_path, *args[:-2], "--seed", "1", "--doc", page)
+    assert page.read_text(encoding="utf-8") != first  # another coin
+    assert page.read_text(encoding="utf-8").count("<!-- forecast evaluate:") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--models", "lstm9"), "--models: unknown model lstm9 (known: online-linear"),
+        (("--horizons", "0"), "--horizons: whole numbers of bars, at least 1"),
+        (("--horizons", "a"), "--horizons: expected whole numbers of bars"),
+        (
+            ("--timeframes", "7m"),
+            "--timeframes: dataset lean-2013-10-07-trades has no bars of 7m (it has: 1s, 1m, 5m)",
+        ),
+        (("--symbols", "ZZZ"), "--symbols: no bars of ZZZ in dataset lean-2013-10-07-trades"),
+        (("--doc", "/nonexistent/forecasts.md"), "--doc: no folder /nonexistent"),
+    ],
+)
+def test_a_bad_option_is_one_line_naming_it(lean_lake, tmp_path, args, named):
+    out = _evaluate(lean_lake.lake, tmp_path, *args, ok=False)
+    assert out.returncode == 2
+    assert named in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_as_a_user_runs_it_a_bad_option_has_no_traceback(lean_lake, tmp_path):
+    out = marketpulse("forecast", "evaluate", "--lake", lean_lake.lake, "--models", "x",
+                      cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: --models: unknown model x")
+    assert "Traceback" not in out.stderr
