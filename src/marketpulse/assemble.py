@@ -56,6 +56,7 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
     Raises:
         ConfigError: an interval, indicator or plugin is wrong (one line naming it).
     """
+    from marketpulse.forecast.stage import ForecastSettings
     from marketpulse.plugins import load_plugins
     from marketpulse.stream import ProcessorSettings
     from marketpulse.timeframes import parse_intervals as parse
@@ -66,8 +67,10 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
         intervals = tuple(i.name for i in parse(settings.intervals))
     except ValueError as exc:
         raise ConfigError(f"intervals (MARKETPULSE_INTERVALS or the config file): {exc}") from None
+    forecast = ForecastSettings(settings.forecast_models, settings.forecast_horizons)
     try:
         return ProcessorSettings(
+            forecast=forecast,
             indicators=declared,
             plugins=plugins,
             intervals=intervals,

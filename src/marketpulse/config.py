@@ -267,8 +267,13 @@ class Settings:
     ``/healthz`` and ``/readyz`` (0: none); ``metrics_host``: the address it
     listens on. ``indicators``: the declared indicators (``ema(50)``,
     ``bb=bbands(20, 2.5)``; :mod:`marketpulse.indicators`); empty: the default
-    thirteen columns. ``storage_retry``: seconds the database sinks retry a write
-    whose server went away mid-run before the command stops (exit code 1).
+    thirteen columns. ``forecast_models``: the forecasting models the processor
+    runs on each closed bar (``online-linear``, ``online-tree``, ``persistence``,
+    ``always-up``, ``drift``, ``random``; :mod:`marketpulse.forecast`), their
+    predictions stored in the ``predictions`` table; empty: none.
+    ``forecast_horizons``: bars ahead they predict. ``storage_retry``: seconds the
+    database sinks retry a write whose server went away mid-run before the command
+    stops (exit code 1).
     """
 
     lake: str = "./data/lake"
@@ -290,6 +295,8 @@ class Settings:
     metrics_host: str = METRICS_HOST
     plugins: tuple[str, ...] = ()
     indicators: tuple[str, ...] = ()
+    forecast_models: tuple[str, ...] = ()
+    forecast_horizons: tuple[int, ...] = (1,)
     postgres_url: Secret = field(default_factory=lambda: Secret(""))
     influx_url: Secret = field(default_factory=lambda: Secret(""))
     storage_retry: float = field(default=STORAGE_RETRY, metadata={"min": 0})
@@ -329,6 +336,10 @@ def _convert(value: Any, kind: Any, where: str, limits: Mapping[str, Any] | None
                 value = [v.strip() for v in re.split(r",(?![^()]*\))", value) if v.strip()]
             if not isinstance(value, list | tuple):
                 raise TypeError
+            if kind.__args__[0] is int:  # whole numbers: "1,5" or [1, 5]
+                if any(isinstance(v, bool | float) for v in value):
+                    raise TypeError
+                return tuple(int(v) for v in value)
             return tuple(str(v) for v in value)
         if kind is bool:
             if isinstance(value, str):
@@ -357,6 +368,8 @@ _KINDS = {int: "a whole number", float: "a number", str: "text", bool: "true or 
 def _expected(kind: Any, limits: Mapping[str, Any]) -> str:
     """What a setting of type ``kind`` within ``limits`` takes: ``a whole number at least 1``."""
     if getattr(kind, "__origin__", None) is tuple:
+        if kind.__args__[0] is int:
+            return "whole numbers, as a list or comma-separated text"
         return "a list, or comma-separated text"
     words = _KINDS.get(kind, getattr(kind, "__name__", str(kind)))
     if "choices" in limits:

@@ -45,16 +45,18 @@ __all__ = [
     "INDICATOR_KEY_COLUMNS",
     "INDICATOR_SCHEMA",
     "INTERVALS",
+    "PREDICTION_SCHEMA",
     "QUOTE_SCHEMA",
     "STORED_TIME",
     "TRADE_SCHEMA",
     "Alert",
     "Bar",
-    "QuotedBar",
     "CustomValue",
     "DeadLetter",
     "Indicators",
+    "Prediction",
     "Quote",
+    "QuotedBar",
     "Tick",
     "Trade",
     "decode_tick",
@@ -274,6 +276,21 @@ class CustomValue(msgspec.Struct, frozen=True):
     dataset: str | None = None
 
 
+class Prediction(msgspec.Struct, frozen=True):
+    """One forecast of the stream: a row of ``predictions`` (:data:`PREDICTION_SCHEMA`)."""
+
+    symbol: str
+    timeframe: str
+    bar_start: int
+    bar_end: int
+    model: str
+    horizon: int
+    direction: int
+    probability: float | None = None
+    value: float | None = None
+    dataset: str | None = None
+
+
 class DeadLetter(msgspec.Struct, frozen=True):
     """A record that could not be processed, with where it came from and why.
 
@@ -450,6 +467,27 @@ CUSTOM_SCHEMA = pa.schema(
         ("bar_start", pa.int64()),
         ("bar_end", pa.int64()),
         ("name", pa.string()),
+        ("value", pa.float64()),
+        ("dataset", pa.string()),
+    ]
+)
+
+#: The stream's forecasts (:mod:`marketpulse.forecast.stage`), keyed by the bar each is
+#: made at, the model and the horizon: (dataset, symbol, timeframe, bar_start, model,
+#: horizon). A row predicts the return from that bar's close to the close ``horizon``
+#: bars of its series later: its ``direction`` (1 up, -1 down, 0 no call), the
+#: ``probability`` of an up move and the return itself as a fraction (``value``);
+#: null where the model gives none.
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("timeframe", pa.string()),
+        ("bar_start", pa.int64()),
+        ("bar_end", pa.int64()),
+        ("model", pa.string()),
+        ("horizon", pa.int64()),
+        ("direction", pa.int64()),
+        ("probability", pa.float64()),
         ("value", pa.float64()),
         ("dataset", pa.string()),
     ]

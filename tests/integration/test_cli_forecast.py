@@ -8,9 +8,10 @@ satisfy (counts, ranges, reproducibility).
 import json
 import math
 
+import numpy as np
 import pytest
 
-from .conftest import marketpulse, marketpulse_in_process
+from .conftest import LEAN_TRADES, marketpulse, marketpulse_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +124,47 @@ def test_as_a_user_runs_it_a_bad_option_has_no_traceback(lean_lake, tmp_path):
     assert out.returncode == 2
     assert out.stderr.startswith("error: --models: unknown model x")
     assert "Traceback" not in out.stderr
+
+
+def test_replay_with_forecast_stores_what_the_batch_run_predicts(tmp_path):
+    """The stream's predictions (``replay --forecast``) are the prequential run's over its bars."""
+    from marketpulse.analytics import Lake
+    from marketpulse.forecast.evaluation import EvaluationScope, predict
+
+    lake = tmp_path / "lake"
+    out = marketpulse("replay", LEAN_TRADES, "--lake", lake, "--intervals", "1m",
+                      "--forecast", "online-tree,drift", "--forecast-horizons", "2",
+                      cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    with Lake(lake) as opened:
+        batch = predict(opened, EvaluationScope(models=("online-tree", "drift"), horizons=(2,)))
+        stream = opened.query(
+            "SELECT symbol, timeframe, epoch_ns(bar_start) AS bar_start, model, horizon, "
+            "direction, probability, value FROM predictions "
+            "ORDER BY timeframe, symbol, bar_start, model, horizon"
+        )  # fmt: skip
+        (bars,) = opened.query("SELECT count(*) AS n FROM bars").column("n").to_pylist()
+    assert stream.num_rows == 2 * bars > 4_000
+    for column in ("symbol", "bar_start", "model", "horizon", "direction"):
+        assert stream.column(column).to_pylist() == batch.column(column).to_pylist(), column
+    for column in ("probability", "value"):
+        got = np.array(stream.column(column).to_pylist(), float)
+        want = np.array(batch.column(column).to_pylist(), float)
+        assert (np.isnan(got) == np.isnan(want)).all()
+        np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--forecast", "lstm"), "forecast models: unknown model lstm (known: online-linear"),
+        (("--forecast", "drift", "--forecast-horizons", "0"),
+         "--forecast-horizons: whole numbers of bars, at least 1"),
+    ],
+)  # fmt: skip
+def test_replay_with_a_bad_forecast_option_is_one_line_and_stores_nothing(tmp_path, args, named):
+    out = marketpulse("replay", LEAN_TRADES, "--lake", tmp_path / "lake", *args, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: {named}"), out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "lake").exists()

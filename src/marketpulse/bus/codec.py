@@ -28,12 +28,14 @@ from marketpulse.models import (
     DLQ_SCHEMA,
     INDICATOR_KEY_COLUMNS,
     INDICATOR_SCHEMA,
+    PREDICTION_SCHEMA,
     QUOTE_SCHEMA,
     TRADE_SCHEMA,
     Alert,
     Bar,
     CustomValue,
     DeadLetter,
+    Prediction,
     Quote,
     QuotedBar,
     Trade,
@@ -83,6 +85,7 @@ _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
     "bars": QuotedBar,  # plain bars decode as well: their quote fields are null
     "alerts": Alert,
     "custom": CustomValue,
+    "predictions": Prediction,
     "trades": _StoredTrade,
     "quotes": _StoredQuote,
 }
@@ -93,6 +96,7 @@ _SCHEMAS = {
     "indicators": INDICATOR_SCHEMA,
     "alerts": ALERT_SCHEMA,
     "custom": CUSTOM_SCHEMA,
+    "predictions": PREDICTION_SCHEMA,
     "trades": TRADE_SCHEMA,
     "quotes": QUOTE_SCHEMA,
 }
@@ -127,7 +131,9 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
         names = [name for name in TRADE_SCHEMA.names if name in names]
     columns = {name: _pylist(name, data.column(name)) for name in names}
     symbols = columns["symbol"]
-    if kind in ("bars", "indicators", "custom", "trades") and "dataset" not in columns:
+    if kind in ("bars", "indicators", "custom", "predictions", "trades") and (
+        "dataset" not in columns
+    ):
         columns["dataset"] = [None] * len(symbols)
     if kind == "trade":
         exchange = columns.get("exchange") or [None] * len(symbols)
@@ -148,6 +154,8 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
         rows = map(struct, *(columns[name] for name in indicator_schema(declared).names))
     elif kind == "custom":
         rows = map(CustomValue, *(columns[name] for name in CUSTOM_SCHEMA.names))
+    elif kind == "predictions":
+        rows = map(Prediction, *(columns[name] for name in PREDICTION_SCHEMA.names))
     elif kind == "trades":
         n = len(symbols)
         rows = map(_StoredTrade, *(columns.get(name) or [None] * n for name in TRADE_SCHEMA.names))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "FORECAST_TOPICS",
     "OPTIONAL_TOPICS",
     "OUTPUT_TOPICS",
     "PLUGIN_TOPICS",
@@ -17,7 +18,8 @@ __all__ = [
 ]
 
 #: Every topic, by its name without the prefix.
-TOPICS = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom", "trades", "quotes")
+TOPICS = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom", "trades", "quotes",
+          "predictions")  # fmt: skip
 
 #: The processor's outputs, which sinks consume (the lake table has the same name).
 OUTPUT_TOPICS = ("bars", "indicators", "alerts", "dlq")
@@ -38,8 +40,13 @@ TRADE_TOPICS = ("trades",)
 #: (:mod:`marketpulse.stream.quote_windows`) but does not pass them on yet.
 QUOTE_TOPICS = ("quotes",)
 
+#: The forecasts of the stream's models (:mod:`marketpulse.forecast.stage`): created
+#: with the others; the process service requires it only when models are configured,
+#: and sinks consume it when it exists.
+FORECAST_TOPICS = ("predictions",)
+
 #: The outputs sinks consume only where the topic exists.
-OPTIONAL_TOPICS = (*PLUGIN_TOPICS, *TRADE_TOPICS, *QUOTE_TOPICS)
+OPTIONAL_TOPICS = (*PLUGIN_TOPICS, *TRADE_TOPICS, *QUOTE_TOPICS, *FORECAST_TOPICS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,15 +124,15 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     return settings
 
 
-def parse_horizons(text: str, example: str) -> tuple[int, ...]:
+def parse_horizons(text: str, example: str, option: str = "--horizons") -> tuple[int, ...]:
     """``--horizons 5,15,60`` as bar counts (``example`` shows a good value in the error)."""
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise InputError(f"--horizons: expected whole numbers of bars such as {example}, "
+        raise InputError(f"{option}: expected whole numbers of bars such as {example}, "
                          f"got {text!r}") from None  # fmt: skip
     if not values or min(values) < 1:
-        raise InputError(f"--horizons: whole numbers of bars, at least 1, got {text!r}")
+        raise InputError(f"{option}: whole numbers of bars, at least 1, got {text!r}")
     return values
 
 
@@ -211,6 +211,34 @@ PLUGIN_OPTION = typer.Option(
     "(see README, Plugins); its columns go to the table custom, its alerts with the rules'. "
     "Repeat for several [default: plugins or MARKETPULSE_PLUGINS].",
 )  # fmt: skip
+
+
+FORECAST_OPTION = typer.Option(
+    None, "--forecast", metavar="MODELS",
+    help="Forecasting models run on each closed bar, comma-separated (online-linear, "
+    "online-tree, persistence, always-up, drift, random; see docs/guides/forecasts.md): "
+    "their predictions go to the table predictions [default: forecast_models or "
+    "MARKETPULSE_FORECAST_MODELS, else none].",
+)  # fmt: skip
+FORECAST_HORIZONS_OPTION = typer.Option(
+    None, "--forecast-horizons", metavar="BARS",
+    help="Bars ahead the --forecast models predict, comma-separated [default: "
+    "forecast_horizons or MARKETPULSE_FORECAST_HORIZONS, else 1].",
+)  # fmt: skip
+
+
+def forecast_models(given: str | None) -> tuple[str, ...] | None:
+    """``--forecast a,b`` as a settings override (``None``: not given, keep the config's)."""
+    if given is None:
+        return None
+    return tuple(part.strip() for part in given.split(",") if part.strip())
+
+
+def forecast_horizons(given: str | None) -> tuple[int, ...] | None:
+    """``--forecast-horizons 1,5`` as a settings override."""
+    if given is None:
+        return None
+    return parse_horizons(given, "1,5", option="--forecast-horizons")
 
 
 def plugin_specs(given: list[str] | None) -> tuple[str, ...] | None:

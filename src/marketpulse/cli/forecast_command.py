@@ -15,7 +15,7 @@ from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat, prin
 from marketpulse.exceptions import InputError
 
 if TYPE_CHECKING:
-    from marketpulse.forecast.evaluate import EvaluationScope
+    from marketpulse.forecast.evaluation import EvaluationScope
 
 __all__ = ["forecast_app"]
 

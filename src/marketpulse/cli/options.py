@@ -44,6 +44,8 @@ from marketpulse.cli.common import (
     CONFIG_OPTION,
     DATASET_OPTION,
     FILL_GAPS_OPTION,
+    FORECAST_HORIZONS_OPTION,
+    FORECAST_OPTION,
     FORMAT_OPTION,
     INDICATORS_OPTION,
     INTERVALS_OPTION,
@@ -57,6 +59,8 @@ from marketpulse.cli.common import (
     Adjust,
     FileFormat,
     bounded,
+    forecast_horizons,
+    forecast_models,
     parse_indicators,
     parse_intervals,
     plugin_specs,
@@ -83,11 +87,11 @@ from marketpulse.config import IDLE_TIMEOUT, Secret, Settings
 
 __all__ = [
     "AdjustPrices", "AlertsFile", "Bootstrap", "Columns", "Conditions", "Config", "Dataset",
-    "ExitWhenIdle", "FileInput", "FillGaps", "Format", "Group", "Guarantee", "IncludeSuspicious",
-    "Indicators", "InfluxUrl", "Intervals", "Lake", "Lateness", "LiveOptions", "MaxSymbols",
-    "MetricsPort", "Plugins", "PostgresTables", "PostgresUrl", "Processing", "Rate", "Rules",
-    "Seed", "Setting", "Simulated", "Sinks", "Storage", "Symbol", "Symbols", "TopicPrefix",
-    "overlay", "setting_keys",
+    "ExitWhenIdle", "FileInput", "FillGaps", "Forecast", "ForecastHorizons", "Format", "Group",
+    "Guarantee", "IncludeSuspicious", "Indicators", "InfluxUrl", "Intervals", "Lake",
+    "Lateness", "LiveOptions", "MaxSymbols", "MetricsPort", "Plugins", "PostgresTables",
+    "PostgresUrl", "Processing", "Rate", "Rules", "Seed", "Setting", "Simulated", "Sinks",
+    "Storage", "Symbol", "Symbols", "TopicPrefix", "overlay", "setting_keys",
 ]  # fmt: skip
 
 
@@ -140,6 +144,14 @@ Indicators = Annotated[
 Lateness = Annotated[float | None, annotated(LATENESS_OPTION), Setting("lateness")]
 MaxSymbols = Annotated[int | None, annotated(MAX_SYMBOLS_OPTION), Setting("max_symbols")]
 Plugins = Annotated[list[str] | None, annotated(PLUGIN_OPTION), Setting("plugins", plugin_specs)]
+Forecast = Annotated[
+    str | None, annotated(FORECAST_OPTION), Setting("forecast_models", forecast_models)
+]
+ForecastHorizons = Annotated[
+    str | None,
+    annotated(FORECAST_HORIZONS_OPTION),
+    Setting("forecast_horizons", forecast_horizons),
+]
 
 # Kafka.
 Bootstrap = Annotated[str | None, annotated(BOOTSTRAP_OPTION), Setting("kafka.bootstrap")]
@@ -202,6 +214,8 @@ class Processing:
     indicators: Indicators = None
     lateness: Lateness = None
     max_symbols: MaxSymbols = None
+    forecast: Forecast = None
+    forecast_horizons: ForecastHorizons = None
 
 
 @option_group

@@ -6,13 +6,17 @@
 - :mod:`~marketpulse.forecast.features`: the scale-free features of a bar;
 - :mod:`~marketpulse.forecast.prequential`: predict first, learn after;
 - :mod:`~marketpulse.forecast.scores`: accuracy, Brier score, MAE, with intervals;
-- :mod:`~marketpulse.forecast.evaluate`: all of it over a dataset of the lake.
+- :mod:`~marketpulse.forecast.evaluation`: all of it over a dataset of the lake.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from marketpulse.forecast.base import Forecast, Model
 from marketpulse.forecast.catalog import BASELINES, LEARNED, MODELS
-from marketpulse.forecast.evaluate import Evaluation, EvaluationScope, evaluate
 from marketpulse.forecast.exceptions import ForecastError
+
+if TYPE_CHECKING:
+    from marketpulse.forecast.evaluation import Evaluation, EvaluationScope, evaluate
 
 __all__ = [
     "BASELINES",
@@ -25,3 +29,13 @@ __all__ = [
     "Model",
     "evaluate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the evaluation reads the lake (DuckDB): imported when asked for, so that the
+    # stream's stage (marketpulse.forecast.stage) starts without it
+    if name in ("Evaluation", "EvaluationScope", "evaluate"):
+        from marketpulse.forecast import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from marketpulse.forecast.evaluate import Evaluation
+from marketpulse.forecast.evaluation import Evaluation
 
 __all__ = ["render_section", "write_section"]
 

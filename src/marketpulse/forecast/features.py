@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["FEATURES", "INDICATORS", "feature_columns"]
+__all__ = ["FEATURES", "INDICATORS", "feature_columns", "feature_rows", "previous_closes"]
 
 #: The indicators the features read, as declarations.
 INDICATORS = (
@@ -44,19 +44,29 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()
 
 
-def feature_columns(bars: pa.Table, starts: np.ndarray) -> dict[str, np.ndarray]:
+def previous_closes(close: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each bar's previous close in its series (``NaN`` for a series' first bar).
+
+    Args:
+        close: the closes, each series' bars together and oldest first.
+        starts: the row where each series begins.
+    """
+    previous = np.concatenate(([np.nan], close[:-1]))
+    previous[starts] = np.nan
+    return previous
+
+
+def feature_columns(bars: pa.Table, previous: np.ndarray) -> dict[str, np.ndarray]:
     """The features of every bar, as columns (``NaN`` where undefined).
 
     Args:
-        bars: bars with the columns of :data:`INDICATORS` added, each series'
-            bars together and oldest first.
-        starts: the row where each series begins (a bar's ``ret_1`` never
-            reads another series' close).
+        bars: bars with the columns of :data:`INDICATORS` added.
+        previous: each bar's previous close in its series (``NaN``: none;
+            :func:`previous_closes`), so that ``ret_1`` never reads another
+            series' close.
     """
     close = _column(bars, "close")
     with np.errstate(divide="ignore", invalid="ignore"):
-        previous = np.concatenate(([np.nan], close[:-1]))
-        previous[starts] = np.nan
         lower, upper = _column(bars, "bb_lower"), _column(bars, "bb_upper")
         width = upper - lower
         columns = {
@@ -80,3 +90,15 @@ def feature_columns(bars: pa.Table, starts: np.ndarray) -> dict[str, np.ndarray]
         if "spread_twa" in names:
             columns["spread"] = _column(bars, "spread_twa") / close
     return {name: np.where(np.isfinite(c), c, np.nan) for name, c in columns.items()}
+
+
+def feature_rows(features: dict[str, np.ndarray]) -> list[dict[str, float]]:
+    """Each bar's defined features, as the models take them (an undefined one left out)."""
+    names = list(features)
+    if not names:
+        return []
+    matrix = np.column_stack([features[name] for name in names])
+    return [
+        {name: v for name, v in zip(names, row, strict=True) if v == v}  # NaN != NaN
+        for row in matrix.tolist()
+    ]

@@ -27,7 +27,7 @@ from typing import Any
 from marketpulse.forecast.base import Forecast
 from marketpulse.forecast.exceptions import ForecastError
 
-__all__ = ["OnlineLinear", "OnlineTree"]
+__all__ = ["OnlineLinear", "OnlineTree", "river"]
 
 _BP = 10_000.0
 _CLIP = 5.0
@@ -37,7 +37,12 @@ def _clipped(x: dict[str, float]) -> dict[str, float]:
     return {k: min(_CLIP, max(-_CLIP, v)) for k, v in x.items()}
 
 
-def _river() -> Any:
+def river() -> Any:
+    """River's modules the models use.
+
+    Raises:
+        ForecastError: River is not installed (the ``ml`` extra).
+    """
     try:
         import river  # noqa: F401
     except ImportError:
@@ -78,7 +83,7 @@ class OnlineLinear(_Online):
     """Logistic regression for the direction, linear regression for the return (SGD)."""
 
     def __init__(self, seed: int = 0) -> None:
-        compose, linear_model, preprocessing, _ = _river()
+        compose, linear_model, preprocessing, _ = river()
         from river import optim
 
         def scaled() -> Any:
@@ -101,7 +106,7 @@ class OnlineTree(_Online):
     """Hoeffding adaptive trees for the direction and the return (they follow drift)."""
 
     def __init__(self, seed: int = 0) -> None:
-        compose, _, preprocessing, tree = _river()
+        compose, _, preprocessing, tree = river()
         super().__init__(
             tree.HoeffdingAdaptiveTreeClassifier(seed=seed),
             preprocessing.TargetStandardScaler(tree.HoeffdingAdaptiveTreeRegressor(seed=seed)),

@@ -50,7 +50,10 @@ def send_output(
     ``by_reference``, those of raw messages as references to their offsets);
     quotes to ``quotes`` (its name; ``None``: not kept).
     """
-    for kind, rows in (("bars", out.bars), ("indicators", out.indicators), ("custom", out.custom)):
+    for kind, rows in (
+        ("bars", out.bars), ("indicators", out.indicators), ("custom", out.custom),
+        ("predictions", out.predictions),
+    ):  # fmt: skip
         if rows.num_rows:
             producer.send_rows(topics.name(kind), kind, rows, partition)
     if out.alerts:

@@ -74,6 +74,7 @@ from marketpulse.bus.base import (
 )
 from marketpulse.bus.kafka import ConsumerFatal, ProducerStuck
 from marketpulse.bus.topics import (
+    FORECAST_TOPICS,
     OPTIONAL_TOPICS,
     OUTPUT_TOPICS,
     PLUGIN_TOPICS,
@@ -688,7 +689,8 @@ class ProcessService:
         partitions = self.bus.partitions(self.topics.ticks)
         plugins = PLUGIN_TOPICS if self.processor.settings.plugins else ()
         trades = TRADE_TOPICS if self.options.settings.store_trades else ()
-        required = (*OUTPUT_TOPICS, *plugins, *trades, "state")
+        forecasts = FORECAST_TOPICS if self.processor.settings.forecast.models else ()
+        required = (*OUTPUT_TOPICS, *plugins, *trades, *forecasts, "state")
         self._outputs = []
         for short in (*required, *(t for t in OPTIONAL_TOPICS if t not in required)):
             name = self.topics.name(short)

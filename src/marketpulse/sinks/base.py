@@ -26,6 +26,7 @@ from marketpulse.models import (
     CUSTOM_SCHEMA,
     DLQ_SCHEMA,
     INDICATOR_SCHEMA,
+    PREDICTION_SCHEMA,
     QUOTE_SCHEMA,
     TRADE_SCHEMA,
 )
@@ -43,6 +44,7 @@ TABLES: Mapping[str, pa.Schema] = MappingProxyType(
         "alerts": ALERT_SCHEMA,
         "dlq": DLQ_SCHEMA,
         "custom": CUSTOM_SCHEMA,
+        "predictions": PREDICTION_SCHEMA,
     }
 )
 
@@ -58,6 +60,7 @@ TIME_COLUMNS: Mapping[str, str] = MappingProxyType(
         "alerts": "bar_start",
         "dlq": "ts",
         "custom": "bar_start",
+        "predictions": "bar_start",
     }
 )
 

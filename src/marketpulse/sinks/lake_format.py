@@ -46,6 +46,7 @@ SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "alerts": ("symbol",),
         "dlq": (),
         "custom": ("symbol", "name"),
+        "predictions": ("symbol", "model"),
     }
 )
 

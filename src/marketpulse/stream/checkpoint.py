@@ -15,6 +15,9 @@ Only the symbols a batch changed are written again, in the same transaction as
 the outputs and the consumed offsets, so the latest record of every key is
 always the state at the committed offset.
 
+With forecasting models (:mod:`marketpulse.forecast.stage`), each symbol record
+also holds its series' models and last bars, pickled.
+
 A partition that has had quotes (:mod:`marketpulse.stream.quote_windows`) says
 so in its partition record, and each symbol record holds the symbol's quote
 in force, tick-test state, windows' quote sums and pending quotes; records
@@ -23,6 +26,7 @@ written before quotes have neither, and restore as a partition without quotes.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable, Mapping
 
 import msgspec
@@ -76,6 +80,7 @@ class _SymbolState(msgspec.Struct, frozen=True):
     indicators: dict[int, bytes]
     alerts: bytes
     quotes: bytes = b""  # the quote state (a partition with quotes); empty: none
+    forecasts: bytes = b""  # the forecasting models' state of its series, pickled; empty: none
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -135,7 +140,11 @@ def snapshot_partition(
         state.alerts.snapshots(symbols), strict=True,
     ):  # fmt: skip
         indicators = dict(zip(indices[start:end], snapshots[start:end], strict=True))
-        value = _SymbolState(_VERSION, symbol, sid, window, indicators, alerts, quote)
+        series = state.forecasts.get(symbol)
+        # the models are River's Python objects: pickled (the state topic is the
+        # processor's own, never a user's input)
+        forecasts = pickle.dumps(series, protocol=5) if series else b""
+        value = _SymbolState(_VERSION, symbol, sid, window, indicators, alerts, quote, forecasts)
         records.append((symbol.encode(), _encoder.encode(value)))
     return records
 
@@ -219,7 +228,9 @@ def restore_partition(
             alerts.append(state.alerts.load(symbol.symbol, symbol.alerts))
             if symbol.quotes and state.quotes is not None:
                 state.quotes.restore_symbol(symbol.sid, symbol.quotes)
-        except (msgspec.MsgspecError, ValueError) as exc:
+            if symbol.forecasts:
+                state.forecasts[symbol.symbol] = pickle.loads(symbol.forecasts)  # noqa: S301
+        except (msgspec.MsgspecError, ValueError, pickle.UnpicklingError) as exc:
             raise CheckpointError(f"state of {key.decode(errors='replace')}: {exc}") from None
         restored += 1
     state.indicators.restore_many(np.array(keys, np.int64), snapshots)

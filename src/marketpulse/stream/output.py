@@ -14,6 +14,7 @@ from marketpulse.models import (
     DLQ_SCHEMA,
     INDICATOR_COLUMNS,
     INDICATOR_SCHEMA,
+    PREDICTION_SCHEMA,
     Alert,
     DeadLetter,
     indicator_schema,
@@ -35,6 +36,7 @@ __all__ = [
 _NO_BARS = BAR_SCHEMA.empty_table()
 _NO_INDICATORS = INDICATOR_SCHEMA.empty_table()
 _NO_CUSTOM = CUSTOM_SCHEMA.empty_table()
+_NO_PREDICTIONS = PREDICTION_SCHEMA.empty_table()
 
 
 @dataclass(slots=True)
@@ -56,6 +58,8 @@ class Output:
     #: the quotes of input records (``ticks`` as bytes, decoded here), with their
     #: dataset: what the ``quotes`` topic and table hold (quotes as columns pass by)
     quotes: list[pa.RecordBatch] = field(default_factory=list)
+    #: the forecasts made at these bars (:data:`PREDICTION_SCHEMA`)
+    predictions: pa.Table = field(default_factory=lambda: _NO_PREDICTIONS)
 
     def extend(self, other: Output) -> None:
         """Append ``other``'s rows after this output's rows."""
@@ -74,6 +78,12 @@ class Output:
                 pa.concat_tables([self.custom, other.custom])
                 if self.custom.num_rows
                 else other.custom
+            )
+        if other.predictions.num_rows:
+            self.predictions = (
+                pa.concat_tables([self.predictions, other.predictions])
+                if self.predictions.num_rows
+                else other.predictions
             )
         self.alerts.extend(other.alerts)
         self.dead.extend(other.dead)

@@ -10,6 +10,7 @@ moves with the partition when Kafka reassigns it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from marketpulse.alerts import AlertEngine
 from marketpulse.indicators import IndicatorState
 from marketpulse.stream.quote_windows import QuoteState
 from marketpulse.stream.windows import WindowState
+
+if TYPE_CHECKING:
+    from marketpulse.forecast.stage import Book
 
 __all__ = ["PartitionState"]
 
@@ -39,6 +43,8 @@ class PartitionState:
             from the partition's first quote on; ``None`` before.
         max_symbols: most symbols the partition takes (``None``: no limit); a
             symbol beyond gets the id -1 and its rows are the processor's to refuse.
+        forecasts: the forecasting models' state of each symbol's series
+            (:mod:`marketpulse.forecast.stage`); empty without models.
     """
 
     windows: WindowState
@@ -51,6 +57,7 @@ class PartitionState:
     names_written: int = 0
     quotes: QuoteState | None = None
     max_symbols: int | None = None
+    forecasts: Book = field(default_factory=dict)
 
     def lookup_codes(self, dictionary: list[str | None], codes: np.ndarray) -> np.ndarray:
         """Map rows' dictionary codes to symbol ids; only the symbols the rows use join.

@@ -27,6 +27,7 @@ from marketpulse.config import (
     MAX_TIME_JUMP,
     SESSION_TZ,
 )
+from marketpulse.forecast.stage import ForecastSettings, ForecastStage
 from marketpulse.indicators import (
     DEFAULT,
     DeclaredSet,
@@ -113,6 +114,9 @@ class ProcessorSettings:
         max_symbols: most symbols one input partition holds; the trades and bars
             of further symbols go to the DLQ as ``max_symbols`` (their quotes
             are left out), so input cannot size the process.
+        forecast: the forecasting models run on each closed bar
+            (:mod:`marketpulse.forecast.stage`): their predictions go to
+            :attr:`.Output.predictions`; without models, none.
     """
 
     intervals: tuple[str, ...] = BAR_INTERVALS
@@ -130,6 +134,8 @@ class ProcessorSettings:
     conditions: str = field(default="none", repr=False)  # out of the repr: see indicators
     # out of the repr: it shapes no row of a replay that stays within it
     max_symbols: int = field(default=MAX_SYMBOLS, repr=False)
+    # out of the repr: the bars, indicators and alerts of a replay do not depend on it
+    forecast: ForecastSettings = field(default=ForecastSettings(), repr=False)
 
     def __post_init__(self) -> None:
         if not is_dataset_name(self.dataset):
@@ -170,6 +176,8 @@ class Processor:
             if not i.fixed
         ]
         self._emitter = Emitter(self.settings)
+        forecast = self.settings.forecast
+        self._forecast = ForecastStage(forecast) if forecast.models else None
         self._lateness = int(self.settings.lateness * 1e9)
         self._max_jump = int(min(self.settings.max_time_jump, 2e9) * 1e9)
         self._lean = self.settings.conditions == "lean"
@@ -441,8 +449,10 @@ class Processor:
             flows.append(quoted)
             lo = hi
         # the closes of all the partitions are turned into rows together
-        for out, emitted, quoted in zip(outputs, self._emitter.emit(closes), flows, strict=True):
-            out.extend(self._plug(_with_quotes(emitted, quoted)))
+        emitted_all = self._emitter.emit(closes)
+        for out, emitted, quoted, (state, _) in zip(outputs, emitted_all, flows, closes,
+                                                    strict=True):  # fmt: skip
+            out.extend(self._plug(_with_quotes(emitted, quoted), state))
         return outputs
 
     def idle(self, now: float | None = None) -> Output:
@@ -683,12 +693,12 @@ class Processor:
         )
         out.alerts = state.alerts.evaluate(rows)
         out.accepted = table.num_rows
-        return self._plug(out)
+        return self._plug(out, state)
 
     def _emit(
         self, state: PartitionState, closed: ClosedBars, quoted: QuoteBars | None = None
     ) -> Output:
-        return self._plug(_with_quotes(self._emitter.emit([(state, closed)])[0], quoted))
+        return self._plug(_with_quotes(self._emitter.emit([(state, closed)])[0], quoted), state)
 
     def _advance(self, state: PartitionState, floor: int) -> Output:
         """Raise a partition's watermark to at least ``floor``; the rows of the bars it closes."""
@@ -702,8 +712,10 @@ class Processor:
             state.dirty.update(applied.tolist())
         return self._emit(state, closed, quoted)
 
-    def _plug(self, out: Output) -> Output:
-        """Add what the plugins make of the output's bars (custom values, alerts, dead letters)."""
+    def _plug(self, out: Output, state: PartitionState) -> Output:
+        """Add the forecasts on the output's bars, and what the plugins make of them."""
+        if self._forecast is not None and out.bars.num_rows:
+            out.predictions = self._forecast.step(state.forecasts, out.bars, out.indicators)
         plugins = self.settings.plugins
         if plugins and out.bars.num_rows:
             made = run_plugins(plugins, out.bars, out.indicators, self.settings.dataset)

@@ -214,7 +214,9 @@ class FakeProcessor:
 
     def __init__(self, log: Log) -> None:
         self.log = log
-        self.settings = SimpleNamespace(dataset="test", plugins=())
+        self.settings = SimpleNamespace(
+            dataset="test", plugins=(), forecast=SimpleNamespace(models=())
+        )
         #: what :meth:`closing` answers
         self.still_closing = True
         self.quiet: dict[int, float] = {}  # partition: when it counts as idle from

@@ -10,8 +10,7 @@ and seed give the same figures.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,12 +20,18 @@ from marketpulse.analytics.reports import pick_dataset
 from marketpulse.analytics.sql import Lake
 from marketpulse.forecast.catalog import MODELS
 from marketpulse.forecast.exceptions import ForecastError
-from marketpulse.forecast.features import INDICATORS, feature_columns
-from marketpulse.forecast.prequential import prequential
+from marketpulse.forecast.features import (
+    INDICATORS,
+    feature_columns,
+    feature_rows,
+    previous_closes,
+)
+from marketpulse.forecast.prequential import Record, prequential
 from marketpulse.forecast.scores import SCORES, score
+from marketpulse.models import PREDICTION_SCHEMA
 from marketpulse.timeframes import sort_key
 
-__all__ = ["Evaluation", "EvaluationScope", "evaluate"]
+__all__ = ["Evaluation", "EvaluationScope", "evaluate", "predict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,37 +104,101 @@ def evaluate(
         ForecastError: a timeframe or symbol without bars.
         AnalyticsError: no bars, an unknown dataset, several and none chosen.
     """
-    from marketpulse.indicators import compute
-
-    dataset = pick_dataset(lake, scope.dataset)
-    bars = _bars(lake, dataset, scope)
-    bars = compute(bars, INDICATORS)
-    timeframes = bars.column("timeframe").to_pylist()
-    symbols = bars.column("symbol").to_pylist()
-    spans = _spans(symbols, timeframes)
-    features = feature_columns(bars, np.array([b for b, _, _ in spans], np.int64))
-    rows = _rows(features, bars.num_rows)
-    close = bars.column("close").cast(pa.float64()).to_numpy()
-    total = bars.num_rows * len(scope.horizons) * len(scope.models)
-    done = 0
-
-    def step(count: int) -> None:
-        nonlocal done
-        done += count
-        if progress is not None:
-            progress(done, total)
-
-    chosen = {name: MODELS[name] for name in scope.models}
-    table: list[dict[str, object]] = []
-    for timeframe in sorted(set(timeframes), key=sort_key):
-        mine = [span for span in spans if timeframes[span[0]] == timeframe]
-        for h in scope.horizons:
-            records = prequential(rows, close, mine, chosen, h, scope.seed, step)
-            table += [score(name, timeframe, h, records[name]) for name in chosen]
-    starts = bars.column("bar_start").to_numpy()
-    return Evaluation(dataset, bars.num_rows, tuple(sorted(set(symbols))),
+    run = _Run(lake, scope, progress)
+    table = [
+        score(name, timeframe, h, record)
+        for (timeframe, h), records in run.records()
+        for name, record in records.items()
+    ]
+    symbols = run.bars.column("symbol").to_pylist()
+    starts = run.bars.column("bar_start").to_numpy()
+    return Evaluation(run.dataset, run.bars.num_rows, tuple(sorted(set(symbols))),
                       int(starts.min()), int(starts.max()),
                       pa.Table.from_pylist(table, schema=SCORES))  # fmt: skip
+
+
+def predict(
+    lake: Lake,
+    scope: EvaluationScope,
+    progress: Callable[[int, int], None] | None = None,
+) -> pa.Table:
+    """The scope's models' predictions over the dataset's bars, as the stream makes them.
+
+    The rows of the ``predictions`` table (:data:`~marketpulse.models.PREDICTION_SCHEMA`)
+    that a run with the same models, horizons and seed stores for these bars,
+    ordered by timeframe, symbol, bar, model and horizon.
+
+    Raises:
+        ForecastError: a timeframe or symbol without bars.
+        AnalyticsError: no bars, an unknown dataset, several and none chosen.
+    """
+    run = _Run(lake, scope, progress)
+    bars = run.bars
+    parts: list[pa.Table] = []
+    for (timeframe, h), records in run.records():
+        rows = np.flatnonzero(np.asarray(bars.column("timeframe").to_pylist(), object) == timeframe)
+        for name, record in records.items():
+            probability, value = record.probability[rows], record.value[rows]
+            parts.append(pa.table({
+                "symbol": bars.column("symbol").take(rows),
+                "timeframe": bars.column("timeframe").take(rows),
+                "bar_start": bars.column("bar_start").take(rows),
+                "bar_end": bars.column("bar_end").take(rows),
+                "model": pa.array([name] * len(rows), pa.string()),
+                "horizon": pa.array(np.full(len(rows), h), pa.int64()),
+                "direction": pa.array(record.direction[rows].astype(np.int64)),
+                "probability": pa.array(probability, pa.float64(), mask=np.isnan(probability)),
+                "value": pa.array(value, pa.float64(), mask=np.isnan(value)),
+                "dataset": pa.array([run.dataset] * len(rows), pa.string()),
+            }, schema=PREDICTION_SCHEMA))  # fmt: skip
+    if not parts:
+        return PREDICTION_SCHEMA.empty_table()
+    return pa.concat_tables(parts).sort_by(
+        [(k, "ascending") for k in ("timeframe", "symbol", "bar_start", "model", "horizon")]
+    )
+
+
+class _Run:
+    """A dataset's bars with their features, and the models run over them."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        scope: EvaluationScope,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        from marketpulse.indicators import compute
+
+        self.scope = scope
+        self.dataset = pick_dataset(lake, scope.dataset)
+        self.bars = compute(_bars(lake, self.dataset, scope), INDICATORS)
+        self._timeframes = self.bars.column("timeframe").to_pylist()
+        self._spans = _spans(self.bars.column("symbol").to_pylist(), self._timeframes)
+        self._close = self.bars.column("close").cast(pa.float64()).to_numpy()
+        starts = np.array([b for b, _, _ in self._spans], np.int64)
+        self._rows = feature_rows(feature_columns(self.bars, previous_closes(self._close, starts)))
+        self._total = self.bars.num_rows * len(scope.horizons) * len(scope.models)
+        self._done = 0
+        self._progress = progress
+
+    def _step(self, count: int) -> None:
+        self._done += count
+        if self._progress is not None:
+            self._progress(self._done, self._total)
+
+    def records(self) -> Iterator[tuple[tuple[str, int], dict[str, Record]]]:
+        """Each (timeframe, horizon)'s records, by model: rows of other timeframes unknown."""
+        chosen = {name: MODELS[name] for name in self.scope.models}
+        timeframes = self._timeframes
+        for timeframe in sorted(set(timeframes), key=sort_key):
+            mine = [span for span in self._spans if timeframes[span[0]] == timeframe]
+            for h in self.scope.horizons:
+                yield (
+                    (timeframe, h),
+                    prequential(
+                        self._rows, self._close, mine, chosen, h, self.scope.seed, self._step
+                    ),
+                )
 
 
 def _bars(lake: Lake, dataset: str, scope: EvaluationScope) -> pa.Table:
@@ -151,7 +220,8 @@ def _bars(lake: Lake, dataset: str, scope: EvaluationScope) -> pa.Table:
         where += f" AND symbol IN ({marks})"
         params += scope.symbols
     columns = (
-        "symbol, timeframe, epoch_ns(bar_start) AS bar_start, open, high, low, close, volume, vwap"
+        "symbol, timeframe, epoch_ns(bar_start) AS bar_start, epoch_ns(bar_end) AS bar_end, "
+        "open, high, low, close, volume, vwap"
     )
     names = set(lake.query("SELECT * FROM bars LIMIT 0").column_names)
     columns += "".join(f", {c}" for c in ("order_flow_imbalance", "spread_twa") if c in names)
@@ -174,13 +244,3 @@ def _spans(symbols: Sequence[str], timeframes: Sequence[str]) -> list[tuple[int,
             spans.append((begin, i, f"{symbols[begin]}|{timeframes[begin]}"))
             begin = i
     return spans
-
-
-def _rows(features: dict[str, np.ndarray], n: int) -> list[dict[str, float]]:
-    """Each bar's defined features, as the models take them."""
-    names = list(features)
-    matrix = np.column_stack([features[name] for name in names]) if names else np.empty((n, 0))
-    return [
-        {name: float(v) for name, v in zip(names, row, strict=True) if not math.isnan(v)}
-        for row in matrix.tolist()
-    ]

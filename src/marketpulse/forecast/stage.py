@@ -1,0 +1,174 @@
+"""Forecasts in the stream: each closed bar first teaches the models, then gets their predictions.
+
+The processor hands each batch of closed bars, with their indicators, to
+:meth:`ForecastStage.step`. For each bar of a series (a symbol and
+timeframe), in order, and each model and horizon ``h``:
+
+1. the model learns the outcome of the bar ``h`` bars back (the return from
+   its close to this bar's close, known only now), from that bar's features;
+2. it predicts from this bar's features the return to the close ``h`` bars
+   later: one row of the ``predictions`` table, keyed by this bar.
+
+That is the prequential order of :mod:`marketpulse.forecast.prequential`, bar
+for bar, with the same features (:mod:`marketpulse.forecast.features`) and the
+same seeds: the stream's predictions are those ``forecast evaluate`` scores.
+The features read the default indicators' columns
+(:data:`~marketpulse.forecast.features.INDICATORS`); with other indicators
+declared, those missing are left out of the features.
+
+A series' state (its models, its last ``h`` bars' features and closes) is a
+plain Python object that pickles: the checkpoint holds it with the symbol's
+other state (:mod:`marketpulse.stream.checkpoint`), so a restart predicts what
+an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from marketpulse.forecast.base import Model
+from marketpulse.forecast.catalog import LEARNED, MODELS
+from marketpulse.forecast.exceptions import ForecastError
+from marketpulse.forecast.features import feature_columns, feature_rows
+from marketpulse.forecast.online import river
+from marketpulse.forecast.prequential import series_seed
+from marketpulse.models import PREDICTION_SCHEMA
+
+__all__ = ["Book", "ForecastSettings", "ForecastStage", "Series"]
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastSettings:
+    """Which models the stream runs, at which horizons.
+
+    Attributes:
+        models: model names (:data:`~marketpulse.forecast.catalog.MODELS`); empty: none.
+        horizons: bars ahead each model predicts the return to.
+        seed: the seed of the models that draw.
+    """
+
+    models: tuple[str, ...] = ()
+    horizons: tuple[int, ...] = (1,)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.models if m not in MODELS]
+        if unknown:
+            raise ForecastError(
+                f"forecast models: unknown model {', '.join(unknown)} (known: {', '.join(MODELS)})"
+            )
+        if not self.horizons or min(self.horizons) < 1:
+            raise ForecastError(
+                f"forecast horizons: whole numbers of bars, at least 1, got {list(self.horizons)}"
+            )
+        if any(m in LEARNED for m in self.models):
+            river()  # missing: one line now, not at the first bar
+
+
+class Series:
+    """One series' models and its last bars' features and closes."""
+
+    __slots__ = ("closes", "features", "models")
+
+    def __init__(self, settings: ForecastSettings, key: str) -> None:
+        depth = max(settings.horizons)
+        seed = series_seed(settings.seed, key)
+        self.models: dict[tuple[str, int], Model] = {
+            (name, h): MODELS[name](seed) for name in settings.models for h in settings.horizons
+        }
+        self.closes: deque[float] = deque(maxlen=depth)
+        self.features: deque[dict[str, float]] = deque(maxlen=depth)
+
+
+#: The series of one partition: symbol -> timeframe -> state.
+Book = dict[str, dict[str, Series]]
+
+
+class ForecastStage:
+    """Runs the settings' models over closed bars, series by series, in bar order."""
+
+    def __init__(self, settings: ForecastSettings) -> None:
+        self.settings = settings
+        self._keys = {(name, h) for name in settings.models for h in settings.horizons}
+
+    def _reconcile(self, state: Series, key: str) -> None:
+        """Fit a restored series to the settings: models added start afresh, others go."""
+        fresh = Series(self.settings, key)
+        state.models = {k: state.models.get(k) or fresh.models[k] for k in fresh.models}
+        if state.closes.maxlen != fresh.closes.maxlen:
+            state.closes = deque(state.closes, maxlen=fresh.closes.maxlen)
+            state.features = deque(state.features, maxlen=fresh.features.maxlen)
+
+    def step(self, book: Book, bars: pa.Table, indicators: pa.Table) -> pa.Table:
+        """Learn from and predict on ``bars`` (each with its row of ``indicators``).
+
+        Args:
+            book: the state of each series, by symbol and timeframe; new series
+                are added.
+            bars: the closed bars, in the order they closed.
+            indicators: their indicators, row for row.
+
+        Returns:
+            the predictions (:data:`~marketpulse.models.PREDICTION_SCHEMA`).
+        """
+        n = bars.num_rows
+        if n == 0:
+            return PREDICTION_SCHEMA.empty_table()
+        symbols = bars.column("symbol").to_pylist()
+        timeframes = bars.column("timeframe").to_pylist()
+        close = bars.column("close").cast(pa.float64()).to_numpy()
+        previous = np.full(n, np.nan)
+        last: dict[tuple[str, str], float] = {}
+        for i, key in enumerate(zip(symbols, timeframes, strict=True)):
+            known = book.get(key[0], {}).get(key[1])
+            before = last.get(key, known.closes[-1] if known and known.closes else np.nan)
+            previous[i] = before
+            last[key] = close[i]
+        rows = feature_rows(feature_columns(_joined(bars, indicators), previous))
+        out: dict[str, list[object]] = {name: [] for name in PREDICTION_SCHEMA.names}
+        starts = bars.column("bar_start").to_pylist()
+        ends = bars.column("bar_end").to_pylist()
+        datasets = bars.column("dataset").to_pylist()
+        for i in range(n):
+            mine = book.setdefault(symbols[i], {})
+            state = mine.get(timeframes[i])
+            if state is None:
+                state = mine[timeframes[i]] = Series(self.settings, f"{symbols[i]}|{timeframes[i]}")
+            elif state.models.keys() != self._keys:
+                self._reconcile(state, f"{symbols[i]}|{timeframes[i]}")
+            c = float(close[i])
+            for (name, h), model in state.models.items():
+                if len(state.closes) >= h:
+                    back = len(state.closes) - h
+                    model.learn(state.features[back], c / state.closes[back] - 1.0)
+                direction, probability, value = model.predict(rows[i])
+                for column, cell in (
+                    ("symbol", symbols[i]), ("timeframe", timeframes[i]),
+                    ("bar_start", starts[i]), ("bar_end", ends[i]), ("model", name),
+                    ("horizon", h), ("direction", direction),
+                    ("probability", None if probability != probability else probability),
+                    ("value", None if value != value else value), ("dataset", datasets[i]),
+                ):  # fmt: skip
+                    out[column].append(cell)
+            state.closes.append(c)
+            state.features.append(rows[i])
+        return pa.Table.from_pydict(out, schema=PREDICTION_SCHEMA)
+
+
+def _joined(bars: pa.Table, indicators: pa.Table) -> pa.Table:
+    """The bars' prices and quote columns, and the indicators' (session VWAP as ``vwap``)."""
+    columns: Mapping[str, pa.ChunkedArray] = {
+        name: bars.column(name)
+        for name in ("open", "high", "low", "close", "volume", "order_flow_imbalance", "spread_twa")
+        if name in bars.column_names
+    }
+    merged = dict(columns)
+    for name in indicators.column_names:
+        if name not in ("symbol", "timeframe", "bar_start", "bar_end", "close", "dataset"):
+            merged[name] = indicators.column(name)
+    return pa.table(merged)
