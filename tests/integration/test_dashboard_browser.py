@@ -810,3 +810,71 @@ def test_alerts_page_charts_each_rules_track_record_against_random_bars(
     _poll(lambda: page.get_attribute("#track", "data-horizon") == "5", "the 5-bar record")
     page.locator("#track-table").scroll_into_view_if_needed()
     _shot(page, "track-record")
+
+
+def _forecast_record(lake: Path, symbol: str, timeframe: str) -> dict[tuple[str, int], tuple]:
+    """Per model and horizon, (calls whose outcome moved, of those right), from the lake's
+    files by hand: the bar ``horizon`` bars of the series later, its close against this one's."""
+    import duckdb
+
+    def read(table, columns):
+        return duckdb.sql(
+            f"SELECT {columns} FROM read_parquet('{lake}/{table}/**/*.parquet', "
+            f"hive_partitioning = true) WHERE symbol = '{symbol}' AND timeframe = '{timeframe}' "
+            "ORDER BY 1"
+        ).fetchall()  # fmt: skip
+
+    bars = read("bars", "epoch_ns(bar_start), close")
+    closes = [close for _, close in bars]
+    where = {start: i for i, (start, _) in enumerate(bars)}
+    out: dict[tuple[str, int], list[int]] = {}
+    for start, model, h, direction in read(
+        "predictions", "epoch_ns(bar_start), model, horizon, direction"
+    ):
+        i = where[start]
+        tally = out.setdefault((model, h), [0, 0])
+        if i + h < len(closes) and closes[i + h] != closes[i] and direction:
+            tally[0] += 1
+            tally[1] += (closes[i + h] > closes[i]) == (direction > 0)
+    return {key: tuple(v) for key, v in out.items()}
+
+
+def test_a_symbol_page_shows_each_models_latest_call_and_its_record(page, tmp_path):
+    """A replay with forecasting models: the symbol page lists them under the chart, with
+    the share of their calls the price followed, counted here from the lake's files."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+    lake = tmp_path / "lake"
+    result = subprocess.run(
+        [sys.executable, "-m", "marketpulse", "replay", str(LEAN / "trades.csv.gz"),
+         "--intervals", "1m", "--lake", str(lake), "--forecast", "online-linear,random",
+         "--forecast-horizons", "1,5", "--alerts-file", str(tmp_path / "a.jsonl")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    want = _forecast_record(lake, "IBM", "1m")
+    assert set(want) == {(m, h) for m in ("online-linear", "random") for h in (1, 5)}
+    with _serve(tmp_path, "dashboard", "--lake", str(lake)) as url:
+        page.goto(url + "symbol?symbol=IBM&timeframe=1m")
+        page.wait_for_selector("#forecasts:not([hidden]) tbody tr")
+        cells = page.eval_on_selector_all(
+            "#forecasts tbody tr",
+            "rows => rows.map(r => [...r.querySelectorAll('td')].map(td => td.textContent))",
+        )
+        page.locator("#forecasts").scroll_into_view_if_needed()
+        _shot(page, "symbol-forecasts")
+    assert len(cells) == 4
+    for model, horizon, call, p_up, _, record in cells:
+        resolved, hits = want[model, int(horizon)]
+        assert resolved > 100
+        assert record == f"{100 * hits / resolved:.1f} % of {resolved:,}"
+        assert call in ("up", "down", "none")
+        assert 0 <= float(p_up) <= 1
+    assert {row[0] for row in cells} == {"online-linear", "random"}
+
+
+def test_a_symbol_page_without_forecasting_models_shows_no_forecasts(page, lean_dashboard):
+    with page.expect_response(lambda r: "/api/forecasts" in r.url) as answer:
+        page.goto(lean_dashboard + "symbol?symbol=SPY&timeframe=1m")
+    assert answer.value.json() == []
+    page.wait_for_timeout(300)  # the answer applied
+    assert page.is_hidden("#forecasts")

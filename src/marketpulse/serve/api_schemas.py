@@ -22,7 +22,10 @@ from marketpulse.models import (
 )
 from marketpulse.serve.records import TIME_COLUMNS
 
-__all__ = ["ALERT_ROW", "BAR_ROW", "DATASET_ROW", "INDICATOR_ROW", "SYMBOL_ROW", "array_of"]
+__all__ = [
+    "ALERT_ROW", "BAR_ROW", "DATASET_ROW", "FORECAST_ROW", "INDICATOR_ROW", "SYMBOL_ROW",
+    "array_of",
+]  # fmt: skip
 
 _TIME = {"type": "string", "format": "date-time", "examples": ["2013-10-07T13:31:00Z"]}
 _NULLABLE_NUMBER = {"anyOf": [{"type": "number"}, {"type": "null"}]}
@@ -71,6 +74,21 @@ INDICATOR_ROW = {
     "additionalProperties": dict(_NULLABLE_NUMBER),
 }
 ALERT_ROW = row_schema(ALERT_SCHEMA, "Alert")
+FORECAST_ROW = {
+    "title": "Forecast",
+    "type": "object",
+    "properties": {
+        "model": {"type": "string"},
+        "horizon": {"type": "integer"},
+        "bar_start": dict(_TIME),
+        "direction": {"type": "integer"},
+        "probability": dict(_NULLABLE_NUMBER),
+        "value": dict(_NULLABLE_NUMBER),
+        "resolved": {"type": "integer"},
+        "hits": {"type": "integer"},
+    },
+    "required": ["model", "horizon", "bar_start", "direction", "resolved", "hits"],
+}
 SYMBOL_ROW = {
     "title": "Symbol",
     "type": "object",

@@ -37,6 +37,7 @@ from marketpulse.serve.api_schemas import (
     ALERT_ROW,
     BAR_ROW,
     DATASET_ROW,
+    FORECAST_ROW,
     INDICATOR_ROW,
     SYMBOL_ROW,
     array_of,
@@ -324,6 +325,24 @@ def create_app(
         """
         args = _series_args(symbol, timeframe, start, end)
         return heavy(lake.indicators_table, dataset, *args, limit)
+
+    @app.get("/api/forecasts", tags=["history"],
+             responses=_rows(FORECAST_ROW, "Per model and horizon."))  # fmt: skip
+    def forecasts(
+        symbol: str = Query(..., description="Ticker symbol."),
+        timeframe: str = Query("1m", description=_TIMEFRAME_HELP),
+        dataset: str | None = reading,
+    ) -> list[dict[str, Any]]:
+        """Each forecasting model's latest prediction on one series, and how its calls went there.
+
+        Per model and horizon (bars ahead): the latest prediction (the bar it was
+        made at, ``direction`` 1 up, -1 down, 0 none, ``probability`` of an up
+        move, predicted return ``value``), ``resolved``: its calls whose outcome
+        is known and moved, ``hits``: those the price followed. Empty without
+        forecasting models (``--forecast``).
+        """
+        check_symbol(symbol)
+        return [] if dataset is None else lake.forecasts(dataset, symbol, timeframe)
 
     @app.get("/api/alerts", tags=["history"], responses=_heavy_rows(ALERT_ROW, "The alerts."),
              description="Return one dataset's latest alerts, newest first; `details` holds "

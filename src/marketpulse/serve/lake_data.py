@@ -320,6 +320,37 @@ class LakeData:
         )
         return self._query(sql, params)
 
+    def forecasts(self, dataset: str, symbol: str, timeframe: str) -> list[dict[str, Any]]:
+        """Each model and horizon's latest prediction on one series, and its record there.
+
+        Per (model, horizon): the latest prediction (``bar_start``, ``direction``,
+        ``probability``, ``value``), ``resolved``: its predictions whose outcome is
+        known, a move (the close ``horizon`` bars of the series later differs) on
+        which it made a call, and ``hits``: those it called right.
+        """
+        sql = """
+            WITH b AS (
+                SELECT bar_start, close, row_number() OVER (ORDER BY bar_start) AS n
+                FROM (SELECT bar_start, any_value(close) AS close FROM bars
+                      WHERE dataset = ? AND symbol = ? AND timeframe = ? GROUP BY bar_start)),
+            p AS (
+                SELECT bar_start, model, horizon, any_value(direction) AS direction,
+                       any_value(probability) AS probability, any_value(value) AS value
+                FROM predictions WHERE dataset = ? AND symbol = ? AND timeframe = ?
+                GROUP BY bar_start, model, horizon),
+            j AS (
+                SELECT p.*, now.close AS c0, later.close AS c1
+                FROM p JOIN b now USING (bar_start)
+                LEFT JOIN b later ON later.n = now.n + p.horizon)
+            SELECT model, horizon, max(bar_start) AS bar_start,
+                   arg_max(direction, bar_start) AS direction,
+                   arg_max(probability, bar_start) AS probability,
+                   arg_max(value, bar_start) AS value,
+                   count(*) FILTER (WHERE c1 <> c0 AND direction <> 0) AS resolved,
+                   count(*) FILTER (WHERE c1 <> c0 AND direction = sign(c1 - c0)) AS hits
+            FROM j GROUP BY model, horizon ORDER BY model, horizon"""
+        return to_records(self._query(sql, [dataset, symbol, timeframe] * 2))
+
     def alerts(
         self,
         dataset: str,

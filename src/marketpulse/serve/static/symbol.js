@@ -213,6 +213,36 @@ let fresh = false;
 async function load() {
   if (!dataset || !symbol || !interval) return;
   if (await read() && await readAlerts() && (fresh || !drawn.length)) await draw();
+  await readForecasts();
+}
+
+// The forecasting models' latest call on the series and how their calls went on it
+// (/api/forecasts); the section shows only where the pipeline ran models (--forecast).
+async function readForecasts() {
+  const asked = showing();
+  const q = new URLSearchParams({ dataset, symbol, timeframe: interval });
+  const rows = await MP.getJSON("/api/forecasts?" + q);
+  if (asked !== showing()) return;
+  const section = document.getElementById("forecasts");
+  section.hidden = !rows.length;
+  const arrow = { 1: "up", "-1": "down", 0: "none" };
+  const cells = (r) => [
+    r.model, r.horizon, arrow[r.direction] ?? "",
+    r.probability === null ? "" : MP.fmt(r.probability, 3),
+    r.value === null ? "" : MP.signed(r.value * 100, 3, " %"),
+    r.resolved ? MP.fmt(100 * r.hits / r.resolved, 1) + " % of " + MP.fmt(r.resolved, 0) : "",
+  ];
+  const body = section.querySelector("tbody");
+  body.replaceChildren(...rows.map((r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.model = r.model;
+    for (const text of cells(r)) {
+      const td = document.createElement("td");
+      td.textContent = String(text);
+      tr.append(td);
+    }
+    return tr;
+  }));
 }
 
 // Reads the bars before the oldest read, back to ``from`` (ms; null: as far as EARLIER
