@@ -9,6 +9,7 @@ added at the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,18 +18,18 @@ from marketpulse.forecast.evaluation import Evaluation
 __all__ = ["render_section", "write_section"]
 
 
-def _pct(value: object) -> str:
-    return "" if value is None else f"{float(value):.1f} %"  # type: ignore[arg-type]
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f} %"
 
 
-def _num(value: object, digits: int) -> str:
-    return "" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
+def _num(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
-def _interval(low: object, high: object, show: object) -> str:
+def _interval(low: float | None, high: float | None, show: Callable[[float], str]) -> str:
     if low is None or high is None:
         return ""
-    return f"{show(low)} to {show(high)}"  # type: ignore[operator]
+    return f"{show(low)} to {show(high)}"
 
 
 def _day(ns: int) -> str:
