@@ -28,6 +28,7 @@ from marketpulse.forecast.features import (
 )
 from marketpulse.forecast.prequential import Record, prequential
 from marketpulse.forecast.scores import SCORES, score
+from marketpulse.forecast.stage import predictions_table
 from marketpulse.models import PREDICTION_SCHEMA
 from marketpulse.timeframes import sort_key
 
@@ -133,24 +134,16 @@ def predict(
         AnalyticsError: no bars, an unknown dataset, several and none chosen.
     """
     run = _Run(lake, scope, progress)
-    bars = run.bars
+    bars = run.bars.append_column("dataset", pa.array([run.dataset] * run.bars.num_rows))
+    timeframes = np.asarray(bars.column("timeframe").to_pylist(), object)
     parts: list[pa.Table] = []
     for (timeframe, h), records in run.records():
-        rows = np.flatnonzero(np.asarray(bars.column("timeframe").to_pylist(), object) == timeframe)
+        rows = np.flatnonzero(timeframes == timeframe)
         for name, record in records.items():
-            probability, value = record.probability[rows], record.value[rows]
-            parts.append(pa.table({
-                "symbol": bars.column("symbol").take(rows),
-                "timeframe": bars.column("timeframe").take(rows),
-                "bar_start": bars.column("bar_start").take(rows),
-                "bar_end": bars.column("bar_end").take(rows),
-                "model": pa.array([name] * len(rows), pa.string()),
-                "horizon": pa.array(np.full(len(rows), h), pa.int64()),
-                "direction": pa.array(record.direction[rows].astype(np.int64)),
-                "probability": pa.array(probability, pa.float64(), mask=np.isnan(probability)),
-                "value": pa.array(value, pa.float64(), mask=np.isnan(value)),
-                "dataset": pa.array([run.dataset] * len(rows), pa.string()),
-            }, schema=PREDICTION_SCHEMA))  # fmt: skip
+            parts.append(predictions_table(
+                bars, rows, [name] * len(rows), np.full(len(rows), h), record.direction[rows],
+                record.probability[rows], record.value[rows],
+            ))  # fmt: skip
     if not parts:
         return PREDICTION_SCHEMA.empty_table()
     return pa.concat_tables(parts).sort_by(

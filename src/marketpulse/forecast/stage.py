@@ -25,7 +25,7 @@ an uninterrupted run would.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +39,7 @@ from marketpulse.forecast.online import river
 from marketpulse.forecast.prequential import series_seed
 from marketpulse.models import PREDICTION_SCHEMA
 
-__all__ = ["Book", "ForecastSettings", "ForecastStage", "Series"]
+__all__ = ["Book", "ForecastSettings", "ForecastStage", "Series", "predictions_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +130,10 @@ class ForecastStage:
             previous[i] = before
             last[key] = close[i]
         rows = feature_rows(feature_columns(_joined(bars, indicators), previous))
-        out: dict[str, list[object]] = {name: [] for name in PREDICTION_SCHEMA.names}
-        starts = bars.column("bar_start").to_pylist()
-        ends = bars.column("bar_end").to_pylist()
-        datasets = bars.column("dataset").to_pylist()
+        where: list[int] = []  # each prediction's bar
+        names: list[str] = []
+        horizons: list[int] = []
+        made: list[tuple[int, float, float]] = []
         for i in range(n):
             mine = book.setdefault(symbols[i], {})
             state = mine.get(timeframes[i])
@@ -146,18 +146,50 @@ class ForecastStage:
                 if len(state.closes) >= h:
                     back = len(state.closes) - h
                     model.learn(state.features[back], c / state.closes[back] - 1.0)
-                direction, probability, value = model.predict(rows[i])
-                for column, cell in (
-                    ("symbol", symbols[i]), ("timeframe", timeframes[i]),
-                    ("bar_start", starts[i]), ("bar_end", ends[i]), ("model", name),
-                    ("horizon", h), ("direction", direction),
-                    ("probability", None if probability != probability else probability),
-                    ("value", None if value != value else value), ("dataset", datasets[i]),
-                ):  # fmt: skip
-                    out[column].append(cell)
+                made.append(model.predict(rows[i]))
+                where.append(i)
+                names.append(name)
+                horizons.append(h)
             state.closes.append(c)
             state.features.append(rows[i])
-        return pa.Table.from_pydict(out, schema=PREDICTION_SCHEMA)
+        direction, probability, value = np.array(made, np.float64).reshape(-1, 3).T
+        return predictions_table(bars, np.array(where, np.int64), names, horizons,
+                                 direction, probability, value)  # fmt: skip
+
+
+def predictions_table(
+    bars: pa.Table,
+    rows: np.ndarray,
+    models: Sequence[str],
+    horizons: Sequence[int] | np.ndarray,
+    direction: np.ndarray,
+    probability: np.ndarray,
+    value: np.ndarray,
+) -> pa.Table:
+    """Predictions as rows of :data:`~marketpulse.models.PREDICTION_SCHEMA`.
+
+    Args:
+        bars: the bars (key columns and ``dataset``) the predictions are made at.
+        rows: each prediction's row in ``bars``.
+        models: each prediction's model.
+        horizons: each prediction's horizon.
+        direction: the calls.
+        probability: the probabilities of an up move (``NaN``: none given).
+        value: the predicted returns (``NaN``: none given).
+    """
+    index = pa.array(rows, pa.int64())
+    key = {name: bars.column(name).take(index).cast(PREDICTION_SCHEMA.field(name).type)
+           for name in ("symbol", "timeframe", "bar_start", "bar_end", "dataset")}  # fmt: skip
+    return pa.table({
+        "symbol": key["symbol"], "timeframe": key["timeframe"],
+        "bar_start": key["bar_start"], "bar_end": key["bar_end"],
+        "model": pa.array(models, pa.string()),
+        "horizon": pa.array(horizons, pa.int64()),
+        "direction": pa.array(np.asarray(direction, np.int64)),
+        "probability": pa.array(probability, pa.float64(), mask=np.isnan(probability)),
+        "value": pa.array(value, pa.float64(), mask=np.isnan(value)),
+        "dataset": key["dataset"],
+    }, schema=PREDICTION_SCHEMA)  # fmt: skip
 
 
 def _joined(bars: pa.Table, indicators: pa.Table) -> pa.Table:
