@@ -168,3 +168,15 @@ def test_replay_with_a_bad_forecast_option_is_one_line_and_stores_nothing(tmp_pa
     assert out.stderr.startswith(f"error: {named}"), out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "lake").exists()
+
+
+def test_a_damaged_file_in_the_lake_is_one_line_naming_it(tmp_path):
+    part = tmp_path / "lake" / "bars" / "dataset=x" / "timeframe=1m" / "period=2024-01-01"
+    part.mkdir(parents=True)
+    (part / "0.parquet").write_bytes(b"not parquet")
+    out = marketpulse("forecast", "evaluate", "--lake", tmp_path / "lake", "--models", "drift",
+                      cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: cannot read the lake at {tmp_path / 'lake'}: ")
+    assert "0.parquet" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -122,6 +122,10 @@ class Lake:
             con = _utc_connection()
             try:
                 self._empty = _create_views(con, self.store, self.dataset)
+            except duckdb.Error as exc:  # a damaged file: DuckDB's first line names it
+                con.close()
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise SQLError(f"cannot read the lake at {self.store.base}: {first}") from exc
             except BaseException:
                 con.close()
                 raise
