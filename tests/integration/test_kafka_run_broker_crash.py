@@ -52,7 +52,7 @@ def test_a_broker_killed_mid_run_loses_no_trade(private_broker, topic_prefix, tm
     stored = sql(lake, "select count(*) as n, count(distinct (symbol, ts, price, size)) as k "
                        "from trades")  # fmt: skip
     distinct = {(symbol, (ts + 500) // 1000, price, size) for symbol, ts, price, size in keys}
-    assert stored == [{"n": len(keys), "k": len(distinct)}]
+    assert stored == [{"n": len(keys), "k": len(distinct)}], log
 
 
 def _wait_for_bars(bootstrap, topic, proc, timeout=120):

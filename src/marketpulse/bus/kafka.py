@@ -141,6 +141,15 @@ _RANGE_READER = {
 }
 
 
+#: Errors of a group's coordinator that is moving or loading (a broker restarting).
+_COORDINATOR_MOVING = {
+    ck.KafkaError.NOT_COORDINATOR,
+    ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    ck.KafkaError.COORDINATOR_NOT_AVAILABLE,
+    ck.KafkaError._WAIT_COORD,
+}
+
+
 class KafkaBus(Bus):
     """Topics, producers and consumers on a Kafka cluster.
 
@@ -271,13 +280,23 @@ class KafkaBus(Bus):
         count = self.partitions(topic)
         client = ck.Consumer({**self.config, "group.id": group, "enable.auto.commit": False,
                               "isolation.level": "read_committed"})  # fmt: skip
+        deadline = time.monotonic() + self.connect_timeout
+        asked = [ck.TopicPartition(topic, p) for p in range(count)]
         try:
-            asked = [ck.TopicPartition(topic, p) for p in range(count)]
-            found = client.committed(asked, timeout=self.connect_timeout)
-        except ck.KafkaException as exc:
-            raise BusError(
-                f"cannot read the offsets of group {group}: {exc.args[0].str()}"
-            ) from None
+            while True:
+                try:
+                    found = client.committed(asked, timeout=self.connect_timeout)
+                    break
+                except ck.KafkaException as exc:
+                    # a coordinator moving or loading after a broker restart says so
+                    # (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS): asked again
+                    error = exc.args[0]
+                    again = error.retriable() or error.code() in _COORDINATOR_MOVING
+                    if not again or time.monotonic() >= deadline:
+                        raise BusError(
+                            f"cannot read the offsets of group {group}: {error.str()}"
+                        ) from None
+                    time.sleep(0.2)
         finally:
             client.close()
         return [p.offset if p.offset >= 0 else -1 for p in sorted(found, key=lambda p: p.partition)]

@@ -150,6 +150,9 @@ class SinkService:
         #: Records left to read per assigned partition, refreshed every second (a
         #: partition read to its end may show 1: the transaction's commit marker).
         self.lag: dict[TopicPartition, int] = {}
+        #: Partitions of the topics it reads (set when it starts): a lone member of its
+        #: group has read them all once :attr:`lag` covers every one.
+        self.partitions = 0
         self._pending: dict[TopicPartition, int] = {}
         #: The group's committed offset of each assigned partition when it was assigned:
         #: where reading resumed (see :meth:`_unread`).
@@ -167,6 +170,11 @@ class SinkService:
         self._source_ended = False
         #: reads the kept trades that ``trades`` records name on ``ticks``
         self._trades = TradeResolver(bus, self.stop)
+
+    @property
+    def topic_names(self) -> list[str]:
+        """The topics it reads (known once it runs)."""
+        return list(self._names)
 
     @property
     def joined(self) -> bool:
@@ -190,11 +198,11 @@ class SinkService:
     def run(self) -> SinkServiceStats:
         """Store records until stopped (or idle); return the figures."""
         start_trimming()  # a backlog's buffers are given back once it is stored
-        names = []
+        names, partitions = [], 0
         for short in self.options.tables:
             name = self.topics.name(short)
             try:
-                self.bus.partitions(name)  # a clear error when a topic is missing
+                count = self.bus.partitions(name)  # a clear error when a topic is missing
             except BusError:
                 if short not in OPTIONAL_TOPICS:
                     raise
@@ -202,6 +210,8 @@ class SinkService:
                            self.sink.name, name)  # fmt: skip
                 continue
             names.append(name)
+            partitions += count
+        self.partitions = partitions
         logger.log(
             self._info,
             "sink %s: group %s, topics %s, on %s",
@@ -256,7 +266,7 @@ class SinkService:
             now = time.monotonic()
             if now - last_lag >= 1.0:
                 last_lag = now
-                self._read_lag()
+                self._read_lag(now)
             for batch in batches:
                 if not self._write(batch):
                     break  # stopped while trades were read: the rest is read again
@@ -293,11 +303,19 @@ class SinkService:
             quiet = now - self.last_input
             self._rejoin(f"no record for {quiet:.0f} s while {waiting:,} committed records wait")
 
-    def _read_lag(self) -> None:
-        """Refresh :attr:`lag` from the end offsets the fetches brought (no request)."""
+    def _read_lag(self, now: float) -> None:
+        """Refresh :attr:`lag`, from the end offsets the fetches brought or asked for.
+
+        The fetches' figures cost no request, but a fetch held by the broker, or
+        a partition's fetches backing off after a broker restart, leaves them
+        behind the log: after a second without input the sink asks the cluster
+        (one request per leader), so that a run's drain does not take a stale
+        end for its caught-up one.
+        """
         assert self._consumer is not None
         try:
-            lag = self._consumer.lag(cached=True, resumed=self._resumed)
+            quiet = now - self.last_input >= 1.0
+            lag = self._consumer.lag(cached=not quiet, resumed=self._resumed)
         except Exception as exc:  # noqa: BLE001 - a figure; never stops the sink
             logger.debug("sink %s: lag not read: %s", self.sink.name, exc)
             return
