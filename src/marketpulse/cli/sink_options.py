@@ -57,8 +57,9 @@ INFLUX_URL_OPTION = typer.Option(
 POSTGRES_TABLES_OPTION = typer.Option(
     None,
     "--postgres-tables",
-    help="Tables stored in PostgreSQL, comma-separated [default: bars,indicators,alerts,custom "
-    "(custom: plugins' values); add trades for every trade].",
+    help="Tables stored in PostgreSQL, comma-separated [default: bars,indicators,alerts,custom,"
+    "predictions (custom: plugins' values; predictions: --forecast models'); add trades for "
+    "every trade].",
 )
 
 

@@ -179,6 +179,23 @@ PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
             (*_BAR_KEY[:3], "name", "dataset"),  # one value per bar and name
             "bar_start",
         ),  # fmt: skip
+        "predictions": PgTable(
+            "predictions",
+            (
+                ("symbol", "text"),
+                ("timeframe", "text"),
+                ("bar_start", "timestamptz"),
+                ("bar_end", "timestamptz"),
+                ("model", "text"),
+                ("horizon", "int8"),
+                ("direction", "int8"),
+                ("probability", "float8"),
+                ("value", "float8"),
+                ("dataset", "text"),
+            ),
+            (*_BAR_KEY[:3], "model", "horizon", "dataset"),  # one per bar, model and horizon
+            "bar_start",
+        ),  # fmt: skip
     }
 )
 
@@ -485,6 +502,11 @@ def _v4(conn: psycopg.Connection, dataset: str) -> None:
     conn.execute(_create(PG_TABLES["custom"], "custom", if_missing=True))
 
 
+def _v5(conn: psycopg.Connection, dataset: str) -> None:
+    """Create the ``predictions`` table (forecasting models' predictions) where it is missing."""
+    conn.execute(_create(PG_TABLES["predictions"], "predictions", if_missing=True))
+
+
 #: Numbered migrations: (version, description, apply(conn, dataset of converted rows)).
 #: Append, never edit.
 MIGRATIONS: tuple[tuple[int, str, Callable[[psycopg.Connection, str], None]], ...] = (
@@ -492,6 +514,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[psycopg.Connection, str], None]], ..
     (2, "trades", _v2),
     (3, "data contract: timeframe, bar_start/bar_end, dataset, jsonb details, views", _v3),
     (4, "custom: the values of plugins", _v4),
+    (5, "predictions: the forecasting models' predictions", _v5),
 )
 #: The first migration that rewrites stored rows: only ``db migrate`` applies it to them.
 CONVERTS = 3
