@@ -23,7 +23,7 @@ def test_the_anomaly_benchmark_measures_every_detector_and_writes_nothing_on_smo
     out = json.loads(result.stdout.splitlines()[-1])
     measured = out["measured"]
     assert set(measured) == {"return_jump", "volume_burst", "opening_gap", "vol_expansion",
-                             "stale_feed"}  # fmt: skip
+                             "stale_feed", "half_space", "isolation_forest"}  # fmt: skip
     for m in measured.values():
         assert m["labels"] >= 1 and 0 <= m["found"] <= m["labels"]
         assert 0 <= m["true_positives"] <= m["alerts"]

@@ -5,17 +5,21 @@ where its condition holds over a batch of rows (:func:`condition`) and how an
 alert it raised reads (:func:`message`). Stale feeds (``stale_feed``) have no
 condition on a bar's columns: the engine follows each key's bar times.
 Comparisons with NaN are false, so a NaN input (an indicator not yet warmed
-up, no earlier bar) never fires.
+up, no earlier bar) never fires. The learned detectors' numerics are in
+:mod:`marketpulse.alerts.learned`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from marketpulse.alerts import learned
 from marketpulse.alerts.rules import (
     BollingerRule,
     CrossRule,
     GapRule,
+    HalfSpaceRule,
+    IsolationForestRule,
     MacdCrossRule,
     PctChangeRule,
     PriceCrossRule,
@@ -73,6 +77,9 @@ def needs(rule: Rule) -> dict[str, set[int]]:
             return {"close": set(range(n + 2))}
         case StaleFeedRule():
             return {}  # bar times only: the engine follows them (AlertEngine._stale)
+        case HalfSpaceRule(window=n) | IsolationForestRule(window=n):
+            bars = set(range(n + 1))
+            return {"close": set(range(n + 2)), "high": bars, "low": bars, "volume": bars}
     raise RulesError(f"rule {rule.name!r}: unsupported rule type {type(rule).__name__}")
 
 
@@ -80,8 +87,14 @@ def _pick(direction: str, up: np.ndarray, down: np.ndarray) -> np.ndarray:
     return up if direction == "up" else down if direction == "down" else up | down
 
 
-def condition(rule: Rule, b: Batch) -> tuple[np.ndarray, dict[str, np.ndarray | float]]:
-    """Return the rows where the rule's condition holds, and the values it read."""
+def condition(
+    rule: Rule, b: Batch, watched: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray | float]]:
+    """Return the rows where the rule's condition holds, and the values it read.
+
+    ``watched``: the rows the rule watches (``None``: all); the costly learned
+    detectors leave the others unscored (NaN), the other rules ignore it.
+    """
     match rule:
         case PriceCrossRule(level=level):
             c, p = b.cur("close"), b.lag("close", 1)
@@ -163,6 +176,8 @@ def condition(rule: Rule, b: Batch) -> tuple[np.ndarray, dict[str, np.ndarray | 
             }
         case VolRegimeRule():
             return _vol_regime(rule, b)
+        case HalfSpaceRule() | IsolationForestRule():
+            return _learned(rule, b, watched)
     raise RulesError(f"rule {rule.name!r}: unsupported rule type {type(rule).__name__}")
 
 
@@ -213,6 +228,38 @@ def _vol_regime(rule: VolRegimeRule, b: Batch) -> tuple[np.ndarray, dict[str, np
         "vol_ratio": now,
         "prev_vol_ratio": prev,
         "ratio": float(rule.ratio),
+    }
+
+
+def _learned(
+    rule: HalfSpaceRule | IsolationForestRule, b: Batch, watched: np.ndarray | None
+) -> tuple[np.ndarray, dict[str, np.ndarray | float]]:
+    """Score each row's bar against the model of the ``window`` bars before it.
+
+    Rows with a feature that is not finite, in this bar or the window, are not
+    scored (NaN), nor are the rows the rule does not watch.
+    """
+    n = rule.window
+    volume = _lags(b, "volume", n)
+    f = learned.features(_lags(b, "close", n + 1), _lags(b, "high", n), _lags(b, "low", n), volume)
+    scored = np.isfinite(f).all(axis=(0, 2))
+    if watched is not None:
+        scored &= watched
+    rows = np.flatnonzero(scored)
+    score = np.full(scored.shape, np.nan)
+    if rows.size:
+        x, window = f[0, rows], f[1:, rows].transpose(1, 0, 2)
+        if isinstance(rule, HalfSpaceRule):
+            score[rows] = learned.half_space_scores(x, window, rule.trees, rule.height, rule.seed)
+        else:
+            score[rows] = learned.isolation_scores(x, window, rule.trees, rule.seed)
+    t = rule.threshold
+    return score >= t, {
+        "score": score,
+        "threshold": float(t),
+        "return": np.expm1(f[0, :, learned.RETURN]),
+        "range": np.expm1(f[0, :, learned.RANGE]),
+        "volume": volume[0],
     }
 
 
@@ -289,6 +336,13 @@ def message(rule: Rule, symbol: str, timeframe: str, v: dict[str, float | None])
                 f"{head} no trades for {gap:g} s of open market ({calendar}) since "
                 f"{_utc(v['last_bar_end'])}"
             )
+        case HalfSpaceRule(window=n) | IsolationForestRule(window=n):
+            model = "half-space trees" if isinstance(rule, HalfSpaceRule) else "an isolation forest"
+            return (
+                f"{head} bar is anomalous to {model}: score {v['score'] or 0.0:.3f} over the "
+                f"{n} bars before it (return {(v['return'] or 0.0) * 100:+.2f}%, range "
+                f"{(v['range'] or 0.0) * 100:.2f}%, volume {v['volume'] or 0.0:,.0f})"
+            )
     return f"{head} {rule.name}"
 
 
@@ -307,8 +361,8 @@ def direction(rule: Rule, v: dict[str, float | None]) -> int:
     band, a gap up, a return's robust z-score above the median. A backtest's
     hit rate counts the forward returns in this direction (continuation); a
     rule read the other way (RSI overbought: sell) shows a hit rate below
-    chance. Volume z-scores, volatility regimes and stale
-    feeds have no direction (0).
+    chance. Volume z-scores, volatility regimes, stale feeds and the learned
+    detectors (half-space trees, isolation forests) have no direction (0).
     """
     match rule:
         case PriceCrossRule(level=level):

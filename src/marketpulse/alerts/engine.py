@@ -150,8 +150,9 @@ class AlertEngine:
                 found[:, ri] = False
                 found_values.append({})
                 continue
-            mask, values = condition(rule, batch)
-            found[:, ri] = mask if self._applies_all[ri] else mask & self._applies[ri][key]
+            watched = None if self._applies_all[ri] else self._applies[ri][key]
+            mask, values = condition(rule, batch, watched)
+            found[:, ri] = mask if watched is None else mask & watched
             found_values.append(values)
         alerts = []
         if found.any():

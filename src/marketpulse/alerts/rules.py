@@ -28,6 +28,8 @@ __all__ = [
     "RobustZRule",
     "StaleFeedRule",
     "VolRegimeRule",
+    "HalfSpaceRule",
+    "IsolationForestRule",
 ]
 
 SEVERITIES = ("info", "warning", "critical")
@@ -263,6 +265,70 @@ class StaleFeedRule(Rule, tag="stale_feed", kw_only=True):
                 )
 
 
+# Learned detectors (issue 39): a model fitted on the key's last bars, scoring this bar.
+
+
+class _LearnedRule(Rule, kw_only=True):
+    """Fields common to the learned detectors (:mod:`marketpulse.alerts.learned`).
+
+    A model of the features (log return, log of high over low, ``log1p`` of
+    volume) of the ``window`` bars before this one scores this bar; ``seed``
+    fixes its random draws, the same for every row. A bar with a missing
+    feature, or with one in its window, is not scored.
+    """
+
+    window: int = 100
+    trees: int
+    threshold: float
+    seed: int = 0
+    severity: str = "warning"
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from super()._problems()
+        if not 20 <= self.window <= 1_000:
+            yield "window", f"window must be 20..1000 bars, got {self.window}"
+        if not 1 <= self.trees <= 1_000:
+            yield "trees", f"trees must be 1..1000, got {self.trees}"
+        if not 0 < self.threshold < 1:
+            yield "threshold", f"threshold must be a score between 0 and 1, got {self.threshold}"
+        if self.seed < 0:
+            yield "seed", f"seed must be >= 0, got {self.seed}"
+
+
+class HalfSpaceRule(_LearnedRule, tag="half_space", kw_only=True):
+    """Half-space trees (Tan, Ting and Liu 2011) over the ``window`` bars before this one.
+
+    Each feature's range over the window is scaled to the middle half of
+    [0, 1]; each of ``trees`` random trees of ``height`` levels counts the
+    window's bars in the nodes this bar passes, and the score (River's
+    ``HalfSpaceTrees``: ``1 - mass-weighted depth / its maximum``, in [0, 1])
+    is high for a bar in nodes few window bars share. Fires when ``score >=
+    threshold``.
+    """
+
+    trees: int = 25
+    height: int = 8
+    threshold: float = 0.9
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from super()._problems()
+        if not 1 <= self.height <= 12:
+            yield "height", f"height must be 1..12 levels, got {self.height}"
+
+
+class IsolationForestRule(_LearnedRule, tag="isolation_forest", kw_only=True):
+    """Isolation forest (Liu, Ting and Zhou 2008) over the ``window`` bars before this one.
+
+    Each of ``trees`` random trees splits the window's bars and this one until
+    this bar stands alone; ``score = 2 ** (-E[h] / c(window + 1))``, ``h`` the
+    depth at which it does: about 0.5 for a bar like the others, towards 1 for
+    one isolated at once. Fires when ``score >= threshold``.
+    """
+
+    trees: int = 100
+    threshold: float = 0.7
+
+
 #: Rule classes by the ``type`` written in rules files.
 RULE_TYPES: dict[str, type[Rule]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
@@ -278,5 +344,7 @@ RULE_TYPES: dict[str, type[Rule]] = {
         GapRule,
         VolRegimeRule,
         StaleFeedRule,
+        HalfSpaceRule,
+        IsolationForestRule,
     )
 }

@@ -105,6 +105,7 @@ def test_load_good_file(write, name, text):
     rules = load_rules(write(name, text))
     assert rules == EXPECTED
     detectors = ("robust_z", "gap", "vol_regime", "stale_feed")  # test_anomaly_rules.py
+    detectors += ("half_space", "isolation_forest")  # test_learned_detectors.py
     assert [r.type for r in rules] == [t for t in RULE_TYPES if t not in ("cross", *detectors)]
     assert [r.severity for r in rules] == ["critical", "warning", "info", "info", "info", "warning"]
     assert rules[0].cooldown == 300.0
@@ -137,7 +138,7 @@ def test_default_rules():
     )
     # price levels and crosses of declared columns are the user's to choose
     # and the anomaly detectors are opt-in (examples in default_rules.yaml's comments)
-    detectors = {"robust_z", "gap", "vol_regime", "stale_feed"}
+    detectors = {"robust_z", "gap", "vol_regime", "stale_feed", "half_space", "isolation_forest"}
     assert {r.type for r in rules} == set(RULE_TYPES) - {"price_cross", "cross", *detectors}
     AlertEngine(rules)  # valid as a set
 
@@ -158,6 +159,8 @@ def test_exported_names():
             "Channel",
             "CrossRule",
             "GapRule",
+            "HalfSpaceRule",
+            "IsolationForestRule",
             "JsonLinesNotifier",
             "MacdCrossRule",
             "Notifications",
