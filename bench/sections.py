@@ -16,6 +16,7 @@ from typing import Any
 from dashboard_section import render_dashboard
 from embedded_section import render_embedded
 from first_run_section import render_first_run
+from forecast_section import render_forecast
 from kafka_floor_section import render_kafka_floor
 from kafka_section import render_kafka
 from kaggle_section import render_kaggle
@@ -362,6 +363,17 @@ SECTIONS: dict[str, Section] = {
                 ),
             ),  # fmt: skip
             render_first_run,
+        ),
+        Section(
+            "forecast",
+            (
+                Script(
+                    "bench_forecast",
+                    ("bench/bench_forecast.py",),
+                    ("--repeat", "1", "--intervals", "1m", "--models", "drift"),
+                ),
+            ),  # fmt: skip
+            render_forecast,
         ),
         Section(
             "kaggle",
