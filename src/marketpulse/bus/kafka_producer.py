@@ -330,6 +330,20 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         if self.unsettled:
             self._settle((consumer, consumed))
 
+    def settle_all(self) -> None:
+        """Settle every guarded partition now, outside a transaction (see the class).
+
+        A producer that saw a broker fail may have left, on some partition, an
+        aborted transaction without its marker that no later transaction of
+        its id touched: that partition's last stable offset then stays behind
+        it, and read_committed readers see nothing past it.
+
+        Raises:
+            ProducerStuck: a partition's last stable offset did not pass its end.
+        """
+        if self._guarded and not self.in_transaction:
+            self._settle()
+
     def begin(self) -> None:
         """Start a transaction (settling the guarded partitions first if due)."""
         if self.unsettled:

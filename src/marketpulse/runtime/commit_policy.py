@@ -122,6 +122,9 @@ class CommitPolicy:
         #: were assigned here (it is written once an assignment, not every commit)
         self.counted: set[TopicPartition] = set()
         self.next: dict[TopicPartition, int] = {}
+        #: the next offset of each owned partition as the last commit left it (the
+        #: work up to it is visible: a run's drain waits for it, not for ``next``)
+        self.committed: dict[TopicPartition, int] = {}
         self.touched: set[TopicPartition] = set()
         self.began = 0.0
         self.outputs = False
@@ -160,9 +163,10 @@ class CommitPolicy:
     def resume(self, tp: TopicPartition, committed: int) -> None:
         """Set where a restored partition resumes: ``committed`` (negative: none known)."""
         if committed >= 0:
-            self.next[tp] = committed
+            self.next[tp] = self.committed[tp] = committed
         else:
             self.next.pop(tp, None)
+            self.committed.pop(tp, None)
 
     def rewound(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions went back to their last commit: the open transaction holds nothing of them."""
@@ -171,6 +175,7 @@ class CommitPolicy:
     def forget(self, tp: TopicPartition) -> None:
         """A partition left this instance: drop its offsets."""
         self.next.pop(tp, None)
+        self.committed.pop(tp, None)
         self.touched.discard(tp)
         self.counted.discard(tp)
 
@@ -271,6 +276,7 @@ class CommitPolicy:
         # 3 and 4
         producer.commit(offsets, consumer, self.step_timeout, meanwhile=send_state)
         # 5
+        self.committed.update(offsets)
         self.touched.clear()
         self.counted.update(counting)
         return True

@@ -719,6 +719,17 @@ class ProcessService:
                 producer.abort(self.options.settings.step_timeout)
             except BusError as exc:
                 logger.warning("process: %s", exc)
+        settle_all = getattr(producer, "settle_all", None)  # a Kafka producer's
+        if settle_all is not None and not stuck and (self.stats.replaced or self.stats.aborted):
+            # after a broker fault: no transaction of this id is left open anywhere
+            try:
+                settle_all()
+            except BusError as exc:
+                logger.warning("process: settling before leaving: %s", exc)
+            else:
+                logger.info("process: after %d aborted transactions and %d replaced clients, "
+                            "none of its id is left open on its output partitions",
+                            self.stats.aborted, self.stats.replaced)  # fmt: skip
         if self._consumer is not None:
             try:
                 self._consumer.close()

@@ -100,6 +100,8 @@ class SinkServiceStats:
     commits: int = 0
     failed_commits: int = 0
     rejoins: int = 0
+    #: Records read but left unwritten when it stopped (read again by the next run).
+    unwritten: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
@@ -150,6 +152,8 @@ class SinkService:
         #: Records left to read per assigned partition, refreshed every second (a
         #: partition read to its end may show 1: the transaction's commit marker).
         self.lag: dict[TopicPartition, int] = {}
+        #: Whether records it was handed are being written (a run's drain waits for them).
+        self.writing = False
         #: Partitions of the topics it reads (set when it starts): a lone member of its
         #: group has read them all once :attr:`lag` covers every one.
         self.partitions = 0
@@ -267,11 +271,19 @@ class SinkService:
             if now - last_lag >= 1.0:
                 last_lag = now
                 self._read_lag(now)
-            for batch in batches:
+            # records handed out count as read (the consumer's positions are past them):
+            # until they are written, the service is not idle, however long that takes
+            self.writing = bool(batches)
+            for index, batch in enumerate(batches):
                 if not self._write(batch):
-                    break  # stopped while trades were read: the rest is read again
-                self.last_input = now
+                    # stopped while trades were read: the rest is read again
+                    self.stats.unwritten += sum(len(b.messages) if b.columns is None
+                                                else b.columns.num_rows
+                                                for b in batches[index:])  # fmt: skip
+                    break
+                self.last_input = time.monotonic()
                 self._checks, self._waited, self._rejoined = 0, False, False
+            self.writing = False
             self._check_stall(now)
             if self.sink.due():
                 self._flush()
