@@ -58,6 +58,8 @@ INFLUX_TABLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], str]] = Mapp
         "indicators": (_TAGS, ("close", "bar_end"), "bar_start"),
         "alerts": ((*_TAGS, "rule"), ("id", "severity", "message", "details", "bar_end"),
                    "bar_start"),
+        "predictions": ((*_TAGS, "model", "horizon"),
+                        ("direction", "probability", "value", "bar_end"), "bar_start"),
     }
 )  # fmt: skip
 _JSON = msgspec.json.Encoder()  # NaN and infinities as null

@@ -1,10 +1,11 @@
-"""The stream's predictions in PostgreSQL: the lake's rows, under the data contract's key."""
+"""The stream's predictions in PostgreSQL and InfluxDB: the lake's rows, under the same key."""
 
 import math
 
 import pytest
 
 from .conftest import LEAN_TRADES, marketpulse
+from .db_fixtures import influx_query
 
 pytestmark = pytest.mark.integration
 
@@ -47,3 +48,33 @@ def test_replay_with_forecast_into_postgres_equals_the_lake(sql, tmp_path, postg
                 assert value is None or math.isnan(value)
             else:
                 assert abs(value - want) <= 1e-12 * (1 + abs(want))
+
+
+def test_replay_with_forecast_into_influx_equals_the_lake(sql, tmp_path, influx_url,
+                                                          influx_base_url):  # fmt: skip
+    lake = tmp_path / "lake"
+    out = marketpulse("replay", LEAN_TRADES, "--sink", "influx", "--sink", "lake",
+                      "--lake", lake, "--influx-url", influx_url, "--intervals", "1m",
+                      "--forecast", "online-linear,random", "--forecast-horizons", "1,3",
+                      cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    expected = sql(lake, "SELECT dataset, symbol, timeframe, model, horizon::VARCHAR AS horizon,"
+                         " epoch_ns(bar_start) AS time, epoch_ns(bar_end) AS bar_end, direction,"
+                         " probability, value FROM predictions")  # fmt: skip
+    tags = ("dataset", "symbol", "timeframe", "model", "horizon")
+    got = {}
+    database = influx_url.rsplit("/", 1)[1]
+    for series in influx_query(influx_base_url, database, "SELECT * FROM predictions GROUP BY *"):
+        for values in series["values"]:
+            row = dict(zip(series["columns"], values, strict=True)) | series["tags"]
+            got[tuple(row[c] for c in (*tags, "time"))] = row
+    assert len(got) == len(expected) > 4 * 1_000
+    for want in expected:
+        row = got[tuple(want[c] for c in (*tags, "time"))]
+        assert (row["bar_end"], row["direction"]) == (want["bar_end"], want["direction"])
+        for column in ("probability", "value"):
+            value = want[column]
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                assert row[column] is None, (column, want, row)
+            else:
+                assert row[column] == value, (column, want, row)
