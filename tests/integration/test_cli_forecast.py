@@ -7,6 +7,8 @@ satisfy (counts, ranges, reproducibility).
 
 import json
 import math
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -180,3 +182,100 @@ def test_a_damaged_file_in_the_lake_is_one_line_naming_it(tmp_path):
     assert out.stderr.startswith(f"error: cannot read the lake at {tmp_path / 'lake'}: ")
     assert "0.parquet" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_gbm_and_the_others_are_scored_over_the_same_walk_forward_bars(lean_lake, tmp_path):
+    out = _evaluate(lean_lake.lake, tmp_path, "--timeframes", "1m", "--horizons", "1",
+                    "--models", "gbm,drift,random", "--format", "json")  # fmt: skip
+    rows = {r["model"]: r for r in json.loads(out.stdout)}
+    assert set(rows) == {"gbm", "drift", "random"}
+    # the test windows: the bars of the last half of the bar times, with an outcome
+    (tested,) = _sql(lean_lake.lake, tmp_path, """
+        WITH t AS (SELECT bar_start, row_number() OVER (ORDER BY bar_start) - 1 AS i,
+                          count(*) OVER () AS n
+                   FROM (SELECT DISTINCT bar_start FROM bars WHERE timeframe = '1m')),
+             b AS (SELECT bar_start, lead(close) OVER (PARTITION BY symbol
+                                                       ORDER BY bar_start) AS later
+                   FROM bars WHERE timeframe = '1m')
+        SELECT count(*) AS n FROM b
+        WHERE later IS NOT NULL
+          AND bar_start >= (SELECT bar_start FROM t WHERE i = n // 2)""")  # fmt: skip
+    assert {r["predictions"] for r in rows.values()} == {tested["n"]}
+    assert len({r["moved"] for r in rows.values()}) == 1
+    assert rows["gbm"]["calls"] == rows["gbm"]["moved"]
+    assert "Walk-forward (gbm): every model scored over the same bars" in out.stderr
+    again = _evaluate(lean_lake.lake, tmp_path, "--timeframes", "1m", "--horizons", "1",
+                      "--models", "gbm,drift,random", "--format", "json")  # fmt: skip
+    assert again.stdout == out.stdout
+
+
+def _train(lake, cwd, *args):
+    return marketpulse_in_process("forecast", "train", "--lake", lake, *args, cwd=cwd)
+
+
+def test_train_saves_a_versioned_artefact_and_the_same_bars_give_the_same_version(
+    lean_lake, tmp_path
+):
+    from marketpulse.forecast.features import FEATURES
+
+    lake = tmp_path / "lake"
+    shutil.copytree(lean_lake.lake, lake)
+    first = _train(lake, tmp_path, "--timeframe", "1m", "--horizon", "1")
+    assert first.returncode == 0, first.stderr
+    (line,) = first.stdout.strip().splitlines()
+    version = re.search(r"gbm:([0-9a-f]{12}) ", line).group(1)
+    assert line.endswith(str(lake / "_models" / "gbm" / version))
+    again = _train(lake, tmp_path, "--timeframe", "1m", "--horizon", "1")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    other = _train(lake, tmp_path, "--timeframe", "1m", "--horizon", "1", "--seed", "1")
+    assert f"gbm:{version} " not in other.stdout
+
+    folder = lake / "_models" / "gbm" / version
+    assert sorted(p.name for p in folder.iterdir()) == ["direction.txt", "model.json",
+                                                        "return.txt"]  # fmt: skip
+    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    (span,) = _sql(lake, tmp_path, """
+        SELECT strftime(min(bar_start), '%Y-%m-%dT%H:%M:%SZ') AS first,
+               strftime(max(bar_start), '%Y-%m-%dT%H:%M:%SZ') AS last,
+               count(*) AS bars, count(DISTINCT symbol) AS symbols
+        FROM bars WHERE timeframe = '1m'""")  # fmt: skip
+    assert meta["features"] == list(FEATURES)
+    assert (meta["trained_from"], meta["trained_to"]) == (span["first"], span["last"])
+    assert meta["rows"] == span["bars"] - span["symbols"]  # each series' last bar: no outcome
+    assert (meta["name"], meta["version"], meta["timeframe"], meta["horizon"], meta["seed"]) == (
+        "gbm", version, "1m", 1, 0)  # fmt: skip
+    assert meta["dataset"] == "lean-2013-10-07-trades" and len(meta["symbols"]) == 4
+
+    listed = marketpulse_in_process("forecast", "models", "--lake", lake, "--format", "json",
+                                    cwd=tmp_path)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    mine = [m for m in json.loads(listed.stdout) if m["version"] == version]
+    assert mine == [{
+        "name": "gbm", "version": version, "timeframe": "1m", "horizon": 1,
+        "trained_from": span["first"], "trained_to": span["last"],
+        "dataset": "lean-2013-10-07-trades", "rows": meta["rows"], "seed": 0,
+    }]  # fmt: skip
+    assert len(json.loads(listed.stdout)) == 2  # seed 0 and seed 1
+    # the lake's tables are untouched by the artefacts beside them
+    assert _sql(lake, tmp_path, "SELECT count(*) AS n FROM bars")[0]["n"] == 44_846
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--timeframe", "7m"), "--timeframe: dataset lean-2013-10-07-trades has no bars of 7m"),
+        (("--timeframe", "1m", "--horizon", "0"), "--horizon: whole numbers of bars, at least 1"),
+        (("--timeframe", "1m", "--horizon", "a"), "--horizon: expected whole numbers of bars"),
+        (("--timeframe", "1m", "--horizon", "1,5"), "--horizon: one whole number of bars"),
+        (("--timeframe", "1m", "--horizon", "5000"), "--horizon: 5000 bars reach past every"),
+        (("--timeframe", "1m", "--dataset", "nope"), "--dataset: no bars of dataset 'nope'"),
+        (("--timeframe", "1m", "--symbols", "ZZZ"), "--symbols: no bars of ZZZ in dataset"),
+    ],
+)
+def test_train_with_a_bad_option_is_one_line_and_saves_nothing(lean_lake, tmp_path, args, named):
+    out = _train(lean_lake.lake, tmp_path, *args)
+    assert out.returncode == 2
+    assert named in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (lean_lake.lake / "_models").exists()

@@ -13,6 +13,7 @@ from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, parse_horizons, s
 from marketpulse.cli.sink_options import lake_location
 from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat, print_record
 from marketpulse.exceptions import InputError
+from marketpulse.forecast.catalog import FOLDS
 
 if TYPE_CHECKING:
     from marketpulse.forecast.evaluation import EvaluationScope
@@ -49,10 +50,14 @@ def evaluate(
     models: str = typer.Option(
         None,
         "--models",
-        help="Comma-separated models [default: all: online-linear, online-tree, persistence, "
-        "always-up, drift, random].",
+        help="Comma-separated models [default: online-linear, online-tree, persistence, "
+        "always-up, drift, random]; gbm (LightGBM, walk-forward) scores every model over its "
+        "test windows only.",
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the models that draw."),
+    folds: int = typer.Option(
+        FOLDS, "--folds", min=1, help="gbm's walk-forward test windows (the bars' last half)."
+    ),
     format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = typer.Option(None, "--output", "-o", help="Write the table to this file."),
     doc: Path = typer.Option(
@@ -74,6 +79,11 @@ def evaluate(
     move, mean absolute error of the return in basis points, each with its
     95% interval, beside the baselines persistence, always-up, drift and
     random. The same bars and seed give the same figures.
+
+    gbm, gradient boosting trained on the lake, is tested walk-forward: the
+    last half of each timeframe's bars in FOLDS consecutive windows, each
+    predicted by boosters trained only on the bars whose outcome precedes it.
+    With gbm, every model is scored over those windows' bars alone.
     """
     from marketpulse.analytics import Lake
     from marketpulse.analytics.results import mark_percent
@@ -81,6 +91,7 @@ def evaluate(
     from marketpulse.forecast import MODELS, EvaluationScope
     from marketpulse.forecast import evaluate as run_evaluation
     from marketpulse.forecast.doc import render_section, write_section
+    from marketpulse.forecast.evaluation import PREQUENTIAL
 
     settings = settings_from(config, lake=lake)
     scope = EvaluationScope(
@@ -90,6 +101,7 @@ def evaluate(
         horizons=parse_horizons(horizons, "1,5"),
         models=_names(models) or tuple(MODELS),
         seed=seed,
+        folds=folds,
     )
     if doc is not None and not doc.parent.is_dir():
         raise InputError(f"--doc: no folder {doc.parent} to write {doc.name} in")
@@ -101,6 +113,8 @@ def evaluate(
         f"{', '.join(map(str, scope.horizons))} (seed {seed})",
         file=sys.stderr,
     )
+    if result.scored != PREQUENTIAL:
+        print(result.scored, file=sys.stderr)
     if doc is not None:
         command = _command(result.dataset, scope, timeframes, symbols)
         write_section(doc, result.dataset, render_section(result, command))
@@ -111,10 +125,76 @@ def evaluate(
     print_record(record, format, output, _FIRST_COLUMNS)
 
 
+@forecast_app.command("train")
+def train(
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        metavar="NAME",
+        help="The dataset to train on [default: MARKETPULSE_DATASET, else the lake's only one].",
+    ),
+    timeframe: str = typer.Option(..., "--timeframe", help="The bars' timeframe, e.g. 1m."),
+    horizon: str = typer.Option("1", "--horizon", help="Bars ahead to predict the return to."),
+    symbols: str = typer.Option(None, "--symbols", help="Comma-separated symbols [default: all]."),
+    seed: int = typer.Option(0, "--seed", min=0, help="LightGBM's seed."),
+    lake: str = LAKE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Train gbm on every bar of a scope and save it in the lake as a versioned artefact.
+
+    The direction classifier and return regressor of gbm (LightGBM) learn
+    every bar of the timeframe whose outcome, HORIZON bars later, is known.
+    The models, their features and training span are saved in
+    LAKE/_models/gbm/VERSION/; VERSION is a digest of the files and their
+    metadata, so the same bars and seed give the same version.
+    """
+    from marketpulse.analytics import Lake
+    from marketpulse.forecast.artefacts import ARTEFACTS, save
+    from marketpulse.forecast.artefacts import train as fit
+    from marketpulse.forecast.frame import Frame
+    from marketpulse.forecast.walkforward import lightgbm
+
+    settings = settings_from(config, lake=lake)
+    h, *more = parse_horizons(horizon, "1", "--horizon")
+    if more:
+        raise InputError(f"--horizon: one whole number of bars, got {horizon!r}")
+    lightgbm()  # missing: one line before the lake is read
+    location = lake_location(settings)
+    with Lake(location) as opened:
+        frame = Frame(opened, dataset or settings.dataset or None, (timeframe,), _names(symbols),
+                      "--timeframe")  # fmt: skip
+    meta, boosters = fit(frame, timeframe, h, seed)
+    saved = save(location, meta, boosters)
+    print(f"trained {saved.name}:{saved.version} on {saved.rows:,} bars of {saved.timeframe} "
+          f"({len(saved.symbols)} symbol{'s' * (len(saved.symbols) != 1)}, {saved.span}), "
+          f"horizon {saved.horizon}: "
+          f"{location.uri(ARTEFACTS, saved.name, saved.version)}")  # fmt: skip
+
+
+@forecast_app.command("models")
+def models(
+    format: OutputFormat = FORMAT_OUTPUT_OPTION,
+    lake: str = LAKE_OPTION,
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """List the trained models the lake holds: name, version, timeframe, horizon, span."""
+    import pyarrow as pa
+
+    from marketpulse.forecast.artefacts import artefacts
+
+    settings = settings_from(config, lake=lake)
+    found = artefacts(lake_location(settings))
+    columns = ("name", "version", "timeframe", "horizon", "trained_from", "trained_to",
+               "dataset", "rows", "seed")  # fmt: skip
+    table = pa.table({c: [getattr(a, c) for a in found] for c in columns})
+    print_record(table, format, None, columns)
+
+
 def _command(dataset: str, scope: EvaluationScope, timeframes: str | None,
              symbols: str | None) -> str:  # fmt: skip
     """The command that gives the same figures (the lake's and the page's places left out)."""
     from marketpulse.forecast import MODELS
+    from marketpulse.forecast.catalog import WALK_FORWARD
 
     args = ["--dataset", dataset]
     if timeframes:
@@ -125,6 +205,8 @@ def _command(dataset: str, scope: EvaluationScope, timeframes: str | None,
     if scope.models != tuple(MODELS):
         args += ["--models", ",".join(scope.models)]
     args += ["--seed", str(scope.seed)]
+    if scope.folds != FOLDS and any(m in WALK_FORWARD for m in scope.models):
+        args += ["--folds", str(scope.folds)]
     return "marketpulse forecast evaluate " + shlex.join(args)
 
 

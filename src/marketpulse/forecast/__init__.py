@@ -6,6 +6,9 @@
 - :mod:`~marketpulse.forecast.features`: the scale-free features of a bar;
 - :mod:`~marketpulse.forecast.prequential`: predict first, learn after;
 - :mod:`~marketpulse.forecast.scores`: accuracy, Brier score, MAE, with intervals;
+- :mod:`~marketpulse.forecast.walkforward`: gradient boosting (LightGBM), tested walk-forward;
+- :mod:`~marketpulse.forecast.artefacts`: trained models saved in the lake, versioned;
+- :mod:`~marketpulse.forecast.frame`: a dataset's bars with their features;
 - :mod:`~marketpulse.forecast.evaluation`: all of it over a dataset of the lake.
 """
 

@@ -47,7 +47,7 @@ def render_section(evaluation: Evaluation, command: str) -> str:
         f"{len(evaluation.symbols)} symbols ({', '.join(evaluation.symbols[:12])}"
         f"{', ...' if len(evaluation.symbols) > 12 else ''}), "
         f"{_day(evaluation.first)} to {_day(evaluation.last)} UTC (bar starts). "
-        "Prequential: each prediction made before the bars it is about, then learned.",
+        f"{evaluation.scored}",
         "",
         "| model | timeframe | horizon | predictions | moved | accuracy | 95 % CI "
         "| Brier | 95 % CI | MAE (bp) | 95 % CI |",

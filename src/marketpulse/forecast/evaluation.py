@@ -6,33 +6,36 @@ over every series at every horizon (:func:`~marketpulse.forecast.prequential.pre
 and its predictions are scored per timeframe and horizon over all the
 dataset's symbols (:func:`~marketpulse.forecast.scores.score`). The same bars
 and seed give the same figures.
+
+With a walk-forward model among them (``gbm``,
+:mod:`marketpulse.forecast.walkforward`), which predicts only the bars of its
+test windows, every model is scored over those bars alone, so that each row
+of the table covers the same predictions (:attr:`Evaluation.scored` says so).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from marketpulse.analytics.reports import pick_dataset
 from marketpulse.analytics.sql import Lake
-from marketpulse.forecast.catalog import MODELS
+from marketpulse.forecast.catalog import EVALUATED, FOLDS, MODELS, WALK_FORWARD
 from marketpulse.forecast.exceptions import ForecastError
-from marketpulse.forecast.features import (
-    INDICATORS,
-    feature_columns,
-    feature_rows,
-    previous_closes,
-)
+from marketpulse.forecast.frame import Frame
 from marketpulse.forecast.prequential import Record, prequential
 from marketpulse.forecast.scores import SCORES, score
 from marketpulse.forecast.stage import predictions_table
+from marketpulse.forecast.walkforward import lightgbm, walk_forward
 from marketpulse.models import PREDICTION_SCHEMA
 from marketpulse.timeframes import sort_key
 
-__all__ = ["Evaluation", "EvaluationScope", "evaluate", "predict"]
+__all__ = ["PREQUENTIAL", "Evaluation", "EvaluationScope", "evaluate", "predict"]
+
+#: What an evaluation without walk-forward models scores.
+PREQUENTIAL = "Prequential: each prediction made before the bars it is about, then learned."
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +47,9 @@ class EvaluationScope:
         timeframes: the timeframes; empty for all the dataset has.
         symbols: the symbols; empty for all.
         horizons: bars between a prediction and its outcome.
-        models: the models by name (:data:`~marketpulse.forecast.catalog.MODELS`).
+        models: the models by name (:data:`~marketpulse.forecast.catalog.EVALUATED`).
         seed: the seed of the models that draw (the same seed, the same figures).
+        folds: the walk-forward models' test windows.
     """
 
     dataset: str | None = None
@@ -54,18 +58,23 @@ class EvaluationScope:
     horizons: tuple[int, ...] = (1, 5)
     models: tuple[str, ...] = tuple(MODELS)
     seed: int = 0
+    folds: int = FOLDS
 
     def __post_init__(self) -> None:
         if not self.horizons or min(self.horizons) < 1:
             raise ForecastError(
                 f"--horizons: whole numbers of bars, at least 1, got {list(self.horizons)}"
             )
-        unknown = [m for m in self.models if m not in MODELS]
+        unknown = [m for m in self.models if m not in EVALUATED]
         if unknown or not self.models:
             raise ForecastError(
                 f"--models: unknown model {', '.join(unknown) or '(none given)'} "
-                f"(known: {', '.join(MODELS)})"
+                f"(known: {', '.join(EVALUATED)})"
             )
+        if self.folds < 1:
+            raise ForecastError(f"--folds: at least 1, got {self.folds}")
+        if any(m in WALK_FORWARD for m in self.models):
+            lightgbm()  # missing: one line now, not after the online models ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,7 @@ class Evaluation:
         first: the first bar's start, ns since the epoch (UTC).
         last: the last bar's start.
         record: one row per model, timeframe and horizon (:data:`SCORES`).
+        scored: which predictions the record scores, in a sentence.
     """
 
     dataset: str
@@ -87,6 +97,7 @@ class Evaluation:
     first: int
     last: int
     record: pa.Table
+    scored: str = PREQUENTIAL
 
 
 def evaluate(
@@ -112,10 +123,19 @@ def evaluate(
         for name, record in records.items()
     ]
     symbols = run.bars.column("symbol").to_pylist()
-    starts = run.bars.column("bar_start").to_numpy()
+    starts = run.frame.bar_start
+    walked = [m for m in scope.models if m in WALK_FORWARD]
+    scored = PREQUENTIAL
+    if walked:
+        scored = (
+            f"Walk-forward ({', '.join(walked)}): every model scored over the same bars, the "
+            f"last half of each timeframe's bar times in {scope.folds} test windows; "
+            f"{', '.join(walked)} trained on the bars whose outcome precedes each window, "
+            "the others prequential."
+        )
     return Evaluation(run.dataset, run.bars.num_rows, tuple(sorted(set(symbols))),
                       int(starts.min()), int(starts.max()),
-                      pa.Table.from_pylist(table, schema=SCORES))  # fmt: skip
+                      pa.Table.from_pylist(table, schema=SCORES), scored)  # fmt: skip
 
 
 def predict(
@@ -160,16 +180,10 @@ class _Run:
         scope: EvaluationScope,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
-        from marketpulse.indicators import compute
-
         self.scope = scope
-        self.dataset = pick_dataset(lake, scope.dataset)
-        self.bars = compute(_bars(lake, self.dataset, scope), INDICATORS)
-        self._timeframes = self.bars.column("timeframe").to_pylist()
-        self._spans = _spans(self.bars.column("symbol").to_pylist(), self._timeframes)
-        self._close = self.bars.column("close").cast(pa.float64()).to_numpy()
-        starts = np.array([b for b, _, _ in self._spans], np.int64)
-        self._rows = feature_rows(feature_columns(self.bars, previous_closes(self._close, starts)))
+        self.frame = Frame(lake, scope.dataset, scope.timeframes, scope.symbols)
+        self.dataset = self.frame.dataset
+        self.bars = self.frame.bars
         self._total = self.bars.num_rows * len(scope.horizons) * len(scope.models)
         self._done = 0
         self._progress = progress
@@ -180,60 +194,31 @@ class _Run:
             self._progress(self._done, self._total)
 
     def records(self) -> Iterator[tuple[tuple[str, int], dict[str, Record]]]:
-        """Each (timeframe, horizon)'s records, by model: rows of other timeframes unknown."""
-        chosen = {name: MODELS[name] for name in self.scope.models}
-        timeframes = self._timeframes
-        for timeframe in sorted(set(timeframes), key=sort_key):
-            mine = [span for span in self._spans if timeframes[span[0]] == timeframe]
+        """Each (timeframe, horizon)'s records, by model: rows of other timeframes unknown.
+
+        With a walk-forward model, the outcomes outside its test windows are
+        unknown in every model's record: no model is scored on other bars.
+        """
+        frame = self.frame
+        online = {name: MODELS[name] for name in self.scope.models if name in MODELS}
+        walked = [name for name in self.scope.models if name in WALK_FORWARD]
+        x = frame.matrix() if walked else None
+        for timeframe in sorted(set(frame.timeframes), key=sort_key):
+            mine = frame.series_of(timeframe)
             for h in self.scope.horizons:
-                yield (
-                    (timeframe, h),
-                    prequential(
-                        self._rows, self._close, mine, chosen, h, self.scope.seed, self._step
-                    ),
+                found = prequential(
+                    frame.rows, frame.close, mine, online, h, self.scope.seed, self._step
                 )
+                if x is not None:
+                    run = walk_forward(x, frame.close, frame.bar_start, mine, h,
+                                       self.scope.seed, self.scope.folds)  # fmt: skip
+                    found |= {name: run.record for name in walked}
+                    self._step(sum(e - b for b, e, _ in mine) * len(walked))
+                    found = {name: _within(r, run.tested) for name, r in found.items()}
+                yield (timeframe, h), {name: found[name] for name in self.scope.models}
 
 
-def _bars(lake: Lake, dataset: str, scope: EvaluationScope) -> pa.Table:
-    """The dataset's bars in scope, by timeframe, symbol and time."""
-    found = lake.query(
-        "SELECT DISTINCT timeframe FROM bars WHERE dataset = $1", [dataset]
-    ).column("timeframe").to_pylist()  # fmt: skip
-    missing = sorted(set(scope.timeframes) - set(found), key=sort_key)
-    if missing:
-        has = ", ".join(sorted(found, key=sort_key))
-        raise ForecastError(
-            f"--timeframes: dataset {dataset} has no bars of {', '.join(missing)} (it has: {has})"
-        )
-    wanted = list(scope.timeframes or found)
-    params: list[object] = [dataset, *wanted]
-    where = f"dataset = $1 AND timeframe IN ({', '.join(f'${i + 2}' for i in range(len(wanted)))})"
-    if scope.symbols:
-        marks = ", ".join(f"${i + len(params) + 1}" for i in range(len(scope.symbols)))
-        where += f" AND symbol IN ({marks})"
-        params += scope.symbols
-    columns = (
-        "symbol, timeframe, epoch_ns(bar_start) AS bar_start, epoch_ns(bar_end) AS bar_end, "
-        "open, high, low, close, volume, vwap"
-    )
-    names = set(lake.query("SELECT * FROM bars LIMIT 0").column_names)
-    columns += "".join(f", {c}" for c in ("order_flow_imbalance", "spread_twa") if c in names)
-    table = lake.query(
-        f"SELECT {columns} FROM bars WHERE {where} ORDER BY timeframe, symbol, bar_start",  # noqa: S608
-        params,
-    )
-    absent = sorted(set(scope.symbols) - set(table.column("symbol").to_pylist()))
-    if absent:
-        raise ForecastError(f"--symbols: no bars of {', '.join(absent)} in dataset {dataset}")
-    return table
-
-
-def _spans(symbols: Sequence[str], timeframes: Sequence[str]) -> list[tuple[int, int, str]]:
-    """Each series as (first row, end row, name)."""
-    spans: list[tuple[int, int, str]] = []
-    begin = 0
-    for i in range(1, len(symbols) + 1):
-        if i == len(symbols) or (symbols[i], timeframes[i]) != (symbols[begin], timeframes[begin]):
-            spans.append((begin, i, f"{symbols[begin]}|{timeframes[begin]}"))
-            begin = i
-    return spans
+def _within(record: Record, rows: np.ndarray) -> Record:
+    """The record with the outcomes of the other rows unknown (so not scored)."""
+    return Record(record.direction, record.probability, record.value,
+                  np.where(rows, record.outcome, np.nan))  # fmt: skip
