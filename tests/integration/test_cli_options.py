@@ -83,6 +83,8 @@ OUT_OF_RANGE = {
     (("backtest",), "--baseline"): "0",
     (("backtest",), "--seed"): "-1",
     (("forecast", "evaluate"), "--seed"): "-2",
+    (("forecast", "evaluate"), "--folds"): "0",
+    (("forecast", "train"), "--seed"): "-1",
     (("notify",), "--commit-interval"): "0",
     (("notify",), "--metrics-port"): "65536",
     (("notify",), "--exit-when-idle"): "-1",
