@@ -117,6 +117,35 @@ class SinkServiceStats:
         )
 
 
+#: Seconds a read of kept trades under way may still take once the service is asked to
+#: stop: the records it was handed are written, unless the broker stays away.
+STOP_GRACE_S = 10.0
+
+
+class _Graced(threading.Event):
+    """Set once ``stop`` has been set for ``grace`` seconds (checked by :meth:`is_set`).
+
+    A sink asked to stop still writes the records a poll handed it: a run's
+    drain stops it once it looks caught up, and records committed just
+    before (the last references of kept trades) may be on their way. Given up
+    at once, they were left unwritten, and the run said so (exit 1).
+    """
+
+    def __init__(self, stop: threading.Event, grace: float) -> None:
+        super().__init__()
+        self._stop, self._grace = stop, grace
+        self._since: float | None = None
+
+    def is_set(self) -> bool:
+        if not self._stop.is_set():
+            self._since = None
+            return False
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        return now - self._since >= self._grace
+
+
 class SinkService:
     """Consume output topics into a sink.
 
@@ -173,7 +202,7 @@ class SinkService:
         self._ended: dict[tuple[int, int], set[TopicPartition]] = {}
         self._source_ended = False
         #: reads the kept trades that ``trades`` records name on ``ticks``
-        self._trades = TradeResolver(bus, self.stop)
+        self._trades = TradeResolver(bus, _Graced(self.stop, STOP_GRACE_S))
 
     @property
     def topic_names(self) -> list[str]:
