@@ -412,7 +412,14 @@ def test_docs_shell_blocks_run(page, request, tmp_path, lean_lake, topic_prefix)
             elif block.lang in ("bash", "sh"):
                 script = _as_run_here(block.text, stand_ins, topic_prefix)
                 result = _bash(script, home, env)
-                assert result.returncode == 0, f"{block.id}:\n{script}\n{result.stdout[-6000:]}"
+                # the error lines of the whole output first: a service that stopped early said
+                # why long before the tail
+                said = "\n".join(line for line in result.stdout.splitlines()
+                                 if not line.startswith("+")  # the trace of the commands
+                                 and ("error:" in line or " ERROR " in line))  # fmt: skip
+                assert result.returncode == 0, (
+                    f"{block.id}:\n{script}\nerrors:\n{said}\n...\n{result.stdout[-6000:]}"
+                )
     finally:
         web.shutdown()
 
