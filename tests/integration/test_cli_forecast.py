@@ -279,3 +279,9 @@ def test_train_with_a_bad_option_is_one_line_and_saves_nothing(lean_lake, tmp_pa
     assert named in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (lean_lake.lake / "_models").exists()
+
+
+def test_forecast_models_without_a_lake_is_one_line(tmp_path):
+    out = marketpulse("forecast", "models", "--lake", tmp_path / "nothing", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: no lake at {tmp_path / 'nothing'}: not a directory"

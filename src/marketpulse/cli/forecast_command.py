@@ -12,7 +12,7 @@ import typer
 from marketpulse.cli.common import CONFIG_OPTION, LAKE_OPTION, parse_horizons, settings_from
 from marketpulse.cli.sink_options import lake_location
 from marketpulse.cli.sql_command import FORMAT_OUTPUT_OPTION, OutputFormat, print_record
-from marketpulse.exceptions import InputError
+from marketpulse.exceptions import ConfigError, InputError
 from marketpulse.forecast.catalog import FOLDS
 
 if TYPE_CHECKING:
@@ -182,8 +182,10 @@ def models(
 
     from marketpulse.forecast.artefacts import artefacts
 
-    settings = settings_from(config, lake=lake)
-    found = artefacts(lake_location(settings))
+    location = lake_location(settings_from(config, lake=lake))
+    if not location.is_s3 and not location.exists():
+        raise ConfigError(f"no lake at {location}: not a directory")
+    found = artefacts(location)
     columns = ("name", "version", "timeframe", "horizon", "trained_from", "trained_to",
                "dataset", "rows", "seed")  # fmt: skip
     table = pa.table({c: [getattr(a, c) for a in found] for c in columns})
