@@ -271,3 +271,15 @@ def s3_endpoint():
         yield server.endpoint
     finally:
         server.close()
+
+
+def primary_key(conn, table: str) -> str:
+    """The columns of ``table``'s primary key in PostgreSQL, comma-separated, in key order."""
+    return conn.execute(
+        "SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i"
+        " JOIN pg_class t ON t.oid = i.indrelid"
+        " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
+        " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum"
+        " WHERE i.indisprimary AND t.relname = %s",
+        (table,),
+    ).fetchone()[0]

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import LEAN_TRADES
+from .db_fixtures import primary_key
 
 pytestmark = pytest.mark.integration
 
@@ -112,13 +113,7 @@ def test_replay_with_the_plugin_into_postgres_equals_the_lake(cli, sql, tmp_path
     expected = sql(lake, "SELECT symbol, epoch_ns(bar_start) AS start, name, value FROM custom"
                          " ORDER BY symbol, bar_start, name")  # fmt: skip
     with psycopg.connect(postgres_url) as conn:
-        key = conn.execute(
-            "SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i"
-            " JOIN pg_class t ON t.oid = i.indrelid"
-            " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
-            " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum"
-            " WHERE i.indisprimary AND t.relname = 'custom'"
-        ).fetchone()[0]
+        key = primary_key(conn, "custom")
         got = conn.execute(
             "SELECT symbol, (extract(epoch FROM bar_start) * 1e9)::bigint, name, value"
             " FROM custom ORDER BY symbol, bar_start, name"

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from .conftest import LEAN_TRADES, marketpulse
-from .db_fixtures import influx_query
+from .db_fixtures import influx_query, primary_key
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +23,7 @@ def test_replay_with_forecast_into_postgres_equals_the_lake(sql, tmp_path, postg
                          " direction, probability, value FROM predictions"
                          " ORDER BY symbol, timeframe, bar_start, model, horizon")  # fmt: skip
     with psycopg.connect(postgres_url) as conn:
-        key = conn.execute(
-            "SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i"
-            " JOIN pg_class t ON t.oid = i.indrelid"
-            " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
-            " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum"
-            " WHERE i.indisprimary AND t.relname = 'predictions'"
-        ).fetchone()[0]
+        key = primary_key(conn, "predictions")
         got = conn.execute(
             "SELECT symbol, timeframe, (extract(epoch FROM bar_start) * 1e9)::bigint, model,"
             " horizon, direction, probability, value FROM predictions"
