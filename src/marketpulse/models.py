@@ -45,6 +45,7 @@ __all__ = [
     "INDICATOR_KEY_COLUMNS",
     "INDICATOR_SCHEMA",
     "INTERVALS",
+    "NEWS_SCHEMA",
     "PREDICTION_SCHEMA",
     "QUOTE_SCHEMA",
     "STORED_TIME",
@@ -54,6 +55,7 @@ __all__ = [
     "CustomValue",
     "DeadLetter",
     "Indicators",
+    "NewsItem",
     "Prediction",
     "Quote",
     "QuotedBar",
@@ -291,6 +293,35 @@ class Prediction(msgspec.Struct, frozen=True):
     dataset: str | None = None
 
 
+class NewsItem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One headline about one symbol: a row of ``news`` (:data:`NEWS_SCHEMA`).
+
+    An article about three symbols is three items with the same ``id``. Keyed by
+    (dataset, symbol, id): a vendor's article seen again (a poll overlapping the last
+    one, a reconnect) replaces itself.
+
+    Attributes:
+        id: the vendor and its article id (``finnhub:7364412``), or a file's own id.
+        symbol: the symbol the article is about.
+        ts: when it was published (UTC ns).
+        headline: the headline as the vendor gave it.
+        source: the publisher (``Reuters``, ``Benzinga``), when given.
+        url: the article's address, when given.
+        sentiment: the headline's score from -1 (negative) to 1 (positive), set by
+            the scorer as the item arrives; ``None`` before.
+        dataset: the dataset it belongs to.
+    """
+
+    id: str
+    symbol: str
+    ts: int
+    headline: str
+    source: str | None = None
+    url: str | None = None
+    sentiment: float | None = None
+    dataset: str | None = None
+
+
 class DeadLetter(msgspec.Struct, frozen=True):
     """A record that could not be processed, with where it came from and why.
 
@@ -489,6 +520,20 @@ PREDICTION_SCHEMA = pa.schema(
         ("direction", pa.int64()),
         ("probability", pa.float64()),
         ("value", pa.float64()),
+        ("dataset", pa.string()),
+    ]
+)
+
+#: Headlines (:class:`NewsItem`), keyed by (dataset, symbol, id).
+NEWS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("symbol", pa.string()),
+        ("ts", pa.int64()),
+        ("headline", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("sentiment", pa.float64()),
         ("dataset", pa.string()),
     ]
 )

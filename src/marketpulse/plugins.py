@@ -134,43 +134,47 @@ class Plugin:
     pandas: bool = False
 
 
-def load_plugin(spec: str) -> Plugin:
+def load_plugin(spec: str, kind: str = "plugin") -> Plugin:
     """Import ``module:function`` and check it is callable.
 
     The current directory is importable, as with ``python -m``: a plugin in
     ``./examples/zscore_plugin.py`` is ``examples.zscore_plugin:zscore``.
+
+    Args:
+        spec: ``module:function``.
+        kind: what the function is, for the messages (``plugin``, ``scorer``).
 
     Raises:
         ConfigError: one line naming the spec and what is wrong with it.
     """
     module_name, colon, attribute = spec.strip().partition(":")
     if not colon or not module_name or not attribute:
-        raise ConfigError(f"plugin {spec!r}: expected module:function (such as mypkg.mod:fn)")
+        raise ConfigError(f"{kind} {spec!r}: expected module:function (such as mypkg.mod:fn)")
     here = os.getcwd()
     if "" not in sys.path and here not in sys.path:
         sys.path.insert(0, here)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"plugin {spec!r}: no module named {exc.name!r}") from None
+        raise ConfigError(f"{kind} {spec!r}: no module named {exc.name!r}") from None
     except Exception as exc:  # noqa: BLE001 - the user's module: any error it raises on import
         raise ConfigError(
-            f"plugin {spec!r}: importing {module_name} failed: {type(exc).__name__}: {exc}"
+            f"{kind} {spec!r}: importing {module_name} failed: {type(exc).__name__}: {exc}"
         ) from None
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
-            raise ConfigError(f"plugin {spec!r}: {module_name} has no attribute {attribute!r}")
+            raise ConfigError(f"{kind} {spec!r}: {module_name} has no attribute {attribute!r}")
         target = getattr(target, part)
     if not callable(target):
-        raise ConfigError(f"plugin {spec!r}: {attribute} is not callable")
+        raise ConfigError(f"{kind} {spec!r}: {attribute} is not callable")
     pandas = bool(getattr(target, _PANDAS_ATTRIBUTE, False))
     if pandas:
         try:
             import pandas as _  # noqa: F401
         except ImportError:
             raise ConfigError(
-                f"plugin {spec!r} takes a pandas DataFrame, but pandas is not installed"
+                f"{kind} {spec!r} takes a pandas DataFrame, but pandas is not installed"
             ) from None
     return Plugin(spec.strip(), target, pandas)
 

@@ -420,7 +420,9 @@ def test_the_sink_service_reads_custom_and_trades_only_where_the_topics_exist(
     SinkService(bus, Topics("s."), LakeSink(tmp_path / "lake"), stop=stop).run()  # type: ignore[arg-type]
     outputs = ["s.bars", "s.indicators", "s.alerts", "s.dlq"]  # always required
     optional = [
-        t for t in ("s.custom", "s.trades", "s.quotes", "s.predictions") if t not in missing
+        t
+        for t in ("s.custom", "s.trades", "s.quotes", "s.predictions", "s.news")
+        if t not in missing
     ]
     assert subscribed == outputs + optional
 

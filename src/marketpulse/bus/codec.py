@@ -28,6 +28,7 @@ from marketpulse.models import (
     DLQ_SCHEMA,
     INDICATOR_KEY_COLUMNS,
     INDICATOR_SCHEMA,
+    NEWS_SCHEMA,
     PREDICTION_SCHEMA,
     QUOTE_SCHEMA,
     TRADE_SCHEMA,
@@ -35,6 +36,7 @@ from marketpulse.models import (
     Bar,
     CustomValue,
     DeadLetter,
+    NewsItem,
     Prediction,
     Quote,
     QuotedBar,
@@ -88,6 +90,7 @@ _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
     "predictions": Prediction,
     "trades": _StoredTrade,
     "quotes": _StoredQuote,
+    "news": NewsItem,
 }
 _LIST_DECODERS = {kind: msgspec.json.Decoder(list[t]) for kind, t in _ROW_TYPES.items()}
 _ONE_DECODERS = {kind: msgspec.json.Decoder(t) for kind, t in _ROW_TYPES.items()}
@@ -99,6 +102,7 @@ _SCHEMAS = {
     "predictions": PREDICTION_SCHEMA,
     "trades": TRADE_SCHEMA,
     "quotes": QUOTE_SCHEMA,
+    "news": NEWS_SCHEMA,
 }
 
 #: Header names of a dead letter, in the order they are written.
@@ -110,7 +114,8 @@ DLQ_HEADERS = (
 def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], list[bytes]]:
     """Encode rows of a ticks kind (``trade``, ``quote``) or an output table (``bars``, ...).
 
-    The output tables: ``bars``, ``indicators``, ``custom``, ``trades`` and ``quotes``.
+    The output tables: ``bars``, ``indicators``, ``custom``, ``predictions``, ``trades``,
+    ``quotes`` and ``news`` (headlines, keyed by symbol as the rest).
 
     Trades and quotes may have an ``extra`` column: vendor fields as a JSON
     object in text (or null), written as the message's ``extra``. Bars without
@@ -156,6 +161,9 @@ def encode_rows(kind: str, data: pa.Table | pa.RecordBatch) -> tuple[list[str], 
         rows = map(CustomValue, *(columns[name] for name in CUSTOM_SCHEMA.names))
     elif kind == "predictions":
         rows = map(Prediction, *(columns[name] for name in PREDICTION_SCHEMA.names))
+    elif kind == "news":
+        n = len(symbols)
+        rows = map(NewsItem, *(columns.get(name) or [None] * n for name in NEWS_SCHEMA.names))
     elif kind == "trades":
         n = len(symbols)
         rows = map(_StoredTrade, *(columns.get(name) or [None] * n for name in TRADE_SCHEMA.names))
@@ -295,7 +303,8 @@ def dead_letter_headers(letter: DeadLetter, dataset: str | None = None) -> list[
 def decode_rows(kind: str, values: Sequence[bytes]) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Decode JSON records of an output table (``bars``, ``indicators``, ``alerts``, ...).
 
-    The tables: ``bars``, ``indicators``, ``alerts``, ``custom``, ``trades`` and ``quotes``.
+    The tables: ``bars``, ``indicators``, ``alerts``, ``custom``, ``predictions``, ``trades``,
+    ``quotes`` and ``news``.
 
     An alert's ``details`` object becomes a map column.
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "FORECAST_TOPICS",
+    "NEWS_TOPICS",
     "OPTIONAL_TOPICS",
     "OUTPUT_TOPICS",
     "PLUGIN_TOPICS",
@@ -19,7 +20,7 @@ __all__ = [
 
 #: Every topic, by its name without the prefix.
 TOPICS = ("ticks", "bars", "indicators", "alerts", "dlq", "state", "custom", "trades", "quotes",
-          "predictions")  # fmt: skip
+          "predictions", "news")  # fmt: skip
 
 #: The processor's outputs, which sinks consume (the lake table has the same name).
 OUTPUT_TOPICS = ("bars", "indicators", "alerts", "dlq")
@@ -45,8 +46,13 @@ QUOTE_TOPICS = ("quotes",)
 #: and sinks consume it when it exists.
 FORECAST_TOPICS = ("predictions",)
 
+#: Headlines (:mod:`marketpulse.news`), scored as they arrived: ``marketpulse news
+#: --kafka`` writes them, keyed by symbol, and sinks consume them where the topic exists.
+#: They pass by the process service: a headline changes no bar or indicator.
+NEWS_TOPICS = ("news",)
+
 #: The outputs sinks consume only where the topic exists.
-OPTIONAL_TOPICS = (*PLUGIN_TOPICS, *TRADE_TOPICS, *QUOTE_TOPICS, *FORECAST_TOPICS)
+OPTIONAL_TOPICS = (*PLUGIN_TOPICS, *TRADE_TOPICS, *QUOTE_TOPICS, *FORECAST_TOPICS, *NEWS_TOPICS)
 
 
 @dataclass(frozen=True, slots=True)

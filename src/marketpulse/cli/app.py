@@ -19,6 +19,7 @@ from marketpulse.cli import (
     dashboard_command,
     forecast_command,
     indicators_command,
+    news_command,
     notify_command,
     options,
     produce_command,
@@ -88,6 +89,7 @@ app.add_typer(forecast_command.forecast_app, name="forecast")
 app.command("process")(services_command.process)
 app.command("spark")(spark_command.spark)
 app.command("notify")(notify_command.notify)
+app.command("news")(news_command.news)
 app.add_typer(services_command.sink_app, name="sink")
 app.add_typer(topics_command.topics_app, name="topics")
 app.command("produce")(produce_command.produce)

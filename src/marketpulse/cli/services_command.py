@@ -140,7 +140,8 @@ def sink_lake(
     """Write the output topics to the Parquet lake, idempotently.
 
     Reads bars, indicators, alerts, dlq (and, when their topics exist, custom:
-    plugins' values, and trades: the trades the processor kept) with read_committed;
+    plugins' values, trades: the trades the processor kept, quotes, predictions: the
+    forecasting models', and news: headlines) with read_committed;
     files are named
     after the offsets they hold, so rows written again after a crash replace
     their earlier file; offsets are committed once the files are durable.
@@ -163,17 +164,19 @@ def sink_postgres(
     metrics_port: options.MetricsPort = None,
     config: options.Config = None,
 ) -> None:
-    """Upsert bars, indicators and alerts (and custom, plugins' values) into PostgreSQL.
+    """Upsert bars, indicators and alerts into PostgreSQL (and, where their topics exist,
+    custom: plugins' values, predictions: the forecasting models', news: headlines).
 
     Migrates the schema first (as `marketpulse db migrate`); rows go by binary
     COPY into staging tables, then INSERT ... ON CONFLICT DO UPDATE on their
     natural keys; offsets are committed once the transaction has committed.
     """
-    from marketpulse.bus.topics import PLUGIN_TOPICS
+    from marketpulse.bus.topics import FORECAST_TOPICS, NEWS_TOPICS, PLUGIN_TOPICS
 
     settings = options.overlay(sink_postgres, locals())
     _serve_sink(SinkKind.postgres, settings, group, exit_when_idle, max_age,
-                ("bars", "indicators", "alerts", *PLUGIN_TOPICS))  # fmt: skip
+                ("bars", "indicators", "alerts", *PLUGIN_TOPICS, *FORECAST_TOPICS,
+                 *NEWS_TOPICS))  # fmt: skip
 
 
 @sink_app.command("influx")
@@ -187,15 +190,18 @@ def sink_influx(
     metrics_port: options.MetricsPort = None,
     config: options.Config = None,
 ) -> None:
-    """Write bars, indicators and alerts to InfluxDB as line protocol, idempotently.
+    """Write bars, indicators and alerts to InfluxDB as line protocol, idempotently (and,
+    where their topics exist, predictions and news).
 
     A point is keyed by measurement, tags (symbol, interval) and time, so
     points written again after a crash replace themselves; offsets are
     committed once InfluxDB has accepted the writes.
     """
+    from marketpulse.bus.topics import FORECAST_TOPICS, NEWS_TOPICS
+
     settings = options.overlay(sink_influx, locals())
     _serve_sink(SinkKind.influx, settings, group, exit_when_idle, max_age,
-                ("bars", "indicators", "alerts"))  # fmt: skip
+                ("bars", "indicators", "alerts", *FORECAST_TOPICS, *NEWS_TOPICS))  # fmt: skip
 
 
 def _serve_sink(

@@ -75,6 +75,7 @@ from marketpulse.bus.base import (
 from marketpulse.bus.kafka import ConsumerFatal, ProducerStuck
 from marketpulse.bus.topics import (
     FORECAST_TOPICS,
+    NEWS_TOPICS,
     OPTIONAL_TOPICS,
     OUTPUT_TOPICS,
     PLUGIN_TOPICS,
@@ -692,7 +693,9 @@ class ProcessService:
         forecasts = FORECAST_TOPICS if self.processor.settings.forecast.models else ()
         required = (*OUTPUT_TOPICS, *plugins, *trades, *forecasts, "state")
         self._outputs = []
-        for short in (*required, *(t for t in OPTIONAL_TOPICS if t not in required)):
+        # headlines pass by the processor (marketpulse news writes them; sinks read them)
+        passing = (*required, *NEWS_TOPICS)
+        for short in (*required, *(t for t in OPTIONAL_TOPICS if t not in passing)):
             name = self.topics.name(short)
             try:
                 count = self.bus.partitions(name)

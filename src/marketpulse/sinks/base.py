@@ -26,6 +26,7 @@ from marketpulse.models import (
     CUSTOM_SCHEMA,
     DLQ_SCHEMA,
     INDICATOR_SCHEMA,
+    NEWS_SCHEMA,
     PREDICTION_SCHEMA,
     QUOTE_SCHEMA,
     TRADE_SCHEMA,
@@ -45,6 +46,7 @@ TABLES: Mapping[str, pa.Schema] = MappingProxyType(
         "dlq": DLQ_SCHEMA,
         "custom": CUSTOM_SCHEMA,
         "predictions": PREDICTION_SCHEMA,
+        "news": NEWS_SCHEMA,
     }
 )
 
@@ -61,6 +63,7 @@ TIME_COLUMNS: Mapping[str, str] = MappingProxyType(
         "dlq": "ts",
         "custom": "bar_start",
         "predictions": "bar_start",
+        "news": "ts",
     }
 )
 

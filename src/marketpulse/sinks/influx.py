@@ -60,6 +60,7 @@ INFLUX_TABLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], str]] = Mapp
                    "bar_start"),
         "predictions": ((*_TAGS, "model", "horizon"),
                         ("direction", "probability", "value", "bar_end"), "bar_start"),
+        "news": (("dataset", "symbol"), ("id", "headline", "source", "url", "sentiment"), "ts"),
     }
 )  # fmt: skip
 _JSON = msgspec.json.Encoder()  # NaN and infinities as null

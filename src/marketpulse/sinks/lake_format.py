@@ -47,6 +47,7 @@ SORT_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "dlq": (),
         "custom": ("symbol", "name"),
         "predictions": ("symbol", "model"),
+        "news": ("symbol",),
     }
 )
 

@@ -58,7 +58,7 @@ __all__ = ["DEFAULT_TABLES", "PostgresSink"]
 logger = logging.getLogger(__name__)
 
 #: What the sink stores unless told otherwise (trades are many: opt in).
-DEFAULT_TABLES = ("bars", "indicators", "alerts", "custom", "predictions")
+DEFAULT_TABLES = ("bars", "indicators", "alerts", "custom", "predictions", "news")
 
 _TRANSIENT = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
 #: Connection failures that retrying cannot cure.

@@ -18,7 +18,10 @@ serve the dashboard's queries by symbol, timeframe and time range:
 - trades: (symbol, ts, seq, dataset), ``seq`` numbering the trades of one
   symbol within one microsecond;
 - custom (the values of users' plugins, long form): (symbol, timeframe,
-  bar_start, name, dataset): one value per bar and name.
+  bar_start, name, dataset): one value per bar and name;
+- predictions: (symbol, timeframe, bar_start, model, horizon, dataset);
+- news: (symbol, ts, id, dataset): one row per article and symbol, however often
+  a vendor's polls return it.
 
 :func:`migrate` applies the numbered migrations not yet recorded in
 ``marketpulse_schema`` inside one transaction under an advisory lock, so it is
@@ -195,6 +198,23 @@ PG_TABLES: Mapping[str, PgTable] = MappingProxyType(
             ),
             (*_BAR_KEY[:3], "model", "horizon", "dataset"),  # one per bar, model and horizon
             "bar_start",
+        ),  # fmt: skip
+        "news": PgTable(
+            "news",
+            (
+                ("id", "text"),
+                ("symbol", "text"),
+                ("ts", "timestamptz"),
+                ("headline", "text"),
+                ("source", "text"),
+                ("url", "text"),
+                ("sentiment", "float8"),
+                ("dataset", "text"),
+            ),
+            # an article is seen again by later polls: one row per article and symbol (its
+            # time is in the key for TimescaleDB's hypertables, and is the article's own)
+            ("symbol", "ts", "id", "dataset"),
+            "ts",
         ),  # fmt: skip
     }
 )
@@ -507,6 +527,11 @@ def _v5(conn: psycopg.Connection, dataset: str) -> None:
     conn.execute(_create(PG_TABLES["predictions"], "predictions", if_missing=True))
 
 
+def _v6(conn: psycopg.Connection, dataset: str) -> None:
+    """Create the ``news`` table (headlines and their sentiment) where it is missing."""
+    conn.execute(_create(PG_TABLES["news"], "news", if_missing=True))
+
+
 #: Numbered migrations: (version, description, apply(conn, dataset of converted rows)).
 #: Append, never edit.
 MIGRATIONS: tuple[tuple[int, str, Callable[[psycopg.Connection, str], None]], ...] = (
@@ -515,6 +540,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[psycopg.Connection, str], None]], ..
     (3, "data contract: timeframe, bar_start/bar_end, dataset, jsonb details, views", _v3),
     (4, "custom: the values of plugins", _v4),
     (5, "predictions: the forecasting models' predictions", _v5),
+    (6, "news: headlines and their sentiment", _v6),
 )
 #: The first migration that rewrites stored rows: only ``db migrate`` applies it to them.
 CONVERTS = 3
