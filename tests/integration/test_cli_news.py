@@ -120,7 +120,8 @@ def test_a_users_scorer_replaces_vader_and_a_failing_one_stops_after_storing(
          "--every applies to the polled vendors (finnhub, polygon), not alpaca's stream"),
         (("--feed", "polygon", "--tickers", "AAPL", "--since", "yesterday"),
          "--since: expected a date YYYY-MM-DD, got 'yesterday'"),
-        (("--feed", "reuters", "--tickers", "AAPL"), "'reuters' is not one of"),
+        (("--feed", "reuters", "--tickers", "AAPL"),
+         "expected one of finnhub, polygon, alpaca, got 'reuters'"),
         (("--file", "{file}", "--kafka", "--sink", "lake"), "give one or the other"),
         (("--file", "{file}", "--dataset", "no spaces"), "--dataset: 'no spaces' is not a dataset"),
         (("--feed", "finnhub", "--tickers", "AAPL"), "MARKETPULSE_FINNHUB_KEY"),
@@ -219,3 +220,83 @@ def test_help_names_the_sources_and_the_scorer():
     assert out.returncode == 0, out.stderr
     for text in ("--feed", "--file", "--scorer", "--kafka", "--since", "vader"):
         assert text in out.stdout
+
+
+class FinnhubNews:
+    """Finnhub's company-news endpoint on 127.0.0.1: two articles about AAPL, one of them
+    about MSFT too, one unreadable, and a 429 on the first request (the feed waits it out)."""
+
+    def __init__(self):
+        self.requests = []
+
+    def __enter__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                server.requests.append((url.path, query, self.headers.get("X-Finnhub-Token")))
+                if len(server.requests) == 1:
+                    self._send(429, b"{}", {"Retry-After": "1"})
+                    return
+                symbol = query.get("symbol")
+                items = [
+                    {"id": 1, "datetime": 1381153500, "headline": "Apple shares rise",
+                     "related": "AAPL", "source": "Wire", "url": "https://example.com/1"},
+                    {"id": 2, "datetime": 1381154530, "headline": "Apple and Microsoft "
+                     "announce record profit", "related": "AAPL,MSFT", "source": "Wire"},
+                    {"id": 3, "datetime": "soon", "headline": "Unreadable", "related": symbol},
+                ]
+                body = json.dumps([i for i in items if symbol in str(i["related"])]).encode()
+                self._send(200, body, {"Content-Type": "application/json"})
+
+            def _send(self, status, body, headers):
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._http.shutdown()
+        self._http.server_close()
+
+
+def test_a_vendors_news_through_the_command(tmp_path, sql):
+    key = "k3y-never-printed"
+    lake = tmp_path / "lake"
+    with FinnhubNews() as vendor:
+        out = marketpulse("news", "--feed", "finnhub", "--url", vendor.url, "--tickers",
+                          "AAPL,MSFT", "--since", "2013-10-07", "--duration", "6", "--lake", lake,
+                          cwd=tmp_path, env={"MARKETPULSE_FINNHUB_KEY": key})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "rate limit hit" in out.stderr  # the 429 happened, and was waited out
+    assert {q["symbol"] for path, q, _ in vendor.requests[1:]} == {"AAPL", "MSFT"}
+    assert {path for path, _, _ in vendor.requests} == {"/company-news"}
+    assert {token for _, _, token in vendor.requests} == {key}
+    assert key not in out.stdout + out.stderr
+    rows = sql(lake, "SELECT id, symbol, epoch_ns(ts) AS ts, headline, dataset, sentiment"
+                     " FROM news ORDER BY ts, symbol")  # fmt: skip
+    assert [(r["id"], r["symbol"], r["ts"]) for r in rows] == [
+        ("finnhub:1", "AAPL", 1381153500 * 10**9),
+        ("finnhub:2", "AAPL", 1381154530 * 10**9),
+        ("finnhub:2", "MSFT", 1381154530 * 10**9),
+    ]
+    assert {r["dataset"] for r in rows} == {"finnhub"}
+    assert rows[1]["sentiment"] > 0.05
+    dead = sql(lake, "SELECT reason, error FROM dlq")
+    assert len(dead) == 2 and all("finnhub" in d["error"] for d in dead)  # once a symbol

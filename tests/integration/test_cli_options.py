@@ -97,6 +97,8 @@ OUT_OF_RANGE = {
     (("spark",), "--lateness"): "-2",
     (("spark",), "--max-symbols"): "0",
     (("spark",), "--idle-timeout"): "-2",
+    (("news",), "--every"): "0",
+    (("news",), "--duration"): "-1",
 }
 
 

@@ -36,7 +36,7 @@ import pyarrow as pa
 from marketpulse.alerts import AlertEngine, Rule
 from marketpulse.alerts.conditions import direction
 from marketpulse.analytics.exceptions import AnalyticsError
-from marketpulse.analytics.intervals import wilson
+from marketpulse.analytics.intervals import two_proportions_p, welch_p, wilson
 from marketpulse.analytics.reports import pick_dataset
 from marketpulse.analytics.sql import Lake
 from marketpulse.indicators.declare import DEFAULT, DeclaredSet
@@ -335,9 +335,9 @@ def _figures(
         rate, low, high = wilson(k, m)
         row |= {f"{prefix}hit_rate": rate, f"{prefix}hit_low": low, f"{prefix}hit_high": high}
     if n and base_n:
-        row["p_value"] = _two_proportions(hits, n, base_hits, base_n)
+        row["p_value"] = two_proportions_p(hits, n, base_hits, base_n)
     elif own.sum() > 1 and base.sum() > 1 and not directed.any():
-        row["p_value"] = _welch(np.abs(got[own]), np.abs(draws[base]))
+        row["p_value"] = welch_p(np.abs(got[own]), np.abs(draws[base]))
     else:
         row["p_value"] = None
     return row
@@ -346,20 +346,3 @@ def _figures(
 def _pct(values: np.ndarray) -> float | None:
     """The mean of fractions, in percent (``None`` for none)."""
     return float(values.mean()) * 100.0 if len(values) else None
-
-
-def _two_proportions(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided p-value of the pooled two-proportion z-test."""
-    pooled = (k1 + k2) / (n1 + n2)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if spread == 0:
-        return 1.0
-    return math.erfc(abs(k1 / n1 - k2 / n2) / spread / math.sqrt(2))
-
-
-def _welch(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided p-value of Welch's z on the means of ``a`` and ``b`` (normal approximation)."""
-    spread = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    if spread == 0:
-        return 1.0
-    return math.erfc(abs(a.mean() - b.mean()) / spread / math.sqrt(2))

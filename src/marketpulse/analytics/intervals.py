@@ -1,4 +1,8 @@
-"""95% confidence intervals of the shares and means that track records report."""
+"""95% confidence intervals of the shares and means that track records report.
+
+And the two-sided p-values with which a track record compares them with its
+baseline (:mod:`~marketpulse.analytics.backtest`, :mod:`~marketpulse.analytics.news_study`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Z95", "mean_interval", "wilson"]
+__all__ = ["Z95", "mean_interval", "two_proportions_p", "welch_p", "wilson"]
 
 #: The standard normal's two-sided 95% quantile.
 Z95 = 1.959963984540054
@@ -46,3 +50,20 @@ def mean_interval(
         return mean, None, None
     half = Z95 * float(values.std(ddof=1)) / math.sqrt(effective if effective else n)
     return mean, mean - half, mean + half
+
+
+def two_proportions_p(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test of ``k1 / n1`` against ``k2 / n2``."""
+    pooled = (k1 + k2) / (n1 + n2)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if spread == 0:
+        return 1.0
+    return math.erfc(abs(k1 / n1 - k2 / n2) / spread / math.sqrt(2))
+
+
+def welch_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p-value of Welch's z on the means of ``a`` and ``b`` (normal approximation)."""
+    spread = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    if spread == 0:
+        return 1.0
+    return math.erfc(abs(a.mean() - b.mean()) / spread / math.sqrt(2))

@@ -164,8 +164,10 @@ def sink_postgres(
     metrics_port: options.MetricsPort = None,
     config: options.Config = None,
 ) -> None:
-    """Upsert bars, indicators and alerts into PostgreSQL (and, where their topics exist,
-    custom: plugins' values, predictions: the forecasting models', news: headlines).
+    """Upsert bars, indicators and alerts (and custom, predictions, news) into PostgreSQL.
+
+    custom (plugins' values), predictions (the forecasting models') and news
+    (headlines) are read where their topics exist.
 
     Migrates the schema first (as `marketpulse db migrate`); rows go by binary
     COPY into staging tables, then INSERT ... ON CONFLICT DO UPDATE on their
@@ -190,8 +192,9 @@ def sink_influx(
     metrics_port: options.MetricsPort = None,
     config: options.Config = None,
 ) -> None:
-    """Write bars, indicators and alerts to InfluxDB as line protocol, idempotently (and,
-    where their topics exist, predictions and news).
+    """Write bars, indicators and alerts to InfluxDB as line protocol, idempotently.
+
+    predictions and news are written too, where their topics exist.
 
     A point is keyed by measurement, tags (symbol, interval) and time, so
     points written again after a crash replace themselves; offsets are

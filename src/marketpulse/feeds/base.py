@@ -19,18 +19,20 @@ class FeedBatch:
 
     Attributes:
         kind: ``"trade"`` (``data`` follows ``models.TRADE_SCHEMA``), ``"bar"``
-            (``models.BAR_SCHEMA``) or ``"quote"`` (``models.QUOTE_SCHEMA``; live
-            feeds only, published but not aggregated).
+            (``models.BAR_SCHEMA``), ``"quote"`` (``models.QUOTE_SCHEMA``; live
+            feeds only, published but not aggregated) or ``"news"``
+            (``models.NEWS_SCHEMA``: headlines, one row per article and symbol).
         data: the events, in the order the source gave them. File feeds add an
             int64 ``line`` column (1-based line of the source file, header = 1);
-            live feeds a string ``extra`` column (vendor fields as JSON, or null).
+            live feeds a string ``extra`` column to trades and quotes (vendor fields
+            as JSON, or null).
         dead: records the feed could not read (malformed rows), for the DLQ.
         done: how far through the source the feed is, in ``unit``s (bytes of a
             file, events of a simulator run), for progress bars.
         total: the size of the source in the same unit, when known.
     """
 
-    kind: Literal["trade", "bar", "quote"]
+    kind: Literal["trade", "bar", "quote", "news"]
     data: pa.RecordBatch
     dead: list[DeadLetter] = field(default_factory=list)
     done: int = 0

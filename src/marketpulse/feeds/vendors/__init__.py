@@ -2,6 +2,8 @@
 
 :func:`open_vendor` builds a :class:`VendorFeed` (a :class:`~marketpulse.feeds.Feed`)
 from :class:`VendorOptions`; :data:`VENDORS` says what each vendor needs.
+:func:`open_news` builds the company news feed of Finnhub, Polygon or Alpaca
+(:data:`NEWS_VENDORS`) from the same options.
 Keys come in as :class:`~marketpulse.config.Secret` values, resolved by the
 entry point (``config.vendor_credentials``) and never logged.
 """
@@ -19,13 +21,22 @@ from typing import Any
 from marketpulse.calendars import ALWAYS_OPEN, MarketHours
 from marketpulse.config import Secret
 from marketpulse.feeds.vendors import alpaca, alphavantage, binance, finnhub, polygon
-from marketpulse.feeds.vendors.base import Events, FeedStatus, Gap, VendorError, VendorFeed
+from marketpulse.feeds.vendors.base import (
+    Events,
+    FeedStatus,
+    Gap,
+    Vendor,
+    VendorError,
+    VendorFeed,
+)
+from marketpulse.feeds.vendors.news import NEWS_VENDORS, open_news
 from marketpulse.feeds.vendors.pacing import Backoff, RateLimit, wait
 from marketpulse.feeds.vendors.polling import Poller
 from marketpulse.feeds.vendors.symbols import Symbols
 from marketpulse.feeds.vendors.websocket import Connection, stream
 
 __all__ = [
+    "NEWS_VENDORS",
     "VENDORS",
     "FeedStatus",
     "Gap",
@@ -35,20 +46,9 @@ __all__ = [
     "VendorError",
     "VendorFeed",
     "VendorOptions",
+    "open_news",
     "open_vendor",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Vendor:
-    """What one vendor needs and serves (for the CLI's checks and help)."""
-
-    name: str
-    serves: str
-    url: str
-    needs_key: bool = True
-    needs_secret: bool = False
-    calendar: str = "XNYS"
 
 
 VENDORS: dict[str, Vendor] = {
@@ -85,7 +85,7 @@ class VendorOptions:
         key: the API key (``Secret('')`` for Binance).
         secret: Alpaca's secret key.
         url: the endpoint (WebSocket or, for REST-only vendors, HTTP) instead of the vendor's.
-        rest_url: the REST endpoint of vendors that use both.
+        rest_url: the REST endpoint of vendors that use both (and of polled news).
         data_feed: Alpaca's ``iex`` or ``sip``.
         interval: Alpha Vantage's bar interval.
         quotes: Finnhub: also poll the last bid and ask.
@@ -116,18 +116,14 @@ class VendorOptions:
     now_ns: Callable[[], int] = time.time_ns
     monotonic: Callable[[], float] = time.monotonic
 
-
-def _limits(options: VendorOptions, free: tuple[tuple[int, float], ...]) -> tuple[RateLimit, ...]:
-    chosen = (options.rate_limit,) if options.rate_limit else free
-    return tuple(RateLimit(n, per, options.monotonic) for n, per in chosen)
-
-
-def _poller(vendor: str, client: Any, options: VendorOptions, out: Events,
-            free: tuple[tuple[int, float], ...], **kwargs: Any) -> Poller:  # fmt: skip
-    # a backoff of its own: REST failures do not lengthen the stream's reconnect waits
-    backoff = dataclasses.replace(options.backoff, attempts=0)
-    return Poller(vendor, client, _limits(options, free), out, backoff, options.sleep,
-                  **kwargs)  # fmt: skip
+    def poller(self, vendor: str, client: Any, out: Events,
+               free: tuple[tuple[int, float], ...], **kwargs: Any) -> Poller:  # fmt: skip
+        """A :class:`Poller` of ``vendor`` within ``rate_limit`` or else the ``free`` plan's."""
+        chosen = (self.rate_limit,) if self.rate_limit else free
+        limits = tuple(RateLimit(n, per, self.monotonic) for n, per in chosen)
+        # a backoff of its own: REST failures do not lengthen the stream's reconnect waits
+        backoff = dataclasses.replace(self.backoff, attempts=0)
+        return Poller(vendor, client, limits, out, backoff, self.sleep, **kwargs)
 
 
 def open_vendor(name: str, options: VendorOptions) -> VendorFeed:
@@ -170,7 +166,7 @@ async def _finnhub(options: VendorOptions, conn: Connection, hours: MarketHours,
         return
     async with finnhub.rest_client(options.rest_url or finnhub.DEFAULT_REST_URL,
                                    options.key) as http:  # fmt: skip
-        poller = _poller("finnhub", http, options, out, (finnhub.REST_LIMIT,))
+        poller = options.poller("finnhub", http, out, (finnhub.REST_LIMIT,))
         quotes = finnhub.poll_quotes(poller, options.symbols, hours, options.quote_every,
                                      options.now_ns)  # fmt: skip
         await _together(trades, quotes)
@@ -180,7 +176,7 @@ async def _polygon(options: VendorOptions, conn: Connection, out: Events) -> Non
     if options.history is not None:
         async with polygon.rest_client(options.rest_url or polygon.DEFAULT_REST_URL,
                                        options.key) as http:  # fmt: skip
-            poller = _poller("polygon", http, options, out, (polygon.REST_LIMIT,))
+            poller = options.poller("polygon", http, out, (polygon.REST_LIMIT,))
             today = time.strftime("%Y-%m-%d", time.gmtime(options.now_ns() / 1e9))
             await polygon.backfill(poller, options.symbols.current, options.history.isoformat(),
                                    today)  # fmt: skip
@@ -192,8 +188,8 @@ async def _alphavantage(options: VendorOptions, hours: MarketHours, out: Events)
 
     base = options.url or alphavantage.DEFAULT_URL
     async with httpx.AsyncClient(base_url=base, timeout=30.0) as http:
-        poller = _poller("alphavantage", http, options, out, alphavantage.FREE_LIMITS,
-                         check=alphavantage.check_body)  # fmt: skip
+        poller = options.poller("alphavantage", http, out, alphavantage.FREE_LIMITS,
+                                check=alphavantage.check_body)  # fmt: skip
         feed = alphavantage.AlphaVantage(poller, options.key.reveal(), options.interval, hours,
                                          options.now_ns)  # fmt: skip
         await feed.run(options.symbols)

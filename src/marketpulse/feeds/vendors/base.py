@@ -4,8 +4,8 @@ A vendor client is a coroutine that talks to the vendor and hands what it
 reads to an :class:`Events` sink. :class:`VendorFeed` runs that coroutine on
 an event loop of its own thread (so WebSocket heartbeats are answered while
 the pipeline works) and yields what arrived as :class:`~marketpulse.feeds.FeedBatch`
-columns: trades, quotes and bars, and dead letters for vendor messages it
-could not read.
+columns: trades, quotes, bars and news, and dead letters for vendor messages it
+could not read. :class:`Vendor` says what one vendor needs and serves.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -26,15 +27,17 @@ from marketpulse.exceptions import MarketPulseError
 from marketpulse.feeds.base import FeedBatch
 from marketpulse.models import (
     BAR_SCHEMA,
+    NEWS_SCHEMA,
     QUOTE_SCHEMA,
     TRADE_SCHEMA,
     Bar,
     DeadLetter,
+    NewsItem,
     Quote,
     Trade,
 )
 
-__all__ = ["Events", "FeedStatus", "Gap", "VendorError", "VendorFeed"]
+__all__ = ["Events", "FeedStatus", "Gap", "Vendor", "VendorError", "VendorFeed"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,18 @@ class VendorError(MarketPulseError):
     Errors a reconnect can cure (network, server restarts, rate limits) are
     retried and never raised.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    """What one vendor needs and serves (for the CLI's checks and help)."""
+
+    name: str
+    serves: str
+    url: str
+    needs_key: bool = True
+    needs_secret: bool = False
+    calendar: str = "XNYS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +121,7 @@ class Events:
         self._last_event: int | None = None
         self._lost_at: int | None = None
 
-    def put(self, event: Trade | Quote | Bar) -> None:
+    def put(self, event: Trade | Quote | Bar | NewsItem) -> None:
         """Hand over one event."""
         self.status.events += 1
         self._last_event = event.bar_start if isinstance(event, Bar) else event.ts
@@ -169,17 +184,25 @@ def _quotes(events: list[Quote]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([*arrays, _extra(events)], schema=schema)
 
 
-def _bars(events: list[Bar]) -> pa.RecordBatch:
-    columns = {name: [getattr(e, name) for e in events] for name in BAR_SCHEMA.names}
-    return pa.RecordBatch.from_pydict(columns, schema=BAR_SCHEMA)
+def _rows(events: list[Any], schema: pa.Schema) -> pa.RecordBatch:
+    """Events whose fields are the schema's columns, as a batch of it."""
+    columns = {name: [getattr(e, name) for e in events] for name in schema.names}
+    return pa.RecordBatch.from_pydict(columns, schema=schema)
+
+
+#: Each kind of event: its class, and how a list of them becomes a record batch.
+_KINDS: tuple[tuple[str, type[Any], Callable[[list[Any]], pa.RecordBatch]], ...] = (
+    ("trade", Trade, _trades), ("quote", Quote, _quotes),
+    ("bar", Bar, partial(_rows, schema=BAR_SCHEMA)),
+    ("news", NewsItem, partial(_rows, schema=NEWS_SCHEMA)),
+)  # fmt: skip
 
 
 def to_batches(items: list[Any], done: int) -> list[FeedBatch]:
     """Group events by kind into feed batches, dead letters on the first."""
     dead = [i for i in items if isinstance(i, DeadLetter)]
     kinds: list[tuple[str, pa.RecordBatch]] = []
-    for kind, cls, build in (("trade", Trade, _trades), ("quote", Quote, _quotes),
-                             ("bar", Bar, _bars)):  # fmt: skip
+    for kind, cls, build in _KINDS:
         events = [i for i in items if isinstance(i, cls)]
         if events:
             kinds.append((kind, build(events)))

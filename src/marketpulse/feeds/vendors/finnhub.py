@@ -1,4 +1,4 @@
-"""Finnhub: trades over WebSocket, last bid and ask over REST.
+"""Finnhub: trades over WebSocket, last bid and ask and company news over REST.
 
 WebSocket (``wss://ws.finnhub.io?token=KEY``): one ``{"type": "subscribe",
 "symbol": ...}`` per symbol (and ``unsubscribe`` for watchlist removals);
@@ -12,6 +12,15 @@ REST quotes poll ``/api/v1/stock/bidask?symbol=AAPL`` (the "Last Bid-Ask"
 endpoint: ``{"a": ask, "av": ask size, "b": bid, "bv": bid size, "t": ms}``)
 within Finnhub's published limit of 60 calls a minute, only during market
 hours. The key goes in the ``X-Finnhub-Token`` header for REST.
+
+Company news: ``/api/v1/company-news?symbol=AAPL&from=2024-01-05&to=2024-01-05``
+(whole days) answers a list of articles, times in Unix seconds::
+
+    [{"category": "company", "datetime": 1569550360, "headline": "...", "id": 25286,
+      "image": "...", "related": "AAPL", "source": "Reuters", "summary": "...", "url": "..."}]
+
+Each is one :class:`~marketpulse.models.NewsItem` of the symbol asked (``id``
+``finnhub:25286``).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,13 +39,24 @@ from websockets.asyncio.client import ClientConnection
 from marketpulse.calendars import MarketHours
 from marketpulse.config import Secret
 from marketpulse.feeds.vendors.base import Events
-from marketpulse.feeds.vendors.messages import decode, number, put_each, text
+from marketpulse.feeds.vendors.messages import (
+    DeadLetters,
+    article_id,
+    decode,
+    field,
+    number,
+    optional_text,
+    published,
+    put_each,
+    read_each,
+    text,
+)
 from marketpulse.feeds.vendors.polling import Poller
 from marketpulse.feeds.vendors.symbols import Symbols
 from marketpulse.feeds.vendors.timestamps import epoch_ns
-from marketpulse.models import Quote, Trade
+from marketpulse.models import NS_PER_S, NewsItem, Quote, Trade
 
-__all__ = ["DEFAULT_REST_URL", "DEFAULT_URL", "Finnhub", "poll_quotes"]
+__all__ = ["DEFAULT_REST_URL", "DEFAULT_URL", "Finnhub", "company_news", "poll_quotes"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +83,14 @@ def _quote(symbol: str, item: dict[str, Any]) -> Quote | None:
     return Quote(symbol=symbol, ts=epoch_ns(item["t"]), bid=number(item["b"]),
                  bid_size=number(item["bv"]), ask=number(item["a"]),
                  ask_size=number(item["av"]))  # fmt: skip
+
+
+def _article(symbol: str, item: dict[str, Any]) -> NewsItem:
+    return NewsItem(
+        id=f"finnhub:{field(item, 'id', article_id)}", symbol=symbol,
+        ts=field(item, "datetime", published), headline=field(item, "headline", text),
+        source=optional_text(item.get("source")), url=optional_text(item.get("url")),
+    )  # fmt: skip
 
 
 class Finnhub:
@@ -127,5 +156,28 @@ async def poll_quotes(
         for symbol in symbols.current:
             data = await poller.get("/stock/bidask", {"symbol": symbol})
             if data is not None:
-                put_each(out, [data], lambda item, s=symbol: _quote(s, item))
+                put_each(out, [data], partial(_quote, symbol))
         await poller.sleep(every)
+
+
+async def company_news(poller: Poller, symbol: str, start_ns: int, end_ns: int,
+                       dead: DeadLetters | None = None) -> list[NewsItem]:  # fmt: skip
+    """Fetch the articles about ``symbol`` of the UTC days from ``start_ns`` to ``end_ns``.
+
+    Articles that do not read are dead letters in ``dead`` (``poller.out`` by
+    default); the others come back.
+    """
+    sink = dead or poller.out
+    days = {"from": _day(start_ns), "to": _day(end_ns)}
+    data = await poller.get("/company-news", {"symbol": symbol, **days})
+    if data is None:
+        return []
+    if not isinstance(data, list):  # {"error": ...}: a symbol the plan does not cover
+        sink.dead("vendor", f"company news of {symbol}: {str(data)[:200]}",
+                  msgspec.json.encode(data), symbol)  # fmt: skip
+        return []
+    return read_each(sink, data, lambda item: _article(symbol, item), symbol)
+
+
+def _day(ns: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ns // NS_PER_S))

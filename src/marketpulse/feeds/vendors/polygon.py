@@ -1,4 +1,4 @@
-"""Polygon.io stocks: trades and aggregates over WebSocket, aggregates over REST for history.
+"""Polygon.io stocks: trades and aggregates over WebSocket; history and news over REST.
 
 WebSocket ``wss://socket.polygon.io/stocks`` (``delayed.polygon.io`` on
 delayed plans): the server greets with ``[{"ev": "status", "status":
@@ -18,11 +18,25 @@ History: ``GET /v2/aggs/ticker/{T}/range/1/minute/{from}/{to}`` with the key
 as a bearer token, ``results`` of ``{"t", "o", "h", "l", "c", "v", "vw", "n"}``
 and a ``next_url`` while more pages remain, within the free plan's 5
 requests a minute.
+News: ``GET /v2/reference/news?ticker=AAPL&published_utc.gte=2024-06-24T00:00:00Z
+&order=asc&sort=published_utc&limit=1000``, paged by ``next_url`` too::
+
+    {"status": "OK", "next_url": "https://api.polygon.io/v2/reference/news?cursor=...",
+     "results": [{"id": "8ec638777ca03b553ae516761c2a22ba2fdd2f37befae3ab6fdab74e9e5193eb",
+                  "publisher": {"name": "Investing.com", ...}, "title": "...",
+                  "author": "...", "published_utc": "2024-06-24T18:33:53Z",
+                  "article_url": "...", "tickers": ["AAPL", "MSFT"], "description": "..."}]}
+
+One :class:`~marketpulse.models.NewsItem` per followed ticker of an article
+(``id`` ``polygon:8ec6...``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import AsyncIterator, Collection
+from functools import partial
 from typing import Any
 
 import httpx
@@ -31,13 +45,25 @@ from websockets.asyncio.client import ClientConnection
 
 from marketpulse.config import Secret
 from marketpulse.feeds.vendors.base import Events, VendorError
-from marketpulse.feeds.vendors.messages import decode, number, put_each, text
+from marketpulse.feeds.vendors.messages import (
+    DeadLetters,
+    article_id,
+    decode,
+    field,
+    number,
+    optional_text,
+    published,
+    put_each,
+    read_each,
+    symbol_list,
+    text,
+)
 from marketpulse.feeds.vendors.polling import Poller
 from marketpulse.feeds.vendors.timestamps import epoch_ns
 from marketpulse.feeds.vendors.websocket import Reconnect
-from marketpulse.models import Bar, Trade, interval_ns
+from marketpulse.models import NS_PER_S, Bar, NewsItem, Trade, interval_ns
 
-__all__ = ["DEFAULT_REST_URL", "DEFAULT_URL", "Polygon", "backfill"]
+__all__ = ["DEFAULT_REST_URL", "DEFAULT_URL", "Polygon", "backfill", "news"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +94,18 @@ def _aggregate(item: dict[str, Any], interval: str, symbol: str | None = None) -
         close=number(item["c"]), volume=number(item["v"]),
         vwap=None if vwap is None else number(vwap), trades=int(item.get("n") or 0),
     )  # fmt: skip
+
+
+def _article(item: dict[str, Any], followed: Collection[str]) -> list[NewsItem]:
+    """One item per ticker of the article that is followed."""
+    article = f"polygon:{field(item, 'id', article_id)}"
+    ts = field(item, "published_utc", published)
+    headline = field(item, "title", text)
+    publisher = item.get("publisher")
+    source = optional_text(publisher.get("name")) if isinstance(publisher, dict) else None
+    url = optional_text(item.get("article_url"))
+    return [NewsItem(article, ticker, ts, headline, source, url)
+            for ticker in field(item, "tickers", symbol_list) if ticker in followed]  # fmt: skip
 
 
 def _event(item: Any) -> Trade | Bar | None:
@@ -152,20 +190,45 @@ def rest_client(base: str, key: Secret) -> httpx.AsyncClient:
 async def backfill(poller: Poller, symbols: tuple[str, ...], start: str, end: str) -> None:
     """Fetch minute aggregates of each symbol from ``start`` to ``end`` (dates), page by page."""
     for symbol in symbols:
-        path: str | None = f"/v2/aggs/ticker/{symbol}/range/1/minute/{start}/{end}"
-        params: dict[str, Any] | None = {"adjusted": "true", "sort": "asc", "limit": 50000}
-        while path:
-            data = await poller.get(path, params)
-            if not isinstance(data, dict):
-                break
-            if data.get("status") == "ERROR":
-                poller.out.dead("vendor", f"{symbol}: {data.get('error')}",
-                                msgspec.json.encode(data), symbol)  # fmt: skip
-                break
-            results = data.get("results") or []
-            put_each(poller.out, results, lambda item, s=symbol: _aggregate(item, "1m", s))
-            path, params = _next_page(data.get("next_url")), None
+        path = f"/v2/aggs/ticker/{symbol}/range/1/minute/{start}/{end}"
+        params = {"adjusted": "true", "sort": "asc", "limit": 50000}
+        async for results in _pages(poller, poller.out, symbol, path, params):
+            put_each(poller.out, results, partial(_aggregate, interval="1m", symbol=symbol))
         logger.info("polygon: history of %s from %s to %s fetched", symbol, start, end)
+
+
+async def news(poller: Poller, symbol: str, start_ns: int, followed: Collection[str],
+               dead: DeadLetters | None = None) -> list[NewsItem]:  # fmt: skip
+    """Fetch the articles about ``symbol`` published from ``start_ns`` on, page by page.
+
+    Each article gives one item per ticker of it in ``followed``; articles that
+    do not read are dead letters in ``dead`` (``poller.out`` by default).
+    """
+    sink = dead or poller.out
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start_ns // NS_PER_S))
+    params = {"ticker": symbol, "published_utc.gte": since, "order": "asc",
+              "sort": "published_utc", "limit": 1000}  # fmt: skip
+    items: list[NewsItem] = []
+    async for results in _pages(poller, sink, symbol, "/v2/reference/news", params):
+        items += read_each(sink, results, lambda item: _article(item, followed), symbol)
+    return items
+
+
+async def _pages(
+    poller: Poller, dead: DeadLetters, symbol: str, path: str, params: dict[str, Any]
+) -> AsyncIterator[list[Any]]:
+    """The ``results`` of each page of an answer; an ``ERROR`` status is a dead letter."""
+    page: str | None = path
+    query: dict[str, Any] | None = params
+    while page:
+        data = await poller.get(page, query)
+        if not isinstance(data, dict):
+            return
+        if data.get("status") == "ERROR":
+            dead.dead("vendor", f"{symbol}: {data.get('error')}", msgspec.json.encode(data), symbol)
+            return
+        yield data.get("results") or []
+        page, query = _next_page(data.get("next_url")), None
 
 
 def _next_page(url: str | None) -> str | None:

@@ -137,6 +137,7 @@ class Collected:
 
     def __init__(self) -> None:
         self.rows: dict[str, list[dict]] = {"trade": [], "quote": [], "bar": []}
+        self.rows["news"] = []
         self.dead: list = []
         self.error: BaseException | None = None
 
