@@ -246,10 +246,21 @@ class FinnhubNews:
                     return
                 symbol = query.get("symbol")
                 items = [
-                    {"id": 1, "datetime": 1381153500, "headline": "Apple shares rise",
-                     "related": "AAPL", "source": "Wire", "url": "https://example.com/1"},
-                    {"id": 2, "datetime": 1381154530, "headline": "Apple and Microsoft "
-                     "announce record profit", "related": "AAPL,MSFT", "source": "Wire"},
+                    {
+                        "id": 1,
+                        "datetime": 1381153500,
+                        "headline": "Apple shares rise",
+                        "related": "AAPL",
+                        "source": "Wire",
+                        "url": "https://example.com/1",
+                    },
+                    {
+                        "id": 2,
+                        "datetime": 1381154530,
+                        "headline": "Apple and Microsoft announce record profit",
+                        "related": "AAPL,MSFT",
+                        "source": "Wire",
+                    },
                     {"id": 3, "datetime": "soon", "headline": "Unreadable", "related": symbol},
                 ]
                 body = json.dumps([i for i in items if symbol in str(i["related"])]).encode()
