@@ -111,6 +111,10 @@ def test_the_same_bars_and_seed_give_the_same_page_and_other_sections_are_kept(l
         ),
         (("--symbols", "ZZZ"), "--symbols: no bars of ZZZ in dataset lean-2013-10-07-trades"),
         (("--doc", "/nonexistent/forecasts.md"), "--doc: no folder /nonexistent"),
+        (
+            ("--timeframes", "1m", "--models", "lstm", "--folds", "5000"),
+            "--folds: 860 bar times are too few for 5000 walk-forward test windows",
+        ),
     ],
 )
 def test_a_bad_option_is_one_line_naming_it(lean_lake, tmp_path, args, named):
@@ -271,6 +275,8 @@ def test_train_saves_a_versioned_artefact_and_the_same_bars_give_the_same_versio
         (("--timeframe", "1m", "--horizon", "5000"), "--horizon: 5000 bars reach past every"),
         (("--timeframe", "1m", "--dataset", "nope"), "--dataset: no bars of dataset 'nope'"),
         (("--timeframe", "1m", "--symbols", "ZZZ"), "--symbols: no bars of ZZZ in dataset"),
+        (("--timeframe", "1m", "--model", "rnn"), "--model: unknown model rnn (known: gbm, lstm)"),
+        (("--timeframe", "7m", "--model", "lstm"), "--timeframe: dataset lean-2013-10-07-trades"),
     ],
 )
 def test_train_with_a_bad_option_is_one_line_and_saves_nothing(lean_lake, tmp_path, args, named):
@@ -285,3 +291,57 @@ def test_forecast_models_without_a_lake_is_one_line(tmp_path):
     out = marketpulse("forecast", "models", "--lake", tmp_path / "nothing", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip() == f"error: no lake at {tmp_path / 'nothing'}: not a directory"
+
+
+#: Keras 3.15 reads its variables with np.array(variable), which NumPy 2 warns of.
+_KERAS_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+
+
+@pytest.mark.filterwarnings(_KERAS_WARNING)
+def test_lstm_gbm_and_the_others_are_scored_over_the_same_walk_forward_bars(lean_lake, tmp_path):
+    args = ("--timeframes", "1m", "--horizons", "1", "--models", "lstm,gbm,drift,random",
+            "--format", "json")  # fmt: skip
+    out = _evaluate(lean_lake.lake, tmp_path, *args)
+    rows = {r["model"]: r for r in json.loads(out.stdout)}
+    assert list(rows) == ["lstm", "gbm", "drift", "random"]
+    assert len({(r["predictions"], r["moved"]) for r in rows.values()}) == 1
+    lstm = rows["lstm"]
+    assert lstm["calls"] == lstm["moved"] > 800  # a call on every test bar that moved
+    assert 0 < lstm["brier"] < 1 and lstm["mae_bp"] > 0
+    assert lstm["accuracy_low_pct"] <= lstm["accuracy_pct"] <= lstm["accuracy_high_pct"]
+    assert "Walk-forward (lstm, gbm): every model scored over the same bars" in out.stderr
+    gbm_alone = _evaluate(lean_lake.lake, tmp_path, "--timeframes", "1m", "--horizons", "1",
+                          "--models", "gbm,drift", "--format", "json")  # fmt: skip
+    assert {r["model"]: r for r in json.loads(gbm_alone.stdout)}["gbm"] == rows["gbm"]
+    again = _evaluate(lean_lake.lake, tmp_path, *args)
+    assert again.stdout == out.stdout  # the same bars and seed, the same figures
+
+
+@pytest.mark.filterwarnings(_KERAS_WARNING)
+def test_train_lstm_saves_a_versioned_keras_model_that_models_lists(lean_lake, tmp_path):
+    from marketpulse.forecast.features import FEATURES
+
+    lake = tmp_path / "lake"
+    shutil.copytree(lean_lake.lake, lake)
+    first = _train(lake, tmp_path, "--timeframe", "1m", "--horizon", "1", "--model", "lstm")
+    assert first.returncode == 0, first.stderr
+    (line,) = first.stdout.strip().splitlines()
+    version = re.search(r"lstm:([0-9a-f]{12}) ", line).group(1)
+    assert line.endswith(str(lake / "_models" / "lstm" / version))
+    again = _train(lake, tmp_path, "--timeframe", "1m", "--horizon", "1", "--model", "lstm")
+    assert again.stdout == first.stdout  # the same bars and seed, the same version
+
+    folder = lake / "_models" / "lstm" / version
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.keras",
+                                                        "scaling.json"]  # fmt: skip
+    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    assert meta["features"] == list(FEATURES) and meta["sequence"] == 16
+    assert (meta["name"], meta["timeframe"], meta["horizon"], meta["seed"]) == ("lstm", "1m", 1, 0)
+    assert meta["rows"] == 2_310 - 4  # each series' last bar: no outcome
+    assert meta["keras"] == "3.15.1" and meta["jax"] == "0.10.2" and "lightgbm" not in meta
+
+    listed = marketpulse_in_process("forecast", "models", "--lake", lake, "--format", "json",
+                                    cwd=tmp_path)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    (mine,) = json.loads(listed.stdout)
+    assert (mine["name"], mine["version"], mine["rows"]) == ("lstm", version, meta["rows"])

@@ -51,12 +51,15 @@ def evaluate(
         None,
         "--models",
         help="Comma-separated models [default: online-linear, online-tree, persistence, "
-        "always-up, drift, random]; gbm (LightGBM, walk-forward) scores every model over its "
-        "test windows only.",
+        "always-up, drift, random]; gbm (LightGBM) and lstm (Keras), trained walk-forward, "
+        "score every model over their test windows only.",
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the models that draw."),
     folds: int = typer.Option(
-        FOLDS, "--folds", min=1, help="gbm's walk-forward test windows (the bars' last half)."
+        FOLDS,
+        "--folds",
+        min=1,
+        help="gbm's and lstm's walk-forward test windows (the bars' last half).",
     ),
     format: OutputFormat = FORMAT_OUTPUT_OPTION,
     output: Path = typer.Option(None, "--output", "-o", help="Write the table to this file."),
@@ -80,10 +83,11 @@ def evaluate(
     95% interval, beside the baselines persistence, always-up, drift and
     random. The same bars and seed give the same figures.
 
-    gbm, gradient boosting trained on the lake, is tested walk-forward: the
-    last half of each timeframe's bars in FOLDS consecutive windows, each
-    predicted by boosters trained only on the bars whose outcome precedes it.
-    With gbm, every model is scored over those windows' bars alone.
+    gbm (gradient boosting) and lstm (a recurrent network), trained on the
+    lake, are tested walk-forward: the last half of each timeframe's bars in
+    FOLDS consecutive windows, each predicted by a model trained only on the
+    bars whose outcome precedes it. With either, every model is scored over
+    those windows' bars alone.
     """
     from marketpulse.analytics import Lake
     from marketpulse.analytics.results import mark_percent
@@ -136,35 +140,41 @@ def train(
     timeframe: str = typer.Option(..., "--timeframe", help="The bars' timeframe, e.g. 1m."),
     horizon: str = typer.Option("1", "--horizon", help="Bars ahead to predict the return to."),
     symbols: str = typer.Option(None, "--symbols", help="Comma-separated symbols [default: all]."),
-    seed: int = typer.Option(0, "--seed", min=0, help="LightGBM's seed."),
+    model: str = typer.Option(
+        "gbm", "--model", help="The model: gbm (LightGBM) or lstm (Keras on JAX)."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="The model's seed."),
     lake: str = LAKE_OPTION,
     config: Path = CONFIG_OPTION,
 ) -> None:
-    """Train gbm on every bar of a scope and save it in the lake as a versioned artefact.
+    """Train a model on every bar of a scope and save it in the lake as a versioned artefact.
 
-    The direction classifier and return regressor of gbm (LightGBM) learn
-    every bar of the timeframe whose outcome, HORIZON bars later, is known.
-    The models, their features and training span are saved in
-    LAKE/_models/gbm/VERSION/; VERSION is a digest of the files and their
-    metadata, so the same bars and seed give the same version.
+    The model, gbm (LightGBM's direction classifier and return regressor) or
+    lstm (a recurrent network of the last bars' features), learns every bar
+    of the timeframe whose outcome, HORIZON bars later, is known. It is saved
+    with its features and training span in LAKE/_models/MODEL/VERSION/;
+    VERSION is a digest of the model and its metadata, so the same bars and
+    seed give the same version.
     """
     from marketpulse.analytics import Lake
-    from marketpulse.forecast.artefacts import ARTEFACTS, save
+    from marketpulse.forecast.artefacts import ARTEFACTS, TRAINED, save
     from marketpulse.forecast.artefacts import train as fit
     from marketpulse.forecast.frame import Frame
-    from marketpulse.forecast.walkforward import lightgbm
+    from marketpulse.forecast.walkforward import require
 
     settings = settings_from(config, lake=lake)
     h, *more = parse_horizons(horizon, "1", "--horizon")
     if more:
         raise InputError(f"--horizon: one whole number of bars, got {horizon!r}")
-    lightgbm()  # missing: one line before the lake is read
+    if model not in TRAINED:
+        raise InputError(f"--model: unknown model {model} (known: {', '.join(TRAINED)})")
+    require(model)  # missing: one line before the lake is read
     location = lake_location(settings)
     with Lake(location) as opened:
         frame = Frame(opened, dataset or settings.dataset or None, (timeframe,), _names(symbols),
                       "--timeframe")  # fmt: skip
-    meta, boosters = fit(frame, timeframe, h, seed)
-    saved = save(location, meta, boosters)
+    meta, trained = fit(frame, timeframe, h, seed, model)
+    saved = save(location, meta, trained)
     print(f"trained {saved.name}:{saved.version} on {saved.rows:,} bars of {saved.timeframe} "
           f"({len(saved.symbols)} symbol{'s' * (len(saved.symbols) != 1)}, {saved.span}), "
           f"horizon {saved.horizon}: "

@@ -7,10 +7,11 @@ and its predictions are scored per timeframe and horizon over all the
 dataset's symbols (:func:`~marketpulse.forecast.scores.score`). The same bars
 and seed give the same figures.
 
-With a walk-forward model among them (``gbm``,
-:mod:`marketpulse.forecast.walkforward`), which predicts only the bars of its
-test windows, every model is scored over those bars alone, so that each row
-of the table covers the same predictions (:attr:`Evaluation.scored` says so).
+With walk-forward models among them (``gbm``, ``lstm``,
+:mod:`marketpulse.forecast.walkforward`), which predict only the bars of
+their test windows (the same windows for each), every model is scored over
+those bars alone, so that each row of the table covers the same predictions
+(:attr:`Evaluation.scored` says so).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from marketpulse.forecast.frame import Frame
 from marketpulse.forecast.prequential import Record, prequential
 from marketpulse.forecast.scores import SCORES, score
 from marketpulse.forecast.stage import predictions_table
-from marketpulse.forecast.walkforward import lightgbm, walk_forward
+from marketpulse.forecast.walkforward import LEARNERS, require, walk_forward
 from marketpulse.models import PREDICTION_SCHEMA
 from marketpulse.timeframes import sort_key
 
@@ -73,8 +74,8 @@ class EvaluationScope:
             )
         if self.folds < 1:
             raise ForecastError(f"--folds: at least 1, got {self.folds}")
-        if any(m in WALK_FORWARD for m in self.models):
-            lightgbm()  # missing: one line now, not after the online models ran
+        for name in dict.fromkeys(m for m in self.models if m in WALK_FORWARD):
+            require(name)  # missing: one line now, not after the online models ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,11 +211,16 @@ class _Run:
                     frame.rows, frame.close, mine, online, h, self.scope.seed, self._step
                 )
                 if x is not None:
-                    run = walk_forward(x, frame.close, frame.bar_start, mine, h,
-                                       self.scope.seed, self.scope.folds)  # fmt: skip
-                    found |= {name: run.record for name in walked}
-                    self._step(sum(e - b for b, e, _ in mine) * len(walked))
-                    found = {name: _within(r, run.tested) for name, r in found.items()}
+                    runs = {}
+                    for name in dict.fromkeys(walked):
+                        runs[name] = walk_forward(x, frame.close, frame.bar_start, mine, h,
+                                                  self.scope.seed, self.scope.folds,
+                                                  LEARNERS[name])  # fmt: skip
+                        self._step(sum(e - b for b, e, _ in mine) * walked.count(name))
+                    found |= {name: run.record for name, run in runs.items()}
+                    # the same bars and folds: every walk-forward model tests the same rows
+                    tested = next(iter(runs.values())).tested
+                    found = {name: _within(r, tested) for name, r in found.items()}
                 yield (timeframe, h), {name: found[name] for name in self.scope.models}
 
 

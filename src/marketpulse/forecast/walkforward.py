@@ -1,9 +1,11 @@
-"""Gradient boosting trained on the lake, tested walk-forward: no test bar is ever trained on.
+"""Models trained on the lake, tested walk-forward: no test bar is ever trained on.
 
-Unlike the online models, a gradient-boosted model (LightGBM,
-https://lightgbm.readthedocs.io) learns from a whole training set at once.
-It is measured on splits by time over the bars of one timeframe (all its
-symbols together):
+Unlike the online models, the walk-forward models learn from a whole training
+set at once: ``gbm``, gradient boosting (LightGBM,
+https://lightgbm.readthedocs.io), here, and ``lstm``, a recurrent network
+(:mod:`marketpulse.forecast.lstm`). They are measured on splits by time over
+the bars of one timeframe (all its symbols together), the same splits for
+every model:
 
 1. the distinct bar starts, in order, are cut into an initial training share
    (the first half) and ``folds`` consecutive test windows of equal length;
@@ -15,7 +17,9 @@ symbols together):
 3. it predicts every bar of its test window.
 
 Training windows grow (each fold keeps all the earlier bars) and always
-precede their test window: there is no look-ahead. Each fold fits two
+precede their test window: there is no look-ahead. A model is a
+:data:`Learner`: given a timeframe's :class:`Bars` and the rows to train on,
+it returns what forecasts other rows (:class:`Fitted`). gbm's fold fits two
 boosters on the features of :data:`~marketpulse.forecast.features.FEATURES`
 (``NaN`` where undefined: LightGBM routes missing values itself):
 
@@ -30,18 +34,23 @@ bars and seed give the same predictions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from marketpulse.forecast.exceptions import ForecastError
 from marketpulse.forecast.features import FEATURES
+from marketpulse.forecast.lstm import Network, keras
 from marketpulse.forecast.prequential import Record, outcomes
 
-__all__ = ["Boosters", "Split", "WalkForward", "lightgbm", "outcome_times", "splits",
+__all__ = ["LEARNERS", "Bars", "Boosters", "Fitted", "Learner", "Prediction", "Split",
+           "WalkForward", "lightgbm", "outcome_times", "require", "splits",
            "walk_forward"]  # fmt: skip
+
+#: A model's calls (1, -1, 0), probabilities of an up move and returns, a row each.
+Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 _BP = 10_000.0
 #: Bar starts of bars whose outcome is not known (past their series' end): never trained on.
@@ -71,6 +80,59 @@ def lightgbm() -> Any:
     except ImportError:
         raise ForecastError("the gbm model needs LightGBM: pip install 'marketpulse[ml]'") from None
     return lightgbm
+
+
+def require(name: str) -> None:
+    """Check that a walk-forward model's library is there.
+
+    Raises:
+        ForecastError: it is not installed (one line naming the extra).
+    """
+    {"gbm": lightgbm, "lstm": keras}[name]()
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """One timeframe's bars as the walk-forward models see them, at one horizon.
+
+    Attributes:
+        x: each row's features (:data:`FEATURES` as columns; ``NaN`` undefined).
+        bar_start: each row's bar start, ns since the epoch (UTC).
+        spans: the timeframe's series, as (first row, end row, name).
+        outcome: each row's return to the close ``h`` bars later (``NaN``: none
+            known, or a row of another timeframe).
+        outcome_at: each row's outcome bar's start (:func:`outcome_times`).
+    """
+
+    x: np.ndarray
+    bar_start: np.ndarray
+    spans: Sequence[tuple[int, int, str]]
+    outcome: np.ndarray
+    outcome_at: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, close: np.ndarray, bar_start: np.ndarray,
+           spans: Sequence[tuple[int, int, str]], horizon: int) -> Bars:  # fmt: skip
+        """The bars of some series, with their outcomes ``horizon`` bars later."""
+        outcome = outcomes(close, [(b, e) for b, e, _ in spans], horizon)
+        return cls(x, bar_start, spans, outcome, outcome_times(bar_start, spans, horizon))
+
+    def rows(self) -> np.ndarray:
+        """The rows of the series, in order."""
+        found = [np.arange(b, e) for b, e, _ in self.spans]
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
+class Fitted(Protocol):
+    """A model trained on some rows of a timeframe's bars."""
+
+    def forecast(self, bars: Bars, rows: np.ndarray) -> Prediction:
+        """The calls, probabilities of an up move and returns of some rows."""
+        ...
+
+
+#: Trains a model on some rows of a timeframe's bars (their outcomes known) with a seed.
+Learner = Callable[[Bars, np.ndarray, int], Fitted]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +177,16 @@ class Boosters:
             value = lgb.train(params | {"objective": "regression_l1"}, data, ROUNDS)
         return cls(direction, value)
 
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @classmethod
+    def train(cls, bars: Bars, rows: np.ndarray, seed: int) -> Boosters:
+        """Fit both boosters on some rows of a timeframe's bars (a :data:`Learner`)."""
+        return cls.fit(bars.x[rows], bars.outcome[rows], seed)
+
+    def forecast(self, bars: Bars, rows: np.ndarray) -> Prediction:
+        """The calls, probabilities and returns of some rows of a timeframe's bars."""
+        return self.predict(bars.x[rows])
+
+    def predict(self, x: np.ndarray) -> Prediction:
         """The calls (1, -1, 0), the probabilities of an up move and the returns, per row."""
         n = len(x)
         probability = np.full(n, np.nan)
@@ -126,6 +197,10 @@ class Boosters:
             value = np.asarray(self.value.predict(x), np.float64) / _BP
         direction = np.where(probability > 0.5, 1, np.where(probability < 0.5, -1, 0))
         return direction.astype(np.int8), probability, value
+
+
+#: The walk-forward models by name.
+LEARNERS: dict[str, Learner] = {"gbm": Boosters.train, "lstm": Network.train}
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +253,7 @@ def splits(
     rest = times[int(len(times) * initial) :]
     if folds < 1 or len(rest) < folds:
         raise ForecastError(
-            f"gbm: {len(times)} bar times are too few for {folds} walk-forward test windows"
+            f"--folds: {len(times)} bar times are too few for {folds} walk-forward test windows"
         )
     out = []
     for window in np.array_split(rest, folds):
@@ -197,8 +272,9 @@ def walk_forward(
     horizon: int,
     seed: int = 0,
     folds: int = 5,
+    learner: Learner = Boosters.train,
 ) -> WalkForward:
-    """Train and test the boosters fold by fold over the series of one timeframe.
+    """Train and test a model fold by fold over the series of one timeframe.
 
     Args:
         x: each row's features (:data:`FEATURES` as columns).
@@ -206,20 +282,19 @@ def walk_forward(
         bar_start: each row's bar start, ns since the epoch.
         spans: the series of the timeframe, as (first row, end row, name).
         horizon: bars between a prediction's bar and its outcome's.
-        seed: LightGBM's seed.
+        seed: the model's seed.
         folds: the number of test windows.
+        learner: the model (:data:`LEARNERS`; gbm's boosters unless named).
     """
     n = len(close)
-    outcome = outcomes(close, [(b, e) for b, e, _ in spans], horizon)
-    rows = np.concatenate([np.arange(b, e) for b, e, _ in spans] or [np.zeros(0, np.int64)])
-    found = splits(bar_start, outcome_times(bar_start, spans, horizon), rows, folds)
+    bars = Bars.of(x, close, bar_start, spans, horizon)
+    found = splits(bar_start, bars.outcome_at, bars.rows(), folds)
     direction = np.zeros(n, np.int8)
     probability = np.full(n, np.nan)
     value = np.full(n, np.nan)
     tested = np.zeros(n, bool)
     for split in found:
-        boosters = Boosters.fit(x[split.train], outcome[split.train], seed)
-        d, p, v = boosters.predict(x[split.test])
+        d, p, v = learner(bars, split.train, seed).forecast(bars, split.test)
         direction[split.test], probability[split.test], value[split.test] = d, p, v
         tested[split.test] = True
-    return WalkForward(Record(direction, probability, value, outcome), tested, found)
+    return WalkForward(Record(direction, probability, value, bars.outcome), tested, found)

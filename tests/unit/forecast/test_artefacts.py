@@ -60,3 +60,16 @@ def test_an_unknown_version_is_an_error(tmp_path):
     with pytest.raises(ForecastError, match="no model gbm:../x"):
         load(lake, "gbm", "../x")
     assert artefacts(lake) == []
+
+
+def test_gbm_metadata_has_no_lstm_fields_so_its_versions_stay_as_they_were(tmp_path):
+    import json
+
+    lake = LakeLocation.of(tmp_path / "lake")
+    saved = save(lake, META, _boosters()[1])
+    text = (tmp_path / "lake" / "_models" / "gbm" / saved.version / "model.json").read_text()
+    assert set(json.loads(text)) == {
+        "name", "version", "features", "timeframe", "horizon", "dataset", "symbols",
+        "trained_from", "trained_to", "rows", "seed", "lightgbm", "marketpulse",
+    }  # fmt: skip
+    assert load(lake, "gbm", saved.version)[0] == saved

@@ -99,3 +99,30 @@ def test_a_learnable_pattern_is_learned_and_a_shuffled_one_is_not():
     shuffled = x[np.random.default_rng(2).permutation(len(x))]
     accuracy, n = _accuracy(walk_forward(shuffled, close, bar_start, spans, 1))
     assert 0.42 < accuracy < 0.58
+
+
+def test_any_learner_gets_the_folds_training_rows_and_forecasts_its_test_rows():
+    from marketpulse.forecast.walkforward import Bars
+
+    x, close, bar_start, spans = _learnable(100, symbols=2)
+    seen = []
+
+    class Last:
+        """Calls each row up, with the number of rows it trained on as its value."""
+
+        def __init__(self, bars, rows, seed):
+            assert isinstance(bars, Bars) and seed == 7
+            assert np.isfinite(bars.outcome[rows]).all()  # every training outcome known
+            seen.append(rows)
+            self.n = len(rows)
+
+        def forecast(self, bars, rows):
+            n = len(rows)
+            return np.ones(n, np.int8), np.full(n, 0.75), np.full(n, float(self.n))
+
+    run = walk_forward(x, close, bar_start, spans, 2, seed=7, folds=3, learner=Last)
+    assert [s.train.tolist() for s in run.splits] == [r.tolist() for r in seen]
+    for split in run.splits:
+        assert (run.record.value[split.test] == len(split.train)).all()
+    assert (run.record.probability[run.tested] == 0.75).all()
+    assert np.isnan(run.record.value[~run.tested]).all()
