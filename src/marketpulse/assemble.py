@@ -67,7 +67,9 @@ def processor_settings(settings: Settings, wall_clock: bool = False) -> Processo
         intervals = tuple(i.name for i in parse(settings.intervals))
     except ValueError as exc:
         raise ConfigError(f"intervals (MARKETPULSE_INTERVALS or the config file): {exc}") from None
-    forecast = ForecastSettings(settings.forecast_models, settings.forecast_horizons)
+    # trained models (gbm:<version>, lstm:<version>) are read from the lake's artefacts
+    forecast = ForecastSettings(settings.forecast_models, settings.forecast_horizons,
+                                lake=lake_location(settings))  # fmt: skip
     try:
         return ProcessorSettings(
             forecast=forecast,

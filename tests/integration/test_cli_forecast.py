@@ -160,12 +160,54 @@ def test_replay_with_forecast_stores_what_the_batch_run_predicts(tmp_path):
         np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-9)
 
 
+def test_replay_with_a_trained_gbm_stores_what_the_artefact_predicts_of_the_lakes_bars(
+    lean_lake, tmp_path
+):
+    """``forecast train``, then ``replay --forecast gbm:VERSION``: the stream's predictions are
+    the artefact's over the features of the bars in the lake (streaming equals batch), on the
+    artefact's timeframe and horizon only."""
+    from marketpulse.analytics import Lake
+    from marketpulse.forecast.artefacts import load
+    from marketpulse.forecast.frame import Frame
+    from marketpulse.sinks.lake_location import LakeLocation
+
+    lake = tmp_path / "lake"
+    shutil.copytree(lean_lake.lake, lake)
+    trained = _train(lake, tmp_path, "--timeframe", "1m", "--horizon", "3")
+    assert trained.returncode == 0, trained.stderr
+    version = re.search(r"trained gbm:([0-9a-f]{12})", trained.stdout)[1]
+    out = marketpulse("replay", LEAN_TRADES, "--lake", lake, "--forecast",
+                      f"drift,gbm:{version}", "--forecast-horizons", "1", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    _, boosters = load(LakeLocation.of(lake), "gbm", version)
+    with Lake(lake) as opened:
+        stream = opened.query(
+            "SELECT symbol, timeframe, epoch_ns(bar_start) AS bar_start, horizon, direction,"
+            " probability, value FROM predictions WHERE model = $1"
+            " ORDER BY timeframe, symbol, bar_start", [f"gbm:{version}"]
+        )  # fmt: skip
+        frame = Frame(opened, None, ("1m",))
+        (drift,) = opened.query("SELECT count(*) AS n FROM predictions WHERE model = 'drift'"
+                                ).column("n").to_pylist()  # fmt: skip
+    direction, probability, value = boosters.predict(frame.matrix())
+    assert set(stream.column("timeframe").to_pylist()) == {"1m"}
+    assert set(stream.column("horizon").to_pylist()) == {3}
+    assert stream.num_rows == frame.bars.num_rows > 2_000 and drift > stream.num_rows
+    assert stream.column("symbol").to_pylist() == frame.bars.column("symbol").to_pylist()
+    assert stream.column("bar_start").to_pylist() == frame.bar_start.tolist()
+    np.testing.assert_allclose(stream.column("probability").to_numpy(), probability, atol=1e-9)
+    np.testing.assert_allclose(stream.column("value").to_numpy(), value, atol=1e-12)
+    assert stream.column("direction").to_pylist() == direction.tolist()
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
         (("--forecast", "lstm"), "forecast models: unknown model lstm (known: online-linear"),
         (("--forecast", "drift", "--forecast-horizons", "0"),
          "--forecast-horizons: whole numbers of bars, at least 1"),
+        (("--forecast", "gbm:0123456789ab"), "forecast models: no model gbm:0123456789ab in the "
+         "lake at"),
     ],
 )  # fmt: skip
 def test_replay_with_a_bad_forecast_option_is_one_line_and_stores_nothing(tmp_path, args, named):

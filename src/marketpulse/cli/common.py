@@ -216,7 +216,8 @@ PLUGIN_OPTION = typer.Option(
 FORECAST_OPTION = typer.Option(
     None, "--forecast", metavar="MODELS",
     help="Forecasting models run on each closed bar, comma-separated (online-linear, "
-    "online-tree, persistence, always-up, drift, random; see docs/guides/forecasts.md): "
+    "online-tree, persistence, always-up, drift, random, or a model trained into the lake: "
+    "gbm:VERSION, lstm:VERSION, as forecast models lists them; see docs/guides/forecasts.md): "
     "their predictions go to the table predictions [default: forecast_models or "
     "MARKETPULSE_FORECAST_MODELS, else none].",
 )  # fmt: skip

@@ -24,9 +24,10 @@ an uninterrupted run would.
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +38,15 @@ from marketpulse.forecast.exceptions import ForecastError
 from marketpulse.forecast.features import feature_columns, feature_rows
 from marketpulse.forecast.online import river
 from marketpulse.forecast.prequential import series_seed
+from marketpulse.forecast.trained import (
+    TrainedModel,
+    TrainedSpec,
+    is_trained,
+    predict_inputs,
+    trained_spec,
+)
 from marketpulse.models import PREDICTION_SCHEMA
+from marketpulse.sinks.lake_location import LakeLocation
 
 __all__ = ["Book", "ForecastSettings", "ForecastStage", "Series", "predictions_table"]
 
@@ -47,20 +56,28 @@ class ForecastSettings:
     """Which models the stream runs, at which horizons.
 
     Attributes:
-        models: model names (:data:`~marketpulse.forecast.catalog.MODELS`); empty: none.
-        horizons: bars ahead each model predicts the return to.
+        models: model names (:data:`~marketpulse.forecast.catalog.MODELS`), or trained
+            artefacts of the lake (``gbm:<version>``, ``lstm:<version>``:
+            :mod:`marketpulse.forecast.trained`); empty: none.
+        horizons: bars ahead each model predicts the return to (a trained artefact
+            predicts at its own horizon, on its own timeframe's bars only).
         seed: the seed of the models that draw.
+        lake: the lake that holds the trained artefacts named.
     """
 
     models: tuple[str, ...] = ()
     horizons: tuple[int, ...] = (1,)
     seed: int = 0
+    lake: LakeLocation | None = field(default=None, compare=False)
+    #: the trained artefacts among the models, by name
+    trained: Mapping[str, TrainedSpec] = field(default_factory=dict, init=False, compare=False)
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.models if m not in MODELS]
+        unknown = [m for m in self.models if m not in MODELS and not is_trained(m)]
         if unknown:
             raise ForecastError(
-                f"forecast models: unknown model {', '.join(unknown)} (known: {', '.join(MODELS)})"
+                f"forecast models: unknown model {', '.join(unknown)} (known: "
+                f"{', '.join(MODELS)}, and trained ones as gbm:<version> or lstm:<version>)"
             )
         if not self.horizons or min(self.horizons) < 1:
             raise ForecastError(
@@ -68,6 +85,19 @@ class ForecastSettings:
             )
         if any(m in LEARNED for m in self.models):
             river()  # missing: one line now, not at the first bar
+        trained = {m: trained_spec(m, self.lake) for m in self.models if is_trained(m)}
+        object.__setattr__(self, "trained", trained)
+
+    def keys(self, timeframe: str) -> set[tuple[str, int]]:
+        """The (model, horizon) pairs a series of ``timeframe`` runs."""
+        keys = {(name, h) for name in self.models if name in MODELS for h in self.horizons}
+        keys |= {(n, t.horizon) for n, t in self.trained.items() if t.timeframe == timeframe}
+        return keys
+
+    def model(self, name: str, seed: int) -> Model:
+        """A new model of one series: ``name``'s, from the series' seed."""
+        spec = self.trained.get(name)
+        return MODELS[name](seed) if spec is None else TrainedModel(spec)
 
 
 class Series:
@@ -76,14 +106,28 @@ class Series:
     __slots__ = ("closes", "features", "models")
 
     def __init__(self, settings: ForecastSettings, key: str) -> None:
-        depth = max(settings.horizons)
+        keys = sorted(settings.keys(key.rpartition("|")[2]), key=_order(settings))
+        depth = max(h for _, h in keys) if keys else 1
         seed = series_seed(settings.seed, key)
         self.models: dict[tuple[str, int], Model] = {
-            (name, h): MODELS[name](seed) for name in settings.models for h in settings.horizons
+            (name, h): settings.model(name, seed) for name, h in keys
         }
         self.closes: deque[float] = deque(maxlen=depth)
         self.features: deque[dict[str, float]] = deque(maxlen=depth)
 
+
+def _order(settings: ForecastSettings) -> Callable[[tuple[str, int]], tuple[int, int]]:
+    """Models in the settings' order, each one's horizons in theirs."""
+    models, horizons = list(settings.models), list(settings.horizons)
+
+    def position(key: tuple[str, int]) -> tuple[int, int]:
+        name, h = key
+        return models.index(name), horizons.index(h) if h in horizons else len(horizons) + h
+
+    return position
+
+
+_NONE = (0, math.nan, math.nan)
 
 #: The series of one partition: symbol -> timeframe -> state.
 Book = dict[str, dict[str, Series]]
@@ -94,7 +138,13 @@ class ForecastStage:
 
     def __init__(self, settings: ForecastSettings) -> None:
         self.settings = settings
-        self._keys = {(name, h) for name in settings.models for h in settings.horizons}
+        self._keys: dict[str, set[tuple[str, int]]] = {}  # by timeframe
+
+    def _keys_of(self, timeframe: str) -> set[tuple[str, int]]:
+        keys = self._keys.get(timeframe)
+        if keys is None:
+            keys = self._keys[timeframe] = self.settings.keys(timeframe)
+        return keys
 
     def _reconcile(self, state: Series, key: str) -> None:
         """Fit a restored series to the settings: models added start afresh, others go."""
@@ -134,24 +184,33 @@ class ForecastStage:
         names: list[str] = []
         horizons: list[int] = []
         made: list[tuple[int, float, float]] = []
+        trained: dict[str, list[tuple[int, np.ndarray]]] = {}  # a call per artefact, per step
         for i in range(n):
             mine = book.setdefault(symbols[i], {})
             state = mine.get(timeframes[i])
             if state is None:
                 state = mine[timeframes[i]] = Series(self.settings, f"{symbols[i]}|{timeframes[i]}")
-            elif state.models.keys() != self._keys:
+            elif state.models.keys() != self._keys_of(timeframes[i]):
                 self._reconcile(state, f"{symbols[i]}|{timeframes[i]}")
             c = float(close[i])
             for (name, h), model in state.models.items():
                 if len(state.closes) >= h:
                     back = len(state.closes) - h
                     model.learn(state.features[back], c / state.closes[back] - 1.0)
-                made.append(model.predict(rows[i]))
+                if isinstance(model, TrainedModel):
+                    trained.setdefault(name, []).append((len(made), model.prepare(rows[i])))
+                    made.append(_NONE)
+                else:
+                    made.append(model.predict(rows[i]))
                 where.append(i)
                 names.append(name)
                 horizons.append(h)
             state.closes.append(c)
             state.features.append(rows[i])
+        for name, inputs in trained.items():
+            for (slot, _), forecast in zip(inputs, predict_inputs(name, [x for _, x in inputs]),
+                                           strict=True):  # fmt: skip
+                made[slot] = forecast
         direction, probability, value = np.array(made, np.float64).reshape(-1, 3).T
         return predictions_table(bars, np.array(where, np.int64), names, horizons,
                                  direction, probability, value)  # fmt: skip
