@@ -250,9 +250,22 @@ def test_gbm_and_the_others_are_scored_over_the_same_walk_forward_bars(lean_lake
     assert len({r["moved"] for r in rows.values()}) == 1
     assert rows["gbm"]["calls"] == rows["gbm"]["moved"]
     assert "Walk-forward (gbm): every model scored over the same bars" in out.stderr
+    # the page: the walk-forward run's own section, beside the prequential one
+    page = tmp_path / "page.md"
+    for models in ("drift,random", "gbm,drift,random"):
+        _evaluate(lean_lake.lake, tmp_path, "--timeframes", "1m", "--horizons", "1", "--models",
+                  models, "--doc", page)  # fmt: skip
     again = _evaluate(lean_lake.lake, tmp_path, "--timeframes", "1m", "--horizons", "1",
-                      "--models", "gbm,drift,random", "--format", "json")  # fmt: skip
+                      "--models", "gbm,drift,random", "--format", "json", "--doc", page)  # fmt: skip
     assert again.stdout == out.stdout
+    text = page.read_text()
+    dataset = "lean-2013-10-07-trades"
+    assert text.count(f"<!-- forecast evaluate: {dataset} -->") == 1
+    assert text.count(f"<!-- forecast evaluate: {dataset}, walk-forward -->") == 1
+    prequential, walked = text.split(f"## {dataset}, walk-forward")
+    assert "| gbm |" in walked and "| gbm |" not in prequential
+    assert "Walk-forward (gbm)" in walked and "Prequential" in prequential
+    assert "wrote the section lean-2013-10-07-trades, walk-forward of" in again.stderr
 
 
 def _train(lake, cwd, *args):

@@ -121,8 +121,11 @@ def evaluate(
         print(result.scored, file=sys.stderr)
     if doc is not None:
         command = _command(result.dataset, scope, timeframes, symbols)
-        write_section(doc, result.dataset, render_section(result, command))
-        print(f"wrote dataset {result.dataset}'s section of {doc}", file=sys.stderr)
+        # a walk-forward evaluation has its own section: it scores other bars than the
+        # prequential one of the same dataset
+        section = result.dataset + (", walk-forward" if result.scored != PREQUENTIAL else "")
+        write_section(doc, section, render_section(result, command, section))
+        print(f"wrote the section {section} of {doc}", file=sys.stderr)
     record = mark_percent(
         result.record, unsigned=("accuracy_pct", "accuracy_low_pct", "accuracy_high_pct")
     )

@@ -4,7 +4,8 @@
 between two markers (``<!-- forecast evaluate: NAME -->`` and its closing
 ``<!-- /forecast evaluate: NAME -->``); the rest of the page, its prose and
 the other datasets' sections, is kept as it is. A dataset's first section is
-added at the end.
+added at the end. An evaluation with walk-forward models (which scores their
+test windows' bars only) is a section of its own, ``NAME, walk-forward``.
 """
 
 from __future__ import annotations
@@ -36,12 +37,18 @@ def _day(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def render_section(evaluation: Evaluation, command: str) -> str:
-    """The dataset's section: what was evaluated, how, and the table."""
+def render_section(evaluation: Evaluation, command: str, title: str | None = None) -> str:
+    """The dataset's section: what was evaluated, how, and the table.
+
+    Args:
+        evaluation: the evaluation.
+        command: the command that gives it.
+        title: the section's heading [default: the dataset].
+    """
     rows = evaluation.record.to_pylist()
     timeframes = list(dict.fromkeys(str(r["timeframe"]) for r in rows))
     lines = [
-        f"## {evaluation.dataset}",
+        f"## {title or evaluation.dataset}",
         "",
         f"`{command}`: {evaluation.bars:,} bars ({', '.join(timeframes)}) of "
         f"{len(evaluation.symbols)} symbols ({', '.join(evaluation.symbols[:12])}"
