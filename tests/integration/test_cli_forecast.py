@@ -255,8 +255,8 @@ def test_gbm_and_the_others_are_scored_over_the_same_walk_forward_bars(lean_lake
     for models in ("drift,random", "gbm,drift,random"):
         _evaluate(lean_lake.lake, tmp_path, "--timeframes", "1m", "--horizons", "1", "--models",
                   models, "--doc", page)  # fmt: skip
-    again = _evaluate(lean_lake.lake, tmp_path, "--timeframes", "1m", "--horizons", "1",
-                      "--models", "gbm,drift,random", "--format", "json", "--doc", page)  # fmt: skip
+    again = _evaluate(lean_lake.lake, tmp_path, "--timeframes", "1m", "--horizons", "1", "--models",
+                      "gbm,drift,random", "--format", "json", "--doc", page)  # fmt: skip
     assert again.stdout == out.stdout
     text = page.read_text()
     dataset = "lean-2013-10-07-trades"
