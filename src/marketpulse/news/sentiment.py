@@ -85,7 +85,7 @@ def load_scorer(spec: str) -> Scorer:
             ) from None
         if not callable(target):
             raise ConfigError(f"scorer {spec!r}: its instances are not callable")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def score_headlines(scorer: Scorer, headlines: list[str]) -> list[float]:

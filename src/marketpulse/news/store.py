@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,9 +87,28 @@ class NewsStats:
             setattr(self, kind, getattr(self, kind) + 1)
 
 
-def _read_ahead(news: ScoredNews, stop: threading.Event) -> Generator[FeedBatch, None, None]:
-    """The feed's batches, read ahead; setting ``stop`` ends a live feed's wait too."""
-    return iter(Prefetch(news.batches(), stop=stop, interrupt=interrupter(news)))
+def _drive(news: ScoredNews, stop: threading.Event, stats: NewsStats,
+           on_progress: Callable[[NewsStats], None] | None,
+           put: Callable[[FeedBatch], None]) -> None:  # fmt: skip
+    """Hand each batch of ``news`` to ``put`` and count it, until it ends or ``stop`` is set.
+
+    The batches are read ahead: setting ``stop`` ends a live feed's wait too.
+    """
+    batches = iter(Prefetch(news.batches(), stop=stop, interrupt=interrupter(news)))
+    try:
+        for batch in batches:
+            put(batch)
+            stats.count(batch.data)
+            stats.dead += len(batch.dead)
+            stats.duplicates = news.duplicates
+            if on_progress is not None:
+                on_progress(stats)
+            if stop.is_set():
+                break
+    finally:
+        batches.close()  # type: ignore[attr-defined]
+        news.close()
+        stats.duplicates = news.duplicates
 
 
 def store_news(
@@ -102,31 +121,22 @@ def store_news(
 
     The sinks are flushed before this returns (and left open: the caller closes them).
     """
-    stop = stop or threading.Event()
     stats = NewsStats()
     logger.info("news: %s into %s, dataset %s", news.name,
                 ", ".join(getattr(s, "name", type(s).__name__) for s in sinks),
                 news.dataset)  # fmt: skip
-    batches = _read_ahead(news, stop)
+
+    def put(batch: FeedBatch) -> None:
+        _write(sinks, batch, news.dataset)
+        for sink in sinks:
+            if sink.due():
+                sink.flush()
+
     try:
-        for batch in batches:
-            _write(sinks, batch, news.dataset)
-            stats.count(batch.data)
-            stats.dead += len(batch.dead)
-            stats.duplicates = news.duplicates
-            for sink in sinks:
-                if sink.due():
-                    sink.flush()
-            if on_progress is not None:
-                on_progress(stats)
-            if stop.is_set():
-                break
+        _drive(news, stop or threading.Event(), stats, on_progress, put)
     finally:
-        batches.close()
-        news.close()
         for sink in sinks:
             sink.flush()
-        stats.duplicates = news.duplicates
         stats.ended = time.monotonic()
     logger.info("news: stopped after %s", stats.line())
     return stats
@@ -155,7 +165,6 @@ def publish_news(
     Raises:
         BusError: the ``news`` or ``dlq`` topic does not exist.
     """
-    stop = stop or threading.Event()
     stats = NewsStats()
     target, dlq = topics.name("news"), topics.name("dlq")
     partitions = bus.partitions(target)
@@ -163,24 +172,17 @@ def publish_news(
     logger.info("news: %s to %s (%d partitions), dataset %s, on %s", news.name, target,
                 partitions, news.dataset, bus)  # fmt: skip
     producer = bus.producer()
-    batches = _read_ahead(news, stop)
+
+    def put(batch: FeedBatch) -> None:
+        if batch.data.num_rows:
+            producer.send_columns(target, "news", batch.data)
+        if batch.dead:
+            producer.send_dead(dlq, batch.dead, dataset=news.dataset)
+        stats.failed = producer.failed
+
     try:
-        for batch in batches:
-            if batch.data.num_rows:
-                producer.send_columns(target, "news", batch.data)
-            if batch.dead:
-                producer.send_dead(dlq, batch.dead, dataset=news.dataset)
-            stats.count(batch.data)
-            stats.dead += len(batch.dead)
-            stats.duplicates = news.duplicates
-            stats.failed = producer.failed
-            if on_progress is not None:
-                on_progress(stats)
-            if stop.is_set():
-                break
+        _drive(news, stop or threading.Event(), stats, on_progress, put)
     finally:
-        batches.close()
-        news.close()
         try:
             producer.flush(flush_timeout)
         except BusError as exc:
@@ -189,7 +191,6 @@ def publish_news(
         else:
             stats.failed = producer.failed
         stats.errors = list(producer.errors)
-        stats.duplicates = news.duplicates
         stats.ended = time.monotonic()
     logger.info("news: stopped after %s", stats.line())
     return stats
