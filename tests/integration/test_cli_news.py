@@ -58,8 +58,10 @@ def test_a_file_of_headlines_is_scored_into_the_lake_once(cli, sql, tmp_path, he
     assert dead[0]["source_file"] == str(headlines) and "field ts" in dead[0]["error"]
 
     again = cli("news", "--file", headlines, "--lake", lake, "--dataset", "lean")
-    assert "news: 0 headlines" in again.stdout and "5 seen before" in again.stdout
+    assert "news: 0 headlines" in again.stdout
+    assert "7 seen before, 0 unreadable to dlq" in again.stdout  # 5 headlines, 2 bad rows
     assert _news(sql, lake) == rows
+    assert sql(lake, "SELECT count(*) AS n FROM dlq") == [{"n": 2}]
     # another dataset is another set of keys
     cli("news", "--file", headlines, "--lake", lake)
     assert {r["dataset"] for r in sql(lake, "SELECT DISTINCT dataset FROM news")} == {

@@ -206,8 +206,9 @@ def _store(settings: Settings, storage: options.Storage, source, score, name: st
            stop: threading.Event):  # fmt: skip
     from marketpulse.assemble import lake_location
     from marketpulse.cli.sink_options import build_sinks
+    from marketpulse.news.files import NewsFile
     from marketpulse.news.scoring import ScoredNews
-    from marketpulse.news.store import store_news, stored_keys
+    from marketpulse.news.store import store_news, stored_dead_letters, stored_keys
 
     kinds = storage.sink
     sinks = build_sinks(kinds, settings, lake_rows=100_000,
@@ -215,9 +216,13 @@ def _store(settings: Settings, storage: options.Storage, source, score, name: st
                         else storage.postgres_tables)  # fmt: skip
     try:
         seen: list[tuple[str, str]] = []
+        seen_dead: list[tuple[int, str]] = []
         if any(getattr(s, "name", "") == "lake" for s in sinks):  # a rerun stores nothing twice
             seen = stored_keys(lake_location(settings), name)
-        return store_news(ScoredNews(source, score, name, seen), sinks, stop, _progress())
+            if isinstance(source, NewsFile):
+                seen_dead = stored_dead_letters(lake_location(settings), name, source.name)
+        news = ScoredNews(source, score, name, seen, seen_dead)
+        return store_news(news, sinks, stop, _progress())
     finally:
         for sink in sinks:
             sink.close()

@@ -35,11 +35,15 @@ class ScoredNews:
         scorer: scores a batch of headlines (:mod:`marketpulse.news.sentiment`).
         dataset: the dataset every item belongs to.
         seen: (symbol, id) keys already stored: not passed on again.
+        seen_dead: a file's dead letters already stored, as (line, error): not passed on
+            again either (a file read twice stores its bad rows once).
     """
 
     def __init__(self, feed: Feed, scorer: Scorer, dataset: str,
-                 seen: Iterable[tuple[str, str]] = ()) -> None:  # fmt: skip
+                 seen: Iterable[tuple[str, str]] = (),
+                 seen_dead: Iterable[tuple[int, str]] = ()) -> None:  # fmt: skip
         self.feed = feed
+        self._seen_dead = set(seen_dead)
         self.name = feed.name
         self.realtime = getattr(feed, "realtime", True)
         self.scorer = scorer
@@ -55,7 +59,9 @@ class ScoredNews:
             table = pa.Table.from_batches([batch.data]) if news else NEWS_SCHEMA.empty_table()
             scored = self._score(self._fresh(table))
             self.items += scored.num_rows
-            yield FeedBatch("news", _one_batch(scored), batch.dead, batch.done, batch.total)
+            dead = [d for d in batch.dead if (d.line, d.error) not in self._seen_dead]
+            self.duplicates += len(batch.dead) - len(dead)
+            yield FeedBatch("news", _one_batch(scored), dead, batch.done, batch.total)
 
     def close(self) -> None:
         """Close the feed."""

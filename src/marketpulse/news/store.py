@@ -31,7 +31,13 @@ from marketpulse.sinks.base import Sink
 from marketpulse.sinks.lake_location import LakeLocation
 from marketpulse.stream.output import dlq_table
 
-__all__ = ["NewsStats", "publish_news", "store_news", "stored_keys"]
+__all__ = [
+    "NewsStats",
+    "publish_news",
+    "store_news",
+    "stored_dead_letters",
+    "stored_keys",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +49,8 @@ class NewsStats:
     Attributes:
         items: headlines stored or sent (one per article and symbol).
         positive, negative, neutral: of those, by their score (VADER's cut-offs).
-        duplicates: headlines dropped as seen before (same symbol and id).
+        duplicates: headlines dropped as seen before (same symbol and id), and a file's
+            bad rows already in the dead letters.
         dead: unreadable rows or vendor messages, to the dead letters.
         failed: records the bus did not accept (Kafka).
         errors: the first delivery errors.
@@ -207,4 +214,19 @@ def stored_keys(lake: LakeLocation | Path | str, dataset: str) -> list[tuple[str
         rows = opened.query("SELECT DISTINCT symbol, id FROM news WHERE dataset = ?",
                             [dataset])  # fmt: skip
     return list(zip(rows.column("symbol").to_pylist(), rows.column("id").to_pylist(),
+                    strict=True))  # fmt: skip
+
+
+def stored_dead_letters(lake: LakeLocation | Path | str, dataset: str,
+                        file: str) -> list[tuple[int, str]]:  # fmt: skip
+    """The (line, error) of each dead letter of ``file`` the lake holds for ``dataset``."""
+    from marketpulse.analytics.sql import Lake
+
+    location = LakeLocation.of(lake)
+    if not location.is_s3 and not Path(location.root).is_dir():
+        return []
+    with Lake(location) as opened:
+        rows = opened.query("SELECT DISTINCT source_line, error FROM dlq WHERE dataset = ?"
+                            " AND source_file = ?", [dataset, file])  # fmt: skip
+    return list(zip(rows.column("source_line").to_pylist(), rows.column("error").to_pylist(),
                     strict=True))  # fmt: skip
