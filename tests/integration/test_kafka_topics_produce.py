@@ -31,6 +31,7 @@ SHORT_NAMES = (
     "trades",
     "quotes",
     "predictions",
+    "news",
 )
 LEAN_ROWS = 388_417
 
@@ -97,7 +98,7 @@ def test_topics_create_describe_delete(kafka_bootstrap, topic_prefix):
     names = [topic_prefix + short for short in SHORT_NAMES]
     args = ("--partitions", 3, "--retention-hours", 24)
     first = _ok(run(kafka_bootstrap, topic_prefix, "topics", "create", *args))
-    assert first.stdout.count("created ") == 10 and "10 created, 0 already existed" in first.stdout
+    assert first.stdout.count("created ") == 11 and "11 created, 0 already existed" in first.stdout
 
     existing = _existing(kafka_bootstrap, topic_prefix)
     assert sorted(existing) == sorted(names)
@@ -114,7 +115,7 @@ def test_topics_create_describe_delete(kafka_bootstrap, topic_prefix):
 
     # again: nothing to do, not an error, and the topics keep their settings
     again = _ok(run(kafka_bootstrap, topic_prefix, "topics", "create", "--partitions", 5))
-    assert again.stdout.count("exists ") == 10 and "0 created, 10 already existed" in again.stdout
+    assert again.stdout.count("exists ") == 11 and "0 created, 11 already existed" in again.stdout
     assert all(len(t.partitions) == 3 for t in _existing(kafka_bootstrap, topic_prefix).values())
 
     described = _ok(run(kafka_bootstrap, topic_prefix, "topics", "describe")).stdout
@@ -125,16 +126,16 @@ def test_topics_create_describe_delete(kafka_bootstrap, topic_prefix):
         policy = "compact" if name.endswith(".state") else "delete"
         assert f"cleanup.policy={policy}" in line, line
     assert "retention.ms=86400000 (1 d)" in lines[topic_prefix + "ticks"]
-    assert described.count("end offsets (0 in all): 0:0 1:0 2:0") == 10
+    assert described.count("end offsets (0 in all): 0:0 1:0 2:0") == 11
 
     refused = run(kafka_bootstrap, topic_prefix, "topics", "delete")
     _refused(refused, "--yes")
-    assert len(_existing(kafka_bootstrap, topic_prefix)) == 10
+    assert len(_existing(kafka_bootstrap, topic_prefix)) == 11
 
     deleted = _ok(run(kafka_bootstrap, topic_prefix, "topics", "delete", "--yes"))
-    assert deleted.stdout.count("deleted ") == 10
+    assert deleted.stdout.count("deleted ") == 11
     _wait_until(lambda: not _existing(kafka_bootstrap, topic_prefix))
-    _refused(run(kafka_bootstrap, topic_prefix, "topics", "describe"), "10 of 10", "topics create")
+    _refused(run(kafka_bootstrap, topic_prefix, "topics", "describe"), "11 of 11", "topics create")
 
 
 def test_topics_create_with_more_replicas_than_brokers_is_refused(kafka_bootstrap, topic_prefix):
