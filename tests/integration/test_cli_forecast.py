@@ -352,11 +352,18 @@ def test_forecast_models_without_a_lake_is_one_line(tmp_path):
 _KERAS_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
 
 
+def _lstm(*args, cwd):
+    """The command as a process of its own: JAX, once imported, makes a process's later forks
+    unsafe (its threads), and the test workers start brokers with a preexec_fn."""
+    return marketpulse(*args, cwd=cwd)
+
+
 @pytest.mark.filterwarnings(_KERAS_WARNING)
 def test_lstm_gbm_and_the_others_are_scored_over_the_same_walk_forward_bars(lean_lake, tmp_path):
     args = ("--timeframes", "1m", "--horizons", "1", "--models", "lstm,gbm,drift,random",
             "--format", "json")  # fmt: skip
-    out = _evaluate(lean_lake.lake, tmp_path, *args)
+    out = _lstm("forecast", "evaluate", "--lake", lean_lake.lake, *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
     rows = {r["model"]: r for r in json.loads(out.stdout)}
     assert list(rows) == ["lstm", "gbm", "drift", "random"]
     assert len({(r["predictions"], r["moved"]) for r in rows.values()}) == 1
@@ -368,7 +375,7 @@ def test_lstm_gbm_and_the_others_are_scored_over_the_same_walk_forward_bars(lean
     gbm_alone = _evaluate(lean_lake.lake, tmp_path, "--timeframes", "1m", "--horizons", "1",
                           "--models", "gbm,drift", "--format", "json")  # fmt: skip
     assert {r["model"]: r for r in json.loads(gbm_alone.stdout)}["gbm"] == rows["gbm"]
-    again = _evaluate(lean_lake.lake, tmp_path, *args)
+    again = _lstm("forecast", "evaluate", "--lake", lean_lake.lake, *args, cwd=tmp_path)
     assert again.stdout == out.stdout  # the same bars and seed, the same figures
 
 
@@ -378,12 +385,14 @@ def test_train_lstm_saves_a_versioned_keras_model_that_models_lists(lean_lake, t
 
     lake = tmp_path / "lake"
     shutil.copytree(lean_lake.lake, lake)
-    first = _train(lake, tmp_path, "--timeframe", "1m", "--horizon", "1", "--model", "lstm")
+    train = ("forecast", "train", "--lake", lake, "--timeframe", "1m", "--horizon", "1",
+             "--model", "lstm")  # fmt: skip
+    first = _lstm(*train, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     (line,) = first.stdout.strip().splitlines()
     version = re.search(r"lstm:([0-9a-f]{12}) ", line).group(1)
     assert line.endswith(str(lake / "_models" / "lstm" / version))
-    again = _train(lake, tmp_path, "--timeframe", "1m", "--horizon", "1", "--model", "lstm")
+    again = _lstm(*train, cwd=tmp_path)
     assert again.stdout == first.stdout  # the same bars and seed, the same version
 
     folder = lake / "_models" / "lstm" / version

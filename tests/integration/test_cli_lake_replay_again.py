@@ -171,7 +171,17 @@ def test_lake_compact_bad_use(cli, tmp_path):
 def test_lake_ddl_as_documented(cli):
     out = cli("lake", "ddl", "--location", "s3://bucket/lake").stdout
     statements = [s for s in out.split(";") if s.strip()]
-    tables = ("trades", "quotes", "bars", "indicators", "alerts", "dlq", "custom", "predictions")
+    tables = (
+        "trades",
+        "quotes",
+        "bars",
+        "indicators",
+        "alerts",
+        "dlq",
+        "custom",
+        "predictions",
+        "news",
+    )
     assert len(statements) == len(tables) + 1  # and the view bars_with_indicators
     for table, statement in zip(tables, statements, strict=False):
         assert f"CREATE EXTERNAL TABLE IF NOT EXISTS marketpulse.{table} (" in statement

@@ -292,7 +292,7 @@ def test_topics_create_sets_replication_and_min_insync_replicas(cluster, topic_p
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     described = [line for line in result.stdout.splitlines() if line.startswith(topic_prefix)]
-    assert len(described) == 10, result.stdout
+    assert len(described) == 11, result.stdout
     for line in described:
         assert "6 partitions, replication factor 3" in line, line
         assert "min.insync.replicas=2" in line, line

@@ -153,7 +153,7 @@ def test_every_service_over_sasl_ssl_scram(secure_broker, topic_prefix, tmp_path
     write_trades(trades)
 
     created = ok(marketpulse("topics", "create", "--partitions", 2, env=env, cwd=tmp_path))
-    assert "10 created" in created.stdout
+    assert "11 created" in created.stdout
     produced = ok(marketpulse("produce", "--file", trades, env=env, cwd=tmp_path))
     assert f"produced {len(SYMBOLS) * (MINUTES * 12 + 1)} ticks" in produced.stdout
     ok(marketpulse(
@@ -209,7 +209,7 @@ def dashboard_watchlist(bootstrap, env, tmp_path, lake):
 def test_scram_sha_256_and_a_missing_mechanism(secure_broker, topic_prefix, tmp_path):
     env = sasl_env(secure_broker, topic_prefix, MARKETPULSE_KAFKA_SASL_MECHANISM="SCRAM-SHA-256")
     created = ok(marketpulse("topics", "create", "--partitions", 1, env=env, cwd=tmp_path))
-    assert "10 created" in created.stdout
+    assert "11 created" in created.stdout
     # no mechanism: librdkafka's default, GSSAPI (Kerberos), which this broker does not offer
     del env["MARKETPULSE_KAFKA_SASL_MECHANISM"]
     result, elapsed = timed("topics", "describe", env=env, cwd=tmp_path)

@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from marketpulse.bus.base import Batch, Bus, Consumer, ConsumerFatal, TopicPartition, values_of
 from marketpulse.bus.codec import decode_dead_letters, decode_rows, record_dataset
-from marketpulse.bus.topics import OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
+from marketpulse.bus.topics import NEWS_TOPICS, OPTIONAL_TOPICS, OUTPUT_TOPICS, Topics
 from marketpulse.exceptions import BusError
 from marketpulse.human import human_rate
 from marketpulse.models import DLQ_SCHEMA
@@ -69,7 +69,10 @@ class SinkOptions:
         group: consumer group (each kind of sink has its own).
         tables: the output topics to store (their tables have the same names);
             those of :data:`~marketpulse.bus.topics.OPTIONAL_TOPICS` (plugins'
-            values, the trades the processor kept) only where they exist.
+            values, the trades the processor kept) only where they exist. By
+            default the processor's outputs: not ``news``, which the process
+            service does not write, so no segment's marks come on it (the ``sink``
+            commands name it).
         exit_when_idle: exit, flushed and committed, once no record arrived for this long.
         max_batch: records consumed per poll at most.
         stall_after: with no record for this long, and again this long later, the
@@ -83,7 +86,9 @@ class SinkOptions:
     """
 
     group: str = "marketpulse-sink-lake"
-    tables: tuple[str, ...] = (*OUTPUT_TOPICS, *OPTIONAL_TOPICS)
+    tables: tuple[str, ...] = (
+        *OUTPUT_TOPICS, *(t for t in OPTIONAL_TOPICS if t not in NEWS_TOPICS)
+    )  # fmt: skip
     exit_when_idle: float | None = None
     max_batch: int = SINK_BATCH
     stall_after: float = 15.0
