@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,9 +16,9 @@ from marketpulse.config import DEFAULT_ENV_FILE, vendor_credentials
 from marketpulse.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from marketpulse.feeds.vendors import VendorFeed
+    from marketpulse.feeds.vendors import Vendor, VendorFeed, VendorOptions
 
-__all__ = ["FeedName", "LiveOptions", "live_feed"]
+__all__ = ["FeedName", "LiveOptions", "live_feed", "parse_date", "rate_limit", "vendor_options"]
 
 
 class FeedName(StrEnum):
@@ -108,7 +108,8 @@ class LiveOptions:
         ]
 
 
-def _rate_limit(value: str | None) -> tuple[int, float] | None:
+def rate_limit(value: str | None) -> tuple[int, float] | None:
+    """``--rate-limit N/period`` as (requests, seconds) (``None``: not given)."""
     if value is None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*/\s*([a-z]+)\s*", value.lower())
@@ -117,13 +118,18 @@ def _rate_limit(value: str | None) -> tuple[int, float] | None:
     return int(match[1]), _PERIODS[match[2]]
 
 
-def _history(value: str | None) -> date | None:
+def parse_date(value: str | None, option: str) -> date | None:
+    """``value`` as a date (``None``: not given).
+
+    Raises:
+        ConfigError: it is not a date YYYY-MM-DD (the option is named).
+    """
     if value is None:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ConfigError(f"--history: expected a date YYYY-MM-DD, got {value!r}") from None
+        raise ConfigError(f"{option}: expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 #: Options that only one or two vendors read (the others would ignore them).
@@ -174,8 +180,8 @@ def check_live_options(feed: str | None, live: LiveOptions) -> None:
 
     _check_choice("--data-feed", live.data_feed, DATA_FEEDS)
     _check_choice("--bar-interval", live.bar_interval, tuple(INTERVALS))
-    _rate_limit(live.rate_limit)
-    _history(live.history)
+    rate_limit(live.rate_limit)
+    parse_date(live.history, "--history")
     _check_calendar(live.calendar)
 
 
@@ -185,23 +191,33 @@ def live_feed(feed: str, live: LiveOptions) -> VendorFeed:
     Raises:
         ConfigError: a key is missing (the variable is named), or an option is invalid.
     """
-    from marketpulse.feeds.vendors import VENDORS, Symbols, VendorOptions, open_vendor
+    from marketpulse.feeds.vendors import VENDORS, open_vendor
 
-    spec = VENDORS[feed]
-    key = secret = None
-    if spec.needs_key:
-        env_file = live.env_file or DEFAULT_ENV_FILE
-        key, secret = vendor_credentials(feed, spec.needs_secret, env_file=env_file)
-    tickers = tuple(t.strip() for t in (live.tickers or "").split(",") if t.strip())
-    options = VendorOptions(
-        symbols=Symbols(tickers, live.watchlist),
+    options = vendor_options(
+        feed, VENDORS[feed], live.tickers, live.watchlist, live.env_file,
         url=live.url, rest_url=live.rest_url, data_feed=live.data_feed or "iex",
-        interval=live.bar_interval or "1m",
-        quotes=live.quotes, history=_history(live.history), calendar=live.calendar,
-        rate_limit=_rate_limit(live.rate_limit),
+        interval=live.bar_interval or "1m", quotes=live.quotes,
+        history=parse_date(live.history, "--history"), calendar=live.calendar,
+        rate_limit=rate_limit(live.rate_limit),
     )  # fmt: skip
-    if key is not None:
-        options.key = key
-    if secret is not None:
-        options.secret = secret
     return open_vendor(feed, options)
+
+
+def vendor_options(feed: str, spec: Vendor, tickers: str | None, watchlist: Path | None,
+                   env_file: Path | None, **fields: Any) -> VendorOptions:  # fmt: skip
+    """A vendor's options: the symbols given, its keys from the environment or ``.env``.
+
+    Raises:
+        ConfigError: a key it needs is missing (the variable is named).
+    """
+    from marketpulse.feeds.vendors import Symbols, VendorOptions
+
+    symbols = tuple(t.strip() for t in (tickers or "").split(",") if t.strip())
+    options = VendorOptions(symbols=Symbols(symbols, watchlist), **fields)
+    if spec.needs_key:
+        key, secret = vendor_credentials(feed, spec.needs_secret,
+                                         env_file=env_file or DEFAULT_ENV_FILE)  # fmt: skip
+        options.key = key
+        if secret is not None:
+            options.secret = secret
+    return options

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from marketpulse.cli import options
 from marketpulse.cli.common import bounded, console, dataset_for, err_console
 from marketpulse.cli.option_groups import grouped
 from marketpulse.cli.signals import stop_on_signals
-from marketpulse.config import DEFAULT_ENV_FILE, Settings
+from marketpulse.config import Settings
 from marketpulse.exceptions import ConfigError, RunFailure
 
 __all__ = ["news"]
@@ -163,28 +162,15 @@ def _vendor(feed: NewsVendor, tickers: str | None, watchlist: Path | None, since
             every: float | None, url: str | None, rate_limit: str | None,
             env_file: Path | None):  # fmt: skip
     """Open the vendor's news feed, its keys from the environment or ``.env``."""
-    from marketpulse.cli.feed_options import _rate_limit
-    from marketpulse.config import vendor_credentials
-    from marketpulse.feeds.vendors import Symbols, VendorOptions
+    from marketpulse.cli.feed_options import parse_date, vendor_options
+    from marketpulse.cli.feed_options import rate_limit as requests_per
     from marketpulse.feeds.vendors.news import NEWS_VENDORS, open_news
 
-    first = None
-    if since is not None:
-        try:
-            first = date.fromisoformat(since)
-        except ValueError:
-            raise ConfigError(f"--since: expected a date YYYY-MM-DD, got {since!r}") from None
-    spec = NEWS_VENDORS[feed.value]
-    key, secret = vendor_credentials(feed.value, spec.needs_secret,
-                                     env_file=env_file or DEFAULT_ENV_FILE)  # fmt: skip
-    symbols = tuple(t.strip() for t in (tickers or "").split(",") if t.strip())
-    vendor = VendorOptions(symbols=Symbols(symbols, watchlist), url=url, rest_url=url,
-                           rate_limit=_rate_limit(rate_limit))  # fmt: skip
-    if key is not None:
-        vendor.key = key
-    if secret is not None:
-        vendor.secret = secret
-    return open_news(feed.value, vendor, since=first, every=every or 60.0)
+    first = parse_date(since, "--since")
+    options = vendor_options(feed.value, NEWS_VENDORS[feed.value], tickers, watchlist, env_file,
+                             url=url, rest_url=url,
+                             rate_limit=requests_per(rate_limit))  # fmt: skip
+    return open_news(feed.value, options, since=first, every=every or 60.0)
 
 
 def _progress(every: float = _LINE_EVERY):

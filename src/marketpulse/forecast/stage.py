@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,10 +88,15 @@ class ForecastSettings:
         trained = {m: trained_spec(m, self.lake) for m in self.models if is_trained(m)}
         object.__setattr__(self, "trained", trained)
 
-    def keys(self, timeframe: str) -> set[tuple[str, int]]:
-        """The (model, horizon) pairs a series of ``timeframe`` runs."""
-        keys = {(name, h) for name in self.models if name in MODELS for h in self.horizons}
-        keys |= {(n, t.horizon) for n, t in self.trained.items() if t.timeframe == timeframe}
+    def keys(self, timeframe: str) -> list[tuple[str, int]]:
+        """The (model, horizon) pairs a series of ``timeframe`` runs, in the settings' order."""
+        keys = []
+        for name in self.models:
+            trained = self.trained.get(name)
+            if trained is None:
+                keys += [(name, h) for h in self.horizons]
+            elif trained.timeframe == timeframe:
+                keys.append((name, trained.horizon))
         return keys
 
     def model(self, name: str, seed: int) -> Model:
@@ -106,7 +111,7 @@ class Series:
     __slots__ = ("closes", "features", "models")
 
     def __init__(self, settings: ForecastSettings, key: str) -> None:
-        keys = sorted(settings.keys(key.rpartition("|")[2]), key=_order(settings))
+        keys = settings.keys(key.rpartition("|")[2])
         depth = max(h for _, h in keys) if keys else 1
         seed = series_seed(settings.seed, key)
         self.models: dict[tuple[str, int], Model] = {
@@ -114,17 +119,6 @@ class Series:
         }
         self.closes: deque[float] = deque(maxlen=depth)
         self.features: deque[dict[str, float]] = deque(maxlen=depth)
-
-
-def _order(settings: ForecastSettings) -> Callable[[tuple[str, int]], tuple[int, int]]:
-    """Models in the settings' order, each one's horizons in theirs."""
-    models, horizons = list(settings.models), list(settings.horizons)
-
-    def position(key: tuple[str, int]) -> tuple[int, int]:
-        name, h = key
-        return models.index(name), horizons.index(h) if h in horizons else len(horizons) + h
-
-    return position
 
 
 _NONE = (0, math.nan, math.nan)
@@ -143,7 +137,7 @@ class ForecastStage:
     def _keys_of(self, timeframe: str) -> set[tuple[str, int]]:
         keys = self._keys.get(timeframe)
         if keys is None:
-            keys = self._keys[timeframe] = self.settings.keys(timeframe)
+            keys = self._keys[timeframe] = set(self.settings.keys(timeframe))
         return keys
 
     def _reconcile(self, state: Series, key: str) -> None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -205,28 +206,24 @@ def publish_news(
 
 def stored_keys(lake: LakeLocation | Path | str, dataset: str) -> list[tuple[str, str]]:
     """The (symbol, id) of every headline of ``dataset`` the lake holds (none yet: [])."""
-    from marketpulse.analytics.sql import Lake
-
-    location = LakeLocation.of(lake)
-    if not location.is_s3 and not Path(location.root).is_dir():
-        return []
-    with Lake(location) as opened:
-        rows = opened.query("SELECT DISTINCT symbol, id FROM news WHERE dataset = ?",
-                            [dataset])  # fmt: skip
-    return list(zip(rows.column("symbol").to_pylist(), rows.column("id").to_pylist(),
-                    strict=True))  # fmt: skip
+    return _rows(lake, "SELECT DISTINCT symbol, id FROM news WHERE dataset = ?", [dataset])
 
 
 def stored_dead_letters(lake: LakeLocation | Path | str, dataset: str,
                         file: str) -> list[tuple[int, str]]:  # fmt: skip
     """The (line, error) of each dead letter of ``file`` the lake holds for ``dataset``."""
+    return _rows(lake, "SELECT DISTINCT source_line, error FROM dlq WHERE dataset = ?"
+                       " AND source_file = ?", [dataset, file])  # fmt: skip
+
+
+def _rows(lake: LakeLocation | Path | str, sql: str, params: list[str]) -> list[Any]:
+    """The rows of a query over the lake, as tuples (a local lake not there yet: none)."""
     from marketpulse.analytics.sql import Lake
 
     location = LakeLocation.of(lake)
     if not location.is_s3 and not Path(location.root).is_dir():
         return []
     with Lake(location) as opened:
-        rows = opened.query("SELECT DISTINCT source_line, error FROM dlq WHERE dataset = ?"
-                            " AND source_file = ?", [dataset, file])  # fmt: skip
-    return list(zip(rows.column("source_line").to_pylist(), rows.column("error").to_pylist(),
+        table = opened.query(sql, params)
+    return list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)),
                     strict=True))  # fmt: skip
