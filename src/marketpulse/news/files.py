@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ __all__ = ["NewsFile", "news_batch"]
 _TIME = ("ts", "time", "datetime", "published")
 _HEADLINE = ("headline", "title")
 _BATCH_ROWS = 10_000
+#: Characters that stand for bytes which were not UTF-8 (``surrogateescape``).
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 def news_batch(items: list[NewsItem]) -> pa.RecordBatch:
@@ -109,8 +112,13 @@ class NewsFile:
                 except msgspec.DecodeError as exc:
                     yield number, f"not JSON: {exc}", data
             return
-        reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        # bytes that are not UTF-8 stay as surrogates: their row is refused, not the file
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.DictReader(text)
         header = [name.strip().lower() for name in reader.fieldnames or []]
+        if any(_NOT_UTF8.search(name) for name in header):
+            raise ConfigError(f"news file {self.path}: its header is not UTF-8 text "
+                              "(expected a CSV file with symbol, ts, headline)")  # fmt: skip
         missing = [
             what
             for what, names in (("symbol", ("symbol",)), ("time", _TIME), ("headline", _HEADLINE))
@@ -122,9 +130,20 @@ class NewsFile:
                 f"(expected symbol, ts, headline; found {', '.join(header) or 'nothing'})"
             )
         reader.fieldnames = header
-        for row in reader:
-            text = ",".join(str(v) for v in row.values() if v is not None)
-            yield reader.line_num, row, text.encode()
+        rows = iter(reader)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # a field past the csv module's limit, an open quote
+                raise ConfigError(f"news file {self.path}, after line {reader.line_num}: {exc}"
+                                  ) from None  # fmt: skip
+            line = ",".join(str(v) for v in row.values() if v is not None)
+            if _NOT_UTF8.search(line):
+                yield reader.line_num, "not UTF-8 text", line.encode("utf-8", "surrogateescape")
+                continue
+            yield reader.line_num, row, line.encode()
 
     def _read(self, line: int, row: Any, raw: bytes, items: list[NewsItem],
               dead: list[DeadLetter]) -> None:  # fmt: skip

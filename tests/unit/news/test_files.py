@@ -76,3 +76,19 @@ def test_a_header_without_the_needed_columns_is_one_error(tmp_path):
         _read(path)
     with pytest.raises(ConfigError, match="no such file"):
         NewsFile(tmp_path / "missing.csv")
+
+
+def test_bytes_that_are_not_text_are_one_row_or_one_error(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_bytes(
+        b"symbol,ts,headline\nAAPL,2013-10-07T13:45:00Z,Apple rises\n"
+        b"MSFT,2013-10-07T13:46:00Z,Micro\x80\xffsoft\nIBM,1381153500,IBM up\n"
+    )
+    rows, dead = _read(path)
+    assert [r["symbol"] for r in rows] == ["AAPL", "IBM"]
+    assert [(d.line, d.reason) for d in dead] == [(3, "parse")]
+    assert "not UTF-8 text" in dead[0].error and b"\x80\xff" in dead[0].value
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(bytes(range(128, 256)) * 10)
+    with pytest.raises(ConfigError, match="its header is not UTF-8 text"):
+        _read(junk)
