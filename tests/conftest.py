@@ -24,11 +24,14 @@ SECONDS_BY_FILE = pytest.StashKey[dict[str, float]]()
 #: whose cores the workers saturate, what the wall time is made of).
 CPU_BY_FILE = pytest.StashKey[dict[str, float]]()
 OWN_CPU_BY_FILE = pytest.StashKey[dict[str, float]]()
+#: CPU seconds by test (its setup, call and teardown), for the costliest tests' list.
+CPU_BY_TEST = pytest.StashKey[dict[str, float]]()
 #: The CPU seconds used when a test's last phase report was made, in its worker.
 _CPU_MARK = pytest.StashKey[float]()
 _OWN_CPU_MARK = pytest.StashKey[float]()
-#: Files listed in the time summary at the end of a run.
+#: Files, and tests, listed in the time summary at the end of a run.
 _SLOWEST_FILES = 15
+_COSTLIEST_TESTS = 25
 
 
 def under_ci() -> bool:
@@ -45,6 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SECONDS_BY_FILE] = {}
     config.stash[CPU_BY_FILE] = {}
     config.stash[OWN_CPU_BY_FILE] = {}
+    config.stash[CPU_BY_TEST] = {}
     _CONFIG[:] = [config]
 
 
@@ -159,6 +163,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for key, prop in ((CPU_BY_FILE, "cpu_seconds"), (OWN_CPU_BY_FILE, "own_cpu_seconds")):
         cpu = _CONFIG[0].stash[key]
         cpu[name] = cpu.get(name, 0.0) + sum(v for k, v in report.user_properties if k == prop)
+    tests = _CONFIG[0].stash[CPU_BY_TEST]
+    tests[report.nodeid] = tests.get(report.nodeid, 0.0) + sum(
+        v for k, v in report.user_properties if k == "cpu_seconds"
+    )
 
 
 def _time_summary(terminalreporter, config: pytest.Config) -> None:
@@ -192,6 +200,10 @@ def _time_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.line(title)
         for name, _ in sorted(by.items(), key=lambda kv: -kv[1])[:_SLOWEST_FILES]:
             terminalreporter.line(line(name))
+    terminalreporter.line("the costliest tests, CPU s of the test and its subprocesses:")
+    tests = config.stash[CPU_BY_TEST]
+    for name, seconds in sorted(tests.items(), key=lambda kv: -kv[1])[:_COSTLIEST_TESTS]:
+        terminalreporter.line(f"{seconds:8.1f}  {name}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -6,7 +6,6 @@ as a new member, so the group waits for the dead one's session to expire, and
 the dead one's open transaction stays open until the broker aborts it.
 """
 
-import multiprocessing
 import os
 import random
 import signal
@@ -17,6 +16,7 @@ import time
 
 import pytest
 
+from . import busy
 from .conftest import LEAN_TRADES
 from .kafka_tools import (
     OUTPUTS,
@@ -78,20 +78,11 @@ class Process:
         return "".join(line for _, line in self.lines)
 
 
-def _spin(seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
 @pytest.fixture
 def busy_cpu():
-    """One core kept busy for the test (CI's other worker keeps the other one busy)."""
-    spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(600,), daemon=True)
-    spinner.start()
-    yield
-    spinner.kill()
-    spinner.join()
+    """The machine's cores kept busy for the test (:mod:`.busy`)."""
+    with busy.busy_cpu():
+        yield
 
 
 @pytest.mark.parametrize("seed", [7, 11])

@@ -9,9 +9,7 @@ stored bars: nothing lost or twice, and the models restored as they were (a mode
 restarted from scratch predicts otherwise).
 """
 
-import multiprocessing
 import random
-import time
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from marketpulse.analytics import Lake
 from marketpulse.forecast.evaluation import EvaluationScope, predict
 
+from .busy import busy_cpu
 from .conftest import LEAN_TRADES
 from .kafka_tools import (
     committed_offsets,
@@ -61,20 +60,13 @@ def _stored_equal_the_batch_run(lake, horizons=(1, 5)):
     return stream.num_rows
 
 
-def _spin(seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
 def test_process_with_its_defaults_killed_at_random_on_a_busy_cpu_stores_the_batch_predictions(
     cli, kafka_bootstrap, topic_prefix, tmp_path
 ):
     """As users run it: no option tuned (bars close by the clock too, commits at the default
-    interval, a restart waits out the dead member's session), one core kept busy."""
-    spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(600,), daemon=True)
-    spinner.start()
-    try:
+    interval, a restart waits out the dead member's session), the machine's cores kept busy
+    (:mod:`.busy`)."""
+    with busy_cpu():
         create_topics(kafka_bootstrap, topic_prefix)
         sent = load_file(kafka_bootstrap, topic_prefix, LEAN_TRADES)
         options = ("--forecast", ",".join(MODELS), "--forecast-horizons", "1,5")
@@ -90,9 +82,6 @@ def test_process_with_its_defaults_killed_at_random_on_a_busy_cpu_stores_the_bat
                                       "--exit-when-idle", "5"))  # fmt: skip
         log = wait_log(again, 400)
         assert again.returncode == 0, log
-    finally:
-        spinner.kill()
-        spinner.join()
     lake = tmp_path / "lake"
     cli("sink", "lake", "--bootstrap-servers", kafka_bootstrap, "--topic-prefix", topic_prefix,
         "--group", f"{topic_prefix}sink", "--exit-when-idle", "4", "--lake", lake)  # fmt: skip
