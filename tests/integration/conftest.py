@@ -1,7 +1,9 @@
+import fcntl
 import gc
 import importlib.util
 import logging
 import os
+import pickle
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -209,33 +211,66 @@ def _files(lake: Path) -> list[tuple[str, int, int]]:
     )
 
 
+def once_per_run(tmp_path_factory, name, make):
+    """``make()``'s result, made once for the whole run by whichever test process asks
+    first, the others (pytest-xdist's workers) waiting for it and loading it.
+
+    A session fixture is otherwise made once in each worker that needs it: the Lean day's
+    replay and its Kafka reference runs were made up to four times a run. ``make`` gets
+    the run's shared folder for its files and returns plain data (pickled beside them).
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    folder = shared / f"once-{name}"
+    with open(shared / f"once-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        made = folder / "made.pickle"
+        if made.exists():
+            return pickle.loads(made.read_bytes())
+        folder.mkdir(exist_ok=True)
+        value = make(folder)
+        made.write_bytes(pickle.dumps(value))
+        return value
+
+
 @pytest.fixture(scope="session")
 def lean_lake(tmp_path_factory):
-    """The Lean day replayed once per test process (``replay FILE --lake L --alerts-file A``).
+    """The Lean day replayed once per run (``replay FILE --lake L --alerts-file A``).
 
     Read it, never write it: a test that changes a lake copies this one first
     (``shutil.copytree`` into its ``tmp_path``). Teardown checks that no file changed.
     """
-    root = tmp_path_factory.mktemp("lean-lake")
-    lake, alerts = root / "lake", root / "alerts.jsonl"
-    replay = marketpulse("replay", LEAN_TRADES, "--lake", lake, "--alerts-file", alerts, cwd=root)
-    assert replay.returncode == 0, replay.stderr + replay.stdout
-    files = _files(lake)
-    yield LeanLake(lake, alerts, replay)
-    assert _files(lake) == files, "a test wrote into the shared lean_lake: copy it first"
+
+    def make(root):
+        lake, alerts = root / "lake", root / "alerts.jsonl"
+        replay = marketpulse("replay", LEAN_TRADES, "--lake", lake, "--alerts-file", alerts,
+                             cwd=root)  # fmt: skip
+        assert replay.returncode == 0, replay.stderr + replay.stdout
+        return str(lake), str(alerts), replay.args, replay.stdout, replay.stderr
+
+    lake, alerts, args, stdout, stderr = once_per_run(tmp_path_factory, "lean-lake", make)
+    replay = subprocess.CompletedProcess(args, 0, stdout, stderr)
+    files = _files(Path(lake))
+    yield LeanLake(Path(lake), Path(alerts), replay)
+    assert _files(Path(lake)) == files, "a test wrote into the shared lean_lake: copy it first"
 
 
 @pytest.fixture(scope="session")
-def lean_default_reference(kafka_bootstrap):
-    """Records sent and outputs of one uninterrupted `process` run with the default settings."""
+def lean_default_reference(tmp_path_factory, kafka_bootstrap):
+    """Records sent and outputs of one uninterrupted `process` run with the default
+    settings (made once per run)."""
     from .kafka_tools import lean_default_outputs
 
-    return lean_default_outputs(kafka_bootstrap, LEAN_TRADES)
+    return once_per_run(tmp_path_factory, "lean-default-reference",
+                        lambda _: lean_default_outputs(kafka_bootstrap, LEAN_TRADES))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def lean_reference(kafka_bootstrap):
-    """Records sent and outputs of one uninterrupted `process` run over the Lean day."""
+def lean_reference(tmp_path_factory, kafka_bootstrap):
+    """Records sent and outputs of one uninterrupted `process` run over the Lean day
+    (made once per run)."""
     from .kafka_tools import lean_reference_outputs
 
-    return lean_reference_outputs(kafka_bootstrap, LEAN_TRADES)
+    return once_per_run(tmp_path_factory, "lean-reference",
+                        lambda _: lean_reference_outputs(kafka_bootstrap, LEAN_TRADES))  # fmt: skip

@@ -32,7 +32,7 @@ def built(monkeypatch, tmp_path):
     seen = {}
 
     class FakeService:
-        def __init__(self, bus, topics, processor, options, stop, on_output=None):
+        def __init__(self, bus, topics, processor, options, stop, on_output=None, on_commit=None):
             seen["options"], seen["processor"] = options, processor.settings
 
         def run(self):

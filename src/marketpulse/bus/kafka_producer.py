@@ -314,8 +314,14 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         self._stepping = self._abort_due = False
 
     def init(self, timeout: float = 30.0) -> None:
-        """Register the transactional id with the cluster (fencing older instances)."""
-        self._call("init transactions", self._producer.init_transactions, timeout=timeout)
+        """Register the transactional id with the cluster (fencing older instances).
+
+        Raises:
+            ProducerStuck: not done in time; ``resumable`` when the client answered
+                and asks to be called again (call ``init`` again, on this producer).
+        """
+        self._call("init transactions", self._producer.init_transactions, timeout=timeout,
+                   resumable=True)  # fmt: skip
 
     def settle(self, consumer: Consumer, consumed: TopicPartition) -> None:
         """Settle the guarded partitions now if due, and the offsets of ``consumer``'s group.
@@ -532,6 +538,7 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         *args: Any,
         timeout: float | None = None,
         meanwhile: Callable[[], None] | None = None,
+        resumable: bool = False,
     ) -> None:
         """Run a transaction step; with ``timeout``, bounded in time even where the client is not.
 
@@ -543,7 +550,9 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
         restart is enough), so each attempt runs on a helper thread (the client
         releases the GIL) and is given up after the time left and a grace
         period. Either way, a step still not done in time marks the producer
-        stuck: a new producer with the same transactional id must take over.
+        stuck: a new producer with the same transactional id must take over;
+        except a ``resumable`` step whose client answered, asking to be called
+        again (``init``: see :class:`ProducerStuck`).
         ``meanwhile`` runs in this thread during the first attempt (timed steps only).
         """
         if timeout is None:
@@ -571,10 +580,12 @@ class TransactionalProducer(KafkaProducer, base.TransactionalProducer):
                     and not outcome.args[0].txn_requires_abort()
                 )
                 if outcome is _TIMED_OUT or (retry and time.monotonic() >= deadline):
-                    self.stuck = True
+                    again = resumable and outcome is not _TIMED_OUT
+                    self.stuck = not again
                     raise ProducerStuck(
                         f"cannot {what} ({self.transactional_id}): not done within "
-                        f"{timeout:.0f} s" + (f" ({outcome.args[0].str()})" if retry else "")
+                        f"{timeout:.0f} s" + (f" ({outcome.args[0].str()})" if retry else ""),
+                        resumable=again,
                     )
                 if not retry:
                     break
@@ -721,4 +732,15 @@ def _attempt_within(
 
 
 class ProducerStuck(BusError):
-    """The client did not answer a transaction step in time; make a new producer."""
+    """The client did not answer a transaction step in time; make a new producer.
+
+    ``resumable``: the step was registering the transactional id (``init``) and the
+    client answered, asking to be called again (a broker away): its request goes
+    on in the background, so the same producer is to call ``init`` again. A new
+    producer with that id would race it, and whichever registered last would fence
+    the other (a run whose broker was away for 40 s failed so).
+    """
+
+    def __init__(self, message: str, resumable: bool = False) -> None:
+        super().__init__(message)
+        self.resumable = resumable

@@ -109,7 +109,8 @@ def process(
         figures = ProcessFigures() if endpoint is not None else None
         with stop_on_signals() as stop:
             service = ProcessService(bus, topics, processor, service_options, stop,
-                                     on_output=figures.on_output if figures else None)  # fmt: skip
+                                     on_output=figures.on_output if figures else None,
+                                     on_commit=figures.on_commit if figures else None)  # fmt: skip
             if endpoint is not None and figures is not None:
                 figures.attach(service)
                 endpoint.attach(figures)

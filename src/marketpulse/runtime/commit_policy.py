@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import pyarrow.compute as pc
 
 from marketpulse.bus.base import Consumer, TopicPartition, TransactionalProducer
+from marketpulse.runtime.outputs import OutputCounts
 from marketpulse.stream import Processor
 from marketpulse.stream.output import Output
 
@@ -130,6 +131,10 @@ class CommitPolicy:
         self.outputs = False
         self.outputs_at = 0.0
         self.closes_to = 0
+        #: the rows of the outputs sent in the open transaction, and of those the
+        #: last commit made visible (a service counts its outputs by them)
+        self.pending = OutputCounts()
+        self.committed_outputs = OutputCounts()
 
     # -- what the transaction holds -------------------------------------------------
 
@@ -140,6 +145,7 @@ class CommitPolicy:
             self.began = self.clock()
             self.outputs = False
             self.closes_to = 0
+            self.pending = OutputCounts()  # a transaction not committed: its outputs never were
 
     def consumed(self, tp: TopicPartition, next_offset: int) -> None:
         """Record that a partition was consumed up to ``next_offset`` (excluded)."""
@@ -152,6 +158,7 @@ class CommitPolicy:
 
     def sent(self, out: Output) -> None:
         """Record that ``out`` was sent in the open transaction."""
+        self.pending.add(out)
         if out.bars.num_rows:
             self.closes_to = max(self.closes_to, pc.max(out.bars.column("bar_end")).as_py())
         if out.bars.num_rows or out.indicators.num_rows or out.alerts or out.dead:
@@ -279,4 +286,5 @@ class CommitPolicy:
         self.committed.update(offsets)
         self.touched.clear()
         self.counted.update(counting)
+        self.committed_outputs, self.pending = self.pending, OutputCounts()
         return True

@@ -89,6 +89,7 @@ from marketpulse.runtime.forward import originals, send_output
 from marketpulse.runtime.heap_trim import start_trimming
 from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.latency_trace import trace_from_env
+from marketpulse.runtime.outputs import OutputCounts
 from marketpulse.runtime.process_options import AT_LEAST_ONCE, ProcessOptions, ProcessStats
 from marketpulse.runtime.segments import MARK_KIND, read_marks
 from marketpulse.stream import Processor
@@ -117,6 +118,9 @@ class ProcessService:
         stop: set it to stop; the service commits what it processed and leaves.
         on_output: called with each output and the batch it came from (``None`` for
             bars closed by processing time), in the service's thread, for live views.
+        on_commit: called with the rows of the outputs of each committed transaction,
+            in the service's thread: what figures count (an aborted transaction's
+            outputs are made again, and counted then).
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class ProcessService:
         options: ProcessOptions | None = None,
         stop: threading.Event | None = None,
         on_output: Callable[[Output, Batch | None], None] | None = None,
+        on_commit: Callable[[OutputCounts], None] | None = None,
     ) -> None:
         self.bus = bus
         #: The level of the service's own progress lines: INFO on a bus of its own
@@ -137,6 +142,7 @@ class ProcessService:
         self.options = options or ProcessOptions()
         self.stop = stop or threading.Event()
         self.on_output = on_output
+        self.on_commit = on_commit
         #: Set it (before ``stop``) when the input has ended for good, as a finished
         #: replay's has: on stopping, the service then closes every open window instead
         #: of keeping them in its state for more input. (A replay with segment marks
@@ -224,20 +230,23 @@ class ProcessService:
         return records_left(self._consumer)
 
     def _new_producer(self, new_id: bool = False) -> TransactionalProducer:
+        producer = self._unregistered_producer(new_id)
+        producer.init()
+        return producer
+
+    def _unregistered_producer(self, new_id: bool = False) -> TransactionalProducer:
         # every partition it may write to: an aborted transaction of this id left open
         # there without a marker is closed before the next one (see the Kafka producer);
         # ``new_id``: a random instance's first producer, whose id has no past
         guarded = [TopicPartition(topic, p) for topic in (*self._outputs, self.topics.state)
                    for p in range(self._partitions)]  # fmt: skip
-        producer = self.bus.transactional_producer(
+        return self.bus.transactional_producer(
             self._transactional_id,
             compression=self.options.compression,
             transaction_timeout_s=self.options.settings.transaction_timeout,
             guarded=guarded,
             new_id=new_id,
         )
-        producer.init()
-        return producer
 
     def _new_consumer(self) -> Consumer:
         opts = self.options
@@ -282,13 +291,25 @@ class ProcessService:
         self._producer.abandon()  # nothing it still holds may reach the broker later
         self._abandoned.append(self._producer)
         self._producer = None
+        producer: TransactionalProducer | None = None
         while self._producer is None:
             try:
-                self._producer = self._new_producer()
+                producer = producer or self._unregistered_producer()
+                producer.init()
+                self._producer = producer
             except BusError as error:
                 if self.stop.is_set():
                     raise
-                logger.warning("process: %s; trying again", error)
+                if isinstance(error, ProducerStuck) and error.resumable:
+                    # its registration goes on (a broker away): a new producer would race
+                    # it, and whichever registered last would fence the other
+                    logger.warning("process: %s; waiting on", error)
+                    continue
+                logger.warning("process: %s; trying again with a new producer", error)
+                if producer is not None:
+                    producer.abandon()
+                    self._abandoned.append(producer)
+                    producer = None
 
     def _loop(self) -> None:
         opts, policy = self.options, self.policy
@@ -469,10 +490,6 @@ class ProcessService:
         if self._trace is not None and out.bars.num_rows:
             last = batch.messages[-1].timestamp if batch is not None and batch.messages else 0
             self._trace.output(partition, _bar_end(out), last)
-        self.stats.bars += out.bars.num_rows
-        self.stats.indicators += out.indicators.num_rows
-        self.stats.alerts += len(out.alerts)
-        self.stats.dead += len(out.dead)
         if self.on_output is not None:
             self.on_output(out, batch)
 
@@ -486,6 +503,10 @@ class ProcessService:
             self._flush_outputs(producer)
         if self.policy.commit(producer, consumer):
             self.stats.transactions += 1
+            counts = self.policy.committed_outputs
+            self.stats.committed(counts)
+            if self.on_commit is not None:
+                self.on_commit(counts)
             if self._trace is not None:
                 self._trace.commit(started, getattr(producer, "offsets_sent_ns", 0), outputs)
 

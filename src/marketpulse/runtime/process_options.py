@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from marketpulse.config import COMPRESSION, GUARANTEES, ProcessSettings
 from marketpulse.exceptions import ConfigError
 from marketpulse.human import human_rate
+
+if TYPE_CHECKING:
+    from marketpulse.runtime.outputs import OutputCounts
 
 __all__ = ["AT_LEAST_ONCE", "ProcessOptions", "ProcessStats"]
 #: ``ProcessOptions.settings.guarantee``: outputs outside the transactions.
@@ -78,6 +82,13 @@ class ProcessStats:
     def elapsed(self) -> float:
         """Seconds since the start."""
         return time.monotonic() - self.started
+
+    def committed(self, counts: OutputCounts) -> None:
+        """Count the outputs of a committed transaction."""
+        self.bars += counts.bars
+        self.indicators += counts.indicators
+        self.alerts += counts.alerts
+        self.dead += counts.dead
 
     def line(self) -> str:
         """One line of figures for logs and the terminal."""

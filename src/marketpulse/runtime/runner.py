@@ -257,7 +257,7 @@ class Runner:
             self.bus, self.topics, Processor(opts.processor, opts.rules),
             ProcessOptions(group=f"{opts.group_prefix}process", compression=opts.compression,
                            close_idle=clocked, settings=opts.process),
-            process_stop, self._processed,
+            process_stop, self._processed, self._observer.committed,
         )  # fmt: skip
         sinks = [
             SinkService(
@@ -555,7 +555,8 @@ class Runner:
 
     def _processed(self, out: Output, batch: Batch | None) -> None:
         # latency from the batch's last tick's produce time to now
-        self._observer.output(out, since=batch_time(batch))
+        # counted when their transaction commits (the service's on_commit)
+        self._observer.output(out, since=batch_time(batch), count=False)
 
 
 class _Tapped:

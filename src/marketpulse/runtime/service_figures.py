@@ -46,6 +46,7 @@ from marketpulse.runtime.outputs import OutputObserver
 
 if TYPE_CHECKING:
     from marketpulse.bus.base import Batch
+    from marketpulse.runtime.outputs import OutputCounts
     from marketpulse.runtime.process import ProcessService
     from marketpulse.runtime.produce import ProduceStats
     from marketpulse.runtime.sink import SinkService
@@ -172,8 +173,9 @@ class ProcessFigures(Collector):
     """The ``process`` service's figures: the pipeline's, its transactions and its lag.
 
     Make it before the service: :meth:`on_output` is the service's ``on_output``
-    (it counts the outputs and the latency from each tick's produce time);
-    then :meth:`attach` the service.
+    (it counts the ticks and the latency from each tick's produce time) and
+    :meth:`on_commit` its ``on_commit`` (the outputs, once committed); then
+    :meth:`attach` the service.
 
     Args:
         metrics: the counters to fill (a new set by default).
@@ -193,7 +195,11 @@ class ProcessFigures(Collector):
         """Count one output of the processor and the ticks it came from."""
         if batch is not None:
             self._observer.taken(len(batch.messages) if batch.messages else len(batch))
-        self._observer.output(out, since=batch_time(batch))
+        self._observer.output(out, since=batch_time(batch), count=False)
+
+    def on_commit(self, counts: OutputCounts) -> None:
+        """Count the outputs of a committed transaction (the service's ``on_commit``)."""
+        self._observer.committed(counts)
 
     def ready(self, now: float | None = None) -> tuple[bool, str]:
         """Ready once in its group, with its loop going round."""

@@ -108,3 +108,45 @@ def test_a_record_refused_while_the_offsets_travel_is_aborted_after_that_step_en
     # an abort while the step was in the client would conflict with it
     assert client.calls == ["produce", "offsets sent", "abort"]
     assert not p._stepping and not p._abort_due and not p.in_transaction
+
+
+class SlowRegistration:
+    """The init_transactions of a client whose broker is away: it answers "retry call to
+    resume" until ``answers`` calls were made; each call is counted."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls = 0
+
+    def init_transactions(self, timeout):
+        self.calls += 1
+        if self.calls < self.answers:
+            time.sleep(min(timeout, 0.05))
+            raise ck.KafkaException(TIMED_OUT)
+
+
+def test_init_not_done_in_time_is_resumable_on_the_same_producer():
+    client = SlowRegistration(answers=1000)
+    p = producer(client)
+    with pytest.raises(ProducerStuck) as stuck:
+        p.init(timeout=0.3)
+    # the client answered and asks to be called again: the producer is not stuck
+    assert stuck.value.resumable and not p.stuck
+    assert client.calls >= 2  # retried within its time
+
+
+def test_init_whose_call_hangs_is_stuck_and_not_resumable(monkeypatch):
+    from marketpulse.bus import kafka_producer
+
+    monkeypatch.setattr(kafka_producer, "_STUCK_GRACE_S", 0.05)
+    hung = threading.Event()
+
+    class Hanging:
+        def init_transactions(self, timeout):
+            hung.wait(5)  # never answers in time
+
+    p = producer(Hanging())
+    with pytest.raises(ProducerStuck) as stuck:
+        p.init(timeout=0.1)
+    hung.set()
+    assert not stuck.value.resumable and p.stuck

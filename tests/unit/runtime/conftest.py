@@ -72,7 +72,8 @@ class FakeProducer:
     ``fail`` is raised by the next commit once the offsets went and the
     state was sent: :class:`TransactionAborted` aborts the transaction,
     :class:`ProducerStuck` marks the producer stuck (its transaction still open).
-    ``settle_fail`` is raised by the next settling, the same way.
+    ``settle_fail`` is raised by the next settling, the same way; ``init_fails``
+    by the next ``init`` calls, one each, in order.
     """
 
     def __init__(self, log: Log) -> None:
@@ -81,6 +82,7 @@ class FakeProducer:
         self.stuck = False
         self.fail: Exception | None = None
         self.settle_fail: Exception | None = None
+        self.init_fails: list[Exception] = []
         self.open: list[tuple[str, int, object]] = []
         self.committed: list[tuple[str, int, object]] = []
         self.offsets: list[dict[TopicPartition, int]] = []
@@ -91,6 +93,8 @@ class FakeProducer:
 
     def init(self, timeout: float = 30.0) -> None:
         self.log.append(("init", None))
+        if self.init_fails:
+            raise self.init_fails.pop(0)
 
     def settle(self, consumer, consumed) -> None:
         assert not self.in_transaction, "settle with a transaction open"

@@ -21,10 +21,12 @@ import pyarrow as pa
 import pytest
 
 from marketpulse.alerts import default_rules
-from marketpulse.bus import MemoryBus, TopicPartition
+from marketpulse.bus import MemoryBus, TopicPartition, memory
+from marketpulse.bus.base import TransactionAborted
 from marketpulse.bus.topics import TOPICS as SHORT_NAMES
 from marketpulse.bus.topics import Topics
 from marketpulse.feeds import Simulator
+from marketpulse.runtime.outputs import OutputCounts
 from marketpulse.runtime.process import ProcessService
 from marketpulse.stream import Processor, ProcessorSettings
 from marketpulse.stream.output import alerts_table
@@ -213,3 +215,33 @@ def test_partitions_lost_and_shared_with_a_second_instance_are_processed_once(ex
     assert outputs >= 60
     assert first.stats.restored + second.stats.restored > PARTITIONS  # partitions moved
     assert_same(bus, expected)
+
+
+def test_an_aborted_transactions_outputs_are_counted_once_when_redone(expected, monkeypatch):
+    """The service's figures count what its commits made visible: the outputs of an aborted
+    transaction are made again after the rewind, and counted then, not twice."""
+    bus = loaded_bus()
+    commit = memory._MemoryTransactionalProducer.commit
+    calls = 0
+
+    def abort_the_third(producer, offsets, consumer, timeout=60.0, meanwhile=None):
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # its outputs are sent: the broker aborts it
+            producer._pending = None
+            raise TransactionAborted("aborted by the test")
+        commit(producer, offsets, consumer, timeout, meanwhile)
+
+    monkeypatch.setattr(memory._MemoryTransactionalProducer, "commit", abort_the_third)
+    counted: list[OutputCounts] = []
+    instance = service(bus, "one", max_batch=1000, commit_interval=0.0)
+    instance.on_commit = counted.append
+    stats = instance.run()
+
+    assert stats.aborted == 1  # the abort happened, and the work was redone
+    assert_same(bus, expected)
+    held = committed(bus)
+    assert stats.bars == sum(held["bars"].values()) == sum(c.bars for c in counted)
+    assert stats.indicators == sum(held["indicators"].values())
+    assert stats.alerts == sum(held["alerts"].values()) == sum(c.alerts for c in counted)
+    assert stats.dead == sum(held["dlq"].values()) > 0

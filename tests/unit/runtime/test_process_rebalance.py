@@ -220,6 +220,60 @@ def test_a_producer_stuck_before_a_revocation_is_replaced_and_the_rest_rewound(m
     assert service._owned == {tp(1)} and service.policy.next == {tp(1): 20}
 
 
+def test_a_replacements_registration_asked_to_resume_is_resumed_on_the_same_producer(
+    make_service, log, monkeypatch
+):
+    """Seen in CI: the broker away for 40 s, the replacement's ``init`` not done in 30 s
+    ("retry call to resume"); a second replacement was made, the first one's registration
+    finished later and fenced it, and the run failed. The same producer now calls again."""
+    service = owning(make_service, {tp(0): 10}, batch(0, 10, 12))
+    stuck = service._producer
+    stuck.fail = ProducerStuck("commit stuck")
+    made = service.bus.transactional_producer
+
+    def slow_registration(transactional_id, **kwargs):
+        producer = made(transactional_id, **kwargs)
+        resume = ProducerStuck("init transactions: not done within 30 s", resumable=True)
+        producer.init_fails = [resume, resume]
+        return producer
+
+    monkeypatch.setattr(service.bus, "transactional_producer", slow_registration)
+
+    service._revoked([tp(0)])
+
+    assert len(service.bus.producers) == 2  # the stuck one, and one replacement
+    replacement = service.bus.producers[-1]
+    assert service._producer is replacement and service._abandoned == [stuck]
+    names = log.names()
+    assert names[names.index("abandon") :].count("init") == 3  # asked to resume twice
+    assert names.count("abandon") == 1
+
+
+def test_a_replacement_whose_registration_hangs_is_left_for_a_new_one(
+    make_service, log, monkeypatch
+):
+    service = owning(make_service, {tp(0): 10}, batch(0, 10, 12))
+    stuck = service._producer
+    stuck.fail = ProducerStuck("commit stuck")
+    made = service.bus.transactional_producer
+    first = []
+
+    def hanging_once(transactional_id, **kwargs):
+        producer = made(transactional_id, **kwargs)
+        if not first:
+            first.append(producer)
+            producer.init_fails = [ProducerStuck("init transactions: not done within 30 s")]
+        return producer
+
+    monkeypatch.setattr(service.bus, "transactional_producer", hanging_once)
+
+    service._revoked([tp(0)])
+
+    assert len(service.bus.producers) == 3  # the stuck one, a hung one, the one that took over
+    assert service._abandoned == [stuck, first[0]]
+    assert service._producer is service.bus.producers[-1]
+
+
 def test_a_producer_stuck_settling_before_a_rewind_is_replaced_before_the_offsets_are_read(
     make_service, log
 ):

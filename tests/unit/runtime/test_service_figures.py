@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from marketpulse.bus.base import Batch, Message, TopicPartition
 from marketpulse.bus.topics import Topics
 from marketpulse.runtime.endpoint import render
+from marketpulse.runtime.outputs import OutputCounts
 from marketpulse.runtime.process import ProcessStats
 from marketpulse.runtime.produce import ProduceStats
 from marketpulse.runtime.service_figures import (
@@ -72,6 +73,12 @@ def test_process_counts_ticks_outputs_and_the_latency_from_the_produce_time():
     messages = [Message(b"A", b"{}", offset, timestamp=produced_ms) for offset in (5, 6, 8)]
     figures.on_output(output(bars=2, indicators=2), Batch(TOPICS.ticks, 0, 5, 8, messages=messages))
     figures.on_output(output(bars=1), None)  # closed by processing time: no ticks, no sample
+    # the outputs count once their transaction commits, not when made
+    assert samples(figures)[("marketpulse_bars_total", ())] == 0
+    committed = OutputCounts()
+    for out in (output(bars=2, indicators=2), output(bars=1)):
+        committed.add(out)
+    figures.on_commit(committed)
     figures.attach(service(
         stats=ProcessStats(records=3, transactions=2, aborted=1),
         lag={0: 12, 1: 0},
