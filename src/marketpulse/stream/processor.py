@@ -18,7 +18,9 @@ import pyarrow as pa
 
 from marketpulse import kernel_progress
 from marketpulse.alerts import AlertEngine, Rule
+from marketpulse.bus import json_rows
 from marketpulse.bus.base import Batch, Message
+from marketpulse.bus.json_rows import KERNELS as WRITER_KERNELS
 from marketpulse.config import (
     BAR_INTERVALS,
     IDLE_TIMEOUT,
@@ -318,13 +320,14 @@ class Processor:
     def kernels(self, columns: bool = False) -> tuple[object, ...]:
         """Return the kernels this processor calls from Python for trades and quotes.
 
-        Only those its settings use: the JSON scanner's unless the ticks come
-        as ``columns``, the declared indicators' kinds, the quote windows unless
+        Only those its settings use: the JSON scanner's and the output
+        writer's (:mod:`marketpulse.bus.json_rows`) unless the ticks come as
+        ``columns``, the declared indicators' kinds, the quote windows unless
         the conditions are Lean's, the alert rings when a rule reads earlier
         bars. Their callees are read off them
         (:func:`marketpulse.kernel_progress.needed`).
         """
-        scan = () if columns else JSON_KERNELS
+        scan = () if columns else (*JSON_KERNELS, *WRITER_KERNELS)
         quotes = () if self._lean else QUOTE_KERNELS
         return (
             *scan, *TRADE_KERNELS, *WINDOW_KERNELS, *quotes,
@@ -356,6 +359,7 @@ class Processor:
             values = [msgspec.json.encode(tick) for tick in ticks]
             messages = [Message(b"WARMUP", value, i) for i, value in enumerate(values)]
             scratch.process(Batch("warm-up", 0, 0, len(messages) - 1, messages=messages))
+            json_rows.warm_up()  # the services write their outputs as JSON records too
         scratch.finish()
         scratch.checkpoint("warm-up", 0)
 
