@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numba
@@ -371,69 +371,37 @@ def encode_table(
     layout = _layout(struct)
     if layout is None:
         return None
-    fields, omit, tag = layout
-    n = data.num_rows
+    fields = layout[0]
     have = set(names)
     if not have <= set(fields):
         return None
-    kinds, slots, name_texts, omits = [], [], [], []
-    floats: list[np.ndarray] = []
-    float_valid: list[np.ndarray] = []
-    ints: list[np.ndarray] = []
-    int_valid: list[np.ndarray] = []
-    texts: list[tuple[np.ndarray, np.ndarray]] = []
-    text_valid: list[np.ndarray] = []
-    if tag:
-        kinds.append(_LITERAL)
-        slots.append(0)
-        name_texts.append(tag)
-        omits.append(False)
-    for name, left_out in zip(fields, omit, strict=True):
-        name_texts.append(msgspec.json.encode(name) + b":")
-        omits.append(left_out)
-        if name not in have:
-            kinds.append(_NULL)
-            slots.append(0)
-            continue
-        column = _one_array(data.column(name))
-        if column is None:
-            return None
-        valid = _validity(column)
-        kind = column.type
-        if pa.types.is_floating(kind):
-            values = column.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
-            kinds.append(_FLOAT)
-            slots.append(len(floats))
-            floats.append(values.view(np.uint64))
-            float_valid.append(valid)
-        elif pa.types.is_integer(kind):
-            values = column.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-            kinds.append(_INT)
-            slots.append(len(ints))
-            ints.append(values)
-            int_valid.append(valid)
-        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            kinds.append(_TEXT)
-            slots.append(len(texts))
-            texts.append(_text_buffers(column))
-            text_valid.append(valid)
-        else:
-            return None
-    text_ends, text_data = _stack_texts(texts, n)
-    name_bytes = b"".join(name_texts)
-    name_starts = np.cumsum([0, *map(len, name_texts)], dtype=np.int64)
+    columns = {name: _one_array(data.column(name)) for name in names}
+    kinds = tuple(_kind_of(columns[name].type) if name in have else _NULL for name in fields)
+    if None in kinds:
+        return None
+    program = _program(struct, kinds)
+    n = data.num_rows
+    by_kind: dict[int, list[pa.Array]] = {_FLOAT: [], _INT: [], _TEXT: []}
+    for name, kind in zip(fields, kinds, strict=True):
+        if kind != _NULL:
+            by_kind[kind].append(columns[name])
+    floats = np.empty((len(by_kind[_FLOAT]), n), np.uint64)
+    for row, column in zip(floats, by_kind[_FLOAT], strict=True):
+        row[:] = _numbers(column, pa.float64()).view(np.uint64)
+    ints = np.empty((len(by_kind[_INT]), n), np.int64)
+    for row, column in zip(ints, by_kind[_INT], strict=True):
+        row[:] = _numbers(column, pa.int64())
+    text_ends, text_data = _stack_texts([_text_buffers(c) for c in by_kind[_TEXT]], n)
     # per row: braces, newline, commas, names, at most 25 bytes a number, quotes around texts
-    bound = n * (3 + len(name_texts) + len(name_bytes) + 25 * (len(floats) + len(ints)))
-    bound += 2 * n * len(texts) + len(text_data)
+    bound = n * (program.fixed + 25 * (len(floats) + len(ints)) + 2 * len(text_ends))
+    bound += len(text_data)
     if bound >= 2**62:
         return None
     out = np.empty(bound, np.uint8)
     written = _write_rows(
-        n, np.array(kinds, np.int8), np.array(slots, np.int64), np.array(omits, np.bool_),
-        np.frombuffer(name_bytes, np.uint8).copy(), name_starts,
-        _stack(floats, np.uint64, n), _stack(float_valid, np.bool_, n),
-        _stack(ints, np.int64, n), _stack(int_valid, np.bool_, n),
-        text_ends, text_data, _stack(text_valid, np.bool_, n),
+        n, program.kinds, program.slots, program.omit, program.names, program.name_starts,
+        floats, _validity(by_kind[_FLOAT], n), ints, _validity(by_kind[_INT], n),
+        text_ends, text_data, _validity(by_kind[_TEXT], n),
         _POW10, _PAIRS, out,
     )  # fmt: skip
     if written < 0:
@@ -444,8 +412,61 @@ def encode_table(
     return out[: written - 1].tobytes().split(b"\n")
 
 
-def _one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
-    """The column as one array, a dictionary one decoded; ``None`` if it cannot be."""
+class _Program(NamedTuple):
+    """What the writer does for each field of a struct, given its columns' kinds."""
+
+    kinds: np.ndarray
+    slots: np.ndarray
+    omit: np.ndarray
+    names: np.ndarray
+    name_starts: np.ndarray
+    fixed: int  # bytes of every row but its values
+
+
+@functools.lru_cache(maxsize=256)
+def _program(struct: type[msgspec.Struct], kinds: tuple[int, ...]) -> _Program:
+    fields, omit, tag = _layout(struct) or ((), (), b"")
+    texts = [msgspec.json.encode(name) + b":" for name in fields]
+    counts = {_FLOAT: 0, _INT: 0, _TEXT: 0, _NULL: 0}
+    slots = []
+    for kind in kinds:
+        slots.append(counts[kind] if kind != _NULL else 0)
+        counts[kind] += 1
+    all_kinds, all_omit = list(kinds), list(omit)
+    if tag:
+        texts, all_kinds, slots, all_omit = [tag, *texts], [_LITERAL, *all_kinds], [0, *slots], [
+            False, *all_omit]  # fmt: skip
+    name_bytes = b"".join(texts)
+    return _Program(
+        np.array(all_kinds, np.int8), np.array(slots, np.int64), np.array(all_omit, np.bool_),
+        np.frombuffer(name_bytes, np.uint8).copy(),
+        np.cumsum([0, *map(len, texts)], dtype=np.int64),
+        3 + len(texts) + len(name_bytes) + 4 * counts[_NULL],
+    )  # fmt: skip
+
+
+def _kind_of(kind: pa.DataType) -> int | None:
+    """The writer's kind for a column of this type (``None``: not one it writes)."""
+    if pa.types.is_floating(kind):
+        return _FLOAT
+    if pa.types.is_integer(kind):
+        return _INT
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _TEXT
+    return None
+
+
+def _numbers(column: pa.Array, to: pa.DataType) -> np.ndarray:
+    """A number column's values as ``to``, nulls as zeros (their validity says which)."""
+    if column.type != to:
+        column = column.cast(to)
+    if column.null_count:
+        column = column.fill_null(0)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The column as one array, a dictionary one decoded."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     if pa.types.is_dictionary(column.type):
@@ -453,11 +474,13 @@ def _one_array(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     return column
 
 
-def _validity(column: pa.Array) -> np.ndarray:
-    """Which rows of the column hold a value."""
-    if not column.null_count:
-        return np.ones(len(column), np.bool_)
-    return column.is_valid().to_numpy(zero_copy_only=False)
+def _validity(columns: list[pa.Array], n: int) -> np.ndarray:
+    """Which rows of each column hold a value, a row of the result a column."""
+    valid = np.ones((len(columns), n), np.bool_)
+    for row, column in zip(valid, columns, strict=True):
+        if column.null_count:
+            row[:] = column.is_valid().to_numpy(zero_copy_only=False)
+    return valid
 
 
 def _text_buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -483,10 +506,3 @@ def _stack_texts(texts: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[An
         ends[i] = column_ends + base
         base += len(body)
     return ends, np.concatenate([body for _, body in texts])
-
-
-def _stack(columns: list[np.ndarray], dtype: Any, n: int) -> np.ndarray:
-    """Columns of one type as the rows of a 2-D array (an empty one without any)."""
-    if not columns:
-        return np.zeros((0, n), dtype)
-    return np.vstack(columns).astype(dtype, copy=False)
