@@ -71,7 +71,17 @@ RUN pip install --no-deps --no-cache-dir --disable-pip-version-check /tmp/wheels
 # scripts/containers/check_numba_cache.py checks that none compiles.
 # The cache belongs to the image's user: numba uses a cache directory only
 # where it can write, and compiles anew on every start otherwise (seen: 15 s).
-RUN marketpulse run --duration 2 --no-dashboard --lake /tmp/warm --alerts-file /tmp/warm/alerts.jsonl \
+# The kernels compiled are also kept in a build cache, keyed by the digest of the
+# sources they depend on (scripts/kernel_digest.py, as CI keys its own): a
+# rebuild after a change elsewhere (the command line, the dashboard, a
+# docstring) loads them instead of compiling them again; a builder without that
+# cache compiles them as before. numba checks each kernel's own file by content.
+COPY scripts/kernel_digest.py /tmp/kernel_digest.py
+RUN --mount=type=cache,id=marketpulse-numba-kernels,target=/var/cache/marketpulse-numba \
+    site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    && kept="/var/cache/marketpulse-numba/$(python /tmp/kernel_digest.py "$site")" \
+    && if [ -d "$kept" ]; then cp -a "$kept/." "$NUMBA_CACHE_DIR/"; fi \
+    && marketpulse run --duration 2 --no-dashboard --lake /tmp/warm --alerts-file /tmp/warm/alerts.jsonl \
     && printf 'Index,Date,Open,High,Low,Close,Adj Close,Volume\n' > /tmp/warm/bars.csv \
     && for d in $(seq 10 28); do echo "IDX,2020-01-$d,100,101,99,100.5,100.5,1000" >> /tmp/warm/bars.csv; done \
     && marketpulse replay /tmp/warm/bars.csv --lake /tmp/warm --alerts-file '' \
@@ -80,6 +90,9 @@ RUN marketpulse run --duration 2 --no-dashboard --lake /tmp/warm --alerts-file /
     && python -c "from marketpulse.cli.common import processor_settings as p, rules_from as r; \
 from marketpulse.config import load_settings; from marketpulse.stream import Processor; \
 s = load_settings(); Processor(p(s), r(s)).warm_up()" \
+    && rm -rf "$kept" && mkdir -p "$kept" && cp -a "$NUMBA_CACHE_DIR/." "$kept/" \
+    && (ls -1dt /var/cache/marketpulse-numba/*/ | tail -n +4 | xargs -r rm -rf) \
+    && rm /tmp/kernel_digest.py \
     && chown -R marketpulse:marketpulse "$NUMBA_CACHE_DIR"
 WORKDIR /data
 VOLUME ["/data"]

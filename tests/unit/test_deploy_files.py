@@ -467,14 +467,20 @@ def test_the_dockerfile_builds_a_small_non_root_image_with_production_dependenci
 
 def test_the_dockerfile_warms_numba_with_a_real_command_into_a_cache_its_user_owns():
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    warm = next(line for line in text.splitlines() if "RUN marketpulse " in line)
-    args = shlex.split(warm.split("RUN marketpulse ", 1)[1].split("&&")[0])
+    warm = next(line for line in text.splitlines() if line.startswith("RUN ") and (
+        " marketpulse run " in line))  # fmt: skip
+    args = shlex.split("run " + warm.split(" marketpulse run ", 1)[1].split("&&")[0])
     assert check_invocation(args) == ["run"]
     assert "--duration" in args and "--no-dashboard" in args
     # numba ignores a cache directory it cannot write to (and compiles on every start);
     # scripts/containers/check_numba_cache.py checks the built image for real
     assert "NUMBA_CACHE_DIR=/" in text
     assert 'chown -R marketpulse:marketpulse "$NUMBA_CACHE_DIR"' in text
+    # a rebuild loads the kernels of unchanged sources from a build cache, keyed as CI keys
+    # its own (scripts/kernel_digest.py, which the build context keeps)
+    assert "--mount=type=cache," in warm and "kernel_digest.py" in warm
+    assert warm.index('cp -a "$kept/."') < warm.index(" marketpulse run ")
+    assert "!scripts/kernel_digest.py" in (ROOT / ".dockerignore").read_text().split()
 
 
 def test_the_dockerignore_keeps_local_state_out_of_the_build():
