@@ -141,6 +141,17 @@ Event-time bar windows (1s, 1m, 5m at once), ticks/s:
 ```text
 {windows}
 ```
+
+Output records (`bench/bench_json_rows.py`): what `process` does with each output
+batch before producing it, the JSON record of every row, on bars of the Kaggle index
+file, their default indicators and the trades at their closes. A struct a row
+(msgspec) against one numba pass over the batch's columns
+(`marketpulse.bus.json_rows`, issue 38: "outputs encoded column by column"), time per
+row, keys included:
+
+```text
+{out(run, "bench_json_rows")}
+```
 """
 
 
@@ -225,6 +236,12 @@ SECTIONS: dict[str, Section] = {
                     "bench_windows_10h",
                     ("bench/bench_windows.py", "--hours", "10"),
                     ("--ticks", "200000", "--symbols", "50"),
+                    "text",
+                ),
+                Script(
+                    "bench_json_rows",
+                    ("bench/bench_json_rows.py",),
+                    ("--rows", "4000", "--keys", "50", "--repeats", "1"),
                     "text",
                 ),
             ),  # fmt: skip
