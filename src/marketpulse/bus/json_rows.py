@@ -1,8 +1,9 @@
 """JSON records of a table's rows, written column by column in one numba pass.
 
 msgspec encodes one struct a call: the columns are first read as Python lists,
-a struct is built a row, then encoded, about 4 µs an ``indicators`` row in
-all, the largest part of what ``process`` spends on its outputs in a catch-up.
+a struct is built a row, then encoded: about 3 µs an ``indicators`` row in
+all, the largest part of what ``process`` spends on its outputs in a catch-up,
+against 2 µs written at once (``bench/bench_json_rows.py``).
 :func:`encode_table` writes the records of a whole batch from its Arrow
 columns instead, the bytes msgspec would write for the same struct, byte for
 byte: the fields in the struct's order, a tagged struct's tag first, ``null``
