@@ -96,12 +96,7 @@ _ROW_TYPES: dict[str, type[msgspec.Struct]] = {
 _AT_ONCE = 256
 
 #: The output tables written at once by their struct (bars and indicators: by their columns).
-_WRITTEN_AT_ONCE: dict[str, type[msgspec.Struct]] = {
-    "custom": CustomValue,
-    "predictions": Prediction,
-    "trades": _StoredTrade,
-    "quotes": _StoredQuote,
-}
+_WRITTEN_AT_ONCE = {k: _ROW_TYPES[k] for k in ("custom", "predictions", "trades", "quotes")}
 _LIST_DECODERS = {kind: msgspec.json.Decoder(list[t]) for kind, t in _ROW_TYPES.items()}
 _ONE_DECODERS = {kind: msgspec.json.Decoder(t) for kind, t in _ROW_TYPES.items()}
 _SCHEMAS = {
