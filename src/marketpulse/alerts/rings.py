@@ -5,6 +5,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from marketpulse.numba_blas import defer_blas_check
+
+defer_blas_check()
+
 __all__ = ["KERNELS", "Rings"]
 
 

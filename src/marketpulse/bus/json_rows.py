@@ -35,6 +35,10 @@ from msgspec import NODEFAULT
 from numba import types
 from numba.extending import intrinsic
 
+from marketpulse.numba_blas import defer_blas_check
+
+defer_blas_check()
+
 __all__ = ["KERNELS", "encode_table", "warm_up"]
 
 # The writer allocates nothing: compiled without numba's runtime, it is spared the

@@ -39,6 +39,10 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from marketpulse.numba_blas import defer_blas_check
+
+defer_blas_check()
+
 __all__ = ["SOURCES", "Kind", "Param", "ema_step", "fma"]
 
 #: Series a ``source`` parameter may name.

@@ -16,6 +16,9 @@ import numba
 import numpy as np
 
 from marketpulse.indicators.declare import DEFAULT, DeclaredSet
+from marketpulse.numba_blas import defer_blas_check
+
+defer_blas_check()
 
 __all__ = [
     "IndicatorState",

@@ -22,6 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from marketpulse.numba_blas import defer_blas_check
+
+defer_blas_check()
+
 __all__ = ["KINDS", "encode", "warm_up"]
 
 #: The PostgreSQL types this encoder writes, by kind name.

@@ -32,6 +32,9 @@ from numba import types
 from numba.extending import intrinsic
 
 from marketpulse.models import TRADE_SCHEMA
+from marketpulse.numba_blas import defer_blas_check
+
+defer_blas_check()
 
 __all__ = ["KERNELS", "scan_trades"]
 

@@ -18,6 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from marketpulse.models import NS_PER_S
+from marketpulse.numba_blas import defer_blas_check
+
+defer_blas_check()
 
 __all__ = [
     "EARLIEST_BAR",

@@ -50,6 +50,10 @@ from typing import TYPE_CHECKING
 import numba as nb
 import numpy as np
 
+from marketpulse.numba_blas import defer_blas_check
+
+defer_blas_check()
+
 if TYPE_CHECKING:
     from marketpulse.stream.sessions import SessionWindows
 
