@@ -4,6 +4,9 @@
     python bench/run_all.py --only kafka     # one section (repeatable); the others keep their runs
     python bench/run_all.py --render         # regenerate the document from the saved runs alone
     python bench/run_all.py --smoke          # every script on tiny inputs: checks bench/ still works
+    python bench/run_all.py --only peers --args="--peers raw,marketpulse,spark"
+                                             # a one-script section with other arguments (saved
+                                             # with the run, as its command)
 
 The document is made from the latest saved run of each section (and earlier
 runs, for spreads), never from figures typed in: a section with no saved run
@@ -16,10 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +71,13 @@ def run_script(command: list[str], output: str) -> Any:
         raise BenchmarkFailed(f"{' '.join(command)} printed no JSON result line") from None
 
 
-def run_section(section: Section, smoke: bool) -> dict[str, Any]:
-    """Run a section's scripts; the record its text is rendered from."""
+def run_section(section: Section, smoke: bool, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Run a section's scripts (``extra`` appended to each command); the record of the run."""
     print(f"{section.name}:", file=sys.stderr)
     load_start = os.getloadavg()[0]
     runs = {}
     for script in section.scripts:
-        command = [*script.args, *(script.smoke if smoke else ())]
+        command = [*script.args, *(script.smoke if smoke else ()), *extra]
         runs[script.key] = {"command": command, "output": run_script(command, script.output)}
     return {"runs": runs, "load": (load_start, os.getloadavg()[0])}
 
@@ -120,8 +125,15 @@ def main() -> int:
         "--smoke", action="store_true", help="run every script on tiny inputs; save nothing"
     )
     parser.add_argument("--no-write", action="store_true", help="print, do not write the document")
+    parser.add_argument(
+        "--args", default="", metavar="ARGS",
+        help="arguments added to the script of the one section named by --only",
+    )  # fmt: skip
     args = parser.parse_args()
     names = args.only or list(SECTIONS)
+    extra = shlex.split(args.args)
+    if extra and (len(names) != 1 or len(SECTIONS[names[0]].scripts) != 1):
+        parser.error("--args: name one --only section of one script")
     try:
         if args.smoke:
             for name in names:
@@ -138,7 +150,7 @@ def main() -> int:
             return 0
         if not args.render:
             for name in names:
-                record = run_section(SECTIONS[name], smoke=False)
+                record = run_section(SECTIONS[name], smoke=False, extra=extra)
                 path = save(name, record["runs"], record["load"])
                 print(f"{name}: saved {path.relative_to(ROOT)}", file=sys.stderr)
     except BenchmarkFailed as exc:
