@@ -29,6 +29,7 @@ print("dot", dot(np.arange(3.0), np.arange(3.0)), "scipy.linalg" in sys.modules)
 print("correlate", correlate(np.arange(3.0), np.ones(2)).tolist())
 """
 
+
 def _run(program: str) -> list[str]:
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                             timeout=300)  # fmt: skip
