@@ -6,16 +6,18 @@ whether BLAS is there by importing ``scipy.linalg.cython_blas``: all of
 ``scipy.linalg`` and, through scipy's array-API layer, ``numpy.f2py``. That
 took about 0.4 s of every command's start-up here, and no kernel of the package
 calls BLAS. :func:`defer_blas_check` lets ``numba.np.arraymath`` import with
-that check failing, then sets its answer back to "BLAS is there": numba reads
-it only when it compiles an inner product (``np.correlate``, ``np.convolve``),
-and imports BLAS itself then, as it does for ``np.dot``. Compiled code is the
-same either way.
+that check failing, then sets its answer to whether scipy is installed (it is
+with the ``ml`` extra): numba reads it only when it compiles an inner product
+(``np.correlate``, ``np.convolve``), and imports BLAS itself then, as it does
+for ``np.dot``. Compiled code is the same either way. Without scipy there was
+nothing to save, and the answer is numba's own: no BLAS.
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 from types import ModuleType
 
@@ -46,7 +48,9 @@ class _WithoutBlas(importlib.abc.Loader):
             self._loader.exec_module(module)
         finally:
             del sys.modules[_BLAS]
-        vars(module)["_HAVE_BLAS"] = True  # scipy is a dependency: there when a kernel asks
+        # numba's answer had its check been cheap: scipy (the ml extra's, River's) installed
+        vars(module)["_HAVE_BLAS"] = importlib.util.find_spec("scipy") is not None
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _Finder)]  # done
 
 
 class _Finder(importlib.abc.MetaPathFinder):
