@@ -119,6 +119,10 @@ class KafkaProducer(Producer):
         n = len(values)
         if len(keys) != n:
             raise ValueError(f"{len(keys)} keys for {n} values")
+        if n == 1:  # a reference to a batch's trades, most often: no loop to set up
+            self.send(topic, keys[0], values[0], partition)
+            self._producer.poll(0)
+            return
         produce = functools.partial(self._producer.produce, topic)
         left_values, left_keys = iter(values), iter(keys)
         while True:

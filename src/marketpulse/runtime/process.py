@@ -85,7 +85,7 @@ from marketpulse.bus.topics import (
 )
 from marketpulse.exceptions import BusError
 from marketpulse.runtime.commit_policy import PARTITIONS_KEY, CommitPolicy
-from marketpulse.runtime.forward import originals, send_output
+from marketpulse.runtime.forward import Encoded, encode_together, originals, send_output
 from marketpulse.runtime.heap_trim import start_trimming
 from marketpulse.runtime.idle import idle_expired, read_to_end, records_left
 from marketpulse.runtime.latency_trace import trace_from_env
@@ -389,15 +389,19 @@ class ProcessService:
         for batch in fresh:  # quotes (columns) are passed on, and give bars their quote columns
             if batch.kind == "quote":
                 self.processor.add_quotes(batch)
-        outputs = iter(self.processor.process_each(ticks))
+        processed = self.processor.process_each(ticks)
+        # records as bytes (Kafka): the poll's bars and indicators are encoded together
+        together = len(ticks) > 1 and all(batch.columns is None for batch in ticks)
+        encoded = encode_together(processed) if together else [None] * len(processed)
+        outputs = zip(processed, encoded, strict=True)
         for batch in fresh:  # in order: what passes on keeps its place among the outputs
             if batch.kind in _PASSED_ON:
                 self._pass_on(batch)
             else:
-                out = next(outputs)
+                out, records = next(outputs)
                 if out.dead and batch.columns is None:  # records as bytes: keep them as they came
                     out.dead = originals(out.dead, batch)
-                self._send(out, batch.partition, batch)
+                self._send(out, batch.partition, batch, records)
                 self.stats.ticks += out.accepted
             self.policy.consumed(batch.tp, batch.last_offset + 1)
             self.stats.records += _records(batch)
@@ -478,13 +482,15 @@ class ProcessService:
         lag = self._cached_lag() or {}
         return {(tp.topic, tp.partition) for tp in self._owned if lag.get(tp, 1) > 0}
 
-    def _send(self, out: Output, partition: int, batch: Batch | None) -> None:
+    def _send(
+        self, out: Output, partition: int, batch: Batch | None, encoded: Encoded | None = None
+    ) -> None:
         assert self._producer is not None
         send_output(
             self._out or self._producer, self.topics, out, partition, batch,
             dataset=self.processor.settings.dataset,
             store_trades=self.options.settings.store_trades, quotes=self._quotes,
-            by_reference=True,
+            by_reference=True, encoded=encoded,
         )  # fmt: skip
         self.policy.sent(out)
         if self._trace is not None and out.bars.num_rows:

@@ -58,6 +58,10 @@ class PartitionState:
     quotes: QuoteState | None = None
     max_symbols: int | None = None
     forecasts: Book = field(default_factory=dict)
+    #: the last dictionary :meth:`lookup_codes` mapped, and its ids (-1: not known then)
+    _codes: tuple[list[str | None], np.ndarray] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def lookup_codes(self, dictionary: list[str | None], codes: np.ndarray) -> np.ndarray:
         """Map rows' dictionary codes to symbol ids; only the symbols the rows use join.
@@ -65,8 +69,17 @@ class PartitionState:
         New symbols get ids in the order the rows first name them, as
         :meth:`lookup` gives with a dictionary built from these rows alone.
         """
-        sids = self.sids
-        known = np.array([sids.get(name, -1) for name in dictionary], np.int64)[codes]  # type: ignore[arg-type]
+        # a consumer keeping up decodes the same symbols in the same order poll after
+        # poll: their ids are looked up once (an id never changes; -1, a name not known
+        # then, is looked up again below)
+        cached = self._codes
+        if cached is not None and cached[0] == dictionary:
+            table = cached[1]
+        else:
+            sids = self.sids
+            table = np.array([sids.get(name, -1) for name in dictionary], np.int64)  # type: ignore[arg-type]
+            self._codes = (dictionary, table)
+        known = table[codes]
         if len(known) and known.min() >= 0:
             return known  # the common case: no new symbol
         used, first = np.unique(codes, return_index=True)
@@ -90,6 +103,7 @@ class PartitionState:
                 room = self.max_symbols is None or len(self.sids) < self.max_symbols
             out[i] = sid
         if added:
+            self._codes = None  # names it held as unknown are known now
             self.names = np.concatenate([self.names, np.array(added, object)])
             self.windows.ensure(len(self.sids))
             if self.quotes is not None:

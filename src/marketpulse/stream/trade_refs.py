@@ -108,9 +108,13 @@ def _named(value: bytes | None) -> int:
 
 def refs_of(topic: str, partition: int, offsets: np.ndarray, dataset: str | None) -> list[bytes]:
     """The reference records of trades kept at ``offsets`` (ascending) of ``topic[partition]``."""
-    if not len(offsets):
+    n = len(offsets)
+    if not n:
         return []
     offsets = np.asarray(offsets, np.int64)
+    first, last = int(offsets[0]), int(offsets[-1])
+    if last - first == n - 1:  # ascending offsets without a gap (the common case): one run
+        return [_encoder.encode(TradeRef(topic, partition, [first, last], dataset))]
     breaks = np.flatnonzero(np.diff(offsets) != 1)
     starts = np.concatenate([offsets[:1], offsets[breaks + 1]])
     ends = np.concatenate([offsets[breaks], offsets[-1:]])

@@ -44,6 +44,7 @@ were split into batches: streaming equals batch.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -115,6 +116,10 @@ class ClosedBars:
         the whole allocation alive for as long as they are held downstream
         (sink buffers, the live view's recent tables).
         """
+        if n == 0 and len(self.sid):  # most calls close nothing: no copies of nothing
+            for name in self.__slots__:
+                setattr(self, name, _NO_ROWS[getattr(self, name).dtype.char])
+            return self
         compact = n < len(self.sid) // 2
         for name in self.__slots__:
             column = getattr(self, name)[:n]
@@ -366,8 +371,11 @@ class WindowState:
         return self.advance(2**62)
 
 
-def _out_arrays(out: ClosedBars) -> tuple[np.ndarray, ...]:
-    return tuple(getattr(out, name) for name in ClosedBars.__slots__)
+#: Columns of no rows, shared by every :class:`ClosedBars` of no bars (writable, as
+#: the kernels' arrays are: a read-only array is another type to numba).
+_NO_ROWS = {np.dtype(t).char: np.empty(0, t) for t in (np.int64, np.float64)}
+
+_out_arrays = operator.attrgetter(*ClosedBars.__slots__)
 
 
 #: The kernel's session tables of each (intervals, session windows): every partition's

@@ -8,7 +8,8 @@ import pytest
 
 from marketpulse.bus.base import Batch, Message
 from marketpulse.bus.codec import decode_rows, encode_rows, stored_plain_trades
-from marketpulse.runtime.forward import send_trades
+from marketpulse.bus.topics import Topics
+from marketpulse.runtime.forward import encode_together, send_output, send_trades
 from marketpulse.stream import Processor, ProcessorSettings
 from marketpulse.stream.decode import from_plain
 
@@ -94,3 +95,56 @@ def test_columns_of_the_in_memory_bus_are_encoded_from_their_columns():
 def test_the_dataset_is_appended_as_json(dataset):
     [value] = stored_plain_trades([trade("A", T0, 1.5, 2) + b"\r\n"], dataset)
     assert msgspec.json.decode(value)["dataset" if dataset else "symbol"] == (dataset or "A")
+
+
+def closing_poll(partitions=3):
+    """The outputs of one poll of ``partitions`` partitions whose trades close 1-second bars."""
+    processor = Processor(ProcessorSettings(intervals=("1s",), lateness=0, dataset="lean"))
+    symbols = [("AAPL", "MSFT"), ("IBM",), ("SPY", "QQQ", "DIA")][:partitions]
+
+    def poll(ts):
+        return [
+            Batch("t.ticks", p, 10 * ts, 10 * ts + len(names) - 1, messages=[
+                Message(name.encode(), trade(name, T0 + ts * S + i, 100.0 + ts + i, 1), 10 * ts + i)
+                for i, name in enumerate(names)
+            ])
+            for p, names in enumerate(symbols)
+        ]  # fmt: skip
+
+    processor.process_each(poll(0))
+    return processor.process_each(poll(1))
+
+
+def test_a_polls_outputs_encoded_together_are_the_records_each_encodes_alone():
+    outputs = closing_poll()
+    assert all(out.bars.num_rows and out.indicators.num_rows for out in outputs)
+    together = encode_together(outputs)
+    for out, records in zip(outputs, together, strict=True):
+        assert set(records) == {"bars", "indicators"}
+        for kind in ("bars", "indicators"):
+            keys, values = encode_rows(kind, getattr(out, kind))
+            assert (list(records[kind][0]), list(records[kind][1])) == (keys, values)
+
+
+def test_outputs_of_other_columns_and_a_lone_output_are_left_to_send_output():
+    outputs = closing_poll()
+    quoted = outputs[1].bars
+    outputs[1].bars = quoted.append_column("spread", pa.array([0.01] * quoted.num_rows))
+    together = encode_together(outputs)
+    assert "bars" not in together[1] and "indicators" in together[1]
+    assert {kind for records in together for kind in records} == {"bars", "indicators"}
+    assert encode_together(closing_poll(partitions=1)) == [{}]
+
+
+def test_send_output_sends_what_was_encoded_and_encodes_the_rest():
+    outputs = closing_poll(partitions=2)
+    together = encode_together(outputs)
+    recorder = Recorder()
+    send_output(recorder, Topics("t."), outputs[0], 0, None, dataset="lean", store_trades=False,
+                quotes=None, encoded={"bars": together[0]["bars"]})  # fmt: skip
+    assert [(topic, keys) for topic, keys, _, _ in recorder.encoded] == [
+        ("t.bars", outputs[0].bars.column("symbol").to_pylist())
+    ]
+    assert [(topic, kind) for topic, kind, _, _ in recorder.rows] == [
+        ("t.indicators", "indicators")
+    ]

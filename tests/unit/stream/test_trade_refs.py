@@ -7,6 +7,7 @@ import threading
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from marketpulse.bus.base import Batch, Message, RecordsGone
 from marketpulse.bus.codec import decode_rows, encode_rows
@@ -82,6 +83,19 @@ def test_runs_name_every_kept_offset_and_nothing_else():
     ref = msgspec.json.decode(record, type=TradeRef)
     assert ref.offsets().tolist() == offsets.tolist()
     assert refs_of(TICKS, 3, np.empty(0, np.int64), "lean") == []
+
+
+@pytest.mark.parametrize("offsets", [[41], [41, 42, 43, 44], [7, 8, 10], [3, 5, 6, 7]])
+def test_offsets_without_a_gap_are_one_run_as_the_general_path_writes_it(offsets):
+    """The one-run shortcut writes the record the run-splitting path writes for them."""
+    offsets = np.array(offsets, np.int64)
+    (record,) = refs_of(TICKS, 2, offsets, "lean")
+    values = offsets.tolist()
+    starts = [o for i, o in enumerate(values) if i == 0 or values[i - 1] != o - 1]
+    ends = [o for i, o in enumerate(values) if i == len(values) - 1 or values[i + 1] != o + 1]
+    runs = [x for pair in zip(starts, ends, strict=True) for x in pair]
+    assert record == msgspec.json.encode(TradeRef(TICKS, 2, runs, "lean"))
+    assert msgspec.json.decode(record, type=TradeRef).offsets().tolist() == offsets.tolist()
 
 
 def test_a_batch_of_many_runs_is_split_into_records_that_name_them_all(monkeypatch):
