@@ -59,6 +59,7 @@ from kafka_common import (
     PARTITIONS,
     bus_for,
     cluster,
+    end_offsets,
     new_prefix,
     process_cpu_seconds,
 )
@@ -69,6 +70,7 @@ from marketpulse.models import TRADE_SCHEMA
 from marketpulse.runtime.latency_trace import TRACE_ENV
 from marketpulse.runtime.process import ProcessOptions
 from marketpulse.runtime.produce import ProduceOptions
+from marketpulse.stream import ProcessorSettings
 
 SYMBOLS = 50
 PERIOD_S = 0.005
@@ -150,6 +152,101 @@ class TradeProducer(threading.Thread):
         return out
 
 
+class _Stamp(msgspec.Struct):
+    ts: int
+    type: str = "trade"
+
+
+_decode_stamp = msgspec.json.Decoder(_Stamp).decode
+
+
+class CommandFeed:
+    """``marketpulse produce --feed simulator --rate RATE`` as a command, its defaults otherwise.
+
+    What a user runs: the simulator stamps each trade with its arrival time on
+    the wall clock and delivers the arrivals due every 25 ms (its default grid),
+    through the command's producer (its linger). The stamps are read back from
+    ``ticks`` after the run (:meth:`closing_stamps`); ``sent`` counts the
+    topic's records. The same interface as :class:`TradeProducer`.
+    """
+
+    def __init__(self, bootstrap: str, topics: Topics, rate: float, log: Path) -> None:
+        self.bootstrap, self.topic, self.rate, self.log = bootstrap, topics.ticks, rate, log
+        self.command = [
+            sys.executable, "-m", "marketpulse", "produce", "--bootstrap-servers", bootstrap,
+            "--topic-prefix", topics.prefix, "--feed", "simulator", "--rate", f"{rate:g}",
+        ]  # fmt: skip
+        self.stop = threading.Event()
+        self.proc: subprocess.Popen | None = None
+        self.trades = np.zeros(0, np.int64)  # every trade's stamp, read back (closing_stamps)
+
+    def start(self) -> None:
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
+                                         env=_child_env())  # fmt: skip
+
+    @property
+    def sent(self) -> int:
+        """The records on ``ticks`` (trades and the simulator's quotes)."""
+        return sum(end_offsets(self.bootstrap, self.topic).values())
+
+    def trades_per_s(self, lo: int, hi: int) -> float:
+        """Trades stamped in [lo, hi) ns per second (after :meth:`closing_stamps`)."""
+        return int(np.searchsorted(self.trades, hi) - np.searchsorted(self.trades, lo)) / (
+            (hi - lo) / 1e9
+        )
+
+    @property
+    def error(self) -> BaseException | None:
+        code = self.proc.poll() if self.proc is not None else None
+        if code is None or (self.stop.is_set() and code in (0, 130)):
+            return None
+        return RuntimeError(f"marketpulse produce exited {code}:\n{self.log.read_text()[-3000:]}")
+
+    def join(self) -> None:
+        """Stop it as a user does (Ctrl-C: what it accepted is flushed) and wait for it."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def closing_stamps(self) -> dict[int, np.ndarray]:
+        """Per ticks partition, the largest stamp so far at each of its records, in offset order.
+
+        The first of them at or after a time is the stamp of the first trade of
+        the partition stamped then or later: the one whose watermark closes a bar.
+        """
+        ends = end_offsets(self.bootstrap, self.topic)
+        consumer = ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": new_prefix("stamps"),
+                                "enable.auto.commit": False})  # fmt: skip
+        stamps: dict[int, list[int]] = {p: [] for p in ends}  # of trades: quotes close no bar
+        try:
+            consumer.assign([ck.TopicPartition(self.topic, p, 0) for p, end in ends.items() if end])
+            left = {p for p, end in ends.items() if end}
+            deadline = time.monotonic() + 300
+            while left and time.monotonic() < deadline:
+                for message in consumer.consume(10_000, 1.0):
+                    if message.error() is not None:
+                        raise RuntimeError(message.error().str())
+                    p = message.partition()
+                    tick = _decode_stamp(message.value())
+                    if tick.type == "trade":
+                        stamps[p].append(tick.ts)
+                    if message.offset() + 1 >= ends[p]:
+                        left.discard(p)
+            if left:
+                raise RuntimeError(f"{self.topic}: partitions {sorted(left)} not read to their end")
+        finally:
+            consumer.close()
+        self.trades = np.sort(np.concatenate([np.asarray(v, np.int64) for v in stamps.values()]))
+        return {p: np.maximum.accumulate(np.asarray(v, np.int64)) if v else np.zeros(0, np.int64)
+                for p, v in stamps.items()}  # fmt: skip
+
+
 def _read_rows(bootstrap: str, topic: str, fetch_wait_ms, first, stop, out) -> None:
     """Body of the reader process: note each record's arrival; send the rows back at the end."""
     config = {
@@ -217,14 +314,18 @@ class RowReader:
 
 def start_service(
     bootstrap: str, prefix: str, log: Path, commit_interval: float | None = None,
-    guarantee: str | None = None, trace: Path | None = None,
+    guarantee: str | None = None, trace: Path | None = None, lateness: float | None = 0.0,
 ) -> subprocess.Popen:  # fmt: skip
-    """``marketpulse process --lateness 0``, with the defaults a user gets otherwise."""
+    """``marketpulse process --lateness 0``, with the defaults a user gets otherwise.
+
+    ``lateness``: the option's value; ``None`` leaves it out (the default).
+    """
     command = [
         sys.executable, "-m", "marketpulse", "process", "--bootstrap-servers", bootstrap,
         "--topic-prefix", prefix, "--group", f"{prefix}process", "--instance-id", "latency",
-        "--lateness", "0",
     ]  # fmt: skip
+    if lateness is not None:
+        command += ["--lateness", f"{lateness:g}"]
     if commit_interval is not None:
         command += ["--commit-interval", str(commit_interval)]
     if guarantee is not None:
@@ -253,17 +354,23 @@ def _child_env() -> dict[str, str]:
 
 #: What reads ``ticks`` and writes ``indicators``: the service, or the relay (the floor).
 ENGINES = ("service", "relay")
+#: What sends the trades: this script's thread (:class:`TradeProducer`), or
+#: ``marketpulse produce``'s simulator as a command (:class:`CommandFeed`).
+FEEDS = ("thread", "command")
 
 
 def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_ms: float,
             work: Path, commit_interval: float | None = None, guarantee: str | None = None,
             closes_csv: Path | None = None, reader_fetch_wait_ms: int | None = None,
-            engine: str = "service") -> dict:  # fmt: skip
+            engine: str = "service", feed: str = "thread",
+            lateness: float | None = 0.0) -> dict:  # fmt: skip
     """Run the engine, the producer and the reader at one rate; return the latency figures.
 
     ``closes_csv``: also write one line per bar close (partition, bar end,
     closing stamp, rows, latency of its first and last row, until produced),
-    to see which closes make the tail.
+    to see which closes make the tail. ``lateness``: the service's
+    ``--lateness`` (``None``: its default); a bar ``[S, E)`` closes on the
+    first trade of its partition stamped at or after ``E`` + lateness.
     """
     started = time.monotonic()
     topics = Topics(new_prefix(f"latency{int(rate)}"))
@@ -277,9 +384,15 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     if engine == "relay":
         service = start_relay(bootstrap, topics.prefix, log, guarantee)
     else:
-        service = start_service(bootstrap, topics.prefix, log, commit_interval, guarantee, trace)
+        service = start_service(bootstrap, topics.prefix, log, commit_interval, guarantee, trace,
+                                lateness)  # fmt: skip
     reader = RowReader(bootstrap, topics.name("indicators"), reader_fetch_wait_ms)
-    producer = TradeProducer(bootstrap, topics.ticks, rate, linger_ms)
+    producer: TradeProducer | CommandFeed
+    if feed == "command":
+        producer = CommandFeed(bootstrap, topics, rate, work / f"produce-{tag}.log")
+    else:
+        producer = TradeProducer(bootstrap, topics.ticks, rate, linger_ms)
+    late_ns = round((ProcessorSettings().lateness if lateness is None else lateness) * 1e9)
     try:
         reader.start()
         producer.start()
@@ -300,6 +413,8 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
         time.sleep(min(1.0, duration / 4))  # rows of the last bars closed in the window
     finally:
         producer.stop.set()
+        if isinstance(producer, CommandFeed):
+            producer.join()  # a no-op when it stopped
         service.send_signal(signal.SIGTERM)  # it stops while the reader hands its rows back
         reader.stop.set()
         reader.join()
@@ -316,22 +431,24 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     if service.returncode not in (0, 143):  # 143: stopped cleanly by the SIGTERM above
         raise RuntimeError(f"the {engine} failed:\n{log.read_text()[-3000:]}")
     closing = producer.closing_stamps()
-    latencies, produced, closes = _latencies(reader.rows, closing, begin_ns, end_ns)
+    latencies, produced, closes = _latencies(reader.rows, closing, begin_ns, end_ns, late_ns)
     if closes_csv is not None:
         _write_closes(closes_csv, closes)
-    start_up = np.asarray(_latencies(reader.rows, closing, first_ns, begin_ns)[0]) / 1e6
-    whole_ns, _, whole_closes = _latencies(reader.rows, closing, first_ns, end_ns)
+    start_up = np.asarray(_latencies(reader.rows, closing, first_ns, begin_ns, late_ns)[0]) / 1e6
+    whole_ns, _, whole_closes = _latencies(reader.rows, closing, first_ns, end_ns, late_ns)
     whole = np.asarray(whole_ns, np.float64) / 1e6
     ms = np.asarray(latencies, np.float64) / 1e6
     # the part until the service produced the row (record timestamps have ms resolution)
     part = np.asarray(produced, np.float64) / 1e6
     window = (end_ns - begin_ns) / 1e9
+    per_s = (producer.trades_per_s(begin_ns, end_ns) if isinstance(producer, CommandFeed)
+             else (sent1 - sent0) / window)  # fmt: skip
     p50, p95, p99 = np.percentile(ms, [50, 95, 99]) if len(ms) else (np.nan,) * 3
     return {
         "engine": engine,
         "rate": rate,
         "guarantee": guarantee or "exactly-once",
-        "produced_per_s": (sent1 - sent0) / window,
+        "produced_per_s": per_s,
         "seconds": window,
         "samples": len(ms),
         "bar_closes": len(closes),
@@ -355,7 +472,31 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
             "max_ms": float(whole.max()) if len(whole) else np.nan,
         },
         "breakdown": breakdown(whole_closes, trace, reader.rows),
+        "feed": feed,
+        "lateness_s": late_ns / 1e9,
+        "from_bar_end": from_bar_end(whole_closes),
     }
+
+
+def from_bar_end(closes: dict) -> dict:
+    """What a consumer of ``indicators`` waits for: a bar's end -> its row at the reader.
+
+    Of every row (start-up included) and apart, per close, the first part of it:
+    ``first_tick``, the bar's end -> the stamp of the trade that closes it (the
+    lateness, then the first trade of the partition past it).
+    """
+    rows = [stamp - end + latency for (_, end, stamp), got in closes.items() for latency, _ in got]
+    ms = np.asarray(rows, np.float64) / 1e6
+    first = np.asarray([stamp - end for _, end, stamp in closes], np.float64) / 1e6
+
+    def spread(values: np.ndarray) -> dict:
+        if not len(values):
+            return {"p50_ms": np.nan, "p99_ms": np.nan, "max_ms": np.nan}
+        p50, p99 = np.percentile(values, [50, 99])
+        return {"p50_ms": float(p50), "p99_ms": float(p99), "max_ms": float(values.max())}
+
+    return {"samples": len(ms), "bar_closes": len(first), **spread(ms),
+            "first_tick": spread(first)}  # fmt: skip
 
 
 #: The stages of a bar close's latency, in order (see :func:`breakdown`).
@@ -425,10 +566,14 @@ def breakdown(closes: dict, trace: Path, rows: list) -> dict:
     return out
 
 
-def _latencies(rows: list, closing: dict[int, np.ndarray], lo: int, hi: int) -> tuple:
+def _latencies(
+    rows: list, closing: dict[int, np.ndarray], lo: int, hi: int, lateness_ns: int = 0
+) -> tuple:
     """Latency and part until produced (ns) of each row whose closing trade was sent in [lo, hi).
 
     Also the rows of each bar close, keyed by (partition, bar end, closing stamp).
+    The closing trade: the partition's first stamped at or after the bar's end
+    and ``lateness_ns``.
     """
     latencies, produced, closes, mismatched = [], [], {}, 0
     for arrival, partition, value, created_ms in rows:
@@ -437,7 +582,7 @@ def _latencies(rows: list, closing: dict[int, np.ndarray], lo: int, hi: int) -> 
             mismatched += 1  # the producer's partitioner disagrees with ours: not measurable
             continue
         stamps = closing[partition]
-        i = np.searchsorted(stamps, row.bar_end)  # first send stamped >= E (+ lateness 0)
+        i = np.searchsorted(stamps, row.bar_end + lateness_ns)  # first send stamped >= E + L
         if i == len(stamps) or not lo <= stamps[i] < hi:
             continue
         latencies.append(arrival - int(stamps[i]))
@@ -506,12 +651,27 @@ def main() -> None:
         "bench/kafka_relay.py (the same clients with no analytics: the floor)",
     )  # fmt: skip
     parser.add_argument(
+        "--feed", choices=FEEDS, default="thread",
+        help="what sends the trades: this script's thread (every 5 ms, stamped at the send), "
+        "or marketpulse produce's simulator as a command (stamped on arrival, its grid)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lateness", default="0",
+        help="the service's --lateness, or 'default' to leave the option out [default: 0]",
+    )  # fmt: skip
+    parser.add_argument(
         "--closes", type=Path, metavar="DIR",
         help="write closes-RATE.csv here: one line per bar close, to see which make the tail",
     )  # fmt: skip
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     guarantees = [g.strip() for g in args.guarantees.split(",") if g.strip()]
+    try:
+        lateness = None if args.lateness == "default" else float(args.lateness)
+    except ValueError:
+        parser.error(f"--lateness: a number of seconds or 'default', not {args.lateness!r}")
+    if args.engine == "relay" and (args.feed != "thread" or lateness != 0):
+        parser.error("--engine relay: the thread's feed and lateness 0 only")
     results = []
     with (
         cluster(args.broker_nice) as kafka,
@@ -529,7 +689,7 @@ def main() -> None:
                 result = measure(
                     kafka.bootstrap, rate, args.warmup, args.duration, args.linger_ms,
                     Path(work), args.commit_interval, guarantee, csv, args.reader_fetch_wait_ms,
-                    args.engine,
+                    args.engine, args.feed, lateness,
                 )  # fmt: skip
                 whole = result["with_start_up"]
                 print(
@@ -542,6 +702,10 @@ def main() -> None:
                     ),
                     file=sys.stderr,
                 )  # fmt: skip
+                end = result["from_bar_end"]
+                print(f"  from the bar's end: p50 {end['p50_ms']:.1f} ms, p99 {end['p99_ms']:.1f} "
+                      f"ms (first tick p50 {end['first_tick']['p50_ms']:.1f}, p99 "
+                      f"{end['first_tick']['p99_ms']:.1f})", file=sys.stderr)  # fmt: skip
                 results.append(result)
         broker = kafka.describe()
     print(
@@ -554,7 +718,9 @@ def main() -> None:
                 "symbols": SYMBOLS,
                 "commit_interval_s": args.commit_interval,
                 "default_commit_interval_s": ProcessOptions().settings.commit_interval,
-                "lateness_s": 0.0,
+                "lateness_s": ProcessorSettings().lateness if lateness is None else lateness,
+                "lateness_default": lateness is None,
+                "feed": args.feed,
                 "linger_ms": args.linger_ms,
                 "reader_fetch_wait_ms": args.reader_fetch_wait_ms,
                 "send_period_ms": PERIOD_S * 1000,

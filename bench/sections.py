@@ -17,6 +17,7 @@ from dashboard_section import render_dashboard
 from embedded_section import render_embedded
 from first_run_section import render_first_run
 from forecast_section import render_forecast
+from kafka_consumer_section import render_kafka_consumer
 from kafka_floor_section import render_kafka_floor
 from kafka_section import render_kafka
 from kaggle_section import render_kaggle
@@ -303,6 +304,24 @@ SECTIONS: dict[str, Section] = {
                 ),
             ),  # fmt: skip
             render_kafka_floor,
+        ),
+        Section(
+            "kafka-consumer",
+            (
+                Script(
+                    "bench_kafka_consumer",
+                    # bar end -> row at a consumer, the commands as users run them
+                    ("bench/bench_kafka_latency.py", "--feed", "command", "--rates", "10000"),
+                    ("--duration", "1.5", "--guarantees", "at-least-once"),
+                ),
+                Script(
+                    "bench_kafka_consumer_defaults",
+                    ("bench/bench_kafka_latency.py", "--feed", "command", "--rates", "10000",
+                     "--lateness", "default"),
+                    ("--duration", "1.5", "--guarantees", "exactly-once"),
+                ),
+            ),  # fmt: skip
+            render_kafka_consumer,
         ),
         Section(
             "dashboard",
