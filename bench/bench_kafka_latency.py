@@ -670,8 +670,8 @@ def main() -> None:
         lateness = None if args.lateness == "default" else float(args.lateness)
     except ValueError:
         parser.error(f"--lateness: a number of seconds or 'default', not {args.lateness!r}")
-    if args.engine == "relay" and (args.feed != "thread" or lateness != 0):
-        parser.error("--engine relay: the thread's feed and lateness 0 only")
+    if args.engine == "relay" and lateness != 0:
+        parser.error("--engine relay: lateness 0 only (it closes a second on the first trade past it)")
     results = []
     with (
         cluster(args.broker_nice) as kafka,

@@ -44,15 +44,21 @@ def _row(r: dict[str, Any], lateness: str) -> str:
     )
 
 
-def _verdicts(runs: list[tuple[dict[str, Any], str]]) -> str:
+def _verdicts(runs: list[tuple[dict[str, Any], str]], floor: dict[str, Any]) -> str:
     lines = []
     for guarantee, limit in TARGETS.items():
+        relay = [r for r in floor["rates"] if r["guarantee"] == guarantee and r["rate"] == RATE]
+        beside = (
+            f"; the relay's p99 with the same feed and reader: "
+            f"{_ms(relay[0]['from_bar_end']['p99_ms'])} ms"
+            if relay else "; the relay was not run"
+        )  # fmt: skip
         for r, lateness in runs:
             if r["guarantee"] != guarantee or r["rate"] != RATE:
                 continue
             end = r["from_bar_end"]
             what = f"{guarantee}, lateness {lateness}: p99 at most {limit:g} ms at {RATE:,} ticks/s"
-            figure = f"p99 {_ms(end['p99_ms'])} ms over {end['bar_closes']:,} bar closes"
+            figure = f"p99 {_ms(end['p99_ms'])} ms over {end['bar_closes']:,} bar closes{beside}"
             if end["bar_closes"] < MIN_CLOSES_FOR_P99:
                 lines.append(f"- {what}: not judged ({figure}; fewer than {MIN_CLOSES_FOR_P99:,})")
             else:
@@ -63,9 +69,11 @@ def _verdicts(runs: list[tuple[dict[str, Any], str]]) -> str:
 def render_kafka_consumer(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
     zero = out(run, "bench_kafka_consumer")
     default = out(run, "bench_kafka_consumer_defaults")
+    floor = out(run, "bench_kafka_consumer_floor")
     late = f"{default['lateness_s']:g} s (the default)"
     runs = [(r, "0") for r in zero["rates"]] + [(r, late) for r in default["rates"]]
     rows = "\n".join(_row(r, lateness) for r, lateness in runs)
+    floor_rows = "\n".join(_row(r, "0") for r in floor["rates"])
     seconds = zero["rates"][0]["seconds"] if zero["rates"] else 0
     return f"""## What a consumer sees on Kafka (`bench/bench_kafka_latency.py --feed command`)
 
@@ -92,9 +100,20 @@ stamp; the rest is the closing trade's path, as in the Kafka section.
 |---|---|---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
+The floor, measured after them: the same commands feeding `ticks` and the same
+reader, with `marketpulse process` replaced by `bench/kafka_relay.py` (the Kafka
+latency floor section's relay: the service's clients and settings, no analytics;
+it writes one row per symbol traded in a second when a trade of the partition
+passes the second's end, so its rows close as the service's 1-second bars do
+with lateness 0):
+
+| engine: relay, guarantee | lateness | trades/s | rows (seconds closed) | bar end -> row p50 ms | p99 ms | max ms | first tick p50 / p99 ms | relay CPU (cores) |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
+{floor_rows}
+
 Against the targets of issue 38, bar end to the row at the consumer:
 
-{_verdicts(runs)}
+{_verdicts(runs, floor)}
 
 Where the time goes, with lateness 0 (p50 / p99 ms of each stage, from the
 service's trace as in the Kafka section; `to_broker` here starts at the

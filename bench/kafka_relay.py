@@ -54,6 +54,7 @@ GRACE_S = 0.02
 class _Tick(msgspec.Struct):
     symbol: str
     ts: int
+    type: str = "trade"  # quotes (marketpulse produce's simulator sends them too) close nothing
 
 
 class _Row(msgspec.Struct):
@@ -87,6 +88,8 @@ class Closer:
             if value is None:
                 continue
             tick = _decode(value)
+            if tick.type != "trade":
+                continue
             if tick.ts >= end:
                 rows += [(symbol, end) for symbol in sorted(seen)] if end else []
                 seen.clear()

@@ -320,6 +320,13 @@ SECTIONS: dict[str, Section] = {
                      "--lateness", "default"),
                     ("--duration", "1.5", "--guarantees", "exactly-once"),
                 ),
+                Script(
+                    "bench_kafka_consumer_floor",
+                    # the same feed and reader, the service replaced by the relay (the floor)
+                    ("bench/bench_kafka_latency.py", "--feed", "command", "--rates", "10000",
+                     "--engine", "relay"),
+                    ("--duration", "1.5", "--guarantees", "exactly-once"),
+                ),
             ),  # fmt: skip
             render_kafka_consumer,
         ),
