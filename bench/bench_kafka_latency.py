@@ -671,7 +671,9 @@ def main() -> None:
     except ValueError:
         parser.error(f"--lateness: a number of seconds or 'default', not {args.lateness!r}")
     if args.engine == "relay" and lateness != 0:
-        parser.error("--engine relay: lateness 0 only (it closes a second on the first trade past it)")
+        parser.error(
+            "--engine relay: lateness 0 only (it closes a second on the first trade past it)"
+        )
     results = []
     with (
         cluster(args.broker_nice) as kafka,

@@ -19,7 +19,9 @@ FIRST_TICK = (
     "of the partition past it)",
 )
 #: The feed's stage, named for this run: the simulator delivers on its grid.
-DELIVERY = "trade's stamp -> broker append (the simulator's delivery grid, `produce`'s linger, request)"
+DELIVERY = (
+    "trade's stamp -> broker append (the simulator's delivery grid, `produce`'s linger, request)"
+)
 
 
 def _with_first_tick(latency: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +123,7 @@ trade's stamp, so it holds the simulator's wait for its next delivery):
 
 {_breakdown(_with_first_tick(zero))}
 
-With the default lateness, no row can come before {default['lateness_s']:g} s after its bar's end:
+With the default lateness, no row can come before {default["lateness_s"]:g} s after its bar's end:
 the lateness is the time the service waits for trades that arrive out of order,
 and a user who wants rows sooner sets `--lateness 0` (late trades then go to
 `dlq`).

@@ -316,15 +316,29 @@ SECTIONS: dict[str, Section] = {
                 ),
                 Script(
                     "bench_kafka_consumer_defaults",
-                    ("bench/bench_kafka_latency.py", "--feed", "command", "--rates", "10000",
-                     "--lateness", "default"),
+                    (
+                        "bench/bench_kafka_latency.py",
+                        "--feed",
+                        "command",
+                        "--rates",
+                        "10000",
+                        "--lateness",
+                        "default",
+                    ),
                     ("--duration", "1.5", "--guarantees", "exactly-once"),
                 ),
                 Script(
                     "bench_kafka_consumer_floor",
                     # the same feed and reader, the service replaced by the relay (the floor)
-                    ("bench/bench_kafka_latency.py", "--feed", "command", "--rates", "10000",
-                     "--engine", "relay"),
+                    (
+                        "bench/bench_kafka_latency.py",
+                        "--feed",
+                        "command",
+                        "--rates",
+                        "10000",
+                        "--engine",
+                        "relay",
+                    ),
                     ("--duration", "1.5", "--guarantees", "exactly-once"),
                 ),
             ),  # fmt: skip

@@ -290,8 +290,11 @@ _SYMBOL, _TS, _PRICE, _SIZE, _EXCHANGE, _CONDITION = map(
 
 
 def _quote_columns(quotes: list[Quote]) -> pa.RecordBatch | None:
-    """Quote columns, each built from its field (``from_pydict`` cost 57 µs a call even for
-    a few quotes, and the quotes of one poll come a few per partition)."""
+    """Build the quote columns, each from its field.
+
+    ``from_pydict`` cost 57 µs a call even for a few quotes, and the quotes of
+    one poll come a few per partition.
+    """
     if not quotes:
         return None
     return pa.RecordBatch.from_arrays(
