@@ -32,6 +32,15 @@ append time) and the service writes the wall clock of its stages
 ``breakdown`` of each run gives p50/p99 of each stage of a close's first row
 (:data:`STAGES`).
 
+What a consumer of ``indicators`` sees (``--feed command``): the trades
+come from ``marketpulse produce --feed simulator --rate RATE`` as a command,
+its defaults otherwise (50 symbols, quotes too, each trade stamped with its
+arrival time on the wall clock and delivered on the simulator's 25 ms grid);
+their stamps are read back from ``ticks`` after the run. Each row's latency is
+also taken from its bar's end (``from_bar_end``): the bar ``[S, E)`` closes on
+the partition's first trade stamped at or after ``E`` + the lateness
+(``--lateness``: 0, or ``default``), and *first tick* is that wait.
+
 A broker of its own is started in a temporary directory unless
 ``MARKETPULSE_KAFKA_BOOTSTRAP`` names one, at the default priority
 (``--broker-nice`` to change it). Prints one JSON object (last line).
