@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("section", sorted(SECTIONS))
 def test_benchmark_section_runs_and_renders(section, request, tmp_path):
     env = dict(os.environ)
-    if section in ("kafka", "kafka-consumer", "peers", "scale", "soak"):
+    if section in ("kafka", "kafka-consumer", "kafka-floor", "peers", "scale", "soak"):
         env["MARKETPULSE_KAFKA_BOOTSTRAP"] = request.getfixturevalue("kafka_bootstrap")
     if section == "storage":
         env["MARKETPULSE_POSTGRES_URL"] = request.getfixturevalue("postgres_admin_url")
