@@ -7,6 +7,7 @@ processor the same columns from either.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Sequence
 
@@ -32,12 +33,12 @@ __all__ = [
     "PLAIN_RECORDS",
     "decode_batch",
     "decode_messages",
-    "decode_plain_trades",
+    "decode_plain_ticks",
     "from_plain",
     "tick_columns",
 ]
 
-#: Schema metadata of the trade columns :func:`decode_plain_trades` makes: every
+#: Schema metadata of the trade columns :func:`decode_plain_ticks` makes: every
 #: row came from a plain trade record (as :func:`~marketpulse.stream.json_scan.scan_trades`
 #: takes them) at its ``offset``. Arrow keeps it through slices, filters and new columns.
 PLAIN_RECORDS = {b"marketpulse.records": b"plain trades"}
@@ -122,18 +123,44 @@ def _decode_ticks(
         return _decode_each(batch)
 
 
-def decode_plain_trades(batches: Sequence[Batch]) -> pa.RecordBatch | None:
-    """Decode the records of ``batches`` together, when all are plain trades; else ``None``.
+def decode_plain_ticks(
+    batches: Sequence[Batch],
+) -> tuple[pa.RecordBatch, list[pa.RecordBatch | None], list[int]] | None:
+    """Decode the records of ``batches`` together, when all are plain trades or quotes.
 
     Plain trades, as our producer writes them, are what
-    :func:`~marketpulse.stream.json_scan.scan_trades` takes; the rows follow
-    the batches in order, each with its record's ``offset``.
+    :func:`~marketpulse.stream.json_scan.scan_trades` takes; the records it
+    leaves are decoded by msgspec and must all be quotes (a feed's quotes among
+    its trades, as the simulator sends them). ``None`` otherwise (bars, a trade
+    the scanner leaves, a malformed record: each batch then goes its own way).
+
+    Returns:
+        the trades, rows following the batches in order, each with its record's
+        ``offset``; each batch's quotes (``None``: it has none); each batch's
+        count of trades.
     """
     values = [value for batch in batches for value in values_of(batch.messages)]
     trades, accepted = scan_trades(values)
-    if trades is None or not accepted.all():
+    if trades is None:
         return None
-    return _plain(trades, np.concatenate([_offsets(batch) for batch in batches]))
+    offsets = np.concatenate([_offsets(batch) for batch in batches])
+    bounds = np.cumsum([0, *(len(batch.messages) for batch in batches)]).tolist()
+    quotes: list[pa.RecordBatch | None] = [None] * len(batches)
+    if not accepted.all():
+        left = np.flatnonzero(~accepted)
+        try:  # the quotes of all the batches in one set of columns, then sliced
+            ticks = [decode_tick_json(values[j]) for j in left.tolist()]
+            if any(type(tick) is not Quote for tick in ticks):
+                return None
+            columns = _quote_columns(ticks)  # type: ignore[arg-type]
+        except (*_DECODE_ERRORS, TypeError, OverflowError):
+            return None
+        assert columns is not None
+        cuts = np.searchsorted(left, bounds).tolist()
+        for i, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+            quotes[i] = columns.slice(lo, hi - lo) if hi > lo else None
+    counts = [int(np.count_nonzero(accepted[lo:hi])) for lo, hi in itertools.pairwise(bounds)]
+    return _plain(trades, offsets[accepted]), quotes, counts
 
 
 def _plain(trades: pa.RecordBatch, offsets: np.ndarray) -> pa.RecordBatch:

@@ -7,6 +7,7 @@ where a partition's state moves with the partition.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -49,7 +50,7 @@ from marketpulse.models import (
 from marketpulse.plugins import Plugin, run_plugins
 from marketpulse.stream.checkpoint import restore_partition, snapshot_partition
 from marketpulse.stream.dead_letters import dead_letters, iso_time
-from marketpulse.stream.decode import decode_batch, decode_plain_trades, tick_columns
+from marketpulse.stream.decode import decode_batch, decode_plain_ticks, tick_columns
 from marketpulse.stream.emit import N_INTERVALS, Emitter, alert_rows
 from marketpulse.stream.json_scan import KERNELS as JSON_KERNELS
 from marketpulse.stream.output import Output, indicators_table, stamp
@@ -405,10 +406,11 @@ class Processor:
         symbol = data.column("symbol")
         if isinstance(symbol, pa.ChunkedArray):
             symbol = symbol.combine_chunks()
-        if not pa.types.is_dictionary(symbol.type):
-            symbol = symbol.dictionary_encode()
-        codes = symbol.indices.to_numpy(zero_copy_only=False)
-        sid = state.lookup(symbol.dictionary.to_pylist())[codes]
+        if pa.types.is_dictionary(symbol.type):
+            codes = symbol.indices.to_numpy(zero_copy_only=False)
+            sid = state.lookup(symbol.dictionary.to_pylist())[codes]
+        else:  # names as decoded (Kafka): ids in the order of first use, as a dictionary's
+            sid = state.lookup(symbol.to_pylist())
         usable &= sid >= 0  # a symbol beyond max_symbols: no state for its quotes
         if state.quotes is None:
             state.quotes = QuoteState(state.windows)
@@ -423,9 +425,11 @@ class Processor:
         Raw trade records, the common case, are decoded and checked once for
         all the batches: a consumer keeping up gets a few records per partition
         per poll, and the fixed cost of each decoding and check would
-        otherwise be paid per partition. Large batches (catching up), and
-        anything else (bars, quotes, malformed or invalid records), are
-        processed batch by batch.
+        otherwise be paid per partition. Quotes among the trades (the
+        simulator's) are decoded with them, each batch's taken before its
+        trades. Large batches (catching up), and anything else (bars,
+        malformed or invalid records, a batch of quotes alone), are processed
+        batch by batch.
         """
         if (
             len(batches) < 2
@@ -433,21 +437,28 @@ class Processor:
             or sum(len(b.messages) for b in batches) > _MERGED_RECORDS
         ):
             return [self.process(b) for b in batches]
-        trades = decode_plain_trades(batches)
-        if trades is None or check_trades(trades, self._now()).any():
+        decoded = decode_plain_ticks(batches)
+        if decoded is None:
+            return [self.process(b) for b in batches]
+        trades, quotes, counts = decoded
+        if 0 in counts or check_trades(trades, self._now()).any():
             return [self.process(b) for b in batches]
         symbol = trades.column("symbol")
         names, codes = symbol.dictionary.to_pylist(), symbol.indices.to_numpy()
         ts, price, size = (trades.column(name).to_numpy() for name in ("ts", "price", "size"))
         outputs, closes, lo, now = [], [], 0, time.monotonic()
         flows: list[QuoteBars | None] = []
-        for batch in batches:
-            hi = lo + len(batch.messages)
+        for batch, count, quoted_in in zip(batches, counts, quotes, strict=True):
+            hi = lo + count
             state = self.state(batch.topic, batch.partition)
             state.last_input = now
+            if quoted_in is not None:  # a batch's quotes before its trades, as process() takes them
+                self._quotes(state, quoted_in)
             sid = state.lookup_codes(names, codes[lo:hi])
             out, closed, quoted = self._add(state, batch, trades.slice(lo, hi - lo), None, sid,
                                             ts[lo:hi], price[lo:hi], size[lo:hi])  # fmt: skip
+            if quoted_in is not None:
+                out.quotes.append(stamp(quoted_in, self._emitter.dataset))
             outputs.append(out)
             closes.append((state, closed))
             flows.append(quoted)
@@ -739,6 +750,8 @@ def _with_quotes(out: Output, quoted: QuoteBars | None) -> Output:
 def _with_quotes_table(bars: pa.Table, quoted: QuoteBars | None) -> pa.Table:
     """``bars`` with the columns of :data:`BAR_QUOTE_COLUMNS` (all null without ``quoted``)."""
     n = bars.num_rows
+    if n == 0:  # most partitions of most polls close nothing: no columns to build
+        return _no_quoted_bars(bars.schema)
     if quoted is None:
         quoted = QuoteBars(np.full((n, len(QUOTE_BAR_COLUMNS)), np.nan))
     buy, sell = quoted.buy_volume, quoted.sell_volume  # type: ignore[attr-defined]
@@ -748,6 +761,14 @@ def _with_quotes_table(bars: pa.Table, quoted: QuoteBars | None) -> pa.Table:
     for name, value in zip(BAR_QUOTE_COLUMNS, values, strict=True):
         bars = bars.append_column(name, pa.array(value, pa.float64(), from_pandas=True))
     return bars
+
+
+@functools.lru_cache(maxsize=16)
+def _no_quoted_bars(schema: pa.Schema) -> pa.Table:
+    """No bars, with the columns of :data:`BAR_QUOTE_COLUMNS` after those of ``schema``."""
+    for name in BAR_QUOTE_COLUMNS:
+        schema = schema.append(pa.field(name, pa.float64()))
+    return schema.empty_table()
 
 
 def _seconds(value: float) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from marketpulse.alerts import default_rules
 from marketpulse.bus import Batch, Message
-from marketpulse.models import Trade
+from marketpulse.models import Quote, Trade
 from marketpulse.stream import Processor, ProcessorSettings
 from marketpulse.stream.json_scan import scan_trades
 
@@ -16,11 +16,13 @@ PARTITIONS = 4
 SYMBOLS = [f"S{i:02d}" for i in range(12)]
 
 
-def polls(seed, late=False, bad=False):
+def polls(seed, late=False, bad=False, quotes=False):
     """Polls of raw trade records: a few records per partition each, in time order.
 
     Symbol ``i`` lives on partition ``i % PARTITIONS``; ``late`` adds trades
-    behind the watermark, ``bad`` a malformed record now and then.
+    behind the watermark, ``bad`` a malformed record now and then, ``quotes``
+    a quote of the symbol before about half the trades (as the simulator sends
+    them), and now and then a batch of quotes alone.
     """
     rng = np.random.default_rng(seed)
     offsets = [0] * PARTITIONS
@@ -38,7 +40,14 @@ def polls(seed, late=False, bad=False):
                 symbol = SYMBOLS[p + PARTITIONS * int(rng.integers(0, len(SYMBOLS) // PARTITIONS))]
                 stamp = ts - 3 * S if late and rng.random() < 0.1 else ts
                 price = round(100 + rng.random(), 2)  # as quoted: the fast decoder takes it
-                values.append(msgspec.json.encode(Trade(symbol, stamp, price, 10.0)))
+                if quotes and rng.random() < 0.5:
+                    quote = Quote(symbol, stamp - 1000, price - 0.01, 300.0, price + 0.01, 200.0)
+                    values.append(msgspec.json.encode(quote))
+                if not (quotes and poll % 15 == 4):  # then a batch of quotes alone, now and then
+                    values.append(msgspec.json.encode(Trade(symbol, stamp, price, 10.0)))
+            if not values:
+                continue
+            n = len(values)
             if bad and poll % 20 == 7:
                 values[0] = b'{"type": "trade", "symbol": '
             messages = [Message(None, v, offsets[p] + i) for i, v in enumerate(values)]
@@ -53,20 +62,25 @@ def rows(outputs):
     """Everything an output holds, comparable."""
     return [
         (o.bars.to_pylist(), o.indicators.to_pylist(), o.alerts,
-         [(d.reason, d.offset, d.partition, d.value) for d in o.dead], o.accepted)
+         [(d.reason, d.offset, d.partition, d.value) for d in o.dead], o.accepted,
+         [q.to_pylist() for q in o.quotes], [t.to_pylist() for t in o.trades])
         for o in outputs
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("late", "bad"), [(False, False), (True, False), (False, True)])
-def test_batches_of_a_poll_together_give_the_outputs_and_state_of_one_by_one(late, bad):
+@pytest.mark.parametrize(
+    ("late", "bad", "quotes"),
+    [(False, False, False), (True, False, False), (False, True, False), (False, False, True),
+     (True, True, True)],
+)  # fmt: skip
+def test_batches_of_a_poll_together_give_the_outputs_and_state_of_one_by_one(late, bad, quotes):
     # records the fast decoder takes, so the polls are decoded together
     _, accepted = scan_trades([m.value for b in polls(3)[0] for m in b.messages])
     assert accepted.all()
     settings = ProcessorSettings(intervals=("1s", "1m"), lateness=0)
     one, each = Processor(settings, default_rules()), Processor(settings, default_rules())
     closed, dead = 0, 0
-    for batches in polls(3, late, bad):
+    for batches in polls(3, late, bad, quotes):
         expected = [one.process(b) for b in batches]
         got = each.process_each(batches)
         assert rows(got) == rows(expected)
@@ -77,7 +91,10 @@ def test_batches_of_a_poll_together_give_the_outputs_and_state_of_one_by_one(lat
     for p in range(PARTITIONS):
         # the same symbols in the same order: a partition holds only its own symbols
         assert each.checkpoint("ticks", p) == one.checkpoint("ticks", p)
-    assert rows([each.finish()]) == rows([one.finish()])
+    last = each.finish()
+    assert rows([last]) == rows([one.finish()])
+    # with quotes, the bars took the quotes in force: their quote columns are not all null
+    assert any(bar.get("last_bid") is not None for bar in last.bars.to_pylist()) == quotes
 
 
 def test_late_and_malformed_records_of_a_poll_become_dead_letters_naming_their_offsets():
