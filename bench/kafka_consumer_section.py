@@ -50,11 +50,13 @@ def _verdicts(runs: list[tuple[dict[str, Any], str]], floor: dict[str, Any]) -> 
     lines = []
     for guarantee, limit in TARGETS.items():
         relay = [r for r in floor["rates"] if r["guarantee"] == guarantee and r["rate"] == RATE]
-        beside = (
-            f"; the relay's p99 with the same feed and reader: "
-            f"{_ms(relay[0]['from_bar_end']['p99_ms'])} ms"
-            if relay else "; the relay was not run"
-        )  # fmt: skip
+        if not relay:
+            beside = "; the relay was not run"
+        else:
+            floor_p99 = relay[0]["from_bar_end"]["p99_ms"]
+            beside = f"; the relay's p99 with the same feed and reader: {_ms(floor_p99)} ms"
+            if floor_p99 > limit:
+                beside += ": the target is below this floor, which has no analytics at all"
         for r, lateness in runs:
             if r["guarantee"] != guarantee or r["rate"] != RATE:
                 continue
@@ -122,6 +124,15 @@ service's trace as in the Kafka section; `to_broker` here starts at the
 trade's stamp, so it holds the simulator's wait for its next delivery):
 
 {_breakdown(_with_first_tick(zero))}
+
+What sets the floor: the closing trade waits for the simulator's next delivery
+(up to its 25 ms grid, in `to_broker`), then makes the two trips through the
+broker every engine pays (the trade in, the row out: the Kafka latency floor
+section); exactly once, the transaction's round trips to the coordinator and its
+markers come on top. What the service adds to the relay is its work on the
+closing poll (`process`: decoding the trades and quotes, closing the bars,
+indicators and alert rules, encoding) and, exactly once, the state it writes
+into each transaction (`offsets`).
 
 With the default lateness, no row can come before {default["lateness_s"]:g} s after its bar's end:
 the lateness is the time the service waits for trades that arrive out of order,
