@@ -751,7 +751,8 @@ def _with_quotes_table(bars: pa.Table, quoted: QuoteBars | None) -> pa.Table:
     """``bars`` with the columns of :data:`BAR_QUOTE_COLUMNS` (all null without ``quoted``)."""
     n = bars.num_rows
     if n == 0:  # most partitions of most polls close nothing: no columns to build
-        return _no_quoted_bars(bars.schema)
+        # the metadata in the key too: schemas that differ only there compare equal
+        return _no_quoted_bars(bars.schema, tuple(sorted((bars.schema.metadata or {}).items())))
     if quoted is None:
         quoted = QuoteBars(np.full((n, len(QUOTE_BAR_COLUMNS)), np.nan))
     buy, sell = quoted.buy_volume, quoted.sell_volume  # type: ignore[attr-defined]
@@ -764,8 +765,11 @@ def _with_quotes_table(bars: pa.Table, quoted: QuoteBars | None) -> pa.Table:
 
 
 @functools.lru_cache(maxsize=16)
-def _no_quoted_bars(schema: pa.Schema) -> pa.Table:
-    """No bars, with the columns of :data:`BAR_QUOTE_COLUMNS` after those of ``schema``."""
+def _no_quoted_bars(schema: pa.Schema, metadata: tuple[tuple[bytes, bytes], ...]) -> pa.Table:
+    """No bars, with the columns of :data:`BAR_QUOTE_COLUMNS` after those of ``schema``.
+
+    ``metadata``: the schema's, as the cache's key holds it.
+    """
     for name in BAR_QUOTE_COLUMNS:
         schema = schema.append(pa.field(name, pa.float64()))
     return schema.empty_table()

@@ -284,3 +284,16 @@ def test_a_symbol_quoted_for_long_without_trades_still_fits_a_kafka_record() -> 
     records = dict(processor.checkpoint("ticks", 0))
     assert len(records[b"XYZ"]) < 1_000_000
     assert len(processor.state("ticks", 0).quotes.pending_ts) == quote_windows.MAX_PENDING_SYMBOL
+
+
+def test_no_bars_get_the_quote_columns_after_their_own_with_their_schemas_metadata():
+    from marketpulse.stream.processor import _with_quotes_table
+
+    columns = [("symbol", pa.string()), ("close", pa.float64())]
+    tagged = pa.schema(columns, metadata={b"k": b"1"})
+    for schema in (tagged, pa.schema(columns), tagged):  # equal schemas, but the metadata
+        got = _with_quotes_table(schema.empty_table(), None)
+        assert got.num_rows == 0
+        assert got.column_names == ["symbol", "close", *BAR_QUOTE_COLUMNS]
+        assert all(got.schema.field(name).type == pa.float64() for name in BAR_QUOTE_COLUMNS)
+        assert got.schema.metadata == schema.metadata
