@@ -51,38 +51,31 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import confluent_kafka as ck
 import msgspec
 import numpy as np
-import pyarrow as pa
 from kafka_common import (
     PARTITIONS,
     bus_for,
     cluster,
-    end_offsets,
     new_prefix,
     process_cpu_seconds,
 )
+from latency_feeds import PERIOD_S, SYMBOLS, CommandFeed, TradeProducer, child_env
 
 from marketpulse.bus.base import partition_for
 from marketpulse.bus.topics import Topics, topic_specs
-from marketpulse.models import TRADE_SCHEMA
 from marketpulse.runtime.latency_trace import TRACE_ENV
 from marketpulse.runtime.process import ProcessOptions
 from marketpulse.runtime.produce import ProduceOptions
 from marketpulse.stream import ProcessorSettings
-
-SYMBOLS = 50
-PERIOD_S = 0.005
 
 
 class _Row(msgspec.Struct):
@@ -92,168 +85,6 @@ class _Row(msgspec.Struct):
 
 
 _decode_row = msgspec.json.Decoder(_Row).decode
-
-
-class TradeProducer(threading.Thread):
-    """Sends trades at ``rate`` per second, stamped with the wall clock at each send."""
-
-    def __init__(self, bootstrap: str, topic: str, rate: float, linger_ms: float) -> None:
-        super().__init__(name="trade-producer", daemon=True)
-        self.bootstrap, self.topic, self.rate, self.linger_ms = bootstrap, topic, rate, linger_ms
-        self.stop = threading.Event()
-        self.names = [f"SYM{i:02d}" for i in range(SYMBOLS)]
-        self.dictionary = pa.array(self.names, pa.string())
-        self.partition_of = np.array([partition_for(s, PARTITIONS) for s in self.names])
-        self.stamps: list[int] = []  # one per send
-        self.hits: list[np.ndarray] = []  # the partitions each send reached
-        self.sent = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            self.error = exc
-
-    def _run(self) -> None:
-        rng = np.random.default_rng(7)
-        prices = rng.uniform(20.0, 500.0, SYMBOLS)
-        bus = bus_for(self.bootstrap)
-        with bus.producer(linger_ms=self.linger_ms) as producer:
-            start = beat = time.monotonic()
-            while not self.stop.is_set():
-                beat += PERIOD_S
-                pause = beat - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-                n = int(self.rate * (time.monotonic() - start)) - self.sent
-                if n <= 0:
-                    continue
-                symbol = rng.integers(0, SYMBOLS, n).astype(np.int32)
-                prices *= np.exp(rng.normal(0.0, 2e-4, SYMBOLS))
-                stamp = time.time_ns()
-                data = pa.RecordBatch.from_arrays(
-                    [
-                        pa.DictionaryArray.from_arrays(pa.array(symbol), self.dictionary),
-                        pa.array(np.full(n, stamp, np.int64)),
-                        pa.array(np.round(prices[symbol], 2)),
-                        pa.array(np.full(n, 100.0)),
-                        pa.nulls(n, pa.string()),  # exchange
-                        pa.nulls(n, pa.string()),  # condition
-                        pa.nulls(n, pa.string()),  # dataset: the processor's
-                    ],
-                    schema=TRADE_SCHEMA,
-                )
-                producer.send_columns(self.topic, "trade", data)
-                self.stamps.append(stamp)
-                self.hits.append(np.unique(self.partition_of[symbol]))
-                self.sent += n
-        if producer.failed:
-            raise RuntimeError(f"{producer.failed} trades not delivered: {producer.errors}")
-
-    def closing_stamps(self) -> dict[int, np.ndarray]:
-        """Per ticks partition, the ascending stamps of the sends that reached it."""
-        stamps = np.asarray(self.stamps, np.int64)
-        out = {}
-        for p in range(PARTITIONS):
-            reached = np.array([p in hit for hit in self.hits], bool)
-            out[p] = stamps[reached]
-        return out
-
-
-class _Stamp(msgspec.Struct):
-    ts: int
-    type: str = "trade"
-
-
-_decode_stamp = msgspec.json.Decoder(_Stamp).decode
-
-
-class CommandFeed:
-    """``marketpulse produce --feed simulator --rate RATE`` as a command, its defaults otherwise.
-
-    What a user runs: the simulator stamps each trade with its arrival time on
-    the wall clock and delivers the arrivals due every 25 ms (its default grid),
-    through the command's producer (its linger). The stamps are read back from
-    ``ticks`` after the run (:meth:`closing_stamps`); ``sent`` counts the
-    topic's records. The same interface as :class:`TradeProducer`.
-    """
-
-    def __init__(self, bootstrap: str, topics: Topics, rate: float, log: Path) -> None:
-        self.bootstrap, self.topic, self.rate, self.log = bootstrap, topics.ticks, rate, log
-        self.command = [
-            sys.executable, "-m", "marketpulse", "produce", "--bootstrap-servers", bootstrap,
-            "--topic-prefix", topics.prefix, "--feed", "simulator", "--rate", f"{rate:g}",
-        ]  # fmt: skip
-        self.stop = threading.Event()
-        self.proc: subprocess.Popen | None = None
-        self.trades = np.zeros(0, np.int64)  # every trade's stamp, read back (closing_stamps)
-
-    def start(self) -> None:
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
-                                         env=_child_env())  # fmt: skip
-
-    @property
-    def sent(self) -> int:
-        """The records on ``ticks`` (trades and the simulator's quotes)."""
-        return sum(end_offsets(self.bootstrap, self.topic).values())
-
-    def trades_per_s(self, lo: int, hi: int) -> float:
-        """Trades stamped in [lo, hi) ns per second (after :meth:`closing_stamps`)."""
-        return int(np.searchsorted(self.trades, hi) - np.searchsorted(self.trades, lo)) / (
-            (hi - lo) / 1e9
-        )
-
-    @property
-    def error(self) -> BaseException | None:
-        code = self.proc.poll() if self.proc is not None else None
-        if code is None or (self.stop.is_set() and code in (0, 130)):
-            return None
-        return RuntimeError(f"marketpulse produce exited {code}:\n{self.log.read_text()[-3000:]}")
-
-    def join(self) -> None:
-        """Stop it as a user does (Ctrl-C: what it accepted is flushed) and wait for it."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def closing_stamps(self) -> dict[int, np.ndarray]:
-        """Per ticks partition, the largest stamp so far at each of its records, in offset order.
-
-        The first of them at or after a time is the stamp of the first trade of
-        the partition stamped then or later: the one whose watermark closes a bar.
-        """
-        ends = end_offsets(self.bootstrap, self.topic)
-        consumer = ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": new_prefix("stamps"),
-                                "enable.auto.commit": False})  # fmt: skip
-        stamps: dict[int, list[int]] = {p: [] for p in ends}  # of trades: quotes close no bar
-        try:
-            consumer.assign([ck.TopicPartition(self.topic, p, 0) for p, end in ends.items() if end])
-            left = {p for p, end in ends.items() if end}
-            deadline = time.monotonic() + 300
-            while left and time.monotonic() < deadline:
-                for message in consumer.consume(10_000, 1.0):
-                    if message.error() is not None:
-                        raise RuntimeError(message.error().str())
-                    p = message.partition()
-                    tick = _decode_stamp(message.value())
-                    if tick.type == "trade":
-                        stamps[p].append(tick.ts)
-                    if message.offset() + 1 >= ends[p]:
-                        left.discard(p)
-            if left:
-                raise RuntimeError(f"{self.topic}: partitions {sorted(left)} not read to their end")
-        finally:
-            consumer.close()
-        self.trades = np.sort(np.concatenate([np.asarray(v, np.int64) for v in stamps.values()]))
-        return {p: np.maximum.accumulate(np.asarray(v, np.int64)) if v else np.zeros(0, np.int64)
-                for p, v in stamps.items()}  # fmt: skip
 
 
 def _read_rows(bootstrap: str, topic: str, fetch_wait_ms, first, stop, out) -> None:
@@ -339,7 +170,7 @@ def start_service(
         command += ["--commit-interval", str(commit_interval)]
     if guarantee is not None:
         command += ["--guarantee", guarantee]
-    env = _child_env()
+    env = child_env()
     if trace is not None:
         env[TRACE_ENV] = str(trace)
     with open(log, "wb") as out:
@@ -353,12 +184,7 @@ def start_relay(bootstrap: str, prefix: str, log: Path, guarantee: str | None) -
         "--prefix", prefix, "--guarantee", guarantee or "exactly-once",
     ]  # fmt: skip
     with open(log, "wb") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_child_env())
-
-
-def _child_env() -> dict[str, str]:
-    """This environment without MarketPulse's settings: the engine gets only its options."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=child_env())
 
 
 #: What reads ``ticks`` and writes ``indicators``: the service, or the relay (the floor).
@@ -414,9 +240,9 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
         first_ns = time.time_ns()
         first_s = time.monotonic() - started
         time.sleep(warmup)
-        begin_ns, sent0, cpu0 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
+        begin_ns, cpu0 = time.time_ns(), process_cpu_seconds(service.pid)
         time.sleep(duration)
-        end_ns, sent1, cpu1 = time.time_ns(), producer.sent, process_cpu_seconds(service.pid)
+        end_ns, cpu1 = time.time_ns(), process_cpu_seconds(service.pid)
         producer.stop.set()
         producer.join()
         time.sleep(min(1.0, duration / 4))  # rows of the last bars closed in the window
@@ -450,14 +276,12 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
     # the part until the service produced the row (record timestamps have ms resolution)
     part = np.asarray(produced, np.float64) / 1e6
     window = (end_ns - begin_ns) / 1e9
-    per_s = (producer.trades_per_s(begin_ns, end_ns) if isinstance(producer, CommandFeed)
-             else (sent1 - sent0) / window)  # fmt: skip
     p50, p95, p99 = np.percentile(ms, [50, 95, 99]) if len(ms) else (np.nan,) * 3
     return {
         "engine": engine,
         "rate": rate,
         "guarantee": guarantee or "exactly-once",
-        "produced_per_s": per_s,
+        "produced_per_s": producer.trades_per_s(begin_ns, end_ns),
         "seconds": window,
         "samples": len(ms),
         "bar_closes": len(closes),
