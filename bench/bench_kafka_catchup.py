@@ -20,11 +20,18 @@ project's producer (idempotent, acks=all, lz4). Then, on that topic:
 * the ceilings: ``kcat -C -e -o beginning -q`` to /dev/null, and a plain
   ``confluent_kafka.Consumer`` assigned all 6 partitions reading to EOF with
   ``consume(num_messages=10000)`` batches, checking each record's error and
-  nothing else (no decoding): the consumer once with the fetch settings of the
+  nothing else (no decoding): the consumer once with the fetch sizes of the
   service's consumer, kcat once with its defaults, and each once more with
   ``queued.min.messages=1000000`` (librdkafka's default of 100,000 makes it
   pause a partition's fetches for ``fetch.queue.backoff.ms``, 1 s, whenever
   that many records wait locally; kcat's older librdkafka pauses for a fixed 1 s).
+  The consumer with that setting has all of the service consumer's fetch settings.
+* the output floors (unless ``--no-floors``; they need the in-process route):
+  the relays of ``bench/scale_floor.py`` read the same ``ticks`` with the
+  service's consumer and write, in transactions every 0.1 s, as many records a
+  tick as the in-process run wrote (real bars and indicator rows of that run,
+  in turn), then with the references to the kept trades, then with the state
+  records too: the Kafka traffic of the service with no processing at all.
 
 A broker of its own is started in a temporary directory unless
 ``MARKETPULSE_KAFKA_BOOTSTRAP`` names one. ``--profile cprofile:FILE`` or
@@ -63,6 +70,7 @@ from kafka_common import (
     recreate_topics,
 )
 from profiling import PySpy, print_cprofile, print_py_spy
+from scale_floor import relay, sample_sizes, sample_values
 
 from marketpulse.alerts import default_rules
 from marketpulse.bus.base import Batch, Message
@@ -72,6 +80,7 @@ from marketpulse.feeds import FileReplay
 from marketpulse.runtime.heap import settle_heap
 from marketpulse.runtime.process import ProcessOptions, ProcessService
 from marketpulse.stream import Processor, ProcessorSettings
+from marketpulse.stream.checkpoint import META_KEY, NAMES_KEY
 
 KCAT_HELP = (
     "kcat is not installed: install it with `apt-get update && apt-get install -y kcat` "
@@ -302,6 +311,46 @@ def service_run(
     return result
 
 
+def output_sizes(bootstrap: str, topics: Topics, run: dict, ticks: int) -> dict:
+    """What the in-process ``run`` wrote: records per tick, samples and mean sizes of them."""
+    written = run["bars"] + run["indicator_rows"] + run["alerts"]
+    # a bar, then its indicator row, in turn: the mix the service writes
+    bars = sample_values(bootstrap, topics.name("bars"))
+    rows = sample_values(bootstrap, topics.name("indicators"))
+    values = [v for pair in zip(bars, rows, strict=False) for v in pair]
+    return {
+        "per_tick": written / ticks,
+        "values": values,
+        "value_bytes": sum(map(len, values)) / len(values),
+        "trades_bytes": sample_sizes(bootstrap, topics.name("trades")),
+        "state_bytes": sample_sizes(bootstrap, topics.name("state"), last=True,
+                                    skip_keys=(META_KEY, NAMES_KEY)),
+    }  # fmt: skip
+
+
+def output_floors(bootstrap: str, topics: Topics, sizes: dict, ticks: int) -> dict:
+    """The relays of ``scale_floor`` over ``ticks``: the service's Kafka traffic, no processing.
+
+    Each reads every tick and writes as many records as the service wrote bars,
+    indicator rows and alerts per tick: real bars and indicator rows of the
+    service's, in turn (``output_sizes``). ``trades`` adds the reference to each
+    batch's kept trades, ``state`` the state record of each symbol a transaction
+    read too.
+    """
+    per_tick, size, values = sizes["per_tick"], sizes["value_bytes"], sizes["values"]
+    trades_bytes, state_bytes = sizes["trades_bytes"], sizes["state_bytes"]
+    floors = {
+        "outputs": relay(bootstrap, topics, ticks, per_tick, size, values=values),
+        "trades": relay(bootstrap, topics, ticks, per_tick, size, trades_bytes, values=values),
+        "state": relay(bootstrap, topics, ticks, per_tick, size, trades_bytes, state_bytes,
+                       values=values),
+    }  # fmt: skip
+    for name, floor in floors.items():
+        print(f"output floor ({name}): {floor['ticks_per_s']:,.0f}/s", file=sys.stderr)
+    kept = {k: v for k, v in sizes.items() if k != "values"}
+    return {**floors, "sizes": kept}
+
+
 def cli_run(
     cluster_: Cluster,
     topics: Topics,
@@ -358,6 +407,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--no-kcat", action="store_true", help="skip the kcat ceiling")
     parser.add_argument(
+        "--no-floors", action="store_true",
+        help="skip the output floors (relays writing the service's records, no processing)",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile", default=None,
         help="cprofile:FILE or py-spy:FILE: profile the in-process service run",
     )  # fmt: skip
@@ -396,12 +449,14 @@ def main() -> None:
                 kcat[name] = best([run_kcat(kafka.bootstrap, topics.ticks, loaded["trades"],
                                             settings) for _ in range(args.repeat)])  # fmt: skip
                 print(f"kcat ({name}): {kcat[name]['ticks_per_s']:,.0f}/s", file=sys.stderr)
-        services = []
+        services, sizes = [], None
         for i, route in enumerate(routes):
             if i:
                 recreate_topics(bus, topics, OUTPUTS)  # a fresh state topic: start from scratch
             if route == "in-process":
                 run = service_run(kafka, topics, ends, args.profile)
+                if not args.no_floors:
+                    sizes = output_sizes(kafka.bootstrap, topics, run, sum(ends.values()))
             elif route in ("command", "command-no-trades"):
                 run = cli_run(kafka, topics, ends, store_trades=route == "command")
             else:
@@ -409,6 +464,9 @@ def main() -> None:
             run["dead_reasons"] = dead_letter_reasons(kafka.bootstrap, topics.name("dlq"))
             print(f"process service ({route}): {run['ticks_per_s']:,.0f}/s", file=sys.stderr)
             services.append(run)
+        floors = None
+        if sizes is not None:
+            floors = output_floors(kafka.bootstrap, topics, sizes, sum(ends.values()))
         # the raw reads again after the services: the ceiling is the best of all (right
         # after the preload the broker may still be busy writing it out)
         time_raw()
@@ -421,6 +479,7 @@ def main() -> None:
             "process": services,
             "raw_consumer": raw,
             "kcat": kcat,
+            "floors": floors,
         }
     print(json.dumps(result))
 

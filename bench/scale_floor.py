@@ -27,7 +27,10 @@ through these clients on this machine.
 
 from __future__ import annotations
 
+import itertools
+import resource
 import time
+from collections.abc import Sequence
 
 import confluent_kafka as ck
 from kafka_common import PARTITIONS, bus_for, new_prefix
@@ -46,12 +49,19 @@ def sample_sizes(bootstrap: str, topic: str, records: int = 2000, last: bool = F
     ``last``: the last records of each partition rather than the first; ``skip_keys``:
     records whose key starts with one of these are not counted.
     """
+    values = sample_values(bootstrap, topic, records, last, skip_keys)
+    return sum(map(len, values)) / len(values)
+
+
+def sample_values(bootstrap: str, topic: str, records: int = 2000, last: bool = False,
+                  skip_keys: tuple[bytes, ...] = ()) -> list[bytes]:  # fmt: skip
+    """Up to ``records`` committed values of ``topic`` (``sample_sizes``'s arguments)."""
     consumer = ck.Consumer(
         {"bootstrap.servers": bootstrap, "group.id": new_prefix("sizes"),
          "enable.auto.commit": False, "isolation.level": "read_committed",
          "enable.partition.eof": True}
     )  # fmt: skip
-    sizes: list[int] = []
+    values: list[bytes] = []
     try:
         starts = []
         for p in range(PARTITIONS):
@@ -65,7 +75,7 @@ def sample_sizes(bootstrap: str, topic: str, records: int = 2000, last: bool = F
         # fewer records than asked for: waiting for more would only wait)
         pending = set(range(PARTITIONS))
         deadline = time.monotonic() + 30
-        while len(sizes) < records and pending and time.monotonic() < deadline:
+        while len(values) < records and pending and time.monotonic() < deadline:
             for message in consumer.consume(500, 0.5):
                 error = message.error()
                 if error is not None:
@@ -73,19 +83,22 @@ def sample_sizes(bootstrap: str, topic: str, records: int = 2000, last: bool = F
                         pending.discard(message.partition())
                 elif message.value() is not None \
                         and not (message.key() or b"").startswith(skip_keys):  # fmt: skip
-                    sizes.append(len(message.value()))
+                    values.append(message.value())
     finally:
         consumer.close()
-    if not sizes:
+    if not values:
         raise RuntimeError(f"scale floor: no committed record in {topic} to take a size from")
-    return sum(sizes) / len(sizes)
+    return values
 
 
 def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
-          value_bytes: float, trades_bytes: float = 0.0, state_bytes: float = 0.0) -> dict:  # fmt: skip
+          value_bytes: float, trades_bytes: float = 0.0, state_bytes: float = 0.0,
+          values: Sequence[bytes] = ()) -> dict:  # fmt: skip
     """Relay every tick of ``topics.ticks`` as ``outputs_per_tick`` records; the figures.
 
     ``trades_bytes``, ``state_bytes``: see the module's docstring (0: not written).
+    ``values``: real records to write, in turn (so that they compress as the
+    service's do), instead of ``value_bytes`` repeated bytes.
     """
     bus = bus_for(bootstrap)
     own = new_prefix("floor")  # each relay its own group, transactional id and topics
@@ -95,7 +108,7 @@ def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
     if state_bytes:
         configs[state] = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
     bus.create_topics(names, PARTITIONS, 1, configs)
-    value = b"x" * round(value_bytes)
+    outputs = itertools.cycle(values or [b"x" * round(value_bytes)])
     copy = b"t" * round(trades_bytes)
     snapshot = b"s" * round(state_bytes)
     producer = bus.transactional_producer(f"{own}relay")
@@ -106,6 +119,7 @@ def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
     offsets: dict[TopicPartition, int] = {}
     changed: dict[int, set[bytes]] = {}  # partition: the symbols read since the last commit
     first = last_commit = 0.0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     deadline = time.monotonic() + 1800
     try:
         producer.begin()
@@ -118,7 +132,9 @@ def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
                 k = int(owed)
                 owed -= k
                 # the partition is given: the key (a symbol's, in the service) only rides along
-                producer.send_encoded(out, [KEY] * k, [value] * k, batch.partition)
+                producer.send_encoded(
+                    out, [KEY] * k, list(itertools.islice(outputs, k)), batch.partition
+                )
                 written += k
                 if trades_bytes:  # the reference to the batch's kept trades
                     producer.send_encoded(copies, [KEY], [copy], batch.partition)
@@ -135,6 +151,7 @@ def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
                 transactions += 1
                 offsets, changed, last_commit = {}, {}, time.perf_counter()
         seconds = time.perf_counter() - first
+        after = resource.getrusage(resource.RUSAGE_SELF)
     finally:
         consumer.close()
         producer.close()
@@ -145,4 +162,5 @@ def relay(bootstrap: str, topics: Topics, ticks: int, outputs_per_tick: float,
             "value_bytes": round(value_bytes), "copied": copied,
             "trades_bytes": round(trades_bytes), "state_records": snapshots,
             "state_bytes": round(state_bytes), "seconds": seconds,
-            "ticks_per_s": read / seconds}  # fmt: skip
+            "ticks_per_s": read / seconds,
+            "cpu_seconds": (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)}  # fmt: skip
