@@ -24,8 +24,12 @@ def _cells(d: dict[str, float], fmt: Any = _ms) -> str:
     return " / ".join(fmt(d[k]) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
 
 
-def _verdict(results: list[dict[str, Any]]) -> str:
-    """Issue 24's target on ``run``'s own settings (the 25 ms delivery grid), at 10,000 ticks/s."""
+def _verdict(results: list[dict[str, Any]], limit_ms: float = 2.0) -> str:
+    """A p99 target on ``run``'s own settings (the 25 ms delivery grid), at 10,000 ticks/s.
+
+    Issue 24's is 2 ms, issue 38's 5 ms; a run that misses one says how much of its
+    p99 the wait for the grid (the ``feed`` part) is alone.
+    """
     default = [r for r in results if r["rate"] == 10_000 and r["delivery_ms"] == 25]
     if not default:
         return "not judged (no run at 10,000 ticks/s with the simulator's default grid)."
@@ -33,7 +37,14 @@ def _verdict(results: list[dict[str, Any]]) -> str:
     figure = f"p99 {_ms(r['latency']['p99_ms'])} ms over {r['rows']:,} bar closes"
     if r["rows"] < MIN_CLOSES_FOR_P99:
         return f"not judged ({figure}; a p99 needs at least {MIN_CLOSES_FOR_P99:,})."
-    return f"{verdict(r['latency']['p99_ms'] <= 2.0)} ({figure})."
+    met = r["latency"]["p99_ms"] <= limit_ms
+    feed = r.get("feed", {}).get("p99_ms")
+    if met or feed is None or feed <= limit_ms:
+        return f"{verdict(met)} ({figure})."
+    return (
+        f"{verdict(met)} ({figure}; the wait for the delivery grid alone, the `feed` "
+        f"part, has a p99 of {_ms(feed)} ms: above the target before the pipeline starts)."
+    )
 
 
 def _start(results: list[dict[str, Any]]) -> str:
@@ -154,6 +165,8 @@ trades in brackets). CPU: seconds of CPU time the process used per second.{_star
 {table}
 Against the target of issue 24, p99 at most 2 ms at 10,000 ticks/s (`run`'s
 own settings): {_verdict(results)}
+Against the target of issue 38, p99 at most 5 ms at 10,000 ticks/s with the
+simulator's default delivery: {_verdict(results, 5.0)}
 
 {_floor_text(results, floor)}
 """

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from kafka_section import MIN_CLOSES_FOR_P99, TARGETS, _ms
-from section_text import measured, out
+from results import history as saved_runs
+from section_text import measured, out, verdict
+
+#: Issue 38: the service's p99 at most this many times the relay's, per guarantee.
+RATIO_TARGETS = {"exactly-once": 1.5, "at-least-once": 1.3}
 
 
 def _row(r: dict[str, Any]) -> str:
@@ -39,6 +43,47 @@ def _against(floor: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ratios(floor_run: dict[str, Any]) -> str:
+    """Issue 38's targets: the Kafka section's service p99 over this relay's, rate by rate.
+
+    The service's figures are those of the Kafka section's saved run measured last
+    before this one (the sections run one after the other); both times are given.
+    """
+    before = [r for r in saved_runs("kafka") if r["measured_at"] <= floor_run["measured_at"]]
+    if not before:
+        return ""
+    service_run = before[-1]
+    service = out(service_run, "bench_kafka_latency")
+    floor = out(floor_run, "bench_kafka_floor")
+    lines = []
+    for guarantee, limit in RATIO_TARGETS.items():
+        for rate in (10_000, 100_000):
+            pick = [
+                [r for r in runs["rates"]
+                 if r["rate"] == rate and r.get("guarantee", "exactly-once") == guarantee
+                 and "with_start_up" in r]
+                for runs in (service, floor)
+            ]  # fmt: skip
+            what = f"{guarantee} at {rate:,} ticks/s, p99 at most {limit:g}x the relay's"
+            if not all(pick):
+                lines.append(f"- {what}: not judged (a run is missing)")
+                continue
+            mine, relay = (found[0]["with_start_up"] for found in pick)
+            if min(mine["bar_closes"], relay["bar_closes"]) < MIN_CLOSES_FOR_P99:
+                lines.append(f"- {what}: not judged (fewer than {MIN_CLOSES_FOR_P99:,} closes)")
+                continue
+            ratio = mine["p99_ms"] / relay["p99_ms"]
+            lines.append(
+                f"- {what}: {verdict(ratio <= limit)} ({ratio:.2f}x: the service's "
+                f"{_ms(mine['p99_ms'])} ms against the relay's {_ms(relay['p99_ms'])} ms)"
+            )
+    return (
+        "\n\nIssue 38's targets, the service's p99 (the Kafka section, measured at "
+        f"{service_run['measured_at']}) against this relay's (measured at "
+        f"{floor_run['measured_at']}), start-up included:\n\n" + "\n".join(lines)
+    )
+
+
 def render_kafka_floor(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
     floor = out(run, "bench_kafka_floor")
     rows = "\n".join(_row(r) for r in floor["rates"])
@@ -68,7 +113,7 @@ two cores, with these clients.
 
 Issue 24's latency targets beside this floor:
 
-{_against(floor)}
+{_against(floor)}{_ratios(run)}
 
 What sets it: a row reaches a `read_committed` reader after two trips through
 the broker (the trade in, the row out), each a produce request and a fetch;
