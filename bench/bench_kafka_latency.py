@@ -308,6 +308,40 @@ def measure(bootstrap: str, rate: float, warmup: float, duration: float, linger_
         "feed": feed,
         "lateness_s": late_ns / 1e9,
         "from_bar_end": from_bar_end(whole_closes),
+        "tail": tail(whole_closes),
+    }
+
+
+#: The first seconds of closes a tail is attributed to start-up in (:func:`tail`).
+START_UP_S = 10
+MINUTE_NS = 60 * 1_000_000_000
+
+
+def tail(closes: dict) -> dict:
+    """Which closes the rows at or above the p99 (start-up included) come from.
+
+    At a minute's end the 1m bars (every fifth minute the 5m bars too) close with
+    the 1s bars: such a close writes two or three times the rows of the others.
+    Shares of the tail's rows at a minute's end and in the first
+    :data:`START_UP_S` seconds of closes, the share of all rows at a minute's
+    end, and the p99 of the rows of the other closes.
+    """
+    rows = [(latency, end, stamp) for (_, end, stamp), got in closes.items() for latency, _ in got]
+    if not rows:
+        return {}
+    latency = np.asarray([r[0] for r in rows], np.float64) / 1e6
+    minute = np.asarray([r[1] % MINUTE_NS == 0 for r in rows])
+    stamps = np.asarray([r[2] for r in rows], np.int64)
+    early = stamps - stamps.min() < START_UP_S * 1_000_000_000
+    slow = latency >= np.percentile(latency, 99)
+    others = latency[~minute]
+    return {
+        "rows": int(slow.sum()),
+        "at_minute_end": float(minute[slow].mean()),
+        "in_start_up": float(early[slow].mean()),
+        "minute_end_rows": float(minute.mean()),
+        "minute_end_closes": len({(p, end) for p, end, _ in closes if end % MINUTE_NS == 0}),
+        "p99_other_closes_ms": float(np.percentile(others, 99)) if len(others) else np.nan,
     }
 
 
@@ -541,6 +575,14 @@ def main() -> None:
                 print(f"  from the bar's end: p50 {end['p50_ms']:.1f} ms, p99 {end['p99_ms']:.1f} "
                       f"ms (first tick p50 {end['first_tick']['p50_ms']:.1f}, p99 "
                       f"{end['first_tick']['p99_ms']:.1f})", file=sys.stderr)  # fmt: skip
+                slow = result["tail"]
+                if slow:
+                    print(f"  tail: {slow['rows']} rows at or above the p99, "
+                          f"{slow['at_minute_end']:.0%} at a minute's end (those closes: "
+                          f"{slow['minute_end_rows']:.0%} of all rows), "
+                          f"{slow['in_start_up']:.0%} in the first {START_UP_S} s; p99 of the "
+                          f"other closes {slow['p99_other_closes_ms']:.1f} ms",
+                          file=sys.stderr)  # fmt: skip
                 results.append(result)
         broker = kafka.describe()
     print(

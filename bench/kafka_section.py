@@ -278,7 +278,7 @@ batch the service polled (millisecond resolution), so `to_broker` and
 they do not add up to the totals. p50 / p99 ms of each stage:
 
 {_breakdown(latency)}
-
+{_tail_text(latency)}
 The first seconds on fresh topics are slower; why is not settled. One
 suspected cause, the broker's first writes into the new partitions' index files
 (sparse, memory-mapped), is timed directly by `bench/bench_page_touch.py`: on
@@ -287,6 +287,32 @@ this machine's disk a first write into a page of a new sparse mapped file took
 max {touch["disk"]["max_ms"]:.1f} ms over {touch["disk"]["pages"]:,} pages), against
 {touch["tmpfs"]["median_ms"] * 1000:.1f} us on tmpfs (max {touch["tmpfs"]["max_ms"]:.1f} ms):
 too little to explain it.
+"""
+
+
+def _tail_text(latency: dict[str, Any]) -> str:
+    """Which closes make each run's p99 (``bench_kafka_latency.tail``); '' for older runs."""
+    runs = [r for r in latency["rates"] if r.get("tail")]
+    if not runs:
+        return ""
+    lines = [
+        f"| {r.get('guarantee', 'exactly-once')} | {r['rate']:,.0f} | {t['rows']:,} | "
+        f"{t['at_minute_end']:.0%} | {t['minute_end_rows']:.0%} ({t['minute_end_closes']:,}) | "
+        f"{t['in_start_up']:.0%} | {_ms(r['with_start_up']['p99_ms'])} | "
+        f"{_ms(t['p99_other_closes_ms'])} |"
+        for r in runs
+        for t in (r["tail"],)
+    ]
+    table = "\n".join(lines)
+    return f"""
+What makes each p99: the rows at or above it (start-up included), by the close
+they came from. At a minute's end the 1m bars (every fifth minute the 5m bars too)
+close with the 1s bars, so those closes write two or three times the rows of
+the others; a relay writes the same rows every second.
+
+| guarantee | trades/s | rows at or above the p99 | of them at a minute's end | all rows at a minute's end (closes) | of them in the first 10 s | p99 ms | p99 of the other closes' rows ms |
+|---|---:|---:|---:|---:|---:|---:|---:|
+{table}
 """
 
 
