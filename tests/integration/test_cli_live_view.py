@@ -5,6 +5,7 @@ what they wrote is read back raw (line lengths, frame heights) and through a
 terminal emulator (what is left on the screen), and compared with the lake.
 """
 
+import itertools
 import re
 
 import pyarrow.dataset as ds
@@ -106,7 +107,18 @@ def test_the_table_shows_the_symbols_with_alerts_then_the_busiest_and_counts_the
         volume[trade["symbol"]] = volume.get(trade["symbol"], 0) + trade["size"]
     # the latest alert first, then by volume (the rows without an alert: their own volume)
     expected = sorted(volume, key=lambda s: (-alerted.get(s, 0), -volume[s], s))
-    assert list(rows) == expected[: len(rows)]
+    if list(rows) != expected[: len(rows)]:
+        # the last frame is the view's last refresh, which may come before the run's last
+        # trades: two symbols whose volumes end within 2% may still stand in the order of
+        # that moment (seen in a CI run: MSFT 471,654 shown above GOOGL 475,321)
+        shown = list(rows)
+        for above, below in itertools.pairwise(shown):
+            assert alerted.get(above, 0) >= alerted.get(below, 0), (above, below)
+            if alerted.get(above, 0) == alerted.get(below, 0):
+                assert volume[above] >= 0.98 * volume[below], (above, below)
+        left_out = [volume[s] for s in expected if s not in rows and s not in alerted]
+        quiet = [volume[s] for s in shown if s not in alerted]
+        assert not (left_out and quiet) or max(left_out) <= min(quiet) / 0.98
     assert set(alerted) <= set(rows)  # a few alerts: every alerting symbol is on screen
 
 
