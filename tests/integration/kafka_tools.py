@@ -32,14 +32,20 @@ def create_topics(bootstrap: str, prefix: str, partitions: int = 6) -> Topics:
     return topics
 
 
-def load_file(bootstrap: str, prefix: str, path, **options) -> int:
-    """Publish a trades file to the ticks topic; return the records sent."""
+def load_file(bootstrap: str, prefix: str, path, rate: float | None = None, **options) -> int:
+    """Publish a trades file to the ticks topic; return the records sent.
+
+    ``rate``: at most this many records a second, as a live feed sends them (a
+    batch at a time: pass a small ``batch_size``); ``None``: as fast as it goes.
+    """
     bus, topics = bus_for(bootstrap), Topics(prefix)
-    sent = 0
+    sent, started = 0, time.monotonic()
     with bus.producer() as producer:
         for batch in FileReplay(path, **options).batches():
             producer.send_columns(topics.ticks, batch.kind, batch.data)
             sent += batch.data.num_rows
+            if rate:
+                time.sleep(max(0.0, started + sent / rate - time.monotonic()))
     assert producer.failed == 0
     return sent
 
