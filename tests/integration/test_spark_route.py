@@ -54,12 +54,29 @@ def spark_command(bootstrap, prefix, checkpoint, *extra, master="local[2]"):
     ]  # fmt: skip
 
 
-def run_spark(bootstrap, prefix, checkpoint, *extra, timeout=600, master="local[2]"):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")}
+def run_spark(bootstrap, prefix, checkpoint, *extra, timeout=600, master="local[2]", env=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")} | (env or {})
     return subprocess.run(
         spark_command(bootstrap, prefix, checkpoint, *extra, master=master),
         capture_output=True, text=True, timeout=timeout, env=env,
     )  # fmt: skip
+
+
+def late_first_worker(folder):
+    """A ``PYSPARK_PYTHON`` whose first driver-side Python worker of the stateful operator
+    starts 12 s late: past the fixed 10 s Spark waits for it to connect back, as a busy CI
+    machine made one (2026-11-30 and 12-01). Returns the script, and the folder its first
+    such start makes (the proof that the fault came)."""
+    marker, script = folder / "late-worker", folder / "python"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" -m pyspark.sql.streaming.transform_with_state_driver_worker"*)\n'
+        f'  if mkdir "{marker}" 2>/dev/null; then sleep 12; fi ;;\n'
+        "esac\n"
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    script.chmod(0o755)
+    return script, marker
 
 
 def sorted_records(bootstrap, prefix):
@@ -286,11 +303,17 @@ def test_a_driver_killed_mid_batch_at_random_moments_loses_and_duplicates_nothin
         if _last(checkpoint / "offsets") > _last(checkpoint / "commits"):
             kills += 1
     assert kills == 3 and driver.returncode == -signal.SIGKILL
-    # a task may run again (local[2,3]), as in the other comparison: under CI's load a Python
-    # worker missed its 10 s to connect back here too (2026-12-01), failing the query
+    # a task may run again (local[2,3]), as in the other comparison; and the driver's own
+    # Python worker of the operator's set-up starts late, past the 10 s Spark waits (what
+    # failed CI runs' queries under load): the command starts the query again, once
+    python, late = late_first_worker(tmp_path)
     final = run_spark(kafka_bootstrap, prefix, checkpoint, "--available-now", *args,
-                      master="local[2,3]")  # fmt: skip
+                      master="local[2,3]", env={"PYSPARK_PYTHON": str(python)})  # fmt: skip
     assert final.returncode == 0, final.stderr[-3000:]
+    assert late.is_dir()  # the fault came
+    assert final.stderr.count("starting it again from its checkpoint (start 2 of 3)") == 1
+    assert final.stderr.count("started (id ") == 2  # one progress log for the two starts
+    assert "Traceback" not in final.stderr  # nor the late worker's, once it gave up
     got = sorted_records(kafka_bootstrap, prefix)
     for topic in TOPICS:
         assert got[topic] == expected[topic], topic

@@ -169,7 +169,13 @@ def _run(settings, stream, rules, spark_options, kinds) -> None:  # noqa: ANN001
 
 
 def _query(settings, stream, rules, spark_options, writer, bus, topics, stop) -> str | None:  # noqa: ANN001
-    """Run the query until it ends or ``stop`` is set; say why it failed (``None``: it did not)."""
+    """Run the query until it ends or ``stop`` is set; say why it failed (``None``: it did not).
+
+    A query that fails because a Python worker Spark started in the driver did
+    not connect back within Spark's fixed 10 s (a busy machine) starts again
+    from its checkpoint, at most ``_STARTS`` times in all: the micro-batch it
+    cut short runs again, as after a crash, and writes nothing twice.
+    """
     from marketpulse.spark.job import start
 
     try:
@@ -177,28 +183,56 @@ def _query(settings, stream, rules, spark_options, writer, bus, topics, stop) ->
         if session is None:  # stopped while Spark started: nothing ran yet
             return None
         try:
-            if stop.is_set():  # stopped as the session was made
-                return None
-            query = start(session, bus, topics, stream, rules, spark_options, writer,
-                          store_trades=settings.process.store_trades)  # fmt: skip
-            try:
-                while query.isActive and not stop.is_set():
-                    query.awaitTermination(0.5)
-            except Exception:  # noqa: BLE001 - the query failed: _why says why, in one line
-                logger.debug("spark: the query failed", exc_info=True)
-            if query.isActive:
-                logger.info("spark: stopping the query (a micro-batch under way runs again "
-                            "at the next start)")  # fmt: skip
-                query.stop()
-            failure = _why(query)
-            if failure and stop.is_set():  # stopped on request: what the stop cut short
-                logger.debug("spark: the query ended as it was stopped: %s", failure)
-                return None  # runs again at the next start: no failure
-            return failure
+            for attempt in range(1, _STARTS + 1):
+                if stop.is_set():  # stopped as the session was made, or between starts
+                    return None
+                query = start(session, bus, topics, stream, rules, spark_options, writer,
+                              store_trades=settings.process.store_trades)  # fmt: skip
+                failure = _await(query, stop)
+                if failure and stop.is_set():  # stopped on request: what the stop cut short
+                    logger.debug("spark: the query ended as it was stopped: %s", failure)
+                    return None  # runs again at the next start: no failure
+                if not failure or attempt == _STARTS or not _transient(query):
+                    return failure
+                logger.warning(
+                    "spark: the query failed (%s): starting it again from its checkpoint "
+                    "(start %d of %d)", failure, attempt + 1, _STARTS,
+                )  # fmt: skip
+            return None  # not reached: the last start returns
         finally:
             session.stop()
     finally:
         writer.close()
+
+
+def _await(query, stop) -> str | None:  # noqa: ANN001 - a pyspark StreamingQuery, an Event
+    """Wait for ``query`` to end or ``stop`` to be set, stop it; say why it failed."""
+    try:
+        while query.isActive and not stop.is_set():
+            query.awaitTermination(0.5)
+    except Exception:  # noqa: BLE001 - the query failed: _why says why, in one line
+        logger.debug("spark: the query failed", exc_info=True)
+    if query.isActive:
+        logger.info("spark: stopping the query (a micro-batch under way runs again "
+                    "at the next start)")  # fmt: skip
+        query.stop()
+    return _why(query)
+
+
+#: Starts of the query in one run of the command (the first, and restarts after
+#: a transient failure).
+_STARTS = 3
+#: Spark's words for a Python worker that did not connect back in time (its
+#: PythonWorkerFactory waits a fixed 10 s for one it starts itself).
+_TRANSIENT = ("Python worker failed to connect back",
+              "waiting for the Python worker to connect back")  # fmt: skip
+
+
+def _transient(query) -> bool:  # noqa: ANN001 - a pyspark StreamingQuery
+    """Whether the query failed for a reason a restart from its checkpoint can outlast."""
+    error = query.exception()
+    text = "" if error is None else str(error.desc if hasattr(error, "desc") else error)
+    return any(marker in text for marker in _TRANSIENT)
 
 
 def _session(spark_options, stop):  # noqa: ANN001, ANN202 - a SparkSession, or None
@@ -242,6 +276,10 @@ def _why(query) -> str | None:  # noqa: ANN001 - a pyspark StreamingQuery
         at = text.rfind(marker)
         if at >= 0:
             return text[at + len(marker) :].splitlines()[0].strip()
+    at = text.find(_PROXY)
+    raised = _raised(text[at + len(_PROXY) :]) if at >= 0 else None
+    if raised:  # a Python error in a micro-batch: its own line, not the traceback's header
+        return raised
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
@@ -253,3 +291,23 @@ def _why(query) -> str | None:  # noqa: ANN001 - a pyspark StreamingQuery
 
 #: Spark's words before the cause, in a failed query's message.
 _TERMINATED = "terminated with exception: "
+#: py4j's words before the traceback of a Python callback (a micro-batch's function).
+_PROXY = "An exception was raised by the Python Proxy. Return Message: "
+#: A traceback's last line: the exception's (qualified) name, and its message.
+_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(?::\s.*)?")
+
+
+def _raised(traceback: str) -> str | None:
+    """The exception line of a Python traceback in a JVM message (the last one if chained)."""
+    found = None
+    for line in traceback.splitlines():
+        if line.startswith(("\tat ", "at ")):  # the JVM's frames: the traceback ended
+            break
+        if line.startswith(": ") and found and "Py4JJavaError" in found:
+            found = line[2:].strip()  # the JVM's error behind a py4j call: say that one
+            continue
+        if line[:1].isspace() or line.startswith(("Traceback ", "During handling", "The above")):
+            continue
+        if _EXCEPTION_LINE.fullmatch(line.strip()):
+            found = line.strip()
+    return found

@@ -168,8 +168,14 @@ def start(
     )  # fmt: skip
     from marketpulse.spark.progress import ProgressLog
 
-    spark.streams.addListener(ProgressLog())
+    if not getattr(spark, _PROGRESS, False):  # one log for the session's starts of the query
+        spark.streams.addListener(ProgressLog())
+        setattr(spark, _PROGRESS, True)
     return stream.start()
+
+
+#: The attribute that marks a session whose queries' progress is logged already.
+_PROGRESS = "_marketpulse_progress_log"
 
 
 def _existing(bus: KafkaBus, topics: Topics, shorts: Sequence[str]) -> list[str]:

@@ -10,7 +10,9 @@ leaving those lines out; everything else, warnings and errors included, goes
 through unchanged and in order. Once the command stops the query (its
 ``stopped`` event set), the JVM's threads it interrupts print their stack
 traces (a state server's closed socket, an interrupted micro-batch): those
-are left out too, as the command says the micro-batch runs again.
+are left out too, as the command says the micro-batch runs again. So is the
+traceback of a Python worker that connected back after Spark stopped waiting
+for it (``[CANNOT_OPEN_SOCKET]``): the command restarts the query and says so.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ _KEEP = re.compile(r"unresolved|error|exception|warn|fail|not found", re.IGNOREC
 _INCUBATOR = "WARNING: Using incubator modules: "
 #: Lines of a JVM thread's uncaught exception: its first line, frames, causes.
 _JVM_TRACE = re.compile(r"^(?:Exception in thread \"|\s+at \S|\s+\.\.\. \d+ more|Caused by: )")
+
+
+#: A Python traceback's first line, and the error that ends the one of a Python worker
+#: that connected back after the 10 s Spark waits (the command says it restarted).
+_PYTHON_TRACE = "Traceback (most recent call last):"
+_LATE_WORKER = "[CANNOT_OPEN_SOCKET]"
 
 
 def is_notice(line: str) -> bool:
@@ -86,12 +94,23 @@ class QuietStderr:
         self._thread.join(0.5)
 
     def _copy(self, read: int, terminal: int) -> None:
+        held: list[bytes] = []  # a Python traceback, until its last line says whose it is
         with os.fdopen(read, "rb") as pipe:
             for raw in pipe:
                 line = raw.decode("utf-8", "replace")
+                if held or line.startswith(_PYTHON_TRACE):
+                    held.append(raw)
+                    if len(held) == 1 or line[:1].isspace():
+                        continue
+                    if _LATE_WORKER not in line:  # not a worker Spark gave up on: shown
+                        os.write(terminal, b"".join(held))
+                    held.clear()
+                    continue
                 if is_notice(line) or self._stopping() and bool(_JVM_TRACE.match(line)):
                     continue
                 os.write(terminal, raw)
+        if held:  # the stream ended inside a traceback: shown as it came
+            os.write(terminal, b"".join(held))
 
     def _stopping(self) -> bool:
         return self._stopped is not None and self._stopped.is_set()

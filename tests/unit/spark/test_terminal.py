@@ -98,3 +98,38 @@ def test_once_stopped_the_jvms_thread_traces_are_left_out_and_the_rest_kept():
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [*TRACE.splitlines(), "before the stop",
                                           "after the stop"]  # fmt: skip
+
+
+#: A Python worker's traceback when it connects back after the 10 s Spark waited (pyspark
+#: 4.2.0, seen with a worker held back 12 s), and another Python error's.
+LATE = """\
+Traceback (most recent call last):
+  File "<frozen runpy>", line 198, in _run_module_as_main
+  File "/venv/pyspark.zip/pyspark/worker_util.py", line 204, in get_sock_file_to_executor
+pyspark.errors.exceptions.base.PySparkRuntimeError: [CANNOT_OPEN_SOCKET] Can not open socket: \
+["tried to connect to ('127.0.0.1', 43525), but an error occurred: timed out"].
+"""
+OTHER = """\
+Traceback (most recent call last):
+  File "/venv/marketpulse/spark/writer.py", line 88, in __call__
+    rows = frame.count()
+KeyError: 'bar_start'
+"""
+
+
+def test_a_late_python_workers_traceback_is_left_out_and_other_tracebacks_kept():
+    script = textwrap.dedent("""
+        import subprocess, sys
+        from marketpulse.spark.terminal import QuietStderr
+        with QuietStderr():
+            child = "import os, sys; sys.stderr.write(os.environ['TEXT'])"
+            subprocess.run([sys.executable, "-c", child], check=True)
+    """)
+    text = "before\n" + LATE + "between\n" + OTHER + "after\n" + OTHER.rsplit("\n", 2)[0]
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "TEXT": text})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # the late worker's lines out; the other traceback whole, even cut off at the end
+    unfinished = OTHER.rsplit("\n", 2)[0].splitlines()
+    assert result.stderr.splitlines() == ["before", "between", *OTHER.splitlines(), "after",
+                                          *unfinished]  # fmt: skip
