@@ -51,3 +51,39 @@ def busy_cpu(seconds: float = 600.0) -> Iterator[None]:
     finally:
         spinner.kill()
         spinner.join()
+
+
+class Throttle:
+    """Runs a process a third of the time: ``SIGCONT`` for ``run_s``, ``SIGSTOP`` for twice it.
+
+    A process that shares its core with two others would run so; a stopped one keeps
+    its state, its sockets and its wall clock, so its own timers (an idle timeout, a
+    session) go on, while its work takes three times as long. Stopped when the process
+    ends or :meth:`stop` is called, the process then left running.
+    """
+
+    def __init__(self, pid: int, run_s: float = 0.02) -> None:
+        import signal
+        import threading
+
+        self._pid, self._run_s, self._signal = pid, run_s, signal
+        self._done = threading.Event()
+        self.stops = 0  # SIGSTOPs sent: the proof it throttled
+        self._thread = threading.Thread(target=self._cycle, daemon=True)
+        self._thread.start()
+
+    def _cycle(self) -> None:
+        try:
+            while not self._done.wait(self._run_s):
+                os.kill(self._pid, self._signal.SIGSTOP)
+                self.stops += 1
+                if self._done.wait(2 * self._run_s):
+                    break
+                os.kill(self._pid, self._signal.SIGCONT)
+            os.kill(self._pid, self._signal.SIGCONT)
+        except ProcessLookupError:  # it ended: nothing to throttle
+            pass
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
