@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kafka_section import MIN_CLOSES_FOR_P99, TARGETS, _ms
+from kafka_section import MIN_CLOSES_FOR_P99, TARGETS, _ms, warm_up_sentence
 from results import history as saved_runs
 from section_text import measured, out, verdict
 
@@ -68,6 +68,9 @@ def _ratios(floor_run: dict[str, Any]) -> str:
             if not all(pick):
                 lines.append(f"- {what}: not judged (a run is missing)")
                 continue
+            if (service.get("broker_warmup_s") or 0) != (floor.get("broker_warmup_s") or 0):
+                lines.append(f"- {what}: not judged (the brokers were warmed differently)")
+                continue
             mine, relay = (found[0]["with_start_up"] for found in pick)
             if min(mine["bar_closes"], relay["bar_closes"]) < MIN_CLOSES_FOR_P99:
                 lines.append(f"- {what}: not judged (fewer than {MIN_CLOSES_FOR_P99:,} closes)")
@@ -105,7 +108,7 @@ transaction as soon as every partition with recent input has closed that
 second (at most 20 ms after the first, the service's rule; no state, no commit
 interval); at least once they are sent at once. Whatever an engine computes
 comes on top of these figures: they are the floor of Kafka on this machine's
-two cores, with these clients.
+two cores, with these clients. {warm_up_sentence(floor)}
 
 | guarantee | trades/s | produced/s | rows (closes) | p50 ms | p99 ms | max ms | until produced p50 / p99 ms | relay CPU (cores) |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|

@@ -279,15 +279,69 @@ they do not add up to the totals. p50 / p99 ms of each stage:
 
 {_breakdown(latency)}
 {_tail_text(latency)}
-The first seconds on fresh topics are slower; why is not settled. One
-suspected cause, the broker's first writes into the new partitions' index files
-(sparse, memory-mapped), is timed directly by `bench/bench_page_touch.py`: on
-this machine's disk a first write into a page of a new sparse mapped file took
+{_warm_up_text(latency, history)} One other suspected cause, the broker's first
+writes into the new partitions' index files (sparse, memory-mapped), is timed
+directly by `bench/bench_page_touch.py`: on this machine's disk a first write into
+a page of a new sparse mapped file took
 {touch["disk"]["median_ms"] * 1000:.1f} us (median; p99 {touch["disk"]["p99_ms"] * 1000:.1f} us,
 max {touch["disk"]["max_ms"]:.1f} ms over {touch["disk"]["pages"]:,} pages), against
 {touch["tmpfs"]["median_ms"] * 1000:.1f} us on tmpfs (max {touch["tmpfs"]["max_ms"]:.1f} ms):
 too little to explain it.
 """
+
+
+def warm_up_sentence(latency: dict[str, Any]) -> str:
+    """What the broker ran before the measured runs (``--broker-warmup``), for both sections."""
+    warm = latency.get("broker_warmup_s") or 0
+    if not warm:
+        return "The broker is new: the first run meets its JVM cold."
+    return (
+        f"Before the runs the new broker took {warm:g} s of the same load on other topics, "
+        "not counted: a new broker's JVM compiles its hot paths under its first load, which "
+        "a running cluster's has long done. Each engine under test is started afresh for "
+        "each run on fresh topics, and its own start-up counts."
+    )
+
+
+def _warm_up_text(latency: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """The broker's warm-up, and this run beside the last one on a cold broker."""
+    if not latency.get("broker_warmup_s"):
+        return (
+            "The first seconds on fresh topics are slower; the broker is new, and its JVM "
+            "meets the first run cold (runs since 2026-12-01 warm it first)."
+        )
+    cold_runs = [
+        run
+        for run in history
+        if not out(run, "bench_kafka_latency").get("broker_warmup_s")
+        and all("tail" in r for r in out(run, "bench_kafka_latency")["rates"])
+    ]
+    if not cold_runs:
+        return warm_up_sentence(latency)
+    cold_run = cold_runs[-1]
+    cold = {
+        (r.get("guarantee", "exactly-once"), r["rate"]): r
+        for r in out(cold_run, "bench_kafka_latency")["rates"]
+    }
+    lines = [
+        f"| {guarantee} | {rate:,.0f} | {_ms(before['with_start_up']['p99_ms'])} | "
+        f"{before['tail']['in_start_up']:.0%} | {_ms(r['with_start_up']['p99_ms'])} | "
+        f"{r['tail']['in_start_up']:.0%} |"
+        for r in latency["rates"]
+        if "tail" in r
+        for guarantee in (r.get("guarantee", "exactly-once"),)
+        for rate in (r["rate"],)
+        if (before := cold.get((guarantee, rate))) is not None
+    ]
+    return f"""{warm_up_sentence(latency)} The last run on a cold broker
+({cold_run["measured_at"][:10]}, commit `{cold_run["commit"][:10]}`) had the
+first seconds' closes make most of each p99; its figures beside these:
+
+| guarantee | trades/s | cold broker: p99 ms | of its tail in the first 10 s | warmed broker: p99 ms | of its tail in the first 10 s |
+|---|---:|---:|---:|---:|---:|
+{chr(10).join(lines)}
+
+The slow first seconds were mostly the broker's."""
 
 
 def _tail_text(latency: dict[str, Any]) -> str:
