@@ -8,6 +8,7 @@ state partition and both partition counts (the count is written with the state).
 """
 
 import gzip
+import time
 
 import pytest
 from confluent_kafka.admin import NewPartitions
@@ -52,7 +53,12 @@ def test_more_partitions_under_existing_state_is_refused_in_one_line(
     names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(topic_prefix)]
     for future in admin.create_partitions([NewPartitions(t, 4) for t in names]).values():
         future.result()
-    assert bus_for(kafka_bootstrap).partitions(topics.ticks) == 4
+    # the broker's metadata shows the new partitions a moment after the request returns
+    # (2 still, once, in a CI run)
+    deadline = time.monotonic() + 30
+    while bus_for(kafka_bootstrap).partitions(topics.ticks) != 4:
+        assert time.monotonic() < deadline, "ticks never showed 4 partitions"
+        time.sleep(0.2)
 
     second = _process(cli, kafka_bootstrap, topic_prefix)
     assert second.returncode == 2, second.stdout + second.stderr
