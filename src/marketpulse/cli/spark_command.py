@@ -230,9 +230,14 @@ _TRANSIENT = ("Python worker failed to connect back",
 
 def _transient(query) -> bool:  # noqa: ANN001 - a pyspark StreamingQuery
     """Whether the query failed for a reason a restart from its checkpoint can outlast."""
-    error = query.exception()
-    text = "" if error is None else str(error.desc if hasattr(error, "desc") else error)
+    text = _failure_text(query) or ""
     return any(marker in text for marker in _TRANSIENT)
+
+
+def _failure_text(query) -> str | None:  # noqa: ANN001 - a pyspark StreamingQuery
+    """Spark's whole message of the query's failure (``None``: it did not fail)."""
+    error = query.exception()
+    return None if error is None else str(error.desc if hasattr(error, "desc") else error)
 
 
 def _session(spark_options, stop):  # noqa: ANN001, ANN202 - a SparkSession, or None
@@ -268,10 +273,9 @@ def _session(spark_options, stop):  # noqa: ANN001, ANN202 - a SparkSession, or 
 
 def _why(query) -> str | None:  # noqa: ANN001 - a pyspark StreamingQuery
     """One line saying why the query failed (``None``: it did not)."""
-    error = query.exception()
-    if error is None:
+    text = _failure_text(query)
+    if text is None:
         return None
-    text = str(error.desc if hasattr(error, "desc") else error)
     for marker in ("CheckpointError: ", "BusError: ", "SinkError: ", "StoreFailedError: "):
         at = text.rfind(marker)
         if at >= 0:
@@ -282,7 +286,7 @@ def _why(query) -> str | None:  # noqa: ANN001 - a pyspark StreamingQuery
         return raised
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
-        return type(error).__name__
+        return type(query.exception()).__name__
     first = lines[0]
     at = first.find(_TERMINATED)
     first = first[at + len(_TERMINATED) :] if at >= 0 else first
